@@ -1,0 +1,206 @@
+package storage
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"iter"
+	"time"
+
+	"github.com/pembadb/pemba/graph"
+)
+
+// Revision is a totally ordered snapshot token. 0 is the empty store before
+// any write; every committed write gets a revision strictly greater than all
+// earlier ones.
+type Revision uint64
+
+// Typed errors callers branch on. Engines wrap them with context; test with
+// errors.Is / errors.As.
+var (
+	// ErrRevisionTooOld: the revision is below the garbage-collection window.
+	ErrRevisionTooOld = errors.New("revision is older than the garbage-collection window")
+	// ErrRevisionUnknown: the revision is newer than any committed one.
+	ErrRevisionUnknown = errors.New("revision is not known to this datastore")
+	// ErrPreconditionFailed: a write precondition did not hold; nothing was written.
+	ErrPreconditionFailed = errors.New("precondition failed")
+	// ErrInvalidArgument: a filter, mutation or option is malformed.
+	ErrInvalidArgument = errors.New("invalid argument")
+	// ErrClosed: the engine has been closed.
+	ErrClosed = errors.New("datastore is closed")
+)
+
+// AlreadyExistsError is returned when a CREATE mutation names a relationship
+// that already exists; nothing was written.
+type AlreadyExistsError struct{ Relationship graph.Relationship }
+
+func (e *AlreadyExistsError) Error() string {
+	return fmt.Sprintf("relationship already exists: %s#%s@%s:%s",
+		e.Relationship.Resource.Type+":"+e.Relationship.Resource.ID, e.Relationship.Relation,
+		e.Relationship.Subject.Object.Type, e.Relationship.Subject.Object.ID)
+}
+
+// Op is a mutation kind.
+type Op int
+
+const (
+	// OpCreate inserts a relationship; it fails if the relationship exists.
+	OpCreate Op = iota + 1
+	// OpTouch inserts or replaces a relationship (caveat and expiration included).
+	OpTouch
+	// OpDelete removes a relationship; absent is not an error.
+	OpDelete
+)
+
+func (o Op) String() string {
+	switch o {
+	case OpCreate:
+		return "CREATE"
+	case OpTouch:
+		return "TOUCH"
+	case OpDelete:
+		return "DELETE"
+	}
+	return fmt.Sprintf("Op(%d)", int(o))
+}
+
+// Mutation is one change in a write. A relationship's identity is
+// (resource, relation, subject); caveat and expiration are its payload.
+type Mutation struct {
+	Op           Op
+	Relationship graph.Relationship
+}
+
+// SubjectFilter selects subjects. Empty IDs means any ID. Relation nil means
+// any relation; a pointer to "" means the subject has no relation (ellipsis).
+type SubjectFilter struct {
+	Type     string
+	IDs      []string
+	Relation *string
+}
+
+// Filter selects relationships. Empty fields match anything; ResourceIDs
+// requires ResourceType.
+type Filter struct {
+	ResourceType string
+	ResourceIDs  []string
+	Relation     string
+	Subject      *SubjectFilter
+}
+
+// Precondition must hold, in the write's transaction, for the write to apply.
+type Precondition struct {
+	// MustMatch: at least one live relationship matches Filter (true), or
+	// none does (false).
+	MustMatch bool
+	Filter    Filter
+}
+
+// WriteMetadata is recorded with a write's revision for the audit trail and
+// returned by Watch.
+type WriteMetadata struct {
+	Actor  string
+	Reason string
+}
+
+// QueryOptions bound and position a query.
+type QueryOptions struct {
+	// Limit caps the number of results; 0 means no limit.
+	Limit int
+	// After resumes strictly after this relationship in the query's order
+	// (the cursor is the last relationship a caller received).
+	After *graph.Relationship
+	// Now is the instant expirations are compared with; zero means
+	// time.Now(). Callers evaluating one request pass one instant.
+	Now time.Time
+}
+
+// ReverseFilter selects relationships by subject, optionally narrowed to a
+// resource type and relation.
+type ReverseFilter struct {
+	Subject      SubjectFilter
+	ResourceType string
+	Relation     string
+}
+
+// Reader reads one snapshot. Forward queries are ordered by (resource type,
+// resource id, relation, subject type, subject id, subject relation);
+// reverse queries by (subject type, subject id, subject relation, resource
+// type, resource id, relation). Expired relationships are never returned.
+// A Reader is safe for concurrent use.
+type Reader interface {
+	Revision() Revision
+	QueryRelationships(ctx context.Context, f Filter, opts QueryOptions) iter.Seq2[graph.Relationship, error]
+	ReverseQueryRelationships(ctx context.Context, f ReverseFilter, opts QueryOptions) iter.Seq2[graph.Relationship, error]
+	// ReadSchema returns the schema in force at this revision; Text is empty
+	// when no schema has been written.
+	ReadSchema(ctx context.Context) (StoredSchema, error)
+}
+
+// StoredSchema is a schema as stored: its source text, an opaque compiled
+// form chosen by the writer, and the revision that wrote it.
+type StoredSchema struct {
+	Text     string
+	Compiled []byte
+	Revision Revision
+}
+
+// WriteRequest is one atomic write.
+type WriteRequest struct {
+	Preconditions []Precondition
+	Mutations     []Mutation
+	Metadata      WriteMetadata
+}
+
+// DeleteResult reports a filtered delete.
+type DeleteResult struct {
+	Revision Revision
+	Deleted  int
+	// More is true when Limit stopped the delete before every match was removed.
+	More bool
+}
+
+// RelationshipChange is one relationship touched or deleted by a revision.
+type RelationshipChange struct {
+	Op           Op // OpTouch (created or replaced) or OpDelete
+	Relationship graph.Relationship
+}
+
+// Change is everything one committed revision changed, with its metadata.
+type Change struct {
+	Revision      Revision
+	CommittedAt   time.Time
+	Metadata      WriteMetadata
+	Relationships []RelationshipChange
+	SchemaChanged bool
+}
+
+// ImportResult reports a bulk import.
+type ImportResult struct {
+	Imported  int
+	Revisions []Revision // one per committed batch, ascending
+}
+
+// Engine is a revisioned relationship store.
+type Engine interface {
+	// HeadRevision is the newest committed revision.
+	HeadRevision(ctx context.Context) (Revision, error)
+	// SnapshotReader reads at rev. It fails with ErrRevisionTooOld below the
+	// GC window and ErrRevisionUnknown above the head.
+	SnapshotReader(ctx context.Context, rev Revision) (Reader, error)
+	// Write applies the mutations atomically if every precondition holds.
+	Write(ctx context.Context, req WriteRequest) (Revision, error)
+	// DeleteRelationships deletes up to limit (0: all) live matches in one revision.
+	DeleteRelationships(ctx context.Context, f Filter, limit int, meta WriteMetadata) (DeleteResult, error)
+	// WriteSchema stores a new schema version in its own revision.
+	WriteSchema(ctx context.Context, s StoredSchema, meta WriteMetadata) (Revision, error)
+	// Import writes relationships in batches of batchSize (TOUCH semantics),
+	// one revision per batch.
+	Import(ctx context.Context, rels iter.Seq2[graph.Relationship, error], batchSize int, meta WriteMetadata) (ImportResult, error)
+	// Watch yields every revision after `after`, in order, until ctx ends.
+	Watch(ctx context.Context, after Revision) iter.Seq2[Change, error]
+	// CollectGarbage drops history no longer needed to read any revision
+	// committed within the GC window before now.
+	CollectGarbage(ctx context.Context, now time.Time) error
+	Close() error
+}
