@@ -22,6 +22,11 @@ type Schema struct {
 	CaveatOrder []string
 	// Flags enabled with `use` (e.g. "expiration").
 	Flags []string
+
+	// warnings are problems SpiceDB accepts that are likely mistakes.
+	warnings ErrorList
+	// reach is the reachability graph for reverse lookups.
+	reach *Reachability
 }
 
 // Definition is an object type: its relations and permissions.

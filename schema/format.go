@@ -1,0 +1,179 @@
+package schema
+
+import "strings"
+
+// FormatSource parses src and returns its canonical form. Files with
+// syntax errors are not formatted: the error is the *ErrorList.
+func FormatSource(filename, src string) (string, error) {
+	ast, err := Parse(filename, src)
+	if err != nil {
+		return "", err
+	}
+	return Format(ast), nil
+}
+
+// Format prints a parsed schema in canonical form: one blank line between
+// top-level declarations, tab indentation, one member per line, minimal
+// parentheses, comments kept above what they precede. Format(Parse(s)) is
+// stable: formatting its output again changes nothing.
+func Format(ast *AST) string {
+	var b strings.Builder
+	for i, item := range ast.Items {
+		if i > 0 {
+			// Consecutive `use` lines stay together.
+			_, prevUse := ast.Items[i-1].(*UseDecl)
+			_, use := item.(*UseDecl)
+			if !(prevUse && use) {
+				b.WriteByte('\n')
+			}
+		}
+		switch d := item.(type) {
+		case *UseDecl:
+			writeComments(&b, d.Comments, "")
+			b.WriteString("use " + d.Flag + "\n")
+		case *DefinitionDecl:
+			formatDefinition(&b, d)
+		case *CaveatDecl:
+			formatCaveat(&b, d)
+		}
+	}
+	if len(ast.Trailing) > 0 {
+		if len(ast.Items) > 0 {
+			b.WriteByte('\n')
+		}
+		writeComments(&b, ast.Trailing, "")
+	}
+	return b.String()
+}
+
+func writeComments(b *strings.Builder, comments []string, indent string) {
+	for _, c := range comments {
+		for _, line := range strings.Split(c, "\n") {
+			if line == "" {
+				b.WriteString("\n")
+				continue
+			}
+			b.WriteString(indent + line + "\n")
+		}
+	}
+}
+
+func formatDefinition(b *strings.Builder, d *DefinitionDecl) {
+	writeComments(b, d.Comments, "")
+	b.WriteString("definition " + d.Name + " {")
+	if len(d.Members) == 0 && len(d.Trailing) == 0 {
+		b.WriteString("}\n")
+		return
+	}
+	b.WriteByte('\n')
+	for i, m := range d.Members {
+		// A blank line separates relations from permissions and sets off
+		// commented members.
+		if i > 0 && (memberKind(m) != memberKind(d.Members[i-1]) || len(memberComments(m)) > 0) {
+			b.WriteByte('\n')
+		}
+		writeComments(b, memberComments(m), "\t")
+		switch m := m.(type) {
+		case *RelationDecl:
+			b.WriteString("\trelation " + m.Name)
+			if len(m.Types) > 0 {
+				b.WriteString(": ")
+				for j, t := range m.Types {
+					if j > 0 {
+						b.WriteString(" | ")
+					}
+					b.WriteString(typeRefString(t))
+				}
+			}
+			b.WriteByte('\n')
+		case *PermissionDecl:
+			b.WriteString("\tpermission " + m.Name + " = " + nodeString(m.Expr, 0) + "\n")
+		}
+	}
+	if len(d.Trailing) > 0 {
+		if len(d.Members) > 0 {
+			b.WriteByte('\n')
+		}
+		writeComments(b, d.Trailing, "\t")
+	}
+	b.WriteString("}\n")
+}
+
+func memberComments(m Member) []string {
+	switch m := m.(type) {
+	case *RelationDecl:
+		return m.Comments
+	case *PermissionDecl:
+		return m.Comments
+	}
+	return nil
+}
+
+func typeRefString(t *TypeRef) string {
+	return allowedString(AllowedSubject{Type: t.Type, Relation: t.Relation, Wildcard: t.Wildcard, Caveat: t.Caveat, Expiration: t.Expiration})
+}
+
+// nodeString prints an expression with the parentheses its precedence
+// needs in context ctx (0 loosest: exclusion, 1 intersection, 2 union).
+func nodeString(e ExprNode, ctx int) string {
+	switch e := e.(type) {
+	case nil:
+		return "nil"
+	case *NilNode:
+		return "nil"
+	case *NameNode:
+		return e.Name
+	case *ArrowNode:
+		switch {
+		case e.Func == ArrowAll:
+			return e.Tupleset + ".all(" + e.Target + ")"
+		case e.Arrow:
+			return e.Tupleset + "->" + e.Target
+		default:
+			return e.Tupleset + ".any(" + e.Target + ")"
+		}
+	case *BinaryNode:
+		var prec int
+		var s string
+		switch e.Op {
+		case OpUnion:
+			prec = 2
+			s = nodeString(e.Left, 2) + " + " + nodeString(e.Right, 2)
+		case OpIntersection:
+			prec = 1
+			s = nodeString(e.Left, 1) + " & " + nodeString(e.Right, 1)
+		default:
+			prec = 0
+			s = nodeString(e.Left, 0) + " - " + nodeString(e.Right, 1)
+		}
+		if prec < ctx {
+			return "(" + s + ")"
+		}
+		return s
+	}
+	return "nil"
+}
+
+func formatCaveat(b *strings.Builder, c *CaveatDecl) {
+	writeComments(b, c.Comments, "")
+	b.WriteString("caveat " + c.Name + "(")
+	for i, p := range c.Params {
+		if i > 0 {
+			b.WriteString(", ")
+		}
+		b.WriteString(p.Name + " " + p.Type.String())
+	}
+	b.WriteString(") {\n")
+	if c.Body != "" {
+		triple := strings.Contains(c.Body, `'''`) || strings.Contains(c.Body, `"""`)
+		for i, line := range strings.Split(c.Body, "\n") {
+			if triple && i > 0 || line == "" {
+				// Lines inside a multi-line string keep their exact text.
+				b.WriteString(line + "\n")
+				continue
+			}
+			b.WriteString("\t" + line + "\n")
+		}
+	}
+	b.WriteString("}\n")
+}

@@ -1,0 +1,283 @@
+package schema
+
+import (
+	"fmt"
+	"sort"
+	"strings"
+	"sync"
+)
+
+// Node is a relation or permission on an object type, or with Relation ""
+// the objects of the type themselves (a plain subject like `user:alice`).
+// Walking reachability edges from a subject's node upward finds every
+// resource relation or permission it may hold.
+type Node struct {
+	Type     string
+	Relation string
+}
+
+// String prints `type` or `type#relation`.
+func (n Node) String() string {
+	if n.Relation == "" {
+		return n.Type
+	}
+	return n.Type + "#" + n.Relation
+}
+
+// EdgeKind says how an object at an edge's From node leads to an object at
+// its To node.
+type EdgeKind int
+
+const (
+	// EdgeDirect: stored relationships `To.Type:x#To.Relation@From...`
+	// (From.Relation "" = plain subject, else a subject set).
+	EdgeDirect EdgeKind = iota
+	// EdgeWildcard: stored relationships `To.Type:x#To.Relation@From.Type:*`
+	// reach every object of From.Type.
+	EdgeWildcard
+	// EdgeComputed: To's expression names From.Relation on the same object.
+	EdgeComputed
+	// EdgeArrow: To's expression walks Tupleset to From.Relation; stored
+	// relationships `To.Type:x#Tupleset@From.Type:y` (any subject relation)
+	// lead from y to x.
+	EdgeArrow
+)
+
+func (k EdgeKind) String() string {
+	return [...]string{"direct", "wildcard", "computed", "arrow"}[k]
+}
+
+// Edge is one step upward in the reachability graph.
+type Edge struct {
+	Kind     EdgeKind
+	From, To Node
+	Tupleset string    // EdgeArrow only
+	Func     ArrowFunc // EdgeArrow only
+	// Conditional means reaching To along this edge is necessary but not
+	// sufficient: the edge sits under an intersection, the base of an
+	// exclusion, or an all-arrow, so a reverse lookup must confirm each
+	// candidate with a check.
+	Conditional bool
+}
+
+// String prints the edge, e.g. `group#member -> document#viewer (direct)`.
+func (e Edge) String() string {
+	s := fmt.Sprintf("%s -> %s (%s", e.From, e.To, e.Kind)
+	if e.Kind == EdgeArrow {
+		fn := "any"
+		if e.Func == ArrowAll {
+			fn = "all"
+		}
+		s += fmt.Sprintf(" via %s, %s", e.Tupleset, fn)
+	}
+	if e.Conditional {
+		s += ", conditional"
+	}
+	return s + ")"
+}
+
+// Reachability is the schema's graph for reverse lookups: for every node,
+// the edges leading upward from it. Edge lists are built at compile time
+// and sorted; the per-target sets behind Toward are computed on first use
+// and memoized.
+type Reachability struct {
+	edges   map[Node][]Edge
+	reverse map[Node][]Node // To → From of every edge
+	nodes   []Node          // every node with an edge, sorted
+
+	mu sync.Mutex
+	// toward caches, by target node, the set of nodes with a path to it.
+	toward map[Node]*Paths
+}
+
+// Paths is the part of the reachability graph that leads to one target.
+type Paths struct {
+	Target  Node
+	r       *Reachability
+	reaches map[Node]bool // nodes with a path to Target, Target included
+}
+
+// Reachability returns the schema's reachability graph.
+func (s *Schema) Reachability() *Reachability { return s.reach }
+
+// Edges returns the edges leading upward from n, sorted.
+func (r *Reachability) Edges(from Node) []Edge { return r.edges[from] }
+
+// Toward returns the paths leading to target.
+func (r *Reachability) Toward(target Node) *Paths {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if p, ok := r.toward[target]; ok {
+		return p
+	}
+	reaches := map[Node]bool{target: true}
+	queue := []Node{target}
+	for len(queue) > 0 {
+		n := queue[0]
+		queue = queue[1:]
+		for _, from := range r.reverse[n] {
+			if !reaches[from] {
+				reaches[from] = true
+				queue = append(queue, from)
+			}
+		}
+	}
+	p := &Paths{Target: target, r: r, reaches: reaches}
+	r.toward[target] = p
+	return p
+}
+
+// Reaches reports whether a subject at node from can reach the target.
+func (p *Paths) Reaches(from Node) bool { return p.reaches[from] }
+
+// Edges returns the edges from node that lie on some path to the target.
+func (p *Paths) Edges(from Node) []Edge {
+	var out []Edge
+	for _, e := range p.r.edges[from] {
+		if p.reaches[e.To] {
+			out = append(out, e)
+		}
+	}
+	return out
+}
+
+// EntryPoints lists, sorted, the nodes other than the target with a path
+// to it: the subject types and subject sets that can hold the target.
+func (p *Paths) EntryPoints() []Node {
+	var out []Node
+	for n := range p.reaches {
+		if n != p.Target {
+			out = append(out, n)
+		}
+	}
+	sortNodes(out)
+	return out
+}
+
+func sortNodes(ns []Node) {
+	sort.Slice(ns, func(i, j int) bool {
+		if ns[i].Type != ns[j].Type {
+			return ns[i].Type < ns[j].Type
+		}
+		return ns[i].Relation < ns[j].Relation
+	})
+}
+
+// String prints every edge, grouped by source node.
+func (r *Reachability) String() string {
+	var b strings.Builder
+	for _, n := range r.nodes {
+		fmt.Fprintf(&b, "%s:\n", n)
+		for _, e := range r.edges[n] {
+			fmt.Fprintf(&b, "  %s\n", e)
+		}
+	}
+	return b.String()
+}
+
+// String prints, for the target, each entry point and the edges out of it
+// that lead to the target.
+func (p *Paths) String() string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "%s:\n", p.Target)
+	for _, n := range p.EntryPoints() {
+		fmt.Fprintf(&b, "  from %s:\n", n)
+		for _, e := range p.Edges(n) {
+			fmt.Fprintf(&b, "    %s\n", e)
+		}
+	}
+	return b.String()
+}
+
+// edgeKey identifies an edge regardless of Conditional.
+type edgeKey struct {
+	kind     EdgeKind
+	from, to Node
+	tupleset string
+	fn       ArrowFunc
+}
+
+// buildReachability derives the edges from a fully resolved schema.
+func buildReachability(s *Schema) *Reachability {
+	found := map[edgeKey]bool{} // → conditional
+	var order []edgeKey
+	add := func(k edgeKey, conditional bool) {
+		prev, seen := found[k]
+		if !seen {
+			order = append(order, k)
+			found[k] = conditional
+			return
+		}
+		found[k] = prev && conditional
+	}
+	for _, name := range s.DefinitionOrder {
+		def := s.Definitions[name]
+		for _, rel := range def.Relations {
+			to := Node{def.Name, rel.Name}
+			for _, a := range rel.Allowed {
+				k := edgeKey{kind: EdgeDirect, from: Node{a.Type, a.Relation}, to: to}
+				if a.Wildcard {
+					k.kind = EdgeWildcard
+				}
+				add(k, false)
+			}
+		}
+		for _, perm := range def.Permissions {
+			to := Node{def.Name, perm.Name}
+			var walk func(e Expr, cond bool)
+			walk = func(e Expr, cond bool) {
+				switch e := e.(type) {
+				case *RelationRef:
+					add(edgeKey{kind: EdgeComputed, from: Node{def.Name, e.Name}, to: to}, cond)
+				case *Arrow:
+					ts := def.Relations[e.Tupleset]
+					if ts == nil {
+						return
+					}
+					for _, a := range ts.Allowed {
+						target := s.Definitions[a.Type]
+						if target == nil || !target.Has(e.Target) {
+							continue
+						}
+						add(edgeKey{kind: EdgeArrow, from: Node{a.Type, e.Target}, to: to, tupleset: e.Tupleset, fn: e.Func}, cond || e.Func == ArrowAll)
+					}
+				case *Union:
+					for _, ch := range e.Children {
+						walk(ch, cond)
+					}
+				case *Intersection:
+					for _, ch := range e.Children {
+						walk(ch, true)
+					}
+				case *Exclusion:
+					// The subtracted side never grants.
+					walk(e.Base, true)
+				}
+			}
+			walk(perm.Expr, false)
+		}
+	}
+	r := &Reachability{edges: map[Node][]Edge{}, reverse: map[Node][]Node{}, toward: map[Node]*Paths{}}
+	for _, k := range order {
+		r.edges[k.from] = append(r.edges[k.from], Edge{Kind: k.kind, From: k.from, To: k.to, Tupleset: k.tupleset, Func: k.fn, Conditional: found[k]})
+		r.reverse[k.to] = append(r.reverse[k.to], k.from)
+	}
+	for n, es := range r.edges {
+		r.nodes = append(r.nodes, n)
+		sort.Slice(es, func(i, j int) bool {
+			a, b := es[i], es[j]
+			if a.To != b.To {
+				return a.To.String() < b.To.String()
+			}
+			if a.Kind != b.Kind {
+				return a.Kind < b.Kind
+			}
+			if a.Tupleset != b.Tupleset {
+				return a.Tupleset < b.Tupleset
+			}
+			return a.Func < b.Func
+		})
+	}
+	sortNodes(r.nodes)
+	return r
+}
