@@ -179,20 +179,21 @@ func (p *parser) blocks(r *Relationship) error {
 		nameStart := p.pos
 		name := p.until(":]")
 		if name == expirationBlock {
-			if r.Expiration != nil {
-				return p.fail("expiration", p.in[start:], start, "the relationship already has an expiration")
-			}
-			t, err := p.expiration(nameStart)
+			t, err := p.expiration()
 			if err != nil {
 				return err
 			}
+			if r.Expiration != nil {
+				return p.fail("expiration", p.in[nameStart+len(name)+1:p.pos], nameStart+len(name)+1,
+					"the relationship already has an expiration")
+			}
 			r.Expiration = &t
 		} else {
-			if r.Caveat != nil {
-				return p.fail("caveat", p.in[start:], start, "the relationship already has a caveat")
-			}
 			if pr := caveatNameProblem(name); !pr.ok() {
 				return p.failProblem("caveat name", name, nameStart, pr)
+			}
+			if r.Caveat != nil {
+				return p.fail("caveat name", name, nameStart, "the relationship already has a caveat (%s)", r.Caveat.Name)
 			}
 			c := &Caveat{Name: name}
 			if p.eat(':') {
@@ -212,7 +213,7 @@ func (p *parser) blocks(r *Relationship) error {
 }
 
 // expiration parses the timestamp after `[expiration:`.
-func (p *parser) expiration(nameStart int) (time.Time, error) {
+func (p *parser) expiration() (time.Time, error) {
 	if !p.eat(':') {
 		return time.Time{}, p.fail("expiration", "", p.pos, "expected ':' and an RFC 3339 timestamp after %q", expirationBlock)
 	}
