@@ -1,0 +1,133 @@
+package check
+
+import (
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/pembadb/pemba/graph"
+	"github.com/pembadb/pemba/schema"
+	"github.com/pembadb/pemba/storage"
+)
+
+// Permissionship is the answer to a permission question.
+type Permissionship uint8
+
+const (
+	// NoPermission: the subject does not have the permission.
+	NoPermission Permissionship = iota
+	// HasPermission: the subject has the permission.
+	HasPermission
+	// Conditional: the answer depends on caveat parameters the request did
+	// not supply; Result.Missing names them.
+	Conditional
+)
+
+func (p Permissionship) String() string {
+	switch p {
+	case NoPermission:
+		return "NO_PERMISSION"
+	case HasPermission:
+		return "HAS_PERMISSION"
+	case Conditional:
+		return "CONDITIONAL"
+	}
+	return fmt.Sprintf("Permissionship(%d)", uint8(p))
+}
+
+// Errors callers branch on.
+var (
+	// ErrMaxDepth: the evaluation needed more than Config.MaxDepth nested
+	// dispatches. The request has no answer; it is never guessed.
+	ErrMaxDepth = errors.New("max depth exceeded")
+	// ErrCycleThroughExclusion: the data forms a cycle that passes through
+	// the subtracted side of an exclusion, which has no well-defined answer.
+	ErrCycleThroughExclusion = errors.New("relationship cycle through an exclusion")
+	// ErrInvalidRequest: the request names a type, relation or permission
+	// the schema does not define, or is otherwise malformed.
+	ErrInvalidRequest = errors.New("invalid request")
+)
+
+// Snapshot is what a request reads: a compiled schema and a storage reader
+// at one revision. Schema must be the schema in force at Reader.Revision().
+type Snapshot struct {
+	Schema *schema.Schema
+	Reader storage.Reader
+}
+
+// Request asks whether Subject has Permission (a permission or relation) on
+// Resource.
+type Request struct {
+	Resource   graph.ObjectRef
+	Permission string
+	Subject    graph.SubjectRef
+	// Context is the request's caveat context; a value written on a
+	// relationship wins over the request's value of the same name.
+	Context map[string]any
+	// Now is the instant expirations are judged at; zero means time.Now().
+	Now time.Time
+	// Explain asks for Result.Path. It costs nothing when false.
+	Explain bool
+}
+
+// Result answers a Request.
+type Result struct {
+	Permissionship Permissionship
+	// Missing names the caveat parameters that would decide a Conditional
+	// result, sorted.
+	Missing []string
+	// Path proves a HasPermission or Conditional result when Explain was set.
+	Path *Path
+}
+
+// BulkResult is one item of BulkCheck: a Result or the item's error.
+type BulkResult struct {
+	Result Result
+	Err    error
+}
+
+// Config configures an Engine. Zero values take the defaults.
+type Config struct {
+	// MaxDepth bounds nested dispatches (default 50).
+	MaxDepth int
+	// ChunkSize is how many resource IDs one storage query covers (default 100).
+	ChunkSize int
+	// Concurrency bounds the goroutines one BulkCheck or Lookup request uses
+	// to check independent items (default 4).
+	Concurrency int
+	// CacheEntries bounds the cross-request result cache (default 100000;
+	// negative disables the cache). One entry is about 200 bytes.
+	CacheEntries int
+	// DisableSingleflight turns off sharing of concurrent identical
+	// sub-problems.
+	DisableSingleflight bool
+}
+
+func (c Config) withDefaults() Config {
+	if c.MaxDepth <= 0 {
+		c.MaxDepth = 50
+	}
+	if c.ChunkSize <= 0 {
+		c.ChunkSize = 100
+	}
+	if c.Concurrency <= 0 {
+		c.Concurrency = 4
+	}
+	if c.CacheEntries == 0 {
+		c.CacheEntries = 100000
+	}
+	return c
+}
+
+// Stats are the engine's counters since New, for metrics.
+type Stats struct {
+	CacheHits   uint64
+	CacheMisses uint64
+	// Shared counts sub-problems answered by another request's concurrent
+	// evaluation (singleflight).
+	Shared uint64
+	// Dispatches counts sub-problems evaluated locally.
+	Dispatches uint64
+	// Queries counts storage queries issued.
+	Queries uint64
+}

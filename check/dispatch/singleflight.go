@@ -1,0 +1,126 @@
+package dispatch
+
+import (
+	"context"
+	"sync"
+	"sync/atomic"
+)
+
+// Singleflight shares the evaluation of identical concurrent sub-problems:
+// while one evaluation computes a key, others asking for it wait for its
+// answer instead of computing it again.
+//
+// Deadlock freedom: evaluations can depend on each other in a cycle (A
+// needs X while computing Y, B needs Y while computing X). A caller only
+// waits for a call led by an older evaluation (smaller Problem.Seq) and
+// computes the key itself otherwise, so the waits-for relation strictly
+// decreases Seq and cannot cycle. An answer that assumed something about
+// its leader's own in-progress evaluation (not Shareable) is not handed
+// over; the waiter computes it itself.
+type Singleflight[S any] struct {
+	next   Resolver[S]
+	mu     sync.Mutex // guards calls
+	calls  map[Key]*call
+	shared atomic.Uint64
+}
+
+// call is one in-flight key. ans and err are written once before done is
+// closed and only read after.
+type call struct {
+	seq  uint64
+	done chan struct{}
+	ans  Answer
+	err  error
+}
+
+// NewSingleflight returns a singleflight layer in front of next.
+func NewSingleflight[S any](next Resolver[S]) *Singleflight[S] {
+	return &Singleflight[S]{next: next, calls: make(map[Key]*call)}
+}
+
+// Resolve computes the IDs nobody older is computing (leading those nobody
+// is computing) and waits for the rest.
+func (s *Singleflight[S]) Resolve(ctx context.Context, scope S, p *Problem, out []Answer) error {
+	n := len(p.ResourceIDs)
+	own := make([]int, 0, n)
+	var led []*call
+	var ledIdx []int
+	var waits []*call
+	var waitIdx []int
+	s.mu.Lock()
+	for i := range p.ResourceIDs {
+		k := KeyOf(p, i)
+		if c, ok := s.calls[k]; ok {
+			if c.seq < p.Seq {
+				waits = append(waits, c)
+				waitIdx = append(waitIdx, i)
+				continue
+			}
+			own = append(own, i)
+			continue
+		}
+		c := &call{seq: p.Seq, done: make(chan struct{})}
+		s.calls[k] = c
+		led = append(led, c)
+		ledIdx = append(ledIdx, i)
+		own = append(own, i)
+	}
+	s.mu.Unlock()
+
+	err := s.resolve(ctx, scope, p, own, out)
+	// Publish what we led, even on error, so waiters never hang.
+	s.mu.Lock()
+	for j, c := range led {
+		i := ledIdx[j]
+		if err != nil {
+			c.err = err
+		} else {
+			c.ans = out[i]
+		}
+		delete(s.calls, KeyOf(p, i))
+		close(c.done)
+	}
+	s.mu.Unlock()
+	if err != nil {
+		return err
+	}
+
+	var redo []int
+	for j, c := range waits {
+		select {
+		case <-c.done:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+		i := waitIdx[j]
+		if c.err != nil || !c.ans.Shareable() {
+			redo = append(redo, i)
+			continue
+		}
+		out[i] = c.ans
+		s.shared.Add(1)
+	}
+	return s.resolve(ctx, scope, p, redo, out)
+}
+
+// resolve asks next for the IDs at idx and places the answers in out.
+func (s *Singleflight[S]) resolve(ctx context.Context, scope S, p *Problem, idx []int, out []Answer) error {
+	if len(idx) == 0 {
+		return nil
+	}
+	if len(idx) == len(p.ResourceIDs) {
+		return s.next.Resolve(ctx, scope, p, out)
+	}
+	q := subProblem(p, idx)
+	sub := make([]Answer, len(idx))
+	if err := s.next.Resolve(ctx, scope, q, sub); err != nil {
+		return err
+	}
+	for j, i := range idx {
+		out[i] = sub[j]
+	}
+	return nil
+}
+
+// Shared returns how many answers were taken from another evaluation.
+func (s *Singleflight[S]) Shared() uint64 { return s.shared.Load() }

@@ -1,0 +1,232 @@
+package check
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"hash/fnv"
+	"sync/atomic"
+	"time"
+
+	"golang.org/x/sync/errgroup"
+
+	"github.com/pembadb/pemba/check/dispatch"
+	"github.com/pembadb/pemba/graph"
+	"github.com/pembadb/pemba/schema"
+)
+
+// Engine answers permission questions. It is safe for concurrent use; one
+// Engine serves one datastore (its cache is keyed by revision).
+type Engine struct {
+	cfg   Config
+	top   dispatch.Resolver[*evaluation] // cache → singleflight → local
+	cache *dispatch.Cache[*evaluation]
+	sf    *dispatch.Singleflight[*evaluation]
+
+	seq        atomic.Uint64 // evaluation sequence, see dispatch.Problem.Seq
+	dispatches atomic.Uint64
+	queries    atomic.Uint64
+}
+
+// New returns an engine configured by cfg.
+func New(cfg Config) *Engine {
+	e := &Engine{cfg: cfg.withDefaults()}
+	var top dispatch.Resolver[*evaluation] = local{}
+	if !e.cfg.DisableSingleflight {
+		e.sf = dispatch.NewSingleflight(top)
+		top = e.sf
+	}
+	if e.cfg.CacheEntries > 0 {
+		c, err := dispatch.NewCache(top, e.cfg.CacheEntries)
+		if err == nil { // only fails for a non-positive size
+			e.cache = c
+			top = c
+		}
+	}
+	e.top = top
+	return e
+}
+
+// Stats returns the engine's counters.
+func (e *Engine) Stats() Stats {
+	s := Stats{Dispatches: e.dispatches.Load(), Queries: e.queries.Load()}
+	if e.cache != nil {
+		s.CacheHits, s.CacheMisses = e.cache.Hits(), e.cache.Misses()
+	}
+	if e.sf != nil {
+		s.Shared = e.sf.Shared()
+	}
+	return s
+}
+
+// newEvaluation prepares an evaluation for one subject of one request.
+func (e *Engine) newEvaluation(ctx context.Context, snap Snapshot, subject graph.SubjectRef, caveatCtx map[string]any, now time.Time) (*evaluation, error) {
+	h, err := contextHash(caveatCtx)
+	if err != nil {
+		return nil, err
+	}
+	return &evaluation{
+		eng: e, ctx: ctx, schema: snap.Schema, reader: snap.Reader, rev: snap.Reader.Revision(),
+		now: now, nowNano: now.UnixNano(), caveatCtx: caveatCtx, ctxHash: h,
+		seq: e.seq.Add(1), subject: subject, limit: e.cfg.MaxDepth,
+	}, nil
+}
+
+// contextHash identifies a caveat context for cache keys: FNV-1a of its
+// canonical JSON (map keys sorted).
+func contextHash(c map[string]any) (uint64, error) {
+	if len(c) == 0 {
+		return 0, nil
+	}
+	b, err := json.Marshal(c)
+	if err != nil {
+		return 0, fmt.Errorf("%w: caveat context: %v", ErrInvalidRequest, err)
+	}
+	h := fnv.New64a()
+	h.Write(b)
+	return h.Sum64() | 1, nil
+}
+
+func requestNow(t time.Time) time.Time {
+	if t.IsZero() {
+		return time.Now()
+	}
+	return t
+}
+
+// validate checks that the request names things the schema defines.
+func validate(s *schema.Schema, res graph.ObjectRef, perm string, sub graph.SubjectRef) error {
+	if s == nil {
+		return fmt.Errorf("%w: no schema", ErrInvalidRequest)
+	}
+	def := s.Definitions[res.Type]
+	if def == nil {
+		return fmt.Errorf("%w: resource type %q is not defined", ErrInvalidRequest, res.Type)
+	}
+	if res.ID == "" {
+		return fmt.Errorf("%w: resource %q has an empty id", ErrInvalidRequest, res.Type)
+	}
+	if def.Relations[perm] == nil && def.Permissions[perm] == nil {
+		return fmt.Errorf("%w: %q has no relation or permission %q", ErrInvalidRequest, res.Type, perm)
+	}
+	return validateSubject(s, sub)
+}
+
+func validateSubject(s *schema.Schema, sub graph.SubjectRef) error {
+	sdef := s.Definitions[sub.Object.Type]
+	if sdef == nil {
+		return fmt.Errorf("%w: subject type %q is not defined", ErrInvalidRequest, sub.Object.Type)
+	}
+	if sub.Object.ID == "" {
+		return fmt.Errorf("%w: subject %q has an empty id", ErrInvalidRequest, sub.Object.Type)
+	}
+	if sub.Relation != "" && sdef.Relations[sub.Relation] == nil && sdef.Permissions[sub.Relation] == nil {
+		return fmt.Errorf("%w: subject type %q has no relation or permission %q", ErrInvalidRequest, sub.Object.Type, sub.Relation)
+	}
+	return nil
+}
+
+// Check answers whether req.Subject has req.Permission on req.Resource at
+// snap, with the access path when req.Explain is set.
+func (e *Engine) Check(ctx context.Context, snap Snapshot, req Request) (Result, error) {
+	if err := validate(snap.Schema, req.Resource, req.Permission, req.Subject); err != nil {
+		return Result{}, err
+	}
+	ev, err := e.newEvaluation(ctx, snap, req.Subject, req.Context, requestNow(req.Now))
+	if err != nil {
+		return Result{}, err
+	}
+	return ev.check(req.Resource, req.Permission, req.Explain)
+}
+
+// check answers one question in ev, which may already hold memoized
+// answers for its subject.
+func (ev *evaluation) check(res graph.ObjectRef, perm string, explain bool) (Result, error) {
+	if !explain {
+		ev.explain, ev.limit = false, ev.eng.cfg.MaxDepth
+		out, err := ev.checkBatch(res.Type, perm, []string{res.ID}, 1)
+		if err != nil {
+			return Result{}, fmt.Errorf("check %s#%s@%s: %w", objectString(res), perm, subjectString(ev.subject), err)
+		}
+		return Result{Permissionship: out[0].perm, Missing: out[0].missing}, nil
+	}
+	// Iterative deepening: the first depth limit at which a grant is found
+	// yields a shortest path. A pass that cut no branch is final.
+	saved := ev.memo
+	defer func() { ev.reset(); ev.memo = saved; ev.explain = false }()
+	var best outcome
+	for limit := 1; limit <= ev.eng.cfg.MaxDepth; limit++ {
+		ev.reset()
+		ev.explain, ev.limit = true, limit
+		out, err := ev.checkBatch(res.Type, perm, []string{res.ID}, 1)
+		if err != nil {
+			return Result{}, fmt.Errorf("check %s#%s@%s: %w", objectString(res), perm, subjectString(ev.subject), err)
+		}
+		best = out[0]
+		if best.perm == HasPermission || !ev.cutoff {
+			break
+		}
+	}
+	r := Result{Permissionship: best.perm, Missing: best.missing}
+	if best.perm != NoPermission {
+		r.Path = toPath(best.path, ev.subject, best.missing)
+	}
+	return r, nil
+}
+
+// BulkCheck answers every request at snap, in order. Requests about the
+// same subject and caveat context share one evaluation, so their common
+// sub-problems are computed once; different subjects run concurrently (at
+// most Config.Concurrency at a time). An item's error is reported in its
+// BulkResult; the returned error is only for the request as a whole.
+func (e *Engine) BulkCheck(ctx context.Context, snap Snapshot, reqs []Request) ([]BulkResult, error) {
+	out := make([]BulkResult, len(reqs))
+	type groupKey struct {
+		subject graph.SubjectRef
+		ctx     uint64
+		now     time.Time
+	}
+	now := time.Now()
+	groups := make(map[groupKey][]int)
+	var order []groupKey
+	for i, r := range reqs {
+		if err := validate(snap.Schema, r.Resource, r.Permission, r.Subject); err != nil {
+			out[i].Err = err
+			continue
+		}
+		h, err := contextHash(r.Context)
+		if err != nil {
+			out[i].Err = err
+			continue
+		}
+		k := groupKey{r.Subject, h, r.Now}
+		if _, ok := groups[k]; !ok {
+			order = append(order, k)
+		}
+		groups[k] = append(groups[k], i)
+	}
+	g, gctx := errgroup.WithContext(ctx)
+	g.SetLimit(e.cfg.Concurrency)
+	for _, k := range order {
+		idx := groups[k]
+		g.Go(func() error {
+			first := reqs[idx[0]]
+			n := first.Now
+			if n.IsZero() {
+				n = now
+			}
+			ev, err := e.newEvaluation(gctx, snap, first.Subject, first.Context, n)
+			if err != nil {
+				return err
+			}
+			for _, i := range idx {
+				out[i].Result, out[i].Err = ev.check(reqs[i].Resource, reqs[i].Permission, reqs[i].Explain)
+			}
+			return nil
+		})
+	}
+	if err := g.Wait(); err != nil {
+		return nil, fmt.Errorf("bulk check: %w", err)
+	}
+	return out, nil
+}
