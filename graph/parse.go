@@ -4,7 +4,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"strings"
 	"time"
 )
 
@@ -26,21 +25,21 @@ func ParseRelationship(s string) (Relationship, error) {
 	p := parser{kind: "relationship", in: s}
 	var r Relationship
 	var err error
-	if r.Resource, err = p.object("resource", "#@[", false); err != nil {
+	if r.Resource, err = p.object("resource", endOfResourceID, false); err != nil {
 		return Relationship{}, err
 	}
 	if !p.eat('#') {
 		return Relationship{}, p.fail("relation", "", p.pos, "expected '#' and a relation after the resource")
 	}
 	relStart := p.pos
-	r.Relation = p.until("@[")
+	r.Relation = p.until(endOfRelation)
 	if pr := relationProblem(r.Relation); !pr.ok() {
 		return Relationship{}, p.failProblem("relation", r.Relation, relStart, pr)
 	}
 	if !p.eat('@') {
 		return Relationship{}, p.fail("subject", "", p.pos, "expected '@' and a subject after the relation")
 	}
-	if r.Subject, err = p.subject("["); err != nil {
+	if r.Subject, err = p.subject(endOfSubjectID, endOfSubjectRel); err != nil {
 		return Relationship{}, err
 	}
 	if err := p.blocks(&r); err != nil {
@@ -53,7 +52,7 @@ func ParseRelationship(s string) (Relationship, error) {
 // `type:id#...` (Relation "") or the wildcard `type:*`.
 func ParseSubjectRef(s string) (SubjectRef, error) {
 	p := parser{kind: "subject", in: s}
-	sub, err := p.subject("")
+	sub, err := p.subject(endOfLoneID, endOfInput)
 	if err != nil {
 		return SubjectRef{}, err
 	}
@@ -64,7 +63,7 @@ func ParseSubjectRef(s string) (SubjectRef, error) {
 // object and is rejected.
 func ParseObjectRef(s string) (ObjectRef, error) {
 	p := parser{kind: "object", in: s}
-	return p.object("object", "", false)
+	return p.object("object", endOfInput, false)
 }
 
 // MustParseRelationship is ParseRelationship for literals known to be valid,
@@ -88,15 +87,41 @@ type parser struct {
 
 // until consumes and returns the text before the first byte in stop (or the
 // rest of the input).
-func (p *parser) until(stop string) string {
+func (p *parser) until(stop *byteSet) string {
 	start := p.pos
-	if i := strings.IndexAny(p.in[start:], stop); i >= 0 && stop != "" {
-		p.pos = start + i
-	} else {
-		p.pos = len(p.in)
+	i := start
+	for i < len(p.in) && !stop[p.in[i]] {
+		i++
 	}
-	return p.in[start:p.pos]
+	p.pos = i
+	return p.in[start:i]
 }
+
+// byteSet marks the delimiter bytes that end a part.
+type byteSet [256]bool
+
+func newByteSet(chars string) *byteSet {
+	var s byteSet
+	for i := 0; i < len(chars); i++ {
+		s[chars[i]] = true
+	}
+	return &s
+}
+
+// The delimiters that may end each part. A type never contains any of them,
+// so a type stops at the first; the other parts stop only where the syntax
+// lets them end, so the whole offending text lands in the error.
+var (
+	endOfType       = newByteSet(":#@[")
+	endOfResourceID = newByteSet("#@[")
+	endOfRelation   = newByteSet("@[")
+	endOfSubjectID  = newByteSet("#[")
+	endOfSubjectRel = newByteSet("[")
+	endOfBlockName  = newByteSet(":]")
+	endOfBlock      = newByteSet("]")
+	endOfLoneID     = newByteSet("#")
+	endOfInput      = newByteSet("")
+)
 
 // eat consumes c if it is next.
 func (p *parser) eat(c byte) bool {
@@ -120,9 +145,9 @@ func (p *parser) failProblem(part, value string, at int, pr problem) *ParseError
 }
 
 // object parses `type:id`, the id running up to a byte in idStop.
-func (p *parser) object(role, idStop string, allowWildcard bool) (ObjectRef, error) {
+func (p *parser) object(role string, idStop *byteSet, allowWildcard bool) (ObjectRef, error) {
 	typeStart := p.pos
-	typ := p.until(":#@[")
+	typ := p.until(endOfType)
 	if pr := typeNameProblem(typ); !pr.ok() {
 		return ObjectRef{}, p.failProblem(role+" type", typ, typeStart, pr)
 	}
@@ -141,10 +166,10 @@ func (p *parser) object(role, idStop string, allowWildcard bool) (ObjectRef, err
 	return ObjectRef{Type: typ, ID: id}, nil
 }
 
-// subject parses `type:id[#relation]`, the relation running up to a byte in
-// stop.
-func (p *parser) subject(stop string) (SubjectRef, error) {
-	obj, err := p.object("subject", "#"+stop, true)
+// subject parses `type:id[#relation]`, the id and relation running up to a
+// byte in idStop and relStop.
+func (p *parser) subject(idStop, relStop *byteSet) (SubjectRef, error) {
+	obj, err := p.object("subject", idStop, true)
 	if err != nil {
 		return SubjectRef{}, err
 	}
@@ -153,7 +178,7 @@ func (p *parser) subject(stop string) (SubjectRef, error) {
 		return sub, nil
 	}
 	relStart := p.pos
-	rel := p.until(stop)
+	rel := p.until(relStop)
 	if rel == Ellipsis {
 		return sub, nil
 	}
@@ -177,7 +202,7 @@ func (p *parser) blocks(r *Relationship) error {
 				"expected the end, or a [caveat] or [expiration:...] block")
 		}
 		nameStart := p.pos
-		name := p.until(":]")
+		name := p.until(endOfBlockName)
 		if name == expirationBlock {
 			t, err := p.expiration()
 			if err != nil {
@@ -218,7 +243,7 @@ func (p *parser) expiration() (time.Time, error) {
 		return time.Time{}, p.fail("expiration", "", p.pos, "expected ':' and an RFC 3339 timestamp after %q", expirationBlock)
 	}
 	start := p.pos
-	text := p.until("]")
+	text := p.until(endOfBlock)
 	t, pr := parseExpiration(text)
 	if !pr.ok() {
 		return time.Time{}, p.failProblem("expiration", text, start, pr)
