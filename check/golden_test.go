@@ -1,0 +1,309 @@
+package check
+
+import (
+	"context"
+	"encoding/json"
+	"flag"
+	"fmt"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/pembadb/pemba/graph"
+	"github.com/pembadb/pemba/schema"
+)
+
+var rewrite = flag.Bool("rewrite", false, "rewrite the expected output of testdata/*.txt")
+
+// goldenCase is one `command args` / input / `----` / output case of a
+// testdata file; before holds the comments and blank lines preceding it.
+type goldenCase struct {
+	before string
+	line   int
+	cmd    string
+	args   []string
+	input  string
+	want   string
+}
+
+// parseGolden reads a data-driven test file. A case's output ends at the
+// first blank line.
+func parseGolden(t *testing.T, path string) (cases []goldenCase, trailer string) {
+	t.Helper()
+	data, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	lines := strings.Split(string(data), "\n")
+	var before strings.Builder
+	for i := 0; i < len(lines); i++ {
+		l := lines[i]
+		if strings.TrimSpace(l) == "" || strings.HasPrefix(l, "#") {
+			before.WriteString(l + "\n")
+			continue
+		}
+		c := goldenCase{before: before.String(), line: i + 1}
+		before.Reset()
+		f := strings.Fields(l)
+		c.cmd, c.args = f[0], f[1:]
+		var in []string
+		for i++; i < len(lines) && lines[i] != "----"; i++ {
+			in = append(in, lines[i])
+		}
+		if i == len(lines) {
+			t.Fatalf("%s:%d: case without ----", path, c.line)
+		}
+		var out []string
+		for i++; i < len(lines) && strings.TrimSpace(lines[i]) != ""; i++ {
+			out = append(out, lines[i])
+		}
+		c.input, c.want = strings.Join(in, "\n"), strings.Join(out, "\n")
+		cases = append(cases, c)
+		if i < len(lines) {
+			before.WriteString("\n")
+		}
+	}
+	return cases, strings.TrimSuffix(before.String(), "\n")
+}
+
+func TestGolden(t *testing.T) {
+	files, err := filepath.Glob("testdata/*.txt")
+	if err != nil || len(files) == 0 {
+		t.Fatal("no testdata files", err)
+	}
+	for _, path := range files {
+		t.Run(filepath.Base(path), func(t *testing.T) {
+			cases, trailer := parseGolden(t, path)
+			w := newWorld(t)
+			var out strings.Builder
+			for _, c := range cases {
+				got := w.run(c)
+				if !*rewrite && got != c.want {
+					t.Errorf("%s:%d: %s %s\n got:\n%s\nwant:\n%s", path, c.line, c.cmd, strings.Join(c.args, " "), got, c.want)
+				}
+				out.WriteString(c.before)
+				out.WriteString(c.cmd)
+				for _, a := range c.args {
+					out.WriteString(" " + a)
+				}
+				out.WriteString("\n")
+				if c.input != "" {
+					out.WriteString(c.input + "\n")
+				}
+				out.WriteString("----\n" + got + "\n")
+			}
+			out.WriteString(trailer)
+			if *rewrite {
+				if err := os.WriteFile(path, []byte(out.String()), 0o644); err != nil {
+					t.Fatal(err)
+				}
+			}
+		})
+	}
+}
+
+// goldenNow is the default request instant of golden tests.
+var goldenNow = time.Date(2026, 6, 1, 0, 0, 0, 0, time.UTC)
+
+// world is the schema and relationships of a golden file, evaluated by an
+// engine with the cache and one without; every answer must agree.
+type world struct {
+	t       *testing.T
+	schema  *schema.Schema
+	store   *testStore
+	cached  *Engine
+	nocache *Engine
+}
+
+func newWorld(t *testing.T) *world {
+	return &world{t: t, store: newTestStore(t),
+		cached:  New(Config{MaxDepth: 50}),
+		nocache: New(Config{MaxDepth: 50, CacheEntries: -1, DisableSingleflight: true})}
+}
+
+func (w *world) snap() Snapshot {
+	return Snapshot{Schema: w.schema, Reader: w.store.reader(w.t)}
+}
+
+// options parses key=value arguments.
+func options(args []string) (map[string]string, error) {
+	o := map[string]string{}
+	for _, a := range args {
+		k, v, ok := strings.Cut(a, "=")
+		if !ok {
+			return nil, fmt.Errorf("argument %q is not key=value", a)
+		}
+		o[k] = v
+	}
+	return o, nil
+}
+
+func (w *world) run(c goldenCase) string {
+	out, err := w.runErr(c)
+	if err != nil {
+		return "error: " + err.Error()
+	}
+	return out
+}
+
+func (w *world) runErr(c goldenCase) (string, error) {
+	switch c.cmd {
+	case "schema":
+		s, err := schema.Compile("schema.zed", c.input)
+		if err != nil {
+			return "", err
+		}
+		w.schema = s
+		w.cached = New(Config{MaxDepth: w.cached.cfg.MaxDepth})
+		w.nocache = New(Config{MaxDepth: w.nocache.cfg.MaxDepth, CacheEntries: -1, DisableSingleflight: true})
+		return "ok", nil
+	case "max-depth":
+		var d int
+		fmt.Sscan(c.args[0], &d)
+		w.cached = New(Config{MaxDepth: d})
+		w.nocache = New(Config{MaxDepth: d, CacheEntries: -1, DisableSingleflight: true})
+		return "ok", nil
+	case "relationships":
+		var rels []graph.Relationship
+		for _, l := range strings.Split(c.input, "\n") {
+			if l = strings.TrimSpace(l); l == "" || strings.HasPrefix(l, "//") {
+				continue
+			}
+			r, err := graph.ParseRelationship(l)
+			if err != nil {
+				return "", err
+			}
+			rels = append(rels, r)
+		}
+		w.store.write(w.t, rels)
+		return fmt.Sprintf("ok: %d relationships", len(rels)), nil
+	case "check", "explain":
+		if len(c.args) == 0 {
+			return "", fmt.Errorf("usage: %s resource#permission@subject [context=JSON] [now=RFC3339]", c.cmd)
+		}
+		req, err := parseCheck(c.args[0], c.args[1:])
+		if err != nil {
+			return "", err
+		}
+		req.Explain = c.cmd == "explain"
+		return w.check(req)
+	case "bulk":
+		var reqs []Request
+		for _, l := range strings.Split(c.input, "\n") {
+			f := strings.Fields(l)
+			if len(f) == 0 {
+				continue
+			}
+			r, err := parseCheck(f[0], f[1:])
+			if err != nil {
+				return "", err
+			}
+			reqs = append(reqs, r)
+		}
+		res, err := w.cached.BulkCheck(context.Background(), w.snap(), reqs)
+		if err != nil {
+			return "", err
+		}
+		var b strings.Builder
+		for i, r := range res {
+			fmt.Fprintf(&b, "%s: ", strings.Fields(strings.Split(c.input, "\n")[i])[0])
+			if r.Err != nil {
+				fmt.Fprintf(&b, "error: %v\n", r.Err)
+				continue
+			}
+			b.WriteString(resultLine(r.Result) + "\n")
+			// Every bulk item agrees with a single check.
+			single, err := w.nocache.Check(context.Background(), w.snap(), reqs[i])
+			if err != nil || resultLine(single) != resultLine(r.Result) {
+				w.t.Errorf("bulk item %d: %s, single check: %s %v", i, resultLine(r.Result), resultLine(single), err)
+			}
+		}
+		return strings.TrimSuffix(b.String(), "\n"), nil
+	}
+	return "", fmt.Errorf("unknown command %q", c.cmd)
+}
+
+func parseCheck(q string, args []string) (Request, error) {
+	rel, err := graph.ParseRelationship(q)
+	if err != nil {
+		return Request{}, err
+	}
+	req := Request{Resource: rel.Resource, Permission: rel.Relation, Subject: rel.Subject, Now: goldenNow}
+	o, err := options(args)
+	if err != nil {
+		return req, err
+	}
+	if v, ok := o["context"]; ok {
+		if err := json.Unmarshal([]byte(v), &req.Context); err != nil {
+			return req, fmt.Errorf("context: %w", err)
+		}
+	}
+	if v, ok := o["now"]; ok {
+		if req.Now, err = time.Parse(time.RFC3339, v); err != nil {
+			return req, err
+		}
+	}
+	return req, nil
+}
+
+func resultLine(r Result) string {
+	s := r.Permissionship.String()
+	if len(r.Missing) > 0 {
+		s += " missing " + strings.Join(r.Missing, ", ")
+	}
+	return s
+}
+
+// check runs req on both engines (twice on the cached one, so the second
+// answer comes from the cache) and requires the same answer.
+func (w *world) check(req Request) (string, error) {
+	ctx := context.Background()
+	var lines []string
+	for i, e := range []*Engine{w.nocache, w.cached, w.cached} {
+		r, err := e.Check(ctx, w.snap(), req)
+		line := ""
+		if err != nil {
+			line = "error: " + err.Error()
+		} else {
+			line = resultLine(r)
+			if req.Explain && r.Path != nil {
+				line += "\n" + r.Path.String()
+				if len(r.Path.Caveats) > 0 {
+					line += "\ncaveats: " + strings.Join(r.Path.Caveats, ", ")
+				}
+				if err := w.verifyPath(r.Path, req.Now); err != nil {
+					line += "\nINVALID PATH: " + err.Error()
+				}
+			}
+		}
+		if i > 0 && line != lines[0] {
+			w.t.Errorf("%v: engine %d answered %q, the uncached engine %q", req, i, line, lines[0])
+		}
+		lines = append(lines, line)
+	}
+	return lines[0], nil
+}
+
+// verifyPath checks that every relationship on a path exists.
+func (w *world) verifyPath(p *Path, now time.Time) error {
+	for _, s := range p.Steps {
+		if s.Relationship == nil {
+			continue
+		}
+		if !w.store.exists(*s.Relationship, now) {
+			return fmt.Errorf("relationship %s does not exist", s.Relationship)
+		}
+	}
+	for _, a := range p.Also {
+		if err := w.verifyPath(a, now); err != nil {
+			return err
+		}
+	}
+	if !slices.IsSorted(p.Caveats) {
+		return fmt.Errorf("caveats not sorted")
+	}
+	return nil
+}
