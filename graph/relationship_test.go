@@ -123,6 +123,12 @@ func TestValidate(t *testing.T) {
 		{"non-JSON context value", func(r *Relationship) {
 			r.Caveat = &Caveat{Name: "cav", Context: map[string]any{"x": struct{}{}}}
 		}, "caveat context value"},
+		{"invalid UTF-8 in a context string", func(r *Relationship) {
+			r.Caveat = &Caveat{Name: "cav", Context: map[string]any{"x": []any{"\xff"}}}
+		}, "caveat context value"},
+		{"invalid UTF-8 in a context key", func(r *Relationship) {
+			r.Caveat = &Caveat{Name: "cav", Context: map[string]any{"\xff": 1.0}}
+		}, "caveat context key"},
 		{"bad json.Number", func(r *Relationship) {
 			r.Caveat = &Caveat{Name: "cav", Context: map[string]any{"x": json.Number("1x")}}
 		}, "caveat context value"},

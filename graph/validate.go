@@ -7,6 +7,7 @@ import (
 	"reflect"
 	"strconv"
 	"time"
+	"unicode/utf8"
 )
 
 // Validate checks the type and ID; the wildcard is not an object ID.
@@ -71,6 +72,9 @@ func (r Relationship) Validate() error {
 			return validationError("caveat name", r.Caveat.Name, pr)
 		}
 		for k, v := range r.Caveat.Context {
+			if !utf8.ValidString(k) {
+				return &ValidationError{Part: "caveat context key", Value: k, Message: "must be valid UTF-8"}
+			}
 			if msg := contextValueProblem(v); msg != "" {
 				return &ValidationError{Part: "caveat context value", Value: k, Message: msg}
 			}
@@ -106,7 +110,12 @@ func contextValueProblem(v any) string {
 			return "must be a JSON number"
 		}
 		return ""
-	case nil, bool, string,
+	case string:
+		if !utf8.ValidString(v) {
+			return "must be valid UTF-8"
+		}
+		return ""
+	case nil, bool,
 		int, int8, int16, int32, int64, uint, uint8, uint16, uint32, uint64:
 		return ""
 	case float64:
@@ -124,7 +133,10 @@ func contextValueProblem(v any) string {
 		}
 		return ""
 	case map[string]any:
-		for _, e := range v {
+		for k, e := range v {
+			if !utf8.ValidString(k) {
+				return "has a key that is not valid UTF-8"
+			}
 			if msg := contextValueProblem(e); msg != "" {
 				return msg
 			}
