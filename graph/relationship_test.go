@@ -281,3 +281,30 @@ var benchCases = []struct{ name, s string }{
 	{"expiration", "document:plan#viewer@user:alice[expiration:2026-01-02T03:04:05.123Z]"},
 	{"caveat", `document:plan#viewer@user:alice[ip_allowed:{"cidr":"10.0.0.0/8","ip":"10.1.2.3"}][expiration:2026-01-02T03:04:05Z]`},
 }
+
+func TestValidateNames(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		err  error
+		want bool
+	}{
+		{"type", ValidateTypeName("tenant/document"), true},
+		{"type too short", ValidateTypeName("do"), false},
+		{"relation", ValidateRelationName("can_view"), true},
+		{"relation trailing _", ValidateRelationName("can_"), false},
+		{"relation with prefix", ValidateRelationName("a_b/view"), false},
+		{"caveat with prefix", ValidateCaveatName("tenant/ip_allowed"), true},
+		{"caveat reserved", ValidateCaveatName("expiration"), false},
+		{"id", ValidateObjectID("a|b", false), true},
+		{"wildcard subject id", ValidateObjectID("*", true), true},
+		{"wildcard object id", ValidateObjectID("*", false), false},
+		{"id with dot", ValidateObjectID("a.b", true), false},
+	} {
+		if (tc.err == nil) != tc.want {
+			t.Errorf("%s: err = %v, want valid=%v", tc.name, tc.err, tc.want)
+		}
+		if tc.err != nil && !errors.Is(tc.err, ErrInvalid) {
+			t.Errorf("%s: %v does not match ErrInvalid", tc.name, tc.err)
+		}
+	}
+}

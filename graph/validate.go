@@ -153,3 +153,43 @@ func equalContext(a, b map[string]any) bool {
 	}
 	return reflect.DeepEqual(a, b)
 }
+
+// ValidateTypeName checks a definition (object type) name, so the schema
+// compiler and the datastore apply the same rule as the relationship syntax.
+func ValidateTypeName(name string) error {
+	if pr := typeNameProblem(name); !pr.ok() {
+		return validationError("type name", name, pr)
+	}
+	return nil
+}
+
+// ValidateRelationName checks a relation or permission name.
+func ValidateRelationName(name string) error {
+	if pr := relationProblem(name); !pr.ok() {
+		return validationError("relation name", name, pr)
+	}
+	return nil
+}
+
+// ValidateCaveatName checks a caveat name.
+func ValidateCaveatName(name string) error {
+	if pr := caveatNameProblem(name); !pr.ok() {
+		return validationError("caveat name", name, pr)
+	}
+	return nil
+}
+
+// ValidateObjectID checks an object ID; the wildcard is accepted only when
+// wildcardOK (a subject ID).
+func ValidateObjectID(id string, wildcardOK bool) error {
+	if id == Wildcard {
+		if wildcardOK {
+			return nil
+		}
+		return &ValidationError{Part: "object id", Value: id, Message: "the wildcard * may only be a subject id"}
+	}
+	if pr := objectIDProblem(id); !pr.ok() {
+		return validationError("object id", id, pr)
+	}
+	return nil
+}
