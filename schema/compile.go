@@ -137,8 +137,9 @@ func (c *compiler) declare(ast *AST) ([]*DefinitionDecl, []*CaveatDecl) {
 		switch d := item.(type) {
 		case *DefinitionDecl:
 			if !typeNamePattern.MatchString(d.Name) {
+				// Reported, but still declared so references to it do not
+				// cascade into more errors.
 				c.errs.add(d.NamePos, "", "invalid definition name %q: use lowercase letters, digits and '_', starting with a letter, 2 to 63 characters, optionally with prefixes like \"tenant/\"", d.Name)
-				continue
 			}
 			if !claim("definition", d.Name, d.NamePos) {
 				continue
@@ -150,7 +151,6 @@ func (c *compiler) declare(ast *AST) ([]*DefinitionDecl, []*CaveatDecl) {
 				name, pos := memberNamePos(m)
 				if !relationNamePattern.MatchString(name) {
 					c.errs.add(pos, "", "invalid %s name %q: use lowercase letters, digits and '_', starting with a letter, 2 to 63 characters", memberKind(m), name)
-					continue
 				}
 				if prev, dup := members[name]; dup {
 					_, prevPos := memberNamePos(prev)
@@ -162,7 +162,6 @@ func (c *compiler) declare(ast *AST) ([]*DefinitionDecl, []*CaveatDecl) {
 		case *CaveatDecl:
 			if !typeNamePattern.MatchString(d.Name) {
 				c.errs.add(d.NamePos, "", "invalid caveat name %q: use lowercase letters, digits and '_', starting with a letter, 2 to 63 characters, optionally with prefixes like \"tenant/\"", d.Name)
-				continue
 			}
 			if claim("caveat", d.Name, d.NamePos) {
 				caveats = append(caveats, d)
@@ -421,7 +420,7 @@ func (c *compiler) checkWildcards(defs []*DefinitionDecl) {
 						continue
 					}
 					if via := c.wildcardVia(t.Type, t.Relation, memo, map[[2]string]bool{}); via != "" {
-						c.errs.add(t.Pos, "", "relation %q on definition %q allows %s#%s, which includes a wildcard via %s: wildcards cannot be included through a subject set", m.Name, d.Name, t.Type, t.Relation, via)
+						c.errs.add(t.Pos, "", "relation %q on definition %q allows %s#%s, which includes %s: wildcards cannot be included through a subject set", m.Name, d.Name, t.Type, t.Relation, via)
 					}
 				}
 			case *PermissionDecl:
@@ -430,7 +429,7 @@ func (c *compiler) checkWildcards(defs []*DefinitionDecl) {
 						return
 					}
 					if via := c.wildcardVia(d.Name, a.Tupleset, memo, map[[2]string]bool{}); via != "" {
-						c.errs.add(a.Pos, "", "relation %q on definition %q is used on the left side of an arrow in permission %q but includes a wildcard via %s: wildcards cannot be used on the left side of arrows", a.Tupleset, d.Name, m.Name, via)
+						c.errs.add(a.Pos, "", "relation %q on definition %q is used on the left side of an arrow in permission %q but includes %s: wildcards cannot be used on the left side of arrows", a.Tupleset, d.Name, m.Name, via)
 					}
 				})
 			}
@@ -438,8 +437,8 @@ func (c *compiler) checkWildcards(defs []*DefinitionDecl) {
 	}
 }
 
-// wildcardVia reports the relation (`type#relation`) through which
-// typ#rel allows a wildcard subject, or "".
+// wildcardVia describes the wildcard typ#rel allows, directly or through
+// subject sets, or returns "".
 func (c *compiler) wildcardVia(typ, rel string, memo map[[2]string]string, visiting map[[2]string]bool) string {
 	key := [2]string{typ, rel}
 	if v, ok := memo[key]; ok {
@@ -454,7 +453,7 @@ func (c *compiler) wildcardVia(typ, rel string, memo map[[2]string]string, visit
 	if ok {
 		for _, t := range r.Types {
 			if t.Wildcard {
-				result = typ + "#" + rel
+				result = fmt.Sprintf("the wildcard %s:* (allowed by %s#%s)", t.Type, typ, rel)
 				break
 			}
 			if t.Relation != "" {

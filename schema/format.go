@@ -177,3 +177,84 @@ func formatCaveat(b *strings.Builder, c *CaveatDecl) {
 	}
 	b.WriteString("}\n")
 }
+
+// String prints the compiled schema as schema text in canonical form:
+// flags, then definitions and caveats in source order, with their doc
+// comments. Compiling the result gives an equal schema.
+func (s *Schema) String() string {
+	var b strings.Builder
+	for _, f := range s.Flags {
+		b.WriteString("use " + f + "\n")
+	}
+	sep := func() {
+		if b.Len() > 0 {
+			b.WriteByte('\n')
+		}
+	}
+	for _, name := range s.DefinitionOrder {
+		sep()
+		d := s.Definitions[name]
+		decl := &DefinitionDecl{Name: d.Name, Comments: splitDoc(d.Doc)}
+		for _, m := range d.Order {
+			if r, p := d.Lookup(m); r != nil {
+				rd := &RelationDecl{Name: r.Name, Comments: splitDoc(r.Doc)}
+				for _, a := range r.Allowed {
+					rd.Types = append(rd.Types, &TypeRef{Type: a.Type, Relation: a.Relation, Wildcard: a.Wildcard, Caveat: a.Caveat, Expiration: a.Expiration})
+				}
+				decl.Members = append(decl.Members, rd)
+			} else {
+				decl.Members = append(decl.Members, &PermissionDecl{Name: p.Name, Comments: splitDoc(p.Doc), Expr: exprNode(p.Expr)})
+			}
+		}
+		formatDefinition(&b, decl)
+	}
+	for _, name := range s.CaveatOrder {
+		sep()
+		c := s.Caveats[name]
+		decl := &CaveatDecl{Name: c.Name, Comments: splitDoc(c.Doc), Body: c.Expression}
+		for _, p := range c.Params {
+			decl.Params = append(decl.Params, &ParamDecl{Name: p.Name, Type: &TypeExpr{Name: p.Type}})
+		}
+		formatCaveat(&b, decl)
+	}
+	return b.String()
+}
+
+func splitDoc(doc string) []string {
+	if doc == "" {
+		return nil
+	}
+	return []string{doc}
+}
+
+// exprNode turns a compiled expression back into syntax for printing.
+func exprNode(e Expr) ExprNode {
+	switch e := e.(type) {
+	case *RelationRef:
+		return &NameNode{Name: e.Name}
+	case *Arrow:
+		return &ArrowNode{Tupleset: e.Tupleset, Target: e.Target, Func: e.Func, Arrow: true}
+	case *Union:
+		return foldNodes(OpUnion, e.Children)
+	case *Intersection:
+		return foldNodes(OpIntersection, e.Children)
+	case *Exclusion:
+		return &BinaryNode{Op: OpExclusion, Left: exprNode(e.Base), Right: exprNode(e.Subtracted)}
+	}
+	return &NilNode{}
+}
+
+func foldNodes(op BinaryOp, children []Expr) ExprNode {
+	var out ExprNode
+	for i, ch := range children {
+		if i == 0 {
+			out = exprNode(ch)
+			continue
+		}
+		out = &BinaryNode{Op: op, Left: out, Right: exprNode(ch)}
+	}
+	if out == nil {
+		return &NilNode{}
+	}
+	return out
+}

@@ -22,6 +22,8 @@ type parser struct {
 	nextComment int
 	// lastEnd is the byte offset just past the last consumed token.
 	lastEnd int
+	// prevKind is the kind of the last consumed token.
+	prevKind tokenKind
 }
 
 // bailout unwinds a statement after its first syntax error; the statement
@@ -59,6 +61,7 @@ func (p *parser) next() token {
 	t := p.peek(0)
 	p.buf = p.buf[1:]
 	p.lastEnd = t.end
+	p.prevKind = t.kind
 	return t
 }
 
@@ -263,9 +266,22 @@ func (p *parser) syncMember() {
 			}
 		case tokRBrace:
 			return
+		case tokIdent:
+			if depth == 0 && p.prevKind == tokNewline && isStatementKeyword(t.text) {
+				return
+			}
 		}
 		p.next()
 	}
+}
+
+// isStatementKeyword reports whether word starts a statement.
+func isStatementKeyword(word string) bool {
+	switch word {
+	case "relation", "permission", "definition", "caveat":
+		return true
+	}
+	return false
 }
 
 func (p *parser) member() Member {
@@ -285,6 +301,9 @@ func (p *parser) relation() *RelationDecl {
 	r := &RelationDecl{Pos: kw.pos, Comments: p.commentsBefore(kw.start)}
 	name := p.expectIdent("a relation name")
 	r.Name, r.NamePos = name.text, name.pos
+	if p.peek(0).kind == tokIdent {
+		p.fail(p.peek(0), "expected ':' between the relation name and its subject types, found %s", p.peek(0).describe())
+	}
 	if p.peek(0).kind != tokColon {
 		// No types at all: the compiler reports it with the relation's name.
 		p.endStatement()
@@ -390,6 +409,11 @@ func (p *parser) primary(inParens bool) ExprNode {
 		p.expect(tokRParen, "')'")
 		return e
 	case tokIdent:
+		if p.prevKind == tokNewline && isStatementKeyword(t.text) {
+			// The expression ended early: `permission p = a +` and the
+			// next statement.
+			p.fail(t, "expected a relation, permission, '(' or \"nil\" before the next statement, found %s", t.describe())
+		}
 	default:
 		p.fail(t, "expected a relation, permission, '(' or \"nil\", found %s", t.describe())
 	}

@@ -1,0 +1,207 @@
+package schema
+
+import (
+	"encoding/json"
+	"fmt"
+	"strings"
+	"testing"
+)
+
+func TestDataDriven(t *testing.T) {
+	runDataDriven(t, func(t *testing.T, c *testCase) string {
+		switch c.command {
+		case "parse":
+			return runParse(c.input)
+		case "compile":
+			return runCompile(c.input)
+		case "format":
+			return runFormat(t, c)
+		case "diff":
+			return runDiff(t, c)
+		case "reach":
+			return runReach(t, c)
+		case "caveat":
+			return runCaveat(t, c)
+		}
+		t.Fatalf("%s: unknown command %q", c.pos, c.command)
+		return ""
+	})
+}
+
+const testFile = "test.zed"
+
+func runParse(src string) string {
+	ast, err := Parse(testFile, src)
+	var b strings.Builder
+	dumpAST(&b, ast)
+	if err != nil {
+		b.WriteString(err.Error() + "\n")
+	}
+	return b.String()
+}
+
+func runCompile(src string) string {
+	s, err := Compile(testFile, src)
+	if err != nil {
+		return err.Error()
+	}
+	out := s.String()
+	for _, w := range s.Warnings() {
+		out += "warning: " + w.Error() + "\n"
+	}
+	return out
+}
+
+// runFormat prints the canonical form and checks that it is stable and
+// compiles to the same schema as the input.
+func runFormat(t *testing.T, c *testCase) string {
+	formatted, err := FormatSource(testFile, c.input)
+	if err != nil {
+		return err.Error()
+	}
+	again, err := FormatSource(testFile, formatted)
+	if err != nil {
+		t.Errorf("%s: formatted output does not parse: %v\n%s", c.pos, err, formatted)
+	} else if again != formatted {
+		t.Errorf("%s: format is not stable:\nfirst:\n%s\nsecond:\n%s", c.pos, formatted, again)
+	}
+	s1, err1 := Compile(testFile, c.input)
+	s2, err2 := Compile(testFile, formatted)
+	if (err1 == nil) != (err2 == nil) {
+		t.Errorf("%s: compiling the input gave %v but compiling the formatted output gave %v", c.pos, err1, err2)
+	} else if err1 == nil && s1.String() != s2.String() {
+		t.Errorf("%s: formatted schema compiles differently:\n%s\nvs\n%s", c.pos, s1, s2)
+	}
+	return formatted
+}
+
+func splitInput(t *testing.T, c *testCase) []string {
+	parts := strings.Split(c.input, "\n===\n")
+	if len(parts) != 2 {
+		t.Fatalf("%s: %s needs two parts separated by a line ===", c.pos, c.command)
+	}
+	return parts
+}
+
+func mustCompile(t *testing.T, c *testCase, src string) *Schema {
+	s, err := Compile(testFile, src)
+	if err != nil {
+		t.Fatalf("%s: %v", c.pos, err)
+	}
+	return s
+}
+
+func runDiff(t *testing.T, c *testCase) string {
+	parts := splitInput(t, c)
+	d := Compare(mustCompile(t, c, parts[0]), mustCompile(t, c, parts[1]))
+	out := d.String()
+	if rr := d.RemovedRelations(); len(rr) > 0 {
+		out += fmt.Sprintf("removed relations: %v\n", rr)
+	}
+	for _, ra := range d.RemovedAllowedSubjects() {
+		out += fmt.Sprintf("removed allowed subject: %s allows %s\n", ra.Relation, ra.Subject)
+	}
+	return out
+}
+
+func runReach(t *testing.T, c *testCase) string {
+	s := mustCompile(t, c, c.input)
+	r := s.Reachability()
+	if len(c.args) == 0 {
+		return r.String()
+	}
+	var b strings.Builder
+	for _, arg := range c.args {
+		typ, rel, _ := strings.Cut(arg, "#")
+		b.WriteString(r.Toward(Node{typ, rel}).String())
+	}
+	return b.String()
+}
+
+// runCaveat compiles the schema before === and evaluates caveat args[0]
+// with each JSON context line after it.
+func runCaveat(t *testing.T, c *testCase) string {
+	parts := splitInput(t, c)
+	s := mustCompile(t, c, parts[0])
+	if len(c.args) != 1 {
+		t.Fatalf("%s: caveat needs the caveat name", c.pos)
+	}
+	cv := s.Caveat(c.args[0])
+	if cv == nil {
+		t.Fatalf("%s: no caveat %q", c.pos, c.args[0])
+	}
+	var b strings.Builder
+	for _, line := range strings.Split(parts[1], "\n") {
+		if strings.TrimSpace(line) == "" {
+			continue
+		}
+		var ctx map[string]any
+		if err := json.Unmarshal([]byte(line), &ctx); err != nil {
+			t.Fatalf("%s: bad JSON %q: %v", c.pos, line, err)
+		}
+		out, err := cv.Evaluate(ctx)
+		switch {
+		case err != nil:
+			fmt.Fprintf(&b, "%s -> error: %v\n", line, err)
+		case !out.Decided():
+			fmt.Fprintf(&b, "%s -> missing %s\n", line, strings.Join(out.Missing, ", "))
+		default:
+			fmt.Fprintf(&b, "%s -> %v\n", line, out.Satisfied)
+		}
+	}
+	return b.String()
+}
+
+// dumpAST prints the syntax tree with positions; expressions are fully
+// parenthesized to show how they grouped.
+func dumpAST(b *strings.Builder, ast *AST) {
+	pos := func(p Position) string { return fmt.Sprintf("%d:%d", p.Line, p.Column) }
+	comments := func(indent string, cs []string) {
+		for _, c := range cs {
+			fmt.Fprintf(b, "%scomment %q\n", indent, c)
+		}
+	}
+	for _, item := range ast.Items {
+		switch d := item.(type) {
+		case *UseDecl:
+			comments("", d.Comments)
+			fmt.Fprintf(b, "use %s @%s\n", d.Flag, pos(d.Pos))
+		case *DefinitionDecl:
+			comments("", d.Comments)
+			fmt.Fprintf(b, "definition %s @%s\n", d.Name, pos(d.NamePos))
+			for _, m := range d.Members {
+				switch m := m.(type) {
+				case *RelationDecl:
+					comments("  ", m.Comments)
+					var types []string
+					for _, t := range m.Types {
+						types = append(types, typeRefString(t)+"@"+pos(t.Pos))
+					}
+					fmt.Fprintf(b, "  relation %s @%s: %s\n", m.Name, pos(m.NamePos), strings.Join(types, " | "))
+				case *PermissionDecl:
+					comments("  ", m.Comments)
+					fmt.Fprintf(b, "  permission %s @%s = %s\n", m.Name, pos(m.NamePos), dumpExpr(m.Expr))
+				}
+			}
+			comments("  ", d.Trailing)
+		case *CaveatDecl:
+			comments("", d.Comments)
+			var params []string
+			for _, p := range d.Params {
+				params = append(params, p.Name+" "+p.Type.String())
+			}
+			fmt.Fprintf(b, "caveat %s @%s (%s) body@%s %q\n", d.Name, pos(d.NamePos), strings.Join(params, ", "), pos(d.BodyPos), d.Body)
+		}
+	}
+	comments("", ast.Trailing)
+}
+
+func dumpExpr(e ExprNode) string {
+	switch e := e.(type) {
+	case *BinaryNode:
+		return "(" + dumpExpr(e.Left) + " " + e.Op.String() + " " + dumpExpr(e.Right) + ")"
+	case nil:
+		return "<missing>"
+	}
+	return nodeString(e, 0)
+}
