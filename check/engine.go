@@ -3,12 +3,15 @@ package check
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"hash/fnv"
 	"sync/atomic"
 	"time"
 
 	"golang.org/x/sync/errgroup"
+
+	"github.com/pembadb/pemba/expand"
 
 	"github.com/pembadb/pemba/check/dispatch"
 	"github.com/pembadb/pemba/graph"
@@ -229,4 +232,28 @@ func (e *Engine) BulkCheck(ctx context.Context, snap Snapshot, reqs []Request) (
 		return nil, fmt.Errorf("bulk check: %w", err)
 	}
 	return out, nil
+}
+
+// ExpandRequest asks for the userset tree of Permission on Resource.
+type ExpandRequest struct {
+	Resource   graph.ObjectRef
+	Permission string
+	Now        time.Time
+}
+
+// Expand returns the userset tree of req.Permission on req.Resource,
+// bounded by Config.MaxDepth.
+func (e *Engine) Expand(ctx context.Context, snap Snapshot, req ExpandRequest) (*expand.Node, error) {
+	if snap.Schema == nil {
+		return nil, fmt.Errorf("%w: no schema", ErrInvalidRequest)
+	}
+	n, err := expand.Expand(ctx, snap.Schema, snap.Reader, req.Resource, req.Permission,
+		expand.Options{MaxDepth: e.cfg.MaxDepth, Now: requestNow(req.Now)})
+	switch {
+	case errors.Is(err, expand.ErrMaxDepth):
+		return nil, fmt.Errorf("%w: %v", ErrMaxDepth, err)
+	case errors.Is(err, expand.ErrUnknown):
+		return nil, fmt.Errorf("%w: %v", ErrInvalidRequest, err)
+	}
+	return n, err
 }

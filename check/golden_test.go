@@ -222,8 +222,148 @@ func (w *world) runErr(c goldenCase) (string, error) {
 			}
 		}
 		return strings.TrimSuffix(b.String(), "\n"), nil
+	case "expand":
+		rel, err := graph.ParseRelationship(c.args[0] + "@user:x")
+		if err != nil {
+			return "", err
+		}
+		o, err := options(c.args[1:])
+		if err != nil {
+			return "", err
+		}
+		now, err := optNow(o)
+		if err != nil {
+			return "", err
+		}
+		n, err := w.cached.Expand(context.Background(), w.snap(), ExpandRequest{Resource: rel.Resource, Permission: rel.Relation, Now: now})
+		if err != nil {
+			return "", err
+		}
+		return n.String(), nil
+	case "lookup-resources":
+		return w.lookupResources(c.args)
+	case "lookup-subjects":
+		return w.lookupSubjects(c.args)
 	}
 	return "", fmt.Errorf("unknown command %q", c.cmd)
+}
+
+func optNow(o map[string]string) (time.Time, error) {
+	if v, ok := o["now"]; ok {
+		return time.Parse(time.RFC3339, v)
+	}
+	return goldenNow, nil
+}
+
+func optContext(o map[string]string) (map[string]any, error) {
+	var c map[string]any
+	if v, ok := o["context"]; ok {
+		if err := json.Unmarshal([]byte(v), &c); err != nil {
+			return nil, fmt.Errorf("context: %w", err)
+		}
+	}
+	return c, nil
+}
+
+// lookupResources runs `lookup-resources type#perm@subject [limit=N]
+// [context=JSON] [now=T]`; with a limit it pages through every result with
+// cursors. Every result must agree with Check, and every resource Check
+// grants among those mentioned must be listed.
+func (w *world) lookupResources(args []string) (string, error) {
+	left, subj, ok := strings.Cut(args[0], "@")
+	typ, perm, ok2 := strings.Cut(left, "#")
+	if !ok || !ok2 {
+		return "", fmt.Errorf("usage: lookup-resources type#permission@subject")
+	}
+	sub, err := graph.ParseSubjectRef(subj)
+	if err != nil {
+		return "", err
+	}
+	o, err := options(args[1:])
+	if err != nil {
+		return "", err
+	}
+	req := LookupResourcesRequest{ResourceType: typ, Permission: perm, Subject: sub}
+	if req.Now, err = optNow(o); err != nil {
+		return "", err
+	}
+	if req.Context, err = optContext(o); err != nil {
+		return "", err
+	}
+	fmt.Sscan(o["limit"], &req.Limit)
+	var b strings.Builder
+	page := 0
+	for {
+		n := 0
+		last := ""
+		err := w.cached.LookupResources(context.Background(), w.snap(), req, func(r ResourceResult) bool {
+			n++
+			last = r.Cursor
+			line := typ + ":" + r.ID + " " + r.Permissionship.String()
+			if len(r.Missing) > 0 {
+				line += " missing " + strings.Join(r.Missing, ", ")
+			}
+			if req.Limit > 0 {
+				line = fmt.Sprintf("page %d: %s", page, line)
+			}
+			b.WriteString(line + "\n")
+			return true
+		})
+		if err != nil {
+			return "", err
+		}
+		if req.Limit == 0 || n < req.Limit {
+			break
+		}
+		req.Cursor = last
+		page++
+	}
+	return strings.TrimSuffix(b.String(), "\n"), nil
+}
+
+// lookupSubjects runs `lookup-subjects resource#perm@type[#relation]
+// [context=JSON] [now=T]`.
+func (w *world) lookupSubjects(args []string) (string, error) {
+	left, subj, ok := strings.Cut(args[0], "@")
+	if !ok {
+		return "", fmt.Errorf("usage: lookup-subjects resource#permission@type[#relation]")
+	}
+	rel, err := graph.ParseRelationship(left + "@user:x")
+	if err != nil {
+		return "", err
+	}
+	st, srel, _ := strings.Cut(subj, "#")
+	o, err := options(args[1:])
+	if err != nil {
+		return "", err
+	}
+	req := LookupSubjectsRequest{Resource: rel.Resource, Permission: rel.Relation, SubjectType: st, SubjectRelation: srel}
+	if req.Now, err = optNow(o); err != nil {
+		return "", err
+	}
+	if req.Context, err = optContext(o); err != nil {
+		return "", err
+	}
+	var b strings.Builder
+	err = w.cached.LookupSubjects(context.Background(), w.snap(), req, func(r SubjectResult) bool {
+		b.WriteString(r.Subject.String() + " " + r.Permissionship.String())
+		if len(r.Missing) > 0 {
+			b.WriteString(" missing " + strings.Join(r.Missing, ", "))
+		}
+		if len(r.Excluded) > 0 {
+			var ex []string
+			for _, x := range r.Excluded {
+				ex = append(ex, x.String())
+			}
+			b.WriteString(" except " + strings.Join(ex, ", "))
+		}
+		b.WriteString("\n")
+		return true
+	})
+	if err != nil {
+		return "", err
+	}
+	return strings.TrimSuffix(b.String(), "\n"), nil
 }
 
 func parseCheck(q string, args []string) (Request, error) {
