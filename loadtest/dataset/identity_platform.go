@@ -112,7 +112,7 @@ func (p *identityPlatform) Size() int {
 	size += n.teams + n.teams - n.teams/ipTeamBlock
 	size += 3*n.employees + 3*n.contractors // org + two teams each
 	size += n.workloads                     // owners
-	size += 5 + n.teams/10 + n.teams/50 + n.employees/100 + n.workloads/10
+	size += 6 + n.teams/10 + n.teams/50 + n.employees/100 + n.workloads/10
 	size += n.teams/2 + n.teams/5 + n.teams/20 + n.workloads/5
 	size += 12*n.projects + n.projects/5
 	size += 2 * n.workloads
@@ -248,6 +248,7 @@ func (g *ipGen) tiers() bool {
 		rel("tier", "public", "cleared", "agent", graph.Wildcard),
 		rel("tier", "internal", "cleared", "user", graph.Wildcard),
 		rel("tier", "internal", "cleared", "workload", graph.Wildcard),
+		rel("tier", "internal", "cleared", "agent", graph.Wildcard),
 	}
 	for _, f := range fixed {
 		if !g.emit(f) {
