@@ -1,0 +1,172 @@
+package server
+
+import (
+	"context"
+	"fmt"
+	"strconv"
+	"sync"
+	"time"
+
+	lru "github.com/hashicorp/golang-lru/v2"
+	"golang.org/x/sync/singleflight"
+
+	"github.com/pembadb/pemba/check"
+	pb "github.com/pembadb/pemba/proto/pemba/v1"
+	"github.com/pembadb/pemba/schema"
+	"github.com/pembadb/pemba/storage"
+)
+
+// revisions turns a request's Consistency into a revision.
+//
+// minimize_latency reads at a cached head revision refreshed at most once
+// per quantum: requests in the same quantum share a revision, so they
+// share the check engine's cache (keyed by revision). The other modes are
+// exact: fully_consistent asks the datastore for its head, at_least_as_fresh
+// takes the cached head when it is new enough and the true head otherwise,
+// at_exact_snapshot takes the zookie's revision.
+type revisions struct {
+	engine  storage.Engine
+	zookies Zookies
+	quantum time.Duration
+
+	// mu guards cached and fetchedAt: the head revision last read and
+	// when it was read.
+	mu        sync.Mutex
+	cached    storage.Revision
+	fetchedAt time.Time
+
+	// fetch shares one HeadRevision call among concurrent refreshers.
+	fetch singleflight.Group
+}
+
+// head reads the datastore's head revision and refreshes the cache with it.
+func (r *revisions) head(ctx context.Context) (storage.Revision, error) {
+	v, err, _ := r.fetch.Do("head", func() (any, error) {
+		rev, err := r.engine.HeadRevision(ctx)
+		if err != nil {
+			return storage.Revision(0), fmt.Errorf("read head revision: %w", err)
+		}
+		r.mu.Lock()
+		if rev > r.cached {
+			r.cached = rev
+		}
+		r.fetchedAt = time.Now()
+		r.mu.Unlock()
+		return rev, nil
+	})
+	return v.(storage.Revision), err
+}
+
+// quantized returns the cached head, refreshing it when older than the
+// quantum.
+func (r *revisions) quantized(ctx context.Context) (storage.Revision, error) {
+	r.mu.Lock()
+	rev, fresh := r.cached, !r.fetchedAt.IsZero() && time.Since(r.fetchedAt) < r.quantum
+	r.mu.Unlock()
+	if fresh {
+		return rev, nil
+	}
+	return r.head(ctx)
+}
+
+// lag is how many revisions the cached head trails the true head.
+func (r *revisions) lag(ctx context.Context) float64 {
+	h, err := r.engine.HeadRevision(ctx)
+	if err != nil {
+		return 0
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if h < r.cached {
+		return 0
+	}
+	return float64(h - r.cached)
+}
+
+// resolve returns the revision c asks for; field names c in errors. A nil
+// Consistency means minimize_latency.
+func (r *revisions) resolve(ctx context.Context, c *pb.Consistency, field string) (storage.Revision, error) {
+	switch req := c.GetRequirement().(type) {
+	case nil, *pb.Consistency_MinimizeLatency:
+		return r.quantized(ctx)
+	case *pb.Consistency_FullyConsistent:
+		return r.head(ctx)
+	case *pb.Consistency_AtLeastAsFresh:
+		want, err := r.decode(req.AtLeastAsFresh, field+".at_least_as_fresh")
+		if err != nil {
+			return 0, err
+		}
+		rev, err := r.quantized(ctx)
+		if err != nil || rev >= want {
+			return rev, err
+		}
+		if rev, err = r.head(ctx); err != nil || rev >= want {
+			return rev, err
+		}
+		return 0, inField(field+".at_least_as_fresh", fmt.Errorf("revision %d: %w", want, storage.ErrRevisionUnknown))
+	case *pb.Consistency_AtExactSnapshot:
+		return r.decode(req.AtExactSnapshot, field+".at_exact_snapshot")
+	default:
+		return 0, invalidField(field, "unknown consistency requirement %T", req)
+	}
+}
+
+func (r *revisions) decode(z *pb.Zookie, field string) (storage.Revision, error) {
+	rev, err := r.zookies.Decode(z.GetToken())
+	if err != nil {
+		return 0, invalidField(field, "%v", err)
+	}
+	return rev, nil
+}
+
+// zookie returns the wire zookie for rev.
+func (r *revisions) zookie(rev storage.Revision) *pb.Zookie {
+	return &pb.Zookie{Token: r.zookies.Encode(rev)}
+}
+
+// schemas compiles stored schemas once. Key: the revision that wrote the
+// schema (StoredSchema.Revision), which identifies its text for the life
+// of the datastore.
+type schemas struct {
+	cache *lru.Cache[storage.Revision, *schema.Schema]
+}
+
+func newSchemas() *schemas {
+	c, _ := lru.New[storage.Revision, *schema.Schema](16) // fails only for size <= 0
+	return &schemas{cache: c}
+}
+
+// compiled returns the compiled form of a stored schema, or errNoSchema.
+func (s *schemas) compiled(stored storage.StoredSchema) (*schema.Schema, error) {
+	if stored.Text == "" {
+		return nil, errNoSchema
+	}
+	if c, ok := s.cache.Get(stored.Revision); ok {
+		return c, nil
+	}
+	c, err := schema.Compile("schema@"+strconv.FormatUint(uint64(stored.Revision), 10), stored.Text)
+	if err != nil {
+		// A stored schema compiled when it was written; failing now means
+		// the compiler changed incompatibly.
+		return nil, fmt.Errorf("compile stored schema written at revision %d: %v", stored.Revision, err)
+	}
+	s.cache.Add(stored.Revision, c)
+	return c, nil
+}
+
+// snapshot opens a reader at rev with the schema in force there.
+func (s *Server) snapshot(ctx context.Context, rev storage.Revision) (check.Snapshot, error) {
+	reader, err := s.engine.SnapshotReader(ctx, rev)
+	if err != nil {
+		return check.Snapshot{}, fmt.Errorf("read at revision %d: %w", rev, err)
+	}
+	stored, err := reader.ReadSchema(ctx)
+	if err != nil {
+		return check.Snapshot{}, fmt.Errorf("read schema at revision %d: %w", rev, err)
+	}
+	sch, err := s.schemas.compiled(stored)
+	if err != nil {
+		return check.Snapshot{}, err
+	}
+	return check.Snapshot{Schema: sch, Reader: reader}, nil
+}

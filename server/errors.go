@@ -1,0 +1,102 @@
+package server
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+
+	"github.com/pembadb/pemba/check"
+	"github.com/pembadb/pemba/graph"
+	"github.com/pembadb/pemba/schema"
+	"github.com/pembadb/pemba/storage"
+)
+
+// This file is the one place engine errors become gRPC statuses. Handlers
+// return plain (wrapped) errors or statuses built with invalidField; the
+// errorInterceptor passes every error through toStatus.
+
+// fieldError names the request field a bad value came from.
+type fieldError struct {
+	field string
+	err   error
+}
+
+func (e *fieldError) Error() string { return e.field + ": " + e.err.Error() }
+func (e *fieldError) Unwrap() error { return e.err }
+
+// inField wraps err with the request field it is about; nil stays nil.
+func inField(field string, err error) error {
+	if err == nil {
+		return nil
+	}
+	return &fieldError{field: field, err: err}
+}
+
+// invalidField is an INVALID_ARGUMENT status naming the field.
+func invalidField(field, format string, args ...any) error {
+	return status.Errorf(codes.InvalidArgument, "%s: %s", field, fmt.Sprintf(format, args...))
+}
+
+// errSchemaOrphans marks a schema write refused because stored
+// relationships would no longer fit the new schema.
+var errSchemaOrphans = errors.New("schema change would orphan stored relationships")
+
+// errNoSchema marks a request that needs a schema when none is stored.
+var errNoSchema = errors.New("no schema has been written; write one with `pemba schema write`")
+
+// toStatus maps err to a gRPC status error. Errors that already are
+// statuses pass through; unknown errors become INTERNAL and are logged.
+func toStatus(log *slog.Logger, method string, err error) error {
+	if err == nil {
+		return nil
+	}
+	if s, ok := status.FromError(err); ok {
+		return s.Err()
+	}
+	msg := err.Error()
+	var exists *storage.AlreadyExistsError
+	var schemaErrs schema.ErrorList
+	var schemaErrsPtr *schema.ErrorList
+	switch {
+	case errors.Is(err, context.Canceled):
+		return status.Error(codes.Canceled, msg)
+	case errors.Is(err, context.DeadlineExceeded):
+		return status.Error(codes.DeadlineExceeded, msg)
+	case errors.Is(err, errMalformedZookie), errors.Is(err, errForeignZookie):
+		return status.Error(codes.InvalidArgument, msg)
+	case errors.Is(err, storage.ErrRevisionTooOld):
+		return status.Errorf(codes.FailedPrecondition,
+			"%s; the zookie's revision has been garbage-collected: retry with fully_consistent or a newer zookie", msg)
+	case errors.Is(err, storage.ErrRevisionUnknown):
+		return status.Errorf(codes.FailedPrecondition, "%s; the zookie names a revision this datastore has not committed", msg)
+	case errors.As(err, &exists):
+		return status.Error(codes.AlreadyExists, msg)
+	case errors.Is(err, storage.ErrPreconditionFailed):
+		return status.Error(codes.FailedPrecondition, msg)
+	case errors.Is(err, errSchemaOrphans):
+		return status.Error(codes.FailedPrecondition, msg)
+	case errors.Is(err, errNoSchema):
+		return status.Error(codes.FailedPrecondition, msg)
+	case errors.Is(err, check.ErrMaxDepth):
+		return status.Errorf(codes.ResourceExhausted,
+			"%s: the permission needs deeper recursion than the server's max depth allows (raise --max-depth, or look for a relationship chain that is too long)", msg)
+	case errors.Is(err, check.ErrCycleThroughExclusion):
+		return status.Error(codes.FailedPrecondition, msg)
+	case errors.Is(err, storage.ErrInvalidArgument), errors.Is(err, graph.ErrInvalid),
+		errors.Is(err, check.ErrInvalidRequest),
+		errors.As(err, &schemaErrs), errors.As(err, &schemaErrsPtr):
+		return status.Error(codes.InvalidArgument, msg)
+	case errors.Is(err, storage.ErrClosed):
+		return status.Error(codes.Unavailable, msg)
+	}
+	var fe *fieldError
+	if errors.As(err, &fe) {
+		return status.Error(codes.InvalidArgument, msg)
+	}
+	log.Error("internal error", "method", method, "err", err)
+	return status.Errorf(codes.Internal, "internal error: %s", msg)
+}

@@ -1,0 +1,160 @@
+package server
+
+import (
+	"context"
+	"iter"
+	"net/http"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+
+	"github.com/pembadb/pemba/graph"
+	"github.com/pembadb/pemba/storage"
+)
+
+// metrics are the server's Prometheus collectors, in a registry of their
+// own so several servers can live in one process (tests).
+type metrics struct {
+	registry  *prometheus.Registry
+	requests  *prometheus.HistogramVec // method, code
+	datastore *prometheus.HistogramVec // operation
+}
+
+func newMetrics(s *Server) *metrics {
+	m := &metrics{registry: prometheus.NewRegistry()}
+	m.requests = prometheus.NewHistogramVec(prometheus.HistogramOpts{
+		Name:    "pemba_request_duration_seconds",
+		Help:    "Latency of API requests by gRPC method and status code.",
+		Buckets: []float64{.0001, .00025, .0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10},
+	}, []string{"method", "code"})
+	m.datastore = prometheus.NewHistogramVec(prometheus.HistogramOpts{
+		Name:    "pemba_datastore_duration_seconds",
+		Help:    "Latency of datastore operations.",
+		Buckets: []float64{.00005, .0001, .00025, .0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 5},
+	}, []string{"operation"})
+	stat := func(name, help string, get func() float64) prometheus.Collector {
+		return prometheus.NewCounterFunc(prometheus.CounterOpts{Name: name, Help: help}, get)
+	}
+	m.registry.MustRegister(
+		m.requests, m.datastore,
+		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
+		stat("pemba_check_cache_hits_total", "Check sub-problems answered from the result cache.",
+			func() float64 { return float64(s.checker.Stats().CacheHits) }),
+		stat("pemba_check_cache_misses_total", "Check sub-problems not found in the result cache.",
+			func() float64 { return float64(s.checker.Stats().CacheMisses) }),
+		stat("pemba_check_dispatches_total", "Check sub-problems evaluated locally.",
+			func() float64 { return float64(s.checker.Stats().Dispatches) }),
+		stat("pemba_check_shared_total", "Check sub-problems answered by a concurrent identical evaluation.",
+			func() float64 { return float64(s.checker.Stats().Shared) }),
+		stat("pemba_check_queries_total", "Datastore queries issued by the check engine.",
+			func() float64 { return float64(s.checker.Stats().Queries) }),
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Name: "pemba_revision_lag",
+			Help: "Revisions the quantized (minimize_latency) head trails the datastore head.",
+		}, func() float64 {
+			ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+			defer cancel()
+			return s.revs.lag(ctx)
+		}),
+	)
+	return m
+}
+
+func (m *metrics) handler() http.Handler {
+	return promhttp.HandlerFor(m.registry, promhttp.HandlerOpts{})
+}
+
+func (m *metrics) observe(method string, start time.Time, err error) {
+	m.requests.WithLabelValues(method, status.Code(err).String()).Observe(time.Since(start).Seconds())
+}
+
+func (m *metrics) unary(ctx context.Context, req any, info *grpc.UnaryServerInfo, handler grpc.UnaryHandler) (any, error) {
+	start := time.Now()
+	resp, err := handler(ctx, req)
+	m.observe(info.FullMethod, start, err)
+	return resp, err
+}
+
+func (m *metrics) stream(srv any, ss grpc.ServerStream, info *grpc.StreamServerInfo, handler grpc.StreamHandler) error {
+	start := time.Now()
+	err := handler(srv, ss)
+	m.observe(info.FullMethod, start, err)
+	return err
+}
+
+// isServerFault reports codes that mean the server, not the request, failed.
+func isServerFault(c codes.Code) bool {
+	switch c {
+	case codes.Internal, codes.Unknown, codes.DataLoss, codes.Unavailable:
+		return true
+	}
+	return false
+}
+
+// instrumented is a storage.Engine decorator that times every operation
+// (reads are timed when their reader is opened and per query).
+type instrumented struct {
+	storage.Engine
+	m *metrics
+}
+
+func instrument(e storage.Engine, m *metrics) storage.Engine { return &instrumented{Engine: e, m: m} }
+
+func (e *instrumented) time(op string, start time.Time) {
+	e.m.datastore.WithLabelValues(op).Observe(time.Since(start).Seconds())
+}
+
+func (e *instrumented) HeadRevision(ctx context.Context) (storage.Revision, error) {
+	defer e.time("head_revision", time.Now())
+	return e.Engine.HeadRevision(ctx)
+}
+
+func (e *instrumented) SnapshotReader(ctx context.Context, rev storage.Revision) (storage.Reader, error) {
+	defer e.time("snapshot_reader", time.Now())
+	r, err := e.Engine.SnapshotReader(ctx, rev)
+	if err != nil {
+		return nil, err
+	}
+	return &instrumentedReader{Reader: r, e: e}, nil
+}
+
+func (e *instrumented) Write(ctx context.Context, req storage.WriteRequest) (storage.Revision, error) {
+	defer e.time("write", time.Now())
+	return e.Engine.Write(ctx, req)
+}
+
+func (e *instrumented) DeleteRelationships(ctx context.Context, f storage.Filter, limit int, meta storage.WriteMetadata) (storage.DeleteResult, error) {
+	defer e.time("delete", time.Now())
+	return e.Engine.DeleteRelationships(ctx, f, limit, meta)
+}
+
+func (e *instrumented) WriteSchema(ctx context.Context, s storage.StoredSchema, meta storage.WriteMetadata) (storage.Revision, error) {
+	defer e.time("write_schema", time.Now())
+	return e.Engine.WriteSchema(ctx, s, meta)
+}
+
+// instrumentedReader times each query until its iteration ends.
+type instrumentedReader struct {
+	storage.Reader
+	e *instrumented
+}
+
+func (r *instrumentedReader) QueryRelationships(ctx context.Context, f storage.Filter, opts storage.QueryOptions) iter.Seq2[graph.Relationship, error] {
+	return r.timed("query", r.Reader.QueryRelationships(ctx, f, opts))
+}
+
+func (r *instrumentedReader) ReverseQueryRelationships(ctx context.Context, f storage.ReverseFilter, opts storage.QueryOptions) iter.Seq2[graph.Relationship, error] {
+	return r.timed("reverse_query", r.Reader.ReverseQueryRelationships(ctx, f, opts))
+}
+
+func (r *instrumentedReader) timed(op string, seq iter.Seq2[graph.Relationship, error]) iter.Seq2[graph.Relationship, error] {
+	return func(yield func(graph.Relationship, error) bool) {
+		defer r.e.time(op, time.Now())
+		seq(yield)
+	}
+}

@@ -1,0 +1,142 @@
+package server
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"google.golang.org/grpc/status"
+
+	"github.com/pembadb/pemba/check"
+	pb "github.com/pembadb/pemba/proto/pemba/v1"
+)
+
+type permissionService struct {
+	pb.UnimplementedPermissionServiceServer
+	s *Server
+}
+
+func permissionshipToProto(p check.Permissionship) pb.Permissionship {
+	switch p {
+	case check.HasPermission:
+		return pb.Permissionship_PERMISSIONSHIP_HAS_PERMISSION
+	case check.Conditional:
+		return pb.Permissionship_PERMISSIONSHIP_CONDITIONAL_PERMISSION
+	}
+	return pb.Permissionship_PERMISSIONSHIP_NO_PERMISSION
+}
+
+func pathToProto(p *check.Path) *pb.AccessPath {
+	if p == nil {
+		return nil
+	}
+	out := &pb.AccessPath{
+		Subject:        subjectToProto(p.Subject),
+		Caveats:        p.Caveats,
+		MissingContext: p.Missing,
+		Text:           p.String(),
+	}
+	for _, st := range p.Steps {
+		step := &pb.PathStep{Object: objectToProto(st.Object), Relation: st.Relation, Via: st.Via}
+		if st.Relationship != nil {
+			step.Relationship = relationshipToProto(*st.Relationship)
+		}
+		out.Steps = append(out.Steps, step)
+	}
+	for _, a := range p.Also {
+		out.Also = append(out.Also, pathToProto(a))
+	}
+	return out
+}
+
+// checkRequest converts the parts of a check; field prefixes errors.
+func checkRequest(res *pb.ObjectRef, perm string, sub *pb.SubjectRef, field string) (check.Request, error) {
+	r, err := objectFromProto(res, field+"resource")
+	if err != nil {
+		return check.Request{}, err
+	}
+	if perm == "" {
+		return check.Request{}, invalidField(field+"permission", "missing")
+	}
+	su, err := subjectFromProto(sub, field+"subject")
+	if err != nil {
+		return check.Request{}, err
+	}
+	return check.Request{Resource: r, Permission: perm, Subject: su}, nil
+}
+
+func (svc *permissionService) CheckPermission(ctx context.Context, req *pb.CheckPermissionRequest) (*pb.CheckPermissionResponse, error) {
+	s := svc.s
+	creq, err := checkRequest(req.GetResource(), req.GetPermission(), req.GetSubject(), "")
+	if err != nil {
+		return nil, err
+	}
+	creq.Context = contextFromProto(req.GetContext())
+	creq.Explain = req.GetExplain()
+	creq.Now = time.Now()
+	rev, err := s.revs.resolve(ctx, req.GetConsistency(), "consistency")
+	if err != nil {
+		return nil, err
+	}
+	snap, err := s.snapshot(ctx, rev)
+	if err != nil {
+		return nil, err
+	}
+	res, err := s.checker.Check(ctx, snap, creq)
+	if err != nil {
+		return nil, err
+	}
+	return &pb.CheckPermissionResponse{
+		Permissionship: permissionshipToProto(res.Permissionship),
+		MissingContext: res.Missing,
+		Path:           pathToProto(res.Path),
+		CheckedAt:      s.revs.zookie(rev),
+	}, nil
+}
+
+func (svc *permissionService) BulkCheckPermission(ctx context.Context, req *pb.BulkCheckPermissionRequest) (*pb.BulkCheckPermissionResponse, error) {
+	s := svc.s
+	items := req.GetItems()
+	if len(items) == 0 {
+		return nil, invalidField("items", "empty")
+	}
+	if len(items) > s.limits.MaxBulkCheckItems {
+		return nil, invalidField("items", "%d items exceed the limit of %d per request", len(items), s.limits.MaxBulkCheckItems)
+	}
+	now := time.Now()
+	reqs := make([]check.Request, len(items))
+	for i, it := range items {
+		r, err := checkRequest(it.GetResource(), it.GetPermission(), it.GetSubject(), fmt.Sprintf("items[%d].", i))
+		if err != nil {
+			return nil, err
+		}
+		r.Context = contextFromProto(it.GetContext())
+		r.Now = now
+		reqs[i] = r
+	}
+	rev, err := s.revs.resolve(ctx, req.GetConsistency(), "consistency")
+	if err != nil {
+		return nil, err
+	}
+	snap, err := s.snapshot(ctx, rev)
+	if err != nil {
+		return nil, err
+	}
+	results, err := s.checker.BulkCheck(ctx, snap, reqs)
+	if err != nil {
+		return nil, err
+	}
+	resp := &pb.BulkCheckPermissionResponse{CheckedAt: s.revs.zookie(rev)}
+	for i, r := range results {
+		out := &pb.BulkCheckResult{}
+		if r.Err != nil {
+			st := status.Convert(toStatus(s.log, "BulkCheckPermission", inField(fmt.Sprintf("items[%d]", i), r.Err)))
+			out.Error = &pb.BulkCheckError{Code: int32(st.Code()), Message: st.Message()}
+		} else {
+			out.Permissionship = permissionshipToProto(r.Result.Permissionship)
+			out.MissingContext = r.Result.Missing
+		}
+		resp.Results = append(resp.Results, out)
+	}
+	return resp, nil
+}

@@ -1,0 +1,267 @@
+package server
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"iter"
+
+	"github.com/pembadb/pemba/graph"
+	pb "github.com/pembadb/pemba/proto/pemba/v1"
+	"github.com/pembadb/pemba/schema"
+	"github.com/pembadb/pemba/storage"
+)
+
+type relationshipService struct {
+	pb.UnimplementedRelationshipServiceServer
+	s *Server
+}
+
+// exportPageSize is how many relationships one ExportRelationships
+// message carries.
+const exportPageSize = 1000
+
+func (svc *relationshipService) WriteRelationships(ctx context.Context, req *pb.WriteRelationshipsRequest) (*pb.WriteRelationshipsResponse, error) {
+	s := svc.s
+	updates := req.GetUpdates()
+	if len(updates) == 0 {
+		return nil, invalidField("updates", "empty: a write needs at least one update")
+	}
+	if len(updates) > s.limits.MaxWriteRelationships {
+		return nil, invalidField("updates", "%d updates exceed the limit of %d per write; use ImportRelationships (pemba import) for bulk loads",
+			len(updates), s.limits.MaxWriteRelationships)
+	}
+	muts := make([]storage.Mutation, len(updates))
+	seen := make(map[graph.Key]int, len(updates))
+	for i, u := range updates {
+		field := fmt.Sprintf("updates[%d]", i)
+		var op storage.Op
+		switch u.GetOperation() {
+		case pb.RelationshipUpdate_OPERATION_CREATE:
+			op = storage.OpCreate
+		case pb.RelationshipUpdate_OPERATION_TOUCH:
+			op = storage.OpTouch
+		case pb.RelationshipUpdate_OPERATION_DELETE:
+			op = storage.OpDelete
+		default:
+			return nil, invalidField(field+".operation", "must be CREATE, TOUCH or DELETE")
+		}
+		r, err := relationshipFromProto(u.GetRelationship(), field+".relationship")
+		if err != nil {
+			return nil, err
+		}
+		if j, dup := seen[r.Key()]; dup {
+			return nil, invalidField(field+".relationship", "%s also appears in updates[%d]; a relationship may be updated once per write", r.Key(), j)
+		}
+		seen[r.Key()] = i
+		muts[i] = storage.Mutation{Op: op, Relationship: r}
+	}
+	pre, err := preconditionsFromProto(req.GetPreconditions())
+	if err != nil {
+		return nil, err
+	}
+
+	s.writeGate.RLock()
+	defer s.writeGate.RUnlock()
+	_, sch, err := s.headSchema(ctx)
+	if err != nil {
+		return nil, err
+	}
+	if sch == nil {
+		return nil, errNoSchema
+	}
+	for i, m := range muts {
+		if m.Op == storage.OpDelete {
+			continue // deleting what the schema no longer allows is always fine
+		}
+		if err := validateAgainstSchema(sch, m.Relationship, fmt.Sprintf("updates[%d].relationship", i)); err != nil {
+			return nil, err
+		}
+	}
+	rev, err := s.engine.Write(ctx, storage.WriteRequest{
+		Preconditions: pre,
+		Mutations:     muts,
+		Metadata:      storage.WriteMetadata{Actor: actorFrom(ctx), Reason: req.GetReason()},
+	})
+	if err != nil {
+		return nil, fmt.Errorf("write relationships: %w", err)
+	}
+	return &pb.WriteRelationshipsResponse{WrittenAt: s.revs.zookie(rev)}, nil
+}
+
+func (svc *relationshipService) DeleteRelationships(ctx context.Context, req *pb.DeleteRelationshipsRequest) (*pb.DeleteRelationshipsResponse, error) {
+	s := svc.s
+	f, err := filterFromProto(req.GetFilter(), "filter")
+	if err != nil {
+		return nil, err
+	}
+	if f.ResourceType == "" && f.Subject == nil {
+		return nil, invalidField("filter", "give at least resource_type or subject; an empty filter would delete everything")
+	}
+	s.writeGate.RLock()
+	defer s.writeGate.RUnlock()
+	res, err := s.engine.DeleteRelationships(ctx, f, int(req.GetLimit()),
+		storage.WriteMetadata{Actor: actorFrom(ctx), Reason: req.GetReason()})
+	if err != nil {
+		return nil, fmt.Errorf("delete relationships: %w", err)
+	}
+	return &pb.DeleteRelationshipsResponse{WrittenAt: s.revs.zookie(res.Revision), Deleted: uint64(res.Deleted), More: res.More}, nil
+}
+
+// readAt resolves the revision of a resumable read: the cursor's revision
+// when there is a cursor, else the request's consistency.
+func (s *Server) readAt(ctx context.Context, c *pb.Consistency, cursor string) (storage.Revision, *graph.Relationship, error) {
+	if cursor != "" {
+		return s.revs.zookies.relationshipCursor(cursor, "cursor")
+	}
+	rev, err := s.revs.resolve(ctx, c, "consistency")
+	return rev, nil, err
+}
+
+func (svc *relationshipService) ReadRelationships(req *pb.ReadRelationshipsRequest, stream pb.RelationshipService_ReadRelationshipsServer) error {
+	s := svc.s
+	ctx := stream.Context()
+	f, err := filterFromProto(req.GetFilter(), "filter")
+	if err != nil {
+		return err
+	}
+	rev, after, err := s.readAt(ctx, req.GetConsistency(), req.GetCursor())
+	if err != nil {
+		return err
+	}
+	reader, err := s.engine.SnapshotReader(ctx, rev)
+	if err != nil {
+		return fmt.Errorf("read at revision %d: %w", rev, err)
+	}
+	zookie := s.revs.zookie(rev)
+	for r, err := range reader.QueryRelationships(ctx, f, storage.QueryOptions{Limit: int(req.GetLimit()), After: after}) {
+		if err != nil {
+			return fmt.Errorf("read relationships: %w", err)
+		}
+		if err := stream.Send(&pb.ReadRelationshipsResponse{
+			Relationship: relationshipToProto(r),
+			ReadAt:       zookie,
+			Cursor:       s.revs.zookies.encodeCursor(rev, r.String()),
+		}); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (svc *relationshipService) ExportRelationships(req *pb.ExportRelationshipsRequest, stream pb.RelationshipService_ExportRelationshipsServer) error {
+	s := svc.s
+	ctx := stream.Context()
+	rev, after, err := s.readAt(ctx, req.GetConsistency(), req.GetCursor())
+	if err != nil {
+		return err
+	}
+	reader, err := s.engine.SnapshotReader(ctx, rev)
+	if err != nil {
+		return fmt.Errorf("read at revision %d: %w", rev, err)
+	}
+	zookie := s.revs.zookie(rev)
+	page := make([]*pb.Relationship, 0, exportPageSize)
+	var last graph.Relationship
+	sent := false
+	flush := func() error {
+		if len(page) == 0 {
+			return nil
+		}
+		err := stream.Send(&pb.ExportRelationshipsResponse{
+			Relationships: page, ReadAt: zookie, Cursor: s.revs.zookies.encodeCursor(rev, last.String()),
+		})
+		page = make([]*pb.Relationship, 0, exportPageSize)
+		sent = true
+		return err
+	}
+	for r, err := range reader.QueryRelationships(ctx, storage.Filter{}, storage.QueryOptions{After: after}) {
+		if err != nil {
+			return fmt.Errorf("export relationships: %w", err)
+		}
+		page = append(page, relationshipToProto(r))
+		last = r
+		if len(page) == exportPageSize {
+			if err := flush(); err != nil {
+				return err
+			}
+		}
+	}
+	if err := flush(); err != nil {
+		return err
+	}
+	if !sent {
+		// An empty store still tells the client the revision it read.
+		return stream.Send(&pb.ExportRelationshipsResponse{ReadAt: zookie})
+	}
+	return nil
+}
+
+func (svc *relationshipService) ImportRelationships(stream pb.RelationshipService_ImportRelationshipsServer) error {
+	s := svc.s
+	ctx := stream.Context()
+	first, err := stream.Recv()
+	if errors.Is(err, io.EOF) {
+		return invalidField("relationships", "empty import stream")
+	}
+	if err != nil {
+		return err
+	}
+	s.writeGate.RLock()
+	defer s.writeGate.RUnlock()
+	_, sch, err := s.headSchema(ctx)
+	if err != nil {
+		return err
+	}
+	if sch == nil {
+		return errNoSchema
+	}
+	res, err := s.engine.Import(ctx, importSeq(first, stream, sch), s.limits.ImportBatchSize,
+		storage.WriteMetadata{Actor: actorFrom(ctx), Reason: first.GetReason()})
+	if err != nil {
+		return fmt.Errorf("import stopped after %d relationships were committed: %w", res.Imported, err)
+	}
+	resp := &pb.ImportRelationshipsResponse{Imported: uint64(res.Imported)}
+	if n := len(res.Revisions); n > 0 {
+		resp.WrittenAt = s.revs.zookie(res.Revisions[n-1])
+	} else if head, err := s.revs.head(ctx); err == nil {
+		resp.WrittenAt = s.revs.zookie(head)
+	}
+	return stream.SendAndClose(resp)
+}
+
+// importSeq yields the relationships of an import stream, validated; the
+// error names the relationship's position in the whole stream.
+func importSeq(first *pb.ImportRelationshipsRequest, stream pb.RelationshipService_ImportRelationshipsServer, sch *schema.Schema) iter.Seq2[graph.Relationship, error] {
+	return func(yield func(graph.Relationship, error) bool) {
+		n := 0
+		msg := first
+		for {
+			for _, p := range msg.GetRelationships() {
+				field := fmt.Sprintf("relationships[%d]", n)
+				r, err := relationshipFromProto(p, field)
+				if err == nil {
+					err = validateAgainstSchema(sch, r, field)
+				}
+				if err != nil {
+					yield(graph.Relationship{}, err)
+					return
+				}
+				n++
+				if !yield(r, nil) {
+					return
+				}
+			}
+			var err error
+			msg, err = stream.Recv()
+			if errors.Is(err, io.EOF) {
+				return
+			}
+			if err != nil {
+				yield(graph.Relationship{}, err)
+				return
+			}
+		}
+	}
+}

@@ -1,0 +1,146 @@
+package server
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+
+	pb "github.com/pembadb/pemba/proto/pemba/v1"
+	"github.com/pembadb/pemba/schema"
+	"github.com/pembadb/pemba/storage"
+)
+
+type schemaService struct {
+	pb.UnimplementedSchemaServiceServer
+	s *Server
+}
+
+// compileRequestSchema compiles a schema sent by a client.
+func compileRequestSchema(text string) (*schema.Schema, error) {
+	if strings.TrimSpace(text) == "" {
+		return nil, invalidField("schema", "empty")
+	}
+	sch, err := schema.Compile("schema", text)
+	if err != nil {
+		return nil, invalidField("schema", "%v", err)
+	}
+	return sch, nil
+}
+
+func warningStrings(sch *schema.Schema) []string {
+	var out []string
+	for _, w := range sch.Warnings() {
+		out = append(out, w.Error())
+	}
+	return out
+}
+
+// headSchema returns a reader at the head and the schema stored there
+// (nil when none has been written).
+func (s *Server) headSchema(ctx context.Context) (storage.Reader, *schema.Schema, error) {
+	head, err := s.revs.head(ctx)
+	if err != nil {
+		return nil, nil, err
+	}
+	snap, err := s.snapshot(ctx, head)
+	if errors.Is(err, errNoSchema) {
+		reader, err := s.engine.SnapshotReader(ctx, head)
+		return reader, nil, err
+	}
+	if err != nil {
+		return nil, nil, err
+	}
+	return snap.Reader, snap.Schema, nil
+}
+
+func (svc *schemaService) WriteSchema(ctx context.Context, req *pb.WriteSchemaRequest) (*pb.WriteSchemaResponse, error) {
+	s := svc.s
+	next, err := compileRequestSchema(req.GetSchema())
+	if err != nil {
+		return nil, err
+	}
+	s.writeGate.Lock()
+	defer s.writeGate.Unlock()
+	reader, prev, err := s.headSchema(ctx)
+	if err != nil {
+		return nil, err
+	}
+	if prev != nil {
+		orphans, err := findOrphans(ctx, reader, prev, next)
+		if err != nil {
+			return nil, fmt.Errorf("count relationships the schema change affects: %w", err)
+		}
+		if len(orphans) > 0 {
+			return nil, orphanError(orphans)
+		}
+	}
+	rev, err := s.engine.WriteSchema(ctx, storage.StoredSchema{Text: req.GetSchema()},
+		storage.WriteMetadata{Actor: actorFrom(ctx), Reason: req.GetReason()})
+	if err != nil {
+		return nil, fmt.Errorf("write schema: %w", err)
+	}
+	return &pb.WriteSchemaResponse{WrittenAt: s.revs.zookie(rev), Warnings: warningStrings(next)}, nil
+}
+
+func orphanError(orphans []orphan) error {
+	parts := make([]string, len(orphans))
+	for i, o := range orphans {
+		parts[i] = o.String()
+	}
+	return fmt.Errorf("%w: %s; delete those relationships first (pemba relationship bulk-delete)",
+		errSchemaOrphans, strings.Join(parts, "; "))
+}
+
+func (svc *schemaService) ReadSchema(ctx context.Context, req *pb.ReadSchemaRequest) (*pb.ReadSchemaResponse, error) {
+	s := svc.s
+	rev, err := s.revs.resolve(ctx, req.GetConsistency(), "consistency")
+	if err != nil {
+		return nil, err
+	}
+	reader, err := s.engine.SnapshotReader(ctx, rev)
+	if err != nil {
+		return nil, fmt.Errorf("read at revision %d: %w", rev, err)
+	}
+	stored, err := reader.ReadSchema(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("read schema: %w", err)
+	}
+	if stored.Text == "" {
+		return nil, status.Error(codes.NotFound, "no schema has been written")
+	}
+	return &pb.ReadSchemaResponse{Schema: stored.Text, ReadAt: s.revs.zookie(rev)}, nil
+}
+
+func (svc *schemaService) DiffSchema(ctx context.Context, req *pb.DiffSchemaRequest) (*pb.DiffSchemaResponse, error) {
+	s := svc.s
+	next, err := compileRequestSchema(req.GetSchema())
+	if err != nil {
+		return nil, err
+	}
+	rev, err := s.revs.resolve(ctx, req.GetConsistency(), "consistency")
+	if err != nil {
+		return nil, err
+	}
+	resp := &pb.DiffSchemaResponse{Warnings: warningStrings(next), ReadAt: s.revs.zookie(rev)}
+	snap, err := s.snapshot(ctx, rev)
+	if errors.Is(err, errNoSchema) {
+		resp.Changes = diffSchemas(nil, next)
+		return resp, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	resp.Changes = diffSchemas(snap.Schema, next)
+	orphans, err := findOrphans(ctx, snap.Reader, snap.Schema, next)
+	if err != nil {
+		return nil, fmt.Errorf("count relationships the schema change affects: %w", err)
+	}
+	for _, o := range orphans {
+		resp.Blockers = append(resp.Blockers, o.String())
+	}
+	return resp, nil
+}

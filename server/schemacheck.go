@@ -1,0 +1,192 @@
+package server
+
+import (
+	"context"
+	"fmt"
+	"slices"
+	"sort"
+	"strings"
+
+	"github.com/pembadb/pemba/graph"
+	"github.com/pembadb/pemba/schema"
+	"github.com/pembadb/pemba/storage"
+)
+
+// validateAgainstSchema checks that r may be stored under sch: its types
+// and relation exist, the subject type is allowed, the caveat is one the
+// relation allows (or required), the expiration is allowed. field names r
+// in the error.
+func validateAgainstSchema(sch *schema.Schema, r graph.Relationship, field string) error {
+	def := sch.Definition(r.Resource.Type)
+	if def == nil {
+		return invalidField(field+".resource.type", "type %q is not defined in the schema", r.Resource.Type)
+	}
+	rel, perm := def.Lookup(r.Relation)
+	if perm != nil {
+		return invalidField(field+".relation", "%q is a permission of %q; only relations can be written", r.Relation, def.Name)
+	}
+	if rel == nil {
+		return invalidField(field+".relation", "definition %q has no relation %q", def.Name, r.Relation)
+	}
+	sub := r.Subject
+	sdef := sch.Definition(sub.Object.Type)
+	if sdef == nil {
+		return invalidField(field+".subject.object.type", "type %q is not defined in the schema", sub.Object.Type)
+	}
+	if sub.Relation != "" && !sdef.Has(sub.Relation) {
+		return invalidField(field+".subject.relation", "definition %q has no relation or permission %q", sdef.Name, sub.Relation)
+	}
+	allowed := rel.AllowedFor(sub.Object.Type, sub.Relation, sub.IsWildcard())
+	if len(allowed) == 0 {
+		return invalidField(field+".subject", "subject %s is not allowed on %s#%s (allowed: %s)",
+			describeSubjectType(sub), def.Name, rel.Name, allowedList(rel))
+	}
+	caveat := ""
+	if r.Caveat != nil {
+		caveat = r.Caveat.Name
+		c := sch.Caveat(caveat)
+		if c == nil {
+			return invalidField(field+".caveat.name", "caveat %q is not defined in the schema", caveat)
+		}
+		for name := range r.Caveat.Context {
+			if !slices.ContainsFunc(c.Params, func(p schema.CaveatParam) bool { return p.Name == name }) {
+				return invalidField(field+".caveat.context", "caveat %q has no parameter %q", caveat, name)
+			}
+		}
+	}
+	matching := slices.DeleteFunc(slices.Clone(allowed), func(a schema.AllowedSubject) bool { return a.Caveat != caveat })
+	if len(matching) == 0 {
+		if caveat == "" {
+			return invalidField(field+".caveat", "%s#%s requires a caveat for subject %s (allowed: %s)",
+				def.Name, rel.Name, describeSubjectType(sub), allowedList(rel))
+		}
+		return invalidField(field+".caveat.name", "caveat %q is not allowed on %s#%s for subject %s (allowed: %s)",
+			caveat, def.Name, rel.Name, describeSubjectType(sub), allowedList(rel))
+	}
+	if r.Expiration != nil && !slices.ContainsFunc(matching, func(a schema.AllowedSubject) bool { return a.Expiration }) {
+		return invalidField(field+".expiration", "%s#%s does not allow an expiration for subject %s (allowed: %s)",
+			def.Name, rel.Name, describeSubjectType(sub), allowedList(rel))
+	}
+	return nil
+}
+
+func describeSubjectType(s graph.SubjectRef) string {
+	switch {
+	case s.IsWildcard():
+		return s.Object.Type + ":*"
+	case s.Relation != "":
+		return s.Object.Type + "#" + s.Relation
+	}
+	return s.Object.Type
+}
+
+func allowedList(r *schema.Relation) string {
+	parts := make([]string, len(r.Allowed))
+	for i, a := range r.Allowed {
+		parts[i] = a.String()
+	}
+	return strings.Join(parts, ", ")
+}
+
+// orphanLimit caps how many orphaned relationships one orphan count reads.
+const orphanLimit = 10000
+
+// orphan is a class of stored relationships a new schema would not accept.
+type orphan struct {
+	what  string // e.g. `relation document#viewer` or `subject type user on document#viewer`
+	count int    // relationships found, capped at orphanLimit
+}
+
+func (o orphan) String() string {
+	n := fmt.Sprint(o.count)
+	if o.count >= orphanLimit {
+		n = fmt.Sprintf("at least %d", orphanLimit)
+	}
+	return fmt.Sprintf("%s still has %s relationship(s)", o.what, n)
+}
+
+// findOrphans lists the stored relationships (read through reader) that
+// relations removed or narrowed by next would orphan. Only relations of
+// prev are examined: relationships can only exist where prev allowed them.
+func findOrphans(ctx context.Context, reader storage.Reader, prev, next *schema.Schema) ([]orphan, error) {
+	var out []orphan
+	count := func(f storage.Filter, keep func(graph.Relationship) bool) (int, error) {
+		n := 0
+		for r, err := range reader.QueryRelationships(ctx, f, storage.QueryOptions{}) {
+			if err != nil {
+				return 0, err
+			}
+			if keep == nil || keep(r) {
+				n++
+			}
+			if n >= orphanLimit {
+				break
+			}
+		}
+		return n, nil
+	}
+	for _, typ := range prev.DefinitionOrder {
+		pdef := prev.Definitions[typ]
+		ndef := next.Definition(typ)
+		rels := make([]string, 0, len(pdef.Relations))
+		for name := range pdef.Relations {
+			rels = append(rels, name)
+		}
+		sort.Strings(rels)
+		for _, name := range rels {
+			var nrel *schema.Relation
+			if ndef != nil {
+				nrel = ndef.Relations[name]
+			}
+			if nrel == nil {
+				n, err := count(storage.Filter{ResourceType: typ, Relation: name}, nil)
+				if err != nil {
+					return nil, err
+				}
+				if n > 0 {
+					out = append(out, orphan{what: fmt.Sprintf("relation %s#%s", typ, name), count: n})
+				}
+				continue
+			}
+			if !narrowed(pdef.Relations[name], nrel) {
+				continue
+			}
+			// The relation stays but accepts less: count stored
+			// relationships it no longer accepts.
+			n, err := count(storage.Filter{ResourceType: typ, Relation: name}, func(r graph.Relationship) bool {
+				return !accepts(next, nrel, r)
+			})
+			if err != nil {
+				return nil, err
+			}
+			if n > 0 {
+				out = append(out, orphan{what: fmt.Sprintf("relation %s#%s (subject types it no longer allows)", typ, name), count: n})
+			}
+		}
+	}
+	return out, nil
+}
+
+// accepts reports whether rel in sch accepts the stored relationship r.
+func accepts(sch *schema.Schema, rel *schema.Relation, r graph.Relationship) bool {
+	caveat := ""
+	if r.Caveat != nil {
+		caveat = r.Caveat.Name
+	}
+	for _, a := range rel.AllowedFor(r.Subject.Object.Type, r.Subject.Relation, r.Subject.IsWildcard()) {
+		if a.Caveat == caveat && (r.Expiration == nil || a.Expiration) {
+			return true
+		}
+	}
+	return false
+}
+
+// narrowed reports whether next drops any subject type prev allowed.
+func narrowed(prev, next *schema.Relation) bool {
+	for _, a := range prev.Allowed {
+		if !slices.Contains(next.Allowed, a) {
+			return true
+		}
+	}
+	return false
+}

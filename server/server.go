@@ -1,0 +1,404 @@
+package server
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"sync"
+	"time"
+
+	"github.com/grpc-ecosystem/grpc-gateway/v2/runtime"
+	"github.com/prometheus/client_golang/prometheus"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials"
+	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/grpc/health"
+	healthpb "google.golang.org/grpc/health/grpc_health_v1"
+	"google.golang.org/grpc/test/bufconn"
+
+	"github.com/pembadb/pemba/check"
+	pb "github.com/pembadb/pemba/proto/pemba/v1"
+	"github.com/pembadb/pemba/storage"
+)
+
+// Limits bound requests. Zero fields take the defaults.
+type Limits struct {
+	// MaxWriteRelationships caps the updates of one WriteRelationships
+	// (default 1000); ImportRelationships takes more.
+	MaxWriteRelationships int
+	// MaxBulkCheckItems caps the items of one BulkCheckPermission (default 1000).
+	MaxBulkCheckItems int
+	// MaxMessageBytes caps a received message (default 4 MiB).
+	MaxMessageBytes int
+	// DefaultDeadline applies to unary requests that carry none (default 30s).
+	DefaultDeadline time.Duration
+	// LookupPageSize is LookupResources' result count when the request
+	// gives no limit, and its maximum (default 1000).
+	LookupPageSize int
+	// ImportBatchSize is how many imported relationships one revision
+	// holds (default 1000).
+	ImportBatchSize int
+}
+
+func (l Limits) withDefaults() Limits {
+	if l.MaxWriteRelationships <= 0 {
+		l.MaxWriteRelationships = 1000
+	}
+	if l.MaxBulkCheckItems <= 0 {
+		l.MaxBulkCheckItems = 1000
+	}
+	if l.MaxMessageBytes <= 0 {
+		l.MaxMessageBytes = 4 << 20
+	}
+	if l.DefaultDeadline <= 0 {
+		l.DefaultDeadline = 30 * time.Second
+	}
+	if l.LookupPageSize <= 0 {
+		l.LookupPageSize = 1000
+	}
+	if l.ImportBatchSize <= 0 {
+		l.ImportBatchSize = 1000
+	}
+	return l
+}
+
+// Config configures a Server.
+type Config struct {
+	// Engine is the datastore. The server does not close it.
+	Engine storage.Engine
+	// InstanceID binds zookies to this datastore ("" leaves them unbound).
+	InstanceID string
+	// Tokens are the accepted bearer tokens.
+	Tokens []Token
+	// InsecureNoAuth serves without tokens; New refuses it unless every
+	// listener is on a loopback address.
+	InsecureNoAuth bool
+
+	// GRPCAddr and HTTPAddr are listen addresses; HTTPAddr "" disables
+	// HTTP/JSON. MetricsAddr "" serves /metrics on the HTTP listener.
+	GRPCAddr    string
+	HTTPAddr    string
+	MetricsAddr string
+	// TLSCertFile and TLSKeyFile enable TLS on the gRPC and HTTP listeners.
+	TLSCertFile string
+	TLSKeyFile  string
+
+	// Check configures the query engine (max depth, cache size, ...).
+	Check check.Config
+	// Quantization is how long minimize_latency reuses a head revision
+	// (default 5s).
+	Quantization time.Duration
+	Limits       Limits
+	Logger       *slog.Logger
+}
+
+// Server serves the Pemba API.
+type Server struct {
+	cfg     Config
+	limits  Limits
+	log     *slog.Logger
+	engine  storage.Engine
+	checker *check.Engine
+	revs    *revisions
+	schemas *schemas
+	auth    *authenticator
+	metrics *metrics
+	health  *health.Server
+
+	// writeGate orders schema writes against relationship writes in this
+	// process: relationship writes (validated against the head schema)
+	// hold it shared, schema writes (which count orphans first) exclusively,
+	// so neither can slip between the other's check and its commit.
+	writeGate sync.RWMutex
+
+	// stopping is cancelled when Shutdown begins, ending Watch streams
+	// so a graceful stop does not wait for them forever.
+	stopping context.Context
+	stop     context.CancelFunc
+
+	grpc      *grpc.Server
+	httpSrv   *http.Server
+	metricSrv *http.Server
+	listeners []net.Listener
+	inproc    *bufconn.Listener
+	gwConn    *grpc.ClientConn
+	grpcInner *grpc.Server
+	serveErr  chan error
+}
+
+// New validates cfg and builds a server; Serve starts it.
+func New(cfg Config) (*Server, error) {
+	if cfg.Engine == nil {
+		return nil, errors.New("server: no datastore")
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	if cfg.Quantization <= 0 {
+		cfg.Quantization = 5 * time.Second
+	}
+	if cfg.GRPCAddr == "" {
+		return nil, errors.New("server: no gRPC listen address")
+	}
+	if len(cfg.Tokens) == 0 {
+		if !cfg.InsecureNoAuth {
+			return nil, errors.New("no bearer tokens configured: give --token name=secret (or --token-file); " +
+				"--insecure-no-auth serves without authentication, on loopback addresses only")
+		}
+		for _, addr := range []string{cfg.GRPCAddr, cfg.HTTPAddr, cfg.MetricsAddr} {
+			if addr != "" && !isLoopback(addr) {
+				return nil, fmt.Errorf("--insecure-no-auth refused: %s is not a loopback address", addr)
+			}
+		}
+	}
+	names := map[string]bool{}
+	for _, t := range cfg.Tokens {
+		if names[t.Name] {
+			return nil, fmt.Errorf("token name %q given twice", t.Name)
+		}
+		names[t.Name] = true
+	}
+	if (cfg.TLSCertFile == "") != (cfg.TLSKeyFile == "") {
+		return nil, errors.New("TLS needs both a certificate and a key file")
+	}
+	s := &Server{
+		cfg:      cfg,
+		limits:   cfg.Limits.withDefaults(),
+		log:      cfg.Logger,
+		checker:  check.New(cfg.Check),
+		schemas:  newSchemas(),
+		auth:     newAuthenticator(cfg.Tokens, cfg.InsecureNoAuth),
+		health:   health.NewServer(),
+		serveErr: make(chan error, 4),
+	}
+	s.metrics = newMetrics(s)
+	s.engine = instrument(cfg.Engine, s.metrics)
+	s.revs = &revisions{engine: s.engine, zookies: NewZookies(cfg.InstanceID), quantum: cfg.Quantization}
+	s.stopping, s.stop = context.WithCancel(context.Background())
+	return s, nil
+}
+
+// isLoopback reports whether a listen address is on a loopback interface.
+func isLoopback(addr string) bool {
+	host, _, err := net.SplitHostPort(addr)
+	if err != nil {
+		return false
+	}
+	if host == "localhost" {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
+}
+
+// Registry returns the server's Prometheus registry.
+func (s *Server) Registry() *prometheus.Registry { return s.metrics.registry }
+
+// Serve opens the listeners and serves in the background. It returns once
+// every listener is open; Wait reports a listener's failure.
+func (s *Server) Serve() error {
+	var tlsCfg *tls.Config
+	var extra []grpc.ServerOption
+	if s.cfg.TLSCertFile != "" {
+		cert, err := tls.LoadX509KeyPair(s.cfg.TLSCertFile, s.cfg.TLSKeyFile)
+		if err != nil {
+			return fmt.Errorf("load TLS certificate: %w", err)
+		}
+		tlsCfg = &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}
+		extra = append(extra, grpc.Creds(credentials.NewTLS(tlsCfg)))
+	}
+	s.grpc = s.newGRPCServer(extra...)
+
+	lis, err := net.Listen("tcp", s.cfg.GRPCAddr)
+	if err != nil {
+		return fmt.Errorf("listen for gRPC on %s: %w", s.cfg.GRPCAddr, err)
+	}
+	s.listeners = append(s.listeners, lis)
+	go s.run("gRPC", func() error { return s.grpc.Serve(lis) })
+
+	if s.cfg.HTTPAddr != "" {
+		if err := s.serveHTTP(tlsCfg); err != nil {
+			s.closeListeners()
+			return err
+		}
+	}
+	if s.cfg.MetricsAddr != "" && s.cfg.MetricsAddr != s.cfg.HTTPAddr {
+		mlis, err := net.Listen("tcp", s.cfg.MetricsAddr)
+		if err != nil {
+			s.closeListeners()
+			return fmt.Errorf("listen for metrics on %s: %w", s.cfg.MetricsAddr, err)
+		}
+		s.listeners = append(s.listeners, mlis)
+		mux := http.NewServeMux()
+		mux.Handle("/metrics", s.metrics.handler())
+		s.metricSrv = &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+		go s.run("metrics", func() error { return s.metricSrv.Serve(mlis) })
+	}
+	s.health.SetServingStatus("", healthpb.HealthCheckResponse_SERVING)
+	for _, svc := range []string{pb.SchemaService_ServiceDesc.ServiceName, pb.RelationshipService_ServiceDesc.ServiceName,
+		pb.PermissionService_ServiceDesc.ServiceName, pb.WatchService_ServiceDesc.ServiceName} {
+		s.health.SetServingStatus(svc, healthpb.HealthCheckResponse_SERVING)
+	}
+	s.log.Info("serving", "grpc", s.listeners[0].Addr().String(), "http", s.cfg.HTTPAddr, "tls", tlsCfg != nil)
+	return nil
+}
+
+// newGRPCServer builds a gRPC server with every service and interceptor.
+func (s *Server) newGRPCServer(extra ...grpc.ServerOption) *grpc.Server {
+	opts := append([]grpc.ServerOption{
+		grpc.MaxRecvMsgSize(s.limits.MaxMessageBytes),
+		grpc.ChainUnaryInterceptor(s.metrics.unary, s.logUnary, s.auth.unary, s.deadline, s.mapErrorsUnary),
+		grpc.ChainStreamInterceptor(s.metrics.stream, s.logStream, s.auth.stream, s.mapErrorsStream),
+	}, extra...)
+	g := grpc.NewServer(opts...)
+	pb.RegisterSchemaServiceServer(g, &schemaService{s: s})
+	pb.RegisterRelationshipServiceServer(g, &relationshipService{s: s})
+	pb.RegisterPermissionServiceServer(g, &permissionService{s: s})
+	pb.RegisterWatchServiceServer(g, &watchService{s: s})
+	healthpb.RegisterHealthServer(g, s.health)
+	return g
+}
+
+// serveHTTP serves the grpc-gateway, health endpoints and (unless moved)
+// /metrics. The gateway reaches the gRPC server over an in-process
+// connection, so every HTTP request passes the same interceptors
+// (authentication, limits, metrics) as a gRPC one.
+func (s *Server) serveHTTP(tlsCfg *tls.Config) error {
+	// A plaintext in-process gRPC server for the gateway: same services
+	// and interceptors, no network exposure.
+	inner := s.newGRPCServer()
+	s.inproc = bufconn.Listen(1 << 20)
+	innerLis := s.inproc
+	go s.run("in-process gRPC", func() error { return inner.Serve(innerLis) })
+	s.grpcInner = inner
+
+	conn, err := grpc.NewClient("passthrough:///pemba-inprocess",
+		grpc.WithContextDialer(func(ctx context.Context, _ string) (net.Conn, error) { return s.inproc.DialContext(ctx) }),
+		grpc.WithTransportCredentials(insecure.NewCredentials()),
+		grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(64<<20)),
+	)
+	if err != nil {
+		return fmt.Errorf("connect gateway: %w", err)
+	}
+	s.gwConn = conn
+	gw := runtime.NewServeMux()
+	ctx := context.Background()
+	for _, register := range []func(context.Context, *runtime.ServeMux, *grpc.ClientConn) error{
+		pb.RegisterSchemaServiceHandler, pb.RegisterRelationshipServiceHandler,
+		pb.RegisterPermissionServiceHandler, pb.RegisterWatchServiceHandler,
+	} {
+		if err := register(ctx, gw, conn); err != nil {
+			return fmt.Errorf("register gateway: %w", err)
+		}
+	}
+	mux := http.NewServeMux()
+	mux.Handle("/v1/", gw)
+	mux.HandleFunc("/healthz", func(w http.ResponseWriter, _ *http.Request) {
+		w.WriteHeader(http.StatusOK)
+		_, _ = w.Write([]byte("ok\n"))
+	})
+	mux.HandleFunc("/readyz", s.ready)
+	if s.cfg.MetricsAddr == "" || s.cfg.MetricsAddr == s.cfg.HTTPAddr {
+		mux.Handle("/metrics", s.metrics.handler())
+	}
+	lis, err := net.Listen("tcp", s.cfg.HTTPAddr)
+	if err != nil {
+		return fmt.Errorf("listen for HTTP on %s: %w", s.cfg.HTTPAddr, err)
+	}
+	s.listeners = append(s.listeners, lis)
+	s.httpSrv = &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second, TLSConfig: tlsCfg}
+	go s.run("HTTP", func() error {
+		if tlsCfg != nil {
+			return s.httpSrv.ServeTLS(lis, "", "")
+		}
+		return s.httpSrv.Serve(lis)
+	})
+	return nil
+}
+
+// ready answers /readyz: 200 when the datastore answers and the server is
+// not shutting down.
+func (s *Server) ready(w http.ResponseWriter, r *http.Request) {
+	if s.stopping.Err() != nil {
+		http.Error(w, "shutting down", http.StatusServiceUnavailable)
+		return
+	}
+	ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
+	defer cancel()
+	if _, err := s.engine.HeadRevision(ctx); err != nil {
+		http.Error(w, "datastore unavailable: "+err.Error(), http.StatusServiceUnavailable)
+		return
+	}
+	_, _ = w.Write([]byte("ready\n"))
+}
+
+func (s *Server) run(name string, serve func() error) {
+	err := serve()
+	if err != nil && !errors.Is(err, http.ErrServerClosed) && !errors.Is(err, grpc.ErrServerStopped) {
+		s.serveErr <- fmt.Errorf("%s listener: %w", name, err)
+	}
+}
+
+// Addr returns the gRPC listener's address (useful with port 0).
+func (s *Server) Addr() net.Addr { return s.listeners[0].Addr() }
+
+// HTTPAddr returns the HTTP listener's address, or nil.
+func (s *Server) HTTPAddr() net.Addr {
+	if s.httpSrv == nil || len(s.listeners) < 2 {
+		return nil
+	}
+	return s.listeners[1].Addr()
+}
+
+// Wait returns the first listener failure, or nil once ctx ends.
+func (s *Server) Wait(ctx context.Context) error {
+	select {
+	case err := <-s.serveErr:
+		return err
+	case <-ctx.Done():
+		return nil
+	}
+}
+
+func (s *Server) closeListeners() {
+	for _, l := range s.listeners {
+		_ = l.Close()
+	}
+}
+
+// Shutdown stops accepting requests, ends Watch streams, and waits (until
+// ctx ends) for in-flight requests to finish; then it stops hard.
+func (s *Server) Shutdown(ctx context.Context) {
+	s.health.Shutdown()
+	s.stop()
+	if s.httpSrv != nil {
+		_ = s.httpSrv.Shutdown(ctx)
+	}
+	if s.metricSrv != nil {
+		_ = s.metricSrv.Shutdown(ctx)
+	}
+	done := make(chan struct{})
+	go func() {
+		s.grpc.GracefulStop()
+		if s.grpcInner != nil {
+			s.grpcInner.GracefulStop()
+		}
+		close(done)
+	}()
+	select {
+	case <-done:
+	case <-ctx.Done():
+		s.grpc.Stop()
+		if s.grpcInner != nil {
+			s.grpcInner.Stop()
+		}
+		<-done
+	}
+	if s.gwConn != nil {
+		_ = s.gwConn.Close()
+	}
+}
