@@ -83,28 +83,45 @@ func (Permissionship) EnumDescriptor() ([]byte, []int) {
 type ExpandNode_Operation int32
 
 const (
-	ExpandNode_OPERATION_UNSPECIFIED  ExpandNode_Operation = 0
-	ExpandNode_OPERATION_UNION        ExpandNode_Operation = 1
-	ExpandNode_OPERATION_INTERSECTION ExpandNode_Operation = 2
-	ExpandNode_OPERATION_EXCLUSION    ExpandNode_Operation = 3
-	ExpandNode_OPERATION_LEAF         ExpandNode_Operation = 4
+	ExpandNode_OPERATION_UNSPECIFIED ExpandNode_Operation = 0
+	// The relationships of object#relation; children are subject leaves.
+	ExpandNode_OPERATION_RELATION ExpandNode_Operation = 1
+	// object#relation is a permission; its one child is the expression.
+	ExpandNode_OPERATION_PERMISSION   ExpandNode_Operation = 2
+	ExpandNode_OPERATION_UNION        ExpandNode_Operation = 3
+	ExpandNode_OPERATION_INTERSECTION ExpandNode_Operation = 4
+	// The first child minus the second.
+	ExpandNode_OPERATION_EXCLUSION ExpandNode_Operation = 5
+	// `arrow` walked from object; one child per related object.
+	ExpandNode_OPERATION_ARROW ExpandNode_Operation = 6
+	ExpandNode_OPERATION_NIL   ExpandNode_Operation = 7
+	// A subject leaf; a subject set's child expands it.
+	ExpandNode_OPERATION_SUBJECT ExpandNode_Operation = 8
 )
 
 // Enum value maps for ExpandNode_Operation.
 var (
 	ExpandNode_Operation_name = map[int32]string{
 		0: "OPERATION_UNSPECIFIED",
-		1: "OPERATION_UNION",
-		2: "OPERATION_INTERSECTION",
-		3: "OPERATION_EXCLUSION",
-		4: "OPERATION_LEAF",
+		1: "OPERATION_RELATION",
+		2: "OPERATION_PERMISSION",
+		3: "OPERATION_UNION",
+		4: "OPERATION_INTERSECTION",
+		5: "OPERATION_EXCLUSION",
+		6: "OPERATION_ARROW",
+		7: "OPERATION_NIL",
+		8: "OPERATION_SUBJECT",
 	}
 	ExpandNode_Operation_value = map[string]int32{
 		"OPERATION_UNSPECIFIED":  0,
-		"OPERATION_UNION":        1,
-		"OPERATION_INTERSECTION": 2,
-		"OPERATION_EXCLUSION":    3,
-		"OPERATION_LEAF":         4,
+		"OPERATION_RELATION":     1,
+		"OPERATION_PERMISSION":   2,
+		"OPERATION_UNION":        3,
+		"OPERATION_INTERSECTION": 4,
+		"OPERATION_EXCLUSION":    5,
+		"OPERATION_ARROW":        6,
+		"OPERATION_NIL":          7,
+		"OPERATION_SUBJECT":      8,
 	}
 )
 
@@ -797,19 +814,23 @@ func (x *ExpandPermissionRequest) GetPermission() string {
 	return ""
 }
 
-// ExpandNode is one node of an expansion tree: an operation over children,
-// or a leaf listing the subjects a relation names directly.
+// ExpandNode is one node of the tree of subjects a relation or permission
+// resolves to.
 type ExpandNode struct {
 	state     protoimpl.MessageState `protogen:"open.v1"`
 	Operation ExpandNode_Operation   `protobuf:"varint,1,opt,name=operation,proto3,enum=pemba.v1.ExpandNode_Operation" json:"operation,omitempty"`
-	// The object and relation or permission this node expands.
-	Object   *ObjectRef    `protobuf:"bytes,2,opt,name=object,proto3" json:"object,omitempty"`
-	Relation string        `protobuf:"bytes,3,opt,name=relation,proto3" json:"relation,omitempty"`
-	Children []*ExpandNode `protobuf:"bytes,4,rep,name=children,proto3" json:"children,omitempty"`
-	// Leaf subjects.
-	Subjects []*ExpandedSubject `protobuf:"bytes,5,rep,name=subjects,proto3" json:"subjects,omitempty"`
-	// The arrow this node came from, e.g. "parent->view".
-	Via           string `protobuf:"bytes,6,opt,name=via,proto3" json:"via,omitempty"`
+	Object    *ObjectRef             `protobuf:"bytes,2,opt,name=object,proto3" json:"object,omitempty"`
+	Relation  string                 `protobuf:"bytes,3,opt,name=relation,proto3" json:"relation,omitempty"`
+	// The arrow of an OPERATION_ARROW node, e.g. "parent->view".
+	Arrow string `protobuf:"bytes,4,opt,name=arrow,proto3" json:"arrow,omitempty"`
+	// A subject leaf and the caveat and expiration of the relationship that
+	// put it there.
+	Subject    *SubjectRef            `protobuf:"bytes,5,opt,name=subject,proto3" json:"subject,omitempty"`
+	Caveat     string                 `protobuf:"bytes,6,opt,name=caveat,proto3" json:"caveat,omitempty"`
+	Expiration *timestamppb.Timestamp `protobuf:"bytes,7,opt,name=expiration,proto3" json:"expiration,omitempty"`
+	Children   []*ExpandNode          `protobuf:"bytes,8,rep,name=children,proto3" json:"children,omitempty"`
+	// object#relation is expanded elsewhere in the tree (or is a cycle).
+	Seen          bool `protobuf:"varint,9,opt,name=seen,proto3" json:"seen,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -865,6 +886,34 @@ func (x *ExpandNode) GetRelation() string {
 	return ""
 }
 
+func (x *ExpandNode) GetArrow() string {
+	if x != nil {
+		return x.Arrow
+	}
+	return ""
+}
+
+func (x *ExpandNode) GetSubject() *SubjectRef {
+	if x != nil {
+		return x.Subject
+	}
+	return nil
+}
+
+func (x *ExpandNode) GetCaveat() string {
+	if x != nil {
+		return x.Caveat
+	}
+	return ""
+}
+
+func (x *ExpandNode) GetExpiration() *timestamppb.Timestamp {
+	if x != nil {
+		return x.Expiration
+	}
+	return nil
+}
+
 func (x *ExpandNode) GetChildren() []*ExpandNode {
 	if x != nil {
 		return x.Children
@@ -872,78 +921,11 @@ func (x *ExpandNode) GetChildren() []*ExpandNode {
 	return nil
 }
 
-func (x *ExpandNode) GetSubjects() []*ExpandedSubject {
+func (x *ExpandNode) GetSeen() bool {
 	if x != nil {
-		return x.Subjects
+		return x.Seen
 	}
-	return nil
-}
-
-func (x *ExpandNode) GetVia() string {
-	if x != nil {
-		return x.Via
-	}
-	return ""
-}
-
-type ExpandedSubject struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Subject       *SubjectRef            `protobuf:"bytes,1,opt,name=subject,proto3" json:"subject,omitempty"`
-	Caveat        string                 `protobuf:"bytes,2,opt,name=caveat,proto3" json:"caveat,omitempty"`
-	Expiration    *timestamppb.Timestamp `protobuf:"bytes,3,opt,name=expiration,proto3" json:"expiration,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
-}
-
-func (x *ExpandedSubject) Reset() {
-	*x = ExpandedSubject{}
-	mi := &file_pemba_v1_permission_proto_msgTypes[11]
-	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
-	ms.StoreMessageInfo(mi)
-}
-
-func (x *ExpandedSubject) String() string {
-	return protoimpl.X.MessageStringOf(x)
-}
-
-func (*ExpandedSubject) ProtoMessage() {}
-
-func (x *ExpandedSubject) ProtoReflect() protoreflect.Message {
-	mi := &file_pemba_v1_permission_proto_msgTypes[11]
-	if x != nil {
-		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
-		if ms.LoadMessageInfo() == nil {
-			ms.StoreMessageInfo(mi)
-		}
-		return ms
-	}
-	return mi.MessageOf(x)
-}
-
-// Deprecated: Use ExpandedSubject.ProtoReflect.Descriptor instead.
-func (*ExpandedSubject) Descriptor() ([]byte, []int) {
-	return file_pemba_v1_permission_proto_rawDescGZIP(), []int{11}
-}
-
-func (x *ExpandedSubject) GetSubject() *SubjectRef {
-	if x != nil {
-		return x.Subject
-	}
-	return nil
-}
-
-func (x *ExpandedSubject) GetCaveat() string {
-	if x != nil {
-		return x.Caveat
-	}
-	return ""
-}
-
-func (x *ExpandedSubject) GetExpiration() *timestamppb.Timestamp {
-	if x != nil {
-		return x.Expiration
-	}
-	return nil
+	return false
 }
 
 type ExpandPermissionResponse struct {
@@ -956,7 +938,7 @@ type ExpandPermissionResponse struct {
 
 func (x *ExpandPermissionResponse) Reset() {
 	*x = ExpandPermissionResponse{}
-	mi := &file_pemba_v1_permission_proto_msgTypes[12]
+	mi := &file_pemba_v1_permission_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -968,7 +950,7 @@ func (x *ExpandPermissionResponse) String() string {
 func (*ExpandPermissionResponse) ProtoMessage() {}
 
 func (x *ExpandPermissionResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_pemba_v1_permission_proto_msgTypes[12]
+	mi := &file_pemba_v1_permission_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -981,7 +963,7 @@ func (x *ExpandPermissionResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ExpandPermissionResponse.ProtoReflect.Descriptor instead.
 func (*ExpandPermissionResponse) Descriptor() ([]byte, []int) {
-	return file_pemba_v1_permission_proto_rawDescGZIP(), []int{12}
+	return file_pemba_v1_permission_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *ExpandPermissionResponse) GetTree() *ExpandNode {
@@ -1015,7 +997,7 @@ type LookupResourcesRequest struct {
 
 func (x *LookupResourcesRequest) Reset() {
 	*x = LookupResourcesRequest{}
-	mi := &file_pemba_v1_permission_proto_msgTypes[13]
+	mi := &file_pemba_v1_permission_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1027,7 +1009,7 @@ func (x *LookupResourcesRequest) String() string {
 func (*LookupResourcesRequest) ProtoMessage() {}
 
 func (x *LookupResourcesRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_pemba_v1_permission_proto_msgTypes[13]
+	mi := &file_pemba_v1_permission_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1040,7 +1022,7 @@ func (x *LookupResourcesRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LookupResourcesRequest.ProtoReflect.Descriptor instead.
 func (*LookupResourcesRequest) Descriptor() ([]byte, []int) {
-	return file_pemba_v1_permission_proto_rawDescGZIP(), []int{13}
+	return file_pemba_v1_permission_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *LookupResourcesRequest) GetConsistency() *Consistency {
@@ -1105,7 +1087,7 @@ type LookupResourcesResponse struct {
 
 func (x *LookupResourcesResponse) Reset() {
 	*x = LookupResourcesResponse{}
-	mi := &file_pemba_v1_permission_proto_msgTypes[14]
+	mi := &file_pemba_v1_permission_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1117,7 +1099,7 @@ func (x *LookupResourcesResponse) String() string {
 func (*LookupResourcesResponse) ProtoMessage() {}
 
 func (x *LookupResourcesResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_pemba_v1_permission_proto_msgTypes[14]
+	mi := &file_pemba_v1_permission_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1130,7 +1112,7 @@ func (x *LookupResourcesResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LookupResourcesResponse.ProtoReflect.Descriptor instead.
 func (*LookupResourcesResponse) Descriptor() ([]byte, []int) {
-	return file_pemba_v1_permission_proto_rawDescGZIP(), []int{14}
+	return file_pemba_v1_permission_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *LookupResourcesResponse) GetResourceId() string {
@@ -1183,7 +1165,7 @@ type LookupSubjectsRequest struct {
 
 func (x *LookupSubjectsRequest) Reset() {
 	*x = LookupSubjectsRequest{}
-	mi := &file_pemba_v1_permission_proto_msgTypes[15]
+	mi := &file_pemba_v1_permission_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1195,7 +1177,7 @@ func (x *LookupSubjectsRequest) String() string {
 func (*LookupSubjectsRequest) ProtoMessage() {}
 
 func (x *LookupSubjectsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_pemba_v1_permission_proto_msgTypes[15]
+	mi := &file_pemba_v1_permission_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1208,7 +1190,7 @@ func (x *LookupSubjectsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LookupSubjectsRequest.ProtoReflect.Descriptor instead.
 func (*LookupSubjectsRequest) Descriptor() ([]byte, []int) {
-	return file_pemba_v1_permission_proto_rawDescGZIP(), []int{15}
+	return file_pemba_v1_permission_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *LookupSubjectsRequest) GetConsistency() *Consistency {
@@ -1268,7 +1250,7 @@ type LookupSubjectsResponse struct {
 
 func (x *LookupSubjectsResponse) Reset() {
 	*x = LookupSubjectsResponse{}
-	mi := &file_pemba_v1_permission_proto_msgTypes[16]
+	mi := &file_pemba_v1_permission_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1280,7 +1262,7 @@ func (x *LookupSubjectsResponse) String() string {
 func (*LookupSubjectsResponse) ProtoMessage() {}
 
 func (x *LookupSubjectsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_pemba_v1_permission_proto_msgTypes[16]
+	mi := &file_pemba_v1_permission_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1293,7 +1275,7 @@ func (x *LookupSubjectsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LookupSubjectsResponse.ProtoReflect.Descriptor instead.
 func (*LookupSubjectsResponse) Descriptor() ([]byte, []int) {
-	return file_pemba_v1_permission_proto_rawDescGZIP(), []int{16}
+	return file_pemba_v1_permission_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *LookupSubjectsResponse) GetSubjectId() string {
@@ -1390,27 +1372,30 @@ const file_pemba_v1_permission_proto_rawDesc = "" +
 	"\bresource\x18\x02 \x01(\v2\x13.pemba.v1.ObjectRefR\bresource\x12\x1e\n" +
 	"\n" +
 	"permission\x18\x03 \x01(\tR\n" +
-	"permission\"\x95\x03\n" +
+	"permission\"\xd7\x04\n" +
 	"\n" +
 	"ExpandNode\x12<\n" +
 	"\toperation\x18\x01 \x01(\x0e2\x1e.pemba.v1.ExpandNode.OperationR\toperation\x12+\n" +
 	"\x06object\x18\x02 \x01(\v2\x13.pemba.v1.ObjectRefR\x06object\x12\x1a\n" +
-	"\brelation\x18\x03 \x01(\tR\brelation\x120\n" +
-	"\bchildren\x18\x04 \x03(\v2\x14.pemba.v1.ExpandNodeR\bchildren\x125\n" +
-	"\bsubjects\x18\x05 \x03(\v2\x19.pemba.v1.ExpandedSubjectR\bsubjects\x12\x10\n" +
-	"\x03via\x18\x06 \x01(\tR\x03via\"\x84\x01\n" +
-	"\tOperation\x12\x19\n" +
-	"\x15OPERATION_UNSPECIFIED\x10\x00\x12\x13\n" +
-	"\x0fOPERATION_UNION\x10\x01\x12\x1a\n" +
-	"\x16OPERATION_INTERSECTION\x10\x02\x12\x17\n" +
-	"\x13OPERATION_EXCLUSION\x10\x03\x12\x12\n" +
-	"\x0eOPERATION_LEAF\x10\x04\"\x95\x01\n" +
-	"\x0fExpandedSubject\x12.\n" +
-	"\asubject\x18\x01 \x01(\v2\x14.pemba.v1.SubjectRefR\asubject\x12\x16\n" +
-	"\x06caveat\x18\x02 \x01(\tR\x06caveat\x12:\n" +
+	"\brelation\x18\x03 \x01(\tR\brelation\x12\x14\n" +
+	"\x05arrow\x18\x04 \x01(\tR\x05arrow\x12.\n" +
+	"\asubject\x18\x05 \x01(\v2\x14.pemba.v1.SubjectRefR\asubject\x12\x16\n" +
+	"\x06caveat\x18\x06 \x01(\tR\x06caveat\x12:\n" +
 	"\n" +
-	"expiration\x18\x03 \x01(\v2\x1a.google.protobuf.TimestampR\n" +
-	"expiration\"w\n" +
+	"expiration\x18\a \x01(\v2\x1a.google.protobuf.TimestampR\n" +
+	"expiration\x120\n" +
+	"\bchildren\x18\b \x03(\v2\x14.pemba.v1.ExpandNodeR\bchildren\x12\x12\n" +
+	"\x04seen\x18\t \x01(\bR\x04seen\"\xe1\x01\n" +
+	"\tOperation\x12\x19\n" +
+	"\x15OPERATION_UNSPECIFIED\x10\x00\x12\x16\n" +
+	"\x12OPERATION_RELATION\x10\x01\x12\x18\n" +
+	"\x14OPERATION_PERMISSION\x10\x02\x12\x13\n" +
+	"\x0fOPERATION_UNION\x10\x03\x12\x1a\n" +
+	"\x16OPERATION_INTERSECTION\x10\x04\x12\x17\n" +
+	"\x13OPERATION_EXCLUSION\x10\x05\x12\x13\n" +
+	"\x0fOPERATION_ARROW\x10\x06\x12\x11\n" +
+	"\rOPERATION_NIL\x10\a\x12\x15\n" +
+	"\x11OPERATION_SUBJECT\x10\b\"w\n" +
 	"\x18ExpandPermissionResponse\x12(\n" +
 	"\x04tree\x18\x01 \x01(\v2\x14.pemba.v1.ExpandNodeR\x04tree\x121\n" +
 	"\vexpanded_at\x18\x02 \x01(\v2\x10.pemba.v1.ZookieR\n" +
@@ -1475,7 +1460,7 @@ func file_pemba_v1_permission_proto_rawDescGZIP() []byte {
 }
 
 var file_pemba_v1_permission_proto_enumTypes = make([]protoimpl.EnumInfo, 2)
-var file_pemba_v1_permission_proto_msgTypes = make([]protoimpl.MessageInfo, 17)
+var file_pemba_v1_permission_proto_msgTypes = make([]protoimpl.MessageInfo, 16)
 var file_pemba_v1_permission_proto_goTypes = []any{
 	(Permissionship)(0),                 // 0: pemba.v1.Permissionship
 	(ExpandNode_Operation)(0),           // 1: pemba.v1.ExpandNode.Operation
@@ -1490,77 +1475,75 @@ var file_pemba_v1_permission_proto_goTypes = []any{
 	(*BulkCheckPermissionResponse)(nil), // 10: pemba.v1.BulkCheckPermissionResponse
 	(*ExpandPermissionRequest)(nil),     // 11: pemba.v1.ExpandPermissionRequest
 	(*ExpandNode)(nil),                  // 12: pemba.v1.ExpandNode
-	(*ExpandedSubject)(nil),             // 13: pemba.v1.ExpandedSubject
-	(*ExpandPermissionResponse)(nil),    // 14: pemba.v1.ExpandPermissionResponse
-	(*LookupResourcesRequest)(nil),      // 15: pemba.v1.LookupResourcesRequest
-	(*LookupResourcesResponse)(nil),     // 16: pemba.v1.LookupResourcesResponse
-	(*LookupSubjectsRequest)(nil),       // 17: pemba.v1.LookupSubjectsRequest
-	(*LookupSubjectsResponse)(nil),      // 18: pemba.v1.LookupSubjectsResponse
-	(*Consistency)(nil),                 // 19: pemba.v1.Consistency
-	(*ObjectRef)(nil),                   // 20: pemba.v1.ObjectRef
-	(*SubjectRef)(nil),                  // 21: pemba.v1.SubjectRef
-	(*structpb.Struct)(nil),             // 22: google.protobuf.Struct
-	(*Zookie)(nil),                      // 23: pemba.v1.Zookie
-	(*Relationship)(nil),                // 24: pemba.v1.Relationship
-	(*timestamppb.Timestamp)(nil),       // 25: google.protobuf.Timestamp
+	(*ExpandPermissionResponse)(nil),    // 13: pemba.v1.ExpandPermissionResponse
+	(*LookupResourcesRequest)(nil),      // 14: pemba.v1.LookupResourcesRequest
+	(*LookupResourcesResponse)(nil),     // 15: pemba.v1.LookupResourcesResponse
+	(*LookupSubjectsRequest)(nil),       // 16: pemba.v1.LookupSubjectsRequest
+	(*LookupSubjectsResponse)(nil),      // 17: pemba.v1.LookupSubjectsResponse
+	(*Consistency)(nil),                 // 18: pemba.v1.Consistency
+	(*ObjectRef)(nil),                   // 19: pemba.v1.ObjectRef
+	(*SubjectRef)(nil),                  // 20: pemba.v1.SubjectRef
+	(*structpb.Struct)(nil),             // 21: google.protobuf.Struct
+	(*Zookie)(nil),                      // 22: pemba.v1.Zookie
+	(*Relationship)(nil),                // 23: pemba.v1.Relationship
+	(*timestamppb.Timestamp)(nil),       // 24: google.protobuf.Timestamp
 }
 var file_pemba_v1_permission_proto_depIdxs = []int32{
-	19, // 0: pemba.v1.CheckPermissionRequest.consistency:type_name -> pemba.v1.Consistency
-	20, // 1: pemba.v1.CheckPermissionRequest.resource:type_name -> pemba.v1.ObjectRef
-	21, // 2: pemba.v1.CheckPermissionRequest.subject:type_name -> pemba.v1.SubjectRef
-	22, // 3: pemba.v1.CheckPermissionRequest.context:type_name -> google.protobuf.Struct
+	18, // 0: pemba.v1.CheckPermissionRequest.consistency:type_name -> pemba.v1.Consistency
+	19, // 1: pemba.v1.CheckPermissionRequest.resource:type_name -> pemba.v1.ObjectRef
+	20, // 2: pemba.v1.CheckPermissionRequest.subject:type_name -> pemba.v1.SubjectRef
+	21, // 3: pemba.v1.CheckPermissionRequest.context:type_name -> google.protobuf.Struct
 	0,  // 4: pemba.v1.CheckPermissionResponse.permissionship:type_name -> pemba.v1.Permissionship
 	4,  // 5: pemba.v1.CheckPermissionResponse.path:type_name -> pemba.v1.AccessPath
-	23, // 6: pemba.v1.CheckPermissionResponse.checked_at:type_name -> pemba.v1.Zookie
-	21, // 7: pemba.v1.AccessPath.subject:type_name -> pemba.v1.SubjectRef
+	22, // 6: pemba.v1.CheckPermissionResponse.checked_at:type_name -> pemba.v1.Zookie
+	20, // 7: pemba.v1.AccessPath.subject:type_name -> pemba.v1.SubjectRef
 	5,  // 8: pemba.v1.AccessPath.steps:type_name -> pemba.v1.PathStep
 	4,  // 9: pemba.v1.AccessPath.also:type_name -> pemba.v1.AccessPath
-	20, // 10: pemba.v1.PathStep.object:type_name -> pemba.v1.ObjectRef
-	24, // 11: pemba.v1.PathStep.relationship:type_name -> pemba.v1.Relationship
-	19, // 12: pemba.v1.BulkCheckPermissionRequest.consistency:type_name -> pemba.v1.Consistency
+	19, // 10: pemba.v1.PathStep.object:type_name -> pemba.v1.ObjectRef
+	23, // 11: pemba.v1.PathStep.relationship:type_name -> pemba.v1.Relationship
+	18, // 12: pemba.v1.BulkCheckPermissionRequest.consistency:type_name -> pemba.v1.Consistency
 	7,  // 13: pemba.v1.BulkCheckPermissionRequest.items:type_name -> pemba.v1.BulkCheckItem
-	20, // 14: pemba.v1.BulkCheckItem.resource:type_name -> pemba.v1.ObjectRef
-	21, // 15: pemba.v1.BulkCheckItem.subject:type_name -> pemba.v1.SubjectRef
-	22, // 16: pemba.v1.BulkCheckItem.context:type_name -> google.protobuf.Struct
+	19, // 14: pemba.v1.BulkCheckItem.resource:type_name -> pemba.v1.ObjectRef
+	20, // 15: pemba.v1.BulkCheckItem.subject:type_name -> pemba.v1.SubjectRef
+	21, // 16: pemba.v1.BulkCheckItem.context:type_name -> google.protobuf.Struct
 	0,  // 17: pemba.v1.BulkCheckResult.permissionship:type_name -> pemba.v1.Permissionship
 	9,  // 18: pemba.v1.BulkCheckResult.error:type_name -> pemba.v1.BulkCheckError
 	8,  // 19: pemba.v1.BulkCheckPermissionResponse.results:type_name -> pemba.v1.BulkCheckResult
-	23, // 20: pemba.v1.BulkCheckPermissionResponse.checked_at:type_name -> pemba.v1.Zookie
-	19, // 21: pemba.v1.ExpandPermissionRequest.consistency:type_name -> pemba.v1.Consistency
-	20, // 22: pemba.v1.ExpandPermissionRequest.resource:type_name -> pemba.v1.ObjectRef
+	22, // 20: pemba.v1.BulkCheckPermissionResponse.checked_at:type_name -> pemba.v1.Zookie
+	18, // 21: pemba.v1.ExpandPermissionRequest.consistency:type_name -> pemba.v1.Consistency
+	19, // 22: pemba.v1.ExpandPermissionRequest.resource:type_name -> pemba.v1.ObjectRef
 	1,  // 23: pemba.v1.ExpandNode.operation:type_name -> pemba.v1.ExpandNode.Operation
-	20, // 24: pemba.v1.ExpandNode.object:type_name -> pemba.v1.ObjectRef
-	12, // 25: pemba.v1.ExpandNode.children:type_name -> pemba.v1.ExpandNode
-	13, // 26: pemba.v1.ExpandNode.subjects:type_name -> pemba.v1.ExpandedSubject
-	21, // 27: pemba.v1.ExpandedSubject.subject:type_name -> pemba.v1.SubjectRef
-	25, // 28: pemba.v1.ExpandedSubject.expiration:type_name -> google.protobuf.Timestamp
-	12, // 29: pemba.v1.ExpandPermissionResponse.tree:type_name -> pemba.v1.ExpandNode
-	23, // 30: pemba.v1.ExpandPermissionResponse.expanded_at:type_name -> pemba.v1.Zookie
-	19, // 31: pemba.v1.LookupResourcesRequest.consistency:type_name -> pemba.v1.Consistency
-	21, // 32: pemba.v1.LookupResourcesRequest.subject:type_name -> pemba.v1.SubjectRef
-	22, // 33: pemba.v1.LookupResourcesRequest.context:type_name -> google.protobuf.Struct
-	0,  // 34: pemba.v1.LookupResourcesResponse.permissionship:type_name -> pemba.v1.Permissionship
-	23, // 35: pemba.v1.LookupResourcesResponse.looked_up_at:type_name -> pemba.v1.Zookie
-	19, // 36: pemba.v1.LookupSubjectsRequest.consistency:type_name -> pemba.v1.Consistency
-	20, // 37: pemba.v1.LookupSubjectsRequest.resource:type_name -> pemba.v1.ObjectRef
-	22, // 38: pemba.v1.LookupSubjectsRequest.context:type_name -> google.protobuf.Struct
-	0,  // 39: pemba.v1.LookupSubjectsResponse.permissionship:type_name -> pemba.v1.Permissionship
-	23, // 40: pemba.v1.LookupSubjectsResponse.looked_up_at:type_name -> pemba.v1.Zookie
-	2,  // 41: pemba.v1.PermissionService.CheckPermission:input_type -> pemba.v1.CheckPermissionRequest
-	6,  // 42: pemba.v1.PermissionService.BulkCheckPermission:input_type -> pemba.v1.BulkCheckPermissionRequest
-	11, // 43: pemba.v1.PermissionService.ExpandPermission:input_type -> pemba.v1.ExpandPermissionRequest
-	15, // 44: pemba.v1.PermissionService.LookupResources:input_type -> pemba.v1.LookupResourcesRequest
-	17, // 45: pemba.v1.PermissionService.LookupSubjects:input_type -> pemba.v1.LookupSubjectsRequest
-	3,  // 46: pemba.v1.PermissionService.CheckPermission:output_type -> pemba.v1.CheckPermissionResponse
-	10, // 47: pemba.v1.PermissionService.BulkCheckPermission:output_type -> pemba.v1.BulkCheckPermissionResponse
-	14, // 48: pemba.v1.PermissionService.ExpandPermission:output_type -> pemba.v1.ExpandPermissionResponse
-	16, // 49: pemba.v1.PermissionService.LookupResources:output_type -> pemba.v1.LookupResourcesResponse
-	18, // 50: pemba.v1.PermissionService.LookupSubjects:output_type -> pemba.v1.LookupSubjectsResponse
-	46, // [46:51] is the sub-list for method output_type
-	41, // [41:46] is the sub-list for method input_type
-	41, // [41:41] is the sub-list for extension type_name
-	41, // [41:41] is the sub-list for extension extendee
-	0,  // [0:41] is the sub-list for field type_name
+	19, // 24: pemba.v1.ExpandNode.object:type_name -> pemba.v1.ObjectRef
+	20, // 25: pemba.v1.ExpandNode.subject:type_name -> pemba.v1.SubjectRef
+	24, // 26: pemba.v1.ExpandNode.expiration:type_name -> google.protobuf.Timestamp
+	12, // 27: pemba.v1.ExpandNode.children:type_name -> pemba.v1.ExpandNode
+	12, // 28: pemba.v1.ExpandPermissionResponse.tree:type_name -> pemba.v1.ExpandNode
+	22, // 29: pemba.v1.ExpandPermissionResponse.expanded_at:type_name -> pemba.v1.Zookie
+	18, // 30: pemba.v1.LookupResourcesRequest.consistency:type_name -> pemba.v1.Consistency
+	20, // 31: pemba.v1.LookupResourcesRequest.subject:type_name -> pemba.v1.SubjectRef
+	21, // 32: pemba.v1.LookupResourcesRequest.context:type_name -> google.protobuf.Struct
+	0,  // 33: pemba.v1.LookupResourcesResponse.permissionship:type_name -> pemba.v1.Permissionship
+	22, // 34: pemba.v1.LookupResourcesResponse.looked_up_at:type_name -> pemba.v1.Zookie
+	18, // 35: pemba.v1.LookupSubjectsRequest.consistency:type_name -> pemba.v1.Consistency
+	19, // 36: pemba.v1.LookupSubjectsRequest.resource:type_name -> pemba.v1.ObjectRef
+	21, // 37: pemba.v1.LookupSubjectsRequest.context:type_name -> google.protobuf.Struct
+	0,  // 38: pemba.v1.LookupSubjectsResponse.permissionship:type_name -> pemba.v1.Permissionship
+	22, // 39: pemba.v1.LookupSubjectsResponse.looked_up_at:type_name -> pemba.v1.Zookie
+	2,  // 40: pemba.v1.PermissionService.CheckPermission:input_type -> pemba.v1.CheckPermissionRequest
+	6,  // 41: pemba.v1.PermissionService.BulkCheckPermission:input_type -> pemba.v1.BulkCheckPermissionRequest
+	11, // 42: pemba.v1.PermissionService.ExpandPermission:input_type -> pemba.v1.ExpandPermissionRequest
+	14, // 43: pemba.v1.PermissionService.LookupResources:input_type -> pemba.v1.LookupResourcesRequest
+	16, // 44: pemba.v1.PermissionService.LookupSubjects:input_type -> pemba.v1.LookupSubjectsRequest
+	3,  // 45: pemba.v1.PermissionService.CheckPermission:output_type -> pemba.v1.CheckPermissionResponse
+	10, // 46: pemba.v1.PermissionService.BulkCheckPermission:output_type -> pemba.v1.BulkCheckPermissionResponse
+	13, // 47: pemba.v1.PermissionService.ExpandPermission:output_type -> pemba.v1.ExpandPermissionResponse
+	15, // 48: pemba.v1.PermissionService.LookupResources:output_type -> pemba.v1.LookupResourcesResponse
+	17, // 49: pemba.v1.PermissionService.LookupSubjects:output_type -> pemba.v1.LookupSubjectsResponse
+	45, // [45:50] is the sub-list for method output_type
+	40, // [40:45] is the sub-list for method input_type
+	40, // [40:40] is the sub-list for extension type_name
+	40, // [40:40] is the sub-list for extension extendee
+	0,  // [0:40] is the sub-list for field type_name
 }
 
 func init() { file_pemba_v1_permission_proto_init() }
@@ -1575,7 +1558,7 @@ func file_pemba_v1_permission_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_pemba_v1_permission_proto_rawDesc), len(file_pemba_v1_permission_proto_rawDesc)),
 			NumEnums:      2,
-			NumMessages:   17,
+			NumMessages:   16,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

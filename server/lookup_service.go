@@ -1,0 +1,183 @@
+package server
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/pembadb/pemba/check"
+	"github.com/pembadb/pemba/expand"
+	"github.com/pembadb/pemba/graph"
+	pb "github.com/pembadb/pemba/proto/pemba/v1"
+	"github.com/pembadb/pemba/storage"
+)
+
+func (svc *permissionService) ExpandPermission(ctx context.Context, req *pb.ExpandPermissionRequest) (*pb.ExpandPermissionResponse, error) {
+	s := svc.s
+	res, err := objectFromProto(req.GetResource(), "resource")
+	if err != nil {
+		return nil, err
+	}
+	if req.GetPermission() == "" {
+		return nil, invalidField("permission", "missing")
+	}
+	rev, err := s.revs.resolve(ctx, req.GetConsistency(), "consistency")
+	if err != nil {
+		return nil, err
+	}
+	snap, err := s.snapshot(ctx, rev)
+	if err != nil {
+		return nil, err
+	}
+	tree, err := expand.Expand(ctx, snap.Schema, snap.Reader, res, req.GetPermission(),
+		expand.Options{MaxDepth: s.cfg.Check.MaxDepth, Now: time.Now()})
+	switch {
+	case errors.Is(err, expand.ErrUnknown):
+		return nil, invalidField("permission", "%v", err)
+	case errors.Is(err, expand.ErrMaxDepth):
+		return nil, fmt.Errorf("%w: %v", check.ErrMaxDepth, err)
+	case err != nil:
+		return nil, err
+	}
+	return &pb.ExpandPermissionResponse{Tree: expandToProto(tree), ExpandedAt: s.revs.zookie(rev)}, nil
+}
+
+var expandOps = map[expand.Op]pb.ExpandNode_Operation{
+	expand.OpRelation:     pb.ExpandNode_OPERATION_RELATION,
+	expand.OpPermission:   pb.ExpandNode_OPERATION_PERMISSION,
+	expand.OpUnion:        pb.ExpandNode_OPERATION_UNION,
+	expand.OpIntersection: pb.ExpandNode_OPERATION_INTERSECTION,
+	expand.OpExclusion:    pb.ExpandNode_OPERATION_EXCLUSION,
+	expand.OpArrow:        pb.ExpandNode_OPERATION_ARROW,
+	expand.OpNil:          pb.ExpandNode_OPERATION_NIL,
+	expand.OpSubject:      pb.ExpandNode_OPERATION_SUBJECT,
+}
+
+func expandToProto(n *expand.Node) *pb.ExpandNode {
+	if n == nil {
+		return nil
+	}
+	out := &pb.ExpandNode{
+		Operation: expandOps[n.Op],
+		Relation:  n.Relation,
+		Arrow:     n.Arrow,
+		Caveat:    n.Caveat,
+		Seen:      n.Seen,
+	}
+	if n.Object != (graph.ObjectRef{}) {
+		out.Object = objectToProto(n.Object)
+	}
+	if n.Op == expand.OpSubject {
+		out.Subject = subjectToProto(n.Subject)
+	}
+	if n.Expiration != nil {
+		out.Expiration = timestamp(*n.Expiration)
+	}
+	for _, c := range n.Children {
+		out.Children = append(out.Children, expandToProto(c))
+	}
+	return out
+}
+
+func (svc *permissionService) LookupResources(req *pb.LookupResourcesRequest, stream pb.PermissionService_LookupResourcesServer) error {
+	s := svc.s
+	ctx := stream.Context()
+	if req.GetResourceType() == "" {
+		return invalidField("resource_type", "missing")
+	}
+	if req.GetPermission() == "" {
+		return invalidField("permission", "missing")
+	}
+	sub, err := subjectFromProto(req.GetSubject(), "subject")
+	if err != nil {
+		return err
+	}
+	limit := int(req.GetLimit())
+	if limit <= 0 || limit > s.limits.LookupPageSize {
+		limit = s.limits.LookupPageSize
+	}
+	creq := check.LookupResourcesRequest{
+		ResourceType: req.GetResourceType(), Permission: req.GetPermission(), Subject: sub,
+		Context: contextFromProto(req.GetContext()), Now: time.Now(), Limit: limit,
+	}
+	var rev storage.Revision
+	if c := req.GetCursor(); c != "" {
+		r, pos, err := s.revs.zookies.decodeCursor(c)
+		if err != nil {
+			return invalidField("cursor", "%v", err)
+		}
+		rev, creq.Cursor = r, pos
+	} else if rev, err = s.revs.resolve(ctx, req.GetConsistency(), "consistency"); err != nil {
+		return err
+	}
+	snap, err := s.snapshot(ctx, rev)
+	if err != nil {
+		return err
+	}
+	zookie := s.revs.zookie(rev)
+	var sendErr error
+	err = s.checker.LookupResources(ctx, snap, creq, func(r check.ResourceResult) bool {
+		sendErr = stream.Send(&pb.LookupResourcesResponse{
+			ResourceId:     r.ID,
+			Permissionship: permissionshipToProto(r.Permissionship),
+			MissingContext: r.Missing,
+			LookedUpAt:     zookie,
+			Cursor:         s.revs.zookies.encodeCursor(rev, r.Cursor),
+		})
+		return sendErr == nil
+	})
+	if sendErr != nil {
+		return sendErr
+	}
+	return err
+}
+
+func (svc *permissionService) LookupSubjects(req *pb.LookupSubjectsRequest, stream pb.PermissionService_LookupSubjectsServer) error {
+	s := svc.s
+	ctx := stream.Context()
+	res, err := objectFromProto(req.GetResource(), "resource")
+	if err != nil {
+		return err
+	}
+	if req.GetPermission() == "" {
+		return invalidField("permission", "missing")
+	}
+	if req.GetSubjectType() == "" {
+		return invalidField("subject_type", "missing")
+	}
+	rel := req.GetSubjectRelation()
+	if rel == "..." {
+		rel = ""
+	}
+	rev, err := s.revs.resolve(ctx, req.GetConsistency(), "consistency")
+	if err != nil {
+		return err
+	}
+	snap, err := s.snapshot(ctx, rev)
+	if err != nil {
+		return err
+	}
+	zookie := s.revs.zookie(rev)
+	var sendErr error
+	err = s.checker.LookupSubjects(ctx, snap, check.LookupSubjectsRequest{
+		Resource: res, Permission: req.GetPermission(), SubjectType: req.GetSubjectType(), SubjectRelation: rel,
+		Context: contextFromProto(req.GetContext()), Now: time.Now(),
+	}, func(r check.SubjectResult) bool {
+		resp := &pb.LookupSubjectsResponse{
+			SubjectId:      r.Subject.Object.ID,
+			Permissionship: permissionshipToProto(r.Permissionship),
+			MissingContext: r.Missing,
+			LookedUpAt:     zookie,
+		}
+		for _, e := range r.Excluded {
+			resp.ExcludedSubjectIds = append(resp.ExcludedSubjectIds, e.Object.ID)
+		}
+		sendErr = stream.Send(resp)
+		return sendErr == nil
+	})
+	if sendErr != nil {
+		return sendErr
+	}
+	return err
+}
