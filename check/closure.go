@@ -149,6 +149,9 @@ func (e *evaluation) fromClosure(cl *closure, typ, rel string, ids []string, out
 			if e.explain && e.limit < e.eng.cfg.MaxDepth {
 				e.cutoff = true
 				out[i].low = -1
+				if e.neg%2 == 1 {
+					out[i].perm = HasPermission // see checkBatch
+				}
 				continue
 			}
 			return nil, fmt.Errorf("%w (%d) at %s:%s#%s", ErrMaxDepth, e.eng.cfg.MaxDepth, typ, id, rel)

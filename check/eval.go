@@ -91,9 +91,16 @@ func (e *evaluation) checkBatch(typ, rel string, ids []string, depth int) ([]out
 	}
 	if depth > e.limit {
 		if e.explain && e.limit < e.eng.cfg.MaxDepth {
+			// A cut branch is assumed not to grant where it adds to the
+			// answer and to grant where it subtracts from it, so whatever
+			// grant this pass finds is real.
 			e.cutoff = true
+			cut := NoPermission
+			if e.neg%2 == 1 {
+				cut = HasPermission
+			}
 			for _, i := range pending {
-				out[i] = outcome{perm: NoPermission, low: -1, until: dispatch.Never}
+				out[i] = outcome{perm: cut, low: -1, until: dispatch.Never}
 			}
 			return out, nil
 		}
@@ -500,12 +507,12 @@ func (e *evaluation) evalArrow(typ string, ids []string, a *schema.Arrow, perm s
 		}
 		return out, nil
 	}
-	// .all: the objects that exist (caveat holds) must all grant, and at
-	// least one must exist: (OR c_k) AND (AND (NOT c_k OR t_k)).
-	exists := noOutcomes(len(ids))
-	all := make([]outcome, len(ids))
-	for i := range all {
-		all[i] = outcome{perm: HasPermission, low: dispatch.NoLow, until: dispatch.Never}
+	// .all: at least one related object, and every related object grants;
+	// a caveated relationship contributes its caveat AND the object's
+	// answer (as SpiceDB's intersection arrows do).
+	seen := make([]bool, len(ids))
+	for i := range out {
+		out[i].perm = HasPermission
 	}
 	for k := range edges {
 		ed := &edges[k]
@@ -513,34 +520,19 @@ func (e *evaluation) evalArrow(typ string, ids []string, a *schema.Arrow, perm s
 		if err != nil {
 			return nil, err
 		}
-		exists[ed.i].or(c)
-		all[ed.i].and(implies(c, t))
+		c.and(t)
+		if !seen[ed.i] {
+			seen[ed.i] = true
+			out[ed.i].path = c.path
+		}
+		out[ed.i].and(c)
 	}
 	for i := range out {
-		out[i] = exists[i]
-		out[i].and(all[i])
+		if !seen[i] {
+			out[i] = noOutcome
+		}
 	}
 	return out, nil
-}
-
-// implies returns NOT c OR t in three-valued logic.
-func implies(c, t outcome) outcome {
-	n := c
-	switch c.perm {
-	case HasPermission:
-		n.perm = NoPermission
-	case NoPermission:
-		n.perm = HasPermission
-	}
-	n.path = nil
-	if c.perm == NoPermission {
-		return n
-	}
-	n.or(t)
-	if t.perm == HasPermission {
-		n.path = t.path
-	}
-	return n
 }
 
 // caveat decides a relationship's caveat for this request; relationships

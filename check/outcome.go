@@ -27,8 +27,10 @@ func fromAnswer(a dispatch.Answer) outcome {
 }
 
 // exact reports whether the outcome holds regardless of any evaluation in
-// progress, so it may be memoized.
-func (o outcome) exact() bool { return o.low == dispatch.NoLow || o.perm == HasPermission }
+// progress, so it may be memoized. A grant found while assuming "no" for
+// an evaluation in progress is still a grant; an outcome that rests on a
+// branch cut by the depth limit (low -1) never is exact.
+func (o outcome) exact() bool { return o.answer().Shareable() }
 
 // deps folds x's dependencies (cycle assumptions, expirations) into o.
 func (o *outcome) deps(x outcome) {

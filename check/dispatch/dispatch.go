@@ -45,7 +45,8 @@ type Answer struct {
 	// Missing names the caveat parameters of a Maybe answer.
 	Missing []string
 	// Low is the lowest evaluation frame still in progress that this answer
-	// assumed a value for (a relationship cycle); NoLow when none.
+	// assumed a value for (a relationship cycle), NoLow when none, or -1
+	// when it rests on a branch cut by a depth limit.
 	Low int32
 	// Until is when the earliest expiring relationship read for this answer
 	// expires (unix nanoseconds); from then on the answer may be wrong.
@@ -56,7 +57,9 @@ type Answer struct {
 // question: it assumed nothing about an evaluation in progress (a grant
 // found under such an assumption is still a grant, since every operator
 // but exclusion is monotone and cycles through exclusions are rejected).
-func (a Answer) Shareable() bool { return a.Low == NoLow || a.Permissionship == Yes }
+func (a Answer) Shareable() bool {
+	return a.Low == NoLow || (a.Permissionship == Yes && a.Low >= 0)
+}
 
 // Key identifies the answer for one resource ID of a Problem.
 type Key struct {
