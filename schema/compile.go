@@ -5,20 +5,17 @@ import (
 	"regexp"
 	"sort"
 	"strings"
+
+	"github.com/pembadb/pemba/graph"
 )
 
 // Flags a schema may enable with `use`.
 var knownFlags = []string{"expiration"}
 
-var (
-	// typeNamePattern: one or more `/`-separated segments, each like a
-	// relation name (`tenant/document`).
-	typeNamePattern = regexp.MustCompile(`^([a-z][a-z0-9_]{1,62}/)*[a-z][a-z0-9_]{1,62}$`)
-	// relationNamePattern matches relation, permission names, as the
-	// relationship syntax accepts them.
-	relationNamePattern = regexp.MustCompile(`^[a-z][a-z0-9_]{1,62}$`)
-	paramNamePattern    = regexp.MustCompile(`^[a-zA-Z_][a-zA-Z0-9_]*$`)
-)
+// paramNamePattern is a CEL identifier. Type, relation and caveat names
+// follow graph's rules, so every name a schema declares can appear in a
+// relationship.
+var paramNamePattern = regexp.MustCompile(`^[a-zA-Z_][a-zA-Z0-9_]*$`)
 
 // Compile parses and compiles a schema file. The error, when non-nil, is
 // an *ErrorList holding every problem found in the file.
@@ -136,10 +133,10 @@ func (c *compiler) declare(ast *AST) ([]*DefinitionDecl, []*CaveatDecl) {
 	for _, item := range ast.Items {
 		switch d := item.(type) {
 		case *DefinitionDecl:
-			if !typeNamePattern.MatchString(d.Name) {
+			if err := graph.ValidateTypeName(d.Name); err != nil {
 				// Reported, but still declared so references to it do not
 				// cascade into more errors.
-				c.errs.add(d.NamePos, "", "invalid definition name %q: use lowercase letters, digits and '_', starting with a letter, 2 to 63 characters, optionally with prefixes like \"tenant/\"", d.Name)
+				c.errs.add(d.NamePos, "", "definition: %v", err)
 			}
 			if !claim("definition", d.Name, d.NamePos) {
 				continue
@@ -149,8 +146,8 @@ func (c *compiler) declare(ast *AST) ([]*DefinitionDecl, []*CaveatDecl) {
 			c.members[d.Name] = members
 			for _, m := range d.Members {
 				name, pos := memberNamePos(m)
-				if !relationNamePattern.MatchString(name) {
-					c.errs.add(pos, "", "invalid %s name %q: use lowercase letters, digits and '_', starting with a letter, 2 to 63 characters", memberKind(m), name)
+				if err := graph.ValidateRelationName(name); err != nil {
+					c.errs.add(pos, "", "%s: %v", memberKind(m), err)
 				}
 				if prev, dup := members[name]; dup {
 					_, prevPos := memberNamePos(prev)
@@ -160,8 +157,8 @@ func (c *compiler) declare(ast *AST) ([]*DefinitionDecl, []*CaveatDecl) {
 				members[name] = m
 			}
 		case *CaveatDecl:
-			if !typeNamePattern.MatchString(d.Name) {
-				c.errs.add(d.NamePos, "", "invalid caveat name %q: use lowercase letters, digits and '_', starting with a letter, 2 to 63 characters, optionally with prefixes like \"tenant/\"", d.Name)
+			if err := graph.ValidateCaveatName(d.Name); err != nil {
+				c.errs.add(d.NamePos, "", "caveat: %v", err)
 			}
 			if claim("caveat", d.Name, d.NamePos) {
 				caveats = append(caveats, d)

@@ -33,7 +33,7 @@ type testCase struct {
 	expected string
 }
 
-func readCases(t *testing.T, path string) []*testCase {
+func readCases(t testing.TB, path string) []*testCase {
 	t.Helper()
 	f, err := os.Open(path)
 	if err != nil {

@@ -16,7 +16,8 @@ func Parse(filename, src string) (*AST, error) {
 // parser is a recursive-descent parser over a lazily lexed token stream.
 type parser struct {
 	lex  *lexer
-	buf  []token // lookahead, buf[0] is the current token
+	buf  []token // lookahead; buf[head] is the current token
+	head int
 	errs *errorSink
 	// nextComment indexes the first lexer comment not yet attached.
 	nextComment int
@@ -51,15 +52,18 @@ func parse(filename, src string, sink *errorSink) *AST {
 }
 
 func (p *parser) peek(i int) token {
-	for len(p.buf) <= i {
+	for len(p.buf)-p.head <= i {
 		p.buf = append(p.buf, p.lex.next())
 	}
-	return p.buf[i]
+	return p.buf[p.head+i]
 }
 
 func (p *parser) next() token {
 	t := p.peek(0)
-	p.buf = p.buf[1:]
+	p.head++
+	if p.head == len(p.buf) {
+		p.buf, p.head = p.buf[:0], 0
+	}
 	p.lastEnd = t.end
 	p.prevKind = t.kind
 	return t
@@ -482,7 +486,7 @@ func (p *parser) caveat() *CaveatDecl {
 	// The body is CEL, not schema tokens: rewind the lexer to just after
 	// '{' and drop anything it read ahead.
 	brace := p.peek(0)
-	p.buf = p.buf[:0]
+	p.buf, p.head = p.buf[:0], 0
 	p.lex.reset(brace.end, Position{Line: brace.pos.Line, Column: brace.pos.Column + 1})
 	p.dropCommentsFrom(brace.end)
 	body, bodyPos, ok := p.lex.caveatBody()

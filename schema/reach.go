@@ -266,8 +266,11 @@ func buildReachability(s *Schema) *Reachability {
 		r.nodes = append(r.nodes, n)
 		sort.Slice(es, func(i, j int) bool {
 			a, b := es[i], es[j]
-			if a.To != b.To {
-				return a.To.String() < b.To.String()
+			if a.To.Type != b.To.Type {
+				return a.To.Type < b.To.Type
+			}
+			if a.To.Relation != b.To.Relation {
+				return a.To.Relation < b.To.Relation
 			}
 			if a.Kind != b.Kind {
 				return a.Kind < b.Kind
