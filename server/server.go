@@ -19,6 +19,7 @@ import (
 	"google.golang.org/grpc/health"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 	"google.golang.org/grpc/test/bufconn"
+	"google.golang.org/protobuf/encoding/protojson"
 
 	"github.com/pembadb/pemba/check"
 	pb "github.com/pembadb/pemba/proto/pemba/v1"
@@ -285,7 +286,9 @@ func (s *Server) serveHTTP(tlsCfg *tls.Config) error {
 		return fmt.Errorf("connect gateway: %w", err)
 	}
 	s.gwConn = conn
-	gw := runtime.NewServeMux()
+	gw := runtime.NewServeMux(runtime.WithMarshalerOption(runtime.MIMEWildcard, &runtime.JSONPb{
+		MarshalOptions: protojson.MarshalOptions{EmitUnpopulated: false},
+	}))
 	ctx := context.Background()
 	for _, register := range []func(context.Context, *runtime.ServeMux, *grpc.ClientConn) error{
 		pb.RegisterSchemaServiceHandler, pb.RegisterRelationshipServiceHandler,
