@@ -685,5 +685,5 @@ func (p *identityPlatform) expand(r *rand.Rand) Expand {
 }
 
 func (p *identityPlatform) write(r *rand.Rand) graph.Relationship {
-	return rel("dataset", id("ds-", r.IntN(p.n.datasets)), "reader", "user", id("emp-", r.IntN(p.n.employees)))
+	return rel("dataset", id("ds-", r.IntN(p.n.datasets)), "reader", "user", writerID(r))
 }

@@ -140,6 +140,5 @@ func (n *nestedOrg) expand(r *rand.Rand) Expand {
 }
 
 func (n *nestedOrg) write(r *rand.Rand) graph.Relationship {
-	d, u := n.document(r), n.user(r)
-	return rel("document", d.ID, "viewer", "user", u.Object.ID)
+	return rel("document", n.document(r).ID, "viewer", "user", writerID(r))
 }

@@ -66,9 +66,16 @@ func (s *Sampler) LookupSubjects() LookupSubjects { return s.space.lookupSubject
 func (s *Sampler) Expand() Expand { return s.space.expand(s.rng) }
 
 // Write draws a relationship of the data set's shape to touch (and later
-// delete): writes change the graph only a little, the way product traffic
-// does.
+// delete). Its subject is one of writerUsers users absent from the
+// generated graph, so deleting it never removes a generated relationship
+// and a reloaded graph stays the graph the seed describes.
 func (s *Sampler) Write() graph.Relationship { return s.space.write(s.rng) }
+
+// writerUsers is how many distinct users sampled writes grant to.
+const writerUsers = 1000
+
+// writerID draws the ID of a user that only sampled writes mention.
+func writerID(r *rand.Rand) string { return id("writer-", r.IntN(writerUsers)) }
 
 // Float64 draws from the sampler's source, for callers choosing among
 // operations (the mixed workload) with the same determinism.

@@ -1,0 +1,84 @@
+package loadtest
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+	"time"
+
+	"github.com/prometheus/common/expfmt"
+	"github.com/prometheus/common/model"
+)
+
+// Server counters the report derives its cache and dispatch figures from;
+// the server exports them from check.Engine's statistics.
+const (
+	metricCacheHits   = "pemba_check_cache_hits_total"
+	metricCacheMisses = "pemba_check_cache_misses_total"
+	metricDispatches  = "pemba_check_dispatches_total"
+)
+
+// counters are scraped counter values by name.
+type counters map[string]float64
+
+// scrape reads the counters above from a Prometheus text endpoint.
+func scrape(ctx context.Context, url string) (counters, error) {
+	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+	if err != nil {
+		return nil, fmt.Errorf("scrape %s: %w", url, err)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return nil, fmt.Errorf("scrape %s: %w", url, err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return nil, fmt.Errorf("scrape %s: %s", url, resp.Status)
+	}
+	parser := expfmt.NewTextParser(model.UTF8Validation)
+	families, err := parser.TextToMetricFamilies(resp.Body)
+	if err != nil {
+		return nil, fmt.Errorf("scrape %s: %w", url, err)
+	}
+	out := counters{}
+	for _, name := range []string{metricCacheHits, metricCacheMisses, metricDispatches} {
+		f := families[name]
+		if f == nil {
+			continue
+		}
+		var sum float64
+		for _, m := range f.GetMetric() {
+			switch {
+			case m.GetCounter() != nil:
+				sum += m.GetCounter().GetValue()
+			case m.GetUntyped() != nil:
+				sum += m.GetUntyped().GetValue()
+			}
+		}
+		out[name] = sum
+	}
+	return out, nil
+}
+
+// serverFigures sets the report's cache hit ratio and dispatches per check
+// from counters scraped before and after the workload; figures the server
+// does not export stay nil.
+func (r *Report) serverFigures(before, after counters, checks int64) {
+	delta := func(name string) (float64, bool) {
+		a, okA := after[name]
+		b, okB := before[name]
+		return a - b, okA && okB
+	}
+	hits, okH := delta(metricCacheHits)
+	misses, okM := delta(metricCacheMisses)
+	if okH && okM && hits+misses > 0 {
+		ratio := hits / (hits + misses)
+		r.CacheHitRatio = &ratio
+	}
+	if d, ok := delta(metricDispatches); ok && checks > 0 {
+		per := d / float64(checks)
+		r.DispatchesPerCheck = &per
+	}
+}

@@ -1,0 +1,223 @@
+package loadtest
+
+import (
+	"fmt"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/HdrHistogram/hdrhistogram-go"
+)
+
+// Histogram bounds: latencies are recorded in microseconds, from 1 µs to
+// one hour, with three significant digits (values below 2048 µs are exact;
+// above, the error is under 0.1%).
+const (
+	histMinMicros = 1
+	histMaxMicros = int64(time.Hour / time.Microsecond)
+	histSigFigs   = 3
+)
+
+// Recorder accumulates one worker's request latencies per operation. It is
+// not safe for concurrent use: each worker owns one, and Summarize merges
+// them after the workers stop, so recording never contends on a lock.
+type Recorder struct {
+	ops map[string]*opStats
+}
+
+// opStats is one operation's tally within one Recorder.
+type opStats struct {
+	hist   *hdrhistogram.Histogram
+	errors int64
+}
+
+// NewRecorder returns an empty Recorder.
+func NewRecorder() *Recorder { return &Recorder{ops: map[string]*opStats{}} }
+
+// Record adds one request of operation op that took d; a failed request
+// (err != nil) counts as an error and its latency is recorded too, since a
+// slow failure is still a slow request.
+func (r *Recorder) Record(op string, d time.Duration, err error) {
+	s := r.ops[op]
+	if s == nil {
+		s = &opStats{hist: hdrhistogram.New(histMinMicros, histMaxMicros, histSigFigs)}
+		r.ops[op] = s
+	}
+	us := max(d.Microseconds(), histMinMicros)
+	_ = s.hist.RecordValue(min(us, histMaxMicros)) // clamped, so never out of range
+	if err != nil {
+		s.errors++
+	}
+}
+
+// Operation is the summary of one operation over a run.
+type Operation struct {
+	Name   string  `json:"name"`
+	Count  int64   `json:"count"`
+	Errors int64   `json:"errors"`
+	QPS    float64 `json:"qps"`
+	P50Ms  float64 `json:"p50_ms"`
+	P90Ms  float64 `json:"p90_ms"`
+	P99Ms  float64 `json:"p99_ms"`
+	P999Ms float64 `json:"p999_ms"`
+	MaxMs  float64 `json:"max_ms"`
+}
+
+// Summarize merges the recorders and summarizes each operation over
+// elapsed, in name order.
+func Summarize(elapsed time.Duration, recorders ...*Recorder) []Operation {
+	merged := map[string]*opStats{}
+	for _, r := range recorders {
+		for name, s := range r.ops {
+			m := merged[name]
+			if m == nil {
+				m = &opStats{hist: hdrhistogram.New(histMinMicros, histMaxMicros, histSigFigs)}
+				merged[name] = m
+			}
+			m.hist.Merge(s.hist)
+			m.errors += s.errors
+		}
+	}
+	names := make([]string, 0, len(merged))
+	for n := range merged {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	ops := make([]Operation, 0, len(names))
+	for _, n := range names {
+		ops = append(ops, summarize(n, merged[n], elapsed))
+	}
+	return ops
+}
+
+func summarize(name string, s *opStats, elapsed time.Duration) Operation {
+	ms := func(q float64) float64 { return float64(s.hist.ValueAtQuantile(q)) / 1000 }
+	op := Operation{
+		Name:   name,
+		Count:  s.hist.TotalCount(),
+		Errors: s.errors,
+		P50Ms:  ms(50),
+		P90Ms:  ms(90),
+		P99Ms:  ms(99),
+		P999Ms: ms(99.9),
+		MaxMs:  float64(s.hist.Max()) / 1000,
+	}
+	if elapsed > 0 {
+		op.QPS = float64(op.Count) / elapsed.Seconds()
+	}
+	return op
+}
+
+// Report is the outcome of one run; its JSON form is what --json writes.
+type Report struct {
+	Dataset     string  `json:"dataset"`
+	Scale       int     `json:"scale"`
+	Seed        uint64  `json:"seed"`
+	Workload    string  `json:"workload"`
+	Concurrency int     `json:"concurrency"`
+	Seconds     float64 `json:"duration_seconds"`
+	// Load is the import, when this run loaded the data set.
+	Load *Load `json:"load,omitempty"`
+	// Operations are the workload's requests; Floor is the health-check run.
+	Operations []Operation `json:"operations"`
+	Floor      *Operation  `json:"floor,omitempty"`
+	FloorQPS   float64     `json:"floor_qps"`
+	// RatioToFloor is the workload's check rate divided by FloorQPS.
+	RatioToFloor float64 `json:"ratio_to_floor"`
+	// CacheHitRatio and DispatchesPerCheck come from the server's /metrics
+	// over the workload; null when the server does not expose them.
+	CacheHitRatio      *float64 `json:"cache_hit_ratio"`
+	DispatchesPerCheck *float64 `json:"dispatches_per_check"`
+	// NewEnemyChecks counts checks made with a revoke's zookie;
+	// NewEnemyViolations those that still granted (must be 0).
+	NewEnemyChecks     int64 `json:"new_enemy_checks"`
+	NewEnemyViolations int64 `json:"new_enemy_violations"`
+}
+
+// Load summarizes an import.
+type Load struct {
+	Relationships int64   `json:"relationships"`
+	Seconds       float64 `json:"seconds"`
+	PerSecond     float64 `json:"per_second"`
+}
+
+// checkOps are the operations whose rate is compared with the floor:
+// single checks (a bulk check does the work of many, so its request rate
+// is not comparable).
+var checkOps = map[string]bool{opCheck: true}
+
+// computeRatio sets RatioToFloor from the check operations and the floor.
+func (r *Report) computeRatio() {
+	if r.FloorQPS <= 0 {
+		return
+	}
+	var qps float64
+	for _, op := range r.Operations {
+		if checkOps[op.Name] {
+			qps += op.QPS
+		}
+	}
+	r.RatioToFloor = qps / r.FloorQPS
+}
+
+// Text renders the report for a terminal.
+func (r *Report) Text() string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "dataset %s ×%d (seed %d), workload %s, concurrency %d, %.0fs\n",
+		r.Dataset, r.Scale, r.Seed, r.Workload, r.Concurrency, r.Seconds)
+	if r.Load != nil {
+		fmt.Fprintf(&b, "loaded %d relationships in %.1fs (%.0f/s)\n", r.Load.Relationships, r.Load.Seconds, r.Load.PerSecond)
+	}
+	fmt.Fprintf(&b, "%-18s %10s %7s %10s %9s %9s %9s %9s %9s\n", "operation", "count", "errors", "qps", "p50 ms", "p90 ms", "p99 ms", "p99.9 ms", "max ms")
+	row := func(op Operation) {
+		fmt.Fprintf(&b, "%-18s %10d %7d %10.0f %9.3f %9.3f %9.3f %9.3f %9.3f\n",
+			op.Name, op.Count, op.Errors, op.QPS, op.P50Ms, op.P90Ms, op.P99Ms, op.P999Ms, op.MaxMs)
+	}
+	for _, op := range r.Operations {
+		row(op)
+	}
+	if r.Floor != nil {
+		row(*r.Floor)
+		fmt.Fprintf(&b, "checks / floor: %.1f%%\n", 100*r.RatioToFloor)
+	}
+	if r.CacheHitRatio != nil {
+		fmt.Fprintf(&b, "server cache hit ratio: %.1f%%\n", 100**r.CacheHitRatio)
+	}
+	if r.DispatchesPerCheck != nil {
+		fmt.Fprintf(&b, "server dispatches per check: %.1f\n", *r.DispatchesPerCheck)
+	}
+	if r.Workload == WorkloadNewEnemy {
+		fmt.Fprintf(&b, "new-enemy: %d checks with a revoke's zookie, %d violations\n", r.NewEnemyChecks, r.NewEnemyViolations)
+	}
+	return b.String()
+}
+
+// MarkdownHeader is the header of the table Markdown rows belong to.
+const MarkdownHeader = "| dataset | workload | conc. | operation | count | errors | QPS | p50 ms | p90 ms | p99 ms | p99.9 ms | % of floor | cache hits |\n" +
+	"| --- | --- | ---: | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |\n"
+
+// Markdown renders the report as rows of the BENCHMARKS.md table (see
+// MarkdownHeader): one per operation, then the floor.
+func (r *Report) Markdown() string {
+	var b strings.Builder
+	hits := "–"
+	if r.CacheHitRatio != nil {
+		hits = fmt.Sprintf("%.0f%%", 100**r.CacheHitRatio)
+	}
+	row := func(op Operation, ofFloor, hits string) {
+		fmt.Fprintf(&b, "| %s ×%d | %s | %d | %s | %d | %d | %.0f | %.2f | %.2f | %.2f | %.2f | %s | %s |\n",
+			r.Dataset, r.Scale, r.Workload, r.Concurrency, op.Name, op.Count, op.Errors, op.QPS,
+			op.P50Ms, op.P90Ms, op.P99Ms, op.P999Ms, ofFloor, hits)
+	}
+	for _, op := range r.Operations {
+		ofFloor := "–"
+		if checkOps[op.Name] && r.FloorQPS > 0 {
+			ofFloor = fmt.Sprintf("%.0f%%", 100*op.QPS/r.FloorQPS)
+		}
+		row(op, ofFloor, hits)
+	}
+	if r.Floor != nil {
+		row(*r.Floor, "100%", "–")
+	}
+	return b.String()
+}

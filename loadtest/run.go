@@ -1,0 +1,218 @@
+package loadtest
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/pembadb/pemba/loadtest/dataset"
+)
+
+// Config describes one run.
+type Config struct {
+	// Endpoint is the server's gRPC address, host:port.
+	Endpoint string
+	// Token is the bearer token sent with every request ("" sends none).
+	Token string
+	// Plaintext connects without TLS.
+	Plaintext bool
+	// MetricsURL is the server's Prometheus endpoint (e.g.
+	// http://localhost:8080/metrics); "" skips the server-side figures.
+	MetricsURL string
+
+	Dataset string
+	Scale   int
+	Seed    uint64
+	// Workload is one of Workloads().
+	Workload    string
+	Concurrency int
+	// Connections is the number of gRPC connections the workers share
+	// (0: one per 8 workers, at most 4).
+	Connections int
+	Duration    time.Duration
+	// Warmup runs the workload this long, unrecorded, before measuring.
+	Warmup time.Duration
+	// SkipLoad reuses the data already on the server.
+	SkipLoad bool
+	// Progress receives progress bars; nil draws none.
+	Progress io.Writer
+}
+
+// Validate reports the first invalid field.
+func (c Config) Validate() error {
+	switch {
+	case c.Endpoint == "":
+		return errors.New("endpoint: required")
+	case c.Concurrency < 1:
+		return fmt.Errorf("concurrency: must be at least 1, got %d", c.Concurrency)
+	case c.Connections < 0:
+		return fmt.Errorf("connections: must not be negative, got %d", c.Connections)
+	case c.Duration <= 0:
+		return fmt.Errorf("duration: must be positive, got %s", c.Duration)
+	case c.Warmup < 0:
+		return fmt.Errorf("warmup: must not be negative, got %s", c.Warmup)
+	}
+	if _, ok := workloads[c.Workload]; !ok {
+		return fmt.Errorf("workload %q: unknown (known: %v)", c.Workload, Workloads())
+	}
+	return nil
+}
+
+func (c Config) connections() int {
+	if c.Connections > 0 {
+		return c.Connections
+	}
+	return min(4, (c.Concurrency+7)/8)
+}
+
+// Run loads the data set (unless SkipLoad), runs the workload and then the
+// floor, each for Duration with Concurrency workers, and reports. It fails
+// when the data set cannot be loaded or when every workload request
+// failed; individual failures are counted in the report.
+func Run(ctx context.Context, cfg Config) (*Report, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	data, err := dataset.New(cfg.Dataset, dataset.Options{Scale: cfg.Scale, Seed: cfg.Seed})
+	if err != nil {
+		return nil, err
+	}
+	clients := make([]*client, cfg.connections())
+	for i := range clients {
+		if clients[i], err = dial(cfg.Endpoint, cfg.Token, cfg.Plaintext); err != nil {
+			return nil, err
+		}
+		defer clients[i].conn.Close()
+	}
+	report := &Report{
+		Dataset: cfg.Dataset, Scale: cfg.Scale, Seed: cfg.Seed,
+		Workload: cfg.Workload, Concurrency: cfg.Concurrency, Seconds: cfg.Duration.Seconds(),
+	}
+	if !cfg.SkipLoad {
+		if report.Load, err = load(ctx, clients[0], data, cfg.Progress); err != nil {
+			return nil, err
+		}
+	}
+
+	workers := make([]*worker, cfg.Concurrency)
+	for i := range workers {
+		ne := data.NewEnemy(i)
+		workers[i] = &worker{
+			id: i, c: clients[i%len(clients)], data: data,
+			sampler: data.NewSampler(cfg.Seed<<16 + uint64(i)),
+			enemy:   &ne,
+		}
+	}
+	workload := workloads[cfg.Workload]
+	if cfg.Warmup > 0 {
+		runPhase(ctx, cfg, "warm-up", workers, cfg.Warmup, workload)
+	}
+	var before, after counters
+	if cfg.MetricsURL != "" {
+		if before, err = scrape(ctx, cfg.MetricsURL); err != nil {
+			return nil, err
+		}
+	}
+	elapsed := runPhase(ctx, cfg, cfg.Workload, workers, cfg.Duration, workload)
+	if cfg.MetricsURL != "" {
+		if after, err = scrape(ctx, cfg.MetricsURL); err != nil {
+			return nil, err
+		}
+	}
+	report.Operations = Summarize(elapsed, recorders(workers)...)
+	if err := allFailed(report.Operations, workers); err != nil {
+		return report, err
+	}
+	var checks int64
+	for _, op := range report.Operations {
+		switch op.Name {
+		case opCheck:
+			checks += op.Count
+		case opBulkCheck:
+			checks += op.Count * bulkCheckItems
+		}
+	}
+	report.serverFigures(before, after, checks)
+	for _, w := range workers {
+		report.NewEnemyChecks += w.neChecks
+		report.NewEnemyViolations += w.neViolations
+	}
+
+	elapsed = runPhase(ctx, cfg, "floor (health check)", workers, cfg.Duration, (*worker).health)
+	if floor := Summarize(elapsed, recorders(workers)...); len(floor) == 1 {
+		report.Floor = &floor[0]
+		report.FloorQPS = floor[0].QPS - float64(floor[0].Errors)/elapsed.Seconds()
+	}
+	report.computeRatio()
+	return report, ctx.Err()
+}
+
+func recorders(workers []*worker) []*Recorder {
+	out := make([]*Recorder, len(workers))
+	for i, w := range workers {
+		out[i] = w.rec
+	}
+	return out
+}
+
+// allFailed returns an error carrying the first failure when no workload
+// request succeeded: such a run measures nothing.
+func allFailed(ops []Operation, workers []*worker) error {
+	for _, op := range ops {
+		if op.Count > op.Errors {
+			return nil
+		}
+	}
+	for _, w := range workers {
+		if w.firstErr != nil {
+			return fmt.Errorf("every request failed; the first: %w", w.firstErr)
+		}
+	}
+	return errors.New("no request completed")
+}
+
+// runPhase runs step on every worker, closed-loop, for d, with fresh
+// recorders, and returns the wall time until the last worker finished.
+// A request in flight at the deadline completes and is counted.
+func runPhase(ctx context.Context, cfg Config, name string, workers []*worker, d time.Duration, s step) time.Duration {
+	var done atomic.Int64
+	bar := newBar(cfg.Progress, int64(d/time.Second), name)
+	start := time.Now()
+	deadline := start.Add(d)
+	var wg sync.WaitGroup
+	for _, w := range workers {
+		w.rec = NewRecorder()
+		wg.Go(func() {
+			for ctx.Err() == nil && time.Now().Before(deadline) {
+				s(w, ctx)
+				done.Add(1)
+			}
+		})
+	}
+	stop := make(chan struct{})
+	var tickers sync.WaitGroup
+	tickers.Go(func() {
+		t := time.NewTicker(time.Second)
+		defer t.Stop()
+		for {
+			select {
+			case <-stop:
+				return
+			case now := <-t.C:
+				secs := now.Sub(start).Seconds()
+				bar.Describe(fmt.Sprintf("%s: %.0f req/s", name, float64(done.Load())/secs))
+				bar.Set(int(secs))
+			}
+		}
+	})
+	wg.Wait()
+	elapsed := time.Since(start)
+	close(stop)
+	tickers.Wait()
+	bar.Finish()
+	return elapsed
+}

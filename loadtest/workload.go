@@ -1,0 +1,334 @@
+package loadtest
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"sort"
+	"time"
+
+	healthpb "google.golang.org/grpc/health/grpc_health_v1"
+
+	"github.com/pembadb/pemba/graph"
+	"github.com/pembadb/pemba/loadtest/dataset"
+	pb "github.com/pembadb/pemba/proto/pemba/v1"
+)
+
+// Workload names.
+const (
+	WorkloadCheckRandom     = "check-random"
+	WorkloadCheckHot        = "check-hot"
+	WorkloadBulkCheck       = "bulk-check"
+	WorkloadLookupResources = "lookup-resources"
+	WorkloadLookupSubjects  = "lookup-subjects"
+	WorkloadExpand          = "expand"
+	WorkloadMixed           = "mixed"
+	WorkloadNewEnemy        = "new-enemy"
+)
+
+// Operation names in reports.
+const (
+	opCheck           = "check"
+	opBulkCheck       = "bulk-check"
+	opLookupResources = "lookup-resources"
+	opLookupSubjects  = "lookup-subjects"
+	opExpand          = "expand"
+	opRead            = "read"
+	opWrite           = "write"
+	opHealth          = "health"
+)
+
+// Request shapes.
+const (
+	// bulkCheckItems is the number of checks in one bulk-check request.
+	bulkCheckItems = 50
+	// lookupResourcesLimit is the page lookup-resources asks for: the first
+	// screenful, as a user interface would.
+	lookupResourcesLimit = 100
+	// readLimit caps read's ReadRelationships.
+	readLimit = 100
+)
+
+// Mixed workload shares, cumulative: 90% check, 5% lookups, 4% expand or
+// read, 1% writes.
+const (
+	mixedCheck           = 0.90
+	mixedLookupResources = 0.925
+	mixedLookupSubjects  = 0.95
+	mixedExpand          = 0.97
+	mixedRead            = 0.99
+)
+
+// step is one request (or one short sequence, for new-enemy) of a workload.
+type step func(w *worker, ctx context.Context)
+
+var workloads = map[string]step{
+	WorkloadCheckRandom:     func(w *worker, ctx context.Context) { w.check(ctx, w.sampler.Check()) },
+	WorkloadCheckHot:        func(w *worker, ctx context.Context) { w.check(ctx, w.sampler.HotCheck()) },
+	WorkloadBulkCheck:       (*worker).bulkCheck,
+	WorkloadLookupResources: (*worker).lookupResources,
+	WorkloadLookupSubjects:  (*worker).lookupSubjects,
+	WorkloadExpand:          (*worker).expand,
+	WorkloadMixed:           (*worker).mixed,
+	WorkloadNewEnemy:        (*worker).newEnemy,
+}
+
+// Workloads lists the workload names, sorted.
+func Workloads() []string {
+	names := make([]string, 0, len(workloads))
+	for n := range workloads {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	return names
+}
+
+// worker is one closed-loop client. Its fields are touched only by its own
+// goroutine while a phase runs, and read by Run between phases.
+type worker struct {
+	id      int
+	c       *client
+	data    dataset.Dataset
+	sampler *dataset.Sampler
+	rec     *Recorder
+
+	// zookie is the newest zookie of this worker's own writes; later
+	// requests ask for at_least_as_fresh(zookie), as an application
+	// reading its own writes would. nil before the first write.
+	zookie *pb.Zookie
+	// written is the relationship the last mixed write touched, which the
+	// next one deletes, so the graph does not grow.
+	written *graph.Relationship
+
+	// enemy is this worker's new-enemy case; setUp records its Setup was written.
+	enemy *dataset.NewEnemyCase
+	setUp bool
+	// neChecks counts checks with a revoke's zookie, neViolations those
+	// that granted; neMissed counts checks with a grant's zookie that did
+	// not grant (a freshness bug too, though not a new-enemy one).
+	neChecks, neViolations, neMissed int64
+
+	// firstErr is the first failed request's error, for the run's error
+	// message when nothing succeeds.
+	firstErr error
+}
+
+// timed runs one request of operation op and records it.
+func (w *worker) timed(op string, call func() error) error {
+	start := time.Now()
+	err := call()
+	w.rec.Record(op, time.Since(start), err)
+	if err != nil && w.firstErr == nil {
+		w.firstErr = fmt.Errorf("%s: %w", op, err)
+	}
+	return err
+}
+
+func (w *worker) checkRequest(q dataset.Check) *pb.CheckPermissionRequest {
+	return &pb.CheckPermissionRequest{
+		Consistency: consistency(w.zookie),
+		Resource:    objectProto(q.Resource),
+		Permission:  q.Permission,
+		Subject:     subjectProto(q.Subject),
+		Context:     contextProto(q.Context),
+	}
+}
+
+func (w *worker) check(ctx context.Context, q dataset.Check) {
+	_ = w.timed(opCheck, func() error {
+		_, err := w.c.perms.CheckPermission(ctx, w.checkRequest(q))
+		return err
+	})
+}
+
+func (w *worker) bulkCheck(ctx context.Context) {
+	req := &pb.BulkCheckPermissionRequest{Consistency: consistency(w.zookie)}
+	for range bulkCheckItems {
+		q := w.sampler.Check()
+		req.Items = append(req.Items, &pb.BulkCheckItem{
+			Resource: objectProto(q.Resource), Permission: q.Permission,
+			Subject: subjectProto(q.Subject), Context: contextProto(q.Context),
+		})
+	}
+	_ = w.timed(opBulkCheck, func() error {
+		_, err := w.c.perms.BulkCheckPermission(ctx, req)
+		return err
+	})
+}
+
+// drain receives a server stream to its end.
+func drain[T any](recv func() (T, error)) error {
+	for {
+		if _, err := recv(); err != nil {
+			if errors.Is(err, io.EOF) {
+				return nil
+			}
+			return err
+		}
+	}
+}
+
+func (w *worker) lookupResources(ctx context.Context) {
+	q := w.sampler.LookupResources()
+	_ = w.timed(opLookupResources, func() error {
+		stream, err := w.c.perms.LookupResources(ctx, &pb.LookupResourcesRequest{
+			Consistency: consistency(w.zookie), ResourceType: q.ResourceType, Permission: q.Permission,
+			Subject: subjectProto(q.Subject), Context: contextProto(q.Context), Limit: lookupResourcesLimit,
+		})
+		if err != nil {
+			return err
+		}
+		return drain(stream.Recv)
+	})
+}
+
+func (w *worker) lookupSubjects(ctx context.Context) {
+	q := w.sampler.LookupSubjects()
+	_ = w.timed(opLookupSubjects, func() error {
+		stream, err := w.c.perms.LookupSubjects(ctx, &pb.LookupSubjectsRequest{
+			Consistency: consistency(w.zookie), Resource: objectProto(q.Resource), Permission: q.Permission,
+			SubjectType: q.SubjectType, Context: contextProto(q.Context),
+		})
+		if err != nil {
+			return err
+		}
+		return drain(stream.Recv)
+	})
+}
+
+func (w *worker) expand(ctx context.Context) {
+	q := w.sampler.Expand()
+	_ = w.timed(opExpand, func() error {
+		_, err := w.c.perms.ExpandPermission(ctx, &pb.ExpandPermissionRequest{
+			Consistency: consistency(w.zookie), Resource: objectProto(q.Resource), Permission: q.Permission,
+		})
+		return err
+	})
+}
+
+// read reads the relationships of a sampled resource.
+func (w *worker) read(ctx context.Context) {
+	q := w.sampler.Check()
+	_ = w.timed(opRead, func() error {
+		stream, err := w.c.rels.ReadRelationships(ctx, &pb.ReadRelationshipsRequest{
+			Consistency: consistency(w.zookie),
+			Filter:      &pb.RelationshipFilter{ResourceType: q.Resource.Type, ResourceIds: []string{q.Resource.ID}},
+			Limit:       readLimit,
+		})
+		if err != nil {
+			return err
+		}
+		return drain(stream.Recv)
+	})
+}
+
+// write alternately touches a sampled relationship and deletes it, keeping
+// the resulting zookie for the worker's later requests.
+func (w *worker) write(ctx context.Context) {
+	update := &pb.RelationshipUpdate{Operation: pb.RelationshipUpdate_OPERATION_DELETE}
+	if w.written == nil {
+		r := w.sampler.Write()
+		w.written = &r
+		update.Operation = pb.RelationshipUpdate_OPERATION_TOUCH
+	} else {
+		defer func() { w.written = nil }()
+	}
+	update.Relationship = relationshipProto(*w.written)
+	_ = w.timed(opWrite, func() error {
+		resp, err := w.c.rels.WriteRelationships(ctx, &pb.WriteRelationshipsRequest{
+			Updates: []*pb.RelationshipUpdate{update}, Reason: "loadtest mixed",
+		})
+		if err == nil {
+			w.zookie = resp.GetWrittenAt()
+		}
+		return err
+	})
+}
+
+func (w *worker) mixed(ctx context.Context) {
+	switch x := w.sampler.Float64(); {
+	case x < mixedCheck:
+		w.check(ctx, w.sampler.Check())
+	case x < mixedLookupResources:
+		w.lookupResources(ctx)
+	case x < mixedLookupSubjects:
+		w.lookupSubjects(ctx)
+	case x < mixedExpand:
+		w.expand(ctx)
+	case x < mixedRead:
+		w.read(ctx)
+	default:
+		w.write(ctx)
+	}
+}
+
+// writeOne applies one update and returns its zookie.
+func (w *worker) writeOne(ctx context.Context, op pb.RelationshipUpdate_Operation, r graph.Relationship) (*pb.Zookie, error) {
+	var z *pb.Zookie
+	err := w.timed(opWrite, func() error {
+		resp, err := w.c.rels.WriteRelationships(ctx, &pb.WriteRelationshipsRequest{
+			Updates: []*pb.RelationshipUpdate{{Operation: op, Relationship: relationshipProto(r)}},
+			Reason:  "loadtest new-enemy",
+		})
+		z = resp.GetWrittenAt()
+		return err
+	})
+	return z, err
+}
+
+// checkAt checks q at least as fresh as z and returns the permissionship.
+func (w *worker) checkAt(ctx context.Context, q dataset.Check, z *pb.Zookie) (pb.Permissionship, error) {
+	req := w.checkRequest(q)
+	req.Consistency = consistency(z)
+	var got pb.Permissionship
+	err := w.timed(opCheck, func() error {
+		resp, err := w.c.perms.CheckPermission(ctx, req)
+		got = resp.GetPermissionship()
+		return err
+	})
+	return got, err
+}
+
+// newEnemy grants, checks with the grant's zookie, revokes, and checks
+// with the revoke's zookie: that check granting is a new-enemy violation
+// (the server answered from a revision, or a cache entry, older than the
+// revoke).
+func (w *worker) newEnemy(ctx context.Context) {
+	ne := w.enemy
+	if !w.setUp {
+		for _, r := range ne.Setup {
+			if _, err := w.writeOne(ctx, pb.RelationshipUpdate_OPERATION_TOUCH, r); err != nil {
+				return
+			}
+		}
+		w.setUp = true
+	}
+	z, err := w.writeOne(ctx, pb.RelationshipUpdate_OPERATION_TOUCH, ne.Grant)
+	if err != nil {
+		return
+	}
+	if got, err := w.checkAt(ctx, ne.Check, z); err == nil && got != pb.Permissionship_PERMISSIONSHIP_HAS_PERMISSION {
+		w.neMissed++
+	}
+	if z, err = w.writeOne(ctx, pb.RelationshipUpdate_OPERATION_DELETE, ne.Grant); err != nil {
+		return
+	}
+	got, err := w.checkAt(ctx, ne.Check, z)
+	if err != nil {
+		return
+	}
+	w.neChecks++
+	if got != pb.Permissionship_PERMISSIONSHIP_NO_PERMISSION {
+		w.neViolations++
+	}
+}
+
+// health is the floor's request: the gRPC health check, which does no
+// authorization work.
+func (w *worker) health(ctx context.Context) {
+	_ = w.timed(opHealth, func() error {
+		_, err := w.c.health.Check(ctx, &healthpb.HealthCheckRequest{})
+		return err
+	})
+}
