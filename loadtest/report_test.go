@@ -3,11 +3,11 @@ package loadtest
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"io"
+	"math"
 	"net/http"
 	"net/http/httptest"
-	"errors"
-	"math"
 	"strings"
 	"testing"
 	"time"
