@@ -126,8 +126,12 @@ type ReverseFilter struct {
 // Reader reads one snapshot. Forward queries are ordered by (resource type,
 // resource id, relation, subject type, subject id, subject relation);
 // reverse queries by (subject type, subject id, subject relation, resource
-// type, resource id, relation). Expired relationships are never returned.
-// A Reader is safe for concurrent use.
+// type, resource id, relation). Each field compares bytewise (Go string
+// order, SQL COLLATE "C"); the ellipsis subject relation is "" and sorts
+// first. Expired relationships are never returned. Filters and options are
+// checked with Validate; a bad one yields a single error wrapping
+// ErrInvalidArgument. A Forward query with an empty Filter returns every
+// relationship (export). A Reader is safe for concurrent use.
 type Reader interface {
 	Revision() Revision
 	QueryRelationships(ctx context.Context, f Filter, opts QueryOptions) iter.Seq2[graph.Relationship, error]
@@ -145,7 +149,12 @@ type StoredSchema struct {
 	Revision Revision
 }
 
-// WriteRequest is one atomic write.
+// WriteRequest is one atomic write. Every relationship must pass
+// ValidateRelationship, and a relationship may appear in at most one
+// mutation of a request; otherwise the write fails with ErrInvalidArgument
+// and nothing is written. A failed precondition wraps ErrPreconditionFailed,
+// a CREATE of a live relationship returns *AlreadyExistsError; either way
+// nothing is written. Expired relationships count as absent.
 type WriteRequest struct {
 	Preconditions []Precondition
 	Mutations     []Mutation
@@ -190,14 +199,20 @@ type Engine interface {
 	SnapshotReader(ctx context.Context, rev Revision) (Reader, error)
 	// Write applies the mutations atomically if every precondition holds.
 	Write(ctx context.Context, req WriteRequest) (Revision, error)
-	// DeleteRelationships deletes up to limit (0: all) live matches in one revision.
+	// DeleteRelationships deletes up to limit (0: all) live matches in one
+	// revision, in forward-query order. The filter must not be empty.
 	DeleteRelationships(ctx context.Context, f Filter, limit int, meta WriteMetadata) (DeleteResult, error)
 	// WriteSchema stores a new schema version in its own revision.
 	WriteSchema(ctx context.Context, s StoredSchema, meta WriteMetadata) (Revision, error)
 	// Import writes relationships in batches of batchSize (TOUCH semantics),
-	// one revision per batch.
+	// one revision per batch. An invalid relationship fails the import
+	// before its batch is written; batches already committed stay, and the
+	// result reports them.
 	Import(ctx context.Context, rels iter.Seq2[graph.Relationship, error], batchSize int, meta WriteMetadata) (ImportResult, error)
-	// Watch yields every revision after `after`, in order, until ctx ends.
+	// Watch yields every revision after `after`, in order, including ones
+	// committed while watching, until ctx ends (then it returns without an
+	// error). `after` below the GC window yields ErrRevisionTooOld, above
+	// the head ErrRevisionUnknown.
 	Watch(ctx context.Context, after Revision) iter.Seq2[Change, error]
 	// CollectGarbage drops history no longer needed to read any revision
 	// committed within the GC window before now.

@@ -1,0 +1,266 @@
+package pebble
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	pdb "github.com/cockroachdb/pebble/v2"
+	"github.com/cockroachdb/pebble/v2/vfs"
+
+	"github.com/pembadb/pemba/storage"
+)
+
+// Options configure Open.
+type Options struct {
+	// Dir is the data directory; it is created if missing. Ignored when
+	// InMemory is set.
+	Dir string
+	// InMemory keeps everything in memory (Pebble's memory filesystem, no
+	// write-ahead log): nothing survives Close.
+	InMemory bool
+	// GCWindow is how long history stays readable; default 24h.
+	GCWindow time.Duration
+	// GCInterval is how often the background collector runs; default one
+	// minute, negative disables it (CollectGarbage still works).
+	GCInterval time.Duration
+	// CacheSize is Pebble's block cache in bytes; default 128 MiB.
+	CacheSize int64
+	// NoSync acknowledges writes before they reach the disk. Only for
+	// benchmarks and throwaway stores: a crash can lose acknowledged writes.
+	NoSync bool
+}
+
+const (
+	defaultGCWindow   = 24 * time.Hour
+	defaultGCInterval = time.Minute
+	defaultCacheSize  = 128 << 20
+)
+
+// Engine is the embedded storage.Engine. It is safe for concurrent use.
+type Engine struct {
+	db       *pdb.DB
+	opts     Options
+	writeOpt *pdb.WriteOptions
+
+	// closeMu is held shared by every operation that touches db and
+	// exclusively by Close, so db is never used after it is closed.
+	closeMu sync.RWMutex
+	closed  bool // guarded by closeMu
+
+	// writeMu serializes writers: revision assignment, precondition and
+	// CREATE checks against the head, and the batch commit happen under it,
+	// so the store at head is exactly what the checks saw.
+	writeMu    sync.Mutex
+	lastCommit time.Time // guarded by writeMu; commit times never go back
+
+	// head is the newest committed revision; it is stored after the batch
+	// that created it is committed, so a reader at head sees all of it.
+	head atomic.Uint64
+	// floor is the oldest readable revision. GC raises it before deleting
+	// anything, and readers check it after opening their Pebble iterator.
+	floor atomic.Uint64
+	// gcMu serializes garbage collection passes.
+	gcMu sync.Mutex
+
+	// notifyMu guards notify, a channel closed (and replaced) on every
+	// commit and on Close to wake watchers.
+	notifyMu sync.Mutex
+	notify   chan struct{}
+
+	stopGC chan struct{}
+	gcDone sync.WaitGroup
+}
+
+var _ storage.Engine = (*Engine)(nil)
+
+// Open opens (or creates) an embedded store.
+func Open(opts Options) (*Engine, error) {
+	if opts.GCWindow == 0 {
+		opts.GCWindow = defaultGCWindow
+	}
+	if opts.GCWindow < 0 {
+		return nil, fmt.Errorf("open datastore: GC window %v is negative", opts.GCWindow)
+	}
+	if opts.GCInterval == 0 {
+		opts.GCInterval = defaultGCInterval
+	}
+	if opts.CacheSize <= 0 {
+		opts.CacheSize = defaultCacheSize
+	}
+	if !opts.InMemory && opts.Dir == "" {
+		return nil, errors.New("open datastore: a data directory is required unless in memory")
+	}
+	cache := pdb.NewCache(opts.CacheSize)
+	defer cache.Unref()
+	po := &pdb.Options{
+		Cache:                 cache,
+		MemTableSize:          64 << 20,
+		L0CompactionThreshold: 4,
+		L0StopWritesThreshold: 24,
+		FormatMajorVersion:    pdb.FormatNewest,
+		Logger:                quietLogger{},
+	}
+	dir := opts.Dir
+	if opts.InMemory {
+		po.FS = vfs.NewMem()
+		po.DisableWAL = true
+		dir = ""
+	}
+	db, err := pdb.Open(dir, po)
+	if err != nil {
+		return nil, fmt.Errorf("open datastore %q: %w", opts.Dir, err)
+	}
+	e := &Engine{db: db, opts: opts, writeOpt: pdb.Sync, notify: make(chan struct{}), stopGC: make(chan struct{})}
+	if opts.InMemory || opts.NoSync {
+		e.writeOpt = pdb.NoSync
+	}
+	if err := e.load(); err != nil {
+		db.Close()
+		return nil, fmt.Errorf("open datastore %q: %w", opts.Dir, err)
+	}
+	if opts.GCInterval > 0 {
+		e.gcDone.Add(1)
+		go e.collectPeriodically()
+	}
+	return e, nil
+}
+
+// load reads the head revision, its commit time and the GC floor.
+func (e *Engine) load() error {
+	it, err := e.db.NewIter(&pdb.IterOptions{LowerBound: []byte{spaceRevision}, UpperBound: []byte{spaceRevision + 1}})
+	if err != nil {
+		return err
+	}
+	if it.Last() {
+		rev := storage.Revision(beUint64(it.Key()[1:]))
+		rr, err := decodeRevisionRecord(it.Value())
+		if err != nil {
+			it.Close()
+			return fmt.Errorf("revision %d: %w", rev, err)
+		}
+		e.head.Store(uint64(rev))
+		e.lastCommit = rr.committedAt
+	}
+	if err := it.Close(); err != nil {
+		return err
+	}
+	v, closer, err := e.db.Get(keyGCFloor)
+	switch {
+	case errors.Is(err, pdb.ErrNotFound):
+	case err != nil:
+		return err
+	default:
+		if len(v) != 8 {
+			closer.Close()
+			return fmt.Errorf("GC floor: %w", errCorrupt)
+		}
+		e.floor.Store(beUint64(v))
+		closer.Close()
+	}
+	return nil
+}
+
+// Close stops the background collector, wakes watchers and closes the store.
+func (e *Engine) Close() error {
+	e.closeMu.Lock()
+	if e.closed {
+		e.closeMu.Unlock()
+		return nil
+	}
+	e.closed = true
+	close(e.stopGC)
+	e.closeMu.Unlock()
+	e.gcDone.Wait()
+	e.wakeWatchers()
+	e.closeMu.Lock()
+	defer e.closeMu.Unlock()
+	if err := e.db.Close(); err != nil {
+		return fmt.Errorf("close datastore: %w", err)
+	}
+	return nil
+}
+
+// use takes the shared close lock; it fails once the engine is closed.
+func (e *Engine) use() (release func(), err error) {
+	e.closeMu.RLock()
+	if e.closed {
+		e.closeMu.RUnlock()
+		return nil, storage.ErrClosed
+	}
+	return e.closeMu.RUnlock, nil
+}
+
+// HeadRevision returns the newest committed revision.
+func (e *Engine) HeadRevision(ctx context.Context) (storage.Revision, error) {
+	release, err := e.use()
+	if err != nil {
+		return 0, err
+	}
+	release()
+	return storage.Revision(e.head.Load()), nil
+}
+
+// SnapshotReader returns a reader at rev. It holds no resources: the
+// revision suffixes in the keys do the isolation.
+func (e *Engine) SnapshotReader(ctx context.Context, rev storage.Revision) (storage.Reader, error) {
+	release, err := e.use()
+	if err != nil {
+		return nil, err
+	}
+	release()
+	if err := e.checkReadable(rev); err != nil {
+		return nil, fmt.Errorf("snapshot reader: %w", err)
+	}
+	return &reader{e: e, rev: rev}, nil
+}
+
+func (e *Engine) checkReadable(rev storage.Revision) error {
+	if h := storage.Revision(e.head.Load()); rev > h {
+		return fmt.Errorf("revision %d is above the head %d: %w", rev, h, storage.ErrRevisionUnknown)
+	}
+	if f := storage.Revision(e.floor.Load()); rev < f {
+		return fmt.Errorf("revision %d is below the oldest readable revision %d: %w", rev, f, storage.ErrRevisionTooOld)
+	}
+	return nil
+}
+
+func (e *Engine) wakeWatchers() {
+	e.notifyMu.Lock()
+	close(e.notify)
+	e.notify = make(chan struct{})
+	e.notifyMu.Unlock()
+}
+
+func (e *Engine) changed() <-chan struct{} {
+	e.notifyMu.Lock()
+	defer e.notifyMu.Unlock()
+	return e.notify
+}
+
+func (e *Engine) collectPeriodically() {
+	defer e.gcDone.Done()
+	t := time.NewTicker(e.opts.GCInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-e.stopGC:
+			return
+		case now := <-t.C:
+			if err := e.CollectGarbage(context.Background(), now); err != nil && !errors.Is(err, storage.ErrClosed) {
+				log.Printf("pemba: datastore garbage collection: %v", err)
+			}
+		}
+	}
+}
+
+// quietLogger drops Pebble's informational messages and keeps its errors.
+type quietLogger struct{}
+
+func (quietLogger) Infof(string, ...any)            {}
+func (quietLogger) Errorf(format string, a ...any) { log.Printf("pebble: "+format, a...) }
+func (quietLogger) Fatalf(format string, a ...any) { log.Fatalf("pebble: "+format, a...) }

@@ -1,0 +1,172 @@
+package pebble
+
+import (
+	"bytes"
+	"context"
+	"encoding/binary"
+	"fmt"
+	"time"
+
+	pdb "github.com/cockroachdb/pebble/v2"
+
+	"github.com/pembadb/pemba/storage"
+)
+
+// gcChunk bounds the deletions in one GC batch.
+const gcChunk = 10_000
+
+// CollectGarbage drops history that no revision inside the GC window
+// needs. The horizon H is the newest revision committed at or before
+// now-window; revisions below H become unreadable (ErrRevisionTooOld).
+// For every relationship changed in revisions [floor, H], the versions
+// older than its newest version at or before H are deleted, and that
+// version too when it is a tombstone; revision records and change logs
+// below H go, as do schema versions shadowed at H. The change log makes a
+// pass proportional to the writes since the last one, not to the store.
+func (e *Engine) CollectGarbage(ctx context.Context, now time.Time) error {
+	if err := e.collectGarbage(ctx, now); err != nil {
+		return fmt.Errorf("collect garbage: %w", err)
+	}
+	return nil
+}
+
+func (e *Engine) collectGarbage(ctx context.Context, now time.Time) error {
+	e.gcMu.Lock()
+	defer e.gcMu.Unlock()
+	release, err := e.use()
+	if err != nil {
+		return err
+	}
+	defer release()
+	floor := storage.Revision(e.floor.Load())
+	horizon, err := e.horizon(ctx, floor, now.Add(-e.opts.GCWindow))
+	if err != nil || horizon <= floor {
+		return err
+	}
+	// Raise the floor before deleting: readers check it after opening
+	// their iterator, so none reads below it from here on.
+	e.floor.Store(uint64(horizon))
+
+	b := e.db.NewBatch()
+	defer func() { b.Close() }()
+	flushIfFull := func() error {
+		if b.Count() < gcChunk {
+			return nil
+		}
+		if err := b.Commit(pdb.NoSync); err != nil {
+			return err
+		}
+		b.Close()
+		b = e.db.NewBatch()
+		return ctx.Err()
+	}
+
+	logs, err := e.db.NewIterWithContext(ctx, &pdb.IterOptions{
+		LowerBound: revisionKey(spaceChanges, floor), UpperBound: revisionKey(spaceChanges, horizon+1)})
+	if err != nil {
+		return err
+	}
+	defer logs.Close()
+	versions, err := e.db.NewIterWithContext(ctx, &pdb.IterOptions{
+		LowerBound: []byte{spaceForward}, UpperBound: []byte{spaceForward + 1}})
+	if err != nil {
+		return err
+	}
+	defer versions.Close()
+	done := map[string]struct{}{}
+	var rv []byte
+	for valid := logs.First(); valid; valid = logs.Next() {
+		err := decodeChanges(logs.Value(), func(_ storage.Op, fwd, _ []byte) error {
+			if _, ok := done[string(fwd)]; ok {
+				return nil
+			}
+			done[string(fwd)] = struct{}{}
+			var comps [6][]byte
+			if err := splitBody(fwd, &comps); err != nil {
+				return err
+			}
+			rv = reverseBody(rv[:0], &comps)
+			if err := dropShadowed(versions, b, fwd, rv, horizon); err != nil {
+				return err
+			}
+			return flushIfFull()
+		})
+		if err != nil {
+			return err
+		}
+	}
+	if err := logs.Error(); err != nil {
+		return err
+	}
+	if err := e.dropSchemas(b, horizon); err != nil {
+		return err
+	}
+	_ = b.DeleteRange(revisionKey(spaceRevision, 0), revisionKey(spaceRevision, horizon), nil)
+	_ = b.DeleteRange(revisionKey(spaceChanges, 0), revisionKey(spaceChanges, horizon), nil)
+	_ = b.Set(keyGCFloor, binary.BigEndian.AppendUint64(nil, uint64(horizon)), nil)
+	// The floor is persisted last: if the process dies mid-pass, the next
+	// pass starts from the old floor and redoes the work.
+	return b.Commit(e.writeOpt)
+}
+
+// horizon returns the newest revision in [floor, head] committed at or
+// before cutoff, or floor if there is none.
+func (e *Engine) horizon(ctx context.Context, floor storage.Revision, cutoff time.Time) (storage.Revision, error) {
+	it, err := e.db.NewIterWithContext(ctx, &pdb.IterOptions{
+		LowerBound: revisionKey(spaceRevision, floor), UpperBound: []byte{spaceRevision + 1}})
+	if err != nil {
+		return 0, err
+	}
+	defer it.Close()
+	h := floor
+	for valid := it.First(); valid; valid = it.Next() {
+		rr, err := decodeRevisionRecord(it.Value())
+		if err != nil {
+			return 0, err
+		}
+		if rr.committedAt.After(cutoff) {
+			break
+		}
+		h = storage.Revision(beUint64(it.Key()[1:]))
+	}
+	return h, it.Error()
+}
+
+// dropShadowed deletes the versions of one relationship that no reader at
+// or above horizon can see, from both indexes.
+func dropShadowed(it *pdb.Iterator, b *pdb.Batch, fwd, rv []byte, horizon storage.Revision) error {
+	var key []byte
+	kept := false
+	for valid := it.SeekGE(appendDescRevision(append(key[:0], fwd...), horizon)); valid; valid = it.Next() {
+		k := it.Key()
+		if len(k) != len(fwd)+suffixLen || !bytes.HasPrefix(k, fwd) {
+			break
+		}
+		if !kept {
+			kept = true
+			if v := it.Value(); len(v) == 0 || v[0]&flagTombstone == 0 {
+				continue // the version readers at the horizon see
+			}
+		}
+		suffix := k[len(fwd):]
+		_ = b.Delete(k, nil)
+		key = append(append(key[:0], rv...), suffix...)
+		_ = b.Delete(key, nil)
+	}
+	return it.Error()
+}
+
+// dropSchemas deletes schema versions shadowed at horizon.
+func (e *Engine) dropSchemas(b *pdb.Batch, horizon storage.Revision) error {
+	it, err := e.db.NewIter(&pdb.IterOptions{LowerBound: schemaKey(horizon), UpperBound: []byte{spaceSchema + 1}})
+	if err != nil {
+		return err
+	}
+	defer it.Close()
+	if it.First() {
+		for it.Next() {
+			_ = b.Delete(it.Key(), nil)
+		}
+	}
+	return it.Error()
+}

@@ -1,0 +1,364 @@
+package pebble
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"iter"
+	"slices"
+	"sync"
+	"time"
+
+	pdb "github.com/cockroachdb/pebble/v2"
+
+	"github.com/pembadb/pemba/graph"
+	"github.com/pembadb/pemba/storage"
+)
+
+// reader reads the store as of one revision. It keeps nothing open between
+// queries; every query opens its own Pebble iterator.
+type reader struct {
+	e   *Engine
+	rev storage.Revision
+}
+
+func (r *reader) Revision() storage.Revision { return r.rev }
+
+// QueryRelationships streams the relationships matching f, in forward order.
+func (r *reader) QueryRelationships(ctx context.Context, f storage.Filter, opts storage.QueryOptions) iter.Seq2[graph.Relationship, error] {
+	return func(yield func(graph.Relationship, error) bool) {
+		if err := validateQuery(f.Validate(), opts); err != nil {
+			yield(graph.Relationship{}, fmt.Errorf("query relationships: %w", err))
+			return
+		}
+		var p plan
+		p.forward(&f)
+		if err := r.e.query(ctx, r.rev, &p, opts, yield); err != nil {
+			yield(graph.Relationship{}, fmt.Errorf("query relationships: %w", err))
+		}
+	}
+}
+
+// ReverseQueryRelationships streams the relationships matching f, in
+// reverse (subject-first) order.
+func (r *reader) ReverseQueryRelationships(ctx context.Context, f storage.ReverseFilter, opts storage.QueryOptions) iter.Seq2[graph.Relationship, error] {
+	return func(yield func(graph.Relationship, error) bool) {
+		if err := validateQuery(f.Validate(), opts); err != nil {
+			yield(graph.Relationship{}, fmt.Errorf("reverse query relationships: %w", err))
+			return
+		}
+		var p plan
+		p.reverse(&f)
+		if err := r.e.query(ctx, r.rev, &p, opts, yield); err != nil {
+			yield(graph.Relationship{}, fmt.Errorf("reverse query relationships: %w", err))
+		}
+	}
+}
+
+func validateQuery(filterErr error, opts storage.QueryOptions) error {
+	if filterErr != nil {
+		return filterErr
+	}
+	return opts.Validate()
+}
+
+// ReadSchema returns the newest schema version at or before the revision.
+func (r *reader) ReadSchema(ctx context.Context) (storage.StoredSchema, error) {
+	release, err := r.e.use()
+	if err != nil {
+		return storage.StoredSchema{}, err
+	}
+	defer release()
+	it, err := r.e.db.NewIterWithContext(ctx, &pdb.IterOptions{
+		LowerBound: schemaKey(r.rev), UpperBound: []byte{spaceSchema + 1}})
+	if err != nil {
+		return storage.StoredSchema{}, fmt.Errorf("read schema: %w", err)
+	}
+	defer it.Close()
+	if err := r.e.checkReadable(r.rev); err != nil {
+		return storage.StoredSchema{}, fmt.Errorf("read schema: %w", err)
+	}
+	if !it.First() {
+		return storage.StoredSchema{}, it.Error()
+	}
+	s, err := decodeSchema(it.Value(), descRevision(it.Key()[1:]))
+	if err != nil {
+		return storage.StoredSchema{}, fmt.Errorf("read schema at %d: %w", r.rev, err)
+	}
+	return s, nil
+}
+
+// maxPrefixes caps how many key ranges one query expands into; filters
+// beyond it are applied to the decoded keys instead.
+const maxPrefixes = 4096
+
+// plan is a query turned into key ranges over one index plus the
+// per-component filters the ranges do not already guarantee.
+type plan struct {
+	idx index
+	// want[i] lists the values component i may take (nil: any).
+	want [6][]string
+	// depth is how many leading components the prefixes fix.
+	depth    int
+	prefixes [][]byte
+}
+
+func (p *plan) forward(f *storage.Filter) {
+	p.idx = forward
+	if f.ResourceType != "" {
+		p.want[0] = []string{f.ResourceType}
+	}
+	p.want[1] = f.ResourceIDs
+	if f.Relation != "" {
+		p.want[2] = []string{f.Relation}
+	}
+	if s := f.Subject; s != nil {
+		p.want[3] = []string{s.Type}
+		p.want[4] = s.IDs
+		if s.Relation != nil {
+			p.want[5] = []string{*s.Relation}
+		}
+	}
+	p.expand()
+}
+
+func (p *plan) reverse(f *storage.ReverseFilter) {
+	p.idx = reverse
+	p.want[0] = []string{f.Subject.Type}
+	p.want[1] = f.Subject.IDs
+	if f.Subject.Relation != nil {
+		p.want[2] = []string{*f.Subject.Relation}
+	}
+	if f.ResourceType != "" {
+		p.want[3] = []string{f.ResourceType}
+	}
+	if f.Relation != "" {
+		p.want[5] = []string{f.Relation}
+	}
+	p.expand()
+}
+
+// expand builds the sorted key prefixes from the leading fixed components.
+func (p *plan) expand() {
+	p.prefixes = [][]byte{{byte(p.idx)}}
+	for i, vals := range p.want {
+		if len(vals) == 0 || len(p.prefixes)*len(vals) > maxPrefixes {
+			break
+		}
+		if len(vals) > 1 {
+			vals = slices.Clone(vals)
+			slices.Sort(vals)
+			vals = slices.Compact(vals)
+			p.want[i] = vals
+		}
+		next := make([][]byte, 0, len(p.prefixes)*len(vals))
+		for _, pre := range p.prefixes {
+			for _, v := range vals {
+				next = append(next, appendComponent(slices.Clip(pre), v))
+			}
+		}
+		p.prefixes = next
+		p.depth = i + 1
+	}
+}
+
+// matches checks the components the prefixes do not fix.
+func (p *plan) matches(comps *[6][]byte) bool {
+	for i := p.depth; i < 6; i++ {
+		vals := p.want[i]
+		if vals == nil {
+			continue
+		}
+		ok := false
+		for _, v := range vals {
+			if string(comps[i]) == v {
+				ok = true
+				break
+			}
+		}
+		if !ok {
+			return false
+		}
+	}
+	return true
+}
+
+// scratch holds a query's reusable buffers.
+type scratch struct {
+	lo, hi, body, seek, after []byte
+}
+
+var scratchPool = sync.Pool{New: func() any { return new(scratch) }}
+
+// query runs a plan at rev and yields visible matches as relationships.
+// It returns an error only when it has not yielded one; a false from yield
+// stops it quietly.
+func (e *Engine) query(ctx context.Context, rev storage.Revision, p *plan, opts storage.QueryOptions,
+	yield func(graph.Relationship, error) bool) error {
+	release, err := e.use()
+	if err != nil {
+		return err
+	}
+	defer release()
+	return e.scan(ctx, rev, p, opts, func(body []byte, comps *[6][]byte, _ []byte, pl *payload) (bool, error) {
+		r := p.idx.relationship(body, comps)
+		if err := pl.apply(&r); err != nil {
+			return false, fmt.Errorf("value of %q: %w", body, err)
+		}
+		return yield(r, nil), nil
+	})
+}
+
+// visitFunc receives one visible match: its key body and components
+// (valid only during the call), its raw value and decoded payload. It
+// returns false to stop.
+type visitFunc func(body []byte, comps *[6][]byte, value []byte, pl *payload) (bool, error)
+
+// scan runs a plan at rev and visits the visible matches, at most
+// opts.Limit of them. The caller holds the close lock.
+func (e *Engine) scan(ctx context.Context, rev storage.Revision, p *plan, opts storage.QueryOptions, visit visitFunc) error {
+	s := scratchPool.Get().(*scratch)
+	defer scratchPool.Put(s)
+
+	var after []byte
+	if opts.After != nil {
+		after = afterVersions(s.after[:0], p.idx.appendBody(s.seek[:0], opts.After))
+		s.after = after
+	}
+	var it *pdb.Iterator
+	defer func() {
+		if it != nil {
+			it.Close()
+		}
+	}()
+	now := opts.Now
+	count := 0
+	for _, pre := range p.prefixes {
+		s.lo = append(s.lo[:0], pre...)
+		s.hi = prefixEnd(s.hi[:0], pre)
+		if after != nil && bytes.Compare(after, s.lo) > 0 {
+			if bytes.Compare(after, s.hi) >= 0 {
+				continue
+			}
+			s.lo = append(s.lo[:0], after...)
+		}
+		if it == nil {
+			var err error
+			if it, err = e.db.NewIterWithContext(ctx, &pdb.IterOptions{LowerBound: s.lo, UpperBound: s.hi}); err != nil {
+				return err
+			}
+			// The iterator is a consistent view; if the floor is still at
+			// or below rev now, GC had not started deleting history rev
+			// needs when the view was taken.
+			if err := e.checkReadable(rev); err != nil {
+				return err
+			}
+		} else {
+			it.SetBounds(s.lo, s.hi)
+		}
+		valid := it.First()
+		for valid {
+			body, vrev, ok := splitVersion(it.Key())
+			if !ok {
+				return fmt.Errorf("key %q: %w", it.Key(), errCorrupt)
+			}
+			if vrev > rev {
+				// Newer than the snapshot: jump to this body's version at rev.
+				s.seek = appendDescRevision(append(s.seek[:0], body...), rev)
+				valid = it.SeekGE(s.seek)
+				continue
+			}
+			s.body = append(s.body[:0], body...)
+			v, err := it.ValueAndErr()
+			if err != nil {
+				return err
+			}
+			pl, err := decodePayload(v)
+			if err != nil {
+				return fmt.Errorf("value of %q: %w", s.body, err)
+			}
+			if !pl.tombstone {
+				var comps [6][]byte
+				if err := splitBody(s.body, &comps); err != nil {
+					return fmt.Errorf("key %q: %w", s.body, err)
+				}
+				if p.matches(&comps) && (pl.expiration.IsZero() || !pl.expiredAt(nowOr(&now))) {
+					more, err := visit(s.body, &comps, v, &pl)
+					if err != nil || !more {
+						return err
+					}
+					count++
+					if opts.Limit > 0 && count >= opts.Limit {
+						return nil
+					}
+					if count%256 == 0 && ctx.Err() != nil {
+						return ctx.Err()
+					}
+				}
+			}
+			valid = skipVersions(it, s)
+		}
+		if err := it.Error(); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func nowOr(now *time.Time) time.Time {
+	if now.IsZero() {
+		*now = time.Now()
+	}
+	return *now
+}
+
+// skipVersions moves past the older versions of s.body: a few Next calls
+// cover the usual case of one or two versions, a seek the rest.
+func skipVersions(it *pdb.Iterator, s *scratch) bool {
+	for range 4 {
+		if !it.Next() {
+			return false
+		}
+		k := it.Key()
+		if len(k) != len(s.body)+suffixLen || !bytes.HasPrefix(k, s.body) {
+			return true
+		}
+	}
+	s.seek = afterVersions(s.seek[:0], s.body)
+	return it.SeekGE(s.seek)
+}
+
+// relationship builds a Relationship from decoded components with one
+// string allocation: every field is a substring of the key body.
+func (x index) relationship(body []byte, comps *[6][]byte) graph.Relationship {
+	str := string(body)
+	var f [6]string
+	for i, c := range comps {
+		f[i] = substring(str, body, c)
+	}
+	if x == forward {
+		return graph.Relationship{
+			Resource: graph.ObjectRef{Type: f[0], ID: f[1]},
+			Relation: f[2],
+			Subject:  graph.SubjectRef{Object: graph.ObjectRef{Type: f[3], ID: f[4]}, Relation: f[5]},
+		}
+	}
+	return graph.Relationship{
+		Resource: graph.ObjectRef{Type: f[3], ID: f[4]},
+		Relation: f[5],
+		Subject:  graph.SubjectRef{Object: graph.ObjectRef{Type: f[0], ID: f[1]}, Relation: f[2]},
+	}
+}
+
+// substring returns c as a substring of str (a copy of body) when c
+// aliases body, else a fresh string (an unescaped component).
+func substring(str string, body, c []byte) string {
+	if len(c) == 0 {
+		return ""
+	}
+	off := cap(body) - cap(c)
+	if off >= 0 && off+len(c) <= len(body) && &body[off] == &c[0] {
+		return str[off : off+len(c)]
+	}
+	return string(c)
+}

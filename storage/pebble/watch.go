@@ -1,0 +1,107 @@
+package pebble
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"iter"
+
+	pdb "github.com/cockroachdb/pebble/v2"
+
+	"github.com/pembadb/pemba/storage"
+)
+
+// Watch yields every revision after `after` from the change log, then
+// waits for new commits, until ctx is done.
+func (e *Engine) Watch(ctx context.Context, after storage.Revision) iter.Seq2[storage.Change, error] {
+	return func(yield func(storage.Change, error) bool) {
+		if err := e.checkReadable(after); err != nil {
+			yield(storage.Change{}, fmt.Errorf("watch: %w", err))
+			return
+		}
+		next := after + 1
+		for {
+			// Take the channel before reading head, so a commit between the
+			// two still wakes us.
+			wake := e.changed()
+			head := storage.Revision(e.head.Load())
+			for ; next <= head; next++ {
+				ch, err := e.readChange(next)
+				if err != nil {
+					yield(storage.Change{}, fmt.Errorf("watch: %w", err))
+					return
+				}
+				if !yield(ch, nil) {
+					return
+				}
+				if ctx.Err() != nil {
+					return
+				}
+			}
+			select {
+			case <-ctx.Done():
+				return
+			case <-wake:
+			}
+			if _, err := e.HeadRevision(ctx); err != nil {
+				yield(storage.Change{}, fmt.Errorf("watch: %w", err))
+				return
+			}
+		}
+	}
+}
+
+// readChange loads one revision's record and change log.
+func (e *Engine) readChange(rev storage.Revision) (storage.Change, error) {
+	release, err := e.use()
+	if err != nil {
+		return storage.Change{}, err
+	}
+	defer release()
+	rec, err := e.get(revisionKey(spaceRevision, rev))
+	if err != nil {
+		if errors.Is(err, pdb.ErrNotFound) && rev < storage.Revision(e.floor.Load()) {
+			return storage.Change{}, fmt.Errorf("revision %d: %w", rev, storage.ErrRevisionTooOld)
+		}
+		return storage.Change{}, fmt.Errorf("revision %d: %w", rev, err)
+	}
+	rr, err := decodeRevisionRecord(rec)
+	if err != nil {
+		return storage.Change{}, fmt.Errorf("revision %d: %w", rev, err)
+	}
+	ch := storage.Change{Revision: rev, CommittedAt: rr.committedAt, Metadata: rr.meta, SchemaChanged: rr.schemaChanged}
+	log, err := e.get(revisionKey(spaceChanges, rev))
+	if err != nil {
+		return storage.Change{}, fmt.Errorf("changes of revision %d: %w", rev, err)
+	}
+	err = decodeChanges(log, func(op storage.Op, body, value []byte) error {
+		var comps [6][]byte
+		if err := splitBody(body, &comps); err != nil {
+			return err
+		}
+		pl, err := decodePayload(value)
+		if err != nil {
+			return err
+		}
+		r := forward.relationship(body, &comps)
+		if err := pl.apply(&r); err != nil {
+			return err
+		}
+		ch.Relationships = append(ch.Relationships, storage.RelationshipChange{Op: op, Relationship: r})
+		return nil
+	})
+	if err != nil {
+		return storage.Change{}, fmt.Errorf("changes of revision %d: %w", rev, err)
+	}
+	return ch, nil
+}
+
+// get returns a copy of the value under key.
+func (e *Engine) get(key []byte) ([]byte, error) {
+	v, closer, err := e.db.Get(key)
+	if err != nil {
+		return nil, err
+	}
+	defer closer.Close()
+	return append([]byte(nil), v...), nil
+}

@@ -1,0 +1,386 @@
+package pebble
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"iter"
+	"time"
+
+	pdb "github.com/cockroachdb/pebble/v2"
+
+	"github.com/pembadb/pemba/graph"
+	"github.com/pembadb/pemba/storage"
+)
+
+// DefaultImportBatch is the batch size Import uses when given 0.
+const DefaultImportBatch = 1000
+
+// encoded is a mutation prepared outside the write lock: both key bodies
+// (without revision suffix) and the payload, as offsets into one buffer.
+type encoded struct {
+	op                   storage.Op
+	rel                  *graph.Relationship
+	fwd, rev, pay, end   int // buf[fwd:rev] forward body, [rev:pay] reverse body, [pay:end] payload
+}
+
+type encodedSet struct {
+	buf  []byte
+	muts []encoded
+}
+
+func (s *encodedSet) add(op storage.Op, r *graph.Relationship) error {
+	if err := storage.ValidateRelationship(*r); err != nil {
+		return err
+	}
+	var ctxJSON []byte
+	if r.Caveat != nil {
+		var err error
+		if ctxJSON, err = storage.EncodeCaveatContext(r.Caveat.Context); err != nil {
+			return err
+		}
+	}
+	m := encoded{op: op, rel: r, fwd: len(s.buf)}
+	s.buf = forward.appendBody(s.buf, r)
+	m.rev = len(s.buf)
+	s.buf = reverse.appendBody(s.buf, r)
+	m.pay = len(s.buf)
+	s.buf = appendPayload(s.buf, r, ctxJSON)
+	m.end = len(s.buf)
+	s.muts = append(s.muts, m)
+	return nil
+}
+
+func (s *encodedSet) reset() {
+	s.buf = s.buf[:0]
+	s.muts = s.muts[:0]
+}
+
+func (s *encodedSet) parts(m *encoded) (fwd, rev, pay []byte) {
+	return s.buf[m.fwd:m.rev], s.buf[m.rev:m.pay], s.buf[m.pay:m.end]
+}
+
+// Write applies req atomically in a new revision if every precondition holds.
+func (e *Engine) Write(ctx context.Context, req storage.WriteRequest) (storage.Revision, error) {
+	rev, err := e.write(ctx, req)
+	if err != nil {
+		return 0, fmt.Errorf("write relationships: %w", err)
+	}
+	return rev, nil
+}
+
+func (e *Engine) write(ctx context.Context, req storage.WriteRequest) (storage.Revision, error) {
+	for i, p := range req.Preconditions {
+		if err := p.Filter.Validate(); err != nil {
+			return 0, fmt.Errorf("precondition %d: %w", i, err)
+		}
+	}
+	var set encodedSet
+	seen := make(map[string]int, len(req.Mutations))
+	for i := range req.Mutations {
+		m := &req.Mutations[i]
+		if m.Op != storage.OpCreate && m.Op != storage.OpTouch && m.Op != storage.OpDelete {
+			return 0, fmt.Errorf("mutation %d: %w: unknown operation %v", i, storage.ErrInvalidArgument, m.Op)
+		}
+		if err := set.add(m.Op, &m.Relationship); err != nil {
+			return 0, fmt.Errorf("mutation %d: %w", i, err)
+		}
+		fwd, _, _ := set.parts(&set.muts[i])
+		if j, dup := seen[string(fwd)]; dup {
+			return 0, fmt.Errorf("mutation %d: %w: relationship also changed by mutation %d", i, storage.ErrInvalidArgument, j)
+		}
+		seen[string(fwd)] = i
+	}
+
+	release, err := e.use()
+	if err != nil {
+		return 0, err
+	}
+	defer release()
+	e.writeMu.Lock()
+	defer e.writeMu.Unlock()
+	if err := ctx.Err(); err != nil {
+		return 0, err
+	}
+	head := storage.Revision(e.head.Load())
+	now := time.Now()
+	for i, p := range req.Preconditions {
+		found, err := e.anyMatch(ctx, head, &p.Filter, now)
+		if err != nil {
+			return 0, fmt.Errorf("precondition %d: %w", i, err)
+		}
+		if found != p.MustMatch {
+			want := "match"
+			if !p.MustMatch {
+				want = "not match"
+			}
+			return 0, fmt.Errorf("precondition %d: relationships must %s %+v: %w", i, want, p.Filter, storage.ErrPreconditionFailed)
+		}
+	}
+
+	c := e.newCommit(head + 1)
+	defer c.batch.Close()
+	it, err := e.db.NewIterWithContext(ctx, &pdb.IterOptions{LowerBound: []byte{spaceForward}, UpperBound: []byte{spaceForward + 1}})
+	if err != nil {
+		return 0, err
+	}
+	defer it.Close()
+	for i := range set.muts {
+		m := &set.muts[i]
+		fwd, rv, pay := set.parts(m)
+		switch m.op {
+		case storage.OpCreate:
+			if cur, ok := newest(it, fwd); ok && !cur.tombstone && !cur.expiredAt(now) {
+				return 0, &storage.AlreadyExistsError{Relationship: *m.rel}
+			}
+			c.put(fwd, rv, pay)
+		case storage.OpTouch:
+			c.put(fwd, rv, pay)
+		case storage.OpDelete:
+			cur, ok := newest(it, fwd)
+			if !ok || cur.tombstone {
+				continue
+			}
+			c.remove(fwd, rv, it.Value())
+		}
+	}
+	if err := it.Error(); err != nil {
+		return 0, err
+	}
+	return c.commit(now, req.Metadata, false)
+}
+
+// newest positions it on the newest version of body and decodes it.
+func newest(it *pdb.Iterator, body []byte) (payload, bool) {
+	if !it.SeekGE(body) {
+		return payload{}, false
+	}
+	k := it.Key()
+	if len(k) != len(body)+suffixLen || !bytes.HasPrefix(k, body) {
+		return payload{}, false
+	}
+	p, err := decodePayload(it.Value())
+	if err != nil {
+		return payload{}, false
+	}
+	return p, true
+}
+
+// anyMatch reports whether a relationship matching f is live at rev.
+func (e *Engine) anyMatch(ctx context.Context, rev storage.Revision, f *storage.Filter, now time.Time) (bool, error) {
+	var p plan
+	p.forward(f)
+	found := false
+	err := e.scan(ctx, rev, &p, storage.QueryOptions{Limit: 1, Now: now}, func([]byte, *[6][]byte, []byte, *payload) (bool, error) {
+		found = true
+		return false, nil
+	})
+	return found, err
+}
+
+// commit is one revision being assembled; the caller holds writeMu.
+type commit struct {
+	e     *Engine
+	rev   storage.Revision
+	batch *pdb.Batch
+	log   changeLog
+	key   []byte
+}
+
+func (e *Engine) newCommit(rev storage.Revision) *commit {
+	return &commit{e: e, rev: rev, batch: e.db.NewBatch()}
+}
+
+func (c *commit) set(body, value []byte) {
+	c.key = appendDescRevision(append(c.key[:0], body...), c.rev)
+	_ = c.batch.Set(c.key, value, nil) // a batch Set fails only on a closed batch
+}
+
+// put writes a live version to both indexes.
+func (c *commit) put(fwd, rev, pay []byte) {
+	c.set(fwd, pay)
+	c.set(rev, pay)
+	c.log.add(storage.OpTouch, fwd, pay)
+}
+
+// remove writes tombstones to both indexes; old is the version deleted,
+// kept in the change log so watchers see what went.
+func (c *commit) remove(fwd, rev, old []byte) {
+	c.set(fwd, tombstone)
+	c.set(rev, tombstone)
+	c.log.add(storage.OpDelete, fwd, old)
+}
+
+// commit adds the revision record and change log, commits the batch and
+// publishes the new head.
+func (c *commit) commit(now time.Time, meta storage.WriteMetadata, schemaChanged bool) (storage.Revision, error) {
+	e := c.e
+	if now.Before(e.lastCommit) {
+		now = e.lastCommit
+	}
+	rr := revisionRecord{committedAt: now, meta: meta, schemaChanged: schemaChanged}
+	_ = c.batch.Set(revisionKey(spaceRevision, c.rev), rr.encode(), nil)
+	_ = c.batch.Set(revisionKey(spaceChanges, c.rev), c.log.encode(), nil)
+	if err := c.batch.Commit(e.writeOpt); err != nil {
+		return 0, fmt.Errorf("commit revision %d: %w", c.rev, err)
+	}
+	e.lastCommit = now
+	e.head.Store(uint64(c.rev))
+	e.wakeWatchers()
+	return c.rev, nil
+}
+
+// DeleteRelationships deletes up to limit live matches of f in one revision.
+func (e *Engine) DeleteRelationships(ctx context.Context, f storage.Filter, limit int, meta storage.WriteMetadata) (storage.DeleteResult, error) {
+	res, err := e.deleteRelationships(ctx, f, limit, meta)
+	if err != nil {
+		return storage.DeleteResult{}, fmt.Errorf("delete relationships: %w", err)
+	}
+	return res, nil
+}
+
+func (e *Engine) deleteRelationships(ctx context.Context, f storage.Filter, limit int, meta storage.WriteMetadata) (storage.DeleteResult, error) {
+	if err := f.Validate(); err != nil {
+		return storage.DeleteResult{}, err
+	}
+	if f.IsEmpty() {
+		return storage.DeleteResult{}, fmt.Errorf("%w: filter: empty (it would delete everything)", storage.ErrInvalidArgument)
+	}
+	if limit < 0 {
+		return storage.DeleteResult{}, fmt.Errorf("%w: limit: %d is negative", storage.ErrInvalidArgument, limit)
+	}
+	release, err := e.use()
+	if err != nil {
+		return storage.DeleteResult{}, err
+	}
+	defer release()
+	e.writeMu.Lock()
+	defer e.writeMu.Unlock()
+	head := storage.Revision(e.head.Load())
+	now := time.Now()
+	c := e.newCommit(head + 1)
+	defer c.batch.Close()
+	var p plan
+	p.forward(&f)
+	res := storage.DeleteResult{}
+	opts := storage.QueryOptions{Now: now}
+	if limit > 0 {
+		opts.Limit = limit + 1 // one more tells whether there is more
+	}
+	var rv []byte
+	err = e.scan(ctx, head, &p, opts, func(body []byte, comps *[6][]byte, value []byte, _ *payload) (bool, error) {
+		if limit > 0 && res.Deleted == limit {
+			res.More = true
+			return false, nil
+		}
+		rv = reverseBody(rv[:0], comps)
+		c.remove(body, rv, value)
+		res.Deleted++
+		return true, nil
+	})
+	if err != nil {
+		return storage.DeleteResult{}, err
+	}
+	if res.Revision, err = c.commit(now, meta, false); err != nil {
+		return storage.DeleteResult{}, err
+	}
+	return res, nil
+}
+
+// reverseBody builds the reverse-index body from forward components.
+func reverseBody(dst []byte, comps *[6][]byte) []byte {
+	dst = append(dst, spaceReverse)
+	for _, i := range [6]int{3, 4, 5, 0, 1, 2} {
+		dst = appendComponent(dst, string(comps[i]))
+	}
+	return dst
+}
+
+// WriteSchema stores a schema version in its own revision.
+func (e *Engine) WriteSchema(ctx context.Context, s storage.StoredSchema, meta storage.WriteMetadata) (storage.Revision, error) {
+	release, err := e.use()
+	if err != nil {
+		return 0, err
+	}
+	defer release()
+	e.writeMu.Lock()
+	defer e.writeMu.Unlock()
+	c := e.newCommit(storage.Revision(e.head.Load()) + 1)
+	defer c.batch.Close()
+	_ = c.batch.Set(schemaKey(c.rev), encodeSchema(s), nil)
+	rev, err := c.commit(time.Now(), meta, true)
+	if err != nil {
+		return 0, fmt.Errorf("write schema: %w", err)
+	}
+	return rev, nil
+}
+
+// Import writes rels with TOUCH semantics, one revision per batch. Each
+// batch is validated and encoded before the write lock is taken, so a slow
+// source does not hold up other writers.
+func (e *Engine) Import(ctx context.Context, rels iter.Seq2[graph.Relationship, error], batchSize int, meta storage.WriteMetadata) (storage.ImportResult, error) {
+	var res storage.ImportResult
+	if batchSize < 0 {
+		return res, fmt.Errorf("import relationships: %w: batch size %d is negative", storage.ErrInvalidArgument, batchSize)
+	}
+	if batchSize == 0 {
+		batchSize = DefaultImportBatch
+	}
+	var set encodedSet
+	// Relationships are copied: add keeps a pointer for error reports.
+	batch := make([]graph.Relationship, 0, min(batchSize, 1<<16))
+	flush := func() error {
+		if len(set.muts) == 0 {
+			return nil
+		}
+		rev, err := e.importBatch(ctx, &set, meta)
+		if err != nil {
+			return err
+		}
+		res.Imported += len(set.muts)
+		res.Revisions = append(res.Revisions, rev)
+		set.reset()
+		batch = batch[:0]
+		return nil
+	}
+	n := 0
+	for r, err := range rels {
+		if err != nil {
+			return res, fmt.Errorf("import relationships: source after %d: %w", n, err)
+		}
+		batch = append(batch, r)
+		if err := set.add(storage.OpTouch, &batch[len(batch)-1]); err != nil {
+			return res, fmt.Errorf("import relationships: relationship %d: %w", n, err)
+		}
+		n++
+		if len(set.muts) >= batchSize {
+			if err := flush(); err != nil {
+				return res, fmt.Errorf("import relationships: %w", err)
+			}
+		}
+	}
+	if err := flush(); err != nil {
+		return res, fmt.Errorf("import relationships: %w", err)
+	}
+	return res, nil
+}
+
+func (e *Engine) importBatch(ctx context.Context, set *encodedSet, meta storage.WriteMetadata) (storage.Revision, error) {
+	if err := ctx.Err(); err != nil {
+		return 0, err
+	}
+	release, err := e.use()
+	if err != nil {
+		return 0, err
+	}
+	defer release()
+	e.writeMu.Lock()
+	defer e.writeMu.Unlock()
+	c := e.newCommit(storage.Revision(e.head.Load()) + 1)
+	defer c.batch.Close()
+	for i := range set.muts {
+		fwd, rv, pay := set.parts(&set.muts[i])
+		c.put(fwd, rv, pay)
+	}
+	return c.commit(time.Now(), meta, false)
+}
