@@ -261,6 +261,6 @@ func (e *Engine) collectPeriodically() {
 // quietLogger drops Pebble's informational messages and keeps its errors.
 type quietLogger struct{}
 
-func (quietLogger) Infof(string, ...any)            {}
+func (quietLogger) Infof(string, ...any)           {}
 func (quietLogger) Errorf(format string, a ...any) { log.Printf("pebble: "+format, a...) }
 func (quietLogger) Fatalf(format string, a ...any) { log.Fatalf("pebble: "+format, a...) }

@@ -19,9 +19,9 @@ const DefaultImportBatch = 1000
 // encoded is a mutation prepared outside the write lock: both key bodies
 // (without revision suffix) and the payload, as offsets into one buffer.
 type encoded struct {
-	op                   storage.Op
-	rel                  *graph.Relationship
-	fwd, rev, pay, end   int // buf[fwd:rev] forward body, [rev:pay] reverse body, [pay:end] payload
+	op                 storage.Op
+	rel                *graph.Relationship
+	fwd, rev, pay, end int // buf[fwd:rev] forward body, [rev:pay] reverse body, [pay:end] payload
 }
 
 type encodedSet struct {
