@@ -113,6 +113,7 @@ type Report struct {
 	Dataset     string  `json:"dataset"`
 	Scale       int     `json:"scale"`
 	Seed        uint64  `json:"seed"`
+	SampleSeed  uint64  `json:"sample_seed"`
 	Workload    string  `json:"workload"`
 	Concurrency int     `json:"concurrency"`
 	Seconds     float64 `json:"duration_seconds"`
@@ -132,6 +133,12 @@ type Report struct {
 	// NewEnemyViolations those that still granted (must be 0).
 	NewEnemyChecks     int64 `json:"new_enemy_checks"`
 	NewEnemyViolations int64 `json:"new_enemy_violations"`
+	// NewEnemyMissedGrants counts checks carrying a grant's zookie that
+	// did not grant: stale too, though harmless to security.
+	NewEnemyMissedGrants int64 `json:"new_enemy_missed_grants"`
+	// Warnings say what the run could not measure (e.g. /metrics
+	// unreachable).
+	Warnings []string `json:"warnings,omitempty"`
 }
 
 // Load summarizes an import.
@@ -163,8 +170,8 @@ func (r *Report) computeRatio() {
 // Text renders the report for a terminal.
 func (r *Report) Text() string {
 	var b strings.Builder
-	fmt.Fprintf(&b, "dataset %s ×%d (seed %d), workload %s, concurrency %d, %.0fs\n",
-		r.Dataset, r.Scale, r.Seed, r.Workload, r.Concurrency, r.Seconds)
+	fmt.Fprintf(&b, "dataset %s ×%d (seed %d), workload %s (sample seed %d), concurrency %d, %gs\n",
+		r.Dataset, r.Scale, r.Seed, r.Workload, r.SampleSeed, r.Concurrency, r.Seconds)
 	if r.Load != nil {
 		fmt.Fprintf(&b, "loaded %d relationships in %.1fs (%.0f/s)\n", r.Load.Relationships, r.Load.Seconds, r.Load.PerSecond)
 	}
@@ -178,7 +185,9 @@ func (r *Report) Text() string {
 	}
 	if r.Floor != nil {
 		row(*r.Floor)
-		fmt.Fprintf(&b, "checks / floor: %.1f%%\n", 100*r.RatioToFloor)
+		if r.RatioToFloor > 0 {
+			fmt.Fprintf(&b, "checks / floor: %.1f%%\n", 100*r.RatioToFloor)
+		}
 	}
 	if r.CacheHitRatio != nil {
 		fmt.Fprintf(&b, "server cache hit ratio: %.1f%%\n", 100**r.CacheHitRatio)
@@ -187,7 +196,11 @@ func (r *Report) Text() string {
 		fmt.Fprintf(&b, "server dispatches per check: %.1f\n", *r.DispatchesPerCheck)
 	}
 	if r.Workload == WorkloadNewEnemy {
-		fmt.Fprintf(&b, "new-enemy: %d checks with a revoke's zookie, %d violations\n", r.NewEnemyChecks, r.NewEnemyViolations)
+		fmt.Fprintf(&b, "new-enemy: %d checks with a revoke's zookie, %d violations; %d missed grants\n",
+			r.NewEnemyChecks, r.NewEnemyViolations, r.NewEnemyMissedGrants)
+	}
+	for _, w := range r.Warnings {
+		fmt.Fprintf(&b, "warning: %s\n", w)
 	}
 	return b.String()
 }

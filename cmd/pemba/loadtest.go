@@ -1,0 +1,94 @@
+package main
+
+import (
+	"encoding/json"
+	"fmt"
+	"os"
+	"os/signal"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/pembadb/pemba/loadtest"
+	"github.com/pembadb/pemba/loadtest/dataset"
+)
+
+func init() {
+	var (
+		cfg      loadtest.Config
+		jsonFile string
+		markdown bool
+		quiet    bool
+	)
+	cmd := &cobra.Command{
+		Use:   "loadtest",
+		Short: "Load a generated graph into a running server and measure it over gRPC",
+		Long: `loadtest loads a generated data set into a running Pemba server through the
+streaming import API, runs a workload with closed-loop workers for --duration,
+then runs the same workers for the same time against the gRPC health check
+(the floor: what transport and machine allow) and reports, per operation, the
+count, errors, QPS and p50/p90/p99/p99.9 latency, the check rate as a share
+of the floor, and the server's cache hit ratio and dispatches per check
+(scraped from --metrics-url).
+
+Data sets: ` + strings.Join(dataset.Names(), ", ") + `.
+Workloads: ` + strings.Join(loadtest.Workloads(), ", ") + `.
+
+It exits 1 when the new-enemy workload saw a violation (a check carrying a
+revoke's zookie that still granted), 2 when the run could not be done.`,
+		Example: `  pemba serve --dev &
+  pemba loadtest --insecure --token "$TOKEN" --dataset nested-org --workload check-random \
+      --concurrency 8 --duration 30s --json result.json`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if !quiet {
+				cfg.Progress = cmd.ErrOrStderr()
+			}
+			ctx, stop := signal.NotifyContext(cmd.Context(), syscall.SIGINT, syscall.SIGTERM)
+			defer stop()
+			report, err := loadtest.Run(ctx, cfg)
+			if err != nil {
+				return &exitCodeError{code: exitError, err: fmt.Errorf("loadtest: %w", err)}
+			}
+			out := cmd.OutOrStdout()
+			fmt.Fprint(out, report.Text())
+			if markdown {
+				fmt.Fprint(out, "\n"+loadtest.MarkdownHeader+report.Markdown())
+			}
+			if jsonFile != "" {
+				b, err := json.MarshalIndent(report, "", "  ")
+				if err != nil {
+					return &exitCodeError{code: exitError, err: fmt.Errorf("loadtest: encode report: %w", err)}
+				}
+				if err := os.WriteFile(jsonFile, append(b, '\n'), 0o644); err != nil {
+					return &exitCodeError{code: exitError, err: fmt.Errorf("loadtest: write --json: %w", err)}
+				}
+			}
+			if report.NewEnemyViolations > 0 {
+				return &exitCodeError{code: exitFailure, err: fmt.Errorf("loadtest: %d new-enemy violations", report.NewEnemyViolations)}
+			}
+			return nil
+		},
+	}
+	f := cmd.Flags()
+	f.StringVar(&cfg.Endpoint, "endpoint", "127.0.0.1:50051", "gRPC address of the server")
+	f.StringVar(&cfg.Token, "token", os.Getenv("PEMBA_TOKEN"), "bearer token (default $PEMBA_TOKEN)")
+	f.BoolVar(&cfg.Plaintext, "insecure", false, "connect without TLS")
+	f.StringVar(&cfg.MetricsURL, "metrics-url", "http://127.0.0.1:8080/metrics", `the server's Prometheus endpoint ("" skips server-side figures)`)
+	f.StringVar(&cfg.Dataset, "dataset", "nested-org", "data set: "+strings.Join(dataset.Names(), ", "))
+	f.IntVar(&cfg.Scale, "scale", 1, "multiply every object count of the data set")
+	f.Uint64Var(&cfg.Seed, "seed", 1, "seed of the data set")
+	f.Uint64Var(&cfg.SampleSeed, "sample-seed", 0, "seed of the request samplers (0: random, printed in the report)")
+	f.StringVar(&cfg.Workload, "workload", loadtest.WorkloadMixed, "workload: "+strings.Join(loadtest.Workloads(), ", "))
+	f.IntVar(&cfg.Concurrency, "concurrency", 8, "closed-loop workers")
+	f.IntVar(&cfg.Connections, "connections", 0, "gRPC connections the workers share (0: one per 8 workers, at most 4)")
+	f.DurationVar(&cfg.Duration, "duration", 30*time.Second, "how long to run the workload, and then the floor")
+	f.DurationVar(&cfg.Warmup, "warmup", 0, "run the workload this long, unrecorded, before measuring")
+	f.BoolVar(&cfg.SkipLoad, "skip-load", false, "reuse the data already loaded (same --dataset, --scale and --seed)")
+	f.StringVar(&jsonFile, "json", "", "also write the report as JSON to this file")
+	f.BoolVar(&markdown, "markdown", false, "also print the report as Markdown table rows (for BENCHMARKS.md)")
+	f.BoolVar(&quiet, "quiet", false, "draw no progress bars")
+	rootCmd.AddCommand(cmd)
+}
