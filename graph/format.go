@@ -23,9 +23,16 @@ func (s SubjectRef) String() string {
 // canonical, so equal relationships format identically (caveat context keys
 // sorted, expiration in UTC with trailing fractional zeros trimmed).
 func (r Relationship) String() string {
+	size := len(r.Resource.Type) + len(r.Resource.ID) + len(r.Relation) +
+		len(r.Subject.Object.Type) + len(r.Subject.Object.ID) + len(r.Subject.Relation) + 6
+	if r.Caveat != nil {
+		size += len(r.Caveat.Name) + 2
+	}
+	if r.Expiration != nil {
+		size += len("[expiration:]") + len(time.RFC3339Nano)
+	}
 	var b strings.Builder
-	b.Grow(len(r.Resource.Type) + len(r.Resource.ID) + len(r.Relation) +
-		len(r.Subject.Object.Type) + len(r.Subject.Object.ID) + len(r.Subject.Relation) + 6)
+	b.Grow(size)
 	r.Key().write(&b)
 	if r.Caveat != nil {
 		b.WriteByte('[')
@@ -38,15 +45,18 @@ func (r Relationship) String() string {
 	}
 	if r.Expiration != nil {
 		b.WriteString("[" + expirationBlock + ":")
-		b.WriteString(formatExpiration(*r.Expiration))
+		var buf [len(time.RFC3339Nano) + 8]byte
+		b.Write(appendExpiration(buf[:0], *r.Expiration))
 		b.WriteByte(']')
 	}
 	return b.String()
 }
 
-// formatExpiration writes t in UTC, RFC 3339 with only the fractional digits
+// appendExpiration writes t in UTC, RFC 3339 with only the fractional digits
 // needed.
-func formatExpiration(t time.Time) string { return t.UTC().Format(time.RFC3339Nano) }
+func appendExpiration(dst []byte, t time.Time) []byte {
+	return t.UTC().AppendFormat(dst, time.RFC3339Nano)
+}
 
 // formatContext writes a caveat context as compact JSON with sorted keys
 // (encoding/json sorts map keys) and without HTML escaping, which only makes
