@@ -1,7 +1,9 @@
 package schema
 
 import (
+	"cmp"
 	"fmt"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -81,11 +83,12 @@ func (e Edge) String() string {
 // and sorted; the per-target sets behind Toward are computed on first use
 // and memoized.
 type Reachability struct {
-	edges   map[Node][]Edge
-	reverse map[Node][]Node // To → From of every edge
-	nodes   []Node          // every node with an edge, sorted
+	edges map[Node][]Edge
+	nodes []Node // every node with an edge, sorted
 
 	mu sync.Mutex
+	// reverse maps To → From of every edge; built on the first Toward.
+	reverse map[Node][]Node
 	// toward caches, by target node, the set of nodes with a path to it.
 	toward map[Node]*Paths
 }
@@ -109,6 +112,14 @@ func (r *Reachability) Toward(target Node) *Paths {
 	defer r.mu.Unlock()
 	if p, ok := r.toward[target]; ok {
 		return p
+	}
+	if r.reverse == nil {
+		r.reverse = map[Node][]Node{}
+		for _, from := range r.nodes {
+			for _, e := range r.edges[from] {
+				r.reverse[e.To] = append(r.reverse[e.To], from)
+			}
+		}
 	}
 	reaches := map[Node]bool{target: true}
 	queue := []Node{target}
@@ -199,16 +210,19 @@ type edgeKey struct {
 
 // buildReachability derives the edges from a fully resolved schema.
 func buildReachability(s *Schema) *Reachability {
-	found := map[edgeKey]bool{} // → conditional
-	var order []edgeKey
-	add := func(k edgeKey, conditional bool) {
-		prev, seen := found[k]
-		if !seen {
-			order = append(order, k)
-			found[k] = conditional
-			return
+	// Size for one edge per allowed type and a few per permission, to
+	// avoid regrowing on large schemas.
+	estimate := 0
+	for _, def := range s.Definitions {
+		for _, rel := range def.Relations {
+			estimate += len(rel.Allowed)
 		}
-		found[k] = prev && conditional
+		estimate += 4 * len(def.Permissions)
+	}
+	// Edges are collected with duplicates, sorted, then merged.
+	all := make([]Edge, 0, estimate)
+	add := func(k edgeKey, conditional bool) {
+		all = append(all, Edge{Kind: k.kind, From: k.from, To: k.to, Tupleset: k.tupleset, Func: k.fn, Conditional: conditional})
 	}
 	for _, name := range s.DefinitionOrder {
 		def := s.Definitions[name]
@@ -257,30 +271,50 @@ func buildReachability(s *Schema) *Reachability {
 			walk(perm.Expr, false)
 		}
 	}
-	r := &Reachability{edges: map[Node][]Edge{}, reverse: map[Node][]Node{}, toward: map[Node]*Paths{}}
-	for _, k := range order {
-		r.edges[k.from] = append(r.edges[k.from], Edge{Kind: k.kind, From: k.from, To: k.to, Tupleset: k.tupleset, Func: k.fn, Conditional: found[k]})
-		r.reverse[k.to] = append(r.reverse[k.to], k.from)
+	slices.SortFunc(all, compareEdges)
+	merged := all[:0]
+	for _, e := range all {
+		if n := len(merged); n > 0 && compareEdges(merged[n-1], e) == 0 {
+			// One unconditional way along the edge is enough.
+			merged[n-1].Conditional = merged[n-1].Conditional && e.Conditional
+			continue
+		}
+		merged = append(merged, e)
 	}
-	for n, es := range r.edges {
-		r.nodes = append(r.nodes, n)
-		sort.Slice(es, func(i, j int) bool {
-			a, b := es[i], es[j]
-			if a.To.Type != b.To.Type {
-				return a.To.Type < b.To.Type
-			}
-			if a.To.Relation != b.To.Relation {
-				return a.To.Relation < b.To.Relation
-			}
-			if a.Kind != b.Kind {
-				return a.Kind < b.Kind
-			}
-			if a.Tupleset != b.Tupleset {
-				return a.Tupleset < b.Tupleset
-			}
-			return a.Func < b.Func
-		})
+	all = merged
+	r := &Reachability{edges: map[Node][]Edge{}, toward: map[Node]*Paths{}}
+	for start := 0; start < len(all); {
+		end := start + 1
+		for end < len(all) && all[end].From == all[start].From {
+			end++
+		}
+		r.edges[all[start].From] = all[start:end:end]
+		r.nodes = append(r.nodes, all[start].From)
+		start = end
 	}
-	sortNodes(r.nodes)
 	return r
+}
+
+// compareEdges orders edges by source, destination, kind, tupleset and
+// function (not Conditional), so every listing is deterministic.
+func compareEdges(a, b Edge) int {
+	if c := cmp.Compare(a.From.Type, b.From.Type); c != 0 {
+		return c
+	}
+	if c := cmp.Compare(a.From.Relation, b.From.Relation); c != 0 {
+		return c
+	}
+	if c := cmp.Compare(a.To.Type, b.To.Type); c != 0 {
+		return c
+	}
+	if c := cmp.Compare(a.To.Relation, b.To.Relation); c != 0 {
+		return c
+	}
+	if c := cmp.Compare(a.Kind, b.Kind); c != 0 {
+		return c
+	}
+	if c := cmp.Compare(a.Tupleset, b.Tupleset); c != 0 {
+		return c
+	}
+	return cmp.Compare(a.Func, b.Func)
 }
