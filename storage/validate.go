@@ -7,16 +7,15 @@ import (
 	"github.com/pembadb/pemba/graph"
 )
 
-// Limits every engine enforces on stored values. They match SpiceDB's
-// defaults so relationships move between the two without surprises.
+// Limits every engine enforces on stored values. The naming limits are
+// graph's (SpiceDB's); the caveat context limit is SpiceDB's default.
 const (
-	// MaxNameLength bounds a type, relation or caveat name (each segment of
-	// a namespaced type such as `org/document` counts separately).
-	MaxNameLength = 64
+	// MaxNameLength bounds a relation name and the last segment of a type.
+	MaxNameLength = graph.MaxRelationBytes
 	// MaxTypeLength bounds a whole object type, namespace prefixes included.
-	MaxTypeLength = 128
+	MaxTypeLength = graph.MaxTypeNameBytes
 	// MaxObjectIDLength bounds an object ID.
-	MaxObjectIDLength = 1024
+	MaxObjectIDLength = graph.MaxObjectIDBytes
 	// MaxCaveatContextBytes bounds a caveat context, measured as JSON.
 	MaxCaveatContextBytes = 4096
 )
@@ -26,38 +25,21 @@ func invalid(format string, args ...any) error {
 	return fmt.Errorf("%w: %s", ErrInvalidArgument, fmt.Sprintf(format, args...))
 }
 
-// ValidateRelationship checks that r can be stored: well-formed names and
-// IDs, a wildcard only as a plain subject, and a caveat context that is
-// JSON-encodable and within MaxCaveatContextBytes. Errors wrap
+// invalidErr wraps a graph validation error so that it matches both
+// ErrInvalidArgument and graph.ErrInvalid.
+func invalidErr(field string, err error) error {
+	return fmt.Errorf("%w: %s: %w", ErrInvalidArgument, field, err)
+}
+
+// ValidateRelationship checks that r can be stored: graph's rules
+// (Relationship.Validate), a non-zero expiration, and a caveat context that
+// is JSON-encodable within MaxCaveatContextBytes. Errors wrap
 // ErrInvalidArgument and name the offending field.
 func ValidateRelationship(r graph.Relationship) error {
-	if err := checkType("resource type", r.Resource.Type); err != nil {
-		return err
-	}
-	if err := checkID("resource id", r.Resource.ID, false); err != nil {
-		return err
-	}
-	if err := checkName("relation", r.Relation); err != nil {
-		return err
-	}
-	if err := checkType("subject type", r.Subject.Object.Type); err != nil {
-		return err
-	}
-	if err := checkID("subject id", r.Subject.Object.ID, true); err != nil {
-		return err
-	}
-	if r.Subject.Relation != "" {
-		if r.Subject.IsWildcard() {
-			return invalid("subject relation: a wildcard subject %s:* cannot have a relation", r.Subject.Object.Type)
-		}
-		if err := checkName("subject relation", r.Subject.Relation); err != nil {
-			return err
-		}
+	if err := r.Validate(); err != nil {
+		return fmt.Errorf("%w: %w", ErrInvalidArgument, err)
 	}
 	if c := r.Caveat; c != nil {
-		if err := checkName("caveat name", c.Name); err != nil {
-			return err
-		}
 		if _, err := EncodeCaveatContext(c.Context); err != nil {
 			return err
 		}
@@ -89,21 +71,21 @@ func EncodeCaveatContext(ctx map[string]any) ([]byte, error) {
 // is well formed, and a subject filter names its type.
 func (f Filter) Validate() error {
 	if f.ResourceType != "" {
-		if err := checkType("filter resource type", f.ResourceType); err != nil {
-			return err
+		if err := graph.ValidateTypeName(f.ResourceType); err != nil {
+			return invalidErr("filter resource type", err)
 		}
 	}
 	if len(f.ResourceIDs) > 0 && f.ResourceType == "" {
 		return invalid("filter resource ids: require a resource type")
 	}
 	for _, id := range f.ResourceIDs {
-		if err := checkID("filter resource id", id, false); err != nil {
-			return err
+		if err := graph.ValidateObjectID(id, false); err != nil {
+			return invalidErr("filter resource id", err)
 		}
 	}
 	if f.Relation != "" {
-		if err := checkName("filter relation", f.Relation); err != nil {
-			return err
+		if err := graph.ValidateRelationName(f.Relation); err != nil {
+			return invalidErr("filter relation", err)
 		}
 	}
 	if f.Subject != nil {
@@ -123,13 +105,13 @@ func (f ReverseFilter) Validate() error {
 		return err
 	}
 	if f.ResourceType != "" {
-		if err := checkType("reverse filter resource type", f.ResourceType); err != nil {
-			return err
+		if err := graph.ValidateTypeName(f.ResourceType); err != nil {
+			return invalidErr("reverse filter resource type", err)
 		}
 	}
 	if f.Relation != "" {
-		if err := checkName("reverse filter relation", f.Relation); err != nil {
-			return err
+		if err := graph.ValidateRelationName(f.Relation); err != nil {
+			return invalidErr("reverse filter relation", err)
 		}
 	}
 	return nil
@@ -139,19 +121,19 @@ func (s SubjectFilter) validate(field string) error {
 	if s.Type == "" {
 		return invalid("%s type: required", field)
 	}
-	if err := checkType(field+" type", s.Type); err != nil {
-		return err
+	if err := graph.ValidateTypeName(s.Type); err != nil {
+		return invalidErr(field+" type", err)
 	}
 	for _, id := range s.IDs {
-		if err := checkID(field+" id", id, true); err != nil {
-			return err
+		if err := graph.ValidateObjectID(id, true); err != nil {
+			return invalidErr(field+" id", err)
 		}
 	}
 	// The ellipsis is spelled "" here, as in graph.SubjectRef; "..." is
-	// rejected by checkName so there is one spelling.
+	// rejected so there is one spelling.
 	if s.Relation != nil && *s.Relation != "" {
-		if err := checkName(field+" relation", *s.Relation); err != nil {
-			return err
+		if err := graph.ValidateRelationName(*s.Relation); err != nil {
+			return invalidErr(field+" relation", err)
 		}
 	}
 	return nil
@@ -164,83 +146,3 @@ func (o QueryOptions) Validate() error {
 	}
 	return nil
 }
-
-// checkType accepts `name` or `prefix/name`, each segment a name.
-func checkType(field, s string) error {
-	if s == "" {
-		return invalid("%s: required", field)
-	}
-	if len(s) > MaxTypeLength {
-		return invalid("%s: %d characters exceeds the limit of %d", field, len(s), MaxTypeLength)
-	}
-	start := 0
-	for i := 0; i <= len(s); i++ {
-		if i == len(s) || s[i] == '/' {
-			if err := checkName(field, s[start:i]); err != nil {
-				return invalid("%s %q: each segment must be a lowercase name", field, s)
-			}
-			start = i + 1
-		}
-	}
-	return nil
-}
-
-// checkName accepts [a-z][a-z0-9_]* up to MaxNameLength, not ending in '_'.
-func checkName(field, s string) error {
-	if s == "" {
-		return invalid("%s: required", field)
-	}
-	if len(s) > MaxNameLength {
-		return invalid("%s: %d characters exceeds the limit of %d", field, len(s), MaxNameLength)
-	}
-	for i := 0; i < len(s); i++ {
-		c := s[i]
-		ok := c >= 'a' && c <= 'z' || i > 0 && (c >= '0' && c <= '9' || c == '_')
-		if !ok {
-			return invalid("%s %q: must be lowercase letters, digits and '_', starting with a letter", field, s)
-		}
-	}
-	if s[len(s)-1] == '_' {
-		return invalid("%s %q: must not end with '_'", field, s)
-	}
-	return nil
-}
-
-// checkID accepts [a-zA-Z0-9/_|\-=+]+ up to MaxObjectIDLength, and `*`
-// where a wildcard is allowed.
-func checkID(field, s string, wildcardOK bool) error {
-	if s == "" {
-		return invalid("%s: required", field)
-	}
-	if s == graph.Wildcard {
-		if wildcardOK {
-			return nil
-		}
-		return invalid("%s: a wildcard is only allowed as a subject", field)
-	}
-	if len(s) > MaxObjectIDLength {
-		return invalid("%s: %d characters exceeds the limit of %d", field, len(s), MaxObjectIDLength)
-	}
-	for i := 0; i < len(s); i++ {
-		if !idChar[s[i]] {
-			return invalid("%s %q: character %q is not allowed", field, s, s[i])
-		}
-	}
-	return nil
-}
-
-var idChar = func() (t [256]bool) {
-	for c := 'a'; c <= 'z'; c++ {
-		t[c] = true
-	}
-	for c := 'A'; c <= 'Z'; c++ {
-		t[c] = true
-	}
-	for c := '0'; c <= '9'; c++ {
-		t[c] = true
-	}
-	for _, c := range "/_|-=+" {
-		t[c] = true
-	}
-	return t
-}()

@@ -368,8 +368,8 @@ func testBadWrites(t *testing.T, e storage.Engine) {
 		"relation with dash":       R("document:1#view-er@user:bob"),
 		"caveat without name":      withCaveat(good, &graph.Caveat{}),
 		"caveat bad name":          withCaveat(good, &graph.Caveat{Name: "Bad Name"}),
-		"caveat context too large": withCaveat(good, &graph.Caveat{Name: "c", Context: map[string]any{"k": strings.Repeat("v", storage.MaxCaveatContextBytes)}}),
-		"caveat context not json":  withCaveat(good, &graph.Caveat{Name: "c", Context: map[string]any{"k": math.NaN()}}),
+		"caveat context too large": withCaveat(good, &graph.Caveat{Name: "big", Context: map[string]any{"k": strings.Repeat("v", storage.MaxCaveatContextBytes)}}),
+		"caveat context not json":  withCaveat(good, &graph.Caveat{Name: "nan", Context: map[string]any{"k": math.NaN()}}),
 		"zero expiration":          {Resource: R(good).Resource, Relation: "viewer", Subject: R(good).Subject, Expiration: &time.Time{}},
 	}
 	for name, bad := range cases {

@@ -182,7 +182,7 @@ func changeLines(ch storage.Change) []string {
 func testWatchChanges(t *testing.T, e storage.Engine) {
 	exp := time.Date(2200, 1, 1, 0, 0, 0, 0, time.UTC)
 	cav := R("document:1#viewer@user:bob")
-	cav.Caveat = &graph.Caveat{Name: "c", Context: map[string]any{"x": "y"}}
+	cav.Caveat = &graph.Caveat{Name: "cav", Context: map[string]any{"x": "y"}}
 	cav.Expiration = &exp
 	var revs []storage.Revision
 	revs = append(revs, write(t, e, storage.OpCreate, R("document:1#viewer@user:alice"), cav))
