@@ -1,0 +1,129 @@
+package loadtest_test
+
+import (
+	"bytes"
+	"context"
+	"io"
+	"log/slog"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/pembadb/pemba/loadtest"
+	"github.com/pembadb/pemba/server"
+	"github.com/pembadb/pemba/storage/pebble"
+)
+
+// startServer serves an in-memory datastore on loopback and returns the
+// gRPC address and the /metrics URL.
+func startServer(t *testing.T) (grpcAddr, metricsURL string) {
+	t.Helper()
+	engine, err := pebble.Open(pebble.Options{InMemory: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { engine.Close() })
+	token, err := server.ParseToken("loadtest=loadtest-secret")
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv, err := server.New(server.Config{
+		Engine:   engine,
+		Tokens:   []server.Token{token},
+		GRPCAddr: "127.0.0.1:0",
+		HTTPAddr: "127.0.0.1:0",
+		Logger:   slog.New(slog.NewTextHandler(io.Discard, nil)),
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := srv.Serve(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		srv.Shutdown(ctx)
+	})
+	return srv.Addr().String(), "http://" + srv.HTTPAddr().String() + "/metrics"
+}
+
+// TestRunAgainstServer loads nested-org into a real server over gRPC and
+// runs each workload briefly. It asserts what a run must always get right
+// — requests succeed, every figure is reported, no new-enemy violation —
+// and nothing about speed.
+func TestRunAgainstServer(t *testing.T) {
+	addr, metrics := startServer(t)
+	base := loadtest.Config{
+		Endpoint: addr, Token: "loadtest-secret", Plaintext: true, MetricsURL: metrics,
+		Dataset: "nested-org", Scale: 1, Seed: 1,
+		Concurrency: 2, Duration: 300 * time.Millisecond,
+	}
+	workloads := loadtest.Workloads()
+	if testing.Short() {
+		workloads = []string{loadtest.WorkloadMixed, loadtest.WorkloadNewEnemy}
+	}
+	for i, name := range workloads {
+		t.Run(name, func(t *testing.T) {
+			cfg := base
+			cfg.Workload = name
+			cfg.SkipLoad = i > 0
+			var progress bytes.Buffer
+			if i == 0 {
+				cfg.Progress = &progress
+			}
+			r, err := loadtest.Run(context.Background(), cfg)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if i == 0 {
+				if r.Load == nil || r.Load.Relationships != 10098 {
+					t.Errorf("load = %+v, want 10098 relationships", r.Load)
+				}
+				if !strings.Contains(progress.String(), "loading nested-org") {
+					t.Errorf("no loading progress bar drawn: %q", progress.String())
+				}
+			}
+			if len(r.Operations) == 0 {
+				t.Fatal("no operations recorded")
+			}
+			for _, op := range r.Operations {
+				if op.Count == 0 || op.Errors > 0 {
+					t.Errorf("%s: %d requests, %d errors", op.Name, op.Count, op.Errors)
+				}
+			}
+			if r.Floor == nil || r.FloorQPS <= 0 || r.Floor.Errors > 0 {
+				t.Errorf("floor = %+v", r.Floor)
+			}
+			if len(r.Warnings) > 0 {
+				t.Errorf("warnings: %v", r.Warnings)
+			}
+			switch name {
+			case loadtest.WorkloadNewEnemy:
+				if r.NewEnemyChecks == 0 || r.NewEnemyViolations != 0 || r.NewEnemyMissedGrants != 0 {
+					t.Errorf("new-enemy: %d checks, %d violations, %d missed grants",
+						r.NewEnemyChecks, r.NewEnemyViolations, r.NewEnemyMissedGrants)
+				}
+			case loadtest.WorkloadCheckRandom, loadtest.WorkloadCheckHot:
+				if r.RatioToFloor <= 0 || r.CacheHitRatio == nil || r.DispatchesPerCheck == nil {
+					t.Errorf("ratio %v, cache hit ratio %v, dispatches per check %v", r.RatioToFloor, r.CacheHitRatio, r.DispatchesPerCheck)
+				}
+			}
+			t.Logf("\n%s", r.Text())
+		})
+	}
+}
+
+// TestRunReportsUnauthenticated checks that a wrong token fails the run
+// with the server's reason rather than producing a report of errors.
+func TestRunReportsUnauthenticated(t *testing.T) {
+	addr, _ := startServer(t)
+	_, err := loadtest.Run(context.Background(), loadtest.Config{
+		Endpoint: addr, Token: "wrong", Plaintext: true,
+		Dataset: "nested-org", Scale: 1, Seed: 1, Workload: loadtest.WorkloadCheckRandom,
+		Concurrency: 1, Duration: 100 * time.Millisecond, SkipLoad: true,
+	})
+	if err == nil || !strings.Contains(err.Error(), "invalid bearer token") {
+		t.Errorf("Run with a wrong token: %v, want an invalid bearer token error", err)
+	}
+}
