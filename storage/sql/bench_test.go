@@ -1,0 +1,127 @@
+package sql
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"iter"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/pembadb/pemba/graph"
+	"github.com/pembadb/pemba/storage"
+)
+
+// The benchmarks need PostgreSQL (they skip without it) and are sized by
+// flags so that `make bench` stays short; BENCHMARKS.md gives the command
+// for the full-size runs.
+var (
+	benchImportSize  = flag.Int("import-size", 100_000, "relationships BenchmarkImport writes per iteration")
+	benchImportBatch = flag.Int("import-batch", 10_000, "batch size of BenchmarkImport")
+)
+
+// benchRelationships yields n relationships over 1000 users, spread over
+// documents ten viewers apiece.
+func benchRelationships(n int) iter.Seq2[graph.Relationship, error] {
+	return func(yield func(graph.Relationship, error) bool) {
+		for i := range n {
+			r := graph.Relationship{
+				Resource: graph.ObjectRef{Type: "document", ID: fmt.Sprintf("doc%07d", i/10)},
+				Relation: "viewer",
+				Subject:  graph.SubjectRef{Object: graph.ObjectRef{Type: "user", ID: fmt.Sprintf("u%d", i%1000)}},
+			}
+			if !yield(r, nil) {
+				return
+			}
+		}
+	}
+}
+
+// BenchmarkImport imports -import-size relationships into an empty
+// database per iteration, in batches of -import-batch.
+func BenchmarkImport(b *testing.B) {
+	ctx := context.Background()
+	n := *benchImportSize
+	var elapsed time.Duration
+	for b.Loop() {
+		b.StopTimer()
+		e := openTest(b)
+		b.StartTimer()
+		start := time.Now()
+		res, err := e.Import(ctx, benchRelationships(n), *benchImportBatch, storage.WriteMetadata{Actor: "bench"})
+		elapsed += time.Since(start)
+		if err != nil || res.Imported != n {
+			b.Fatalf("import = %d, %v", res.Imported, err)
+		}
+	}
+	b.ReportMetric(float64(n)*float64(b.N)/elapsed.Seconds(), "rels/s")
+}
+
+// BenchmarkPointQuery reads one resource#relation (ten subjects) at a
+// snapshot of 100k relationships.
+func BenchmarkPointQuery(b *testing.B) {
+	ctx := context.Background()
+	e := openTest(b)
+	const n = 100_000
+	res, err := e.Import(ctx, benchRelationships(n), 10_000, storage.WriteMetadata{})
+	if err != nil {
+		b.Fatal(err)
+	}
+	if _, err := e.pool.Exec(ctx, "ANALYZE relationships"); err != nil {
+		b.Fatal(err)
+	}
+	r, err := e.SnapshotReader(ctx, res.Revisions[len(res.Revisions)-1])
+	if err != nil {
+		b.Fatal(err)
+	}
+	i := 0
+	for b.Loop() {
+		f := storage.Filter{ResourceType: "document", ResourceIDs: []string{fmt.Sprintf("doc%07d", i%(n/10))}, Relation: "viewer"}
+		got := 0
+		for _, err := range r.QueryRelationships(ctx, f, storage.QueryOptions{}) {
+			if err != nil {
+				b.Fatal(err)
+			}
+			got++
+		}
+		if got != 10 {
+			b.Fatalf("%d results, want 10", got)
+		}
+		i++
+	}
+}
+
+// BenchmarkConcurrentWriters runs b.N single-relationship TOUCH writes
+// from 8 concurrent writers: the revision counter's ceiling.
+func BenchmarkConcurrentWriters(b *testing.B) {
+	ctx := context.Background()
+	e := openTest(b)
+	const writers = 8
+	var next atomic.Int64
+	var wg sync.WaitGroup
+	start := time.Now()
+	b.ResetTimer()
+	for w := range writers {
+		wg.Go(func() {
+			for {
+				i := next.Add(1)
+				if i > int64(b.N) {
+					return
+				}
+				rel := graph.Relationship{
+					Resource: graph.ObjectRef{Type: "document", ID: fmt.Sprintf("d%d", i)},
+					Relation: "viewer",
+					Subject:  graph.SubjectRef{Object: graph.ObjectRef{Type: "user", ID: fmt.Sprintf("w%d", w)}},
+				}
+				if _, err := e.Write(ctx, storage.WriteRequest{Mutations: []storage.Mutation{{Op: storage.OpTouch, Relationship: rel}}}); err != nil {
+					b.Error(err)
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
+	b.ReportMetric(float64(b.N)/time.Since(start).Seconds(), "writes/s")
+}

@@ -1,0 +1,258 @@
+package sql
+
+import (
+	"encoding/json"
+	"flag"
+	"fmt"
+	"os"
+	"regexp"
+	"strconv"
+	"strings"
+	"testing"
+
+	"github.com/pembadb/pemba/storage"
+)
+
+var rewrite = flag.Bool("rewrite", false, "rewrite the expected output of testdata/*.txt")
+
+// The statements below run on both dialects; migrations and the
+// PostgreSQL import path are per dialect. Keep this list in step with
+// statements.go, migrate.go and gc.go.
+var sharedStatements = map[string]string{
+	"bounds":             stmtBounds,
+	"next revision":      stmtNextRevision,
+	"insert revision":    stmtInsertRevision,
+	"end version":        stmtEndVersion,
+	"insert version":     stmtInsertVersion,
+	"live exists":        stmtLiveExists,
+	"insert schema":      stmtInsertSchema,
+	"read schema":        stmtReadSchema,
+	"watch revisions":    stmtWatchRevisions,
+	"watch changes":      stmtWatchChanges,
+	"gc floor candidate": stmtGCFloorCandidate,
+	"raise gc floor":     stmtRaiseGCFloor,
+	"gc lock":            stmtGCLock,
+	"gc versions":        stmtGCVersions,
+	"gc revisions":       stmtGCRevisions,
+	"gc schemas":         stmtGCSchemas,
+	"migrations table":   createMigrationsTable,
+	"migration applied":  stmtMigrationApplied,
+	"record migration":   stmtRecordMigration,
+	"schema version":     stmtSchemaVersion,
+}
+
+// postgresOnly matches constructs CockroachDB lacks or treats differently:
+// collations, PostgreSQL's covering-index syntax, temporary tables, COPY,
+// advisory locks, LISTEN/NOTIFY, system columns and PL/pgSQL.
+var postgresOnly = regexp.MustCompile(`(?i)\bCOLLATE\b|\bINCLUDE\s*\(|\bTEMP(ORARY)?\b|\bCOPY\b|\bpg_\w+|` +
+	`\bON COMMIT\b|\bLISTEN\b|\bNOTIFY\b|\bctid\b|\bxmin\b|\btxid_\w+|\bSERIAL\b|\bUNLOGGED\b|\bEXTENSION\b|plpgsql|\bINHERITS\b`)
+
+// cockroachOnly matches CockroachDB syntax PostgreSQL rejects.
+var cockroachOnly = regexp.MustCompile(`(?i)\bSTRING\b|\bSTORING\b|\bBYTES\b|USING HASH|\bINVERTED\b|AS OF SYSTEM TIME|\bUPSERT\b`)
+
+// TestCockroachDBStatementsArePortable checks every statement the
+// CockroachDB path runs — its migrations, the shared statements and the
+// generated queries — for PostgreSQL-only constructs, and the PostgreSQL
+// migrations for CockroachDB-only ones. It is a static check: no
+// CockroachDB server runs in the tests.
+func TestCockroachDBStatementsArePortable(t *testing.T) {
+	ms, err := migrations(CockroachDB)
+	if err != nil {
+		t.Fatal(err)
+	}
+	stmts := map[string]string{}
+	for name, s := range sharedStatements {
+		stmts[name] = s
+	}
+	for _, m := range ms {
+		for i, s := range splitStatements(m.SQL) {
+			stmts[fmt.Sprintf("migration %04d statement %d", m.Version, i+1)] = s
+		}
+	}
+	for name, q := range sampleQueries() {
+		stmts["query "+name] = q.String()
+	}
+	for name, s := range stmts {
+		if bad := postgresOnly.FindString(s); bad != "" {
+			t.Errorf("%s uses %q, which CockroachDB lacks:\n%s", name, bad, s)
+		}
+	}
+	pgms, err := migrations(PostgreSQL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, m := range pgms {
+		if bad := cockroachOnly.FindString(m.SQL); bad != "" {
+			t.Errorf("postgres migration %04d uses CockroachDB's %q", m.Version, bad)
+		}
+	}
+	// The checks can fail: the PostgreSQL-only import path trips them.
+	if postgresOnly.FindString(pgCreateImportTable) == "" {
+		t.Error("the denylist does not catch the PostgreSQL import table")
+	}
+}
+
+func TestSplitStatements(t *testing.T) {
+	got := splitStatements("-- header; not a statement\nCREATE TABLE a (\n  x INT -- a; comment\n);\n\nINSERT INTO a VALUES (1);\nSELECT 1")
+	want := []string{"CREATE TABLE a (\n  x INT -- a; comment\n);", "INSERT INTO a VALUES (1);", "SELECT 1"}
+	if fmt.Sprintf("%q", got) != fmt.Sprintf("%q", want) {
+		t.Fatalf("splitStatements:\n got  %q\n want %q", got, want)
+	}
+}
+
+func sampleQueries() map[string]*query {
+	rel := "member"
+	none := ""
+	after := [6]string{"document", "1", "viewer", "user", "alice", ""}
+	return map[string]*query{
+		"forward": forwardQuery(storage.Filter{ResourceType: "document", ResourceIDs: []string{"1", "2"}, Relation: "viewer",
+			Subject: &storage.SubjectFilter{Type: "group", IDs: []string{"eng"}, Relation: &rel}}, 7, 1000, &after, 50),
+		"reverse": reverseQuery(storage.ReverseFilter{Subject: storage.SubjectFilter{Type: "user", IDs: []string{"alice"}, Relation: &none},
+			ResourceType: "document", Relation: "viewer"}, 7, 1000, &after, 50),
+		"exists":        matchExistsQuery(storage.Filter{ResourceType: "document"}, 1000),
+		"delete":        deleteQuery(storage.Filter{ResourceType: "document", Relation: "viewer"}, 8, 1000, 0),
+		"delete limit":  deleteQuery(storage.Filter{Subject: &storage.SubjectFilter{Type: "user"}}, 8, 1000, 10),
+		"forward empty": forwardQuery(storage.Filter{}, 7, 1000, nil, 1000),
+	}
+}
+
+// TestStatementsGolden prints the statements each dialect would run into
+// testdata/statements.txt: every migration statement, the shared
+// statements and the queries generated from filters.
+func TestStatementsGolden(t *testing.T) {
+	runGolden(t, "testdata/statements.txt", func(cmd string, args []string, input string) (string, error) {
+		switch cmd {
+		case "migration":
+			if len(args) != 1 {
+				return "", fmt.Errorf("usage: migration <dialect>")
+			}
+			ms, err := migrations(Dialect(args[0]))
+			if err != nil {
+				return "", err
+			}
+			var b strings.Builder
+			for _, m := range ms {
+				for _, s := range splitStatements(m.SQL) {
+					fmt.Fprintf(&b, "-- %04d_%s\n%s\n", m.Version, m.Name, s)
+				}
+			}
+			return b.String(), nil
+		case "statement":
+			s, ok := sharedStatements[strings.Join(args, " ")]
+			if !ok {
+				return "", fmt.Errorf("no shared statement %q", strings.Join(args, " "))
+			}
+			return s + "\n", nil
+		case "forward", "reverse", "exists", "delete":
+			return generated(cmd, args, input)
+		}
+		return "", fmt.Errorf("unknown command %q", cmd)
+	})
+}
+
+// generated builds a query from a JSON filter in input; args are rev=N,
+// limit=N and after=a,b,c,d,e,f.
+func generated(cmd string, args []string, input string) (string, error) {
+	rev, limit, now := storage.Revision(1), 0, int64(1000)
+	var after *[6]string
+	for _, a := range args {
+		k, v, _ := strings.Cut(a, "=")
+		switch k {
+		case "rev":
+			n, _ := strconv.Atoi(v)
+			rev = storage.Revision(n)
+		case "limit":
+			limit, _ = strconv.Atoi(v)
+		case "after":
+			var key [6]string
+			copy(key[:], strings.Split(v, ","))
+			after = &key
+		default:
+			return "", fmt.Errorf("unknown argument %q", a)
+		}
+	}
+	var q *query
+	switch cmd {
+	case "reverse":
+		var f storage.ReverseFilter
+		if err := json.Unmarshal([]byte(input), &f); err != nil {
+			return "", err
+		}
+		q = reverseQuery(f, rev, now, after, max(limit, 1))
+	default:
+		var f storage.Filter
+		if err := json.Unmarshal([]byte(input), &f); err != nil {
+			return "", err
+		}
+		switch cmd {
+		case "forward":
+			q = forwardQuery(f, rev, now, after, max(limit, 1))
+		case "exists":
+			q = matchExistsQuery(f, now)
+		case "delete":
+			q = deleteQuery(f, rev, now, limit)
+		}
+	}
+	argText, _ := json.Marshal(q.args)
+	return fmt.Sprintf("%s\nargs: %s\n", q.String(), argText), nil
+}
+
+// runGolden runs a data-driven file of cases:
+//
+//	# comment
+//	command arg...
+//	input lines
+//	----
+//	expected output lines
+//
+// Cases end at a blank line (outputs therefore have none). With -rewrite
+// the file is regenerated with the actual output; errors are printed as
+// "error: ..." in the output.
+func runGolden(t *testing.T, path string, run func(cmd string, args []string, input string) (string, error)) {
+	t.Helper()
+	data, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out strings.Builder
+	lines := strings.Split(strings.TrimRight(string(data), "\n"), "\n")
+	for i := 0; i < len(lines); {
+		line := lines[i]
+		if strings.TrimSpace(line) == "" || strings.HasPrefix(line, "#") {
+			out.WriteString(line + "\n")
+			i++
+			continue
+		}
+		start := i + 1
+		fields := strings.Fields(line)
+		i++
+		var input []string
+		for i < len(lines) && lines[i] != "----" {
+			input = append(input, lines[i])
+			i++
+		}
+		i++ // the ---- line
+		var want []string
+		for i < len(lines) && strings.TrimSpace(lines[i]) != "" {
+			want = append(want, lines[i])
+			i++
+		}
+		got, err := run(fields[0], fields[1:], strings.Join(input, "\n"))
+		if err != nil {
+			got = "error: " + err.Error() + "\n"
+		}
+		out.WriteString(line + "\n")
+		for _, l := range input {
+			out.WriteString(l + "\n")
+		}
+		out.WriteString("----\n" + got)
+		if !*rewrite && strings.TrimRight(got, "\n") != strings.Join(want, "\n") {
+			t.Errorf("%s:%d: %s\n got:\n%s\n want:\n%s", path, start, line, got, strings.Join(want, "\n"))
+		}
+	}
+	if *rewrite {
+		if err := os.WriteFile(path, []byte(out.String()), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+}

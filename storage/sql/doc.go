@@ -1,0 +1,20 @@
+// Package sql is the storage.Engine for PostgreSQL and CockroachDB: one
+// engine over pgx with a Dialect switch for the few places the two differ
+// (schema DDL, bulk import, transaction retries).
+//
+// A caller must:
+//   - create the tables first, with `pemba migrate` (Migrate) or by opening
+//     with Config.AutoMigrate; Open refuses an unmigrated or outdated
+//     database;
+//   - Close the engine to release its connection pool.
+//
+// Revisions come from a one-row counter that each write transaction
+// increments first: the row lock serializes writers, so commit order is
+// revision order, a rolled-back write leaves no gap, and Watch can poll by
+// revision. Each relationship version carries created_rev and deleted_rev;
+// a snapshot at R sees the versions with created_rev <= R and deleted_rev
+// NULL or > R.
+//
+// The package is named sql after its directory; it does not use
+// database/sql, so the two never meet in one file of this package.
+package sql

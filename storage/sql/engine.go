@@ -1,0 +1,185 @@
+package sql
+
+import (
+	"context"
+	"fmt"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/pembadb/pemba/storage"
+)
+
+// Defaults for Config fields left zero.
+const (
+	DefaultGCWindow          = 24 * time.Hour
+	DefaultWatchPollInterval = 100 * time.Millisecond
+)
+
+// Config opens an Engine.
+type Config struct {
+	// Dialect is PostgreSQL (the default when empty) or CockroachDB.
+	Dialect Dialect
+	// URL is a libpq-style connection URL or DSN; pool settings such as
+	// pool_max_conns may be given in it.
+	URL string
+	// GCWindow is how long history stays readable (default 24h).
+	GCWindow time.Duration
+	// AutoMigrate applies pending migrations on Open instead of refusing
+	// to run; for tests and development servers.
+	AutoMigrate bool
+	// WatchPollInterval is how often Watch looks for revisions committed
+	// by other processes (default 100ms). Writes through this Engine wake
+	// its watchers at once.
+	WatchPollInterval time.Duration
+}
+
+// Engine is a storage.Engine on PostgreSQL or CockroachDB.
+type Engine struct {
+	pool         *pgxpool.Pool
+	dialect      Dialect
+	gcWindow     time.Duration
+	pollInterval time.Duration
+	closed       atomic.Bool
+
+	// commitMu guards committed, a channel closed (and replaced) after each
+	// write this Engine commits, so local watchers need not wait to poll.
+	commitMu  sync.Mutex
+	committed chan struct{}
+}
+
+var _ storage.Engine = (*Engine)(nil)
+
+// Open connects to the database, checks its schema version (or migrates it
+// when cfg.AutoMigrate is set) and returns the engine.
+func Open(ctx context.Context, cfg Config) (*Engine, error) {
+	if cfg.Dialect == "" {
+		cfg.Dialect = PostgreSQL
+	}
+	if _, err := ParseDialect(string(cfg.Dialect)); err != nil {
+		return nil, fmt.Errorf("open %s datastore: %w", cfg.Dialect, err)
+	}
+	if cfg.GCWindow <= 0 {
+		cfg.GCWindow = DefaultGCWindow
+	}
+	if cfg.WatchPollInterval <= 0 {
+		cfg.WatchPollInterval = DefaultWatchPollInterval
+	}
+	poolCfg, err := pgxpool.ParseConfig(cfg.URL)
+	if err != nil {
+		return nil, fmt.Errorf("open %s datastore: %w", cfg.Dialect, err)
+	}
+	pool, err := pgxpool.NewWithConfig(ctx, poolCfg)
+	if err != nil {
+		return nil, fmt.Errorf("open %s datastore: %w", cfg.Dialect, err)
+	}
+	if err := pool.Ping(ctx); err != nil {
+		pool.Close()
+		return nil, fmt.Errorf("open %s datastore: %w", cfg.Dialect, err)
+	}
+	if cfg.AutoMigrate {
+		if _, err := migrate(ctx, cfg.Dialect, pool); err != nil {
+			pool.Close()
+			return nil, fmt.Errorf("open %s datastore: %w", cfg.Dialect, err)
+		}
+	}
+	if err := checkSchemaVersion(ctx, cfg.Dialect, pool); err != nil {
+		pool.Close()
+		return nil, fmt.Errorf("open %s datastore: %w", cfg.Dialect, err)
+	}
+	return &Engine{
+		pool:         pool,
+		dialect:      cfg.Dialect,
+		gcWindow:     cfg.GCWindow,
+		pollInterval: cfg.WatchPollInterval,
+		committed:    make(chan struct{}),
+	}, nil
+}
+
+// Close releases the connection pool. Calls after the first do nothing.
+func (e *Engine) Close() error {
+	if e.closed.Swap(true) {
+		return nil
+	}
+	e.pool.Close()
+	return nil
+}
+
+// Dialect is the database the engine talks to.
+func (e *Engine) Dialect() Dialect { return e.dialect }
+
+func (e *Engine) checkOpen() error {
+	if e.closed.Load() {
+		return storage.ErrClosed
+	}
+	return nil
+}
+
+// HeadRevision returns the newest committed revision.
+func (e *Engine) HeadRevision(ctx context.Context) (storage.Revision, error) {
+	if err := e.checkOpen(); err != nil {
+		return 0, err
+	}
+	head, _, err := e.bounds(ctx, e.pool)
+	if err != nil {
+		return 0, fmt.Errorf("head revision: %w", err)
+	}
+	return head, nil
+}
+
+// bounds reads the head revision and the GC floor (the oldest readable
+// revision).
+func (e *Engine) bounds(ctx context.Context, q pgxQuerier) (head, floor storage.Revision, err error) {
+	var h, f int64
+	err = q.QueryRow(ctx, stmtBounds).Scan(&h, &f)
+	return storage.Revision(h), storage.Revision(f), err
+}
+
+type pgxQuerier interface {
+	QueryRow(ctx context.Context, sql string, args ...any) pgx.Row
+	Query(ctx context.Context, sql string, args ...any) (pgx.Rows, error)
+}
+
+// SnapshotReader returns a reader at rev, which must lie between the GC
+// floor and the head.
+func (e *Engine) SnapshotReader(ctx context.Context, rev storage.Revision) (storage.Reader, error) {
+	if err := e.checkOpen(); err != nil {
+		return nil, err
+	}
+	head, floor, err := e.bounds(ctx, e.pool)
+	if err != nil {
+		return nil, fmt.Errorf("snapshot at revision %d: %w", rev, err)
+	}
+	if err := checkReadable(rev, head, floor); err != nil {
+		return nil, fmt.Errorf("snapshot at revision %d: %w", rev, err)
+	}
+	return &reader{e: e, rev: rev}, nil
+}
+
+func checkReadable(rev, head, floor storage.Revision) error {
+	switch {
+	case rev > head:
+		return fmt.Errorf("%w (head is %d)", storage.ErrRevisionUnknown, head)
+	case rev < floor:
+		return fmt.Errorf("%w (oldest readable revision is %d)", storage.ErrRevisionTooOld, floor)
+	}
+	return nil
+}
+
+// notifyCommitted wakes every local watcher.
+func (e *Engine) notifyCommitted() {
+	e.commitMu.Lock()
+	close(e.committed)
+	e.committed = make(chan struct{})
+	e.commitMu.Unlock()
+}
+
+// commitSignal returns a channel closed at the next local commit.
+func (e *Engine) commitSignal() <-chan struct{} {
+	e.commitMu.Lock()
+	defer e.commitMu.Unlock()
+	return e.committed
+}

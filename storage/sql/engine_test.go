@@ -1,0 +1,147 @@
+package sql
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"testing"
+	"time"
+
+	"github.com/pembadb/pemba/graph"
+	"github.com/pembadb/pemba/storage"
+)
+
+func rel(resource, id, relation, subjectType, subjectID string) graph.Relationship {
+	return graph.Relationship{
+		Resource: graph.ObjectRef{Type: resource, ID: id},
+		Relation: relation,
+		Subject:  graph.SubjectRef{Object: graph.ObjectRef{Type: subjectType, ID: subjectID}},
+	}
+}
+
+func ids(t *testing.T, e *Engine, rev storage.Revision) []string {
+	t.Helper()
+	r, err := e.SnapshotReader(context.Background(), rev)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out []string
+	for rel, err := range r.QueryRelationships(context.Background(), storage.Filter{}, storage.QueryOptions{}) {
+		if err != nil {
+			t.Fatal(err)
+		}
+		out = append(out, rel.Resource.ID+"@"+rel.Subject.Object.ID)
+	}
+	return out
+}
+
+// TestWatchSeesOtherEngines: a watcher polls, so it sees revisions
+// committed through another Engine (another server process) on the same
+// database, not only the local commits that wake it.
+func TestWatchSeesOtherEngines(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	url := pg.NewDatabase(t)
+	open := func() *Engine {
+		e, err := Open(ctx, Config{URL: url, AutoMigrate: true, WatchPollInterval: 10 * time.Millisecond})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { e.Close() })
+		return e
+	}
+	watcher, writer := open(), open()
+	go func() {
+		for i := range 5 {
+			_, err := writer.Write(ctx, storage.WriteRequest{
+				Mutations: []storage.Mutation{{Op: storage.OpTouch, Relationship: rel("document", fmt.Sprint(i), "viewer", "user", "alice")}},
+				Metadata:  storage.WriteMetadata{Actor: "other-process"},
+			})
+			if err != nil {
+				t.Errorf("write: %v", err)
+				return
+			}
+		}
+	}()
+	var revs []storage.Revision
+	for ch, err := range watcher.Watch(ctx, 0) {
+		if err != nil {
+			t.Fatal(err)
+		}
+		if ch.Metadata.Actor != "other-process" || len(ch.Relationships) != 1 {
+			t.Fatalf("change %+v", ch)
+		}
+		revs = append(revs, ch.Revision)
+		if len(revs) == 5 {
+			break
+		}
+	}
+	if fmt.Sprint(revs) != "[1 2 3 4 5]" {
+		t.Fatalf("watched revisions %v, want 1..5", revs)
+	}
+}
+
+// TestCockroachDBCodePath runs the Go code that only the CockroachDB
+// dialect takes — the savepoint retry protocol and the row-at-a-time
+// import — against PostgreSQL, where both work when no transaction
+// conflicts. It checks the code, not CockroachDB's SQL (see
+// TestCockroachDBStatementsArePortable for that).
+func TestCockroachDBCodePath(t *testing.T) {
+	ctx := context.Background()
+	e := openTest(t)
+	e.dialect = CockroachDB
+
+	r1, err := e.Write(ctx, storage.WriteRequest{Mutations: []storage.Mutation{
+		{Op: storage.OpCreate, Relationship: rel("document", "1", "viewer", "user", "alice")},
+	}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = e.Write(ctx, storage.WriteRequest{Mutations: []storage.Mutation{
+		{Op: storage.OpCreate, Relationship: rel("document", "1", "viewer", "user", "alice")},
+	}})
+	var exists *storage.AlreadyExistsError
+	if !errors.As(err, &exists) {
+		t.Fatalf("second create: err = %v, want AlreadyExistsError", err)
+	}
+	imported := []graph.Relationship{
+		rel("document", "2", "viewer", "user", "bob"),
+		rel("document", "1", "viewer", "user", "alice"), // replaces the written one
+		rel("document", "3", "viewer", "user", "carol"),
+		rel("document", "2", "viewer", "user", "bob"), // twice in one batch
+	}
+	seq := func(yield func(graph.Relationship, error) bool) {
+		for _, r := range imported {
+			if !yield(r, nil) {
+				return
+			}
+		}
+	}
+	res, err := e.Import(ctx, seq, 3, storage.WriteMetadata{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Imported != 4 || len(res.Revisions) != 2 {
+		t.Fatalf("import = %+v, want 4 in 2 revisions", res)
+	}
+	head := res.Revisions[1]
+	if got := ids(t, e, head); fmt.Sprint(got) != "[1@alice 2@bob 3@carol]" {
+		t.Fatalf("at head: %v", got)
+	}
+	if got := ids(t, e, r1); fmt.Sprint(got) != "[1@alice]" {
+		t.Fatalf("at %d: %v", r1, got)
+	}
+	del, err := e.DeleteRelationships(ctx, storage.Filter{ResourceType: "document"}, 2, storage.WriteMetadata{})
+	if err != nil || del.Deleted != 2 || !del.More {
+		t.Fatalf("delete = %+v, %v", del, err)
+	}
+	if err := e.CollectGarbage(ctx, time.Now().Add(48*time.Hour)); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.SnapshotReader(ctx, r1); !errors.Is(err, storage.ErrRevisionTooOld) {
+		t.Fatalf("reader at %d after GC: err = %v", r1, err)
+	}
+	if got := ids(t, e, del.Revision); fmt.Sprint(got) != "[3@carol]" {
+		t.Fatalf("after delete: %v", got)
+	}
+}

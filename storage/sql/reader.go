@@ -1,0 +1,204 @@
+package sql
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"iter"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/pembadb/pemba/graph"
+	"github.com/pembadb/pemba/storage"
+)
+
+// pageSize is how many rows one round trip of a query fetches. Queries
+// page with a keyset cursor and hold no connection while the caller
+// iterates, so a caller may run other queries inside its loop.
+const pageSize = 1000
+
+// reader reads the snapshot at rev.
+type reader struct {
+	e   *Engine
+	rev storage.Revision
+}
+
+func (r *reader) Revision() storage.Revision { return r.rev }
+
+// QueryRelationships streams the relationships matching f at the
+// snapshot, in forward order.
+func (r *reader) QueryRelationships(ctx context.Context, f storage.Filter, opts storage.QueryOptions) iter.Seq2[graph.Relationship, error] {
+	if err := errors.Join(f.Validate(), opts.Validate()); err != nil {
+		return fail(fmt.Errorf("query relationships: %w", err))
+	}
+	return r.paged(ctx, opts, forwardKey, func(after *[6]string, limit int) *query {
+		return forwardQuery(f, r.rev, nowNanos(opts.Now), after, limit)
+	})
+}
+
+// ReverseQueryRelationships streams the relationships whose subject
+// matches f at the snapshot, in reverse order.
+func (r *reader) ReverseQueryRelationships(ctx context.Context, f storage.ReverseFilter, opts storage.QueryOptions) iter.Seq2[graph.Relationship, error] {
+	if err := errors.Join(f.Validate(), opts.Validate()); err != nil {
+		return fail(fmt.Errorf("reverse query relationships: %w", err))
+	}
+	return r.paged(ctx, opts, reverseKey, func(after *[6]string, limit int) *query {
+		return reverseQuery(f, r.rev, nowNanos(opts.Now), after, limit)
+	})
+}
+
+// paged runs page queries until the results or opts.Limit run out.
+func (r *reader) paged(ctx context.Context, opts storage.QueryOptions, key func(graph.Relationship) [6]string,
+	page func(after *[6]string, limit int) *query) iter.Seq2[graph.Relationship, error] {
+	return func(yield func(graph.Relationship, error) bool) {
+		if err := r.e.checkOpen(); err != nil {
+			yield(graph.Relationship{}, err)
+			return
+		}
+		var after *[6]string
+		if opts.After != nil {
+			k := key(*opts.After)
+			after = &k
+		}
+		remaining := opts.Limit
+		for {
+			n := pageSize
+			if opts.Limit > 0 && remaining < n {
+				n = remaining
+			}
+			rels, err := r.e.queryRelationships(ctx, page(after, n))
+			if err != nil {
+				yield(graph.Relationship{}, fmt.Errorf("query relationships at revision %d: %w", r.rev, err))
+				return
+			}
+			for _, rel := range rels {
+				if !yield(rel, nil) {
+					return
+				}
+			}
+			remaining -= len(rels)
+			if len(rels) < n || opts.Limit > 0 && remaining == 0 {
+				return
+			}
+			k := key(rels[len(rels)-1])
+			after = &k
+		}
+	}
+}
+
+// ReadSchema returns the newest schema written at or before the snapshot.
+func (r *reader) ReadSchema(ctx context.Context) (storage.StoredSchema, error) {
+	if err := r.e.checkOpen(); err != nil {
+		return storage.StoredSchema{}, err
+	}
+	var s storage.StoredSchema
+	var rev int64
+	err := r.e.pool.QueryRow(ctx, stmtReadSchema, int64(r.rev)).Scan(&s.Text, &s.Compiled, &rev)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return storage.StoredSchema{}, nil
+	}
+	if err != nil {
+		return storage.StoredSchema{}, fmt.Errorf("read schema at revision %d: %w", r.rev, err)
+	}
+	s.Revision = storage.Revision(rev)
+	return s, nil
+}
+
+func fail(err error) iter.Seq2[graph.Relationship, error] {
+	return func(yield func(graph.Relationship, error) bool) { yield(graph.Relationship{}, err) }
+}
+
+func forwardKey(r graph.Relationship) [6]string {
+	return [6]string{r.Resource.Type, r.Resource.ID, r.Relation, r.Subject.Object.Type, r.Subject.Object.ID, r.Subject.Relation}
+}
+
+func reverseKey(r graph.Relationship) [6]string {
+	return [6]string{r.Subject.Object.Type, r.Subject.Object.ID, r.Subject.Relation, r.Resource.Type, r.Resource.ID, r.Relation}
+}
+
+// nowNanos is the expiration clock of a read: t, or the current time.
+func nowNanos(t time.Time) int64 {
+	if t.IsZero() {
+		t = time.Now()
+	}
+	return t.UnixNano()
+}
+
+// queryRelationships runs q and reads every row it returns.
+func (e *Engine) queryRelationships(ctx context.Context, q *query) ([]graph.Relationship, error) {
+	rows, err := e.pool.Query(ctx, q.String(), q.args...)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var out []graph.Relationship
+	for rows.Next() {
+		rel, err := scanRelationship(rows)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, rel)
+	}
+	return out, rows.Err()
+}
+
+// scanRelationship reads the columns in prefix, then relColumns.
+func scanRelationship(row pgx.Row, prefix ...any) (graph.Relationship, error) {
+	var rel graph.Relationship
+	var caveatName string
+	var caveatContext []byte
+	var expires *int64
+	dest := append(prefix, &rel.Resource.Type, &rel.Resource.ID, &rel.Relation,
+		&rel.Subject.Object.Type, &rel.Subject.Object.ID, &rel.Subject.Relation,
+		&caveatName, &caveatContext, &expires)
+	if err := row.Scan(dest...); err != nil {
+		return rel, err
+	}
+	c, err := decodeCaveat(caveatName, caveatContext)
+	if err != nil {
+		return rel, err
+	}
+	rel.Caveat = c
+	if expires != nil {
+		t := time.Unix(0, *expires).UTC()
+		rel.Expiration = &t
+	}
+	return rel, nil
+}
+
+// relArgs are the relColumns values of rel, for an INSERT.
+func relArgs(rel graph.Relationship) ([]any, error) {
+	var caveatName string
+	var caveatContext []byte // nil is NULL
+	if rel.Caveat != nil {
+		b, err := storage.EncodeCaveatContext(rel.Caveat.Context)
+		if err != nil {
+			return nil, err
+		}
+		caveatName, caveatContext = rel.Caveat.Name, b
+	}
+	var expires *int64
+	if rel.Expiration != nil {
+		ns := rel.Expiration.UnixNano()
+		expires = &ns
+	}
+	return []any{rel.Resource.Type, rel.Resource.ID, rel.Relation,
+		rel.Subject.Object.Type, rel.Subject.Object.ID, rel.Subject.Relation,
+		caveatName, caveatContext, expires}, nil
+}
+
+// decodeCaveat rebuilds a relationship's caveat from its columns.
+func decodeCaveat(name string, context []byte) (*graph.Caveat, error) {
+	if name == "" {
+		return nil, nil
+	}
+	c := &graph.Caveat{Name: name}
+	if len(context) > 0 {
+		if err := json.Unmarshal(context, &c.Context); err != nil {
+			return nil, fmt.Errorf("caveat %s context: %w", name, err)
+		}
+	}
+	return c, nil
+}

@@ -1,0 +1,211 @@
+package sql
+
+import (
+	"fmt"
+	"strings"
+
+	"github.com/pembadb/pemba/storage"
+)
+
+// Every statement here is written in the SQL that PostgreSQL and
+// CockroachDB share; dialect_test.go checks them against a list of
+// PostgreSQL-only constructs. The statements that differ per dialect are
+// the migrations and the PostgreSQL bulk-import path (import.go).
+
+// identity is a relationship's key, in forward-query order.
+const identity = "resource_type, resource_id, relation, subject_type, subject_id, subject_relation"
+
+// reverseIdentity is the same key in reverse-query order.
+const reverseIdentity = "subject_type, subject_id, subject_relation, resource_type, resource_id, relation"
+
+// relColumns are the columns scanRelationship reads, in order.
+const relColumns = identity + ", caveat_name, caveat_context, expires_at"
+
+const (
+	stmtBounds = "SELECT head, gc_floor FROM revision_counter WHERE id = 1"
+
+	// stmtNextRevision is the first statement of every write: its row lock
+	// serializes writers until commit.
+	stmtNextRevision = "UPDATE revision_counter SET head = head + 1 WHERE id = 1 RETURNING head"
+
+	stmtInsertRevision = `INSERT INTO revisions (revision, committed_at, actor, reason, schema_changed)
+VALUES ($1, clock_timestamp(), $2, $3, $4)`
+
+	// stmtEndVersion ends the live version of one relationship (if any).
+	stmtEndVersion = `UPDATE relationships SET deleted_rev = $1
+WHERE resource_type = $2 AND resource_id = $3 AND relation = $4
+  AND subject_type = $5 AND subject_id = $6 AND subject_relation = $7
+  AND deleted_rev IS NULL`
+
+	stmtInsertVersion = `INSERT INTO relationships (` + relColumns + `, created_rev)
+VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)`
+
+	// stmtLiveExists finds a live, unexpired version of one relationship.
+	stmtLiveExists = `SELECT EXISTS (SELECT 1 FROM relationships
+WHERE resource_type = $1 AND resource_id = $2 AND relation = $3
+  AND subject_type = $4 AND subject_id = $5 AND subject_relation = $6
+  AND deleted_rev IS NULL AND (expires_at IS NULL OR expires_at > $7))`
+
+	stmtInsertSchema = "INSERT INTO schemas (revision, source, compiled) VALUES ($1, $2, $3)"
+
+	stmtReadSchema = `SELECT source, compiled, revision FROM schemas
+WHERE revision <= $1 ORDER BY revision DESC LIMIT 1`
+
+	stmtWatchRevisions = `SELECT revision, committed_at, actor, reason, schema_changed FROM revisions
+WHERE revision > $1 ORDER BY revision LIMIT $2`
+
+	// stmtWatchChanges reads the versions created (kind 1) or ended (kind
+	// 2) in revisions ($1, $2], with the revision of that event; a UNION
+	// ALL lets each half use its own index.
+	stmtWatchChanges = `SELECT 1, created_rev, ` + relColumns + ` FROM relationships
+WHERE created_rev > $1 AND created_rev <= $2
+UNION ALL
+SELECT 2, deleted_rev, ` + relColumns + ` FROM relationships
+WHERE deleted_rev > $1 AND deleted_rev <= $2`
+
+	stmtGCLock           = "SELECT head FROM revision_counter WHERE id = 1 FOR UPDATE"
+	stmtGCFloorCandidate = "SELECT coalesce(max(revision), 0) FROM revisions WHERE committed_at <= $1"
+	stmtRaiseGCFloor     = "UPDATE revision_counter SET gc_floor = $1 WHERE id = 1 AND gc_floor < $1"
+	stmtGCVersions       = "DELETE FROM relationships WHERE deleted_rev IS NOT NULL AND deleted_rev <= $1"
+	stmtGCRevisions      = "DELETE FROM revisions WHERE revision < $1"
+	stmtGCSchemas        = `DELETE FROM schemas WHERE revision < (
+  SELECT coalesce(max(revision), 0) FROM schemas WHERE revision <= $1)`
+)
+
+// query is a statement under construction with its positional arguments.
+// Values, limits included, are always arguments, so the statement text
+// depends only on the filter's shape and pgx's prepared-statement cache
+// stays small.
+type query struct {
+	sql  strings.Builder
+	args []any
+}
+
+// arg appends a positional argument and returns its placeholder.
+func (q *query) arg(v any) string {
+	q.args = append(q.args, v)
+	return fmt.Sprintf("$%d", len(q.args))
+}
+
+func (q *query) printf(format string, a ...any) { fmt.Fprintf(&q.sql, format, a...) }
+
+// String is the statement text.
+func (q *query) String() string { return q.sql.String() }
+
+// eqOrAny matches col against one value or any of several.
+func (q *query) eqOrAny(col string, values []string) {
+	if len(values) == 1 {
+		q.printf(" AND %s = %s", col, q.arg(values[0]))
+		return
+	}
+	q.printf(" AND %s = ANY(%s)", col, q.arg(values))
+}
+
+// filter appends the conditions of a Filter.
+func (q *query) filter(f storage.Filter) {
+	if f.ResourceType != "" {
+		q.printf(" AND resource_type = %s", q.arg(f.ResourceType))
+	}
+	if len(f.ResourceIDs) > 0 {
+		q.eqOrAny("resource_id", f.ResourceIDs)
+	}
+	if f.Relation != "" {
+		q.printf(" AND relation = %s", q.arg(f.Relation))
+	}
+	if f.Subject != nil {
+		q.subject(*f.Subject)
+	}
+}
+
+func (q *query) subject(s storage.SubjectFilter) {
+	q.printf(" AND subject_type = %s", q.arg(s.Type))
+	if len(s.IDs) > 0 {
+		q.eqOrAny("subject_id", s.IDs)
+	}
+	if s.Relation != nil {
+		q.printf(" AND subject_relation = %s", q.arg(*s.Relation))
+	}
+}
+
+// visibleAt restricts to versions visible at rev and unexpired at now
+// (Unix nanoseconds).
+func (q *query) visibleAt(rev storage.Revision, now int64) {
+	r := q.arg(int64(rev))
+	q.printf(" AND created_rev <= %s AND (deleted_rev IS NULL OR deleted_rev > %s)", r, r)
+	q.printf(" AND (expires_at IS NULL OR expires_at > %s)", q.arg(now))
+}
+
+// live restricts to current, unexpired versions.
+func (q *query) live(now int64) {
+	q.printf(" AND deleted_rev IS NULL AND (expires_at IS NULL OR expires_at > %s)", q.arg(now))
+}
+
+// after appends a keyset-pagination bound: the row tuple in the query's
+// order strictly greater than the cursor's.
+func (q *query) after(order string, key [6]string) {
+	ph := make([]string, 6)
+	for i, v := range key {
+		ph[i] = q.arg(v)
+	}
+	q.printf(" AND (%s) > (%s)", order, strings.Join(ph, ", "))
+}
+
+// forwardQuery selects a page of a forward query at rev.
+func forwardQuery(f storage.Filter, rev storage.Revision, now int64, after *[6]string, limit int) *query {
+	q := &query{}
+	q.printf("SELECT %s FROM relationships WHERE TRUE", relColumns)
+	q.filter(f)
+	q.visibleAt(rev, now)
+	if after != nil {
+		q.after(identity, *after)
+	}
+	q.printf(" ORDER BY %s LIMIT %s", identity, q.arg(limit))
+	return q
+}
+
+// reverseQuery selects a page of a reverse query at rev.
+func reverseQuery(f storage.ReverseFilter, rev storage.Revision, now int64, after *[6]string, limit int) *query {
+	q := &query{}
+	q.printf("SELECT %s FROM relationships WHERE TRUE", relColumns)
+	q.subject(f.Subject)
+	if f.ResourceType != "" {
+		q.printf(" AND resource_type = %s", q.arg(f.ResourceType))
+	}
+	if f.Relation != "" {
+		q.printf(" AND relation = %s", q.arg(f.Relation))
+	}
+	q.visibleAt(rev, now)
+	if after != nil {
+		q.after(reverseIdentity, *after)
+	}
+	q.printf(" ORDER BY %s LIMIT %s", reverseIdentity, q.arg(limit))
+	return q
+}
+
+// matchExistsQuery asks whether any live relationship matches f (a
+// precondition, or whether a limited delete left matches behind).
+func matchExistsQuery(f storage.Filter, now int64) *query {
+	q := &query{}
+	q.printf("SELECT EXISTS (SELECT 1 FROM relationships WHERE TRUE")
+	q.filter(f)
+	q.live(now)
+	q.printf(")")
+	return q
+}
+
+// deleteQuery ends the live versions matching f at rev, the first limit of
+// them in forward order when limit > 0.
+func deleteQuery(f storage.Filter, rev storage.Revision, now int64, limit int) *query {
+	q := &query{}
+	q.printf("UPDATE relationships SET deleted_rev = %s WHERE TRUE", q.arg(int64(rev)))
+	if limit <= 0 {
+		q.filter(f)
+		q.live(now)
+		return q
+	}
+	q.printf(" AND deleted_rev IS NULL AND (%s) IN (SELECT %s FROM relationships WHERE TRUE", identity, identity)
+	q.filter(f)
+	q.live(now)
+	q.printf(" ORDER BY %s LIMIT %s)", identity, q.arg(limit))
+	return q
+}

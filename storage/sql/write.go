@@ -1,0 +1,230 @@
+package sql
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/pembadb/pemba/graph"
+	"github.com/pembadb/pemba/storage"
+)
+
+// Write applies req atomically in one new revision: the preconditions are
+// checked, CREATE conflicts detected and every mutation applied inside the
+// same transaction, after it holds the revision counter's lock.
+func (e *Engine) Write(ctx context.Context, req storage.WriteRequest) (storage.Revision, error) {
+	if err := e.checkOpen(); err != nil {
+		return 0, err
+	}
+	if err := validateWrite(req); err != nil {
+		return 0, fmt.Errorf("write relationships: %w", err)
+	}
+	var rev storage.Revision
+	err := e.inRevision(ctx, req.Metadata, false, func(tx pgx.Tx, r storage.Revision) error {
+		rev = r
+		now := time.Now().UnixNano()
+		if err := checkPreconditions(ctx, tx, req.Preconditions, now); err != nil {
+			return err
+		}
+		if err := checkCreates(ctx, tx, req.Mutations, now); err != nil {
+			return err
+		}
+		return applyMutations(ctx, tx, r, req.Mutations)
+	})
+	if err != nil {
+		return 0, fmt.Errorf("write relationships: %w", err)
+	}
+	return rev, nil
+}
+
+// inRevision runs fn in a write transaction that has taken the next
+// revision and records that revision's metadata, retrying on serialization
+// failures; it wakes local watchers after the commit.
+func (e *Engine) inRevision(ctx context.Context, meta storage.WriteMetadata, schemaChanged bool,
+	fn func(tx pgx.Tx, rev storage.Revision) error) error {
+	err := runWrite(ctx, e.dialect, e.pool, func(tx pgx.Tx) error {
+		var rev int64
+		if err := tx.QueryRow(ctx, stmtNextRevision).Scan(&rev); err != nil {
+			return fmt.Errorf("next revision: %w", err)
+		}
+		if err := fn(tx, storage.Revision(rev)); err != nil {
+			return err
+		}
+		_, err := tx.Exec(ctx, stmtInsertRevision, rev, meta.Actor, meta.Reason, schemaChanged)
+		return err
+	})
+	if err == nil {
+		e.notifyCommitted()
+	}
+	return err
+}
+
+// validateWrite checks every input before the transaction starts, so a bad
+// one writes nothing.
+func validateWrite(req storage.WriteRequest) error {
+	for i, p := range req.Preconditions {
+		if err := p.Filter.Validate(); err != nil {
+			return fmt.Errorf("precondition %d: %w", i, err)
+		}
+	}
+	seen := make(map[[6]string]int, len(req.Mutations))
+	for i, m := range req.Mutations {
+		if m.Op < storage.OpCreate || m.Op > storage.OpDelete {
+			return fmt.Errorf("%w: mutation %d: op: %v is not CREATE, TOUCH or DELETE", storage.ErrInvalidArgument, i, m.Op)
+		}
+		if err := storage.ValidateRelationship(m.Relationship); err != nil {
+			return fmt.Errorf("mutation %d: %w", i, err)
+		}
+		k := forwardKey(m.Relationship)
+		if j, dup := seen[k]; dup {
+			return fmt.Errorf("%w: mutation %d: relationship %s also appears in mutation %d",
+				storage.ErrInvalidArgument, i, describe(m.Relationship), j)
+		}
+		seen[k] = i
+	}
+	return nil
+}
+
+func describe(r graph.Relationship) string {
+	s := fmt.Sprintf("%s:%s#%s@%s:%s", r.Resource.Type, r.Resource.ID, r.Relation, r.Subject.Object.Type, r.Subject.Object.ID)
+	if r.Subject.Relation != "" {
+		s += "#" + r.Subject.Relation
+	}
+	return s
+}
+
+func checkPreconditions(ctx context.Context, tx pgx.Tx, ps []storage.Precondition, now int64) error {
+	for i, p := range ps {
+		q := matchExistsQuery(p.Filter, now)
+		var exists bool
+		if err := tx.QueryRow(ctx, q.String(), q.args...).Scan(&exists); err != nil {
+			return fmt.Errorf("precondition %d: %w", i, err)
+		}
+		if exists != p.MustMatch {
+			want := "a match"
+			if !p.MustMatch {
+				want = "no match"
+			}
+			return fmt.Errorf("%w: precondition %d wants %s for filter %+v", storage.ErrPreconditionFailed, i, want, p.Filter)
+		}
+	}
+	return nil
+}
+
+// checkCreates fails with *storage.AlreadyExistsError when a CREATE names
+// a live, unexpired relationship. The lookups go in one round trip.
+func checkCreates(ctx context.Context, tx pgx.Tx, ms []storage.Mutation, now int64) error {
+	var batch pgx.Batch
+	var creates []graph.Relationship
+	for _, m := range ms {
+		if m.Op != storage.OpCreate {
+			continue
+		}
+		k := forwardKey(m.Relationship)
+		batch.Queue(stmtLiveExists, k[0], k[1], k[2], k[3], k[4], k[5], now)
+		creates = append(creates, m.Relationship)
+	}
+	if len(creates) == 0 {
+		return nil
+	}
+	results := tx.SendBatch(ctx, &batch)
+	defer results.Close()
+	for _, rel := range creates {
+		var exists bool
+		if err := results.QueryRow().Scan(&exists); err != nil {
+			return err
+		}
+		if exists {
+			return &storage.AlreadyExistsError{Relationship: rel}
+		}
+	}
+	return results.Close()
+}
+
+// applyMutations ends the live version of every mutated relationship and
+// inserts the new versions of CREATE and TOUCH, in one round trip.
+func applyMutations(ctx context.Context, tx pgx.Tx, rev storage.Revision, ms []storage.Mutation) error {
+	if len(ms) == 0 {
+		return nil
+	}
+	var batch pgx.Batch
+	for _, m := range ms {
+		k := forwardKey(m.Relationship)
+		batch.Queue(stmtEndVersion, int64(rev), k[0], k[1], k[2], k[3], k[4], k[5])
+		if m.Op == storage.OpDelete {
+			continue
+		}
+		args, err := relArgs(m.Relationship)
+		if err != nil {
+			return err
+		}
+		batch.Queue(stmtInsertVersion, append(args, int64(rev))...)
+	}
+	return tx.SendBatch(ctx, &batch).Close()
+}
+
+// DeleteRelationships ends the live versions matching f in one revision,
+// the first limit of them in forward order when limit > 0.
+func (e *Engine) DeleteRelationships(ctx context.Context, f storage.Filter, limit int, meta storage.WriteMetadata) (storage.DeleteResult, error) {
+	if err := e.checkOpen(); err != nil {
+		return storage.DeleteResult{}, err
+	}
+	if err := f.Validate(); err != nil {
+		return storage.DeleteResult{}, fmt.Errorf("delete relationships: %w", err)
+	}
+	if f.IsEmpty() {
+		return storage.DeleteResult{}, fmt.Errorf("delete relationships: %w: filter: must not be empty", storage.ErrInvalidArgument)
+	}
+	if limit < 0 {
+		return storage.DeleteResult{}, fmt.Errorf("delete relationships: %w: limit: %d is negative", storage.ErrInvalidArgument, limit)
+	}
+	var res storage.DeleteResult
+	err := e.inRevision(ctx, meta, false, func(tx pgx.Tx, rev storage.Revision) error {
+		res = storage.DeleteResult{Revision: rev}
+		now := time.Now().UnixNano()
+		q := deleteQuery(f, rev, now, limit)
+		tag, err := tx.Exec(ctx, q.String(), q.args...)
+		if err != nil {
+			return err
+		}
+		res.Deleted = int(tag.RowsAffected())
+		if limit > 0 && res.Deleted == limit {
+			more := matchExistsQuery(f, now)
+			return tx.QueryRow(ctx, more.String(), more.args...).Scan(&res.More)
+		}
+		return nil
+	})
+	if err != nil {
+		return storage.DeleteResult{}, fmt.Errorf("delete relationships: %w", err)
+	}
+	return res, nil
+}
+
+// WriteSchema stores a new schema version in its own revision.
+func (e *Engine) WriteSchema(ctx context.Context, s storage.StoredSchema, meta storage.WriteMetadata) (storage.Revision, error) {
+	if err := e.checkOpen(); err != nil {
+		return 0, err
+	}
+	if s.Compiled == nil {
+		s.Compiled = []byte{}
+	}
+	var rev storage.Revision
+	err := e.inRevision(ctx, meta, true, func(tx pgx.Tx, r storage.Revision) error {
+		rev = r
+		_, err := tx.Exec(ctx, stmtInsertSchema, int64(r), s.Text, s.Compiled)
+		return err
+	})
+	if err != nil {
+		return 0, fmt.Errorf("write schema: %w", err)
+	}
+	return rev, nil
+}
+
+// isAlreadyExists reports whether err carries a CREATE conflict.
+func isAlreadyExists(err error) bool {
+	var ae *storage.AlreadyExistsError
+	return errors.As(err, &ae)
+}
