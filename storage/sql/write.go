@@ -2,7 +2,6 @@ package sql
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"time"
 
@@ -221,10 +220,4 @@ func (e *Engine) WriteSchema(ctx context.Context, s storage.StoredSchema, meta s
 		return 0, fmt.Errorf("write schema: %w", err)
 	}
 	return rev, nil
-}
-
-// isAlreadyExists reports whether err carries a CREATE conflict.
-func isAlreadyExists(err error) bool {
-	var ae *storage.AlreadyExistsError
-	return errors.As(err, &ae)
 }
