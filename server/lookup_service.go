@@ -30,6 +30,9 @@ func (svc *permissionService) ExpandPermission(ctx context.Context, req *pb.Expa
 	if err != nil {
 		return nil, err
 	}
+	if err := validateQuery(snap.Schema, res.Type, req.GetPermission(), nil, "", ""); err != nil {
+		return nil, err
+	}
 	tree, err := expand.Expand(ctx, snap.Schema, snap.Reader, res, req.GetPermission(),
 		expand.Options{MaxDepth: s.cfg.Check.MaxDepth, Now: time.Now()})
 	switch {
@@ -115,6 +118,9 @@ func (svc *permissionService) LookupResources(req *pb.LookupResourcesRequest, st
 	if err != nil {
 		return err
 	}
+	if err := validateQuery(snap.Schema, creq.ResourceType, creq.Permission, &creq.Subject, "", "resource_type"); err != nil {
+		return err
+	}
 	zookie := s.revs.zookie(rev)
 	var sendErr error
 	err = s.checker.LookupResources(ctx, snap, creq, func(r check.ResourceResult) bool {
@@ -157,6 +163,14 @@ func (svc *permissionService) LookupSubjects(req *pb.LookupSubjectsRequest, stre
 	snap, err := s.snapshot(ctx, rev)
 	if err != nil {
 		return err
+	}
+	if err := validateQuery(snap.Schema, res.Type, req.GetPermission(), nil, "", ""); err != nil {
+		return err
+	}
+	if sdef := snap.Schema.Definition(req.GetSubjectType()); sdef == nil {
+		return invalidField("subject_type", "type %q is not defined in the schema", req.GetSubjectType())
+	} else if rel != "" && !sdef.Has(rel) {
+		return invalidField("subject_relation", "definition %q has no relation or permission %q", sdef.Name, rel)
 	}
 	zookie := s.revs.zookie(rev)
 	var sendErr error

@@ -82,6 +82,9 @@ func (svc *permissionService) CheckPermission(ctx context.Context, req *pb.Check
 	if err != nil {
 		return nil, err
 	}
+	if err := validateQuery(snap.Schema, creq.Resource.Type, creq.Permission, &creq.Subject, "", ""); err != nil {
+		return nil, err
+	}
 	res, err := s.checker.Check(ctx, snap, creq)
 	if err != nil {
 		return nil, err
@@ -121,6 +124,11 @@ func (svc *permissionService) BulkCheckPermission(ctx context.Context, req *pb.B
 	snap, err := s.snapshot(ctx, rev)
 	if err != nil {
 		return nil, err
+	}
+	for i, r := range reqs {
+		if err := validateQuery(snap.Schema, r.Resource.Type, r.Permission, &r.Subject, fmt.Sprintf("items[%d].", i), ""); err != nil {
+			return nil, err
+		}
 	}
 	results, err := s.checker.BulkCheck(ctx, snap, reqs)
 	if err != nil {

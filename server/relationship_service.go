@@ -7,6 +7,8 @@ import (
 	"io"
 	"iter"
 
+	"google.golang.org/grpc/status"
+
 	"github.com/pembadb/pemba/graph"
 	pb "github.com/pembadb/pemba/proto/pemba/v1"
 	"github.com/pembadb/pemba/schema"
@@ -85,7 +87,7 @@ func (svc *relationshipService) WriteRelationships(ctx context.Context, req *pb.
 		Metadata:      storage.WriteMetadata{Actor: actorFrom(ctx), Reason: req.GetReason()},
 	})
 	if err != nil {
-		return nil, fmt.Errorf("write relationships: %w", err)
+		return nil, err // the engine's error names the write
 	}
 	return &pb.WriteRelationshipsResponse{WrittenAt: s.revs.zookie(rev)}, nil
 }
@@ -220,7 +222,14 @@ func (svc *relationshipService) ImportRelationships(stream pb.RelationshipServic
 	res, err := s.engine.Import(ctx, importSeq(first, stream, sch), s.limits.ImportBatchSize,
 		storage.WriteMetadata{Actor: actorFrom(ctx), Reason: first.GetReason()})
 	if err != nil {
-		return fmt.Errorf("import stopped after %d relationships were committed: %w", res.Imported, err)
+		// The status carries how many relationships were committed, so a
+		// client can resume after them.
+		st := status.Convert(toStatus(s.log, "ImportRelationships",
+			fmt.Errorf("import stopped after %d relationships were committed: %w", res.Imported, err)))
+		if withCount, derr := st.WithDetails(&pb.ImportRelationshipsResponse{Imported: uint64(res.Imported)}); derr == nil {
+			st = withCount
+		}
+		return st.Err()
 	}
 	resp := &pb.ImportRelationshipsResponse{Imported: uint64(res.Imported)}
 	if n := len(res.Revisions); n > 0 {

@@ -1,0 +1,218 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+
+	"github.com/schollz/progressbar/v3"
+	"github.com/spf13/cobra"
+	"go.yaml.in/yaml/v3"
+	"golang.org/x/term"
+	"google.golang.org/grpc/status"
+
+	"github.com/pembadb/pemba/graph"
+	pb "github.com/pembadb/pemba/proto/pemba/v1"
+)
+
+// importBatch is how many relationships one ImportRelationships message
+// carries.
+const importBatch = 500
+
+func init() {
+	var skip int
+	var reason string
+	imp := &cobra.Command{
+		Use:   "import FILE",
+		Short: "Load relationships into the server in bulk",
+		Long: `import reads relationships from FILE ("-" for stdin) and writes them in
+batches, each batch its own revision, with touch semantics: importing the
+same relationship twice is harmless. FILE is either a validation YAML file
+(its relationships: block; .yaml or .yml) or one relationship per line,
+the format export prints; blank lines and lines starting with // or # are
+skipped.
+
+If an import stops, it prints how many relationships were committed;
+--skip N resumes after them (re-running from the start is also safe).`,
+		Example: `  pemba import relationships.txt
+  pemba export | pemba import --endpoint other:50051 -
+  pemba import validation.yaml --skip 20000`,
+		Args: cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			rels, err := readRelationshipsFile(args[0])
+			if err != nil {
+				return usageError("import: %v", err)
+			}
+			if skip < 0 || skip > len(rels) {
+				return usageError("import: --skip %d: the file has %d relationships", skip, len(rels))
+			}
+			rels = rels[skip:]
+			return withConn(cmd, func(ctx context.Context, c *conn) error {
+				return runImport(ctx, cmd, c, rels, skip, reason)
+			})
+		},
+	}
+	imp.Flags().IntVar(&skip, "skip", 0, "skip the first N relationships of FILE (resume an import)")
+	imp.Flags().StringVar(&reason, "reason", "", "reason recorded with the writes (shown by watch)")
+	addClientFlags(imp, 0)
+
+	var cursor string
+	exp := &cobra.Command{
+		Use:   "export",
+		Short: "Print every relationship, one per line, at one revision",
+		Long: `export prints every relationship in relationship syntax, one per line, all
+read at one revision (import reads the same format). The zookie of that
+revision goes to stderr. If the export is interrupted, --cursor with the
+last cursor it printed resumes it at the same revision.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			return withConn(cmd, func(ctx context.Context, c *conn) error {
+				return runExport(ctx, cmd, c, cursor)
+			})
+		},
+	}
+	exp.Flags().StringVar(&cursor, "cursor", "", "resume after this cursor")
+	addConsistencyFlag(exp)
+	addClientFlags(exp, 0)
+
+	rootCmd.AddCommand(imp, exp)
+}
+
+// readRelationshipsFile reads a validation YAML file's relationships
+// block, or one relationship per line.
+func readRelationshipsFile(path string) ([]graph.Relationship, error) {
+	var data []byte
+	var err error
+	if path == "-" {
+		data, err = io.ReadAll(os.Stdin)
+	} else {
+		data, err = os.ReadFile(path)
+	}
+	if err != nil {
+		return nil, err
+	}
+	text := string(data)
+	if ext := strings.ToLower(filepath.Ext(path)); ext == ".yaml" || ext == ".yml" {
+		var doc struct {
+			Relationships string `yaml:"relationships"`
+		}
+		if err := yaml.Unmarshal(data, &doc); err != nil {
+			return nil, fmt.Errorf("%s: %v", path, err)
+		}
+		text = doc.Relationships
+	}
+	var out []graph.Relationship
+	sc := bufio.NewScanner(strings.NewReader(text))
+	sc.Buffer(make([]byte, 64<<10), 1<<20)
+	for line := 1; sc.Scan(); line++ {
+		s := strings.TrimSpace(sc.Text())
+		if s == "" || strings.HasPrefix(s, "//") || strings.HasPrefix(s, "#") {
+			continue
+		}
+		r, err := graph.ParseRelationship(s)
+		if err != nil {
+			return nil, fmt.Errorf("%s: relationship %d: %v", path, line, err)
+		}
+		out = append(out, r)
+	}
+	return out, sc.Err()
+}
+
+func runImport(ctx context.Context, cmd *cobra.Command, c *conn, rels []graph.Relationship, skipped int, reason string) error {
+	var bar *progressbar.ProgressBar
+	if f, ok := cmd.ErrOrStderr().(*os.File); ok && !client.json && term.IsTerminal(int(f.Fd())) {
+		bar = progressbar.NewOptions(len(rels), progressbar.OptionSetWriter(f), progressbar.OptionSetDescription("importing"),
+			progressbar.OptionShowCount(), progressbar.OptionShowIts(), progressbar.OptionClearOnFinish())
+	}
+	stream, err := c.rels.ImportRelationships(ctx)
+	if err != nil {
+		return rpcError("import", err)
+	}
+	for start := 0; start < len(rels); start += importBatch {
+		end := min(start+importBatch, len(rels))
+		msg := &pb.ImportRelationshipsRequest{}
+		if start == 0 {
+			msg.Reason = reason
+		}
+		for _, r := range rels[start:end] {
+			w, err := relationshipToWire(r)
+			if err != nil {
+				return usageError("import: relationship %d: %v", skipped+start+1, err)
+			}
+			msg.Relationships = append(msg.Relationships, w)
+		}
+		if err := stream.Send(msg); err != nil {
+			break // the server ended the stream; CloseAndRecv has its status
+		}
+		if bar != nil {
+			_ = bar.Add(end - start)
+		}
+	}
+	resp, err := stream.CloseAndRecv()
+	if bar != nil {
+		_ = bar.Finish()
+	}
+	if err != nil {
+		committed := skipped
+		for _, d := range status.Convert(err).Details() {
+			if r, ok := d.(*pb.ImportRelationshipsResponse); ok {
+				committed += int(r.GetImported())
+			}
+		}
+		fmt.Fprintf(cmd.ErrOrStderr(), "%d relationship(s) of the file are committed; resume with --skip %d\n", committed, committed)
+		return rpcError("import", err)
+	}
+	if client.json {
+		return printJSON(cmd.OutOrStdout(), resp)
+	}
+	fmt.Fprintf(cmd.OutOrStdout(), "imported %d relationship(s)\n", resp.GetImported())
+	printZookie(cmd, "written at", resp.GetWrittenAt())
+	return nil
+}
+
+func runExport(ctx context.Context, cmd *cobra.Command, c *conn, cursor string) error {
+	stream, err := c.rels.ExportRelationships(ctx, &pb.ExportRelationshipsRequest{Consistency: c.consistency, Cursor: cursor})
+	if err != nil {
+		return rpcError("export", err)
+	}
+	out := bufio.NewWriter(cmd.OutOrStdout())
+	defer out.Flush()
+	var zookie *pb.Zookie
+	last := ""
+	for {
+		resp, err := stream.Recv()
+		if errors.Is(err, io.EOF) {
+			break
+		}
+		if err != nil {
+			out.Flush()
+			if last != "" {
+				fmt.Fprintf(cmd.ErrOrStderr(), "export interrupted; resume with --cursor %s\n", last)
+			}
+			return rpcError("export", err)
+		}
+		zookie = resp.GetReadAt()
+		if client.json {
+			if err := printJSON(out, resp); err != nil {
+				return err
+			}
+		} else {
+			for _, r := range resp.GetRelationships() {
+				fmt.Fprintln(out, relationshipFromWire(r))
+			}
+		}
+		if resp.GetCursor() != "" {
+			last = resp.GetCursor()
+		}
+	}
+	if err := out.Flush(); err != nil {
+		return err
+	}
+	printZookie(cmd, "exported at", zookie)
+	return nil
+}

@@ -1,0 +1,194 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"strings"
+
+	"github.com/spf13/cobra"
+
+	"github.com/pembadb/pemba/graph"
+	pb "github.com/pembadb/pemba/proto/pemba/v1"
+)
+
+var relationshipCmd = &cobra.Command{
+	Use:     "relationship",
+	Aliases: []string{"rel"},
+	Short:   "Write, delete and read relationships on the server",
+}
+
+func init() {
+	for _, op := range []struct {
+		verb, past string
+		op         pb.RelationshipUpdate_Operation
+		short      string
+	}{
+		{"create", "created", pb.RelationshipUpdate_OPERATION_CREATE, "Create a relationship (fails if it exists)"},
+		{"touch", "touched", pb.RelationshipUpdate_OPERATION_TOUCH, "Create or replace a relationship"},
+		{"delete", "deleted", pb.RelationshipUpdate_OPERATION_DELETE, "Delete a relationship (absent is not an error)"},
+	} {
+		relationshipCmd.AddCommand(writeCommand(op.verb, op.past, op.op, op.short))
+	}
+
+	var limit uint32
+	read := &cobra.Command{
+		Use:   "read RESOURCE_TYPE[:ID] [RELATION] [SUBJECT_TYPE[:ID][#RELATION]]",
+		Short: "Print the relationships matching a filter, one per line",
+		Example: `  pemba relationship read document
+  pemba relationship read document:readme viewer
+  pemba relationship read document '*' user:alice`,
+		Args: cobra.RangeArgs(1, 3),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			filter, err := parseFilterArgs(args)
+			if err != nil {
+				return usageError("relationship read: %v", err)
+			}
+			return withConn(cmd, func(ctx context.Context, c *conn) error {
+				stream, err := c.rels.ReadRelationships(ctx, &pb.ReadRelationshipsRequest{Consistency: c.consistency, Filter: filter, Limit: limit})
+				if err != nil {
+					return rpcError("relationship read", err)
+				}
+				var zookie *pb.Zookie
+				for {
+					resp, err := stream.Recv()
+					if isEOF(err) {
+						break
+					}
+					if err != nil {
+						return rpcError("relationship read", err)
+					}
+					zookie = resp.GetReadAt()
+					if client.json {
+						if err := printJSON(cmd.OutOrStdout(), resp); err != nil {
+							return err
+						}
+						continue
+					}
+					fmt.Fprintln(cmd.OutOrStdout(), relationshipFromWire(resp.GetRelationship()))
+				}
+				printZookie(cmd, "read at", zookie)
+				return nil
+			})
+		},
+	}
+	read.Flags().Uint32Var(&limit, "limit", 0, "print at most this many (0: all)")
+	addConsistencyFlag(read)
+
+	var deleteLimit uint32
+	var reason string
+	bulkDelete := &cobra.Command{
+		Use:   "bulk-delete RESOURCE_TYPE[:ID] [RELATION] [SUBJECT_TYPE[:ID][#RELATION]]",
+		Short: "Delete every relationship matching a filter, in one revision",
+		Args:  cobra.RangeArgs(1, 3),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			filter, err := parseFilterArgs(args)
+			if err != nil {
+				return usageError("relationship bulk-delete: %v", err)
+			}
+			return withConn(cmd, func(ctx context.Context, c *conn) error {
+				resp, err := c.rels.DeleteRelationships(ctx, &pb.DeleteRelationshipsRequest{Filter: filter, Limit: deleteLimit, Reason: reason})
+				if err != nil {
+					return rpcError("relationship bulk-delete", err)
+				}
+				if client.json {
+					return printJSON(cmd.OutOrStdout(), resp)
+				}
+				more := ""
+				if resp.GetMore() {
+					more = " (more match: run again)"
+				}
+				fmt.Fprintf(cmd.OutOrStdout(), "deleted %d relationship(s)%s\n", resp.GetDeleted(), more)
+				printZookie(cmd, "written at", resp.GetWrittenAt())
+				return nil
+			})
+		},
+	}
+	bulkDelete.Flags().Uint32Var(&deleteLimit, "limit", 0, "delete at most this many (0: all)")
+	bulkDelete.Flags().StringVar(&reason, "reason", "", "reason recorded with the write (shown by watch)")
+
+	relationshipCmd.AddCommand(read, bulkDelete)
+	addClientFlags(relationshipCmd)
+	rootCmd.AddCommand(relationshipCmd)
+}
+
+// writeCommand builds `relationship create|touch|delete`.
+func writeCommand(verb, past string, op pb.RelationshipUpdate_Operation, short string) *cobra.Command {
+	var caveat, expiration, reason string
+	cmd := &cobra.Command{
+		Use:   verb + " RESOURCE RELATION SUBJECT",
+		Short: short,
+		Long: short + `.
+
+RESOURCE is type:id; SUBJECT is type:id, type:id#relation or type:*.
+A single argument in relationship syntax (document:a#viewer@user:b) works too.`,
+		Example: fmt.Sprintf(`  pemba relationship %s document:readme viewer user:alice
+  pemba relationship %s document:readme viewer group:eng#member --reason "onboarding"
+  pemba relationship %s document:readme viewer user:bob --caveat 'on_network:{"cidr":"10.0.0.0/8"}'`, verb, verb, verb),
+		Args: func(cmd *cobra.Command, args []string) error {
+			if len(args) != 1 && len(args) != 3 {
+				return usageError("relationship %s: want RESOURCE RELATION SUBJECT (or one relationship string), got %d argument(s)", verb, len(args))
+			}
+			return nil
+		},
+		RunE: func(cmd *cobra.Command, args []string) error {
+			rel, err := relationshipFromArgs(args)
+			if err != nil {
+				return usageError("relationship %s: %v", verb, err)
+			}
+			if caveat != "" {
+				if rel.Caveat, err = parseCaveatFlag(caveat); err != nil {
+					return usageError("relationship %s: %v", verb, err)
+				}
+			}
+			if expiration != "" {
+				if rel.Expiration, err = parseExpirationFlag(expiration); err != nil {
+					return usageError("relationship %s: %v", verb, err)
+				}
+			}
+			wire, err := relationshipToWire(rel)
+			if err != nil {
+				return usageError("relationship %s: %v", verb, err)
+			}
+			return withConn(cmd, func(ctx context.Context, c *conn) error {
+				resp, err := c.rels.WriteRelationships(ctx, &pb.WriteRelationshipsRequest{
+					Updates: []*pb.RelationshipUpdate{{Operation: op, Relationship: wire}},
+					Reason:  reason,
+				})
+				if err != nil {
+					return rpcError("relationship "+verb, err)
+				}
+				if client.json {
+					return printJSON(cmd.OutOrStdout(), resp)
+				}
+				fmt.Fprintf(cmd.OutOrStdout(), "%s %s\n", past, rel)
+				printZookie(cmd, "written at", resp.GetWrittenAt())
+				return nil
+			})
+		},
+	}
+	cmd.Flags().StringVar(&caveat, "caveat", "", "caveat as name or name:{json context}")
+	cmd.Flags().StringVar(&expiration, "expiration", "", "expiration time, RFC 3339")
+	cmd.Flags().StringVar(&reason, "reason", "", "reason recorded with the write (shown by watch)")
+	return cmd
+}
+
+// relationshipFromArgs reads RESOURCE RELATION SUBJECT or one relationship
+// string.
+func relationshipFromArgs(args []string) (graph.Relationship, error) {
+	if len(args) == 1 {
+		return graph.ParseRelationship(args[0])
+	}
+	res, err := graph.ParseObjectRef(args[0])
+	if err != nil {
+		return graph.Relationship{}, err
+	}
+	sub, err := graph.ParseSubjectRef(args[2])
+	if err != nil {
+		return graph.Relationship{}, err
+	}
+	r := graph.Relationship{Resource: res, Relation: strings.TrimSpace(args[1]), Subject: sub}
+	if err := r.Validate(); err != nil {
+		return graph.Relationship{}, err
+	}
+	return r, nil
+}
