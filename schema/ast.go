@@ -21,16 +21,20 @@ type Decl interface{ declPos() Position }
 type UseDecl struct {
 	Pos      Position
 	Comments []string
-	Flag     string
-	FlagPos  Position
+	// LineComment holds comments after the declaration on its last line.
+	LineComment string
+	Flag        string
+	FlagPos     Position
 }
 
 // DefinitionDecl is `definition name { ... }`.
 type DefinitionDecl struct {
 	Pos      Position
 	Comments []string // comments directly above, as written
-	Name     string
-	NamePos  Position
+	// LineComment holds comments after the declaration on its last line.
+	LineComment string
+	Name        string
+	NamePos     Position
 	// Members are *RelationDecl and *PermissionDecl in source order.
 	Members []Member
 	// Trailing holds comments after the last member, before '}'.
@@ -44,9 +48,11 @@ type Member interface{ memberName() string }
 type RelationDecl struct {
 	Pos      Position
 	Comments []string
-	Name     string
-	NamePos  Position
-	Types    []*TypeRef
+	// LineComment holds comments after the declaration on its last line.
+	LineComment string
+	Name        string
+	NamePos     Position
+	Types       []*TypeRef
 }
 
 // TypeRef is one allowed subject type of a relation.
@@ -67,18 +73,22 @@ type TypeRef struct {
 type PermissionDecl struct {
 	Pos      Position
 	Comments []string
-	Name     string
-	NamePos  Position
-	Expr     ExprNode // nil when the expression failed to parse
+	// LineComment holds comments after the declaration on its last line.
+	LineComment string
+	Name        string
+	NamePos     Position
+	Expr        ExprNode // nil when the expression failed to parse
 }
 
 // CaveatDecl is `caveat name(params) { expression }`.
 type CaveatDecl struct {
 	Pos      Position
 	Comments []string
-	Name     string
-	NamePos  Position
-	Params   []*ParamDecl
+	// LineComment holds comments after the declaration on its last line.
+	LineComment string
+	Name        string
+	NamePos     Position
+	Params      []*ParamDecl
 	// Body is the CEL expression, normalized: surrounding blank lines and
 	// the common indentation removed.
 	Body    string

@@ -30,7 +30,7 @@ func Format(ast *AST) string {
 		switch d := item.(type) {
 		case *UseDecl:
 			writeComments(&b, d.Comments, "")
-			b.WriteString("use " + d.Flag + "\n")
+			b.WriteString("use " + d.Flag + lineComment(d.LineComment) + "\n")
 		case *DefinitionDecl:
 			formatDefinition(&b, d)
 		case *CaveatDecl:
@@ -62,7 +62,7 @@ func formatDefinition(b *strings.Builder, d *DefinitionDecl) {
 	writeComments(b, d.Comments, "")
 	b.WriteString("definition " + d.Name + " {")
 	if len(d.Members) == 0 && len(d.Trailing) == 0 {
-		b.WriteString("}\n")
+		b.WriteString("}" + lineComment(d.LineComment) + "\n")
 		return
 	}
 	b.WriteByte('\n')
@@ -85,9 +85,9 @@ func formatDefinition(b *strings.Builder, d *DefinitionDecl) {
 					b.WriteString(typeRefString(t))
 				}
 			}
-			b.WriteByte('\n')
+			b.WriteString(lineComment(m.LineComment) + "\n")
 		case *PermissionDecl:
-			b.WriteString("\tpermission " + m.Name + " = " + nodeString(m.Expr, 0) + "\n")
+			b.WriteString("\tpermission " + m.Name + " = " + nodeString(m.Expr, 0) + lineComment(m.LineComment) + "\n")
 		}
 	}
 	if len(d.Trailing) > 0 {
@@ -96,7 +96,15 @@ func formatDefinition(b *strings.Builder, d *DefinitionDecl) {
 		}
 		writeComments(b, d.Trailing, "\t")
 	}
-	b.WriteString("}\n")
+	b.WriteString("}" + lineComment(d.LineComment) + "\n")
+}
+
+// lineComment renders a comment kept at the end of a line.
+func lineComment(c string) string {
+	if c == "" {
+		return ""
+	}
+	return " " + c
 }
 
 func memberComments(m Member) []string {
@@ -175,7 +183,7 @@ func formatCaveat(b *strings.Builder, c *CaveatDecl) {
 			b.WriteString("\t" + line + "\n")
 		}
 	}
-	b.WriteString("}\n")
+	b.WriteString("}" + lineComment(c.LineComment) + "\n")
 }
 
 // String prints the compiled schema as schema text in canonical form:

@@ -91,6 +91,10 @@ type comment struct {
 	start int
 	// endLine is the line the comment ends on.
 	endLine int
+	// trailing means a token precedes the comment on its first line.
+	trailing bool
+	// used means the parser attached it as a line comment.
+	used bool
 }
 
 // lexer turns source into tokens on demand. It records comments as it
@@ -102,6 +106,8 @@ type lexer struct {
 	col      int // 1-based rune column of src[off]
 	comments []comment
 	errs     []lexError
+	// tokLine is the line of the last token other than a newline.
+	tokLine int
 }
 
 type lexError struct {
@@ -193,6 +199,7 @@ func (l *lexer) next() token {
 			break
 		}
 		l.advance(end - l.off)
+		l.tokLine = pos.Line
 		return token{kind: tokIdent, text: l.src[start:end], pos: pos, start: start, end: end}
 	}
 	kind, size := tokInvalid, 1
@@ -241,6 +248,7 @@ func (l *lexer) next() token {
 		_, size = utf8.DecodeRuneInString(l.src[l.off:])
 	}
 	l.advance(size)
+	l.tokLine = pos.Line
 	return token{kind: kind, text: l.src[start:l.off], pos: pos, start: start, end: l.off}
 }
 
@@ -252,7 +260,7 @@ func (l *lexer) lineComment() {
 	}
 	l.advance(end)
 	text := strings.TrimRight(l.src[start:l.off], " \t\r")
-	l.comments = append(l.comments, comment{text: text, pos: pos, start: start, endLine: pos.Line})
+	l.comments = append(l.comments, comment{text: text, pos: pos, start: start, endLine: pos.Line, trailing: l.tokLine == pos.Line})
 }
 
 func (l *lexer) blockComment() {
@@ -264,7 +272,7 @@ func (l *lexer) blockComment() {
 		return
 	}
 	l.advance(end + 4)
-	l.comments = append(l.comments, comment{text: normalizeBlockComment(l.src[start:l.off]), pos: pos, start: start, endLine: l.line})
+	l.comments = append(l.comments, comment{text: normalizeBlockComment(l.src[start:l.off]), pos: pos, start: start, endLine: l.line, trailing: l.tokLine == pos.Line})
 }
 
 // normalizeBlockComment drops the indentation of a block comment's
@@ -302,6 +310,7 @@ func (l *lexer) caveatBody() (body string, bodyPos Position, ok bool) {
 			if depth == 0 {
 				l.advance(i - l.off)
 				body = l.src[start:l.off]
+				l.tokLine = l.line
 				l.advance(1)
 				return body, pos, true
 			}

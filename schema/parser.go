@@ -25,6 +25,8 @@ type parser struct {
 	lastEnd int
 	// prevKind is the kind of the last consumed token.
 	prevKind tokenKind
+	// lastLine is the line of the last consumed token other than a newline.
+	lastLine int
 }
 
 // bailout unwinds a statement after its first syntax error; the statement
@@ -41,6 +43,7 @@ func parse(filename, src string, sink *errorSink) *AST {
 			break
 		}
 		if d := p.topLevel(); d != nil {
+			p.attachLineComment(d)
 			ast.Items = append(ast.Items, d)
 		}
 	}
@@ -66,6 +69,9 @@ func (p *parser) next() token {
 	}
 	p.lastEnd = t.end
 	p.prevKind = t.kind
+	if t.kind != tokNewline {
+		p.lastLine = t.pos.Line
+	}
 	return t
 }
 
@@ -114,11 +120,44 @@ func (p *parser) expectIdent(what string) token {
 	return p.next()
 }
 
+// attachLineComment gives node the comments that follow its last token on
+// the same line (`relation viewer: user // who may view`).
+func (p *parser) attachLineComment(node any) {
+	line := p.lastLine
+	p.peek(0) // lex past any comment on that line
+	var texts []string
+	cs := p.lex.comments
+	for i := p.nextComment; i < len(cs); i++ {
+		if c := &cs[i]; !c.used && c.trailing && c.pos.Line == line && c.endLine == line {
+			texts = append(texts, c.text)
+			c.used = true
+		}
+	}
+	if len(texts) == 0 {
+		return
+	}
+	text := strings.Join(texts, " ")
+	switch n := node.(type) {
+	case *UseDecl:
+		n.LineComment = text
+	case *DefinitionDecl:
+		n.LineComment = text
+	case *CaveatDecl:
+		n.LineComment = text
+	case *RelationDecl:
+		n.LineComment = text
+	case *PermissionDecl:
+		n.LineComment = text
+	}
+}
+
 // commentsBefore takes the unattached comments that start before offset.
 func (p *parser) commentsBefore(offset int) []string {
 	var out []string
 	for p.nextComment < len(p.lex.comments) && p.lex.comments[p.nextComment].start < offset {
-		out = append(out, p.lex.comments[p.nextComment].text)
+		if c := p.lex.comments[p.nextComment]; !c.used {
+			out = append(out, c.text)
+		}
 		p.nextComment++
 	}
 	return out
@@ -241,6 +280,7 @@ func (p *parser) definition() *DefinitionDecl {
 		}
 		var m Member
 		if recovered(func() { m = p.member() }) {
+			p.attachLineComment(m)
 			d.Members = append(d.Members, m)
 		} else {
 			p.syncMember()
@@ -498,6 +538,7 @@ func (p *parser) caveat() *CaveatDecl {
 		p.errs.add(brace.pos, "", "caveat %q has an empty expression", c.Name)
 	}
 	p.lastEnd = p.lex.off
+	p.lastLine = p.lex.tokLine
 	return c
 }
 

@@ -165,10 +165,10 @@ func dumpAST(b *strings.Builder, ast *AST) {
 		switch d := item.(type) {
 		case *UseDecl:
 			comments("", d.Comments)
-			fmt.Fprintf(b, "use %s @%s\n", d.Flag, pos(d.Pos))
+			fmt.Fprintf(b, "use %s @%s%s\n", d.Flag, pos(d.Pos), lineComment(d.LineComment))
 		case *DefinitionDecl:
 			comments("", d.Comments)
-			fmt.Fprintf(b, "definition %s @%s\n", d.Name, pos(d.NamePos))
+			fmt.Fprintf(b, "definition %s @%s%s\n", d.Name, pos(d.NamePos), lineComment(d.LineComment))
 			for _, m := range d.Members {
 				switch m := m.(type) {
 				case *RelationDecl:
@@ -177,10 +177,10 @@ func dumpAST(b *strings.Builder, ast *AST) {
 					for _, t := range m.Types {
 						types = append(types, typeRefString(t)+"@"+pos(t.Pos))
 					}
-					fmt.Fprintf(b, "  relation %s @%s: %s\n", m.Name, pos(m.NamePos), strings.Join(types, " | "))
+					fmt.Fprintf(b, "  relation %s @%s: %s%s\n", m.Name, pos(m.NamePos), strings.Join(types, " | "), lineComment(m.LineComment))
 				case *PermissionDecl:
 					comments("  ", m.Comments)
-					fmt.Fprintf(b, "  permission %s @%s = %s\n", m.Name, pos(m.NamePos), dumpExpr(m.Expr))
+					fmt.Fprintf(b, "  permission %s @%s = %s%s\n", m.Name, pos(m.NamePos), dumpExpr(m.Expr), lineComment(m.LineComment))
 				}
 			}
 			comments("  ", d.Trailing)
@@ -190,7 +190,7 @@ func dumpAST(b *strings.Builder, ast *AST) {
 			for _, p := range d.Params {
 				params = append(params, p.Name+" "+p.Type.String())
 			}
-			fmt.Fprintf(b, "caveat %s @%s (%s) body@%s %q\n", d.Name, pos(d.NamePos), strings.Join(params, ", "), pos(d.BodyPos), d.Body)
+			fmt.Fprintf(b, "caveat %s @%s (%s) body@%s %q%s\n", d.Name, pos(d.NamePos), strings.Join(params, ", "), pos(d.BodyPos), d.Body, lineComment(d.LineComment))
 		}
 	}
 	comments("", ast.Trailing)
