@@ -68,6 +68,9 @@ func relationshipFromProto(r *pb.Relationship, field string) (graph.Relationship
 	if err := res.Validate(); err != nil {
 		return graph.Relationship{}, invalidField(field, "%v", err)
 	}
+	if err := storage.ValidateRelationship(res); err != nil {
+		return graph.Relationship{}, invalidField(field, "%v", err)
+	}
 	return res, nil
 }
 

@@ -1,0 +1,336 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
+
+	"github.com/pembadb/pemba/server"
+)
+
+// serveOptions are the flags of `pemba serve`; each is also read from a
+// PEMBA_* environment variable (see envName).
+type serveOptions struct {
+	datastore    string
+	datastoreURL string
+	dataDir      string
+	autoMigrate  bool
+
+	grpcAddr    string
+	httpAddr    string
+	metricsAddr string
+	tlsCert     string
+	tlsKey      string
+
+	tokens         []string
+	tokenFile      string
+	insecureNoAuth bool
+	dev            bool
+
+	cacheEntries    int
+	blockCacheBytes int64
+	quantization    time.Duration
+	maxDepth        int
+	gcWindow        time.Duration
+
+	maxWrite        int
+	maxBulkCheck    int
+	maxMessageBytes int
+	defaultDeadline time.Duration
+	lookupPageSize  int
+	shutdownTimeout time.Duration
+
+	logLevel  string
+	logFormat string
+}
+
+// envNames overrides the environment variable of a flag whose default
+// name would collide with a client variable.
+var envNames = map[string]string{"token": "PEMBA_SERVE_TOKENS"}
+
+// envName is the environment variable a serve flag is read from:
+// PEMBA_ + the flag name in upper case with - as _.
+func envName(flag string) string {
+	if n, ok := envNames[flag]; ok {
+		return n
+	}
+	return "PEMBA_" + strings.ToUpper(strings.ReplaceAll(flag, "-", "_"))
+}
+
+// applyEnv sets every flag not given on the command line from its
+// environment variable.
+func applyEnv(fs *pflag.FlagSet) error {
+	var err error
+	fs.VisitAll(func(f *pflag.Flag) {
+		if err != nil || f.Changed {
+			return
+		}
+		if v, ok := os.LookupEnv(envName(f.Name)); ok {
+			if e := fs.Set(f.Name, v); e != nil {
+				err = fmt.Errorf("%s: %w", envName(f.Name), e)
+			}
+		}
+	})
+	return err
+}
+
+func init() {
+	var o serveOptions
+	cmd := &cobra.Command{
+		Use:   "serve",
+		Short: "Run the Pemba server (gRPC and HTTP/JSON)",
+		Long: `serve runs the authorization database: the pemba.v1 gRPC API on --grpc-addr
+and its HTTP/JSON mapping, health checks (/healthz, /readyz) and Prometheus
+metrics (/metrics) on --http-addr.
+
+Every flag can also be set with an environment variable: PEMBA_ and the
+flag name in upper case, dashes as underscores (--grpc-addr is
+PEMBA_GRPC_ADDR); --token is PEMBA_SERVE_TOKENS (comma-separated).
+
+Requests authenticate with a bearer token (--token name=secret, repeatable,
+or --token-file with one name=secret per line); the token's name is
+recorded as the actor of every write. --dev runs a local development
+server with a generated token it prints.`,
+		Example: `  pemba serve --dev
+  pemba serve --token ci=$(openssl rand -hex 16) --data-dir /var/lib/pemba
+  pemba serve --datastore postgres --datastore-url postgres://pemba@db/pemba --token-file /etc/pemba/tokens`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if err := applyEnv(cmd.Flags()); err != nil {
+				return &exitCodeError{code: exitError, err: err}
+			}
+			if err := serve(cmd, o); err != nil {
+				return &exitCodeError{code: exitError, err: fmt.Errorf("serve: %w", err)}
+			}
+			return nil
+		},
+	}
+	f := cmd.Flags()
+	f.StringVar(&o.datastore, "datastore", "embedded", "datastore: embedded (Pebble on disk), memory, postgres or cockroachdb")
+	f.StringVar(&o.datastoreURL, "datastore-url", "", "connection URL for postgres or cockroachdb")
+	f.StringVar(&o.dataDir, "data-dir", "./pemba-data", "directory of the embedded datastore")
+	f.BoolVar(&o.autoMigrate, "auto-migrate", false, "apply pending SQL migrations at start (otherwise run `pemba migrate` first)")
+	f.StringVar(&o.grpcAddr, "grpc-addr", "127.0.0.1:50051", "gRPC listen address")
+	f.StringVar(&o.httpAddr, "http-addr", "127.0.0.1:8080", `HTTP/JSON, health and metrics listen address ("" disables HTTP)`)
+	f.StringVar(&o.metricsAddr, "metrics-addr", "", "serve /metrics on this address instead of the HTTP listener")
+	f.StringVar(&o.tlsCert, "tls-cert", "", "TLS certificate file (PEM) for the gRPC and HTTP listeners")
+	f.StringVar(&o.tlsKey, "tls-key", "", "TLS private key file (PEM)")
+	f.StringArrayVar(&o.tokens, "token", nil, "bearer token as name=secret (repeatable)")
+	f.StringVar(&o.tokenFile, "token-file", "", "file with one name=secret token per line (# comments)")
+	f.BoolVar(&o.insecureNoAuth, "insecure-no-auth", false, "serve without authentication (only on loopback addresses)")
+	f.BoolVar(&o.dev, "dev", false, "local development server: generated token (kept in the data directory), loopback only")
+	f.IntVar(&o.cacheEntries, "cache-entries", 100000, "check result cache entries (negative disables the cache)")
+	f.Int64Var(&o.blockCacheBytes, "block-cache-bytes", 128<<20, "embedded datastore block cache size in bytes")
+	f.DurationVar(&o.quantization, "quantization", 5*time.Second, "how long minimize_latency reads reuse a head revision")
+	f.IntVar(&o.maxDepth, "max-depth", 50, "maximum nested dispatches of one check")
+	f.DurationVar(&o.gcWindow, "gc-window", 24*time.Hour, "how long old revisions stay readable (zookies older than this are refused)")
+	f.IntVar(&o.maxWrite, "max-write-relationships", 1000, "maximum updates in one WriteRelationships")
+	f.IntVar(&o.maxBulkCheck, "max-bulk-check-items", 1000, "maximum items in one BulkCheckPermission")
+	f.IntVar(&o.maxMessageBytes, "max-message-bytes", 4<<20, "maximum size of a received message")
+	f.DurationVar(&o.defaultDeadline, "default-deadline", 30*time.Second, "deadline of requests that carry none")
+	f.IntVar(&o.lookupPageSize, "lookup-page-size", 1000, "LookupResources results per call (and the maximum a client may ask)")
+	f.DurationVar(&o.shutdownTimeout, "shutdown-timeout", 30*time.Second, "how long SIGTERM waits for in-flight requests")
+	f.StringVar(&o.logLevel, "log-level", "info", "log level: debug, info, warn or error")
+	f.StringVar(&o.logFormat, "log-format", "text", "log format: text or json")
+	rootCmd.AddCommand(cmd)
+}
+
+func newLogger(w io.Writer, level, format string) (*slog.Logger, error) {
+	var lv slog.Level
+	if err := lv.UnmarshalText([]byte(level)); err != nil {
+		return nil, fmt.Errorf("--log-level %q: want debug, info, warn or error", level)
+	}
+	opts := &slog.HandlerOptions{Level: lv}
+	switch format {
+	case "text":
+		return slog.New(slog.NewTextHandler(w, opts)), nil
+	case "json":
+		return slog.New(slog.NewJSONHandler(w, opts)), nil
+	}
+	return nil, fmt.Errorf("--log-format %q: want text or json", format)
+}
+
+// readTokenFile reads name=secret lines; blank lines and # comments are skipped.
+func readTokenFile(path string) ([]server.Token, error) {
+	file, err := os.Open(path)
+	if err != nil {
+		return nil, fmt.Errorf("--token-file: %w", err)
+	}
+	defer file.Close()
+	var out []server.Token
+	sc := bufio.NewScanner(file)
+	for line := 1; sc.Scan(); line++ {
+		text := strings.TrimSpace(sc.Text())
+		if text == "" || strings.HasPrefix(text, "#") {
+			continue
+		}
+		t, err := server.ParseToken(text)
+		if err != nil {
+			return nil, fmt.Errorf("--token-file %s:%d: %w", path, line, err)
+		}
+		out = append(out, t)
+	}
+	return out, sc.Err()
+}
+
+// devToken returns the development token kept in dir (created on first
+// use), or a fresh one when dir is "" (memory datastore).
+func devToken(dir string) (string, error) {
+	newSecret := func() string {
+		b := make([]byte, 16)
+		_, _ = rand.Read(b)
+		return "pemba-dev-" + hex.EncodeToString(b)
+	}
+	if dir == "" {
+		return newSecret(), nil
+	}
+	path := filepath.Join(dir, "dev-token")
+	if b, err := os.ReadFile(path); err == nil && len(strings.TrimSpace(string(b))) >= 8 {
+		return strings.TrimSpace(string(b)), nil
+	}
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return "", err
+	}
+	secret := newSecret()
+	if err := os.WriteFile(path, []byte(secret+"\n"), 0o600); err != nil {
+		return "", err
+	}
+	return secret, nil
+}
+
+func serve(cmd *cobra.Command, o serveOptions) error {
+	log, err := newLogger(cmd.ErrOrStderr(), o.logLevel, o.logFormat)
+	if err != nil {
+		return err
+	}
+	var tokens []server.Token
+	for _, t := range o.tokens {
+		tok, err := server.ParseToken(t)
+		if err != nil {
+			return fmt.Errorf("--token: %w", err)
+		}
+		tokens = append(tokens, tok)
+	}
+	if o.tokenFile != "" {
+		more, err := readTokenFile(o.tokenFile)
+		if err != nil {
+			return err
+		}
+		tokens = append(tokens, more...)
+	}
+	var devSecret string
+	if o.dev {
+		for _, addr := range []string{o.grpcAddr, o.httpAddr, o.metricsAddr} {
+			if addr != "" && !loopbackAddr(addr) {
+				return fmt.Errorf("--dev serves on loopback addresses only; %s is not one", addr)
+			}
+		}
+		dir := o.dataDir
+		if o.datastore != "embedded" {
+			dir = ""
+		}
+		if devSecret, err = devToken(dir); err != nil {
+			return fmt.Errorf("dev token: %w", err)
+		}
+		tokens = append(tokens, server.Token{Name: "dev", Secret: devSecret})
+	}
+
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
+	defer stop()
+	store, err := openDatastore(ctx, o, log)
+	if err != nil {
+		return err
+	}
+	defer func() {
+		if err := store.engine.Close(); err != nil {
+			log.Error("close datastore", "err", err)
+		} else {
+			log.Info("datastore closed")
+		}
+	}()
+
+	srv, err := server.New(server.Config{
+		Engine:         store.engine,
+		InstanceID:     store.instanceID,
+		Tokens:         tokens,
+		InsecureNoAuth: o.insecureNoAuth,
+		GRPCAddr:       o.grpcAddr,
+		HTTPAddr:       o.httpAddr,
+		MetricsAddr:    o.metricsAddr,
+		TLSCertFile:    o.tlsCert,
+		TLSKeyFile:     o.tlsKey,
+		Check:          checkConfig(o),
+		Quantization:   o.quantization,
+		Limits: server.Limits{
+			MaxWriteRelationships: o.maxWrite,
+			MaxBulkCheckItems:     o.maxBulkCheck,
+			MaxMessageBytes:       o.maxMessageBytes,
+			DefaultDeadline:       o.defaultDeadline,
+			LookupPageSize:        o.lookupPageSize,
+		},
+		Logger: log,
+	})
+	if err != nil {
+		return err
+	}
+	if err := srv.Serve(); err != nil {
+		return err
+	}
+	log.Info("pemba serving", "version", version, "datastore", o.datastore, "grpc", srv.Addr().String(), "http", o.httpAddr)
+	if o.dev {
+		printDevBanner(cmd.OutOrStdout(), srv.Addr().String(), o.httpAddr, devSecret)
+	}
+	serveErr := srv.Wait(ctx)
+	log.Info("shutting down", "timeout", o.shutdownTimeout)
+	shutdownCtx, cancel := context.WithTimeout(context.Background(), o.shutdownTimeout)
+	defer cancel()
+	srv.Shutdown(shutdownCtx)
+	log.Info("stopped")
+	return serveErr
+}
+
+func loopbackAddr(addr string) bool {
+	host, _, err := net.SplitHostPort(addr)
+	if err != nil {
+		return false
+	}
+	ip := net.ParseIP(host)
+	return host == "localhost" || (ip != nil && ip.IsLoopback())
+}
+
+func printDevBanner(w io.Writer, grpcAddr, httpAddr, secret string) {
+	fmt.Fprintf(w, `
+Pemba development server
+  gRPC      %s
+  HTTP      http://%s  (/healthz /readyz /metrics /v1/...)
+  token     %s
+
+Try it in another terminal:
+  export PEMBA_ENDPOINT=%s PEMBA_TOKEN=%s
+  printf 'definition user {}\ndefinition document {\n  relation viewer: user\n  permission view = viewer\n}\n' > schema.zed
+  ./bin/pemba schema write schema.zed
+  ./bin/pemba relationship create document:readme viewer user:alice
+  ./bin/pemba check document:readme view user:alice
+
+`, grpcAddr, httpAddr, secret, grpcAddr, secret)
+	if f, ok := w.(*os.File); ok {
+		_ = f.Sync()
+	}
+}
+
+var errUnknownDatastore = errors.New("unknown datastore")
