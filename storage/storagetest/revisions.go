@@ -222,7 +222,8 @@ func testWatchChanges(t *testing.T, e storage.Engine) {
 func testWatchCancel(t *testing.T, e storage.Engine) {
 	touch(t, e, "document:1#viewer@user:alice")
 	c, cancel := context.WithCancel(ctx)
-	finished := make(chan int)
+	finished := make(chan int, 1)
+	caughtUp := make(chan struct{})
 	go func() {
 		n := 0
 		for _, err := range e.Watch(c, 0) {
@@ -230,10 +231,23 @@ func testWatchCancel(t *testing.T, e storage.Engine) {
 				break
 			}
 			n++
+			if n == 1 {
+				close(caughtUp)
+			}
 		}
 		finished <- n
 	}()
-	time.Sleep(10 * time.Millisecond) // let the watcher catch up and wait
+	// Cancel only once the watcher has delivered the committed revision:
+	// a fixed sleep is too short for an engine that polls a database on a
+	// loaded machine.
+	select {
+	case <-caughtUp:
+	case n := <-finished:
+		t.Fatalf("watch ended after %d changes before it was cancelled", n)
+	case <-time.After(30 * time.Second):
+		t.Fatal("watch did not deliver the committed revision")
+	}
+	time.Sleep(10 * time.Millisecond) // let the watcher go back to waiting
 	cancel()
 	select {
 	case n := <-finished:
