@@ -24,6 +24,7 @@ const (
 	WorkloadLookupSubjects  = "lookup-subjects"
 	WorkloadExpand          = "expand"
 	WorkloadMixed           = "mixed"
+	WorkloadRead            = "read"
 	WorkloadNewEnemy        = "new-enemy"
 )
 
@@ -71,6 +72,7 @@ var workloads = map[string]step{
 	WorkloadLookupSubjects:  (*worker).lookupSubjects,
 	WorkloadExpand:          (*worker).expand,
 	WorkloadMixed:           (*worker).mixed,
+	WorkloadRead:            (*worker).read,
 	WorkloadNewEnemy:        (*worker).newEnemy,
 }
 
@@ -207,7 +209,8 @@ func (w *worker) expand(ctx context.Context) {
 	})
 }
 
-// read reads the relationships of a sampled resource.
+// read reads the relationships of a sampled resource: one indexed range
+// read in the datastore, the baseline a check's cost compares with.
 func (w *worker) read(ctx context.Context) {
 	q := w.sampler.Check()
 	_ = w.timed(opRead, func() error {
