@@ -1,0 +1,121 @@
+#!/bin/sh
+# bench.sh reproduces the load-test figures in BENCHMARKS.md: it builds
+# pemba, starts a server on a fresh datastore for each data set, runs the
+# workloads with `pemba loadtest`, and prints Markdown rows.
+#
+#   loadtest/bench.sh [embedded|postgres] [DATASET SCALE]...
+#
+# Defaults: embedded, nested-org 1. Environment: DURATION (default 30s),
+# CONCURRENCY (default "8 32"), WORKLOADS (default "check-random mixed"),
+# EXTRA (default "check-hot new-enemy", run at the first concurrency only),
+# PEMBA (default bin/pemba, built if missing). The postgres datastore uses
+# PG_URL, or starts a throwaway cluster from /usr/lib/postgresql/*/bin.
+set -eu
+
+DATASTORE=${1:-embedded}
+[ $# -gt 0 ] && shift
+[ $# -eq 0 ] && set -- nested-org 1
+DURATION=${DURATION:-30s}
+CONCURRENCY=${CONCURRENCY:-"8 32"}
+WORKLOADS=${WORKLOADS:-"check-random mixed"}
+EXTRA=${EXTRA:-"check-hot new-enemy"}
+PEMBA=${PEMBA:-bin/pemba}
+GRPC=127.0.0.1:50651
+HTTP=127.0.0.1:8681
+SECRET=bench-$$-secret
+WORK=$(mktemp -d)
+SERVER=
+PG=
+
+cleanup() {
+	[ -n "$SERVER" ] && kill "$SERVER" 2>/dev/null && wait "$SERVER" 2>/dev/null
+	[ -n "$PG" ] && as_pg pg_ctl -D "$WORK/pg" -m fast stop >/dev/null 2>&1
+	rm -rf "$WORK"
+}
+trap cleanup EXIT INT TERM
+
+[ -x "$PEMBA" ] || go build -o "$PEMBA" ./cmd/pemba
+
+as_pg() {
+	cmd=$1
+	shift
+	bin=$(ls -d /usr/lib/postgresql/*/bin | sort -V | tail -1)
+	if [ "$(id -u)" = 0 ]; then
+		runuser -u postgres -- "$bin/$cmd" "$@"
+	else
+		"$bin/$cmd" "$@"
+	fi
+}
+
+start_postgres() {
+	mkdir -p "$WORK/pg"
+	[ "$(id -u)" = 0 ] && chown postgres "$WORK" "$WORK/pg"
+	as_pg initdb -D "$WORK/pg" -U postgres --auth=trust --no-sync >/dev/null
+	as_pg pg_ctl -D "$WORK/pg" -l "$WORK/pg/log" -w start \
+		-o "-p 55432 -k $WORK/pg -c listen_addresses=127.0.0.1 -c max_connections=200 -c shared_buffers=256MB" >/dev/null
+	PG=1
+	PG_URL="postgres://postgres@127.0.0.1:55432/postgres?sslmode=disable"
+}
+
+serve() {
+	case $DATASTORE in
+	embedded) set -- --data-dir "$WORK/data-$1-$2" ;;
+	postgres)
+		[ -z "${PG_URL:-}" ] && start_postgres
+		psql "$PG_URL" -qc 'DROP SCHEMA public CASCADE; CREATE SCHEMA public' >/dev/null
+		set -- --datastore postgres --datastore-url "$PG_URL" --auto-migrate
+		;;
+	*) echo "unknown datastore $DATASTORE" >&2; exit 2 ;;
+	esac
+	"$PEMBA" serve "$@" --grpc-addr $GRPC --http-addr $HTTP --token bench=$SECRET --log-level warn &
+	SERVER=$!
+	until curl -sf "http://$HTTP/readyz" >/dev/null 2>&1; do sleep 0.2; done
+}
+
+stop() {
+	kill "$SERVER"
+	wait "$SERVER" 2>/dev/null || true
+	SERVER=
+}
+
+# loadtest runs one workload and prints its Markdown rows; a new-enemy
+# result becomes a comment line, and a violation (exit 1) does not stop the
+# remaining runs.
+loadtest() {
+	status=0
+	"$PEMBA" loadtest --endpoint $GRPC --metrics-url "http://$HTTP/metrics" --insecure \
+		--token $SECRET --quiet --duration "$DURATION" "$@" >"$WORK/last.txt" || status=$?
+	sed -n '/^| [a-z]/p' "$WORK/last.txt" | grep -v '^| dataset' || true
+	sed -n 's/^\(new-enemy:.*\)/<!-- \1 -->/p' "$WORK/last.txt"
+	if [ $status -gt 1 ]; then
+		cat "$WORK/last.txt" >&2
+		exit $status
+	fi
+}
+
+echo "<!-- $(date -u +%Y-%m-%dT%H:%MZ), load average $(cut -d' ' -f1-3 /proc/loadavg) -->"
+printf '%s' "| dataset | workload | conc. | operation | count | errors | QPS | p50 ms | p90 ms | p99 ms | p99.9 ms | % of floor | cache hits | dispatches/check |
+| --- | --- | ---: | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |
+"
+while [ $# -ge 2 ]; do
+	dataset=$1 scale=$2
+	shift 2
+	serve "$dataset" "$scale"
+	# Load once, timed; every workload below reuses the data.
+	"$PEMBA" loadtest --endpoint $GRPC --insecure --token $SECRET --quiet --metrics-url "" \
+		--dataset "$dataset" --scale "$scale" --workload check-random --concurrency 1 --duration 1s >"$WORK/load.txt"
+	echo "<!-- $DATASTORE $dataset ×$scale: $(grep '^loaded' "$WORK/load.txt") -->"
+	first=
+	for c in $CONCURRENCY; do
+		for w in $WORKLOADS; do
+			loadtest --skip-load --dataset "$dataset" --scale "$scale" --workload "$w" --concurrency "$c" --markdown
+		done
+		if [ -z "$first" ]; then
+			first=$c
+			for w in $EXTRA; do
+				loadtest --skip-load --dataset "$dataset" --scale "$scale" --workload "$w" --concurrency "$c" --warmup 5s --markdown
+			done
+		fi
+	done
+	stop
+done
