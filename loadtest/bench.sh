@@ -7,7 +7,7 @@
 #
 # Defaults: embedded, nested-org 1. Environment: DURATION (default 30s),
 # CONCURRENCY (default "8 32"), WORKLOADS (default "check-random mixed"),
-# EXTRA (default "check-hot new-enemy", run at the first concurrency only),
+# EXTRA (default "check-hot new-enemy read", at the first concurrency only),
 # PEMBA (default bin/pemba, built if missing). The postgres datastore uses
 # PG_URL, or starts a throwaway cluster from /usr/lib/postgresql/*/bin.
 set -eu
@@ -18,7 +18,7 @@ DATASTORE=${1:-embedded}
 DURATION=${DURATION:-30s}
 CONCURRENCY=${CONCURRENCY:-"8 32"}
 WORKLOADS=${WORKLOADS:-"check-random mixed"}
-EXTRA=${EXTRA:-"check-hot new-enemy"}
+EXTRA=${EXTRA:-"check-hot new-enemy read"}
 PEMBA=${PEMBA:-bin/pemba}
 GRPC=127.0.0.1:50651
 HTTP=127.0.0.1:8681
