@@ -33,6 +33,7 @@ var sharedStatements = map[string]string{
 	"raise gc floor":     stmtRaiseGCFloor,
 	"gc lock":            stmtGCLock,
 	"gc versions":        stmtGCVersions,
+	"gc expired":         stmtGCExpired,
 	"gc revisions":       stmtGCRevisions,
 	"gc schemas":         stmtGCSchemas,
 	"migrations table":   createMigrationsTable,

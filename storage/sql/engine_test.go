@@ -145,3 +145,46 @@ func TestCockroachDBCodePath(t *testing.T) {
 		t.Fatalf("after delete: %v", got)
 	}
 }
+
+// TestGarbageCollectionDeletesRows checks what CollectGarbage removes from
+// the tables: ended versions at or below the floor, relationships that
+// expired before the window began, revision rows below the floor — and
+// nothing still readable.
+func TestGarbageCollectionDeletesRows(t *testing.T) {
+	ctx := context.Background()
+	e := openTest(t)
+	now := time.Now()
+	soon := now.Add(time.Hour)
+	expiring := rel("document", "2", "viewer", "user", "bob")
+	expiring.Expiration = &soon
+	for _, m := range []storage.Mutation{
+		{Op: storage.OpTouch, Relationship: rel("document", "1", "viewer", "user", "alice")},
+		{Op: storage.OpTouch, Relationship: expiring},
+		{Op: storage.OpTouch, Relationship: rel("document", "1", "viewer", "user", "alice")}, // replaces version 1
+		{Op: storage.OpTouch, Relationship: rel("document", "3", "viewer", "user", "carol")},
+	} {
+		if _, err := e.Write(ctx, storage.WriteRequest{Mutations: []storage.Mutation{m}}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	count := func(table string) int {
+		var n int
+		if err := e.pool.QueryRow(ctx, "SELECT count(*) FROM "+table).Scan(&n); err != nil {
+			t.Fatal(err)
+		}
+		return n
+	}
+	if v, r := count("relationships"), count("revisions"); v != 4 || r != 4 {
+		t.Fatalf("before GC: %d versions, %d revisions; want 4 and 4", v, r)
+	}
+	// The window (24h) began an hour after bob's relationship expired.
+	if err := e.CollectGarbage(ctx, soon.Add(25*time.Hour)); err != nil {
+		t.Fatal(err)
+	}
+	if v, r := count("relationships"), count("revisions"); v != 2 || r != 1 {
+		t.Fatalf("after GC: %d versions, %d revisions; want 2 (alice, carol) and 1 (the floor)", v, r)
+	}
+	if got := ids(t, e, 4); fmt.Sprint(got) != "[1@alice 3@carol]" {
+		t.Fatalf("at head after GC: %v", got)
+	}
+}

@@ -66,9 +66,17 @@ WHERE deleted_rev > $1 AND deleted_rev <= $2`
 	stmtGCLock           = "SELECT head FROM revision_counter WHERE id = 1 FOR UPDATE"
 	stmtGCFloorCandidate = "SELECT coalesce(max(revision), 0) FROM revisions WHERE committed_at <= $1"
 	stmtRaiseGCFloor     = "UPDATE revision_counter SET gc_floor = $1 WHERE id = 1 AND gc_floor < $1"
-	stmtGCVersions       = "DELETE FROM relationships WHERE deleted_rev IS NOT NULL AND deleted_rev <= $1"
-	stmtGCRevisions      = "DELETE FROM revisions WHERE revision < $1"
-	stmtGCSchemas        = `DELETE FROM schemas WHERE revision < (
+	// Garbage collection deletes in batches of $2 rows, keeping each
+	// transaction short: versions ended at or below the floor ($1), and
+	// live versions that expired before the window began ($1, Unix ns).
+	stmtGCVersions = `DELETE FROM relationships WHERE (` + identity + `, created_rev) IN (
+  SELECT ` + identity + `, created_rev FROM relationships
+  WHERE deleted_rev IS NOT NULL AND deleted_rev <= $1 LIMIT $2)`
+	stmtGCExpired = `DELETE FROM relationships WHERE (` + identity + `, created_rev) IN (
+  SELECT ` + identity + `, created_rev FROM relationships
+  WHERE expires_at IS NOT NULL AND expires_at <= $1 LIMIT $2)`
+	stmtGCRevisions = "DELETE FROM revisions WHERE revision < $1"
+	stmtGCSchemas   = `DELETE FROM schemas WHERE revision < (
   SELECT coalesce(max(revision), 0) FROM schemas WHERE revision <= $1)`
 )
 

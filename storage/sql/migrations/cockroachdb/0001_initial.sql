@@ -21,6 +21,9 @@ CREATE TABLE IF NOT EXISTS revisions (
     schema_changed BOOLEAN NOT NULL
 );
 
+-- Garbage collection finds the revision in force at the start of its window.
+CREATE INDEX IF NOT EXISTS revisions_committed_at ON revisions (committed_at);
+
 -- Uncollated STRING compares bytewise, so results are ordered as
 -- storage.Reader documents.
 CREATE TABLE IF NOT EXISTS relationships (
@@ -51,9 +54,11 @@ CREATE INDEX IF NOT EXISTS relationships_reverse
     ON relationships (subject_type, subject_id, subject_relation, resource_type, resource_id, relation, created_rev)
     STORING (deleted_rev, expires_at);
 
--- Watch reads one revision's changes; garbage collection finds dead versions.
+-- Watch reads one revision's changes; garbage collection finds dead and
+-- long-expired versions.
 CREATE INDEX IF NOT EXISTS relationships_created ON relationships (created_rev);
 CREATE INDEX IF NOT EXISTS relationships_deleted ON relationships (deleted_rev) WHERE deleted_rev IS NOT NULL;
+CREATE INDEX IF NOT EXISTS relationships_expiring ON relationships (expires_at) WHERE expires_at IS NOT NULL;
 
 CREATE TABLE IF NOT EXISTS schemas (
     revision BIGINT PRIMARY KEY,
