@@ -80,7 +80,7 @@ func compileAST(ast *AST, sink *errorSink) *Schema {
 		return nil
 	}
 	c.schema.warnings = sortedErrors(c.warnings)
-	c.schema.reach = buildReachability(c.schema)
+	c.schema.reach = &lazyReachability{}
 	return c.schema
 }
 

@@ -100,8 +100,23 @@ type Paths struct {
 	reaches map[Node]bool // nodes with a path to Target, Target included
 }
 
-// Reachability returns the schema's reachability graph.
-func (s *Schema) Reachability() *Reachability { return s.reach }
+// lazyReachability builds a schema's reachability graph once, on first
+// use: compiling stays cheap for callers that never look up in reverse.
+type lazyReachability struct {
+	once sync.Once
+	r    *Reachability
+}
+
+// Reachability returns the schema's reachability graph, building it on the
+// first call (safe for concurrent use).
+func (s *Schema) Reachability() *Reachability {
+	if s.reach == nil {
+		// A schema built by hand rather than compiled: no cache to fill.
+		return buildReachability(s)
+	}
+	s.reach.once.Do(func() { s.reach.r = buildReachability(s) })
+	return s.reach.r
+}
 
 // Edges returns the edges leading upward from n, sorted.
 func (r *Reachability) Edges(from Node) []Edge { return r.edges[from] }

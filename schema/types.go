@@ -25,8 +25,8 @@ type Schema struct {
 
 	// warnings are problems SpiceDB accepts that are likely mistakes.
 	warnings ErrorList
-	// reach is the reachability graph for reverse lookups.
-	reach *Reachability
+	// reach holds the reachability graph, built on first use.
+	reach *lazyReachability
 }
 
 // Definition is an object type: its relations and permissions.
