@@ -28,7 +28,8 @@ type Options struct {
 	// GCInterval is how often the background collector runs; default one
 	// minute, negative disables it (CollectGarbage still works).
 	GCInterval time.Duration
-	// CacheSize is Pebble's block cache in bytes; default 128 MiB.
+	// CacheSize is the memory for Pebble's block cache and memtables (which
+	// are charged to it), in bytes; default 256 MiB.
 	CacheSize int64
 	// NoSync acknowledges writes before they reach the disk. Only for
 	// benchmarks and throwaway stores: a crash can lose acknowledged writes.
@@ -38,7 +39,10 @@ type Options struct {
 const (
 	defaultGCWindow   = 24 * time.Hour
 	defaultGCInterval = time.Minute
-	defaultCacheSize  = 128 << 20
+	defaultCacheSize  = 256 << 20
+	// memTableSize is at most a quarter of the cache: Pebble charges live
+	// memtables (up to two while one flushes) to the block cache.
+	maxMemTableSize = 64 << 20
 )
 
 // Engine is the embedded storage.Engine. It is safe for concurrent use.
@@ -99,7 +103,7 @@ func Open(opts Options) (*Engine, error) {
 	defer cache.Unref()
 	po := &pdb.Options{
 		Cache:                 cache,
-		MemTableSize:          64 << 20,
+		MemTableSize:          uint64(min(maxMemTableSize, opts.CacheSize/4)),
 		L0CompactionThreshold: 4,
 		L0StopWritesThreshold: 24,
 		FormatMajorVersion:    pdb.FormatNewest,

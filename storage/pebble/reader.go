@@ -31,9 +31,9 @@ func (r *reader) QueryRelationships(ctx context.Context, f storage.Filter, opts 
 			yield(graph.Relationship{}, fmt.Errorf("query relationships: %w", err))
 			return
 		}
-		var p plan
-		p.forward(&f)
-		if err := r.e.query(ctx, r.rev, &p, opts, yield); err != nil {
+		p := newPlan().forward(&f)
+		defer p.release()
+		if err := r.e.query(ctx, r.rev, p, opts, yield); err != nil {
 			yield(graph.Relationship{}, fmt.Errorf("query relationships: %w", err))
 		}
 	}
@@ -47,9 +47,9 @@ func (r *reader) ReverseQueryRelationships(ctx context.Context, f storage.Revers
 			yield(graph.Relationship{}, fmt.Errorf("reverse query relationships: %w", err))
 			return
 		}
-		var p plan
-		p.reverse(&f)
-		if err := r.e.query(ctx, r.rev, &p, opts, yield); err != nil {
+		p := newPlan().reverse(&f)
+		defer p.release()
+		if err := r.e.query(ctx, r.rev, p, opts, yield); err != nil {
 			yield(graph.Relationship{}, fmt.Errorf("reverse query relationships: %w", err))
 		}
 	}
@@ -93,63 +93,102 @@ func (r *reader) ReadSchema(ctx context.Context) (storage.StoredSchema, error) {
 const maxPrefixes = 4096
 
 // plan is a query turned into key ranges over one index plus the
-// per-component filters the ranges do not already guarantee.
+// per-component filters the ranges do not already guarantee. Plans are
+// pooled: a point query allocates nothing for its plan.
 type plan struct {
 	idx index
-	// want[i] lists the values component i may take (nil: any).
-	want [6][]string
+	// Component i must equal one[i] when has[i] and many[i] is nil, or be
+	// one of many[i] (sorted, distinct) when many[i] is not nil.
+	has  [6]bool
+	one  [6]string
+	many [6][]string
 	// depth is how many leading components the prefixes fix.
 	depth    int
 	prefixes [][]byte
+	buf      []byte // backs prefixes when there is only one
 }
 
-func (p *plan) forward(f *storage.Filter) {
+var planPool = sync.Pool{New: func() any { return new(plan) }}
+
+func newPlan() *plan { return planPool.Get().(*plan) }
+
+func (p *plan) release() {
+	prefixes, buf := p.prefixes[:0], p.buf[:0]
+	*p = plan{prefixes: prefixes, buf: buf}
+	planPool.Put(p)
+}
+
+func (p *plan) setOne(i int, v string) { p.has[i], p.one[i] = true, v }
+
+func (p *plan) setMany(i int, vs []string) {
+	switch len(vs) {
+	case 0:
+	case 1:
+		p.setOne(i, vs[0])
+	default:
+		if !sortedDistinct(vs) {
+			vs = slices.Compact(slices.Sorted(slices.Values(vs)))
+		}
+		p.has[i] = true
+		p.many[i] = vs
+	}
+}
+
+func (p *plan) forward(f *storage.Filter) *plan {
 	p.idx = forward
 	if f.ResourceType != "" {
-		p.want[0] = []string{f.ResourceType}
+		p.setOne(0, f.ResourceType)
 	}
-	p.want[1] = f.ResourceIDs
+	p.setMany(1, f.ResourceIDs)
 	if f.Relation != "" {
-		p.want[2] = []string{f.Relation}
+		p.setOne(2, f.Relation)
 	}
 	if s := f.Subject; s != nil {
-		p.want[3] = []string{s.Type}
-		p.want[4] = s.IDs
+		p.setOne(3, s.Type)
+		p.setMany(4, s.IDs)
 		if s.Relation != nil {
-			p.want[5] = []string{*s.Relation}
+			p.setOne(5, *s.Relation)
 		}
 	}
 	p.expand()
+	return p
 }
 
-func (p *plan) reverse(f *storage.ReverseFilter) {
+func (p *plan) reverse(f *storage.ReverseFilter) *plan {
 	p.idx = reverse
-	p.want[0] = []string{f.Subject.Type}
-	p.want[1] = f.Subject.IDs
+	p.setOne(0, f.Subject.Type)
+	p.setMany(1, f.Subject.IDs)
 	if f.Subject.Relation != nil {
-		p.want[2] = []string{*f.Subject.Relation}
+		p.setOne(2, *f.Subject.Relation)
 	}
 	if f.ResourceType != "" {
-		p.want[3] = []string{f.ResourceType}
+		p.setOne(3, f.ResourceType)
 	}
 	if f.Relation != "" {
-		p.want[5] = []string{f.Relation}
+		p.setOne(5, f.Relation)
 	}
 	p.expand()
+	return p
 }
 
-// expand builds the sorted key prefixes from the leading fixed components.
+// expand builds the sorted key prefixes from the leading fixed
+// components: one prefix in buf while every component has one value, a
+// cartesian product once one has several.
 func (p *plan) expand() {
-	p.prefixes = [][]byte{{byte(p.idx)}}
-	for i, vals := range p.want {
-		if len(vals) == 0 || len(p.prefixes)*len(vals) > maxPrefixes {
-			break
+	p.buf = append(p.buf[:0], byte(p.idx))
+	i := 0
+	for ; i < 6 && p.has[i] && p.many[i] == nil; i++ {
+		p.buf = appendComponent(p.buf, p.one[i])
+	}
+	p.prefixes = append(p.prefixes[:0], p.buf)
+	p.depth = i
+	for ; i < 6 && p.has[i]; i++ {
+		vals := p.many[i]
+		if vals == nil {
+			vals = []string{p.one[i]}
 		}
-		if len(vals) > 1 {
-			vals = slices.Clone(vals)
-			slices.Sort(vals)
-			vals = slices.Compact(vals)
-			p.want[i] = vals
+		if len(p.prefixes)*len(vals) > maxPrefixes {
+			break
 		}
 		next := make([][]byte, 0, len(p.prefixes)*len(vals))
 		for _, pre := range p.prefixes {
@@ -162,21 +201,28 @@ func (p *plan) expand() {
 	}
 }
 
+func sortedDistinct(vs []string) bool {
+	for i := 1; i < len(vs); i++ {
+		if vs[i-1] >= vs[i] {
+			return false
+		}
+	}
+	return true
+}
+
 // matches checks the components the prefixes do not fix.
 func (p *plan) matches(comps *[6][]byte) bool {
 	for i := p.depth; i < 6; i++ {
-		vals := p.want[i]
-		if vals == nil {
+		if !p.has[i] {
 			continue
 		}
-		ok := false
-		for _, v := range vals {
-			if string(comps[i]) == v {
-				ok = true
-				break
+		if p.many[i] == nil {
+			if string(comps[i]) != p.one[i] {
+				return false
 			}
+			continue
 		}
-		if !ok {
+		if _, found := slices.BinarySearch(p.many[i], string(comps[i])); !found {
 			return false
 		}
 	}

@@ -168,10 +168,10 @@ func newest(it *pdb.Iterator, body []byte) (payload, bool) {
 
 // anyMatch reports whether a relationship matching f is live at rev.
 func (e *Engine) anyMatch(ctx context.Context, rev storage.Revision, f *storage.Filter, now time.Time) (bool, error) {
-	var p plan
-	p.forward(f)
+	p := newPlan().forward(f)
+	defer p.release()
 	found := false
-	err := e.scan(ctx, rev, &p, storage.QueryOptions{Limit: 1, Now: now}, func([]byte, *[6][]byte, []byte, *payload) (bool, error) {
+	err := e.scan(ctx, rev, p, storage.QueryOptions{Limit: 1, Now: now}, func([]byte, *[6][]byte, []byte, *payload) (bool, error) {
 		found = true
 		return false, nil
 	})
@@ -260,15 +260,15 @@ func (e *Engine) deleteRelationships(ctx context.Context, f storage.Filter, limi
 	now := time.Now()
 	c := e.newCommit(head + 1)
 	defer c.batch.Close()
-	var p plan
-	p.forward(&f)
+	p := newPlan().forward(&f)
+	defer p.release()
 	res := storage.DeleteResult{}
 	opts := storage.QueryOptions{Now: now}
 	if limit > 0 {
 		opts.Limit = limit + 1 // one more tells whether there is more
 	}
 	var rv []byte
-	err = e.scan(ctx, head, &p, opts, func(body []byte, comps *[6][]byte, value []byte, _ *payload) (bool, error) {
+	err = e.scan(ctx, head, p, opts, func(body []byte, comps *[6][]byte, value []byte, _ *payload) (bool, error) {
 		if limit > 0 && res.Deleted == limit {
 			res.More = true
 			return false, nil

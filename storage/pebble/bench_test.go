@@ -1,0 +1,146 @@
+package pebble
+
+import (
+	"context"
+	"fmt"
+	"iter"
+	"slices"
+	"testing"
+	"time"
+
+	"github.com/pembadb/pemba/graph"
+	"github.com/pembadb/pemba/storage"
+)
+
+// benchRelationships yields n relationships over n/10 documents with ten
+// viewers each, drawn from 10,000 users: the shape of a document store.
+func benchRelationships(n int) iter.Seq2[graph.Relationship, error] {
+	return func(yield func(graph.Relationship, error) bool) {
+		for i := range n {
+			r := graph.Relationship{
+				Resource: graph.ObjectRef{Type: "document", ID: fmt.Sprintf("doc%08d", i/10)},
+				Relation: "viewer",
+				Subject:  graph.SubjectRef{Object: graph.ObjectRef{Type: "user", ID: fmt.Sprintf("user%05d", (i*7919)%10000)}},
+			}
+			if !yield(r, nil) {
+				return
+			}
+		}
+	}
+}
+
+// BenchmarkImport imports relationships into a fresh on-disk store, in
+// batches of 10,000 (one synced revision each).
+func BenchmarkImport(b *testing.B) {
+	for _, n := range []int{100_000, 1_000_000} {
+		b.Run(fmt.Sprintf("rels=%d", n), func(b *testing.B) {
+			for b.Loop() {
+				b.StopTimer()
+				e, err := Open(Options{Dir: b.TempDir(), GCInterval: -1})
+				if err != nil {
+					b.Fatal(err)
+				}
+				b.StartTimer()
+				res, err := e.Import(context.Background(), benchRelationships(n), 10_000, storage.WriteMetadata{})
+				if err != nil || res.Imported != n {
+					b.Fatalf("import: %+v %v", res, err)
+				}
+				b.StopTimer()
+				if err := e.Close(); err != nil {
+					b.Fatal(err)
+				}
+				b.StartTimer()
+			}
+			b.ReportMetric(float64(n)*float64(b.N)/b.Elapsed().Seconds(), "rels/s")
+		})
+	}
+}
+
+// BenchmarkPointQuery reads `document:X#viewer` (ten subjects) and the
+// exact relationship `document:X#viewer@user:Y` at a snapshot of an
+// on-disk store holding 1M relationships, reporting latency percentiles.
+func BenchmarkPointQuery(b *testing.B) {
+	const n = 1_000_000
+	e, err := Open(Options{Dir: b.TempDir(), GCInterval: -1})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer e.Close()
+	ctx := context.Background()
+	res, err := e.Import(ctx, benchRelationships(n), 50_000, storage.WriteMetadata{})
+	if err != nil {
+		b.Fatal(err)
+	}
+	// Measure the steady state: compacted, with the forward index in the
+	// block cache, not background compactions competing for the CPU.
+	if err := e.db.Compact(ctx, []byte{0}, []byte{0xff}, true); err != nil {
+		b.Fatal(err)
+	}
+	rd, err := e.SnapshotReader(ctx, res.Revisions[len(res.Revisions)-1])
+	if err != nil {
+		b.Fatal(err)
+	}
+	for _, err := range rd.QueryRelationships(ctx, storage.Filter{ResourceType: "document"}, storage.QueryOptions{}) {
+		if err != nil {
+			b.Fatal(err)
+		}
+	}
+	now := time.Now()
+	b.Run("resource#relation", func(b *testing.B) {
+		lat := make([]time.Duration, 0, 1<<20)
+		i := 0
+		for b.Loop() {
+			i++
+			f := storage.Filter{ResourceType: "document", ResourceIDs: []string{fmt.Sprintf("doc%08d", (i*7)%(n/10))}, Relation: "viewer"}
+			start := time.Now()
+			got := 0
+			for _, err := range rd.QueryRelationships(ctx, f, storage.QueryOptions{Now: now}) {
+				if err != nil {
+					b.Fatal(err)
+				}
+				got++
+			}
+			if len(lat) < cap(lat) {
+				lat = append(lat, time.Since(start))
+			}
+			if got != 10 {
+				b.Fatalf("%d results, want 10", got)
+			}
+		}
+		reportPercentiles(b, lat)
+	})
+	b.Run("exact", func(b *testing.B) {
+		lat := make([]time.Duration, 0, 1<<20)
+		i := 0
+		for b.Loop() {
+			i++
+			j := (i * 7) % n
+			f := storage.Filter{ResourceType: "document", ResourceIDs: []string{fmt.Sprintf("doc%08d", j/10)}, Relation: "viewer",
+				Subject: &storage.SubjectFilter{Type: "user", IDs: []string{fmt.Sprintf("user%05d", (j*7919)%10000)}}}
+			start := time.Now()
+			got := 0
+			for _, err := range rd.QueryRelationships(ctx, f, storage.QueryOptions{Now: now}) {
+				if err != nil {
+					b.Fatal(err)
+				}
+				got++
+			}
+			if len(lat) < cap(lat) {
+				lat = append(lat, time.Since(start))
+			}
+			if got != 1 {
+				b.Fatalf("%d results, want 1", got)
+			}
+		}
+		reportPercentiles(b, lat)
+	})
+}
+
+func reportPercentiles(b *testing.B, lat []time.Duration) {
+	if len(lat) == 0 {
+		return
+	}
+	slices.Sort(lat)
+	b.ReportMetric(float64(lat[len(lat)/2].Nanoseconds())/1e3, "p50-µs")
+	b.ReportMetric(float64(lat[len(lat)*99/100].Nanoseconds())/1e3, "p99-µs")
+}
