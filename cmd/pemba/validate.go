@@ -99,9 +99,3 @@ func validateSchemaFile(out io.Writer, path string, data []byte) (bool, error) {
 	fmt.Fprintf(out, "%s: valid (%d definitions, %d caveats)\n", path, len(s.DefinitionOrder), len(s.CaveatOrder))
 	return true, nil
 }
-
-// validateYAML will check validation files (schema, relationships and
-// assertions in one YAML document).
-func validateYAML(out io.Writer, path string, data []byte) (bool, error) {
-	return false, errors.New("validation files are not supported yet; pass a schema file (.zed)")
-}
