@@ -8,6 +8,8 @@ import (
 	"time"
 
 	lru "github.com/hashicorp/golang-lru/v2"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/metadata"
 	"golang.org/x/sync/singleflight"
 
 	"github.com/pembadb/pemba/check"
@@ -169,4 +171,13 @@ func (s *Server) snapshot(ctx context.Context, rev storage.Revision) (check.Snap
 		return check.Snapshot{}, err
 	}
 	return check.Snapshot{Schema: sch, Reader: reader}, nil
+}
+
+// ZookieHeader is the response header of streaming reads that carries the
+// zookie they read at, so a client learns it even from an empty stream.
+const ZookieHeader = "pemba-zookie"
+
+// sendZookieHeader sends the read revision's zookie as a stream header.
+func (s *Server) sendZookieHeader(stream grpc.ServerStream, rev storage.Revision) error {
+	return stream.SetHeader(metadata.Pairs(ZookieHeader, s.revs.zookies.Encode(rev)))
 }

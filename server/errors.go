@@ -41,6 +41,20 @@ func invalidField(field, format string, args ...any) error {
 	return status.Errorf(codes.InvalidArgument, "%s: %s", field, fmt.Sprintf(format, args...))
 }
 
+// invalidError is an INVALID_ARGUMENT whose message already names the
+// field; it travels through engine code that wraps plain errors.
+type invalidError string
+
+func (e invalidError) Error() string { return string(e) }
+
+// plainInvalid turns an INVALID_ARGUMENT status into an invalidError.
+func plainInvalid(err error) error {
+	if st, ok := status.FromError(err); ok && st.Code() == codes.InvalidArgument {
+		return invalidError(st.Message())
+	}
+	return err
+}
+
 // errSchemaOrphans marks a schema write refused because stored
 // relationships would no longer fit the new schema.
 var errSchemaOrphans = errors.New("schema change would orphan stored relationships")
@@ -94,7 +108,8 @@ func toStatus(log *slog.Logger, method string, err error) error {
 		return status.Error(codes.Unavailable, msg)
 	}
 	var fe *fieldError
-	if errors.As(err, &fe) {
+	var ie invalidError
+	if errors.As(err, &fe) || errors.As(err, &ie) {
 		return status.Error(codes.InvalidArgument, msg)
 	}
 	log.Error("internal error", "method", method, "err", err)

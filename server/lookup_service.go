@@ -121,6 +121,9 @@ func (svc *permissionService) LookupResources(req *pb.LookupResourcesRequest, st
 	if err := validateQuery(snap.Schema, creq.ResourceType, creq.Permission, &creq.Subject, "", "resource_type"); err != nil {
 		return err
 	}
+	if err := s.sendZookieHeader(stream, rev); err != nil {
+		return err
+	}
 	zookie := s.revs.zookie(rev)
 	var sendErr error
 	err = s.checker.LookupResources(ctx, snap, creq, func(r check.ResourceResult) bool {
@@ -171,6 +174,9 @@ func (svc *permissionService) LookupSubjects(req *pb.LookupSubjectsRequest, stre
 		return invalidField("subject_type", "type %q is not defined in the schema", req.GetSubjectType())
 	} else if rel != "" && !sdef.Has(rel) {
 		return invalidField("subject_relation", "definition %q has no relation or permission %q", sdef.Name, rel)
+	}
+	if err := s.sendZookieHeader(stream, rev); err != nil {
+		return err
 	}
 	zookie := s.revs.zookie(rev)
 	var sendErr error

@@ -136,6 +136,9 @@ func (svc *relationshipService) ReadRelationships(req *pb.ReadRelationshipsReque
 	if err != nil {
 		return fmt.Errorf("read at revision %d: %w", rev, err)
 	}
+	if err := s.sendZookieHeader(stream, rev); err != nil {
+		return err
+	}
 	zookie := s.revs.zookie(rev)
 	for r, err := range reader.QueryRelationships(ctx, f, storage.QueryOptions{Limit: int(req.GetLimit()), After: after}) {
 		if err != nil {
@@ -162,6 +165,9 @@ func (svc *relationshipService) ExportRelationships(req *pb.ExportRelationshipsR
 	reader, err := s.engine.SnapshotReader(ctx, rev)
 	if err != nil {
 		return fmt.Errorf("read at revision %d: %w", rev, err)
+	}
+	if err := s.sendZookieHeader(stream, rev); err != nil {
+		return err
 	}
 	zookie := s.revs.zookie(rev)
 	page := make([]*pb.Relationship, 0, exportPageSize)
@@ -219,9 +225,13 @@ func (svc *relationshipService) ImportRelationships(stream pb.RelationshipServic
 	if sch == nil {
 		return errNoSchema
 	}
-	res, err := s.engine.Import(ctx, importSeq(first, stream, sch), s.limits.ImportBatchSize,
+	var inputErr error // the stream's own error, reported in the server's words
+	res, err := s.engine.Import(ctx, importSeq(first, stream, sch, &inputErr), s.limits.ImportBatchSize,
 		storage.WriteMetadata{Actor: actorFrom(ctx), Reason: first.GetReason()})
 	if err != nil {
+		if inputErr != nil {
+			err = inputErr
+		}
 		// The status carries how many relationships were committed, so a
 		// client can resume after them.
 		st := status.Convert(toStatus(s.log, "ImportRelationships",
@@ -242,7 +252,8 @@ func (svc *relationshipService) ImportRelationships(stream pb.RelationshipServic
 
 // importSeq yields the relationships of an import stream, validated; the
 // error names the relationship's position in the whole stream.
-func importSeq(first *pb.ImportRelationshipsRequest, stream pb.RelationshipService_ImportRelationshipsServer, sch *schema.Schema) iter.Seq2[graph.Relationship, error] {
+// The first error is also stored in *failed.
+func importSeq(first *pb.ImportRelationshipsRequest, stream pb.RelationshipService_ImportRelationshipsServer, sch *schema.Schema, failed *error) iter.Seq2[graph.Relationship, error] {
 	return func(yield func(graph.Relationship, error) bool) {
 		n := 0
 		msg := first
@@ -254,7 +265,8 @@ func importSeq(first *pb.ImportRelationshipsRequest, stream pb.RelationshipServi
 					err = validateAgainstSchema(sch, r, field)
 				}
 				if err != nil {
-					yield(graph.Relationship{}, err)
+					*failed = plainInvalid(err)
+					yield(graph.Relationship{}, *failed)
 					return
 				}
 				n++
@@ -268,6 +280,7 @@ func importSeq(first *pb.ImportRelationshipsRequest, stream pb.RelationshipServi
 				return
 			}
 			if err != nil {
+				*failed = err
 				yield(graph.Relationship{}, err)
 				return
 			}

@@ -17,11 +17,13 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/encoding/protojson"
 	"google.golang.org/protobuf/proto"
 
 	pb "github.com/pembadb/pemba/proto/pemba/v1"
+	"github.com/pembadb/pemba/server"
 )
 
 // clientOptions are the flags every command that talks to a server takes.
@@ -252,3 +254,16 @@ func printZookie(cmd *cobra.Command, label string, z *pb.Zookie) {
 
 // isEOF reports the normal end of a stream.
 func isEOF(err error) bool { return errors.Is(err, io.EOF) }
+
+// headerZookie returns the zookie a streaming read sent as a header (set
+// even when the stream has no messages).
+func headerZookie(stream interface{ Header() (metadata.MD, error) }) *pb.Zookie {
+	md, err := stream.Header()
+	if err != nil {
+		return nil
+	}
+	if v := md.Get(server.ZookieHeader); len(v) > 0 {
+		return &pb.Zookie{Token: v[0]}
+	}
+	return nil
+}

@@ -263,6 +263,9 @@ func lookupResourcesCommand() *cobra.Command {
 							break
 						}
 					}
+					if zookie == nil {
+						zookie = headerZookie(stream)
+					}
 					if got == 0 || (limit > 0 && printed >= limit) {
 						break
 					}
@@ -327,6 +330,9 @@ func lookupSubjectsCommand() *cobra.Command {
 						line += " (conditional, missing: " + strings.Join(resp.GetMissingContext(), ", ") + ")"
 					}
 					fmt.Fprintln(cmd.OutOrStdout(), line)
+				}
+				if zookie == nil {
+					zookie = headerZookie(stream)
 				}
 				printZookie(cmd, "looked up at", zookie)
 				return nil

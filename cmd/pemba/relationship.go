@@ -66,6 +66,9 @@ func init() {
 					}
 					fmt.Fprintln(cmd.OutOrStdout(), relationshipFromWire(resp.GetRelationship()))
 				}
+				if zookie == nil {
+					zookie = headerZookie(stream)
+				}
 				printZookie(cmd, "read at", zookie)
 				return nil
 			})

@@ -107,7 +107,7 @@ when the write would be accepted and 1 when it would be refused.`,
 					for _, b := range resp.GetBlockers() {
 						fmt.Fprintln(out, "!", b)
 					}
-					printZookie(cmd, "compared with", resp.GetReadAt())
+					printZookie(cmd, "compared at", resp.GetReadAt())
 				}
 				if len(resp.GetBlockers()) > 0 {
 					return &exitCodeError{code: exitFailure, err: fmt.Errorf("schema write would be refused")}

@@ -1,0 +1,309 @@
+package e2e
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials/insecure"
+
+	"github.com/pembadb/pemba/internal/pgtest"
+	pb "github.com/pembadb/pemba/proto/pemba/v1"
+)
+
+var rewrite = flag.Bool("rewrite", false, "rewrite the expected output of testdata/*.txt")
+
+// pemba is the binary under test, built once by TestMain.
+var pemba string
+
+// pg is a throwaway PostgreSQL (nil when it is not installed).
+var pg *pgtest.Server
+
+// testToken is the token every test server accepts, as name=secret.
+const (
+	tokenName   = "tester"
+	tokenSecret = "e2e-secret-token"
+)
+
+func TestMain(m *testing.M) {
+	flag.Parse()
+	dir, err := os.MkdirTemp("", "pemba-e2e-")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	pemba = filepath.Join(dir, "pemba")
+	args := []string{"build", "-o", pemba}
+	if raceEnabled {
+		args = append(args, "-race")
+	}
+	build := exec.Command("go", append(args, "github.com/pembadb/pemba/cmd/pemba")...)
+	build.Stdout, build.Stderr = os.Stderr, os.Stderr
+	if err := build.Run(); err != nil {
+		fmt.Fprintln(os.Stderr, "build pemba:", err)
+		os.Exit(1)
+	}
+	code := pgtest.Main(m, &pg)
+	os.RemoveAll(dir)
+	os.Exit(code)
+}
+
+// syncBuffer is a bytes.Buffer safe for a process writing while a test reads.
+type syncBuffer struct {
+	mu sync.Mutex // guards b
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+// server is a running `pemba serve`.
+type server struct {
+	t        testing.TB
+	args     []string
+	grpcAddr string
+	httpAddr string
+	cmd      *exec.Cmd
+	log      *syncBuffer
+	exited   chan struct{}
+	exitErr  error
+}
+
+func freeAddr(t testing.TB) string {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	return l.Addr().String()
+}
+
+// datastoreArgs are the serve flags for a datastore kind; "embedded" uses
+// a fresh directory of t's.
+func datastoreArgs(t testing.TB, kind string) []string {
+	t.Helper()
+	switch kind {
+	case "memory":
+		return []string{"--datastore", "memory"}
+	case "embedded":
+		return []string{"--datastore", "embedded", "--data-dir", filepath.Join(t.TempDir(), "data")}
+	case "postgres":
+		url := pg.NewDatabase(t) // skips without PostgreSQL, fails under CI
+		return []string{"--datastore", "postgres", "--datastore-url", url, "--auto-migrate"}
+	}
+	t.Fatalf("unknown datastore %q", kind)
+	return nil
+}
+
+// startServer starts pemba serve with the test token and extra flags and
+// waits until it is ready.
+func startServer(t testing.TB, extra ...string) *server {
+	t.Helper()
+	s := &server{t: t, args: extra}
+	s.start()
+	t.Cleanup(func() { s.stop() })
+	return s
+}
+
+func (s *server) start() {
+	t := s.t
+	t.Helper()
+	s.grpcAddr, s.httpAddr = freeAddr(t), freeAddr(t)
+	args := append([]string{"serve", "--grpc-addr", s.grpcAddr, "--http-addr", s.httpAddr,
+		"--token", tokenName + "=" + tokenSecret, "--log-level", "debug"}, s.args...)
+	s.cmd = exec.Command(pemba, args...)
+	s.log = &syncBuffer{}
+	s.cmd.Stdout, s.cmd.Stderr = s.log, s.log
+	s.exited = make(chan struct{})
+	if err := s.cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	go func() { s.exitErr = s.cmd.Wait(); close(s.exited) }()
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		resp, err := http.Get("http://" + s.httpAddr + "/readyz")
+		if err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == http.StatusOK {
+				return
+			}
+		}
+		select {
+		case <-s.exited:
+			t.Fatalf("pemba serve exited before it was ready: %v\n%s", s.exitErr, s.log)
+		default:
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("pemba serve not ready after 20s:\n%s", s.log)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// stop sends SIGTERM and waits for the process to exit.
+func (s *server) stop() error {
+	select {
+	case <-s.exited:
+		return s.exitErr
+	default:
+	}
+	_ = s.cmd.Process.Signal(syscall.SIGTERM)
+	select {
+	case <-s.exited:
+	case <-time.After(30 * time.Second):
+		_ = s.cmd.Process.Kill()
+		<-s.exited
+		s.t.Errorf("pemba serve did not stop within 30s of SIGTERM:\n%s", s.log)
+	}
+	return s.exitErr
+}
+
+// kill9 kills the server with SIGKILL.
+func (s *server) kill9() {
+	_ = s.cmd.Process.Kill()
+	<-s.exited
+}
+
+// restart starts the same server again (same flags and data directory).
+func (s *server) restart() { s.start() }
+
+// cliResult is one run of the CLI.
+type cliResult struct {
+	stdout, stderr string
+	code           int
+}
+
+// cli runs the pemba CLI against the server with the test token.
+func (s *server) cli(stdin string, args ...string) cliResult {
+	s.t.Helper()
+	return runCLI(s.t, []string{"PEMBA_ENDPOINT=" + s.grpcAddr, "PEMBA_TOKEN=" + tokenSecret}, stdin, args...)
+}
+
+func runCLI(t testing.TB, env []string, stdin string, args ...string) cliResult {
+	t.Helper()
+	return runCLIIn(t, "", env, stdin, args...)
+}
+
+// runCLIIn runs the CLI in directory dir ("" for the current one).
+func runCLIIn(t testing.TB, dir string, env []string, stdin string, args ...string) cliResult {
+	t.Helper()
+	cmd := exec.Command(pemba, args...)
+	cmd.Dir = dir
+	cmd.Env = append(os.Environ(), env...)
+	cmd.Stdin = strings.NewReader(stdin)
+	var stdout, stderr bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	err := cmd.Run()
+	code := 0
+	var exit *exec.ExitError
+	switch {
+	case errors.As(err, &exit):
+		code = exit.ExitCode()
+	case err != nil:
+		t.Fatalf("run pemba %s: %v", strings.Join(args, " "), err)
+	}
+	return cliResult{stdout: stdout.String(), stderr: stderr.String(), code: code}
+}
+
+// client is a gRPC client of the server, authenticated with the test token.
+type client struct {
+	schema pb.SchemaServiceClient
+	rels   pb.RelationshipServiceClient
+	perms  pb.PermissionServiceClient
+	watch  pb.WatchServiceClient
+}
+
+type bearer string
+
+func (b bearer) GetRequestMetadata(context.Context, ...string) (map[string]string, error) {
+	if b == "" {
+		return nil, nil
+	}
+	return map[string]string{"authorization": "Bearer " + string(b)}, nil
+}
+func (bearer) RequireTransportSecurity() bool { return false }
+
+func (s *server) client(token string) *client {
+	s.t.Helper()
+	cc, err := grpc.NewClient(s.grpcAddr, grpc.WithTransportCredentials(insecure.NewCredentials()),
+		grpc.WithPerRPCCredentials(bearer(token)))
+	if err != nil {
+		s.t.Fatal(err)
+	}
+	s.t.Cleanup(func() { cc.Close() })
+	return &client{
+		schema: pb.NewSchemaServiceClient(cc), rels: pb.NewRelationshipServiceClient(cc),
+		perms: pb.NewPermissionServiceClient(cc), watch: pb.NewWatchServiceClient(cc),
+	}
+}
+
+// httpDo sends an HTTP/JSON request with the test token.
+func (s *server) httpDo(method, path, body string) (int, string) {
+	s.t.Helper()
+	req, err := http.NewRequest(method, "http://"+s.httpAddr+path, strings.NewReader(body))
+	if err != nil {
+		s.t.Fatal(err)
+	}
+	req.Header.Set("Authorization", "Bearer "+tokenSecret)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		s.t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(b)
+}
+
+// Zookies and cursors change between runs and datastores; golden output
+// masks them.
+var (
+	zookieLine = regexp.MustCompile(`(?m)^((?:stderr: )?[a-z ]+ at: )[A-Za-z0-9_-]+$`)
+	tokenField = regexp.MustCompile(`"(token|cursor)":"[A-Za-z0-9_-]*"`)
+	timeField  = regexp.MustCompile(`\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?Z`)
+	resumeLine = regexp.MustCompile(`--cursor [A-Za-z0-9_-]+`)
+)
+
+func mask(s string) string {
+	s = zookieLine.ReplaceAllString(s, "${1}<zookie>")
+	s = tokenField.ReplaceAllString(s, `"$1":"<$1>"`)
+	s = resumeLine.ReplaceAllString(s, "--cursor <cursor>")
+	return s
+}
+
+// lastZookie finds the last zookie a CLI run printed on stderr.
+var zookieOnStderr = regexp.MustCompile(`(?m)^[a-z ]+ at: ([A-Za-z0-9_-]+)$`)
+
+func lastZookie(stderr string) string {
+	m := zookieOnStderr.FindAllStringSubmatch(stderr, -1)
+	if len(m) == 0 {
+		return ""
+	}
+	return m[len(m)-1][1]
+}
+
+var _ = timeField
