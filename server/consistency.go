@@ -8,9 +8,9 @@ import (
 	"time"
 
 	lru "github.com/hashicorp/golang-lru/v2"
+	"golang.org/x/sync/singleflight"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/metadata"
-	"golang.org/x/sync/singleflight"
 
 	"github.com/pembadb/pemba/check"
 	pb "github.com/pembadb/pemba/proto/pemba/v1"
