@@ -67,8 +67,14 @@ func TestValidateAndFormatCommands(t *testing.T) {
 		{"unreadable file", []string{"testdata/valid.zed", "testdata/missing.zed"}, 2, []string{
 			"testdata/missing.zed: cannot read: no such file or directory",
 		}},
-		{"validation files not yet", []string{"testdata/validation.yaml"}, 2, []string{
-			"testdata/validation.yaml: validation files are not supported yet",
+		{"validation file passes", []string{"testdata/validation.yaml"}, 0, []string{
+			"testdata/validation.yaml: valid (1 document(s), 1 relationships, 2 assertions, 1 validations)",
+		}},
+		{"validation file fails", []string{"testdata/validation_fails.yaml"}, 1, []string{
+			"testdata/validation_fails.yaml:11: assertTrue document:1#view@user:jerry failed: NO_PERMISSION",
+		}},
+		{"malformed validation file", []string{"testdata/validation_malformed.yaml"}, 2, []string{
+			"testdata/validation_malformed.yaml: invalid YAML",
 		}},
 	}
 	for _, tc := range validate {
