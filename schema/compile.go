@@ -51,6 +51,9 @@ type compiler struct {
 	members map[string]map[string]Member
 	// warnings are problems SpiceDB accepts but that are likely mistakes.
 	warnings *errorSink
+	// caveatsDeclared names every caveat declared, compiled or not, so a
+	// caveat with errors is not also reported as unknown where it is used.
+	caveatsDeclared map[string]bool
 }
 
 func compileAST(ast *AST, sink *errorSink) *Schema {
@@ -60,9 +63,10 @@ func compileAST(ast *AST, sink *errorSink) *Schema {
 			Definitions: map[string]*Definition{},
 			Caveats:     map[string]*Caveat{},
 		},
-		flags:    map[string]bool{},
-		members:  map[string]map[string]Member{},
-		warnings: &errorSink{file: sink.file, lines: sink.lines},
+		flags:           map[string]bool{},
+		members:         map[string]map[string]Member{},
+		caveatsDeclared: map[string]bool{},
+		warnings:        &errorSink{file: sink.file, lines: sink.lines},
 	}
 	c.useFlags(ast)
 	defs, caveats := c.declare(ast)
@@ -148,6 +152,8 @@ func (c *compiler) declare(ast *AST) ([]*DefinitionDecl, []*CaveatDecl) {
 				name, pos := memberNamePos(m)
 				if err := graph.ValidateRelationName(name); err != nil {
 					c.errs.add(pos, "", "%s: %v", memberKind(m), err)
+				} else if name == "nil" {
+					c.errs.add(pos, "", "%s name \"nil\" is reserved: in expressions it means the empty set", memberKind(m))
 				}
 				if prev, dup := members[name]; dup {
 					_, prevPos := memberNamePos(prev)
@@ -162,6 +168,7 @@ func (c *compiler) declare(ast *AST) ([]*DefinitionDecl, []*CaveatDecl) {
 			}
 			if claim("caveat", d.Name, d.NamePos) {
 				caveats = append(caveats, d)
+				c.caveatsDeclared[d.Name] = true
 			}
 		}
 	}
@@ -275,7 +282,7 @@ func (c *compiler) allowedSubject(d *DefinitionDecl, r *RelationDecl, t *TypeRef
 		}
 	}
 	if t.Caveat != "" {
-		if _, has := c.schema.Caveats[t.Caveat]; !has {
+		if _, has := c.schema.Caveats[t.Caveat]; !has && !c.caveatsDeclared[t.Caveat] {
 			if _, declared := c.members[t.Caveat]; declared {
 				c.errs.add(t.CaveatPos, "", "%q after \"with\" is a definition, not a caveat", t.Caveat)
 			} else {
