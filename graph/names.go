@@ -15,11 +15,14 @@ import (
 //   - relation names: [a-z][a-z0-9_]{1,62}[a-z0-9] (3 to 64 bytes). The
 //     rule is stricter than the looser [a-z][a-z0-9_]{1,62} sometimes quoted:
 //     a name may not end in `_`, exactly as in SpiceDB.
-//   - object IDs: [a-zA-Z0-9/_|\-=+]{1,1024}, or `*` as a whole subject ID.
+//   - object IDs: [a-zA-Z0-9/_|\-=+@.]{1,1024}, or `*` as a whole subject ID.
+//     This is SpiceDB's class plus `@` and `.`, so e-mail addresses and
+//     host names are IDs as they are (`user:ada@example.com`); every ID
+//     SpiceDB accepts is accepted here.
 const (
 	TypeNamePattern = `([a-z][a-z0-9_]{1,61}[a-z0-9]/)*[a-z][a-z0-9_]{1,62}[a-z0-9]`
 	RelationPattern = `[a-z][a-z0-9_]{1,62}[a-z0-9]`
-	ObjectIDPattern = `[a-zA-Z0-9/_|\-=+]{1,1024}`
+	ObjectIDPattern = `[a-zA-Z0-9/_|\-=+@.]{1,1024}`
 
 	MaxTypeNameBytes = 128
 	MaxRelationBytes = 64
@@ -143,7 +146,7 @@ var idByte = func() (t [256]bool) {
 	for c := '0'; c <= '9'; c++ {
 		t[c] = true
 	}
-	for _, c := range "/_|-=+" {
+	for _, c := range "/_|-=+@." {
 		t[c] = true
 	}
 	return t

@@ -298,7 +298,9 @@ func TestValidateNames(t *testing.T) {
 		{"id", ValidateObjectID("a|b", false), true},
 		{"wildcard subject id", ValidateObjectID("*", true), true},
 		{"wildcard object id", ValidateObjectID("*", false), false},
-		{"id with dot", ValidateObjectID("a.b", true), false},
+		{"id with dot", ValidateObjectID("a.b", true), true},
+		{"e-mail id", ValidateObjectID("ada@example.com", true), true},
+		{"id with colon", ValidateObjectID("a:b", true), false},
 	} {
 		if (tc.err == nil) != tc.want {
 			t.Errorf("%s: err = %v, want valid=%v", tc.name, tc.err, tc.want)
