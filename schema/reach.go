@@ -206,6 +206,14 @@ func (r *Reachability) String() string {
 func (p *Paths) String() string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "%s:\n", p.Target)
+	// The target's own edges back to itself (recursion through arrows)
+	// come first.
+	if es := p.Edges(p.Target); len(es) > 0 {
+		fmt.Fprintf(&b, "  from %s (itself):\n", p.Target)
+		for _, e := range es {
+			fmt.Fprintf(&b, "    %s\n", e)
+		}
+	}
 	for _, n := range p.EntryPoints() {
 		fmt.Fprintf(&b, "  from %s:\n", n)
 		for _, e := range p.Edges(n) {
