@@ -20,10 +20,13 @@ import (
 // cost units; an expression exceeding it fails instead of running long.
 const CaveatCostLimit = 1_000_000
 
-// caveatProgram holds the compiled CEL program of a caveat.
+// caveatProgram holds the compiled CEL programs of a caveat: full runs
+// when every parameter is known, partial (slower: it tracks unknowns) when
+// some are missing.
 type caveatProgram struct {
-	prg    cel.Program
-	params map[string]*paramType
+	full    cel.Program
+	partial cel.Program
+	params  map[string]*paramType
 }
 
 // paramType is a caveat parameter type: its CEL type and how to convert
@@ -186,12 +189,17 @@ func (c *compiler) caveat(d *CaveatDecl) *Caveat {
 		c.errs.add(d.BodyPos, "", "caveat %q: expression must be boolean, but it is %s", d.Name, checked.OutputType())
 		return nil
 	}
-	prg, err := env.Program(checked, cel.EvalOptions(cel.OptPartialEval), cel.CostLimit(CaveatCostLimit))
+	full, err := env.Program(checked, cel.CostLimit(CaveatCostLimit))
 	if err != nil {
 		c.errs.add(d.BodyPos, "", "caveat %q: %v", d.Name, err)
 		return nil
 	}
-	cv.program = &caveatProgram{prg: prg, params: params}
+	partial, err := env.Program(checked, cel.EvalOptions(cel.OptPartialEval), cel.CostLimit(CaveatCostLimit))
+	if err != nil {
+		c.errs.add(d.BodyPos, "", "caveat %q: %v", d.Name, err)
+		return nil
+	}
+	cv.program = &caveatProgram{full: full, partial: partial, params: params}
 	return cv
 }
 
@@ -229,11 +237,17 @@ func (c *Caveat) Evaluate(context map[string]any) (CaveatOutcome, error) {
 		}
 		vars[p.Name] = cv
 	}
-	act, err := cel.PartialVars(vars, unknown...)
-	if err != nil {
-		return CaveatOutcome{}, fmt.Errorf("caveat %q: %w", c.Name, err)
+	var out ref.Val
+	var err error
+	if len(unknown) == 0 {
+		out, _, err = c.program.full.Eval(vars)
+	} else {
+		act, perr := cel.PartialVars(vars, unknown...)
+		if perr != nil {
+			return CaveatOutcome{}, fmt.Errorf("caveat %q: %w", c.Name, perr)
+		}
+		out, _, err = c.program.partial.Eval(act)
 	}
-	out, _, err := c.program.prg.Eval(act)
 	if err != nil {
 		return CaveatOutcome{}, fmt.Errorf("caveat %q: %w", c.Name, err)
 	}
