@@ -2,90 +2,29 @@ package server
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"slices"
 	"sort"
-	"strings"
 
 	"github.com/pembadb/pemba/graph"
 	"github.com/pembadb/pemba/schema"
 	"github.com/pembadb/pemba/storage"
 )
 
-// validateAgainstSchema checks that r may be stored under sch: its types
-// and relation exist, the subject type is allowed, the caveat is one the
-// relation allows (or required), the expiration is allowed. field names r
-// in the error.
+// validateAgainstSchema checks that sch accepts r (schema.ValidateRelationship),
+// naming the request field: field is where r sits in the request.
 func validateAgainstSchema(sch *schema.Schema, r graph.Relationship, field string) error {
-	def := sch.Definition(r.Resource.Type)
-	if def == nil {
-		return invalidField(field+".resource.type", "type %q is not defined in the schema", r.Resource.Type)
-	}
-	rel, perm := def.Lookup(r.Relation)
-	if perm != nil {
-		return invalidField(field+".relation", "%q is a permission of %q; only relations can be written", r.Relation, def.Name)
-	}
-	if rel == nil {
-		return invalidField(field+".relation", "definition %q has no relation %q", def.Name, r.Relation)
-	}
-	sub := r.Subject
-	sdef := sch.Definition(sub.Object.Type)
-	if sdef == nil {
-		return invalidField(field+".subject.object.type", "type %q is not defined in the schema", sub.Object.Type)
-	}
-	if sub.Relation != "" && !sdef.Has(sub.Relation) {
-		return invalidField(field+".subject.relation", "definition %q has no relation or permission %q", sdef.Name, sub.Relation)
-	}
-	allowed := rel.AllowedFor(sub.Object.Type, sub.Relation, sub.IsWildcard())
-	if len(allowed) == 0 {
-		return invalidField(field+".subject", "subject %s is not allowed on %s#%s (allowed: %s)",
-			describeSubjectType(sub), def.Name, rel.Name, allowedList(rel))
-	}
-	caveat := ""
-	if r.Caveat != nil {
-		caveat = r.Caveat.Name
-		c := sch.Caveat(caveat)
-		if c == nil {
-			return invalidField(field+".caveat.name", "caveat %q is not defined in the schema", caveat)
+	err := sch.ValidateRelationship(r)
+	var re *schema.RelationshipError
+	if errors.As(err, &re) {
+		part := re.Field
+		if part == "subject.type" {
+			part = "subject.object.type" // the wire message nests the object
 		}
-		for name := range r.Caveat.Context {
-			if !slices.ContainsFunc(c.Params, func(p schema.CaveatParam) bool { return p.Name == name }) {
-				return invalidField(field+".caveat.context", "caveat %q has no parameter %q", caveat, name)
-			}
-		}
+		return invalidField(field+"."+part, "%s", re.Message)
 	}
-	matching := slices.DeleteFunc(slices.Clone(allowed), func(a schema.AllowedSubject) bool { return a.Caveat != caveat })
-	if len(matching) == 0 {
-		if caveat == "" {
-			return invalidField(field+".caveat", "%s#%s requires a caveat for subject %s (allowed: %s)",
-				def.Name, rel.Name, describeSubjectType(sub), allowedList(rel))
-		}
-		return invalidField(field+".caveat.name", "caveat %q is not allowed on %s#%s for subject %s (allowed: %s)",
-			caveat, def.Name, rel.Name, describeSubjectType(sub), allowedList(rel))
-	}
-	if r.Expiration != nil && !slices.ContainsFunc(matching, func(a schema.AllowedSubject) bool { return a.Expiration }) {
-		return invalidField(field+".expiration", "%s#%s does not allow an expiration for subject %s (allowed: %s)",
-			def.Name, rel.Name, describeSubjectType(sub), allowedList(rel))
-	}
-	return nil
-}
-
-func describeSubjectType(s graph.SubjectRef) string {
-	switch {
-	case s.IsWildcard():
-		return s.Object.Type + ":*"
-	case s.Relation != "":
-		return s.Object.Type + "#" + s.Relation
-	}
-	return s.Object.Type
-}
-
-func allowedList(r *schema.Relation) string {
-	parts := make([]string, len(r.Allowed))
-	for i, a := range r.Allowed {
-		parts[i] = a.String()
-	}
-	return strings.Join(parts, ", ")
+	return err
 }
 
 // orphanLimit caps how many orphaned relationships one orphan count reads.

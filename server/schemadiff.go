@@ -83,3 +83,11 @@ func unionKeys[V any](a, b map[string]V) []string {
 	sort.Strings(keys)
 	return keys
 }
+
+func allowedList(r *schema.Relation) string {
+	parts := make([]string, len(r.Allowed))
+	for i, a := range r.Allowed {
+		parts[i] = a.String()
+	}
+	return strings.Join(parts, ", ")
+}
