@@ -213,3 +213,23 @@ func TestCompareAPI(t *testing.T) {
 		t.Errorf("removing everything removes %v", all)
 	}
 }
+
+func TestCompileAST(t *testing.T) {
+	ast, err := Parse("api.zed", apiSchema)
+	if err != nil {
+		t.Fatal(err)
+	}
+	fromAST, err := CompileAST(ast, apiSchema)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if fromAST.String() != mustCompileT(t, apiSchema).String() {
+		t.Error("CompileAST and Compile disagree")
+	}
+	bad, _ := Parse("bad.zed", "definition doc {\n\trelation viewer: usr\n}\n")
+	_, err = CompileAST(bad, "")
+	var list *ErrorList
+	if !errors.As(err, &list) || len(*list) != 1 || (*list)[0].Pos != (Position{2, 19}) || (*list)[0].Snippet() != "" {
+		t.Errorf("CompileAST without source: %v", err)
+	}
+}

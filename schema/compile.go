@@ -29,9 +29,9 @@ func Compile(filename, src string) (*Schema, error) {
 	return s, nil
 }
 
-// CompileAST compiles an already parsed schema; filename and source are
-// taken from the AST's file name and src, which must be the text it was
-// parsed from (for error snippets; it may be "").
+// CompileAST compiles an already parsed schema. src is the text it was
+// parsed from, used only for the source lines in error snippets ("" leaves
+// them out).
 func CompileAST(ast *AST, src string) (*Schema, error) {
 	sink := newErrorSink(ast.File, src)
 	s := compileAST(ast, sink)

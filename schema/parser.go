@@ -21,8 +21,6 @@ type parser struct {
 	errs *errorSink
 	// nextComment indexes the first lexer comment not yet attached.
 	nextComment int
-	// lastEnd is the byte offset just past the last consumed token.
-	lastEnd int
 	// prevKind is the kind of the last consumed token.
 	prevKind tokenKind
 	// lastLine is the line of the last consumed token other than a newline.
@@ -67,7 +65,6 @@ func (p *parser) next() token {
 	if p.head == len(p.buf) {
 		p.buf, p.head = p.buf[:0], 0
 	}
-	p.lastEnd = t.end
 	p.prevKind = t.kind
 	if t.kind != tokNewline {
 		p.lastLine = t.pos.Line
@@ -537,7 +534,6 @@ func (p *parser) caveat() *CaveatDecl {
 	if strings.TrimSpace(c.Body) == "" {
 		p.errs.add(brace.pos, "", "caveat %q has an empty expression", c.Name)
 	}
-	p.lastEnd = p.lex.off
 	p.lastLine = p.lex.tokLine
 	return c
 }
