@@ -233,3 +233,28 @@ func TestCompileAST(t *testing.T) {
 		t.Errorf("CompileAST without source: %v", err)
 	}
 }
+
+func TestReachabilityConcurrently(t *testing.T) {
+	s := mustCompileT(t, apiSchema)
+	targets := []Node{{"document", "view"}, {"folder", "view"}, {"group", "member"}}
+	var wg sync.WaitGroup
+	got := make([][]string, 8)
+	for i := range got {
+		wg.Add(1)
+		go func(i int) {
+			defer wg.Done()
+			for _, target := range targets {
+				got[i] = append(got[i], s.Reachability().Toward(target).String())
+			}
+		}(i)
+	}
+	wg.Wait()
+	for i := 1; i < len(got); i++ {
+		if !reflect.DeepEqual(got[i], got[0]) {
+			t.Fatalf("goroutine %d saw different paths", i)
+		}
+	}
+	if s.Reachability() != s.Reachability() {
+		t.Error("the reachability graph is rebuilt on every call")
+	}
+}
