@@ -29,6 +29,8 @@ type Recorder struct {
 type opStats struct {
 	hist   *hdrhistogram.Histogram
 	errors int64
+	// firstError is the first failure's message, for the report.
+	firstError string
 }
 
 // NewRecorder returns an empty Recorder.
@@ -47,6 +49,9 @@ func (r *Recorder) Record(op string, d time.Duration, err error) {
 	_ = s.hist.RecordValue(min(us, histMaxMicros)) // clamped, so never out of range
 	if err != nil {
 		s.errors++
+		if s.firstError == "" {
+			s.firstError = err.Error()
+		}
 	}
 }
 
@@ -61,6 +66,8 @@ type Operation struct {
 	P99Ms  float64 `json:"p99_ms"`
 	P999Ms float64 `json:"p999_ms"`
 	MaxMs  float64 `json:"max_ms"`
+	// FirstError is one failure's message when Errors > 0.
+	FirstError string `json:"first_error,omitempty"`
 }
 
 // Summarize merges the recorders and summarizes each operation over
@@ -76,6 +83,9 @@ func Summarize(elapsed time.Duration, recorders ...*Recorder) []Operation {
 			}
 			m.hist.Merge(s.hist)
 			m.errors += s.errors
+			if m.firstError == "" {
+				m.firstError = s.firstError
+			}
 		}
 	}
 	names := make([]string, 0, len(merged))
@@ -101,6 +111,8 @@ func summarize(name string, s *opStats, elapsed time.Duration) Operation {
 		P99Ms:  ms(99),
 		P999Ms: ms(99.9),
 		MaxMs:  float64(s.hist.Max()) / 1000,
+
+		FirstError: s.firstError,
 	}
 	if elapsed > 0 {
 		op.QPS = float64(op.Count) / elapsed.Seconds()
@@ -183,6 +195,11 @@ func (r *Report) Text() string {
 	}
 	for _, op := range r.Operations {
 		row(op)
+	}
+	for _, op := range r.Operations {
+		if op.FirstError != "" {
+			fmt.Fprintf(&b, "%s errors, e.g.: %s\n", op.Name, op.FirstError)
+		}
 	}
 	if r.Floor != nil {
 		row(*r.Floor)
