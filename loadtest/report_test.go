@@ -93,6 +93,17 @@ func TestSummarizePercentiles(t *testing.T) {
 	}
 }
 
+func TestSummarizeKeepsAnErrorMessage(t *testing.T) {
+	a, b := NewRecorder(), NewRecorder()
+	a.Record("check", time.Millisecond, nil)
+	b.Record("check", time.Millisecond, errors.New("rpc error: code = Unavailable"))
+	b.Record("check", time.Millisecond, errors.New("later"))
+	ops := Summarize(time.Second, a, b)
+	if ops[0].Errors != 2 || ops[0].FirstError != "rpc error: code = Unavailable" {
+		t.Errorf("errors %d, first error %q", ops[0].Errors, ops[0].FirstError)
+	}
+}
+
 func TestSummarizeSortsOperations(t *testing.T) {
 	r := NewRecorder()
 	for _, op := range []string{"write", "check", "expand"} {
