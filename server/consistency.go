@@ -59,6 +59,18 @@ func (r *revisions) head(ctx context.Context) (storage.Revision, error) {
 	return v.(storage.Revision), err
 }
 
+// advance moves the cached head to rev if it is newer. Schema writes call
+// it, so minimize_latency reads never see a schema older than one this
+// server wrote (relationship writes do not: their readers opt into
+// staleness, and keeping one revision per quantum keeps the cache warm).
+func (r *revisions) advance(rev storage.Revision) {
+	r.mu.Lock()
+	if rev > r.cached {
+		r.cached = rev
+	}
+	r.mu.Unlock()
+}
+
 // quantized returns the cached head, refreshing it when older than the
 // quantum.
 func (r *revisions) quantized(ctx context.Context) (storage.Revision, error) {

@@ -83,6 +83,7 @@ func (svc *schemaService) WriteSchema(ctx context.Context, req *pb.WriteSchemaRe
 	if err != nil {
 		return nil, fmt.Errorf("write schema: %w", err)
 	}
+	s.revs.advance(rev)
 	return &pb.WriteSchemaResponse{WrittenAt: s.revs.zookie(rev), Warnings: warningStrings(next)}, nil
 }
 
