@@ -188,3 +188,63 @@ func TestGarbageCollectionDeletesRows(t *testing.T) {
 		t.Fatalf("at head after GC: %v", got)
 	}
 }
+
+// TestImportReplaces covers both PostgreSQL import paths: a batch of new
+// relationships goes in with one INSERT; a batch that replaces live ones
+// (here with a new caveat) falls back to ending each old version, so the
+// earlier revision still reads the old payload.
+func TestImportReplaces(t *testing.T) {
+	ctx := context.Background()
+	e := openTest(t)
+	seq := func(rs ...graph.Relationship) func(func(graph.Relationship, error) bool) {
+		return func(yield func(graph.Relationship, error) bool) {
+			for _, r := range rs {
+				if !yield(r, nil) {
+					return
+				}
+			}
+		}
+	}
+	a, b, c := rel("document", "1", "viewer", "user", "a"), rel("document", "2", "viewer", "user", "b"), rel("document", "3", "viewer", "user", "c")
+	first, err := e.Import(ctx, seq(a, b), 10, storage.WriteMetadata{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	caveated := a
+	caveated.Caveat = &graph.Caveat{Name: "weekdays", Context: map[string]any{"tz": "UTC"}}
+	second, err := e.Import(ctx, seq(c, caveated), 10, storage.WriteMetadata{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	read := func(rev storage.Revision) string {
+		r, err := e.SnapshotReader(ctx, rev)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var out []string
+		for rel, err := range r.QueryRelationships(ctx, storage.Filter{}, storage.QueryOptions{}) {
+			if err != nil {
+				t.Fatal(err)
+			}
+			s := rel.Resource.ID
+			if rel.Caveat != nil {
+				s += "[" + rel.Caveat.Name + "]"
+			}
+			out = append(out, s)
+		}
+		return fmt.Sprint(out)
+	}
+	if got := read(first.Revisions[0]); got != "[1 2]" {
+		t.Fatalf("after the first import: %s", got)
+	}
+	if got := read(second.Revisions[0]); got != "[1[weekdays] 2 3]" {
+		t.Fatalf("after the replacing import: %s", got)
+	}
+	var versions int
+	if err := e.pool.QueryRow(ctx, "SELECT count(*) FROM relationships").Scan(&versions); err != nil {
+		t.Fatal(err)
+	}
+	if versions != 4 {
+		t.Fatalf("%d versions stored, want 4 (a, b, c and a's replacement)", versions)
+	}
+}
