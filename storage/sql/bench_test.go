@@ -5,6 +5,7 @@ import (
 	"flag"
 	"fmt"
 	"iter"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -77,7 +78,9 @@ func BenchmarkPointQuery(b *testing.B) {
 		b.Fatal(err)
 	}
 	i := 0
+	var latencies []time.Duration
 	for b.Loop() {
+		start := time.Now()
 		f := storage.Filter{ResourceType: "document", ResourceIDs: []string{fmt.Sprintf("doc%07d", i%(n/10))}, Relation: "viewer"}
 		got := 0
 		for _, err := range r.QueryRelationships(ctx, f, storage.QueryOptions{}) {
@@ -89,8 +92,12 @@ func BenchmarkPointQuery(b *testing.B) {
 		if got != 10 {
 			b.Fatalf("%d results, want 10", got)
 		}
+		latencies = append(latencies, time.Since(start))
 		i++
 	}
+	slices.Sort(latencies)
+	b.ReportMetric(float64(latencies[len(latencies)/2].Microseconds()), "p50-µs")
+	b.ReportMetric(float64(latencies[len(latencies)*99/100].Microseconds()), "p99-µs")
 }
 
 // BenchmarkConcurrentWriters runs b.N single-relationship TOUCH writes
