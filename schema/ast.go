@@ -39,6 +39,10 @@ type DefinitionDecl struct {
 	Members []Member
 	// Trailing holds comments after the last member, before '}'.
 	Trailing []string
+	// broken names members whose declaration had a syntax error; the
+	// compiler treats references to them as resolved, to report only the
+	// syntax error.
+	broken []string
 }
 
 // Member is a relation or permission inside a definition.

@@ -51,6 +51,9 @@ type compiler struct {
 	members map[string]map[string]Member
 	// warnings are problems SpiceDB accepts but that are likely mistakes.
 	warnings *errorSink
+	// broken maps definition name → names of members with syntax errors,
+	// which references may use without a further error.
+	broken map[string]map[string]bool
 	// caveatsDeclared names every caveat declared, compiled or not, so a
 	// caveat with errors is not also reported as unknown where it is used.
 	caveatsDeclared map[string]bool
@@ -66,6 +69,7 @@ func compileAST(ast *AST, sink *errorSink) *Schema {
 		flags:           map[string]bool{},
 		members:         map[string]map[string]Member{},
 		caveatsDeclared: map[string]bool{},
+		broken:          map[string]map[string]bool{},
 		warnings:        &errorSink{file: sink.file, lines: sink.lines},
 	}
 	c.useFlags(ast)
@@ -148,6 +152,12 @@ func (c *compiler) declare(ast *AST) ([]*DefinitionDecl, []*CaveatDecl) {
 			defs = append(defs, d)
 			members := map[string]Member{}
 			c.members[d.Name] = members
+			for _, name := range d.broken {
+				if c.broken[d.Name] == nil {
+					c.broken[d.Name] = map[string]bool{}
+				}
+				c.broken[d.Name][name] = true
+			}
 			for _, m := range d.Members {
 				name, pos := memberNamePos(m)
 				if err := graph.ValidateRelationName(name); err != nil {
@@ -275,7 +285,7 @@ func (c *compiler) allowedSubject(d *DefinitionDecl, r *RelationDecl, t *TypeRef
 	if !known {
 		c.errs.add(t.Pos, suggest(t.Type, c.definitionNames()), "unknown type %q in relation %q on definition %q", t.Type, r.Name, d.Name)
 		ok = false
-	} else if t.Relation != "" {
+	} else if t.Relation != "" && !c.broken[t.Type][t.Relation] {
 		if _, has := target[t.Relation]; !has {
 			c.errs.add(t.RelationPos, suggest(t.Relation, memberNames(target, nil)), "relation or permission %q not found on definition %q", t.Relation, t.Type)
 			ok = false
@@ -327,7 +337,7 @@ func (c *compiler) expr(d *DefinitionDecl, p *PermissionDecl, e ExprNode) Expr {
 	case *NilNode:
 		return &Nil{}
 	case *NameNode:
-		if _, ok := members[e.Name]; !ok {
+		if _, ok := members[e.Name]; !ok && !c.broken[d.Name][e.Name] {
 			c.errs.add(e.Pos, suggest(e.Name, memberNames(members, nil)), "relation or permission %q not found on definition %q", e.Name, d.Name)
 		}
 		return &RelationRef{Name: e.Name}
@@ -365,6 +375,9 @@ func intersectionChildren(e Expr) []Expr {
 func (c *compiler) arrow(d *DefinitionDecl, p *PermissionDecl, e *ArrowNode) {
 	members := c.members[d.Name]
 	m, ok := members[e.Tupleset]
+	if !ok && c.broken[d.Name][e.Tupleset] {
+		return
+	}
 	if !ok {
 		isRel := func(m Member) bool { _, ok := m.(*RelationDecl); return ok }
 		c.errs.add(e.Pos, suggest(e.Tupleset, memberNames(members, isRel)), "relation %q not found on definition %q (left side of an arrow in permission %q)", e.Tupleset, d.Name, p.Name)

@@ -25,6 +25,8 @@ type parser struct {
 	prevKind tokenKind
 	// lastLine is the line of the last consumed token other than a newline.
 	lastLine int
+	// memberName is the name of the member being parsed, once read.
+	memberName string
 }
 
 // bailout unwinds a statement after its first syntax error; the statement
@@ -276,10 +278,14 @@ func (p *parser) definition() *DefinitionDecl {
 			return d
 		}
 		var m Member
+		p.memberName = ""
 		if recovered(func() { m = p.member() }) {
 			p.attachLineComment(m)
 			d.Members = append(d.Members, m)
 		} else {
+			if p.memberName != "" {
+				d.broken = append(d.broken, p.memberName)
+			}
 			p.syncMember()
 		}
 	}
@@ -342,6 +348,7 @@ func (p *parser) relation() *RelationDecl {
 	r := &RelationDecl{Pos: kw.pos, Comments: p.commentsBefore(kw.start)}
 	name := p.expectIdent("a relation name")
 	r.Name, r.NamePos = name.text, name.pos
+	p.memberName = name.text
 	if p.peek(0).kind == tokIdent {
 		p.fail(p.peek(0), "expected ':' between the relation name and its subject types, found %s", p.peek(0).describe())
 	}
@@ -408,6 +415,7 @@ func (p *parser) permission() *PermissionDecl {
 	d := &PermissionDecl{Pos: kw.pos, Comments: p.commentsBefore(kw.start)}
 	name := p.expectIdent("a permission name")
 	d.Name, d.NamePos = name.text, name.pos
+	p.memberName = name.text
 	p.expect(tokEquals, "'=' after the permission name")
 	p.skipNL()
 	d.Expr = p.expr(false)
