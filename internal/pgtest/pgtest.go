@@ -50,7 +50,14 @@ func Start() (*Server, error) {
 	if err != nil {
 		return nil, err
 	}
-	dir, err := os.MkdirTemp("", "pemba-pgtest-")
+	// As root the server runs as `postgres`, who must be able to reach
+	// the directory: $TMPDIR may be private to root, /tmp never is. /tmp
+	// also keeps the unix socket path under its 107-byte limit.
+	base := ""
+	if os.Geteuid() == 0 {
+		base = "/tmp"
+	}
+	dir, err := os.MkdirTemp(base, "pemba-pgtest-")
 	if err != nil {
 		return nil, fmt.Errorf("start postgres: %w", err)
 	}
@@ -159,7 +166,7 @@ func (s *Server) launch(binDir string, cred *syscall.Credential) error {
 		"-c", "synchronous_commit=off",
 		"-c", "full_page_writes=off",
 		"-c", "max_connections=200",
-		"-c", "shared_buffers=128MB",
+		"-c", "shared_buffers=64MB", // several test binaries run servers at once
 	)
 	var log bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &log, &log
