@@ -95,6 +95,38 @@ func describe(r graph.Relationship) string {
 	return s
 }
 
+// describeFilter renders a filter for error messages, e.g.
+// `resource document:[1 2]#viewer, subject user:[alice]#...`.
+func describeFilter(f storage.Filter) string {
+	if f.IsEmpty() {
+		return "any relationship"
+	}
+	s := "resource " + or(f.ResourceType, "*")
+	if len(f.ResourceIDs) > 0 {
+		s += fmt.Sprintf(":%v", f.ResourceIDs)
+	}
+	if f.Relation != "" {
+		s += "#" + f.Relation
+	}
+	if sf := f.Subject; sf != nil {
+		s += ", subject " + sf.Type
+		if len(sf.IDs) > 0 {
+			s += fmt.Sprintf(":%v", sf.IDs)
+		}
+		if sf.Relation != nil {
+			s += "#" + or(*sf.Relation, graph.Ellipsis)
+		}
+	}
+	return s
+}
+
+func or(s, fallback string) string {
+	if s == "" {
+		return fallback
+	}
+	return s
+}
+
 func checkPreconditions(ctx context.Context, tx pgx.Tx, ps []storage.Precondition, now int64) error {
 	for i, p := range ps {
 		q := matchExistsQuery(p.Filter, now)
@@ -107,7 +139,7 @@ func checkPreconditions(ctx context.Context, tx pgx.Tx, ps []storage.Preconditio
 			if !p.MustMatch {
 				want = "no match"
 			}
-			return fmt.Errorf("%w: precondition %d wants %s for filter %+v", storage.ErrPreconditionFailed, i, want, p.Filter)
+			return fmt.Errorf("%w: precondition %d wants %s for %s", storage.ErrPreconditionFailed, i, want, describeFilter(p.Filter))
 		}
 	}
 	return nil

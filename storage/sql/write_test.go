@@ -231,3 +231,20 @@ func TestRevisionsHaveNoGaps(t *testing.T) {
 		t.Fatalf("revisions = %v, want [1 2]", revs)
 	}
 }
+
+func TestDescribeFilter(t *testing.T) {
+	ellipsis, member := "", "member"
+	for _, c := range []struct {
+		f    storage.Filter
+		want string
+	}{
+		{storage.Filter{}, "any relationship"},
+		{storage.Filter{ResourceType: "document", ResourceIDs: []string{"1", "2"}, Relation: "viewer"}, "resource document:[1 2]#viewer"},
+		{storage.Filter{Subject: &storage.SubjectFilter{Type: "user", IDs: []string{"alice"}, Relation: &ellipsis}}, "resource *, subject user:[alice]#..."},
+		{storage.Filter{ResourceType: "folder", Subject: &storage.SubjectFilter{Type: "group", Relation: &member}}, "resource folder, subject group#member"},
+	} {
+		if got := describeFilter(c.f); got != c.want {
+			t.Errorf("describeFilter(%+v) = %q, want %q", c.f, got, c.want)
+		}
+	}
+}
