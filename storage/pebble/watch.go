@@ -24,6 +24,12 @@ func (e *Engine) Watch(ctx context.Context, after storage.Revision) iter.Seq2[st
 			// Take the channel before reading head, so a commit between the
 			// two still wakes us.
 			wake := e.changed()
+			// Close marks the engine closed before waking watchers, so
+			// either this sees it or wake is closed.
+			if _, err := e.HeadRevision(ctx); err != nil {
+				yield(storage.Change{}, fmt.Errorf("watch: %w", err))
+				return
+			}
 			head := storage.Revision(e.head.Load())
 			for ; next <= head; next++ {
 				ch, err := e.readChange(next)
@@ -42,10 +48,6 @@ func (e *Engine) Watch(ctx context.Context, after storage.Revision) iter.Seq2[st
 			case <-ctx.Done():
 				return
 			case <-wake:
-			}
-			if _, err := e.HeadRevision(ctx); err != nil {
-				yield(storage.Change{}, fmt.Errorf("watch: %w", err))
-				return
 			}
 		}
 	}
