@@ -235,7 +235,7 @@ func TestAuthentication(t *testing.T) {
 }
 
 func TestPreconditionsAndWatch(t *testing.T) {
-	s := startServer(t, "--datastore", "embedded")
+	s := startServer(t, datastoreArgs(t, "embedded")...)
 	c := setup(t, s)
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()

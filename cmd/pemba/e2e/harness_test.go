@@ -22,6 +22,7 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
 
+	"github.com/pembadb/pemba/graph"
 	"github.com/pembadb/pemba/internal/pgtest"
 	pb "github.com/pembadb/pemba/proto/pemba/v1"
 )
@@ -85,6 +86,7 @@ func (s *syncBuffer) String() string {
 type server struct {
 	t        testing.TB
 	args     []string
+	dir      string // working directory
 	grpcAddr string
 	httpAddr string
 	cmd      *exec.Cmd
@@ -124,7 +126,7 @@ func datastoreArgs(t testing.TB, kind string) []string {
 // waits until it is ready.
 func startServer(t testing.TB, extra ...string) *server {
 	t.Helper()
-	s := &server{t: t, args: extra}
+	s := &server{t: t, args: extra, dir: t.TempDir()}
 	s.start()
 	t.Cleanup(func() { s.stop() })
 	return s
@@ -137,6 +139,7 @@ func (s *server) start() {
 	args := append([]string{"serve", "--grpc-addr", s.grpcAddr, "--http-addr", s.httpAddr,
 		"--token", tokenName + "=" + tokenSecret, "--log-level", "debug"}, s.args...)
 	s.cmd = exec.Command(pemba, args...)
+	s.cmd.Dir = s.dir // a default ./pemba-data lands here, never in the source tree
 	s.log = &syncBuffer{}
 	s.cmd.Stdout, s.cmd.Stderr = s.log, s.log
 	s.exited = make(chan struct{})
@@ -212,7 +215,10 @@ func runCLI(t testing.TB, env []string, stdin string, args ...string) cliResult 
 // runCLIIn runs the CLI in directory dir ("" for the current one).
 func runCLIIn(t testing.TB, dir string, env []string, stdin string, args ...string) cliResult {
 	t.Helper()
-	cmd := exec.Command(pemba, args...)
+	// A command that should exit but serves instead must not hang the suite.
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, pemba, args...)
 	cmd.Dir = dir
 	cmd.Env = append(os.Environ(), env...)
 	cmd.Stdin = strings.NewReader(stdin)
@@ -311,3 +317,21 @@ func lastZookie(stderr string) string {
 }
 
 var _ = timeField
+
+// relationshipFromWire converts a wire relationship for comparisons.
+func relationshipFromWire(r *pb.Relationship) graph.Relationship {
+	out := graph.Relationship{
+		Resource: graph.ObjectRef{Type: r.GetResource().GetType(), ID: r.GetResource().GetId()},
+		Relation: r.GetRelation(),
+		Subject: graph.SubjectRef{Object: graph.ObjectRef{Type: r.GetSubject().GetObject().GetType(), ID: r.GetSubject().GetObject().GetId()},
+			Relation: r.GetSubject().GetRelation()},
+	}
+	if c := r.GetCaveat(); c != nil {
+		out.Caveat = &graph.Caveat{Name: c.GetName(), Context: c.GetContext().AsMap()}
+	}
+	if e := r.GetExpiration(); e != nil {
+		t := e.AsTime()
+		out.Expiration = &t
+	}
+	return out
+}
