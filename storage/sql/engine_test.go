@@ -190,7 +190,7 @@ func TestGarbageCollectionDeletesRows(t *testing.T) {
 }
 
 // TestImportReplaces covers both PostgreSQL import paths: a batch of new
-// relationships goes in with one INSERT; a batch that replaces live ones
+// relationships goes in with one COPY; a batch that replaces live ones
 // (here with a new caveat) falls back to ending each old version, so the
 // earlier revision still reads the old payload.
 func TestImportReplaces(t *testing.T) {

@@ -2,10 +2,12 @@ package sql
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"iter"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 
 	"github.com/pembadb/pemba/graph"
 	"github.com/pembadb/pemba/storage"
@@ -104,11 +106,9 @@ func (b *importBatch) reset() {
 
 // importBatch writes one batch in its own revision.
 //
-// On PostgreSQL the rows are COPYed into a temporary table and inserted
-// with one statement when none replaces a live version — the usual bulk
-// load, and far fewer round trips than row-at-a-time statements.
-// CockroachDB's temporary tables are experimental, so there the batch
-// goes through the same pipelined per-row statements as Write.
+// On PostgreSQL a batch that replaces no live relationship — the usual
+// bulk load — is COPYed straight into the table; others, and every batch
+// on CockroachDB, go through the pipelined per-row statements of Write.
 func (e *Engine) importBatch(ctx context.Context, b *importBatch, meta storage.WriteMetadata) (storage.Revision, error) {
 	var rev storage.Revision
 	err := e.inRevision(ctx, meta, false, func(tx pgx.Tx, r storage.Revision) error {
@@ -121,58 +121,36 @@ func (e *Engine) importBatch(ctx context.Context, b *importBatch, meta storage.W
 	return rev, err
 }
 
-// Statements of the PostgreSQL bulk-import path (PostgreSQL only: a
-// temporary table and COPY).
-const (
-	pgCreateImportTable = `CREATE TEMPORARY TABLE IF NOT EXISTS import_batch (
-    resource_type    TEXT COLLATE "C" NOT NULL,
-    resource_id      TEXT COLLATE "C" NOT NULL,
-    relation         TEXT COLLATE "C" NOT NULL,
-    subject_type     TEXT COLLATE "C" NOT NULL,
-    subject_id       TEXT COLLATE "C" NOT NULL,
-    subject_relation TEXT COLLATE "C" NOT NULL,
-    caveat_name      TEXT NOT NULL,
-    caveat_context   JSONB,
-    expires_at       BIGINT
-) ON COMMIT DELETE ROWS`
-
-	// pgInsertImported inserts the batch's rows as new versions, except
-	// those whose relationship has a live version (the partial unique
-	// index detects them one row at a time, whatever the statistics say).
-	pgInsertImported = `INSERT INTO relationships (` + relColumns + `, created_rev)
-SELECT ` + relColumns + `, $1 FROM import_batch
-ON CONFLICT (` + identity + `) WHERE deleted_rev IS NULL DO NOTHING`
-)
-
-var importColumns = []string{"resource_type", "resource_id", "relation", "subject_type", "subject_id",
-	"subject_relation", "caveat_name", "caveat_context", "expires_at"}
+// versionColumns are the columns COPY fills: relColumns and created_rev.
+var versionColumns = []string{"resource_type", "resource_id", "relation", "subject_type", "subject_id",
+	"subject_relation", "caveat_name", "caveat_context", "expires_at", "created_rev"}
 
 func copyRows(ctx context.Context, tx pgx.Tx, rev storage.Revision, rows [][]any) error {
-	if _, err := tx.Exec(ctx, pgCreateImportTable); err != nil {
-		return fmt.Errorf("create import table: %w", err)
-	}
-	if _, err := tx.CopyFrom(ctx, pgx.Identifier{"import_batch"}, importColumns, pgx.CopyFromRows(rows)); err != nil {
-		return fmt.Errorf("copy batch: %w", err)
-	}
-	// Most batches replace nothing: insert them in one statement. If a
-	// row met a live version (a re-import, or an expired relationship),
-	// undo that insert and replace row by row, which ends each old version
-	// first.
+	// Most batches replace nothing: COPY them straight into the table. If
+	// a row meets a live version (a re-import, or an expired
+	// relationship), the unique index rejects the COPY; undo it and
+	// replace row by row, which ends each old version first.
 	sp, err := tx.Begin(ctx) // a savepoint
 	if err != nil {
 		return err
 	}
-	tag, err := sp.Exec(ctx, pgInsertImported, int64(rev))
-	if err != nil {
-		return fmt.Errorf("insert imported relationships: %w", err)
+	versions := make([][]any, len(rows))
+	for i, r := range rows {
+		versions[i] = append(r[:len(r):len(r)], int64(rev))
 	}
-	if int(tag.RowsAffected()) == len(rows) {
+	_, err = sp.CopyFrom(ctx, pgx.Identifier{"relationships"}, versionColumns, pgx.CopyFromRows(versions))
+	var pgErr *pgconn.PgError
+	switch {
+	case err == nil:
 		return sp.Commit(ctx)
+	case errors.As(err, &pgErr) && pgErr.Code == "23505": // unique_violation
+		if err := sp.Rollback(ctx); err != nil {
+			return err
+		}
+		return importRows(ctx, tx, rev, rows)
+	default:
+		return fmt.Errorf("copy batch: %w", err)
 	}
-	if err := sp.Rollback(ctx); err != nil {
-		return err
-	}
-	return importRows(ctx, tx, rev, rows)
 }
 
 // importRows writes a batch with per-row statements, pipelined in chunks.

@@ -86,6 +86,10 @@ const (
 // `pemba migrate` runs from applying the same step at once.
 const migrationLockKey = 0x70656d6261 // "pemba"
 
+// pgMigrationLock takes migrationLockKey until the transaction ends
+// (PostgreSQL only).
+const pgMigrationLock = "SELECT pg_advisory_xact_lock($1)"
+
 // MigrationStep reports one applied migration.
 type MigrationStep struct {
 	Version int
@@ -136,7 +140,7 @@ func migrate(ctx context.Context, d Dialect, pool *pgxpool.Pool) ([]MigrationSte
 // transaction (PostgreSQL DDL is transactional), under an advisory lock.
 func applyPostgreSQL(ctx context.Context, pool *pgxpool.Pool, m migration) (ran bool, err error) {
 	err = pgx.BeginFunc(ctx, pool, func(tx pgx.Tx) error {
-		if _, err := tx.Exec(ctx, "SELECT pg_advisory_xact_lock($1)", int64(migrationLockKey)); err != nil {
+		if _, err := tx.Exec(ctx, pgMigrationLock, int64(migrationLockKey)); err != nil {
 			return err
 		}
 		if _, err := tx.Exec(ctx, createMigrationsTable); err != nil {
