@@ -3,6 +3,8 @@ package sql
 import (
 	"context"
 	"fmt"
+	"runtime"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -17,6 +19,9 @@ import (
 const (
 	DefaultGCWindow          = 24 * time.Hour
 	DefaultWatchPollInterval = 100 * time.Millisecond
+	// DefaultMaxConns is the connection pool size when the URL sets no
+	// pool_max_conns (at least twice the CPUs).
+	DefaultMaxConns = 16
 )
 
 // Config opens an Engine.
@@ -24,7 +29,7 @@ type Config struct {
 	// Dialect is PostgreSQL (the default when empty) or CockroachDB.
 	Dialect Dialect
 	// URL is a libpq-style connection URL or DSN; pool settings such as
-	// pool_max_conns may be given in it.
+	// pool_max_conns may be given in it (default DefaultMaxConns).
 	URL string
 	// GCWindow is how long history stays readable (default 24h).
 	GCWindow time.Duration
@@ -71,6 +76,11 @@ func Open(ctx context.Context, cfg Config) (*Engine, error) {
 	poolCfg, err := pgxpool.ParseConfig(cfg.URL)
 	if err != nil {
 		return nil, fmt.Errorf("open %s datastore: %w", cfg.Dialect, err)
+	}
+	if !strings.Contains(cfg.URL, "pool_max_conns") {
+		// pgxpool's default (the number of CPUs, at least 4) starves a
+		// server whose checks fan out into many concurrent reads.
+		poolCfg.MaxConns = int32(max(DefaultMaxConns, 2*runtime.GOMAXPROCS(0)))
 	}
 	pool, err := pgxpool.NewWithConfig(ctx, poolCfg)
 	if err != nil {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"runtime"
 	"testing"
 	"time"
 
@@ -246,5 +247,26 @@ func TestImportReplaces(t *testing.T) {
 	}
 	if versions != 4 {
 		t.Fatalf("%d versions stored, want 4 (a, b, c and a's replacement)", versions)
+	}
+}
+
+func TestPoolSize(t *testing.T) {
+	ctx := context.Background()
+	url := pg.NewDatabase(t)
+	for _, c := range []struct {
+		url  string
+		want int32
+	}{
+		{url, int32(max(DefaultMaxConns, 2*runtime.GOMAXPROCS(0)))},
+		{url + "&pool_max_conns=3", 3},
+	} {
+		e, err := Open(ctx, Config{URL: c.url, AutoMigrate: true})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := e.pool.Config().MaxConns; got != c.want {
+			t.Errorf("%s: pool size %d, want %d", c.url, got, c.want)
+		}
+		e.Close()
 	}
 }
