@@ -232,6 +232,10 @@ func (p *plan) matches(comps *[6][]byte) bool {
 // scratch holds a query's reusable buffers.
 type scratch struct {
 	lo, hi, body, seek, after []byte
+	// comps and pl are handed to visit by pointer; living here keeps
+	// them off the heap.
+	comps [6][]byte
+	pl    payload
 }
 
 var scratchPool = sync.Pool{New: func() any { return new(scratch) }}
@@ -264,7 +268,10 @@ type visitFunc func(body []byte, comps *[6][]byte, value []byte, pl *payload) (b
 // opts.Limit of them. The caller holds the close lock.
 func (e *Engine) scan(ctx context.Context, rev storage.Revision, p *plan, opts storage.QueryOptions, visit visitFunc) error {
 	s := scratchPool.Get().(*scratch)
-	defer scratchPool.Put(s)
+	defer func() {
+		s.pl = payload{} // it aliases Pebble's memory
+		scratchPool.Put(s)
+	}()
 
 	var after []byte
 	if opts.After != nil {
@@ -319,17 +326,15 @@ func (e *Engine) scan(ctx context.Context, rev storage.Revision, p *plan, opts s
 			if err != nil {
 				return err
 			}
-			pl, err := decodePayload(v)
-			if err != nil {
+			if s.pl, err = decodePayload(v); err != nil {
 				return fmt.Errorf("value of %q: %w", s.body, err)
 			}
-			if !pl.tombstone {
-				var comps [6][]byte
-				if err := splitBody(s.body, &comps); err != nil {
+			if !s.pl.tombstone {
+				if err := splitBody(s.body, &s.comps); err != nil {
 					return fmt.Errorf("key %q: %w", s.body, err)
 				}
-				if p.matches(&comps) && (pl.expiration.IsZero() || !pl.expiredAt(nowOr(&now))) {
-					more, err := visit(s.body, &comps, v, &pl)
+				if p.matches(&s.comps) && (s.pl.expiration.IsZero() || !s.pl.expiredAt(nowOr(&now))) {
+					more, err := visit(s.body, &s.comps, v, &s.pl)
 					if err != nil || !more {
 						return err
 					}
