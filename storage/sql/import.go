@@ -111,7 +111,7 @@ func (b *importBatch) reset() {
 // on CockroachDB, go through the pipelined per-row statements of Write.
 func (e *Engine) importBatch(ctx context.Context, b *importBatch, meta storage.WriteMetadata) (storage.Revision, error) {
 	var rev storage.Revision
-	err := e.inRevision(ctx, meta, false, func(tx pgx.Tx, r storage.Revision) error {
+	err := e.inRevision(ctx, meta, false, func(tx pgx.Tx, r storage.Revision, _ *pgx.Batch) error {
 		rev = r
 		if e.dialect == CockroachDB {
 			return importRows(ctx, tx, r, b.rows)

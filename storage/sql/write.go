@@ -22,7 +22,7 @@ func (e *Engine) Write(ctx context.Context, req storage.WriteRequest) (storage.R
 		return 0, fmt.Errorf("write relationships: %w", err)
 	}
 	var rev storage.Revision
-	err := e.inRevision(ctx, req.Metadata, false, func(tx pgx.Tx, r storage.Revision) error {
+	err := e.inRevision(ctx, req.Metadata, false, func(tx pgx.Tx, r storage.Revision, final *pgx.Batch) error {
 		rev = r
 		now := time.Now().UnixNano()
 		if err := checkPreconditions(ctx, tx, req.Preconditions, now); err != nil {
@@ -31,7 +31,7 @@ func (e *Engine) Write(ctx context.Context, req storage.WriteRequest) (storage.R
 		if err := checkCreates(ctx, tx, req.Mutations, now); err != nil {
 			return err
 		}
-		return applyMutations(ctx, tx, r, req.Mutations)
+		return queueMutations(final, r, req.Mutations)
 	})
 	if err != nil {
 		return 0, fmt.Errorf("write relationships: %w", err)
@@ -41,19 +41,23 @@ func (e *Engine) Write(ctx context.Context, req storage.WriteRequest) (storage.R
 
 // inRevision runs fn in a write transaction that has taken the next
 // revision and records that revision's metadata, retrying on serialization
-// failures; it wakes local watchers after the commit.
+// failures; it wakes local watchers after the commit. Statements fn
+// queues in final go to the server in one round trip with the revision
+// record, after fn returns: the fewer round trips while the counter lock
+// is held, the more writes per second.
 func (e *Engine) inRevision(ctx context.Context, meta storage.WriteMetadata, schemaChanged bool,
-	fn func(tx pgx.Tx, rev storage.Revision) error) error {
+	fn func(tx pgx.Tx, rev storage.Revision, final *pgx.Batch) error) error {
 	err := runWrite(ctx, e.dialect, e.pool, func(tx pgx.Tx) error {
 		var rev int64
 		if err := tx.QueryRow(ctx, stmtNextRevision).Scan(&rev); err != nil {
 			return fmt.Errorf("next revision: %w", err)
 		}
-		if err := fn(tx, storage.Revision(rev)); err != nil {
+		var final pgx.Batch
+		if err := fn(tx, storage.Revision(rev), &final); err != nil {
 			return err
 		}
-		_, err := tx.Exec(ctx, stmtInsertRevision, rev, meta.Actor, meta.Reason, schemaChanged)
-		return err
+		final.Queue(stmtInsertRevision, rev, meta.Actor, meta.Reason, schemaChanged)
+		return tx.SendBatch(ctx, &final).Close()
 	})
 	if err == nil {
 		e.notifyCommitted()
@@ -175,16 +179,12 @@ func checkCreates(ctx context.Context, tx pgx.Tx, ms []storage.Mutation, now int
 	return results.Close()
 }
 
-// applyMutations ends the live version of every mutated relationship and
-// inserts the new versions of CREATE and TOUCH, in one round trip.
-func applyMutations(ctx context.Context, tx pgx.Tx, rev storage.Revision, ms []storage.Mutation) error {
-	if len(ms) == 0 {
-		return nil
-	}
-	var batch pgx.Batch
+// queueMutations queues the statements that end the live version of every
+// mutated relationship and insert the new versions of CREATE and TOUCH.
+func queueMutations(b *pgx.Batch, rev storage.Revision, ms []storage.Mutation) error {
 	for _, m := range ms {
 		k := forwardKey(m.Relationship)
-		batch.Queue(stmtEndVersion, int64(rev), k[0], k[1], k[2], k[3], k[4], k[5])
+		b.Queue(stmtEndVersion, int64(rev), k[0], k[1], k[2], k[3], k[4], k[5])
 		if m.Op == storage.OpDelete {
 			continue
 		}
@@ -192,9 +192,9 @@ func applyMutations(ctx context.Context, tx pgx.Tx, rev storage.Revision, ms []s
 		if err != nil {
 			return err
 		}
-		batch.Queue(stmtInsertVersion, append(args, int64(rev))...)
+		b.Queue(stmtInsertVersion, append(args, int64(rev))...)
 	}
-	return tx.SendBatch(ctx, &batch).Close()
+	return nil
 }
 
 // DeleteRelationships ends the live versions matching f in one revision,
@@ -213,7 +213,7 @@ func (e *Engine) DeleteRelationships(ctx context.Context, f storage.Filter, limi
 		return storage.DeleteResult{}, fmt.Errorf("delete relationships: %w: limit: %d is negative", storage.ErrInvalidArgument, limit)
 	}
 	var res storage.DeleteResult
-	err := e.inRevision(ctx, meta, false, func(tx pgx.Tx, rev storage.Revision) error {
+	err := e.inRevision(ctx, meta, false, func(tx pgx.Tx, rev storage.Revision, _ *pgx.Batch) error {
 		res = storage.DeleteResult{Revision: rev}
 		now := time.Now().UnixNano()
 		q := deleteQuery(f, rev, now, limit)
@@ -243,10 +243,10 @@ func (e *Engine) WriteSchema(ctx context.Context, s storage.StoredSchema, meta s
 		s.Compiled = []byte{}
 	}
 	var rev storage.Revision
-	err := e.inRevision(ctx, meta, true, func(tx pgx.Tx, r storage.Revision) error {
+	err := e.inRevision(ctx, meta, true, func(_ pgx.Tx, r storage.Revision, final *pgx.Batch) error {
 		rev = r
-		_, err := tx.Exec(ctx, stmtInsertSchema, int64(r), s.Text, s.Compiled)
-		return err
+		final.Queue(stmtInsertSchema, int64(r), s.Text, s.Compiled)
+		return nil
 	})
 	if err != nil {
 		return 0, fmt.Errorf("write schema: %w", err)
