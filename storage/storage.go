@@ -35,9 +35,7 @@ var (
 type AlreadyExistsError struct{ Relationship graph.Relationship }
 
 func (e *AlreadyExistsError) Error() string {
-	return fmt.Sprintf("relationship already exists: %s#%s@%s:%s",
-		e.Relationship.Resource.Type+":"+e.Relationship.Resource.ID, e.Relationship.Relation,
-		e.Relationship.Subject.Object.Type, e.Relationship.Subject.Object.ID)
+	return "relationship already exists: " + e.Relationship.Key().String()
 }
 
 // Op is a mutation kind.
