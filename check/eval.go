@@ -521,10 +521,7 @@ func (e *evaluation) evalArrow(typ string, ids []string, a *schema.Arrow, perm s
 			return nil, err
 		}
 		c.and(t)
-		if !seen[ed.i] {
-			seen[ed.i] = true
-			out[ed.i].path = c.path
-		}
+		seen[ed.i] = true
 		out[ed.i].and(c)
 	}
 	for i := range out {

@@ -1,35 +1,77 @@
 package check
 
 import (
-	"testing"
+	"context"
+	"iter"
 	"time"
+
+	"testing"
 
 	"github.com/pembadb/pemba/graph"
 	"github.com/pembadb/pemba/storage"
+	"github.com/pembadb/pemba/storage/pebble"
 )
 
-// testStore is the datastore of tests. TEMPORARY: backed by sliceReader
-// until the in-memory Pebble engine is committed.
+// testStore is the datastore of tests and benchmarks: the real Pebble
+// engine in memory.
 type testStore struct {
-	rels []graph.Relationship
-	rev  storage.Revision
+	eng *pebble.Engine
 }
 
-func newTestStore(t *testing.T) *testStore { return &testStore{} }
-
-func (s *testStore) write(t *testing.T, rels []graph.Relationship) {
+func newTestStore(t testing.TB) *testStore {
 	t.Helper()
-	s.rels = append(s.rels, rels...)
-	s.rev++
+	eng, err := pebble.Open(pebble.Options{InMemory: true, GCInterval: -1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { eng.Close() })
+	return &testStore{eng: eng}
 }
 
-func (s *testStore) reader(t *testing.T) storage.Reader {
-	return &sliceReader{rev: s.rev, rels: s.rels}
+func (s *testStore) write(t testing.TB, rels []graph.Relationship) {
+	t.Helper()
+	seq := func(yield func(graph.Relationship, error) bool) {
+		for _, r := range rels {
+			if !yield(r, nil) {
+				return
+			}
+		}
+	}
+	if _, err := s.eng.Import(context.Background(), iter.Seq2[graph.Relationship, error](seq), 10000, storage.WriteMetadata{}); err != nil {
+		t.Fatal(err)
+	}
 }
 
+func (s *testStore) reader(t testing.TB) storage.Reader {
+	t.Helper()
+	ctx := context.Background()
+	rev, err := s.eng.HeadRevision(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r, err := s.eng.SnapshotReader(ctx, rev)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return r
+}
+
+// exists reports whether r is stored and unexpired at now, at the head.
 func (s *testStore) exists(r graph.Relationship, now time.Time) bool {
-	for _, x := range s.rels {
-		if x.Key() == r.Key() && live(x, now) {
+	ctx := context.Background()
+	rev, err := s.eng.HeadRevision(ctx)
+	if err != nil {
+		return false
+	}
+	rd, err := s.eng.SnapshotReader(ctx, rev)
+	if err != nil {
+		return false
+	}
+	srel := r.Subject.Relation
+	f := storage.Filter{ResourceType: r.Resource.Type, ResourceIDs: []string{r.Resource.ID}, Relation: r.Relation,
+		Subject: &storage.SubjectFilter{Type: r.Subject.Object.Type, IDs: []string{r.Subject.Object.ID}, Relation: &srel}}
+	for x, err := range rd.QueryRelationships(ctx, f, storage.QueryOptions{Now: now}) {
+		if err == nil && x.Key() == r.Key() {
 			return true
 		}
 	}
