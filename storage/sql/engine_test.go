@@ -5,8 +5,12 @@ import (
 	"errors"
 	"fmt"
 	"runtime"
+	"sync"
 	"testing"
 	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/pembadb/pemba/graph"
 	"github.com/pembadb/pemba/storage"
@@ -87,10 +91,33 @@ func TestWatchSeesOtherEngines(t *testing.T) {
 // import — against PostgreSQL, where both work when no transaction
 // conflicts. It checks the code, not CockroachDB's SQL (see
 // TestCockroachDBStatementsArePortable for that).
+//
+// Every statement the engine sends meanwhile is recorded and checked for
+// PostgreSQL-only constructs, which covers the statements generated at run
+// time as well as the fixed ones.
 func TestCockroachDBCodePath(t *testing.T) {
 	ctx := context.Background()
-	e := openTest(t)
+	e := openTest(t) // migrated with the PostgreSQL DDL, which is not checked
 	e.dialect = CockroachDB
+	rec := &statementRecorder{}
+	cfg := e.pool.Config()
+	cfg.ConnConfig.Tracer = rec
+	traced, err := pgxpool.NewWithConfig(ctx, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.pool.Close()
+	e.pool = traced
+	defer func() {
+		if len(rec.statements) < 10 {
+			t.Fatalf("recorded only %d statements", len(rec.statements))
+		}
+		for _, s := range rec.statements {
+			if bad := postgresOnly.FindString(s); bad != "" {
+				t.Errorf("the CockroachDB path sent %q, which uses %q", s, bad)
+			}
+		}
+	}()
 
 	r1, err := e.Write(ctx, storage.WriteRequest{Mutations: []storage.Mutation{
 		{Op: storage.OpCreate, Relationship: rel("document", "1", "viewer", "user", "alice")},
@@ -98,9 +125,11 @@ func TestCockroachDBCodePath(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	_, err = e.Write(ctx, storage.WriteRequest{Mutations: []storage.Mutation{
-		{Op: storage.OpCreate, Relationship: rel("document", "1", "viewer", "user", "alice")},
-	}})
+	_, err = e.Write(ctx, storage.WriteRequest{
+		Preconditions: []storage.Precondition{{MustMatch: true, Filter: storage.Filter{ResourceType: "document"}}},
+		Mutations: []storage.Mutation{
+			{Op: storage.OpCreate, Relationship: rel("document", "1", "viewer", "user", "alice")},
+		}})
 	var exists *storage.AlreadyExistsError
 	if !errors.As(err, &exists) {
 		t.Fatalf("second create: err = %v, want AlreadyExistsError", err)
@@ -145,7 +174,63 @@ func TestCockroachDBCodePath(t *testing.T) {
 	if got := ids(t, e, del.Revision); fmt.Sprint(got) != "[3@carol]" {
 		t.Fatalf("after delete: %v", got)
 	}
+	if _, err := e.WriteSchema(ctx, storage.StoredSchema{Text: "definition user {}"}, storage.WriteMetadata{}); err != nil {
+		t.Fatal(err)
+	}
+	head, err = e.HeadRevision(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r, err := e.SnapshotReader(ctx, head)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s, err := r.ReadSchema(ctx); err != nil || s.Revision != head {
+		t.Fatalf("read schema = %+v, %v", s, err)
+	}
+	for _, err := range r.ReverseQueryRelationships(ctx, storage.ReverseFilter{Subject: storage.SubjectFilter{Type: "user", IDs: []string{"carol", "dave"}}}, storage.QueryOptions{Limit: 1}) {
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	for ch, err := range e.Watch(ctx, del.Revision) {
+		if err != nil || ch.Revision != del.Revision+1 || !ch.SchemaChanged {
+			t.Fatalf("watch: %+v, %v", ch, err)
+		}
+		break
+	}
 }
+
+// statementRecorder is a pgx tracer that keeps the text of every statement
+// sent, batched ones included; COPY is recorded as "COPY table".
+type statementRecorder struct {
+	mu         sync.Mutex // guards statements
+	statements []string
+}
+
+func (r *statementRecorder) add(s string) {
+	r.mu.Lock()
+	r.statements = append(r.statements, s)
+	r.mu.Unlock()
+}
+
+func (r *statementRecorder) TraceQueryStart(ctx context.Context, _ *pgx.Conn, d pgx.TraceQueryStartData) context.Context {
+	r.add(d.SQL)
+	return ctx
+}
+func (r *statementRecorder) TraceQueryEnd(context.Context, *pgx.Conn, pgx.TraceQueryEndData) {}
+func (r *statementRecorder) TraceBatchStart(ctx context.Context, _ *pgx.Conn, _ pgx.TraceBatchStartData) context.Context {
+	return ctx
+}
+func (r *statementRecorder) TraceBatchQuery(_ context.Context, _ *pgx.Conn, d pgx.TraceBatchQueryData) {
+	r.add(d.SQL)
+}
+func (r *statementRecorder) TraceBatchEnd(context.Context, *pgx.Conn, pgx.TraceBatchEndData) {}
+func (r *statementRecorder) TraceCopyFromStart(ctx context.Context, _ *pgx.Conn, d pgx.TraceCopyFromStartData) context.Context {
+	r.add("COPY " + d.TableName.Sanitize())
+	return ctx
+}
+func (r *statementRecorder) TraceCopyFromEnd(context.Context, *pgx.Conn, pgx.TraceCopyFromEndData) {}
 
 // TestGarbageCollectionDeletesRows checks what CollectGarbage removes from
 // the tables: ended versions at or below the floor, relationships that
