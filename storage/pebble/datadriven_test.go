@@ -216,6 +216,14 @@ func dump(t *testing.T, e *Engine) string {
 			n := 0
 			_ = decodeChanges(v, func(storage.Op, []byte, []byte) error { n++; return nil })
 			fmt.Fprintf(w, "w %d changes=%d\n", beUint64(k[1:]), n)
+		case spaceExpiry:
+			sec := int64(beUint64(k[1:]) ^ (1 << 63))
+			body, rev, _ := splitVersion(k[13:])
+			var comps [6][]byte
+			if err := splitBody(body, &comps); err != nil {
+				t.Fatalf("key %q: %v", k, err)
+			}
+			fmt.Fprintf(w, "x %s %q @%d\n", time.Unix(sec, 0).UTC().Format(time.RFC3339), comps, rev)
 		case spaceMeta:
 			fmt.Fprintf(w, "m %s %d\n", k[1:], beUint64(v))
 		default:

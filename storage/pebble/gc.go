@@ -98,6 +98,9 @@ func (e *Engine) collectGarbage(ctx context.Context, now time.Time) error {
 	if err := logs.Error(); err != nil {
 		return err
 	}
+	if err := dropExpired(ctx, e.db, versions, b, now.Add(-e.opts.GCWindow), horizon, flushIfFull); err != nil {
+		return err
+	}
 	if err := e.dropSchemas(b, horizon); err != nil {
 		return err
 	}
@@ -166,6 +169,63 @@ func (e *Engine) dropSchemas(b *pdb.Batch, horizon storage.Revision) error {
 	if it.First() {
 		for it.Next() {
 			_ = b.Delete(it.Key(), nil)
+		}
+	}
+	return it.Error()
+}
+
+// dropExpired removes relationships that expired before cutoff (the start
+// of the window): when the expiring version is still the newest one and
+// was committed at or before the horizon, every version of the
+// relationship goes, from both indexes. An expiration-index entry whose
+// version was since replaced is dropped alone; the replacement's own GC
+// handles the rest. Readers are unaffected: at any readable revision the
+// relationship is expired, hence invisible, either way.
+func dropExpired(ctx context.Context, db *pdb.DB, versions *pdb.Iterator, b *pdb.Batch, cutoff time.Time,
+	horizon storage.Revision, flushIfFull func() error) error {
+	it, err := db.NewIterWithContext(ctx, &pdb.IterOptions{
+		LowerBound: []byte{spaceExpiry}, UpperBound: expirationPrefix(cutoff)})
+	if err != nil {
+		return err
+	}
+	defer it.Close()
+	var fwd, rv, key []byte
+	for valid := it.First(); valid; valid = it.Next() {
+		k := it.Key()
+		if len(k) < 1+12+1+suffixLen {
+			return fmt.Errorf("expiration key %q: %w", k, errCorrupt)
+		}
+		fwd = append(fwd[:0], k[13:len(k)-suffixLen]...)
+		rev := descRevision(k[len(k)-suffixLen:])
+		if rev > horizon {
+			continue // a later pass, once the write is inside the horizon
+		}
+		// The newest version of the relationship, if it is this one.
+		if versions.SeekGE(fwd) {
+			vk := versions.Key()
+			if len(vk) == len(fwd)+suffixLen && bytes.HasPrefix(vk, fwd) && descRevision(vk[len(fwd):]) == rev {
+				var comps [6][]byte
+				if err := splitBody(fwd, &comps); err != nil {
+					return err
+				}
+				rv = reverseBody(rv[:0], &comps)
+				for ok := true; ok; ok = versions.Next() {
+					vk := versions.Key()
+					if len(vk) != len(fwd)+suffixLen || !bytes.HasPrefix(vk, fwd) {
+						break
+					}
+					_ = b.Delete(vk, nil)
+					key = append(append(key[:0], rv...), vk[len(fwd):]...)
+					_ = b.Delete(key, nil)
+				}
+			}
+		}
+		if err := versions.Error(); err != nil {
+			return err
+		}
+		_ = b.Delete(k, nil)
+		if err := flushIfFull(); err != nil {
+			return err
 		}
 	}
 	return it.Error()

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/binary"
 	"errors"
+	"time"
 
 	"github.com/pembadb/pemba/graph"
 	"github.com/pembadb/pemba/storage"
@@ -16,6 +17,7 @@ import (
 //	s ^rev                                                             schema version
 //	v rev                                                              revision record
 //	w rev                                                              change log
+//	x <expiration> f<...>^rev                                          expiration index
 //	m gc                                                               GC floor
 //
 // <x> is a string component in an order-preserving encoding (escape
@@ -32,6 +34,7 @@ const (
 	spaceRevision byte = 'v'
 	spaceChanges  byte = 'w'
 	spaceMeta     byte = 'm'
+	spaceExpiry   byte = 'x'
 )
 
 const (
@@ -147,6 +150,24 @@ func appendDescRevision(dst []byte, rev storage.Revision) []byte {
 
 func descRevision(b []byte) storage.Revision {
 	return storage.Revision(^binary.BigEndian.Uint64(b))
+}
+
+// expirationKey is x, the expiration (12 bytes: unix seconds with the
+// sign bit flipped so earlier instants sort first, then nanoseconds; exp
+// is the payload's encoding, converted here), the forward body and ^rev.
+func expirationKey(dst, exp, fwd []byte, rev storage.Revision) []byte {
+	dst = append(dst, spaceExpiry)
+	dst = binary.BigEndian.AppendUint64(dst, binary.BigEndian.Uint64(exp)^(1<<63))
+	dst = append(dst, exp[8:12]...)
+	dst = append(dst, fwd...)
+	return appendDescRevision(dst, rev)
+}
+
+// expirationPrefix is the smallest expiration-index key at or after t.
+func expirationPrefix(t time.Time) []byte {
+	dst := []byte{spaceExpiry}
+	dst = binary.BigEndian.AppendUint64(dst, uint64(t.Unix())^(1<<63))
+	return binary.BigEndian.AppendUint32(dst, uint32(t.Nanosecond()))
 }
 
 // versionKey is a key body followed by its revision suffix.

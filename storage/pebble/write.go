@@ -197,9 +197,19 @@ func (c *commit) set(body, value []byte) {
 	_ = c.batch.Set(c.key, value, nil) // a batch Set fails only on a closed batch
 }
 
+// setForward writes a forward-index version and, when it expires, its
+// expiration-index entry, so GC can find it once it has long expired.
+func (c *commit) setForward(fwd, pay []byte) {
+	c.set(fwd, pay)
+	if len(pay) >= 13 && pay[0]&flagExpiration != 0 {
+		c.key = expirationKey(c.key[:0], pay[1:13], fwd, c.rev)
+		_ = c.batch.Set(c.key, nil, nil)
+	}
+}
+
 // put writes a live version to both indexes.
 func (c *commit) put(fwd, rev, pay []byte) {
-	c.set(fwd, pay)
+	c.setForward(fwd, pay)
 	c.set(rev, pay)
 	c.log.add(storage.OpTouch, fwd, pay)
 }
@@ -386,7 +396,7 @@ func (e *Engine) importBatch(ctx context.Context, set *encodedSet, meta storage.
 	defer c.batch.Close()
 	for _, i := range byFwd {
 		fwd, _, pay := set.parts(&set.muts[i])
-		c.set(fwd, pay)
+		c.setForward(fwd, pay)
 	}
 	for _, i := range byRev {
 		_, rv, pay := set.parts(&set.muts[i])
