@@ -203,7 +203,8 @@ type Engine interface {
 	// WriteSchema stores a new schema version in its own revision.
 	WriteSchema(ctx context.Context, s StoredSchema, meta WriteMetadata) (Revision, error)
 	// Import writes relationships in batches of batchSize (TOUCH semantics),
-	// one revision per batch. An invalid relationship fails the import
+	// one revision per batch; a relationship repeated within a batch ends
+	// as its last occurrence. An invalid relationship fails the import
 	// before its batch is written; batches already committed stay, and the
 	// result reports them.
 	Import(ctx context.Context, rels iter.Seq2[graph.Relationship, error], batchSize int, meta WriteMetadata) (ImportResult, error)

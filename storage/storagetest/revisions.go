@@ -375,6 +375,25 @@ func testImportBatches(t *testing.T, e storage.Engine) {
 	}
 }
 
+// testImportDuplicates imports a relationship twice in one batch and once
+// over an existing one: TOUCH semantics, the last occurrence wins.
+func testImportDuplicates(t *testing.T, e storage.Engine) {
+	touch(t, e, "document:1#viewer@user:alice")
+	first, second := R("document:2#viewer@user:bob"), R("document:2#viewer@user:bob")
+	first.Caveat = &graph.Caveat{Name: "first_caveat"}
+	second.Caveat = &graph.Caveat{Name: "second_caveat", Context: map[string]any{"k": "v"}}
+	replaced := R("document:1#viewer@user:alice")
+	replaced.Caveat = &graph.Caveat{Name: "replaced"}
+	res, err := e.Import(ctx, seqOf([]graph.Relationship{first, replaced, second}), 10, storage.WriteMetadata{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Imported != 3 || len(res.Revisions) != 1 {
+		t.Fatalf("import = %+v, want 3 imported in one revision", res)
+	}
+	equalStrings(t, "after importing duplicates", all(t, e, res.Revisions[0]), []string{Format(replaced), Format(second)})
+}
+
 func testImportInvalid(t *testing.T, e storage.Engine) {
 	rs := rels("document:1#viewer@user:a", "document:2#viewer@user:b", "document:3#viewer@user:c", "document:4#viewer@user:d")
 	rs[2].Resource.ID = "bad id"

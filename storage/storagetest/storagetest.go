@@ -49,6 +49,7 @@ var subtests = []struct {
 	{"WriteMetadata", testWriteMetadata},
 	{"SchemaVersions", testSchemaVersions},
 	{"ImportBatches", testImportBatches},
+	{"ImportDuplicates", testImportDuplicates},
 	{"ImportInvalid", testImportInvalid},
 	{"ImportLarge", testImportLarge},
 	{"ExportResume", testExportResume},
