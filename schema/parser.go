@@ -189,6 +189,8 @@ func (p *parser) topLevel() Decl {
 			d = p.caveat()
 		case p.isKeyword(t, "use"):
 			d = p.use()
+		case p.isKeyword(t, "import") || p.isKeyword(t, "partial"):
+			p.fail(t, "%q (composable schemas) is not supported: combine the files into one schema", t.text)
 		default:
 			p.fail(t, "expected \"definition\", \"caveat\" or \"use\", found %s", t.describe())
 		}
@@ -220,7 +222,7 @@ func (p *parser) syncTopLevel() {
 				}
 			}
 		case tokIdent:
-			if depth == 0 && atLineStart && (t.text == "definition" || t.text == "caveat" || t.text == "use") {
+			if depth == 0 && atLineStart && isTopLevelKeyword(t.text) {
 				return
 			}
 		}
@@ -320,6 +322,16 @@ func (p *parser) syncMember() {
 		}
 		p.next()
 	}
+}
+
+// isTopLevelKeyword reports whether word starts a top-level declaration,
+// supported or not.
+func isTopLevelKeyword(word string) bool {
+	switch word {
+	case "definition", "caveat", "use", "import", "partial":
+		return true
+	}
+	return false
 }
 
 // isStatementKeyword reports whether word starts a statement.
