@@ -51,9 +51,15 @@ type Engine struct {
 	closed       atomic.Bool
 
 	// commitMu guards committed, a channel closed (and replaced) after each
-	// write this Engine commits, so local watchers need not wait to poll.
+	// write this Engine commits, or another process's write is announced
+	// (notify.go), so watchers need not wait to poll.
 	commitMu  sync.Mutex
 	committed chan struct{}
+
+	// stopListening ends the PostgreSQL notification listener, which
+	// closes listenDone as it exits; both nil on CockroachDB.
+	stopListening context.CancelFunc
+	listenDone    chan struct{}
 }
 
 var _ storage.Engine = (*Engine)(nil)
@@ -100,19 +106,29 @@ func Open(ctx context.Context, cfg Config) (*Engine, error) {
 		pool.Close()
 		return nil, fmt.Errorf("open %s datastore: %w", cfg.Dialect, err)
 	}
-	return &Engine{
+	e := &Engine{
 		pool:         pool,
 		dialect:      cfg.Dialect,
 		gcWindow:     cfg.GCWindow,
 		pollInterval: cfg.WatchPollInterval,
 		committed:    make(chan struct{}),
-	}, nil
+	}
+	if e.dialect == PostgreSQL {
+		listenCtx, stop := context.WithCancel(context.Background())
+		e.stopListening, e.listenDone = stop, make(chan struct{})
+		go e.listen(listenCtx, poolCfg.ConnConfig.Copy())
+	}
+	return e, nil
 }
 
 // Close releases the connection pool. Calls after the first do nothing.
 func (e *Engine) Close() error {
 	if e.closed.Swap(true) {
 		return nil
+	}
+	if e.stopListening != nil {
+		e.stopListening()
+		<-e.listenDone
 	}
 	e.pool.Close()
 	return nil

@@ -40,15 +40,15 @@ func ids(t *testing.T, e *Engine, rev storage.Revision) []string {
 	return out
 }
 
-// TestWatchSeesOtherEngines: a watcher polls, so it sees revisions
-// committed through another Engine (another server process) on the same
-// database, not only the local commits that wake it.
+// TestWatchSeesOtherEngines: a watcher sees revisions committed through
+// another Engine (another server process) on the same database. Its poll
+// interval is an hour, so only PostgreSQL's notifications can wake it.
 func TestWatchSeesOtherEngines(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 	url := pg.NewDatabase(t)
 	open := func() *Engine {
-		e, err := Open(ctx, Config{URL: url, AutoMigrate: true, WatchPollInterval: 10 * time.Millisecond})
+		e, err := Open(ctx, Config{URL: url, AutoMigrate: true, WatchPollInterval: time.Hour})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -56,8 +56,20 @@ func TestWatchSeesOtherEngines(t *testing.T) {
 		return e
 	}
 	watcher, writer := open(), open()
+	// Writes go one at a time, each after the watcher saw the previous
+	// one, so that one poll cannot catch several: at most the first (and
+	// the one after the listener's start-up wake) can be found without a
+	// notification.
+	seen := make(chan struct{})
 	go func() {
 		for i := range 5 {
+			if i > 0 {
+				select {
+				case <-seen:
+				case <-ctx.Done():
+					return
+				}
+			}
 			_, err := writer.Write(ctx, storage.WriteRequest{
 				Mutations: []storage.Mutation{{Op: storage.OpTouch, Relationship: rel("document", fmt.Sprint(i), "viewer", "user", "alice")}},
 				Metadata:  storage.WriteMetadata{Actor: "other-process"},
@@ -79,6 +91,10 @@ func TestWatchSeesOtherEngines(t *testing.T) {
 		revs = append(revs, ch.Revision)
 		if len(revs) == 5 {
 			break
+		}
+		select {
+		case seen <- struct{}{}:
+		case <-ctx.Done():
 		}
 	}
 	if fmt.Sprint(revs) != "[1 2 3 4 5]" {

@@ -3,6 +3,7 @@ package sql
 import (
 	"context"
 	"fmt"
+	"strconv"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -57,6 +58,9 @@ func (e *Engine) inRevision(ctx context.Context, meta storage.WriteMetadata, sch
 			return err
 		}
 		final.Queue(stmtInsertRevision, rev, meta.Actor, meta.Reason, schemaChanged)
+		if e.dialect == PostgreSQL {
+			final.Queue(pgNotifyRevision, strconv.FormatInt(rev, 10))
+		}
 		return tx.SendBatch(ctx, &final).Close()
 	})
 	if err == nil {
