@@ -57,13 +57,18 @@ type Engine struct {
 	closed  bool // guarded by closeMu
 
 	// writeMu serializes writers: revision assignment, precondition and
-	// CREATE checks against the head, and the batch commit happen under it,
-	// so the store at head is exactly what the checks saw.
-	writeMu    sync.Mutex
+	// CREATE checks and applying the batch happen under it, so the store
+	// as of applied is exactly what the checks saw. The WAL sync happens
+	// after it is released.
+	writeMu sync.Mutex
+	// applied is the newest revision applied to Pebble (guarded by
+	// writeMu); the head trails it while its sync is in flight.
+	applied    storage.Revision
 	lastCommit time.Time // guarded by writeMu; commit times never go back
 
-	// head is the newest committed revision; it is stored after the batch
-	// that created it is committed, so a reader at head sees all of it.
+	// head is the newest durable revision: it is published after the WAL
+	// sync covering it, and only grows, so a reader at head sees all of
+	// it and nothing that could be lost.
 	head atomic.Uint64
 	// floor is the oldest readable revision. GC raises it before deleting
 	// anything, and readers check it after opening their Pebble iterator.
@@ -148,6 +153,7 @@ func (e *Engine) load() error {
 			return fmt.Errorf("revision %d: %w", rev, err)
 		}
 		e.head.Store(uint64(rev))
+		e.applied = rev
 		e.lastCommit = rr.committedAt
 	}
 	if err := it.Close(); err != nil {

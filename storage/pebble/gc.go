@@ -122,7 +122,12 @@ func (e *Engine) horizon(ctx context.Context, floor storage.Revision, cutoff tim
 	}
 	defer it.Close()
 	h := floor
+	head := storage.Revision(e.head.Load()) // applied revisions above it are not durable yet
 	for valid := it.First(); valid; valid = it.Next() {
+		rev := storage.Revision(beUint64(it.Key()[1:]))
+		if rev > head {
+			break
+		}
 		rr, err := decodeRevisionRecord(it.Value())
 		if err != nil {
 			return 0, err
@@ -130,7 +135,7 @@ func (e *Engine) horizon(ctx context.Context, floor storage.Revision, cutoff tim
 		if rr.committedAt.After(cutoff) {
 			break
 		}
-		h = storage.Revision(beUint64(it.Key()[1:]))
+		h = rev
 	}
 	return h, it.Error()
 }

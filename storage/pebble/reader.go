@@ -250,7 +250,7 @@ func (e *Engine) query(ctx context.Context, rev storage.Revision, p *plan, opts 
 		return err
 	}
 	defer release()
-	return e.scan(ctx, rev, p, opts, func(body []byte, comps *[6][]byte, _ []byte, pl *payload) (bool, error) {
+	return e.scan(ctx, rev, true, p, opts, func(body []byte, comps *[6][]byte, _ []byte, pl *payload) (bool, error) {
 		r := p.idx.relationship(body, comps)
 		if err := pl.apply(&r); err != nil {
 			return false, fmt.Errorf("value of %q: %w", body, err)
@@ -265,8 +265,11 @@ func (e *Engine) query(ctx context.Context, rev storage.Revision, p *plan, opts 
 type visitFunc func(body []byte, comps *[6][]byte, value []byte, pl *payload) (bool, error)
 
 // scan runs a plan at rev and visits the visible matches, at most
-// opts.Limit of them. The caller holds the close lock.
-func (e *Engine) scan(ctx context.Context, rev storage.Revision, p *plan, opts storage.QueryOptions, visit visitFunc) error {
+// opts.Limit of them. The caller holds the close lock. verify checks that
+// rev is still readable once the iterator is open; writers scanning the
+// last applied revision under writeMu (possibly above the published head)
+// pass false.
+func (e *Engine) scan(ctx context.Context, rev storage.Revision, verify bool, p *plan, opts storage.QueryOptions, visit visitFunc) error {
 	s := scratchPool.Get().(*scratch)
 	defer func() {
 		s.pl = payload{} // it aliases Pebble's memory
@@ -303,8 +306,10 @@ func (e *Engine) scan(ctx context.Context, rev storage.Revision, p *plan, opts s
 			// The iterator is a consistent view; if the floor is still at
 			// or below rev now, GC had not started deleting history rev
 			// needs when the view was taken.
-			if err := e.checkReadable(rev); err != nil {
-				return err
+			if verify {
+				if err := e.checkReadable(rev); err != nil {
+					return err
+				}
 			}
 		} else {
 			it.SetBounds(s.lo, s.hi)

@@ -98,32 +98,36 @@ func (e *Engine) write(ctx context.Context, req storage.WriteRequest) (storage.R
 		return 0, err
 	}
 	defer release()
-	e.writeMu.Lock()
-	defer e.writeMu.Unlock()
+	return e.serialize(func(c *commit) error {
+		return e.applyWrite(ctx, c, &req, &set)
+	})
+}
+
+// applyWrite checks req against the store as of the last applied revision
+// and fills c. The caller holds writeMu.
+func (e *Engine) applyWrite(ctx context.Context, c *commit, req *storage.WriteRequest, set *encodedSet) error {
 	if err := ctx.Err(); err != nil {
-		return 0, err
+		return err
 	}
-	head := storage.Revision(e.head.Load())
 	now := time.Now()
+	c.now, c.meta = now, req.Metadata
 	for i, p := range req.Preconditions {
-		found, err := e.anyMatch(ctx, head, &p.Filter, now)
+		found, err := e.anyMatch(ctx, e.applied, &p.Filter, now)
 		if err != nil {
-			return 0, fmt.Errorf("precondition %d: %w", i, err)
+			return fmt.Errorf("precondition %d: %w", i, err)
 		}
 		if found != p.MustMatch {
 			want := "match"
 			if !p.MustMatch {
 				want = "not match"
 			}
-			return 0, fmt.Errorf("precondition %d: relationships must %s %+v: %w", i, want, p.Filter, storage.ErrPreconditionFailed)
+			return fmt.Errorf("precondition %d: relationships must %s %+v: %w", i, want, p.Filter, storage.ErrPreconditionFailed)
 		}
 	}
 
-	c := e.newCommit(head + 1)
-	defer c.batch.Close()
 	it, err := e.db.NewIterWithContext(ctx, &pdb.IterOptions{LowerBound: []byte{spaceForward}, UpperBound: []byte{spaceForward + 1}})
 	if err != nil {
-		return 0, err
+		return err
 	}
 	defer it.Close()
 	for i := range set.muts {
@@ -132,7 +136,7 @@ func (e *Engine) write(ctx context.Context, req storage.WriteRequest) (storage.R
 		switch m.op {
 		case storage.OpCreate:
 			if cur, ok := newest(it, fwd); ok && !cur.tombstone && !cur.expiredAt(now) {
-				return 0, &storage.AlreadyExistsError{Relationship: *m.rel}
+				return &storage.AlreadyExistsError{Relationship: *m.rel}
 			}
 			c.put(fwd, rv, pay)
 		case storage.OpTouch:
@@ -145,10 +149,7 @@ func (e *Engine) write(ctx context.Context, req storage.WriteRequest) (storage.R
 			c.remove(fwd, rv, it.Value())
 		}
 	}
-	if err := it.Error(); err != nil {
-		return 0, err
-	}
-	return c.commit(now, req.Metadata, false)
+	return it.Error()
 }
 
 // newest positions it on the newest version of body and decodes it.
@@ -172,24 +173,45 @@ func (e *Engine) anyMatch(ctx context.Context, rev storage.Revision, f *storage.
 	p := newPlan().forward(f)
 	defer p.release()
 	found := false
-	err := e.scan(ctx, rev, p, storage.QueryOptions{Limit: 1, Now: now}, func([]byte, *[6][]byte, []byte, *payload) (bool, error) {
+	err := e.scan(ctx, rev, false, p, storage.QueryOptions{Limit: 1, Now: now}, func([]byte, *[6][]byte, []byte, *payload) (bool, error) {
 		found = true
 		return false, nil
 	})
 	return found, err
 }
 
-// commit is one revision being assembled; the caller holds writeMu.
+// commit is one revision being assembled under writeMu.
 type commit struct {
 	e     *Engine
 	rev   storage.Revision
 	batch *pdb.Batch
 	log   changeLog
 	key   []byte
+	// Recorded in the revision record.
+	now           time.Time
+	meta          storage.WriteMetadata
+	schemaChanged bool
 }
 
-func (e *Engine) newCommit(rev storage.Revision) *commit {
-	return &commit{e: e, rev: rev, batch: e.db.NewBatch()}
+// serialize runs build under writeMu with a commit for the next revision
+// and, if build succeeds, applies the batch before releasing the lock: the
+// next writer sees it, so writers are serial. The WAL sync happens after
+// the lock is released, so concurrent writers share syncs (Pebble groups
+// them); the head is published only once the revision is durable.
+func (e *Engine) serialize(build func(c *commit) error) (storage.Revision, error) {
+	e.writeMu.Lock()
+	c := &commit{e: e, batch: e.db.NewBatch(), now: time.Now()}
+	defer c.batch.Close()
+	c.rev = e.applied + 1
+	err := build(c)
+	if err == nil {
+		err = c.apply()
+	}
+	e.writeMu.Unlock()
+	if err != nil {
+		return 0, err
+	}
+	return c.rev, c.publish()
 }
 
 func (c *commit) set(body, value []byte) {
@@ -222,23 +244,46 @@ func (c *commit) remove(fwd, rev, old []byte) {
 	c.log.add(storage.OpDelete, fwd, old)
 }
 
-// commit adds the revision record and change log, commits the batch and
-// publishes the new head.
-func (c *commit) commit(now time.Time, meta storage.WriteMetadata, schemaChanged bool) (storage.Revision, error) {
+// apply adds the revision record and change log and applies the batch,
+// unsynced; the caller holds writeMu.
+func (c *commit) apply() error {
 	e := c.e
-	if now.Before(e.lastCommit) {
-		now = e.lastCommit
+	if c.now.Before(e.lastCommit) {
+		c.now = e.lastCommit // commit times never go back
 	}
-	rr := revisionRecord{committedAt: now, meta: meta, schemaChanged: schemaChanged}
+	rr := revisionRecord{committedAt: c.now, meta: c.meta, schemaChanged: c.schemaChanged}
 	_ = c.batch.Set(revisionKey(spaceRevision, c.rev), rr.encode(), nil)
 	_ = c.batch.Set(revisionKey(spaceChanges, c.rev), c.log.encode(), nil)
-	if err := c.batch.Commit(e.writeOpt); err != nil {
-		return 0, fmt.Errorf("commit revision %d: %w", c.rev, err)
+	if err := c.batch.Commit(pdb.NoSync); err != nil {
+		return fmt.Errorf("commit revision %d: %w", c.rev, err)
 	}
-	e.lastCommit = now
-	e.head.Store(uint64(c.rev))
+	e.applied = c.rev
+	e.lastCommit = c.now
+	return nil
+}
+
+// syncMarker is the WAL record whose synced write makes every earlier
+// record durable.
+var syncMarker = []byte{'s'}
+
+// publish waits until the revision is durable, then makes it the head
+// (unless a later one already is: the WAL is sequential, so a later
+// revision's sync covered this one) and wakes watchers.
+func (c *commit) publish() error {
+	e := c.e
+	if e.writeOpt.Sync {
+		if err := e.db.LogData(syncMarker, pdb.Sync); err != nil {
+			return fmt.Errorf("sync revision %d: %w", c.rev, err)
+		}
+	}
+	for {
+		h := e.head.Load()
+		if h >= uint64(c.rev) || e.head.CompareAndSwap(h, uint64(c.rev)) {
+			break
+		}
+	}
 	e.wakeWatchers()
-	return c.rev, nil
+	return nil
 }
 
 // DeleteRelationships deletes up to limit live matches of f in one revision.
@@ -265,34 +310,28 @@ func (e *Engine) deleteRelationships(ctx context.Context, f storage.Filter, limi
 		return storage.DeleteResult{}, err
 	}
 	defer release()
-	e.writeMu.Lock()
-	defer e.writeMu.Unlock()
-	head := storage.Revision(e.head.Load())
-	now := time.Now()
-	c := e.newCommit(head + 1)
-	defer c.batch.Close()
 	p := newPlan().forward(&f)
 	defer p.release()
-	res := storage.DeleteResult{}
-	opts := storage.QueryOptions{Now: now}
-	if limit > 0 {
-		opts.Limit = limit + 1 // one more tells whether there is more
-	}
-	var rv []byte
-	err = e.scan(ctx, head, p, opts, func(body []byte, comps *[6][]byte, value []byte, _ *payload) (bool, error) {
-		if limit > 0 && res.Deleted == limit {
-			res.More = true
-			return false, nil
+	var res storage.DeleteResult
+	res.Revision, err = e.serialize(func(c *commit) error {
+		c.meta = meta
+		opts := storage.QueryOptions{Now: c.now}
+		if limit > 0 {
+			opts.Limit = limit + 1 // one more tells whether there is more
 		}
-		rv = reverseBody(rv[:0], comps)
-		c.remove(body, rv, value)
-		res.Deleted++
-		return true, nil
+		var rv []byte
+		return e.scan(ctx, e.applied, false, p, opts, func(body []byte, comps *[6][]byte, value []byte, _ *payload) (bool, error) {
+			if limit > 0 && res.Deleted == limit {
+				res.More = true
+				return false, nil
+			}
+			rv = reverseBody(rv[:0], comps)
+			c.remove(body, rv, value)
+			res.Deleted++
+			return true, nil
+		})
 	})
 	if err != nil {
-		return storage.DeleteResult{}, err
-	}
-	if res.Revision, err = c.commit(now, meta, false); err != nil {
 		return storage.DeleteResult{}, err
 	}
 	return res, nil
@@ -314,12 +353,11 @@ func (e *Engine) WriteSchema(ctx context.Context, s storage.StoredSchema, meta s
 		return 0, err
 	}
 	defer release()
-	e.writeMu.Lock()
-	defer e.writeMu.Unlock()
-	c := e.newCommit(storage.Revision(e.head.Load()) + 1)
-	defer c.batch.Close()
-	_ = c.batch.Set(schemaKey(c.rev), encodeSchema(s), nil)
-	rev, err := c.commit(time.Now(), meta, true)
+	value := encodeSchema(s)
+	rev, err := e.serialize(func(c *commit) error {
+		c.meta, c.schemaChanged = meta, true
+		return c.batch.Set(schemaKey(c.rev), value, nil)
+	})
 	if err != nil {
 		return 0, fmt.Errorf("write schema: %w", err)
 	}
@@ -390,23 +428,22 @@ func (e *Engine) importBatch(ctx context.Context, set *encodedSet, meta storage.
 	// reuse the previous insert's position instead of searching from the
 	// top, which more than pays for the sort on large batches.
 	byFwd, byRev := set.sortedOrders()
-	e.writeMu.Lock()
-	defer e.writeMu.Unlock()
-	c := e.newCommit(storage.Revision(e.head.Load()) + 1)
-	defer c.batch.Close()
-	for _, i := range byFwd {
-		fwd, _, pay := set.parts(&set.muts[i])
-		c.setForward(fwd, pay)
-	}
-	for _, i := range byRev {
-		_, rv, pay := set.parts(&set.muts[i])
-		c.set(rv, pay)
-	}
-	for i := range set.muts {
-		fwd, _, pay := set.parts(&set.muts[i])
-		c.log.add(storage.OpTouch, fwd, pay)
-	}
-	return c.commit(time.Now(), meta, false)
+	return e.serialize(func(c *commit) error {
+		c.meta = meta
+		for _, i := range byFwd {
+			fwd, _, pay := set.parts(&set.muts[i])
+			c.setForward(fwd, pay)
+		}
+		for _, i := range byRev {
+			_, rv, pay := set.parts(&set.muts[i])
+			c.set(rv, pay)
+		}
+		for i := range set.muts {
+			fwd, _, pay := set.parts(&set.muts[i])
+			c.log.add(storage.OpTouch, fwd, pay)
+		}
+		return nil
+	})
 }
 
 // sortedOrders returns the mutation indexes ordered by forward key and by
