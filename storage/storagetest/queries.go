@@ -251,6 +251,11 @@ func testExpiration(t *testing.T, e storage.Engine) {
 	past.Expiration = ptr(time.Now().Add(-time.Second))
 	write(t, e, storage.OpTouch, past)
 	equalStrings(t, "already expired at write", allAtHead(t, e), []string{Format(r), "document:1#viewer@user:bob"})
+	// An expired relationship is not there to delete.
+	res, err := e.DeleteRelationships(ctx, storage.Filter{ResourceType: "document", ResourceIDs: []string{"2"}}, 0, storage.WriteMetadata{})
+	if err != nil || res.Deleted != 0 || res.More {
+		t.Fatalf("delete of an expired relationship = %+v, %v; want nothing deleted", res, err)
+	}
 }
 
 func testCaveatRoundTrip(t *testing.T, e storage.Engine) {
