@@ -69,12 +69,12 @@ func (e *Engine) Import(ctx context.Context, rels iter.Seq2[graph.Relationship, 
 // the position it first appeared.
 type importBatch struct {
 	rows  [][]any
-	index map[[6]string]int // identity → position in rows
+	index map[graph.Key]int // identity → position in rows
 	count int               // relationships given, duplicates included
 }
 
 func newImportBatch(size int) *importBatch {
-	return &importBatch{rows: make([][]any, 0, min(size, 1<<16)), index: make(map[[6]string]int)}
+	return &importBatch{rows: make([][]any, 0, min(size, 1<<16)), index: make(map[graph.Key]int)}
 }
 
 func (b *importBatch) add(rel graph.Relationship) error {
@@ -86,7 +86,7 @@ func (b *importBatch) add(rel graph.Relationship) error {
 		return err
 	}
 	b.count++
-	k := forwardKey(rel)
+	k := rel.Key()
 	if i, dup := b.index[k]; dup {
 		b.rows[i] = args
 		return nil

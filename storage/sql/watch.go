@@ -10,6 +10,7 @@ import (
 
 	"github.com/jackc/pgx/v5"
 
+	"github.com/pembadb/pemba/graph"
 	"github.com/pembadb/pemba/storage"
 )
 
@@ -117,7 +118,7 @@ func addRelationshipChanges(ctx context.Context, tx pgx.Tx, cursor storage.Revis
 	defer rows.Close()
 	type event struct {
 		rev storage.Revision
-		key [6]string
+		key graph.Key
 	}
 	touched := map[event]bool{}
 	var deleted []storage.RelationshipChange
@@ -136,7 +137,7 @@ func addRelationshipChanges(ctx context.Context, tx pgx.Tx, cursor storage.Revis
 		if kind == 1 {
 			ch := byRev[rev]
 			ch.Relationships = append(ch.Relationships, storage.RelationshipChange{Op: storage.OpTouch, Relationship: rel})
-			touched[event{rev, forwardKey(rel)}] = true
+			touched[event{rev, rel.Key()}] = true
 			continue
 		}
 		deleted = append(deleted, storage.RelationshipChange{Op: storage.OpDelete, Relationship: rel})
@@ -146,7 +147,7 @@ func addRelationshipChanges(ctx context.Context, tx pgx.Tx, cursor storage.Revis
 		return err
 	}
 	for i, d := range deleted {
-		if touched[event{deletedAt[i], forwardKey(d.Relationship)}] {
+		if touched[event{deletedAt[i], d.Relationship.Key()}] {
 			continue
 		}
 		ch := byRev[deletedAt[i]]
@@ -154,17 +155,8 @@ func addRelationshipChanges(ctx context.Context, tx pgx.Tx, cursor storage.Revis
 	}
 	for i := range changes {
 		slices.SortFunc(changes[i].Relationships, func(a, b storage.RelationshipChange) int {
-			return cmp.Or(compareKeys(forwardKey(a.Relationship), forwardKey(b.Relationship)), cmp.Compare(a.Op, b.Op))
+			return cmp.Or(a.Relationship.Key().CompareForward(b.Relationship.Key()), cmp.Compare(a.Op, b.Op))
 		})
 	}
 	return nil
-}
-
-func compareKeys(a, b [6]string) int {
-	for i := range a {
-		if c := cmp.Compare(a[i], b[i]); c != 0 {
-			return c
-		}
-	}
-	return 0
 }

@@ -77,7 +77,7 @@ func validateWrite(req storage.WriteRequest) error {
 			return fmt.Errorf("precondition %d: %w", i, err)
 		}
 	}
-	seen := make(map[[6]string]int, len(req.Mutations))
+	seen := make(map[graph.Key]int, len(req.Mutations))
 	for i, m := range req.Mutations {
 		if m.Op < storage.OpCreate || m.Op > storage.OpDelete {
 			return fmt.Errorf("%w: mutation %d: op: %v is not CREATE, TOUCH or DELETE", storage.ErrInvalidArgument, i, m.Op)
@@ -85,22 +85,14 @@ func validateWrite(req storage.WriteRequest) error {
 		if err := storage.ValidateRelationship(m.Relationship); err != nil {
 			return fmt.Errorf("mutation %d: %w", i, err)
 		}
-		k := forwardKey(m.Relationship)
+		k := m.Relationship.Key()
 		if j, dup := seen[k]; dup {
 			return fmt.Errorf("%w: mutation %d: relationship %s also appears in mutation %d",
-				storage.ErrInvalidArgument, i, describe(m.Relationship), j)
+				storage.ErrInvalidArgument, i, k, j)
 		}
 		seen[k] = i
 	}
 	return nil
-}
-
-func describe(r graph.Relationship) string {
-	s := fmt.Sprintf("%s:%s#%s@%s:%s", r.Resource.Type, r.Resource.ID, r.Relation, r.Subject.Object.Type, r.Subject.Object.ID)
-	if r.Subject.Relation != "" {
-		s += "#" + r.Subject.Relation
-	}
-	return s
 }
 
 // describeFilter renders a filter for error messages, e.g.
