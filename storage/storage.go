@@ -140,7 +140,8 @@ type Reader interface {
 }
 
 // StoredSchema is a schema as stored: its source text, an opaque compiled
-// form chosen by the writer, and the revision that wrote it.
+// form chosen by the writer, and the revision that wrote it. Engines may
+// share Compiled between ReadSchema calls: treat it as read-only.
 type StoredSchema struct {
 	Text     string
 	Compiled []byte

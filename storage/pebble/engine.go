@@ -73,6 +73,10 @@ type Engine struct {
 	// floor is the oldest readable revision. GC raises it before deleting
 	// anything, and readers check it after opening their Pebble iterator.
 	floor atomic.Uint64
+	// schema caches the newest schema version read so far, keyed by the
+	// revision that wrote it: every request reads the schema in force at
+	// its revision, almost always this one, and should not copy it.
+	schema atomic.Pointer[storage.StoredSchema]
 	// gcMu serializes garbage collection passes.
 	gcMu sync.Mutex
 

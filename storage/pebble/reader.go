@@ -81,9 +81,16 @@ func (r *reader) ReadSchema(ctx context.Context) (storage.StoredSchema, error) {
 	if !it.First() {
 		return storage.StoredSchema{}, it.Error()
 	}
-	s, err := decodeSchema(it.Value(), descRevision(it.Key()[1:]))
+	rev := descRevision(it.Key()[1:])
+	if c := r.e.schema.Load(); c != nil && c.Revision == rev {
+		return *c, nil
+	}
+	s, err := decodeSchema(it.Value(), rev)
 	if err != nil {
 		return storage.StoredSchema{}, fmt.Errorf("read schema at %d: %w", r.rev, err)
+	}
+	if c := r.e.schema.Load(); c == nil || c.Revision < rev {
+		r.e.schema.CompareAndSwap(c, &s)
 	}
 	return s, nil
 }
