@@ -48,6 +48,8 @@ type evaluation struct {
 	neg    int32
 
 	closures map[node]*closure // key: (type, "", relation)
+	// rows holds the complete relationships of prefetched objects.
+	rows map[graph.ObjectRef][]graph.Relationship
 }
 
 type node struct{ typ, id, rel string }
@@ -59,7 +61,7 @@ type progressMark struct {
 
 func (e *evaluation) reset() {
 	e.memo, e.progress, e.frames, e.neg, e.cutoff = nil, nil, nil, 0, false
-	e.closures = nil
+	e.closures, e.rows = nil, nil
 }
 
 func (e *evaluation) opts() storage.QueryOptions { return storage.QueryOptions{Now: e.now} }
@@ -232,6 +234,9 @@ func (e *evaluation) evaluateOnce(typ, rel string, ids []string, depth int) ([]o
 		return noOutcomes(len(ids)), nil
 	}
 	if p := def.Permissions[rel]; p != nil {
+		if err := e.prefetch(typ, ids); err != nil {
+			return nil, err
+		}
 		out, err := e.evalExpr(typ, ids, p.Expr, rel, depth)
 		if err != nil {
 			return nil, err
@@ -460,7 +465,7 @@ func (e *evaluation) query(f storage.Filter, fn func(graph.Relationship)) error 
 func (e *evaluation) evalArrow(typ string, ids []string, a *schema.Arrow, perm string, depth int) ([]outcome, error) {
 	ix := newIndex(ids)
 	var edges []edge
-	err := e.query(storage.Filter{ResourceType: typ, ResourceIDs: ids, Relation: a.Tupleset}, func(r graph.Relationship) {
+	err := e.read(storage.Filter{ResourceType: typ, ResourceIDs: ids, Relation: a.Tupleset}, func(r graph.Relationship) {
 		if i := ix.find(r.Resource.ID); i >= 0 {
 			edges = append(edges, edge{i, r})
 		}
@@ -596,7 +601,7 @@ func (e *evaluation) evalRelation(typ string, ids []string, r *schema.Relation, 
 		}
 		srel := s.Relation
 		var cerr error
-		err := e.query(storage.Filter{ResourceType: typ, ResourceIDs: ids, Relation: r.Name,
+		err := e.read(storage.Filter{ResourceType: typ, ResourceIDs: ids, Relation: r.Name,
 			Subject: &storage.SubjectFilter{Type: s.Object.Type, IDs: subjectIDs, Relation: &srel}}, func(rel graph.Relationship) {
 			i := ix.find(rel.Resource.ID)
 			if i < 0 || cerr != nil {
@@ -638,7 +643,7 @@ func (e *evaluation) evalRelation(typ string, ids []string, r *schema.Relation, 
 		}
 		var edges []edge
 		srel := a.Relation
-		err := e.query(storage.Filter{ResourceType: typ, ResourceIDs: open, Relation: r.Name,
+		err := e.read(storage.Filter{ResourceType: typ, ResourceIDs: open, Relation: r.Name,
 			Subject: &storage.SubjectFilter{Type: a.Type, Relation: &srel}}, func(rel graph.Relationship) {
 			if i := ix.find(rel.Resource.ID); i >= 0 {
 				edges = append(edges, edge{i, rel})

@@ -20,11 +20,19 @@ type testStore struct {
 
 func newTestStore(t testing.TB) *testStore {
 	t.Helper()
+	s := openTestStore(t)
+	t.Cleanup(func() { s.eng.Close() })
+	return s
+}
+
+// openTestStore opens a store that lives as long as the process (for the
+// benchmark graphs shared by sub-benchmarks).
+func openTestStore(t testing.TB) *testStore {
+	t.Helper()
 	eng, err := pebble.Open(pebble.Options{InMemory: true, GCInterval: -1})
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { eng.Close() })
 	return &testStore{eng: eng}
 }
 
