@@ -216,3 +216,22 @@ func TestComponentOrder(t *testing.T) {
 		}
 	}
 }
+
+// TestQueryCancelled checks that a query with a finished context fails
+// instead of reading.
+func TestQueryCancelled(t *testing.T) {
+	e := openTest(t, Options{InMemory: true})
+	c, cancel := context.WithCancel(context.Background())
+	cancel()
+	rd, err := e.SnapshotReader(c, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, err := range rd.QueryRelationships(c, storage.Filter{}, storage.QueryOptions{}) {
+		if !errors.Is(err, context.Canceled) {
+			t.Fatalf("query with a cancelled context: %v", err)
+		}
+		return
+	}
+	t.Fatal("query with a cancelled context yielded nothing")
+}

@@ -277,6 +277,9 @@ type visitFunc func(body []byte, comps *[6][]byte, value []byte, pl *payload) (b
 // last applied revision under writeMu (possibly above the published head)
 // pass false.
 func (e *Engine) scan(ctx context.Context, rev storage.Revision, verify bool, p *plan, opts storage.QueryOptions, visit visitFunc) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
 	s := scratchPool.Get().(*scratch)
 	defer func() {
 		s.pl = payload{} // it aliases Pebble's memory
