@@ -40,6 +40,9 @@ type Config struct {
 	// (0: one per 8 workers, at most 4).
 	Connections int
 	Duration    time.Duration
+	// RequestTimeout bounds each request (0: 10s); a request that runs
+	// out of time counts as an error.
+	RequestTimeout time.Duration
 	// Warmup runs the workload this long, unrecorded, before measuring.
 	Warmup time.Duration
 	// SkipLoad reuses the data already on the server.
@@ -59,6 +62,8 @@ func (c Config) Validate() error {
 		return fmt.Errorf("connections: must not be negative, got %d", c.Connections)
 	case c.Duration <= 0:
 		return fmt.Errorf("duration: must be positive, got %s", c.Duration)
+	case c.RequestTimeout < 0:
+		return fmt.Errorf("request timeout: must not be negative, got %s", c.RequestTimeout)
 	case c.Warmup < 0:
 		return fmt.Errorf("warmup: must not be negative, got %s", c.Warmup)
 	}
@@ -94,6 +99,9 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 		}
 		defer clients[i].conn.Close()
 	}
+	if cfg.RequestTimeout == 0 {
+		cfg.RequestTimeout = 10 * time.Second
+	}
 	if cfg.SampleSeed == 0 {
 		cfg.SampleSeed = rand.Uint64() | 1
 	}
@@ -111,7 +119,7 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 	for i := range workers {
 		ne := data.NewEnemy(i)
 		workers[i] = &worker{
-			id: i, c: clients[i%len(clients)], data: data,
+			id: i, c: clients[i%len(clients)], data: data, timeout: cfg.RequestTimeout,
 			sampler: data.NewSampler(cfg.Seed<<16 + uint64(i)),
 			enemy:   &ne,
 		}
@@ -190,7 +198,8 @@ func allFailed(ops []Operation, workers []*worker) error {
 
 // runPhase runs step on every worker, closed-loop, for d, with fresh
 // recorders, and returns the wall time until the last worker finished.
-// A request in flight at the deadline completes and is counted.
+// A request in flight at the deadline completes (within the request
+// timeout) and is counted.
 func runPhase(ctx context.Context, cfg Config, name string, workers []*worker, d time.Duration, s step) time.Duration {
 	var done atomic.Int64
 	bar := newBar(cfg.Progress, int64(d/time.Second), name)

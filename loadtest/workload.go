@@ -111,15 +111,21 @@ type worker struct {
 	// not grant (a freshness bug too, though not a new-enemy one).
 	neChecks, neViolations, neMissed int64
 
+	// timeout bounds each request, as a client's deadline would.
+	timeout time.Duration
+
 	// firstErr is the first failed request's error, for the run's error
 	// message when nothing succeeds.
 	firstErr error
 }
 
-// timed runs one request of operation op and records it.
-func (w *worker) timed(op string, call func() error) error {
+// timed runs one request of operation op, bounded by the worker's request
+// timeout, and records it.
+func (w *worker) timed(ctx context.Context, op string, call func(ctx context.Context) error) error {
+	ctx, cancel := context.WithTimeout(ctx, w.timeout)
+	defer cancel()
 	start := time.Now()
-	err := call()
+	err := call(ctx)
 	w.rec.Record(op, time.Since(start), err)
 	if err != nil && w.firstErr == nil {
 		w.firstErr = fmt.Errorf("%s: %w", op, err)
@@ -138,7 +144,7 @@ func (w *worker) checkRequest(q dataset.Check) *pb.CheckPermissionRequest {
 }
 
 func (w *worker) check(ctx context.Context, q dataset.Check) {
-	_ = w.timed(opCheck, func() error {
+	_ = w.timed(ctx, opCheck, func(ctx context.Context) error {
 		_, err := w.c.perms.CheckPermission(ctx, w.checkRequest(q))
 		return err
 	})
@@ -153,7 +159,7 @@ func (w *worker) bulkCheck(ctx context.Context) {
 			Subject: subjectProto(q.Subject), Context: contextProto(q.Context),
 		})
 	}
-	_ = w.timed(opBulkCheck, func() error {
+	_ = w.timed(ctx, opBulkCheck, func(ctx context.Context) error {
 		_, err := w.c.perms.BulkCheckPermission(ctx, req)
 		return err
 	})
@@ -173,7 +179,7 @@ func drain[T any](recv func() (T, error)) error {
 
 func (w *worker) lookupResources(ctx context.Context) {
 	q := w.sampler.LookupResources()
-	_ = w.timed(opLookupResources, func() error {
+	_ = w.timed(ctx, opLookupResources, func(ctx context.Context) error {
 		stream, err := w.c.perms.LookupResources(ctx, &pb.LookupResourcesRequest{
 			Consistency: consistency(w.zookie), ResourceType: q.ResourceType, Permission: q.Permission,
 			Subject: subjectProto(q.Subject), Context: contextProto(q.Context), Limit: lookupResourcesLimit,
@@ -187,7 +193,7 @@ func (w *worker) lookupResources(ctx context.Context) {
 
 func (w *worker) lookupSubjects(ctx context.Context) {
 	q := w.sampler.LookupSubjects()
-	_ = w.timed(opLookupSubjects, func() error {
+	_ = w.timed(ctx, opLookupSubjects, func(ctx context.Context) error {
 		stream, err := w.c.perms.LookupSubjects(ctx, &pb.LookupSubjectsRequest{
 			Consistency: consistency(w.zookie), Resource: objectProto(q.Resource), Permission: q.Permission,
 			SubjectType: q.SubjectType, Context: contextProto(q.Context),
@@ -201,7 +207,7 @@ func (w *worker) lookupSubjects(ctx context.Context) {
 
 func (w *worker) expand(ctx context.Context) {
 	q := w.sampler.Expand()
-	_ = w.timed(opExpand, func() error {
+	_ = w.timed(ctx, opExpand, func(ctx context.Context) error {
 		_, err := w.c.perms.ExpandPermission(ctx, &pb.ExpandPermissionRequest{
 			Consistency: consistency(w.zookie), Resource: objectProto(q.Resource), Permission: q.Permission,
 		})
@@ -213,7 +219,7 @@ func (w *worker) expand(ctx context.Context) {
 // read in the datastore, the baseline a check's cost compares with.
 func (w *worker) read(ctx context.Context) {
 	q := w.sampler.Check()
-	_ = w.timed(opRead, func() error {
+	_ = w.timed(ctx, opRead, func(ctx context.Context) error {
 		stream, err := w.c.rels.ReadRelationships(ctx, &pb.ReadRelationshipsRequest{
 			Consistency: consistency(w.zookie),
 			Filter:      &pb.RelationshipFilter{ResourceType: q.Resource.Type, ResourceIds: []string{q.Resource.ID}},
@@ -238,7 +244,7 @@ func (w *worker) write(ctx context.Context) {
 		defer func() { w.written = nil }()
 	}
 	update.Relationship = relationshipProto(*w.written)
-	_ = w.timed(opWrite, func() error {
+	_ = w.timed(ctx, opWrite, func(ctx context.Context) error {
 		resp, err := w.c.rels.WriteRelationships(ctx, &pb.WriteRelationshipsRequest{
 			Updates: []*pb.RelationshipUpdate{update}, Reason: "loadtest mixed",
 		})
@@ -269,7 +275,7 @@ func (w *worker) mixed(ctx context.Context) {
 // writeOne applies one update and returns its zookie.
 func (w *worker) writeOne(ctx context.Context, op pb.RelationshipUpdate_Operation, r graph.Relationship) (*pb.Zookie, error) {
 	var z *pb.Zookie
-	err := w.timed(opWrite, func() error {
+	err := w.timed(ctx, opWrite, func(ctx context.Context) error {
 		resp, err := w.c.rels.WriteRelationships(ctx, &pb.WriteRelationshipsRequest{
 			Updates: []*pb.RelationshipUpdate{{Operation: op, Relationship: relationshipProto(r)}},
 			Reason:  "loadtest new-enemy",
@@ -285,7 +291,7 @@ func (w *worker) checkAt(ctx context.Context, q dataset.Check, z *pb.Zookie) (pb
 	req := w.checkRequest(q)
 	req.Consistency = consistency(z)
 	var got pb.Permissionship
-	err := w.timed(opCheck, func() error {
+	err := w.timed(ctx, opCheck, func(ctx context.Context) error {
 		resp, err := w.c.perms.CheckPermission(ctx, req)
 		got = resp.GetPermissionship()
 		return err
@@ -330,7 +336,7 @@ func (w *worker) newEnemy(ctx context.Context) {
 // health is the floor's request: the gRPC health check, which does no
 // authorization work.
 func (w *worker) health(ctx context.Context) {
-	_ = w.timed(opHealth, func() error {
+	_ = w.timed(ctx, opHealth, func(ctx context.Context) error {
 		_, err := w.c.health.Check(ctx, &healthpb.HealthCheckRequest{})
 		return err
 	})
