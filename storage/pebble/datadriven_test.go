@@ -127,6 +127,24 @@ func TestLayout(t *testing.T) {
 						return "error: " + err.Error()
 					}
 					return fmt.Sprintf("revision %d", rev)
+				case "touch-if-absent":
+					// touch-if-absent <type:id> <relation> <subject type> <subject id>:
+					// the input is written only if no such relationship exists.
+					obj, _ := graph.ParseObjectRef(c.args[0])
+					f := storage.Filter{ResourceType: obj.Type, ResourceIDs: []string{obj.ID}, Relation: c.args[1],
+						Subject: &storage.SubjectFilter{Type: c.args[2], IDs: []string{c.args[3]}, Relation: new(string)}}
+					r, err := graph.ParseRelationship(c.input[0])
+					if err != nil {
+						return "error: " + err.Error()
+					}
+					rev, err := e.Write(ctx, storage.WriteRequest{
+						Preconditions: []storage.Precondition{{MustMatch: false, Filter: f}},
+						Mutations:     []storage.Mutation{{Op: storage.OpTouch, Relationship: r}},
+					})
+					if err != nil {
+						return "error: " + err.Error()
+					}
+					return fmt.Sprintf("revision %d", rev)
 				case "schema":
 					rev, err := e.WriteSchema(ctx, storage.StoredSchema{Text: strings.Join(c.input, "\n")}, storage.WriteMetadata{})
 					if err != nil {

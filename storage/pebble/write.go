@@ -121,7 +121,7 @@ func (e *Engine) applyWrite(ctx context.Context, c *commit, req *storage.WriteRe
 			if !p.MustMatch {
 				want = "not match"
 			}
-			return fmt.Errorf("precondition %d: relationships must %s %+v: %w", i, want, p.Filter, storage.ErrPreconditionFailed)
+			return fmt.Errorf("precondition %d: relationships must %s %s: %w", i, want, describeFilter(&p.Filter), storage.ErrPreconditionFailed)
 		}
 	}
 
@@ -150,6 +150,35 @@ func (e *Engine) applyWrite(ctx context.Context, c *commit, req *storage.WriteRe
 		}
 	}
 	return it.Error()
+}
+
+// describeFilter renders a filter for error messages, e.g.
+// `document:[1 2]#viewer@user:[alice]#...`; `*` stands for any.
+func describeFilter(f *storage.Filter) string {
+	orAny := func(s string) string {
+		if s == "" {
+			return "*"
+		}
+		return s
+	}
+	ids := func(ids []string) string {
+		if len(ids) == 0 {
+			return "*"
+		}
+		return fmt.Sprint(ids)
+	}
+	out := orAny(f.ResourceType) + ":" + ids(f.ResourceIDs) + "#" + orAny(f.Relation)
+	if s := f.Subject; s != nil {
+		out += "@" + s.Type + ":" + ids(s.IDs)
+		if s.Relation != nil {
+			rel := *s.Relation
+			if rel == "" {
+				rel = "..."
+			}
+			out += "#" + rel
+		}
+	}
+	return out
 }
 
 // newest positions it on the newest version of body and decodes it.
