@@ -14,7 +14,8 @@ import (
 
 // Write applies req atomically in one new revision: the preconditions are
 // checked, CREATE conflicts detected and every mutation applied inside the
-// same transaction, after it holds the revision counter's lock.
+// same transaction, after it holds the revision counter's lock — in two
+// round trips besides the counter update and the commit.
 func (e *Engine) Write(ctx context.Context, req storage.WriteRequest) (storage.Revision, error) {
 	if err := e.checkOpen(); err != nil {
 		return 0, err
@@ -26,10 +27,7 @@ func (e *Engine) Write(ctx context.Context, req storage.WriteRequest) (storage.R
 	err := e.inRevision(ctx, req.Metadata, false, func(tx pgx.Tx, r storage.Revision, final *pgx.Batch) error {
 		rev = r
 		now := time.Now().UnixNano()
-		if err := checkPreconditions(ctx, tx, req.Preconditions, now); err != nil {
-			return err
-		}
-		if err := checkCreates(ctx, tx, req.Mutations, now); err != nil {
+		if err := checkWrite(ctx, tx, req, now); err != nil {
 			return err
 		}
 		return queueMutations(final, r, req.Mutations)
@@ -127,11 +125,32 @@ func or(s, fallback string) string {
 	return s
 }
 
-func checkPreconditions(ctx context.Context, tx pgx.Tx, ps []storage.Precondition, now int64) error {
-	for i, p := range ps {
+// checkWrite checks, in one round trip, that every precondition holds
+// (else ErrPreconditionFailed) and that no CREATE names a live, unexpired
+// relationship (else *storage.AlreadyExistsError).
+func checkWrite(ctx context.Context, tx pgx.Tx, req storage.WriteRequest, now int64) error {
+	var batch pgx.Batch
+	for _, p := range req.Preconditions {
 		q := matchExistsQuery(p.Filter, now)
+		batch.Queue(q.String(), q.args...)
+	}
+	var creates []graph.Relationship
+	for _, m := range req.Mutations {
+		if m.Op != storage.OpCreate {
+			continue
+		}
+		k := forwardKey(m.Relationship)
+		batch.Queue(stmtLiveExists, k[0], k[1], k[2], k[3], k[4], k[5], now)
+		creates = append(creates, m.Relationship)
+	}
+	if batch.Len() == 0 {
+		return nil
+	}
+	results := tx.SendBatch(ctx, &batch)
+	defer results.Close()
+	for i, p := range req.Preconditions {
 		var exists bool
-		if err := tx.QueryRow(ctx, q.String(), q.args...).Scan(&exists); err != nil {
+		if err := results.QueryRow().Scan(&exists); err != nil {
 			return fmt.Errorf("precondition %d: %w", i, err)
 		}
 		if exists != p.MustMatch {
@@ -142,27 +161,6 @@ func checkPreconditions(ctx context.Context, tx pgx.Tx, ps []storage.Preconditio
 			return fmt.Errorf("%w: precondition %d wants %s for %s", storage.ErrPreconditionFailed, i, want, describeFilter(p.Filter))
 		}
 	}
-	return nil
-}
-
-// checkCreates fails with *storage.AlreadyExistsError when a CREATE names
-// a live, unexpired relationship. The lookups go in one round trip.
-func checkCreates(ctx context.Context, tx pgx.Tx, ms []storage.Mutation, now int64) error {
-	var batch pgx.Batch
-	var creates []graph.Relationship
-	for _, m := range ms {
-		if m.Op != storage.OpCreate {
-			continue
-		}
-		k := forwardKey(m.Relationship)
-		batch.Queue(stmtLiveExists, k[0], k[1], k[2], k[3], k[4], k[5], now)
-		creates = append(creates, m.Relationship)
-	}
-	if len(creates) == 0 {
-		return nil
-	}
-	results := tx.SendBatch(ctx, &batch)
-	defer results.Close()
 	for _, rel := range creates {
 		var exists bool
 		if err := results.QueryRow().Scan(&exists); err != nil {
