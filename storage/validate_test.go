@@ -1,0 +1,85 @@
+package storage
+
+import (
+	"errors"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/pembadb/pemba/graph"
+)
+
+func TestValidateRelationship(t *testing.T) {
+	ok := graph.MustParseRelationship("document:plan#viewer@group:eng#member")
+	withCaveat := func(ctx map[string]any) graph.Relationship {
+		r := ok
+		r.Caveat = &graph.Caveat{Name: "ip_allowlist", Context: ctx}
+		return r
+	}
+	zero := ok
+	zero.Expiration = &time.Time{}
+	badID := ok
+	badID.Resource.ID = "a b"
+	ellipsis := ok
+	ellipsis.Subject.Relation = graph.Ellipsis
+	cases := []struct {
+		name  string
+		r     graph.Relationship
+		field string // "" when valid
+	}{
+		{"valid", ok, ""},
+		{"caveat with context", withCaveat(map[string]any{"cidrs": []any{"10.0.0.0/8"}}), ""},
+		{"bad resource id", badID, "resource id"},
+		{"ellipsis spelled out", ellipsis, "subject relation"},
+		{"zero expiration", zero, "expiration"},
+		{"context too large", withCaveat(map[string]any{"k": strings.Repeat("v", MaxCaveatContextBytes)}), "caveat context"},
+	}
+	for _, c := range cases {
+		err := ValidateRelationship(c.r)
+		if c.field == "" {
+			if err != nil {
+				t.Errorf("%s: %v", c.name, err)
+			}
+			continue
+		}
+		if !errors.Is(err, ErrInvalidArgument) || !strings.Contains(err.Error(), c.field) {
+			t.Errorf("%s: error %v, want ErrInvalidArgument naming %q", c.name, err, c.field)
+		}
+	}
+}
+
+func TestFilterValidate(t *testing.T) {
+	rel := func(s string) *string { return &s }
+	cases := []struct {
+		name  string
+		f     Filter
+		field string
+	}{
+		{"empty", Filter{}, ""},
+		{"full", Filter{ResourceType: "document", ResourceIDs: []string{"a", "b"}, Relation: "viewer",
+			Subject: &SubjectFilter{Type: "user", IDs: []string{"*"}, Relation: rel("")}}, ""},
+		{"ids without type", Filter{ResourceIDs: []string{"a"}}, "filter resource ids"},
+		{"wildcard resource id", Filter{ResourceType: "document", ResourceIDs: []string{"*"}}, "filter resource id"},
+		{"bad type", Filter{ResourceType: "Doc"}, "filter resource type"},
+		{"subject without type", Filter{Subject: &SubjectFilter{IDs: []string{"a"}}}, "filter subject type"},
+		{"subject ellipsis spelled out", Filter{Subject: &SubjectFilter{Type: "user", Relation: rel("...")}}, "filter subject relation"},
+	}
+	for _, c := range cases {
+		err := c.f.Validate()
+		if c.field == "" {
+			if err != nil {
+				t.Errorf("%s: %v", c.name, err)
+			}
+			continue
+		}
+		if !errors.Is(err, ErrInvalidArgument) || !strings.Contains(err.Error(), c.field) {
+			t.Errorf("%s: error %v, want ErrInvalidArgument naming %q", c.name, err, c.field)
+		}
+	}
+	if err := (ReverseFilter{}).Validate(); !errors.Is(err, ErrInvalidArgument) {
+		t.Errorf("reverse filter without a subject type: %v", err)
+	}
+	if err := (QueryOptions{Limit: -1}).Validate(); !errors.Is(err, ErrInvalidArgument) {
+		t.Errorf("negative limit: %v", err)
+	}
+}
