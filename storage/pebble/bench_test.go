@@ -31,11 +31,12 @@ func benchRelationships(n int) iter.Seq2[graph.Relationship, error] {
 	}
 }
 
-// BenchmarkImport imports relationships into a fresh on-disk store, in
-// batches of 10,000 (one synced revision each).
+// BenchmarkImport imports relationships into a fresh on-disk store, one
+// synced revision per batch.
 func BenchmarkImport(b *testing.B) {
-	for _, n := range []int{100_000, 1_000_000} {
-		b.Run(fmt.Sprintf("rels=%d", n), func(b *testing.B) {
+	for _, c := range []struct{ n, batch int }{{100_000, 10_000}, {1_000_000, 10_000}, {1_000_000, 1_000}} {
+		n := c.n
+		b.Run(fmt.Sprintf("rels=%d/batch=%d", n, c.batch), func(b *testing.B) {
 			var cpu time.Duration
 			for b.Loop() {
 				b.StopTimer()
@@ -45,7 +46,7 @@ func BenchmarkImport(b *testing.B) {
 				}
 				b.StartTimer()
 				cpu0 := processCPU()
-				res, err := e.Import(context.Background(), benchRelationships(n), 10_000, storage.WriteMetadata{})
+				res, err := e.Import(context.Background(), benchRelationships(n), c.batch, storage.WriteMetadata{})
 				if err != nil || res.Imported != n {
 					b.Fatalf("import: %+v %v", res, err)
 				}
