@@ -339,8 +339,8 @@ func referenceIterations(t *testing.T) int {
 		}
 		return n
 	}
-	if testing.Short() {
-		return 30
+	if testing.Short() || raceEnabled {
+		return 20
 	}
 	return 60
 }

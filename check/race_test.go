@@ -1,0 +1,6 @@
+//go:build race
+
+package check
+
+// raceEnabled: the race detector slows the reference model down ~10×.
+const raceEnabled = true
