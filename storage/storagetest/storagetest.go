@@ -56,6 +56,7 @@ var subtests = []struct {
 	{"BadWrites", testBadWrites},
 	{"BadFilters", testBadFilters},
 	{"ReaderConcurrentUse", testReaderConcurrent},
+	{"AgainstModel", testAgainstModel},
 }
 
 // Run runs every conformance subtest against engines from newEngine.
