@@ -408,43 +408,61 @@ type edge struct {
 	rel graph.Relationship
 }
 
-// targets groups the subject objects of edges by type, deduplicated.
-func targets(edges []edge) (types []string, ids map[string][]string) {
-	ids = make(map[string][]string)
-	seen := make(map[graph.ObjectRef]bool, len(edges))
-	for _, ed := range edges {
-		o := ed.rel.Subject.Object
-		if seen[o] {
-			continue
-		}
-		seen[o] = true
-		if _, ok := ids[o.Type]; !ok {
-			types = append(types, o.Type)
-		}
-		ids[o.Type] = append(ids[o.Type], o.ID)
-	}
-	return types, ids
-}
-
 // checkTargets checks rel on every subject object of edges, returning the
-// outcome per object.
-func (e *evaluation) checkTargets(edges []edge, rel string, depth int) (map[graph.ObjectRef]outcome, error) {
-	types, ids := targets(edges)
-	res := make(map[graph.ObjectRef]outcome, len(edges))
-	for _, t := range types {
-		def := e.schema.Definitions[t]
-		if def == nil || (def.Relations[rel] == nil && def.Permissions[rel] == nil) {
-			for _, id := range ids[t] {
-				res[graph.ObjectRef{Type: t, ID: id}] = noOutcome
-			}
+// outcome per edge (aligned with edges). Objects are deduplicated and
+// checked as one batch per type.
+func (e *evaluation) checkTargets(edges []edge, rel string, depth int) ([]outcome, error) {
+	res := make([]outcome, len(edges))
+	done := make([]bool, len(edges))
+	for k := range edges {
+		if done[k] {
 			continue
 		}
-		out, err := e.checkBatch(t, rel, ids[t], depth+1)
-		if err != nil {
-			return nil, err
+		t := edges[k].rel.Subject.Object.Type
+		// Gather the distinct objects of type t from edge k on.
+		var ids []string
+		var at []int             // pairs: edge index, position in ids
+		var index map[string]int // for many objects; a scan is cheaper for few
+		for j := k; j < len(edges); j++ {
+			o := edges[j].rel.Subject.Object
+			if done[j] || o.Type != t {
+				continue
+			}
+			pos := -1
+			if index != nil {
+				if p, ok := index[o.ID]; ok {
+					pos = p
+				}
+			} else {
+				pos = slices.Index(ids, o.ID)
+			}
+			if pos < 0 {
+				pos = len(ids)
+				ids = append(ids, o.ID)
+				if index != nil {
+					index[o.ID] = pos
+				} else if len(ids) > 16 {
+					index = make(map[string]int, len(edges))
+					for i, id := range ids {
+						index[id] = i
+					}
+				}
+			}
+			at = append(at, j, pos)
 		}
-		for j, id := range ids[t] {
-			res[graph.ObjectRef{Type: t, ID: id}] = out[j]
+		def := e.schema.Definitions[t]
+		var out []outcome
+		if def == nil || (def.Relations[rel] == nil && def.Permissions[rel] == nil) {
+			out = noOutcomes(len(ids))
+		} else {
+			var err error
+			if out, err = e.checkBatch(t, rel, ids, depth+1); err != nil {
+				return nil, err
+			}
+		}
+		for i := 0; i < len(at); i += 2 {
+			res[at[i]] = out[at[i+1]]
+			done[at[i]] = true
 		}
 	}
 	return res, nil
@@ -503,7 +521,7 @@ func (e *evaluation) evalArrow(typ string, ids []string, a *schema.Arrow, perm s
 			if out[ed.i].perm == HasPermission {
 				continue
 			}
-			c, t, err := mk(ed, res[ed.rel.Subject.Object])
+			c, t, err := mk(ed, res[k])
 			if err != nil {
 				return nil, err
 			}
@@ -521,7 +539,7 @@ func (e *evaluation) evalArrow(typ string, ids []string, a *schema.Arrow, perm s
 	}
 	for k := range edges {
 		ed := &edges[k]
-		c, t, err := mk(ed, res[ed.rel.Subject.Object])
+		c, t, err := mk(ed, res[k])
 		if err != nil {
 			return nil, err
 		}
@@ -664,7 +682,7 @@ func (e *evaluation) evalRelation(typ string, ids []string, r *schema.Relation, 
 			if out[ed.i].perm == HasPermission {
 				continue
 			}
-			t := res[ed.rel.Subject.Object]
+			t := res[k]
 			c, err := e.caveat(&ed.rel)
 			if err != nil {
 				return nil, err

@@ -31,7 +31,8 @@ func (e *evaluation) prefetch(typ string, ids []string) error {
 		e.rows = make(map[graph.ObjectRef][]graph.Relationship)
 	}
 	limit := prefetchRows * len(want)
-	got := make(map[string][]graph.Relationship, len(want))
+	// Results come in resource ID order, so each object's rows are a run.
+	var rows []graph.Relationship
 	n, last := 0, ""
 	e.eng.queries.Add(1)
 	for r, err := range e.reader.QueryRelationships(e.ctx, storage.Filter{ResourceType: typ, ResourceIDs: want},
@@ -41,17 +42,23 @@ func (e *evaluation) prefetch(typ string, ids []string) error {
 		}
 		n++
 		last = r.Resource.ID
-		got[r.Resource.ID] = append(got[r.Resource.ID], r)
+		rows = append(rows, r)
+	}
+	complete := func(id string) bool { return n < limit || id < last }
+	for start := 0; start < len(rows); {
+		end := start + 1
+		for end < len(rows) && rows[end].Resource.ID == rows[start].Resource.ID {
+			end++
+		}
+		if id := rows[start].Resource.ID; complete(id) {
+			e.rows[graph.ObjectRef{Type: typ, ID: id}] = rows[start:end:end]
+		}
+		start = end
 	}
 	for _, id := range want {
-		// Results come in resource ID order: below the last ID read an
-		// object is complete; at or above it, only if the limit was not hit.
-		if n < limit || id < last {
-			rows := got[id]
-			if rows == nil {
-				rows = []graph.Relationship{}
-			}
-			e.rows[graph.ObjectRef{Type: typ, ID: id}] = rows
+		k := graph.ObjectRef{Type: typ, ID: id}
+		if _, ok := e.rows[k]; !ok && complete(id) {
+			e.rows[k] = []graph.Relationship{} // no relationships at all
 		}
 	}
 	return nil
