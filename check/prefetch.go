@@ -32,7 +32,7 @@ func (e *evaluation) prefetch(typ string, ids []string) error {
 	}
 	limit := prefetchRows * len(want)
 	// Results come in resource ID order, so each object's rows are a run.
-	var rows []graph.Relationship
+	rows := make([]graph.Relationship, 0, 8*len(want))
 	n, last := 0, ""
 	e.eng.queries.Add(1)
 	for r, err := range e.reader.QueryRelationships(e.ctx, storage.Filter{ResourceType: typ, ResourceIDs: want},
