@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"hash/fnv"
+	"slices"
 	"sync/atomic"
 	"time"
 
@@ -151,7 +152,8 @@ func (ev *evaluation) check(res graph.ObjectRef, perm string, explain bool) (Res
 		if err != nil {
 			return Result{}, fmt.Errorf("check %s#%s@%s: %w", objectString(res), perm, subjectString(ev.subject), err)
 		}
-		return Result{Permissionship: out[0].perm, Missing: out[0].missing}, nil
+		// Missing may be shared with the cache: hand out a copy.
+		return Result{Permissionship: out[0].perm, Missing: slices.Clone(out[0].missing)}, nil
 	}
 	// Iterative deepening: the first depth limit at which a grant is found
 	// yields a shortest path. A pass that cut no branch is final.

@@ -15,8 +15,9 @@ import (
 // waits for a call led by an older evaluation (smaller Problem.Seq) and
 // computes the key itself otherwise, so the waits-for relation strictly
 // decreases Seq and cannot cycle. An answer that assumed something about
-// its leader's own in-progress evaluation (not Shareable) is not handed
-// over; the waiter computes it itself.
+// its leader's own in-progress evaluation (not Shareable), or whose
+// validity window (see Cache) does not contain the waiter's "now", is not
+// handed over; the waiter computes it itself.
 type Singleflight[S any] struct {
 	next   Resolver[S]
 	mu     sync.Mutex // guards calls
@@ -28,6 +29,7 @@ type Singleflight[S any] struct {
 // closed and only read after.
 type call struct {
 	seq  uint64
+	now  int64 // the leader's Problem.Now
 	done chan struct{}
 	ans  Answer
 	err  error
@@ -59,7 +61,7 @@ func (s *Singleflight[S]) Resolve(ctx context.Context, scope S, p *Problem, out 
 			own = append(own, i)
 			continue
 		}
-		c := &call{seq: p.Seq, done: make(chan struct{})}
+		c := &call{seq: p.Seq, now: p.Now, done: make(chan struct{})}
 		s.calls[k] = c
 		led = append(led, c)
 		ledIdx = append(ledIdx, i)
@@ -93,7 +95,9 @@ func (s *Singleflight[S]) Resolve(ctx context.Context, scope S, p *Problem, out 
 			return ctx.Err()
 		}
 		i := waitIdx[j]
-		if c.err != nil || !c.ans.Shareable() {
+		// The leader's answer holds for "now" instants from its own up to
+		// its first input expiration (see Cache); outside that, recompute.
+		if c.err != nil || !c.ans.Shareable() || p.Now < c.now || p.Now >= c.ans.Until {
 			redo = append(redo, i)
 			continue
 		}
