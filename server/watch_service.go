@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"slices"
 
+	"google.golang.org/grpc/metadata"
+
 	pb "github.com/pembadb/pemba/proto/pemba/v1"
 	"github.com/pembadb/pemba/storage"
 )
@@ -35,6 +37,10 @@ func (svc *watchService) Watch(req *pb.WatchRequest, stream pb.WatchService_Watc
 			return err
 		}
 		after = head
+	}
+	// The header tells the client the revision it watches from, at once.
+	if err := stream.SendHeader(metadata.Pairs(ZookieHeader, s.revs.zookies.Encode(after))); err != nil {
+		return err
 	}
 	types := req.GetResourceTypes()
 	for ch, err := range s.engine.Watch(ctx, after) {

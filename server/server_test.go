@@ -1,0 +1,169 @@
+package server
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"testing"
+	"time"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/grpc/status"
+
+	"github.com/pembadb/pemba/graph"
+	pb "github.com/pembadb/pemba/proto/pemba/v1"
+	"github.com/pembadb/pemba/storage"
+	"github.com/pembadb/pemba/storage/pebble"
+)
+
+const testSecret = "server-test-secret"
+
+// newTestServer serves a fresh in-memory datastore on loopback ports.
+func newTestServer(tb testing.TB, quantum time.Duration) (*Server, storage.Engine) {
+	tb.Helper()
+	engine, err := pebble.Open(pebble.Options{InMemory: true})
+	if err != nil {
+		tb.Fatal(err)
+	}
+	srv, err := New(Config{
+		Engine: engine, InstanceID: "test", Tokens: []Token{{Name: "tester", Secret: testSecret}},
+		GRPCAddr: "127.0.0.1:0", Quantization: quantum,
+		Logger: slog.New(slog.NewTextHandler(io.Discard, nil)),
+	})
+	if err != nil {
+		tb.Fatal(err)
+	}
+	if err := srv.Serve(); err != nil {
+		tb.Fatal(err)
+	}
+	tb.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		srv.Shutdown(ctx)
+		engine.Close()
+	})
+	return srv, engine
+}
+
+type token string
+
+func (t token) GetRequestMetadata(context.Context, ...string) (map[string]string, error) {
+	return map[string]string{"authorization": "Bearer " + string(t)}, nil
+}
+func (token) RequireTransportSecurity() bool { return false }
+
+func dialTest(tb testing.TB, srv *Server) *grpc.ClientConn {
+	tb.Helper()
+	cc, err := grpc.NewClient(srv.Addr().String(), grpc.WithTransportCredentials(insecure.NewCredentials()),
+		grpc.WithPerRPCCredentials(token(testSecret)))
+	if err != nil {
+		tb.Fatal(err)
+	}
+	tb.Cleanup(func() { cc.Close() })
+	return cc
+}
+
+func TestResolveConsistency(t *testing.T) {
+	srv, engine := newTestServer(t, time.Hour)
+	ctx := context.Background()
+	meta := storage.WriteMetadata{Actor: "t"}
+	if _, err := engine.WriteSchema(ctx, storage.StoredSchema{Text: "definition user {}\ndefinition doc {\n relation viewer: user\n}"}, meta); err != nil {
+		t.Fatal(err)
+	}
+	write := func() storage.Revision {
+		rev, err := engine.Write(ctx, storage.WriteRequest{Metadata: meta, Mutations: []storage.Mutation{{Op: storage.OpTouch,
+			Relationship: graph.MustParseRelationship(fmt.Sprintf("doc:d%d#viewer@user:u", time.Now().UnixNano()))}}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return rev
+	}
+	r1 := write()
+	quantized, err := srv.revs.resolve(ctx, nil, "consistency")
+	if err != nil || quantized != r1 {
+		t.Fatalf("first minimize_latency read: %d, %v; want %d", quantized, err, r1)
+	}
+	r2 := write()
+	for _, c := range []struct {
+		name string
+		c    *pb.Consistency
+		want storage.Revision
+	}{
+		{"minimize_latency keeps the quantized head", &pb.Consistency{Requirement: &pb.Consistency_MinimizeLatency{MinimizeLatency: true}}, r1},
+		{"at_least_as_fresh an older zookie takes the cached head", &pb.Consistency{Requirement: &pb.Consistency_AtLeastAsFresh{AtLeastAsFresh: srv.revs.zookie(r1 - 1)}}, r1},
+		{"at_least_as_fresh a newer zookie reads the head", &pb.Consistency{Requirement: &pb.Consistency_AtLeastAsFresh{AtLeastAsFresh: srv.revs.zookie(r2)}}, r2},
+		{"at_exact_snapshot", &pb.Consistency{Requirement: &pb.Consistency_AtExactSnapshot{AtExactSnapshot: srv.revs.zookie(r1 - 1)}}, r1 - 1},
+		{"fully_consistent", &pb.Consistency{Requirement: &pb.Consistency_FullyConsistent{FullyConsistent: true}}, r2},
+	} {
+		got, err := srv.revs.resolve(ctx, c.c, "consistency")
+		if err != nil || got != c.want {
+			t.Errorf("%s: %d, %v; want %d", c.name, got, err, c.want)
+		}
+	}
+	_, err = srv.revs.resolve(ctx, &pb.Consistency{Requirement: &pb.Consistency_AtLeastAsFresh{AtLeastAsFresh: srv.revs.zookie(r2 + 10)}}, "consistency")
+	if !errors.Is(err, storage.ErrRevisionUnknown) {
+		t.Errorf("at_least_as_fresh beyond the head: %v, want ErrRevisionUnknown", err)
+	}
+}
+
+func TestShutdownEndsWatch(t *testing.T) {
+	srv, _ := newTestServer(t, time.Second)
+	cc := dialTest(t, srv)
+	stream, err := pb.NewWatchServiceClient(cc).Watch(context.Background(), &pb.WatchRequest{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Wait until the server is inside the Watch handler.
+	if _, err := stream.Header(); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan struct{})
+	go func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		srv.Shutdown(ctx)
+		close(done)
+	}()
+	_, err = stream.Recv()
+	if code := status.Code(err); code != codes.Unavailable {
+		t.Errorf("watch after shutdown: %v, want UNAVAILABLE", err)
+	}
+	<-done
+}
+
+// BenchmarkCheckGRPC measures one CheckPermission over a loopback gRPC
+// connection against an in-memory datastore: a grant through a group,
+// minimize_latency (so the check cache is warm after the first call).
+func BenchmarkCheckGRPC(b *testing.B) {
+	srv, engine := newTestServer(b, 5*time.Second)
+	ctx := context.Background()
+	meta := storage.WriteMetadata{Actor: "bench"}
+	schemaText := "definition user {}\ndefinition group {\n relation member: user\n}\ndefinition doc {\n relation viewer: user | group#member\n permission view = viewer\n}"
+	if _, err := engine.WriteSchema(ctx, storage.StoredSchema{Text: schemaText}, meta); err != nil {
+		b.Fatal(err)
+	}
+	var muts []storage.Mutation
+	for _, s := range []string{"group:g#member@user:alice", "doc:d#viewer@group:g#member"} {
+		muts = append(muts, storage.Mutation{Op: storage.OpTouch, Relationship: graph.MustParseRelationship(s)})
+	}
+	if _, err := engine.Write(ctx, storage.WriteRequest{Mutations: muts, Metadata: meta}); err != nil {
+		b.Fatal(err)
+	}
+	client := pb.NewPermissionServiceClient(dialTest(b, srv))
+	req := &pb.CheckPermissionRequest{Resource: &pb.ObjectRef{Type: "doc", Id: "d"}, Permission: "view",
+		Subject: &pb.SubjectRef{Object: &pb.ObjectRef{Type: "user", Id: "alice"}}}
+	b.ReportAllocs()
+	b.RunParallel(func(pb_ *testing.PB) {
+		for pb_.Next() {
+			resp, err := client.CheckPermission(ctx, req)
+			if err != nil || resp.GetPermissionship() != pb.Permissionship_PERMISSIONSHIP_HAS_PERMISSION {
+				b.Errorf("check: %v %v", resp.GetPermissionship(), err)
+				return
+			}
+		}
+	})
+}
