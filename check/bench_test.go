@@ -2,6 +2,7 @@ package check
 
 import (
 	"context"
+	"os"
 	"fmt"
 	"math/rand/v2"
 	"sync"
@@ -157,7 +158,7 @@ func benchCheck(b *testing.B, big, warm bool) {
 		}
 	} else {
 		// Cold: no cross-request cache; every check evaluates from storage.
-		e = New(Config{CacheEntries: -1})
+		e = New(Config{CacheEntries: -1, DisableSingleflight: os.Getenv("PEMBA_BENCH_NO_SINGLEFLIGHT") != ""})
 	}
 	granted := 0
 	queries0 := e.Stats().Queries

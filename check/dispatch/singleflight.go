@@ -25,14 +25,23 @@ type Singleflight[S any] struct {
 	shared atomic.Uint64
 }
 
-// call is one in-flight key. ans and err are written once before done is
-// closed and only read after.
+// call is one in-flight key. ans and err are written once, under mu,
+// before done is closed, and read only after. done is made (under mu) by
+// the first waiter, so a call nobody waits for costs no channel.
 type call struct {
 	seq  uint64
 	now  int64 // the leader's Problem.Now
 	done chan struct{}
 	ans  Answer
 	err  error
+}
+
+// wait returns the channel closed when c completes; s.mu must be held.
+func (c *call) wait() <-chan struct{} {
+	if c.done == nil {
+		c.done = make(chan struct{})
+	}
+	return c.done
 }
 
 // NewSingleflight returns a singleflight layer in front of next.
@@ -43,12 +52,16 @@ func NewSingleflight[S any](next Resolver[S]) *Singleflight[S] {
 // Resolve computes the IDs nobody older is computing (leading those nobody
 // is computing) and waits for the rest.
 func (s *Singleflight[S]) Resolve(ctx context.Context, scope S, p *Problem, out []Answer) error {
+	if len(p.ResourceIDs) == 1 {
+		return s.resolveOne(ctx, scope, p, out)
+	}
 	n := len(p.ResourceIDs)
 	own := make([]int, 0, n)
 	var led []*call
 	var ledIdx []int
 	var waits []*call
 	var waitIdx []int
+	var dones []<-chan struct{}
 	s.mu.Lock()
 	for i := range p.ResourceIDs {
 		k := KeyOf(p, i)
@@ -56,12 +69,13 @@ func (s *Singleflight[S]) Resolve(ctx context.Context, scope S, p *Problem, out 
 			if c.seq < p.Seq {
 				waits = append(waits, c)
 				waitIdx = append(waitIdx, i)
+				dones = append(dones, c.wait())
 				continue
 			}
 			own = append(own, i)
 			continue
 		}
-		c := &call{seq: p.Seq, now: p.Now, done: make(chan struct{})}
+		c := &call{seq: p.Seq, now: p.Now}
 		s.calls[k] = c
 		led = append(led, c)
 		ledIdx = append(ledIdx, i)
@@ -80,7 +94,9 @@ func (s *Singleflight[S]) Resolve(ctx context.Context, scope S, p *Problem, out 
 			c.ans = out[i]
 		}
 		delete(s.calls, KeyOf(p, i))
-		close(c.done)
+		if c.done != nil {
+			close(c.done)
+		}
 	}
 	s.mu.Unlock()
 	if err != nil {
@@ -90,14 +106,12 @@ func (s *Singleflight[S]) Resolve(ctx context.Context, scope S, p *Problem, out 
 	var redo []int
 	for j, c := range waits {
 		select {
-		case <-c.done:
+		case <-dones[j]:
 		case <-ctx.Done():
 			return ctx.Err()
 		}
 		i := waitIdx[j]
-		// The leader's answer holds for "now" instants from its own up to
-		// its first input expiration (see Cache); outside that, recompute.
-		if c.err != nil || !c.ans.Shareable() || p.Now < c.now || p.Now >= c.ans.Until {
+		if !c.usable(p) {
 			redo = append(redo, i)
 			continue
 		}
@@ -128,3 +142,47 @@ func (s *Singleflight[S]) resolve(ctx context.Context, scope S, p *Problem, idx 
 
 // Shared returns how many answers were taken from another evaluation.
 func (s *Singleflight[S]) Shared() uint64 { return s.shared.Load() }
+
+// usable reports whether the completed call's answer may be handed to p:
+// no error, no assumption about the leader's own open evaluations, and p's
+// "now" inside the answer's validity window (see Cache).
+func (c *call) usable(p *Problem) bool {
+	return c.err == nil && c.ans.Shareable() && c.now <= p.Now && p.Now < c.ans.Until
+}
+
+// resolveOne is Resolve for a single ID, without the batch bookkeeping.
+func (s *Singleflight[S]) resolveOne(ctx context.Context, scope S, p *Problem, out []Answer) error {
+	k := KeyOf(p, 0)
+	s.mu.Lock()
+	if c, ok := s.calls[k]; ok {
+		if c.seq >= p.Seq {
+			s.mu.Unlock()
+			return s.next.Resolve(ctx, scope, p, out)
+		}
+		done := c.wait()
+		s.mu.Unlock()
+		select {
+		case <-done:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+		if c.usable(p) {
+			out[0] = c.ans
+			s.shared.Add(1)
+			return nil
+		}
+		return s.next.Resolve(ctx, scope, p, out)
+	}
+	c := &call{seq: p.Seq, now: p.Now}
+	s.calls[k] = c
+	s.mu.Unlock()
+	err := s.next.Resolve(ctx, scope, p, out)
+	s.mu.Lock()
+	c.ans, c.err = out[0], err
+	delete(s.calls, k)
+	if c.done != nil {
+		close(c.done)
+	}
+	s.mu.Unlock()
+	return err
+}
