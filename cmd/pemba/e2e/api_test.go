@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"net/http"
 	"strings"
 	"testing"
 	"time"
@@ -328,5 +329,48 @@ func TestMetricsAndHealth(t *testing.T) {
 		if code, _ := s.httpDo("GET", path, ""); code != 200 {
 			t.Errorf("%s: status %d", path, code)
 		}
+	}
+}
+
+func TestBulkCheckAndMetricsListener(t *testing.T) {
+	metricsAddr := freeAddr(t)
+	s := startServer(t, "--datastore", "memory", "--metrics-addr", metricsAddr)
+	c := setup(t, s)
+	ctx := context.Background()
+	w, err := c.rels.WriteRelationships(ctx, &pb.WriteRelationshipsRequest{Updates: []*pb.RelationshipUpdate{
+		touch(rel("document", "d", "viewer", "user", "alice")), touch(rel("document", "d", "banned", "user", "bob")),
+		touch(rel("document", "d", "viewer", "user", "bob"))}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp, err := c.perms.BulkCheckPermission(ctx, &pb.BulkCheckPermissionRequest{Consistency: atLeast(w.GetWrittenAt()), Items: []*pb.BulkCheckItem{
+		{Resource: obj("document", "d"), Permission: "view", Subject: sub("user", "alice")},
+		{Resource: obj("document", "d"), Permission: "view", Subject: sub("user", "bob")},
+		{Resource: obj("document", "e"), Permission: "view", Subject: sub("user", "alice")},
+	}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []pb.Permissionship{pb.Permissionship_PERMISSIONSHIP_HAS_PERMISSION, pb.Permissionship_PERMISSIONSHIP_NO_PERMISSION, pb.Permissionship_PERMISSIONSHIP_NO_PERMISSION}
+	for i, r := range resp.GetResults() {
+		if r.GetPermissionship() != want[i] || r.GetError() != nil {
+			t.Errorf("item %d: %v %v, want %v", i, r.GetPermissionship(), r.GetError(), want[i])
+		}
+	}
+	if len(resp.GetResults()) != 3 || resp.GetCheckedAt().GetToken() == "" {
+		t.Errorf("bulk check: %d results, zookie %q", len(resp.GetResults()), resp.GetCheckedAt().GetToken())
+	}
+	// /metrics moved to its own listener.
+	r, err := http.Get("http://" + metricsAddr + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(r.Body)
+	r.Body.Close()
+	if !strings.Contains(string(body), "BulkCheckPermission") {
+		t.Errorf("metrics listener does not report BulkCheckPermission")
+	}
+	if code, _ := s.httpDo("GET", "/metrics", ""); code != http.StatusNotFound {
+		t.Errorf("/metrics on the HTTP listener: status %d, want 404 when --metrics-addr is set", code)
 	}
 }
