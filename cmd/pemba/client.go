@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"crypto/tls"
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"io"
@@ -33,6 +34,7 @@ type clientOptions struct {
 	endpoint    string
 	token       string
 	insecure    bool
+	tlsCA       string
 	json        bool
 	consistency string
 	timeout     time.Duration
@@ -51,6 +53,7 @@ func addClientFlags(cmd *cobra.Command, defaultTimeout ...time.Duration) {
 	f.StringVar(&client.endpoint, "endpoint", "127.0.0.1:50051", "server gRPC address host:port (env PEMBA_ENDPOINT)")
 	f.StringVar(&client.token, "token", "", "bearer token (env PEMBA_TOKEN)")
 	f.BoolVar(&client.insecure, "insecure", false, "plaintext, no TLS (default for loopback endpoints; env PEMBA_INSECURE)")
+	f.StringVar(&client.tlsCA, "tls-ca", "", "PEM file of the CA that signed the server's certificate; implies TLS (env PEMBA_TLS_CA)")
 	f.BoolVar(&client.json, "json", false, "print JSON (one object per line for streams) instead of text")
 	f.DurationVar(&client.timeout, "timeout", timeout, "deadline of the command's requests (0: none)")
 }
@@ -132,8 +135,13 @@ func dial(cmd *cobra.Command) (*conn, error) {
 	if !flags.Changed("token") {
 		client.token = os.Getenv("PEMBA_TOKEN")
 	}
+	if !flags.Changed("tls-ca") {
+		client.tlsCA = os.Getenv("PEMBA_TLS_CA")
+	}
 	plaintext := client.insecure
-	if !flags.Changed("insecure") {
+	if client.tlsCA != "" && !flags.Changed("insecure") {
+		plaintext = false
+	} else if !flags.Changed("insecure") {
 		if v, ok := os.LookupEnv("PEMBA_INSECURE"); ok {
 			b, err := strconv.ParseBool(v)
 			if err != nil {
@@ -152,7 +160,19 @@ func dial(cmd *cobra.Command) (*conn, error) {
 		}
 		c.consistency = cons
 	}
-	creds := credentials.NewTLS(&tls.Config{MinVersion: tls.VersionTLS12})
+	tlsCfg := &tls.Config{MinVersion: tls.VersionTLS12}
+	if client.tlsCA != "" {
+		pem, err := os.ReadFile(client.tlsCA)
+		if err != nil {
+			return nil, usageError("--tls-ca: %v", err)
+		}
+		pool := x509.NewCertPool()
+		if !pool.AppendCertsFromPEM(pem) {
+			return nil, usageError("--tls-ca %s: no PEM certificate found", client.tlsCA)
+		}
+		tlsCfg.RootCAs = pool
+	}
+	creds := credentials.NewTLS(tlsCfg)
 	if plaintext {
 		creds = insecure.NewCredentials()
 	}

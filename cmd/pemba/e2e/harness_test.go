@@ -3,6 +3,7 @@ package e2e
 import (
 	"bytes"
 	"context"
+	"crypto/tls"
 	"errors"
 	"flag"
 	"fmt"
@@ -13,6 +14,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strings"
 	"sync"
 	"syscall"
@@ -149,7 +151,7 @@ func (s *server) start() {
 	go func() { s.exitErr = s.cmd.Wait(); close(s.exited) }()
 	deadline := time.Now().Add(20 * time.Second)
 	for {
-		resp, err := http.Get("http://" + s.httpAddr + "/readyz")
+		resp, err := s.httpClient().Get(s.httpURL() + "/readyz")
 		if err == nil {
 			resp.Body.Close()
 			if resp.StatusCode == http.StatusOK {
@@ -166,6 +168,24 @@ func (s *server) start() {
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
+}
+
+// usesTLS reports whether the server was started with a certificate.
+func (s *server) usesTLS() bool { return slices.Contains(s.args, "--tls-cert") }
+
+func (s *server) httpURL() string {
+	if s.usesTLS() {
+		return "https://" + s.httpAddr
+	}
+	return "http://" + s.httpAddr
+}
+
+// httpClient trusts the test server's self-signed certificate.
+func (s *server) httpClient() *http.Client {
+	if !s.usesTLS() {
+		return http.DefaultClient
+	}
+	return &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{InsecureSkipVerify: true}}}
 }
 
 // stop sends SIGTERM and waits for the process to exit.
@@ -271,12 +291,12 @@ func (s *server) client(token string) *client {
 // httpDo sends an HTTP/JSON request with the test token.
 func (s *server) httpDo(method, path, body string) (int, string) {
 	s.t.Helper()
-	req, err := http.NewRequest(method, "http://"+s.httpAddr+path, strings.NewReader(body))
+	req, err := http.NewRequest(method, s.httpURL()+path, strings.NewReader(body))
 	if err != nil {
 		s.t.Fatal(err)
 	}
 	req.Header.Set("Authorization", "Bearer "+tokenSecret)
-	resp, err := http.DefaultClient.Do(req)
+	resp, err := s.httpClient().Do(req)
 	if err != nil {
 		s.t.Fatal(err)
 	}
