@@ -138,16 +138,20 @@ func (r *revisions) zookie(rev storage.Revision) *pb.Zookie {
 	return &pb.Zookie{Token: r.zookies.Encode(rev)}
 }
 
-// schemas compiles stored schemas once. Key: the revision that wrote the
-// schema (StoredSchema.Revision), which identifies its text for the life
-// of the datastore.
+// schemas compiles stored schemas once. cache's key is the revision that
+// wrote the schema (StoredSchema.Revision), which identifies its text for
+// the life of the datastore. atRead's key is a revision read at: the
+// schema in force at a revision never changes, and requests in one
+// quantum share their revision, so most requests skip reading the schema.
 type schemas struct {
-	cache *lru.Cache[storage.Revision, *schema.Schema]
+	cache  *lru.Cache[storage.Revision, *schema.Schema]
+	atRead *lru.Cache[storage.Revision, *schema.Schema]
 }
 
 func newSchemas() *schemas {
 	c, _ := lru.New[storage.Revision, *schema.Schema](16) // fails only for size <= 0
-	return &schemas{cache: c}
+	r, _ := lru.New[storage.Revision, *schema.Schema](256)
+	return &schemas{cache: c, atRead: r}
 }
 
 // compiled returns the compiled form of a stored schema, or errNoSchema.
@@ -174,6 +178,9 @@ func (s *Server) snapshot(ctx context.Context, rev storage.Revision) (check.Snap
 	if err != nil {
 		return check.Snapshot{}, fmt.Errorf("read at revision %d: %w", rev, err)
 	}
+	if sch, ok := s.schemas.atRead.Get(rev); ok {
+		return check.Snapshot{Schema: sch, Reader: reader}, nil
+	}
 	stored, err := reader.ReadSchema(ctx)
 	if err != nil {
 		return check.Snapshot{}, fmt.Errorf("read schema at revision %d: %w", rev, err)
@@ -182,6 +189,7 @@ func (s *Server) snapshot(ctx context.Context, rev storage.Revision) (check.Snap
 	if err != nil {
 		return check.Snapshot{}, err
 	}
+	s.schemas.atRead.Add(rev, sch)
 	return check.Snapshot{Schema: sch, Reader: reader}, nil
 }
 
