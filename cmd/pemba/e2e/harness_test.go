@@ -336,8 +336,6 @@ func lastZookie(stderr string) string {
 	return m[len(m)-1][1]
 }
 
-var _ = timeField
-
 // relationshipFromWire converts a wire relationship for comparisons.
 func relationshipFromWire(r *pb.Relationship) graph.Relationship {
 	out := graph.Relationship{

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"regexp"
 	"slices"
 	"strings"
 	"testing"
@@ -114,5 +115,64 @@ func TestLookupResourcesPages(t *testing.T) {
 	lines = slices.Compact(lines)
 	if r.code != 0 || len(lines) != 30 {
 		t.Errorf("lookup-resources over pages of 7: exit %d, %d distinct resources, want 30\n%s", r.code, len(lines), r.stderr)
+	}
+}
+
+// TestImportResume: an import that fails part-way reports how many
+// relationships were committed, and --skip resumes after them.
+func TestImportResume(t *testing.T) {
+	s := startServer(t, "--datastore", "memory")
+	setup(t, s)
+	dir := t.TempDir()
+	var lines []string
+	for i := range 1200 {
+		lines = append(lines, fmt.Sprintf("document:d%d#viewer@user:u%d", i, i))
+	}
+	lines[1100] = "document:d1100#viewr@user:u1100" // a typo in the second batch
+	file := filepath.Join(dir, "rels.txt")
+	write := func() {
+		if err := os.WriteFile(file, []byte(strings.Join(lines, "\n")), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	write()
+	r := s.cli("", "import", file)
+	if r.code != 2 || !strings.Contains(r.stderr, "resume with --skip 1000") || !strings.Contains(r.stderr, "relationships[1100].relation") {
+		t.Fatalf("failed import: exit %d, stderr %q", r.code, r.stderr)
+	}
+	lines[1100] = "document:d1100#viewer@user:u1100"
+	write()
+	if r := s.cli("", "import", "--skip", "1000", file); r.code != 0 || !strings.Contains(r.stdout, "imported 200") {
+		t.Fatalf("resumed import: %+v", r)
+	}
+	exp := s.cli("", "export")
+	if n := strings.Count(exp.stdout, "\n"); n != 1200 {
+		t.Errorf("after the resumed import: %d relationships, want 1200", n)
+	}
+}
+
+// TestWatchCLI: pemba watch --since replays the changes after a zookie
+// with their actor and reason, and ends at --timeout.
+func TestWatchCLI(t *testing.T) {
+	s := startServer(t, "--datastore", "memory")
+	dir := t.TempDir()
+	schemaFile := filepath.Join(dir, "schema.zed")
+	if err := os.WriteFile(schemaFile, []byte(testSchema), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	first := s.cli("", "schema", "write", schemaFile)
+	since := lastZookie(first.stderr)
+	if since == "" {
+		t.Fatalf("schema write printed no zookie: %+v", first)
+	}
+	s.cli("", "relationship", "touch", "document:d", "viewer", "user:alice", "--reason", "grant")
+	s.cli("", "relationship", "delete", "document:d", "viewer", "user:alice", "--reason", "revoke")
+	r := s.cli("", "watch", "--since", since, "--timeout", "2s")
+	out := timeField.ReplaceAllString(r.stdout, "TIME")
+	z := regexp.MustCompile(`(?m)^[A-Za-z0-9_-]+ `)
+	out = z.ReplaceAllString(out, "ZOOKIE ")
+	want := "ZOOKIE TIME by tester (grant)\n  + document:d#viewer@user:alice\nZOOKIE TIME by tester (revoke)\n  - document:d#viewer@user:alice\n"
+	if r.code != 0 || out != want {
+		t.Errorf("watch: exit %d\n%s\nwant\n%s\nstderr %s", r.code, out, want, r.stderr)
 	}
 }
