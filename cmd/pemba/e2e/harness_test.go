@@ -14,6 +14,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"runtime"
 	"slices"
 	"strings"
 	"sync"
@@ -55,7 +56,7 @@ func TestMain(m *testing.M) {
 	if raceEnabled {
 		args = append(args, "-race")
 	}
-	build := exec.Command("go", append(args, "github.com/pembadb/pemba/cmd/pemba")...)
+	build := exec.Command(goTool(), append(args, "github.com/pembadb/pemba/cmd/pemba")...)
 	build.Stdout, build.Stderr = os.Stderr, os.Stderr
 	if err := build.Run(); err != nil {
 		fmt.Fprintln(os.Stderr, "build pemba:", err)
@@ -64,6 +65,15 @@ func TestMain(m *testing.M) {
 	code := pgtest.Main(m, &pg)
 	os.RemoveAll(dir)
 	os.Exit(code)
+}
+
+// goTool is the go command: the one on PATH, else the toolchain that
+// built this test.
+func goTool() string {
+	if p, err := exec.LookPath("go"); err == nil {
+		return p
+	}
+	return filepath.Join(runtime.GOROOT(), "bin", "go")
 }
 
 // syncBuffer is a bytes.Buffer safe for a process writing while a test reads.
