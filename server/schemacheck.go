@@ -4,8 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"slices"
-	"sort"
 
 	"github.com/pembadb/pemba/graph"
 	"github.com/pembadb/pemba/schema"
@@ -45,10 +43,11 @@ func (o orphan) String() string {
 }
 
 // findOrphans lists the stored relationships (read through reader) that
-// relations removed or narrowed by next would orphan. Only relations of
-// prev are examined: relationships can only exist where prev allowed them.
+// next would no longer accept: those of relations it removes (or turns
+// into permissions), and those whose subject type it drops from a relation
+// it keeps. Each class is one indexed query, capped at orphanLimit.
 func findOrphans(ctx context.Context, reader storage.Reader, prev, next *schema.Schema) ([]orphan, error) {
-	var out []orphan
+	d := schema.Compare(prev, next)
 	count := func(f storage.Filter, keep func(graph.Relationship) bool) (int, error) {
 		n := 0
 		for r, err := range reader.QueryRelationships(ctx, f, storage.QueryOptions{}) {
@@ -64,66 +63,47 @@ func findOrphans(ctx context.Context, reader storage.Reader, prev, next *schema.
 		}
 		return n, nil
 	}
-	for _, typ := range prev.DefinitionOrder {
-		pdef := prev.Definitions[typ]
-		ndef := next.Definition(typ)
-		rels := make([]string, 0, len(pdef.Relations))
-		for name := range pdef.Relations {
-			rels = append(rels, name)
+	var out []orphan
+	for _, node := range d.RemovedRelations() {
+		n, err := count(storage.Filter{ResourceType: node.Type, Relation: node.Relation}, nil)
+		if err != nil {
+			return nil, err
 		}
-		sort.Strings(rels)
-		for _, name := range rels {
-			var nrel *schema.Relation
-			if ndef != nil {
-				nrel = ndef.Relations[name]
-			}
-			if nrel == nil {
-				n, err := count(storage.Filter{ResourceType: typ, Relation: name}, nil)
-				if err != nil {
-					return nil, err
-				}
-				if n > 0 {
-					out = append(out, orphan{what: fmt.Sprintf("relation %s#%s", typ, name), count: n})
-				}
-				continue
-			}
-			if !narrowed(pdef.Relations[name], nrel) {
-				continue
-			}
-			// The relation stays but accepts less: count stored
-			// relationships it no longer accepts.
-			n, err := count(storage.Filter{ResourceType: typ, Relation: name}, func(r graph.Relationship) bool {
-				return !accepts(next, nrel, r)
-			})
-			if err != nil {
-				return nil, err
-			}
-			if n > 0 {
-				out = append(out, orphan{what: fmt.Sprintf("relation %s#%s (subject types it no longer allows)", typ, name), count: n})
-			}
+		if n > 0 {
+			out = append(out, orphan{what: fmt.Sprintf("relation %s#%s", node.Type, node.Relation), count: n})
+		}
+	}
+	for _, ra := range d.RemovedAllowedSubjects() {
+		a, node := ra.Subject, ra.Relation
+		sf := &storage.SubjectFilter{Type: a.Type}
+		if a.Wildcard {
+			sf.IDs = []string{graph.Wildcard}
+		} else {
+			rel := a.Relation
+			sf.Relation = &rel
+		}
+		nrel := next.Definition(node.Type).Relations[node.Relation]
+		n, err := count(storage.Filter{ResourceType: node.Type, Relation: node.Relation, Subject: sf}, func(r graph.Relationship) bool {
+			return r.Subject.IsWildcard() == a.Wildcard && !accepts(nrel, r)
+		})
+		if err != nil {
+			return nil, err
+		}
+		if n > 0 {
+			out = append(out, orphan{what: fmt.Sprintf("relation %s#%s with subject type %s", node.Type, node.Relation, a), count: n})
 		}
 	}
 	return out, nil
 }
 
-// accepts reports whether rel in sch accepts the stored relationship r.
-func accepts(sch *schema.Schema, rel *schema.Relation, r graph.Relationship) bool {
+// accepts reports whether rel accepts the stored relationship r.
+func accepts(rel *schema.Relation, r graph.Relationship) bool {
 	caveat := ""
 	if r.Caveat != nil {
 		caveat = r.Caveat.Name
 	}
 	for _, a := range rel.AllowedFor(r.Subject.Object.Type, r.Subject.Relation, r.Subject.IsWildcard()) {
 		if a.Caveat == caveat && (r.Expiration == nil || a.Expiration) {
-			return true
-		}
-	}
-	return false
-}
-
-// narrowed reports whether next drops any subject type prev allowed.
-func narrowed(prev, next *schema.Relation) bool {
-	for _, a := range prev.Allowed {
-		if !slices.Contains(next.Allowed, a) {
 			return true
 		}
 	}

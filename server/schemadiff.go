@@ -1,93 +1,76 @@
 package server
 
 import (
-	"slices"
-	"sort"
-	"strings"
+	"fmt"
 
 	pb "github.com/pembadb/pemba/proto/pemba/v1"
 	"github.com/pembadb/pemba/schema"
 )
 
-// diffSchemas lists what changes from prev (nil: no schema) to next:
-// definitions, relations, permissions and caveats added, removed or
-// changed, in a stable order.
+// diffSchemas lists what changes from prev (nil: no schema) to next, as
+// schema.Compare reports it, one SchemaChange per line of its report.
 func diffSchemas(prev, next *schema.Schema) []*pb.SchemaChange {
-	if prev == nil {
-		prev = &schema.Schema{}
-	}
+	d := schema.Compare(prev, next)
 	var out []*pb.SchemaChange
 	add := func(kind, def, name, desc string) {
 		out = append(out, &pb.SchemaChange{Kind: kind, Definition: def, Name: name, Description: desc})
 	}
-	for _, name := range unionKeys(prev.Definitions, next.Definitions) {
-		p, n := prev.Definitions[name], next.Definitions[name]
-		switch {
-		case p == nil:
-			add("definition added", name, "", "definition "+name+" added")
-			continue
-		case n == nil:
-			add("definition removed", name, "", "definition "+name+" removed")
-			continue
+	for _, f := range d.AddedFlags {
+		add("flag added", "", f, "use "+f)
+	}
+	for _, f := range d.RemovedFlags {
+		add("flag removed", "", f, "use "+f)
+	}
+	for _, n := range d.AddedDefinitions {
+		add("definition added", n, "", "definition "+n)
+	}
+	for _, n := range d.RemovedDefinitions {
+		add("definition removed", n, "", "definition "+n)
+	}
+	for _, n := range d.AddedCaveats {
+		add("caveat added", "", n, "caveat "+n)
+	}
+	for _, n := range d.RemovedCaveats {
+		add("caveat removed", "", n, "caveat "+n)
+	}
+	for _, c := range d.ChangedCaveats {
+		if c.OldParams != c.NewParams {
+			add("caveat changed", "", c.Name, fmt.Sprintf("caveat %s parameters: (%s) → (%s)", c.Name, c.OldParams, c.NewParams))
 		}
-		for _, r := range unionKeys(p.Relations, n.Relations) {
-			pr, nr := p.Relations[r], n.Relations[r]
-			switch {
-			case pr == nil:
-				add("relation added", name, r, "relation "+name+"#"+r+": "+allowedList(nr))
-			case nr == nil:
-				add("relation removed", name, r, "relation "+name+"#"+r+" removed")
-			case !slices.Equal(pr.Allowed, nr.Allowed):
-				add("relation changed", name, r, "relation "+name+"#"+r+": "+allowedList(pr)+" → "+allowedList(nr))
-			}
-		}
-		for _, q := range unionKeys(p.Permissions, n.Permissions) {
-			pp, np := p.Permissions[q], n.Permissions[q]
-			switch {
-			case pp == nil:
-				add("permission added", name, q, "permission "+name+"#"+q+" = "+schema.ExprString(np.Expr))
-			case np == nil:
-				add("permission removed", name, q, "permission "+name+"#"+q+" removed")
-			default:
-				a, b := schema.ExprString(pp.Expr), schema.ExprString(np.Expr)
-				if a != b {
-					add("permission changed", name, q, "permission "+name+"#"+q+": "+a+" → "+b)
-				}
-			}
+		if c.OldExpr != c.NewExpr {
+			add("caveat changed", "", c.Name, fmt.Sprintf("caveat %s expression: %s → %s", c.Name, c.OldExpr, c.NewExpr))
 		}
 	}
-	for _, name := range unionKeys(prev.Caveats, next.Caveats) {
-		p, n := prev.Caveats[name], next.Caveats[name]
-		switch {
-		case p == nil:
-			add("caveat added", "", name, "caveat "+name+" added")
-		case n == nil:
-			add("caveat removed", "", name, "caveat "+name+" removed")
-		case p.Expression != n.Expression || !slices.Equal(p.Params, n.Params):
-			add("caveat changed", "", name, "caveat "+name+": "+strings.TrimSpace(n.Expression))
+	for _, dd := range d.Definitions {
+		for _, r := range dd.AddedRelations {
+			add("relation added", dd.Name, r, "relation "+dd.Name+"#"+r)
+		}
+		for _, r := range dd.RemovedRelations {
+			add("relation removed", dd.Name, r, "relation "+dd.Name+"#"+r)
+		}
+		for _, p := range dd.AddedPermissions {
+			add("permission added", dd.Name, p, "permission "+dd.Name+"#"+p)
+		}
+		for _, p := range dd.RemovedPermissions {
+			add("permission removed", dd.Name, p, "permission "+dd.Name+"#"+p)
+		}
+		for _, r := range dd.RelationsToPermissions {
+			add("relation changed", dd.Name, r, dd.Name+"#"+r+": relation → permission")
+		}
+		for _, r := range dd.PermissionsToRelations {
+			add("permission changed", dd.Name, r, dd.Name+"#"+r+": permission → relation")
+		}
+		for _, c := range dd.AllowedSubjects {
+			for _, a := range c.Added {
+				add("allowed subject added", dd.Name, c.Relation, fmt.Sprintf("%s#%s allows %s", dd.Name, c.Relation, a))
+			}
+			for _, a := range c.Removed {
+				add("allowed subject removed", dd.Name, c.Relation, fmt.Sprintf("%s#%s allows %s", dd.Name, c.Relation, a))
+			}
+		}
+		for _, p := range dd.ChangedPermissions {
+			add("permission changed", dd.Name, p.Name, fmt.Sprintf("permission %s#%s: %s → %s", dd.Name, p.Name, p.Old, p.New))
 		}
 	}
 	return out
-}
-
-func unionKeys[V any](a, b map[string]V) []string {
-	var keys []string
-	for k := range a {
-		keys = append(keys, k)
-	}
-	for k := range b {
-		if _, ok := a[k]; !ok {
-			keys = append(keys, k)
-		}
-	}
-	sort.Strings(keys)
-	return keys
-}
-
-func allowedList(r *schema.Relation) string {
-	parts := make([]string, len(r.Allowed))
-	for i, a := range r.Allowed {
-		parts[i] = a.String()
-	}
-	return strings.Join(parts, ", ")
 }
