@@ -96,8 +96,11 @@ type Config struct {
 	// to check independent items (default 4).
 	Concurrency int
 	// CacheEntries bounds the cross-request result cache (default 100000;
-	// negative disables the cache). One entry is about 200 bytes.
+	// negative disables the cache).
 	CacheEntries int
+	// CacheBytes, when positive, bounds the cache by an estimate of its
+	// memory instead: CacheBytes / CacheEntryBytes entries.
+	CacheBytes int64
 	// DisableSingleflight turns off sharing of concurrent identical
 	// sub-problems.
 	DisableSingleflight bool
@@ -113,14 +116,23 @@ func (c Config) withDefaults() Config {
 	if c.Concurrency <= 0 {
 		c.Concurrency = 4
 	}
+	if c.CacheBytes > 0 && c.CacheEntries >= 0 {
+		c.CacheEntries = int(max(1, c.CacheBytes/CacheEntryBytes))
+	}
 	if c.CacheEntries == 0 {
 		c.CacheEntries = 100000
 	}
 	return c
 }
 
+// CacheEntryBytes is the estimated memory of one cache entry: the key's
+// strings and headers, the answer, and the LRU's list and map overhead.
+const CacheEntryBytes = 256
+
 // Stats are the engine's counters since New, for metrics.
 type Stats struct {
+	// CacheLen is the number of answers cached now.
+	CacheLen int
 	CacheHits   uint64
 	CacheMisses uint64
 	// Shared counts sub-problems answered by another request's concurrent

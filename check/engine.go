@@ -55,7 +55,7 @@ func New(cfg Config) *Engine {
 func (e *Engine) Stats() Stats {
 	s := Stats{Dispatches: e.dispatches.Load(), Queries: e.queries.Load()}
 	if e.cache != nil {
-		s.CacheHits, s.CacheMisses = e.cache.Hits(), e.cache.Misses()
+		s.CacheHits, s.CacheMisses, s.CacheLen = e.cache.Hits(), e.cache.Misses(), e.cache.Len()
 	}
 	if e.sf != nil {
 		s.Shared = e.sf.Shared()
