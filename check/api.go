@@ -132,7 +132,7 @@ const CacheEntryBytes = 256
 // Stats are the engine's counters since New, for metrics.
 type Stats struct {
 	// CacheLen is the number of answers cached now.
-	CacheLen int
+	CacheLen    int
 	CacheHits   uint64
 	CacheMisses uint64
 	// Shared counts sub-problems answered by another request's concurrent
