@@ -613,14 +613,9 @@ func (e *evaluation) evalRelation(typ string, ids []string, r *schema.Relation, 
 	}
 	ix := newIndex(ids)
 	if open > 0 {
-		subjectIDs := []string{s.Object.ID}
-		if s.Relation == "" && s.Object.ID != graph.Wildcard && allowsWildcard(r, s.Object.Type) {
-			subjectIDs = append(subjectIDs, graph.Wildcard)
-		}
-		srel := s.Relation
+		wild := s.Relation == "" && s.Object.ID != graph.Wildcard && allowsWildcard(r, s.Object.Type)
 		var cerr error
-		err := e.read(storage.Filter{ResourceType: typ, ResourceIDs: ids, Relation: r.Name,
-			Subject: &storage.SubjectFilter{Type: s.Object.Type, IDs: subjectIDs, Relation: &srel}}, func(rel graph.Relationship) {
+		direct := func(rel graph.Relationship) {
 			i := ix.find(rel.Resource.ID)
 			if i < 0 || cerr != nil {
 				return
@@ -635,7 +630,23 @@ func (e *evaluation) evalRelation(typ string, ids []string, r *schema.Relation, 
 				c.path = &pathNode{obj: rel.Resource, rel: r.Name, rship: &rel}
 			}
 			out[i].or(c)
-		})
+		}
+		var err error
+		if !e.prefetched(typ, ids, r.Name, func(rel graph.Relationship) {
+			sub := rel.Subject
+			if sub.Object.Type == s.Object.Type && sub.Relation == s.Relation &&
+				(sub.Object.ID == s.Object.ID || (wild && sub.Object.ID == graph.Wildcard)) {
+				direct(rel)
+			}
+		}) {
+			subjectIDs := []string{s.Object.ID}
+			if wild {
+				subjectIDs = append(subjectIDs, graph.Wildcard)
+			}
+			srel := s.Relation
+			err = e.query(storage.Filter{ResourceType: typ, ResourceIDs: ids, Relation: r.Name,
+				Subject: &storage.SubjectFilter{Type: s.Object.Type, IDs: subjectIDs, Relation: &srel}}, direct)
+		}
 		if err == nil {
 			err = cerr
 		}
