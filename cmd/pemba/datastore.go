@@ -39,7 +39,7 @@ func openDatastore(ctx context.Context, o serveOptions, log *slog.Logger) (opene
 		if o.dataDir == "" {
 			return openedStore{}, fmt.Errorf("--data-dir is required for the embedded datastore")
 		}
-		engine, err = pebble.Open(pebble.Options{Dir: o.dataDir, GCWindow: o.gcWindow, CacheSize: o.blockCacheBytes})
+		engine, err = pebble.Open(pebble.Options{Dir: o.dataDir, GCWindow: o.gcWindow, GCInterval: o.gcInterval, CacheSize: o.blockCacheBytes})
 		if err != nil {
 			return openedStore{}, err
 		}
@@ -49,7 +49,7 @@ func openDatastore(ctx context.Context, o serveOptions, log *slog.Logger) (opene
 		}
 		log.Info("opened embedded datastore", "dir", o.dataDir)
 	case "memory":
-		engine, err = pebble.Open(pebble.Options{InMemory: true, GCWindow: o.gcWindow, CacheSize: o.blockCacheBytes})
+		engine, err = pebble.Open(pebble.Options{InMemory: true, GCWindow: o.gcWindow, GCInterval: o.gcInterval, CacheSize: o.blockCacheBytes})
 		if err != nil {
 			return openedStore{}, err
 		}

@@ -47,6 +47,7 @@ type serveOptions struct {
 	quantization    time.Duration
 	maxDepth        int
 	gcWindow        time.Duration
+	gcInterval      time.Duration
 
 	maxWrite        int
 	maxBulkCheck    int
@@ -139,6 +140,7 @@ server with a generated token it prints.`,
 	f.DurationVar(&o.quantization, "quantization", 5*time.Second, "how long minimize_latency reads reuse a head revision")
 	f.IntVar(&o.maxDepth, "max-depth", 50, "maximum nested dispatches of one check")
 	f.DurationVar(&o.gcWindow, "gc-window", 24*time.Hour, "how long old revisions stay readable (zookies older than this are refused)")
+	f.DurationVar(&o.gcInterval, "gc-interval", time.Minute, "how often the embedded datastore drops history older than --gc-window")
 	f.IntVar(&o.maxWrite, "max-write-relationships", 1000, "maximum updates in one WriteRelationships")
 	f.IntVar(&o.maxBulkCheck, "max-bulk-check-items", 1000, "maximum items in one BulkCheckPermission")
 	f.IntVar(&o.maxMessageBytes, "max-message-bytes", 4<<20, "maximum size of a received message")

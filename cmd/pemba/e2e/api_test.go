@@ -374,3 +374,31 @@ func TestBulkCheckAndMetricsListener(t *testing.T) {
 		t.Errorf("/metrics on the HTTP listener: status %d, want 404 when --metrics-addr is set", code)
 	}
 }
+
+// TestZookieOlderThanGCWindow: a zookie whose revision was garbage-collected
+// is FAILED_PRECONDITION, and the message says so.
+func TestZookieOlderThanGCWindow(t *testing.T) {
+	s := startServer(t, "--datastore", "memory", "--gc-window", "1s", "--gc-interval", "100ms")
+	c := setup(t, s)
+	ctx := context.Background()
+	old, err := c.rels.WriteRelationships(ctx, &pb.WriteRelationshipsRequest{Updates: []*pb.RelationshipUpdate{touch(rel("document", "d", "viewer", "user", "a"))}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.rels.WriteRelationships(ctx, &pb.WriteRelationshipsRequest{Updates: []*pb.RelationshipUpdate{touch(rel("document", "d", "viewer", "user", "b"))}}); err != nil {
+		t.Fatal(err)
+	}
+	req := &pb.CheckPermissionRequest{Consistency: exact(old.GetWrittenAt()), Resource: obj("document", "d"), Permission: "view", Subject: sub("user", "a")}
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		_, err := c.perms.CheckPermission(ctx, req)
+		if err != nil {
+			wantStatus(t, "check at a collected revision", err, codes.FailedPrecondition, "garbage-collected")
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the old revision was still readable 20s after a 1s GC window")
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
