@@ -1,0 +1,97 @@
+package expand
+
+import (
+	"context"
+	"errors"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/pembadb/pemba/graph"
+	"github.com/pembadb/pemba/schema"
+	"github.com/pembadb/pemba/storage"
+	"github.com/pembadb/pemba/storage/pebble"
+)
+
+// The trees of every construct are covered by check/testdata (expand
+// commands); these cases cover Expand's own errors and marks.
+
+func world(t *testing.T, src string, rels ...string) (*schema.Schema, storage.Reader) {
+	t.Helper()
+	s, err := schema.Compile("t.zed", src)
+	if err != nil {
+		t.Fatal(err)
+	}
+	eng, err := pebble.Open(pebble.Options{InMemory: true, GCInterval: -1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { eng.Close() })
+	var muts []storage.Mutation
+	for _, r := range rels {
+		muts = append(muts, storage.Mutation{Op: storage.OpTouch, Relationship: graph.MustParseRelationship(r)})
+	}
+	ctx := context.Background()
+	rev, err := eng.Write(ctx, storage.WriteRequest{Mutations: muts})
+	if err != nil {
+		t.Fatal(err)
+	}
+	rd, err := eng.SnapshotReader(ctx, rev)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s, rd
+}
+
+const groups = `definition user {}
+definition group {
+	relation member: user | group#member
+}`
+
+func TestExpand(t *testing.T) {
+	s, rd := world(t, groups,
+		"group:eng#member@group:eng#member",
+		"group:eng#member@group:ops#member",
+		"group:ops#member@user:ann",
+		"group:ops#member@user:bob[expiration:2030-01-01T00:00:00Z]",
+		"group:ops#member@user:old[expiration:2020-01-01T00:00:00Z]")
+	ctx := context.Background()
+	now := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	eng := graph.ObjectRef{Type: "group", ID: "eng"}
+	for _, tc := range []struct {
+		name  string
+		obj   graph.ObjectRef
+		rel   string
+		depth int
+		want  string
+		err   error
+	}{
+		{"tree with cycle, expiration and expired leaf", eng, "member", 50, `group:eng#member
+  group:eng#member
+    group:eng#member (see above)
+  group:ops#member
+    group:ops#member
+      user:ann
+      user:bob [expires 2030-01-01T00:00:00Z]`, nil},
+		{"depth bound", eng, "member", 1, "", ErrMaxDepth},
+		{"unknown relation", eng, "viewer", 50, "", ErrUnknown},
+		{"unknown type", graph.ObjectRef{Type: "team", ID: "x"}, "member", 50, "", ErrUnknown},
+	} {
+		n, err := Expand(ctx, s, rd, tc.obj, tc.rel, Options{MaxDepth: tc.depth, Now: now})
+		if tc.err != nil {
+			if !errors.Is(err, tc.err) {
+				t.Errorf("%s: error %v, want %v", tc.name, err, tc.err)
+			}
+			continue
+		}
+		if err != nil {
+			t.Fatalf("%s: %v", tc.name, err)
+		}
+		if got := n.String(); got != tc.want {
+			t.Errorf("%s:\n%s\nwant:\n%s", tc.name, got, tc.want)
+		}
+		if strings.Contains(n.String(), "user:old") {
+			t.Errorf("%s: expired relationship shown", tc.name)
+		}
+	}
+}
