@@ -270,6 +270,9 @@ func lookupResourcesCommand() *cobra.Command {
 						break
 					}
 				}
+				if printed == 0 && client.json && zookie != nil {
+					return printJSON(cmd.OutOrStdout(), &pb.LookupResourcesResponse{LookedUpAt: zookie})
+				}
 				printZookie(cmd, "looked up at", zookie)
 				return nil
 			})
@@ -333,6 +336,9 @@ func lookupSubjectsCommand() *cobra.Command {
 				}
 				if zookie == nil {
 					zookie = headerZookie(stream)
+					if client.json && zookie != nil {
+						return printJSON(cmd.OutOrStdout(), &pb.LookupSubjectsResponse{LookedUpAt: zookie})
+					}
 				}
 				printZookie(cmd, "looked up at", zookie)
 				return nil

@@ -67,7 +67,12 @@ func init() {
 					fmt.Fprintln(cmd.OutOrStdout(), relationshipFromWire(resp.GetRelationship()))
 				}
 				if zookie == nil {
+					// No results: the zookie came as a header; in JSON
+					// mode it still gets an object.
 					zookie = headerZookie(stream)
+					if client.json && zookie != nil {
+						return printJSON(cmd.OutOrStdout(), &pb.ReadRelationshipsResponse{ReadAt: zookie})
+					}
 				}
 				printZookie(cmd, "read at", zookie)
 				return nil
