@@ -402,3 +402,24 @@ func TestZookieOlderThanGCWindow(t *testing.T) {
 		time.Sleep(100 * time.Millisecond)
 	}
 }
+
+// TestMaxDepth: a check that needs more nesting than --max-depth is
+// RESOURCE_EXHAUSTED with a message, never a guessed answer.
+func TestMaxDepth(t *testing.T) {
+	s := startServer(t, "--datastore", "memory", "--max-depth", "3")
+	c := setup(t, s)
+	ctx := context.Background()
+	updates := []*pb.RelationshipUpdate{touch(&pb.Relationship{Resource: obj("document", "d"), Relation: "viewer",
+		Subject: &pb.SubjectRef{Object: obj("group", "g0"), Relation: "member"}})}
+	for i := range 6 {
+		updates = append(updates, touch(&pb.Relationship{Resource: obj("group", fmt.Sprint("g", i)), Relation: "member",
+			Subject: &pb.SubjectRef{Object: obj("group", fmt.Sprint("g", i+1)), Relation: "member"}}))
+	}
+	updates = append(updates, touch(rel("group", "g6", "member", "user", "deep")))
+	if _, err := c.rels.WriteRelationships(ctx, &pb.WriteRelationshipsRequest{Updates: updates}); err != nil {
+		t.Fatal(err)
+	}
+	_, err := c.perms.CheckPermission(ctx, &pb.CheckPermissionRequest{Consistency: fully(), Resource: obj("document", "d"),
+		Permission: "view", Subject: sub("user", "deep")})
+	wantStatus(t, "deep check", err, codes.ResourceExhausted, "max depth")
+}
