@@ -22,15 +22,11 @@ func FuzzDecode(f *testing.F) {
 		_, _ = decodeSchema(b, 1)
 		_ = decodeChanges(b, func(_ storage.Op, body, _ []byte) error {
 			var comps [6][]byte
-			if len(body) > 0 {
-				_ = splitBody(body, &comps)
-			}
+			_ = splitBody(body, &comps)
 			return nil
 		})
-		if len(b) > 0 {
-			var comps [6][]byte
-			_ = splitBody(b, &comps)
-		}
+		var comps [6][]byte
+		_ = splitBody(b, &comps)
 		_, _, _ = nextComponent(b)
 		_, _, _ = splitVersion(b)
 	})

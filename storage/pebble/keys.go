@@ -131,6 +131,9 @@ func (x index) appendBody(dst []byte, r *graph.Relationship) []byte {
 
 // splitBody decodes the six components of a key body (index byte included).
 func splitBody(body []byte, comps *[6][]byte) error {
+	if len(body) == 0 {
+		return errCorrupt
+	}
 	b := body[1:]
 	var err error
 	for i := range comps {
