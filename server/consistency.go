@@ -44,6 +44,10 @@ type revisions struct {
 // head reads the datastore's head revision and refreshes the cache with it.
 func (r *revisions) head(ctx context.Context) (storage.Revision, error) {
 	v, err, _ := r.fetch.Do("head", func() (any, error) {
+		// Shared by every waiting request: one caller leaving must not
+		// fail the others, so the read has its own bound.
+		ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+		defer cancel()
 		rev, err := r.engine.HeadRevision(ctx)
 		if err != nil {
 			return storage.Revision(0), fmt.Errorf("read head revision: %w", err)
