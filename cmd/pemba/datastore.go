@@ -24,7 +24,13 @@ type openedStore struct {
 }
 
 func checkConfig(o serveOptions) check.Config {
-	return check.Config{MaxDepth: o.maxDepth, CacheEntries: o.cacheEntries}
+	return check.Config{
+		MaxDepth:     o.maxDepth,
+		ChunkSize:    o.chunkSize,
+		Concurrency:  o.concurrency,
+		CacheEntries: o.cacheEntries,
+		CacheBytes:   o.cacheBytes,
+	}
 }
 
 // openDatastore opens the datastore the flags name.

@@ -14,7 +14,7 @@ import (
 // add subcommands to it in their init.
 var schemaCmd = &cobra.Command{
 	Use:   "schema",
-	Short: "Work with schema files",
+	Short: "Format schema files, and read, write or diff a server's schema",
 }
 
 func init() {

@@ -43,6 +43,9 @@ type serveOptions struct {
 	dev            bool
 
 	cacheEntries    int
+	cacheBytes      int64
+	chunkSize       int
+	concurrency     int
 	blockCacheBytes int64
 	quantization    time.Duration
 	maxDepth        int
@@ -136,7 +139,10 @@ server with a generated token it prints.`,
 	f.BoolVar(&o.insecureNoAuth, "insecure-no-auth", false, "serve without authentication (only on loopback addresses)")
 	f.BoolVar(&o.dev, "dev", false, "local development server: generated token (kept in the data directory), loopback only")
 	f.IntVar(&o.cacheEntries, "cache-entries", 100000, "check result cache entries (negative disables the cache)")
-	f.Int64Var(&o.blockCacheBytes, "block-cache-bytes", 128<<20, "embedded datastore block cache size in bytes")
+	f.Int64Var(&o.cacheBytes, "cache-bytes", 0, "bound the check result cache by estimated memory instead of --cache-entries (0: use --cache-entries)")
+	f.IntVar(&o.chunkSize, "dispatch-chunk-size", 100, "resource IDs one storage query of a check covers")
+	f.IntVar(&o.concurrency, "dispatch-concurrency", 4, "goroutines one BulkCheck or lookup request may use")
+	f.Int64Var(&o.blockCacheBytes, "block-cache-bytes", 256<<20, "embedded datastore block cache size in bytes (Pebble's memtables count against it)")
 	f.DurationVar(&o.quantization, "quantization", 5*time.Second, "how long minimize_latency reads reuse a head revision")
 	f.IntVar(&o.maxDepth, "max-depth", 50, "maximum nested dispatches of one check")
 	f.DurationVar(&o.gcWindow, "gc-window", 24*time.Hour, "how long old revisions stay readable (zookies older than this are refused)")
