@@ -20,6 +20,7 @@ var rewrite = flag.Bool("rewrite", false, "rewrite the expected output of testda
 // statements.go, migrate.go and gc.go.
 var sharedStatements = map[string]string{
 	"bounds":             stmtBounds,
+	"instance id":        stmtInstanceID,
 	"next revision":      stmtNextRevision,
 	"insert revision":    stmtInsertRevision,
 	"end version":        stmtEndVersion,

@@ -2,6 +2,7 @@ package sql
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"runtime"
 	"strings"
@@ -60,9 +61,18 @@ type Engine struct {
 	// closes listenDone as it exits; both nil on CockroachDB.
 	stopListening context.CancelFunc
 	listenDone    chan struct{}
+
+	// instanceMu guards instanceID, the database's identity once read
+	// (migration 0002 draws it and nothing changes it, so it is read at
+	// most once per Engine; a failed read is not cached).
+	instanceMu sync.Mutex
+	instanceID string
 }
 
-var _ storage.Engine = (*Engine)(nil)
+var (
+	_ storage.Engine             = (*Engine)(nil)
+	_ storage.InstanceIdentifier = (*Engine)(nil)
+)
 
 // Open connects to the database, checks its schema version (or migrates it
 // when cfg.AutoMigrate is set) and returns the engine.
@@ -136,6 +146,33 @@ func (e *Engine) Close() error {
 
 // Dialect is the database the engine talks to.
 func (e *Engine) Dialect() Dialect { return e.dialect }
+
+// InstanceID returns the random ID the database was given when it was
+// migrated to schema version 2. Every Engine on the same database returns
+// the same ID, and another database a different one, which is what binds
+// zookies to the database rather than to a server process.
+func (e *Engine) InstanceID(ctx context.Context) (string, error) {
+	if err := e.checkOpen(); err != nil {
+		return "", err
+	}
+	e.instanceMu.Lock()
+	defer e.instanceMu.Unlock()
+	if e.instanceID != "" {
+		return e.instanceID, nil
+	}
+	var id string
+	err := e.pool.QueryRow(ctx, stmtInstanceID).Scan(&id)
+	switch {
+	case errors.Is(err, pgx.ErrNoRows) || (err == nil && id == ""):
+		// Only a hand edit gets here: migration 0002 is recorded only
+		// after its row is written.
+		return "", errors.New("read instance ID: table datastore_instance holds no ID")
+	case err != nil:
+		return "", fmt.Errorf("read instance ID: %w", err)
+	}
+	e.instanceID = id
+	return id, nil
+}
 
 func (e *Engine) checkOpen() error {
 	if e.closed.Load() {

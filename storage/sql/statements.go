@@ -24,6 +24,9 @@ const relColumns = identity + ", caveat_name, caveat_context, expires_at"
 const (
 	stmtBounds = "SELECT head, gc_floor FROM revision_counter WHERE id = 1"
 
+	// stmtInstanceID reads the ID migration 0002 drew for this database.
+	stmtInstanceID = "SELECT instance_id FROM datastore_instance WHERE id = 1"
+
 	// stmtNextRevision is the first statement of every write: its row lock
 	// serializes writers until commit.
 	stmtNextRevision = "UPDATE revision_counter SET head = head + 1 WHERE id = 1 RETURNING head"
