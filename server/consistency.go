@@ -177,6 +177,17 @@ func (s *schemas) compiled(stored storage.StoredSchema) (*schema.Schema, error) 
 }
 
 // snapshot opens a reader at rev with the schema in force there.
+// snapshotFor resolves a request's consistency to a revision and returns
+// the snapshot (schema and reader) every query of the request reads.
+func (s *Server) snapshotFor(ctx context.Context, c *pb.Consistency) (storage.Revision, check.Snapshot, error) {
+	rev, err := s.revs.resolve(ctx, c, "consistency")
+	if err != nil {
+		return 0, check.Snapshot{}, err
+	}
+	snap, err := s.snapshot(ctx, rev)
+	return rev, snap, err
+}
+
 func (s *Server) snapshot(ctx context.Context, rev storage.Revision) (check.Snapshot, error) {
 	reader, err := s.engine.SnapshotReader(ctx, rev)
 	if err != nil {

@@ -22,11 +22,7 @@ func (svc *permissionService) ExpandPermission(ctx context.Context, req *pb.Expa
 	if req.GetPermission() == "" {
 		return nil, invalidField("permission", "missing")
 	}
-	rev, err := s.revs.resolve(ctx, req.GetConsistency(), "consistency")
-	if err != nil {
-		return nil, err
-	}
-	snap, err := s.snapshot(ctx, rev)
+	rev, snap, err := s.snapshotFor(ctx, req.GetConsistency())
 	if err != nil {
 		return nil, err
 	}
@@ -159,11 +155,7 @@ func (svc *permissionService) LookupSubjects(req *pb.LookupSubjectsRequest, stre
 	if rel == "..." {
 		rel = ""
 	}
-	rev, err := s.revs.resolve(ctx, req.GetConsistency(), "consistency")
-	if err != nil {
-		return err
-	}
-	snap, err := s.snapshot(ctx, rev)
+	rev, snap, err := s.snapshotFor(ctx, req.GetConsistency())
 	if err != nil {
 		return err
 	}

@@ -74,11 +74,7 @@ func (svc *permissionService) CheckPermission(ctx context.Context, req *pb.Check
 	creq.Context = contextFromProto(req.GetContext())
 	creq.Explain = req.GetExplain()
 	creq.Now = time.Now()
-	rev, err := s.revs.resolve(ctx, req.GetConsistency(), "consistency")
-	if err != nil {
-		return nil, err
-	}
-	snap, err := s.snapshot(ctx, rev)
+	rev, snap, err := s.snapshotFor(ctx, req.GetConsistency())
 	if err != nil {
 		return nil, err
 	}
@@ -117,11 +113,7 @@ func (svc *permissionService) BulkCheckPermission(ctx context.Context, req *pb.B
 		r.Now = now
 		reqs[i] = r
 	}
-	rev, err := s.revs.resolve(ctx, req.GetConsistency(), "consistency")
-	if err != nil {
-		return nil, err
-	}
-	snap, err := s.snapshot(ctx, rev)
+	rev, snap, err := s.snapshotFor(ctx, req.GetConsistency())
 	if err != nil {
 		return nil, err
 	}
