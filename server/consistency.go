@@ -121,6 +121,15 @@ func (r *revisions) resolve(ctx context.Context, c *pb.Consistency, field string
 		if rev, err = r.head(ctx); err != nil || rev >= want {
 			return rev, err
 		}
+		// The shared head read may have started before the zookie's write
+		// committed; only a read that starts now may refuse the zookie.
+		if rev, err = r.engine.HeadRevision(ctx); err != nil {
+			return 0, fmt.Errorf("read head revision: %w", err)
+		}
+		if rev >= want {
+			r.advance(rev)
+			return rev, nil
+		}
 		return 0, inField(field+".at_least_as_fresh", fmt.Errorf("revision %d: %w", want, storage.ErrRevisionUnknown))
 	case *pb.Consistency_AtExactSnapshot:
 		return r.decode(req.AtExactSnapshot, field+".at_exact_snapshot")
