@@ -105,7 +105,7 @@ var (
 
 // loadNestedOrg builds (once per process) the graph at scale 1 or 100.
 // The ×100 graph is built only by the benchmarks that ask for it.
-func loadNestedOrg(b *testing.B, big bool) *benchWorld {
+func loadNestedOrg(b testing.TB, big bool) *benchWorld {
 	i, scale := 0, 1
 	if big {
 		i, scale = 1, 100
@@ -222,4 +222,28 @@ func processCPU() int64 {
 		return 0
 	}
 	return ru.Utime.Nano() + ru.Stime.Nano()
+}
+
+// BenchmarkLookupSubjectsNestedOrg lists the users who can view a random
+// document, with no cross-request cache.
+func BenchmarkLookupSubjectsNestedOrg(b *testing.B) {
+	w := loadNestedOrg(b, false)
+	ctx := context.Background()
+	e := New(Config{CacheEntries: -1})
+	reqs := w.randomChecks(256, 4)
+	subjects := 0
+	queries0 := e.Stats().Queries
+	cpu0 := processCPU()
+	b.ReportAllocs()
+	b.ResetTimer()
+	for i := 0; b.Loop(); i++ {
+		err := e.LookupSubjects(ctx, w.snap, LookupSubjectsRequest{Resource: reqs[i%len(reqs)].Resource, Permission: "view", SubjectType: "user", Now: goldenNow},
+			func(SubjectResult) bool { subjects++; return true })
+		if err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.ReportMetric(float64(subjects)/float64(b.N), "subjects/op")
+	b.ReportMetric(float64(e.Stats().Queries-queries0)/float64(b.N), "queries/op")
+	b.ReportMetric(float64(processCPU()-cpu0)/float64(b.N), "cpu-ns/op")
 }

@@ -43,14 +43,38 @@ type SubjectResult struct {
 // subjects a wildcard excludes), collecting the subjects of the requested
 // type, then checks each. A subject never mentioned there has the answer
 // of a fresh, unused ID, which decides the wildcard.
+//
+// When the walk is exact (see subjectCandidates) the subjects it met are
+// the answer and are streamed without checking them: a monotone
+// permission reached over uncaveated relationships grants every subject
+// at the end of a chain, and a wildcard met that way grants everyone.
 func (e *Engine) LookupSubjects(ctx context.Context, snap Snapshot, req LookupSubjectsRequest, yield func(SubjectResult) bool) error {
 	if err := validate(snap.Schema, req.Resource, req.Permission, graph.SubjectRef{Object: graph.ObjectRef{Type: req.SubjectType, ID: "x"}, Relation: req.SubjectRelation}); err != nil {
 		return fmt.Errorf("lookup subjects: %w", err)
 	}
 	now := requestNow(req.Now)
-	cands, wildcard, err := e.subjectCandidates(ctx, snap, req, now)
+	cands, wildcard, exact, err := e.subjectCandidates(ctx, snap, req, now)
 	if err != nil {
 		return fmt.Errorf("lookup subjects %s#%s@%s: %w", objectString(req.Resource), req.Permission, req.SubjectType, err)
+	}
+	if exact {
+		if len(cands) == 0 && !wildcard {
+			return nil
+		}
+		// A check would reject a context that cannot be hashed; so does this.
+		if _, err := contextHash(req.Context); err != nil {
+			return fmt.Errorf("lookup subjects: %w", err)
+		}
+		for _, id := range cands {
+			sub := graph.SubjectRef{Object: graph.ObjectRef{Type: req.SubjectType, ID: id}, Relation: req.SubjectRelation}
+			if !yield(SubjectResult{Subject: sub, Permissionship: HasPermission}) {
+				return nil
+			}
+		}
+		if wildcard {
+			yield(SubjectResult{Subject: graph.SubjectRef{Object: graph.ObjectRef{Type: req.SubjectType, ID: graph.Wildcard}}, Permissionship: HasPermission})
+		}
+		return nil
 	}
 	check := func(id string) (Result, error) {
 		sub := graph.SubjectRef{Object: graph.ObjectRef{Type: req.SubjectType, ID: id}, Relation: req.SubjectRelation}
@@ -98,17 +122,29 @@ func (e *Engine) LookupSubjects(ctx context.Context, snap Snapshot, req LookupSu
 
 // subjectCandidates walks forward from the resource and returns the IDs of
 // subjects of the requested type met on the way (deduplicated, in the order
-// met) and whether a wildcard of the type was met.
-func (e *Engine) subjectCandidates(ctx context.Context, snap Snapshot, req LookupSubjectsRequest, now time.Time) ([]string, bool, error) {
+// met) and whether a wildcard of the type was met. The walk is breadth
+// first, visits each object#relation once, and reads the objects of one
+// type#relation together, ChunkSize IDs per storage query.
+//
+// exact reports that the candidates are the answer: every one has the
+// permission and, with wildcard, so does everyone. It holds when the
+// permission is monotone (monotoneFrom), the subject relation is a
+// relation (a subject set has itself; a permission is computed), and the
+// walk met no caveat, no relationship the schema does not allow (the check
+// ignores those), no wildcard object in a subject set or arrow, and no
+// chain longer than MaxDepth (which a check reports as an error).
+func (e *Engine) subjectCandidates(ctx context.Context, snap Snapshot, req LookupSubjectsRequest, now time.Time) (cands []string, wildcard, exact bool, err error) {
 	s := snap.Schema
 	ev, err := e.newEvaluation(ctx, snap, graph.SubjectRef{}, nil, now)
 	if err != nil {
-		return nil, false, err
+		return nil, false, false, err
+	}
+	reach, exact := monotoneFrom(s, req.Resource.Type, req.Permission)
+	if req.SubjectRelation != "" && s.Definitions[req.SubjectType].Relations[req.SubjectRelation] == nil {
+		exact = false
 	}
 	seen := make(map[node]bool)
 	candSeen := make(map[string]bool)
-	var cands []string
-	wildcard := false
 	addCand := func(id string) {
 		if id == graph.Wildcard {
 			wildcard = wildcard || req.SubjectRelation == ""
@@ -125,6 +161,7 @@ func (e *Engine) subjectCandidates(ctx context.Context, snap Snapshot, req Looku
 	}
 	var frontier []group
 	var index map[[2]string]int
+	level := 1 // check depth of the objects visited now
 	visit := func(typ, id, rel string) {
 		def := s.Definitions[typ]
 		if def == nil || !def.Has(rel) {
@@ -135,6 +172,9 @@ func (e *Engine) subjectCandidates(ctx context.Context, snap Snapshot, req Looku
 			return
 		}
 		seen[k] = true
+		if exact && (id == graph.Wildcard || level > e.cfg.MaxDepth || !reach[[2]string{typ, rel}]) {
+			exact = false
+		}
 		if typ == req.SubjectType && rel == req.SubjectRelation {
 			addCand(id)
 		}
@@ -153,6 +193,7 @@ func (e *Engine) subjectCandidates(ctx context.Context, snap Snapshot, req Looku
 	for len(frontier) > 0 {
 		cur := frontier
 		frontier, index = nil, nil
+		level++
 		for _, g := range cur {
 			def := s.Definitions[g.typ]
 			for start := 0; start < len(g.ids); start += e.cfg.ChunkSize {
@@ -166,17 +207,24 @@ func (e *Engine) subjectCandidates(ctx context.Context, snap Snapshot, req Looku
 							}
 						case *schema.Arrow:
 							return ev.query(storage.Filter{ResourceType: g.typ, ResourceIDs: ids, Relation: x.Tupleset}, func(r graph.Relationship) {
+								if r.Caveat != nil {
+									exact = false
+								}
 								visit(r.Subject.Object.Type, r.Subject.Object.ID, x.Target)
 							})
 						}
 						return nil
 					}); err != nil {
-						return nil, false, err
+						return nil, false, false, err
 					}
 					continue
 				}
+				rdef := def.Relations[g.rel]
 				if err := ev.query(storage.Filter{ResourceType: g.typ, ResourceIDs: ids, Relation: g.rel}, func(r graph.Relationship) {
 					sub := r.Subject
+					if exact && (r.Caveat != nil || !allowedSubject(rdef, sub)) {
+						exact = false
+					}
 					if sub.Relation == "" {
 						if sub.Object.Type == req.SubjectType && req.SubjectRelation == "" {
 							addCand(sub.Object.ID)
@@ -185,12 +233,28 @@ func (e *Engine) subjectCandidates(ctx context.Context, snap Snapshot, req Looku
 					}
 					visit(sub.Object.Type, sub.Object.ID, sub.Relation)
 				}); err != nil {
-					return nil, false, err
+					return nil, false, false, err
 				}
 			}
 		}
 	}
-	return cands, wildcard, nil
+	return cands, wildcard, exact, nil
+}
+
+// allowedSubject reports whether relation r admits subject s as a check
+// counts it: any plain object (checks match plain subjects by type and
+// ID), a wildcard only where the relation allows one of its type, and a
+// subject set only where the relation lists it.
+func allowedSubject(r *schema.Relation, s graph.SubjectRef) bool {
+	if s.Relation == "" {
+		return s.Object.ID != graph.Wildcard || allowsWildcard(r, s.Object.Type)
+	}
+	for _, a := range r.Allowed {
+		if a.Type == s.Object.Type && a.Relation == s.Relation {
+			return true
+		}
+	}
+	return false
 }
 
 // walkExpr calls fn for every leaf of an expression.
