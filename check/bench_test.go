@@ -224,10 +224,10 @@ func processCPU() int64 {
 	return ru.Utime.Nano() + ru.Stime.Nano()
 }
 
-// BenchmarkLookupSubjectsNestedOrg lists the users who can view a random
-// document, with no cross-request cache.
-func BenchmarkLookupSubjectsNestedOrg(b *testing.B) {
-	w := loadNestedOrg(b, false)
+// benchLookupSubjects lists the users who can view a random document,
+// with no cross-request cache.
+func benchLookupSubjects(b *testing.B, big bool) {
+	w := loadNestedOrg(b, big)
 	ctx := context.Background()
 	e := New(Config{CacheEntries: -1})
 	reqs := w.randomChecks(256, 4)
@@ -247,3 +247,6 @@ func BenchmarkLookupSubjectsNestedOrg(b *testing.B) {
 	b.ReportMetric(float64(e.Stats().Queries-queries0)/float64(b.N), "queries/op")
 	b.ReportMetric(float64(processCPU()-cpu0)/float64(b.N), "cpu-ns/op")
 }
+
+func BenchmarkLookupSubjectsNestedOrg(b *testing.B)     { benchLookupSubjects(b, false) }
+func BenchmarkLookupSubjectsNestedOrgX100(b *testing.B) { benchLookupSubjects(b, true) }

@@ -44,37 +44,30 @@ type SubjectResult struct {
 // type, then checks each. A subject never mentioned there has the answer
 // of a fresh, unused ID, which decides the wildcard.
 //
-// When the walk is exact (see subjectCandidates) the subjects it met are
-// the answer and are streamed without checking them: a monotone
-// permission reached over uncaveated relationships grants every subject
-// at the end of a chain, and a wildcard met that way grants everyone.
+// When the walk is exact (see subjectCandidates), a subject it reached
+// over uncaveated relationships is streamed without a check: a monotone
+// permission grants every subject at the end of such a chain, and a
+// wildcard reached that way grants everyone. Only the subjects reached
+// solely through caveated relationships are checked.
 func (e *Engine) LookupSubjects(ctx context.Context, snap Snapshot, req LookupSubjectsRequest, yield func(SubjectResult) bool) error {
 	if err := validate(snap.Schema, req.Resource, req.Permission, graph.SubjectRef{Object: graph.ObjectRef{Type: req.SubjectType, ID: "x"}, Relation: req.SubjectRelation}); err != nil {
 		return fmt.Errorf("lookup subjects: %w", err)
 	}
 	now := requestNow(req.Now)
-	cands, wildcard, exact, err := e.subjectCandidates(ctx, snap, req, now)
+	c, err := e.subjectCandidates(ctx, snap, req, now)
 	if err != nil {
 		return fmt.Errorf("lookup subjects %s#%s@%s: %w", objectString(req.Resource), req.Permission, req.SubjectType, err)
 	}
-	if exact {
-		if len(cands) == 0 && !wildcard {
-			return nil
-		}
-		// A check would reject a context that cannot be hashed; so does this.
-		if _, err := contextHash(req.Context); err != nil {
-			return fmt.Errorf("lookup subjects: %w", err)
-		}
-		for _, id := range cands {
-			sub := graph.SubjectRef{Object: graph.ObjectRef{Type: req.SubjectType, ID: id}, Relation: req.SubjectRelation}
-			if !yield(SubjectResult{Subject: sub, Permissionship: HasPermission}) {
-				return nil
-			}
-		}
-		if wildcard {
-			yield(SubjectResult{Subject: graph.SubjectRef{Object: graph.ObjectRef{Type: req.SubjectType, ID: graph.Wildcard}}, Permissionship: HasPermission})
-		}
+	if len(c.ids) == 0 && !c.wildcard {
 		return nil
+	}
+	// A check rejects a context that cannot be hashed; so does a lookup
+	// that skips the checks.
+	if _, err := contextHash(req.Context); err != nil {
+		return fmt.Errorf("lookup subjects: %w", err)
+	}
+	granted := func(id string) bool {
+		return c.exact && (c.wildcardClean || c.clean[id])
 	}
 	check := func(id string) (Result, error) {
 		sub := graph.SubjectRef{Object: graph.ObjectRef{Type: req.SubjectType, ID: id}, Relation: req.SubjectRelation}
@@ -85,12 +78,18 @@ func (e *Engine) LookupSubjects(ctx context.Context, snap Snapshot, req LookupSu
 		return ev.check(req.Resource, req.Permission, false)
 	}
 	var excluded []graph.SubjectRef
-	for _, id := range cands {
+	for _, id := range c.ids {
+		sub := graph.SubjectRef{Object: graph.ObjectRef{Type: req.SubjectType, ID: id}, Relation: req.SubjectRelation}
+		if granted(id) {
+			if !yield(SubjectResult{Subject: sub, Permissionship: HasPermission}) {
+				return nil
+			}
+			continue
+		}
 		r, err := check(id)
 		if err != nil {
 			return fmt.Errorf("lookup subjects: %w", err)
 		}
-		sub := graph.SubjectRef{Object: graph.ObjectRef{Type: req.SubjectType, ID: id}, Relation: req.SubjectRelation}
 		if r.Permissionship == NoPermission {
 			excluded = append(excluded, sub)
 			continue
@@ -99,12 +98,17 @@ func (e *Engine) LookupSubjects(ctx context.Context, snap Snapshot, req LookupSu
 			return nil
 		}
 	}
-	if !wildcard {
+	if !c.wildcard {
+		return nil
+	}
+	wild := graph.SubjectRef{Object: graph.ObjectRef{Type: req.SubjectType, ID: graph.Wildcard}}
+	if c.exact && c.wildcardClean {
+		yield(SubjectResult{Subject: wild, Permissionship: HasPermission})
 		return nil
 	}
 	// A fresh ID stands for every subject the walk did not meet.
 	fresh := "unlisted"
-	for i := 0; slices.Contains(cands, fresh); i++ {
+	for i := 0; slices.Contains(c.ids, fresh); i++ {
 		fresh = "unlisted" + strconv.Itoa(i)
 	}
 	r, err := check(fresh)
@@ -115,81 +119,119 @@ func (e *Engine) LookupSubjects(ctx context.Context, snap Snapshot, req LookupSu
 		return nil
 	}
 	slices.SortFunc(excluded, func(a, b graph.SubjectRef) int { return a.Compare(b) })
-	yield(SubjectResult{Subject: graph.SubjectRef{Object: graph.ObjectRef{Type: req.SubjectType, ID: graph.Wildcard}},
-		Permissionship: r.Permissionship, Missing: r.Missing, Excluded: excluded})
+	yield(SubjectResult{Subject: wild, Permissionship: r.Permissionship, Missing: r.Missing, Excluded: excluded})
 	return nil
 }
 
-// subjectCandidates walks forward from the resource and returns the IDs of
-// subjects of the requested type met on the way (deduplicated, in the order
-// met) and whether a wildcard of the type was met. The walk is breadth
-// first, visits each object#relation once, and reads the objects of one
-// type#relation together, ChunkSize IDs per storage query.
+// candidates is what the forward walk of LookupSubjects found.
+type candidates struct {
+	// ids are the subjects of the requested type met, deduplicated, in
+	// the order met; wildcard: a wildcard of the type was met.
+	ids      []string
+	wildcard bool
+	// exact: the permission is monotone and the walk met nothing a check
+	// would judge differently from reachability except caveats, so every
+	// subject in clean (reached over uncaveated relationships only) has
+	// the permission, and so does everyone when wildcardClean.
+	exact         bool
+	clean         map[string]bool
+	wildcardClean bool
+}
+
+// subjectCandidates walks forward from the resource and collects the
+// subjects of the requested type met on the way. The walk is breadth
+// first and reads the objects of one type#relation together, ChunkSize IDs
+// per storage query. It visits each object#relation at most twice: once
+// reached through a caveated relationship and again if it is later
+// reached over uncaveated ones only ("clean").
 //
-// exact reports that the candidates are the answer: every one has the
-// permission and, with wildcard, so does everyone. It holds when the
-// permission is monotone (monotoneFrom), the subject relation is a
-// relation (a subject set has itself; a permission is computed), and the
-// walk met no caveat, no relationship the schema does not allow (the check
-// ignores those), no wildcard object in a subject set or arrow, and no
-// chain longer than MaxDepth (which a check reports as an error).
-func (e *Engine) subjectCandidates(ctx context.Context, snap Snapshot, req LookupSubjectsRequest, now time.Time) (cands []string, wildcard, exact bool, err error) {
+// The result is exact (see candidates) when the permission is monotone
+// (monotoneFrom), the subject relation is a relation (a subject set has
+// itself; a permission is computed), and the walk met no relationship the
+// schema does not allow (checks ignore those), no wildcard object in a
+// subject set or arrow, and no chain longer than MaxDepth (which a check
+// reports as an error).
+func (e *Engine) subjectCandidates(ctx context.Context, snap Snapshot, req LookupSubjectsRequest, now time.Time) (candidates, error) {
 	s := snap.Schema
 	ev, err := e.newEvaluation(ctx, snap, graph.SubjectRef{}, nil, now)
 	if err != nil {
-		return nil, false, false, err
+		return candidates{}, err
 	}
+	var c candidates
 	reach, exact := monotoneFrom(s, req.Resource.Type, req.Permission)
 	if req.SubjectRelation != "" && s.Definitions[req.SubjectType].Relations[req.SubjectRelation] == nil {
 		exact = false
 	}
-	seen := make(map[node]bool)
+	const (
+		reached      = 1 // visited, through some caveated relationship
+		reachedClean = 2 // visited over uncaveated relationships only
+	)
+	seen := make(map[node]uint8)
 	candSeen := make(map[string]bool)
-	addCand := func(id string) {
+	addCand := func(id string, clean bool) {
 		if id == graph.Wildcard {
-			wildcard = wildcard || req.SubjectRelation == ""
+			if req.SubjectRelation == "" {
+				c.wildcard = true
+				c.wildcardClean = c.wildcardClean || clean
+			}
 			return
 		}
 		if !candSeen[id] {
 			candSeen[id] = true
-			cands = append(cands, id)
+			c.ids = append(c.ids, id)
+		}
+		if clean {
+			if c.clean == nil {
+				c.clean = make(map[string]bool)
+			}
+			c.clean[id] = true
 		}
 	}
 	type group struct {
 		typ, rel string
+		clean    bool
 		ids      []string
 	}
+	type groupKey struct {
+		typ, rel string
+		clean    bool
+	}
 	var frontier []group
-	var index map[[2]string]int
+	var index map[groupKey]int
 	level := 1 // check depth of the objects visited now
-	visit := func(typ, id, rel string) {
+	visit := func(typ, id, rel string, clean bool) {
 		def := s.Definitions[typ]
 		if def == nil || !def.Has(rel) {
 			return
 		}
 		k := node{typ, id, rel}
-		if seen[k] {
+		state := uint8(reached)
+		if clean {
+			state = reachedClean
+		}
+		if seen[k] >= state {
 			return
 		}
-		seen[k] = true
+		seen[k] = state
 		if exact && (id == graph.Wildcard || level > e.cfg.MaxDepth || !reach[[2]string{typ, rel}]) {
 			exact = false
 		}
 		if typ == req.SubjectType && rel == req.SubjectRelation {
-			addCand(id)
+			addCand(id, clean)
 		}
 		if index == nil {
-			index = make(map[[2]string]int)
+			index = make(map[groupKey]int)
 		}
-		gi, ok := index[[2]string{typ, rel}]
+		gk := groupKey{typ, rel, clean}
+		gi, ok := index[gk]
 		if !ok {
 			gi = len(frontier)
-			index[[2]string{typ, rel}] = gi
-			frontier = append(frontier, group{typ: typ, rel: rel})
+			index[gk] = gi
+			frontier = append(frontier, group{typ: typ, rel: rel, clean: clean})
 		}
 		frontier[gi].ids = append(frontier[gi].ids, id)
 	}
-	visit(req.Resource.Type, req.Resource.ID, req.Permission)
+	visit(req.Resource.Type, req.Resource.ID, req.Permission, true)
 	for len(frontier) > 0 {
 		cur := frontier
 		frontier, index = nil, nil
@@ -203,42 +245,41 @@ func (e *Engine) subjectCandidates(ctx context.Context, snap Snapshot, req Looku
 						switch x := x.(type) {
 						case *schema.RelationRef:
 							for _, id := range ids {
-								visit(g.typ, id, x.Name)
+								visit(g.typ, id, x.Name, g.clean)
 							}
 						case *schema.Arrow:
 							return ev.query(storage.Filter{ResourceType: g.typ, ResourceIDs: ids, Relation: x.Tupleset}, func(r graph.Relationship) {
-								if r.Caveat != nil {
-									exact = false
-								}
-								visit(r.Subject.Object.Type, r.Subject.Object.ID, x.Target)
+								visit(r.Subject.Object.Type, r.Subject.Object.ID, x.Target, g.clean && r.Caveat == nil)
 							})
 						}
 						return nil
 					}); err != nil {
-						return nil, false, false, err
+						return candidates{}, err
 					}
 					continue
 				}
 				rdef := def.Relations[g.rel]
 				if err := ev.query(storage.Filter{ResourceType: g.typ, ResourceIDs: ids, Relation: g.rel}, func(r graph.Relationship) {
 					sub := r.Subject
-					if exact && (r.Caveat != nil || !allowedSubject(rdef, sub)) {
+					if exact && !allowedSubject(rdef, sub) {
 						exact = false
 					}
+					clean := g.clean && r.Caveat == nil
 					if sub.Relation == "" {
 						if sub.Object.Type == req.SubjectType && req.SubjectRelation == "" {
-							addCand(sub.Object.ID)
+							addCand(sub.Object.ID, clean)
 						}
 						return
 					}
-					visit(sub.Object.Type, sub.Object.ID, sub.Relation)
+					visit(sub.Object.Type, sub.Object.ID, sub.Relation, clean)
 				}); err != nil {
-					return nil, false, false, err
+					return candidates{}, err
 				}
 			}
 		}
 	}
-	return cands, wildcard, exact, nil
+	c.exact = exact
+	return c, nil
 }
 
 // allowedSubject reports whether relation r admits subject s as a check
