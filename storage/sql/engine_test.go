@@ -61,7 +61,9 @@ func TestWatchSeesOtherEngines(t *testing.T) {
 	// the one after the listener's start-up wake) can be found without a
 	// notification.
 	seen := make(chan struct{})
+	writerDone := make(chan struct{})
 	go func() {
+		defer close(writerDone)
 		for i := range 5 {
 			if i > 0 {
 				select {
@@ -97,6 +99,9 @@ func TestWatchSeesOtherEngines(t *testing.T) {
 		case <-ctx.Done():
 		}
 	}
+	// The fifth change can be watched before its Write returns; let it
+	// return before the context is cancelled.
+	<-writerDone
 	if fmt.Sprint(revs) != "[1 2 3 4 5]" {
 		t.Fatalf("watched revisions %v, want 1..5", revs)
 	}
