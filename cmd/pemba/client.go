@@ -275,6 +275,23 @@ func printZookie(cmd *cobra.Command, label string, z *pb.Zookie) {
 // isEOF reports the normal end of a stream.
 func isEOF(err error) bool { return errors.Is(err, io.EOF) }
 
+// receive reads a server stream to its end, calling each for every
+// message; a stream error is reported as command what's error.
+func receive[T any](what string, recv func() (T, error), each func(T) error) error {
+	for {
+		msg, err := recv()
+		if isEOF(err) {
+			return nil
+		}
+		if err != nil {
+			return rpcError(what, err)
+		}
+		if err := each(msg); err != nil {
+			return err
+		}
+	}
+}
+
 // headerZookie returns the zookie a streaming read sent as a header (set
 // even when the stream has no messages).
 func headerZookie(stream interface{ Header() (metadata.MD, error) }) *pb.Zookie {

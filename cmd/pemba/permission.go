@@ -307,20 +307,10 @@ func lookupSubjectsCommand() *cobra.Command {
 					return rpcError("lookup-subjects", err)
 				}
 				var zookie *pb.Zookie
-				for {
-					resp, err := stream.Recv()
-					if isEOF(err) {
-						break
-					}
-					if err != nil {
-						return rpcError("lookup-subjects", err)
-					}
+				err = receive("lookup-subjects", stream.Recv, func(resp *pb.LookupSubjectsResponse) error {
 					zookie = resp.GetLookedUpAt()
 					if client.json {
-						if err := printJSON(cmd.OutOrStdout(), resp); err != nil {
-							return err
-						}
-						continue
+						return printJSON(cmd.OutOrStdout(), resp)
 					}
 					line := subType + ":" + resp.GetSubjectId()
 					if subRel != "" {
@@ -333,6 +323,10 @@ func lookupSubjectsCommand() *cobra.Command {
 						line += " (conditional, missing: " + strings.Join(resp.GetMissingContext(), ", ") + ")"
 					}
 					fmt.Fprintln(cmd.OutOrStdout(), line)
+					return nil
+				})
+				if err != nil {
+					return err
 				}
 				if zookie == nil {
 					zookie = headerZookie(stream)

@@ -49,22 +49,16 @@ func init() {
 					return rpcError("relationship read", err)
 				}
 				var zookie *pb.Zookie
-				for {
-					resp, err := stream.Recv()
-					if isEOF(err) {
-						break
-					}
-					if err != nil {
-						return rpcError("relationship read", err)
-					}
+				err = receive("relationship read", stream.Recv, func(resp *pb.ReadRelationshipsResponse) error {
 					zookie = resp.GetReadAt()
 					if client.json {
-						if err := printJSON(cmd.OutOrStdout(), resp); err != nil {
-							return err
-						}
-						continue
+						return printJSON(cmd.OutOrStdout(), resp)
 					}
 					fmt.Fprintln(cmd.OutOrStdout(), relationshipFromWire(resp.GetRelationship()))
+					return nil
+				})
+				if err != nil {
+					return err
 				}
 				if zookie == nil {
 					// No results: the zookie came as a header; in JSON
