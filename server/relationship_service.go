@@ -7,6 +7,7 @@ import (
 	"io"
 	"iter"
 
+	"google.golang.org/grpc"
 	"google.golang.org/grpc/status"
 
 	"github.com/pembadb/pemba/graph"
@@ -111,14 +112,24 @@ func (svc *relationshipService) DeleteRelationships(ctx context.Context, req *pb
 	return &pb.DeleteRelationshipsResponse{WrittenAt: s.revs.zookie(res.Revision), Deleted: uint64(res.Deleted), More: res.More}, nil
 }
 
-// readAt resolves the revision of a resumable read: the cursor's revision
-// when there is a cursor, else the request's consistency.
-func (s *Server) readAt(ctx context.Context, c *pb.Consistency, cursor string) (storage.Revision, *graph.Relationship, error) {
+// openRead starts a resumable streaming read: it resolves the revision
+// (the cursor's when there is a cursor, else the request's consistency),
+// opens a reader there and sends the revision's zookie as a header, so even
+// an empty stream reports it. after is the cursor's last relationship.
+func (s *Server) openRead(stream grpc.ServerStream, c *pb.Consistency, cursor string) (rev storage.Revision, after *graph.Relationship, reader storage.Reader, err error) {
+	ctx := stream.Context()
 	if cursor != "" {
-		return s.revs.zookies.relationshipCursor(cursor, "cursor")
+		rev, after, err = s.revs.zookies.relationshipCursor(cursor, "cursor")
+	} else {
+		rev, err = s.revs.resolve(ctx, c, "consistency")
 	}
-	rev, err := s.revs.resolve(ctx, c, "consistency")
-	return rev, nil, err
+	if err != nil {
+		return 0, nil, nil, err
+	}
+	if reader, err = s.engine.SnapshotReader(ctx, rev); err != nil {
+		return 0, nil, nil, fmt.Errorf("read at revision %d: %w", rev, err)
+	}
+	return rev, after, reader, s.sendZookieHeader(stream, rev)
 }
 
 func (svc *relationshipService) ReadRelationships(req *pb.ReadRelationshipsRequest, stream pb.RelationshipService_ReadRelationshipsServer) error {
@@ -128,15 +139,8 @@ func (svc *relationshipService) ReadRelationships(req *pb.ReadRelationshipsReque
 	if err != nil {
 		return err
 	}
-	rev, after, err := s.readAt(ctx, req.GetConsistency(), req.GetCursor())
+	rev, after, reader, err := s.openRead(stream, req.GetConsistency(), req.GetCursor())
 	if err != nil {
-		return err
-	}
-	reader, err := s.engine.SnapshotReader(ctx, rev)
-	if err != nil {
-		return fmt.Errorf("read at revision %d: %w", rev, err)
-	}
-	if err := s.sendZookieHeader(stream, rev); err != nil {
 		return err
 	}
 	zookie := s.revs.zookie(rev)
@@ -158,15 +162,8 @@ func (svc *relationshipService) ReadRelationships(req *pb.ReadRelationshipsReque
 func (svc *relationshipService) ExportRelationships(req *pb.ExportRelationshipsRequest, stream pb.RelationshipService_ExportRelationshipsServer) error {
 	s := svc.s
 	ctx := stream.Context()
-	rev, after, err := s.readAt(ctx, req.GetConsistency(), req.GetCursor())
+	rev, after, reader, err := s.openRead(stream, req.GetConsistency(), req.GetCursor())
 	if err != nil {
-		return err
-	}
-	reader, err := s.engine.SnapshotReader(ctx, rev)
-	if err != nil {
-		return fmt.Errorf("read at revision %d: %w", rev, err)
-	}
-	if err := s.sendZookieHeader(stream, rev); err != nil {
 		return err
 	}
 	zookie := s.revs.zookie(rev)
