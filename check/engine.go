@@ -150,7 +150,7 @@ func (ev *evaluation) check(res graph.ObjectRef, perm string, explain bool) (Res
 		ev.explain, ev.limit = false, ev.eng.cfg.MaxDepth
 		out, err := ev.checkBatch(res.Type, perm, []string{res.ID}, 1)
 		if err != nil {
-			return Result{}, fmt.Errorf("check %s#%s@%s: %w", objectString(res), perm, subjectString(ev.subject), err)
+			return Result{}, fmt.Errorf("check %s#%s@%s: %w", res.String(), perm, ev.subject.String(), err)
 		}
 		// Missing may be shared with the cache: hand out a copy.
 		return Result{Permissionship: out[0].perm, Missing: slices.Clone(out[0].missing)}, nil
@@ -165,7 +165,7 @@ func (ev *evaluation) check(res graph.ObjectRef, perm string, explain bool) (Res
 		ev.explain, ev.limit = true, limit
 		out, err := ev.checkBatch(res.Type, perm, []string{res.ID}, 1)
 		if err != nil {
-			return Result{}, fmt.Errorf("check %s#%s@%s: %w", objectString(res), perm, subjectString(ev.subject), err)
+			return Result{}, fmt.Errorf("check %s#%s@%s: %w", res.String(), perm, ev.subject.String(), err)
 		}
 		best = out[0]
 		if best.perm == HasPermission || !ev.cutoff {

@@ -104,7 +104,7 @@ func (e *Engine) LookupResources(ctx context.Context, snap Snapshot, req LookupR
 		return req.Limit <= 0 || sent-skip < req.Limit
 	}
 	if err := w.run(); err != nil {
-		return fmt.Errorf("lookup resources %s#%s@%s: %w", req.ResourceType, req.Permission, subjectString(req.Subject), err)
+		return fmt.Errorf("lookup resources %s#%s@%s: %w", req.ResourceType, req.Permission, req.Subject.String(), err)
 	}
 	return nil
 }

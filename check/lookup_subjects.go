@@ -56,7 +56,7 @@ func (e *Engine) LookupSubjects(ctx context.Context, snap Snapshot, req LookupSu
 	now := requestNow(req.Now)
 	c, err := e.subjectCandidates(ctx, snap, req, now)
 	if err != nil {
-		return fmt.Errorf("lookup subjects %s#%s@%s: %w", objectString(req.Resource), req.Permission, req.SubjectType, err)
+		return fmt.Errorf("lookup subjects %s#%s@%s: %w", req.Resource.String(), req.Permission, req.SubjectType, err)
 	}
 	if len(c.ids) == 0 && !c.wildcard {
 		return nil

@@ -112,7 +112,7 @@ func (p *Path) String() string {
 }
 
 func (p *Path) write(b *strings.Builder) {
-	b.WriteString(subjectString(p.Subject))
+	b.WriteString(p.Subject.String())
 	for i, s := range p.Steps {
 		if s.Relationship == nil && s.Via == "" && i+1 < len(p.Steps) {
 			next := p.Steps[i+1]
@@ -121,7 +121,7 @@ func (p *Path) write(b *strings.Builder) {
 			}
 		}
 		b.WriteString(" → ")
-		b.WriteString(objectString(s.Object))
+		b.WriteString(s.Object.String())
 		b.WriteString("#")
 		b.WriteString(s.Relation)
 		if s.Relationship != nil && s.Relationship.Caveat != nil {
@@ -136,13 +136,4 @@ func (p *Path) write(b *strings.Builder) {
 		a.write(b)
 		b.WriteString(")")
 	}
-}
-
-func objectString(o graph.ObjectRef) string { return o.Type + ":" + o.ID }
-
-func subjectString(s graph.SubjectRef) string {
-	if s.Relation == "" {
-		return objectString(s.Object)
-	}
-	return objectString(s.Object) + "#" + s.Relation
 }
