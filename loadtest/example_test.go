@@ -2,20 +2,19 @@ package loadtest_test
 
 import (
 	"context"
-	"encoding/json"
 	"io"
 	"os"
 	"sort"
 	"strings"
 	"testing"
 
-	"go.yaml.in/yaml/v3"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/protobuf/types/known/structpb"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
+	"github.com/pembadb/pemba/check/validationfile"
 	"github.com/pembadb/pemba/graph"
 	pb "github.com/pembadb/pemba/proto/pemba/v1"
 )
@@ -25,24 +24,16 @@ import (
 // file, and every expected subject set with LookupSubjects: the example is
 // hand-checked, and this keeps it honest against the engine.
 func TestIdentityPlatformExampleOnServer(t *testing.T) {
-	const dir = "../examples/identity-platform/"
-	raw, err := os.ReadFile(dir + "validation.yaml")
+	const path = "../examples/identity-platform/validation.yaml"
+	raw, err := os.ReadFile(path)
 	if err != nil {
 		t.Fatal(err)
 	}
-	var file struct {
-		SchemaFile    string              `yaml:"schemaFile"`
-		Relationships string              `yaml:"relationships"`
-		Assertions    map[string][]string `yaml:"assertions"`
-		Validation    map[string][]string `yaml:"validation"`
+	docs, err := validationfile.Parse(path, raw, os.ReadFile)
+	if err != nil || len(docs) != 1 {
+		t.Fatalf("parse %s: %d documents, %v", path, len(docs), err)
 	}
-	if err := yaml.Unmarshal(raw, &file); err != nil {
-		t.Fatal(err)
-	}
-	schemaText, err := os.ReadFile(dir + file.SchemaFile)
-	if err != nil {
-		t.Fatal(err)
-	}
+	file := docs[0]
 
 	addr, _ := startServer(t)
 	conn, err := grpc.NewClient(addr, grpc.WithTransportCredentials(insecure.NewCredentials()))
@@ -51,17 +42,14 @@ func TestIdentityPlatformExampleOnServer(t *testing.T) {
 	}
 	defer conn.Close()
 	ctx := metadata.AppendToOutgoingContext(context.Background(), "authorization", "Bearer loadtest-secret")
-	if _, err := pb.NewSchemaServiceClient(conn).WriteSchema(ctx, &pb.WriteSchemaRequest{Schema: string(schemaText)}); err != nil {
+	if _, err := pb.NewSchemaServiceClient(conn).WriteSchema(ctx, &pb.WriteSchemaRequest{Schema: file.Schema}); err != nil {
 		t.Fatal(err)
 	}
 	var updates []*pb.RelationshipUpdate
-	for _, line := range strings.Split(file.Relationships, "\n") {
-		if strings.TrimSpace(line) == "" {
-			continue
-		}
+	for _, r := range file.Relationships {
 		updates = append(updates, &pb.RelationshipUpdate{
 			Operation:    pb.RelationshipUpdate_OPERATION_TOUCH,
-			Relationship: toProto(t, graph.MustParseRelationship(line)),
+			Relationship: toProto(t, r.Value),
 		})
 	}
 	written, err := pb.NewRelationshipServiceClient(conn).WriteRelationships(ctx, &pb.WriteRelationshipsRequest{Updates: updates})
@@ -71,53 +59,41 @@ func TestIdentityPlatformExampleOnServer(t *testing.T) {
 	fresh := &pb.Consistency{Requirement: &pb.Consistency_AtLeastAsFresh{AtLeastAsFresh: written.GetWrittenAt()}}
 	perms := pb.NewPermissionServiceClient(conn)
 
-	want := map[string]pb.Permissionship{
-		"assertTrue":     pb.Permissionship_PERMISSIONSHIP_HAS_PERMISSION,
-		"assertFalse":    pb.Permissionship_PERMISSIONSHIP_NO_PERMISSION,
-		"assertCaveated": pb.Permissionship_PERMISSIONSHIP_CONDITIONAL_PERMISSION,
+	want := map[validationfile.AssertionKind]pb.Permissionship{
+		validationfile.AssertTrue:     pb.Permissionship_PERMISSIONSHIP_HAS_PERMISSION,
+		validationfile.AssertFalse:    pb.Permissionship_PERMISSIONSHIP_NO_PERMISSION,
+		validationfile.AssertCaveated: pb.Permissionship_PERMISSIONSHIP_CONDITIONAL_PERMISSION,
 	}
 	checked := 0
-	for kind, list := range file.Assertions {
-		for _, a := range list {
-			checked++
-			relText, ctxText, _ := strings.Cut(a, " with ")
-			r := graph.MustParseRelationship(relText)
-			req := &pb.CheckPermissionRequest{
-				Consistency: fresh, Resource: &pb.ObjectRef{Type: r.Resource.Type, Id: r.Resource.ID},
-				Permission: r.Relation, Subject: subjectProto(r.Subject),
+	for _, a := range file.Assertions {
+		checked++
+		req := &pb.CheckPermissionRequest{
+			Consistency: fresh, Resource: &pb.ObjectRef{Type: a.Resource.Type, Id: a.Resource.ID},
+			Permission: a.Permission, Subject: subjectProto(a.Subject),
+		}
+		if a.Context != nil {
+			if req.Context, err = structpb.NewStruct(a.Context); err != nil {
+				t.Fatal(err)
 			}
-			if ctxText != "" {
-				var m map[string]any
-				if err := json.Unmarshal([]byte(ctxText), &m); err != nil {
-					t.Fatalf("%s %q: context: %v", kind, a, err)
-				}
-				if req.Context, err = structpb.NewStruct(m); err != nil {
-					t.Fatal(err)
-				}
-			}
-			resp, err := perms.CheckPermission(ctx, req)
-			if err != nil {
-				t.Errorf("%s %s: %v", kind, a, err)
-				continue
-			}
-			if got := resp.GetPermissionship(); got != want[kind] {
-				t.Errorf("%s %s: got %s", kind, a, got)
-			}
+		}
+		resp, err := perms.CheckPermission(ctx, req)
+		if err != nil {
+			t.Errorf("%s %s: %v", a.Kind, a.Text, err)
+			continue
+		}
+		if got := resp.GetPermissionship(); got != want[a.Kind] {
+			t.Errorf("%s %s: got %s", a.Kind, a.Text, got)
 		}
 	}
 	if checked < 30 {
 		t.Errorf("only %d assertions checked", checked)
 	}
 
-	for key, lines := range file.Validation {
-		resText, perm, _ := strings.Cut(key, "#")
-		res, err := graph.ParseObjectRef(resText)
-		if err != nil {
-			t.Fatal(err)
-		}
+	for _, e := range file.Expectations {
+		key, res, perm := e.Resource.String()+"#"+e.Permission, e.Resource, e.Permission
 		var expected []string
-		for _, l := range lines {
-			expected = append(expected, strings.TrimPrefix(strings.SplitN(l, "]", 2)[0], "["))
+		for _, sub := range e.Subjects {
+			expected = append(expected, sub.Subject)
 		}
 		stream, err := perms.LookupSubjects(ctx, &pb.LookupSubjectsRequest{
 			Consistency: fresh, Resource: &pb.ObjectRef{Type: res.Type, Id: res.ID}, Permission: perm, SubjectType: "user",
