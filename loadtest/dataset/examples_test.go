@@ -2,12 +2,9 @@ package dataset
 
 import (
 	"os"
-	"strings"
 	"testing"
 
-	"go.yaml.in/yaml/v3"
-
-	"github.com/pembadb/pemba/graph"
+	"github.com/pembadb/pemba/check/validationfile"
 	"github.com/pembadb/pemba/schema"
 )
 
@@ -30,63 +27,39 @@ func TestExampleSchemaIsTheDatasetSchema(t *testing.T) {
 // assertion names an existing permission or relation. Whether the
 // assertions hold is `pemba validate`'s job.
 func TestExampleValidationFileIsWellFormed(t *testing.T) {
-	b, err := os.ReadFile(exampleDir + "validation.yaml")
+	path := exampleDir + "validation.yaml"
+	b, err := os.ReadFile(path)
 	if err != nil {
 		t.Fatal(err)
 	}
-	var file struct {
-		SchemaFile    string              `yaml:"schemaFile"`
-		Relationships string              `yaml:"relationships"`
-		Assertions    map[string][]string `yaml:"assertions"`
-		Validation    map[string][]string `yaml:"validation"`
+	docs, err := validationfile.Parse(path, b, os.ReadFile)
+	if err != nil || len(docs) != 1 {
+		t.Fatalf("parse %s: %d documents, %v", path, len(docs), err)
 	}
-	if err := yaml.Unmarshal(b, &file); err != nil {
-		t.Fatal(err)
-	}
-	src, err := os.ReadFile(exampleDir + file.SchemaFile)
+	file := docs[0]
+	s, err := schema.Compile(file.SchemaPath, file.Schema)
 	if err != nil {
 		t.Fatal(err)
 	}
-	s, err := schema.Compile(file.SchemaFile, string(src))
-	if err != nil {
-		t.Fatal(err)
+	for _, l := range file.Relationships {
+		if why := allowed(s, l.Value); why != "" {
+			t.Errorf("relationship %s (line %d): %s", l.Value, l.Line, why)
+		}
 	}
-	n := 0
-	for _, line := range strings.Split(file.Relationships, "\n") {
-		if strings.TrimSpace(line) == "" {
-			continue
-		}
-		r, err := graph.ParseRelationship(line)
-		if err != nil {
-			t.Fatalf("relationship %q: %v", line, err)
-		}
-		if why := allowed(s, r); why != "" {
-			t.Errorf("relationship %q: %s", line, why)
-		}
-		n++
-	}
-	if n < 30 {
+	if n := len(file.Relationships); n < 30 {
 		t.Errorf("only %d relationships", n)
 	}
-	asserted := 0
-	for kind, list := range file.Assertions {
-		for _, a := range list {
-			rel, ctx, _ := strings.Cut(a, " with ")
-			r, err := graph.ParseRelationship(rel)
-			if err != nil {
-				t.Fatalf("%s %q: %v", kind, a, err)
-			}
-			def := s.Definition(r.Resource.Type)
-			if def == nil || (def.Permissions[r.Relation] == nil && def.Relations[r.Relation] == nil) {
-				t.Errorf("%s %q: no %s#%s in the schema", kind, a, r.Resource.Type, r.Relation)
-			}
-			if (ctx != "") != strings.Contains(a, "{") {
-				t.Errorf("%s %q: malformed context", kind, a)
-			}
-			asserted++
+	caveated := 0
+	for _, a := range file.Assertions {
+		def := s.Definition(a.Resource.Type)
+		if def == nil || !def.Has(a.Permission) {
+			t.Errorf("%s %q: no %s#%s in the schema", a.Kind, a.Text, a.Resource.Type, a.Permission)
+		}
+		if a.Kind == validationfile.AssertCaveated {
+			caveated++
 		}
 	}
-	if asserted < 20 || len(file.Assertions["assertCaveated"]) == 0 || len(file.Validation) == 0 {
-		t.Errorf("too few assertions: %d (caveated %d), %d validations", asserted, len(file.Assertions["assertCaveated"]), len(file.Validation))
+	if len(file.Assertions) < 20 || caveated == 0 || len(file.Expectations) == 0 {
+		t.Errorf("too few assertions: %d (caveated %d), %d validations", len(file.Assertions), caveated, len(file.Expectations))
 	}
 }
