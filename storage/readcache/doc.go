@@ -1,0 +1,17 @@
+// Package readcache keeps the results of small relationship queries in
+// memory, keyed by the snapshot revision they were read at, in front of any
+// storage.Reader.
+//
+// A check reads the same few relationships again and again: the parent
+// chain of a folder tree, the groups a user belongs to, the rows of a
+// popular document. At a fixed revision those results never change, except
+// that relationships disappear as they expire, so a result read at instant
+// At stays exact until Until, the earliest expiration among its rows; the
+// cache serves it only to reads whose "now" lies in [At, Until). Results
+// that a limit cut short, that were read after a cursor, or that hold more
+// than MaxRows relationships are passed through and never stored.
+//
+// The cache is bounded by an estimate of its memory and evicts the least
+// recently used results. One Cache is shared by every reader of an engine;
+// wrap each snapshot's reader with Cache.Reader.
+package readcache

@@ -1,0 +1,255 @@
+package readcache
+
+import (
+	"context"
+	"iter"
+	"math"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/hashicorp/golang-lru/v2/simplelru"
+
+	"github.com/pembadb/pemba/graph"
+	"github.com/pembadb/pemba/storage"
+)
+
+// Defaults for a zero Config.
+const (
+	DefaultMaxBytes = 64 << 20
+	DefaultMaxRows  = 128
+)
+
+// Config bounds a Cache. Zero values take the defaults.
+type Config struct {
+	// MaxBytes bounds the estimated memory of the cached results.
+	MaxBytes int64
+	// MaxRows is the largest result, in relationships, the cache stores.
+	MaxRows int
+}
+
+// Cache holds query results of any number of snapshots. It is safe for
+// concurrent use.
+//
+// Key: (revision, forward or reverse, every field of the filter, limit);
+// the value remembers the instant it was read at and when its first row
+// expires, so it is served only where it is exact (see the package doc).
+type Cache struct {
+	maxBytes int64
+	maxRows  int
+
+	mu    sync.Mutex // guards lru and bytes
+	lru   *simplelru.LRU[string, entry]
+	bytes int64
+
+	hits   atomic.Uint64
+	misses atomic.Uint64
+}
+
+type entry struct {
+	rows      []graph.Relationship
+	at, until int64 // UnixNano; the result is exact for reads at now ∈ [at, until)
+	size      int64
+}
+
+// New returns an empty cache bounded by cfg.
+func New(cfg Config) *Cache {
+	if cfg.MaxBytes <= 0 {
+		cfg.MaxBytes = DefaultMaxBytes
+	}
+	if cfg.MaxRows <= 0 {
+		cfg.MaxRows = DefaultMaxRows
+	}
+	c := &Cache{maxBytes: cfg.MaxBytes, maxRows: cfg.MaxRows}
+	// The entry count is bounded by bytes, not by the LRU's own limit.
+	l, err := simplelru.NewLRU[string, entry](math.MaxInt32, func(_ string, e entry) { c.bytes -= e.size })
+	if err != nil {
+		panic("readcache: " + err.Error()) // only for a non-positive size
+	}
+	c.lru = l
+	return c
+}
+
+// Stats are a cache's counters since New.
+type Stats struct {
+	Hits, Misses uint64
+	Entries      int
+	Bytes        int64
+}
+
+// Stats returns the cache's counters.
+func (c *Cache) Stats() Stats {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return Stats{Hits: c.hits.Load(), Misses: c.misses.Load(), Entries: c.lru.Len(), Bytes: c.bytes}
+}
+
+// Reader returns r with its small queries served from and stored in c.
+// Callers must not modify the relationships a cached reader yields: they
+// are shared with the cache and with other readers.
+func (c *Cache) Reader(r storage.Reader) storage.Reader {
+	if c == nil {
+		return r
+	}
+	return &reader{c: c, next: r}
+}
+
+type reader struct {
+	c    *Cache
+	next storage.Reader
+}
+
+func (r *reader) Revision() storage.Revision { return r.next.Revision() }
+
+func (r *reader) ReadSchema(ctx context.Context) (storage.StoredSchema, error) {
+	return r.next.ReadSchema(ctx)
+}
+
+func (r *reader) QueryRelationships(ctx context.Context, f storage.Filter, opts storage.QueryOptions) iter.Seq2[graph.Relationship, error] {
+	if opts.After != nil || f.Validate() != nil || opts.Validate() != nil {
+		return r.next.QueryRelationships(ctx, f, opts)
+	}
+	opts.Now = instant(opts.Now)
+	key := r.key('f', opts.Limit, func(b []byte) []byte {
+		b = appendField(b, f.ResourceType)
+		b = appendIDs(b, f.ResourceIDs)
+		b = appendField(b, f.Relation)
+		if f.Subject == nil {
+			return append(b, 0x02)
+		}
+		return appendSubject(b, *f.Subject)
+	})
+	return r.c.through(key, opts, r.next.QueryRelationships(ctx, f, opts))
+}
+
+func (r *reader) ReverseQueryRelationships(ctx context.Context, f storage.ReverseFilter, opts storage.QueryOptions) iter.Seq2[graph.Relationship, error] {
+	if opts.After != nil || f.Validate() != nil || opts.Validate() != nil {
+		return r.next.ReverseQueryRelationships(ctx, f, opts)
+	}
+	opts.Now = instant(opts.Now)
+	key := r.key('r', opts.Limit, func(b []byte) []byte {
+		b = appendSubject(b, f.Subject)
+		b = appendField(b, f.ResourceType)
+		return appendField(b, f.Relation)
+	})
+	return r.c.through(key, opts, r.next.ReverseQueryRelationships(ctx, f, opts))
+}
+
+// key encodes a query at r's revision. Validated names and IDs never hold
+// the bytes 0x00–0x02, which separate and mark the fields.
+func (r *reader) key(kind byte, limit int, fields func([]byte) []byte) string {
+	b := make([]byte, 0, 96)
+	b = strconv.AppendUint(b, uint64(r.next.Revision()), 10)
+	b = append(b, kind)
+	b = strconv.AppendInt(b, int64(limit), 10)
+	b = append(b, 0)
+	return string(fields(b))
+}
+
+func appendField(b []byte, s string) []byte { return append(append(b, s...), 0) }
+
+func appendIDs(b []byte, ids []string) []byte {
+	for _, id := range ids {
+		b = append(append(b, id...), 0x01)
+	}
+	return append(b, 0)
+}
+
+func appendSubject(b []byte, s storage.SubjectFilter) []byte {
+	b = appendField(b, s.Type)
+	b = appendIDs(b, s.IDs)
+	if s.Relation == nil {
+		return append(b, 0x02)
+	}
+	return appendField(b, *s.Relation)
+}
+
+// instant is the expiration clock of a read: t, or the current time.
+func instant(t time.Time) time.Time {
+	if t.IsZero() {
+		return time.Now()
+	}
+	return t
+}
+
+// through serves key from the cache when its entry is exact at opts.Now,
+// and otherwise streams src, storing the result if it is small and whole.
+func (c *Cache) through(key string, opts storage.QueryOptions, src iter.Seq2[graph.Relationship, error]) iter.Seq2[graph.Relationship, error] {
+	now := opts.Now.UnixNano()
+	return func(yield func(graph.Relationship, error) bool) {
+		c.mu.Lock()
+		e, ok := c.lru.Get(key)
+		c.mu.Unlock()
+		if ok && e.at <= now && now < e.until {
+			c.hits.Add(1)
+			for _, rel := range e.rows {
+				if !yield(rel, nil) {
+					return
+				}
+			}
+			return
+		}
+		c.misses.Add(1)
+		var rows []graph.Relationship
+		keep, until := true, int64(math.MaxInt64)
+		for rel, err := range src {
+			if err != nil {
+				yield(rel, err)
+				return
+			}
+			if keep {
+				if len(rows) == c.maxRows {
+					keep, rows = false, nil
+				} else {
+					rows = append(rows, rel)
+					if rel.Expiration != nil {
+						until = min(until, rel.Expiration.UnixNano())
+					}
+				}
+			}
+			if !yield(rel, nil) {
+				return
+			}
+		}
+		// A result as long as its limit may have been cut short.
+		if keep && (opts.Limit == 0 || len(rows) < opts.Limit) && now < until {
+			c.add(key, entry{rows: rows, at: now, until: until})
+		}
+	}
+}
+
+// entryOverhead estimates the LRU element, map slot and headers of one
+// entry; rowOverhead the fixed part of one relationship.
+const (
+	entryOverhead = 160
+	rowOverhead   = 6*16 + 2*8
+)
+
+func (c *Cache) add(key string, e entry) {
+	e.size = entryOverhead + int64(len(key))
+	for i := range e.rows {
+		r := &e.rows[i]
+		e.size += rowOverhead + int64(len(r.Resource.Type)+len(r.Resource.ID)+len(r.Relation)+
+			len(r.Subject.Object.Type)+len(r.Subject.Object.ID)+len(r.Subject.Relation))
+		if r.Expiration != nil {
+			e.size += 24
+		}
+		if r.Caveat != nil {
+			e.size += 64 + int64(len(r.Caveat.Name)) + 64*int64(len(r.Caveat.Context))
+		}
+	}
+	if e.size > c.maxBytes {
+		return
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.lru.Remove(key) // a stale entry for key; its size leaves through the eviction callback
+	c.lru.Add(key, e)
+	c.bytes += e.size
+	for c.bytes > c.maxBytes {
+		if _, _, ok := c.lru.RemoveOldest(); !ok {
+			break
+		}
+	}
+}

@@ -1,0 +1,278 @@
+package readcache_test
+
+import (
+	"context"
+	"fmt"
+	"testing"
+	"time"
+
+	"github.com/pembadb/pemba/graph"
+	"github.com/pembadb/pemba/storage"
+	"github.com/pembadb/pemba/storage/pebble"
+	"github.com/pembadb/pemba/storage/readcache"
+	"github.com/pembadb/pemba/storage/storagetest"
+)
+
+var ctx = context.Background()
+
+// cachedEngine is a storage engine whose readers all go through one cache,
+// so the conformance suite checks that a cached reader answers exactly as
+// the engine beneath it.
+type cachedEngine struct {
+	storage.Engine
+	cache *readcache.Cache
+}
+
+func (e cachedEngine) SnapshotReader(ctx context.Context, rev storage.Revision) (storage.Reader, error) {
+	r, err := e.Engine.SnapshotReader(ctx, rev)
+	if err != nil {
+		return nil, err
+	}
+	return e.cache.Reader(r), nil
+}
+
+func openMemory(t *testing.T) storage.Engine {
+	t.Helper()
+	e, err := pebble.Open(pebble.Options{InMemory: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { e.Close() })
+	return e
+}
+
+func TestConformance(t *testing.T) {
+	storagetest.Run(t, func(t *testing.T) storage.Engine {
+		return cachedEngine{Engine: openMemory(t), cache: readcache.New(readcache.Config{MaxRows: 8})}
+	})
+}
+
+// TestConformanceTinyCache runs the suite with a cache so small that
+// nearly every result is evicted at once.
+func TestConformanceTinyCache(t *testing.T) {
+	storagetest.Run(t, func(t *testing.T) storage.Engine {
+		return cachedEngine{Engine: openMemory(t), cache: readcache.New(readcache.Config{MaxBytes: 600})}
+	})
+}
+
+func rel(s string) graph.Relationship {
+	r, err := graph.ParseRelationship(s)
+	if err != nil {
+		panic(err)
+	}
+	return r
+}
+
+func write(t *testing.T, e storage.Engine, rels ...graph.Relationship) storage.Revision {
+	t.Helper()
+	var ms []storage.Mutation
+	for _, r := range rels {
+		ms = append(ms, storage.Mutation{Op: storage.OpTouch, Relationship: r})
+	}
+	rev, err := e.Write(ctx, storage.WriteRequest{Mutations: ms})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return rev
+}
+
+func strs(t *testing.T, seq func(func(graph.Relationship, error) bool)) []string {
+	t.Helper()
+	var out []string
+	for r, err := range seq {
+		if err != nil {
+			t.Fatal(err)
+		}
+		out = append(out, r.String())
+	}
+	return out
+}
+
+func TestServesRepeatedQueriesFromMemory(t *testing.T) {
+	e := openMemory(t)
+	rev := write(t, e, rel("doc:1#viewer@user:a"), rel("doc:1#viewer@user:b"), rel("group:g#member@user:a"))
+	c := readcache.New(readcache.Config{})
+	snap, err := e.SnapshotReader(ctx, rev)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := c.Reader(snap)
+	fwd := storage.Filter{ResourceType: "doc", ResourceIDs: []string{"1"}, Relation: "viewer"}
+	rev1 := storage.ReverseFilter{Subject: storage.SubjectFilter{Type: "user", IDs: []string{"a"}}}
+	for range 3 {
+		if got := fmt.Sprint(strs(t, r.QueryRelationships(ctx, fwd, storage.QueryOptions{}))); got != "[doc:1#viewer@user:a doc:1#viewer@user:b]" {
+			t.Fatalf("forward = %s", got)
+		}
+		if got := fmt.Sprint(strs(t, r.ReverseQueryRelationships(ctx, rev1, storage.QueryOptions{}))); got != "[doc:1#viewer@user:a group:g#member@user:a]" {
+			t.Fatalf("reverse = %s", got)
+		}
+	}
+	if s := c.Stats(); s.Misses != 2 || s.Hits != 4 || s.Entries != 2 || s.Bytes <= 0 {
+		t.Fatalf("stats = %+v, want 2 misses, 4 hits, 2 entries", s)
+	}
+	// Another reader at the same revision shares the entries.
+	snap2, _ := e.SnapshotReader(ctx, rev)
+	strs(t, c.Reader(snap2).QueryRelationships(ctx, fwd, storage.QueryOptions{}))
+	if s := c.Stats(); s.Hits != 5 {
+		t.Fatalf("hits after a second reader = %d, want 5", s.Hits)
+	}
+}
+
+func TestRevisionsAreSeparate(t *testing.T) {
+	e := openMemory(t)
+	c := readcache.New(readcache.Config{})
+	r1 := write(t, e, rel("doc:1#viewer@user:a"))
+	r2 := write(t, e, rel("doc:1#viewer@user:b"))
+	f := storage.Filter{ResourceType: "doc", ResourceIDs: []string{"1"}}
+	for _, tc := range []struct {
+		rev  storage.Revision
+		want string
+	}{
+		{r1, "[doc:1#viewer@user:a]"},
+		{r2, "[doc:1#viewer@user:a doc:1#viewer@user:b]"},
+		{r1, "[doc:1#viewer@user:a]"},
+	} {
+		snap, err := e.SnapshotReader(ctx, tc.rev)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := fmt.Sprint(strs(t, c.Reader(snap).QueryRelationships(ctx, f, storage.QueryOptions{}))); got != tc.want {
+			t.Fatalf("at revision %d: %s, want %s", tc.rev, got, tc.want)
+		}
+	}
+	if s := c.Stats(); s.Hits != 1 || s.Misses != 2 {
+		t.Fatalf("stats = %+v, want 1 hit and 2 misses", s)
+	}
+}
+
+func TestExpiringRowsLeaveOnTime(t *testing.T) {
+	e := openMemory(t)
+	t0 := time.Now().Add(time.Hour)
+	exp := t0.Add(time.Minute)
+	soon := rel("doc:1#viewer@user:a")
+	soon.Expiration = &exp
+	rev := write(t, e, soon, rel("doc:1#viewer@user:b"))
+	c := readcache.New(readcache.Config{})
+	snap, _ := e.SnapshotReader(ctx, rev)
+	r := c.Reader(snap)
+	f := storage.Filter{ResourceType: "doc"}
+	for _, tc := range []struct {
+		now  time.Time
+		want int
+		hits uint64
+	}{
+		{t0, 2, 0},
+		{exp.Add(-time.Nanosecond), 2, 1}, // inside [at, until): served from memory
+		{exp, 1, 1},                       // the row has expired: read again
+		{exp.Add(time.Second), 1, 2},      // nothing in the new result expires
+		{t0, 2, 2},                        // before the entry's instant: read again
+		{exp.Add(-time.Nanosecond), 2, 3}, // and the earlier entry is back
+	} {
+		got := strs(t, r.QueryRelationships(ctx, f, storage.QueryOptions{Now: tc.now}))
+		if len(got) != tc.want {
+			t.Fatalf("at %v: %q, want %d rows", tc.now, got, tc.want)
+		}
+		if h := c.Stats().Hits; h != tc.hits {
+			t.Fatalf("at %v: %d hits, want %d", tc.now, h, tc.hits)
+		}
+	}
+}
+
+func TestUncacheableResults(t *testing.T) {
+	e := openMemory(t)
+	var rels []graph.Relationship
+	for i := range 10 {
+		rels = append(rels, rel(fmt.Sprintf("doc:%d#viewer@user:a", i)))
+	}
+	rev := write(t, e, rels...)
+	snap, _ := e.SnapshotReader(ctx, rev)
+	after := rels[2]
+	for _, tc := range []struct {
+		name string
+		f    storage.Filter
+		opts storage.QueryOptions
+		read func(r storage.Reader, f storage.Filter, o storage.QueryOptions) int
+		want int
+	}{
+		{"more rows than MaxRows", storage.Filter{ResourceType: "doc"}, storage.QueryOptions{}, readAll, 10},
+		{"cut short by its limit", storage.Filter{ResourceType: "doc"}, storage.QueryOptions{Limit: 3}, readAll, 3},
+		{"after a cursor", storage.Filter{ResourceType: "doc"}, storage.QueryOptions{After: &after}, readAll, 7},
+		{"abandoned by the caller", storage.Filter{ResourceType: "doc", ResourceIDs: []string{"1", "2"}}, storage.QueryOptions{}, readOne, 1},
+		{"an invalid filter", storage.Filter{ResourceIDs: []string{"1"}}, storage.QueryOptions{}, readAll, -1},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			c := readcache.New(readcache.Config{MaxRows: 5})
+			r := c.Reader(snap)
+			for range 2 {
+				if n := tc.read(r, tc.f, tc.opts); n != tc.want {
+					t.Fatalf("read %d rows, want %d", n, tc.want)
+				}
+			}
+			if s := c.Stats(); s.Entries != 0 || s.Hits != 0 {
+				t.Fatalf("stats = %+v, want nothing stored or served", s)
+			}
+		})
+	}
+	// A limit longer than the result is a whole result.
+	c := readcache.New(readcache.Config{})
+	r := c.Reader(snap)
+	for range 2 {
+		if n := readAll(r, storage.Filter{ResourceType: "doc"}, storage.QueryOptions{Limit: 11}); n != 10 {
+			t.Fatalf("limit 11: %d rows", n)
+		}
+	}
+	if s := c.Stats(); s.Hits != 1 {
+		t.Fatalf("limit longer than the result: %+v, want 1 hit", s)
+	}
+}
+
+// readAll counts the rows of a query, or returns -1 on an error.
+func readAll(r storage.Reader, f storage.Filter, o storage.QueryOptions) int {
+	n := 0
+	for _, err := range r.QueryRelationships(ctx, f, o) {
+		if err != nil {
+			return -1
+		}
+		n++
+	}
+	return n
+}
+
+func readOne(r storage.Reader, f storage.Filter, o storage.QueryOptions) int {
+	for _, err := range r.QueryRelationships(ctx, f, o) {
+		if err != nil {
+			return -1
+		}
+		return 1
+	}
+	return 0
+}
+
+func TestBoundedByBytes(t *testing.T) {
+	e := openMemory(t)
+	var rels []graph.Relationship
+	for i := range 200 {
+		rels = append(rels, rel(fmt.Sprintf("doc:%d#viewer@user:a", i)))
+	}
+	rev := write(t, e, rels...)
+	snap, _ := e.SnapshotReader(ctx, rev)
+	const max = 4 << 10
+	c := readcache.New(readcache.Config{MaxBytes: max})
+	r := c.Reader(snap)
+	for i := range 200 {
+		readAll(r, storage.Filter{ResourceType: "doc", ResourceIDs: []string{fmt.Sprint(i)}}, storage.QueryOptions{})
+		if s := c.Stats(); s.Bytes > max {
+			t.Fatalf("after %d queries the cache holds %d bytes, over its bound of %d", i+1, s.Bytes, max)
+		}
+	}
+	s := c.Stats()
+	if s.Entries == 0 || s.Entries >= 200 {
+		t.Fatalf("entries = %d, want some but not all 200", s.Entries)
+	}
+	// The most recent query is still there; the first was evicted.
+	readAll(r, storage.Filter{ResourceType: "doc", ResourceIDs: []string{"199"}}, storage.QueryOptions{})
+	readAll(r, storage.Filter{ResourceType: "doc", ResourceIDs: []string{"0"}}, storage.QueryOptions{})
+	if got := c.Stats(); got.Hits != 1 {
+		t.Fatalf("hits = %d, want 1 (the newest entry only)", got.Hits)
+	}
+}
