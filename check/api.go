@@ -104,6 +104,10 @@ type Config struct {
 	// DisableSingleflight turns off sharing of concurrent identical
 	// sub-problems.
 	DisableSingleflight bool
+	// ReadCacheBytes bounds the cache of small relationship query results
+	// shared by every request at the same revision (default 64 MiB;
+	// negative disables it). See storage/readcache.
+	ReadCacheBytes int64
 }
 
 func (c Config) withDefaults() Config {
@@ -140,6 +144,11 @@ type Stats struct {
 	Shared uint64
 	// Dispatches counts sub-problems evaluated locally.
 	Dispatches uint64
-	// Queries counts storage queries issued.
+	// Queries counts storage queries issued, whether the read cache or the
+	// datastore answered them.
 	Queries uint64
+	// ReadCacheHits and ReadCacheMisses count queries the read cache
+	// answered and passed to the datastore.
+	ReadCacheHits   uint64
+	ReadCacheMisses uint64
 }

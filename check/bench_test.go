@@ -141,27 +141,43 @@ func (w *benchWorld) randomChecks(n int, seed uint64) []Request {
 	return reqs
 }
 
-func benchCheck(b *testing.B, big, warm bool) {
+// checkCache says which caches a check benchmark runs with.
+type checkCache int
+
+const (
+	// cold: neither cache; every check evaluates from storage.
+	cold checkCache = iota
+	// readsWarm: no result cache, but the read cache has seen the graph:
+	// every check evaluates, from relationships held in memory.
+	readsWarm
+	// warm: 1024 distinct checks repeat, all of whose sub-problems fit in
+	// the default result cache.
+	warm
+)
+
+func benchCheck(b *testing.B, big bool, mode checkCache) {
 	w := loadNestedOrg(b, big)
 	ctx := context.Background()
 	var e *Engine
 	reqs := w.randomChecks(4096, 1)
-	if warm {
-		// Warm: 1024 distinct checks repeat, all of whose sub-problems fit
-		// in the default cache.
+	switch mode {
+	case cold:
+		e = New(Config{CacheEntries: -1, ReadCacheBytes: -1, DisableSingleflight: os.Getenv("PEMBA_BENCH_NO_SINGLEFLIGHT") != ""})
+	case readsWarm:
+		e = New(Config{CacheEntries: -1, ReadCacheBytes: 1 << 30})
+	case warm:
 		reqs = reqs[:1024]
 		e = New(Config{})
+	}
+	if mode != cold {
 		for _, r := range reqs {
 			if _, err := e.Check(ctx, w.snap, r); err != nil {
 				b.Fatal(err)
 			}
 		}
-	} else {
-		// Cold: no cross-request cache; every check evaluates from storage.
-		e = New(Config{CacheEntries: -1, DisableSingleflight: os.Getenv("PEMBA_BENCH_NO_SINGLEFLIGHT") != ""})
 	}
 	granted := 0
-	queries0 := e.Stats().Queries
+	s0 := e.Stats()
 	cpu0 := processCPU()
 	b.ReportAllocs()
 	b.ResetTimer()
@@ -174,25 +190,29 @@ func benchCheck(b *testing.B, big, warm bool) {
 			granted++
 		}
 	}
+	s1 := e.Stats()
 	b.ReportMetric(float64(granted)/float64(b.N), "granted/op")
-	b.ReportMetric(float64(e.Stats().Queries-queries0)/float64(b.N), "queries/op")
+	b.ReportMetric(float64(s1.Queries-s0.Queries)/float64(b.N), "queries/op")
+	b.ReportMetric(float64(s1.Queries-s0.Queries-(s1.ReadCacheHits-s0.ReadCacheHits))/float64(b.N), "storage-queries/op")
 	b.ReportMetric(float64(processCPU()-cpu0)/float64(b.N), "cpu-ns/op")
 }
 
 func BenchmarkCheckNestedOrg(b *testing.B) {
-	b.Run("cold", func(b *testing.B) { benchCheck(b, false, false) })
-	b.Run("warm", func(b *testing.B) { benchCheck(b, false, true) })
+	b.Run("cold", func(b *testing.B) { benchCheck(b, false, cold) })
+	b.Run("reads-warm", func(b *testing.B) { benchCheck(b, false, readsWarm) })
+	b.Run("warm", func(b *testing.B) { benchCheck(b, false, warm) })
 }
 
 func BenchmarkCheckNestedOrgX100(b *testing.B) {
-	b.Run("cold", func(b *testing.B) { benchCheck(b, true, false) })
-	b.Run("warm", func(b *testing.B) { benchCheck(b, true, true) })
+	b.Run("cold", func(b *testing.B) { benchCheck(b, true, cold) })
+	b.Run("reads-warm", func(b *testing.B) { benchCheck(b, true, readsWarm) })
+	b.Run("warm", func(b *testing.B) { benchCheck(b, true, warm) })
 }
 
 func benchLookupResources(b *testing.B, big bool) {
 	w := loadNestedOrg(b, big)
 	ctx := context.Background()
-	e := New(Config{CacheEntries: -1})
+	e := New(Config{CacheEntries: -1, ReadCacheBytes: -1})
 	reqs := w.randomChecks(256, 2)
 	ids := 0
 	cpu0 := processCPU()
@@ -229,7 +249,7 @@ func processCPU() int64 {
 func benchLookupSubjects(b *testing.B, big bool) {
 	w := loadNestedOrg(b, big)
 	ctx := context.Background()
-	e := New(Config{CacheEntries: -1})
+	e := New(Config{CacheEntries: -1, ReadCacheBytes: -1})
 	reqs := w.randomChecks(256, 4)
 	subjects := 0
 	queries0 := e.Stats().Queries

@@ -33,7 +33,7 @@ func TestConcurrentChecks(t *testing.T) {
 	}
 	ctx := context.Background()
 	want := make([]Permissionship, len(reqs))
-	fresh := New(Config{CacheEntries: -1, DisableSingleflight: true})
+	fresh := New(Config{CacheEntries: -1, ReadCacheBytes: -1, DisableSingleflight: true})
 	for i, r := range reqs {
 		res, err := fresh.Check(ctx, w.snap, r)
 		if err != nil {

@@ -17,6 +17,7 @@ import (
 	"github.com/pembadb/pemba/check/dispatch"
 	"github.com/pembadb/pemba/graph"
 	"github.com/pembadb/pemba/schema"
+	"github.com/pembadb/pemba/storage/readcache"
 )
 
 // Engine answers permission questions. It is safe for concurrent use; one
@@ -26,6 +27,7 @@ type Engine struct {
 	top   dispatch.Resolver[*evaluation] // cache → singleflight → local
 	cache *dispatch.Cache[*evaluation]
 	sf    *dispatch.Singleflight[*evaluation]
+	reads *readcache.Cache // nil when disabled
 
 	seq        atomic.Uint64 // evaluation sequence, see dispatch.Problem.Seq
 	dispatches atomic.Uint64
@@ -48,6 +50,9 @@ func New(cfg Config) *Engine {
 		}
 	}
 	e.top = top
+	if e.cfg.ReadCacheBytes >= 0 {
+		e.reads = readcache.New(readcache.Config{MaxBytes: e.cfg.ReadCacheBytes})
+	}
 	return e
 }
 
@@ -60,6 +65,10 @@ func (e *Engine) Stats() Stats {
 	if e.sf != nil {
 		s.Shared = e.sf.Shared()
 	}
+	if e.reads != nil {
+		rs := e.reads.Stats()
+		s.ReadCacheHits, s.ReadCacheMisses = rs.Hits, rs.Misses
+	}
 	return s
 }
 
@@ -70,7 +79,7 @@ func (e *Engine) newEvaluation(ctx context.Context, snap Snapshot, subject graph
 		return nil, err
 	}
 	return &evaluation{
-		eng: e, ctx: ctx, schema: snap.Schema, reader: snap.Reader, rev: snap.Reader.Revision(),
+		eng: e, ctx: ctx, schema: snap.Schema, reader: e.reads.Reader(snap.Reader), rev: snap.Reader.Revision(),
 		now: now, nowNano: now.UnixNano(), caveatCtx: caveatCtx, ctxHash: h,
 		seq: e.seq.Add(1), subject: subject, limit: e.cfg.MaxDepth,
 	}, nil
@@ -249,7 +258,7 @@ func (e *Engine) Expand(ctx context.Context, snap Snapshot, req ExpandRequest) (
 	if snap.Schema == nil {
 		return nil, fmt.Errorf("%w: no schema", ErrInvalidRequest)
 	}
-	n, err := expand.Expand(ctx, snap.Schema, snap.Reader, req.Resource, req.Permission,
+	n, err := expand.Expand(ctx, snap.Schema, e.reads.Reader(snap.Reader), req.Resource, req.Permission,
 		expand.Options{MaxDepth: e.cfg.MaxDepth, Now: requestNow(req.Now)})
 	switch {
 	case errors.Is(err, expand.ErrMaxDepth):

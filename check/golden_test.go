@@ -121,7 +121,7 @@ type world struct {
 func newWorld(t *testing.T) *world {
 	return &world{t: t, store: newTestStore(t),
 		cached:  New(Config{MaxDepth: 50}),
-		nocache: New(Config{MaxDepth: 50, CacheEntries: -1, DisableSingleflight: true})}
+		nocache: New(Config{MaxDepth: 50, CacheEntries: -1, ReadCacheBytes: -1, DisableSingleflight: true})}
 }
 
 func (w *world) snap() Snapshot {
@@ -158,13 +158,13 @@ func (w *world) runErr(c goldenCase) (string, error) {
 		}
 		w.schema = s
 		w.cached = New(Config{MaxDepth: w.cached.cfg.MaxDepth})
-		w.nocache = New(Config{MaxDepth: w.nocache.cfg.MaxDepth, CacheEntries: -1, DisableSingleflight: true})
+		w.nocache = New(Config{MaxDepth: w.nocache.cfg.MaxDepth, CacheEntries: -1, ReadCacheBytes: -1, DisableSingleflight: true})
 		return "ok", nil
 	case "max-depth":
 		var d int
 		fmt.Sscan(c.args[0], &d)
 		w.cached = New(Config{MaxDepth: d})
-		w.nocache = New(Config{MaxDepth: d, CacheEntries: -1, DisableSingleflight: true})
+		w.nocache = New(Config{MaxDepth: d, CacheEntries: -1, ReadCacheBytes: -1, DisableSingleflight: true})
 		return "ok", nil
 	case "relationships":
 		var rels []graph.Relationship

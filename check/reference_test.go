@@ -381,7 +381,7 @@ func TestReferenceModel(t *testing.T) {
 			rctx = map[string]any{"x": 1}
 		}
 		w := &refWorld{s: s, rels: rels, ids: ids, ctx: rctx, now: now}
-		engines := []*Engine{New(Config{CacheEntries: -1, DisableSingleflight: true}), New(Config{ChunkSize: 2})}
+		engines := []*Engine{New(Config{CacheEntries: -1, ReadCacheBytes: -1, DisableSingleflight: true}), New(Config{ChunkSize: 2})}
 		describe := func() string {
 			var b strings.Builder
 			fmt.Fprintf(&b, "schema:\n%s\nrelationships:\n", src)

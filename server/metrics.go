@@ -51,8 +51,12 @@ func newMetrics(s *Server) *metrics {
 			func() float64 { return float64(s.checker.Stats().Dispatches) }),
 		stat("pemba_check_shared_total", "Check sub-problems answered by a concurrent identical evaluation.",
 			func() float64 { return float64(s.checker.Stats().Shared) }),
-		stat("pemba_check_queries_total", "Datastore queries issued by the check engine.",
+		stat("pemba_check_queries_total", "Relationship queries issued by the check engine (read cache hits included).",
 			func() float64 { return float64(s.checker.Stats().Queries) }),
+		stat("pemba_read_cache_hits_total", "Relationship queries of the check engine answered from the read cache.",
+			func() float64 { return float64(s.checker.Stats().ReadCacheHits) }),
+		stat("pemba_read_cache_misses_total", "Relationship queries of the check engine passed to the datastore.",
+			func() float64 { return float64(s.checker.Stats().ReadCacheMisses) }),
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 			Name: "pemba_revision_lag",
 			Help: "Revisions the quantized (minimize_latency) head trails the datastore head.",

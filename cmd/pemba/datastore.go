@@ -30,6 +30,8 @@ func checkConfig(o serveOptions) check.Config {
 		Concurrency:  o.concurrency,
 		CacheEntries: o.cacheEntries,
 		CacheBytes:   o.cacheBytes,
+
+		ReadCacheBytes: o.readCacheBytes,
 	}
 }
 

@@ -47,6 +47,7 @@ type serveOptions struct {
 	chunkSize       int
 	concurrency     int
 	blockCacheBytes int64
+	readCacheBytes  int64
 	quantization    time.Duration
 	maxDepth        int
 	gcWindow        time.Duration
@@ -140,6 +141,7 @@ server with a generated token it prints.`,
 	f.BoolVar(&o.dev, "dev", false, "local development server: generated token (kept in the data directory), loopback only")
 	f.IntVar(&o.cacheEntries, "cache-entries", 100000, "check result cache entries (negative disables the cache)")
 	f.Int64Var(&o.cacheBytes, "cache-bytes", 0, "bound the check result cache by estimated memory instead of --cache-entries (0: use --cache-entries)")
+	f.Int64Var(&o.readCacheBytes, "read-cache-bytes", 64<<20, "memory for small relationship query results shared by checks at the same revision (negative disables)")
 	f.IntVar(&o.chunkSize, "dispatch-chunk-size", 100, "resource IDs one storage query of a check covers")
 	f.IntVar(&o.concurrency, "dispatch-concurrency", 4, "goroutines one BulkCheck or lookup request may use")
 	f.Int64Var(&o.blockCacheBytes, "block-cache-bytes", 256<<20, "embedded datastore block cache size in bytes (Pebble's memtables count against it)")
