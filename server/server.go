@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/http/pprof"
 	"sync"
 	"time"
 
@@ -84,6 +85,10 @@ type Config struct {
 	GRPCAddr    string
 	HTTPAddr    string
 	MetricsAddr string
+	// Profiling serves Go's runtime profiles (/debug/pprof/) beside
+	// /metrics, without authentication: enable it only where the metrics
+	// listener is private.
+	Profiling bool
 	// TLSCertFile and TLSKeyFile enable TLS on the gRPC and HTTP listeners.
 	TLSCertFile string
 	TLSKeyFile  string
@@ -235,7 +240,7 @@ func (s *Server) Serve() error {
 		}
 		s.listeners = append(s.listeners, mlis)
 		mux := http.NewServeMux()
-		mux.Handle("/metrics", s.metrics.handler())
+		s.handleObservability(mux)
 		s.metricSrv = &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
 		go s.run("metrics", func() error { return s.metricSrv.Serve(mlis) })
 	}
@@ -306,7 +311,7 @@ func (s *Server) serveHTTP(tlsCfg *tls.Config) error {
 	})
 	mux.HandleFunc("/readyz", s.ready)
 	if s.cfg.MetricsAddr == "" || s.cfg.MetricsAddr == s.cfg.HTTPAddr {
-		mux.Handle("/metrics", s.metrics.handler())
+		s.handleObservability(mux)
 	}
 	lis, err := net.Listen("tcp", s.cfg.HTTPAddr)
 	if err != nil {
@@ -321,6 +326,18 @@ func (s *Server) serveHTTP(tlsCfg *tls.Config) error {
 		return s.httpSrv.Serve(lis)
 	})
 	return nil
+}
+
+// handleObservability mounts /metrics and, when enabled, the profiles.
+func (s *Server) handleObservability(mux *http.ServeMux) {
+	mux.Handle("/metrics", s.metrics.handler())
+	if s.cfg.Profiling {
+		mux.HandleFunc("/debug/pprof/", pprof.Index)
+		mux.HandleFunc("/debug/pprof/cmdline", pprof.Cmdline)
+		mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
+		mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
+		mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
+	}
 }
 
 // ready answers /readyz: 200 when the datastore answers and the server is

@@ -320,6 +320,7 @@ func TestMetricsAndHealth(t *testing.T) {
 		`pemba_request_duration_seconds_count{code="OK",method="/pemba.v1.PermissionService/CheckPermission"} 3`,
 		"pemba_check_cache_hits_total", "pemba_check_cache_misses_total", "pemba_check_dispatches_total",
 		`pemba_datastore_duration_seconds_count{operation="snapshot_reader"}`, "pemba_revision_lag",
+		"pemba_read_cache_hits_total", "pemba_read_cache_misses_total",
 	} {
 		if !strings.Contains(body, want) {
 			t.Errorf("/metrics lacks %q", want)
@@ -330,11 +331,14 @@ func TestMetricsAndHealth(t *testing.T) {
 			t.Errorf("%s: status %d", path, code)
 		}
 	}
+	if code, _ := s.httpDo("GET", "/debug/pprof/", ""); code != http.StatusNotFound {
+		t.Errorf("/debug/pprof/ without --pprof: status %d, want 404", code)
+	}
 }
 
 func TestBulkCheckAndMetricsListener(t *testing.T) {
 	metricsAddr := freeAddr(t)
-	s := startServer(t, "--datastore", "memory", "--metrics-addr", metricsAddr)
+	s := startServer(t, "--datastore", "memory", "--metrics-addr", metricsAddr, "--pprof")
 	c := setup(t, s)
 	ctx := context.Background()
 	w, err := c.rels.WriteRelationships(ctx, &pb.WriteRelationshipsRequest{Updates: []*pb.RelationshipUpdate{
@@ -372,6 +376,19 @@ func TestBulkCheckAndMetricsListener(t *testing.T) {
 	}
 	if code, _ := s.httpDo("GET", "/metrics", ""); code != http.StatusNotFound {
 		t.Errorf("/metrics on the HTTP listener: status %d, want 404 when --metrics-addr is set", code)
+	}
+	// --pprof serves the profiles beside /metrics only.
+	r, err = http.Get("http://" + metricsAddr + "/debug/pprof/goroutine?debug=1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ = io.ReadAll(r.Body)
+	r.Body.Close()
+	if r.StatusCode != http.StatusOK || !strings.Contains(string(body), "goroutine profile") {
+		t.Errorf("/debug/pprof/goroutine on the metrics listener: status %d, body %.80q", r.StatusCode, body)
+	}
+	if code, _ := s.httpDo("GET", "/debug/pprof/", ""); code != http.StatusNotFound {
+		t.Errorf("/debug/pprof/ on the HTTP listener: status %d, want 404 when --metrics-addr is set", code)
 	}
 }
 
