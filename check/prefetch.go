@@ -1,6 +1,7 @@
 package check
 
 import (
+	"context"
 	"fmt"
 
 	"github.com/pembadb/pemba/graph"
@@ -18,10 +19,17 @@ const prefetchRows = 32
 // relationships (large groups) are left to targeted queries; e.rows holds
 // only complete object rows.
 func (e *evaluation) prefetch(typ string, ids []string) error {
-	var want []string
-	for _, id := range ids {
-		if _, ok := e.rows[graph.ObjectRef{Type: typ, ID: id}]; !ok {
-			want = append(want, id)
+	want := ids
+	for i, id := range ids {
+		if _, ok := e.rows[graph.ObjectRef{Type: typ, ID: id}]; ok {
+			// Some are prefetched already: read only the others.
+			want = append(make([]string, 0, len(ids)-1), ids[:i]...)
+			for _, id := range ids[i+1:] {
+				if _, ok := e.rows[graph.ObjectRef{Type: typ, ID: id}]; !ok {
+					want = append(want, id)
+				}
+			}
+			break
 		}
 	}
 	if len(want) == 0 {
@@ -32,17 +40,13 @@ func (e *evaluation) prefetch(typ string, ids []string) error {
 	}
 	limit := prefetchRows * len(want)
 	// Results come in resource ID order, so each object's rows are a run.
-	rows := make([]graph.Relationship, 0, 8*len(want))
-	n, last := 0, ""
-	e.eng.queries.Add(1)
-	for r, err := range e.reader.QueryRelationships(e.ctx, storage.Filter{ResourceType: typ, ResourceIDs: want},
-		storage.QueryOptions{Now: e.now, Limit: limit}) {
-		if err != nil {
-			return fmt.Errorf("query %s: %w", typ, err)
-		}
-		n++
-		last = r.Resource.ID
-		rows = append(rows, r)
+	rows, err := e.queryAll(storage.Filter{ResourceType: typ, ResourceIDs: want}, storage.QueryOptions{Now: e.now, Limit: limit})
+	if err != nil {
+		return fmt.Errorf("query %s: %w", typ, err)
+	}
+	n, last := len(rows), ""
+	if n > 0 {
+		last = rows[n-1].Resource.ID
 	}
 	complete := func(id string) bool { return n < limit || id < last }
 	for start := 0; start < len(rows); {
@@ -58,10 +62,38 @@ func (e *evaluation) prefetch(typ string, ids []string) error {
 	for _, id := range want {
 		k := graph.ObjectRef{Type: typ, ID: id}
 		if _, ok := e.rows[k]; !ok && complete(id) {
-			e.rows[k] = []graph.Relationship{} // no relationships at all
+			e.rows[k] = noRows
 		}
 	}
 	return nil
+}
+
+// noRows is the complete (empty) rows of an object without relationships.
+var noRows = []graph.Relationship{}
+
+// sliceReader hands back a whole forward result at once, shared and
+// read-only, as storage/readcache's readers do: a cached result is then
+// kept without copying it.
+type sliceReader interface {
+	QueryRelationshipSlice(ctx context.Context, f storage.Filter, opts storage.QueryOptions) ([]graph.Relationship, error)
+}
+
+// queryAll reads the whole result of f. The slice may be shared: the
+// evaluation only reads it and keeps sub-slices whose capacity ends where
+// their length does.
+func (e *evaluation) queryAll(f storage.Filter, opts storage.QueryOptions) ([]graph.Relationship, error) {
+	e.eng.queries.Add(1)
+	if sr, ok := e.reader.(sliceReader); ok {
+		return sr.QueryRelationshipSlice(e.ctx, f, opts)
+	}
+	rows := make([]graph.Relationship, 0, 8*len(f.ResourceIDs))
+	for r, err := range e.reader.QueryRelationships(e.ctx, f, opts) {
+		if err != nil {
+			return nil, err
+		}
+		rows = append(rows, r)
+	}
+	return rows, nil
 }
 
 // prefetched calls fn for each prefetched relationship of relation rel on

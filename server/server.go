@@ -9,6 +9,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/pprof"
+	goruntime "runtime"
 	"sync"
 	"time"
 
@@ -257,6 +258,10 @@ func (s *Server) Serve() error {
 func (s *Server) newGRPCServer(extra ...grpc.ServerOption) *grpc.Server {
 	opts := append([]grpc.ServerOption{
 		grpc.MaxRecvMsgSize(s.limits.MaxMessageBytes),
+		// Long-lived workers run the requests: a check recurses deeply, and
+		// a fresh goroutine per request would grow (copy) its stack on
+		// every call; a worker keeps the stack it grew.
+		grpc.NumStreamWorkers(uint32(4 * goruntime.GOMAXPROCS(0))),
 		grpc.ChainUnaryInterceptor(s.metrics.unary, s.logUnary, s.auth.unary, s.deadline, s.mapErrorsUnary),
 		grpc.ChainStreamInterceptor(s.metrics.stream, s.logStream, s.auth.stream, s.mapErrorsStream),
 	}, extra...)

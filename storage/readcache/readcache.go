@@ -111,7 +111,11 @@ func (r *reader) QueryRelationships(ctx context.Context, f storage.Filter, opts 
 		return r.next.QueryRelationships(ctx, f, opts)
 	}
 	opts.Now = instant(opts.Now)
-	key := r.key('f', opts.Limit, func(b []byte) []byte {
+	return r.c.through(r.forwardKey(f, opts.Limit), opts, r.next.QueryRelationships(ctx, f, opts))
+}
+
+func (r *reader) forwardKey(f storage.Filter, limit int) string {
+	return r.key('f', limit, func(b []byte) []byte {
 		b = appendField(b, f.ResourceType)
 		b = appendIDs(b, f.ResourceIDs)
 		b = appendField(b, f.Relation)
@@ -120,7 +124,39 @@ func (r *reader) QueryRelationships(ctx context.Context, f storage.Filter, opts 
 		}
 		return appendSubject(b, *f.Subject)
 	})
-	return r.c.through(key, opts, r.next.QueryRelationships(ctx, f, opts))
+}
+
+// QueryRelationshipSlice returns the whole result of a forward query as one
+// slice, shared with the cache when it came from there: callers must not
+// modify it or append to it. It exists so a caller that keeps whole results
+// (the check engine's prefetch) need not copy a cached result row by row.
+func (r *reader) QueryRelationshipSlice(ctx context.Context, f storage.Filter, opts storage.QueryOptions) ([]graph.Relationship, error) {
+	if opts.After != nil || f.Validate() != nil || opts.Validate() != nil {
+		return collect(r.next.QueryRelationships(ctx, f, opts))
+	}
+	opts.Now = instant(opts.Now)
+	key := r.forwardKey(f, opts.Limit)
+	now := opts.Now.UnixNano()
+	if rows, ok := r.c.get(key, now); ok {
+		return rows[:len(rows):len(rows)], nil
+	}
+	rows, err := collect(r.next.QueryRelationships(ctx, f, opts))
+	if err != nil {
+		return nil, err
+	}
+	r.c.keep(key, opts, rows)
+	return rows[:len(rows):len(rows)], nil
+}
+
+func collect(seq iter.Seq2[graph.Relationship, error]) ([]graph.Relationship, error) {
+	var rows []graph.Relationship
+	for rel, err := range seq {
+		if err != nil {
+			return nil, err
+		}
+		rows = append(rows, rel)
+	}
+	return rows, nil
 }
 
 func (r *reader) ReverseQueryRelationships(ctx context.Context, f storage.ReverseFilter, opts storage.QueryOptions) iter.Seq2[graph.Relationship, error] {
@@ -178,21 +214,16 @@ func instant(t time.Time) time.Time {
 func (c *Cache) through(key string, opts storage.QueryOptions, src iter.Seq2[graph.Relationship, error]) iter.Seq2[graph.Relationship, error] {
 	now := opts.Now.UnixNano()
 	return func(yield func(graph.Relationship, error) bool) {
-		c.mu.Lock()
-		e, ok := c.lru.Get(key)
-		c.mu.Unlock()
-		if ok && e.at <= now && now < e.until {
-			c.hits.Add(1)
-			for _, rel := range e.rows {
+		if rows, ok := c.get(key, now); ok {
+			for _, rel := range rows {
 				if !yield(rel, nil) {
 					return
 				}
 			}
 			return
 		}
-		c.misses.Add(1)
 		var rows []graph.Relationship
-		keep, until := true, int64(math.MaxInt64)
+		keep := true
 		for rel, err := range src {
 			if err != nil {
 				yield(rel, err)
@@ -203,19 +234,46 @@ func (c *Cache) through(key string, opts storage.QueryOptions, src iter.Seq2[gra
 					keep, rows = false, nil
 				} else {
 					rows = append(rows, rel)
-					if rel.Expiration != nil {
-						until = min(until, rel.Expiration.UnixNano())
-					}
 				}
 			}
 			if !yield(rel, nil) {
 				return
 			}
 		}
-		// A result as long as its limit may have been cut short.
-		if keep && (opts.Limit == 0 || len(rows) < opts.Limit) && now < until {
-			c.add(key, entry{rows: rows, at: now, until: until})
+		if keep {
+			c.keep(key, opts, rows)
 		}
+	}
+}
+
+// get returns the cached result of key if it is exact at now, and counts
+// the hit or miss.
+func (c *Cache) get(key string, now int64) ([]graph.Relationship, bool) {
+	c.mu.Lock()
+	e, ok := c.lru.Get(key)
+	c.mu.Unlock()
+	if ok && e.at <= now && now < e.until {
+		c.hits.Add(1)
+		return e.rows, true
+	}
+	c.misses.Add(1)
+	return nil, false
+}
+
+// keep stores the whole result rows of key read at opts.Now, unless it is
+// too long or may have been cut short by its limit.
+func (c *Cache) keep(key string, opts storage.QueryOptions, rows []graph.Relationship) {
+	if len(rows) > c.maxRows || opts.Limit > 0 && len(rows) >= opts.Limit {
+		return
+	}
+	now, until := opts.Now.UnixNano(), int64(math.MaxInt64)
+	for i := range rows {
+		if x := rows[i].Expiration; x != nil {
+			until = min(until, x.UnixNano())
+		}
+	}
+	if now < until {
+		c.add(key, entry{rows: rows, at: now, until: until})
 	}
 }
 
