@@ -7,9 +7,10 @@
 // popular document. At a fixed revision those results never change, except
 // that relationships disappear as they expire, so a result read at instant
 // At stays exact until Until, the earliest expiration among its rows; the
-// cache serves it only to reads whose "now" lies in [At, Until). Results
-// that a limit cut short, that were read after a cursor, or that hold more
-// than MaxRows relationships are passed through and never stored.
+// cache serves it only to reads whose "now" lies in [At, Until). The key
+// holds the limit, so a result cut short by its limit is as exact as a
+// whole one. Results read after a cursor, or that hold more than MaxRows
+// relationships, are passed through and never stored.
 //
 // The cache is bounded by an estimate of its memory and evicts the least
 // recently used results. One Cache is shared by every reader of an engine;

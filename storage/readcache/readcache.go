@@ -260,10 +260,13 @@ func (c *Cache) get(key string, now int64) ([]graph.Relationship, bool) {
 	return nil, false
 }
 
-// keep stores the whole result rows of key read at opts.Now, unless it is
-// too long or may have been cut short by its limit.
+// keep stores the result rows of key read at opts.Now unless it is too
+// long. A result cut short by its limit is the exact answer to its key,
+// which holds the limit: a row beyond the limit can only move into the
+// result when a returned row disappears, and at a fixed revision that is
+// when the returned row expires, which ends the entry's validity.
 func (c *Cache) keep(key string, opts storage.QueryOptions, rows []graph.Relationship) {
-	if len(rows) > c.maxRows || opts.Limit > 0 && len(rows) >= opts.Limit {
+	if len(rows) > c.maxRows {
 		return
 	}
 	now, until := opts.Now.UnixNano(), int64(math.MaxInt64)

@@ -195,7 +195,6 @@ func TestUncacheableResults(t *testing.T) {
 		want int
 	}{
 		{"more rows than MaxRows", storage.Filter{ResourceType: "doc"}, storage.QueryOptions{}, readAll, 10},
-		{"cut short by its limit", storage.Filter{ResourceType: "doc"}, storage.QueryOptions{Limit: 3}, readAll, 3},
 		{"after a cursor", storage.Filter{ResourceType: "doc"}, storage.QueryOptions{After: &after}, readAll, 7},
 		{"abandoned by the caller", storage.Filter{ResourceType: "doc", ResourceIDs: []string{"1", "2"}}, storage.QueryOptions{}, readOne, 1},
 		{"an invalid filter", storage.Filter{ResourceIDs: []string{"1"}}, storage.QueryOptions{}, readAll, -1},
@@ -213,16 +212,46 @@ func TestUncacheableResults(t *testing.T) {
 			}
 		})
 	}
-	// A limit longer than the result is a whole result.
+	// A result cut short by its limit answers the same query with the same
+	// limit, and no other.
 	c := readcache.New(readcache.Config{})
 	r := c.Reader(snap)
-	for range 2 {
-		if n := readAll(r, storage.Filter{ResourceType: "doc"}, storage.QueryOptions{Limit: 11}); n != 10 {
-			t.Fatalf("limit 11: %d rows", n)
+	for _, tc := range []struct {
+		limit, rows int
+		hits        uint64
+	}{{3, 3, 0}, {3, 3, 1}, {4, 4, 1}, {11, 10, 1}, {11, 10, 2}, {0, 10, 2}} {
+		if n := readAll(r, storage.Filter{ResourceType: "doc"}, storage.QueryOptions{Limit: tc.limit}); n != tc.rows {
+			t.Fatalf("limit %d: %d rows, want %d", tc.limit, n, tc.rows)
+		}
+		if h := c.Stats().Hits; h != tc.hits {
+			t.Fatalf("limit %d: %d hits, want %d", tc.limit, h, tc.hits)
 		}
 	}
-	if s := c.Stats(); s.Hits != 1 {
-		t.Fatalf("limit longer than the result: %+v, want 1 hit", s)
+}
+
+// TestLimitedResultAfterExpiry: a row past the limit takes the place of an
+// expired one once the cached result's first row expires.
+func TestLimitedResultAfterExpiry(t *testing.T) {
+	e := openMemory(t)
+	t0 := time.Now().Add(time.Hour)
+	exp := t0.Add(time.Minute).Truncate(time.Second).UTC()
+	first := rel("doc:1#viewer@user:a")
+	first.Expiration = &exp
+	rev := write(t, e, first, rel("doc:1#viewer@user:b"), rel("doc:1#viewer@user:c"))
+	snap, _ := e.SnapshotReader(ctx, rev)
+	r := readcache.New(readcache.Config{}).Reader(snap)
+	f := storage.Filter{ResourceType: "doc"}
+	for _, tc := range []struct {
+		now  time.Time
+		want string
+	}{
+		{t0, "[" + first.String() + " doc:1#viewer@user:b]"},
+		{exp.Add(-time.Nanosecond), "[" + first.String() + " doc:1#viewer@user:b]"},
+		{exp, "[doc:1#viewer@user:b doc:1#viewer@user:c]"},
+	} {
+		if got := fmt.Sprint(strs(t, r.QueryRelationships(ctx, f, storage.QueryOptions{Now: tc.now, Limit: 2}))); got != tc.want {
+			t.Fatalf("at %v: %s, want %s", tc.now, got, tc.want)
+		}
 	}
 }
 
