@@ -10,6 +10,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	lru "github.com/hashicorp/golang-lru/v2"
 	"golang.org/x/sync/errgroup"
 
 	"github.com/pembadb/pemba/expand"
@@ -28,6 +29,11 @@ type Engine struct {
 	cache *dispatch.Cache[*evaluation]
 	sf    *dispatch.Singleflight[*evaluation]
 	reads *readcache.Cache // nil when disabled
+	// large holds objects a prefetch found to have at least prefetchRows
+	// relationships; prefetches skip them. It is a hint, not keyed by
+	// revision: an object left out is read by targeted queries, which give
+	// the same answers.
+	large *lru.Cache[graph.ObjectRef, struct{}]
 
 	seq        atomic.Uint64 // evaluation sequence, see dispatch.Problem.Seq
 	dispatches atomic.Uint64
@@ -37,6 +43,7 @@ type Engine struct {
 // New returns an engine configured by cfg.
 func New(cfg Config) *Engine {
 	e := &Engine{cfg: cfg.withDefaults()}
+	e.large, _ = lru.New[graph.ObjectRef, struct{}](largeObjects) // only fails for a non-positive size
 	var top dispatch.Resolver[*evaluation] = local{}
 	if !e.cfg.DisableSingleflight {
 		e.sf = dispatch.NewSingleflight(top)
@@ -55,6 +62,9 @@ func New(cfg Config) *Engine {
 	}
 	return e
 }
+
+// largeObjects bounds the engine's memory of large objects.
+const largeObjects = 65536
 
 // Stats returns the engine's counters.
 func (e *Engine) Stats() Stats {

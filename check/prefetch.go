@@ -16,20 +16,22 @@ const prefetchRows = 32
 // permission on them is evaluated: a permission such as
 // `viewer + owner + parent->view` then costs one storage query per object
 // instead of one per relation and subject kind. Objects with many
-// relationships (large groups) are left to targeted queries; e.rows holds
-// only complete object rows.
+// relationships (large groups) are left to targeted queries, and the engine
+// remembers them so later evaluations do not read their first rows in vain;
+// e.rows holds only complete object rows.
 func (e *evaluation) prefetch(typ string, ids []string) error {
-	want := ids
+	want, shared := ids, true // want shares ids until an ID is left out
 	for i, id := range ids {
-		if _, ok := e.rows[graph.ObjectRef{Type: typ, ID: id}]; ok {
-			// Some are prefetched already: read only the others.
-			want = append(make([]string, 0, len(ids)-1), ids[:i]...)
-			for _, id := range ids[i+1:] {
-				if _, ok := e.rows[graph.ObjectRef{Type: typ, ID: id}]; !ok {
-					want = append(want, id)
-				}
+		k := graph.ObjectRef{Type: typ, ID: id}
+		_, have := e.rows[k]
+		if !have && !e.eng.large.Contains(k) {
+			if !shared {
+				want = append(want, id)
 			}
-			break
+			continue
+		}
+		if shared {
+			want, shared = append(make([]string, 0, len(ids)-1), ids[:i]...), false
 		}
 	}
 	if len(want) == 0 {
@@ -54,8 +56,12 @@ func (e *evaluation) prefetch(typ string, ids []string) error {
 		for end < len(rows) && rows[end].Resource.ID == rows[start].Resource.ID {
 			end++
 		}
-		if id := rows[start].Resource.ID; complete(id) {
-			e.rows[graph.ObjectRef{Type: typ, ID: id}] = rows[start:end:end]
+		k := graph.ObjectRef{Type: typ, ID: rows[start].Resource.ID}
+		if end-start >= prefetchRows {
+			e.eng.large.Add(k, struct{}{})
+		}
+		if complete(k.ID) {
+			e.rows[k] = rows[start:end:end]
 		}
 		start = end
 	}
