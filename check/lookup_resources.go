@@ -89,7 +89,7 @@ func (e *Engine) LookupResources(ctx context.Context, snap Snapshot, req LookupR
 	}
 	w := &reverseWalk{ev: ev, target: schema.Node{Type: req.ResourceType, Relation: req.Permission},
 		state: make(map[node]uint8), status: make(map[string]uint8)}
-	w.paths = snap.Schema.Reachability().Toward(w.target)
+	w.paths = snap.Schema.Reachability().Lookup(w.target)
 	sent := 0
 	w.emit = func(id string, o outcome) bool {
 		sent++

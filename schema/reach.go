@@ -60,6 +60,12 @@ type Edge struct {
 	// exclusion, or an all-arrow, so a reverse lookup must confirm each
 	// candidate with a check.
 	Conditional bool
+	// Secondary means every way along the edge enters an intersection
+	// through a branch other than its first. An object it leads to holds
+	// the intersection only if it also holds the first branch, so it is
+	// reached through the first branch too: a reverse lookup finds every
+	// candidate without the edge (see Reachability.Lookup).
+	Secondary bool
 }
 
 // String prints the edge, e.g. `group#member -> document#viewer (direct)`.
@@ -75,6 +81,9 @@ func (e Edge) String() string {
 	if e.Conditional {
 		s += ", conditional"
 	}
+	if e.Secondary {
+		s += ", secondary"
+	}
 	return s + ")"
 }
 
@@ -87,10 +96,12 @@ type Reachability struct {
 	nodes []Node // every node with an edge, sorted
 
 	mu sync.Mutex
-	// reverse maps To → From of every edge; built on the first Toward.
-	reverse map[Node][]Node
-	// toward caches, by target node, the set of nodes with a path to it.
-	toward map[Node]*Paths
+	// reverse maps To → From of every edge, and of every edge but the
+	// secondary ones; built on first use.
+	reverse, reversePrimary map[Node][]Node
+	// toward and lookup cache, by target node, the paths of Toward and
+	// Lookup.
+	toward, lookup map[Node]*Paths
 }
 
 // Paths is the part of the reachability graph that leads to one target.
@@ -98,6 +109,7 @@ type Paths struct {
 	Target  Node
 	r       *Reachability
 	reaches map[Node]bool // nodes with a path to Target, Target included
+	primary bool          // secondary edges are left out
 }
 
 // lazyReachability builds a schema's reachability graph once, on first
@@ -121,18 +133,36 @@ func (s *Schema) Reachability() *Reachability {
 // Edges returns the edges leading upward from n, sorted.
 func (r *Reachability) Edges(from Node) []Edge { return r.edges[from] }
 
-// Toward returns the paths leading to target.
-func (r *Reachability) Toward(target Node) *Paths {
+// Toward returns the paths leading to target, along every edge.
+func (r *Reachability) Toward(target Node) *Paths { return r.paths(target, false) }
+
+// Lookup returns the paths a reverse lookup walks to target: Toward
+// without the secondary edges, which lead only to objects the walk reaches
+// through an intersection's first branch anyway. Walking an intersection
+// from its first branch alone keeps a lookup from visiting every object a
+// broad branch (say, everyone cleared for a tier) reaches.
+func (r *Reachability) Lookup(target Node) *Paths { return r.paths(target, true) }
+
+func (r *Reachability) paths(target Node, primary bool) *Paths {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	if p, ok := r.toward[target]; ok {
+	cache, reverse := &r.toward, &r.reverse
+	if primary {
+		cache, reverse = &r.lookup, &r.reversePrimary
+	}
+	if p, ok := (*cache)[target]; ok {
 		return p
 	}
-	if r.reverse == nil {
-		r.reverse = map[Node][]Node{}
+	if *cache == nil {
+		*cache = map[Node]*Paths{}
+	}
+	if *reverse == nil {
+		*reverse = map[Node][]Node{}
 		for _, from := range r.nodes {
 			for _, e := range r.edges[from] {
-				r.reverse[e.To] = append(r.reverse[e.To], from)
+				if !(primary && e.Secondary) {
+					(*reverse)[e.To] = append((*reverse)[e.To], from)
+				}
 			}
 		}
 	}
@@ -141,15 +171,15 @@ func (r *Reachability) Toward(target Node) *Paths {
 	for len(queue) > 0 {
 		n := queue[0]
 		queue = queue[1:]
-		for _, from := range r.reverse[n] {
+		for _, from := range (*reverse)[n] {
 			if !reaches[from] {
 				reaches[from] = true
 				queue = append(queue, from)
 			}
 		}
 	}
-	p := &Paths{Target: target, r: r, reaches: reaches}
-	r.toward[target] = p
+	p := &Paths{Target: target, r: r, reaches: reaches, primary: primary}
+	(*cache)[target] = p
 	return p
 }
 
@@ -160,7 +190,7 @@ func (p *Paths) Reaches(from Node) bool { return p.reaches[from] }
 func (p *Paths) Edges(from Node) []Edge {
 	var out []Edge
 	for _, e := range p.r.edges[from] {
-		if p.reaches[e.To] {
+		if p.reaches[e.To] && !(p.primary && e.Secondary) {
 			out = append(out, e)
 		}
 	}
@@ -244,8 +274,9 @@ func buildReachability(s *Schema) *Reachability {
 	}
 	// Edges are collected with duplicates, sorted, then merged.
 	all := make([]Edge, 0, estimate)
-	add := func(k edgeKey, conditional bool) {
-		all = append(all, Edge{Kind: k.kind, From: k.from, To: k.to, Tupleset: k.tupleset, Func: k.fn, Conditional: conditional})
+	add := func(k edgeKey, conditional, secondary bool) {
+		all = append(all, Edge{Kind: k.kind, From: k.from, To: k.to, Tupleset: k.tupleset, Func: k.fn,
+			Conditional: conditional, Secondary: secondary})
 	}
 	for _, name := range s.DefinitionOrder {
 		def := s.Definitions[name]
@@ -256,16 +287,16 @@ func buildReachability(s *Schema) *Reachability {
 				if a.Wildcard {
 					k.kind = EdgeWildcard
 				}
-				add(k, false)
+				add(k, false, false)
 			}
 		}
 		for _, perm := range def.Permissions {
 			to := Node{def.Name, perm.Name}
-			var walk func(e Expr, cond bool)
-			walk = func(e Expr, cond bool) {
+			var walk func(e Expr, cond, secondary bool)
+			walk = func(e Expr, cond, secondary bool) {
 				switch e := e.(type) {
 				case *RelationRef:
-					add(edgeKey{kind: EdgeComputed, from: Node{def.Name, e.Name}, to: to}, cond)
+					add(edgeKey{kind: EdgeComputed, from: Node{def.Name, e.Name}, to: to}, cond, secondary)
 				case *Arrow:
 					ts := def.Relations[e.Tupleset]
 					if ts == nil {
@@ -276,30 +307,33 @@ func buildReachability(s *Schema) *Reachability {
 						if target == nil || !target.Has(e.Target) {
 							continue
 						}
-						add(edgeKey{kind: EdgeArrow, from: Node{a.Type, e.Target}, to: to, tupleset: e.Tupleset, fn: e.Func}, cond || e.Func == ArrowAll)
+						add(edgeKey{kind: EdgeArrow, from: Node{a.Type, e.Target}, to: to, tupleset: e.Tupleset, fn: e.Func},
+							cond || e.Func == ArrowAll, secondary)
 					}
 				case *Union:
 					for _, ch := range e.Children {
-						walk(ch, cond)
+						walk(ch, cond, secondary)
 					}
 				case *Intersection:
-					for _, ch := range e.Children {
-						walk(ch, true)
+					for i, ch := range e.Children {
+						walk(ch, true, secondary || i > 0)
 					}
 				case *Exclusion:
 					// The subtracted side never grants.
-					walk(e.Base, true)
+					walk(e.Base, true, secondary)
 				}
 			}
-			walk(perm.Expr, false)
+			walk(perm.Expr, false, false)
 		}
 	}
 	slices.SortFunc(all, compareEdges)
 	merged := all[:0]
 	for _, e := range all {
 		if n := len(merged); n > 0 && compareEdges(merged[n-1], e) == 0 {
-			// One unconditional way along the edge is enough.
+			// One unconditional way along the edge is enough; one way that
+			// is not secondary makes the edge necessary.
 			merged[n-1].Conditional = merged[n-1].Conditional && e.Conditional
+			merged[n-1].Secondary = merged[n-1].Secondary && e.Secondary
 			continue
 		}
 		merged = append(merged, e)

@@ -19,7 +19,9 @@ func TestDataDriven(t *testing.T) {
 		case "diff":
 			return runDiff(t, c)
 		case "reach":
-			return runReach(t, c)
+			return runReach(t, c, false)
+		case "lookup":
+			return runReach(t, c, true)
 		case "caveat":
 			return runCaveat(t, c)
 		}
@@ -104,7 +106,9 @@ func runDiff(t *testing.T, c *testCase) string {
 	return out
 }
 
-func runReach(t *testing.T, c *testCase) string {
+// runReach prints the reachability graph, or the paths toward each target
+// in args: every edge (reach) or the edges a reverse lookup walks (lookup).
+func runReach(t *testing.T, c *testCase, lookup bool) string {
 	s := mustCompile(t, c, c.input)
 	r := s.Reachability()
 	if len(c.args) == 0 {
@@ -113,7 +117,11 @@ func runReach(t *testing.T, c *testCase) string {
 	var b strings.Builder
 	for _, arg := range c.args {
 		typ, rel, _ := strings.Cut(arg, "#")
-		b.WriteString(r.Toward(Node{typ, rel}).String())
+		if lookup {
+			b.WriteString(r.Lookup(Node{typ, rel}).String())
+		} else {
+			b.WriteString(r.Toward(Node{typ, rel}).String())
+		}
 	}
 	return b.String()
 }
