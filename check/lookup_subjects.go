@@ -54,7 +54,16 @@ func (e *Engine) LookupSubjects(ctx context.Context, snap Snapshot, req LookupSu
 		return fmt.Errorf("lookup subjects: %w", err)
 	}
 	now := requestNow(req.Now)
-	c, err := e.subjectCandidates(ctx, snap, req, now)
+	// Every subject with the permission holds each intersection's first
+	// branch and each exclusion's base, so walking those alone meets it,
+	// by its ID or through a wildcard. Only when a wildcard was met does
+	// the answer need the subjects the other sides mention (a wildcard's
+	// exclusions, or the concrete subjects an intersection narrows it to):
+	// then the walk is repeated over everything.
+	c, err := e.subjectCandidates(ctx, snap, req, now, true)
+	if err == nil && c.wildcard && !c.exact {
+		c, err = e.subjectCandidates(ctx, snap, req, now, false)
+	}
 	if err != nil {
 		return fmt.Errorf("lookup subjects %s#%s@%s: %w", req.Resource.String(), req.Permission, req.SubjectType, err)
 	}
@@ -151,7 +160,10 @@ type candidates struct {
 // schema does not allow (checks ignore those), no wildcard object in a
 // subject set or arrow, and no chain longer than MaxDepth (which a check
 // reports as an error).
-func (e *Engine) subjectCandidates(ctx context.Context, snap Snapshot, req LookupSubjectsRequest, now time.Time) (candidates, error) {
+//
+// With primary set, the walk leaves out every intersection branch but the
+// first and every exclusion's subtracted side (see LookupSubjects).
+func (e *Engine) subjectCandidates(ctx context.Context, snap Snapshot, req LookupSubjectsRequest, now time.Time, primary bool) (candidates, error) {
 	s := snap.Schema
 	ev, err := e.newEvaluation(ctx, snap, graph.SubjectRef{}, nil, now)
 	if err != nil {
@@ -241,7 +253,7 @@ func (e *Engine) subjectCandidates(ctx context.Context, snap Snapshot, req Looku
 			for start := 0; start < len(g.ids); start += e.cfg.ChunkSize {
 				ids := g.ids[start:min(start+e.cfg.ChunkSize, len(g.ids))]
 				if p := def.Permissions[g.rel]; p != nil {
-					if err := walkExpr(p.Expr, func(x schema.Expr) error {
+					if err := walkExpr(p.Expr, primary, func(x schema.Expr) error {
 						switch x := x.(type) {
 						case *schema.RelationRef:
 							for _, id := range ids {
@@ -298,26 +310,34 @@ func allowedSubject(r *schema.Relation, s graph.SubjectRef) bool {
 	return false
 }
 
-// walkExpr calls fn for every leaf of an expression.
-func walkExpr(x schema.Expr, fn func(schema.Expr) error) error {
+// walkExpr calls fn for every leaf of an expression, or, with primary
+// set, for the leaves of intersections' first branches and exclusions'
+// bases only.
+func walkExpr(x schema.Expr, primary bool, fn func(schema.Expr) error) error {
 	switch x := x.(type) {
 	case *schema.Union:
 		for _, c := range x.Children {
-			if err := walkExpr(c, fn); err != nil {
+			if err := walkExpr(c, primary, fn); err != nil {
 				return err
 			}
 		}
 	case *schema.Intersection:
-		for _, c := range x.Children {
-			if err := walkExpr(c, fn); err != nil {
+		for i, c := range x.Children {
+			if primary && i > 0 {
+				break
+			}
+			if err := walkExpr(c, primary, fn); err != nil {
 				return err
 			}
 		}
 	case *schema.Exclusion:
-		if err := walkExpr(x.Base, fn); err != nil {
+		if err := walkExpr(x.Base, primary, fn); err != nil {
 			return err
 		}
-		return walkExpr(x.Subtracted, fn)
+		if primary {
+			return nil
+		}
+		return walkExpr(x.Subtracted, primary, fn)
 	default:
 		return fn(x)
 	}
