@@ -9,8 +9,8 @@
 // request that does no authorization work: its rate is the floor — what the
 // transport, the server's interceptors and the machine allow — and the
 // report gives the workload's check rate as a fraction of it. Server-side
-// counters (cache hits, dispatches) are scraped from the server's /metrics
-// before and after the workload.
+// counters (cache hits, dispatches, read cache hits and datastore queries)
+// are scraped from the server's /metrics before and after the workload.
 //
 // Callers build a Config, call Run, and print or save the Report.
 package loadtest

@@ -13,9 +13,11 @@ import (
 // Server counters the report derives its cache and dispatch figures from;
 // the server exports them from check.Engine's statistics.
 const (
-	metricCacheHits   = "pemba_check_cache_hits_total"
-	metricCacheMisses = "pemba_check_cache_misses_total"
-	metricDispatches  = "pemba_check_dispatches_total"
+	metricCacheHits     = "pemba_check_cache_hits_total"
+	metricCacheMisses   = "pemba_check_cache_misses_total"
+	metricDispatches    = "pemba_check_dispatches_total"
+	metricReadCacheHits = "pemba_read_cache_hits_total"
+	metricReadCacheMiss = "pemba_read_cache_misses_total"
 )
 
 // counters are scraped counter values by name.
@@ -43,7 +45,7 @@ func scrape(ctx context.Context, url string) (counters, error) {
 		return nil, fmt.Errorf("scrape %s: %w", url, err)
 	}
 	out := counters{}
-	for _, name := range []string{metricCacheHits, metricCacheMisses, metricDispatches} {
+	for _, name := range []string{metricCacheHits, metricCacheMisses, metricDispatches, metricReadCacheHits, metricReadCacheMiss} {
 		f := families[name]
 		if f == nil {
 			continue
@@ -62,9 +64,9 @@ func scrape(ctx context.Context, url string) (counters, error) {
 	return out, nil
 }
 
-// serverFigures sets the report's cache hit ratio and dispatches per check
-// from counters scraped before and after the workload; figures the server
-// does not export stay nil.
+// serverFigures sets the report's cache hit ratios, dispatches and
+// datastore queries per check from counters scraped before and after the
+// workload; figures the server does not export stay nil.
 func (r *Report) serverFigures(before, after counters, checks int64) {
 	delta := func(name string) (float64, bool) {
 		a, okA := after[name]
@@ -80,5 +82,17 @@ func (r *Report) serverFigures(before, after counters, checks int64) {
 	if d, ok := delta(metricDispatches); ok && checks > 0 {
 		per := d / float64(checks)
 		r.DispatchesPerCheck = &per
+	}
+	readHits, okH := delta(metricReadCacheHits)
+	readMisses, okM := delta(metricReadCacheMiss)
+	if okH && okM {
+		if readHits+readMisses > 0 {
+			ratio := readHits / (readHits + readMisses)
+			r.ReadCacheHitRatio = &ratio
+		}
+		if checks > 0 {
+			per := readMisses / float64(checks)
+			r.DatastoreQueriesPerCheck = &per
+		}
 	}
 }

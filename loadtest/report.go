@@ -141,6 +141,12 @@ type Report struct {
 	// over the workload; null when the server does not expose them.
 	CacheHitRatio      *float64 `json:"cache_hit_ratio"`
 	DispatchesPerCheck *float64 `json:"dispatches_per_check"`
+	// ReadCacheHitRatio is the share of the query engine's relationship
+	// reads served from its read cache; DatastoreQueriesPerCheck the reads
+	// that went to the datastore, per check (lookups' and expands' reads
+	// included, as for dispatches).
+	ReadCacheHitRatio        *float64 `json:"read_cache_hit_ratio"`
+	DatastoreQueriesPerCheck *float64 `json:"datastore_queries_per_check"`
 	// NewEnemyChecks counts checks made with a revoke's zookie;
 	// NewEnemyViolations those that still granted (must be 0). Both
 	// include the warm-up, so no violation goes unreported.
@@ -212,6 +218,12 @@ func (r *Report) Text() string {
 	}
 	if r.DispatchesPerCheck != nil {
 		fmt.Fprintf(&b, "server dispatches per check: %.1f\n", *r.DispatchesPerCheck)
+	}
+	if r.ReadCacheHitRatio != nil {
+		fmt.Fprintf(&b, "server read cache hit ratio: %.1f%%\n", 100**r.ReadCacheHitRatio)
+	}
+	if r.DatastoreQueriesPerCheck != nil {
+		fmt.Fprintf(&b, "server datastore queries per check: %.2f\n", *r.DatastoreQueriesPerCheck)
 	}
 	if r.Workload == WorkloadNewEnemy {
 		fmt.Fprintf(&b, "new-enemy: %d checks with a revoke's zookie, %d violations; %d missed grants\n",

@@ -181,8 +181,8 @@ func TestJSONFields(t *testing.T) {
 func TestServerFigures(t *testing.T) {
 	var r Report
 	r.serverFigures(
-		counters{metricCacheHits: 100, metricCacheMisses: 50, metricDispatches: 1000},
-		counters{metricCacheHits: 400, metricCacheMisses: 150, metricDispatches: 5000},
+		counters{metricCacheHits: 100, metricCacheMisses: 50, metricDispatches: 1000, metricReadCacheHits: 10, metricReadCacheMiss: 10},
+		counters{metricCacheHits: 400, metricCacheMisses: 150, metricDispatches: 5000, metricReadCacheHits: 910, metricReadCacheMiss: 110},
 		200)
 	if r.CacheHitRatio == nil || *r.CacheHitRatio != 0.75 {
 		t.Errorf("cache hit ratio = %v, want 0.75 (300 hits, 100 misses)", r.CacheHitRatio)
@@ -190,10 +190,17 @@ func TestServerFigures(t *testing.T) {
 	if r.DispatchesPerCheck == nil || *r.DispatchesPerCheck != 20 {
 		t.Errorf("dispatches per check = %v, want 20 (4000 over 200 checks)", r.DispatchesPerCheck)
 	}
+	if r.ReadCacheHitRatio == nil || *r.ReadCacheHitRatio != 0.9 {
+		t.Errorf("read cache hit ratio = %v, want 0.9 (900 hits, 100 misses)", r.ReadCacheHitRatio)
+	}
+	if r.DatastoreQueriesPerCheck == nil || *r.DatastoreQueriesPerCheck != 0.5 {
+		t.Errorf("datastore queries per check = %v, want 0.5 (100 misses over 200 checks)", r.DatastoreQueriesPerCheck)
+	}
 	var none Report
 	none.serverFigures(counters{}, counters{}, 200)
-	if none.CacheHitRatio != nil || none.DispatchesPerCheck != nil {
-		t.Errorf("figures from a server without the counters: %v %v", none.CacheHitRatio, none.DispatchesPerCheck)
+	if none.CacheHitRatio != nil || none.DispatchesPerCheck != nil || none.ReadCacheHitRatio != nil || none.DatastoreQueriesPerCheck != nil {
+		t.Errorf("figures from a server without the counters: %v %v %v %v", none.CacheHitRatio, none.DispatchesPerCheck,
+			none.ReadCacheHitRatio, none.DatastoreQueriesPerCheck)
 	}
 }
 

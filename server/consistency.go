@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	lru "github.com/hashicorp/golang-lru/v2"
@@ -24,8 +25,10 @@ import (
 // per quantum: requests in the same quantum share a revision, so they
 // share the check engine's cache (keyed by revision). The other modes are
 // exact: fully_consistent asks the datastore for its head, at_least_as_fresh
-// takes the cached head when it is new enough and the true head otherwise,
-// at_exact_snapshot takes the zookie's revision.
+// takes the cached head when it is new enough and otherwise the zookie's
+// own revision once it is known to be committed (so the requests carrying
+// one zookie share a revision, and with it the caches), at_exact_snapshot
+// takes the zookie's revision.
 type revisions struct {
 	engine  storage.Engine
 	zookies Zookies
@@ -39,6 +42,20 @@ type revisions struct {
 
 	// fetch shares one HeadRevision call among concurrent refreshers.
 	fetch singleflight.Group
+
+	// committed is the newest revision known to be committed: the newest
+	// head read and every revision a zookie was issued for.
+	committed atomic.Uint64
+}
+
+// noteCommitted records that rev is committed.
+func (r *revisions) noteCommitted(rev storage.Revision) {
+	for {
+		cur := r.committed.Load()
+		if uint64(rev) <= cur || r.committed.CompareAndSwap(cur, uint64(rev)) {
+			return
+		}
+	}
 }
 
 // head reads the datastore's head revision and refreshes the cache with it.
@@ -58,6 +75,7 @@ func (r *revisions) head(ctx context.Context) (storage.Revision, error) {
 		}
 		r.fetchedAt = time.Now()
 		r.mu.Unlock()
+		r.noteCommitted(rev)
 		return rev, nil
 	})
 	return v.(storage.Revision), err
@@ -118,8 +136,14 @@ func (r *revisions) resolve(ctx context.Context, c *pb.Consistency, field string
 		if err != nil || rev >= want {
 			return rev, err
 		}
-		if rev, err = r.head(ctx); err != nil || rev >= want {
-			return rev, err
+		if want <= storage.Revision(r.committed.Load()) {
+			return want, nil
+		}
+		if rev, err = r.head(ctx); err != nil {
+			return 0, err
+		}
+		if rev >= want {
+			return want, nil
 		}
 		// The shared head read may have started before the zookie's write
 		// committed; only a read that starts now may refuse the zookie.
@@ -127,8 +151,8 @@ func (r *revisions) resolve(ctx context.Context, c *pb.Consistency, field string
 			return 0, fmt.Errorf("read head revision: %w", err)
 		}
 		if rev >= want {
-			r.advance(rev)
-			return rev, nil
+			r.noteCommitted(rev)
+			return want, nil
 		}
 		return 0, inField(field+".at_least_as_fresh", fmt.Errorf("revision %d: %w", want, storage.ErrRevisionUnknown))
 	case *pb.Consistency_AtExactSnapshot:
@@ -146,8 +170,10 @@ func (r *revisions) decode(z *pb.Zookie, field string) (storage.Revision, error)
 	return rev, nil
 }
 
-// zookie returns the wire zookie for rev.
+// zookie returns the wire zookie for rev, a committed revision: the
+// server issues zookies only for its writes and for revisions it read at.
 func (r *revisions) zookie(rev storage.Revision) *pb.Zookie {
+	r.noteCommitted(rev)
 	return &pb.Zookie{Token: r.zookies.Encode(rev)}
 }
 

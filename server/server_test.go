@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -95,7 +96,7 @@ func TestResolveConsistency(t *testing.T) {
 	}{
 		{"minimize_latency keeps the quantized head", &pb.Consistency{Requirement: &pb.Consistency_MinimizeLatency{MinimizeLatency: true}}, r1},
 		{"at_least_as_fresh an older zookie takes the cached head", &pb.Consistency{Requirement: &pb.Consistency_AtLeastAsFresh{AtLeastAsFresh: srv.revs.zookie(r1 - 1)}}, r1},
-		{"at_least_as_fresh a newer zookie reads the head", &pb.Consistency{Requirement: &pb.Consistency_AtLeastAsFresh{AtLeastAsFresh: srv.revs.zookie(r2)}}, r2},
+		{"at_least_as_fresh a newer zookie reads at its own revision", &pb.Consistency{Requirement: &pb.Consistency_AtLeastAsFresh{AtLeastAsFresh: unnoted(srv, r2)}}, r2},
 		{"at_exact_snapshot", &pb.Consistency{Requirement: &pb.Consistency_AtExactSnapshot{AtExactSnapshot: srv.revs.zookie(r1 - 1)}}, r1 - 1},
 		{"fully_consistent", &pb.Consistency{Requirement: &pb.Consistency_FullyConsistent{FullyConsistent: true}}, r2},
 	} {
@@ -104,10 +105,65 @@ func TestResolveConsistency(t *testing.T) {
 			t.Errorf("%s: %d, %v; want %d", c.name, got, err, c.want)
 		}
 	}
-	_, err = srv.revs.resolve(ctx, &pb.Consistency{Requirement: &pb.Consistency_AtLeastAsFresh{AtLeastAsFresh: srv.revs.zookie(r2 + 10)}}, "consistency")
+	_, err = srv.revs.resolve(ctx, &pb.Consistency{Requirement: &pb.Consistency_AtLeastAsFresh{AtLeastAsFresh: unnoted(srv, r2+10)}}, "consistency")
 	if !errors.Is(err, storage.ErrRevisionUnknown) {
 		t.Errorf("at_least_as_fresh beyond the head: %v, want ErrRevisionUnknown", err)
 	}
+}
+
+// unnoted encodes a zookie for rev as another server would: unlike
+// revisions.zookie, it does not tell this server that rev is committed.
+func unnoted(srv *Server, rev storage.Revision) *pb.Zookie {
+	return &pb.Zookie{Token: srv.revs.zookies.Encode(rev)}
+}
+
+// TestAtLeastAsFreshOwnZookie: a zookie this server issued names a
+// committed revision, which at_least_as_fresh reads at without asking the
+// datastore for its head.
+func TestAtLeastAsFreshOwnZookie(t *testing.T) {
+	srv, engine := newTestServer(t, time.Hour)
+	ctx := context.Background()
+	meta := storage.WriteMetadata{Actor: "t"}
+	if _, err := engine.WriteSchema(ctx, storage.StoredSchema{Text: "definition user {}\ndefinition doc {\n relation viewer: user\n}"}, meta); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := srv.revs.resolve(ctx, nil, "consistency"); err != nil { // caches the head for the quantum
+		t.Fatal(err)
+	}
+	rev, err := engine.Write(ctx, storage.WriteRequest{Metadata: meta, Mutations: []storage.Mutation{{Op: storage.OpTouch,
+		Relationship: graph.MustParseRelationship("doc:d#viewer@user:u")}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	z := srv.revs.zookie(rev) // as WriteRelationships answers
+	heads := &headCounter{Engine: srv.revs.engine}
+	srv.revs.engine = heads
+	got, err := srv.revs.resolve(ctx, &pb.Consistency{Requirement: &pb.Consistency_AtLeastAsFresh{AtLeastAsFresh: z}}, "consistency")
+	if err != nil || got != rev {
+		t.Fatalf("at_least_as_fresh this server's own zookie: %d, %v; want %d", got, err, rev)
+	}
+	if n := heads.calls.Load(); n != 0 {
+		t.Errorf("resolving this server's own zookie read the head %d times, want 0", n)
+	}
+	// Another server's zookie for the same revision needs a head read.
+	srv.revs.committed.Store(0)
+	if got, err := srv.revs.resolve(ctx, &pb.Consistency{Requirement: &pb.Consistency_AtLeastAsFresh{AtLeastAsFresh: unnoted(srv, rev)}}, "consistency"); err != nil || got != rev {
+		t.Fatalf("at_least_as_fresh another server's zookie: %d, %v; want %d", got, err, rev)
+	}
+	if n := heads.calls.Load(); n == 0 {
+		t.Errorf("another server's zookie was accepted without reading the head")
+	}
+}
+
+// headCounter counts HeadRevision calls.
+type headCounter struct {
+	storage.Engine
+	calls atomic.Int64
+}
+
+func (h *headCounter) HeadRevision(ctx context.Context) (storage.Revision, error) {
+	h.calls.Add(1)
+	return h.Engine.HeadRevision(ctx)
 }
 
 func TestShutdownEndsWatch(t *testing.T) {
@@ -201,7 +257,7 @@ func TestAtLeastAsFreshAfterStaleSharedHead(t *testing.T) {
 	}
 	done := make(chan result)
 	go func() {
-		got, err := srv.revs.resolve(ctx, &pb.Consistency{Requirement: &pb.Consistency_AtLeastAsFresh{AtLeastAsFresh: srv.revs.zookie(rev)}}, "consistency")
+		got, err := srv.revs.resolve(ctx, &pb.Consistency{Requirement: &pb.Consistency_AtLeastAsFresh{AtLeastAsFresh: unnoted(srv, rev)}}, "consistency")
 		done <- result{got, err}
 	}()
 	time.Sleep(50 * time.Millisecond) // let resolve join the in-flight read (ordering only; nothing is timed)
