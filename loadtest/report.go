@@ -236,34 +236,37 @@ func (r *Report) Text() string {
 }
 
 // MarkdownHeader is the header of the table Markdown rows belong to.
-const MarkdownHeader = "| dataset | workload | conc. | operation | count | errors | QPS | p50 ms | p90 ms | p99 ms | p99.9 ms | % of floor | cache hits | dispatches/check |\n" +
-	"| --- | --- | ---: | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |\n"
+const MarkdownHeader = "| dataset | workload | conc. | operation | count | errors | QPS | p50 ms | p90 ms | p99 ms | p99.9 ms | % of floor | cache hits | dispatches/check | datastore reads/check |\n" +
+	"| --- | --- | ---: | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |\n"
 
 // Markdown renders the report as rows of the BENCHMARKS.md table (see
 // MarkdownHeader): one per operation, then the floor.
 func (r *Report) Markdown() string {
 	var b strings.Builder
-	hits, dispatches := "–", "–"
+	hits, dispatches, reads := "–", "–", "–"
 	if r.CacheHitRatio != nil {
 		hits = fmt.Sprintf("%.0f%%", 100**r.CacheHitRatio)
 	}
 	if r.DispatchesPerCheck != nil {
 		dispatches = fmt.Sprintf("%.1f", *r.DispatchesPerCheck)
 	}
-	row := func(op Operation, ofFloor, hits, dispatches string) {
-		fmt.Fprintf(&b, "| %s ×%d | %s | %d | %s | %d | %d | %.0f | %.2f | %.2f | %.2f | %.2f | %s | %s | %s |\n",
+	if r.DatastoreQueriesPerCheck != nil {
+		reads = fmt.Sprintf("%.2f", *r.DatastoreQueriesPerCheck)
+	}
+	row := func(op Operation, ofFloor, hits, dispatches, reads string) {
+		fmt.Fprintf(&b, "| %s ×%d | %s | %d | %s | %d | %d | %.0f | %.2f | %.2f | %.2f | %.2f | %s | %s | %s | %s |\n",
 			r.Dataset, r.Scale, r.Workload, r.Concurrency, op.Name, op.Count, op.Errors, op.QPS,
-			op.P50Ms, op.P90Ms, op.P99Ms, op.P999Ms, ofFloor, hits, dispatches)
+			op.P50Ms, op.P90Ms, op.P99Ms, op.P999Ms, ofFloor, hits, dispatches, reads)
 	}
 	for _, op := range r.Operations {
 		ofFloor := "–"
 		if checkOps[op.Name] && r.FloorQPS > 0 {
 			ofFloor = fmt.Sprintf("%.0f%%", 100*op.QPS/r.FloorQPS)
 		}
-		row(op, ofFloor, hits, dispatches)
+		row(op, ofFloor, hits, dispatches, reads)
 	}
 	if r.Floor != nil {
-		row(*r.Floor, "100%", "–", "–")
+		row(*r.Floor, "100%", "–", "–", "–")
 	}
 	return b.String()
 }

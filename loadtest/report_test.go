@@ -141,9 +141,9 @@ func TestRatioToFloorCountsChecksOnly(t *testing.T) {
 }
 
 func TestMarkdown(t *testing.T) {
-	want := "| nested-org ×1 | mixed | 8 | check | 9000 | 0 | 900 | 0.50 | 1.00 | 2.00 | 4.00 | 30% | 75% | – |\n" +
-		"| nested-org ×1 | mixed | 8 | write | 100 | 1 | 10 | 1.00 | 2.00 | 3.00 | 3.00 | – | 75% | – |\n" +
-		"| nested-org ×1 | mixed | 8 | health | 30000 | 0 | 3000 | 0.10 | 0.20 | 0.30 | 0.50 | 100% | – | – |\n"
+	want := "| nested-org ×1 | mixed | 8 | check | 9000 | 0 | 900 | 0.50 | 1.00 | 2.00 | 4.00 | 30% | 75% | – | – |\n" +
+		"| nested-org ×1 | mixed | 8 | write | 100 | 1 | 10 | 1.00 | 2.00 | 3.00 | 3.00 | – | 75% | – | – |\n" +
+		"| nested-org ×1 | mixed | 8 | health | 30000 | 0 | 3000 | 0.10 | 0.20 | 0.30 | 0.50 | 100% | – | – | – |\n"
 	if got := sampleReport().Markdown(); got != want {
 		t.Errorf("got:\n%s\nwant:\n%s", got, want)
 	}
