@@ -8,7 +8,8 @@
 # Defaults: embedded, nested-org 1. Environment: DURATION (default 30s),
 # CONCURRENCY (default "8 32"), WORKLOADS (default "check-random mixed"),
 # EXTRA (default "check-hot new-enemy read", at the first concurrency only),
-# PEMBA (default bin/pemba, built if missing). The postgres datastore uses
+# PEMBA (default bin/pemba, built if missing), SERVE_ARGS (extra flags for
+# pemba serve, e.g. "--read-cache-bytes 536870912"). The postgres datastore uses
 # PG_URL, or starts a throwaway cluster from /usr/lib/postgresql/*/bin.
 set -eu
 
@@ -67,7 +68,8 @@ serve() {
 		;;
 	*) echo "unknown datastore $DATASTORE" >&2; exit 2 ;;
 	esac
-	"$PEMBA" serve "$@" --grpc-addr $GRPC --http-addr $HTTP --token bench=$SECRET --log-level warn &
+	# shellcheck disable=SC2086 # SERVE_ARGS is a list of flags
+	"$PEMBA" serve "$@" ${SERVE_ARGS:-} --grpc-addr $GRPC --http-addr $HTTP --token bench=$SECRET --log-level warn &
 	SERVER=$!
 	until curl -sf "http://$HTTP/readyz" >/dev/null 2>&1; do sleep 0.2; done
 }
