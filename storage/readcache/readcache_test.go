@@ -305,3 +305,32 @@ func TestBoundedByBytes(t *testing.T) {
 		t.Fatalf("hits = %d, want 1 (the newest entry only)", got.Hits)
 	}
 }
+
+// TestKeysKeepFiltersApart: filters that differ only in how their fields
+// split, or in "any subject relation" against "no subject relation", never
+// share an entry.
+func TestKeysKeepFiltersApart(t *testing.T) {
+	e := openMemory(t)
+	rev := write(t, e, rel("doc:ab#viewer@user:a"), rel("doc:a#viewer@user:b"), rel("doc:b#viewer@user:c"),
+		rel("doc:a#viewer@group:g#member"), rel("doc:a#viewer@group:h"))
+	snap, _ := e.SnapshotReader(ctx, rev)
+	r := readcache.New(readcache.Config{}).Reader(snap)
+	ellipsis, member := "", "member"
+	for _, tc := range []struct {
+		f    storage.Filter
+		want string
+	}{
+		{storage.Filter{ResourceType: "doc", ResourceIDs: []string{"ab"}}, "[doc:ab#viewer@user:a]"},
+		{storage.Filter{ResourceType: "doc", ResourceIDs: []string{"a", "b"}},
+			"[doc:a#viewer@group:g#member doc:a#viewer@group:h doc:a#viewer@user:b doc:b#viewer@user:c]"},
+		{storage.Filter{ResourceType: "doc", Subject: &storage.SubjectFilter{Type: "group"}},
+			"[doc:a#viewer@group:g#member doc:a#viewer@group:h]"},
+		{storage.Filter{ResourceType: "doc", Subject: &storage.SubjectFilter{Type: "group", Relation: &ellipsis}}, "[doc:a#viewer@group:h]"},
+		{storage.Filter{ResourceType: "doc", Subject: &storage.SubjectFilter{Type: "group", Relation: &member}}, "[doc:a#viewer@group:g#member]"},
+		{storage.Filter{ResourceType: "doc", ResourceIDs: []string{"ab"}}, "[doc:ab#viewer@user:a]"},
+	} {
+		if got := fmt.Sprint(strs(t, r.QueryRelationships(ctx, tc.f, storage.QueryOptions{}))); got != tc.want {
+			t.Errorf("%+v: %s, want %s", tc.f, got, tc.want)
+		}
+	}
+}
