@@ -7,6 +7,8 @@ import (
 	"strconv"
 	"time"
 
+	"golang.org/x/sync/errgroup"
+
 	"github.com/pembadb/pemba/graph"
 	"github.com/pembadb/pemba/schema"
 	"github.com/pembadb/pemba/storage"
@@ -78,7 +80,7 @@ func (e *Engine) LookupSubjects(ctx context.Context, snap Snapshot, req LookupSu
 	granted := func(id string) bool {
 		return c.exact && (c.wildcardClean || c.clean[id])
 	}
-	check := func(id string) (Result, error) {
+	check := func(ctx context.Context, id string) (Result, error) {
 		sub := graph.SubjectRef{Object: graph.ObjectRef{Type: req.SubjectType, ID: id}, Relation: req.SubjectRelation}
 		ev, err := e.newEvaluation(ctx, snap, sub, req.Context, now)
 		if err != nil {
@@ -86,25 +88,44 @@ func (e *Engine) LookupSubjects(ctx context.Context, snap Snapshot, req LookupSu
 		}
 		return ev.check(req.Resource, req.Permission, false)
 	}
+	// Candidates are checked a window at a time, on up to Concurrency
+	// goroutines, and streamed in the order the walk met them.
 	var excluded []graph.SubjectRef
-	for _, id := range c.ids {
-		sub := graph.SubjectRef{Object: graph.ObjectRef{Type: req.SubjectType, ID: id}, Relation: req.SubjectRelation}
-		if granted(id) {
-			if !yield(SubjectResult{Subject: sub, Permissionship: HasPermission}) {
-				return nil
+	window := 16 * e.cfg.Concurrency
+	results := make([]Result, min(window, len(c.ids)))
+	for start := 0; start < len(c.ids); start += window {
+		ids := c.ids[start:min(start+window, len(c.ids))]
+		g, gctx := errgroup.WithContext(ctx)
+		g.SetLimit(e.cfg.Concurrency)
+		for i, id := range ids {
+			if granted(id) {
+				continue
 			}
-			continue
+			g.Go(func() error {
+				r, err := check(gctx, id)
+				results[i] = r
+				return err
+			})
 		}
-		r, err := check(id)
-		if err != nil {
+		if err := g.Wait(); err != nil {
 			return fmt.Errorf("lookup subjects: %w", err)
 		}
-		if r.Permissionship == NoPermission {
-			excluded = append(excluded, sub)
-			continue
-		}
-		if !yield(SubjectResult{Subject: sub, Permissionship: r.Permissionship, Missing: r.Missing}) {
-			return nil
+		for i, id := range ids {
+			sub := graph.SubjectRef{Object: graph.ObjectRef{Type: req.SubjectType, ID: id}, Relation: req.SubjectRelation}
+			if granted(id) {
+				if !yield(SubjectResult{Subject: sub, Permissionship: HasPermission}) {
+					return nil
+				}
+				continue
+			}
+			r := results[i]
+			if r.Permissionship == NoPermission {
+				excluded = append(excluded, sub)
+				continue
+			}
+			if !yield(SubjectResult{Subject: sub, Permissionship: r.Permissionship, Missing: r.Missing}) {
+				return nil
+			}
 		}
 	}
 	if !c.wildcard {
@@ -120,7 +141,7 @@ func (e *Engine) LookupSubjects(ctx context.Context, snap Snapshot, req LookupSu
 	for i := 0; slices.Contains(c.ids, fresh); i++ {
 		fresh = "unlisted" + strconv.Itoa(i)
 	}
-	r, err := check(fresh)
+	r, err := check(ctx, fresh)
 	if err != nil {
 		return fmt.Errorf("lookup subjects: %w", err)
 	}
