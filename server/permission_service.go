@@ -117,26 +117,42 @@ func (svc *permissionService) BulkCheckPermission(ctx context.Context, req *pb.B
 	if err != nil {
 		return nil, err
 	}
+	// A malformed item fails the request (above); an item naming a type,
+	// relation or permission the schema does not define gets its own error,
+	// like one whose evaluation fails, and the other items are answered.
+	itemErrs := make([]error, len(reqs))
+	valid := make([]check.Request, 0, len(reqs))
 	for i, r := range reqs {
 		if err := validateQuery(snap.Schema, r.Resource.Type, r.Permission, &r.Subject, fmt.Sprintf("items[%d].", i), ""); err != nil {
-			return nil, err
+			itemErrs[i] = err
+			continue
 		}
+		valid = append(valid, r)
 	}
-	results, err := s.checker.BulkCheck(ctx, snap, reqs)
+	results, err := s.checker.BulkCheck(ctx, snap, valid)
 	if err != nil {
 		return nil, err
 	}
+	itemError := func(err error) *pb.BulkCheckError {
+		st := status.Convert(toStatus(s.log, "BulkCheckPermission", err))
+		return &pb.BulkCheckError{Code: int32(st.Code()), Message: st.Message()}
+	}
 	resp := &pb.BulkCheckPermissionResponse{CheckedAt: s.revs.zookie(rev)}
-	for i, r := range results {
+	for i := range reqs {
 		out := &pb.BulkCheckResult{}
-		if r.Err != nil {
-			st := status.Convert(toStatus(s.log, "BulkCheckPermission", inField(fmt.Sprintf("items[%d]", i), r.Err)))
-			out.Error = &pb.BulkCheckError{Code: int32(st.Code()), Message: st.Message()}
-		} else {
-			out.Permissionship = permissionshipToProto(r.Result.Permissionship)
-			out.MissingContext = r.Result.Missing
-		}
 		resp.Results = append(resp.Results, out)
+		if itemErrs[i] != nil {
+			out.Error = itemError(itemErrs[i])
+			continue
+		}
+		r := results[0] // results answer the valid items, in order
+		results = results[1:]
+		if r.Err != nil {
+			out.Error = itemError(inField(fmt.Sprintf("items[%d]", i), r.Err))
+			continue
+		}
+		out.Permissionship = permissionshipToProto(r.Result.Permissionship)
+		out.MissingContext = r.Result.Missing
 	}
 	return resp, nil
 }

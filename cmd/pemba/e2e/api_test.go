@@ -160,11 +160,35 @@ func TestAPIBadInputs(t *testing.T) {
 		wantStatus(t, "check "+c2.name, err, c2.code, c2.parts...)
 	}
 
+	// A malformed item fails the whole bulk check; one the schema does not
+	// know gets its own error and the others are answered.
 	_, err = c.perms.BulkCheckPermission(ctx, &pb.BulkCheckPermissionRequest{Items: []*pb.BulkCheckItem{
 		{Resource: obj("document", "d"), Permission: "view", Subject: sub("user", "u")},
-		{Resource: obj("document", "d"), Permission: "nope", Subject: sub("user", "u")},
+		{Resource: obj("document", ""), Permission: "view", Subject: sub("user", "u")},
 	}})
-	wantStatus(t, "bulk check", err, codes.InvalidArgument, "items[1].permission")
+	wantStatus(t, "bulk check", err, codes.InvalidArgument, "items[1].resource")
+	bulk, err := c.perms.BulkCheckPermission(ctx, &pb.BulkCheckPermissionRequest{Items: []*pb.BulkCheckItem{
+		{Resource: obj("document", "d"), Permission: "nope", Subject: sub("user", "u")},
+		{Resource: obj("document", "d"), Permission: "view", Subject: sub("user", "u")},
+		{Resource: obj("folder", "d"), Permission: "view", Subject: sub("user", "u")},
+		{Resource: obj("document", "d"), Permission: "view", Subject: sub("robot", "r")},
+	}})
+	if err != nil {
+		t.Fatalf("bulk check with unknown names: %v, want per-item errors", err)
+	}
+	if len(bulk.GetResults()) != 4 {
+		t.Fatalf("bulk check of 4 items answered %d", len(bulk.GetResults()))
+	}
+	for i, want := range []string{"items[0].permission", "", "items[2].resource.type", "items[3].subject.object.type"} {
+		r := bulk.GetResults()[i]
+		switch {
+		case want == "" && (r.GetError() != nil || r.GetPermissionship() == pb.Permissionship_PERMISSIONSHIP_UNSPECIFIED):
+			t.Errorf("bulk item %d: %v, want an answer", i, r)
+		case want != "" && (r.GetError() == nil || codes.Code(r.GetError().GetCode()) != codes.InvalidArgument ||
+			!strings.Contains(r.GetError().GetMessage(), want)):
+			t.Errorf("bulk item %d: %v, want an INVALID_ARGUMENT error naming %s", i, r, want)
+		}
+	}
 	_, err = c.perms.ExpandPermission(ctx, &pb.ExpandPermissionRequest{Resource: obj("document", "d"), Permission: "nope"})
 	wantStatus(t, "expand", err, codes.InvalidArgument, "permission")
 	lr, err := c.perms.LookupResources(ctx, &pb.LookupResourcesRequest{ResourceType: "document", Permission: "view", Subject: sub("user", "")})
