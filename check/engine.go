@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"hash/fnv"
 	"slices"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -29,6 +30,8 @@ type Engine struct {
 	cache *dispatch.Cache[*evaluation]
 	sf    *dispatch.Singleflight[*evaluation]
 	reads *readcache.Cache // nil when disabled
+	// spare holds released evaluations whose maps are reused (see release).
+	spare sync.Pool
 	// large holds objects a prefetch found to have at least prefetchRows
 	// relationships; prefetches skip them. It is a hint, not keyed by
 	// revision: an object left out is read by targeted queries, which give
@@ -88,11 +91,37 @@ func (e *Engine) newEvaluation(ctx context.Context, snap Snapshot, subject graph
 	if err != nil {
 		return nil, err
 	}
-	return &evaluation{
+	ev, _ := e.spare.Get().(*evaluation)
+	if ev == nil {
+		ev = &evaluation{}
+	}
+	*ev = evaluation{
 		eng: e, ctx: ctx, schema: snap.Schema, reader: e.reads.Reader(snap.Reader), rev: snap.Reader.Revision(),
 		now: now, nowNano: now.UnixNano(), caveatCtx: caveatCtx, ctxHash: h,
 		seq: e.seq.Add(1), subject: subject, limit: e.cfg.MaxDepth,
-	}, nil
+		memo: ev.memo, progress: ev.progress, rows: ev.rows, frames: ev.frames[:0],
+	}
+	return ev, nil
+}
+
+// spareMapEntries bounds the maps a released evaluation keeps for reuse.
+const spareMapEntries = 1024
+
+// release returns an evaluation no one refers to any more, so the next
+// one reuses its maps instead of growing new ones: a check's memo and
+// progress maps are most of what it allocates.
+func (e *Engine) release(ev *evaluation) {
+	memo, progress, rows, frames := ev.memo, ev.progress, ev.rows, ev.frames
+	*ev = evaluation{}
+	if len(memo) > spareMapEntries || len(rows) > spareMapEntries {
+		e.spare.Put(ev) // keep the struct, drop the large maps
+		return
+	}
+	clear(memo)
+	clear(progress)
+	clear(rows)
+	ev.memo, ev.progress, ev.rows, ev.frames = memo, progress, rows, frames[:0]
+	e.spare.Put(ev)
 }
 
 // contextHash identifies a caveat context for cache keys: FNV-1a of its
@@ -159,6 +188,7 @@ func (e *Engine) Check(ctx context.Context, snap Snapshot, req Request) (Result,
 	if err != nil {
 		return Result{}, err
 	}
+	defer e.release(ev)
 	return ev.check(req.Resource, req.Permission, req.Explain)
 }
 
@@ -246,6 +276,7 @@ func (e *Engine) BulkCheck(ctx context.Context, snap Snapshot, reqs []Request) (
 			for _, i := range idx {
 				out[i].Result, out[i].Err = ev.check(reqs[i].Resource, reqs[i].Permission, reqs[i].Explain)
 			}
+			e.release(ev)
 			return nil
 		})
 	}

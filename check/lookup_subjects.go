@@ -86,6 +86,7 @@ func (e *Engine) LookupSubjects(ctx context.Context, snap Snapshot, req LookupSu
 		if err != nil {
 			return Result{}, err
 		}
+		defer e.release(ev)
 		return ev.check(req.Resource, req.Permission, false)
 	}
 	// Candidates are checked a window at a time, on up to Concurrency
