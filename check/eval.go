@@ -214,9 +214,19 @@ func (e *evaluation) evaluate(typ, rel string, ids []string, depth int) ([]outco
 			}
 		}
 		if !selfDependent || !changed || round > 2*len(ids)+2 {
+			// An answer that rested on this frame's assumptions (low >= f)
+			// rested on the other answers of the frame, and so on whatever
+			// they rest on outside it: it inherits the frame's outside
+			// dependencies (the smallest low below f), not none.
+			outside := int32(dispatch.NoLow)
 			for i := range out {
-				if out[i].low >= f {
-					out[i].low = dispatch.NoLow
+				if out[i].low < f {
+					outside = min(outside, out[i].low)
+				}
+			}
+			for i := range out {
+				if out[i].low >= f && out[i].low != dispatch.NoLow {
+					out[i].low = outside
 				}
 			}
 			return out, nil
