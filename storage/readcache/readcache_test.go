@@ -334,3 +334,42 @@ func TestKeysKeepFiltersApart(t *testing.T) {
 		}
 	}
 }
+
+// TestQueryRelationshipSlice: the whole-result form answers as the
+// iterator does, shares the cache, and hands out slices an append cannot
+// write through.
+func TestQueryRelationshipSlice(t *testing.T) {
+	e := openMemory(t)
+	rev := write(t, e, rel("doc:1#viewer@user:a"), rel("doc:1#viewer@user:b"), rel("doc:2#viewer@user:c"))
+	snap, _ := e.SnapshotReader(ctx, rev)
+	c := readcache.New(readcache.Config{})
+	r := c.Reader(snap).(interface {
+		storage.Reader
+		QueryRelationshipSlice(context.Context, storage.Filter, storage.QueryOptions) ([]graph.Relationship, error)
+	})
+	f := storage.Filter{ResourceType: "doc", ResourceIDs: []string{"1", "2"}}
+	want := fmt.Sprint(strs(t, r.QueryRelationships(ctx, f, storage.QueryOptions{})))
+	for i := range 2 {
+		rows, err := r.QueryRelationshipSlice(ctx, f, storage.QueryOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		var got []string
+		for _, x := range rows {
+			got = append(got, x.String())
+		}
+		if fmt.Sprint(got) != want {
+			t.Fatalf("call %d: %v, want %s", i, got, want)
+		}
+		if cap(rows) != len(rows) {
+			t.Fatalf("call %d: capacity %d beyond length %d: an append would write into the cache", i, cap(rows), len(rows))
+		}
+		_ = append(rows, rel("doc:9#viewer@user:z"))
+	}
+	if s := c.Stats(); s.Hits != 2 || s.Misses != 1 {
+		t.Errorf("stats = %+v, want 1 miss (the iterator) and 2 hits", s)
+	}
+	if _, err := r.QueryRelationshipSlice(ctx, storage.Filter{ResourceIDs: []string{"1"}}, storage.QueryOptions{}); err == nil {
+		t.Errorf("an invalid filter was answered")
+	}
+}
