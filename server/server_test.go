@@ -68,13 +68,21 @@ func dialTest(tb testing.TB, srv *Server) *grpc.ClientConn {
 	return cc
 }
 
-func TestResolveConsistency(t *testing.T) {
+// newDocServer starts a test server with a long quantum over a datastore
+// holding the schema `doc#viewer: user`; meta is the tests' write metadata.
+func newDocServer(t *testing.T) (*Server, storage.Engine, storage.WriteMetadata) {
+	t.Helper()
 	srv, engine := newTestServer(t, time.Hour)
-	ctx := context.Background()
 	meta := storage.WriteMetadata{Actor: "t"}
-	if _, err := engine.WriteSchema(ctx, storage.StoredSchema{Text: "definition user {}\ndefinition doc {\n relation viewer: user\n}"}, meta); err != nil {
+	if _, err := engine.WriteSchema(context.Background(), storage.StoredSchema{Text: "definition user {}\ndefinition doc {\n relation viewer: user\n}"}, meta); err != nil {
 		t.Fatal(err)
 	}
+	return srv, engine, meta
+}
+
+func TestResolveConsistency(t *testing.T) {
+	srv, engine, meta := newDocServer(t)
+	ctx := context.Background()
 	write := func() storage.Revision {
 		rev, err := engine.Write(ctx, storage.WriteRequest{Metadata: meta, Mutations: []storage.Mutation{{Op: storage.OpTouch,
 			Relationship: graph.MustParseRelationship(fmt.Sprintf("doc:d%d#viewer@user:u", time.Now().UnixNano()))}}})
@@ -121,12 +129,8 @@ func unnoted(srv *Server, rev storage.Revision) *pb.Zookie {
 // committed revision, which at_least_as_fresh reads at without asking the
 // datastore for its head.
 func TestAtLeastAsFreshOwnZookie(t *testing.T) {
-	srv, engine := newTestServer(t, time.Hour)
+	srv, engine, meta := newDocServer(t)
 	ctx := context.Background()
-	meta := storage.WriteMetadata{Actor: "t"}
-	if _, err := engine.WriteSchema(ctx, storage.StoredSchema{Text: "definition user {}\ndefinition doc {\n relation viewer: user\n}"}, meta); err != nil {
-		t.Fatal(err)
-	}
 	if _, err := srv.revs.resolve(ctx, nil, "consistency"); err != nil { // caches the head for the quantum
 		t.Fatal(err)
 	}
@@ -229,12 +233,8 @@ func BenchmarkCheckGRPC(b *testing.B) {
 // committed; it must still be answered at or after the write, never
 // refused as an unknown revision.
 func TestAtLeastAsFreshAfterStaleSharedHead(t *testing.T) {
-	srv, engine := newTestServer(t, time.Hour)
+	srv, engine, meta := newDocServer(t)
 	ctx := context.Background()
-	meta := storage.WriteMetadata{Actor: "t"}
-	if _, err := engine.WriteSchema(ctx, storage.StoredSchema{Text: "definition user {}\ndefinition doc {\n relation viewer: user\n}"}, meta); err != nil {
-		t.Fatal(err)
-	}
 	stale, err := srv.revs.resolve(ctx, nil, "consistency") // caches the head for the quantum
 	if err != nil {
 		t.Fatal(err)

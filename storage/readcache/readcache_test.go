@@ -178,14 +178,24 @@ func TestExpiringRowsLeaveOnTime(t *testing.T) {
 	}
 }
 
-func TestUncacheableResults(t *testing.T) {
+// docs stores n relationships doc:<i>#viewer@user:a and returns them with
+// a snapshot that reads them.
+func docs(t *testing.T, n int) ([]graph.Relationship, storage.Reader) {
+	t.Helper()
 	e := openMemory(t)
 	var rels []graph.Relationship
-	for i := range 10 {
+	for i := range n {
 		rels = append(rels, rel(fmt.Sprintf("doc:%d#viewer@user:a", i)))
 	}
-	rev := write(t, e, rels...)
-	snap, _ := e.SnapshotReader(ctx, rev)
+	snap, err := e.SnapshotReader(ctx, write(t, e, rels...))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return rels, snap
+}
+
+func TestUncacheableResults(t *testing.T) {
+	rels, snap := docs(t, 10)
 	after := rels[2]
 	for _, tc := range []struct {
 		name string
@@ -278,13 +288,7 @@ func readOne(r storage.Reader, f storage.Filter, o storage.QueryOptions) int {
 }
 
 func TestBoundedByBytes(t *testing.T) {
-	e := openMemory(t)
-	var rels []graph.Relationship
-	for i := range 200 {
-		rels = append(rels, rel(fmt.Sprintf("doc:%d#viewer@user:a", i)))
-	}
-	rev := write(t, e, rels...)
-	snap, _ := e.SnapshotReader(ctx, rev)
+	_, snap := docs(t, 200)
 	const max = 4 << 10
 	c := readcache.New(readcache.Config{MaxBytes: max})
 	r := c.Reader(snap)
