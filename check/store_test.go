@@ -45,7 +45,7 @@ func (s *testStore) write(t testing.TB, rels []graph.Relationship) {
 			}
 		}
 	}
-	if _, err := s.eng.Import(context.Background(), iter.Seq2[graph.Relationship, error](seq), 10000, storage.WriteMetadata{}); err != nil {
+	if _, err := s.eng.Import(context.Background(), iter.Seq2[graph.Relationship, error](seq), storage.ImportOptions{BatchSize: 10000, Metadata: storage.WriteMetadata{}}); err != nil {
 		t.Fatal(err)
 	}
 }

@@ -4,10 +4,12 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"iter"
 	"time"
 
 	pb "github.com/pembadb/pemba/proto/pemba/v1"
 
+	"github.com/pembadb/pemba/internal/importstream"
 	"github.com/pembadb/pemba/loadtest/dataset"
 )
 
@@ -27,38 +29,30 @@ func load(ctx context.Context, c *client, d dataset.Dataset, w io.Writer) (*Load
 		return nil, fmt.Errorf("load %s: open import stream: %w", d.Name(), err)
 	}
 	bar := newBar(w, int64(d.Size()), "loading "+d.Name())
-	batch := make([]*pb.Relationship, 0, importBatch)
+	next, stop := iter.Pull(d.Relationships())
+	defer stop()
 	var sent int64
-	flush := func() error {
-		if len(batch) == 0 {
-			return nil
+	res, err := importstream.Run(stream, func() (*pb.ImportRelationshipsRequest, bool) {
+		batch := make([]*pb.Relationship, 0, importBatch)
+		for len(batch) < importBatch {
+			r, ok := next()
+			if !ok {
+				break
+			}
+			batch = append(batch, relationshipProto(r))
 		}
-		if err := stream.Send(&pb.ImportRelationshipsRequest{Relationships: batch, Reason: "loadtest " + d.Name()}); err != nil {
-			return err
+		if len(batch) == 0 {
+			return nil, false
 		}
 		sent += int64(len(batch))
 		bar.Add(len(batch))
-		batch = make([]*pb.Relationship, 0, importBatch)
-		return nil
-	}
-	for r := range d.Relationships() {
-		batch = append(batch, relationshipProto(r))
-		if len(batch) == importBatch {
-			if err := flush(); err != nil {
-				break // CloseAndRecv reports the server's reason
-			}
-		}
-	}
-	sendErr := flush()
-	resp, err := stream.CloseAndRecv()
+		return &pb.ImportRelationshipsRequest{Relationships: batch, Reason: "loadtest " + d.Name()}, true
+	})
 	bar.Finish()
 	if err != nil {
-		return nil, fmt.Errorf("load %s: import after %d relationships: %w", d.Name(), sent, err)
+		return nil, fmt.Errorf("load %s: import after %d relationships sent, %d committed: %w", d.Name(), sent, res.Committed(), err)
 	}
-	if sendErr != nil {
-		return nil, fmt.Errorf("load %s: import after %d relationships: %w", d.Name(), sent, sendErr)
-	}
-	if got := int64(resp.GetImported()); got != int64(d.Size()) {
+	if got := res.Committed(); got != d.Size() {
 		return nil, fmt.Errorf("load %s: server imported %d relationships, sent %d", d.Name(), got, d.Size())
 	}
 	secs := time.Since(start).Seconds()

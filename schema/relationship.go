@@ -61,10 +61,8 @@ func (s *Schema) ValidateRelationship(r graph.Relationship) error {
 		if c == nil {
 			return relationshipError("caveat.name", "caveat %q is not defined in the schema", caveat)
 		}
-		for name := range r.Caveat.Context {
-			if !slices.ContainsFunc(c.Params, func(p CaveatParam) bool { return p.Name == name }) {
-				return relationshipError("caveat.context", "caveat %q has no parameter %q", caveat, name)
-			}
+		if err := c.CheckContext(r.Caveat.Context); err != nil {
+			return relationshipError("caveat.context", "%v", err)
 		}
 	}
 	matching := slices.DeleteFunc(slices.Clone(allowed), func(a AllowedSubject) bool { return a.Caveat != caveat })

@@ -184,12 +184,19 @@ func (r *revisions) zookie(rev storage.Revision) *pb.Zookie {
 // quantum share their revision, so most requests skip reading the schema.
 type schemas struct {
 	cache  *lru.Cache[storage.Revision, *schema.Schema]
-	atRead *lru.Cache[storage.Revision, *schema.Schema]
+	atRead *lru.Cache[storage.Revision, versionedSchema]
+}
+
+// versionedSchema is a compiled schema and the revision that wrote it,
+// which a relationship write names in its schema guard.
+type versionedSchema struct {
+	*schema.Schema
+	writtenAt storage.Revision
 }
 
 func newSchemas() *schemas {
 	c, _ := lru.New[storage.Revision, *schema.Schema](16) // fails only for size <= 0
-	r, _ := lru.New[storage.Revision, *schema.Schema](256)
+	r, _ := lru.New[storage.Revision, versionedSchema](256)
 	return &schemas{cache: c, atRead: r}
 }
 
@@ -224,23 +231,34 @@ func (s *Server) snapshotFor(ctx context.Context, c *pb.Consistency) (storage.Re
 }
 
 func (s *Server) snapshot(ctx context.Context, rev storage.Revision) (check.Snapshot, error) {
-	reader, err := s.engine.SnapshotReader(ctx, rev)
-	if err != nil {
-		return check.Snapshot{}, fmt.Errorf("read at revision %d: %w", rev, err)
-	}
-	if sch, ok := s.schemas.atRead.Get(rev); ok {
-		return check.Snapshot{Schema: sch, Reader: reader}, nil
-	}
-	stored, err := reader.ReadSchema(ctx)
-	if err != nil {
-		return check.Snapshot{}, fmt.Errorf("read schema at revision %d: %w", rev, err)
-	}
-	sch, err := s.schemas.compiled(stored)
+	reader, sch, err := s.schemaAt(ctx, rev)
 	if err != nil {
 		return check.Snapshot{}, err
 	}
+	return check.Snapshot{Schema: sch.Schema, Reader: reader}, nil
+}
+
+// schemaAt opens a reader at rev and returns it with the schema in force
+// there, or errNoSchema.
+func (s *Server) schemaAt(ctx context.Context, rev storage.Revision) (storage.Reader, versionedSchema, error) {
+	reader, err := s.engine.SnapshotReader(ctx, rev)
+	if err != nil {
+		return nil, versionedSchema{}, fmt.Errorf("read at revision %d: %w", rev, err)
+	}
+	if sch, ok := s.schemas.atRead.Get(rev); ok {
+		return reader, sch, nil
+	}
+	stored, err := reader.ReadSchema(ctx)
+	if err != nil {
+		return nil, versionedSchema{}, fmt.Errorf("read schema at revision %d: %w", rev, err)
+	}
+	compiled, err := s.schemas.compiled(stored)
+	if err != nil {
+		return reader, versionedSchema{}, err
+	}
+	sch := versionedSchema{Schema: compiled, writtenAt: stored.Revision}
 	s.schemas.atRead.Add(rev, sch)
-	return check.Snapshot{Schema: sch, Reader: reader}, nil
+	return reader, sch, nil
 }
 
 // ZookieHeader is the response header of streaming reads that carries the

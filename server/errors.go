@@ -91,6 +91,8 @@ func toStatus(log *slog.Logger, method string, err error) error {
 		return status.Error(codes.AlreadyExists, msg)
 	case errors.Is(err, storage.ErrPreconditionFailed):
 		return status.Error(codes.FailedPrecondition, msg)
+	case errors.Is(err, storage.ErrSchemaChanged):
+		return status.Errorf(codes.Aborted, "%s; schema writes kept committing while the write was validated: retry", msg)
 	case errors.Is(err, errSchemaOrphans):
 		return status.Error(codes.FailedPrecondition, msg)
 	case errors.Is(err, errNoSchema):

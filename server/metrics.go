@@ -137,9 +137,9 @@ func (e *instrumented) DeleteRelationships(ctx context.Context, f storage.Filter
 	return e.Engine.DeleteRelationships(ctx, f, limit, meta)
 }
 
-func (e *instrumented) WriteSchema(ctx context.Context, s storage.StoredSchema, meta storage.WriteMetadata) (storage.Revision, error) {
+func (e *instrumented) WriteSchema(ctx context.Context, w storage.SchemaWrite) (storage.Revision, error) {
 	defer e.time("write_schema", time.Now())
-	return e.Engine.WriteSchema(ctx, s, meta)
+	return e.Engine.WriteSchema(ctx, w)
 }
 
 // instrumentedReader times each query until its iteration ends.

@@ -12,7 +12,6 @@ import (
 
 	"github.com/pembadb/pemba/graph"
 	pb "github.com/pembadb/pemba/proto/pemba/v1"
-	"github.com/pembadb/pemba/schema"
 	"github.com/pembadb/pemba/storage"
 )
 
@@ -65,28 +64,11 @@ func (svc *relationshipService) WriteRelationships(ctx context.Context, req *pb.
 		return nil, err
 	}
 
-	s.writeGate.RLock()
-	defer s.writeGate.RUnlock()
-	_, sch, err := s.headSchema(ctx)
-	if err != nil {
-		return nil, err
-	}
-	if sch == nil {
-		return nil, errNoSchema
-	}
-	for i, m := range muts {
-		if m.Op == storage.OpDelete {
-			continue // deleting what the schema no longer allows is always fine
-		}
-		if err := validateAgainstSchema(sch, m.Relationship, fmt.Sprintf("updates[%d].relationship", i)); err != nil {
-			return nil, err
-		}
-	}
-	rev, err := s.engine.Write(ctx, storage.WriteRequest{
+	rev, err := s.writeRelationships(ctx, storage.WriteRequest{
 		Preconditions: pre,
 		Mutations:     muts,
 		Metadata:      storage.WriteMetadata{Actor: actorFrom(ctx), Reason: req.GetReason()},
-	})
+	}, func(i int) string { return fmt.Sprintf("updates[%d].relationship", i) })
 	if err != nil {
 		return nil, err // the engine's error names the write
 	}
@@ -102,8 +84,6 @@ func (svc *relationshipService) DeleteRelationships(ctx context.Context, req *pb
 	if f.ResourceType == "" && f.Subject == nil {
 		return nil, invalidField("filter", "give at least resource_type or subject; an empty filter would delete everything")
 	}
-	s.writeGate.RLock()
-	defer s.writeGate.RUnlock()
 	res, err := s.engine.DeleteRelationships(ctx, f, int(req.GetLimit()),
 		storage.WriteMetadata{Actor: actorFrom(ctx), Reason: req.GetReason()})
 	if err != nil {
@@ -206,79 +186,150 @@ func (svc *relationshipService) ExportRelationships(req *pb.ExportRelationshipsR
 func (svc *relationshipService) ImportRelationships(stream pb.RelationshipService_ImportRelationshipsServer) error {
 	s := svc.s
 	ctx := stream.Context()
-	first, err := stream.Recv()
+	in := newIdleReceiver(stream.Recv, s.limits.StreamIdleTimeout)
+	first, err := in.recv(ctx)
 	if errors.Is(err, io.EOF) {
 		return invalidField("relationships", "empty import stream")
 	}
 	if err != nil {
 		return err
 	}
-	s.writeGate.RLock()
-	defer s.writeGate.RUnlock()
-	_, sch, err := s.headSchema(ctx)
+	imp := &importer{s: s, stream: stream, meta: storage.WriteMetadata{Actor: actorFrom(ctx), Reason: first.GetReason()}}
+	err = imp.run(ctx, first, in)
+	if err == nil {
+		return nil
+	}
+	// The status carries how many relationships were committed, so a
+	// client can resume after them.
+	st := status.Convert(toStatus(s.log, "ImportRelationships",
+		fmt.Errorf("import stopped after %d relationships were committed: %w", imp.committed, err)))
+	if withCount, derr := st.WithDetails(imp.progress()); derr == nil {
+		st = withCount
+	}
+	return st.Err()
+}
+
+// importer commits an import stream batch by batch. Each batch is
+// validated against the head schema and committed guarded by it (see
+// writes.go); after each commit the running count goes to the client.
+type importer struct {
+	s      *Server
+	stream pb.RelationshipService_ImportRelationshipsServer
+	meta   storage.WriteMetadata
+
+	batch     []graph.Relationship
+	sch       versionedSchema
+	committed int // relationships of the stream committed so far
+	last      storage.Revision
+}
+
+func (imp *importer) progress() *pb.ImportRelationshipsResponse {
+	resp := &pb.ImportRelationshipsResponse{Imported: uint64(imp.committed)}
+	if imp.last != 0 {
+		resp.WrittenAt = imp.s.revs.zookie(imp.last)
+	}
+	return resp
+}
+
+// run receives, validates and commits the stream starting with first.
+func (imp *importer) run(ctx context.Context, first *pb.ImportRelationshipsRequest, in *idleReceiver[pb.ImportRelationshipsRequest]) error {
+	if err := imp.loadSchema(ctx); err != nil {
+		return err
+	}
+	size := imp.s.limits.ImportBatchSize
+	imp.batch = make([]graph.Relationship, 0, min(size, 1<<14))
+	for msg := first; ; {
+		for _, p := range msg.GetRelationships() {
+			field := fmt.Sprintf("relationships[%d]", imp.committed+len(imp.batch))
+			r, err := relationshipFromProto(p, field)
+			if err == nil {
+				err = validateAgainstSchema(imp.sch.Schema, r, field)
+			}
+			if err != nil {
+				return plainInvalid(err)
+			}
+			imp.batch = append(imp.batch, r)
+			if len(imp.batch) >= size {
+				if err := imp.commit(ctx); err != nil {
+					return err
+				}
+			}
+		}
+		var err error
+		msg, err = in.recv(ctx)
+		if errors.Is(err, io.EOF) {
+			break
+		}
+		if err != nil {
+			return err
+		}
+	}
+	if len(imp.batch) > 0 || imp.last == 0 {
+		return imp.commit(ctx)
+	}
+	return nil
+}
+
+// loadSchema reads the head schema the next batches are validated against.
+func (imp *importer) loadSchema(ctx context.Context) error {
+	_, sch, err := imp.s.headSchema(ctx)
 	if err != nil {
 		return err
 	}
-	if sch == nil {
+	if sch.Schema == nil {
 		return errNoSchema
 	}
-	var inputErr error // the stream's own error, reported in the server's words
-	res, err := s.engine.Import(ctx, importSeq(first, stream, sch, &inputErr), s.limits.ImportBatchSize,
-		storage.WriteMetadata{Actor: actorFrom(ctx), Reason: first.GetReason()})
-	if err != nil {
-		if inputErr != nil {
-			err = inputErr
-		}
-		// The status carries how many relationships were committed, so a
-		// client can resume after them.
-		st := status.Convert(toStatus(s.log, "ImportRelationships",
-			fmt.Errorf("import stopped after %d relationships were committed: %w", res.Imported, err)))
-		if withCount, derr := st.WithDetails(&pb.ImportRelationshipsResponse{Imported: uint64(res.Imported)}); derr == nil {
-			st = withCount
-		}
-		return st.Err()
-	}
-	resp := &pb.ImportRelationshipsResponse{Imported: uint64(res.Imported)}
-	if n := len(res.Revisions); n > 0 {
-		resp.WrittenAt = s.revs.zookie(res.Revisions[n-1])
-	} else if head, err := s.revs.head(ctx); err == nil {
-		resp.WrittenAt = s.revs.zookie(head)
-	}
-	return stream.SendAndClose(resp)
+	imp.sch = sch
+	return nil
 }
 
-// importSeq yields the relationships of an import stream, validated; the
-// error names the relationship's position in the whole stream.
-// The first error is also stored in *failed.
-func importSeq(first *pb.ImportRelationshipsRequest, stream pb.RelationshipService_ImportRelationshipsServer, sch *schema.Schema, failed *error) iter.Seq2[graph.Relationship, error] {
+// commit writes the buffered batch in one revision, guarded by the schema
+// it was validated against (validating it again when a schema write got
+// in between), and reports the running count to the client. An empty
+// batch only reports: the stream carried no relationships.
+func (imp *importer) commit(ctx context.Context) error {
+	if len(imp.batch) == 0 {
+		head, err := imp.s.revs.head(ctx)
+		if err != nil {
+			return err
+		}
+		imp.last = head
+		return imp.stream.Send(imp.progress())
+	}
+	for attempt := 1; ; attempt++ {
+		res, err := imp.s.engine.Import(ctx, relationshipsOf(imp.batch), storage.ImportOptions{
+			BatchSize: len(imp.batch), Metadata: imp.meta, SchemaRevision: imp.sch.writtenAt,
+		})
+		if err == nil {
+			imp.committed += res.Imported
+			if n := len(res.Revisions); n > 0 {
+				imp.last = res.Revisions[n-1]
+			}
+			imp.batch = imp.batch[:0]
+			return imp.stream.Send(imp.progress())
+		}
+		if !errors.Is(err, storage.ErrSchemaChanged) || attempt == maxSchemaRetries {
+			return err
+		}
+		if err := pause(ctx, attempt); err != nil {
+			return err
+		}
+		if err := imp.loadSchema(ctx); err != nil {
+			return err
+		}
+		for i, r := range imp.batch {
+			if err := validateAgainstSchema(imp.sch.Schema, r, fmt.Sprintf("relationships[%d]", imp.committed+i)); err != nil {
+				return plainInvalid(err)
+			}
+		}
+	}
+}
+
+// relationshipsOf yields rs as an import source.
+func relationshipsOf(rs []graph.Relationship) iter.Seq2[graph.Relationship, error] {
 	return func(yield func(graph.Relationship, error) bool) {
-		n := 0
-		msg := first
-		for {
-			for _, p := range msg.GetRelationships() {
-				field := fmt.Sprintf("relationships[%d]", n)
-				r, err := relationshipFromProto(p, field)
-				if err == nil {
-					err = validateAgainstSchema(sch, r, field)
-				}
-				if err != nil {
-					*failed = plainInvalid(err)
-					yield(graph.Relationship{}, *failed)
-					return
-				}
-				n++
-				if !yield(r, nil) {
-					return
-				}
-			}
-			var err error
-			msg, err = stream.Recv()
-			if errors.Is(err, io.EOF) {
-				return
-			}
-			if err != nil {
-				*failed = err
-				yield(graph.Relationship{}, err)
+		for _, r := range rs {
+			if !yield(r, nil) {
 				return
 			}
 		}

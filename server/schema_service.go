@@ -39,51 +39,16 @@ func warningStrings(sch *schema.Schema) []string {
 	return out
 }
 
-// headSchema returns a reader at the head and the schema stored there
-// (nil when none has been written).
-func (s *Server) headSchema(ctx context.Context) (storage.Reader, *schema.Schema, error) {
-	head, err := s.revs.head(ctx)
-	if err != nil {
-		return nil, nil, err
-	}
-	snap, err := s.snapshot(ctx, head)
-	if errors.Is(err, errNoSchema) {
-		reader, err := s.engine.SnapshotReader(ctx, head)
-		return reader, nil, err
-	}
-	if err != nil {
-		return nil, nil, err
-	}
-	return snap.Reader, snap.Schema, nil
-}
-
 func (svc *schemaService) WriteSchema(ctx context.Context, req *pb.WriteSchemaRequest) (*pb.WriteSchemaResponse, error) {
 	s := svc.s
 	next, err := compileRequestSchema(req.GetSchema())
 	if err != nil {
 		return nil, err
 	}
-	s.writeGate.Lock()
-	defer s.writeGate.Unlock()
-	reader, prev, err := s.headSchema(ctx)
+	rev, err := s.writeSchema(ctx, req.GetSchema(), next, storage.WriteMetadata{Actor: actorFrom(ctx), Reason: req.GetReason()})
 	if err != nil {
 		return nil, err
 	}
-	if prev != nil {
-		orphans, err := findOrphans(ctx, reader, prev, next)
-		if err != nil {
-			return nil, fmt.Errorf("count relationships the schema change affects: %w", err)
-		}
-		if len(orphans) > 0 {
-			return nil, orphanError(orphans)
-		}
-	}
-	rev, err := s.engine.WriteSchema(ctx, storage.StoredSchema{Text: req.GetSchema()},
-		storage.WriteMetadata{Actor: actorFrom(ctx), Reason: req.GetReason()})
-	if err != nil {
-		return nil, fmt.Errorf("write schema: %w", err)
-	}
-	s.revs.advance(rev)
 	return &pb.WriteSchemaResponse{WrittenAt: s.revs.zookie(rev), Warnings: warningStrings(next)}, nil
 }
 
@@ -92,9 +57,16 @@ func orphanError(orphans []orphan) error {
 	for i, o := range orphans {
 		parts[i] = o.String()
 	}
-	return fmt.Errorf("%w: %s; delete those relationships first (pemba relationship bulk-delete)",
-		errSchemaOrphans, strings.Join(parts, "; "))
+	return &orphansError{msg: fmt.Sprintf("%v: %s; delete those relationships first (pemba relationship bulk-delete)",
+		errSchemaOrphans, strings.Join(parts, "; "))}
 }
+
+// orphansError refuses a schema write that would orphan stored
+// relationships; it matches errSchemaOrphans.
+type orphansError struct{ msg string }
+
+func (e *orphansError) Error() string        { return e.msg }
+func (e *orphansError) Is(target error) bool { return target == errSchemaOrphans }
 
 func (svc *schemaService) ReadSchema(ctx context.Context, req *pb.ReadSchemaRequest) (*pb.ReadSchemaResponse, error) {
 	s := svc.s

@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
+	"slices"
 
 	"github.com/pembadb/pemba/graph"
 	"github.com/pembadb/pemba/schema"
@@ -32,6 +34,7 @@ const orphanLimit = 10000
 type orphan struct {
 	what  string // e.g. `relation document#viewer` or `subject type user on document#viewer`
 	count int    // relationships found, capped at orphanLimit
+	note  string // appended, e.g. " storing a value for it"
 }
 
 func (o orphan) String() string {
@@ -39,7 +42,7 @@ func (o orphan) String() string {
 	if o.count >= orphanLimit {
 		n = fmt.Sprintf("at least %d", orphanLimit)
 	}
-	return fmt.Sprintf("%s still has %s relationship(s)", o.what, n)
+	return fmt.Sprintf("%s still has %s relationship(s)%s", o.what, n, o.note)
 }
 
 // findOrphans lists the stored relationships (read through reader) that
@@ -93,7 +96,73 @@ func findOrphans(ctx context.Context, reader storage.Reader, prev, next *schema.
 			out = append(out, orphan{what: fmt.Sprintf("relation %s#%s with subject type %s", node.Type, node.Relation, a), count: n})
 		}
 	}
+	more, err := caveatParamOrphans(ctx, reader, prev, next)
+	return append(out, more...), err
+}
+
+// caveatParamOrphans counts, for every caveat parameter next removes or
+// gives another type, the stored relationships whose caveat context holds
+// a value for it: the value was checked against the old type and would
+// no longer convert.
+func caveatParamOrphans(ctx context.Context, reader storage.Reader, prev, next *schema.Schema) ([]orphan, error) {
+	var out []orphan
+	for _, name := range prev.CaveatOrder {
+		nc := next.Caveat(name)
+		if nc == nil {
+			continue // a removed caveat is no longer allowed anywhere: RemovedAllowedSubjects covers it
+		}
+		for _, p := range prev.Caveat(name).Params {
+			change := "removed"
+			if i := slices.IndexFunc(nc.Params, func(q schema.CaveatParam) bool { return q.Name == p.Name }); i >= 0 {
+				if nc.Params[i].Type == p.Type {
+					continue
+				}
+				change = "type " + p.Type + " → " + nc.Params[i].Type
+			}
+			n, err := countStoringParam(ctx, reader, prev, name, p.Name)
+			if err != nil {
+				return nil, err
+			}
+			if n > 0 {
+				out = append(out, orphan{what: fmt.Sprintf("caveat %s parameter %s (%s)", name, p.Name, change),
+					count: n, note: " storing a value for it"})
+			}
+		}
+	}
 	return out, nil
+}
+
+// countStoringParam counts (up to orphanLimit) the relationships, on the
+// relations sch lets carry caveat, whose context has a value for param.
+func countStoringParam(ctx context.Context, reader storage.Reader, sch *schema.Schema, caveat, param string) (int, error) {
+	n := 0
+	for _, defName := range sch.DefinitionOrder {
+		def := sch.Definition(defName)
+		for _, relName := range slices.Sorted(maps.Keys(def.Relations)) {
+			queried := map[string]bool{} // subject types already counted on this relation
+			for _, a := range def.Relations[relName].Allowed {
+				if a.Caveat != caveat || queried[a.Type] {
+					continue
+				}
+				queried[a.Type] = true
+				f := storage.Filter{ResourceType: defName, Relation: relName, Subject: &storage.SubjectFilter{Type: a.Type}}
+				for r, err := range reader.QueryRelationships(ctx, f, storage.QueryOptions{}) {
+					if err != nil {
+						return 0, err
+					}
+					if r.Caveat == nil || r.Caveat.Name != caveat {
+						continue
+					}
+					if _, ok := r.Caveat.Context[param]; ok {
+						if n++; n >= orphanLimit {
+							return n, nil
+						}
+					}
+				}
+			}
+		}
+	}
+	return n, nil
 }
 
 // accepts reports whether rel accepts the stored relationship r.

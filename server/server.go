@@ -10,7 +10,6 @@ import (
 	"net/http"
 	"net/http/pprof"
 	goruntime "runtime"
-	"sync"
 	"time"
 
 	"github.com/grpc-ecosystem/grpc-gateway/v2/runtime"
@@ -45,6 +44,9 @@ type Limits struct {
 	// ImportBatchSize is how many imported relationships one revision
 	// holds (default 1000).
 	ImportBatchSize int
+	// StreamIdleTimeout ends a client stream (ImportRelationships) that
+	// sends nothing for this long (default 1m).
+	StreamIdleTimeout time.Duration
 }
 
 func (l Limits) withDefaults() Limits {
@@ -65,6 +67,9 @@ func (l Limits) withDefaults() Limits {
 	}
 	if l.ImportBatchSize <= 0 {
 		l.ImportBatchSize = 1000
+	}
+	if l.StreamIdleTimeout <= 0 {
+		l.StreamIdleTimeout = time.Minute
 	}
 	return l
 }
@@ -115,12 +120,6 @@ type Server struct {
 	auth    *authenticator
 	metrics *metrics
 	health  *health.Server
-
-	// writeGate orders schema writes against relationship writes in this
-	// process: relationship writes (validated against the head schema)
-	// hold it shared, schema writes (which count orphans first) exclusively,
-	// so neither can slip between the other's check and its commit.
-	writeGate sync.RWMutex
 
 	// stopping is cancelled when Shutdown begins, ending Watch streams
 	// so a graceful stop does not wait for them forever.

@@ -74,7 +74,7 @@ func newDocServer(t *testing.T) (*Server, storage.Engine, storage.WriteMetadata)
 	t.Helper()
 	srv, engine := newTestServer(t, time.Hour)
 	meta := storage.WriteMetadata{Actor: "t"}
-	if _, err := engine.WriteSchema(context.Background(), storage.StoredSchema{Text: "definition user {}\ndefinition doc {\n relation viewer: user\n}"}, meta); err != nil {
+	if _, err := engine.WriteSchema(context.Background(), storage.SchemaWrite{Schema: storage.StoredSchema{Text: "definition user {}\ndefinition doc {\n relation viewer: user\n}"}, Metadata: meta}); err != nil {
 		t.Fatal(err)
 	}
 	return srv, engine, meta
@@ -203,7 +203,7 @@ func BenchmarkCheckGRPC(b *testing.B) {
 	ctx := context.Background()
 	meta := storage.WriteMetadata{Actor: "bench"}
 	schemaText := "definition user {}\ndefinition group {\n relation member: user\n}\ndefinition doc {\n relation viewer: user | group#member\n permission view = viewer\n}"
-	if _, err := engine.WriteSchema(ctx, storage.StoredSchema{Text: schemaText}, meta); err != nil {
+	if _, err := engine.WriteSchema(ctx, storage.SchemaWrite{Schema: storage.StoredSchema{Text: schemaText}, Metadata: meta}); err != nil {
 		b.Fatal(err)
 	}
 	var muts []storage.Mutation

@@ -28,6 +28,10 @@ var (
 	ErrInvalidArgument = errors.New("invalid argument")
 	// ErrClosed: the engine has been closed.
 	ErrClosed = errors.New("datastore is closed")
+	// ErrSchemaChanged: a write conditional on the schema (a SchemaRevision
+	// guard) found a newer schema at the head; nothing was written. The
+	// caller validates against the new schema and tries again.
+	ErrSchemaChanged = errors.New("the schema changed since the write was validated")
 )
 
 // AlreadyExistsError is returned when a CREATE mutation names a relationship
@@ -158,6 +162,42 @@ type WriteRequest struct {
 	Preconditions []Precondition
 	Mutations     []Mutation
 	Metadata      WriteMetadata
+	// SchemaRevision, when not 0, makes the write conditional on the
+	// schema: it commits only if the newest schema version at the head is
+	// the one written at SchemaRevision — the schema the caller validated
+	// the mutations against. Otherwise it fails with ErrSchemaChanged and
+	// writes nothing. The check is made in the write's critical section
+	// (conformance subtest "SchemaGuard"), so a relationship write and a
+	// schema write never interleave.
+	SchemaRevision Revision
+}
+
+// ImportOptions configure Import.
+type ImportOptions struct {
+	// BatchSize is how many relationships one revision holds (0: the
+	// engine's default).
+	BatchSize int
+	// Metadata is recorded with every batch's revision.
+	Metadata WriteMetadata
+	// SchemaRevision, when not 0, guards every batch as it guards a
+	// WriteRequest: a batch commits only while the newest schema is the one
+	// written at SchemaRevision, and the import stops with ErrSchemaChanged
+	// before the first batch that finds a newer one.
+	SchemaRevision Revision
+}
+
+// SchemaWrite is a schema version to store.
+type SchemaWrite struct {
+	Schema   StoredSchema
+	Metadata WriteMetadata
+	// Check, when set, runs inside the write's critical section — after
+	// every earlier write has committed and before any later one can —
+	// with a Reader at the head the new version will follow. An error
+	// from Check aborts the write (nothing is written) and is returned
+	// wrapped. Check reads only through the Reader it is given, honours
+	// ctx, and should be quick: writers wait for it
+	// (conformance subtest "SchemaCheck").
+	Check func(ctx context.Context, head Reader) error
 }
 
 // DeleteResult reports a filtered delete.
@@ -189,7 +229,11 @@ type ImportResult struct {
 	Revisions []Revision // one per committed batch, ascending
 }
 
-// Engine is a revisioned relationship store.
+// Engine is a revisioned relationship store. Every method honours ctx: a
+// write still waiting for the write critical section when ctx ends gives
+// up with ctx's error and writes nothing (conformance
+// subtest "WaitHonoursContext"), so a client told its deadline passed is
+// never surprised by the write landing later.
 type Engine interface {
 	// HeadRevision is the newest committed revision.
 	HeadRevision(ctx context.Context) (Revision, error)
@@ -201,14 +245,17 @@ type Engine interface {
 	// DeleteRelationships deletes up to limit (0: all) live matches in one
 	// revision, in forward-query order. The filter must not be empty.
 	DeleteRelationships(ctx context.Context, f Filter, limit int, meta WriteMetadata) (DeleteResult, error)
-	// WriteSchema stores a new schema version in its own revision.
-	WriteSchema(ctx context.Context, s StoredSchema, meta WriteMetadata) (Revision, error)
-	// Import writes relationships in batches of batchSize (TOUCH semantics),
-	// one revision per batch; a relationship repeated within a batch ends
-	// as its last occurrence. An invalid relationship fails the import
-	// before its batch is written; batches already committed stay, and the
-	// result reports them.
-	Import(ctx context.Context, rels iter.Seq2[graph.Relationship, error], batchSize int, meta WriteMetadata) (ImportResult, error)
+	// WriteSchema stores a new schema version in its own revision, if its
+	// Check (when set) passes in the write's critical section.
+	WriteSchema(ctx context.Context, w SchemaWrite) (Revision, error)
+	// Import writes relationships in batches of opts.BatchSize (TOUCH
+	// semantics), one revision per batch; a relationship repeated within a
+	// batch ends as its last occurrence. The source is read outside the
+	// write critical section, so a slow source never holds up other
+	// writers. An invalid relationship fails the import before its batch is
+	// written; batches already committed stay, and the result reports them
+	// exactly, also when it ends with an error.
+	Import(ctx context.Context, rels iter.Seq2[graph.Relationship, error], opts ImportOptions) (ImportResult, error)
 	// Watch yields every revision after `after`, in order, including ones
 	// committed while watching, until ctx ends (then it returns without an
 	// error). `after` below the GC window yields ErrRevisionTooOld, above

@@ -65,7 +65,7 @@ func Run(ctx context.Context, d *Document) (*Report, error) {
 	defer engine.Close()
 
 	rep := &Report{Relationships: len(d.Relationships), Assertions: len(d.Assertions), Expectations: len(d.Expectations)}
-	if _, err := engine.WriteSchema(ctx, storage.StoredSchema{Text: d.Schema}, storage.WriteMetadata{Actor: "validate"}); err != nil {
+	if _, err := engine.WriteSchema(ctx, storage.SchemaWrite{Schema: storage.StoredSchema{Text: d.Schema}, Metadata: storage.WriteMetadata{Actor: "validate"}}); err != nil {
 		return nil, fmt.Errorf("write schema: %w", err)
 	}
 	if err := d.load(ctx, engine, sch, rep); err != nil {

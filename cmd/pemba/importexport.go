@@ -17,6 +17,7 @@ import (
 	"google.golang.org/grpc/status"
 
 	"github.com/pembadb/pemba/graph"
+	"github.com/pembadb/pemba/internal/importstream"
 	pb "github.com/pembadb/pemba/proto/pemba/v1"
 )
 
@@ -133,7 +134,12 @@ func runImport(ctx context.Context, cmd *cobra.Command, c *conn, rels []graph.Re
 	if err != nil {
 		return rpcError("import", err)
 	}
-	for start := 0; start < len(rels); start += importBatch {
+	start := 0
+	var badInput error
+	res, err := importstream.Run(stream, func() (*pb.ImportRelationshipsRequest, bool) {
+		if start >= len(rels) || badInput != nil {
+			return nil, false
+		}
 		end := min(start+importBatch, len(rels))
 		msg := &pb.ImportRelationshipsRequest{}
 		if start == 0 {
@@ -142,31 +148,42 @@ func runImport(ctx context.Context, cmd *cobra.Command, c *conn, rels []graph.Re
 		for _, r := range rels[start:end] {
 			w, err := relationshipToWire(r)
 			if err != nil {
-				return usageError("import: relationship %d: %v", skipped+start+1, err)
+				badInput = usageError("import: relationship %d: %v", skipped+start+1, err)
+				return nil, false
 			}
 			msg.Relationships = append(msg.Relationships, w)
-		}
-		if err := stream.Send(msg); err != nil {
-			break // the server ended the stream; CloseAndRecv has its status
 		}
 		if bar != nil {
 			_ = bar.Add(end - start)
 		}
-	}
-	resp, err := stream.CloseAndRecv()
+		start = end
+		return msg, true
+	})
 	if bar != nil {
 		_ = bar.Finish()
 	}
+	if err == nil && badInput != nil {
+		err = badInput
+	}
 	if err != nil {
-		committed := skipped
+		// The count the server last acknowledged (the status repeats it
+		// when the server ended the stream itself): resuming after it
+		// is exact, or repeats at most the batch in flight when the
+		// connection broke — harmless, since import touches.
+		committed := res.Committed()
 		for _, d := range status.Convert(err).Details() {
 			if r, ok := d.(*pb.ImportRelationshipsResponse); ok {
-				committed += int(r.GetImported())
+				committed = max(committed, int(r.GetImported()))
 			}
 		}
+		committed += skipped
 		fmt.Fprintf(cmd.ErrOrStderr(), "%d relationship(s) of the file are committed; resume with --skip %d\n", committed, committed)
+		if badInput != nil && errors.Is(err, badInput) {
+			return err
+		}
 		return rpcError("import", err)
 	}
+	resp := res.Last
 	if client.json {
 		return printJSON(cmd.OutOrStdout(), resp)
 	}

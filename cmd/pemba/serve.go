@@ -59,6 +59,7 @@ type serveOptions struct {
 	maxMessageBytes int
 	defaultDeadline time.Duration
 	lookupPageSize  int
+	streamIdle      time.Duration
 	shutdownTimeout time.Duration
 
 	logLevel  string
@@ -156,6 +157,7 @@ server with a generated token it prints.`,
 	f.IntVar(&o.maxMessageBytes, "max-message-bytes", 4<<20, "maximum size of a received message")
 	f.DurationVar(&o.defaultDeadline, "default-deadline", 30*time.Second, "deadline of requests that carry none")
 	f.IntVar(&o.lookupPageSize, "lookup-page-size", 1000, "LookupResources results per call (and the maximum a client may ask)")
+	f.DurationVar(&o.streamIdle, "stream-idle-timeout", time.Minute, "end an import stream whose client sends nothing for this long")
 	f.DurationVar(&o.shutdownTimeout, "shutdown-timeout", 30*time.Second, "how long SIGTERM waits for in-flight requests")
 	f.StringVar(&o.logLevel, "log-level", "info", "log level: debug, info, warn or error")
 	f.StringVar(&o.logFormat, "log-format", "text", "log format: text or json")
@@ -295,6 +297,7 @@ func serve(cmd *cobra.Command, o serveOptions) error {
 			MaxMessageBytes:       o.maxMessageBytes,
 			DefaultDeadline:       o.defaultDeadline,
 			LookupPageSize:        o.lookupPageSize,
+			StreamIdleTimeout:     o.streamIdle,
 		},
 		Logger: log,
 	})

@@ -46,7 +46,7 @@ func BenchmarkImport(b *testing.B) {
 				}
 				b.StartTimer()
 				cpu0 := processCPU()
-				res, err := e.Import(context.Background(), benchRelationships(n), c.batch, storage.WriteMetadata{})
+				res, err := e.Import(context.Background(), benchRelationships(n), storage.ImportOptions{BatchSize: c.batch, Metadata: storage.WriteMetadata{}})
 				if err != nil || res.Imported != n {
 					b.Fatalf("import: %+v %v", res, err)
 				}
@@ -74,7 +74,7 @@ func BenchmarkPointQuery(b *testing.B) {
 	}
 	defer e.Close()
 	ctx := context.Background()
-	res, err := e.Import(ctx, benchRelationships(n), 50_000, storage.WriteMetadata{})
+	res, err := e.Import(ctx, benchRelationships(n), storage.ImportOptions{BatchSize: 50_000, Metadata: storage.WriteMetadata{}})
 	if err != nil {
 		b.Fatal(err)
 	}

@@ -146,7 +146,7 @@ func TestLayout(t *testing.T) {
 					}
 					return fmt.Sprintf("revision %d", rev)
 				case "schema":
-					rev, err := e.WriteSchema(ctx, storage.StoredSchema{Text: strings.Join(c.input, "\n")}, storage.WriteMetadata{})
+					rev, err := e.WriteSchema(ctx, storage.SchemaWrite{Schema: storage.StoredSchema{Text: strings.Join(c.input, "\n")}, Metadata: storage.WriteMetadata{}})
 					if err != nil {
 						return "error: " + err.Error()
 					}

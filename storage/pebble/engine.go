@@ -56,15 +56,20 @@ type Engine struct {
 	closeMu sync.RWMutex
 	closed  bool // guarded by closeMu
 
-	// writeMu serializes writers: revision assignment, precondition and
-	// CREATE checks and applying the batch happen under it, so the store
-	// as of applied is exactly what the checks saw. The WAL sync happens
-	// after it is released.
-	writeMu sync.Mutex
+	// writeMu serializes writers: revision assignment, precondition,
+	// schema-guard and CREATE checks and applying the batch happen while
+	// holding it, so the store as of applied is exactly what the checks
+	// saw. It is a one-slot channel rather than a sync.Mutex so a waiting
+	// writer gives up when its context ends. The WAL sync happens after
+	// it is released.
+	writeMu chan struct{}
 	// applied is the newest revision applied to Pebble (guarded by
 	// writeMu); the head trails it while its sync is in flight.
 	applied    storage.Revision
 	lastCommit time.Time // guarded by writeMu; commit times never go back
+	// schemaRev is the revision of the newest schema version applied
+	// (guarded by writeMu), which a write's SchemaRevision guard compares.
+	schemaRev storage.Revision
 
 	// head is the newest durable revision: it is published after the WAL
 	// sync covering it, and only grows, so a reader at head sees all of
@@ -128,7 +133,8 @@ func Open(opts Options) (*Engine, error) {
 	if err != nil {
 		return nil, fmt.Errorf("open datastore %q: %w", opts.Dir, err)
 	}
-	e := &Engine{db: db, opts: opts, writeOpt: pdb.Sync, notify: make(chan struct{}), stopGC: make(chan struct{})}
+	e := &Engine{db: db, opts: opts, writeOpt: pdb.Sync, writeMu: make(chan struct{}, 1),
+		notify: make(chan struct{}), stopGC: make(chan struct{})}
 	if opts.InMemory || opts.NoSync {
 		e.writeOpt = pdb.NoSync
 	}
@@ -163,6 +169,9 @@ func (e *Engine) load() error {
 	if err := it.Close(); err != nil {
 		return err
 	}
+	if e.schemaRev, err = e.newestSchemaRevision(); err != nil {
+		return err
+	}
 	v, closer, err := e.db.Get(keyGCFloor)
 	switch {
 	case errors.Is(err, pdb.ErrNotFound):
@@ -177,6 +186,20 @@ func (e *Engine) load() error {
 		closer.Close()
 	}
 	return nil
+}
+
+// newestSchemaRevision returns the revision of the newest stored schema
+// version (0: none). Schema keys sort newest first.
+func (e *Engine) newestSchemaRevision() (storage.Revision, error) {
+	it, err := e.db.NewIter(&pdb.IterOptions{LowerBound: []byte{spaceSchema}, UpperBound: []byte{spaceSchema + 1}})
+	if err != nil {
+		return 0, err
+	}
+	var rev storage.Revision
+	if it.First() {
+		rev = descRevision(it.Key()[1:])
+	}
+	return rev, it.Close()
 }
 
 // Close stops the background collector, wakes watchers and closes the store.

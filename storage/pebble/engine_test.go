@@ -62,7 +62,7 @@ func TestReopen(t *testing.T) {
 	if err := e.CollectGarbage(ctx, time.Now().Add(10*365*24*time.Hour)); err != nil {
 		t.Fatal(err)
 	}
-	r2, err := e.WriteSchema(ctx, storage.StoredSchema{Text: "definition user {}", Compiled: []byte{1}}, storage.WriteMetadata{Actor: "me"})
+	r2, err := e.WriteSchema(ctx, storage.SchemaWrite{Schema: storage.StoredSchema{Text: "definition user {}", Compiled: []byte{1}}, Metadata: storage.WriteMetadata{Actor: "me"}})
 	if err != nil {
 		t.Fatal(err)
 	}

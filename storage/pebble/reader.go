@@ -20,6 +20,11 @@ import (
 type reader struct {
 	e   *Engine
 	rev storage.Revision
+	// writing marks the reader a SchemaWrite's Check gets: it reads the
+	// last applied revision holding writeMu (possibly above the published
+	// head) while the caller already holds the close lock, so it neither
+	// takes that lock again nor checks the revision is readable.
+	writing bool
 }
 
 func (r *reader) Revision() storage.Revision { return r.rev }
@@ -33,7 +38,7 @@ func (r *reader) QueryRelationships(ctx context.Context, f storage.Filter, opts 
 		}
 		p := newPlan().forward(&f)
 		defer p.release()
-		if err := r.e.query(ctx, r.rev, p, opts, yield); err != nil {
+		if err := r.e.query(ctx, r.rev, r.writing, p, opts, yield); err != nil {
 			yield(graph.Relationship{}, fmt.Errorf("query relationships: %w", err))
 		}
 	}
@@ -49,7 +54,7 @@ func (r *reader) ReverseQueryRelationships(ctx context.Context, f storage.Revers
 		}
 		p := newPlan().reverse(&f)
 		defer p.release()
-		if err := r.e.query(ctx, r.rev, p, opts, yield); err != nil {
+		if err := r.e.query(ctx, r.rev, r.writing, p, opts, yield); err != nil {
 			yield(graph.Relationship{}, fmt.Errorf("reverse query relationships: %w", err))
 		}
 	}
@@ -64,19 +69,23 @@ func validateQuery(filterErr error, opts storage.QueryOptions) error {
 
 // ReadSchema returns the newest schema version at or before the revision.
 func (r *reader) ReadSchema(ctx context.Context) (storage.StoredSchema, error) {
-	release, err := r.e.use()
-	if err != nil {
-		return storage.StoredSchema{}, err
+	if !r.writing {
+		release, err := r.e.use()
+		if err != nil {
+			return storage.StoredSchema{}, err
+		}
+		defer release()
 	}
-	defer release()
 	it, err := r.e.db.NewIterWithContext(ctx, &pdb.IterOptions{
 		LowerBound: schemaKey(r.rev), UpperBound: []byte{spaceSchema + 1}})
 	if err != nil {
 		return storage.StoredSchema{}, fmt.Errorf("read schema: %w", err)
 	}
 	defer it.Close()
-	if err := r.e.checkReadable(r.rev); err != nil {
-		return storage.StoredSchema{}, fmt.Errorf("read schema: %w", err)
+	if !r.writing {
+		if err := r.e.checkReadable(r.rev); err != nil {
+			return storage.StoredSchema{}, fmt.Errorf("read schema: %w", err)
+		}
 	}
 	if !it.First() {
 		return storage.StoredSchema{}, it.Error()
@@ -250,14 +259,16 @@ var scratchPool = sync.Pool{New: func() any { return new(scratch) }}
 // query runs a plan at rev and yields visible matches as relationships.
 // It returns an error only when it has not yielded one; a false from yield
 // stops it quietly.
-func (e *Engine) query(ctx context.Context, rev storage.Revision, p *plan, opts storage.QueryOptions,
+func (e *Engine) query(ctx context.Context, rev storage.Revision, writing bool, p *plan, opts storage.QueryOptions,
 	yield func(graph.Relationship, error) bool) error {
-	release, err := e.use()
-	if err != nil {
-		return err
+	if !writing {
+		release, err := e.use()
+		if err != nil {
+			return err
+		}
+		defer release()
 	}
-	defer release()
-	return e.scan(ctx, rev, true, p, opts, func(body []byte, comps *[6][]byte, _ []byte, pl *payload) (bool, error) {
+	return e.scan(ctx, rev, !writing, p, opts, func(body []byte, comps *[6][]byte, _ []byte, pl *payload) (bool, error) {
 		r := p.idx.relationship(body, comps)
 		if err := pl.apply(&r); err != nil {
 			return false, fmt.Errorf("value of %q: %w", body, err)

@@ -98,7 +98,7 @@ func (e *Engine) write(ctx context.Context, req storage.WriteRequest) (storage.R
 		return 0, err
 	}
 	defer release()
-	return e.serialize(func(c *commit) error {
+	return e.serialize(ctx, func(c *commit) error {
 		return e.applyWrite(ctx, c, &req, &set)
 	})
 }
@@ -107,6 +107,9 @@ func (e *Engine) write(ctx context.Context, req storage.WriteRequest) (storage.R
 // and fills c. The caller holds writeMu.
 func (e *Engine) applyWrite(ctx context.Context, c *commit, req *storage.WriteRequest, set *encodedSet) error {
 	if err := ctx.Err(); err != nil {
+		return err
+	}
+	if err := e.checkSchemaGuard(req.SchemaRevision); err != nil {
 		return err
 	}
 	now := time.Now()
@@ -222,25 +225,44 @@ type commit struct {
 	schemaChanged bool
 }
 
-// serialize runs build under writeMu with a commit for the next revision
-// and, if build succeeds, applies the batch before releasing the lock: the
-// next writer sees it, so writers are serial. The WAL sync happens after
-// the lock is released, so concurrent writers share syncs (Pebble groups
-// them); the head is published only once the revision is durable.
-func (e *Engine) serialize(build func(c *commit) error) (storage.Revision, error) {
-	e.writeMu.Lock()
+// serialize runs build holding writeMu with a commit for the next
+// revision and, if build succeeds, applies the batch before releasing the
+// lock: the next writer sees it, so writers are serial. Waiting for the
+// lock ends with ctx, and ctx is checked again once it is held, so a
+// write whose caller has given up is never applied. The WAL sync happens
+// after the lock is released, so concurrent writers share syncs (Pebble
+// groups them); the head is published only once the revision is durable.
+func (e *Engine) serialize(ctx context.Context, build func(c *commit) error) (storage.Revision, error) {
+	select {
+	case e.writeMu <- struct{}{}:
+	case <-ctx.Done():
+		return 0, fmt.Errorf("wait for the write lock: %w", ctx.Err())
+	}
 	c := &commit{e: e, batch: e.db.NewBatch(), now: time.Now()}
 	defer c.batch.Close()
 	c.rev = e.applied + 1
-	err := build(c)
+	err := ctx.Err()
+	if err == nil {
+		err = build(c)
+	}
 	if err == nil {
 		err = c.apply()
 	}
-	e.writeMu.Unlock()
+	<-e.writeMu
 	if err != nil {
 		return 0, err
 	}
 	return c.rev, c.publish()
+}
+
+// checkSchemaGuard fails with ErrSchemaChanged unless want is 0 or the
+// revision of the newest schema version. The caller holds writeMu.
+func (e *Engine) checkSchemaGuard(want storage.Revision) error {
+	if want != 0 && want != e.schemaRev {
+		return fmt.Errorf("%w: validated against the schema written at revision %d, the head has the one written at %d",
+			storage.ErrSchemaChanged, want, e.schemaRev)
+	}
+	return nil
 }
 
 func (c *commit) set(body, value []byte) {
@@ -288,6 +310,9 @@ func (c *commit) apply() error {
 	}
 	e.applied = c.rev
 	e.lastCommit = c.now
+	if c.schemaChanged {
+		e.schemaRev = c.rev
+	}
 	return nil
 }
 
@@ -342,7 +367,7 @@ func (e *Engine) deleteRelationships(ctx context.Context, f storage.Filter, limi
 	p := newPlan().forward(&f)
 	defer p.release()
 	var res storage.DeleteResult
-	res.Revision, err = e.serialize(func(c *commit) error {
+	res.Revision, err = e.serialize(ctx, func(c *commit) error {
 		c.meta = meta
 		opts := storage.QueryOptions{Now: c.now}
 		if limit > 0 {
@@ -375,16 +400,22 @@ func reverseBody(dst []byte, comps *[6][]byte) []byte {
 	return dst
 }
 
-// WriteSchema stores a schema version in its own revision.
-func (e *Engine) WriteSchema(ctx context.Context, s storage.StoredSchema, meta storage.WriteMetadata) (storage.Revision, error) {
+// WriteSchema stores a schema version in its own revision. w.Check runs
+// holding writeMu, reading the last applied revision.
+func (e *Engine) WriteSchema(ctx context.Context, w storage.SchemaWrite) (storage.Revision, error) {
 	release, err := e.use()
 	if err != nil {
 		return 0, err
 	}
 	defer release()
-	value := encodeSchema(s)
-	rev, err := e.serialize(func(c *commit) error {
-		c.meta, c.schemaChanged = meta, true
+	value := encodeSchema(w.Schema)
+	rev, err := e.serialize(ctx, func(c *commit) error {
+		if w.Check != nil {
+			if err := w.Check(ctx, &reader{e: e, rev: e.applied, writing: true}); err != nil {
+				return err
+			}
+		}
+		c.meta, c.schemaChanged = w.Metadata, true
 		return c.batch.Set(schemaKey(c.rev), value, nil)
 	})
 	if err != nil {
@@ -396,8 +427,9 @@ func (e *Engine) WriteSchema(ctx context.Context, s storage.StoredSchema, meta s
 // Import writes rels with TOUCH semantics, one revision per batch. Each
 // batch is validated and encoded before the write lock is taken, so a slow
 // source does not hold up other writers.
-func (e *Engine) Import(ctx context.Context, rels iter.Seq2[graph.Relationship, error], batchSize int, meta storage.WriteMetadata) (storage.ImportResult, error) {
+func (e *Engine) Import(ctx context.Context, rels iter.Seq2[graph.Relationship, error], opts storage.ImportOptions) (storage.ImportResult, error) {
 	var res storage.ImportResult
+	batchSize := opts.BatchSize
 	if batchSize < 0 {
 		return res, fmt.Errorf("import relationships: %w: batch size %d is negative", storage.ErrInvalidArgument, batchSize)
 	}
@@ -411,7 +443,7 @@ func (e *Engine) Import(ctx context.Context, rels iter.Seq2[graph.Relationship, 
 		if len(set.muts) == 0 {
 			return nil
 		}
-		rev, err := e.importBatch(ctx, &set, meta)
+		rev, err := e.importBatch(ctx, &set, opts)
 		if err != nil {
 			return err
 		}
@@ -443,7 +475,7 @@ func (e *Engine) Import(ctx context.Context, rels iter.Seq2[graph.Relationship, 
 	return res, nil
 }
 
-func (e *Engine) importBatch(ctx context.Context, set *encodedSet, meta storage.WriteMetadata) (storage.Revision, error) {
+func (e *Engine) importBatch(ctx context.Context, set *encodedSet, opts storage.ImportOptions) (storage.Revision, error) {
 	if err := ctx.Err(); err != nil {
 		return 0, err
 	}
@@ -457,8 +489,11 @@ func (e *Engine) importBatch(ctx context.Context, set *encodedSet, meta storage.
 	// reuse the previous insert's position instead of searching from the
 	// top, which more than pays for the sort on large batches.
 	byFwd, byRev := set.sortedOrders()
-	return e.serialize(func(c *commit) error {
-		c.meta = meta
+	return e.serialize(ctx, func(c *commit) error {
+		if err := e.checkSchemaGuard(opts.SchemaRevision); err != nil {
+			return err
+		}
+		c.meta = opts.Metadata
 		for _, i := range byFwd {
 			fwd, _, pay := set.parts(&set.muts[i])
 			c.setForward(fwd, pay)

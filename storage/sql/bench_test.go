@@ -51,7 +51,7 @@ func BenchmarkImport(b *testing.B) {
 		e := openTest(b)
 		b.StartTimer()
 		start := time.Now()
-		res, err := e.Import(ctx, benchRelationships(n), *benchImportBatch, storage.WriteMetadata{Actor: "bench"})
+		res, err := e.Import(ctx, benchRelationships(n), storage.ImportOptions{BatchSize: *benchImportBatch, Metadata: storage.WriteMetadata{Actor: "bench"}})
 		elapsed += time.Since(start)
 		if err != nil || res.Imported != n {
 			b.Fatalf("import = %d, %v", res.Imported, err)
@@ -66,7 +66,7 @@ func BenchmarkPointQuery(b *testing.B) {
 	ctx := context.Background()
 	e := openTest(b)
 	const n = 100_000
-	res, err := e.Import(ctx, benchRelationships(n), 10_000, storage.WriteMetadata{})
+	res, err := e.Import(ctx, benchRelationships(n), storage.ImportOptions{BatchSize: 10_000, Metadata: storage.WriteMetadata{}})
 	if err != nil {
 		b.Fatal(err)
 	}

@@ -28,6 +28,7 @@ var sharedStatements = map[string]string{
 	"live exists":        stmtLiveExists,
 	"insert schema":      stmtInsertSchema,
 	"read schema":        stmtReadSchema,
+	"newest schema":      stmtNewestSchema,
 	"watch revisions":    stmtWatchRevisions,
 	"watch changes":      stmtWatchChanges,
 	"gc floor candidate": stmtGCFloorCandidate,

@@ -219,7 +219,7 @@ func (e *Engine) SnapshotReader(ctx context.Context, rev storage.Revision) (stor
 	if err := checkReadable(rev, head, floor); err != nil {
 		return nil, fmt.Errorf("snapshot at revision %d: %w", rev, err)
 	}
-	return &reader{e: e, rev: rev}, nil
+	return &reader{e: e, db: e.pool, rev: rev}, nil
 }
 
 func checkReadable(rev, head, floor storage.Revision) error {

@@ -168,7 +168,7 @@ func TestCockroachDBCodePath(t *testing.T) {
 			}
 		}
 	}
-	res, err := e.Import(ctx, seq, 3, storage.WriteMetadata{})
+	res, err := e.Import(ctx, seq, storage.ImportOptions{BatchSize: 3, Metadata: storage.WriteMetadata{}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -195,7 +195,7 @@ func TestCockroachDBCodePath(t *testing.T) {
 	if got := ids(t, e, del.Revision); fmt.Sprint(got) != "[3@carol]" {
 		t.Fatalf("after delete: %v", got)
 	}
-	if _, err := e.WriteSchema(ctx, storage.StoredSchema{Text: "definition user {}"}, storage.WriteMetadata{}); err != nil {
+	if _, err := e.WriteSchema(ctx, storage.SchemaWrite{Schema: storage.StoredSchema{Text: "definition user {}"}, Metadata: storage.WriteMetadata{}}); err != nil {
 		t.Fatal(err)
 	}
 	head, err = e.HeadRevision(ctx)
@@ -313,13 +313,13 @@ func TestImportReplaces(t *testing.T) {
 		}
 	}
 	a, b, c := rel("document", "1", "viewer", "user", "a"), rel("document", "2", "viewer", "user", "b"), rel("document", "3", "viewer", "user", "c")
-	first, err := e.Import(ctx, seq(a, b), 10, storage.WriteMetadata{})
+	first, err := e.Import(ctx, seq(a, b), storage.ImportOptions{BatchSize: 10, Metadata: storage.WriteMetadata{}})
 	if err != nil {
 		t.Fatal(err)
 	}
 	caveated := a
 	caveated.Caveat = &graph.Caveat{Name: "weekdays", Context: map[string]any{"tz": "UTC"}}
-	second, err := e.Import(ctx, seq(c, caveated), 10, storage.WriteMetadata{})
+	second, err := e.Import(ctx, seq(c, caveated), storage.ImportOptions{BatchSize: 10, Metadata: storage.WriteMetadata{}})
 	if err != nil {
 		t.Fatal(err)
 	}

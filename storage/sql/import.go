@@ -20,8 +20,9 @@ const DefaultImportBatchSize = 1000
 // revision. A batch is validated before it is written; a bad relationship
 // or a failing source stops the import after the batches already
 // committed, which the result reports.
-func (e *Engine) Import(ctx context.Context, rels iter.Seq2[graph.Relationship, error], batchSize int, meta storage.WriteMetadata) (storage.ImportResult, error) {
+func (e *Engine) Import(ctx context.Context, rels iter.Seq2[graph.Relationship, error], opts storage.ImportOptions) (storage.ImportResult, error) {
 	var res storage.ImportResult
+	batchSize := opts.BatchSize
 	if err := e.checkOpen(); err != nil {
 		return res, err
 	}
@@ -36,7 +37,7 @@ func (e *Engine) Import(ctx context.Context, rels iter.Seq2[graph.Relationship, 
 		if batch.len() == 0 {
 			return nil
 		}
-		rev, err := e.importBatch(ctx, batch, meta)
+		rev, err := e.importBatch(ctx, batch, opts)
 		if err != nil {
 			return fmt.Errorf("import batch at relationship %d: %w", res.Imported, err)
 		}
@@ -109,10 +110,15 @@ func (b *importBatch) reset() {
 // On PostgreSQL a batch that replaces no live relationship — the usual
 // bulk load — is COPYed straight into the table; others, and every batch
 // on CockroachDB, go through the pipelined per-row statements of Write.
-func (e *Engine) importBatch(ctx context.Context, b *importBatch, meta storage.WriteMetadata) (storage.Revision, error) {
+func (e *Engine) importBatch(ctx context.Context, b *importBatch, opts storage.ImportOptions) (storage.Revision, error) {
 	var rev storage.Revision
-	err := e.inRevision(ctx, meta, false, func(tx pgx.Tx, r storage.Revision, _ *pgx.Batch) error {
+	err := e.inRevision(ctx, opts.Metadata, false, func(tx pgx.Tx, r storage.Revision, _ *pgx.Batch) error {
 		rev = r
+		if opts.SchemaRevision != 0 {
+			if err := checkSchemaGuard(tx.QueryRow(ctx, stmtNewestSchema), opts.SchemaRevision); err != nil {
+				return err
+			}
+		}
 		if e.dialect == CockroachDB {
 			return importRows(ctx, tx, r, b.rows)
 		}

@@ -19,9 +19,17 @@ import (
 // iterates, so a caller may run other queries inside its loop.
 const pageSize = 1000
 
-// reader reads the snapshot at rev.
+// rowQuerier runs queries: the pool for ordinary readers, the write
+// transaction for the reader a SchemaWrite's Check gets.
+type rowQuerier interface {
+	Query(ctx context.Context, sql string, args ...any) (pgx.Rows, error)
+	QueryRow(ctx context.Context, sql string, args ...any) pgx.Row
+}
+
+// reader reads the snapshot at rev through db.
 type reader struct {
 	e   *Engine
+	db  rowQuerier
 	rev storage.Revision
 }
 
@@ -68,7 +76,7 @@ func (r *reader) paged(ctx context.Context, opts storage.QueryOptions, key func(
 			if opts.Limit > 0 && remaining < n {
 				n = remaining
 			}
-			rels, err := r.e.queryRelationships(ctx, page(after, n))
+			rels, err := queryRelationships(ctx, r.db, page(after, n))
 			if err != nil {
 				yield(graph.Relationship{}, fmt.Errorf("query relationships at revision %d: %w", r.rev, err))
 				return
@@ -95,7 +103,7 @@ func (r *reader) ReadSchema(ctx context.Context) (storage.StoredSchema, error) {
 	}
 	var s storage.StoredSchema
 	var rev int64
-	err := r.e.pool.QueryRow(ctx, stmtReadSchema, int64(r.rev)).Scan(&s.Text, &s.Compiled, &rev)
+	err := r.db.QueryRow(ctx, stmtReadSchema, int64(r.rev)).Scan(&s.Text, &s.Compiled, &rev)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return storage.StoredSchema{}, nil
 	}
@@ -127,8 +135,8 @@ func nowNanos(t time.Time) int64 {
 }
 
 // queryRelationships runs q and reads every row it returns.
-func (e *Engine) queryRelationships(ctx context.Context, q *query) ([]graph.Relationship, error) {
-	rows, err := e.pool.Query(ctx, q.String(), q.args...)
+func queryRelationships(ctx context.Context, db rowQuerier, q *query) ([]graph.Relationship, error) {
+	rows, err := db.Query(ctx, q.String(), q.args...)
 	if err != nil {
 		return nil, err
 	}

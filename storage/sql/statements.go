@@ -51,6 +51,11 @@ WHERE resource_type = $1 AND resource_id = $2 AND relation = $3
 
 	stmtInsertSchema = "INSERT INTO schemas (revision, source, compiled) VALUES ($1, $2, $3)"
 
+	// stmtNewestSchema is the revision of the newest schema version (0:
+	// none), which a write's schema guard compares; inside a write it runs
+	// after the counter lock, so no schema write can commit meanwhile.
+	stmtNewestSchema = "SELECT COALESCE(MAX(revision), 0) FROM schemas"
+
 	stmtReadSchema = `SELECT source, compiled, revision FROM schemas
 WHERE revision <= $1 ORDER BY revision DESC LIMIT 1`
 

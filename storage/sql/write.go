@@ -125,11 +125,15 @@ func or(s, fallback string) string {
 	return s
 }
 
-// checkWrite checks, in one round trip, that every precondition holds
-// (else ErrPreconditionFailed) and that no CREATE names a live, unexpired
+// checkWrite checks, in one round trip, that the schema guard holds (else
+// ErrSchemaChanged), that every precondition holds (else
+// ErrPreconditionFailed) and that no CREATE names a live, unexpired
 // relationship (else *storage.AlreadyExistsError).
 func checkWrite(ctx context.Context, tx pgx.Tx, req storage.WriteRequest, now int64) error {
 	var batch pgx.Batch
+	if req.SchemaRevision != 0 {
+		batch.Queue(stmtNewestSchema)
+	}
 	for _, p := range req.Preconditions {
 		q := matchExistsQuery(p.Filter, now)
 		batch.Queue(q.String(), q.args...)
@@ -148,6 +152,11 @@ func checkWrite(ctx context.Context, tx pgx.Tx, req storage.WriteRequest, now in
 	}
 	results := tx.SendBatch(ctx, &batch)
 	defer results.Close()
+	if req.SchemaRevision != 0 {
+		if err := checkSchemaGuard(results.QueryRow(), req.SchemaRevision); err != nil {
+			return err
+		}
+	}
 	for i, p := range req.Preconditions {
 		var exists bool
 		if err := results.QueryRow().Scan(&exists); err != nil {
@@ -171,6 +180,20 @@ func checkWrite(ctx context.Context, tx pgx.Tx, req storage.WriteRequest, now in
 		}
 	}
 	return results.Close()
+}
+
+// checkSchemaGuard reads the newest schema revision from row and fails
+// with ErrSchemaChanged unless it is want.
+func checkSchemaGuard(row pgx.Row, want storage.Revision) error {
+	var newest int64
+	if err := row.Scan(&newest); err != nil {
+		return fmt.Errorf("newest schema revision: %w", err)
+	}
+	if storage.Revision(newest) != want {
+		return fmt.Errorf("%w: validated against the schema written at revision %d, the head has the one written at %d",
+			storage.ErrSchemaChanged, want, newest)
+	}
+	return nil
 }
 
 // queueMutations queues the statements that end the live version of every
@@ -228,17 +251,25 @@ func (e *Engine) DeleteRelationships(ctx context.Context, f storage.Filter, limi
 	return res, nil
 }
 
-// WriteSchema stores a new schema version in its own revision.
-func (e *Engine) WriteSchema(ctx context.Context, s storage.StoredSchema, meta storage.WriteMetadata) (storage.Revision, error) {
+// WriteSchema stores a new schema version in its own revision. w.Check
+// runs inside the transaction, after it holds the revision counter's lock,
+// reading through the transaction.
+func (e *Engine) WriteSchema(ctx context.Context, w storage.SchemaWrite) (storage.Revision, error) {
 	if err := e.checkOpen(); err != nil {
 		return 0, err
 	}
+	s := w.Schema
 	if s.Compiled == nil {
 		s.Compiled = []byte{}
 	}
 	var rev storage.Revision
-	err := e.inRevision(ctx, meta, true, func(_ pgx.Tx, r storage.Revision, final *pgx.Batch) error {
+	err := e.inRevision(ctx, w.Metadata, true, func(tx pgx.Tx, r storage.Revision, final *pgx.Batch) error {
 		rev = r
+		if w.Check != nil {
+			if err := w.Check(ctx, &reader{e: e, db: tx, rev: r - 1}); err != nil {
+				return err
+			}
+		}
 		final.Queue(stmtInsertSchema, int64(r), s.Text, s.Compiled)
 		return nil
 	})

@@ -28,7 +28,7 @@ func testGarbageCollection(t *testing.T, e storage.Engine) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := e.WriteSchema(ctx, storage.StoredSchema{Text: "definition user {}"}, storage.WriteMetadata{}); err != nil {
+	if _, err := e.WriteSchema(ctx, storage.SchemaWrite{Schema: storage.StoredSchema{Text: "definition user {}"}, Metadata: storage.WriteMetadata{}}); err != nil {
 		t.Fatal(err)
 	}
 	r4 := touch(t, e, c)
@@ -192,7 +192,7 @@ func testWatchChanges(t *testing.T, e storage.Engine) {
 		t.Fatal(err)
 	}
 	revs = append(revs, res.Revision)
-	r, err := e.WriteSchema(ctx, storage.StoredSchema{Text: "definition user {}"}, storage.WriteMetadata{Actor: "schema"})
+	r, err := e.WriteSchema(ctx, storage.SchemaWrite{Schema: storage.StoredSchema{Text: "definition user {}"}, Metadata: storage.WriteMetadata{Actor: "schema"}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -276,7 +276,7 @@ func testWriteMetadata(t *testing.T, e storage.Engine) {
 		}
 		revs = append(revs, rev)
 	}
-	imp, err := e.Import(ctx, seqOf(rels("folder:1#viewer@user:a")), 10, storage.WriteMetadata{Actor: "importer", Reason: "bulk"})
+	imp, err := e.Import(ctx, seqOf(rels("folder:1#viewer@user:a")), storage.ImportOptions{BatchSize: 10, Metadata: storage.WriteMetadata{Actor: "importer", Reason: "bulk"}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -293,12 +293,12 @@ func testWriteMetadata(t *testing.T, e storage.Engine) {
 func testSchemaVersions(t *testing.T, e storage.Engine) {
 	v1 := storage.StoredSchema{Text: "definition user {}", Compiled: []byte{0, 1, 2, 255}}
 	v2 := storage.StoredSchema{Text: "definition user {}\ndefinition document { relation viewer: user }", Compiled: []byte("v2")}
-	r1, err := e.WriteSchema(ctx, v1, storage.WriteMetadata{Actor: "a"})
+	r1, err := e.WriteSchema(ctx, storage.SchemaWrite{Schema: v1, Metadata: storage.WriteMetadata{Actor: "a"}})
 	if err != nil {
 		t.Fatal(err)
 	}
 	r2 := touch(t, e, "document:1#viewer@user:alice")
-	r3, err := e.WriteSchema(ctx, v2, storage.WriteMetadata{Actor: "b"})
+	r3, err := e.WriteSchema(ctx, storage.SchemaWrite{Schema: v2, Metadata: storage.WriteMetadata{Actor: "b"}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -339,7 +339,7 @@ func testImportBatches(t *testing.T, e storage.Engine) {
 	for i := range 25 {
 		specs = append(specs, fmt.Sprintf("document:%d#viewer@user:u%d", i, i))
 	}
-	res, err := e.Import(ctx, seqOf(rels(specs...)), 10, storage.WriteMetadata{Actor: "import"})
+	res, err := e.Import(ctx, seqOf(rels(specs...)), storage.ImportOptions{BatchSize: 10, Metadata: storage.WriteMetadata{Actor: "import"}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -369,7 +369,7 @@ func testImportBatches(t *testing.T, e storage.Engine) {
 		}
 		yield(graph.Relationship{}, errors.New("source broke"))
 	}
-	res, err = e.Import(ctx, failing, 5, storage.WriteMetadata{})
+	res, err = e.Import(ctx, failing, storage.ImportOptions{BatchSize: 5, Metadata: storage.WriteMetadata{}})
 	if err == nil || res.Imported != 5 || len(res.Revisions) != 1 {
 		t.Fatalf("import from a failing source = %+v, %v; want 5 imported and an error", res, err)
 	}
@@ -384,7 +384,7 @@ func testImportDuplicates(t *testing.T, e storage.Engine) {
 	second.Caveat = &graph.Caveat{Name: "second_caveat", Context: map[string]any{"k": "v"}}
 	replaced := R("document:1#viewer@user:alice")
 	replaced.Caveat = &graph.Caveat{Name: "replaced"}
-	res, err := e.Import(ctx, seqOf([]graph.Relationship{first, replaced, second}), 10, storage.WriteMetadata{})
+	res, err := e.Import(ctx, seqOf([]graph.Relationship{first, replaced, second}), storage.ImportOptions{BatchSize: 10, Metadata: storage.WriteMetadata{}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -397,13 +397,13 @@ func testImportDuplicates(t *testing.T, e storage.Engine) {
 func testImportInvalid(t *testing.T, e storage.Engine) {
 	rs := rels("document:1#viewer@user:a", "document:2#viewer@user:b", "document:3#viewer@user:c", "document:4#viewer@user:d")
 	rs[2].Resource.ID = "bad id"
-	res, err := e.Import(ctx, seqOf(rs), 2, storage.WriteMetadata{})
+	res, err := e.Import(ctx, seqOf(rs), storage.ImportOptions{BatchSize: 2, Metadata: storage.WriteMetadata{}})
 	wantErrIs(t, "import with an invalid relationship", err, storage.ErrInvalidArgument)
 	if res.Imported != 2 || len(res.Revisions) != 1 {
 		t.Fatalf("import = %+v, want the first batch only", res)
 	}
 	equalStrings(t, "after a failed import", allAtHead(t, e), []string{"document:1#viewer@user:a", "document:2#viewer@user:b"})
-	_, err = e.Import(ctx, seqOf(rs[:1]), -1, storage.WriteMetadata{})
+	_, err = e.Import(ctx, seqOf(rs[:1]), storage.ImportOptions{BatchSize: -1, Metadata: storage.WriteMetadata{}})
 	wantErrIs(t, "import with a negative batch size", err, storage.ErrInvalidArgument)
 }
 
@@ -424,7 +424,7 @@ func testImportLarge(t *testing.T, e storage.Engine) {
 			}
 		}
 	}
-	res, err := e.Import(ctx, gen, n, storage.WriteMetadata{Actor: "bulk"})
+	res, err := e.Import(ctx, gen, storage.ImportOptions{BatchSize: n, Metadata: storage.WriteMetadata{Actor: "bulk"}})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -438,8 +438,10 @@ func (x *ImportRelationshipsRequest) GetReason() string {
 }
 
 type ImportRelationshipsResponse struct {
-	state    protoimpl.MessageState `protogen:"open.v1"`
-	Imported uint64                 `protobuf:"varint,1,opt,name=imported,proto3" json:"imported,omitempty"`
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// How many relationships of the stream, counted from its start, are
+	// committed so far.
+	Imported uint64 `protobuf:"varint,1,opt,name=imported,proto3" json:"imported,omitempty"`
 	// The revision of the last committed batch.
 	WrittenAt     *Zookie `protobuf:"bytes,2,opt,name=written_at,json=writtenAt,proto3" json:"written_at,omitempty"`
 	unknownFields protoimpl.UnknownFields
@@ -648,12 +650,12 @@ const file_pemba_v1_relationship_proto_rawDesc = "" +
 	"\x1bExportRelationshipsResponse\x12<\n" +
 	"\rrelationships\x18\x01 \x03(\v2\x16.pemba.v1.RelationshipR\rrelationships\x12)\n" +
 	"\aread_at\x18\x02 \x01(\v2\x10.pemba.v1.ZookieR\x06readAt\x12\x16\n" +
-	"\x06cursor\x18\x03 \x01(\tR\x06cursor2\xc1\x05\n" +
+	"\x06cursor\x18\x03 \x01(\tR\x06cursor2\xc3\x05\n" +
 	"\x13RelationshipService\x12\x83\x01\n" +
 	"\x12WriteRelationships\x12#.pemba.v1.WriteRelationshipsRequest\x1a$.pemba.v1.WriteRelationshipsResponse\"\"\x82\xd3\xe4\x93\x02\x1c:\x01*\"\x17/v1/relationships/write\x12\x87\x01\n" +
 	"\x13DeleteRelationships\x12$.pemba.v1.DeleteRelationshipsRequest\x1a%.pemba.v1.DeleteRelationshipsResponse\"#\x82\xd3\xe4\x93\x02\x1d:\x01*\"\x18/v1/relationships/delete\x12\x81\x01\n" +
-	"\x11ReadRelationships\x12\".pemba.v1.ReadRelationshipsRequest\x1a#.pemba.v1.ReadRelationshipsResponse\"!\x82\xd3\xe4\x93\x02\x1b:\x01*\"\x16/v1/relationships/read0\x01\x12\x89\x01\n" +
-	"\x13ImportRelationships\x12$.pemba.v1.ImportRelationshipsRequest\x1a%.pemba.v1.ImportRelationshipsResponse\"#\x82\xd3\xe4\x93\x02\x1d:\x01*\"\x18/v1/relationships/import(\x01\x12\x89\x01\n" +
+	"\x11ReadRelationships\x12\".pemba.v1.ReadRelationshipsRequest\x1a#.pemba.v1.ReadRelationshipsResponse\"!\x82\xd3\xe4\x93\x02\x1b:\x01*\"\x16/v1/relationships/read0\x01\x12\x8b\x01\n" +
+	"\x13ImportRelationships\x12$.pemba.v1.ImportRelationshipsRequest\x1a%.pemba.v1.ImportRelationshipsResponse\"#\x82\xd3\xe4\x93\x02\x1d:\x01*\"\x18/v1/relationships/import(\x010\x01\x12\x89\x01\n" +
 	"\x13ExportRelationships\x12$.pemba.v1.ExportRelationshipsRequest\x1a%.pemba.v1.ExportRelationshipsResponse\"#\x82\xd3\xe4\x93\x02\x1d:\x01*\"\x18/v1/relationships/export0\x01B1Z/github.com/pembadb/pemba/proto/pemba/v1;pembav1b\x06proto3"
 
 var (

@@ -112,7 +112,7 @@ func request_RelationshipService_ReadRelationships_0(ctx context.Context, marsha
 	return stream, metadata, nil
 }
 
-func request_RelationshipService_ImportRelationships_0(ctx context.Context, marshaler runtime.Marshaler, client RelationshipServiceClient, req *http.Request, pathParams map[string]string) (proto.Message, runtime.ServerMetadata, error) {
+func request_RelationshipService_ImportRelationships_0(ctx context.Context, marshaler runtime.Marshaler, client RelationshipServiceClient, req *http.Request, pathParams map[string]string) (RelationshipService_ImportRelationshipsClient, runtime.ServerMetadata, error) {
 	var metadata runtime.ServerMetadata
 	stream, err := client.ImportRelationships(ctx)
 	if err != nil {
@@ -120,37 +120,39 @@ func request_RelationshipService_ImportRelationships_0(ctx context.Context, mars
 		return nil, metadata, err
 	}
 	dec := marshaler.NewDecoder(req.Body)
-	for {
+	handleSend := func() error {
 		var protoReq ImportRelationshipsRequest
-		err = dec.Decode(&protoReq)
+		err := dec.Decode(&protoReq)
 		if errors.Is(err, io.EOF) {
-			break
+			return err
 		}
 		if err != nil {
 			grpclog.Errorf("Failed to decode request: %v", err)
-			return nil, metadata, status.Errorf(codes.InvalidArgument, "%v", err)
+			return status.Errorf(codes.InvalidArgument, "Failed to decode request: %v", err)
 		}
-		if err = stream.Send(&protoReq); err != nil {
-			if errors.Is(err, io.EOF) {
+		if err := stream.Send(&protoReq); err != nil {
+			grpclog.Errorf("Failed to send request: %v", err)
+			return err
+		}
+		return nil
+	}
+	go func() {
+		for {
+			if err := handleSend(); err != nil {
 				break
 			}
-			grpclog.Errorf("Failed to send request: %v", err)
-			return nil, metadata, err
 		}
-	}
-	if err := stream.CloseSend(); err != nil {
-		grpclog.Errorf("Failed to terminate client stream: %v", err)
-		return nil, metadata, err
-	}
+		if err := stream.CloseSend(); err != nil {
+			grpclog.Errorf("Failed to terminate client stream: %v", err)
+		}
+	}()
 	header, err := stream.Header()
 	if err != nil {
 		grpclog.Errorf("Failed to get header from client: %v", err)
 		return nil, metadata, err
 	}
 	metadata.HeaderMD = header
-	msg, err := stream.CloseAndRecv()
-	metadata.TrailerMD = stream.Trailer()
-	return msg, metadata, err
+	return stream, metadata, nil
 }
 
 func request_RelationshipService_ExportRelationships_0(ctx context.Context, marshaler runtime.Marshaler, client RelationshipServiceClient, req *http.Request, pathParams map[string]string) (RelationshipService_ExportRelationshipsClient, runtime.ServerMetadata, error) {
@@ -349,7 +351,7 @@ func RegisterRelationshipServiceHandlerClient(ctx context.Context, mux *runtime.
 			runtime.HTTPError(annotatedContext, mux, outboundMarshaler, w, req, err)
 			return
 		}
-		forward_RelationshipService_ImportRelationships_0(annotatedContext, mux, outboundMarshaler, w, req, resp, mux.GetForwardResponseOptions()...)
+		forward_RelationshipService_ImportRelationships_0(annotatedContext, mux, outboundMarshaler, w, req, func() (proto.Message, error) { return resp.Recv() }, mux.GetForwardResponseOptions()...)
 	})
 	mux.Handle(http.MethodPost, pattern_RelationshipService_ExportRelationships_0, func(w http.ResponseWriter, req *http.Request, pathParams map[string]string) {
 		ctx, cancel := context.WithCancel(req.Context())
@@ -383,6 +385,6 @@ var (
 	forward_RelationshipService_WriteRelationships_0  = runtime.ForwardResponseMessage
 	forward_RelationshipService_DeleteRelationships_0 = runtime.ForwardResponseMessage
 	forward_RelationshipService_ReadRelationships_0   = runtime.ForwardResponseStream
-	forward_RelationshipService_ImportRelationships_0 = runtime.ForwardResponseMessage
+	forward_RelationshipService_ImportRelationships_0 = runtime.ForwardResponseStream
 	forward_RelationshipService_ExportRelationships_0 = runtime.ForwardResponseStream
 )

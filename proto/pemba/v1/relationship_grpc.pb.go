@@ -43,8 +43,11 @@ type RelationshipServiceClient interface {
 	// resource order, resumable with a cursor.
 	ReadRelationships(ctx context.Context, in *ReadRelationshipsRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[ReadRelationshipsResponse], error)
 	// ImportRelationships writes a stream of relationships in batches (touch
-	// semantics, so re-importing is harmless), one revision per batch.
-	ImportRelationships(ctx context.Context, opts ...grpc.CallOption) (grpc.ClientStreamingClient[ImportRelationshipsRequest, ImportRelationshipsResponse], error)
+	// semantics, so re-importing is harmless), one revision per batch. After
+	// each batch commits the server sends the running count, so a client
+	// whose stream breaks knows how many of its relationships are committed;
+	// the last message covers the whole stream.
+	ImportRelationships(ctx context.Context, opts ...grpc.CallOption) (grpc.BidiStreamingClient[ImportRelationshipsRequest, ImportRelationshipsResponse], error)
 	// ExportRelationships streams every relationship at one revision;
 	// resumable with the cursor of the last message received.
 	ExportRelationships(ctx context.Context, in *ExportRelationshipsRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[ExportRelationshipsResponse], error)
@@ -97,7 +100,7 @@ func (c *relationshipServiceClient) ReadRelationships(ctx context.Context, in *R
 // This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
 type RelationshipService_ReadRelationshipsClient = grpc.ServerStreamingClient[ReadRelationshipsResponse]
 
-func (c *relationshipServiceClient) ImportRelationships(ctx context.Context, opts ...grpc.CallOption) (grpc.ClientStreamingClient[ImportRelationshipsRequest, ImportRelationshipsResponse], error) {
+func (c *relationshipServiceClient) ImportRelationships(ctx context.Context, opts ...grpc.CallOption) (grpc.BidiStreamingClient[ImportRelationshipsRequest, ImportRelationshipsResponse], error) {
 	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
 	stream, err := c.cc.NewStream(ctx, &RelationshipService_ServiceDesc.Streams[1], RelationshipService_ImportRelationships_FullMethodName, cOpts...)
 	if err != nil {
@@ -108,7 +111,7 @@ func (c *relationshipServiceClient) ImportRelationships(ctx context.Context, opt
 }
 
 // This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
-type RelationshipService_ImportRelationshipsClient = grpc.ClientStreamingClient[ImportRelationshipsRequest, ImportRelationshipsResponse]
+type RelationshipService_ImportRelationshipsClient = grpc.BidiStreamingClient[ImportRelationshipsRequest, ImportRelationshipsResponse]
 
 func (c *relationshipServiceClient) ExportRelationships(ctx context.Context, in *ExportRelationshipsRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[ExportRelationshipsResponse], error) {
 	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
@@ -143,8 +146,11 @@ type RelationshipServiceServer interface {
 	// resource order, resumable with a cursor.
 	ReadRelationships(*ReadRelationshipsRequest, grpc.ServerStreamingServer[ReadRelationshipsResponse]) error
 	// ImportRelationships writes a stream of relationships in batches (touch
-	// semantics, so re-importing is harmless), one revision per batch.
-	ImportRelationships(grpc.ClientStreamingServer[ImportRelationshipsRequest, ImportRelationshipsResponse]) error
+	// semantics, so re-importing is harmless), one revision per batch. After
+	// each batch commits the server sends the running count, so a client
+	// whose stream breaks knows how many of its relationships are committed;
+	// the last message covers the whole stream.
+	ImportRelationships(grpc.BidiStreamingServer[ImportRelationshipsRequest, ImportRelationshipsResponse]) error
 	// ExportRelationships streams every relationship at one revision;
 	// resumable with the cursor of the last message received.
 	ExportRelationships(*ExportRelationshipsRequest, grpc.ServerStreamingServer[ExportRelationshipsResponse]) error
@@ -167,7 +173,7 @@ func (UnimplementedRelationshipServiceServer) DeleteRelationships(context.Contex
 func (UnimplementedRelationshipServiceServer) ReadRelationships(*ReadRelationshipsRequest, grpc.ServerStreamingServer[ReadRelationshipsResponse]) error {
 	return status.Error(codes.Unimplemented, "method ReadRelationships not implemented")
 }
-func (UnimplementedRelationshipServiceServer) ImportRelationships(grpc.ClientStreamingServer[ImportRelationshipsRequest, ImportRelationshipsResponse]) error {
+func (UnimplementedRelationshipServiceServer) ImportRelationships(grpc.BidiStreamingServer[ImportRelationshipsRequest, ImportRelationshipsResponse]) error {
 	return status.Error(codes.Unimplemented, "method ImportRelationships not implemented")
 }
 func (UnimplementedRelationshipServiceServer) ExportRelationships(*ExportRelationshipsRequest, grpc.ServerStreamingServer[ExportRelationshipsResponse]) error {
@@ -246,7 +252,7 @@ func _RelationshipService_ImportRelationships_Handler(srv interface{}, stream gr
 }
 
 // This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
-type RelationshipService_ImportRelationshipsServer = grpc.ClientStreamingServer[ImportRelationshipsRequest, ImportRelationshipsResponse]
+type RelationshipService_ImportRelationshipsServer = grpc.BidiStreamingServer[ImportRelationshipsRequest, ImportRelationshipsResponse]
 
 func _RelationshipService_ExportRelationships_Handler(srv interface{}, stream grpc.ServerStream) error {
 	m := new(ExportRelationshipsRequest)
@@ -284,6 +290,7 @@ var RelationshipService_ServiceDesc = grpc.ServiceDesc{
 		{
 			StreamName:    "ImportRelationships",
 			Handler:       _RelationshipService_ImportRelationships_Handler,
+			ServerStreams: true,
 			ClientStreams: true,
 		},
 		{
