@@ -229,11 +229,51 @@ type ImportResult struct {
 	Revisions []Revision // one per committed batch, ascending
 }
 
-// Engine is a revisioned relationship store. Every method honours ctx: a
-// write still waiting for the write critical section when ctx ends gives
-// up with ctx's error and writes nothing (conformance
-// subtest "WaitHonoursContext"), so a client told its deadline passed is
-// never surprised by the write landing later.
+// Engine is a revisioned relationship store. This comment is the contract
+// every engine keeps; each rule names the conformance subtest
+// (storagetest.Run) that enforces it.
+//
+//   - Revisions. 0 is the empty store ("EmptyStore"). Every committed write
+//     — Write, DeleteRelationships, WriteSchema, each Import batch — gets a
+//     revision strictly greater than every earlier one, also under
+//     concurrent writers ("RevisionMonotonicConcurrentWriters"); a failed
+//     write commits nothing and moves no revision.
+//   - Snapshot visibility. A Reader at R sees exactly the writes committed
+//     at or before R, never part of one ("SnapshotIsolation",
+//     "AgainstModel"); SnapshotReader refuses R above the head with
+//     ErrRevisionUnknown ("RevisionUnknown") and below the GC floor with
+//     ErrRevisionTooOld ("GarbageCollection"). The head is always readable.
+//   - Atomic checks. A write's preconditions, CREATE conflicts and schema
+//     guard are checked against the head in the same critical section as
+//     its commit, and any failure writes nothing ("Preconditions",
+//     "CreateConflict", "SchemaGuard"); a SchemaWrite's Check runs there
+//     too ("SchemaCheck"). The critical section orders writes across every
+//     process sharing the datastore: it lives in the datastore (a database
+//     transaction), not in a process-local lock.
+//   - Mutations. TOUCH replaces caveat and expiration
+//     ("TouchReplacesPayload"); DELETE of an absent relationship is a no-op
+//     ("DeleteAbsent"); a relationship may appear in only one mutation of a
+//     write ("DuplicateMutation"); expired relationships count as absent
+//     everywhere ("Expiration"); bad input is refused with
+//     ErrInvalidArgument before anything is written ("BadWrites",
+//     "BadFilters").
+//   - Ordering. Queries stream in the documented order with Limit and an
+//     After cursor ("ForwardQueries", "ReverseQueries",
+//     "OrderingAndCursors", "IDOrdering", "ExportResume").
+//   - Waits. Every method honours ctx: a write still waiting for the write
+//     critical section when ctx ends gives up with ctx's error and is never
+//     applied later ("WaitHonoursContext"), so a client told its deadline
+//     passed is never surprised by the write landing afterwards.
+//   - Watch yields every later revision once, in order, with its metadata
+//     ("WatchConcurrentWriters", "WatchChanges", "WriteMetadata") and ends
+//     without an error when its context does ("WatchCancel").
+//   - Results are read-only. Relationships, caveat contexts and
+//     StoredSchema.Compiled returned by an engine may be shared with other
+//     callers (engines and storage/readcache keep them without copying):
+//     callers must not modify them. A Reader is safe for concurrent use
+//     ("ReaderConcurrentUse").
+//   - Close releases the engine; every later call fails with ErrClosed,
+//     and closing again does nothing ("Close").
 type Engine interface {
 	// HeadRevision is the newest committed revision.
 	HeadRevision(ctx context.Context) (Revision, error)

@@ -157,3 +157,24 @@ func testWaitHonoursContext(t *testing.T, e storage.Engine) {
 	touch(t, e, "document:2#viewer@user:b")
 	equalStrings(t, "after the abandoned write", allAtHead(t, e), []string{"document:2#viewer@user:b"})
 }
+
+// testClose: a closed engine refuses every call with ErrClosed, and
+// closing again does nothing.
+func testClose(t *testing.T, e storage.Engine) {
+	touch(t, e, "document:1#viewer@user:a")
+	if err := e.Close(); err != nil {
+		t.Fatalf("close: %v", err)
+	}
+	if err := e.Close(); err != nil {
+		t.Fatalf("second close: %v", err)
+	}
+	if _, err := e.HeadRevision(ctx); !errors.Is(err, storage.ErrClosed) {
+		t.Errorf("head revision after close: %v, want ErrClosed", err)
+	}
+	if _, err := e.Write(ctx, storage.WriteRequest{Mutations: mutations(storage.OpTouch, R("document:2#viewer@user:b"))}); !errors.Is(err, storage.ErrClosed) {
+		t.Errorf("write after close: %v, want ErrClosed", err)
+	}
+	if _, err := e.WriteSchema(ctx, storage.SchemaWrite{Schema: storage.StoredSchema{Text: "definition user {}"}}); !errors.Is(err, storage.ErrClosed) {
+		t.Errorf("schema write after close: %v, want ErrClosed", err)
+	}
+}

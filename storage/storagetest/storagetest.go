@@ -60,6 +60,7 @@ var subtests = []struct {
 	{"BadFilters", testBadFilters},
 	{"ReaderConcurrentUse", testReaderConcurrent},
 	{"AgainstModel", testAgainstModel},
+	{"Close", testClose},
 }
 
 // Run runs every conformance subtest against engines from newEngine.
