@@ -48,6 +48,23 @@ var (
 	ErrInvalidRequest = errors.New("invalid request")
 )
 
+// ContextError reports a request's caveat context that a caveat the
+// evaluation reached cannot use: a value of the wrong type for a
+// parameter, say, or one that makes the expression fail. Err names the
+// caveat and the parameter. It is the client's error: errors.Is(err,
+// ErrInvalidRequest) holds.
+type ContextError struct {
+	Err error
+}
+
+func (e *ContextError) Error() string { return "context: " + e.Err.Error() }
+
+// Unwrap returns the caveat's error.
+func (e *ContextError) Unwrap() error { return e.Err }
+
+// Is makes a ContextError an ErrInvalidRequest.
+func (e *ContextError) Is(target error) bool { return target == ErrInvalidRequest }
+
 // Snapshot is what a request reads: a compiled schema and a storage reader
 // at one revision. Schema must be the schema in force at Reader.Revision().
 type Snapshot struct {

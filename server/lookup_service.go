@@ -135,7 +135,7 @@ func (svc *permissionService) LookupResources(req *pb.LookupResourcesRequest, st
 	if sendErr != nil {
 		return sendErr
 	}
-	return err
+	return contextError("context", err)
 }
 
 func (svc *permissionService) LookupSubjects(req *pb.LookupSubjectsRequest, stream pb.PermissionService_LookupSubjectsServer) error {
@@ -191,5 +191,5 @@ func (svc *permissionService) LookupSubjects(req *pb.LookupSubjectsRequest, stre
 	if sendErr != nil {
 		return sendErr
 	}
-	return err
+	return contextError("context", err)
 }
