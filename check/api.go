@@ -107,6 +107,9 @@ type BulkResult struct {
 type Config struct {
 	// MaxDepth bounds nested dispatches (default 50).
 	MaxDepth int
+	// MaxExpandNodes bounds the nodes of an Expand tree (default
+	// expand.DefaultMaxNodes).
+	MaxExpandNodes int
 	// ChunkSize is how many resource IDs one storage query covers (default 100).
 	ChunkSize int
 	// Concurrency bounds the goroutines one BulkCheck or Lookup request uses

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"io"
+	"log/slog"
 	"strings"
 	"testing"
 	"time"
@@ -13,16 +14,44 @@ import (
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/types/known/structpb"
 
+	"github.com/pembadb/pemba/check"
 	"github.com/pembadb/pemba/graph"
 	pb "github.com/pembadb/pemba/proto/pemba/v1"
 	"github.com/pembadb/pemba/storage"
+	"github.com/pembadb/pemba/storage/pebble"
 )
 
 // newSchemaServer starts a test server (long quantum) over a datastore
-// holding schemaText and rels, and returns a PermissionService client.
+// holding schemaText and rels, and returns a connection to it.
 func newSchemaServer(t *testing.T, schemaText string, rels ...string) (*Server, storage.Engine, *grpc.ClientConn) {
 	t.Helper()
-	srv, engine := newTestServer(t, time.Hour)
+	return newConfiguredServer(t, check.Config{}, schemaText, rels...)
+}
+
+// newConfiguredServer is newSchemaServer with a query engine configuration.
+func newConfiguredServer(t *testing.T, cfg check.Config, schemaText string, rels ...string) (*Server, storage.Engine, *grpc.ClientConn) {
+	t.Helper()
+	engine, err := pebble.Open(pebble.Options{InMemory: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv, err := New(Config{
+		Engine: engine, InstanceID: "test", Tokens: []Token{{Name: "tester", Secret: testSecret}},
+		GRPCAddr: "127.0.0.1:0", Quantization: time.Hour, Check: cfg,
+		Logger: slog.New(slog.NewTextHandler(io.Discard, nil)),
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := srv.Serve(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		srv.Shutdown(ctx)
+		engine.Close()
+	})
 	ctx := context.Background()
 	meta := storage.WriteMetadata{Actor: "t"}
 	if _, err := engine.WriteSchema(ctx, storage.StoredSchema{Text: schemaText}, meta); err != nil {
