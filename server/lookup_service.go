@@ -173,6 +173,9 @@ func (svc *permissionService) LookupResources(req *pb.LookupResourcesRequest, st
 	if sendErr != nil {
 		return sendErr
 	}
+	if errors.Is(err, check.ErrStaleCursor) {
+		return status.Errorf(codes.Aborted, "cursor: %v; restart the lookup without a cursor", err)
+	}
 	return contextError("context", err)
 }
 
