@@ -48,6 +48,23 @@ var (
 	ErrInvalidRequest = errors.New("invalid request")
 )
 
+// ContextError reports a request's caveat context that a caveat the
+// evaluation reached cannot use: a value of the wrong type for a
+// parameter, say, or one that makes the expression fail. Err names the
+// caveat and the parameter. It is the client's error: errors.Is(err,
+// ErrInvalidRequest) holds.
+type ContextError struct {
+	Err error
+}
+
+func (e *ContextError) Error() string { return "context: " + e.Err.Error() }
+
+// Unwrap returns the caveat's error.
+func (e *ContextError) Unwrap() error { return e.Err }
+
+// Is makes a ContextError an ErrInvalidRequest.
+func (e *ContextError) Is(target error) bool { return target == ErrInvalidRequest }
+
 // Snapshot is what a request reads: a compiled schema and a storage reader
 // at one revision. Schema must be the schema in force at Reader.Revision().
 type Snapshot struct {
@@ -90,6 +107,9 @@ type BulkResult struct {
 type Config struct {
 	// MaxDepth bounds nested dispatches (default 50).
 	MaxDepth int
+	// MaxExpandNodes bounds the nodes of an Expand tree (default
+	// expand.DefaultMaxNodes).
+	MaxExpandNodes int
 	// ChunkSize is how many resource IDs one storage query covers (default 100).
 	ChunkSize int
 	// Concurrency bounds the goroutines one BulkCheck or Lookup request uses

@@ -294,13 +294,14 @@ type ExpandRequest struct {
 }
 
 // Expand returns the userset tree of req.Permission on req.Resource,
-// bounded by Config.MaxDepth.
+// bounded by Config.MaxDepth and Config.MaxExpandNodes (a larger tree
+// fails with expand.ErrTooLarge).
 func (e *Engine) Expand(ctx context.Context, snap Snapshot, req ExpandRequest) (*expand.Node, error) {
 	if snap.Schema == nil {
 		return nil, fmt.Errorf("%w: no schema", ErrInvalidRequest)
 	}
 	n, err := expand.Expand(ctx, snap.Schema, e.reads.Reader(snap.Reader), req.Resource, req.Permission,
-		expand.Options{MaxDepth: e.cfg.MaxDepth, Now: requestNow(req.Now)})
+		expand.Options{MaxDepth: e.cfg.MaxDepth, MaxNodes: e.cfg.MaxExpandNodes, Now: requestNow(req.Now)})
 	switch {
 	case errors.Is(err, expand.ErrMaxDepth):
 		return nil, fmt.Errorf("%w: %v", ErrMaxDepth, err)

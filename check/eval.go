@@ -588,6 +588,9 @@ func (e *evaluation) caveat(r *graph.Relationship) (outcome, error) {
 	}
 	res, err := c.Evaluate(ctx)
 	if err != nil {
+		if cerr := e.requestCaveatError(c, r); cerr != nil {
+			return o, &ContextError{Err: cerr}
+		}
 		return o, fmt.Errorf("relationship %s:%s#%s: %w", r.Resource.Type, r.Resource.ID, r.Relation, err)
 	}
 	switch {
@@ -598,6 +601,33 @@ func (e *evaluation) caveat(r *graph.Relationship) (outcome, error) {
 		o.perm = NoPermission
 	}
 	return o, nil
+}
+
+// requestCaveatError tells whose values made caveat c fail on r: it
+// evaluates c with the request's values alone (those r does not
+// override, the others unknown) and returns that error, or nil when the
+// request supplies none of c's parameters or its values evaluate. Only a
+// failed evaluation pays for it.
+func (e *evaluation) requestCaveatError(c *schema.Caveat, r *graph.Relationship) error {
+	var own map[string]any
+	for _, p := range c.Params {
+		v, ok := e.caveatCtx[p.Name]
+		if !ok {
+			continue
+		}
+		if _, overridden := r.Caveat.Context[p.Name]; overridden {
+			continue
+		}
+		if own == nil {
+			own = make(map[string]any, len(c.Params))
+		}
+		own[p.Name] = v
+	}
+	if own == nil {
+		return nil
+	}
+	_, err := c.Evaluate(own)
+	return err
 }
 
 func (e *evaluation) evalRelation(typ string, ids []string, r *schema.Relation, depth int) ([]outcome, error) {

@@ -2,7 +2,9 @@ package check
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"hash/fnv"
 	"strconv"
 	"strings"
 	"time"
@@ -35,26 +37,77 @@ type ResourceResult struct {
 	Cursor string
 }
 
-// Cursors are `lr1.<revision>.<results before>`: the walk is deterministic
-// at a revision, so resuming replays it and skips what was already sent.
-const cursorPrefix = "lr1."
+// ErrStaleCursor: a replay cursor no longer matches the results at its
+// revision, because relationships it depended on expired since it was
+// issued. The lookup must start over.
+var ErrStaleCursor = errors.New("the results changed since the cursor was issued (a relationship expired)")
+
+// A lookup answers in one of two orders, and its cursors say which:
+//
+//   - `lr2.<revision>.<last id>`: resource ID order (bytewise). A page
+//     resumes strictly after the last ID sent, so it costs what the page
+//     needs, whatever its number (see lookupOrdered).
+//   - `lr1.<revision>.<sent>[.<digest>]`: the order of the reverse walk.
+//     Resuming replays the walk and skips what was sent; digest (FNV-1a of
+//     the IDs sent, hex) detects a walk that changed in between.
+//
+// Both pin the revision; the caller must read at CursorRevision.
+const (
+	orderedPrefix = "lr2."
+	replayPrefix  = "lr1."
+)
+
+// lookupCursor is a parsed cursor.
+type lookupCursor struct {
+	rev     storage.Revision
+	ordered bool
+	after   string // ordered: the last ID sent
+	sent    int    // replay: results sent
+	digest  uint64 // replay: digest of the IDs sent
+	checked bool   // replay: digest is present
+}
 
 // CursorRevision returns the revision a LookupResources cursor was issued
 // at; a caller resuming must read at that exact revision.
 func CursorRevision(cursor string) (storage.Revision, error) {
-	rev, _, err := parseCursor(cursor)
-	return rev, err
+	c, err := parseCursor(cursor)
+	return c.rev, err
 }
 
-func parseCursor(c string) (storage.Revision, int, error) {
-	rest, ok := strings.CutPrefix(c, cursorPrefix)
-	revText, nText, ok2 := strings.Cut(rest, ".")
-	rev, err1 := strconv.ParseUint(revText, 10, 64)
-	n, err2 := strconv.Atoi(nText)
-	if !ok || !ok2 || err1 != nil || err2 != nil || n < 0 {
-		return 0, 0, fmt.Errorf("%w: cursor %q is malformed", ErrInvalidRequest, c)
+func parseCursor(c string) (lookupCursor, error) {
+	bad := fmt.Errorf("%w: cursor %q is malformed", ErrInvalidRequest, c)
+	var out lookupCursor
+	rest, ok := strings.CutPrefix(c, orderedPrefix)
+	out.ordered = ok
+	if !ok {
+		if rest, ok = strings.CutPrefix(c, replayPrefix); !ok {
+			return out, bad
+		}
 	}
-	return storage.Revision(rev), n, nil
+	revText, pos, ok := strings.Cut(rest, ".")
+	rev, err := strconv.ParseUint(revText, 10, 64)
+	if !ok || err != nil {
+		return out, bad
+	}
+	out.rev = storage.Revision(rev)
+	if out.ordered {
+		if graph.ValidateObjectID(pos, false) != nil {
+			return out, bad
+		}
+		out.after = pos
+		return out, nil
+	}
+	nText, sumText, hasSum := strings.Cut(pos, ".")
+	if out.sent, err = strconv.Atoi(nText); err != nil || out.sent < 0 {
+		return out, bad
+	}
+	if hasSum {
+		if out.digest, err = strconv.ParseUint(sumText, 16, 64); err != nil {
+			return out, bad
+		}
+		out.checked = true
+	}
+	return out, nil
 }
 
 // LookupResources streams the resources of req.ResourceType on which
@@ -66,56 +119,99 @@ func parseCursor(c string) (storage.Revision, int, error) {
 // any-arrows over uncaveated relationships is a grant without further
 // work; one reached through an intersection, an exclusion's base, an
 // all-arrow or a caveated relationship is a candidate, confirmed by a
-// batched Check. Memory grows with the objects reached, never with the
-// relationships read; results stream as they are found.
+// batched Check.
+//
+// When the target type is not on a path to itself (resources are reached
+// from groups, folders and the subject, not from other resources of the
+// type), results come in ID order and a cursor resumes after an ID (see
+// lookupOrdered). Otherwise, or when the subject reaches more than
+// maxMergeStreams relationship lists of the target type, results stream
+// in walk order as they are found and a cursor replays the walk.
 func (e *Engine) LookupResources(ctx context.Context, snap Snapshot, req LookupResourcesRequest, yield func(ResourceResult) bool) error {
 	if err := validate(snap.Schema, graph.ObjectRef{Type: req.ResourceType, ID: "x"}, req.Permission, req.Subject); err != nil {
 		return fmt.Errorf("lookup resources: %w", err)
 	}
-	skip := 0
+	var cur lookupCursor
 	if req.Cursor != "" {
-		rev, n, err := parseCursor(req.Cursor)
-		if err != nil {
+		var err error
+		if cur, err = parseCursor(req.Cursor); err != nil {
 			return fmt.Errorf("lookup resources: %w", err)
 		}
-		if rev != snap.Reader.Revision() {
-			return fmt.Errorf("lookup resources: %w: cursor was issued at revision %d, request reads revision %d", ErrInvalidRequest, rev, snap.Reader.Revision())
+		if cur.rev != snap.Reader.Revision() {
+			return fmt.Errorf("lookup resources: %w: cursor was issued at revision %d, request reads revision %d", ErrInvalidRequest, cur.rev, snap.Reader.Revision())
 		}
-		skip = n
 	}
 	ev, err := e.newEvaluation(ctx, snap, req.Subject, req.Context, requestNow(req.Now))
 	if err != nil {
 		return err
 	}
-	w := &reverseWalk{ev: ev, target: schema.Node{Type: req.ResourceType, Relation: req.Permission},
-		state: make(map[node]uint8), status: make(map[string]uint8)}
-	w.paths = snap.Schema.Reachability().Lookup(w.target)
+	defer e.release(ev)
+	target := schema.Node{Type: req.ResourceType, Relation: req.Permission}
+	paths := snap.Schema.Reachability().Lookup(target)
+	if req.Cursor == "" || cur.ordered {
+		if transfer := orderedTransfer(paths, target); transfer != nil {
+			done, err := e.lookupOrdered(ev, paths, target, transfer, req, cur.after, yield)
+			if done || err != nil {
+				return wrapLookup(req, err)
+			}
+			// Too many lists to merge (only on a first page): walk.
+		} else if cur.ordered {
+			return fmt.Errorf("lookup resources: %w: cursor %q does not belong to this lookup", ErrInvalidRequest, req.Cursor)
+		}
+	}
+	return wrapLookup(req, e.lookupReplay(ev, paths, target, req, cur, yield))
+}
+
+func wrapLookup(req LookupResourcesRequest, err error) error {
+	if err == nil {
+		return nil
+	}
+	return fmt.Errorf("lookup resources %s#%s@%s: %w", req.ResourceType, req.Permission, req.Subject.String(), err)
+}
+
+// lookupReplay answers in walk order, skipping the results a replay
+// cursor says were sent.
+func (e *Engine) lookupReplay(ev *evaluation, paths *schema.Paths, target schema.Node, req LookupResourcesRequest, cur lookupCursor,
+	yield func(ResourceResult) bool) error {
+	rev := strconv.FormatUint(uint64(ev.rev), 10)
+	digest := fnv.New64a()
 	sent := 0
+	w := newReverseWalk(ev, target, paths)
 	w.emit = func(id string, o outcome) bool {
 		sent++
-		if sent <= skip {
+		digest.Write([]byte(id))
+		digest.Write([]byte{0})
+		if sent <= cur.sent {
+			if sent == cur.sent && cur.checked && digest.Sum64() != cur.digest {
+				w.err = ErrStaleCursor
+				return false
+			}
 			return true
 		}
 		r := ResourceResult{ID: id, Permissionship: o.perm, Missing: o.missing,
-			Cursor: cursorPrefix + strconv.FormatUint(uint64(snap.Reader.Revision()), 10) + "." + strconv.Itoa(sent)}
+			Cursor: replayPrefix + rev + "." + strconv.Itoa(sent) + "." + strconv.FormatUint(digest.Sum64(), 16)}
 		if !yield(r) {
 			return false
 		}
-		return req.Limit <= 0 || sent-skip < req.Limit
+		return req.Limit <= 0 || sent-cur.sent < req.Limit
 	}
 	if err := w.run(); err != nil {
-		return fmt.Errorf("lookup resources %s#%s@%s: %w", req.ResourceType, req.Permission, req.Subject.String(), err)
+		return err
 	}
-	return nil
+	if w.err == nil && cur.checked && sent < cur.sent {
+		return ErrStaleCursor
+	}
+	return w.err
 }
 
-// reverseWalk is the state of one LookupResources.
+// reverseWalk is the state of one reverse walk.
 type reverseWalk struct {
 	ev     *evaluation
 	target schema.Node
 	paths  *schema.Paths
 	emit   func(id string, o outcome) bool
 	stop   bool
+	err    error // set by emit to stop the walk with an error
 	// state of every object reached: 1 candidate, 2 definite grant.
 	state map[node]uint8
 	// status of target resources: 1 awaiting a check, 2 sent.
@@ -125,6 +221,24 @@ type reverseWalk struct {
 	next      []walkGroup
 	nextIndex map[schema.Node]int
 	wildcard  bool // the start group: walk wildcard edges
+
+	// final, when set, makes the walk stop below the target type (see
+	// closure): it maps each node of the target type to the best state
+	// an object keeps from there to the target.
+	final   map[schema.Node]uint8
+	sources map[source]uint8 // closure: lists of the target type to read
+	seeds   map[string]uint8 // closure: target objects reached without a list
+}
+
+// source is a relationship list leading into the target type: the
+// relationships of edge's kind from object id at edge.From.
+type source struct {
+	edge schema.Edge
+	id   string
+}
+
+func newReverseWalk(ev *evaluation, target schema.Node, paths *schema.Paths) *reverseWalk {
+	return &reverseWalk{ev: ev, target: target, paths: paths, state: make(map[node]uint8), status: make(map[string]uint8)}
 }
 
 // walkGroup is the frontier of one schema node.
@@ -159,9 +273,23 @@ func (w *reverseWalk) run() error {
 	return w.flush(true)
 }
 
+// inFinal reports whether n is a node of the target type in closure mode.
+func (w *reverseWalk) inFinal(n schema.Node) bool {
+	return w.final != nil && n.Type == w.target.Type && n.Relation != ""
+}
+
 // reach records that object id at node n was reached, definitely (2) or
 // as a candidate (1).
 func (w *reverseWalk) reach(n schema.Node, id string, st uint8) {
+	if w.stop {
+		return
+	}
+	if w.inFinal(n) {
+		if st = min(st, w.final[n]); st > w.seeds[id] {
+			w.seeds[id] = st
+		}
+		return
+	}
 	k := node{n.Type, id, n.Relation}
 	if w.state[k] >= st {
 		return
@@ -193,10 +321,31 @@ func (w *reverseWalk) reach(n schema.Node, id string, st uint8) {
 	w.next[gi].state = append(w.next[gi].state, st)
 }
 
+// record notes, in closure mode, that the relationships of edge from id
+// (reached in state st) lead into the target type.
+func (w *reverseWalk) record(edge schema.Edge, id string, st uint8) {
+	k := source{edge, id}
+	if st = downgrade(st, edge.Conditional); st > w.sources[k] {
+		w.sources[k] = st
+	}
+}
+
 // expand follows every edge out of a frontier group.
 func (w *reverseWalk) expand(g walkGroup) error {
 	for _, edge := range w.paths.Edges(g.node) {
 		cond := edge.Conditional
+		if edge.Kind != schema.EdgeComputed && w.inFinal(edge.To) {
+			if edge.Kind == schema.EdgeWildcard {
+				if w.wildcard && g.node.Relation == "" {
+					w.record(edge, graph.Wildcard, g.state[0])
+				}
+				continue
+			}
+			for i, id := range g.ids {
+				w.record(edge, id, g.state[i])
+			}
+			continue
+		}
 		switch edge.Kind {
 		case schema.EdgeComputed:
 			for i, id := range g.ids {
@@ -209,7 +358,7 @@ func (w *reverseWalk) expand(g walkGroup) error {
 			ellipsis := ""
 			f := storage.ReverseFilter{Subject: storage.SubjectFilter{Type: g.node.Type, IDs: []string{graph.Wildcard}, Relation: &ellipsis},
 				ResourceType: edge.To.Type, Relation: edge.To.Relation}
-			if err := w.ev.reverse(f, func(r graph.Relationship) {
+			if err := w.reverse(f, func(r graph.Relationship) {
 				w.reach(edge.To, r.Resource.ID, downgrade(g.state[0], cond || r.Caveat != nil))
 			}); err != nil {
 				return err
@@ -228,7 +377,7 @@ func (w *reverseWalk) expand(g walkGroup) error {
 					rel := g.node.Relation
 					f.Subject.Relation = &rel
 				}
-				if err := w.ev.reverse(f, func(r graph.Relationship) {
+				if err := w.reverse(f, func(r graph.Relationship) {
 					i := at.find(r.Subject.Object.ID)
 					if i < 0 {
 						return
@@ -244,6 +393,21 @@ func (w *reverseWalk) expand(g walkGroup) error {
 		}
 	}
 	return w.flush(false)
+}
+
+// reverse reads relationships by subject, calling fn for each, until the
+// walk stops: a full page reads no further.
+func (w *reverseWalk) reverse(f storage.ReverseFilter, fn func(graph.Relationship)) error {
+	w.ev.eng.queries.Add(1)
+	for r, err := range w.ev.reader.ReverseQueryRelationships(w.ev.ctx, f, w.ev.opts()) {
+		if err != nil {
+			return fmt.Errorf("reverse query %s#%s: %w", f.ResourceType, f.Relation, err)
+		}
+		if fn(r); w.stop {
+			return nil
+		}
+	}
+	return nil
 }
 
 func downgrade(st uint8, conditional bool) uint8 {

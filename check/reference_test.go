@@ -3,6 +3,7 @@ package check
 import (
 	"context"
 	"fmt"
+	"maps"
 	"math/rand/v2"
 	"os"
 	"slices"
@@ -450,6 +451,33 @@ func TestReferenceModel(t *testing.T) {
 						if want := val[refKey{typ, id, name}].perm; got[id] != want {
 							fail("lookup resources %s#%s@%s: %s is %v, want %v", typ, name, sub, id, got[id], want)
 						}
+					}
+					// Paged with cursors, it finds the same, each once.
+					pages := map[string]Permissionship{}
+					preq := LookupResourcesRequest{ResourceType: typ, Permission: name, Subject: sub, Context: rctx, Now: now, Limit: 1 + rng.IntN(3)}
+					for page := 0; page <= len(got); page++ {
+						n := 0
+						err := engines[rng.IntN(2)].LookupResources(ctx, snap, preq, func(r ResourceResult) bool {
+							if _, dup := pages[r.ID]; dup {
+								fail("lookup resources %s#%s@%s limit %d: %s twice", typ, name, sub, preq.Limit, r.ID)
+							}
+							pages[r.ID] = r.Permissionship
+							preq.Cursor = r.Cursor
+							n++
+							return true
+						})
+						if err != nil {
+							fail("lookup resources %s#%s@%s limit %d page %d: %v", typ, name, sub, preq.Limit, page, err)
+						}
+						if n > preq.Limit {
+							fail("lookup resources %s#%s@%s limit %d: a page of %d", typ, name, sub, preq.Limit, n)
+						}
+						if err != nil || n < preq.Limit {
+							break
+						}
+					}
+					if !maps.Equal(pages, got) {
+						fail("lookup resources %s#%s@%s limit %d: pages found %v, one call %v", typ, name, sub, preq.Limit, pages, got)
 					}
 				}
 			}

@@ -5,5 +5,7 @@
 // through what?" for analysts; it decides nothing (use package check).
 //
 // A caller passes a compiled schema, a storage.Reader at the revision to
-// read, the request's "now" and a depth bound; Expand performs reads only.
+// read, the request's "now", a depth bound and a node bound (a tree
+// larger than Options.MaxNodes fails with ErrTooLarge as soon as it
+// would exceed it); Expand performs reads only.
 package expand

@@ -18,7 +18,14 @@ var (
 	ErrMaxDepth = errors.New("max depth exceeded")
 	// ErrUnknown: the resource type or the relation is not in the schema.
 	ErrUnknown = errors.New("not defined in the schema")
+	// ErrTooLarge: the tree has more than Options.MaxNodes nodes.
+	ErrTooLarge = errors.New("tree too large")
 )
+
+// DefaultMaxNodes is the node limit of a tree when Options.MaxNodes is 0:
+// a tree that size is already more than a person reads, and its reply
+// stays in the megabytes.
+const DefaultMaxNodes = 50000
 
 // Op is the kind of a tree node.
 type Op int
@@ -62,6 +69,10 @@ type Node struct {
 type Options struct {
 	// MaxDepth bounds nesting (default 50).
 	MaxDepth int
+	// MaxNodes bounds the nodes of the tree, subject leaves included
+	// (default DefaultMaxNodes). Expansion stops, reading no further, as
+	// soon as the tree would exceed it.
+	MaxNodes int
 	// Now is the instant expirations are judged at (zero: time.Now()).
 	Now time.Time
 }
@@ -75,6 +86,9 @@ func Expand(ctx context.Context, s *schema.Schema, r storage.Reader, resource gr
 	if opts.MaxDepth <= 0 {
 		opts.MaxDepth = 50
 	}
+	if opts.MaxNodes <= 0 {
+		opts.MaxNodes = DefaultMaxNodes
+	}
 	if opts.Now.IsZero() {
 		opts.Now = time.Now()
 	}
@@ -87,16 +101,29 @@ func Expand(ctx context.Context, s *schema.Schema, r storage.Reader, resource gr
 }
 
 type expander struct {
-	ctx  context.Context
-	s    *schema.Schema
-	r    storage.Reader
-	opts Options
-	seen map[string]bool // object#relation already expanded
+	ctx   context.Context
+	s     *schema.Schema
+	r     storage.Reader
+	opts  Options
+	seen  map[string]bool // object#relation already expanded
+	nodes int             // nodes created so far
+}
+
+// count accounts for n new nodes against Options.MaxNodes.
+func (x *expander) count(n int) error {
+	x.nodes += n
+	if x.nodes > x.opts.MaxNodes {
+		return fmt.Errorf("%w: more than %d nodes", ErrTooLarge, x.opts.MaxNodes)
+	}
+	return nil
 }
 
 func (x *expander) object(o graph.ObjectRef, rel string, depth int) (*Node, error) {
 	if depth > x.opts.MaxDepth {
 		return nil, fmt.Errorf("%w (%d) at %s#%s", ErrMaxDepth, x.opts.MaxDepth, o, rel)
+	}
+	if err := x.count(1); err != nil {
+		return nil, err
 	}
 	key := o.String() + "#" + rel
 	def := x.s.Definitions[o.Type]
@@ -123,6 +150,9 @@ func (x *expander) object(o graph.ObjectRef, rel string, depth int) (*Node, erro
 	var leaves []*Node
 	for rship, err := range x.r.QueryRelationships(x.ctx, storage.Filter{ResourceType: o.Type, ResourceIDs: []string{o.ID}, Relation: rel}, storage.QueryOptions{Now: x.opts.Now}) {
 		if err != nil {
+			return nil, err
+		}
+		if err := x.count(1); err != nil {
 			return nil, err
 		}
 		leaves = append(leaves, leaf(rship))
@@ -154,6 +184,11 @@ func leaf(r graph.Relationship) *Node {
 }
 
 func (x *expander) expr(o graph.ObjectRef, e schema.Expr, depth int) (*Node, error) {
+	if _, ok := e.(*schema.RelationRef); !ok {
+		if err := x.count(1); err != nil { // the expression's own node
+			return nil, err
+		}
+	}
 	switch e := e.(type) {
 	case *schema.RelationRef:
 		return x.object(o, e.Name, depth+1)
@@ -174,6 +209,9 @@ func (x *expander) expr(o graph.ObjectRef, e schema.Expr, depth int) (*Node, err
 		var rels []graph.Relationship
 		for r, err := range x.r.QueryRelationships(x.ctx, storage.Filter{ResourceType: o.Type, ResourceIDs: []string{o.ID}, Relation: e.Tupleset}, storage.QueryOptions{Now: x.opts.Now}) {
 			if err != nil {
+				return nil, err
+			}
+			if err := x.count(1); err != nil {
 				return nil, err
 			}
 			rels = append(rels, r)

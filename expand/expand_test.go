@@ -3,6 +3,7 @@ package expand
 import (
 	"context"
 	"errors"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -93,5 +94,52 @@ func TestExpand(t *testing.T) {
 		if strings.Contains(n.String(), "user:old") {
 			t.Errorf("%s: expired relationship shown", tc.name)
 		}
+	}
+}
+
+// TestMaxNodes: MaxNodes counts every node of the tree (expressions,
+// arrows, relations and subject leaves): a tree of n nodes expands with
+// MaxNodes n and fails with ErrTooLarge at n-1.
+func TestMaxNodes(t *testing.T) {
+	s, rd := world(t, `definition user {}
+definition group {
+	relation member: user | group#member
+}
+definition folder {
+	relation viewer: user
+	permission view = viewer
+}
+definition doc {
+	relation parent: folder
+	relation viewer: user | group#member
+	relation banned: user
+	permission view = (viewer + parent->view) - banned
+}`,
+		"doc:d#viewer@user:ann", "doc:d#viewer@group:eng#member", "group:eng#member@user:bob",
+		"group:eng#member@user:cat", "doc:d#parent@folder:f", "folder:f#viewer@user:dan", "doc:d#banned@user:eve")
+	ctx := context.Background()
+	d := graph.ObjectRef{Type: "doc", ID: "d"}
+	tree, err := Expand(ctx, s, rd, d, "view", Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var count func(*Node) int
+	count = func(n *Node) int {
+		c := 1
+		for _, ch := range n.Children {
+			c += count(ch)
+		}
+		return c
+	}
+	n := count(tree)
+	if n < 10 {
+		t.Fatalf("tree of %d nodes:\n%s", n, tree)
+	}
+	if _, err := Expand(ctx, s, rd, d, "view", Options{MaxNodes: n}); err != nil {
+		t.Errorf("MaxNodes %d, a tree of %d nodes: %v", n, n, err)
+	}
+	_, err = Expand(ctx, s, rd, d, "view", Options{MaxNodes: n - 1})
+	if !errors.Is(err, ErrTooLarge) || !strings.Contains(err.Error(), fmt.Sprintf("more than %d nodes", n-1)) {
+		t.Errorf("MaxNodes %d, a tree of %d nodes: %v, want ErrTooLarge naming the limit", n-1, n, err)
 	}
 }

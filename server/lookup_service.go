@@ -6,6 +6,11 @@ import (
 	"fmt"
 	"time"
 
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/encoding/protowire"
+	"google.golang.org/protobuf/proto"
+
 	"github.com/pembadb/pemba/check"
 	"github.com/pembadb/pemba/expand"
 	"github.com/pembadb/pemba/graph"
@@ -30,17 +35,40 @@ func (svc *permissionService) ExpandPermission(ctx context.Context, req *pb.Expa
 		return nil, err
 	}
 	tree, err := expand.Expand(ctx, snap.Schema, snap.Reader, res, req.GetPermission(),
-		expand.Options{MaxDepth: s.cfg.Check.MaxDepth, Now: time.Now()})
+		expand.Options{MaxDepth: s.cfg.Check.MaxDepth, MaxNodes: s.cfg.Check.MaxExpandNodes, Now: time.Now()})
 	switch {
 	case errors.Is(err, expand.ErrUnknown):
 		return nil, invalidField("permission", "%v", err)
 	case errors.Is(err, expand.ErrMaxDepth):
 		return nil, fmt.Errorf("%w: %v", check.ErrMaxDepth, err)
+	case errors.Is(err, expand.ErrTooLarge):
+		return nil, status.Errorf(codes.ResourceExhausted,
+			"%v: the server's limit on an Expand tree; use LookupSubjects to list the subjects of a large permission", err)
 	case err != nil:
 		return nil, err
 	}
-	return &pb.ExpandPermissionResponse{Tree: expandToProto(tree), ExpandedAt: s.revs.zookie(rev)}, nil
+	pbTree, err := expandToProto(tree, 1)
+	if err != nil {
+		return nil, err
+	}
+	resp := &pb.ExpandPermissionResponse{Tree: pbTree, ExpandedAt: s.revs.zookie(rev)}
+	if n := proto.Size(resp); n > MaxExpandReplyBytes {
+		return nil, status.Errorf(codes.ResourceExhausted,
+			"expand %s#%s: the reply would be %d bytes, above the limit of %d (what a gRPC client receives by default); "+
+				"use LookupSubjects to list the subjects of a large permission", res, req.GetPermission(), n, MaxExpandReplyBytes)
+	}
+	return resp, nil
 }
+
+// MaxExpandReplyBytes bounds an ExpandPermission reply: 4 MiB, the
+// largest message a gRPC client receives unless configured otherwise.
+const MaxExpandReplyBytes = 4 << 20
+
+// maxExpandNesting bounds how deeply ExpandNode messages nest in a reply,
+// below the recursion limit of protobuf decoders (Go's default is
+// protowire.DefaultRecursionLimit, 10,000). The tree's depth is bounded
+// by the max depth; this guards servers run with a very large one.
+const maxExpandNesting = protowire.DefaultRecursionLimit / 2
 
 var expandOps = map[expand.Op]pb.ExpandNode_Operation{
 	expand.OpRelation:     pb.ExpandNode_OPERATION_RELATION,
@@ -53,9 +81,15 @@ var expandOps = map[expand.Op]pb.ExpandNode_Operation{
 	expand.OpSubject:      pb.ExpandNode_OPERATION_SUBJECT,
 }
 
-func expandToProto(n *expand.Node) *pb.ExpandNode {
+// expandToProto converts a tree whose root sits at nesting level; it fails
+// when the tree nests deeper than maxExpandNesting.
+func expandToProto(n *expand.Node, level int) (*pb.ExpandNode, error) {
 	if n == nil {
-		return nil
+		return nil, nil
+	}
+	if level > maxExpandNesting {
+		return nil, status.Errorf(codes.ResourceExhausted,
+			"expand: the tree nests deeper than %d levels, more than a client can decode; lower --max-depth", maxExpandNesting)
 	}
 	out := &pb.ExpandNode{
 		Operation: expandOps[n.Op],
@@ -74,9 +108,13 @@ func expandToProto(n *expand.Node) *pb.ExpandNode {
 		out.Expiration = timestamp(*n.Expiration)
 	}
 	for _, c := range n.Children {
-		out.Children = append(out.Children, expandToProto(c))
+		pc, err := expandToProto(c, level+1)
+		if err != nil {
+			return nil, err
+		}
+		out.Children = append(out.Children, pc)
 	}
-	return out
+	return out, nil
 }
 
 func (svc *permissionService) LookupResources(req *pb.LookupResourcesRequest, stream pb.PermissionService_LookupResourcesServer) error {
@@ -135,7 +173,10 @@ func (svc *permissionService) LookupResources(req *pb.LookupResourcesRequest, st
 	if sendErr != nil {
 		return sendErr
 	}
-	return err
+	if errors.Is(err, check.ErrStaleCursor) {
+		return status.Errorf(codes.Aborted, "cursor: %v; restart the lookup without a cursor", err)
+	}
+	return contextError("context", err)
 }
 
 func (svc *permissionService) LookupSubjects(req *pb.LookupSubjectsRequest, stream pb.PermissionService_LookupSubjectsServer) error {
@@ -191,5 +232,5 @@ func (svc *permissionService) LookupSubjects(req *pb.LookupSubjectsRequest, stre
 	if sendErr != nil {
 		return sendErr
 	}
-	return err
+	return contextError("context", err)
 }

@@ -2,6 +2,7 @@ package server
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"time"
 
@@ -49,6 +50,17 @@ func pathToProto(p *check.Path) *pb.AccessPath {
 	return out
 }
 
+// contextError turns the engine's report of a caveat context it could not
+// use into an INVALID_ARGUMENT naming field, the request's context; other
+// errors pass unchanged.
+func contextError(field string, err error) error {
+	var ce *check.ContextError
+	if errors.As(err, &ce) {
+		return invalidField(field, "%v", ce.Err)
+	}
+	return err
+}
+
 // checkRequest converts the parts of a check; field prefixes errors.
 func checkRequest(res *pb.ObjectRef, perm string, sub *pb.SubjectRef, field string) (check.Request, error) {
 	r, err := objectFromProto(res, field+"resource")
@@ -83,7 +95,7 @@ func (svc *permissionService) CheckPermission(ctx context.Context, req *pb.Check
 	}
 	res, err := s.checker.Check(ctx, snap, creq)
 	if err != nil {
-		return nil, err
+		return nil, contextError("context", err)
 	}
 	return &pb.CheckPermissionResponse{
 		Permissionship: permissionshipToProto(res.Permissionship),
@@ -148,7 +160,7 @@ func (svc *permissionService) BulkCheckPermission(ctx context.Context, req *pb.B
 		r := results[0] // results answer the valid items, in order
 		results = results[1:]
 		if r.Err != nil {
-			out.Error = itemError(inField(fmt.Sprintf("items[%d]", i), r.Err))
+			out.Error = itemError(contextError(fmt.Sprintf("items[%d].context", i), inField(fmt.Sprintf("items[%d]", i), r.Err)))
 			continue
 		}
 		out.Permissionship = permissionshipToProto(r.Result.Permissionship)

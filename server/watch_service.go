@@ -2,11 +2,12 @@ package server
 
 import (
 	"context"
+	"errors"
 	"fmt"
-	"slices"
 
 	"google.golang.org/grpc/metadata"
 
+	"github.com/pembadb/pemba/graph"
 	pb "github.com/pembadb/pemba/proto/pemba/v1"
 	"github.com/pembadb/pemba/storage"
 )
@@ -38,11 +39,14 @@ func (svc *watchService) Watch(req *pb.WatchRequest, stream pb.WatchService_Watc
 		}
 		after = head
 	}
+	types, err := s.watchTypes(ctx, req.GetResourceTypes(), after)
+	if err != nil {
+		return err
+	}
 	// The header tells the client the revision it watches from, at once.
 	if err := stream.SendHeader(metadata.Pairs(ZookieHeader, s.revs.zookies.Encode(after))); err != nil {
 		return err
 	}
-	types := req.GetResourceTypes()
 	for ch, err := range s.engine.Watch(ctx, after) {
 		if err != nil {
 			return fmt.Errorf("watch after revision %d: %w", after, err)
@@ -55,7 +59,7 @@ func (svc *watchService) Watch(req *pb.WatchRequest, stream pb.WatchService_Watc
 			SchemaChanged: ch.SchemaChanged,
 		}
 		for _, rc := range ch.Relationships {
-			if len(types) > 0 && !slices.Contains(types, rc.Relationship.Resource.Type) {
+			if types != nil && !types[rc.Relationship.Resource.Type] {
 				continue
 			}
 			resp.Updates = append(resp.Updates, &pb.RelationshipUpdate{Operation: opToProto(rc.Op), Relationship: relationshipToProto(rc.Relationship)})
@@ -71,4 +75,32 @@ func (svc *watchService) Watch(req *pb.WatchRequest, stream pb.WatchService_Watc
 		return fmt.Errorf("server is shutting down: %w", storage.ErrClosed)
 	}
 	return nil
+}
+
+// watchTypes checks a Watch's resource type filter and returns it as a set
+// (nil: no filter). Each type must be a well-formed type name defined in
+// the schema at revision after, where the watch starts: a typo would
+// otherwise filter out every change, silently.
+func (s *Server) watchTypes(ctx context.Context, types []string, after storage.Revision) (map[string]bool, error) {
+	if len(types) == 0 {
+		return nil, nil
+	}
+	for i, t := range types {
+		if err := graph.ValidateTypeName(t); err != nil {
+			return nil, invalidField(fmt.Sprintf("resource_types[%d]", i), "%v", err)
+		}
+	}
+	snap, err := s.snapshot(ctx, after)
+	if err != nil && !errors.Is(err, errNoSchema) {
+		return nil, err
+	}
+	set := make(map[string]bool, len(types))
+	for i, t := range types {
+		if snap.Schema == nil || snap.Schema.Definition(t) == nil {
+			return nil, invalidField(fmt.Sprintf("resource_types[%d]", i),
+				"type %q is not defined in the schema at revision %d, where the watch starts", t, after)
+		}
+		set[t] = true
+	}
+	return set, nil
 }
