@@ -28,7 +28,7 @@ func importRels(t *testing.T, engine storage.Engine, n int, rel func(i int) stri
 			}
 		}
 	}
-	if _, err := engine.Import(context.Background(), iter.Seq2[graph.Relationship, error](seq), 10000, storage.WriteMetadata{Actor: "t"}); err != nil {
+	if _, err := engine.Import(context.Background(), iter.Seq2[graph.Relationship, error](seq), storage.ImportOptions{BatchSize: 10000, Metadata: storage.WriteMetadata{Actor: "t"}}); err != nil {
 		t.Fatal(err)
 	}
 }

@@ -54,7 +54,7 @@ func newConfiguredServer(t *testing.T, cfg check.Config, schemaText string, rels
 	})
 	ctx := context.Background()
 	meta := storage.WriteMetadata{Actor: "t"}
-	if _, err := engine.WriteSchema(ctx, storage.StoredSchema{Text: schemaText}, meta); err != nil {
+	if _, err := engine.WriteSchema(ctx, storage.SchemaWrite{Schema: storage.StoredSchema{Text: schemaText}, Metadata: meta}); err != nil {
 		t.Fatal(err)
 	}
 	if len(rels) > 0 {
