@@ -3,9 +3,7 @@ package check
 import (
 	"context"
 	"encoding/json"
-	"flag"
 	"fmt"
-	"os"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -13,94 +11,17 @@ import (
 	"time"
 
 	"github.com/pembadb/pemba/graph"
+	"github.com/pembadb/pemba/internal/golden"
 	"github.com/pembadb/pemba/schema"
 )
 
-var rewrite = flag.Bool("rewrite", false, "rewrite the expected output of testdata/*.txt")
-
-// goldenCase is one `command args` / input / `----` / output case of a
-// testdata file; before holds the comments and blank lines preceding it.
-type goldenCase struct {
-	before string
-	line   int
-	cmd    string
-	args   []string
-	input  string
-	want   string
-}
-
-// parseGolden reads a data-driven test file. A case's output ends at the
-// first blank line.
-func parseGolden(t *testing.T, path string) (cases []goldenCase, trailer string) {
-	t.Helper()
-	data, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	lines := strings.Split(string(data), "\n")
-	var before strings.Builder
-	for i := 0; i < len(lines); i++ {
-		l := lines[i]
-		if strings.TrimSpace(l) == "" || strings.HasPrefix(l, "#") {
-			before.WriteString(l + "\n")
-			continue
-		}
-		c := goldenCase{before: before.String(), line: i + 1}
-		before.Reset()
-		f := strings.Fields(l)
-		c.cmd, c.args = f[0], f[1:]
-		var in []string
-		for i++; i < len(lines) && lines[i] != "----"; i++ {
-			in = append(in, lines[i])
-		}
-		if i == len(lines) {
-			t.Fatalf("%s:%d: case without ----", path, c.line)
-		}
-		var out []string
-		for i++; i < len(lines) && strings.TrimSpace(lines[i]) != ""; i++ {
-			out = append(out, lines[i])
-		}
-		c.input, c.want = strings.Join(in, "\n"), strings.Join(out, "\n")
-		cases = append(cases, c)
-		if i < len(lines) {
-			before.WriteString("\n")
-		}
-	}
-	return cases, strings.TrimSuffix(before.String(), "\n")
-}
-
+// TestGolden runs the cases of testdata/*.txt (see internal/golden for
+// the format), each file against a fresh world.
 func TestGolden(t *testing.T) {
-	files, err := filepath.Glob("testdata/*.txt")
-	if err != nil || len(files) == 0 {
-		t.Fatal("no testdata files", err)
-	}
-	for _, path := range files {
+	for _, path := range golden.Glob(t, "testdata/*.txt") {
 		t.Run(filepath.Base(path), func(t *testing.T) {
-			cases, trailer := parseGolden(t, path)
 			w := newWorld(t)
-			var out strings.Builder
-			for _, c := range cases {
-				got := w.run(c)
-				if !*rewrite && got != c.want {
-					t.Errorf("%s:%d: %s %s\n got:\n%s\nwant:\n%s", path, c.line, c.cmd, strings.Join(c.args, " "), got, c.want)
-				}
-				out.WriteString(c.before)
-				out.WriteString(c.cmd)
-				for _, a := range c.args {
-					out.WriteString(" " + a)
-				}
-				out.WriteString("\n")
-				if c.input != "" {
-					out.WriteString(c.input + "\n")
-				}
-				out.WriteString("----\n" + got + "\n")
-			}
-			out.WriteString(trailer)
-			if *rewrite {
-				if err := os.WriteFile(path, []byte(out.String()), 0o644); err != nil {
-					t.Fatal(err)
-				}
-			}
+			golden.RunFile(t, path, func(_ *testing.T, c *golden.Case) string { return w.run(c) })
 		})
 	}
 }
@@ -141,7 +62,7 @@ func options(args []string) (map[string]string, error) {
 	return o, nil
 }
 
-func (w *world) run(c goldenCase) string {
+func (w *world) run(c *golden.Case) string {
 	out, err := w.runErr(c)
 	if err != nil {
 		return "error: " + err.Error()
@@ -149,10 +70,10 @@ func (w *world) run(c goldenCase) string {
 	return out
 }
 
-func (w *world) runErr(c goldenCase) (string, error) {
-	switch c.cmd {
+func (w *world) runErr(c *golden.Case) (string, error) {
+	switch c.Command {
 	case "schema":
-		s, err := schema.Compile("schema.zed", c.input)
+		s, err := schema.Compile("schema.zed", c.Input)
 		if err != nil {
 			return "", err
 		}
@@ -162,13 +83,13 @@ func (w *world) runErr(c goldenCase) (string, error) {
 		return "ok", nil
 	case "max-depth":
 		var d int
-		fmt.Sscan(c.args[0], &d)
+		fmt.Sscan(c.Args[0], &d)
 		w.cached = New(Config{MaxDepth: d})
 		w.nocache = New(Config{MaxDepth: d, CacheEntries: -1, ReadCacheBytes: -1, DisableSingleflight: true})
 		return "ok", nil
 	case "relationships":
 		var rels []graph.Relationship
-		for _, l := range strings.Split(c.input, "\n") {
+		for _, l := range strings.Split(c.Input, "\n") {
 			if l = strings.TrimSpace(l); l == "" || strings.HasPrefix(l, "//") {
 				continue
 			}
@@ -181,18 +102,21 @@ func (w *world) runErr(c goldenCase) (string, error) {
 		w.store.write(w.t, rels)
 		return fmt.Sprintf("ok: %d relationships", len(rels)), nil
 	case "check", "explain":
-		if len(c.args) == 0 {
-			return "", fmt.Errorf("usage: %s resource#permission@subject [context=JSON] [now=RFC3339]", c.cmd)
+		if len(c.Args) == 0 {
+			return "", fmt.Errorf("usage: %s resource#permission@subject [context=JSON] [now=RFC3339]", c.Command)
 		}
-		req, err := parseCheck(c.args[0], c.args[1:])
+		req, err := parseCheck(c.Args[0], c.Args[1:])
 		if err != nil {
 			return "", err
 		}
-		req.Explain = c.cmd == "explain"
+		req.Explain = c.Command == "explain"
 		return w.check(req)
 	case "bulk":
+		// One check a line; blank lines are skipped, and names[i] is the
+		// query of reqs[i].
 		var reqs []Request
-		for _, l := range strings.Split(c.input, "\n") {
+		var names []string
+		for _, l := range strings.Split(c.Input, "\n") {
 			f := strings.Fields(l)
 			if len(f) == 0 {
 				continue
@@ -202,6 +126,7 @@ func (w *world) runErr(c goldenCase) (string, error) {
 				return "", err
 			}
 			reqs = append(reqs, r)
+			names = append(names, f[0])
 		}
 		res, err := w.cached.BulkCheck(context.Background(), w.snap(), reqs)
 		if err != nil {
@@ -209,7 +134,7 @@ func (w *world) runErr(c goldenCase) (string, error) {
 		}
 		var b strings.Builder
 		for i, r := range res {
-			fmt.Fprintf(&b, "%s: ", strings.Fields(strings.Split(c.input, "\n")[i])[0])
+			fmt.Fprintf(&b, "%s: ", names[i])
 			if r.Err != nil {
 				fmt.Fprintf(&b, "error: %v\n", r.Err)
 				continue
@@ -223,11 +148,11 @@ func (w *world) runErr(c goldenCase) (string, error) {
 		}
 		return strings.TrimSuffix(b.String(), "\n"), nil
 	case "expand":
-		rel, err := graph.ParseRelationship(c.args[0] + "@user:x")
+		rel, err := graph.ParseRelationship(c.Args[0] + "@user:x")
 		if err != nil {
 			return "", err
 		}
-		o, err := options(c.args[1:])
+		o, err := options(c.Args[1:])
 		if err != nil {
 			return "", err
 		}
@@ -241,11 +166,11 @@ func (w *world) runErr(c goldenCase) (string, error) {
 		}
 		return n.String(), nil
 	case "lookup-resources":
-		return w.lookupResources(c.args)
+		return w.lookupResources(c.Args)
 	case "lookup-subjects":
-		return w.lookupSubjects(c.args)
+		return w.lookupSubjects(c.Args)
 	}
-	return "", fmt.Errorf("unknown command %q", c.cmd)
+	return "", fmt.Errorf("unknown command %q", c.Command)
 }
 
 func optNow(o map[string]string) (time.Time, error) {

@@ -5,15 +5,17 @@ import (
 	"fmt"
 	"strings"
 	"testing"
+
+	"github.com/pembadb/pemba/internal/golden"
 )
 
 func TestDataDriven(t *testing.T) {
-	runDataDriven(t, func(t *testing.T, c *testCase) string {
-		switch c.command {
+	golden.Run(t, "testdata/*.txt", func(t *testing.T, c *golden.Case) string {
+		switch c.Command {
 		case "parse":
-			return runParse(c.input)
+			return runParse(c.Input)
 		case "compile":
-			return runCompile(c.input)
+			return runCompile(c.Input)
 		case "format":
 			return runFormat(t, c)
 		case "diff":
@@ -25,7 +27,7 @@ func TestDataDriven(t *testing.T) {
 		case "caveat":
 			return runCaveat(t, c)
 		}
-		t.Fatalf("%s: unknown command %q", c.pos, c.command)
+		t.Fatalf("%s: unknown command %q", c.Pos, c.Command)
 		return ""
 	})
 }
@@ -56,44 +58,44 @@ func runCompile(src string) string {
 
 // runFormat prints the canonical form and checks that it is stable and
 // compiles to the same schema as the input.
-func runFormat(t *testing.T, c *testCase) string {
-	formatted, err := FormatSource(testFile, c.input)
+func runFormat(t *testing.T, c *golden.Case) string {
+	formatted, err := FormatSource(testFile, c.Input)
 	if err != nil {
 		return err.Error()
 	}
 	again, err := FormatSource(testFile, formatted)
 	if err != nil {
-		t.Errorf("%s: formatted output does not parse: %v\n%s", c.pos, err, formatted)
+		t.Errorf("%s: formatted output does not parse: %v\n%s", c.Pos, err, formatted)
 	} else if again != formatted {
-		t.Errorf("%s: format is not stable:\nfirst:\n%s\nsecond:\n%s", c.pos, formatted, again)
+		t.Errorf("%s: format is not stable:\nfirst:\n%s\nsecond:\n%s", c.Pos, formatted, again)
 	}
-	s1, err1 := Compile(testFile, c.input)
+	s1, err1 := Compile(testFile, c.Input)
 	s2, err2 := Compile(testFile, formatted)
 	if (err1 == nil) != (err2 == nil) {
-		t.Errorf("%s: compiling the input gave %v but compiling the formatted output gave %v", c.pos, err1, err2)
+		t.Errorf("%s: compiling the input gave %v but compiling the formatted output gave %v", c.Pos, err1, err2)
 	} else if err1 == nil && s1.String() != s2.String() {
-		t.Errorf("%s: formatted schema compiles differently:\n%s\nvs\n%s", c.pos, s1, s2)
+		t.Errorf("%s: formatted schema compiles differently:\n%s\nvs\n%s", c.Pos, s1, s2)
 	}
 	return formatted
 }
 
-func splitInput(t *testing.T, c *testCase) []string {
-	parts := strings.Split(c.input, "\n===\n")
+func splitInput(t *testing.T, c *golden.Case) []string {
+	parts := strings.Split(c.Input, "\n===\n")
 	if len(parts) != 2 {
-		t.Fatalf("%s: %s needs two parts separated by a line ===", c.pos, c.command)
+		t.Fatalf("%s: %s needs two parts separated by a line ===", c.Pos, c.Command)
 	}
 	return parts
 }
 
-func mustCompile(t *testing.T, c *testCase, src string) *Schema {
+func mustCompile(t *testing.T, c *golden.Case, src string) *Schema {
 	s, err := Compile(testFile, src)
 	if err != nil {
-		t.Fatalf("%s: %v", c.pos, err)
+		t.Fatalf("%s: %v", c.Pos, err)
 	}
 	return s
 }
 
-func runDiff(t *testing.T, c *testCase) string {
+func runDiff(t *testing.T, c *golden.Case) string {
 	parts := splitInput(t, c)
 	d := Compare(mustCompile(t, c, parts[0]), mustCompile(t, c, parts[1]))
 	out := d.String()
@@ -108,14 +110,14 @@ func runDiff(t *testing.T, c *testCase) string {
 
 // runReach prints the reachability graph, or the paths toward each target
 // in args: every edge (reach) or the edges a reverse lookup walks (lookup).
-func runReach(t *testing.T, c *testCase, lookup bool) string {
-	s := mustCompile(t, c, c.input)
+func runReach(t *testing.T, c *golden.Case, lookup bool) string {
+	s := mustCompile(t, c, c.Input)
 	r := s.Reachability()
-	if len(c.args) == 0 {
+	if len(c.Args) == 0 {
 		return r.String()
 	}
 	var b strings.Builder
-	for _, arg := range c.args {
+	for _, arg := range c.Args {
 		typ, rel, _ := strings.Cut(arg, "#")
 		if lookup {
 			b.WriteString(r.Lookup(Node{typ, rel}).String())
@@ -128,15 +130,15 @@ func runReach(t *testing.T, c *testCase, lookup bool) string {
 
 // runCaveat compiles the schema before === and evaluates caveat args[0]
 // with each JSON context line after it.
-func runCaveat(t *testing.T, c *testCase) string {
+func runCaveat(t *testing.T, c *golden.Case) string {
 	parts := splitInput(t, c)
 	s := mustCompile(t, c, parts[0])
-	if len(c.args) != 1 {
-		t.Fatalf("%s: caveat needs the caveat name", c.pos)
+	if len(c.Args) != 1 {
+		t.Fatalf("%s: caveat needs the caveat name", c.Pos)
 	}
-	cv := s.Caveat(c.args[0])
+	cv := s.Caveat(c.Args[0])
 	if cv == nil {
-		t.Fatalf("%s: no caveat %q", c.pos, c.args[0])
+		t.Fatalf("%s: no caveat %q", c.Pos, c.Args[0])
 	}
 	var b strings.Builder
 	for _, line := range strings.Split(parts[1], "\n") {
@@ -145,7 +147,7 @@ func runCaveat(t *testing.T, c *testCase) string {
 		}
 		var ctx map[string]any
 		if err := json.Unmarshal([]byte(line), &ctx); err != nil {
-			t.Fatalf("%s: bad JSON %q: %v", c.pos, line, err)
+			t.Fatalf("%s: bad JSON %q: %v", c.Pos, line, err)
 		}
 		out, err := cv.Evaluate(ctx)
 		switch {

@@ -9,6 +9,7 @@ import (
 	"testing"
 
 	"github.com/pembadb/pemba/graph"
+	"github.com/pembadb/pemba/internal/golden"
 	"github.com/pembadb/pemba/storage"
 )
 
@@ -20,24 +21,54 @@ import (
 //	generate dataset=NAME scale=N seed=S [long]
 //	sample dataset=NAME scale=N seed=S n=K
 func TestGolden(t *testing.T) {
-	runGolden(t, "testdata/datasets.txt", func(t *testing.T, c goldenCase) string {
-		if _, long := c.args["long"]; long && testing.Short() && !*rewrite {
-			return c.expected
+	golden.RunFile(t, "testdata/datasets.txt", func(t *testing.T, c *golden.Case) string {
+		if c.Input != "" {
+			t.Fatalf("%s: %s takes no input, only key=value arguments", c.Pos, c.Command)
 		}
-		d, err := New(c.args["dataset"], Options{Scale: intArg(t, c, "scale", 1), Seed: uint64(intArg(t, c, "seed", 1))})
+		args := keyValues(c.Args)
+		if _, long := args["long"]; long && testing.Short() && !*golden.Rewrite {
+			return c.Expected
+		}
+		d, err := New(args["dataset"], Options{Scale: intArg(t, c, args, "scale", 1), Seed: uint64(intArg(t, c, args, "seed", 1))})
 		if err != nil {
 			return "error: " + err.Error()
 		}
-		switch c.cmd {
+		switch c.Command {
 		case "generate":
 			return describe(t, d)
 		case "sample":
-			return samples(d, intArg(t, c, "n", 3))
+			return samples(d, intArg(t, c, args, "n", 3))
 		default:
-			t.Fatalf("line %d: unknown command %q", c.line, c.cmd)
+			t.Fatalf("%s: unknown command %q", c.Pos, c.Command)
 			return ""
 		}
 	})
+}
+
+// keyValues maps each key=value argument's key to its value; an argument
+// without = maps to "".
+func keyValues(args []string) map[string]string {
+	m := map[string]string{}
+	for _, a := range args {
+		k, v, _ := strings.Cut(a, "=")
+		m[k] = v
+	}
+	return m
+}
+
+// intArg reads the integer argument key of case c, or def when it is
+// absent.
+func intArg(t *testing.T, c *golden.Case, args map[string]string, key string, def int) int {
+	t.Helper()
+	v, ok := args[key]
+	if !ok {
+		return def
+	}
+	var n int
+	if _, err := fmt.Sscanf(v, "%d", &n); err != nil {
+		t.Fatalf("%s: %s=%q: %v", c.Pos, key, v, err)
+	}
+	return n
 }
 
 // describe generates d once and reports its size, the count per

@@ -3,9 +3,7 @@ package pebble
 import (
 	"bufio"
 	"context"
-	"flag"
 	"fmt"
-	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -15,114 +13,32 @@ import (
 	pdb "github.com/cockroachdb/pebble/v2"
 
 	"github.com/pembadb/pemba/graph"
+	"github.com/pembadb/pemba/internal/golden"
 	"github.com/pembadb/pemba/storage"
 )
-
-var rewrite = flag.Bool("rewrite", false, "rewrite the expected output in testdata/*.txt")
-
-// testCase is one `command args` / input / `----` / expected output block.
-type testCase struct {
-	line     int
-	command  string
-	args     []string
-	input    []string
-	expected string
-}
-
-// parseCases reads a golden file. Cases are separated by blank lines;
-// lines starting with # outside a case are comments.
-func parseCases(t *testing.T, path string) ([]testCase, [][]string) {
-	t.Helper()
-	data, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	lines := strings.Split(strings.TrimRight(string(data), "\n"), "\n")
-	var cases []testCase
-	var preamble [][]string // blank and comment lines before each case, kept on rewrite
-	for i := 0; i < len(lines); {
-		var comments []string
-		for i < len(lines) && (lines[i] == "" || strings.HasPrefix(lines[i], "#")) {
-			comments = append(comments, lines[i])
-			i++
-		}
-		if i >= len(lines) {
-			preamble = append(preamble, comments)
-			break
-		}
-		fields := strings.Fields(lines[i])
-		c := testCase{line: i + 1, command: fields[0], args: fields[1:]}
-		i++
-		for i < len(lines) && lines[i] != "----" {
-			c.input = append(c.input, lines[i])
-			i++
-		}
-		i++ // ----
-		var out []string
-		for i < len(lines) && lines[i] != "" {
-			out = append(out, lines[i])
-			i++
-		}
-		c.expected = strings.Join(out, "\n")
-		cases = append(cases, c)
-		preamble = append(preamble, comments)
-	}
-	return cases, preamble
-}
-
-// runGolden runs every case of a file through run, comparing or, with
-// -rewrite, regenerating the expected output.
-func runGolden(t *testing.T, path string, run func(c *testCase) string) {
-	cases, preamble := parseCases(t, path)
-	var b strings.Builder
-	for i, c := range cases {
-		got := strings.TrimRight(run(&c), "\n")
-		if !*rewrite && got != c.expected {
-			t.Errorf("%s:%d: %s %s:\n got:\n%s\n want:\n%s", path, c.line, c.command, strings.Join(c.args, " "), got, c.expected)
-		}
-		for _, l := range preamble[i] {
-			b.WriteString(l + "\n")
-		}
-		b.WriteString(strings.Join(append([]string{c.command}, c.args...), " ") + "\n")
-		for _, l := range c.input {
-			b.WriteString(l + "\n")
-		}
-		b.WriteString("----\n" + got + "\n")
-	}
-	if len(preamble) > len(cases) {
-		for _, l := range preamble[len(cases)] {
-			b.WriteString(l + "\n")
-		}
-	}
-	if *rewrite {
-		if err := os.WriteFile(path, []byte(b.String()), 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
-}
 
 // TestLayout drives an engine with writes, deletes, schema writes and
 // garbage collection, and dumps the raw keys: the golden file documents the
 // key layout and proves what GC removes.
 func TestLayout(t *testing.T) {
-	files, _ := filepath.Glob("testdata/*.txt")
-	for _, path := range files {
+	for _, path := range golden.Glob(t, "testdata/*.txt") {
 		t.Run(filepath.Base(path), func(t *testing.T) {
 			e := openTest(t, Options{InMemory: true})
 			ctx := context.Background()
-			runGolden(t, path, func(c *testCase) string {
-				switch c.command {
+			golden.RunFile(t, path, func(t *testing.T, c *golden.Case) string {
+				input := c.InputLines()
+				switch c.Command {
 				case "touch", "create", "delete":
-					op := map[string]storage.Op{"touch": storage.OpTouch, "create": storage.OpCreate, "delete": storage.OpDelete}[c.command]
+					op := map[string]storage.Op{"touch": storage.OpTouch, "create": storage.OpCreate, "delete": storage.OpDelete}[c.Command]
 					var muts []storage.Mutation
-					for _, l := range c.input {
+					for _, l := range input {
 						r, err := graph.ParseRelationship(l)
 						if err != nil {
 							return "error: " + err.Error()
 						}
 						muts = append(muts, storage.Mutation{Op: op, Relationship: r})
 					}
-					rev, err := e.Write(ctx, storage.WriteRequest{Mutations: muts, Metadata: storage.WriteMetadata{Actor: strings.Join(c.args, " ")}})
+					rev, err := e.Write(ctx, storage.WriteRequest{Mutations: muts, Metadata: storage.WriteMetadata{Actor: strings.Join(c.Args, " ")}})
 					if err != nil {
 						return "error: " + err.Error()
 					}
@@ -130,10 +46,10 @@ func TestLayout(t *testing.T) {
 				case "touch-if-absent":
 					// touch-if-absent <type:id> <relation> <subject type> <subject id>:
 					// the input is written only if no such relationship exists.
-					obj, _ := graph.ParseObjectRef(c.args[0])
-					f := storage.Filter{ResourceType: obj.Type, ResourceIDs: []string{obj.ID}, Relation: c.args[1],
-						Subject: &storage.SubjectFilter{Type: c.args[2], IDs: []string{c.args[3]}, Relation: new(string)}}
-					r, err := graph.ParseRelationship(c.input[0])
+					obj, _ := graph.ParseObjectRef(c.Args[0])
+					f := storage.Filter{ResourceType: obj.Type, ResourceIDs: []string{obj.ID}, Relation: c.Args[1],
+						Subject: &storage.SubjectFilter{Type: c.Args[2], IDs: []string{c.Args[3]}, Relation: new(string)}}
+					r, err := graph.ParseRelationship(input[0])
 					if err != nil {
 						return "error: " + err.Error()
 					}
@@ -146,7 +62,7 @@ func TestLayout(t *testing.T) {
 					}
 					return fmt.Sprintf("revision %d", rev)
 				case "schema":
-					rev, err := e.WriteSchema(ctx, storage.SchemaWrite{Schema: storage.StoredSchema{Text: strings.Join(c.input, "\n")}, Metadata: storage.WriteMetadata{}})
+					rev, err := e.WriteSchema(ctx, storage.SchemaWrite{Schema: storage.StoredSchema{Text: c.Input}, Metadata: storage.WriteMetadata{}})
 					if err != nil {
 						return "error: " + err.Error()
 					}
@@ -158,7 +74,7 @@ func TestLayout(t *testing.T) {
 					}
 					return fmt.Sprintf("floor %d", e.floor.Load())
 				case "read":
-					rev, _ := strconv.Atoi(strings.TrimPrefix(c.args[0], "rev="))
+					rev, _ := strconv.Atoi(strings.TrimPrefix(c.Args[0], "rev="))
 					rd, err := e.SnapshotReader(ctx, storage.Revision(rev))
 					if err != nil {
 						return "error: " + err.Error()
@@ -174,13 +90,13 @@ func TestLayout(t *testing.T) {
 				case "dump":
 					return dump(t, e)
 				case "key":
-					r, err := graph.ParseRelationship(c.input[0])
+					r, err := graph.ParseRelationship(input[0])
 					if err != nil {
 						return "error: " + err.Error()
 					}
 					return fmt.Sprintf("forward %q\nreverse %q", forward.appendBody(nil, &r), reverse.appendBody(nil, &r))
 				}
-				t.Fatalf("%d: unknown command %q", c.line, c.command)
+				t.Fatalf("%s: unknown command %q", c.Pos, c.Command)
 				return ""
 			})
 		})

@@ -2,18 +2,15 @@ package sql
 
 import (
 	"encoding/json"
-	"flag"
 	"fmt"
-	"os"
 	"regexp"
 	"strconv"
 	"strings"
 	"testing"
 
+	"github.com/pembadb/pemba/internal/golden"
 	"github.com/pembadb/pemba/storage"
 )
-
-var rewrite = flag.Bool("rewrite", false, "rewrite the expected output of testdata/*.txt")
 
 // The statements below run on both dialects; migrations and the
 // PostgreSQL import path are per dialect. Keep this list in step with
@@ -123,34 +120,43 @@ func sampleQueries() map[string]*query {
 // testdata/statements.txt: every migration statement, the shared
 // statements and the queries generated from filters.
 func TestStatementsGolden(t *testing.T) {
-	runGolden(t, "testdata/statements.txt", func(cmd string, args []string, input string) (string, error) {
-		switch cmd {
-		case "migration":
-			if len(args) != 1 {
-				return "", fmt.Errorf("usage: migration <dialect>")
-			}
-			ms, err := migrations(Dialect(args[0]))
-			if err != nil {
-				return "", err
-			}
-			var b strings.Builder
-			for _, m := range ms {
-				for _, s := range splitStatements(m.SQL) {
-					fmt.Fprintf(&b, "-- %04d_%s\n%s\n", m.Version, m.Name, s)
-				}
-			}
-			return b.String(), nil
-		case "statement":
-			s, ok := sharedStatements[strings.Join(args, " ")]
-			if !ok {
-				return "", fmt.Errorf("no shared statement %q", strings.Join(args, " "))
-			}
-			return s + "\n", nil
-		case "forward", "reverse", "exists", "delete":
-			return generated(cmd, args, input)
+	golden.RunFile(t, "testdata/statements.txt", func(_ *testing.T, c *golden.Case) string {
+		out, err := statement(c.Command, c.Args, c.Input)
+		if err != nil {
+			return "error: " + err.Error()
 		}
-		return "", fmt.Errorf("unknown command %q", cmd)
+		return out
 	})
+}
+
+// statement runs one command of testdata/statements.txt.
+func statement(cmd string, args []string, input string) (string, error) {
+	switch cmd {
+	case "migration":
+		if len(args) != 1 {
+			return "", fmt.Errorf("usage: migration <dialect>")
+		}
+		ms, err := migrations(Dialect(args[0]))
+		if err != nil {
+			return "", err
+		}
+		var b strings.Builder
+		for _, m := range ms {
+			for _, s := range splitStatements(m.SQL) {
+				fmt.Fprintf(&b, "-- %04d_%s\n%s\n", m.Version, m.Name, s)
+			}
+		}
+		return b.String(), nil
+	case "statement":
+		s, ok := sharedStatements[strings.Join(args, " ")]
+		if !ok {
+			return "", fmt.Errorf("no shared statement %q", strings.Join(args, " "))
+		}
+		return s + "\n", nil
+	case "forward", "reverse", "exists", "delete":
+		return generated(cmd, args, input)
+	}
+	return "", fmt.Errorf("unknown command %q", cmd)
 }
 
 // generated builds a query from a JSON filter in input; args are rev=N,
@@ -198,64 +204,4 @@ func generated(cmd string, args []string, input string) (string, error) {
 	}
 	argText, _ := json.Marshal(q.args)
 	return fmt.Sprintf("%s\nargs: %s\n", q.String(), argText), nil
-}
-
-// runGolden runs a data-driven file of cases:
-//
-//	# comment
-//	command arg...
-//	input lines
-//	----
-//	expected output lines
-//
-// Cases end at a blank line (outputs therefore have none). With -rewrite
-// the file is regenerated with the actual output; errors are printed as
-// "error: ..." in the output.
-func runGolden(t *testing.T, path string, run func(cmd string, args []string, input string) (string, error)) {
-	t.Helper()
-	data, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var out strings.Builder
-	lines := strings.Split(strings.TrimRight(string(data), "\n"), "\n")
-	for i := 0; i < len(lines); {
-		line := lines[i]
-		if strings.TrimSpace(line) == "" || strings.HasPrefix(line, "#") {
-			out.WriteString(line + "\n")
-			i++
-			continue
-		}
-		start := i + 1
-		fields := strings.Fields(line)
-		i++
-		var input []string
-		for i < len(lines) && lines[i] != "----" {
-			input = append(input, lines[i])
-			i++
-		}
-		i++ // the ---- line
-		var want []string
-		for i < len(lines) && strings.TrimSpace(lines[i]) != "" {
-			want = append(want, lines[i])
-			i++
-		}
-		got, err := run(fields[0], fields[1:], strings.Join(input, "\n"))
-		if err != nil {
-			got = "error: " + err.Error() + "\n"
-		}
-		out.WriteString(line + "\n")
-		for _, l := range input {
-			out.WriteString(l + "\n")
-		}
-		out.WriteString("----\n" + got)
-		if !*rewrite && strings.TrimRight(got, "\n") != strings.Join(want, "\n") {
-			t.Errorf("%s:%d: %s\n got:\n%s\n want:\n%s", path, start, line, got, strings.Join(want, "\n"))
-		}
-	}
-	if *rewrite {
-		if err := os.WriteFile(path, []byte(out.String()), 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
 }

@@ -8,16 +8,13 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+
+	"github.com/pembadb/pemba/internal/golden"
 )
 
-// The golden files are CLI sessions against one fresh server. Each case is
-//
-//	command args...
-//	input lines (optional)
-//	----
-//	expected output
-//
-// separated by blank lines; # lines are comments. Commands:
+// The golden files are CLI sessions against one fresh server, in the
+// format of internal/golden; each case is a command, its input, ---- and
+// its expected output. Commands:
 //
 //	file NAME          writes the input to NAME in the session directory
 //	pemba ARGS...      runs the CLI (stdin: the input); prints its stdout,
@@ -48,7 +45,13 @@ func TestGolden(t *testing.T) {
 				t.Run(strings.TrimSuffix(filepath.Base(file), ".txt"), func(t *testing.T) {
 					srv := startServer(t, datastoreArgs(t, kind)...)
 					sess := &session{srv: srv, dir: t.TempDir()}
-					runGoldenFile(t, file, *rewrite && kind == "memory", sess.run)
+					// The memory run rewrites the file under -rewrite;
+					// the others must agree with it.
+					if kind == "memory" {
+						golden.RunFile(t, file, sess.run)
+					} else {
+						golden.CompareFile(t, file, sess.run)
+					}
 				})
 			}
 		})
@@ -62,8 +65,10 @@ type session struct {
 	zookie string
 }
 
-func (s *session) run(cmd string, args []string, input string) string {
+func (s *session) run(_ *testing.T, c *golden.Case) string {
 	t := s.srv.t
+	words := splitWords(c.Line)
+	cmd, args, input := words[0], words[1:], c.Input
 	for i, a := range args {
 		a = strings.ReplaceAll(a, "$ZOOKIE", s.zookie)
 		args[i] = strings.ReplaceAll(a, "$DIR", s.dir)
@@ -99,7 +104,7 @@ func (s *session) run(cmd string, args []string, input string) string {
 		if len(out) == 0 {
 			return "(no output)"
 		}
-		return noBlankLines(mask(strings.Join(out, "\n")))
+		return mask(strings.Join(out, "\n"))
 	case "http":
 		if len(args) != 2 {
 			return "http: want METHOD PATH"
@@ -110,23 +115,12 @@ func (s *session) run(cmd string, args []string, input string) string {
 		if json.Compact(&compact, []byte(body)) == nil {
 			body = compact.String()
 		}
-		return noBlankLines(mask("status " + itoa(code) + "\n" + strings.TrimSuffix(body, "\n")))
+		return mask("status " + itoa(code) + "\n" + strings.TrimSuffix(body, "\n"))
 	}
 	return "unknown command " + cmd
 }
 
 func itoa(n int) string { return strconv.Itoa(n) }
-
-// noBlankLines marks empty lines, which the golden format cannot hold.
-func noBlankLines(s string) string {
-	lines := strings.Split(s, "\n")
-	for i, l := range lines {
-		if l == "" {
-			lines[i] = "<blank>"
-		}
-	}
-	return strings.Join(lines, "\n")
-}
 
 // splitWords splits a command line like a shell: whitespace separates
 // words; single quotes keep everything; double quotes keep everything but
@@ -169,57 +163,4 @@ func splitWords(line string) []string {
 		words = append(words, cur.String())
 	}
 	return words
-}
-
-// runGoldenFile runs the cases of one file through run, comparing output
-// with the expected text, or rewriting the file when rewrite is set.
-func runGoldenFile(t *testing.T, path string, rewrite bool, run func(cmd string, args []string, input string) string) {
-	t.Helper()
-	data, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	lines := strings.Split(strings.TrimSuffix(string(data), "\n"), "\n")
-	var out strings.Builder
-	cases := 0
-	for i := 0; i < len(lines); {
-		line := lines[i]
-		if strings.TrimSpace(line) == "" || strings.HasPrefix(line, "#") {
-			out.WriteString(line + "\n")
-			i++
-			continue
-		}
-		caseLine := i + 1
-		words := splitWords(line)
-		out.WriteString(line + "\n")
-		i++
-		var input []string
-		for ; i < len(lines) && lines[i] != "----"; i++ {
-			input = append(input, lines[i])
-			out.WriteString(lines[i] + "\n")
-		}
-		if i == len(lines) {
-			t.Fatalf("%s:%d: case has no ---- line", path, caseLine)
-		}
-		out.WriteString("----\n")
-		i++
-		var expected []string
-		for ; i < len(lines) && lines[i] != ""; i++ {
-			expected = append(expected, lines[i])
-		}
-		got := run(words[0], words[1:], strings.Join(input, "\n"))
-		out.WriteString(got + "\n")
-		cases++
-		if want := strings.Join(expected, "\n"); got != want && !rewrite {
-			t.Errorf("%s:%d: %s\ngot:\n%s\nwant:\n%s", path, caseLine, line, got, want)
-		}
-	}
-	if cases == 0 {
-		t.Errorf("%s: no cases", path)
-	}
-	if rewrite {
-		if err := os.WriteFile(path, []byte(out.String()), 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
 }

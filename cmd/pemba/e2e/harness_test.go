@@ -30,8 +30,6 @@ import (
 	pb "github.com/pembadb/pemba/proto/pemba/v1"
 )
 
-var rewrite = flag.Bool("rewrite", false, "rewrite the expected output of testdata/*.txt")
-
 // pemba is the binary under test, built once by TestMain.
 var pemba string
 
