@@ -78,7 +78,7 @@ type Config struct {
 	// Tokens are the accepted bearer tokens.
 	Tokens []Token
 	// InsecureNoAuth serves without tokens; New refuses it unless every
-	// listener is on a loopback address.
+	// listener is on a loopback address, and refuses it with Tokens.
 	InsecureNoAuth bool
 
 	// GRPCAddr and HTTPAddr are listen addresses; HTTPAddr "" disables
@@ -151,23 +151,8 @@ func New(cfg Config) (*Server, error) {
 	if cfg.GRPCAddr == "" {
 		return nil, errors.New("server: no gRPC listen address")
 	}
-	if len(cfg.Tokens) == 0 {
-		if !cfg.InsecureNoAuth {
-			return nil, errors.New("no bearer tokens configured: give --token name=secret (or --token-file); " +
-				"--insecure-no-auth serves without authentication, on loopback addresses only")
-		}
-		for _, addr := range []string{cfg.GRPCAddr, cfg.HTTPAddr, cfg.MetricsAddr} {
-			if addr != "" && !isLoopback(addr) {
-				return nil, fmt.Errorf("--insecure-no-auth refused: %s is not a loopback address", addr)
-			}
-		}
-	}
-	names := map[string]bool{}
-	for _, t := range cfg.Tokens {
-		if names[t.Name] {
-			return nil, fmt.Errorf("token name %q given twice", t.Name)
-		}
-		names[t.Name] = true
+	if err := checkAuth(cfg); err != nil {
+		return nil, err
 	}
 	if (cfg.TLSCertFile == "") != (cfg.TLSKeyFile == "") {
 		return nil, errors.New("TLS needs both a certificate and a key file")
@@ -187,6 +172,38 @@ func New(cfg Config) (*Server, error) {
 	s.revs = &revisions{engine: s.engine, zookies: NewZookies(cfg.InstanceID), quantum: cfg.Quantization}
 	s.stopping, s.stop = context.WithCancel(context.Background())
 	return s, nil
+}
+
+// checkAuth refuses configurations that would serve unauthenticated
+// requests: no tokens without --insecure-no-auth; --insecure-no-auth on a
+// listener off loopback; and --insecure-no-auth together with tokens,
+// where a client with a missing or wrong token would be served anyway.
+func checkAuth(cfg Config) error {
+	if cfg.InsecureNoAuth {
+		if len(cfg.Tokens) > 0 {
+			return errors.New("--insecure-no-auth cannot be combined with bearer tokens " +
+				"(--token, --token-file, PEMBA_SERVE_TOKENS or --dev): a server with tokens must reject requests " +
+				"without one; drop --insecure-no-auth, or the tokens")
+		}
+		for _, addr := range []string{cfg.GRPCAddr, cfg.HTTPAddr, cfg.MetricsAddr} {
+			if addr != "" && !isLoopback(addr) {
+				return fmt.Errorf("--insecure-no-auth refused: %s is not a loopback address", addr)
+			}
+		}
+		return nil
+	}
+	if len(cfg.Tokens) == 0 {
+		return errors.New("no bearer tokens configured: give --token name=secret (or --token-file); " +
+			"--insecure-no-auth serves without authentication, on loopback addresses only")
+	}
+	names := map[string]bool{}
+	for _, t := range cfg.Tokens {
+		if names[t.Name] {
+			return fmt.Errorf("token name %q given twice", t.Name)
+		}
+		names[t.Name] = true
+	}
+	return nil
 }
 
 // isLoopback reports whether a listen address is on a loopback interface.

@@ -139,7 +139,7 @@ server with a generated token it prints.`,
 	f.StringVar(&o.tlsKey, "tls-key", "", "TLS private key file (PEM)")
 	f.StringArrayVar(&o.tokens, "token", nil, "bearer token as name=secret (repeatable)")
 	f.StringVar(&o.tokenFile, "token-file", "", "file with one name=secret token per line (# comments)")
-	f.BoolVar(&o.insecureNoAuth, "insecure-no-auth", false, "serve without authentication (only on loopback addresses)")
+	f.BoolVar(&o.insecureNoAuth, "insecure-no-auth", false, "serve without authentication: loopback addresses only, and never together with tokens")
 	f.BoolVar(&o.dev, "dev", false, "local development server: generated token (kept in the data directory), loopback only")
 	f.IntVar(&o.cacheEntries, "cache-entries", 100000, "check result cache entries (negative disables the cache)")
 	f.Int64Var(&o.cacheBytes, "cache-bytes", 0, "bound the check result cache by estimated memory instead of --cache-entries (0: use --cache-entries)")
