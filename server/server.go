@@ -86,9 +86,9 @@ type Config struct {
 	GRPCAddr    string
 	HTTPAddr    string
 	MetricsAddr string
-	// Profiling serves Go's runtime profiles (/debug/pprof/) beside
-	// /metrics, without authentication: enable it only where the metrics
-	// listener is private.
+	// Profiling serves Go's runtime profiles (/debug/pprof/, without
+	// the command line) beside /metrics, without authentication; New
+	// refuses it unless that listener is on a loopback address.
 	Profiling bool
 	// TLSCertFile and TLSKeyFile enable TLS on the gRPC and HTTP listeners.
 	TLSCertFile string
@@ -154,6 +154,9 @@ func New(cfg Config) (*Server, error) {
 	if err := checkAuth(cfg); err != nil {
 		return nil, err
 	}
+	if err := checkProfiling(cfg); err != nil {
+		return nil, err
+	}
 	if (cfg.TLSCertFile == "") != (cfg.TLSKeyFile == "") {
 		return nil, errors.New("TLS needs both a certificate and a key file")
 	}
@@ -202,6 +205,27 @@ func checkAuth(cfg Config) error {
 			return fmt.Errorf("token name %q given twice", t.Name)
 		}
 		names[t.Name] = true
+	}
+	return nil
+}
+
+// checkProfiling refuses --pprof unless the listener serving the
+// profiles is on loopback: they are unauthenticated, a CPU profile or
+// trace costs the server real work, and heap profiles show request data.
+func checkProfiling(cfg Config) error {
+	if !cfg.Profiling {
+		return nil
+	}
+	addr, flag := cfg.MetricsAddr, "--metrics-addr"
+	if addr == "" {
+		addr, flag = cfg.HTTPAddr, "--http-addr"
+	}
+	if addr == "" {
+		return errors.New("--pprof needs --http-addr or --metrics-addr")
+	}
+	if !isLoopback(addr) {
+		return fmt.Errorf("--pprof refused: profiles are served without authentication, and %s %s is not a loopback address "+
+			"(serve them on a loopback --metrics-addr and reach it through an SSH tunnel or port forward)", flag, addr)
 	}
 	return nil
 }
@@ -355,7 +379,8 @@ func (s *Server) handleObservability(mux *http.ServeMux) {
 	mux.Handle("/metrics", s.metrics.handler())
 	if s.cfg.Profiling {
 		mux.HandleFunc("/debug/pprof/", pprof.Index)
-		mux.HandleFunc("/debug/pprof/cmdline", pprof.Cmdline)
+		// No /debug/pprof/cmdline: the command line holds secrets
+		// (--token, --datastore-url). pprof.Index answers it 404.
 		mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
 		mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
 		mux.HandleFunc("/debug/pprof/trace", pprof.Trace)

@@ -134,7 +134,7 @@ server with a generated token it prints.`,
 	f.StringVar(&o.grpcAddr, "grpc-addr", "127.0.0.1:50051", "gRPC listen address")
 	f.StringVar(&o.httpAddr, "http-addr", "127.0.0.1:8080", `HTTP/JSON, health and metrics listen address ("" disables HTTP)`)
 	f.StringVar(&o.metricsAddr, "metrics-addr", "", "serve /metrics on this address instead of the HTTP listener")
-	f.BoolVar(&o.profiling, "pprof", false, "serve Go runtime profiles at /debug/pprof/ beside /metrics, without authentication")
+	f.BoolVar(&o.profiling, "pprof", false, "serve Go runtime profiles at /debug/pprof/ beside /metrics, without authentication (refused unless that listener is on loopback)")
 	f.StringVar(&o.tlsCert, "tls-cert", "", "TLS certificate file (PEM) for the gRPC and HTTP listeners")
 	f.StringVar(&o.tlsKey, "tls-key", "", "TLS private key file (PEM)")
 	f.StringArrayVar(&o.tokens, "token", nil, "bearer token as name=secret (repeatable)")
