@@ -339,7 +339,7 @@ func (s *Server) serveHTTP(tlsCfg *tls.Config) error {
 	s.gwConn = conn
 	gw := runtime.NewServeMux(runtime.WithMarshalerOption(runtime.MIMEWildcard, &runtime.JSONPb{
 		MarshalOptions: protojson.MarshalOptions{EmitUnpopulated: false},
-	}))
+	}), runtime.WithErrorHandler(gatewayErrors))
 	ctx := context.Background()
 	for _, register := range []func(context.Context, *runtime.ServeMux, *grpc.ClientConn) error{
 		pb.RegisterSchemaServiceHandler, pb.RegisterRelationshipServiceHandler,
@@ -350,7 +350,7 @@ func (s *Server) serveHTTP(tlsCfg *tls.Config) error {
 		}
 	}
 	mux := http.NewServeMux()
-	mux.Handle("/v1/", gw)
+	mux.Handle("/v1/", s.guardGateway(gw))
 	mux.HandleFunc("/healthz", func(w http.ResponseWriter, _ *http.Request) {
 		w.WriteHeader(http.StatusOK)
 		_, _ = w.Write([]byte("ok\n"))
