@@ -15,11 +15,13 @@ import (
 
 	"github.com/grpc-ecosystem/grpc-gateway/v2/runtime"
 	"github.com/prometheus/client_golang/prometheus"
+	"golang.org/x/net/netutil"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/health"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
+	"google.golang.org/grpc/keepalive"
 	"google.golang.org/grpc/test/bufconn"
 	"google.golang.org/protobuf/encoding/protojson"
 
@@ -45,7 +47,34 @@ type Limits struct {
 	// ImportBatchSize is how many imported relationships one revision
 	// holds (default 1000).
 	ImportBatchSize int
+
+	// MaxConnections caps the open connections of each listener (default
+	// 4096); further clients wait in the kernel's accept queue.
+	MaxConnections int
+	// HandshakeTimeout is how long a new connection has to complete its
+	// TLS and HTTP/2 handshakes (gRPC) or send its request headers (HTTP)
+	// (default 10s).
+	HandshakeTimeout time.Duration
+	// HTTPReadTimeout is how long an HTTP client has to send a whole
+	// request, body included (default 1m). Responses have no deadline:
+	// Watch and the other streams last as long as the client wants.
+	HTTPReadTimeout time.Duration
 }
+
+// Connection lifetimes that are not configurable.
+const (
+	// httpIdleTimeout closes a keep-alive HTTP connection between requests.
+	httpIdleTimeout = 2 * time.Minute
+	// grpcIdleTimeout closes a gRPC connection with no call in flight
+	// (with GOAWAY: clients reconnect when they next need to).
+	grpcIdleTimeout = 5 * time.Minute
+	// grpcPingInterval and grpcPingTimeout find dead gRPC clients.
+	grpcPingInterval = time.Minute
+	grpcPingTimeout  = 20 * time.Second
+	// grpcMinClientPing is the most often a client may ping; a client
+	// pinging more often is disconnected.
+	grpcMinClientPing = 10 * time.Second
+)
 
 func (l Limits) withDefaults() Limits {
 	if l.MaxWriteRelationships <= 0 {
@@ -65,6 +94,15 @@ func (l Limits) withDefaults() Limits {
 	}
 	if l.ImportBatchSize <= 0 {
 		l.ImportBatchSize = 1000
+	}
+	if l.MaxConnections <= 0 {
+		l.MaxConnections = 4096
+	}
+	if l.HandshakeTimeout <= 0 {
+		l.HandshakeTimeout = 10 * time.Second
+	}
+	if l.HTTPReadTimeout <= 0 {
+		l.HTTPReadTimeout = time.Minute
 	}
 	return l
 }
@@ -261,11 +299,10 @@ func (s *Server) Serve() error {
 	}
 	s.grpc = s.newGRPCServer(extra...)
 
-	lis, err := net.Listen("tcp", s.cfg.GRPCAddr)
+	lis, err := s.listen("gRPC", s.cfg.GRPCAddr)
 	if err != nil {
-		return fmt.Errorf("listen for gRPC on %s: %w", s.cfg.GRPCAddr, err)
+		return err
 	}
-	s.listeners = append(s.listeners, lis)
 	go s.run("gRPC", func() error { return s.grpc.Serve(lis) })
 
 	if s.cfg.HTTPAddr != "" {
@@ -275,15 +312,14 @@ func (s *Server) Serve() error {
 		}
 	}
 	if s.cfg.MetricsAddr != "" && s.cfg.MetricsAddr != s.cfg.HTTPAddr {
-		mlis, err := net.Listen("tcp", s.cfg.MetricsAddr)
+		mlis, err := s.listen("metrics", s.cfg.MetricsAddr)
 		if err != nil {
 			s.closeListeners()
-			return fmt.Errorf("listen for metrics on %s: %w", s.cfg.MetricsAddr, err)
+			return err
 		}
-		s.listeners = append(s.listeners, mlis)
 		mux := http.NewServeMux()
 		s.handleObservability(mux)
-		s.metricSrv = &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+		s.metricSrv = s.newHTTPServer(mux, nil)
 		go s.run("metrics", func() error { return s.metricSrv.Serve(mlis) })
 	}
 	s.health.SetServingStatus("", healthpb.HealthCheckResponse_SERVING)
@@ -295,10 +331,48 @@ func (s *Server) Serve() error {
 	return nil
 }
 
+// listen opens a TCP listener that holds at most MaxConnections
+// connections at once, so a flood of connections to one listener cannot
+// take the descriptors the others and the datastore need.
+func (s *Server) listen(name, addr string) (net.Listener, error) {
+	lis, err := net.Listen("tcp", addr)
+	if err != nil {
+		return nil, fmt.Errorf("listen for %s on %s: %w", name, addr, err)
+	}
+	lis = netutil.LimitListener(lis, s.limits.MaxConnections)
+	s.listeners = append(s.listeners, lis)
+	return lis, nil
+}
+
+// newHTTPServer is an HTTP server with the connection timeouts. It has
+// no WriteTimeout: a Watch or export streams its response for as long as
+// the client reads it.
+func (s *Server) newHTTPServer(h http.Handler, tlsCfg *tls.Config) *http.Server {
+	return &http.Server{
+		Handler:           h,
+		TLSConfig:         tlsCfg,
+		ReadHeaderTimeout: s.limits.HandshakeTimeout,
+		ReadTimeout:       s.limits.HTTPReadTimeout,
+		IdleTimeout:       httpIdleTimeout,
+	}
+}
+
 // newGRPCServer builds a gRPC server with every service and interceptor.
 func (s *Server) newGRPCServer(extra ...grpc.ServerOption) *grpc.Server {
 	opts := append([]grpc.ServerOption{
 		grpc.MaxRecvMsgSize(s.limits.MaxMessageBytes),
+		// A connection that has not finished its handshakes (a client
+		// that opens TCP and sends nothing) is closed after this.
+		grpc.ConnectionTimeout(s.limits.HandshakeTimeout),
+		grpc.KeepaliveParams(keepalive.ServerParameters{
+			MaxConnectionIdle: grpcIdleTimeout,
+			Time:              grpcPingInterval,
+			Timeout:           grpcPingTimeout,
+		}),
+		grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{
+			MinTime:             grpcMinClientPing,
+			PermitWithoutStream: true,
+		}),
 		// Long-lived workers run the requests: a check recurses deeply, and
 		// a fresh goroutine per request would grow (copy) its stack on
 		// every call; a worker keeps the stack it grew.
@@ -359,12 +433,11 @@ func (s *Server) serveHTTP(tlsCfg *tls.Config) error {
 	if s.cfg.MetricsAddr == "" || s.cfg.MetricsAddr == s.cfg.HTTPAddr {
 		s.handleObservability(mux)
 	}
-	lis, err := net.Listen("tcp", s.cfg.HTTPAddr)
+	lis, err := s.listen("HTTP", s.cfg.HTTPAddr)
 	if err != nil {
-		return fmt.Errorf("listen for HTTP on %s: %w", s.cfg.HTTPAddr, err)
+		return err
 	}
-	s.listeners = append(s.listeners, lis)
-	s.httpSrv = &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second, TLSConfig: tlsCfg}
+	s.httpSrv = s.newHTTPServer(mux, tlsCfg)
 	go s.run("HTTP", func() error {
 		if tlsCfg != nil {
 			return s.httpSrv.ServeTLS(lis, "", "")

@@ -61,6 +61,10 @@ type serveOptions struct {
 	lookupPageSize  int
 	shutdownTimeout time.Duration
 
+	maxConnections   int
+	handshakeTimeout time.Duration
+	httpReadTimeout  time.Duration
+
 	logLevel  string
 	logFormat string
 }
@@ -157,6 +161,10 @@ server with a generated token it prints.`,
 	f.DurationVar(&o.defaultDeadline, "default-deadline", 30*time.Second, "deadline of requests that carry none")
 	f.IntVar(&o.lookupPageSize, "lookup-page-size", 1000, "LookupResources results per call (and the maximum a client may ask)")
 	f.DurationVar(&o.shutdownTimeout, "shutdown-timeout", 30*time.Second, "how long SIGTERM waits for in-flight requests")
+	f.IntVar(&o.maxConnections, "max-connections", 0, fmt.Sprintf("maximum open connections per listener "+
+		"(0: %d, or fewer when the open-file limit minus %d descriptors kept for the datastore is smaller)", defaultMaxConnections, reservedDescriptors))
+	f.DurationVar(&o.handshakeTimeout, "handshake-timeout", 10*time.Second, "how long a new connection has to finish its TLS/HTTP/2 handshake (gRPC) or send its request headers (HTTP)")
+	f.DurationVar(&o.httpReadTimeout, "http-read-timeout", time.Minute, "how long an HTTP client has to send a whole request, body included (responses, such as Watch streams, have no deadline)")
 	f.StringVar(&o.logLevel, "log-level", "info", "log level: debug, info, warn or error")
 	f.StringVar(&o.logFormat, "log-format", "text", "log format: text or json")
 	rootCmd.AddCommand(cmd)
@@ -262,6 +270,11 @@ func serve(cmd *cobra.Command, o serveOptions) error {
 		tokens = append(tokens, server.Token{Name: "dev", Secret: devSecret})
 	}
 
+	maxConns, err := listenerConnectionLimit(o, log)
+	if err != nil {
+		return err
+	}
+
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
 	store, err := openDatastore(ctx, o, log)
@@ -295,6 +308,9 @@ func serve(cmd *cobra.Command, o serveOptions) error {
 			MaxMessageBytes:       o.maxMessageBytes,
 			DefaultDeadline:       o.defaultDeadline,
 			LookupPageSize:        o.lookupPageSize,
+			MaxConnections:        maxConns,
+			HandshakeTimeout:      o.handshakeTimeout,
+			HTTPReadTimeout:       o.httpReadTimeout,
 		},
 		Logger: log,
 	})
@@ -315,6 +331,29 @@ func serve(cmd *cobra.Command, o serveOptions) error {
 	srv.Shutdown(shutdownCtx)
 	log.Info("stopped")
 	return serveErr
+}
+
+// listenerConnectionLimit raises the open-file limit and returns the
+// connection cap of each listener.
+func listenerConnectionLimit(o serveOptions, log *slog.Logger) (int, error) {
+	nofile, err := raiseOpenFileLimit()
+	if err != nil {
+		return 0, err
+	}
+	listeners := 1
+	if o.httpAddr != "" {
+		listeners++
+	}
+	if o.metricsAddr != "" && o.metricsAddr != o.httpAddr {
+		listeners++
+	}
+	n, err := connectionLimit(o.maxConnections, listeners, nofile)
+	if err != nil {
+		return 0, err
+	}
+	log.Info("connection limits", "open_file_limit", nofile, "reserved_descriptors", reservedDescriptors,
+		"listeners", listeners, "max_connections_per_listener", n)
+	return n, nil
 }
 
 func loopbackAddr(addr string) bool {
