@@ -11,6 +11,7 @@ import (
 	"net/http/pprof"
 	goruntime "runtime"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/grpc-ecosystem/grpc-gateway/v2/runtime"
@@ -153,6 +154,8 @@ type Server struct {
 	auth    *authenticator
 	metrics *metrics
 	health  *health.Server
+	// readiness is the last datastore probe's result (readiness.go).
+	readiness atomic.Int32
 
 	// writeGate orders schema writes against relationship writes in this
 	// process: relationship writes (validated against the head schema)
@@ -322,11 +325,8 @@ func (s *Server) Serve() error {
 		s.metricSrv = s.newHTTPServer(mux, nil)
 		go s.run("metrics", func() error { return s.metricSrv.Serve(mlis) })
 	}
-	s.health.SetServingStatus("", healthpb.HealthCheckResponse_SERVING)
-	for _, svc := range []string{pb.SchemaService_ServiceDesc.ServiceName, pb.RelationshipService_ServiceDesc.ServiceName,
-		pb.PermissionService_ServiceDesc.ServiceName, pb.WatchService_ServiceDesc.ServiceName} {
-		s.health.SetServingStatus(svc, healthpb.HealthCheckResponse_SERVING)
-	}
+	s.setReady(s.probe(s.stopping))
+	go s.probePeriodically()
 	s.log.Info("serving", "grpc", s.listeners[0].Addr().String(), "http", s.cfg.HTTPAddr, "tls", tlsCfg != nil)
 	return nil
 }
@@ -429,7 +429,7 @@ func (s *Server) serveHTTP(tlsCfg *tls.Config) error {
 		w.WriteHeader(http.StatusOK)
 		_, _ = w.Write([]byte("ok\n"))
 	})
-	mux.HandleFunc("/readyz", s.ready)
+	mux.HandleFunc("/readyz", s.readyz)
 	if s.cfg.MetricsAddr == "" || s.cfg.MetricsAddr == s.cfg.HTTPAddr {
 		s.handleObservability(mux)
 	}
@@ -458,22 +458,6 @@ func (s *Server) handleObservability(mux *http.ServeMux) {
 		mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
 		mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
 	}
-}
-
-// ready answers /readyz: 200 when the datastore answers and the server is
-// not shutting down.
-func (s *Server) ready(w http.ResponseWriter, r *http.Request) {
-	if s.stopping.Err() != nil {
-		http.Error(w, "shutting down", http.StatusServiceUnavailable)
-		return
-	}
-	ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
-	defer cancel()
-	if _, err := s.engine.HeadRevision(ctx); err != nil {
-		http.Error(w, "datastore unavailable: "+err.Error(), http.StatusServiceUnavailable)
-		return
-	}
-	_, _ = w.Write([]byte("ready\n"))
 }
 
 func (s *Server) run(name string, serve func() error) {

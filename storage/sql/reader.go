@@ -100,7 +100,7 @@ func (r *reader) ReadSchema(ctx context.Context) (storage.StoredSchema, error) {
 		return storage.StoredSchema{}, nil
 	}
 	if err != nil {
-		return storage.StoredSchema{}, fmt.Errorf("read schema at revision %d: %w", r.rev, err)
+		return storage.StoredSchema{}, fmt.Errorf("read schema at revision %d: %w", r.rev, unavailable(err))
 	}
 	s.Revision = storage.Revision(rev)
 	return s, nil
@@ -130,7 +130,7 @@ func nowNanos(t time.Time) int64 {
 func (e *Engine) queryRelationships(ctx context.Context, q *query) ([]graph.Relationship, error) {
 	rows, err := e.pool.Query(ctx, q.String(), q.args...)
 	if err != nil {
-		return nil, err
+		return nil, unavailable(err)
 	}
 	defer rows.Close()
 	var out []graph.Relationship
@@ -141,7 +141,7 @@ func (e *Engine) queryRelationships(ctx context.Context, q *query) ([]graph.Rela
 		}
 		out = append(out, rel)
 	}
-	return out, rows.Err()
+	return out, unavailable(rows.Err())
 }
 
 // scanRelationship reads the columns in prefix, then relColumns.
