@@ -30,6 +30,9 @@ type serveOptions struct {
 	datastoreURL string
 	dataDir      string
 	autoMigrate  bool
+	// datastoreTimeout bounds opening the datastore (connecting,
+	// migrating, replaying the log).
+	datastoreTimeout time.Duration
 
 	grpcAddr    string
 	httpAddr    string
@@ -135,6 +138,7 @@ server with a generated token it prints.`,
 	f.StringVar(&o.datastoreURL, "datastore-url", "", "connection URL for postgres or cockroachdb")
 	f.StringVar(&o.dataDir, "data-dir", "./pemba-data", "directory of the embedded datastore")
 	f.BoolVar(&o.autoMigrate, "auto-migrate", false, "apply pending SQL migrations at start (otherwise run `pemba migrate` first)")
+	f.DurationVar(&o.datastoreTimeout, "datastore-timeout", time.Minute, "how long opening the datastore at start (connecting, migrating, replaying its log) may take")
 	f.StringVar(&o.grpcAddr, "grpc-addr", "127.0.0.1:50051", "gRPC listen address")
 	f.StringVar(&o.httpAddr, "http-addr", "127.0.0.1:8080", `HTTP/JSON, health and metrics listen address ("" disables HTTP)`)
 	f.StringVar(&o.metricsAddr, "metrics-addr", "", "serve /metrics on this address instead of the HTTP listener")

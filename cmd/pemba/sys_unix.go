@@ -24,3 +24,13 @@ func raiseOpenFileLimit() (uint64, error) {
 	}
 	return lim.Cur, nil
 }
+
+// freeBytes returns the space available to this process on the file
+// system holding path.
+func freeBytes(path string) (uint64, error) {
+	var st syscall.Statfs_t
+	if err := syscall.Statfs(path, &st); err != nil {
+		return 0, err
+	}
+	return st.Bavail * uint64(st.Bsize), nil
+}
