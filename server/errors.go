@@ -4,7 +4,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
+	"net"
 
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
@@ -108,6 +110,11 @@ func toStatus(log *slog.Logger, method string, err error) error {
 		return status.Error(codes.InvalidArgument, msg)
 	case errors.Is(err, storage.ErrClosed):
 		return status.Error(codes.Unavailable, msg)
+	case errors.Is(err, storage.ErrUnavailable), connectionError(err):
+		// The driver's message names the database's host, port and
+		// user: it goes to the log, the client gets a generic reason.
+		log.Error("datastore unavailable", "method", method, "err", err)
+		return status.Error(codes.Unavailable, "datastore unavailable: retry with backoff")
 	}
 	var fe *fieldError
 	var ie invalidError
@@ -116,4 +123,13 @@ func toStatus(log *slog.Logger, method string, err error) error {
 	}
 	log.Error("internal error", "method", method, "err", err)
 	return status.Errorf(codes.Internal, "internal error: %s", msg)
+}
+
+// connectionError reports a network failure that reached the server
+// without an engine marking it storage.ErrUnavailable: a broken or
+// refused connection, or a reply cut short. Context errors, which also
+// satisfy net.Error, are handled before this is asked.
+func connectionError(err error) bool {
+	var netErr net.Error
+	return errors.As(err, &netErr) || errors.Is(err, io.ErrUnexpectedEOF)
 }

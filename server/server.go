@@ -10,15 +10,18 @@ import (
 	"net/http"
 	"net/http/pprof"
 	goruntime "runtime"
+	"sync/atomic"
 	"time"
 
 	"github.com/grpc-ecosystem/grpc-gateway/v2/runtime"
 	"github.com/prometheus/client_golang/prometheus"
+	"golang.org/x/net/netutil"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/health"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
+	"google.golang.org/grpc/keepalive"
 	"google.golang.org/grpc/test/bufconn"
 	"google.golang.org/protobuf/encoding/protojson"
 
@@ -47,7 +50,34 @@ type Limits struct {
 	// StreamIdleTimeout ends a client stream (ImportRelationships) that
 	// sends nothing for this long (default 1m).
 	StreamIdleTimeout time.Duration
+
+	// MaxConnections caps the open connections of each listener (default
+	// 4096); further clients wait in the kernel's accept queue.
+	MaxConnections int
+	// HandshakeTimeout is how long a new connection has to complete its
+	// TLS and HTTP/2 handshakes (gRPC) or send its request headers (HTTP)
+	// (default 10s).
+	HandshakeTimeout time.Duration
+	// HTTPReadTimeout is how long an HTTP client has to send a whole
+	// request, body included (default 1m). Responses have no deadline:
+	// Watch and the other streams last as long as the client wants.
+	HTTPReadTimeout time.Duration
 }
+
+// Connection lifetimes that are not configurable.
+const (
+	// httpIdleTimeout closes a keep-alive HTTP connection between requests.
+	httpIdleTimeout = 2 * time.Minute
+	// grpcIdleTimeout closes a gRPC connection with no call in flight
+	// (with GOAWAY: clients reconnect when they next need to).
+	grpcIdleTimeout = 5 * time.Minute
+	// grpcPingInterval and grpcPingTimeout find dead gRPC clients.
+	grpcPingInterval = time.Minute
+	grpcPingTimeout  = 20 * time.Second
+	// grpcMinClientPing is the most often a client may ping; a client
+	// pinging more often is disconnected.
+	grpcMinClientPing = 10 * time.Second
+)
 
 func (l Limits) withDefaults() Limits {
 	if l.MaxWriteRelationships <= 0 {
@@ -71,6 +101,15 @@ func (l Limits) withDefaults() Limits {
 	if l.StreamIdleTimeout <= 0 {
 		l.StreamIdleTimeout = time.Minute
 	}
+	if l.MaxConnections <= 0 {
+		l.MaxConnections = 4096
+	}
+	if l.HandshakeTimeout <= 0 {
+		l.HandshakeTimeout = 10 * time.Second
+	}
+	if l.HTTPReadTimeout <= 0 {
+		l.HTTPReadTimeout = time.Minute
+	}
 	return l
 }
 
@@ -83,7 +122,7 @@ type Config struct {
 	// Tokens are the accepted bearer tokens.
 	Tokens []Token
 	// InsecureNoAuth serves without tokens; New refuses it unless every
-	// listener is on a loopback address.
+	// listener is on a loopback address, and refuses it with Tokens.
 	InsecureNoAuth bool
 
 	// GRPCAddr and HTTPAddr are listen addresses; HTTPAddr "" disables
@@ -91,9 +130,9 @@ type Config struct {
 	GRPCAddr    string
 	HTTPAddr    string
 	MetricsAddr string
-	// Profiling serves Go's runtime profiles (/debug/pprof/) beside
-	// /metrics, without authentication: enable it only where the metrics
-	// listener is private.
+	// Profiling serves Go's runtime profiles (/debug/pprof/, without
+	// the command line) beside /metrics, without authentication; New
+	// refuses it unless that listener is on a loopback address.
 	Profiling bool
 	// TLSCertFile and TLSKeyFile enable TLS on the gRPC and HTTP listeners.
 	TLSCertFile string
@@ -120,6 +159,8 @@ type Server struct {
 	auth    *authenticator
 	metrics *metrics
 	health  *health.Server
+	// readiness is the last datastore probe's result (readiness.go).
+	readiness atomic.Int32
 
 	// stopping is cancelled when Shutdown begins, ending Watch streams
 	// so a graceful stop does not wait for them forever.
@@ -150,23 +191,11 @@ func New(cfg Config) (*Server, error) {
 	if cfg.GRPCAddr == "" {
 		return nil, errors.New("server: no gRPC listen address")
 	}
-	if len(cfg.Tokens) == 0 {
-		if !cfg.InsecureNoAuth {
-			return nil, errors.New("no bearer tokens configured: give --token name=secret (or --token-file); " +
-				"--insecure-no-auth serves without authentication, on loopback addresses only")
-		}
-		for _, addr := range []string{cfg.GRPCAddr, cfg.HTTPAddr, cfg.MetricsAddr} {
-			if addr != "" && !isLoopback(addr) {
-				return nil, fmt.Errorf("--insecure-no-auth refused: %s is not a loopback address", addr)
-			}
-		}
+	if err := checkAuth(cfg); err != nil {
+		return nil, err
 	}
-	names := map[string]bool{}
-	for _, t := range cfg.Tokens {
-		if names[t.Name] {
-			return nil, fmt.Errorf("token name %q given twice", t.Name)
-		}
-		names[t.Name] = true
+	if err := checkProfiling(cfg); err != nil {
+		return nil, err
 	}
 	if (cfg.TLSCertFile == "") != (cfg.TLSKeyFile == "") {
 		return nil, errors.New("TLS needs both a certificate and a key file")
@@ -186,6 +215,59 @@ func New(cfg Config) (*Server, error) {
 	s.revs = &revisions{engine: s.engine, zookies: NewZookies(cfg.InstanceID), quantum: cfg.Quantization}
 	s.stopping, s.stop = context.WithCancel(context.Background())
 	return s, nil
+}
+
+// checkAuth refuses configurations that would serve unauthenticated
+// requests: no tokens without --insecure-no-auth; --insecure-no-auth on a
+// listener off loopback; and --insecure-no-auth together with tokens,
+// where a client with a missing or wrong token would be served anyway.
+func checkAuth(cfg Config) error {
+	if cfg.InsecureNoAuth {
+		if len(cfg.Tokens) > 0 {
+			return errors.New("--insecure-no-auth cannot be combined with bearer tokens " +
+				"(--token, --token-file, PEMBA_SERVE_TOKENS or --dev): a server with tokens must reject requests " +
+				"without one; drop --insecure-no-auth, or the tokens")
+		}
+		for _, addr := range []string{cfg.GRPCAddr, cfg.HTTPAddr, cfg.MetricsAddr} {
+			if addr != "" && !isLoopback(addr) {
+				return fmt.Errorf("--insecure-no-auth refused: %s is not a loopback address", addr)
+			}
+		}
+		return nil
+	}
+	if len(cfg.Tokens) == 0 {
+		return errors.New("no bearer tokens configured: give --token name=secret (or --token-file); " +
+			"--insecure-no-auth serves without authentication, on loopback addresses only")
+	}
+	names := map[string]bool{}
+	for _, t := range cfg.Tokens {
+		if names[t.Name] {
+			return fmt.Errorf("token name %q given twice", t.Name)
+		}
+		names[t.Name] = true
+	}
+	return nil
+}
+
+// checkProfiling refuses --pprof unless the listener serving the
+// profiles is on loopback: they are unauthenticated, a CPU profile or
+// trace costs the server real work, and heap profiles show request data.
+func checkProfiling(cfg Config) error {
+	if !cfg.Profiling {
+		return nil
+	}
+	addr, flag := cfg.MetricsAddr, "--metrics-addr"
+	if addr == "" {
+		addr, flag = cfg.HTTPAddr, "--http-addr"
+	}
+	if addr == "" {
+		return errors.New("--pprof needs --http-addr or --metrics-addr")
+	}
+	if !isLoopback(addr) {
+		return fmt.Errorf("--pprof refused: profiles are served without authentication, and %s %s is not a loopback address "+
+			"(serve them on a loopback --metrics-addr and reach it through an SSH tunnel or port forward)", flag, addr)
+	}
+	return nil
 }
 
 // isLoopback reports whether a listen address is on a loopback interface.
@@ -219,11 +301,10 @@ func (s *Server) Serve() error {
 	}
 	s.grpc = s.newGRPCServer(extra...)
 
-	lis, err := net.Listen("tcp", s.cfg.GRPCAddr)
+	lis, err := s.listen("gRPC", s.cfg.GRPCAddr)
 	if err != nil {
-		return fmt.Errorf("listen for gRPC on %s: %w", s.cfg.GRPCAddr, err)
+		return err
 	}
-	s.listeners = append(s.listeners, lis)
 	go s.run("gRPC", func() error { return s.grpc.Serve(lis) })
 
 	if s.cfg.HTTPAddr != "" {
@@ -233,30 +314,64 @@ func (s *Server) Serve() error {
 		}
 	}
 	if s.cfg.MetricsAddr != "" && s.cfg.MetricsAddr != s.cfg.HTTPAddr {
-		mlis, err := net.Listen("tcp", s.cfg.MetricsAddr)
+		mlis, err := s.listen("metrics", s.cfg.MetricsAddr)
 		if err != nil {
 			s.closeListeners()
-			return fmt.Errorf("listen for metrics on %s: %w", s.cfg.MetricsAddr, err)
+			return err
 		}
-		s.listeners = append(s.listeners, mlis)
 		mux := http.NewServeMux()
 		s.handleObservability(mux)
-		s.metricSrv = &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+		s.metricSrv = s.newHTTPServer(mux, nil)
 		go s.run("metrics", func() error { return s.metricSrv.Serve(mlis) })
 	}
-	s.health.SetServingStatus("", healthpb.HealthCheckResponse_SERVING)
-	for _, svc := range []string{pb.SchemaService_ServiceDesc.ServiceName, pb.RelationshipService_ServiceDesc.ServiceName,
-		pb.PermissionService_ServiceDesc.ServiceName, pb.WatchService_ServiceDesc.ServiceName} {
-		s.health.SetServingStatus(svc, healthpb.HealthCheckResponse_SERVING)
-	}
+	s.setReady(s.probe(s.stopping))
+	go s.probePeriodically()
 	s.log.Info("serving", "grpc", s.listeners[0].Addr().String(), "http", s.cfg.HTTPAddr, "tls", tlsCfg != nil)
 	return nil
+}
+
+// listen opens a TCP listener that holds at most MaxConnections
+// connections at once, so a flood of connections to one listener cannot
+// take the descriptors the others and the datastore need.
+func (s *Server) listen(name, addr string) (net.Listener, error) {
+	lis, err := net.Listen("tcp", addr)
+	if err != nil {
+		return nil, fmt.Errorf("listen for %s on %s: %w", name, addr, err)
+	}
+	lis = netutil.LimitListener(lis, s.limits.MaxConnections)
+	s.listeners = append(s.listeners, lis)
+	return lis, nil
+}
+
+// newHTTPServer is an HTTP server with the connection timeouts. It has
+// no WriteTimeout: a Watch or export streams its response for as long as
+// the client reads it.
+func (s *Server) newHTTPServer(h http.Handler, tlsCfg *tls.Config) *http.Server {
+	return &http.Server{
+		Handler:           h,
+		TLSConfig:         tlsCfg,
+		ReadHeaderTimeout: s.limits.HandshakeTimeout,
+		ReadTimeout:       s.limits.HTTPReadTimeout,
+		IdleTimeout:       httpIdleTimeout,
+	}
 }
 
 // newGRPCServer builds a gRPC server with every service and interceptor.
 func (s *Server) newGRPCServer(extra ...grpc.ServerOption) *grpc.Server {
 	opts := append([]grpc.ServerOption{
 		grpc.MaxRecvMsgSize(s.limits.MaxMessageBytes),
+		// A connection that has not finished its handshakes (a client
+		// that opens TCP and sends nothing) is closed after this.
+		grpc.ConnectionTimeout(s.limits.HandshakeTimeout),
+		grpc.KeepaliveParams(keepalive.ServerParameters{
+			MaxConnectionIdle: grpcIdleTimeout,
+			Time:              grpcPingInterval,
+			Timeout:           grpcPingTimeout,
+		}),
+		grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{
+			MinTime:             grpcMinClientPing,
+			PermitWithoutStream: true,
+		}),
 		// Long-lived workers run the requests: a check recurses deeply, and
 		// a fresh goroutine per request would grow (copy) its stack on
 		// every call; a worker keeps the stack it grew.
@@ -297,7 +412,7 @@ func (s *Server) serveHTTP(tlsCfg *tls.Config) error {
 	s.gwConn = conn
 	gw := runtime.NewServeMux(runtime.WithMarshalerOption(runtime.MIMEWildcard, &runtime.JSONPb{
 		MarshalOptions: protojson.MarshalOptions{EmitUnpopulated: false},
-	}))
+	}), runtime.WithErrorHandler(gatewayErrors))
 	ctx := context.Background()
 	for _, register := range []func(context.Context, *runtime.ServeMux, *grpc.ClientConn) error{
 		pb.RegisterSchemaServiceHandler, pb.RegisterRelationshipServiceHandler,
@@ -307,22 +422,25 @@ func (s *Server) serveHTTP(tlsCfg *tls.Config) error {
 			return fmt.Errorf("register gateway: %w", err)
 		}
 	}
+	// Registered last, so it replaces the generated handler of the path.
+	if err := gw.HandlePath(http.MethodPost, importPath, s.httpImport(gw)); err != nil {
+		return fmt.Errorf("register gateway: %w", err)
+	}
 	mux := http.NewServeMux()
-	mux.Handle("/v1/", gw)
+	mux.Handle("/v1/", s.guardGateway(gw))
 	mux.HandleFunc("/healthz", func(w http.ResponseWriter, _ *http.Request) {
 		w.WriteHeader(http.StatusOK)
 		_, _ = w.Write([]byte("ok\n"))
 	})
-	mux.HandleFunc("/readyz", s.ready)
+	mux.HandleFunc("/readyz", s.readyz)
 	if s.cfg.MetricsAddr == "" || s.cfg.MetricsAddr == s.cfg.HTTPAddr {
 		s.handleObservability(mux)
 	}
-	lis, err := net.Listen("tcp", s.cfg.HTTPAddr)
+	lis, err := s.listen("HTTP", s.cfg.HTTPAddr)
 	if err != nil {
-		return fmt.Errorf("listen for HTTP on %s: %w", s.cfg.HTTPAddr, err)
+		return err
 	}
-	s.listeners = append(s.listeners, lis)
-	s.httpSrv = &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second, TLSConfig: tlsCfg}
+	s.httpSrv = s.newHTTPServer(mux, tlsCfg)
 	go s.run("HTTP", func() error {
 		if tlsCfg != nil {
 			return s.httpSrv.ServeTLS(lis, "", "")
@@ -337,27 +455,12 @@ func (s *Server) handleObservability(mux *http.ServeMux) {
 	mux.Handle("/metrics", s.metrics.handler())
 	if s.cfg.Profiling {
 		mux.HandleFunc("/debug/pprof/", pprof.Index)
-		mux.HandleFunc("/debug/pprof/cmdline", pprof.Cmdline)
+		// No /debug/pprof/cmdline: the command line holds secrets
+		// (--token, --datastore-url). pprof.Index answers it 404.
 		mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
 		mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
 		mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
 	}
-}
-
-// ready answers /readyz: 200 when the datastore answers and the server is
-// not shutting down.
-func (s *Server) ready(w http.ResponseWriter, r *http.Request) {
-	if s.stopping.Err() != nil {
-		http.Error(w, "shutting down", http.StatusServiceUnavailable)
-		return
-	}
-	ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
-	defer cancel()
-	if _, err := s.engine.HeadRevision(ctx); err != nil {
-		http.Error(w, "datastore unavailable: "+err.Error(), http.StatusServiceUnavailable)
-		return
-	}
-	_, _ = w.Write([]byte("ready\n"))
 }
 
 func (s *Server) run(name string, serve func() error) {

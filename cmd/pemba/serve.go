@@ -30,6 +30,9 @@ type serveOptions struct {
 	datastoreURL string
 	dataDir      string
 	autoMigrate  bool
+	// datastoreTimeout bounds opening the datastore (connecting,
+	// migrating, replaying the log).
+	datastoreTimeout time.Duration
 
 	grpcAddr    string
 	httpAddr    string
@@ -61,6 +64,10 @@ type serveOptions struct {
 	lookupPageSize  int
 	streamIdle      time.Duration
 	shutdownTimeout time.Duration
+
+	maxConnections   int
+	handshakeTimeout time.Duration
+	httpReadTimeout  time.Duration
 
 	logLevel  string
 	logFormat string
@@ -132,15 +139,16 @@ server with a generated token it prints.`,
 	f.StringVar(&o.datastoreURL, "datastore-url", "", "connection URL for postgres or cockroachdb")
 	f.StringVar(&o.dataDir, "data-dir", "./pemba-data", "directory of the embedded datastore")
 	f.BoolVar(&o.autoMigrate, "auto-migrate", false, "apply pending SQL migrations at start (otherwise run `pemba migrate` first)")
+	f.DurationVar(&o.datastoreTimeout, "datastore-timeout", time.Minute, "how long opening the datastore at start (connecting, migrating, replaying its log) may take")
 	f.StringVar(&o.grpcAddr, "grpc-addr", "127.0.0.1:50051", "gRPC listen address")
 	f.StringVar(&o.httpAddr, "http-addr", "127.0.0.1:8080", `HTTP/JSON, health and metrics listen address ("" disables HTTP)`)
 	f.StringVar(&o.metricsAddr, "metrics-addr", "", "serve /metrics on this address instead of the HTTP listener")
-	f.BoolVar(&o.profiling, "pprof", false, "serve Go runtime profiles at /debug/pprof/ beside /metrics, without authentication")
+	f.BoolVar(&o.profiling, "pprof", false, "serve Go runtime profiles at /debug/pprof/ beside /metrics, without authentication (refused unless that listener is on loopback)")
 	f.StringVar(&o.tlsCert, "tls-cert", "", "TLS certificate file (PEM) for the gRPC and HTTP listeners")
 	f.StringVar(&o.tlsKey, "tls-key", "", "TLS private key file (PEM)")
 	f.StringArrayVar(&o.tokens, "token", nil, "bearer token as name=secret (repeatable)")
 	f.StringVar(&o.tokenFile, "token-file", "", "file with one name=secret token per line (# comments)")
-	f.BoolVar(&o.insecureNoAuth, "insecure-no-auth", false, "serve without authentication (only on loopback addresses)")
+	f.BoolVar(&o.insecureNoAuth, "insecure-no-auth", false, "serve without authentication: loopback addresses only, and never together with tokens")
 	f.BoolVar(&o.dev, "dev", false, "local development server: generated token (kept in the data directory), loopback only")
 	f.IntVar(&o.cacheEntries, "cache-entries", 100000, "check result cache entries (negative disables the cache)")
 	f.Int64Var(&o.cacheBytes, "cache-bytes", 0, "bound the check result cache by estimated memory instead of --cache-entries (0: use --cache-entries)")
@@ -159,6 +167,10 @@ server with a generated token it prints.`,
 	f.IntVar(&o.lookupPageSize, "lookup-page-size", 1000, "LookupResources results per call (and the maximum a client may ask)")
 	f.DurationVar(&o.streamIdle, "stream-idle-timeout", time.Minute, "end an import stream whose client sends nothing for this long")
 	f.DurationVar(&o.shutdownTimeout, "shutdown-timeout", 30*time.Second, "how long SIGTERM waits for in-flight requests")
+	f.IntVar(&o.maxConnections, "max-connections", 0, fmt.Sprintf("maximum open connections per listener "+
+		"(0: %d, or fewer when the open-file limit minus %d descriptors kept for the datastore is smaller)", defaultMaxConnections, reservedDescriptors))
+	f.DurationVar(&o.handshakeTimeout, "handshake-timeout", 10*time.Second, "how long a new connection has to finish its TLS/HTTP/2 handshake (gRPC) or send its request headers (HTTP)")
+	f.DurationVar(&o.httpReadTimeout, "http-read-timeout", time.Minute, "how long an HTTP client has to send a whole request, body included (responses, such as Watch streams, have no deadline)")
 	f.StringVar(&o.logLevel, "log-level", "info", "log level: debug, info, warn or error")
 	f.StringVar(&o.logFormat, "log-format", "text", "log format: text or json")
 	rootCmd.AddCommand(cmd)
@@ -264,6 +276,11 @@ func serve(cmd *cobra.Command, o serveOptions) error {
 		tokens = append(tokens, server.Token{Name: "dev", Secret: devSecret})
 	}
 
+	maxConns, err := listenerConnectionLimit(o, log)
+	if err != nil {
+		return err
+	}
+
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
 	store, err := openDatastore(ctx, o, log)
@@ -298,6 +315,9 @@ func serve(cmd *cobra.Command, o serveOptions) error {
 			DefaultDeadline:       o.defaultDeadline,
 			LookupPageSize:        o.lookupPageSize,
 			StreamIdleTimeout:     o.streamIdle,
+			MaxConnections:        maxConns,
+			HandshakeTimeout:      o.handshakeTimeout,
+			HTTPReadTimeout:       o.httpReadTimeout,
 		},
 		Logger: log,
 	})
@@ -318,6 +338,29 @@ func serve(cmd *cobra.Command, o serveOptions) error {
 	srv.Shutdown(shutdownCtx)
 	log.Info("stopped")
 	return serveErr
+}
+
+// listenerConnectionLimit raises the open-file limit and returns the
+// connection cap of each listener.
+func listenerConnectionLimit(o serveOptions, log *slog.Logger) (int, error) {
+	nofile, err := raiseOpenFileLimit()
+	if err != nil {
+		return 0, err
+	}
+	listeners := 1
+	if o.httpAddr != "" {
+		listeners++
+	}
+	if o.metricsAddr != "" && o.metricsAddr != o.httpAddr {
+		listeners++
+	}
+	n, err := connectionLimit(o.maxConnections, listeners, nofile)
+	if err != nil {
+		return 0, err
+	}
+	log.Info("connection limits", "open_file_limit", nofile, "reserved_descriptors", reservedDescriptors,
+		"listeners", listeners, "max_connections_per_listener", n)
+	return n, nil
 }
 
 func loopbackAddr(addr string) bool {

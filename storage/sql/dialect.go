@@ -51,9 +51,9 @@ func ParseDialect(s string) (Dialect, error) {
 // isolation level for this protocol.
 func runWrite(ctx context.Context, d Dialect, pool *pgxpool.Pool, fn func(pgx.Tx) error) error {
 	if d == CockroachDB {
-		return crdbpgx.ExecuteTx(ctx, pool, pgx.TxOptions{IsoLevel: pgx.Serializable}, fn)
+		return unavailable(crdbpgx.ExecuteTx(ctx, pool, pgx.TxOptions{IsoLevel: pgx.Serializable}, fn))
 	}
-	return crdb.ExecuteCtx(ctx, func(ctx context.Context, _ ...any) error {
+	return unavailable(crdb.ExecuteCtx(ctx, func(ctx context.Context, _ ...any) error {
 		return pgx.BeginTxFunc(ctx, pool, pgx.TxOptions{IsoLevel: pgx.ReadCommitted}, fn)
-	})
+	}))
 }

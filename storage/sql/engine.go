@@ -198,7 +198,7 @@ func (e *Engine) HeadRevision(ctx context.Context) (storage.Revision, error) {
 func (e *Engine) bounds(ctx context.Context, q pgxQuerier) (head, floor storage.Revision, err error) {
 	var h, f int64
 	err = q.QueryRow(ctx, stmtBounds).Scan(&h, &f)
-	return storage.Revision(h), storage.Revision(f), err
+	return storage.Revision(h), storage.Revision(f), unavailable(err)
 }
 
 type pgxQuerier interface {

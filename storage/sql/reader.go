@@ -108,7 +108,7 @@ func (r *reader) ReadSchema(ctx context.Context) (storage.StoredSchema, error) {
 		return storage.StoredSchema{}, nil
 	}
 	if err != nil {
-		return storage.StoredSchema{}, fmt.Errorf("read schema at revision %d: %w", r.rev, err)
+		return storage.StoredSchema{}, fmt.Errorf("read schema at revision %d: %w", r.rev, unavailable(err))
 	}
 	s.Revision = storage.Revision(rev)
 	return s, nil
@@ -138,7 +138,7 @@ func nowNanos(t time.Time) int64 {
 func queryRelationships(ctx context.Context, db rowQuerier, q *query) ([]graph.Relationship, error) {
 	rows, err := db.Query(ctx, q.String(), q.args...)
 	if err != nil {
-		return nil, err
+		return nil, unavailable(err)
 	}
 	defer rows.Close()
 	var out []graph.Relationship
@@ -149,7 +149,7 @@ func queryRelationships(ctx context.Context, db rowQuerier, q *query) ([]graph.R
 		}
 		out = append(out, rel)
 	}
-	return out, rows.Err()
+	return out, unavailable(rows.Err())
 }
 
 // scanRelationship reads the columns in prefix, then relColumns.

@@ -102,7 +102,7 @@ func (e *Engine) pollChanges(ctx context.Context, cursor storage.Revision) ([]st
 		}
 		return addRelationshipChanges(ctx, tx, cursor, changes)
 	})
-	return changes, err
+	return changes, unavailable(err)
 }
 
 // addRelationshipChanges fills in the relationship changes of the
