@@ -247,6 +247,39 @@ func TestHostileNoAuthWithToken(t *testing.T) {
 	}
 }
 
+// startNoAuthServer starts `pemba serve --insecure-no-auth` on loopback
+// with the memory datastore. startServer always passes the test token,
+// which --insecure-no-auth refuses.
+func startNoAuthServer(t *testing.T) *server {
+	t.Helper()
+	s := &server{t: t, dir: t.TempDir(), grpcAddr: freeAddr(t), httpAddr: freeAddr(t), log: &syncBuffer{}, exited: make(chan struct{})}
+	s.cmd = exec.Command(pemba, "serve", "--datastore", "memory", "--insecure-no-auth",
+		"--grpc-addr", s.grpcAddr, "--http-addr", s.httpAddr)
+	s.cmd.Dir = s.dir
+	s.cmd.Stdout, s.cmd.Stderr = s.log, s.log
+	if err := s.cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	go func() { s.exitErr = s.cmd.Wait(); close(s.exited) }()
+	t.Cleanup(func() { s.stop() })
+	for deadline := time.Now().Add(20 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+		if resp, err := http.Get(s.httpURL() + "/readyz"); err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == http.StatusOK {
+				return s
+			}
+		}
+		select {
+		case <-s.exited:
+			t.Fatalf("pemba serve --insecure-no-auth exited: %v\n%s", s.exitErr, s.log)
+		default:
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("pemba serve --insecure-no-auth not ready after 20s:\n%s", s.log)
+		}
+	}
+}
+
 // startDedicatedPostgres starts a PostgreSQL of the test's own, which it
 // may stop, and returns it with a migrated database's URL.
 func startDedicatedPostgres(t *testing.T) (*pgtest.Server, string) {
