@@ -7,7 +7,10 @@
 // minimize_latency), validation of writes against the stored schema,
 // refusal of schema changes that would orphan relationships, the mapping
 // of every engine error to a gRPC status in one place (errors.go), request
-// limits, health, Prometheus metrics and structured logs.
+// and connection limits (an HTTP request is authenticated and its body
+// capped before the gateway reads it, gateway.go), health (one datastore
+// probe behind both /readyz and the gRPC health service, readiness.go),
+// Prometheus metrics and structured logs.
 //
 // A caller opens the datastore, builds a Config and calls New, then Serve;
 // Shutdown drains in-flight requests. The server never closes the engine

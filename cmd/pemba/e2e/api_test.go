@@ -253,7 +253,7 @@ func TestAuthentication(t *testing.T) {
 		}
 	}
 	// --insecure-no-auth on loopback serves anyone.
-	open := startServer(t, "--datastore", "memory", "--insecure-no-auth")
+	open := startNoAuthServer(t)
 	if _, err := open.client("").schema.WriteSchema(ctx, &pb.WriteSchemaRequest{Schema: testSchema}); err != nil {
 		t.Errorf("--insecure-no-auth: %v", err)
 	}
