@@ -54,6 +54,7 @@ type serveOptions struct {
 	profiling       bool
 	quantization    time.Duration
 	maxDepth        int
+	maxExpandNodes  int
 	gcWindow        time.Duration
 	gcInterval      time.Duration
 
@@ -158,6 +159,7 @@ server with a generated token it prints.`,
 	f.Int64Var(&o.blockCacheBytes, "block-cache-bytes", 256<<20, "embedded datastore block cache size in bytes (Pebble's memtables count against it)")
 	f.DurationVar(&o.quantization, "quantization", 5*time.Second, "how long minimize_latency reads reuse a head revision")
 	f.IntVar(&o.maxDepth, "max-depth", 50, "maximum nested dispatches of one check")
+	f.IntVar(&o.maxExpandNodes, "max-expand-nodes", 50000, "maximum nodes of one ExpandPermission tree (larger trees are refused; use LookupSubjects)")
 	f.DurationVar(&o.gcWindow, "gc-window", 24*time.Hour, "how long old revisions stay readable (zookies older than this are refused)")
 	f.DurationVar(&o.gcInterval, "gc-interval", time.Minute, "how often the embedded datastore drops history older than --gc-window")
 	f.IntVar(&o.maxWrite, "max-write-relationships", 1000, "maximum updates in one WriteRelationships")

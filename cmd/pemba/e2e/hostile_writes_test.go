@@ -210,3 +210,21 @@ func countRelationships(t *testing.T, s *server) int {
 		n += len(resp.GetRelationships())
 	}
 }
+
+// TestHostileExpandLimitFlag: --max-expand-nodes bounds an Expand tree.
+func TestHostileExpandLimitFlag(t *testing.T) {
+	s := startServer(t, append(datastoreArgs(t, "memory"), "--max-expand-nodes", "5")...)
+	c := setup(t, s)
+	ctx := context.Background()
+	var updates []*pb.RelationshipUpdate
+	for i := range 10 {
+		updates = append(updates, touch(rel("document", "d", "viewer", "user", fmt.Sprintf("u%d", i))))
+	}
+	if _, err := c.rels.WriteRelationships(ctx, &pb.WriteRelationshipsRequest{Updates: updates}); err != nil {
+		t.Fatal(err)
+	}
+	_, err := c.perms.ExpandPermission(ctx, &pb.ExpandPermissionRequest{Resource: obj("document", "d"), Permission: "view", Consistency: fully()})
+	if status.Code(err) != codes.ResourceExhausted || !strings.Contains(err.Error(), "5") {
+		t.Fatalf("expand past --max-expand-nodes: %v, want RESOURCE_EXHAUSTED naming the limit", err)
+	}
+}
