@@ -165,6 +165,10 @@ func (c *compiler) caveat(d *CaveatDecl) *Caveat {
 		cv.Params = append(cv.Params, CaveatParam{Name: p.Name, Type: pt.name})
 		vars = append(vars, cel.Variable(p.Name, pt.cel))
 	}
+	if len(d.Body) > MaxCaveatExpressionBytes {
+		c.errs.add(d.BodyPos, "", "caveat %q: expression is %d bytes, over the limit of %d bytes", d.Name, len(d.Body), MaxCaveatExpressionBytes)
+		ok = false
+	}
 	if !ok || strings.TrimSpace(d.Body) == "" {
 		return nil
 	}
