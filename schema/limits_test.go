@@ -75,7 +75,7 @@ func TestLimits(t *testing.T) {
 		{"parentheses at the limit", deepParens(MaxNestingDepth), "", Position{}},
 		{"parentheses past the limit", deepParens(MaxNestingDepth + 1), "expression nests deeper than the limit of 64 levels of parentheses", Position{4, exprColumn + MaxNestingDepth}},
 		{"2 MB of parentheses", twoMB, tooLong(twoMB), Position{1, 1}},
-		{"parentheses filling the largest schema", deepParens((MaxSchemaBytes-100)/2), "expression nests deeper than the limit of 64 levels of parentheses", Position{4, exprColumn + MaxNestingDepth}},
+		{"parentheses filling the largest schema", deepParens((MaxSchemaBytes - 100) / 2), "expression nests deeper than the limit of 64 levels of parentheses", Position{4, exprColumn + MaxNestingDepth}},
 		{"terms at the limit", permissionSchema(chain(MaxExpressionTerms, " + ", "viewer")), "", Position{}},
 		{"terms past the limit", permissionSchema(chain(MaxExpressionTerms+1, " - ", "viewer")), `permission "view" has more than the limit of 10000 terms in its expression`, Position{4, exprColumn + MaxExpressionTerms*len(" - viewer")}},
 		{"terms past the limit in parentheses", permissionSchema("(" + chain(MaxExpressionTerms+1, " & ", "nil") + ")"), `permission "view" has more than the limit of 10000 terms in its expression`, Position{4, exprColumn + 1 + MaxExpressionTerms*len(" & nil")}},
