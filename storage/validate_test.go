@@ -33,6 +33,8 @@ func TestValidateRelationship(t *testing.T) {
 		{"ellipsis spelled out", ellipsis, "subject relation"},
 		{"zero expiration", zero, "expiration"},
 		{"context too large", withCaveat(map[string]any{"k": strings.Repeat("v", MaxCaveatContextBytes)}), "caveat context"},
+		{"context at the depth limit", withCaveat(map[string]any{"k": nested(graph.MaxCaveatContextDepth - 1)}), ""},
+		{"context too deep", withCaveat(map[string]any{"k": nested(graph.MaxCaveatContextDepth)}), "caveat context value"},
 	}
 	for _, c := range cases {
 		err := ValidateRelationship(c.r)
@@ -45,6 +47,29 @@ func TestValidateRelationship(t *testing.T) {
 		if !errors.Is(err, ErrInvalidArgument) || !strings.Contains(err.Error(), c.field) {
 			t.Errorf("%s: error %v, want ErrInvalidArgument naming %q", c.name, err, c.field)
 		}
+	}
+}
+
+// nested returns levels of nested arrays around a string; a small value
+// (well within MaxCaveatContextBytes) that nests deeply.
+func nested(levels int) any {
+	var v any = "v"
+	for range levels {
+		v = []any{v}
+	}
+	return v
+}
+
+// TestEncodeCaveatContextDepth checks that EncodeCaveatContext, which
+// engines call on their own, refuses a deep context before encoding it.
+func TestEncodeCaveatContextDepth(t *testing.T) {
+	if _, err := EncodeCaveatContext(map[string]any{"k": nested(graph.MaxCaveatContextDepth - 1)}); err != nil {
+		t.Errorf("at the limit: %v", err)
+	}
+	_, err := EncodeCaveatContext(map[string]any{"k": nested(100_000)})
+	if !errors.Is(err, ErrInvalidArgument) || !errors.Is(err, graph.ErrInvalid) ||
+		!strings.Contains(err.Error(), "caveat context: invalid caveat context value \"k\": nests objects and arrays deeper than the limit of 32 levels") {
+		t.Errorf("100,000 levels: %v", err)
 	}
 }
 
