@@ -6,6 +6,8 @@ import (
 	"runtime"
 	"strings"
 	"testing"
+
+	"github.com/pembadb/pemba/graph"
 )
 
 // permissionSchema returns a schema whose document#view is expr.
@@ -183,6 +185,21 @@ func TestLongNameSuggestion(t *testing.T) {
 	}
 	if !found {
 		t.Fatalf("no unknown-type error in %.500v", errs)
+	}
+}
+
+// TestCaveatContextDepth checks that a request context nesting past
+// graph.MaxCaveatContextDepth in an `any` parameter is refused with an
+// error callers map to INVALID_ARGUMENT, however deep it goes.
+func TestCaveatContextDepth(t *testing.T) {
+	s := mustCompileT(t, caveatSchema("a > 0 || m != null"))
+	var deep any = 1.0
+	for range 100_000 {
+		deep = []any{deep}
+	}
+	_, err := s.Caveat("cav").Evaluate(map[string]any{"m": deep})
+	if !errors.Is(err, graph.ErrInvalid) || !strings.Contains(err.Error(), "deeper than the limit of 32 levels") {
+		t.Fatalf("Evaluate = %v", err)
 	}
 }
 
