@@ -1,6 +1,7 @@
 package storage
 
 import (
+	"encoding/json"
 	"errors"
 	"strings"
 	"testing"
@@ -107,4 +108,57 @@ func TestFilterValidate(t *testing.T) {
 	if err := (QueryOptions{Limit: -1}).Validate(); !errors.Is(err, ErrInvalidArgument) {
 		t.Errorf("negative limit: %v", err)
 	}
+}
+
+// FuzzValidateRelationship stores-checks relationships whose caveat context
+// is arbitrary JSON, decoded as a request or a relationship string would
+// decode it: validation never panics, refusals wrap ErrInvalidArgument,
+// and an accepted context encodes within MaxCaveatContextBytes and decodes
+// to a context that is accepted again.
+func FuzzValidateRelationship(f *testing.F) {
+	for _, seed := range []string{
+		`{}`,
+		`{"cidrs": ["10.0.0.0/8"], "n": 1.5, "b": true, "z": null}`,
+		`{"a": {"b": {"c": [1, 2, {"d": "e"}]}}}`,
+		`{"a": [[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[1]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]}`,
+		`{"a": [[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[1]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]}`,
+		`{"\u00ff": "\ud800", "big": 1e308}`,
+	} {
+		f.Add(seed, false)
+		f.Add(seed, true)
+	}
+	base := graph.MustParseRelationship("document:plan#viewer@group:eng#member")
+	f.Fuzz(func(t *testing.T, ctxJSON string, useNumber bool) {
+		dec := json.NewDecoder(strings.NewReader(ctxJSON))
+		if useNumber {
+			dec.UseNumber()
+		}
+		var ctx map[string]any
+		if dec.Decode(&ctx) != nil {
+			return
+		}
+		r := base
+		r.Caveat = &graph.Caveat{Name: "cav", Context: ctx}
+		if err := ValidateRelationship(r); err != nil {
+			if !errors.Is(err, ErrInvalidArgument) {
+				t.Fatalf("refusal %v does not wrap ErrInvalidArgument", err)
+			}
+			return
+		}
+		b, err := EncodeCaveatContext(ctx)
+		if err != nil || len(b) > MaxCaveatContextBytes {
+			t.Fatalf("accepted context %s encodes to %d bytes, %v", ctxJSON, len(b), err)
+		}
+		if len(ctx) == 0 {
+			return
+		}
+		var again map[string]any
+		if err := json.Unmarshal(b, &again); err != nil {
+			t.Fatalf("encoded context %s does not decode: %v", b, err)
+		}
+		r.Caveat.Context = again
+		if err := ValidateRelationship(r); err != nil {
+			t.Fatalf("context %s, stored as %s, is refused when read back: %v", ctxJSON, b, err)
+		}
+	})
 }
