@@ -104,6 +104,46 @@ func TestLimits(t *testing.T) {
 	}
 }
 
+// maxTermsSchema has a permission at MaxExpressionTerms in each operator:
+// the deepest syntax trees (an operator chain is as deep as it is long)
+// the parser lets through.
+func maxTermsSchema() string {
+	var src strings.Builder
+	src.WriteString("definition user {}\ndefinition document {\n\trelation viewer: user\n\trelation parent: document\n")
+	for i, op := range []string{" + ", " & ", " - "} {
+		fmt.Fprintf(&src, "\tpermission perm%d = %s\n", i, chain(MaxExpressionTerms, op, "parent->viewer"))
+	}
+	src.WriteString("}\n")
+	return src.String()
+}
+
+// TestMaxTerms runs every pass that recurses over expressions (compile,
+// format, print, compare, reachability) on the deepest expressions the
+// limits allow, and checks that printing and compiling agree.
+func TestMaxTerms(t *testing.T) {
+	src := maxTermsSchema()
+	s := mustCompileT(t, src)
+	formatted, err := FormatSource("max.zed", src)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for name, text := range map[string]string{"formatted": formatted, "printed": s.String()} {
+		again, err := Compile(name+".zed", text)
+		if err != nil {
+			t.Fatalf("%s schema does not compile: %.300v", name, err)
+		}
+		if d := Compare(s, again); !d.Empty() {
+			t.Fatalf("%s schema compiles differently: %.300s", name, d)
+		}
+	}
+	if d := Compare(mustCompileT(t, permissionSchema("viewer")), s); len(d.Definitions) != 1 {
+		t.Fatalf("diff: %.300s", d)
+	}
+	if !s.Reachability().Toward(Node{"document", "perm2"}).Reaches(Node{"user", ""}) {
+		t.Fatal("user does not reach document#perm2")
+	}
+}
+
 // TestLimitsInParse checks that Parse, used by the formatter, enforces the
 // same limits as Compile.
 func TestLimitsInParse(t *testing.T) {
@@ -253,17 +293,12 @@ func TestPrintingIsLinear(t *testing.T) {
 // BenchmarkCompileAndCompareMaxTerms compiles and compares schemas whose
 // permissions have the most terms allowed, in each operator.
 func BenchmarkCompileAndCompareMaxTerms(b *testing.B) {
-	var src strings.Builder
-	src.WriteString("definition user {}\ndefinition document {\n\trelation viewer: user\n")
-	for i, op := range []string{" + ", " & ", " - "} {
-		fmt.Fprintf(&src, "\tpermission p%d = %s\n", i, chain(MaxExpressionTerms, op, "viewer"))
-	}
-	src.WriteString("}\n")
+	src := maxTermsSchema()
 	old := mustCompileB(b, permissionSchema("viewer"))
-	b.SetBytes(int64(src.Len()))
+	b.SetBytes(int64(len(src)))
 	b.ReportAllocs()
 	for b.Loop() {
-		s := mustCompileB(b, src.String())
+		s := mustCompileB(b, src)
 		if Compare(old, s).Empty() {
 			b.Fatal("no difference")
 		}
