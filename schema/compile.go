@@ -57,6 +57,8 @@ type compiler struct {
 	// caveatsDeclared names every caveat declared, compiled or not, so a
 	// caveat with errors is not also reported as unknown where it is used.
 	caveatsDeclared map[string]bool
+	// arrowEdges counts the reachability edges arrows expand to.
+	arrowEdges arrowEdgeCounter
 }
 
 func compileAST(ast *AST, sink *errorSink) *Schema {
@@ -72,6 +74,7 @@ func compileAST(ast *AST, sink *errorSink) *Schema {
 		broken:          map[string]map[string]bool{},
 		warnings:        &errorSink{file: sink.file, lines: sink.lines, noun: "warnings"},
 	}
+	c.arrowEdges.c = c
 	c.useFlags(ast)
 	defs, caveats := c.declare(ast)
 	for _, d := range caveats {
@@ -225,6 +228,7 @@ func (c *compiler) definition(d *DefinitionDecl) {
 			p := &Permission{Name: name, Doc: joinComments(m.Comments), Pos: m.Pos}
 			if m.Expr != nil {
 				p.Expr = c.expr(d, m, m.Expr)
+				c.arrowEdges.permission(d, m)
 			}
 			def.Permissions[name] = p
 		}
@@ -391,17 +395,16 @@ func (c *compiler) arrow(d *DefinitionDecl, p *PermissionDecl, e *ArrowNode) {
 	// SpiceDB accepts an arrow whose target exists on only some of the
 	// tupleset's subject types (the others contribute nothing), and warns
 	// when it exists on none of them.
-	found := false
+	if c.arrowEdges.count(d.Name, rel, e.Target) > 0 || c.warnings.full() {
+		return
+	}
 	var types []string
 	for _, t := range rel.Types {
-		if targets, ok := c.members[t.Type]; ok {
+		if _, ok := c.members[t.Type]; ok {
 			types = append(types, t.Type)
-			if _, has := targets[e.Target]; has {
-				found = true
-			}
 		}
 	}
-	if !found && len(types) > 0 {
+	if len(types) > 0 {
 		candidates := func() []string {
 			var names []string
 			for _, t := range types {

@@ -19,6 +19,13 @@ const (
 	// permission visits each term.
 	MaxExpressionTerms = 10_000
 
+	// MaxArrowEdges bounds the edges a schema's arrows expand to in its
+	// reachability graph: an arrow `rel->target` in a permission is one
+	// edge per allowed subject type of rel that declares target. Without
+	// it, a few kilobytes of arrows over a relation allowing thousands of
+	// types build a graph of hundreds of megabytes on the first lookup.
+	MaxArrowEdges = 250_000
+
 	// MaxCaveatExpressionBytes bounds the CEL text of one caveat body.
 	// Compiling CEL costs tens of microseconds per byte for adversarial
 	// expressions; CEL's parser applies its own nesting limit (250) within.

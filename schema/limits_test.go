@@ -144,6 +144,63 @@ func TestMaxTerms(t *testing.T) {
 	}
 }
 
+// fanOutSchema has types definitions t0000... each declaring `target`, a
+// relation on doc allowing all of them, and perms permissions on doc, each
+// `perm = fan->target` repeated terms times: perms*types arrow edges.
+func fanOutSchema(types, perms, terms int) string {
+	var b strings.Builder
+	for i := range types {
+		fmt.Fprintf(&b, "definition t%04d { relation target: t0000 }\n", i)
+	}
+	b.WriteString("definition doc {\n\trelation fan: ")
+	for i := range types {
+		if i > 0 {
+			b.WriteString(" | ")
+		}
+		fmt.Fprintf(&b, "t%04d", i)
+	}
+	b.WriteString("\n")
+	for i := range perms {
+		fmt.Fprintf(&b, "\tpermission perm%04d = %s\n", i, chain(terms, " + ", "fan->target"))
+	}
+	b.WriteString("}\n")
+	return b.String()
+}
+
+// TestArrowEdgeLimit checks that a schema whose arrows would expand to more
+// than MaxArrowEdges reachability edges is refused at the permission that
+// passes the limit. Before the limit, 80 kB of such a schema compiled, and
+// its first reverse lookup built a million edges (600 MB); a schema of
+// 1 MiB took a minute to compile and exhausted memory on lookup.
+func TestArrowEdgeLimit(t *testing.T) {
+	const types = 1000
+	perms := MaxArrowEdges / types
+	if _, err := Compile("fan.zed", fanOutSchema(types, perms, 1)); err != nil {
+		t.Fatalf("schema at the limit: %.300v", err)
+	}
+	errs := compileErrors(t, fanOutSchema(types, perms+1, 1))
+	want := fmt.Sprintf(`the schema's arrows expand to more than the limit of 250000 edges (one per arrow and subject type declaring its target); permission "perm%04d" on definition "doc" passes it`, perms)
+	if len(errs) != 1 || errs[0].Message != want || errs[0].Pos != (Position{Line: types + 3 + perms, Column: 13}) {
+		t.Fatalf("got %d errors, first %q at %v", len(errs), errs[0].Message, errs[0].Pos)
+	}
+}
+
+// TestRepeatedArrows checks that an arrow repeated in an expression adds
+// no edges: the compiler counts it once, and building the reachability
+// graph allocates for one. Before, each repetition expanded into one edge
+// per subject type, merged only after sorting: 10,000 repetitions over
+// 1,000 types allocated a gigabyte.
+func TestRepeatedArrows(t *testing.T) {
+	s := mustCompileT(t, fanOutSchema(1000, 1, MaxExpressionTerms))
+	var r *Reachability
+	if n := allocatedBytes(func() { r = s.Reachability() }); n > 10<<20 {
+		t.Errorf("building the reachability graph allocated %d bytes", n)
+	}
+	if got := len(r.Toward(Node{"doc", "perm0000"}).EntryPoints()); got != 1001 {
+		t.Errorf("%d entry points to doc#perm0000, want t0000 and t0000#target ... t0999#target", got)
+	}
+}
+
 // TestLimitsInParse checks that Parse, used by the formatter, enforces the
 // same limits as Compile.
 func TestLimitsInParse(t *testing.T) {
