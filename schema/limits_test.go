@@ -201,6 +201,17 @@ func TestRepeatedArrows(t *testing.T) {
 	}
 }
 
+// TestAllowedListIsClipped checks that refusing a relationship lists at
+// most maxListedAllowed of its relation's allowed types.
+func TestAllowedListIsClipped(t *testing.T) {
+	s := mustCompileT(t, fanOutSchema(1000, 0, 0))
+	err := s.ValidateRelationship(graph.MustParseRelationship("doc:1#fan@doc:2"))
+	want := "subject doc is not allowed on doc#fan (allowed: t0000, t0001, t0002, t0003, t0004, t0005, t0006, t0007, t0008, t0009, t0010, t0011, t0012, t0013, t0014, t0015, t0016, t0017, t0018, t0019, and 980 more)"
+	if err == nil || err.Error() != want {
+		t.Fatalf("ValidateRelationship = %v\nwant %s", err, want)
+	}
+}
+
 // TestLimitsInParse checks that Parse, used by the formatter, enforces the
 // same limits as Compile.
 func TestLimitsInParse(t *testing.T) {
