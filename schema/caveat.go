@@ -173,6 +173,12 @@ func (c *compiler) caveat(d *CaveatDecl) *Caveat {
 	if len(d.Body) > MaxCaveatExpressionBytes {
 		c.errs.add(d.BodyPos, "", "caveat %q: expression is %d bytes, over the limit of %d bytes", d.Name, len(d.Body), MaxCaveatExpressionBytes)
 		ok = false
+	} else if c.caveatBytes += len(d.Body); c.caveatBytes > MaxSchemaCaveatBytes {
+		if c.caveatBytes-len(d.Body) <= MaxSchemaCaveatBytes {
+			// Reported once, at the caveat that passes the limit.
+			c.errs.add(d.BodyPos, "", "caveat %q: the schema's caveat expressions total more than the limit of %d bytes", d.Name, MaxSchemaCaveatBytes)
+		}
+		ok = false
 	}
 	if !ok || strings.TrimSpace(d.Body) == "" {
 		return nil

@@ -59,6 +59,8 @@ type compiler struct {
 	caveatsDeclared map[string]bool
 	// arrowEdges counts the reachability edges arrows expand to.
 	arrowEdges arrowEdgeCounter
+	// caveatBytes is the CEL text of the caveats compiled so far.
+	caveatBytes int
 }
 
 func compileAST(ast *AST, sink *errorSink) *Schema {

@@ -26,10 +26,13 @@ const (
 	// types build a graph of hundreds of megabytes on the first lookup.
 	MaxArrowEdges = 250_000
 
-	// MaxCaveatExpressionBytes bounds the CEL text of one caveat body.
-	// Compiling CEL costs tens of microseconds per byte for adversarial
-	// expressions; CEL's parser applies its own nesting limit (250) within.
+	// MaxCaveatExpressionBytes bounds the CEL text of one caveat body, and
+	// MaxSchemaCaveatBytes that of all caveat bodies in a schema. Compiling
+	// CEL costs tens of microseconds per byte for adversarial expressions
+	// and a tenth of a millisecond per caveat; CEL's parser applies its
+	// own nesting limit (250) within.
 	MaxCaveatExpressionBytes = 4 << 10
+	MaxSchemaCaveatBytes     = 64 << 10
 
 	// maxReportedErrors bounds the errors (and, separately, the warnings)
 	// one compilation reports. Later problems are dropped, after a final

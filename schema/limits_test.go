@@ -212,6 +212,28 @@ func TestAllowedListIsClipped(t *testing.T) {
 	}
 }
 
+// TestSchemaCaveatBytes checks that caveat expressions are bounded in
+// total: the error comes once, at the caveat passing the limit, and no
+// caveat after it is compiled (or reported as unknown where it is used).
+func TestSchemaCaveatBytes(t *testing.T) {
+	body := "a > 0" + strings.Repeat(" || a > 0", 400) // 3,605 bytes
+	n := MaxSchemaCaveatBytes/len(body) + 1            // the first past the limit
+	var b strings.Builder
+	b.WriteString("definition user {}\ndefinition document {\n\trelation viewer: user")
+	for i := range n + 3 {
+		fmt.Fprintf(&b, " | user with cav%03d", i)
+	}
+	b.WriteString("\n}\n")
+	for i := range n + 3 {
+		fmt.Fprintf(&b, "caveat cav%03d(a int) {\n\t%s\n}\n", i, body)
+	}
+	errs := compileErrors(t, b.String())
+	want := fmt.Sprintf(`caveat "cav%03d": the schema's caveat expressions total more than the limit of 65536 bytes`, n-1)
+	if len(errs) != 1 || errs[0].Message != want || errs[0].Pos.Line != 4+3*(n-1)+2 {
+		t.Fatalf("got %d errors, first %q at %v; want %q", len(errs), errs[0].Message, errs[0].Pos, want)
+	}
+}
+
 // TestLimitsInParse checks that Parse, used by the formatter, enforces the
 // same limits as Compile.
 func TestLimitsInParse(t *testing.T) {
