@@ -8,7 +8,7 @@ LDFLAGS   := -X main.version=$(VERSION)
 # Packages with concurrent code, run again under the race detector.
 RACE_PKGS ?= ./check/... ./graph/... ./storage/... ./server/... ./loadtest ./cmd/...
 
-.PHONY: build run test test-short lint bench proto fuzz clean
+.PHONY: build run test test-short lint bench proto fuzz fuzz-short clean
 
 build:
 	$(GO) build -ldflags "$(LDFLAGS)" -o $(BIN) ./cmd/pemba
@@ -21,6 +21,7 @@ run: build
 test: lint
 	$(GO) test -count=1 ./...
 	$(GO) test -count=1 -race $(RACE_PKGS)
+	$(MAKE) fuzz-short
 
 test-short:
 	$(GO) test -short ./...
@@ -29,6 +30,30 @@ lint:
 	$(GO) vet ./...
 	@unformatted=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \
 	if [ -n "$$unformatted" ]; then echo "gofmt needed:"; echo "$$unformatted"; exit 1; fi
+
+# Every fuzz target, as package:Target: one per parser reachable from the
+# network, and the validation-file reader.
+FUZZ_TARGETS ?= ./schema:FuzzParseSchema ./schema:FuzzCaveatEvaluate \
+	./graph:FuzzParseRelationship ./graph:FuzzFormatRelationship \
+	./storage:FuzzValidateRelationship ./check/validationfile:FuzzParse \
+	./server:FuzzZookieDecode ./server:FuzzCursorDecode
+FUZZTIME  ?= 10s
+FUZZ_LONG ?= 10m
+# One worker per target leaves the other cores to the rest of the machine.
+FUZZFLAGS ?= -parallel 1
+
+# fuzz-short runs each fuzz target for FUZZTIME, one after the other; new
+# failing inputs land in the package's testdata/fuzz.
+fuzz-short:
+	@for t in $(FUZZ_TARGETS); do \
+		pkg=$${t%%:*}; name=$${t##*:}; \
+		echo "fuzz $$name in $$pkg for $(FUZZTIME)"; \
+		$(GO) test -run '^$$' -fuzz "^$$name\$$" -fuzztime $(FUZZTIME) $(FUZZFLAGS) $$pkg || exit 1; \
+	done
+
+# fuzz runs each fuzz target for FUZZ_LONG.
+fuzz:
+	$(MAKE) fuzz-short FUZZTIME=$(FUZZ_LONG)
 
 bench:
 	$(GO) test -run '^$$' -bench . -benchmem ./...

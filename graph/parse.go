@@ -272,9 +272,13 @@ func parseExpiration(text string) (time.Time, problem) {
 // nil for an empty object, so `[c]` and `[c:{}]` are the same relationship.
 func (p *parser) context() (map[string]any, error) {
 	start := p.pos
-	end, ok := jsonValueEnd(p.in, start)
-	if !ok {
+	end, status := jsonValueEnd(p.in, start)
+	switch status {
+	case jsonUnclosed:
 		return nil, p.fail("caveat context", p.in[start:], start, "expected a JSON object ending in '}'")
+	case jsonTooDeep:
+		// end is the offset of the first bracket past the limit.
+		return nil, p.fail("caveat context", p.in[start:end+1], start, "%s at column %d", tooDeep, end+1)
 	}
 	text := p.in[start:end]
 	var ctx map[string]any
@@ -292,13 +296,24 @@ func (p *parser) context() (map[string]any, error) {
 	return ctx, nil
 }
 
+// jsonEndStatus is the outcome of jsonValueEnd.
+type jsonEndStatus int
+
+const (
+	jsonEnd      jsonEndStatus = iota // the object ends
+	jsonUnclosed                      // it does not end, or ends with ']'
+	jsonTooDeep                       // it nests past MaxCaveatContextDepth
+)
+
 // jsonValueEnd finds the end of the JSON object starting at s[start]: the
 // offset after its matching '}', skipping over strings. It does not validate
 // the JSON (json.Unmarshal does); it only finds where the block's JSON ends,
-// since strings inside may hold ']'.
-func jsonValueEnd(s string, start int) (int, bool) {
+// since strings inside may hold ']'. It stops at the first '{' or '[' nested
+// deeper than MaxCaveatContextDepth, returning its offset and jsonTooDeep,
+// so that no decoder recurses on hostile input.
+func jsonValueEnd(s string, start int) (int, jsonEndStatus) {
 	if start >= len(s) || s[start] != '{' {
-		return 0, false
+		return 0, jsonUnclosed
 	}
 	depth := 0
 	for i := start; i < len(s); i++ {
@@ -311,12 +326,18 @@ func jsonValueEnd(s string, start int) (int, bool) {
 			}
 		case '{', '[':
 			depth++
+			if depth > MaxCaveatContextDepth {
+				return i, jsonTooDeep
+			}
 		case '}', ']':
 			depth--
 			if depth == 0 {
-				return i + 1, s[i] == '}'
+				if s[i] != '}' {
+					return 0, jsonUnclosed
+				}
+				return i + 1, jsonEnd
 			}
 		}
 	}
-	return 0, false
+	return 0, jsonUnclosed
 }

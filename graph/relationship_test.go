@@ -132,6 +132,15 @@ func TestValidate(t *testing.T) {
 		{"bad json.Number", func(r *Relationship) {
 			r.Caveat = &Caveat{Name: "cav", Context: map[string]any{"x": json.Number("1x")}}
 		}, "caveat context value"},
+		{"context at the depth limit", func(r *Relationship) {
+			r.Caveat = &Caveat{Name: "cav", Context: map[string]any{"x": nestedContext(MaxCaveatContextDepth - 1)}}
+		}, ""},
+		{"context past the depth limit", func(r *Relationship) {
+			r.Caveat = &Caveat{Name: "cav", Context: map[string]any{"x": nestedContext(MaxCaveatContextDepth)}}
+		}, "caveat context value"},
+		{"context 100,000 levels deep", func(r *Relationship) {
+			r.Caveat = &Caveat{Name: "cav", Context: map[string]any{"x": nestedContext(100_000)}}
+		}, "caveat context value"},
 		{"expiration after 9999", func(r *Relationship) {
 			e := time.Date(10000, 1, 1, 0, 0, 0, 0, time.UTC)
 			r.Expiration = &e
@@ -307,6 +316,39 @@ func TestValidateNames(t *testing.T) {
 		}
 		if tc.err != nil && !errors.Is(tc.err, ErrInvalid) {
 			t.Errorf("%s: %v does not match ErrInvalid", tc.name, tc.err)
+		}
+	}
+}
+
+// nestedContext returns a context value of levels nested objects and
+// arrays, alternating: [{"k":[{"k":...}]}].
+func nestedContext(levels int) any {
+	var v any = "leaf"
+	for i := range levels {
+		if i%2 == 0 {
+			v = map[string]any{"k": v}
+		} else {
+			v = []any{v}
+		}
+	}
+	return v
+}
+
+// TestValidateContextDepth checks the depth check callers apply to
+// context values Validate has not seen.
+func TestValidateContextDepth(t *testing.T) {
+	if err := ValidateContextDepth("x", nestedContext(MaxCaveatContextDepth-1)); err != nil {
+		t.Errorf("at the limit: %v", err)
+	}
+	err := ValidateContextDepth("x", nestedContext(MaxCaveatContextDepth))
+	var ve *ValidationError
+	if !errors.As(err, &ve) || !errors.Is(err, ErrInvalid) || ve.Value != "x" ||
+		ve.Message != "nests objects and arrays deeper than the limit of 32 levels" {
+		t.Errorf("past the limit: %v", err)
+	}
+	for _, scalar := range []any{nil, 1.0, "s", true} {
+		if err := ValidateContextDepth("x", scalar); err != nil {
+			t.Errorf("%v: %v", scalar, err)
 		}
 	}
 }

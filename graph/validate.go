@@ -75,7 +75,7 @@ func (r Relationship) Validate() error {
 			if !utf8.ValidString(k) {
 				return &ValidationError{Part: "caveat context key", Value: k, Message: "must be valid UTF-8"}
 			}
-			if msg := contextValueProblem(v); msg != "" {
+			if msg := contextValueProblem(v, 2); msg != "" {
 				return &ValidationError{Part: "caveat context value", Value: k, Message: msg}
 			}
 		}
@@ -102,8 +102,55 @@ func expirationProblem(t time.Time) problem {
 	return noProblem
 }
 
-// contextValueProblem says why v cannot be a caveat context value, or "".
-func contextValueProblem(v any) string {
+// MaxCaveatContextDepth bounds how deeply objects and arrays nest in a
+// caveat context, the context object itself being the first level:
+// `{"a":[{"b":1}]}` has three. Decoding, validating and encoding a context
+// recurse once per level.
+const MaxCaveatContextDepth = 32
+
+// tooDeep is the problem of a context nesting past MaxCaveatContextDepth.
+var tooDeep = fmt.Sprintf("nests objects and arrays deeper than the limit of %d levels", MaxCaveatContextDepth)
+
+// ValidateContextDepth checks that value, the value of key in a caveat
+// context, keeps the context within MaxCaveatContextDepth levels. The
+// error is a *ValidationError naming key. It costs one walk of value, for
+// callers that accept context values Validate has not seen (a request's).
+func ValidateContextDepth(key string, value any) error {
+	if contextTooDeep(value, 2) {
+		return &ValidationError{Part: "caveat context value", Value: key, Message: tooDeep}
+	}
+	return nil
+}
+
+// contextTooDeep reports whether v, at nesting level level (its own
+// brackets being that level), goes past MaxCaveatContextDepth.
+func contextTooDeep(v any, level int) bool {
+	switch v := v.(type) {
+	case []any:
+		if level > MaxCaveatContextDepth {
+			return true
+		}
+		for _, e := range v {
+			if contextTooDeep(e, level+1) {
+				return true
+			}
+		}
+	case map[string]any:
+		if level > MaxCaveatContextDepth {
+			return true
+		}
+		for _, e := range v {
+			if contextTooDeep(e, level+1) {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// contextValueProblem says why v, at nesting level level, cannot be a
+// caveat context value, or "".
+func contextValueProblem(v any, level int) string {
 	switch v := v.(type) {
 	case json.Number:
 		if _, err := strconv.ParseFloat(string(v), 64); err != nil {
@@ -124,20 +171,26 @@ func contextValueProblem(v any) string {
 		}
 		return ""
 	case float32:
-		return contextValueProblem(float64(v))
+		return contextValueProblem(float64(v), level)
 	case []any:
+		if level > MaxCaveatContextDepth {
+			return tooDeep
+		}
 		for _, e := range v {
-			if msg := contextValueProblem(e); msg != "" {
+			if msg := contextValueProblem(e, level+1); msg != "" {
 				return msg
 			}
 		}
 		return ""
 	case map[string]any:
+		if level > MaxCaveatContextDepth {
+			return tooDeep
+		}
 		for k, e := range v {
 			if !utf8.ValidString(k) {
 				return "has a key that is not valid UTF-8"
 			}
-			if msg := contextValueProblem(e); msg != "" {
+			if msg := contextValueProblem(e, level+1); msg != "" {
 				return msg
 			}
 		}

@@ -1,5 +1,7 @@
 package schema
 
+import "strings"
+
 // This file is the syntax tree Parse produces: the schema as written, with
 // positions and comments, before any name is resolved. The formatter prints
 // it; the compiler turns it into a *Schema.
@@ -124,14 +126,27 @@ func (t *TypeExpr) String() string {
 	if len(t.Args) == 0 {
 		return t.Name
 	}
-	s := t.Name + "<"
+	var b strings.Builder
+	t.write(&b)
+	return b.String()
+}
+
+func (t *TypeExpr) write(b *strings.Builder) {
+	if t == nil {
+		return
+	}
+	b.WriteString(t.Name)
+	if len(t.Args) == 0 {
+		return
+	}
+	b.WriteByte('<')
 	for i, a := range t.Args {
 		if i > 0 {
-			s += ", "
+			b.WriteString(", ")
 		}
-		s += a.String()
+		a.write(b)
 	}
-	return s + ">"
+	b.WriteByte('>')
 }
 
 // ExprNode is a permission expression as written: *BinaryNode, *NameNode,

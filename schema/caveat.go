@@ -14,6 +14,8 @@ import (
 	"github.com/google/cel-go/cel"
 	"github.com/google/cel-go/common/types"
 	"github.com/google/cel-go/common/types/ref"
+
+	"github.com/pembadb/pemba/graph"
 )
 
 // CaveatCostLimit bounds the work one caveat evaluation may do, in CEL
@@ -35,6 +37,9 @@ type paramType struct {
 	name string // canonical text, "list<int>"
 	cel  *cel.Type
 	elem *paramType // for list and map
+	// hasAny is set when the type is or contains `any`, whose values pass
+	// to CEL unconverted and so unbounded by the type's own depth.
+	hasAny bool
 }
 
 // ipAddressType is the CEL type of `ipaddress` parameters.
@@ -119,7 +124,7 @@ func (c *compiler) resolveParamType(t *TypeExpr) *paramType {
 		if elem == nil {
 			return nil
 		}
-		pt := &paramType{name: t.Name + "<" + elem.name + ">", elem: elem}
+		pt := &paramType{name: t.Name + "<" + elem.name + ">", elem: elem, hasAny: elem.hasAny}
 		if t.Name == "list" {
 			pt.cel = cel.ListType(elem.cel)
 		} else {
@@ -136,7 +141,7 @@ func (c *compiler) resolveParamType(t *TypeExpr) *paramType {
 		c.errs.add(t.Pos, "", "type %q takes no type arguments", t.Name)
 		return nil
 	}
-	return &paramType{name: t.Name, cel: ct}
+	return &paramType{name: t.Name, cel: ct, hasAny: t.Name == "any"}
 }
 
 // caveat compiles a caveat declaration, reporting every problem.
@@ -164,6 +169,16 @@ func (c *compiler) caveat(d *CaveatDecl) *Caveat {
 		}
 		cv.Params = append(cv.Params, CaveatParam{Name: p.Name, Type: pt.name})
 		vars = append(vars, cel.Variable(p.Name, pt.cel))
+	}
+	if len(d.Body) > MaxCaveatExpressionBytes {
+		c.errs.add(d.BodyPos, "", "caveat %q: expression is %d bytes, over the limit of %d bytes", d.Name, len(d.Body), MaxCaveatExpressionBytes)
+		ok = false
+	} else if c.caveatBytes += len(d.Body); c.caveatBytes > MaxSchemaCaveatBytes {
+		if c.caveatBytes-len(d.Body) <= MaxSchemaCaveatBytes {
+			// Reported once, at the caveat that passes the limit.
+			c.errs.add(d.BodyPos, "", "caveat %q: the schema's caveat expressions total more than the limit of %d bytes", d.Name, MaxSchemaCaveatBytes)
+		}
+		ok = false
 	}
 	if !ok || strings.TrimSpace(d.Body) == "" {
 		return nil
@@ -231,7 +246,15 @@ func (c *Caveat) Evaluate(context map[string]any) (CaveatOutcome, error) {
 			unknown = append(unknown, cel.AttributePattern(p.Name))
 			continue
 		}
-		cv, err := convertParam(c.program.params[p.Name], v)
+		pt := c.program.params[p.Name]
+		if pt.hasAny {
+			// A request's context reaches here unvalidated; values of
+			// typed parameters nest no deeper than their type.
+			if err := graph.ValidateContextDepth(p.Name, v); err != nil {
+				return CaveatOutcome{}, fmt.Errorf("caveat %q: %w", c.Name, err)
+			}
+		}
+		cv, err := convertParam(pt, v)
 		if err != nil {
 			return CaveatOutcome{}, fmt.Errorf("caveat %q: parameter %q%w", c.Name, p.Name, err)
 		}

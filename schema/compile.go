@@ -57,6 +57,10 @@ type compiler struct {
 	// caveatsDeclared names every caveat declared, compiled or not, so a
 	// caveat with errors is not also reported as unknown where it is used.
 	caveatsDeclared map[string]bool
+	// arrowEdges counts the reachability edges arrows expand to.
+	arrowEdges arrowEdgeCounter
+	// caveatBytes is the CEL text of the caveats compiled so far.
+	caveatBytes int
 }
 
 func compileAST(ast *AST, sink *errorSink) *Schema {
@@ -70,8 +74,9 @@ func compileAST(ast *AST, sink *errorSink) *Schema {
 		members:         map[string]map[string]Member{},
 		caveatsDeclared: map[string]bool{},
 		broken:          map[string]map[string]bool{},
-		warnings:        &errorSink{file: sink.file, lines: sink.lines},
+		warnings:        &errorSink{file: sink.file, lines: sink.lines, noun: "warnings"},
 	}
+	c.arrowEdges.c = c
 	c.useFlags(ast)
 	defs, caveats := c.declare(ast)
 	for _, d := range caveats {
@@ -225,6 +230,7 @@ func (c *compiler) definition(d *DefinitionDecl) {
 			p := &Permission{Name: name, Doc: joinComments(m.Comments), Pos: m.Pos}
 			if m.Expr != nil {
 				p.Expr = c.expr(d, m, m.Expr)
+				c.arrowEdges.permission(d, m)
 			}
 			def.Permissions[name] = p
 		}
@@ -283,11 +289,11 @@ func (c *compiler) allowedSubject(d *DefinitionDecl, r *RelationDecl, t *TypeRef
 	ok := true
 	target, known := c.members[t.Type]
 	if !known {
-		c.errs.add(t.Pos, suggest(t.Type, c.definitionNames()), "unknown type %q in relation %q on definition %q", t.Type, r.Name, d.Name)
+		c.errs.add(t.Pos, hint(c.errs, t.Type, c.definitionNames), "unknown type %q in relation %q on definition %q", t.Type, r.Name, d.Name)
 		ok = false
 	} else if t.Relation != "" && !c.broken[t.Type][t.Relation] {
 		if _, has := target[t.Relation]; !has {
-			c.errs.add(t.RelationPos, suggest(t.Relation, memberNames(target, nil)), "relation or permission %q not found on definition %q", t.Relation, t.Type)
+			c.errs.add(t.RelationPos, hint(c.errs, t.Relation, func() []string { return memberNames(target, nil) }), "relation or permission %q not found on definition %q", t.Relation, t.Type)
 			ok = false
 		}
 	}
@@ -296,7 +302,7 @@ func (c *compiler) allowedSubject(d *DefinitionDecl, r *RelationDecl, t *TypeRef
 			if _, declared := c.members[t.Caveat]; declared {
 				c.errs.add(t.CaveatPos, "", "%q after \"with\" is a definition, not a caveat", t.Caveat)
 			} else {
-				c.errs.add(t.CaveatPos, suggest(t.Caveat, c.caveatNames()), "unknown caveat %q in relation %q on definition %q", t.Caveat, r.Name, d.Name)
+				c.errs.add(t.CaveatPos, hint(c.errs, t.Caveat, c.caveatNames), "unknown caveat %q in relation %q on definition %q", t.Caveat, r.Name, d.Name)
 			}
 			ok = false
 		}
@@ -338,7 +344,7 @@ func (c *compiler) expr(d *DefinitionDecl, p *PermissionDecl, e ExprNode) Expr {
 		return &Nil{}
 	case *NameNode:
 		if _, ok := members[e.Name]; !ok && !c.broken[d.Name][e.Name] {
-			c.errs.add(e.Pos, suggest(e.Name, memberNames(members, nil)), "relation or permission %q not found on definition %q", e.Name, d.Name)
+			c.errs.add(e.Pos, hint(c.errs, e.Name, func() []string { return memberNames(members, nil) }), "relation or permission %q not found on definition %q", e.Name, d.Name)
 		}
 		return &RelationRef{Name: e.Name}
 	case *ArrowNode:
@@ -380,7 +386,7 @@ func (c *compiler) arrow(d *DefinitionDecl, p *PermissionDecl, e *ArrowNode) {
 	}
 	if !ok {
 		isRel := func(m Member) bool { _, ok := m.(*RelationDecl); return ok }
-		c.errs.add(e.Pos, suggest(e.Tupleset, memberNames(members, isRel)), "relation %q not found on definition %q (left side of an arrow in permission %q)", e.Tupleset, d.Name, p.Name)
+		c.errs.add(e.Pos, hint(c.errs, e.Tupleset, func() []string { return memberNames(members, isRel) }), "relation %q not found on definition %q (left side of an arrow in permission %q)", e.Tupleset, d.Name, p.Name)
 		return
 	}
 	rel, isRel := m.(*RelationDecl)
@@ -391,22 +397,24 @@ func (c *compiler) arrow(d *DefinitionDecl, p *PermissionDecl, e *ArrowNode) {
 	// SpiceDB accepts an arrow whose target exists on only some of the
 	// tupleset's subject types (the others contribute nothing), and warns
 	// when it exists on none of them.
-	found := false
+	if c.arrowEdges.count(d.Name, rel, e.Target) > 0 || c.warnings.full() {
+		return
+	}
 	var types []string
 	for _, t := range rel.Types {
-		if targets, ok := c.members[t.Type]; ok {
+		if _, ok := c.members[t.Type]; ok {
 			types = append(types, t.Type)
-			if _, has := targets[e.Target]; has {
-				found = true
-			}
 		}
 	}
-	if !found && len(types) > 0 {
-		var candidates []string
-		for _, t := range types {
-			candidates = append(candidates, memberNames(c.members[t], nil)...)
+	if len(types) > 0 {
+		candidates := func() []string {
+			var names []string
+			for _, t := range types {
+				names = append(names, memberNames(c.members[t], nil)...)
+			}
+			return names
 		}
-		c.warnings.add(e.TargetPos, suggest(e.Target, candidates), "arrow %s->%s in permission %q on definition %q: no subject type of relation %q (%s) has a relation or permission %q", e.Tupleset, e.Target, p.Name, d.Name, e.Tupleset, strings.Join(uniqueSorted(types), ", "), e.Target)
+		c.warnings.add(e.TargetPos, hint(c.warnings, e.Target, candidates), "arrow %s->%s in permission %q on definition %q: no subject type of relation %q (%s) has a relation or permission %q", e.Tupleset, e.Target, p.Name, d.Name, e.Tupleset, strings.Join(uniqueSorted(types), ", "), e.Target)
 	}
 }
 
@@ -496,45 +504,63 @@ func walkArrows(e ExprNode, f func(*ArrowNode)) {
 }
 
 // ExprString prints a compiled expression in canonical schema syntax.
-func ExprString(e Expr) string { return exprString(e, 0) }
+func ExprString(e Expr) string {
+	var b strings.Builder
+	writeExpr(&b, e, 0)
+	return b.String()
+}
 
-// exprString prints e, parenthesized when its precedence is lower than
-// the context's (0 loosest: exclusion, 1 intersection, 2 union, 3 atoms).
-func exprString(e Expr, ctx int) string {
-	var s string
-	prec := 3
+// writeExpr writes e, parenthesized when its precedence is lower than the
+// context's (0 loosest: exclusion, 1 intersection, 2 union, 3 atoms). One
+// builder keeps it linear: an exclusion chain is as deep as it is long.
+func writeExpr(b *strings.Builder, e Expr, ctx int) {
+	open := func(prec int) {
+		if prec < ctx {
+			b.WriteByte('(')
+		}
+	}
+	closing := func(prec int) {
+		if prec < ctx {
+			b.WriteByte(')')
+		}
+	}
 	switch e := e.(type) {
 	case *Nil:
-		return "nil"
+		b.WriteString("nil")
 	case *RelationRef:
-		return e.Name
+		b.WriteString(e.Name)
 	case *Arrow:
+		b.WriteString(e.Tupleset)
 		if e.Func == ArrowAll {
-			return fmt.Sprintf("%s.all(%s)", e.Tupleset, e.Target)
+			b.WriteString(".all(" + e.Target + ")")
+		} else {
+			b.WriteString("->" + e.Target)
 		}
-		return e.Tupleset + "->" + e.Target
 	case *Union:
-		prec = 2
-		parts := make([]string, len(e.Children))
+		open(2)
 		for i, ch := range e.Children {
-			parts[i] = exprString(ch, 3)
+			if i > 0 {
+				b.WriteString(" + ")
+			}
+			writeExpr(b, ch, 3)
 		}
-		s = strings.Join(parts, " + ")
+		closing(2)
 	case *Intersection:
-		prec = 1
-		parts := make([]string, len(e.Children))
+		open(1)
 		for i, ch := range e.Children {
-			parts[i] = exprString(ch, 2)
+			if i > 0 {
+				b.WriteString(" & ")
+			}
+			writeExpr(b, ch, 2)
 		}
-		s = strings.Join(parts, " & ")
+		closing(1)
 	case *Exclusion:
-		prec = 0
-		s = exprString(e.Base, 0) + " - " + exprString(e.Subtracted, 1)
+		open(0)
+		writeExpr(b, e.Base, 0)
+		b.WriteString(" - ")
+		writeExpr(b, e.Subtracted, 1)
+		closing(0)
 	default:
-		return "<invalid>"
+		b.WriteString("<invalid>")
 	}
-	if prec < ctx {
-		return "(" + s + ")"
-	}
-	return s
 }

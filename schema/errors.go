@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"sort"
 	"strings"
+	"unicode/utf8"
 )
 
 // Error is one problem found in a schema file, at a position.
@@ -13,8 +14,11 @@ type Error struct {
 	Message string
 	// Suggestion is a near-miss name the author probably meant, or "".
 	Suggestion string
-	// line is the source line at Pos, for the caret snippet.
-	line string
+	// line is the source line at Pos, clipped to maxSnippetBytes around
+	// the error, and caretCol the rune column of Pos within it; for the
+	// caret snippet.
+	line     string
+	caretCol int
 }
 
 // Error returns `file:line:col: message (did you mean "x"?)`.
@@ -35,7 +39,7 @@ func (e *Error) Snippet() string {
 	var pad strings.Builder
 	col := 1
 	for _, r := range e.line {
-		if col >= e.Pos.Column {
+		if col >= e.caretCol {
 			break
 		}
 		if r == '\t' {
@@ -67,23 +71,70 @@ func (l ErrorList) Error() string {
 	return b.String()
 }
 
-// errorSink collects errors for one file and attaches source lines.
+// errorSink collects errors for one file and attaches source lines. It
+// keeps the first maxReportedErrors; dropped records where the first
+// error past the limit was found.
 type errorSink struct {
-	file  string
-	lines []string
-	errs  ErrorList
+	file    string
+	lines   []string
+	errs    ErrorList
+	dropped *Position
+	// noun is what the sink collects, for the too-many message: "errors"
+	// or "warnings".
+	noun string
 }
 
 func newErrorSink(file, src string) *errorSink {
-	return &errorSink{file: file, lines: strings.Split(src, "\n")}
+	return &errorSink{file: file, lines: strings.Split(src, "\n"), noun: "errors"}
 }
 
 func (s *errorSink) add(pos Position, suggestion, format string, args ...any) {
+	if s.full() {
+		if s.dropped == nil {
+			s.dropped = &pos
+		}
+		return
+	}
 	e := &Error{File: s.file, Pos: pos, Message: fmt.Sprintf(format, args...), Suggestion: suggestion}
 	if pos.Line >= 1 && pos.Line <= len(s.lines) {
-		e.line = strings.TrimRight(s.lines[pos.Line-1], "\r")
+		e.line, e.caretCol = snippetLine(strings.TrimRight(s.lines[pos.Line-1], "\r"), pos.Column)
 	}
 	s.errs = append(s.errs, e)
+}
+
+// full reports whether further errors will be dropped, so callers can skip
+// the work of describing them (suggestions).
+func (s *errorSink) full() bool { return len(s.errs) >= maxReportedErrors }
+
+// snippetLine returns the part of line to show around rune column col
+// (1-based), at most maxSnippetBytes of it with "..." where it was cut,
+// and col's rune column within the result.
+func snippetLine(line string, col int) (string, int) {
+	if len(line) <= maxSnippetBytes {
+		return line, col
+	}
+	off := 0 // byte offset of col
+	for c := 1; c < col && off < len(line); c++ {
+		_, size := utf8.DecodeRuneInString(line[off:])
+		off += size
+	}
+	start := max(0, off-maxSnippetBytes/2)
+	end := min(len(line), start+maxSnippetBytes)
+	start = max(0, end-maxSnippetBytes)
+	for start > 0 && start < off && !utf8.RuneStart(line[start]) {
+		start++
+	}
+	for end < len(line) && end > off && !utf8.RuneStart(line[end]) {
+		end--
+	}
+	prefix, suffix := "", ""
+	if start > 0 {
+		prefix = "..."
+	}
+	if end < len(line) {
+		suffix = "..."
+	}
+	return prefix + line[start:end] + suffix, len(prefix) + utf8.RuneCountInString(line[start:off]) + 1
 }
 
 // result returns the sorted, de-duplicated errors, or nil when there are
@@ -99,12 +150,18 @@ func (s *errorSink) result() error {
 		}
 		return a.Column < b.Column
 	})
-	out := make(ErrorList, 0, len(s.errs))
+	out := make(ErrorList, 0, len(s.errs)+1)
 	for i, e := range s.errs {
 		if i > 0 && e.Pos == s.errs[i-1].Pos && e.Message == s.errs[i-1].Message {
 			continue
 		}
 		out = append(out, e)
+	}
+	if s.dropped != nil {
+		// Last, whatever its position: it is about the list, not the
+		// source there.
+		out = append(out, &Error{File: s.file, Pos: *s.dropped,
+			Message: fmt.Sprintf("too many %s: only the first %d are reported", s.noun, maxReportedErrors)})
 	}
 	return &out
 }

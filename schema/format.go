@@ -87,7 +87,9 @@ func formatDefinition(b *strings.Builder, d *DefinitionDecl) {
 			}
 			b.WriteString(lineComment(m.LineComment) + "\n")
 		case *PermissionDecl:
-			b.WriteString("\tpermission " + m.Name + " = " + nodeString(m.Expr, 0) + lineComment(m.LineComment) + "\n")
+			b.WriteString("\tpermission " + m.Name + " = ")
+			writeNode(b, m.Expr, 0)
+			b.WriteString(lineComment(m.LineComment) + "\n")
 		}
 	}
 	if len(d.Trailing) > 0 {
@@ -124,42 +126,50 @@ func typeRefString(t *TypeRef) string {
 // nodeString prints an expression with the parentheses its precedence
 // needs in context ctx (0 loosest: exclusion, 1 intersection, 2 union).
 func nodeString(e ExprNode, ctx int) string {
+	var b strings.Builder
+	writeNode(&b, e, ctx)
+	return b.String()
+}
+
+// writeNode writes e as nodeString does. Writing into one builder keeps
+// printing linear in the expression's size: an operator chain is a tree
+// as deep as it is long.
+func writeNode(b *strings.Builder, e ExprNode, ctx int) {
 	switch e := e.(type) {
-	case nil:
-		return "nil"
-	case *NilNode:
-		return "nil"
 	case *NameNode:
-		return e.Name
+		b.WriteString(e.Name)
 	case *ArrowNode:
+		b.WriteString(e.Tupleset)
 		switch {
 		case e.Func == ArrowAll:
-			return e.Tupleset + ".all(" + e.Target + ")"
+			b.WriteString(".all(" + e.Target + ")")
 		case e.Arrow:
-			return e.Tupleset + "->" + e.Target
+			b.WriteString("->" + e.Target)
 		default:
-			return e.Tupleset + ".any(" + e.Target + ")"
+			b.WriteString(".any(" + e.Target + ")")
 		}
 	case *BinaryNode:
-		var prec int
-		var s string
+		// Precedence: 0 exclusion, 1 intersection, 2 union. The right
+		// operand of '-' binds tighter, since '-' is not associative.
+		prec, right := 2, 2
 		switch e.Op {
-		case OpUnion:
-			prec = 2
-			s = nodeString(e.Left, 2) + " + " + nodeString(e.Right, 2)
 		case OpIntersection:
-			prec = 1
-			s = nodeString(e.Left, 1) + " & " + nodeString(e.Right, 1)
-		default:
-			prec = 0
-			s = nodeString(e.Left, 0) + " - " + nodeString(e.Right, 1)
+			prec, right = 1, 1
+		case OpExclusion:
+			prec, right = 0, 1
 		}
 		if prec < ctx {
-			return "(" + s + ")"
+			b.WriteByte('(')
 		}
-		return s
+		writeNode(b, e.Left, prec)
+		b.WriteString(" " + e.Op.String() + " ")
+		writeNode(b, e.Right, right)
+		if prec < ctx {
+			b.WriteByte(')')
+		}
+	default: // nil and *NilNode
+		b.WriteString("nil")
 	}
-	return "nil"
 }
 
 func formatCaveat(b *strings.Builder, c *CaveatDecl) {
@@ -169,7 +179,8 @@ func formatCaveat(b *strings.Builder, c *CaveatDecl) {
 		if i > 0 {
 			b.WriteString(", ")
 		}
-		b.WriteString(p.Name + " " + p.Type.String())
+		b.WriteString(p.Name + " ")
+		p.Type.write(b)
 	}
 	b.WriteString(") {\n")
 	if c.Body != "" {

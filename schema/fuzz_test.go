@@ -1,6 +1,8 @@
 package schema
 
 import (
+	"encoding/json"
+	"slices"
 	"testing"
 )
 
@@ -39,6 +41,64 @@ func FuzzParseSchema(f *testing.F) {
 		}
 		if cerr == nil && s.String() != s2.String() {
 			t.Fatalf("formatted schema compiles differently\ninput: %q\n%s\nvs\n%s", src, s.String(), s2.String())
+		}
+	})
+}
+
+// fuzzCaveats declares a caveat for every parameter type, and one taking
+// all of them, so arbitrary contexts reach every conversion.
+const fuzzCaveats = `
+caveat scalars(i int, u uint, d double, b bool, s string, y bytes, t timestamp, du duration, ip ipaddress) {
+	i > 0 || u > 0u || d > 0.0 || b || s == "x" || y == b"x" || t > timestamp("2020-01-01T00:00:00Z") || du > duration("1s") || ip.in_cidr("10.0.0.0/8")
+}
+caveat nested(l list<int>, m map<list<string>>, ll list<list<double>>) {
+	size(l) > 1 || ("k" in m && size(m["k"]) > 0) || (size(ll) > 0 && size(ll[0]) > 0)
+}
+caveat dynamic(a any, la list<any>, ma map<any>) {
+	a == 1 || size(la) > 0 || "k" in ma
+}
+`
+
+// FuzzCaveatEvaluate decides caveats for arbitrary JSON contexts, as a
+// check request or a stored relationship supplies them: evaluation never
+// panics, and an undecided outcome names only parameters the context left
+// out.
+func FuzzCaveatEvaluate(f *testing.F) {
+	s, err := Compile("fuzz.zed", fuzzCaveats)
+	if err != nil {
+		f.Fatal(err)
+	}
+	for _, seed := range []string{
+		`{}`,
+		`{"i": 1, "u": 2, "d": 0.5, "b": false, "s": "x", "y": "x", "t": "2021-01-01T00:00:00Z", "du": "2s", "ip": "10.1.2.3"}`,
+		`{"i": 1.5, "u": -1, "t": "yesterday", "du": "forever", "ip": "::ffff:10.0.0.1"}`,
+		`{"l": [1, 2], "m": {"k": ["a"]}, "ll": [[1.5]]}`,
+		`{"l": [1, "2"], "m": {"k": [null]}, "ll": [[{}]]}`,
+		`{"a": 1, "la": [{"x": [1, [2]]}], "ma": {"k": null}}`,
+		`{"a": [[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[1]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]}`,
+		`{"i": 1e300, "u": 18446744073709551615, "d": -0}`,
+	} {
+		f.Add(seed)
+	}
+	f.Fuzz(func(t *testing.T, ctxJSON string) {
+		var ctx map[string]any
+		if json.Unmarshal([]byte(ctxJSON), &ctx) != nil {
+			return
+		}
+		for _, name := range s.CaveatOrder {
+			cv := s.Caveat(name)
+			out, err := cv.Evaluate(ctx)
+			if err != nil {
+				continue
+			}
+			for _, m := range out.Missing {
+				if _, given := ctx[m]; given || !slices.ContainsFunc(cv.Params, func(p CaveatParam) bool { return p.Name == m }) {
+					t.Fatalf("caveat %s with %s: missing %q, which is given or not a parameter", name, ctxJSON, m)
+				}
+			}
+			if out.Satisfied && !out.Decided() {
+				t.Fatalf("caveat %s with %s: satisfied yet undecided: %+v", name, ctxJSON, out)
+			}
 		}
 	})
 }

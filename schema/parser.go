@@ -27,6 +27,9 @@ type parser struct {
 	lastLine int
 	// memberName is the name of the member being parsed, once read.
 	memberName string
+	// depth is the parenthesis nesting and terms the operands read so far
+	// in the permission expression being parsed; both reset per statement.
+	depth, terms int
 }
 
 // bailout unwinds a statement after its first syntax error; the statement
@@ -34,8 +37,12 @@ type parser struct {
 type bailout struct{}
 
 func parse(filename, src string, sink *errorSink) *AST {
-	p := &parser{lex: newLexer(src), errs: sink}
 	ast := &AST{File: filename}
+	if len(src) > MaxSchemaBytes {
+		sink.add(Position{Line: 1, Column: 1}, "", "schema is %d bytes, over the limit of %d bytes", len(src), MaxSchemaBytes)
+		return ast
+	}
+	p := &parser{lex: newLexer(src), errs: sink}
 	for {
 		p.skipTerminators()
 		t := p.peek(0)
@@ -430,6 +437,7 @@ func (p *parser) permission() *PermissionDecl {
 	p.memberName = name.text
 	p.expect(tokEquals, "'=' after the permission name")
 	p.skipNL()
+	p.depth, p.terms = 0, 0
 	d.Expr = p.expr(false)
 	p.endStatement()
 	return d
@@ -463,11 +471,16 @@ func (p *parser) primary(inParens bool) ExprNode {
 	t := p.peek(0)
 	switch t.kind {
 	case tokLParen:
+		if p.depth >= MaxNestingDepth {
+			p.fail(t, "expression nests deeper than the limit of %d levels of parentheses", MaxNestingDepth)
+		}
+		p.depth++
 		p.next()
 		p.skipNL()
 		e := p.expr(true)
 		p.skipNL()
 		p.expect(tokRParen, "')'")
+		p.depth--
 		return e
 	case tokIdent:
 		if p.prevKind == tokNewline && isStatementKeyword(t.text) {
@@ -477,6 +490,9 @@ func (p *parser) primary(inParens bool) ExprNode {
 		}
 	default:
 		p.fail(t, "expected a relation, permission, '(' or \"nil\", found %s", t.describe())
+	}
+	if p.terms++; p.terms > MaxExpressionTerms {
+		p.fail(t, "permission %q has more than the limit of %d terms in its expression", p.memberName, MaxExpressionTerms)
 	}
 	p.next()
 	if t.text == "nil" {
@@ -527,7 +543,7 @@ func (p *parser) caveat() *CaveatDecl {
 	p.skipNL()
 	for p.peek(0).kind != tokRParen {
 		pname := p.expectIdent("a parameter name")
-		c.Params = append(c.Params, &ParamDecl{Pos: pname.pos, Name: pname.text, Type: p.typeExpr()})
+		c.Params = append(c.Params, &ParamDecl{Pos: pname.pos, Name: pname.text, Type: p.typeExpr(0)})
 		p.skipNL()
 		if p.peek(0).kind != tokComma {
 			break
@@ -567,16 +583,21 @@ func (p *parser) dropCommentsFrom(offset int) {
 	p.lex.comments = cs
 }
 
-func (p *parser) typeExpr() *TypeExpr {
+// typeExpr parses a parameter type nested depth levels deep in type
+// arguments.
+func (p *parser) typeExpr(depth int) *TypeExpr {
 	name := p.expectIdent("a parameter type")
 	t := &TypeExpr{Pos: name.pos, Name: name.text}
 	if p.peek(0).kind != tokLt {
 		return t
 	}
+	if depth >= MaxNestingDepth {
+		p.fail(p.peek(0), "parameter type nests deeper than the limit of %d levels of type arguments", MaxNestingDepth)
+	}
 	p.next()
 	for {
 		p.skipNL()
-		t.Args = append(t.Args, p.typeExpr())
+		t.Args = append(t.Args, p.typeExpr(depth+1))
 		p.skipNL()
 		if p.peek(0).kind != tokComma {
 			break

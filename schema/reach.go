@@ -292,24 +292,25 @@ func buildReachability(s *Schema) *Reachability {
 		}
 		for _, perm := range def.Permissions {
 			to := Node{def.Name, perm.Name}
+			// A permission's arrows are merged before they are expanded (one
+			// edge per allowed type declaring the target), as duplicate
+			// edges would be, so that an arrow repeated in an expression
+			// costs nothing more: the compiler bounds the expanded edges of
+			// distinct arrows (MaxArrowEdges).
+			type flags struct{ cond, secondary bool }
+			arrows := map[arrowKey]flags{}
 			var walk func(e Expr, cond, secondary bool)
 			walk = func(e Expr, cond, secondary bool) {
 				switch e := e.(type) {
 				case *RelationRef:
 					add(edgeKey{kind: EdgeComputed, from: Node{def.Name, e.Name}, to: to}, cond, secondary)
 				case *Arrow:
-					ts := def.Relations[e.Tupleset]
-					if ts == nil {
-						return
+					k := arrowKey{e.Tupleset, e.Target, e.Func}
+					f := flags{cond || e.Func == ArrowAll, secondary}
+					if prev, ok := arrows[k]; ok {
+						f = flags{prev.cond && f.cond, prev.secondary && f.secondary}
 					}
-					for _, a := range ts.Allowed {
-						target := s.Definitions[a.Type]
-						if target == nil || !target.Has(e.Target) {
-							continue
-						}
-						add(edgeKey{kind: EdgeArrow, from: Node{a.Type, e.Target}, to: to, tupleset: e.Tupleset, fn: e.Func},
-							cond || e.Func == ArrowAll, secondary)
-					}
+					arrows[k] = f
 				case *Union:
 					for _, ch := range e.Children {
 						walk(ch, cond, secondary)
@@ -324,6 +325,19 @@ func buildReachability(s *Schema) *Reachability {
 				}
 			}
 			walk(perm.Expr, false, false)
+			for k, f := range arrows {
+				ts := def.Relations[k.tupleset]
+				if ts == nil {
+					continue
+				}
+				for _, a := range ts.Allowed {
+					target := s.Definitions[a.Type]
+					if target == nil || !target.Has(k.target) {
+						continue
+					}
+					add(edgeKey{kind: EdgeArrow, from: Node{a.Type, k.target}, to: to, tupleset: k.tupleset, fn: k.fn}, f.cond, f.secondary)
+				}
+			}
 		}
 	}
 	slices.SortFunc(all, compareEdges)

@@ -92,11 +92,20 @@ func subjectTypeString(s graph.SubjectRef) string {
 	return s.Object.Type
 }
 
-// allowedList renders the relation's allowed subject types, comma-separated.
+// maxListedAllowed bounds the allowed subject types an error lists, so
+// that refusing one relationship does not repeat a huge relation.
+const maxListedAllowed = 20
+
+// allowedList renders the relation's allowed subject types, comma-separated,
+// at most maxListedAllowed of them.
 func (r *Relation) allowedList() string {
-	parts := make([]string, len(r.Allowed))
-	for i, a := range r.Allowed {
+	shown := r.Allowed[:min(len(r.Allowed), maxListedAllowed)]
+	parts := make([]string, len(shown))
+	for i, a := range shown {
 		parts[i] = a.String()
+	}
+	if more := len(r.Allowed) - len(shown); more > 0 {
+		parts = append(parts, fmt.Sprintf("and %d more", more))
 	}
 	return strings.Join(parts, ", ")
 }

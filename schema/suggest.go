@@ -2,14 +2,33 @@ package schema
 
 import "sort"
 
+// maxSuggestBytes bounds the names suggest compares: edit distance costs
+// the product of the lengths, and no valid name is longer.
+const maxSuggestBytes = 256
+
+// hint is suggest for an error sink reports to: it computes the candidates
+// only when sink will keep the error.
+func hint(sink *errorSink, name string, candidates func() []string) string {
+	if sink.full() || len(name) > maxSuggestBytes {
+		return ""
+	}
+	return suggest(name, candidates())
+}
+
 // suggest returns the candidate closest to name by edit distance, when it
 // is close enough to be a likely typo, or "".
 func suggest(name string, candidates []string) string {
+	if len(name) > maxSuggestBytes {
+		return ""
+	}
+	// Allow about one edit per three characters, at least one.
+	limit := max(len(name)/3, 1)
 	best, bestDist := "", -1
 	sorted := append([]string(nil), candidates...)
 	sort.Strings(sorted)
 	for _, c := range sorted {
-		if c == name {
+		// The distance is at least the difference in length.
+		if c == name || len(c) > len(name)+limit || len(name) > len(c)+limit {
 			continue
 		}
 		d := editDistance(name, c)
@@ -18,11 +37,6 @@ func suggest(name string, candidates []string) string {
 		if bestDist < 0 || d < bestDist || (d == bestDist && sharedEnds(name, c) > sharedEnds(name, best)) {
 			best, bestDist = c, d
 		}
-	}
-	// Allow about one edit per three characters, at least one.
-	limit := len(name) / 3
-	if limit < 1 {
-		limit = 1
 	}
 	if bestDist < 0 || bestDist > limit {
 		return ""

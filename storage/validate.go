@@ -8,7 +8,8 @@ import (
 )
 
 // Limits every engine enforces on stored values. The naming limits are
-// graph's (SpiceDB's); the caveat context limit is SpiceDB's default.
+// graph's (SpiceDB's); the caveat context limit is SpiceDB's default. A
+// caveat context also nests at most graph.MaxCaveatContextDepth levels.
 const (
 	// MaxNameLength bounds a relation name and the last segment of a type.
 	MaxNameLength = graph.MaxRelationBytes
@@ -52,10 +53,17 @@ func ValidateRelationship(r graph.Relationship) error {
 
 // EncodeCaveatContext returns the JSON form of a caveat context (nil for an
 // empty one), or an error wrapping ErrInvalidArgument when it cannot be
-// encoded or exceeds MaxCaveatContextBytes.
+// encoded, nests deeper than graph.MaxCaveatContextDepth or exceeds
+// MaxCaveatContextBytes.
 func EncodeCaveatContext(ctx map[string]any) ([]byte, error) {
 	if len(ctx) == 0 {
 		return nil, nil
+	}
+	// Checked first: encoding recurses once per level.
+	for k, v := range ctx {
+		if err := graph.ValidateContextDepth(k, v); err != nil {
+			return nil, invalidErr("caveat context", err)
+		}
 	}
 	b, err := json.Marshal(ctx)
 	if err != nil {

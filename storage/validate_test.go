@@ -1,6 +1,7 @@
 package storage
 
 import (
+	"encoding/json"
 	"errors"
 	"strings"
 	"testing"
@@ -33,6 +34,8 @@ func TestValidateRelationship(t *testing.T) {
 		{"ellipsis spelled out", ellipsis, "subject relation"},
 		{"zero expiration", zero, "expiration"},
 		{"context too large", withCaveat(map[string]any{"k": strings.Repeat("v", MaxCaveatContextBytes)}), "caveat context"},
+		{"context at the depth limit", withCaveat(map[string]any{"k": nested(graph.MaxCaveatContextDepth - 1)}), ""},
+		{"context too deep", withCaveat(map[string]any{"k": nested(graph.MaxCaveatContextDepth)}), "caveat context value"},
 	}
 	for _, c := range cases {
 		err := ValidateRelationship(c.r)
@@ -45,6 +48,29 @@ func TestValidateRelationship(t *testing.T) {
 		if !errors.Is(err, ErrInvalidArgument) || !strings.Contains(err.Error(), c.field) {
 			t.Errorf("%s: error %v, want ErrInvalidArgument naming %q", c.name, err, c.field)
 		}
+	}
+}
+
+// nested returns levels of nested arrays around a string; a small value
+// (well within MaxCaveatContextBytes) that nests deeply.
+func nested(levels int) any {
+	var v any = "v"
+	for range levels {
+		v = []any{v}
+	}
+	return v
+}
+
+// TestEncodeCaveatContextDepth checks that EncodeCaveatContext, which
+// engines call on their own, refuses a deep context before encoding it.
+func TestEncodeCaveatContextDepth(t *testing.T) {
+	if _, err := EncodeCaveatContext(map[string]any{"k": nested(graph.MaxCaveatContextDepth - 1)}); err != nil {
+		t.Errorf("at the limit: %v", err)
+	}
+	_, err := EncodeCaveatContext(map[string]any{"k": nested(100_000)})
+	if !errors.Is(err, ErrInvalidArgument) || !errors.Is(err, graph.ErrInvalid) ||
+		!strings.Contains(err.Error(), "caveat context: invalid caveat context value \"k\": nests objects and arrays deeper than the limit of 32 levels") {
+		t.Errorf("100,000 levels: %v", err)
 	}
 }
 
@@ -82,4 +108,57 @@ func TestFilterValidate(t *testing.T) {
 	if err := (QueryOptions{Limit: -1}).Validate(); !errors.Is(err, ErrInvalidArgument) {
 		t.Errorf("negative limit: %v", err)
 	}
+}
+
+// FuzzValidateRelationship stores-checks relationships whose caveat context
+// is arbitrary JSON, decoded as a request or a relationship string would
+// decode it: validation never panics, refusals wrap ErrInvalidArgument,
+// and an accepted context encodes within MaxCaveatContextBytes and decodes
+// to a context that is accepted again.
+func FuzzValidateRelationship(f *testing.F) {
+	for _, seed := range []string{
+		`{}`,
+		`{"cidrs": ["10.0.0.0/8"], "n": 1.5, "b": true, "z": null}`,
+		`{"a": {"b": {"c": [1, 2, {"d": "e"}]}}}`,
+		`{"a": [[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[1]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]}`,
+		`{"a": [[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[1]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]}`,
+		`{"\u00ff": "\ud800", "big": 1e308}`,
+	} {
+		f.Add(seed, false)
+		f.Add(seed, true)
+	}
+	base := graph.MustParseRelationship("document:plan#viewer@group:eng#member")
+	f.Fuzz(func(t *testing.T, ctxJSON string, useNumber bool) {
+		dec := json.NewDecoder(strings.NewReader(ctxJSON))
+		if useNumber {
+			dec.UseNumber()
+		}
+		var ctx map[string]any
+		if dec.Decode(&ctx) != nil {
+			return
+		}
+		r := base
+		r.Caveat = &graph.Caveat{Name: "cav", Context: ctx}
+		if err := ValidateRelationship(r); err != nil {
+			if !errors.Is(err, ErrInvalidArgument) {
+				t.Fatalf("refusal %v does not wrap ErrInvalidArgument", err)
+			}
+			return
+		}
+		b, err := EncodeCaveatContext(ctx)
+		if err != nil || len(b) > MaxCaveatContextBytes {
+			t.Fatalf("accepted context %s encodes to %d bytes, %v", ctxJSON, len(b), err)
+		}
+		if len(ctx) == 0 {
+			return
+		}
+		var again map[string]any
+		if err := json.Unmarshal(b, &again); err != nil {
+			t.Fatalf("encoded context %s does not decode: %v", b, err)
+		}
+		r.Caveat.Context = again
+		if err := ValidateRelationship(r); err != nil {
+			t.Fatalf("context %s, stored as %s, is refused when read back: %v", ctxJSON, b, err)
+		}
+	})
 }

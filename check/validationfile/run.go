@@ -237,11 +237,21 @@ func formatVia(via []string) string {
 	return strings.Join(parts, "/")
 }
 
+// jsonObject decodes a caveat context written as a JSON object, held to
+// the depth limit of stored contexts (graph.MaxCaveatContextDepth).
 func jsonObject(text string, into *map[string]any) error {
 	if !strings.HasPrefix(text, "{") {
 		return errors.New("must be a JSON object")
 	}
-	return json.Unmarshal([]byte(text), into)
+	if err := json.Unmarshal([]byte(text), into); err != nil {
+		return err
+	}
+	for k, v := range *into {
+		if err := graph.ValidateContextDepth(k, v); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 func indent(s, prefix string) string {
