@@ -59,26 +59,26 @@ type progressMark struct {
 	assumed outcome
 }
 
-func (e *evaluation) reset() {
-	e.memo, e.progress, e.frames, e.neg, e.cutoff = nil, nil, nil, 0, false
-	e.closures, e.rows = nil, nil
+func (ev *evaluation) reset() {
+	ev.memo, ev.progress, ev.frames, ev.neg, ev.cutoff = nil, nil, nil, 0, false
+	ev.closures, ev.rows = nil, nil
 }
 
-func (e *evaluation) opts() storage.QueryOptions { return storage.QueryOptions{Now: e.now} }
+func (ev *evaluation) opts() storage.QueryOptions { return storage.QueryOptions{Now: ev.now} }
 
 // checkBatch answers relation (a relation or permission of typ) for each of
 // ids; ids must be distinct.
-func (e *evaluation) checkBatch(typ, rel string, ids []string, depth int) ([]outcome, error) {
+func (ev *evaluation) checkBatch(typ, rel string, ids []string, depth int) ([]outcome, error) {
 	out := make([]outcome, len(ids))
 	pending := make([]int, 0, len(ids))
 	for i, id := range ids {
 		n := node{typ, id, rel}
-		if o, ok := e.memo[n]; ok {
+		if o, ok := ev.memo[n]; ok {
 			out[i] = o
 			continue
 		}
-		if pm, ok := e.progress[n]; ok {
-			if e.frames[pm.frame] != e.neg {
+		if pm, ok := ev.progress[n]; ok {
+			if ev.frames[pm.frame] != ev.neg {
 				return nil, fmt.Errorf("%w at %s:%s#%s", ErrCycleThroughExclusion, typ, id, rel)
 			}
 			o := pm.assumed
@@ -91,14 +91,14 @@ func (e *evaluation) checkBatch(typ, rel string, ids []string, depth int) ([]out
 	if len(pending) == 0 {
 		return out, nil
 	}
-	if depth > e.limit {
-		if e.explain && e.limit < e.eng.cfg.MaxDepth {
+	if depth > ev.limit {
+		if ev.explain && ev.limit < ev.eng.cfg.MaxDepth {
 			// A cut branch is assumed not to grant where it adds to the
 			// answer and to grant where it subtracts from it, so whatever
 			// grant this pass finds is real.
-			e.cutoff = true
+			ev.cutoff = true
 			cut := NoPermission
-			if e.neg%2 == 1 {
+			if ev.neg%2 == 1 {
 				cut = HasPermission
 			}
 			for _, i := range pending {
@@ -106,9 +106,9 @@ func (e *evaluation) checkBatch(typ, rel string, ids []string, depth int) ([]out
 			}
 			return out, nil
 		}
-		return nil, fmt.Errorf("%w (%d) at %s:%s#%s", ErrMaxDepth, e.eng.cfg.MaxDepth, typ, ids[pending[0]], rel)
+		return nil, fmt.Errorf("%w (%d) at %s:%s#%s", ErrMaxDepth, ev.eng.cfg.MaxDepth, typ, ids[pending[0]], rel)
 	}
-	chunk := e.eng.cfg.ChunkSize
+	chunk := ev.eng.cfg.ChunkSize
 	for start := 0; start < len(pending); start += chunk {
 		part := pending[start:min(start+chunk, len(pending))]
 		pids := ids
@@ -118,17 +118,17 @@ func (e *evaluation) checkBatch(typ, rel string, ids []string, depth int) ([]out
 				pids[j] = ids[i]
 			}
 		}
-		res, err := e.resolve(typ, rel, pids, depth)
+		res, err := ev.resolve(typ, rel, pids, depth)
 		if err != nil {
 			return nil, err
 		}
 		for j, i := range part {
 			out[i] = res[j]
 			if res[j].exact() {
-				if e.memo == nil {
-					e.memo = make(map[node]outcome)
+				if ev.memo == nil {
+					ev.memo = make(map[node]outcome)
 				}
-				e.memo[node{typ, ids[i], rel}] = res[j]
+				ev.memo[node{typ, ids[i], rel}] = res[j]
 			}
 		}
 	}
@@ -137,19 +137,19 @@ func (e *evaluation) checkBatch(typ, rel string, ids []string, depth int) ([]out
 
 // resolve sends a problem through the engine's resolver layers, or, in
 // explain mode (paths are not cached), straight to local evaluation.
-func (e *evaluation) resolve(typ, rel string, ids []string, depth int) ([]outcome, error) {
-	if e.explain || e.eng.top == nil {
-		return e.evaluate(typ, rel, ids, depth)
+func (ev *evaluation) resolve(typ, rel string, ids []string, depth int) ([]outcome, error) {
+	if ev.explain || ev.eng.top == nil {
+		return ev.evaluate(typ, rel, ids, depth)
 	}
 	p := dispatch.Problem{
-		Revision: e.rev, ResourceType: typ, Relation: rel, ResourceIDs: ids,
-		Subject: e.subject, ContextHash: e.ctxHash, Now: e.nowNano, Seq: e.seq,
+		Revision: ev.rev, ResourceType: typ, Relation: rel, ResourceIDs: ids,
+		Subject: ev.subject, ContextHash: ev.ctxHash, Now: ev.nowNano, Seq: ev.seq,
 	}
 	ans := make([]dispatch.Answer, len(ids))
-	saved := e.depth
-	e.depth = depth
-	err := e.eng.top.Resolve(e.ctx, e, &p, ans)
-	e.depth = saved
+	saved := ev.depth
+	ev.depth = depth
+	err := ev.eng.top.Resolve(ev.ctx, ev, &p, ans)
+	ev.depth = saved
 	if err != nil {
 		return nil, err
 	}
@@ -179,27 +179,27 @@ func (local) Resolve(_ context.Context, e *evaluation, p *dispatch.Problem, out 
 // the value of another problem of this same frame (a cycle), it iterates
 // from "no" upwards until the assumed values are stable: the least fixed
 // point, which is what a cycle of relationships means.
-func (e *evaluation) evaluate(typ, rel string, ids []string, depth int) ([]outcome, error) {
-	e.eng.dispatches.Add(1)
-	if err := e.ctx.Err(); err != nil {
+func (ev *evaluation) evaluate(typ, rel string, ids []string, depth int) ([]outcome, error) {
+	ev.eng.dispatches.Add(1)
+	if err := ev.ctx.Err(); err != nil {
 		return nil, err
 	}
-	f := int32(len(e.frames))
-	e.frames = append(e.frames, e.neg)
-	if e.progress == nil {
-		e.progress = make(map[node]progressMark)
+	f := int32(len(ev.frames))
+	ev.frames = append(ev.frames, ev.neg)
+	if ev.progress == nil {
+		ev.progress = make(map[node]progressMark)
 	}
 	for _, id := range ids {
-		e.progress[node{typ, id, rel}] = progressMark{frame: f, assumed: noOutcome}
+		ev.progress[node{typ, id, rel}] = progressMark{frame: f, assumed: noOutcome}
 	}
 	defer func() {
 		for _, id := range ids {
-			delete(e.progress, node{typ, id, rel})
+			delete(ev.progress, node{typ, id, rel})
 		}
-		e.frames = e.frames[:f]
+		ev.frames = ev.frames[:f]
 	}()
 	for round := 0; ; round++ {
-		out, err := e.evaluateOnce(typ, rel, ids, depth)
+		out, err := ev.evaluateOnce(typ, rel, ids, depth)
 		if err != nil {
 			return nil, err
 		}
@@ -209,7 +209,7 @@ func (e *evaluation) evaluate(typ, rel string, ids []string, depth int) ([]outco
 				selfDependent = true
 			}
 			n := node{typ, id, rel}
-			if a := e.progress[n].assumed; a.perm != out[i].perm || !slices.Equal(a.missing, out[i].missing) {
+			if a := ev.progress[n].assumed; a.perm != out[i].perm || !slices.Equal(a.missing, out[i].missing) {
 				changed = true
 			}
 		}
@@ -233,25 +233,25 @@ func (e *evaluation) evaluate(typ, rel string, ids []string, depth int) ([]outco
 		}
 		for i, id := range ids {
 			n := node{typ, id, rel}
-			e.progress[n] = progressMark{frame: f, assumed: out[i]}
+			ev.progress[n] = progressMark{frame: f, assumed: out[i]}
 		}
 	}
 }
 
-func (e *evaluation) evaluateOnce(typ, rel string, ids []string, depth int) ([]outcome, error) {
-	def := e.schema.Definitions[typ]
+func (ev *evaluation) evaluateOnce(typ, rel string, ids []string, depth int) ([]outcome, error) {
+	def := ev.schema.Definitions[typ]
 	if def == nil {
 		return noOutcomes(len(ids)), nil
 	}
 	if p := def.Permissions[rel]; p != nil {
-		if err := e.prefetch(typ, ids); err != nil {
+		if err := ev.prefetch(typ, ids); err != nil {
 			return nil, err
 		}
-		out, err := e.evalExpr(typ, ids, p.Expr, rel, depth)
+		out, err := ev.evalExpr(typ, ids, p.Expr, rel, depth)
 		if err != nil {
 			return nil, err
 		}
-		if e.explain {
+		if ev.explain {
 			for i := range out {
 				pn := out[i].path
 				if pn != nil && !(pn.rel == rel && pn.obj.ID == ids[i] && pn.obj.Type == typ) {
@@ -262,7 +262,7 @@ func (e *evaluation) evaluateOnce(typ, rel string, ids []string, depth int) ([]o
 		return out, nil
 	}
 	if r := def.Relations[rel]; r != nil {
-		return e.evalRelation(typ, ids, r, depth)
+		return ev.evalRelation(typ, ids, r, depth)
 	}
 	return noOutcomes(len(ids)), nil
 }
@@ -285,14 +285,14 @@ func pick(ids []string, idx []int) []string {
 
 // evalExpr evaluates a permission expression for each of ids; perm names
 // the permission (for paths).
-func (e *evaluation) evalExpr(typ string, ids []string, x schema.Expr, perm string, depth int) ([]outcome, error) {
+func (ev *evaluation) evalExpr(typ string, ids []string, x schema.Expr, perm string, depth int) ([]outcome, error) {
 	switch x := x.(type) {
 	case *schema.RelationRef:
-		return e.checkBatch(typ, x.Name, ids, depth+1)
+		return ev.checkBatch(typ, x.Name, ids, depth+1)
 	case *schema.Nil:
 		return noOutcomes(len(ids)), nil
 	case *schema.Arrow:
-		return e.evalArrow(typ, ids, x, perm, depth)
+		return ev.evalArrow(typ, ids, x, perm, depth)
 	case *schema.Union:
 		out := noOutcomes(len(ids))
 		open := make([]int, len(ids))
@@ -303,7 +303,7 @@ func (e *evaluation) evalExpr(typ string, ids []string, x schema.Expr, perm stri
 			if len(open) == 0 {
 				break
 			}
-			res, err := e.evalExpr(typ, pick(ids, open), c, perm, depth)
+			res, err := ev.evalExpr(typ, pick(ids, open), c, perm, depth)
 			if err != nil {
 				return nil, err
 			}
@@ -328,7 +328,7 @@ func (e *evaluation) evalExpr(typ string, ids []string, x schema.Expr, perm stri
 				}
 				sub = pick(ids, open)
 			}
-			res, err := e.evalExpr(typ, sub, c, perm, depth)
+			res, err := ev.evalExpr(typ, sub, c, perm, depth)
 			if err != nil {
 				return nil, err
 			}
@@ -352,7 +352,7 @@ func (e *evaluation) evalExpr(typ string, ids []string, x schema.Expr, perm stri
 		}
 		return out, nil
 	case *schema.Exclusion:
-		out, err := e.evalExpr(typ, ids, x.Base, perm, depth)
+		out, err := ev.evalExpr(typ, ids, x.Base, perm, depth)
 		if err != nil {
 			return nil, err
 		}
@@ -365,9 +365,9 @@ func (e *evaluation) evalExpr(typ string, ids []string, x schema.Expr, perm stri
 		if len(open) == 0 {
 			return out, nil
 		}
-		e.neg++
-		res, err := e.evalExpr(typ, pick(ids, open), x.Subtracted, perm, depth)
-		e.neg--
+		ev.neg++
+		res, err := ev.evalExpr(typ, pick(ids, open), x.Subtracted, perm, depth)
+		ev.neg--
 		if err != nil {
 			return nil, err
 		}
@@ -421,7 +421,7 @@ type edge struct {
 // checkTargets checks rel on every subject object of edges, returning the
 // outcome per edge (aligned with edges). Objects are deduplicated and
 // checked as one batch per type.
-func (e *evaluation) checkTargets(edges []edge, rel string, depth int) ([]outcome, error) {
+func (ev *evaluation) checkTargets(edges []edge, rel string, depth int) ([]outcome, error) {
 	res := make([]outcome, len(edges))
 	done := make([]bool, len(edges))
 	for k := range edges {
@@ -460,13 +460,13 @@ func (e *evaluation) checkTargets(edges []edge, rel string, depth int) ([]outcom
 			}
 			at = append(at, j, pos)
 		}
-		def := e.schema.Definitions[t]
+		def := ev.schema.Definitions[t]
 		var out []outcome
 		if def == nil || (def.Relations[rel] == nil && def.Permissions[rel] == nil) {
 			out = noOutcomes(len(ids))
 		} else {
 			var err error
-			if out, err = e.checkBatch(t, rel, ids, depth+1); err != nil {
+			if out, err = ev.checkBatch(t, rel, ids, depth+1); err != nil {
 				return nil, err
 			}
 		}
@@ -479,9 +479,9 @@ func (e *evaluation) checkTargets(edges []edge, rel string, depth int) ([]outcom
 }
 
 // query reads the relationships of f, calling fn for each.
-func (e *evaluation) query(f storage.Filter, fn func(graph.Relationship)) error {
-	e.eng.queries.Add(1)
-	for r, err := range e.reader.QueryRelationships(e.ctx, f, e.opts()) {
+func (ev *evaluation) query(f storage.Filter, fn func(graph.Relationship)) error {
+	ev.eng.queries.Add(1)
+	for r, err := range ev.reader.QueryRelationships(ev.ctx, f, ev.opts()) {
 		if err != nil {
 			return fmt.Errorf("query %s#%s: %w", f.ResourceType, f.Relation, err)
 		}
@@ -490,10 +490,10 @@ func (e *evaluation) query(f storage.Filter, fn func(graph.Relationship)) error 
 	return nil
 }
 
-func (e *evaluation) evalArrow(typ string, ids []string, a *schema.Arrow, perm string, depth int) ([]outcome, error) {
+func (ev *evaluation) evalArrow(typ string, ids []string, a *schema.Arrow, perm string, depth int) ([]outcome, error) {
 	ix := newIndex(ids)
 	var edges []edge
-	err := e.read(storage.Filter{ResourceType: typ, ResourceIDs: ids, Relation: a.Tupleset}, func(r graph.Relationship) {
+	err := ev.read(storage.Filter{ResourceType: typ, ResourceIDs: ids, Relation: a.Tupleset}, func(r graph.Relationship) {
 		if i := ix.find(r.Resource.ID); i >= 0 {
 			edges = append(edges, edge{i, r})
 		}
@@ -505,7 +505,7 @@ func (e *evaluation) evalArrow(typ string, ids []string, a *schema.Arrow, perm s
 	if len(edges) == 0 {
 		return out, nil
 	}
-	res, err := e.checkTargets(edges, a.Target, depth)
+	res, err := ev.checkTargets(edges, a.Target, depth)
 	if err != nil {
 		return nil, err
 	}
@@ -516,11 +516,11 @@ func (e *evaluation) evalArrow(typ string, ids []string, a *schema.Arrow, perm s
 	// mk returns the edge's caveat outcome and the target's outcome with
 	// the arrow step on its path.
 	mk := func(ed *edge, t outcome) (outcome, outcome, error) {
-		c, err := e.caveat(&ed.rel)
+		c, err := ev.caveat(&ed.rel)
 		if err != nil {
 			return outcome{}, t, err
 		}
-		if e.explain && t.path != nil {
+		if ev.explain && t.path != nil {
 			t.path = &pathNode{obj: graph.ObjectRef{Type: typ, ID: ids[ed.i]}, rel: perm, via: via, rship: &ed.rel, next: t.path}
 		}
 		return c, t, nil
@@ -568,7 +568,7 @@ func (e *evaluation) evalArrow(typ string, ids []string, a *schema.Arrow, perm s
 // caveat decides a relationship's caveat for this request; relationships
 // without one are unconditionally present. The outcome carries the
 // relationship's expiration.
-func (e *evaluation) caveat(r *graph.Relationship) (outcome, error) {
+func (ev *evaluation) caveat(r *graph.Relationship) (outcome, error) {
 	o := outcome{perm: HasPermission, low: dispatch.NoLow, until: dispatch.Never}
 	if r.Expiration != nil {
 		o.until = r.Expiration.UnixNano()
@@ -576,19 +576,19 @@ func (e *evaluation) caveat(r *graph.Relationship) (outcome, error) {
 	if r.Caveat == nil {
 		return o, nil
 	}
-	c := e.schema.Caveats[r.Caveat.Name]
+	c := ev.schema.Caveats[r.Caveat.Name]
 	if c == nil {
 		return o, fmt.Errorf("relationship %s:%s#%s: caveat %q is not defined in the schema", r.Resource.Type, r.Resource.ID, r.Relation, r.Caveat.Name)
 	}
-	ctx := e.caveatCtx
+	ctx := ev.caveatCtx
 	if len(r.Caveat.Context) > 0 {
-		ctx = make(map[string]any, len(e.caveatCtx)+len(r.Caveat.Context))
-		maps.Copy(ctx, e.caveatCtx)
+		ctx = make(map[string]any, len(ev.caveatCtx)+len(r.Caveat.Context))
+		maps.Copy(ctx, ev.caveatCtx)
 		maps.Copy(ctx, r.Caveat.Context) // the relationship's values win
 	}
 	res, err := c.Evaluate(ctx)
 	if err != nil {
-		if cerr := e.requestCaveatError(c, r); cerr != nil {
+		if cerr := ev.requestCaveatError(c, r); cerr != nil {
 			return o, &ContextError{Err: cerr}
 		}
 		return o, fmt.Errorf("relationship %s:%s#%s: %w", r.Resource.Type, r.Resource.ID, r.Relation, err)
@@ -608,10 +608,10 @@ func (e *evaluation) caveat(r *graph.Relationship) (outcome, error) {
 // override, the others unknown) and returns that error, or nil when the
 // request supplies none of c's parameters or its values evaluate. Only a
 // failed evaluation pays for it.
-func (e *evaluation) requestCaveatError(c *schema.Caveat, r *graph.Relationship) error {
+func (ev *evaluation) requestCaveatError(c *schema.Caveat, r *graph.Relationship) error {
 	var own map[string]any
 	for _, p := range c.Params {
-		v, ok := e.caveatCtx[p.Name]
+		v, ok := ev.caveatCtx[p.Name]
 		if !ok {
 			continue
 		}
@@ -630,9 +630,9 @@ func (e *evaluation) requestCaveatError(c *schema.Caveat, r *graph.Relationship)
 	return err
 }
 
-func (e *evaluation) evalRelation(typ string, ids []string, r *schema.Relation, depth int) ([]outcome, error) {
+func (ev *evaluation) evalRelation(typ string, ids []string, r *schema.Relation, depth int) ([]outcome, error) {
 	out := noOutcomes(len(ids))
-	s := e.subject
+	s := ev.subject
 	open := len(ids)
 	// A subject set has itself: group:eng#member has group:eng#member.
 	if s.Relation == r.Name && s.Object.Type == typ {
@@ -640,16 +640,16 @@ func (e *evaluation) evalRelation(typ string, ids []string, r *schema.Relation, 
 			if id == s.Object.ID {
 				out[i].perm = HasPermission
 				open--
-				if e.explain {
+				if ev.explain {
 					out[i].path = &pathNode{obj: s.Object, rel: r.Name}
 				}
 			}
 		}
 	}
-	if cl, err := e.closureFor(typ, r); err != nil {
+	if cl, err := ev.closureFor(typ, r); err != nil {
 		return nil, err
 	} else if cl != nil {
-		return e.fromClosure(cl, typ, r.Name, ids, out, depth)
+		return ev.fromClosure(cl, typ, r.Name, ids, out, depth)
 	}
 	ix := newIndex(ids)
 	if open > 0 {
@@ -660,19 +660,19 @@ func (e *evaluation) evalRelation(typ string, ids []string, r *schema.Relation, 
 			if i < 0 || cerr != nil {
 				return
 			}
-			c, err := e.caveat(&rel)
+			c, err := ev.caveat(&rel)
 			if err != nil {
 				cerr = err
 				return
 			}
-			if e.explain && c.perm != NoPermission {
+			if ev.explain && c.perm != NoPermission {
 				rel := rel
 				c.path = &pathNode{obj: rel.Resource, rel: r.Name, rship: &rel}
 			}
 			out[i].or(c)
 		}
 		var err error
-		if !e.prefetched(typ, ids, r.Name, func(rel graph.Relationship) {
+		if !ev.prefetched(typ, ids, r.Name, func(rel graph.Relationship) {
 			sub := rel.Subject
 			if sub.Object.Type == s.Object.Type && sub.Relation == s.Relation &&
 				(sub.Object.ID == s.Object.ID || (wild && sub.Object.ID == graph.Wildcard)) {
@@ -684,7 +684,7 @@ func (e *evaluation) evalRelation(typ string, ids []string, r *schema.Relation, 
 				subjectIDs = append(subjectIDs, graph.Wildcard)
 			}
 			srel := s.Relation
-			err = e.query(storage.Filter{ResourceType: typ, ResourceIDs: ids, Relation: r.Name,
+			err = ev.query(storage.Filter{ResourceType: typ, ResourceIDs: ids, Relation: r.Name,
 				Subject: &storage.SubjectFilter{Type: s.Object.Type, IDs: subjectIDs, Relation: &srel}}, direct)
 		}
 		if err == nil {
@@ -712,7 +712,7 @@ func (e *evaluation) evalRelation(typ string, ids []string, r *schema.Relation, 
 		}
 		var edges []edge
 		srel := a.Relation
-		err := e.read(storage.Filter{ResourceType: typ, ResourceIDs: open, Relation: r.Name,
+		err := ev.read(storage.Filter{ResourceType: typ, ResourceIDs: open, Relation: r.Name,
 			Subject: &storage.SubjectFilter{Type: a.Type, Relation: &srel}}, func(rel graph.Relationship) {
 			if i := ix.find(rel.Resource.ID); i >= 0 {
 				edges = append(edges, edge{i, rel})
@@ -724,7 +724,7 @@ func (e *evaluation) evalRelation(typ string, ids []string, r *schema.Relation, 
 		if len(edges) == 0 {
 			continue
 		}
-		res, err := e.checkTargets(edges, a.Relation, depth)
+		res, err := ev.checkTargets(edges, a.Relation, depth)
 		if err != nil {
 			return nil, err
 		}
@@ -734,12 +734,12 @@ func (e *evaluation) evalRelation(typ string, ids []string, r *schema.Relation, 
 				continue
 			}
 			t := res[k]
-			c, err := e.caveat(&ed.rel)
+			c, err := ev.caveat(&ed.rel)
 			if err != nil {
 				return nil, err
 			}
 			c.and(t)
-			if e.explain && c.perm != NoPermission {
+			if ev.explain && c.perm != NoPermission {
 				c.path = &pathNode{obj: ed.rel.Resource, rel: r.Name, rship: &ed.rel, next: t.path}
 			}
 			out[ed.i].or(c)
