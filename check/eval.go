@@ -34,7 +34,6 @@ type evaluation struct {
 
 	limit  int  // depth limit for this pass
 	cutoff bool // explain mode: some branch was cut at limit
-	depth  int  // depth of the problem being dispatched (for the local resolver)
 
 	// memo holds exact outcomes; key: (type, id, relation) for subject.
 	memo map[node]outcome
@@ -143,14 +142,10 @@ func (ev *evaluation) resolve(typ, rel string, ids []string, depth int) ([]outco
 	}
 	p := dispatch.Problem{
 		Revision: ev.rev, ResourceType: typ, Relation: rel, ResourceIDs: ids,
-		Subject: ev.subject, ContextHash: ev.ctxHash, Now: ev.nowNano, Seq: ev.seq,
+		Subject: ev.subject, ContextHash: ev.ctxHash, Now: ev.nowNano, Seq: ev.seq, Depth: depth,
 	}
 	ans := make([]dispatch.Answer, len(ids))
-	saved := ev.depth
-	ev.depth = depth
-	err := ev.eng.top.Resolve(ev.ctx, ev, &p, ans)
-	ev.depth = saved
-	if err != nil {
+	if err := ev.eng.top.Resolve(ev.ctx, ev, &p, ans); err != nil {
 		return nil, err
 	}
 	out := make([]outcome, len(ids))
@@ -160,12 +155,13 @@ func (ev *evaluation) resolve(typ, rel string, ids []string, depth int) ([]outco
 	return out, nil
 }
 
-// local is the innermost resolver: it evaluates a problem in the scope of
-// the evaluation that dispatched it.
+// local is the innermost resolver: it evaluates a problem, at the problem's
+// depth, in the scope of the evaluation that dispatched it.
 type local struct{}
 
-func (local) Resolve(_ context.Context, e *evaluation, p *dispatch.Problem, out []dispatch.Answer) error {
-	res, err := e.evaluate(p.ResourceType, p.Relation, p.ResourceIDs, e.depth)
+// Resolve evaluates p in ev.
+func (local) Resolve(_ context.Context, ev *evaluation, p *dispatch.Problem, out []dispatch.Answer) error {
+	res, err := ev.evaluate(p.ResourceType, p.Relation, p.ResourceIDs, p.Depth)
 	if err != nil {
 		return err
 	}

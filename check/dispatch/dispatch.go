@@ -37,6 +37,11 @@ type Problem struct {
 	// Seq orders evaluations: a Singleflight waiter only waits for an older
 	// (smaller Seq) evaluation, so waits can never form a cycle.
 	Seq uint64
+	// Depth is how many nested dispatches this problem is below the
+	// request's own question (which is at depth 1); the innermost resolver
+	// bounds it. It is not part of the Key: an answer does not depend on
+	// the depth it was asked at, only whether it could be computed does.
+	Depth int
 }
 
 // Answer is the result for one resource ID.
