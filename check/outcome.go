@@ -19,11 +19,11 @@ type outcome struct {
 var noOutcome = outcome{perm: NoPermission, low: dispatch.NoLow, until: dispatch.Never}
 
 func (o outcome) answer() dispatch.Answer {
-	return dispatch.Answer{Permissionship: uint8(o.perm), Missing: o.missing, Low: o.low, Until: o.until}
+	return dispatch.Answer{Permissionship: o.perm, Missing: o.missing, Low: o.low, Until: o.until}
 }
 
 func fromAnswer(a dispatch.Answer) outcome {
-	return outcome{perm: Permissionship(a.Permissionship), missing: a.Missing, low: a.Low, until: a.Until}
+	return outcome{perm: a.Permissionship, missing: a.Missing, low: a.Low, until: a.Until}
 }
 
 // exact reports whether the outcome holds regardless of any evaluation in

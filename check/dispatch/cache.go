@@ -26,7 +26,7 @@ type Cache[S any] struct {
 }
 
 type entry struct {
-	perm    uint8
+	perm    Permissionship
 	missing []string
 	at      int64
 	until   int64

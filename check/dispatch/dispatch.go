@@ -8,13 +8,6 @@ import (
 	"github.com/pembadb/pemba/storage"
 )
 
-// Permissionship values carried by an Answer; they match check's.
-const (
-	No uint8 = iota
-	Yes
-	Maybe
-)
-
 // NoLow is Answer.Low for an answer that depends on no evaluation still in
 // progress.
 const NoLow = math.MaxInt32
@@ -46,7 +39,7 @@ type Problem struct {
 
 // Answer is the result for one resource ID.
 type Answer struct {
-	Permissionship uint8
+	Permissionship Permissionship
 	// Missing names the caveat parameters of a Maybe answer.
 	Missing []string
 	// Low is the lowest evaluation frame still in progress that this answer
