@@ -148,9 +148,9 @@ func (ev *evaluation) fromClosure(cl *closure, typ, rel string, ids []string, ou
 		if depth+int(lv)-1 > ev.limit {
 			if ev.explain && ev.limit < ev.eng.cfg.MaxDepth {
 				ev.cutoff = true
-				out[i].low = -1
+				out[i].low = dispatch.CutLow
 				if ev.neg%2 == 1 {
-					out[i].perm = HasPermission // see checkBatch
+					out[i].perm = HasPermission // see dispatch.Frame, "Cut"
 				}
 				continue
 			}

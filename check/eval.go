@@ -53,8 +53,10 @@ type evaluation struct {
 
 type node struct{ typ, id, rel string }
 
+// progressMark is a problem being evaluated: the frame evaluating it and
+// the value assumed for it meanwhile (see dispatch.Frame, "Assume").
 type progressMark struct {
-	frame   int32
+	frame   dispatch.Frame
 	assumed outcome
 }
 
@@ -92,16 +94,14 @@ func (ev *evaluation) checkBatch(typ, rel string, ids []string, depth int) ([]ou
 	}
 	if depth > ev.limit {
 		if ev.explain && ev.limit < ev.eng.cfg.MaxDepth {
-			// A cut branch is assumed not to grant where it adds to the
-			// answer and to grant where it subtracts from it, so whatever
-			// grant this pass finds is real.
+			// See dispatch.Frame, "Cut".
 			ev.cutoff = true
 			cut := NoPermission
 			if ev.neg%2 == 1 {
 				cut = HasPermission
 			}
 			for _, i := range pending {
-				out[i] = outcome{perm: cut, low: -1, until: dispatch.Never}
+				out[i] = outcome{perm: cut, low: dispatch.CutLow, until: dispatch.Never}
 			}
 			return out, nil
 		}
@@ -171,16 +171,15 @@ func (local) Resolve(_ context.Context, ev *evaluation, p *dispatch.Problem, out
 	return nil
 }
 
-// evaluate computes the problem in a new frame. When some answer assumed
-// the value of another problem of this same frame (a cycle), it iterates
-// from "no" upwards until the assumed values are stable: the least fixed
-// point, which is what a cycle of relationships means.
+// evaluate computes the problem in a new frame, evaluating it again while
+// its answers rest on the frame's own assumptions and change (see
+// dispatch.Frame, "Iterate" and "Close").
 func (ev *evaluation) evaluate(typ, rel string, ids []string, depth int) ([]outcome, error) {
 	ev.eng.dispatches.Add(1)
 	if err := ev.ctx.Err(); err != nil {
 		return nil, err
 	}
-	f := int32(len(ev.frames))
+	f := dispatch.Frame(len(ev.frames))
 	ev.frames = append(ev.frames, ev.neg)
 	if ev.progress == nil {
 		ev.progress = make(map[node]progressMark)
@@ -210,18 +209,15 @@ func (ev *evaluation) evaluate(typ, rel string, ids []string, depth int) ([]outc
 			}
 		}
 		if !selfDependent || !changed || round > 2*len(ids)+2 {
-			// An answer that rested on this frame's assumptions (low >= f)
-			// rested on the other answers of the frame, and so on whatever
-			// they rest on outside it: it inherits the frame's outside
-			// dependencies (the smallest low below f), not none.
-			outside := int32(dispatch.NoLow)
+			// See dispatch.Frame, "Close".
+			outside := dispatch.NoLow
 			for i := range out {
 				if out[i].low < f {
 					outside = min(outside, out[i].low)
 				}
 			}
 			for i := range out {
-				if out[i].low >= f && out[i].low != dispatch.NoLow {
+				if out[i].low.RestsOn(f) {
 					out[i].low = outside
 				}
 			}

@@ -10,8 +10,8 @@ import (
 // plus, in explain mode, the access path that proves it.
 type outcome struct {
 	perm    Permissionship
-	low     int32 // see dispatch.Answer.Low
-	until   int64 // see dispatch.Answer.Until
+	low     dispatch.Frame // see dispatch.Frame
+	until   int64          // see dispatch.Answer.Until
 	missing []string
 	path    *pathNode
 }
@@ -27,12 +27,11 @@ func fromAnswer(a dispatch.Answer) outcome {
 }
 
 // exact reports whether the outcome holds regardless of any evaluation in
-// progress, so it may be memoized. A grant found while assuming "no" for
-// an evaluation in progress is still a grant; an outcome that rests on a
-// branch cut by the depth limit (low -1) never is exact.
+// progress, so it may be memoized (see dispatch.Frame, "Reuse").
 func (o outcome) exact() bool { return o.answer().Shareable() }
 
-// deps folds x's dependencies (cycle assumptions, expirations) into o.
+// deps folds x's dependencies (cycle assumptions, see dispatch.Frame, and
+// expirations) into o.
 func (o *outcome) deps(x outcome) {
 	o.low = min(o.low, x.low)
 	o.until = min(o.until, x.until)

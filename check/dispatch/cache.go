@@ -78,6 +78,8 @@ func (c *Cache[S]) Resolve(ctx context.Context, scope S, p *Problem, out []Answe
 	return nil
 }
 
+// store keeps a, the answer for p's i-th ID, if it is Shareable (see
+// Frame) and still valid at p.Now.
 func (c *Cache[S]) store(p *Problem, i int, a Answer) {
 	if !a.Shareable() || a.Until <= p.Now {
 		return
