@@ -146,15 +146,12 @@ func (ev *evaluation) fromClosure(cl *closure, typ, rel string, ids []string, ou
 			continue
 		}
 		if depth+int(lv)-1 > ev.limit {
-			if ev.explain && ev.limit < ev.eng.cfg.MaxDepth {
-				ev.cutoff = true
-				out[i].low = dispatch.CutLow
-				if ev.neg%2 == 1 {
-					out[i].perm = HasPermission // see dispatch.Frame, "Cut"
-				}
-				continue
+			cut, ok := ev.cutBranch()
+			if !ok {
+				return nil, fmt.Errorf("%w (%d) at %s:%s#%s", ErrMaxDepth, ev.eng.cfg.MaxDepth, typ, id, rel)
 			}
-			return nil, fmt.Errorf("%w (%d) at %s:%s#%s", ErrMaxDepth, ev.eng.cfg.MaxDepth, typ, id, rel)
+			out[i].perm, out[i].low = cut, dispatch.CutLow // out[i] was a plain "no"
+			continue
 		}
 		out[i].perm = HasPermission
 		if ev.explain {

@@ -68,10 +68,39 @@ func (ev *evaluation) reset() {
 func (ev *evaluation) opts() storage.QueryOptions { return storage.QueryOptions{Now: ev.now} }
 
 // checkBatch answers relation (a relation or permission of typ) for each of
-// ids; ids must be distinct.
+// ids; ids must be distinct. It answers what it can from the memo and the
+// problems in progress, then cuts or resolves the rest, ChunkSize IDs per
+// dispatched problem, memoizing the exact answers.
 func (ev *evaluation) checkBatch(typ, rel string, ids []string, depth int) ([]outcome, error) {
 	out := make([]outcome, len(ids))
-	pending := make([]int, 0, len(ids))
+	pending, err := ev.recall(typ, rel, ids, out, make([]int, 0, len(ids)))
+	if err != nil {
+		return nil, err
+	}
+	if len(pending) == 0 {
+		return out, nil
+	}
+	if depth > ev.limit {
+		cut, ok := ev.cutBranch()
+		if !ok {
+			return nil, fmt.Errorf("%w (%d) at %s:%s#%s", ErrMaxDepth, ev.eng.cfg.MaxDepth, typ, ids[pending[0]], rel)
+		}
+		for _, i := range pending {
+			out[i] = outcome{perm: cut, low: dispatch.CutLow, until: dispatch.Never}
+		}
+		return out, nil
+	}
+	if err := ev.resolvePending(typ, rel, ids, pending, depth, out); err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+// recall fills out[i] for the ids the evaluation already has an answer
+// for: a memoized one, or the value assumed for a problem in progress (see
+// dispatch.Frame, "Assume" and "Exclusions"). It appends the indexes of
+// the others to pending and returns it.
+func (ev *evaluation) recall(typ, rel string, ids []string, out []outcome, pending []int) ([]int, error) {
 	for i, id := range ids {
 		n := node{typ, id, rel}
 		if o, ok := ev.memo[n]; ok {
@@ -89,37 +118,37 @@ func (ev *evaluation) checkBatch(typ, rel string, ids []string, depth int) ([]ou
 		}
 		pending = append(pending, i)
 	}
-	if len(pending) == 0 {
-		return out, nil
+	return pending, nil
+}
+
+// cutBranch reports whether a branch beyond this pass's depth limit may be
+// cut instead of failing with ErrMaxDepth (explain mode, below the
+// configured limit), and the value a cut branch is assumed to have (see
+// dispatch.Frame, "Cut"). It records that the pass cut a branch.
+func (ev *evaluation) cutBranch() (Permissionship, bool) {
+	if !ev.explain || ev.limit >= ev.eng.cfg.MaxDepth {
+		return NoPermission, false
 	}
-	if depth > ev.limit {
-		if ev.explain && ev.limit < ev.eng.cfg.MaxDepth {
-			// See dispatch.Frame, "Cut".
-			ev.cutoff = true
-			cut := NoPermission
-			if ev.neg%2 == 1 {
-				cut = HasPermission
-			}
-			for _, i := range pending {
-				out[i] = outcome{perm: cut, low: dispatch.CutLow, until: dispatch.Never}
-			}
-			return out, nil
-		}
-		return nil, fmt.Errorf("%w (%d) at %s:%s#%s", ErrMaxDepth, ev.eng.cfg.MaxDepth, typ, ids[pending[0]], rel)
+	ev.cutoff = true
+	if ev.neg%2 == 1 {
+		return HasPermission, true
 	}
+	return NoPermission, true
+}
+
+// resolvePending resolves the ids at pending, ChunkSize per problem,
+// placing the answers in out and memoizing the exact ones.
+func (ev *evaluation) resolvePending(typ, rel string, ids []string, pending []int, depth int, out []outcome) error {
 	chunk := ev.eng.cfg.ChunkSize
 	for start := 0; start < len(pending); start += chunk {
 		part := pending[start:min(start+chunk, len(pending))]
 		pids := ids
 		if len(part) != len(ids) {
-			pids = make([]string, len(part))
-			for j, i := range part {
-				pids[j] = ids[i]
-			}
+			pids = pick(ids, part)
 		}
 		res, err := ev.resolve(typ, rel, pids, depth)
 		if err != nil {
-			return nil, err
+			return err
 		}
 		for j, i := range part {
 			out[i] = res[j]
@@ -131,7 +160,7 @@ func (ev *evaluation) checkBatch(typ, rel string, ids []string, depth int) ([]ou
 			}
 		}
 	}
-	return out, nil
+	return nil
 }
 
 // resolve sends a problem through the engine's resolver layers, or, in
@@ -179,6 +208,26 @@ func (ev *evaluation) evaluate(typ, rel string, ids []string, depth int) ([]outc
 	if err := ev.ctx.Err(); err != nil {
 		return nil, err
 	}
+	f := ev.openFrame(typ, rel, ids)
+	defer ev.closeFrame(f, typ, rel, ids)
+	for round := 0; ; round++ {
+		out, err := ev.evaluateOnce(typ, rel, ids, depth)
+		if err != nil {
+			return nil, err
+		}
+		if !ev.unstable(f, typ, rel, ids, out) || round > 2*len(ids)+2 {
+			settle(f, out)
+			return out, nil
+		}
+		for i, id := range ids {
+			ev.progress[node{typ, id, rel}] = progressMark{frame: f, assumed: out[i]}
+		}
+	}
+}
+
+// openFrame opens a frame for the problem and marks its IDs in progress,
+// assumed not to have the relation.
+func (ev *evaluation) openFrame(typ, rel string, ids []string) dispatch.Frame {
 	f := dispatch.Frame(len(ev.frames))
 	ev.frames = append(ev.frames, ev.neg)
 	if ev.progress == nil {
@@ -187,45 +236,45 @@ func (ev *evaluation) evaluate(typ, rel string, ids []string, depth int) ([]outc
 	for _, id := range ids {
 		ev.progress[node{typ, id, rel}] = progressMark{frame: f, assumed: noOutcome}
 	}
-	defer func() {
-		for _, id := range ids {
-			delete(ev.progress, node{typ, id, rel})
+	return f
+}
+
+// closeFrame closes frame f, which openFrame opened for the problem.
+func (ev *evaluation) closeFrame(f dispatch.Frame, typ, rel string, ids []string) {
+	for _, id := range ids {
+		delete(ev.progress, node{typ, id, rel})
+	}
+	ev.frames = ev.frames[:f]
+}
+
+// unstable reports whether frame f must be evaluated again: some answer of
+// this round rests on the frame itself, and some differs from the value
+// assumed for it.
+func (ev *evaluation) unstable(f dispatch.Frame, typ, rel string, ids []string, out []outcome) bool {
+	selfDependent, changed := false, false
+	for i, id := range ids {
+		if out[i].low == f {
+			selfDependent = true
 		}
-		ev.frames = ev.frames[:f]
-	}()
-	for round := 0; ; round++ {
-		out, err := ev.evaluateOnce(typ, rel, ids, depth)
-		if err != nil {
-			return nil, err
+		if a := ev.progress[node{typ, id, rel}].assumed; a.perm != out[i].perm || !slices.Equal(a.missing, out[i].missing) {
+			changed = true
 		}
-		selfDependent, changed := false, false
-		for i, id := range ids {
-			if out[i].low == f {
-				selfDependent = true
-			}
-			n := node{typ, id, rel}
-			if a := ev.progress[n].assumed; a.perm != out[i].perm || !slices.Equal(a.missing, out[i].missing) {
-				changed = true
-			}
+	}
+	return selfDependent && changed
+}
+
+// settle gives the answers of frame f that rest on it the frame's
+// dependencies outside it (see dispatch.Frame, "Close").
+func settle(f dispatch.Frame, out []outcome) {
+	outside := dispatch.NoLow
+	for i := range out {
+		if out[i].low < f {
+			outside = min(outside, out[i].low)
 		}
-		if !selfDependent || !changed || round > 2*len(ids)+2 {
-			// See dispatch.Frame, "Close".
-			outside := dispatch.NoLow
-			for i := range out {
-				if out[i].low < f {
-					outside = min(outside, out[i].low)
-				}
-			}
-			for i := range out {
-				if out[i].low.RestsOn(f) {
-					out[i].low = outside
-				}
-			}
-			return out, nil
-		}
-		for i, id := range ids {
-			n := node{typ, id, rel}
-			ev.progress[n] = progressMark{frame: f, assumed: out[i]}
+	}
+	for i := range out {
+		if out[i].low.RestsOn(f) {
+			out[i].low = outside
 		}
 	}
 }
