@@ -335,89 +335,111 @@ func (ev *evaluation) evalExpr(typ string, ids []string, x schema.Expr, perm str
 	case *schema.Arrow:
 		return ev.evalArrow(typ, ids, x, perm, depth)
 	case *schema.Union:
-		out := noOutcomes(len(ids))
-		open := make([]int, len(ids))
-		for i := range open {
-			open[i] = i
-		}
-		for _, c := range x.Children {
-			if len(open) == 0 {
-				break
-			}
-			res, err := ev.evalExpr(typ, pick(ids, open), c, perm, depth)
-			if err != nil {
-				return nil, err
-			}
-			next := open[:0]
-			for j, i := range open {
-				out[i].or(res[j])
-				if out[i].perm != HasPermission {
-					next = append(next, i)
-				}
-			}
-			open = next
-		}
-		return out, nil
+		return ev.evalUnion(typ, ids, x, perm, depth)
 	case *schema.Intersection:
-		var out []outcome
-		var open []int
-		for k, c := range x.Children {
-			sub := ids
-			if k > 0 {
-				if len(open) == 0 {
-					break
-				}
-				sub = pick(ids, open)
-			}
-			res, err := ev.evalExpr(typ, sub, c, perm, depth)
-			if err != nil {
-				return nil, err
-			}
-			if k == 0 {
-				out = res
-				for i := range out {
-					if out[i].perm != NoPermission {
-						open = append(open, i)
-					}
-				}
-				continue
-			}
-			next := open[:0]
-			for j, i := range open {
-				out[i].and(res[j])
-				if out[i].perm != NoPermission {
-					next = append(next, i)
-				}
-			}
-			open = next
-		}
-		return out, nil
+		return ev.evalIntersection(typ, ids, x, perm, depth)
 	case *schema.Exclusion:
-		out, err := ev.evalExpr(typ, ids, x.Base, perm, depth)
-		if err != nil {
-			return nil, err
-		}
-		var open []int
-		for i := range out {
-			if out[i].perm != NoPermission {
-				open = append(open, i)
-			}
-		}
-		if len(open) == 0 {
-			return out, nil
-		}
-		ev.neg++
-		res, err := ev.evalExpr(typ, pick(ids, open), x.Subtracted, perm, depth)
-		ev.neg--
-		if err != nil {
-			return nil, err
-		}
-		for j, i := range open {
-			out[i].minus(res[j])
-		}
-		return out, nil
+		return ev.evalExclusion(typ, ids, x, perm, depth)
 	}
 	return nil, fmt.Errorf("%w: unknown expression %T", ErrInvalidRequest, x)
+}
+
+// evalUnion evaluates the children in order, each for the IDs no earlier
+// child granted: a grant decides a union, so the batch shrinks as it goes.
+func (ev *evaluation) evalUnion(typ string, ids []string, x *schema.Union, perm string, depth int) ([]outcome, error) {
+	out := noOutcomes(len(ids))
+	open := make([]int, len(ids))
+	for i := range open {
+		open[i] = i
+	}
+	for _, c := range x.Children {
+		if len(open) == 0 {
+			break
+		}
+		res, err := ev.evalExpr(typ, pick(ids, open), c, perm, depth)
+		if err != nil {
+			return nil, err
+		}
+		next := open[:0]
+		for j, i := range open {
+			out[i].or(res[j])
+			if out[i].perm != HasPermission {
+				next = append(next, i)
+			}
+		}
+		open = next
+	}
+	return out, nil
+}
+
+// evalIntersection evaluates the first child for every ID and each later
+// child for the IDs no earlier child refused: a refusal decides an
+// intersection.
+func (ev *evaluation) evalIntersection(typ string, ids []string, x *schema.Intersection, perm string, depth int) ([]outcome, error) {
+	if len(x.Children) == 0 {
+		return nil, nil
+	}
+	out, err := ev.evalExpr(typ, ids, x.Children[0], perm, depth)
+	if err != nil {
+		return nil, err
+	}
+	open := granting(out)
+	for _, c := range x.Children[1:] {
+		if len(open) == 0 {
+			break
+		}
+		res, err := ev.evalExpr(typ, pick(ids, open), c, perm, depth)
+		if err != nil {
+			return nil, err
+		}
+		next := open[:0]
+		for j, i := range open {
+			out[i].and(res[j])
+			if out[i].perm != NoPermission {
+				next = append(next, i)
+			}
+		}
+		open = next
+	}
+	return out, nil
+}
+
+// evalExclusion evaluates the base for every ID and the subtracted side
+// for the IDs the base grants, conditionally or not: a refusal of the base
+// decides an exclusion. The subtracted side is evaluated with ev.neg
+// raised, which the cycle check and the explain-mode depth cut read (see
+// dispatch.Frame, "Exclusions" and "Cut").
+func (ev *evaluation) evalExclusion(typ string, ids []string, x *schema.Exclusion, perm string, depth int) ([]outcome, error) {
+	out, err := ev.evalExpr(typ, ids, x.Base, perm, depth)
+	if err != nil {
+		return nil, err
+	}
+	open := granting(out)
+	if len(open) == 0 {
+		return out, nil
+	}
+	ev.neg++
+	res, err := ev.evalExpr(typ, pick(ids, open), x.Subtracted, perm, depth)
+	ev.neg--
+	if err != nil {
+		return nil, err
+	}
+	for j, i := range open {
+		out[i].minus(res[j])
+	}
+	return out, nil
+}
+
+// granting returns the indexes of the outcomes that grant, conditionally
+// or not.
+func granting(out []outcome) []int {
+	var idx []int
+	for i := range out {
+		if out[i].perm != NoPermission {
+			idx = append(idx, i)
+		}
+	}
+	return idx
 }
 
 // indexOf maps resource IDs of a batch to their positions.
