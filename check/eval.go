@@ -693,71 +693,102 @@ func (ev *evaluation) requestCaveatError(c *schema.Caveat, r *graph.Relationship
 	return err
 }
 
+// evalRelation answers relation r of typ for each of ids. A subject set
+// has itself (identity); a recursive relation is answered from the
+// subject's reverse closure when it has one; otherwise r holds through a
+// relationship naming the subject (direct) or a subject set that has it
+// (viaSubjectSets).
 func (ev *evaluation) evalRelation(typ string, ids []string, r *schema.Relation, depth int) ([]outcome, error) {
 	out := noOutcomes(len(ids))
-	s := ev.subject
-	open := len(ids)
-	// A subject set has itself: group:eng#member has group:eng#member.
-	if s.Relation == r.Name && s.Object.Type == typ {
-		for i, id := range ids {
-			if id == s.Object.ID {
-				out[i].perm = HasPermission
-				open--
-				if ev.explain {
-					out[i].path = &pathNode{obj: s.Object, rel: r.Name}
-				}
-			}
-		}
-	}
-	if cl, err := ev.closureFor(typ, r); err != nil {
+	open := ev.identity(typ, ids, r.Name, out)
+	cl, err := ev.closureFor(typ, r)
+	if err != nil {
 		return nil, err
-	} else if cl != nil {
+	}
+	if cl != nil {
 		return ev.fromClosure(cl, typ, r.Name, ids, out, depth)
 	}
 	ix := newIndex(ids)
 	if open > 0 {
-		wild := s.Relation == "" && s.Object.ID != graph.Wildcard && allowsWildcard(r, s.Object.Type)
-		var cerr error
-		direct := func(rel graph.Relationship) {
-			i := ix.find(rel.Resource.ID)
-			if i < 0 || cerr != nil {
-				return
-			}
-			c, err := ev.caveat(&rel)
-			if err != nil {
-				cerr = err
-				return
-			}
-			if ev.explain && c.perm != NoPermission {
-				rel := rel
-				c.path = &pathNode{obj: rel.Resource, rel: r.Name, rship: &rel}
-			}
-			out[i].or(c)
-		}
-		var err error
-		if !ev.prefetched(typ, ids, r.Name, func(rel graph.Relationship) {
-			sub := rel.Subject
-			if sub.Object.Type == s.Object.Type && sub.Relation == s.Relation &&
-				(sub.Object.ID == s.Object.ID || (wild && sub.Object.ID == graph.Wildcard)) {
-				direct(rel)
-			}
-		}) {
-			subjectIDs := []string{s.Object.ID}
-			if wild {
-				subjectIDs = append(subjectIDs, graph.Wildcard)
-			}
-			srel := s.Relation
-			err = ev.query(storage.Filter{ResourceType: typ, ResourceIDs: ids, Relation: r.Name,
-				Subject: &storage.SubjectFilter{Type: s.Object.Type, IDs: subjectIDs, Relation: &srel}}, direct)
-		}
-		if err == nil {
-			err = cerr
-		}
-		if err != nil {
+		if err := ev.direct(typ, ids, r, ix, out); err != nil {
 			return nil, err
 		}
 	}
-	// Subject sets: check each allowed `type#relation` in one batch.
+	if err := ev.viaSubjectSets(typ, ids, r, ix, depth, out); err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+// identity grants the IDs that are the subject itself when the subject is
+// a set of this very relation (group:eng#member has group:eng#member), and
+// returns how many IDs it left undecided.
+func (ev *evaluation) identity(typ string, ids []string, rel string, out []outcome) int {
+	s := ev.subject
+	open := len(ids)
+	if s.Relation != rel || s.Object.Type != typ {
+		return open
+	}
+	for i, id := range ids {
+		if id == s.Object.ID {
+			out[i].perm = HasPermission
+			open--
+			if ev.explain {
+				out[i].path = &pathNode{obj: s.Object, rel: rel}
+			}
+		}
+	}
+	return open
+}
+
+// direct grants, as their caveats allow, through the relationships of r on
+// ids that name the subject itself, or a wildcard of its type where r
+// allows one. It reads them from prefetched rows when those are complete.
+func (ev *evaluation) direct(typ string, ids []string, r *schema.Relation, ix indexOf, out []outcome) error {
+	s := ev.subject
+	wild := s.Relation == "" && s.Object.ID != graph.Wildcard && allowsWildcard(r, s.Object.Type)
+	var cerr error
+	grant := func(rel graph.Relationship) {
+		i := ix.find(rel.Resource.ID)
+		if i < 0 || cerr != nil {
+			return
+		}
+		c, err := ev.caveat(&rel)
+		if err != nil {
+			cerr = err
+			return
+		}
+		if ev.explain && c.perm != NoPermission {
+			rel := rel
+			c.path = &pathNode{obj: rel.Resource, rel: r.Name, rship: &rel}
+		}
+		out[i].or(c)
+	}
+	if ev.prefetched(typ, ids, r.Name, func(rel graph.Relationship) {
+		sub := rel.Subject
+		if sub.Object.Type == s.Object.Type && sub.Relation == s.Relation &&
+			(sub.Object.ID == s.Object.ID || (wild && sub.Object.ID == graph.Wildcard)) {
+			grant(rel)
+		}
+	}) {
+		return cerr
+	}
+	subjectIDs := []string{s.Object.ID}
+	if wild {
+		subjectIDs = append(subjectIDs, graph.Wildcard)
+	}
+	srel := s.Relation
+	if err := ev.query(storage.Filter{ResourceType: typ, ResourceIDs: ids, Relation: r.Name,
+		Subject: &storage.SubjectFilter{Type: s.Object.Type, IDs: subjectIDs, Relation: &srel}}, grant); err != nil {
+		return err
+	}
+	return cerr
+}
+
+// viaSubjectSets grants through the relationships of r whose subject is a
+// subject set: once per distinct `type#relation` r allows, for the IDs not
+// granted yet, and stopping when all are.
+func (ev *evaluation) viaSubjectSets(typ string, ids []string, r *schema.Relation, ix indexOf, depth int, out []outcome) error {
 	for k, a := range r.Allowed {
 		if a.Relation == "" || slices.ContainsFunc(r.Allowed[:k], func(b schema.AllowedSubject) bool {
 			return b.Type == a.Type && b.Relation == a.Relation
@@ -773,42 +804,52 @@ func (ev *evaluation) evalRelation(typ string, ids []string, r *schema.Relation,
 		if len(open) == 0 {
 			break
 		}
-		var edges []edge
-		srel := a.Relation
-		err := ev.read(storage.Filter{ResourceType: typ, ResourceIDs: open, Relation: r.Name,
-			Subject: &storage.SubjectFilter{Type: a.Type, Relation: &srel}}, func(rel graph.Relationship) {
-			if i := ix.find(rel.Resource.ID); i >= 0 {
-				edges = append(edges, edge{i, rel})
-			}
-		})
-		if err != nil {
-			return nil, err
-		}
-		if len(edges) == 0 {
-			continue
-		}
-		res, err := ev.checkTargets(edges, a.Relation, depth)
-		if err != nil {
-			return nil, err
-		}
-		for k := range edges {
-			ed := &edges[k]
-			if out[ed.i].perm == HasPermission {
-				continue
-			}
-			t := res[k]
-			c, err := ev.caveat(&ed.rel)
-			if err != nil {
-				return nil, err
-			}
-			c.and(t)
-			if ev.explain && c.perm != NoPermission {
-				c.path = &pathNode{obj: ed.rel.Resource, rel: r.Name, rship: &ed.rel, next: t.path}
-			}
-			out[ed.i].or(c)
+		if err := ev.viaSubjectSet(typ, open, r, a.Type, a.Relation, ix, depth, out); err != nil {
+			return err
 		}
 	}
-	return out, nil
+	return nil
+}
+
+// viaSubjectSet grants the IDs in open through their relationships of r to
+// subject sets setType#setRel: it checks setRel on every set object as one
+// batch per type, and a relationship grants as its caveat and its set's
+// answer both allow.
+func (ev *evaluation) viaSubjectSet(typ string, open []string, r *schema.Relation, setType, setRel string, ix indexOf, depth int, out []outcome) error {
+	var edges []edge
+	err := ev.read(storage.Filter{ResourceType: typ, ResourceIDs: open, Relation: r.Name,
+		Subject: &storage.SubjectFilter{Type: setType, Relation: &setRel}}, func(rel graph.Relationship) {
+		if i := ix.find(rel.Resource.ID); i >= 0 {
+			edges = append(edges, edge{i, rel})
+		}
+	})
+	if err != nil {
+		return err
+	}
+	if len(edges) == 0 {
+		return nil
+	}
+	res, err := ev.checkTargets(edges, setRel, depth)
+	if err != nil {
+		return err
+	}
+	for k := range edges {
+		ed := &edges[k]
+		if out[ed.i].perm == HasPermission {
+			continue
+		}
+		t := res[k]
+		c, err := ev.caveat(&ed.rel)
+		if err != nil {
+			return err
+		}
+		c.and(t)
+		if ev.explain && c.perm != NoPermission {
+			c.path = &pathNode{obj: ed.rel.Resource, rel: r.Name, rship: &ed.rel, next: t.path}
+		}
+		out[ed.i].or(c)
+	}
+	return nil
 }
 
 func allowsWildcard(r *schema.Relation, typ string) bool {
