@@ -72,6 +72,9 @@ func (ev *evaluation) closureFor(typ string, r *schema.Relation) (*closure, erro
 	return cl, nil
 }
 
+// buildClosure walks the reverse index up from the subject, level by
+// level, and gives up (an empty closure, ok false) past closureBudget
+// objects.
 func (ev *evaluation) buildClosure(typ string, r *schema.Relation) (*closure, error) {
 	s := ev.subject
 	cl := &closure{ok: true, level: make(map[string]int32), until: dispatch.Never}

@@ -50,6 +50,8 @@ type evaluation struct {
 	rows map[graph.ObjectRef][]graph.Relationship
 }
 
+// node is one question of an evaluation: relation rel of object typ:id
+// (id empty in a closure's key).
 type node struct{ typ, id, rel string }
 
 // progressMark is a problem being evaluated: the frame evaluating it and
@@ -59,11 +61,13 @@ type progressMark struct {
 	assumed outcome
 }
 
+// reset drops what the evaluation learned, for another explain pass.
 func (ev *evaluation) reset() {
 	ev.memo, ev.progress, ev.frames, ev.neg, ev.cutoff = nil, nil, nil, 0, false
 	ev.closures, ev.rows = nil, nil
 }
 
+// opts are the storage options of the evaluation's queries.
 func (ev *evaluation) opts() storage.QueryOptions { return storage.QueryOptions{Now: ev.now} }
 
 // checkBatch answers relation (a relation or permission of typ) for each of
@@ -278,6 +282,10 @@ func settle(f dispatch.Frame, out []outcome) {
 	}
 }
 
+// evaluateOnce computes one round of a frame: a permission's expression
+// (the objects' rows prefetched first), with the permission's own step
+// on each path, or a relation. A type or name the schema does not define
+// grants nothing.
 func (ev *evaluation) evaluateOnce(typ, rel string, ids []string, depth int) ([]outcome, error) {
 	def := ev.schema.Definitions[typ]
 	if def == nil {
@@ -307,6 +315,7 @@ func (ev *evaluation) evaluateOnce(typ, rel string, ids []string, depth int) ([]
 	return noOutcomes(len(ids)), nil
 }
 
+// noOutcomes returns n plain "no" outcomes.
 func noOutcomes(n int) []outcome {
 	out := make([]outcome, n)
 	for i := range out {
@@ -315,6 +324,7 @@ func noOutcomes(n int) []outcome {
 	return out
 }
 
+// pick returns the ids at the indexes idx.
 func pick(ids []string, idx []int) []string {
 	s := make([]string, len(idx))
 	for j, i := range idx {
@@ -329,6 +339,7 @@ type indexOf struct {
 	m   map[string]int
 }
 
+// newIndex indexes ids; it keeps a map only for more than a few.
 func newIndex(ids []string) indexOf {
 	ix := indexOf{ids: ids}
 	if len(ids) > 8 {
@@ -340,6 +351,7 @@ func newIndex(ids []string) indexOf {
 	return ix
 }
 
+// find returns the position of id, or -1.
 func (ix indexOf) find(id string) int {
 	if ix.m != nil {
 		if i, ok := ix.m[id]; ok {

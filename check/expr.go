@@ -194,6 +194,11 @@ func (ev *evaluation) checkTargets(edges []edge, rel string, depth int) ([]outco
 	return res, nil
 }
 
+// evalArrow evaluates tupleset->target (or .any/.all) for each of ids: it
+// reads the tupleset's relationships, checks target on the objects they
+// name as one batch per type, and combines each relationship's caveat
+// with its object's answer: any one such grant for `->` and `.any`, all
+// of them (and at least one) for `.all`.
 func (ev *evaluation) evalArrow(typ string, ids []string, a *schema.Arrow, perm string, depth int) ([]outcome, error) {
 	ix := newIndex(ids)
 	var edges []edge

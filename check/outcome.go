@@ -16,12 +16,15 @@ type outcome struct {
 	path    *pathNode
 }
 
+// noOutcome is a plain "no": it rests on nothing and expires never.
 var noOutcome = outcome{perm: NoPermission, low: dispatch.NoLow, until: dispatch.Never}
 
+// answer is o without its path, for the resolver layers.
 func (o outcome) answer() dispatch.Answer {
 	return dispatch.Answer{Permissionship: o.perm, Missing: o.missing, Low: o.low, Until: o.until}
 }
 
+// fromAnswer is a resolver layer's answer as an outcome (without a path).
 func fromAnswer(a dispatch.Answer) outcome {
 	return outcome{perm: a.Permissionship, missing: a.Missing, low: a.Low, until: a.Until}
 }
@@ -82,6 +85,8 @@ func (o *outcome) minus(x outcome) {
 	}
 }
 
+// mergeMissing returns the sorted union of two sorted sets of missing
+// caveat parameters; it may return a or b itself.
 func mergeMissing(a, b []string) []string {
 	if len(b) == 0 {
 		return a

@@ -137,6 +137,7 @@ func (ev *evaluation) read(f storage.Filter, fn func(graph.Relationship)) error 
 	return ev.query(f, fn)
 }
 
+// subjectMatches reports whether s passes the subject filter f (nil: any).
 func subjectMatches(f *storage.SubjectFilter, s graph.SubjectRef) bool {
 	if f == nil {
 		return true

@@ -170,6 +170,7 @@ func (ev *evaluation) viaSubjectSet(typ string, open []string, r *schema.Relatio
 	return nil
 }
 
+// allowsWildcard reports whether r allows a wildcard subject of typ.
 func allowsWildcard(r *schema.Relation, typ string) bool {
 	for _, a := range r.Allowed {
 		if a.Wildcard && a.Type == typ {

@@ -25,6 +25,7 @@ type Cache[S any] struct {
 	misses atomic.Uint64
 }
 
+// entry is a cached answer and the instants [at, until) it is valid in.
 type entry struct {
 	perm    Permissionship
 	missing []string
