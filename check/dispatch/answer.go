@@ -27,8 +27,8 @@ const Never = math.MaxInt64
 // NoLow (it used none) and CutLow (it rests on a branch cut by a depth
 // limit).
 //
-// This is the rule for relationship cycles and for reusing answers; the
-// evaluator (package check: evaluation.checkBatch, evaluation.evaluate,
+// This is the rule for relationship cycles and for reusing answers. The
+// evaluator (package check: recall, evaluate and settle, cutBranch,
 // outcome.exact), Answer.Shareable, Cache and Singleflight follow it:
 //
 //   - Assume. A problem asked again while its frame f is open (a cycle
@@ -44,21 +44,25 @@ const Never = math.MaxInt64
 //     the frame's other answers, and so on whatever those rest on outside
 //     it: its Low becomes the smallest Low below f among the frame's
 //     answers (NoLow if none).
-//   - Exclusions. A cycle that passes through the subtracted side of an
-//     exclusion has no least fixed point, and the evaluator rejects it
-//     (check.ErrCycleThroughExclusion). So every operator a cycle passes
-//     through is monotone, and an assumed value is never above the true
-//     one.
-//   - Cut. In explain mode a pass may cut branches at a lower depth limit
-//     than the configured one; a cut branch is assumed not to grant where
-//     it adds to the answer and to grant where it subtracts from it, so a
-//     grant the pass finds is real. Its Low is CutLow, below every frame:
-//     it survives every minimum and every frame's close.
+//   - Exclusions. A cycle through the subtracted side of an exclusion
+//     need not have a least fixed point, so the evaluator rejects it
+//     (check.ErrCycleThroughExclusion): each frame notes how many
+//     subtracted sides were being evaluated when it opened, and a cycle
+//     back to a frame with another count crossed one. So every operator
+//     a cycle passes through is monotone, and an assumed value is never
+//     above the true one.
+//   - Cut. Explain mode deepens iteratively, one pass per depth limit
+//     from 1 up to the configured one; a pass below the configured limit
+//     cuts the branches beyond its limit instead of failing. A cut
+//     branch is assumed not to grant where it adds to the answer and to
+//     grant where it subtracts from it, so a grant the pass finds is
+//     real. Its Low is CutLow, below every frame: it survives every
+//     minimum and every frame's close.
 //   - Reuse. An answer may be memoized, cached, or handed to another
 //     evaluation (Shareable) when its Low is NoLow, or when it is Yes and
 //     its Low a frame: by the above, a grant found under assumed values
-//     is a grant. Anything else resting on a cut or an open frame is kept
-//     only by the frame that computed it.
+//     is a grant. Any other answer is used only where the evaluation that
+//     computed it asked for it: it is neither memoized, cached nor shared.
 type Frame int32
 
 const (
