@@ -34,16 +34,18 @@ type evaluation struct {
 	limit  int  // depth limit for this pass
 	cutoff bool // explain mode: some branch was cut at limit
 
+	// The frames, the memo and the values assumed for problems in
+	// progress follow the rule stated on dispatch.Frame.
+	//
 	// memo holds exact outcomes; key: (type, id, relation) for subject.
 	memo map[node]outcome
 	// progress holds the problems being evaluated, with the frame that
 	// evaluates them and the value currently assumed for them.
 	progress map[node]progressMark
-	// frames holds, per frame, the number of exclusions whose subtracted
-	// side was entered when the frame began: a cycle back to a frame with
-	// a different count passes through an exclusion.
+	// frames holds, per open frame, the value of neg when it opened.
 	frames []int32
-	neg    int32
+	// neg counts the subtracted sides of exclusions being evaluated.
+	neg int32
 
 	closures map[node]*closure // key: (type, "", relation)
 	// rows holds the complete relationships of prefetched objects.
