@@ -2,38 +2,27 @@ package check
 
 import (
 	"errors"
-	"fmt"
 	"time"
 
+	"github.com/pembadb/pemba/check/dispatch"
 	"github.com/pembadb/pemba/graph"
 	"github.com/pembadb/pemba/schema"
 	"github.com/pembadb/pemba/storage"
 )
 
-// Permissionship is the answer to a permission question.
-type Permissionship uint8
+// Permissionship is the answer to a permission question. It is the type
+// the resolver layers of package check/dispatch carry, under this name.
+type Permissionship = dispatch.Permissionship
 
 const (
 	// NoPermission: the subject does not have the permission.
-	NoPermission Permissionship = iota
+	NoPermission = dispatch.No
 	// HasPermission: the subject has the permission.
-	HasPermission
+	HasPermission = dispatch.Yes
 	// Conditional: the answer depends on caveat parameters the request did
 	// not supply; Result.Missing names them.
-	Conditional
+	Conditional = dispatch.Maybe
 )
-
-func (p Permissionship) String() string {
-	switch p {
-	case NoPermission:
-		return "NO_PERMISSION"
-	case HasPermission:
-		return "HAS_PERMISSION"
-	case Conditional:
-		return "CONDITIONAL"
-	}
-	return fmt.Sprintf("Permissionship(%d)", uint8(p))
-}
 
 // Errors callers branch on.
 var (

@@ -47,35 +47,38 @@ func recursive(typ string, r *schema.Relation) bool {
 
 // closureFor returns the closure for typ#r, or nil when r does not qualify
 // or the closure is over budget.
-func (e *evaluation) closureFor(typ string, r *schema.Relation) (*closure, error) {
-	if e.subject.Relation != "" || !recursive(typ, r) {
+func (ev *evaluation) closureFor(typ string, r *schema.Relation) (*closure, error) {
+	if ev.subject.Relation != "" || !recursive(typ, r) {
 		return nil, nil
 	}
 	k := node{typ: typ, rel: r.Name}
-	if cl, ok := e.closures[k]; ok {
+	if cl, ok := ev.closures[k]; ok {
 		if !cl.ok {
 			return nil, nil
 		}
 		return cl, nil
 	}
-	cl, err := e.buildClosure(typ, r)
+	cl, err := ev.buildClosure(typ, r)
 	if err != nil {
 		return nil, err
 	}
-	if e.closures == nil {
-		e.closures = make(map[node]*closure)
+	if ev.closures == nil {
+		ev.closures = make(map[node]*closure)
 	}
-	e.closures[k] = cl
+	ev.closures[k] = cl
 	if !cl.ok {
 		return nil, nil
 	}
 	return cl, nil
 }
 
-func (e *evaluation) buildClosure(typ string, r *schema.Relation) (*closure, error) {
-	s := e.subject
+// buildClosure walks the reverse index up from the subject, level by
+// level, and gives up (an empty closure, ok false) past closureBudget
+// objects.
+func (ev *evaluation) buildClosure(typ string, r *schema.Relation) (*closure, error) {
+	s := ev.subject
 	cl := &closure{ok: true, level: make(map[string]int32), until: dispatch.Never}
-	if e.explain {
+	if ev.explain {
 		cl.link = make(map[string]graph.Relationship)
 	}
 	ids := []string{s.Object.ID}
@@ -100,7 +103,7 @@ func (e *evaluation) buildClosure(typ string, r *schema.Relation) (*closure, err
 			frontier = append(frontier, id)
 		}
 	}
-	if err := e.reverse(storage.ReverseFilter{Subject: storage.SubjectFilter{Type: s.Object.Type, IDs: ids, Relation: &ellipsis},
+	if err := ev.reverse(storage.ReverseFilter{Subject: storage.SubjectFilter{Type: s.Object.Type, IDs: ids, Relation: &ellipsis},
 		ResourceType: typ, Relation: r.Name}, visit(1)); err != nil {
 		return nil, err
 	}
@@ -110,9 +113,9 @@ func (e *evaluation) buildClosure(typ string, r *schema.Relation) (*closure, err
 		}
 		cur := frontier
 		frontier = nil
-		for start := 0; start < len(cur); start += e.eng.cfg.ChunkSize {
-			part := cur[start:min(start+e.eng.cfg.ChunkSize, len(cur))]
-			if err := e.reverse(storage.ReverseFilter{Subject: storage.SubjectFilter{Type: typ, IDs: part, Relation: &self},
+		for start := 0; start < len(cur); start += ev.eng.cfg.ChunkSize {
+			part := cur[start:min(start+ev.eng.cfg.ChunkSize, len(cur))]
+			if err := ev.reverse(storage.ReverseFilter{Subject: storage.SubjectFilter{Type: typ, IDs: part, Relation: &self},
 				ResourceType: typ, Relation: r.Name}, visit(level)); err != nil {
 				return nil, err
 			}
@@ -122,9 +125,9 @@ func (e *evaluation) buildClosure(typ string, r *schema.Relation) (*closure, err
 }
 
 // reverse reads relationships by subject, calling fn for each.
-func (e *evaluation) reverse(f storage.ReverseFilter, fn func(graph.Relationship)) error {
-	e.eng.queries.Add(1)
-	for r, err := range e.reader.ReverseQueryRelationships(e.ctx, f, e.opts()) {
+func (ev *evaluation) reverse(f storage.ReverseFilter, fn func(graph.Relationship)) error {
+	ev.eng.queries.Add(1)
+	for r, err := range ev.reader.ReverseQueryRelationships(ev.ctx, f, ev.opts()) {
 		if err != nil {
 			return fmt.Errorf("reverse query %s#%s: %w", f.ResourceType, f.Relation, err)
 		}
@@ -135,7 +138,7 @@ func (e *evaluation) reverse(f storage.ReverseFilter, fn func(graph.Relationship
 
 // fromClosure answers typ#rel for ids from a closure; out already holds the
 // identity answers.
-func (e *evaluation) fromClosure(cl *closure, typ, rel string, ids []string, out []outcome, depth int) ([]outcome, error) {
+func (ev *evaluation) fromClosure(cl *closure, typ, rel string, ids []string, out []outcome, depth int) ([]outcome, error) {
 	for i, id := range ids {
 		out[i].until = min(out[i].until, cl.until)
 		if out[i].perm == HasPermission {
@@ -145,19 +148,16 @@ func (e *evaluation) fromClosure(cl *closure, typ, rel string, ids []string, out
 		if !ok {
 			continue
 		}
-		if depth+int(lv)-1 > e.limit {
-			if e.explain && e.limit < e.eng.cfg.MaxDepth {
-				e.cutoff = true
-				out[i].low = -1
-				if e.neg%2 == 1 {
-					out[i].perm = HasPermission // see checkBatch
-				}
-				continue
+		if depth+int(lv)-1 > ev.limit {
+			cut, ok := ev.cutBranch()
+			if !ok {
+				return nil, fmt.Errorf("%w (%d) at %s:%s#%s", ErrMaxDepth, ev.eng.cfg.MaxDepth, typ, id, rel)
 			}
-			return nil, fmt.Errorf("%w (%d) at %s:%s#%s", ErrMaxDepth, e.eng.cfg.MaxDepth, typ, id, rel)
+			out[i].perm, out[i].low = cut, dispatch.CutLow // out[i] was a plain "no"
+			continue
 		}
 		out[i].perm = HasPermission
-		if e.explain {
+		if ev.explain {
 			out[i].path = cl.path(typ, rel, id)
 		}
 	}

@@ -3,7 +3,6 @@ package check
 import (
 	"context"
 	"fmt"
-	"maps"
 	"slices"
 	"time"
 
@@ -34,51 +33,87 @@ type evaluation struct {
 
 	limit  int  // depth limit for this pass
 	cutoff bool // explain mode: some branch was cut at limit
-	depth  int  // depth of the problem being dispatched (for the local resolver)
 
+	// The frames, the memo and the values assumed for problems in
+	// progress follow the rule stated on dispatch.Frame.
+	//
 	// memo holds exact outcomes; key: (type, id, relation) for subject.
 	memo map[node]outcome
 	// progress holds the problems being evaluated, with the frame that
 	// evaluates them and the value currently assumed for them.
 	progress map[node]progressMark
-	// frames holds, per frame, the number of exclusions whose subtracted
-	// side was entered when the frame began: a cycle back to a frame with
-	// a different count passes through an exclusion.
+	// frames holds, per open frame, the value of neg when it opened.
 	frames []int32
-	neg    int32
+	// neg counts the subtracted sides of exclusions being evaluated.
+	neg int32
 
 	closures map[node]*closure // key: (type, "", relation)
 	// rows holds the complete relationships of prefetched objects.
 	rows map[graph.ObjectRef][]graph.Relationship
 }
 
+// node is one question of an evaluation: relation rel of object typ:id
+// (id empty in a closure's key).
 type node struct{ typ, id, rel string }
 
+// progressMark is a problem being evaluated: the frame evaluating it and
+// the value assumed for it meanwhile (see dispatch.Frame, "Assume").
 type progressMark struct {
-	frame   int32
+	frame   dispatch.Frame
 	assumed outcome
 }
 
-func (e *evaluation) reset() {
-	e.memo, e.progress, e.frames, e.neg, e.cutoff = nil, nil, nil, 0, false
-	e.closures, e.rows = nil, nil
+// reset drops what the evaluation learned, for another explain pass.
+func (ev *evaluation) reset() {
+	ev.memo, ev.progress, ev.frames, ev.neg, ev.cutoff = nil, nil, nil, 0, false
+	ev.closures, ev.rows = nil, nil
 }
 
-func (e *evaluation) opts() storage.QueryOptions { return storage.QueryOptions{Now: e.now} }
+// opts are the storage options of the evaluation's queries.
+func (ev *evaluation) opts() storage.QueryOptions { return storage.QueryOptions{Now: ev.now} }
 
 // checkBatch answers relation (a relation or permission of typ) for each of
-// ids; ids must be distinct.
-func (e *evaluation) checkBatch(typ, rel string, ids []string, depth int) ([]outcome, error) {
+// ids; ids must be distinct. It answers what it can from the memo and the
+// problems in progress, then cuts or resolves the rest, ChunkSize IDs per
+// dispatched problem, memoizing the exact answers.
+func (ev *evaluation) checkBatch(typ, rel string, ids []string, depth int) ([]outcome, error) {
 	out := make([]outcome, len(ids))
-	pending := make([]int, 0, len(ids))
+	pending, err := ev.recall(typ, rel, ids, out, make([]int, 0, len(ids)))
+	if err != nil {
+		return nil, err
+	}
+	if len(pending) == 0 {
+		return out, nil
+	}
+	if depth > ev.limit {
+		cut, ok := ev.cutBranch()
+		if !ok {
+			return nil, fmt.Errorf("%w (%d) at %s:%s#%s", ErrMaxDepth, ev.eng.cfg.MaxDepth, typ, ids[pending[0]], rel)
+		}
+		for _, i := range pending {
+			out[i] = outcome{perm: cut, low: dispatch.CutLow, until: dispatch.Never}
+		}
+		return out, nil
+	}
+	if err := ev.resolvePending(typ, rel, ids, pending, depth, out); err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+// recall fills out[i] for the ids the evaluation already has an answer
+// for: a memoized one, or the value assumed for a problem in progress (see
+// dispatch.Frame, "Assume" and "Exclusions"). It appends the indexes of
+// the others to pending and returns it.
+func (ev *evaluation) recall(typ, rel string, ids []string, out []outcome, pending []int) ([]int, error) {
 	for i, id := range ids {
 		n := node{typ, id, rel}
-		if o, ok := e.memo[n]; ok {
+		if o, ok := ev.memo[n]; ok {
 			out[i] = o
 			continue
 		}
-		if pm, ok := e.progress[n]; ok {
-			if e.frames[pm.frame] != e.neg {
+		if pm, ok := ev.progress[n]; ok {
+			if ev.frames[pm.frame] != ev.neg {
 				return nil, fmt.Errorf("%w at %s:%s#%s", ErrCycleThroughExclusion, typ, id, rel)
 			}
 			o := pm.assumed
@@ -88,69 +123,63 @@ func (e *evaluation) checkBatch(typ, rel string, ids []string, depth int) ([]out
 		}
 		pending = append(pending, i)
 	}
-	if len(pending) == 0 {
-		return out, nil
+	return pending, nil
+}
+
+// cutBranch reports whether a branch beyond this pass's depth limit may be
+// cut instead of failing with ErrMaxDepth (explain mode, below the
+// configured limit), and the value a cut branch is assumed to have (see
+// dispatch.Frame, "Cut"). It records that the pass cut a branch.
+func (ev *evaluation) cutBranch() (Permissionship, bool) {
+	if !ev.explain || ev.limit >= ev.eng.cfg.MaxDepth {
+		return NoPermission, false
 	}
-	if depth > e.limit {
-		if e.explain && e.limit < e.eng.cfg.MaxDepth {
-			// A cut branch is assumed not to grant where it adds to the
-			// answer and to grant where it subtracts from it, so whatever
-			// grant this pass finds is real.
-			e.cutoff = true
-			cut := NoPermission
-			if e.neg%2 == 1 {
-				cut = HasPermission
-			}
-			for _, i := range pending {
-				out[i] = outcome{perm: cut, low: -1, until: dispatch.Never}
-			}
-			return out, nil
-		}
-		return nil, fmt.Errorf("%w (%d) at %s:%s#%s", ErrMaxDepth, e.eng.cfg.MaxDepth, typ, ids[pending[0]], rel)
+	ev.cutoff = true
+	if ev.neg%2 == 1 {
+		return HasPermission, true
 	}
-	chunk := e.eng.cfg.ChunkSize
+	return NoPermission, true
+}
+
+// resolvePending resolves the ids at pending, ChunkSize per problem,
+// placing the answers in out and memoizing the exact ones.
+func (ev *evaluation) resolvePending(typ, rel string, ids []string, pending []int, depth int, out []outcome) error {
+	chunk := ev.eng.cfg.ChunkSize
 	for start := 0; start < len(pending); start += chunk {
 		part := pending[start:min(start+chunk, len(pending))]
 		pids := ids
 		if len(part) != len(ids) {
-			pids = make([]string, len(part))
-			for j, i := range part {
-				pids[j] = ids[i]
-			}
+			pids = pick(ids, part)
 		}
-		res, err := e.resolve(typ, rel, pids, depth)
+		res, err := ev.resolve(typ, rel, pids, depth)
 		if err != nil {
-			return nil, err
+			return err
 		}
 		for j, i := range part {
 			out[i] = res[j]
 			if res[j].exact() {
-				if e.memo == nil {
-					e.memo = make(map[node]outcome)
+				if ev.memo == nil {
+					ev.memo = make(map[node]outcome)
 				}
-				e.memo[node{typ, ids[i], rel}] = res[j]
+				ev.memo[node{typ, ids[i], rel}] = res[j]
 			}
 		}
 	}
-	return out, nil
+	return nil
 }
 
 // resolve sends a problem through the engine's resolver layers, or, in
 // explain mode (paths are not cached), straight to local evaluation.
-func (e *evaluation) resolve(typ, rel string, ids []string, depth int) ([]outcome, error) {
-	if e.explain || e.eng.top == nil {
-		return e.evaluate(typ, rel, ids, depth)
+func (ev *evaluation) resolve(typ, rel string, ids []string, depth int) ([]outcome, error) {
+	if ev.explain || ev.eng.top == nil {
+		return ev.evaluate(typ, rel, ids, depth)
 	}
 	p := dispatch.Problem{
-		Revision: e.rev, ResourceType: typ, Relation: rel, ResourceIDs: ids,
-		Subject: e.subject, ContextHash: e.ctxHash, Now: e.nowNano, Seq: e.seq,
+		Revision: ev.rev, ResourceType: typ, Relation: rel, ResourceIDs: ids,
+		Subject: ev.subject, ContextHash: ev.ctxHash, Now: ev.nowNano, Seq: ev.seq, Depth: depth,
 	}
 	ans := make([]dispatch.Answer, len(ids))
-	saved := e.depth
-	e.depth = depth
-	err := e.eng.top.Resolve(e.ctx, e, &p, ans)
-	e.depth = saved
-	if err != nil {
+	if err := ev.eng.top.Resolve(ev.ctx, ev, &p, ans); err != nil {
 		return nil, err
 	}
 	out := make([]outcome, len(ids))
@@ -160,12 +189,13 @@ func (e *evaluation) resolve(typ, rel string, ids []string, depth int) ([]outcom
 	return out, nil
 }
 
-// local is the innermost resolver: it evaluates a problem in the scope of
-// the evaluation that dispatched it.
+// local is the innermost resolver: it evaluates a problem, at the problem's
+// depth, in the scope of the evaluation that dispatched it.
 type local struct{}
 
-func (local) Resolve(_ context.Context, e *evaluation, p *dispatch.Problem, out []dispatch.Answer) error {
-	res, err := e.evaluate(p.ResourceType, p.Relation, p.ResourceIDs, e.depth)
+// Resolve evaluates p in ev.
+func (local) Resolve(_ context.Context, ev *evaluation, p *dispatch.Problem, out []dispatch.Answer) error {
+	res, err := ev.evaluate(p.ResourceType, p.Relation, p.ResourceIDs, p.Depth)
 	if err != nil {
 		return err
 	}
@@ -175,83 +205,103 @@ func (local) Resolve(_ context.Context, e *evaluation, p *dispatch.Problem, out 
 	return nil
 }
 
-// evaluate computes the problem in a new frame. When some answer assumed
-// the value of another problem of this same frame (a cycle), it iterates
-// from "no" upwards until the assumed values are stable: the least fixed
-// point, which is what a cycle of relationships means.
-func (e *evaluation) evaluate(typ, rel string, ids []string, depth int) ([]outcome, error) {
-	e.eng.dispatches.Add(1)
-	if err := e.ctx.Err(); err != nil {
+// evaluate computes the problem in a new frame, evaluating it again while
+// its answers rest on the frame's own assumptions and change (see
+// dispatch.Frame, "Iterate" and "Close").
+func (ev *evaluation) evaluate(typ, rel string, ids []string, depth int) ([]outcome, error) {
+	ev.eng.dispatches.Add(1)
+	if err := ev.ctx.Err(); err != nil {
 		return nil, err
 	}
-	f := int32(len(e.frames))
-	e.frames = append(e.frames, e.neg)
-	if e.progress == nil {
-		e.progress = make(map[node]progressMark)
-	}
-	for _, id := range ids {
-		e.progress[node{typ, id, rel}] = progressMark{frame: f, assumed: noOutcome}
-	}
-	defer func() {
-		for _, id := range ids {
-			delete(e.progress, node{typ, id, rel})
-		}
-		e.frames = e.frames[:f]
-	}()
+	f := ev.openFrame(typ, rel, ids)
+	defer ev.closeFrame(f, typ, rel, ids)
 	for round := 0; ; round++ {
-		out, err := e.evaluateOnce(typ, rel, ids, depth)
+		out, err := ev.evaluateOnce(typ, rel, ids, depth)
 		if err != nil {
 			return nil, err
 		}
-		selfDependent, changed := false, false
-		for i, id := range ids {
-			if out[i].low == f {
-				selfDependent = true
-			}
-			n := node{typ, id, rel}
-			if a := e.progress[n].assumed; a.perm != out[i].perm || !slices.Equal(a.missing, out[i].missing) {
-				changed = true
-			}
-		}
-		if !selfDependent || !changed || round > 2*len(ids)+2 {
-			// An answer that rested on this frame's assumptions (low >= f)
-			// rested on the other answers of the frame, and so on whatever
-			// they rest on outside it: it inherits the frame's outside
-			// dependencies (the smallest low below f), not none.
-			outside := int32(dispatch.NoLow)
-			for i := range out {
-				if out[i].low < f {
-					outside = min(outside, out[i].low)
-				}
-			}
-			for i := range out {
-				if out[i].low >= f && out[i].low != dispatch.NoLow {
-					out[i].low = outside
-				}
-			}
+		if !ev.unstable(f, typ, rel, ids, out) || round > 2*len(ids)+2 {
+			settle(f, out)
 			return out, nil
 		}
 		for i, id := range ids {
-			n := node{typ, id, rel}
-			e.progress[n] = progressMark{frame: f, assumed: out[i]}
+			ev.progress[node{typ, id, rel}] = progressMark{frame: f, assumed: out[i]}
 		}
 	}
 }
 
-func (e *evaluation) evaluateOnce(typ, rel string, ids []string, depth int) ([]outcome, error) {
-	def := e.schema.Definitions[typ]
+// openFrame opens a frame for the problem and marks its IDs in progress,
+// assumed not to have the relation.
+func (ev *evaluation) openFrame(typ, rel string, ids []string) dispatch.Frame {
+	f := dispatch.Frame(len(ev.frames))
+	ev.frames = append(ev.frames, ev.neg)
+	if ev.progress == nil {
+		ev.progress = make(map[node]progressMark)
+	}
+	for _, id := range ids {
+		ev.progress[node{typ, id, rel}] = progressMark{frame: f, assumed: noOutcome}
+	}
+	return f
+}
+
+// closeFrame closes frame f, which openFrame opened for the problem.
+func (ev *evaluation) closeFrame(f dispatch.Frame, typ, rel string, ids []string) {
+	for _, id := range ids {
+		delete(ev.progress, node{typ, id, rel})
+	}
+	ev.frames = ev.frames[:f]
+}
+
+// unstable reports whether frame f must be evaluated again: some answer of
+// this round rests on the frame itself, and some differs from the value
+// assumed for it.
+func (ev *evaluation) unstable(f dispatch.Frame, typ, rel string, ids []string, out []outcome) bool {
+	selfDependent, changed := false, false
+	for i, id := range ids {
+		if out[i].low == f {
+			selfDependent = true
+		}
+		if a := ev.progress[node{typ, id, rel}].assumed; a.perm != out[i].perm || !slices.Equal(a.missing, out[i].missing) {
+			changed = true
+		}
+	}
+	return selfDependent && changed
+}
+
+// settle gives the answers of frame f that rest on it the frame's
+// dependencies outside it (see dispatch.Frame, "Close").
+func settle(f dispatch.Frame, out []outcome) {
+	outside := dispatch.NoLow
+	for i := range out {
+		if out[i].low < f {
+			outside = min(outside, out[i].low)
+		}
+	}
+	for i := range out {
+		if out[i].low.RestsOn(f) {
+			out[i].low = outside
+		}
+	}
+}
+
+// evaluateOnce computes one round of a frame: a permission's expression
+// (the objects' rows prefetched first), with the permission's own step
+// on each path, or a relation. A type or name the schema does not define
+// grants nothing.
+func (ev *evaluation) evaluateOnce(typ, rel string, ids []string, depth int) ([]outcome, error) {
+	def := ev.schema.Definitions[typ]
 	if def == nil {
 		return noOutcomes(len(ids)), nil
 	}
 	if p := def.Permissions[rel]; p != nil {
-		if err := e.prefetch(typ, ids); err != nil {
+		if err := ev.prefetch(typ, ids); err != nil {
 			return nil, err
 		}
-		out, err := e.evalExpr(typ, ids, p.Expr, rel, depth)
+		out, err := ev.evalExpr(typ, ids, p.Expr, rel, depth)
 		if err != nil {
 			return nil, err
 		}
-		if e.explain {
+		if ev.explain {
 			for i := range out {
 				pn := out[i].path
 				if pn != nil && !(pn.rel == rel && pn.obj.ID == ids[i] && pn.obj.Type == typ) {
@@ -262,11 +312,12 @@ func (e *evaluation) evaluateOnce(typ, rel string, ids []string, depth int) ([]o
 		return out, nil
 	}
 	if r := def.Relations[rel]; r != nil {
-		return e.evalRelation(typ, ids, r, depth)
+		return ev.evalRelation(typ, ids, r, depth)
 	}
 	return noOutcomes(len(ids)), nil
 }
 
+// noOutcomes returns n plain "no" outcomes.
 func noOutcomes(n int) []outcome {
 	out := make([]outcome, n)
 	for i := range out {
@@ -275,6 +326,7 @@ func noOutcomes(n int) []outcome {
 	return out
 }
 
+// pick returns the ids at the indexes idx.
 func pick(ids []string, idx []int) []string {
 	s := make([]string, len(idx))
 	for j, i := range idx {
@@ -283,108 +335,13 @@ func pick(ids []string, idx []int) []string {
 	return s
 }
 
-// evalExpr evaluates a permission expression for each of ids; perm names
-// the permission (for paths).
-func (e *evaluation) evalExpr(typ string, ids []string, x schema.Expr, perm string, depth int) ([]outcome, error) {
-	switch x := x.(type) {
-	case *schema.RelationRef:
-		return e.checkBatch(typ, x.Name, ids, depth+1)
-	case *schema.Nil:
-		return noOutcomes(len(ids)), nil
-	case *schema.Arrow:
-		return e.evalArrow(typ, ids, x, perm, depth)
-	case *schema.Union:
-		out := noOutcomes(len(ids))
-		open := make([]int, len(ids))
-		for i := range open {
-			open[i] = i
-		}
-		for _, c := range x.Children {
-			if len(open) == 0 {
-				break
-			}
-			res, err := e.evalExpr(typ, pick(ids, open), c, perm, depth)
-			if err != nil {
-				return nil, err
-			}
-			next := open[:0]
-			for j, i := range open {
-				out[i].or(res[j])
-				if out[i].perm != HasPermission {
-					next = append(next, i)
-				}
-			}
-			open = next
-		}
-		return out, nil
-	case *schema.Intersection:
-		var out []outcome
-		var open []int
-		for k, c := range x.Children {
-			sub := ids
-			if k > 0 {
-				if len(open) == 0 {
-					break
-				}
-				sub = pick(ids, open)
-			}
-			res, err := e.evalExpr(typ, sub, c, perm, depth)
-			if err != nil {
-				return nil, err
-			}
-			if k == 0 {
-				out = res
-				for i := range out {
-					if out[i].perm != NoPermission {
-						open = append(open, i)
-					}
-				}
-				continue
-			}
-			next := open[:0]
-			for j, i := range open {
-				out[i].and(res[j])
-				if out[i].perm != NoPermission {
-					next = append(next, i)
-				}
-			}
-			open = next
-		}
-		return out, nil
-	case *schema.Exclusion:
-		out, err := e.evalExpr(typ, ids, x.Base, perm, depth)
-		if err != nil {
-			return nil, err
-		}
-		var open []int
-		for i := range out {
-			if out[i].perm != NoPermission {
-				open = append(open, i)
-			}
-		}
-		if len(open) == 0 {
-			return out, nil
-		}
-		e.neg++
-		res, err := e.evalExpr(typ, pick(ids, open), x.Subtracted, perm, depth)
-		e.neg--
-		if err != nil {
-			return nil, err
-		}
-		for j, i := range open {
-			out[i].minus(res[j])
-		}
-		return out, nil
-	}
-	return nil, fmt.Errorf("%w: unknown expression %T", ErrInvalidRequest, x)
-}
-
 // indexOf maps resource IDs of a batch to their positions.
 type indexOf struct {
 	ids []string
 	m   map[string]int
 }
 
+// newIndex indexes ids; it keeps a map only for more than a few.
 func newIndex(ids []string) indexOf {
 	ix := indexOf{ids: ids}
 	if len(ids) > 8 {
@@ -396,6 +353,7 @@ func newIndex(ids []string) indexOf {
 	return ix
 }
 
+// find returns the position of id, or -1.
 func (ix indexOf) find(id string) int {
 	if ix.m != nil {
 		if i, ok := ix.m[id]; ok {
@@ -411,348 +369,14 @@ func (ix indexOf) find(id string) int {
 	return -1
 }
 
-// edge is a relationship from a batch resource (at index i) to an object
-// whose relation must then be checked.
-type edge struct {
-	i   int
-	rel graph.Relationship
-}
-
-// checkTargets checks rel on every subject object of edges, returning the
-// outcome per edge (aligned with edges). Objects are deduplicated and
-// checked as one batch per type.
-func (e *evaluation) checkTargets(edges []edge, rel string, depth int) ([]outcome, error) {
-	res := make([]outcome, len(edges))
-	done := make([]bool, len(edges))
-	for k := range edges {
-		if done[k] {
-			continue
-		}
-		t := edges[k].rel.Subject.Object.Type
-		// Gather the distinct objects of type t from edge k on.
-		var ids []string
-		var at []int             // pairs: edge index, position in ids
-		var index map[string]int // for many objects; a scan is cheaper for few
-		for j := k; j < len(edges); j++ {
-			o := edges[j].rel.Subject.Object
-			if done[j] || o.Type != t {
-				continue
-			}
-			pos := -1
-			if index != nil {
-				if p, ok := index[o.ID]; ok {
-					pos = p
-				}
-			} else {
-				pos = slices.Index(ids, o.ID)
-			}
-			if pos < 0 {
-				pos = len(ids)
-				ids = append(ids, o.ID)
-				if index != nil {
-					index[o.ID] = pos
-				} else if len(ids) > 16 {
-					index = make(map[string]int, len(edges))
-					for i, id := range ids {
-						index[id] = i
-					}
-				}
-			}
-			at = append(at, j, pos)
-		}
-		def := e.schema.Definitions[t]
-		var out []outcome
-		if def == nil || (def.Relations[rel] == nil && def.Permissions[rel] == nil) {
-			out = noOutcomes(len(ids))
-		} else {
-			var err error
-			if out, err = e.checkBatch(t, rel, ids, depth+1); err != nil {
-				return nil, err
-			}
-		}
-		for i := 0; i < len(at); i += 2 {
-			res[at[i]] = out[at[i+1]]
-			done[at[i]] = true
-		}
-	}
-	return res, nil
-}
-
 // query reads the relationships of f, calling fn for each.
-func (e *evaluation) query(f storage.Filter, fn func(graph.Relationship)) error {
-	e.eng.queries.Add(1)
-	for r, err := range e.reader.QueryRelationships(e.ctx, f, e.opts()) {
+func (ev *evaluation) query(f storage.Filter, fn func(graph.Relationship)) error {
+	ev.eng.queries.Add(1)
+	for r, err := range ev.reader.QueryRelationships(ev.ctx, f, ev.opts()) {
 		if err != nil {
 			return fmt.Errorf("query %s#%s: %w", f.ResourceType, f.Relation, err)
 		}
 		fn(r)
 	}
 	return nil
-}
-
-func (e *evaluation) evalArrow(typ string, ids []string, a *schema.Arrow, perm string, depth int) ([]outcome, error) {
-	ix := newIndex(ids)
-	var edges []edge
-	err := e.read(storage.Filter{ResourceType: typ, ResourceIDs: ids, Relation: a.Tupleset}, func(r graph.Relationship) {
-		if i := ix.find(r.Resource.ID); i >= 0 {
-			edges = append(edges, edge{i, r})
-		}
-	})
-	if err != nil {
-		return nil, err
-	}
-	out := noOutcomes(len(ids))
-	if len(edges) == 0 {
-		return out, nil
-	}
-	res, err := e.checkTargets(edges, a.Target, depth)
-	if err != nil {
-		return nil, err
-	}
-	via := a.Tupleset + "->" + a.Target
-	if a.Func == schema.ArrowAll {
-		via = a.Tupleset + ".all(" + a.Target + ")"
-	}
-	// mk returns the edge's caveat outcome and the target's outcome with
-	// the arrow step on its path.
-	mk := func(ed *edge, t outcome) (outcome, outcome, error) {
-		c, err := e.caveat(&ed.rel)
-		if err != nil {
-			return outcome{}, t, err
-		}
-		if e.explain && t.path != nil {
-			t.path = &pathNode{obj: graph.ObjectRef{Type: typ, ID: ids[ed.i]}, rel: perm, via: via, rship: &ed.rel, next: t.path}
-		}
-		return c, t, nil
-	}
-	if a.Func == schema.ArrowAny {
-		for k := range edges {
-			ed := &edges[k]
-			if out[ed.i].perm == HasPermission {
-				continue
-			}
-			c, t, err := mk(ed, res[k])
-			if err != nil {
-				return nil, err
-			}
-			c.and(t)
-			out[ed.i].or(c)
-		}
-		return out, nil
-	}
-	// .all: at least one related object, and every related object grants;
-	// a caveated relationship contributes its caveat AND the object's
-	// answer (as SpiceDB's intersection arrows do).
-	seen := make([]bool, len(ids))
-	for i := range out {
-		out[i].perm = HasPermission
-	}
-	for k := range edges {
-		ed := &edges[k]
-		c, t, err := mk(ed, res[k])
-		if err != nil {
-			return nil, err
-		}
-		c.and(t)
-		seen[ed.i] = true
-		out[ed.i].and(c)
-	}
-	for i := range out {
-		if !seen[i] {
-			out[i] = noOutcome
-		}
-	}
-	return out, nil
-}
-
-// caveat decides a relationship's caveat for this request; relationships
-// without one are unconditionally present. The outcome carries the
-// relationship's expiration.
-func (e *evaluation) caveat(r *graph.Relationship) (outcome, error) {
-	o := outcome{perm: HasPermission, low: dispatch.NoLow, until: dispatch.Never}
-	if r.Expiration != nil {
-		o.until = r.Expiration.UnixNano()
-	}
-	if r.Caveat == nil {
-		return o, nil
-	}
-	c := e.schema.Caveats[r.Caveat.Name]
-	if c == nil {
-		return o, fmt.Errorf("relationship %s:%s#%s: caveat %q is not defined in the schema", r.Resource.Type, r.Resource.ID, r.Relation, r.Caveat.Name)
-	}
-	ctx := e.caveatCtx
-	if len(r.Caveat.Context) > 0 {
-		ctx = make(map[string]any, len(e.caveatCtx)+len(r.Caveat.Context))
-		maps.Copy(ctx, e.caveatCtx)
-		maps.Copy(ctx, r.Caveat.Context) // the relationship's values win
-	}
-	res, err := c.Evaluate(ctx)
-	if err != nil {
-		if cerr := e.requestCaveatError(c, r); cerr != nil {
-			return o, &ContextError{Err: cerr}
-		}
-		return o, fmt.Errorf("relationship %s:%s#%s: %w", r.Resource.Type, r.Resource.ID, r.Relation, err)
-	}
-	switch {
-	case !res.Decided():
-		o.perm = Conditional
-		o.missing = slices.Sorted(slices.Values(res.Missing))
-	case !res.Satisfied:
-		o.perm = NoPermission
-	}
-	return o, nil
-}
-
-// requestCaveatError tells whose values made caveat c fail on r: it
-// evaluates c with the request's values alone (those r does not
-// override, the others unknown) and returns that error, or nil when the
-// request supplies none of c's parameters or its values evaluate. Only a
-// failed evaluation pays for it.
-func (e *evaluation) requestCaveatError(c *schema.Caveat, r *graph.Relationship) error {
-	var own map[string]any
-	for _, p := range c.Params {
-		v, ok := e.caveatCtx[p.Name]
-		if !ok {
-			continue
-		}
-		if _, overridden := r.Caveat.Context[p.Name]; overridden {
-			continue
-		}
-		if own == nil {
-			own = make(map[string]any, len(c.Params))
-		}
-		own[p.Name] = v
-	}
-	if own == nil {
-		return nil
-	}
-	_, err := c.Evaluate(own)
-	return err
-}
-
-func (e *evaluation) evalRelation(typ string, ids []string, r *schema.Relation, depth int) ([]outcome, error) {
-	out := noOutcomes(len(ids))
-	s := e.subject
-	open := len(ids)
-	// A subject set has itself: group:eng#member has group:eng#member.
-	if s.Relation == r.Name && s.Object.Type == typ {
-		for i, id := range ids {
-			if id == s.Object.ID {
-				out[i].perm = HasPermission
-				open--
-				if e.explain {
-					out[i].path = &pathNode{obj: s.Object, rel: r.Name}
-				}
-			}
-		}
-	}
-	if cl, err := e.closureFor(typ, r); err != nil {
-		return nil, err
-	} else if cl != nil {
-		return e.fromClosure(cl, typ, r.Name, ids, out, depth)
-	}
-	ix := newIndex(ids)
-	if open > 0 {
-		wild := s.Relation == "" && s.Object.ID != graph.Wildcard && allowsWildcard(r, s.Object.Type)
-		var cerr error
-		direct := func(rel graph.Relationship) {
-			i := ix.find(rel.Resource.ID)
-			if i < 0 || cerr != nil {
-				return
-			}
-			c, err := e.caveat(&rel)
-			if err != nil {
-				cerr = err
-				return
-			}
-			if e.explain && c.perm != NoPermission {
-				rel := rel
-				c.path = &pathNode{obj: rel.Resource, rel: r.Name, rship: &rel}
-			}
-			out[i].or(c)
-		}
-		var err error
-		if !e.prefetched(typ, ids, r.Name, func(rel graph.Relationship) {
-			sub := rel.Subject
-			if sub.Object.Type == s.Object.Type && sub.Relation == s.Relation &&
-				(sub.Object.ID == s.Object.ID || (wild && sub.Object.ID == graph.Wildcard)) {
-				direct(rel)
-			}
-		}) {
-			subjectIDs := []string{s.Object.ID}
-			if wild {
-				subjectIDs = append(subjectIDs, graph.Wildcard)
-			}
-			srel := s.Relation
-			err = e.query(storage.Filter{ResourceType: typ, ResourceIDs: ids, Relation: r.Name,
-				Subject: &storage.SubjectFilter{Type: s.Object.Type, IDs: subjectIDs, Relation: &srel}}, direct)
-		}
-		if err == nil {
-			err = cerr
-		}
-		if err != nil {
-			return nil, err
-		}
-	}
-	// Subject sets: check each allowed `type#relation` in one batch.
-	for k, a := range r.Allowed {
-		if a.Relation == "" || slices.ContainsFunc(r.Allowed[:k], func(b schema.AllowedSubject) bool {
-			return b.Type == a.Type && b.Relation == a.Relation
-		}) {
-			continue
-		}
-		var open []string
-		for i, id := range ids {
-			if out[i].perm != HasPermission {
-				open = append(open, id)
-			}
-		}
-		if len(open) == 0 {
-			break
-		}
-		var edges []edge
-		srel := a.Relation
-		err := e.read(storage.Filter{ResourceType: typ, ResourceIDs: open, Relation: r.Name,
-			Subject: &storage.SubjectFilter{Type: a.Type, Relation: &srel}}, func(rel graph.Relationship) {
-			if i := ix.find(rel.Resource.ID); i >= 0 {
-				edges = append(edges, edge{i, rel})
-			}
-		})
-		if err != nil {
-			return nil, err
-		}
-		if len(edges) == 0 {
-			continue
-		}
-		res, err := e.checkTargets(edges, a.Relation, depth)
-		if err != nil {
-			return nil, err
-		}
-		for k := range edges {
-			ed := &edges[k]
-			if out[ed.i].perm == HasPermission {
-				continue
-			}
-			t := res[k]
-			c, err := e.caveat(&ed.rel)
-			if err != nil {
-				return nil, err
-			}
-			c.and(t)
-			if e.explain && c.perm != NoPermission {
-				c.path = &pathNode{obj: ed.rel.Resource, rel: r.Name, rship: &ed.rel, next: t.path}
-			}
-			out[ed.i].or(c)
-		}
-	}
-	return out, nil
-}
-
-func allowsWildcard(r *schema.Relation, typ string) bool {
-	for _, a := range r.Allowed {
-		if a.Wildcard && a.Type == typ {
-			return true
-		}
-	}
-	return false
 }

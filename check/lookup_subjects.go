@@ -185,135 +185,194 @@ type candidates struct {
 //
 // With primary set, the walk leaves out every intersection branch but the
 // first and every exclusion's subtracted side (see LookupSubjects).
+//
+// The steps are subjectWalk's: visit records an object#relation reached
+// and queues it, add records a subject found, and expand follows one
+// queued group (expandPermission, expandRelation) to the next level.
 func (e *Engine) subjectCandidates(ctx context.Context, snap Snapshot, req LookupSubjectsRequest, now time.Time, primary bool) (candidates, error) {
-	s := snap.Schema
 	ev, err := e.newEvaluation(ctx, snap, graph.SubjectRef{}, nil, now)
 	if err != nil {
 		return candidates{}, err
 	}
-	var c candidates
+	w := newSubjectWalk(ev, req, primary)
+	w.visit(req.Resource.Type, req.Resource.ID, req.Permission, true)
+	for len(w.frontier) > 0 {
+		cur := w.frontier
+		w.frontier, w.index = nil, nil
+		w.level++
+		for _, g := range cur {
+			if err := w.expand(g); err != nil {
+				return candidates{}, err
+			}
+		}
+	}
+	return w.c, nil
+}
+
+// subjectWalk is the state of subjectCandidates' forward walk.
+type subjectWalk struct {
+	ev      *evaluation // reads storage; its subject is unused
+	req     LookupSubjectsRequest
+	primary bool
+	// reach holds the (type, relation) pairs of a monotone permission
+	// (monotoneFrom); meeting any other clears c.exact.
+	reach map[[2]string]bool
+	c     candidates // found so far; c.exact holds while nothing refutes it
+
+	seen     map[node]uint8 // reached or reachedClean
+	candSeen map[string]bool
+	frontier []subjectGroup // the objects to expand at the next level
+	index    map[subjectGroupKey]int
+	level    int // check depth of the objects visited now
+}
+
+// The states of an object#relation the walk visited.
+const (
+	reached      = 1 // through some caveated relationship
+	reachedClean = 2 // over uncaveated relationships only
+)
+
+// subjectGroup is the frontier of one type#relation, clean or not.
+type subjectGroup struct {
+	typ, rel string
+	clean    bool
+	ids      []string
+}
+
+type subjectGroupKey struct {
+	typ, rel string
+	clean    bool
+}
+
+// newSubjectWalk prepares a walk for req. The result starts exact when
+// the permission is monotone and the subject relation is a relation (a
+// subject set has itself; a permission is computed).
+func newSubjectWalk(ev *evaluation, req LookupSubjectsRequest, primary bool) *subjectWalk {
+	s := ev.schema
 	reach, exact := monotoneFrom(s, req.Resource.Type, req.Permission)
 	if req.SubjectRelation != "" && s.Definitions[req.SubjectType].Relations[req.SubjectRelation] == nil {
 		exact = false
 	}
-	const (
-		reached      = 1 // visited, through some caveated relationship
-		reachedClean = 2 // visited over uncaveated relationships only
-	)
-	seen := make(map[node]uint8)
-	candSeen := make(map[string]bool)
-	addCand := func(id string, clean bool) {
-		if id == graph.Wildcard {
-			if req.SubjectRelation == "" {
-				c.wildcard = true
-				c.wildcardClean = c.wildcardClean || clean
+	return &subjectWalk{ev: ev, req: req, primary: primary, reach: reach, c: candidates{exact: exact},
+		seen: make(map[node]uint8), candSeen: make(map[string]bool), level: 1}
+}
+
+// visit records that object id of typ was reached at relation rel, over
+// uncaveated relationships only when clean, and queues it for expansion
+// unless it was reached so before.
+func (w *subjectWalk) visit(typ, id, rel string, clean bool) {
+	def := w.ev.schema.Definitions[typ]
+	if def == nil || !def.Has(rel) {
+		return
+	}
+	k := node{typ, id, rel}
+	state := uint8(reached)
+	if clean {
+		state = reachedClean
+	}
+	if w.seen[k] >= state {
+		return
+	}
+	w.seen[k] = state
+	if w.c.exact && (id == graph.Wildcard || w.level > w.ev.eng.cfg.MaxDepth || !w.reach[[2]string{typ, rel}]) {
+		w.c.exact = false
+	}
+	if typ == w.req.SubjectType && rel == w.req.SubjectRelation {
+		w.add(id, clean)
+	}
+	if w.index == nil {
+		w.index = make(map[subjectGroupKey]int)
+	}
+	gk := subjectGroupKey{typ, rel, clean}
+	gi, ok := w.index[gk]
+	if !ok {
+		gi = len(w.frontier)
+		w.index[gk] = gi
+		w.frontier = append(w.frontier, subjectGroup{typ: typ, rel: rel, clean: clean})
+	}
+	w.frontier[gi].ids = append(w.frontier[gi].ids, id)
+}
+
+// add records a subject of the requested type: a candidate ID, or the
+// wildcard.
+func (w *subjectWalk) add(id string, clean bool) {
+	c := &w.c
+	if id == graph.Wildcard {
+		if w.req.SubjectRelation == "" {
+			c.wildcard = true
+			c.wildcardClean = c.wildcardClean || clean
+		}
+		return
+	}
+	if !w.candSeen[id] {
+		w.candSeen[id] = true
+		c.ids = append(c.ids, id)
+	}
+	if clean {
+		if c.clean == nil {
+			c.clean = make(map[string]bool)
+		}
+		c.clean[id] = true
+	}
+}
+
+// expand follows, ChunkSize objects at a time, what the group's relation
+// or permission leads to.
+func (w *subjectWalk) expand(g subjectGroup) error {
+	def := w.ev.schema.Definitions[g.typ]
+	chunk := w.ev.eng.cfg.ChunkSize
+	for start := 0; start < len(g.ids); start += chunk {
+		ids := g.ids[start:min(start+chunk, len(g.ids))]
+		if p := def.Permissions[g.rel]; p != nil {
+			if err := w.expandPermission(g, ids, p.Expr); err != nil {
+				return err
+			}
+			continue
+		}
+		if err := w.expandRelation(g, ids, def.Relations[g.rel]); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// expandPermission visits what the leaves of a permission's expression
+// (all of them, or the primary ones) lead to from ids: the same objects
+// at a computed relation, and the objects an arrow's relationships name.
+func (w *subjectWalk) expandPermission(g subjectGroup, ids []string, x schema.Expr) error {
+	return walkExpr(x, w.primary, func(x schema.Expr) error {
+		switch x := x.(type) {
+		case *schema.RelationRef:
+			for _, id := range ids {
+				w.visit(g.typ, id, x.Name, g.clean)
+			}
+		case *schema.Arrow:
+			return w.ev.query(storage.Filter{ResourceType: g.typ, ResourceIDs: ids, Relation: x.Tupleset}, func(r graph.Relationship) {
+				w.visit(r.Subject.Object.Type, r.Subject.Object.ID, x.Target, g.clean && r.Caveat == nil)
+			})
+		}
+		return nil
+	})
+}
+
+// expandRelation reads relation r of ids: a plain subject of the requested
+// type is a candidate, and a subject set is visited. A subject r does not
+// allow refutes exactness (a check ignores it).
+func (w *subjectWalk) expandRelation(g subjectGroup, ids []string, r *schema.Relation) error {
+	return w.ev.query(storage.Filter{ResourceType: g.typ, ResourceIDs: ids, Relation: g.rel}, func(rel graph.Relationship) {
+		sub := rel.Subject
+		if w.c.exact && !allowedSubject(r, sub) {
+			w.c.exact = false
+		}
+		clean := g.clean && rel.Caveat == nil
+		if sub.Relation == "" {
+			if sub.Object.Type == w.req.SubjectType && w.req.SubjectRelation == "" {
+				w.add(sub.Object.ID, clean)
 			}
 			return
 		}
-		if !candSeen[id] {
-			candSeen[id] = true
-			c.ids = append(c.ids, id)
-		}
-		if clean {
-			if c.clean == nil {
-				c.clean = make(map[string]bool)
-			}
-			c.clean[id] = true
-		}
-	}
-	type group struct {
-		typ, rel string
-		clean    bool
-		ids      []string
-	}
-	type groupKey struct {
-		typ, rel string
-		clean    bool
-	}
-	var frontier []group
-	var index map[groupKey]int
-	level := 1 // check depth of the objects visited now
-	visit := func(typ, id, rel string, clean bool) {
-		def := s.Definitions[typ]
-		if def == nil || !def.Has(rel) {
-			return
-		}
-		k := node{typ, id, rel}
-		state := uint8(reached)
-		if clean {
-			state = reachedClean
-		}
-		if seen[k] >= state {
-			return
-		}
-		seen[k] = state
-		if exact && (id == graph.Wildcard || level > e.cfg.MaxDepth || !reach[[2]string{typ, rel}]) {
-			exact = false
-		}
-		if typ == req.SubjectType && rel == req.SubjectRelation {
-			addCand(id, clean)
-		}
-		if index == nil {
-			index = make(map[groupKey]int)
-		}
-		gk := groupKey{typ, rel, clean}
-		gi, ok := index[gk]
-		if !ok {
-			gi = len(frontier)
-			index[gk] = gi
-			frontier = append(frontier, group{typ: typ, rel: rel, clean: clean})
-		}
-		frontier[gi].ids = append(frontier[gi].ids, id)
-	}
-	visit(req.Resource.Type, req.Resource.ID, req.Permission, true)
-	for len(frontier) > 0 {
-		cur := frontier
-		frontier, index = nil, nil
-		level++
-		for _, g := range cur {
-			def := s.Definitions[g.typ]
-			for start := 0; start < len(g.ids); start += e.cfg.ChunkSize {
-				ids := g.ids[start:min(start+e.cfg.ChunkSize, len(g.ids))]
-				if p := def.Permissions[g.rel]; p != nil {
-					if err := walkExpr(p.Expr, primary, func(x schema.Expr) error {
-						switch x := x.(type) {
-						case *schema.RelationRef:
-							for _, id := range ids {
-								visit(g.typ, id, x.Name, g.clean)
-							}
-						case *schema.Arrow:
-							return ev.query(storage.Filter{ResourceType: g.typ, ResourceIDs: ids, Relation: x.Tupleset}, func(r graph.Relationship) {
-								visit(r.Subject.Object.Type, r.Subject.Object.ID, x.Target, g.clean && r.Caveat == nil)
-							})
-						}
-						return nil
-					}); err != nil {
-						return candidates{}, err
-					}
-					continue
-				}
-				rdef := def.Relations[g.rel]
-				if err := ev.query(storage.Filter{ResourceType: g.typ, ResourceIDs: ids, Relation: g.rel}, func(r graph.Relationship) {
-					sub := r.Subject
-					if exact && !allowedSubject(rdef, sub) {
-						exact = false
-					}
-					clean := g.clean && r.Caveat == nil
-					if sub.Relation == "" {
-						if sub.Object.Type == req.SubjectType && req.SubjectRelation == "" {
-							addCand(sub.Object.ID, clean)
-						}
-						return
-					}
-					visit(sub.Object.Type, sub.Object.ID, sub.Relation, clean)
-				}); err != nil {
-					return candidates{}, err
-				}
-			}
-		}
-	}
-	c.exact = exact
-	return c, nil
+		w.visit(sub.Object.Type, sub.Object.ID, sub.Relation, clean)
+	})
 }
 
 // allowedSubject reports whether relation r admits subject s as a check

@@ -10,29 +10,31 @@ import (
 // plus, in explain mode, the access path that proves it.
 type outcome struct {
 	perm    Permissionship
-	low     int32 // see dispatch.Answer.Low
-	until   int64 // see dispatch.Answer.Until
+	low     dispatch.Frame // see dispatch.Frame
+	until   int64          // see dispatch.Answer.Until
 	missing []string
 	path    *pathNode
 }
 
+// noOutcome is a plain "no": it rests on nothing and expires never.
 var noOutcome = outcome{perm: NoPermission, low: dispatch.NoLow, until: dispatch.Never}
 
+// answer is o without its path, for the resolver layers.
 func (o outcome) answer() dispatch.Answer {
-	return dispatch.Answer{Permissionship: uint8(o.perm), Missing: o.missing, Low: o.low, Until: o.until}
+	return dispatch.Answer{Permissionship: o.perm, Missing: o.missing, Low: o.low, Until: o.until}
 }
 
+// fromAnswer is a resolver layer's answer as an outcome (without a path).
 func fromAnswer(a dispatch.Answer) outcome {
-	return outcome{perm: Permissionship(a.Permissionship), missing: a.Missing, low: a.Low, until: a.Until}
+	return outcome{perm: a.Permissionship, missing: a.Missing, low: a.Low, until: a.Until}
 }
 
 // exact reports whether the outcome holds regardless of any evaluation in
-// progress, so it may be memoized. A grant found while assuming "no" for
-// an evaluation in progress is still a grant; an outcome that rests on a
-// branch cut by the depth limit (low -1) never is exact.
+// progress, so it may be memoized (see dispatch.Frame, "Reuse").
 func (o outcome) exact() bool { return o.answer().Shareable() }
 
-// deps folds x's dependencies (cycle assumptions, expirations) into o.
+// deps folds x's dependencies (cycle assumptions, see dispatch.Frame, and
+// expirations) into o.
 func (o *outcome) deps(x outcome) {
 	o.low = min(o.low, x.low)
 	o.until = min(o.until, x.until)
@@ -83,6 +85,8 @@ func (o *outcome) minus(x outcome) {
 	}
 }
 
+// mergeMissing returns the sorted union of two sorted sets of missing
+// caveat parameters; it may return a or b itself.
 func mergeMissing(a, b []string) []string {
 	if len(b) == 0 {
 		return a

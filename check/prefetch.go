@@ -18,13 +18,13 @@ const prefetchRows = 32
 // instead of one per relation and subject kind. Objects with many
 // relationships (large groups) are left to targeted queries, and the engine
 // remembers them so later evaluations do not read their first rows in vain;
-// e.rows holds only complete object rows.
-func (e *evaluation) prefetch(typ string, ids []string) error {
+// ev.rows holds only complete object rows.
+func (ev *evaluation) prefetch(typ string, ids []string) error {
 	want, shared := ids, true // want shares ids until an ID is left out
 	for i, id := range ids {
 		k := graph.ObjectRef{Type: typ, ID: id}
-		_, have := e.rows[k]
-		if !have && !e.eng.large.Contains(k) {
+		_, have := ev.rows[k]
+		if !have && !ev.eng.large.Contains(k) {
 			if !shared {
 				want = append(want, id)
 			}
@@ -37,12 +37,12 @@ func (e *evaluation) prefetch(typ string, ids []string) error {
 	if len(want) == 0 {
 		return nil
 	}
-	if e.rows == nil {
-		e.rows = make(map[graph.ObjectRef][]graph.Relationship)
+	if ev.rows == nil {
+		ev.rows = make(map[graph.ObjectRef][]graph.Relationship)
 	}
 	limit := prefetchRows * len(want)
 	// Results come in resource ID order, so each object's rows are a run.
-	rows, err := e.queryAll(storage.Filter{ResourceType: typ, ResourceIDs: want}, storage.QueryOptions{Now: e.now, Limit: limit})
+	rows, err := ev.queryAll(storage.Filter{ResourceType: typ, ResourceIDs: want}, storage.QueryOptions{Now: ev.now, Limit: limit})
 	if err != nil {
 		return fmt.Errorf("query %s: %w", typ, err)
 	}
@@ -58,17 +58,17 @@ func (e *evaluation) prefetch(typ string, ids []string) error {
 		}
 		k := graph.ObjectRef{Type: typ, ID: rows[start].Resource.ID}
 		if end-start >= prefetchRows {
-			e.eng.large.Add(k, struct{}{})
+			ev.eng.large.Add(k, struct{}{})
 		}
 		if complete(k.ID) {
-			e.rows[k] = rows[start:end:end]
+			ev.rows[k] = rows[start:end:end]
 		}
 		start = end
 	}
 	for _, id := range want {
 		k := graph.ObjectRef{Type: typ, ID: id}
-		if _, ok := e.rows[k]; !ok && complete(id) {
-			e.rows[k] = noRows
+		if _, ok := ev.rows[k]; !ok && complete(id) {
+			ev.rows[k] = noRows
 		}
 	}
 	return nil
@@ -87,13 +87,13 @@ type sliceReader interface {
 // queryAll reads the whole result of f. The slice may be shared: the
 // evaluation only reads it and keeps sub-slices whose capacity ends where
 // their length does.
-func (e *evaluation) queryAll(f storage.Filter, opts storage.QueryOptions) ([]graph.Relationship, error) {
-	e.eng.queries.Add(1)
-	if sr, ok := e.reader.(sliceReader); ok {
-		return sr.QueryRelationshipSlice(e.ctx, f, opts)
+func (ev *evaluation) queryAll(f storage.Filter, opts storage.QueryOptions) ([]graph.Relationship, error) {
+	ev.eng.queries.Add(1)
+	if sr, ok := ev.reader.(sliceReader); ok {
+		return sr.QueryRelationshipSlice(ev.ctx, f, opts)
 	}
 	rows := make([]graph.Relationship, 0, 8*len(f.ResourceIDs))
-	for r, err := range e.reader.QueryRelationships(e.ctx, f, opts) {
+	for r, err := range ev.reader.QueryRelationships(ev.ctx, f, opts) {
 		if err != nil {
 			return nil, err
 		}
@@ -105,17 +105,17 @@ func (e *evaluation) queryAll(f storage.Filter, opts storage.QueryOptions) ([]gr
 // prefetched calls fn for each prefetched relationship of relation rel on
 // the objects, and reports false (calling nothing) unless every object's
 // rows are complete.
-func (e *evaluation) prefetched(typ string, ids []string, rel string, fn func(graph.Relationship)) bool {
-	if e.rows == nil {
+func (ev *evaluation) prefetched(typ string, ids []string, rel string, fn func(graph.Relationship)) bool {
+	if ev.rows == nil {
 		return false
 	}
 	for _, id := range ids {
-		if _, ok := e.rows[graph.ObjectRef{Type: typ, ID: id}]; !ok {
+		if _, ok := ev.rows[graph.ObjectRef{Type: typ, ID: id}]; !ok {
 			return false
 		}
 	}
 	for _, id := range ids {
-		for _, r := range e.rows[graph.ObjectRef{Type: typ, ID: id}] {
+		for _, r := range ev.rows[graph.ObjectRef{Type: typ, ID: id}] {
 			if r.Relation == rel {
 				fn(r)
 			}
@@ -126,17 +126,18 @@ func (e *evaluation) prefetched(typ string, ids []string, rel string, fn func(gr
 
 // read calls fn for each relationship of f (a forward filter on ids of
 // one relation), from prefetched rows when complete, else from storage.
-func (e *evaluation) read(f storage.Filter, fn func(graph.Relationship)) error {
-	if e.prefetched(f.ResourceType, f.ResourceIDs, f.Relation, func(r graph.Relationship) {
+func (ev *evaluation) read(f storage.Filter, fn func(graph.Relationship)) error {
+	if ev.prefetched(f.ResourceType, f.ResourceIDs, f.Relation, func(r graph.Relationship) {
 		if subjectMatches(f.Subject, r.Subject) {
 			fn(r)
 		}
 	}) {
 		return nil
 	}
-	return e.query(f, fn)
+	return ev.query(f, fn)
 }
 
+// subjectMatches reports whether s passes the subject filter f (nil: any).
 func subjectMatches(f *storage.SubjectFilter, s graph.SubjectRef) bool {
 	if f == nil {
 		return true

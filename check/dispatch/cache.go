@@ -25,8 +25,9 @@ type Cache[S any] struct {
 	misses atomic.Uint64
 }
 
+// entry is a cached answer and the instants [at, until) it is valid in.
 type entry struct {
-	perm    uint8
+	perm    Permissionship
 	missing []string
 	at      int64
 	until   int64
@@ -78,6 +79,8 @@ func (c *Cache[S]) Resolve(ctx context.Context, scope S, p *Problem, out []Answe
 	return nil
 }
 
+// store keeps a, the answer for p's i-th ID, if it is Shareable (see
+// Frame) and still valid at p.Now.
 func (c *Cache[S]) store(p *Problem, i int, a Answer) {
 	if !a.Shareable() || a.Until <= p.Now {
 		return

@@ -2,25 +2,10 @@ package dispatch
 
 import (
 	"context"
-	"math"
 
 	"github.com/pembadb/pemba/graph"
 	"github.com/pembadb/pemba/storage"
 )
-
-// Permissionship values carried by an Answer; they match check's.
-const (
-	No uint8 = iota
-	Yes
-	Maybe
-)
-
-// NoLow is Answer.Low for an answer that depends on no evaluation still in
-// progress.
-const NoLow = math.MaxInt32
-
-// Never is Answer.Until for an answer no expiring relationship influenced.
-const Never = math.MaxInt64
 
 // Problem is one batched sub-problem: does Subject have Relation (a relation
 // or permission) on each of ResourceIDs of ResourceType?
@@ -37,28 +22,11 @@ type Problem struct {
 	// Seq orders evaluations: a Singleflight waiter only waits for an older
 	// (smaller Seq) evaluation, so waits can never form a cycle.
 	Seq uint64
-}
-
-// Answer is the result for one resource ID.
-type Answer struct {
-	Permissionship uint8
-	// Missing names the caveat parameters of a Maybe answer.
-	Missing []string
-	// Low is the lowest evaluation frame still in progress that this answer
-	// assumed a value for (a relationship cycle), NoLow when none, or -1
-	// when it rests on a branch cut by a depth limit.
-	Low int32
-	// Until is when the earliest expiring relationship read for this answer
-	// expires (unix nanoseconds); from then on the answer may be wrong.
-	Until int64
-}
-
-// Shareable reports whether the answer holds for anyone asking the same
-// question: it assumed nothing about an evaluation in progress (a grant
-// found under such an assumption is still a grant, since every operator
-// but exclusion is monotone and cycles through exclusions are rejected).
-func (a Answer) Shareable() bool {
-	return a.Low == NoLow || (a.Permissionship == Yes && a.Low >= 0)
+	// Depth is how many nested dispatches this problem is below the
+	// request's own question (which is at depth 1); the innermost resolver
+	// bounds it. It is not part of the Key: an answer does not depend on
+	// the depth it was asked at, only whether it could be computed does.
+	Depth int
 }
 
 // Key identifies the answer for one resource ID of a Problem.

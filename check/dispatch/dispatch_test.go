@@ -13,7 +13,7 @@ import (
 // counting answers Yes for IDs starting with "y" and counts what it computed.
 type counting struct {
 	calls atomic.Int64
-	low   int32
+	low   Frame
 	until int64
 	gate  chan struct{} // when set, Resolve waits for it
 }

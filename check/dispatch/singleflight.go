@@ -14,10 +14,10 @@ import (
 // needs X while computing Y, B needs Y while computing X). A caller only
 // waits for a call led by an older evaluation (smaller Problem.Seq) and
 // computes the key itself otherwise, so the waits-for relation strictly
-// decreases Seq and cannot cycle. An answer that assumed something about
-// its leader's own in-progress evaluation (not Shareable), or whose
-// validity window (see Cache) does not contain the waiter's "now", is not
-// handed over; the waiter computes it itself.
+// decreases Seq and cannot cycle. An answer that is not Shareable (it
+// rests on the leader's own open frames, see Frame), or whose validity
+// window (see Cache) does not contain the waiter's "now", is not handed
+// over; the waiter computes it itself.
 type Singleflight[S any] struct {
 	next   Resolver[S]
 	mu     sync.Mutex // guards calls
