@@ -6,7 +6,7 @@ BIN       ?= bin/pemba
 VERSION   ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 LDFLAGS   := -X main.version=$(VERSION)
 # Packages with concurrent code, run again under the race detector.
-RACE_PKGS ?= ./check/... ./graph/... ./storage/... ./server/... ./loadtest ./cmd/...
+RACE_PKGS ?= ./core/... ./check/... ./graph/... ./storage/... ./server/... ./loadtest ./cmd/...
 
 .PHONY: build run test test-short lint bench proto fuzz fuzz-short clean
 
@@ -36,7 +36,7 @@ lint:
 FUZZ_TARGETS ?= ./schema:FuzzParseSchema ./schema:FuzzCaveatEvaluate \
 	./graph:FuzzParseRelationship ./graph:FuzzFormatRelationship \
 	./storage:FuzzValidateRelationship ./check/validationfile:FuzzParse \
-	./server:FuzzZookieDecode ./server:FuzzCursorDecode
+	./core:FuzzZookieDecode ./core:FuzzCursorDecode
 FUZZTIME  ?= 10s
 FUZZ_LONG ?= 10m
 # One worker per target leaves the other cores to the rest of the machine.

@@ -12,6 +12,7 @@ import (
 	"google.golang.org/grpc/status"
 
 	"github.com/pembadb/pemba/check"
+	"github.com/pembadb/pemba/core"
 	"github.com/pembadb/pemba/graph"
 	"github.com/pembadb/pemba/schema"
 	"github.com/pembadb/pemba/storage"
@@ -61,9 +62,6 @@ func plainInvalid(err error) error {
 // relationships would no longer fit the new schema.
 var errSchemaOrphans = errors.New("schema change would orphan stored relationships")
 
-// errNoSchema marks a request that needs a schema when none is stored.
-var errNoSchema = errors.New("no schema has been written; write one with `pemba schema write`")
-
 // toStatus maps err to a gRPC status error. Errors that already are
 // statuses pass through; unknown errors become INTERNAL and are logged.
 func toStatus(log *slog.Logger, method string, err error) error {
@@ -82,7 +80,7 @@ func toStatus(log *slog.Logger, method string, err error) error {
 		return status.Error(codes.Canceled, msg)
 	case errors.Is(err, context.DeadlineExceeded):
 		return status.Error(codes.DeadlineExceeded, msg)
-	case errors.Is(err, errMalformedZookie), errors.Is(err, errForeignZookie):
+	case errors.Is(err, core.ErrMalformedZookie), errors.Is(err, core.ErrForeignZookie), errors.Is(err, core.ErrMalformedCursor):
 		return status.Error(codes.InvalidArgument, msg)
 	case errors.Is(err, storage.ErrRevisionTooOld):
 		return status.Errorf(codes.FailedPrecondition,
@@ -97,14 +95,14 @@ func toStatus(log *slog.Logger, method string, err error) error {
 		return status.Errorf(codes.Aborted, "%s; schema writes kept committing while the write was validated: retry", msg)
 	case errors.Is(err, errSchemaOrphans):
 		return status.Error(codes.FailedPrecondition, msg)
-	case errors.Is(err, errNoSchema):
+	case errors.Is(err, core.ErrNoSchema):
 		return status.Error(codes.FailedPrecondition, msg)
 	case errors.Is(err, check.ErrMaxDepth):
 		return status.Errorf(codes.ResourceExhausted,
 			"%s: the permission needs deeper recursion than the server's max depth allows (raise --max-depth, or look for a relationship chain that is too long)", msg)
 	case errors.Is(err, check.ErrCycleThroughExclusion):
 		return status.Error(codes.FailedPrecondition, msg)
-	case errors.Is(err, storage.ErrInvalidArgument), errors.Is(err, graph.ErrInvalid),
+	case errors.Is(err, storage.ErrInvalidArgument), errors.Is(err, graph.ErrInvalid), errors.Is(err, core.ErrInvalidInput),
 		errors.Is(err, check.ErrInvalidRequest),
 		errors.As(err, &schemaErrs), errors.As(err, &schemaErrsPtr):
 		return status.Error(codes.InvalidArgument, msg)

@@ -11,6 +11,7 @@ import (
 	"google.golang.org/grpc/status"
 
 	"github.com/pembadb/pemba/check"
+	"github.com/pembadb/pemba/core"
 	"github.com/pembadb/pemba/graph"
 	"github.com/pembadb/pemba/storage"
 )
@@ -33,10 +34,10 @@ func TestToStatus(t *testing.T) {
 		{fmt.Errorf("check: %w", check.ErrInvalidRequest), codes.InvalidArgument},
 		{fmt.Errorf("check: %w", check.ErrMaxDepth), codes.ResourceExhausted},
 		{fmt.Errorf("check: %w", check.ErrCycleThroughExclusion), codes.FailedPrecondition},
-		{fmt.Errorf("zookie: %w", errMalformedZookie), codes.InvalidArgument},
-		{errForeignZookie, codes.InvalidArgument},
+		{fmt.Errorf("zookie: %w", core.ErrMalformedZookie), codes.InvalidArgument},
+		{core.ErrForeignZookie, codes.InvalidArgument},
 		{errSchemaOrphans, codes.FailedPrecondition},
-		{errNoSchema, codes.FailedPrecondition},
+		{core.ErrNoSchema, codes.FailedPrecondition},
 		{inField("updates[0]", fmt.Errorf("bad")), codes.InvalidArgument},
 		{plainInvalid(invalidField("f", "bad")), codes.InvalidArgument},
 		{fmt.Errorf("x: %w", storage.ErrClosed), codes.Unavailable},

@@ -51,7 +51,7 @@ func (svc *permissionService) ExpandPermission(ctx context.Context, req *pb.Expa
 	if err != nil {
 		return nil, err
 	}
-	resp := &pb.ExpandPermissionResponse{Tree: pbTree, ExpandedAt: s.revs.zookie(rev)}
+	resp := &pb.ExpandPermissionResponse{Tree: pbTree, ExpandedAt: s.zookie(rev)}
 	if n := proto.Size(resp); n > MaxExpandReplyBytes {
 		return nil, status.Errorf(codes.ResourceExhausted,
 			"expand %s#%s: the reply would be %d bytes, above the limit of %d (what a gRPC client receives by default); "+
@@ -140,12 +140,12 @@ func (svc *permissionService) LookupResources(req *pb.LookupResourcesRequest, st
 	}
 	var rev storage.Revision
 	if c := req.GetCursor(); c != "" {
-		r, pos, err := s.revs.zookies.decodeCursor(c)
+		r, pos, err := s.revs.Zookies().DecodeCursor(c)
 		if err != nil {
 			return invalidField("cursor", "%v", err)
 		}
 		rev, creq.Cursor = r, pos
-	} else if rev, err = s.revs.resolve(ctx, req.GetConsistency(), "consistency"); err != nil {
+	} else if rev, err = s.resolve(ctx, req.GetConsistency(), "consistency"); err != nil {
 		return err
 	}
 	snap, err := s.snapshot(ctx, rev)
@@ -158,7 +158,7 @@ func (svc *permissionService) LookupResources(req *pb.LookupResourcesRequest, st
 	if err := s.sendZookieHeader(stream, rev); err != nil {
 		return err
 	}
-	zookie := s.revs.zookie(rev)
+	zookie := s.zookie(rev)
 	var sendErr error
 	err = s.checker.LookupResources(ctx, snap, creq, func(r check.ResourceResult) bool {
 		sendErr = stream.Send(&pb.LookupResourcesResponse{
@@ -166,7 +166,7 @@ func (svc *permissionService) LookupResources(req *pb.LookupResourcesRequest, st
 			Permissionship: permissionshipToProto(r.Permissionship),
 			MissingContext: r.Missing,
 			LookedUpAt:     zookie,
-			Cursor:         s.revs.zookies.encodeCursor(rev, r.Cursor),
+			Cursor:         s.revs.Zookies().EncodeCursor(rev, r.Cursor),
 		})
 		return sendErr == nil
 	})
@@ -211,7 +211,7 @@ func (svc *permissionService) LookupSubjects(req *pb.LookupSubjectsRequest, stre
 	if err := s.sendZookieHeader(stream, rev); err != nil {
 		return err
 	}
-	zookie := s.revs.zookie(rev)
+	zookie := s.zookie(rev)
 	var sendErr error
 	err = s.checker.LookupSubjects(ctx, snap, check.LookupSubjectsRequest{
 		Resource: res, Permission: req.GetPermission(), SubjectType: req.GetSubjectType(), SubjectRelation: rel,

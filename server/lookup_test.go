@@ -87,11 +87,11 @@ func TestLookupResourcesStaleCursor(t *testing.T) {
 	if err != nil || len(ids) != 1 {
 		t.Fatalf("page 1: %v %v", ids, err)
 	}
-	rev, _, err := srv.revs.zookies.decodeCursor(cursor)
+	rev, _, err := srv.revs.Zookies().DecodeCursor(cursor)
 	if err != nil {
 		t.Fatal(err)
 	}
-	req.Cursor = srv.revs.zookies.encodeCursor(rev, fmt.Sprintf("lr1.%d.1.%x", rev, 12345)) // another walk's digest
+	req.Cursor = srv.revs.Zookies().EncodeCursor(rev, fmt.Sprintf("lr1.%d.1.%x", rev, 12345)) // another walk's digest
 	_, _, err = lookupPage(t, client, req)
 	if st := status.Convert(err); st.Code() != codes.Aborted || !strings.Contains(st.Message(), "restart") {
 		t.Errorf("stale cursor: %v, want ABORTED asking for a restart", err)

@@ -63,7 +63,7 @@ func newMetrics(s *Server) *metrics {
 		}, func() float64 {
 			ctx, cancel := context.WithTimeout(context.Background(), time.Second)
 			defer cancel()
-			return s.revs.lag(ctx)
+			return s.revs.Lag(ctx)
 		}),
 	)
 	return m

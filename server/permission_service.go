@@ -101,7 +101,7 @@ func (svc *permissionService) CheckPermission(ctx context.Context, req *pb.Check
 		Permissionship: permissionshipToProto(res.Permissionship),
 		MissingContext: res.Missing,
 		Path:           pathToProto(res.Path),
-		CheckedAt:      s.revs.zookie(rev),
+		CheckedAt:      s.zookie(rev),
 	}, nil
 }
 
@@ -149,7 +149,7 @@ func (svc *permissionService) BulkCheckPermission(ctx context.Context, req *pb.B
 		st := status.Convert(toStatus(s.log, "BulkCheckPermission", err))
 		return &pb.BulkCheckError{Code: int32(st.Code()), Message: st.Message()}
 	}
-	resp := &pb.BulkCheckPermissionResponse{CheckedAt: s.revs.zookie(rev)}
+	resp := &pb.BulkCheckPermissionResponse{CheckedAt: s.zookie(rev)}
 	for i := range reqs {
 		out := &pb.BulkCheckResult{}
 		resp.Results = append(resp.Results, out)

@@ -10,6 +10,7 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/status"
 
+	"github.com/pembadb/pemba/core"
 	"github.com/pembadb/pemba/graph"
 	pb "github.com/pembadb/pemba/proto/pemba/v1"
 	"github.com/pembadb/pemba/storage"
@@ -72,7 +73,7 @@ func (svc *relationshipService) WriteRelationships(ctx context.Context, req *pb.
 	if err != nil {
 		return nil, err // the engine's error names the write
 	}
-	return &pb.WriteRelationshipsResponse{WrittenAt: s.revs.zookie(rev)}, nil
+	return &pb.WriteRelationshipsResponse{WrittenAt: s.zookie(rev)}, nil
 }
 
 func (svc *relationshipService) DeleteRelationships(ctx context.Context, req *pb.DeleteRelationshipsRequest) (*pb.DeleteRelationshipsResponse, error) {
@@ -89,7 +90,7 @@ func (svc *relationshipService) DeleteRelationships(ctx context.Context, req *pb
 	if err != nil {
 		return nil, fmt.Errorf("delete relationships: %w", err)
 	}
-	return &pb.DeleteRelationshipsResponse{WrittenAt: s.revs.zookie(res.Revision), Deleted: uint64(res.Deleted), More: res.More}, nil
+	return &pb.DeleteRelationshipsResponse{WrittenAt: s.zookie(res.Revision), Deleted: uint64(res.Deleted), More: res.More}, nil
 }
 
 // openRead starts a resumable streaming read: it resolves the revision
@@ -99,9 +100,11 @@ func (svc *relationshipService) DeleteRelationships(ctx context.Context, req *pb
 func (s *Server) openRead(stream grpc.ServerStream, c *pb.Consistency, cursor string) (rev storage.Revision, after *graph.Relationship, reader storage.Reader, err error) {
 	ctx := stream.Context()
 	if cursor != "" {
-		rev, after, err = s.revs.zookies.relationshipCursor(cursor, "cursor")
+		if rev, after, err = s.revs.Zookies().RelationshipCursor(cursor); err != nil {
+			err = invalidField("cursor", "%v", err)
+		}
 	} else {
-		rev, err = s.revs.resolve(ctx, c, "consistency")
+		rev, err = s.resolve(ctx, c, "consistency")
 	}
 	if err != nil {
 		return 0, nil, nil, err
@@ -123,7 +126,7 @@ func (svc *relationshipService) ReadRelationships(req *pb.ReadRelationshipsReque
 	if err != nil {
 		return err
 	}
-	zookie := s.revs.zookie(rev)
+	zookie := s.zookie(rev)
 	for r, err := range reader.QueryRelationships(ctx, f, storage.QueryOptions{Limit: int(req.GetLimit()), After: after}) {
 		if err != nil {
 			return fmt.Errorf("read relationships: %w", err)
@@ -131,7 +134,7 @@ func (svc *relationshipService) ReadRelationships(req *pb.ReadRelationshipsReque
 		if err := stream.Send(&pb.ReadRelationshipsResponse{
 			Relationship: relationshipToProto(r),
 			ReadAt:       zookie,
-			Cursor:       s.revs.zookies.encodeCursor(rev, r.String()),
+			Cursor:       s.revs.Zookies().EncodeCursor(rev, r.String()),
 		}); err != nil {
 			return err
 		}
@@ -146,7 +149,7 @@ func (svc *relationshipService) ExportRelationships(req *pb.ExportRelationshipsR
 	if err != nil {
 		return err
 	}
-	zookie := s.revs.zookie(rev)
+	zookie := s.zookie(rev)
 	page := make([]*pb.Relationship, 0, exportPageSize)
 	var last graph.Relationship
 	sent := false
@@ -155,7 +158,7 @@ func (svc *relationshipService) ExportRelationships(req *pb.ExportRelationshipsR
 			return nil
 		}
 		err := stream.Send(&pb.ExportRelationshipsResponse{
-			Relationships: page, ReadAt: zookie, Cursor: s.revs.zookies.encodeCursor(rev, last.String()),
+			Relationships: page, ReadAt: zookie, Cursor: s.revs.Zookies().EncodeCursor(rev, last.String()),
 		})
 		page = make([]*pb.Relationship, 0, exportPageSize)
 		sent = true
@@ -218,7 +221,7 @@ type importer struct {
 	meta   storage.WriteMetadata
 
 	batch     []graph.Relationship
-	sch       versionedSchema
+	sch       core.VersionedSchema
 	committed int // relationships of the stream committed so far
 	last      storage.Revision
 }
@@ -226,7 +229,7 @@ type importer struct {
 func (imp *importer) progress() *pb.ImportRelationshipsResponse {
 	resp := &pb.ImportRelationshipsResponse{Imported: uint64(imp.committed)}
 	if imp.last != 0 {
-		resp.WrittenAt = imp.s.revs.zookie(imp.last)
+		resp.WrittenAt = imp.s.zookie(imp.last)
 	}
 	return resp
 }
@@ -277,7 +280,7 @@ func (imp *importer) loadSchema(ctx context.Context) error {
 		return err
 	}
 	if sch.Schema == nil {
-		return errNoSchema
+		return core.ErrNoSchema
 	}
 	imp.sch = sch
 	return nil
@@ -289,7 +292,7 @@ func (imp *importer) loadSchema(ctx context.Context) error {
 // batch only reports: the stream carried no relationships.
 func (imp *importer) commit(ctx context.Context) error {
 	if len(imp.batch) == 0 {
-		head, err := imp.s.revs.head(ctx)
+		head, err := imp.s.revs.Head(ctx)
 		if err != nil {
 			return err
 		}
@@ -298,7 +301,7 @@ func (imp *importer) commit(ctx context.Context) error {
 	}
 	for attempt := 1; ; attempt++ {
 		res, err := imp.s.engine.Import(ctx, relationshipsOf(imp.batch), storage.ImportOptions{
-			BatchSize: len(imp.batch), Metadata: imp.meta, SchemaRevision: imp.sch.writtenAt,
+			BatchSize: len(imp.batch), Metadata: imp.meta, SchemaRevision: imp.sch.WrittenAt,
 		})
 		if err == nil {
 			imp.committed += res.Imported

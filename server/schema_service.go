@@ -9,6 +9,7 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
+	"github.com/pembadb/pemba/core"
 	pb "github.com/pembadb/pemba/proto/pemba/v1"
 	"github.com/pembadb/pemba/schema"
 	"github.com/pembadb/pemba/storage"
@@ -49,7 +50,7 @@ func (svc *schemaService) WriteSchema(ctx context.Context, req *pb.WriteSchemaRe
 	if err != nil {
 		return nil, err
 	}
-	return &pb.WriteSchemaResponse{WrittenAt: s.revs.zookie(rev), Warnings: warningStrings(next)}, nil
+	return &pb.WriteSchemaResponse{WrittenAt: s.zookie(rev), Warnings: warningStrings(next)}, nil
 }
 
 func orphanError(orphans []orphan) error {
@@ -70,7 +71,7 @@ func (e *orphansError) Is(target error) bool { return target == errSchemaOrphans
 
 func (svc *schemaService) ReadSchema(ctx context.Context, req *pb.ReadSchemaRequest) (*pb.ReadSchemaResponse, error) {
 	s := svc.s
-	rev, err := s.revs.resolve(ctx, req.GetConsistency(), "consistency")
+	rev, err := s.resolve(ctx, req.GetConsistency(), "consistency")
 	if err != nil {
 		return nil, err
 	}
@@ -85,7 +86,7 @@ func (svc *schemaService) ReadSchema(ctx context.Context, req *pb.ReadSchemaRequ
 	if stored.Text == "" {
 		return nil, status.Error(codes.NotFound, "no schema has been written")
 	}
-	return &pb.ReadSchemaResponse{Schema: stored.Text, ReadAt: s.revs.zookie(rev)}, nil
+	return &pb.ReadSchemaResponse{Schema: stored.Text, ReadAt: s.zookie(rev)}, nil
 }
 
 func (svc *schemaService) DiffSchema(ctx context.Context, req *pb.DiffSchemaRequest) (*pb.DiffSchemaResponse, error) {
@@ -94,13 +95,13 @@ func (svc *schemaService) DiffSchema(ctx context.Context, req *pb.DiffSchemaRequ
 	if err != nil {
 		return nil, err
 	}
-	rev, err := s.revs.resolve(ctx, req.GetConsistency(), "consistency")
+	rev, err := s.resolve(ctx, req.GetConsistency(), "consistency")
 	if err != nil {
 		return nil, err
 	}
-	resp := &pb.DiffSchemaResponse{Warnings: warningStrings(next), ReadAt: s.revs.zookie(rev)}
+	resp := &pb.DiffSchemaResponse{Warnings: warningStrings(next), ReadAt: s.zookie(rev)}
 	snap, err := s.snapshot(ctx, rev)
-	if errors.Is(err, errNoSchema) {
+	if errors.Is(err, core.ErrNoSchema) {
 		resp.Changes = diffSchemas(nil, next)
 		return resp, nil
 	}

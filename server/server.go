@@ -26,6 +26,7 @@ import (
 	"google.golang.org/protobuf/encoding/protojson"
 
 	"github.com/pembadb/pemba/check"
+	"github.com/pembadb/pemba/core"
 	pb "github.com/pembadb/pemba/proto/pemba/v1"
 	"github.com/pembadb/pemba/storage"
 )
@@ -154,8 +155,8 @@ type Server struct {
 	log     *slog.Logger
 	engine  storage.Engine
 	checker *check.Engine
-	revs    *revisions
-	schemas *schemas
+	revs    *core.Revisions
+	schemas *core.Schemas
 	auth    *authenticator
 	metrics *metrics
 	health  *health.Server
@@ -205,14 +206,14 @@ func New(cfg Config) (*Server, error) {
 		limits:   cfg.Limits.withDefaults(),
 		log:      cfg.Logger,
 		checker:  check.New(cfg.Check),
-		schemas:  newSchemas(),
+		schemas:  core.NewSchemas(),
 		auth:     newAuthenticator(cfg.Tokens, cfg.InsecureNoAuth),
 		health:   health.NewServer(),
 		serveErr: make(chan error, 4),
 	}
 	s.metrics = newMetrics(s)
 	s.engine = instrument(cfg.Engine, s.metrics)
-	s.revs = &revisions{engine: s.engine, zookies: NewZookies(cfg.InstanceID), quantum: cfg.Quantization}
+	s.revs = core.NewRevisions(s.engine, core.NewZookies(cfg.InstanceID), cfg.Quantization)
 	s.stopping, s.stop = context.WithCancel(context.Background())
 	return s, nil
 }

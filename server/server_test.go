@@ -2,11 +2,8 @@ package server
 
 import (
 	"context"
-	"errors"
-	"fmt"
 	"io"
 	"log/slog"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -80,96 +77,6 @@ func newDocServer(t *testing.T) (*Server, storage.Engine, storage.WriteMetadata)
 	return srv, engine, meta
 }
 
-func TestResolveConsistency(t *testing.T) {
-	srv, engine, meta := newDocServer(t)
-	ctx := context.Background()
-	write := func() storage.Revision {
-		rev, err := engine.Write(ctx, storage.WriteRequest{Metadata: meta, Mutations: []storage.Mutation{{Op: storage.OpTouch,
-			Relationship: graph.MustParseRelationship(fmt.Sprintf("doc:d%d#viewer@user:u", time.Now().UnixNano()))}}})
-		if err != nil {
-			t.Fatal(err)
-		}
-		return rev
-	}
-	r1 := write()
-	quantized, err := srv.revs.resolve(ctx, nil, "consistency")
-	if err != nil || quantized != r1 {
-		t.Fatalf("first minimize_latency read: %d, %v; want %d", quantized, err, r1)
-	}
-	r2 := write()
-	for _, c := range []struct {
-		name string
-		c    *pb.Consistency
-		want storage.Revision
-	}{
-		{"minimize_latency keeps the quantized head", &pb.Consistency{Requirement: &pb.Consistency_MinimizeLatency{MinimizeLatency: true}}, r1},
-		{"at_least_as_fresh an older zookie takes the cached head", &pb.Consistency{Requirement: &pb.Consistency_AtLeastAsFresh{AtLeastAsFresh: srv.revs.zookie(r1 - 1)}}, r1},
-		{"at_least_as_fresh a newer zookie reads at its own revision", &pb.Consistency{Requirement: &pb.Consistency_AtLeastAsFresh{AtLeastAsFresh: unnoted(srv, r2)}}, r2},
-		{"at_exact_snapshot", &pb.Consistency{Requirement: &pb.Consistency_AtExactSnapshot{AtExactSnapshot: srv.revs.zookie(r1 - 1)}}, r1 - 1},
-		{"fully_consistent", &pb.Consistency{Requirement: &pb.Consistency_FullyConsistent{FullyConsistent: true}}, r2},
-	} {
-		got, err := srv.revs.resolve(ctx, c.c, "consistency")
-		if err != nil || got != c.want {
-			t.Errorf("%s: %d, %v; want %d", c.name, got, err, c.want)
-		}
-	}
-	_, err = srv.revs.resolve(ctx, &pb.Consistency{Requirement: &pb.Consistency_AtLeastAsFresh{AtLeastAsFresh: unnoted(srv, r2+10)}}, "consistency")
-	if !errors.Is(err, storage.ErrRevisionUnknown) {
-		t.Errorf("at_least_as_fresh beyond the head: %v, want ErrRevisionUnknown", err)
-	}
-}
-
-// unnoted encodes a zookie for rev as another server would: unlike
-// revisions.zookie, it does not tell this server that rev is committed.
-func unnoted(srv *Server, rev storage.Revision) *pb.Zookie {
-	return &pb.Zookie{Token: srv.revs.zookies.Encode(rev)}
-}
-
-// TestAtLeastAsFreshOwnZookie: a zookie this server issued names a
-// committed revision, which at_least_as_fresh reads at without asking the
-// datastore for its head.
-func TestAtLeastAsFreshOwnZookie(t *testing.T) {
-	srv, engine, meta := newDocServer(t)
-	ctx := context.Background()
-	if _, err := srv.revs.resolve(ctx, nil, "consistency"); err != nil { // caches the head for the quantum
-		t.Fatal(err)
-	}
-	rev, err := engine.Write(ctx, storage.WriteRequest{Metadata: meta, Mutations: []storage.Mutation{{Op: storage.OpTouch,
-		Relationship: graph.MustParseRelationship("doc:d#viewer@user:u")}}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	z := srv.revs.zookie(rev) // as WriteRelationships answers
-	heads := &headCounter{Engine: srv.revs.engine}
-	srv.revs.engine = heads
-	got, err := srv.revs.resolve(ctx, &pb.Consistency{Requirement: &pb.Consistency_AtLeastAsFresh{AtLeastAsFresh: z}}, "consistency")
-	if err != nil || got != rev {
-		t.Fatalf("at_least_as_fresh this server's own zookie: %d, %v; want %d", got, err, rev)
-	}
-	if n := heads.calls.Load(); n != 0 {
-		t.Errorf("resolving this server's own zookie read the head %d times, want 0", n)
-	}
-	// Another server's zookie for the same revision needs a head read.
-	srv.revs.committed.Store(0)
-	if got, err := srv.revs.resolve(ctx, &pb.Consistency{Requirement: &pb.Consistency_AtLeastAsFresh{AtLeastAsFresh: unnoted(srv, rev)}}, "consistency"); err != nil || got != rev {
-		t.Fatalf("at_least_as_fresh another server's zookie: %d, %v; want %d", got, err, rev)
-	}
-	if n := heads.calls.Load(); n == 0 {
-		t.Errorf("another server's zookie was accepted without reading the head")
-	}
-}
-
-// headCounter counts HeadRevision calls.
-type headCounter struct {
-	storage.Engine
-	calls atomic.Int64
-}
-
-func (h *headCounter) HeadRevision(ctx context.Context) (storage.Revision, error) {
-	h.calls.Add(1)
-	return h.Engine.HeadRevision(ctx)
-}
-
 func TestShutdownEndsWatch(t *testing.T) {
 	srv, _ := newTestServer(t, time.Second)
 	cc := dialTest(t, srv)
@@ -226,43 +133,4 @@ func BenchmarkCheckGRPC(b *testing.B) {
 			}
 		}
 	})
-}
-
-// TestAtLeastAsFreshAfterStaleSharedHead: a request carrying a write's
-// zookie may join a shared head read that began before the write
-// committed; it must still be answered at or after the write, never
-// refused as an unknown revision.
-func TestAtLeastAsFreshAfterStaleSharedHead(t *testing.T) {
-	srv, engine, meta := newDocServer(t)
-	ctx := context.Background()
-	stale, err := srv.revs.resolve(ctx, nil, "consistency") // caches the head for the quantum
-	if err != nil {
-		t.Fatal(err)
-	}
-	started, release := make(chan struct{}), make(chan struct{})
-	go srv.revs.fetch.Do("head", func() (any, error) { // a head read already in flight
-		close(started)
-		<-release
-		return stale, nil
-	})
-	<-started
-	rev, err := engine.Write(ctx, storage.WriteRequest{Metadata: meta, Mutations: []storage.Mutation{{Op: storage.OpTouch,
-		Relationship: graph.MustParseRelationship("doc:d#viewer@user:u")}}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	type result struct {
-		rev storage.Revision
-		err error
-	}
-	done := make(chan result)
-	go func() {
-		got, err := srv.revs.resolve(ctx, &pb.Consistency{Requirement: &pb.Consistency_AtLeastAsFresh{AtLeastAsFresh: unnoted(srv, rev)}}, "consistency")
-		done <- result{got, err}
-	}()
-	time.Sleep(50 * time.Millisecond) // let resolve join the in-flight read (ordering only; nothing is timed)
-	close(release)
-	if got := <-done; got.err != nil || got.rev < rev {
-		t.Fatalf("at_least_as_fresh its own write's zookie: %d, %v; want >= %d", got.rev, got.err, rev)
-	}
 }

@@ -7,6 +7,7 @@ import (
 
 	"google.golang.org/grpc/metadata"
 
+	"github.com/pembadb/pemba/core"
 	"github.com/pembadb/pemba/graph"
 	pb "github.com/pembadb/pemba/proto/pemba/v1"
 	"github.com/pembadb/pemba/storage"
@@ -27,13 +28,13 @@ func (svc *watchService) Watch(req *pb.WatchRequest, stream pb.WatchService_Watc
 
 	var after storage.Revision
 	if req.GetSince() != nil {
-		rev, err := s.revs.decode(req.GetSince(), "since")
+		rev, err := s.revs.DecodeZookie(req.GetSince().GetToken(), core.Field("since"))
 		if err != nil {
 			return err
 		}
 		after = rev
 	} else {
-		head, err := s.revs.head(ctx)
+		head, err := s.revs.Head(ctx)
 		if err != nil {
 			return err
 		}
@@ -44,7 +45,7 @@ func (svc *watchService) Watch(req *pb.WatchRequest, stream pb.WatchService_Watc
 		return err
 	}
 	// The header tells the client the revision it watches from, at once.
-	if err := stream.SendHeader(metadata.Pairs(ZookieHeader, s.revs.zookies.Encode(after))); err != nil {
+	if err := stream.SendHeader(metadata.Pairs(ZookieHeader, s.revs.Zookies().Encode(after))); err != nil {
 		return err
 	}
 	for ch, err := range s.engine.Watch(ctx, after) {
@@ -52,7 +53,7 @@ func (svc *watchService) Watch(req *pb.WatchRequest, stream pb.WatchService_Watc
 			return fmt.Errorf("watch after revision %d: %w", after, err)
 		}
 		resp := &pb.WatchResponse{
-			Revision:      s.revs.zookie(ch.Revision),
+			Revision:      s.zookie(ch.Revision),
 			CommittedAt:   timestamp(ch.CommittedAt),
 			Actor:         ch.Metadata.Actor,
 			Reason:        ch.Metadata.Reason,
@@ -91,7 +92,7 @@ func (s *Server) watchTypes(ctx context.Context, types []string, after storage.R
 		}
 	}
 	snap, err := s.snapshot(ctx, after)
-	if err != nil && !errors.Is(err, errNoSchema) {
+	if err != nil && !errors.Is(err, core.ErrNoSchema) {
 		return nil, err
 	}
 	set := make(map[string]bool, len(types))

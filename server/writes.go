@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/pembadb/pemba/core"
 	"github.com/pembadb/pemba/schema"
 	"github.com/pembadb/pemba/storage"
 )
@@ -36,15 +37,15 @@ import (
 const maxSchemaRetries = 5
 
 // headSchema returns a reader at the head and the schema in force there
-// (a zero versionedSchema when none has been written).
-func (s *Server) headSchema(ctx context.Context) (storage.Reader, versionedSchema, error) {
-	head, err := s.revs.head(ctx)
+// (a zero core.VersionedSchema when none has been written).
+func (s *Server) headSchema(ctx context.Context) (storage.Reader, core.VersionedSchema, error) {
+	head, err := s.revs.Head(ctx)
 	if err != nil {
-		return nil, versionedSchema{}, err
+		return nil, core.VersionedSchema{}, err
 	}
-	reader, sch, err := s.schemaAt(ctx, head)
-	if errors.Is(err, errNoSchema) {
-		return reader, versionedSchema{}, nil
+	reader, sch, err := s.schemas.At(ctx, s.engine, head)
+	if errors.Is(err, core.ErrNoSchema) {
+		return reader, core.VersionedSchema{}, nil
 	}
 	return reader, sch, err
 }
@@ -59,7 +60,7 @@ func (s *Server) writeRelationships(ctx context.Context, req storage.WriteReques
 			return 0, err
 		}
 		if sch.Schema == nil {
-			return 0, errNoSchema
+			return 0, core.ErrNoSchema
 		}
 		for i, m := range req.Mutations {
 			if m.Op == storage.OpDelete {
@@ -69,7 +70,7 @@ func (s *Server) writeRelationships(ctx context.Context, req storage.WriteReques
 				return 0, err
 			}
 		}
-		req.SchemaRevision = sch.writtenAt
+		req.SchemaRevision = sch.WrittenAt
 		rev, err := s.engine.Write(ctx, req)
 		if !errors.Is(err, storage.ErrSchemaChanged) || attempt == maxSchemaRetries {
 			return rev, err
@@ -103,8 +104,8 @@ func (s *Server) writeSchema(ctx context.Context, text string, next *schema.Sche
 		if err != nil {
 			return fmt.Errorf("read the schema in force: %w", err)
 		}
-		prev, err := s.schemas.compiled(stored)
-		if errors.Is(err, errNoSchema) {
+		prev, err := s.schemas.Compiled(stored)
+		if errors.Is(err, core.ErrNoSchema) {
 			return nil
 		}
 		if err != nil {
@@ -131,6 +132,6 @@ func (s *Server) writeSchema(ctx context.Context, text string, next *schema.Sche
 	if err != nil {
 		return 0, fmt.Errorf("write schema: %w", err)
 	}
-	s.revs.advance(rev)
+	s.revs.Advance(rev)
 	return rev, nil
 }

@@ -1,8 +1,9 @@
-package server
+package core
 
 import (
 	"encoding/base64"
 	"encoding/binary"
+	"errors"
 	"fmt"
 
 	"github.com/pembadb/pemba/graph"
@@ -17,7 +18,8 @@ import (
 // resource ID the client received.
 const cursorVersion = 1
 
-func (z Zookies) encodeCursor(rev storage.Revision, position string) string {
+// EncodeCursor returns the cursor for position at rev.
+func (z Zookies) EncodeCursor(rev storage.Revision, position string) string {
 	buf := []byte{cursorVersion}
 	buf = append(buf, z.tag[:]...)
 	buf = binary.AppendUvarint(buf, uint64(rev))
@@ -25,30 +27,36 @@ func (z Zookies) encodeCursor(rev storage.Revision, position string) string {
 	return base64.RawURLEncoding.EncodeToString(buf)
 }
 
-func (z Zookies) decodeCursor(c string) (storage.Revision, string, error) {
+// DecodeCursor returns a cursor's revision and position. Errors wrap
+// ErrMalformedCursor.
+func (z Zookies) DecodeCursor(c string) (storage.Revision, string, error) {
 	raw, err := base64.RawURLEncoding.DecodeString(c)
 	if err != nil || len(raw) < 1+instanceTagSize+1 || raw[0] != cursorVersion {
-		return 0, "", fmt.Errorf("malformed cursor")
+		return 0, "", ErrMalformedCursor
 	}
 	if z.bound && [instanceTagSize]byte(raw[1:1+instanceTagSize]) != z.tag {
-		return 0, "", fmt.Errorf("cursor was issued by a different datastore")
+		return 0, "", fmt.Errorf("%w: it was issued by a different datastore", ErrMalformedCursor)
 	}
 	rev, n := binary.Uvarint(raw[1+instanceTagSize:])
 	if n <= 0 {
-		return 0, "", fmt.Errorf("malformed cursor")
+		return 0, "", ErrMalformedCursor
 	}
 	return storage.Revision(rev), string(raw[1+instanceTagSize+n:]), nil
 }
 
-// relationshipCursor decodes a cursor whose position is a relationship.
-func (z Zookies) relationshipCursor(c, field string) (storage.Revision, *graph.Relationship, error) {
-	rev, pos, err := z.decodeCursor(c)
+// ErrMalformedCursor is wrapped by every cursor decoding failure.
+var ErrMalformedCursor = errors.New("malformed cursor")
+
+// RelationshipCursor decodes a cursor whose position is a relationship.
+// Errors wrap ErrMalformedCursor.
+func (z Zookies) RelationshipCursor(c string) (storage.Revision, *graph.Relationship, error) {
+	rev, pos, err := z.DecodeCursor(c)
 	if err != nil {
-		return 0, nil, invalidField(field, "%v", err)
+		return 0, nil, err
 	}
 	r, err := graph.ParseRelationship(pos)
 	if err != nil {
-		return 0, nil, invalidField(field, "malformed cursor")
+		return 0, nil, fmt.Errorf("%w: its position is not a relationship", ErrMalformedCursor)
 	}
 	return rev, &r, nil
 }

@@ -1,12 +1,8 @@
-package server
+package core
 
 import (
 	"errors"
-	"strings"
 	"testing"
-
-	"google.golang.org/grpc/codes"
-	"google.golang.org/grpc/status"
 )
 
 // FuzzZookieDecode decodes arbitrary tokens, as clients send them: decoding
@@ -27,7 +23,7 @@ func FuzzZookieDecode(f *testing.F) {
 		for _, z := range []Zookies{bound, unbound} {
 			rev, err := z.Decode(token)
 			if err != nil {
-				if !errors.Is(err, errMalformedZookie) && !errors.Is(err, errForeignZookie) {
+				if !errors.Is(err, ErrMalformedZookie) && !errors.Is(err, ErrForeignZookie) {
 					t.Fatalf("Decode(%q): error %v wraps neither zookie error", token, err)
 				}
 				continue
@@ -40,40 +36,38 @@ func FuzzZookieDecode(f *testing.F) {
 }
 
 // FuzzCursorDecode decodes arbitrary cursors, as clients send them back:
-// decoding never panics, a refused cursor is an INVALID_ARGUMENT naming
-// the field, and an accepted one round-trips through encodeCursor.
+// decoding never panics, a refused cursor wraps ErrMalformedCursor, and an accepted one round-trips through EncodeCursor.
 func FuzzCursorDecode(f *testing.F) {
 	bound, unbound := NewZookies("instance-a"), NewZookies("")
 	for _, seed := range []string{
 		"", "!!", "AQ",
-		bound.encodeCursor(7, "document:a#viewer@user:b"),
-		bound.encodeCursor(1<<64-1, `doc:1#viewer@user:a[cav:{"a":[1,{"b":null}]}][expiration:2026-01-02T03:04:05Z]`),
-		bound.encodeCursor(0, ""),
-		bound.encodeCursor(3, "resource-id"),
-		unbound.encodeCursor(3, "document:a#viewer@user:b"),
-		NewZookies("instance-b").encodeCursor(7, "document:a#viewer@user:b"),
+		bound.EncodeCursor(7, "document:a#viewer@user:b"),
+		bound.EncodeCursor(1<<64-1, `doc:1#viewer@user:a[cav:{"a":[1,{"b":null}]}][expiration:2026-01-02T03:04:05Z]`),
+		bound.EncodeCursor(0, ""),
+		bound.EncodeCursor(3, "resource-id"),
+		unbound.EncodeCursor(3, "document:a#viewer@user:b"),
+		NewZookies("instance-b").EncodeCursor(7, "document:a#viewer@user:b"),
 	} {
 		f.Add(seed)
 	}
 	f.Fuzz(func(t *testing.T, cursor string) {
 		for _, z := range []Zookies{bound, unbound} {
-			rev, pos, err := z.decodeCursor(cursor)
+			rev, pos, err := z.DecodeCursor(cursor)
 			if err == nil {
-				rev2, pos2, err := z.decodeCursor(z.encodeCursor(rev, pos))
+				rev2, pos2, err := z.DecodeCursor(z.EncodeCursor(rev, pos))
 				if err != nil || rev2 != rev || pos2 != pos {
-					t.Fatalf("decodeCursor(%q) = %d, %q, which re-encodes to %d, %q, %v", cursor, rev, pos, rev2, pos2, err)
+					t.Fatalf("DecodeCursor(%q) = %d, %q, which re-encodes to %d, %q, %v", cursor, rev, pos, rev2, pos2, err)
 				}
 			}
-			rrev, r, err := z.relationshipCursor(cursor, "optional_cursor")
+			rrev, r, err := z.RelationshipCursor(cursor)
 			if err != nil {
-				st, ok := status.FromError(err)
-				if !ok || st.Code() != codes.InvalidArgument || !strings.HasPrefix(st.Message(), "optional_cursor: ") {
-					t.Fatalf("relationshipCursor(%q): error %v is not an INVALID_ARGUMENT naming the field", cursor, err)
+				if !errors.Is(err, ErrMalformedCursor) {
+					t.Fatalf("RelationshipCursor(%q): error %v does not wrap ErrMalformedCursor", cursor, err)
 				}
 				continue
 			}
 			if rrev != rev || r == nil || r.Validate() != nil {
-				t.Fatalf("relationshipCursor(%q) = %d, %v; decodeCursor gave revision %d", cursor, rrev, r, rev)
+				t.Fatalf("RelationshipCursor(%q) = %d, %v; DecodeCursor gave revision %d", cursor, rrev, r, rev)
 			}
 		}
 	})

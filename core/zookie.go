@@ -1,4 +1,4 @@
-package server
+package core
 
 import (
 	"crypto/sha256"
@@ -22,11 +22,11 @@ const zookieVersion = 1
 // instanceTagSize is the number of instance-hash bytes in a zookie.
 const instanceTagSize = 8
 
-// errMalformedZookie is wrapped by every decoding failure.
-var errMalformedZookie = errors.New("malformed zookie")
+// ErrMalformedZookie is wrapped by every decoding failure.
+var ErrMalformedZookie = errors.New("malformed zookie")
 
-// errForeignZookie reports a zookie minted by another datastore.
-var errForeignZookie = errors.New("zookie was issued by a different datastore")
+// ErrForeignZookie reports a zookie minted by another datastore.
+var ErrForeignZookie = errors.New("zookie was issued by a different datastore")
 
 // Zookies mints and reads zookies for one datastore instance.
 type Zookies struct {
@@ -57,27 +57,27 @@ func (z Zookies) Encode(rev storage.Revision) string {
 }
 
 // Decode returns the revision a zookie names. Errors wrap
-// errMalformedZookie or errForeignZookie.
+// ErrMalformedZookie or ErrForeignZookie.
 func (z Zookies) Decode(token string) (storage.Revision, error) {
 	if token == "" {
-		return 0, fmt.Errorf("%w: empty token", errMalformedZookie)
+		return 0, fmt.Errorf("%w: empty token", ErrMalformedZookie)
 	}
 	raw, err := base64.RawURLEncoding.DecodeString(token)
 	if err != nil {
-		return 0, fmt.Errorf("%w: not base64url", errMalformedZookie)
+		return 0, fmt.Errorf("%w: not base64url", ErrMalformedZookie)
 	}
 	if len(raw) < 1+instanceTagSize+1 {
-		return 0, fmt.Errorf("%w: too short", errMalformedZookie)
+		return 0, fmt.Errorf("%w: too short", ErrMalformedZookie)
 	}
 	if raw[0] != zookieVersion {
-		return 0, fmt.Errorf("%w: unknown version %d", errMalformedZookie, raw[0])
+		return 0, fmt.Errorf("%w: unknown version %d", ErrMalformedZookie, raw[0])
 	}
 	rev, n := binary.Uvarint(raw[1+instanceTagSize:])
 	if n <= 0 || 1+instanceTagSize+n != len(raw) {
-		return 0, fmt.Errorf("%w: bad revision", errMalformedZookie)
+		return 0, fmt.Errorf("%w: bad revision", ErrMalformedZookie)
 	}
 	if z.bound && [instanceTagSize]byte(raw[1:1+instanceTagSize]) != z.tag {
-		return 0, errForeignZookie
+		return 0, ErrForeignZookie
 	}
 	return storage.Revision(rev), nil
 }

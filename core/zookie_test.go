@@ -1,4 +1,4 @@
-package server
+package core
 
 import (
 	"errors"
@@ -26,13 +26,13 @@ func TestZookieRefusals(t *testing.T) {
 		codec Zookies
 		want  error
 	}{
-		{"empty", "", a, errMalformedZookie},
-		{"not base64url", "a+b/c", a, errMalformedZookie},
-		{"too short", "AQ", a, errMalformedZookie},
-		{"unknown version", "AgAAAAAAAAAAAQ", unbound, errMalformedZookie},
-		{"trailing bytes", valid + "AA", a, errMalformedZookie},
-		{"truncated revision", a.Encode(1 << 40)[:14], a, errMalformedZookie},
-		{"other datastore", valid, b, errForeignZookie},
+		{"empty", "", a, ErrMalformedZookie},
+		{"not base64url", "a+b/c", a, ErrMalformedZookie},
+		{"too short", "AQ", a, ErrMalformedZookie},
+		{"unknown version", "AgAAAAAAAAAAAQ", unbound, ErrMalformedZookie},
+		{"trailing bytes", valid + "AA", a, ErrMalformedZookie},
+		{"truncated revision", a.Encode(1 << 40)[:14], a, ErrMalformedZookie},
+		{"other datastore", valid, b, ErrForeignZookie},
 	} {
 		if _, err := c.codec.Decode(c.token); !errors.Is(err, c.want) {
 			t.Errorf("%s: Decode(%q) = %v, want %v", c.name, c.token, err, c.want)
@@ -46,15 +46,15 @@ func TestZookieRefusals(t *testing.T) {
 
 func TestCursorRoundTrip(t *testing.T) {
 	z := NewZookies("i")
-	c := z.encodeCursor(7, "document:a#viewer@user:b")
-	rev, r, err := z.relationshipCursor(c, "cursor")
+	c := z.EncodeCursor(7, "document:a#viewer@user:b")
+	rev, r, err := z.RelationshipCursor(c)
 	if err != nil || rev != 7 || r.String() != "document:a#viewer@user:b" {
-		t.Errorf("relationshipCursor = %d, %v, %v", rev, r, err)
+		t.Errorf("RelationshipCursor = %d, %v, %v", rev, r, err)
 	}
-	if _, _, err := NewZookies("j").relationshipCursor(c, "cursor"); err == nil {
+	if _, _, err := NewZookies("j").RelationshipCursor(c); !errors.Is(err, ErrMalformedCursor) {
 		t.Error("a cursor from another datastore was accepted")
 	}
-	if _, _, err := z.relationshipCursor("!!", "cursor"); err == nil {
+	if _, _, err := z.RelationshipCursor("!!"); !errors.Is(err, ErrMalformedCursor) {
 		t.Error("a malformed cursor was accepted")
 	}
 }
