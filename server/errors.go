@@ -7,6 +7,7 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"strings"
 
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
@@ -58,10 +59,6 @@ func plainInvalid(err error) error {
 	return err
 }
 
-// errSchemaOrphans marks a schema write refused because stored
-// relationships would no longer fit the new schema.
-var errSchemaOrphans = errors.New("schema change would orphan stored relationships")
-
 // toStatus maps err to a gRPC status error. Errors that already are
 // statuses pass through; unknown errors become INTERNAL and are logged.
 func toStatus(log *slog.Logger, method string, err error) error {
@@ -71,7 +68,7 @@ func toStatus(log *slog.Logger, method string, err error) error {
 	if s, ok := status.FromError(err); ok {
 		return s.Err()
 	}
-	msg := err.Error()
+	msg := wireMessage(err)
 	var exists *storage.AlreadyExistsError
 	var schemaErrs schema.ErrorList
 	var schemaErrsPtr *schema.ErrorList
@@ -93,7 +90,7 @@ func toStatus(log *slog.Logger, method string, err error) error {
 		return status.Error(codes.FailedPrecondition, msg)
 	case errors.Is(err, storage.ErrSchemaChanged):
 		return status.Errorf(codes.Aborted, "%s; schema writes kept committing while the write was validated: retry", msg)
-	case errors.Is(err, errSchemaOrphans):
+	case errors.Is(err, core.ErrSchemaOrphans):
 		return status.Error(codes.FailedPrecondition, msg)
 	case errors.Is(err, core.ErrNoSchema):
 		return status.Error(codes.FailedPrecondition, msg)
@@ -130,4 +127,24 @@ func toStatus(log *slog.Logger, method string, err error) error {
 func connectionError(err error) bool {
 	var netErr net.Error
 	return errors.As(err, &netErr) || errors.Is(err, io.ErrUnexpectedEOF)
+}
+
+// wireMessage is err's text, with the path of a core.FieldError in it
+// named as pemba.v1's messages name their fields.
+func wireMessage(err error) string {
+	msg := err.Error()
+	var fe *core.FieldError
+	if errors.As(err, &fe) {
+		msg = strings.Replace(msg, fe.Error(), fe.Render(pembaField), 1)
+	}
+	return msg
+}
+
+// pembaField names element i of p as pemba.v1 does: its SubjectRef nests
+// the subject's object, so a subject's type is subject.object.type.
+func pembaField(p core.Path, i int) string {
+	if p[i] == "type" && i > 0 && p[i-1] == "subject" {
+		return "object.type"
+	}
+	return p[i]
 }

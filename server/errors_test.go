@@ -36,7 +36,7 @@ func TestToStatus(t *testing.T) {
 		{fmt.Errorf("check: %w", check.ErrCycleThroughExclusion), codes.FailedPrecondition},
 		{fmt.Errorf("zookie: %w", core.ErrMalformedZookie), codes.InvalidArgument},
 		{core.ErrForeignZookie, codes.InvalidArgument},
-		{errSchemaOrphans, codes.FailedPrecondition},
+		{core.ErrSchemaOrphans, codes.FailedPrecondition},
 		{core.ErrNoSchema, codes.FailedPrecondition},
 		{inField("updates[0]", fmt.Errorf("bad")), codes.InvalidArgument},
 		{plainInvalid(invalidField("f", "bad")), codes.InvalidArgument},

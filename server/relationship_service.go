@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"iter"
 
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/status"
@@ -65,11 +64,11 @@ func (svc *relationshipService) WriteRelationships(ctx context.Context, req *pb.
 		return nil, err
 	}
 
-	rev, err := s.writeRelationships(ctx, storage.WriteRequest{
+	rev, err := s.writer.WriteRelationships(ctx, storage.WriteRequest{
 		Preconditions: pre,
 		Mutations:     muts,
 		Metadata:      storage.WriteMetadata{Actor: actorFrom(ctx), Reason: req.GetReason()},
-	}, func(i int) string { return fmt.Sprintf("updates[%d].relationship", i) })
+	}, func(i int) core.Path { return core.Path{fmt.Sprintf("updates[%d]", i), "relationship"} })
 	if err != nil {
 		return nil, err // the engine's error names the write
 	}
@@ -197,144 +196,62 @@ func (svc *relationshipService) ImportRelationships(stream pb.RelationshipServic
 	if err != nil {
 		return err
 	}
-	imp := &importer{s: s, stream: stream, meta: storage.WriteMetadata{Actor: actorFrom(ctx), Reason: first.GetReason()}}
-	err = imp.run(ctx, first, in)
+	var last *pb.ImportRelationshipsResponse
+	progress := func(committed int, rev storage.Revision) *pb.ImportRelationshipsResponse {
+		resp := &pb.ImportRelationshipsResponse{Imported: uint64(committed)}
+		if rev != 0 {
+			resp.WrittenAt = s.zookie(rev)
+		}
+		return resp
+	}
+	imp, err := s.writer.NewImport(ctx, s.limits.ImportBatchSize, storage.WriteMetadata{Actor: actorFrom(ctx), Reason: first.GetReason()},
+		func(committed int, rev storage.Revision) error {
+			last = progress(committed, rev)
+			return stream.Send(last)
+		})
+	if err == nil {
+		err = importStream(ctx, imp, first, in)
+	}
 	if err == nil {
 		return nil
 	}
 	// The status carries how many relationships were committed, so a
 	// client can resume after them.
+	committed := 0
+	if imp != nil {
+		committed = imp.Committed()
+	}
 	st := status.Convert(toStatus(s.log, "ImportRelationships",
-		fmt.Errorf("import stopped after %d relationships were committed: %w", imp.committed, err)))
-	if withCount, derr := st.WithDetails(imp.progress()); derr == nil {
+		fmt.Errorf("import stopped after %d relationships were committed: %w", committed, err)))
+	if last == nil {
+		last = progress(committed, 0)
+	}
+	if withCount, derr := st.WithDetails(last); derr == nil {
 		st = withCount
 	}
 	return st.Err()
 }
 
-// importer commits an import stream batch by batch. Each batch is
-// validated against the head schema and committed guarded by it (see
-// writes.go); after each commit the running count goes to the client.
-type importer struct {
-	s      *Server
-	stream pb.RelationshipService_ImportRelationshipsServer
-	meta   storage.WriteMetadata
-
-	batch     []graph.Relationship
-	sch       core.VersionedSchema
-	committed int // relationships of the stream committed so far
-	last      storage.Revision
-}
-
-func (imp *importer) progress() *pb.ImportRelationshipsResponse {
-	resp := &pb.ImportRelationshipsResponse{Imported: uint64(imp.committed)}
-	if imp.last != 0 {
-		resp.WrittenAt = imp.s.zookie(imp.last)
-	}
-	return resp
-}
-
-// run receives, validates and commits the stream starting with first.
-func (imp *importer) run(ctx context.Context, first *pb.ImportRelationshipsRequest, in *idleReceiver[pb.ImportRelationshipsRequest]) error {
-	if err := imp.loadSchema(ctx); err != nil {
-		return err
-	}
-	size := imp.s.limits.ImportBatchSize
-	imp.batch = make([]graph.Relationship, 0, min(size, 1<<14))
+// importStream feeds an import stream, starting with first, to imp.
+func importStream(ctx context.Context, imp *core.Import, first *pb.ImportRelationshipsRequest, in *idleReceiver[pb.ImportRelationshipsRequest]) error {
 	for msg := first; ; {
 		for _, p := range msg.GetRelationships() {
-			field := fmt.Sprintf("relationships[%d]", imp.committed+len(imp.batch))
+			field := fmt.Sprintf("relationships[%d]", imp.Position())
 			r, err := relationshipFromProto(p, field)
-			if err == nil {
-				err = validateAgainstSchema(imp.sch.Schema, r, field)
-			}
 			if err != nil {
 				return plainInvalid(err)
 			}
-			imp.batch = append(imp.batch, r)
-			if len(imp.batch) >= size {
-				if err := imp.commit(ctx); err != nil {
-					return err
-				}
+			if err := imp.Add(ctx, r, core.Field(field)); err != nil {
+				return err
 			}
 		}
 		var err error
 		msg, err = in.recv(ctx)
 		if errors.Is(err, io.EOF) {
-			break
+			return imp.Finish(ctx)
 		}
 		if err != nil {
 			return err
-		}
-	}
-	if len(imp.batch) > 0 || imp.last == 0 {
-		return imp.commit(ctx)
-	}
-	return nil
-}
-
-// loadSchema reads the head schema the next batches are validated against.
-func (imp *importer) loadSchema(ctx context.Context) error {
-	_, sch, err := imp.s.headSchema(ctx)
-	if err != nil {
-		return err
-	}
-	if sch.Schema == nil {
-		return core.ErrNoSchema
-	}
-	imp.sch = sch
-	return nil
-}
-
-// commit writes the buffered batch in one revision, guarded by the schema
-// it was validated against (validating it again when a schema write got
-// in between), and reports the running count to the client. An empty
-// batch only reports: the stream carried no relationships.
-func (imp *importer) commit(ctx context.Context) error {
-	if len(imp.batch) == 0 {
-		head, err := imp.s.revs.Head(ctx)
-		if err != nil {
-			return err
-		}
-		imp.last = head
-		return imp.stream.Send(imp.progress())
-	}
-	for attempt := 1; ; attempt++ {
-		res, err := imp.s.engine.Import(ctx, relationshipsOf(imp.batch), storage.ImportOptions{
-			BatchSize: len(imp.batch), Metadata: imp.meta, SchemaRevision: imp.sch.WrittenAt,
-		})
-		if err == nil {
-			imp.committed += res.Imported
-			if n := len(res.Revisions); n > 0 {
-				imp.last = res.Revisions[n-1]
-			}
-			imp.batch = imp.batch[:0]
-			return imp.stream.Send(imp.progress())
-		}
-		if !errors.Is(err, storage.ErrSchemaChanged) || attempt == maxSchemaRetries {
-			return err
-		}
-		if err := pause(ctx, attempt); err != nil {
-			return err
-		}
-		if err := imp.loadSchema(ctx); err != nil {
-			return err
-		}
-		for i, r := range imp.batch {
-			if err := validateAgainstSchema(imp.sch.Schema, r, fmt.Sprintf("relationships[%d]", imp.committed+i)); err != nil {
-				return plainInvalid(err)
-			}
-		}
-	}
-}
-
-// relationshipsOf yields rs as an import source.
-func relationshipsOf(rs []graph.Relationship) iter.Seq2[graph.Relationship, error] {
-	return func(yield func(graph.Relationship, error) bool) {
-		for _, r := range rs {
-			if !yield(r, nil) {
-				return
-			}
 		}
 	}
 }

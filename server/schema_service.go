@@ -46,28 +46,12 @@ func (svc *schemaService) WriteSchema(ctx context.Context, req *pb.WriteSchemaRe
 	if err != nil {
 		return nil, err
 	}
-	rev, err := s.writeSchema(ctx, req.GetSchema(), next, storage.WriteMetadata{Actor: actorFrom(ctx), Reason: req.GetReason()})
+	rev, err := s.writer.WriteSchema(ctx, req.GetSchema(), next, storage.WriteMetadata{Actor: actorFrom(ctx), Reason: req.GetReason()})
 	if err != nil {
 		return nil, err
 	}
 	return &pb.WriteSchemaResponse{WrittenAt: s.zookie(rev), Warnings: warningStrings(next)}, nil
 }
-
-func orphanError(orphans []orphan) error {
-	parts := make([]string, len(orphans))
-	for i, o := range orphans {
-		parts[i] = o.String()
-	}
-	return &orphansError{msg: fmt.Sprintf("%v: %s; delete those relationships first (pemba relationship bulk-delete)",
-		errSchemaOrphans, strings.Join(parts, "; "))}
-}
-
-// orphansError refuses a schema write that would orphan stored
-// relationships; it matches errSchemaOrphans.
-type orphansError struct{ msg string }
-
-func (e *orphansError) Error() string        { return e.msg }
-func (e *orphansError) Is(target error) bool { return target == errSchemaOrphans }
 
 func (svc *schemaService) ReadSchema(ctx context.Context, req *pb.ReadSchemaRequest) (*pb.ReadSchemaResponse, error) {
 	s := svc.s
@@ -109,7 +93,7 @@ func (svc *schemaService) DiffSchema(ctx context.Context, req *pb.DiffSchemaRequ
 		return nil, err
 	}
 	resp.Changes = diffSchemas(snap.Schema, next)
-	orphans, err := findOrphans(ctx, snap.Reader, snap.Schema, next)
+	orphans, err := core.Orphans(ctx, snap.Reader, snap.Schema, next)
 	if err != nil {
 		return nil, fmt.Errorf("count relationships the schema change affects: %w", err)
 	}

@@ -156,6 +156,7 @@ type Server struct {
 	engine  storage.Engine
 	checker *check.Engine
 	revs    *core.Revisions
+	writer  *core.Writer
 	schemas *core.Schemas
 	auth    *authenticator
 	metrics *metrics
@@ -214,6 +215,7 @@ func New(cfg Config) (*Server, error) {
 	s.metrics = newMetrics(s)
 	s.engine = instrument(cfg.Engine, s.metrics)
 	s.revs = core.NewRevisions(s.engine, core.NewZookies(cfg.InstanceID), cfg.Quantization)
+	s.writer = core.NewWriter(s.engine, s.revs, s.schemas)
 	s.stopping, s.stop = context.WithCancel(context.Background())
 	return s, nil
 }

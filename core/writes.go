@@ -1,4 +1,4 @@
-package server
+package core
 
 import (
 	"context"
@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"time"
 
-	"github.com/pembadb/pemba/core"
 	"github.com/pembadb/pemba/schema"
 	"github.com/pembadb/pemba/storage"
 )
@@ -36,42 +35,56 @@ import (
 // its commit.
 const maxSchemaRetries = 5
 
-// headSchema returns a reader at the head and the schema in force there
-// (a zero core.VersionedSchema when none has been written).
-func (s *Server) headSchema(ctx context.Context) (storage.Reader, core.VersionedSchema, error) {
-	head, err := s.revs.Head(ctx)
+// Writer orders every write: see the comment at the top of this file.
+// It is safe for concurrent use.
+type Writer struct {
+	engine  storage.Engine
+	revs    *Revisions
+	schemas *Schemas
+}
+
+// NewWriter writes to engine, reading schemas through schemas and heads
+// through revs.
+func NewWriter(engine storage.Engine, revs *Revisions, schemas *Schemas) *Writer {
+	return &Writer{engine: engine, revs: revs, schemas: schemas}
+}
+
+// HeadSchema returns a reader at the head and the schema in force there
+// (a zero VersionedSchema when none has been written).
+func (w *Writer) HeadSchema(ctx context.Context) (storage.Reader, VersionedSchema, error) {
+	head, err := w.revs.Head(ctx)
 	if err != nil {
-		return nil, core.VersionedSchema{}, err
+		return nil, VersionedSchema{}, err
 	}
-	reader, sch, err := s.schemas.At(ctx, s.engine, head)
-	if errors.Is(err, core.ErrNoSchema) {
-		return reader, core.VersionedSchema{}, nil
+	reader, sch, err := w.schemas.At(ctx, w.engine, head)
+	if errors.Is(err, ErrNoSchema) {
+		return reader, VersionedSchema{}, nil
 	}
 	return reader, sch, err
 }
 
-// writeRelationships validates req's mutations against the head schema
+// WriteRelationships validates req's mutations against the head schema
 // (field names mutation i in errors) and writes them guarded by that
 // schema, validating again if a schema write commits in between.
-func (s *Server) writeRelationships(ctx context.Context, req storage.WriteRequest, field func(i int) string) (storage.Revision, error) {
+func (w *Writer) WriteRelationships(ctx context.Context, req storage.WriteRequest, field func(i int) Path) (storage.Revision, error) {
 	for attempt := 1; ; attempt++ {
-		_, sch, err := s.headSchema(ctx)
+		_, sch, err := w.HeadSchema(ctx)
 		if err != nil {
 			return 0, err
 		}
 		if sch.Schema == nil {
-			return 0, core.ErrNoSchema
+			return 0, ErrNoSchema
 		}
 		for i, m := range req.Mutations {
 			if m.Op == storage.OpDelete {
 				continue // deleting what the schema no longer allows is always fine
 			}
-			if err := validateAgainstSchema(sch.Schema, m.Relationship, field(i)); err != nil {
+			if err := ValidateRelationship(sch.Schema, m.Relationship, field(i)); err != nil {
 				return 0, err
 			}
 		}
 		req.SchemaRevision = sch.WrittenAt
-		rev, err := s.engine.Write(ctx, req)
+		rev, err := w.engine.Write(ctx, req)
 		if !errors.Is(err, storage.ErrSchemaChanged) || attempt == maxSchemaRetries {
 			return rev, err
 		}
@@ -94,33 +107,33 @@ func pause(ctx context.Context, attempt int) error {
 	}
 }
 
-// writeSchema stores next (source text) if no stored relationship would be
+// WriteSchema stores next (its source text)  if no stored relationship would be
 // orphaned by it. The orphan count runs in the write's critical section
 // against the schema in force there, so no relationship write can slip
 // between the count and the commit.
-func (s *Server) writeSchema(ctx context.Context, text string, next *schema.Schema, meta storage.WriteMetadata) (storage.Revision, error) {
+func (w *Writer) WriteSchema(ctx context.Context, text string, next *schema.Schema, meta storage.WriteMetadata) (storage.Revision, error) {
 	check := func(ctx context.Context, head storage.Reader) error {
 		stored, err := head.ReadSchema(ctx)
 		if err != nil {
 			return fmt.Errorf("read the schema in force: %w", err)
 		}
-		prev, err := s.schemas.Compiled(stored)
-		if errors.Is(err, core.ErrNoSchema) {
+		prev, err := w.schemas.Compiled(stored)
+		if errors.Is(err, ErrNoSchema) {
 			return nil
 		}
 		if err != nil {
 			return err
 		}
-		orphans, err := findOrphans(ctx, head, prev, next)
+		orphans, err := Orphans(ctx, head, prev, next)
 		if err != nil {
 			return fmt.Errorf("count relationships the schema change affects: %w", err)
 		}
 		if len(orphans) > 0 {
-			return orphanError(orphans)
+			return OrphansError(orphans)
 		}
 		return nil
 	}
-	rev, err := s.engine.WriteSchema(ctx, storage.SchemaWrite{
+	rev, err := w.engine.WriteSchema(ctx, storage.SchemaWrite{
 		Schema:   storage.StoredSchema{Text: text},
 		Metadata: meta,
 		Check:    check,
@@ -132,6 +145,6 @@ func (s *Server) writeSchema(ctx context.Context, text string, next *schema.Sche
 	if err != nil {
 		return 0, fmt.Errorf("write schema: %w", err)
 	}
-	s.revs.Advance(rev)
+	w.revs.Advance(rev)
 	return rev, nil
 }

@@ -1,0 +1,135 @@
+package core
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"iter"
+
+	"github.com/pembadb/pemba/graph"
+	"github.com/pembadb/pemba/storage"
+)
+
+// Import commits a stream of relationships batch by batch. Each batch is
+// validated against the head schema and committed guarded by it (see
+// writes.go), validated again when a schema write got in between; after
+// each commit OnCommit hears the running count. Nothing is held between
+// batches, so a slow stream holds up no other writer.
+type Import struct {
+	w    *Writer
+	meta storage.WriteMetadata
+	size int
+	// onCommit is told the running count and revision after each batch.
+	onCommit func(committed int, rev storage.Revision) error
+
+	batch     []graph.Relationship
+	sch       VersionedSchema
+	committed int // relationships of the stream committed so far
+	last      storage.Revision
+}
+
+// NewImport starts an import of batches of batchSize relationships, each
+// recorded with meta; onCommit runs after every committed batch.
+func (w *Writer) NewImport(ctx context.Context, batchSize int, meta storage.WriteMetadata,
+	onCommit func(committed int, rev storage.Revision) error) (*Import, error) {
+	imp := &Import{w: w, meta: meta, size: max(batchSize, 1), onCommit: onCommit}
+	imp.batch = make([]graph.Relationship, 0, min(imp.size, 1<<14))
+	return imp, imp.loadSchema(ctx)
+}
+
+// Committed is how many relationships of the stream are committed.
+func (imp *Import) Committed() int { return imp.committed }
+
+// Last is the revision of the last committed batch (0 before the first).
+func (imp *Import) Last() storage.Revision { return imp.last }
+
+// Position is the stream position the next relationship takes, counted
+// from 0: what a field path names it by.
+func (imp *Import) Position() int { return imp.committed + len(imp.batch) }
+
+// Add validates r (field names it in errors) and buffers it, committing
+// the batch once it is full.
+func (imp *Import) Add(ctx context.Context, r graph.Relationship, field Path) error {
+	if err := ValidateRelationship(imp.sch.Schema, r, field); err != nil {
+		return err
+	}
+	imp.batch = append(imp.batch, r)
+	if len(imp.batch) >= imp.size {
+		return imp.commit(ctx)
+	}
+	return nil
+}
+
+// Finish commits what is buffered. A stream that carried no relationship
+// commits nothing and reports the head.
+func (imp *Import) Finish(ctx context.Context) error {
+	if len(imp.batch) > 0 {
+		return imp.commit(ctx)
+	}
+	if imp.last != 0 {
+		return nil
+	}
+	head, err := imp.w.revs.Head(ctx)
+	if err != nil {
+		return err
+	}
+	imp.last = head
+	return imp.onCommit(imp.committed, head)
+}
+
+// loadSchema reads the head schema the next batches are validated against.
+func (imp *Import) loadSchema(ctx context.Context) error {
+	_, sch, err := imp.w.HeadSchema(ctx)
+	if err != nil {
+		return err
+	}
+	if sch.Schema == nil {
+		return ErrNoSchema
+	}
+	imp.sch = sch
+	return nil
+}
+
+// commit writes the buffered batch in one revision, guarded by the schema
+// it was validated against, validating it again when a schema write got
+// in between.
+func (imp *Import) commit(ctx context.Context) error {
+	for attempt := 1; ; attempt++ {
+		res, err := imp.w.engine.Import(ctx, relationshipsOf(imp.batch), storage.ImportOptions{
+			BatchSize: len(imp.batch), Metadata: imp.meta, SchemaRevision: imp.sch.WrittenAt,
+		})
+		if err == nil {
+			imp.committed += res.Imported
+			if n := len(res.Revisions); n > 0 {
+				imp.last = res.Revisions[n-1]
+			}
+			imp.batch = imp.batch[:0]
+			return imp.onCommit(imp.committed, imp.last)
+		}
+		if !errors.Is(err, storage.ErrSchemaChanged) || attempt == maxSchemaRetries {
+			return err
+		}
+		if err := pause(ctx, attempt); err != nil {
+			return err
+		}
+		if err := imp.loadSchema(ctx); err != nil {
+			return err
+		}
+		for i, r := range imp.batch {
+			if err := ValidateRelationship(imp.sch.Schema, r, Field(fmt.Sprintf("relationships[%d]", imp.committed+i))); err != nil {
+				return err
+			}
+		}
+	}
+}
+
+// relationshipsOf yields rs as an import source.
+func relationshipsOf(rs []graph.Relationship) iter.Seq2[graph.Relationship, error] {
+	return func(yield func(graph.Relationship, error) bool) {
+		for _, r := range rs {
+			if !yield(r, nil) {
+				return
+			}
+		}
+	}
+}

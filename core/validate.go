@@ -1,0 +1,21 @@
+package core
+
+import (
+	"errors"
+	"strings"
+
+	"github.com/pembadb/pemba/graph"
+	"github.com/pembadb/pemba/schema"
+)
+
+// ValidateRelationship checks that sch accepts r (schema.ValidateRelationship);
+// a refusal is a FieldError naming the part of r below field, where r sits
+// in the request (e.g. {"updates[2]", "relationship", "subject", "type"}).
+func ValidateRelationship(sch *schema.Schema, r graph.Relationship, field Path) error {
+	err := sch.ValidateRelationship(r)
+	var re *schema.RelationshipError
+	if errors.As(err, &re) {
+		return Invalid(field.Child(strings.Split(re.Field, ".")...), errors.New(re.Message))
+	}
+	return err
+}
