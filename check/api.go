@@ -37,6 +37,20 @@ var (
 	ErrInvalidRequest = errors.New("invalid request")
 )
 
+// RequestError is a request naming what the schema does not define.
+// Part is the part of the request at fault, in the domain's words:
+// "resource.type", "permission", "subject.type" or "subject.relation".
+// errors.Is(err, ErrInvalidRequest) holds.
+type RequestError struct {
+	Part    string
+	Message string
+}
+
+func (e *RequestError) Error() string { return e.Part + ": " + e.Message }
+
+// Is makes a RequestError an ErrInvalidRequest.
+func (e *RequestError) Is(target error) bool { return target == ErrInvalidRequest }
+
 // ContextError reports a request's caveat context that a caveat the
 // evaluation reached cannot use: a value of the wrong type for a
 // parameter, say, or one that makes the expression fail. Err names the

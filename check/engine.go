@@ -153,13 +153,13 @@ func validate(s *schema.Schema, res graph.ObjectRef, perm string, sub graph.Subj
 	}
 	def := s.Definitions[res.Type]
 	if def == nil {
-		return fmt.Errorf("%w: resource type %q is not defined", ErrInvalidRequest, res.Type)
+		return &RequestError{Part: "resource.type", Message: fmt.Sprintf("type %q is not defined in the schema", res.Type)}
 	}
 	if res.ID == "" {
-		return fmt.Errorf("%w: resource %q has an empty id", ErrInvalidRequest, res.Type)
+		return &RequestError{Part: "resource.id", Message: "empty"}
 	}
 	if def.Relations[perm] == nil && def.Permissions[perm] == nil {
-		return fmt.Errorf("%w: %q has no relation or permission %q", ErrInvalidRequest, res.Type, perm)
+		return &RequestError{Part: "permission", Message: fmt.Sprintf("definition %q has no permission or relation %q", res.Type, perm)}
 	}
 	return validateSubject(s, sub)
 }
@@ -167,13 +167,13 @@ func validate(s *schema.Schema, res graph.ObjectRef, perm string, sub graph.Subj
 func validateSubject(s *schema.Schema, sub graph.SubjectRef) error {
 	sdef := s.Definitions[sub.Object.Type]
 	if sdef == nil {
-		return fmt.Errorf("%w: subject type %q is not defined", ErrInvalidRequest, sub.Object.Type)
+		return &RequestError{Part: "subject.type", Message: fmt.Sprintf("type %q is not defined in the schema", sub.Object.Type)}
 	}
 	if sub.Object.ID == "" {
-		return fmt.Errorf("%w: subject %q has an empty id", ErrInvalidRequest, sub.Object.Type)
+		return &RequestError{Part: "subject.id", Message: "empty"}
 	}
 	if sub.Relation != "" && sdef.Relations[sub.Relation] == nil && sdef.Permissions[sub.Relation] == nil {
-		return fmt.Errorf("%w: subject type %q has no relation or permission %q", ErrInvalidRequest, sub.Object.Type, sub.Relation)
+		return &RequestError{Part: "subject.relation", Message: fmt.Sprintf("definition %q has no relation or permission %q", sub.Object.Type, sub.Relation)}
 	}
 	return nil
 }

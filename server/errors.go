@@ -143,8 +143,8 @@ func wireMessage(err error) string {
 // pembaField names element i of p as pemba.v1 does: its SubjectRef nests
 // the subject's object, so a subject's type is subject.object.type.
 func pembaField(p core.Path, i int) string {
-	if p[i] == "type" && i > 0 && p[i-1] == "subject" {
-		return "object.type"
+	if (p[i] == "type" || p[i] == "id") && i > 0 && p[i-1] == "subject" {
+		return "object." + p[i]
 	}
 	return p[i]
 }

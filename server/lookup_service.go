@@ -176,7 +176,7 @@ func (svc *permissionService) LookupResources(req *pb.LookupResourcesRequest, st
 	if errors.Is(err, check.ErrStaleCursor) {
 		return status.Errorf(codes.Aborted, "cursor: %v; restart the lookup without a cursor", err)
 	}
-	return contextError("context", err)
+	return queryError(nil, err)
 }
 
 func (svc *permissionService) LookupSubjects(req *pb.LookupSubjectsRequest, stream pb.PermissionService_LookupSubjectsServer) error {
@@ -232,5 +232,5 @@ func (svc *permissionService) LookupSubjects(req *pb.LookupSubjectsRequest, stre
 	if sendErr != nil {
 		return sendErr
 	}
-	return contextError("context", err)
+	return queryError(nil, err)
 }

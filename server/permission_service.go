@@ -4,11 +4,13 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	"google.golang.org/grpc/status"
 
 	"github.com/pembadb/pemba/check"
+	"github.com/pembadb/pemba/core"
 	pb "github.com/pembadb/pemba/proto/pemba/v1"
 )
 
@@ -50,13 +52,18 @@ func pathToProto(p *check.Path) *pb.AccessPath {
 	return out
 }
 
-// contextError turns the engine's report of a caveat context it could not
-// use into an INVALID_ARGUMENT naming field, the request's context; other
-// errors pass unchanged.
-func contextError(field string, err error) error {
+// queryError names the request field of a query the engine refused:
+// the part a check.RequestError names, or the caveat context of a
+// check.ContextError, below prefix (where the query sits in the
+// request). Other errors pass unchanged.
+func queryError(prefix core.Path, err error) error {
+	var re *check.RequestError
+	if errors.As(err, &re) {
+		return core.Invalid(prefix.Child(strings.Split(re.Part, ".")...), errors.New(re.Message))
+	}
 	var ce *check.ContextError
 	if errors.As(err, &ce) {
-		return invalidField(field, "%v", ce.Err)
+		return core.Invalid(prefix.Child("context"), ce.Err)
 	}
 	return err
 }
@@ -90,12 +97,9 @@ func (svc *permissionService) CheckPermission(ctx context.Context, req *pb.Check
 	if err != nil {
 		return nil, err
 	}
-	if err := validateQuery(snap.Schema, creq.Resource.Type, creq.Permission, &creq.Subject, "", ""); err != nil {
-		return nil, err
-	}
 	res, err := s.checker.Check(ctx, snap, creq)
 	if err != nil {
-		return nil, contextError("context", err)
+		return nil, queryError(nil, err)
 	}
 	return &pb.CheckPermissionResponse{
 		Permissionship: permissionshipToProto(res.Permissionship),
@@ -132,16 +136,7 @@ func (svc *permissionService) BulkCheckPermission(ctx context.Context, req *pb.B
 	// A malformed item fails the request (above); an item naming a type,
 	// relation or permission the schema does not define gets its own error,
 	// like one whose evaluation fails, and the other items are answered.
-	itemErrs := make([]error, len(reqs))
-	valid := make([]check.Request, 0, len(reqs))
-	for i, r := range reqs {
-		if err := validateQuery(snap.Schema, r.Resource.Type, r.Permission, &r.Subject, fmt.Sprintf("items[%d].", i), ""); err != nil {
-			itemErrs[i] = err
-			continue
-		}
-		valid = append(valid, r)
-	}
-	results, err := s.checker.BulkCheck(ctx, snap, valid)
+	results, err := s.checker.BulkCheck(ctx, snap, reqs)
 	if err != nil {
 		return nil, err
 	}
@@ -150,17 +145,11 @@ func (svc *permissionService) BulkCheckPermission(ctx context.Context, req *pb.B
 		return &pb.BulkCheckError{Code: int32(st.Code()), Message: st.Message()}
 	}
 	resp := &pb.BulkCheckPermissionResponse{CheckedAt: s.zookie(rev)}
-	for i := range reqs {
+	for i, r := range results {
 		out := &pb.BulkCheckResult{}
 		resp.Results = append(resp.Results, out)
-		if itemErrs[i] != nil {
-			out.Error = itemError(itemErrs[i])
-			continue
-		}
-		r := results[0] // results answer the valid items, in order
-		results = results[1:]
 		if r.Err != nil {
-			out.Error = itemError(contextError(fmt.Sprintf("items[%d].context", i), inField(fmt.Sprintf("items[%d]", i), r.Err)))
+			out.Error = itemError(queryError(core.Path{fmt.Sprintf("items[%d]", i)}, r.Err))
 			continue
 		}
 		out.Permissionship = permissionshipToProto(r.Result.Permissionship)
