@@ -19,44 +19,25 @@ import (
 	"github.com/pembadb/pemba/storage"
 )
 
-// This file is the one place engine errors become gRPC statuses. Handlers
-// return plain (wrapped) errors or statuses built with invalidField; the
-// errorInterceptor passes every error through toStatus.
+// This file is the one place errors become gRPC statuses. Handlers return
+// plain (wrapped) errors; bad input is a core.FieldError, built here with
+// invalidField or inField when the handler names a wire field itself, or
+// by core with the field in the domain's words. The error interceptors
+// pass every error through toStatus.
 
-// fieldError names the request field a bad value came from.
-type fieldError struct {
-	field string
-	err   error
-}
-
-func (e *fieldError) Error() string { return e.field + ": " + e.err.Error() }
-func (e *fieldError) Unwrap() error { return e.err }
-
-// inField wraps err with the request field it is about; nil stays nil.
+// inField marks err as bad input in the named request field; nil stays
+// nil. Errors the mapping knows more precisely (a revision too old, say)
+// keep their own code.
 func inField(field string, err error) error {
 	if err == nil {
 		return nil
 	}
-	return &fieldError{field: field, err: err}
+	return core.Invalid(core.Field(field), err)
 }
 
-// invalidField is an INVALID_ARGUMENT status naming the field.
+// invalidField is bad input in the named request field.
 func invalidField(field, format string, args ...any) error {
-	return status.Errorf(codes.InvalidArgument, "%s: %s", field, fmt.Sprintf(format, args...))
-}
-
-// invalidError is an INVALID_ARGUMENT whose message already names the
-// field; it travels through engine code that wraps plain errors.
-type invalidError string
-
-func (e invalidError) Error() string { return string(e) }
-
-// plainInvalid turns an INVALID_ARGUMENT status into an invalidError.
-func plainInvalid(err error) error {
-	if st, ok := status.FromError(err); ok && st.Code() == codes.InvalidArgument {
-		return invalidError(st.Message())
-	}
-	return err
+	return core.Invalid(core.Field(field), errors.New(fmt.Sprintf(format, args...)))
 }
 
 // toStatus maps err to a gRPC status error. Errors that already are
@@ -110,11 +91,6 @@ func toStatus(log *slog.Logger, method string, err error) error {
 		// user: it goes to the log, the client gets a generic reason.
 		log.Error("datastore unavailable", "method", method, "err", err)
 		return status.Error(codes.Unavailable, "datastore unavailable: retry with backoff")
-	}
-	var fe *fieldError
-	var ie invalidError
-	if errors.As(err, &fe) || errors.As(err, &ie) {
-		return status.Error(codes.InvalidArgument, msg)
 	}
 	log.Error("internal error", "method", method, "err", err)
 	return status.Errorf(codes.Internal, "internal error: %s", msg)

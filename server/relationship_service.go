@@ -239,7 +239,7 @@ func importStream(ctx context.Context, imp *core.Import, first *pb.ImportRelatio
 			field := fmt.Sprintf("relationships[%d]", imp.Position())
 			r, err := relationshipFromProto(p, field)
 			if err != nil {
-				return plainInvalid(err)
+				return err
 			}
 			if err := imp.Add(ctx, r, core.Field(field)); err != nil {
 				return err
