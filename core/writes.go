@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/pembadb/pemba/graph"
 	"github.com/pembadb/pemba/schema"
 	"github.com/pembadb/pemba/storage"
 )
@@ -41,12 +42,14 @@ type Writer struct {
 	engine  storage.Engine
 	revs    *Revisions
 	schemas *Schemas
+	// maxMutations caps the updates of one WriteRelationships.
+	maxMutations int
 }
 
 // NewWriter writes to engine, reading schemas through schemas and heads
-// through revs.
-func NewWriter(engine storage.Engine, revs *Revisions, schemas *Schemas) *Writer {
-	return &Writer{engine: engine, revs: revs, schemas: schemas}
+// through revs; one WriteRelationships takes at most maxMutations updates.
+func NewWriter(engine storage.Engine, revs *Revisions, schemas *Schemas, maxMutations int) *Writer {
+	return &Writer{engine: engine, revs: revs, schemas: schemas, maxMutations: maxMutations}
 }
 
 // HeadSchema returns a reader at the head and the schema in force there
@@ -63,10 +66,29 @@ func (w *Writer) HeadSchema(ctx context.Context) (storage.Reader, VersionedSchem
 	return reader, sch, err
 }
 
-// WriteRelationships validates req's mutations against the head schema
-// (field names mutation i in errors) and writes them guarded by that
-// schema, validating again if a schema write commits in between.
-func (w *Writer) WriteRelationships(ctx context.Context, req storage.WriteRequest, field func(i int) Path) (storage.Revision, error) {
+// WriteRelationships checks req's mutations — at least one, at most the
+// limit, each relationship once — validates them against the head schema
+// and writes them guarded by that schema, validating again if a schema
+// write commits in between. list names the request's list of updates in
+// errors: update i is list[i], its relationship list[i].relationship.
+func (w *Writer) WriteRelationships(ctx context.Context, req storage.WriteRequest, list string) (storage.Revision, error) {
+	n := len(req.Mutations)
+	if n == 0 {
+		return 0, Invalid(Field(list), errors.New("empty: a write needs at least one update"))
+	}
+	if n > w.maxMutations {
+		return 0, Invalid(Field(list), fmt.Errorf("%d updates exceed the limit of %d per write; use ImportRelationships (pemba import) for bulk loads",
+			n, w.maxMutations))
+	}
+	field := func(i int) Path { return Path{fmt.Sprintf("%s[%d]", list, i), "relationship"} }
+	seen := make(map[graph.Key]int, n)
+	for i, m := range req.Mutations {
+		k := m.Relationship.Key()
+		if j, dup := seen[k]; dup {
+			return 0, Invalid(field(i), fmt.Errorf("%s also appears in %s[%d]; a relationship may be updated once per write", k, list, j))
+		}
+		seen[k] = i
+	}
 	for attempt := 1; ; attempt++ {
 		_, sch, err := w.HeadSchema(ctx)
 		if err != nil {

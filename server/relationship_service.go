@@ -27,15 +27,7 @@ const exportPageSize = 1000
 func (svc *relationshipService) WriteRelationships(ctx context.Context, req *pb.WriteRelationshipsRequest) (*pb.WriteRelationshipsResponse, error) {
 	s := svc.s
 	updates := req.GetUpdates()
-	if len(updates) == 0 {
-		return nil, invalidField("updates", "empty: a write needs at least one update")
-	}
-	if len(updates) > s.limits.MaxWriteRelationships {
-		return nil, invalidField("updates", "%d updates exceed the limit of %d per write; use ImportRelationships (pemba import) for bulk loads",
-			len(updates), s.limits.MaxWriteRelationships)
-	}
 	muts := make([]storage.Mutation, len(updates))
-	seen := make(map[graph.Key]int, len(updates))
 	for i, u := range updates {
 		field := fmt.Sprintf("updates[%d]", i)
 		var op storage.Op
@@ -53,10 +45,6 @@ func (svc *relationshipService) WriteRelationships(ctx context.Context, req *pb.
 		if err != nil {
 			return nil, err
 		}
-		if j, dup := seen[r.Key()]; dup {
-			return nil, invalidField(field+".relationship", "%s also appears in updates[%d]; a relationship may be updated once per write", r.Key(), j)
-		}
-		seen[r.Key()] = i
 		muts[i] = storage.Mutation{Op: op, Relationship: r}
 	}
 	pre, err := preconditionsFromProto(req.GetPreconditions())
@@ -68,7 +56,7 @@ func (svc *relationshipService) WriteRelationships(ctx context.Context, req *pb.
 		Preconditions: pre,
 		Mutations:     muts,
 		Metadata:      storage.WriteMetadata{Actor: actorFrom(ctx), Reason: req.GetReason()},
-	}, func(i int) core.Path { return core.Path{fmt.Sprintf("updates[%d]", i), "relationship"} })
+	}, "updates")
 	if err != nil {
 		return nil, err // the engine's error names the write
 	}

@@ -215,7 +215,7 @@ func New(cfg Config) (*Server, error) {
 	s.metrics = newMetrics(s)
 	s.engine = instrument(cfg.Engine, s.metrics)
 	s.revs = core.NewRevisions(s.engine, core.NewZookies(cfg.InstanceID), cfg.Quantization)
-	s.writer = core.NewWriter(s.engine, s.revs, s.schemas)
+	s.writer = core.NewWriter(s.engine, s.revs, s.schemas, s.limits.MaxWriteRelationships)
 	s.stopping, s.stop = context.WithCancel(context.Background())
 	return s, nil
 }
