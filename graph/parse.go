@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 )
 
@@ -25,7 +26,14 @@ func ParseRelationship(s string) (Relationship, error) {
 	p := parser{kind: "relationship", in: s}
 	var r Relationship
 	var err error
-	if r.Resource, err = p.object("resource", endOfResourceID, false); err != nil {
+	// The resource ID runs to the '#' and may hold '@' (an e-mail address).
+	// Without a '#' before the blocks, the relation is missing and the
+	// first '@' starts the subject: stop there to say so.
+	idStop := endOfResourceID
+	if head, _, _ := strings.Cut(s, "["); !strings.Contains(head, "#") {
+		idStop = endOfRelation
+	}
+	if r.Resource, err = p.object("resource", idStop, false); err != nil {
 		return Relationship{}, err
 	}
 	if !p.eat('#') {
@@ -113,7 +121,7 @@ func newByteSet(chars string) *byteSet {
 // lets them end, so the whole offending text lands in the error.
 var (
 	endOfType       = newByteSet(":#@[")
-	endOfResourceID = newByteSet("#@[")
+	endOfResourceID = newByteSet("#[")
 	endOfRelation   = newByteSet("@[")
 	endOfSubjectID  = newByteSet("#[")
 	endOfSubjectRel = newByteSet("[")
