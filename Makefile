@@ -37,12 +37,17 @@ FUZZ_TARGETS ?= ./schema:FuzzParseSchema ./schema:FuzzCaveatEvaluate \
 	./graph:FuzzParseRelationship ./graph:FuzzFormatRelationship \
 	./storage:FuzzValidateRelationship ./check/validationfile:FuzzParse \
 	./core:FuzzZookieDecode ./core:FuzzCursorDecode
-FUZZTIME  ?= 10s
+# make test fuzzes for a count of inputs, not a duration: Go 1.26's fuzz
+# coordinator can report "context deadline exceeded" as a failure when a
+# -fuzztime duration ends while a worker is busy (go.dev/issue/75804), and a
+# count has no deadline to race.
+FUZZTIME  ?= 20000x
 FUZZ_LONG ?= 10m
 # One worker per target leaves the other cores to the rest of the machine.
 FUZZFLAGS ?= -parallel 1
 
-# fuzz-short runs each fuzz target for FUZZTIME, one after the other; new
+# fuzz-short runs each fuzz target for FUZZTIME (a count of inputs, or a
+# duration), one after the other; new
 # failing inputs land in the package's testdata/fuzz.
 fuzz-short:
 	@for t in $(FUZZ_TARGETS); do \

@@ -101,10 +101,23 @@ func BenchmarkPointQuery(b *testing.B) {
 }
 
 // BenchmarkConcurrentWriters runs b.N single-relationship TOUCH writes
-// from 8 concurrent writers: the revision counter's ceiling.
+// from 8 concurrent writers: the revision counter's ceiling. "guarded"
+// writes carry a schema guard, as every write through the server does.
 func BenchmarkConcurrentWriters(b *testing.B) {
+	b.Run("unguarded", func(b *testing.B) { benchConcurrentWriters(b, false) })
+	b.Run("guarded", func(b *testing.B) { benchConcurrentWriters(b, true) })
+}
+
+func benchConcurrentWriters(b *testing.B, guarded bool) {
 	ctx := context.Background()
 	e := openTest(b)
+	var guard storage.Revision
+	if guarded {
+		var err error
+		if guard, err = e.WriteSchema(ctx, storage.SchemaWrite{Schema: storage.StoredSchema{Text: "definition user {}"}}); err != nil {
+			b.Fatal(err)
+		}
+	}
 	const writers = 8
 	var next atomic.Int64
 	var wg sync.WaitGroup
@@ -122,7 +135,8 @@ func BenchmarkConcurrentWriters(b *testing.B) {
 					Relation: "viewer",
 					Subject:  graph.SubjectRef{Object: graph.ObjectRef{Type: "user", ID: fmt.Sprintf("w%d", w)}},
 				}
-				if _, err := e.Write(ctx, storage.WriteRequest{Mutations: []storage.Mutation{{Op: storage.OpTouch, Relationship: rel}}}); err != nil {
+				if _, err := e.Write(ctx, storage.WriteRequest{Mutations: []storage.Mutation{{Op: storage.OpTouch, Relationship: rel}},
+					SchemaRevision: guard}); err != nil {
 					b.Error(err)
 					return
 				}
