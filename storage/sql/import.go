@@ -112,12 +112,10 @@ func (b *importBatch) reset() {
 // on CockroachDB, go through the pipelined per-row statements of Write.
 func (e *Engine) importBatch(ctx context.Context, b *importBatch, opts storage.ImportOptions) (storage.Revision, error) {
 	var rev storage.Revision
-	err := e.inRevision(ctx, opts.Metadata, false, func(tx pgx.Tx, r storage.Revision, _ *pgx.Batch) error {
+	err := e.inRevision(ctx, opts.Metadata, false, func(tx pgx.Tx, r, schemaRev storage.Revision, _ *pgx.Batch) error {
 		rev = r
-		if opts.SchemaRevision != 0 {
-			if err := checkSchemaGuard(tx.QueryRow(ctx, stmtNewestSchema), opts.SchemaRevision); err != nil {
-				return err
-			}
+		if err := checkSchemaGuard(opts.SchemaRevision, schemaRev); err != nil {
+			return err
 		}
 		if e.dialect == CockroachDB {
 			return importRows(ctx, tx, r, b.rows)

@@ -29,7 +29,13 @@ const (
 
 	// stmtNextRevision is the first statement of every write: its row lock
 	// serializes writers until commit.
-	stmtNextRevision = "UPDATE revision_counter SET head = head + 1 WHERE id = 1 RETURNING head"
+	// It also returns the revision of the newest schema version, as of the
+	// lock: what a write's schema guard compares.
+	stmtNextRevision = "UPDATE revision_counter SET head = head + 1 WHERE id = 1 RETURNING head, schema_rev"
+
+	// stmtSetSchemaRevision records a schema write's revision as the newest
+	// schema version's.
+	stmtSetSchemaRevision = "UPDATE revision_counter SET schema_rev = $1 WHERE id = 1"
 
 	stmtInsertRevision = `INSERT INTO revisions (revision, committed_at, actor, reason, schema_changed)
 VALUES ($1, clock_timestamp(), $2, $3, $4)`
@@ -50,11 +56,6 @@ WHERE resource_type = $1 AND resource_id = $2 AND relation = $3
   AND deleted_rev IS NULL AND (expires_at IS NULL OR expires_at > $7))`
 
 	stmtInsertSchema = "INSERT INTO schemas (revision, source, compiled) VALUES ($1, $2, $3)"
-
-	// stmtNewestSchema is the revision of the newest schema version (0:
-	// none), which a write's schema guard compares; inside a write it runs
-	// after the counter lock, so no schema write can commit meanwhile.
-	stmtNewestSchema = "SELECT COALESCE(MAX(revision), 0) FROM schemas"
 
 	stmtReadSchema = `SELECT source, compiled, revision FROM schemas
 WHERE revision <= $1 ORDER BY revision DESC LIMIT 1`

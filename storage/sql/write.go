@@ -24,8 +24,11 @@ func (e *Engine) Write(ctx context.Context, req storage.WriteRequest) (storage.R
 		return 0, fmt.Errorf("write relationships: %w", err)
 	}
 	var rev storage.Revision
-	err := e.inRevision(ctx, req.Metadata, false, func(tx pgx.Tx, r storage.Revision, final *pgx.Batch) error {
+	err := e.inRevision(ctx, req.Metadata, false, func(tx pgx.Tx, r, schemaRev storage.Revision, final *pgx.Batch) error {
 		rev = r
+		if err := checkSchemaGuard(req.SchemaRevision, schemaRev); err != nil {
+			return err
+		}
 		now := time.Now().UnixNano()
 		if err := checkWrite(ctx, tx, req, now); err != nil {
 			return err
@@ -39,20 +42,21 @@ func (e *Engine) Write(ctx context.Context, req storage.WriteRequest) (storage.R
 }
 
 // inRevision runs fn in a write transaction that has taken the next
-// revision and records that revision's metadata, retrying on serialization
+// revision — and read, under the same lock, the revision of the newest
+// schema version — and records that revision's metadata, retrying on serialization
 // failures; it wakes local watchers after the commit. Statements fn
 // queues in final go to the server in one round trip with the revision
 // record, after fn returns: the fewer round trips while the counter lock
 // is held, the more writes per second.
 func (e *Engine) inRevision(ctx context.Context, meta storage.WriteMetadata, schemaChanged bool,
-	fn func(tx pgx.Tx, rev storage.Revision, final *pgx.Batch) error) error {
+	fn func(tx pgx.Tx, rev, schemaRev storage.Revision, final *pgx.Batch) error) error {
 	err := runWrite(ctx, e.dialect, e.pool, func(tx pgx.Tx) error {
-		var rev int64
-		if err := tx.QueryRow(ctx, stmtNextRevision).Scan(&rev); err != nil {
+		var rev, schemaRev int64
+		if err := tx.QueryRow(ctx, stmtNextRevision).Scan(&rev, &schemaRev); err != nil {
 			return fmt.Errorf("next revision: %w", err)
 		}
 		var final pgx.Batch
-		if err := fn(tx, storage.Revision(rev), &final); err != nil {
+		if err := fn(tx, storage.Revision(rev), storage.Revision(schemaRev), &final); err != nil {
 			return err
 		}
 		final.Queue(stmtInsertRevision, rev, meta.Actor, meta.Reason, schemaChanged)
@@ -125,15 +129,11 @@ func or(s, fallback string) string {
 	return s
 }
 
-// checkWrite checks, in one round trip, that the schema guard holds (else
-// ErrSchemaChanged), that every precondition holds (else
-// ErrPreconditionFailed) and that no CREATE names a live, unexpired
+// checkWrite checks, in one round trip, that every precondition holds
+// (else ErrPreconditionFailed) and that no CREATE names a live, unexpired
 // relationship (else *storage.AlreadyExistsError).
 func checkWrite(ctx context.Context, tx pgx.Tx, req storage.WriteRequest, now int64) error {
 	var batch pgx.Batch
-	if req.SchemaRevision != 0 {
-		batch.Queue(stmtNewestSchema)
-	}
 	for _, p := range req.Preconditions {
 		q := matchExistsQuery(p.Filter, now)
 		batch.Queue(q.String(), q.args...)
@@ -152,11 +152,6 @@ func checkWrite(ctx context.Context, tx pgx.Tx, req storage.WriteRequest, now in
 	}
 	results := tx.SendBatch(ctx, &batch)
 	defer results.Close()
-	if req.SchemaRevision != 0 {
-		if err := checkSchemaGuard(results.QueryRow(), req.SchemaRevision); err != nil {
-			return err
-		}
-	}
 	for i, p := range req.Preconditions {
 		var exists bool
 		if err := results.QueryRow().Scan(&exists); err != nil {
@@ -182,14 +177,10 @@ func checkWrite(ctx context.Context, tx pgx.Tx, req storage.WriteRequest, now in
 	return results.Close()
 }
 
-// checkSchemaGuard reads the newest schema revision from row and fails
-// with ErrSchemaChanged unless it is want.
-func checkSchemaGuard(row pgx.Row, want storage.Revision) error {
-	var newest int64
-	if err := row.Scan(&newest); err != nil {
-		return fmt.Errorf("newest schema revision: %w", err)
-	}
-	if storage.Revision(newest) != want {
+// checkSchemaGuard fails with ErrSchemaChanged unless want is 0 or the
+// revision of the newest schema version, newest.
+func checkSchemaGuard(want, newest storage.Revision) error {
+	if want != 0 && want != newest {
 		return fmt.Errorf("%w: validated against the schema written at revision %d, the head has the one written at %d",
 			storage.ErrSchemaChanged, want, newest)
 	}
@@ -230,7 +221,7 @@ func (e *Engine) DeleteRelationships(ctx context.Context, f storage.Filter, limi
 		return storage.DeleteResult{}, fmt.Errorf("delete relationships: %w: limit: %d is negative", storage.ErrInvalidArgument, limit)
 	}
 	var res storage.DeleteResult
-	err := e.inRevision(ctx, meta, false, func(tx pgx.Tx, rev storage.Revision, _ *pgx.Batch) error {
+	err := e.inRevision(ctx, meta, false, func(tx pgx.Tx, rev, _ storage.Revision, _ *pgx.Batch) error {
 		res = storage.DeleteResult{Revision: rev}
 		now := time.Now().UnixNano()
 		q := deleteQuery(f, rev, now, limit)
@@ -263,7 +254,7 @@ func (e *Engine) WriteSchema(ctx context.Context, w storage.SchemaWrite) (storag
 		s.Compiled = []byte{}
 	}
 	var rev storage.Revision
-	err := e.inRevision(ctx, w.Metadata, true, func(tx pgx.Tx, r storage.Revision, final *pgx.Batch) error {
+	err := e.inRevision(ctx, w.Metadata, true, func(tx pgx.Tx, r, _ storage.Revision, final *pgx.Batch) error {
 		rev = r
 		if w.Check != nil {
 			if err := w.Check(ctx, &reader{e: e, db: tx, rev: r - 1}); err != nil {
@@ -271,6 +262,7 @@ func (e *Engine) WriteSchema(ctx context.Context, w storage.SchemaWrite) (storag
 			}
 		}
 		final.Queue(stmtInsertSchema, int64(r), s.Text, s.Compiled)
+		final.Queue(stmtSetSchemaRevision, int64(r))
 		return nil
 	})
 	if err != nil {
