@@ -19,6 +19,34 @@ func writeSchemaText(t *testing.T, e storage.Engine, text string) storage.Revisi
 	return rev
 }
 
+// holdWriteSection starts a write of schema text whose Check holds the
+// write critical section until the returned finish is called; finish
+// waits for the schema write and fails t if it failed.
+func holdWriteSection(t *testing.T, e storage.Engine, text string) (finish func()) {
+	t.Helper()
+	entered, release := make(chan struct{}), make(chan struct{})
+	done := make(chan error, 1)
+	go func() {
+		_, err := e.WriteSchema(ctx, storage.SchemaWrite{
+			Schema: storage.StoredSchema{Text: text},
+			Check: func(context.Context, storage.Reader) error {
+				close(entered)
+				<-release
+				return nil
+			},
+		})
+		done <- err
+	}()
+	<-entered
+	return func() {
+		t.Helper()
+		close(release)
+		if err := <-done; err != nil {
+			t.Fatalf("schema write: %v", err)
+		}
+	}
+}
+
 // testSchemaGuard: a write or import batch guarded by a schema revision
 // commits only while that schema is the newest, and writes nothing
 // otherwise.
@@ -93,30 +121,14 @@ func testSchemaCheck(t *testing.T, e storage.Engine) {
 	// A write started while a check runs waits for the schema write, and
 	// its guard (the schema before it) then fails.
 	s1 := writeSchemaText(t, e, "definition user {}")
-	entered, release := make(chan struct{}), make(chan struct{})
-	schemaDone := make(chan error, 1)
-	go func() {
-		_, err := e.WriteSchema(ctx, storage.SchemaWrite{
-			Schema: storage.StoredSchema{Text: "definition user {}\ndefinition document {}"},
-			Check: func(context.Context, storage.Reader) error {
-				close(entered)
-				<-release
-				return nil
-			},
-		})
-		schemaDone <- err
-	}()
-	<-entered
+	finish := holdWriteSection(t, e, "definition user {}\ndefinition document {}")
 	writeDone := make(chan error, 1)
 	go func() {
 		_, err := e.Write(ctx, storage.WriteRequest{
 			Mutations: mutations(storage.OpTouch, R("document:2#viewer@user:b")), SchemaRevision: s1})
 		writeDone <- err
 	}()
-	close(release)
-	if err := <-schemaDone; err != nil {
-		t.Fatalf("schema write: %v", err)
-	}
+	finish()
 	if err := <-writeDone; !errors.Is(err, storage.ErrSchemaChanged) {
 		t.Fatalf("write racing a schema write: err = %v, want ErrSchemaChanged", err)
 	}
@@ -126,27 +138,11 @@ func testSchemaCheck(t *testing.T, e storage.Engine) {
 // testWaitHonoursContext: a write waiting for the write critical section
 // gives up when its context ends and is never applied later.
 func testWaitHonoursContext(t *testing.T, e storage.Engine) {
-	entered, release := make(chan struct{}), make(chan struct{})
-	schemaDone := make(chan error, 1)
-	go func() {
-		_, err := e.WriteSchema(ctx, storage.SchemaWrite{
-			Schema: storage.StoredSchema{Text: "definition user {}"},
-			Check: func(context.Context, storage.Reader) error {
-				close(entered)
-				<-release
-				return nil
-			},
-		})
-		schemaDone <- err
-	}()
-	<-entered
+	finish := holdWriteSection(t, e, "definition user {}")
 	wctx, cancel := context.WithTimeout(ctx, 100*time.Millisecond)
 	_, err := e.Write(wctx, storage.WriteRequest{Mutations: mutations(storage.OpTouch, R("document:1#viewer@user:a"))})
 	cancel()
-	close(release)
-	if err := <-schemaDone; err != nil {
-		t.Fatalf("schema write: %v", err)
-	}
+	finish()
 	if err == nil {
 		t.Fatal("a write waiting past its deadline succeeded")
 	}
