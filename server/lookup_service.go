@@ -130,10 +130,7 @@ func (svc *permissionService) LookupResources(req *pb.LookupResourcesRequest, st
 	if err != nil {
 		return err
 	}
-	limit := int(req.GetLimit())
-	if limit <= 0 || limit > s.limits.LookupPageSize {
-		limit = s.limits.LookupPageSize
-	}
+	limit := s.requests.LookupLimit(int(req.GetLimit()))
 	creq := check.LookupResourcesRequest{
 		ResourceType: req.GetResourceType(), Permission: req.GetPermission(), Subject: sub,
 		Context: contextFromProto(req.GetContext()), Now: time.Now(), Limit: limit,

@@ -112,11 +112,8 @@ func (svc *permissionService) CheckPermission(ctx context.Context, req *pb.Check
 func (svc *permissionService) BulkCheckPermission(ctx context.Context, req *pb.BulkCheckPermissionRequest) (*pb.BulkCheckPermissionResponse, error) {
 	s := svc.s
 	items := req.GetItems()
-	if len(items) == 0 {
-		return nil, invalidField("items", "empty")
-	}
-	if len(items) > s.limits.MaxBulkCheckItems {
-		return nil, invalidField("items", "%d items exceed the limit of %d per request", len(items), s.limits.MaxBulkCheckItems)
+	if err := s.requests.BulkCheckItems(len(items), core.Field("items")); err != nil {
+		return nil, err
 	}
 	now := time.Now()
 	reqs := make([]check.Request, len(items))

@@ -192,7 +192,7 @@ func (svc *relationshipService) ImportRelationships(stream pb.RelationshipServic
 		}
 		return resp
 	}
-	imp, err := s.writer.NewImport(ctx, s.limits.ImportBatchSize, storage.WriteMetadata{Actor: actorFrom(ctx), Reason: first.GetReason()},
+	imp, err := s.writer.NewImport(ctx, s.requests.ImportBatchSize, storage.WriteMetadata{Actor: actorFrom(ctx), Reason: first.GetReason()},
 		func(committed int, rev storage.Revision) error {
 			last = progress(committed, rev)
 			return stream.Send(last)

@@ -31,7 +31,9 @@ import (
 	"github.com/pembadb/pemba/storage"
 )
 
-// Limits bound requests. Zero fields take the defaults.
+// Limits bound requests and connections. Zero fields take the defaults.
+// The first four are request limits: the server hands them to core.Limits,
+// which every API applies alike.
 type Limits struct {
 	// MaxWriteRelationships caps the updates of one WriteRelationships
 	// (default 1000); ImportRelationships takes more.
@@ -156,11 +158,13 @@ type Server struct {
 	engine  storage.Engine
 	checker *check.Engine
 	revs    *core.Revisions
-	writer  *core.Writer
-	schemas *core.Schemas
-	auth    *authenticator
-	metrics *metrics
-	health  *health.Server
+	// requests are the request limits every API applies.
+	requests core.Limits
+	writer   *core.Writer
+	schemas  *core.Schemas
+	auth     *authenticator
+	metrics  *metrics
+	health   *health.Server
 	// readiness is the last datastore probe's result (readiness.go).
 	readiness atomic.Int32
 
@@ -215,7 +219,11 @@ func New(cfg Config) (*Server, error) {
 	s.metrics = newMetrics(s)
 	s.engine = instrument(cfg.Engine, s.metrics)
 	s.revs = core.NewRevisions(s.engine, core.NewZookies(cfg.InstanceID), cfg.Quantization)
-	s.writer = core.NewWriter(s.engine, s.revs, s.schemas, s.limits.MaxWriteRelationships)
+	s.requests = core.Limits{
+		MaxWriteRelationships: s.limits.MaxWriteRelationships, MaxBulkCheckItems: s.limits.MaxBulkCheckItems,
+		LookupPageSize: s.limits.LookupPageSize, ImportBatchSize: s.limits.ImportBatchSize,
+	}.WithDefaults()
+	s.writer = core.NewWriter(s.engine, s.revs, s.schemas, s.requests.MaxWriteRelationships)
 	s.stopping, s.stop = context.WithCancel(context.Background())
 	return s, nil
 }

@@ -1,0 +1,57 @@
+package core
+
+import (
+	"errors"
+	"fmt"
+)
+
+// Limits bound the work one request may ask for. Every API applies the
+// same ones, through these methods. Zero fields take the defaults.
+type Limits struct {
+	// MaxWriteRelationships caps the updates of one relationship write
+	// (default 1000); imports take more.
+	MaxWriteRelationships int
+	// MaxBulkCheckItems caps the items of one bulk check (default 1000).
+	MaxBulkCheckItems int
+	// LookupPageSize is a lookup page's size when the request gives none,
+	// and the largest it may ask for (default 1000).
+	LookupPageSize int
+	// ImportBatchSize is how many imported relationships one revision
+	// holds (default 1000).
+	ImportBatchSize int
+}
+
+// WithDefaults returns l with every zero (or negative) field at its default.
+func (l Limits) WithDefaults() Limits {
+	orDefault := func(v *int) {
+		if *v <= 0 {
+			*v = 1000
+		}
+	}
+	orDefault(&l.MaxWriteRelationships)
+	orDefault(&l.MaxBulkCheckItems)
+	orDefault(&l.LookupPageSize)
+	orDefault(&l.ImportBatchSize)
+	return l
+}
+
+// BulkCheckItems refuses a bulk check of n items unless 1 <= n <=
+// MaxBulkCheckItems; field names the list of items.
+func (l Limits) BulkCheckItems(n int, field Path) error {
+	if n == 0 {
+		return Invalid(field, errors.New("empty"))
+	}
+	if n > l.MaxBulkCheckItems {
+		return Invalid(field, fmt.Errorf("%d items exceed the limit of %d per request", n, l.MaxBulkCheckItems))
+	}
+	return nil
+}
+
+// LookupLimit is the page size of a lookup that asked for requested
+// results (0 or less: the default); more than LookupPageSize is capped.
+func (l Limits) LookupLimit(requested int) int {
+	if requested <= 0 || requested > l.LookupPageSize {
+		return l.LookupPageSize
+	}
+	return requested
+}
