@@ -12,6 +12,7 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	"github.com/pembadb/pemba/check"
+	"github.com/pembadb/pemba/core"
 	"github.com/pembadb/pemba/expand"
 	"github.com/pembadb/pemba/graph"
 	pb "github.com/pembadb/pemba/proto/pemba/v1"
@@ -31,7 +32,7 @@ func (svc *permissionService) ExpandPermission(ctx context.Context, req *pb.Expa
 	if err != nil {
 		return nil, err
 	}
-	if err := validateQuery(snap.Schema, res.Type, req.GetPermission(), nil, "", ""); err != nil {
+	if err := core.ValidateQuery(snap.Schema, res.Type, req.GetPermission(), nil, core.Path{"resource", "type"}); err != nil {
 		return nil, err
 	}
 	tree, err := expand.Expand(ctx, snap.Schema, snap.Reader, res, req.GetPermission(),
@@ -149,7 +150,7 @@ func (svc *permissionService) LookupResources(req *pb.LookupResourcesRequest, st
 	if err != nil {
 		return err
 	}
-	if err := validateQuery(snap.Schema, creq.ResourceType, creq.Permission, &creq.Subject, "", "resource_type"); err != nil {
+	if err := core.ValidateQuery(snap.Schema, creq.ResourceType, creq.Permission, &creq.Subject, core.Field("resource_type")); err != nil {
 		return err
 	}
 	if err := s.sendZookieHeader(stream, rev); err != nil {
@@ -197,7 +198,7 @@ func (svc *permissionService) LookupSubjects(req *pb.LookupSubjectsRequest, stre
 	if err != nil {
 		return err
 	}
-	if err := validateQuery(snap.Schema, res.Type, req.GetPermission(), nil, "", ""); err != nil {
+	if err := core.ValidateQuery(snap.Schema, res.Type, req.GetPermission(), nil, core.Path{"resource", "type"}); err != nil {
 		return err
 	}
 	if sdef := snap.Schema.Definition(req.GetSubjectType()); sdef == nil {

@@ -1,0 +1,35 @@
+package core
+
+import (
+	"fmt"
+
+	"github.com/pembadb/pemba/graph"
+	"github.com/pembadb/pemba/schema"
+)
+
+// ValidateQuery checks the names a query uses against sch — the resource
+// type, the permission (or relation) on it, and the subject's type and
+// relation when sub is not nil — before any answer is streamed. Errors
+// are FieldErrors naming resourceType (where the request holds the
+// resource's type: {"resource", "type"} or, say, {"resource_type"}),
+// "permission", or the subject's "type" or "relation".
+func ValidateQuery(sch *schema.Schema, resType, perm string, sub *graph.SubjectRef, resourceType Path) error {
+	def := sch.Definition(resType)
+	if def == nil {
+		return Invalid(resourceType, fmt.Errorf("type %q is not defined in the schema", resType))
+	}
+	if !def.Has(perm) {
+		return Invalid(Field("permission"), fmt.Errorf("definition %q has no permission or relation %q", resType, perm))
+	}
+	if sub == nil {
+		return nil
+	}
+	sdef := sch.Definition(sub.Object.Type)
+	if sdef == nil {
+		return Invalid(Path{"subject", "type"}, fmt.Errorf("type %q is not defined in the schema", sub.Object.Type))
+	}
+	if sub.Relation != "" && !sdef.Has(sub.Relation) {
+		return Invalid(Path{"subject", "relation"}, fmt.Errorf("definition %q has no relation or permission %q", sdef.Name, sub.Relation))
+	}
+	return nil
+}
