@@ -6,6 +6,8 @@ import (
 	"strings"
 
 	"github.com/spf13/cobra"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
 
 	pb "github.com/pembadb/pemba/proto/pemba/v1"
 )
@@ -36,8 +38,11 @@ touched (+) or deleted (-). It runs until interrupted.`,
 						return nil
 					}
 					if err != nil {
-						if ctx.Err() != nil {
-							return nil // interrupted or --timeout reached
+						// Interrupted, or --timeout reached: the server may
+						// see the propagated deadline pass a moment before
+						// this process's timer does.
+						if ctx.Err() != nil || status.Code(err) == codes.DeadlineExceeded {
+							return nil
 						}
 						return rpcError("watch", err)
 					}
