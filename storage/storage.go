@@ -103,6 +103,9 @@ type Precondition struct {
 type WriteMetadata struct {
 	Actor  string
 	Reason string
+	// Labels are the request's key=value labels. Engines store them
+	// sorted by key, then value, and return them so (Watch, audit log).
+	Labels []Label
 }
 
 // QueryOptions bound and position a query.
@@ -198,6 +201,9 @@ type SchemaWrite struct {
 	// ctx, and should be quick: writers wait for it
 	// (conformance subtest "SchemaCheck").
 	Check func(ctx context.Context, head Reader) error
+	// Diff is what the new version adds and removes, recorded in the
+	// audit log.
+	Diff []SchemaChange
 }
 
 // DeleteResult reports a filtered delete.
@@ -272,6 +278,11 @@ type ImportResult struct {
 //     callers (engines and storage/readcache keep them without copying):
 //     callers must not modify them. A Reader is safe for concurrent use
 //     ("ReaderConcurrentUse").
+//   - Audit. Every committed revision has exactly one audit entry, written
+//     in the same transaction, chained by hash to the entry before it
+//     ("AuditAtomic", "AuditEntries", "AuditChain"); garbage collection
+//     never removes one, TrimAudit does ("AuditRetention"); the term index
+//     answers range queries in revision order ("AuditTerms").
 //   - Close releases the engine; every later call fails with ErrClosed,
 //     and closing again does nothing ("Close").
 type Engine interface {
@@ -304,5 +315,6 @@ type Engine interface {
 	// CollectGarbage drops history no longer needed to read any revision
 	// committed within the GC window before now.
 	CollectGarbage(ctx context.Context, now time.Time) error
+	AuditLog
 	Close() error
 }

@@ -1,10 +1,12 @@
 package storagetest
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
 	"iter"
+	"reflect"
 	"slices"
 	"sync"
 	"testing"
@@ -157,7 +159,7 @@ func testWatchConcurrent(t *testing.T, e storage.Engine) {
 		if !ok {
 			t.Fatalf("watch yielded revision %d that no writer committed", ch.Revision)
 		}
-		if ch.Metadata != w.meta || len(ch.Relationships) != 1 ||
+		if !reflect.DeepEqual(ch.Metadata, w.meta) || len(ch.Relationships) != 1 ||
 			ch.Relationships[0].Op != storage.OpTouch || Format(ch.Relationships[0].Relationship) != w.rel {
 			t.Fatalf("revision %d: change %+v, want %s by %+v", ch.Revision, ch, w.rel, w.meta)
 		}
@@ -264,6 +266,7 @@ func testWriteMetadata(t *testing.T, e storage.Engine) {
 		{Actor: "user:alice", Reason: "grant access for ticket SEC-1"},
 		{},
 		{Actor: "ünïcode actor", Reason: "multi\nline reason"},
+		{Actor: "ci", Labels: []storage.Label{{Key: "ticket", Value: "SEC-42"}, {Key: "approver", Value: "bob"}, {Key: "approver", Value: "amy"}}},
 	}
 	var revs []storage.Revision
 	for i, m := range metas {
@@ -284,7 +287,11 @@ func testWriteMetadata(t *testing.T, e storage.Engine) {
 	revs = append(revs, imp.Revisions...)
 	changes := watchUntil(t, e, 0, atRevision(revs[len(revs)-1]))
 	for i, ch := range changes {
-		if ch.Revision != revs[i] || ch.Metadata != metas[i] {
+		want := metas[i]
+		want.Labels = slices.SortedFunc(slices.Values(want.Labels), func(a, b storage.Label) int {
+			return cmp.Or(cmp.Compare(a.Key, b.Key), cmp.Compare(a.Value, b.Value))
+		})
+		if ch.Revision != revs[i] || !reflect.DeepEqual(ch.Metadata, want) {
 			t.Fatalf("change %d: revision %d metadata %+v, want %d %+v", i, ch.Revision, ch.Metadata, revs[i], metas[i])
 		}
 	}

@@ -58,18 +58,38 @@ var subtests = []struct {
 	{"WaitHonoursContext", testWaitHonoursContext},
 	{"BadWrites", testBadWrites},
 	{"BadFilters", testBadFilters},
+	{"AuditEntries", testAuditEntries},
+	{"AuditAtomic", testAuditAtomic},
+	{"AuditTerms", testAuditTerms},
+	{"AuditRetention", testAuditRetention},
 	{"ReaderConcurrentUse", testReaderConcurrent},
 	{"AgainstModel", testAgainstModel},
 	{"Close", testClose},
 }
 
+// Option configures Run.
+type Option func(*options)
+
+type options struct{ tamper Tamper }
+
+// WithTamper gives the suite a way to rewrite stored audit entries, for
+// subtest "AuditChain". Every engine's conformance test passes one.
+func WithTamper(fn Tamper) Option { return func(o *options) { o.tamper = fn } }
+
 // Run runs every conformance subtest against engines from newEngine.
-func Run(t *testing.T, newEngine NewEngine) {
+func Run(t *testing.T, newEngine NewEngine, opts ...Option) {
+	var o options
+	for _, opt := range opts {
+		opt(&o)
+	}
 	for _, st := range subtests {
 		t.Run(st.name, func(t *testing.T) {
 			st.fn(t, newEngine(t))
 		})
 	}
+	t.Run("AuditChain", func(t *testing.T) {
+		testAuditChain(t, newEngine(t), o.tamper)
+	})
 }
 
 // ctx is the background context subtests use; deadlines come from go test.
