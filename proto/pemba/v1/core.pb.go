@@ -74,7 +74,7 @@ func (x Precondition_Operation) Number() protoreflect.EnumNumber {
 
 // Deprecated: Use Precondition_Operation.Descriptor instead.
 func (Precondition_Operation) EnumDescriptor() ([]byte, []int) {
-	return file_pemba_v1_core_proto_rawDescGZIP(), []int{8, 0}
+	return file_pemba_v1_core_proto_rawDescGZIP(), []int{9, 0}
 }
 
 type RelationshipUpdate_Operation int32
@@ -129,7 +129,7 @@ func (x RelationshipUpdate_Operation) Number() protoreflect.EnumNumber {
 
 // Deprecated: Use RelationshipUpdate_Operation.Descriptor instead.
 func (RelationshipUpdate_Operation) EnumDescriptor() ([]byte, []int) {
-	return file_pemba_v1_core_proto_rawDescGZIP(), []int{9, 0}
+	return file_pemba_v1_core_proto_rawDescGZIP(), []int{10, 0}
 }
 
 // ObjectRef names one object, `type:id`.
@@ -372,6 +372,64 @@ func (x *Relationship) GetExpiration() *timestamppb.Timestamp {
 	return nil
 }
 
+// Label is a free-form key=value pair a client attaches to a write —
+// who requested it, who approved it, which ticket — recorded with the
+// write in the audit log and reported by Watch. A request may repeat a
+// key. A key is 1 to 63 characters of A-Z a-z 0-9 _ . - / starting with
+// a letter or digit; a value at most 256 bytes of UTF-8 without control
+// characters; a request carries at most 32 labels.
+type Label struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Key           string                 `protobuf:"bytes,1,opt,name=key,proto3" json:"key,omitempty"`
+	Value         string                 `protobuf:"bytes,2,opt,name=value,proto3" json:"value,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Label) Reset() {
+	*x = Label{}
+	mi := &file_pemba_v1_core_proto_msgTypes[4]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Label) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Label) ProtoMessage() {}
+
+func (x *Label) ProtoReflect() protoreflect.Message {
+	mi := &file_pemba_v1_core_proto_msgTypes[4]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Label.ProtoReflect.Descriptor instead.
+func (*Label) Descriptor() ([]byte, []int) {
+	return file_pemba_v1_core_proto_rawDescGZIP(), []int{4}
+}
+
+func (x *Label) GetKey() string {
+	if x != nil {
+		return x.Key
+	}
+	return ""
+}
+
+func (x *Label) GetValue() string {
+	if x != nil {
+		return x.Value
+	}
+	return ""
+}
+
 // Zookie is an opaque consistency token naming a revision of one datastore.
 // Clients store it and hand it back; they never look inside.
 type Zookie struct {
@@ -383,7 +441,7 @@ type Zookie struct {
 
 func (x *Zookie) Reset() {
 	*x = Zookie{}
-	mi := &file_pemba_v1_core_proto_msgTypes[4]
+	mi := &file_pemba_v1_core_proto_msgTypes[5]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -395,7 +453,7 @@ func (x *Zookie) String() string {
 func (*Zookie) ProtoMessage() {}
 
 func (x *Zookie) ProtoReflect() protoreflect.Message {
-	mi := &file_pemba_v1_core_proto_msgTypes[4]
+	mi := &file_pemba_v1_core_proto_msgTypes[5]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -408,7 +466,7 @@ func (x *Zookie) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Zookie.ProtoReflect.Descriptor instead.
 func (*Zookie) Descriptor() ([]byte, []int) {
-	return file_pemba_v1_core_proto_rawDescGZIP(), []int{4}
+	return file_pemba_v1_core_proto_rawDescGZIP(), []int{5}
 }
 
 func (x *Zookie) GetToken() string {
@@ -434,7 +492,7 @@ type Consistency struct {
 
 func (x *Consistency) Reset() {
 	*x = Consistency{}
-	mi := &file_pemba_v1_core_proto_msgTypes[5]
+	mi := &file_pemba_v1_core_proto_msgTypes[6]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -446,7 +504,7 @@ func (x *Consistency) String() string {
 func (*Consistency) ProtoMessage() {}
 
 func (x *Consistency) ProtoReflect() protoreflect.Message {
-	mi := &file_pemba_v1_core_proto_msgTypes[5]
+	mi := &file_pemba_v1_core_proto_msgTypes[6]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -459,7 +517,7 @@ func (x *Consistency) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Consistency.ProtoReflect.Descriptor instead.
 func (*Consistency) Descriptor() ([]byte, []int) {
-	return file_pemba_v1_core_proto_rawDescGZIP(), []int{5}
+	return file_pemba_v1_core_proto_rawDescGZIP(), []int{6}
 }
 
 func (x *Consistency) GetRequirement() isConsistency_Requirement {
@@ -552,7 +610,7 @@ type SubjectFilter struct {
 
 func (x *SubjectFilter) Reset() {
 	*x = SubjectFilter{}
-	mi := &file_pemba_v1_core_proto_msgTypes[6]
+	mi := &file_pemba_v1_core_proto_msgTypes[7]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -564,7 +622,7 @@ func (x *SubjectFilter) String() string {
 func (*SubjectFilter) ProtoMessage() {}
 
 func (x *SubjectFilter) ProtoReflect() protoreflect.Message {
-	mi := &file_pemba_v1_core_proto_msgTypes[6]
+	mi := &file_pemba_v1_core_proto_msgTypes[7]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -577,7 +635,7 @@ func (x *SubjectFilter) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SubjectFilter.ProtoReflect.Descriptor instead.
 func (*SubjectFilter) Descriptor() ([]byte, []int) {
-	return file_pemba_v1_core_proto_rawDescGZIP(), []int{6}
+	return file_pemba_v1_core_proto_rawDescGZIP(), []int{7}
 }
 
 func (x *SubjectFilter) GetType() string {
@@ -615,7 +673,7 @@ type RelationshipFilter struct {
 
 func (x *RelationshipFilter) Reset() {
 	*x = RelationshipFilter{}
-	mi := &file_pemba_v1_core_proto_msgTypes[7]
+	mi := &file_pemba_v1_core_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -627,7 +685,7 @@ func (x *RelationshipFilter) String() string {
 func (*RelationshipFilter) ProtoMessage() {}
 
 func (x *RelationshipFilter) ProtoReflect() protoreflect.Message {
-	mi := &file_pemba_v1_core_proto_msgTypes[7]
+	mi := &file_pemba_v1_core_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -640,7 +698,7 @@ func (x *RelationshipFilter) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RelationshipFilter.ProtoReflect.Descriptor instead.
 func (*RelationshipFilter) Descriptor() ([]byte, []int) {
-	return file_pemba_v1_core_proto_rawDescGZIP(), []int{7}
+	return file_pemba_v1_core_proto_rawDescGZIP(), []int{8}
 }
 
 func (x *RelationshipFilter) GetResourceType() string {
@@ -683,7 +741,7 @@ type Precondition struct {
 
 func (x *Precondition) Reset() {
 	*x = Precondition{}
-	mi := &file_pemba_v1_core_proto_msgTypes[8]
+	mi := &file_pemba_v1_core_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -695,7 +753,7 @@ func (x *Precondition) String() string {
 func (*Precondition) ProtoMessage() {}
 
 func (x *Precondition) ProtoReflect() protoreflect.Message {
-	mi := &file_pemba_v1_core_proto_msgTypes[8]
+	mi := &file_pemba_v1_core_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -708,7 +766,7 @@ func (x *Precondition) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Precondition.ProtoReflect.Descriptor instead.
 func (*Precondition) Descriptor() ([]byte, []int) {
-	return file_pemba_v1_core_proto_rawDescGZIP(), []int{8}
+	return file_pemba_v1_core_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *Precondition) GetOperation() Precondition_Operation {
@@ -737,7 +795,7 @@ type RelationshipUpdate struct {
 
 func (x *RelationshipUpdate) Reset() {
 	*x = RelationshipUpdate{}
-	mi := &file_pemba_v1_core_proto_msgTypes[9]
+	mi := &file_pemba_v1_core_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -749,7 +807,7 @@ func (x *RelationshipUpdate) String() string {
 func (*RelationshipUpdate) ProtoMessage() {}
 
 func (x *RelationshipUpdate) ProtoReflect() protoreflect.Message {
-	mi := &file_pemba_v1_core_proto_msgTypes[9]
+	mi := &file_pemba_v1_core_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -762,7 +820,7 @@ func (x *RelationshipUpdate) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RelationshipUpdate.ProtoReflect.Descriptor instead.
 func (*RelationshipUpdate) Descriptor() ([]byte, []int) {
-	return file_pemba_v1_core_proto_rawDescGZIP(), []int{9}
+	return file_pemba_v1_core_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *RelationshipUpdate) GetOperation() RelationshipUpdate_Operation {
@@ -801,7 +859,10 @@ const file_pemba_v1_core_proto_rawDesc = "" +
 	"\x06caveat\x18\x04 \x01(\v2\x10.pemba.v1.CaveatR\x06caveat\x12:\n" +
 	"\n" +
 	"expiration\x18\x05 \x01(\v2\x1a.google.protobuf.TimestampR\n" +
-	"expiration\"\x1e\n" +
+	"expiration\"/\n" +
+	"\x05Label\x12\x10\n" +
+	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
+	"\x05value\x18\x02 \x01(\tR\x05value\"\x1e\n" +
 	"\x06Zookie\x12\x14\n" +
 	"\x05token\x18\x01 \x01(\tR\x05token\"\xf5\x01\n" +
 	"\vConsistency\x12+\n" +
@@ -849,7 +910,7 @@ func file_pemba_v1_core_proto_rawDescGZIP() []byte {
 }
 
 var file_pemba_v1_core_proto_enumTypes = make([]protoimpl.EnumInfo, 2)
-var file_pemba_v1_core_proto_msgTypes = make([]protoimpl.MessageInfo, 10)
+var file_pemba_v1_core_proto_msgTypes = make([]protoimpl.MessageInfo, 11)
 var file_pemba_v1_core_proto_goTypes = []any{
 	(Precondition_Operation)(0),       // 0: pemba.v1.Precondition.Operation
 	(RelationshipUpdate_Operation)(0), // 1: pemba.v1.RelationshipUpdate.Operation
@@ -857,27 +918,28 @@ var file_pemba_v1_core_proto_goTypes = []any{
 	(*SubjectRef)(nil),                // 3: pemba.v1.SubjectRef
 	(*Caveat)(nil),                    // 4: pemba.v1.Caveat
 	(*Relationship)(nil),              // 5: pemba.v1.Relationship
-	(*Zookie)(nil),                    // 6: pemba.v1.Zookie
-	(*Consistency)(nil),               // 7: pemba.v1.Consistency
-	(*SubjectFilter)(nil),             // 8: pemba.v1.SubjectFilter
-	(*RelationshipFilter)(nil),        // 9: pemba.v1.RelationshipFilter
-	(*Precondition)(nil),              // 10: pemba.v1.Precondition
-	(*RelationshipUpdate)(nil),        // 11: pemba.v1.RelationshipUpdate
-	(*structpb.Struct)(nil),           // 12: google.protobuf.Struct
-	(*timestamppb.Timestamp)(nil),     // 13: google.protobuf.Timestamp
+	(*Label)(nil),                     // 6: pemba.v1.Label
+	(*Zookie)(nil),                    // 7: pemba.v1.Zookie
+	(*Consistency)(nil),               // 8: pemba.v1.Consistency
+	(*SubjectFilter)(nil),             // 9: pemba.v1.SubjectFilter
+	(*RelationshipFilter)(nil),        // 10: pemba.v1.RelationshipFilter
+	(*Precondition)(nil),              // 11: pemba.v1.Precondition
+	(*RelationshipUpdate)(nil),        // 12: pemba.v1.RelationshipUpdate
+	(*structpb.Struct)(nil),           // 13: google.protobuf.Struct
+	(*timestamppb.Timestamp)(nil),     // 14: google.protobuf.Timestamp
 }
 var file_pemba_v1_core_proto_depIdxs = []int32{
 	2,  // 0: pemba.v1.SubjectRef.object:type_name -> pemba.v1.ObjectRef
-	12, // 1: pemba.v1.Caveat.context:type_name -> google.protobuf.Struct
+	13, // 1: pemba.v1.Caveat.context:type_name -> google.protobuf.Struct
 	2,  // 2: pemba.v1.Relationship.resource:type_name -> pemba.v1.ObjectRef
 	3,  // 3: pemba.v1.Relationship.subject:type_name -> pemba.v1.SubjectRef
 	4,  // 4: pemba.v1.Relationship.caveat:type_name -> pemba.v1.Caveat
-	13, // 5: pemba.v1.Relationship.expiration:type_name -> google.protobuf.Timestamp
-	6,  // 6: pemba.v1.Consistency.at_least_as_fresh:type_name -> pemba.v1.Zookie
-	6,  // 7: pemba.v1.Consistency.at_exact_snapshot:type_name -> pemba.v1.Zookie
-	8,  // 8: pemba.v1.RelationshipFilter.subject:type_name -> pemba.v1.SubjectFilter
+	14, // 5: pemba.v1.Relationship.expiration:type_name -> google.protobuf.Timestamp
+	7,  // 6: pemba.v1.Consistency.at_least_as_fresh:type_name -> pemba.v1.Zookie
+	7,  // 7: pemba.v1.Consistency.at_exact_snapshot:type_name -> pemba.v1.Zookie
+	9,  // 8: pemba.v1.RelationshipFilter.subject:type_name -> pemba.v1.SubjectFilter
 	0,  // 9: pemba.v1.Precondition.operation:type_name -> pemba.v1.Precondition.Operation
-	9,  // 10: pemba.v1.Precondition.filter:type_name -> pemba.v1.RelationshipFilter
+	10, // 10: pemba.v1.Precondition.filter:type_name -> pemba.v1.RelationshipFilter
 	1,  // 11: pemba.v1.RelationshipUpdate.operation:type_name -> pemba.v1.RelationshipUpdate.Operation
 	5,  // 12: pemba.v1.RelationshipUpdate.relationship:type_name -> pemba.v1.Relationship
 	13, // [13:13] is the sub-list for method output_type
@@ -892,20 +954,20 @@ func file_pemba_v1_core_proto_init() {
 	if File_pemba_v1_core_proto != nil {
 		return
 	}
-	file_pemba_v1_core_proto_msgTypes[5].OneofWrappers = []any{
+	file_pemba_v1_core_proto_msgTypes[6].OneofWrappers = []any{
 		(*Consistency_MinimizeLatency)(nil),
 		(*Consistency_AtLeastAsFresh)(nil),
 		(*Consistency_AtExactSnapshot)(nil),
 		(*Consistency_FullyConsistent)(nil),
 	}
-	file_pemba_v1_core_proto_msgTypes[6].OneofWrappers = []any{}
+	file_pemba_v1_core_proto_msgTypes[7].OneofWrappers = []any{}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_pemba_v1_core_proto_rawDesc), len(file_pemba_v1_core_proto_rawDesc)),
 			NumEnums:      2,
-			NumMessages:   10,
+			NumMessages:   11,
 			NumExtensions: 0,
 			NumServices:   0,
 		},

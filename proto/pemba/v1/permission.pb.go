@@ -161,7 +161,10 @@ type CheckPermissionRequest struct {
 	// Caveat context; a value written on a relationship wins.
 	Context *structpb.Struct `protobuf:"bytes,5,opt,name=context,proto3" json:"context,omitempty"`
 	// Ask for the access path that proves the answer.
-	Explain       bool `protobuf:"varint,6,opt,name=explain,proto3" json:"explain,omitempty"`
+	Explain bool `protobuf:"varint,6,opt,name=explain,proto3" json:"explain,omitempty"`
+	// With explain: annotate each relationship of the path with the audit
+	// event that wrote it (PathStep.provenance). Needs the audit log.
+	Provenance    bool `protobuf:"varint,7,opt,name=provenance,proto3" json:"provenance,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -234,6 +237,13 @@ func (x *CheckPermissionRequest) GetContext() *structpb.Struct {
 func (x *CheckPermissionRequest) GetExplain() bool {
 	if x != nil {
 		return x.Explain
+	}
+	return false
+}
+
+func (x *CheckPermissionRequest) GetProvenance() bool {
+	if x != nil {
+		return x.Provenance
 	}
 	return false
 }
@@ -404,7 +414,12 @@ type PathStep struct {
 	// The relationship traversed to reach this step; unset for a schema step.
 	Relationship *Relationship `protobuf:"bytes,3,opt,name=relationship,proto3" json:"relationship,omitempty"`
 	// The arrow walked, e.g. "parent->view".
-	Via           string `protobuf:"bytes,4,opt,name=via,proto3" json:"via,omitempty"`
+	Via string `protobuf:"bytes,4,opt,name=via,proto3" json:"via,omitempty"`
+	// With CheckPermissionRequest.provenance: the audit event that wrote
+	// relationship as it was at the check's revision (its newest create or
+	// touch); unset when the audit log holds none (written before the log
+	// began, or trimmed by retention).
+	Provenance    *AuditEvent `protobuf:"bytes,5,opt,name=provenance,proto3" json:"provenance,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -465,6 +480,13 @@ func (x *PathStep) GetVia() string {
 		return x.Via
 	}
 	return ""
+}
+
+func (x *PathStep) GetProvenance() *AuditEvent {
+	if x != nil {
+		return x.Provenance
+	}
+	return nil
 }
 
 type BulkCheckPermissionRequest struct {
@@ -1317,7 +1339,7 @@ var File_pemba_v1_permission_proto protoreflect.FileDescriptor
 
 const file_pemba_v1_permission_proto_rawDesc = "" +
 	"\n" +
-	"\x19pemba/v1/permission.proto\x12\bpemba.v1\x1a\x1cgoogle/api/annotations.proto\x1a\x1cgoogle/protobuf/struct.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x13pemba/v1/core.proto\"\x9f\x02\n" +
+	"\x19pemba/v1/permission.proto\x12\bpemba.v1\x1a\x1cgoogle/api/annotations.proto\x1a\x1cgoogle/protobuf/struct.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x14pemba/v1/audit.proto\x1a\x13pemba/v1/core.proto\"\xbf\x02\n" +
 	"\x16CheckPermissionRequest\x127\n" +
 	"\vconsistency\x18\x01 \x01(\v2\x15.pemba.v1.ConsistencyR\vconsistency\x12/\n" +
 	"\bresource\x18\x02 \x01(\v2\x13.pemba.v1.ObjectRefR\bresource\x12\x1e\n" +
@@ -1326,7 +1348,10 @@ const file_pemba_v1_permission_proto_rawDesc = "" +
 	"permission\x12.\n" +
 	"\asubject\x18\x04 \x01(\v2\x14.pemba.v1.SubjectRefR\asubject\x121\n" +
 	"\acontext\x18\x05 \x01(\v2\x17.google.protobuf.StructR\acontext\x12\x18\n" +
-	"\aexplain\x18\x06 \x01(\bR\aexplain\"\xdf\x01\n" +
+	"\aexplain\x18\x06 \x01(\bR\aexplain\x12\x1e\n" +
+	"\n" +
+	"provenance\x18\a \x01(\bR\n" +
+	"provenance\"\xdf\x01\n" +
 	"\x17CheckPermissionResponse\x12@\n" +
 	"\x0epermissionship\x18\x01 \x01(\x0e2\x18.pemba.v1.PermissionshipR\x0epermissionship\x12'\n" +
 	"\x0fmissing_context\x18\x02 \x03(\tR\x0emissingContext\x12(\n" +
@@ -1340,12 +1365,15 @@ const file_pemba_v1_permission_proto_rawDesc = "" +
 	"\x04also\x18\x03 \x03(\v2\x14.pemba.v1.AccessPathR\x04also\x12\x18\n" +
 	"\acaveats\x18\x04 \x03(\tR\acaveats\x12'\n" +
 	"\x0fmissing_context\x18\x05 \x03(\tR\x0emissingContext\x12\x12\n" +
-	"\x04text\x18\x06 \x01(\tR\x04text\"\xa1\x01\n" +
+	"\x04text\x18\x06 \x01(\tR\x04text\"\xd7\x01\n" +
 	"\bPathStep\x12+\n" +
 	"\x06object\x18\x01 \x01(\v2\x13.pemba.v1.ObjectRefR\x06object\x12\x1a\n" +
 	"\brelation\x18\x02 \x01(\tR\brelation\x12:\n" +
 	"\frelationship\x18\x03 \x01(\v2\x16.pemba.v1.RelationshipR\frelationship\x12\x10\n" +
-	"\x03via\x18\x04 \x01(\tR\x03via\"\x84\x01\n" +
+	"\x03via\x18\x04 \x01(\tR\x03via\x124\n" +
+	"\n" +
+	"provenance\x18\x05 \x01(\v2\x14.pemba.v1.AuditEventR\n" +
+	"provenance\"\x84\x01\n" +
 	"\x1aBulkCheckPermissionRequest\x127\n" +
 	"\vconsistency\x18\x01 \x01(\v2\x15.pemba.v1.ConsistencyR\vconsistency\x12-\n" +
 	"\x05items\x18\x02 \x03(\v2\x17.pemba.v1.BulkCheckItemR\x05items\"\xc3\x01\n" +
@@ -1486,7 +1514,8 @@ var file_pemba_v1_permission_proto_goTypes = []any{
 	(*structpb.Struct)(nil),             // 21: google.protobuf.Struct
 	(*Zookie)(nil),                      // 22: pemba.v1.Zookie
 	(*Relationship)(nil),                // 23: pemba.v1.Relationship
-	(*timestamppb.Timestamp)(nil),       // 24: google.protobuf.Timestamp
+	(*AuditEvent)(nil),                  // 24: pemba.v1.AuditEvent
+	(*timestamppb.Timestamp)(nil),       // 25: google.protobuf.Timestamp
 }
 var file_pemba_v1_permission_proto_depIdxs = []int32{
 	18, // 0: pemba.v1.CheckPermissionRequest.consistency:type_name -> pemba.v1.Consistency
@@ -1501,49 +1530,50 @@ var file_pemba_v1_permission_proto_depIdxs = []int32{
 	4,  // 9: pemba.v1.AccessPath.also:type_name -> pemba.v1.AccessPath
 	19, // 10: pemba.v1.PathStep.object:type_name -> pemba.v1.ObjectRef
 	23, // 11: pemba.v1.PathStep.relationship:type_name -> pemba.v1.Relationship
-	18, // 12: pemba.v1.BulkCheckPermissionRequest.consistency:type_name -> pemba.v1.Consistency
-	7,  // 13: pemba.v1.BulkCheckPermissionRequest.items:type_name -> pemba.v1.BulkCheckItem
-	19, // 14: pemba.v1.BulkCheckItem.resource:type_name -> pemba.v1.ObjectRef
-	20, // 15: pemba.v1.BulkCheckItem.subject:type_name -> pemba.v1.SubjectRef
-	21, // 16: pemba.v1.BulkCheckItem.context:type_name -> google.protobuf.Struct
-	0,  // 17: pemba.v1.BulkCheckResult.permissionship:type_name -> pemba.v1.Permissionship
-	9,  // 18: pemba.v1.BulkCheckResult.error:type_name -> pemba.v1.BulkCheckError
-	8,  // 19: pemba.v1.BulkCheckPermissionResponse.results:type_name -> pemba.v1.BulkCheckResult
-	22, // 20: pemba.v1.BulkCheckPermissionResponse.checked_at:type_name -> pemba.v1.Zookie
-	18, // 21: pemba.v1.ExpandPermissionRequest.consistency:type_name -> pemba.v1.Consistency
-	19, // 22: pemba.v1.ExpandPermissionRequest.resource:type_name -> pemba.v1.ObjectRef
-	1,  // 23: pemba.v1.ExpandNode.operation:type_name -> pemba.v1.ExpandNode.Operation
-	19, // 24: pemba.v1.ExpandNode.object:type_name -> pemba.v1.ObjectRef
-	20, // 25: pemba.v1.ExpandNode.subject:type_name -> pemba.v1.SubjectRef
-	24, // 26: pemba.v1.ExpandNode.expiration:type_name -> google.protobuf.Timestamp
-	12, // 27: pemba.v1.ExpandNode.children:type_name -> pemba.v1.ExpandNode
-	12, // 28: pemba.v1.ExpandPermissionResponse.tree:type_name -> pemba.v1.ExpandNode
-	22, // 29: pemba.v1.ExpandPermissionResponse.expanded_at:type_name -> pemba.v1.Zookie
-	18, // 30: pemba.v1.LookupResourcesRequest.consistency:type_name -> pemba.v1.Consistency
-	20, // 31: pemba.v1.LookupResourcesRequest.subject:type_name -> pemba.v1.SubjectRef
-	21, // 32: pemba.v1.LookupResourcesRequest.context:type_name -> google.protobuf.Struct
-	0,  // 33: pemba.v1.LookupResourcesResponse.permissionship:type_name -> pemba.v1.Permissionship
-	22, // 34: pemba.v1.LookupResourcesResponse.looked_up_at:type_name -> pemba.v1.Zookie
-	18, // 35: pemba.v1.LookupSubjectsRequest.consistency:type_name -> pemba.v1.Consistency
-	19, // 36: pemba.v1.LookupSubjectsRequest.resource:type_name -> pemba.v1.ObjectRef
-	21, // 37: pemba.v1.LookupSubjectsRequest.context:type_name -> google.protobuf.Struct
-	0,  // 38: pemba.v1.LookupSubjectsResponse.permissionship:type_name -> pemba.v1.Permissionship
-	22, // 39: pemba.v1.LookupSubjectsResponse.looked_up_at:type_name -> pemba.v1.Zookie
-	2,  // 40: pemba.v1.PermissionService.CheckPermission:input_type -> pemba.v1.CheckPermissionRequest
-	6,  // 41: pemba.v1.PermissionService.BulkCheckPermission:input_type -> pemba.v1.BulkCheckPermissionRequest
-	11, // 42: pemba.v1.PermissionService.ExpandPermission:input_type -> pemba.v1.ExpandPermissionRequest
-	14, // 43: pemba.v1.PermissionService.LookupResources:input_type -> pemba.v1.LookupResourcesRequest
-	16, // 44: pemba.v1.PermissionService.LookupSubjects:input_type -> pemba.v1.LookupSubjectsRequest
-	3,  // 45: pemba.v1.PermissionService.CheckPermission:output_type -> pemba.v1.CheckPermissionResponse
-	10, // 46: pemba.v1.PermissionService.BulkCheckPermission:output_type -> pemba.v1.BulkCheckPermissionResponse
-	13, // 47: pemba.v1.PermissionService.ExpandPermission:output_type -> pemba.v1.ExpandPermissionResponse
-	15, // 48: pemba.v1.PermissionService.LookupResources:output_type -> pemba.v1.LookupResourcesResponse
-	17, // 49: pemba.v1.PermissionService.LookupSubjects:output_type -> pemba.v1.LookupSubjectsResponse
-	45, // [45:50] is the sub-list for method output_type
-	40, // [40:45] is the sub-list for method input_type
-	40, // [40:40] is the sub-list for extension type_name
-	40, // [40:40] is the sub-list for extension extendee
-	0,  // [0:40] is the sub-list for field type_name
+	24, // 12: pemba.v1.PathStep.provenance:type_name -> pemba.v1.AuditEvent
+	18, // 13: pemba.v1.BulkCheckPermissionRequest.consistency:type_name -> pemba.v1.Consistency
+	7,  // 14: pemba.v1.BulkCheckPermissionRequest.items:type_name -> pemba.v1.BulkCheckItem
+	19, // 15: pemba.v1.BulkCheckItem.resource:type_name -> pemba.v1.ObjectRef
+	20, // 16: pemba.v1.BulkCheckItem.subject:type_name -> pemba.v1.SubjectRef
+	21, // 17: pemba.v1.BulkCheckItem.context:type_name -> google.protobuf.Struct
+	0,  // 18: pemba.v1.BulkCheckResult.permissionship:type_name -> pemba.v1.Permissionship
+	9,  // 19: pemba.v1.BulkCheckResult.error:type_name -> pemba.v1.BulkCheckError
+	8,  // 20: pemba.v1.BulkCheckPermissionResponse.results:type_name -> pemba.v1.BulkCheckResult
+	22, // 21: pemba.v1.BulkCheckPermissionResponse.checked_at:type_name -> pemba.v1.Zookie
+	18, // 22: pemba.v1.ExpandPermissionRequest.consistency:type_name -> pemba.v1.Consistency
+	19, // 23: pemba.v1.ExpandPermissionRequest.resource:type_name -> pemba.v1.ObjectRef
+	1,  // 24: pemba.v1.ExpandNode.operation:type_name -> pemba.v1.ExpandNode.Operation
+	19, // 25: pemba.v1.ExpandNode.object:type_name -> pemba.v1.ObjectRef
+	20, // 26: pemba.v1.ExpandNode.subject:type_name -> pemba.v1.SubjectRef
+	25, // 27: pemba.v1.ExpandNode.expiration:type_name -> google.protobuf.Timestamp
+	12, // 28: pemba.v1.ExpandNode.children:type_name -> pemba.v1.ExpandNode
+	12, // 29: pemba.v1.ExpandPermissionResponse.tree:type_name -> pemba.v1.ExpandNode
+	22, // 30: pemba.v1.ExpandPermissionResponse.expanded_at:type_name -> pemba.v1.Zookie
+	18, // 31: pemba.v1.LookupResourcesRequest.consistency:type_name -> pemba.v1.Consistency
+	20, // 32: pemba.v1.LookupResourcesRequest.subject:type_name -> pemba.v1.SubjectRef
+	21, // 33: pemba.v1.LookupResourcesRequest.context:type_name -> google.protobuf.Struct
+	0,  // 34: pemba.v1.LookupResourcesResponse.permissionship:type_name -> pemba.v1.Permissionship
+	22, // 35: pemba.v1.LookupResourcesResponse.looked_up_at:type_name -> pemba.v1.Zookie
+	18, // 36: pemba.v1.LookupSubjectsRequest.consistency:type_name -> pemba.v1.Consistency
+	19, // 37: pemba.v1.LookupSubjectsRequest.resource:type_name -> pemba.v1.ObjectRef
+	21, // 38: pemba.v1.LookupSubjectsRequest.context:type_name -> google.protobuf.Struct
+	0,  // 39: pemba.v1.LookupSubjectsResponse.permissionship:type_name -> pemba.v1.Permissionship
+	22, // 40: pemba.v1.LookupSubjectsResponse.looked_up_at:type_name -> pemba.v1.Zookie
+	2,  // 41: pemba.v1.PermissionService.CheckPermission:input_type -> pemba.v1.CheckPermissionRequest
+	6,  // 42: pemba.v1.PermissionService.BulkCheckPermission:input_type -> pemba.v1.BulkCheckPermissionRequest
+	11, // 43: pemba.v1.PermissionService.ExpandPermission:input_type -> pemba.v1.ExpandPermissionRequest
+	14, // 44: pemba.v1.PermissionService.LookupResources:input_type -> pemba.v1.LookupResourcesRequest
+	16, // 45: pemba.v1.PermissionService.LookupSubjects:input_type -> pemba.v1.LookupSubjectsRequest
+	3,  // 46: pemba.v1.PermissionService.CheckPermission:output_type -> pemba.v1.CheckPermissionResponse
+	10, // 47: pemba.v1.PermissionService.BulkCheckPermission:output_type -> pemba.v1.BulkCheckPermissionResponse
+	13, // 48: pemba.v1.PermissionService.ExpandPermission:output_type -> pemba.v1.ExpandPermissionResponse
+	15, // 49: pemba.v1.PermissionService.LookupResources:output_type -> pemba.v1.LookupResourcesResponse
+	17, // 50: pemba.v1.PermissionService.LookupSubjects:output_type -> pemba.v1.LookupSubjectsResponse
+	46, // [46:51] is the sub-list for method output_type
+	41, // [41:46] is the sub-list for method input_type
+	41, // [41:41] is the sub-list for extension type_name
+	41, // [41:41] is the sub-list for extension extendee
+	0,  // [0:41] is the sub-list for field type_name
 }
 
 func init() { file_pemba_v1_permission_proto_init() }
@@ -1551,6 +1581,7 @@ func file_pemba_v1_permission_proto_init() {
 	if File_pemba_v1_permission_proto != nil {
 		return
 	}
+	file_pemba_v1_audit_proto_init()
 	file_pemba_v1_core_proto_init()
 	type x struct{}
 	out := protoimpl.TypeBuilder{

@@ -29,8 +29,11 @@ type WriteRelationshipsRequest struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Updates       []*RelationshipUpdate  `protobuf:"bytes,1,rep,name=updates,proto3" json:"updates,omitempty"`
 	Preconditions []*Precondition        `protobuf:"bytes,2,rep,name=preconditions,proto3" json:"preconditions,omitempty"`
-	// Recorded with the write's revision and reported by Watch.
-	Reason        string `protobuf:"bytes,3,opt,name=reason,proto3" json:"reason,omitempty"`
+	// Recorded with the write's revision in the audit log and reported by
+	// Watch; at most 1024 bytes.
+	Reason string `protobuf:"bytes,3,opt,name=reason,proto3" json:"reason,omitempty"`
+	// Recorded with the reason (see Label).
+	Labels        []*Label `protobuf:"bytes,4,rep,name=labels,proto3" json:"labels,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -86,6 +89,13 @@ func (x *WriteRelationshipsRequest) GetReason() string {
 	return ""
 }
 
+func (x *WriteRelationshipsRequest) GetLabels() []*Label {
+	if x != nil {
+		return x.Labels
+	}
+	return nil
+}
+
 type WriteRelationshipsResponse struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	WrittenAt     *Zookie                `protobuf:"bytes,1,opt,name=written_at,json=writtenAt,proto3" json:"written_at,omitempty"`
@@ -134,8 +144,10 @@ type DeleteRelationshipsRequest struct {
 	state  protoimpl.MessageState `protogen:"open.v1"`
 	Filter *RelationshipFilter    `protobuf:"bytes,1,opt,name=filter,proto3" json:"filter,omitempty"`
 	// At most this many relationships are deleted; 0 means all.
-	Limit         uint32 `protobuf:"varint,2,opt,name=limit,proto3" json:"limit,omitempty"`
-	Reason        string `protobuf:"bytes,3,opt,name=reason,proto3" json:"reason,omitempty"`
+	Limit uint32 `protobuf:"varint,2,opt,name=limit,proto3" json:"limit,omitempty"`
+	// Recorded with the write's revision (see WriteRelationshipsRequest).
+	Reason        string   `protobuf:"bytes,3,opt,name=reason,proto3" json:"reason,omitempty"`
+	Labels        []*Label `protobuf:"bytes,4,rep,name=labels,proto3" json:"labels,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -189,6 +201,13 @@ func (x *DeleteRelationshipsRequest) GetReason() string {
 		return x.Reason
 	}
 	return ""
+}
+
+func (x *DeleteRelationshipsRequest) GetLabels() []*Label {
+	if x != nil {
+		return x.Labels
+	}
+	return nil
 }
 
 type DeleteRelationshipsResponse struct {
@@ -387,8 +406,11 @@ func (x *ReadRelationshipsResponse) GetCursor() string {
 type ImportRelationshipsRequest struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Relationships []*Relationship        `protobuf:"bytes,1,rep,name=relationships,proto3" json:"relationships,omitempty"`
-	// Taken from the first message of the stream.
-	Reason        string `protobuf:"bytes,2,opt,name=reason,proto3" json:"reason,omitempty"`
+	// Taken from the first message of the stream and recorded with every
+	// batch's revision (see WriteRelationshipsRequest).
+	Reason string `protobuf:"bytes,2,opt,name=reason,proto3" json:"reason,omitempty"`
+	// Taken from the first message of the stream, like reason.
+	Labels        []*Label `protobuf:"bytes,3,rep,name=labels,proto3" json:"labels,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -435,6 +457,13 @@ func (x *ImportRelationshipsRequest) GetReason() string {
 		return x.Reason
 	}
 	return ""
+}
+
+func (x *ImportRelationshipsRequest) GetLabels() []*Label {
+	if x != nil {
+		return x.Labels
+	}
+	return nil
 }
 
 type ImportRelationshipsResponse struct {
@@ -611,18 +640,20 @@ var File_pemba_v1_relationship_proto protoreflect.FileDescriptor
 
 const file_pemba_v1_relationship_proto_rawDesc = "" +
 	"\n" +
-	"\x1bpemba/v1/relationship.proto\x12\bpemba.v1\x1a\x1cgoogle/api/annotations.proto\x1a\x13pemba/v1/core.proto\"\xa9\x01\n" +
+	"\x1bpemba/v1/relationship.proto\x12\bpemba.v1\x1a\x1cgoogle/api/annotations.proto\x1a\x13pemba/v1/core.proto\"\xd2\x01\n" +
 	"\x19WriteRelationshipsRequest\x126\n" +
 	"\aupdates\x18\x01 \x03(\v2\x1c.pemba.v1.RelationshipUpdateR\aupdates\x12<\n" +
 	"\rpreconditions\x18\x02 \x03(\v2\x16.pemba.v1.PreconditionR\rpreconditions\x12\x16\n" +
-	"\x06reason\x18\x03 \x01(\tR\x06reason\"M\n" +
+	"\x06reason\x18\x03 \x01(\tR\x06reason\x12'\n" +
+	"\x06labels\x18\x04 \x03(\v2\x0f.pemba.v1.LabelR\x06labels\"M\n" +
 	"\x1aWriteRelationshipsResponse\x12/\n" +
 	"\n" +
-	"written_at\x18\x01 \x01(\v2\x10.pemba.v1.ZookieR\twrittenAt\"\x80\x01\n" +
+	"written_at\x18\x01 \x01(\v2\x10.pemba.v1.ZookieR\twrittenAt\"\xa9\x01\n" +
 	"\x1aDeleteRelationshipsRequest\x124\n" +
 	"\x06filter\x18\x01 \x01(\v2\x1c.pemba.v1.RelationshipFilterR\x06filter\x12\x14\n" +
 	"\x05limit\x18\x02 \x01(\rR\x05limit\x12\x16\n" +
-	"\x06reason\x18\x03 \x01(\tR\x06reason\"|\n" +
+	"\x06reason\x18\x03 \x01(\tR\x06reason\x12'\n" +
+	"\x06labels\x18\x04 \x03(\v2\x0f.pemba.v1.LabelR\x06labels\"|\n" +
 	"\x1bDeleteRelationshipsResponse\x12/\n" +
 	"\n" +
 	"written_at\x18\x01 \x01(\v2\x10.pemba.v1.ZookieR\twrittenAt\x12\x18\n" +
@@ -636,10 +667,11 @@ const file_pemba_v1_relationship_proto_rawDesc = "" +
 	"\x19ReadRelationshipsResponse\x12:\n" +
 	"\frelationship\x18\x01 \x01(\v2\x16.pemba.v1.RelationshipR\frelationship\x12)\n" +
 	"\aread_at\x18\x02 \x01(\v2\x10.pemba.v1.ZookieR\x06readAt\x12\x16\n" +
-	"\x06cursor\x18\x03 \x01(\tR\x06cursor\"r\n" +
+	"\x06cursor\x18\x03 \x01(\tR\x06cursor\"\x9b\x01\n" +
 	"\x1aImportRelationshipsRequest\x12<\n" +
 	"\rrelationships\x18\x01 \x03(\v2\x16.pemba.v1.RelationshipR\rrelationships\x12\x16\n" +
-	"\x06reason\x18\x02 \x01(\tR\x06reason\"j\n" +
+	"\x06reason\x18\x02 \x01(\tR\x06reason\x12'\n" +
+	"\x06labels\x18\x03 \x03(\v2\x0f.pemba.v1.LabelR\x06labels\"j\n" +
 	"\x1bImportRelationshipsResponse\x12\x1a\n" +
 	"\bimported\x18\x01 \x01(\x04R\bimported\x12/\n" +
 	"\n" +
@@ -684,41 +716,45 @@ var file_pemba_v1_relationship_proto_goTypes = []any{
 	(*ExportRelationshipsResponse)(nil), // 9: pemba.v1.ExportRelationshipsResponse
 	(*RelationshipUpdate)(nil),          // 10: pemba.v1.RelationshipUpdate
 	(*Precondition)(nil),                // 11: pemba.v1.Precondition
-	(*Zookie)(nil),                      // 12: pemba.v1.Zookie
-	(*RelationshipFilter)(nil),          // 13: pemba.v1.RelationshipFilter
-	(*Consistency)(nil),                 // 14: pemba.v1.Consistency
-	(*Relationship)(nil),                // 15: pemba.v1.Relationship
+	(*Label)(nil),                       // 12: pemba.v1.Label
+	(*Zookie)(nil),                      // 13: pemba.v1.Zookie
+	(*RelationshipFilter)(nil),          // 14: pemba.v1.RelationshipFilter
+	(*Consistency)(nil),                 // 15: pemba.v1.Consistency
+	(*Relationship)(nil),                // 16: pemba.v1.Relationship
 }
 var file_pemba_v1_relationship_proto_depIdxs = []int32{
 	10, // 0: pemba.v1.WriteRelationshipsRequest.updates:type_name -> pemba.v1.RelationshipUpdate
 	11, // 1: pemba.v1.WriteRelationshipsRequest.preconditions:type_name -> pemba.v1.Precondition
-	12, // 2: pemba.v1.WriteRelationshipsResponse.written_at:type_name -> pemba.v1.Zookie
-	13, // 3: pemba.v1.DeleteRelationshipsRequest.filter:type_name -> pemba.v1.RelationshipFilter
-	12, // 4: pemba.v1.DeleteRelationshipsResponse.written_at:type_name -> pemba.v1.Zookie
-	14, // 5: pemba.v1.ReadRelationshipsRequest.consistency:type_name -> pemba.v1.Consistency
-	13, // 6: pemba.v1.ReadRelationshipsRequest.filter:type_name -> pemba.v1.RelationshipFilter
-	15, // 7: pemba.v1.ReadRelationshipsResponse.relationship:type_name -> pemba.v1.Relationship
-	12, // 8: pemba.v1.ReadRelationshipsResponse.read_at:type_name -> pemba.v1.Zookie
-	15, // 9: pemba.v1.ImportRelationshipsRequest.relationships:type_name -> pemba.v1.Relationship
-	12, // 10: pemba.v1.ImportRelationshipsResponse.written_at:type_name -> pemba.v1.Zookie
-	14, // 11: pemba.v1.ExportRelationshipsRequest.consistency:type_name -> pemba.v1.Consistency
-	15, // 12: pemba.v1.ExportRelationshipsResponse.relationships:type_name -> pemba.v1.Relationship
-	12, // 13: pemba.v1.ExportRelationshipsResponse.read_at:type_name -> pemba.v1.Zookie
-	0,  // 14: pemba.v1.RelationshipService.WriteRelationships:input_type -> pemba.v1.WriteRelationshipsRequest
-	2,  // 15: pemba.v1.RelationshipService.DeleteRelationships:input_type -> pemba.v1.DeleteRelationshipsRequest
-	4,  // 16: pemba.v1.RelationshipService.ReadRelationships:input_type -> pemba.v1.ReadRelationshipsRequest
-	6,  // 17: pemba.v1.RelationshipService.ImportRelationships:input_type -> pemba.v1.ImportRelationshipsRequest
-	8,  // 18: pemba.v1.RelationshipService.ExportRelationships:input_type -> pemba.v1.ExportRelationshipsRequest
-	1,  // 19: pemba.v1.RelationshipService.WriteRelationships:output_type -> pemba.v1.WriteRelationshipsResponse
-	3,  // 20: pemba.v1.RelationshipService.DeleteRelationships:output_type -> pemba.v1.DeleteRelationshipsResponse
-	5,  // 21: pemba.v1.RelationshipService.ReadRelationships:output_type -> pemba.v1.ReadRelationshipsResponse
-	7,  // 22: pemba.v1.RelationshipService.ImportRelationships:output_type -> pemba.v1.ImportRelationshipsResponse
-	9,  // 23: pemba.v1.RelationshipService.ExportRelationships:output_type -> pemba.v1.ExportRelationshipsResponse
-	19, // [19:24] is the sub-list for method output_type
-	14, // [14:19] is the sub-list for method input_type
-	14, // [14:14] is the sub-list for extension type_name
-	14, // [14:14] is the sub-list for extension extendee
-	0,  // [0:14] is the sub-list for field type_name
+	12, // 2: pemba.v1.WriteRelationshipsRequest.labels:type_name -> pemba.v1.Label
+	13, // 3: pemba.v1.WriteRelationshipsResponse.written_at:type_name -> pemba.v1.Zookie
+	14, // 4: pemba.v1.DeleteRelationshipsRequest.filter:type_name -> pemba.v1.RelationshipFilter
+	12, // 5: pemba.v1.DeleteRelationshipsRequest.labels:type_name -> pemba.v1.Label
+	13, // 6: pemba.v1.DeleteRelationshipsResponse.written_at:type_name -> pemba.v1.Zookie
+	15, // 7: pemba.v1.ReadRelationshipsRequest.consistency:type_name -> pemba.v1.Consistency
+	14, // 8: pemba.v1.ReadRelationshipsRequest.filter:type_name -> pemba.v1.RelationshipFilter
+	16, // 9: pemba.v1.ReadRelationshipsResponse.relationship:type_name -> pemba.v1.Relationship
+	13, // 10: pemba.v1.ReadRelationshipsResponse.read_at:type_name -> pemba.v1.Zookie
+	16, // 11: pemba.v1.ImportRelationshipsRequest.relationships:type_name -> pemba.v1.Relationship
+	12, // 12: pemba.v1.ImportRelationshipsRequest.labels:type_name -> pemba.v1.Label
+	13, // 13: pemba.v1.ImportRelationshipsResponse.written_at:type_name -> pemba.v1.Zookie
+	15, // 14: pemba.v1.ExportRelationshipsRequest.consistency:type_name -> pemba.v1.Consistency
+	16, // 15: pemba.v1.ExportRelationshipsResponse.relationships:type_name -> pemba.v1.Relationship
+	13, // 16: pemba.v1.ExportRelationshipsResponse.read_at:type_name -> pemba.v1.Zookie
+	0,  // 17: pemba.v1.RelationshipService.WriteRelationships:input_type -> pemba.v1.WriteRelationshipsRequest
+	2,  // 18: pemba.v1.RelationshipService.DeleteRelationships:input_type -> pemba.v1.DeleteRelationshipsRequest
+	4,  // 19: pemba.v1.RelationshipService.ReadRelationships:input_type -> pemba.v1.ReadRelationshipsRequest
+	6,  // 20: pemba.v1.RelationshipService.ImportRelationships:input_type -> pemba.v1.ImportRelationshipsRequest
+	8,  // 21: pemba.v1.RelationshipService.ExportRelationships:input_type -> pemba.v1.ExportRelationshipsRequest
+	1,  // 22: pemba.v1.RelationshipService.WriteRelationships:output_type -> pemba.v1.WriteRelationshipsResponse
+	3,  // 23: pemba.v1.RelationshipService.DeleteRelationships:output_type -> pemba.v1.DeleteRelationshipsResponse
+	5,  // 24: pemba.v1.RelationshipService.ReadRelationships:output_type -> pemba.v1.ReadRelationshipsResponse
+	7,  // 25: pemba.v1.RelationshipService.ImportRelationships:output_type -> pemba.v1.ImportRelationshipsResponse
+	9,  // 26: pemba.v1.RelationshipService.ExportRelationships:output_type -> pemba.v1.ExportRelationshipsResponse
+	22, // [22:27] is the sub-list for method output_type
+	17, // [17:22] is the sub-list for method input_type
+	17, // [17:17] is the sub-list for extension type_name
+	17, // [17:17] is the sub-list for extension extendee
+	0,  // [0:17] is the sub-list for field type_name
 }
 
 func init() { file_pemba_v1_relationship_proto_init() }

@@ -27,8 +27,11 @@ const (
 type WriteSchemaRequest struct {
 	state  protoimpl.MessageState `protogen:"open.v1"`
 	Schema string                 `protobuf:"bytes,1,opt,name=schema,proto3" json:"schema,omitempty"`
-	// Recorded with the write's revision and reported by Watch.
-	Reason        string `protobuf:"bytes,2,opt,name=reason,proto3" json:"reason,omitempty"`
+	// Recorded with the write's revision in the audit log and reported by
+	// Watch; at most 1024 bytes.
+	Reason string `protobuf:"bytes,2,opt,name=reason,proto3" json:"reason,omitempty"`
+	// Recorded with the reason (see Label).
+	Labels        []*Label `protobuf:"bytes,3,rep,name=labels,proto3" json:"labels,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -75,6 +78,13 @@ func (x *WriteSchemaRequest) GetReason() string {
 		return x.Reason
 	}
 	return ""
+}
+
+func (x *WriteSchemaRequest) GetLabels() []*Label {
+	if x != nil {
+		return x.Labels
+	}
+	return nil
 }
 
 type WriteSchemaResponse struct {
@@ -424,10 +434,11 @@ var File_pemba_v1_schema_proto protoreflect.FileDescriptor
 
 const file_pemba_v1_schema_proto_rawDesc = "" +
 	"\n" +
-	"\x15pemba/v1/schema.proto\x12\bpemba.v1\x1a\x1cgoogle/api/annotations.proto\x1a\x13pemba/v1/core.proto\"D\n" +
+	"\x15pemba/v1/schema.proto\x12\bpemba.v1\x1a\x1cgoogle/api/annotations.proto\x1a\x13pemba/v1/core.proto\"m\n" +
 	"\x12WriteSchemaRequest\x12\x16\n" +
 	"\x06schema\x18\x01 \x01(\tR\x06schema\x12\x16\n" +
-	"\x06reason\x18\x02 \x01(\tR\x06reason\"b\n" +
+	"\x06reason\x18\x02 \x01(\tR\x06reason\x12'\n" +
+	"\x06labels\x18\x03 \x03(\v2\x0f.pemba.v1.LabelR\x06labels\"b\n" +
 	"\x13WriteSchemaResponse\x12/\n" +
 	"\n" +
 	"written_at\x18\x01 \x01(\v2\x10.pemba.v1.ZookieR\twrittenAt\x12\x1a\n" +
@@ -480,27 +491,29 @@ var file_pemba_v1_schema_proto_goTypes = []any{
 	(*DiffSchemaRequest)(nil),   // 4: pemba.v1.DiffSchemaRequest
 	(*SchemaChange)(nil),        // 5: pemba.v1.SchemaChange
 	(*DiffSchemaResponse)(nil),  // 6: pemba.v1.DiffSchemaResponse
-	(*Zookie)(nil),              // 7: pemba.v1.Zookie
-	(*Consistency)(nil),         // 8: pemba.v1.Consistency
+	(*Label)(nil),               // 7: pemba.v1.Label
+	(*Zookie)(nil),              // 8: pemba.v1.Zookie
+	(*Consistency)(nil),         // 9: pemba.v1.Consistency
 }
 var file_pemba_v1_schema_proto_depIdxs = []int32{
-	7, // 0: pemba.v1.WriteSchemaResponse.written_at:type_name -> pemba.v1.Zookie
-	8, // 1: pemba.v1.ReadSchemaRequest.consistency:type_name -> pemba.v1.Consistency
-	7, // 2: pemba.v1.ReadSchemaResponse.read_at:type_name -> pemba.v1.Zookie
-	8, // 3: pemba.v1.DiffSchemaRequest.consistency:type_name -> pemba.v1.Consistency
-	5, // 4: pemba.v1.DiffSchemaResponse.changes:type_name -> pemba.v1.SchemaChange
-	7, // 5: pemba.v1.DiffSchemaResponse.read_at:type_name -> pemba.v1.Zookie
-	0, // 6: pemba.v1.SchemaService.WriteSchema:input_type -> pemba.v1.WriteSchemaRequest
-	2, // 7: pemba.v1.SchemaService.ReadSchema:input_type -> pemba.v1.ReadSchemaRequest
-	4, // 8: pemba.v1.SchemaService.DiffSchema:input_type -> pemba.v1.DiffSchemaRequest
-	1, // 9: pemba.v1.SchemaService.WriteSchema:output_type -> pemba.v1.WriteSchemaResponse
-	3, // 10: pemba.v1.SchemaService.ReadSchema:output_type -> pemba.v1.ReadSchemaResponse
-	6, // 11: pemba.v1.SchemaService.DiffSchema:output_type -> pemba.v1.DiffSchemaResponse
-	9, // [9:12] is the sub-list for method output_type
-	6, // [6:9] is the sub-list for method input_type
-	6, // [6:6] is the sub-list for extension type_name
-	6, // [6:6] is the sub-list for extension extendee
-	0, // [0:6] is the sub-list for field type_name
+	7,  // 0: pemba.v1.WriteSchemaRequest.labels:type_name -> pemba.v1.Label
+	8,  // 1: pemba.v1.WriteSchemaResponse.written_at:type_name -> pemba.v1.Zookie
+	9,  // 2: pemba.v1.ReadSchemaRequest.consistency:type_name -> pemba.v1.Consistency
+	8,  // 3: pemba.v1.ReadSchemaResponse.read_at:type_name -> pemba.v1.Zookie
+	9,  // 4: pemba.v1.DiffSchemaRequest.consistency:type_name -> pemba.v1.Consistency
+	5,  // 5: pemba.v1.DiffSchemaResponse.changes:type_name -> pemba.v1.SchemaChange
+	8,  // 6: pemba.v1.DiffSchemaResponse.read_at:type_name -> pemba.v1.Zookie
+	0,  // 7: pemba.v1.SchemaService.WriteSchema:input_type -> pemba.v1.WriteSchemaRequest
+	2,  // 8: pemba.v1.SchemaService.ReadSchema:input_type -> pemba.v1.ReadSchemaRequest
+	4,  // 9: pemba.v1.SchemaService.DiffSchema:input_type -> pemba.v1.DiffSchemaRequest
+	1,  // 10: pemba.v1.SchemaService.WriteSchema:output_type -> pemba.v1.WriteSchemaResponse
+	3,  // 11: pemba.v1.SchemaService.ReadSchema:output_type -> pemba.v1.ReadSchemaResponse
+	6,  // 12: pemba.v1.SchemaService.DiffSchema:output_type -> pemba.v1.DiffSchemaResponse
+	10, // [10:13] is the sub-list for method output_type
+	7,  // [7:10] is the sub-list for method input_type
+	7,  // [7:7] is the sub-list for extension type_name
+	7,  // [7:7] is the sub-list for extension extendee
+	0,  // [0:7] is the sub-list for field type_name
 }
 
 func init() { file_pemba_v1_schema_proto_init() }

@@ -27,11 +27,18 @@ const (
 
 type WatchRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
-	Since *Zookie                `protobuf:"bytes,1,opt,name=since,proto3" json:"since,omitempty"`
+	// Watch from the revision after this zookie's.
+	Since *Zookie `protobuf:"bytes,1,opt,name=since,proto3" json:"since,omitempty"`
 	// Only report relationship changes on these resource types (all when
 	// empty). Revisions with no matching change are still reported when
 	// they changed the schema.
 	ResourceTypes []string `protobuf:"bytes,2,rep,name=resource_types,json=resourceTypes,proto3" json:"resource_types,omitempty"`
+	// Watch from this time instead of a zookie: every revision committed
+	// after it. The time is mapped to a revision through the audit log
+	// (so it needs one); a time whose revision is older than the
+	// garbage-collection window is refused like an old zookie. Give since
+	// or start_time, not both.
+	StartTime     *timestamppb.Timestamp `protobuf:"bytes,3,opt,name=start_time,json=startTime,proto3" json:"start_time,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -80,6 +87,13 @@ func (x *WatchRequest) GetResourceTypes() []string {
 	return nil
 }
 
+func (x *WatchRequest) GetStartTime() *timestamppb.Timestamp {
+	if x != nil {
+		return x.StartTime
+	}
+	return nil
+}
+
 type WatchResponse struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// The revision of this change; watching again from it resumes after it.
@@ -90,6 +104,8 @@ type WatchResponse struct {
 	Reason        string                `protobuf:"bytes,4,opt,name=reason,proto3" json:"reason,omitempty"`
 	Updates       []*RelationshipUpdate `protobuf:"bytes,5,rep,name=updates,proto3" json:"updates,omitempty"`
 	SchemaChanged bool                  `protobuf:"varint,6,opt,name=schema_changed,json=schemaChanged,proto3" json:"schema_changed,omitempty"`
+	// The labels the write carried, sorted by key, then value.
+	Labels        []*Label `protobuf:"bytes,7,rep,name=labels,proto3" json:"labels,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -166,21 +182,31 @@ func (x *WatchResponse) GetSchemaChanged() bool {
 	return false
 }
 
+func (x *WatchResponse) GetLabels() []*Label {
+	if x != nil {
+		return x.Labels
+	}
+	return nil
+}
+
 var File_pemba_v1_watch_proto protoreflect.FileDescriptor
 
 const file_pemba_v1_watch_proto_rawDesc = "" +
 	"\n" +
-	"\x14pemba/v1/watch.proto\x12\bpemba.v1\x1a\x1cgoogle/api/annotations.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x13pemba/v1/core.proto\"]\n" +
+	"\x14pemba/v1/watch.proto\x12\bpemba.v1\x1a\x1cgoogle/api/annotations.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x13pemba/v1/core.proto\"\x98\x01\n" +
 	"\fWatchRequest\x12&\n" +
 	"\x05since\x18\x01 \x01(\v2\x10.pemba.v1.ZookieR\x05since\x12%\n" +
-	"\x0eresource_types\x18\x02 \x03(\tR\rresourceTypes\"\x89\x02\n" +
+	"\x0eresource_types\x18\x02 \x03(\tR\rresourceTypes\x129\n" +
+	"\n" +
+	"start_time\x18\x03 \x01(\v2\x1a.google.protobuf.TimestampR\tstartTime\"\xb2\x02\n" +
 	"\rWatchResponse\x12,\n" +
 	"\brevision\x18\x01 \x01(\v2\x10.pemba.v1.ZookieR\brevision\x12=\n" +
 	"\fcommitted_at\x18\x02 \x01(\v2\x1a.google.protobuf.TimestampR\vcommittedAt\x12\x14\n" +
 	"\x05actor\x18\x03 \x01(\tR\x05actor\x12\x16\n" +
 	"\x06reason\x18\x04 \x01(\tR\x06reason\x126\n" +
 	"\aupdates\x18\x05 \x03(\v2\x1c.pemba.v1.RelationshipUpdateR\aupdates\x12%\n" +
-	"\x0eschema_changed\x18\x06 \x01(\bR\rschemaChanged2`\n" +
+	"\x0eschema_changed\x18\x06 \x01(\bR\rschemaChanged\x12'\n" +
+	"\x06labels\x18\a \x03(\v2\x0f.pemba.v1.LabelR\x06labels2`\n" +
 	"\fWatchService\x12P\n" +
 	"\x05Watch\x12\x16.pemba.v1.WatchRequest\x1a\x17.pemba.v1.WatchResponse\"\x14\x82\xd3\xe4\x93\x02\x0e:\x01*\"\t/v1/watch0\x01B1Z/github.com/pembadb/pemba/proto/pemba/v1;pembav1b\x06proto3"
 
@@ -203,19 +229,22 @@ var file_pemba_v1_watch_proto_goTypes = []any{
 	(*Zookie)(nil),                // 2: pemba.v1.Zookie
 	(*timestamppb.Timestamp)(nil), // 3: google.protobuf.Timestamp
 	(*RelationshipUpdate)(nil),    // 4: pemba.v1.RelationshipUpdate
+	(*Label)(nil),                 // 5: pemba.v1.Label
 }
 var file_pemba_v1_watch_proto_depIdxs = []int32{
 	2, // 0: pemba.v1.WatchRequest.since:type_name -> pemba.v1.Zookie
-	2, // 1: pemba.v1.WatchResponse.revision:type_name -> pemba.v1.Zookie
-	3, // 2: pemba.v1.WatchResponse.committed_at:type_name -> google.protobuf.Timestamp
-	4, // 3: pemba.v1.WatchResponse.updates:type_name -> pemba.v1.RelationshipUpdate
-	0, // 4: pemba.v1.WatchService.Watch:input_type -> pemba.v1.WatchRequest
-	1, // 5: pemba.v1.WatchService.Watch:output_type -> pemba.v1.WatchResponse
-	5, // [5:6] is the sub-list for method output_type
-	4, // [4:5] is the sub-list for method input_type
-	4, // [4:4] is the sub-list for extension type_name
-	4, // [4:4] is the sub-list for extension extendee
-	0, // [0:4] is the sub-list for field type_name
+	3, // 1: pemba.v1.WatchRequest.start_time:type_name -> google.protobuf.Timestamp
+	2, // 2: pemba.v1.WatchResponse.revision:type_name -> pemba.v1.Zookie
+	3, // 3: pemba.v1.WatchResponse.committed_at:type_name -> google.protobuf.Timestamp
+	4, // 4: pemba.v1.WatchResponse.updates:type_name -> pemba.v1.RelationshipUpdate
+	5, // 5: pemba.v1.WatchResponse.labels:type_name -> pemba.v1.Label
+	0, // 6: pemba.v1.WatchService.Watch:input_type -> pemba.v1.WatchRequest
+	1, // 7: pemba.v1.WatchService.Watch:output_type -> pemba.v1.WatchResponse
+	7, // [7:8] is the sub-list for method output_type
+	6, // [6:7] is the sub-list for method input_type
+	6, // [6:6] is the sub-list for extension type_name
+	6, // [6:6] is the sub-list for extension extendee
+	0, // [0:6] is the sub-list for field type_name
 }
 
 func init() { file_pemba_v1_watch_proto_init() }
