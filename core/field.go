@@ -2,6 +2,7 @@ package core
 
 import (
 	"errors"
+	"fmt"
 	"strings"
 )
 
@@ -19,6 +20,14 @@ func Field(name string) Path { return Path{name} }
 func (p Path) Child(names ...string) Path {
 	out := make(Path, 0, len(p)+len(names))
 	return append(append(out, p...), names...)
+}
+
+// Index is p with its last element indexed: {"labels"}.Index(2) is
+// {"labels[2]"}; p is not modified.
+func (p Path) Index(i int) Path {
+	out := p.Child()
+	out[len(out)-1] = fmt.Sprintf("%s[%d]", out[len(out)-1], i)
+	return out
 }
 
 // String joins the elements with dots.

@@ -29,9 +29,13 @@ type Import struct {
 }
 
 // NewImport starts an import of batches of batchSize relationships, each
-// recorded with meta; onCommit runs after every committed batch.
+// recorded with meta (checked by ValidateMetadata); onCommit runs after
+// every committed batch.
 func (w *Writer) NewImport(ctx context.Context, batchSize int, meta storage.WriteMetadata,
 	onCommit func(committed int, rev storage.Revision) error) (*Import, error) {
+	if err := ValidateMetadata(meta); err != nil {
+		return nil, err
+	}
 	imp := &Import{w: w, meta: meta, size: max(batchSize, 1), onCommit: onCommit}
 	imp.batch = make([]graph.Relationship, 0, min(imp.size, 1<<14))
 	return imp, imp.loadSchema(ctx)

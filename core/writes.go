@@ -66,12 +66,15 @@ func (w *Writer) HeadSchema(ctx context.Context) (storage.Reader, VersionedSchem
 	return reader, sch, err
 }
 
-// WriteRelationships checks req's mutations — at least one, at most the
-// limit, each relationship once — validates them against the head schema
-// and writes them guarded by that schema, validating again if a schema
-// write commits in between. list names the request's list of updates in
+// WriteRelationships checks req's metadata (ValidateMetadata) and its
+// mutations — at least one, at most the limit, each relationship once —
+// validates them against the head schema and writes them guarded by that
+// schema, validating again if a schema write commits in between. list names the request's list of updates in
 // errors: update i is list[i], its relationship list[i].relationship.
 func (w *Writer) WriteRelationships(ctx context.Context, req storage.WriteRequest, list string) (storage.Revision, error) {
+	if err := ValidateMetadata(req.Metadata); err != nil {
+		return 0, err
+	}
 	n := len(req.Mutations)
 	if n == 0 {
 		return 0, Invalid(Field(list), errors.New("empty: a write needs at least one update"))
@@ -129,15 +132,64 @@ func pause(ctx context.Context, attempt int) error {
 	}
 }
 
-// WriteSchema stores next (its source text)  if no stored relationship would be
-// orphaned by it. The orphan count runs in the write's critical section
-// against the schema in force there, so no relationship write can slip
-// between the count and the commit.
+// DeleteRelationships deletes up to limit (0: all) relationships matching
+// f in one revision, recorded with meta (checked by ValidateMetadata). A
+// filter naming neither a resource type nor a subject is refused: it
+// would delete everything. filter names f in errors.
+func (w *Writer) DeleteRelationships(ctx context.Context, f storage.Filter, limit int, meta storage.WriteMetadata, filter Path) (storage.DeleteResult, error) {
+	if err := ValidateMetadata(meta); err != nil {
+		return storage.DeleteResult{}, err
+	}
+	if f.ResourceType == "" && f.Subject == nil {
+		return storage.DeleteResult{}, Invalid(filter, errors.New("give at least resource_type or subject; an empty filter would delete everything"))
+	}
+	res, err := w.engine.DeleteRelationships(ctx, f, limit, meta)
+	if err != nil {
+		return storage.DeleteResult{}, fmt.Errorf("delete relationships: %w", err)
+	}
+	return res, nil
+}
+
+// errSchemaMoved aborts a schema write whose audit diff was computed
+// against a schema that is no longer the newest one at the head.
+var errSchemaMoved = errors.New("another schema write committed first")
+
+// WriteSchema stores next (its source text), recorded with meta (checked
+// by ValidateMetadata), if no stored relationship would be orphaned by
+// it. The orphan count runs in the write's critical section against the
+// schema in force there, so no relationship write can slip between the
+// count and the commit. The audit log records what next changes
+// (SchemaChanges) against the schema it replaces: computed before the
+// write from the head schema, and checked in the critical section to be
+// still the one in force (else computed again).
 func (w *Writer) WriteSchema(ctx context.Context, text string, next *schema.Schema, meta storage.WriteMetadata) (storage.Revision, error) {
+	if err := ValidateMetadata(meta); err != nil {
+		return 0, err
+	}
+	for attempt := 1; ; attempt++ {
+		rev, err := w.writeSchema(ctx, text, next, meta)
+		if !errors.Is(err, errSchemaMoved) || attempt == maxSchemaRetries {
+			return rev, err
+		}
+		if err := pause(ctx, attempt); err != nil {
+			return 0, err
+		}
+	}
+}
+
+// writeSchema makes one attempt of WriteSchema.
+func (w *Writer) writeSchema(ctx context.Context, text string, next *schema.Schema, meta storage.WriteMetadata) (storage.Revision, error) {
+	_, base, err := w.HeadSchema(ctx)
+	if err != nil {
+		return 0, err
+	}
 	check := func(ctx context.Context, head storage.Reader) error {
 		stored, err := head.ReadSchema(ctx)
 		if err != nil {
 			return fmt.Errorf("read the schema in force: %w", err)
+		}
+		if stored.Revision != base.WrittenAt {
+			return errSchemaMoved
 		}
 		prev, err := w.schemas.Compiled(stored)
 		if errors.Is(err, ErrNoSchema) {
@@ -159,10 +211,14 @@ func (w *Writer) WriteSchema(ctx context.Context, text string, next *schema.Sche
 		Schema:   storage.StoredSchema{Text: text},
 		Metadata: meta,
 		Check:    check,
+		Diff:     SchemaChanges(base.Schema, next),
 	})
 	var orphans *orphansError
 	if errors.As(err, &orphans) {
 		return 0, orphans // the client's answer, without the engine's wrapping
+	}
+	if errors.Is(err, errSchemaMoved) {
+		return 0, errSchemaMoved
 	}
 	if err != nil {
 		return 0, fmt.Errorf("write schema: %w", err)
