@@ -19,6 +19,9 @@ type Limits struct {
 	// ImportBatchSize is how many imported relationships one revision
 	// holds (default 1000).
 	ImportBatchSize int
+	// AuditPageSize is how many events one audit read returns when the
+	// request gives no limit, and the most it may ask for (default 1000).
+	AuditPageSize int
 }
 
 // WithDefaults returns l with every zero (or negative) field at its default.
@@ -32,6 +35,7 @@ func (l Limits) WithDefaults() Limits {
 	orDefault(&l.MaxBulkCheckItems)
 	orDefault(&l.LookupPageSize)
 	orDefault(&l.ImportBatchSize)
+	orDefault(&l.AuditPageSize)
 	return l
 }
 
@@ -49,9 +53,15 @@ func (l Limits) BulkCheckItems(n int, field Path) error {
 
 // LookupLimit is the page size of a lookup that asked for requested
 // results (0 or less: the default); more than LookupPageSize is capped.
-func (l Limits) LookupLimit(requested int) int {
-	if requested <= 0 || requested > l.LookupPageSize {
-		return l.LookupPageSize
+func (l Limits) LookupLimit(requested int) int { return pageSize(requested, l.LookupPageSize) }
+
+// AuditLimit is the page size of an audit read that asked for requested
+// events (0 or less: the default); more than AuditPageSize is capped.
+func (l Limits) AuditLimit(requested int) int { return pageSize(requested, l.AuditPageSize) }
+
+func pageSize(requested, limit int) int {
+	if requested <= 0 || requested > limit {
+		return limit
 	}
 	return requested
 }

@@ -3,7 +3,7 @@ package core
 import "testing"
 
 func TestLimits(t *testing.T) {
-	l := Limits{MaxBulkCheckItems: 2}.WithDefaults()
+	l := Limits{MaxBulkCheckItems: 2, AuditPageSize: 3}.WithDefaults()
 	if l.MaxWriteRelationships != 1000 || l.LookupPageSize != 1000 || l.ImportBatchSize != 1000 || l.MaxBulkCheckItems != 2 {
 		t.Fatalf("WithDefaults = %+v", l)
 	}
@@ -25,6 +25,11 @@ func TestLimits(t *testing.T) {
 	for requested, want := range map[int]int{-1: 1000, 0: 1000, 5: 5, 1000: 1000, 5000: 1000} {
 		if got := l.LookupLimit(requested); got != want {
 			t.Errorf("LookupLimit(%d) = %d, want %d", requested, got, want)
+		}
+	}
+	for requested, want := range map[int]int{-1: 3, 0: 3, 2: 2, 3: 3, 4: 3} {
+		if got := l.AuditLimit(requested); got != want {
+			t.Errorf("AuditLimit(%d) = %d, want %d", requested, got, want)
 		}
 	}
 }

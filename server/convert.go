@@ -1,6 +1,7 @@
 package server
 
 import (
+	"context"
 	"fmt"
 	"time"
 
@@ -216,4 +217,34 @@ func timestamp(t time.Time) *timestamppb.Timestamp {
 		return nil
 	}
 	return timestamppb.New(t)
+}
+
+// labelsFromProto returns a request's labels; core.ValidateMetadata
+// checks them with the rest of the write.
+func labelsFromProto(ls []*pb.Label) []storage.Label {
+	if len(ls) == 0 {
+		return nil
+	}
+	out := make([]storage.Label, len(ls))
+	for i, l := range ls {
+		out[i] = storage.Label{Key: l.GetKey(), Value: l.GetValue()}
+	}
+	return out
+}
+
+func labelsToProto(ls []storage.Label) []*pb.Label {
+	if len(ls) == 0 {
+		return nil
+	}
+	out := make([]*pb.Label, len(ls))
+	for i, l := range ls {
+		out[i] = &pb.Label{Key: l.Key, Value: l.Value}
+	}
+	return out
+}
+
+// writeMetadata is the metadata a write request records: the caller's
+// token name as the actor, and the request's reason and labels.
+func writeMetadata(ctx context.Context, reason string, labels []*pb.Label) storage.WriteMetadata {
+	return storage.WriteMetadata{Actor: actorFrom(ctx), Reason: reason, Labels: labelsFromProto(labels)}
 }

@@ -25,6 +25,18 @@ import (
 // by core with the field in the domain's words. The error interceptors
 // pass every error through toStatus.
 
+// errAuditDisabled answers the requests that read the audit log of a
+// server whose log is disabled.
+var errAuditDisabled = errors.New("the audit log is disabled on this server (pemba serve --audit=false): it records nothing")
+
+// auditEnabled returns errAuditDisabled when the audit log is disabled.
+func (s *Server) auditEnabled() error {
+	if s.cfg.DisableAudit {
+		return errAuditDisabled
+	}
+	return nil
+}
+
 // inField marks err as bad input in the named request field; nil stays
 // nil. Errors the mapping knows more precisely (a revision too old, say)
 // keep their own code.
@@ -73,7 +85,7 @@ func toStatus(log *slog.Logger, method string, err error) error {
 		return status.Errorf(codes.Aborted, "%s; schema writes kept committing while the write was validated: retry", msg)
 	case errors.Is(err, core.ErrSchemaOrphans):
 		return status.Error(codes.FailedPrecondition, msg)
-	case errors.Is(err, core.ErrNoSchema):
+	case errors.Is(err, core.ErrNoSchema), errors.Is(err, errAuditDisabled):
 		return status.Error(codes.FailedPrecondition, msg)
 	case errors.Is(err, check.ErrMaxDepth):
 		return status.Errorf(codes.ResourceExhausted,

@@ -9,9 +9,12 @@ import (
 
 	"google.golang.org/grpc/status"
 
+	"github.com/pembadb/pemba/audit"
 	"github.com/pembadb/pemba/check"
 	"github.com/pembadb/pemba/core"
+	"github.com/pembadb/pemba/graph"
 	pb "github.com/pembadb/pemba/proto/pemba/v1"
+	"github.com/pembadb/pemba/storage"
 )
 
 type permissionService struct {
@@ -29,7 +32,9 @@ func permissionshipToProto(p check.Permissionship) pb.Permissionship {
 	return pb.Permissionship_PERMISSIONSHIP_NO_PERMISSION
 }
 
-func pathToProto(p *check.Path) *pb.AccessPath {
+// pathToProto converts an access path; prov, when not nil, holds the
+// audit event that wrote each relationship of the path (provenance).
+func pathToProto(p *check.Path, prov map[graph.Key]*pb.AuditEvent) *pb.AccessPath {
 	if p == nil {
 		return nil
 	}
@@ -43,11 +48,12 @@ func pathToProto(p *check.Path) *pb.AccessPath {
 		step := &pb.PathStep{Object: objectToProto(st.Object), Relation: st.Relation, Via: st.Via}
 		if st.Relationship != nil {
 			step.Relationship = relationshipToProto(*st.Relationship)
+			step.Provenance = prov[st.Relationship.Key()]
 		}
 		out.Steps = append(out.Steps, step)
 	}
 	for _, a := range p.Also {
-		out.Also = append(out.Also, pathToProto(a))
+		out.Also = append(out.Also, pathToProto(a, prov))
 	}
 	return out
 }
@@ -93,6 +99,14 @@ func (svc *permissionService) CheckPermission(ctx context.Context, req *pb.Check
 	creq.Context = contextFromProto(req.GetContext())
 	creq.Explain = req.GetExplain()
 	creq.Now = time.Now()
+	if req.GetProvenance() {
+		if !req.GetExplain() {
+			return nil, invalidField("provenance", "needs explain: it annotates the access path")
+		}
+		if err := s.auditEnabled(); err != nil {
+			return nil, fmt.Errorf("provenance is read from the audit log: %w", err)
+		}
+	}
 	rev, snap, err := s.snapshotFor(ctx, req.GetConsistency())
 	if err != nil {
 		return nil, err
@@ -101,12 +115,55 @@ func (svc *permissionService) CheckPermission(ctx context.Context, req *pb.Check
 	if err != nil {
 		return nil, queryError(nil, err)
 	}
+	var prov map[graph.Key]*pb.AuditEvent
+	if req.GetProvenance() {
+		if prov, err = s.provenance(ctx, res.Path, rev); err != nil {
+			return nil, err
+		}
+	}
 	return &pb.CheckPermissionResponse{
 		Permissionship: permissionshipToProto(res.Permissionship),
 		MissingContext: res.Missing,
-		Path:           pathToProto(res.Path),
+		Path:           pathToProto(res.Path, prov),
 		CheckedAt:      s.zookie(rev),
 	}, nil
+}
+
+// provenance finds the audit event that wrote each relationship of p (all
+// its chains) as it was at rev, keyed by the relationship's identity;
+// relationships the log has no event for map to nil.
+func (s *Server) provenance(ctx context.Context, p *check.Path, rev storage.Revision) (map[graph.Key]*pb.AuditEvent, error) {
+	out := map[graph.Key]*pb.AuditEvent{}
+	var walk func(p *check.Path) error
+	walk = func(p *check.Path) error {
+		if p == nil {
+			return nil
+		}
+		for _, st := range p.Steps {
+			if st.Relationship == nil {
+				continue
+			}
+			k := st.Relationship.Key()
+			if _, done := out[k]; done {
+				continue
+			}
+			ev, ok, err := audit.Provenance(ctx, s.engine, *st.Relationship, rev)
+			if err != nil {
+				return fmt.Errorf("provenance of %s: %w", k, err)
+			}
+			out[k] = nil
+			if ok {
+				out[k] = s.auditEventToProto(ev)
+			}
+		}
+		for _, a := range p.Also {
+			if err := walk(a); err != nil {
+				return err
+			}
+		}
+		return nil
+	}
+	return out, walk(p)
 }
 
 func (svc *permissionService) BulkCheckPermission(ctx context.Context, req *pb.BulkCheckPermissionRequest) (*pb.BulkCheckPermissionResponse, error) {

@@ -55,7 +55,7 @@ func (svc *relationshipService) WriteRelationships(ctx context.Context, req *pb.
 	rev, err := s.writer.WriteRelationships(ctx, storage.WriteRequest{
 		Preconditions: pre,
 		Mutations:     muts,
-		Metadata:      storage.WriteMetadata{Actor: actorFrom(ctx), Reason: req.GetReason()},
+		Metadata:      writeMetadata(ctx, req.GetReason(), req.GetLabels()),
 	}, "updates")
 	if err != nil {
 		return nil, err // the engine's error names the write
@@ -69,13 +69,10 @@ func (svc *relationshipService) DeleteRelationships(ctx context.Context, req *pb
 	if err != nil {
 		return nil, err
 	}
-	if f.ResourceType == "" && f.Subject == nil {
-		return nil, invalidField("filter", "give at least resource_type or subject; an empty filter would delete everything")
-	}
-	res, err := s.engine.DeleteRelationships(ctx, f, int(req.GetLimit()),
-		storage.WriteMetadata{Actor: actorFrom(ctx), Reason: req.GetReason()})
+	res, err := s.writer.DeleteRelationships(ctx, f, int(req.GetLimit()),
+		writeMetadata(ctx, req.GetReason(), req.GetLabels()), core.Field("filter"))
 	if err != nil {
-		return nil, fmt.Errorf("delete relationships: %w", err)
+		return nil, err
 	}
 	return &pb.DeleteRelationshipsResponse{WrittenAt: s.zookie(res.Revision), Deleted: uint64(res.Deleted), More: res.More}, nil
 }
@@ -192,7 +189,7 @@ func (svc *relationshipService) ImportRelationships(stream pb.RelationshipServic
 		}
 		return resp
 	}
-	imp, err := s.writer.NewImport(ctx, s.requests.ImportBatchSize, storage.WriteMetadata{Actor: actorFrom(ctx), Reason: first.GetReason()},
+	imp, err := s.writer.NewImport(ctx, s.requests.ImportBatchSize, writeMetadata(ctx, first.GetReason(), first.GetLabels()),
 		func(committed int, rev storage.Revision) error {
 			last = progress(committed, rev)
 			return stream.Send(last)

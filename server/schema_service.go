@@ -12,7 +12,6 @@ import (
 	"github.com/pembadb/pemba/core"
 	pb "github.com/pembadb/pemba/proto/pemba/v1"
 	"github.com/pembadb/pemba/schema"
-	"github.com/pembadb/pemba/storage"
 )
 
 type schemaService struct {
@@ -46,7 +45,7 @@ func (svc *schemaService) WriteSchema(ctx context.Context, req *pb.WriteSchemaRe
 	if err != nil {
 		return nil, err
 	}
-	rev, err := s.writer.WriteSchema(ctx, req.GetSchema(), next, storage.WriteMetadata{Actor: actorFrom(ctx), Reason: req.GetReason()})
+	rev, err := s.writer.WriteSchema(ctx, req.GetSchema(), next, writeMetadata(ctx, req.GetReason(), req.GetLabels()))
 	if err != nil {
 		return nil, err
 	}

@@ -32,7 +32,7 @@ import (
 )
 
 // Limits bound requests and connections. Zero fields take the defaults.
-// The first four are request limits: the server hands them to core.Limits,
+// The first four and AuditPageSize are request limits: the server hands them to core.Limits,
 // which every API applies alike.
 type Limits struct {
 	// MaxWriteRelationships caps the updates of one WriteRelationships
@@ -53,6 +53,9 @@ type Limits struct {
 	// StreamIdleTimeout ends a client stream (ImportRelationships) that
 	// sends nothing for this long (default 1m).
 	StreamIdleTimeout time.Duration
+	// AuditPageSize is ReadAudit's event count when the request gives no
+	// limit, and its maximum (default 1000).
+	AuditPageSize int
 
 	// MaxConnections caps the open connections of each listener (default
 	// 4096); further clients wait in the kernel's accept queue.
@@ -101,6 +104,9 @@ func (l Limits) withDefaults() Limits {
 	if l.ImportBatchSize <= 0 {
 		l.ImportBatchSize = 1000
 	}
+	if l.AuditPageSize <= 0 {
+		l.AuditPageSize = 1000
+	}
 	if l.StreamIdleTimeout <= 0 {
 		l.StreamIdleTimeout = time.Minute
 	}
@@ -120,6 +126,10 @@ func (l Limits) withDefaults() Limits {
 type Config struct {
 	// Engine is the datastore. The server does not close it.
 	Engine storage.Engine
+	// DisableAudit says the engine was opened with its audit log disabled:
+	// the AuditService, check provenance and Watch from a time answer
+	// FAILED_PRECONDITION instead of reading an empty log.
+	DisableAudit bool
 	// InstanceID binds zookies to this datastore ("" leaves them unbound).
 	InstanceID string
 	// Tokens are the accepted bearer tokens.
@@ -222,6 +232,7 @@ func New(cfg Config) (*Server, error) {
 	s.requests = core.Limits{
 		MaxWriteRelationships: s.limits.MaxWriteRelationships, MaxBulkCheckItems: s.limits.MaxBulkCheckItems,
 		LookupPageSize: s.limits.LookupPageSize, ImportBatchSize: s.limits.ImportBatchSize,
+		AuditPageSize: s.limits.AuditPageSize,
 	}.WithDefaults()
 	s.writer = core.NewWriter(s.engine, s.revs, s.schemas, s.requests.MaxWriteRelationships)
 	s.stopping, s.stop = context.WithCancel(context.Background())
@@ -395,6 +406,7 @@ func (s *Server) newGRPCServer(extra ...grpc.ServerOption) *grpc.Server {
 	pb.RegisterRelationshipServiceServer(g, &relationshipService{s: s})
 	pb.RegisterPermissionServiceServer(g, &permissionService{s: s})
 	pb.RegisterWatchServiceServer(g, &watchService{s: s})
+	pb.RegisterAuditServiceServer(g, &auditService{s: s})
 	healthpb.RegisterHealthServer(g, s.health)
 	return g
 }
@@ -427,7 +439,7 @@ func (s *Server) serveHTTP(tlsCfg *tls.Config) error {
 	ctx := context.Background()
 	for _, register := range []func(context.Context, *runtime.ServeMux, *grpc.ClientConn) error{
 		pb.RegisterSchemaServiceHandler, pb.RegisterRelationshipServiceHandler,
-		pb.RegisterPermissionServiceHandler, pb.RegisterWatchServiceHandler,
+		pb.RegisterPermissionServiceHandler, pb.RegisterWatchServiceHandler, pb.RegisterAuditServiceHandler,
 	} {
 		if err := register(ctx, gw, conn); err != nil {
 			return fmt.Errorf("register gateway: %w", err)

@@ -26,19 +26,9 @@ func (svc *watchService) Watch(req *pb.WatchRequest, stream pb.WatchService_Watc
 	stopWatch := context.AfterFunc(s.stopping, cancel)
 	defer stopWatch()
 
-	var after storage.Revision
-	if req.GetSince() != nil {
-		rev, err := s.revs.DecodeZookie(req.GetSince().GetToken(), core.Field("since"))
-		if err != nil {
-			return err
-		}
-		after = rev
-	} else {
-		head, err := s.revs.Head(ctx)
-		if err != nil {
-			return err
-		}
-		after = head
+	after, err := s.watchStart(ctx, req)
+	if err != nil {
+		return err
 	}
 	types, err := s.watchTypes(ctx, req.GetResourceTypes(), after)
 	if err != nil {
@@ -58,6 +48,7 @@ func (svc *watchService) Watch(req *pb.WatchRequest, stream pb.WatchService_Watc
 			Actor:         ch.Metadata.Actor,
 			Reason:        ch.Metadata.Reason,
 			SchemaChanged: ch.SchemaChanged,
+			Labels:        labelsToProto(ch.Metadata.Labels),
 		}
 		for _, rc := range ch.Relationships {
 			if types != nil && !types[rc.Relationship.Resource.Type] {
@@ -76,6 +67,33 @@ func (svc *watchService) Watch(req *pb.WatchRequest, stream pb.WatchService_Watc
 		return fmt.Errorf("server is shutting down: %w", storage.ErrClosed)
 	}
 	return nil
+}
+
+// watchStart returns the revision a Watch starts after: since's, the
+// newest revision committed at or before start_time (through the audit
+// log), or the head. A revision below the garbage-collection window is
+// refused when the watch reads it, as for any old zookie.
+func (s *Server) watchStart(ctx context.Context, req *pb.WatchRequest) (storage.Revision, error) {
+	since, start := req.GetSince(), req.GetStartTime()
+	switch {
+	case since != nil && start != nil:
+		return 0, invalidField("start_time", "give since or start_time, not both")
+	case since != nil:
+		return s.revs.DecodeZookie(since.GetToken(), core.Field("since"))
+	case start != nil:
+		if err := start.CheckValid(); err != nil {
+			return 0, inField("start_time", err)
+		}
+		if err := s.auditEnabled(); err != nil {
+			return 0, fmt.Errorf("start_time is found through the audit log: %w", err)
+		}
+		rev, err := s.engine.AuditRevisionAt(ctx, start.AsTime())
+		if err != nil {
+			return 0, fmt.Errorf("find the revision at start_time: %w", err)
+		}
+		return rev, nil
+	}
+	return s.revs.Head(ctx)
 }
 
 // watchTypes checks a Watch's resource type filter and returns it as a set
