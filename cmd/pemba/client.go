@@ -112,6 +112,7 @@ type conn struct {
 	rels        pb.RelationshipServiceClient
 	perms       pb.PermissionServiceClient
 	watch       pb.WatchServiceClient
+	audit       pb.AuditServiceClient
 	consistency *pb.Consistency
 }
 
@@ -189,6 +190,7 @@ func dial(cmd *cobra.Command) (*conn, error) {
 	c.rels = pb.NewRelationshipServiceClient(cc)
 	c.perms = pb.NewPermissionServiceClient(cc)
 	c.watch = pb.NewWatchServiceClient(cc)
+	c.audit = pb.NewAuditServiceClient(cc)
 	return &c, nil
 }
 

@@ -28,6 +28,7 @@ const importBatch = 500
 func init() {
 	var skip int
 	var reason string
+	var labelFlags []string
 	imp := &cobra.Command{
 		Use:   "import FILE",
 		Short: "Load relationships into the server in bulk",
@@ -45,6 +46,10 @@ If an import stops, it prints how many relationships were committed;
   pemba import validation.yaml --skip 20000`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
+			labels, err := parseLabels(labelFlags)
+			if err != nil {
+				return usageError("import: %v", err)
+			}
 			rels, err := readRelationshipsFile(args[0])
 			if err != nil {
 				return usageError("import: %v", err)
@@ -54,12 +59,13 @@ If an import stops, it prints how many relationships were committed;
 			}
 			rels = rels[skip:]
 			return withConn(cmd, func(ctx context.Context, c *conn) error {
-				return runImport(ctx, cmd, c, rels, skip, reason)
+				return runImport(ctx, cmd, c, rels, skip, reason, labels)
 			})
 		},
 	}
 	imp.Flags().IntVar(&skip, "skip", 0, "skip the first N relationships of FILE (resume an import)")
-	imp.Flags().StringVar(&reason, "reason", "", "reason recorded with the writes (shown by watch)")
+	imp.Flags().StringVar(&reason, "reason", "", "reason recorded with every batch in the audit log (shown by watch and audit)")
+	addLabelFlag(imp, &labelFlags)
 	addClientFlags(imp, 0)
 
 	var cursor string
@@ -124,7 +130,9 @@ func readRelationshipsFile(path string) ([]graph.Relationship, error) {
 	return out, sc.Err()
 }
 
-func runImport(ctx context.Context, cmd *cobra.Command, c *conn, rels []graph.Relationship, skipped int, reason string) error {
+// runImport imports rels, recorded with reason and labels; skipped is
+// how many relationships of the file were skipped before them.
+func runImport(ctx context.Context, cmd *cobra.Command, c *conn, rels []graph.Relationship, skipped int, reason string, labels []*pb.Label) error {
 	var bar *progressbar.ProgressBar
 	if f, ok := cmd.ErrOrStderr().(*os.File); ok && !client.json && term.IsTerminal(int(f.Fd())) {
 		bar = progressbar.NewOptions(len(rels), progressbar.OptionSetWriter(f), progressbar.OptionSetDescription("importing"),
@@ -143,7 +151,7 @@ func runImport(ctx context.Context, cmd *cobra.Command, c *conn, rels []graph.Re
 		end := min(start+importBatch, len(rels))
 		msg := &pb.ImportRelationshipsRequest{}
 		if start == 0 {
-			msg.Reason = reason
+			msg.Reason, msg.Labels = reason, labels
 		}
 		for _, r := range rels[start:end] {
 			w, err := relationshipToWire(r)

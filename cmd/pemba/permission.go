@@ -4,7 +4,9 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"strconv"
 	"strings"
+	"time"
 
 	"github.com/spf13/cobra"
 
@@ -34,15 +36,18 @@ func init() {
 }
 
 func checkCommand(use string) *cobra.Command {
-	var explain bool
+	var explain, provenance bool
 	var contextJSON string
 	cmd := &cobra.Command{
 		Use:   use + " RESOURCE PERMISSION SUBJECT",
 		Short: "Check whether SUBJECT has PERMISSION on RESOURCE",
 		Long: `check prints "has permission", "no permission" or "conditional (missing: a, b)"
 and exits 0, 1 or 3 accordingly; any error exits 2. --explain also prints
-the access path that grants it.`,
+the access path that grants it; --provenance (which implies --explain)
+adds, under each relationship of the path, the audit event that wrote it:
+when, by whom, why and with which labels.`,
 		Example: `  pemba permission check document:readme view user:alice --explain
+  pemba check document:readme view user:alice --provenance
   pemba check document:readme view user:alice --context '{"ip":"10.1.2.3"}'`,
 		Args: cobra.ExactArgs(3),
 		RunE: func(cmd *cobra.Command, args []string) error {
@@ -58,10 +63,11 @@ the access path that grants it.`,
 			if err != nil {
 				return usageError("check: %v", err)
 			}
+			explain = explain || provenance
 			return withConn(cmd, func(ctx context.Context, c *conn) error {
 				resp, err := c.perms.CheckPermission(ctx, &pb.CheckPermissionRequest{
 					Consistency: c.consistency, Resource: objectToWire(res), Permission: args[1],
-					Subject: subjectToWire(sub), Context: caveatCtx, Explain: explain,
+					Subject: subjectToWire(sub), Context: caveatCtx, Explain: explain, Provenance: provenance,
 				})
 				if err != nil {
 					return rpcError("check", err)
@@ -74,7 +80,7 @@ the access path that grants it.`,
 				} else {
 					fmt.Fprintln(out, permissionshipText(resp.GetPermissionship(), resp.GetMissingContext()))
 					if explain && resp.GetPath() != nil {
-						printPath(out, resp.GetPath())
+						printPath(out, resp.GetPath(), provenance)
 					}
 					printZookie(cmd, "checked at", resp.GetCheckedAt())
 				}
@@ -89,6 +95,7 @@ the access path that grants it.`,
 		},
 	}
 	cmd.Flags().BoolVar(&explain, "explain", false, "print the access path that proves the answer")
+	cmd.Flags().BoolVar(&provenance, "provenance", false, "with the access path, print who wrote each of its relationships, when and why (from the audit log)")
 	cmd.Flags().StringVar(&contextJSON, "context", "", "caveat context as a JSON object")
 	addConsistencyFlag(cmd)
 	return cmd
@@ -105,13 +112,14 @@ func permissionshipText(p pb.Permissionship, missing []string) string {
 }
 
 // printPath prints an access path: its one-line form, then one step per
-// line with the relationship that made it.
-func printPath(w io.Writer, p *pb.AccessPath) {
+// line with the relationship that made it, and with provenance the audit
+// event that wrote the relationship on the line below.
+func printPath(w io.Writer, p *pb.AccessPath, provenance bool) {
 	fmt.Fprintln(w, "path:", p.GetText())
-	printSteps(w, p, "  ")
+	printSteps(w, p, "  ", provenance)
 }
 
-func printSteps(w io.Writer, p *pb.AccessPath, indent string) {
+func printSteps(w io.Writer, p *pb.AccessPath, indent string, provenance bool) {
 	fmt.Fprintf(w, "%s%s\n", indent, subjectFromWire(p.GetSubject()))
 	for _, st := range p.GetSteps() {
 		line := fmt.Sprintf("%s→ %s#%s", indent, objectFromWire(st.GetObject()), st.GetRelation())
@@ -122,11 +130,35 @@ func printSteps(w io.Writer, p *pb.AccessPath, indent string) {
 			line += "   (" + relationshipFromWire(r).String() + ")"
 		}
 		fmt.Fprintln(w, line)
+		if provenance && st.GetRelationship() != nil {
+			fmt.Fprintf(w, "%s    %s\n", indent, provenanceText(st.GetProvenance()))
+		}
 	}
 	for _, a := range p.GetAlso() {
 		fmt.Fprintf(w, "%sand\n", indent)
-		printSteps(w, a, indent+"  ")
+		printSteps(w, a, indent+"  ", provenance)
 	}
+}
+
+// provenanceText describes the audit event that wrote a relationship:
+// `written 2026-12-01T10:02:11Z by ci  "reason"  approver=bob`.
+func provenanceText(ev *pb.AuditEvent) string {
+	if ev == nil {
+		return "written: no audit entry (written before the audit log began, or trimmed by its retention)"
+	}
+	var b strings.Builder
+	b.WriteString("written " + ev.GetTime().AsTime().UTC().Format(time.RFC3339) + " by " + orDash(ev.GetActor()))
+	if r := ev.GetReason(); r != "" {
+		b.WriteString("  " + strconv.Quote(r))
+	}
+	for i, l := range ev.GetLabels() {
+		if i == 0 {
+			b.WriteByte(' ')
+		}
+		b.WriteString(" " + formatLabel(l))
+	}
+	b.WriteString("  (revision " + ev.GetRevision().GetToken() + ")")
+	return b.String()
 }
 
 func expandCommand() *cobra.Command {

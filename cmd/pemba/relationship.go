@@ -78,6 +78,7 @@ func init() {
 
 	var deleteLimit uint32
 	var reason string
+	var labelFlags []string
 	bulkDelete := &cobra.Command{
 		Use:   "bulk-delete RESOURCE_TYPE[:ID] [RELATION] [SUBJECT_TYPE[:ID][#RELATION]]",
 		Short: "Delete every relationship matching a filter, in one revision",
@@ -87,8 +88,14 @@ func init() {
 			if err != nil {
 				return usageError("relationship bulk-delete: %v", err)
 			}
+			labels, err := parseLabels(labelFlags)
+			if err != nil {
+				return usageError("relationship bulk-delete: %v", err)
+			}
 			return withConn(cmd, func(ctx context.Context, c *conn) error {
-				resp, err := c.rels.DeleteRelationships(ctx, &pb.DeleteRelationshipsRequest{Filter: filter, Limit: deleteLimit, Reason: reason})
+				resp, err := c.rels.DeleteRelationships(ctx, &pb.DeleteRelationshipsRequest{
+					Filter: filter, Limit: deleteLimit, Reason: reason, Labels: labels,
+				})
 				if err != nil {
 					return rpcError("relationship bulk-delete", err)
 				}
@@ -106,7 +113,8 @@ func init() {
 		},
 	}
 	bulkDelete.Flags().Uint32Var(&deleteLimit, "limit", 0, "delete at most this many (0: all)")
-	bulkDelete.Flags().StringVar(&reason, "reason", "", "reason recorded with the write (shown by watch)")
+	bulkDelete.Flags().StringVar(&reason, "reason", "", "reason recorded with the write in the audit log (shown by watch and audit)")
+	addLabelFlag(bulkDelete, &labelFlags)
 
 	relationshipCmd.AddCommand(read, bulkDelete)
 	addClientFlags(relationshipCmd)
@@ -116,6 +124,7 @@ func init() {
 // writeCommand builds `relationship create|touch|delete`.
 func writeCommand(verb, past string, op pb.RelationshipUpdate_Operation, short string) *cobra.Command {
 	var caveat, expiration, reason string
+	var labelFlags []string
 	cmd := &cobra.Command{
 		Use:   verb + " RESOURCE RELATION SUBJECT",
 		Short: short,
@@ -125,7 +134,8 @@ RESOURCE is type:id; SUBJECT is type:id, type:id#relation or type:*.
 A single argument in relationship syntax (document:a#viewer@user:b) works too.`,
 		Example: fmt.Sprintf(`  pemba relationship %s document:readme viewer user:alice
   pemba relationship %s document:readme viewer group:eng#member --reason "onboarding"
-  pemba relationship %s document:readme viewer user:bob --caveat 'on_network:{"cidr":"10.0.0.0/8"}'`, verb, verb, verb),
+  pemba relationship %s document:readme viewer user:bob --caveat 'on_network:{"cidr":"10.0.0.0/8"}'
+  pemba relationship %s document:readme viewer user:carol --reason "access request" --label approver=bob --label ticket=SEC-42`, verb, verb, verb, verb),
 		Args: func(cmd *cobra.Command, args []string) error {
 			if len(args) != 1 && len(args) != 3 {
 				return usageError("relationship %s: want RESOURCE RELATION SUBJECT (or one relationship string), got %d argument(s)", verb, len(args))
@@ -151,10 +161,15 @@ A single argument in relationship syntax (document:a#viewer@user:b) works too.`,
 			if err != nil {
 				return usageError("relationship %s: %v", verb, err)
 			}
+			labels, err := parseLabels(labelFlags)
+			if err != nil {
+				return usageError("relationship %s: %v", verb, err)
+			}
 			return withConn(cmd, func(ctx context.Context, c *conn) error {
 				resp, err := c.rels.WriteRelationships(ctx, &pb.WriteRelationshipsRequest{
 					Updates: []*pb.RelationshipUpdate{{Operation: op, Relationship: wire}},
 					Reason:  reason,
+					Labels:  labels,
 				})
 				if err != nil {
 					return rpcError("relationship "+verb, err)
@@ -170,7 +185,8 @@ A single argument in relationship syntax (document:a#viewer@user:b) works too.`,
 	}
 	cmd.Flags().StringVar(&caveat, "caveat", "", "caveat as name or name:{json context}")
 	cmd.Flags().StringVar(&expiration, "expiration", "", "expiration time, RFC 3339")
-	cmd.Flags().StringVar(&reason, "reason", "", "reason recorded with the write (shown by watch)")
+	cmd.Flags().StringVar(&reason, "reason", "", "reason recorded with the write in the audit log (shown by watch and audit)")
+	addLabelFlag(cmd, &labelFlags)
 	return cmd
 }
 

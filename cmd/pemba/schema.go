@@ -15,6 +15,7 @@ import (
 
 func init() {
 	var reason string
+	var labelFlags []string
 	write := &cobra.Command{
 		Use:   "write FILE",
 		Short: "Store a new schema on the server",
@@ -27,8 +28,12 @@ refused, naming the relation and how many relationships it still has.`,
 			if err != nil {
 				return usageError("schema write: %v", err)
 			}
+			labels, err := parseLabels(labelFlags)
+			if err != nil {
+				return usageError("schema write: %v", err)
+			}
 			return withConn(cmd, func(ctx context.Context, c *conn) error {
-				resp, err := c.schema.WriteSchema(ctx, &pb.WriteSchemaRequest{Schema: string(text), Reason: reason})
+				resp, err := c.schema.WriteSchema(ctx, &pb.WriteSchemaRequest{Schema: string(text), Reason: reason, Labels: labels})
 				if err != nil {
 					return rpcError("schema write", err)
 				}
@@ -44,7 +49,8 @@ refused, naming the relation and how many relationships it still has.`,
 			})
 		},
 	}
-	write.Flags().StringVar(&reason, "reason", "", "reason recorded with the write (shown by watch)")
+	write.Flags().StringVar(&reason, "reason", "", "reason recorded with the write in the audit log (shown by watch and audit)")
+	addLabelFlag(write, &labelFlags)
 
 	read := &cobra.Command{
 		Use:   "read",

@@ -2,15 +2,19 @@ package main
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
 	"strings"
 	"time"
 
+	"github.com/spf13/cobra"
 	"google.golang.org/protobuf/types/known/structpb"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
+	"github.com/pembadb/pemba/core"
 	"github.com/pembadb/pemba/graph"
 	pb "github.com/pembadb/pemba/proto/pemba/v1"
+	"github.com/pembadb/pemba/storage"
 )
 
 // Conversions between the relationship syntax the CLI reads and prints and
@@ -136,4 +140,32 @@ func parseFilterArgs(args []string) (*pb.RelationshipFilter, error) {
 		}
 	}
 	return f, nil
+}
+
+// addLabelFlag adds --label to a write command.
+func addLabelFlag(cmd *cobra.Command, labels *[]string) {
+	cmd.Flags().StringArrayVar(labels, "label", nil,
+		"key=value recorded with the write in the audit log, e.g. --label ticket=SEC-42 (repeatable; a key may repeat)")
+}
+
+// parseLabels reads --label flags: key=value each, checked with the
+// server's rules (core.ValidateLabels) so a bad one is a usage error.
+func parseLabels(flags []string) ([]*pb.Label, error) {
+	if len(flags) > core.MaxLabels {
+		return nil, fmt.Errorf("--label: %d labels exceed the limit of %d per write", len(flags), core.MaxLabels)
+	}
+	var out []*pb.Label
+	for _, f := range flags {
+		key, value, ok := strings.Cut(f, "=")
+		if !ok {
+			return nil, fmt.Errorf("--label %q: want key=value", f)
+		}
+		err := core.ValidateLabels([]storage.Label{{Key: key, Value: value}}, core.Field("label"))
+		var fe *core.FieldError
+		if errors.As(err, &fe) {
+			return nil, fmt.Errorf("--label %q: %s: %v", f, fe.Path[len(fe.Path)-1], fe.Err)
+		}
+		out = append(out, &pb.Label{Key: key, Value: value})
+	}
+	return out, nil
 }
