@@ -64,7 +64,8 @@ func openEngine(ctx context.Context, o serveOptions, log *slog.Logger) (openedSt
 		if err := checkFreeSpace(o.dataDir); err != nil {
 			return openedStore{}, err
 		}
-		engine, err = openPebble(ctx, pebble.Options{Dir: o.dataDir, GCWindow: o.gcWindow, GCInterval: o.gcInterval, CacheSize: o.blockCacheBytes})
+		engine, err = openPebble(ctx, pebble.Options{Dir: o.dataDir, GCWindow: o.gcWindow, GCInterval: o.gcInterval, CacheSize: o.blockCacheBytes,
+			DisableAudit: !o.audit, AuditRetention: o.auditRetention})
 		if err != nil {
 			return openedStore{}, err
 		}
@@ -74,7 +75,8 @@ func openEngine(ctx context.Context, o serveOptions, log *slog.Logger) (openedSt
 		}
 		log.Info("opened embedded datastore", "dir", o.dataDir)
 	case "memory":
-		engine, err = openPebble(ctx, pebble.Options{InMemory: true, GCWindow: o.gcWindow, GCInterval: o.gcInterval, CacheSize: o.blockCacheBytes})
+		engine, err = openPebble(ctx, pebble.Options{InMemory: true, GCWindow: o.gcWindow, GCInterval: o.gcInterval, CacheSize: o.blockCacheBytes,
+			DisableAudit: !o.audit, AuditRetention: o.auditRetention})
 		if err != nil {
 			return openedStore{}, err
 		}
@@ -88,7 +90,8 @@ func openEngine(ctx context.Context, o serveOptions, log *slog.Logger) (openedSt
 		if o.datastoreURL == "" {
 			return openedStore{}, fmt.Errorf("--datastore-url is required for --datastore %s", o.datastore)
 		}
-		engine, err = sqlstore.Open(ctx, sqlstore.Config{Dialect: dialect, URL: o.datastoreURL, GCWindow: o.gcWindow, AutoMigrate: o.autoMigrate})
+		engine, err = sqlstore.Open(ctx, sqlstore.Config{Dialect: dialect, URL: o.datastoreURL, GCWindow: o.gcWindow, AutoMigrate: o.autoMigrate,
+			DisableAudit: !o.audit, AuditRetention: o.auditRetention})
 		if err != nil {
 			return openedStore{}, err
 		}

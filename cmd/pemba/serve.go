@@ -57,6 +57,8 @@ type serveOptions struct {
 	maxExpandNodes  int
 	gcWindow        time.Duration
 	gcInterval      time.Duration
+	audit           bool
+	auditRetention  time.Duration
 
 	maxWrite        int
 	maxBulkCheck    int
@@ -120,7 +122,13 @@ PEMBA_GRPC_ADDR); --token is PEMBA_SERVE_TOKENS (comma-separated).
 Requests authenticate with a bearer token (--token name=secret, repeatable,
 or --token-file with one name=secret per line); the token's name is
 recorded as the actor of every write. --dev runs a local development
-server with a generated token it prints.`,
+server with a generated token it prints.
+
+Every committed write is recorded in the audit log with its actor, reason
+and labels, in the same transaction as the write, chained by hash (read it
+with "pemba audit", check it with "pemba audit verify"). Garbage
+collection (--gc-window) never removes audit entries; --audit-retention
+drops the ones older than it, and --audit=false records none.`,
 		Example: `  pemba serve --dev
   pemba serve --token ci=$(openssl rand -hex 16) --data-dir /var/lib/pemba
   pemba serve --datastore postgres --datastore-url postgres://pemba@db/pemba --token-file /etc/pemba/tokens`,
@@ -162,6 +170,8 @@ server with a generated token it prints.`,
 	f.IntVar(&o.maxExpandNodes, "max-expand-nodes", 50000, "maximum nodes of one ExpandPermission tree (larger trees are refused; use LookupSubjects)")
 	f.DurationVar(&o.gcWindow, "gc-window", 24*time.Hour, "how long old revisions stay readable (zookies older than this are refused)")
 	f.DurationVar(&o.gcInterval, "gc-interval", time.Minute, "how often the embedded datastore drops history older than --gc-window")
+	f.BoolVar(&o.audit, "audit", true, "record every write in the audit log (false stores none: for benchmarks; audit reads, check provenance and watch --since TIME are then refused)")
+	f.DurationVar(&o.auditRetention, "audit-retention", 0, "drop audit log entries older than this (0: keep them forever); garbage collection never removes them otherwise")
 	f.IntVar(&o.maxWrite, "max-write-relationships", 1000, "maximum updates in one WriteRelationships")
 	f.IntVar(&o.maxBulkCheck, "max-bulk-check-items", 1000, "maximum items in one BulkCheckPermission")
 	f.IntVar(&o.maxMessageBytes, "max-message-bytes", 4<<20, "maximum size of a received message")
@@ -278,6 +288,9 @@ func serve(cmd *cobra.Command, o serveOptions) error {
 		tokens = append(tokens, server.Token{Name: "dev", Secret: devSecret})
 	}
 
+	if o.auditRetention < 0 {
+		return fmt.Errorf("--audit-retention %v: want a positive duration, or 0 to keep the log forever", o.auditRetention)
+	}
 	maxConns, err := listenerConnectionLimit(o, log)
 	if err != nil {
 		return err
@@ -299,6 +312,7 @@ func serve(cmd *cobra.Command, o serveOptions) error {
 
 	srv, err := server.New(server.Config{
 		Engine:         store.engine,
+		DisableAudit:   !o.audit,
 		InstanceID:     store.instanceID,
 		Tokens:         tokens,
 		InsecureNoAuth: o.insecureNoAuth,
