@@ -92,4 +92,7 @@ type Event struct {
 	Schema storage.SchemaChange
 	// Cursor resumes a query after this event (Query.After).
 	Cursor string
+
+	// index is the change's position in its entry (Changes, then Schema).
+	index int
 }
