@@ -109,8 +109,8 @@ func (s *Server) auditQuery(req *pb.ReadAuditRequest) (audit.Query, error) {
 	if q.Until, err = auditTime(req.GetUntil(), "until"); err != nil {
 		return audit.Query{}, err
 	}
-	if !q.Since.IsZero() && !q.Until.IsZero() && q.Since.After(q.Until) {
-		return audit.Query{}, invalidField("until", "%s is before since (%s)", q.Until.Format(timeFormat), q.Since.Format(timeFormat))
+	if !q.Since.IsZero() && !q.Until.IsZero() && !q.Since.Before(q.Until) {
+		return audit.Query{}, invalidField("until", "%s is not after since (%s)", q.Until.Format(time.RFC3339Nano), q.Since.Format(time.RFC3339Nano))
 	}
 	if q.MinRevision, err = s.auditRevision(req.GetFromRevision(), "from_revision"); err != nil {
 		return audit.Query{}, err
@@ -130,9 +130,6 @@ func (s *Server) auditQuery(req *pb.ReadAuditRequest) (audit.Query, error) {
 	}
 	return q, nil
 }
-
-// timeFormat prints times in messages.
-const timeFormat = "2006-01-02T15:04:05.999999999Z07:00"
 
 // auditTime reads an optional timestamp field.
 func auditTime(ts *timestamppb.Timestamp, field string) (time.Time, error) {
@@ -163,6 +160,8 @@ func checkAuditNames(q audit.Query) error {
 		return invalidField("resource_id", "requires resource_type")
 	case q.SubjectID != "" && q.SubjectType == "":
 		return invalidField("subject_id", "requires subject_type")
+	case q.SubjectRelation != "" && q.SubjectType == "":
+		return invalidField("subject_relation", "requires subject_type")
 	}
 	for _, c := range []struct {
 		field, value string
@@ -193,6 +192,8 @@ func checkAuditNames(q audit.Query) error {
 // calls differently; the others have the same name.
 var auditQueryFields = map[string]string{
 	"after":          "cursor",
+	"from":           "from_revision",
+	"to":             "to_revision",
 	"min_revision":   "from_revision",
 	"max_revision":   "to_revision",
 	"no_expirations": "exclude_expirations",

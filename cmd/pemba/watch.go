@@ -11,6 +11,7 @@ import (
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
+	"github.com/pembadb/pemba/core"
 	pb "github.com/pembadb/pemba/proto/pemba/v1"
 )
 
@@ -87,6 +88,11 @@ func watchRequest(since string, types []string, now time.Time) (*pb.WatchRequest
 		}
 		req.StartTime = timestamppb.New(t)
 		return req, nil
+	}
+	// The server checks the zookie; its shape is checked here so a
+	// mistyped time is not reported as a malformed zookie.
+	if _, err := core.NewZookies("").Decode(since); err != nil {
+		return nil, fmt.Errorf("--since %q: want a zookie, a duration before now (1h, 7d) or an RFC 3339 time", since)
 	}
 	req.Since = &pb.Zookie{Token: since}
 	return req, nil
