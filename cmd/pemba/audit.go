@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	pb "github.com/pembadb/pemba/proto/pemba/v1"
@@ -67,7 +68,14 @@ the server's answers until --limit events are printed or the log ends.`,
 			})
 		},
 	}
-	f := cmd.Flags()
+	o.addFlags(cmd.Flags())
+	cmd.AddCommand(auditVerifyCommand())
+	addClientFlags(cmd, 0)
+	rootCmd.AddCommand(cmd)
+}
+
+// addFlags defines the flags of `pemba audit` on f.
+func (o *auditOptions) addFlags(f *pflag.FlagSet) {
 	f.StringVar(&o.resource, "resource", "", "changes to relationships of this resource type, or of one resource: TYPE[:ID]")
 	f.StringVar(&o.relation, "relation", "", "changes to relationships with this relation")
 	f.StringVar(&o.subject, "subject", "", "changes to relationships of this subject: TYPE[:ID][#RELATION] (#... for no relation)")
@@ -80,10 +88,6 @@ the server's answers until --limit events are printed or the log ends.`,
 	f.BoolVar(&o.newestFirst, "newest-first", false, "print the newest event first")
 	f.IntVar(&o.limit, "limit", 0, "print at most this many events (0: all)")
 	f.StringSliceVar(&o.kinds, "kind", nil, "only these kinds: created, touched, deleted, expired, schema (repeatable or comma-separated)")
-
-	cmd.AddCommand(auditVerifyCommand())
-	addClientFlags(cmd, 0)
-	rootCmd.AddCommand(cmd)
 }
 
 // request builds the ReadAudit request the flags ask for; relative times
