@@ -10,7 +10,9 @@
 // and connection limits (an HTTP request is authenticated and its body
 // capped before the gateway reads it, gateway.go), health (one datastore
 // probe behind both /readyz and the gRPC health service, readiness.go),
-// Prometheus metrics and structured logs.
+// Prometheus metrics and structured logs. The AuditService translates
+// ReadAudit into an audit.Query and VerifyAudit into auditlog.Verify; the
+// queries themselves live in package audit.
 //
 // A caller opens the datastore, builds a Config and calls New, then Serve;
 // Shutdown drains in-flight requests. The server never closes the engine
