@@ -98,7 +98,7 @@ func (e *Engine) write(ctx context.Context, req storage.WriteRequest) (storage.R
 		return 0, err
 	}
 	defer release()
-	return e.serialize(ctx, func(c *commit) error {
+	return e.serialize(ctx, storage.AuditWrite, func(c *commit) error {
 		return e.applyWrite(ctx, c, &req, &set)
 	})
 }
@@ -142,14 +142,21 @@ func (e *Engine) applyWrite(ctx context.Context, c *commit, req *storage.WriteRe
 				return &storage.AlreadyExistsError{Relationship: *m.rel}
 			}
 			c.put(fwd, rv, pay)
+			c.audited(storage.OpCreate, m.rel)
 		case storage.OpTouch:
 			c.put(fwd, rv, pay)
+			c.audited(storage.OpTouch, m.rel)
 		case storage.OpDelete:
 			cur, ok := newest(it, fwd)
 			if !ok || cur.tombstone {
 				continue
 			}
 			c.remove(fwd, rv, it.Value())
+			if !cur.expiredAt(now) { // an expired relationship was absent already
+				if err := c.auditedDelete(m.rel, &cur); err != nil {
+					return fmt.Errorf("mutation %d: stored version: %w", i, err)
+				}
+			}
 		}
 	}
 	return it.Error()
@@ -223,6 +230,12 @@ type commit struct {
 	now           time.Time
 	meta          storage.WriteMetadata
 	schemaChanged bool
+	// Recorded in the audit entry: the operation, the effective changes
+	// in the order the write listed them (not gathered when the audit log
+	// is disabled) and a schema write's diff.
+	kind    storage.AuditKind
+	changes []storage.AuditChange
+	diff    []storage.SchemaChange
 }
 
 // serialize runs build holding writeMu with a commit for the next
@@ -232,13 +245,13 @@ type commit struct {
 // write whose caller has given up is never applied. The WAL sync happens
 // after the lock is released, so concurrent writers share syncs (Pebble
 // groups them); the head is published only once the revision is durable.
-func (e *Engine) serialize(ctx context.Context, build func(c *commit) error) (storage.Revision, error) {
+func (e *Engine) serialize(ctx context.Context, kind storage.AuditKind, build func(c *commit) error) (storage.Revision, error) {
 	select {
 	case e.writeMu <- struct{}{}:
 	case <-ctx.Done():
 		return 0, fmt.Errorf("wait for the write lock: %w", ctx.Err())
 	}
-	c := &commit{e: e, batch: e.db.NewBatch(), now: time.Now()}
+	c := &commit{e: e, batch: e.db.NewBatch(), now: time.Now(), kind: kind}
 	defer c.batch.Close()
 	c.rev = e.applied + 1
 	err := ctx.Err()
@@ -295,21 +308,30 @@ func (c *commit) remove(fwd, rev, old []byte) {
 	c.log.add(storage.OpDelete, fwd, old)
 }
 
-// apply adds the revision record and change log and applies the batch,
-// unsynced; the caller holds writeMu.
+// apply adds the revision record, change log and audit entry and applies
+// the batch, unsynced; the caller holds writeMu.
 func (c *commit) apply() error {
 	e := c.e
 	if c.now.Before(e.lastCommit) {
 		c.now = e.lastCommit // commit times never go back
 	}
+	c.meta.Labels = sortedLabels(c.meta.Labels)
 	rr := revisionRecord{committedAt: c.now, meta: c.meta, schemaChanged: c.schemaChanged}
 	_ = c.batch.Set(revisionKey(spaceRevision, c.rev), rr.encode(), nil)
 	_ = c.batch.Set(revisionKey(spaceChanges, c.rev), c.log.encode(), nil)
+	auditHead := e.auditHead
+	if !e.opts.DisableAudit {
+		var err error
+		if auditHead, err = c.addAuditEntry(); err != nil {
+			return err
+		}
+	}
 	if err := c.batch.Commit(pdb.NoSync); err != nil {
 		return fmt.Errorf("commit revision %d: %w", c.rev, err)
 	}
 	e.applied = c.rev
 	e.lastCommit = c.now
+	e.auditHead = auditHead
 	if c.schemaChanged {
 		e.schemaRev = c.rev
 	}
@@ -367,14 +389,14 @@ func (e *Engine) deleteRelationships(ctx context.Context, f storage.Filter, limi
 	p := newPlan().forward(&f)
 	defer p.release()
 	var res storage.DeleteResult
-	res.Revision, err = e.serialize(ctx, func(c *commit) error {
+	res.Revision, err = e.serialize(ctx, storage.AuditDelete, func(c *commit) error {
 		c.meta = meta
 		opts := storage.QueryOptions{Now: c.now}
 		if limit > 0 {
 			opts.Limit = limit + 1 // one more tells whether there is more
 		}
 		var rv []byte
-		return e.scan(ctx, e.applied, false, p, opts, func(body []byte, comps *[6][]byte, value []byte, _ *payload) (bool, error) {
+		return e.scan(ctx, e.applied, false, p, opts, func(body []byte, comps *[6][]byte, value []byte, pl *payload) (bool, error) {
 			if limit > 0 && res.Deleted == limit {
 				res.More = true
 				return false, nil
@@ -382,6 +404,13 @@ func (e *Engine) deleteRelationships(ctx context.Context, f storage.Filter, limi
 			rv = reverseBody(rv[:0], comps)
 			c.remove(body, rv, value)
 			res.Deleted++
+			if !e.opts.DisableAudit {
+				r := forward.relationship(body, comps)
+				if err := pl.apply(&r); err != nil {
+					return false, fmt.Errorf("value of %q: %w", body, err)
+				}
+				c.changes = append(c.changes, storage.AuditChange{Op: storage.OpDelete, Relationship: r})
+			}
 			return true, nil
 		})
 	})
@@ -409,13 +438,13 @@ func (e *Engine) WriteSchema(ctx context.Context, w storage.SchemaWrite) (storag
 	}
 	defer release()
 	value := encodeSchema(w.Schema)
-	rev, err := e.serialize(ctx, func(c *commit) error {
+	rev, err := e.serialize(ctx, storage.AuditSchema, func(c *commit) error {
 		if w.Check != nil {
 			if err := w.Check(ctx, &reader{e: e, rev: e.applied, writing: true}); err != nil {
 				return err
 			}
 		}
-		c.meta, c.schemaChanged = w.Metadata, true
+		c.meta, c.schemaChanged, c.diff = w.Metadata, true, w.Diff
 		return c.batch.Set(schemaKey(c.rev), value, nil)
 	})
 	if err != nil {
@@ -489,7 +518,7 @@ func (e *Engine) importBatch(ctx context.Context, set *encodedSet, opts storage.
 	// reuse the previous insert's position instead of searching from the
 	// top, which more than pays for the sort on large batches.
 	byFwd, byRev := set.sortedOrders()
-	return e.serialize(ctx, func(c *commit) error {
+	return e.serialize(ctx, storage.AuditImport, func(c *commit) error {
 		if err := e.checkSchemaGuard(opts.SchemaRevision); err != nil {
 			return err
 		}
@@ -505,6 +534,7 @@ func (e *Engine) importBatch(ctx context.Context, set *encodedSet, opts storage.
 		for i := range set.muts {
 			fwd, _, pay := set.parts(&set.muts[i])
 			c.log.add(storage.OpTouch, fwd, pay)
+			c.audited(storage.OpTouch, set.muts[i].rel)
 		}
 		return nil
 	})
