@@ -27,47 +27,78 @@ const (
 	auditPageRevisions = 1024
 )
 
-// audited records a created or touched relationship in the revision's
-// audit entry.
-func (c *commit) audited(op storage.Op, r *graph.Relationship) {
-	if !c.e.opts.DisableAudit {
-		c.changes = append(c.changes, storage.AuditChange{Op: op, Relationship: *r})
+// auditBuilder starts the audit entry of a write, or returns nil when the
+// audit log is disabled.
+func (e *Engine) auditBuilder(kind storage.AuditKind, meta storage.WriteMetadata, diff []storage.SchemaChange) *auditlog.Builder {
+	if e.opts.DisableAudit {
+		return nil
 	}
+	b := new(auditlog.Builder)
+	b.Reset(kind, meta, diff)
+	return b
+}
+
+// auditAdd adds a change to an audit entry; pay is the relationship's
+// stored payload, whose caveat context is already encoded.
+func auditAdd(b *auditlog.Builder, op storage.Op, r *graph.Relationship, pay []byte) error {
+	var ctxJSON []byte
+	if r.Caveat != nil {
+		pl, err := decodePayload(pay)
+		if err != nil {
+			return err
+		}
+		ctxJSON = pl.caveatCtx
+	}
+	return b.Add(op, r, ctxJSON)
+}
+
+// audited records a created or touched relationship, whose payload is
+// pay, in the revision's audit entry.
+func (c *commit) audited(op storage.Op, r *graph.Relationship, pay []byte) error {
+	if c.audit == nil {
+		return nil
+	}
+	return auditAdd(c.audit, op, r, pay)
 }
 
 // auditedDelete records the deletion of a live relationship: its identity
 // is r's, its caveat and expiration those of the version deleted.
 func (c *commit) auditedDelete(r *graph.Relationship, stored *payload) error {
-	if c.e.opts.DisableAudit {
+	if c.audit == nil {
 		return nil
 	}
 	gone := graph.Relationship{Resource: r.Resource, Relation: r.Relation, Subject: r.Subject}
-	if err := stored.apply(&gone); err != nil {
-		return err
+	if stored.hasCaveat {
+		gone.Caveat = &graph.Caveat{Name: string(stored.caveatName)}
 	}
-	c.changes = append(c.changes, storage.AuditChange{Op: storage.OpDelete, Relationship: gone})
-	return nil
+	if !stored.expiration.IsZero() {
+		exp := stored.expiration
+		gone.Expiration = &exp
+	}
+	// The stored context is already encoded: Add takes it as is (not
+	// nil, also when empty).
+	ctxJSON := stored.caveatCtx
+	if ctxJSON == nil {
+		ctxJSON = []byte{}
+	}
+	return c.audit.Add(storage.OpDelete, &gone, ctxJSON)
 }
 
 // addAuditEntry seals the revision's audit entry, chained to the engine's
 // audit head, and adds it and its index terms to the batch. It returns
 // the entry's hash, the head once the batch is applied. The caller holds
-// writeMu and has settled c.now and c.meta.
-func (c *commit) addAuditEntry() (storage.AuditHash, error) {
-	en := storage.AuditEntry{Revision: c.rev, CommittedAt: c.now, Kind: c.kind, Metadata: c.meta,
-		Changes: c.changes, Schema: c.diff, PrevHash: c.e.auditHead}
-	value, err := auditlog.Seal(&en)
-	if err != nil {
-		return storage.AuditHash{}, err
-	}
+// writeMu and has settled c.now.
+func (c *commit) addAuditEntry() storage.AuditHash {
+	terms := c.audit.Terms()
+	value, h := c.audit.Seal(c.rev, c.now, c.e.auditHead)
 	_ = c.batch.Set(auditEntryKey(c.rev), value, nil)
 	// Terms come sorted, and so do their keys: Pebble inserts a sorted
 	// run into its memtable cheaply.
-	for _, term := range auditlog.Terms(&en) {
+	for _, term := range terms {
 		c.key = auditTermKey(c.key[:0], term, c.rev)
 		_ = c.batch.Set(c.key, nil, nil)
 	}
-	return en.Hash, nil
+	return h
 }
 
 // loadAuditHead returns the hash of the newest stored audit entry, or of

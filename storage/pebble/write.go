@@ -12,6 +12,7 @@ import (
 
 	"github.com/pembadb/pemba/graph"
 	"github.com/pembadb/pemba/storage"
+	"github.com/pembadb/pemba/storage/auditlog"
 )
 
 // DefaultImportBatch is the batch size Import uses when given 0.
@@ -98,7 +99,7 @@ func (e *Engine) write(ctx context.Context, req storage.WriteRequest) (storage.R
 		return 0, err
 	}
 	defer release()
-	return e.serialize(ctx, storage.AuditWrite, func(c *commit) error {
+	return e.serialize(ctx, e.auditBuilder(storage.AuditWrite, req.Metadata, nil), func(c *commit) error {
 		return e.applyWrite(ctx, c, &req, &set)
 	})
 }
@@ -142,10 +143,14 @@ func (e *Engine) applyWrite(ctx context.Context, c *commit, req *storage.WriteRe
 				return &storage.AlreadyExistsError{Relationship: *m.rel}
 			}
 			c.put(fwd, rv, pay)
-			c.audited(storage.OpCreate, m.rel)
+			if err := c.audited(storage.OpCreate, m.rel, pay); err != nil {
+				return fmt.Errorf("mutation %d: %w", i, err)
+			}
 		case storage.OpTouch:
 			c.put(fwd, rv, pay)
-			c.audited(storage.OpTouch, m.rel)
+			if err := c.audited(storage.OpTouch, m.rel, pay); err != nil {
+				return fmt.Errorf("mutation %d: %w", i, err)
+			}
 		case storage.OpDelete:
 			cur, ok := newest(it, fwd)
 			if !ok || cur.tombstone {
@@ -154,7 +159,7 @@ func (e *Engine) applyWrite(ctx context.Context, c *commit, req *storage.WriteRe
 			c.remove(fwd, rv, it.Value())
 			if !cur.expiredAt(now) { // an expired relationship was absent already
 				if err := c.auditedDelete(m.rel, &cur); err != nil {
-					return fmt.Errorf("mutation %d: stored version: %w", i, err)
+					return fmt.Errorf("mutation %d: %w", i, err)
 				}
 			}
 		}
@@ -230,12 +235,11 @@ type commit struct {
 	now           time.Time
 	meta          storage.WriteMetadata
 	schemaChanged bool
-	// Recorded in the audit entry: the operation, the effective changes
-	// in the order the write listed them (not gathered when the audit log
-	// is disabled) and a schema write's diff.
-	kind    storage.AuditKind
-	changes []storage.AuditChange
-	diff    []storage.SchemaChange
+	// audit encodes the revision's audit entry — its kind, metadata,
+	// schema diff and effective changes in the order the write listed
+	// them — as the write proceeds (an import batch's before the lock);
+	// nil when the audit log is disabled.
+	audit *auditlog.Builder
 }
 
 // serialize runs build holding writeMu with a commit for the next
@@ -245,13 +249,13 @@ type commit struct {
 // write whose caller has given up is never applied. The WAL sync happens
 // after the lock is released, so concurrent writers share syncs (Pebble
 // groups them); the head is published only once the revision is durable.
-func (e *Engine) serialize(ctx context.Context, kind storage.AuditKind, build func(c *commit) error) (storage.Revision, error) {
+func (e *Engine) serialize(ctx context.Context, audit *auditlog.Builder, build func(c *commit) error) (storage.Revision, error) {
 	select {
 	case e.writeMu <- struct{}{}:
 	case <-ctx.Done():
 		return 0, fmt.Errorf("wait for the write lock: %w", ctx.Err())
 	}
-	c := &commit{e: e, batch: e.db.NewBatch(), now: time.Now(), kind: kind}
+	c := &commit{e: e, batch: e.db.NewBatch(), now: time.Now(), audit: audit}
 	defer c.batch.Close()
 	c.rev = e.applied + 1
 	err := ctx.Err()
@@ -320,11 +324,8 @@ func (c *commit) apply() error {
 	_ = c.batch.Set(revisionKey(spaceRevision, c.rev), rr.encode(), nil)
 	_ = c.batch.Set(revisionKey(spaceChanges, c.rev), c.log.encode(), nil)
 	auditHead := e.auditHead
-	if !e.opts.DisableAudit {
-		var err error
-		if auditHead, err = c.addAuditEntry(); err != nil {
-			return err
-		}
+	if c.audit != nil {
+		auditHead = c.addAuditEntry()
 	}
 	if err := c.batch.Commit(pdb.NoSync); err != nil {
 		return fmt.Errorf("commit revision %d: %w", c.rev, err)
@@ -389,7 +390,7 @@ func (e *Engine) deleteRelationships(ctx context.Context, f storage.Filter, limi
 	p := newPlan().forward(&f)
 	defer p.release()
 	var res storage.DeleteResult
-	res.Revision, err = e.serialize(ctx, storage.AuditDelete, func(c *commit) error {
+	res.Revision, err = e.serialize(ctx, e.auditBuilder(storage.AuditDelete, meta, nil), func(c *commit) error {
 		c.meta = meta
 		opts := storage.QueryOptions{Now: c.now}
 		if limit > 0 {
@@ -404,12 +405,11 @@ func (e *Engine) deleteRelationships(ctx context.Context, f storage.Filter, limi
 			rv = reverseBody(rv[:0], comps)
 			c.remove(body, rv, value)
 			res.Deleted++
-			if !e.opts.DisableAudit {
+			if c.audit != nil {
 				r := forward.relationship(body, comps)
-				if err := pl.apply(&r); err != nil {
+				if err := c.auditedDelete(&r, pl); err != nil {
 					return false, fmt.Errorf("value of %q: %w", body, err)
 				}
-				c.changes = append(c.changes, storage.AuditChange{Op: storage.OpDelete, Relationship: r})
 			}
 			return true, nil
 		})
@@ -438,13 +438,13 @@ func (e *Engine) WriteSchema(ctx context.Context, w storage.SchemaWrite) (storag
 	}
 	defer release()
 	value := encodeSchema(w.Schema)
-	rev, err := e.serialize(ctx, storage.AuditSchema, func(c *commit) error {
+	rev, err := e.serialize(ctx, e.auditBuilder(storage.AuditSchema, w.Metadata, w.Diff), func(c *commit) error {
 		if w.Check != nil {
 			if err := w.Check(ctx, &reader{e: e, rev: e.applied, writing: true}); err != nil {
 				return err
 			}
 		}
-		c.meta, c.schemaChanged, c.diff = w.Metadata, true, w.Diff
+		c.meta, c.schemaChanged = w.Metadata, true
 		return c.batch.Set(schemaKey(c.rev), value, nil)
 	})
 	if err != nil {
@@ -466,13 +466,15 @@ func (e *Engine) Import(ctx context.Context, rels iter.Seq2[graph.Relationship, 
 		batchSize = DefaultImportBatch
 	}
 	var set encodedSet
+	// One audit entry per batch, encoded as the batch is read.
+	audit := e.auditBuilder(storage.AuditImport, opts.Metadata, nil)
 	// Relationships are copied: add keeps a pointer for error reports.
 	batch := make([]graph.Relationship, 0, min(batchSize, 1<<16))
 	flush := func() error {
 		if len(set.muts) == 0 {
 			return nil
 		}
-		rev, err := e.importBatch(ctx, &set, opts)
+		rev, err := e.importBatch(ctx, &set, audit, opts)
 		if err != nil {
 			return err
 		}
@@ -480,6 +482,9 @@ func (e *Engine) Import(ctx context.Context, rels iter.Seq2[graph.Relationship, 
 		res.Revisions = append(res.Revisions, rev)
 		set.reset()
 		batch = batch[:0]
+		if audit != nil {
+			audit.Reset(storage.AuditImport, opts.Metadata, nil)
+		}
 		return nil
 	}
 	n := 0
@@ -490,6 +495,12 @@ func (e *Engine) Import(ctx context.Context, rels iter.Seq2[graph.Relationship, 
 		batch = append(batch, r)
 		if err := set.add(storage.OpTouch, &batch[len(batch)-1]); err != nil {
 			return res, fmt.Errorf("import relationships: relationship %d: %w", n, err)
+		}
+		if audit != nil {
+			_, _, pay := set.parts(&set.muts[len(set.muts)-1])
+			if err := auditAdd(audit, storage.OpTouch, &batch[len(batch)-1], pay); err != nil {
+				return res, fmt.Errorf("import relationships: relationship %d: %w", n, err)
+			}
 		}
 		n++
 		if len(set.muts) >= batchSize {
@@ -504,7 +515,7 @@ func (e *Engine) Import(ctx context.Context, rels iter.Seq2[graph.Relationship, 
 	return res, nil
 }
 
-func (e *Engine) importBatch(ctx context.Context, set *encodedSet, opts storage.ImportOptions) (storage.Revision, error) {
+func (e *Engine) importBatch(ctx context.Context, set *encodedSet, audit *auditlog.Builder, opts storage.ImportOptions) (storage.Revision, error) {
 	if err := ctx.Err(); err != nil {
 		return 0, err
 	}
@@ -518,7 +529,7 @@ func (e *Engine) importBatch(ctx context.Context, set *encodedSet, opts storage.
 	// reuse the previous insert's position instead of searching from the
 	// top, which more than pays for the sort on large batches.
 	byFwd, byRev := set.sortedOrders()
-	return e.serialize(ctx, storage.AuditImport, func(c *commit) error {
+	return e.serialize(ctx, audit, func(c *commit) error {
 		if err := e.checkSchemaGuard(opts.SchemaRevision); err != nil {
 			return err
 		}
@@ -534,7 +545,6 @@ func (e *Engine) importBatch(ctx context.Context, set *encodedSet, opts storage.
 		for i := range set.muts {
 			fwd, _, pay := set.parts(&set.muts[i])
 			c.log.add(storage.OpTouch, fwd, pay)
-			c.audited(storage.OpTouch, set.muts[i].rel)
 		}
 		return nil
 	})
