@@ -161,6 +161,10 @@ func (b *Builder) Add(op storage.Op, r *graph.Relationship, caveatContext []byte
 	return nil
 }
 
+// Len returns the length of the encoding so far; Seal adds trailerLen
+// and hashLen bytes to it.
+func (b *Builder) Len() int { return len(b.buf) }
+
 // Terms returns the index terms of the entry built so far, each once,
 // sorted: what the package function Terms returns for it.
 func (b *Builder) Terms() []string { return b.terms.sorted() }

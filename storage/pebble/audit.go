@@ -55,7 +55,7 @@ func auditAdd(b *auditlog.Builder, op storage.Op, r *graph.Relationship, pay []b
 // audited records a created or touched relationship, whose payload is
 // pay, in the revision's audit entry.
 func (c *commit) audited(op storage.Op, r *graph.Relationship, pay []byte) error {
-	if c.audit == nil {
+	if c.audit == nil || c.auditBuilt {
 		return nil
 	}
 	return auditAdd(c.audit, op, r, pay)
@@ -64,7 +64,7 @@ func (c *commit) audited(op storage.Op, r *graph.Relationship, pay []byte) error
 // auditedDelete records the deletion of a live relationship: its identity
 // is r's, its caveat and expiration those of the version deleted.
 func (c *commit) auditedDelete(r *graph.Relationship, stored *payload) error {
-	if c.audit == nil {
+	if c.audit == nil || c.auditBuilt {
 		return nil
 	}
 	gone := graph.Relationship{Resource: r.Resource, Relation: r.Relation, Subject: r.Subject}
@@ -89,7 +89,10 @@ func (c *commit) auditedDelete(r *graph.Relationship, stored *payload) error {
 // the entry's hash, the head once the batch is applied. The caller holds
 // writeMu and has settled c.now.
 func (c *commit) addAuditEntry() storage.AuditHash {
-	terms := c.audit.Terms()
+	terms := c.auditTerms
+	if terms == nil {
+		terms = c.audit.Terms()
+	}
 	value, h := c.audit.Seal(c.rev, c.now, c.e.auditHead)
 	_ = c.batch.Set(auditEntryKey(c.rev), value, nil)
 	// Terms come sorted, and so do their keys: Pebble inserts a sorted

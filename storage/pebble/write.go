@@ -79,6 +79,7 @@ func (e *Engine) write(ctx context.Context, req storage.WriteRequest) (storage.R
 	}
 	var set encodedSet
 	seen := make(map[string]int, len(req.Mutations))
+	deletes := false
 	for i := range req.Mutations {
 		m := &req.Mutations[i]
 		if m.Op != storage.OpCreate && m.Op != storage.OpTouch && m.Op != storage.OpDelete {
@@ -92,6 +93,20 @@ func (e *Engine) write(ctx context.Context, req storage.WriteRequest) (storage.R
 			return 0, fmt.Errorf("mutation %d: %w: relationship also changed by mutation %d", i, storage.ErrInvalidArgument, j)
 		}
 		seen[string(fwd)] = i
+		deletes = deletes || m.Op == storage.OpDelete
+	}
+	prepared := commit{audit: e.auditBuilder(storage.AuditWrite, req.Metadata, nil)}
+	if prepared.audit != nil && !deletes {
+		// Without deletes, the write changes exactly what it lists if it
+		// commits: its audit entry is complete before the lock.
+		for i := range set.muts {
+			m := &set.muts[i]
+			_, _, pay := set.parts(m)
+			if err := auditAdd(prepared.audit, m.op, m.rel, pay); err != nil {
+				return 0, fmt.Errorf("mutation %d: %w", i, err)
+			}
+		}
+		prepared.auditTerms, prepared.auditBuilt = prepared.audit.Terms(), true
 	}
 
 	release, err := e.use()
@@ -99,7 +114,7 @@ func (e *Engine) write(ctx context.Context, req storage.WriteRequest) (storage.R
 		return 0, err
 	}
 	defer release()
-	return e.serialize(ctx, e.auditBuilder(storage.AuditWrite, req.Metadata, nil), func(c *commit) error {
+	return e.serialize(ctx, prepared, func(c *commit) error {
 		return e.applyWrite(ctx, c, &req, &set)
 	})
 }
@@ -238,8 +253,12 @@ type commit struct {
 	// audit encodes the revision's audit entry — its kind, metadata,
 	// schema diff and effective changes in the order the write listed
 	// them — as the write proceeds (an import batch's before the lock);
-	// nil when the audit log is disabled.
-	audit *auditlog.Builder
+	// nil when the audit log is disabled. auditBuilt says every change
+	// was added before the lock; auditTerms are the index terms when
+	// computed before the lock (nil: computed when sealing).
+	audit      *auditlog.Builder
+	auditBuilt bool
+	auditTerms []string
 }
 
 // serialize runs build holding writeMu with a commit for the next
@@ -249,13 +268,24 @@ type commit struct {
 // write whose caller has given up is never applied. The WAL sync happens
 // after the lock is released, so concurrent writers share syncs (Pebble
 // groups them); the head is published only once the revision is durable.
-func (e *Engine) serialize(ctx context.Context, audit *auditlog.Builder, build func(c *commit) error) (storage.Revision, error) {
+//
+// prepared is the commit's state built before the lock: the audit entry
+// under way, and for a large write the batch, sized for all of it so it
+// does not grow by copying (nil: a fresh batch).
+func (e *Engine) serialize(ctx context.Context, prepared commit, build func(c *commit) error) (storage.Revision, error) {
 	select {
 	case e.writeMu <- struct{}{}:
 	case <-ctx.Done():
+		if prepared.batch != nil {
+			prepared.batch.Close()
+		}
 		return 0, fmt.Errorf("wait for the write lock: %w", ctx.Err())
 	}
-	c := &commit{e: e, batch: e.db.NewBatch(), now: time.Now(), audit: audit}
+	c := &prepared
+	c.e, c.now = e, time.Now()
+	if c.batch == nil {
+		c.batch = e.db.NewBatch()
+	}
 	defer c.batch.Close()
 	c.rev = e.applied + 1
 	err := ctx.Err()
@@ -390,7 +420,7 @@ func (e *Engine) deleteRelationships(ctx context.Context, f storage.Filter, limi
 	p := newPlan().forward(&f)
 	defer p.release()
 	var res storage.DeleteResult
-	res.Revision, err = e.serialize(ctx, e.auditBuilder(storage.AuditDelete, meta, nil), func(c *commit) error {
+	res.Revision, err = e.serialize(ctx, commit{audit: e.auditBuilder(storage.AuditDelete, meta, nil)}, func(c *commit) error {
 		c.meta = meta
 		opts := storage.QueryOptions{Now: c.now}
 		if limit > 0 {
@@ -438,7 +468,7 @@ func (e *Engine) WriteSchema(ctx context.Context, w storage.SchemaWrite) (storag
 	}
 	defer release()
 	value := encodeSchema(w.Schema)
-	rev, err := e.serialize(ctx, e.auditBuilder(storage.AuditSchema, w.Metadata, w.Diff), func(c *commit) error {
+	rev, err := e.serialize(ctx, commit{audit: e.auditBuilder(storage.AuditSchema, w.Metadata, w.Diff)}, func(c *commit) error {
 		if w.Check != nil {
 			if err := w.Check(ctx, &reader{e: e, rev: e.applied, writing: true}); err != nil {
 				return err
@@ -529,7 +559,17 @@ func (e *Engine) importBatch(ctx context.Context, set *encodedSet, audit *auditl
 	// reuse the previous insert's position instead of searching from the
 	// top, which more than pays for the sort on large batches.
 	byFwd, byRev := set.sortedOrders()
-	return e.serialize(ctx, audit, func(c *commit) error {
+	prepared := commit{audit: audit, auditBuilt: true}
+	size := 2*len(set.buf) + 32*len(set.muts) + 1024
+	if audit != nil {
+		prepared.auditTerms = audit.Terms()
+		size += audit.Len() + 128
+		for _, t := range prepared.auditTerms {
+			size += len(t) + 16
+		}
+	}
+	prepared.batch = e.db.NewBatchWithSize(size)
+	return e.serialize(ctx, prepared, func(c *commit) error {
 		if err := e.checkSchemaGuard(opts.SchemaRevision); err != nil {
 			return err
 		}
