@@ -105,6 +105,7 @@ func (b *Builder) Reset(kind storage.AuditKind, meta storage.WriteMetadata, sche
 	}
 	b.terms.reset()
 	b.terms.meta(kind, meta.Actor, b.labels)
+	b.terms.schema(schema)
 }
 
 // Add appends one change. caveatContext, when not nil, is r's caveat

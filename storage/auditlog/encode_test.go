@@ -135,7 +135,7 @@ func TestTerms(t *testing.T) {
 	e := sample()
 	want := []string{
 		ActorTerm("ci"), LabelTerm("approver", "amy"), LabelTerm("approver", "bob"), LabelTerm("ticket", "SEC-42"),
-		ResourceTypeTerm("document"), ResourceTypeTerm("folder"), SubjectTypeTerm("user"), SubjectTypeTerm("group"), SubjectTypeTerm("document"),
+		ResourceTypeTerm("document"), ResourceTypeTerm("folder"), ResourceTypeTerm("team"), SubjectTypeTerm("user"), SubjectTypeTerm("group"), SubjectTypeTerm("document"),
 		ResourceTerm("document", "1"), ResourceTerm("document", "2"), ResourceTerm("folder", "x"),
 		SubjectTerm("user", "alice"), SubjectTerm("user", "carol"), SubjectTerm("user", "dan"), SubjectTerm("group", "eng"), SubjectTerm("document", "2"),
 		ExpiryDayTerm(*at("9999-12-31T00:00:00Z")), ExpiryDayTerm(*at("1600-01-01T00:00:00Z")),

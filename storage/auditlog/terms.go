@@ -2,6 +2,7 @@ package auditlog
 
 import (
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/pembadb/pemba/graph"
@@ -49,6 +50,7 @@ func ExpiryDayTerm(t time.Time) string { return "e" + sep + t.UTC().Format(time.
 func Terms(e *storage.AuditEntry) []string {
 	var s termSet
 	s.meta(e.Kind, e.Metadata.Actor, e.Metadata.Labels)
+	s.schema(e.Schema)
 	for i := range e.Changes {
 		s.change(e.Changes[i].Op, &e.Changes[i].Relationship)
 	}
@@ -90,6 +92,18 @@ func (s *termSet) meta(kind storage.AuditKind, actor string, labels []storage.La
 	}
 	if kind == storage.AuditSchema || kind == storage.AuditDelete {
 		s.add('k', kind.String())
+	}
+}
+
+// schema indexes a schema write under the resource type of every
+// definition, relation and permission it changed, so a query for one
+// resource type finds the schema changes to that type too.
+func (s *termSet) schema(changes []storage.SchemaChange) {
+	for _, c := range changes {
+		if c.Kind == "definition" || c.Kind == "relation" || c.Kind == "permission" {
+			def, _, _ := strings.Cut(c.Name, "#")
+			s.add('t', def)
+		}
 	}
 }
 
