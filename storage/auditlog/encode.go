@@ -170,6 +170,10 @@ func (b *Builder) Len() int { return len(b.buf) }
 // sorted: what the package function Terms returns for it.
 func (b *Builder) Terms() []string { return b.terms.sorted() }
 
+// Filter returns the entry's Bloom filter of object terms (see Filter);
+// nil unless it is an import entry.
+func (b *Builder) Filter() []byte { return b.terms.filter() }
+
 // Seal appends the revision, commit time and previous entry's hash, and
 // returns the entry's encoding and hash. The value is the Builder's
 // buffer: use it before the next Reset.

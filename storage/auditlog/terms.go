@@ -57,6 +57,18 @@ func Terms(e *storage.AuditEntry) []string {
 	return s.sorted()
 }
 
+// Filter returns the Bloom filter of an import entry's object terms, to
+// be stored beside it (storage.AuditLog.AuditFilter); nil for other
+// entries, which are indexed under their object terms instead.
+func Filter(e *storage.AuditEntry) []byte {
+	var s termSet
+	s.meta(e.Kind, e.Metadata.Actor, e.Metadata.Labels)
+	for i := range e.Changes {
+		s.change(e.Changes[i].Op, &e.Changes[i].Relationship)
+	}
+	return s.filter()
+}
+
 // termSet collects an entry's index terms back to back in one buffer,
 // each as the term constructors above spell it. Consecutive changes
 // usually share types and often objects, so a term equal to the previous
@@ -64,6 +76,10 @@ func Terms(e *storage.AuditEntry) []string {
 type termSet struct {
 	buf  []byte
 	ends []int // the end of each term in buf
+	// compact is set for an import entry: its object terms go to
+	// objects (for its filter) instead of the index.
+	compact bool
+	objects []string
 	// The previous change's resource and subject, and whether there was one.
 	prev           bool
 	resType, resID string
@@ -71,7 +87,7 @@ type termSet struct {
 }
 
 func (s *termSet) reset() {
-	*s = termSet{buf: s.buf[:0], ends: s.ends[:0]}
+	*s = termSet{buf: s.buf[:0], ends: s.ends[:0], objects: s.objects[:0]}
 }
 
 // add appends the term kind|parts[0]|parts[1]...
@@ -84,6 +100,7 @@ func (s *termSet) add(kind byte, parts ...string) {
 }
 
 func (s *termSet) meta(kind storage.AuditKind, actor string, labels []storage.Label) {
+	s.compact = kind == storage.AuditImport
 	if actor != "" {
 		s.add('a', actor)
 	}
@@ -111,15 +128,21 @@ func (s *termSet) change(op storage.Op, r *graph.Relationship) {
 	res, sub := &r.Resource, &r.Subject.Object
 	if !s.prev || res.Type != s.resType {
 		s.add('t', res.Type)
+		if s.compact {
+			s.add('i', res.Type)
+		}
 	}
 	if !s.prev || sub.Type != s.subType {
 		s.add('u', sub.Type)
+		if s.compact {
+			s.add('j', sub.Type)
+		}
 	}
 	if !s.prev || res.Type != s.resType || res.ID != s.resID {
-		s.add('r', res.Type, res.ID)
+		s.object('r', res.Type, res.ID)
 	}
 	if !s.prev || sub.Type != s.subType || sub.ID != s.subID {
-		s.add('s', sub.Type, sub.ID)
+		s.object('s', sub.Type, sub.ID)
 	}
 	s.prev, s.resType, s.resID, s.subType, s.subID = true, res.Type, res.ID, sub.Type, sub.ID
 	if r.Expiration != nil && op != storage.OpDelete {
@@ -127,6 +150,26 @@ func (s *termSet) change(op storage.Op, r *graph.Relationship) {
 		s.buf = r.Expiration.UTC().AppendFormat(append(s.buf, sep...), time.DateOnly)
 		s.ends = append(s.ends, len(s.buf))
 	}
+}
+
+// object indexes an object term, or keeps it for the filter of a compact
+// entry.
+func (s *termSet) object(kind byte, typ, id string) {
+	if s.compact {
+		s.objects = append(s.objects, string(kind)+sep+typ+sep+id)
+		return
+	}
+	s.add(kind, typ, id)
+}
+
+// filter returns the Bloom filter of a compact entry's object terms (nil
+// for other entries).
+func (s *termSet) filter() []byte {
+	if !s.compact {
+		return nil
+	}
+	slices.Sort(s.objects)
+	return buildFilter(slices.Compact(s.objects))
 }
 
 // sorted returns the terms, each once, sorted. They share one string.

@@ -89,9 +89,12 @@ func (c *commit) auditedDelete(r *graph.Relationship, stored *payload) error {
 // the entry's hash, the head once the batch is applied. The caller holds
 // writeMu and has settled c.now.
 func (c *commit) addAuditEntry() storage.AuditHash {
-	terms := c.auditTerms
+	terms, filter := c.auditTerms, c.auditFilter
 	if terms == nil {
-		terms = c.audit.Terms()
+		terms, filter = c.audit.Terms(), c.audit.Filter()
+	}
+	if filter != nil {
+		_ = c.batch.Set(auditFilterKey(c.rev), filter, nil)
 	}
 	value, h := c.audit.Seal(c.rev, c.now, c.e.auditHead)
 	_ = c.batch.Set(auditEntryKey(c.rev), value, nil)
@@ -269,6 +272,26 @@ func (e *Engine) AuditEntry(ctx context.Context, rev storage.Revision) (storage.
 	return storage.RawAuditEntry{Revision: rev, Value: v}, true, nil
 }
 
+// AuditFilter returns the object filter stored with the entry of rev.
+func (e *Engine) AuditFilter(ctx context.Context, rev storage.Revision) ([]byte, bool, error) {
+	if _, _, ok := e.auditBounds(rev, rev); !ok || rev == 0 {
+		return nil, false, e.usable()
+	}
+	release, err := e.use()
+	if err != nil {
+		return nil, false, err
+	}
+	defer release()
+	v, err := e.get(auditFilterKey(rev))
+	if errors.Is(err, pdb.ErrNotFound) {
+		return nil, false, nil
+	}
+	if err != nil {
+		return nil, false, fmt.Errorf("audit filter %d: %w", rev, err)
+	}
+	return v, true, nil
+}
+
 // usable returns ErrClosed once the engine is closed.
 func (e *Engine) usable() error {
 	release, err := e.use()
@@ -390,6 +413,7 @@ func (e *Engine) trimPage(ctx context.Context, before time.Time) (removed int, d
 	}
 	if removed > 0 {
 		_ = b.DeleteRange(auditEntryKey(first), auditEntryKey(last+1), nil)
+		_ = b.DeleteRange(auditFilterKey(first), auditFilterKey(last+1), nil)
 		_ = b.Set(keyAuditTrimmed, append(binary.BigEndian.AppendUint64(nil, uint64(last)), lastHash[:]...), nil)
 		if err := e.commitBatch(b); err != nil {
 			return 0, true, err

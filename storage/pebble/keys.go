@@ -22,6 +22,7 @@ import (
 //	m at                                                               newest trimmed audit entry
 //	a e rev                                                            audit entry
 //	a t <term> rev                                                     audit index term
+//	a f rev                                                            audit object filter (import entries)
 //
 // <x> is a string component in an order-preserving encoding (escape
 // 0x00 as 0x00 0xff, terminate with 0x00 0x01), so tuples of components
@@ -51,8 +52,9 @@ const (
 
 // Audit key spaces, the byte after spaceAudit.
 const (
-	auditEntry byte = 'e'
-	auditTerm  byte = 't'
+	auditEntry  byte = 'e'
+	auditTerm   byte = 't'
+	auditFilter byte = 'f'
 )
 
 const (
@@ -226,6 +228,11 @@ func revisionKey(space byte, rev storage.Revision) []byte {
 // auditEntryKey is the key of the audit entry of rev.
 func auditEntryKey(rev storage.Revision) []byte {
 	return binary.BigEndian.AppendUint64([]byte{spaceAudit, auditEntry}, uint64(rev))
+}
+
+// auditFilterKey is the key of the object filter of the entry of rev.
+func auditFilterKey(rev storage.Revision) []byte {
+	return binary.BigEndian.AppendUint64([]byte{spaceAudit, auditFilter}, uint64(rev))
 }
 
 // auditTermPrefix appends the key prefix of every revision indexed under term.

@@ -106,7 +106,7 @@ func (e *Engine) write(ctx context.Context, req storage.WriteRequest) (storage.R
 				return 0, fmt.Errorf("mutation %d: %w", i, err)
 			}
 		}
-		prepared.auditTerms, prepared.auditBuilt = prepared.audit.Terms(), true
+		prepared.auditTerms, prepared.auditFilter, prepared.auditBuilt = prepared.audit.Terms(), prepared.audit.Filter(), true
 	}
 
 	release, err := e.use()
@@ -256,9 +256,10 @@ type commit struct {
 	// nil when the audit log is disabled. auditBuilt says every change
 	// was added before the lock; auditTerms are the index terms when
 	// computed before the lock (nil: computed when sealing).
-	audit      *auditlog.Builder
-	auditBuilt bool
-	auditTerms []string
+	audit       *auditlog.Builder
+	auditBuilt  bool
+	auditTerms  []string
+	auditFilter []byte // the object filter, computed with auditTerms
 }
 
 // serialize runs build holding writeMu with a commit for the next
@@ -562,8 +563,8 @@ func (e *Engine) importBatch(ctx context.Context, set *encodedSet, audit *auditl
 	prepared := commit{audit: audit, auditBuilt: true}
 	size := 2*len(set.buf) + 32*len(set.muts) + 1024
 	if audit != nil {
-		prepared.auditTerms = audit.Terms()
-		size += audit.Len() + 128
+		prepared.auditTerms, prepared.auditFilter = audit.Terms(), audit.Filter()
+		size += audit.Len() + len(prepared.auditFilter) + 128
 		for _, t := range prepared.auditTerms {
 			size += len(t) + 16
 		}
