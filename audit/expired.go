@@ -42,6 +42,18 @@ func (p *query) expired(ctx context.Context, log storage.AuditLog) iter.Seq2[Eve
 		if p.term != "" && (p.ResourceID != "" || p.SubjectID != "") {
 			batches = []string{p.term}
 		} else {
+			// Nothing expired before the oldest entry was written.
+			first, ok, err := oldestCommit(ctx, log)
+			if err != nil {
+				yield(Event{}, err)
+				return
+			}
+			if !ok {
+				return
+			}
+			if first.After(from) {
+				from = first
+			}
 			batches = expiryDays(from, to)
 		}
 		if p.desc {
@@ -62,6 +74,18 @@ func (p *query) expired(ctx context.Context, log storage.AuditLog) iter.Seq2[Eve
 	}
 }
 
+// oldestCommit returns the commit time of the oldest entry in the log.
+func oldestCommit(ctx context.Context, log storage.AuditLog) (time.Time, bool, error) {
+	for raw, err := range log.AuditEntries(ctx, 0, 0, false) {
+		if err != nil {
+			return time.Time{}, false, err
+		}
+		t, err := auditlog.CommittedAt(raw.Value)
+		return t, err == nil, err
+	}
+	return time.Time{}, false, nil
+}
+
 // expiryDays lists the expiration-day terms of the days [from, to) touches.
 func expiryDays(from, to time.Time) []string {
 	var out []string
@@ -76,7 +100,7 @@ func expiryDays(from, to time.Time) []string {
 // the entries indexed under term.
 func (p *query) expirations(ctx context.Context, log storage.AuditLog, term string, from, to time.Time) ([]Event, error) {
 	var out []Event
-	for rev, err := range log.AuditTermRevisions(ctx, term, 0, 0, false) {
+	for rev, err := range termRevisions(ctx, log, term, 0, 0, false) {
 		if err != nil {
 			return nil, err
 		}
@@ -124,7 +148,7 @@ func changedBefore(ctx context.Context, log storage.AuditLog, r graph.Relationsh
 		return false, err
 	}
 	key := r.Key()
-	for rev, err := range log.AuditTermRevisions(ctx, auditlog.ResourceTerm(r.Resource.Type, r.Resource.ID), origin+1, last, false) {
+	for rev, err := range termRevisions(ctx, log, auditlog.ResourceTerm(r.Resource.Type, r.Resource.ID), origin+1, last, false) {
 		if err != nil {
 			return false, err
 		}

@@ -288,7 +288,7 @@ func cutHash(s string) (string, string, bool) {
 // when the log has none (written before the log began, or trimmed).
 func Provenance(ctx context.Context, log storage.AuditLog, r graph.Relationship, at storage.Revision) (ev Event, ok bool, err error) {
 	key := r.Key()
-	for rev, err := range log.AuditTermRevisions(ctx, auditlog.ResourceTerm(r.Resource.Type, r.Resource.ID), 0, at, true) {
+	for rev, err := range termRevisions(ctx, log, auditlog.ResourceTerm(r.Resource.Type, r.Resource.ID), 0, at, true) {
 		if err != nil {
 			return Event{}, false, fmt.Errorf("provenance of %s: %w", key, err)
 		}

@@ -177,7 +177,7 @@ func (p *query) entries(ctx context.Context, log storage.AuditLog, lo, hi storag
 			}
 			return
 		}
-		for rev, err := range log.AuditTermRevisions(ctx, p.term, lo, hi, p.desc) {
+		for rev, err := range termRevisions(ctx, log, p.term, lo, hi, p.desc) {
 			if err != nil {
 				yield(storage.AuditEntry{}, err)
 				return
@@ -194,3 +194,62 @@ func (p *query) entries(ctx context.Context, log storage.AuditLog, lo, hi storag
 	}
 }
 
+
+// termRevisions streams the revisions in [lo, hi] (hi 0: open) of the
+// entries indexed under term. For an object term it also streams the
+// import entries whose object filter may hold the object: those are
+// indexed by type only (see auditlog.Filter). An import entry named by a
+// false positive is decoded and filtered like any other, so it adds work,
+// never events.
+func termRevisions(ctx context.Context, log storage.AuditLog, term string, lo, hi storage.Revision, desc bool) iter.Seq2[storage.Revision, error] {
+	importTerm, ok := auditlog.ImportTermFor(term)
+	if !ok {
+		return log.AuditTermRevisions(ctx, term, lo, hi, desc)
+	}
+	return func(yield func(storage.Revision, error) bool) {
+		imports := func(yield func(storage.Revision, error) bool) {
+			for rev, err := range log.AuditTermRevisions(ctx, importTerm, lo, hi, desc) {
+				if err != nil {
+					yield(0, err)
+					return
+				}
+				filter, ok, err := log.AuditFilter(ctx, rev)
+				if err != nil {
+					yield(0, err)
+					return
+				}
+				if (!ok || auditlog.FilterMayContain(filter, term)) && !yield(rev, nil) {
+					return
+				}
+			}
+		}
+		nextA, stopA := iter.Pull2(log.AuditTermRevisions(ctx, term, lo, hi, desc))
+		defer stopA()
+		nextB, stopB := iter.Pull2(iter.Seq2[storage.Revision, error](imports))
+		defer stopB()
+		a, errA, okA := nextA()
+		b, errB, okB := nextB()
+		for okA || okB {
+			if err := errors.Join(errA, errB); err != nil {
+				yield(0, err)
+				return
+			}
+			var rev storage.Revision
+			switch {
+			case okA && okB && a == b:
+				rev = a
+				a, errA, okA = nextA()
+				b, errB, okB = nextB()
+			case okA && (!okB || (a < b) != desc):
+				rev = a
+				a, errA, okA = nextA()
+			default:
+				rev = b
+				b, errB, okB = nextB()
+			}
+			if !yield(rev, nil) {
+				return
+			}
+		}
+	}
+}

@@ -101,8 +101,9 @@ type RawAuditEntry struct {
 //
 // Entries are encoded, hashed and indexed by the engine-neutral package
 // storage/auditlog: the engine stores each entry's encoding under its
-// revision and each of its index terms (auditlog.Terms) as a (term,
-// revision) pair, and answers the range queries below. Engines opened
+// revision, each of its index terms (auditlog.Terms) as a (term,
+// revision) pair and its object filter (auditlog.Filter) when it has one,
+// and answers the range queries below. Engines opened
 // with the audit log disabled store nothing and return nothing.
 type AuditLog interface {
 	// AuditEntries streams the entries with revisions in [from, to] (to 0:
@@ -112,6 +113,10 @@ type AuditLog interface {
 	// upper bound) of the entries indexed under term, ascending or
 	// descending, each once.
 	AuditTermRevisions(ctx context.Context, term string, from, to Revision, desc bool) iter.Seq2[Revision, error]
+	// AuditFilter returns the object filter stored with the entry of rev
+	// (auditlog.Filter; import entries have one); ok is false when there
+	// is none.
+	AuditFilter(ctx context.Context, rev Revision) (filter []byte, ok bool, err error)
 	// AuditEntry returns the entry of one revision; ok is false when the
 	// log holds none (trimmed, not audited, or not committed).
 	AuditEntry(ctx context.Context, rev Revision) (entry RawAuditEntry, ok bool, err error)

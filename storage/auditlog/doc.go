@@ -8,15 +8,24 @@
 //
 // An entry is encoded as
 //
-//	version(1) revision(8) committed_at(8, Unix ns) kind(1) prev_hash(32)
-//	actor reason labels schema_changes changes
+//	version(1) kind(1) actor reason labels schema_changes changes...
+//	revision(8) committed_at(8, Unix ns) prev_hash(32)
 //	hash(32)
 //
-// with integers big-endian, strings and lists length-prefixed (uvarint),
-// labels sorted, and each change as its operation, the six identity
-// strings, caveat name, caveat context (JSON with sorted keys) and
-// expiration. hash is the SHA-256 of every byte before it, so it covers
-// prev_hash too: each entry commits to the whole chain before it.
+// with integers big-endian, strings and lists length-prefixed (uvarint)
+// and labels sorted. The changes run up to the trailer, each as its
+// operation, a flags byte, the identity strings (resource type and id,
+// relation, subject type, id and relation) that differ from the previous
+// change's — a flag bit marks each one repeated — then, when flagged, the
+// caveat name and context (JSON with sorted keys) and the expiration
+// (Unix seconds(8), nanoseconds(4)). Consecutive changes of a write or an
+// import batch mostly share types and relation, so they cost a few bytes
+// beyond their IDs. hash is the SHA-256 of every byte before it, so it
+// covers prev_hash too: each entry commits to the whole chain before it.
+//
+// Everything but the trailer is known before a write commits, so an
+// engine can encode and hash the bulk of an entry (a Builder) outside its
+// write critical section, and inside it only seal the trailer.
 //
 // # What the chain protects against
 //

@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"hash"
 	"slices"
 	"time"
 
@@ -14,11 +15,28 @@ import (
 	"github.com/pembadb/pemba/storage"
 )
 
-const version = 1
+const version = 2
 
-// headerLen is the fixed-size prefix: version, revision, commit time,
-// kind and the previous entry's hash.
-const headerLen = 1 + 8 + 8 + 1 + 32
+// Fixed-size parts of the encoding: the head (version, kind), the
+// trailer (revision, commit time, the previous entry's hash) and the hash.
+const (
+	headLen    = 1 + 1
+	trailerLen = 8 + 8 + 32
+	hashLen    = 32
+	minLen     = headLen + trailerLen + hashLen
+)
+
+// Change flags: bits 0-5 say the identity string of that index (resource
+// type, resource id, relation, subject type, subject id, subject relation)
+// equals the previous change's and is not repeated.
+const (
+	flagCaveat     = 1 << 6
+	flagExpiration = 1 << 7
+)
+
+// hashChunk is how much encoding a Builder lets accumulate before hashing
+// it: large entries are hashed as they are built.
+const hashChunk = 64 << 10
 
 // ErrCorrupt: a stored entry cannot be decoded.
 var ErrCorrupt = errors.New("corrupt audit entry")
@@ -28,69 +46,150 @@ var ErrCorrupt = errors.New("corrupt audit entry")
 // replaced by a sorted copy. The engine stores the returned value under e.Revision
 // and makes e.Hash the PrevHash of the next entry it writes.
 func Seal(e *storage.AuditEntry) ([]byte, error) {
-	e.Metadata.Labels = slices.Clone(e.Metadata.Labels)
-	slices.SortFunc(e.Metadata.Labels, func(a, b storage.Label) int {
-		return cmp.Or(cmp.Compare(a.Key, b.Key), cmp.Compare(a.Value, b.Value))
-	})
-	b := make([]byte, 0, headerLen+64+len(e.Changes)*64)
-	b = append(b, version)
-	b = binary.BigEndian.AppendUint64(b, uint64(e.Revision))
-	b = binary.BigEndian.AppendUint64(b, uint64(e.CommittedAt.UnixNano()))
-	b = append(b, byte(e.Kind))
-	b = append(b, e.PrevHash[:]...)
-	b = appendString(b, e.Metadata.Actor)
-	b = appendString(b, e.Metadata.Reason)
-	b = binary.AppendUvarint(b, uint64(len(e.Metadata.Labels)))
-	for _, l := range e.Metadata.Labels {
-		b = appendString(appendString(b, l.Key), l.Value)
+	var b Builder
+	b.Reset(e.Kind, e.Metadata, e.Schema)
+	e.Metadata.Labels = b.labels
+	for i := range e.Changes {
+		if err := b.Add(e.Changes[i].Op, &e.Changes[i].Relationship, nil); err != nil {
+			return nil, fmt.Errorf("audit entry of revision %d: change %d: %w", e.Revision, i, err)
+		}
 	}
-	b = binary.AppendUvarint(b, uint64(len(e.Schema)))
-	for _, s := range e.Schema {
+	value, h := b.Seal(e.Revision, e.CommittedAt, e.PrevHash)
+	e.Hash = h
+	return value, nil
+}
+
+// Builder encodes an entry in two steps, so an engine can do most of the
+// work before its write critical section: Reset and Add encode (and hash,
+// as they go) the parts a write knows up front — kind, metadata, schema
+// diff, changes — and collect its index terms; Seal then adds what only
+// the critical section knows — revision, commit time, the previous
+// entry's hash. What Seal returns is what the package function Seal
+// returns for the same entry. A Builder can be reused after Seal.
+type Builder struct {
+	buf    []byte
+	h      hash.Hash
+	hashed int // buf[:hashed] has been written to h
+	labels []storage.Label
+	prev   [6]string // the previous change's identity strings
+	terms  termSet
+}
+
+// Reset starts a new entry. meta.Labels are taken sorted, copied if they
+// are not sorted already.
+func (b *Builder) Reset(kind storage.AuditKind, meta storage.WriteMetadata, schema []storage.SchemaChange) {
+	if b.h == nil {
+		b.h = sha256.New()
+	}
+	b.h.Reset()
+	b.buf, b.hashed, b.prev = b.buf[:0], 0, [6]string{}
+	b.labels = meta.Labels
+	if !slices.IsSortedFunc(b.labels, compareLabels) {
+		b.labels = slices.SortedFunc(slices.Values(b.labels), compareLabels)
+	}
+	b.buf = append(b.buf, version, byte(kind))
+	b.buf = appendString(b.buf, meta.Actor)
+	b.buf = appendString(b.buf, meta.Reason)
+	b.buf = binary.AppendUvarint(b.buf, uint64(len(b.labels)))
+	for _, l := range b.labels {
+		b.buf = appendString(appendString(b.buf, l.Key), l.Value)
+	}
+	b.buf = binary.AppendUvarint(b.buf, uint64(len(schema)))
+	for _, s := range schema {
 		added := byte(0)
 		if s.Added {
 			added = 1
 		}
-		b = append(b, added)
-		b = appendString(appendString(appendString(b, s.Kind), s.Name), s.Detail)
+		b.buf = append(b.buf, added)
+		b.buf = appendString(appendString(appendString(b.buf, s.Kind), s.Name), s.Detail)
 	}
-	b = binary.AppendUvarint(b, uint64(len(e.Changes)))
-	for i := range e.Changes {
-		var err error
-		if b, err = appendChange(b, &e.Changes[i]); err != nil {
-			return nil, fmt.Errorf("audit entry of revision %d: change %d: %w", e.Revision, i, err)
-		}
-	}
-	e.Hash = sha256.Sum256(b)
-	return append(b, e.Hash[:]...), nil
+	b.terms.reset()
+	b.terms.meta(kind, meta.Actor, b.labels)
+	b.terms.schema(schema)
 }
 
-func appendChange(b []byte, c *storage.AuditChange) ([]byte, error) {
-	r := &c.Relationship
-	b = append(b, byte(c.Op))
-	for _, s := range [...]string{r.Resource.Type, r.Resource.ID, r.Relation,
-		r.Subject.Object.Type, r.Subject.Object.ID, r.Subject.Relation} {
-		b = appendString(b, s)
-	}
+// Add appends one change. caveatContext, when not nil, is r's caveat
+// context already encoded by storage.EncodeCaveatContext (engines have
+// it at hand); when nil, Add encodes r.Caveat.Context.
+func (b *Builder) Add(op storage.Op, r *graph.Relationship, caveatContext []byte) error {
 	var name string
-	var ctxJSON []byte
 	if r.Caveat != nil {
-		name = r.Caveat.Name
-		var err error
-		if ctxJSON, err = storage.EncodeCaveatContext(r.Caveat.Context); err != nil {
-			return nil, err
+		if name = r.Caveat.Name; name == "" {
+			return fmt.Errorf("%w: caveat without a name", storage.ErrInvalidArgument)
 		}
-		if name == "" {
-			return nil, fmt.Errorf("%w: caveat without a name", storage.ErrInvalidArgument)
+		if caveatContext == nil {
+			var err error
+			if caveatContext, err = storage.EncodeCaveatContext(r.Caveat.Context); err != nil {
+				return err
+			}
 		}
 	}
-	b = appendString(b, name)
-	b = binary.AppendUvarint(b, uint64(len(ctxJSON)))
-	b = append(b, ctxJSON...)
-	if r.Expiration == nil {
-		return append(b, 0), nil
+	ids := [6]string{r.Resource.Type, r.Resource.ID, r.Relation,
+		r.Subject.Object.Type, r.Subject.Object.ID, r.Subject.Relation}
+	var flags byte
+	for i, s := range ids {
+		if s == b.prev[i] {
+			flags |= 1 << i
+		}
 	}
-	b = append(b, 1)
-	return binary.BigEndian.AppendUint64(b, uint64(r.Expiration.UnixNano())), nil
+	if r.Caveat != nil {
+		flags |= flagCaveat
+	}
+	if r.Expiration != nil {
+		flags |= flagExpiration
+	}
+	b.buf = append(b.buf, byte(op), flags)
+	for i, s := range ids {
+		if flags&(1<<i) == 0 {
+			b.buf = appendString(b.buf, s)
+		}
+	}
+	if r.Caveat != nil {
+		b.buf = appendString(b.buf, name)
+		b.buf = binary.AppendUvarint(b.buf, uint64(len(caveatContext)))
+		b.buf = append(b.buf, caveatContext...)
+	}
+	if r.Expiration != nil {
+		b.buf = binary.BigEndian.AppendUint64(b.buf, uint64(r.Expiration.Unix()))
+		b.buf = binary.BigEndian.AppendUint32(b.buf, uint32(r.Expiration.Nanosecond()))
+	}
+	b.prev = ids
+	b.terms.change(op, r)
+	if len(b.buf)-b.hashed >= hashChunk {
+		b.h.Write(b.buf[b.hashed:])
+		b.hashed = len(b.buf)
+	}
+	return nil
+}
+
+// Len returns the length of the encoding so far; Seal adds trailerLen
+// and hashLen bytes to it.
+func (b *Builder) Len() int { return len(b.buf) }
+
+// Terms returns the index terms of the entry built so far, each once,
+// sorted: what the package function Terms returns for it.
+func (b *Builder) Terms() []string { return b.terms.sorted() }
+
+// Filter returns the entry's Bloom filter of object terms (see Filter);
+// nil unless it is an import entry.
+func (b *Builder) Filter() []byte { return b.terms.filter() }
+
+// Seal appends the revision, commit time and previous entry's hash, and
+// returns the entry's encoding and hash. The value is the Builder's
+// buffer: use it before the next Reset.
+func (b *Builder) Seal(rev storage.Revision, committedAt time.Time, prev storage.AuditHash) (value []byte, h storage.AuditHash) {
+	b.buf = binary.BigEndian.AppendUint64(b.buf, uint64(rev))
+	b.buf = binary.BigEndian.AppendUint64(b.buf, uint64(committedAt.UnixNano()))
+	b.buf = append(b.buf, prev[:]...)
+	b.h.Write(b.buf[b.hashed:])
+	b.h.Sum(h[:0])
+	b.buf = append(b.buf, h[:]...)
+	b.hashed = len(b.buf)
+	return b.buf, h
+}
+
+func compareLabels(a, b storage.Label) int {
+	return cmp.Or(cmp.Compare(a.Key, b.Key), cmp.Compare(a.Value, b.Value))
 }
 
 func appendString(b []byte, s string) []byte {
@@ -98,38 +197,47 @@ func appendString(b []byte, s string) []byte {
 	return append(b, s...)
 }
 
+// trailer returns the trailer of an encoded entry, or false when the
+// value is too short or of another version.
+func trailer(value []byte) ([]byte, bool) {
+	if len(value) < minLen || value[0] != version {
+		return nil, false
+	}
+	return value[len(value)-hashLen-trailerLen : len(value)-hashLen], true
+}
+
 // Revision reads the revision of an encoded entry without decoding it.
 func Revision(value []byte) (storage.Revision, error) {
-	if len(value) < headerLen+32 || value[0] != version {
+	t, ok := trailer(value)
+	if !ok {
 		return 0, ErrCorrupt
 	}
-	return storage.Revision(binary.BigEndian.Uint64(value[1:9])), nil
+	return storage.Revision(binary.BigEndian.Uint64(t)), nil
 }
 
 // CommittedAt reads the commit time of an encoded entry without decoding it.
 func CommittedAt(value []byte) (time.Time, error) {
-	if len(value) < headerLen+32 || value[0] != version {
+	t, ok := trailer(value)
+	if !ok {
 		return time.Time{}, ErrCorrupt
 	}
-	return time.Unix(0, int64(binary.BigEndian.Uint64(value[9:17]))).UTC(), nil
+	return time.Unix(0, int64(binary.BigEndian.Uint64(t[8:]))).UTC(), nil
 }
 
 // HashOf reads the hash an encoded entry carries without decoding it.
 func HashOf(value []byte) (storage.AuditHash, error) {
-	var h storage.AuditHash
-	if len(value) < headerLen+32 || value[0] != version {
-		return h, ErrCorrupt
+	if _, ok := trailer(value); !ok {
+		return storage.AuditHash{}, ErrCorrupt
 	}
-	copy(h[:], value[len(value)-32:])
-	return h, nil
+	return storage.AuditHash(value[len(value)-hashLen:]), nil
 }
 
 // Intact reports whether an encoded entry's hash matches its content.
 func Intact(value []byte) bool {
-	if len(value) < headerLen+32 {
+	if len(value) < minLen {
 		return false
 	}
-	n := len(value) - 32
+	n := len(value) - hashLen
 	return sha256.Sum256(value[:n]) == storage.AuditHash(value[n:])
 }
 
@@ -137,16 +245,16 @@ func Intact(value []byte) bool {
 // does).
 func Decode(value []byte) (storage.AuditEntry, error) {
 	var e storage.AuditEntry
-	if len(value) < headerLen+32 || value[0] != version {
+	t, ok := trailer(value)
+	if !ok {
 		return e, ErrCorrupt
 	}
-	d := decoder{b: value[:len(value)-32]}
-	d.b = d.b[1:]
-	e.Revision = storage.Revision(d.uint64())
-	e.CommittedAt = time.Unix(0, int64(d.uint64())).UTC()
+	e.Revision = storage.Revision(binary.BigEndian.Uint64(t))
+	e.CommittedAt = time.Unix(0, int64(binary.BigEndian.Uint64(t[8:]))).UTC()
+	copy(e.PrevHash[:], t[16:])
+	copy(e.Hash[:], value[len(value)-hashLen:])
+	d := decoder{b: value[1 : len(value)-hashLen-trailerLen]}
 	e.Kind = storage.AuditKind(d.byte())
-	copy(e.PrevHash[:], d.take(32))
-	copy(e.Hash[:], value[len(value)-32:])
 	e.Metadata.Actor = d.string()
 	e.Metadata.Reason = d.string()
 	if n := d.count(2); n > 0 {
@@ -161,13 +269,16 @@ func Decode(value []byte) (storage.AuditEntry, error) {
 			e.Schema[i] = storage.SchemaChange{Added: d.byte() == 1, Kind: d.string(), Name: d.string(), Detail: d.string()}
 		}
 	}
-	if n := d.count(10); n > 0 {
-		e.Changes = make([]storage.AuditChange, n)
-		for i := range e.Changes {
-			d.change(&e.Changes[i])
+	// The changes run to the trailer; each takes at least two bytes.
+	var prev [6]string
+	for len(d.b) > 0 && d.err == nil {
+		if e.Changes == nil {
+			e.Changes = make([]storage.AuditChange, 0, min(len(d.b)/2, 1024))
 		}
+		e.Changes = append(e.Changes, storage.AuditChange{})
+		d.change(&e.Changes[len(e.Changes)-1], &prev)
 	}
-	if d.err != nil || len(d.b) != 0 {
+	if d.err != nil {
 		return storage.AuditEntry{}, fmt.Errorf("%w: revision %d", ErrCorrupt, e.Revision)
 	}
 	return e, nil
@@ -198,8 +309,6 @@ func (d *decoder) take(n int) []byte {
 
 func (d *decoder) byte() byte { return d.take(1)[0] }
 
-func (d *decoder) uint64() uint64 { return binary.BigEndian.Uint64(d.take(8)) }
-
 func (d *decoder) uvarint() uint64 {
 	v, k := binary.Uvarint(d.b)
 	if k <= 0 {
@@ -222,32 +331,40 @@ func (d *decoder) count(minSize int) int {
 	return int(n)
 }
 
-func (d *decoder) string() string {
+// bytes reads a length-prefixed byte string, aliasing the input.
+func (d *decoder) bytes() []byte {
 	n := d.uvarint()
 	if n > uint64(len(d.b)) {
 		d.fail()
-		return ""
+		return nil
 	}
-	return string(d.take(int(n)))
+	return d.take(int(n))
 }
 
-func (d *decoder) change(c *storage.AuditChange) {
+func (d *decoder) string() string { return string(d.bytes()) }
+
+func (d *decoder) change(c *storage.AuditChange, prev *[6]string) {
 	c.Op = storage.Op(d.byte())
+	flags := d.byte()
+	for i := range prev {
+		if flags&(1<<i) == 0 {
+			prev[i] = d.string()
+		}
+	}
 	r := &c.Relationship
-	r.Resource.Type, r.Resource.ID, r.Relation = d.string(), d.string(), d.string()
-	r.Subject.Object.Type, r.Subject.Object.ID, r.Subject.Relation = d.string(), d.string(), d.string()
-	name := d.string()
-	ctxJSON := d.take(int(min(d.uvarint(), uint64(len(d.b)+1))))
-	if name != "" {
-		r.Caveat = &graph.Caveat{Name: name}
-		if len(ctxJSON) > 0 && d.err == nil {
+	r.Resource.Type, r.Resource.ID, r.Relation = prev[0], prev[1], prev[2]
+	r.Subject.Object.Type, r.Subject.Object.ID, r.Subject.Relation = prev[3], prev[4], prev[5]
+	if flags&flagCaveat != 0 {
+		r.Caveat = &graph.Caveat{Name: d.string()}
+		if ctxJSON := d.bytes(); len(ctxJSON) > 0 && d.err == nil {
 			if err := json.Unmarshal(ctxJSON, &r.Caveat.Context); err != nil {
 				d.fail()
 			}
 		}
 	}
-	if d.byte() == 1 {
-		t := time.Unix(0, int64(d.uint64())).UTC()
+	if flags&flagExpiration != 0 {
+		sec, nsec := int64(binary.BigEndian.Uint64(d.take(8))), binary.BigEndian.Uint32(d.take(4))
+		t := time.Unix(sec, int64(nsec)).UTC()
 		r.Expiration = &t
 	}
 }

@@ -2,8 +2,10 @@ package auditlog
 
 import (
 	"slices"
+	"strings"
 	"time"
 
+	"github.com/pembadb/pemba/graph"
 	"github.com/pembadb/pemba/storage"
 )
 
@@ -46,40 +48,138 @@ func ExpiryDayTerm(t time.Time) string { return "e" + sep + t.UTC().Format(time.
 
 // Terms returns the index terms of e, each once, sorted.
 func Terms(e *storage.AuditEntry) []string {
-	terms := make([]string, 0, 2+len(e.Metadata.Labels)+2*len(e.Changes))
-	if e.Metadata.Actor != "" {
-		terms = append(terms, ActorTerm(e.Metadata.Actor))
-	}
-	for _, l := range e.Metadata.Labels {
-		terms = append(terms, LabelTerm(l.Key, l.Value))
-	}
-	if e.Kind == storage.AuditSchema || e.Kind == storage.AuditDelete {
-		terms = append(terms, KindTerm(e.Kind))
-	}
-	// Consecutive changes usually share types (and often objects): skip
-	// repeats cheaply before the final sort.
-	var lastRes, lastSubj, lastResType, lastSubjType string
+	var s termSet
+	s.meta(e.Kind, e.Metadata.Actor, e.Metadata.Labels)
+	s.schema(e.Schema)
 	for i := range e.Changes {
-		r := &e.Changes[i].Relationship
-		if t := r.Resource.Type; t != lastResType {
-			terms = append(terms, ResourceTypeTerm(t))
-			lastResType = t
+		s.change(e.Changes[i].Op, &e.Changes[i].Relationship)
+	}
+	return s.sorted()
+}
+
+// Filter returns the Bloom filter of an import entry's object terms, to
+// be stored beside it (storage.AuditLog.AuditFilter); nil for other
+// entries, which are indexed under their object terms instead.
+func Filter(e *storage.AuditEntry) []byte {
+	var s termSet
+	s.meta(e.Kind, e.Metadata.Actor, e.Metadata.Labels)
+	for i := range e.Changes {
+		s.change(e.Changes[i].Op, &e.Changes[i].Relationship)
+	}
+	return s.filter()
+}
+
+// termSet collects an entry's index terms back to back in one buffer,
+// each as the term constructors above spell it. Consecutive changes
+// usually share types and often objects, so a term equal to the previous
+// one of its kind is skipped at once; sorted removes the other repeats.
+type termSet struct {
+	buf  []byte
+	ends []int // the end of each term in buf
+	// compact is set for an import entry: its object terms go to
+	// objects (for its filter) instead of the index.
+	compact bool
+	objects []string
+	// The previous change's resource and subject, and whether there was one.
+	prev           bool
+	resType, resID string
+	subType, subID string
+}
+
+func (s *termSet) reset() {
+	*s = termSet{buf: s.buf[:0], ends: s.ends[:0], objects: s.objects[:0]}
+}
+
+// add appends the term kind|parts[0]|parts[1]...
+func (s *termSet) add(kind byte, parts ...string) {
+	s.buf = append(s.buf, kind)
+	for _, p := range parts {
+		s.buf = append(append(s.buf, sep...), p...)
+	}
+	s.ends = append(s.ends, len(s.buf))
+}
+
+func (s *termSet) meta(kind storage.AuditKind, actor string, labels []storage.Label) {
+	s.compact = kind == storage.AuditImport
+	if actor != "" {
+		s.add('a', actor)
+	}
+	for _, l := range labels {
+		s.add('l', l.Key, l.Value)
+	}
+	if kind == storage.AuditSchema || kind == storage.AuditDelete {
+		s.add('k', kind.String())
+	}
+}
+
+// schema indexes a schema write under the resource type of every
+// definition, relation and permission it changed, so a query for one
+// resource type finds the schema changes to that type too.
+func (s *termSet) schema(changes []storage.SchemaChange) {
+	for _, c := range changes {
+		if c.Kind == "definition" || c.Kind == "relation" || c.Kind == "permission" {
+			def, _, _ := strings.Cut(c.Name, "#")
+			s.add('t', def)
 		}
-		if t := r.Subject.Object.Type; t != lastSubjType {
-			terms = append(terms, SubjectTypeTerm(t))
-			lastSubjType = t
+	}
+}
+
+func (s *termSet) change(op storage.Op, r *graph.Relationship) {
+	res, sub := &r.Resource, &r.Subject.Object
+	if !s.prev || res.Type != s.resType {
+		s.add('t', res.Type)
+		if s.compact {
+			s.add('i', res.Type)
 		}
-		if t := ResourceTerm(r.Resource.Type, r.Resource.ID); t != lastRes {
-			terms = append(terms, t)
-			lastRes = t
+	}
+	if !s.prev || sub.Type != s.subType {
+		s.add('u', sub.Type)
+		if s.compact {
+			s.add('j', sub.Type)
 		}
-		if t := SubjectTerm(r.Subject.Object.Type, r.Subject.Object.ID); t != lastSubj {
-			terms = append(terms, t)
-			lastSubj = t
-		}
-		if r.Expiration != nil && e.Changes[i].Op != storage.OpDelete {
-			terms = append(terms, ExpiryDayTerm(*r.Expiration))
-		}
+	}
+	if !s.prev || res.Type != s.resType || res.ID != s.resID {
+		s.object('r', res.Type, res.ID)
+	}
+	if !s.prev || sub.Type != s.subType || sub.ID != s.subID {
+		s.object('s', sub.Type, sub.ID)
+	}
+	s.prev, s.resType, s.resID, s.subType, s.subID = true, res.Type, res.ID, sub.Type, sub.ID
+	if r.Expiration != nil && op != storage.OpDelete {
+		s.buf = append(s.buf, 'e')
+		s.buf = r.Expiration.UTC().AppendFormat(append(s.buf, sep...), time.DateOnly)
+		s.ends = append(s.ends, len(s.buf))
+	}
+}
+
+// object indexes an object term, or keeps it for the filter of a compact
+// entry.
+func (s *termSet) object(kind byte, typ, id string) {
+	if s.compact {
+		s.objects = append(s.objects, string(kind)+sep+typ+sep+id)
+		return
+	}
+	s.add(kind, typ, id)
+}
+
+// filter returns the Bloom filter of a compact entry's object terms (nil
+// for other entries).
+func (s *termSet) filter() []byte {
+	if !s.compact {
+		return nil
+	}
+	slices.Sort(s.objects)
+	return buildFilter(slices.Compact(s.objects))
+}
+
+// sorted returns the terms, each once, sorted. They share one string.
+func (s *termSet) sorted() []string {
+	all := string(s.buf)
+	terms := make([]string, len(s.ends))
+	start := 0
+	for i, end := range s.ends {
+		terms[i] = all[start:end]
+		start = end
 	}
 	slices.Sort(terms)
 	return slices.Compact(terms)

@@ -31,36 +31,48 @@ func benchRelationships(n int) iter.Seq2[graph.Relationship, error] {
 	}
 }
 
+// auditModes names the audit=on and audit=off sub-benchmarks: what the
+// audit log costs.
+var auditModes = []struct {
+	name    string
+	disable bool
+}{{"audit=on", false}, {"audit=off", true}}
+
 // BenchmarkImport imports relationships into a fresh on-disk store, one
-// synced revision per batch.
+// synced revision per batch, with the audit log on and off.
 func BenchmarkImport(b *testing.B) {
-	for _, c := range []struct{ n, batch int }{{100_000, 10_000}, {1_000_000, 10_000}, {1_000_000, 1_000}} {
-		n := c.n
-		b.Run(fmt.Sprintf("rels=%d/batch=%d", n, c.batch), func(b *testing.B) {
-			var cpu time.Duration
-			for b.Loop() {
-				b.StopTimer()
-				e, err := Open(Options{Dir: b.TempDir(), GCInterval: -1})
-				if err != nil {
-					b.Fatal(err)
-				}
-				b.StartTimer()
-				cpu0 := processCPU()
-				res, err := e.Import(context.Background(), benchRelationships(n), storage.ImportOptions{BatchSize: c.batch, Metadata: storage.WriteMetadata{}})
-				if err != nil || res.Imported != n {
-					b.Fatalf("import: %+v %v", res, err)
-				}
-				cpu += processCPU() - cpu0
-				b.StopTimer()
-				if err := e.Close(); err != nil {
-					b.Fatal(err)
-				}
-				b.StartTimer()
-			}
-			b.ReportMetric(float64(n)*float64(b.N)/b.Elapsed().Seconds(), "rels/s")
-			b.ReportMetric(cpu.Seconds()/float64(b.N), "cpu-s/op")
-		})
+	for _, c := range []struct{ n, batch int }{{200_000, 10_000}, {1_000_000, 10_000}, {1_000_000, 1_000}} {
+		for _, mode := range auditModes {
+			b.Run(fmt.Sprintf("rels=%d/batch=%d/%s", c.n, c.batch, mode.name), func(b *testing.B) {
+				benchImport(b, c.n, c.batch, mode.disable)
+			})
+		}
 	}
+}
+
+func benchImport(b *testing.B, n, batch int, disableAudit bool) {
+	var cpu time.Duration
+	for b.Loop() {
+		b.StopTimer()
+		e, err := Open(Options{Dir: b.TempDir(), GCInterval: -1, DisableAudit: disableAudit})
+		if err != nil {
+			b.Fatal(err)
+		}
+		b.StartTimer()
+		cpu0 := processCPU()
+		res, err := e.Import(context.Background(), benchRelationships(n), storage.ImportOptions{BatchSize: batch, Metadata: storage.WriteMetadata{Actor: "importer"}})
+		if err != nil || res.Imported != n {
+			b.Fatalf("import: %+v %v", res, err)
+		}
+		cpu += processCPU() - cpu0
+		b.StopTimer()
+		if err := e.Close(); err != nil {
+			b.Fatal(err)
+		}
+		b.StartTimer()
+	}
+	b.ReportMetric(float64(n)*float64(b.N)/b.Elapsed().Seconds(), "rels/s")
+	b.ReportMetric(cpu.Seconds()/float64(b.N), "cpu-s/op")
 }
 
 // BenchmarkPointQuery reads `document:X#viewer` (ten subjects) and the
@@ -167,32 +179,41 @@ func reportPercentiles(b *testing.B, lat []time.Duration) {
 }
 
 // BenchmarkWrite measures single-relationship writes on disk, each synced
-// before it returns, from 1 and 16 concurrent writers: writers apply one
-// at a time but share WAL syncs.
+// before it returns, from 1 and 16 concurrent writers (writers apply one
+// at a time but share WAL syncs), with the audit log on and off.
 func BenchmarkWrite(b *testing.B) {
 	for _, writers := range []int{1, 16} {
-		b.Run(fmt.Sprintf("writers=%d", writers), func(b *testing.B) {
-			e, err := Open(Options{Dir: b.TempDir(), GCInterval: -1})
-			if err != nil {
+		for _, mode := range auditModes {
+			b.Run(fmt.Sprintf("writers=%d/%s", writers, mode.name), func(b *testing.B) {
+				benchWrite(b, writers, mode.disable)
+			})
+		}
+	}
+}
+
+func benchWrite(b *testing.B, writers int, disableAudit bool) {
+	e, err := Open(Options{Dir: b.TempDir(), GCInterval: -1, DisableAudit: disableAudit})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer e.Close()
+	var next atomic.Int64
+	meta := storage.WriteMetadata{Actor: "user:alice", Labels: []storage.Label{{Key: "ticket", Value: "SEC-1"}}}
+	cpu0 := processCPU()
+	b.SetParallelism((writers + 1) / 2) // GOMAXPROCS is 2 here
+	b.RunParallel(func(pb *testing.PB) {
+		for pb.Next() {
+			i := next.Add(1)
+			r := graph.Relationship{
+				Resource: graph.ObjectRef{Type: "document", ID: fmt.Sprintf("doc%d", i)},
+				Relation: "viewer",
+				Subject:  graph.SubjectRef{Object: graph.ObjectRef{Type: "user", ID: "alice"}},
+			}
+			if _, err := e.Write(context.Background(), storage.WriteRequest{Metadata: meta, Mutations: []storage.Mutation{{Op: storage.OpTouch, Relationship: r}}}); err != nil {
 				b.Fatal(err)
 			}
-			defer e.Close()
-			var next atomic.Int64
-			b.SetParallelism((writers + 1) / 2) // GOMAXPROCS is 2 here
-			b.RunParallel(func(pb *testing.PB) {
-				for pb.Next() {
-					i := next.Add(1)
-					r := graph.Relationship{
-						Resource: graph.ObjectRef{Type: "document", ID: fmt.Sprintf("doc%d", i)},
-						Relation: "viewer",
-						Subject:  graph.SubjectRef{Object: graph.ObjectRef{Type: "user", ID: "alice"}},
-					}
-					if _, err := e.Write(context.Background(), storage.WriteRequest{Mutations: []storage.Mutation{{Op: storage.OpTouch, Relationship: r}}}); err != nil {
-						b.Fatal(err)
-					}
-				}
-			})
-			b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "writes/s")
-		})
-	}
+		}
+	})
+	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "writes/s")
+	b.ReportMetric(float64((processCPU()-cpu0).Nanoseconds())/1e3/float64(b.N), "cpu-µs/op")
 }

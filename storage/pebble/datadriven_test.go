@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"context"
 	"fmt"
+	"io"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -15,6 +16,7 @@ import (
 	"github.com/pembadb/pemba/graph"
 	"github.com/pembadb/pemba/internal/golden"
 	"github.com/pembadb/pemba/storage"
+	"github.com/pembadb/pemba/storage/auditlog"
 )
 
 // TestLayout drives an engine with writes, deletes, schema writes and
@@ -38,7 +40,7 @@ func TestLayout(t *testing.T) {
 						}
 						muts = append(muts, storage.Mutation{Op: op, Relationship: r})
 					}
-					rev, err := e.Write(ctx, storage.WriteRequest{Mutations: muts, Metadata: storage.WriteMetadata{Actor: strings.Join(c.Args, " ")}})
+					rev, err := e.Write(ctx, storage.WriteRequest{Mutations: muts, Metadata: metadata(c.Args)})
 					if err != nil {
 						return "error: " + err.Error()
 					}
@@ -67,6 +69,13 @@ func TestLayout(t *testing.T) {
 						return "error: " + err.Error()
 					}
 					return fmt.Sprintf("revision %d", rev)
+				case "trim-audit":
+					// Everything committed is older than the retention ten years on.
+					n, err := e.TrimAudit(ctx, time.Now().Add(10*365*24*time.Hour))
+					if err != nil {
+						return "error: " + err.Error()
+					}
+					return fmt.Sprintf("removed %d", n)
 				case "gc":
 					// Everything committed is older than the window ten years on.
 					if err := e.CollectGarbage(ctx, time.Now().Add(10*365*24*time.Hour)); err != nil {
@@ -101,6 +110,21 @@ func TestLayout(t *testing.T) {
 			})
 		})
 	}
+}
+
+// metadata reads a write's arguments: key=value labels, the rest the actor.
+func metadata(args []string) storage.WriteMetadata {
+	var m storage.WriteMetadata
+	var actor []string
+	for _, a := range args {
+		if k, v, ok := strings.Cut(a, "="); ok {
+			m.Labels = append(m.Labels, storage.Label{Key: k, Value: v})
+		} else {
+			actor = append(actor, a)
+		}
+	}
+	m.Actor = strings.Join(actor, " ")
+	return m
 }
 
 // dump renders every key in the store, one a line.
@@ -144,8 +168,15 @@ func dump(t *testing.T, e *Engine) string {
 			s, _ := decodeSchema(v, descRevision(k[1:]))
 			fmt.Fprintf(w, "s @%d %q\n", s.Revision, s.Text)
 		case spaceRevision:
-			rr, _ := decodeRevisionRecord(v)
-			fmt.Fprintf(w, "v %d actor=%q schema=%v\n", beUint64(k[1:]), rr.meta.Actor, rr.schemaChanged)
+			rr, err := decodeRevisionRecord(v)
+			if err != nil {
+				t.Fatalf("value of %q: %v", k, err)
+			}
+			fmt.Fprintf(w, "v %d actor=%q schema=%v", beUint64(k[1:]), rr.meta.Actor, rr.schemaChanged)
+			for _, l := range rr.meta.Labels {
+				fmt.Fprintf(w, " %s=%s", l.Key, l.Value)
+			}
+			fmt.Fprintln(w)
 		case spaceChanges:
 			n := 0
 			_ = decodeChanges(v, func(storage.Op, []byte, []byte) error { n++; return nil })
@@ -158,6 +189,8 @@ func dump(t *testing.T, e *Engine) string {
 				t.Fatalf("key %q: %v", k, err)
 			}
 			fmt.Fprintf(w, "x %s %q @%d\n", time.Unix(sec, 0).UTC().Format(time.RFC3339), comps, rev)
+		case spaceAudit:
+			dumpAudit(t, w, k, v)
 		case spaceMeta:
 			fmt.Fprintf(w, "m %s %d\n", k[1:], beUint64(v))
 		default:
@@ -166,4 +199,25 @@ func dump(t *testing.T, e *Engine) string {
 	}
 	w.Flush()
 	return b.String()
+}
+
+// dumpAudit renders an audit entry (without its times and hashes, which
+// change from run to run) or index term key.
+func dumpAudit(t *testing.T, w io.Writer, k, v []byte) {
+	switch {
+	case len(k) == 2+8 && k[1] == auditEntry:
+		en, err := auditlog.Decode(v)
+		if err != nil || !auditlog.Intact(v) || en.Revision != storage.Revision(beUint64(k[2:])) {
+			t.Fatalf("audit entry %q: %v", k, err)
+		}
+		fmt.Fprintf(w, "a e %d %s actor=%q changes=%d schema=%d\n", en.Revision, en.Kind, en.Metadata.Actor, len(en.Changes), len(en.Schema))
+	case len(k) > 2+8 && k[1] == auditTerm:
+		term, rest, err := nextComponent(k[2:])
+		if err != nil || len(rest) != 8 || len(v) != 0 {
+			t.Fatalf("audit term key %q: %v", k, err)
+		}
+		fmt.Fprintf(w, "a t %q %d\n", term, beUint64(rest))
+	default:
+		t.Fatalf("audit key %q: %v", k, errCorrupt)
+	}
 }

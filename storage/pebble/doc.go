@@ -8,8 +8,12 @@
 // carries the revision that wrote it, so a reader at revision R sees
 // exactly the writes committed at or before R without holding anything
 // open. Writers are serialized; each write is one Pebble batch holding its
-// relationship versions, its change log and its revision record. The key
-// layout is described in keys.go and ARCHITECTURE.md.
+// relationship versions, its change log, its revision record and its
+// audit entry with the entry's index terms (storage.AuditLog), so a
+// revision and its entry are committed together or not at all. Garbage
+// collection drops history but never the audit log; retention
+// (Options.AuditRetention, TrimAudit) trims it. The key layout is
+// described in keys.go and ARCHITECTURE.md.
 //
 // Callers open an engine with Open, use it through storage.Engine, and
 // Close it, which also stops the background garbage collector.

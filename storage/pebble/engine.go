@@ -34,6 +34,17 @@ type Options struct {
 	// NoSync acknowledges writes before they reach the disk. Only for
 	// benchmarks and throwaway stores: a crash can lose acknowledged writes.
 	NoSync bool
+	// DisableAudit stores no audit entries; the storage.AuditLog methods
+	// then return nothing (entries stored before stay on disk, untouched).
+	DisableAudit bool
+	// AuditRetention, when positive, makes the background collector also
+	// remove the audit entries committed more than AuditRetention ago
+	// (TrimAudit); 0 keeps them forever.
+	AuditRetention time.Duration
+
+	// fs, when set, is the filesystem the store is opened on under Dir
+	// (tests: a crashable memory filesystem).
+	fs vfs.FS
 }
 
 const (
@@ -70,6 +81,10 @@ type Engine struct {
 	// schemaRev is the revision of the newest schema version applied
 	// (guarded by writeMu), which a write's SchemaRevision guard compares.
 	schemaRev storage.Revision
+	// auditHead is the hash of the newest audit entry applied (guarded by
+	// writeMu): the PrevHash of the next one. It changes only once the
+	// batch holding an entry has been applied.
+	auditHead storage.AuditHash
 
 	// head is the newest durable revision: it is published after the WAL
 	// sync covering it, and only grows, so a reader at head sees all of
@@ -84,6 +99,8 @@ type Engine struct {
 	schema atomic.Pointer[storage.StoredSchema]
 	// gcMu serializes garbage collection passes.
 	gcMu sync.Mutex
+	// trimMu serializes TrimAudit passes.
+	trimMu sync.Mutex
 
 	// notifyMu guards notify, a channel closed (and replaced) on every
 	// commit and on Close to wake watchers.
@@ -103,6 +120,9 @@ func Open(opts Options) (*Engine, error) {
 	}
 	if opts.GCWindow < 0 {
 		return nil, fmt.Errorf("open datastore: GC window %v is negative", opts.GCWindow)
+	}
+	if opts.AuditRetention < 0 {
+		return nil, fmt.Errorf("open datastore: audit retention %v is negative", opts.AuditRetention)
 	}
 	if opts.GCInterval == 0 {
 		opts.GCInterval = defaultGCInterval
@@ -124,6 +144,9 @@ func Open(opts Options) (*Engine, error) {
 		Logger:                quietLogger{},
 	}
 	dir := opts.Dir
+	if opts.fs != nil {
+		po.FS = opts.fs
+	}
 	if opts.InMemory {
 		po.FS = vfs.NewMem()
 		po.DisableWAL = true
@@ -171,6 +194,9 @@ func (e *Engine) load() error {
 	}
 	if e.schemaRev, err = e.newestSchemaRevision(); err != nil {
 		return err
+	}
+	if e.auditHead, err = e.loadAuditHead(); err != nil {
+		return fmt.Errorf("audit log: %w", err)
 	}
 	v, closer, err := e.db.Get(keyGCFloor)
 	switch {
@@ -279,8 +305,16 @@ func (e *Engine) changed() <-chan struct{} {
 	return e.notify
 }
 
+// collectPeriodically runs the background collector until Close, which
+// also cancels a pass in progress.
 func (e *Engine) collectPeriodically() {
 	defer e.gcDone.Done()
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	go func() {
+		<-e.stopGC
+		cancel()
+	}()
 	t := time.NewTicker(e.opts.GCInterval)
 	defer t.Stop()
 	for {
@@ -288,10 +322,26 @@ func (e *Engine) collectPeriodically() {
 		case <-e.stopGC:
 			return
 		case now := <-t.C:
-			if err := e.CollectGarbage(context.Background(), now); err != nil && !errors.Is(err, storage.ErrClosed) {
-				log.Printf("pemba: datastore garbage collection: %v", err)
-			}
+			e.maintain(ctx, now)
 		}
+	}
+}
+
+// maintain is one pass of the background collector: garbage collection,
+// then the audit log's retention. Failures are logged; the next pass
+// tries again.
+func (e *Engine) maintain(ctx context.Context, now time.Time) {
+	quiet := func(err error) bool {
+		return err == nil || errors.Is(err, storage.ErrClosed) || ctx.Err() != nil
+	}
+	if err := e.CollectGarbage(ctx, now); !quiet(err) {
+		log.Printf("pemba: datastore garbage collection: %v", err)
+	}
+	if e.opts.AuditRetention <= 0 {
+		return
+	}
+	if _, err := e.TrimAudit(ctx, now.Add(-e.opts.AuditRetention)); !quiet(err) {
+		log.Printf("pemba: audit log retention: %v", err)
 	}
 }
 

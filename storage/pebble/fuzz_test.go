@@ -14,6 +14,7 @@ func FuzzDecode(f *testing.F) {
 	f.Add([]byte{flagCaveat | flagExpiration, 0, 0, 0, 0, 0, 0, 0, 1, 0, 0, 0, 0, 3, 'a', 'b', 'c', '{', '}'})
 	f.Add([]byte("fdocument\x00\x01readme\x00\x01viewer\x00\x01user\x00\x01alice\x00\x01\x00\x01"))
 	f.Add([]byte{1, byte(storage.OpTouch), 2, 'f', 'x', 1, 0})
+	f.Add((&revisionRecord{meta: storage.WriteMetadata{Actor: "a", Reason: "r", Labels: []storage.Label{{Key: "k", Value: "v"}}}}).encode())
 	f.Fuzz(func(t *testing.T, b []byte) {
 		if p, err := decodePayload(b); err == nil {
 			_ = p.expiredAt(p.expiration)

@@ -19,6 +19,10 @@ import (
 //	w rev                                                              change log
 //	x <expiration> f<...>^rev                                          expiration index
 //	m gc                                                               GC floor
+//	m at                                                               newest trimmed audit entry
+//	a e rev                                                            audit entry
+//	a t <term> rev                                                     audit index term
+//	a f rev                                                            audit object filter (import entries)
 //
 // <x> is a string component in an order-preserving encoding (escape
 // 0x00 as 0x00 0xff, terminate with 0x00 0x01), so tuples of components
@@ -26,7 +30,15 @@ import (
 // components selects a contiguous key range. ^rev is the bitwise
 // complement of the revision, big-endian, so that the versions of one
 // relationship sort newest first and a seek to body+^R lands on the newest
-// version at or before R. rev (uncomplemented) orders the revision log.
+// version at or before R. rev (uncomplemented) orders the revision log
+// and the audit log.
+//
+// The audit log (a) is kept apart from history: garbage collection never
+// touches it, only TrimAudit does. An entry's value is its auditlog
+// encoding; each of its index terms is an empty-valued key, so the
+// revisions indexed under one term are one contiguous, revision-ordered
+// range. "m at" holds the revision and hash of the newest entry TrimAudit
+// removed, so the chain continues from it when the whole log is trimmed.
 const (
 	spaceForward  byte = 'f'
 	spaceReverse  byte = 'r'
@@ -35,6 +47,14 @@ const (
 	spaceChanges  byte = 'w'
 	spaceMeta     byte = 'm'
 	spaceExpiry   byte = 'x'
+	spaceAudit    byte = 'a'
+)
+
+// Audit key spaces, the byte after spaceAudit.
+const (
+	auditEntry  byte = 'e'
+	auditTerm   byte = 't'
+	auditFilter byte = 'f'
 )
 
 const (
@@ -44,7 +64,10 @@ const (
 	escEnd    = 0x01 // 0x00 0x01 ends a component
 )
 
-var keyGCFloor = []byte{spaceMeta, 'g', 'c'}
+var (
+	keyGCFloor      = []byte{spaceMeta, 'g', 'c'}
+	keyAuditTrimmed = []byte{spaceMeta, 'a', 't'}
+)
 
 var errCorrupt = errors.New("corrupt key or value")
 
@@ -200,6 +223,26 @@ func afterVersions(dst, body []byte) []byte {
 
 func revisionKey(space byte, rev storage.Revision) []byte {
 	return binary.BigEndian.AppendUint64([]byte{space}, uint64(rev))
+}
+
+// auditEntryKey is the key of the audit entry of rev.
+func auditEntryKey(rev storage.Revision) []byte {
+	return binary.BigEndian.AppendUint64([]byte{spaceAudit, auditEntry}, uint64(rev))
+}
+
+// auditFilterKey is the key of the object filter of the entry of rev.
+func auditFilterKey(rev storage.Revision) []byte {
+	return binary.BigEndian.AppendUint64([]byte{spaceAudit, auditFilter}, uint64(rev))
+}
+
+// auditTermPrefix appends the key prefix of every revision indexed under term.
+func auditTermPrefix(dst []byte, term string) []byte {
+	return appendComponent(append(dst, spaceAudit, auditTerm), term)
+}
+
+// auditTermKey appends the key that indexes rev under term.
+func auditTermKey(dst []byte, term string, rev storage.Revision) []byte {
+	return binary.BigEndian.AppendUint64(auditTermPrefix(dst, term), uint64(rev))
 }
 
 func schemaKey(rev storage.Revision) []byte {

@@ -1,9 +1,11 @@
 package pebble
 
 import (
+	"cmp"
 	"encoding/binary"
 	"encoding/json"
 	"fmt"
+	"slices"
 	"time"
 
 	"github.com/pembadb/pemba/graph"
@@ -110,22 +112,48 @@ func (p *payload) apply(r *graph.Relationship) error {
 
 // revisionRecord is the value under v<rev>: when and by whom a revision
 // was committed.
+//
+//	commit time (8 bytes, Unix ns BE) flags (1 byte)
+//	uvarint actor length, actor
+//	without recordLabels: reason to the end
+//	with recordLabels: uvarint reason length, reason, uvarint label
+//	  count, each label as uvarint key length, key, uvarint value
+//	  length, value
+//
+// Records without labels keep the first, older form, which every earlier
+// version of the store wrote.
 type revisionRecord struct {
 	committedAt   time.Time
 	meta          storage.WriteMetadata
 	schemaChanged bool
 }
 
+// Revision record flags.
+const (
+	recordSchemaChanged = 1 << 0
+	recordLabels        = 1 << 1
+)
+
 func (rr *revisionRecord) encode() []byte {
 	b := binary.BigEndian.AppendUint64(nil, uint64(rr.committedAt.UnixNano()))
 	var flags byte
 	if rr.schemaChanged {
-		flags = 1
+		flags |= recordSchemaChanged
+	}
+	if len(rr.meta.Labels) > 0 {
+		flags |= recordLabels
 	}
 	b = append(b, flags)
-	b = binary.AppendUvarint(b, uint64(len(rr.meta.Actor)))
-	b = append(b, rr.meta.Actor...)
-	return append(b, rr.meta.Reason...)
+	b = appendString(b, rr.meta.Actor)
+	if flags&recordLabels == 0 {
+		return append(b, rr.meta.Reason...)
+	}
+	b = appendString(b, rr.meta.Reason)
+	b = binary.AppendUvarint(b, uint64(len(rr.meta.Labels)))
+	for _, l := range rr.meta.Labels {
+		b = appendString(appendString(b, l.Key), l.Value)
+	}
+	return b
 }
 
 func decodeRevisionRecord(v []byte) (revisionRecord, error) {
@@ -134,15 +162,70 @@ func decodeRevisionRecord(v []byte) (revisionRecord, error) {
 		return rr, errCorrupt
 	}
 	rr.committedAt = time.Unix(0, int64(binary.BigEndian.Uint64(v))).UTC()
-	rr.schemaChanged = v[8]&1 != 0
+	flags := v[8]
+	rr.schemaChanged = flags&recordSchemaChanged != 0
 	v = v[9:]
-	n, k := binary.Uvarint(v)
-	if k <= 0 || uint64(len(v)-k) < n {
+	var ok bool
+	if rr.meta.Actor, v, ok = cutString(v); !ok {
 		return rr, errCorrupt
 	}
-	rr.meta.Actor = string(v[k : k+int(n)])
-	rr.meta.Reason = string(v[k+int(n):])
+	if flags&recordLabels == 0 {
+		rr.meta.Reason = string(v)
+		return rr, nil
+	}
+	if rr.meta.Reason, v, ok = cutString(v); !ok {
+		return rr, errCorrupt
+	}
+	n, k := binary.Uvarint(v)
+	// Each label takes at least two bytes: refuse counts the value cannot hold.
+	if k <= 0 || n > uint64(len(v)-k)/2 {
+		return rr, errCorrupt
+	}
+	v = v[k:]
+	rr.meta.Labels = make([]storage.Label, n)
+	for i := range rr.meta.Labels {
+		l := &rr.meta.Labels[i]
+		if l.Key, v, ok = cutString(v); !ok {
+			return rr, errCorrupt
+		}
+		if l.Value, v, ok = cutString(v); !ok {
+			return rr, errCorrupt
+		}
+	}
+	if len(v) != 0 {
+		return rr, errCorrupt
+	}
 	return rr, nil
+}
+
+func appendString(b []byte, s string) []byte {
+	b = binary.AppendUvarint(b, uint64(len(s)))
+	return append(b, s...)
+}
+
+// cutString splits a length-prefixed string off the front of v.
+func cutString(v []byte) (s string, rest []byte, ok bool) {
+	n, k := binary.Uvarint(v)
+	if k <= 0 || uint64(len(v)-k) < n {
+		return "", nil, false
+	}
+	return string(v[k : k+int(n)]), v[k+int(n):], true
+}
+
+// sortedLabels returns labels sorted by key, then value, the order the
+// store keeps them in; it copies only when they are not sorted already.
+func sortedLabels(labels []storage.Label) []storage.Label {
+	if len(labels) == 0 {
+		return nil
+	}
+	if slices.IsSortedFunc(labels, compareLabels) {
+		return labels
+	}
+	return slices.SortedFunc(slices.Values(labels), compareLabels)
+}
+
+func compareLabels(a, b storage.Label) int {
+	return cmp.Or(cmp.Compare(a.Key, b.Key), cmp.Compare(a.Value, b.Value))
 }
 
 // changeLog accumulates the value under w<rev>: the relationship changes

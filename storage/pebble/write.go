@@ -12,6 +12,7 @@ import (
 
 	"github.com/pembadb/pemba/graph"
 	"github.com/pembadb/pemba/storage"
+	"github.com/pembadb/pemba/storage/auditlog"
 )
 
 // DefaultImportBatch is the batch size Import uses when given 0.
@@ -78,6 +79,7 @@ func (e *Engine) write(ctx context.Context, req storage.WriteRequest) (storage.R
 	}
 	var set encodedSet
 	seen := make(map[string]int, len(req.Mutations))
+	deletes := false
 	for i := range req.Mutations {
 		m := &req.Mutations[i]
 		if m.Op != storage.OpCreate && m.Op != storage.OpTouch && m.Op != storage.OpDelete {
@@ -91,6 +93,20 @@ func (e *Engine) write(ctx context.Context, req storage.WriteRequest) (storage.R
 			return 0, fmt.Errorf("mutation %d: %w: relationship also changed by mutation %d", i, storage.ErrInvalidArgument, j)
 		}
 		seen[string(fwd)] = i
+		deletes = deletes || m.Op == storage.OpDelete
+	}
+	prepared := commit{audit: e.auditBuilder(storage.AuditWrite, req.Metadata, nil)}
+	if prepared.audit != nil && !deletes {
+		// Without deletes, the write changes exactly what it lists if it
+		// commits: its audit entry is complete before the lock.
+		for i := range set.muts {
+			m := &set.muts[i]
+			_, _, pay := set.parts(m)
+			if err := auditAdd(prepared.audit, m.op, m.rel, pay); err != nil {
+				return 0, fmt.Errorf("mutation %d: %w", i, err)
+			}
+		}
+		prepared.auditTerms, prepared.auditFilter, prepared.auditBuilt = prepared.audit.Terms(), prepared.audit.Filter(), true
 	}
 
 	release, err := e.use()
@@ -98,7 +114,7 @@ func (e *Engine) write(ctx context.Context, req storage.WriteRequest) (storage.R
 		return 0, err
 	}
 	defer release()
-	return e.serialize(ctx, func(c *commit) error {
+	return e.serialize(ctx, prepared, func(c *commit) error {
 		return e.applyWrite(ctx, c, &req, &set)
 	})
 }
@@ -142,14 +158,25 @@ func (e *Engine) applyWrite(ctx context.Context, c *commit, req *storage.WriteRe
 				return &storage.AlreadyExistsError{Relationship: *m.rel}
 			}
 			c.put(fwd, rv, pay)
+			if err := c.audited(storage.OpCreate, m.rel, pay); err != nil {
+				return fmt.Errorf("mutation %d: %w", i, err)
+			}
 		case storage.OpTouch:
 			c.put(fwd, rv, pay)
+			if err := c.audited(storage.OpTouch, m.rel, pay); err != nil {
+				return fmt.Errorf("mutation %d: %w", i, err)
+			}
 		case storage.OpDelete:
 			cur, ok := newest(it, fwd)
 			if !ok || cur.tombstone {
 				continue
 			}
 			c.remove(fwd, rv, it.Value())
+			if !cur.expiredAt(now) { // an expired relationship was absent already
+				if err := c.auditedDelete(m.rel, &cur); err != nil {
+					return fmt.Errorf("mutation %d: %w", i, err)
+				}
+			}
 		}
 	}
 	return it.Error()
@@ -223,6 +250,16 @@ type commit struct {
 	now           time.Time
 	meta          storage.WriteMetadata
 	schemaChanged bool
+	// audit encodes the revision's audit entry — its kind, metadata,
+	// schema diff and effective changes in the order the write listed
+	// them — as the write proceeds (an import batch's before the lock);
+	// nil when the audit log is disabled. auditBuilt says every change
+	// was added before the lock; auditTerms are the index terms when
+	// computed before the lock (nil: computed when sealing).
+	audit       *auditlog.Builder
+	auditBuilt  bool
+	auditTerms  []string
+	auditFilter []byte // the object filter, computed with auditTerms
 }
 
 // serialize runs build holding writeMu with a commit for the next
@@ -232,13 +269,24 @@ type commit struct {
 // write whose caller has given up is never applied. The WAL sync happens
 // after the lock is released, so concurrent writers share syncs (Pebble
 // groups them); the head is published only once the revision is durable.
-func (e *Engine) serialize(ctx context.Context, build func(c *commit) error) (storage.Revision, error) {
+//
+// prepared is the commit's state built before the lock: the audit entry
+// under way, and for a large write the batch, sized for all of it so it
+// does not grow by copying (nil: a fresh batch).
+func (e *Engine) serialize(ctx context.Context, prepared commit, build func(c *commit) error) (storage.Revision, error) {
 	select {
 	case e.writeMu <- struct{}{}:
 	case <-ctx.Done():
+		if prepared.batch != nil {
+			prepared.batch.Close()
+		}
 		return 0, fmt.Errorf("wait for the write lock: %w", ctx.Err())
 	}
-	c := &commit{e: e, batch: e.db.NewBatch(), now: time.Now()}
+	c := &prepared
+	c.e, c.now = e, time.Now()
+	if c.batch == nil {
+		c.batch = e.db.NewBatch()
+	}
 	defer c.batch.Close()
 	c.rev = e.applied + 1
 	err := ctx.Err()
@@ -295,21 +343,27 @@ func (c *commit) remove(fwd, rev, old []byte) {
 	c.log.add(storage.OpDelete, fwd, old)
 }
 
-// apply adds the revision record and change log and applies the batch,
-// unsynced; the caller holds writeMu.
+// apply adds the revision record, change log and audit entry and applies
+// the batch, unsynced; the caller holds writeMu.
 func (c *commit) apply() error {
 	e := c.e
 	if c.now.Before(e.lastCommit) {
 		c.now = e.lastCommit // commit times never go back
 	}
+	c.meta.Labels = sortedLabels(c.meta.Labels)
 	rr := revisionRecord{committedAt: c.now, meta: c.meta, schemaChanged: c.schemaChanged}
 	_ = c.batch.Set(revisionKey(spaceRevision, c.rev), rr.encode(), nil)
 	_ = c.batch.Set(revisionKey(spaceChanges, c.rev), c.log.encode(), nil)
+	auditHead := e.auditHead
+	if c.audit != nil {
+		auditHead = c.addAuditEntry()
+	}
 	if err := c.batch.Commit(pdb.NoSync); err != nil {
 		return fmt.Errorf("commit revision %d: %w", c.rev, err)
 	}
 	e.applied = c.rev
 	e.lastCommit = c.now
+	e.auditHead = auditHead
 	if c.schemaChanged {
 		e.schemaRev = c.rev
 	}
@@ -367,14 +421,14 @@ func (e *Engine) deleteRelationships(ctx context.Context, f storage.Filter, limi
 	p := newPlan().forward(&f)
 	defer p.release()
 	var res storage.DeleteResult
-	res.Revision, err = e.serialize(ctx, func(c *commit) error {
+	res.Revision, err = e.serialize(ctx, commit{audit: e.auditBuilder(storage.AuditDelete, meta, nil)}, func(c *commit) error {
 		c.meta = meta
 		opts := storage.QueryOptions{Now: c.now}
 		if limit > 0 {
 			opts.Limit = limit + 1 // one more tells whether there is more
 		}
 		var rv []byte
-		return e.scan(ctx, e.applied, false, p, opts, func(body []byte, comps *[6][]byte, value []byte, _ *payload) (bool, error) {
+		return e.scan(ctx, e.applied, false, p, opts, func(body []byte, comps *[6][]byte, value []byte, pl *payload) (bool, error) {
 			if limit > 0 && res.Deleted == limit {
 				res.More = true
 				return false, nil
@@ -382,6 +436,12 @@ func (e *Engine) deleteRelationships(ctx context.Context, f storage.Filter, limi
 			rv = reverseBody(rv[:0], comps)
 			c.remove(body, rv, value)
 			res.Deleted++
+			if c.audit != nil {
+				r := forward.relationship(body, comps)
+				if err := c.auditedDelete(&r, pl); err != nil {
+					return false, fmt.Errorf("value of %q: %w", body, err)
+				}
+			}
 			return true, nil
 		})
 	})
@@ -409,7 +469,7 @@ func (e *Engine) WriteSchema(ctx context.Context, w storage.SchemaWrite) (storag
 	}
 	defer release()
 	value := encodeSchema(w.Schema)
-	rev, err := e.serialize(ctx, func(c *commit) error {
+	rev, err := e.serialize(ctx, commit{audit: e.auditBuilder(storage.AuditSchema, w.Metadata, w.Diff)}, func(c *commit) error {
 		if w.Check != nil {
 			if err := w.Check(ctx, &reader{e: e, rev: e.applied, writing: true}); err != nil {
 				return err
@@ -437,13 +497,15 @@ func (e *Engine) Import(ctx context.Context, rels iter.Seq2[graph.Relationship, 
 		batchSize = DefaultImportBatch
 	}
 	var set encodedSet
+	// One audit entry per batch, encoded as the batch is read.
+	audit := e.auditBuilder(storage.AuditImport, opts.Metadata, nil)
 	// Relationships are copied: add keeps a pointer for error reports.
 	batch := make([]graph.Relationship, 0, min(batchSize, 1<<16))
 	flush := func() error {
 		if len(set.muts) == 0 {
 			return nil
 		}
-		rev, err := e.importBatch(ctx, &set, opts)
+		rev, err := e.importBatch(ctx, &set, audit, opts)
 		if err != nil {
 			return err
 		}
@@ -451,6 +513,9 @@ func (e *Engine) Import(ctx context.Context, rels iter.Seq2[graph.Relationship, 
 		res.Revisions = append(res.Revisions, rev)
 		set.reset()
 		batch = batch[:0]
+		if audit != nil {
+			audit.Reset(storage.AuditImport, opts.Metadata, nil)
+		}
 		return nil
 	}
 	n := 0
@@ -461,6 +526,12 @@ func (e *Engine) Import(ctx context.Context, rels iter.Seq2[graph.Relationship, 
 		batch = append(batch, r)
 		if err := set.add(storage.OpTouch, &batch[len(batch)-1]); err != nil {
 			return res, fmt.Errorf("import relationships: relationship %d: %w", n, err)
+		}
+		if audit != nil {
+			_, _, pay := set.parts(&set.muts[len(set.muts)-1])
+			if err := auditAdd(audit, storage.OpTouch, &batch[len(batch)-1], pay); err != nil {
+				return res, fmt.Errorf("import relationships: relationship %d: %w", n, err)
+			}
 		}
 		n++
 		if len(set.muts) >= batchSize {
@@ -475,7 +546,7 @@ func (e *Engine) Import(ctx context.Context, rels iter.Seq2[graph.Relationship, 
 	return res, nil
 }
 
-func (e *Engine) importBatch(ctx context.Context, set *encodedSet, opts storage.ImportOptions) (storage.Revision, error) {
+func (e *Engine) importBatch(ctx context.Context, set *encodedSet, audit *auditlog.Builder, opts storage.ImportOptions) (storage.Revision, error) {
 	if err := ctx.Err(); err != nil {
 		return 0, err
 	}
@@ -489,7 +560,17 @@ func (e *Engine) importBatch(ctx context.Context, set *encodedSet, opts storage.
 	// reuse the previous insert's position instead of searching from the
 	// top, which more than pays for the sort on large batches.
 	byFwd, byRev := set.sortedOrders()
-	return e.serialize(ctx, func(c *commit) error {
+	prepared := commit{audit: audit, auditBuilt: true}
+	size := 2*len(set.buf) + 32*len(set.muts) + 1024
+	if audit != nil {
+		prepared.auditTerms, prepared.auditFilter = audit.Terms(), audit.Filter()
+		size += audit.Len() + len(prepared.auditFilter) + 128
+		for _, t := range prepared.auditTerms {
+			size += len(t) + 16
+		}
+	}
+	prepared.batch = e.db.NewBatchWithSize(size)
+	return e.serialize(ctx, prepared, func(c *commit) error {
 		if err := e.checkSchemaGuard(opts.SchemaRevision); err != nil {
 			return err
 		}

@@ -331,9 +331,13 @@ func testAuditTerms(t *testing.T, e storage.Engine) {
 		{auditlog.ResourceTerm("document", "1"), revs(1, 2)},
 		{auditlog.ResourceTerm("document", "2"), revs()},
 		{auditlog.ResourceTypeTerm("folder"), revs(3, 4, 5)},
-		{auditlog.ResourceTerm("folder", "b"), revs(3, 5)},
+		// Import entries are indexed by type, with a filter of their objects.
+		{auditlog.ResourceTerm("folder", "b"), revs(5)},
+		{auditlog.ImportResourceTypeTerm("folder"), revs(3, 4)},
+		{auditlog.ImportSubjectTypeTerm("group"), revs(3)},
 		{auditlog.SubjectTerm("user", "carol"), revs(1, 2)},
-		{auditlog.SubjectTerm("group", "eng"), revs(3)},
+		{auditlog.SubjectTerm("group", "eng"), revs()},
+		{auditlog.ResourceTerm("document", "1"), revs(1, 2)},
 		{auditlog.SubjectTypeTerm("group"), revs(3)},
 		{auditlog.SubjectTypeTerm("user"), revs(1, 2, 3, 4, 5)},
 		{auditlog.ActorTerm("importer"), revs(3, 4)},
@@ -361,6 +365,27 @@ func testAuditTerms(t *testing.T, e storage.Engine) {
 		}
 		slices.Reverse(got)
 		equalStrings(t, "revisions of term "+tc.term+", newest first", got, tc.want)
+	}
+	// Import entries carry the filter of their objects; others none.
+	for i, en := range entries {
+		filter, ok, err := e.AuditFilter(ctx, en.Revision)
+		if err != nil {
+			t.Fatalf("filter of %d: %v", en.Revision, err)
+		}
+		if ok != (en.Kind == storage.AuditImport) {
+			t.Fatalf("entry %d (%s) has a filter: %v", en.Revision, en.Kind, ok)
+		}
+		if !ok {
+			continue
+		}
+		for _, c := range en.Changes {
+			r := c.Relationship
+			for _, term := range []string{auditlog.ResourceTerm(r.Resource.Type, r.Resource.ID), auditlog.SubjectTerm(r.Subject.Object.Type, r.Subject.Object.ID)} {
+				if !auditlog.FilterMayContain(filter, term) {
+					t.Fatalf("the filter of entry %d (entry %d of the log) lacks %s", en.Revision, i, term)
+				}
+			}
+		}
 	}
 	// Bounds are inclusive.
 	var got []string

@@ -1,0 +1,386 @@
+package pebble
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"reflect"
+	"slices"
+	"testing"
+	"time"
+
+	pdb "github.com/cockroachdb/pebble/v2"
+	"github.com/cockroachdb/pebble/v2/vfs"
+
+	"github.com/pembadb/pemba/graph"
+	"github.com/pembadb/pemba/storage"
+	"github.com/pembadb/pemba/storage/auditlog"
+)
+
+func touchOne(t testing.TB, e *Engine, spec string, meta storage.WriteMetadata) storage.Revision {
+	t.Helper()
+	rev, err := e.Write(context.Background(), storage.WriteRequest{Metadata: meta,
+		Mutations: []storage.Mutation{{Op: storage.OpTouch, Relationship: graph.MustParseRelationship(spec)}}})
+	if err != nil {
+		t.Fatalf("write %s: %v", spec, err)
+	}
+	return rev
+}
+
+// auditLog decodes the whole audit log, oldest first.
+func auditLog(t *testing.T, e *Engine) []storage.AuditEntry {
+	t.Helper()
+	var out []storage.AuditEntry
+	for raw, err := range e.AuditEntries(context.Background(), 0, 0, false) {
+		if err != nil {
+			t.Fatal(err)
+		}
+		en, err := auditlog.Decode(raw.Value)
+		if err != nil {
+			t.Fatalf("entry %d: %v", raw.Revision, err)
+		}
+		out = append(out, en)
+	}
+	return out
+}
+
+// auditKeys counts the keys of the audit key space.
+func auditKeys(t *testing.T, e *Engine) int {
+	t.Helper()
+	it, err := e.db.NewIter(&pdb.IterOptions{LowerBound: []byte{spaceAudit}, UpperBound: []byte{spaceAudit + 1}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer it.Close()
+	n := 0
+	for valid := it.First(); valid; valid = it.Next() {
+		n++
+	}
+	return n
+}
+
+func verify(t *testing.T, e storage.AuditLog) auditlog.VerifyResult {
+	t.Helper()
+	res, err := auditlog.Verify(context.Background(), e)
+	if err != nil || res.Broken != nil {
+		t.Fatalf("verify = %+v (break %+v), %v", res, res.Broken, err)
+	}
+	return res
+}
+
+// TestAuditDisabled checks that an engine opened with DisableAudit stores
+// no audit key and answers every audit query with nothing, while Watch
+// still returns the labels.
+func TestAuditDisabled(t *testing.T) {
+	ctx := context.Background()
+	e := openTest(t, Options{InMemory: true, DisableAudit: true})
+	meta := storage.WriteMetadata{Actor: "ci", Labels: []storage.Label{{Key: "ticket", Value: "SEC-1"}}}
+	touchOne(t, e, "document:1#viewer@user:alice", meta)
+	if _, err := e.WriteSchema(ctx, storage.SchemaWrite{Schema: storage.StoredSchema{Text: "definition user {}"},
+		Diff: []storage.SchemaChange{{Added: true, Kind: "definition", Name: "user"}}}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.Import(ctx, benchRelationships(100), storage.ImportOptions{BatchSize: 30}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.DeleteRelationships(ctx, storage.Filter{ResourceType: "document"}, 0, meta); err != nil {
+		t.Fatal(err)
+	}
+	if n := auditKeys(t, e); n != 0 {
+		t.Fatalf("%d audit keys stored with the audit log disabled", n)
+	}
+	for _, err := range e.AuditEntries(ctx, 0, 0, false) {
+		t.Fatalf("audit entries with the audit log disabled: %v", err)
+	}
+	for _, err := range e.AuditTermRevisions(ctx, auditlog.ActorTerm("ci"), 0, 0, true) {
+		t.Fatalf("audit terms with the audit log disabled: %v", err)
+	}
+	if _, ok, err := e.AuditEntry(ctx, 1); ok || err != nil {
+		t.Fatalf("audit entry 1: ok=%v err=%v", ok, err)
+	}
+	if rev, err := e.AuditRevisionAt(ctx, time.Now().Add(time.Hour)); rev != 0 || err != nil {
+		t.Fatalf("audit revision at now = %d, %v", rev, err)
+	}
+	if n, err := e.TrimAudit(ctx, time.Now().Add(time.Hour)); n != 0 || err != nil {
+		t.Fatalf("trim = %d, %v", n, err)
+	}
+	for ch, err := range e.Watch(ctx, 0) {
+		if err != nil || !reflect.DeepEqual(ch.Metadata, meta) {
+			t.Fatalf("watch: %+v, %v; want metadata %+v", ch.Metadata, err, meta)
+		}
+		break
+	}
+}
+
+// TestAuditRetention checks that the collector's pass trims the audit
+// log to the retention, garbage collection aside, both when called and
+// from the background loop.
+func TestAuditRetention(t *testing.T) {
+	ctx := context.Background()
+	t.Run("pass", func(t *testing.T) {
+		e := openTest(t, Options{InMemory: true, AuditRetention: time.Hour, GCWindow: time.Minute})
+		for i := range 3 {
+			touchOne(t, e, fmt.Sprintf("document:%d#viewer@user:alice", i), storage.WriteMetadata{Actor: "ci"})
+		}
+		e.maintain(ctx, time.Now().Add(30*time.Minute)) // inside the retention
+		if got := len(auditLog(t, e)); got != 3 {
+			t.Fatalf("%d entries after a pass inside the retention, want 3", got)
+		}
+		e.maintain(ctx, time.Now().Add(2*time.Hour))
+		if got := len(auditLog(t, e)); got != 0 {
+			t.Fatalf("%d entries after a pass beyond the retention, want 0", got)
+		}
+		if n := auditKeys(t, e); n != 0 {
+			t.Fatalf("%d audit keys left after the whole log was trimmed", n)
+		}
+		if e.floor.Load() != 3 {
+			t.Fatalf("GC floor %d: the pass did not collect garbage", e.floor.Load())
+		}
+	})
+	t.Run("background", func(t *testing.T) {
+		e := openTest(t, Options{InMemory: true, AuditRetention: time.Millisecond, GCInterval: 5 * time.Millisecond})
+		touchOne(t, e, "document:1#viewer@user:alice", storage.WriteMetadata{})
+		deadline := time.Now().Add(20 * time.Second)
+		for len(auditLog(t, e)) > 0 {
+			if time.Now().After(deadline) {
+				t.Fatal("the background collector never trimmed the audit log")
+			}
+			time.Sleep(5 * time.Millisecond)
+		}
+	})
+	t.Run("negative", func(t *testing.T) {
+		if _, err := Open(Options{InMemory: true, AuditRetention: -time.Hour}); err == nil {
+			t.Fatal("a negative retention was accepted")
+		}
+	})
+}
+
+// TestAuditChainReopen checks that the hash chain continues across Close
+// and Open, also after TrimAudit removed every entry.
+func TestAuditChainReopen(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	e, err := Open(Options{Dir: dir, GCInterval: -1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	touchOne(t, e, "document:1#viewer@user:alice", storage.WriteMetadata{Actor: "a"})
+	touchOne(t, e, "document:2#viewer@user:alice", storage.WriteMetadata{Actor: "a"})
+	first := auditLog(t, e)
+	if err := e.Close(); err != nil {
+		t.Fatal(err)
+	}
+
+	e, err = Open(Options{Dir: dir, GCInterval: -1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	touchOne(t, e, "document:3#viewer@user:alice", storage.WriteMetadata{Actor: "b"})
+	entries := auditLog(t, e)
+	if len(entries) != 3 || entries[2].PrevHash != first[1].Hash {
+		t.Fatalf("after reopening, the new entry chains to %x, want %x", entries[len(entries)-1].PrevHash, first[1].Hash)
+	}
+	if res := verify(t, e); res.Entries != 3 {
+		t.Fatalf("verify checked %d entries, want 3", res.Entries)
+	}
+	if n, err := e.TrimAudit(ctx, time.Now().Add(time.Hour)); n != 3 || err != nil {
+		t.Fatalf("trim = %d, %v; want all 3", n, err)
+	}
+	if err := e.Close(); err != nil {
+		t.Fatal(err)
+	}
+
+	e = openTest(t, Options{Dir: dir})
+	touchOne(t, e, "document:4#viewer@user:alice", storage.WriteMetadata{Actor: "c"})
+	if got := auditLog(t, e); len(got) != 1 || got[0].PrevHash != entries[2].Hash {
+		t.Fatalf("after trimming everything and reopening, the new entry chains to %x, want %x", got[0].PrevHash, entries[2].Hash)
+	}
+}
+
+// TestAuditCrash checks, on a filesystem that loses unsynced writes at a
+// simulated crash, that every revision the store still holds has its
+// audit entry and every entry its revision, chained without a break.
+func TestAuditCrash(t *testing.T) {
+	ctx := context.Background()
+	rng := rand.New(rand.NewPCG(1, 2))
+	for round := range 8 {
+		fs := vfs.NewCrashableMem()
+		e, err := Open(Options{Dir: "db", fs: fs, NoSync: true, GCInterval: -1})
+		if err != nil {
+			t.Fatal(err)
+		}
+		writes := 20 + rng.IntN(200)
+		for i := range writes {
+			touchOne(t, e, fmt.Sprintf("document:%d#viewer@user:u%d", i%17, i), storage.WriteMetadata{Actor: "w"})
+			switch rng.IntN(40) {
+			case 0:
+				if _, err := e.Import(ctx, benchRelationships(300), storage.ImportOptions{BatchSize: 100}); err != nil {
+					t.Fatal(err)
+				}
+			case 1: // what a synced write would do
+				if err := e.db.LogData(nil, pdb.Sync); err != nil {
+					t.Fatal(err)
+				}
+			}
+		}
+		written := storage.Revision(e.head.Load())
+		crashed := fs.CrashClone(vfs.CrashCloneCfg{UnsyncedDataPercent: 50, RNG: rng})
+		if err := e.Close(); err != nil {
+			t.Fatal(err)
+		}
+		e, err = Open(Options{Dir: "db", fs: crashed, GCInterval: -1})
+		if err != nil {
+			t.Fatalf("round %d: reopen after a crash: %v", round, err)
+		}
+		head, _ := e.HeadRevision(ctx)
+		t.Logf("round %d: %d of %d revisions survived the crash", round, head, written)
+		entries := auditLog(t, e)
+		if len(entries) != int(head) {
+			t.Fatalf("round %d: %d audit entries for head %d", round, len(entries), head)
+		}
+		for i, en := range entries {
+			rec, err := e.get(revisionKey(spaceRevision, en.Revision))
+			if err != nil || en.Revision != storage.Revision(i+1) {
+				t.Fatalf("round %d: entry %d (revision %d) without its revision record: %v", round, i+1, en.Revision, err)
+			}
+			if rr, err := decodeRevisionRecord(rec); err != nil || !rr.committedAt.Equal(en.CommittedAt) {
+				t.Fatalf("round %d: revision %d committed at %v, its entry at %v (%v)", round, en.Revision, rr.committedAt, en.CommittedAt, err)
+			}
+		}
+		verify(t, e)
+		// The chain goes on from the entry that survived.
+		touchOne(t, e, "document:after#viewer@user:crash", storage.WriteMetadata{})
+		verify(t, e)
+		if err := e.Close(); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+// TestAuditDeleteExpired checks that deleting a relationship that has
+// expired (absent, as far as readers are concerned) records no change.
+func TestAuditDeleteExpired(t *testing.T) {
+	e := openTest(t, Options{InMemory: true})
+	touchOne(t, e, "document:1#viewer@user:alice[expiration:2001-01-01T00:00:00Z]", storage.WriteMetadata{})
+	rev, err := e.Write(context.Background(), storage.WriteRequest{Mutations: []storage.Mutation{
+		{Op: storage.OpDelete, Relationship: graph.MustParseRelationship("document:1#viewer@user:alice")}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	raw, ok, err := e.AuditEntry(context.Background(), rev)
+	if err != nil || !ok {
+		t.Fatalf("entry %d: ok=%v err=%v", rev, ok, err)
+	}
+	if en, err := auditlog.Decode(raw.Value); err != nil || len(en.Changes) != 0 {
+		t.Fatalf("entry of the delete of an expired relationship: %+v, %v; want no change", en.Changes, err)
+	}
+}
+
+// TestAuditPages checks reads and trims that span several pages: every
+// entry and term revision comes once, in order, in both directions and
+// within bounds, and the consumer can close the engine mid-stream (no lock
+// is held while yielding).
+func TestAuditPages(t *testing.T) {
+	ctx := context.Background()
+	e := openTest(t, Options{InMemory: true})
+	const n = 2*auditPageRevisions + 10
+	for i := range n {
+		touchOne(t, e, fmt.Sprintf("document:%d#viewer@user:alice", i), storage.WriteMetadata{Actor: "ci"})
+	}
+	for _, tc := range []struct {
+		from, to storage.Revision
+		desc     bool
+	}{{0, 0, false}, {0, 0, true}, {7, n - 3, false}, {7, n - 3, true}, {n, n + 5, true}} {
+		var want []storage.Revision
+		for r := max(tc.from, 1); r <= min(tc.to, n) || (tc.to == 0 && r <= n); r++ {
+			want = append(want, r)
+		}
+		if tc.desc {
+			slices.Reverse(want)
+		}
+		var entries, terms []storage.Revision
+		for raw, err := range e.AuditEntries(ctx, tc.from, tc.to, tc.desc) {
+			if err != nil {
+				t.Fatal(err)
+			}
+			entries = append(entries, raw.Revision)
+		}
+		for rev, err := range e.AuditTermRevisions(ctx, auditlog.ActorTerm("ci"), tc.from, tc.to, tc.desc) {
+			if err != nil {
+				t.Fatal(err)
+			}
+			terms = append(terms, rev)
+		}
+		if !slices.Equal(entries, want) || !slices.Equal(terms, want) {
+			t.Fatalf("[%d, %d] desc=%v: %d entries, %d term revisions, want %d", tc.from, tc.to, tc.desc, len(entries), len(terms), len(want))
+		}
+	}
+	if rev, err := e.AuditRevisionAt(ctx, time.Now()); rev != n || err != nil {
+		t.Fatalf("revision at now = %d, %v; want %d", rev, err, n)
+	}
+	cut := auditLog(t, e)[n-5].CommittedAt
+	removed, err := e.TrimAudit(ctx, cut)
+	if err != nil || removed < n-5-100 { // entries may share the instant of the cut
+		t.Fatalf("trim = %d, %v", removed, err)
+	}
+	if left := auditLog(t, e); len(left) != n-removed {
+		t.Fatalf("%d entries left after trimming %d of %d", len(left), removed, n)
+	}
+
+	cctx, cancel := context.WithCancel(ctx)
+	cancel()
+	for _, err := range e.AuditEntries(cctx, 0, 0, false) {
+		if !errors.Is(err, context.Canceled) {
+			t.Fatalf("audit entries with a cancelled context: %v", err)
+		}
+	}
+
+	e = openTest(t, Options{InMemory: true})
+	for i := range auditPageEntries + 1 {
+		touchOne(t, e, fmt.Sprintf("document:%d#viewer@user:alice", i), storage.WriteMetadata{})
+	}
+	var closeErr error
+	for _, err := range e.AuditEntries(ctx, 0, 0, false) {
+		if err != nil {
+			closeErr = err
+			break
+		}
+		if err := e.Close(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if !errors.Is(closeErr, storage.ErrClosed) {
+		t.Fatalf("reading on after Close: %v", closeErr)
+	}
+}
+
+// TestRevisionRecord checks the revision record's two forms: records
+// written before labels existed still decode, and labels round-trip.
+func TestRevisionRecord(t *testing.T) {
+	at := time.Unix(1700000000, 5).UTC()
+	old := []byte{0, 0, 0, 0, 0, 0, 0, 0, 1, 2, 'm', 'e', 'w', 'h', 'y'}
+	copy(old, (&revisionRecord{committedAt: at}).encode()[:8])
+	rr, err := decodeRevisionRecord(old)
+	if err != nil || !rr.committedAt.Equal(at) || !rr.schemaChanged ||
+		!reflect.DeepEqual(rr.meta, storage.WriteMetadata{Actor: "me", Reason: "why"}) {
+		t.Fatalf("record in the original form = %+v, %v", rr, err)
+	}
+	for _, meta := range []storage.WriteMetadata{
+		{Actor: "me", Reason: "why"},
+		{Actor: "ci", Reason: "", Labels: []storage.Label{{Key: "a", Value: ""}, {Key: "ticket", Value: "SEC-1"}}},
+		{Labels: []storage.Label{{Key: "", Value: "x"}}},
+	} {
+		in := revisionRecord{committedAt: at, meta: meta}
+		out, err := decodeRevisionRecord(in.encode())
+		if err != nil || !reflect.DeepEqual(out, in) {
+			t.Fatalf("round trip of %+v = %+v, %v", in, out, err)
+		}
+	}
+	withLabels := (&revisionRecord{committedAt: at, meta: storage.WriteMetadata{Labels: []storage.Label{{Key: "k", Value: "v"}}}}).encode()
+	for n := 9; n < len(withLabels); n++ {
+		if _, err := decodeRevisionRecord(withLabels[:n]); err == nil {
+			t.Fatalf("a record cut to %d of %d bytes decoded", n, len(withLabels))
+		}
+	}
+}
