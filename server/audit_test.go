@@ -177,8 +177,14 @@ func TestReadAuditFilters(t *testing.T) {
 			[]string{bobTouched, carolTouched}},
 		{"since", &pb.ReadAuditRequest{ResourceType: "doc", Since: timestamppb.New(f.beforeCarol)},
 			[]string{carolTouched, aliceDeleted}},
-		{"until", &pb.ReadAuditRequest{ResourceType: "doc", Until: timestamppb.New(f.beforeCarol)},
-			[]string{aliceCreated, bobTouched}},
+		// A resource type selects the schema changes to the type too.
+		{"until", &pb.ReadAuditRequest{ResourceType: "doc", Until: timestamppb.New(f.beforeCarol)}, []string{
+			`schema +definition doc by tester "initial schema" ticket=SEC-1`,
+			`schema +relation doc#viewer by tester "initial schema" ticket=SEC-1`,
+			`schema +relation doc#owner by tester "initial schema" ticket=SEC-1`,
+			`schema +permission doc#view by tester "initial schema" ticket=SEC-1`,
+			aliceCreated, bobTouched,
+		}},
 	} {
 		resps, err := f.read(t, c.req)
 		if err != nil {
