@@ -128,3 +128,48 @@ func TestWriteSchemaRecordsDiff(t *testing.T) {
 		t.Errorf("recorded entry %+v", e)
 	}
 }
+
+// interleaved is an engine on which another writer commits a schema just
+// before the first schema write through it: the race of two servers
+// writing schemas at once, made deterministic.
+type interleaved struct {
+	storage.Engine
+	other string // the schema the other writer commits, once
+}
+
+func (e *interleaved) WriteSchema(ctx context.Context, w storage.SchemaWrite) (storage.Revision, error) {
+	if e.other != "" {
+		other := e.other
+		e.other = ""
+		if _, err := e.Engine.WriteSchema(ctx, storage.SchemaWrite{Schema: storage.StoredSchema{Text: other}}); err != nil {
+			return 0, err
+		}
+	}
+	return e.Engine.WriteSchema(ctx, w)
+}
+
+// TestWriteSchemaDiffAfterConcurrentWrite: when another schema write
+// commits between the diff and the commit, the write is diffed again,
+// against the schema it really replaces.
+func TestWriteSchemaDiffAfterConcurrentWrite(t *testing.T) {
+	w := newWriter(t, 10) // writes doc#viewer: user
+	ctx := context.Background()
+	w.engine = &interleaved{Engine: w.engine,
+		other: "definition user {}\ndefinition doc {\n relation viewer: user\n relation editor: user\n}"}
+	text := "definition user {}\ndefinition doc {\n relation viewer: user\n relation editor: user\n relation owner: user\n}"
+	rev, err := w.WriteSchema(ctx, text, compile(t, text), storage.WriteMetadata{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	raw, ok, err := w.engine.AuditEntry(ctx, rev)
+	if err != nil || !ok {
+		t.Fatalf("audit entry of revision %d: %v %v", rev, ok, err)
+	}
+	e, err := auditlog.Decode(raw.Value)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := formatChanges(e.Schema); got != "+relation doc#owner\n" {
+		t.Errorf("recorded diff, against the schema the other writer committed:\n%s", got)
+	}
+}
