@@ -11,6 +11,7 @@ import (
 
 	"github.com/pembadb/pemba/graph"
 	"github.com/pembadb/pemba/storage"
+	"github.com/pembadb/pemba/storage/auditlog"
 )
 
 // DefaultImportBatchSize is the batch size Import uses when given 0.
@@ -69,13 +70,15 @@ func (e *Engine) Import(ctx context.Context, rels iter.Seq2[graph.Relationship, 
 // relationship given twice keeps its last payload (TOUCH semantics), at
 // the position it first appeared.
 type importBatch struct {
-	rows  [][]any
-	index map[graph.Key]int // identity → position in rows
-	count int               // relationships given, duplicates included
+	rows    [][]any
+	changes []storage.AuditChange // the TOUCH of each row, for the audit entry
+	index   map[graph.Key]int     // identity → position in rows
+	count   int                   // relationships given, duplicates included
 }
 
 func newImportBatch(size int) *importBatch {
-	return &importBatch{rows: make([][]any, 0, min(size, 1<<16)), index: make(map[graph.Key]int)}
+	size = min(size, 1<<16)
+	return &importBatch{rows: make([][]any, 0, size), changes: make([]storage.AuditChange, 0, size), index: make(map[graph.Key]int)}
 }
 
 func (b *importBatch) add(rel graph.Relationship) error {
@@ -88,12 +91,14 @@ func (b *importBatch) add(rel graph.Relationship) error {
 	}
 	b.count++
 	k := rel.Key()
+	change := storage.AuditChange{Op: storage.OpTouch, Relationship: rel}
 	if i, dup := b.index[k]; dup {
-		b.rows[i] = args
+		b.rows[i], b.changes[i] = args, change
 		return nil
 	}
 	b.index[k] = len(b.rows)
 	b.rows = append(b.rows, args)
+	b.changes = append(b.changes, change)
 	return nil
 }
 
@@ -101,6 +106,8 @@ func (b *importBatch) len() int { return b.count }
 
 func (b *importBatch) reset() {
 	b.rows = b.rows[:0]
+	clear(b.changes) // drop the references to the batch's strings
+	b.changes = b.changes[:0]
 	clear(b.index)
 	b.count = 0
 }
@@ -110,17 +117,27 @@ func (b *importBatch) reset() {
 // On PostgreSQL a batch that replaces no live relationship — the usual
 // bulk load — is COPYed straight into the table; others, and every batch
 // on CockroachDB, go through the pipelined per-row statements of Write.
+//
+// The batch's audit entry lists a TOUCH of every row; its index terms are
+// computed before the transaction, so that only sealing the entry adds to
+// the time the revision counter's lock is held.
 func (e *Engine) importBatch(ctx context.Context, b *importBatch, opts storage.ImportOptions) (storage.Revision, error) {
 	var rev storage.Revision
-	err := e.inRevision(ctx, opts.Metadata, false, func(tx pgx.Tx, r, schemaRev storage.Revision, _ *pgx.Batch) error {
-		rev = r
-		if err := checkSchemaGuard(opts.SchemaRevision, schemaRev); err != nil {
+	entry := storage.AuditEntry{Kind: storage.AuditImport, Metadata: opts.Metadata, Changes: b.changes}
+	var terms []string
+	if e.audit {
+		terms = auditlog.Terms(&entry)
+	}
+	err := e.inRevision(ctx, entry, func(w *writeTx) error {
+		rev = w.rev
+		if err := checkSchemaGuard(opts.SchemaRevision, w.schemaRev); err != nil {
 			return err
 		}
+		w.changes, w.terms = b.changes, terms
 		if e.dialect == CockroachDB {
-			return importRows(ctx, tx, r, b.rows)
+			return importRows(ctx, w.tx, w.rev, b.rows)
 		}
-		return copyRows(ctx, tx, r, b.rows)
+		return copyRows(ctx, w.tx, w.rev, b.rows)
 	})
 	return rev, err
 }
