@@ -8,6 +8,7 @@ import (
 	"iter"
 	"math"
 	"slices"
+	"sync"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -18,9 +19,10 @@ import (
 
 // The audit log lives in two tables (migration 0004): audit_entries holds
 // each revision's sealed entry, audit_terms one (term, revision) row per
-// index term of each entry. A write queues both, and the new chain head,
-// in the final round trip of its transaction (inRevision), so an entry
-// commits exactly when its revision does.
+// index term of each entry. A write stores both, and the new chain head,
+// with its revision record (stmtInsertAuditedRevision) in the final
+// round trip of its transaction (inRevision), so an entry commits exactly
+// when its revision does.
 
 // Page bounds of the audit reads. An entry can be large (an import batch
 // lists every relationship it wrote), so a page of entries also stops at
@@ -38,31 +40,38 @@ const (
 	trimTermBudget = 50_000
 )
 
-// queueAuditEntry seals e, chained to head (the hash stmtNextRevision
-// returned: nil before the first entry), and queues its insertion, its
-// index terms (terms, or auditlog.Terms(e) when nil) and the new chain
-// head.
-func queueAuditEntry(b *pgx.Batch, e *storage.AuditEntry, head []byte, terms []string) error {
+// sealed is an audit entry ready to store: its encoding, index terms and
+// hash (the next entry's PrevHash).
+type sealed struct {
+	value []byte
+	terms []string
+	hash  storage.AuditHash
+	err   error
+}
+
+// sealEntry seals e, chained to head (the hash stmtNextRevision returned:
+// nil before the first entry).
+func sealEntry(e storage.AuditEntry, head []byte) sealed {
 	switch len(head) {
 	case 0: // the first entry the log holds chains to the zero hash
 	case len(e.PrevHash):
 		copy(e.PrevHash[:], head)
 	default:
-		return fmt.Errorf("audit chain head in revision_counter is %d bytes, want %d", len(head), len(e.PrevHash))
+		return sealed{err: fmt.Errorf("audit chain head in revision_counter is %d bytes, want %d", len(head), len(e.PrevHash))}
 	}
-	value, err := auditlog.Seal(e)
+	value, err := auditlog.Seal(&e)
 	if err != nil {
-		return fmt.Errorf("seal audit entry: %w", err)
+		return sealed{err: fmt.Errorf("seal audit entry: %w", err)}
 	}
-	if terms == nil {
-		terms = auditlog.Terms(e)
-	}
-	b.Queue(stmtInsertAuditEntry, int64(e.Revision), e.CommittedAt, value)
-	if len(terms) > 0 {
-		b.Queue(stmtInsertAuditTerms, terms, int64(e.Revision))
-	}
-	b.Queue(stmtSetAuditHead, e.Hash[:])
-	return nil
+	return sealed{value: value, terms: auditlog.Terms(&e), hash: e.Hash}
+}
+
+// sealConcurrently runs sealEntry in a goroutine; the function it returns
+// waits for the result (and may be called again).
+func sealConcurrently(e storage.AuditEntry, head []byte) func() sealed {
+	done := make(chan sealed, 1)
+	go func() { done <- sealEntry(e, head) }()
+	return sync.OnceValue(func() sealed { return <-done })
 }
 
 // labelsColumn flattens labels, sorted by key then value, into the

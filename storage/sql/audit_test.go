@@ -302,9 +302,12 @@ func insertEntries(t *testing.T, e *Engine, first storage.Revision, n, changes i
 			en.Changes = append(en.Changes, storage.AuditChange{Op: storage.OpTouch,
 				Relationship: rel("document", fmt.Sprintf("%d-%d", i, c), "viewer", "user", fmt.Sprintf("u%d-%d", i, c))})
 		}
-		if err := queueAuditEntry(&b, &en, nil, nil); err != nil {
-			t.Fatal(err)
+		s := sealEntry(en, nil)
+		if s.err != nil {
+			t.Fatal(s.err)
 		}
+		b.Queue("INSERT INTO audit_entries (revision, committed_at, value) VALUES ($1, $2, $3)", int64(en.Revision), en.CommittedAt, s.value)
+		b.Queue("INSERT INTO audit_terms (term, revision) SELECT unnest($1::TEXT[]), $2::BIGINT", s.terms, int64(en.Revision))
 	}
 	if err := e.pool.SendBatch(context.Background(), &b).Close(); err != nil {
 		t.Fatal(err)

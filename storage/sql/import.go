@@ -11,7 +11,6 @@ import (
 
 	"github.com/pembadb/pemba/graph"
 	"github.com/pembadb/pemba/storage"
-	"github.com/pembadb/pemba/storage/auditlog"
 )
 
 // DefaultImportBatchSize is the batch size Import uses when given 0.
@@ -118,22 +117,16 @@ func (b *importBatch) reset() {
 // bulk load — is COPYed straight into the table; others, and every batch
 // on CockroachDB, go through the pipelined per-row statements of Write.
 //
-// The batch's audit entry lists a TOUCH of every row; its index terms are
-// computed before the transaction, so that only sealing the entry adds to
-// the time the revision counter's lock is held.
+// The batch's audit entry lists a TOUCH of every row, known before the
+// transaction starts: inRevision seals it while the rows are written.
 func (e *Engine) importBatch(ctx context.Context, b *importBatch, opts storage.ImportOptions) (storage.Revision, error) {
 	var rev storage.Revision
 	entry := storage.AuditEntry{Kind: storage.AuditImport, Metadata: opts.Metadata, Changes: b.changes}
-	var terms []string
-	if e.audit {
-		terms = auditlog.Terms(&entry)
-	}
 	err := e.inRevision(ctx, entry, func(w *writeTx) error {
 		rev = w.rev
 		if err := checkSchemaGuard(opts.SchemaRevision, w.schemaRev); err != nil {
 			return err
 		}
-		w.changes, w.terms = b.changes, terms
 		if e.dialect == CockroachDB {
 			return importRows(ctx, w.tx, w.rev, b.rows)
 		}

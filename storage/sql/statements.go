@@ -99,13 +99,21 @@ WHERE deleted_rev > $1 AND deleted_rev <= $2`
   SELECT coalesce(max(revision), 0) FROM schemas WHERE revision <= $1)`
 )
 
-// The audit log (audit.go). A write queues its entry, its index terms
-// (one array: a single statement however many there are) and the new
-// chain head in the round trip that records its revision.
+// The audit log (audit.go).
 const (
-	stmtInsertAuditEntry = "INSERT INTO audit_entries (revision, committed_at, value) VALUES ($1, $2, $3)"
-	stmtInsertAuditTerms = "INSERT INTO audit_terms (term, revision) SELECT unnest($1::TEXT[]), $2::BIGINT"
-	stmtSetAuditHead     = "UPDATE revision_counter SET audit_hash = $1 WHERE id = 1"
+	// stmtInsertAuditedRevision is stmtInsertRevision that also stores
+	// the revision's audit entry ($7), its index terms ($8, one array
+	// however many there are) and the new chain head ($9): one statement,
+	// not four, in the write's final round trip.
+	stmtInsertAuditedRevision = `WITH entry AS (
+  INSERT INTO audit_entries (revision, committed_at, value) VALUES ($1, $2, $7)
+), terms AS (
+  INSERT INTO audit_terms (term, revision) SELECT unnest($8::TEXT[]), $1
+), chain AS (
+  UPDATE revision_counter SET audit_hash = $9 WHERE id = 1
+)
+INSERT INTO revisions (revision, committed_at, actor, reason, labels, schema_changed)
+VALUES ($1, $2, $3, $4, $5, $6)`
 
 	// Reads page through a range of revisions, $1 to $2 inclusive, $3 rows
 	// at a time; the next page starts past the last revision read.

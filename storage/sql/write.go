@@ -62,19 +62,19 @@ type writeTx struct {
 	// audit entry, after the write's function returns.
 	final pgx.Batch
 	// changes are the relationship changes the write made, for its audit
-	// entry; terms, when not nil, are that entry's index terms, computed
-	// before the lock was taken.
+	// entry.
 	changes []storage.AuditChange
-	terms   []string
 }
 
 // inRevision runs fn in a write transaction that has taken the next
 // revision — and read, under the same lock, the revision of the newest
 // schema version, the audit chain's head and the commit time — then
 // records the revision with its metadata and, unless the audit log is
-// off, its audit entry: entry (Kind, Metadata and Schema set by the
-// caller) completed with the revision, commit time, chain head and
-// fn's changes. Failed attempts are retried on serialization failures;
+// off, its audit entry: entry completed with the revision, commit time
+// and chain head. Kind, Metadata and Schema come from the caller, and
+// Changes too when they are known before the transaction (an import
+// batch: the entry is then sealed while fn runs); otherwise fn sets
+// w.changes. Failed attempts are retried on serialization failures;
 // local watchers are woken after the commit. Statements fn queues in
 // w.final go to the server in one round trip with the revision record,
 // after fn returns: the fewer round trips while the counter lock is held,
@@ -90,17 +90,35 @@ func (e *Engine) inRevision(ctx context.Context, entry storage.AuditEntry, fn fu
 			return fmt.Errorf("next revision: %w", err)
 		}
 		w.rev, w.schemaRev = storage.Revision(rev), storage.Revision(schemaRev)
-		if err := fn(w); err != nil {
+		en := entry
+		en.Revision, en.CommittedAt = w.rev, committedAt.UTC()
+		var early func() sealed
+		if e.audit && entry.Changes != nil {
+			early = sealConcurrently(en, head)
+		}
+		err := fn(w)
+		if early != nil {
+			early() // the sealing reads the caller's changes: wait for it in any case
+		}
+		if err != nil {
 			return err
 		}
-		meta := entry.Metadata
-		w.final.Queue(stmtInsertRevision, rev, committedAt, meta.Actor, meta.Reason, labels, entry.Kind == storage.AuditSchema)
+		meta, schemaChanged := entry.Metadata, entry.Kind == storage.AuditSchema
 		if e.audit {
-			en := entry // each attempt seals its own copy
-			en.Revision, en.CommittedAt, en.Changes = w.rev, committedAt.UTC(), w.changes
-			if err := queueAuditEntry(&w.final, &en, head, w.terms); err != nil {
-				return err
+			var s sealed
+			if early != nil {
+				s = early()
+			} else {
+				en.Changes = w.changes
+				s = sealEntry(en, head)
 			}
+			if s.err != nil {
+				return s.err
+			}
+			w.final.Queue(stmtInsertAuditedRevision, rev, committedAt, meta.Actor, meta.Reason, labels, schemaChanged,
+				s.value, s.terms, s.hash[:])
+		} else {
+			w.final.Queue(stmtInsertRevision, rev, committedAt, meta.Actor, meta.Reason, labels, schemaChanged)
 		}
 		if e.dialect == PostgreSQL {
 			w.final.Queue(pgNotifyRevision, strconv.FormatInt(rev, 10))
