@@ -32,7 +32,7 @@ func (e *Engine) Import(ctx context.Context, rels iter.Seq2[graph.Relationship, 
 	if batchSize == 0 {
 		batchSize = DefaultImportBatchSize
 	}
-	batch := newImportBatch(batchSize)
+	batch := newImportBatch(batchSize, e.audit)
 	flush := func() error {
 		if batch.len() == 0 {
 			return nil
@@ -69,15 +69,21 @@ func (e *Engine) Import(ctx context.Context, rels iter.Seq2[graph.Relationship, 
 // relationship given twice keeps its last payload (TOUCH semantics), at
 // the position it first appeared.
 type importBatch struct {
-	rows    [][]any
-	changes []storage.AuditChange // the TOUCH of each row, for the audit entry
-	index   map[graph.Key]int     // identity → position in rows
-	count   int                   // relationships given, duplicates included
+	rows [][]any
+	// changes holds the TOUCH of each row, for the audit entry; nil when
+	// the audit log is off.
+	changes []storage.AuditChange
+	index   map[graph.Key]int // identity → position in rows
+	count   int               // relationships given, duplicates included
 }
 
-func newImportBatch(size int) *importBatch {
+func newImportBatch(size int, audit bool) *importBatch {
 	size = min(size, 1<<16)
-	return &importBatch{rows: make([][]any, 0, size), changes: make([]storage.AuditChange, 0, size), index: make(map[graph.Key]int)}
+	b := &importBatch{rows: make([][]any, 0, size), index: make(map[graph.Key]int)}
+	if audit {
+		b.changes = make([]storage.AuditChange, 0, size)
+	}
+	return b
 }
 
 func (b *importBatch) add(rel graph.Relationship) error {
@@ -92,12 +98,17 @@ func (b *importBatch) add(rel graph.Relationship) error {
 	k := rel.Key()
 	change := storage.AuditChange{Op: storage.OpTouch, Relationship: rel}
 	if i, dup := b.index[k]; dup {
-		b.rows[i], b.changes[i] = args, change
+		b.rows[i] = args
+		if b.changes != nil {
+			b.changes[i] = change
+		}
 		return nil
 	}
 	b.index[k] = len(b.rows)
 	b.rows = append(b.rows, args)
-	b.changes = append(b.changes, change)
+	if b.changes != nil {
+		b.changes = append(b.changes, change)
+	}
 	return nil
 }
 
