@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 
 	"github.com/pembadb/pemba/storage"
 	"github.com/pembadb/pemba/storage/auditlog"
@@ -302,11 +303,17 @@ func (e *Engine) trimAuditBatch(ctx context.Context, cut time.Time) (n int, more
 		for _, rev := range doomed.corrupt {
 			batch.Queue(stmtDeleteAuditTermsOfRevision, rev)
 		}
-		batch.Queue(stmtDeleteAuditEntries, doomed.revs)
+		// The entries go last: their count is what this batch removed (a
+		// concurrent trim may have removed some of them first).
+		var removed int64
+		batch.Queue(stmtDeleteAuditEntries, doomed.revs).Exec(func(tag pgconn.CommandTag) error {
+			removed = tag.RowsAffected()
+			return nil
+		})
 		if err := tx.SendBatch(ctx, &batch).Close(); err != nil {
 			return err
 		}
-		n, more = len(doomed.revs), doomed.more
+		n, more = int(removed), doomed.more
 		return nil
 	})
 	return n, more, err
