@@ -44,10 +44,11 @@ const (
 // sealed is an audit entry ready to store: its encoding, index terms and
 // hash (the next entry's PrevHash).
 type sealed struct {
-	value []byte
-	terms []string
-	hash  storage.AuditHash
-	err   error
+	value  []byte
+	terms  []string
+	filter []byte
+	hash   storage.AuditHash
+	err    error
 }
 
 // sealEntry seals e, chained to head (the hash stmtNextRevision returned:
@@ -64,7 +65,7 @@ func sealEntry(e storage.AuditEntry, head []byte) sealed {
 	if err != nil {
 		return sealed{err: fmt.Errorf("seal audit entry: %w", err)}
 	}
-	return sealed{value: value, terms: auditlog.Terms(&e), hash: e.Hash}
+	return sealed{value: value, terms: auditlog.Terms(&e), filter: auditlog.Filter(&e), hash: e.Hash}
 }
 
 // sealConcurrently runs sealEntry in a goroutine; the function it returns
@@ -238,6 +239,25 @@ func (e *Engine) AuditEntry(ctx context.Context, rev storage.Revision) (storage.
 		return storage.RawAuditEntry{}, false, fmt.Errorf("audit entry of revision %d: %w", rev, unavailable(err))
 	}
 	return storage.RawAuditEntry{Revision: rev, Value: value}, true, nil
+}
+
+// AuditFilter returns the object filter stored with the entry of rev.
+func (e *Engine) AuditFilter(ctx context.Context, rev storage.Revision) ([]byte, bool, error) {
+	if err := e.checkOpen(); err != nil {
+		return nil, false, err
+	}
+	if rev > math.MaxInt64 {
+		return nil, false, nil
+	}
+	var filter []byte
+	err := e.pool.QueryRow(ctx, stmtAuditFilter, int64(rev)).Scan(&filter)
+	switch {
+	case errors.Is(err, pgx.ErrNoRows):
+		return nil, false, nil
+	case err != nil:
+		return nil, false, fmt.Errorf("audit filter of revision %d: %w", rev, unavailable(err))
+	}
+	return filter, true, nil
 }
 
 // AuditRevisionAt returns the newest audited revision committed at or

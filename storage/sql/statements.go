@@ -103,10 +103,11 @@ WHERE deleted_rev > $1 AND deleted_rev <= $2`
 const (
 	// stmtInsertAuditedRevision is stmtInsertRevision that also stores
 	// the revision's audit entry ($7), its index terms ($8, one array
-	// however many there are) and the new chain head ($9): one statement,
+	// however many there are), the new chain head ($9) and the entry's
+	// object filter ($10, NULL for most): one statement,
 	// not four, in the write's final round trip.
 	stmtInsertAuditedRevision = `WITH entry AS (
-  INSERT INTO audit_entries (revision, committed_at, value) VALUES ($1, $2, $7)
+  INSERT INTO audit_entries (revision, committed_at, value, filter) VALUES ($1, $2, $7, $10)
 ), terms AS (
   INSERT INTO audit_terms (term, revision) SELECT unnest($8::TEXT[]), $1
 ), chain AS (
@@ -126,6 +127,8 @@ WHERE term = $1 AND revision >= $2 AND revision <= $3 ORDER BY revision LIMIT $4
 	stmtAuditTermRevisionsDesc = `SELECT revision FROM audit_terms
 WHERE term = $1 AND revision >= $2 AND revision <= $3 ORDER BY revision DESC LIMIT $4`
 	stmtAuditEntry = "SELECT value FROM audit_entries WHERE revision = $1"
+
+	stmtAuditFilter = "SELECT filter FROM audit_entries WHERE revision = $1 AND filter IS NOT NULL"
 	// Commit times never decrease with revision, so the newest entry at
 	// or before a time is the last one in (committed_at, revision) order.
 	stmtAuditRevisionAt = `SELECT revision FROM audit_entries

@@ -24,11 +24,14 @@ ALTER TABLE revisions ADD COLUMN IF NOT EXISTS labels STRING[];
 
 -- committed_at is the entry's own commit time (revisions.committed_at of
 -- the same revision), never decreasing with revision: the index finds the
--- revision in force at a time, and the entries a trim removes.
+-- revision in force at a time, and the entries a trim removes. filter is
+-- the Bloom filter of a large import batch's objects, which are indexed by
+-- their types only (storage/auditlog).
 CREATE TABLE IF NOT EXISTS audit_entries (
     revision     BIGINT PRIMARY KEY,
     committed_at TIMESTAMPTZ NOT NULL,
-    value        BYTES NOT NULL
+    value        BYTES NOT NULL,
+    filter       BYTES  -- the object filter of a large import batch (auditlog.Filter), else NULL
 );
 
 CREATE INDEX IF NOT EXISTS audit_entries_committed_at ON audit_entries (committed_at, revision);
