@@ -308,3 +308,37 @@ func TestProvenance(t *testing.T) {
 		t.Fatalf("provenance of an unknown relationship: ok=%v err=%v", ok, err)
 	}
 }
+
+// TestReadLargeImport reads objects of a large import batch, which is
+// indexed by type with a filter of its objects rather than by object.
+func TestReadLargeImport(t *testing.T) {
+	e := openEngine(t)
+	var rels []graph.Relationship
+	for i := range 500 {
+		rels = append(rels, rel(t, fmt.Sprintf("document:d%d#viewer@user:u%d", i, i%50)))
+	}
+	_, err := e.Import(ctx, func(yield func(graph.Relationship, error) bool) {
+		for _, r := range rels {
+			if !yield(r, nil) {
+				return
+			}
+		}
+	}, storage.ImportOptions{BatchSize: 1000, Metadata: storage.WriteMetadata{Reason: "bulk"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	h := &history{e: e, now: time.Now()}
+	if got, want := read(t, h, audit.Query{ResourceType: "document", ResourceID: "d123"}), []string{"bulk touched document:d123#viewer@user:u23"}; !slices.Equal(got, want) {
+		t.Fatalf("one imported resource: got %q, want %q", got, want)
+	}
+	if got := read(t, h, audit.Query{SubjectType: "user", SubjectID: "u7"}); len(got) != 10 {
+		t.Fatalf("one imported subject: got %d events, want 10: %q", len(got), got)
+	}
+	if got := read(t, h, audit.Query{ResourceType: "document", ResourceID: "absent"}); len(got) != 0 {
+		t.Fatalf("an object the import lacks: got %q", got)
+	}
+	ev, ok, err := audit.Provenance(ctx, e, rel(t, "document:d42#viewer@user:u42"), 10)
+	if err != nil || !ok || ev.Metadata.Reason != "bulk" {
+		t.Fatalf("provenance of an imported relationship = %+v %v %v", ev, ok, err)
+	}
+}

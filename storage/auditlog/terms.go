@@ -80,6 +80,7 @@ type termSet struct {
 	// objects (for its filter) instead of the index.
 	compact bool
 	objects []string
+	types   []string // the import-type terms of a compact entry
 	// The previous change's resource and subject, and whether there was one.
 	prev           bool
 	resType, resID string
@@ -87,7 +88,7 @@ type termSet struct {
 }
 
 func (s *termSet) reset() {
-	*s = termSet{buf: s.buf[:0], ends: s.ends[:0], objects: s.objects[:0]}
+	*s = termSet{buf: s.buf[:0], ends: s.ends[:0], objects: s.objects[:0], types: s.types[:0]}
 }
 
 // add appends the term kind|parts[0]|parts[1]...
@@ -129,13 +130,13 @@ func (s *termSet) change(op storage.Op, r *graph.Relationship) {
 	if !s.prev || res.Type != s.resType {
 		s.add('t', res.Type)
 		if s.compact {
-			s.add('i', res.Type)
+			s.types = append(s.types, ImportResourceTypeTerm(res.Type))
 		}
 	}
 	if !s.prev || sub.Type != s.subType {
 		s.add('u', sub.Type)
 		if s.compact {
-			s.add('j', sub.Type)
+			s.types = append(s.types, ImportSubjectTypeTerm(sub.Type))
 		}
 	}
 	if !s.prev || res.Type != s.resType || res.ID != s.resID {
@@ -162,24 +163,39 @@ func (s *termSet) object(kind byte, typ, id string) {
 	s.add(kind, typ, id)
 }
 
-// filter returns the Bloom filter of a compact entry's object terms (nil
+// minFilteredObjects is the fewest object terms an import entry needs to
+// be indexed through a filter: below it, reading the filter would cost a
+// query more than the few term keys cost the import, and the entry is
+// indexed like any other.
+const minFilteredObjects = 64
+
+// filtered reports whether the entry's objects go to a filter.
+func (s *termSet) filtered() bool { return s.compact && len(s.objects) >= minFilteredObjects }
+
+// filter returns the Bloom filter of a filtered entry's object terms (nil
 // for other entries).
 func (s *termSet) filter() []byte {
-	if !s.compact {
+	if !s.filtered() {
 		return nil
 	}
-	slices.Sort(s.objects)
-	return buildFilter(slices.Compact(s.objects))
+	keys := slices.Clone(s.objects)
+	slices.Sort(keys)
+	return buildFilter(slices.Compact(keys))
 }
 
 // sorted returns the terms, each once, sorted. They share one string.
 func (s *termSet) sorted() []string {
 	all := string(s.buf)
-	terms := make([]string, len(s.ends))
+	terms := make([]string, len(s.ends), len(s.ends)+len(s.objects)+len(s.types))
 	start := 0
 	for i, end := range s.ends {
 		terms[i] = all[start:end]
 		start = end
+	}
+	if s.filtered() {
+		terms = append(terms, s.types...)
+	} else {
+		terms = append(terms, s.objects...)
 	}
 	slices.Sort(terms)
 	return slices.Compact(terms)

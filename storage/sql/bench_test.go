@@ -40,15 +40,27 @@ func benchRelationships(n int) iter.Seq2[graph.Relationship, error] {
 	}
 }
 
+// auditModes runs a benchmark with the audit log on and off.
+func auditModes(b *testing.B, bench func(b *testing.B, cfg Config)) {
+	for _, on := range []bool{true, false} {
+		b.Run(fmt.Sprintf("audit=%s", map[bool]string{true: "on", false: "off"}[on]), func(b *testing.B) {
+			bench(b, Config{DisableAudit: !on})
+		})
+	}
+}
+
 // BenchmarkImport imports -import-size relationships into an empty
 // database per iteration, in batches of -import-batch.
-func BenchmarkImport(b *testing.B) {
+func BenchmarkImport(b *testing.B) { auditModes(b, benchImport) }
+
+func benchImport(b *testing.B, cfg Config) {
 	ctx := context.Background()
 	n := *benchImportSize
-	var elapsed time.Duration
+	var elapsed, dbCPU, clientCPU time.Duration
 	for b.Loop() {
 		b.StopTimer()
-		e := openTest(b)
+		e := openConfig(b, pg.NewDatabase(b), cfg)
+		cpu := startCPU(b, e)
 		b.StartTimer()
 		start := time.Now()
 		res, err := e.Import(ctx, benchRelationships(n), storage.ImportOptions{BatchSize: *benchImportBatch, Metadata: storage.WriteMetadata{Actor: "bench"}})
@@ -56,8 +68,43 @@ func BenchmarkImport(b *testing.B) {
 		if err != nil || res.Imported != n {
 			b.Fatalf("import = %d, %v", res.Imported, err)
 		}
+		b.StopTimer()
+		db, client := cpu.stop(b)
+		dbCPU, clientCPU = dbCPU+db, clientCPU+client
+		e.Close()
+		b.StartTimer()
 	}
 	b.ReportMetric(float64(n)*float64(b.N)/elapsed.Seconds(), "rels/s")
+	reportCPU(b, dbCPU, clientCPU, n*b.N, "rel")
+}
+
+// BenchmarkWrite runs b.N single-relationship TOUCH writes one after
+// another, each guarded by the schema and carrying an actor and a label,
+// as writes through the server do: the latency of one write.
+func BenchmarkWrite(b *testing.B) { auditModes(b, benchWrite) }
+
+func benchWrite(b *testing.B, cfg Config) {
+	ctx := context.Background()
+	e := openConfig(b, pg.NewDatabase(b), cfg)
+	guard, err := e.WriteSchema(ctx, storage.SchemaWrite{Schema: storage.StoredSchema{Text: "definition user {}"}})
+	if err != nil {
+		b.Fatal(err)
+	}
+	meta := storage.WriteMetadata{Actor: "user:bench", Labels: []storage.Label{{Key: "ticket", Value: "SEC-1"}}}
+	i := 0
+	cpu := startCPU(b, e)
+	start := time.Now()
+	for b.Loop() {
+		r := rel("document", fmt.Sprintf("d%d", i), "viewer", "user", fmt.Sprintf("u%d", i%1000))
+		if _, err := e.Write(ctx, storage.WriteRequest{SchemaRevision: guard, Metadata: meta,
+			Mutations: []storage.Mutation{{Op: storage.OpTouch, Relationship: r}}}); err != nil {
+			b.Fatal(err)
+		}
+		i++
+	}
+	b.ReportMetric(float64(b.N)/time.Since(start).Seconds(), "writes/s")
+	db, client := cpu.stop(b)
+	reportCPU(b, db, client, b.N, "op")
 }
 
 // BenchmarkPointQuery reads one resource#relation (ten subjects) at a
@@ -104,13 +151,15 @@ func BenchmarkPointQuery(b *testing.B) {
 // from 8 concurrent writers: the revision counter's ceiling. "guarded"
 // writes carry a schema guard, as every write through the server does.
 func BenchmarkConcurrentWriters(b *testing.B) {
-	b.Run("unguarded", func(b *testing.B) { benchConcurrentWriters(b, false) })
-	b.Run("guarded", func(b *testing.B) { benchConcurrentWriters(b, true) })
+	auditModes(b, func(b *testing.B, cfg Config) {
+		b.Run("unguarded", func(b *testing.B) { benchConcurrentWriters(b, cfg, false) })
+		b.Run("guarded", func(b *testing.B) { benchConcurrentWriters(b, cfg, true) })
+	})
 }
 
-func benchConcurrentWriters(b *testing.B, guarded bool) {
+func benchConcurrentWriters(b *testing.B, cfg Config, guarded bool) {
 	ctx := context.Background()
-	e := openTest(b)
+	e := openConfig(b, pg.NewDatabase(b), cfg)
 	var guard storage.Revision
 	if guarded {
 		var err error

@@ -16,29 +16,41 @@ import (
 // PostgreSQL import path are per dialect. Keep this list in step with
 // statements.go, migrate.go and gc.go.
 var sharedStatements = map[string]string{
-	"bounds":              stmtBounds,
-	"instance id":         stmtInstanceID,
-	"next revision":       stmtNextRevision,
-	"insert revision":     stmtInsertRevision,
-	"end version":         stmtEndVersion,
-	"insert version":      stmtInsertVersion,
-	"live exists":         stmtLiveExists,
-	"insert schema":       stmtInsertSchema,
-	"read schema":         stmtReadSchema,
-	"set schema revision": stmtSetSchemaRevision,
-	"watch revisions":     stmtWatchRevisions,
-	"watch changes":       stmtWatchChanges,
-	"gc floor candidate":  stmtGCFloorCandidate,
-	"raise gc floor":      stmtRaiseGCFloor,
-	"gc lock":             stmtGCLock,
-	"gc versions":         stmtGCVersions,
-	"gc expired":          stmtGCExpired,
-	"gc revisions":        stmtGCRevisions,
-	"gc schemas":          stmtGCSchemas,
-	"migrations table":    createMigrationsTable,
-	"migration applied":   stmtMigrationApplied,
-	"record migration":    stmtRecordMigration,
-	"schema version":      stmtSchemaVersion,
+	"bounds":                         stmtBounds,
+	"instance id":                    stmtInstanceID,
+	"next revision":                  stmtNextRevision,
+	"insert revision":                stmtInsertRevision,
+	"end version":                    stmtEndVersion,
+	"insert version":                 stmtInsertVersion,
+	"live exists":                    stmtLiveExists,
+	"insert schema":                  stmtInsertSchema,
+	"read schema":                    stmtReadSchema,
+	"set schema revision":            stmtSetSchemaRevision,
+	"watch revisions":                stmtWatchRevisions,
+	"watch changes":                  stmtWatchChanges,
+	"gc floor candidate":             stmtGCFloorCandidate,
+	"raise gc floor":                 stmtRaiseGCFloor,
+	"gc lock":                        stmtGCLock,
+	"gc versions":                    stmtGCVersions,
+	"gc expired":                     stmtGCExpired,
+	"gc revisions":                   stmtGCRevisions,
+	"gc schemas":                     stmtGCSchemas,
+	"insert audited revision":        stmtInsertAuditedRevision,
+	"remove version":                 stmtRemoveVersion,
+	"audit entries":                  stmtAuditEntries,
+	"audit entries desc":             stmtAuditEntriesDesc,
+	"audit term revisions":           stmtAuditTermRevisions,
+	"audit term revisions desc":      stmtAuditTermRevisionsDesc,
+	"audit entry":                    stmtAuditEntry,
+	"audit revision at":              stmtAuditRevisionAt,
+	"audit oldest":                   stmtAuditOldest,
+	"delete audit terms":             stmtDeleteAuditTerms,
+	"delete audit terms of revision": stmtDeleteAuditTermsOfRevision,
+	"delete audit entries":           stmtDeleteAuditEntries,
+	"migrations table":               createMigrationsTable,
+	"migration applied":              stmtMigrationApplied,
+	"record migration":               stmtRecordMigration,
+	"schema version":                 stmtSchemaVersion,
 }
 
 // postgresOnly matches constructs CockroachDB lacks or treats differently:
@@ -109,10 +121,12 @@ func sampleQueries() map[string]*query {
 			Subject: &storage.SubjectFilter{Type: "group", IDs: []string{"eng"}, Relation: &rel}}, 7, 1000, &after, 50),
 		"reverse": reverseQuery(storage.ReverseFilter{Subject: storage.SubjectFilter{Type: "user", IDs: []string{"alice"}, Relation: &none},
 			ResourceType: "document", Relation: "viewer"}, 7, 1000, &after, 50),
-		"exists":        matchExistsQuery(storage.Filter{ResourceType: "document"}, 1000),
-		"delete":        deleteQuery(storage.Filter{ResourceType: "document", Relation: "viewer"}, 8, 1000, 0),
-		"delete limit":  deleteQuery(storage.Filter{Subject: &storage.SubjectFilter{Type: "user"}}, 8, 1000, 10),
-		"forward empty": forwardQuery(storage.Filter{}, 7, 1000, nil, 1000),
+		"exists":                 matchExistsQuery(storage.Filter{ResourceType: "document"}, 1000),
+		"delete":                 deleteQuery(storage.Filter{ResourceType: "document", Relation: "viewer"}, 8, 1000, 0, false),
+		"delete limit":           deleteQuery(storage.Filter{Subject: &storage.SubjectFilter{Type: "user"}}, 8, 1000, 10, false),
+		"delete returning":       deleteQuery(storage.Filter{ResourceType: "document", Relation: "viewer"}, 8, 1000, 0, true),
+		"delete limit returning": deleteQuery(storage.Filter{Subject: &storage.SubjectFilter{Type: "user"}}, 8, 1000, 10, true),
+		"forward empty":          forwardQuery(storage.Filter{}, 7, 1000, nil, 1000),
 	}
 }
 
@@ -160,10 +174,12 @@ func statement(cmd string, args []string, input string) (string, error) {
 }
 
 // generated builds a query from a JSON filter in input; args are rev=N,
-// limit=N and after=a,b,c,d,e,f.
+// limit=N, after=a,b,c,d,e,f and returning (a delete that returns what it
+// ended).
 func generated(cmd string, args []string, input string) (string, error) {
 	rev, limit, now := storage.Revision(1), 0, int64(1000)
 	var after *[6]string
+	returning := false
 	for _, a := range args {
 		k, v, _ := strings.Cut(a, "=")
 		switch k {
@@ -176,6 +192,8 @@ func generated(cmd string, args []string, input string) (string, error) {
 			var key [6]string
 			copy(key[:], strings.Split(v, ","))
 			after = &key
+		case "returning":
+			returning = true
 		default:
 			return "", fmt.Errorf("unknown argument %q", a)
 		}
@@ -199,7 +217,7 @@ func generated(cmd string, args []string, input string) (string, error) {
 		case "exists":
 			q = matchExistsQuery(f, now)
 		case "delete":
-			q = deleteQuery(f, rev, now, limit)
+			q = deleteQuery(f, rev, now, limit, returning)
 		}
 	}
 	argText, _ := json.Marshal(q.args)

@@ -15,6 +15,14 @@
 // a snapshot at R sees the versions with created_rev <= R and deleted_rev
 // NULL or > R.
 //
+// The audit log (audit.go) is written by the same transactions: the
+// statement that takes the counter's lock also returns the chain head and
+// the commit time (never before the previous write's), and the statement
+// that records the revision stores its sealed entry, index terms and the
+// new head. Servers sharing a database therefore chain their entries one
+// after another. Garbage collection leaves the log alone; TrimAudit (or
+// Config.AuditRetention) shortens it, and Config.DisableAudit turns it off.
+//
 // The package is named sql after its directory; it does not use
 // database/sql, so the two never meet in one file of this package.
 package sql

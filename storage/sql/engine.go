@@ -41,6 +41,14 @@ type Config struct {
 	// by other processes (default 100ms). Writes through this Engine wake
 	// its watchers at once.
 	WatchPollInterval time.Duration
+	// DisableAudit writes no audit entries: writes skip the cost of the
+	// audit log, and the log keeps only what was written while it was on
+	// (by this or another server on the database).
+	DisableAudit bool
+	// AuditRetention is how long audit entries are kept: when > 0,
+	// CollectGarbage also trims the entries committed before
+	// now - AuditRetention (TrimAudit). 0 keeps them forever.
+	AuditRetention time.Duration
 }
 
 // Engine is a storage.Engine on PostgreSQL or CockroachDB.
@@ -49,7 +57,10 @@ type Engine struct {
 	dialect      Dialect
 	gcWindow     time.Duration
 	pollInterval time.Duration
-	closed       atomic.Bool
+	// audit is false when Config.DisableAudit is set.
+	audit          bool
+	auditRetention time.Duration
+	closed         atomic.Bool
 
 	// commitMu guards committed, a channel closed (and replaced) after each
 	// write this Engine commits, or another process's write is announced
@@ -117,11 +128,13 @@ func Open(ctx context.Context, cfg Config) (*Engine, error) {
 		return nil, fmt.Errorf("open %s datastore: %w", cfg.Dialect, err)
 	}
 	e := &Engine{
-		pool:         pool,
-		dialect:      cfg.Dialect,
-		gcWindow:     cfg.GCWindow,
-		pollInterval: cfg.WatchPollInterval,
-		committed:    make(chan struct{}),
+		pool:           pool,
+		dialect:        cfg.Dialect,
+		gcWindow:       cfg.GCWindow,
+		pollInterval:   cfg.WatchPollInterval,
+		audit:          !cfg.DisableAudit,
+		auditRetention: max(cfg.AuditRetention, 0),
+		committed:      make(chan struct{}),
 	}
 	if e.dialect == PostgreSQL {
 		listenCtx, stop := context.WithCancel(context.Background())

@@ -14,6 +14,7 @@ import (
 
 	"github.com/pembadb/pemba/graph"
 	"github.com/pembadb/pemba/storage"
+	"github.com/pembadb/pemba/storage/auditlog"
 )
 
 func rel(resource, id, relation, subjectType, subjectID string) graph.Relationship {
@@ -219,6 +220,25 @@ func TestCockroachDBCodePath(t *testing.T) {
 			t.Fatalf("watch: %+v, %v", ch, err)
 		}
 		break
+	}
+	// The audit log: every revision has its entry, the chain holds, and
+	// the reads and the trim run.
+	if res, err := auditlog.Verify(ctx, e); err != nil || res.Broken != nil || res.Entries != int(head) {
+		t.Fatalf("verify = %+v, %v; want %d intact entries", res, err, head)
+	}
+	for _, err := range e.AuditTermRevisions(ctx, auditlog.ResourceTypeTerm("document"), 0, 0, true) {
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, ok, err := e.AuditEntry(ctx, head); err != nil || !ok {
+		t.Fatalf("audit entry %d: ok=%v, %v", head, ok, err)
+	}
+	if rev, err := e.AuditRevisionAt(ctx, time.Now().Add(time.Minute)); err != nil || rev != head {
+		t.Fatalf("audit revision now = %d, %v; want %d", rev, err, head)
+	}
+	if n, err := e.TrimAudit(ctx, time.Now().Add(time.Minute)); err != nil || n != int(head) {
+		t.Fatalf("trim = %d, %v; want %d", n, err, head)
 	}
 }
 

@@ -13,7 +13,9 @@ import (
 // deletes what no revision at or above the floor can see: relationship
 // versions ended at or below it, versions that expired before the window
 // began (invisible to every read at the current time), older revision
-// records, and schema versions superseded at the floor.
+// records, and schema versions superseded at the floor. It never touches
+// the audit log, except that with Config.AuditRetention set it trims the
+// entries older than the retention (TrimAudit).
 //
 // The floor moves first, in its own short transaction under the counter
 // lock so it never races a write; readers check it before reading, so the
@@ -54,6 +56,11 @@ func (e *Engine) CollectGarbage(ctx context.Context, now time.Time) error {
 	for _, stmt := range []string{stmtGCRevisions, stmtGCSchemas} {
 		if _, err := e.pool.Exec(ctx, stmt, int64(current)); err != nil {
 			return fmt.Errorf("collect garbage below revision %d: %w", current, err)
+		}
+	}
+	if e.auditRetention > 0 {
+		if _, err := e.TrimAudit(ctx, now.Add(-e.auditRetention)); err != nil {
+			return fmt.Errorf("collect garbage: %w", err)
 		}
 	}
 	return nil

@@ -32,7 +32,7 @@ func (e *Engine) Import(ctx context.Context, rels iter.Seq2[graph.Relationship, 
 	if batchSize == 0 {
 		batchSize = DefaultImportBatchSize
 	}
-	batch := newImportBatch(batchSize)
+	batch := newImportBatch(batchSize, e.audit)
 	flush := func() error {
 		if batch.len() == 0 {
 			return nil
@@ -69,13 +69,21 @@ func (e *Engine) Import(ctx context.Context, rels iter.Seq2[graph.Relationship, 
 // relationship given twice keeps its last payload (TOUCH semantics), at
 // the position it first appeared.
 type importBatch struct {
-	rows  [][]any
-	index map[graph.Key]int // identity → position in rows
-	count int               // relationships given, duplicates included
+	rows [][]any
+	// changes holds the TOUCH of each row, for the audit entry; nil when
+	// the audit log is off.
+	changes []storage.AuditChange
+	index   map[graph.Key]int // identity → position in rows
+	count   int               // relationships given, duplicates included
 }
 
-func newImportBatch(size int) *importBatch {
-	return &importBatch{rows: make([][]any, 0, min(size, 1<<16)), index: make(map[graph.Key]int)}
+func newImportBatch(size int, audit bool) *importBatch {
+	size = min(size, 1<<16)
+	b := &importBatch{rows: make([][]any, 0, size), index: make(map[graph.Key]int)}
+	if audit {
+		b.changes = make([]storage.AuditChange, 0, size)
+	}
+	return b
 }
 
 func (b *importBatch) add(rel graph.Relationship) error {
@@ -88,12 +96,19 @@ func (b *importBatch) add(rel graph.Relationship) error {
 	}
 	b.count++
 	k := rel.Key()
+	change := storage.AuditChange{Op: storage.OpTouch, Relationship: rel}
 	if i, dup := b.index[k]; dup {
 		b.rows[i] = args
+		if b.changes != nil {
+			b.changes[i] = change
+		}
 		return nil
 	}
 	b.index[k] = len(b.rows)
 	b.rows = append(b.rows, args)
+	if b.changes != nil {
+		b.changes = append(b.changes, change)
+	}
 	return nil
 }
 
@@ -101,6 +116,8 @@ func (b *importBatch) len() int { return b.count }
 
 func (b *importBatch) reset() {
 	b.rows = b.rows[:0]
+	clear(b.changes) // drop the references to the batch's strings
+	b.changes = b.changes[:0]
 	clear(b.index)
 	b.count = 0
 }
@@ -110,17 +127,21 @@ func (b *importBatch) reset() {
 // On PostgreSQL a batch that replaces no live relationship — the usual
 // bulk load — is COPYed straight into the table; others, and every batch
 // on CockroachDB, go through the pipelined per-row statements of Write.
+//
+// The batch's audit entry lists a TOUCH of every row, known before the
+// transaction starts: inRevision seals it while the rows are written.
 func (e *Engine) importBatch(ctx context.Context, b *importBatch, opts storage.ImportOptions) (storage.Revision, error) {
 	var rev storage.Revision
-	err := e.inRevision(ctx, opts.Metadata, false, func(tx pgx.Tx, r, schemaRev storage.Revision, _ *pgx.Batch) error {
-		rev = r
-		if err := checkSchemaGuard(opts.SchemaRevision, schemaRev); err != nil {
+	entry := storage.AuditEntry{Kind: storage.AuditImport, Metadata: opts.Metadata, Changes: b.changes}
+	err := e.inRevision(ctx, entry, func(w *writeTx) error {
+		rev = w.rev
+		if err := checkSchemaGuard(opts.SchemaRevision, w.schemaRev); err != nil {
 			return err
 		}
 		if e.dialect == CockroachDB {
-			return importRows(ctx, tx, r, b.rows)
+			return importRows(ctx, w.tx, w.rev, b.rows)
 		}
-		return copyRows(ctx, tx, r, b.rows)
+		return copyRows(ctx, w.tx, w.rev, b.rows)
 	})
 	return rev, err
 }

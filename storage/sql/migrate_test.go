@@ -3,11 +3,17 @@ package sql
 import (
 	"context"
 	"errors"
+	"fmt"
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/pembadb/pemba/storage"
+	"github.com/pembadb/pemba/storage/auditlog"
 )
 
 func TestMigrationsAreNumberedInOrder(t *testing.T) {
@@ -134,5 +140,122 @@ func TestParseDialect(t *testing.T) {
 	}
 	if _, err := ParseDialect("mysql"); err == nil {
 		t.Error("ParseDialect(mysql) succeeded")
+	}
+}
+
+// TestMigrateToAuditLog upgrades a database at version 3 holding
+// relationships, revisions and a schema: the history stays readable and
+// watchable, the next write starts the audit chain (at the zero hash), its
+// commit time continues from the newest revision's even when that one is
+// ahead of the clock, and rerunning the step's statements changes
+// nothing.
+func TestMigrateToAuditLog(t *testing.T) {
+	ctx := context.Background()
+	url := pg.NewDatabase(t)
+	pool, err := pgxpool.New(ctx, url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pool.Close()
+	ms, err := migrations(PostgreSQL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(ms) < 4 || ms[3].Name != "audit_log" {
+		t.Fatalf("migration 0004 is %+v, want audit_log", ms[3])
+	}
+	for _, m := range ms[:3] {
+		if ran, err := applyPostgreSQL(ctx, pool, m); err != nil || !ran {
+			t.Fatalf("apply %04d: ran %v, %v", m.Version, ran, err)
+		}
+	}
+	// What a version-3 server left behind: a schema at revision 1, a
+	// relationship written at 2 and deleted at 3, another written at 3 —
+	// by a server whose clock ran ahead.
+	ahead := time.Now().Add(time.Hour).UTC().Truncate(time.Microsecond)
+	for _, stmt := range []string{
+		"UPDATE revision_counter SET head = 3, schema_rev = 1 WHERE id = 1",
+		`INSERT INTO revisions (revision, committed_at, actor, reason, schema_changed) VALUES
+			(1, now() - interval '1 minute', 'admin', '', true), (2, now(), 'alice', 'grant', false), (3, '` + ahead.Format(time.RFC3339Nano) + `', 'bob', '', false)`,
+		"INSERT INTO schemas (revision, source, compiled) VALUES (1, 'definition user {}', '')",
+		`INSERT INTO relationships (resource_type, resource_id, relation, subject_type, subject_id, subject_relation, caveat_name, created_rev, deleted_rev) VALUES
+			('document', '1', 'viewer', 'user', 'alice', '', '', 2, 3), ('document', '1', 'viewer', 'user', 'bob', '', '', 3, NULL)`,
+	} {
+		if _, err := pool.Exec(ctx, stmt); err != nil {
+			t.Fatalf("%s: %v", stmt, err)
+		}
+	}
+	steps, err := Migrate(ctx, PostgreSQL, url)
+	if err != nil || len(steps) != len(ms)-3 || steps[0] != (MigrationStep{4, "audit_log"}) {
+		t.Fatalf("migrate from version 3 = %v, %v; want the steps from 0004_audit_log", steps, err)
+	}
+	e, err := Open(ctx, Config{URL: url})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer e.Close()
+	if got := ids(t, e, 3); fmt.Sprint(got) != "[1@bob]" {
+		t.Fatalf("at revision 3: %v", got)
+	}
+	labels := []storage.Label{{Key: "ticket", Value: "SEC-9"}}
+	rev, err := e.Write(ctx, storage.WriteRequest{SchemaRevision: 1, Metadata: storage.WriteMetadata{Actor: "carol", Labels: labels},
+		Mutations: []storage.Mutation{{Op: storage.OpDelete, Relationship: rel("document", "1", "viewer", "user", "bob")}}})
+	if err != nil || rev != 4 {
+		t.Fatalf("first write after the migration = %d, %v; want revision 4", rev, err)
+	}
+	// History and the new write watch alike; only the new one has labels.
+	var watched []string
+	wctx, cancel := context.WithTimeout(ctx, time.Minute)
+	defer cancel()
+	for ch, err := range e.Watch(wctx, 0) {
+		if err != nil {
+			t.Fatal(err)
+		}
+		watched = append(watched, fmt.Sprintf("%d %s %v %d", ch.Revision, ch.Metadata.Actor, ch.Metadata.Labels, len(ch.Relationships)))
+		if ch.Revision == rev {
+			break
+		}
+	}
+	if want := "[1 admin [] 0 2 alice [] 1 3 bob [] 2 4 carol [{ticket SEC-9}] 1]"; fmt.Sprint(watched) != want {
+		t.Fatalf("watched %v, want %s", watched, want)
+	}
+	res, err := auditlog.Verify(ctx, e)
+	if err != nil || res.Broken != nil || res.Entries != 1 || res.First != rev {
+		t.Fatalf("verify = %+v, %v; want one intact entry, revision %d", res, err, rev)
+	}
+	raw, _, err := e.AuditEntry(ctx, rev)
+	if err != nil {
+		t.Fatal(err)
+	}
+	entry, err := auditlog.Decode(raw.Value)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if entry.PrevHash != (storage.AuditHash{}) || !entry.CommittedAt.Equal(ahead) || len(entry.Changes) != 1 {
+		t.Fatalf("entry %+v: want the zero hash before it, committed at %v (revision 3's time), one change", entry, ahead)
+	}
+	// An interrupted CockroachDB migration is completed by running its
+	// statements again; they must keep what writes have set since.
+	var before, after []any
+	readCounter := func() []any {
+		var hash []byte
+		var last time.Time
+		if err := pool.QueryRow(ctx, "SELECT audit_hash, last_commit FROM revision_counter WHERE id = 1").Scan(&hash, &last); err != nil {
+			t.Fatal(err)
+		}
+		return []any{hash, last}
+	}
+	before = readCounter()
+	for _, stmt := range splitStatements(ms[3].SQL) {
+		if _, err := pool.Exec(ctx, stmt); err != nil {
+			t.Fatalf("rerun %q: %v", firstLine(stmt), err)
+		}
+	}
+	after = readCounter()
+	if fmt.Sprint(before) != fmt.Sprint(after) {
+		t.Fatalf("rerunning 0004 changed the counter row from %v to %v", before, after)
+	}
+	if res, err := auditlog.Verify(ctx, e); err != nil || res.Broken != nil || res.Entries != 1 {
+		t.Fatalf("verify after rerunning 0004 = %+v, %v", res, err)
 	}
 }

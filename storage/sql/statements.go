@@ -29,22 +29,32 @@ const (
 
 	// stmtNextRevision is the first statement of every write: its row lock
 	// serializes writers until commit.
-	// It also returns the revision of the newest schema version, as of the
-	// lock: what a write's schema guard compares.
-	stmtNextRevision = "UPDATE revision_counter SET head = head + 1 WHERE id = 1 RETURNING head, schema_rev"
+	// It also returns, as of the lock, the revision of the newest schema
+	// version (what a write's schema guard compares), the audit chain's
+	// head (the hash the write's entry chains to) and the write's commit
+	// time: the database's clock, but never before the previous write's,
+	// so commit times rise with revisions across every server.
+	stmtNextRevision = `UPDATE revision_counter SET head = head + 1, last_commit = greatest(clock_timestamp(), last_commit)
+WHERE id = 1 RETURNING head, schema_rev, audit_hash, last_commit`
 
 	// stmtSetSchemaRevision records a schema write's revision as the newest
 	// schema version's.
 	stmtSetSchemaRevision = "UPDATE revision_counter SET schema_rev = $1 WHERE id = 1"
 
-	stmtInsertRevision = `INSERT INTO revisions (revision, committed_at, actor, reason, schema_changed)
-VALUES ($1, clock_timestamp(), $2, $3, $4)`
+	// stmtInsertRevision records a revision with the commit time
+	// stmtNextRevision returned, which its audit entry carries too.
+	stmtInsertRevision = `INSERT INTO revisions (revision, committed_at, actor, reason, labels, schema_changed)
+VALUES ($1, $2, $3, $4, $5, $6)`
 
 	// stmtEndVersion ends the live version of one relationship (if any).
 	stmtEndVersion = `UPDATE relationships SET deleted_rev = $1
 WHERE resource_type = $2 AND resource_id = $3 AND relation = $4
   AND subject_type = $5 AND subject_id = $6 AND subject_relation = $7
   AND deleted_rev IS NULL`
+
+	// stmtRemoveVersion is stmtEndVersion returning the version it ended,
+	// for the audit entry of a DELETE.
+	stmtRemoveVersion = stmtEndVersion + "\nRETURNING " + relColumns
 
 	stmtInsertVersion = `INSERT INTO relationships (` + relColumns + `, created_rev)
 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)`
@@ -60,7 +70,7 @@ WHERE resource_type = $1 AND resource_id = $2 AND relation = $3
 	stmtReadSchema = `SELECT source, compiled, revision FROM schemas
 WHERE revision <= $1 ORDER BY revision DESC LIMIT 1`
 
-	stmtWatchRevisions = `SELECT revision, committed_at, actor, reason, schema_changed FROM revisions
+	stmtWatchRevisions = `SELECT revision, committed_at, actor, reason, labels, schema_changed FROM revisions
 WHERE revision > $1 ORDER BY revision LIMIT $2`
 
 	// stmtWatchChanges reads the versions created (kind 1) or ended (kind
@@ -87,6 +97,53 @@ WHERE deleted_rev > $1 AND deleted_rev <= $2`
 	stmtGCRevisions = "DELETE FROM revisions WHERE revision < $1"
 	stmtGCSchemas   = `DELETE FROM schemas WHERE revision < (
   SELECT coalesce(max(revision), 0) FROM schemas WHERE revision <= $1)`
+)
+
+// The audit log (audit.go).
+const (
+	// stmtInsertAuditedRevision is stmtInsertRevision that also stores
+	// the revision's audit entry ($7), its index terms ($8, one array
+	// however many there are), the new chain head ($9) and the entry's
+	// object filter ($10, NULL for most): one statement,
+	// not four, in the write's final round trip.
+	stmtInsertAuditedRevision = `WITH entry AS (
+  INSERT INTO audit_entries (revision, committed_at, value, filter) VALUES ($1, $2, $7, $10)
+), terms AS (
+  INSERT INTO audit_terms (term, revision) SELECT unnest($8::TEXT[]), $1
+), chain AS (
+  UPDATE revision_counter SET audit_hash = $9 WHERE id = 1
+)
+INSERT INTO revisions (revision, committed_at, actor, reason, labels, schema_changed)
+VALUES ($1, $2, $3, $4, $5, $6)`
+
+	// Reads page through a range of revisions, $1 to $2 inclusive, $3 rows
+	// at a time; the next page starts past the last revision read.
+	stmtAuditEntries = `SELECT revision, value FROM audit_entries
+WHERE revision >= $1 AND revision <= $2 ORDER BY revision LIMIT $3`
+	stmtAuditEntriesDesc = `SELECT revision, value FROM audit_entries
+WHERE revision >= $1 AND revision <= $2 ORDER BY revision DESC LIMIT $3`
+	stmtAuditTermRevisions = `SELECT revision FROM audit_terms
+WHERE term = $1 AND revision >= $2 AND revision <= $3 ORDER BY revision LIMIT $4`
+	stmtAuditTermRevisionsDesc = `SELECT revision FROM audit_terms
+WHERE term = $1 AND revision >= $2 AND revision <= $3 ORDER BY revision DESC LIMIT $4`
+	stmtAuditEntry = "SELECT value FROM audit_entries WHERE revision = $1"
+
+	stmtAuditFilter = "SELECT filter FROM audit_entries WHERE revision = $1 AND filter IS NOT NULL"
+	// Commit times never decrease with revision, so the newest entry at
+	// or before a time is the last one in (committed_at, revision) order.
+	stmtAuditRevisionAt = `SELECT revision FROM audit_entries
+WHERE committed_at <= $1 ORDER BY committed_at DESC, revision DESC LIMIT 1`
+
+	// TrimAudit reads the oldest entries committed before $1, $2 at a
+	// time, and deletes them with their terms (found by decoding them).
+	stmtAuditOldest = `SELECT revision, value FROM audit_entries
+WHERE committed_at < $1 ORDER BY committed_at, revision LIMIT $2`
+	stmtDeleteAuditTerms = `DELETE FROM audit_terms
+WHERE (term, revision) IN (SELECT unnest($1::TEXT[]), unnest($2::BIGINT[]))`
+	// stmtDeleteAuditTermsOfRevision scans the whole term index: only for
+	// an entry too corrupt to decode, whose terms are not known.
+	stmtDeleteAuditTermsOfRevision = "DELETE FROM audit_terms WHERE revision = $1"
+	stmtDeleteAuditEntries         = "DELETE FROM audit_entries WHERE revision = ANY($1::BIGINT[])"
 )
 
 // query is a statement under construction with its positional arguments.
@@ -211,18 +268,22 @@ func matchExistsQuery(f storage.Filter, now int64) *query {
 }
 
 // deleteQuery ends the live versions matching f at rev, the first limit of
-// them in forward order when limit > 0.
-func deleteQuery(f storage.Filter, rev storage.Revision, now int64, limit int) *query {
+// them in forward order when limit > 0; with returning set it returns
+// them (relColumns, in no particular order).
+func deleteQuery(f storage.Filter, rev storage.Revision, now int64, limit int, returning bool) *query {
 	q := &query{}
 	q.printf("UPDATE relationships SET deleted_rev = %s WHERE TRUE", q.arg(int64(rev)))
 	if limit <= 0 {
 		q.filter(f)
 		q.live(now)
-		return q
+	} else {
+		q.printf(" AND deleted_rev IS NULL AND (%s) IN (SELECT %s FROM relationships WHERE TRUE", identity, identity)
+		q.filter(f)
+		q.live(now)
+		q.printf(" ORDER BY %s LIMIT %s)", identity, q.arg(limit))
 	}
-	q.printf(" AND deleted_rev IS NULL AND (%s) IN (SELECT %s FROM relationships WHERE TRUE", identity, identity)
-	q.filter(f)
-	q.live(now)
-	q.printf(" ORDER BY %s LIMIT %s)", identity, q.arg(limit))
+	if returning {
+		q.printf(" RETURNING %s", relColumns)
+	}
 	return q
 }

@@ -93,8 +93,13 @@ func (e *Engine) pollChanges(ctx context.Context, cursor storage.Revision) ([]st
 		changes, err = pgx.CollectRows(rows, func(row pgx.CollectableRow) (storage.Change, error) {
 			var ch storage.Change
 			var rev int64
-			err := row.Scan(&rev, &ch.CommittedAt, &ch.Metadata.Actor, &ch.Metadata.Reason, &ch.SchemaChanged)
+			var labels []string
+			if err := row.Scan(&rev, &ch.CommittedAt, &ch.Metadata.Actor, &ch.Metadata.Reason, &labels, &ch.SchemaChanged); err != nil {
+				return ch, err
+			}
 			ch.Revision = storage.Revision(rev)
+			var err error
+			ch.Metadata.Labels, err = labelsFromColumn(labels)
 			return ch, err
 		})
 		if err != nil || len(changes) == 0 {

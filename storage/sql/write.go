@@ -2,7 +2,9 @@ package sql
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"slices"
 	"strconv"
 	"time"
 
@@ -24,16 +26,24 @@ func (e *Engine) Write(ctx context.Context, req storage.WriteRequest) (storage.R
 		return 0, fmt.Errorf("write relationships: %w", err)
 	}
 	var rev storage.Revision
-	err := e.inRevision(ctx, req.Metadata, false, func(tx pgx.Tx, r, schemaRev storage.Revision, final *pgx.Batch) error {
-		rev = r
-		if err := checkSchemaGuard(req.SchemaRevision, schemaRev); err != nil {
+	entry := storage.AuditEntry{Kind: storage.AuditWrite, Metadata: req.Metadata}
+	err := e.inRevision(ctx, entry, func(w *writeTx) error {
+		rev = w.rev
+		if err := checkSchemaGuard(req.SchemaRevision, w.schemaRev); err != nil {
 			return err
 		}
 		now := time.Now().UnixNano()
-		if err := checkWrite(ctx, tx, req, now); err != nil {
+		// With the audit log on, DELETEs run in the checks' round trip,
+		// returning the versions they end: the audit entry, sealed before
+		// the final round trip, records each one removed.
+		removed, err := checkWrite(ctx, w.tx, req, now, w.rev, e.audit)
+		if err != nil {
 			return err
 		}
-		return queueMutations(final, r, req.Mutations)
+		if e.audit {
+			w.changes = writeChanges(req.Mutations, removed)
+		}
+		return queueMutations(&w.final, w.rev, req.Mutations, !e.audit)
 	})
 	if err != nil {
 		return 0, fmt.Errorf("write relationships: %w", err)
@@ -41,29 +51,79 @@ func (e *Engine) Write(ctx context.Context, req storage.WriteRequest) (storage.R
 	return rev, nil
 }
 
+// writeTx is a write transaction that holds the revision counter's lock.
+type writeTx struct {
+	tx  pgx.Tx
+	rev storage.Revision
+	// schemaRev is the revision of the newest schema version, as of the
+	// lock.
+	schemaRev storage.Revision
+	// final is sent in one round trip with the revision record and the
+	// audit entry, after the write's function returns.
+	final pgx.Batch
+	// changes are the relationship changes the write made, for its audit
+	// entry.
+	changes []storage.AuditChange
+}
+
 // inRevision runs fn in a write transaction that has taken the next
 // revision — and read, under the same lock, the revision of the newest
-// schema version — and records that revision's metadata, retrying on serialization
-// failures; it wakes local watchers after the commit. Statements fn
-// queues in final go to the server in one round trip with the revision
-// record, after fn returns: the fewer round trips while the counter lock
-// is held, the more writes per second.
-func (e *Engine) inRevision(ctx context.Context, meta storage.WriteMetadata, schemaChanged bool,
-	fn func(tx pgx.Tx, rev, schemaRev storage.Revision, final *pgx.Batch) error) error {
+// schema version, the audit chain's head and the commit time — then
+// records the revision with its metadata and, unless the audit log is
+// off, its audit entry: entry completed with the revision, commit time
+// and chain head. Kind, Metadata and Schema come from the caller, and
+// Changes too when they are known before the transaction (an import
+// batch: the entry is then sealed while fn runs); otherwise fn sets
+// w.changes. Failed attempts are retried on serialization failures;
+// local watchers are woken after the commit. Statements fn queues in
+// w.final go to the server in one round trip with the revision record,
+// after fn returns: the fewer round trips while the counter lock is held,
+// the more writes per second.
+func (e *Engine) inRevision(ctx context.Context, entry storage.AuditEntry, fn func(w *writeTx) error) error {
+	labels := labelsColumn(entry.Metadata.Labels)
 	err := runWrite(ctx, e.dialect, e.pool, func(tx pgx.Tx) error {
+		w := &writeTx{tx: tx}
 		var rev, schemaRev int64
-		if err := tx.QueryRow(ctx, stmtNextRevision).Scan(&rev, &schemaRev); err != nil {
+		var head []byte
+		var committedAt time.Time
+		if err := tx.QueryRow(ctx, stmtNextRevision).Scan(&rev, &schemaRev, &head, &committedAt); err != nil {
 			return fmt.Errorf("next revision: %w", err)
 		}
-		var final pgx.Batch
-		if err := fn(tx, storage.Revision(rev), storage.Revision(schemaRev), &final); err != nil {
+		w.rev, w.schemaRev = storage.Revision(rev), storage.Revision(schemaRev)
+		en := entry
+		en.Revision, en.CommittedAt = w.rev, committedAt.UTC()
+		var early func() sealed
+		if e.audit && entry.Changes != nil {
+			early = sealConcurrently(en, head)
+		}
+		err := fn(w)
+		if early != nil {
+			early() // the sealing reads the caller's changes: wait for it in any case
+		}
+		if err != nil {
 			return err
 		}
-		final.Queue(stmtInsertRevision, rev, meta.Actor, meta.Reason, schemaChanged)
-		if e.dialect == PostgreSQL {
-			final.Queue(pgNotifyRevision, strconv.FormatInt(rev, 10))
+		meta, schemaChanged := entry.Metadata, entry.Kind == storage.AuditSchema
+		if e.audit {
+			var s sealed
+			if early != nil {
+				s = early()
+			} else {
+				en.Changes = w.changes
+				s = sealEntry(en, head)
+			}
+			if s.err != nil {
+				return s.err
+			}
+			w.final.Queue(stmtInsertAuditedRevision, rev, committedAt, meta.Actor, meta.Reason, labels, schemaChanged,
+				s.value, s.terms, s.hash[:], s.filter)
+		} else {
+			w.final.Queue(stmtInsertRevision, rev, committedAt, meta.Actor, meta.Reason, labels, schemaChanged)
 		}
-		return tx.SendBatch(ctx, &final).Close()
+		if e.dialect == PostgreSQL {
+			w.final.Queue(pgNotifyRevision, strconv.FormatInt(rev, 10))
+		}
+		return tx.SendBatch(ctx, &w.final).Close()
 	})
 	if err == nil {
 		e.notifyCommitted()
@@ -131,50 +191,94 @@ func or(s, fallback string) string {
 
 // checkWrite checks, in one round trip, that every precondition holds
 // (else ErrPreconditionFailed) and that no CREATE names a live, unexpired
-// relationship (else *storage.AlreadyExistsError).
-func checkWrite(ctx context.Context, tx pgx.Tx, req storage.WriteRequest, now int64) error {
+// relationship (else *storage.AlreadyExistsError). With remove set, the
+// same round trip also ends the live versions the DELETEs name, at rev,
+// and checkWrite returns the unexpired ones, by mutation index.
+func checkWrite(ctx context.Context, tx pgx.Tx, req storage.WriteRequest, now int64, rev storage.Revision,
+	remove bool) (removed map[int]graph.Relationship, err error) {
 	var batch pgx.Batch
 	for _, p := range req.Preconditions {
 		q := matchExistsQuery(p.Filter, now)
 		batch.Queue(q.String(), q.args...)
 	}
-	var creates []graph.Relationship
-	for _, m := range req.Mutations {
-		if m.Op != storage.OpCreate {
-			continue
+	// Results are read back in the order queued: preconditions, then
+	// CREATEs, then DELETEs.
+	var creates, deletes []int
+	for i, m := range req.Mutations {
+		switch {
+		case m.Op == storage.OpCreate:
+			creates = append(creates, i)
+		case m.Op == storage.OpDelete && remove:
+			deletes = append(deletes, i)
 		}
-		k := forwardKey(m.Relationship)
+	}
+	for _, i := range creates {
+		k := forwardKey(req.Mutations[i].Relationship)
 		batch.Queue(stmtLiveExists, k[0], k[1], k[2], k[3], k[4], k[5], now)
-		creates = append(creates, m.Relationship)
+	}
+	for _, i := range deletes {
+		k := forwardKey(req.Mutations[i].Relationship)
+		batch.Queue(stmtRemoveVersion, int64(rev), k[0], k[1], k[2], k[3], k[4], k[5])
 	}
 	if batch.Len() == 0 {
-		return nil
+		return nil, nil
 	}
 	results := tx.SendBatch(ctx, &batch)
 	defer results.Close()
 	for i, p := range req.Preconditions {
 		var exists bool
 		if err := results.QueryRow().Scan(&exists); err != nil {
-			return fmt.Errorf("precondition %d: %w", i, err)
+			return nil, fmt.Errorf("precondition %d: %w", i, err)
 		}
 		if exists != p.MustMatch {
 			want := "a match"
 			if !p.MustMatch {
 				want = "no match"
 			}
-			return fmt.Errorf("%w: precondition %d wants %s for %s", storage.ErrPreconditionFailed, i, want, describeFilter(p.Filter))
+			return nil, fmt.Errorf("%w: precondition %d wants %s for %s", storage.ErrPreconditionFailed, i, want, describeFilter(p.Filter))
 		}
 	}
-	for _, rel := range creates {
+	for _, i := range creates {
 		var exists bool
 		if err := results.QueryRow().Scan(&exists); err != nil {
-			return err
+			return nil, err
 		}
 		if exists {
-			return &storage.AlreadyExistsError{Relationship: rel}
+			return nil, &storage.AlreadyExistsError{Relationship: req.Mutations[i].Relationship}
 		}
 	}
-	return results.Close()
+	for _, i := range deletes {
+		old, err := scanRelationship(results.QueryRow())
+		switch {
+		case errors.Is(err, pgx.ErrNoRows):
+			continue // absent: nothing to record
+		case err != nil:
+			return nil, fmt.Errorf("mutation %d: %w", i, err)
+		}
+		if old.Expiration != nil && old.Expiration.UnixNano() <= now {
+			continue // expired: it counted as absent already
+		}
+		if removed == nil {
+			removed = make(map[int]graph.Relationship, len(deletes))
+		}
+		removed[i] = old
+	}
+	return removed, results.Close()
+}
+
+// writeChanges lists the changes a write's mutations made, in their
+// order: every CREATE and TOUCH, and the DELETEs that removed a live
+// relationship, carrying the version removed.
+func writeChanges(ms []storage.Mutation, removed map[int]graph.Relationship) []storage.AuditChange {
+	changes := make([]storage.AuditChange, 0, len(ms))
+	for i, m := range ms {
+		if m.Op != storage.OpDelete {
+			changes = append(changes, storage.AuditChange{Op: m.Op, Relationship: m.Relationship})
+		} else if old, ok := removed[i]; ok {
+			changes = append(changes, storage.AuditChange{Op: storage.OpDelete, Relationship: old})
+		}
+	}
+	return changes
 }
 
 // checkSchemaGuard fails with ErrSchemaChanged unless want is 0 or the
@@ -188,9 +292,13 @@ func checkSchemaGuard(want, newest storage.Revision) error {
 }
 
 // queueMutations queues the statements that end the live version of every
-// mutated relationship and insert the new versions of CREATE and TOUCH.
-func queueMutations(b *pgx.Batch, rev storage.Revision, ms []storage.Mutation) error {
+// mutated relationship — but a DELETE's only with deletes set — and
+// insert the new versions of CREATE and TOUCH.
+func queueMutations(b *pgx.Batch, rev storage.Revision, ms []storage.Mutation, deletes bool) error {
 	for _, m := range ms {
+		if m.Op == storage.OpDelete && !deletes {
+			continue
+		}
 		k := forwardKey(m.Relationship)
 		b.Queue(stmtEndVersion, int64(rev), k[0], k[1], k[2], k[3], k[4], k[5])
 		if m.Op == storage.OpDelete {
@@ -221,18 +329,18 @@ func (e *Engine) DeleteRelationships(ctx context.Context, f storage.Filter, limi
 		return storage.DeleteResult{}, fmt.Errorf("delete relationships: %w: limit: %d is negative", storage.ErrInvalidArgument, limit)
 	}
 	var res storage.DeleteResult
-	err := e.inRevision(ctx, meta, false, func(tx pgx.Tx, rev, _ storage.Revision, _ *pgx.Batch) error {
-		res = storage.DeleteResult{Revision: rev}
+	entry := storage.AuditEntry{Kind: storage.AuditDelete, Metadata: meta}
+	err := e.inRevision(ctx, entry, func(w *writeTx) error {
+		res = storage.DeleteResult{Revision: w.rev}
 		now := time.Now().UnixNano()
-		q := deleteQuery(f, rev, now, limit)
-		tag, err := tx.Exec(ctx, q.String(), q.args...)
+		n, err := e.deleteMatches(ctx, w, deleteQuery(f, w.rev, now, limit, e.audit))
 		if err != nil {
 			return err
 		}
-		res.Deleted = int(tag.RowsAffected())
+		res.Deleted = n
 		if limit > 0 && res.Deleted == limit {
 			more := matchExistsQuery(f, now)
-			return tx.QueryRow(ctx, more.String(), more.args...).Scan(&res.More)
+			return w.tx.QueryRow(ctx, more.String(), more.args...).Scan(&res.More)
 		}
 		return nil
 	})
@@ -240,6 +348,26 @@ func (e *Engine) DeleteRelationships(ctx context.Context, f storage.Filter, limi
 		return storage.DeleteResult{}, fmt.Errorf("delete relationships: %w", err)
 	}
 	return res, nil
+}
+
+// deleteMatches runs a filtered delete and reports how many versions it
+// ended. With the audit log on, q returns them, and they become w's
+// changes in forward-query order.
+func (e *Engine) deleteMatches(ctx context.Context, w *writeTx, q *query) (int, error) {
+	if !e.audit {
+		tag, err := w.tx.Exec(ctx, q.String(), q.args...)
+		return int(tag.RowsAffected()), err
+	}
+	rels, err := queryRelationships(ctx, w.tx, q)
+	if err != nil {
+		return 0, err
+	}
+	slices.SortFunc(rels, graph.CompareForward)
+	w.changes = make([]storage.AuditChange, len(rels))
+	for i, r := range rels {
+		w.changes[i] = storage.AuditChange{Op: storage.OpDelete, Relationship: r}
+	}
+	return len(rels), nil
 }
 
 // WriteSchema stores a new schema version in its own revision. w.Check
@@ -254,15 +382,16 @@ func (e *Engine) WriteSchema(ctx context.Context, w storage.SchemaWrite) (storag
 		s.Compiled = []byte{}
 	}
 	var rev storage.Revision
-	err := e.inRevision(ctx, w.Metadata, true, func(tx pgx.Tx, r, _ storage.Revision, final *pgx.Batch) error {
-		rev = r
+	entry := storage.AuditEntry{Kind: storage.AuditSchema, Metadata: w.Metadata, Schema: w.Diff}
+	err := e.inRevision(ctx, entry, func(tx *writeTx) error {
+		rev = tx.rev
 		if w.Check != nil {
-			if err := w.Check(ctx, &reader{e: e, db: tx, rev: r - 1}); err != nil {
+			if err := w.Check(ctx, &reader{e: e, db: tx.tx, rev: tx.rev - 1}); err != nil {
 				return err
 			}
 		}
-		final.Queue(stmtInsertSchema, int64(r), s.Text, s.Compiled)
-		final.Queue(stmtSetSchemaRevision, int64(r))
+		tx.final.Queue(stmtInsertSchema, int64(tx.rev), s.Text, s.Compiled)
+		tx.final.Queue(stmtSetSchemaRevision, int64(tx.rev))
 		return nil
 	})
 	if err != nil {

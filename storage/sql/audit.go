@@ -1,0 +1,383 @@
+package sql
+
+import (
+	"cmp"
+	"context"
+	"errors"
+	"fmt"
+	"iter"
+	"math"
+	"slices"
+	"sync"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+
+	"github.com/pembadb/pemba/storage"
+	"github.com/pembadb/pemba/storage/auditlog"
+)
+
+// The audit log lives in two tables (migration 0004): audit_entries holds
+// each revision's sealed entry, audit_terms one (term, revision) row per
+// index term of each entry. A write stores both, and the new chain head,
+// with its revision record (stmtInsertAuditedRevision) in the final
+// round trip of its transaction (inRevision), so an entry commits exactly
+// when its revision does.
+
+// Page bounds of the audit reads. An entry can be large (an import batch
+// lists every relationship it wrote), so a page of entries also stops at
+// a byte budget; a page of revisions is just numbers.
+const (
+	auditPageEntries = 64
+	auditPageBytes   = 4 << 20
+	termPageSize     = 10_000
+)
+
+// Bounds of one TrimAudit transaction: at most trimBatch entries, and no
+// more once their terms number trimTermBudget.
+const (
+	trimBatch      = 256
+	trimTermBudget = 50_000
+)
+
+// sealed is an audit entry ready to store: its encoding, index terms and
+// hash (the next entry's PrevHash).
+type sealed struct {
+	value  []byte
+	terms  []string
+	filter []byte
+	hash   storage.AuditHash
+	err    error
+}
+
+// sealEntry seals e, chained to head (the hash stmtNextRevision returned:
+// nil before the first entry).
+func sealEntry(e storage.AuditEntry, head []byte) sealed {
+	switch len(head) {
+	case 0: // the first entry the log holds chains to the zero hash
+	case len(e.PrevHash):
+		copy(e.PrevHash[:], head)
+	default:
+		return sealed{err: fmt.Errorf("audit chain head in revision_counter is %d bytes, want %d", len(head), len(e.PrevHash))}
+	}
+	value, err := auditlog.Seal(&e)
+	if err != nil {
+		return sealed{err: fmt.Errorf("seal audit entry: %w", err)}
+	}
+	return sealed{value: value, terms: auditlog.Terms(&e), filter: auditlog.Filter(&e), hash: e.Hash}
+}
+
+// sealConcurrently runs sealEntry in a goroutine; the function it returns
+// waits for the result (and may be called again).
+func sealConcurrently(e storage.AuditEntry, head []byte) func() sealed {
+	done := make(chan sealed, 1)
+	go func() { done <- sealEntry(e, head) }()
+	return sync.OnceValue(func() sealed { return <-done })
+}
+
+// labelsColumn flattens labels, sorted by key then value, into the
+// revisions.labels column: key, value, key, value..., nil (NULL) when
+// there are none.
+func labelsColumn(labels []storage.Label) []string {
+	if len(labels) == 0 {
+		return nil
+	}
+	sorted := slices.SortedFunc(slices.Values(labels), func(a, b storage.Label) int {
+		return cmp.Or(cmp.Compare(a.Key, b.Key), cmp.Compare(a.Value, b.Value))
+	})
+	out := make([]string, 0, 2*len(sorted))
+	for _, l := range sorted {
+		out = append(out, l.Key, l.Value)
+	}
+	return out
+}
+
+// labelsFromColumn reads the revisions.labels column back.
+func labelsFromColumn(col []string) ([]storage.Label, error) {
+	if len(col)%2 != 0 {
+		return nil, fmt.Errorf("labels column holds %d strings, not key-value pairs", len(col))
+	}
+	if len(col) == 0 {
+		return nil, nil
+	}
+	out := make([]storage.Label, len(col)/2)
+	for i := range out {
+		out[i] = storage.Label{Key: col[2*i], Value: col[2*i+1]}
+	}
+	return out, nil
+}
+
+// revisionRange converts a [from, to] range of the AuditLog methods (to 0:
+// no upper bound) to the BIGINT bounds the statements take; ok is false
+// when no stored revision can fall in it.
+func revisionRange(from, to storage.Revision) (lo, hi int64, ok bool) {
+	if to == 0 || to > math.MaxInt64 {
+		to = math.MaxInt64
+	}
+	if from > to {
+		return 0, 0, false
+	}
+	return int64(from), int64(to), true
+}
+
+// AuditEntries streams the entries with revisions in [from, to] (to 0: no
+// upper bound), ascending or descending. It reads a page at a time and
+// holds no connection while the caller iterates.
+func (e *Engine) AuditEntries(ctx context.Context, from, to storage.Revision, desc bool) iter.Seq2[storage.RawAuditEntry, error] {
+	return func(yield func(storage.RawAuditEntry, error) bool) {
+		if err := e.checkOpen(); err != nil {
+			yield(storage.RawAuditEntry{}, err)
+			return
+		}
+		lo, hi, ok := revisionRange(from, to)
+		for ok {
+			page, more, err := e.auditEntriesPage(ctx, lo, hi, desc)
+			if err != nil {
+				yield(storage.RawAuditEntry{}, fmt.Errorf("audit entries in [%d, %d]: %w", lo, hi, err))
+				return
+			}
+			for _, en := range page {
+				if !yield(en, nil) {
+					return
+				}
+			}
+			if !more {
+				return
+			}
+			lo, hi, ok = nextPage(lo, hi, int64(page[len(page)-1].Revision), desc)
+		}
+	}
+}
+
+// nextPage narrows [lo, hi] to what follows last in the read's direction.
+func nextPage(lo, hi, last int64, desc bool) (int64, int64, bool) {
+	if desc {
+		return lo, last - 1, last > lo
+	}
+	return last + 1, hi, last < hi
+}
+
+// auditEntriesPage reads the first page of entries in [lo, hi]; more
+// reports that the page is full, so more may follow.
+func (e *Engine) auditEntriesPage(ctx context.Context, lo, hi int64, desc bool) (page []storage.RawAuditEntry, more bool, err error) {
+	stmt := stmtAuditEntries
+	if desc {
+		stmt = stmtAuditEntriesDesc
+	}
+	rows, err := e.pool.Query(ctx, stmt, lo, hi, auditPageEntries)
+	if err != nil {
+		return nil, false, unavailable(err)
+	}
+	defer rows.Close()
+	size := 0
+	for rows.Next() {
+		var rev int64
+		var value []byte
+		if err := rows.Scan(&rev, &value); err != nil {
+			return nil, false, err
+		}
+		page = append(page, storage.RawAuditEntry{Revision: storage.Revision(rev), Value: value})
+		if size += len(value); size >= auditPageBytes {
+			return page, true, nil // Close discards the rest of the page
+		}
+	}
+	return page, len(page) == auditPageEntries, unavailable(rows.Err())
+}
+
+// AuditTermRevisions streams the revisions in [from, to] (to 0: no upper
+// bound) of the entries indexed under term, ascending or descending.
+func (e *Engine) AuditTermRevisions(ctx context.Context, term string, from, to storage.Revision, desc bool) iter.Seq2[storage.Revision, error] {
+	return func(yield func(storage.Revision, error) bool) {
+		if err := e.checkOpen(); err != nil {
+			yield(0, err)
+			return
+		}
+		stmt := stmtAuditTermRevisions
+		if desc {
+			stmt = stmtAuditTermRevisionsDesc
+		}
+		lo, hi, ok := revisionRange(from, to)
+		for ok {
+			rows, err := e.pool.Query(ctx, stmt, term, lo, hi, termPageSize)
+			var page []int64
+			if err == nil {
+				page, err = pgx.CollectRows(rows, pgx.RowTo[int64])
+			}
+			if err != nil {
+				yield(0, fmt.Errorf("audit revisions of term %q in [%d, %d]: %w", term, lo, hi, unavailable(err)))
+				return
+			}
+			for _, rev := range page {
+				if !yield(storage.Revision(rev), nil) {
+					return
+				}
+			}
+			if len(page) < termPageSize {
+				return
+			}
+			lo, hi, ok = nextPage(lo, hi, page[len(page)-1], desc)
+		}
+	}
+}
+
+// AuditEntry returns the entry of rev; ok is false when the log holds
+// none.
+func (e *Engine) AuditEntry(ctx context.Context, rev storage.Revision) (storage.RawAuditEntry, bool, error) {
+	if err := e.checkOpen(); err != nil {
+		return storage.RawAuditEntry{}, false, err
+	}
+	if rev > math.MaxInt64 {
+		return storage.RawAuditEntry{}, false, nil
+	}
+	var value []byte
+	err := e.pool.QueryRow(ctx, stmtAuditEntry, int64(rev)).Scan(&value)
+	switch {
+	case errors.Is(err, pgx.ErrNoRows):
+		return storage.RawAuditEntry{}, false, nil
+	case err != nil:
+		return storage.RawAuditEntry{}, false, fmt.Errorf("audit entry of revision %d: %w", rev, unavailable(err))
+	}
+	return storage.RawAuditEntry{Revision: rev, Value: value}, true, nil
+}
+
+// AuditFilter returns the object filter stored with the entry of rev.
+func (e *Engine) AuditFilter(ctx context.Context, rev storage.Revision) ([]byte, bool, error) {
+	if err := e.checkOpen(); err != nil {
+		return nil, false, err
+	}
+	if rev > math.MaxInt64 {
+		return nil, false, nil
+	}
+	var filter []byte
+	err := e.pool.QueryRow(ctx, stmtAuditFilter, int64(rev)).Scan(&filter)
+	switch {
+	case errors.Is(err, pgx.ErrNoRows):
+		return nil, false, nil
+	case err != nil:
+		return nil, false, fmt.Errorf("audit filter of revision %d: %w", rev, unavailable(err))
+	}
+	return filter, true, nil
+}
+
+// AuditRevisionAt returns the newest audited revision committed at or
+// before t, or 0.
+func (e *Engine) AuditRevisionAt(ctx context.Context, t time.Time) (storage.Revision, error) {
+	if err := e.checkOpen(); err != nil {
+		return 0, err
+	}
+	// Commit times are stored to the microsecond: at or before t is at or
+	// before t rounded down.
+	var rev int64
+	err := e.pool.QueryRow(ctx, stmtAuditRevisionAt, t.Truncate(time.Microsecond)).Scan(&rev)
+	switch {
+	case errors.Is(err, pgx.ErrNoRows):
+		return 0, nil
+	case err != nil:
+		return 0, fmt.Errorf("audit revision at %s: %w", t.Format(time.RFC3339Nano), unavailable(err))
+	}
+	return storage.Revision(rev), nil
+}
+
+// TrimAudit removes the entries committed before `before`, oldest first,
+// with their index terms, and reports how many it removed. Each batch of
+// entries goes in its own short transaction, so a long trim neither holds
+// locks writers need nor keeps much in memory; an error leaves the
+// batches already trimmed trimmed, and counted.
+func (e *Engine) TrimAudit(ctx context.Context, before time.Time) (int, error) {
+	if err := e.checkOpen(); err != nil {
+		return 0, err
+	}
+	// Commit times are stored to the microsecond: before t is before t
+	// rounded up.
+	cut := before.Truncate(time.Microsecond)
+	if cut.Before(before) {
+		cut = cut.Add(time.Microsecond)
+	}
+	total := 0
+	for {
+		n, more, err := e.trimAuditBatch(ctx, cut)
+		total += n
+		if err != nil {
+			return total, fmt.Errorf("trim audit entries committed before %s: %w", before.Format(time.RFC3339Nano), err)
+		}
+		if !more {
+			return total, nil
+		}
+	}
+}
+
+// trimAuditBatch removes one batch of the oldest entries committed before
+// cut, with their terms; more reports that others may remain.
+func (e *Engine) trimAuditBatch(ctx context.Context, cut time.Time) (n int, more bool, err error) {
+	err = runWrite(ctx, e.dialect, e.pool, func(tx pgx.Tx) error {
+		doomed, err := readOldestEntries(ctx, tx, cut)
+		if err != nil || len(doomed.revs) == 0 {
+			n, more = 0, false
+			return err
+		}
+		var batch pgx.Batch
+		if len(doomed.terms) > 0 {
+			batch.Queue(stmtDeleteAuditTerms, doomed.terms, doomed.termRevs)
+		}
+		for _, rev := range doomed.corrupt {
+			batch.Queue(stmtDeleteAuditTermsOfRevision, rev)
+		}
+		// The entries go last: their count is what this batch removed (a
+		// concurrent trim may have removed some of them first).
+		var removed int64
+		batch.Queue(stmtDeleteAuditEntries, doomed.revs).Exec(func(tag pgconn.CommandTag) error {
+			removed = tag.RowsAffected()
+			return nil
+		})
+		if err := tx.SendBatch(ctx, &batch).Close(); err != nil {
+			return err
+		}
+		n, more = int(removed), doomed.more
+		return nil
+	})
+	return n, more, err
+}
+
+// trimmed is one batch of entries TrimAudit removes: their revisions, and
+// their terms as (terms[i], termRevs[i]) pairs, or for an entry too
+// corrupt to decode, its revision in corrupt.
+type trimmed struct {
+	revs, termRevs, corrupt []int64
+	terms                   []string
+	more                    bool
+}
+
+// readOldestEntries reads up to trimBatch of the oldest entries committed
+// before cut, stopping early once their terms reach trimTermBudget.
+func readOldestEntries(ctx context.Context, tx pgx.Tx, cut time.Time) (trimmed, error) {
+	var t trimmed
+	rows, err := tx.Query(ctx, stmtAuditOldest, cut, trimBatch)
+	if err != nil {
+		return t, err
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var rev int64
+		var value []byte
+		if err := rows.Scan(&rev, &value); err != nil {
+			return t, err
+		}
+		t.revs = append(t.revs, rev)
+		entry, err := auditlog.Decode(value)
+		if err != nil || int64(entry.Revision) != rev {
+			t.corrupt = append(t.corrupt, rev)
+			continue
+		}
+		for _, term := range auditlog.Terms(&entry) {
+			t.terms = append(t.terms, term)
+			t.termRevs = append(t.termRevs, rev)
+		}
+		if len(t.terms) >= trimTermBudget {
+			t.more = true
+			return t, nil
+		}
+	}
+	t.more = len(t.revs) == trimBatch
+	return t, rows.Err()
+}
