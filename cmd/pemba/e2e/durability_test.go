@@ -2,7 +2,10 @@ package e2e
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"io"
+	"maps"
 	"slices"
 	"strings"
 	"sync"
@@ -19,7 +22,8 @@ import (
 // TestDurabilityAfterKill writes relationships through the API from
 // several clients, kills the embedded server with SIGKILL mid-stream,
 // restarts it on the same data directory, and finds every acknowledged
-// write.
+// write — each with its audit entry, and no audit entry without its
+// write, in an intact hash chain.
 func TestDurabilityAfterKill(t *testing.T) {
 	s := startServer(t, datastoreArgs(t, "embedded")...)
 	c := setup(t, s)
@@ -82,6 +86,57 @@ func TestDurabilityAfterKill(t *testing.T) {
 	if len(lost) > 0 {
 		slices.Sort(lost)
 		t.Errorf("%d of %d acknowledged writes lost after kill -9: %v", len(lost), len(acked), lost)
+	}
+	audited := auditedResources(t, c, "document")
+	if !maps.Equal(audited, found) {
+		var diff []string
+		for id := range audited {
+			if !found[id] {
+				diff = append(diff, "audited only: "+id)
+			}
+		}
+		for id := range found {
+			if !audited[id] {
+				diff = append(diff, "stored only: "+id)
+			}
+		}
+		slices.Sort(diff)
+		t.Errorf("after kill -9 the audit log and the store disagree (the write and its entry must survive together): %v", diff)
+	}
+	v, err := c.audit.VerifyAudit(context.Background(), &pb.VerifyAuditRequest{})
+	if err != nil || !v.GetIntact() {
+		t.Fatalf("verify after kill -9 = %v, %v; want an intact chain", v, err)
+	}
+}
+
+// auditedResources reads the IDs of the resources of typ the audit log
+// records a write to, paging through ReadAudit.
+func auditedResources(t *testing.T, c *client, typ string) map[string]bool {
+	t.Helper()
+	out := map[string]bool{}
+	cursor := ""
+	for {
+		stream, err := c.audit.ReadAudit(context.Background(), &pb.ReadAuditRequest{ResourceType: typ, Cursor: cursor,
+			Kinds: []pb.AuditEventKind{pb.AuditEventKind_AUDIT_EVENT_KIND_CREATED, pb.AuditEventKind_AUDIT_EVENT_KIND_TOUCHED}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		n := 0
+		for {
+			resp, err := stream.Recv()
+			if errors.Is(err, io.EOF) {
+				break
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			out[resp.GetEvent().GetRelationship().GetResource().GetId()] = true
+			cursor = resp.GetCursor()
+			n++
+		}
+		if n == 0 {
+			return out
+		}
 	}
 }
 

@@ -270,6 +270,7 @@ type client struct {
 	rels   pb.RelationshipServiceClient
 	perms  pb.PermissionServiceClient
 	watch  pb.WatchServiceClient
+	audit  pb.AuditServiceClient
 }
 
 type bearer string
@@ -293,6 +294,7 @@ func (s *server) client(token string) *client {
 	return &client{
 		schema: pb.NewSchemaServiceClient(cc), rels: pb.NewRelationshipServiceClient(cc),
 		perms: pb.NewPermissionServiceClient(cc), watch: pb.NewWatchServiceClient(cc),
+		audit: pb.NewAuditServiceClient(cc),
 	}
 }
 
