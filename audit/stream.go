@@ -194,7 +194,6 @@ func (p *query) entries(ctx context.Context, log storage.AuditLog, lo, hi storag
 	}
 }
 
-
 // termRevisions streams the revisions in [lo, hi] (hi 0: open) of the
 // entries indexed under term. For an object term it also streams the
 // import entries whose object filter may hold the object: those are
