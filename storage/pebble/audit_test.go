@@ -16,6 +16,7 @@ import (
 	"github.com/pembadb/pemba/graph"
 	"github.com/pembadb/pemba/storage"
 	"github.com/pembadb/pemba/storage/auditlog"
+	"github.com/pembadb/pemba/storage/storagetest"
 )
 
 func touchOne(t testing.TB, e *Engine, spec string, meta storage.WriteMetadata) storage.Revision {
@@ -31,18 +32,7 @@ func touchOne(t testing.TB, e *Engine, spec string, meta storage.WriteMetadata) 
 // auditLog decodes the whole audit log, oldest first.
 func auditLog(t *testing.T, e *Engine) []storage.AuditEntry {
 	t.Helper()
-	var out []storage.AuditEntry
-	for raw, err := range e.AuditEntries(context.Background(), 0, 0, false) {
-		if err != nil {
-			t.Fatal(err)
-		}
-		en, err := auditlog.Decode(raw.Value)
-		if err != nil {
-			t.Fatalf("entry %d: %v", raw.Revision, err)
-		}
-		out = append(out, en)
-	}
-	return out
+	return storagetest.ReadAuditLog(t, e, 0, 0, false)
 }
 
 // auditKeys counts the keys of the audit key space.

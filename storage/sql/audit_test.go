@@ -14,6 +14,7 @@ import (
 	"github.com/pembadb/pemba/graph"
 	"github.com/pembadb/pemba/storage"
 	"github.com/pembadb/pemba/storage/auditlog"
+	"github.com/pembadb/pemba/storage/storagetest"
 )
 
 // openConfig opens an engine on url with cfg (URL and AutoMigrate set).
@@ -31,18 +32,7 @@ func openConfig(t testing.TB, url string, cfg Config) *Engine {
 // decodedEntries reads the whole audit log, decoded.
 func decodedEntries(t *testing.T, e *Engine) []storage.AuditEntry {
 	t.Helper()
-	var out []storage.AuditEntry
-	for raw, err := range e.AuditEntries(context.Background(), 0, 0, false) {
-		if err != nil {
-			t.Fatal(err)
-		}
-		en, err := auditlog.Decode(raw.Value)
-		if err != nil {
-			t.Fatal(err)
-		}
-		out = append(out, en)
-	}
-	return out
+	return storagetest.ReadAuditLog(t, e, 0, 0, false)
 }
 
 func count(t *testing.T, e *Engine, table string) int {

@@ -21,9 +21,10 @@ import (
 // suite can check that Verify notices.
 type Tamper func(t *testing.T, e storage.Engine, rev storage.Revision, edit func(value []byte) []byte)
 
-// auditEntries reads the whole audit log, decoded, checking each entry's
-// hash and that the stored revision matches the entry.
-func auditEntries(t *testing.T, e storage.Engine, from, to storage.Revision, desc bool) []storage.AuditEntry {
+// ReadAuditLog reads the audit entries in [from, to] (to 0: open),
+// decoded, checking each entry's hash and that the stored revision
+// matches the entry.
+func ReadAuditLog(t *testing.T, e storage.AuditLog, from, to storage.Revision, desc bool) []storage.AuditEntry {
 	t.Helper()
 	var out []storage.AuditEntry
 	for raw, err := range e.AuditEntries(ctx, from, to, desc) {
@@ -136,7 +137,7 @@ func auditWorkload(t *testing.T, e storage.Engine) []string {
 func testAuditEntries(t *testing.T, e storage.Engine) {
 	before := time.Now().Add(-time.Minute)
 	want := auditWorkload(t, e)
-	entries := auditEntries(t, e, 0, 0, false)
+	entries := ReadAuditLog(t, e, 0, 0, false)
 	equalStrings(t, "audit log", formatEntries(entries), want)
 	for i, en := range entries {
 		if en.CommittedAt.Before(before) || en.CommittedAt.After(time.Now().Add(time.Minute)) {
@@ -149,11 +150,11 @@ func testAuditEntries(t *testing.T, e storage.Engine) {
 	// Descending, and bounded ranges.
 	desc := slices.Clone(want)
 	slices.Reverse(desc)
-	equalStrings(t, "audit log, newest first", formatEntries(auditEntries(t, e, 0, 0, true)), desc)
+	equalStrings(t, "audit log, newest first", formatEntries(ReadAuditLog(t, e, 0, 0, true)), desc)
 	mid := entries[1].Revision
 	last := entries[3].Revision
-	equalStrings(t, "audit log [2nd, 4th]", formatEntries(auditEntries(t, e, mid, last, false)), want[1:4])
-	equalStrings(t, "audit log [2nd, 4th] newest first", formatEntries(auditEntries(t, e, mid, last, true)), desc[2:5])
+	equalStrings(t, "audit log [2nd, 4th]", formatEntries(ReadAuditLog(t, e, mid, last, false)), want[1:4])
+	equalStrings(t, "audit log [2nd, 4th] newest first", formatEntries(ReadAuditLog(t, e, mid, last, true)), desc[2:5])
 	// One entry by revision.
 	raw, ok, err := e.AuditEntry(ctx, mid)
 	if err != nil || !ok {
@@ -220,7 +221,7 @@ func testAuditAtomic(t *testing.T, e storage.Engine) {
 		})
 	}
 	wg.Wait()
-	entries := auditEntries(t, e, 0, 0, false)
+	entries := ReadAuditLog(t, e, 0, 0, false)
 	h := head(t, e)
 	if len(entries) != int(h) {
 		t.Fatalf("the log holds %d entries for %d committed revisions: %v", len(entries), h, formatEntries(entries))
@@ -238,7 +239,7 @@ func testAuditAtomic(t *testing.T, e storage.Engine) {
 
 func testAuditChain(t *testing.T, e storage.Engine, tamper Tamper) {
 	auditWorkload(t, e)
-	entries := auditEntries(t, e, 0, 0, false)
+	entries := ReadAuditLog(t, e, 0, 0, false)
 	var zero storage.AuditHash
 	if entries[0].PrevHash != zero {
 		t.Fatalf("the first entry chains to %x, want zero", entries[0].PrevHash)
@@ -322,7 +323,7 @@ func testAuditTerms(t *testing.T, e storage.Engine) {
 	if _, err := e.Import(ctx, seqOf(big), storage.ImportOptions{BatchSize: 1000, Metadata: storage.WriteMetadata{Actor: "importer"}}); err != nil {
 		t.Fatal(err)
 	}
-	entries := auditEntries(t, e, 0, 0, false)
+	entries := ReadAuditLog(t, e, 0, 0, false)
 	revs := func(i ...int) []string {
 		out := make([]string, len(i))
 		for k, j := range i {
@@ -410,12 +411,12 @@ func testAuditTerms(t *testing.T, e storage.Engine) {
 
 func testAuditRetention(t *testing.T, e storage.Engine) {
 	auditWorkload(t, e)
-	entries := auditEntries(t, e, 0, 0, false)
+	entries := ReadAuditLog(t, e, 0, 0, false)
 	// Garbage collection far in the future drops history, never the log.
 	if err := e.CollectGarbage(ctx, farFuture()); err != nil {
 		t.Fatal(err)
 	}
-	equalStrings(t, "audit log after GC", formatEntries(auditEntries(t, e, 0, 0, false)), formatEntries(entries))
+	equalStrings(t, "audit log after GC", formatEntries(ReadAuditLog(t, e, 0, 0, false)), formatEntries(entries))
 	// AuditRevisionAt maps times to revisions.
 	for i, en := range entries {
 		got, err := e.AuditRevisionAt(ctx, en.CommittedAt)
@@ -448,7 +449,7 @@ func testAuditRetention(t *testing.T, e storage.Engine) {
 	if err != nil || n != len(entries)-kept {
 		t.Fatalf("trim = %d, %v; want %d removed", n, err, len(entries)-kept)
 	}
-	left := auditEntries(t, e, 0, 0, false)
+	left := ReadAuditLog(t, e, 0, 0, false)
 	equalStrings(t, "audit log after trim", formatEntries(left), formatEntries(entries[len(entries)-kept:]))
 	for rev, err := range e.AuditTermRevisions(ctx, auditlog.ResourceTerm("document", "1"), 0, 0, false) {
 		if err != nil {
