@@ -109,4 +109,3 @@ func storedAsIs(ctx context.Context, rd storage.Reader, r graph.Relationship) bo
 	}
 	return false
 }
-
