@@ -128,7 +128,7 @@ func (d *Denial) write(b *strings.Builder, n *Branch, indent string, root bool) 
 			b.WriteString("✓ ")
 		}
 	}
-	b.WriteString(d.line(n))
+	b.WriteString(d.Line(n))
 	b.WriteString("\n")
 	for _, c := range n.Children {
 		d.write(b, c, indent+"  ", false)
@@ -138,8 +138,9 @@ func (d *Denial) write(b *strings.Builder, n *Branch, indent string, root bool) 
 	}
 }
 
-// line is a branch's own text: its label and the reason it failed.
-func (d *Denial) line(n *Branch) string {
+// Line is branch n's own text, without its mark and children: its label
+// and the reason it failed.
+func (d *Denial) Line(n *Branch) string {
 	label := n.Label
 	if label != "" {
 		label += ": "
