@@ -176,9 +176,12 @@ func (d *Denial) Line(n *Branch) string {
 	case BranchCycle:
 		return fmt.Sprintf("%s%s#%s is already being explained above", label, n.Object, n.Relation)
 	case BranchGranted:
-		s := label + n.Permissionship.String()
+		s := label + "granted"
+		if n.Permissionship == Conditional {
+			s = label + "conditional"
+		}
 		if n.Path != nil {
-			s += " " + n.Path.String()
+			s += " by " + n.Path.String()
 		}
 		return s
 	}
