@@ -47,9 +47,14 @@ func (ev *evaluation) rawReader() storage.Reader {
 	return ev.reader
 }
 
+// full reports whether the bounds cut a branch at depth.
+func (d *denier) full(depth int) bool {
+	return d.branches >= MaxDenialBranches || depth > MaxDenialDepth
+}
+
 // take reserves a branch, or reports that the bounds cut it.
 func (d *denier) take(depth int) bool {
-	if d.branches >= MaxDenialBranches || depth > MaxDenialDepth {
+	if d.full(depth) {
 		return false
 	}
 	d.branches++
@@ -143,6 +148,9 @@ func (d *denier) named(obj graph.ObjectRef, rel, label string, depth int) (*Bran
 // expr explains each branch of expression x on obj, which the evaluation
 // answers NoPermission for, and returns how many branches the bounds cut.
 func (d *denier) expr(obj graph.ObjectRef, x schema.Expr, perm string, depth int) ([]*Branch, int, error) {
+	if _, union := x.(*schema.Union); !union && d.full(depth) {
+		return nil, 1, nil // a union's operands are counted one by one
+	}
 	switch x := x.(type) {
 	case *schema.RelationRef:
 		b, err := d.named(obj, x.Name, x.Name, depth)
@@ -237,6 +245,9 @@ func (d *denier) exclusion(obj graph.ObjectRef, x *schema.Exclusion, perm string
 // arrow explains an arrow on obj: every object its tupleset reaches
 // (bounded), and why it failed.
 func (d *denier) arrow(obj graph.ObjectRef, a *schema.Arrow, perm string, depth int) (*Branch, error) {
+	if d.full(depth) {
+		return nil, nil
+	}
 	via := a.Tupleset + "->" + a.Target
 	if a.Func == schema.ArrowAll {
 		via = a.Tupleset + ".all(" + a.Target + ")"
@@ -275,6 +286,9 @@ func (d *denier) arrow(obj graph.ObjectRef, a *schema.Arrow, perm string, depth 
 // the subject itself and leads nowhere further. A granting edge (of an
 // .all arrow, say) is a BranchGranted.
 func (d *denier) edge(r *graph.Relationship, target graph.ObjectRef, rel, label string, direct bool, depth int) (*Branch, error) {
+	if d.full(depth) {
+		return nil, nil // before the caveat is evaluated
+	}
 	if r.ExpiredAt(d.ev.now) {
 		if !d.take(depth) {
 			return nil, nil
