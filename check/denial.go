@@ -110,15 +110,6 @@ func (d *Denial) String() string {
 	return strings.TrimSuffix(b.String(), "\n")
 }
 
-// Lines renders the denial one line per branch, each prefixed by its
-// indentation.
-func (d *Denial) Lines() []string {
-	if s := d.String(); s != "" {
-		return strings.Split(s, "\n")
-	}
-	return nil
-}
-
 func (d *Denial) write(b *strings.Builder, n *Branch, indent string, root bool) {
 	b.WriteString(indent)
 	if !root {
