@@ -40,8 +40,8 @@ const (
 	// BranchExcluded: the base of an exclusion granted and so did its
 	// subtracted side; Children are the two, as BranchGranted.
 	BranchExcluded
-	// BranchIntersection: Children are the operands of the intersection
-	// that failed.
+	// BranchIntersection: Children explain the first operand of the
+	// intersection that failed.
 	BranchIntersection
 	// BranchArrow: Children are the objects the arrow's tupleset reached,
 	// each with why it failed.

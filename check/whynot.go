@@ -197,7 +197,9 @@ func one(b *Branch, err error) ([]*Branch, int, error) {
 	return []*Branch{b}, 0, nil
 }
 
-// intersection explains the operands of x on obj that fail.
+// intersection explains the first operand of x on obj that fails: as the
+// evaluation does, it tries the operands in order and stops there, so it
+// evaluates no caveat the check did not.
 func (d *denier) intersection(obj graph.ObjectRef, x *schema.Intersection, perm string, depth int) (*Branch, error) {
 	if !d.take(depth) {
 		return nil, nil
@@ -216,6 +218,7 @@ func (d *denier) intersection(obj graph.ObjectRef, x *schema.Intersection, perm 
 			return nil, err
 		}
 		d.add(b, bs, cut)
+		break
 	}
 	return b, nil
 }

@@ -97,7 +97,7 @@ const (
 	// The base of an exclusion granted and so did the subtracted side
 	// (expression); children are the two, KIND_GRANTED.
 	ExplanationNode_KIND_EXCLUDED ExplanationNode_Kind = 6
-	// Children are the operands of an intersection that failed.
+	// Children explain the first operand of an intersection that failed.
 	ExplanationNode_KIND_INTERSECTION ExplanationNode_Kind = 7
 	// Children are the objects an arrow reached, each with why it failed.
 	ExplanationNode_KIND_ARROW ExplanationNode_Kind = 8
