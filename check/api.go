@@ -86,7 +86,8 @@ type Request struct {
 	Context map[string]any
 	// Now is the instant expirations are judged at; zero means time.Now().
 	Now time.Time
-	// Explain asks for Result.Path. It costs nothing when false.
+	// Explain asks for Result.Path, or Result.Denial for a NoPermission
+	// answer. It costs nothing when false.
 	Explain bool
 }
 
@@ -98,6 +99,9 @@ type Result struct {
 	Missing []string
 	// Path proves a HasPermission or Conditional result when Explain was set.
 	Path *Path
+	// Denial explains a NoPermission result when Explain was set: the
+	// branches tried and why each failed.
+	Denial *Denial
 }
 
 // BulkResult is one item of BulkCheck: a Result or the item's error.

@@ -1,7 +1,9 @@
 // Package check is Pemba's query engine: it answers Check, BulkCheck,
 // LookupResources and LookupSubjects (and, through package expand, Expand)
 // for one compiled schema and one storage snapshot, with optional access
-// paths that prove a grant.
+// paths that prove a grant and denials that explain a refusal (a second,
+// bounded pass over the schema that runs only for denied explain
+// requests).
 //
 // The engine decides; it does no I/O other than reads through the
 // storage.Reader it is handed, reads no flags and does not log. A caller

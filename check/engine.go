@@ -96,7 +96,7 @@ func (e *Engine) newEvaluation(ctx context.Context, snap Snapshot, subject graph
 		ev = &evaluation{}
 	}
 	*ev = evaluation{
-		eng: e, ctx: ctx, schema: snap.Schema, reader: e.reads.Reader(snap.Reader), rev: snap.Reader.Revision(),
+		eng: e, ctx: ctx, schema: snap.Schema, reader: e.reads.Reader(snap.Reader), raw: snap.Reader, rev: snap.Reader.Revision(),
 		now: now, nowNano: now.UnixNano(), caveatCtx: caveatCtx, ctxHash: h,
 		seq: e.seq.Add(1), subject: subject, limit: e.cfg.MaxDepth,
 		memo: ev.memo, progress: ev.progress, rows: ev.rows, frames: ev.frames[:0],
@@ -224,7 +224,13 @@ func (ev *evaluation) check(res graph.ObjectRef, perm string, explain bool) (Res
 	r := Result{Permissionship: best.perm, Missing: best.missing}
 	if best.perm != NoPermission {
 		r.Path = toPath(best.path, ev.subject, best.missing)
+		return r, nil
 	}
+	d, err := ev.denial(res, perm)
+	if err != nil {
+		return Result{}, err
+	}
+	r.Denial = d
 	return r, nil
 }
 

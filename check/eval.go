@@ -22,6 +22,7 @@ type evaluation struct {
 	ctx       context.Context
 	schema    *schema.Schema
 	reader    storage.Reader
+	raw       storage.Reader // the snapshot's reader, without the read cache
 	rev       storage.Revision
 	now       time.Time
 	nowNano   int64

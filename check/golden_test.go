@@ -343,6 +343,15 @@ func (w *world) check(req Request) (string, error) {
 					line += "\nINVALID PATH: " + err.Error()
 				}
 			}
+			if req.Explain && r.Denial != nil {
+				line += "\n" + r.Denial.String()
+				if err := verifyDenial(ctx, engineAnswers(ctx, w.nocache, w.snap(), req), w.snap(), req, r.Denial); err != nil {
+					line += "\nINVALID DENIAL: " + err.Error()
+				}
+			}
+			if req.Explain && r.Permissionship == NoPermission && r.Denial == nil {
+				line += "\nMISSING DENIAL"
+			}
 		}
 		if i > 0 && line != lines[0] {
 			w.t.Errorf("%v: engine %d answered %q, the uncached engine %q", req, i, line, lines[0])

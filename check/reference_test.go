@@ -432,6 +432,18 @@ func TestReferenceModel(t *testing.T) {
 										fail("check %s:%s#%s@%s: path %s: %v", typ, id, name, sub, r.Path, err)
 									}
 								}
+								if pass == 1 && ei == 0 && err == nil && r.Permissionship == NoPermission {
+									// The denial's failures are failures by the reference.
+									ref := func(obj graph.ObjectRef, rel string) (Permissionship, error) {
+										return val[refKey{obj.Type, obj.ID, rel}].perm, nil
+									}
+									req := Request{Resource: graph.ObjectRef{Type: typ, ID: id}, Permission: name, Subject: sub, Context: rctx, Now: now}
+									if r.Denial == nil {
+										fail("check %s:%s#%s@%s: denied without a denial", typ, id, name, sub)
+									} else if err := verifyDenial(ctx, ref, snap, req, r.Denial); err != nil {
+										fail("check %s:%s#%s@%s: denial %s: %v", typ, id, name, sub, r.Denial, err)
+									}
+								}
 							}
 						}
 					}

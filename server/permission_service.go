@@ -125,6 +125,7 @@ func (svc *permissionService) CheckPermission(ctx context.Context, req *pb.Check
 		Permissionship: permissionshipToProto(res.Permissionship),
 		MissingContext: res.Missing,
 		Path:           pathToProto(res.Path, prov),
+		Denial:         denialToProto(res.Denial),
 		CheckedAt:      s.zookie(rev),
 	}, nil
 }

@@ -43,7 +43,8 @@ func checkCommand(use string) *cobra.Command {
 		Short: "Check whether SUBJECT has PERMISSION on RESOURCE",
 		Long: `check prints "has permission", "no permission" or "conditional (missing: a, b)"
 and exits 0, 1 or 3 accordingly; any error exits 2. --explain also prints
-the access path that grants it; --provenance (which implies --explain)
+the access path that grants it, or for a denial the tree of branches
+tried and why each failed (expired, caveat false, excluded, ...); --provenance (which implies --explain)
 adds, under each relationship of the path, the audit event that wrote it:
 when, by whom, why and with which labels.`,
 		Example: `  pemba permission check document:readme view user:alice --explain
@@ -82,6 +83,9 @@ when, by whom, why and with which labels.`,
 					if explain && resp.GetPath() != nil {
 						printPath(out, resp.GetPath(), provenance)
 					}
+					if explain && resp.GetDenial().GetText() != "" {
+						fmt.Fprintln(out, resp.GetDenial().GetText())
+					}
 					printZookie(cmd, "checked at", resp.GetCheckedAt())
 				}
 				switch resp.GetPermissionship() {
@@ -94,7 +98,7 @@ when, by whom, why and with which labels.`,
 			})
 		},
 	}
-	cmd.Flags().BoolVar(&explain, "explain", false, "print the access path that proves the answer")
+	cmd.Flags().BoolVar(&explain, "explain", false, "print the access path that proves the answer, or why each branch of a denial failed")
 	cmd.Flags().BoolVar(&provenance, "provenance", false, "with the access path, print who wrote each of its relationships, when and why (from the audit log)")
 	cmd.Flags().StringVar(&contextJSON, "context", "", "caveat context as a JSON object")
 	addConsistencyFlag(cmd)

@@ -80,6 +80,90 @@ func (Permissionship) EnumDescriptor() ([]byte, []int) {
 	return file_pemba_v1_permission_proto_rawDescGZIP(), []int{0}
 }
 
+type ExplanationNode_Kind int32
+
+const (
+	ExplanationNode_KIND_UNSPECIFIED ExplanationNode_Kind = 0
+	// A permission or relation that failed; its branches are children.
+	ExplanationNode_KIND_PERMISSION ExplanationNode_Kind = 1
+	// No relationship of object#relation leads to the subject.
+	ExplanationNode_KIND_NO_RELATIONSHIP ExplanationNode_Kind = 2
+	// The arrow's tupleset, object#relation, has no relationship to walk.
+	ExplanationNode_KIND_NOTHING_TO_WALK ExplanationNode_Kind = 3
+	// relationship would lead to the subject but expired.
+	ExplanationNode_KIND_EXPIRED ExplanationNode_Kind = 4
+	// relationship's caveat is false with the values in context.
+	ExplanationNode_KIND_CAVEAT_FALSE ExplanationNode_Kind = 5
+	// The base of an exclusion granted and so did the subtracted side
+	// (expression); children are the two, KIND_GRANTED.
+	ExplanationNode_KIND_EXCLUDED ExplanationNode_Kind = 6
+	// Children explain the first operand of an intersection that failed.
+	ExplanationNode_KIND_INTERSECTION ExplanationNode_Kind = 7
+	// Children are the objects an arrow reached, each with why it failed.
+	ExplanationNode_KIND_ARROW ExplanationNode_Kind = 8
+	// object#relation is explained by an enclosing branch.
+	ExplanationNode_KIND_CYCLE ExplanationNode_Kind = 9
+	// A branch that grants (permissionship says how), proved by path.
+	ExplanationNode_KIND_GRANTED ExplanationNode_Kind = 10
+)
+
+// Enum value maps for ExplanationNode_Kind.
+var (
+	ExplanationNode_Kind_name = map[int32]string{
+		0:  "KIND_UNSPECIFIED",
+		1:  "KIND_PERMISSION",
+		2:  "KIND_NO_RELATIONSHIP",
+		3:  "KIND_NOTHING_TO_WALK",
+		4:  "KIND_EXPIRED",
+		5:  "KIND_CAVEAT_FALSE",
+		6:  "KIND_EXCLUDED",
+		7:  "KIND_INTERSECTION",
+		8:  "KIND_ARROW",
+		9:  "KIND_CYCLE",
+		10: "KIND_GRANTED",
+	}
+	ExplanationNode_Kind_value = map[string]int32{
+		"KIND_UNSPECIFIED":     0,
+		"KIND_PERMISSION":      1,
+		"KIND_NO_RELATIONSHIP": 2,
+		"KIND_NOTHING_TO_WALK": 3,
+		"KIND_EXPIRED":         4,
+		"KIND_CAVEAT_FALSE":    5,
+		"KIND_EXCLUDED":        6,
+		"KIND_INTERSECTION":    7,
+		"KIND_ARROW":           8,
+		"KIND_CYCLE":           9,
+		"KIND_GRANTED":         10,
+	}
+)
+
+func (x ExplanationNode_Kind) Enum() *ExplanationNode_Kind {
+	p := new(ExplanationNode_Kind)
+	*p = x
+	return p
+}
+
+func (x ExplanationNode_Kind) String() string {
+	return protoimpl.X.EnumStringOf(x.Descriptor(), protoreflect.EnumNumber(x))
+}
+
+func (ExplanationNode_Kind) Descriptor() protoreflect.EnumDescriptor {
+	return file_pemba_v1_permission_proto_enumTypes[1].Descriptor()
+}
+
+func (ExplanationNode_Kind) Type() protoreflect.EnumType {
+	return &file_pemba_v1_permission_proto_enumTypes[1]
+}
+
+func (x ExplanationNode_Kind) Number() protoreflect.EnumNumber {
+	return protoreflect.EnumNumber(x)
+}
+
+// Deprecated: Use ExplanationNode_Kind.Descriptor instead.
+func (ExplanationNode_Kind) EnumDescriptor() ([]byte, []int) {
+	return file_pemba_v1_permission_proto_rawDescGZIP(), []int{3, 0}
+}
+
 type ExpandNode_Operation int32
 
 const (
@@ -136,11 +220,11 @@ func (x ExpandNode_Operation) String() string {
 }
 
 func (ExpandNode_Operation) Descriptor() protoreflect.EnumDescriptor {
-	return file_pemba_v1_permission_proto_enumTypes[1].Descriptor()
+	return file_pemba_v1_permission_proto_enumTypes[2].Descriptor()
 }
 
 func (ExpandNode_Operation) Type() protoreflect.EnumType {
-	return &file_pemba_v1_permission_proto_enumTypes[1]
+	return &file_pemba_v1_permission_proto_enumTypes[2]
 }
 
 func (x ExpandNode_Operation) Number() protoreflect.EnumNumber {
@@ -149,7 +233,7 @@ func (x ExpandNode_Operation) Number() protoreflect.EnumNumber {
 
 // Deprecated: Use ExpandNode_Operation.Descriptor instead.
 func (ExpandNode_Operation) EnumDescriptor() ([]byte, []int) {
-	return file_pemba_v1_permission_proto_rawDescGZIP(), []int{10, 0}
+	return file_pemba_v1_permission_proto_rawDescGZIP(), []int{12, 0}
 }
 
 type CheckPermissionRequest struct {
@@ -253,8 +337,11 @@ type CheckPermissionResponse struct {
 	Permissionship Permissionship         `protobuf:"varint,1,opt,name=permissionship,proto3,enum=pemba.v1.Permissionship" json:"permissionship,omitempty"`
 	MissingContext []string               `protobuf:"bytes,2,rep,name=missing_context,json=missingContext,proto3" json:"missing_context,omitempty"`
 	// Set when explain was asked and the answer is HAS or CONDITIONAL.
-	Path          *AccessPath `protobuf:"bytes,3,opt,name=path,proto3" json:"path,omitempty"`
-	CheckedAt     *Zookie     `protobuf:"bytes,4,opt,name=checked_at,json=checkedAt,proto3" json:"checked_at,omitempty"`
+	Path      *AccessPath `protobuf:"bytes,3,opt,name=path,proto3" json:"path,omitempty"`
+	CheckedAt *Zookie     `protobuf:"bytes,4,opt,name=checked_at,json=checkedAt,proto3" json:"checked_at,omitempty"`
+	// Set when explain was asked and the answer is NO: each branch of the
+	// permission that was tried and why it failed.
+	Denial        *DenialExplanation `protobuf:"bytes,5,opt,name=denial,proto3" json:"denial,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -317,6 +404,225 @@ func (x *CheckPermissionResponse) GetCheckedAt() *Zookie {
 	return nil
 }
 
+func (x *CheckPermissionResponse) GetDenial() *DenialExplanation {
+	if x != nil {
+		return x.Denial
+	}
+	return nil
+}
+
+// DenialExplanation explains a NO_PERMISSION answer as a tree of branches,
+// at most 64 of them and 16 deep; ExplanationNode.omitted counts what
+// those bounds cut. A branch that says it failed does not grant at the
+// checked revision.
+type DenialExplanation struct {
+	state   protoimpl.MessageState `protogen:"open.v1"`
+	Subject *SubjectRef            `protobuf:"bytes,1,opt,name=subject,proto3" json:"subject,omitempty"`
+	Root    *ExplanationNode       `protobuf:"bytes,2,opt,name=root,proto3" json:"root,omitempty"`
+	// The tree, one line per branch, indented, for people.
+	Text          string `protobuf:"bytes,3,opt,name=text,proto3" json:"text,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *DenialExplanation) Reset() {
+	*x = DenialExplanation{}
+	mi := &file_pemba_v1_permission_proto_msgTypes[2]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *DenialExplanation) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*DenialExplanation) ProtoMessage() {}
+
+func (x *DenialExplanation) ProtoReflect() protoreflect.Message {
+	mi := &file_pemba_v1_permission_proto_msgTypes[2]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use DenialExplanation.ProtoReflect.Descriptor instead.
+func (*DenialExplanation) Descriptor() ([]byte, []int) {
+	return file_pemba_v1_permission_proto_rawDescGZIP(), []int{2}
+}
+
+func (x *DenialExplanation) GetSubject() *SubjectRef {
+	if x != nil {
+		return x.Subject
+	}
+	return nil
+}
+
+func (x *DenialExplanation) GetRoot() *ExplanationNode {
+	if x != nil {
+		return x.Root
+	}
+	return nil
+}
+
+func (x *DenialExplanation) GetText() string {
+	if x != nil {
+		return x.Text
+	}
+	return ""
+}
+
+// ExplanationNode is one branch of a DenialExplanation.
+type ExplanationNode struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	Kind  ExplanationNode_Kind   `protobuf:"varint,1,opt,name=kind,proto3,enum=pemba.v1.ExplanationNode_Kind" json:"kind,omitempty"`
+	// The branch as the schema or the data names it: "viewer",
+	// "parent->view", "viewer & approver", "folder:x#view".
+	Label string `protobuf:"bytes,2,opt,name=label,proto3" json:"label,omitempty"`
+	// The engine's answer for the branch: NO for every kind but KIND_GRANTED.
+	Permissionship Permissionship `protobuf:"varint,3,opt,name=permissionship,proto3,enum=pemba.v1.Permissionship" json:"permissionship,omitempty"`
+	Object         *ObjectRef     `protobuf:"bytes,4,opt,name=object,proto3" json:"object,omitempty"`
+	Relation       string         `protobuf:"bytes,5,opt,name=relation,proto3" json:"relation,omitempty"`
+	// A permission's expression, or an exclusion's subtracted side.
+	Expression   string             `protobuf:"bytes,6,opt,name=expression,proto3" json:"expression,omitempty"`
+	Relationship *Relationship      `protobuf:"bytes,7,opt,name=relationship,proto3" json:"relationship,omitempty"`
+	Caveat       string             `protobuf:"bytes,8,opt,name=caveat,proto3" json:"caveat,omitempty"`
+	Context      *structpb.Struct   `protobuf:"bytes,9,opt,name=context,proto3" json:"context,omitempty"`
+	Path         *AccessPath        `protobuf:"bytes,10,opt,name=path,proto3" json:"path,omitempty"`
+	Children     []*ExplanationNode `protobuf:"bytes,11,rep,name=children,proto3" json:"children,omitempty"`
+	// Branches under this one the bounds cut (at least that many).
+	Omitted uint32 `protobuf:"varint,12,opt,name=omitted,proto3" json:"omitted,omitempty"`
+	// The branch's own line, for people.
+	Text          string `protobuf:"bytes,13,opt,name=text,proto3" json:"text,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ExplanationNode) Reset() {
+	*x = ExplanationNode{}
+	mi := &file_pemba_v1_permission_proto_msgTypes[3]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ExplanationNode) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ExplanationNode) ProtoMessage() {}
+
+func (x *ExplanationNode) ProtoReflect() protoreflect.Message {
+	mi := &file_pemba_v1_permission_proto_msgTypes[3]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ExplanationNode.ProtoReflect.Descriptor instead.
+func (*ExplanationNode) Descriptor() ([]byte, []int) {
+	return file_pemba_v1_permission_proto_rawDescGZIP(), []int{3}
+}
+
+func (x *ExplanationNode) GetKind() ExplanationNode_Kind {
+	if x != nil {
+		return x.Kind
+	}
+	return ExplanationNode_KIND_UNSPECIFIED
+}
+
+func (x *ExplanationNode) GetLabel() string {
+	if x != nil {
+		return x.Label
+	}
+	return ""
+}
+
+func (x *ExplanationNode) GetPermissionship() Permissionship {
+	if x != nil {
+		return x.Permissionship
+	}
+	return Permissionship_PERMISSIONSHIP_UNSPECIFIED
+}
+
+func (x *ExplanationNode) GetObject() *ObjectRef {
+	if x != nil {
+		return x.Object
+	}
+	return nil
+}
+
+func (x *ExplanationNode) GetRelation() string {
+	if x != nil {
+		return x.Relation
+	}
+	return ""
+}
+
+func (x *ExplanationNode) GetExpression() string {
+	if x != nil {
+		return x.Expression
+	}
+	return ""
+}
+
+func (x *ExplanationNode) GetRelationship() *Relationship {
+	if x != nil {
+		return x.Relationship
+	}
+	return nil
+}
+
+func (x *ExplanationNode) GetCaveat() string {
+	if x != nil {
+		return x.Caveat
+	}
+	return ""
+}
+
+func (x *ExplanationNode) GetContext() *structpb.Struct {
+	if x != nil {
+		return x.Context
+	}
+	return nil
+}
+
+func (x *ExplanationNode) GetPath() *AccessPath {
+	if x != nil {
+		return x.Path
+	}
+	return nil
+}
+
+func (x *ExplanationNode) GetChildren() []*ExplanationNode {
+	if x != nil {
+		return x.Children
+	}
+	return nil
+}
+
+func (x *ExplanationNode) GetOmitted() uint32 {
+	if x != nil {
+		return x.Omitted
+	}
+	return 0
+}
+
+func (x *ExplanationNode) GetText() string {
+	if x != nil {
+		return x.Text
+	}
+	return ""
+}
+
 // AccessPath is a chain of relationships and schema steps from the subject
 // to the resource's permission.
 type AccessPath struct {
@@ -337,7 +643,7 @@ type AccessPath struct {
 
 func (x *AccessPath) Reset() {
 	*x = AccessPath{}
-	mi := &file_pemba_v1_permission_proto_msgTypes[2]
+	mi := &file_pemba_v1_permission_proto_msgTypes[4]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -349,7 +655,7 @@ func (x *AccessPath) String() string {
 func (*AccessPath) ProtoMessage() {}
 
 func (x *AccessPath) ProtoReflect() protoreflect.Message {
-	mi := &file_pemba_v1_permission_proto_msgTypes[2]
+	mi := &file_pemba_v1_permission_proto_msgTypes[4]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -362,7 +668,7 @@ func (x *AccessPath) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AccessPath.ProtoReflect.Descriptor instead.
 func (*AccessPath) Descriptor() ([]byte, []int) {
-	return file_pemba_v1_permission_proto_rawDescGZIP(), []int{2}
+	return file_pemba_v1_permission_proto_rawDescGZIP(), []int{4}
 }
 
 func (x *AccessPath) GetSubject() *SubjectRef {
@@ -426,7 +732,7 @@ type PathStep struct {
 
 func (x *PathStep) Reset() {
 	*x = PathStep{}
-	mi := &file_pemba_v1_permission_proto_msgTypes[3]
+	mi := &file_pemba_v1_permission_proto_msgTypes[5]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -438,7 +744,7 @@ func (x *PathStep) String() string {
 func (*PathStep) ProtoMessage() {}
 
 func (x *PathStep) ProtoReflect() protoreflect.Message {
-	mi := &file_pemba_v1_permission_proto_msgTypes[3]
+	mi := &file_pemba_v1_permission_proto_msgTypes[5]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -451,7 +757,7 @@ func (x *PathStep) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PathStep.ProtoReflect.Descriptor instead.
 func (*PathStep) Descriptor() ([]byte, []int) {
-	return file_pemba_v1_permission_proto_rawDescGZIP(), []int{3}
+	return file_pemba_v1_permission_proto_rawDescGZIP(), []int{5}
 }
 
 func (x *PathStep) GetObject() *ObjectRef {
@@ -499,7 +805,7 @@ type BulkCheckPermissionRequest struct {
 
 func (x *BulkCheckPermissionRequest) Reset() {
 	*x = BulkCheckPermissionRequest{}
-	mi := &file_pemba_v1_permission_proto_msgTypes[4]
+	mi := &file_pemba_v1_permission_proto_msgTypes[6]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -511,7 +817,7 @@ func (x *BulkCheckPermissionRequest) String() string {
 func (*BulkCheckPermissionRequest) ProtoMessage() {}
 
 func (x *BulkCheckPermissionRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_pemba_v1_permission_proto_msgTypes[4]
+	mi := &file_pemba_v1_permission_proto_msgTypes[6]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -524,7 +830,7 @@ func (x *BulkCheckPermissionRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use BulkCheckPermissionRequest.ProtoReflect.Descriptor instead.
 func (*BulkCheckPermissionRequest) Descriptor() ([]byte, []int) {
-	return file_pemba_v1_permission_proto_rawDescGZIP(), []int{4}
+	return file_pemba_v1_permission_proto_rawDescGZIP(), []int{6}
 }
 
 func (x *BulkCheckPermissionRequest) GetConsistency() *Consistency {
@@ -553,7 +859,7 @@ type BulkCheckItem struct {
 
 func (x *BulkCheckItem) Reset() {
 	*x = BulkCheckItem{}
-	mi := &file_pemba_v1_permission_proto_msgTypes[5]
+	mi := &file_pemba_v1_permission_proto_msgTypes[7]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -565,7 +871,7 @@ func (x *BulkCheckItem) String() string {
 func (*BulkCheckItem) ProtoMessage() {}
 
 func (x *BulkCheckItem) ProtoReflect() protoreflect.Message {
-	mi := &file_pemba_v1_permission_proto_msgTypes[5]
+	mi := &file_pemba_v1_permission_proto_msgTypes[7]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -578,7 +884,7 @@ func (x *BulkCheckItem) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use BulkCheckItem.ProtoReflect.Descriptor instead.
 func (*BulkCheckItem) Descriptor() ([]byte, []int) {
-	return file_pemba_v1_permission_proto_rawDescGZIP(), []int{5}
+	return file_pemba_v1_permission_proto_rawDescGZIP(), []int{7}
 }
 
 func (x *BulkCheckItem) GetResource() *ObjectRef {
@@ -621,7 +927,7 @@ type BulkCheckResult struct {
 
 func (x *BulkCheckResult) Reset() {
 	*x = BulkCheckResult{}
-	mi := &file_pemba_v1_permission_proto_msgTypes[6]
+	mi := &file_pemba_v1_permission_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -633,7 +939,7 @@ func (x *BulkCheckResult) String() string {
 func (*BulkCheckResult) ProtoMessage() {}
 
 func (x *BulkCheckResult) ProtoReflect() protoreflect.Message {
-	mi := &file_pemba_v1_permission_proto_msgTypes[6]
+	mi := &file_pemba_v1_permission_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -646,7 +952,7 @@ func (x *BulkCheckResult) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use BulkCheckResult.ProtoReflect.Descriptor instead.
 func (*BulkCheckResult) Descriptor() ([]byte, []int) {
-	return file_pemba_v1_permission_proto_rawDescGZIP(), []int{6}
+	return file_pemba_v1_permission_proto_rawDescGZIP(), []int{8}
 }
 
 func (x *BulkCheckResult) GetPermissionship() Permissionship {
@@ -681,7 +987,7 @@ type BulkCheckError struct {
 
 func (x *BulkCheckError) Reset() {
 	*x = BulkCheckError{}
-	mi := &file_pemba_v1_permission_proto_msgTypes[7]
+	mi := &file_pemba_v1_permission_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -693,7 +999,7 @@ func (x *BulkCheckError) String() string {
 func (*BulkCheckError) ProtoMessage() {}
 
 func (x *BulkCheckError) ProtoReflect() protoreflect.Message {
-	mi := &file_pemba_v1_permission_proto_msgTypes[7]
+	mi := &file_pemba_v1_permission_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -706,7 +1012,7 @@ func (x *BulkCheckError) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use BulkCheckError.ProtoReflect.Descriptor instead.
 func (*BulkCheckError) Descriptor() ([]byte, []int) {
-	return file_pemba_v1_permission_proto_rawDescGZIP(), []int{7}
+	return file_pemba_v1_permission_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *BulkCheckError) GetCode() int32 {
@@ -734,7 +1040,7 @@ type BulkCheckPermissionResponse struct {
 
 func (x *BulkCheckPermissionResponse) Reset() {
 	*x = BulkCheckPermissionResponse{}
-	mi := &file_pemba_v1_permission_proto_msgTypes[8]
+	mi := &file_pemba_v1_permission_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -746,7 +1052,7 @@ func (x *BulkCheckPermissionResponse) String() string {
 func (*BulkCheckPermissionResponse) ProtoMessage() {}
 
 func (x *BulkCheckPermissionResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_pemba_v1_permission_proto_msgTypes[8]
+	mi := &file_pemba_v1_permission_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -759,7 +1065,7 @@ func (x *BulkCheckPermissionResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use BulkCheckPermissionResponse.ProtoReflect.Descriptor instead.
 func (*BulkCheckPermissionResponse) Descriptor() ([]byte, []int) {
-	return file_pemba_v1_permission_proto_rawDescGZIP(), []int{8}
+	return file_pemba_v1_permission_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *BulkCheckPermissionResponse) GetResults() []*BulkCheckResult {
@@ -787,7 +1093,7 @@ type ExpandPermissionRequest struct {
 
 func (x *ExpandPermissionRequest) Reset() {
 	*x = ExpandPermissionRequest{}
-	mi := &file_pemba_v1_permission_proto_msgTypes[9]
+	mi := &file_pemba_v1_permission_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -799,7 +1105,7 @@ func (x *ExpandPermissionRequest) String() string {
 func (*ExpandPermissionRequest) ProtoMessage() {}
 
 func (x *ExpandPermissionRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_pemba_v1_permission_proto_msgTypes[9]
+	mi := &file_pemba_v1_permission_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -812,7 +1118,7 @@ func (x *ExpandPermissionRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ExpandPermissionRequest.ProtoReflect.Descriptor instead.
 func (*ExpandPermissionRequest) Descriptor() ([]byte, []int) {
-	return file_pemba_v1_permission_proto_rawDescGZIP(), []int{9}
+	return file_pemba_v1_permission_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *ExpandPermissionRequest) GetConsistency() *Consistency {
@@ -859,7 +1165,7 @@ type ExpandNode struct {
 
 func (x *ExpandNode) Reset() {
 	*x = ExpandNode{}
-	mi := &file_pemba_v1_permission_proto_msgTypes[10]
+	mi := &file_pemba_v1_permission_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -871,7 +1177,7 @@ func (x *ExpandNode) String() string {
 func (*ExpandNode) ProtoMessage() {}
 
 func (x *ExpandNode) ProtoReflect() protoreflect.Message {
-	mi := &file_pemba_v1_permission_proto_msgTypes[10]
+	mi := &file_pemba_v1_permission_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -884,7 +1190,7 @@ func (x *ExpandNode) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ExpandNode.ProtoReflect.Descriptor instead.
 func (*ExpandNode) Descriptor() ([]byte, []int) {
-	return file_pemba_v1_permission_proto_rawDescGZIP(), []int{10}
+	return file_pemba_v1_permission_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *ExpandNode) GetOperation() ExpandNode_Operation {
@@ -960,7 +1266,7 @@ type ExpandPermissionResponse struct {
 
 func (x *ExpandPermissionResponse) Reset() {
 	*x = ExpandPermissionResponse{}
-	mi := &file_pemba_v1_permission_proto_msgTypes[11]
+	mi := &file_pemba_v1_permission_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -972,7 +1278,7 @@ func (x *ExpandPermissionResponse) String() string {
 func (*ExpandPermissionResponse) ProtoMessage() {}
 
 func (x *ExpandPermissionResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_pemba_v1_permission_proto_msgTypes[11]
+	mi := &file_pemba_v1_permission_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -985,7 +1291,7 @@ func (x *ExpandPermissionResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ExpandPermissionResponse.ProtoReflect.Descriptor instead.
 func (*ExpandPermissionResponse) Descriptor() ([]byte, []int) {
-	return file_pemba_v1_permission_proto_rawDescGZIP(), []int{11}
+	return file_pemba_v1_permission_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *ExpandPermissionResponse) GetTree() *ExpandNode {
@@ -1019,7 +1325,7 @@ type LookupResourcesRequest struct {
 
 func (x *LookupResourcesRequest) Reset() {
 	*x = LookupResourcesRequest{}
-	mi := &file_pemba_v1_permission_proto_msgTypes[12]
+	mi := &file_pemba_v1_permission_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1031,7 +1337,7 @@ func (x *LookupResourcesRequest) String() string {
 func (*LookupResourcesRequest) ProtoMessage() {}
 
 func (x *LookupResourcesRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_pemba_v1_permission_proto_msgTypes[12]
+	mi := &file_pemba_v1_permission_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1044,7 +1350,7 @@ func (x *LookupResourcesRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LookupResourcesRequest.ProtoReflect.Descriptor instead.
 func (*LookupResourcesRequest) Descriptor() ([]byte, []int) {
-	return file_pemba_v1_permission_proto_rawDescGZIP(), []int{12}
+	return file_pemba_v1_permission_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *LookupResourcesRequest) GetConsistency() *Consistency {
@@ -1109,7 +1415,7 @@ type LookupResourcesResponse struct {
 
 func (x *LookupResourcesResponse) Reset() {
 	*x = LookupResourcesResponse{}
-	mi := &file_pemba_v1_permission_proto_msgTypes[13]
+	mi := &file_pemba_v1_permission_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1121,7 +1427,7 @@ func (x *LookupResourcesResponse) String() string {
 func (*LookupResourcesResponse) ProtoMessage() {}
 
 func (x *LookupResourcesResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_pemba_v1_permission_proto_msgTypes[13]
+	mi := &file_pemba_v1_permission_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1134,7 +1440,7 @@ func (x *LookupResourcesResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LookupResourcesResponse.ProtoReflect.Descriptor instead.
 func (*LookupResourcesResponse) Descriptor() ([]byte, []int) {
-	return file_pemba_v1_permission_proto_rawDescGZIP(), []int{13}
+	return file_pemba_v1_permission_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *LookupResourcesResponse) GetResourceId() string {
@@ -1187,7 +1493,7 @@ type LookupSubjectsRequest struct {
 
 func (x *LookupSubjectsRequest) Reset() {
 	*x = LookupSubjectsRequest{}
-	mi := &file_pemba_v1_permission_proto_msgTypes[14]
+	mi := &file_pemba_v1_permission_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1199,7 +1505,7 @@ func (x *LookupSubjectsRequest) String() string {
 func (*LookupSubjectsRequest) ProtoMessage() {}
 
 func (x *LookupSubjectsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_pemba_v1_permission_proto_msgTypes[14]
+	mi := &file_pemba_v1_permission_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1212,7 +1518,7 @@ func (x *LookupSubjectsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LookupSubjectsRequest.ProtoReflect.Descriptor instead.
 func (*LookupSubjectsRequest) Descriptor() ([]byte, []int) {
-	return file_pemba_v1_permission_proto_rawDescGZIP(), []int{14}
+	return file_pemba_v1_permission_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *LookupSubjectsRequest) GetConsistency() *Consistency {
@@ -1272,7 +1578,7 @@ type LookupSubjectsResponse struct {
 
 func (x *LookupSubjectsResponse) Reset() {
 	*x = LookupSubjectsResponse{}
-	mi := &file_pemba_v1_permission_proto_msgTypes[15]
+	mi := &file_pemba_v1_permission_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1284,7 +1590,7 @@ func (x *LookupSubjectsResponse) String() string {
 func (*LookupSubjectsResponse) ProtoMessage() {}
 
 func (x *LookupSubjectsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_pemba_v1_permission_proto_msgTypes[15]
+	mi := &file_pemba_v1_permission_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1297,7 +1603,7 @@ func (x *LookupSubjectsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LookupSubjectsResponse.ProtoReflect.Descriptor instead.
 func (*LookupSubjectsResponse) Descriptor() ([]byte, []int) {
-	return file_pemba_v1_permission_proto_rawDescGZIP(), []int{15}
+	return file_pemba_v1_permission_proto_rawDescGZIP(), []int{17}
 }
 
 func (x *LookupSubjectsResponse) GetSubjectId() string {
@@ -1351,13 +1657,50 @@ const file_pemba_v1_permission_proto_rawDesc = "" +
 	"\aexplain\x18\x06 \x01(\bR\aexplain\x12\x1e\n" +
 	"\n" +
 	"provenance\x18\a \x01(\bR\n" +
-	"provenance\"\xdf\x01\n" +
+	"provenance\"\x94\x02\n" +
 	"\x17CheckPermissionResponse\x12@\n" +
 	"\x0epermissionship\x18\x01 \x01(\x0e2\x18.pemba.v1.PermissionshipR\x0epermissionship\x12'\n" +
 	"\x0fmissing_context\x18\x02 \x03(\tR\x0emissingContext\x12(\n" +
 	"\x04path\x18\x03 \x01(\v2\x14.pemba.v1.AccessPathR\x04path\x12/\n" +
 	"\n" +
-	"checked_at\x18\x04 \x01(\v2\x10.pemba.v1.ZookieR\tcheckedAt\"\xe7\x01\n" +
+	"checked_at\x18\x04 \x01(\v2\x10.pemba.v1.ZookieR\tcheckedAt\x123\n" +
+	"\x06denial\x18\x05 \x01(\v2\x1b.pemba.v1.DenialExplanationR\x06denial\"\x86\x01\n" +
+	"\x11DenialExplanation\x12.\n" +
+	"\asubject\x18\x01 \x01(\v2\x14.pemba.v1.SubjectRefR\asubject\x12-\n" +
+	"\x04root\x18\x02 \x01(\v2\x19.pemba.v1.ExplanationNodeR\x04root\x12\x12\n" +
+	"\x04text\x18\x03 \x01(\tR\x04text\"\x89\x06\n" +
+	"\x0fExplanationNode\x122\n" +
+	"\x04kind\x18\x01 \x01(\x0e2\x1e.pemba.v1.ExplanationNode.KindR\x04kind\x12\x14\n" +
+	"\x05label\x18\x02 \x01(\tR\x05label\x12@\n" +
+	"\x0epermissionship\x18\x03 \x01(\x0e2\x18.pemba.v1.PermissionshipR\x0epermissionship\x12+\n" +
+	"\x06object\x18\x04 \x01(\v2\x13.pemba.v1.ObjectRefR\x06object\x12\x1a\n" +
+	"\brelation\x18\x05 \x01(\tR\brelation\x12\x1e\n" +
+	"\n" +
+	"expression\x18\x06 \x01(\tR\n" +
+	"expression\x12:\n" +
+	"\frelationship\x18\a \x01(\v2\x16.pemba.v1.RelationshipR\frelationship\x12\x16\n" +
+	"\x06caveat\x18\b \x01(\tR\x06caveat\x121\n" +
+	"\acontext\x18\t \x01(\v2\x17.google.protobuf.StructR\acontext\x12(\n" +
+	"\x04path\x18\n" +
+	" \x01(\v2\x14.pemba.v1.AccessPathR\x04path\x125\n" +
+	"\bchildren\x18\v \x03(\v2\x19.pemba.v1.ExplanationNodeR\bchildren\x12\x18\n" +
+	"\aomitted\x18\f \x01(\rR\aomitted\x12\x12\n" +
+	"\x04text\x18\r \x01(\tR\x04text\"\xea\x01\n" +
+	"\x04Kind\x12\x14\n" +
+	"\x10KIND_UNSPECIFIED\x10\x00\x12\x13\n" +
+	"\x0fKIND_PERMISSION\x10\x01\x12\x18\n" +
+	"\x14KIND_NO_RELATIONSHIP\x10\x02\x12\x18\n" +
+	"\x14KIND_NOTHING_TO_WALK\x10\x03\x12\x10\n" +
+	"\fKIND_EXPIRED\x10\x04\x12\x15\n" +
+	"\x11KIND_CAVEAT_FALSE\x10\x05\x12\x11\n" +
+	"\rKIND_EXCLUDED\x10\x06\x12\x15\n" +
+	"\x11KIND_INTERSECTION\x10\a\x12\x0e\n" +
+	"\n" +
+	"KIND_ARROW\x10\b\x12\x0e\n" +
+	"\n" +
+	"KIND_CYCLE\x10\t\x12\x10\n" +
+	"\fKIND_GRANTED\x10\n" +
+	"\"\xe7\x01\n" +
 	"\n" +
 	"AccessPath\x12.\n" +
 	"\asubject\x18\x01 \x01(\v2\x14.pemba.v1.SubjectRefR\asubject\x12(\n" +
@@ -1487,93 +1830,106 @@ func file_pemba_v1_permission_proto_rawDescGZIP() []byte {
 	return file_pemba_v1_permission_proto_rawDescData
 }
 
-var file_pemba_v1_permission_proto_enumTypes = make([]protoimpl.EnumInfo, 2)
-var file_pemba_v1_permission_proto_msgTypes = make([]protoimpl.MessageInfo, 16)
+var file_pemba_v1_permission_proto_enumTypes = make([]protoimpl.EnumInfo, 3)
+var file_pemba_v1_permission_proto_msgTypes = make([]protoimpl.MessageInfo, 18)
 var file_pemba_v1_permission_proto_goTypes = []any{
 	(Permissionship)(0),                 // 0: pemba.v1.Permissionship
-	(ExpandNode_Operation)(0),           // 1: pemba.v1.ExpandNode.Operation
-	(*CheckPermissionRequest)(nil),      // 2: pemba.v1.CheckPermissionRequest
-	(*CheckPermissionResponse)(nil),     // 3: pemba.v1.CheckPermissionResponse
-	(*AccessPath)(nil),                  // 4: pemba.v1.AccessPath
-	(*PathStep)(nil),                    // 5: pemba.v1.PathStep
-	(*BulkCheckPermissionRequest)(nil),  // 6: pemba.v1.BulkCheckPermissionRequest
-	(*BulkCheckItem)(nil),               // 7: pemba.v1.BulkCheckItem
-	(*BulkCheckResult)(nil),             // 8: pemba.v1.BulkCheckResult
-	(*BulkCheckError)(nil),              // 9: pemba.v1.BulkCheckError
-	(*BulkCheckPermissionResponse)(nil), // 10: pemba.v1.BulkCheckPermissionResponse
-	(*ExpandPermissionRequest)(nil),     // 11: pemba.v1.ExpandPermissionRequest
-	(*ExpandNode)(nil),                  // 12: pemba.v1.ExpandNode
-	(*ExpandPermissionResponse)(nil),    // 13: pemba.v1.ExpandPermissionResponse
-	(*LookupResourcesRequest)(nil),      // 14: pemba.v1.LookupResourcesRequest
-	(*LookupResourcesResponse)(nil),     // 15: pemba.v1.LookupResourcesResponse
-	(*LookupSubjectsRequest)(nil),       // 16: pemba.v1.LookupSubjectsRequest
-	(*LookupSubjectsResponse)(nil),      // 17: pemba.v1.LookupSubjectsResponse
-	(*Consistency)(nil),                 // 18: pemba.v1.Consistency
-	(*ObjectRef)(nil),                   // 19: pemba.v1.ObjectRef
-	(*SubjectRef)(nil),                  // 20: pemba.v1.SubjectRef
-	(*structpb.Struct)(nil),             // 21: google.protobuf.Struct
-	(*Zookie)(nil),                      // 22: pemba.v1.Zookie
-	(*Relationship)(nil),                // 23: pemba.v1.Relationship
-	(*AuditEvent)(nil),                  // 24: pemba.v1.AuditEvent
-	(*timestamppb.Timestamp)(nil),       // 25: google.protobuf.Timestamp
+	(ExplanationNode_Kind)(0),           // 1: pemba.v1.ExplanationNode.Kind
+	(ExpandNode_Operation)(0),           // 2: pemba.v1.ExpandNode.Operation
+	(*CheckPermissionRequest)(nil),      // 3: pemba.v1.CheckPermissionRequest
+	(*CheckPermissionResponse)(nil),     // 4: pemba.v1.CheckPermissionResponse
+	(*DenialExplanation)(nil),           // 5: pemba.v1.DenialExplanation
+	(*ExplanationNode)(nil),             // 6: pemba.v1.ExplanationNode
+	(*AccessPath)(nil),                  // 7: pemba.v1.AccessPath
+	(*PathStep)(nil),                    // 8: pemba.v1.PathStep
+	(*BulkCheckPermissionRequest)(nil),  // 9: pemba.v1.BulkCheckPermissionRequest
+	(*BulkCheckItem)(nil),               // 10: pemba.v1.BulkCheckItem
+	(*BulkCheckResult)(nil),             // 11: pemba.v1.BulkCheckResult
+	(*BulkCheckError)(nil),              // 12: pemba.v1.BulkCheckError
+	(*BulkCheckPermissionResponse)(nil), // 13: pemba.v1.BulkCheckPermissionResponse
+	(*ExpandPermissionRequest)(nil),     // 14: pemba.v1.ExpandPermissionRequest
+	(*ExpandNode)(nil),                  // 15: pemba.v1.ExpandNode
+	(*ExpandPermissionResponse)(nil),    // 16: pemba.v1.ExpandPermissionResponse
+	(*LookupResourcesRequest)(nil),      // 17: pemba.v1.LookupResourcesRequest
+	(*LookupResourcesResponse)(nil),     // 18: pemba.v1.LookupResourcesResponse
+	(*LookupSubjectsRequest)(nil),       // 19: pemba.v1.LookupSubjectsRequest
+	(*LookupSubjectsResponse)(nil),      // 20: pemba.v1.LookupSubjectsResponse
+	(*Consistency)(nil),                 // 21: pemba.v1.Consistency
+	(*ObjectRef)(nil),                   // 22: pemba.v1.ObjectRef
+	(*SubjectRef)(nil),                  // 23: pemba.v1.SubjectRef
+	(*structpb.Struct)(nil),             // 24: google.protobuf.Struct
+	(*Zookie)(nil),                      // 25: pemba.v1.Zookie
+	(*Relationship)(nil),                // 26: pemba.v1.Relationship
+	(*AuditEvent)(nil),                  // 27: pemba.v1.AuditEvent
+	(*timestamppb.Timestamp)(nil),       // 28: google.protobuf.Timestamp
 }
 var file_pemba_v1_permission_proto_depIdxs = []int32{
-	18, // 0: pemba.v1.CheckPermissionRequest.consistency:type_name -> pemba.v1.Consistency
-	19, // 1: pemba.v1.CheckPermissionRequest.resource:type_name -> pemba.v1.ObjectRef
-	20, // 2: pemba.v1.CheckPermissionRequest.subject:type_name -> pemba.v1.SubjectRef
-	21, // 3: pemba.v1.CheckPermissionRequest.context:type_name -> google.protobuf.Struct
+	21, // 0: pemba.v1.CheckPermissionRequest.consistency:type_name -> pemba.v1.Consistency
+	22, // 1: pemba.v1.CheckPermissionRequest.resource:type_name -> pemba.v1.ObjectRef
+	23, // 2: pemba.v1.CheckPermissionRequest.subject:type_name -> pemba.v1.SubjectRef
+	24, // 3: pemba.v1.CheckPermissionRequest.context:type_name -> google.protobuf.Struct
 	0,  // 4: pemba.v1.CheckPermissionResponse.permissionship:type_name -> pemba.v1.Permissionship
-	4,  // 5: pemba.v1.CheckPermissionResponse.path:type_name -> pemba.v1.AccessPath
-	22, // 6: pemba.v1.CheckPermissionResponse.checked_at:type_name -> pemba.v1.Zookie
-	20, // 7: pemba.v1.AccessPath.subject:type_name -> pemba.v1.SubjectRef
-	5,  // 8: pemba.v1.AccessPath.steps:type_name -> pemba.v1.PathStep
-	4,  // 9: pemba.v1.AccessPath.also:type_name -> pemba.v1.AccessPath
-	19, // 10: pemba.v1.PathStep.object:type_name -> pemba.v1.ObjectRef
-	23, // 11: pemba.v1.PathStep.relationship:type_name -> pemba.v1.Relationship
-	24, // 12: pemba.v1.PathStep.provenance:type_name -> pemba.v1.AuditEvent
-	18, // 13: pemba.v1.BulkCheckPermissionRequest.consistency:type_name -> pemba.v1.Consistency
-	7,  // 14: pemba.v1.BulkCheckPermissionRequest.items:type_name -> pemba.v1.BulkCheckItem
-	19, // 15: pemba.v1.BulkCheckItem.resource:type_name -> pemba.v1.ObjectRef
-	20, // 16: pemba.v1.BulkCheckItem.subject:type_name -> pemba.v1.SubjectRef
-	21, // 17: pemba.v1.BulkCheckItem.context:type_name -> google.protobuf.Struct
-	0,  // 18: pemba.v1.BulkCheckResult.permissionship:type_name -> pemba.v1.Permissionship
-	9,  // 19: pemba.v1.BulkCheckResult.error:type_name -> pemba.v1.BulkCheckError
-	8,  // 20: pemba.v1.BulkCheckPermissionResponse.results:type_name -> pemba.v1.BulkCheckResult
-	22, // 21: pemba.v1.BulkCheckPermissionResponse.checked_at:type_name -> pemba.v1.Zookie
-	18, // 22: pemba.v1.ExpandPermissionRequest.consistency:type_name -> pemba.v1.Consistency
-	19, // 23: pemba.v1.ExpandPermissionRequest.resource:type_name -> pemba.v1.ObjectRef
-	1,  // 24: pemba.v1.ExpandNode.operation:type_name -> pemba.v1.ExpandNode.Operation
-	19, // 25: pemba.v1.ExpandNode.object:type_name -> pemba.v1.ObjectRef
-	20, // 26: pemba.v1.ExpandNode.subject:type_name -> pemba.v1.SubjectRef
-	25, // 27: pemba.v1.ExpandNode.expiration:type_name -> google.protobuf.Timestamp
-	12, // 28: pemba.v1.ExpandNode.children:type_name -> pemba.v1.ExpandNode
-	12, // 29: pemba.v1.ExpandPermissionResponse.tree:type_name -> pemba.v1.ExpandNode
-	22, // 30: pemba.v1.ExpandPermissionResponse.expanded_at:type_name -> pemba.v1.Zookie
-	18, // 31: pemba.v1.LookupResourcesRequest.consistency:type_name -> pemba.v1.Consistency
-	20, // 32: pemba.v1.LookupResourcesRequest.subject:type_name -> pemba.v1.SubjectRef
-	21, // 33: pemba.v1.LookupResourcesRequest.context:type_name -> google.protobuf.Struct
-	0,  // 34: pemba.v1.LookupResourcesResponse.permissionship:type_name -> pemba.v1.Permissionship
-	22, // 35: pemba.v1.LookupResourcesResponse.looked_up_at:type_name -> pemba.v1.Zookie
-	18, // 36: pemba.v1.LookupSubjectsRequest.consistency:type_name -> pemba.v1.Consistency
-	19, // 37: pemba.v1.LookupSubjectsRequest.resource:type_name -> pemba.v1.ObjectRef
-	21, // 38: pemba.v1.LookupSubjectsRequest.context:type_name -> google.protobuf.Struct
-	0,  // 39: pemba.v1.LookupSubjectsResponse.permissionship:type_name -> pemba.v1.Permissionship
-	22, // 40: pemba.v1.LookupSubjectsResponse.looked_up_at:type_name -> pemba.v1.Zookie
-	2,  // 41: pemba.v1.PermissionService.CheckPermission:input_type -> pemba.v1.CheckPermissionRequest
-	6,  // 42: pemba.v1.PermissionService.BulkCheckPermission:input_type -> pemba.v1.BulkCheckPermissionRequest
-	11, // 43: pemba.v1.PermissionService.ExpandPermission:input_type -> pemba.v1.ExpandPermissionRequest
-	14, // 44: pemba.v1.PermissionService.LookupResources:input_type -> pemba.v1.LookupResourcesRequest
-	16, // 45: pemba.v1.PermissionService.LookupSubjects:input_type -> pemba.v1.LookupSubjectsRequest
-	3,  // 46: pemba.v1.PermissionService.CheckPermission:output_type -> pemba.v1.CheckPermissionResponse
-	10, // 47: pemba.v1.PermissionService.BulkCheckPermission:output_type -> pemba.v1.BulkCheckPermissionResponse
-	13, // 48: pemba.v1.PermissionService.ExpandPermission:output_type -> pemba.v1.ExpandPermissionResponse
-	15, // 49: pemba.v1.PermissionService.LookupResources:output_type -> pemba.v1.LookupResourcesResponse
-	17, // 50: pemba.v1.PermissionService.LookupSubjects:output_type -> pemba.v1.LookupSubjectsResponse
-	46, // [46:51] is the sub-list for method output_type
-	41, // [41:46] is the sub-list for method input_type
-	41, // [41:41] is the sub-list for extension type_name
-	41, // [41:41] is the sub-list for extension extendee
-	0,  // [0:41] is the sub-list for field type_name
+	7,  // 5: pemba.v1.CheckPermissionResponse.path:type_name -> pemba.v1.AccessPath
+	25, // 6: pemba.v1.CheckPermissionResponse.checked_at:type_name -> pemba.v1.Zookie
+	5,  // 7: pemba.v1.CheckPermissionResponse.denial:type_name -> pemba.v1.DenialExplanation
+	23, // 8: pemba.v1.DenialExplanation.subject:type_name -> pemba.v1.SubjectRef
+	6,  // 9: pemba.v1.DenialExplanation.root:type_name -> pemba.v1.ExplanationNode
+	1,  // 10: pemba.v1.ExplanationNode.kind:type_name -> pemba.v1.ExplanationNode.Kind
+	0,  // 11: pemba.v1.ExplanationNode.permissionship:type_name -> pemba.v1.Permissionship
+	22, // 12: pemba.v1.ExplanationNode.object:type_name -> pemba.v1.ObjectRef
+	26, // 13: pemba.v1.ExplanationNode.relationship:type_name -> pemba.v1.Relationship
+	24, // 14: pemba.v1.ExplanationNode.context:type_name -> google.protobuf.Struct
+	7,  // 15: pemba.v1.ExplanationNode.path:type_name -> pemba.v1.AccessPath
+	6,  // 16: pemba.v1.ExplanationNode.children:type_name -> pemba.v1.ExplanationNode
+	23, // 17: pemba.v1.AccessPath.subject:type_name -> pemba.v1.SubjectRef
+	8,  // 18: pemba.v1.AccessPath.steps:type_name -> pemba.v1.PathStep
+	7,  // 19: pemba.v1.AccessPath.also:type_name -> pemba.v1.AccessPath
+	22, // 20: pemba.v1.PathStep.object:type_name -> pemba.v1.ObjectRef
+	26, // 21: pemba.v1.PathStep.relationship:type_name -> pemba.v1.Relationship
+	27, // 22: pemba.v1.PathStep.provenance:type_name -> pemba.v1.AuditEvent
+	21, // 23: pemba.v1.BulkCheckPermissionRequest.consistency:type_name -> pemba.v1.Consistency
+	10, // 24: pemba.v1.BulkCheckPermissionRequest.items:type_name -> pemba.v1.BulkCheckItem
+	22, // 25: pemba.v1.BulkCheckItem.resource:type_name -> pemba.v1.ObjectRef
+	23, // 26: pemba.v1.BulkCheckItem.subject:type_name -> pemba.v1.SubjectRef
+	24, // 27: pemba.v1.BulkCheckItem.context:type_name -> google.protobuf.Struct
+	0,  // 28: pemba.v1.BulkCheckResult.permissionship:type_name -> pemba.v1.Permissionship
+	12, // 29: pemba.v1.BulkCheckResult.error:type_name -> pemba.v1.BulkCheckError
+	11, // 30: pemba.v1.BulkCheckPermissionResponse.results:type_name -> pemba.v1.BulkCheckResult
+	25, // 31: pemba.v1.BulkCheckPermissionResponse.checked_at:type_name -> pemba.v1.Zookie
+	21, // 32: pemba.v1.ExpandPermissionRequest.consistency:type_name -> pemba.v1.Consistency
+	22, // 33: pemba.v1.ExpandPermissionRequest.resource:type_name -> pemba.v1.ObjectRef
+	2,  // 34: pemba.v1.ExpandNode.operation:type_name -> pemba.v1.ExpandNode.Operation
+	22, // 35: pemba.v1.ExpandNode.object:type_name -> pemba.v1.ObjectRef
+	23, // 36: pemba.v1.ExpandNode.subject:type_name -> pemba.v1.SubjectRef
+	28, // 37: pemba.v1.ExpandNode.expiration:type_name -> google.protobuf.Timestamp
+	15, // 38: pemba.v1.ExpandNode.children:type_name -> pemba.v1.ExpandNode
+	15, // 39: pemba.v1.ExpandPermissionResponse.tree:type_name -> pemba.v1.ExpandNode
+	25, // 40: pemba.v1.ExpandPermissionResponse.expanded_at:type_name -> pemba.v1.Zookie
+	21, // 41: pemba.v1.LookupResourcesRequest.consistency:type_name -> pemba.v1.Consistency
+	23, // 42: pemba.v1.LookupResourcesRequest.subject:type_name -> pemba.v1.SubjectRef
+	24, // 43: pemba.v1.LookupResourcesRequest.context:type_name -> google.protobuf.Struct
+	0,  // 44: pemba.v1.LookupResourcesResponse.permissionship:type_name -> pemba.v1.Permissionship
+	25, // 45: pemba.v1.LookupResourcesResponse.looked_up_at:type_name -> pemba.v1.Zookie
+	21, // 46: pemba.v1.LookupSubjectsRequest.consistency:type_name -> pemba.v1.Consistency
+	22, // 47: pemba.v1.LookupSubjectsRequest.resource:type_name -> pemba.v1.ObjectRef
+	24, // 48: pemba.v1.LookupSubjectsRequest.context:type_name -> google.protobuf.Struct
+	0,  // 49: pemba.v1.LookupSubjectsResponse.permissionship:type_name -> pemba.v1.Permissionship
+	25, // 50: pemba.v1.LookupSubjectsResponse.looked_up_at:type_name -> pemba.v1.Zookie
+	3,  // 51: pemba.v1.PermissionService.CheckPermission:input_type -> pemba.v1.CheckPermissionRequest
+	9,  // 52: pemba.v1.PermissionService.BulkCheckPermission:input_type -> pemba.v1.BulkCheckPermissionRequest
+	14, // 53: pemba.v1.PermissionService.ExpandPermission:input_type -> pemba.v1.ExpandPermissionRequest
+	17, // 54: pemba.v1.PermissionService.LookupResources:input_type -> pemba.v1.LookupResourcesRequest
+	19, // 55: pemba.v1.PermissionService.LookupSubjects:input_type -> pemba.v1.LookupSubjectsRequest
+	4,  // 56: pemba.v1.PermissionService.CheckPermission:output_type -> pemba.v1.CheckPermissionResponse
+	13, // 57: pemba.v1.PermissionService.BulkCheckPermission:output_type -> pemba.v1.BulkCheckPermissionResponse
+	16, // 58: pemba.v1.PermissionService.ExpandPermission:output_type -> pemba.v1.ExpandPermissionResponse
+	18, // 59: pemba.v1.PermissionService.LookupResources:output_type -> pemba.v1.LookupResourcesResponse
+	20, // 60: pemba.v1.PermissionService.LookupSubjects:output_type -> pemba.v1.LookupSubjectsResponse
+	56, // [56:61] is the sub-list for method output_type
+	51, // [51:56] is the sub-list for method input_type
+	51, // [51:51] is the sub-list for extension type_name
+	51, // [51:51] is the sub-list for extension extendee
+	0,  // [0:51] is the sub-list for field type_name
 }
 
 func init() { file_pemba_v1_permission_proto_init() }
@@ -1588,8 +1944,8 @@ func file_pemba_v1_permission_proto_init() {
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_pemba_v1_permission_proto_rawDesc), len(file_pemba_v1_permission_proto_rawDesc)),
-			NumEnums:      2,
-			NumMessages:   16,
+			NumEnums:      3,
+			NumMessages:   18,
 			NumExtensions: 0,
 			NumServices:   1,
 		},
