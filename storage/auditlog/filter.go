@@ -47,17 +47,19 @@ func ImportTermFor(objectTerm string) (string, bool) {
 	return "", false
 }
 
-// buildFilter returns the Bloom filter of keys.
-func buildFilter(keys []string) []byte {
-	if len(keys) == 0 {
+// buildFilter returns the Bloom filter of the keys whose first hashes
+// (keyHash) are given. A key added twice is set twice: repeats cost
+// nothing but a slightly larger filter.
+func buildFilter(hashes []uint64) []byte {
+	if len(hashes) == 0 {
 		return nil
 	}
-	bits := max(64, len(keys)*filterBitsPerKey)
+	bits := max(64, len(hashes)*filterBitsPerKey)
 	f := make([]byte, 1+(bits+7)/8)
 	f[0] = filterProbes
 	n := uint64(len(f)-1) * 8
-	for _, k := range keys {
-		h1, h2 := filterHashes(k)
+	for _, h1 := range hashes {
+		h2 := secondHash(h1)
 		for i := range uint64(filterProbes) {
 			bit := (h1 + i*h2) % n
 			f[1+bit/8] |= 1 << (bit % 8)
@@ -74,7 +76,8 @@ func FilterMayContain(filter []byte, key string) bool {
 		return true
 	}
 	n := uint64(len(filter)-1) * 8
-	h1, h2 := filterHashes(key)
+	h1 := keyHash(key)
+	h2 := secondHash(h1)
 	for i := range uint64(filter[0]) {
 		bit := (h1 + i*h2) % n
 		if filter[1+bit/8]&(1<<(bit%8)) == 0 {
@@ -84,21 +87,30 @@ func FilterMayContain(filter []byte, key string) bool {
 	return true
 }
 
-// filterHashes derives the two hashes of double hashing from one 64-bit
-// FNV-1a hash of key and a second round over it.
-func filterHashes(key string) (uint64, uint64) {
-	const offset, prime = 14695981039346656037, 1099511628211
-	h := uint64(offset)
-	for i := 0; i < len(key); i++ {
-		h ^= uint64(key[i])
-		h *= prime
+const fnvOffset, fnvPrime = 14695981039346656037, 1099511628211
+
+// keyHash is the 64-bit FNV-1a hash of the concatenation of parts,
+// computed without building it.
+func keyHash(parts ...string) uint64 {
+	h := uint64(fnvOffset)
+	for _, p := range parts {
+		for i := 0; i < len(p); i++ {
+			h ^= uint64(p[i])
+			h *= fnvPrime
+		}
 	}
+	return h
+}
+
+// secondHash derives double hashing's second hash from the first: FNV-1a
+// over its bytes, made odd.
+func secondHash(h1 uint64) uint64 {
 	var b [8]byte
-	binary.LittleEndian.PutUint64(b[:], h)
-	h2 := uint64(offset)
+	binary.LittleEndian.PutUint64(b[:], h1)
+	h2 := uint64(fnvOffset)
 	for _, c := range b {
 		h2 ^= uint64(c)
-		h2 *= prime
+		h2 *= fnvPrime
 	}
-	return h, h2 | 1
+	return h2 | 1
 }

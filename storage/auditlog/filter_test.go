@@ -10,7 +10,11 @@ func TestFilterHasNoFalseNegatives(t *testing.T) {
 	for i := range 5000 {
 		keys = append(keys, ResourceTerm("document", fmt.Sprintf("doc-%d", i)))
 	}
-	f := buildFilter(keys)
+	hashes := make([]uint64, len(keys))
+	for i, k := range keys {
+		hashes[i] = keyHash(k)
+	}
+	f := buildFilter(hashes)
 	for _, k := range keys {
 		if !FilterMayContain(f, k) {
 			t.Fatalf("the filter lost %s", k)

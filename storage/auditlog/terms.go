@@ -79,7 +79,8 @@ type termSet struct {
 	// compact is set for an import entry: its object terms go to
 	// objects (for its filter) instead of the index.
 	compact bool
-	objects []string
+	objects []uint64 // keyHash of each object term of a compact entry
+	names   []string // the same terms spelled out, once filtered() is known false
 	types   []string // the import-type terms of a compact entry
 	// The previous change's resource and subject, and whether there was one.
 	prev           bool
@@ -88,7 +89,7 @@ type termSet struct {
 }
 
 func (s *termSet) reset() {
-	*s = termSet{buf: s.buf[:0], ends: s.ends[:0], objects: s.objects[:0], types: s.types[:0]}
+	*s = termSet{buf: s.buf[:0], ends: s.ends[:0], objects: s.objects[:0], names: s.names[:0], types: s.types[:0]}
 }
 
 // add appends the term kind|parts[0]|parts[1]...
@@ -157,7 +158,11 @@ func (s *termSet) change(op storage.Op, r *graph.Relationship) {
 // entry.
 func (s *termSet) object(kind byte, typ, id string) {
 	if s.compact {
-		s.objects = append(s.objects, string(kind)+sep+typ+sep+id)
+		s.objects = append(s.objects, keyHash(string(kind), sep, typ, sep, id))
+		// Spelled out only while the entry is too small for a filter.
+		if len(s.objects) <= minFilteredObjects {
+			s.names = append(s.names, string(kind)+sep+typ+sep+id)
+		}
 		return
 	}
 	s.add(kind, typ, id)
@@ -178,15 +183,13 @@ func (s *termSet) filter() []byte {
 	if !s.filtered() {
 		return nil
 	}
-	keys := slices.Clone(s.objects)
-	slices.Sort(keys)
-	return buildFilter(slices.Compact(keys))
+	return buildFilter(s.objects)
 }
 
 // sorted returns the terms, each once, sorted. They share one string.
 func (s *termSet) sorted() []string {
 	all := string(s.buf)
-	terms := make([]string, len(s.ends), len(s.ends)+len(s.objects)+len(s.types))
+	terms := make([]string, len(s.ends), len(s.ends)+len(s.names)+len(s.types))
 	start := 0
 	for i, end := range s.ends {
 		terms[i] = all[start:end]
@@ -195,7 +198,7 @@ func (s *termSet) sorted() []string {
 	if s.filtered() {
 		terms = append(terms, s.types...)
 	} else {
-		terms = append(terms, s.objects...)
+		terms = append(terms, s.names...)
 	}
 	slices.Sort(terms)
 	return slices.Compact(terms)
