@@ -2,10 +2,10 @@ package audit
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"iter"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/pembadb/pemba/core"
@@ -199,18 +199,22 @@ func (p *query) pickTerm() string {
 	return ""
 }
 
-// validate checks q, naming the offending field.
+// validate checks q, naming the offending field: how the filters fit
+// together, and the names and IDs with the rules of relationships, so a
+// typo is refused instead of matching nothing. The schema is not
+// consulted: the log holds changes to types and relations a later schema
+// may have removed.
 func validate(q Query) error {
 	bad := func(field, format string, args ...any) error {
 		return core.Invalid(core.Field(field), fmt.Errorf(format, args...))
 	}
 	switch {
 	case q.ResourceID != "" && q.ResourceType == "":
-		return bad("resource_id", "needs resource_type")
+		return bad("resource_id", "requires resource_type")
 	case q.SubjectID != "" && q.SubjectType == "":
-		return bad("subject_id", "needs subject_type")
+		return bad("subject_id", "requires subject_type")
 	case q.SubjectRelation != "" && q.SubjectType == "":
-		return bad("subject_relation", "needs subject_type")
+		return bad("subject_relation", "requires subject_type")
 	case !q.Since.IsZero() && !q.Until.IsZero() && !q.Since.Before(q.Until):
 		return bad("until", "%s is not after since (%s)", q.Until.Format(time.RFC3339Nano), q.Since.Format(time.RFC3339Nano))
 	case q.MaxRevision != 0 && q.MinRevision > q.MaxRevision:
@@ -218,14 +222,43 @@ func validate(q Query) error {
 	case q.Limit < 0:
 		return bad("limit", "%d is negative", q.Limit)
 	}
-	for i, l := range q.Labels {
-		if l.Key == "" {
-			return core.Invalid(core.Path{fmt.Sprintf("labels[%d]", i), "key"}, errors.New("empty"))
-		}
+	if err := validateNames(q); err != nil {
+		return err
+	}
+	if err := core.ValidateLabels(q.Labels, core.Field("labels")); err != nil {
+		return err
 	}
 	for i, k := range q.Kinds {
 		if k < Created || k > SchemaChanged {
 			return core.Invalid(core.Field(fmt.Sprintf("kinds[%d]", i)), fmt.Errorf("unknown event kind %d", int(k)))
+		}
+	}
+	return nil
+}
+
+// validateNames checks the names and IDs q filters on.
+func validateNames(q Query) error {
+	for _, c := range []struct {
+		field, value string
+		validate     func(string) error
+	}{
+		{"resource_type", q.ResourceType, graph.ValidateTypeName},
+		{"resource_id", q.ResourceID, func(v string) error { return graph.ValidateObjectID(v, false) }},
+		{"relation", q.Relation, graph.ValidateRelationName},
+		{"subject_type", q.SubjectType, graph.ValidateTypeName},
+		{"subject_id", q.SubjectID, func(v string) error { return graph.ValidateObjectID(v, true) }},
+		{"subject_relation", q.SubjectRelation, func(v string) error {
+			if v == graph.Ellipsis {
+				return nil
+			}
+			return graph.ValidateRelationName(v)
+		}},
+	} {
+		if c.value == "" {
+			continue
+		}
+		if err := c.validate(c.value); err != nil {
+			return core.Invalid(core.Field(c.field), err)
 		}
 	}
 	return nil
@@ -270,17 +303,8 @@ func (p *query) matchesSchema(s *storage.SchemaChange) bool {
 	if p.ResourceType == "" {
 		return true
 	}
-	def, _, _ := cutHash(s.Name)
+	def, _, _ := strings.Cut(s.Name, "#")
 	return (s.Kind == "definition" || s.Kind == "relation" || s.Kind == "permission") && def == p.ResourceType
-}
-
-func cutHash(s string) (string, string, bool) {
-	for i := 0; i < len(s); i++ {
-		if s[i] == '#' {
-			return s[:i], s[i+1:], true
-		}
-	}
-	return s, "", false
 }
 
 // Provenance returns the event that wrote r as it was live at revision at:

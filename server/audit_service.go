@@ -11,7 +11,6 @@ import (
 
 	"github.com/pembadb/pemba/audit"
 	"github.com/pembadb/pemba/core"
-	"github.com/pembadb/pemba/graph"
 	pb "github.com/pembadb/pemba/proto/pemba/v1"
 	"github.com/pembadb/pemba/storage"
 	"github.com/pembadb/pemba/storage/auditlog"
@@ -82,9 +81,10 @@ func (svc *auditService) VerifyAudit(ctx context.Context, req *pb.VerifyAuditReq
 	return out, nil
 }
 
-// auditQuery translates a ReadAudit request into an audit.Query,
-// refusing what is malformed with the wire field's name. audit.Read
-// checks the query again.
+// auditQuery decodes a ReadAudit request's wire values (timestamps,
+// zookies, kinds) into an audit.Query, refusing what cannot be decoded
+// with the wire field's name; audit.Read validates the query itself, and
+// auditQueryError renames its fields.
 func (s *Server) auditQuery(req *pb.ReadAuditRequest) (audit.Query, error) {
 	q := audit.Query{
 		ResourceType: req.GetResourceType(), ResourceID: req.GetResourceId(), Relation: req.GetRelation(),
@@ -96,12 +96,6 @@ func (s *Server) auditQuery(req *pb.ReadAuditRequest) (audit.Query, error) {
 		Limit:         s.requests.AuditLimit(int(req.GetLimit())),
 		NoExpirations: req.GetExcludeExpirations(),
 	}
-	if err := checkAuditNames(q); err != nil {
-		return audit.Query{}, err
-	}
-	if err := core.ValidateLabels(q.Labels, core.Field("labels")); err != nil {
-		return audit.Query{}, err
-	}
 	var err error
 	if q.Since, err = auditTime(req.GetSince(), "since"); err != nil {
 		return audit.Query{}, err
@@ -109,17 +103,11 @@ func (s *Server) auditQuery(req *pb.ReadAuditRequest) (audit.Query, error) {
 	if q.Until, err = auditTime(req.GetUntil(), "until"); err != nil {
 		return audit.Query{}, err
 	}
-	if !q.Since.IsZero() && !q.Until.IsZero() && !q.Since.Before(q.Until) {
-		return audit.Query{}, invalidField("until", "%s is not after since (%s)", q.Until.Format(time.RFC3339Nano), q.Since.Format(time.RFC3339Nano))
-	}
 	if q.MinRevision, err = s.auditRevision(req.GetFromRevision(), "from_revision"); err != nil {
 		return audit.Query{}, err
 	}
 	if q.MaxRevision, err = s.auditRevision(req.GetToRevision(), "to_revision"); err != nil {
 		return audit.Query{}, err
-	}
-	if q.MinRevision != 0 && q.MaxRevision != 0 && q.MinRevision > q.MaxRevision {
-		return audit.Query{}, invalidField("to_revision", "revision %d is before from_revision's %d", q.MaxRevision, q.MinRevision)
 	}
 	for i, k := range req.GetKinds() {
 		kind, ok := eventKindFromProto(k)
@@ -148,44 +136,6 @@ func (s *Server) auditRevision(z *pb.Zookie, field string) (storage.Revision, er
 		return 0, nil
 	}
 	return s.revs.DecodeZookie(z.GetToken(), core.Field(field))
-}
-
-// checkAuditNames checks the names and IDs an audit query filters on
-// with the rules of relationships, so a typo is refused instead of
-// matching nothing. The schema is not consulted: the log holds changes to
-// types and relations a later schema may have removed.
-func checkAuditNames(q audit.Query) error {
-	switch {
-	case q.ResourceID != "" && q.ResourceType == "":
-		return invalidField("resource_id", "requires resource_type")
-	case q.SubjectID != "" && q.SubjectType == "":
-		return invalidField("subject_id", "requires subject_type")
-	case q.SubjectRelation != "" && q.SubjectType == "":
-		return invalidField("subject_relation", "requires subject_type")
-	}
-	for _, c := range []struct {
-		field, value string
-		validate     func(string) error
-	}{
-		{"resource_type", q.ResourceType, graph.ValidateTypeName},
-		{"resource_id", q.ResourceID, func(v string) error { return graph.ValidateObjectID(v, false) }},
-		{"relation", q.Relation, graph.ValidateRelationName},
-		{"subject_type", q.SubjectType, graph.ValidateTypeName},
-		{"subject_id", q.SubjectID, func(v string) error { return graph.ValidateObjectID(v, true) }},
-		{"subject_relation", q.SubjectRelation, func(v string) error {
-			if v == graph.Ellipsis {
-				return nil
-			}
-			return graph.ValidateRelationName(v)
-		}},
-	} {
-		if c.value != "" {
-			if err := c.validate(c.value); err != nil {
-				return inField(c.field, err)
-			}
-		}
-	}
-	return nil
 }
 
 // auditQueryFields names the fields of an audit.Query that ReadAudit
