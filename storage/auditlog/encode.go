@@ -47,16 +47,37 @@ var ErrCorrupt = errors.New("corrupt audit entry")
 // and makes e.Hash the PrevHash of the next entry it writes.
 func Seal(e *storage.AuditEntry) ([]byte, error) {
 	var b Builder
-	b.Reset(e.Kind, e.Metadata, e.Schema)
-	e.Metadata.Labels = b.labels
-	for i := range e.Changes {
-		if err := b.Add(e.Changes[i].Op, &e.Changes[i].Relationship, nil); err != nil {
-			return nil, fmt.Errorf("audit entry of revision %d: change %d: %w", e.Revision, i, err)
-		}
+	if err := b.build(e); err != nil {
+		return nil, err
 	}
 	value, h := b.Seal(e.Revision, e.CommittedAt, e.PrevHash)
 	e.Hash = h
 	return value, nil
+}
+
+// SealIndexed is Seal that also returns the entry's index terms and
+// object filter (Terms, Filter), computed in the same pass.
+func SealIndexed(e *storage.AuditEntry) (value []byte, terms []string, filter []byte, err error) {
+	var b Builder
+	if err := b.build(e); err != nil {
+		return nil, nil, nil, err
+	}
+	terms, filter = b.Terms(), b.Filter()
+	value, e.Hash = b.Seal(e.Revision, e.CommittedAt, e.PrevHash)
+	return value, terms, filter, nil
+}
+
+// build resets b to e's kind, metadata and schema diff and adds its
+// changes; e.Metadata.Labels becomes the sorted copy b stores.
+func (b *Builder) build(e *storage.AuditEntry) error {
+	b.Reset(e.Kind, e.Metadata, e.Schema)
+	e.Metadata.Labels = b.labels
+	for i := range e.Changes {
+		if err := b.Add(e.Changes[i].Op, &e.Changes[i].Relationship, nil); err != nil {
+			return fmt.Errorf("audit entry of revision %d: change %d: %w", e.Revision, i, err)
+		}
+	}
+	return nil
 }
 
 // Builder encodes an entry in two steps, so an engine can do most of the

@@ -47,27 +47,23 @@ func KindTerm(k storage.AuditKind) string { return "k" + sep + k.String() }
 func ExpiryDayTerm(t time.Time) string { return "e" + sep + t.UTC().Format(time.DateOnly) }
 
 // Terms returns the index terms of e, each once, sorted.
-func Terms(e *storage.AuditEntry) []string {
-	var s termSet
+func Terms(e *storage.AuditEntry) []string { return entryTerms(e).sorted() }
+
+// entryTerms collects the terms (and filter keys) of e.
+func entryTerms(e *storage.AuditEntry) *termSet {
+	s := new(termSet)
 	s.meta(e.Kind, e.Metadata.Actor, e.Metadata.Labels)
 	s.schema(e.Schema)
 	for i := range e.Changes {
 		s.change(e.Changes[i].Op, &e.Changes[i].Relationship)
 	}
-	return s.sorted()
+	return s
 }
 
 // Filter returns the Bloom filter of an import entry's object terms, to
 // be stored beside it (storage.AuditLog.AuditFilter); nil for other
 // entries, which are indexed under their object terms instead.
-func Filter(e *storage.AuditEntry) []byte {
-	var s termSet
-	s.meta(e.Kind, e.Metadata.Actor, e.Metadata.Labels)
-	for i := range e.Changes {
-		s.change(e.Changes[i].Op, &e.Changes[i].Relationship)
-	}
-	return s.filter()
-}
+func Filter(e *storage.AuditEntry) []byte { return entryTerms(e).filter() }
 
 // termSet collects an entry's index terms back to back in one buffer,
 // each as the term constructors above spell it. Consecutive changes

@@ -61,11 +61,11 @@ func sealEntry(e storage.AuditEntry, head []byte) sealed {
 	default:
 		return sealed{err: fmt.Errorf("audit chain head in revision_counter is %d bytes, want %d", len(head), len(e.PrevHash))}
 	}
-	value, err := auditlog.Seal(&e)
+	value, terms, filter, err := auditlog.SealIndexed(&e)
 	if err != nil {
 		return sealed{err: fmt.Errorf("seal audit entry: %w", err)}
 	}
-	return sealed{value: value, terms: auditlog.Terms(&e), filter: auditlog.Filter(&e), hash: e.Hash}
+	return sealed{value: value, terms: terms, filter: filter, hash: e.Hash}
 }
 
 // sealConcurrently runs sealEntry in a goroutine; the function it returns
