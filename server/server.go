@@ -407,6 +407,7 @@ func (s *Server) newGRPCServer(extra ...grpc.ServerOption) *grpc.Server {
 	pb.RegisterPermissionServiceServer(g, &permissionService{s: s})
 	pb.RegisterWatchServiceServer(g, &watchService{s: s})
 	pb.RegisterAuditServiceServer(g, &auditService{s: s})
+	pb.RegisterAccessServiceServer(g, &accessService{s: s})
 	healthpb.RegisterHealthServer(g, s.health)
 	return g
 }
@@ -440,6 +441,7 @@ func (s *Server) serveHTTP(tlsCfg *tls.Config) error {
 	for _, register := range []func(context.Context, *runtime.ServeMux, *grpc.ClientConn) error{
 		pb.RegisterSchemaServiceHandler, pb.RegisterRelationshipServiceHandler,
 		pb.RegisterPermissionServiceHandler, pb.RegisterWatchServiceHandler, pb.RegisterAuditServiceHandler,
+		pb.RegisterAccessServiceHandler,
 	} {
 		if err := register(ctx, gw, conn); err != nil {
 			return fmt.Errorf("register gateway: %w", err)
