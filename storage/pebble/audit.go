@@ -85,25 +85,21 @@ func (c *commit) auditedDelete(r *graph.Relationship, stored *payload) error {
 }
 
 // addAuditEntry seals the revision's audit entry, chained to the engine's
-// audit head, and adds it and its index terms to the batch. It returns
-// the entry's hash, the head once the batch is applied. The caller holds
-// writeMu and has settled c.now.
+// audit head, and adds it (and an import entry's object filter) to the
+// batch. Its index terms are not written here: the background indexer
+// (auditindex.go) adds them after the commit, off the write path. It
+// returns the entry's hash, the head once the batch is applied. The
+// caller holds writeMu and has settled c.now.
 func (c *commit) addAuditEntry() storage.AuditHash {
-	terms, filter := c.auditTerms, c.auditFilter
-	if terms == nil {
-		terms, filter = c.audit.Terms(), c.audit.Filter()
+	filter := c.auditFilter
+	if !c.auditFiltered {
+		filter = c.audit.Filter()
 	}
 	if filter != nil {
 		_ = c.batch.Set(auditFilterKey(c.rev), filter, nil)
 	}
 	value, h := c.audit.Seal(c.rev, c.now, c.e.auditHead)
 	_ = c.batch.Set(auditEntryKey(c.rev), value, nil)
-	// Terms come sorted, and so do their keys: Pebble inserts a sorted
-	// run into its memtable cheaply.
-	for _, term := range terms {
-		c.key = auditTermKey(c.key[:0], term, c.rev)
-		_ = c.batch.Set(c.key, nil, nil)
-	}
 	return h
 }
 
@@ -221,35 +217,11 @@ func nextPage(lo, hi, last storage.Revision, desc bool) (ok bool, nlo, nhi stora
 
 // AuditTermRevisions streams the revisions in [from, to] indexed under term.
 func (e *Engine) AuditTermRevisions(ctx context.Context, term string, from, to storage.Revision, desc bool) iter.Seq2[storage.Revision, error] {
-	return func(yield func(storage.Revision, error) bool) {
-		lo, hi, ok := e.auditBounds(from, to)
-		prefix := auditTermPrefix(nil, term)
-		n := len(prefix)
-		page := make([]storage.Revision, 0, auditPageRevisions)
-		var lower, upper []byte
-		for ok {
-			page = page[:0]
-			lower = binary.BigEndian.AppendUint64(append(lower[:0], prefix...), uint64(lo))
-			upper = binary.BigEndian.AppendUint64(append(upper[:0], prefix...), uint64(hi+1))
-			err := e.scanPage(ctx, lower, upper, desc, func(k, _ []byte) bool {
-				page = append(page, storage.Revision(beUint64(k[n:])))
-				return len(page) < auditPageRevisions
-			})
-			if err != nil {
-				yield(0, fmt.Errorf("audit term %q: %w", term, err))
-				return
-			}
-			for _, rev := range page {
-				if !yield(rev, nil) {
-					return
-				}
-			}
-			if len(page) == 0 {
-				return
-			}
-			ok, lo, hi = nextPage(lo, hi, page[len(page)-1], desc)
-		}
+	lo, hi, ok := e.auditBounds(from, to)
+	if !ok {
+		return func(func(storage.Revision, error) bool) {}
 	}
+	return e.termRevisions(ctx, term, lo, hi, desc)
 }
 
 // AuditEntry returns the audit entry of rev.
@@ -355,6 +327,9 @@ func (e *Engine) AuditRevisionAt(ctx context.Context, t time.Time) (storage.Revi
 func (e *Engine) TrimAudit(ctx context.Context, before time.Time) (int, error) {
 	e.trimMu.Lock()
 	defer e.trimMu.Unlock()
+	// The indexer must not add terms of an entry this removes.
+	e.indexMu.Lock()
+	defer e.indexMu.Unlock()
 	n := 0
 	for {
 		removed, done, err := e.trimPage(ctx, before)

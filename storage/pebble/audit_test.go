@@ -374,3 +374,122 @@ func TestRevisionRecord(t *testing.T) {
 		}
 	}
 }
+
+// termKeys counts the audit index keys ("a t ...").
+func termKeys(t *testing.T, e *Engine) int {
+	t.Helper()
+	it, err := e.db.NewIter(&pdb.IterOptions{LowerBound: []byte{spaceAudit, auditTerm}, UpperBound: []byte{spaceAudit, auditTerm + 1}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer it.Close()
+	n := 0
+	for valid := it.First(); valid; valid = it.Next() {
+		n++
+	}
+	return n
+}
+
+// termRevs lists the revisions indexed under term, oldest first.
+func termRevs(t *testing.T, e *Engine, term string) []storage.Revision {
+	t.Helper()
+	var out []storage.Revision
+	for rev, err := range e.AuditTermRevisions(context.Background(), term, 0, 0, false) {
+		if err != nil {
+			t.Fatal(err)
+		}
+		out = append(out, rev)
+	}
+	return out
+}
+
+// TestAuditIndexBehind checks the deferred term index: a write stores no
+// term key, the indexer adds them and records how far it got, a reopened
+// store resumes from there, and a store without the mark (written before
+// the index was deferred, when every entry was indexed with its write)
+// counts all its entries as indexed.
+func TestAuditIndexBehind(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	open := func() *Engine {
+		e, err := Open(Options{Dir: dir, GCInterval: -1, noAuditIndexer: true})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return e
+	}
+	e := open()
+	r1 := touchOne(t, e, "document:1#viewer@user:alice", storage.WriteMetadata{Actor: "a"})
+	r2 := touchOne(t, e, "document:1#viewer@user:bob", storage.WriteMetadata{Actor: "a"})
+	if n := termKeys(t, e); n != 0 {
+		t.Fatalf("%d term keys before indexing, want none", n)
+	}
+	want := []storage.Revision{r1, r2}
+	if got := termRevs(t, e, auditlog.ResourceTerm("document", "1")); !slices.Equal(got, want) {
+		t.Fatalf("unindexed: document:1 at %v, want %v", got, want)
+	}
+	// Closed without indexing: the next start indexes from the mark.
+	if err := e.Close(); err != nil {
+		t.Fatal(err)
+	}
+	e = open()
+	if got := e.auditIndexed.Load(); got != 0 {
+		t.Fatalf("indexed through %d after reopening, want 0", got)
+	}
+	if err := e.IndexAudit(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if got := e.auditIndexed.Load(); got != uint64(r2) {
+		t.Fatalf("indexed through %d, want %d", got, r2)
+	}
+	indexed := termKeys(t, e)
+	if indexed == 0 {
+		t.Fatal("no term keys after indexing")
+	}
+	if got := termRevs(t, e, auditlog.ResourceTerm("document", "1")); !slices.Equal(got, want) {
+		t.Fatalf("indexed: document:1 at %v, want %v", got, want)
+	}
+	// A store without the mark: its entries are taken as indexed.
+	if err := e.db.Delete(keyAuditIndexed, pdb.Sync); err != nil {
+		t.Fatal(err)
+	}
+	if err := e.Close(); err != nil {
+		t.Fatal(err)
+	}
+	e = open()
+	defer e.Close()
+	if got := e.auditIndexed.Load(); got != uint64(r2) {
+		t.Fatalf("a store without the mark is indexed through %d, want %d", got, r2)
+	}
+	r3 := touchOne(t, e, "document:1#viewer@user:carol", storage.WriteMetadata{Actor: "a"})
+	want = append(want, r3)
+	if got := termRevs(t, e, auditlog.ResourceTerm("document", "1")); !slices.Equal(got, want) {
+		t.Fatalf("index and tail: document:1 at %v, want %v", got, want)
+	}
+	if err := e.IndexAudit(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if n := termKeys(t, e); n <= indexed {
+		t.Fatalf("%d term keys after indexing a third entry, want more than %d", n, indexed)
+	}
+}
+
+// TestAuditIndexerRuns checks that the background indexer catches up with
+// writes on its own.
+func TestAuditIndexerRuns(t *testing.T) {
+	e := openTest(t, Options{InMemory: true})
+	var last storage.Revision
+	for i := range 20 {
+		last = touchOne(t, e, fmt.Sprintf("document:%d#viewer@user:alice", i), storage.WriteMetadata{Actor: "a"})
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for e.auditIndexed.Load() < uint64(last) {
+		if time.Now().After(deadline) {
+			t.Fatalf("indexed through %d after 10s, want %d", e.auditIndexed.Load(), last)
+		}
+		time.Sleep(time.Millisecond)
+	}
+	if got := termRevs(t, e, auditlog.SubjectTerm("user", "alice")); len(got) != 20 {
+		t.Fatalf("user:alice indexed at %d revisions, want 20", len(got))
+	}
+}

@@ -127,8 +127,12 @@ func metadata(args []string) storage.WriteMetadata {
 	return m
 }
 
-// dump renders every key in the store, one a line.
+// dump renders every key in the store, one a line, once the audit
+// indexer has caught up (so the layout does not depend on its timing).
 func dump(t *testing.T, e *Engine) string {
+	if err := e.IndexAudit(context.Background()); err != nil {
+		t.Fatal(err)
+	}
 	it, err := e.db.NewIter(&pdb.IterOptions{})
 	if err != nil {
 		t.Fatal(err)

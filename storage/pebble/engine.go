@@ -45,6 +45,9 @@ type Options struct {
 	// fs, when set, is the filesystem the store is opened on under Dir
 	// (tests: a crashable memory filesystem).
 	fs vfs.FS
+	// noAuditIndexer leaves audit entries unindexed until IndexAudit is
+	// called, for tests of queries over the unindexed tail.
+	noAuditIndexer bool
 }
 
 const (
@@ -101,6 +104,11 @@ type Engine struct {
 	gcMu sync.Mutex
 	// trimMu serializes TrimAudit passes.
 	trimMu sync.Mutex
+	// indexMu serializes audit index passes with each other and with
+	// TrimAudit; auditIndexed is the revision through which every audit
+	// entry's terms are in the index ("m ai").
+	indexMu      sync.Mutex
+	auditIndexed atomic.Uint64
 
 	// notifyMu guards notify, a channel closed (and replaced) on every
 	// commit and on Close to wake watchers.
@@ -169,6 +177,10 @@ func Open(opts Options) (*Engine, error) {
 		e.gcDone.Add(1)
 		go e.collectPeriodically()
 	}
+	if !opts.DisableAudit && !opts.noAuditIndexer {
+		e.gcDone.Add(1)
+		go e.indexAuditContinuously()
+	}
 	return e, nil
 }
 
@@ -196,6 +208,9 @@ func (e *Engine) load() error {
 		return err
 	}
 	if e.auditHead, err = e.loadAuditHead(); err != nil {
+		return fmt.Errorf("audit log: %w", err)
+	}
+	if err := e.loadAuditIndexed(); err != nil {
 		return fmt.Errorf("audit log: %w", err)
 	}
 	v, closer, err := e.db.Get(keyGCFloor)

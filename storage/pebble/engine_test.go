@@ -45,6 +45,15 @@ func TestConformanceInMemory(t *testing.T) {
 	}, storagetest.WithTamper(tamper))
 }
 
+// TestConformanceUnindexedAudit runs the audit subtests with the audit
+// indexer stopped: term queries answer from the entries alone until the
+// suite calls IndexAudit.
+func TestConformanceUnindexedAudit(t *testing.T) {
+	storagetest.RunAudit(t, func(t *testing.T) storage.Engine {
+		return openTest(t, Options{InMemory: true, noAuditIndexer: true})
+	}, storagetest.WithTamper(tamper))
+}
+
 // tamper rewrites a stored audit entry in Pebble, behind the engine's back.
 func tamper(t *testing.T, e storage.Engine, rev storage.Revision, edit func([]byte) []byte) {
 	t.Helper()

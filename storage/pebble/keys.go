@@ -20,6 +20,7 @@ import (
 //	x <expiration> f<...>^rev                                          expiration index
 //	m gc                                                               GC floor
 //	m at                                                               newest trimmed audit entry
+//	m ai                                                               audit log indexed through
 //	a e rev                                                            audit entry
 //	a t <term> rev                                                     audit index term
 //	a f rev                                                            audit object filter (import entries)
@@ -37,7 +38,8 @@ import (
 // touches it, only TrimAudit does. An entry's value is its auditlog
 // encoding; each of its index terms is an empty-valued key, so the
 // revisions indexed under one term are one contiguous, revision-ordered
-// range. "m at" holds the revision and hash of the newest entry TrimAudit
+// range, written behind the log by a background indexer (auditindex.go);
+// "m ai" is the revision through which it has indexed. "m at" holds the revision and hash of the newest entry TrimAudit
 // removed, so the chain continues from it when the whole log is trimmed.
 const (
 	spaceForward  byte = 'f'
@@ -67,6 +69,7 @@ const (
 var (
 	keyGCFloor      = []byte{spaceMeta, 'g', 'c'}
 	keyAuditTrimmed = []byte{spaceMeta, 'a', 't'}
+	keyAuditIndexed = []byte{spaceMeta, 'a', 'i'}
 )
 
 var errCorrupt = errors.New("corrupt key or value")

@@ -106,7 +106,7 @@ func (e *Engine) write(ctx context.Context, req storage.WriteRequest) (storage.R
 				return 0, fmt.Errorf("mutation %d: %w", i, err)
 			}
 		}
-		prepared.auditTerms, prepared.auditFilter, prepared.auditBuilt = prepared.audit.Terms(), prepared.audit.Filter(), true
+		prepared.auditFilter, prepared.auditFiltered, prepared.auditBuilt = prepared.audit.Filter(), true, true
 	}
 
 	release, err := e.use()
@@ -254,12 +254,13 @@ type commit struct {
 	// schema diff and effective changes in the order the write listed
 	// them — as the write proceeds (an import batch's before the lock);
 	// nil when the audit log is disabled. auditBuilt says every change
-	// was added before the lock; auditTerms are the index terms when
-	// computed before the lock (nil: computed when sealing).
-	audit       *auditlog.Builder
-	auditBuilt  bool
-	auditTerms  []string
-	auditFilter []byte // the object filter, computed with auditTerms
+	// was added before the lock; auditFiltered says auditFilter, the
+	// object filter of an import entry (nil for others), was computed
+	// then too.
+	audit         *auditlog.Builder
+	auditBuilt    bool
+	auditFiltered bool
+	auditFilter   []byte
 }
 
 // serialize runs build holding writeMu with a commit for the next
@@ -563,11 +564,8 @@ func (e *Engine) importBatch(ctx context.Context, set *encodedSet, audit *auditl
 	prepared := commit{audit: audit, auditBuilt: true}
 	size := 2*len(set.buf) + 32*len(set.muts) + 1024
 	if audit != nil {
-		prepared.auditTerms, prepared.auditFilter = audit.Terms(), audit.Filter()
+		prepared.auditFilter, prepared.auditFiltered = audit.Filter(), true
 		size += audit.Len() + len(prepared.auditFilter) + 128
-		for _, t := range prepared.auditTerms {
-			size += len(t) + 16
-		}
 	}
 	prepared.batch = e.db.NewBatchWithSize(size)
 	return e.serialize(ctx, prepared, func(c *commit) error {

@@ -20,10 +20,11 @@ import (
 
 // The audit log lives in two tables (migration 0004): audit_entries holds
 // each revision's sealed entry, audit_terms one (term, revision) row per
-// index term of each entry. A write stores both, and the new chain head,
-// with its revision record (stmtInsertAuditedRevision) in the final
+// index term of each entry. A write stores its entry and the new chain
+// head with its revision record (stmtInsertAuditedRevision) in the final
 // round trip of its transaction (inRevision), so an entry commits exactly
-// when its revision does.
+// when its revision does; its terms follow, written by the indexer
+// (audit_index.go, migration 0005).
 
 // Page bounds of the audit reads. An entry can be large (an import batch
 // lists every relationship it wrote), so a page of entries also stops at
@@ -41,11 +42,10 @@ const (
 	trimTermBudget = 50_000
 )
 
-// sealed is an audit entry ready to store: its encoding, index terms and
-// hash (the next entry's PrevHash).
+// sealed is an audit entry ready to store: its encoding, object filter
+// and hash (the next entry's PrevHash).
 type sealed struct {
 	value  []byte
-	terms  []string
 	filter []byte
 	hash   storage.AuditHash
 	err    error
@@ -61,11 +61,11 @@ func sealEntry(e storage.AuditEntry, head []byte) sealed {
 	default:
 		return sealed{err: fmt.Errorf("audit chain head in revision_counter is %d bytes, want %d", len(head), len(e.PrevHash))}
 	}
-	value, terms, filter, err := auditlog.SealIndexed(&e)
+	value, _, filter, err := auditlog.SealIndexed(&e)
 	if err != nil {
 		return sealed{err: fmt.Errorf("seal audit entry: %w", err)}
 	}
-	return sealed{value: value, terms: terms, filter: filter, hash: e.Hash}
+	return sealed{value: value, filter: filter, hash: e.Hash}
 }
 
 // sealConcurrently runs sealEntry in a goroutine; the function it returns
@@ -186,39 +186,87 @@ func (e *Engine) auditEntriesPage(ctx context.Context, lo, hi int64, desc bool) 
 }
 
 // AuditTermRevisions streams the revisions in [from, to] (to 0: no upper
-// bound) of the entries indexed under term, ascending or descending.
+// bound) of the entries indexed under term, ascending or descending: from
+// audit_terms up to the indexed-through mark, and by decoding the entries
+// above it.
 func (e *Engine) AuditTermRevisions(ctx context.Context, term string, from, to storage.Revision, desc bool) iter.Seq2[storage.Revision, error] {
 	return func(yield func(storage.Revision, error) bool) {
 		if err := e.checkOpen(); err != nil {
 			yield(0, err)
 			return
 		}
-		stmt := stmtAuditTermRevisions
-		if desc {
-			stmt = stmtAuditTermRevisionsDesc
-		}
 		lo, hi, ok := revisionRange(from, to)
-		for ok {
-			rows, err := e.pool.Query(ctx, stmt, term, lo, hi, termPageSize)
-			var page []int64
-			if err == nil {
-				page, err = pgx.CollectRows(rows, pgx.RowTo[int64])
+		if !ok {
+			return
+		}
+		var indexed int64
+		if err := e.pool.QueryRow(ctx, stmtAuditIndexed).Scan(&indexed); err != nil {
+			yield(0, fmt.Errorf("audit revisions of term %q: indexed-through mark: %w", term, unavailable(err)))
+			return
+		}
+		fromIndex := func() bool {
+			return lo > min(hi, indexed) || e.indexedRevisions(ctx, term, lo, min(hi, indexed), desc, yield)
+		}
+		fromEntries := func() bool {
+			return max(lo, indexed+1) > hi || e.unindexedRevisions(ctx, term, max(lo, indexed+1), hi, desc, yield)
+		}
+		if desc {
+			_ = fromEntries() && fromIndex()
+			return
+		}
+		_ = fromIndex() && fromEntries()
+	}
+}
+
+// indexedRevisions yields the revisions in [lo, hi] that audit_terms lists
+// under term, a page at a time; it returns false once yield has.
+func (e *Engine) indexedRevisions(ctx context.Context, term string, lo, hi int64, desc bool, yield func(storage.Revision, error) bool) bool {
+	stmt := stmtAuditTermRevisions
+	if desc {
+		stmt = stmtAuditTermRevisionsDesc
+	}
+	for ok := true; ok; {
+		rows, err := e.pool.Query(ctx, stmt, term, lo, hi, termPageSize)
+		var page []int64
+		if err == nil {
+			page, err = pgx.CollectRows(rows, pgx.RowTo[int64])
+		}
+		if err != nil {
+			yield(0, fmt.Errorf("audit revisions of term %q in [%d, %d]: %w", term, lo, hi, unavailable(err)))
+			return false
+		}
+		for _, rev := range page {
+			if !yield(storage.Revision(rev), nil) {
+				return false
 			}
-			if err != nil {
-				yield(0, fmt.Errorf("audit revisions of term %q in [%d, %d]: %w", term, lo, hi, unavailable(err)))
-				return
-			}
-			for _, rev := range page {
-				if !yield(storage.Revision(rev), nil) {
-					return
-				}
-			}
-			if len(page) < termPageSize {
-				return
-			}
-			lo, hi, ok = nextPage(lo, hi, page[len(page)-1], desc)
+		}
+		if len(page) < termPageSize {
+			return true
+		}
+		lo, hi, ok = nextPage(lo, hi, page[len(page)-1], desc)
+	}
+	return true
+}
+
+// unindexedRevisions yields the revisions in [lo, hi] whose entries have
+// term among their index terms, decoding each entry; it returns false
+// once yield has.
+func (e *Engine) unindexedRevisions(ctx context.Context, term string, lo, hi int64, desc bool, yield func(storage.Revision, error) bool) bool {
+	for en, err := range e.AuditEntries(ctx, storage.Revision(lo), storage.Revision(hi), desc) {
+		if err != nil {
+			yield(0, err)
+			return false
+		}
+		dec, err := auditlog.Decode(en.Value)
+		if err != nil {
+			yield(0, fmt.Errorf("audit revisions of term %q: entry %d: %w", term, en.Revision, err))
+			return false
+		}
+		if _, found := slices.BinarySearch(auditlog.Terms(&dec), term); found && !yield(en.Revision, nil) {
+			return false
 		}
 	}
+	return true
 }
 
 // AuditEntry returns the entry of rev; ok is false when the log holds
@@ -311,6 +359,11 @@ func (e *Engine) TrimAudit(ctx context.Context, before time.Time) (int, error) {
 // cut, with their terms; more reports that others may remain.
 func (e *Engine) trimAuditBatch(ctx context.Context, cut time.Time) (n int, more bool, err error) {
 	err = runWrite(ctx, e.dialect, e.pool, func(tx pgx.Tx) error {
+		// The indexer must not add terms of an entry this removes.
+		var indexed int64
+		if err := tx.QueryRow(ctx, stmtLockAuditIndex).Scan(&indexed); err != nil {
+			return fmt.Errorf("lock the audit index: %w", err)
+		}
 		doomed, err := readOldestEntries(ctx, tx, cut)
 		if err != nil || len(doomed.revs) == 0 {
 			n, more = 0, false

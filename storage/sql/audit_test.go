@@ -115,6 +115,26 @@ func TestAuditChainAcrossEngines(t *testing.T) {
 	if !servers["server-0"] || !servers["server-1"] {
 		t.Fatalf("entries come from %v, want both servers", servers)
 	}
+	// Both servers' indexers, racing, index every entry exactly once.
+	for _, e := range engines {
+		wg.Go(func() {
+			if err := e.IndexAudit(ctx); err != nil {
+				t.Error(err)
+			}
+		})
+	}
+	wg.Wait()
+	want := 0
+	for _, en := range decodedEntries(t, engines[0]) {
+		want += len(auditlog.Terms(&en))
+	}
+	var indexed int64
+	if err := engines[0].pool.QueryRow(ctx, stmtAuditIndexed).Scan(&indexed); err != nil {
+		t.Fatal(err)
+	}
+	if got := count(t, engines[0], "audit_terms"); got != want || indexed != int64(head) {
+		t.Fatalf("%d term rows indexed through %d; want %d through %d", got, indexed, want, head)
+	}
 }
 
 // TestAuditCommitTimes: an entry's commit time is its revision's, as
@@ -297,8 +317,9 @@ func insertEntries(t *testing.T, e *Engine, first storage.Revision, n, changes i
 			t.Fatal(s.err)
 		}
 		b.Queue("INSERT INTO audit_entries (revision, committed_at, value) VALUES ($1, $2, $3)", int64(en.Revision), en.CommittedAt, s.value)
-		b.Queue("INSERT INTO audit_terms (term, revision) SELECT unnest($1::TEXT[]), $2::BIGINT", s.terms, int64(en.Revision))
+		b.Queue("INSERT INTO audit_terms (term, revision) SELECT unnest($1::TEXT[]), $2::BIGINT", auditlog.Terms(&en), int64(en.Revision))
 	}
+	b.Queue("UPDATE audit_index SET indexed_through = greatest(indexed_through, $1)", int64(first)+int64(n)-1)
 	if err := e.pool.SendBatch(context.Background(), &b).Close(); err != nil {
 		t.Fatal(err)
 	}
@@ -314,6 +335,9 @@ func TestAuditPaging(t *testing.T) {
 	insertEntries(t, e, 151, 40, 5_000, now) // ~250 KB each: pages cut by bytes
 	if _, err := e.pool.Exec(ctx, `INSERT INTO audit_terms (term, revision)
 SELECT 'x', i FROM generate_series(1, 25000) i`); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.pool.Exec(ctx, "UPDATE audit_index SET indexed_through = 25000"); err != nil {
 		t.Fatal(err)
 	}
 	seq := func(lo, hi int, desc bool) []storage.Revision {

@@ -12,6 +12,15 @@ func TestConformancePostgreSQL(t *testing.T) {
 	storagetest.Run(t, func(t *testing.T) storage.Engine { return openTest(t) }, storagetest.WithTamper(tamperAuditEntry))
 }
 
+// TestConformanceUnindexedAuditPostgreSQL runs the audit subtests with
+// the audit indexer stopped: term queries answer from the entries alone
+// until the suite calls IndexAudit.
+func TestConformanceUnindexedAuditPostgreSQL(t *testing.T) {
+	storagetest.RunAudit(t, func(t *testing.T) storage.Engine {
+		return openTestConfig(t, Config{noAuditIndexer: true})
+	}, storagetest.WithTamper(tamperAuditEntry))
+}
+
 // tamperAuditEntry rewrites a stored audit entry behind the engine's
 // back, as anyone who can write the database could.
 func tamperAuditEntry(t *testing.T, se storage.Engine, rev storage.Revision, edit func([]byte) []byte) {

@@ -49,6 +49,10 @@ type Config struct {
 	// CollectGarbage also trims the entries committed before
 	// now - AuditRetention (TrimAudit). 0 keeps them forever.
 	AuditRetention time.Duration
+
+	// noAuditIndexer leaves audit entries unindexed until IndexAudit is
+	// called, for tests of queries over the unindexed tail.
+	noAuditIndexer bool
 }
 
 // Engine is a storage.Engine on PostgreSQL or CockroachDB.
@@ -67,6 +71,11 @@ type Engine struct {
 	// (notify.go), so watchers need not wait to poll.
 	commitMu  sync.Mutex
 	committed chan struct{}
+
+	// stopIndexing ends the audit term indexer, which closes indexDone as
+	// it exits; both nil when the audit log is disabled.
+	stopIndexing context.CancelFunc
+	indexDone    chan struct{}
 
 	// stopListening ends the PostgreSQL notification listener, which
 	// closes listenDone as it exits; both nil on CockroachDB.
@@ -141,6 +150,11 @@ func Open(ctx context.Context, cfg Config) (*Engine, error) {
 		e.stopListening, e.listenDone = stop, make(chan struct{})
 		go e.listen(listenCtx, poolCfg.ConnConfig.Copy())
 	}
+	if e.audit && !cfg.noAuditIndexer {
+		indexCtx, stop := context.WithCancel(context.Background())
+		e.stopIndexing, e.indexDone = stop, make(chan struct{})
+		go e.indexAuditContinuously(indexCtx, e.indexDone)
+	}
 	return e, nil
 }
 
@@ -148,6 +162,10 @@ func Open(ctx context.Context, cfg Config) (*Engine, error) {
 func (e *Engine) Close() error {
 	if e.closed.Swap(true) {
 		return nil
+	}
+	if e.stopIndexing != nil {
+		e.stopIndexing()
+		<-e.indexDone
 	}
 	if e.stopListening != nil {
 		e.stopListening()

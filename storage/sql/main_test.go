@@ -18,11 +18,14 @@ func TestMain(m *testing.M) { os.Exit(pgtest.Main(m, &pg)) }
 // openTest opens a migrated engine on a fresh database.
 func openTest(t testing.TB) *Engine {
 	t.Helper()
-	e, err := Open(context.Background(), Config{
-		URL:               pg.NewDatabase(t),
-		AutoMigrate:       true,
-		WatchPollInterval: 20 * time.Millisecond,
-	})
+	return openTestConfig(t, Config{})
+}
+
+// openTestConfig opens an engine with cfg on a fresh database.
+func openTestConfig(t testing.TB, cfg Config) *Engine {
+	t.Helper()
+	cfg.URL, cfg.AutoMigrate, cfg.WatchPollInterval = pg.NewDatabase(t), true, 20*time.Millisecond
+	e, err := Open(context.Background(), cfg)
 	if err != nil {
 		t.Fatal(err)
 	}

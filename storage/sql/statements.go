@@ -102,16 +102,14 @@ WHERE deleted_rev > $1 AND deleted_rev <= $2`
 // The audit log (audit.go).
 const (
 	// stmtInsertAuditedRevision is stmtInsertRevision that also stores
-	// the revision's audit entry ($7), its index terms ($8, one array
-	// however many there are), the new chain head ($9) and the entry's
-	// object filter ($10, NULL for most): one statement,
-	// not four, in the write's final round trip.
+	// the revision's audit entry ($7), the new chain head ($8) and the
+	// entry's object filter ($9, NULL for most): one statement, not three,
+	// in the write's final round trip. The entry's index terms are added
+	// later, by the indexer (audit_index.go).
 	stmtInsertAuditedRevision = `WITH entry AS (
-  INSERT INTO audit_entries (revision, committed_at, value, filter) VALUES ($1, $2, $7, $10)
-), terms AS (
-  INSERT INTO audit_terms (term, revision) SELECT unnest($8::TEXT[]), $1
+  INSERT INTO audit_entries (revision, committed_at, value, filter) VALUES ($1, $2, $7, $9)
 ), chain AS (
-  UPDATE revision_counter SET audit_hash = $9 WHERE id = 1
+  UPDATE revision_counter SET audit_hash = $8 WHERE id = 1
 )
 INSERT INTO revisions (revision, committed_at, actor, reason, labels, schema_changed)
 VALUES ($1, $2, $3, $4, $5, $6)`
@@ -144,7 +142,24 @@ WHERE (term, revision) IN (SELECT unnest($1::TEXT[]), unnest($2::BIGINT[]))`
 	// an entry too corrupt to decode, whose terms are not known.
 	stmtDeleteAuditTermsOfRevision = "DELETE FROM audit_terms WHERE revision = $1"
 	stmtDeleteAuditEntries         = "DELETE FROM audit_entries WHERE revision = ANY($1::BIGINT[])"
+
+	// The term indexer (audit_index.go) locks the indexed-through mark,
+	// reads the entries above it, stores their terms and advances it.
+	stmtLockAuditIndex   = "SELECT indexed_through FROM audit_index WHERE id = 1 FOR UPDATE"
+	stmtAuditIndexed     = "SELECT indexed_through FROM audit_index WHERE id = 1"
+	stmtInsertAuditTerms = `INSERT INTO audit_terms (term, revision)
+SELECT unnest($1::TEXT[]), unnest($2::BIGINT[]) ON CONFLICT DO NOTHING`
+	stmtAdvanceAuditIndex = "UPDATE audit_index SET indexed_through = $1 WHERE id = 1"
 )
+
+// stmtAuditIndexLag reads the mark and the newest entry without locking,
+// so an idle indexer writes nothing.
+const stmtAuditIndexLag = `SELECT indexed_through, (SELECT coalesce(max(revision), 0) FROM audit_entries)
+FROM audit_index WHERE id = 1`
+
+// stmtUnindexedEntries reads the entries above the mark, oldest first.
+const stmtUnindexedEntries = `SELECT revision, value FROM audit_entries
+WHERE revision > $1 ORDER BY revision LIMIT $2`
 
 // query is a statement under construction with its positional arguments.
 // Values, limits included, are always arguments, so the statement text

@@ -116,7 +116,7 @@ func (e *Engine) inRevision(ctx context.Context, entry storage.AuditEntry, fn fu
 				return s.err
 			}
 			w.final.Queue(stmtInsertAuditedRevision, rev, committedAt, meta.Actor, meta.Reason, labels, schemaChanged,
-				s.value, s.terms, s.hash[:], s.filter)
+				s.value, s.hash[:], s.filter)
 		} else {
 			w.final.Queue(stmtInsertRevision, rev, committedAt, meta.Actor, meta.Reason, labels, schemaChanged)
 		}

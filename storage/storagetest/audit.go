@@ -332,7 +332,7 @@ func testAuditTerms(t *testing.T, e storage.Engine) {
 		return out
 	}
 	exp := time.Date(2031, 5, 1, 12, 0, 0, 0, time.UTC)
-	for _, tc := range []struct {
+	cases := []struct {
 		term string
 		want []string
 	}{
@@ -358,24 +358,38 @@ func testAuditTerms(t *testing.T, e storage.Engine) {
 		{auditlog.KindTerm(storage.AuditSchema), revs(0)},
 		{auditlog.KindTerm(storage.AuditDelete), revs(5)},
 		{auditlog.ExpiryDayTerm(exp), revs(1)},
-	} {
-		var got []string
-		for rev, err := range e.AuditTermRevisions(ctx, tc.term, 0, 0, false) {
-			if err != nil {
-				t.Fatalf("term %q: %v", tc.term, err)
-			}
-			got = append(got, fmt.Sprint(rev))
+	}
+	checkTerms := func(stage string) {
+		t.Helper()
+		for _, tc := range cases {
+			checkTerm(t, e, stage, tc.term, tc.want)
 		}
-		equalStrings(t, "revisions of term "+tc.term, got, tc.want)
-		got = got[:0]
-		for rev, err := range e.AuditTermRevisions(ctx, tc.term, 0, 0, true) {
-			if err != nil {
-				t.Fatalf("term %q: %v", tc.term, err)
-			}
-			got = append(got, fmt.Sprint(rev))
+	}
+	// An engine may index entries behind the log (AuditIndexer): every
+	// query must see every committed entry whether indexed yet or not.
+	checkTerms("")
+	indexer, deferred := e.(AuditIndexer)
+	if deferred {
+		if err := indexer.IndexAudit(ctx); err != nil {
+			t.Fatal(err)
 		}
-		slices.Reverse(got)
-		equalStrings(t, "revisions of term "+tc.term+", newest first", got, tc.want)
+		checkTerms(" (indexed)")
+		// One more entry, on top of the index.
+		more := touch(t, e, "document:1#viewer@user:zoe")
+		written := ReadAuditLog(t, e, more, more, false)
+		if len(written) != 1 {
+			t.Fatalf("audit entries of revision %d: %d, want 1", more, len(written))
+		}
+		newTerms := auditlog.Terms(&written[0])
+		for i := range cases {
+			if slices.Contains(newTerms, cases[i].term) {
+				cases[i].want = append(cases[i].want, fmt.Sprint(more))
+			}
+		}
+		if !slices.Contains(newTerms, auditlog.ResourceTerm("document", "1")) {
+			t.Fatalf("terms of %s lack document:1: %q", formatEntry(written[0]), newTerms)
+		}
+		checkTerms(" (indexed, then written)")
 	}
 	// Large import entries carry the filter of their objects; others none.
 	for i, en := range entries {
@@ -409,6 +423,35 @@ func testAuditTerms(t *testing.T, e storage.Engine) {
 	equalStrings(t, "user subjects in [3rd, 5th], newest first", got, revs(4, 3, 2))
 }
 
+// AuditIndexer is an engine that indexes audit entries behind the log;
+// IndexAudit returns once every committed entry is indexed.
+type AuditIndexer interface {
+	IndexAudit(ctx context.Context) error
+}
+
+// checkTerm compares the revisions indexed under term, oldest first and
+// newest first, with want.
+func checkTerm(t *testing.T, e storage.Engine, stage, term string, want []string) {
+	t.Helper()
+	var got []string
+	for rev, err := range e.AuditTermRevisions(ctx, term, 0, 0, false) {
+		if err != nil {
+			t.Fatalf("term %q: %v", term, err)
+		}
+		got = append(got, fmt.Sprint(rev))
+	}
+	equalStrings(t, "revisions of term "+term+stage, got, want)
+	got = got[:0]
+	for rev, err := range e.AuditTermRevisions(ctx, term, 0, 0, true) {
+		if err != nil {
+			t.Fatalf("term %q: %v", term, err)
+		}
+		got = append(got, fmt.Sprint(rev))
+	}
+	slices.Reverse(got)
+	equalStrings(t, "revisions of term "+term+stage+", newest first", got, want)
+}
+
 func testAuditRetention(t *testing.T, e storage.Engine) {
 	auditWorkload(t, e)
 	entries := ReadAuditLog(t, e, 0, 0, false)
@@ -437,7 +480,13 @@ func testAuditRetention(t *testing.T, e storage.Engine) {
 	if got, err := e.AuditRevisionAt(ctx, entries[0].CommittedAt.Add(-time.Nanosecond)); err != nil || got != 0 {
 		t.Fatalf("revision before the first entry = %d, %v; want 0", got, err)
 	}
-	// Trim everything committed before the fourth entry.
+	// Trim everything committed before the fourth entry, with its index
+	// terms.
+	if indexer, deferred := e.(AuditIndexer); deferred {
+		if err := indexer.IndexAudit(ctx); err != nil {
+			t.Fatal(err)
+		}
+	}
 	cut := entries[3].CommittedAt
 	kept := 0
 	for _, en := range entries {

@@ -92,6 +92,26 @@ func Run(t *testing.T, newEngine NewEngine, opts ...Option) {
 	})
 }
 
+// RunAudit runs only the audit log's conformance subtests: for a variant
+// of an engine that differs in how it keeps the log (its term index
+// stopped, say).
+func RunAudit(t *testing.T, newEngine NewEngine, opts ...Option) {
+	var o options
+	for _, opt := range opts {
+		opt(&o)
+	}
+	for _, st := range subtests {
+		if strings.HasPrefix(st.name, "Audit") {
+			t.Run(st.name, func(t *testing.T) {
+				st.fn(t, newEngine(t))
+			})
+		}
+	}
+	t.Run("AuditChain", func(t *testing.T) {
+		testAuditChain(t, newEngine(t), o.tamper)
+	})
+}
+
 // ctx is the background context subtests use; deadlines come from go test.
 var ctx = context.Background()
 

@@ -1,0 +1,249 @@
+package pebble
+
+import (
+	"context"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"iter"
+	"log"
+	"slices"
+	"time"
+
+	pdb "github.com/cockroachdb/pebble/v2"
+
+	"github.com/pembadb/pemba/storage"
+	"github.com/pembadb/pemba/storage/auditlog"
+)
+
+// The audit log's term index is written behind the log, not with it: a
+// write stores its audit entry in its own batch, and a background indexer
+// adds the entry's index terms ("a t <term> rev") later, many entries per
+// unsynced batch, together with "m ai", the revision through which every
+// entry is indexed. Keeping the terms out of the write's batch keeps them
+// off the serialized, synced write path. The index is derived data: a
+// crash may lose an indexer batch, never an entry, and the indexer redoes
+// it from "m ai" on the next start.
+//
+// A term query reads the index up to "m ai" and decodes the entries above
+// it (the tail, normally a few milliseconds of writes), so it sees every
+// committed entry whether indexed yet or not.
+
+// auditIndexDelay is how long the indexer lets writes accumulate after
+// one wakes it, so that one batch indexes many entries.
+const auditIndexDelay = 5 * time.Millisecond
+
+// auditIndexPageEntries bounds the entries one indexer batch covers.
+const auditIndexPageEntries = 512
+
+// loadAuditIndexed reads "m ai". A store without it predates the
+// deferred index: every entry it holds was indexed as it was written, so
+// the newest entry is the indexed-through revision, recorded now.
+func (e *Engine) loadAuditIndexed() error {
+	v, closer, err := e.db.Get(keyAuditIndexed)
+	if err == nil {
+		defer closer.Close()
+		if len(v) != 8 {
+			return fmt.Errorf("audit index mark: %w", errCorrupt)
+		}
+		e.auditIndexed.Store(beUint64(v))
+		return nil
+	}
+	if !errors.Is(err, pdb.ErrNotFound) {
+		return fmt.Errorf("audit index mark: %w", err)
+	}
+	it, err := e.db.NewIter(&pdb.IterOptions{LowerBound: auditEntryKey(0), UpperBound: []byte{spaceAudit, auditEntry + 1}})
+	if err != nil {
+		return err
+	}
+	var newest uint64
+	if it.Last() {
+		newest = beUint64(it.Key()[2:])
+	}
+	if err := it.Close(); err != nil {
+		return err
+	}
+	if err := e.db.Set(keyAuditIndexed, binary.BigEndian.AppendUint64(nil, newest), e.writeOpt); err != nil {
+		return fmt.Errorf("audit index mark: %w", err)
+	}
+	e.auditIndexed.Store(newest)
+	return nil
+}
+
+// indexAuditContinuously runs the indexer until Close: it waits for a
+// commit, lets a few more accumulate, and indexes everything committed.
+// Failures are logged; the next commit retries.
+func (e *Engine) indexAuditContinuously() {
+	defer e.gcDone.Done()
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	go func() {
+		<-e.stopGC
+		cancel()
+	}()
+	delay := time.NewTimer(0)
+	<-delay.C
+	for {
+		changed := e.changed()
+		if err := e.IndexAudit(ctx); err != nil && !errors.Is(err, storage.ErrClosed) && ctx.Err() == nil {
+			log.Printf("pemba: audit log index: %v", err)
+		}
+		select {
+		case <-e.stopGC:
+			return
+		case <-changed:
+		}
+		delay.Reset(auditIndexDelay)
+		select {
+		case <-e.stopGC:
+			return
+		case <-delay.C:
+		}
+	}
+}
+
+// IndexAudit indexes every committed audit entry not indexed yet and
+// returns once the index has caught up with the head. The background
+// indexer calls it after commits; tests call it to reach a known state.
+func (e *Engine) IndexAudit(ctx context.Context) error {
+	if e.opts.DisableAudit {
+		return nil
+	}
+	e.indexMu.Lock()
+	defer e.indexMu.Unlock()
+	for {
+		more, err := e.indexAuditPage(ctx)
+		if err != nil {
+			return fmt.Errorf("index audit log: %w", err)
+		}
+		if !more {
+			return nil
+		}
+	}
+}
+
+// indexAuditPage indexes up to one batch of the entries above "m ai" and
+// advances it; more is false once the index has reached the head. The
+// caller holds indexMu. An entry that cannot be decoded (a damaged store,
+// which VerifyAudit reports) is logged and left out of the index.
+func (e *Engine) indexAuditPage(ctx context.Context) (more bool, err error) {
+	from := storage.Revision(e.auditIndexed.Load()) + 1
+	_, head, ok := e.auditBounds(from, 0)
+	if !ok || from > head {
+		return false, e.usable()
+	}
+	b := e.db.NewBatch()
+	defer b.Close()
+	through, n := head, 0
+	var key []byte
+	err = e.scanPage(ctx, auditEntryKey(from), auditEntryKey(head+1), false, func(k, v []byte) bool {
+		rev := storage.Revision(beUint64(k[2:]))
+		en, err := auditlog.Decode(v)
+		if err != nil {
+			log.Printf("pemba: audit log index: entry %d left out: %v", rev, err)
+		}
+		for _, term := range auditlog.Terms(&en) {
+			key = auditTermKey(key[:0], term, rev)
+			_ = b.Set(key, nil, nil)
+		}
+		n++
+		if n >= auditIndexPageEntries || b.Len() >= auditPageBytes {
+			through = rev
+			return false
+		}
+		return true
+	})
+	if err != nil {
+		return false, err
+	}
+	_ = b.Set(keyAuditIndexed, binary.BigEndian.AppendUint64(nil, uint64(through)), nil)
+	release, err := e.use()
+	if err != nil {
+		return false, err
+	}
+	defer release()
+	if err := b.Commit(pdb.NoSync); err != nil {
+		return false, err
+	}
+	e.auditIndexed.Store(uint64(through))
+	return through < head, nil
+}
+
+// termRevisions streams the revisions in [lo, hi] indexed under term: from
+// the index up to the indexed-through revision, and from the entries
+// themselves above it.
+func (e *Engine) termRevisions(ctx context.Context, term string, lo, hi storage.Revision, desc bool) iter.Seq2[storage.Revision, error] {
+	indexed := storage.Revision(e.auditIndexed.Load())
+	fromIndex := func(yield func(storage.Revision, error) bool) bool {
+		if lo > min(hi, indexed) {
+			return true
+		}
+		return e.indexedRevisions(ctx, term, lo, min(hi, indexed), desc, yield)
+	}
+	fromEntries := func(yield func(storage.Revision, error) bool) bool {
+		if max(lo, indexed+1) > hi {
+			return true
+		}
+		return e.unindexedRevisions(ctx, term, max(lo, indexed+1), hi, desc, yield)
+	}
+	return func(yield func(storage.Revision, error) bool) {
+		if desc {
+			_ = fromEntries(yield) && fromIndex(yield)
+			return
+		}
+		_ = fromIndex(yield) && fromEntries(yield)
+	}
+}
+
+// indexedRevisions yields the revisions in [lo, hi] of term's index keys,
+// a page at a time; it returns false once yield has.
+func (e *Engine) indexedRevisions(ctx context.Context, term string, lo, hi storage.Revision, desc bool, yield func(storage.Revision, error) bool) bool {
+	prefix := auditTermPrefix(nil, term)
+	n := len(prefix)
+	page := make([]storage.Revision, 0, auditPageRevisions)
+	var lower, upper []byte
+	for ok := true; ok; {
+		page = page[:0]
+		lower = binary.BigEndian.AppendUint64(append(lower[:0], prefix...), uint64(lo))
+		upper = binary.BigEndian.AppendUint64(append(upper[:0], prefix...), uint64(hi+1))
+		err := e.scanPage(ctx, lower, upper, desc, func(k, _ []byte) bool {
+			page = append(page, storage.Revision(beUint64(k[n:])))
+			return len(page) < auditPageRevisions
+		})
+		if err != nil {
+			yield(0, fmt.Errorf("audit term %q: %w", term, err))
+			return false
+		}
+		for _, rev := range page {
+			if !yield(rev, nil) {
+				return false
+			}
+		}
+		if len(page) == 0 {
+			return true
+		}
+		ok, lo, hi = nextPage(lo, hi, page[len(page)-1], desc)
+	}
+	return true
+}
+
+// unindexedRevisions yields the revisions in [lo, hi] whose entries have
+// term among their index terms, decoding each entry; it returns false
+// once yield has.
+func (e *Engine) unindexedRevisions(ctx context.Context, term string, lo, hi storage.Revision, desc bool, yield func(storage.Revision, error) bool) bool {
+	for en, err := range e.AuditEntries(ctx, lo, hi, desc) {
+		if err != nil {
+			yield(0, err)
+			return false
+		}
+		dec, err := auditlog.Decode(en.Value)
+		if err != nil {
+			yield(0, fmt.Errorf("audit term %q: entry %d: %w", term, en.Revision, err))
+			return false
+		}
+		if _, found := slices.BinarySearch(auditlog.Terms(&dec), term); found && !yield(en.Revision, nil) {
+			return false
+		}
+	}
+	return true
+}

@@ -1,0 +1,128 @@
+package sql
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/pembadb/pemba/storage"
+	"github.com/pembadb/pemba/storage/auditlog"
+)
+
+// The audit log's term index trails the log (migration 0005): writes store
+// their entries only, off the serialized write path, and every server runs
+// an indexer that adds the terms of entries above audit_index's
+// indexed_through mark, many entries per transaction, holding the mark's
+// row lock so servers never index the same entries twice and a trim never
+// removes an entry while it is being indexed.
+
+const (
+	// auditIndexDelay is how long the indexer lets commits accumulate
+	// after one wakes it, so that one transaction indexes many entries.
+	auditIndexDelay = 20 * time.Millisecond
+	// auditIndexInterval is how often it looks for unindexed entries
+	// without being woken: entries a server wrote and stopped before
+	// indexing, or other servers' entries on CockroachDB, which announces
+	// no commits.
+	auditIndexInterval = time.Second
+	// auditIndexBatch bounds the entries one indexer transaction covers.
+	auditIndexBatch = 512
+)
+
+// indexAuditContinuously runs the indexer until ctx ends.
+func (e *Engine) indexAuditContinuously(ctx context.Context, done chan<- struct{}) {
+	defer close(done)
+	tick := time.NewTicker(auditIndexInterval)
+	defer tick.Stop()
+	for {
+		woken := e.commitSignal()
+		if err := e.IndexAudit(ctx); err != nil && ctx.Err() == nil && !errors.Is(err, storage.ErrClosed) {
+			log.Printf("pemba: audit log index: %v", err)
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-tick.C:
+		case <-woken:
+			select {
+			case <-ctx.Done():
+				return
+			case <-time.After(auditIndexDelay):
+			}
+		}
+	}
+}
+
+// IndexAudit indexes every committed audit entry not indexed yet and
+// returns once the index has caught up with the newest entry it saw. The
+// background indexer calls it; tests call it to reach a known state.
+func (e *Engine) IndexAudit(ctx context.Context) error {
+	if err := e.checkOpen(); err != nil || !e.audit {
+		return err
+	}
+	for {
+		var indexed, newest int64
+		if err := e.pool.QueryRow(ctx, stmtAuditIndexLag).Scan(&indexed, &newest); err != nil {
+			return fmt.Errorf("index audit log: %w", unavailable(err))
+		}
+		if indexed >= newest {
+			return nil
+		}
+		if err := runWrite(ctx, e.dialect, e.pool, e.indexAuditBatch); err != nil {
+			return fmt.Errorf("index audit log: %w", err)
+		}
+	}
+}
+
+// indexAuditBatch indexes up to auditIndexBatch entries above the mark and
+// advances it, in tx. An entry that cannot be decoded (a damaged row,
+// which VerifyAudit reports) is logged and left out of the index.
+func (e *Engine) indexAuditBatch(tx pgx.Tx) error {
+	ctx := context.Background()
+	var indexed int64
+	if err := tx.QueryRow(ctx, stmtLockAuditIndex).Scan(&indexed); err != nil {
+		return fmt.Errorf("lock the mark: %w", err)
+	}
+	rows, err := tx.Query(ctx, stmtUnindexedEntries, indexed, auditIndexBatch)
+	if err != nil {
+		return fmt.Errorf("read entries above %d: %w", indexed, err)
+	}
+	var terms []string
+	var revs []int64
+	through := indexed
+	for rows.Next() {
+		var rev int64
+		var value []byte
+		if err := rows.Scan(&rev, &value); err != nil {
+			rows.Close()
+			return err
+		}
+		through = rev
+		en, err := auditlog.Decode(value)
+		if err != nil {
+			log.Printf("pemba: audit log index: entry %d left out: %v", rev, err)
+			continue
+		}
+		for _, term := range auditlog.Terms(&en) {
+			terms = append(terms, term)
+			revs = append(revs, rev)
+		}
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return fmt.Errorf("read entries above %d: %w", indexed, err)
+	}
+	if through == indexed {
+		return nil
+	}
+	var batch pgx.Batch
+	if len(terms) > 0 {
+		batch.Queue(stmtInsertAuditTerms, terms, revs)
+	}
+	batch.Queue(stmtAdvanceAuditIndex, through)
+	return tx.SendBatch(ctx, &batch).Close()
+}
