@@ -162,7 +162,7 @@ func accepts(rel *schema.Relation, r graph.Relationship) bool {
 		caveat = r.Caveat.Name
 	}
 	for _, a := range rel.AllowedFor(r.Subject.Object.Type, r.Subject.Relation, r.Subject.IsWildcard()) {
-		if a.Caveat == caveat && (r.Expiration == nil || a.Expiration) {
+		if a.Caveat == caveat && a.Expiration == (r.Expiration != nil) {
 			return true
 		}
 	}

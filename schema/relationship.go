@@ -28,7 +28,11 @@ func relationshipError(field, format string, args ...any) error {
 // type and relation exist (and the relation is not a permission), the
 // subject type, subject relation and wildcard are allowed, the caveat is one
 // the relation allows for that subject (or one it requires is present), its
-// context names only declared parameters, and an expiration is allowed.
+// context names only declared parameters, and it has an expiration
+// exactly when the relation allows (`with expiration`) or requires one: a
+// relation whose only allowance for the subject is `user with expiration`
+// refuses a relationship without one, as `user | user with expiration`
+// does not.
 func (s *Schema) ValidateRelationship(r graph.Relationship) error {
 	def := s.Definition(r.Resource.Type)
 	if def == nil {
@@ -74,8 +78,13 @@ func (s *Schema) ValidateRelationship(r graph.Relationship) error {
 		return relationshipError("caveat.name", "caveat %q is not allowed on %s#%s for subject %s (allowed: %s)",
 			caveat, def.Name, rel.Name, subjectTypeString(sub), rel.allowedList())
 	}
-	if r.Expiration != nil && !slices.ContainsFunc(matching, func(a AllowedSubject) bool { return a.Expiration }) {
-		return relationshipError("expiration", "%s#%s does not allow an expiration for subject %s (allowed: %s)",
+	expires := r.Expiration != nil
+	if !slices.ContainsFunc(matching, func(a AllowedSubject) bool { return a.Expiration == expires }) {
+		if expires {
+			return relationshipError("expiration", "%s#%s does not allow an expiration for subject %s (allowed: %s)",
+				def.Name, rel.Name, subjectTypeString(sub), rel.allowedList())
+		}
+		return relationshipError("expiration", "%s#%s requires an expiration for subject %s: did you mean to write it with one? (allowed: %s)",
 			def.Name, rel.Name, subjectTypeString(sub), rel.allowedList())
 	}
 	return nil

@@ -2,10 +2,12 @@ package schema
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
 	"strings"
 	"testing"
 
+	"github.com/pembadb/pemba/graph"
 	"github.com/pembadb/pemba/internal/golden"
 )
 
@@ -26,6 +28,8 @@ func TestDataDriven(t *testing.T) {
 			return runReach(t, c, true)
 		case "caveat":
 			return runCaveat(t, c)
+		case "validate":
+			return runValidate(t, c)
 		}
 		t.Fatalf("%s: unknown command %q", c.Pos, c.Command)
 		return ""
@@ -214,4 +218,29 @@ func dumpExpr(e ExprNode) string {
 		return "<missing>"
 	}
 	return nodeString(e, 0)
+}
+
+// runValidate checks each relationship (one a line, after ===) against the
+// schema: "ok" or the field and message of the refusal.
+func runValidate(t *testing.T, c *golden.Case) string {
+	parts := splitInput(t, c)
+	sch := mustCompile(t, c, parts[0])
+	var b strings.Builder
+	for _, line := range strings.Split(strings.TrimSpace(parts[1]), "\n") {
+		r, err := graph.ParseRelationship(line)
+		if err != nil {
+			t.Fatalf("%s: %v", c.Pos, err)
+		}
+		b.WriteString(line + " -> ")
+		var rerr *RelationshipError
+		switch err := sch.ValidateRelationship(r); {
+		case err == nil:
+			b.WriteString("ok\n")
+		case errors.As(err, &rerr):
+			b.WriteString(rerr.Field + ": " + rerr.Message + "\n")
+		default:
+			t.Fatalf("%s: %s: %v is not a RelationshipError", c.Pos, line, err)
+		}
+	}
+	return b.String()
 }

@@ -316,3 +316,46 @@ func storedAtHead(t *testing.T, engine storage.Engine, f storage.Filter) []graph
 	}
 	return out
 }
+
+// TestExpirationRequired: on `relation viewer: user with expiration` a
+// relationship without an expiration is refused by writes and imports,
+// and a schema write that would start requiring one is refused while
+// stored relationships have none.
+func TestExpirationRequired(t *testing.T) {
+	srv := serveEngine(t, memoryEngine(t), Limits{})
+	c := clientsOf(t, srv)
+	ctx := context.Background()
+	withViewer := func(types string) string {
+		return "use expiration\ndefinition user {}\ndefinition doc {\n relation viewer: " + types + "\n}"
+	}
+	if _, err := c.schema.WriteSchema(ctx, &pb.WriteSchemaRequest{Schema: withViewer("user with expiration")}); err != nil {
+		t.Fatal(err)
+	}
+	bare := protoRel(t, "doc:d#viewer@user:u")
+	_, err := c.rels.WriteRelationships(ctx, &pb.WriteRelationshipsRequest{Updates: []*pb.RelationshipUpdate{touchUpdate(bare)}})
+	wantCode(t, "write without an expiration", err, codes.InvalidArgument,
+		"updates[0].relationship.expiration", "doc#viewer requires an expiration for subject user")
+	stream, err := c.rels.ImportRelationships(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_ = stream.Send(&pb.ImportRelationshipsRequest{Relationships: []*pb.Relationship{bare}})
+	_ = stream.CloseSend()
+	_, err = stream.Recv()
+	wantCode(t, "import without an expiration", err, codes.InvalidArgument, "relationships[0].expiration", "requires an expiration")
+	expiring := protoRel(t, "doc:d#viewer@user:u[expiration:2099-01-01T00:00:00Z]")
+	if _, err := c.rels.WriteRelationships(ctx, &pb.WriteRelationshipsRequest{Updates: []*pb.RelationshipUpdate{touchUpdate(expiring)}}); err != nil {
+		t.Fatalf("write with an expiration: %v", err)
+	}
+	// Either form is allowed by `user | user with expiration`.
+	if _, err := c.schema.WriteSchema(ctx, &pb.WriteSchemaRequest{Schema: withViewer("user | user with expiration")}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.rels.WriteRelationships(ctx, &pb.WriteRelationshipsRequest{Updates: []*pb.RelationshipUpdate{touchUpdate(protoRel(t, "doc:e#viewer@user:u"))}}); err != nil {
+		t.Fatalf("write without an expiration where either is allowed: %v", err)
+	}
+	// Requiring an expiration again would orphan doc:e's relationship.
+	_, err = c.schema.WriteSchema(ctx, &pb.WriteSchemaRequest{Schema: withViewer("user with expiration")})
+	wantCode(t, "schema requiring an expiration over a stored relationship without one", err, codes.FailedPrecondition,
+		"relation doc#viewer with subject type user still has 1 relationship(s)")
+}

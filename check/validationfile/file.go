@@ -201,7 +201,16 @@ func blockStart(data []byte, n *yaml.Node) (line, indent int) {
 	return n.Line + 1, 0
 }
 
+// isNull reports whether n is YAML's null: `key:` with nothing after it,
+// `key: null` or `key: ~`. A section given as null is empty.
+func isNull(n *yaml.Node) bool {
+	return n.Kind == yaml.ScalarNode && n.ShortTag() == "!!null"
+}
+
 func (d *Document) parseRelationships(path string, data []byte, n *yaml.Node) error {
+	if isNull(n) {
+		return nil
+	}
 	if n.Kind != yaml.ScalarNode {
 		return &FileError{Path: path, Line: n.Line, Msg: "relationships must be a string with one relationship per line (use a `|-` block)"}
 	}
@@ -222,6 +231,9 @@ func (d *Document) parseRelationships(path string, data []byte, n *yaml.Node) er
 }
 
 func (d *Document) parseAssertions(path string, n *yaml.Node) error {
+	if isNull(n) {
+		return nil
+	}
 	if n.Kind != yaml.MappingNode {
 		return &FileError{Path: path, Line: n.Line, Msg: "assertions must be a mapping of assertTrue, assertFalse, assertCaveated to lists"}
 	}
@@ -233,8 +245,8 @@ func (d *Document) parseAssertions(path string, n *yaml.Node) error {
 		default:
 			return &FileError{Path: path, Line: key.Line, Msg: fmt.Sprintf("unknown assertion kind %q (expected assertTrue, assertFalse or assertCaveated)", key.Value)}
 		}
-		if list.Kind == yaml.ScalarNode && list.Value == "" {
-			continue // an empty list written as `assertFalse:`
+		if isNull(list) {
+			continue // an empty list written as `assertFalse:` or `assertFalse: null`
 		}
 		if list.Kind != yaml.SequenceNode {
 			return &FileError{Path: path, Line: list.Line, Msg: fmt.Sprintf("%s must be a list", kind)}
@@ -275,7 +287,7 @@ func parseAssertion(kind AssertionKind, n *yaml.Node) (Assertion, error) {
 }
 
 func (d *Document) parseValidation(path string, n *yaml.Node) error {
-	if n.Kind == yaml.ScalarNode && n.Value == "" {
+	if isNull(n) {
 		return nil
 	}
 	if n.Kind != yaml.MappingNode {
@@ -290,7 +302,7 @@ func (d *Document) parseValidation(path string, n *yaml.Node) error {
 			return &FileError{Path: path, Line: key.Line, Msg: fmt.Sprintf("validation key %q must be resource#permission", key.Value)}
 		}
 		e.Resource, e.Permission = obj, perm
-		if !(list.Kind == yaml.ScalarNode && list.Value == "") && list.Kind != yaml.SequenceNode {
+		if !isNull(list) && list.Kind != yaml.SequenceNode {
 			return &FileError{Path: path, Line: list.Line, Msg: fmt.Sprintf("validation of %s must be a list", key.Value)}
 		}
 		for _, item := range list.Content {
