@@ -158,6 +158,12 @@ type Config struct {
 	Quantization time.Duration
 	Limits       Limits
 	Logger       *slog.Logger
+
+	// Version is the server's version, reported by WhoAmI.
+	Version string
+	// DisableUI leaves the access explorer (/ui on the HTTP listener)
+	// unserved.
+	DisableUI bool
 }
 
 // Server serves the Pemba API.
@@ -408,6 +414,7 @@ func (s *Server) newGRPCServer(extra ...grpc.ServerOption) *grpc.Server {
 	pb.RegisterWatchServiceServer(g, &watchService{s: s})
 	pb.RegisterAuditServiceServer(g, &auditService{s: s})
 	pb.RegisterAccessServiceServer(g, &accessService{s: s})
+	pb.RegisterExplorerServiceServer(g, &explorerService{s: s})
 	healthpb.RegisterHealthServer(g, s.health)
 	return g
 }
@@ -441,7 +448,7 @@ func (s *Server) serveHTTP(tlsCfg *tls.Config) error {
 	for _, register := range []func(context.Context, *runtime.ServeMux, *grpc.ClientConn) error{
 		pb.RegisterSchemaServiceHandler, pb.RegisterRelationshipServiceHandler,
 		pb.RegisterPermissionServiceHandler, pb.RegisterWatchServiceHandler, pb.RegisterAuditServiceHandler,
-		pb.RegisterAccessServiceHandler,
+		pb.RegisterAccessServiceHandler, pb.RegisterExplorerServiceHandler,
 	} {
 		if err := register(ctx, gw, conn); err != nil {
 			return fmt.Errorf("register gateway: %w", err)
