@@ -2,10 +2,14 @@ package server
 
 import (
 	"context"
+	"slices"
 	"time"
+
+	"google.golang.org/protobuf/proto"
 
 	"github.com/pembadb/pemba/core"
 	pb "github.com/pembadb/pemba/proto/pemba/v1"
+	"github.com/pembadb/pemba/schema"
 )
 
 // explorerService serves pemba.v1.ExplorerService: who the caller is, and
@@ -48,4 +52,76 @@ func (svc *explorerService) SearchObjects(ctx context.Context, req *pb.SearchObj
 		resp.Objects = append(resp.Objects, &pb.ObjectRef{Type: o.Type, Id: o.ID})
 	}
 	return resp, nil
+}
+
+func (svc *explorerService) DescribeSchema(ctx context.Context, req *pb.DescribeSchemaRequest) (*pb.DescribeSchemaResponse, error) {
+	rev, snap, err := svc.s.snapshotFor(ctx, req.GetConsistency())
+	if err != nil {
+		return nil, err
+	}
+	return describeSchema(snap.Schema, svc.s.zookie(rev)), nil
+}
+
+// describeSchema renders a compiled schema for DescribeSchema.
+func describeSchema(sch *schema.Schema, readAt *pb.Zookie) *pb.DescribeSchemaResponse {
+	resp := &pb.DescribeSchemaResponse{Text: sch.String(), ReadAt: readAt}
+	for _, name := range sch.DefinitionOrder {
+		def := sch.Definition(name)
+		d := &pb.SchemaDefinition{Name: def.Name, Doc: def.Doc}
+		for _, member := range def.Order {
+			if rel := def.Relations[member]; rel != nil {
+				r := &pb.SchemaRelation{Name: rel.Name, Doc: rel.Doc}
+				for _, a := range rel.Allowed {
+					r.Allowed = append(r.Allowed, &pb.SchemaAllowedSubject{Type: a.Type, Relation: a.Relation,
+						Wildcard: a.Wildcard, Caveat: a.Caveat, Expiration: a.Expiration, Text: a.String()})
+				}
+				d.Relations = append(d.Relations, r)
+			}
+			if perm := def.Permissions[member]; perm != nil {
+				p := &pb.SchemaPermission{Name: perm.Name, Doc: perm.Doc, Expression: schema.ExprString(perm.Expr)}
+				collectUses(perm.Expr, p)
+				d.Permissions = append(d.Permissions, p)
+			}
+		}
+		resp.Definitions = append(resp.Definitions, d)
+	}
+	for _, name := range sch.CaveatOrder {
+		c := sch.Caveat(name)
+		out := &pb.SchemaCaveat{Name: c.Name, Doc: c.Doc, Expression: c.Expression}
+		for _, p := range c.Params {
+			out.Parameters = append(out.Parameters, &pb.SchemaCaveatParameter{Name: p.Name, Type: p.Type})
+		}
+		resp.Caveats = append(resp.Caveats, out)
+	}
+	return resp
+}
+
+// collectUses adds the names and arrows e uses to p, each once.
+func collectUses(e schema.Expr, p *pb.SchemaPermission) {
+	switch e := e.(type) {
+	case *schema.Union:
+		for _, c := range e.Children {
+			collectUses(c, p)
+		}
+	case *schema.Intersection:
+		for _, c := range e.Children {
+			collectUses(c, p)
+		}
+	case *schema.Exclusion:
+		collectUses(e.Base, p)
+		collectUses(e.Subtracted, p)
+	case *schema.RelationRef:
+		if !slices.Contains(p.Uses, e.Name) {
+			p.Uses = append(p.Uses, e.Name)
+		}
+	case *schema.Arrow:
+		fn := "any"
+		if e.Func == schema.ArrowAll {
+			fn = "all"
+		}
+		a := &pb.SchemaArrow{Tupleset: e.Tupleset, Target: e.Target, Function: fn}
+		if !slices.ContainsFunc(p.Arrows, func(b *pb.SchemaArrow) bool { return proto.Equal(a, b) }) {
+			p.Arrows = append(p.Arrows, a)
+		}
+	}
 }

@@ -89,3 +89,68 @@ func TestSearchObjects(t *testing.T) {
 		wantCode(t, "search "+tc.field, err, codes.InvalidArgument, tc.field+":")
 	}
 }
+
+// TestDescribeSchema: the compiled schema as the explorer draws it.
+func TestDescribeSchema(t *testing.T) {
+	srv := serveEngine(t, memoryEngine(t), Limits{})
+	c := clientsOf(t, srv)
+	explorer := pb.NewExplorerServiceClient(dialTest(t, srv))
+	ctx := context.Background()
+	schemaText := "use expiration\ncaveat on_network(ip ipaddress) { ip.in_cidr('10.0.0.0/8') }\n" +
+		"definition user {}\ndefinition group {\n relation member: user | group#member\n}\n" +
+		"definition folder {\n relation parent: folder\n relation viewer: user with expiration | group#member\n permission view = viewer + parent->view\n}\n" +
+		"/** A document. */\ndefinition doc {\n relation parent: folder\n relation viewer: user:* | user with on_network\n" +
+		" permission view = (viewer + parent->view) - parent.all(view)\n}"
+	if _, err := c.schema.WriteSchema(ctx, &pb.WriteSchemaRequest{Schema: schemaText}); err != nil {
+		t.Fatal(err)
+	}
+	resp, err := explorer.DescribeSchema(ctx, &pb.DescribeSchemaRequest{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var b strings.Builder
+	for _, d := range resp.GetDefinitions() {
+		b.WriteString("definition " + d.GetName())
+		if d.GetDoc() != "" {
+			b.WriteString(" (" + d.GetDoc() + ")")
+		}
+		b.WriteString("\n")
+		for _, r := range d.GetRelations() {
+			var allowed []string
+			for _, a := range r.GetAllowed() {
+				allowed = append(allowed, a.GetText())
+			}
+			b.WriteString("  relation " + r.GetName() + ": " + strings.Join(allowed, " | ") + "\n")
+		}
+		for _, p := range d.GetPermissions() {
+			var arrows []string
+			for _, a := range p.GetArrows() {
+				arrows = append(arrows, a.GetTupleset()+"."+a.GetFunction()+"("+a.GetTarget()+")")
+			}
+			b.WriteString("  permission " + p.GetName() + " = " + p.GetExpression() + " uses " + strings.Join(p.GetUses(), ",") +
+				" arrows " + strings.Join(arrows, ",") + "\n")
+		}
+	}
+	for _, cv := range resp.GetCaveats() {
+		b.WriteString("caveat " + cv.GetName() + "(" + cv.GetParameters()[0].GetName() + " " + cv.GetParameters()[0].GetType() + ") " + cv.GetExpression() + "\n")
+	}
+	want := `definition user
+definition group
+  relation member: user | group#member
+definition folder
+  relation parent: folder
+  relation viewer: user with expiration | group#member
+  permission view = viewer + parent->view uses viewer arrows parent.any(view)
+definition doc (A document.)
+  relation parent: folder
+  relation viewer: user:* | user with on_network
+  permission view = viewer + parent->view - parent.all(view) uses viewer arrows parent.any(view),parent.all(view)
+caveat on_network(ip ipaddress) ip.in_cidr('10.0.0.0/8')
+`
+	if got := b.String(); got != want {
+		t.Fatalf("described schema:\n%s\nwant:\n%s", got, want)
+	}
+	if !strings.Contains(resp.GetText(), "definition doc {") {
+		t.Fatalf("text lacks the doc definition:\n%s", resp.GetText())
+	}
+}

@@ -317,6 +317,598 @@ func (x *SearchObjectsResponse) GetReadAt() *Zookie {
 	return nil
 }
 
+type DescribeSchemaRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Consistency   *Consistency           `protobuf:"bytes,1,opt,name=consistency,proto3" json:"consistency,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *DescribeSchemaRequest) Reset() {
+	*x = DescribeSchemaRequest{}
+	mi := &file_pemba_v1_explorer_proto_msgTypes[4]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *DescribeSchemaRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*DescribeSchemaRequest) ProtoMessage() {}
+
+func (x *DescribeSchemaRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_pemba_v1_explorer_proto_msgTypes[4]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use DescribeSchemaRequest.ProtoReflect.Descriptor instead.
+func (*DescribeSchemaRequest) Descriptor() ([]byte, []int) {
+	return file_pemba_v1_explorer_proto_rawDescGZIP(), []int{4}
+}
+
+func (x *DescribeSchemaRequest) GetConsistency() *Consistency {
+	if x != nil {
+		return x.Consistency
+	}
+	return nil
+}
+
+type DescribeSchemaResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The schema's canonical text (as `pemba schema format` prints it).
+	Text string `protobuf:"bytes,1,opt,name=text,proto3" json:"text,omitempty"`
+	// In the order the schema declares them.
+	Definitions   []*SchemaDefinition `protobuf:"bytes,2,rep,name=definitions,proto3" json:"definitions,omitempty"`
+	Caveats       []*SchemaCaveat     `protobuf:"bytes,3,rep,name=caveats,proto3" json:"caveats,omitempty"`
+	ReadAt        *Zookie             `protobuf:"bytes,4,opt,name=read_at,json=readAt,proto3" json:"read_at,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *DescribeSchemaResponse) Reset() {
+	*x = DescribeSchemaResponse{}
+	mi := &file_pemba_v1_explorer_proto_msgTypes[5]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *DescribeSchemaResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*DescribeSchemaResponse) ProtoMessage() {}
+
+func (x *DescribeSchemaResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_pemba_v1_explorer_proto_msgTypes[5]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use DescribeSchemaResponse.ProtoReflect.Descriptor instead.
+func (*DescribeSchemaResponse) Descriptor() ([]byte, []int) {
+	return file_pemba_v1_explorer_proto_rawDescGZIP(), []int{5}
+}
+
+func (x *DescribeSchemaResponse) GetText() string {
+	if x != nil {
+		return x.Text
+	}
+	return ""
+}
+
+func (x *DescribeSchemaResponse) GetDefinitions() []*SchemaDefinition {
+	if x != nil {
+		return x.Definitions
+	}
+	return nil
+}
+
+func (x *DescribeSchemaResponse) GetCaveats() []*SchemaCaveat {
+	if x != nil {
+		return x.Caveats
+	}
+	return nil
+}
+
+func (x *DescribeSchemaResponse) GetReadAt() *Zookie {
+	if x != nil {
+		return x.ReadAt
+	}
+	return nil
+}
+
+type SchemaDefinition struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	Name  string                 `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
+	// The doc comment, without its markers.
+	Doc           string              `protobuf:"bytes,2,opt,name=doc,proto3" json:"doc,omitempty"`
+	Relations     []*SchemaRelation   `protobuf:"bytes,3,rep,name=relations,proto3" json:"relations,omitempty"`
+	Permissions   []*SchemaPermission `protobuf:"bytes,4,rep,name=permissions,proto3" json:"permissions,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *SchemaDefinition) Reset() {
+	*x = SchemaDefinition{}
+	mi := &file_pemba_v1_explorer_proto_msgTypes[6]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SchemaDefinition) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SchemaDefinition) ProtoMessage() {}
+
+func (x *SchemaDefinition) ProtoReflect() protoreflect.Message {
+	mi := &file_pemba_v1_explorer_proto_msgTypes[6]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SchemaDefinition.ProtoReflect.Descriptor instead.
+func (*SchemaDefinition) Descriptor() ([]byte, []int) {
+	return file_pemba_v1_explorer_proto_rawDescGZIP(), []int{6}
+}
+
+func (x *SchemaDefinition) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+func (x *SchemaDefinition) GetDoc() string {
+	if x != nil {
+		return x.Doc
+	}
+	return ""
+}
+
+func (x *SchemaDefinition) GetRelations() []*SchemaRelation {
+	if x != nil {
+		return x.Relations
+	}
+	return nil
+}
+
+func (x *SchemaDefinition) GetPermissions() []*SchemaPermission {
+	if x != nil {
+		return x.Permissions
+	}
+	return nil
+}
+
+type SchemaRelation struct {
+	state         protoimpl.MessageState  `protogen:"open.v1"`
+	Name          string                  `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
+	Doc           string                  `protobuf:"bytes,2,opt,name=doc,proto3" json:"doc,omitempty"`
+	Allowed       []*SchemaAllowedSubject `protobuf:"bytes,3,rep,name=allowed,proto3" json:"allowed,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *SchemaRelation) Reset() {
+	*x = SchemaRelation{}
+	mi := &file_pemba_v1_explorer_proto_msgTypes[7]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SchemaRelation) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SchemaRelation) ProtoMessage() {}
+
+func (x *SchemaRelation) ProtoReflect() protoreflect.Message {
+	mi := &file_pemba_v1_explorer_proto_msgTypes[7]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SchemaRelation.ProtoReflect.Descriptor instead.
+func (*SchemaRelation) Descriptor() ([]byte, []int) {
+	return file_pemba_v1_explorer_proto_rawDescGZIP(), []int{7}
+}
+
+func (x *SchemaRelation) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+func (x *SchemaRelation) GetDoc() string {
+	if x != nil {
+		return x.Doc
+	}
+	return ""
+}
+
+func (x *SchemaRelation) GetAllowed() []*SchemaAllowedSubject {
+	if x != nil {
+		return x.Allowed
+	}
+	return nil
+}
+
+// SchemaAllowedSubject is one subject type a relation accepts.
+type SchemaAllowedSubject struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	Type  string                 `protobuf:"bytes,1,opt,name=type,proto3" json:"type,omitempty"`
+	// A subject set's relation ("member" in group#member), or "".
+	Relation   string `protobuf:"bytes,2,opt,name=relation,proto3" json:"relation,omitempty"`
+	Wildcard   bool   `protobuf:"varint,3,opt,name=wildcard,proto3" json:"wildcard,omitempty"`
+	Caveat     string `protobuf:"bytes,4,opt,name=caveat,proto3" json:"caveat,omitempty"`
+	Expiration bool   `protobuf:"varint,5,opt,name=expiration,proto3" json:"expiration,omitempty"`
+	// As the schema writes it: "group#member", "user with expiration".
+	Text          string `protobuf:"bytes,6,opt,name=text,proto3" json:"text,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *SchemaAllowedSubject) Reset() {
+	*x = SchemaAllowedSubject{}
+	mi := &file_pemba_v1_explorer_proto_msgTypes[8]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SchemaAllowedSubject) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SchemaAllowedSubject) ProtoMessage() {}
+
+func (x *SchemaAllowedSubject) ProtoReflect() protoreflect.Message {
+	mi := &file_pemba_v1_explorer_proto_msgTypes[8]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SchemaAllowedSubject.ProtoReflect.Descriptor instead.
+func (*SchemaAllowedSubject) Descriptor() ([]byte, []int) {
+	return file_pemba_v1_explorer_proto_rawDescGZIP(), []int{8}
+}
+
+func (x *SchemaAllowedSubject) GetType() string {
+	if x != nil {
+		return x.Type
+	}
+	return ""
+}
+
+func (x *SchemaAllowedSubject) GetRelation() string {
+	if x != nil {
+		return x.Relation
+	}
+	return ""
+}
+
+func (x *SchemaAllowedSubject) GetWildcard() bool {
+	if x != nil {
+		return x.Wildcard
+	}
+	return false
+}
+
+func (x *SchemaAllowedSubject) GetCaveat() string {
+	if x != nil {
+		return x.Caveat
+	}
+	return ""
+}
+
+func (x *SchemaAllowedSubject) GetExpiration() bool {
+	if x != nil {
+		return x.Expiration
+	}
+	return false
+}
+
+func (x *SchemaAllowedSubject) GetText() string {
+	if x != nil {
+		return x.Text
+	}
+	return ""
+}
+
+type SchemaPermission struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	Name  string                 `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
+	Doc   string                 `protobuf:"bytes,2,opt,name=doc,proto3" json:"doc,omitempty"`
+	// The expression as the schema writes it.
+	Expression string `protobuf:"bytes,3,opt,name=expression,proto3" json:"expression,omitempty"`
+	// The relations and permissions of the same definition it names
+	// directly, and the arrows it walks, each once, in order.
+	Uses          []string       `protobuf:"bytes,4,rep,name=uses,proto3" json:"uses,omitempty"`
+	Arrows        []*SchemaArrow `protobuf:"bytes,5,rep,name=arrows,proto3" json:"arrows,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *SchemaPermission) Reset() {
+	*x = SchemaPermission{}
+	mi := &file_pemba_v1_explorer_proto_msgTypes[9]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SchemaPermission) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SchemaPermission) ProtoMessage() {}
+
+func (x *SchemaPermission) ProtoReflect() protoreflect.Message {
+	mi := &file_pemba_v1_explorer_proto_msgTypes[9]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SchemaPermission.ProtoReflect.Descriptor instead.
+func (*SchemaPermission) Descriptor() ([]byte, []int) {
+	return file_pemba_v1_explorer_proto_rawDescGZIP(), []int{9}
+}
+
+func (x *SchemaPermission) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+func (x *SchemaPermission) GetDoc() string {
+	if x != nil {
+		return x.Doc
+	}
+	return ""
+}
+
+func (x *SchemaPermission) GetExpression() string {
+	if x != nil {
+		return x.Expression
+	}
+	return ""
+}
+
+func (x *SchemaPermission) GetUses() []string {
+	if x != nil {
+		return x.Uses
+	}
+	return nil
+}
+
+func (x *SchemaPermission) GetArrows() []*SchemaArrow {
+	if x != nil {
+		return x.Arrows
+	}
+	return nil
+}
+
+// SchemaArrow is tupleset->target, or tupleset.all(target).
+type SchemaArrow struct {
+	state    protoimpl.MessageState `protogen:"open.v1"`
+	Tupleset string                 `protobuf:"bytes,1,opt,name=tupleset,proto3" json:"tupleset,omitempty"`
+	Target   string                 `protobuf:"bytes,2,opt,name=target,proto3" json:"target,omitempty"`
+	// "any" (->, .any) or "all".
+	Function      string `protobuf:"bytes,3,opt,name=function,proto3" json:"function,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *SchemaArrow) Reset() {
+	*x = SchemaArrow{}
+	mi := &file_pemba_v1_explorer_proto_msgTypes[10]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SchemaArrow) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SchemaArrow) ProtoMessage() {}
+
+func (x *SchemaArrow) ProtoReflect() protoreflect.Message {
+	mi := &file_pemba_v1_explorer_proto_msgTypes[10]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SchemaArrow.ProtoReflect.Descriptor instead.
+func (*SchemaArrow) Descriptor() ([]byte, []int) {
+	return file_pemba_v1_explorer_proto_rawDescGZIP(), []int{10}
+}
+
+func (x *SchemaArrow) GetTupleset() string {
+	if x != nil {
+		return x.Tupleset
+	}
+	return ""
+}
+
+func (x *SchemaArrow) GetTarget() string {
+	if x != nil {
+		return x.Target
+	}
+	return ""
+}
+
+func (x *SchemaArrow) GetFunction() string {
+	if x != nil {
+		return x.Function
+	}
+	return ""
+}
+
+type SchemaCaveat struct {
+	state      protoimpl.MessageState   `protogen:"open.v1"`
+	Name       string                   `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
+	Doc        string                   `protobuf:"bytes,2,opt,name=doc,proto3" json:"doc,omitempty"`
+	Parameters []*SchemaCaveatParameter `protobuf:"bytes,3,rep,name=parameters,proto3" json:"parameters,omitempty"`
+	// The CEL expression, as written.
+	Expression    string `protobuf:"bytes,4,opt,name=expression,proto3" json:"expression,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *SchemaCaveat) Reset() {
+	*x = SchemaCaveat{}
+	mi := &file_pemba_v1_explorer_proto_msgTypes[11]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SchemaCaveat) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SchemaCaveat) ProtoMessage() {}
+
+func (x *SchemaCaveat) ProtoReflect() protoreflect.Message {
+	mi := &file_pemba_v1_explorer_proto_msgTypes[11]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SchemaCaveat.ProtoReflect.Descriptor instead.
+func (*SchemaCaveat) Descriptor() ([]byte, []int) {
+	return file_pemba_v1_explorer_proto_rawDescGZIP(), []int{11}
+}
+
+func (x *SchemaCaveat) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+func (x *SchemaCaveat) GetDoc() string {
+	if x != nil {
+		return x.Doc
+	}
+	return ""
+}
+
+func (x *SchemaCaveat) GetParameters() []*SchemaCaveatParameter {
+	if x != nil {
+		return x.Parameters
+	}
+	return nil
+}
+
+func (x *SchemaCaveat) GetExpression() string {
+	if x != nil {
+		return x.Expression
+	}
+	return ""
+}
+
+type SchemaCaveatParameter struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Name          string                 `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
+	Type          string                 `protobuf:"bytes,2,opt,name=type,proto3" json:"type,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *SchemaCaveatParameter) Reset() {
+	*x = SchemaCaveatParameter{}
+	mi := &file_pemba_v1_explorer_proto_msgTypes[12]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SchemaCaveatParameter) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SchemaCaveatParameter) ProtoMessage() {}
+
+func (x *SchemaCaveatParameter) ProtoReflect() protoreflect.Message {
+	mi := &file_pemba_v1_explorer_proto_msgTypes[12]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SchemaCaveatParameter.ProtoReflect.Descriptor instead.
+func (*SchemaCaveatParameter) Descriptor() ([]byte, []int) {
+	return file_pemba_v1_explorer_proto_rawDescGZIP(), []int{12}
+}
+
+func (x *SchemaCaveatParameter) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+func (x *SchemaCaveatParameter) GetType() string {
+	if x != nil {
+		return x.Type
+	}
+	return ""
+}
+
 var File_pemba_v1_explorer_proto protoreflect.FileDescriptor
 
 const file_pemba_v1_explorer_proto_rawDesc = "" +
@@ -336,15 +928,65 @@ const file_pemba_v1_explorer_proto_rawDesc = "" +
 	"\x05after\x18\x06 \x01(\tR\x05after\"q\n" +
 	"\x15SearchObjectsResponse\x12-\n" +
 	"\aobjects\x18\x01 \x03(\v2\x13.pemba.v1.ObjectRefR\aobjects\x12)\n" +
-	"\aread_at\x18\x02 \x01(\v2\x10.pemba.v1.ZookieR\x06readAt*\\\n" +
+	"\aread_at\x18\x02 \x01(\v2\x10.pemba.v1.ZookieR\x06readAt\"P\n" +
+	"\x15DescribeSchemaRequest\x127\n" +
+	"\vconsistency\x18\x01 \x01(\v2\x15.pemba.v1.ConsistencyR\vconsistency\"\xc7\x01\n" +
+	"\x16DescribeSchemaResponse\x12\x12\n" +
+	"\x04text\x18\x01 \x01(\tR\x04text\x12<\n" +
+	"\vdefinitions\x18\x02 \x03(\v2\x1a.pemba.v1.SchemaDefinitionR\vdefinitions\x120\n" +
+	"\acaveats\x18\x03 \x03(\v2\x16.pemba.v1.SchemaCaveatR\acaveats\x12)\n" +
+	"\aread_at\x18\x04 \x01(\v2\x10.pemba.v1.ZookieR\x06readAt\"\xae\x01\n" +
+	"\x10SchemaDefinition\x12\x12\n" +
+	"\x04name\x18\x01 \x01(\tR\x04name\x12\x10\n" +
+	"\x03doc\x18\x02 \x01(\tR\x03doc\x126\n" +
+	"\trelations\x18\x03 \x03(\v2\x18.pemba.v1.SchemaRelationR\trelations\x12<\n" +
+	"\vpermissions\x18\x04 \x03(\v2\x1a.pemba.v1.SchemaPermissionR\vpermissions\"p\n" +
+	"\x0eSchemaRelation\x12\x12\n" +
+	"\x04name\x18\x01 \x01(\tR\x04name\x12\x10\n" +
+	"\x03doc\x18\x02 \x01(\tR\x03doc\x128\n" +
+	"\aallowed\x18\x03 \x03(\v2\x1e.pemba.v1.SchemaAllowedSubjectR\aallowed\"\xae\x01\n" +
+	"\x14SchemaAllowedSubject\x12\x12\n" +
+	"\x04type\x18\x01 \x01(\tR\x04type\x12\x1a\n" +
+	"\brelation\x18\x02 \x01(\tR\brelation\x12\x1a\n" +
+	"\bwildcard\x18\x03 \x01(\bR\bwildcard\x12\x16\n" +
+	"\x06caveat\x18\x04 \x01(\tR\x06caveat\x12\x1e\n" +
+	"\n" +
+	"expiration\x18\x05 \x01(\bR\n" +
+	"expiration\x12\x12\n" +
+	"\x04text\x18\x06 \x01(\tR\x04text\"\x9b\x01\n" +
+	"\x10SchemaPermission\x12\x12\n" +
+	"\x04name\x18\x01 \x01(\tR\x04name\x12\x10\n" +
+	"\x03doc\x18\x02 \x01(\tR\x03doc\x12\x1e\n" +
+	"\n" +
+	"expression\x18\x03 \x01(\tR\n" +
+	"expression\x12\x12\n" +
+	"\x04uses\x18\x04 \x03(\tR\x04uses\x12-\n" +
+	"\x06arrows\x18\x05 \x03(\v2\x15.pemba.v1.SchemaArrowR\x06arrows\"]\n" +
+	"\vSchemaArrow\x12\x1a\n" +
+	"\btupleset\x18\x01 \x01(\tR\btupleset\x12\x16\n" +
+	"\x06target\x18\x02 \x01(\tR\x06target\x12\x1a\n" +
+	"\bfunction\x18\x03 \x01(\tR\bfunction\"\x95\x01\n" +
+	"\fSchemaCaveat\x12\x12\n" +
+	"\x04name\x18\x01 \x01(\tR\x04name\x12\x10\n" +
+	"\x03doc\x18\x02 \x01(\tR\x03doc\x12?\n" +
+	"\n" +
+	"parameters\x18\x03 \x03(\v2\x1f.pemba.v1.SchemaCaveatParameterR\n" +
+	"parameters\x12\x1e\n" +
+	"\n" +
+	"expression\x18\x04 \x01(\tR\n" +
+	"expression\"?\n" +
+	"\x15SchemaCaveatParameter\x12\x12\n" +
+	"\x04name\x18\x01 \x01(\tR\x04name\x12\x12\n" +
+	"\x04type\x18\x02 \x01(\tR\x04type*\\\n" +
 	"\n" +
 	"ObjectRole\x12\x1b\n" +
 	"\x17OBJECT_ROLE_UNSPECIFIED\x10\x00\x12\x18\n" +
 	"\x14OBJECT_ROLE_RESOURCE\x10\x01\x12\x17\n" +
-	"\x13OBJECT_ROLE_SUBJECT\x10\x022\xe0\x01\n" +
+	"\x13OBJECT_ROLE_SUBJECT\x10\x022\xd5\x02\n" +
 	"\x0fExplorerService\x12[\n" +
 	"\x06WhoAmI\x12\x17.pemba.v1.WhoAmIRequest\x1a\x18.pemba.v1.WhoAmIResponse\"\x1e\x82\xd3\xe4\x93\x02\x18:\x01*\"\x13/v1/explorer/whoami\x12p\n" +
-	"\rSearchObjects\x12\x1e.pemba.v1.SearchObjectsRequest\x1a\x1f.pemba.v1.SearchObjectsResponse\"\x1e\x82\xd3\xe4\x93\x02\x18:\x01*\"\x13/v1/explorer/searchB1Z/github.com/pembadb/pemba/proto/pemba/v1;pembav1b\x06proto3"
+	"\rSearchObjects\x12\x1e.pemba.v1.SearchObjectsRequest\x1a\x1f.pemba.v1.SearchObjectsResponse\"\x1e\x82\xd3\xe4\x93\x02\x18:\x01*\"\x13/v1/explorer/search\x12s\n" +
+	"\x0eDescribeSchema\x12\x1f.pemba.v1.DescribeSchemaRequest\x1a .pemba.v1.DescribeSchemaResponse\"\x1e\x82\xd3\xe4\x93\x02\x18:\x01*\"\x13/v1/explorer/schemaB1Z/github.com/pembadb/pemba/proto/pemba/v1;pembav1b\x06proto3"
 
 var (
 	file_pemba_v1_explorer_proto_rawDescOnce sync.Once
@@ -359,31 +1001,51 @@ func file_pemba_v1_explorer_proto_rawDescGZIP() []byte {
 }
 
 var file_pemba_v1_explorer_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
-var file_pemba_v1_explorer_proto_msgTypes = make([]protoimpl.MessageInfo, 4)
+var file_pemba_v1_explorer_proto_msgTypes = make([]protoimpl.MessageInfo, 13)
 var file_pemba_v1_explorer_proto_goTypes = []any{
-	(ObjectRole)(0),               // 0: pemba.v1.ObjectRole
-	(*WhoAmIRequest)(nil),         // 1: pemba.v1.WhoAmIRequest
-	(*WhoAmIResponse)(nil),        // 2: pemba.v1.WhoAmIResponse
-	(*SearchObjectsRequest)(nil),  // 3: pemba.v1.SearchObjectsRequest
-	(*SearchObjectsResponse)(nil), // 4: pemba.v1.SearchObjectsResponse
-	(*Consistency)(nil),           // 5: pemba.v1.Consistency
-	(*ObjectRef)(nil),             // 6: pemba.v1.ObjectRef
-	(*Zookie)(nil),                // 7: pemba.v1.Zookie
+	(ObjectRole)(0),                // 0: pemba.v1.ObjectRole
+	(*WhoAmIRequest)(nil),          // 1: pemba.v1.WhoAmIRequest
+	(*WhoAmIResponse)(nil),         // 2: pemba.v1.WhoAmIResponse
+	(*SearchObjectsRequest)(nil),   // 3: pemba.v1.SearchObjectsRequest
+	(*SearchObjectsResponse)(nil),  // 4: pemba.v1.SearchObjectsResponse
+	(*DescribeSchemaRequest)(nil),  // 5: pemba.v1.DescribeSchemaRequest
+	(*DescribeSchemaResponse)(nil), // 6: pemba.v1.DescribeSchemaResponse
+	(*SchemaDefinition)(nil),       // 7: pemba.v1.SchemaDefinition
+	(*SchemaRelation)(nil),         // 8: pemba.v1.SchemaRelation
+	(*SchemaAllowedSubject)(nil),   // 9: pemba.v1.SchemaAllowedSubject
+	(*SchemaPermission)(nil),       // 10: pemba.v1.SchemaPermission
+	(*SchemaArrow)(nil),            // 11: pemba.v1.SchemaArrow
+	(*SchemaCaveat)(nil),           // 12: pemba.v1.SchemaCaveat
+	(*SchemaCaveatParameter)(nil),  // 13: pemba.v1.SchemaCaveatParameter
+	(*Consistency)(nil),            // 14: pemba.v1.Consistency
+	(*ObjectRef)(nil),              // 15: pemba.v1.ObjectRef
+	(*Zookie)(nil),                 // 16: pemba.v1.Zookie
 }
 var file_pemba_v1_explorer_proto_depIdxs = []int32{
-	5, // 0: pemba.v1.SearchObjectsRequest.consistency:type_name -> pemba.v1.Consistency
-	0, // 1: pemba.v1.SearchObjectsRequest.role:type_name -> pemba.v1.ObjectRole
-	6, // 2: pemba.v1.SearchObjectsResponse.objects:type_name -> pemba.v1.ObjectRef
-	7, // 3: pemba.v1.SearchObjectsResponse.read_at:type_name -> pemba.v1.Zookie
-	1, // 4: pemba.v1.ExplorerService.WhoAmI:input_type -> pemba.v1.WhoAmIRequest
-	3, // 5: pemba.v1.ExplorerService.SearchObjects:input_type -> pemba.v1.SearchObjectsRequest
-	2, // 6: pemba.v1.ExplorerService.WhoAmI:output_type -> pemba.v1.WhoAmIResponse
-	4, // 7: pemba.v1.ExplorerService.SearchObjects:output_type -> pemba.v1.SearchObjectsResponse
-	6, // [6:8] is the sub-list for method output_type
-	4, // [4:6] is the sub-list for method input_type
-	4, // [4:4] is the sub-list for extension type_name
-	4, // [4:4] is the sub-list for extension extendee
-	0, // [0:4] is the sub-list for field type_name
+	14, // 0: pemba.v1.SearchObjectsRequest.consistency:type_name -> pemba.v1.Consistency
+	0,  // 1: pemba.v1.SearchObjectsRequest.role:type_name -> pemba.v1.ObjectRole
+	15, // 2: pemba.v1.SearchObjectsResponse.objects:type_name -> pemba.v1.ObjectRef
+	16, // 3: pemba.v1.SearchObjectsResponse.read_at:type_name -> pemba.v1.Zookie
+	14, // 4: pemba.v1.DescribeSchemaRequest.consistency:type_name -> pemba.v1.Consistency
+	7,  // 5: pemba.v1.DescribeSchemaResponse.definitions:type_name -> pemba.v1.SchemaDefinition
+	12, // 6: pemba.v1.DescribeSchemaResponse.caveats:type_name -> pemba.v1.SchemaCaveat
+	16, // 7: pemba.v1.DescribeSchemaResponse.read_at:type_name -> pemba.v1.Zookie
+	8,  // 8: pemba.v1.SchemaDefinition.relations:type_name -> pemba.v1.SchemaRelation
+	10, // 9: pemba.v1.SchemaDefinition.permissions:type_name -> pemba.v1.SchemaPermission
+	9,  // 10: pemba.v1.SchemaRelation.allowed:type_name -> pemba.v1.SchemaAllowedSubject
+	11, // 11: pemba.v1.SchemaPermission.arrows:type_name -> pemba.v1.SchemaArrow
+	13, // 12: pemba.v1.SchemaCaveat.parameters:type_name -> pemba.v1.SchemaCaveatParameter
+	1,  // 13: pemba.v1.ExplorerService.WhoAmI:input_type -> pemba.v1.WhoAmIRequest
+	3,  // 14: pemba.v1.ExplorerService.SearchObjects:input_type -> pemba.v1.SearchObjectsRequest
+	5,  // 15: pemba.v1.ExplorerService.DescribeSchema:input_type -> pemba.v1.DescribeSchemaRequest
+	2,  // 16: pemba.v1.ExplorerService.WhoAmI:output_type -> pemba.v1.WhoAmIResponse
+	4,  // 17: pemba.v1.ExplorerService.SearchObjects:output_type -> pemba.v1.SearchObjectsResponse
+	6,  // 18: pemba.v1.ExplorerService.DescribeSchema:output_type -> pemba.v1.DescribeSchemaResponse
+	16, // [16:19] is the sub-list for method output_type
+	13, // [13:16] is the sub-list for method input_type
+	13, // [13:13] is the sub-list for extension type_name
+	13, // [13:13] is the sub-list for extension extendee
+	0,  // [0:13] is the sub-list for field type_name
 }
 
 func init() { file_pemba_v1_explorer_proto_init() }
@@ -398,7 +1060,7 @@ func file_pemba_v1_explorer_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_pemba_v1_explorer_proto_rawDesc), len(file_pemba_v1_explorer_proto_rawDesc)),
 			NumEnums:      1,
-			NumMessages:   4,
+			NumMessages:   13,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -23,8 +23,9 @@ import (
 const _ = grpc.SupportPackageIsVersion9
 
 const (
-	ExplorerService_WhoAmI_FullMethodName        = "/pemba.v1.ExplorerService/WhoAmI"
-	ExplorerService_SearchObjects_FullMethodName = "/pemba.v1.ExplorerService/SearchObjects"
+	ExplorerService_WhoAmI_FullMethodName         = "/pemba.v1.ExplorerService/WhoAmI"
+	ExplorerService_SearchObjects_FullMethodName  = "/pemba.v1.ExplorerService/SearchObjects"
+	ExplorerService_DescribeSchema_FullMethodName = "/pemba.v1.ExplorerService/DescribeSchema"
 )
 
 // ExplorerServiceClient is the client API for ExplorerService service.
@@ -38,6 +39,11 @@ type ExplorerServiceClient interface {
 	// the subject of one, or either. Only objects some live relationship
 	// names are found.
 	SearchObjects(ctx context.Context, in *SearchObjectsRequest, opts ...grpc.CallOption) (*SearchObjectsResponse, error)
+	// DescribeSchema returns the schema in force at a revision, compiled:
+	// every definition with its relations (and the subject types each
+	// allows) and permissions (with the relations and arrows each uses),
+	// every caveat, and the canonical text.
+	DescribeSchema(ctx context.Context, in *DescribeSchemaRequest, opts ...grpc.CallOption) (*DescribeSchemaResponse, error)
 }
 
 type explorerServiceClient struct {
@@ -68,6 +74,16 @@ func (c *explorerServiceClient) SearchObjects(ctx context.Context, in *SearchObj
 	return out, nil
 }
 
+func (c *explorerServiceClient) DescribeSchema(ctx context.Context, in *DescribeSchemaRequest, opts ...grpc.CallOption) (*DescribeSchemaResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(DescribeSchemaResponse)
+	err := c.cc.Invoke(ctx, ExplorerService_DescribeSchema_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // ExplorerServiceServer is the server API for ExplorerService service.
 // All implementations must embed UnimplementedExplorerServiceServer
 // for forward compatibility.
@@ -79,6 +95,11 @@ type ExplorerServiceServer interface {
 	// the subject of one, or either. Only objects some live relationship
 	// names are found.
 	SearchObjects(context.Context, *SearchObjectsRequest) (*SearchObjectsResponse, error)
+	// DescribeSchema returns the schema in force at a revision, compiled:
+	// every definition with its relations (and the subject types each
+	// allows) and permissions (with the relations and arrows each uses),
+	// every caveat, and the canonical text.
+	DescribeSchema(context.Context, *DescribeSchemaRequest) (*DescribeSchemaResponse, error)
 	mustEmbedUnimplementedExplorerServiceServer()
 }
 
@@ -94,6 +115,9 @@ func (UnimplementedExplorerServiceServer) WhoAmI(context.Context, *WhoAmIRequest
 }
 func (UnimplementedExplorerServiceServer) SearchObjects(context.Context, *SearchObjectsRequest) (*SearchObjectsResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method SearchObjects not implemented")
+}
+func (UnimplementedExplorerServiceServer) DescribeSchema(context.Context, *DescribeSchemaRequest) (*DescribeSchemaResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method DescribeSchema not implemented")
 }
 func (UnimplementedExplorerServiceServer) mustEmbedUnimplementedExplorerServiceServer() {}
 func (UnimplementedExplorerServiceServer) testEmbeddedByValue()                         {}
@@ -152,6 +176,24 @@ func _ExplorerService_SearchObjects_Handler(srv interface{}, ctx context.Context
 	return interceptor(ctx, in, info, handler)
 }
 
+func _ExplorerService_DescribeSchema_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(DescribeSchemaRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(ExplorerServiceServer).DescribeSchema(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: ExplorerService_DescribeSchema_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(ExplorerServiceServer).DescribeSchema(ctx, req.(*DescribeSchemaRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // ExplorerService_ServiceDesc is the grpc.ServiceDesc for ExplorerService service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -166,6 +208,10 @@ var ExplorerService_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "SearchObjects",
 			Handler:    _ExplorerService_SearchObjects_Handler,
+		},
+		{
+			MethodName: "DescribeSchema",
+			Handler:    _ExplorerService_DescribeSchema_Handler,
 		},
 	},
 	Streams:  []grpc.StreamDesc{},
