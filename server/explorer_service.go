@@ -3,6 +3,7 @@ package server
 import (
 	"context"
 	"slices"
+	"strings"
 	"time"
 
 	"google.golang.org/protobuf/proto"
@@ -67,10 +68,10 @@ func describeSchema(sch *schema.Schema, readAt *pb.Zookie) *pb.DescribeSchemaRes
 	resp := &pb.DescribeSchemaResponse{Text: sch.String(), ReadAt: readAt}
 	for _, name := range sch.DefinitionOrder {
 		def := sch.Definition(name)
-		d := &pb.SchemaDefinition{Name: def.Name, Doc: def.Doc}
+		d := &pb.SchemaDefinition{Name: def.Name, Doc: docText(def.Doc)}
 		for _, member := range def.Order {
 			if rel := def.Relations[member]; rel != nil {
-				r := &pb.SchemaRelation{Name: rel.Name, Doc: rel.Doc}
+				r := &pb.SchemaRelation{Name: rel.Name, Doc: docText(rel.Doc)}
 				for _, a := range rel.Allowed {
 					r.Allowed = append(r.Allowed, &pb.SchemaAllowedSubject{Type: a.Type, Relation: a.Relation,
 						Wildcard: a.Wildcard, Caveat: a.Caveat, Expiration: a.Expiration, Text: a.String()})
@@ -78,7 +79,7 @@ func describeSchema(sch *schema.Schema, readAt *pb.Zookie) *pb.DescribeSchemaRes
 				d.Relations = append(d.Relations, r)
 			}
 			if perm := def.Permissions[member]; perm != nil {
-				p := &pb.SchemaPermission{Name: perm.Name, Doc: perm.Doc, Expression: schema.ExprString(perm.Expr)}
+				p := &pb.SchemaPermission{Name: perm.Name, Doc: docText(perm.Doc), Expression: schema.ExprString(perm.Expr)}
 				collectUses(perm.Expr, p)
 				d.Permissions = append(d.Permissions, p)
 			}
@@ -87,7 +88,7 @@ func describeSchema(sch *schema.Schema, readAt *pb.Zookie) *pb.DescribeSchemaRes
 	}
 	for _, name := range sch.CaveatOrder {
 		c := sch.Caveat(name)
-		out := &pb.SchemaCaveat{Name: c.Name, Doc: c.Doc, Expression: c.Expression}
+		out := &pb.SchemaCaveat{Name: c.Name, Doc: docText(c.Doc), Expression: c.Expression}
 		for _, p := range c.Params {
 			out.Parameters = append(out.Parameters, &pb.SchemaCaveatParameter{Name: p.Name, Type: p.Type})
 		}
@@ -124,4 +125,23 @@ func collectUses(e schema.Expr, p *pb.SchemaPermission) {
 			p.Arrows = append(p.Arrows, a)
 		}
 	}
+}
+
+// docText is a doc comment's text without its markers: `/** ... */`,
+// a leading `*` on each line, or `//`.
+func docText(doc string) string {
+	doc = strings.TrimSpace(doc)
+	var lines []string
+	for _, line := range strings.Split(doc, "\n") {
+		line = strings.TrimSpace(line)
+		line = strings.TrimPrefix(line, "/**")
+		line = strings.TrimPrefix(line, "/*")
+		line = strings.TrimSuffix(line, "*/")
+		line = strings.TrimPrefix(line, "//")
+		line = strings.TrimPrefix(strings.TrimSpace(line), "* ")
+		if line = strings.TrimSpace(line); line != "*" && line != "" {
+			lines = append(lines, line)
+		}
+	}
+	return strings.Join(lines, "\n")
 }
