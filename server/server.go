@@ -11,6 +11,7 @@ import (
 	"net/http/pprof"
 	goruntime "runtime"
 	"sync/atomic"
+	"strings"
 	"time"
 
 	"github.com/grpc-ecosystem/grpc-gateway/v2/runtime"
@@ -28,6 +29,7 @@ import (
 	"github.com/pembadb/pemba/check"
 	"github.com/pembadb/pemba/core"
 	pb "github.com/pembadb/pemba/proto/pemba/v1"
+	"github.com/pembadb/pemba/ui"
 	"github.com/pembadb/pemba/storage"
 )
 
@@ -465,6 +467,11 @@ func (s *Server) serveHTTP(tlsCfg *tls.Config) error {
 		_, _ = w.Write([]byte("ok\n"))
 	})
 	mux.HandleFunc("/readyz", s.readyz)
+	if !s.cfg.DisableUI {
+		explorer := ui.Handler()
+		mux.Handle(ui.Prefix, explorer)
+		mux.Handle(strings.TrimSuffix(ui.Prefix, "/"), explorer)
+	}
 	if s.cfg.MetricsAddr == "" || s.cfg.MetricsAddr == s.cfg.HTTPAddr {
 		s.handleObservability(mux)
 	}

@@ -58,6 +58,7 @@ type serveOptions struct {
 	gcWindow        time.Duration
 	gcInterval      time.Duration
 	audit           bool
+	ui              bool
 	auditRetention  time.Duration
 
 	maxWrite        int
@@ -170,6 +171,7 @@ drops the ones older than it, and --audit=false records none.`,
 	f.IntVar(&o.maxExpandNodes, "max-expand-nodes", 50000, "maximum nodes of one ExpandPermission tree (larger trees are refused; use LookupSubjects)")
 	f.DurationVar(&o.gcWindow, "gc-window", 24*time.Hour, "how long old revisions stay readable (zookies older than this are refused)")
 	f.DurationVar(&o.gcInterval, "gc-interval", time.Minute, "how often the embedded datastore drops history older than --gc-window")
+	f.BoolVar(&o.ui, "ui", true, "serve the access explorer at /ui on the HTTP listener")
 	f.BoolVar(&o.audit, "audit", true, "record every write in the audit log (false stores none: for benchmarks; audit reads, check provenance and watch --since TIME are then refused)")
 	f.DurationVar(&o.auditRetention, "audit-retention", 0, "drop audit log entries older than this (0: keep them forever); garbage collection never removes them otherwise")
 	f.IntVar(&o.maxWrite, "max-write-relationships", 1000, "maximum updates in one WriteRelationships")
@@ -335,7 +337,9 @@ func serve(cmd *cobra.Command, o serveOptions) error {
 			HandshakeTimeout:      o.handshakeTimeout,
 			HTTPReadTimeout:       o.httpReadTimeout,
 		},
-		Logger: log,
+		Logger:    log,
+		Version:   version,
+		DisableUI: !o.ui,
 	})
 	if err != nil {
 		return err
@@ -393,6 +397,7 @@ func printDevBanner(w io.Writer, grpcAddr, httpAddr, secret string) {
 Pemba development server
   gRPC      %s
   HTTP      http://%s  (/healthz /readyz /metrics /v1/...)
+  explorer  http://%s/ui/  (sign in with the token)
   token     %s
 
 Try it in another terminal:
@@ -402,7 +407,7 @@ Try it in another terminal:
   ./bin/pemba relationship create document:readme viewer user:alice
   ./bin/pemba check document:readme view user:alice
 
-`, grpcAddr, httpAddr, secret, grpcAddr, secret)
+`, grpcAddr, httpAddr, httpAddr, secret, grpcAddr, secret)
 	if f, ok := w.(*os.File); ok {
 		_ = f.Sync()
 	}
