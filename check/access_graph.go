@@ -2,6 +2,7 @@ package check
 
 import (
 	"container/heap"
+	"fmt"
 	"slices"
 
 	"github.com/pembadb/pemba/check/dispatch"
@@ -32,6 +33,10 @@ type accessGraph struct {
 	// whether any of them expires (if none does, nothing ends).
 	edges    []graphEdge
 	expiring bool
+	// max bounds the nodes; full records that a node was left out
+	// because of it, which fails the walk (see err).
+	max  int
+	full bool
 }
 
 // graphNode is one node of an accessGraph.
@@ -54,8 +59,8 @@ type graphEdge struct {
 	until    int64
 }
 
-func newAccessGraph(root node) *accessGraph {
-	g := &accessGraph{index: map[node]int32{root: 0}}
+func newAccessGraph(root node, max int) *accessGraph {
+	g := &accessGraph{index: map[node]int32{root: 0}, max: max}
 	g.nodes = append(g.nodes, graphNode{n: root, clean: true, parent: -1})
 	return g
 }
@@ -73,6 +78,10 @@ func (g *accessGraph) reach(from int32, n node, clean bool, rship *graph.Relatio
 	}
 	i, seen := g.index[n]
 	if !seen {
+		if len(g.nodes) >= g.max {
+			g.full = true
+			return 0, false
+		}
 		i = int32(len(g.nodes))
 		g.index[n] = i
 		g.nodes = append(g.nodes, graphNode{n: n, level: g.nodes[from].level + 1, clean: clean, parent: from, rship: rship, via: via})
@@ -90,7 +99,15 @@ func (g *accessGraph) reach(from int32, n node, clean bool, rship *graph.Relatio
 	return i, false
 }
 
-// pathTo returns the chain of the evaluator (see pathNode) that goes from
+// err reports a walk that outgrew its bound.
+func (g *accessGraph) err() error {
+	if g.full {
+		return fmt.Errorf("%w: more than %d objects (MaxAccessObjects)", ErrAccessTooLarge, g.max)
+	}
+	return nil
+}
+
+// pathDown returns the chain of the evaluator (see pathNode) that goes from
 // the root down to node i, for a walk from the resource to the subject
 // (forward: node i is the subject the last edge names).
 func (g *accessGraph) pathDown(i int32) *pathNode {

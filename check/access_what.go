@@ -144,10 +144,13 @@ func (e *Engine) whatLookup(ctx context.Context, snap Snapshot, req WhatRequest,
 	err = e.LookupResources(ctx, snap, LookupResourcesRequest{ResourceType: step.typ, Permission: step.perm, Subject: req.Subject, Context: req.Context, Now: now},
 		func(r ResourceResult) bool {
 			ids = append(ids, r.ID)
-			return true
+			return len(ids) <= e.cfg.MaxAccessObjects
 		})
 	if err != nil {
 		return false, err
+	}
+	if len(ids) > e.cfg.MaxAccessObjects {
+		return false, fmt.Errorf("%w: more than %d resources (MaxAccessObjects)", ErrAccessTooLarge, e.cfg.MaxAccessObjects)
 	}
 	slices.Sort(ids)
 	q := rowRequest{snap: snap, caveatCtx: req.Context, now: now, perm: step.perm, subject: req.Subject, eval: req.Subject}

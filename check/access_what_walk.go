@@ -34,7 +34,7 @@ type whatWalk struct {
 func walkWhat(ev *evaluation, sub graph.SubjectRef, target schema.Node) (*whatWalk, error) {
 	_, exact := monotoneFrom(ev.schema, target.Type, target.Relation)
 	root := node{sub.Object.Type, sub.Object.ID, sub.Relation}
-	w := &whatWalk{ev: ev, g: newAccessGraph(root), target: target, paths: ev.schema.Reachability().Lookup(target), exact: exact}
+	w := &whatWalk{ev: ev, g: newAccessGraph(root, ev.eng.cfg.MaxAccessObjects), target: target, paths: ev.schema.Reachability().Lookup(target), exact: exact}
 	if !exact {
 		return w, nil
 	}
@@ -45,17 +45,20 @@ func walkWhat(ev *evaluation, sub graph.SubjectRef, target schema.Node) (*whatWa
 	// Wildcard relationships name every plain subject of their type; they
 	// are read from the subject's own node only.
 	wildcard := sub.Relation == "" && sub.Object.ID != graph.Wildcard
-	for len(w.frontier) > 0 && w.exact {
+	for len(w.frontier) > 0 && w.exact && !w.g.full {
 		cur := w.frontier
 		w.frontier, w.index = nil, nil
 		for _, b := range cur {
+			if err := w.ev.ctx.Err(); err != nil {
+				return nil, err
+			}
 			if err := w.expand(b, wildcard); err != nil {
 				return nil, err
 			}
 		}
 		wildcard = false
 	}
-	return w, nil
+	return w, w.g.err()
 }
 
 // queue adds node i to the frontier.
@@ -86,6 +89,9 @@ func (w *whatWalk) visit(from int32, to schema.Node, id string, clean bool, rshi
 	n := node{to.Type, id, to.Relation}
 	_, seen := w.g.index[n]
 	i, expand := w.g.reach(from, n, clean, rship, via)
+	if w.g.full {
+		return
+	}
 	if !seen && to == w.target {
 		w.found = append(w.found, i)
 	}

@@ -194,10 +194,13 @@ func (e *Engine) whoStep(ctx context.Context, snap Snapshot, req WhoRequest, now
 	err = e.LookupSubjects(ctx, snap, LookupSubjectsRequest{Resource: req.Resource, Permission: step.perm, SubjectType: step.typ, Context: req.Context, Now: now},
 		func(r SubjectResult) bool {
 			found = append(found, r)
-			return true
+			return len(found) <= e.cfg.MaxAccessObjects
 		})
 	if err != nil {
 		return false, err
+	}
+	if len(found) > e.cfg.MaxAccessObjects {
+		return false, fmt.Errorf("%w: more than %d subjects (MaxAccessObjects)", ErrAccessTooLarge, e.cfg.MaxAccessObjects)
 	}
 	slices.SortFunc(found, func(a, b SubjectResult) int { return cmp.Compare(a.Subject.Object.ID, b.Subject.Object.ID) })
 	q := rowRequest{snap: snap, caveatCtx: req.Context, now: now, res: req.Resource, perm: step.perm}

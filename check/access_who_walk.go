@@ -41,7 +41,7 @@ type walkBatchKey struct{ typ, rel string }
 // its graph is the answer.
 func walkWho(ev *evaluation, res graph.ObjectRef, perm string, types []string) (*whoWalk, error) {
 	reach, exact := monotoneFrom(ev.schema, res.Type, perm)
-	w := &whoWalk{ev: ev, g: newAccessGraph(node{res.Type, res.ID, perm}), types: map[string]bool{}, reach: reach, exact: exact}
+	w := &whoWalk{ev: ev, g: newAccessGraph(node{res.Type, res.ID, perm}, ev.eng.cfg.MaxAccessObjects), types: map[string]bool{}, reach: reach, exact: exact}
 	for _, t := range types {
 		w.types[t] = true
 	}
@@ -49,16 +49,19 @@ func walkWho(ev *evaluation, res graph.ObjectRef, perm string, types []string) (
 		return w, nil
 	}
 	w.queue(0)
-	for len(w.frontier) > 0 && w.exact {
+	for len(w.frontier) > 0 && w.exact && !w.g.full {
 		cur := w.frontier
 		w.frontier, w.index = nil, nil
 		for _, b := range cur {
+			if err := w.ev.ctx.Err(); err != nil {
+				return nil, err
+			}
 			if err := w.expand(b); err != nil {
 				return nil, err
 			}
 		}
 	}
-	return w, nil
+	return w, w.g.err()
 }
 
 // queue adds node i to the frontier.
