@@ -90,11 +90,13 @@ func TestAccessCursorErrors(t *testing.T) {
 	otherSub := good
 	otherSub.Subject.Object.ID = "ub"
 	for name, run := range map[string]func() error{
-		"who, stale":   func() error { return e.WhoCanAccess(ctx, snap, WhoRequest{Resource: res, After: &stale}, nil) },
-		"who, other":   func() error { return e.WhoCanAccess(ctx, snap, WhoRequest{Resource: res, After: &other}, nil) },
-		"what, stale":  func() error { return e.WhatCanAccess(ctx, snap, WhatRequest{Subject: user, After: &stale}, nil) },
-		"what, other":  func() error { return e.WhatCanAccess(ctx, snap, WhatRequest{Subject: user, After: &otherSub}, nil) },
-		"who, context": func() error { return e.WhoCanAccess(ctx, snap, WhoRequest{Resource: res, Context: map[string]any{"x": func() {}}}, nil) },
+		"who, stale":  func() error { return e.WhoCanAccess(ctx, snap, WhoRequest{Resource: res, After: &stale}, nil) },
+		"who, other":  func() error { return e.WhoCanAccess(ctx, snap, WhoRequest{Resource: res, After: &other}, nil) },
+		"what, stale": func() error { return e.WhatCanAccess(ctx, snap, WhatRequest{Subject: user, After: &stale}, nil) },
+		"what, other": func() error { return e.WhatCanAccess(ctx, snap, WhatRequest{Subject: user, After: &otherSub}, nil) },
+		"who, context": func() error {
+			return e.WhoCanAccess(ctx, snap, WhoRequest{Resource: res, Context: map[string]any{"x": func() {}}}, nil)
+		},
 	} {
 		err := run()
 		if !errors.Is(err, ErrInvalidRequest) || (!strings.Contains(name, "context") && !isCursorError(err)) {
