@@ -59,18 +59,32 @@ func (e *Engine) accessRow(ctx context.Context, q rowRequest) (AccessRow, bool, 
 	return row, true, nil
 }
 
-// walkRow is the row of a subject an exact walk found clean: it holds
-// the permission, by the path pn, until the widest chain's end (see
-// accessGraph).
-func (e *Engine) walkRow(q rowRequest, sub graph.SubjectRef, pn *pathNode, until int64) AccessRow {
-	p := toPath(pn, sub, nil)
-	row := AccessRow{Resource: q.res, Permission: q.perm, Subject: sub, Permissionship: HasPermission, Path: p,
+// graphRow is the row of a node an exact walk reached (see
+// accessGraph), whose access ends at until. A clean node holds the
+// permission by its shortest clean path. Any other holds it
+// conditionally (the permission is monotone), by its shortest path, with
+// the missing parameters a check reports; should the check say
+// otherwise, the row is answered as accessRow does.
+func (e *Engine) graphRow(ctx context.Context, q rowRequest, path func(clean bool) *pathNode, clean bool, until int64) (AccessRow, bool, error) {
+	perm, missing := HasPermission, []string(nil)
+	if !clean {
+		o, err := e.answerAt(ctx, q.snap, q.eval, q.caveatCtx, q.res, q.perm, q.now)
+		if err != nil {
+			return AccessRow{}, false, err
+		}
+		if o.perm != Conditional {
+			return e.accessRow(ctx, q)
+		}
+		perm, missing = Conditional, slices.Clone(o.missing)
+	}
+	p := toPath(path(clean), q.subject, missing)
+	row := AccessRow{Resource: q.res, Permission: q.perm, Subject: q.subject, Permissionship: perm, Missing: missing, Path: p,
 		Holdings: holdingsOf(p, q.res)}
 	if until != dispatch.Never {
 		row.EndsAt = time.Unix(0, until).UTC()
 	}
-	row.Cursor = AccessCursor{Revision: q.snap.Reader.Revision(), Resource: q.res, Permission: q.perm, Subject: sub}
-	return row
+	row.Cursor = AccessCursor{Revision: q.snap.Reader.Revision(), Resource: q.res, Permission: q.perm, Subject: q.subject}
+	return row, true, nil
 }
 
 // relabel gives every chain of p the subject s.

@@ -119,16 +119,12 @@ func (e *Engine) whatStep(ctx context.Context, snap Snapshot, req WhatRequest, n
 			continue
 		}
 		q.res = graph.ObjectRef{Type: step.typ, ID: x.n.id}
-		var row AccessRow
-		if x.clean {
-			row = e.walkRow(q, req.Subject, g.pathUp(i, identity), width[i])
-		} else {
-			var ok bool
-			if row, ok, err = e.accessRow(ctx, q); err != nil {
-				return false, err
-			} else if !ok {
-				continue
-			}
+		row, ok, err := e.graphRow(ctx, q, func(clean bool) *pathNode { return g.pathUp(i, clean, identity) }, x.clean, width[i])
+		if err != nil {
+			return false, err
+		}
+		if !ok {
+			continue
 		}
 		if !yield(row) {
 			return false, nil

@@ -104,25 +104,21 @@ func (e *Engine) whoPermission(ctx context.Context, snap Snapshot, req WhoReques
 			if a := req.After; a != nil && a.Permission == perm && a.Subject.Object.Type == typ && id <= a.Subject.Object.ID {
 				continue
 			}
-			sub := graph.SubjectRef{Object: graph.ObjectRef{Type: typ, ID: id}}
-			var row AccessRow
-			if x.clean {
-				ends := width[i]
-				if hasWild && id != graph.Wildcard {
-					ends = max(ends, width[wild])
-				}
-				row = e.walkRow(q, sub, g.pathDown(i), ends)
-			} else {
-				q.subject, q.eval = sub, sub
-				if id == graph.Wildcard {
-					q.eval.Object.ID = freshWalkID(g, typ)
-				}
-				var ok bool
-				if row, ok, err = e.accessRow(ctx, q); err != nil {
-					return false, err
-				} else if !ok {
-					continue
-				}
+			ends := width[i]
+			if hasWild && id != graph.Wildcard {
+				ends = max(ends, width[wild]) // the wildcard grants the subject too
+			}
+			q.subject = graph.SubjectRef{Object: graph.ObjectRef{Type: typ, ID: id}}
+			q.eval = q.subject
+			if id == graph.Wildcard {
+				q.eval.Object.ID = freshWalkID(g, typ)
+			}
+			row, ok, err := e.graphRow(ctx, q, func(clean bool) *pathNode { return g.pathDown(i, clean) }, x.clean, ends)
+			if err != nil {
+				return false, err
+			}
+			if !ok {
+				continue
 			}
 			if !yield(row) {
 				return false, nil
