@@ -6,6 +6,8 @@ import (
 	"slices"
 	"time"
 
+	"golang.org/x/sync/errgroup"
+
 	"github.com/pembadb/pemba/check/dispatch"
 	"github.com/pembadb/pemba/graph"
 	"github.com/pembadb/pemba/schema"
@@ -23,6 +25,8 @@ type rowRequest struct {
 	// row an ID no relationship names, which holds exactly what the
 	// wildcard grants.
 	eval graph.SubjectRef
+	// excluded lists, for a wildcard row, the subjects it leaves out.
+	excluded []string
 }
 
 // accessRow answers one row: the permissionship, a shortest path, when
@@ -53,10 +57,45 @@ func (e *Engine) accessRow(ctx context.Context, q rowRequest) (AccessRow, bool, 
 		r.Path.Subject = q.subject
 		relabel(r.Path, q.subject)
 	}
-	row := AccessRow{Resource: q.res, Permission: q.perm, Subject: q.subject, Permissionship: r.Permissionship,
+	row := AccessRow{Resource: q.res, Permission: q.perm, Subject: q.subject, Excluded: q.excluded, Permissionship: r.Permissionship,
 		Missing: slices.Clone(r.Missing), Path: r.Path, EndsAt: ends, Holdings: holdingsOf(r.Path, q.res)}
 	row.Cursor = AccessCursor{Revision: q.snap.Reader.Revision(), Resource: q.res, Permission: q.perm, Subject: q.subject}
 	return row, true, nil
+}
+
+// streamRows answers the rows of qs with accessRow, up to Concurrency at
+// a time, and streams them in order; more is false once yield asked to
+// stop. The first window is small, so the first row comes early; later
+// ones are larger, so the goroutines stay busy.
+func (e *Engine) streamRows(ctx context.Context, qs []rowRequest, yield func(AccessRow) bool) (more bool, err error) {
+	type result struct {
+		row AccessRow
+		ok  bool
+	}
+	window := e.cfg.Concurrency
+	for start := 0; start < len(qs); {
+		end := min(start+window, len(qs))
+		res := make([]result, end-start)
+		g, gctx := errgroup.WithContext(ctx)
+		g.SetLimit(e.cfg.Concurrency)
+		for i := start; i < end; i++ {
+			g.Go(func() error {
+				row, ok, err := e.accessRow(gctx, qs[i])
+				res[i-start] = result{row, ok}
+				return err
+			})
+		}
+		if err := g.Wait(); err != nil {
+			return false, err
+		}
+		for _, r := range res {
+			if r.ok && !yield(r.row) {
+				return false, nil
+			}
+		}
+		start, window = end, 16*e.cfg.Concurrency
+	}
+	return true, nil
 }
 
 // graphRow is the row of a node an exact walk reached (see

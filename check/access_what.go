@@ -149,22 +149,13 @@ func (e *Engine) whatLookup(ctx context.Context, snap Snapshot, req WhatRequest,
 		return false, fmt.Errorf("%w: more than %d resources (MaxAccessObjects)", ErrAccessTooLarge, e.cfg.MaxAccessObjects)
 	}
 	slices.Sort(ids)
-	q := rowRequest{snap: snap, caveatCtx: req.Context, now: now, perm: step.perm, subject: req.Subject, eval: req.Subject}
+	var qs []rowRequest
 	for _, id := range ids {
 		if a := req.After; a != nil && a.Resource.Type == step.typ && a.Permission == step.perm && id <= a.Resource.ID {
 			continue
 		}
-		q.res = graph.ObjectRef{Type: step.typ, ID: id}
-		row, ok, err := e.accessRow(ctx, q)
-		if err != nil {
-			return false, err
-		}
-		if !ok {
-			continue
-		}
-		if !yield(row) {
-			return false, nil
-		}
+		qs = append(qs, rowRequest{snap: snap, caveatCtx: req.Context, now: now, res: graph.ObjectRef{Type: step.typ, ID: id}, perm: step.perm,
+			subject: req.Subject, eval: req.Subject})
 	}
-	return true, nil
+	return e.streamRows(ctx, qs, yield)
 }

@@ -199,33 +199,22 @@ func (e *Engine) whoStep(ctx context.Context, snap Snapshot, req WhoRequest, now
 		return false, fmt.Errorf("%w: more than %d subjects (MaxAccessObjects)", ErrAccessTooLarge, e.cfg.MaxAccessObjects)
 	}
 	slices.SortFunc(found, func(a, b SubjectResult) int { return cmp.Compare(a.Subject.Object.ID, b.Subject.Object.ID) })
-	q := rowRequest{snap: snap, caveatCtx: req.Context, now: now, res: req.Resource, perm: step.perm}
+	var qs []rowRequest
 	for _, f := range found {
 		if a := req.After; a != nil && a.Permission == step.perm && a.Subject.Object.Type == step.typ && f.Subject.Object.ID <= a.Subject.Object.ID {
 			continue
 		}
-		q.subject, q.eval = f.Subject, f.Subject
-		var excluded []string
+		q := rowRequest{snap: snap, caveatCtx: req.Context, now: now, res: req.Resource, perm: step.perm, subject: f.Subject, eval: f.Subject}
 		if f.Subject.Object.ID == graph.Wildcard {
-			excluded = make([]string, len(f.Excluded))
+			q.excluded = make([]string, len(f.Excluded))
 			for i, x := range f.Excluded {
-				excluded[i] = x.Object.ID
+				q.excluded[i] = x.Object.ID
 			}
-			q.eval.Object.ID = freshID(found, excluded)
+			q.eval.Object.ID = freshID(found, q.excluded)
 		}
-		row, ok, err := e.accessRow(ctx, q)
-		if err != nil {
-			return false, err
-		}
-		if !ok {
-			continue
-		}
-		row.Excluded = excluded
-		if !yield(row) {
-			return false, nil
-		}
+		qs = append(qs, q)
 	}
-	return true, nil
+	return e.streamRows(ctx, qs, yield)
 }
 
 // freshID returns an ID none of the subjects found or excluded has: it
