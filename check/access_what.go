@@ -112,25 +112,20 @@ func (e *Engine) whatStep(ctx context.Context, snap Snapshot, req WhatRequest, n
 	if req.Subject.Relation != "" {
 		identity = &pathNode{obj: req.Subject.Object, rel: req.Subject.Relation}
 	}
-	q := rowRequest{snap: snap, caveatCtx: req.Context, now: now, perm: step.perm, subject: req.Subject, eval: req.Subject}
+	var found []int32
 	for _, i := range w.found {
-		x := &g.nodes[i]
-		if a := req.After; a != nil && a.Resource.Type == step.typ && a.Permission == step.perm && x.n.id <= a.Resource.ID {
+		if a := req.After; a != nil && a.Resource.Type == step.typ && a.Permission == step.perm && g.nodes[i].n.id <= a.Resource.ID {
 			continue
 		}
-		q.res = graph.ObjectRef{Type: step.typ, ID: x.n.id}
-		row, ok, err := e.graphRow(ctx, q, func(clean bool) *pathNode { return g.pathUp(i, clean, identity) }, x.clean, width[i])
-		if err != nil {
-			return false, err
-		}
-		if !ok {
-			continue
-		}
-		if !yield(row) {
-			return false, nil
-		}
+		found = append(found, i)
 	}
-	return true, nil
+	build := func(ctx context.Context, k int) (AccessRow, bool, error) {
+		i := found[k]
+		q := rowRequest{snap: snap, caveatCtx: req.Context, now: now, res: graph.ObjectRef{Type: step.typ, ID: g.nodes[i].n.id}, perm: step.perm,
+			subject: req.Subject, eval: req.Subject}
+		return e.graphRow(ctx, q, func(clean bool) *pathNode { return g.pathUp(i, clean, identity) }, g.nodes[i].clean, w.monotone, width[i])
+	}
+	return e.streamGraphRows(ctx, len(found), build, !w.monotone, yield)
 }
 
 // whatLookup streams the rows of one resource type and permission from

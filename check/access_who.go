@@ -93,36 +93,42 @@ func (e *Engine) whoPermission(ctx context.Context, snap Snapshot, req WhoReques
 			byType[n.typ] = append(byType[n.typ], int32(i))
 		}
 	}
-	q := rowRequest{snap: snap, caveatCtx: req.Context, now: now, res: req.Resource, perm: perm}
 	for _, typ := range types {
-		found := byType[typ]
-		slices.SortFunc(found, func(a, b int32) int { return cmp.Compare(g.nodes[a].n.id, g.nodes[b].n.id) })
 		wild, hasWild := g.index[node{typ, graph.Wildcard, ""}]
-		for _, i := range found {
-			x := &g.nodes[i]
-			id := x.n.id
+		if hasWild && !w.monotone {
+			// The subjects a wildcard row excludes are on the subtracted
+			// side, which the walk left out.
+			if more, err := e.whoStep(ctx, snap, req, now, whoPlanStep{perm: perm, typ: typ}, yield); err != nil || !more {
+				return false, err
+			}
+			continue
+		}
+		var found []int32
+		for _, i := range byType[typ] {
+			id := g.nodes[i].n.id
 			if a := req.After; a != nil && a.Permission == perm && a.Subject.Object.Type == typ && id <= a.Subject.Object.ID {
 				continue
 			}
+			found = append(found, i)
+		}
+		slices.SortFunc(found, func(a, b int32) int { return cmp.Compare(g.nodes[a].n.id, g.nodes[b].n.id) })
+		build := func(ctx context.Context, k int) (AccessRow, bool, error) {
+			i := found[k]
+			x := &g.nodes[i]
 			ends := width[i]
-			if hasWild && id != graph.Wildcard {
+			if hasWild && x.n.id != graph.Wildcard {
 				ends = max(ends, width[wild]) // the wildcard grants the subject too
 			}
-			q.subject = graph.SubjectRef{Object: graph.ObjectRef{Type: typ, ID: id}}
+			q := rowRequest{snap: snap, caveatCtx: req.Context, now: now, res: req.Resource, perm: perm,
+				subject: graph.SubjectRef{Object: graph.ObjectRef{Type: typ, ID: x.n.id}}}
 			q.eval = q.subject
-			if id == graph.Wildcard {
+			if x.n.id == graph.Wildcard {
 				q.eval.Object.ID = freshWalkID(g, typ)
 			}
-			row, ok, err := e.graphRow(ctx, q, func(clean bool) *pathNode { return g.pathDown(i, clean) }, x.clean, ends)
-			if err != nil {
-				return false, err
-			}
-			if !ok {
-				continue
-			}
-			if !yield(row) {
-				return false, nil
-			}
+			return e.graphRow(ctx, q, func(clean bool) *pathNode { return g.pathDown(i, clean) }, x.clean, w.monotone, ends)
+		}
+		if more, err := e.streamGraphRows(ctx, len(found), build, !w.monotone, yield); err != nil || !more {
+			return false, err
 		}
 	}
 	return true, nil
