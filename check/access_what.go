@@ -15,8 +15,10 @@ import (
 // until yield returns false: one row per (resource, permission), ordered
 // by resource type, then permission name, then resource ID (bytewise).
 //
-// The resources of one type and permission come from LookupResources;
-// only the rows streamed pay for their path and end.
+// Each (type, permission) is answered by one walk up from the subject
+// (whatWalk) when the permission is monotone or subtracts only in its
+// own expression, as WhoCanAccess does; any other from LookupResources
+// with a check per row. The same bounds and paging costs apply.
 func (e *Engine) WhatCanAccess(ctx context.Context, snap Snapshot, req WhatRequest, yield func(AccessRow) bool) error {
 	plan, err := planWhat(snap.Schema, req)
 	if err != nil {

@@ -18,8 +18,19 @@ import (
 // ordered by permission name, then subject type, then subject ID
 // (bytewise; a wildcard row, ID "*", comes first among its type).
 //
-// The subjects of one permission and subject type come from
-// LookupSubjects; only the rows streamed pay for their path and end.
+// Each permission is answered by one walk forward from the resource
+// (whoWalk) when the permission is monotone or subtracts only in its own
+// expression: the walk gives every subject found its shortest path and,
+// for a monotone permission, its permissionship and end; otherwise a
+// check per row decides those. Any other permission, and a wildcard row
+// of a permission that subtracts, is answered from LookupSubjects with a
+// check per row. Rows that need a check are answered Concurrency at a
+// time, in order.
+//
+// Rows come sorted, so a permission's rows stream once its walk (or
+// lookup) is done; it holds at most Config.MaxAccessObjects objects. A
+// call resumed with After repeats the walk and skips the rows up to the
+// cursor: each page costs a walk, plus the rows it sends.
 func (e *Engine) WhoCanAccess(ctx context.Context, snap Snapshot, req WhoRequest, yield func(AccessRow) bool) error {
 	plan, err := planWho(snap.Schema, req)
 	if err != nil {
