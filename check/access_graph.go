@@ -130,43 +130,63 @@ func (g *accessGraph) step(i int32, clean bool) graphStep {
 	return g.nodes[i].first
 }
 
-// pathDown returns the chain of the evaluator (see pathNode) that goes
-// from the root down to node i, for a walk from the resource to the
-// subject (forward: node i is the subject the last edge names); clean
-// chooses the path (see step).
-func (g *accessGraph) pathDown(i int32, clean bool) *pathNode {
-	var next *pathNode
+// pathDown returns the path to node i of a walk from the resource to the
+// subject (forward: node i is the subject the last edge names), as the
+// evaluator would build it (see toPath); clean chooses the path (see
+// step).
+func (g *accessGraph) pathDown(i int32, clean bool, subject graph.SubjectRef, missing []string) *Path {
+	n := 0
+	for x := i; x != 0; x = g.step(x, clean).parent {
+		n++
+	}
+	steps := make([]Step, 0, n)
 	for x := i; x != 0; {
 		st := g.step(x, clean)
 		p := &g.nodes[st.parent]
-		next = &pathNode{obj: graph.ObjectRef{Type: p.n.typ, ID: p.n.id}, rel: p.n.rel, via: st.via, rship: st.rship, next: next}
+		steps = append(steps, Step{Object: graph.ObjectRef{Type: p.n.typ, ID: p.n.id}, Relation: p.n.rel, Relationship: st.rship, Via: st.via})
 		x = st.parent
 	}
-	return next
+	return newPath(subject, steps, missing)
 }
 
-// pathUp returns the chain of the evaluator that goes from node i (a
-// resource) down to the root, for a walk from the subject up to the
-// resource (reverse); clean chooses the path (see step). identity is
-// the chain of the subject itself: nil for a plain subject, the subject
-// set otherwise. An edge crossing a relationship that names the root
-// ends the chain there (the evaluator grants such a relationship
-// directly).
-func (g *accessGraph) pathUp(i int32, clean bool, identity *pathNode) *pathNode {
-	head := &pathNode{}
-	tail := head
+// pathUp returns the path to node i (a resource) of a walk from the
+// subject up to the resource (reverse), as the evaluator would build it;
+// clean chooses the path (see step). A subject set's path starts at the
+// set itself, unless the first edge crosses a relationship that names
+// the set (the evaluator grants such a relationship directly).
+func (g *accessGraph) pathUp(i int32, clean bool, subject graph.SubjectRef, missing []string) *Path {
+	var steps []Step
+	identity := subject.Relation != ""
 	for x := i; x != 0; {
 		c := &g.nodes[x]
 		st := g.step(x, clean)
-		pn := &pathNode{obj: graph.ObjectRef{Type: c.n.typ, ID: c.n.id}, rel: c.n.rel, via: st.via, rship: st.rship}
-		tail.next, tail = pn, pn
+		steps = append(steps, Step{Object: graph.ObjectRef{Type: c.n.typ, ID: c.n.id}, Relation: c.n.rel, Relationship: st.rship, Via: st.via})
 		if st.parent == 0 && st.rship != nil && st.via == "" {
-			return head.next
+			identity = false
 		}
 		x = st.parent
 	}
-	tail.next = identity
-	return head.next
+	if identity {
+		steps = append(steps, Step{Object: subject.Object, Relation: subject.Relation})
+	}
+	slices.Reverse(steps)
+	return newPath(subject, steps, missing)
+}
+
+// newPath returns the path of one chain, with the caveats its
+// relationships carry.
+func newPath(subject graph.SubjectRef, steps []Step, missing []string) *Path {
+	p := &Path{Subject: subject, Steps: steps, Missing: missing}
+	for _, s := range steps {
+		if s.Relationship != nil && s.Relationship.Caveat != nil {
+			p.Caveats = append(p.Caveats, s.Relationship.Caveat.Name)
+		}
+	}
+	if len(p.Caveats) > 1 {
+		slices.Sort(p.Caveats)
+		p.Caveats = slices.Compact(p.Caveats)
+	}
+	return p
 }
 
 // ends returns, for every node, the largest over the chains of granting

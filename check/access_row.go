@@ -131,7 +131,7 @@ func (e *Engine) streamGraphRows(ctx context.Context, n int, build func(ctx cont
 // is the shortest clean one for HasPermission, the shortest one for
 // Conditional. Should the check contradict the walk (a grant where the
 // node is not clean), the row is answered as accessRow does.
-func (e *Engine) graphRow(ctx context.Context, q rowRequest, path func(clean bool) *pathNode, clean, monotone bool, until int64) (AccessRow, bool, error) {
+func (e *Engine) graphRow(ctx context.Context, q rowRequest, path func(clean bool, missing []string) *Path, clean, monotone bool, until int64) (AccessRow, bool, error) {
 	perm, missing := HasPermission, []string(nil)
 	if !monotone || !clean {
 		o, err := e.answerAt(ctx, q.snap, q.eval, q.caveatCtx, q.res, q.perm, q.now)
@@ -156,7 +156,7 @@ func (e *Engine) graphRow(ctx context.Context, q rowRequest, path func(clean boo
 			}
 		}
 	}
-	p := toPath(path(perm == HasPermission), q.subject, missing)
+	p := path(perm == HasPermission, missing)
 	row := AccessRow{Resource: q.res, Permission: q.perm, Subject: q.subject, Permissionship: perm, Missing: missing, Path: p,
 		Holdings: holdingsOf(p, q.res)}
 	if until != dispatch.Never {

@@ -110,10 +110,6 @@ func (e *Engine) whatStep(ctx context.Context, snap Snapshot, req WhatRequest, n
 	g := w.g
 	width := g.ends()
 	slices.SortFunc(w.found, func(a, b int32) int { return cmp.Compare(g.nodes[a].n.id, g.nodes[b].n.id) })
-	var identity *pathNode
-	if req.Subject.Relation != "" {
-		identity = &pathNode{obj: req.Subject.Object, rel: req.Subject.Relation}
-	}
 	var found []int32
 	for _, i := range w.found {
 		if a := req.After; a != nil && a.Resource.Type == step.typ && a.Permission == step.perm && g.nodes[i].n.id <= a.Resource.ID {
@@ -125,7 +121,8 @@ func (e *Engine) whatStep(ctx context.Context, snap Snapshot, req WhatRequest, n
 		i := found[k]
 		q := rowRequest{snap: snap, caveatCtx: req.Context, now: now, res: graph.ObjectRef{Type: step.typ, ID: g.nodes[i].n.id}, perm: step.perm,
 			subject: req.Subject, eval: req.Subject}
-		return e.graphRow(ctx, q, func(clean bool) *pathNode { return g.pathUp(i, clean, identity) }, g.nodes[i].clean, w.monotone, width[i])
+		path := func(clean bool, missing []string) *Path { return g.pathUp(i, clean, req.Subject, missing) }
+		return e.graphRow(ctx, q, path, g.nodes[i].clean, w.monotone, width[i])
 	}
 	return e.streamGraphRows(ctx, len(found), build, !w.monotone, yield)
 }

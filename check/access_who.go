@@ -136,7 +136,8 @@ func (e *Engine) whoPermission(ctx context.Context, snap Snapshot, req WhoReques
 			if x.n.id == graph.Wildcard {
 				q.eval.Object.ID = freshWalkID(g, typ)
 			}
-			return e.graphRow(ctx, q, func(clean bool) *pathNode { return g.pathDown(i, clean) }, x.clean, w.monotone, ends)
+			path := func(clean bool, missing []string) *Path { return g.pathDown(i, clean, q.subject, missing) }
+			return e.graphRow(ctx, q, path, x.clean, w.monotone, ends)
 		}
 		if more, err := e.streamGraphRows(ctx, len(found), build, !w.monotone, yield); err != nil || !more {
 			return false, err
