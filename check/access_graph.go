@@ -76,7 +76,7 @@ func newAccessGraph(root node, max int) *accessGraph {
 }
 
 // reach records the edge from node from to n, crossing rship (nil for a
-// schema step) by way of arrow via; clean says whether the chain up to
+// schema step; reach keeps a copy) by way of arrow via; clean says whether the chain up to
 // and including this edge is clean. It returns n's index and whether n
 // must be expanded: it was not reached before, or was but not clean and
 // now is.
@@ -94,7 +94,7 @@ func (g *accessGraph) reach(from int32, n node, clean bool, rship *graph.Relatio
 		}
 		i = int32(len(g.nodes))
 		g.index[n] = i
-		step := graphStep{parent: from, rship: rship, via: via}
+		step := graphStep{parent: from, rship: keep(rship), via: via}
 		g.nodes = append(g.nodes, graphNode{n: n, level: g.nodes[from].level + 1, clean: clean, first: step, best: step})
 	}
 	g.edges = append(g.edges, graphEdge{from: from, to: i, until: until})
@@ -103,11 +103,21 @@ func (g *accessGraph) reach(from int32, n node, clean bool, rship *graph.Relatio
 	}
 	x := &g.nodes[i]
 	if clean && !x.clean {
-		x.clean, x.best = true, graphStep{parent: from, rship: rship, via: via}
+		x.clean, x.best = true, graphStep{parent: from, rship: keep(rship), via: via}
 		x.level = g.nodes[from].level + 1
 		return i, true
 	}
 	return i, false
+}
+
+// keep returns a copy of r that the graph may keep: a walk hands reach
+// relationships it reuses, and copies only those a path may need.
+func keep(r *graph.Relationship) *graph.Relationship {
+	if r == nil {
+		return nil
+	}
+	c := *r
+	return &c
 }
 
 // err reports a walk that outgrew its bound.

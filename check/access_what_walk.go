@@ -131,8 +131,8 @@ func (w *whatWalk) expand(b walkBatch, wildcard bool) error {
 			ellipsis := ""
 			f := storage.ReverseFilter{Subject: storage.SubjectFilter{Type: b.typ, IDs: []string{graph.Wildcard}, Relation: &ellipsis},
 				ResourceType: edge.To.Type, Relation: edge.To.Relation}
-			if err := w.reverse(f, func(r *graph.Relationship, clean bool) {
-				w.visit(b.at[0], edge.To, r.Resource.ID, clean, r, "")
+			if err := w.reverse(f, func(r graph.Relationship, clean bool) {
+				w.visit(b.at[0], edge.To, r.Resource.ID, clean, &r, "")
 			}); err != nil {
 				return err
 			}
@@ -167,9 +167,9 @@ func (w *whatWalk) expandStored(b walkBatch, edge schema.Edge) error {
 			rel := b.rel
 			f.Subject.Relation = &rel
 		}
-		err := w.reverse(f, func(r *graph.Relationship, clean bool) {
+		err := w.reverse(f, func(r graph.Relationship, clean bool) {
 			if k := ix.find(r.Subject.Object.ID); k >= 0 {
-				w.visit(at[k], edge.To, r.Resource.ID, clean && w.g.nodes[at[k]].clean, r, via)
+				w.visit(at[k], edge.To, r.Resource.ID, clean && w.g.nodes[at[k]].clean, &r, via)
 			}
 		})
 		if err != nil || !w.exact {
@@ -181,7 +181,7 @@ func (w *whatWalk) expandStored(b walkBatch, edge schema.Edge) error {
 
 // reverse reads relationships by subject and calls fn for each that
 // grants, as readGranting does.
-func (w *whatWalk) reverse(f storage.ReverseFilter, fn func(r *graph.Relationship, clean bool)) error {
+func (w *whatWalk) reverse(f storage.ReverseFilter, fn func(r graph.Relationship, clean bool)) error {
 	ev := w.ev
 	ev.eng.queries.Add(1)
 	for r, err := range ev.reader.ReverseQueryRelationships(ev.ctx, f, ev.opts()) {
@@ -203,7 +203,7 @@ func (w *whatWalk) reverse(f storage.ReverseFilter, fn func(r *graph.Relationshi
 			}
 			clean = c.perm == HasPermission
 		}
-		fn(&r, clean)
+		fn(r, clean)
 	}
 	return nil
 }

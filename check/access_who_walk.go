@@ -135,7 +135,7 @@ func (w *whoWalk) expandPermission(typ string, ids []string, at []int32, x schem
 		case *schema.Arrow:
 			via := x.Tupleset + "->" + x.Target
 			ix := newIndex(ids)
-			return w.read(storage.Filter{ResourceType: typ, ResourceIDs: ids, Relation: x.Tupleset}, func(r *graph.Relationship, clean bool) {
+			return w.read(storage.Filter{ResourceType: typ, ResourceIDs: ids, Relation: x.Tupleset}, func(r graph.Relationship, clean bool) {
 				k := ix.find(r.Resource.ID)
 				o := r.Subject.Object
 				if k < 0 {
@@ -146,7 +146,7 @@ func (w *whoWalk) expandPermission(typ string, ids []string, at []int32, x schem
 					return
 				}
 				if d := w.ev.schema.Definitions[o.Type]; d != nil && d.Has(x.Target) {
-					w.visit(at[k], node{o.Type, o.ID, x.Target}, clean && w.g.nodes[at[k]].clean, r, via)
+					w.visit(at[k], node{o.Type, o.ID, x.Target}, clean && w.g.nodes[at[k]].clean, &r, via)
 				}
 			})
 		}
@@ -159,7 +159,7 @@ func (w *whoWalk) expandPermission(typ string, ids []string, at []int32, x schem
 // expand.
 func (w *whoWalk) expandRelation(typ, rel string, ids []string, at []int32, r *schema.Relation) error {
 	ix := newIndex(ids)
-	return w.read(storage.Filter{ResourceType: typ, ResourceIDs: ids, Relation: rel}, func(x *graph.Relationship, clean bool) {
+	return w.read(storage.Filter{ResourceType: typ, ResourceIDs: ids, Relation: rel}, func(x graph.Relationship, clean bool) {
 		k := ix.find(x.Resource.ID)
 		if k < 0 {
 			return
@@ -172,7 +172,7 @@ func (w *whoWalk) expandRelation(typ, rel string, ids []string, at []int32, r *s
 		clean = clean && w.g.nodes[at[k]].clean
 		if sub.Relation == "" {
 			if w.types[sub.Object.Type] {
-				w.visit(at[k], node{sub.Object.Type, sub.Object.ID, ""}, clean, x, "")
+				w.visit(at[k], node{sub.Object.Type, sub.Object.ID, ""}, clean, &x, "")
 			}
 			return
 		}
@@ -181,7 +181,7 @@ func (w *whoWalk) expandRelation(typ, rel string, ids []string, at []int32, r *s
 			return
 		}
 		if d := w.ev.schema.Definitions[sub.Object.Type]; d != nil && d.Has(sub.Relation) {
-			w.visit(at[k], node{sub.Object.Type, sub.Object.ID, sub.Relation}, clean, x, "")
+			w.visit(at[k], node{sub.Object.Type, sub.Object.ID, sub.Relation}, clean, &x, "")
 		}
 	})
 }
@@ -191,13 +191,13 @@ func (w *whoWalk) expandRelation(typ, rel string, ids []string, at []int32, r *s
 // not false; clean when it is true or absent. A caveat that fails to
 // evaluate makes the walk inexact (a check reports it, or never gets
 // there).
-func (w *whoWalk) read(f storage.Filter, fn func(r *graph.Relationship, clean bool)) error {
+func (w *whoWalk) read(f storage.Filter, fn func(r graph.Relationship, clean bool)) error {
 	return readGranting(w.ev, f, &w.exact, fn)
 }
 
 // readGranting is whoWalk.read for any walk: exact is cleared on a
 // caveat that fails.
-func readGranting(ev *evaluation, f storage.Filter, exact *bool, fn func(r *graph.Relationship, clean bool)) error {
+func readGranting(ev *evaluation, f storage.Filter, exact *bool, fn func(r graph.Relationship, clean bool)) error {
 	return ev.query(f, func(r graph.Relationship) {
 		if !*exact {
 			return
@@ -214,6 +214,6 @@ func readGranting(ev *evaluation, f storage.Filter, exact *bool, fn func(r *grap
 			}
 			clean = c.perm == HasPermission
 		}
-		fn(&r, clean)
+		fn(r, clean)
 	})
 }
