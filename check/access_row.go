@@ -33,6 +33,10 @@ type rowRequest struct {
 // it ends and how it is held. ok is false when the subject does not hold
 // the access after all.
 func (e *Engine) accessRow(ctx context.Context, q rowRequest) (AccessRow, bool, error) {
+	first, err := e.answerAt(ctx, q.snap, q.eval, q.caveatCtx, q.res, q.perm, q.now)
+	if err != nil || first.perm == NoPermission {
+		return AccessRow{}, false, err
+	}
 	ev, err := e.newEvaluation(ctx, q.snap, q.eval, q.caveatCtx, q.now)
 	if err != nil {
 		return AccessRow{}, false, err
@@ -45,18 +49,11 @@ func (e *Engine) accessRow(ctx context.Context, q rowRequest) (AccessRow, bool, 
 	if r.Permissionship == NoPermission {
 		return AccessRow{}, false, nil
 	}
-	first, err := e.answerAt(ctx, q.snap, q.eval, q.caveatCtx, q.res, q.perm, q.now)
-	if err != nil {
-		return AccessRow{}, false, err
-	}
 	ends, err := e.endsAfter(ctx, q.snap, q.eval, q.caveatCtx, q.res, q.perm, q.now, first)
 	if err != nil {
 		return AccessRow{}, false, err
 	}
-	if r.Path != nil {
-		r.Path.Subject = q.subject
-		relabel(r.Path, q.subject)
-	}
+	relabel(r.Path, q.subject)
 	row := AccessRow{Resource: q.res, Permission: q.perm, Subject: q.subject, Excluded: q.excluded, Permissionship: r.Permissionship,
 		Missing: slices.Clone(r.Missing), Path: r.Path, EndsAt: ends, Holdings: holdingsOf(r.Path, q.res)}
 	row.Cursor = AccessCursor{Revision: q.snap.Reader.Revision(), Resource: q.res, Permission: q.perm, Subject: q.subject}
@@ -166,8 +163,11 @@ func (e *Engine) graphRow(ctx context.Context, q rowRequest, path func(clean boo
 	return row, true, nil
 }
 
-// relabel gives every chain of p the subject s.
+// relabel gives every chain of p (nil: none) the subject s.
 func relabel(p *Path, s graph.SubjectRef) {
+	if p == nil {
+		return
+	}
 	p.Subject = s
 	for _, a := range p.Also {
 		relabel(a, s)
