@@ -15,34 +15,24 @@ import (
 
 // The access benchmarks run on the load test's nested-org data set at
 // scale 1 (1000 users in 100 nested groups, 200 folders in a tree, 3000
-// documents; about 12,000 relationships), seed 1.
+// documents; about 12,000 relationships), seed 1; the X100 ones at scale
+// 100, built only when they run.
 var (
 	accessOnce  sync.Once
 	accessWorld *benchWorld
 	// accessReview reads the graph with a schema that adds document#review.
 	accessReview Snapshot
+
+	accessOnceX100  sync.Once
+	accessWorldX100 *benchWorld
 )
 
 func loadAccessWorld(b *testing.B) *benchWorld {
 	accessOnce.Do(func() {
-		d, err := dataset.New("nested-org", dataset.Options{Scale: 1, Seed: 1})
-		if err != nil {
-			b.Fatal(err)
-		}
-		s, err := schema.Compile("nested-org.zed", d.Schema())
-		if err != nil {
-			b.Fatal(err)
-		}
-		var rels []graph.Relationship
-		for r := range d.Relationships() {
-			rels = append(rels, r)
-		}
-		store := openTestStore(b)
-		store.write(b, rels)
-		accessWorld = &benchWorld{store: store, snap: Snapshot{Schema: s, Reader: store.reader(b)}}
-		// The same graph with a permission that is not monotone, which
-		// the access walks do not answer: every row is checked.
-		x, err := schema.Compile("nested-org-review.zed", strings.Replace(d.Schema(), "definition document {", "definition document {\n    permission review = view - owner", 1))
+		accessWorld = loadDataset(b, 1)
+		// The same graph with a permission that subtracts: the access
+		// walks cover its skeleton and check every row.
+		x, err := schema.Compile("nested-org-review.zed", strings.Replace(nestedOrgDataset(b, 1).Schema(), "definition document {", "definition document {\n    permission review = view - owner", 1))
 		if err != nil {
 			b.Fatal(err)
 		}
@@ -52,6 +42,39 @@ func loadAccessWorld(b *testing.B) *benchWorld {
 		b.Fatal("nested-org data set failed to load")
 	}
 	return accessWorld
+}
+
+func loadAccessWorldX100(b *testing.B) *benchWorld {
+	accessOnceX100.Do(func() { accessWorldX100 = loadDataset(b, 100) })
+	if accessWorldX100 == nil {
+		b.Fatal("nested-org data set failed to load")
+	}
+	return accessWorldX100
+}
+
+func nestedOrgDataset(b *testing.B, scale int) dataset.Dataset {
+	d, err := dataset.New("nested-org", dataset.Options{Scale: scale, Seed: 1})
+	if err != nil {
+		b.Fatal(err)
+	}
+	return d
+}
+
+// loadDataset loads the nested-org data set at scale into a store that
+// lives as long as the process.
+func loadDataset(b *testing.B, scale int) *benchWorld {
+	d := nestedOrgDataset(b, scale)
+	s, err := schema.Compile("nested-org.zed", d.Schema())
+	if err != nil {
+		b.Fatal(err)
+	}
+	var rels []graph.Relationship
+	for r := range d.Relationships() {
+		rels = append(rels, r)
+	}
+	store := openTestStore(b)
+	store.write(b, rels)
+	return &benchWorld{store: store, snap: Snapshot{Schema: s, Reader: store.reader(b)}}
 }
 
 // accessEngines are the configurations the access benchmarks run with:
@@ -68,18 +91,25 @@ var accessEngines = []struct {
 // BenchmarkWhoCanAccessNestedOrg lists everyone who can view a random
 // document, with paths and ends.
 func BenchmarkWhoCanAccessNestedOrg(b *testing.B) {
-	benchWho(b, func(w *benchWorld) Snapshot { return w.snap }, "view")
+	w := loadAccessWorld(b)
+	benchWho(b, w.snap, "view", 1)
 }
 
 // BenchmarkWhoCanAccessNestedOrgReview does the same for review = view -
-// owner: a row per subject found by LookupSubjects, each checked.
+// owner: the walk covers view, and a check decides each row.
 func BenchmarkWhoCanAccessNestedOrgReview(b *testing.B) {
-	benchWho(b, func(*benchWorld) Snapshot { return accessReview }, "review")
+	loadAccessWorld(b)
+	benchWho(b, accessReview, "review", 1)
 }
 
-func benchWho(b *testing.B, snapOf func(*benchWorld) Snapshot, perm string) {
-	w := loadAccessWorld(b)
-	snap := snapOf(w)
+// BenchmarkWhoCanAccessNestedOrgX100 lists everyone who can view a random
+// document of the ×100 graph.
+func BenchmarkWhoCanAccessNestedOrgX100(b *testing.B) {
+	w := loadAccessWorldX100(b)
+	benchWho(b, w.snap, "view", 100)
+}
+
+func benchWho(b *testing.B, snap Snapshot, perm string, scale int) {
 	for _, ec := range accessEngines {
 		b.Run(ec.name, func(b *testing.B) {
 			e := New(ec.cfg)
@@ -90,7 +120,7 @@ func benchWho(b *testing.B, snapOf func(*benchWorld) Snapshot, perm string) {
 			b.ReportAllocs()
 			b.ResetTimer()
 			for b.Loop() {
-				res := graph.ObjectRef{Type: "document", ID: fmt.Sprintf("d%d", rng.IntN(3000))}
+				res := graph.ObjectRef{Type: "document", ID: fmt.Sprintf("d%d", rng.IntN(3000*scale))}
 				err := e.WhoCanAccess(ctx, snap, WhoRequest{Resource: res, Permissions: []string{perm}, Now: goldenNow},
 					func(AccessRow) bool { rows++; return true })
 				if err != nil {
@@ -107,6 +137,16 @@ func benchWho(b *testing.B, snapOf func(*benchWorld) Snapshot, perm string) {
 // view, with paths and ends.
 func BenchmarkWhatCanAccessNestedOrg(b *testing.B) {
 	w := loadAccessWorld(b)
+	benchWhat(b, w.snap, 1)
+}
+
+// BenchmarkWhatCanAccessNestedOrgX100 does the same on the ×100 graph.
+func BenchmarkWhatCanAccessNestedOrgX100(b *testing.B) {
+	w := loadAccessWorldX100(b)
+	benchWhat(b, w.snap, 100)
+}
+
+func benchWhat(b *testing.B, snap Snapshot, scale int) {
 	for _, ec := range accessEngines {
 		b.Run(ec.name, func(b *testing.B) {
 			e := New(ec.cfg)
@@ -117,8 +157,8 @@ func BenchmarkWhatCanAccessNestedOrg(b *testing.B) {
 			b.ReportAllocs()
 			b.ResetTimer()
 			for b.Loop() {
-				sub := graph.SubjectRef{Object: graph.ObjectRef{Type: "user", ID: fmt.Sprintf("u%d", rng.IntN(1000))}}
-				err := e.WhatCanAccess(ctx, w.snap, WhatRequest{Subject: sub, ResourceTypes: []string{"document"}, Permissions: []string{"view"}, Now: goldenNow},
+				sub := graph.SubjectRef{Object: graph.ObjectRef{Type: "user", ID: fmt.Sprintf("u%d", rng.IntN(1000*scale))}}
+				err := e.WhatCanAccess(ctx, snap, WhatRequest{Subject: sub, ResourceTypes: []string{"document"}, Permissions: []string{"view"}, Now: goldenNow},
 					func(AccessRow) bool { rows++; return true })
 				if err != nil {
 					b.Fatal(err)
