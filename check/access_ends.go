@@ -1,0 +1,87 @@
+package check
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/pembadb/pemba/check/dispatch"
+	"github.com/pembadb/pemba/graph"
+)
+
+// MaxEndsAtSteps bounds the evaluations EndsAt makes after the first: one
+// per expiration instant at which the answer might change. An access that
+// more expiring relationships influence in turn is reported as an error
+// naming this limit rather than with a guessed end.
+const MaxEndsAtSteps = 256
+
+// EndsAt answers req (its Explain is ignored) and, for an access granted
+// (HasPermission or Conditional) at req.Now, returns the first instant
+// after req.Now at which no granting path remains if nothing is written:
+// zero when the access is standing (some granting path never expires).
+//
+// Each answer carries the earliest expiration among the relationships
+// that influenced it (outcome.until), and the answer holds unchanged up
+// to that instant, which is what lets the cache serve it until then. So
+// EndsAt evaluates again at that instant, and again, until the answer is
+// NoPermission (the access ends then) or rests on no expiring
+// relationship (it stands). Every step passes one expiration instant of
+// the snapshot, so the walk ends; it is bounded by MaxEndsAtSteps.
+func (e *Engine) EndsAt(ctx context.Context, snap Snapshot, req Request) (endsAt time.Time, granted bool, err error) {
+	if err := validate(snap.Schema, req.Resource, req.Permission, req.Subject); err != nil {
+		return time.Time{}, false, err
+	}
+	now := requestNow(req.Now)
+	o, err := e.answerAt(ctx, snap, req.Subject, req.Context, req.Resource, req.Permission, now)
+	if err != nil {
+		return time.Time{}, false, err
+	}
+	if o.perm == NoPermission {
+		return time.Time{}, false, nil
+	}
+	t, err := e.endsAfter(ctx, snap, req.Subject, req.Context, req.Resource, req.Permission, now, o)
+	return t, true, err
+}
+
+// answerAt answers whether sub has perm on res at instant at, with the
+// earliest expiration that influenced the answer.
+func (e *Engine) answerAt(ctx context.Context, snap Snapshot, sub graph.SubjectRef, caveatCtx map[string]any, res graph.ObjectRef, perm string, at time.Time) (outcome, error) {
+	ev, err := e.newEvaluation(ctx, snap, sub, caveatCtx, at)
+	if err != nil {
+		return outcome{}, err
+	}
+	defer e.release(ev)
+	out, err := ev.checkBatch(res.Type, perm, []string{res.ID}, 1)
+	if err != nil {
+		return outcome{}, fmt.Errorf("check %s#%s@%s at %s: %w", res, perm, sub, at.Format(time.RFC3339Nano), err)
+	}
+	return out[0], nil
+}
+
+// endsAfter follows a granting answer o, given at now, to the first
+// instant at which the answer is NoPermission (see EndsAt).
+func (e *Engine) endsAfter(ctx context.Context, snap Snapshot, sub graph.SubjectRef, caveatCtx map[string]any, res graph.ObjectRef, perm string, now time.Time, o outcome) (time.Time, error) {
+	at := now
+	for step := 0; ; step++ {
+		if o.until == dispatch.Never {
+			return time.Time{}, nil
+		}
+		if step == MaxEndsAtSteps {
+			return time.Time{}, fmt.Errorf("end of %s#%s@%s: more than %d expirations influence the access (MaxEndsAtSteps)", res, perm, sub, MaxEndsAtSteps)
+		}
+		next := time.Unix(0, o.until).UTC()
+		if !next.After(at) {
+			// An answer never rests on a relationship expired at its
+			// instant; stepping on guarantees progress regardless.
+			next = at.Add(time.Nanosecond)
+		}
+		at = next
+		var err error
+		if o, err = e.answerAt(ctx, snap, sub, caveatCtx, res, perm, at); err != nil {
+			return time.Time{}, err
+		}
+		if o.perm == NoPermission {
+			return at, nil
+		}
+	}
+}

@@ -1,0 +1,124 @@
+package check
+
+import (
+	"cmp"
+	"context"
+	"fmt"
+	"slices"
+	"time"
+
+	"github.com/pembadb/pemba/graph"
+	"github.com/pembadb/pemba/schema"
+)
+
+// WhatCanAccess streams every resource and permission req.Subject holds,
+// until yield returns false: one row per (resource, permission), ordered
+// by resource type, then permission name, then resource ID (bytewise).
+//
+// The resources of one type and permission come from LookupResources;
+// only the rows streamed pay for their path and end.
+func (e *Engine) WhatCanAccess(ctx context.Context, snap Snapshot, req WhatRequest, yield func(AccessRow) bool) error {
+	plan, err := planWhat(snap.Schema, req)
+	if err != nil {
+		return fmt.Errorf("what can access: %w", err)
+	}
+	if err := checkCursor(req.After, snap.Reader.Revision()); err != nil {
+		return fmt.Errorf("what can access: %w", err)
+	}
+	if _, err := contextHash(req.Context); err != nil {
+		return fmt.Errorf("what can access: %w", err)
+	}
+	now := requestNow(req.Now)
+	for _, step := range plan {
+		if a := req.After; a != nil && cmp.Or(cmp.Compare(step.typ, a.Resource.Type), cmp.Compare(step.perm, a.Permission)) < 0 {
+			continue
+		}
+		more, err := e.whatStep(ctx, snap, req, now, step, yield)
+		if err != nil {
+			return fmt.Errorf("what can access %s#%s@%s: %w", step.typ, step.perm, req.Subject, err)
+		}
+		if !more {
+			return nil
+		}
+	}
+	return nil
+}
+
+// whatPlanStep is one (resource type, permission) of a WhatCanAccess.
+type whatPlanStep struct{ typ, perm string }
+
+// planWhat validates req and lists its steps in answer order: the
+// (type, permission) pairs the subject's node can reach in the schema.
+func planWhat(s *schema.Schema, req WhatRequest) ([]whatPlanStep, error) {
+	if s == nil {
+		return nil, fmt.Errorf("%w: no schema", ErrInvalidRequest)
+	}
+	if err := validateSubject(s, req.Subject); err != nil {
+		return nil, err
+	}
+	types := sortedUnique(req.ResourceTypes)
+	if err := checkTypes(s, types, "resource_types"); err != nil {
+		return nil, err
+	}
+	if len(types) == 0 {
+		types = sortedUnique(s.DefinitionOrder)
+	}
+	perms := sortedUnique(req.Permissions)
+	for _, p := range perms {
+		if !slices.ContainsFunc(types, func(t string) bool { return s.Definitions[t].Has(p) }) {
+			return nil, &RequestError{Part: "permissions", Message: fmt.Sprintf("no resource type asked about has a permission or relation %q", p)}
+		}
+	}
+	if a := req.After; a != nil && a.Subject != req.Subject {
+		return nil, &RequestError{Part: "cursor", Message: fmt.Sprintf("cursor belongs to a query for %s, not %s", a.Subject, req.Subject)}
+	}
+	from := schema.Node{Type: req.Subject.Object.Type, Relation: req.Subject.Relation}
+	var plan []whatPlanStep
+	for _, t := range types {
+		def := s.Definitions[t]
+		names := perms
+		if len(names) == 0 {
+			names = defaultPermissions(def)
+		}
+		for _, p := range names {
+			if !def.Has(p) || !s.Reachability().Lookup(schema.Node{Type: t, Relation: p}).Reaches(from) {
+				continue
+			}
+			plan = append(plan, whatPlanStep{typ: t, perm: p})
+		}
+	}
+	return plan, nil
+}
+
+// whatStep streams the rows of one resource type and permission; more is
+// false once yield asked to stop.
+func (e *Engine) whatStep(ctx context.Context, snap Snapshot, req WhatRequest, now time.Time, step whatPlanStep, yield func(AccessRow) bool) (more bool, err error) {
+	var ids []string
+	err = e.LookupResources(ctx, snap, LookupResourcesRequest{ResourceType: step.typ, Permission: step.perm, Subject: req.Subject, Context: req.Context, Now: now},
+		func(r ResourceResult) bool {
+			ids = append(ids, r.ID)
+			return true
+		})
+	if err != nil {
+		return false, err
+	}
+	slices.Sort(ids)
+	q := rowRequest{snap: snap, caveatCtx: req.Context, now: now, perm: step.perm, subject: req.Subject, eval: req.Subject}
+	for _, id := range ids {
+		if a := req.After; a != nil && a.Resource.Type == step.typ && a.Permission == step.perm && id <= a.Resource.ID {
+			continue
+		}
+		q.res = graph.ObjectRef{Type: step.typ, ID: id}
+		row, ok, err := e.accessRow(ctx, q)
+		if err != nil {
+			return false, err
+		}
+		if !ok {
+			continue
+		}
+		if !yield(row) {
+			return false, nil
+		}
+	}
+	return true, nil
+}
