@@ -80,7 +80,9 @@ type ExpiringAnswer struct {
 // is confirmed live at snap. The accesses are the rows of WhatCanAccess
 // of each expiring relationship's subject (a subject set's own rows for
 // a relationship naming one) whose end falls in the window, at most
-// MaxExpiringRows rows examined.
+// MaxExpiringRows rows examined. ResourceType narrows both lists, but the
+// accesses are found from every expiring relationship of the subject: a
+// document's access may end with a group membership.
 func Expiring(ctx context.Context, src Source, snap check.Snapshot, q ExpiringQuery) (ExpiringAnswer, error) {
 	now, after, err := validateExpiring(snap, q)
 	if err != nil {
@@ -88,7 +90,15 @@ func Expiring(ctx context.Context, src Source, snap check.Snapshot, q ExpiringQu
 	}
 	end := now.Add(q.Within)
 	var ans ExpiringAnswer
-	rels, note, err := expiringRelationships(ctx, src, snap, q, now, end)
+	// An access on a resource of the type may end because a relationship
+	// on another type expires (a group membership): the accesses come from
+	// every expiring relationship of the subject.
+	anyType := q
+	anyType.ResourceType = ""
+	if q.RelationshipsOnly {
+		anyType = q
+	}
+	rels, note, err := expiringRelationships(ctx, src, snap, anyType, now, end)
 	if err != nil {
 		return ExpiringAnswer{}, err
 	}
@@ -96,7 +106,9 @@ func Expiring(ctx context.Context, src Source, snap check.Snapshot, q ExpiringQu
 	var items []ExpiringItem
 	for i := range rels {
 		r := &rels[i]
-		items = append(items, ExpiringItem{Relationship: r, Position: relationshipPosition(*r)})
+		if q.ResourceType == "" || r.Resource.Type == q.ResourceType {
+			items = append(items, ExpiringItem{Relationship: r, Position: relationshipPosition(*r)})
+		}
 	}
 	if !q.RelationshipsOnly {
 		rows, note, err := endingAccesses(ctx, src, snap, q, rels, now, end)
