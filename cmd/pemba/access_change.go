@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"context"
 	"fmt"
+	"io"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -164,7 +165,7 @@ type expiringPrinter struct {
 	accesses *rowWriter
 }
 
-func newExpiringPrinter(w *bufio.Writer, format accessFormat) *expiringPrinter {
+func newExpiringPrinter(w io.Writer, format accessFormat) *expiringPrinter {
 	p := &expiringPrinter{format: format}
 	switch format {
 	case formatCSV:
@@ -247,10 +248,7 @@ be within the server's garbage-collection window (--gc-window).`,
 			return withConn(cmd, func(ctx context.Context, c *conn) error {
 				out := bufio.NewWriter(cmd.OutOrStdout())
 				defer out.Flush()
-				rw := newRowWriter(out, format, "CHANGE", "RESOURCE", "PERMISSION", "HOLDING", "CAUSES")
-				if format == formatCSV {
-					rw.header = []string{"change", "resource", "permission", "subject", "holding", "ends_at", "path", "causes"}
-				}
+				rw := newDiffWriter(out, format)
 				stream, err := pb.NewAccessServiceClient(c.cc).AccessDiff(ctx, req)
 				if err != nil {
 					return rpcError("access diff", err)
@@ -341,6 +339,14 @@ func parseWhen(flag, s string, now time.Time) (*timestamppb.Timestamp, *pb.Zooki
 		return timestamppb.New(t), nil, nil
 	}
 	return nil, &pb.Zookie{Token: s}, nil
+}
+
+// newDiffWriter returns the writer of a diff's rows.
+func newDiffWriter(w io.Writer, format accessFormat) *rowWriter {
+	if format == formatCSV {
+		return newRowWriter(w, format, "change", "resource", "permission", "subject", "holding", "ends_at", "path", "causes")
+	}
+	return newRowWriter(w, format, "CHANGE", "RESOURCE", "PERMISSION", "HOLDING", "CAUSES")
 }
 
 // writeDiff writes one gained or lost access.

@@ -4,6 +4,7 @@ import (
 	"encoding/csv"
 	"fmt"
 	"io"
+	"strconv"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -203,7 +204,8 @@ func endsText(t time.Time, set bool) string {
 // changeText describes a relationship change that caused an access to be
 // gained or lost, with the audit mark (+ written, - deleted, ~ expired)
 // and, when the audit log recorded it, who wrote it and why:
-// `-group:eng#member@user:dana by hr "left eng"`.
+// `-group:eng#member@user:dana by hr "left eng"`; an expiration names
+// the write that granted it: `~...[expiration:...] granted by ci "temporary"`.
 func changeText(c *pb.RelationshipChange) string {
 	r := relationshipFromWire(c.GetRelationship())
 	var b strings.Builder
@@ -216,10 +218,14 @@ func changeText(c *pb.RelationshipChange) string {
 		b.WriteString("+")
 	}
 	b.WriteString(r.String())
-	if ev := c.GetAudit(); ev != nil && c.GetOperation() != pb.RelationshipChange_OPERATION_EXPIRED {
+	if ev := c.GetAudit(); ev != nil {
+		// An expiration's event is the write that granted it.
+		if c.GetOperation() == pb.RelationshipChange_OPERATION_EXPIRED {
+			b.WriteString(" granted")
+		}
 		b.WriteString(" by " + orDash(ev.GetActor()))
 		if reason := ev.GetReason(); reason != "" {
-			b.WriteString(fmt.Sprintf(" %q", reason))
+			b.WriteString(" " + strconv.Quote(reason))
 		}
 	}
 	return b.String()
