@@ -133,9 +133,12 @@ func Diff(ctx context.Context, src Source, q DiffQuery) (DiffAnswer, error) {
 	if err != nil {
 		return DiffAnswer{}, err
 	}
-	if from.rev > to.rev || from.at.After(to.at) {
-		return DiffAnswer{}, core.Invalid(core.Field(from.field),
-			fmt.Errorf("revision %d (%s) is after the later end's, revision %d (%s)", from.rev, from.at.UTC().Format(time.RFC3339), to.rev, to.at.UTC().Format(time.RFC3339)))
+	switch {
+	case from.rev > to.rev:
+		return DiffAnswer{}, core.Invalid(core.Field(from.field), fmt.Errorf("revision %d is after the later end's, revision %d", from.rev, to.rev))
+	case from.at.After(to.at):
+		return DiffAnswer{}, core.Invalid(core.Field(from.field), fmt.Errorf("%s is after the later end, %s",
+			from.at.UTC().Format(time.RFC3339Nano), to.at.UTC().Format(time.RFC3339Nano)))
 	}
 	after, err := accessesAt(ctx, src, q, to, true)
 	if err != nil {

@@ -69,10 +69,11 @@ so; narrow the question with --type or --subject.`,
 				defer out.Flush()
 				p := newExpiringPrinter(out, format)
 				z, note, err := pageExpiring(ctx, pb.NewAccessServiceClient(c.cc), req, o.limit, p.print)
-				if ferr := p.flush(); err == nil {
-					err = ferr
-				}
 				if err != nil {
+					p.flushRows()
+					return err
+				}
+				if err := p.flush(); err != nil {
 					return err
 				}
 				if note != "" {
@@ -204,12 +205,17 @@ func (p *expiringPrinter) print(resp *pb.ExpiringAccessResponse) error {
 	return p.accesses.row(accessCells(p.format, a, []string{"ENDS", "RESOURCE", "PERMISSION", "SUBJECT", "HOLDING", "PATH"})...)
 }
 
-// flush writes what is buffered; a table answer with no rows says so.
-func (p *expiringPrinter) flush() error {
+// flushRows writes the rows buffered.
+func (p *expiringPrinter) flushRows() error {
 	if err := p.rels.flush(); err != nil {
 		return err
 	}
-	if err := p.accesses.flush(); err != nil {
+	return p.accesses.flush()
+}
+
+// flush writes what is buffered; a table answer with no rows says so.
+func (p *expiringPrinter) flush() error {
+	if err := p.flushRows(); err != nil {
 		return err
 	}
 	if p.format == formatTable && p.rels.rows == 0 && p.accesses.rows == 0 {
