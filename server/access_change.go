@@ -91,9 +91,6 @@ func (svc *accessService) AccessDiff(req *pb.AccessDiffRequest, stream pb.Access
 	if q.From, err = s.diffEnd(req.GetFromTime(), req.GetFromZookie(), "from_time", "from_zookie"); err != nil {
 		return err
 	}
-	if req.GetFrom() == nil {
-		return invalidField("from_time", "missing: give from_time or from_zookie")
-	}
 	if q.To, err = s.diffEnd(req.GetToTime(), req.GetToZookie(), "to_time", "to_zookie"); err != nil {
 		return err
 	}
