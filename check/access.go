@@ -1,10 +1,17 @@
 package check
 
 import (
+	"errors"
 	"time"
 
 	"github.com/pembadb/pemba/graph"
 )
+
+// ErrAccessTooLarge: answering one permission of a WhoCanAccess or
+// WhatCanAccess needed more than Config.MaxAccessObjects objects in
+// memory. Asking for fewer permissions or types does not help a single
+// permission that large.
+var ErrAccessTooLarge = errors.New("access analysis too large")
 
 // Holding is one way an access is held; an AccessRow lists every way its
 // path uses. The values mirror pemba.v1.Holding.

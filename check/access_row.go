@@ -6,6 +6,7 @@ import (
 	"slices"
 	"time"
 
+	"github.com/pembadb/pemba/check/dispatch"
 	"github.com/pembadb/pemba/graph"
 	"github.com/pembadb/pemba/schema"
 )
@@ -56,6 +57,20 @@ func (e *Engine) accessRow(ctx context.Context, q rowRequest) (AccessRow, bool, 
 		Missing: slices.Clone(r.Missing), Path: r.Path, EndsAt: ends, Holdings: holdingsOf(r.Path, q.res)}
 	row.Cursor = AccessCursor{Revision: q.snap.Reader.Revision(), Resource: q.res, Permission: q.perm, Subject: q.subject}
 	return row, true, nil
+}
+
+// walkRow is the row of a subject an exact walk found clean: it holds
+// the permission, by the path pn, until the widest chain's end (see
+// accessGraph).
+func (e *Engine) walkRow(q rowRequest, sub graph.SubjectRef, pn *pathNode, until int64) AccessRow {
+	p := toPath(pn, sub, nil)
+	row := AccessRow{Resource: q.res, Permission: q.perm, Subject: sub, Permissionship: HasPermission, Path: p,
+		Holdings: holdingsOf(p, q.res)}
+	if until != dispatch.Never {
+		row.EndsAt = time.Unix(0, until).UTC()
+	}
+	row.Cursor = AccessCursor{Revision: q.snap.Reader.Revision(), Resource: q.res, Permission: q.perm, Subject: sub}
+	return row
 }
 
 // relabel gives every chain of p the subject s.

@@ -93,14 +93,64 @@ func planWhat(s *schema.Schema, req WhatRequest) ([]whatPlanStep, error) {
 // whatStep streams the rows of one resource type and permission; more is
 // false once yield asked to stop.
 func (e *Engine) whatStep(ctx context.Context, snap Snapshot, req WhatRequest, now time.Time, step whatPlanStep, yield func(AccessRow) bool) (more bool, err error) {
+	ev, err := e.newEvaluation(ctx, snap, req.Subject, req.Context, now)
+	if err != nil {
+		return false, err
+	}
+	w, err := walkWhat(ev, req.Subject, schema.Node{Type: step.typ, Relation: step.perm})
+	e.release(ev)
+	if err != nil {
+		return false, err
+	}
+	if !w.exact {
+		return e.whatLookup(ctx, snap, req, now, step, yield)
+	}
+	g := w.g
+	width := g.ends()
+	slices.SortFunc(w.found, func(a, b int32) int { return cmp.Compare(g.nodes[a].n.id, g.nodes[b].n.id) })
+	var identity *pathNode
+	if req.Subject.Relation != "" {
+		identity = &pathNode{obj: req.Subject.Object, rel: req.Subject.Relation}
+	}
+	q := rowRequest{snap: snap, caveatCtx: req.Context, now: now, perm: step.perm, subject: req.Subject, eval: req.Subject}
+	for _, i := range w.found {
+		x := &g.nodes[i]
+		if a := req.After; a != nil && a.Resource.Type == step.typ && a.Permission == step.perm && x.n.id <= a.Resource.ID {
+			continue
+		}
+		q.res = graph.ObjectRef{Type: step.typ, ID: x.n.id}
+		var row AccessRow
+		if x.clean {
+			row = e.walkRow(q, req.Subject, g.pathUp(i, identity), width[i])
+		} else {
+			var ok bool
+			if row, ok, err = e.accessRow(ctx, q); err != nil {
+				return false, err
+			} else if !ok {
+				continue
+			}
+		}
+		if !yield(row) {
+			return false, nil
+		}
+	}
+	return true, nil
+}
+
+// whatLookup streams the rows of one resource type and permission from
+// LookupResources, with a check per row.
+func (e *Engine) whatLookup(ctx context.Context, snap Snapshot, req WhatRequest, now time.Time, step whatPlanStep, yield func(AccessRow) bool) (more bool, err error) {
 	var ids []string
 	err = e.LookupResources(ctx, snap, LookupResourcesRequest{ResourceType: step.typ, Permission: step.perm, Subject: req.Subject, Context: req.Context, Now: now},
 		func(r ResourceResult) bool {
 			ids = append(ids, r.ID)
-			return true
+			return len(ids) <= e.cfg.MaxAccessObjects
 		})
 	if err != nil {
 		return false, err
+	}
+	if len(ids) > e.cfg.MaxAccessObjects {
+		return false, fmt.Errorf("%w: more than %d resources (MaxAccessObjects)", ErrAccessTooLarge, e.cfg.MaxAccessObjects)
 	}
 	slices.Sort(ids)
 	q := rowRequest{snap: snap, caveatCtx: req.Context, now: now, perm: step.perm, subject: req.Subject, eval: req.Subject}

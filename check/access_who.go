@@ -32,19 +32,115 @@ func (e *Engine) WhoCanAccess(ctx context.Context, snap Snapshot, req WhoRequest
 		return fmt.Errorf("who can access: %w", err)
 	}
 	now := requestNow(req.Now)
-	for _, step := range plan {
-		if a := req.After; a != nil && cmp.Or(cmp.Compare(step.perm, a.Permission), cmp.Compare(step.typ, a.Subject.Object.Type)) < 0 {
+	for i := 0; i < len(plan); {
+		// The steps of one permission share a walk.
+		j := i + 1
+		for j < len(plan) && plan[j].perm == plan[i].perm {
+			j++
+		}
+		steps := plan[i:j]
+		i = j
+		if a := req.After; a != nil {
+			steps = slices.DeleteFunc(slices.Clone(steps), func(s whoPlanStep) bool {
+				return cmp.Or(cmp.Compare(s.perm, a.Permission), cmp.Compare(s.typ, a.Subject.Object.Type)) < 0
+			})
+		}
+		if len(steps) == 0 {
 			continue
 		}
-		more, err := e.whoStep(ctx, snap, req, now, step, yield)
+		more, err := e.whoPermission(ctx, snap, req, now, steps, yield)
 		if err != nil {
-			return fmt.Errorf("who can access %s#%s@%s: %w", req.Resource, step.perm, step.typ, err)
+			return fmt.Errorf("who can access %s#%s: %w", req.Resource, steps[0].perm, err)
 		}
 		if !more {
 			return nil
 		}
 	}
 	return nil
+}
+
+// whoPermission streams the rows of one permission, for the subject
+// types of steps: from one walk when it is exact (see whoWalk), else a
+// LookupSubjects per type. more is false once yield asked to stop.
+func (e *Engine) whoPermission(ctx context.Context, snap Snapshot, req WhoRequest, now time.Time, steps []whoPlanStep, yield func(AccessRow) bool) (more bool, err error) {
+	perm := steps[0].perm
+	types := make([]string, len(steps))
+	for i, s := range steps {
+		types[i] = s.typ
+	}
+	ev, err := e.newEvaluation(ctx, snap, graph.SubjectRef{}, req.Context, now)
+	if err != nil {
+		return false, err
+	}
+	w, err := walkWho(ev, req.Resource, perm, types)
+	e.release(ev)
+	if err != nil {
+		return false, err
+	}
+	if !w.exact {
+		for _, step := range steps {
+			if more, err := e.whoStep(ctx, snap, req, now, step, yield); err != nil || !more {
+				return false, err
+			}
+		}
+		return true, nil
+	}
+	g := w.g
+	width := g.ends()
+	byType := map[string][]int32{}
+	for i := 1; i < len(g.nodes); i++ {
+		if n := g.nodes[i].n; n.rel == "" {
+			byType[n.typ] = append(byType[n.typ], int32(i))
+		}
+	}
+	q := rowRequest{snap: snap, caveatCtx: req.Context, now: now, res: req.Resource, perm: perm}
+	for _, typ := range types {
+		found := byType[typ]
+		slices.SortFunc(found, func(a, b int32) int { return cmp.Compare(g.nodes[a].n.id, g.nodes[b].n.id) })
+		wild, hasWild := g.index[node{typ, graph.Wildcard, ""}]
+		for _, i := range found {
+			x := &g.nodes[i]
+			id := x.n.id
+			if a := req.After; a != nil && a.Permission == perm && a.Subject.Object.Type == typ && id <= a.Subject.Object.ID {
+				continue
+			}
+			sub := graph.SubjectRef{Object: graph.ObjectRef{Type: typ, ID: id}}
+			var row AccessRow
+			if x.clean {
+				ends := width[i]
+				if hasWild && id != graph.Wildcard {
+					ends = max(ends, width[wild])
+				}
+				row = e.walkRow(q, sub, g.pathDown(i), ends)
+			} else {
+				q.subject, q.eval = sub, sub
+				if id == graph.Wildcard {
+					q.eval.Object.ID = freshWalkID(g, typ)
+				}
+				var ok bool
+				if row, ok, err = e.accessRow(ctx, q); err != nil {
+					return false, err
+				} else if !ok {
+					continue
+				}
+			}
+			if !yield(row) {
+				return false, nil
+			}
+		}
+	}
+	return true, nil
+}
+
+// freshWalkID returns an ID of typ that no node of g has.
+func freshWalkID(g *accessGraph, typ string) string {
+	id := "unlisted"
+	for i := 0; ; i++ {
+		if _, taken := g.index[node{typ, id, ""}]; !taken {
+			return id
+		}
+		id = "unlisted" + strconv.Itoa(i)
+	}
 }
 
 // whoPlanStep is one (permission, subject type) of a WhoCanAccess.
@@ -98,10 +194,13 @@ func (e *Engine) whoStep(ctx context.Context, snap Snapshot, req WhoRequest, now
 	err = e.LookupSubjects(ctx, snap, LookupSubjectsRequest{Resource: req.Resource, Permission: step.perm, SubjectType: step.typ, Context: req.Context, Now: now},
 		func(r SubjectResult) bool {
 			found = append(found, r)
-			return true
+			return len(found) <= e.cfg.MaxAccessObjects
 		})
 	if err != nil {
 		return false, err
+	}
+	if len(found) > e.cfg.MaxAccessObjects {
+		return false, fmt.Errorf("%w: more than %d subjects (MaxAccessObjects)", ErrAccessTooLarge, e.cfg.MaxAccessObjects)
 	}
 	slices.SortFunc(found, func(a, b SubjectResult) int { return cmp.Compare(a.Subject.Object.ID, b.Subject.Object.ID) })
 	q := rowRequest{snap: snap, caveatCtx: req.Context, now: now, res: req.Resource, perm: step.perm}

@@ -117,6 +117,11 @@ type Config struct {
 	// MaxExpandNodes bounds the nodes of an Expand tree (default
 	// expand.DefaultMaxNodes).
 	MaxExpandNodes int
+	// MaxAccessObjects bounds the objects one WhoCanAccess or
+	// WhatCanAccess walk (or lookup) may hold in memory for one
+	// permission (default 500000); beyond it the call fails with
+	// ErrAccessTooLarge.
+	MaxAccessObjects int
 	// ChunkSize is how many resource IDs one storage query covers (default 100).
 	ChunkSize int
 	// Concurrency bounds the goroutines one BulkCheck or Lookup request uses
@@ -140,6 +145,9 @@ type Config struct {
 func (c Config) withDefaults() Config {
 	if c.MaxDepth <= 0 {
 		c.MaxDepth = 50
+	}
+	if c.MaxAccessObjects <= 0 {
+		c.MaxAccessObjects = 500000
 	}
 	if c.ChunkSize <= 0 {
 		c.ChunkSize = 100
