@@ -9,6 +9,7 @@ import (
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	"github.com/pembadb/pemba/access"
+	"github.com/pembadb/pemba/check"
 	"github.com/pembadb/pemba/core"
 	pb "github.com/pembadb/pemba/proto/pemba/v1"
 	"github.com/pembadb/pemba/storage"
@@ -151,12 +152,16 @@ func (s *Server) changeToProto(c access.Change) *pb.RelationshipChange {
 	return out
 }
 
-// accessError maps the errors of package access: a bound exceeded is
-// RESOURCE_EXHAUSTED; the rest pass to the common mapping, the engine's
-// request errors naming their field.
+// accessError maps the errors of the access analyses: a bound exceeded
+// (package access's, or the engine's on the objects one analysis holds)
+// is RESOURCE_EXHAUSTED; the rest pass to the common mapping, the
+// engine's request errors naming their field.
 func accessError(err error) error {
-	if errors.Is(err, access.ErrTooLarge) {
+	switch {
+	case errors.Is(err, access.ErrTooLarge):
 		return status.Error(codes.ResourceExhausted, wireMessage(err))
+	case errors.Is(err, check.ErrAccessTooLarge):
+		return status.Errorf(codes.ResourceExhausted, "%s: the server's bound on one access analysis; narrow the question (permissions, types)", wireMessage(err))
 	}
 	return queryError(nil, err)
 }

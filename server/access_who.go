@@ -95,7 +95,7 @@ func (s *Server) streamAccess(stream grpc.ServerStream, rev storage.Revision, li
 	if sendErr != nil {
 		return sendErr
 	}
-	return queryError(nil, err)
+	return accessError(err)
 }
 
 // accessToProto converts an access row.
