@@ -20,6 +20,23 @@ type Source struct {
 	// Audit says the datastore records writes in its audit log; without
 	// it, times cannot be turned into revisions.
 	Audit bool
+	// MaxScan and MaxRelationships, when positive, lower
+	// MaxExpiringScan and MaxExpiringRelationships (tests).
+	MaxScan, MaxRelationships int
+}
+
+func (s Source) scanLimit() int {
+	if s.MaxScan > 0 {
+		return s.MaxScan
+	}
+	return MaxExpiringScan
+}
+
+func (s Source) relationshipLimit() int {
+	if s.MaxRelationships > 0 {
+		return s.MaxRelationships
+	}
+	return MaxExpiringRelationships
 }
 
 // ErrTooLarge marks an answer that would exceed one of the package's
