@@ -152,12 +152,16 @@ func (s *Server) changeToProto(c access.Change) *pb.RelationshipChange {
 	return out
 }
 
-// accessError maps the errors of the access analyses: a bound exceeded
+// accessError maps the errors of the access analyses: a time the server
+// cannot map to a revision without its audit log is FAILED_PRECONDITION
+// (as for Watch's start_time); a bound exceeded
 // (package access's, or the engine's on the objects one analysis holds)
 // is RESOURCE_EXHAUSTED; the rest pass to the common mapping, the
 // engine's request errors naming their field.
 func accessError(err error) error {
 	switch {
+	case errors.Is(err, access.ErrNoAuditLog):
+		return status.Error(codes.FailedPrecondition, wireMessage(err))
 	case errors.Is(err, access.ErrTooLarge):
 		return status.Error(codes.ResourceExhausted, wireMessage(err))
 	case errors.Is(err, check.ErrAccessTooLarge):

@@ -508,3 +508,26 @@ func TestExpiringTruncatedTrailer(t *testing.T) {
 	}
 	var _ metadata.MD
 }
+
+// TestAccessDiffWithoutAuditLog: a time needs the audit log to find its
+// revision; without it the diff is FAILED_PRECONDITION naming the field,
+// and zookies still work.
+func TestAccessDiffWithoutAuditLog(t *testing.T) {
+	f := newAccessFixture(t, func(c *Config) { c.DisableAudit = true })
+	ctx := context.Background()
+	dana := &pb.SubjectRef{Object: &pb.ObjectRef{Type: "user", Id: "dana"}}
+	stream, err := f.access.AccessDiff(ctx, &pb.AccessDiffRequest{Subject: dana,
+		From: &pb.AccessDiffRequest_FromTime{FromTime: timestamppb.New(time.Now().Add(-time.Minute))}})
+	if err == nil {
+		err = stream.RecvMsg(new(pb.AccessDiffResponse))
+	}
+	wantCode(t, "diff from a time without the audit log", err, codes.FailedPrecondition, "from_time: ", "audit log")
+	stream, err = f.access.AccessDiff(ctx, &pb.AccessDiffRequest{Subject: dana, From: &pb.AccessDiffRequest_FromZookie{FromZookie: f.before}})
+	ends := f.expires.Format(time.RFC3339)
+	wantLines(t, "dana since the schema, without the audit log", diffLines(t, stream, err), []string{
+		"+doc:plan#view@user:dana [group] ends " + ends +
+			" | written doc:plan#viewer@group:eng#member | written group:eng#member@user:dana[expiration:" + ends + "]",
+		"+doc:pub#view@user:dana [wildcard] | written doc:pub#viewer@user:*",
+		"+group:eng#member@user:dana [direct] ends " + ends + " | written group:eng#member@user:dana[expiration:" + ends + "]",
+	})
+}
