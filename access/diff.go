@@ -333,7 +333,8 @@ func partsOf(p *check.Path) pathParts {
 // attachCauses finds the causes of each row: the changes between the
 // ends on its path (the path at To for a gain, at From for a loss), the
 // expirations on a lost access's path that passed between the ends, and
-// failing both the changes touching the path's objects.
+// failing those the changes touching the path's objects or, for a gain,
+// the relationships on them that expired between the ends (a ban).
 func attachCauses(ctx context.Context, src Source, rows []DiffRow, from, to diffEnd) error {
 	if len(rows) == 0 {
 		return nil
@@ -377,6 +378,15 @@ func attachCauses(ctx context.Context, src Source, rows []DiffRow, from, to diff
 					row.Causes = append(row.Causes, c)
 				}
 			}
+		}
+		if len(row.Causes) == 0 && !row.Lost {
+			// A gain no write explains: something that excluded it (a
+			// ban) expired between the ends.
+			expired, err := expiredOn(ctx, src, from, to, pp.objects)
+			if err != nil {
+				return err
+			}
+			row.Causes = expired
 		}
 		if len(row.Causes) > MaxCauses {
 			row.Causes = row.Causes[:MaxCauses]
@@ -426,6 +436,46 @@ func changesBetween(ctx context.Context, src Source, from, to storage.Revision, 
 		}
 		if ch.Revision == to {
 			break
+		}
+	}
+	return out, nil
+}
+
+// maxExpiredReads bounds the relationships expiredOn reads per object.
+const maxExpiredReads = 1000
+
+// expiredOn lists the relationships on the given objects, live at the
+// earlier end, whose expiration passed between the ends: at most
+// MaxCauses, reading at most maxExpiredReads relationships per object.
+func expiredOn(ctx context.Context, src Source, from, to diffEnd, objects map[graph.ObjectRef]bool) ([]Change, error) {
+	snap, err := src.Snapshot(ctx, from.rev)
+	if errors.Is(err, core.ErrNoSchema) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, core.Invalid(core.Field(from.field), err)
+	}
+	refs := make([]graph.ObjectRef, 0, len(objects))
+	for o := range objects {
+		refs = append(refs, o)
+	}
+	slices.SortFunc(refs, func(a, b graph.ObjectRef) int { return strings.Compare(a.String(), b.String()) })
+	var out []Change
+	for _, o := range refs {
+		if o.ID == graph.Wildcard {
+			continue
+		}
+		f := storage.Filter{ResourceType: o.Type, ResourceIDs: []string{o.ID}}
+		for r, err := range snap.Reader.QueryRelationships(ctx, f, storage.QueryOptions{Now: from.at, Limit: maxExpiredReads}) {
+			if err != nil {
+				return nil, fmt.Errorf("read %s at revision %d: %w", o, from.rev, err)
+			}
+			if e := r.Expiration; e != nil && e.After(from.at) && !e.After(to.at) {
+				out = append(out, Change{Op: Expired, Relationship: r})
+				if len(out) == MaxCauses {
+					return out, nil
+				}
+			}
 		}
 	}
 	return out, nil

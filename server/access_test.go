@@ -29,7 +29,7 @@ definition group {
 }
 definition doc {
   relation viewer: user | user with expiration | user:* | group#member
-  relation banned: user
+  relation banned: user | user with expiration
   permission view = viewer - banned
 }`
 
@@ -426,17 +426,18 @@ func TestAccessDiff(t *testing.T) {
 		`+doc:pub#view@user:alice [wildcard] | written doc:pub#viewer@user:* by tester "grants"`,
 	})
 
-	// erin's grant expires a moment after it is written.
+	// erin's grant on doc:plan and her ban from doc:pub expire a moment
+	// after they are written: she loses one and gains the other.
 	expiry := time.Now().Add(time.Second).UTC().Truncate(time.Second).Add(time.Second)
-	granted := f.write(t, "temporary", fmt.Sprintf("doc:plan#viewer@user:erin[expiration:%s]", expiry.Format(time.RFC3339)))
+	at := expiry.Format(time.RFC3339)
+	granted := f.write(t, "temporary", "doc:plan#viewer@user:erin[expiration:"+at+"]", "doc:pub#banned@user:erin[expiration:"+at+"]")
 	time.Sleep(time.Until(expiry) + 10*time.Millisecond)
 	erin := &pb.SubjectRef{Object: &pb.ObjectRef{Type: "user", Id: "erin"}}
 	stream, err = f.access.AccessDiff(ctx, &pb.AccessDiffRequest{Subject: erin, From: &pb.AccessDiffRequest_FromZookie{FromZookie: granted},
 		ResourceTypes: []string{"doc"}, Permissions: []string{"view"}})
-	// erin still views doc:pub through the wildcard.
-	wantLines(t, "erin after her grant expired", diffLines(t, stream, err), []string{
-		fmt.Sprintf(`-doc:plan#view@user:erin [direct] ends %s | expired doc:plan#viewer@user:erin[expiration:%s] by tester "temporary"`,
-			expiry.Format(time.RFC3339), expiry.Format(time.RFC3339)),
+	wantLines(t, "erin after her grant and her ban expired", diffLines(t, stream, err), []string{
+		`-doc:plan#view@user:erin [direct] ends ` + at + ` | expired doc:plan#viewer@user:erin[expiration:` + at + `] by tester "temporary"`,
+		`+doc:pub#view@user:erin [wildcard] | expired doc:pub#banned@user:erin[expiration:` + at + `] by tester "temporary"`,
 	})
 }
 
