@@ -41,15 +41,24 @@ type accessGraph struct {
 
 // graphNode is one node of an accessGraph.
 type graphNode struct {
-	n      node
-	level  int32 // breadth-first level at which it was first reached
-	clean  bool
-	parent int32 // -1 for the root
-	// step is the edge from parent: the relationship crossed (nil for a
-	// permission computed from a relation of the same object) and the
-	// arrow walked, if any.
-	rship *graph.Relationship
-	via   string
+	n node
+	// level is the breadth-first level at which the node was last
+	// queued: first reached, or reached clean.
+	level int32
+	clean bool
+	// first is the edge by which the node was first reached (the last
+	// edge of a shortest chain of granting edges), best the edge of a
+	// shortest clean chain when the node is clean.
+	first, best graphStep
+}
+
+// graphStep is an edge into a node: from parent (-1 for the root), over
+// the relationship crossed (nil for a permission computed from a
+// relation of the same object), by way of the arrow walked, if any.
+type graphStep struct {
+	parent int32
+	rship  *graph.Relationship
+	via    string
 }
 
 // graphEdge is a granting edge: until is when its relationship expires
@@ -61,7 +70,8 @@ type graphEdge struct {
 
 func newAccessGraph(root node, max int) *accessGraph {
 	g := &accessGraph{index: map[node]int32{root: 0}, max: max}
-	g.nodes = append(g.nodes, graphNode{n: root, clean: true, parent: -1})
+	none := graphStep{parent: -1}
+	g.nodes = append(g.nodes, graphNode{n: root, clean: true, first: none, best: none})
 	return g
 }
 
@@ -84,7 +94,8 @@ func (g *accessGraph) reach(from int32, n node, clean bool, rship *graph.Relatio
 		}
 		i = int32(len(g.nodes))
 		g.index[n] = i
-		g.nodes = append(g.nodes, graphNode{n: n, level: g.nodes[from].level + 1, clean: clean, parent: from, rship: rship, via: via})
+		step := graphStep{parent: from, rship: rship, via: via}
+		g.nodes = append(g.nodes, graphNode{n: n, level: g.nodes[from].level + 1, clean: clean, first: step, best: step})
 	}
 	g.edges = append(g.edges, graphEdge{from: from, to: i, until: until})
 	if !seen {
@@ -92,7 +103,7 @@ func (g *accessGraph) reach(from int32, n node, clean bool, rship *graph.Relatio
 	}
 	x := &g.nodes[i]
 	if clean && !x.clean {
-		x.clean, x.parent, x.rship, x.via = true, from, rship, via
+		x.clean, x.best = true, graphStep{parent: from, rship: rship, via: via}
 		x.level = g.nodes[from].level + 1
 		return i, true
 	}
@@ -107,37 +118,52 @@ func (g *accessGraph) err() error {
 	return nil
 }
 
-// pathDown returns the chain of the evaluator (see pathNode) that goes from
-// the root down to node i, for a walk from the resource to the subject
-// (forward: node i is the subject the last edge names).
-func (g *accessGraph) pathDown(i int32) *pathNode {
+// step returns the edge into node i on the path chosen for it: a
+// shortest clean chain when clean is set (the node must be clean), else
+// a shortest chain of granting edges. Following either kind of edge back
+// lowers the level at which the node was reached, so a chain ends at the
+// root.
+func (g *accessGraph) step(i int32, clean bool) graphStep {
+	if clean {
+		return g.nodes[i].best
+	}
+	return g.nodes[i].first
+}
+
+// pathDown returns the chain of the evaluator (see pathNode) that goes
+// from the root down to node i, for a walk from the resource to the
+// subject (forward: node i is the subject the last edge names); clean
+// chooses the path (see step).
+func (g *accessGraph) pathDown(i int32, clean bool) *pathNode {
 	var next *pathNode
-	for x := i; g.nodes[x].parent >= 0; {
-		c := &g.nodes[x]
-		p := &g.nodes[c.parent]
-		next = &pathNode{obj: graph.ObjectRef{Type: p.n.typ, ID: p.n.id}, rel: p.n.rel, via: c.via, rship: c.rship, next: next}
-		x = c.parent
+	for x := i; x != 0; {
+		st := g.step(x, clean)
+		p := &g.nodes[st.parent]
+		next = &pathNode{obj: graph.ObjectRef{Type: p.n.typ, ID: p.n.id}, rel: p.n.rel, via: st.via, rship: st.rship, next: next}
+		x = st.parent
 	}
 	return next
 }
 
 // pathUp returns the chain of the evaluator that goes from node i (a
 // resource) down to the root, for a walk from the subject up to the
-// resource (reverse). identity is the chain of the subject itself: nil
-// for a plain subject, the subject set otherwise. An edge crossing a
-// relationship that names the root ends the chain there (the evaluator
-// grants such a relationship directly).
-func (g *accessGraph) pathUp(i int32, identity *pathNode) *pathNode {
+// resource (reverse); clean chooses the path (see step). identity is
+// the chain of the subject itself: nil for a plain subject, the subject
+// set otherwise. An edge crossing a relationship that names the root
+// ends the chain there (the evaluator grants such a relationship
+// directly).
+func (g *accessGraph) pathUp(i int32, clean bool, identity *pathNode) *pathNode {
 	head := &pathNode{}
 	tail := head
 	for x := i; x != 0; {
 		c := &g.nodes[x]
-		pn := &pathNode{obj: graph.ObjectRef{Type: c.n.typ, ID: c.n.id}, rel: c.n.rel, via: c.via, rship: c.rship}
+		st := g.step(x, clean)
+		pn := &pathNode{obj: graph.ObjectRef{Type: c.n.typ, ID: c.n.id}, rel: c.n.rel, via: st.via, rship: st.rship}
 		tail.next, tail = pn, pn
-		if c.parent == 0 && c.rship != nil && c.via == "" {
+		if st.parent == 0 && st.rship != nil && st.via == "" {
 			return head.next
 		}
-		x = c.parent
+		x = st.parent
 	}
 	tail.next = identity
 	return head.next

@@ -73,10 +73,10 @@ func TestAccessReferenceModel(t *testing.T) {
 		case 1:
 			rctx = map[string]any{"x": 1}
 		}
-		a := &accessCheck{t: t, s: s, src: src, rels: rels, ids: ids, ctx: rctx, now: now, store: store, world: worlds,
-			truth: map[refTruthKey]map[refKey]refValue{}}
 		engines := []*Engine{New(Config{CacheEntries: -1, ReadCacheBytes: -1, DisableSingleflight: true}), New(Config{ChunkSize: 2})}
 		e := engines[rng.IntN(2)]
+		a := &accessCheck{t: t, s: s, src: src, rels: rels, ids: ids, ctx: rctx, now: now, store: store, world: worlds,
+			truth: map[refTruthKey]map[refKey]refValue{}, e: e, snap: snap}
 		a.who(ctx, e, snap, rng)
 		a.what(ctx, e, snap, rng)
 		if a.failed {
@@ -99,6 +99,8 @@ type accessCheck struct {
 	failed bool
 	// truth memoizes the model's answers per subject and instant.
 	truth map[refTruthKey]map[refKey]refValue
+	e     *Engine
+	snap  Snapshot
 }
 
 type refTruthKey struct {
@@ -300,8 +302,14 @@ func (a *accessCheck) what(ctx context.Context, e *Engine, snap Snapshot, rng *r
 func (a *accessCheck) checkRow(r AccessRow, sub graph.SubjectRef) {
 	a.t.Helper()
 	k := refKey{r.Resource.Type, r.Resource.ID, r.Permission}
-	if want := a.modelEnd(sub, k); !r.EndsAt.Equal(want) {
+	want := a.modelEnd(sub, k)
+	if !r.EndsAt.Equal(want) {
 		a.fail("%s: ends %v, the model says %v", rowString(r), r.EndsAt, want)
+	}
+	// EndsAt, which evaluates again at each expiration, agrees.
+	ends, granted, err := a.e.EndsAt(context.Background(), a.snap, Request{Resource: r.Resource, Permission: r.Permission, Subject: sub, Context: a.ctx, Now: a.now})
+	if err != nil || !granted || !ends.Equal(want) {
+		a.fail("%s: EndsAt says %v (granted %v, %v), the model %v", rowString(r), ends, granted, err, want)
 	}
 	if r.Path == nil {
 		a.fail("%s: no path", rowString(r))

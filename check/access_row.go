@@ -6,6 +6,8 @@ import (
 	"slices"
 	"time"
 
+	"golang.org/x/sync/errgroup"
+
 	"github.com/pembadb/pemba/check/dispatch"
 	"github.com/pembadb/pemba/graph"
 	"github.com/pembadb/pemba/schema"
@@ -23,6 +25,8 @@ type rowRequest struct {
 	// row an ID no relationship names, which holds exactly what the
 	// wildcard grants.
 	eval graph.SubjectRef
+	// excluded lists, for a wildcard row, the subjects it leaves out.
+	excluded []string
 }
 
 // accessRow answers one row: the permissionship, a shortest path, when
@@ -53,24 +57,113 @@ func (e *Engine) accessRow(ctx context.Context, q rowRequest) (AccessRow, bool, 
 		r.Path.Subject = q.subject
 		relabel(r.Path, q.subject)
 	}
-	row := AccessRow{Resource: q.res, Permission: q.perm, Subject: q.subject, Permissionship: r.Permissionship,
+	row := AccessRow{Resource: q.res, Permission: q.perm, Subject: q.subject, Excluded: q.excluded, Permissionship: r.Permissionship,
 		Missing: slices.Clone(r.Missing), Path: r.Path, EndsAt: ends, Holdings: holdingsOf(r.Path, q.res)}
 	row.Cursor = AccessCursor{Revision: q.snap.Reader.Revision(), Resource: q.res, Permission: q.perm, Subject: q.subject}
 	return row, true, nil
 }
 
-// walkRow is the row of a subject an exact walk found clean: it holds
-// the permission, by the path pn, until the widest chain's end (see
-// accessGraph).
-func (e *Engine) walkRow(q rowRequest, sub graph.SubjectRef, pn *pathNode, until int64) AccessRow {
-	p := toPath(pn, sub, nil)
-	row := AccessRow{Resource: q.res, Permission: q.perm, Subject: sub, Permissionship: HasPermission, Path: p,
+// streamRows answers the rows of qs with accessRow, up to Concurrency at
+// a time, and streams them in order; more is false once yield asked to
+// stop. The first window is small, so the first row comes early; later
+// ones are larger, so the goroutines stay busy.
+func (e *Engine) streamRows(ctx context.Context, qs []rowRequest, yield func(AccessRow) bool) (more bool, err error) {
+	return e.streamBuilt(ctx, len(qs), func(ctx context.Context, i int) (AccessRow, bool, error) { return e.accessRow(ctx, qs[i]) }, yield)
+}
+
+// streamBuilt is streamRows for n rows that build makes: ok false leaves
+// a row out.
+func (e *Engine) streamBuilt(ctx context.Context, n int, build func(ctx context.Context, i int) (AccessRow, bool, error), yield func(AccessRow) bool) (more bool, err error) {
+	type result struct {
+		row AccessRow
+		ok  bool
+	}
+	window := e.cfg.Concurrency
+	for start := 0; start < n; {
+		end := min(start+window, n)
+		res := make([]result, end-start)
+		g, gctx := errgroup.WithContext(ctx)
+		g.SetLimit(e.cfg.Concurrency)
+		for i := start; i < end; i++ {
+			g.Go(func() error {
+				row, ok, err := build(gctx, i)
+				res[i-start] = result{row, ok}
+				return err
+			})
+		}
+		if err := g.Wait(); err != nil {
+			return false, err
+		}
+		for _, r := range res {
+			if r.ok && !yield(r.row) {
+				return false, nil
+			}
+		}
+		start, window = end, 16*e.cfg.Concurrency
+	}
+	return true, nil
+}
+
+// streamGraphRows streams the n rows build makes from a walk's graph:
+// concurrently (streamBuilt) when each needs a check, else one after
+// another, which costs less when most need none.
+func (e *Engine) streamGraphRows(ctx context.Context, n int, build func(ctx context.Context, i int) (AccessRow, bool, error), checked bool, yield func(AccessRow) bool) (more bool, err error) {
+	if checked {
+		return e.streamBuilt(ctx, n, build, yield)
+	}
+	for i := range n {
+		row, ok, err := build(ctx, i)
+		if err != nil {
+			return false, err
+		}
+		if ok && !yield(row) {
+			return false, nil
+		}
+	}
+	return true, nil
+}
+
+// graphRow is the row of a node an exact walk reached (see accessGraph
+// and skeletonFrom). For a monotone permission, a clean node holds it by
+// its shortest clean path until until (the widest chain's end), and any
+// other conditionally, with the missing parameters a check reports.
+// Otherwise a check decides the row and its end (EndsAt's way); the path
+// is the shortest clean one for HasPermission, the shortest one for
+// Conditional. Should the check contradict the walk (a grant where the
+// node is not clean), the row is answered as accessRow does.
+func (e *Engine) graphRow(ctx context.Context, q rowRequest, path func(clean bool) *pathNode, clean, monotone bool, until int64) (AccessRow, bool, error) {
+	perm, missing := HasPermission, []string(nil)
+	if !monotone || !clean {
+		o, err := e.answerAt(ctx, q.snap, q.eval, q.caveatCtx, q.res, q.perm, q.now)
+		if err != nil {
+			return AccessRow{}, false, err
+		}
+		switch {
+		case o.perm == NoPermission && !monotone:
+			return AccessRow{}, false, nil
+		case o.perm == NoPermission || (o.perm == HasPermission && !clean):
+			return e.accessRow(ctx, q)
+		}
+		perm, missing = o.perm, slices.Clone(o.missing)
+		if !monotone {
+			ends, err := e.endsAfter(ctx, q.snap, q.eval, q.caveatCtx, q.res, q.perm, q.now, o)
+			if err != nil {
+				return AccessRow{}, false, err
+			}
+			until = dispatch.Never
+			if !ends.IsZero() {
+				until = ends.UnixNano()
+			}
+		}
+	}
+	p := toPath(path(perm == HasPermission), q.subject, missing)
+	row := AccessRow{Resource: q.res, Permission: q.perm, Subject: q.subject, Permissionship: perm, Missing: missing, Path: p,
 		Holdings: holdingsOf(p, q.res)}
 	if until != dispatch.Never {
 		row.EndsAt = time.Unix(0, until).UTC()
 	}
-	row.Cursor = AccessCursor{Revision: q.snap.Reader.Revision(), Resource: q.res, Permission: q.perm, Subject: sub}
-	return row
+	row.Cursor = AccessCursor{Revision: q.snap.Reader.Revision(), Resource: q.res, Permission: q.perm, Subject: q.subject}
+	return row, true, nil
 }
 
 // relabel gives every chain of p the subject s.

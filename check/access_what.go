@@ -15,8 +15,10 @@ import (
 // until yield returns false: one row per (resource, permission), ordered
 // by resource type, then permission name, then resource ID (bytewise).
 //
-// The resources of one type and permission come from LookupResources;
-// only the rows streamed pay for their path and end.
+// Each (type, permission) is answered by one walk up from the subject
+// (whatWalk) when the permission is monotone or subtracts only in its
+// own expression, as WhoCanAccess does; any other from LookupResources
+// with a check per row. The same bounds and paging costs apply.
 func (e *Engine) WhatCanAccess(ctx context.Context, snap Snapshot, req WhatRequest, yield func(AccessRow) bool) error {
 	plan, err := planWhat(snap.Schema, req)
 	if err != nil {
@@ -112,29 +114,20 @@ func (e *Engine) whatStep(ctx context.Context, snap Snapshot, req WhatRequest, n
 	if req.Subject.Relation != "" {
 		identity = &pathNode{obj: req.Subject.Object, rel: req.Subject.Relation}
 	}
-	q := rowRequest{snap: snap, caveatCtx: req.Context, now: now, perm: step.perm, subject: req.Subject, eval: req.Subject}
+	var found []int32
 	for _, i := range w.found {
-		x := &g.nodes[i]
-		if a := req.After; a != nil && a.Resource.Type == step.typ && a.Permission == step.perm && x.n.id <= a.Resource.ID {
+		if a := req.After; a != nil && a.Resource.Type == step.typ && a.Permission == step.perm && g.nodes[i].n.id <= a.Resource.ID {
 			continue
 		}
-		q.res = graph.ObjectRef{Type: step.typ, ID: x.n.id}
-		var row AccessRow
-		if x.clean {
-			row = e.walkRow(q, req.Subject, g.pathUp(i, identity), width[i])
-		} else {
-			var ok bool
-			if row, ok, err = e.accessRow(ctx, q); err != nil {
-				return false, err
-			} else if !ok {
-				continue
-			}
-		}
-		if !yield(row) {
-			return false, nil
-		}
+		found = append(found, i)
 	}
-	return true, nil
+	build := func(ctx context.Context, k int) (AccessRow, bool, error) {
+		i := found[k]
+		q := rowRequest{snap: snap, caveatCtx: req.Context, now: now, res: graph.ObjectRef{Type: step.typ, ID: g.nodes[i].n.id}, perm: step.perm,
+			subject: req.Subject, eval: req.Subject}
+		return e.graphRow(ctx, q, func(clean bool) *pathNode { return g.pathUp(i, clean, identity) }, g.nodes[i].clean, w.monotone, width[i])
+	}
+	return e.streamGraphRows(ctx, len(found), build, !w.monotone, yield)
 }
 
 // whatLookup streams the rows of one resource type and permission from
@@ -153,22 +146,13 @@ func (e *Engine) whatLookup(ctx context.Context, snap Snapshot, req WhatRequest,
 		return false, fmt.Errorf("%w: more than %d resources (MaxAccessObjects)", ErrAccessTooLarge, e.cfg.MaxAccessObjects)
 	}
 	slices.Sort(ids)
-	q := rowRequest{snap: snap, caveatCtx: req.Context, now: now, perm: step.perm, subject: req.Subject, eval: req.Subject}
+	var qs []rowRequest
 	for _, id := range ids {
 		if a := req.After; a != nil && a.Resource.Type == step.typ && a.Permission == step.perm && id <= a.Resource.ID {
 			continue
 		}
-		q.res = graph.ObjectRef{Type: step.typ, ID: id}
-		row, ok, err := e.accessRow(ctx, q)
-		if err != nil {
-			return false, err
-		}
-		if !ok {
-			continue
-		}
-		if !yield(row) {
-			return false, nil
-		}
+		qs = append(qs, rowRequest{snap: snap, caveatCtx: req.Context, now: now, res: graph.ObjectRef{Type: step.typ, ID: id}, perm: step.perm,
+			subject: req.Subject, eval: req.Subject})
 	}
-	return true, nil
+	return e.streamRows(ctx, qs, yield)
 }

@@ -13,7 +13,9 @@ import (
 //
 // The walk is exact, and its graph the answer, when the target
 // permission is monotone (monotoneFrom; then no edge toward it is
-// conditional) and the walk met no caveat that fails to evaluate and no
+// conditional), or subtracts only in its own expression (then the walk
+// covers its skeleton, see skeletonFrom, and each row is checked), and
+// the walk met no caveat that fails to evaluate and no
 // chain deeper than MaxDepth. Otherwise WhatCanAccess answers with
 // LookupResources and a check per row.
 type whatWalk struct {
@@ -22,6 +24,10 @@ type whatWalk struct {
 	target schema.Node
 	paths  *schema.Paths
 	exact  bool
+	// monotone: the target is monotone, so the graph decides every row;
+	// otherwise only its skeleton was walked (see skeletonFrom) and a
+	// check decides each row.
+	monotone bool
 
 	frontier []walkBatch
 	index    map[walkBatchKey]int
@@ -32,9 +38,10 @@ type whatWalk struct {
 // walkWhat walks from sub up to target; w.exact says whether its graph
 // is the answer.
 func walkWhat(ev *evaluation, sub graph.SubjectRef, target schema.Node) (*whatWalk, error) {
-	_, exact := monotoneFrom(ev.schema, target.Type, target.Relation)
+	_, exact, monotone := skeletonFrom(ev.schema, target.Type, target.Relation)
 	root := node{sub.Object.Type, sub.Object.ID, sub.Relation}
-	w := &whatWalk{ev: ev, g: newAccessGraph(root, ev.eng.cfg.MaxAccessObjects), target: target, paths: ev.schema.Reachability().Lookup(target), exact: exact}
+	w := &whatWalk{ev: ev, g: newAccessGraph(root, ev.eng.cfg.MaxAccessObjects), target: target, paths: ev.schema.Reachability().Lookup(target),
+		exact: exact, monotone: monotone}
 	if !exact {
 		return w, nil
 	}
@@ -106,7 +113,9 @@ func (w *whatWalk) visit(from int32, to schema.Node, id string, clean bool, rshi
 func (w *whatWalk) expand(b walkBatch, wildcard bool) error {
 	from := schema.Node{Type: b.typ, Relation: b.rel}
 	for _, edge := range w.paths.Edges(from) {
-		if edge.Conditional {
+		// The only conditional edges toward a skeleton's target are its
+		// exclusions' bases; a check decides those rows.
+		if edge.Conditional && (w.monotone || edge.To != w.target) {
 			w.exact = false
 			return nil
 		}

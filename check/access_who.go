@@ -18,8 +18,19 @@ import (
 // ordered by permission name, then subject type, then subject ID
 // (bytewise; a wildcard row, ID "*", comes first among its type).
 //
-// The subjects of one permission and subject type come from
-// LookupSubjects; only the rows streamed pay for their path and end.
+// Each permission is answered by one walk forward from the resource
+// (whoWalk) when the permission is monotone or subtracts only in its own
+// expression: the walk gives every subject found its shortest path and,
+// for a monotone permission, its permissionship and end; otherwise a
+// check per row decides those. Any other permission, and a wildcard row
+// of a permission that subtracts, is answered from LookupSubjects with a
+// check per row. Rows that need a check are answered Concurrency at a
+// time, in order.
+//
+// Rows come sorted, so a permission's rows stream once its walk (or
+// lookup) is done; it holds at most Config.MaxAccessObjects objects. A
+// call resumed with After repeats the walk and skips the rows up to the
+// cursor: each page costs a walk, plus the rows it sends.
 func (e *Engine) WhoCanAccess(ctx context.Context, snap Snapshot, req WhoRequest, yield func(AccessRow) bool) error {
 	plan, err := planWho(snap.Schema, req)
 	if err != nil {
@@ -93,40 +104,42 @@ func (e *Engine) whoPermission(ctx context.Context, snap Snapshot, req WhoReques
 			byType[n.typ] = append(byType[n.typ], int32(i))
 		}
 	}
-	q := rowRequest{snap: snap, caveatCtx: req.Context, now: now, res: req.Resource, perm: perm}
 	for _, typ := range types {
-		found := byType[typ]
-		slices.SortFunc(found, func(a, b int32) int { return cmp.Compare(g.nodes[a].n.id, g.nodes[b].n.id) })
 		wild, hasWild := g.index[node{typ, graph.Wildcard, ""}]
-		for _, i := range found {
-			x := &g.nodes[i]
-			id := x.n.id
+		if hasWild && !w.monotone {
+			// The subjects a wildcard row excludes are on the subtracted
+			// side, which the walk left out.
+			if more, err := e.whoStep(ctx, snap, req, now, whoPlanStep{perm: perm, typ: typ}, yield); err != nil || !more {
+				return false, err
+			}
+			continue
+		}
+		var found []int32
+		for _, i := range byType[typ] {
+			id := g.nodes[i].n.id
 			if a := req.After; a != nil && a.Permission == perm && a.Subject.Object.Type == typ && id <= a.Subject.Object.ID {
 				continue
 			}
-			sub := graph.SubjectRef{Object: graph.ObjectRef{Type: typ, ID: id}}
-			var row AccessRow
-			if x.clean {
-				ends := width[i]
-				if hasWild && id != graph.Wildcard {
-					ends = max(ends, width[wild])
-				}
-				row = e.walkRow(q, sub, g.pathDown(i), ends)
-			} else {
-				q.subject, q.eval = sub, sub
-				if id == graph.Wildcard {
-					q.eval.Object.ID = freshWalkID(g, typ)
-				}
-				var ok bool
-				if row, ok, err = e.accessRow(ctx, q); err != nil {
-					return false, err
-				} else if !ok {
-					continue
-				}
+			found = append(found, i)
+		}
+		slices.SortFunc(found, func(a, b int32) int { return cmp.Compare(g.nodes[a].n.id, g.nodes[b].n.id) })
+		build := func(ctx context.Context, k int) (AccessRow, bool, error) {
+			i := found[k]
+			x := &g.nodes[i]
+			ends := width[i]
+			if hasWild && x.n.id != graph.Wildcard {
+				ends = max(ends, width[wild]) // the wildcard grants the subject too
 			}
-			if !yield(row) {
-				return false, nil
+			q := rowRequest{snap: snap, caveatCtx: req.Context, now: now, res: req.Resource, perm: perm,
+				subject: graph.SubjectRef{Object: graph.ObjectRef{Type: typ, ID: x.n.id}}}
+			q.eval = q.subject
+			if x.n.id == graph.Wildcard {
+				q.eval.Object.ID = freshWalkID(g, typ)
 			}
+			return e.graphRow(ctx, q, func(clean bool) *pathNode { return g.pathDown(i, clean) }, x.clean, w.monotone, ends)
+		}
+		if more, err := e.streamGraphRows(ctx, len(found), build, !w.monotone, yield); err != nil || !more {
+			return false, err
 		}
 	}
 	return true, nil
@@ -203,33 +216,22 @@ func (e *Engine) whoStep(ctx context.Context, snap Snapshot, req WhoRequest, now
 		return false, fmt.Errorf("%w: more than %d subjects (MaxAccessObjects)", ErrAccessTooLarge, e.cfg.MaxAccessObjects)
 	}
 	slices.SortFunc(found, func(a, b SubjectResult) int { return cmp.Compare(a.Subject.Object.ID, b.Subject.Object.ID) })
-	q := rowRequest{snap: snap, caveatCtx: req.Context, now: now, res: req.Resource, perm: step.perm}
+	var qs []rowRequest
 	for _, f := range found {
 		if a := req.After; a != nil && a.Permission == step.perm && a.Subject.Object.Type == step.typ && f.Subject.Object.ID <= a.Subject.Object.ID {
 			continue
 		}
-		q.subject, q.eval = f.Subject, f.Subject
-		var excluded []string
+		q := rowRequest{snap: snap, caveatCtx: req.Context, now: now, res: req.Resource, perm: step.perm, subject: f.Subject, eval: f.Subject}
 		if f.Subject.Object.ID == graph.Wildcard {
-			excluded = make([]string, len(f.Excluded))
+			q.excluded = make([]string, len(f.Excluded))
 			for i, x := range f.Excluded {
-				excluded[i] = x.Object.ID
+				q.excluded[i] = x.Object.ID
 			}
-			q.eval.Object.ID = freshID(found, excluded)
+			q.eval.Object.ID = freshID(found, q.excluded)
 		}
-		row, ok, err := e.accessRow(ctx, q)
-		if err != nil {
-			return false, err
-		}
-		if !ok {
-			continue
-		}
-		row.Excluded = excluded
-		if !yield(row) {
-			return false, nil
-		}
+		qs = append(qs, q)
 	}
-	return true, nil
+	return e.streamRows(ctx, qs, yield)
 }
 
 // freshID returns an ID none of the subjects found or excluded has: it

@@ -12,7 +12,9 @@ import (
 // subject its permissionship, shortest path and end.
 //
 // The walk is exact, and its graph the answer, when the permission is
-// monotone (monotoneFrom) and the walk met nothing a check would judge
+// monotone (monotoneFrom), or subtracts only in its own expression (then
+// the walk covers its skeleton, see skeletonFrom, and each row is
+// checked), and the walk met nothing a check would judge
 // differently: a relationship the schema does not allow, a wildcard in a
 // subject set or an arrow, a caveat that fails to evaluate, or a chain
 // deeper than MaxDepth. Otherwise WhoCanAccess answers the permission
@@ -23,6 +25,10 @@ type whoWalk struct {
 	types map[string]bool // the plain subject types asked about
 	reach map[[2]string]bool
 	exact bool
+	// monotone: the permission is monotone, so the graph decides every
+	// row; otherwise only the permission's skeleton was walked (see
+	// skeletonFrom) and a check decides each row.
+	monotone bool
 
 	frontier []walkBatch
 	index    map[walkBatchKey]int
@@ -40,8 +46,9 @@ type walkBatchKey struct{ typ, rel string }
 // walkWho walks from res#perm and returns the walk; w.exact says whether
 // its graph is the answer.
 func walkWho(ev *evaluation, res graph.ObjectRef, perm string, types []string) (*whoWalk, error) {
-	reach, exact := monotoneFrom(ev.schema, res.Type, perm)
-	w := &whoWalk{ev: ev, g: newAccessGraph(node{res.Type, res.ID, perm}, ev.eng.cfg.MaxAccessObjects), types: map[string]bool{}, reach: reach, exact: exact}
+	reach, exact, monotone := skeletonFrom(ev.schema, res.Type, perm)
+	w := &whoWalk{ev: ev, g: newAccessGraph(node{res.Type, res.ID, perm}, ev.eng.cfg.MaxAccessObjects), types: map[string]bool{}, reach: reach,
+		exact: exact, monotone: monotone}
 	for _, t := range types {
 		w.types[t] = true
 	}
@@ -117,7 +124,7 @@ func (w *whoWalk) expand(b walkBatch) error {
 // expandPermission follows the leaves of a (monotone) permission: a
 // relation or permission of the same object, or an arrow's relationships.
 func (w *whoWalk) expandPermission(typ string, ids []string, at []int32, x schema.Expr) error {
-	return walkExpr(x, false, func(x schema.Expr) error {
+	return walkExpr(x, true, func(x schema.Expr) error { // exclusions' bases only: the skeleton
 		switch x := x.(type) {
 		case *schema.RelationRef:
 			for k, id := range ids {

@@ -3,7 +3,9 @@
 // for one compiled schema and one storage snapshot, with optional access
 // paths that prove a grant and denials that explain a refusal (a second,
 // bounded pass over the schema that runs only for denied explain
-// requests).
+// requests). For access analysis it lists who can access a resource and
+// what a subject can access (WhoCanAccess, WhatCanAccess), each row with
+// a shortest path, how the access is held and when it ends (EndsAt).
 //
 // The engine decides; it does no I/O other than reads through the
 // storage.Reader it is handed, reads no flags and does not log. A caller
