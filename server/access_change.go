@@ -20,6 +20,13 @@ import (
 // bound and how to narrow the question.
 const TruncatedTrailer = "pemba-truncated"
 
+// DiffFromHeader and DiffToHeader are the response headers of AccessDiff
+// that carry the zookies of the two revisions compared.
+const (
+	DiffFromHeader = "pemba-diff-from"
+	DiffToHeader   = "pemba-diff-to"
+)
+
 // accessSource is what package access reads through this server.
 func (s *Server) accessSource() access.Source {
 	return access.Source{Engine: s.engine, Checker: s.checker, Snapshot: s.snapshot, Audit: !s.cfg.DisableAudit}
@@ -100,6 +107,10 @@ func (svc *accessService) AccessDiff(req *pb.AccessDiffRequest, stream pb.Access
 		return accessError(err)
 	}
 	from, to := s.zookie(ans.From), s.zookie(ans.To)
+	// The header names the revisions compared, even for an empty answer.
+	if err := stream.SendHeader(metadata.Pairs(DiffFromHeader, from.GetToken(), DiffToHeader, to.GetToken())); err != nil {
+		return err
+	}
 	for _, d := range ans.Rows {
 		resp := &pb.AccessDiffResponse{Change: pb.AccessDiffResponse_CHANGE_GAINED, Access: accessToProto(d.Access), From: from, To: to}
 		if d.Lost {

@@ -9,6 +9,7 @@ import (
 
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
+	"google.golang.org/grpc/metadata"
 	"google.golang.org/protobuf/types/known/durationpb"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
@@ -273,10 +274,11 @@ be within the server's garbage-collection window (--gc-window).`,
 				if rw.rows == 0 && format == formatTable {
 					fmt.Fprintln(out, "no change")
 				}
-				if from != nil {
-					printZookie(cmd, "from", from)
-					printZookie(cmd, "to", to)
+				if from == nil {
+					from, to = diffHeader(stream)
 				}
+				printZookie(cmd, "from", from)
+				printZookie(cmd, "to", to)
 				return nil
 			})
 		},
@@ -330,6 +332,22 @@ func (o diffOptions) request(subject string, now time.Time) (*pb.AccessDiffReque
 		}
 	}
 	return req, nil
+}
+
+// diffHeader returns the zookies of the revisions an AccessDiff
+// compared, from its response header (set even when no row came).
+func diffHeader(stream interface{ Header() (metadata.MD, error) }) (from, to *pb.Zookie) {
+	md, err := stream.Header()
+	if err != nil {
+		return nil, nil
+	}
+	if v := md.Get(server.DiffFromHeader); len(v) > 0 {
+		from = &pb.Zookie{Token: v[0]}
+	}
+	if v := md.Get(server.DiffToHeader); len(v) > 0 {
+		to = &pb.Zookie{Token: v[0]}
+	}
+	return from, to
 }
 
 // parseWhen reads a revision flag: a duration before now, an RFC 3339

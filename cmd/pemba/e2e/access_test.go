@@ -108,6 +108,11 @@ func TestAccessAnalysis(t *testing.T) {
 			if !strings.Contains(r.stderr, "from: "+granted+"\n") {
 				t.Errorf("access diff: stderr %q does not name the from zookie", r.stderr)
 			}
+			// An empty answer still names the revisions compared.
+			args = []string{"access", "diff", "user:nobody", "--from", granted}
+			if r := s.cli("", args...); r.code != 0 || r.stdout != "no change\n" || !strings.Contains(r.stderr, "from: "+granted+"\nto: ") {
+				t.Errorf("access diff user:nobody: exit %d\n%s%s", r.code, r.stdout, r.stderr)
+			}
 			// A minute ago the datastore was empty: alice has gained only
 			// what she still holds.
 			args = []string{"access", "diff", "user:alice", "--from", "1m"}
