@@ -85,8 +85,9 @@ func (w *world) write(tb testing.TB, op storage.Op, rels ...graph.Relationship) 
 
 // randomWorld fills w with memberships and grants expiring over the next
 // 30 days (some never), then replaces and deletes some of them, so the
-// audit log holds expirations that no longer happen.
-func randomWorld(tb testing.TB, w *world, seed uint64, users int, now time.Time) {
+// audit log holds expirations that no longer happen. It returns the
+// revision before the replacements and deletions.
+func randomWorld(tb testing.TB, w *world, seed uint64, users int, now time.Time) storage.Revision {
 	rng := rand.New(rand.NewPCG(seed, 1))
 	exp := func() *time.Time {
 		if rng.IntN(4) == 0 {
@@ -125,6 +126,10 @@ func randomWorld(tb testing.TB, w *world, seed uint64, users int, now time.Time)
 	if len(batch) > 0 {
 		w.write(tb, storage.OpTouch, batch...)
 	}
+	mid, err := w.engine.HeadRevision(ctx)
+	if err != nil {
+		tb.Fatal(err)
+	}
 	// Replace a tenth (new expiration) and delete a tenth.
 	for i, r := range rels[:len(rels)/5] {
 		if i%2 == 0 {
@@ -134,6 +139,7 @@ func randomWorld(tb testing.TB, w *world, seed uint64, users int, now time.Time)
 			w.write(tb, storage.OpDelete, r)
 		}
 	}
+	return mid
 }
 
 // expiringLines runs Expiring and prints its items.

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/pembadb/pemba/access"
+	"github.com/pembadb/pemba/graph"
 )
 
 // BenchmarkExpiring times one ExpiringAccess answer for a 7-day window
@@ -38,4 +39,26 @@ func BenchmarkExpiring(b *testing.B) {
 			b.ReportMetric(float64(items), "items/op")
 		})
 	}
+}
+
+// BenchmarkDiff times one AccessDiff of a user between the revision
+// after the random world of BenchmarkExpiring was written and the head,
+// after a tenth of its relationships were replaced and a tenth deleted:
+//
+//	go test ./access -run '^$' -bench Diff -cpu 1
+func BenchmarkDiff(b *testing.B) {
+	const users = 2000
+	w := newWorld(b, b.TempDir())
+	now := time.Now()
+	mid := randomWorld(b, w, 3, users, now)
+	rows := 0
+	for i := 0; b.Loop(); i++ {
+		user := graph.SubjectRef{Object: graph.ObjectRef{Type: "user", ID: fmt.Sprintf("u%d", i%(users/5))}}
+		ans, err := access.Diff(ctx, w.src, access.DiffQuery{Subject: user, From: access.DiffEnd{Revision: mid, ByRevision: true, Field: "from_zookie"}})
+		if err != nil {
+			b.Fatal(err)
+		}
+		rows += len(ans.Rows)
+	}
+	b.ReportMetric(float64(rows)/float64(b.N), "rows/op")
 }
