@@ -10,8 +10,8 @@ import (
 	"net/http"
 	"net/http/pprof"
 	goruntime "runtime"
-	"sync/atomic"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/grpc-ecosystem/grpc-gateway/v2/runtime"
@@ -29,8 +29,8 @@ import (
 	"github.com/pembadb/pemba/check"
 	"github.com/pembadb/pemba/core"
 	pb "github.com/pembadb/pemba/proto/pemba/v1"
-	"github.com/pembadb/pemba/ui"
 	"github.com/pembadb/pemba/storage"
+	"github.com/pembadb/pemba/ui"
 )
 
 // Limits bound requests and connections. Zero fields take the defaults.
