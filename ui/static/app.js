@@ -162,7 +162,7 @@ const HOLDINGS = {
 };
 
 function holdings(list = []) {
-  return list.map((x) => h('span', { class: 'tag' }, HOLDINGS[x] || x));
+  return list.flatMap((x, i) => [i ? ' ' : null, h('span', { class: 'tag' }, HOLDINGS[x] || x)]);
 }
 
 function permissionship(p, missing = []) {
@@ -356,6 +356,10 @@ function accessTable(rows, firstColumn, caption) {
 
 function addAccessRow(body, r, firstColumn) {
   const a = r.access;
+  if (firstColumn === 'subject' && body.dataset.permission !== a.permission) {
+    body.dataset.permission = a.permission;
+    body.append(h('tr', { class: 'group' }, h('th', { colspan: 6, scope: 'rowgroup' }, a.permission)));
+  }
   let who;
   if (firstColumn === 'subject') {
     who = h('td', {}, subjectLink(a.subject));
@@ -670,32 +674,47 @@ function schemaDiagram(defs) {
   const svg = s('svg', { role: 'img', 'aria-label': 'How types reach each other', width: 40 + cols * (w + gx), height: 40 + rows * (hgt + gy) });
   const center = (name) => { const p = pos.get(name); return { x: p.x + w / 2, y: p.y + hgt / 2 }; };
   const edge = (from, to, label, cls, k) => {
-    if (!pos.has(from) || !pos.has(to)) return;
+    if (!pos.has(from) || !pos.has(to)) return null;
     const a = center(from);
     const b = center(to);
     if (from === to) {
       const p = pos.get(from);
-      svg.append(s('path', { class: cls, d: `M${p.x + w - 20},${p.y} c 30,-40 60,0 20,${hgt / 2}` }));
-      svg.append(s('text', { class: 'label', x: p.x + w + 4, y: p.y - 6 - k * 12 }, label));
-      return;
+      const loop = s('path', { class: cls, d: `M${p.x + w - 20},${p.y} c 30,-40 60,0 20,${hgt / 2}` });
+      svg.append(loop, s('text', { class: 'label', x: p.x + w + 4, y: p.y - 6 }, label));
+      return loop;
     }
     const bend = 18 * (k % 3);
     const mx = (a.x + b.x) / 2 + bend;
     const my = (a.y + b.y) / 2 - bend;
-    svg.append(s('path', { class: cls, d: `M${a.x},${a.y} Q${mx},${my} ${b.x},${b.y}` }));
-    svg.append(s('text', { class: 'label', x: mx, y: my - 3 }, label));
+    const path = s('path', { class: cls, d: `M${a.x},${a.y} Q${mx},${my} ${b.x},${b.y}` });
+    svg.append(path, s('text', { class: 'label', x: mx, y: my - 3 }, label));
+    return path;
   };
-  let k = 0;
+  // One edge per (from, to, kind), labelled with every relation or arrow
+  // it stands for, so a busy schema stays readable.
+  const edges = new Map();
+  const add = (from, to, label, cls) => {
+    const key = `${from} ${to} ${cls}`;
+    if (!edges.has(key)) edges.set(key, { from, to, cls, labels: [] });
+    const e = edges.get(key);
+    if (!e.labels.includes(label)) e.labels.push(label);
+  };
   for (const d of defs) {
     for (const r of d.relations || []) {
-      for (const a of r.allowed || []) edge(a.type, d.name, r.name + (a.relation ? ` (#${a.relation})` : a.wildcard ? ' (*)' : ''), 'rel', k++);
+      for (const a of r.allowed || []) add(a.type, d.name, r.name + (a.relation ? `#${a.relation}` : a.wildcard ? ':*' : ''), 'rel');
     }
     for (const p of d.permissions || []) {
       for (const ar of p.arrows || []) {
         const ts = (d.relations || []).find((r) => r.name === ar.tupleset);
-        for (const a of (ts ? ts.allowed : [])) edge(a.type, d.name, `${ar.tupleset}->${ar.target}`, 'arrow', k++);
+        for (const a of (ts ? ts.allowed : [])) add(a.type, d.name, `${ar.tupleset}->${ar.target}`, 'arrow');
       }
     }
+  }
+  let k = 0;
+  for (const e of edges.values()) {
+    const label = e.labels.length > 3 ? e.labels.slice(0, 3).join(', ') + ` +${e.labels.length - 3}` : e.labels.join(', ');
+    const path = edge(e.from, e.to, label, e.cls, k++);
+    if (path) path.append(s('title', {}, e.labels.join(', ')));
   }
   for (const d of defs) {
     const p = pos.get(d.name);

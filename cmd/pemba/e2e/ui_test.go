@@ -87,6 +87,9 @@ func (b *browser) fail(what string, err error) {
 		defer cancel()
 		page, _ := chromedp.Run(ctx, chromedp.OuterHTML("main"))
 		b.screenshot("failed-" + strings.ReplaceAll(what, " ", "-"))
+		if len(page) > 2000 {
+			page = page[:2000] + "…"
+		}
 		b.t.Fatalf("%s: %v\npage: %s", what, err, page)
 	}
 }
@@ -108,9 +111,14 @@ func eval[T any](b *browser, what, expr string) T {
 	return v
 }
 
-// screenshot saves the page as a PNG in the test's artifact directory.
+// screenshot saves the whole page as a PNG in the test's artifact
+// directory; a name ending in "-view" saves only the visible window.
 func (b *browser) screenshot(name string) {
-	png, err := chromedp.Run(b.ctx, chromedp.FullScreenshot(90))
+	shot := chromedp.FullScreenshot(100)
+	if strings.HasSuffix(name, "-view") {
+		shot = chromedp.CaptureScreenshot()
+	}
+	png, err := chromedp.Run(b.ctx, shot)
 	if err != nil {
 		b.t.Logf("screenshot %s: %v", name, err)
 		return
@@ -203,18 +211,19 @@ func TestExplorer(t *testing.T) {
 		chromedp.WaitVisible(`#results a[data-object="project:llm"]`))
 	b.screenshot("search")
 	b.do("open the result", chromedp.Click(`#results a[data-object="project:llm"]`),
-		chromedp.WaitVisible("main table tbody tr"))
+		chromedp.WaitVisible("main table tbody tr:not([hidden])"))
 
 	// Resource: who can access project:llm, with paths drawn as links.
 	rows := b.text("main table tbody")
-	for _, want := range []string{"user:erin", "through a group"} {
+	for _, want := range []string{"user:erin", "through a parent", "2099-01-01T00:00:00Z", "conditional (needs source_ip)"} {
 		if !strings.Contains(rows, want) {
 			t.Fatalf("who can access project:llm lacks %q:\n%s", want, rows)
 		}
 	}
-	b.do("show a path", chromedp.Click("main table tbody tr button"),
-		chromedp.WaitVisible(".pathview svg a"))
+	b.do("show a path", chromedp.Click("main table tbody tr:nth-child(2) button"),
+		chromedp.WaitVisible("tr:not([hidden]) .pathview svg a"))
 	b.screenshot("resource")
+	b.screenshot("resource-view")
 	hop := eval[string](b, "path hop link", `document.querySelector('.pathview svg a').getAttribute('href')`)
 	if !strings.HasPrefix(hop, "/ui/") {
 		t.Fatalf("a path hop links to %q, want an explorer page", hop)
@@ -222,7 +231,7 @@ func TestExplorer(t *testing.T) {
 
 	// Subject: what an agent can access, and whom it acts for.
 	b.open("/ui/subject/agent:bobs_assistant")
-	b.do("subject tables", chromedp.WaitVisible("main table tbody tr"))
+	b.do("subject tables", chromedp.WaitVisible("main table tbody tr:not([hidden])"))
 	if got := b.text("main"); !strings.Contains(got, "principal") || !strings.Contains(got, "user:bob") {
 		t.Fatalf("the agent's page does not say whom it acts for:\n%s", got)
 	}
