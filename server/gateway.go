@@ -157,3 +157,15 @@ func writeJSONError(w http.ResponseWriter, code int, st *status.Status) {
 	w.WriteHeader(code)
 	_, _ = w.Write(body)
 }
+
+// routingErrors answers a request no route matches: 405 with an Allow
+// header for a known path asked with the wrong method (every pemba.v1
+// route is a POST), 404 for an unknown path.
+func routingErrors(ctx context.Context, mux *runtime.ServeMux, m runtime.Marshaler, w http.ResponseWriter, r *http.Request, httpStatus int) {
+	if httpStatus == http.StatusMethodNotAllowed {
+		w.Header().Set("Allow", http.MethodPost)
+		writeJSONError(w, httpStatus, status.Newf(codes.Unimplemented, "%s %s: method not allowed; use POST", r.Method, r.URL.Path))
+		return
+	}
+	runtime.DefaultRoutingErrorHandler(ctx, mux, m, w, r, httpStatus)
+}

@@ -445,7 +445,7 @@ func (s *Server) serveHTTP(tlsCfg *tls.Config) error {
 	s.gwConn = conn
 	gw := runtime.NewServeMux(runtime.WithMarshalerOption(runtime.MIMEWildcard, &runtime.JSONPb{
 		MarshalOptions: protojson.MarshalOptions{EmitUnpopulated: false},
-	}), runtime.WithErrorHandler(gatewayErrors))
+	}), runtime.WithErrorHandler(gatewayErrors), runtime.WithRoutingErrorHandler(routingErrors))
 	ctx := context.Background()
 	for _, register := range []func(context.Context, *runtime.ServeMux, *grpc.ClientConn) error{
 		pb.RegisterSchemaServiceHandler, pb.RegisterRelationshipServiceHandler,
