@@ -58,6 +58,24 @@ func addClientFlags(cmd *cobra.Command, defaultTimeout ...time.Duration) {
 	f.DurationVar(&client.timeout, "timeout", timeout, "deadline of the command's requests (0: none)")
 }
 
+// The connection and output flags may also come before the verb, as zed
+// takes them (`pemba --endpoint h:p check …`): the root command knows
+// them, hidden from help, so the parser finds the verb after them; the
+// verb's own definitions, bound to the same variables, parse them.
+func init() {
+	f := rootCmd.PersistentFlags()
+	var timeout time.Duration
+	f.StringVar(&client.endpoint, "endpoint", "127.0.0.1:50051", "server gRPC address host:port (env PEMBA_ENDPOINT)")
+	f.StringVar(&client.token, "token", "", "bearer token (env PEMBA_TOKEN)")
+	f.BoolVar(&client.insecure, "insecure", false, "plaintext, no TLS (env PEMBA_INSECURE)")
+	f.StringVar(&client.tlsCA, "tls-ca", "", "PEM file of the server's CA (env PEMBA_TLS_CA)")
+	f.BoolVar(&client.json, "json", false, "print JSON")
+	f.DurationVar(&timeout, "timeout", 30*time.Second, "deadline of the command's requests (0: none)")
+	for _, name := range []string{"endpoint", "token", "insecure", "tls-ca", "json", "timeout"} {
+		_ = f.MarkHidden(name)
+	}
+}
+
 // addConsistencyFlag adds --consistency to a read command.
 func addConsistencyFlag(cmd *cobra.Command) {
 	cmd.Flags().StringVar(&client.consistency, "consistency", "fully_consistent",

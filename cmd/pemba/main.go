@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"strings"
 
 	"github.com/spf13/cobra"
 )
@@ -41,6 +42,7 @@ func main() {
 }
 
 func run(args []string) int {
+	explainArgErrors(rootCmd)
 	rootCmd.SetArgs(args)
 	err := rootCmd.Execute()
 	if err == nil {
@@ -56,3 +58,24 @@ func run(args []string) int {
 	fmt.Fprintln(os.Stderr, "pemba:", err)
 	return exitError
 }
+
+// explainArgErrors makes every command's argument check say what the
+// arguments are: `usage: pemba check RESOURCE PERMISSION SUBJECT (got 2
+// arguments)` rather than cobra's bare count. It wraps each command once.
+func explainArgErrors(cmd *cobra.Command) {
+	if check := cmd.Args; check != nil && !wrappedArgs[cmd] {
+		wrappedArgs[cmd] = true
+		cmd.Args = func(c *cobra.Command, args []string) error {
+			if err := check(c, args); err != nil {
+				use := strings.TrimSuffix(c.UseLine(), " [flags]")
+				return usageError("usage: %s (%v)", use, err)
+			}
+			return nil
+		}
+	}
+	for _, sub := range cmd.Commands() {
+		explainArgErrors(sub)
+	}
+}
+
+var wrappedArgs = map[*cobra.Command]bool{}
