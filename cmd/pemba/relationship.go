@@ -6,6 +6,8 @@ import (
 	"strings"
 
 	"github.com/spf13/cobra"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
 
 	"github.com/pembadb/pemba/graph"
 	pb "github.com/pembadb/pemba/proto/pemba/v1"
@@ -25,7 +27,7 @@ func init() {
 	}{
 		{"create", "created", pb.RelationshipUpdate_OPERATION_CREATE, "Create a relationship (fails if it exists)"},
 		{"touch", "touched", pb.RelationshipUpdate_OPERATION_TOUCH, "Create or replace a relationship"},
-		{"delete", "deleted", pb.RelationshipUpdate_OPERATION_DELETE, "Delete a relationship (absent is not an error)"},
+		{"delete", "deleted", pb.RelationshipUpdate_OPERATION_DELETE, "Delete a relationship (absent is not an error: it says so)"},
 	} {
 		relationshipCmd.AddCommand(writeCommand(op.verb, op.past, op.op, op.short))
 	}
@@ -166,11 +168,21 @@ A single argument in relationship syntax (document:a#viewer@user:b) works too.`,
 				return usageError("relationship %s: %v", verb, err)
 			}
 			return withConn(cmd, func(ctx context.Context, c *conn) error {
-				resp, err := c.rels.WriteRelationships(ctx, &pb.WriteRelationshipsRequest{
+				req := &pb.WriteRelationshipsRequest{
 					Updates: []*pb.RelationshipUpdate{{Operation: op, Relationship: wire}},
 					Reason:  reason,
 					Labels:  labels,
-				})
+				}
+				if op == pb.RelationshipUpdate_OPERATION_DELETE {
+					// Deleting an absent relationship writes nothing: the
+					// precondition makes the server say so, atomically.
+					req.Preconditions = []*pb.Precondition{{Operation: pb.Precondition_OPERATION_MUST_MATCH, Filter: exactFilter(wire)}}
+				}
+				resp, err := c.rels.WriteRelationships(ctx, req)
+				if op == pb.RelationshipUpdate_OPERATION_DELETE && isPreconditionFailure(err) {
+					fmt.Fprintf(cmd.OutOrStdout(), "no such relationship %s: nothing deleted\n", rel)
+					return nil
+				}
 				if err != nil {
 					return rpcError("relationship "+verb, err)
 				}
@@ -209,4 +221,22 @@ func relationshipFromArgs(args []string) (graph.Relationship, error) {
 		return graph.Relationship{}, err
 	}
 	return r, nil
+}
+
+// exactFilter selects exactly the relationship r names (whatever its
+// caveat and expiration).
+func exactFilter(r *pb.Relationship) *pb.RelationshipFilter {
+	subRel := r.GetSubject().GetRelation()
+	return &pb.RelationshipFilter{
+		ResourceType: r.GetResource().GetType(), ResourceIds: []string{r.GetResource().GetId()}, Relation: r.GetRelation(),
+		Subject: &pb.SubjectFilter{Type: r.GetSubject().GetObject().GetType(), Ids: []string{r.GetSubject().GetObject().GetId()}, Relation: &subRel},
+	}
+}
+
+// isPreconditionFailure reports whether a write failed because one of its
+// preconditions did not hold (not for another failed precondition, such
+// as a missing schema).
+func isPreconditionFailure(err error) bool {
+	st, ok := status.FromError(err)
+	return err != nil && ok && st.Code() == codes.FailedPrecondition && strings.Contains(st.Message(), "precondition 0")
 }
