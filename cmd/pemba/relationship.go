@@ -1,11 +1,14 @@
 package main
 
 import (
+	"bufio"
 	"context"
 	"fmt"
+	"os"
 	"strings"
 
 	"github.com/spf13/cobra"
+	"golang.org/x/term"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
@@ -79,12 +82,18 @@ func init() {
 	addConsistencyFlag(read)
 
 	var deleteLimit uint32
+	var force, dryRun bool
 	var reason string
 	var labelFlags []string
 	bulkDelete := &cobra.Command{
 		Use:   "bulk-delete RESOURCE_TYPE[:ID] [RELATION] [SUBJECT_TYPE[:ID][#RELATION]]",
 		Short: "Delete every relationship matching a filter, in one revision",
-		Args:  cobra.RangeArgs(1, 3),
+		Long: `bulk-delete deletes every relationship matching the filter, in one
+revision. On a terminal it first says how many match and asks; elsewhere
+(a script, a pipe) it needs --force. --dry-run only counts.`,
+		Example: `  pemba relationship bulk-delete document '*' user:frank --dry-run
+  pemba relationship bulk-delete document '*' user:frank --force --reason "offboarding"`,
+		Args: cobra.RangeArgs(1, 3),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			filter, err := parseFilterArgs(args)
 			if err != nil {
@@ -95,6 +104,28 @@ func init() {
 				return usageError("relationship bulk-delete: %v", err)
 			}
 			return withConn(cmd, func(ctx context.Context, c *conn) error {
+				if dryRun || !force {
+					n, err := countMatching(ctx, c, filter, deleteLimit)
+					if err != nil {
+						return err
+					}
+					if dryRun {
+						fmt.Fprintf(cmd.OutOrStdout(), "would delete %d relationship(s)\n", n)
+						return nil
+					}
+					if n == 0 {
+						fmt.Fprintln(cmd.OutOrStdout(), "no relationship matches: nothing deleted")
+						return nil
+					}
+					ok, err := confirm(cmd, fmt.Sprintf("Delete %d relationship(s) matching %s?", n, strings.Join(args, " ")))
+					if err != nil {
+						return err
+					}
+					if !ok {
+						fmt.Fprintln(cmd.OutOrStdout(), "nothing deleted")
+						return nil
+					}
+				}
 				resp, err := c.rels.DeleteRelationships(ctx, &pb.DeleteRelationshipsRequest{
 					Filter: filter, Limit: deleteLimit, Reason: reason, Labels: labels,
 				})
@@ -115,6 +146,8 @@ func init() {
 		},
 	}
 	bulkDelete.Flags().Uint32Var(&deleteLimit, "limit", 0, "delete at most this many (0: all)")
+	bulkDelete.Flags().BoolVar(&force, "force", false, "delete without asking (required when stdin is not a terminal)")
+	bulkDelete.Flags().BoolVar(&dryRun, "dry-run", false, "print how many relationships would be deleted, and delete nothing")
 	bulkDelete.Flags().StringVar(&reason, "reason", "", "reason recorded with the write in the audit log (shown by watch and audit)")
 	addLabelFlag(bulkDelete, &labelFlags)
 
@@ -239,4 +272,35 @@ func exactFilter(r *pb.Relationship) *pb.RelationshipFilter {
 func isPreconditionFailure(err error) bool {
 	st, ok := status.FromError(err)
 	return err != nil && ok && st.Code() == codes.FailedPrecondition && strings.Contains(st.Message(), "precondition 0")
+}
+
+// countMatching counts the live relationships matching filter, up to
+// limit when it is not 0.
+func countMatching(ctx context.Context, c *conn, filter *pb.RelationshipFilter, limit uint32) (int, error) {
+	stream, err := c.rels.ReadRelationships(ctx, &pb.ReadRelationshipsRequest{Consistency: &pb.Consistency{Requirement: &pb.Consistency_FullyConsistent{FullyConsistent: true}}, Filter: filter, Limit: limit})
+	if err != nil {
+		return 0, rpcError("relationship bulk-delete", err)
+	}
+	n := 0
+	err = receive("relationship bulk-delete", stream.Recv, func(*pb.ReadRelationshipsResponse) error {
+		n++
+		return nil
+	})
+	return n, err
+}
+
+// confirm asks a yes/no question on a terminal; without one it refuses,
+// pointing at --force.
+func confirm(cmd *cobra.Command, question string) (bool, error) {
+	in, ok := cmd.InOrStdin().(*os.File)
+	if !ok || !term.IsTerminal(int(in.Fd())) {
+		return false, usageError("relationship bulk-delete: stdin is not a terminal to confirm on: pass --force to delete (or --dry-run to count)")
+	}
+	fmt.Fprintf(cmd.ErrOrStderr(), "%s [y/N] ", question)
+	answer, err := bufio.NewReader(in).ReadString('\n')
+	if err != nil && answer == "" {
+		return false, nil
+	}
+	answer = strings.ToLower(strings.TrimSpace(answer))
+	return answer == "y" || answer == "yes", nil
 }
