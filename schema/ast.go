@@ -170,6 +170,10 @@ type BinaryNode struct {
 	Pos         Position // position of the operator
 	Op          BinaryOp
 	Left, Right ExprNode
+	// Parens records that the author wrote parentheses around this
+	// operation, needed or not: formatting keeps them, since they are
+	// often there to make the precedence plain to readers.
+	Parens bool
 }
 
 // NameNode names a relation or permission on the same definition.

@@ -88,7 +88,7 @@ func formatDefinition(b *strings.Builder, d *DefinitionDecl) {
 			b.WriteString(lineComment(m.LineComment) + "\n")
 		case *PermissionDecl:
 			b.WriteString("\tpermission " + m.Name + " = ")
-			writeNode(b, m.Expr, 0)
+			b.WriteString(nodeString(m.Expr, 0))
 			b.WriteString(lineComment(m.LineComment) + "\n")
 		}
 	}
@@ -126,6 +126,12 @@ func typeRefString(t *TypeRef) string {
 // nodeString prints an expression with the parentheses its precedence
 // needs in context ctx (0 loosest: exclusion, 1 intersection, 2 union).
 func nodeString(e ExprNode, ctx int) string {
+	if bin, ok := e.(*BinaryNode); ok && bin.Parens && ctx == 0 {
+		// Parentheses around a whole expression group nothing.
+		outer := *bin
+		outer.Parens = false
+		e = &outer
+	}
 	var b strings.Builder
 	writeNode(&b, e, ctx)
 	return b.String()
@@ -158,13 +164,14 @@ func writeNode(b *strings.Builder, e ExprNode, ctx int) {
 		case OpExclusion:
 			prec, right = 0, 1
 		}
-		if prec < ctx {
+		parens := prec < ctx || e.Parens
+		if parens {
 			b.WriteByte('(')
 		}
 		writeNode(b, e.Left, prec)
 		b.WriteString(" " + e.Op.String() + " ")
 		writeNode(b, e.Right, right)
-		if prec < ctx {
+		if parens {
 			b.WriteByte(')')
 		}
 	default: // nil and *NilNode

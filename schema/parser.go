@@ -481,6 +481,9 @@ func (p *parser) primary(inParens bool) ExprNode {
 		p.skipNL()
 		p.expect(tokRParen, "')'")
 		p.depth--
+		if bin, ok := e.(*BinaryNode); ok {
+			bin.Parens = true
+		}
 		return e
 	case tokIdent:
 		if p.prevKind == tokNewline && isStatementKeyword(t.text) {
