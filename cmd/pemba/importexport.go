@@ -8,6 +8,8 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"regexp"
+	"strconv"
 	"strings"
 
 	"github.com/schollz/progressbar/v3"
@@ -50,7 +52,7 @@ If an import stops, it prints how many relationships were committed;
 			if err != nil {
 				return usageError("import: %v", err)
 			}
-			rels, err := readRelationshipsFile(args[0])
+			rels, lines, err := readRelationshipsFile(args[0])
 			if err != nil {
 				return usageError("import: %v", err)
 			}
@@ -59,7 +61,8 @@ If an import stops, it prints how many relationships were committed;
 			}
 			rels = rels[skip:]
 			return withConn(cmd, func(ctx context.Context, c *conn) error {
-				return runImport(ctx, cmd, c, rels, skip, reason, labels)
+				err := runImport(ctx, cmd, c, rels, skip, reason, labels)
+				return withInputLine(err, args[0], lines[skip:])
 			})
 		},
 	}
@@ -91,43 +94,83 @@ last cursor it printed resumes it at the same revision.`,
 }
 
 // readRelationshipsFile reads a validation YAML file's relationships
-// block, or one relationship per line.
-func readRelationshipsFile(path string) ([]graph.Relationship, error) {
+// block, or one relationship per line, and the file line of each.
+func readRelationshipsFile(path string) (rels []graph.Relationship, lines []int, err error) {
 	var data []byte
-	var err error
 	if path == "-" {
 		data, err = io.ReadAll(os.Stdin)
 	} else {
 		data, err = os.ReadFile(path)
 	}
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
-	text := string(data)
+	text, first := string(data), 1
 	if ext := strings.ToLower(filepath.Ext(path)); ext == ".yaml" || ext == ".yml" {
-		var doc struct {
-			Relationships string `yaml:"relationships"`
+		if text, first, err = yamlRelationships(data); err != nil {
+			return nil, nil, fmt.Errorf("%s: %v", path, err)
 		}
-		if err := yaml.Unmarshal(data, &doc); err != nil {
-			return nil, fmt.Errorf("%s: %v", path, err)
-		}
-		text = doc.Relationships
 	}
-	var out []graph.Relationship
 	sc := bufio.NewScanner(strings.NewReader(text))
 	sc.Buffer(make([]byte, 64<<10), 1<<20)
-	for line := 1; sc.Scan(); line++ {
+	for line := first; sc.Scan(); line++ {
 		s := strings.TrimSpace(sc.Text())
 		if s == "" || strings.HasPrefix(s, "//") || strings.HasPrefix(s, "#") {
 			continue
 		}
 		r, err := graph.ParseRelationship(s)
 		if err != nil {
-			return nil, fmt.Errorf("%s: relationship %d: %v", path, line, err)
+			return nil, nil, fmt.Errorf("%s line %d: %v", path, line, err)
 		}
-		out = append(out, r)
+		rels, lines = append(rels, r), append(lines, line)
 	}
-	return out, sc.Err()
+	return rels, lines, sc.Err()
+}
+
+// yamlRelationships returns a validation file's relationships block and
+// the file line its text starts on.
+func yamlRelationships(data []byte) (string, int, error) {
+	var doc yaml.Node
+	if err := yaml.Unmarshal(data, &doc); err != nil {
+		return "", 0, err
+	}
+	if len(doc.Content) == 0 || doc.Content[0].Kind != yaml.MappingNode {
+		return "", 0, nil
+	}
+	m := doc.Content[0]
+	for i := 0; i+1 < len(m.Content); i += 2 {
+		if key, val := m.Content[i], m.Content[i+1]; key.Value == "relationships" && val.Kind == yaml.ScalarNode {
+			if val.Style&(yaml.LiteralStyle|yaml.FoldedStyle) != 0 {
+				return val.Value, val.Line + 1, nil // the text starts below `|-`
+			}
+			return val.Value, val.Line, nil
+		}
+	}
+	return "", 0, nil
+}
+
+// streamIndex finds the position the server names in an import error,
+// "relationships[N]".
+var streamIndex = regexp.MustCompile(`relationships\[(\d+)\]`)
+
+// withInputLine adds the file line of the relationship a failed import
+// names, so the user can find it: the server counts relationships in the
+// stream; lines[i] is the file line of the stream's i-th.
+func withInputLine(err error, path string, lines []int) error {
+	var coded *exitCodeError
+	if err == nil || !errors.As(err, &coded) {
+		return err
+	}
+	m := streamIndex.FindStringSubmatch(coded.err.Error())
+	if m == nil {
+		return err
+	}
+	i, convErr := strconv.Atoi(m[1])
+	if convErr != nil || i >= len(lines) {
+		return err
+	}
+	msg := strings.TrimPrefix(coded.err.Error(), "import: ")
+	return &exitCodeError{code: coded.code, err: fmt.Errorf("import: %s line %d: %s", path, lines[i], msg)}
 }
 
 // runImport imports rels, recorded with reason and labels; skipped is
@@ -153,10 +196,10 @@ func runImport(ctx context.Context, cmd *cobra.Command, c *conn, rels []graph.Re
 		if start == 0 {
 			msg.Reason, msg.Labels = reason, labels
 		}
-		for _, r := range rels[start:end] {
+		for i, r := range rels[start:end] {
 			w, err := relationshipToWire(r)
 			if err != nil {
-				badInput = usageError("import: relationship %d: %v", skipped+start+1, err)
+				badInput = usageError("import: relationships[%d]: %v", start+i, err)
 				return nil, false
 			}
 			msg.Relationships = append(msg.Relationships, w)
