@@ -6,7 +6,7 @@ BIN       ?= bin/pemba
 VERSION   ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 LDFLAGS   := -X main.version=$(VERSION)
 # Packages with concurrent code, run again under the race detector.
-RACE_PKGS ?= ./audit/... ./core/... ./check/... ./graph/... ./storage/... ./server/... ./loadtest ./cmd/...
+RACE_PKGS ?= ./access/... ./audit/... ./core/... ./check/... ./graph/... ./storage/... ./server/... ./loadtest ./cmd/...
 
 .PHONY: build run test test-short lint bench proto fuzz fuzz-short clean
 
