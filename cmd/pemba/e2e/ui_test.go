@@ -177,6 +177,9 @@ func repoRoot(t *testing.T) string {
 func TestExplorer(t *testing.T) {
 	s := startServer(t, "--datastore", "memory")
 	loadIdentityPlatform(t, s)
+	// An access ending in three days is highlighted.
+	s.mustCLI("relationship", "touch", "project:llm", "viewer", "user:zoe",
+		"--expiration", time.Now().Add(72*time.Hour).UTC().Format(time.RFC3339))
 	b := newBrowser(t, s.httpURL())
 
 	// Unauthenticated visitors go to sign-in, then back where they were.
@@ -219,6 +222,9 @@ func TestExplorer(t *testing.T) {
 		if !strings.Contains(rows, want) {
 			t.Fatalf("who can access project:llm lacks %q:\n%s", want, rows)
 		}
+	}
+	if soon := eval[int](b, "ending soon", `[...document.querySelectorAll('tr.soon')].filter(r => r.textContent.includes('user:zoe')).length`); soon == 0 {
+		t.Fatal("an access ending in three days is not highlighted")
 	}
 	b.do("show a path", chromedp.Click("main table tbody tr:nth-child(2) button"),
 		chromedp.WaitVisible("tr:not([hidden]) .pathview svg a"))
