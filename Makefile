@@ -8,10 +8,23 @@ LDFLAGS   := -X main.version=$(VERSION)
 # Packages with concurrent code, run again under the race detector.
 RACE_PKGS ?= ./access/... ./audit/... ./core/... ./check/... ./graph/... ./storage/... ./server/... ./loadtest ./cmd/...
 
-.PHONY: build run test test-short lint bench proto fuzz fuzz-short clean
+.PHONY: build install run test test-short lint bench proto fuzz fuzz-short clean
 
 build:
 	$(GO) build -ldflags "$(LDFLAGS)" -o $(BIN) ./cmd/pemba
+
+# install puts pemba on PATH: in PREFIX/bin when PREFIX is set, else in
+# Go's install directory ($(go env GOBIN), or $(go env GOPATH)/bin).
+PREFIX ?=
+install:
+ifeq ($(PREFIX),)
+	$(GO) install -ldflags "$(LDFLAGS)" ./cmd/pemba
+	@echo "installed pemba in $$($(GO) env GOBIN || true)$$( [ -n "$$($(GO) env GOBIN)" ] || echo "$$($(GO) env GOPATH)/bin")"
+else
+	mkdir -p $(PREFIX)/bin
+	$(GO) build -ldflags "$(LDFLAGS)" -o $(PREFIX)/bin/pemba ./cmd/pemba
+	@echo "installed pemba in $(PREFIX)/bin"
+endif
 
 # run builds pemba and serves the embedded datastore in ./pemba-data as a
 # local development server.
@@ -36,7 +49,7 @@ lint:
 FUZZ_TARGETS ?= ./schema:FuzzParseSchema ./schema:FuzzCaveatEvaluate \
 	./graph:FuzzParseRelationship ./graph:FuzzFormatRelationship \
 	./storage:FuzzValidateRelationship ./check/validationfile:FuzzParse \
-	./core:FuzzZookieDecode ./core:FuzzCursorDecode
+	./core:FuzzZookieDecode ./core:FuzzCursorDecode ./check:FuzzDecodeAccessCursor
 # make test fuzzes for a count of inputs, not a duration: Go 1.26's fuzz
 # coordinator can report "context deadline exceeded" as a failure when a
 # -fuzztime duration ends while a worker is busy (go.dev/issue/75804), and a
