@@ -1,6 +1,7 @@
 package pebble
 
 import (
+	"bytes"
 	"context"
 	"encoding/binary"
 	"errors"
@@ -132,10 +133,8 @@ func (e *Engine) indexAuditPage(ctx context.Context) (more bool, err error) {
 	if !ok || from > head {
 		return false, e.usable()
 	}
-	b := e.db.NewBatch()
-	defer b.Close()
-	through, n := head, 0
-	var key []byte
+	through, n, size := head, 0, 0
+	var keys [][]byte
 	err = e.scanPage(ctx, auditEntryKey(from), auditEntryKey(head+1), false, func(k, v []byte) bool {
 		rev := storage.Revision(beUint64(k[2:]))
 		en, err := auditlog.Decode(v)
@@ -143,11 +142,11 @@ func (e *Engine) indexAuditPage(ctx context.Context) (more bool, err error) {
 			log.Printf("pemba: audit log index: entry %d left out: %v", rev, err)
 		}
 		for _, term := range auditlog.Terms(&en) {
-			key = auditTermKey(key[:0], term, rev)
-			_ = b.Set(key, nil, nil)
+			key := auditTermKey(nil, term, rev)
+			keys, size = append(keys, key), size+len(key)
 		}
 		n++
-		if n >= auditIndexPageEntries || b.Len() >= auditPageBytes {
+		if n >= auditIndexPageEntries || size >= auditPageBytes {
 			through = rev
 			return false
 		}
@@ -155,6 +154,14 @@ func (e *Engine) indexAuditPage(ctx context.Context) (more bool, err error) {
 	})
 	if err != nil {
 		return false, err
+	}
+	// Sorted, the batch's keys go into the memtable as one ascending run,
+	// each insert starting where the previous one ended.
+	slices.SortFunc(keys, bytes.Compare)
+	b := e.db.NewBatchWithSize(size + 16*len(keys) + 64)
+	defer b.Close()
+	for _, key := range keys {
+		_ = b.Set(key, nil, nil)
 	}
 	_ = b.Set(keyAuditIndexed, binary.BigEndian.AppendUint64(nil, uint64(through)), nil)
 	release, err := e.use()
