@@ -140,7 +140,7 @@ func TestIdentityProfile(t *testing.T) {
 		smp := ds.NewSampler(7)
 		for range n {
 			c := smp.Check()
-			if c.String() != worst {
+			if c.String() != worst && (os.Getenv("PEMBA_IDENTITY_TRACE") != c.String()) {
 				continue
 			}
 			traceCheck(t, snap, c)
@@ -161,7 +161,8 @@ func traceCheck(t *testing.T, snap Snapshot, c dataset.Check) {
 		fmt.Fprintf(&b, "%s%s:{%s}#%s\n", strings.Repeat(" ", min(depth, 40)), typ, idl, rel)
 	}
 	defer func() { traceEvaluate = nil }()
-	e := New(Config{})
+	snap.Reader = &loggingReader{Reader: snap.Reader, log: &b}
+	e := New(Config{ReadCacheBytes: -1})
 	if _, err := e.Check(context.Background(), snap, Request{Resource: c.Resource, Permission: c.Permission, Subject: c.Subject, Context: c.Context}); err != nil {
 		t.Fatal(err)
 	}
@@ -180,6 +181,11 @@ func lookupSubjectsProfile(t *testing.T, snap Snapshot, ds dataset.Dataset) {
 	for range n {
 		l := smp.LookupSubjects()
 		e := New(Config{})
+		var qlog strings.Builder
+		snap := snap
+		if os.Getenv("PEMBA_IDENTITY_TRACE") == l.Resource.String() {
+			snap.Reader = &loggingReader{Reader: snap.Reader, log: &qlog}
+		}
 		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 		start := time.Now()
 		found := 0
@@ -189,7 +195,7 @@ func lookupSubjectsProfile(t *testing.T, snap Snapshot, ds dataset.Dataset) {
 		d := time.Since(start)
 		took = append(took, d)
 		st := e.Stats()
-		t.Logf("  lookup-subjects %s#%s: %d subjects in %v (d=%d q=%d) err=%v", l.Resource, l.Permission, found, d, st.Dispatches, st.Queries, err)
+		t.Logf("  lookup-subjects %s#%s: %d subjects in %v (d=%d q=%d) err=%v%s", l.Resource, l.Permission, found, d, st.Dispatches, st.Queries, err, qlog.String())
 	}
 	slices.Sort(took)
 	t.Logf("lookup-subjects: %d, p50 %v, max %v", n, took[n/2], took[n-1])
@@ -201,4 +207,42 @@ func envInt(name string, def int) int {
 		return def
 	}
 	return v
+}
+
+// loggingReader logs every storage query to log.
+type loggingReader struct {
+	storage.Reader
+	log *strings.Builder
+}
+
+func (r *loggingReader) QueryRelationships(ctx context.Context, f storage.Filter, opts storage.QueryOptions) iter.Seq2[graph.Relationship, error] {
+	ids := strings.Join(f.ResourceIDs[:min(len(f.ResourceIDs), 3)], ",")
+	sub := ""
+	if f.Subject != nil {
+		sub = fmt.Sprintf(" @%s:%v", f.Subject.Type, f.Subject.IDs)
+		if f.Subject.Relation != nil {
+			sub += "#" + *f.Subject.Relation
+		}
+	}
+	what := fmt.Sprintf("QUERY %s:{%s (%d)}#%s%s limit %d", f.ResourceType, ids, len(f.ResourceIDs), f.Relation, sub, opts.Limit)
+	return r.timed(what, r.Reader.QueryRelationships(ctx, f, opts))
+}
+
+// timed logs what with the rows it yielded and the time it took.
+func (r *loggingReader) timed(what string, seq iter.Seq2[graph.Relationship, error]) iter.Seq2[graph.Relationship, error] {
+	return func(yield func(graph.Relationship, error) bool) {
+		start, n := time.Now(), 0
+		defer func() { fmt.Fprintf(r.log, "  %s: %d rows in %v\n", what, n, time.Since(start)) }()
+		for x, err := range seq {
+			n++
+			if !yield(x, err) {
+				return
+			}
+		}
+	}
+}
+
+func (r *loggingReader) ReverseQueryRelationships(ctx context.Context, f storage.ReverseFilter, opts storage.QueryOptions) iter.Seq2[graph.Relationship, error] {
+	what := fmt.Sprintf("REVERSE %s#%s @%s:%v", f.ResourceType, f.Relation, f.Subject.Type, f.Subject.IDs[:min(len(f.Subject.IDs), 3)])
+	return r.timed(what, r.Reader.ReverseQueryRelationships(ctx, f, opts))
 }
