@@ -37,8 +37,20 @@ type closure struct {
 // makes x one.
 type closureSpec struct {
 	seeds []*schema.Relation
+	// via are arrows to plain relations of other types
+	// (`member->delegate`): objects related to an object whose relation
+	// names the subject are members.
+	via   []closureVia
 	steps []closureStep
 	extra int
+}
+
+// closureVia is an arrow tupleset->target whose every target is a plain
+// relation (plainRelation) of the tupleset's allowed types.
+type closureVia struct {
+	tupleset string
+	targets  []*schema.Relation
+	types    []string // targets[i] is a relation of types[i]
 }
 
 type closureStep struct{ rel, subjectRel string }
@@ -77,13 +89,33 @@ func plainRelation(r *schema.Relation) bool {
 }
 
 // recursivePermission returns the closure spec of permission p on def
-// when p is a union of plain relations of def (plainRelation) and arrows
+// when p is a union of plain relations of def (plainRelation), arrows
 // back to p itself over relations to plain objects of def
-// (`permission administer = admin + parent->administer`), so every chain
-// of relationships up to a seed is an unconditional grant; ok false
+// (`permission administer = admin + parent->administer`), and arrows to
+// plain relations of other types (`member->delegate`), so every chain of
+// relationships up to a seed is an unconditional grant; ok false
 // otherwise.
-func recursivePermission(def *schema.Definition, p *schema.Permission) (closureSpec, bool) {
+func recursivePermission(s *schema.Schema, def *schema.Definition, p *schema.Permission) (closureSpec, bool) {
 	spec := closureSpec{extra: 1}
+	addVia := func(x *schema.Arrow, r *schema.Relation) bool {
+		v := closureVia{tupleset: x.Tupleset}
+		for _, a := range r.Allowed {
+			if a.Wildcard {
+				return false
+			}
+			tdef := s.Definitions[a.Type]
+			if tdef == nil || !tdef.Has(x.Target) {
+				continue // the arrow grants nothing through this type
+			}
+			t := tdef.Relations[x.Target]
+			if !plainRelation(t) {
+				return false
+			}
+			v.targets, v.types = append(v.targets, t), append(v.types, a.Type)
+		}
+		spec.via = append(spec.via, v)
+		return true
+	}
 	var add func(x schema.Expr) bool
 	add = func(x schema.Expr) bool {
 		switch x := x.(type) {
@@ -103,13 +135,15 @@ func recursivePermission(def *schema.Definition, p *schema.Permission) (closureS
 			return true
 		case *schema.Arrow:
 			r := def.Relations[x.Tupleset]
-			if x.Func != schema.ArrowAny || x.Target != p.Name || !plainRelation(r) {
+			if x.Func != schema.ArrowAny || !plainRelation(r) {
 				return false
 			}
+			self := x.Target == p.Name
 			for _, a := range r.Allowed {
-				if a.Type != def.Name || a.Wildcard {
-					return false
-				}
+				self = self && a.Type == def.Name && !a.Wildcard
+			}
+			if !self {
+				return addVia(x, r)
 			}
 			spec.steps = append(spec.steps, closureStep{rel: x.Tupleset})
 			return true
@@ -146,7 +180,7 @@ func (ev *evaluation) closureFor(typ, rel string) (*closure, error) {
 		spec = closureSpec{seeds: []*schema.Relation{r}, steps: []closureStep{{rel: rel, subjectRel: rel}}}
 	} else if p := def.Permissions[rel]; p != nil && !ev.explain {
 		var ok bool
-		if spec, ok = recursivePermission(def, p); !ok {
+		if spec, ok = recursivePermission(ev.schema, def, p); !ok {
 			return nil, nil
 		}
 	} else {
@@ -201,6 +235,34 @@ func (ev *evaluation) buildClosure(typ string, spec closureSpec) (*closure, erro
 		if err := ev.reverse(storage.ReverseFilter{Subject: storage.SubjectFilter{Type: s.Object.Type, IDs: ids, Relation: &ellipsis},
 			ResourceType: typ, Relation: r.Name}, visit(1)); err != nil {
 			return nil, err
+		}
+	}
+	for _, v := range spec.via {
+		for k, t := range v.targets {
+			var mid []string
+			subjects := []string{s.Object.ID}
+			if s.Object.ID != graph.Wildcard && allowsWildcard(t, s.Object.Type) {
+				subjects = append(subjects, graph.Wildcard)
+			}
+			if err := ev.reverse(storage.ReverseFilter{Subject: storage.SubjectFilter{Type: s.Object.Type, IDs: subjects, Relation: &ellipsis},
+				ResourceType: v.types[k], Relation: t.Name}, func(rel graph.Relationship) {
+				if rel.Expiration != nil {
+					cl.until = min(cl.until, rel.Expiration.UnixNano())
+				}
+				mid = append(mid, rel.Resource.ID)
+			}); err != nil {
+				return nil, err
+			}
+			if len(mid) > closureBudget {
+				return &closure{}, nil
+			}
+			for start := 0; start < len(mid); start += ev.eng.cfg.ChunkSize {
+				part := mid[start:min(start+ev.eng.cfg.ChunkSize, len(mid))]
+				if err := ev.reverse(storage.ReverseFilter{Subject: storage.SubjectFilter{Type: v.types[k], IDs: part, Relation: &ellipsis},
+					ResourceType: typ, Relation: v.tupleset}, visit(1)); err != nil {
+					return nil, err
+				}
+			}
 		}
 	}
 	for level := int32(2); len(frontier) > 0; level++ {

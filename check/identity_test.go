@@ -148,6 +148,40 @@ func TestIdentityProfile(t *testing.T) {
 		}
 	}
 	lookupSubjectsProfile(t, snap, ds)
+	lookupResourcesProfile(t, snap, ds)
+}
+
+// lookupResourcesProfile times sampled LookupResources requests (the
+// first page of 100, as the load generator asks).
+func lookupResourcesProfile(t *testing.T, snap Snapshot, ds dataset.Dataset) {
+	n := envInt("PEMBA_IDENTITY_LOOKUPS", 20)
+	smp := ds.NewSampler(13)
+	var took []time.Duration
+	for range n {
+		l := smp.LookupResources()
+		e := New(Config{})
+		var qlog strings.Builder
+		snap := snap
+		if os.Getenv("PEMBA_IDENTITY_TRACE") == l.Subject.String() {
+			snap.Reader = &loggingReader{Reader: snap.Reader, log: &qlog}
+			traceEvaluate = func(depth int, typ, rel string, ids []string) {
+				fmt.Fprintf(&qlog, "%s%s:{%s (%d)}#%s\n", strings.Repeat(" ", min(depth, 40)), typ, strings.Join(ids[:min(len(ids), 3)], ","), len(ids), rel)
+			}
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		start := time.Now()
+		found := 0
+		err := e.LookupResources(ctx, snap, LookupResourcesRequest{ResourceType: l.ResourceType, Permission: l.Permission, Subject: l.Subject, Context: l.Context, Limit: 100},
+			func(ResourceResult) bool { found++; return true })
+		cancel()
+		d := time.Since(start)
+		took = append(took, d)
+		st := e.Stats()
+		traceEvaluate = nil
+		t.Logf("  lookup-resources %s#%s@%s: %d resources in %v (d=%d q=%d) err=%v\n%s", l.ResourceType, l.Permission, l.Subject, found, d, st.Dispatches, st.Queries, err, qlog.String())
+	}
+	slices.Sort(took)
+	t.Logf("lookup-resources: %d, p50 %v, max %v", n, took[n/2], took[n-1])
 }
 
 // traceCheck prints the dispatch tree of one check.

@@ -354,9 +354,10 @@ func TestReferenceModel(t *testing.T) {
 
 // TestReferenceModelRecursive is TestReferenceModel on schemas whose
 // folder permissions are answered from the subject's reverse closure
-// (unions of plain relations and arrows back to themselves, over random,
-// often cyclic, parent chains), and whose other relations reach subjects
-// only some subject types can hold.
+// (unions of plain relations, arrows to plain relations of other types,
+// and arrows back to themselves over random, often cyclic, parent
+// chains), and whose other relations reach subjects only some subject
+// types can hold.
 func TestReferenceModelRecursive(t *testing.T) {
 	runReference(t, recursiveWorld)
 }
@@ -372,14 +373,15 @@ func recursiveWorld(rng *rand.Rand) (string, []string, map[string][]string) {
 	fmt.Fprintf(&b, "  permission mgr = %s\n}\n\n", pick("lead + sub->mgr", "lead", "member + sub->mgr", "lead + sub->member"))
 	b.WriteString("definition folder {\n")
 	fmt.Fprintf(&b, "  relation parent: %s\n", pick("folder", "folder", "folder | folder with cav"))
-	b.WriteString("  relation link: folder\n")
+	b.WriteString("  relation link: folder\n  relation owner: team\n")
 	fmt.Fprintf(&b, "  relation viewer: %s\n", pick("user", "user | user:*", "user | team#member", "team"))
 	b.WriteString("  relation banned: user\n")
 	// Not drawn: pera recursing through perb's exclusion base
 	// (`pera = viewer + parent->pera + link->perb`, `perb = pera - banned`),
 	// on which LookupResources still misses grants.
 	fmt.Fprintf(&b, "  permission pera = %s\n", pick("viewer + parent->pera", "viewer + banned + parent->pera + link->pera",
-		"(viewer + parent->pera) + link->pera", "banned + link->pera"))
+		"(viewer + parent->pera) + link->pera", "banned + link->pera",
+		"banned + owner->lead + parent->pera", "owner->lead + link->pera + parent->pera"))
 	fmt.Fprintf(&b, "  permission perb = %s\n}\n\n", pick("banned + parent->perb", "pera - banned", "pera & banned", "viewer->mgr + parent->perb"))
 	b.WriteString("definition doc {\n")
 	b.WriteString("  relation parent: folder\n  relation team: team\n  relation viewer: user\n  relation banned: user\n")
