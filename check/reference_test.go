@@ -362,6 +362,17 @@ func TestReferenceModelRecursive(t *testing.T) {
 	runReference(t, recursiveWorld)
 }
 
+// TestReferenceModelSweep is TestReferenceModel and
+// TestReferenceModelRecursive with LookupSubjects' narrowed set
+// evaluations reading every relation by subject (readNarrowed), which
+// small worlds otherwise never do.
+func TestReferenceModelSweep(t *testing.T) {
+	defer func(n int) { sweepMin = n }(sweepMin)
+	sweepMin = 1
+	runReference(t, randomWorld)
+	runReference(t, recursiveWorld)
+}
+
 // recursiveWorld generates a schema for TestReferenceModelRecursive.
 func recursiveWorld(rng *rand.Rand) (string, []string, map[string][]string) {
 	pick := func(xs ...string) string { return xs[rng.IntN(len(xs))] }

@@ -206,6 +206,9 @@ type setEval struct {
 	// only, when set, narrows the evaluation to these subjects: the
 	// others are left out of every set (see narrowed).
 	only map[string]bool
+	// sweeps holds, per type#relation, the relationships naming a subject
+	// in only, by resource ID (see readNarrowed).
+	sweeps map[[2]string]map[string][]graph.Relationship
 }
 
 // narrowed returns an evaluation like se whose sets list only the
@@ -369,7 +372,13 @@ func (se *setEval) relation(typ string, ids []string, r *schema.Relation, depth 
 	byType := map[string][]edgeTo{}
 	var order []string
 	var cerr error
-	err := se.ev.read(storage.Filter{ResourceType: typ, ResourceIDs: ids, Relation: r.Name}, func(rel graph.Relationship) {
+	read := func(fn func(graph.Relationship)) error {
+		return se.ev.read(storage.Filter{ResourceType: typ, ResourceIDs: ids, Relation: r.Name}, fn)
+	}
+	if se.only != nil && len(ids) >= sweepMin {
+		read = func(fn func(graph.Relationship)) error { return se.readNarrowed(typ, ids, r, fn) }
+	}
+	err := read(func(rel graph.Relationship) {
 		i := ix.find(rel.Resource.ID)
 		if i < 0 || cerr != nil {
 			return
@@ -418,6 +427,75 @@ func (se *setEval) relation(typ string, ids []string, r *schema.Relation, depth 
 		}
 	}
 	return out, nil
+}
+
+// sweepMin is the batch size from which a narrowed evaluation reads a
+// relation's plain subjects by subject (see readNarrowed). A variable so
+// tests can take that path on small worlds.
+var sweepMin = 16
+
+// readNarrowed calls fn for the relationships of r on ids that a narrowed
+// evaluation needs: those naming a subject it is narrowed to, read once
+// per relation by subject through the reverse index (a few queries for a
+// few hundred subjects, where the teams cleared for a tier have tens of
+// thousands of members), then wildcards and subject sets, read forward.
+func (se *setEval) readNarrowed(typ string, ids []string, r *schema.Relation, fn func(graph.Relationship)) error {
+	rows, err := se.sweep(typ, r.Name)
+	if err != nil {
+		return err
+	}
+	for _, id := range ids {
+		for _, x := range rows[id] {
+			fn(x)
+		}
+	}
+	ellipsis := ""
+	if allowsWildcard(r, se.subjectType) {
+		if err := se.ev.query(storage.Filter{ResourceType: typ, ResourceIDs: ids, Relation: r.Name,
+			Subject: &storage.SubjectFilter{Type: se.subjectType, IDs: []string{graph.Wildcard}, Relation: &ellipsis}}, fn); err != nil {
+			return err
+		}
+	}
+	for k, a := range r.Allowed {
+		if a.Relation == "" || slices.ContainsFunc(r.Allowed[:k], func(b schema.AllowedSubject) bool {
+			return b.Type == a.Type && b.Relation == a.Relation
+		}) {
+			continue
+		}
+		rel := a.Relation
+		if err := se.ev.query(storage.Filter{ResourceType: typ, ResourceIDs: ids, Relation: r.Name,
+			Subject: &storage.SubjectFilter{Type: a.Type, Relation: &rel}}, fn); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// sweep returns, by resource ID, the relationships of typ#rel naming one
+// of the subjects the evaluation is narrowed to, read once.
+func (se *setEval) sweep(typ, rel string) (map[string][]graph.Relationship, error) {
+	k := [2]string{typ, rel}
+	if rows, ok := se.sweeps[k]; ok {
+		return rows, nil
+	}
+	if se.sweeps == nil {
+		se.sweeps = make(map[[2]string]map[string][]graph.Relationship)
+	}
+	subjects := slices.Sorted(maps.Keys(se.only))
+	rows := make(map[string][]graph.Relationship)
+	ellipsis := ""
+	chunk := se.ev.eng.cfg.ChunkSize
+	for start := 0; start < len(subjects); start += chunk {
+		part := subjects[start:min(start+chunk, len(subjects))]
+		if err := se.ev.reverse(storage.ReverseFilter{Subject: storage.SubjectFilter{Type: se.subjectType, IDs: part, Relation: &ellipsis},
+			ResourceType: typ, Relation: rel}, func(x graph.Relationship) {
+			rows[x.Resource.ID] = append(rows[x.Resource.ID], x)
+		}); err != nil {
+			return nil, err
+		}
+	}
+	se.sweeps[k] = rows
+	return rows, nil
 }
 
 // splitSetKey splits "type#relation".
