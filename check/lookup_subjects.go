@@ -41,6 +41,11 @@ type SubjectResult struct {
 // req.Resource, concrete subjects first (in the order they were found),
 // then the wildcard, if every other subject of the type has it.
 //
+// It first computes the subjects as sets, level by level (see setEval),
+// and checks only the subjects a caveat leaves open. Where set evaluation
+// does not apply (a subject set request, a relationship cycle, a chain
+// deeper than the depth limit) it falls back to the walk below.
+//
 // It walks forward from the resource through every relation and arrow the
 // permission can use (subtracted sides included, since they mention the
 // subjects a wildcard excludes), collecting the subjects of the requested
