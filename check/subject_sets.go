@@ -192,14 +192,15 @@ type setEval struct {
 	holds holdable
 	memo  map[node]setResult
 	// busy counts the open batches evaluating each node. A batch that
-	// meets a busy node evaluates it again: batches mix unrelated objects
-	// (the teams cleared for a tier, one a sub-team of another's
-	// sub-team), so a busy node is often no cycle at all. A node met busy
-	// a second time is taken for a cycle, which set evaluation leaves to
-	// checks (errSetFallback); reentered records the first time, so the
-	// work stays linear in the nodes.
+	// meets a busy node evaluates it again: batches mix objects of
+	// different levels (the teams cleared for a tier, one a sub-team of
+	// another's sub-team), so a busy node is often no cycle at all, and a
+	// node may be met busy once per level of its tree. A node met busy
+	// more than maxReentries times is taken for a cycle, which set
+	// evaluation leaves to checks (errSetFallback); reentered counts, so
+	// the work stays bounded.
 	busy      map[node]int
-	reentered map[node]bool
+	reentered map[node]int
 	// work counts the nodes evaluated, bounded by setWork; shared with
 	// the evaluations narrowed from this one.
 	work *int
@@ -218,11 +219,15 @@ type setEval struct {
 // as the first side's.
 func (se *setEval) narrowed(only map[string]bool) *setEval {
 	return &setEval{ev: se.ev, subjectType: se.subjectType, holds: se.holds, memo: make(map[node]setResult),
-		busy: make(map[node]int), reentered: make(map[node]bool), work: se.work, only: only}
+		busy: make(map[node]int), reentered: make(map[node]int), work: se.work, only: only}
 }
 
 // narrowMax bounds the subjects an evaluation is narrowed to.
 const narrowMax = 1 << 16
+
+// maxReentries bounds how often a node may be met while it is being
+// evaluated (see setEval.busy).
+const maxReentries = 8
 
 // setWork bounds the nodes one set evaluation evaluates before it leaves
 // the request to the candidate walk and checks.
@@ -231,7 +236,7 @@ const setWork = 1 << 18
 // newSetEval prepares a set evaluation of subjects of subjectType in ev.
 func newSetEval(ev *evaluation, subjectType string) *setEval {
 	return &setEval{ev: ev, subjectType: subjectType, memo: make(map[node]setResult),
-		busy: make(map[node]int), reentered: make(map[node]bool), work: new(int),
+		busy: make(map[node]int), reentered: make(map[node]int), work: new(int),
 		holds: ev.eng.holdable.get(ev.schema, schema.Node{Type: subjectType})}
 }
 
@@ -267,10 +272,10 @@ func (se *setEval) batch(typ, rel string, ids []string, depth int) ([]setResult,
 		for _, id := range pending {
 			n := node{typ, id, rel}
 			if se.busy[n] > 0 {
-				if se.reentered[n] {
+				if se.reentered[n] >= maxReentries {
 					return nil, errSetFallback
 				}
-				se.reentered[n] = true
+				se.reentered[n]++
 			}
 			se.busy[n]++
 		}
