@@ -14,17 +14,46 @@ import (
 const closureBudget = 1024
 
 // closure is the set of objects of one type whose recursive relation
-// (`relation member: user | group#member`) contains the evaluation's
-// subject, found by walking the reverse index upwards from the subject:
-// a few queries for a subject in a few groups, where walking forward from
-// a large group would visit all of its descendants. It is computed once
-// per evaluation and answers every check of that relation.
+// (`relation member: user | group#member`) or recursive permission
+// (`permission membership = member + subteam->membership`) contains the
+// evaluation's subject, found by walking the reverse index upwards from
+// the subject: a few queries for a subject in a few groups, where walking
+// forward from a large group (or from the hundreds of teams cleared for a
+// tier) would visit all of its descendants. It is computed once per
+// evaluation and answers every check of that relation or permission.
 type closure struct {
 	ok    bool             // false: over budget, walk forward instead
 	level map[string]int32 // object ID → length of its shortest chain to the subject
 	link  map[string]graph.Relationship
 	until int64
+	// extra is the depth a permission's step adds to a chain: the
+	// permission is evaluated one level above its relations.
+	extra int
 }
+
+// closureSpec is how a closure is walked: the relations of the type whose
+// plain subjects seed it, and the steps that lead from a member to more:
+// a relationship typ:x#step.rel@typ:y#step.subjectRel with y a member
+// makes x one.
+type closureSpec struct {
+	seeds []*schema.Relation
+	// via are arrows to plain relations of other types
+	// (`member->delegate`): objects related to an object whose relation
+	// names the subject are members.
+	via   []closureVia
+	steps []closureStep
+	extra int
+}
+
+// closureVia is an arrow tupleset->target whose every target is a plain
+// relation (plainRelation) of the tupleset's allowed types.
+type closureVia struct {
+	tupleset string
+	targets  []*schema.Relation
+	types    []string // targets[i] is a relation of types[i]
+}
+
+type closureStep struct{ rel, subjectRel string }
 
 // recursive reports whether r on typ qualifies for a reverse closure: its
 // only subject set is itself (typ#r) and no caveat is allowed, so every
@@ -45,20 +74,119 @@ func recursive(typ string, r *schema.Relation) bool {
 	return self
 }
 
-// closureFor returns the closure for typ#r, or nil when r does not qualify
-// or the closure is over budget.
-func (ev *evaluation) closureFor(typ string, r *schema.Relation) (*closure, error) {
-	if ev.subject.Relation != "" || !recursive(typ, r) {
+// plainRelation reports whether r holds only plain subjects without
+// caveats: its relationships grant their subjects unconditionally.
+func plainRelation(r *schema.Relation) bool {
+	if r == nil {
+		return false
+	}
+	for _, a := range r.Allowed {
+		if a.Caveat != "" || a.Relation != "" {
+			return false
+		}
+	}
+	return true
+}
+
+// recursivePermission returns the closure spec of permission p on def
+// when p is a union of plain relations of def (plainRelation), arrows
+// back to p itself over relations to plain objects of def
+// (`permission administer = admin + parent->administer`), and arrows to
+// plain relations of other types (`member->delegate`), so every chain of
+// relationships up to a seed is an unconditional grant; ok false
+// otherwise.
+func recursivePermission(s *schema.Schema, def *schema.Definition, p *schema.Permission) (closureSpec, bool) {
+	spec := closureSpec{extra: 1}
+	addVia := func(x *schema.Arrow, r *schema.Relation) bool {
+		v := closureVia{tupleset: x.Tupleset}
+		for _, a := range r.Allowed {
+			if a.Wildcard {
+				return false
+			}
+			tdef := s.Definitions[a.Type]
+			if tdef == nil || !tdef.Has(x.Target) {
+				continue // the arrow grants nothing through this type
+			}
+			t := tdef.Relations[x.Target]
+			if !plainRelation(t) {
+				return false
+			}
+			v.targets, v.types = append(v.targets, t), append(v.types, a.Type)
+		}
+		spec.via = append(spec.via, v)
+		return true
+	}
+	var add func(x schema.Expr) bool
+	add = func(x schema.Expr) bool {
+		switch x := x.(type) {
+		case *schema.Union:
+			for _, c := range x.Children {
+				if !add(c) {
+					return false
+				}
+			}
+			return true
+		case *schema.RelationRef:
+			r := def.Relations[x.Name]
+			if !plainRelation(r) {
+				return false
+			}
+			spec.seeds = append(spec.seeds, r)
+			return true
+		case *schema.Arrow:
+			r := def.Relations[x.Tupleset]
+			if x.Func != schema.ArrowAny || !plainRelation(r) {
+				return false
+			}
+			self := x.Target == p.Name
+			for _, a := range r.Allowed {
+				self = self && a.Type == def.Name && !a.Wildcard
+			}
+			if !self {
+				return addVia(x, r)
+			}
+			spec.steps = append(spec.steps, closureStep{rel: x.Tupleset})
+			return true
+		}
+		return false
+	}
+	if !add(p.Expr) || len(spec.steps) == 0 {
+		return closureSpec{}, false
+	}
+	return spec, true
+}
+
+// closureFor returns the closure for relation or permission rel of typ,
+// or nil when it does not qualify (see recursive and recursivePermission)
+// or the closure is over budget. A permission's closure is left to
+// explain passes' forward walk, which builds the path through each arrow.
+func (ev *evaluation) closureFor(typ, rel string) (*closure, error) {
+	if ev.subject.Relation != "" {
 		return nil, nil
 	}
-	k := node{typ: typ, rel: r.Name}
+	k := node{typ: typ, rel: rel}
 	if cl, ok := ev.closures[k]; ok {
 		if !cl.ok {
 			return nil, nil
 		}
 		return cl, nil
 	}
-	cl, err := ev.buildClosure(typ, r)
+	def := ev.schema.Definitions[typ]
+	if def == nil {
+		return nil, nil
+	}
+	var spec closureSpec
+	if r := def.Relations[rel]; r != nil && recursive(typ, r) {
+		spec = closureSpec{seeds: []*schema.Relation{r}, steps: []closureStep{{rel: rel, subjectRel: rel}}}
+	} else if p := def.Permissions[rel]; p != nil && !ev.explain {
+		var ok bool
+		if spec, ok = recursivePermission(ev.schema, def, p); !ok {
+			return nil, nil
+		}
+	} else {
+		return nil, nil
+	}
+	cl, err := ev.buildClosure(typ, spec)
 	if err != nil {
 		return nil, err
 	}
@@ -75,17 +203,12 @@ func (ev *evaluation) closureFor(typ string, r *schema.Relation) (*closure, erro
 // buildClosure walks the reverse index up from the subject, level by
 // level, and gives up (an empty closure, ok false) past closureBudget
 // objects.
-func (ev *evaluation) buildClosure(typ string, r *schema.Relation) (*closure, error) {
+func (ev *evaluation) buildClosure(typ string, spec closureSpec) (*closure, error) {
 	s := ev.subject
-	cl := &closure{ok: true, level: make(map[string]int32), until: dispatch.Never}
+	cl := &closure{ok: true, level: make(map[string]int32), until: dispatch.Never, extra: spec.extra}
 	if ev.explain {
 		cl.link = make(map[string]graph.Relationship)
 	}
-	ids := []string{s.Object.ID}
-	if s.Object.ID != graph.Wildcard && allowsWildcard(r, s.Object.Type) {
-		ids = append(ids, graph.Wildcard)
-	}
-	ellipsis, self := "", r.Name
 	var frontier []string
 	visit := func(level int32) func(graph.Relationship) {
 		return func(rel graph.Relationship) {
@@ -103,9 +226,44 @@ func (ev *evaluation) buildClosure(typ string, r *schema.Relation) (*closure, er
 			frontier = append(frontier, id)
 		}
 	}
-	if err := ev.reverse(storage.ReverseFilter{Subject: storage.SubjectFilter{Type: s.Object.Type, IDs: ids, Relation: &ellipsis},
-		ResourceType: typ, Relation: r.Name}, visit(1)); err != nil {
-		return nil, err
+	ellipsis := ""
+	for _, r := range spec.seeds {
+		ids := []string{s.Object.ID}
+		if s.Object.ID != graph.Wildcard && allowsWildcard(r, s.Object.Type) {
+			ids = append(ids, graph.Wildcard)
+		}
+		if err := ev.reverse(storage.ReverseFilter{Subject: storage.SubjectFilter{Type: s.Object.Type, IDs: ids, Relation: &ellipsis},
+			ResourceType: typ, Relation: r.Name}, visit(1)); err != nil {
+			return nil, err
+		}
+	}
+	for _, v := range spec.via {
+		for k, t := range v.targets {
+			var mid []string
+			subjects := []string{s.Object.ID}
+			if s.Object.ID != graph.Wildcard && allowsWildcard(t, s.Object.Type) {
+				subjects = append(subjects, graph.Wildcard)
+			}
+			if err := ev.reverse(storage.ReverseFilter{Subject: storage.SubjectFilter{Type: s.Object.Type, IDs: subjects, Relation: &ellipsis},
+				ResourceType: v.types[k], Relation: t.Name}, func(rel graph.Relationship) {
+				if rel.Expiration != nil {
+					cl.until = min(cl.until, rel.Expiration.UnixNano())
+				}
+				mid = append(mid, rel.Resource.ID)
+			}); err != nil {
+				return nil, err
+			}
+			if len(mid) > closureBudget {
+				return &closure{}, nil
+			}
+			for start := 0; start < len(mid); start += ev.eng.cfg.ChunkSize {
+				part := mid[start:min(start+ev.eng.cfg.ChunkSize, len(mid))]
+				if err := ev.reverse(storage.ReverseFilter{Subject: storage.SubjectFilter{Type: v.types[k], IDs: part, Relation: &ellipsis},
+					ResourceType: typ, Relation: v.tupleset}, visit(1)); err != nil {
+					return nil, err
+				}
+			}
+		}
 	}
 	for level := int32(2); len(frontier) > 0; level++ {
 		if len(cl.level) > closureBudget {
@@ -115,9 +273,12 @@ func (ev *evaluation) buildClosure(typ string, r *schema.Relation) (*closure, er
 		frontier = nil
 		for start := 0; start < len(cur); start += ev.eng.cfg.ChunkSize {
 			part := cur[start:min(start+ev.eng.cfg.ChunkSize, len(cur))]
-			if err := ev.reverse(storage.ReverseFilter{Subject: storage.SubjectFilter{Type: typ, IDs: part, Relation: &self},
-				ResourceType: typ, Relation: r.Name}, visit(level)); err != nil {
-				return nil, err
+			for _, st := range spec.steps {
+				subjectRel := st.subjectRel
+				if err := ev.reverse(storage.ReverseFilter{Subject: storage.SubjectFilter{Type: typ, IDs: part, Relation: &subjectRel},
+					ResourceType: typ, Relation: st.rel}, visit(level)); err != nil {
+					return nil, err
+				}
 			}
 		}
 	}
@@ -148,7 +309,7 @@ func (ev *evaluation) fromClosure(cl *closure, typ, rel string, ids []string, ou
 		if !ok {
 			continue
 		}
-		if depth+int(lv)-1 > ev.limit {
+		if depth+int(lv)-1+cl.extra > ev.limit {
 			cut, ok := ev.cutBranch()
 			if !ok {
 				return nil, fmt.Errorf("%w (%d) at %s:%s#%s", ErrMaxDepth, ev.eng.cfg.MaxDepth, typ, id, rel)
@@ -162,6 +323,21 @@ func (ev *evaluation) fromClosure(cl *closure, typ, rel string, ids []string, ou
 		}
 	}
 	return out, nil
+}
+
+// tooDeep reports whether a permission's closure grants one of ids
+// through a chain that ends beyond the depth limit (a relation's closure
+// cuts or reports those itself, see fromClosure).
+func (cl *closure) tooDeep(ids []string, depth, limit int) bool {
+	if cl.extra == 0 {
+		return false
+	}
+	for _, id := range ids {
+		if lv, ok := cl.level[id]; ok && depth+int(lv)-1+cl.extra > limit {
+			return true
+		}
+	}
+	return false
 }
 
 // path rebuilds the shortest chain from object id down to the subject.

@@ -37,6 +37,8 @@ type Engine struct {
 	// revision: an object left out is read by targeted queries, which give
 	// the same answers.
 	large *lru.Cache[graph.ObjectRef, struct{}]
+	// holdable memoizes what each kind of subject can hold.
+	holdable holdableCache
 
 	seq        atomic.Uint64 // evaluation sequence, see dispatch.Problem.Seq
 	dispatches atomic.Uint64

@@ -49,6 +49,8 @@ type evaluation struct {
 	neg int32
 
 	closures map[node]*closure // key: (type, "", relation)
+	// holdable is what the subject can hold at all, looked up on first use.
+	holdable holdable
 	// rows holds the complete relationships of prefetched objects.
 	rows map[graph.ObjectRef][]graph.Relationship
 }
@@ -78,6 +80,20 @@ func (ev *evaluation) opts() storage.QueryOptions { return storage.QueryOptions{
 // problems in progress, then cuts or resolves the rest, ChunkSize IDs per
 // dispatched problem, memoizing the exact answers.
 func (ev *evaluation) checkBatch(typ, rel string, ids []string, depth int) ([]outcome, error) {
+	if !ev.canHold(typ, rel) {
+		return noOutcomes(len(ids)), nil
+	}
+	// A recursive relation or permission the subject's reverse closure
+	// answers needs no dispatch: its answers are exact. A permission whose
+	// grant lies beyond the depth limit is left to the forward walk, which
+	// reports where the limit was met.
+	cl, err := ev.closureFor(typ, rel)
+	if err != nil {
+		return nil, err
+	}
+	if cl != nil && !cl.tooDeep(ids, depth, ev.limit) {
+		return ev.fromClosure(cl, typ, rel, ids, noOutcomes(len(ids)), depth)
+	}
 	out := make([]outcome, len(ids))
 	pending, err := ev.recall(typ, rel, ids, out, make([]int, 0, len(ids)))
 	if err != nil {
@@ -190,6 +206,10 @@ func (ev *evaluation) resolve(typ, rel string, ids []string, depth int) ([]outco
 	return out, nil
 }
 
+// traceEvaluate, when set (by tests only), is told of every evaluated
+// problem: the engine's dispatch tree.
+var traceEvaluate func(depth int, typ, rel string, ids []string)
+
 // local is the innermost resolver: it evaluates a problem, at the problem's
 // depth, in the scope of the evaluation that dispatched it.
 type local struct{}
@@ -211,6 +231,9 @@ func (local) Resolve(_ context.Context, ev *evaluation, p *dispatch.Problem, out
 // dispatch.Frame, "Iterate" and "Close").
 func (ev *evaluation) evaluate(typ, rel string, ids []string, depth int) ([]outcome, error) {
 	ev.eng.dispatches.Add(1)
+	if traceEvaluate != nil {
+		traceEvaluate(depth, typ, rel, ids)
+	}
 	if err := ev.ctx.Err(); err != nil {
 		return nil, err
 	}

@@ -218,9 +218,12 @@ func (ev *evaluation) evalArrow(typ string, ids []string, a *schema.Arrow, perm 
 	if err != nil {
 		return nil, err
 	}
-	via := a.Tupleset + "->" + a.Target
-	if a.Func == schema.ArrowAll {
-		via = a.Tupleset + ".all(" + a.Target + ")"
+	var via string // the arrow step of paths, only built when explaining
+	if ev.explain {
+		via = a.Tupleset + "->" + a.Target
+		if a.Func == schema.ArrowAll {
+			via = a.Tupleset + ".all(" + a.Target + ")"
+		}
 	}
 	// mk returns the edge's caveat outcome and the target's outcome with
 	// the arrow step on its path.

@@ -2,6 +2,7 @@ package check
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"slices"
 	"strconv"
@@ -40,6 +41,11 @@ type SubjectResult struct {
 // req.Resource, concrete subjects first (in the order they were found),
 // then the wildcard, if every other subject of the type has it.
 //
+// It first computes the subjects as sets, level by level (see setEval),
+// and checks only the subjects a caveat leaves open. Where set evaluation
+// does not apply (a subject set request, a relationship cycle, a chain
+// deeper than the depth limit) it falls back to the walk below.
+//
 // It walks forward from the resource through every relation and arrow the
 // permission can use (subtracted sides included, since they mention the
 // subjects a wildcard excludes), collecting the subjects of the requested
@@ -62,9 +68,12 @@ func (e *Engine) LookupSubjects(ctx context.Context, snap Snapshot, req LookupSu
 	// the answer need the subjects the other sides mention (a wildcard's
 	// exclusions, or the concrete subjects an intersection narrows it to):
 	// then the walk is repeated over everything.
-	c, err := e.subjectCandidates(ctx, snap, req, now, true)
-	if err == nil && c.wildcard && !c.exact {
-		c, err = e.subjectCandidates(ctx, snap, req, now, false)
+	c, err := e.subjectSets(ctx, snap, req, now)
+	if errors.Is(err, errSetFallback) {
+		c, err = e.subjectCandidates(ctx, snap, req, now, true)
+		if err == nil && c.wildcard && !c.exact {
+			c, err = e.subjectCandidates(ctx, snap, req, now, false)
+		}
 	}
 	if err != nil {
 		return fmt.Errorf("lookup subjects %s#%s@%s: %w", req.Resource.String(), req.Permission, req.SubjectType, err)
@@ -78,7 +87,13 @@ func (e *Engine) LookupSubjects(ctx context.Context, snap Snapshot, req LookupSu
 		return fmt.Errorf("lookup subjects: %w", err)
 	}
 	granted := func(id string) bool {
+		if c.known != nil {
+			return c.known.get(id) == memberYes
+		}
 		return c.exact && (c.wildcardClean || c.clean[id])
+	}
+	denied := func(id string) bool {
+		return c.known != nil && c.known.get(id) == memberNo
 	}
 	check := func(ctx context.Context, id string) (Result, error) {
 		sub := graph.SubjectRef{Object: graph.ObjectRef{Type: req.SubjectType, ID: id}, Relation: req.SubjectRelation}
@@ -99,7 +114,7 @@ func (e *Engine) LookupSubjects(ctx context.Context, snap Snapshot, req LookupSu
 		g, gctx := errgroup.WithContext(ctx)
 		g.SetLimit(e.cfg.Concurrency)
 		for i, id := range ids {
-			if granted(id) {
+			if granted(id) || denied(id) {
 				continue
 			}
 			g.Go(func() error {
@@ -120,7 +135,7 @@ func (e *Engine) LookupSubjects(ctx context.Context, snap Snapshot, req LookupSu
 				continue
 			}
 			r := results[i]
-			if r.Permissionship == NoPermission {
+			if denied(id) || r.Permissionship == NoPermission {
 				excluded = append(excluded, sub)
 				continue
 			}
@@ -137,6 +152,11 @@ func (e *Engine) LookupSubjects(ctx context.Context, snap Snapshot, req LookupSu
 		yield(SubjectResult{Subject: wild, Permissionship: HasPermission})
 		return nil
 	}
+	slices.SortFunc(excluded, func(a, b graph.SubjectRef) int { return a.Compare(b) })
+	if c.known != nil && c.known.def == memberYes {
+		yield(SubjectResult{Subject: wild, Permissionship: HasPermission, Excluded: excluded})
+		return nil
+	}
 	// A fresh ID stands for every subject the walk did not meet.
 	fresh := "unlisted"
 	for i := 0; slices.Contains(c.ids, fresh); i++ {
@@ -149,7 +169,6 @@ func (e *Engine) LookupSubjects(ctx context.Context, snap Snapshot, req LookupSu
 	if r.Permissionship == NoPermission {
 		return nil
 	}
-	slices.SortFunc(excluded, func(a, b graph.SubjectRef) int { return a.Compare(b) })
 	yield(SubjectResult{Subject: wild, Permissionship: r.Permissionship, Missing: r.Missing, Excluded: excluded})
 	return nil
 }
@@ -167,6 +186,36 @@ type candidates struct {
 	exact         bool
 	clean         map[string]bool
 	wildcardClean bool
+	// known, when set, is the subjects' membership computed by set
+	// evaluation (see subjectSets): only its "maybe" members are checked.
+	known *subjectSet
+}
+
+// subjectSets computes the subjects of req by set evaluation (see
+// setEval), as candidates whose known membership decides all but the
+// "maybe" ones. It returns errSetFallback where set evaluation does not
+// apply.
+func (e *Engine) subjectSets(ctx context.Context, snap Snapshot, req LookupSubjectsRequest, now time.Time) (candidates, error) {
+	if req.SubjectRelation != "" {
+		return candidates{}, errSetFallback // a subject set has itself: leave it to checks
+	}
+	ev, err := e.newEvaluation(ctx, snap, graph.SubjectRef{}, req.Context, now)
+	if err != nil {
+		return candidates{}, err
+	}
+	defer e.release(ev)
+	res, err := newSetEval(ev, req.SubjectType).batch(req.Resource.Type, req.Permission, []string{req.Resource.ID}, 1)
+	if err != nil {
+		return candidates{}, err
+	}
+	set := res[0].set
+	c := candidates{known: set, wildcard: set.def != memberNo}
+	for _, id := range set.keys {
+		if set.m[id] != memberNo || c.wildcard {
+			c.ids = append(c.ids, id)
+		}
+	}
+	return c, nil
 }
 
 // subjectCandidates walks forward from the resource and collects the

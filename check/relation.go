@@ -12,20 +12,13 @@ import (
 )
 
 // evalRelation answers relation r of typ for each of ids. A subject set
-// has itself (identity); a recursive relation is answered from the
-// subject's reverse closure when it has one; otherwise r holds through a
-// relationship naming the subject (direct) or a subject set that has it
-// (viaSubjectSets).
+// has itself (identity); otherwise r holds through a relationship naming
+// the subject (direct) or a subject set that has it (viaSubjectSets). (A
+// recursive relation the subject's reverse closure answers never gets
+// here: checkBatch answers it.)
 func (ev *evaluation) evalRelation(typ string, ids []string, r *schema.Relation, depth int) ([]outcome, error) {
 	out := noOutcomes(len(ids))
 	open := ev.identity(typ, ids, r.Name, out)
-	cl, err := ev.closureFor(typ, r)
-	if err != nil {
-		return nil, err
-	}
-	if cl != nil {
-		return ev.fromClosure(cl, typ, r.Name, ids, out, depth)
-	}
 	ix := newIndex(ids)
 	if open > 0 {
 		if err := ev.direct(typ, ids, r, ix, out); err != nil {

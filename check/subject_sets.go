@@ -1,0 +1,728 @@
+package check
+
+import (
+	"errors"
+	"maps"
+	"slices"
+
+	"github.com/pembadb/pemba/graph"
+	"github.com/pembadb/pemba/schema"
+	"github.com/pembadb/pemba/storage"
+)
+
+// Set evaluation for LookupSubjects: instead of collecting candidates and
+// checking each one (a full check per subject), the subjects of a
+// permission are computed as sets, bottom up, one batch of objects per
+// type#relation at a time, with unions, intersections and exclusions
+// applied to the sets. A subject's membership is three-valued (see
+// member): a caveat the request's context does not decide makes it
+// "maybe", and only those subjects are checked one by one.
+//
+// The evaluation gives up (errSetFallback) where its answers could differ
+// from a check's: a subject set request (a set has itself), and a chain
+// of relationships deeper than the depth limit, which is also how
+// relationship cycles end (a check resolves cycles with its frames; the
+// candidate walk handles them).
+
+// member is a subject's three-valued membership in a set.
+type member uint8
+
+const (
+	memberNo    member = iota // the subject does not have it
+	memberMaybe               // a check must decide (a caveat the context leaves open)
+	memberYes                 // the subject has it, unconditionally
+)
+
+// not is the membership in a set's complement.
+func (m member) not() member { return memberYes - m }
+
+// subjectSet is a set of subjects of the requested type: every subject
+// has membership def except those listed in m. keys lists m's keys in
+// the order they were added, so results stream in a stable order.
+type subjectSet struct {
+	def  member
+	m    map[string]member
+	keys []string
+}
+
+// emptySet is the set no subject is in.
+func emptySet() *subjectSet { return &subjectSet{} }
+
+// get returns id's membership.
+func (s *subjectSet) get(id string) member {
+	if v, ok := s.m[id]; ok {
+		return v
+	}
+	return s.def
+}
+
+// set records id's membership.
+func (s *subjectSet) set(id string, v member) {
+	if s.m == nil {
+		s.m = make(map[string]member)
+	}
+	if _, ok := s.m[id]; !ok {
+		s.keys = append(s.keys, id)
+	}
+	s.m[id] = v
+}
+
+// raise lifts id's membership to at least v.
+func (s *subjectSet) raise(id string, v member) {
+	if s.get(id) < v {
+		s.set(id, v)
+	}
+}
+
+// raiseAll lifts every subject's membership to at least v (a wildcard).
+func (s *subjectSet) raiseAll(v member) {
+	s.def = max(s.def, v)
+	for _, id := range s.keys {
+		s.m[id] = max(s.m[id], v)
+	}
+}
+
+// empty reports whether no subject is in the set.
+func (s *subjectSet) empty() bool {
+	if s.def != memberNo {
+		return false
+	}
+	for _, v := range s.m {
+		if v != memberNo {
+			return false
+		}
+	}
+	return true
+}
+
+// combine returns the pointwise combination of a and b by op. Only the
+// listed subjects of a set whose default op cannot change are visited:
+// for an intersection with a set of default "no", its own list.
+func combine(a, b *subjectSet, op func(x, y member) member) *subjectSet {
+	out := &subjectSet{def: op(a.def, b.def)}
+	out.grow(len(a.keys) + len(b.keys))
+	add := func(id string) {
+		if _, done := out.m[id]; done {
+			return
+		}
+		if v := op(a.get(id), b.get(id)); v != out.def {
+			out.set(id, v)
+		}
+	}
+	switch {
+	case out.def == memberNo && a.def == memberNo && op(memberNo, memberYes) == memberNo:
+		for _, id := range a.keys {
+			add(id)
+		}
+	case out.def == memberNo && b.def == memberNo && op(memberYes, memberNo) == memberNo:
+		for _, id := range b.keys {
+			add(id)
+		}
+	default:
+		for _, id := range a.keys {
+			add(id)
+		}
+		for _, id := range b.keys {
+			add(id)
+		}
+	}
+	return out
+}
+
+func orMember(x, y member) member    { return max(x, y) }
+func andMember(x, y member) member   { return min(x, y) }
+func minusMember(x, y member) member { return min(x, y.not()) }
+
+// capped returns s with every membership lowered to at most c (the
+// caveat of the relationship that leads to s).
+func capped(s *subjectSet, c member) *subjectSet {
+	if c == memberYes {
+		return s
+	}
+	out := &subjectSet{def: min(s.def, c)}
+	out.grow(len(s.keys))
+	for _, id := range s.keys {
+		if v := min(s.m[id], c); v != out.def {
+			out.set(id, v)
+		}
+	}
+	return out
+}
+
+// union returns s with x, capped at c, added: s itself, changed in
+// place, when neither set holds everyone (the common case, linear in x).
+func (s *subjectSet) union(x *subjectSet, c member) *subjectSet {
+	if s.def != memberNo || x.def != memberNo {
+		return combine(s, capped(x, c), orMember)
+	}
+	if s.m == nil {
+		s.grow(len(x.keys))
+	}
+	for _, id := range x.keys {
+		s.raise(id, min(x.m[id], c))
+	}
+	return s
+}
+
+// grow makes room for n more listed subjects in an unlisted set.
+func (s *subjectSet) grow(n int) {
+	if s.m == nil && n > 0 {
+		s.m = make(map[string]member, n)
+		s.keys = make([]string, 0, n)
+	}
+}
+
+// errSetFallback: set evaluation cannot answer this request exactly; the
+// candidate walk and checks do.
+var errSetFallback = errors.New("subject sets: fall back to checks")
+
+// setResult is the subject set of one object#relation and the longest
+// chain of dispatches a check would take below it (see setEval.limit).
+type setResult struct {
+	set    *subjectSet
+	height int
+}
+
+// setEval is the state of one set evaluation.
+type setEval struct {
+	ev          *evaluation // reads storage and decides caveats; its subject is unused
+	subjectType string
+	// holds is what a subject of the requested type can hold at all: the
+	// rest is empty without a read.
+	holds holdable
+	memo  map[node]setResult
+	// busy counts the open batches evaluating each node. A batch that
+	// meets a busy node evaluates it again: batches mix objects of
+	// different levels (the teams cleared for a tier, one a sub-team of
+	// another's sub-team), so a busy node is often no cycle at all, and a
+	// node may be met busy once per level of its tree. A node met busy
+	// more than maxReentries times is taken for a cycle, which set
+	// evaluation leaves to checks (errSetFallback); reentered counts, so
+	// the work stays bounded.
+	busy      map[node]int
+	reentered map[node]int
+	// work counts the nodes evaluated, bounded by setWork; shared with
+	// the evaluations narrowed from this one.
+	work *int
+	// only, when set, narrows the evaluation to these subjects: the
+	// others are left out of every set (see narrowed).
+	only map[string]bool
+	// sweeps holds, per type#relation, the relationships naming a subject
+	// in only, by resource ID (see readNarrowed).
+	sweeps map[[2]string]map[string][]graph.Relationship
+}
+
+// narrowed returns an evaluation like se whose sets list only the
+// subjects in only (and the wildcard): an intersection's or exclusion's
+// later sides need no other subjects once the first side is known, and
+// the sets of broad branches (everyone cleared for a tier) stay as small
+// as the first side's.
+func (se *setEval) narrowed(only map[string]bool) *setEval {
+	return &setEval{ev: se.ev, subjectType: se.subjectType, holds: se.holds, memo: make(map[node]setResult),
+		busy: make(map[node]int), reentered: make(map[node]int), work: se.work, only: only}
+}
+
+// narrowMax bounds the subjects an evaluation is narrowed to.
+const narrowMax = 1 << 16
+
+// maxReentries bounds how often a node may be met while it is being
+// evaluated (see setEval.busy).
+const maxReentries = 8
+
+// setWork bounds the nodes one set evaluation evaluates before it leaves
+// the request to the candidate walk and checks.
+const setWork = 1 << 18
+
+// newSetEval prepares a set evaluation of subjects of subjectType in ev.
+func newSetEval(ev *evaluation, subjectType string) *setEval {
+	return &setEval{ev: ev, subjectType: subjectType, memo: make(map[node]setResult),
+		busy: make(map[node]int), reentered: make(map[node]int), work: new(int),
+		holds: ev.eng.holdable.get(ev.schema, schema.Node{Type: subjectType})}
+}
+
+// batch returns the subject sets of rel on each of ids of typ, evaluated
+// at check depth depth.
+func (se *setEval) batch(typ, rel string, ids []string, depth int) ([]setResult, error) {
+	if err := se.ev.ctx.Err(); err != nil {
+		return nil, err
+	}
+	out := make([]setResult, len(ids))
+	def := se.ev.schema.Definitions[typ]
+	if def == nil || !def.Has(rel) || !se.holds[schema.Node{Type: typ, Relation: rel}] {
+		for i := range out {
+			out[i] = setResult{set: emptySet()}
+		}
+		return out, nil
+	}
+	var pending []string
+	var at []int
+	for i, id := range ids {
+		if r, ok := se.memo[node{typ, id, rel}]; ok {
+			out[i] = r
+			continue
+		}
+		pending = append(pending, id)
+		at = append(at, i)
+	}
+	if len(pending) > 0 {
+		*se.work += len(pending)
+		if depth > se.ev.eng.cfg.MaxDepth || *se.work > setWork {
+			return nil, errSetFallback
+		}
+		for _, id := range pending {
+			n := node{typ, id, rel}
+			if se.busy[n] > 0 {
+				if se.reentered[n] >= maxReentries {
+					return nil, errSetFallback
+				}
+				se.reentered[n]++
+			}
+			se.busy[n]++
+		}
+		defer func() {
+			for _, id := range pending {
+				se.busy[node{typ, id, rel}]--
+			}
+		}()
+		var res []setResult
+		var err error
+		// No prefetch of whole objects: a set evaluation reads every
+		// relation it meets in full anyway, and batches of large objects
+		// (teams) would be read twice.
+		if p := def.Permissions[rel]; p != nil {
+			res, err = se.expr(typ, pending, p.Expr, depth)
+		} else {
+			res, err = se.relation(typ, pending, def.Relations[rel], depth)
+		}
+		if err != nil {
+			return nil, err
+		}
+		for j, i := range at {
+			out[i] = res[j]
+			se.memo[node{typ, pending[j], rel}] = res[j]
+		}
+	}
+	for _, r := range out {
+		if depth+r.height > se.ev.eng.cfg.MaxDepth {
+			return nil, errSetFallback
+		}
+	}
+	return out, nil
+}
+
+// edgeTo is a relationship from the batch resource at index i to an
+// object whose relation's set it contributes, capped at c.
+type edgeTo struct {
+	i  int
+	id string
+	c  member
+}
+
+// targets evaluates the sets of rel on the objects edges lead to, one
+// batch per type, and unions each into its resource's set.
+func (se *setEval) targets(byType map[string][]edgeTo, order []string, rel string, depth int, out []setResult) error {
+	for _, t := range order {
+		edges := byType[t]
+		ids := make([]string, 0, len(edges))
+		seen := make(map[string]bool, len(edges))
+		for _, e := range edges {
+			if !seen[e.id] {
+				seen[e.id] = true
+				ids = append(ids, e.id)
+			}
+		}
+		res, err := se.batch(t, rel, ids, depth+1)
+		if err != nil {
+			return err
+		}
+		pos := make(map[string]int, len(ids))
+		for k, id := range ids {
+			pos[id] = k
+		}
+		for _, e := range edges {
+			r := res[pos[e.id]]
+			out[e.i].set = out[e.i].set.union(r.set, e.c)
+			out[e.i].height = max(out[e.i].height, r.height+1)
+		}
+	}
+	return nil
+}
+
+// caveatMember decides a relationship's caveat for the request: no,
+// maybe (the context leaves it open, or fails to evaluate it: the check
+// of the subjects it leads to reports the error) or yes.
+func (se *setEval) caveatMember(r *graph.Relationship) (member, error) {
+	o, err := se.ev.caveat(r)
+	if err != nil {
+		return memberMaybe, nil
+	}
+	switch o.perm {
+	case HasPermission:
+		return memberYes, nil
+	case Conditional:
+		return memberMaybe, nil
+	}
+	return memberNo, nil
+}
+
+// relation evaluates relation r of typ on ids: plain subjects of the
+// requested type (a wildcard where r allows one) are members, and the
+// subject sets r allows contribute their sets, as a check counts them.
+func (se *setEval) relation(typ string, ids []string, r *schema.Relation, depth int) ([]setResult, error) {
+	out := make([]setResult, len(ids))
+	for i := range out {
+		out[i].set = emptySet()
+	}
+	ix := newIndex(ids)
+	byType := map[string][]edgeTo{}
+	var order []string
+	var cerr error
+	read := func(fn func(graph.Relationship)) error {
+		return se.ev.read(storage.Filter{ResourceType: typ, ResourceIDs: ids, Relation: r.Name}, fn)
+	}
+	if se.only != nil && len(ids) >= sweepMin {
+		read = func(fn func(graph.Relationship)) error { return se.readNarrowed(typ, ids, r, fn) }
+	}
+	err := read(func(rel graph.Relationship) {
+		i := ix.find(rel.Resource.ID)
+		if i < 0 || cerr != nil {
+			return
+		}
+		sub := rel.Subject
+		if sub.Relation == "" && sub.Object.Type != se.subjectType {
+			return
+		}
+		if sub.Relation != "" && !allowedSubject(r, sub) {
+			return
+		}
+		c, err := se.caveatMember(&rel)
+		if err != nil {
+			cerr = err
+			return
+		}
+		if c == memberNo {
+			return
+		}
+		switch {
+		case sub.Relation != "":
+			k := sub.Object.Type + "#" + sub.Relation
+			if _, ok := byType[k]; !ok {
+				order = append(order, k)
+			}
+			byType[k] = append(byType[k], edgeTo{i: i, id: sub.Object.ID, c: c})
+		case sub.Object.ID == graph.Wildcard:
+			if allowsWildcard(r, sub.Object.Type) {
+				out[i].set.raiseAll(c)
+			}
+		case se.only == nil || se.only[sub.Object.ID]:
+			out[i].set.raise(sub.Object.ID, c)
+		}
+	})
+	if err != nil {
+		return nil, err
+	}
+	if cerr != nil {
+		return nil, cerr
+	}
+	// Subject sets: one batch per type#relation.
+	for _, k := range order {
+		t, rel := splitSetKey(k)
+		if err := se.targets(map[string][]edgeTo{t: byType[k]}, []string{t}, rel, depth, out); err != nil {
+			return nil, err
+		}
+	}
+	return out, nil
+}
+
+// sweepMin is the batch size from which a narrowed evaluation reads a
+// relation's plain subjects by subject (see readNarrowed). A variable so
+// tests can take that path on small worlds.
+var sweepMin = 16
+
+// readNarrowed calls fn for the relationships of r on ids that a narrowed
+// evaluation needs: those naming a subject it is narrowed to, read once
+// per relation by subject through the reverse index (a few queries for a
+// few hundred subjects, where the teams cleared for a tier have tens of
+// thousands of members), then wildcards and subject sets, read forward.
+func (se *setEval) readNarrowed(typ string, ids []string, r *schema.Relation, fn func(graph.Relationship)) error {
+	rows, err := se.sweep(typ, r.Name)
+	if err != nil {
+		return err
+	}
+	for _, id := range ids {
+		for _, x := range rows[id] {
+			fn(x)
+		}
+	}
+	ellipsis := ""
+	if allowsWildcard(r, se.subjectType) {
+		if err := se.ev.query(storage.Filter{ResourceType: typ, ResourceIDs: ids, Relation: r.Name,
+			Subject: &storage.SubjectFilter{Type: se.subjectType, IDs: []string{graph.Wildcard}, Relation: &ellipsis}}, fn); err != nil {
+			return err
+		}
+	}
+	for k, a := range r.Allowed {
+		if a.Relation == "" || slices.ContainsFunc(r.Allowed[:k], func(b schema.AllowedSubject) bool {
+			return b.Type == a.Type && b.Relation == a.Relation
+		}) {
+			continue
+		}
+		rel := a.Relation
+		if err := se.ev.query(storage.Filter{ResourceType: typ, ResourceIDs: ids, Relation: r.Name,
+			Subject: &storage.SubjectFilter{Type: a.Type, Relation: &rel}}, fn); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// sweep returns, by resource ID, the relationships of typ#rel naming one
+// of the subjects the evaluation is narrowed to, read once.
+func (se *setEval) sweep(typ, rel string) (map[string][]graph.Relationship, error) {
+	k := [2]string{typ, rel}
+	if rows, ok := se.sweeps[k]; ok {
+		return rows, nil
+	}
+	if se.sweeps == nil {
+		se.sweeps = make(map[[2]string]map[string][]graph.Relationship)
+	}
+	subjects := slices.Sorted(maps.Keys(se.only))
+	rows := make(map[string][]graph.Relationship)
+	ellipsis := ""
+	chunk := se.ev.eng.cfg.ChunkSize
+	for start := 0; start < len(subjects); start += chunk {
+		part := subjects[start:min(start+chunk, len(subjects))]
+		if err := se.ev.reverse(storage.ReverseFilter{Subject: storage.SubjectFilter{Type: se.subjectType, IDs: part, Relation: &ellipsis},
+			ResourceType: typ, Relation: rel}, func(x graph.Relationship) {
+			rows[x.Resource.ID] = append(rows[x.Resource.ID], x)
+		}); err != nil {
+			return nil, err
+		}
+	}
+	se.sweeps[k] = rows
+	return rows, nil
+}
+
+// splitSetKey splits "type#relation".
+func splitSetKey(k string) (string, string) {
+	for i := 0; i < len(k); i++ {
+		if k[i] == '#' {
+			return k[:i], k[i+1:]
+		}
+	}
+	return k, ""
+}
+
+// expr evaluates a permission expression on ids of typ.
+func (se *setEval) expr(typ string, ids []string, x schema.Expr, depth int) ([]setResult, error) {
+	switch x := x.(type) {
+	case *schema.Nil:
+		out := make([]setResult, len(ids))
+		for i := range out {
+			out[i].set = emptySet()
+		}
+		return out, nil
+	case *schema.RelationRef:
+		res, err := se.batch(typ, x.Name, ids, depth+1)
+		if err != nil {
+			return nil, err
+		}
+		out := make([]setResult, len(res))
+		for i, r := range res {
+			out[i] = setResult{set: r.set, height: r.height + 1}
+		}
+		return out, nil
+	case *schema.Arrow:
+		if !se.arrowHoldable(typ, x) {
+			return se.expr(typ, ids, &schema.Nil{}, depth)
+		}
+		return se.arrow(typ, ids, x, depth)
+	case *schema.Union:
+		return se.fold(typ, ids, x.Children, depth, orMember, false, func(*subjectSet) bool { return false })
+	case *schema.Intersection:
+		return se.fold(typ, ids, x.Children, depth, andMember, true, (*subjectSet).empty)
+	case *schema.Exclusion:
+		return se.fold(typ, ids, []schema.Expr{x.Base, x.Subtracted}, depth, minusMember, true, (*subjectSet).empty)
+	}
+	return nil, errSetFallback
+}
+
+// fold combines the children's sets on each ID by op, left to right. An
+// ID whose set is decided (done: an intersection or exclusion that is
+// already empty) skips the later children, which, with narrow set (an
+// intersection or exclusion), are evaluated narrowed (see narrowFor).
+func (se *setEval) fold(typ string, ids []string, children []schema.Expr, depth int, op func(x, y member) member, narrow bool, done func(*subjectSet) bool) ([]setResult, error) {
+	// combine leaves its inputs alone, so the first child's (possibly
+	// memoized) sets need no copy.
+	out, err := se.expr(typ, ids, children[0], depth)
+	if err != nil {
+		return nil, err
+	}
+	out = slices.Clone(out)
+	for _, c := range children[1:] {
+		var open []int
+		for i := range out {
+			if !done(out[i].set) {
+				open = append(open, i)
+			}
+		}
+		if len(open) == 0 {
+			break
+		}
+		later := se
+		if narrow {
+			later = se.narrowFor(out, open)
+		}
+		res, err := later.expr(typ, pick(ids, open), c, depth)
+		if err != nil {
+			return nil, err
+		}
+		for j, i := range open {
+			out[i] = setResult{set: combine(out[i].set, res[j].set, op), height: max(out[i].height, res[j].height)}
+		}
+	}
+	return out, nil
+}
+
+// narrowFor returns the evaluation for the later sides of an
+// intersection or exclusion whose sets so far are out[open]: narrowed to
+// their listed subjects when none of them holds everyone (whatever the
+// later sides say of another subject, it stays out), else se itself.
+func (se *setEval) narrowFor(out []setResult, open []int) *setEval {
+	n := 0
+	for _, i := range open {
+		if out[i].set.def != memberNo {
+			return se
+		}
+		n += len(out[i].set.keys)
+	}
+	if n > narrowMax {
+		return se
+	}
+	only := make(map[string]bool, n)
+	for _, i := range open {
+		for _, id := range out[i].set.keys {
+			if out[i].set.m[id] != memberNo && (se.only == nil || se.only[id]) {
+				only[id] = true
+			}
+		}
+	}
+	return se.narrowed(only)
+}
+
+// cloneResults copies the results' sets, which may be memoized, so they
+// can be changed in place.
+func cloneResults(rs []setResult) []setResult {
+	out := make([]setResult, len(rs))
+	for i, r := range rs {
+		s := &subjectSet{def: r.set.def, keys: append([]string(nil), r.set.keys...)}
+		if r.set.m != nil {
+			s.m = maps.Clone(r.set.m)
+		}
+		out[i] = setResult{set: s, height: r.height}
+	}
+	return out
+}
+
+// arrow evaluates tupleset->target (or .any/.all) on ids: the union (for
+// .all, the intersection, and empty without a related object) of the
+// target's sets on the related objects, each capped by its relationship's
+// caveat.
+func (se *setEval) arrow(typ string, ids []string, a *schema.Arrow, depth int) ([]setResult, error) {
+	out := make([]setResult, len(ids))
+	for i := range out {
+		out[i].set = emptySet()
+	}
+	ix := newIndex(ids)
+	byType := map[string][]edgeTo{}
+	var order []string
+	var cerr error
+	err := se.ev.read(storage.Filter{ResourceType: typ, ResourceIDs: ids, Relation: a.Tupleset}, func(rel graph.Relationship) {
+		i := ix.find(rel.Resource.ID)
+		if i < 0 || cerr != nil {
+			return
+		}
+		t := rel.Subject.Object.Type
+		if d := se.ev.schema.Definitions[t]; d == nil || !d.Has(a.Target) {
+			if a.Func == schema.ArrowAll {
+				cerr = errSetFallback // a related object that grants nothing: leave .all to checks
+			}
+			return
+		}
+		c, err := se.caveatMember(&rel)
+		if err != nil {
+			cerr = err
+			return
+		}
+		if a.Func == schema.ArrowAll && c != memberYes {
+			cerr = errSetFallback
+			return
+		}
+		if c == memberNo {
+			return
+		}
+		if _, ok := byType[t]; !ok {
+			order = append(order, t)
+		}
+		byType[t] = append(byType[t], edgeTo{i: i, id: rel.Subject.Object.ID, c: c})
+	})
+	if err != nil {
+		return nil, err
+	}
+	if cerr != nil {
+		return nil, cerr
+	}
+	if a.Func == schema.ArrowAll {
+		if err := se.arrowAll(byType, order, a.Target, depth, out); err != nil {
+			return nil, err
+		}
+		return out, nil
+	}
+	if err := se.targets(byType, order, a.Target, depth, out); err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+// arrowHoldable reports whether the target of arrow a on typ can hold a
+// subject of the requested type on some type its tupleset allows.
+func (se *setEval) arrowHoldable(typ string, a *schema.Arrow) bool {
+	r := se.ev.schema.Definitions[typ].Relations[a.Tupleset]
+	if r == nil {
+		return false
+	}
+	for _, al := range r.Allowed {
+		if se.holds[schema.Node{Type: al.Type, Relation: a.Target}] {
+			return true
+		}
+	}
+	return false
+}
+
+// arrowAll intersects, per resource, the target's sets on every related
+// object (all uncaveated, see arrow); a resource without one gets the
+// empty set.
+func (se *setEval) arrowAll(byType map[string][]edgeTo, order []string, target string, depth int, out []setResult) error {
+	seen := make([]bool, len(out))
+	for _, t := range order {
+		edges := byType[t]
+		ids := make([]string, 0, len(edges))
+		for _, e := range edges {
+			ids = append(ids, e.id)
+		}
+		res, err := se.batch(t, target, ids, depth+1)
+		if err != nil {
+			return err
+		}
+		for k, e := range edges {
+			r := res[k]
+			if !seen[e.i] {
+				seen[e.i] = true
+				out[e.i] = setResult{set: cloneResults([]setResult{r})[0].set, height: r.height + 1}
+				continue
+			}
+			out[e.i] = setResult{set: combine(out[e.i].set, r.set, andMember), height: max(out[e.i].height, r.height+1)}
+		}
+	}
+	return nil
+}
