@@ -123,7 +123,7 @@ func summarize(name string, s *opStats, elapsed time.Duration) Operation {
 // Report is the outcome of one run; its JSON form is what --json writes.
 type Report struct {
 	Dataset     string  `json:"dataset"`
-	Scale       int     `json:"scale"`
+	Scale       float64 `json:"scale"`
 	Seed        uint64  `json:"seed"`
 	SampleSeed  uint64  `json:"sample_seed"`
 	Workload    string  `json:"workload"`
@@ -189,7 +189,7 @@ func (r *Report) computeRatio() {
 // Text renders the report for a terminal.
 func (r *Report) Text() string {
 	var b strings.Builder
-	fmt.Fprintf(&b, "dataset %s ×%d (seed %d), workload %s (sample seed %d), concurrency %d, %gs\n",
+	fmt.Fprintf(&b, "dataset %s ×%g (seed %d), workload %s (sample seed %d), concurrency %d, %gs\n",
 		r.Dataset, r.Scale, r.Seed, r.Workload, r.SampleSeed, r.Concurrency, r.Seconds)
 	if r.Load != nil {
 		fmt.Fprintf(&b, "loaded %d relationships in %.1fs (%.0f/s)\n", r.Load.Relationships, r.Load.Seconds, r.Load.PerSecond)
@@ -254,7 +254,7 @@ func (r *Report) Markdown() string {
 		reads = fmt.Sprintf("%.2f", *r.DatastoreQueriesPerCheck)
 	}
 	row := func(op Operation, ofFloor, hits, dispatches, reads string) {
-		fmt.Fprintf(&b, "| %s ×%d | %s | %d | %s | %d | %d | %.0f | %.2f | %.2f | %.2f | %.2f | %s | %s | %s | %s |\n",
+		fmt.Fprintf(&b, "| %s ×%g | %s | %d | %s | %d | %d | %.0f | %.2f | %.2f | %.2f | %.2f | %s | %s | %s | %s |\n",
 			r.Dataset, r.Scale, r.Workload, r.Concurrency, op.Name, op.Count, op.Errors, op.QPS,
 			op.P50Ms, op.P90Ms, op.P99Ms, op.P999Ms, ofFloor, hits, dispatches, reads)
 	}

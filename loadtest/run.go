@@ -26,7 +26,7 @@ type Config struct {
 	MetricsURL string
 
 	Dataset string
-	Scale   int
+	Scale   float64
 	// Seed chooses the graph.
 	Seed uint64
 	// SampleSeed chooses the requests; 0 picks one at random (reported),

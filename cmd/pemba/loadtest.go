@@ -6,11 +6,13 @@ import (
 	"os"
 	"os/signal"
 	"runtime/debug"
+	"strconv"
 	"strings"
 	"syscall"
 	"time"
 
 	"github.com/spf13/cobra"
+	"golang.org/x/term"
 
 	"github.com/pembadb/pemba/loadtest"
 	"github.com/pembadb/pemba/loadtest/dataset"
@@ -51,8 +53,26 @@ revoke's zookie that still granted), 2 when the run could not be done.`,
       --concurrency 8 --duration 30s --json result.json`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			if !quiet {
-				cfg.Progress = cmd.ErrOrStderr()
+			// Progress bars only on a terminal: a log or a pipe gets the
+			// report alone.
+			if f, ok := cmd.ErrOrStderr().(*os.File); ok && !quiet && term.IsTerminal(int(f.Fd())) {
+				cfg.Progress = f
+			}
+			// Like every other client command: the endpoint and TLS from
+			// the environment, plaintext by default on loopback.
+			flags := cmd.Flags()
+			if v, ok := os.LookupEnv("PEMBA_ENDPOINT"); ok && !flags.Changed("endpoint") {
+				cfg.Endpoint = v
+			}
+			if !flags.Changed("insecure") {
+				cfg.Plaintext = loopbackEndpoint(cfg.Endpoint)
+				if v, ok := os.LookupEnv("PEMBA_INSECURE"); ok {
+					b, err := strconv.ParseBool(v)
+					if err != nil {
+						return usageError("PEMBA_INSECURE=%q: want true or false", v)
+					}
+					cfg.Plaintext = b
+				}
 			}
 			if os.Getenv("GOGC") == "" {
 				// The load generator usually shares the machine with the
@@ -64,7 +84,7 @@ revoke's zookie that still granted), 2 when the run could not be done.`,
 			defer stop()
 			report, err := loadtest.Run(ctx, cfg)
 			if err != nil {
-				return &exitCodeError{code: exitError, err: fmt.Errorf("loadtest: %w", err)}
+				return &exitCodeError{code: exitError, err: fmt.Errorf("loadtest: %w%s", err, tlsHint(err, cfg.Plaintext))}
 			}
 			out := cmd.OutOrStdout()
 			fmt.Fprint(out, report.Text())
@@ -87,12 +107,12 @@ revoke's zookie that still granted), 2 when the run could not be done.`,
 		},
 	}
 	f := cmd.Flags()
-	f.StringVar(&cfg.Endpoint, "endpoint", "127.0.0.1:50051", "gRPC address of the server")
+	f.StringVar(&cfg.Endpoint, "endpoint", "127.0.0.1:50051", "gRPC address of the server (env PEMBA_ENDPOINT)")
 	f.StringVar(&cfg.Token, "token", os.Getenv("PEMBA_TOKEN"), "bearer token (default $PEMBA_TOKEN)")
-	f.BoolVar(&cfg.Plaintext, "insecure", false, "connect without TLS")
+	f.BoolVar(&cfg.Plaintext, "insecure", false, "connect without TLS (default for loopback endpoints; env PEMBA_INSECURE)")
 	f.StringVar(&cfg.MetricsURL, "metrics-url", "http://127.0.0.1:8080/metrics", `the server's Prometheus endpoint ("" skips server-side figures)`)
 	f.StringVar(&cfg.Dataset, "dataset", "nested-org", "data set: "+strings.Join(dataset.Names(), ", "))
-	f.IntVar(&cfg.Scale, "scale", 1, "multiply every object count of the data set")
+	f.Float64Var(&cfg.Scale, "scale", 1, "multiply every object count of the data set (0.001 makes one to try in seconds)")
 	f.Uint64Var(&cfg.Seed, "seed", 1, "seed of the data set")
 	f.Uint64Var(&cfg.SampleSeed, "sample-seed", 0, "seed of the request samplers (0: random, printed in the report)")
 	f.StringVar(&cfg.Workload, "workload", loadtest.WorkloadMixed, "workload: "+strings.Join(loadtest.Workloads(), ", "))
@@ -106,4 +126,17 @@ revoke's zookie that still granted), 2 when the run could not be done.`,
 	f.BoolVar(&markdown, "markdown", false, "also print the report as Markdown table rows (for BENCHMARKS.md)")
 	f.BoolVar(&quiet, "quiet", false, "draw no progress bars")
 	rootCmd.AddCommand(cmd)
+}
+
+// tlsHint says which flag fixes a connection that failed because the
+// client and the server disagree about TLS.
+func tlsHint(err error, plaintext bool) string {
+	msg := err.Error()
+	switch {
+	case !plaintext && strings.Contains(msg, "first record does not look like a TLS handshake"):
+		return " (the server speaks plaintext: pass --insecure)"
+	case plaintext && (strings.Contains(msg, "server preface") || strings.Contains(msg, "connection reset by peer") || strings.Contains(msg, "EOF")):
+		return " (the server may expect TLS: pass --insecure=false)"
+	}
+	return ""
 }

@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"io"
 	"log/slog"
 	"os"
@@ -97,5 +98,23 @@ func TestLoadtestAndExampleCommands(t *testing.T) {
 	_, stderr, code = runPemba(t, bin, append(common, "--workload", "nope")...)
 	if code != 2 || !strings.Contains(stderr, `workload "nope": unknown`) {
 		t.Errorf("unknown workload: exit %d, stderr %q", code, stderr)
+	}
+}
+
+// TestLoadtestTLSHint: a TLS mismatch says which flag to use.
+func TestLoadtestTLSHint(t *testing.T) {
+	for _, tc := range []struct {
+		err       string
+		plaintext bool
+		want      string
+	}{
+		{"connection error: desc = \"transport: authentication handshake failed: tls: first record does not look like a TLS handshake\"", false, "pass --insecure)"},
+		{"connection error: desc = \"error reading server preface: EOF\"", true, "pass --insecure=false)"},
+		{"rpc error: code = Unauthenticated desc = missing token", true, ""},
+	} {
+		got := tlsHint(errors.New(tc.err), tc.plaintext)
+		if tc.want == "" && got != "" || !strings.HasSuffix(got, tc.want) {
+			t.Errorf("tlsHint(%q, plaintext %v) = %q, want a hint ending %q", tc.err, tc.plaintext, got, tc.want)
+		}
 	}
 }

@@ -3,6 +3,7 @@ package dataset
 import (
 	"fmt"
 	"iter"
+	"math"
 	"math/rand/v2"
 	"sort"
 	"strconv"
@@ -12,8 +13,10 @@ import (
 
 // Options choose one instance of a data set.
 type Options struct {
-	// Scale multiplies every object count; it must be at least 1.
-	Scale int
+	// Scale multiplies every object count (rounded, at least one of each
+	// kind); it must be positive and at most MaxScale. Below 1 it makes a
+	// small graph to try things in seconds (0.001 is a thousandth).
+	Scale float64
 	// Seed selects the pseudo-random choices (who is in which group, which
 	// folder a document sits in, ...).
 	Seed uint64
@@ -108,10 +111,21 @@ func New(name string, opts Options) (Dataset, error) {
 	if !ok {
 		return nil, fmt.Errorf("dataset %q: unknown (known: %v)", name, Names())
 	}
-	if opts.Scale < 1 {
-		return nil, fmt.Errorf("dataset %q: scale must be at least 1, got %d", name, opts.Scale)
+	if !(opts.Scale > 0 && opts.Scale <= MaxScale) {
+		return nil, fmt.Errorf("dataset %q: scale must be positive and at most %d, got %g", name, MaxScale, opts.Scale)
 	}
 	return gen(opts), nil
+}
+
+// MaxScale bounds Options.Scale: ×10,000 is about ten billion relationships.
+const MaxScale = 10000
+
+// scaled is count times scale, rounded to a multiple of unit, and at
+// least unit. Units keep the counts the generators' "every k-th object"
+// rules and draws of distinct objects need; at a whole scale the result
+// is exactly count times scale (count is a multiple of unit).
+func scaled(count int, scale float64, unit int) int {
+	return max(unit, int(math.Round(float64(count)*scale/float64(unit)))*unit)
 }
 
 // newRand returns the generator's random source for one purpose (stream),

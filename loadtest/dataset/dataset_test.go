@@ -29,7 +29,7 @@ func TestGolden(t *testing.T) {
 		if _, long := args["long"]; long && testing.Short() && !*golden.Rewrite {
 			return c.Expected
 		}
-		d, err := New(args["dataset"], Options{Scale: intArg(t, c, args, "scale", 1), Seed: uint64(intArg(t, c, args, "seed", 1))})
+		d, err := New(args["dataset"], Options{Scale: floatArg(t, c, args, "scale", 1), Seed: uint64(intArg(t, c, args, "seed", 1))})
 		if err != nil {
 			return "error: " + err.Error()
 		}
@@ -58,6 +58,19 @@ func keyValues(args []string) map[string]string {
 
 // intArg reads the integer argument key of case c, or def when it is
 // absent.
+func floatArg(t *testing.T, c *golden.Case, args map[string]string, key string, def float64) float64 {
+	t.Helper()
+	v, ok := args[key]
+	if !ok {
+		return def
+	}
+	var f float64
+	if _, err := fmt.Sscanf(v, "%g", &f); err != nil {
+		t.Fatalf("%s: %s=%q: %v", c.Pos, key, v, err)
+	}
+	return f
+}
+
 func intArg(t *testing.T, c *golden.Case, args map[string]string, key string, def int) int {
 	t.Helper()
 	v, ok := args[key]
@@ -240,15 +253,17 @@ func TestNewEnemyCasesAreDisjoint(t *testing.T) {
 func TestNewRejectsBadInput(t *testing.T) {
 	for _, tc := range []struct {
 		name  string
-		scale int
+		scale float64
 		want  string
 	}{
-		{"nested-org", 0, `dataset "nested-org": scale must be at least 1, got 0`},
+		{"nested-org", 0, `dataset "nested-org": scale must be positive and at most 10000, got 0`},
+		{"nested-org", -1, `dataset "nested-org": scale must be positive and at most 10000, got -1`},
+		{"nested-org", 20000, `dataset "nested-org": scale must be positive and at most 10000, got 20000`},
 		{"nope", 1, `dataset "nope": unknown (known: [identity-platform nested-org])`},
 	} {
 		_, err := New(tc.name, Options{Scale: tc.scale})
 		if err == nil || err.Error() != tc.want {
-			t.Errorf("New(%q, scale %d) = %v, want %q", tc.name, tc.scale, err, tc.want)
+			t.Errorf("New(%q, scale %g) = %v, want %q", tc.name, tc.scale, err, tc.want)
 		}
 	}
 }

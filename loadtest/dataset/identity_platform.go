@@ -74,10 +74,13 @@ type resourceKind struct {
 func newIdentityPlatform(opts Options) Dataset {
 	s := opts.Scale
 	return &identityPlatform{opts: opts, n: ipCounts{
-		orgs: ipOrgs * s, teams: ipTeams * s, employees: ipEmployees * s, contractors: ipContractors * s,
-		agents: ipAgents * s, workloads: ipWorkloads * s, projects: ipProjects * s,
-		models: ipModels * s, datasets: ipDatasets * s, repositories: ipRepositories * s,
-		clusters: ipClusters * s, secrets: ipSecrets * s,
+		// Units: teams come in whole blocks, and every count stays a
+		// multiple of the "one in k" rules Size counts.
+		orgs: scaled(ipOrgs, s, 2), teams: scaled(ipTeams, s, 100),
+		employees: scaled(ipEmployees, s, 500), contractors: scaled(ipContractors, s, 500),
+		agents: scaled(ipAgents, s, 1000), workloads: scaled(ipWorkloads, s, 10), projects: scaled(ipProjects, s, 5),
+		models: scaled(ipModels, s, 20), datasets: scaled(ipDatasets, s, 40), repositories: scaled(ipRepositories, s, 30),
+		clusters: scaled(ipClusters, s, 10), secrets: scaled(ipSecrets, s, 100),
 	}}
 }
 

@@ -37,7 +37,9 @@ type nestedOrg struct {
 
 func newNestedOrg(opts Options) Dataset {
 	s := opts.Scale
-	return &nestedOrg{opts: opts, users: nestedUsers * s, groups: nestedGroups * s, folders: nestedFolders * s, docs: nestedDocuments * s}
+	// Units divide the base counts, so whole scales are exact multiples.
+	return &nestedOrg{opts: opts, users: scaled(nestedUsers, s, 40), groups: scaled(nestedGroups, s, 4),
+		folders: scaled(nestedFolders, s, 2), docs: scaled(nestedDocuments, s, 3)}
 }
 
 func (n *nestedOrg) Name() string   { return nestedOrgName }
