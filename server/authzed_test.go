@@ -1,0 +1,528 @@
+package server
+
+import (
+	"context"
+	"errors"
+	"io"
+	"log/slog"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	v1 "github.com/authzed/authzed-go/proto/authzed/api/v1"
+	authzed "github.com/authzed/authzed-go/v1"
+	"github.com/authzed/grpcutil"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/grpc/metadata"
+	"google.golang.org/protobuf/types/known/structpb"
+	"google.golang.org/protobuf/types/known/timestamppb"
+
+	pb "github.com/pembadb/pemba/proto/pemba/v1"
+)
+
+// authzedSchemaText is the schema the SpiceDB API tests write.
+const authzedSchemaText = `use expiration
+
+caveat on_tier(tier string) {
+    tier == "gold"
+}
+
+definition user {}
+
+definition document {
+    relation viewer: user | user with on_tier | user with expiration
+    relation owner: user
+    permission view = viewer + owner
+}
+`
+
+// testVersion is the version the SpiceDB API test server reports.
+const testVersion = "v9.9.9-test"
+
+// serveAuthzedTest starts a server over an in-memory datastore, with a
+// long quantum so only at_least_as_fresh and fully_consistent reads see
+// recent writes.
+func serveAuthzedTest(t *testing.T) *Server {
+	t.Helper()
+	srv, err := New(Config{
+		Engine: memoryEngine(t), InstanceID: "test", Tokens: []Token{{Name: "tester", Secret: testSecret}},
+		GRPCAddr: "127.0.0.1:0", Quantization: time.Hour, Version: testVersion,
+		Logger: slog.New(slog.NewTextHandler(io.Discard, nil)),
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := srv.Serve(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		srv.Shutdown(ctx)
+	})
+	return srv
+}
+
+// authzedClient dials srv with the authzed-go client the way SpiceDB
+// users do: insecure transport and a bearer token.
+func authzedClient(t *testing.T, srv *Server, token string) *authzed.Client {
+	t.Helper()
+	opts := []grpc.DialOption{grpc.WithTransportCredentials(insecure.NewCredentials())}
+	if token != "" {
+		opts = append(opts, grpcutil.WithInsecureBearerToken(token))
+	}
+	c, err := authzed.NewClient(srv.Addr().String(), opts...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	return c
+}
+
+func azObject(typ, id string) *v1.ObjectReference {
+	return &v1.ObjectReference{ObjectType: typ, ObjectId: id}
+}
+
+func azUser(id string) *v1.SubjectReference {
+	return &v1.SubjectReference{Object: azObject("user", id)}
+}
+
+func azDocRel(doc, rel, userID string) *v1.Relationship {
+	return &v1.Relationship{Resource: azObject("document", doc), Relation: rel, Subject: azUser(userID)}
+}
+
+func azFresh(tok *v1.ZedToken) *v1.Consistency {
+	return &v1.Consistency{Requirement: &v1.Consistency_AtLeastAsFresh{AtLeastAsFresh: tok}}
+}
+
+func azUpdate(op v1.RelationshipUpdate_Operation, r *v1.Relationship) *v1.RelationshipUpdate {
+	return &v1.RelationshipUpdate{Operation: op, Relationship: r}
+}
+
+// setupAuthzed writes the schema and the tests' relationships through the
+// SpiceDB API and returns the write's token.
+func setupAuthzed(t *testing.T, c *authzed.Client) *v1.ZedToken {
+	t.Helper()
+	ctx := context.Background()
+	if _, err := c.WriteSchema(ctx, &v1.WriteSchemaRequest{Schema: authzedSchemaText}); err != nil {
+		t.Fatal(err)
+	}
+	caveated := azDocRel("2", "viewer", "carol")
+	caveated.OptionalCaveat = &v1.ContextualizedCaveat{CaveatName: "on_tier"}
+	expiring := azDocRel("3", "viewer", "dave")
+	expiring.OptionalExpiresAt = timestamppb.New(time.Now().Add(time.Hour))
+	resp, err := c.WriteRelationships(ctx, &v1.WriteRelationshipsRequest{Updates: []*v1.RelationshipUpdate{
+		azUpdate(v1.RelationshipUpdate_OPERATION_CREATE, azDocRel("1", "viewer", "alice")),
+		azUpdate(v1.RelationshipUpdate_OPERATION_TOUCH, azDocRel("1", "owner", "bob")),
+		azUpdate(v1.RelationshipUpdate_OPERATION_CREATE, caveated),
+		azUpdate(v1.RelationshipUpdate_OPERATION_TOUCH, expiring),
+	}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if resp.GetWrittenAt().GetToken() == "" {
+		t.Fatal("WriteRelationships returned no written_at token")
+	}
+	return resp.GetWrittenAt()
+}
+
+func azCheck(t *testing.T, c *authzed.Client, req *v1.CheckPermissionRequest) *v1.CheckPermissionResponse {
+	t.Helper()
+	resp, err := c.CheckPermission(context.Background(), req)
+	if err != nil {
+		t.Fatalf("check %v: %v", req, err)
+	}
+	return resp
+}
+
+func TestAuthzedCheckPermission(t *testing.T) {
+	srv := serveAuthzedTest(t)
+	c := authzedClient(t, srv, testSecret)
+	tok := setupAuthzed(t, c)
+
+	gold, _ := structpb.NewStruct(map[string]any{"tier": "gold"})
+	for _, tc := range []struct {
+		name    string
+		doc     string
+		user    string
+		context *structpb.Struct
+		want    v1.CheckPermissionResponse_Permissionship
+		missing []string
+	}{
+		{"viewer", "1", "alice", nil, v1.CheckPermissionResponse_PERMISSIONSHIP_HAS_PERMISSION, nil},
+		{"owner", "1", "bob", nil, v1.CheckPermissionResponse_PERMISSIONSHIP_HAS_PERMISSION, nil},
+		{"stranger", "1", "mallory", nil, v1.CheckPermissionResponse_PERMISSIONSHIP_NO_PERMISSION, nil},
+		{"caveat without context", "2", "carol", nil, v1.CheckPermissionResponse_PERMISSIONSHIP_CONDITIONAL_PERMISSION, []string{"tier"}},
+		{"caveat satisfied", "2", "carol", gold, v1.CheckPermissionResponse_PERMISSIONSHIP_HAS_PERMISSION, nil},
+		{"expiring, not expired", "3", "dave", nil, v1.CheckPermissionResponse_PERMISSIONSHIP_HAS_PERMISSION, nil},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			resp := azCheck(t, c, &v1.CheckPermissionRequest{
+				Consistency: azFresh(tok), Resource: azObject("document", tc.doc), Permission: "view",
+				Subject: azUser(tc.user), Context: tc.context,
+			})
+			if resp.GetPermissionship() != tc.want {
+				t.Fatalf("permissionship %v, want %v", resp.GetPermissionship(), tc.want)
+			}
+			if got := resp.GetPartialCaveatInfo().GetMissingRequiredContext(); !slices.Equal(got, tc.missing) {
+				t.Fatalf("missing context %v, want %v", got, tc.missing)
+			}
+			if resp.GetCheckedAt().GetToken() == "" {
+				t.Fatal("no checked_at token")
+			}
+		})
+	}
+
+	// The long quantum keeps minimize_latency at the revision before the
+	// writes; fully_consistent sees them.
+	resp := azCheck(t, c, &v1.CheckPermissionRequest{
+		Consistency: &v1.Consistency{Requirement: &v1.Consistency_FullyConsistent{FullyConsistent: true}},
+		Resource:    azObject("document", "1"), Permission: "view", Subject: azUser("alice"),
+	})
+	if resp.GetPermissionship() != v1.CheckPermissionResponse_PERMISSIONSHIP_HAS_PERMISSION {
+		t.Fatalf("fully_consistent check: %v", resp.GetPermissionship())
+	}
+}
+
+func TestAuthzedReadRelationships(t *testing.T) {
+	srv := serveAuthzedTest(t)
+	c := authzedClient(t, srv, testSecret)
+	tok := setupAuthzed(t, c)
+	ctx := context.Background()
+
+	read := func(req *v1.ReadRelationshipsRequest) []*v1.ReadRelationshipsResponse {
+		t.Helper()
+		stream, err := c.ReadRelationships(ctx, req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var out []*v1.ReadRelationshipsResponse
+		for {
+			r, err := stream.Recv()
+			if errors.Is(err, io.EOF) {
+				return out
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			out = append(out, r)
+		}
+	}
+
+	carol := read(&v1.ReadRelationshipsRequest{Consistency: azFresh(tok), RelationshipFilter: &v1.RelationshipFilter{
+		ResourceType:          "document",
+		OptionalSubjectFilter: &v1.SubjectFilter{SubjectType: "user", OptionalSubjectId: "carol"},
+	}})
+	if len(carol) != 1 || carol[0].GetRelationship().GetOptionalCaveat().GetCaveatName() != "on_tier" {
+		t.Fatalf("carol's relationships: %v", carol)
+	}
+	dave := read(&v1.ReadRelationshipsRequest{Consistency: azFresh(tok), RelationshipFilter: &v1.RelationshipFilter{
+		ResourceType: "document", OptionalResourceId: "3", OptionalRelation: "viewer",
+	}})
+	if len(dave) != 1 || dave[0].GetRelationship().GetOptionalExpiresAt() == nil {
+		t.Fatalf("document 3's viewers: %v", dave)
+	}
+
+	// Paging: two pages of two through optional_limit and optional_cursor.
+	filter := &v1.RelationshipFilter{ResourceType: "document"}
+	first := read(&v1.ReadRelationshipsRequest{Consistency: azFresh(tok), RelationshipFilter: filter, OptionalLimit: 2})
+	if len(first) != 2 {
+		t.Fatalf("first page: %d relationships, want 2", len(first))
+	}
+	rest := read(&v1.ReadRelationshipsRequest{RelationshipFilter: filter, OptionalCursor: first[1].GetAfterResultCursor()})
+	if len(rest) != 2 {
+		t.Fatalf("second page: %d relationships, want 2", len(rest))
+	}
+	seen := map[string]bool{}
+	for _, r := range append(first, rest...) {
+		k := r.GetRelationship().GetResource().GetObjectId() + "#" + r.GetRelationship().GetRelation()
+		if seen[k] {
+			t.Fatalf("%s read twice", k)
+		}
+		seen[k] = true
+	}
+}
+
+func TestAuthzedDeleteRelationships(t *testing.T) {
+	srv := serveAuthzedTest(t)
+	c := authzedClient(t, srv, testSecret)
+	setupAuthzed(t, c)
+	ctx := context.Background()
+
+	doc1 := &v1.RelationshipFilter{ResourceType: "document", OptionalResourceId: "1"}
+	_, err := c.DeleteRelationships(ctx, &v1.DeleteRelationshipsRequest{RelationshipFilter: doc1, OptionalLimit: 1})
+	wantCode(t, "delete above the limit", err, codes.FailedPrecondition, "optional_limit")
+
+	resp, err := c.DeleteRelationships(ctx, &v1.DeleteRelationshipsRequest{
+		RelationshipFilter: doc1, OptionalLimit: 1, OptionalAllowPartialDeletions: true,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if resp.GetDeletionProgress() != v1.DeleteRelationshipsResponse_DELETION_PROGRESS_PARTIAL || resp.GetRelationshipsDeletedCount() != 1 {
+		t.Fatalf("partial delete: %v", resp)
+	}
+	resp, err = c.DeleteRelationships(ctx, &v1.DeleteRelationshipsRequest{RelationshipFilter: doc1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if resp.GetDeletionProgress() != v1.DeleteRelationshipsResponse_DELETION_PROGRESS_COMPLETE || resp.GetRelationshipsDeletedCount() != 1 {
+		t.Fatalf("delete: %v", resp)
+	}
+	for _, u := range []string{"alice", "bob"} {
+		got := azCheck(t, c, &v1.CheckPermissionRequest{
+			Consistency: azFresh(resp.GetDeletedAt()), Resource: azObject("document", "1"), Permission: "view", Subject: azUser(u),
+		})
+		if got.GetPermissionship() != v1.CheckPermissionResponse_PERMISSIONSHIP_NO_PERMISSION {
+			t.Fatalf("%s after delete: %v", u, got.GetPermissionship())
+		}
+	}
+}
+
+func TestAuthzedBulkCheckAndLookups(t *testing.T) {
+	srv := serveAuthzedTest(t)
+	c := authzedClient(t, srv, testSecret)
+	tok := setupAuthzed(t, c)
+	ctx := context.Background()
+
+	bulk, err := c.CheckBulkPermissions(ctx, &v1.CheckBulkPermissionsRequest{Consistency: azFresh(tok), Items: []*v1.CheckBulkPermissionsRequestItem{
+		{Resource: azObject("document", "1"), Permission: "view", Subject: azUser("alice")},
+		{Resource: azObject("document", "1"), Permission: "view", Subject: azUser("mallory")},
+		{Resource: azObject("document", "2"), Permission: "view", Subject: azUser("carol")},
+		{Resource: azObject("document", "1"), Permission: "edit", Subject: azUser("alice")},
+	}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []v1.CheckPermissionResponse_Permissionship{
+		v1.CheckPermissionResponse_PERMISSIONSHIP_HAS_PERMISSION,
+		v1.CheckPermissionResponse_PERMISSIONSHIP_NO_PERMISSION,
+		v1.CheckPermissionResponse_PERMISSIONSHIP_CONDITIONAL_PERMISSION,
+	}
+	if len(bulk.GetPairs()) != 4 {
+		t.Fatalf("%d pairs, want 4", len(bulk.GetPairs()))
+	}
+	for i, w := range want {
+		if got := bulk.GetPairs()[i].GetItem().GetPermissionship(); got != w {
+			t.Errorf("item %d: %v, want %v", i, got, w)
+		}
+	}
+	if e := bulk.GetPairs()[3].GetError(); codes.Code(e.GetCode()) != codes.FailedPrecondition || !strings.Contains(e.GetMessage(), "edit") {
+		t.Errorf("item with an undefined permission: %v", e)
+	}
+
+	lr, err := c.LookupResources(ctx, &v1.LookupResourcesRequest{
+		Consistency: azFresh(tok), ResourceObjectType: "document", Permission: "view", Subject: azUser("carol"),
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var resources []string
+	for {
+		r, err := lr.Recv()
+		if errors.Is(err, io.EOF) {
+			break
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		if r.GetPermissionship() != v1.LookupPermissionship_LOOKUP_PERMISSIONSHIP_CONDITIONAL_PERMISSION ||
+			!slices.Equal(r.GetPartialCaveatInfo().GetMissingRequiredContext(), []string{"tier"}) {
+			t.Errorf("carol's resource %s: %v", r.GetResourceObjectId(), r)
+		}
+		resources = append(resources, r.GetResourceObjectId())
+	}
+	if !slices.Equal(resources, []string{"2"}) {
+		t.Fatalf("carol's resources %v, want [2]", resources)
+	}
+
+	ls, err := c.LookupSubjects(ctx, &v1.LookupSubjectsRequest{
+		Consistency: azFresh(tok), Resource: azObject("document", "1"), Permission: "view", SubjectObjectType: "user",
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var subjects []string
+	for {
+		r, err := ls.Recv()
+		if errors.Is(err, io.EOF) {
+			break
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		subjects = append(subjects, r.GetSubject().GetSubjectObjectId())
+	}
+	slices.Sort(subjects)
+	if !slices.Equal(subjects, []string{"alice", "bob"}) {
+		t.Fatalf("document 1's viewers %v, want [alice bob]", subjects)
+	}
+}
+
+// TestAuthzedZedTokensAreZookies checks that one token works on both APIs.
+func TestAuthzedZedTokensAreZookies(t *testing.T) {
+	srv := serveAuthzedTest(t)
+	c := authzedClient(t, srv, testSecret)
+	setupAuthzed(t, c)
+	cc := dialTest(t, srv)
+	ctx := context.Background()
+
+	// pemba.v1 write, SpiceDB check.
+	w, err := pb.NewRelationshipServiceClient(cc).WriteRelationships(ctx, &pb.WriteRelationshipsRequest{
+		Updates: []*pb.RelationshipUpdate{touchUpdate(protoRel(t, "document:9#viewer@user:frank"))},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := azCheck(t, c, &v1.CheckPermissionRequest{
+		Consistency: azFresh(&v1.ZedToken{Token: w.GetWrittenAt().GetToken()}),
+		Resource:    azObject("document", "9"), Permission: "view", Subject: azUser("frank"),
+	})
+	if got.GetPermissionship() != v1.CheckPermissionResponse_PERMISSIONSHIP_HAS_PERMISSION {
+		t.Fatalf("SpiceDB check after a pemba.v1 write: %v", got.GetPermissionship())
+	}
+
+	// SpiceDB write, pemba.v1 check.
+	sw, err := c.WriteRelationships(ctx, &v1.WriteRelationshipsRequest{Updates: []*v1.RelationshipUpdate{
+		azUpdate(v1.RelationshipUpdate_OPERATION_CREATE, azDocRel("8", "viewer", "gina")),
+	}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	pc, err := pb.NewPermissionServiceClient(cc).CheckPermission(ctx, &pb.CheckPermissionRequest{
+		Consistency: &pb.Consistency{Requirement: &pb.Consistency_AtLeastAsFresh{AtLeastAsFresh: &pb.Zookie{Token: sw.GetWrittenAt().GetToken()}}},
+		Resource:    &pb.ObjectRef{Type: "document", Id: "8"}, Permission: "view",
+		Subject: &pb.SubjectRef{Object: &pb.ObjectRef{Type: "user", Id: "gina"}},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if pc.GetPermissionship() != pb.Permissionship_PERMISSIONSHIP_HAS_PERMISSION {
+		t.Fatalf("pemba.v1 check after a SpiceDB write: %v", pc.GetPermissionship())
+	}
+}
+
+func TestAuthzedSchema(t *testing.T) {
+	srv := serveAuthzedTest(t)
+	c := authzedClient(t, srv, testSecret)
+	ctx := context.Background()
+
+	_, err := c.ReadSchema(ctx, &v1.ReadSchemaRequest{})
+	wantCode(t, "read before a write", err, codes.NotFound, "no schema")
+	_, err = c.WriteSchema(ctx, &v1.WriteSchemaRequest{Schema: "definition user {"})
+	wantCode(t, "bad schema", err, codes.InvalidArgument, "schema")
+	setupAuthzed(t, c)
+	resp, err := c.ReadSchema(ctx, &v1.ReadSchemaRequest{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if resp.GetSchemaText() != authzedSchemaText || resp.GetReadAt().GetToken() == "" {
+		t.Fatalf("ReadSchema: %v", resp)
+	}
+	// Dropping a relation that stored relationships use is refused.
+	_, err = c.WriteSchema(ctx, &v1.WriteSchemaRequest{Schema: "definition user {}\ndefinition document {}"})
+	wantCode(t, "orphaning schema", err, codes.FailedPrecondition)
+}
+
+func TestAuthzedErrors(t *testing.T) {
+	srv := serveAuthzedTest(t)
+	c := authzedClient(t, srv, testSecret)
+	tok := setupAuthzed(t, c)
+	ctx := context.Background()
+
+	check := func(req *v1.CheckPermissionRequest) error {
+		_, err := c.CheckPermission(ctx, req)
+		return err
+	}
+	write := func(updates ...*v1.RelationshipUpdate) error {
+		_, err := c.WriteRelationships(ctx, &v1.WriteRelationshipsRequest{Updates: updates})
+		return err
+	}
+	for _, tc := range []struct {
+		name string
+		err  error
+		code codes.Code
+		msg  string
+	}{
+		{"missing resource type", check(&v1.CheckPermissionRequest{Resource: azObject("", "1"), Permission: "view", Subject: azUser("a")}),
+			codes.InvalidArgument, "resource.object_type"},
+		{"missing subject", check(&v1.CheckPermissionRequest{Resource: azObject("document", "1"), Permission: "view"}),
+			codes.InvalidArgument, "subject"},
+		{"missing permission", check(&v1.CheckPermissionRequest{Resource: azObject("document", "1"), Subject: azUser("a")}),
+			codes.InvalidArgument, "permission"},
+		{"undefined definition", check(&v1.CheckPermissionRequest{Resource: azObject("folder", "1"), Permission: "view", Subject: azUser("a")}),
+			codes.FailedPrecondition, "folder"},
+		{"undefined permission", check(&v1.CheckPermissionRequest{Resource: azObject("document", "1"), Permission: "edit", Subject: azUser("a")}),
+			codes.FailedPrecondition, "edit"},
+		{"malformed zedtoken", check(&v1.CheckPermissionRequest{Consistency: azFresh(&v1.ZedToken{Token: "nonsense"}),
+			Resource: azObject("document", "1"), Permission: "view", Subject: azUser("a")}),
+			codes.InvalidArgument, "consistency"},
+		{"duplicate create", write(azUpdate(v1.RelationshipUpdate_OPERATION_CREATE, azDocRel("1", "viewer", "alice"))),
+			codes.AlreadyExists, ""},
+		{"undefined relation", write(azUpdate(v1.RelationshipUpdate_OPERATION_TOUCH, azDocRel("1", "editor", "alice"))),
+			codes.FailedPrecondition, "editor"},
+		{"caveat the relation does not allow", write(azUpdate(v1.RelationshipUpdate_OPERATION_TOUCH, &v1.Relationship{
+			Resource: azObject("document", "1"), Relation: "owner", Subject: azUser("x"),
+			OptionalCaveat: &v1.ContextualizedCaveat{CaveatName: "on_tier"}})),
+			codes.FailedPrecondition, ""},
+		{"no operation", write(&v1.RelationshipUpdate{Relationship: azDocRel("1", "viewer", "x")}),
+			codes.InvalidArgument, "updates[0].operation"},
+		{"failed precondition", func() error {
+			_, err := c.WriteRelationships(ctx, &v1.WriteRelationshipsRequest{
+				Updates: []*v1.RelationshipUpdate{azUpdate(v1.RelationshipUpdate_OPERATION_TOUCH, azDocRel("5", "viewer", "x"))},
+				OptionalPreconditions: []*v1.Precondition{{Operation: v1.Precondition_OPERATION_MUST_MATCH,
+					Filter: &v1.RelationshipFilter{ResourceType: "document", OptionalResourceId: "404"}}},
+			})
+			return err
+		}(), codes.FailedPrecondition, ""},
+		{"unknown filter type", func() error {
+			stream, err := c.ReadRelationships(ctx, &v1.ReadRelationshipsRequest{Consistency: azFresh(tok),
+				RelationshipFilter: &v1.RelationshipFilter{ResourceType: "folder"}})
+			if err == nil {
+				_, err = stream.Recv()
+			}
+			return err
+		}(), codes.FailedPrecondition, "relationship_filter.resource_type"},
+		{"unimplemented", func() error {
+			_, err := c.ExpandPermissionTree(ctx, &v1.ExpandPermissionTreeRequest{Resource: azObject("document", "1"), Permission: "view"})
+			return err
+		}(), codes.Unimplemented, ""},
+	} {
+		t.Run(tc.name, func(t *testing.T) { wantCode(t, tc.name, tc.err, tc.code, tc.msg) })
+	}
+}
+
+func TestAuthzedUnauthenticated(t *testing.T) {
+	srv := serveAuthzedTest(t)
+	for name, token := range map[string]string{"no token": "", "wrong token": "not-the-secret"} {
+		t.Run(name, func(t *testing.T) {
+			c := authzedClient(t, srv, token)
+			_, err := c.ReadSchema(context.Background(), &v1.ReadSchemaRequest{})
+			wantCode(t, name, err, codes.Unauthenticated)
+		})
+	}
+}
+
+func TestAuthzedServerVersionHeader(t *testing.T) {
+	srv := serveAuthzedTest(t)
+	c := authzedClient(t, srv, testSecret)
+	setupAuthzed(t, c)
+
+	var plain, asked metadata.MD
+	if _, err := c.ReadSchema(context.Background(), &v1.ReadSchemaRequest{}, grpc.Header(&plain)); err != nil {
+		t.Fatal(err)
+	}
+	if got := plain.Get("io.spicedb.debug.version"); len(got) != 0 {
+		t.Fatalf("version sent unasked: %v", got)
+	}
+	ctx := metadata.AppendToOutgoingContext(context.Background(), "io.spicedb.requestversion", "true")
+	if _, err := c.ReadSchema(ctx, &v1.ReadSchemaRequest{}, grpc.Header(&asked)); err != nil {
+		t.Fatal(err)
+	}
+	if got := asked.Get("io.spicedb.debug.version"); !slices.Equal(got, []string{testVersion}) {
+		t.Fatalf("io.spicedb.debug.version = %v, want %q", got, testVersion)
+	}
+}
