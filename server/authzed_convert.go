@@ -92,6 +92,10 @@ func authzedField(p core.Path, i int) string {
 		}
 	case "caveat":
 		return "optional_caveat"
+	case "name":
+		if i > 0 && p[i-1] == "caveat" {
+			return "caveat_name"
+		}
 	case "expiration":
 		return "optional_expires_at"
 	}

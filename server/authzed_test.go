@@ -467,7 +467,7 @@ func TestAuthzedErrors(t *testing.T) {
 		{"caveat the relation does not allow", write(azUpdate(v1.RelationshipUpdate_OPERATION_TOUCH, &v1.Relationship{
 			Resource: azObject("document", "1"), Relation: "owner", Subject: azUser("x"),
 			OptionalCaveat: &v1.ContextualizedCaveat{CaveatName: "on_tier"}})),
-			codes.FailedPrecondition, ""},
+			codes.FailedPrecondition, "updates[0].relationship.optional_caveat.caveat_name"},
 		{"no operation", write(&v1.RelationshipUpdate{Relationship: azDocRel("1", "viewer", "x")}),
 			codes.InvalidArgument, "updates[0].operation"},
 		{"failed precondition", func() error {
@@ -489,7 +489,7 @@ func TestAuthzedErrors(t *testing.T) {
 		{"unimplemented", func() error {
 			_, err := c.ExpandPermissionTree(ctx, &v1.ExpandPermissionTreeRequest{Resource: azObject("document", "1"), Permission: "view"})
 			return err
-		}(), codes.Unimplemented, ""},
+		}(), codes.Unimplemented, "ExpandPermissionTree is not supported"},
 	} {
 		t.Run(tc.name, func(t *testing.T) { wantCode(t, tc.name, tc.err, tc.code, tc.msg) })
 	}
