@@ -31,10 +31,6 @@ func (svc *authzedPermissions) ImportBulkRelationships(grpc.ClientStreamingServe
 	return notYet("PermissionsService.ImportBulkRelationships", "pemba.v1.RelationshipService.ImportRelationships (pemba import)")
 }
 
-func (svc *authzedPermissions) ExportBulkRelationships(*v1.ExportBulkRelationshipsRequest, grpc.ServerStreamingServer[v1.ExportBulkRelationshipsResponse]) error {
-	return notYet("PermissionsService.ExportBulkRelationships", "pemba.v1.RelationshipService.ExportRelationships (pemba export)")
-}
-
 func (svc *authzedSchema) ReflectSchema(context.Context, *v1.ReflectSchemaRequest) (*v1.ReflectSchemaResponse, error) {
 	return nil, notYet("SchemaService.ReflectSchema", "")
 }
