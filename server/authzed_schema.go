@@ -77,6 +77,6 @@ func (svc *authzedSchema) writeSchema(ctx context.Context, req *v1.WriteSchemaRe
 func (s *Server) registerAuthzed(g *grpc.Server) {
 	v1.RegisterSchemaServiceServer(g, &authzedSchema{s: s})
 	v1.RegisterPermissionsServiceServer(g, &authzedPermissions{s: s})
-	v1.RegisterWatchServiceServer(g, authzedWatch{})
+	v1.RegisterWatchServiceServer(g, &authzedWatch{s: s})
 	v1.RegisterExperimentalServiceServer(g, v1.UnimplementedExperimentalServiceServer{})
 }

@@ -576,3 +576,39 @@ func TestAuthzedExportBulkRelationships(t *testing.T) {
 		t.Fatalf("owners: %v", filtered)
 	}
 }
+
+func TestAuthzedWatch(t *testing.T) {
+	srv := serveAuthzedTest(t)
+	c := authzedClient(t, srv, testSecret)
+	tok := setupAuthzed(t, c)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+
+	stream, err := c.Watch(ctx, &v1.WatchRequest{
+		OptionalStartCursor:         tok,
+		OptionalRelationshipFilters: []*v1.RelationshipFilter{{ResourceType: "document", OptionalRelation: "owner"}},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.WriteRelationships(ctx, &v1.WriteRelationshipsRequest{Updates: []*v1.RelationshipUpdate{
+		azUpdate(v1.RelationshipUpdate_OPERATION_TOUCH, azDocRel("7", "viewer", "hugo")),
+		azUpdate(v1.RelationshipUpdate_OPERATION_TOUCH, azDocRel("7", "owner", "ines")),
+	}}); err != nil {
+		t.Fatal(err)
+	}
+	resp, err := stream.Recv()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(resp.GetUpdates()) != 1 || resp.GetUpdates()[0].GetRelationship().GetSubject().GetObject().GetObjectId() != "ines" ||
+		resp.GetChangesThrough().GetToken() == "" {
+		t.Fatalf("watch response: %v", resp)
+	}
+
+	bad, err := c.Watch(ctx, &v1.WatchRequest{OptionalObjectTypes: []string{"folder"}})
+	if err == nil {
+		_, err = bad.Recv()
+	}
+	wantCode(t, "watch of an undefined type", err, codes.FailedPrecondition, "optional_object_types[0]")
+}

@@ -46,12 +46,3 @@ func (svc *authzedSchema) DependentRelations(context.Context, *v1.DependentRelat
 func (svc *authzedSchema) DiffSchema(context.Context, *v1.DiffSchemaRequest) (*v1.DiffSchemaResponse, error) {
 	return nil, notYet("SchemaService.DiffSchema", "pemba.v1.SchemaService.DiffSchema")
 }
-
-// authzedWatch answers authzed.api.v1.WatchService.
-type authzedWatch struct {
-	v1.UnimplementedWatchServiceServer
-}
-
-func (authzedWatch) Watch(*v1.WatchRequest, grpc.ServerStreamingServer[v1.WatchResponse]) error {
-	return notYet("WatchService.Watch", "pemba.v1.WatchService.Watch")
-}
