@@ -509,6 +509,16 @@ func TestAuthzedUnauthenticated(t *testing.T) {
 func TestAuthzedServerVersionHeader(t *testing.T) {
 	srv := serveAuthzedTest(t)
 	c := authzedClient(t, srv, testSecret)
+	ctx := metadata.AppendToOutgoingContext(context.Background(), "io.spicedb.requestversion", "true")
+
+	// Asked before any schema is written, as zed version may be: the
+	// error carries the header too.
+	var early metadata.MD
+	_, err := c.ReadSchema(ctx, &v1.ReadSchemaRequest{}, grpc.Header(&early))
+	wantCode(t, "read before a write", err, codes.NotFound)
+	if got := early.Get("io.spicedb.debug.version"); !slices.Equal(got, []string{testVersion}) {
+		t.Fatalf("io.spicedb.debug.version with an error = %v, want %q", got, testVersion)
+	}
 	setupAuthzed(t, c)
 
 	var plain, asked metadata.MD
@@ -518,7 +528,6 @@ func TestAuthzedServerVersionHeader(t *testing.T) {
 	if got := plain.Get("io.spicedb.debug.version"); len(got) != 0 {
 		t.Fatalf("version sent unasked: %v", got)
 	}
-	ctx := metadata.AppendToOutgoingContext(context.Background(), "io.spicedb.requestversion", "true")
 	if _, err := c.ReadSchema(ctx, &v1.ReadSchemaRequest{}, grpc.Header(&asked)); err != nil {
 		t.Fatal(err)
 	}
