@@ -5,7 +5,6 @@ import (
 	"fmt"
 
 	v1 "github.com/authzed/authzed-go/proto/authzed/api/v1"
-	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 )
@@ -69,14 +68,4 @@ func (svc *authzedSchema) writeSchema(ctx context.Context, req *v1.WriteSchemaRe
 		return nil, err
 	}
 	return &v1.WriteSchemaResponse{WrittenAt: s.zedToken(rev)}, nil
-}
-
-// registerAuthzed registers SpiceDB's authzed.api.v1 services on g, beside
-// pemba.v1: the services SpiceDB clients call, each answering UNIMPLEMENTED
-// for the RPCs this server does not serve yet.
-func (s *Server) registerAuthzed(g *grpc.Server) {
-	v1.RegisterSchemaServiceServer(g, &authzedSchema{s: s})
-	v1.RegisterPermissionsServiceServer(g, &authzedPermissions{s: s})
-	v1.RegisterWatchServiceServer(g, &authzedWatch{s: s})
-	v1.RegisterExperimentalServiceServer(g, v1.UnimplementedExperimentalServiceServer{})
 }

@@ -701,3 +701,43 @@ func TestAuthzedLookupResourcesPaging(t *testing.T) {
 		t.Fatalf("zoe's documents over pages of two: %v", got)
 	}
 }
+
+func TestAuthzedExperimentalBulk(t *testing.T) {
+	srv := serveAuthzedTest(t)
+	tok := setupAuthzed(t, authzedClient(t, srv, testSecret))
+	c, err := authzed.NewClientWithExperimentalAPIs(srv.Addr().String(),
+		grpc.WithTransportCredentials(insecure.NewCredentials()), grpcutil.WithInsecureBearerToken(testSecret))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	ctx := context.Background()
+
+	bulk, err := c.BulkCheckPermission(ctx, &v1.BulkCheckPermissionRequest{Consistency: azFresh(tok), Items: []*v1.BulkCheckPermissionRequestItem{
+		{Resource: azObject("document", "1"), Permission: "view", Subject: azUser("alice")},
+		{Resource: azObject("document", "1"), Permission: "edit", Subject: azUser("alice")},
+	}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := bulk.GetPairs()[0].GetItem().GetPermissionship(); got != v1.CheckPermissionResponse_PERMISSIONSHIP_HAS_PERMISSION {
+		t.Errorf("item 0: %v", got)
+	}
+	if e := bulk.GetPairs()[1].GetError(); codes.Code(e.GetCode()) != codes.FailedPrecondition {
+		t.Errorf("item 1: %v", e)
+	}
+
+	stream, err := c.BulkExportRelationships(ctx, &v1.BulkExportRelationshipsRequest{Consistency: azFresh(tok)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	page, err := stream.Recv()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(page.GetRelationships()) != 4 || page.GetAfterResultCursor().GetToken() == "" {
+		t.Fatalf("export page: %v", page)
+	}
+	_, err = c.ExperimentalReflectSchema(ctx, &v1.ExperimentalReflectSchemaRequest{})
+	wantCode(t, "an experimental RPC not served", err, codes.Unimplemented)
+}
