@@ -393,8 +393,8 @@ func checkRequestFromAuthzed(res *v1.ObjectReference, perm string, sub *v1.Subje
 	return check.Request{Resource: r, Permission: perm, Subject: su}, nil
 }
 
-// validateAuthzedQuery checks a query's names against the schema; what it
-// refuses is a schema mismatch, named below prefix ("" or "items[3].").
+// validateAuthzedQuery checks a query's names against the schema
+// (core.ValidateQuery); what it refuses is a schema mismatch.
 func validateAuthzedQuery(sch *schema.Schema, resType, perm string, sub *graph.SubjectRef, resourceType core.Path) error {
 	return mismatch(core.ValidateQuery(sch, resType, perm, sub, resourceType))
 }
