@@ -291,7 +291,7 @@ func (svc *authzedPermissions) readRelationships(req *v1.ReadRelationshipsReques
 	if err := s.sendServerVersion(ctx, stream.SetHeader); err != nil {
 		return err
 	}
-	f, err := filterFromAuthzed(req.GetRelationshipFilter(), "relationship_filter")
+	f, err := readFilterFromAuthzed(req.GetRelationshipFilter(), "relationship_filter")
 	if err != nil {
 		return err
 	}
@@ -308,18 +308,32 @@ func (svc *authzedPermissions) readRelationships(req *v1.ReadRelationshipsReques
 	if err != nil {
 		return err
 	}
-	if err := validateFilterSchema(snap.Schema, f, "relationship_filter"); err != nil {
+	if err := validateFilterSchema(snap.Schema, f.Filter, "relationship_filter"); err != nil {
 		return err
 	}
 	if err := s.sendZookieHeader(stream, rev); err != nil {
 		return err
 	}
 	token := s.zedToken(rev)
-	opts := storage.QueryOptions{Limit: int(req.GetOptionalLimit()), After: after}
-	for r, err := range snap.Reader.QueryRelationships(ctx, f, opts) {
+	// With a resource ID prefix the storage query yields a superset, so
+	// the limit is counted here, on what is sent.
+	limit := int(req.GetOptionalLimit())
+	opts := storage.QueryOptions{Limit: limit, After: after}
+	if f.idPrefix != "" {
+		opts.Limit = 0
+	}
+	sent := 0
+	for r, err := range snap.Reader.QueryRelationships(ctx, f.Filter, opts) {
 		if err != nil {
 			return fmt.Errorf("read relationships: %w", err)
 		}
+		if !f.matches(r) {
+			continue
+		}
+		if limit > 0 && sent == limit {
+			return nil
+		}
+		sent++
 		if err := stream.Send(&v1.ReadRelationshipsResponse{
 			ReadAt:            token,
 			Relationship:      relationshipToAuthzed(r),

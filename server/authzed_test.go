@@ -226,9 +226,31 @@ func TestAuthzedReadRelationships(t *testing.T) {
 		t.Fatalf("document 3's viewers: %v", dave)
 	}
 
+	// A resource ID prefix, with and without a limit; deletes refuse it.
+	w, err := c.WriteRelationships(ctx, &v1.WriteRelationshipsRequest{Updates: []*v1.RelationshipUpdate{
+		azUpdate(v1.RelationshipUpdate_OPERATION_TOUCH, azDocRel("team-a", "viewer", "x")),
+		azUpdate(v1.RelationshipUpdate_OPERATION_TOUCH, azDocRel("team-b", "viewer", "x")),
+		azUpdate(v1.RelationshipUpdate_OPERATION_TOUCH, azDocRel("tea", "viewer", "x")),
+	}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	team := &v1.RelationshipFilter{ResourceType: "document", OptionalResourceIdPrefix: "team-"}
+	if got := read(&v1.ReadRelationshipsRequest{Consistency: azFresh(w.GetWrittenAt()), RelationshipFilter: team}); len(got) != 2 {
+		t.Fatalf("prefix team-: %v", got)
+	}
+	if got := read(&v1.ReadRelationshipsRequest{Consistency: azFresh(w.GetWrittenAt()), RelationshipFilter: team, OptionalLimit: 1}); len(got) != 1 ||
+		got[0].GetRelationship().GetResource().GetObjectId() != "team-a" {
+		t.Fatalf("prefix team-, limit 1: %v", got)
+	}
+	_, err = c.DeleteRelationships(ctx, &v1.DeleteRelationshipsRequest{RelationshipFilter: team})
+	wantCode(t, "delete by prefix", err, codes.Unimplemented, "optional_resource_id_prefix")
+
 	// Paging: two pages of two through optional_limit and optional_cursor.
 	filter := &v1.RelationshipFilter{ResourceType: "document"}
-	first := read(&v1.ReadRelationshipsRequest{Consistency: azFresh(tok), RelationshipFilter: filter, OptionalLimit: 2})
+	// At the setup's snapshot: four relationships, before the prefix ones.
+	atSetup := &v1.Consistency{Requirement: &v1.Consistency_AtExactSnapshot{AtExactSnapshot: tok}}
+	first := read(&v1.ReadRelationshipsRequest{Consistency: atSetup, RelationshipFilter: filter, OptionalLimit: 2})
 	if len(first) != 2 {
 		t.Fatalf("first page: %d relationships, want 2", len(first))
 	}

@@ -72,9 +72,9 @@ func (svc *authzedWatch) watch(req *v1.WatchRequest, stream grpc.ServerStreaming
 	if err != nil {
 		return err
 	}
-	filters := make([]storage.Filter, len(req.GetOptionalRelationshipFilters()))
+	filters := make([]readFilter, len(req.GetOptionalRelationshipFilters()))
 	for i, f := range req.GetOptionalRelationshipFilters() {
-		if filters[i], err = filterFromAuthzed(f, fmt.Sprintf("optional_relationship_filters[%d]", i)); err != nil {
+		if filters[i], err = readFilterFromAuthzed(f, fmt.Sprintf("optional_relationship_filters[%d]", i)); err != nil {
 			return err
 		}
 	}
@@ -102,7 +102,7 @@ func (svc *authzedWatch) watch(req *v1.WatchRequest, stream grpc.ServerStreaming
 		if kinds.relationships {
 			for _, rc := range ch.Relationships {
 				r := rc.Relationship
-				if (types != nil && !types[r.Resource.Type]) || (len(filters) > 0 && !slices.ContainsFunc(filters, func(f storage.Filter) bool { return filterMatches(f, r) })) {
+				if (types != nil && !types[r.Resource.Type]) || (len(filters) > 0 && !slices.ContainsFunc(filters, func(f readFilter) bool { return filterMatches(f.Filter, r) && f.matches(r) })) {
 					continue
 				}
 				resp.Updates = append(resp.Updates, &v1.RelationshipUpdate{Operation: opToAuthzed(rc.Op), Relationship: relationshipToAuthzed(r)})
