@@ -170,42 +170,30 @@ func (svc *authzedPermissions) writeRelationships(ctx context.Context, req *v1.W
 	if err != nil {
 		return nil, err
 	}
-	// The writer validates against the head schema too; checking first
-	// here lets a relationship the schema refuses be answered
-	// FAILED_PRECONDITION, as SpiceDB does.
-	if err := validateAgainstHead(ctx, s.writer, muts); err != nil {
-		return nil, err
-	}
 	rev, err := s.writer.WriteRelationships(ctx, storage.WriteRequest{
 		Preconditions: pre,
 		Mutations:     muts,
 		Metadata:      writeMetadata(ctx, "", nil),
 	}, "updates")
 	if err != nil {
-		return nil, err
+		return nil, schemaRefusal(err)
 	}
 	return &v1.WriteRelationshipsResponse{WrittenAt: s.zedToken(rev)}, nil
 }
 
-// validateAgainstHead checks the relationships muts create or touch
-// against the head schema; a refusal is a schema mismatch.
-func validateAgainstHead(ctx context.Context, w *core.Writer, muts []storage.Mutation) error {
-	_, sch, err := w.HeadSchema(ctx)
-	if err != nil {
-		return err
+// schemaRefusal marks the writer's refusal of a relationship the schema
+// does not allow as a schema mismatch. The request was checked for form
+// before it reached the writer, so a field error naming a part of an
+// update's relationship (core.ValidateRelationship's path below
+// updates[i].relationship) is the schema's; the writer's other field
+// errors (too many updates, a relationship updated twice) name the list
+// or the relationship itself and stay INVALID_ARGUMENT.
+func schemaRefusal(err error) error {
+	var fe *core.FieldError
+	if errors.As(err, &fe) && len(fe.Path) > 2 && fe.Path[1] == "relationship" {
+		return mismatch(err)
 	}
-	if sch.Schema == nil {
-		return core.ErrNoSchema
-	}
-	for i, m := range muts {
-		if m.Op == storage.OpDelete {
-			continue
-		}
-		if err := core.ValidateRelationship(sch.Schema, m.Relationship, core.Path{fmt.Sprintf("updates[%d]", i), "relationship"}); err != nil {
-			return mismatch(err)
-		}
-	}
-	return nil
+	return err
 }
 
 func (svc *authzedPermissions) DeleteRelationships(ctx context.Context, req *v1.DeleteRelationshipsRequest) (*v1.DeleteRelationshipsResponse, error) {

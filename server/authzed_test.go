@@ -490,6 +490,13 @@ func TestAuthzedErrors(t *testing.T) {
 			Resource: azObject("document", "1"), Relation: "owner", Subject: azUser("x"),
 			OptionalCaveat: &v1.ContextualizedCaveat{CaveatName: "on_tier"}})),
 			codes.FailedPrecondition, "updates[0].relationship.optional_caveat.caveat_name"},
+		{"a relationship updated twice", write(azUpdate(v1.RelationshipUpdate_OPERATION_TOUCH, azDocRel("6", "viewer", "x")),
+			azUpdate(v1.RelationshipUpdate_OPERATION_DELETE, azDocRel("6", "viewer", "x"))),
+			codes.InvalidArgument, "updates[1].relationship"},
+		{"no updates", write(), codes.InvalidArgument, "updates"},
+		{"undefined subject type", write(azUpdate(v1.RelationshipUpdate_OPERATION_TOUCH, &v1.Relationship{
+			Resource: azObject("document", "1"), Relation: "viewer", Subject: &v1.SubjectReference{Object: azObject("robot", "r")}})),
+			codes.FailedPrecondition, "robot"},
 		{"no operation", write(&v1.RelationshipUpdate{Relationship: azDocRel("1", "viewer", "x")}),
 			codes.InvalidArgument, "updates[0].operation"},
 		{"failed precondition", func() error {
