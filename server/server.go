@@ -417,6 +417,7 @@ func (s *Server) newGRPCServer(extra ...grpc.ServerOption) *grpc.Server {
 	pb.RegisterAuditServiceServer(g, &auditService{s: s})
 	pb.RegisterAccessServiceServer(g, &accessService{s: s})
 	pb.RegisterExplorerServiceServer(g, &explorerService{s: s})
+	s.registerAuthzed(g)
 	healthpb.RegisterHealthServer(g, s.health)
 	return g
 }

@@ -1,0 +1,83 @@
+package e2e
+
+import (
+	"context"
+	"testing"
+
+	v1 "github.com/authzed/authzed-go/proto/authzed/api/v1"
+	authzed "github.com/authzed/authzed-go/v1"
+	"github.com/authzed/grpcutil"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/grpc/metadata"
+
+	pb "github.com/pembadb/pemba/proto/pemba/v1"
+)
+
+// spicedbClient dials the server's gRPC listener with SpiceDB's Go client,
+// as a SpiceDB user would: insecure transport, bearer token.
+func spicedbClient(t *testing.T, s *server, token string) *authzed.Client {
+	t.Helper()
+	c, err := authzed.NewClient(s.grpcAddr, grpc.WithTransportCredentials(insecure.NewCredentials()),
+		grpcutil.WithInsecureBearerToken(token))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	return c
+}
+
+// TestSpiceDBClient drives the real binary through SpiceDB's API on the
+// same listener as pemba.v1, with tokens shared between the two APIs.
+func TestSpiceDBClient(t *testing.T) {
+	s := startServer(t, "--datastore", "memory")
+	ctx := context.Background()
+	c := spicedbClient(t, s, tokenSecret)
+
+	if _, err := c.WriteSchema(ctx, &v1.WriteSchemaRequest{Schema: testSchema}); err != nil {
+		t.Fatal(err)
+	}
+	alice := &v1.SubjectReference{Object: &v1.ObjectReference{ObjectType: "user", ObjectId: "alice"}}
+	doc := &v1.ObjectReference{ObjectType: "document", ObjectId: "readme"}
+	w, err := c.WriteRelationships(ctx, &v1.WriteRelationshipsRequest{Updates: []*v1.RelationshipUpdate{{
+		Operation:    v1.RelationshipUpdate_OPERATION_CREATE,
+		Relationship: &v1.Relationship{Resource: doc, Relation: "viewer", Subject: alice},
+	}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var header metadata.MD
+	versionCtx := metadata.AppendToOutgoingContext(ctx, "io.spicedb.requestversion", "true")
+	resp, err := c.CheckPermission(versionCtx, &v1.CheckPermissionRequest{
+		Consistency: &v1.Consistency{Requirement: &v1.Consistency_AtLeastAsFresh{AtLeastAsFresh: w.GetWrittenAt()}},
+		Resource:    doc, Permission: "view", Subject: alice,
+	}, grpc.Header(&header))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if resp.GetPermissionship() != v1.CheckPermissionResponse_PERMISSIONSHIP_HAS_PERMISSION {
+		t.Fatalf("check: %v", resp.GetPermissionship())
+	}
+	if v := header.Get("io.spicedb.debug.version"); len(v) != 1 || v[0] == "" {
+		t.Fatalf("io.spicedb.debug.version header: %v", v)
+	}
+
+	// The ZedToken is a zookie: pemba.v1 reads at least as fresh as it.
+	pc, err := s.client(tokenSecret).perms.CheckPermission(ctx, &pb.CheckPermissionRequest{
+		Consistency: atLeast(&pb.Zookie{Token: w.GetWrittenAt().GetToken()}),
+		Resource:    obj("document", "readme"), Permission: "view", Subject: sub("user", "alice"),
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if pc.GetPermissionship() != pb.Permissionship_PERMISSIONSHIP_HAS_PERMISSION {
+		t.Fatalf("pemba.v1 check: %v", pc.GetPermissionship())
+	}
+
+	_, err = spicedbClient(t, s, "wrong-secret").ReadSchema(ctx, &v1.ReadSchemaRequest{})
+	wantStatus(t, "SpiceDB API with a wrong token", err, codes.Unauthenticated)
+	_, err = c.CheckPermission(ctx, &v1.CheckPermissionRequest{Resource: &v1.ObjectReference{ObjectType: "folder", ObjectId: "x"},
+		Permission: "view", Subject: alice})
+	wantStatus(t, "check of an undefined type", err, codes.FailedPrecondition, "folder")
+}

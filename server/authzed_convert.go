@@ -1,0 +1,438 @@
+package server
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+
+	"github.com/authzed/authzed-go/pkg/requestmeta"
+	"github.com/authzed/authzed-go/pkg/responsemeta"
+	v1 "github.com/authzed/authzed-go/proto/authzed/api/v1"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/metadata"
+	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/types/known/structpb"
+	"google.golang.org/protobuf/types/known/timestamppb"
+
+	"github.com/pembadb/pemba/check"
+	"github.com/pembadb/pemba/core"
+	"github.com/pembadb/pemba/graph"
+	"github.com/pembadb/pemba/schema"
+	"github.com/pembadb/pemba/storage"
+)
+
+// Conversions between SpiceDB's authzed.api.v1 messages and Pemba's
+// graph/storage/core values, and the error mapping of that API. Every
+// from-wire conversion validates and names the offending field in the
+// authzed.api.v1 vocabulary (object_type, object_id, optional_relation).
+
+// schemaMismatch marks a request that is well formed but names what the
+// schema does not define or allow. SpiceDB answers those
+// FAILED_PRECONDITION where Pemba's own API says INVALID_ARGUMENT.
+type schemaMismatch struct{ err error }
+
+func (e *schemaMismatch) Error() string { return e.err.Error() }
+func (e *schemaMismatch) Unwrap() error { return e.err }
+
+// mismatch marks err (nil stays nil) as a schemaMismatch.
+func mismatch(err error) error {
+	if err == nil {
+		return nil
+	}
+	return &schemaMismatch{err: err}
+}
+
+// authzedStatus maps err to the status SpiceDB clients expect: schema
+// mismatches become FAILED_PRECONDITION, field errors INVALID_ARGUMENT
+// with the field named as authzed.api.v1 names it; the rest follows
+// Pemba's mapping (toStatus).
+func (s *Server) authzedStatus(method string, err error) error {
+	if err == nil {
+		return nil
+	}
+	if _, ok := status.FromError(err); ok {
+		return err
+	}
+	msg := err.Error()
+	var fe *core.FieldError
+	if errors.As(err, &fe) {
+		msg = strings.Replace(msg, fe.Error(), fe.Render(authzedField), 1)
+	}
+	var sm *schemaMismatch
+	switch {
+	case errors.As(err, &sm), errors.Is(err, core.ErrNoSchema), errors.Is(err, core.ErrSchemaOrphans):
+		return status.Error(codes.FailedPrecondition, msg)
+	case fe != nil && !errors.Is(err, storage.ErrRevisionTooOld) && !errors.Is(err, storage.ErrRevisionUnknown):
+		return status.Error(codes.InvalidArgument, msg)
+	}
+	return toStatus(s.log, method, err)
+}
+
+// authzedField names element i of p as authzed.api.v1 does: an object's
+// type and id are object_type and object_id, a subject nests its object,
+// and optional parts carry the optional_ prefix.
+func authzedField(p core.Path, i int) string {
+	inSubject := i > 0 && p[i-1] == "subject"
+	switch p[i] {
+	case "type":
+		if inSubject {
+			return "object.object_type"
+		}
+		return "object_type"
+	case "id":
+		if inSubject {
+			return "object.object_id"
+		}
+		return "object_id"
+	case "relation":
+		if inSubject {
+			return "optional_relation"
+		}
+	case "caveat":
+		return "optional_caveat"
+	case "name":
+		if i > 0 && p[i-1] == "caveat" {
+			return "caveat_name"
+		}
+	case "expiration":
+		return "optional_expires_at"
+	}
+	return p[i]
+}
+
+// consistencyFromAuthzed translates a SpiceDB Consistency (nil means
+// minimize_latency) into core's; a ZedToken is a Pemba zookie.
+func consistencyFromAuthzed(c *v1.Consistency) core.Consistency {
+	switch req := c.GetRequirement().(type) {
+	case *v1.Consistency_FullyConsistent:
+		return core.Consistency{Mode: core.FullyConsistent}
+	case *v1.Consistency_AtLeastAsFresh:
+		return core.Consistency{Mode: core.AtLeastAsFresh, Zookie: req.AtLeastAsFresh.GetToken()}
+	case *v1.Consistency_AtExactSnapshot:
+		return core.Consistency{Mode: core.AtExactSnapshot, Zookie: req.AtExactSnapshot.GetToken()}
+	}
+	return core.Consistency{Mode: core.MinimizeLatency}
+}
+
+// resolveAuthzed returns the revision a request's consistency asks for.
+func (s *Server) resolveAuthzed(ctx context.Context, c *v1.Consistency) (storage.Revision, error) {
+	return s.revs.Resolve(ctx, consistencyFromAuthzed(c), core.Field("consistency"))
+}
+
+// snapshotAuthzed resolves a request's consistency and opens the snapshot
+// (schema and reader) the request reads.
+func (s *Server) snapshotAuthzed(ctx context.Context, c *v1.Consistency) (storage.Revision, check.Snapshot, error) {
+	rev, err := s.resolveAuthzed(ctx, c)
+	if err != nil {
+		return 0, check.Snapshot{}, err
+	}
+	snap, err := s.snapshot(ctx, rev)
+	return rev, snap, err
+}
+
+// zedToken returns the wire ZedToken for rev: the same token as pemba.v1's
+// zookie, so one token works on both APIs.
+func (s *Server) zedToken(rev storage.Revision) *v1.ZedToken {
+	return &v1.ZedToken{Token: s.revs.Zookie(rev)}
+}
+
+// sendServerVersion answers SpiceDB's io.spicedb.requestversion request
+// header with the server's version in the io.spicedb.debug.version
+// response header. setHeader is grpc.SetHeader's or a stream's SetHeader.
+func (s *Server) sendServerVersion(ctx context.Context, setHeader func(metadata.MD) error) error {
+	md, _ := metadata.FromIncomingContext(ctx)
+	vals := md.Get(string(requestmeta.RequestServerVersion))
+	if len(vals) == 0 || (vals[0] != "true" && vals[0] != "1") {
+		return nil
+	}
+	version := s.cfg.Version
+	if version == "" {
+		version = "unknown"
+	}
+	return setHeader(metadata.Pairs(string(responsemeta.ServerVersion), version))
+}
+
+// unaryServerVersion is sendServerVersion for a unary call.
+func (s *Server) unaryServerVersion(ctx context.Context) error {
+	return s.sendServerVersion(ctx, func(md metadata.MD) error { return grpc.SetHeader(ctx, md) })
+}
+
+func objectFromAuthzed(o *v1.ObjectReference, field string) (graph.ObjectRef, error) {
+	if o == nil {
+		return graph.ObjectRef{}, invalidField(field, "missing")
+	}
+	if o.GetObjectType() == "" {
+		return graph.ObjectRef{}, invalidField(field+".object_type", "missing")
+	}
+	if o.GetObjectId() == "" {
+		return graph.ObjectRef{}, invalidField(field+".object_id", "missing")
+	}
+	ref := graph.ObjectRef{Type: o.GetObjectType(), ID: o.GetObjectId()}
+	if err := ref.Validate(); err != nil {
+		return graph.ObjectRef{}, invalidField(field, "%v", err)
+	}
+	return ref, nil
+}
+
+func subjectFromAuthzed(s *v1.SubjectReference, field string) (graph.SubjectRef, error) {
+	if s == nil {
+		return graph.SubjectRef{}, invalidField(field, "missing")
+	}
+	obj, err := objectFromAuthzed(s.GetObject(), field+".object")
+	if err != nil {
+		return graph.SubjectRef{}, err
+	}
+	ref := graph.SubjectRef{Object: obj, Relation: s.GetOptionalRelation()}
+	if ref.Relation == graph.Ellipsis {
+		ref.Relation = ""
+	}
+	if err := ref.Validate(); err != nil {
+		return graph.SubjectRef{}, invalidField(field, "%v", err)
+	}
+	return ref, nil
+}
+
+func relationshipFromAuthzed(r *v1.Relationship, field string) (graph.Relationship, error) {
+	if r == nil {
+		return graph.Relationship{}, invalidField(field, "missing")
+	}
+	res, err := objectFromAuthzed(r.GetResource(), field+".resource")
+	if err != nil {
+		return graph.Relationship{}, err
+	}
+	if r.GetRelation() == "" {
+		return graph.Relationship{}, invalidField(field+".relation", "missing")
+	}
+	sub, err := subjectFromAuthzed(r.GetSubject(), field+".subject")
+	if err != nil {
+		return graph.Relationship{}, err
+	}
+	out := graph.Relationship{Resource: res, Relation: r.GetRelation(), Subject: sub}
+	if c := r.GetOptionalCaveat(); c != nil {
+		if c.GetCaveatName() == "" {
+			return graph.Relationship{}, invalidField(field+".optional_caveat.caveat_name", "missing")
+		}
+		out.Caveat = &graph.Caveat{Name: c.GetCaveatName(), Context: c.GetContext().AsMap()}
+	}
+	if e := r.GetOptionalExpiresAt(); e != nil {
+		if err := e.CheckValid(); err != nil {
+			return graph.Relationship{}, invalidField(field+".optional_expires_at", "%v", err)
+		}
+		t := e.AsTime()
+		out.Expiration = &t
+	}
+	if err := out.Validate(); err != nil {
+		return graph.Relationship{}, invalidField(field, "%v", err)
+	}
+	if err := storage.ValidateRelationship(out); err != nil {
+		return graph.Relationship{}, invalidField(field, "%v", err)
+	}
+	return out, nil
+}
+
+func objectToAuthzed(o graph.ObjectRef) *v1.ObjectReference {
+	return &v1.ObjectReference{ObjectType: o.Type, ObjectId: o.ID}
+}
+
+func relationshipToAuthzed(r graph.Relationship) *v1.Relationship {
+	out := &v1.Relationship{
+		Resource: objectToAuthzed(r.Resource),
+		Relation: r.Relation,
+		Subject:  &v1.SubjectReference{Object: objectToAuthzed(r.Subject.Object), OptionalRelation: r.Subject.Relation},
+	}
+	if r.Caveat != nil {
+		out.OptionalCaveat = &v1.ContextualizedCaveat{CaveatName: r.Caveat.Name}
+		if len(r.Caveat.Context) > 0 {
+			// Stored contexts are JSON values, which structpb accepts.
+			if s, err := structpb.NewStruct(r.Caveat.Context); err == nil {
+				out.OptionalCaveat.Context = s
+			}
+		}
+	}
+	if r.Expiration != nil {
+		out.OptionalExpiresAt = timestamppb.New(*r.Expiration)
+	}
+	return out
+}
+
+// filterFromAuthzed converts a RelationshipFilter for a write (delete,
+// precondition): resource ID prefixes have no storage filter yet and are
+// refused as UNIMPLEMENTED there. Reads take them (readFilterFromAuthzed).
+func filterFromAuthzed(f *v1.RelationshipFilter, field string) (storage.Filter, error) {
+	if f == nil {
+		return storage.Filter{}, invalidField(field, "missing")
+	}
+	if f.GetOptionalResourceIdPrefix() != "" {
+		return storage.Filter{}, status.Errorf(codes.Unimplemented,
+			"%s.optional_resource_id_prefix is not supported by this server yet; filter by optional_resource_id", field)
+	}
+	out := storage.Filter{ResourceType: f.GetResourceType(), Relation: f.GetOptionalRelation()}
+	if id := f.GetOptionalResourceId(); id != "" {
+		if out.ResourceType == "" {
+			return storage.Filter{}, invalidField(field+".optional_resource_id", "requires resource_type")
+		}
+		out.ResourceIDs = []string{id}
+	}
+	if sf := f.GetOptionalSubjectFilter(); sf != nil {
+		if sf.GetSubjectType() == "" {
+			return storage.Filter{}, invalidField(field+".optional_subject_filter.subject_type", "missing")
+		}
+		out.Subject = &storage.SubjectFilter{Type: sf.GetSubjectType()}
+		if id := sf.GetOptionalSubjectId(); id != "" {
+			out.Subject.IDs = []string{id}
+		}
+		if rf := sf.GetOptionalRelation(); rf != nil {
+			rel := rf.GetRelation()
+			if rel == graph.Ellipsis {
+				rel = ""
+			}
+			out.Subject.Relation = &rel
+		}
+	}
+	if out.ResourceType == "" && out.Subject == nil {
+		return storage.Filter{}, invalidField(field, "give at least resource_type or optional_subject_filter")
+	}
+	if err := checkFilterNames(out); err != nil {
+		return storage.Filter{}, invalidField(field, "%v", err)
+	}
+	return out, nil
+}
+
+// readFilter is a RelationshipFilter for a read: the storage filter and
+// the resource ID prefix checked on each relationship it yields.
+type readFilter struct {
+	storage.Filter
+	idPrefix string
+}
+
+// matches reports whether r, which the storage filter matched, has the
+// resource ID prefix.
+func (f readFilter) matches(r graph.Relationship) bool {
+	return strings.HasPrefix(r.Resource.ID, f.idPrefix)
+}
+
+// readFilterFromAuthzed converts a RelationshipFilter for a read, where a
+// resource ID prefix is applied to the relationships the storage filter
+// yields.
+func readFilterFromAuthzed(f *v1.RelationshipFilter, field string) (readFilter, error) {
+	prefix := f.GetOptionalResourceIdPrefix()
+	if prefix == "" {
+		sf, err := filterFromAuthzed(f, field)
+		return readFilter{Filter: sf}, err
+	}
+	if f.GetResourceType() == "" {
+		return readFilter{}, invalidField(field+".optional_resource_id_prefix", "requires resource_type")
+	}
+	if f.GetOptionalResourceId() != "" {
+		return readFilter{}, invalidField(field+".optional_resource_id_prefix", "cannot be combined with optional_resource_id")
+	}
+	if err := (graph.ObjectRef{Type: f.GetResourceType(), ID: prefix}).Validate(); err != nil {
+		return readFilter{}, invalidField(field+".optional_resource_id_prefix", "%v", err)
+	}
+	rest := &v1.RelationshipFilter{ResourceType: f.GetResourceType(), OptionalRelation: f.GetOptionalRelation(),
+		OptionalSubjectFilter: f.GetOptionalSubjectFilter()}
+	sf, err := filterFromAuthzed(rest, field)
+	return readFilter{Filter: sf, idPrefix: prefix}, err
+}
+
+// validateFilterSchema checks that the types and relations a filter names
+// are defined in sch, as SpiceDB does before reading or deleting.
+func validateFilterSchema(sch *schema.Schema, f storage.Filter, field string) error {
+	if f.ResourceType != "" {
+		def := sch.Definition(f.ResourceType)
+		if def == nil {
+			return mismatch(invalidField(field+".resource_type", "type %q is not defined in the schema", f.ResourceType))
+		}
+		if f.Relation != "" && !def.Has(f.Relation) {
+			return mismatch(invalidField(field+".optional_relation", "definition %q has no relation %q", f.ResourceType, f.Relation))
+		}
+	}
+	if sf := f.Subject; sf != nil {
+		def := sch.Definition(sf.Type)
+		if def == nil {
+			return mismatch(invalidField(field+".optional_subject_filter.subject_type", "type %q is not defined in the schema", sf.Type))
+		}
+		if sf.Relation != nil && *sf.Relation != "" && !def.Has(*sf.Relation) {
+			return mismatch(invalidField(field+".optional_subject_filter.optional_relation.relation",
+				"definition %q has no relation or permission %q", sf.Type, *sf.Relation))
+		}
+	}
+	return nil
+}
+
+func preconditionsFromAuthzed(ps []*v1.Precondition) ([]storage.Precondition, error) {
+	out := make([]storage.Precondition, 0, len(ps))
+	for i, p := range ps {
+		field := fmt.Sprintf("optional_preconditions[%d]", i)
+		var must bool
+		switch p.GetOperation() {
+		case v1.Precondition_OPERATION_MUST_MATCH:
+			must = true
+		case v1.Precondition_OPERATION_MUST_NOT_MATCH:
+		default:
+			return nil, invalidField(field+".operation", "must be MUST_MATCH or MUST_NOT_MATCH")
+		}
+		f, err := filterFromAuthzed(p.GetFilter(), field+".filter")
+		if err != nil {
+			return nil, err
+		}
+		if f.ResourceType == "" {
+			return nil, invalidField(field+".filter.resource_type", "missing")
+		}
+		out = append(out, storage.Precondition{MustMatch: must, Filter: f})
+	}
+	return out, nil
+}
+
+// checkPermissionship converts a check result's permissionship.
+func checkPermissionship(p check.Permissionship) v1.CheckPermissionResponse_Permissionship {
+	switch p {
+	case check.HasPermission:
+		return v1.CheckPermissionResponse_PERMISSIONSHIP_HAS_PERMISSION
+	case check.Conditional:
+		return v1.CheckPermissionResponse_PERMISSIONSHIP_CONDITIONAL_PERMISSION
+	}
+	return v1.CheckPermissionResponse_PERMISSIONSHIP_NO_PERMISSION
+}
+
+// lookupPermissionship converts a lookup result's permissionship.
+func lookupPermissionship(p check.Permissionship) v1.LookupPermissionship {
+	if p == check.Conditional {
+		return v1.LookupPermissionship_LOOKUP_PERMISSIONSHIP_CONDITIONAL_PERMISSION
+	}
+	return v1.LookupPermissionship_LOOKUP_PERMISSIONSHIP_HAS_PERMISSION
+}
+
+// partialCaveatInfo is the missing context of a conditional result (nil
+// for a decided one).
+func partialCaveatInfo(p check.Permissionship, missing []string) *v1.PartialCaveatInfo {
+	if p != check.Conditional {
+		return nil
+	}
+	return &v1.PartialCaveatInfo{MissingRequiredContext: missing}
+}
+
+// checkRequestFromAuthzed converts the parts of a check; field prefixes
+// errors ("" or "items[3].").
+func checkRequestFromAuthzed(res *v1.ObjectReference, perm string, sub *v1.SubjectReference, field string) (check.Request, error) {
+	r, err := objectFromAuthzed(res, field+"resource")
+	if err != nil {
+		return check.Request{}, err
+	}
+	if perm == "" {
+		return check.Request{}, invalidField(field+"permission", "missing")
+	}
+	su, err := subjectFromAuthzed(sub, field+"subject")
+	if err != nil {
+		return check.Request{}, err
+	}
+	return check.Request{Resource: r, Permission: perm, Subject: su}, nil
+}
+
+// validateAuthzedQuery checks a query's names against the schema
+// (core.ValidateQuery); what it refuses is a schema mismatch.
+func validateAuthzedQuery(sch *schema.Schema, resType, perm string, sub *graph.SubjectRef, resourceType core.Path) error {
+	return mismatch(core.ValidateQuery(sch, resType, perm, sub, resourceType))
+}

@@ -1,0 +1,184 @@
+package server
+
+import (
+	"context"
+	"fmt"
+	"slices"
+
+	v1 "github.com/authzed/authzed-go/proto/authzed/api/v1"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/metadata"
+	"google.golang.org/grpc/status"
+
+	"github.com/pembadb/pemba/core"
+	"github.com/pembadb/pemba/graph"
+	"github.com/pembadb/pemba/storage"
+)
+
+// authzedWatch serves authzed.api.v1.WatchService over the engine's
+// change feed, as pemba.v1's Watch does.
+type authzedWatch struct {
+	v1.UnimplementedWatchServiceServer
+	s *Server
+}
+
+const authzedWatchService = "/authzed.api.v1.WatchService/"
+
+func (svc *authzedWatch) Watch(req *v1.WatchRequest, stream grpc.ServerStreamingServer[v1.WatchResponse]) error {
+	return svc.s.authzedStatus(authzedWatchService+"Watch", svc.watch(req, stream))
+}
+
+// watchKinds says which changes a Watch reports.
+type watchKinds struct{ relationships, schema bool }
+
+// watchKindsFromAuthzed reads optional_update_kinds: none means
+// relationship updates only. Checkpoints are not produced yet.
+func watchKindsFromAuthzed(kinds []v1.WatchKind) (watchKinds, error) {
+	if len(kinds) == 0 {
+		return watchKinds{relationships: true}, nil
+	}
+	var k watchKinds
+	for i, kind := range kinds {
+		switch kind {
+		case v1.WatchKind_WATCH_KIND_UNSPECIFIED, v1.WatchKind_WATCH_KIND_INCLUDE_RELATIONSHIP_UPDATES:
+			k.relationships = true
+		case v1.WatchKind_WATCH_KIND_INCLUDE_SCHEMA_UPDATES:
+			k.schema = true
+		case v1.WatchKind_WATCH_KIND_INCLUDE_CHECKPOINTS:
+			return k, status.Errorf(codes.Unimplemented,
+				"optional_update_kinds[%d]: checkpoints are not supported by this server yet", i)
+		default:
+			return k, invalidField(fmt.Sprintf("optional_update_kinds[%d]", i), "unknown watch kind %d", kind)
+		}
+	}
+	return k, nil
+}
+
+func (svc *authzedWatch) watch(req *v1.WatchRequest, stream grpc.ServerStreamingServer[v1.WatchResponse]) error {
+	s := svc.s
+	// The stream ends when the client leaves or the server shuts down.
+	ctx, cancel := context.WithCancel(stream.Context())
+	defer cancel()
+	stopWatch := context.AfterFunc(s.stopping, cancel)
+	defer stopWatch()
+	if err := s.sendServerVersion(ctx, stream.SetHeader); err != nil {
+		return err
+	}
+	if len(req.GetOptionalObjectTypes()) > 0 && len(req.GetOptionalRelationshipFilters()) > 0 {
+		return invalidField("optional_relationship_filters", "cannot be combined with optional_object_types")
+	}
+	kinds, err := watchKindsFromAuthzed(req.GetOptionalUpdateKinds())
+	if err != nil {
+		return err
+	}
+	filters := make([]readFilter, len(req.GetOptionalRelationshipFilters()))
+	for i, f := range req.GetOptionalRelationshipFilters() {
+		if filters[i], err = readFilterFromAuthzed(f, fmt.Sprintf("optional_relationship_filters[%d]", i)); err != nil {
+			return err
+		}
+	}
+	var after storage.Revision
+	if tok := req.GetOptionalStartCursor().GetToken(); tok != "" {
+		after, err = s.revs.DecodeZookie(tok, core.Field("optional_start_cursor"))
+	} else {
+		after, err = s.revs.Head(ctx)
+	}
+	if err != nil {
+		return err
+	}
+	types, err := s.authzedWatchTypes(ctx, req.GetOptionalObjectTypes(), after)
+	if err != nil {
+		return err
+	}
+	if err := stream.SendHeader(metadata.Pairs(ZookieHeader, s.revs.Zookies().Encode(after))); err != nil {
+		return err
+	}
+	for ch, err := range s.engine.Watch(ctx, after) {
+		if err != nil {
+			return fmt.Errorf("watch after revision %d: %w", after, err)
+		}
+		resp := &v1.WatchResponse{ChangesThrough: s.zedToken(ch.Revision), SchemaUpdated: kinds.schema && ch.SchemaChanged}
+		if kinds.relationships {
+			for _, rc := range ch.Relationships {
+				r := rc.Relationship
+				if (types != nil && !types[r.Resource.Type]) || (len(filters) > 0 && !slices.ContainsFunc(filters, func(f readFilter) bool { return filterMatches(f.Filter, r) && f.matches(r) })) {
+					continue
+				}
+				resp.Updates = append(resp.Updates, &v1.RelationshipUpdate{Operation: opToAuthzed(rc.Op), Relationship: relationshipToAuthzed(r)})
+			}
+		}
+		if len(resp.Updates) == 0 && !resp.SchemaUpdated {
+			continue
+		}
+		if err := stream.Send(resp); err != nil {
+			return err
+		}
+	}
+	if s.stopping.Err() != nil {
+		return fmt.Errorf("server is shutting down: %w", storage.ErrClosed)
+	}
+	return nil
+}
+
+func opToAuthzed(op storage.Op) v1.RelationshipUpdate_Operation {
+	switch op {
+	case storage.OpCreate:
+		return v1.RelationshipUpdate_OPERATION_CREATE
+	case storage.OpTouch:
+		return v1.RelationshipUpdate_OPERATION_TOUCH
+	case storage.OpDelete:
+		return v1.RelationshipUpdate_OPERATION_DELETE
+	}
+	return v1.RelationshipUpdate_OPERATION_UNSPECIFIED
+}
+
+// filterMatches reports whether r matches f, as a storage query would.
+func filterMatches(f storage.Filter, r graph.Relationship) bool {
+	if f.ResourceType != "" && r.Resource.Type != f.ResourceType {
+		return false
+	}
+	if len(f.ResourceIDs) > 0 && !slices.Contains(f.ResourceIDs, r.Resource.ID) {
+		return false
+	}
+	if f.Relation != "" && r.Relation != f.Relation {
+		return false
+	}
+	if sf := f.Subject; sf != nil {
+		if r.Subject.Object.Type != sf.Type {
+			return false
+		}
+		if len(sf.IDs) > 0 && !slices.Contains(sf.IDs, r.Subject.Object.ID) {
+			return false
+		}
+		if sf.Relation != nil && r.Subject.Relation != *sf.Relation {
+			return false
+		}
+	}
+	return true
+}
+
+// authzedWatchTypes checks optional_object_types against the schema at
+// after, where the watch starts, and returns them as a set (nil: no
+// filter): a typo would otherwise filter out every change, silently.
+func (s *Server) authzedWatchTypes(ctx context.Context, types []string, after storage.Revision) (map[string]bool, error) {
+	if len(types) == 0 {
+		return nil, nil
+	}
+	snap, err := s.snapshot(ctx, after)
+	if err != nil {
+		return nil, err
+	}
+	set := make(map[string]bool, len(types))
+	for i, t := range types {
+		field := fmt.Sprintf("optional_object_types[%d]", i)
+		if err := graph.ValidateTypeName(t); err != nil {
+			return nil, invalidField(field, "%v", err)
+		}
+		if snap.Schema.Definition(t) == nil {
+			return nil, mismatch(invalidField(field, "type %q is not defined in the schema at the watch's start", t))
+		}
+		set[t] = true
+	}
+	return set, nil
+}
