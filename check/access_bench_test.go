@@ -53,7 +53,7 @@ func loadAccessWorldX100(b *testing.B) *benchWorld {
 }
 
 func nestedOrgDataset(b *testing.B, scale int) dataset.Dataset {
-	d, err := dataset.New("nested-org", dataset.Options{Scale: scale, Seed: 1})
+	d, err := dataset.New("nested-org", dataset.Options{Scale: float64(scale), Seed: 1})
 	if err != nil {
 		b.Fatal(err)
 	}
