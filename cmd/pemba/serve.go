@@ -112,9 +112,10 @@ func init() {
 	cmd := &cobra.Command{
 		Use:   "serve",
 		Short: "Run the Pemba server (gRPC and HTTP/JSON)",
-		Long: `serve runs the authorization database: the pemba.v1 gRPC API on --grpc-addr
-and its HTTP/JSON mapping, health checks (/healthz, /readyz) and Prometheus
-metrics (/metrics) on --http-addr.
+		Long: `serve runs the authorization database: the pemba.v1 gRPC API and SpiceDB's
+authzed.api.v1 on --grpc-addr; pemba.v1's HTTP/JSON mapping, the access
+explorer (/ui/), health checks (/healthz, /readyz) and Prometheus metrics
+(/metrics) on --http-addr.
 
 Every flag can also be set with an environment variable: PEMBA_ and the
 flag name in upper case, dashes as underscores (--grpc-addr is
