@@ -161,6 +161,12 @@ type Config struct {
 	Limits       Limits
 	Logger       *slog.Logger
 
+	// SpiceDBHTTPAddr, when set, serves SpiceDB's HTTP/JSON API
+	// (authzed.api.v1's gateway paths and JSON bodies, unchanged) on its
+	// own listener: its paths (/v1/permissions/check, ...) are also
+	// pemba.v1's, with other field names, on HTTPAddr.
+	SpiceDBHTTPAddr string
+
 	// Version is the server's version, reported by WhoAmI.
 	Version string
 	// DisableUI leaves the access explorer (/ui on the HTTP listener)
@@ -191,14 +197,18 @@ type Server struct {
 	stopping context.Context
 	stop     context.CancelFunc
 
-	grpc      *grpc.Server
-	httpSrv   *http.Server
-	metricSrv *http.Server
-	listeners []net.Listener
-	inproc    *bufconn.Listener
-	gwConn    *grpc.ClientConn
-	grpcInner *grpc.Server
-	serveErr  chan error
+	grpc    *grpc.Server
+	httpSrv *http.Server
+	// spicedbHTTP serves SpiceDB's HTTP/JSON API (Config.SpiceDBHTTPAddr),
+	// on spicedbLis.
+	spicedbHTTP *http.Server
+	spicedbLis  net.Listener
+	metricSrv   *http.Server
+	listeners   []net.Listener
+	inproc      *bufconn.Listener
+	gwConn      *grpc.ClientConn
+	grpcInner   *grpc.Server
+	serveErr    chan error
 }
 
 // New validates cfg and builds a server; Serve starts it.
@@ -258,7 +268,7 @@ func checkAuth(cfg Config) error {
 				"(--token, --token-file, PEMBA_SERVE_TOKENS or --dev): a server with tokens must reject requests " +
 				"without one; drop --insecure-no-auth, or the tokens")
 		}
-		for _, addr := range []string{cfg.GRPCAddr, cfg.HTTPAddr, cfg.MetricsAddr} {
+		for _, addr := range []string{cfg.GRPCAddr, cfg.HTTPAddr, cfg.MetricsAddr, cfg.SpiceDBHTTPAddr} {
 			if addr != "" && !isLoopback(addr) {
 				return fmt.Errorf("--insecure-no-auth refused: %s is not a loopback address", addr)
 			}
@@ -354,6 +364,12 @@ func (s *Server) Serve() error {
 		s.metricSrv = s.newHTTPServer(mux, nil)
 		go s.run("metrics", func() error { return s.metricSrv.Serve(mlis) })
 	}
+	if s.cfg.SpiceDBHTTPAddr != "" {
+		if err := s.serveSpiceDBHTTP(tlsCfg); err != nil {
+			s.closeListeners()
+			return err
+		}
+	}
 	s.setReady(s.probe(s.stopping))
 	go s.probePeriodically()
 	s.log.Info("serving", "grpc", s.listeners[0].Addr().String(), "http", s.cfg.HTTPAddr, "tls", tlsCfg != nil)
@@ -427,23 +443,10 @@ func (s *Server) newGRPCServer(extra ...grpc.ServerOption) *grpc.Server {
 // connection, so every HTTP request passes the same interceptors
 // (authentication, limits, metrics) as a gRPC one.
 func (s *Server) serveHTTP(tlsCfg *tls.Config) error {
-	// A plaintext in-process gRPC server for the gateway: same services
-	// and interceptors, no network exposure.
-	inner := s.newGRPCServer()
-	s.inproc = bufconn.Listen(1 << 20)
-	innerLis := s.inproc
-	go s.run("in-process gRPC", func() error { return inner.Serve(innerLis) })
-	s.grpcInner = inner
-
-	conn, err := grpc.NewClient("passthrough:///pemba-inprocess",
-		grpc.WithContextDialer(func(ctx context.Context, _ string) (net.Conn, error) { return s.inproc.DialContext(ctx) }),
-		grpc.WithTransportCredentials(insecure.NewCredentials()),
-		grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(64<<20)),
-	)
+	conn, err := s.inprocessConn()
 	if err != nil {
-		return fmt.Errorf("connect gateway: %w", err)
+		return err
 	}
-	s.gwConn = conn
 	gw := runtime.NewServeMux(runtime.WithMarshalerOption(runtime.MIMEWildcard, &runtime.JSONPb{
 		MarshalOptions: protojson.MarshalOptions{EmitUnpopulated: false},
 	}), runtime.WithErrorHandler(gatewayErrors), runtime.WithRoutingErrorHandler(routingErrors))
@@ -488,6 +491,30 @@ func (s *Server) serveHTTP(tlsCfg *tls.Config) error {
 		return s.httpSrv.Serve(lis)
 	})
 	return nil
+}
+
+// inprocessConn returns the connection HTTP gateways reach the gRPC
+// services through: a plaintext in-process gRPC server with the same
+// services and interceptors and no network exposure, started on first use.
+func (s *Server) inprocessConn() (*grpc.ClientConn, error) {
+	if s.gwConn != nil {
+		return s.gwConn, nil
+	}
+	inner := s.newGRPCServer()
+	s.inproc = bufconn.Listen(1 << 20)
+	innerLis := s.inproc
+	go s.run("in-process gRPC", func() error { return inner.Serve(innerLis) })
+	s.grpcInner = inner
+	conn, err := grpc.NewClient("passthrough:///pemba-inprocess",
+		grpc.WithContextDialer(func(ctx context.Context, _ string) (net.Conn, error) { return s.inproc.DialContext(ctx) }),
+		grpc.WithTransportCredentials(insecure.NewCredentials()),
+		grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(64<<20)),
+	)
+	if err != nil {
+		return nil, fmt.Errorf("connect gateway: %w", err)
+	}
+	s.gwConn = conn
+	return conn, nil
 }
 
 // handleObservability mounts /metrics and, when enabled, the profiles.
@@ -547,6 +574,9 @@ func (s *Server) Shutdown(ctx context.Context) {
 	}
 	if s.metricSrv != nil {
 		_ = s.metricSrv.Shutdown(ctx)
+	}
+	if s.spicedbHTTP != nil {
+		_ = s.spicedbHTTP.Shutdown(ctx)
 	}
 	done := make(chan struct{})
 	go func() {

@@ -59,6 +59,7 @@ type serveOptions struct {
 	gcInterval      time.Duration
 	audit           bool
 	ui              bool
+	spicedbHTTPAddr string
 	auditRetention  time.Duration
 
 	maxWrite        int
@@ -153,6 +154,7 @@ drops the ones older than it, and --audit=false records none.`,
 	f.DurationVar(&o.datastoreTimeout, "datastore-timeout", time.Minute, "how long opening the datastore at start (connecting, migrating, replaying its log) may take")
 	f.StringVar(&o.grpcAddr, "grpc-addr", "127.0.0.1:50051", "gRPC listen address")
 	f.StringVar(&o.httpAddr, "http-addr", "127.0.0.1:8080", `HTTP/JSON, health and metrics listen address ("" disables HTTP)`)
+	f.StringVar(&o.spicedbHTTPAddr, "spicedb-http-addr", "", `serve SpiceDB's HTTP/JSON API (its paths and bodies, unchanged) on this address ("" disables it)`)
 	f.StringVar(&o.metricsAddr, "metrics-addr", "", "serve /metrics on this address instead of the HTTP listener")
 	f.BoolVar(&o.profiling, "pprof", false, "serve Go runtime profiles at /debug/pprof/ beside /metrics, without authentication (refused unless that listener is on loopback)")
 	f.StringVar(&o.tlsCert, "tls-cert", "", "TLS certificate file (PEM) for the gRPC and HTTP listeners")
@@ -276,7 +278,7 @@ func serve(cmd *cobra.Command, o serveOptions) error {
 	}
 	var devSecret string
 	if o.dev {
-		for _, addr := range []string{o.grpcAddr, o.httpAddr, o.metricsAddr} {
+		for _, addr := range []string{o.grpcAddr, o.httpAddr, o.metricsAddr, o.spicedbHTTPAddr} {
 			if addr != "" && !loopbackAddr(addr) {
 				return fmt.Errorf("--dev serves on loopback addresses only; %s is not one", addr)
 			}
@@ -338,9 +340,10 @@ func serve(cmd *cobra.Command, o serveOptions) error {
 			HandshakeTimeout:      o.handshakeTimeout,
 			HTTPReadTimeout:       o.httpReadTimeout,
 		},
-		Logger:    log,
-		Version:   version,
-		DisableUI: !o.ui,
+		Logger:          log,
+		Version:         version,
+		DisableUI:       !o.ui,
+		SpiceDBHTTPAddr: o.spicedbHTTPAddr,
 	})
 	if err != nil {
 		return err
