@@ -31,6 +31,7 @@ func (e *Engine) WhatCanAccess(ctx context.Context, snap Snapshot, req WhatReque
 		return fmt.Errorf("what can access: %w", err)
 	}
 	now := requestNow(req.Now)
+	snap = e.accessSnapshot(snap)
 	for _, step := range plan {
 		if a := req.After; a != nil && cmp.Or(cmp.Compare(step.typ, a.Resource.Type), cmp.Compare(step.perm, a.Permission)) < 0 {
 			continue

@@ -43,6 +43,7 @@ func (e *Engine) WhoCanAccess(ctx context.Context, snap Snapshot, req WhoRequest
 		return fmt.Errorf("who can access: %w", err)
 	}
 	now := requestNow(req.Now)
+	snap = e.accessSnapshot(snap)
 	for i := 0; i < len(plan); {
 		// The steps of one permission share a walk.
 		j := i + 1
