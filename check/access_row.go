@@ -34,8 +34,16 @@ type rowRequest struct {
 // the access after all.
 func (e *Engine) accessRow(ctx context.Context, q rowRequest) (AccessRow, bool, error) {
 	first, err := e.answerAt(ctx, q.snap, q.eval, q.caveatCtx, q.res, q.perm, q.now)
-	if err != nil || first.perm == NoPermission {
+	if err != nil {
 		return AccessRow{}, false, err
+	}
+	return e.accessRowFrom(ctx, q, first)
+}
+
+// accessRowFrom is accessRow given first, the answer at q.now.
+func (e *Engine) accessRowFrom(ctx context.Context, q rowRequest, first outcome) (AccessRow, bool, error) {
+	if first.perm == NoPermission {
+		return AccessRow{}, false, nil
 	}
 	ev, err := e.newEvaluation(ctx, q.snap, q.eval, q.caveatCtx, q.now)
 	if err != nil {

@@ -21,10 +21,10 @@ import (
 // scale), seed 1. Building it takes a while, so they are skipped unless
 // PEMBA_ACCESS_BENCH_SCALE names the scale:
 //
-//	PEMBA_ACCESS_BENCH_SCALE=1 go test ./check/ -run XXX -bench 'CanAccessIdentityPlatform' -cpu 1 -benchtime 16x
+//	PEMBA_ACCESS_BENCH_SCALE=1 go test ./check/ -run XXX -bench 'CanAccessIdentityPlatform' -cpu 1 -benchtime 8x
 //
-// Each iteration asks about the next of 16 resources (or subjects) drawn
-// at random with a fixed seed, so a run of 16x (or a multiple) covers each
+// Each iteration asks about the next of 8 resources (or subjects) drawn
+// at random with a fixed seed, so a run of 8x (or a multiple) covers each
 // once; besides the mean the benchmarks report the median and the largest
 // time to the first row and to the last, and the median and largest row
 // count, over the iterations.
@@ -82,7 +82,7 @@ func ipSample(seed uint64, n int, prefix string, count int) []string {
 
 // ipSampleSize is how many resources or subjects a benchmark cycles
 // through.
-const ipSampleSize = 16
+const ipSampleSize = 8
 
 // BenchmarkWhoCanAccessIdentityPlatform lists who holds every permission
 // ("all") and read alone on resources of each type.
