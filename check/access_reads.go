@@ -12,7 +12,8 @@ const accessReadBytes = 16 << 20
 // the same relationships over and over (a resource's project, its tier,
 // the teams and orgs between them, each row's checks and their steps
 // through time), so without it every row would read them from storage
-// again. An engine with a read cache shares that one instead.
+// again. An engine with a read cache shares that one instead. The access
+// walks read each object once, so they read snap itself.
 func (e *Engine) accessSnapshot(snap Snapshot) Snapshot {
 	if e.reads != nil || snap.Reader == nil {
 		return snap

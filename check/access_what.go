@@ -31,12 +31,12 @@ func (e *Engine) WhatCanAccess(ctx context.Context, snap Snapshot, req WhatReque
 		return fmt.Errorf("what can access: %w", err)
 	}
 	now := requestNow(req.Now)
-	snap = e.accessSnapshot(snap)
+	checked := e.accessSnapshot(snap)
 	for _, step := range plan {
 		if a := req.After; a != nil && cmp.Or(cmp.Compare(step.typ, a.Resource.Type), cmp.Compare(step.perm, a.Permission)) < 0 {
 			continue
 		}
-		more, err := e.whatStep(ctx, snap, req, now, step, yield)
+		more, err := e.whatStep(ctx, snap, checked, req, now, step, yield)
 		if err != nil {
 			return fmt.Errorf("what can access %s#%s@%s: %w", step.typ, step.perm, req.Subject, err)
 		}
@@ -94,8 +94,9 @@ func planWhat(s *schema.Schema, req WhatRequest) ([]whatPlanStep, error) {
 }
 
 // whatStep streams the rows of one resource type and permission; more is
-// false once yield asked to stop.
-func (e *Engine) whatStep(ctx context.Context, snap Snapshot, req WhatRequest, now time.Time, step whatPlanStep, yield func(AccessRow) bool) (more bool, err error) {
+// false once yield asked to stop. The walk reads snap, everything that
+// checks reads checked (see accessSnapshot).
+func (e *Engine) whatStep(ctx context.Context, snap, checked Snapshot, req WhatRequest, now time.Time, step whatPlanStep, yield func(AccessRow) bool) (more bool, err error) {
 	ev, err := e.newEvaluation(ctx, snap, req.Subject, req.Context, now)
 	if err != nil {
 		return false, err
@@ -106,7 +107,7 @@ func (e *Engine) whatStep(ctx context.Context, snap Snapshot, req WhatRequest, n
 		return false, err
 	}
 	if !w.exact {
-		return e.whatLookup(ctx, snap, req, now, step, yield)
+		return e.whatLookup(ctx, checked, req, now, step, yield)
 	}
 	g := w.g
 	width := g.ends()
@@ -120,7 +121,7 @@ func (e *Engine) whatStep(ctx context.Context, snap Snapshot, req WhatRequest, n
 	}
 	build := func(ctx context.Context, k int) (AccessRow, bool, error) {
 		i := found[k]
-		q := rowRequest{snap: snap, caveatCtx: req.Context, now: now, res: graph.ObjectRef{Type: step.typ, ID: g.nodes[i].n.id}, perm: step.perm,
+		q := rowRequest{snap: checked, caveatCtx: req.Context, now: now, res: graph.ObjectRef{Type: step.typ, ID: g.nodes[i].n.id}, perm: step.perm,
 			subject: req.Subject, eval: req.Subject}
 		path := func(clean bool, missing []string) *Path { return g.pathUp(i, clean, req.Subject, missing) }
 		return e.graphRow(ctx, q, path, g.nodes[i].clean, w.monotone, width[i])
