@@ -2,6 +2,7 @@ package check
 
 import (
 	"context"
+	"fmt"
 	"math/rand/v2"
 	"os"
 	"runtime/metrics"
@@ -134,7 +135,7 @@ func BenchmarkWhatCanAccessIdentityPlatform(b *testing.B) {
 // benchAccessScale runs query once per iteration on a cold engine (no
 // result cache, no read cache) and reports the distribution of its times
 // to the first and the last row, its rows and the bytes it allocated; with
-// PEMBA_ACCESS_BENCH_LOG set it logs each iteration's figures under the
+// PEMBA_ACCESS_BENCH_LOG set it prints each iteration's figures under the
 // label query returns.
 func benchAccessScale(b *testing.B, query func(ctx context.Context, e *Engine, i int, yield func(AccessRow) bool) (label string, err error)) {
 	verbose := os.Getenv("PEMBA_ACCESS_BENCH_LOG") != ""
@@ -171,7 +172,9 @@ func benchAccessScale(b *testing.B, query func(ctx context.Context, e *Engine, i
 		metrics.Read(alloc)
 		bytes = append(bytes, float64(alloc[0].Value.Uint64()-a0))
 		if verbose {
-			b.Logf("%s: first row %v, last %v, %d rows, %d B", label, firstAt, total[len(total)-1], n, alloc[0].Value.Uint64()-a0)
+			// Printed at once: a slow sub-benchmark's log would only
+			// show when it ends.
+			fmt.Fprintf(os.Stderr, "%s %s: first row %v, last %v, %d rows, %d B\n", b.Name(), label, firstAt, total[len(total)-1], n, alloc[0].Value.Uint64()-a0)
 		}
 		i++
 	}
