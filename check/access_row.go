@@ -34,8 +34,16 @@ type rowRequest struct {
 // the access after all.
 func (e *Engine) accessRow(ctx context.Context, q rowRequest) (AccessRow, bool, error) {
 	first, err := e.answerAt(ctx, q.snap, q.eval, q.caveatCtx, q.res, q.perm, q.now)
-	if err != nil || first.perm == NoPermission {
+	if err != nil {
 		return AccessRow{}, false, err
+	}
+	return e.accessRowFrom(ctx, q, first)
+}
+
+// accessRowFrom is accessRow given first, the answer at q.now.
+func (e *Engine) accessRowFrom(ctx context.Context, q rowRequest, first outcome) (AccessRow, bool, error) {
+	if first.perm == NoPermission {
+		return AccessRow{}, false, nil
 	}
 	ev, err := e.newEvaluation(ctx, q.snap, q.eval, q.caveatCtx, q.now)
 	if err != nil {
@@ -62,8 +70,8 @@ func (e *Engine) accessRow(ctx context.Context, q rowRequest) (AccessRow, bool, 
 
 // streamRows answers the rows of qs with accessRow, up to Concurrency at
 // a time, and streams them in order; more is false once yield asked to
-// stop. The first window is small, so the first row comes early; later
-// ones are larger, so the goroutines stay busy.
+// stop. The first window is one row, so the first row comes as soon as
+// it is built; later ones are larger, so the goroutines stay busy.
 func (e *Engine) streamRows(ctx context.Context, qs []rowRequest, yield func(AccessRow) bool) (more bool, err error) {
 	return e.streamBuilt(ctx, len(qs), func(ctx context.Context, i int) (AccessRow, bool, error) { return e.accessRow(ctx, qs[i]) }, yield)
 }
@@ -75,7 +83,7 @@ func (e *Engine) streamBuilt(ctx context.Context, n int, build func(ctx context.
 		row AccessRow
 		ok  bool
 	}
-	window := e.cfg.Concurrency
+	window := 1
 	for start := 0; start < n; {
 		end := min(start+window, n)
 		res := make([]result, end-start)

@@ -43,6 +43,7 @@ func (e *Engine) WhoCanAccess(ctx context.Context, snap Snapshot, req WhoRequest
 		return fmt.Errorf("who can access: %w", err)
 	}
 	now := requestNow(req.Now)
+	checked := e.accessSnapshot(snap)
 	for i := 0; i < len(plan); {
 		// The steps of one permission share a walk.
 		j := i + 1
@@ -59,7 +60,7 @@ func (e *Engine) WhoCanAccess(ctx context.Context, snap Snapshot, req WhoRequest
 		if len(steps) == 0 {
 			continue
 		}
-		more, err := e.whoPermission(ctx, snap, req, now, steps, yield)
+		more, err := e.whoPermission(ctx, snap, checked, req, now, steps, yield)
 		if err != nil {
 			return fmt.Errorf("who can access %s#%s: %w", req.Resource, steps[0].perm, err)
 		}
@@ -72,8 +73,10 @@ func (e *Engine) WhoCanAccess(ctx context.Context, snap Snapshot, req WhoRequest
 
 // whoPermission streams the rows of one permission, for the subject
 // types of steps: from one walk when it is exact (see whoWalk), else a
-// LookupSubjects per type. more is false once yield asked to stop.
-func (e *Engine) whoPermission(ctx context.Context, snap Snapshot, req WhoRequest, now time.Time, steps []whoPlanStep, yield func(AccessRow) bool) (more bool, err error) {
+// LookupSubjects per type. The walk reads snap, everything that checks
+// reads checked (see accessSnapshot). more is false once yield asked to
+// stop.
+func (e *Engine) whoPermission(ctx context.Context, snap, checked Snapshot, req WhoRequest, now time.Time, steps []whoPlanStep, yield func(AccessRow) bool) (more bool, err error) {
 	perm := steps[0].perm
 	types := make([]string, len(steps))
 	for i, s := range steps {
@@ -90,7 +93,7 @@ func (e *Engine) whoPermission(ctx context.Context, snap Snapshot, req WhoReques
 	}
 	if !w.exact {
 		for _, step := range steps {
-			if more, err := e.whoStep(ctx, snap, req, now, step, yield); err != nil || !more {
+			if more, err := e.whoStep(ctx, checked, req, now, step, yield); err != nil || !more {
 				return false, err
 			}
 		}
@@ -109,7 +112,7 @@ func (e *Engine) whoPermission(ctx context.Context, snap Snapshot, req WhoReques
 		if hasWild && !w.monotone {
 			// The subjects a wildcard row excludes are on the subtracted
 			// side, which the walk left out.
-			if more, err := e.whoStep(ctx, snap, req, now, whoPlanStep{perm: perm, typ: typ}, yield); err != nil || !more {
+			if more, err := e.whoStep(ctx, checked, req, now, whoPlanStep{perm: perm, typ: typ}, yield); err != nil || !more {
 				return false, err
 			}
 			continue
@@ -130,7 +133,7 @@ func (e *Engine) whoPermission(ctx context.Context, snap Snapshot, req WhoReques
 			if hasWild && x.n.id != graph.Wildcard {
 				ends = max(ends, width[wild]) // the wildcard grants the subject too
 			}
-			q := rowRequest{snap: snap, caveatCtx: req.Context, now: now, res: req.Resource, perm: perm,
+			q := rowRequest{snap: checked, caveatCtx: req.Context, now: now, res: req.Resource, perm: perm,
 				subject: graph.SubjectRef{Object: graph.ObjectRef{Type: typ, ID: x.n.id}}}
 			q.eval = q.subject
 			if x.n.id == graph.Wildcard {

@@ -1,0 +1,205 @@
+package check
+
+import (
+	"context"
+	"fmt"
+	"math/rand/v2"
+	"os"
+	"runtime/metrics"
+	"slices"
+	"strconv"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/pembadb/pemba/graph"
+	"github.com/pembadb/pemba/loadtest/dataset"
+	"github.com/pembadb/pemba/schema"
+)
+
+// The identity-platform access benchmarks run on the load test's
+// identity-platform data set (about 1.04M relationships per unit of
+// scale), seed 1. Building it takes a while, so they are skipped unless
+// PEMBA_ACCESS_BENCH_SCALE names the scale:
+//
+//	PEMBA_ACCESS_BENCH_SCALE=1 go test ./check/ -run XXX -bench 'CanAccessIdentityPlatform' -cpu 1 -benchtime 8x
+//
+// Each iteration asks about the next of 8 resources (or subjects) drawn
+// at random with a fixed seed, so a run of 8x (or a multiple) covers each
+// once; besides the mean the benchmarks report the median and the largest
+// time to the first row and to the last, and the median and largest row
+// count, over the iterations.
+const accessScaleEnv = "PEMBA_ACCESS_BENCH_SCALE"
+
+var (
+	ipOnce  sync.Once
+	ipWorld *benchWorld
+	ipScale int
+)
+
+// loadIdentityPlatform builds the identity-platform graph once per
+// process, or skips the benchmark when accessScaleEnv is unset.
+func loadIdentityPlatform(b *testing.B) (*benchWorld, int) {
+	v := os.Getenv(accessScaleEnv)
+	if v == "" {
+		b.Skipf("set %s (e.g. 1) to build the identity-platform graph", accessScaleEnv)
+	}
+	ipOnce.Do(func() {
+		scale, err := strconv.Atoi(v)
+		if err != nil || scale < 1 {
+			b.Fatalf("%s=%q: want a scale of at least 1", accessScaleEnv, v)
+		}
+		d, err := dataset.New("identity-platform", dataset.Options{Scale: scale, Seed: 1})
+		if err != nil {
+			b.Fatal(err)
+		}
+		s, err := schema.Compile("identity_platform.zed", d.Schema())
+		if err != nil {
+			b.Fatal(err)
+		}
+		rels := make([]graph.Relationship, 0, d.Size())
+		for r := range d.Relationships() {
+			rels = append(rels, r)
+		}
+		store := openTestStore(b)
+		store.write(b, rels)
+		ipWorld, ipScale = &benchWorld{store: store, snap: Snapshot{Schema: s, Reader: store.reader(b)}}, scale
+	})
+	if ipWorld == nil {
+		b.Fatal("identity-platform data set failed to load")
+	}
+	return ipWorld, ipScale
+}
+
+// ipSample draws n IDs prefix0..prefix(count-1) with a fixed seed.
+func ipSample(seed uint64, n int, prefix string, count int) []string {
+	rng := rand.New(rand.NewPCG(seed, seed))
+	ids := make([]string, n)
+	for i := range ids {
+		ids[i] = prefix + strconv.Itoa(rng.IntN(count))
+	}
+	return ids
+}
+
+// ipSampleSize is how many resources or subjects a benchmark cycles
+// through.
+const ipSampleSize = 8
+
+// BenchmarkWhoCanAccessIdentityPlatform lists who holds every permission
+// ("all") and read alone on resources of each type.
+func BenchmarkWhoCanAccessIdentityPlatform(b *testing.B) {
+	w, scale := loadIdentityPlatform(b)
+	kinds := []struct {
+		typ, prefix string
+		count       int
+	}{
+		{"repository", "repo-", 30000}, {"model", "model-", 20000}, {"dataset", "ds-", 40000}, {"cluster", "cluster-", 1000},
+	}
+	for _, k := range kinds {
+		ids := ipSample(11, ipSampleSize, k.prefix, k.count*scale)
+		for _, perms := range [][]string{nil, {"read"}} {
+			name := "all"
+			if perms != nil {
+				name = perms[0]
+			}
+			b.Run(k.typ+"/"+name, func(b *testing.B) {
+				benchAccessScale(b, func(ctx context.Context, e *Engine, i int, yield func(AccessRow) bool) (string, error) {
+					req := WhoRequest{Resource: graph.ObjectRef{Type: k.typ, ID: ids[i%len(ids)]}, Permissions: perms, Now: goldenNow}
+					return req.Resource.String(), e.WhoCanAccess(ctx, w.snap, req, yield)
+				})
+			})
+		}
+	}
+}
+
+// BenchmarkWhatCanAccessIdentityPlatform lists every resource and
+// permission a user (an employee) and an agent holds.
+func BenchmarkWhatCanAccessIdentityPlatform(b *testing.B) {
+	w, scale := loadIdentityPlatform(b)
+	for _, s := range []struct {
+		name, typ, prefix string
+		count             int
+	}{
+		{"user", "user", "emp-", 40000}, {"agent", "agent", "agent-", 10000},
+	} {
+		ids := ipSample(12, ipSampleSize, s.prefix, s.count*scale)
+		b.Run(s.name, func(b *testing.B) {
+			benchAccessScale(b, func(ctx context.Context, e *Engine, i int, yield func(AccessRow) bool) (string, error) {
+				req := WhatRequest{Subject: graph.SubjectRef{Object: graph.ObjectRef{Type: s.typ, ID: ids[i%len(ids)]}}, Now: goldenNow}
+				return req.Subject.String(), e.WhatCanAccess(ctx, w.snap, req, yield)
+			})
+		})
+	}
+}
+
+// benchAccessScale runs query once per iteration on a cold engine (no
+// result cache, no read cache) and reports the distribution of its times
+// to the first and the last row, its rows and the bytes it allocated; with
+// PEMBA_ACCESS_BENCH_LOG set it prints each iteration's figures under the
+// label query returns.
+func benchAccessScale(b *testing.B, query func(ctx context.Context, e *Engine, i int, yield func(AccessRow) bool) (label string, err error)) {
+	verbose := os.Getenv("PEMBA_ACCESS_BENCH_LOG") != ""
+	e := New(Config{CacheEntries: -1, ReadCacheBytes: -1})
+	ctx := context.Background()
+	var first, total []time.Duration
+	var rows, bytes []float64
+	alloc := []metrics.Sample{{Name: "/gc/heap/allocs:bytes"}}
+	cpu0 := processCPU()
+	b.ReportAllocs()
+	i := 0
+	for b.Loop() {
+		metrics.Read(alloc)
+		a0 := alloc[0].Value.Uint64()
+		n := 0
+		var firstAt time.Duration
+		start := time.Now()
+		label, err := query(ctx, e, i, func(AccessRow) bool {
+			if n == 0 {
+				firstAt = time.Since(start)
+			}
+			n++
+			return true
+		})
+		if err != nil {
+			b.Fatal(err)
+		}
+		if n == 0 {
+			firstAt = time.Since(start)
+		}
+		total = append(total, time.Since(start))
+		first = append(first, firstAt)
+		rows = append(rows, float64(n))
+		metrics.Read(alloc)
+		bytes = append(bytes, float64(alloc[0].Value.Uint64()-a0))
+		if verbose {
+			// Printed at once: a slow sub-benchmark's log would only
+			// show when it ends.
+			fmt.Fprintf(os.Stderr, "%s %s: first row %v, last %v, %d rows, %d B\n", b.Name(), label, firstAt, total[len(total)-1], n, alloc[0].Value.Uint64()-a0)
+		}
+		i++
+	}
+	b.ReportMetric(float64(processCPU()-cpu0)/float64(b.N), "cpu-ns/op")
+	ms := func(d []time.Duration) []float64 {
+		out := make([]float64, len(d))
+		for i, x := range d {
+			out[i] = float64(x) / 1e6
+		}
+		return out
+	}
+	reportSpread(b, ms(first), "first-ms")
+	reportSpread(b, ms(total), "total-ms")
+	reportSpread(b, rows, "rows")
+	reportSpread(b, bytes, "B")
+}
+
+// reportSpread reports the median and the largest of xs as unit-p50 and
+// unit-max.
+func reportSpread(b *testing.B, xs []float64, unit string) {
+	if len(xs) == 0 {
+		return
+	}
+	s := slices.Clone(xs)
+	slices.Sort(s)
+	b.ReportMetric(s[len(s)/2], unit+"-p50")
+	b.ReportMetric(s[len(s)-1], unit+"-max")
+}
