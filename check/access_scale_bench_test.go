@@ -49,7 +49,7 @@ func loadIdentityPlatform(b *testing.B) (*benchWorld, int) {
 		if err != nil || scale < 1 {
 			b.Fatalf("%s=%q: want a scale of at least 1", accessScaleEnv, v)
 		}
-		d, err := dataset.New("identity-platform", dataset.Options{Scale: scale, Seed: 1})
+		d, err := dataset.New("identity-platform", dataset.Options{Scale: float64(scale), Seed: 1})
 		if err != nil {
 			b.Fatal(err)
 		}
