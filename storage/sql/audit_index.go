@@ -40,7 +40,7 @@ func (e *Engine) indexAuditContinuously(ctx context.Context, done chan<- struct{
 	defer tick.Stop()
 	for {
 		woken := e.commitSignal()
-		if err := e.IndexAudit(ctx); err != nil && ctx.Err() == nil && !errors.Is(err, storage.ErrClosed) {
+		if err := e.IndexAudit(ctx); err != nil && ctx.Err() == nil && !errors.Is(err, storage.ErrClosed) && !e.closed.Load() {
 			log.Printf("pemba: audit log index: %v", err)
 		}
 		select {
