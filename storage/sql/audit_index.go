@@ -72,24 +72,35 @@ func (e *Engine) IndexAudit(ctx context.Context) error {
 		if indexed >= newest {
 			return nil
 		}
-		if err := runWrite(ctx, e.dialect, e.pool, e.indexAuditBatch); err != nil {
+		advanced := false
+		err := runWrite(ctx, e.dialect, e.pool, func(tx pgx.Tx) error {
+			var err error
+			advanced, err = e.indexAuditBatch(ctx, tx)
+			return err
+		})
+		if err != nil {
 			return fmt.Errorf("index audit log: %w", err)
+		}
+		if !advanced {
+			// The entries above the mark went (a trim) between the two
+			// reads: nothing is left to index.
+			return nil
 		}
 	}
 }
 
 // indexAuditBatch indexes up to auditIndexBatch entries above the mark and
-// advances it, in tx. An entry that cannot be decoded (a damaged row,
+// advances it, in tx; its queries end with ctx. An entry that cannot be decoded (a damaged row,
 // which VerifyAudit reports) is logged and left out of the index.
-func (e *Engine) indexAuditBatch(tx pgx.Tx) error {
-	ctx := context.Background()
+// advanced reports that the mark moved.
+func (e *Engine) indexAuditBatch(ctx context.Context, tx pgx.Tx) (advanced bool, err error) {
 	var indexed int64
 	if err := tx.QueryRow(ctx, stmtLockAuditIndex).Scan(&indexed); err != nil {
-		return fmt.Errorf("lock the mark: %w", err)
+		return false, fmt.Errorf("lock the mark: %w", err)
 	}
 	rows, err := tx.Query(ctx, stmtUnindexedEntries, indexed, auditIndexBatch)
 	if err != nil {
-		return fmt.Errorf("read entries above %d: %w", indexed, err)
+		return false, fmt.Errorf("read entries above %d: %w", indexed, err)
 	}
 	var terms []string
 	var revs []int64
@@ -99,7 +110,7 @@ func (e *Engine) indexAuditBatch(tx pgx.Tx) error {
 		var value []byte
 		if err := rows.Scan(&rev, &value); err != nil {
 			rows.Close()
-			return err
+			return false, err
 		}
 		through = rev
 		en, err := auditlog.Decode(value)
@@ -114,15 +125,15 @@ func (e *Engine) indexAuditBatch(tx pgx.Tx) error {
 	}
 	rows.Close()
 	if err := rows.Err(); err != nil {
-		return fmt.Errorf("read entries above %d: %w", indexed, err)
+		return false, fmt.Errorf("read entries above %d: %w", indexed, err)
 	}
 	if through == indexed {
-		return nil
+		return false, nil
 	}
 	var batch pgx.Batch
 	if len(terms) > 0 {
 		batch.Queue(stmtInsertAuditTerms, terms, revs)
 	}
 	batch.Queue(stmtAdvanceAuditIndex, through)
-	return tx.SendBatch(ctx, &batch).Close()
+	return true, tx.SendBatch(ctx, &batch).Close()
 }
