@@ -393,6 +393,7 @@ func (e *Engine) trimPage(ctx context.Context, before time.Time) (removed int, d
 		if err := e.commitBatch(b); err != nil {
 			return 0, true, err
 		}
+		e.auditTrimmed.Store(uint64(last))
 	}
 	return removed, done || bad != nil, bad
 }

@@ -493,3 +493,72 @@ func TestAuditIndexerRuns(t *testing.T) {
 		t.Fatalf("user:alice indexed at %d revisions, want 20", len(got))
 	}
 }
+
+// TestAuditPostingLists checks term queries over posting lists of many
+// sizes: every range, both orders, across pages of the reader and across
+// lists, after the index and its unindexed tail, and after a trim that
+// cut through a list.
+func TestAuditPostingLists(t *testing.T) {
+	ctx := context.Background()
+	e := openTest(t, Options{InMemory: true, noAuditIndexer: true})
+	const writes = 2600
+	var trimAt time.Time
+	for i := 1; i <= writes; i++ {
+		touchOne(t, e, fmt.Sprintf("document:%d#viewer@user:u", i%3), storage.WriteMetadata{Actor: "a"})
+		if i%37 == 0 || i%500 == 0 { // lists of 37, fewer, and up to a page
+			if err := e.IndexAudit(ctx); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if i == 1010 { // inside the list of 1001–1036
+			time.Sleep(2 * time.Millisecond)
+			trimAt = time.Now()
+			time.Sleep(2 * time.Millisecond)
+		}
+	}
+	if got := e.auditIndexed.Load(); got == writes || got < writes-40 {
+		t.Fatalf("indexed through %d: want a short unindexed tail below %d", got, writes)
+	}
+	// Revision i was write i: the actor has them all, document:1 every third.
+	check := func(first storage.Revision) {
+		t.Helper()
+		rng := rand.New(rand.NewPCG(1, 2))
+		cases := [][2]storage.Revision{{0, 0}, {1, writes}, {37, 37}, {36, 38}, {1000, 1001}, {writes - 5, writes + 5}, {1023, 2049}}
+		for range 60 {
+			lo := storage.Revision(rng.IntN(writes) + 1)
+			cases = append(cases, [2]storage.Revision{lo, lo + storage.Revision(rng.IntN(1500))})
+		}
+		for _, c := range cases {
+			for _, desc := range []bool{false, true} {
+				for _, term := range []string{auditlog.ActorTerm("a"), auditlog.ResourceTerm("document", "1")} {
+					var want []storage.Revision
+					for r := max(c[0], first); r <= writes && (c[1] == 0 || r <= c[1]); r++ {
+						if term == auditlog.ActorTerm("a") || r%3 == 1 {
+							want = append(want, r)
+						}
+					}
+					if desc {
+						slices.Reverse(want)
+					}
+					var got []storage.Revision
+					for rev, err := range e.AuditTermRevisions(ctx, term, c[0], c[1], desc) {
+						if err != nil {
+							t.Fatal(err)
+						}
+						got = append(got, rev)
+					}
+					if !slices.Equal(got, want) {
+						t.Fatalf("%s in [%d, %d] desc=%v: got %d revisions %v…, want %d %v…", term, c[0], c[1], desc, len(got), head(got), len(want), head(want))
+					}
+				}
+			}
+		}
+	}
+	check(1)
+	if n, err := e.TrimAudit(ctx, trimAt); err != nil || n != 1010 {
+		t.Fatalf("trim: %d entries, %v; want 1010", n, err)
+	}
+	check(1011)
+}
+
+func head(revs []storage.Revision) []storage.Revision { return revs[:min(len(revs), 8)] }

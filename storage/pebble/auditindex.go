@@ -1,7 +1,6 @@
 package pebble
 
 import (
-	"bytes"
 	"context"
 	"encoding/binary"
 	"errors"
@@ -19,12 +18,21 @@ import (
 
 // The audit log's term index is written behind the log, not with it: a
 // write stores its audit entry in its own batch, and a background indexer
-// adds the entry's index terms ("a t <term> rev") later, many entries per
-// unsynced batch, together with "m ai", the revision through which every
-// entry is indexed. Keeping the terms out of the write's batch keeps them
-// off the serialized, synced write path. The index is derived data: a
-// crash may lose an indexer batch, never an entry, and the indexer redoes
-// it from "m ai" on the next start.
+// adds the entry's index terms later, many entries per unsynced batch,
+// together with "m ai", the revision through which every entry is indexed.
+// Keeping the terms out of the write's batch keeps them off the
+// serialized, synced write path. The index is derived data: a crash may
+// lose an indexer batch, never an entry, and the indexer redoes it from
+// "m ai" on the next start.
+//
+// One indexer batch writes one key per term, a posting list: "a t <term>
+// last" holds every revision of the batch indexed under term, last being
+// the newest. Terms that repeat from entry to entry (the actor, object
+// types, labels) so cost one key per batch instead of one per entry. The
+// value lists the older revisions as varint gaps going down from last; an
+// empty value is a list of last alone, which is also how keys written
+// before posting lists read. Lists of one term never overlap: a batch
+// covers revisions above every earlier batch's.
 //
 // A term query reads the index up to "m ai" and decodes the entries above
 // it (the tail, normally a few milliseconds of writes), so it sees every
@@ -41,6 +49,15 @@ const auditIndexPageEntries = 512
 // deferred index: every entry it holds was indexed as it was written, so
 // the newest entry is the indexed-through revision, recorded now.
 func (e *Engine) loadAuditIndexed() error {
+	switch v, closer, err := e.db.Get(keyAuditTrimmed); {
+	case err == nil:
+		if len(v) >= 8 {
+			e.auditTrimmed.Store(beUint64(v))
+		}
+		closer.Close()
+	case !errors.Is(err, pdb.ErrNotFound):
+		return fmt.Errorf("audit trim mark: %w", err)
+	}
 	v, closer, err := e.db.Get(keyAuditIndexed)
 	if err == nil {
 		defer closer.Close()
@@ -134,7 +151,7 @@ func (e *Engine) indexAuditPage(ctx context.Context) (more bool, err error) {
 		return false, e.usable()
 	}
 	through, n, size := head, 0, 0
-	var keys [][]byte
+	lists := make(map[string][]storage.Revision)
 	err = e.scanPage(ctx, auditEntryKey(from), auditEntryKey(head+1), false, func(k, v []byte) bool {
 		rev := storage.Revision(beUint64(k[2:]))
 		en, err := auditlog.Decode(v)
@@ -142,8 +159,8 @@ func (e *Engine) indexAuditPage(ctx context.Context) (more bool, err error) {
 			log.Printf("pemba: audit log index: entry %d left out: %v", rev, err)
 		}
 		for _, term := range auditlog.Terms(&en) {
-			key := auditTermKey(nil, term, rev)
-			keys, size = append(keys, key), size+len(key)
+			lists[term] = append(lists[term], rev)
+			size += len(term) + 3
 		}
 		n++
 		if n >= auditIndexPageEntries || size >= auditPageBytes {
@@ -157,11 +174,19 @@ func (e *Engine) indexAuditPage(ctx context.Context) (more bool, err error) {
 	}
 	// Sorted, the batch's keys go into the memtable as one ascending run,
 	// each insert starting where the previous one ended.
-	slices.SortFunc(keys, bytes.Compare)
-	b := e.db.NewBatchWithSize(size + 16*len(keys) + 64)
+	terms := make([]string, 0, len(lists))
+	for term := range lists {
+		terms = append(terms, term)
+	}
+	slices.Sort(terms)
+	b := e.db.NewBatchWithSize(size + 32*len(terms) + 64)
 	defer b.Close()
-	for _, key := range keys {
-		_ = b.Set(key, nil, nil)
+	var key, value []byte
+	for _, term := range terms {
+		revs := lists[term]
+		key = auditTermKey(key[:0], term, revs[len(revs)-1])
+		value = appendPostingList(value[:0], revs)
+		_ = b.Set(key, value, nil)
 	}
 	_ = b.Set(keyAuditIndexed, binary.BigEndian.AppendUint64(nil, uint64(through)), nil)
 	release, err := e.use()
@@ -182,6 +207,8 @@ func (e *Engine) indexAuditPage(ctx context.Context) (more bool, err error) {
 func (e *Engine) termRevisions(ctx context.Context, term string, lo, hi storage.Revision, desc bool) iter.Seq2[storage.Revision, error] {
 	indexed := storage.Revision(e.auditIndexed.Load())
 	fromIndex := func(yield func(storage.Revision, error) bool) bool {
+		// A posting list that straddled a trim still names trimmed entries.
+		lo := max(lo, storage.Revision(e.auditTrimmed.Load())+1)
 		if lo > min(hi, indexed) {
 			return true
 		}
@@ -202,22 +229,14 @@ func (e *Engine) termRevisions(ctx context.Context, term string, lo, hi storage.
 	}
 }
 
-// indexedRevisions yields the revisions in [lo, hi] of term's index keys,
-// a page at a time; it returns false once yield has.
+// indexedRevisions yields the revisions in [lo, hi] of term's posting
+// lists, a page at a time; it returns false once yield has.
 func (e *Engine) indexedRevisions(ctx context.Context, term string, lo, hi storage.Revision, desc bool, yield func(storage.Revision, error) bool) bool {
 	prefix := auditTermPrefix(nil, term)
-	n := len(prefix)
-	page := make([]storage.Revision, 0, auditPageRevisions)
-	var lower, upper []byte
+	page := make([]storage.Revision, 0, auditPageRevisions+auditIndexPageEntries)
 	for ok := true; ok; {
-		page = page[:0]
-		lower = binary.BigEndian.AppendUint64(append(lower[:0], prefix...), uint64(lo))
-		upper = binary.BigEndian.AppendUint64(append(upper[:0], prefix...), uint64(hi+1))
-		err := e.scanPage(ctx, lower, upper, desc, func(k, _ []byte) bool {
-			page = append(page, storage.Revision(beUint64(k[n:])))
-			return len(page) < auditPageRevisions
-		})
-		if err != nil {
+		var err error
+		if page, err = e.postingPage(ctx, prefix, lo, hi, desc, page[:0]); err != nil {
 			yield(0, fmt.Errorf("audit term %q: %w", term, err))
 			return false
 		}
@@ -232,6 +251,86 @@ func (e *Engine) indexedRevisions(ctx context.Context, term string, lo, hi stora
 		ok, lo, hi = nextPage(lo, hi, page[len(page)-1], desc)
 	}
 	return true
+}
+
+// postingPage appends to page the revisions in [lo, hi] of the posting
+// lists under prefix, in order, whole lists at a time until the page holds
+// auditPageRevisions or more.
+func (e *Engine) postingPage(ctx context.Context, prefix []byte, lo, hi storage.Revision, desc bool, page []storage.Revision) ([]storage.Revision, error) {
+	end := append(slices.Clip(prefix), 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0) // after every list of the term
+	var list []storage.Revision
+	var bad error
+	// take adds the revisions of the list at k (the newest is k's last
+	// eight bytes) that fall in [lo, hi]; false once the page is full.
+	take := func(k, v []byte) bool {
+		list, bad = decodePostingList(list[:0], storage.Revision(beUint64(k[len(prefix):])), v)
+		if bad != nil {
+			return false
+		}
+		if desc {
+			for i := len(list) - 1; i >= 0; i-- {
+				if r := list[i]; r >= lo && r <= hi {
+					page = append(page, r)
+				}
+			}
+		} else {
+			for _, r := range list {
+				if r >= lo && r <= hi {
+					page = append(page, r)
+				}
+			}
+		}
+		return len(page) < auditPageRevisions
+	}
+	lower := binary.BigEndian.AppendUint64(slices.Clip(prefix), uint64(lo))
+	upper := binary.BigEndian.AppendUint64(slices.Clip(prefix), uint64(hi))
+	if !desc {
+		// Lists ending at lo or later, until the first one ending after hi.
+		err := e.scanPage(ctx, lower, end, false, func(k, v []byte) bool {
+			return take(k, v) && storage.Revision(beUint64(k[len(prefix):])) < hi
+		})
+		return page, errors.Join(err, bad)
+	}
+	// The first list ending at hi or later may hold revisions up to hi;
+	// then the lists ending in [lo, hi), newest first.
+	full := false
+	err := e.scanPage(ctx, upper, end, false, func(k, v []byte) bool {
+		full = !take(k, v)
+		return false
+	})
+	if err != nil || bad != nil || full {
+		return page, errors.Join(err, bad)
+	}
+	err = e.scanPage(ctx, lower, upper, true, take)
+	return page, errors.Join(err, bad)
+}
+
+// appendPostingList appends the value of the posting list of revs
+// (ascending; the key holds the last): the gaps from each revision down
+// to the one before it, newest first, as uvarints.
+func appendPostingList(dst []byte, revs []storage.Revision) []byte {
+	for i := len(revs) - 1; i > 0; i-- {
+		dst = binary.AppendUvarint(dst, uint64(revs[i]-revs[i-1]))
+	}
+	return dst
+}
+
+// decodePostingList appends to dst, ascending, the revisions of the
+// posting list whose newest revision is last and whose value is v.
+func decodePostingList(dst []storage.Revision, last storage.Revision, v []byte) ([]storage.Revision, error) {
+	start := len(dst)
+	dst = append(dst, last)
+	for len(v) > 0 {
+		gap, n := binary.Uvarint(v)
+		if n <= 0 || gap == 0 || gap >= uint64(last) {
+			return dst[:start], fmt.Errorf("audit posting list ending at %d: %w", last, errCorrupt)
+		}
+		last -= storage.Revision(gap)
+		dst = append(dst, last)
+		v = v[n:]
+	}
+	slices.Reverse(dst[start:])
+	return dst, nil
 }
 
 // unindexedRevisions yields the revisions in [lo, hi] whose entries have

@@ -217,10 +217,14 @@ func dumpAudit(t *testing.T, w io.Writer, k, v []byte) {
 		fmt.Fprintf(w, "a e %d %s actor=%q changes=%d schema=%d\n", en.Revision, en.Kind, en.Metadata.Actor, len(en.Changes), len(en.Schema))
 	case len(k) > 2+8 && k[1] == auditTerm:
 		term, rest, err := nextComponent(k[2:])
-		if err != nil || len(rest) != 8 || len(v) != 0 {
+		if err != nil || len(rest) != 8 {
 			t.Fatalf("audit term key %q: %v", k, err)
 		}
-		fmt.Fprintf(w, "a t %q %d\n", term, beUint64(rest))
+		list, err := decodePostingList(nil, storage.Revision(beUint64(rest)), v)
+		if err != nil {
+			t.Fatalf("audit term key %q: %v", k, err)
+		}
+		fmt.Fprintf(w, "a t %q %d %v\n", term, beUint64(rest), list)
 	default:
 		t.Fatalf("audit key %q: %v", k, errCorrupt)
 	}

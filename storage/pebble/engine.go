@@ -109,6 +109,9 @@ type Engine struct {
 	// entry's terms are in the index ("m ai").
 	indexMu      sync.Mutex
 	auditIndexed atomic.Uint64
+	// auditTrimmed is the newest revision TrimAudit removed ("m at"): a
+	// posting list may still name revisions up to it, which readers skip.
+	auditTrimmed atomic.Uint64
 
 	// notifyMu guards notify, a channel closed (and replaced) on every
 	// commit and on Close to wake watchers.
