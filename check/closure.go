@@ -25,7 +25,11 @@ type closure struct {
 	ok    bool             // false: over budget, walk forward instead
 	level map[string]int32 // object ID → length of its shortest chain to the subject
 	link  map[string]graph.Relationship
-	until int64
+	// until holds, for members whose chain has an expiring relationship,
+	// when that chain ends (unix nanoseconds): the member stays one at
+	// least until then. Members not in it hold for good. Objects outside
+	// the closure stay outside as time passes: expirations only remove.
+	until map[string]int64
 	// extra is the depth a permission's step adds to a chain: the
 	// permission is evaluated one level above its relations.
 	extra int
@@ -205,20 +209,28 @@ func (ev *evaluation) closureFor(typ, rel string) (*closure, error) {
 // objects.
 func (ev *evaluation) buildClosure(typ string, spec closureSpec) (*closure, error) {
 	s := ev.subject
-	cl := &closure{ok: true, level: make(map[string]int32), until: dispatch.Never, extra: spec.extra}
+	cl := &closure{ok: true, level: make(map[string]int32), extra: spec.extra}
 	if ev.explain {
 		cl.link = make(map[string]graph.Relationship)
 	}
 	var frontier []string
-	visit := func(level int32) func(graph.Relationship) {
+	// visit adds rel's resource as a member at level, reached from rel's
+	// subject, whose own chain holds until parent(rel).
+	visit := func(level int32, parent func(graph.Relationship) int64) func(graph.Relationship) {
 		return func(rel graph.Relationship) {
+			u := parent(rel)
 			if rel.Expiration != nil {
-				cl.until = min(cl.until, rel.Expiration.UnixNano())
+				u = min(u, rel.Expiration.UnixNano())
 			}
 			id := rel.Resource.ID
 			if _, seen := cl.level[id]; seen {
+				// Another chain: the member holds while either does.
+				if old := cl.untilOf(id); u > old {
+					cl.setUntil(id, u)
+				}
 				return
 			}
+			cl.setUntil(id, u)
 			cl.level[id] = level
 			if cl.link != nil {
 				cl.link[id] = rel
@@ -233,13 +245,14 @@ func (ev *evaluation) buildClosure(typ string, spec closureSpec) (*closure, erro
 			ids = append(ids, graph.Wildcard)
 		}
 		if err := ev.reverse(storage.ReverseFilter{Subject: storage.SubjectFilter{Type: s.Object.Type, IDs: ids, Relation: &ellipsis},
-			ResourceType: typ, Relation: r.Name}, visit(1)); err != nil {
+			ResourceType: typ, Relation: r.Name}, visit(1, forGood)); err != nil {
 			return nil, err
 		}
 	}
 	for _, v := range spec.via {
 		for k, t := range v.targets {
 			var mid []string
+			midUntil := make(map[string]int64)
 			subjects := []string{s.Object.ID}
 			if s.Object.ID != graph.Wildcard && allowsWildcard(t, s.Object.Type) {
 				subjects = append(subjects, graph.Wildcard)
@@ -247,7 +260,9 @@ func (ev *evaluation) buildClosure(typ string, spec closureSpec) (*closure, erro
 			if err := ev.reverse(storage.ReverseFilter{Subject: storage.SubjectFilter{Type: s.Object.Type, IDs: subjects, Relation: &ellipsis},
 				ResourceType: v.types[k], Relation: t.Name}, func(rel graph.Relationship) {
 				if rel.Expiration != nil {
-					cl.until = min(cl.until, rel.Expiration.UnixNano())
+					midUntil[rel.Resource.ID] = max(midUntil[rel.Resource.ID], rel.Expiration.UnixNano())
+				} else {
+					midUntil[rel.Resource.ID] = dispatch.Never
 				}
 				mid = append(mid, rel.Resource.ID)
 			}); err != nil {
@@ -259,7 +274,7 @@ func (ev *evaluation) buildClosure(typ string, spec closureSpec) (*closure, erro
 			for start := 0; start < len(mid); start += ev.eng.cfg.ChunkSize {
 				part := mid[start:min(start+ev.eng.cfg.ChunkSize, len(mid))]
 				if err := ev.reverse(storage.ReverseFilter{Subject: storage.SubjectFilter{Type: v.types[k], IDs: part, Relation: &ellipsis},
-					ResourceType: typ, Relation: v.tupleset}, visit(1)); err != nil {
+					ResourceType: typ, Relation: v.tupleset}, visit(1, func(rel graph.Relationship) int64 { return midUntil[rel.Subject.Object.ID] })); err != nil {
 					return nil, err
 				}
 			}
@@ -276,7 +291,7 @@ func (ev *evaluation) buildClosure(typ string, spec closureSpec) (*closure, erro
 			for _, st := range spec.steps {
 				subjectRel := st.subjectRel
 				if err := ev.reverse(storage.ReverseFilter{Subject: storage.SubjectFilter{Type: typ, IDs: part, Relation: &subjectRel},
-					ResourceType: typ, Relation: st.rel}, visit(level)); err != nil {
+					ResourceType: typ, Relation: st.rel}, visit(level, func(rel graph.Relationship) int64 { return cl.untilOf(rel.Subject.Object.ID) })); err != nil {
 					return nil, err
 				}
 			}
@@ -301,7 +316,6 @@ func (ev *evaluation) reverse(f storage.ReverseFilter, fn func(graph.Relationshi
 // identity answers.
 func (ev *evaluation) fromClosure(cl *closure, typ, rel string, ids []string, out []outcome, depth int) ([]outcome, error) {
 	for i, id := range ids {
-		out[i].until = min(out[i].until, cl.until)
 		if out[i].perm == HasPermission {
 			continue
 		}
@@ -317,12 +331,36 @@ func (ev *evaluation) fromClosure(cl *closure, typ, rel string, ids []string, ou
 			out[i].perm, out[i].low = cut, dispatch.CutLow // out[i] was a plain "no"
 			continue
 		}
-		out[i].perm = HasPermission
+		out[i].perm, out[i].until = HasPermission, min(out[i].until, cl.untilOf(id))
 		if ev.explain {
 			out[i].path = cl.path(typ, rel, id)
 		}
 	}
 	return out, nil
+}
+
+// forGood is the until of a chain that starts at the subject itself.
+func forGood(graph.Relationship) int64 { return dispatch.Never }
+
+// untilOf returns when the chain that makes id a member ends (Never for
+// one without an expiring relationship, or for a non-member).
+func (cl *closure) untilOf(id string) int64 {
+	if u, ok := cl.until[id]; ok {
+		return u
+	}
+	return dispatch.Never
+}
+
+// setUntil records when id's chain ends.
+func (cl *closure) setUntil(id string, u int64) {
+	if u == dispatch.Never {
+		delete(cl.until, id)
+		return
+	}
+	if cl.until == nil {
+		cl.until = make(map[string]int64)
+	}
+	cl.until[id] = u
 }
 
 // tooDeep reports whether a permission's closure grants one of ids

@@ -211,8 +211,9 @@ func (ev *evaluation) check(res graph.ObjectRef, perm string, explain bool) (Res
 	saved := ev.memo
 	defer func() { ev.reset(); ev.memo = saved; ev.explain = false }()
 	var best outcome
+	ev.reset()
 	for limit := 1; limit <= ev.eng.cfg.MaxDepth; limit++ {
-		ev.reset()
+		ev.deepen()
 		ev.explain, ev.limit = true, limit
 		out, err := ev.checkBatch(res.Type, perm, []string{res.ID}, 1)
 		if err != nil {

@@ -66,10 +66,19 @@ type progressMark struct {
 	assumed outcome
 }
 
-// reset drops what the evaluation learned, for another explain pass.
+// reset drops what the evaluation learned, for a first explain pass.
 func (ev *evaluation) reset() {
-	ev.memo, ev.progress, ev.frames, ev.neg, ev.cutoff = nil, nil, nil, 0, false
+	ev.memo = nil
 	ev.closures, ev.rows = nil, nil
+	ev.deepen()
+}
+
+// deepen readies the evaluation for the next explain pass, at a larger
+// depth limit. It keeps the memo: an exact answer rests on no branch the
+// last limit cut, so a larger limit cannot change it, and its path is
+// still a proof.
+func (ev *evaluation) deepen() {
+	ev.progress, ev.frames, ev.neg, ev.cutoff = nil, nil, 0, false
 }
 
 // opts are the storage options of the evaluation's queries.

@@ -33,20 +33,25 @@ func fromAnswer(a dispatch.Answer) outcome {
 // progress, so it may be memoized (see dispatch.Frame, "Reuse").
 func (o outcome) exact() bool { return o.answer().Shareable() }
 
-// deps folds x's dependencies (cycle assumptions, see dispatch.Frame, and
-// expirations) into o.
-func (o *outcome) deps(x outcome) {
-	o.low = min(o.low, x.low)
-	o.until = min(o.until, x.until)
-}
-
 // or combines o with x under union (three-valued: yes wins, then maybe).
+// A union that grants holds while any granting side does: its until is
+// the latest of theirs, and a side that does not grant cannot end it
+// (expirations only take relationships away, so a side's "no" can only
+// turn into a "yes" by its own until, which a re-check then sees).
 func (o *outcome) or(x outcome) {
-	o.deps(x)
+	o.low = min(o.low, x.low)
 	switch {
+	case o.perm == HasPermission && x.perm == HasPermission:
+		o.until = max(o.until, x.until)
+		return
 	case o.perm == HasPermission:
+		return
 	case x.perm == HasPermission:
-		o.perm, o.missing, o.path = HasPermission, nil, x.path
+		o.perm, o.missing, o.path, o.until = HasPermission, nil, x.path, x.until
+		return
+	}
+	o.until = min(o.until, x.until)
+	switch {
 	case x.perm == Conditional:
 		if o.perm != Conditional {
 			o.path = x.path
@@ -56,9 +61,20 @@ func (o *outcome) or(x outcome) {
 	}
 }
 
-// and combines o with x under intersection (no wins, then maybe).
+// and combines o with x under intersection (no wins, then maybe). A
+// "no" holds while any side's "no" does: the latest of their untils; a
+// side that grants cannot end it.
 func (o *outcome) and(x outcome) {
-	o.deps(x)
+	o.low = min(o.low, x.low)
+	switch {
+	case o.perm == NoPermission && x.perm == NoPermission:
+		o.until = max(o.until, x.until)
+	case o.perm == NoPermission:
+	case x.perm == NoPermission:
+		o.until = x.until
+	default:
+		o.until = min(o.until, x.until)
+	}
 	switch {
 	case o.perm == NoPermission:
 	case x.perm == NoPermission:
@@ -72,9 +88,18 @@ func (o *outcome) and(x outcome) {
 	}
 }
 
-// minus combines base o with the subtracted x under exclusion.
+// minus combines base o with the subtracted x under exclusion. A "no"
+// holds while its reason does: the base's "no", or the subtracted side's
+// grant.
 func (o *outcome) minus(x outcome) {
-	o.deps(x)
+	o.low = min(o.low, x.low)
+	switch {
+	case o.perm == NoPermission:
+	case x.perm == HasPermission:
+		o.until = x.until
+	default:
+		o.until = min(o.until, x.until)
+	}
 	switch {
 	case o.perm == NoPermission:
 	case x.perm == HasPermission:
