@@ -18,18 +18,23 @@ definition user {}
 definition group {
 	relation member: user
 }
+caveat on_shift(shift bool) { shift }
 definition document {
 	relation viewer: group#member with expiration
+	relation shift_viewer: group#member with on_shift and expiration
 	relation banned: user with expiration
 	permission view = viewer
 	permission read = viewer - banned
+	permission shift_read = shift_viewer - banned
 }`
 
 // TestEndsAtManyExpirations: user u views the document through n groups
 // whose grants expire a day apart, so the access ends with the last. View
-// only shrinks over time and is bisected past MaxEndsAtSteps; read
-// subtracts an expiring relation, so it is stepped through and the limit
-// applies.
+// and read hold while any group's grant does, so one step finds the end.
+// Shift_read's grants are conditional (no context is given), a
+// conditional union may change with any of its sides' expirations, and
+// shift_read subtracts an expiring relation, so it is stepped through
+// expiration by expiration and the limit applies.
 func TestEndsAtManyExpirations(t *testing.T) {
 	s, err := schema.Compile("ends.zed", endsTestSchema)
 	if err != nil {
@@ -43,6 +48,9 @@ func TestEndsAtManyExpirations(t *testing.T) {
 		rels = append(rels,
 			graph.Relationship{Resource: graph.ObjectRef{Type: "document", ID: "doc"}, Relation: "viewer",
 				Subject: graph.SubjectRef{Object: graph.ObjectRef{Type: "group", ID: g}, Relation: "member"}, Expiration: &until},
+			graph.Relationship{Resource: graph.ObjectRef{Type: "document", ID: "doc"}, Relation: "shift_viewer",
+				Subject: graph.SubjectRef{Object: graph.ObjectRef{Type: "group", ID: g}, Relation: "member"}, Expiration: &until,
+				Caveat: &graph.Caveat{Name: "on_shift"}},
 			graph.MustParseRelationship("group:"+g+"#member@user:u"))
 	}
 	store := newTestStore(t)
@@ -58,9 +66,14 @@ func TestEndsAtManyExpirations(t *testing.T) {
 			t.Errorf("view: ends %v, granted %v, %v; want %v", ends, granted, err, want)
 		}
 		req.Permission = "read"
+		ends, granted, err = e.EndsAt(context.Background(), snap, req)
+		if err != nil || !granted || !ends.Equal(want) {
+			t.Errorf("read: ends %v, granted %v, %v; want %v", ends, granted, err, want)
+		}
+		req.Permission = "shift_read"
 		_, _, err = e.EndsAt(context.Background(), snap, req)
 		if err == nil || errors.Is(err, context.Canceled) {
-			t.Errorf("read: want the MaxEndsAtSteps error, got %v", err)
+			t.Errorf("shift_read: want the MaxEndsAtSteps error, got %v", err)
 		}
 	}
 }

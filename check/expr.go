@@ -240,7 +240,7 @@ func (ev *evaluation) evalArrow(typ string, ids []string, a *schema.Arrow, perm 
 	if a.Func == schema.ArrowAny {
 		for k := range edges {
 			ed := &edges[k]
-			if out[ed.i].perm == HasPermission {
+			if !mayExtend(out[ed.i], res[k]) {
 				continue
 			}
 			c, t, err := mk(ed, res[k])

@@ -146,10 +146,10 @@ func (ev *evaluation) viaSubjectSet(typ string, open []string, r *schema.Relatio
 	}
 	for k := range edges {
 		ed := &edges[k]
-		if out[ed.i].perm == HasPermission {
+		t := res[k]
+		if !mayExtend(out[ed.i], t) {
 			continue
 		}
-		t := res[k]
 		c, err := ev.caveat(&ed.rel)
 		if err != nil {
 			return err
@@ -161,6 +161,13 @@ func (ev *evaluation) viaSubjectSet(typ string, open []string, r *schema.Relatio
 		out[ed.i].or(c)
 	}
 	return nil
+}
+
+// mayExtend reports whether an edge to a target answered t can still
+// change out, its resource's union so far: out does not grant yet, or
+// it grants for a while and t might grant for longer (see outcome.or).
+func mayExtend(out, t outcome) bool {
+	return out.perm != HasPermission || (t.perm == HasPermission && t.until > out.until)
 }
 
 // allowsWildcard reports whether r allows a wildcard subject of typ.

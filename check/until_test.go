@@ -1,0 +1,94 @@
+package check
+
+import (
+	"context"
+	"testing"
+	"time"
+
+	"github.com/pembadb/pemba/check/dispatch"
+	"github.com/pembadb/pemba/graph"
+	"github.com/pembadb/pemba/schema"
+)
+
+// TestUntilCountsOnlyWhatDecides: an answer's until is when the answer may
+// change, counting only the relationships that decide it — the granting
+// sides of a union, a closure member's own chain, the grant of a
+// subtracted side — not every expiring relationship the evaluation read.
+func TestUntilCountsOnlyWhatDecides(t *testing.T) {
+	s, err := schema.Compile("until.zed", `
+use expiration
+definition user {}
+definition group {
+	relation member: user with expiration | group#member with expiration
+}
+definition document {
+	relation viewer: group#member with expiration | user with expiration
+	relation banned: user with expiration
+	relation cleared: user with expiration
+	permission view = viewer
+	permission read = viewer - banned
+	permission both = viewer & cleared
+}`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	day := func(n int) *time.Time { d := goldenNow.Add(time.Duration(n) * 24 * time.Hour); return &d }
+	rel := func(spec string, exp *time.Time) graph.Relationship {
+		r := graph.MustParseRelationship(spec)
+		r.Expiration = exp
+		return r
+	}
+	rels := []graph.Relationship{
+		// standing: for good through g1, for a while through g2 and g3.
+		rel("document:standing#viewer@group:g1#member", nil),
+		rel("document:standing#viewer@group:g2#member", day(1)),
+		rel("document:standing#viewer@group:g3#member", day(2)),
+		rel("group:g1#member@user:u", nil),
+		rel("group:g2#member@user:u", day(3)),
+		rel("group:g3#member@user:u", nil),
+		// two: through g2 until day 1 and g3 until day 2.
+		rel("document:two#viewer@group:g2#member", day(1)),
+		rel("document:two#viewer@group:g3#member", day(2)),
+		// nested: g5 ⊃ g4 ⊃ u, the chain ends on day 4; g6 ⊃ u ends on day 5.
+		rel("group:g4#member@user:u", day(4)),
+		rel("group:g5#member@group:g4#member", nil),
+		rel("group:g7#member@user:u", day(5)),
+		rel("group:g5#member@group:g7#member", nil),
+		rel("document:nested#viewer@group:g5#member", nil),
+		// banned: u is banned until day 6, so read is denied until then.
+		rel("document:banned#viewer@user:u", nil),
+		rel("document:banned#banned@user:u", day(6)),
+		// both: viewer for good, cleared until day 7; denied: never cleared.
+		rel("document:both#viewer@user:u", nil),
+		rel("document:both#cleared@user:u", day(7)),
+		rel("document:denied#viewer@user:u", day(1)),
+	}
+	store := newTestStore(t)
+	store.write(t, rels)
+	snap := Snapshot{Schema: s, Reader: store.reader(t)}
+	u := graph.SubjectRef{Object: graph.ObjectRef{Type: "user", ID: "u"}}
+	never := int64(dispatch.Never)
+	for _, c := range []struct {
+		doc, perm string
+		want      Permissionship
+		until     int64
+	}{
+		{"standing", "view", HasPermission, never},
+		{"two", "view", HasPermission, day(2).UnixNano()},
+		{"nested", "view", HasPermission, day(5).UnixNano()},
+		{"banned", "read", NoPermission, day(6).UnixNano()},
+		{"both", "both", HasPermission, day(7).UnixNano()},
+		{"denied", "both", NoPermission, never},
+	} {
+		for _, cfg := range []Config{{}, {CacheEntries: -1, ReadCacheBytes: -1}} {
+			e := New(cfg)
+			got, err := e.answerAt(context.Background(), snap, u, nil, graph.ObjectRef{Type: "document", ID: c.doc}, c.perm, goldenNow)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got.perm != c.want || got.until != c.until {
+				t.Errorf("%s#%s: %v until %v, want %v until %v", c.doc, c.perm, got.perm, time.Unix(0, got.until).UTC(), c.want, time.Unix(0, c.until).UTC())
+			}
+		}
+	}
+}
