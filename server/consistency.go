@@ -12,8 +12,16 @@ import (
 	"github.com/pembadb/pemba/storage"
 )
 
-// consistencyFromProto translates the wire Consistency (nil means
-// minimize_latency) into core's.
+// defaultConsistency is how fresh a pemba.v1 read that names no
+// consistency is, over gRPC and HTTP alike (the CLI sends none unless
+// --consistency is given): fully consistent, so a read after a write
+// always sees it. minimize_latency, which may lag the head by up to
+// --quantization, is faster but a client must ask for it. SpiceDB's API
+// keeps SpiceDB's own default (consistencyFromAuthzed).
+var defaultConsistency = core.Consistency{Mode: core.FullyConsistent}
+
+// consistencyFromProto translates the wire Consistency (nil, or one with
+// no requirement set, means defaultConsistency) into core's.
 func consistencyFromProto(c *pb.Consistency) core.Consistency {
 	switch req := c.GetRequirement().(type) {
 	case *pb.Consistency_FullyConsistent:
@@ -22,8 +30,10 @@ func consistencyFromProto(c *pb.Consistency) core.Consistency {
 		return core.Consistency{Mode: core.AtLeastAsFresh, Zookie: req.AtLeastAsFresh.GetToken()}
 	case *pb.Consistency_AtExactSnapshot:
 		return core.Consistency{Mode: core.AtExactSnapshot, Zookie: req.AtExactSnapshot.GetToken()}
+	case *pb.Consistency_MinimizeLatency:
+		return core.Consistency{Mode: core.MinimizeLatency}
 	}
-	return core.Consistency{Mode: core.MinimizeLatency}
+	return defaultConsistency
 }
 
 // resolve returns the revision a request's consistency asks for; field

@@ -438,10 +438,10 @@ func (s *Server) newGRPCServer(extra ...grpc.ServerOption) *grpc.Server {
 	return g
 }
 
-// serveHTTP serves the grpc-gateway, health endpoints and (unless moved)
-// /metrics. The gateway reaches the gRPC server over an in-process
-// connection, so every HTTP request passes the same interceptors
-// (authentication, limits, metrics) as a gRPC one.
+// serveHTTP serves the grpc-gateway, its OpenAPI document, health
+// endpoints and (unless moved) /metrics. The gateway reaches the gRPC
+// server over an in-process connection, so every HTTP request passes the
+// same interceptors (authentication, limits, metrics) as a gRPC one.
 func (s *Server) serveHTTP(tlsCfg *tls.Config) error {
 	conn, err := s.inprocessConn()
 	if err != nil {
@@ -471,6 +471,7 @@ func (s *Server) serveHTTP(tlsCfg *tls.Config) error {
 		_, _ = w.Write([]byte("ok\n"))
 	})
 	mux.HandleFunc("/readyz", s.readyz)
+	mux.HandleFunc(http.MethodGet+" "+openAPIPath, serveOpenAPI)
 	if !s.cfg.DisableUI {
 		explorer := ui.Handler()
 		mux.Handle(ui.Prefix, explorer)

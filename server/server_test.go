@@ -122,7 +122,8 @@ func BenchmarkCheckGRPC(b *testing.B) {
 	}
 	client := pb.NewPermissionServiceClient(dialTest(b, srv))
 	req := &pb.CheckPermissionRequest{Resource: &pb.ObjectRef{Type: "doc", Id: "d"}, Permission: "view",
-		Subject: &pb.SubjectRef{Object: &pb.ObjectRef{Type: "user", Id: "alice"}}}
+		Subject:     &pb.SubjectRef{Object: &pb.ObjectRef{Type: "user", Id: "alice"}},
+		Consistency: &pb.Consistency{Requirement: &pb.Consistency_MinimizeLatency{MinimizeLatency: true}}}
 	b.ReportAllocs()
 	b.RunParallel(func(pb_ *testing.PB) {
 		for pb_.Next() {

@@ -76,16 +76,21 @@ func init() {
 	}
 }
 
-// addConsistencyFlag adds --consistency to a read command.
+// addConsistencyFlag adds --consistency to a read command. Without it the
+// request names no consistency and the server applies its default
+// (fully_consistent), as it does for any gRPC or HTTP client.
 func addConsistencyFlag(cmd *cobra.Command) {
-	cmd.Flags().StringVar(&client.consistency, "consistency", "fully_consistent",
-		"minimize_latency | fully_consistent | at-least:ZOOKIE | exact:ZOOKIE")
+	cmd.Flags().StringVar(&client.consistency, "consistency", "",
+		"minimize_latency | fully_consistent | at-least:ZOOKIE | exact:ZOOKIE (default: the server's, fully_consistent)")
 }
 
-// parseConsistency reads the --consistency flag.
+// parseConsistency reads the --consistency flag; "" is nil, the server's
+// default.
 func parseConsistency(s string) (*pb.Consistency, error) {
 	switch {
-	case s == "" || s == "fully_consistent" || s == "fully-consistent":
+	case s == "":
+		return nil, nil
+	case s == "fully_consistent" || s == "fully-consistent":
 		return &pb.Consistency{Requirement: &pb.Consistency_FullyConsistent{FullyConsistent: true}}, nil
 	case s == "minimize_latency" || s == "minimize-latency":
 		return &pb.Consistency{Requirement: &pb.Consistency_MinimizeLatency{MinimizeLatency: true}}, nil

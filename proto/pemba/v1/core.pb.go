@@ -476,7 +476,8 @@ func (x *Zookie) GetToken() string {
 	return ""
 }
 
-// Consistency says which revision a read is evaluated at.
+// Consistency says which revision a read is evaluated at. A read that
+// names none (or sets no requirement) is fully_consistent.
 type Consistency struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// Types that are valid to be assigned to Requirement:
