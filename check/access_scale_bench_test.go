@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"os"
+	"strings"
 	"runtime/metrics"
 	"slices"
 	"strconv"
@@ -97,6 +98,9 @@ func BenchmarkWhoCanAccessIdentityPlatform(b *testing.B) {
 	}
 	for _, k := range kinds {
 		ids := ipSample(11, ipSampleSize, k.prefix, k.count*scale)
+		if id, ok := strings.CutPrefix(os.Getenv("PEMBA_ACCESS_BENCH_ID"), k.prefix); ok {
+			ids = []string{k.prefix + id} // one resource, to profile it
+		}
 		for _, perms := range [][]string{nil, {"read"}} {
 			name := "all"
 			if perms != nil {
