@@ -185,7 +185,7 @@ func (e *Engine) indexAuditPage(ctx context.Context) (more bool, err error) {
 	for _, term := range terms {
 		revs := lists[term]
 		key = auditTermKey(key[:0], term, revs[len(revs)-1])
-		value = appendPostingList(value[:0], revs)
+		value = auditlog.AppendPostingList(value[:0], revs)
 		_ = b.Set(key, value, nil)
 	}
 	_ = b.Set(keyAuditIndexed, binary.BigEndian.AppendUint64(nil, uint64(through)), nil)
@@ -263,7 +263,7 @@ func (e *Engine) postingPage(ctx context.Context, prefix []byte, lo, hi storage.
 	// take adds the revisions of the list at k (the newest is k's last
 	// eight bytes) that fall in [lo, hi]; false once the page is full.
 	take := func(k, v []byte) bool {
-		list, bad = decodePostingList(list[:0], storage.Revision(beUint64(k[len(prefix):])), v)
+		list, bad = auditlog.DecodePostingList(list[:0], storage.Revision(beUint64(k[len(prefix):])), v)
 		if bad != nil {
 			return false
 		}
@@ -303,34 +303,6 @@ func (e *Engine) postingPage(ctx context.Context, prefix []byte, lo, hi storage.
 	}
 	err = e.scanPage(ctx, lower, upper, true, take)
 	return page, errors.Join(err, bad)
-}
-
-// appendPostingList appends the value of the posting list of revs
-// (ascending; the key holds the last): the gaps from each revision down
-// to the one before it, newest first, as uvarints.
-func appendPostingList(dst []byte, revs []storage.Revision) []byte {
-	for i := len(revs) - 1; i > 0; i-- {
-		dst = binary.AppendUvarint(dst, uint64(revs[i]-revs[i-1]))
-	}
-	return dst
-}
-
-// decodePostingList appends to dst, ascending, the revisions of the
-// posting list whose newest revision is last and whose value is v.
-func decodePostingList(dst []storage.Revision, last storage.Revision, v []byte) ([]storage.Revision, error) {
-	start := len(dst)
-	dst = append(dst, last)
-	for len(v) > 0 {
-		gap, n := binary.Uvarint(v)
-		if n <= 0 || gap == 0 || gap >= uint64(last) {
-			return dst[:start], fmt.Errorf("audit posting list ending at %d: %w", last, errCorrupt)
-		}
-		last -= storage.Revision(gap)
-		dst = append(dst, last)
-		v = v[n:]
-	}
-	slices.Reverse(dst[start:])
-	return dst, nil
 }
 
 // unindexedRevisions yields the revisions in [lo, hi] whose entries have

@@ -220,7 +220,7 @@ func dumpAudit(t *testing.T, w io.Writer, k, v []byte) {
 		if err != nil || len(rest) != 8 {
 			t.Fatalf("audit term key %q: %v", k, err)
 		}
-		list, err := decodePostingList(nil, storage.Revision(beUint64(rest)), v)
+		list, err := auditlog.DecodePostingList(nil, storage.Revision(beUint64(rest)), v)
 		if err != nil {
 			t.Fatalf("audit term key %q: %v", k, err)
 		}
