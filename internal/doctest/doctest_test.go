@@ -74,6 +74,9 @@ func TestMatch(t *testing.T) {
 		{"times masked", []string{"2026-12-04T20:39:01Z  user:dana"}, "2030-01-02T03:04:05.123Z  user:dana\n", true},
 		{"zookies masked", []string{`{"writtenAt":{"token":"AXMuTad4g4tBAg"}}`}, `{"writtenAt":{"token":"AY2-ZAjf5cGUBQ"}}` + "\n", true},
 		{"regexp characters are literal", []string{"a.b (c)*"}, "axb (c)*\n", false},
+		{"JSON spacing", []string{`{"a":1,"b":[2,3]}`}, `{"a":1, "b":[2,  3]}` + "\n", true},
+		{"JSON spacing with ellipsis", []string{`{"a":{…},"b":"x"}`}, `{"a":{"c": 1}, "b":"x"}` + "\n", true},
+		{"not JSON", []string{`{"a": 1`}, `{"a":1` + "\n", false},
 		{"no output", nil, "", true},
 		{"no output wanted, some given", []string{}, "x\n", false},
 	}

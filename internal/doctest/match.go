@@ -1,6 +1,8 @@
 package doctest
 
 import (
+	"bytes"
+	"encoding/json"
 	"regexp"
 	"strings"
 )
@@ -44,16 +46,30 @@ func Match(want []string, got string) bool {
 }
 
 // Normalize is the output Match compares: masked, with trailing white
-// space removed from each line and the final newline dropped, for
-// showing next to the expected output in a failure.
+// space removed from each line, each line that is a JSON value compacted
+// (protojson varies its spacing on purpose) and the final newline
+// dropped, for showing next to the expected output in a failure.
 func Normalize(got string) string { return normalize(Mask(got)) }
 
 func normalize(s string) string {
 	lines := strings.Split(strings.TrimRight(s, "\n"), "\n")
 	for i, l := range lines {
-		lines[i] = strings.TrimRight(l, " \t")
+		lines[i] = compactJSON(strings.TrimRight(l, " \t"))
 	}
 	return strings.Join(lines, "\n")
+}
+
+// compactJSON returns line without insignificant white space if it is a
+// JSON object or array, else line as it is.
+func compactJSON(line string) string {
+	if !strings.HasPrefix(line, "{") && !strings.HasPrefix(line, "[") {
+		return line
+	}
+	var b bytes.Buffer
+	if json.Compact(&b, []byte(line)) != nil {
+		return line
+	}
+	return b.String()
 }
 
 // pattern compiles expected output into a regexp matching the whole
@@ -63,7 +79,7 @@ func pattern(want []string) *regexp.Regexp {
 	b.WriteString(`\A`)
 	sep := false // the next line needs a newline before it
 	for i, l := range want {
-		l = strings.TrimRight(Mask(l), " \t")
+		l = compactJSON(strings.TrimRight(Mask(l), " \t"))
 		switch {
 		case l == Ellipsis && len(want) == 1:
 			b.WriteString(`(?s:.*)`)
