@@ -22,7 +22,8 @@
 //
 // Match compares a command's output with its expected output after Mask
 // has replaced what changes from run to run (zookies and other tokens,
-// times, durations) on both sides; "…" in the expected output stands for
+// times, durations) on both sides, trailing white space is dropped and
+// lines that are JSON are compacted; "…" in the expected output stands for
 // any text within a line, and a line of only "…" for any number of lines.
 //
 // The package neither runs commands nor reads files: the caller does.
