@@ -1,3 +1,10 @@
+//go:build !race
+
+// The race pass of make test leaves this file out: the commands are the
+// real binary's, whose concurrency the other end-to-end tests cover under
+// the race detector, and a race-enabled CLI starts so slowly that the
+// README's sixty commands would take minutes instead of seconds.
+
 package e2e
 
 import (
