@@ -88,3 +88,37 @@ func TestMatch(t *testing.T) {
 		})
 	}
 }
+
+// FuzzParse: no document makes Parse or Commands panic, and every command
+// starts on a line of its block.
+func FuzzParse(f *testing.F) {
+	for _, s := range []string{
+		"```sh\necho 'a\nb'\n# a\n```\n",
+		"<!-- doc-test: skip (x) -->\n```sh\ncat <<EOF\nx\nEOF\n```\n",
+		"  ```zed file=a.zed\n  definition user {}\n  ```\n",
+		"```sh\nx=$(echo \"$(date)\" \\\n)\n```\n",
+	} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, md string) {
+		blocks, err := Parse("doc.md", md)
+		if err != nil {
+			return
+		}
+		for _, b := range blocks {
+			if !b.Shell() {
+				continue
+			}
+			cmds, err := Commands(b)
+			if err != nil {
+				continue
+			}
+			lines := strings.Count(b.Text, "\n")
+			for _, c := range cmds {
+				if c.Line < b.TextLine || c.Line >= b.TextLine+lines {
+					t.Fatalf("command at line %d outside its block (lines %d to %d)", c.Line, b.TextLine, b.TextLine+lines-1)
+				}
+			}
+		}
+	})
+}

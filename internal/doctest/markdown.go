@@ -30,7 +30,7 @@ func (b Block) Shell() bool {
 
 var (
 	fenceOpen  = regexp.MustCompile("^( *)(```+|~~~+)\\s*([^`]*)$")
-	skipMarker = regexp.MustCompile(`^\s*<!-- doc-test: skip \(([^()]*\S[^()]*)\) -->\s*$`)
+	skipMarker = regexp.MustCompile(`^\s*<!--\s*doc-test:\s*skip\s*\((.*\S.*)\)\s*-->\s*$`)
 	fileWord   = regexp.MustCompile(`^file=(\S+)$`)
 )
 
