@@ -59,11 +59,11 @@ func TestDocs(t *testing.T) {
 type docStep struct {
 	line int    // document line
 	what string // the command, or "the zed block", for messages
-	// script is the bash text of the step; src, when not "", is a file's
-	// content the script copies into place.
-	script string
-	src    string
-	want   []string // expected output; nil: not compared
+	// script is the bash text of a command; a zed or YAML block has
+	// none, but its text (src) and the file to save it as (file).
+	script    string
+	src, file string
+	want      []string // expected output; nil: not compared
 }
 
 // docSteps reads the steps of the document md, failing on a malformed
@@ -97,8 +97,11 @@ func docSteps(t *testing.T, name, md string) []docStep {
 			if file == "" {
 				file = fmt.Sprintf(".doc-block-%d.%s", b.Line, b.Lang)
 			}
-			steps = append(steps, docStep{line: b.Line, what: "the " + b.Lang + " block (pemba validate)", src: b.Text,
-				script: fmt.Sprintf("cp -- \"$DOCTEST_SRC\" %[1]s && pemba validate %[1]s\n", shellQuote(file))})
+			if !filepath.IsLocal(file) {
+				t.Fatalf("%s:%d: file=%s: want a name inside the working directory", name, b.Line, file)
+			}
+			steps = append(steps, docStep{line: b.Line, src: b.Text, file: file,
+				what: fmt.Sprintf("pemba validate %s (the %s block; its line 1 is %s:%d)", file, b.Lang, name, b.TextLine)})
 		}
 	}
 	return steps
@@ -123,10 +126,12 @@ func runDocSteps(t *testing.T, name string, steps []docStep) {
 	for i, st := range steps {
 		prefix := filepath.Join(out, strconv.Itoa(i))
 		if st.src != "" {
+			// The block is saved when the session reaches it: a command
+			// before it may write the same file.
 			if err := os.WriteFile(prefix+".src", []byte(st.src), 0o600); err != nil {
 				t.Fatal(err)
 			}
-			fmt.Fprintf(&script, "DOCTEST_SRC=%s\n", shellQuote(prefix+".src"))
+			st.script = fmt.Sprintf("cp -- %s %s && pemba validate %[2]s\n", shellQuote(prefix+".src"), shellQuote(st.file))
 		}
 		text := strings.NewReplacer(
 			"127.0.0.1:50051", s.grpcAddr, "localhost:50051", s.grpcAddr,
@@ -136,7 +141,9 @@ func runDocSteps(t *testing.T, name string, steps []docStep) {
 		// sets stay set for the next ones.
 		// The .rc file holds the exit code and when the step started and
 		// ended (bash's $EPOCHREALTIME).
-		fmt.Fprintf(&script, "start=$EPOCHREALTIME\n{\n%s} >%s 2>%s\necho $? $start $EPOCHREALTIME >%s; read -r code _ <%[4]s; [ \"$code\" = 0 ] || exit 0\n",
+		// The session's own variables have names no document uses.
+		fmt.Fprintf(&script, "__doctest_start=$EPOCHREALTIME\n{\n%s} >%s 2>%s\n"+
+			"echo $? $__doctest_start $EPOCHREALTIME >%s; read -r __doctest_code _ <%[4]s; [ \"$__doctest_code\" = 0 ] || exit 0\n",
 			text, shellQuote(prefix+".out"), shellQuote(prefix+".err"), shellQuote(prefix+".rc"))
 	}
 
