@@ -111,6 +111,60 @@ func docSteps(t *testing.T, name, md string) []docStep {
 // checks each one's exit code and output.
 func runDocSteps(t *testing.T, name string, steps []docStep) {
 	s := startServer(t, "--dev")
+	out := t.TempDir() // the steps' sources, outputs and exit codes
+	script, err := docScript(s, steps, out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	start := time.Now()
+	if combined, err := runSession(docEnv(t, s), s.dir, script); err != nil {
+		t.Errorf("bash: %v\n%s", err, combined)
+	}
+	t.Logf("%d steps of %s ran in %v", len(steps), name, time.Since(start).Round(time.Millisecond))
+	for i, st := range steps {
+		if !checkDocStep(t, name, st, filepath.Join(out, strconv.Itoa(i))) {
+			return
+		}
+	}
+}
+
+// docScript writes the bash session that runs steps against s: step i
+// leaves its output and exit code in out/i.out, i.err and i.rc, and the
+// session ends at the first step that fails.
+func docScript(s *server, steps []docStep, out string) (string, error) {
+	addrs := strings.NewReplacer(
+		"127.0.0.1:50051", s.grpcAddr, "localhost:50051", s.grpcAddr,
+		"127.0.0.1:8080", s.httpAddr, "localhost:8080", s.httpAddr,
+	)
+	var b strings.Builder
+	b.WriteString("set -o pipefail\nexec </dev/null\n")
+	for i, st := range steps {
+		prefix := filepath.Join(out, strconv.Itoa(i))
+		text := addrs.Replace(st.script)
+		if st.src != "" {
+			// The block is saved when the session reaches it: a command
+			// before it may write the same file.
+			if err := os.WriteFile(prefix+".src", []byte(st.src), 0o600); err != nil {
+				return "", err
+			}
+			text = fmt.Sprintf("cp -- %s %s && pemba validate %[2]s\n", shellQuote(prefix+".src"), shellQuote(st.file))
+		}
+		// The group runs in the session's shell, so variables a command
+		// sets stay set for the next ones. The .rc file holds the exit
+		// code and when the step started and ended; the session's own
+		// variables have names no document uses.
+		fmt.Fprintf(&b, "__doctest_start=$EPOCHREALTIME\n{\n%s} >%s 2>%s\n"+
+			"echo $? $__doctest_start $EPOCHREALTIME >%s; read -r __doctest_code _ <%[4]s; [ \"$__doctest_code\" = 0 ] || exit 0\n",
+			text, shellQuote(prefix+".out"), shellQuote(prefix+".err"), shellQuote(prefix+".rc"))
+	}
+	return b.String(), nil
+}
+
+// docEnv is the session's environment: pemba first on PATH, and the
+// server's endpoint and dev token exported as the README says, in place
+// of any PEMBA_ variable of the test's own.
+func docEnv(t *testing.T, s *server) []string {
+	t.Helper()
 	token, err := os.ReadFile(filepath.Join(s.dir, "pemba-data", "dev-token"))
 	if err != nil {
 		t.Fatalf("dev token: %v", err)
@@ -119,34 +173,6 @@ func runDocSteps(t *testing.T, name string, steps []docStep) {
 	if err := os.Symlink(pemba, filepath.Join(bin, "pemba")); err != nil {
 		t.Fatal(err)
 	}
-	out := t.TempDir() // the steps' sources, outputs and exit codes
-
-	var script strings.Builder
-	script.WriteString("set -o pipefail\nexec </dev/null\n")
-	for i, st := range steps {
-		prefix := filepath.Join(out, strconv.Itoa(i))
-		if st.src != "" {
-			// The block is saved when the session reaches it: a command
-			// before it may write the same file.
-			if err := os.WriteFile(prefix+".src", []byte(st.src), 0o600); err != nil {
-				t.Fatal(err)
-			}
-			st.script = fmt.Sprintf("cp -- %s %s && pemba validate %[2]s\n", shellQuote(prefix+".src"), shellQuote(st.file))
-		}
-		text := strings.NewReplacer(
-			"127.0.0.1:50051", s.grpcAddr, "localhost:50051", s.grpcAddr,
-			"127.0.0.1:8080", s.httpAddr, "localhost:8080", s.httpAddr,
-		).Replace(st.script)
-		// The group runs in the session's shell, so variables a command
-		// sets stay set for the next ones.
-		// The .rc file holds the exit code and when the step started and
-		// ended (bash's $EPOCHREALTIME).
-		// The session's own variables have names no document uses.
-		fmt.Fprintf(&script, "__doctest_start=$EPOCHREALTIME\n{\n%s} >%s 2>%s\n"+
-			"echo $? $__doctest_start $EPOCHREALTIME >%s; read -r __doctest_code _ <%[4]s; [ \"$__doctest_code\" = 0 ] || exit 0\n",
-			text, shellQuote(prefix+".out"), shellQuote(prefix+".err"), shellQuote(prefix+".rc"))
-	}
-
 	env := []string{"PATH=" + bin + string(os.PathListSeparator) + os.Getenv("PATH"),
 		"PEMBA_ENDPOINT=" + s.grpcAddr, "PEMBA_TOKEN=" + strings.TrimSpace(string(token))}
 	for _, kv := range os.Environ() {
@@ -154,47 +180,53 @@ func runDocSteps(t *testing.T, name string, steps []docStep) {
 			env = append(env, kv)
 		}
 	}
+	return env
+}
+
+// runSession runs script with bash in dir, in a process group of its own
+// that ends with it, so a command left running in the background cannot
+// outlive the test.
+func runSession(env []string, dir, script string) ([]byte, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	cmd := exec.CommandContext(ctx, "bash", "--noprofile", "--norc", "-c", script.String())
-	cmd.Dir, cmd.Env = s.dir, env
-	// The session gets a process group of its own, ended with it, so a
-	// command left running in the background cannot outlive the test.
+	cmd := exec.CommandContext(ctx, "bash", "--noprofile", "--norc", "-c", script)
+	cmd.Dir, cmd.Env = dir, env
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	cmd.Cancel = func() error { return syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL) }
 	cmd.WaitDelay = 5 * time.Second
-	start := time.Now()
 	combined, err := cmd.CombinedOutput()
 	if cmd.Process != nil {
 		_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
 	}
-	t.Logf("%d steps of %s ran in %v", len(steps), name, time.Since(start).Round(time.Millisecond))
-	if err != nil {
-		t.Errorf("bash: %v\n%s", err, combined)
-	}
+	return combined, err
+}
 
-	for i, st := range steps {
-		prefix := filepath.Join(out, strconv.Itoa(i))
-		stdout, _ := os.ReadFile(prefix + ".out")
-		stderr, _ := os.ReadFile(prefix + ".err")
-		rc, err := os.ReadFile(prefix + ".rc")
-		if err != nil {
-			t.Fatalf("%s:%d: %s did not finish\nstdout:\n%s\nstderr:\n%s", name, st.line, st.what, stdout, stderr)
-		}
-		code, took := stepResult(string(rc))
-		if took > 2*time.Second {
-			t.Logf("%s:%d: %s took %v", name, st.line, st.what, took.Round(time.Millisecond))
-		}
-		if code != "0" {
-			t.Fatalf("%s:%d: %s exited %s (the steps after it were not run)\nstdout:\n%s\nstderr:\n%s",
-				name, st.line, st.what, code, stdout, stderr)
-		}
-		if st.want != nil && !doctest.Match(st.want, string(stdout)) {
-			t.Errorf("%s:%d: the output of\n\t%s\ndiffers from the document's (times, zookies and durations masked; … elides):\n--- %s\n%s\n--- got\n%s\n--- stderr\n%s",
-				name, st.line, strings.ReplaceAll(st.what, "\n", "\n\t"), name,
-				doctest.Normalize(strings.Join(st.want, "\n")), doctest.Normalize(string(stdout)), stderr)
-		}
+// checkDocStep checks the exit code and output a step left at prefix, and
+// reports whether the steps after it ran.
+func checkDocStep(t *testing.T, name string, st docStep, prefix string) bool {
+	t.Helper()
+	stdout, _ := os.ReadFile(prefix + ".out")
+	stderr, _ := os.ReadFile(prefix + ".err")
+	rc, err := os.ReadFile(prefix + ".rc")
+	if err != nil {
+		t.Errorf("%s:%d: %s did not finish\nstdout:\n%s\nstderr:\n%s", name, st.line, st.what, stdout, stderr)
+		return false
 	}
+	code, took := stepResult(string(rc))
+	if took > 2*time.Second {
+		t.Logf("%s:%d: %s took %v", name, st.line, st.what, took.Round(time.Millisecond))
+	}
+	if code != "0" {
+		t.Errorf("%s:%d: %s exited %s (the steps after it were not run)\nstdout:\n%s\nstderr:\n%s",
+			name, st.line, st.what, code, stdout, stderr)
+		return false
+	}
+	if st.want != nil && !doctest.Match(st.want, string(stdout)) {
+		t.Errorf("%s:%d: the output of\n\t%s\ndiffers from the document's (times, zookies and durations masked; … elides):\n--- %s\n%s\n--- got\n%s\n--- stderr\n%s",
+			name, st.line, strings.ReplaceAll(st.what, "\n", "\n\t"), name,
+			doctest.Normalize(strings.Join(st.want, "\n")), doctest.Normalize(string(stdout)), stderr)
+	}
+	return true
 }
 
 // stepResult reads a step's .rc file: its exit code and how long it took.
