@@ -5,4 +5,6 @@
 //
 // The golden files in testdata/ are CLI sessions (see harness_test.go);
 // go test ./cmd/pemba/e2e -rewrite regenerates their expected output.
+// TestDocs (readme_test.go) runs the examples of README.md the same way:
+// every shell block, in order, against one fresh `pemba serve --dev`.
 package e2e
