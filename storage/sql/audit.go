@@ -32,7 +32,7 @@ import (
 const (
 	auditPageEntries = 64
 	auditPageBytes   = 4 << 20
-	termPageSize     = 10_000
+	termListPage     = 64 // posting lists, of at most auditIndexBatch revisions each
 )
 
 // Bounds of one TrimAudit transaction: at most trimBatch entries, and no
@@ -199,12 +199,13 @@ func (e *Engine) AuditTermRevisions(ctx context.Context, term string, from, to s
 		if !ok {
 			return
 		}
-		var indexed int64
-		if err := e.pool.QueryRow(ctx, stmtAuditIndexed).Scan(&indexed); err != nil {
+		var indexed, oldest int64
+		if err := e.pool.QueryRow(ctx, stmtAuditIndexedOldest).Scan(&indexed, &oldest); err != nil {
 			yield(0, fmt.Errorf("audit revisions of term %q: indexed-through mark: %w", term, unavailable(err)))
 			return
 		}
 		fromIndex := func() bool {
+			lo := max(lo, oldest) // a list cut by a trim names trimmed entries
 			return lo > min(hi, indexed) || e.indexedRevisions(ctx, term, lo, min(hi, indexed), desc, yield)
 		}
 		fromEntries := func() bool {
@@ -218,34 +219,98 @@ func (e *Engine) AuditTermRevisions(ctx context.Context, term string, from, to s
 	}
 }
 
-// indexedRevisions yields the revisions in [lo, hi] that audit_terms lists
-// under term, a page at a time; it returns false once yield has.
+// indexedRevisions yields the revisions in [lo, hi] of term's posting
+// lists, termListPage lists at a time; it returns false once yield has.
 func (e *Engine) indexedRevisions(ctx context.Context, term string, lo, hi int64, desc bool, yield func(storage.Revision, error) bool) bool {
-	stmt := stmtAuditTermRevisions
-	if desc {
-		stmt = stmtAuditTermRevisionsDesc
+	fail := func(err error) bool {
+		yield(0, fmt.Errorf("audit revisions of term %q in [%d, %d]: %w", term, lo, hi, err))
+		return false
 	}
-	for ok := true; ok; {
-		rows, err := e.pool.Query(ctx, stmt, term, lo, hi, termPageSize)
-		var page []int64
-		if err == nil {
-			page, err = pgx.CollectRows(rows, pgx.RowTo[int64])
-		}
-		if err != nil {
-			yield(0, fmt.Errorf("audit revisions of term %q in [%d, %d]: %w", term, lo, hi, unavailable(err)))
-			return false
-		}
-		for _, rev := range page {
-			if !yield(storage.Revision(rev), nil) {
-				return false
+	// emit yields the revisions of lists in [lo, hi], in order.
+	emit := func(lists [][]storage.Revision) bool {
+		for _, list := range lists {
+			if desc {
+				for i := len(list) - 1; i >= 0; i-- {
+					if r := int64(list[i]); r >= lo && r <= hi && !yield(list[i], nil) {
+						return false
+					}
+				}
+				continue
+			}
+			for _, rev := range list {
+				if r := int64(rev); r >= lo && r <= hi && !yield(rev, nil) {
+					return false
+				}
 			}
 		}
-		if len(page) < termPageSize {
+		return true
+	}
+	if !desc {
+		// The lists ending at lo or later, until one ends at hi or later.
+		for from := lo; ; {
+			lists, err := e.termLists(ctx, stmtAuditTermLists, term, from, termListPage)
+			if err != nil {
+				return fail(err)
+			}
+			if !emit(lists) {
+				return false
+			}
+			if len(lists) < termListPage {
+				return true
+			}
+			last := int64(lists[len(lists)-1][len(lists[len(lists)-1])-1])
+			if last >= hi {
+				return true
+			}
+			from = last + 1
+		}
+	}
+	// The first list ending at hi or later may hold revisions up to hi;
+	// then the lists ending in [lo, hi), newest first.
+	first, err := e.termLists(ctx, stmtAuditTermLists, term, hi, 1)
+	if err != nil {
+		return fail(err)
+	}
+	if !emit(first) {
+		return false
+	}
+	for below := hi; ; {
+		lists, err := e.termLists(ctx, stmtAuditTermListsDesc, term, lo, below, termListPage)
+		if err != nil {
+			return fail(err)
+		}
+		if !emit(lists) {
+			return false
+		}
+		if len(lists) < termListPage {
 			return true
 		}
-		lo, hi, ok = nextPage(lo, hi, page[len(page)-1], desc)
+		below = int64(lists[len(lists)-1][len(lists[len(lists)-1])-1])
 	}
-	return true
+}
+
+// termLists reads one page of posting lists with stmt and its arguments,
+// each list ascending.
+func (e *Engine) termLists(ctx context.Context, stmt string, args ...any) ([][]storage.Revision, error) {
+	rows, err := e.pool.Query(ctx, stmt, args...)
+	if err != nil {
+		return nil, unavailable(err)
+	}
+	defer rows.Close()
+	var lists [][]storage.Revision
+	for rows.Next() {
+		var last int64
+		var earlier []byte
+		if err := rows.Scan(&last, &earlier); err != nil {
+			return nil, err
+		}
+		list, err := auditlog.DecodePostingList(nil, storage.Revision(last), earlier)
+		if err != nil {
+			return nil, err
+		}
+		lists = append(lists, list)
+	}
+	return lists, unavailable(rows.Err())
 }
 
 // unindexedRevisions yields the revisions in [lo, hi] whose entries have

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log"
+	"slices"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -102,8 +103,7 @@ func (e *Engine) indexAuditBatch(ctx context.Context, tx pgx.Tx) (advanced bool,
 	if err != nil {
 		return false, fmt.Errorf("read entries above %d: %w", indexed, err)
 	}
-	var terms []string
-	var revs []int64
+	lists := make(map[string][]storage.Revision)
 	through := indexed
 	for rows.Next() {
 		var rev int64
@@ -119,8 +119,7 @@ func (e *Engine) indexAuditBatch(ctx context.Context, tx pgx.Tx) (advanced bool,
 			continue
 		}
 		for _, term := range auditlog.Terms(&en) {
-			terms = append(terms, term)
-			revs = append(revs, rev)
+			lists[term] = append(lists[term], storage.Revision(rev))
 		}
 	}
 	rows.Close()
@@ -130,9 +129,25 @@ func (e *Engine) indexAuditBatch(ctx context.Context, tx pgx.Tx) (advanced bool,
 	if through == indexed {
 		return false, nil
 	}
+	// One posting list per term: its newest revision, and the others
+	// encoded (nil, stored as NULL, for a list of one).
+	terms := make([]string, 0, len(lists))
+	for term := range lists {
+		terms = append(terms, term)
+	}
+	slices.Sort(terms)
+	lasts := make([]int64, len(terms))
+	earlier := make([][]byte, len(terms))
+	for i, term := range terms {
+		revs := lists[term]
+		lasts[i] = int64(revs[len(revs)-1])
+		if len(revs) > 1 {
+			earlier[i] = auditlog.AppendPostingList(nil, revs)
+		}
+	}
 	var batch pgx.Batch
 	if len(terms) > 0 {
-		batch.Queue(stmtInsertAuditTerms, terms, revs)
+		batch.Queue(stmtInsertAuditTerms, terms, lasts, earlier)
 	}
 	batch.Queue(stmtAdvanceAuditIndex, through)
 	return true, tx.SendBatch(ctx, &batch).Close()

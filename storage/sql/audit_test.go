@@ -3,6 +3,7 @@ package sql
 import (
 	"context"
 	"fmt"
+	"math/rand/v2"
 	"slices"
 	"strings"
 	"sync"
@@ -132,9 +133,39 @@ func TestAuditChainAcrossEngines(t *testing.T) {
 	if err := engines[0].pool.QueryRow(ctx, stmtAuditIndexed).Scan(&indexed); err != nil {
 		t.Fatal(err)
 	}
-	if got := count(t, engines[0], "audit_terms"); got != want || indexed != int64(head) {
-		t.Fatalf("%d term rows indexed through %d; want %d through %d", got, indexed, want, head)
+	if got := termPairs(t, engines[0]); got != want || indexed != int64(head) {
+		t.Fatalf("%d (term, revision) pairs indexed through %d; want %d through %d", got, indexed, want, head)
 	}
+	if rows := count(t, engines[0], "audit_terms"); rows >= want {
+		t.Fatalf("%d posting lists for %d (term, revision) pairs: the actor's and types' terms repeat, want fewer lists", rows, want)
+	}
+}
+
+// termPairs counts the (term, revision) pairs of every posting list.
+func termPairs(t *testing.T, e *Engine) int {
+	t.Helper()
+	rows, err := e.pool.Query(context.Background(), "SELECT revision, earlier FROM audit_terms")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rows.Close()
+	n := 0
+	for rows.Next() {
+		var last int64
+		var earlier []byte
+		if err := rows.Scan(&last, &earlier); err != nil {
+			t.Fatal(err)
+		}
+		list, err := auditlog.DecodePostingList(nil, storage.Revision(last), earlier)
+		if err != nil {
+			t.Fatal(err)
+		}
+		n += len(list)
+	}
+	if err := rows.Err(); err != nil {
+		t.Fatal(err)
+	}
+	return n
 }
 
 // TestAuditCommitTimes: an entry's commit time is its revision's, as
@@ -385,6 +416,51 @@ SELECT 'x', i FROM generate_series(1, 25000) i`); err != nil {
 			if want := seq(c.lo, c.hi, desc); !slices.Equal(got, want) {
 				t.Fatalf("term revisions [%d, %d] desc=%v: %d revisions %v..., want %d", c.from, c.to, desc, len(got), firstFew(got), len(want))
 			}
+		}
+	}
+	// Term y: posting lists of 37 revisions (the last one shorter), many
+	// pages of them.
+	var lasts []int64
+	var earlier [][]byte
+	for start := 1; start <= 25_000; start += 37 {
+		list := seq(start, min(start+36, 25_000), false)
+		lasts = append(lasts, int64(list[len(list)-1]))
+		earlier = append(earlier, auditlog.AppendPostingList(nil, list))
+	}
+	if _, err := e.pool.Exec(ctx, stmtInsertAuditTerms, slices.Repeat([]string{"y"}, len(lasts)), lasts, earlier); err != nil {
+		t.Fatal(err)
+	}
+	termRange := func(term string, from, to storage.Revision, desc bool) []storage.Revision {
+		var got []storage.Revision
+		for rev, err := range e.AuditTermRevisions(ctx, term, from, to, desc) {
+			if err != nil {
+				t.Fatal(err)
+			}
+			got = append(got, rev)
+		}
+		return got
+	}
+	rng := rand.New(rand.NewPCG(3, 4))
+	ranges := [][2]int{{1, 25_000}, {37, 38}, {38, 38}, {36, 74}, {24_990, 25_000}, {2_000, 9_000}}
+	for range 20 {
+		lo := rng.IntN(25_000) + 1
+		ranges = append(ranges, [2]int{lo, min(25_000, lo+rng.IntN(5_000))})
+	}
+	for _, r := range ranges {
+		for _, desc := range []bool{false, true} {
+			if got, want := termRange("y", storage.Revision(r[0]), storage.Revision(r[1]), desc), seq(r[0], r[1], desc); !slices.Equal(got, want) {
+				t.Fatalf("posting lists [%d, %d] desc=%v: %d revisions %v..., want %d %v...", r[0], r[1], desc, len(got), firstFew(got), len(want), firstFew(want))
+			}
+		}
+	}
+	// A trim that cut through a list: revisions below the oldest entry
+	// kept are not reported.
+	if _, err := e.pool.Exec(ctx, "DELETE FROM audit_entries WHERE revision < 50"); err != nil {
+		t.Fatal(err)
+	}
+	for _, desc := range []bool{false, true} {
+		if got, want := termRange("y", 0, 100, desc), seq(50, 100, desc); !slices.Equal(got, want) {
+			t.Fatalf("after a trim, desc=%v: %v, want %v", desc, got, want)
 		}
 	}
 	// Stopping early, and a cancelled context.

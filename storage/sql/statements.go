@@ -120,10 +120,12 @@ VALUES ($1, $2, $3, $4, $5, $6)`
 WHERE revision >= $1 AND revision <= $2 ORDER BY revision LIMIT $3`
 	stmtAuditEntriesDesc = `SELECT revision, value FROM audit_entries
 WHERE revision >= $1 AND revision <= $2 ORDER BY revision DESC LIMIT $3`
-	stmtAuditTermRevisions = `SELECT revision FROM audit_terms
-WHERE term = $1 AND revision >= $2 AND revision <= $3 ORDER BY revision LIMIT $4`
-	stmtAuditTermRevisionsDesc = `SELECT revision FROM audit_terms
-WHERE term = $1 AND revision >= $2 AND revision <= $3 ORDER BY revision DESC LIMIT $4`
+	// A term's posting lists (audit_index.go): those ending at $2 or
+	// later, oldest first; and those ending in [$2, $3), newest first.
+	stmtAuditTermLists = `SELECT revision, earlier FROM audit_terms
+WHERE term = $1 AND revision >= $2 ORDER BY revision LIMIT $3`
+	stmtAuditTermListsDesc = `SELECT revision, earlier FROM audit_terms
+WHERE term = $1 AND revision >= $2 AND revision < $3 ORDER BY revision DESC LIMIT $4`
 	stmtAuditEntry = "SELECT value FROM audit_entries WHERE revision = $1"
 
 	stmtAuditFilter = "SELECT filter FROM audit_entries WHERE revision = $1 AND filter IS NOT NULL"
@@ -145,10 +147,14 @@ WHERE (term, revision) IN (SELECT unnest($1::TEXT[]), unnest($2::BIGINT[]))`
 
 	// The term indexer (audit_index.go) locks the indexed-through mark,
 	// reads the entries above it, stores their terms and advances it.
-	stmtLockAuditIndex   = "SELECT indexed_through FROM audit_index WHERE id = 1 FOR UPDATE"
-	stmtAuditIndexed     = "SELECT indexed_through FROM audit_index WHERE id = 1"
-	stmtInsertAuditTerms = `INSERT INTO audit_terms (term, revision)
-SELECT unnest($1::TEXT[]), unnest($2::BIGINT[]) ON CONFLICT DO NOTHING`
+	stmtLockAuditIndex = "SELECT indexed_through FROM audit_index WHERE id = 1 FOR UPDATE"
+	stmtAuditIndexed   = "SELECT indexed_through FROM audit_index WHERE id = 1"
+	// stmtAuditIndexedOldest is the mark and the oldest entry kept, below
+	// which a posting list cut by a trim names nothing.
+	stmtAuditIndexedOldest = `SELECT indexed_through, (SELECT coalesce(min(revision), 0) FROM audit_entries)
+FROM audit_index WHERE id = 1`
+	stmtInsertAuditTerms = `INSERT INTO audit_terms (term, revision, earlier)
+SELECT unnest($1::TEXT[]), unnest($2::BIGINT[]), unnest($3::BYTEA[]) ON CONFLICT DO NOTHING`
 	stmtAdvanceAuditIndex = "UPDATE audit_index SET indexed_through = $1 WHERE id = 1"
 )
 
