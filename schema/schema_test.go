@@ -28,6 +28,8 @@ func TestDataDriven(t *testing.T) {
 			return runReach(t, c, true)
 		case "caveat":
 			return runCaveat(t, c)
+		case "dependent", "computable":
+			return runDeps(t, c)
 		case "validate":
 			return runValidate(t, c)
 		}
@@ -128,6 +130,30 @@ func runReach(t *testing.T, c *golden.Case, lookup bool) string {
 		} else {
 			b.WriteString(r.Toward(Node{typ, rel}).String())
 		}
+	}
+	return b.String()
+}
+
+// runDeps prints, for each args member (`type#relation`, or `type` for
+// the plain type), what it depends on (dependent) or what depends on it
+// (computable); errors are printed.
+func runDeps(t *testing.T, c *golden.Case) string {
+	s := mustCompile(t, c, c.Input)
+	var b strings.Builder
+	for _, arg := range c.Args {
+		typ, rel, _ := strings.Cut(arg, "#")
+		var nodes []Node
+		var err error
+		if c.Command == "dependent" {
+			nodes, err = s.DependentRelations(typ, rel)
+		} else {
+			nodes, err = s.ComputablePermissions(typ, rel)
+		}
+		if err != nil {
+			fmt.Fprintf(&b, "%s: error: %v\n", arg, err)
+			continue
+		}
+		fmt.Fprintf(&b, "%s: %v\n", arg, nodes)
 	}
 	return b.String()
 }
