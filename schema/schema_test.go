@@ -111,6 +111,20 @@ func runDiff(t *testing.T, c *golden.Case) string {
 	for _, ra := range d.RemovedAllowedSubjects() {
 		out += fmt.Sprintf("removed allowed subject: %s allows %s\n", ra.Relation, ra.Subject)
 	}
+	for _, c := range d.ChangedCaveats {
+		for _, p := range c.AddedParams {
+			out += fmt.Sprintf("caveat %s parameter added: %s %s\n", c.Name, p.Name, p.Type)
+		}
+		for _, p := range c.RemovedParams {
+			out += fmt.Sprintf("caveat %s parameter removed: %s %s\n", c.Name, p.Name, p.Type)
+		}
+		for _, p := range c.RetypedParams {
+			out += fmt.Sprintf("caveat %s parameter %s: %s -> %s\n", c.Name, p.Name, p.OldType, p.NewType)
+		}
+	}
+	for _, dc := range d.DocChanges {
+		out += fmt.Sprintf("doc comment changed: definition %q member %q caveat %q: %q -> %q\n", dc.Definition, dc.Member, dc.Caveat, dc.Old, dc.New)
+	}
 	return out
 }
 
