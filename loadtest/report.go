@@ -149,6 +149,9 @@ type Report struct {
 	// included, as for dispatches).
 	ReadCacheHitRatio        *float64 `json:"read_cache_hit_ratio"`
 	DatastoreQueriesPerCheck *float64 `json:"datastore_queries_per_check"`
+	// ServerCPUMsPerRequest is the server process's CPU time over the
+	// workload divided by its requests (every operation).
+	ServerCPUMsPerRequest *float64 `json:"server_cpu_ms_per_request"`
 	// NewEnemyChecks counts checks made with a revoke's zookie;
 	// NewEnemyViolations those that still granted (must be 0). Both
 	// include the warm-up, so no violation goes unreported.
@@ -235,6 +238,9 @@ func (r *Report) Text() string {
 	}
 	if r.DatastoreQueriesPerCheck != nil {
 		fmt.Fprintf(&b, "server datastore queries per check: %.2f\n", *r.DatastoreQueriesPerCheck)
+	}
+	if r.ServerCPUMsPerRequest != nil {
+		fmt.Fprintf(&b, "server CPU per request: %.3f ms\n", *r.ServerCPUMsPerRequest)
 	}
 	if r.Workload == WorkloadNewEnemy {
 		fmt.Fprintf(&b, "new-enemy: %d checks with a revoke's zookie, %d violations; %d missed grants\n",

@@ -174,6 +174,11 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 		}
 	}
 	report.serverFigures(before, after, checks)
+	var requests int64
+	for _, op := range report.Operations {
+		requests += op.Count
+	}
+	report.serverCPU(before, after, requests)
 	for _, w := range workers {
 		report.NewEnemyChecks += w.neChecks
 		report.NewEnemyViolations += w.neViolations
