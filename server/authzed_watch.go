@@ -64,54 +64,78 @@ func (svc *authzedWatch) watch(req *v1.WatchRequest, stream grpc.ServerStreaming
 	if err := s.sendServerVersion(ctx, stream.SetHeader); err != nil {
 		return err
 	}
-	if len(req.GetOptionalObjectTypes()) > 0 && len(req.GetOptionalRelationshipFilters()) > 0 {
-		return invalidField("optional_relationship_filters", "cannot be combined with optional_object_types")
-	}
-	kinds, err := watchKindsFromAuthzed(req.GetOptionalUpdateKinds())
+	plan, err := s.authzedWatchPlan(ctx, req)
 	if err != nil {
 		return err
 	}
-	filters := make([]readFilter, len(req.GetOptionalRelationshipFilters()))
-	for i, f := range req.GetOptionalRelationshipFilters() {
-		if filters[i], err = readFilterFromAuthzed(f, fmt.Sprintf("optional_relationship_filters[%d]", i)); err != nil {
-			return err
-		}
-	}
-	var after storage.Revision
-	if tok := req.GetOptionalStartCursor().GetToken(); tok != "" {
-		after, err = s.revs.DecodeZookie(tok, core.Field("optional_start_cursor"))
-	} else {
-		after, err = s.revs.Head(ctx)
-	}
-	if err != nil {
+	if err := stream.SendHeader(metadata.Pairs(ZookieHeader, s.revs.Zookies().Encode(plan.after))); err != nil {
 		return err
 	}
-	types, err := s.authzedWatchTypes(ctx, req.GetOptionalObjectTypes(), after)
-	if err != nil {
-		return err
-	}
-	if err := s.authzedWatchFilters(ctx, filters, after); err != nil {
-		return err
-	}
-	if err := stream.SendHeader(metadata.Pairs(ZookieHeader, s.revs.Zookies().Encode(after))); err != nil {
-		return err
-	}
-	feed := watchFeed(ctx, s.engine, after)
+	feed := watchFeed(ctx, s.engine, plan.after)
 	// Leaving cancels ctx; wait for the feed's goroutine to see it.
 	defer func() {
 		cancel()
 		for range feed {
 		}
 	}()
+	return s.streamAuthzedWatch(plan, feed, stream)
+}
+
+// authzedWatchPlan is a checked WatchRequest: where it starts, what it
+// reports and which relationships it keeps.
+type authzedWatchPlan struct {
+	after   storage.Revision
+	kinds   watchKinds
+	types   map[string]bool // nil: every type
+	filters []readFilter    // none: every relationship
+}
+
+// authzedWatchPlan checks req: the start cursor (none: the head), the
+// kinds, and the object types or relationship filters, which must name
+// what the schema at the start defines.
+func (s *Server) authzedWatchPlan(ctx context.Context, req *v1.WatchRequest) (authzedWatchPlan, error) {
+	var p authzedWatchPlan
+	if len(req.GetOptionalObjectTypes()) > 0 && len(req.GetOptionalRelationshipFilters()) > 0 {
+		return p, invalidField("optional_relationship_filters", "cannot be combined with optional_object_types")
+	}
+	var err error
+	if p.kinds, err = watchKindsFromAuthzed(req.GetOptionalUpdateKinds()); err != nil {
+		return p, err
+	}
+	p.filters = make([]readFilter, len(req.GetOptionalRelationshipFilters()))
+	for i, f := range req.GetOptionalRelationshipFilters() {
+		if p.filters[i], err = readFilterFromAuthzed(f, fmt.Sprintf("optional_relationship_filters[%d]", i)); err != nil {
+			return p, err
+		}
+	}
+	if tok := req.GetOptionalStartCursor().GetToken(); tok != "" {
+		p.after, err = s.revs.DecodeZookie(tok, core.Field("optional_start_cursor"))
+	} else {
+		p.after, err = s.revs.Head(ctx)
+	}
+	if err != nil {
+		return p, err
+	}
+	if p.types, err = s.authzedWatchTypes(ctx, req.GetOptionalObjectTypes(), p.after); err != nil {
+		return p, err
+	}
+	return p, s.authzedWatchFilters(ctx, p.filters, p.after)
+}
+
+// streamAuthzedWatch sends the feed's revisions as plan keeps them and,
+// if plan asks for them, a checkpoint every WatchCheckpointInterval, until
+// the feed ends or a send fails.
+func (s *Server) streamAuthzedWatch(plan authzedWatchPlan, feed <-chan feedItem, stream grpc.ServerStreamingServer[v1.WatchResponse]) error {
 	var tick <-chan time.Time
-	if kinds.checkpoints {
+	if plan.kinds.checkpoints {
 		t := time.NewTicker(s.cfg.WatchCheckpointInterval)
 		defer t.Stop()
 		tick = t.C
 	}
 	// through is the newest revision the feed has handed over: every
-	// change at or below it has been sent or filtered out.
-	through := after
+	// change at or below it has been sent or filtered out, so a checkpoint
+	// there promises nothing more will come at or below it.
+	through := plan.after
 	for {
 		var resp *v1.WatchResponse
 		select {
@@ -125,10 +149,10 @@ func (svc *authzedWatch) watch(req *v1.WatchRequest, stream grpc.ServerStreaming
 				return nil
 			}
 			if it.err != nil {
-				return fmt.Errorf("watch after revision %d: %w", after, it.err)
+				return fmt.Errorf("watch after revision %d: %w", plan.after, it.err)
 			}
 			through = it.change.Revision
-			if resp = authzedWatchResponse(s, it.change, kinds, types, filters); resp == nil {
+			if resp = authzedWatchResponse(s, it.change, plan); resp == nil {
 				continue
 			}
 		}
@@ -139,23 +163,29 @@ func (svc *authzedWatch) watch(req *v1.WatchRequest, stream grpc.ServerStreaming
 }
 
 // authzedWatchResponse is the response for one revision: the updates
-// kinds, types and filters keep, and whether the schema changed; nil when
-// that leaves nothing to say.
-func authzedWatchResponse(s *Server, ch storage.Change, kinds watchKinds, types map[string]bool, filters []readFilter) *v1.WatchResponse {
-	resp := &v1.WatchResponse{ChangesThrough: s.zedToken(ch.Revision), SchemaUpdated: kinds.schema && ch.SchemaChanged}
-	if kinds.relationships {
+// plan keeps, and whether the schema changed; nil when that leaves nothing
+// to say.
+func authzedWatchResponse(s *Server, ch storage.Change, plan authzedWatchPlan) *v1.WatchResponse {
+	resp := &v1.WatchResponse{ChangesThrough: s.zedToken(ch.Revision), SchemaUpdated: plan.kinds.schema && ch.SchemaChanged}
+	if plan.kinds.relationships {
 		for _, rc := range ch.Relationships {
-			r := rc.Relationship
-			if (types != nil && !types[r.Resource.Type]) || (len(filters) > 0 && !slices.ContainsFunc(filters, func(f readFilter) bool { return filterMatches(f.Filter, r) && f.matches(r) })) {
-				continue
+			if plan.keeps(rc.Relationship) {
+				resp.Updates = append(resp.Updates, &v1.RelationshipUpdate{Operation: opToAuthzed(rc.Op), Relationship: relationshipToAuthzed(rc.Relationship)})
 			}
-			resp.Updates = append(resp.Updates, &v1.RelationshipUpdate{Operation: opToAuthzed(rc.Op), Relationship: relationshipToAuthzed(r)})
 		}
 	}
 	if len(resp.Updates) == 0 && !resp.SchemaUpdated {
 		return nil
 	}
 	return resp
+}
+
+// keeps reports whether the plan's types and filters keep r.
+func (p authzedWatchPlan) keeps(r graph.Relationship) bool {
+	if p.types != nil && !p.types[r.Resource.Type] {
+		return false
+	}
+	return len(p.filters) == 0 || slices.ContainsFunc(p.filters, func(f readFilter) bool { return filterMatches(f.Filter, r) && f.matches(r) })
 }
 
 // feedItem is one revision of the engine's change feed, or its error.
