@@ -3,6 +3,8 @@ package server
 import (
 	"context"
 	"fmt"
+	"io"
+	"net/http"
 	"strings"
 	"testing"
 
@@ -369,5 +371,38 @@ func TestAuthzedComputablePermissionsAndDependentRelations(t *testing.T) {
 		{"dependent: no permission", dependent("document", ""), codes.InvalidArgument, "permission_name"},
 	} {
 		wantCode(t, tc.name, tc.err, tc.code, tc.msg)
+	}
+}
+
+// TestSpiceDBHTTPReflection: the reflection RPCs answer on SpiceDB's
+// HTTP/JSON paths too.
+func TestSpiceDBHTTPReflection(t *testing.T) {
+	srv := newHTTPServer(t, nil, func(c *Config) { c.SpiceDBHTTPAddr = "127.0.0.1:0" })
+	base := "http://" + srv.SpiceDBHTTPAddr().String()
+	for _, step := range []struct {
+		path, body string
+		code       int
+		want       string
+	}{
+		{"/v1/schema/write", `{"schema": "definition user {}\ndefinition document {\n relation viewer: user\n permission view = viewer\n}"}`, 200, `"writtenAt"`},
+		{"/v1/schema/reflectschema", `{"consistency": {"fullyConsistent": true}}`, 200, `"subjectDefinitionName":"user"`},
+		{"/v1/schema/permissions/computable", `{"consistency": {"fullyConsistent": true}, "definitionName": "document", "relationName": "viewer"}`,
+			200, `"relationName":"view","isPermission":true`},
+		{"/v1/schema/permissions/dependent", `{"consistency": {"fullyConsistent": true}, "definitionName": "document", "permissionName": "view"}`,
+			200, `"relationName":"viewer","isPermission":false`},
+		{"/v1/schema/diffschema", `{"consistency": {"fullyConsistent": true}, "comparisonSchema": "definition user {}"}`, 200, `"definitionRemoved"`},
+		{"/v1/schema/permissions/dependent", `{"definitionName": "nope", "permissionName": "view"}`, 400, `nope`},
+	} {
+		req, _ := http.NewRequest(http.MethodPost, base+step.path, strings.NewReader(step.body))
+		req.Header.Set("Authorization", "Bearer "+testSecret)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		out, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if body := strings.ReplaceAll(string(out), " ", ""); resp.StatusCode != step.code || !strings.Contains(body, step.want) {
+			t.Fatalf("POST %s: %d %s; want %d containing %s", step.path, resp.StatusCode, out, step.code, step.want)
+		}
 	}
 }
