@@ -117,6 +117,34 @@ func TestRunAgainstServer(t *testing.T) {
 	}
 }
 
+// TestRunThroughSpiceDBAPI runs the check workloads through
+// authzed.api.v1 on the same server: every check succeeds and the report
+// names the API.
+func TestRunThroughSpiceDBAPI(t *testing.T) {
+	addr, metrics := startServer(t)
+	for i, name := range []string{loadtest.WorkloadCheckRandom, loadtest.WorkloadCheckHot} {
+		r, err := loadtest.Run(context.Background(), loadtest.Config{
+			Endpoint: addr, Token: "loadtest-secret", Plaintext: true, MetricsURL: metrics,
+			Dataset: "nested-org", Scale: 1, Seed: 1, Workload: name, API: loadtest.APISpiceDB,
+			Concurrency: 2, Duration: 300 * time.Millisecond, SkipLoad: i > 0,
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(r.Operations) != 1 || r.Operations[0].Count == 0 || r.Operations[0].Errors > 0 {
+			t.Errorf("%s: operations %+v", name, r.Operations)
+		}
+		if r.API != loadtest.APISpiceDB || !strings.Contains(r.Text(), name+" (authzed.api.v1)") {
+			t.Errorf("%s: report does not name the API:\n%s", name, r.Text())
+		}
+	}
+	_, err := loadtest.Run(context.Background(), loadtest.Config{Endpoint: addr, Dataset: "nested-org", Scale: 1,
+		Workload: loadtest.WorkloadMixed, API: loadtest.APISpiceDB, Concurrency: 1, Duration: time.Second})
+	if err == nil || !strings.Contains(err.Error(), "api spicedb") {
+		t.Errorf("mixed through the SpiceDB API: %v, want a refusal", err)
+	}
+}
+
 // TestRunReportsUnauthenticated checks that a wrong token fails the run
 // with the server's reason rather than producing a report of errors.
 func TestRunReportsUnauthenticated(t *testing.T) {

@@ -18,6 +18,9 @@ const (
 	metricDispatches    = "pemba_check_dispatches_total"
 	metricReadCacheHits = "pemba_read_cache_hits_total"
 	metricReadCacheMiss = "pemba_read_cache_misses_total"
+	// metricProcessCPU is the server process's CPU time (Prometheus's
+	// process collector).
+	metricProcessCPU = "process_cpu_seconds_total"
 )
 
 // counters are scraped counter values by name.
@@ -45,7 +48,7 @@ func scrape(ctx context.Context, url string) (counters, error) {
 		return nil, fmt.Errorf("scrape %s: %w", url, err)
 	}
 	out := counters{}
-	for _, name := range []string{metricCacheHits, metricCacheMisses, metricDispatches, metricReadCacheHits, metricReadCacheMiss} {
+	for _, name := range []string{metricCacheHits, metricCacheMisses, metricDispatches, metricReadCacheHits, metricReadCacheMiss, metricProcessCPU} {
 		f := families[name]
 		if f == nil {
 			continue
@@ -94,5 +97,18 @@ func (r *Report) serverFigures(before, after counters, checks int64) {
 			per := readMisses / float64(checks)
 			r.DatastoreQueriesPerCheck = &per
 		}
+	}
+}
+
+// serverCPU sets the server's CPU time per workload request from its
+// process CPU counter scraped before and after the workload. On a shared
+// machine it moves much less than the rates do: a request's CPU cost does
+// not depend on how long it waited for a core.
+func (r *Report) serverCPU(before, after counters, requests int64) {
+	a, okA := after[metricProcessCPU]
+	b, okB := before[metricProcessCPU]
+	if okA && okB && requests > 0 {
+		per := (a - b) * 1000 / float64(requests)
+		r.ServerCPUMsPerRequest = &per
 	}
 }

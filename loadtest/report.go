@@ -122,11 +122,13 @@ func summarize(name string, s *opStats, elapsed time.Duration) Operation {
 
 // Report is the outcome of one run; its JSON form is what --json writes.
 type Report struct {
-	Dataset     string  `json:"dataset"`
-	Scale       float64 `json:"scale"`
-	Seed        uint64  `json:"seed"`
-	SampleSeed  uint64  `json:"sample_seed"`
-	Workload    string  `json:"workload"`
+	Dataset    string  `json:"dataset"`
+	Scale      float64 `json:"scale"`
+	Seed       uint64  `json:"seed"`
+	SampleSeed uint64  `json:"sample_seed"`
+	Workload   string  `json:"workload"`
+	// API is APISpiceDB when the checks went through authzed.api.v1.
+	API         string  `json:"api,omitempty"`
 	Concurrency int     `json:"concurrency"`
 	Seconds     float64 `json:"duration_seconds"`
 	// Load is the import, when this run loaded the data set.
@@ -147,6 +149,9 @@ type Report struct {
 	// included, as for dispatches).
 	ReadCacheHitRatio        *float64 `json:"read_cache_hit_ratio"`
 	DatastoreQueriesPerCheck *float64 `json:"datastore_queries_per_check"`
+	// ServerCPUMsPerRequest is the server process's CPU time over the
+	// workload divided by its requests (every operation).
+	ServerCPUMsPerRequest *float64 `json:"server_cpu_ms_per_request"`
 	// NewEnemyChecks counts checks made with a revoke's zookie;
 	// NewEnemyViolations those that still granted (must be 0). Both
 	// include the warm-up, so no violation goes unreported.
@@ -186,11 +191,20 @@ func (r *Report) computeRatio() {
 	r.RatioToFloor = qps / r.FloorQPS
 }
 
+// workloadName is the workload, with the API its checks called when
+// that was not pemba.v1.
+func (r *Report) workloadName() string {
+	if r.API == APISpiceDB {
+		return r.Workload + " (authzed.api.v1)"
+	}
+	return r.Workload
+}
+
 // Text renders the report for a terminal.
 func (r *Report) Text() string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "dataset %s ×%g (seed %d), workload %s (sample seed %d), concurrency %d, %gs\n",
-		r.Dataset, r.Scale, r.Seed, r.Workload, r.SampleSeed, r.Concurrency, r.Seconds)
+		r.Dataset, r.Scale, r.Seed, r.workloadName(), r.SampleSeed, r.Concurrency, r.Seconds)
 	if r.Load != nil {
 		fmt.Fprintf(&b, "loaded %d relationships in %.1fs (%.0f/s)\n", r.Load.Relationships, r.Load.Seconds, r.Load.PerSecond)
 	}
@@ -225,6 +239,9 @@ func (r *Report) Text() string {
 	if r.DatastoreQueriesPerCheck != nil {
 		fmt.Fprintf(&b, "server datastore queries per check: %.2f\n", *r.DatastoreQueriesPerCheck)
 	}
+	if r.ServerCPUMsPerRequest != nil {
+		fmt.Fprintf(&b, "server CPU per request: %.3f ms\n", *r.ServerCPUMsPerRequest)
+	}
 	if r.Workload == WorkloadNewEnemy {
 		fmt.Fprintf(&b, "new-enemy: %d checks with a revoke's zookie, %d violations; %d missed grants\n",
 			r.NewEnemyChecks, r.NewEnemyViolations, r.NewEnemyMissedGrants)
@@ -255,7 +272,7 @@ func (r *Report) Markdown() string {
 	}
 	row := func(op Operation, ofFloor, hits, dispatches, reads string) {
 		fmt.Fprintf(&b, "| %s ×%g | %s | %d | %s | %d | %d | %.0f | %.2f | %.2f | %.2f | %.2f | %s | %s | %s | %s |\n",
-			r.Dataset, r.Scale, r.Workload, r.Concurrency, op.Name, op.Count, op.Errors, op.QPS,
+			r.Dataset, r.Scale, r.workloadName(), r.Concurrency, op.Name, op.Count, op.Errors, op.QPS,
 			op.P50Ms, op.P90Ms, op.P99Ms, op.P999Ms, ofFloor, hits, dispatches, reads)
 	}
 	for _, op := range r.Operations {

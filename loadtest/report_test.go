@@ -196,9 +196,14 @@ func TestServerFigures(t *testing.T) {
 	if r.DatastoreQueriesPerCheck == nil || *r.DatastoreQueriesPerCheck != 0.5 {
 		t.Errorf("datastore queries per check = %v, want 0.5 (100 misses over 200 checks)", r.DatastoreQueriesPerCheck)
 	}
+	r.serverCPU(counters{metricProcessCPU: 10}, counters{metricProcessCPU: 12.5}, 5000)
+	if r.ServerCPUMsPerRequest == nil || *r.ServerCPUMsPerRequest != 0.5 {
+		t.Errorf("server CPU per request = %v, want 0.5 ms (2.5 s over 5000 requests)", r.ServerCPUMsPerRequest)
+	}
 	var none Report
 	none.serverFigures(counters{}, counters{}, 200)
-	if none.CacheHitRatio != nil || none.DispatchesPerCheck != nil || none.ReadCacheHitRatio != nil || none.DatastoreQueriesPerCheck != nil {
+	none.serverCPU(counters{}, counters{}, 200)
+	if none.CacheHitRatio != nil || none.DispatchesPerCheck != nil || none.ReadCacheHitRatio != nil || none.DatastoreQueriesPerCheck != nil || none.ServerCPUMsPerRequest != nil {
 		t.Errorf("figures from a server without the counters: %v %v %v %v", none.CacheHitRatio, none.DispatchesPerCheck,
 			none.ReadCacheHitRatio, none.DatastoreQueriesPerCheck)
 	}

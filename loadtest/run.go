@@ -34,7 +34,12 @@ type Config struct {
 	// whose answers the server has cached.
 	SampleSeed uint64
 	// Workload is one of Workloads().
-	Workload    string
+	Workload string
+	// API is the API the workload's checks call: APIPemba ("" too) or
+	// APISpiceDB, SpiceDB's authzed.api.v1 served by the same server, for
+	// the check workloads. The data set is loaded through pemba.v1 either
+	// way.
+	API         string
 	Concurrency int
 	// Connections is the number of gRPC connections the workers share
 	// (0: one per 8 workers, at most 4).
@@ -69,6 +74,15 @@ func (c Config) Validate() error {
 	}
 	if _, ok := workloads[c.Workload]; !ok {
 		return fmt.Errorf("workload %q: unknown (known: %v)", c.Workload, Workloads())
+	}
+	switch c.API {
+	case "", APIPemba:
+	case APISpiceDB:
+		if c.Workload != WorkloadCheckRandom && c.Workload != WorkloadCheckHot {
+			return fmt.Errorf("api %s: drives the %s and %s workloads only, not %s", APISpiceDB, WorkloadCheckRandom, WorkloadCheckHot, c.Workload)
+		}
+	default:
+		return fmt.Errorf("api %q: unknown (known: %s, %s)", c.API, APIPemba, APISpiceDB)
 	}
 	return nil
 }
@@ -109,6 +123,9 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 		Dataset: cfg.Dataset, Scale: cfg.Scale, Seed: cfg.Seed, SampleSeed: cfg.SampleSeed,
 		Workload: cfg.Workload, Concurrency: cfg.Concurrency, Seconds: cfg.Duration.Seconds(),
 	}
+	if cfg.API == APISpiceDB {
+		report.API = APISpiceDB
+	}
 	if !cfg.SkipLoad {
 		if report.Load, err = load(ctx, clients[0], data, cfg.Progress); err != nil {
 			return nil, err
@@ -119,7 +136,7 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 	for i := range workers {
 		ne := data.NewEnemy(i)
 		workers[i] = &worker{
-			id: i, c: clients[i%len(clients)], data: data, timeout: cfg.RequestTimeout,
+			id: i, c: clients[i%len(clients)], data: data, timeout: cfg.RequestTimeout, spicedb: cfg.API == APISpiceDB,
 			sampler: data.NewSampler(cfg.Seed<<16 + uint64(i)),
 			enemy:   &ne,
 		}
@@ -157,6 +174,11 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 		}
 	}
 	report.serverFigures(before, after, checks)
+	var requests int64
+	for _, op := range report.Operations {
+		requests += op.Count
+	}
+	report.serverCPU(before, after, requests)
 	for _, w := range workers {
 		report.NewEnemyChecks += w.neChecks
 		report.NewEnemyViolations += w.neViolations

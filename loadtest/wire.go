@@ -5,6 +5,7 @@ import (
 	"crypto/tls"
 	"fmt"
 
+	v1 "github.com/authzed/authzed-go/proto/authzed/api/v1"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/credentials/insecure"
@@ -14,6 +15,7 @@ import (
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	"github.com/pembadb/pemba/graph"
+	"github.com/pembadb/pemba/loadtest/dataset"
 	pb "github.com/pembadb/pemba/proto/pemba/v1"
 )
 
@@ -25,6 +27,8 @@ type client struct {
 	rels   pb.RelationshipServiceClient
 	schema pb.SchemaServiceClient
 	health healthpb.HealthClient
+	// authzed is SpiceDB's API on the same connection.
+	authzed v1.PermissionsServiceClient
 }
 
 // dial opens a connection to endpoint, sending token as a bearer token on
@@ -59,6 +63,8 @@ func dial(endpoint, token string, plaintext bool) (*client, error) {
 		rels:   pb.NewRelationshipServiceClient(conn),
 		schema: pb.NewSchemaServiceClient(conn),
 		health: healthpb.NewHealthClient(conn),
+
+		authzed: v1.NewPermissionsServiceClient(conn),
 	}, nil
 }
 
@@ -100,4 +106,22 @@ func consistency(z *pb.Zookie) *pb.Consistency {
 		return minimizeLatency
 	}
 	return &pb.Consistency{Requirement: &pb.Consistency_AtLeastAsFresh{AtLeastAsFresh: z}}
+}
+
+// authzedCheckRequest is checkRequest in authzed.api.v1's messages: a
+// zookie is a ZedToken on the same server.
+func (w *worker) authzedCheckRequest(q dataset.Check) *v1.CheckPermissionRequest {
+	c := &v1.Consistency{Requirement: &v1.Consistency_MinimizeLatency{MinimizeLatency: true}}
+	if w.zookie != nil {
+		c.Requirement = &v1.Consistency_AtLeastAsFresh{AtLeastAsFresh: &v1.ZedToken{Token: w.zookie.GetToken()}}
+	}
+	sub := &v1.SubjectReference{Object: &v1.ObjectReference{ObjectType: q.Subject.Object.Type, ObjectId: q.Subject.Object.ID},
+		OptionalRelation: q.Subject.Relation}
+	return &v1.CheckPermissionRequest{
+		Consistency: c,
+		Resource:    &v1.ObjectReference{ObjectType: q.Resource.Type, ObjectId: q.Resource.ID},
+		Permission:  q.Permission,
+		Subject:     sub,
+		Context:     contextProto(q.Context),
+	}
 }

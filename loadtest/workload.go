@@ -28,6 +28,12 @@ const (
 	WorkloadNewEnemy        = "new-enemy"
 )
 
+// APIs the check workloads can call.
+const (
+	APIPemba   = "pemba"
+	APISpiceDB = "spicedb"
+)
+
 // Operation names in reports.
 const (
 	opCheck           = "check"
@@ -113,6 +119,8 @@ type worker struct {
 
 	// timeout bounds each request, as a client's deadline would.
 	timeout time.Duration
+	// spicedb sends checks through authzed.api.v1 instead of pemba.v1.
+	spicedb bool
 
 	// firstErr is the first failed request's error, for the run's error
 	// message when nothing succeeds.
@@ -145,6 +153,10 @@ func (w *worker) checkRequest(q dataset.Check) *pb.CheckPermissionRequest {
 
 func (w *worker) check(ctx context.Context, q dataset.Check) {
 	_ = w.timed(ctx, opCheck, func(ctx context.Context) error {
+		if w.spicedb {
+			_, err := w.c.authzed.CheckPermission(ctx, w.authzedCheckRequest(q))
+			return err
+		}
 		_, err := w.c.perms.CheckPermission(ctx, w.checkRequest(q))
 		return err
 	})

@@ -17,7 +17,19 @@ type Diff struct {
 	AddedCaveats, RemovedCaveats         []string
 	ChangedCaveats                       []CaveatChange
 	Definitions                          []DefinitionDiff // changed definitions present in both
-	removedDefinitionRelations           []Node
+	// DocChanges lists the elements present in both schemas whose doc
+	// comment changed. They do not make the diff non-Empty: a comment does
+	// not change what the schema means.
+	DocChanges                 []DocChange
+	removedDefinitionRelations []Node
+}
+
+// DocChange is an element present in both schemas, as the same kind of
+// element, whose doc comment changed: a definition (Member ""), one of its
+// relations or permissions, or a caveat (Definition "").
+type DocChange struct {
+	Definition, Member, Caveat string
+	Old, New                   string
 }
 
 // CaveatChange is a caveat present in both schemas whose parameters or
@@ -27,6 +39,15 @@ type CaveatChange struct {
 	OldParams        string // `a int, b string`
 	NewParams        string
 	OldExpr, NewExpr string
+	// The parameters added, removed, and kept with another type, in the
+	// new (added, retyped) or old (removed) schema's order.
+	AddedParams, RemovedParams []CaveatParam
+	RetypedParams              []ParamTypeChange
+}
+
+// ParamTypeChange is a caveat parameter whose type changed.
+type ParamTypeChange struct {
+	Name, OldType, NewType string
 }
 
 // DefinitionDiff is what changed inside one definition.
@@ -80,7 +101,12 @@ func Compare(old, new *Schema) *Diff {
 		}
 		op, np := paramsString(oc.Params), paramsString(nc.Params)
 		if op != np || oc.Expression != nc.Expression {
-			d.ChangedCaveats = append(d.ChangedCaveats, CaveatChange{Name: name, OldParams: op, NewParams: np, OldExpr: oc.Expression, NewExpr: nc.Expression})
+			c := CaveatChange{Name: name, OldParams: op, NewParams: np, OldExpr: oc.Expression, NewExpr: nc.Expression}
+			c.AddedParams, c.RemovedParams, c.RetypedParams = diffParams(oc.Params, nc.Params)
+			d.ChangedCaveats = append(d.ChangedCaveats, c)
+		}
+		if oc.Doc != nc.Doc {
+			d.DocChanges = append(d.DocChanges, DocChange{Caveat: name, Old: oc.Doc, New: nc.Doc})
 		}
 	}
 	for _, name := range d.RemovedDefinitions {
@@ -97,8 +123,54 @@ func Compare(old, new *Schema) *Diff {
 		if dd := diffDefinition(od, nd); dd != nil {
 			d.Definitions = append(d.Definitions, *dd)
 		}
+		d.DocChanges = append(d.DocChanges, docChanges(od, nd)...)
 	}
 	return d
+}
+
+// docChanges lists the doc comments that changed on a definition present
+// in both schemas and on its members that kept their kind, names sorted.
+func docChanges(od, nd *Definition) []DocChange {
+	var out []DocChange
+	if od.Doc != nd.Doc {
+		out = append(out, DocChange{Definition: od.Name, Old: od.Doc, New: nd.Doc})
+	}
+	for _, m := range sortedCopy(od.Order) {
+		or, op := od.Lookup(m)
+		nr, np := nd.Lookup(m)
+		switch {
+		case or != nil && nr != nil && or.Doc != nr.Doc:
+			out = append(out, DocChange{Definition: od.Name, Member: m, Old: or.Doc, New: nr.Doc})
+		case op != nil && np != nil && op.Doc != np.Doc:
+			out = append(out, DocChange{Definition: od.Name, Member: m, Old: op.Doc, New: np.Doc})
+		}
+	}
+	return out
+}
+
+// diffParams compares a caveat's parameters by name.
+func diffParams(old, new []CaveatParam) (added, removed []CaveatParam, retyped []ParamTypeChange) {
+	find := func(ps []CaveatParam, name string) (CaveatParam, bool) {
+		i := slices.IndexFunc(ps, func(p CaveatParam) bool { return p.Name == name })
+		if i < 0 {
+			return CaveatParam{}, false
+		}
+		return ps[i], true
+	}
+	for _, p := range new {
+		switch o, ok := find(old, p.Name); {
+		case !ok:
+			added = append(added, p)
+		case o.Type != p.Type:
+			retyped = append(retyped, ParamTypeChange{Name: p.Name, OldType: o.Type, NewType: p.Type})
+		}
+	}
+	for _, p := range old {
+		if _, ok := find(new, p.Name); !ok {
+			removed = append(removed, p)
+		}
+	}
+	return added, removed, retyped
 }
 
 func diffDefinition(od, nd *Definition) *DefinitionDiff {

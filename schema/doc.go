@@ -1,6 +1,7 @@
 // Package schema implements Pemba's schema language, compatible with
 // SpiceDB's: parsing, compiling to an immutable typed *Schema, caveats in CEL,
-// a canonical formatter, schema diffs and reachability for reverse lookups.
+// a canonical formatter, schema diffs, reachability for reverse lookups and
+// dependencies between relations and permissions.
 //
 // Callers compile source text with Compile and share the result freely; the
 // package performs no I/O. A compile error is an *ErrorList holding every
@@ -12,5 +13,8 @@
 // names, Caveat.Evaluate decides caveats for a (possibly partial) context,
 // and Schema.Reachability().Toward(target) says which edges lead from a
 // subject's node to a resource's permission. Compare tells a schema writer
-// which stored relationships a new schema would orphan.
+// which stored relationships a new schema would orphan, and which doc
+// comments changed. For tools: Schema.DependentRelations lists what a
+// permission is computed from, Schema.ComputablePermissions what a
+// relation feeds.
 package schema

@@ -28,6 +28,8 @@ func TestDataDriven(t *testing.T) {
 			return runReach(t, c, true)
 		case "caveat":
 			return runCaveat(t, c)
+		case "dependent", "computable":
+			return runDeps(t, c)
 		case "validate":
 			return runValidate(t, c)
 		}
@@ -109,6 +111,20 @@ func runDiff(t *testing.T, c *golden.Case) string {
 	for _, ra := range d.RemovedAllowedSubjects() {
 		out += fmt.Sprintf("removed allowed subject: %s allows %s\n", ra.Relation, ra.Subject)
 	}
+	for _, c := range d.ChangedCaveats {
+		for _, p := range c.AddedParams {
+			out += fmt.Sprintf("caveat %s parameter added: %s %s\n", c.Name, p.Name, p.Type)
+		}
+		for _, p := range c.RemovedParams {
+			out += fmt.Sprintf("caveat %s parameter removed: %s %s\n", c.Name, p.Name, p.Type)
+		}
+		for _, p := range c.RetypedParams {
+			out += fmt.Sprintf("caveat %s parameter %s: %s -> %s\n", c.Name, p.Name, p.OldType, p.NewType)
+		}
+	}
+	for _, dc := range d.DocChanges {
+		out += fmt.Sprintf("doc comment changed: definition %q member %q caveat %q: %q -> %q\n", dc.Definition, dc.Member, dc.Caveat, dc.Old, dc.New)
+	}
 	return out
 }
 
@@ -128,6 +144,30 @@ func runReach(t *testing.T, c *golden.Case, lookup bool) string {
 		} else {
 			b.WriteString(r.Toward(Node{typ, rel}).String())
 		}
+	}
+	return b.String()
+}
+
+// runDeps prints, for each args member (`type#relation`, or `type` for
+// the plain type), what it depends on (dependent) or what depends on it
+// (computable); errors are printed.
+func runDeps(t *testing.T, c *golden.Case) string {
+	s := mustCompile(t, c, c.Input)
+	var b strings.Builder
+	for _, arg := range c.Args {
+		typ, rel, _ := strings.Cut(arg, "#")
+		var nodes []Node
+		var err error
+		if c.Command == "dependent" {
+			nodes, err = s.DependentRelations(typ, rel)
+		} else {
+			nodes, err = s.ComputablePermissions(typ, rel)
+		}
+		if err != nil {
+			fmt.Fprintf(&b, "%s: error: %v\n", arg, err)
+			continue
+		}
+		fmt.Fprintf(&b, "%s: %v\n", arg, nodes)
 	}
 	return b.String()
 }

@@ -30,19 +30,3 @@ func (svc *authzedPermissions) ExpandPermissionTree(context.Context, *v1.ExpandP
 func (svc *authzedPermissions) ImportBulkRelationships(grpc.ClientStreamingServer[v1.ImportBulkRelationshipsRequest, v1.ImportBulkRelationshipsResponse]) error {
 	return notYet("PermissionsService.ImportBulkRelationships", "pemba.v1.RelationshipService.ImportRelationships (pemba import)")
 }
-
-func (svc *authzedSchema) ReflectSchema(context.Context, *v1.ReflectSchemaRequest) (*v1.ReflectSchemaResponse, error) {
-	return nil, notYet("SchemaService.ReflectSchema", "")
-}
-
-func (svc *authzedSchema) ComputablePermissions(context.Context, *v1.ComputablePermissionsRequest) (*v1.ComputablePermissionsResponse, error) {
-	return nil, notYet("SchemaService.ComputablePermissions", "")
-}
-
-func (svc *authzedSchema) DependentRelations(context.Context, *v1.DependentRelationsRequest) (*v1.DependentRelationsResponse, error) {
-	return nil, notYet("SchemaService.DependentRelations", "")
-}
-
-func (svc *authzedSchema) DiffSchema(context.Context, *v1.DiffSchemaRequest) (*v1.DiffSchemaResponse, error) {
-	return nil, notYet("SchemaService.DiffSchema", "pemba.v1.SchemaService.DiffSchema")
-}

@@ -4,12 +4,11 @@ import (
 	"context"
 	"fmt"
 	"slices"
+	"time"
 
 	v1 "github.com/authzed/authzed-go/proto/authzed/api/v1"
 	"google.golang.org/grpc"
-	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/metadata"
-	"google.golang.org/grpc/status"
 
 	"github.com/pembadb/pemba/core"
 	"github.com/pembadb/pemba/graph"
@@ -29,11 +28,12 @@ func (svc *authzedWatch) Watch(req *v1.WatchRequest, stream grpc.ServerStreaming
 	return svc.s.authzedStatus(authzedWatchService+"Watch", svc.watch(req, stream))
 }
 
-// watchKinds says which changes a Watch reports.
-type watchKinds struct{ relationships, schema bool }
+// watchKinds says which changes a Watch reports, and whether it sends
+// checkpoints.
+type watchKinds struct{ relationships, schema, checkpoints bool }
 
 // watchKindsFromAuthzed reads optional_update_kinds: none means
-// relationship updates only. Checkpoints are not produced yet.
+// relationship updates only.
 func watchKindsFromAuthzed(kinds []v1.WatchKind) (watchKinds, error) {
 	if len(kinds) == 0 {
 		return watchKinds{relationships: true}, nil
@@ -46,8 +46,7 @@ func watchKindsFromAuthzed(kinds []v1.WatchKind) (watchKinds, error) {
 		case v1.WatchKind_WATCH_KIND_INCLUDE_SCHEMA_UPDATES:
 			k.schema = true
 		case v1.WatchKind_WATCH_KIND_INCLUDE_CHECKPOINTS:
-			return k, status.Errorf(codes.Unimplemented,
-				"optional_update_kinds[%d]: checkpoints are not supported by this server yet", i)
+			k.checkpoints = true
 		default:
 			return k, invalidField(fmt.Sprintf("optional_update_kinds[%d]", i), "unknown watch kind %d", kind)
 		}
@@ -65,60 +64,157 @@ func (svc *authzedWatch) watch(req *v1.WatchRequest, stream grpc.ServerStreaming
 	if err := s.sendServerVersion(ctx, stream.SetHeader); err != nil {
 		return err
 	}
+	plan, err := s.authzedWatchPlan(ctx, req)
+	if err != nil {
+		return err
+	}
+	if err := stream.SendHeader(metadata.Pairs(ZookieHeader, s.revs.Zookies().Encode(plan.after))); err != nil {
+		return err
+	}
+	feed := watchFeed(ctx, s.engine, plan.after)
+	// Leaving cancels ctx; wait for the feed's goroutine to see it.
+	defer func() {
+		cancel()
+		for range feed {
+		}
+	}()
+	return s.streamAuthzedWatch(plan, feed, stream)
+}
+
+// authzedWatchPlan is a checked WatchRequest: where it starts, what it
+// reports and which relationships it keeps.
+type authzedWatchPlan struct {
+	after   storage.Revision
+	kinds   watchKinds
+	types   map[string]bool // nil: every type
+	filters []readFilter    // none: every relationship
+}
+
+// authzedWatchPlan checks req: the start cursor (none: the head), the
+// kinds, and the object types or relationship filters, which must name
+// what the schema at the start defines.
+func (s *Server) authzedWatchPlan(ctx context.Context, req *v1.WatchRequest) (authzedWatchPlan, error) {
+	var p authzedWatchPlan
 	if len(req.GetOptionalObjectTypes()) > 0 && len(req.GetOptionalRelationshipFilters()) > 0 {
-		return invalidField("optional_relationship_filters", "cannot be combined with optional_object_types")
+		return p, invalidField("optional_relationship_filters", "cannot be combined with optional_object_types")
 	}
-	kinds, err := watchKindsFromAuthzed(req.GetOptionalUpdateKinds())
-	if err != nil {
-		return err
+	var err error
+	if p.kinds, err = watchKindsFromAuthzed(req.GetOptionalUpdateKinds()); err != nil {
+		return p, err
 	}
-	filters := make([]readFilter, len(req.GetOptionalRelationshipFilters()))
+	p.filters = make([]readFilter, len(req.GetOptionalRelationshipFilters()))
 	for i, f := range req.GetOptionalRelationshipFilters() {
-		if filters[i], err = readFilterFromAuthzed(f, fmt.Sprintf("optional_relationship_filters[%d]", i)); err != nil {
-			return err
+		if p.filters[i], err = readFilterFromAuthzed(f, fmt.Sprintf("optional_relationship_filters[%d]", i)); err != nil {
+			return p, err
 		}
 	}
-	var after storage.Revision
 	if tok := req.GetOptionalStartCursor().GetToken(); tok != "" {
-		after, err = s.revs.DecodeZookie(tok, core.Field("optional_start_cursor"))
+		p.after, err = s.revs.DecodeZookie(tok, core.Field("optional_start_cursor"))
 	} else {
-		after, err = s.revs.Head(ctx)
+		p.after, err = s.revs.Head(ctx)
 	}
 	if err != nil {
-		return err
+		return p, err
 	}
-	types, err := s.authzedWatchTypes(ctx, req.GetOptionalObjectTypes(), after)
-	if err != nil {
-		return err
+	if p.types, err = s.authzedWatchTypes(ctx, req.GetOptionalObjectTypes(), p.after); err != nil {
+		return p, err
 	}
-	if err := stream.SendHeader(metadata.Pairs(ZookieHeader, s.revs.Zookies().Encode(after))); err != nil {
-		return err
+	return p, s.authzedWatchFilters(ctx, p.filters, p.after)
+}
+
+// streamAuthzedWatch sends the feed's revisions as plan keeps them and,
+// if plan asks for them, a checkpoint every WatchCheckpointInterval, until
+// the feed ends or a send fails.
+func (s *Server) streamAuthzedWatch(plan authzedWatchPlan, feed <-chan feedItem, stream grpc.ServerStreamingServer[v1.WatchResponse]) error {
+	var tick <-chan time.Time
+	if plan.kinds.checkpoints {
+		t := time.NewTicker(s.cfg.WatchCheckpointInterval)
+		defer t.Stop()
+		tick = t.C
 	}
-	for ch, err := range s.engine.Watch(ctx, after) {
-		if err != nil {
-			return fmt.Errorf("watch after revision %d: %w", after, err)
-		}
-		resp := &v1.WatchResponse{ChangesThrough: s.zedToken(ch.Revision), SchemaUpdated: kinds.schema && ch.SchemaChanged}
-		if kinds.relationships {
-			for _, rc := range ch.Relationships {
-				r := rc.Relationship
-				if (types != nil && !types[r.Resource.Type]) || (len(filters) > 0 && !slices.ContainsFunc(filters, func(f readFilter) bool { return filterMatches(f.Filter, r) && f.matches(r) })) {
-					continue
+	// through is the newest revision the feed has handed over: every
+	// change at or below it has been sent or filtered out, so a checkpoint
+	// there promises nothing more will come at or below it.
+	through := plan.after
+	for {
+		var resp *v1.WatchResponse
+		select {
+		case <-tick:
+			resp = &v1.WatchResponse{ChangesThrough: s.zedToken(through), IsCheckpoint: true}
+		case it, ok := <-feed:
+			if !ok {
+				if s.stopping.Err() != nil {
+					return fmt.Errorf("server is shutting down: %w", storage.ErrClosed)
 				}
-				resp.Updates = append(resp.Updates, &v1.RelationshipUpdate{Operation: opToAuthzed(rc.Op), Relationship: relationshipToAuthzed(r)})
+				return nil
 			}
-		}
-		if len(resp.Updates) == 0 && !resp.SchemaUpdated {
-			continue
+			if it.err != nil {
+				return fmt.Errorf("watch after revision %d: %w", plan.after, it.err)
+			}
+			through = it.change.Revision
+			if resp = authzedWatchResponse(s, it.change, plan); resp == nil {
+				continue
+			}
 		}
 		if err := stream.Send(resp); err != nil {
 			return err
 		}
 	}
-	if s.stopping.Err() != nil {
-		return fmt.Errorf("server is shutting down: %w", storage.ErrClosed)
+}
+
+// authzedWatchResponse is the response for one revision: the updates
+// plan keeps, and whether the schema changed; nil when that leaves nothing
+// to say.
+func authzedWatchResponse(s *Server, ch storage.Change, plan authzedWatchPlan) *v1.WatchResponse {
+	resp := &v1.WatchResponse{ChangesThrough: s.zedToken(ch.Revision), SchemaUpdated: plan.kinds.schema && ch.SchemaChanged}
+	if plan.kinds.relationships {
+		for _, rc := range ch.Relationships {
+			if plan.keeps(rc.Relationship) {
+				resp.Updates = append(resp.Updates, &v1.RelationshipUpdate{Operation: opToAuthzed(rc.Op), Relationship: relationshipToAuthzed(rc.Relationship)})
+			}
+		}
 	}
-	return nil
+	if len(resp.Updates) == 0 && !resp.SchemaUpdated {
+		return nil
+	}
+	return resp
+}
+
+// keeps reports whether the plan's types and filters keep r.
+func (p authzedWatchPlan) keeps(r graph.Relationship) bool {
+	if p.types != nil && !p.types[r.Resource.Type] {
+		return false
+	}
+	return len(p.filters) == 0 || slices.ContainsFunc(p.filters, func(f readFilter) bool { return filterMatches(f.Filter, r) && f.matches(r) })
+}
+
+// feedItem is one revision of the engine's change feed, or its error.
+type feedItem struct {
+	change storage.Change
+	err    error
+}
+
+// watchFeed runs the engine's change feed after `after` in a goroutine
+// and hands each revision over the returned channel, which is closed when
+// the feed ends: after an error, or once ctx is done. The channel is
+// unbuffered, so the feed reads no further ahead than the stream sends
+// and a slow client holds at most one revision in memory.
+func watchFeed(ctx context.Context, engine storage.Engine, after storage.Revision) <-chan feedItem {
+	feed := make(chan feedItem)
+	go func() {
+		defer close(feed)
+		for ch, err := range engine.Watch(ctx, after) {
+			select {
+			case feed <- feedItem{change: ch, err: err}:
+			case <-ctx.Done():
+				return
+			}
+			if err != nil {
+				return
+			}
+		}
+	}()
+	return feed
 }
 
 func opToAuthzed(op storage.Op) v1.RelationshipUpdate_Operation {
@@ -181,4 +277,23 @@ func (s *Server) authzedWatchTypes(ctx context.Context, types []string, after st
 		set[t] = true
 	}
 	return set, nil
+}
+
+// authzedWatchFilters checks that the types and relations the
+// relationship filters name are defined in the schema at after, where
+// the watch starts, for the same reason as authzedWatchTypes.
+func (s *Server) authzedWatchFilters(ctx context.Context, filters []readFilter, after storage.Revision) error {
+	if len(filters) == 0 {
+		return nil
+	}
+	snap, err := s.snapshot(ctx, after)
+	if err != nil {
+		return err
+	}
+	for i, f := range filters {
+		if err := validateFilterSchema(snap.Schema, f.Filter, fmt.Sprintf("optional_relationship_filters[%d]", i)); err != nil {
+			return err
+		}
+	}
+	return nil
 }

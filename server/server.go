@@ -166,6 +166,9 @@ type Config struct {
 	// own listener: its paths (/v1/permissions/check, ...) are also
 	// pemba.v1's, with other field names, on HTTPAddr.
 	SpiceDBHTTPAddr string
+	// WatchCheckpointInterval is how often an authzed.api.v1 Watch that
+	// asks for checkpoints gets one (default 1s).
+	WatchCheckpointInterval time.Duration
 
 	// Version is the server's version, reported by WhoAmI.
 	Version string
@@ -218,6 +221,9 @@ func New(cfg Config) (*Server, error) {
 	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
+	}
+	if cfg.WatchCheckpointInterval <= 0 {
+		cfg.WatchCheckpointInterval = time.Second
 	}
 	if cfg.Quantization <= 0 {
 		cfg.Quantization = 5 * time.Second

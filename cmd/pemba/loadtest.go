@@ -38,7 +38,8 @@ then runs the same workers for the same time against the gRPC health check
 (the floor: what transport and machine allow) and reports, per operation, the
 count, errors, QPS and p50/p90/p99/p99.9 latency, the check rate as a share
 of the floor, and the server's cache hit ratio and dispatches per check
-(scraped from --metrics-url).
+(scraped from --metrics-url). With --api spicedb the check workloads call
+SpiceDB's authzed.api.v1 on the same server, for comparing the two APIs.
 
 Data sets: ` + strings.Join(dataset.Names(), ", ") + `.
 Workloads: ` + strings.Join(loadtest.Workloads(), ", ") + `.
@@ -116,6 +117,7 @@ revoke's zookie that still granted), 2 when the run could not be done.`,
 	f.Uint64Var(&cfg.Seed, "seed", 1, "seed of the data set")
 	f.Uint64Var(&cfg.SampleSeed, "sample-seed", 0, "seed of the request samplers (0: random, printed in the report)")
 	f.StringVar(&cfg.Workload, "workload", loadtest.WorkloadMixed, "workload: "+strings.Join(loadtest.Workloads(), ", "))
+	f.StringVar(&cfg.API, "api", loadtest.APIPemba, "API the check workloads call: pemba (pemba.v1) or spicedb (authzed.api.v1 on the same listener)")
 	f.IntVar(&cfg.Concurrency, "concurrency", 8, "closed-loop workers")
 	f.IntVar(&cfg.Connections, "connections", 0, "gRPC connections the workers share (0: one per 8 workers, at most 4)")
 	f.DurationVar(&cfg.Duration, "duration", 30*time.Second, "how long to run the workload, and then the floor")

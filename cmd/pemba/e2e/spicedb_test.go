@@ -3,6 +3,7 @@ package e2e
 import (
 	"context"
 	"testing"
+	"time"
 
 	v1 "github.com/authzed/authzed-go/proto/authzed/api/v1"
 	authzed "github.com/authzed/authzed-go/v1"
@@ -80,4 +81,51 @@ func TestSpiceDBClient(t *testing.T) {
 	_, err = c.CheckPermission(ctx, &v1.CheckPermissionRequest{Resource: &v1.ObjectReference{ObjectType: "folder", ObjectId: "x"},
 		Permission: "view", Subject: alice})
 	wantStatus(t, "check of an undefined type", err, codes.FailedPrecondition, "folder")
+}
+
+// TestSpiceDBSchemaReflection drives the real binary's SchemaService
+// reflection and a Watch with checkpoints through SpiceDB's client.
+func TestSpiceDBSchemaReflection(t *testing.T) {
+	s := startServer(t, "--datastore", "memory")
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	c := spicedbClient(t, s, tokenSecret)
+	w, err := c.WriteSchema(ctx, &v1.WriteSchemaRequest{Schema: testSchema})
+	if err != nil {
+		t.Fatal(err)
+	}
+	fresh := &v1.Consistency{Requirement: &v1.Consistency_AtLeastAsFresh{AtLeastAsFresh: w.GetWrittenAt()}}
+
+	reflected, err := c.ReflectSchema(ctx, &v1.ReflectSchemaRequest{Consistency: fresh,
+		OptionalFilters: []*v1.ReflectionSchemaFilter{{OptionalDefinitionNameFilter: "doc"}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if defs := reflected.GetDefinitions(); len(defs) != 1 || len(defs[0].GetRelations()) != 2 || len(defs[0].GetPermissions()) != 1 {
+		t.Fatalf("ReflectSchema: %v", reflected)
+	}
+	deps, err := c.DependentRelations(ctx, &v1.DependentRelationsRequest{Consistency: fresh, DefinitionName: "document", PermissionName: "view"})
+	if err != nil || len(deps.GetRelations()) != 3 {
+		t.Fatalf("DependentRelations: %v %v", deps, err)
+	}
+	computable, err := c.ComputablePermissions(ctx, &v1.ComputablePermissionsRequest{Consistency: fresh, DefinitionName: "group", RelationName: "member"})
+	if err != nil || len(computable.GetPermissions()) != 2 {
+		t.Fatalf("ComputablePermissions: %v %v", computable, err)
+	}
+	diff, err := c.DiffSchema(ctx, &v1.DiffSchemaRequest{Consistency: fresh, ComparisonSchema: testSchema + "\ndefinition folder {}"})
+	if err != nil || len(diff.GetDiffs()) != 1 || diff.GetDiffs()[0].GetDefinitionAdded().GetName() != "folder" {
+		t.Fatalf("DiffSchema: %v %v", diff, err)
+	}
+	_, err = c.DependentRelations(ctx, &v1.DependentRelationsRequest{DefinitionName: "folder", PermissionName: "view"})
+	wantStatus(t, "DependentRelations of an undefined definition", err, codes.FailedPrecondition, "folder")
+
+	stream, err := c.Watch(ctx, &v1.WatchRequest{OptionalStartCursor: w.GetWrittenAt(),
+		OptionalUpdateKinds: []v1.WatchKind{v1.WatchKind_WATCH_KIND_INCLUDE_CHECKPOINTS}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	cp, err := stream.Recv()
+	if err != nil || !cp.GetIsCheckpoint() || cp.GetChangesThrough().GetToken() != w.GetWrittenAt().GetToken() {
+		t.Fatalf("Watch checkpoint: %v %v", cp, err)
+	}
 }
