@@ -78,7 +78,7 @@ func TestWatchEndNotLoggedAsError(t *testing.T) {
 	}{
 		{"pemba.v1 gRPC", watchPembaGRPC},
 		{"pemba.v1 HTTP", watchPembaHTTP},
-		{"authzed.api.v1 gRPC", watchAuthzed},
+		{"authzed.api.v1 gRPC", watchAuthzedToEnd},
 	}
 	for _, tr := range transports {
 		for _, end := range []string{"client cancels", "client disconnects", "server shuts down"} {
@@ -167,7 +167,7 @@ func watchPembaGRPC(t *testing.T, ctx context.Context, srv *Server, after storag
 	return wait, func() { cc.Close() }
 }
 
-func watchAuthzed(t *testing.T, ctx context.Context, srv *Server, after storage.Revision) (wait, disconnect func()) {
+func watchAuthzedToEnd(t *testing.T, ctx context.Context, srv *Server, after storage.Revision) (wait, disconnect func()) {
 	cc := dialTest(t, srv)
 	stream, err := v1.NewWatchServiceClient(cc).Watch(ctx, &v1.WatchRequest{OptionalStartCursor: srv.zedToken(after)})
 	if err != nil {
