@@ -9,6 +9,7 @@ package server
 //	authzed_convert.go       messages, consistency, errors, version header
 //	authzed_permissions.go   PermissionsService: checks, writes, reads, lookups
 //	authzed_export.go        PermissionsService.ExportBulkRelationships
+//	authzed_expand.go        PermissionsService.ExpandPermissionTree
 //	authzed_schema.go        SchemaService: ReadSchema, WriteSchema
 //	authzed_watch.go         WatchService
 //	authzed_experimental.go  ExperimentalService: bulk check and export

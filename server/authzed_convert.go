@@ -176,15 +176,19 @@ func objectFromAuthzed(o *v1.ObjectReference, field string) (graph.ObjectRef, er
 	return ref, nil
 }
 
-func subjectFromAuthzed(s *v1.SubjectReference, field string) (graph.SubjectRef, error) {
+func subjectFromAuthzed(s *v1.SubjectReference, field string) (ref graph.SubjectRef, err error) {
 	if s == nil {
 		return graph.SubjectRef{}, invalidField(field, "missing")
 	}
-	obj, err := objectFromAuthzed(s.GetObject(), field+".object")
-	if err != nil {
+	var obj graph.ObjectRef
+	if o := s.GetObject(); o.GetObjectId() == graph.Wildcard && o.GetObjectType() != "" {
+		// A wildcard is a subject, not an object: SubjectRef.Validate
+		// below checks it.
+		obj = graph.ObjectRef{Type: o.GetObjectType(), ID: graph.Wildcard}
+	} else if obj, err = objectFromAuthzed(o, field+".object"); err != nil {
 		return graph.SubjectRef{}, err
 	}
-	ref := graph.SubjectRef{Object: obj, Relation: s.GetOptionalRelation()}
+	ref = graph.SubjectRef{Object: obj, Relation: s.GetOptionalRelation()}
 	if ref.Relation == graph.Ellipsis {
 		ref.Relation = ""
 	}

@@ -515,10 +515,6 @@ func TestAuthzedErrors(t *testing.T) {
 			}
 			return err
 		}(), codes.FailedPrecondition, "relationship_filter.resource_type"},
-		{"unimplemented", func() error {
-			_, err := c.ExpandPermissionTree(ctx, &v1.ExpandPermissionTreeRequest{Resource: azObject("document", "1"), Permission: "view"})
-			return err
-		}(), codes.Unimplemented, "ExpandPermissionTree is not supported"},
 	} {
 		t.Run(tc.name, func(t *testing.T) { wantCode(t, tc.name, tc.err, tc.code, tc.msg) })
 	}

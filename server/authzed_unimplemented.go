@@ -23,10 +23,6 @@ func notYet(method, instead string) error {
 	return status.Error(codes.Unimplemented, msg)
 }
 
-func (svc *authzedPermissions) ExpandPermissionTree(context.Context, *v1.ExpandPermissionTreeRequest) (*v1.ExpandPermissionTreeResponse, error) {
-	return nil, notYet("PermissionsService.ExpandPermissionTree", "pemba.v1.PermissionService.ExpandPermission")
-}
-
 func (svc *authzedPermissions) ImportBulkRelationships(grpc.ClientStreamingServer[v1.ImportBulkRelationshipsRequest, v1.ImportBulkRelationshipsResponse]) error {
 	return notYet("PermissionsService.ImportBulkRelationships", "pemba.v1.RelationshipService.ImportRelationships (pemba import)")
 }

@@ -1,0 +1,169 @@
+package server
+
+import (
+	"context"
+	"strings"
+	"testing"
+
+	v1 "github.com/authzed/authzed-go/proto/authzed/api/v1"
+	authzed "github.com/authzed/authzed-go/v1"
+	"google.golang.org/grpc/codes"
+)
+
+// treeSchema is the schema of the tests of expand and traces: subject
+// sets, a wildcard, an arrow and an exclusion.
+const treeSchema = `definition user {}
+
+definition group {
+    relation member: user | group#member
+}
+
+definition folder {
+    relation viewer: user
+    permission view = viewer
+}
+
+definition document {
+    relation parent: folder
+    relation viewer: user | user:* | group#member
+    relation editor: user
+    relation banned: user
+    permission edit = editor
+    permission view = (viewer + parent->view) - banned
+}
+`
+
+// setupTree writes treeSchema and its relationships; it returns the
+// write's token.
+func setupTree(t *testing.T, c *authzed.Client) *v1.ZedToken {
+	t.Helper()
+	ctx := context.Background()
+	if _, err := c.WriteSchema(ctx, &v1.WriteSchemaRequest{Schema: treeSchema}); err != nil {
+		t.Fatal(err)
+	}
+	var updates []*v1.RelationshipUpdate
+	for _, r := range []string{
+		"document:d#viewer@user:ann", "document:d#viewer@user:*", "document:d#viewer@group:eng#member",
+		"document:d#parent@folder:f", "document:d#banned@user:eve", "document:d#editor@user:ed",
+		"group:eng#member@user:bob", "folder:f#viewer@user:dan",
+	} {
+		updates = append(updates, azUpdate(v1.RelationshipUpdate_OPERATION_TOUCH, azRel(t, r)))
+	}
+	resp, err := c.WriteRelationships(ctx, &v1.WriteRelationshipsRequest{Updates: updates})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return resp.GetWrittenAt()
+}
+
+// azRel parses "type:id#relation@type:id[#relation]".
+func azRel(t *testing.T, s string) *v1.Relationship {
+	t.Helper()
+	res, sub, ok := strings.Cut(s, "@")
+	obj, rel, ok2 := strings.Cut(res, "#")
+	if !ok || !ok2 {
+		t.Fatalf("bad relationship %q", s)
+	}
+	return &v1.Relationship{Resource: azRef(t, obj), Relation: rel, Subject: azSubject(t, sub)}
+}
+
+// azRef parses "type:id".
+func azRef(t *testing.T, s string) *v1.ObjectReference {
+	t.Helper()
+	typ, id, ok := strings.Cut(s, ":")
+	if !ok {
+		t.Fatalf("bad object %q", s)
+	}
+	return azObject(typ, id)
+}
+
+// azSubject parses "type:id[#relation]".
+func azSubject(t *testing.T, s string) *v1.SubjectReference {
+	t.Helper()
+	obj, rel, _ := strings.Cut(s, "#")
+	return &v1.SubjectReference{Object: azRef(t, obj), OptionalRelation: rel}
+}
+
+// treeText renders a SpiceDB expand tree one node per line, children
+// indented: "union document:d#view", "leaf document:d#viewer: user:ann".
+func treeText(n *v1.PermissionRelationshipTree) string {
+	var b strings.Builder
+	var walk func(n *v1.PermissionRelationshipTree, indent string)
+	walk = func(n *v1.PermissionRelationshipTree, indent string) {
+		at := n.GetExpandedObject().GetObjectType() + ":" + n.GetExpandedObject().GetObjectId() + "#" + n.GetExpandedRelation()
+		if in := n.GetIntermediate(); in != nil {
+			op := strings.ToLower(strings.TrimPrefix(in.GetOperation().String(), "OPERATION_"))
+			b.WriteString(indent + op + " " + at + "\n")
+			for _, c := range in.GetChildren() {
+				walk(c, indent+"  ")
+			}
+			return
+		}
+		var subs []string
+		for _, s := range n.GetLeaf().GetSubjects() {
+			sub := s.GetObject().GetObjectType() + ":" + s.GetObject().GetObjectId()
+			if s.GetOptionalRelation() != "" {
+				sub += "#" + s.GetOptionalRelation()
+			}
+			subs = append(subs, sub)
+		}
+		b.WriteString(indent + "leaf " + at + ": " + strings.Join(subs, " ") + "\n")
+	}
+	walk(n, "")
+	return strings.TrimSuffix(b.String(), "\n")
+}
+
+func TestAuthzedExpandPermissionTree(t *testing.T) {
+	srv := serveAuthzedTest(t)
+	c := authzedClient(t, srv, testSecret)
+	tok := setupTree(t, c)
+	ctx := context.Background()
+
+	for _, tc := range []struct {
+		resource, permission string
+		want                 string
+	}{
+		{"document:d", "view", `exclusion document:d#view
+  union document:d#view
+    leaf document:d#viewer: group:eng#member user:* user:ann
+    union document:d#view
+      union folder:f#view
+        leaf folder:f#viewer: user:dan
+  leaf document:d#banned: user:eve`},
+		{"document:d", "edit", `union document:d#edit
+  leaf document:d#editor: user:ed`},
+		{"group:eng", "member", `leaf group:eng#member: user:bob`},
+		{"document:none", "viewer", `leaf document:none#viewer: `},
+	} {
+		resp, err := c.ExpandPermissionTree(ctx, &v1.ExpandPermissionTreeRequest{
+			Consistency: azFresh(tok), Resource: azRef(t, tc.resource), Permission: tc.permission,
+		})
+		if err != nil {
+			t.Fatalf("expand %s#%s: %v", tc.resource, tc.permission, err)
+		}
+		if got := treeText(resp.GetTreeRoot()); got != tc.want {
+			t.Errorf("expand %s#%s:\n%s\nwant:\n%s", tc.resource, tc.permission, got, tc.want)
+		}
+		if resp.GetExpandedAt().GetToken() == "" {
+			t.Errorf("expand %s#%s: no expanded_at token", tc.resource, tc.permission)
+		}
+	}
+
+	// At the snapshot before the relationships were written, the tree has
+	// no subjects.
+	before, err := c.ExpandPermissionTree(ctx, &v1.ExpandPermissionTreeRequest{
+		Consistency: &v1.Consistency{Requirement: &v1.Consistency_MinimizeLatency{MinimizeLatency: true}},
+		Resource:    azRef(t, "group:eng"), Permission: "member",
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := len(before.GetTreeRoot().GetLeaf().GetSubjects()); got != 0 {
+		t.Errorf("minimize_latency expand saw %d subjects written after its snapshot", got)
+	}
+
+	_, err = c.ExpandPermissionTree(ctx, &v1.ExpandPermissionTreeRequest{Resource: azRef(t, "document:d"), Permission: "share"})
+	wantCode(t, "expand of an undefined permission", err, codes.FailedPrecondition, "share")
+	_, err = c.ExpandPermissionTree(ctx, &v1.ExpandPermissionTreeRequest{Resource: azRef(t, "document:d")})
+	wantCode(t, "expand without a permission", err, codes.InvalidArgument, "permission")
+}
