@@ -167,3 +167,88 @@ func TestAuthzedExpandPermissionTree(t *testing.T) {
 	_, err = c.ExpandPermissionTree(ctx, &v1.ExpandPermissionTreeRequest{Resource: azRef(t, "document:d")})
 	wantCode(t, "expand without a permission", err, codes.InvalidArgument, "permission")
 }
+
+// traceText renders a debug trace one check a line: the result, the
+// checked object#permission and, for a granted leaf, the subject reached.
+func traceText(t *v1.CheckDebugTrace) string {
+	var b strings.Builder
+	var walk func(t *v1.CheckDebugTrace, indent string)
+	walk = func(t *v1.CheckDebugTrace, indent string) {
+		res := strings.TrimPrefix(t.GetResult().String(), "PERMISSIONSHIP_")
+		kind := strings.ToLower(strings.TrimPrefix(t.GetPermissionType().String(), "PERMISSION_TYPE_"))
+		b.WriteString(indent + res + " " + t.GetResource().GetObjectType() + ":" + t.GetResource().GetObjectId() +
+			"#" + t.GetPermission() + " (" + kind + ")")
+		if c := t.GetCaveatEvaluationInfo(); c != nil {
+			b.WriteString(" caveat " + c.GetCaveatName() + " " + c.GetResult().String())
+		}
+		b.WriteString("\n")
+		if sub := t.GetSubProblems(); sub != nil {
+			for _, c := range sub.GetTraces() {
+				walk(c, indent+"  ")
+			}
+		} else {
+			b.WriteString(indent + "  subject " + t.GetSubject().GetObject().GetObjectId() + "\n")
+		}
+	}
+	walk(t, "")
+	return strings.TrimSuffix(b.String(), "\n")
+}
+
+func TestAuthzedCheckWithTracing(t *testing.T) {
+	srv := serveAuthzedTest(t)
+	c := authzedClient(t, srv, testSecret)
+	tok := setupTree(t, c)
+	ctx := context.Background()
+
+	for _, tc := range []struct {
+		subject string
+		want    string
+	}{
+		// Through the wildcard, the shortest path.
+		{"user:bob", `HAS_PERMISSION document:d#view (permission)
+  HAS_PERMISSION document:d#viewer (relation)
+    subject bob`},
+		{"group:eng#member", `HAS_PERMISSION document:d#view (permission)
+  HAS_PERMISSION document:d#viewer (relation)
+    subject eng`},
+		{"user:eve", `NO_PERMISSION document:d#view (permission)
+  HAS_PERMISSION document:d#viewer (relation)
+    subject eve
+  HAS_PERMISSION document:d#banned (relation)
+    subject eve`},
+	} {
+		resp, err := c.CheckPermission(ctx, &v1.CheckPermissionRequest{
+			Consistency: azFresh(tok), Resource: azRef(t, "document:d"), Permission: "view",
+			Subject: azSubject(t, tc.subject), WithTracing: true,
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := traceText(resp.GetDebugTrace().GetCheck()); got != tc.want {
+			t.Errorf("trace of %s:\n%s\nwant:\n%s", tc.subject, got, tc.want)
+		}
+	}
+
+	// Without with_tracing there is no trace; a bulk check traces each item.
+	plain := azCheck(t, c, &v1.CheckPermissionRequest{Consistency: azFresh(tok), Resource: azRef(t, "document:d"),
+		Permission: "view", Subject: azSubject(t, "user:bob")})
+	if plain.GetDebugTrace() != nil {
+		t.Errorf("trace sent unasked: %v", plain.GetDebugTrace())
+	}
+	bulk, err := c.CheckBulkPermissions(ctx, &v1.CheckBulkPermissionsRequest{Consistency: azFresh(tok), WithTracing: true,
+		Items: []*v1.CheckBulkPermissionsRequestItem{
+			{Resource: azRef(t, "document:d"), Permission: "edit", Subject: azSubject(t, "user:ed")},
+			{Resource: azRef(t, "document:d"), Permission: "edit", Subject: azSubject(t, "user:bob")},
+		}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, want := range []string{
+		"HAS_PERMISSION document:d#edit (permission)\n  HAS_PERMISSION document:d#editor (relation)\n    subject ed",
+		"NO_PERMISSION document:d#edit (permission)\n  NO_PERMISSION document:d#editor (relation)",
+	} {
+		if got := traceText(bulk.GetPairs()[i].GetItem().GetDebugTrace().GetCheck()); got != want {
+			t.Errorf("bulk item %d trace:\n%s\nwant:\n%s", i, got, want)
+		}
+	}
+}

@@ -45,6 +45,7 @@ func (svc *authzedPermissions) checkPermission(ctx context.Context, req *v1.Chec
 	}
 	creq.Context = contextFromProto(req.GetContext())
 	creq.Now = time.Now()
+	creq.Explain = req.GetWithTracing()
 	rev, snap, err := s.snapshotAuthzed(ctx, req.GetConsistency())
 	if err != nil {
 		return nil, err
@@ -60,6 +61,7 @@ func (svc *authzedPermissions) checkPermission(ctx context.Context, req *v1.Chec
 		CheckedAt:         s.zedToken(rev),
 		Permissionship:    checkPermissionship(res.Permissionship),
 		PartialCaveatInfo: partialCaveatInfo(res.Permissionship, res.Missing),
+		DebugTrace:        debugTrace(snap.Schema, creq.Subject, res),
 	}, nil
 }
 
@@ -86,6 +88,7 @@ func (svc *authzedPermissions) checkBulkPermissions(ctx context.Context, req *v1
 		}
 		r.Context = contextFromProto(it.GetContext())
 		r.Now = now
+		r.Explain = req.GetWithTracing()
 		reqs[i] = r
 	}
 	rev, snap, err := s.snapshotAuthzed(ctx, req.GetConsistency())
@@ -130,6 +133,7 @@ func (svc *authzedPermissions) checkBulkPermissions(ctx context.Context, req *v1
 		pair.Response = &v1.CheckBulkPermissionsPair_Item{Item: &v1.CheckBulkPermissionsResponseItem{
 			Permissionship:    checkPermissionship(r.Permissionship),
 			PartialCaveatInfo: partialCaveatInfo(r.Permissionship, r.Missing),
+			DebugTrace:        debugTrace(snap.Schema, reqs[i].Subject, r),
 		}}
 	}
 	return resp, nil
