@@ -413,9 +413,10 @@ func (svc *authzedPermissions) lookupSubjects(req *v1.LookupSubjectsRequest, str
 	if err := s.sendServerVersion(ctx, stream.SetHeader); err != nil {
 		return err
 	}
-	if req.GetOptionalConcreteLimit() > 0 || req.GetOptionalCursor() != nil {
-		return status.Error(codes.Unimplemented,
-			"optional_concrete_limit and optional_cursor on LookupSubjects are not supported by this server yet")
+	// As SpiceDB does: a concrete limit is refused, and a cursor, which
+	// only a limited lookup would hand out, is ignored.
+	if req.GetOptionalConcreteLimit() != 0 {
+		return status.Error(codes.Unimplemented, "optional_concrete_limit: concrete limit is not yet supported")
 	}
 	res, err := objectFromAuthzed(req.GetResource(), "resource")
 	if err != nil {
