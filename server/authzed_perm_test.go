@@ -3,6 +3,7 @@ package server
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"slices"
 	"strings"
@@ -10,7 +11,12 @@ import (
 
 	v1 "github.com/authzed/authzed-go/proto/authzed/api/v1"
 	authzed "github.com/authzed/authzed-go/v1"
+	"google.golang.org/genproto/googleapis/rpc/errdetails"
 	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/types/known/structpb"
+
+	pb "github.com/pembadb/pemba/proto/pemba/v1"
 )
 
 // treeSchema is the schema of the tests of expand and traces: subject
@@ -324,4 +330,141 @@ func TestAuthzedLookupSubjectsWildcards(t *testing.T) {
 	req.OptionalConcreteLimit = 2
 	_, err = lookup(req)
 	wantCode(t, "concrete limit", err, codes.Unimplemented, "concrete limit is not yet supported")
+}
+
+func TestAuthzedDeletePreconditionsAndMetadata(t *testing.T) {
+	srv := serveAuthzedTest(t)
+	c := authzedClient(t, srv, testSecret)
+	setupTree(t, c)
+	ctx := context.Background()
+	meta, err := structpb.NewStruct(map[string]any{"ticket": "SEC-7", "approved": true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	viewers := &v1.RelationshipFilter{ResourceType: "document", OptionalResourceId: "d", OptionalRelation: "viewer"}
+	mustBan := func(user string) []*v1.Precondition {
+		return []*v1.Precondition{{Operation: v1.Precondition_OPERATION_MUST_MATCH, Filter: &v1.RelationshipFilter{
+			ResourceType: "document", OptionalRelation: "banned",
+			OptionalSubjectFilter: &v1.SubjectFilter{SubjectType: "user", OptionalSubjectId: user}}}}
+	}
+
+	_, err = c.DeleteRelationships(ctx, &v1.DeleteRelationshipsRequest{RelationshipFilter: viewers, OptionalPreconditions: mustBan("ann")})
+	wantCode(t, "delete whose precondition fails", err, codes.FailedPrecondition, "precondition")
+	wantReason(t, err, v1.ErrorReason_ERROR_REASON_WRITE_OR_DELETE_PRECONDITION_FAILURE)
+
+	_, err = c.DeleteRelationships(ctx, &v1.DeleteRelationshipsRequest{RelationshipFilter: viewers, OptionalLimit: 2})
+	wantCode(t, "delete above the limit", err, codes.InvalidArgument, "partial deletion was not requested")
+	wantReason(t, err, v1.ErrorReason_ERROR_REASON_TOO_MANY_RELATIONSHIPS_FOR_TRANSACTIONAL_DELETE)
+
+	part, err := c.DeleteRelationships(ctx, &v1.DeleteRelationshipsRequest{RelationshipFilter: viewers, OptionalLimit: 2,
+		OptionalAllowPartialDeletions: true, OptionalPreconditions: mustBan("eve"), OptionalTransactionMetadata: meta})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if part.GetDeletionProgress() != v1.DeleteRelationshipsResponse_DELETION_PROGRESS_PARTIAL || part.GetRelationshipsDeletedCount() != 2 {
+		t.Fatalf("partial guarded delete: %v", part)
+	}
+	rest, err := c.DeleteRelationships(ctx, &v1.DeleteRelationshipsRequest{RelationshipFilter: viewers, OptionalPreconditions: mustBan("eve")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rest.GetDeletionProgress() != v1.DeleteRelationshipsResponse_DELETION_PROGRESS_COMPLETE || rest.GetRelationshipsDeletedCount() != 1 ||
+		rest.GetDeletedAt().GetToken() == "" {
+		t.Fatalf("guarded delete of the rest: %v", rest)
+	}
+
+	// The write's transaction metadata is recorded as audit labels.
+	if _, err := c.WriteRelationships(ctx, &v1.WriteRelationshipsRequest{OptionalTransactionMetadata: meta,
+		Updates: []*v1.RelationshipUpdate{azUpdate(v1.RelationshipUpdate_OPERATION_TOUCH, azRel(t, "document:m#viewer@user:meg"))}}); err != nil {
+		t.Fatal(err)
+	}
+	stream, err := pb.NewAuditServiceClient(dialTest(t, srv)).ReadAudit(ctx, &pb.ReadAuditRequest{
+		Labels: []*pb.Label{{Key: "ticket", Value: "SEC-7"}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	events, err := drainStream(stream.Recv)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []string{
+		`deleted document:d#viewer@group:eng#member by tester "" approved=true ticket=SEC-7`,
+		`deleted document:d#viewer@user:* by tester "" approved=true ticket=SEC-7`,
+		`touched document:m#viewer@user:meg by tester "" approved=true ticket=SEC-7`,
+	}
+	if got := formatAuditEvents(events); !slices.Equal(got, want) {
+		t.Errorf("audit events with the metadata:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
+	}
+
+	bad, _ := structpb.NewStruct(map[string]any{"not a key": "x"})
+	_, err = c.WriteRelationships(ctx, &v1.WriteRelationshipsRequest{OptionalTransactionMetadata: bad,
+		Updates: []*v1.RelationshipUpdate{azUpdate(v1.RelationshipUpdate_OPERATION_TOUCH, azRel(t, "document:m#viewer@user:meg"))}})
+	wantCode(t, "bad transaction metadata", err, codes.InvalidArgument, "optional_transaction_metadata.not a key")
+}
+
+// wantReason checks that err carries SpiceDB's ErrorInfo with reason.
+func wantReason(t *testing.T, err error, reason v1.ErrorReason) {
+	t.Helper()
+	for _, d := range status.Convert(err).Details() {
+		if info, ok := d.(*errdetails.ErrorInfo); ok {
+			if info.GetReason() != reason.String() || info.GetDomain() != "authzed.com" {
+				t.Fatalf("%v: ErrorInfo %v, want reason %v", err, info, reason)
+			}
+			return
+		}
+	}
+	t.Fatalf("%v: no ErrorInfo, want reason %v", err, reason)
+}
+
+func TestAuthzedErrorReasons(t *testing.T) {
+	srv := serveAuthzedTest(t)
+	c := authzedClient(t, srv, testSecret)
+	tok := setupTree(t, c)
+	ctx := context.Background()
+	write := func(rels ...string) error {
+		var updates []*v1.RelationshipUpdate
+		for _, r := range rels {
+			updates = append(updates, azUpdate(v1.RelationshipUpdate_OPERATION_CREATE, azRel(t, r)))
+		}
+		_, err := c.WriteRelationships(ctx, &v1.WriteRelationshipsRequest{Updates: updates})
+		return err
+	}
+	check := func(resource, perm, subject string) error {
+		_, err := c.CheckPermission(ctx, &v1.CheckPermissionRequest{Consistency: azFresh(tok),
+			Resource: azRef(t, resource), Permission: perm, Subject: azSubject(t, subject)})
+		return err
+	}
+	many := make([]string, 1001)
+	for i := range many {
+		many[i] = fmt.Sprintf("document:n%d#viewer@user:u", i)
+	}
+	for _, tc := range []struct {
+		name   string
+		err    error
+		code   codes.Code
+		msg    string
+		reason v1.ErrorReason
+	}{
+		{"unknown definition", check("folio:1", "view", "user:a"), codes.FailedPrecondition, `type "folio" is not defined`,
+			v1.ErrorReason_ERROR_REASON_UNKNOWN_DEFINITION},
+		{"unknown permission", check("document:d", "share", "user:a"), codes.FailedPrecondition, `no permission or relation "share"`,
+			v1.ErrorReason_ERROR_REASON_UNKNOWN_RELATION_OR_PERMISSION},
+		{"unknown relation written", write("document:d#owner@user:a"), codes.FailedPrecondition, `has no relation "owner"`,
+			v1.ErrorReason_ERROR_REASON_UNKNOWN_RELATION_OR_PERMISSION},
+		{"unknown subject type written", write("document:d#viewer@robot:r"), codes.FailedPrecondition, `type "robot" is not defined`,
+			v1.ErrorReason_ERROR_REASON_UNKNOWN_DEFINITION},
+		{"permission written", write("document:d#view@user:a"), codes.FailedPrecondition, "only relations can be written",
+			v1.ErrorReason_ERROR_REASON_CANNOT_UPDATE_PERMISSION},
+		{"subject not allowed", write("document:d#banned@group:eng#member"), codes.FailedPrecondition, "is not allowed on",
+			v1.ErrorReason_ERROR_REASON_INVALID_SUBJECT_TYPE},
+		{"duplicate create", write("document:d#editor@user:ed"), codes.AlreadyExists, "",
+			v1.ErrorReason_ERROR_REASON_ATTEMPT_TO_RECREATE_RELATIONSHIP},
+		{"too many updates", write(many...), codes.InvalidArgument, "exceed the limit of",
+			v1.ErrorReason_ERROR_REASON_TOO_MANY_UPDATES_IN_REQUEST},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			wantCode(t, tc.name, tc.err, tc.code, tc.msg)
+			wantReason(t, tc.err, tc.reason)
+		})
+	}
 }

@@ -276,7 +276,7 @@ func TestAuthzedDeleteRelationships(t *testing.T) {
 
 	doc1 := &v1.RelationshipFilter{ResourceType: "document", OptionalResourceId: "1"}
 	_, err := c.DeleteRelationships(ctx, &v1.DeleteRelationshipsRequest{RelationshipFilter: doc1, OptionalLimit: 1})
-	wantCode(t, "delete above the limit", err, codes.FailedPrecondition, "optional_limit")
+	wantCode(t, "delete above the limit", err, codes.InvalidArgument, "found more than 1 relationships to delete and partial deletion was not requested")
 
 	resp, err := c.DeleteRelationships(ctx, &v1.DeleteRelationshipsRequest{
 		RelationshipFilter: doc1, OptionalLimit: 1, OptionalAllowPartialDeletions: true,
