@@ -10,9 +10,10 @@ package server
 //	authzed_permissions.go   PermissionsService: checks, writes, reads, lookups
 //	authzed_export.go        PermissionsService.ExportBulkRelationships
 //	authzed_expand.go        PermissionsService.ExpandPermissionTree
+//	authzed_import.go        PermissionsService.ImportBulkRelationships
 //	authzed_schema.go        SchemaService: ReadSchema, WriteSchema
 //	authzed_watch.go         WatchService
-//	authzed_experimental.go  ExperimentalService: bulk check and export
+//	authzed_experimental.go  ExperimentalService: bulk check, export and import
 //	authzed_unimplemented.go the RPCs not served yet
 
 import (

@@ -45,7 +45,8 @@ func mismatch(err error) error {
 }
 
 // authzedStatus maps err to the status SpiceDB clients expect: schema
-// mismatches become FAILED_PRECONDITION, field errors INVALID_ARGUMENT
+// mismatches (and the schema's refusals, core.SchemaError) become
+// FAILED_PRECONDITION, field errors INVALID_ARGUMENT
 // with the field named as authzed.api.v1 names it; the rest follows
 // Pemba's mapping (toStatus). Where SpiceDB attaches a google.rpc.ErrorInfo
 // with its reason, so does this (errorInfo).
@@ -62,8 +63,9 @@ func (s *Server) authzedStatus(method string, err error) error {
 		msg = strings.Replace(msg, fe.Error(), fe.Render(authzedField), 1)
 	}
 	var sm *schemaMismatch
+	var se *core.SchemaError
 	switch {
-	case errors.As(err, &sm), errors.Is(err, core.ErrNoSchema), errors.Is(err, core.ErrSchemaOrphans):
+	case errors.As(err, &sm), errors.As(err, &se), errors.Is(err, core.ErrNoSchema), errors.Is(err, core.ErrSchemaOrphans):
 		return withErrorInfo(status.Error(codes.FailedPrecondition, msg), err)
 	case fe != nil && !errors.Is(err, storage.ErrRevisionTooOld) && !errors.Is(err, storage.ErrRevisionUnknown):
 		return withErrorInfo(status.Error(codes.InvalidArgument, msg), err)

@@ -11,8 +11,11 @@ import (
 
 	v1 "github.com/authzed/authzed-go/proto/authzed/api/v1"
 	authzed "github.com/authzed/authzed-go/v1"
+	"github.com/authzed/grpcutil"
 	"google.golang.org/genproto/googleapis/rpc/errdetails"
+	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/types/known/structpb"
 
@@ -466,5 +469,76 @@ func TestAuthzedErrorReasons(t *testing.T) {
 			wantCode(t, tc.name, tc.err, tc.code, tc.msg)
 			wantReason(t, tc.err, tc.reason)
 		})
+	}
+}
+
+func TestAuthzedImportBulkRelationships(t *testing.T) {
+	srv := serveEngine(t, memoryEngine(t), Limits{ImportBatchSize: 2})
+	c := authzedClient(t, srv, testSecret)
+	ctx := context.Background()
+	if _, err := c.WriteSchema(ctx, &v1.WriteSchemaRequest{Schema: treeSchema}); err != nil {
+		t.Fatal(err)
+	}
+	importRels := func(batches ...[]string) (*v1.ImportBulkRelationshipsResponse, error) {
+		stream, err := c.ImportBulkRelationships(ctx)
+		if err != nil {
+			return nil, err
+		}
+		for _, b := range batches {
+			var rels []*v1.Relationship
+			for _, r := range b {
+				rels = append(rels, azRel(t, r))
+			}
+			if err := stream.Send(&v1.ImportBulkRelationshipsRequest{Relationships: rels}); err != nil {
+				break // the server ended the stream: CloseAndRecv reports why
+			}
+		}
+		return stream.CloseAndRecv()
+	}
+	resp, err := importRels(
+		[]string{"document:a#viewer@user:ann", "document:a#viewer@user:*", "document:a#viewer@group:eng#member"},
+		[]string{"group:eng#member@user:bob", "document:b#viewer@user:bob"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if resp.GetNumLoaded() != 5 {
+		t.Fatalf("num_loaded %d, want 5", resp.GetNumLoaded())
+	}
+	got := azCheck(t, c, &v1.CheckPermissionRequest{
+		Consistency: &v1.Consistency{Requirement: &v1.Consistency_FullyConsistent{FullyConsistent: true}},
+		Resource:    azRef(t, "document:b"), Permission: "view", Subject: azSubject(t, "user:bob")})
+	if got.GetPermissionship() != v1.CheckPermissionResponse_PERMISSIONSHIP_HAS_PERMISSION {
+		t.Fatalf("check after the import: %v", got.GetPermissionship())
+	}
+
+	// A relationship already stored: ALREADY_EXISTS, after the batch
+	// before it was committed.
+	_, err = importRels([]string{"document:c#viewer@user:cy", "document:c#viewer@user:cal", "document:a#viewer@user:ann"})
+	wantCode(t, "import of a stored relationship", err, codes.AlreadyExists, "after 2 relationships were committed", "document:a#viewer@user:ann")
+	wantReason(t, err, v1.ErrorReason_ERROR_REASON_ATTEMPT_TO_RECREATE_RELATIONSHIP)
+	_, err = importRels([]string{"document:d#viewer@user:x", "document:d#viewer@user:x"})
+	wantCode(t, "import of a relationship twice", err, codes.AlreadyExists, "document:d#viewer@user:x")
+
+	// The schema guards it as it guards writes.
+	_, err = importRels([]string{"document:e#owner@user:x"})
+	wantCode(t, "import of an undefined relation", err, codes.FailedPrecondition, `relationships[0].relation: definition "document" has no relation "owner"`)
+	wantReason(t, err, v1.ErrorReason_ERROR_REASON_UNKNOWN_RELATION_OR_PERMISSION)
+
+	// The experimental service's alias.
+	exp, err := authzed.NewClientWithExperimentalAPIs(srv.Addr().String(),
+		grpc.WithTransportCredentials(insecure.NewCredentials()), grpcutil.WithInsecureBearerToken(testSecret))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer exp.Close()
+	bulk, err := exp.BulkImportRelationships(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := bulk.Send(&v1.BulkImportRelationshipsRequest{Relationships: []*v1.Relationship{azRel(t, "document:f#viewer@user:fay")}}); err != nil {
+		t.Fatal(err)
+	}
+	if r, err := bulk.CloseAndRecv(); err != nil || r.GetNumLoaded() != 1 {
+		t.Fatalf("BulkImportRelationships: %v, %v", r, err)
 	}
 }

@@ -4,7 +4,6 @@ import (
 	"context"
 
 	v1 "github.com/authzed/authzed-go/proto/authzed/api/v1"
-	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 )
@@ -21,10 +20,6 @@ func notYet(method, instead string) error {
 		msg += "; use " + instead
 	}
 	return status.Error(codes.Unimplemented, msg)
-}
-
-func (svc *authzedPermissions) ImportBulkRelationships(grpc.ClientStreamingServer[v1.ImportBulkRelationshipsRequest, v1.ImportBulkRelationshipsResponse]) error {
-	return notYet("PermissionsService.ImportBulkRelationships", "pemba.v1.RelationshipService.ImportRelationships (pemba import)")
 }
 
 func (svc *authzedSchema) ReflectSchema(context.Context, *v1.ReflectSchemaRequest) (*v1.ReflectSchemaResponse, error) {
