@@ -304,13 +304,12 @@ func TestAuthzedLookupSubjectsWildcards(t *testing.T) {
 		t.Fatal(err)
 	}
 	// eve is banned: the wildcard reports her excluded. The subjects the
-	// wildcard covers are not listed beside it (SpiceDB lists those
-	// named by relationships too).
-	if want := []string{"* -eve"}; !slices.Equal(got, want) {
+	// relationships name are listed beside it, as SpiceDB lists them.
+	if want := []string{"* -eve", "ann", "bob", "dan"}; !slices.Equal(got, want) {
 		t.Errorf("subjects %v, want %v", got, want)
 	}
 	req.WildcardOption = v1.LookupSubjectsRequest_WILDCARD_OPTION_EXCLUDE_WILDCARDS
-	if got, err = lookup(req); err != nil || len(got) != 0 {
+	if got, err = lookup(req); err != nil || !slices.Equal(got, []string{"ann", "bob", "dan"}) {
 		t.Errorf("subjects without wildcards: %v, %v", got, err)
 	}
 	// Without the wildcard relationship, the concrete subjects.
