@@ -73,8 +73,8 @@ var setOps = map[expand.Op]v1.AlgebraicSubjectSet_Operation{
 
 // expandToAuthzed converts a shallow expand tree whose root sits at
 // nesting level into SpiceDB's form: a permission becomes the set
-// operation of its expression (a union of one for a permission that
-// names a single relation), an arrow the union (an .all arrow the
+// operation of its expression (a union of one for an expression without
+// a set operation), an arrow the union (an .all arrow the
 // intersection) of the targets it reaches, a relation a leaf of the
 // subjects of its relationships, subject sets and wildcards included.
 // A node seen in a cycle, and nil, are leaves without subjects.
@@ -94,7 +94,10 @@ func expandToAuthzed(n *expand.Node, at expandedAt, level int) (*v1.PermissionRe
 			break
 		}
 		c := n.Children[0]
-		if c.Op == expand.OpRelation || c.Op == expand.OpPermission {
+		if _, setOp := setOps[c.Op]; !setOp {
+			// An expression without a set operation (a relation, an
+			// arrow, nil) is the union of that one operand, as SpiceDB
+			// compiles it.
 			child, err := expandToAuthzed(c, at, level+1)
 			if err != nil {
 				return nil, err

@@ -42,6 +42,7 @@ definition document {
     relation banned: user
     permission edit = editor
     permission view = (viewer + parent->view) - banned
+    permission inherited = parent->view
 }
 `
 
@@ -145,6 +146,12 @@ func TestAuthzedExpandPermissionTree(t *testing.T) {
 		{"document:d", "edit", `union document:d#edit
   leaf document:d#editor: user:ed`},
 		{"group:eng", "member", `leaf group:eng#member: user:bob`},
+		{"folder:f", "view", `union folder:f#view
+  leaf folder:f#viewer: user:dan`},
+		{"document:d", "inherited", `union document:d#inherited
+  union document:d#inherited
+    union folder:f#view
+      leaf folder:f#viewer: user:dan`},
 		{"document:none", "viewer", `leaf document:none#viewer: `},
 	} {
 		resp, err := c.ExpandPermissionTree(ctx, &v1.ExpandPermissionTreeRequest{
