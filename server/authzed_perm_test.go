@@ -246,6 +246,9 @@ func TestAuthzedCheckWithTracing(t *testing.T) {
 		if got := traceText(resp.GetDebugTrace().GetCheck()); got != tc.want {
 			t.Errorf("trace of %s:\n%s\nwant:\n%s", tc.subject, got, tc.want)
 		}
+		if resp.GetDebugTrace().GetSchemaUsed() != treeSchema {
+			t.Errorf("trace of %s: schema_used %q", tc.subject, resp.GetDebugTrace().GetSchemaUsed())
+		}
 	}
 
 	// Without with_tracing there is no trace; a bulk check traces each item.

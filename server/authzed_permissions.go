@@ -57,12 +57,20 @@ func (svc *authzedPermissions) checkPermission(ctx context.Context, req *v1.Chec
 	if err != nil {
 		return nil, queryError(nil, err)
 	}
-	return &v1.CheckPermissionResponse{
+	resp := &v1.CheckPermissionResponse{
 		CheckedAt:         s.zedToken(rev),
 		Permissionship:    checkPermissionship(res.Permissionship),
 		PartialCaveatInfo: partialCaveatInfo(res.Permissionship, res.Missing),
 		DebugTrace:        debugTrace(snap.Schema, creq.Subject, res),
-	}, nil
+	}
+	if resp.DebugTrace != nil {
+		stored, err := snap.Reader.ReadSchema(ctx)
+		if err != nil {
+			return nil, fmt.Errorf("read the schema of the trace: %w", err)
+		}
+		resp.DebugTrace.SchemaUsed = stored.Text
+	}
+	return resp, nil
 }
 
 func (svc *authzedPermissions) CheckBulkPermissions(ctx context.Context, req *v1.CheckBulkPermissionsRequest) (*v1.CheckBulkPermissionsResponse, error) {
