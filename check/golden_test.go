@@ -101,7 +101,7 @@ func (w *world) runErr(c *golden.Case) (string, error) {
 		}
 		w.store.write(w.t, rels)
 		return fmt.Sprintf("ok: %d relationships", len(rels)), nil
-	case "check", "explain":
+	case "check", "explain", "trace":
 		if len(c.Args) == 0 {
 			return "", fmt.Errorf("usage: %s resource#permission@subject [context=JSON] [now=RFC3339]", c.Command)
 		}
@@ -109,7 +109,10 @@ func (w *world) runErr(c *golden.Case) (string, error) {
 		if err != nil {
 			return "", err
 		}
-		req.Explain = c.Command == "explain"
+		req.Explain = c.Command != "check"
+		if c.Command == "trace" {
+			return w.trace(req)
+		}
 		return w.check(req)
 	case "bulk":
 		// One check a line; blank lines are skipped, and names[i] is the
@@ -359,6 +362,15 @@ func (w *world) check(req Request) (string, error) {
 		lines = append(lines, line)
 	}
 	return lines[0], nil
+}
+
+// trace runs an explained check and prints its result and NewTrace.
+func (w *world) trace(req Request) (string, error) {
+	r, err := w.nocache.Check(context.Background(), w.snap(), req)
+	if err != nil {
+		return "", err
+	}
+	return resultLine(r) + "\n" + NewTrace(w.schema, r).String(), nil
 }
 
 // verifyPath checks that every relationship on a path exists.

@@ -38,7 +38,8 @@ type SubjectResult struct {
 }
 
 // LookupSubjects streams the subjects that have req.Permission on
-// req.Resource, concrete subjects first (in the order they were found),
+// req.Resource, concrete subjects first (in the order they were found;
+// also those a wildcard result covers, when relationships name them),
 // then the wildcard, if every other subject of the type has it.
 //
 // It first computes the subjects as sets, level by level (see setEval),
@@ -74,6 +75,13 @@ func (e *Engine) LookupSubjects(ctx context.Context, snap Snapshot, req LookupSu
 		if err == nil && c.wildcard && !c.exact {
 			c, err = e.subjectCandidates(ctx, snap, req, now, false)
 		}
+	}
+	if err == nil && c.known != nil && c.wildcard {
+		// Set evaluation keeps only the subjects whose membership differs
+		// from the wildcard's; the walk of the primary branches meets the
+		// ones the relationships name, listed beside the wildcard as the
+		// walk's own answers list them. Their membership is known.
+		err = c.addWalked(e.subjectCandidates(ctx, snap, req, now, true))
 	}
 	if err != nil {
 		return fmt.Errorf("lookup subjects %s#%s@%s: %w", req.Resource.String(), req.Permission, req.SubjectType, err)
@@ -189,6 +197,25 @@ type candidates struct {
 	// known, when set, is the subjects' membership computed by set
 	// evaluation (see subjectSets): only its "maybe" members are checked.
 	known *subjectSet
+}
+
+// addWalked adds the subjects a walk met (when it succeeded) to c.ids,
+// after c's own, once each.
+func (c *candidates) addWalked(walk candidates, err error) error {
+	if err != nil {
+		return err
+	}
+	seen := make(map[string]bool, len(c.ids))
+	for _, id := range c.ids {
+		seen[id] = true
+	}
+	for _, id := range walk.ids {
+		if !seen[id] {
+			seen[id] = true
+			c.ids = append(c.ids, id)
+		}
+	}
+	return nil
 }
 
 // subjectSets computes the subjects of req by set evaluation (see

@@ -22,6 +22,11 @@ type Import struct {
 	// onCommit is told the running count and revision after each batch.
 	onCommit func(committed int, rev storage.Revision) error
 
+	// create commits each batch as CREATEs (see RefuseExisting); inBatch
+	// holds the batch's keys then.
+	create  bool
+	inBatch map[graph.Key]int
+
 	batch     []graph.Relationship
 	sch       VersionedSchema
 	committed int // relationships of the stream committed so far
@@ -41,6 +46,17 @@ func (w *Writer) NewImport(ctx context.Context, batchSize int, meta storage.Writ
 	return imp, imp.loadSchema(ctx)
 }
 
+// RefuseExisting makes the import create every relationship, as SpiceDB's
+// bulk import does: one already stored, or given twice in the stream,
+// fails the import with *storage.AlreadyExistsError. Each batch commits
+// as one write of CREATEs under the same schema guard and metadata (the
+// audit log records it as a write), so the batches before the failing
+// one stay committed, as with any import. Call it before the first Add.
+func (imp *Import) RefuseExisting() {
+	imp.create = true
+	imp.inBatch = make(map[graph.Key]int, len(imp.batch))
+}
+
 // Committed is how many relationships of the stream are committed.
 func (imp *Import) Committed() int { return imp.committed }
 
@@ -56,6 +72,13 @@ func (imp *Import) Position() int { return imp.committed + len(imp.batch) }
 func (imp *Import) Add(ctx context.Context, r graph.Relationship, field Path) error {
 	if err := ValidateRelationship(imp.sch.Schema, r, field); err != nil {
 		return err
+	}
+	if imp.create {
+		k := r.Key()
+		if _, dup := imp.inBatch[k]; dup {
+			return &storage.AlreadyExistsError{Relationship: r}
+		}
+		imp.inBatch[k] = len(imp.batch)
 	}
 	imp.batch = append(imp.batch, r)
 	if len(imp.batch) >= imp.size {
@@ -99,15 +122,14 @@ func (imp *Import) loadSchema(ctx context.Context) error {
 // in between.
 func (imp *Import) commit(ctx context.Context) error {
 	for attempt := 1; ; attempt++ {
-		res, err := imp.w.engine.Import(ctx, relationshipsOf(imp.batch), storage.ImportOptions{
-			BatchSize: len(imp.batch), Metadata: imp.meta, SchemaRevision: imp.sch.WrittenAt,
-		})
+		res, err := imp.write(ctx)
 		if err == nil {
 			imp.committed += res.Imported
 			if n := len(res.Revisions); n > 0 {
 				imp.last = res.Revisions[n-1]
 			}
 			imp.batch = imp.batch[:0]
+			clear(imp.inBatch)
 			return imp.onCommit(imp.committed, imp.last)
 		}
 		if !errors.Is(err, storage.ErrSchemaChanged) || attempt == maxSchemaRetries {
@@ -125,6 +147,25 @@ func (imp *Import) commit(ctx context.Context) error {
 			}
 		}
 	}
+}
+
+// write commits the buffered batch in one revision: the engine's import
+// (TOUCH), or one write of CREATEs for RefuseExisting.
+func (imp *Import) write(ctx context.Context) (storage.ImportResult, error) {
+	if !imp.create {
+		return imp.w.engine.Import(ctx, relationshipsOf(imp.batch), storage.ImportOptions{
+			BatchSize: len(imp.batch), Metadata: imp.meta, SchemaRevision: imp.sch.WrittenAt,
+		})
+	}
+	muts := make([]storage.Mutation, len(imp.batch))
+	for i, r := range imp.batch {
+		muts[i] = storage.Mutation{Op: storage.OpCreate, Relationship: r}
+	}
+	rev, err := imp.w.engine.Write(ctx, storage.WriteRequest{Mutations: muts, Metadata: imp.meta, SchemaRevision: imp.sch.WrittenAt})
+	if err != nil {
+		return storage.ImportResult{}, err
+	}
+	return storage.ImportResult{Imported: len(muts), Revisions: []storage.Revision{rev}}, nil
 }
 
 // relationshipsOf yields rs as an import source.

@@ -1,8 +1,11 @@
 package core
 
 import (
+	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
+	"slices"
 	"strings"
 	"unicode"
 	"unicode/utf8"
@@ -106,4 +109,33 @@ func validateLabelValue(v string) error {
 
 func isAlnum(c byte) bool {
 	return 'a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9'
+}
+
+// LabelsFromMap turns a JSON object of metadata (SpiceDB's transaction
+// metadata, say) into labels, one per key in key order: a string value as
+// it is, any other value as its JSON text. The labels must pass
+// ValidateLabels; errors name field, or field.key for one entry.
+func LabelsFromMap(m map[string]any, field Path) ([]storage.Label, error) {
+	if len(m) > MaxLabels {
+		return nil, Invalid(field, fmt.Errorf("%d entries exceed the limit of %d labels per request", len(m), MaxLabels))
+	}
+	out := make([]storage.Label, 0, len(m))
+	for _, k := range slices.Sorted(maps.Keys(m)) {
+		v, ok := m[k].(string)
+		if !ok {
+			j, err := json.Marshal(m[k])
+			if err != nil {
+				return nil, Invalid(field.Child(k), fmt.Errorf("value: %w", err))
+			}
+			v = string(j)
+		}
+		if err := validateLabelKey(k); err != nil {
+			return nil, Invalid(field.Child(k), fmt.Errorf("key: %w", err))
+		}
+		if err := validateLabelValue(v); err != nil {
+			return nil, Invalid(field.Child(k), err)
+		}
+		out = append(out, storage.Label{Key: k, Value: v})
+	}
+	return out, nil
 }

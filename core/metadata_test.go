@@ -99,3 +99,33 @@ func TestWritesValidateMetadata(t *testing.T) {
 		t.Errorf("head moved from %d to %d (%v): a refused write committed", head, after, err)
 	}
 }
+
+// TestLabelsFromMap: entries become labels in key order, non-strings as
+// JSON; a bad entry is named by its key.
+func TestLabelsFromMap(t *testing.T) {
+	got, err := LabelsFromMap(map[string]any{"ticket": "SEC-42", "approved": true, "count": 3.0, "extra": map[string]any{"a": 1.0}}, Field("meta"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := labels("approved", "true", "count", "3", "extra", `{"a":1}`, "ticket", "SEC-42")
+	if fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Fatalf("labels %v, want %v", got, want)
+	}
+	many := map[string]any{}
+	for i := range MaxLabels + 1 {
+		many[fmt.Sprintf("k%d", i)] = "v"
+	}
+	for _, c := range []struct {
+		m    map[string]any
+		want string
+	}{
+		{map[string]any{"bad key!": "x"}, `meta.bad key!: key: "bad key!": ' ' is not allowed`},
+		{map[string]any{"long": strings.Repeat("v", MaxLabelValueBytes+1)}, "meta.long: 257 bytes exceed the limit of 256"},
+		{many, "meta: 33 entries exceed the limit of 32 labels per request"},
+	} {
+		_, err := LabelsFromMap(c.m, Field("meta"))
+		if err == nil || !strings.HasPrefix(err.Error(), c.want) || !errors.Is(err, ErrInvalidInput) {
+			t.Errorf("%v: error %v, want %q", c.m, err, c.want)
+		}
+	}
+}

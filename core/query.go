@@ -1,8 +1,6 @@
 package core
 
 import (
-	"fmt"
-
 	"github.com/pembadb/pemba/graph"
 	"github.com/pembadb/pemba/schema"
 )
@@ -16,20 +14,20 @@ import (
 func ValidateQuery(sch *schema.Schema, resType, perm string, sub *graph.SubjectRef, resourceType Path) error {
 	def := sch.Definition(resType)
 	if def == nil {
-		return Invalid(resourceType, fmt.Errorf("type %q is not defined in the schema", resType))
+		return Invalid(resourceType, UnknownDefinition(resType))
 	}
 	if !def.Has(perm) {
-		return Invalid(Field("permission"), fmt.Errorf("definition %q has no permission or relation %q", resType, perm))
+		return Invalid(Field("permission"), UnknownRelation(resType, perm, "permission or relation"))
 	}
 	if sub == nil {
 		return nil
 	}
 	sdef := sch.Definition(sub.Object.Type)
 	if sdef == nil {
-		return Invalid(Path{"subject", "type"}, fmt.Errorf("type %q is not defined in the schema", sub.Object.Type))
+		return Invalid(Path{"subject", "type"}, UnknownDefinition(sub.Object.Type))
 	}
 	if sub.Relation != "" && !sdef.Has(sub.Relation) {
-		return Invalid(Path{"subject", "relation"}, fmt.Errorf("definition %q has no relation or permission %q", sdef.Name, sub.Relation))
+		return Invalid(Path{"subject", "relation"}, UnknownRelation(sdef.Name, sub.Relation, "relation or permission"))
 	}
 	return nil
 }

@@ -2,7 +2,6 @@ package core
 
 import (
 	"errors"
-	"strings"
 
 	"github.com/pembadb/pemba/graph"
 	"github.com/pembadb/pemba/schema"
@@ -15,7 +14,7 @@ func ValidateRelationship(sch *schema.Schema, r graph.Relationship, field Path) 
 	err := sch.ValidateRelationship(r)
 	var re *schema.RelationshipError
 	if errors.As(err, &re) {
-		return Invalid(field.Child(strings.Split(re.Field, ".")...), errors.New(re.Message))
+		return schemaFieldError(sch, r, re, field)
 	}
 	return err
 }

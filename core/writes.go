@@ -36,6 +36,21 @@ import (
 // its commit.
 const maxSchemaRetries = 5
 
+// ErrTooManyUpdates is matched by the error of a write with more updates
+// than the per-write limit.
+var ErrTooManyUpdates = errors.New("too many updates in one write")
+
+// marked is err, also matching mark (errors.Is) without changing its
+// message.
+type marked struct {
+	mark error
+	err  error
+}
+
+func (m marked) Error() string        { return m.err.Error() }
+func (m marked) Unwrap() error        { return m.err }
+func (m marked) Is(target error) bool { return target == m.mark }
+
 // Writer orders every write: see the comment at the top of this file.
 // It is safe for concurrent use.
 type Writer struct {
@@ -80,8 +95,8 @@ func (w *Writer) WriteRelationships(ctx context.Context, req storage.WriteReques
 		return 0, Invalid(Field(list), errors.New("empty: a write needs at least one update"))
 	}
 	if n > w.maxMutations {
-		return 0, Invalid(Field(list), fmt.Errorf("%d updates exceed the limit of %d per write; use ImportRelationships (pemba import) for bulk loads",
-			n, w.maxMutations))
+		return 0, Invalid(Field(list), marked{ErrTooManyUpdates, fmt.Errorf("%d updates exceed the limit of %d per write; use ImportRelationships (pemba import) for bulk loads",
+			n, w.maxMutations)})
 	}
 	field := func(i int) Path { return Path{fmt.Sprintf("%s[%d]", list, i), "relationship"} }
 	seen := make(map[graph.Key]int, n)
@@ -133,21 +148,9 @@ func pause(ctx context.Context, attempt int) error {
 }
 
 // DeleteRelationships deletes up to limit (0: all) relationships matching
-// f in one revision, recorded with meta (checked by ValidateMetadata). A
-// filter naming neither a resource type nor a subject is refused: it
-// would delete everything. filter names f in errors.
+// f in one revision, recorded with meta: Delete without preconditions.
 func (w *Writer) DeleteRelationships(ctx context.Context, f storage.Filter, limit int, meta storage.WriteMetadata, filter Path) (storage.DeleteResult, error) {
-	if err := ValidateMetadata(meta); err != nil {
-		return storage.DeleteResult{}, err
-	}
-	if f.ResourceType == "" && f.Subject == nil {
-		return storage.DeleteResult{}, Invalid(filter, errors.New("give at least resource_type or subject; an empty filter would delete everything"))
-	}
-	res, err := w.engine.DeleteRelationships(ctx, f, limit, meta)
-	if err != nil {
-		return storage.DeleteResult{}, fmt.Errorf("delete relationships: %w", err)
-	}
-	return res, nil
+	return w.Delete(ctx, DeleteRequest{Filter: f, Limit: limit, Metadata: meta}, filter)
 }
 
 // errSchemaMoved aborts a schema write whose audit diff was computed

@@ -53,6 +53,9 @@ type Node struct {
 	Relation string
 	// Arrow is the arrow text of an OpArrow node ("parent->view").
 	Arrow string
+	// All marks an OpArrow node that walks .all(): every object it
+	// reaches must grant (an intersection), not any one (a union).
+	All bool
 	// Subject, Caveat and Expiration describe an OpSubject leaf and the
 	// relationship that put it there (for OpArrow children: the tupleset
 	// relationship).
@@ -75,6 +78,12 @@ type Options struct {
 	MaxNodes int
 	// Now is the instant expirations are judged at (zero: time.Now()).
 	Now time.Time
+	// Shallow leaves the subject sets a relation's relationships name
+	// unexpanded: a client expands them with further calls, as SpiceDB's
+	// ExpandPermissionTree does. A shallow tree expands an object#relation
+	// again wherever it reaches it, so each subtree is whole; Seen then
+	// marks only a cycle (an object#relation inside its own expansion).
+	Shallow bool
 }
 
 // Expand builds the tree of perm (a relation or permission) on resource.
@@ -126,6 +135,10 @@ func (x *expander) object(o graph.ObjectRef, rel string, depth int) (*Node, erro
 		return nil, err
 	}
 	key := o.String() + "#" + rel
+	if x.opts.Shallow && !x.seen[key] {
+		// Only the enclosing expansions count as seen.
+		defer delete(x.seen, key)
+	}
 	def := x.s.Definitions[o.Type]
 	if p := def.Permissions[rel]; p != nil {
 		n := &Node{Op: OpPermission, Object: o, Relation: rel}
@@ -157,6 +170,10 @@ func (x *expander) object(o graph.ObjectRef, rel string, depth int) (*Node, erro
 		}
 		leaves = append(leaves, leaf(rship))
 	}
+	n.Children = leaves
+	if x.opts.Shallow {
+		return n, nil
+	}
 	for _, l := range leaves {
 		sub := l.Subject
 		if sub.Relation == "" {
@@ -171,7 +188,6 @@ func (x *expander) object(o graph.ObjectRef, rel string, depth int) (*Node, erro
 		}
 		l.Children = []*Node{c}
 	}
-	n.Children = leaves
 	return n, nil
 }
 
@@ -205,7 +221,7 @@ func (x *expander) expr(o graph.ObjectRef, e schema.Expr, depth int) (*Node, err
 		if e.Func == schema.ArrowAll {
 			text = e.Tupleset + ".all(" + e.Target + ")"
 		}
-		n := &Node{Op: OpArrow, Object: o, Arrow: text}
+		n := &Node{Op: OpArrow, Object: o, Arrow: text, All: e.Func == schema.ArrowAll}
 		var rels []graph.Relationship
 		for r, err := range x.r.QueryRelationships(x.ctx, storage.Filter{ResourceType: o.Type, ResourceIDs: []string{o.ID}, Relation: e.Tupleset}, storage.QueryOptions{Now: x.opts.Now}) {
 			if err != nil {

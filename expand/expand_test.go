@@ -143,3 +143,68 @@ definition doc {
 		t.Errorf("MaxNodes %d, a tree of %d nodes: %v, want ErrTooLarge naming the limit", n-1, n, err)
 	}
 }
+
+// TestShallow: a shallow tree leaves subject sets unexpanded, repeats a
+// relation it reaches twice in full, and marks only a cycle as seen.
+func TestShallow(t *testing.T) {
+	s, rd := world(t, `definition user {}
+definition group {
+	relation member: user | group#member
+}
+definition folder {
+	relation parent: folder
+	relation viewer: user
+	permission view = viewer + parent->view
+	permission all_view = parent.all(view)
+}
+definition doc {
+	relation viewer: user | group#member
+	permission edit = viewer
+	permission view = viewer + edit
+}`,
+		"doc:d#viewer@user:ann", "doc:d#viewer@group:eng#member", "group:eng#member@user:bob",
+		"folder:a#parent@folder:b", "folder:b#parent@folder:a", "folder:b#viewer@user:cat")
+	ctx := context.Background()
+	for _, tc := range []struct {
+		obj  graph.ObjectRef
+		perm string
+		want string
+	}{
+		{graph.ObjectRef{Type: "doc", ID: "d"}, "view", `doc:d#view
+  union
+    doc:d#viewer
+      group:eng#member
+      user:ann
+    doc:d#edit
+      doc:d#viewer
+        group:eng#member
+        user:ann`},
+		{graph.ObjectRef{Type: "folder", ID: "a"}, "view", `folder:a#view
+  union
+    folder:a#viewer
+    parent->view
+      folder:b
+        folder:b#view
+          union
+            folder:b#viewer
+              user:cat
+            parent->view
+              folder:a
+                folder:a#view (see above)`},
+	} {
+		tree, err := Expand(ctx, s, rd, tc.obj, tc.perm, Options{Shallow: true})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := tree.String(); got != tc.want {
+			t.Errorf("%s#%s:\n%s\nwant:\n%s", tc.obj, tc.perm, got, tc.want)
+		}
+	}
+	tree, err := Expand(ctx, s, rd, graph.ObjectRef{Type: "folder", ID: "a"}, "all_view", Options{Shallow: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if arrow := tree.Children[0]; arrow.Op != OpArrow || !arrow.All {
+		t.Errorf("parent.all(view): %+v", arrow)
+	}
+}

@@ -9,11 +9,12 @@ package server
 //	authzed_convert.go       messages, consistency, errors, version header
 //	authzed_permissions.go   PermissionsService: checks, writes, reads, lookups
 //	authzed_export.go        PermissionsService.ExportBulkRelationships
+//	authzed_expand.go        PermissionsService.ExpandPermissionTree
+//	authzed_import.go        PermissionsService.ImportBulkRelationships
 //	authzed_schema.go        SchemaService: read, write, reflection
 //	authzed_reflect.go       reflection messages from compiled schemas
 //	authzed_watch.go         WatchService
-//	authzed_experimental.go  ExperimentalService: bulk check and export
-//	authzed_unimplemented.go the RPCs not served yet
+//	authzed_experimental.go  ExperimentalService: bulk check, export and import
 
 import (
 	"context"

@@ -45,9 +45,11 @@ func mismatch(err error) error {
 }
 
 // authzedStatus maps err to the status SpiceDB clients expect: schema
-// mismatches become FAILED_PRECONDITION, field errors INVALID_ARGUMENT
+// mismatches (and the schema's refusals, core.SchemaError) become
+// FAILED_PRECONDITION, field errors INVALID_ARGUMENT
 // with the field named as authzed.api.v1 names it; the rest follows
-// Pemba's mapping (toStatus).
+// Pemba's mapping (toStatus). Where SpiceDB attaches a google.rpc.ErrorInfo
+// with its reason, so does this (errorInfo).
 func (s *Server) authzedStatus(method string, err error) error {
 	if err == nil {
 		return nil
@@ -61,13 +63,14 @@ func (s *Server) authzedStatus(method string, err error) error {
 		msg = strings.Replace(msg, fe.Error(), fe.Render(authzedField), 1)
 	}
 	var sm *schemaMismatch
+	var se *core.SchemaError
 	switch {
-	case errors.As(err, &sm), errors.Is(err, core.ErrNoSchema), errors.Is(err, core.ErrSchemaOrphans):
-		return status.Error(codes.FailedPrecondition, msg)
+	case errors.As(err, &sm), errors.As(err, &se), errors.Is(err, core.ErrNoSchema), errors.Is(err, core.ErrSchemaOrphans):
+		return withErrorInfo(status.Error(codes.FailedPrecondition, msg), err)
 	case fe != nil && !errors.Is(err, storage.ErrRevisionTooOld) && !errors.Is(err, storage.ErrRevisionUnknown):
-		return status.Error(codes.InvalidArgument, msg)
+		return withErrorInfo(status.Error(codes.InvalidArgument, msg), err)
 	}
-	return toStatus(s.log, method, err)
+	return withErrorInfo(toStatus(s.log, method, err), err)
 }
 
 // authzedField names element i of p as authzed.api.v1 does: an object's
@@ -176,15 +179,19 @@ func objectFromAuthzed(o *v1.ObjectReference, field string) (graph.ObjectRef, er
 	return ref, nil
 }
 
-func subjectFromAuthzed(s *v1.SubjectReference, field string) (graph.SubjectRef, error) {
+func subjectFromAuthzed(s *v1.SubjectReference, field string) (ref graph.SubjectRef, err error) {
 	if s == nil {
 		return graph.SubjectRef{}, invalidField(field, "missing")
 	}
-	obj, err := objectFromAuthzed(s.GetObject(), field+".object")
-	if err != nil {
+	var obj graph.ObjectRef
+	if o := s.GetObject(); o.GetObjectId() == graph.Wildcard && o.GetObjectType() != "" {
+		// A wildcard is a subject, not an object: SubjectRef.Validate
+		// below checks it.
+		obj = graph.ObjectRef{Type: o.GetObjectType(), ID: graph.Wildcard}
+	} else if obj, err = objectFromAuthzed(o, field+".object"); err != nil {
 		return graph.SubjectRef{}, err
 	}
-	ref := graph.SubjectRef{Object: obj, Relation: s.GetOptionalRelation()}
+	ref = graph.SubjectRef{Object: obj, Relation: s.GetOptionalRelation()}
 	if ref.Relation == graph.Ellipsis {
 		ref.Relation = ""
 	}
@@ -343,20 +350,20 @@ func validateFilterSchema(sch *schema.Schema, f storage.Filter, field string) er
 	if f.ResourceType != "" {
 		def := sch.Definition(f.ResourceType)
 		if def == nil {
-			return mismatch(invalidField(field+".resource_type", "type %q is not defined in the schema", f.ResourceType))
+			return mismatch(core.Invalid(core.Field(field+".resource_type"), core.UnknownDefinition(f.ResourceType)))
 		}
 		if f.Relation != "" && !def.Has(f.Relation) {
-			return mismatch(invalidField(field+".optional_relation", "definition %q has no relation %q", f.ResourceType, f.Relation))
+			return mismatch(core.Invalid(core.Field(field+".optional_relation"), core.UnknownRelation(f.ResourceType, f.Relation, "relation")))
 		}
 	}
 	if sf := f.Subject; sf != nil {
 		def := sch.Definition(sf.Type)
 		if def == nil {
-			return mismatch(invalidField(field+".optional_subject_filter.subject_type", "type %q is not defined in the schema", sf.Type))
+			return mismatch(core.Invalid(core.Field(field+".optional_subject_filter.subject_type"), core.UnknownDefinition(sf.Type)))
 		}
 		if sf.Relation != nil && *sf.Relation != "" && !def.Has(*sf.Relation) {
-			return mismatch(invalidField(field+".optional_subject_filter.optional_relation.relation",
-				"definition %q has no relation or permission %q", sf.Type, *sf.Relation))
+			return mismatch(core.Invalid(core.Field(field+".optional_subject_filter.optional_relation.relation"),
+				core.UnknownRelation(sf.Type, *sf.Relation, "relation or permission")))
 		}
 	}
 	return nil

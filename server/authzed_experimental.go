@@ -7,9 +7,9 @@ import (
 	"google.golang.org/grpc"
 )
 
-// authzedExperimental serves the two RPCs of SpiceDB's experimental
-// service that older clients use in place of the PermissionsService ones
-// (bulk check, bulk export), by translating to those. The others answer
+// authzedExperimental serves the RPCs of SpiceDB's experimental service
+// that older clients use in place of the PermissionsService ones (bulk
+// check, export and import), by translating to those. The others answer
 // UNIMPLEMENTED.
 type authzedExperimental struct {
 	v1.UnimplementedExperimentalServiceServer
@@ -59,4 +59,27 @@ func (s bulkExportStream) Send(r *v1.ExportBulkRelationshipsResponse) error {
 	return s.ServerStreamingServer.Send(&v1.BulkExportRelationshipsResponse{
 		AfterResultCursor: r.GetAfterResultCursor(), Relationships: r.GetRelationships(),
 	})
+}
+
+func (svc *authzedExperimental) BulkImportRelationships(stream grpc.ClientStreamingServer[v1.BulkImportRelationshipsRequest, v1.BulkImportRelationshipsResponse]) error {
+	return svc.perms.ImportBulkRelationships(bulkImportStream{stream})
+}
+
+// bulkImportStream receives the experimental service's
+// BulkImportRelationships messages as ImportBulkRelationships ones (the
+// same fields) and answers with its response.
+type bulkImportStream struct {
+	grpc.ClientStreamingServer[v1.BulkImportRelationshipsRequest, v1.BulkImportRelationshipsResponse]
+}
+
+func (s bulkImportStream) Recv() (*v1.ImportBulkRelationshipsRequest, error) {
+	m, err := s.ClientStreamingServer.Recv()
+	if err != nil {
+		return nil, err
+	}
+	return &v1.ImportBulkRelationshipsRequest{Relationships: m.GetRelationships()}, nil
+}
+
+func (s bulkImportStream) SendAndClose(r *v1.ImportBulkRelationshipsResponse) error {
+	return s.ClientStreamingServer.SendAndClose(&v1.BulkImportRelationshipsResponse{NumLoaded: r.GetNumLoaded()})
 }

@@ -7,10 +7,10 @@ import (
 	"time"
 
 	v1 "github.com/authzed/authzed-go/proto/authzed/api/v1"
-	rpcstatus "google.golang.org/genproto/googleapis/rpc/status"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/types/known/structpb"
 
 	"github.com/pembadb/pemba/check"
 	"github.com/pembadb/pemba/core"
@@ -45,6 +45,7 @@ func (svc *authzedPermissions) checkPermission(ctx context.Context, req *v1.Chec
 	}
 	creq.Context = contextFromProto(req.GetContext())
 	creq.Now = time.Now()
+	creq.Explain = req.GetWithTracing()
 	rev, snap, err := s.snapshotAuthzed(ctx, req.GetConsistency())
 	if err != nil {
 		return nil, err
@@ -56,11 +57,20 @@ func (svc *authzedPermissions) checkPermission(ctx context.Context, req *v1.Chec
 	if err != nil {
 		return nil, queryError(nil, err)
 	}
-	return &v1.CheckPermissionResponse{
+	resp := &v1.CheckPermissionResponse{
 		CheckedAt:         s.zedToken(rev),
 		Permissionship:    checkPermissionship(res.Permissionship),
 		PartialCaveatInfo: partialCaveatInfo(res.Permissionship, res.Missing),
-	}, nil
+		DebugTrace:        debugTrace(snap.Schema, creq.Subject, res),
+	}
+	if resp.DebugTrace != nil {
+		stored, err := snap.Reader.ReadSchema(ctx)
+		if err != nil {
+			return nil, fmt.Errorf("read the schema of the trace: %w", err)
+		}
+		resp.DebugTrace.SchemaUsed = stored.Text
+	}
+	return resp, nil
 }
 
 func (svc *authzedPermissions) CheckBulkPermissions(ctx context.Context, req *v1.CheckBulkPermissionsRequest) (*v1.CheckBulkPermissionsResponse, error) {
@@ -86,6 +96,7 @@ func (svc *authzedPermissions) checkBulkPermissions(ctx context.Context, req *v1
 		}
 		r.Context = contextFromProto(it.GetContext())
 		r.Now = now
+		r.Explain = req.GetWithTracing()
 		reqs[i] = r
 	}
 	rev, snap, err := s.snapshotAuthzed(ctx, req.GetConsistency())
@@ -123,13 +134,14 @@ func (svc *authzedPermissions) checkBulkPermissions(ctx context.Context, req *v1
 				err = queryError(core.Path{fmt.Sprintf("items[%d]", i)}, answers[i].Err)
 			}
 			st := status.Convert(s.authzedStatus(authzedPermissionsService+"CheckBulkPermissions", err))
-			pair.Response = &v1.CheckBulkPermissionsPair_Error{Error: &rpcstatus.Status{Code: int32(st.Code()), Message: st.Message()}}
+			pair.Response = &v1.CheckBulkPermissionsPair_Error{Error: st.Proto()}
 			continue
 		}
 		r := answers[i].Result
 		pair.Response = &v1.CheckBulkPermissionsPair_Item{Item: &v1.CheckBulkPermissionsResponseItem{
 			Permissionship:    checkPermissionship(r.Permissionship),
 			PartialCaveatInfo: partialCaveatInfo(r.Permissionship, r.Missing),
+			DebugTrace:        debugTrace(snap.Schema, reqs[i].Subject, r),
 		}}
 	}
 	return resp, nil
@@ -170,15 +182,35 @@ func (svc *authzedPermissions) writeRelationships(ctx context.Context, req *v1.W
 	if err != nil {
 		return nil, err
 	}
+	meta, err := transactionMetadata(ctx, req.GetOptionalTransactionMetadata())
+	if err != nil {
+		return nil, err
+	}
 	rev, err := s.writer.WriteRelationships(ctx, storage.WriteRequest{
 		Preconditions: pre,
 		Mutations:     muts,
-		Metadata:      writeMetadata(ctx, "", nil),
+		Metadata:      meta,
 	}, "updates")
 	if err != nil {
 		return nil, schemaRefusal(err)
 	}
 	return &v1.WriteRelationshipsResponse{WrittenAt: s.zedToken(rev)}, nil
+}
+
+// transactionMetadata is the audit metadata of a write: the caller as
+// actor, and SpiceDB's optional_transaction_metadata as labels, one per
+// entry (core.LabelsFromMap), which the audit log records and searches.
+func transactionMetadata(ctx context.Context, m *structpb.Struct) (storage.WriteMetadata, error) {
+	meta := writeMetadata(ctx, "", nil)
+	if len(m.GetFields()) == 0 {
+		return meta, nil
+	}
+	labels, err := core.LabelsFromMap(m.AsMap(), core.Field("optional_transaction_metadata"))
+	if err != nil {
+		return storage.WriteMetadata{}, err
+	}
+	meta.Labels = labels
+	return meta, nil
 }
 
 // schemaRefusal marks the writer's refusal of a relationship the schema
@@ -206,11 +238,6 @@ func (svc *authzedPermissions) deleteRelationships(ctx context.Context, req *v1.
 	if err := s.unaryServerVersion(ctx); err != nil {
 		return nil, err
 	}
-	if len(req.GetOptionalPreconditions()) > 0 {
-		return nil, status.Error(codes.Unimplemented,
-			"optional_preconditions on DeleteRelationships are not supported by this server yet; "+
-				"use WriteRelationships with DELETE updates and optional_preconditions")
-	}
 	if req.GetOptionalCursor() != nil {
 		return nil, status.Error(codes.Unimplemented, "optional_cursor on DeleteRelationships is not supported by this server yet")
 	}
@@ -218,7 +245,15 @@ func (svc *authzedPermissions) deleteRelationships(ctx context.Context, req *v1.
 	if err != nil {
 		return nil, err
 	}
-	reader, sch, err := s.writer.HeadSchema(ctx)
+	pre, err := preconditionsFromAuthzed(req.GetOptionalPreconditions())
+	if err != nil {
+		return nil, err
+	}
+	meta, err := transactionMetadata(ctx, req.GetOptionalTransactionMetadata())
+	if err != nil {
+		return nil, err
+	}
+	_, sch, err := s.writer.HeadSchema(ctx)
 	if err != nil {
 		return nil, err
 	}
@@ -228,21 +263,12 @@ func (svc *authzedPermissions) deleteRelationships(ctx context.Context, req *v1.
 	if err := validateFilterSchema(sch.Schema, f, "relationship_filter"); err != nil {
 		return nil, err
 	}
-	limit := int(req.GetOptionalLimit())
-	if limit > 0 && !req.GetOptionalAllowPartialDeletions() {
-		// SpiceDB deletes nothing when more relationships match than the
-		// limit allows and partial deletions are not allowed.
-		n, err := countUpTo(ctx, reader, f, limit+1)
-		if err != nil {
-			return nil, err
-		}
-		if n > limit {
-			return nil, status.Errorf(codes.FailedPrecondition,
-				"relationship_filter: more than optional_limit (%d) relationships match; "+
-					"raise the limit or set optional_allow_partial_deletions", limit)
-		}
-	}
-	res, err := s.writer.DeleteRelationships(ctx, f, limit, writeMetadata(ctx, "", nil), core.Field("relationship_filter"))
+	// Without optional_allow_partial_deletions, SpiceDB deletes nothing
+	// when more relationships match than optional_limit.
+	res, err := s.writer.Delete(ctx, core.DeleteRequest{
+		Filter: f, Limit: int(req.GetOptionalLimit()), AllOrNothing: !req.GetOptionalAllowPartialDeletions(),
+		Preconditions: pre, Metadata: meta,
+	}, core.Field("relationship_filter"))
 	if err != nil {
 		return nil, err
 	}
@@ -255,18 +281,6 @@ func (svc *authzedPermissions) deleteRelationships(ctx context.Context, req *v1.
 		DeletionProgress:          progress,
 		RelationshipsDeletedCount: uint64(res.Deleted),
 	}, nil
-}
-
-// countUpTo counts the live relationships matching f, stopping at max.
-func countUpTo(ctx context.Context, reader storage.Reader, f storage.Filter, max int) (int, error) {
-	n := 0
-	for _, err := range reader.QueryRelationships(ctx, f, storage.QueryOptions{Limit: max}) {
-		if err != nil {
-			return 0, fmt.Errorf("count relationships to delete: %w", err)
-		}
-		n++
-	}
-	return n, nil
 }
 
 func (svc *authzedPermissions) ReadRelationships(req *v1.ReadRelationshipsRequest, stream grpc.ServerStreamingServer[v1.ReadRelationshipsResponse]) error {
@@ -409,9 +423,10 @@ func (svc *authzedPermissions) lookupSubjects(req *v1.LookupSubjectsRequest, str
 	if err := s.sendServerVersion(ctx, stream.SetHeader); err != nil {
 		return err
 	}
-	if req.GetOptionalConcreteLimit() > 0 || req.GetOptionalCursor() != nil {
-		return status.Error(codes.Unimplemented,
-			"optional_concrete_limit and optional_cursor on LookupSubjects are not supported by this server yet")
+	// As SpiceDB does: a concrete limit is refused, and a cursor, which
+	// only a limited lookup would hand out, is ignored.
+	if req.GetOptionalConcreteLimit() != 0 {
+		return status.Error(codes.Unimplemented, "optional_concrete_limit: concrete limit is not yet supported")
 	}
 	res, err := objectFromAuthzed(req.GetResource(), "resource")
 	if err != nil {
@@ -436,9 +451,9 @@ func (svc *authzedPermissions) lookupSubjects(req *v1.LookupSubjectsRequest, str
 		return err
 	}
 	if sdef := snap.Schema.Definition(req.GetSubjectObjectType()); sdef == nil {
-		return mismatch(invalidField("subject_object_type", "type %q is not defined in the schema", req.GetSubjectObjectType()))
+		return mismatch(core.Invalid(core.Field("subject_object_type"), core.UnknownDefinition(req.GetSubjectObjectType())))
 	} else if rel != "" && !sdef.Has(rel) {
-		return mismatch(invalidField("optional_subject_relation", "definition %q has no relation or permission %q", sdef.Name, rel))
+		return mismatch(core.Invalid(core.Field("optional_subject_relation"), core.UnknownRelation(sdef.Name, rel, "relation or permission")))
 	}
 	if err := s.sendZookieHeader(stream, rev); err != nil {
 		return err

@@ -35,17 +35,8 @@ func (svc *permissionService) ExpandPermission(ctx context.Context, req *pb.Expa
 	if err := core.ValidateQuery(snap.Schema, res.Type, req.GetPermission(), nil, core.Path{"resource", "type"}); err != nil {
 		return nil, err
 	}
-	tree, err := expand.Expand(ctx, snap.Schema, snap.Reader, res, req.GetPermission(),
-		expand.Options{MaxDepth: s.cfg.Check.MaxDepth, MaxNodes: s.cfg.Check.MaxExpandNodes, Now: time.Now()})
-	switch {
-	case errors.Is(err, expand.ErrUnknown):
-		return nil, invalidField("permission", "%v", err)
-	case errors.Is(err, expand.ErrMaxDepth):
-		return nil, fmt.Errorf("%w: %v", check.ErrMaxDepth, err)
-	case errors.Is(err, expand.ErrTooLarge):
-		return nil, status.Errorf(codes.ResourceExhausted,
-			"%v: the server's limit on an Expand tree; use LookupSubjects to list the subjects of a large permission", err)
-	case err != nil:
+	tree, err := s.expandTree(ctx, snap, res, req.GetPermission(), false)
+	if err != nil {
 		return nil, err
 	}
 	pbTree, err := expandToProto(tree, 1)
@@ -54,11 +45,36 @@ func (svc *permissionService) ExpandPermission(ctx context.Context, req *pb.Expa
 	}
 	resp := &pb.ExpandPermissionResponse{Tree: pbTree, ExpandedAt: s.zookie(rev)}
 	if n := proto.Size(resp); n > MaxExpandReplyBytes {
-		return nil, status.Errorf(codes.ResourceExhausted,
-			"expand %s#%s: the reply would be %d bytes, above the limit of %d (what a gRPC client receives by default); "+
-				"use LookupSubjects to list the subjects of a large permission", res, req.GetPermission(), n, MaxExpandReplyBytes)
+		return nil, expandReplyTooLarge(res, req.GetPermission(), n)
 	}
 	return resp, nil
+}
+
+// expandTree expands perm on res in snap within the server's bounds
+// (depth, nodes), shallow (subject sets left for further calls) or whole,
+// and maps expand's errors to what a client is told.
+func (s *Server) expandTree(ctx context.Context, snap check.Snapshot, res graph.ObjectRef, perm string, shallow bool) (*expand.Node, error) {
+	tree, err := expand.Expand(ctx, snap.Schema, snap.Reader, res, perm, expand.Options{
+		MaxDepth: s.cfg.Check.MaxDepth, MaxNodes: s.cfg.Check.MaxExpandNodes, Now: time.Now(), Shallow: shallow,
+	})
+	switch {
+	case errors.Is(err, expand.ErrUnknown):
+		return nil, invalidField("permission", "%v", err)
+	case errors.Is(err, expand.ErrMaxDepth):
+		return nil, fmt.Errorf("%w: %v", check.ErrMaxDepth, err)
+	case errors.Is(err, expand.ErrTooLarge):
+		return nil, status.Errorf(codes.ResourceExhausted,
+			"%v: the server's limit on an Expand tree; use LookupSubjects to list the subjects of a large permission", err)
+	}
+	return tree, err
+}
+
+// expandReplyTooLarge is the error of an Expand reply of n bytes, above
+// MaxExpandReplyBytes.
+func expandReplyTooLarge(res graph.ObjectRef, perm string, n int) error {
+	return status.Errorf(codes.ResourceExhausted,
+		"expand %s#%s: the reply would be %d bytes, above the limit of %d (what a gRPC client receives by default); "+
+			"use LookupSubjects to list the subjects of a large permission", res, perm, n, MaxExpandReplyBytes)
 }
 
 // MaxExpandReplyBytes bounds an ExpandPermission reply: 4 MiB, the

@@ -129,3 +129,76 @@ func TestSpiceDBSchemaReflection(t *testing.T) {
 		t.Fatalf("Watch checkpoint: %v %v", cp, err)
 	}
 }
+
+// TestSpiceDBPermissionsService drives the PermissionsService RPCs that
+// SpiceDB's tools lean on (bulk import, expand, traced checks, guarded
+// deletes) through the real binary.
+func TestSpiceDBPermissionsService(t *testing.T) {
+	s := startServer(t, "--datastore", "memory")
+	ctx := context.Background()
+	c := spicedbClient(t, s, tokenSecret)
+	if _, err := c.WriteSchema(ctx, &v1.WriteSchemaRequest{Schema: testSchema}); err != nil {
+		t.Fatal(err)
+	}
+	ref := func(typ, id string) *v1.ObjectReference { return &v1.ObjectReference{ObjectType: typ, ObjectId: id} }
+	user := func(id string) *v1.SubjectReference { return &v1.SubjectReference{Object: ref("user", id)} }
+	doc := ref("document", "readme")
+	eng := &v1.SubjectReference{Object: ref("group", "eng"), OptionalRelation: "member"}
+
+	stream, err := c.ImportBulkRelationships(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := stream.Send(&v1.ImportBulkRelationshipsRequest{Relationships: []*v1.Relationship{
+		{Resource: doc, Relation: "viewer", Subject: eng},
+		{Resource: ref("group", "eng"), Relation: "member", Subject: user("alice")},
+		{Resource: doc, Relation: "viewer", Subject: user("bob")},
+		{Resource: doc, Relation: "banned", Subject: user("bob")},
+	}}); err != nil {
+		t.Fatal(err)
+	}
+	imported, err := stream.CloseAndRecv()
+	if err != nil || imported.GetNumLoaded() != 4 {
+		t.Fatalf("import: %v, %v", imported, err)
+	}
+	full := &v1.Consistency{Requirement: &v1.Consistency_FullyConsistent{FullyConsistent: true}}
+
+	tree, err := c.ExpandPermissionTree(ctx, &v1.ExpandPermissionTreeRequest{Consistency: full, Resource: doc, Permission: "view"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	root := tree.GetTreeRoot().GetIntermediate()
+	if root.GetOperation() != v1.AlgebraicSubjectSet_OPERATION_EXCLUSION || len(root.GetChildren()) != 2 ||
+		len(root.GetChildren()[0].GetLeaf().GetSubjects()) != 2 || tree.GetExpandedAt().GetToken() == "" {
+		t.Fatalf("expand: %v", tree)
+	}
+
+	for _, tc := range []struct {
+		user string
+		want v1.CheckDebugTrace_Permissionship
+	}{
+		{"alice", v1.CheckDebugTrace_PERMISSIONSHIP_HAS_PERMISSION},
+		{"bob", v1.CheckDebugTrace_PERMISSIONSHIP_NO_PERMISSION},
+	} {
+		resp, err := c.CheckPermission(ctx, &v1.CheckPermissionRequest{Consistency: full, Resource: doc, Permission: "view",
+			Subject: user(tc.user), WithTracing: true})
+		if err != nil {
+			t.Fatal(err)
+		}
+		trace := resp.GetDebugTrace().GetCheck()
+		if trace.GetResult() != tc.want || trace.GetPermission() != "view" || len(trace.GetSubProblems().GetTraces()) == 0 {
+			t.Fatalf("trace of %s: %v", tc.user, trace)
+		}
+	}
+
+	banned := []*v1.Precondition{{Operation: v1.Precondition_OPERATION_MUST_NOT_MATCH,
+		Filter: &v1.RelationshipFilter{ResourceType: "document", OptionalRelation: "banned"}}}
+	viewers := &v1.RelationshipFilter{ResourceType: "document", OptionalRelation: "viewer"}
+	_, err = c.DeleteRelationships(ctx, &v1.DeleteRelationshipsRequest{RelationshipFilter: viewers, OptionalPreconditions: banned})
+	wantStatus(t, "delete whose precondition fails", err, codes.FailedPrecondition, "precondition")
+	banned[0].Operation = v1.Precondition_OPERATION_MUST_MATCH
+	deleted, err := c.DeleteRelationships(ctx, &v1.DeleteRelationshipsRequest{RelationshipFilter: viewers, OptionalPreconditions: banned})
+	if err != nil || deleted.GetRelationshipsDeletedCount() != 2 {
+		t.Fatalf("guarded delete: %v, %v", deleted, err)
+	}
+}
