@@ -94,13 +94,16 @@ func (ev *evaluation) checkBatch(typ, rel string, ids []string, depth int) ([]ou
 	}
 	// A recursive relation or permission the subject's reverse closure
 	// answers needs no dispatch: its answers are exact. A permission whose
-	// grant lies beyond the depth limit is left to the forward walk, which
-	// reports where the limit was met.
+	// grant lies beyond the configured depth limit is left to the forward
+	// walk, which reports where the limit was met; beyond an explain
+	// pass's lower limit, the closure cuts it (its chains are the
+	// shortest, so walking forward would find no grant within the limit
+	// either).
 	cl, err := ev.closureFor(typ, rel)
 	if err != nil {
 		return nil, err
 	}
-	if cl != nil && !cl.tooDeep(ids, depth, ev.limit) {
+	if cl != nil && (ev.limit < ev.eng.cfg.MaxDepth && ev.explain || !cl.tooDeep(ids, depth, ev.limit)) {
 		return ev.fromClosure(cl, typ, rel, ids, noOutcomes(len(ids)), depth)
 	}
 	out := make([]outcome, len(ids))

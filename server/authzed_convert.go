@@ -145,8 +145,9 @@ func (s *Server) zedToken(rev storage.Revision) *v1.ZedToken {
 // header with the server's version in the io.spicedb.debug.version
 // response header. setHeader is grpc.SetHeader's or a stream's SetHeader.
 func (s *Server) sendServerVersion(ctx context.Context, setHeader func(metadata.MD) error) error {
-	md, _ := metadata.FromIncomingContext(ctx)
-	vals := md.Get(string(requestmeta.RequestServerVersion))
+	// ValueFromIncomingContext reads the one header without copying the
+	// others, as FromIncomingContext would on every call.
+	vals := metadata.ValueFromIncomingContext(ctx, string(requestmeta.RequestServerVersion))
 	if len(vals) == 0 || (vals[0] != "true" && vals[0] != "1") {
 		return nil
 	}
