@@ -15,15 +15,19 @@ import (
 
 // Config describes one run.
 type Config struct {
-	// Endpoint is the server's gRPC address, host:port.
-	Endpoint string
+	// Endpoints are the gRPC addresses (host:port) of the servers to
+	// measure: one, or several sharing a datastore, which each worker
+	// sends its requests to in turn (see nodes.go). The data set is
+	// loaded through the first.
+	Endpoints []string
 	// Token is the bearer token sent with every request ("" sends none).
 	Token string
 	// Plaintext connects without TLS.
 	Plaintext bool
-	// MetricsURL is the server's Prometheus endpoint (e.g.
-	// http://localhost:8080/metrics); "" skips the server-side figures.
-	MetricsURL string
+	// MetricsURLs are the servers' Prometheus endpoints (e.g.
+	// http://localhost:8080/metrics), one per endpoint; their counters are
+	// added up. None skips the server-side figures.
+	MetricsURLs []string
 
 	Dataset string
 	Scale   float64
@@ -53,9 +57,15 @@ type Config struct {
 
 // Validate reports the first invalid field.
 func (c Config) Validate() error {
-	switch {
-	case c.Endpoint == "":
+	if len(c.Endpoints) == 0 {
 		return errors.New("endpoint: required")
+	}
+	for i, ep := range c.Endpoints {
+		if ep == "" {
+			return fmt.Errorf("endpoint %d of %d: empty", i+1, len(c.Endpoints))
+		}
+	}
+	switch {
 	case c.Concurrency < 1:
 		return fmt.Errorf("concurrency: must be at least 1, got %d", c.Concurrency)
 	case c.Connections < 0:
@@ -92,13 +102,11 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 	if err != nil {
 		return nil, err
 	}
-	clients := make([]*client, cfg.connections())
-	for i := range clients {
-		if clients[i], err = dial(cfg.Endpoint, cfg.Token, cfg.Plaintext); err != nil {
-			return nil, err
-		}
-		defer clients[i].conn.Close()
+	cl, err := dialCluster(cfg.Endpoints, cfg.connections(), cfg.Token, cfg.Plaintext)
+	if err != nil {
+		return nil, err
 	}
+	defer cl.close()
 	if cfg.RequestTimeout == 0 {
 		cfg.RequestTimeout = 10 * time.Second
 	}
@@ -110,7 +118,7 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 		Workload: cfg.Workload, Concurrency: cfg.Concurrency, Seconds: cfg.Duration.Seconds(),
 	}
 	if !cfg.SkipLoad {
-		if report.Load, err = load(ctx, clients[0], data, cfg.Progress); err != nil {
+		if report.Load, err = load(ctx, cl.conns[0][0], data, cfg.Progress); err != nil {
 			return nil, err
 		}
 	}
@@ -119,7 +127,7 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 	for i := range workers {
 		ne := data.NewEnemy(i)
 		workers[i] = &worker{
-			id: i, c: clients[i%len(clients)], data: data, timeout: cfg.RequestTimeout,
+			id: i, nodes: cl.workerClients(i), data: data, timeout: cfg.RequestTimeout,
 			sampler: data.NewSampler(cfg.Seed<<16 + uint64(i)),
 			enemy:   &ne,
 		}
@@ -132,18 +140,23 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 	// be reached is still measured, and the report says why they are
 	// missing.
 	var before, after counters
-	if cfg.MetricsURL != "" {
-		if before, err = scrape(ctx, cfg.MetricsURL); err != nil {
+	metrics, warning := cfg.metricsURLs()
+	if warning != "" {
+		report.Warnings = append(report.Warnings, warning)
+	}
+	if len(metrics) > 0 {
+		if before, err = scrapeAll(ctx, metrics); err != nil {
 			report.Warnings = append(report.Warnings, err.Error())
 		}
 	}
 	elapsed := runPhase(ctx, cfg, cfg.Workload, workers, cfg.Duration, workload)
 	if before != nil {
-		if after, err = scrape(ctx, cfg.MetricsURL); err != nil {
+		if after, err = scrapeAll(ctx, metrics); err != nil {
 			report.Warnings = append(report.Warnings, err.Error())
 		}
 	}
 	report.Operations = Summarize(elapsed, recorders(workers)...)
+	report.Nodes = nodeReports(cfg.Endpoints, workers, elapsed)
 	if err := allFailed(report.Operations, workers); err != nil {
 		return report, err
 	}
@@ -207,7 +220,7 @@ func runPhase(ctx context.Context, cfg Config, name string, workers []*worker, d
 	deadline := start.Add(d)
 	var wg sync.WaitGroup
 	for _, w := range workers {
-		w.rec = NewRecorder()
+		w.resetRecorders()
 		wg.Go(func() {
 			for ctx.Err() == nil && time.Now().Before(deadline) {
 				s(w, ctx)
