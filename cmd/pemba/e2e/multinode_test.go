@@ -16,6 +16,7 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
+	"github.com/pembadb/pemba/internal/pgtest"
 	pb "github.com/pembadb/pemba/proto/pemba/v1"
 	"github.com/pembadb/pemba/schema"
 )
@@ -62,14 +63,37 @@ type node struct {
 	killed bool
 }
 
-// startCluster starts n servers (named A, B, C…) on one fresh PostgreSQL
-// database, each with the extra flags. They start at once, as the
-// replicas of a deployment do, so they migrate the empty database
-// concurrently.
-func startCluster(t *testing.T, n int, extra ...string) []*node {
+// clusterStore is a SQL datastore the nodes of a cluster share.
+type clusterStore struct {
+	name string
+	// database creates a fresh database for t and returns the serve
+	// flags that open it.
+	database func(t *testing.T) []string
+}
+
+// clusterStores are PostgreSQL (skipped when not installed, failed under
+// CI) and the CockroachDB cluster PEMBA_TEST_COCKROACH_URL names (skipped
+// without one).
+var clusterStores = []clusterStore{
+	{"postgres", func(t *testing.T) []string { return datastoreArgs(t, "postgres") }},
+	{"cockroachdb", func(t *testing.T) []string {
+		return []string{"--datastore", "cockroachdb", "--datastore-url", pgtest.CockroachDatabase(t), "--auto-migrate"}
+	}},
+}
+
+// forEachStore runs test as a subtest on every clusterStore.
+func forEachStore(t *testing.T, test func(t *testing.T, store clusterStore)) {
+	for _, store := range clusterStores {
+		t.Run(store.name, func(t *testing.T) { test(t, store) })
+	}
+}
+
+// startCluster starts n servers (named A, B, C…) on one fresh database of
+// store, each with the extra flags. They start at once, as the replicas
+// of a deployment do, so they migrate the empty database concurrently.
+func startCluster(t *testing.T, store clusterStore, n int, extra ...string) []*node {
 	t.Helper()
-	url := pg.NewDatabase(t) // skips without PostgreSQL, fails under CI
-	args := append([]string{"--datastore", "postgres", "--datastore-url", url, "--auto-migrate"}, extra...)
+	args := append(store.database(t), extra...)
 	nodes := make([]*node, n)
 	for i := range nodes {
 		s := &server{t: t, args: args, dir: t.TempDir()}
@@ -245,8 +269,10 @@ func narrow(t *testing.T, n *node) int {
 // the wide one. After every round, and while the writes go on, a
 // snapshot read through any node holds no relationship the schema in
 // force at that snapshot forbids.
-func TestClusterSchemaWrites(t *testing.T) {
-	nodes := startCluster(t, 3)
+func TestClusterSchemaWrites(t *testing.T) { forEachStore(t, testClusterSchemaWrites) }
+
+func testClusterSchemaWrites(t *testing.T, store clusterStore) {
+	nodes := startCluster(t, store, 3)
 	a := nodes[0]
 	ctx := context.Background()
 	if _, err := a.c.schema.WriteSchema(ctx, &pb.WriteSchemaRequest{Schema: wideSchema}); err != nil {
@@ -346,8 +372,10 @@ func checkView(ctx context.Context, n *node, doc, user string, cons *pb.Consiste
 // on B or C carrying its zookie, however stale their minimize_latency
 // revision (one hour) and whatever their caches hold; a grant through A
 // is seen by an at_least_as_fresh read on B.
-func TestClusterZookies(t *testing.T) {
-	nodes := startCluster(t, 3, "--quantization", "1h")
+func TestClusterZookies(t *testing.T) { forEachStore(t, testClusterZookies) }
+
+func testClusterZookies(t *testing.T, store clusterStore) {
+	nodes := startCluster(t, store, 3, "--quantization", "1h")
 	a := nodes[0]
 	ctx := context.Background()
 	setup(t, a.server)
@@ -415,8 +443,10 @@ func TestClusterZookies(t *testing.T) {
 // at its zookie, on B and C at once: a check of a permission only the new
 // schema has succeeds there, and at an older zookie the permission is
 // still unknown.
-func TestClusterSchemaAtRevision(t *testing.T) {
-	nodes := startCluster(t, 3, "--quantization", "1h")
+func TestClusterSchemaAtRevision(t *testing.T) { forEachStore(t, testClusterSchemaAtRevision) }
+
+func testClusterSchemaAtRevision(t *testing.T, store clusterStore) {
+	nodes := startCluster(t, store, 3, "--quantization", "1h")
 	a := nodes[0]
 	ctx := context.Background()
 	c := setup(t, a.server)
@@ -457,8 +487,10 @@ func TestClusterSchemaAtRevision(t *testing.T) {
 // TestClusterWatchAndAudit: a Watch on B reports the writes made through
 // A and C, and the audit log read through any node holds the writes of
 // every node.
-func TestClusterWatchAndAudit(t *testing.T) {
-	nodes := startCluster(t, 3)
+func TestClusterWatchAndAudit(t *testing.T) { forEachStore(t, testClusterWatchAndAudit) }
+
+func testClusterWatchAndAudit(t *testing.T, store clusterStore) {
+	nodes := startCluster(t, store, 3)
 	a, b := nodes[0], nodes[1]
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
@@ -546,8 +578,10 @@ func missing(want, got map[string]bool) []string {
 // TestClusterNodeKilled: SIGKILL one node mid-load; the others keep
 // answering writes and checks, and every write a surviving node
 // acknowledged is readable through the other survivor.
-func TestClusterNodeKilled(t *testing.T) {
-	nodes := startCluster(t, 3)
+func TestClusterNodeKilled(t *testing.T) { forEachStore(t, testClusterNodeKilled) }
+
+func testClusterNodeKilled(t *testing.T, store clusterStore) {
+	nodes := startCluster(t, store, 3)
 	ctx := context.Background()
 	setup(t, nodes[0].server)
 	victim, survivors := nodes[2], nodes[:2]
@@ -644,8 +678,10 @@ func TestClusterNodeKilled(t *testing.T) {
 // TestClusterLoadtest: `pemba loadtest` spread over the three nodes with
 // the new-enemy workload — each revoke's zookie carried to another node —
 // sees no violation and reports a row per node.
-func TestClusterLoadtest(t *testing.T) {
-	nodes := startCluster(t, 3)
+func TestClusterLoadtest(t *testing.T) { forEachStore(t, testClusterLoadtest) }
+
+func testClusterLoadtest(t *testing.T, store clusterStore) {
+	nodes := startCluster(t, store, 3)
 	var endpoints, metrics []string
 	for _, n := range nodes {
 		endpoints = append(endpoints, n.grpcAddr)
