@@ -6,10 +6,12 @@ import (
 	"fmt"
 	"io"
 	"maps"
+	"net/url"
 	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
@@ -59,8 +61,8 @@ type node struct {
 	name string
 	*server
 	c *client
-	// killed is set once the test kills the node on purpose.
-	killed bool
+	// disrupted is set once the test kills or stops the node on purpose.
+	disrupted bool
 }
 
 // clusterStore is a SQL datastore the nodes of a cluster share.
@@ -109,12 +111,12 @@ func startCluster(t *testing.T, store clusterStore, n int, extra ...string) []*n
 	return nodes
 }
 
-// wantQuietLogs fails t if a node logged an error (a node killed on
-// purpose is left out: its log ends mid-load).
+// wantQuietLogs fails t if a node logged an error (a node the test
+// disrupts on purpose is left out: its requests fail).
 func wantQuietLogs(t *testing.T, nodes []*node) {
 	t.Helper()
 	for _, n := range nodes {
-		if n.killed {
+		if n.disrupted {
 			continue
 		}
 		for line := range strings.Lines(n.log.String()) {
@@ -632,7 +634,7 @@ func testClusterNodeKilled(t *testing.T, store clusterStore) {
 	for ops.Load() < 150 {
 		time.Sleep(5 * time.Millisecond)
 	}
-	victim.killed = true
+	victim.disrupted = true
 	victim.kill9()
 	before := ops.Load()
 	for ops.Load() < before+300 {
@@ -702,4 +704,92 @@ func testClusterLoadtest(t *testing.T, store clusterStore) {
 		t.Errorf("loadtest over three nodes warned:\n%s", r.stdout)
 	}
 	t.Logf("\n%s", r.stdout)
+}
+
+// TestClusterNodeStopped: SIGSTOP one node mid-load, again and again: it
+// is often stopped holding the revision counter's lock, which every
+// write waits for, yet the other nodes' writes go on once the database
+// ends its idle transaction (the datastore URL sets the timeout to one
+// second here, for a short test; the default is ten). Resumed, the node
+// serves again.
+func TestClusterNodeStopped(t *testing.T) { forEachStore(t, testClusterNodeStopped) }
+
+func testClusterNodeStopped(t *testing.T, store clusterStore) {
+	const idleTimeout = time.Second
+	nodes := startCluster(t, withURLParam(store, "idle_in_transaction_session_timeout", fmt.Sprint(idleTimeout.Milliseconds())), 3)
+	ctx := context.Background()
+	setup(t, nodes[0].server)
+	a, victim := nodes[0], nodes[2]
+	victim.disrupted = true // its writes fail when the database ends them
+	stop := make(chan struct{})
+	var wg sync.WaitGroup
+	for g := range 4 {
+		wg.Go(func() {
+			for i := 0; ; i++ {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				wctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+				_, _ = victim.c.rels.WriteRelationships(wctx, &pb.WriteRelationshipsRequest{
+					Updates: []*pb.RelationshipUpdate{touch(rel("document", fmt.Sprintf("c%d-%d", g, i), "viewer", "user", "u"))}})
+				cancel()
+			}
+		})
+	}
+	defer func() { close(stop); wg.Wait() }()
+	stalls := 0
+	for round := 0; round < 20 && stalls < 3; round++ {
+		time.Sleep(20 * time.Millisecond) // let the victim's writes get going
+		if err := victim.cmd.Process.Signal(syscall.SIGSTOP); err != nil {
+			t.Fatal(err)
+		}
+		start := time.Now()
+		wctx, cancel := context.WithTimeout(ctx, 20*idleTimeout)
+		_, err := a.c.rels.WriteRelationships(wctx, &pb.WriteRelationshipsRequest{
+			Updates: []*pb.RelationshipUpdate{touch(rel("document", fmt.Sprint("a", round), "viewer", "user", "u"))}})
+		cancel()
+		took := time.Since(start)
+		if err := victim.cmd.Process.Signal(syscall.SIGCONT); err != nil {
+			t.Fatal(err)
+		}
+		if err != nil {
+			t.Fatalf("round %d: a write on %s while %s is stopped: %v (after %s)", round, a.name, victim.name, err, took.Round(time.Millisecond))
+		}
+		if took > idleTimeout/2 {
+			stalls++ // the victim held the lock when it stopped
+		}
+	}
+	if stalls == 0 {
+		t.Log("the stopped node never held the counter's lock; nothing was shown")
+	}
+	r, err := victim.c.rels.WriteRelationships(ctx, &pb.WriteRelationshipsRequest{
+		Updates: []*pb.RelationshipUpdate{touch(rel("document", "resumed", "viewer", "user", "u"))}})
+	if err != nil {
+		t.Fatalf("a write on %s after it resumed: %v", victim.name, err)
+	}
+	if p, err := checkView(ctx, a, "resumed", "u", atLeast(r.GetWrittenAt())); err != nil || p != pb.Permissionship_PERMISSIONSHIP_HAS_PERMISSION {
+		t.Fatalf("check on %s of the resumed node's write: %v %v", a.name, p, err)
+	}
+	t.Logf("%d of the stops caught %s holding the counter's lock", stalls, victim.name)
+}
+
+// withURLParam returns store with key=value added to its datastore URL.
+func withURLParam(store clusterStore, key, value string) clusterStore {
+	database := store.database
+	store.database = func(t *testing.T) []string {
+		args := slices.Clone(database(t))
+		i := slices.Index(args, "--datastore-url") + 1
+		u, err := url.Parse(args[i])
+		if err != nil {
+			t.Fatal(err)
+		}
+		q := u.Query()
+		q.Set(key, value)
+		u.RawQuery = q.Encode()
+		args[i] = u.String()
+		return args
+	}
+	return store
 }
