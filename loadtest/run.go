@@ -40,7 +40,8 @@ type Config struct {
 	// Workload is one of Workloads().
 	Workload    string
 	Concurrency int
-	// Connections is the number of gRPC connections the workers share
+	// Connections is the number of gRPC connections to each endpoint the
+	// workers share
 	// (0: one per 8 workers, at most 4).
 	Connections int
 	Duration    time.Duration

@@ -129,7 +129,7 @@ revoke's zookie that still granted), 2 when the run could not be done.`,
 	f.Uint64Var(&cfg.SampleSeed, "sample-seed", 0, "seed of the request samplers (0: random, printed in the report)")
 	f.StringVar(&cfg.Workload, "workload", loadtest.WorkloadMixed, "workload: "+strings.Join(loadtest.Workloads(), ", "))
 	f.IntVar(&cfg.Concurrency, "concurrency", 8, "closed-loop workers")
-	f.IntVar(&cfg.Connections, "connections", 0, "gRPC connections the workers share (0: one per 8 workers, at most 4)")
+	f.IntVar(&cfg.Connections, "connections", 0, "gRPC connections to each endpoint the workers share (0: one per 8 workers, at most 4)")
 	f.DurationVar(&cfg.Duration, "duration", 30*time.Second, "how long to run the workload, and then the floor")
 	f.DurationVar(&cfg.RequestTimeout, "request-timeout", 10*time.Second, "deadline of each request; a request that misses it counts as an error")
 	f.DurationVar(&cfg.Warmup, "warmup", 0, "run the workload this long, unrecorded, before measuring")
