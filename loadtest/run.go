@@ -41,8 +41,7 @@ type Config struct {
 	Workload    string
 	Concurrency int
 	// Connections is the number of gRPC connections to each endpoint the
-	// workers share
-	// (0: one per 8 workers, at most 4).
+	// workers share (0: one per 8 workers, at most 4).
 	Connections int
 	Duration    time.Duration
 	// RequestTimeout bounds each request (0: 10s); a request that runs
