@@ -793,3 +793,42 @@ func withURLParam(store clusterStore, key, value string) clusterStore {
 	}
 	return store
 }
+
+// TestClusterConcurrentSchemaWrites: every node writes schema versions at
+// once. Each write commits or is refused with a code that says to retry;
+// the schema read back afterwards is one of those written.
+func TestClusterConcurrentSchemaWrites(t *testing.T) {
+	forEachStore(t, testClusterConcurrentSchemaWrites)
+}
+
+func testClusterConcurrentSchemaWrites(t *testing.T, store clusterStore) {
+	nodes := startCluster(t, store, 3)
+	ctx := context.Background()
+	setup(t, nodes[0].server)
+	const perNode = 25
+	var (
+		wg                 sync.WaitGroup
+		committed, retried atomic.Int64
+	)
+	for _, n := range nodes {
+		wg.Go(func() {
+			for i := range perNode {
+				_, err := n.c.schema.WriteSchema(ctx, &pb.WriteSchemaRequest{Schema: testSchema + fmt.Sprintf("\n// %s %d\n", n.name, i)})
+				switch status.Code(err) {
+				case codes.OK:
+					committed.Add(1)
+				case codes.Aborted:
+					retried.Add(1)
+				default:
+					t.Errorf("schema write %d on %s: %v", i, n.name, err)
+				}
+			}
+		})
+	}
+	wg.Wait()
+	t.Logf("%d schema writes committed, %d refused with ABORTED", committed.Load(), retried.Load())
+	got, err := nodes[1].c.schema.ReadSchema(ctx, &pb.ReadSchemaRequest{Consistency: fully()})
+	if err != nil || !strings.HasPrefix(got.GetSchema(), testSchema) {
+		t.Fatalf("schema read back: %v\n%s", err, got.GetSchema())
+	}
+}
