@@ -101,3 +101,23 @@ func TestMetricsURLsPerEndpoint(t *testing.T) {
 		}
 	}
 }
+
+// TestValidateEndpoints: a run needs an endpoint, and none may be empty.
+func TestValidateEndpoints(t *testing.T) {
+	base := Config{Workload: WorkloadCheckRandom, Concurrency: 1, Duration: time.Second}
+	for _, tc := range []struct {
+		endpoints []string
+		want      string
+	}{
+		{nil, "endpoint: required"},
+		{[]string{"a:1", ""}, "endpoint 2 of 2: empty"},
+		{[]string{"a:1", "b:1"}, ""},
+	} {
+		cfg := base
+		cfg.Endpoints = tc.endpoints
+		err := cfg.Validate()
+		if (err == nil) != (tc.want == "") || err != nil && err.Error() != tc.want {
+			t.Errorf("endpoints %q: %v, want %q", tc.endpoints, err, tc.want)
+		}
+	}
+}

@@ -73,6 +73,9 @@ revoke's zookie that still granted), 2 when the run could not be done.`,
 			flags := cmd.Flags()
 			if v, ok := os.LookupEnv("PEMBA_ENDPOINT"); ok && !flags.Changed("endpoint") {
 				cfg.Endpoints = strings.Split(v, ",")
+				for i, ep := range cfg.Endpoints {
+					cfg.Endpoints[i] = strings.TrimSpace(ep)
+				}
 			}
 			if !flags.Changed("insecure") {
 				cfg.Plaintext = allLoopback(cfg.Endpoints)
