@@ -24,11 +24,12 @@ import (
 )
 
 // Several `pemba serve` processes behind a load balancer share one SQL
-// database. These tests start three on one throwaway PostgreSQL database
-// and check the guarantees a client relies on whichever node answers:
-// no relationship the schema forbids is ever stored, a zookie from one
-// node is honoured by the others, Watch and the audit log see every
-// node's writes, and losing a node stops none of the others.
+// database. These tests start three on one fresh database (PostgreSQL,
+// and CockroachDB when PEMBA_TEST_COCKROACH_URL names a cluster) and
+// check the guarantees a client relies on whichever node answers: no
+// relationship the schema forbids is ever stored, a zookie from one node
+// is honoured by the others, Watch and the audit log see every node's
+// writes, and a node killed or stopped mid-load stops none of the others.
 
 // wideSchema and narrowSchema alternate in TestClusterSchemaWrites:
 // narrowSchema drops the relation doc#editor and the subject type
