@@ -154,8 +154,11 @@ func (w *Writer) DeleteRelationships(ctx context.Context, f storage.Filter, limi
 }
 
 // errSchemaMoved aborts a schema write whose audit diff was computed
-// against a schema that is no longer the newest one at the head.
-var errSchemaMoved = errors.New("another schema write committed first")
+// against a schema that is no longer the newest one at the head. It is a
+// storage.ErrSchemaChanged, so that when schema writes through other
+// servers keep committing first until WriteSchema gives up, the client is
+// told to retry rather than shown an internal error.
+var errSchemaMoved = fmt.Errorf("%w: another schema write committed first", storage.ErrSchemaChanged)
 
 // WriteSchema stores next (its source text), recorded with meta (checked
 // by ValidateMetadata), if no stored relationship would be orphaned by

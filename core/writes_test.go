@@ -3,6 +3,8 @@ package core
 import (
 	"context"
 	"errors"
+	"fmt"
+	"strings"
 	"testing"
 	"time"
 
@@ -65,5 +67,60 @@ func TestWriteRelationshipsRefusals(t *testing.T) {
 	}
 	if _, err := w.WriteRelationships(ctx, storage.WriteRequest{Mutations: touches("doc:a#viewer@user:u")}, "updates"); err != nil {
 		t.Fatalf("a valid write: %v", err)
+	}
+}
+
+// racingSchemas is a datastore shared with another server that commits a
+// schema write just before each of this server's: every schema write of
+// this server finds its base moved.
+type racingSchemas struct {
+	storage.Engine
+	n int
+}
+
+func (r *racingSchemas) WriteSchema(ctx context.Context, w storage.SchemaWrite) (storage.Revision, error) {
+	r.n++
+	other := storage.SchemaWrite{Schema: storage.StoredSchema{Text: fmt.Sprintf("definition user {}\n// other server %d", r.n)}}
+	if _, err := r.Engine.WriteSchema(ctx, other); err != nil {
+		return 0, err
+	}
+	return r.Engine.WriteSchema(ctx, w)
+}
+
+// TestWriteSchemaOutrun: a schema write that other servers' schema writes
+// keep beating gives up after maxSchemaRetries attempts with
+// storage.ErrSchemaChanged (a retry, for the client), having written
+// nothing of its own.
+func TestWriteSchemaOutrun(t *testing.T) {
+	engine, err := pebble.Open(pebble.Options{InMemory: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { engine.Close() })
+	racing := &racingSchemas{Engine: engine}
+	w := NewWriter(racing, NewRevisions(racing, NewZookies("test"), time.Hour), NewSchemas(), 10)
+	text := "definition user {}\ndefinition doc {}"
+	sch, err := schema.Compile("test", text)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	_, err = w.WriteSchema(ctx, text, sch, storage.WriteMetadata{})
+	if !errors.Is(err, storage.ErrSchemaChanged) || !strings.Contains(err.Error(), "another schema write committed first") {
+		t.Fatalf("outrun schema write: %v, want ErrSchemaChanged", err)
+	}
+	if racing.n != maxSchemaRetries {
+		t.Errorf("%d attempts, want %d", racing.n, maxSchemaRetries)
+	}
+	head, err := engine.HeadRevision(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r, err := engine.SnapshotReader(ctx, head)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if stored, err := r.ReadSchema(ctx); err != nil || stored.Text == text {
+		t.Fatalf("schema at the head: %q, %v; want the other server's", stored.Text, err)
 	}
 }

@@ -12,5 +12,9 @@
 // counters (cache hits, dispatches, read cache hits and datastore queries)
 // are scraped from the server's /metrics before and after the workload.
 //
+// Several endpoints (servers sharing one datastore) share a run's
+// requests round-robin, and the report gives each one's operations too
+// (nodes.go).
+//
 // Callers build a Config, call Run, and print or save the Report.
 package loadtest

@@ -55,7 +55,7 @@ func startServer(t *testing.T) (grpcAddr, metricsURL string) {
 func TestRunAgainstServer(t *testing.T) {
 	addr, metrics := startServer(t)
 	base := loadtest.Config{
-		Endpoint: addr, Token: "loadtest-secret", Plaintext: true, MetricsURL: metrics,
+		Endpoints: []string{addr}, Token: "loadtest-secret", Plaintext: true, MetricsURLs: []string{metrics},
 		Dataset: "nested-org", Scale: 1, Seed: 1,
 		Concurrency: 2, Duration: 300 * time.Millisecond,
 	}
@@ -124,7 +124,7 @@ func TestRunThroughSpiceDBAPI(t *testing.T) {
 	addr, metrics := startServer(t)
 	for i, name := range []string{loadtest.WorkloadCheckRandom, loadtest.WorkloadCheckHot} {
 		r, err := loadtest.Run(context.Background(), loadtest.Config{
-			Endpoint: addr, Token: "loadtest-secret", Plaintext: true, MetricsURL: metrics,
+			Endpoints: []string{addr}, Token: "loadtest-secret", Plaintext: true, MetricsURLs: []string{metrics},
 			Dataset: "nested-org", Scale: 1, Seed: 1, Workload: name, API: loadtest.APISpiceDB,
 			Concurrency: 2, Duration: 300 * time.Millisecond, SkipLoad: i > 0,
 		})
@@ -138,7 +138,7 @@ func TestRunThroughSpiceDBAPI(t *testing.T) {
 			t.Errorf("%s: report does not name the API:\n%s", name, r.Text())
 		}
 	}
-	_, err := loadtest.Run(context.Background(), loadtest.Config{Endpoint: addr, Dataset: "nested-org", Scale: 1,
+	_, err := loadtest.Run(context.Background(), loadtest.Config{Endpoints: []string{addr}, Dataset: "nested-org", Scale: 1,
 		Workload: loadtest.WorkloadMixed, API: loadtest.APISpiceDB, Concurrency: 1, Duration: time.Second})
 	if err == nil || !strings.Contains(err.Error(), "api spicedb") {
 		t.Errorf("mixed through the SpiceDB API: %v, want a refusal", err)
@@ -150,11 +150,47 @@ func TestRunThroughSpiceDBAPI(t *testing.T) {
 func TestRunReportsUnauthenticated(t *testing.T) {
 	addr, _ := startServer(t)
 	_, err := loadtest.Run(context.Background(), loadtest.Config{
-		Endpoint: addr, Token: "wrong", Plaintext: true,
+		Endpoints: []string{addr}, Token: "wrong", Plaintext: true,
 		Dataset: "nested-org", Scale: 1, Seed: 1, Workload: loadtest.WorkloadCheckRandom,
 		Concurrency: 1, Duration: 100 * time.Millisecond, SkipLoad: true,
 	})
 	if err == nil || !strings.Contains(err.Error(), "invalid bearer token") {
 		t.Errorf("Run with a wrong token: %v, want an invalid bearer token error", err)
 	}
+}
+
+// TestRunOnSeveralEndpoints spreads a new-enemy run over two endpoints
+// (one server named twice: the wiring is what is tested) and reports a
+// row per endpoint.
+func TestRunOnSeveralEndpoints(t *testing.T) {
+	addr, _ := startServer(t)
+	r, err := loadtest.Run(context.Background(), loadtest.Config{
+		Endpoints: []string{addr, addr}, Token: "loadtest-secret", Plaintext: true,
+		Dataset: "nested-org", Scale: 0.05, Seed: 1, Workload: loadtest.WorkloadNewEnemy,
+		Concurrency: 3, Duration: 200 * time.Millisecond,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(r.Nodes) != 2 {
+		t.Fatalf("%d node reports, want 2:\n%s", len(r.Nodes), r.Text())
+	}
+	var total int64
+	for _, n := range r.Nodes {
+		for _, op := range n.Operations {
+			total += op.Count
+		}
+		if len(n.Operations) == 0 {
+			t.Errorf("node %s served nothing", n.Endpoint)
+		}
+	}
+	var want int64
+	for _, op := range r.Operations {
+		want += op.Count
+	}
+	if total != want || r.NewEnemyChecks == 0 || r.NewEnemyViolations != 0 {
+		t.Errorf("node rows count %d requests of %d; new-enemy %d checks, %d violations:\n%s",
+			total, want, r.NewEnemyChecks, r.NewEnemyViolations, r.Text())
+	}
+	t.Logf("\n%s", r.Text())
 }

@@ -139,6 +139,9 @@ type Report struct {
 	FloorQPS   float64     `json:"floor_qps"`
 	// RatioToFloor is the workload's check rate divided by FloorQPS.
 	RatioToFloor float64 `json:"ratio_to_floor"`
+	// Nodes are the workload's operations per endpoint, in the order the
+	// endpoints were given, for a run on several (absent for one).
+	Nodes []NodeReport `json:"nodes,omitempty"`
 	// CacheHitRatio and DispatchesPerCheck come from the server's /metrics
 	// over the workload; null when the server does not expose them.
 	CacheHitRatio      *float64 `json:"cache_hit_ratio"`
@@ -227,6 +230,7 @@ func (r *Report) Text() string {
 			fmt.Fprintf(&b, "checks / floor: %.1f%%\n", 100*r.RatioToFloor)
 		}
 	}
+	r.nodesText(&b)
 	if r.CacheHitRatio != nil {
 		fmt.Fprintf(&b, "server cache hit ratio: %.1f%%\n", 100**r.CacheHitRatio)
 	}
@@ -250,6 +254,25 @@ func (r *Report) Text() string {
 		fmt.Fprintf(&b, "warning: %s\n", w)
 	}
 	return b.String()
+}
+
+// nodesText renders the per-node rows of a run on several endpoints.
+func (r *Report) nodesText(b *strings.Builder) {
+	if len(r.Nodes) == 0 {
+		return
+	}
+	width := len("node")
+	for _, n := range r.Nodes {
+		width = max(width, len(n.Endpoint))
+	}
+	fmt.Fprintf(b, "%-*s %-18s %10s %7s %10s %9s %9s %9s %9s %9s\n", width, "node", "operation", "count", "errors", "qps",
+		"p50 ms", "p90 ms", "p99 ms", "p99.9 ms", "max ms")
+	for _, n := range r.Nodes {
+		for _, op := range n.Operations {
+			fmt.Fprintf(b, "%-*s %-18s %10d %7d %10.0f %9.3f %9.3f %9.3f %9.3f %9.3f\n", width, n.Endpoint,
+				op.Name, op.Count, op.Errors, op.QPS, op.P50Ms, op.P90Ms, op.P99Ms, op.P999Ms, op.MaxMs)
+		}
+	}
 }
 
 // MarkdownHeader is the header of the table Markdown rows belong to.

@@ -15,15 +15,19 @@ import (
 
 // Config describes one run.
 type Config struct {
-	// Endpoint is the server's gRPC address, host:port.
-	Endpoint string
+	// Endpoints are the gRPC addresses (host:port) of the servers to
+	// measure: one, or several sharing a datastore, which each worker
+	// sends its requests to in turn (see nodes.go). The data set is
+	// loaded through the first.
+	Endpoints []string
 	// Token is the bearer token sent with every request ("" sends none).
 	Token string
 	// Plaintext connects without TLS.
 	Plaintext bool
-	// MetricsURL is the server's Prometheus endpoint (e.g.
-	// http://localhost:8080/metrics); "" skips the server-side figures.
-	MetricsURL string
+	// MetricsURLs are the servers' Prometheus endpoints (e.g.
+	// http://localhost:8080/metrics), one per endpoint; their counters are
+	// added up. None skips the server-side figures.
+	MetricsURLs []string
 
 	Dataset string
 	Scale   float64
@@ -41,8 +45,8 @@ type Config struct {
 	// way.
 	API         string
 	Concurrency int
-	// Connections is the number of gRPC connections the workers share
-	// (0: one per 8 workers, at most 4).
+	// Connections is the number of gRPC connections to each endpoint the
+	// workers share (0: one per 8 workers, at most 4).
 	Connections int
 	Duration    time.Duration
 	// RequestTimeout bounds each request (0: 10s); a request that runs
@@ -58,9 +62,15 @@ type Config struct {
 
 // Validate reports the first invalid field.
 func (c Config) Validate() error {
-	switch {
-	case c.Endpoint == "":
+	if len(c.Endpoints) == 0 {
 		return errors.New("endpoint: required")
+	}
+	for i, ep := range c.Endpoints {
+		if ep == "" {
+			return fmt.Errorf("endpoint %d of %d: empty", i+1, len(c.Endpoints))
+		}
+	}
+	switch {
 	case c.Concurrency < 1:
 		return fmt.Errorf("concurrency: must be at least 1, got %d", c.Concurrency)
 	case c.Connections < 0:
@@ -106,13 +116,11 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 	if err != nil {
 		return nil, err
 	}
-	clients := make([]*client, cfg.connections())
-	for i := range clients {
-		if clients[i], err = dial(cfg.Endpoint, cfg.Token, cfg.Plaintext); err != nil {
-			return nil, err
-		}
-		defer clients[i].conn.Close()
+	cl, err := dialCluster(cfg.Endpoints, cfg.connections(), cfg.Token, cfg.Plaintext)
+	if err != nil {
+		return nil, err
 	}
+	defer cl.close()
 	if cfg.RequestTimeout == 0 {
 		cfg.RequestTimeout = 10 * time.Second
 	}
@@ -127,7 +135,7 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 		report.API = APISpiceDB
 	}
 	if !cfg.SkipLoad {
-		if report.Load, err = load(ctx, clients[0], data, cfg.Progress); err != nil {
+		if report.Load, err = load(ctx, cl.conns[0][0], data, cfg.Progress); err != nil {
 			return nil, err
 		}
 	}
@@ -136,7 +144,7 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 	for i := range workers {
 		ne := data.NewEnemy(i)
 		workers[i] = &worker{
-			id: i, c: clients[i%len(clients)], data: data, timeout: cfg.RequestTimeout, spicedb: cfg.API == APISpiceDB,
+			id: i, nodes: cl.workerClients(i), data: data, timeout: cfg.RequestTimeout, spicedb: cfg.API == APISpiceDB,
 			sampler: data.NewSampler(cfg.Seed<<16 + uint64(i)),
 			enemy:   &ne,
 		}
@@ -149,18 +157,23 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 	// be reached is still measured, and the report says why they are
 	// missing.
 	var before, after counters
-	if cfg.MetricsURL != "" {
-		if before, err = scrape(ctx, cfg.MetricsURL); err != nil {
+	metrics, warning := cfg.metricsURLs()
+	if warning != "" {
+		report.Warnings = append(report.Warnings, warning)
+	}
+	if len(metrics) > 0 {
+		if before, err = scrapeAll(ctx, metrics); err != nil {
 			report.Warnings = append(report.Warnings, err.Error())
 		}
 	}
 	elapsed := runPhase(ctx, cfg, cfg.Workload, workers, cfg.Duration, workload)
 	if before != nil {
-		if after, err = scrape(ctx, cfg.MetricsURL); err != nil {
+		if after, err = scrapeAll(ctx, metrics); err != nil {
 			report.Warnings = append(report.Warnings, err.Error())
 		}
 	}
 	report.Operations = Summarize(elapsed, recorders(workers)...)
+	report.Nodes = nodeReports(cfg.Endpoints, workers, elapsed)
 	if err := allFailed(report.Operations, workers); err != nil {
 		return report, err
 	}
@@ -229,7 +242,7 @@ func runPhase(ctx context.Context, cfg Config, name string, workers []*worker, d
 	deadline := start.Add(d)
 	var wg sync.WaitGroup
 	for _, w := range workers {
-		w.rec = NewRecorder()
+		w.resetRecorders()
 		wg.Go(func() {
 			for ctx.Err() == nil && time.Now().Before(deadline) {
 				s(w, ctx)

@@ -95,11 +95,20 @@ func Workloads() []string {
 // worker is one closed-loop client. Its fields are touched only by its own
 // goroutine while a phase runs, and read by Run between phases.
 type worker struct {
-	id      int
+	id int
+	// nodes is the worker's client of every endpoint; c is the one the
+	// request in flight goes to, nodes[node] (set by pick), and calls
+	// counts the requests sent.
+	nodes   []*client
 	c       *client
+	node    int
+	calls   int
 	data    dataset.Dataset
 	sampler *dataset.Sampler
 	rec     *Recorder
+	// nodeRecs[n] records the requests nodes[n] served (runs on several
+	// endpoints only).
+	nodeRecs []*Recorder
 
 	// zookie is the newest zookie of this worker's own writes; later
 	// requests ask for at_least_as_fresh(zookie), as an application
@@ -127,14 +136,15 @@ type worker struct {
 	firstErr error
 }
 
-// timed runs one request of operation op, bounded by the worker's request
-// timeout, and records it.
+// timed runs one request of operation op on the worker's next node (call
+// reads w.c), bounded by the worker's request timeout, and records it.
 func (w *worker) timed(ctx context.Context, op string, call func(ctx context.Context) error) error {
 	ctx, cancel := context.WithTimeout(ctx, w.timeout)
 	defer cancel()
+	w.pick()
 	start := time.Now()
 	err := call(ctx)
-	w.rec.Record(op, time.Since(start), err)
+	w.record(op, time.Since(start), err)
 	if err != nil && w.firstErr == nil {
 		w.firstErr = fmt.Errorf("%s: %w", op, err)
 	}

@@ -47,11 +47,21 @@ Workloads: ` + strings.Join(loadtest.Workloads(), ", ") + `.
 Its own garbage collector runs at GOGC=400 unless GOGC is set, so that it
 takes less CPU from a server on the same machine.
 
+Several --endpoint addresses (servers sharing one datastore) share the
+requests: each worker sends them to the servers in turn, so a write's
+zookie is usually carried by the next request to another server, and the
+report adds one row per server and operation. The data set is loaded
+through the first. Give one --metrics-url per endpoint for the
+server-side figures.
+
 It exits 1 when the new-enemy workload saw a violation (a check carrying a
 revoke's zookie that still granted), 2 when the run could not be done.`,
 		Example: `  pemba serve --dev &
   pemba loadtest --insecure --token "$TOKEN" --dataset nested-org --workload check-random \
-      --concurrency 8 --duration 30s --json result.json`,
+      --concurrency 8 --duration 30s --json result.json
+  pemba loadtest --token "$TOKEN" --workload new-enemy \
+      --endpoint 10.0.0.1:50051,10.0.0.2:50051 \
+      --metrics-url http://10.0.0.1:8080/metrics,http://10.0.0.2:8080/metrics`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			// Progress bars only on a terminal: a log or a pipe gets the
@@ -63,10 +73,13 @@ revoke's zookie that still granted), 2 when the run could not be done.`,
 			// the environment, plaintext by default on loopback.
 			flags := cmd.Flags()
 			if v, ok := os.LookupEnv("PEMBA_ENDPOINT"); ok && !flags.Changed("endpoint") {
-				cfg.Endpoint = v
+				cfg.Endpoints = strings.Split(v, ",")
+				for i, ep := range cfg.Endpoints {
+					cfg.Endpoints[i] = strings.TrimSpace(ep)
+				}
 			}
 			if !flags.Changed("insecure") {
-				cfg.Plaintext = loopbackEndpoint(cfg.Endpoint)
+				cfg.Plaintext = allLoopback(cfg.Endpoints)
 				if v, ok := os.LookupEnv("PEMBA_INSECURE"); ok {
 					b, err := strconv.ParseBool(v)
 					if err != nil {
@@ -108,10 +121,12 @@ revoke's zookie that still granted), 2 when the run could not be done.`,
 		},
 	}
 	f := cmd.Flags()
-	f.StringVar(&cfg.Endpoint, "endpoint", "127.0.0.1:50051", "gRPC address of the server (env PEMBA_ENDPOINT)")
+	f.StringSliceVar(&cfg.Endpoints, "endpoint", []string{"127.0.0.1:50051"},
+		"gRPC address of the server; several (comma-separated or repeated) share the requests round-robin and get a row each (env PEMBA_ENDPOINT)")
 	f.StringVar(&cfg.Token, "token", os.Getenv("PEMBA_TOKEN"), "bearer token (default $PEMBA_TOKEN)")
 	f.BoolVar(&cfg.Plaintext, "insecure", false, "connect without TLS (default for loopback endpoints; env PEMBA_INSECURE)")
-	f.StringVar(&cfg.MetricsURL, "metrics-url", "http://127.0.0.1:8080/metrics", `the server's Prometheus endpoint ("" skips server-side figures)`)
+	f.StringSliceVar(&cfg.MetricsURLs, "metrics-url", []string{"http://127.0.0.1:8080/metrics"},
+		`the server's Prometheus endpoint, one per --endpoint, comma-separated or repeated ("" skips server-side figures)`)
 	f.StringVar(&cfg.Dataset, "dataset", "nested-org", "data set: "+strings.Join(dataset.Names(), ", "))
 	f.Float64Var(&cfg.Scale, "scale", 1, "multiply every object count of the data set (0.001 makes one to try in seconds)")
 	f.Uint64Var(&cfg.Seed, "seed", 1, "seed of the data set")
@@ -119,7 +134,7 @@ revoke's zookie that still granted), 2 when the run could not be done.`,
 	f.StringVar(&cfg.Workload, "workload", loadtest.WorkloadMixed, "workload: "+strings.Join(loadtest.Workloads(), ", "))
 	f.StringVar(&cfg.API, "api", loadtest.APIPemba, "API the check workloads call: pemba (pemba.v1) or spicedb (authzed.api.v1 on the same listener)")
 	f.IntVar(&cfg.Concurrency, "concurrency", 8, "closed-loop workers")
-	f.IntVar(&cfg.Connections, "connections", 0, "gRPC connections the workers share (0: one per 8 workers, at most 4)")
+	f.IntVar(&cfg.Connections, "connections", 0, "gRPC connections to each endpoint the workers share (0: one per 8 workers, at most 4)")
 	f.DurationVar(&cfg.Duration, "duration", 30*time.Second, "how long to run the workload, and then the floor")
 	f.DurationVar(&cfg.RequestTimeout, "request-timeout", 10*time.Second, "deadline of each request; a request that misses it counts as an error")
 	f.DurationVar(&cfg.Warmup, "warmup", 0, "run the workload this long, unrecorded, before measuring")
@@ -128,6 +143,17 @@ revoke's zookie that still granted), 2 when the run could not be done.`,
 	f.BoolVar(&markdown, "markdown", false, "also print the report as Markdown table rows (for BENCHMARKS.md)")
 	f.BoolVar(&quiet, "quiet", false, "draw no progress bars")
 	rootCmd.AddCommand(cmd)
+}
+
+// allLoopback reports whether every endpoint is on loopback, where
+// loadtest connects in plaintext by default.
+func allLoopback(endpoints []string) bool {
+	for _, ep := range endpoints {
+		if !loopbackEndpoint(ep) {
+			return false
+		}
+	}
+	return len(endpoints) > 0
 }
 
 // tlsHint says which flag fixes a connection that failed because the

@@ -20,4 +20,9 @@
 // When PostgreSQL is not installed, NewDatabase skips the test — except when
 // the environment has CI=true, where a missing PostgreSQL fails the run:
 // continuous integration must never pass by skipping the database tests.
+//
+// CockroachDatabase does the same on a CockroachDB cluster the tests do
+// not start: the one the PEMBA_TEST_COCKROACH_URL environment variable
+// names. Without it those tests skip, under CI=true too, since no
+// CockroachDB is installed by default.
 package pgtest

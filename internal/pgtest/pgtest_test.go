@@ -139,6 +139,7 @@ type recorder struct {
 
 func (r *recorder) Helper()               {}
 func (r *recorder) Skip(...any)           { r.skipped = true; runtime.Goexit() }
+func (r *recorder) Skipf(string, ...any)  { r.skipped = true; runtime.Goexit() }
 func (r *recorder) Fatalf(string, ...any) { r.failed = true; runtime.Goexit() }
 
 func connect(t *testing.T, url string) *pgx.Conn {

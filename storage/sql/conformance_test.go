@@ -4,6 +4,7 @@ import (
 	"context"
 	"testing"
 
+	"github.com/pembadb/pemba/internal/pgtest"
 	"github.com/pembadb/pemba/storage"
 	"github.com/pembadb/pemba/storage/storagetest"
 )
@@ -18,6 +19,23 @@ func TestConformancePostgreSQL(t *testing.T) {
 func TestConformanceUnindexedAuditPostgreSQL(t *testing.T) {
 	storagetest.RunAudit(t, func(t *testing.T) storage.Engine {
 		return openTestConfig(t, Config{noAuditIndexer: true})
+	}, storagetest.WithTamper(tamperAuditEntry))
+}
+
+// TestConformanceCockroachDB runs the suite on the CockroachDB cluster
+// PEMBA_TEST_COCKROACH_URL names, with the CockroachDB dialect; it skips
+// when the variable is unset.
+func TestConformanceCockroachDB(t *testing.T) {
+	pgtest.SkipUnlessCockroach(t)
+	storagetest.Run(t, func(t *testing.T) storage.Engine { return openCockroach(t, Config{}) }, storagetest.WithTamper(tamperAuditEntry))
+}
+
+// TestConformanceUnindexedAuditCockroachDB is
+// TestConformanceUnindexedAuditPostgreSQL on CockroachDB.
+func TestConformanceUnindexedAuditCockroachDB(t *testing.T) {
+	pgtest.SkipUnlessCockroach(t)
+	storagetest.RunAudit(t, func(t *testing.T) storage.Engine {
+		return openCockroach(t, Config{noAuditIndexer: true})
 	}, storagetest.WithTamper(tamperAuditEntry))
 }
 

@@ -3,6 +3,10 @@ package sql
 import (
 	"encoding/json"
 	"fmt"
+	"go/ast"
+	"go/parser"
+	"go/token"
+	"path/filepath"
 	"regexp"
 	"strconv"
 	"strings"
@@ -43,6 +47,7 @@ var sharedStatements = map[string]string{
 	"audit term lists desc":          stmtAuditTermListsDesc,
 	"audit indexed and oldest":       stmtAuditIndexedOldest,
 	"audit entry":                    stmtAuditEntry,
+	"audit filter":                   stmtAuditFilter,
 	"audit revision at":              stmtAuditRevisionAt,
 	"audit oldest":                   stmtAuditOldest,
 	"lock audit index":               stmtLockAuditIndex,
@@ -109,6 +114,93 @@ func TestCockroachDBStatementsArePortable(t *testing.T) {
 	if postgresOnly.FindString(pgMigrationLock) == "" {
 		t.Error("the denylist does not catch the PostgreSQL advisory lock")
 	}
+}
+
+// dialectStatements are the package's statements that run on one dialect
+// only, and are therefore not in sharedStatements.
+var dialectStatements = map[string]bool{
+	"pgMigrationLock":  true, // PostgreSQL's migration lock
+	"pgNotifyRevision": true, // PostgreSQL's commit notification
+	"pgListen":         true,
+}
+
+// TestSharedStatementsListed: every statement constant of the package —
+// a stmt* or create* constant, or a pg* one that runs on PostgreSQL only —
+// is either in sharedStatements, which the static CockroachDB check reads,
+// or in dialectStatements. A statement added without being listed would
+// escape the check.
+func TestSharedStatementsListed(t *testing.T) {
+	fset := token.NewFileSet()
+	listed := listedStatements(t, fset)
+	consts := statementConstants(t, fset)
+	if len(consts) < len(sharedStatements) {
+		t.Fatalf("found %d statement constants, fewer than the %d shared ones: the scan is broken", len(consts), len(sharedStatements))
+	}
+	for _, c := range consts {
+		if !listed[c.Name] && !dialectStatements[c.Name] {
+			t.Errorf("%s: statement %s is neither in sharedStatements nor in dialectStatements", fset.Position(c.Pos()), c.Name)
+		}
+	}
+}
+
+// statementConstants returns the stmt*, create* and pg* constants
+// declared in the package's non-test files.
+func statementConstants(t *testing.T, fset *token.FileSet) []*ast.Ident {
+	t.Helper()
+	files, err := filepath.Glob("*.go")
+	if err != nil {
+		t.Fatal(err)
+	}
+	statement := regexp.MustCompile(`^(stmt|create|pg)[A-Z]`)
+	var out []*ast.Ident
+	for _, file := range files {
+		if strings.HasSuffix(file, "_test.go") {
+			continue
+		}
+		f, err := parser.ParseFile(fset, file, nil, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, decl := range f.Decls {
+			if gen, ok := decl.(*ast.GenDecl); ok && gen.Tok == token.CONST {
+				for _, spec := range gen.Specs {
+					for _, name := range spec.(*ast.ValueSpec).Names {
+						if statement.MatchString(name.Name) {
+							out = append(out, name)
+						}
+					}
+				}
+			}
+		}
+	}
+	return out
+}
+
+// listedStatements returns the constants sharedStatements names, read
+// from this file's source.
+func listedStatements(t *testing.T, fset *token.FileSet) map[string]bool {
+	t.Helper()
+	f, err := parser.ParseFile(fset, "dialect_test.go", nil, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	listed := map[string]bool{}
+	ast.Inspect(f, func(n ast.Node) bool {
+		spec, ok := n.(*ast.ValueSpec)
+		if !ok || len(spec.Names) != 1 || spec.Names[0].Name != "sharedStatements" {
+			return true
+		}
+		for _, elt := range spec.Values[0].(*ast.CompositeLit).Elts {
+			if id, ok := elt.(*ast.KeyValueExpr).Value.(*ast.Ident); ok {
+				listed[id.Name] = true
+			}
+		}
+		return false
+	})
+	if len(listed) != len(sharedStatements) {
+		t.Fatalf("read %d constants from sharedStatements' source, want %d", len(listed), len(sharedStatements))
+	}
+	return listed
 }
 
 func TestSplitStatements(t *testing.T) {

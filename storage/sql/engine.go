@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"runtime"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -23,7 +24,16 @@ const (
 	// DefaultMaxConns is the connection pool size when the URL sets no
 	// pool_max_conns (at least twice the CPUs).
 	DefaultMaxConns = 16
+	// DefaultIdleInTransactionTimeout is Config.IdleInTransactionTimeout's
+	// default: far longer than any pause a write makes between its
+	// statements, short enough that a stalled server holds up the others'
+	// writes for seconds, not hours.
+	DefaultIdleInTransactionTimeout = 10 * time.Second
 )
+
+// idleTimeoutParam is the session setting that ends a transaction idle
+// for longer than its value, in milliseconds (PostgreSQL and CockroachDB).
+const idleTimeoutParam = "idle_in_transaction_session_timeout"
 
 // Config opens an Engine.
 type Config struct {
@@ -45,6 +55,16 @@ type Config struct {
 	// audit log, and the log keeps only what was written while it was on
 	// (by this or another server on the database).
 	DisableAudit bool
+	// IdleInTransactionTimeout is how long the database lets a
+	// transaction of this engine wait for its next statement before it
+	// ends the transaction and its session (default
+	// DefaultIdleInTransactionTimeout). Every write holds the revision
+	// counter's lock, which the writes of every server on the database
+	// wait for, until it commits: a server that stops mid-write (paused,
+	// or cut off from the database, which may not notice for hours) would
+	// otherwise hold up all of them. An idle_in_transaction_session_timeout
+	// in URL takes precedence.
+	IdleInTransactionTimeout time.Duration
 	// AuditRetention is how long audit entries are kept: when > 0,
 	// CollectGarbage also trims the entries committed before
 	// now - AuditRetention (TrimAudit). 0 keeps them forever.
@@ -113,6 +133,9 @@ func Open(ctx context.Context, cfg Config) (*Engine, error) {
 	if err != nil {
 		return nil, fmt.Errorf("open %s datastore: %w", cfg.Dialect, err)
 	}
+	if err := setIdleTimeout(poolCfg.ConnConfig.RuntimeParams, cfg.IdleInTransactionTimeout); err != nil {
+		return nil, fmt.Errorf("open %s datastore: %w", cfg.Dialect, err)
+	}
 	if !strings.Contains(cfg.URL, "pool_max_conns") {
 		// pgxpool's default (the number of CPUs, at least 4) starves a
 		// server whose checks fan out into many concurrent reads.
@@ -156,6 +179,22 @@ func Open(ctx context.Context, cfg Config) (*Engine, error) {
 		go e.indexAuditContinuously(indexCtx, e.indexDone)
 	}
 	return e, nil
+}
+
+// setIdleTimeout sets the idle-in-transaction timeout among a
+// connection's session parameters, unless the URL set one: timeout, or
+// DefaultIdleInTransactionTimeout when it is 0.
+func setIdleTimeout(params map[string]string, timeout time.Duration) error {
+	switch {
+	case timeout < 0:
+		return fmt.Errorf("idle in transaction timeout: %s is negative", timeout)
+	case timeout == 0:
+		timeout = DefaultIdleInTransactionTimeout
+	}
+	if _, set := params[idleTimeoutParam]; !set {
+		params[idleTimeoutParam] = strconv.FormatInt(max(timeout.Milliseconds(), 1), 10)
+	}
+	return nil
 }
 
 // Close releases the connection pool. Calls after the first do nothing.

@@ -230,6 +230,48 @@ func TestCockroachDBCodePath(t *testing.T) {
 		}
 		break
 	}
+	// Schema-guarded writes as core's Writer sends them: a schema write
+	// whose check reads through the write's transaction, then a write and
+	// an import guarded by the newest schema (committed) and by the one it
+	// replaced (refused).
+	checked := false
+	s2, err := e.WriteSchema(ctx, storage.SchemaWrite{Schema: storage.StoredSchema{Text: "definition user {}\ndefinition document {}"},
+		Check: func(ctx context.Context, r storage.Reader) error {
+			checked = true
+			for _, err := range r.QueryRelationships(ctx, storage.Filter{ResourceType: "document"}, storage.QueryOptions{}) {
+				if err != nil {
+					return err
+				}
+			}
+			_, err := r.ReadSchema(ctx)
+			return err
+		}})
+	if err != nil || !checked {
+		t.Fatalf("schema write with a check: %v (check ran: %v)", err, checked)
+	}
+	guarded := func(guard storage.Revision, id string) error {
+		_, err := e.Write(ctx, storage.WriteRequest{SchemaRevision: guard, Mutations: []storage.Mutation{
+			{Op: storage.OpTouch, Relationship: rel("document", id, "viewer", "user", "dave")}}})
+		return err
+	}
+	if err := guarded(head, "4"); !errors.Is(err, storage.ErrSchemaChanged) {
+		t.Fatalf("write guarded by the replaced schema: %v, want ErrSchemaChanged", err)
+	}
+	if err := guarded(s2, "4"); err != nil {
+		t.Fatalf("write guarded by the newest schema: %v", err)
+	}
+	one := func(yield func(graph.Relationship, error) bool) {
+		yield(rel("document", "5", "viewer", "user", "erin"), nil)
+	}
+	if _, err := e.Import(ctx, one, storage.ImportOptions{SchemaRevision: head}); !errors.Is(err, storage.ErrSchemaChanged) {
+		t.Fatalf("import guarded by the replaced schema: %v, want ErrSchemaChanged", err)
+	}
+	if _, err := e.Import(ctx, one, storage.ImportOptions{SchemaRevision: s2}); err != nil {
+		t.Fatalf("import guarded by the newest schema: %v", err)
+	}
+	if head, err = e.HeadRevision(ctx); err != nil {
+		t.Fatal(err)
+	}
 	// The audit log: every revision has its entry, the chain holds, and
 	// the reads and the trim run.
 	if res, err := auditlog.Verify(ctx, e); err != nil || res.Broken != nil || res.Entries != int(head) {

@@ -32,3 +32,18 @@ func openTestConfig(t testing.TB, cfg Config) *Engine {
 	t.Cleanup(func() { e.Close() })
 	return e
 }
+
+// openCockroach opens a migrated CockroachDB engine with cfg on a fresh
+// database of the cluster PEMBA_TEST_COCKROACH_URL names; without one it
+// skips the test.
+func openCockroach(t testing.TB, cfg Config) *Engine {
+	t.Helper()
+	cfg.URL, cfg.Dialect = pgtest.CockroachDatabase(t), CockroachDB
+	cfg.AutoMigrate, cfg.WatchPollInterval = true, 20*time.Millisecond
+	e, err := Open(context.Background(), cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { e.Close() })
+	return e
+}

@@ -51,10 +51,11 @@ func connectionLost(err error) bool {
 // unavailableState reports SQLSTATEs that mean the server, not the
 // statement, is the problem: class 08 (connection exception), a server
 // shutting down or starting up (57P01-57P03), too many connections
-// (53300).
+// (53300), a session ended for idling in its transaction (25P03: this
+// server stalled mid-write, see Config.IdleInTransactionTimeout).
 func unavailableState(code string) bool {
 	switch code {
-	case "57P01", "57P02", "57P03", "53300":
+	case "57P01", "57P02", "57P03", "53300", "25P03":
 		return true
 	}
 	return len(code) == 5 && code[:2] == "08"

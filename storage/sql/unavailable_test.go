@@ -21,6 +21,7 @@ func TestUnavailableClassification(t *testing.T) {
 		{&pgconn.PgError{Code: "57P01", Message: "terminating connection due to administrator command"}, true},
 		{&pgconn.PgError{Code: "08006"}, true},
 		{&pgconn.PgError{Code: "53300"}, true},
+		{&pgconn.PgError{Code: "25P03", Message: "terminating connection due to idle-in-transaction timeout"}, true},
 		{&pgconn.PgError{Code: "23505"}, false},
 		{fmt.Errorf("query: %w", pgconn.ErrConnClosed), true},
 		{context.DeadlineExceeded, false},

@@ -143,6 +143,13 @@ func startServer(t testing.TB, extra ...string) *server {
 }
 
 func (s *server) start() {
+	s.t.Helper()
+	s.launch()
+	s.waitReady()
+}
+
+// launch starts the process without waiting for it to be ready.
+func (s *server) launch() {
 	t := s.t
 	t.Helper()
 	s.grpcAddr, s.httpAddr = freeAddr(t), freeAddr(t)
@@ -157,6 +164,12 @@ func (s *server) start() {
 		t.Fatal(err)
 	}
 	go func() { s.exitErr = s.cmd.Wait(); close(s.exited) }()
+}
+
+// waitReady waits until the launched process answers /readyz.
+func (s *server) waitReady() {
+	t := s.t
+	t.Helper()
 	deadline := time.Now().Add(20 * time.Second)
 	for {
 		resp, err := s.httpClient().Get(s.httpURL() + "/readyz")
