@@ -31,6 +31,9 @@ type evaluation struct {
 	seq       uint64
 	subject   graph.SubjectRef
 	explain   bool
+	// local marks an evaluation a peer dispatched here: its problems are
+	// never dispatched again (dispatch.Problem.Local).
+	local bool
 
 	limit  int  // depth limit for this pass
 	cutoff bool // explain mode: some branch was cut at limit
@@ -194,6 +197,7 @@ func (ev *evaluation) resolve(typ, rel string, ids []string, depth int) ([]outco
 	p := dispatch.Problem{
 		Revision: ev.rev, ResourceType: typ, Relation: rel, ResourceIDs: ids,
 		Subject: ev.subject, ContextHash: ev.ctxHash, Now: ev.nowNano, Seq: ev.seq, Depth: depth,
+		Local: ev.local,
 	}
 	ans := make([]dispatch.Answer, len(ids))
 	if err := ev.eng.top.Resolve(ev.ctx, ev, &p, ans); err != nil {

@@ -27,6 +27,10 @@ type Problem struct {
 	// bounds it. It is not part of the Key: an answer does not depend on
 	// the depth it was asked at, only whether it could be computed does.
 	Depth int
+	// Local marks a problem that must be evaluated on this node: one of
+	// an evaluation a peer dispatched here (see Remote). It is not part
+	// of the Key.
+	Local bool
 }
 
 // Key identifies the answer for one resource ID of a Problem.
