@@ -1,5 +1,7 @@
 #!/usr/bin/env bash
-# Regenerates the Go code for proto/pemba/v1/*.proto. The generated files are
+# Regenerates the Go code for proto/pemba/v1/*.proto (the public API) and
+# proto/pemba/dispatch/v1/*.proto (the internal API between the servers of
+# a cluster, without an HTTP/JSON gateway). The generated files are
 # committed, so building Pemba never needs this; changing a .proto does.
 #
 # Needs protoc with the well-known types (Debian: apt-get install
@@ -21,11 +23,16 @@ for plugin in protoc-gen-go protoc-gen-go-grpc protoc-gen-grpc-gateway; do
 	chmod +x "$bin/$plugin"
 done
 
-rm -f pemba/v1/*.pb.go pemba/v1/*.pb.gw.go
+rm -f pemba/v1/*.pb.go pemba/v1/*.pb.gw.go pemba/dispatch/v1/*.pb.go
 PATH="$bin:$PATH" protoc \
 	-I . -I third_party -I /usr/include \
 	--go_out=. --go_opt=paths=source_relative \
 	--go-grpc_out=. --go-grpc_opt=paths=source_relative \
 	--grpc-gateway_out=. --grpc-gateway_opt=paths=source_relative \
 	pemba/v1/*.proto
-gofmt -l pemba/v1 | xargs -r gofmt -w
+PATH="$bin:$PATH" protoc \
+	-I . -I /usr/include \
+	--go_out=. --go_opt=paths=source_relative \
+	--go-grpc_out=. --go-grpc_opt=paths=source_relative \
+	pemba/dispatch/v1/*.proto
+gofmt -l pemba/v1 pemba/dispatch/v1 | xargs -r gofmt -w
