@@ -2,16 +2,22 @@ package dispatch
 
 import (
 	"context"
+	"errors"
 	"sync"
 	"sync/atomic"
 	"time"
 )
 
 // Transport sends a problem to a peer and returns the peer's answers, one
-// per resource ID, in order.
+// per resource ID, in order. An error that wraps ErrRefused says the peer
+// is healthy but would not answer this problem (its evaluation failed,
+// or it found the problem invalid); any other error backs the peer off.
 type Transport interface {
 	Dispatch(ctx context.Context, peer string, p *Problem) ([]Answer, error)
 }
+
+// ErrRefused marks a peer's refusal of one problem (see Transport).
+var ErrRefused = errors.New("peer refused the problem")
 
 // Observer is told of dispatches and fallbacks, for metrics. Its methods
 // are called concurrently.

@@ -2,6 +2,7 @@ package dispatch
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"time"
 )
@@ -140,7 +141,7 @@ func (r *Remote[S]) send(ctx context.Context, peer string, q *Problem, idx []int
 		switch {
 		case err == nil:
 			r.cluster.succeeded(peer)
-		case ctx.Err() == nil: // the peer failed, not the request
+		case ctx.Err() == nil && !errors.Is(err, ErrRefused): // the peer failed, not the request
 			r.cluster.failed(peer, time.Now())
 		}
 		sh.done <- result{ans, err}

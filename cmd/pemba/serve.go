@@ -76,6 +76,12 @@ type serveOptions struct {
 
 	logLevel  string
 	logFormat string
+
+	peers         []string
+	clusterToken  string
+	peerRefresh   time.Duration
+	hedgeDelay    time.Duration
+	dispatchLimit time.Duration
 }
 
 // envNames overrides the environment variable of a flag whose default
@@ -188,6 +194,11 @@ drops the ones older than it, and --audit=false records none.`,
 		"(0: %d, or fewer when the open-file limit minus %d descriptors kept for the datastore is smaller)", defaultMaxConnections, reservedDescriptors))
 	f.DurationVar(&o.handshakeTimeout, "handshake-timeout", 10*time.Second, "how long a new connection has to finish its TLS/HTTP/2 handshake (gRPC) or send its request headers (HTTP)")
 	f.DurationVar(&o.httpReadTimeout, "http-read-timeout", time.Minute, "how long an HTTP client has to send a whole request, body included (responses, such as Watch streams, have no deadline)")
+	f.StringSliceVar(&o.peers, "peers", nil, "gRPC addresses of every server sharing this datastore, this one included (comma-separated host:port, or dns:///name:port for every address a name resolves to): each check sub-problem is evaluated and cached by the server owning it")
+	f.StringVar(&o.clusterToken, "cluster-token", "", "secret the servers of --peers authenticate each other with (required with --peers; prefer PEMBA_CLUSTER_TOKEN, which ps does not show)")
+	f.DurationVar(&o.peerRefresh, "peer-refresh", 30*time.Second, "how often dns:/// peers are resolved again")
+	f.DurationVar(&o.hedgeDelay, "dispatch-hedge-delay", 100*time.Millisecond, "how long a check waits for a peer's answer before evaluating the sub-problem itself")
+	f.DurationVar(&o.dispatchLimit, "dispatch-timeout", time.Second, "longest one sub-problem sent to a peer may take (at most half the request's remaining deadline)")
 	f.StringVar(&o.logLevel, "log-level", "info", "log level: debug, info, warn or error")
 	f.StringVar(&o.logFormat, "log-format", "text", "log format: text or json")
 	rootCmd.AddCommand(cmd)
@@ -344,6 +355,12 @@ func serve(cmd *cobra.Command, o serveOptions) error {
 		Version:         version,
 		DisableUI:       !o.ui,
 		SpiceDBHTTPAddr: o.spicedbHTTPAddr,
+
+		Peers:              o.peers,
+		ClusterToken:       o.clusterToken,
+		PeerRefresh:        o.peerRefresh,
+		DispatchHedgeDelay: o.hedgeDelay,
+		DispatchTimeout:    o.dispatchLimit,
 	})
 	if err != nil {
 		return err
