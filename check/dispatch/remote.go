@@ -114,14 +114,16 @@ func (r *Remote[S]) Resolve(ctx context.Context, scope S, p *Problem, out []Answ
 
 // dispatchTimeout is how long one dispatch of a request may take: the
 // cluster's timeout, at most half the time the request has left (the
-// other half is for a fallback). ok is false when that is less than the
-// hedge delay: the request would not wait for the peer anyway.
+// other half is for a fallback). ok is false when the request's share is
+// shorter than both the hedge delay and the cluster's timeout: it would
+// give up on the peer before the peer could be expected to answer.
 func (r *Remote[S]) dispatchTimeout(ctx context.Context, now time.Time) (time.Duration, bool) {
 	t := r.cluster.timeout()
-	if d, has := ctx.Deadline(); has {
-		t = min(t, d.Sub(now)/2)
+	if d, has := ctx.Deadline(); has && d.Sub(now)/2 < t {
+		half := d.Sub(now) / 2
+		return half, half >= min(t, r.cluster.hedgeDelay())
 	}
-	return t, t >= r.cluster.hedgeDelay()
+	return t, true
 }
 
 // send starts dispatching q (the IDs at idx) to peer. The call outlives
