@@ -137,10 +137,17 @@ Every committed write is recorded in the audit log with its actor, reason
 and labels, in the same transaction as the write, chained by hash (read it
 with "pemba audit", check it with "pemba audit verify"). Garbage
 collection (--gc-window) never removes audit entries; --audit-retention
-drops the ones older than it, and --audit=false records none.`,
+drops the ones older than it, and --audit=false records none.
+
+Several servers sharing a PostgreSQL or CockroachDB database form a cluster
+with --peers (every server's gRPC address, this one included) and
+--cluster-token: each check sub-problem is evaluated and cached by the
+server owning it, and a peer that is down or slow only makes the others
+evaluate its share themselves.`,
 		Example: `  pemba serve --dev
   pemba serve --token ci=$(openssl rand -hex 16) --data-dir /var/lib/pemba
-  pemba serve --datastore postgres --datastore-url postgres://pemba@db/pemba --token-file /etc/pemba/tokens`,
+  pemba serve --datastore postgres --datastore-url postgres://pemba@db/pemba --token-file /etc/pemba/tokens
+  PEMBA_CLUSTER_TOKEN=… pemba serve --datastore postgres --datastore-url … --peers pemba-0:50051,pemba-1:50051,pemba-2:50051`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if err := applyEnv(cmd.Flags()); err != nil {
