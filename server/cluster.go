@@ -94,6 +94,8 @@ type cluster struct {
 	listen net.Addr
 	// received bounds concurrent received dispatches (a semaphore).
 	received chan struct{}
+	// snapshots holds the snapshots of received dispatches.
+	snapshots snapshots
 
 	mu      sync.Mutex                  // guards conns and members
 	conns   map[string]*grpc.ClientConn // key: member address

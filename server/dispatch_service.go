@@ -96,7 +96,7 @@ func (svc *dispatchService) DispatchCheck(ctx context.Context, req *dpb.Dispatch
 	case <-ctx.Done():
 		return nil, ctx.Err()
 	}
-	snap, err := s.snapshot(ctx, p.Revision)
+	snap, err := c.snapshots.at(ctx, p.Revision, s.snapshot)
 	if err != nil {
 		return nil, err
 	}

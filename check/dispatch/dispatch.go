@@ -28,8 +28,10 @@ type Problem struct {
 	// the depth it was asked at, only whether it could be computed does.
 	Depth int
 	// Local marks a problem that must be evaluated on this node: one of
-	// an evaluation a peer dispatched here (see Remote). It is not part
-	// of the Key.
+	// an evaluation a peer dispatched here (see Remote), or one the
+	// evaluator finds cheaper here than anywhere (a relation, whose
+	// relationships it has usually read already). It is not part of the
+	// Key.
 	Local bool
 }
 

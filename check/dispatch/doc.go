@@ -33,6 +33,10 @@
 //     see Frame, "Assume"); any other problem's answer, computed from
 //     scratch by the owner, is exact (its Low is NoLow), like a cached one.
 //   - Explain mode (access paths) bypasses the layers altogether.
+//   - A relation's problem (as opposed to a permission's) is Local: the
+//     evaluation of the permission that asks for it has usually read the
+//     object's relationships already, so it costs no query here, and on
+//     its owner it would cost a query and a round trip.
 //   - A problem a node received from a peer is Local, and so are the
 //     sub-problems of its evaluation: a receiver never dispatches again,
 //     so one request costs at most one hop and dispatch cannot loop.
