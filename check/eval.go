@@ -197,7 +197,7 @@ func (ev *evaluation) resolve(typ, rel string, ids []string, depth int) ([]outco
 	p := dispatch.Problem{
 		Revision: ev.rev, ResourceType: typ, Relation: rel, ResourceIDs: ids,
 		Subject: ev.subject, ContextHash: ev.ctxHash, Now: ev.nowNano, Seq: ev.seq, Depth: depth,
-		Local: ev.local || !ev.isPermission(typ, rel),
+		Local: ev.local || (ev.eng.cfg.Cluster != nil && !ev.isPermission(typ, rel)),
 	}
 	ans := make([]dispatch.Answer, len(ids))
 	if err := ev.eng.top.Resolve(ev.ctx, ev, &p, ans); err != nil {
