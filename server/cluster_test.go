@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials/insecure"
@@ -380,5 +381,32 @@ func TestClusterConfig(t *testing.T) {
 		if err == nil || !strings.Contains(err.Error(), tc.want) {
 			t.Errorf("%s: %v, want an error with %q", tc.name, err, tc.want)
 		}
+	}
+}
+
+// TestClusterMembers: dns:/// entries become every address the name
+// resolves to, and the server finds itself by its listener.
+func TestClusterMembers(t *testing.T) {
+	cfg := Config{Peers: []string{"dns:///localhost:5555", "192.0.2.9:5555"}, ClusterToken: testClusterToken,
+		Logger: slog.New(slog.NewTextHandler(io.Discard, nil))}
+	c, err := newCluster(cfg, prometheus.NewRegistry())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.close()
+	c.listen = &net.TCPAddr{IP: net.IPv4(127, 0, 0, 1), Port: 5555}
+	c.resolve(context.Background())
+	ring, self := c.dispatch.Members()
+	members := ring.Members()
+	if !slices.Contains(members, "127.0.0.1:5555") || !slices.Contains(members, "192.0.2.9:5555") {
+		t.Errorf("members %v", members)
+	}
+	if self != "127.0.0.1:5555" {
+		t.Errorf("self %q, want 127.0.0.1:5555", self)
+	}
+	// A listener on every interface is any local address on its port.
+	c.listen = &net.TCPAddr{IP: net.IPv4zero, Port: 5555}
+	if !c.isSelf(context.Background(), "127.0.0.1:5555") || c.isSelf(context.Background(), "192.0.2.9:5555") || c.isSelf(context.Background(), "127.0.0.1:5556") {
+		t.Errorf("isSelf wrong for a wildcard listener")
 	}
 }
