@@ -2,11 +2,21 @@ package server
 
 import (
 	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/pem"
 	"fmt"
 	"io"
 	"log/slog"
-	"math/rand/v2"
+	"math/big"
+	mrand "math/rand/v2"
 	"net"
+	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
@@ -15,6 +25,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/status"
 
@@ -62,8 +73,9 @@ func freeAddrs(t *testing.T, n int) []string {
 	return out
 }
 
-// newClusterServer serves engine on addr as one of peers (none: alone).
-func newClusterServer(t *testing.T, engine storage.Engine, addr string, peers []string) *Server {
+// newClusterServer serves engine on addr as one of peers (none: alone),
+// its configuration changed by edits.
+func newClusterServer(t *testing.T, engine storage.Engine, addr string, peers []string, edits ...func(*Config)) *Server {
 	t.Helper()
 	cfg := Config{
 		Engine: engine, InstanceID: "test", Tokens: []Token{{Name: "tester", Secret: testSecret}},
@@ -73,6 +85,9 @@ func newClusterServer(t *testing.T, engine storage.Engine, addr string, peers []
 	}
 	if len(peers) > 0 {
 		cfg.ClusterToken = testClusterToken
+	}
+	for _, edit := range edits {
+		edit(&cfg)
 	}
 	srv, err := New(cfg)
 	if err != nil {
@@ -90,7 +105,7 @@ func newClusterServer(t *testing.T, engine storage.Engine, addr string, peers []
 }
 
 // randomGraph writes clusterSchema and random relationships.
-func randomGraph(t *testing.T, engine storage.Engine, rng *rand.Rand) {
+func randomGraph(t *testing.T, engine storage.Engine, rng *mrand.Rand) {
 	t.Helper()
 	ctx := context.Background()
 	meta := storage.WriteMetadata{Actor: "t"}
@@ -197,7 +212,7 @@ func TestClusterDispatch(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { engine.Close() })
-	rng := rand.New(rand.NewPCG(7, 11))
+	rng := mrand.New(mrand.NewPCG(7, 11))
 	randomGraph(t, engine, rng)
 	var qs []clusterCheck
 	for d := range 40 {
@@ -286,7 +301,7 @@ func TestDispatchServiceAuth(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { engine.Close() })
-	randomGraph(t, engine, rand.New(rand.NewPCG(1, 2)))
+	randomGraph(t, engine, mrand.New(mrand.NewPCG(1, 2)))
 	addrs := freeAddrs(t, 2)
 	node := newClusterServer(t, engine, addrs[0], addrs)
 	alone := newClusterServer(t, engine, "127.0.0.1:0", nil)
@@ -408,5 +423,76 @@ func TestClusterMembers(t *testing.T) {
 	c.listen = &net.TCPAddr{IP: net.IPv4zero, Port: 5555}
 	if !c.isSelf(context.Background(), "127.0.0.1:5555") || c.isSelf(context.Background(), "192.0.2.9:5555") || c.isSelf(context.Background(), "127.0.0.1:5556") {
 		t.Errorf("isSelf wrong for a wildcard listener")
+	}
+}
+
+// selfSigned writes a certificate for 127.0.0.1 and its key to dir.
+func selfSigned(t *testing.T, dir string) (certFile, keyFile string) {
+	t.Helper()
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tmpl := &x509.Certificate{
+		SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "pemba test"},
+		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour),
+		IPAddresses: []net.IP{net.ParseIP("127.0.0.1")}, IsCA: true, BasicConstraintsValid: true,
+		KeyUsage: x509.KeyUsageDigitalSignature | x509.KeyUsageCertSign, ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	keyDER, err := x509.MarshalPKCS8PrivateKey(key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	certFile, keyFile = filepath.Join(dir, "cert.pem"), filepath.Join(dir, "key.pem")
+	if err := os.WriteFile(certFile, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(keyFile, pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: keyDER}), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return certFile, keyFile
+}
+
+// TestClusterTLS: servers with a certificate dispatch to each other over
+// TLS, trusting their own certificate.
+func TestClusterTLS(t *testing.T) {
+	engine, err := pebble.Open(pebble.Options{InMemory: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { engine.Close() })
+	randomGraph(t, engine, mrand.New(mrand.NewPCG(3, 4)))
+	cert, key := selfSigned(t, t.TempDir())
+	addrs := freeAddrs(t, 2)
+	nodes := make([]*Server, 2)
+	for i, a := range addrs {
+		nodes[i] = newClusterServer(t, engine, a, addrs, func(c *Config) { c.TLSCertFile, c.TLSKeyFile = cert, key })
+	}
+	pool := x509.NewCertPool()
+	certPEM, err := os.ReadFile(cert)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pool.AppendCertsFromPEM(certPEM)
+	cc, err := grpc.NewClient(nodes[0].Addr().String(), grpc.WithTransportCredentials(credentials.NewTLS(&tls.Config{RootCAs: pool})),
+		grpc.WithPerRPCCredentials(token(testSecret)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cc.Close()
+	var qs []clusterCheck
+	for d := range 40 {
+		qs = append(qs, clusterCheck{fmt.Sprint("d", d), "u1"})
+	}
+	checkAll(t, cc, qs)
+	if sent := counter(t, nodes[0], "pemba_dispatch_sent_total"); sent == 0 {
+		t.Error("nothing dispatched")
+	}
+	if f := counter(t, nodes[0], "pemba_dispatch_fallbacks_total"); f != 0 {
+		t.Errorf("%v fallbacks over TLS", f)
 	}
 }
