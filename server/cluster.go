@@ -84,6 +84,7 @@ func checkCluster(cfg Config) error {
 type cluster struct {
 	dispatch *dispatch.Cluster
 	entries  []string // Config.Peers
+	instance string   // Config.InstanceID: peers must serve the same datastore
 	refresh  time.Duration
 	token    string
 	digest   [sha256.Size]byte // of token, compared in constant time
@@ -115,7 +116,7 @@ func newCluster(cfg Config, reg *prometheus.Registry) (*cluster, error) {
 		return nil, nil
 	}
 	c := &cluster{
-		entries: cfg.Peers, refresh: cfg.PeerRefresh, token: cfg.ClusterToken,
+		entries: cfg.Peers, instance: cfg.InstanceID, refresh: cfg.PeerRefresh, token: cfg.ClusterToken,
 		digest: sha256.Sum256([]byte(cfg.ClusterToken)), log: cfg.Logger,
 		received: make(chan struct{}, maxReceivedDispatches),
 		conns:    map[string]*grpc.ClientConn{},

@@ -310,7 +310,7 @@ func TestDispatchServiceAuth(t *testing.T) {
 		t.Fatal(err)
 	}
 	good := func() *dpb.DispatchCheckRequest {
-		return &dpb.DispatchCheckRequest{Revision: uint64(head), ResourceType: "doc", Relation: "view", ResourceIds: []string{"d1"},
+		return &dpb.DispatchCheckRequest{InstanceId: "test", Revision: uint64(head), ResourceType: "doc", Relation: "view", ResourceIds: []string{"d1"},
 			SubjectType: "user", SubjectId: "u1", NowUnixNanos: time.Now().UnixNano(), Seq: 1, Depth: 1}
 	}
 	call := func(srv *Server, tok string, req *dpb.DispatchCheckRequest) error {
@@ -337,6 +337,8 @@ func TestDispatchServiceAuth(t *testing.T) {
 	future.Revision = uint64(head) + 1000
 	skewed.NowUnixNanos = time.Now().Add(-2 * time.Hour).UnixNano()
 	unknown.Relation = "edit"
+	foreign := good()
+	foreign.InstanceId = "another"
 	for _, tc := range []struct {
 		name string
 		srv  *Server
@@ -354,6 +356,7 @@ func TestDispatchServiceAuth(t *testing.T) {
 		{"future revision", node, testClusterToken, future, codes.FailedPrecondition},
 		{"clock skew", node, testClusterToken, skewed, codes.InvalidArgument},
 		{"unknown relation", node, testClusterToken, unknown, codes.InvalidArgument},
+		{"another datastore", node, testClusterToken, foreign, codes.PermissionDenied},
 	} {
 		if got := status.Code(call(tc.srv, tc.tok, tc.req)); got != tc.want {
 			t.Errorf("%s: %v, want %v", tc.name, got, tc.want)

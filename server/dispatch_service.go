@@ -38,7 +38,7 @@ func (c *cluster) Dispatch(ctx context.Context, peer string, p *dispatch.Problem
 	req := &dpb.DispatchCheckRequest{
 		Revision: uint64(p.Revision), ResourceType: p.ResourceType, Relation: p.Relation, ResourceIds: p.ResourceIDs,
 		SubjectType: p.Subject.Object.Type, SubjectId: p.Subject.Object.ID, SubjectRelation: p.Subject.Relation,
-		NowUnixNanos: p.Now, Seq: p.Seq, Depth: uint32(p.Depth), Sender: self,
+		NowUnixNanos: p.Now, Seq: p.Seq, Depth: uint32(p.Depth), Sender: self, InstanceId: c.instance,
 	}
 	resp, err := dpb.NewDispatchServiceClient(cc).DispatchCheck(ctx, req, grpc.PerRPCCredentials(clusterToken(c.token)))
 	if err != nil {
@@ -86,6 +86,13 @@ type dispatchService struct {
 // cache, after checking it is well formed and within bounds.
 func (svc *dispatchService) DispatchCheck(ctx context.Context, req *dpb.DispatchCheckRequest) (*dpb.DispatchCheckResponse, error) {
 	s, c := svc.s, svc.s.cluster
+	if req.GetInstanceId() != c.instance {
+		// A peer on another datastore: its revisions mean other data.
+		// Not a refusal of this problem but a misconfiguration, so the
+		// sender backs off from this server.
+		return nil, status.Errorf(codes.PermissionDenied, "instance_id: the sender serves datastore instance %q, this server %q: --peers must list servers of one datastore",
+			req.GetInstanceId(), c.instance)
+	}
 	p, err := problemFromProto(req)
 	if err != nil {
 		return nil, err

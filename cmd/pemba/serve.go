@@ -311,6 +311,9 @@ func serve(cmd *cobra.Command, o serveOptions) error {
 		tokens = append(tokens, server.Token{Name: "dev", Secret: devSecret})
 	}
 
+	if len(o.peers) > 0 && o.datastore != "postgres" && o.datastore != "cockroachdb" {
+		return fmt.Errorf("--peers needs a datastore the servers share (postgres or cockroachdb): with --datastore %s each server holds data of its own", o.datastore)
+	}
 	if o.auditRetention < 0 {
 		return fmt.Errorf("--audit-retention %v: want a positive duration, or 0 to keep the log forever", o.auditRetention)
 	}

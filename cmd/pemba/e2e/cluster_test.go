@@ -150,3 +150,22 @@ func metricsOf(t *testing.T, n *server, prefix string) map[string]float64 {
 	}
 	return out
 }
+
+// TestPeersNeedSharedDatastore: --peers is refused with a datastore of
+// the server's own (the server tests cover the cluster token's rules).
+func TestPeersNeedSharedDatastore(t *testing.T) {
+	for _, tc := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"--datastore", "memory", "--cluster-token", clusterToken}, "needs a datastore the servers share"},
+		{[]string{"--datastore", "embedded", "--data-dir", t.TempDir(), "--cluster-token", clusterToken}, "needs a datastore the servers share"},
+	} {
+		args := append([]string{"serve", "--grpc-addr", freeAddr(t), "--http-addr", "", "--token", tokenName + "=" + tokenSecret,
+			"--peers", "127.0.0.1:1,127.0.0.1:2"}, tc.args...)
+		r := runCLI(t, nil, "", args...)
+		if r.code == 0 || !strings.Contains(r.stderr, tc.want) {
+			t.Errorf("serve %v: exit %d, stderr %q; want an error with %q", tc.args, r.code, r.stderr, tc.want)
+		}
+	}
+}

@@ -104,7 +104,10 @@ type DispatchCheckRequest struct {
 	// request's question (1 or more, at most the maximum depth).
 	Depth uint32 `protobuf:"varint,10,opt,name=depth,proto3" json:"depth,omitempty"`
 	// sender is the sender's address in the cluster, for metrics.
-	Sender        string `protobuf:"bytes,11,opt,name=sender,proto3" json:"sender,omitempty"`
+	Sender string `protobuf:"bytes,11,opt,name=sender,proto3" json:"sender,omitempty"`
+	// instance_id is the sender's datastore instance: a receiver serving
+	// another datastore refuses the problem (PERMISSION_DENIED).
+	InstanceId    string `protobuf:"bytes,12,opt,name=instance_id,json=instanceId,proto3" json:"instance_id,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -212,6 +215,13 @@ func (x *DispatchCheckRequest) GetDepth() uint32 {
 func (x *DispatchCheckRequest) GetSender() string {
 	if x != nil {
 		return x.Sender
+	}
+	return ""
+}
+
+func (x *DispatchCheckRequest) GetInstanceId() string {
+	if x != nil {
+		return x.InstanceId
 	}
 	return ""
 }
@@ -328,7 +338,7 @@ var File_pemba_dispatch_v1_dispatch_proto protoreflect.FileDescriptor
 
 const file_pemba_dispatch_v1_dispatch_proto_rawDesc = "" +
 	"\n" +
-	" pemba/dispatch/v1/dispatch.proto\x12\x11pemba.dispatch.v1\"\xe9\x02\n" +
+	" pemba/dispatch/v1/dispatch.proto\x12\x11pemba.dispatch.v1\"\x8a\x03\n" +
 	"\x14DispatchCheckRequest\x12\x1a\n" +
 	"\brevision\x18\x01 \x01(\x04R\brevision\x12#\n" +
 	"\rresource_type\x18\x02 \x01(\tR\fresourceType\x12\x1a\n" +
@@ -342,7 +352,9 @@ const file_pemba_dispatch_v1_dispatch_proto_rawDesc = "" +
 	"\x03seq\x18\t \x01(\x04R\x03seq\x12\x14\n" +
 	"\x05depth\x18\n" +
 	" \x01(\rR\x05depth\x12\x16\n" +
-	"\x06sender\x18\v \x01(\tR\x06sender\"T\n" +
+	"\x06sender\x18\v \x01(\tR\x06sender\x12\x1f\n" +
+	"\vinstance_id\x18\f \x01(\tR\n" +
+	"instanceId\"T\n" +
 	"\x15DispatchCheckResponse\x12;\n" +
 	"\aanswers\x18\x01 \x03(\v2!.pemba.dispatch.v1.DispatchAnswerR\aanswers\"\xa9\x02\n" +
 	"\x0eDispatchAnswer\x12X\n" +
