@@ -1,21 +1,24 @@
 #!/bin/sh
 # cluster-bench.sh measures what dispatch between servers saves: it loads
 # a data set into a throwaway PostgreSQL once, then for each of 1 server,
-# 3 servers without --peers and 3 servers with --peers (fresh processes,
-# cold caches) runs three `pemba loadtest` processes at once, one per
-# server (all three at the one server), with the same three sample seeds,
-# and prints a Markdown row of cluster-wide figures scraped from /metrics.
+# 3 servers without --peers and 3 servers with --peers (fresh processes)
+# runs three `pemba loadtest` processes at once, one per server (all three
+# at the one server), first to warm up with sample seeds 11-13, then
+# measured with seeds 1-3, and prints a Markdown row of the cluster-wide
+# figures the measured run added to the servers' /metrics.
 #
 #   loadtest/cluster-bench.sh [DATASET SCALE]
 #
-# Defaults: nested-org 1. Environment: DURATION (default 20s), CONCURRENCY
-# per loadtest (default 4), WORKLOAD (default check-random), PEMBA (default
-# bin/pemba, built if missing), SERVE_ARGS (extra flags for every server).
+# Defaults: nested-org 1. Environment: DURATION (default 20s), WARMUP
+# (default 20s; 0 measures from cold caches), CONCURRENCY per loadtest
+# (default 4), WORKLOAD (default check-random), PEMBA (default bin/pemba,
+# built if missing), SERVE_ARGS (extra flags for every server).
 set -eu
 
 DATASET=${1:-nested-org}
 SCALE=${2:-1}
 DURATION=${DURATION:-20s}
+WARMUP=${WARMUP:-20s}
 CONCURRENCY=${CONCURRENCY:-4}
 WORKLOAD=${WORKLOAD:-check-random}
 PEMBA=${PEMBA:-bin/pemba}
@@ -86,38 +89,48 @@ metric() {
 		awk -v pre="$2" 'index($1, pre) == 1 { s += $2 } END { printf "%.0f", s }'
 }
 
-# run NAME N PEERS runs the three loadtests and prints the row.
-run() {
-	name=$1 n=$2
-	start_servers "$n" "$3"
+# loadtests N BASE DURATION runs three loadtests at once, with sample
+# seeds BASE+1..BASE+3, one per server (all at server 1 when N is 1).
+loadtests() {
 	pids=
 	for k in 1 2 3; do
-		i=$(( (k - 1) % n + 1 ))
+		i=$(( (k - 1) % $1 + 1 ))
 		"$PEMBA" loadtest --endpoint "$(grpc "$i")" --metrics-url "" --insecure --token $SECRET --quiet \
 			--skip-load --dataset "$DATASET" --scale "$SCALE" --workload "$WORKLOAD" \
-			--concurrency "$CONCURRENCY" --duration "$DURATION" --sample-seed "$k" >"$WORK/run-$k.txt" &
+			--concurrency "$CONCURRENCY" --duration "$3" --sample-seed "$(( $2 + k ))" >"$WORK/run-$k.txt" &
 		pids="$pids $!"
 	done
 	for p in $pids; do wait "$p"; done
-	checks=$(metric "$n" 'pemba_request_duration_seconds_count{code="OK",method="/pemba.v1.PermissionService/CheckPermission"}')
-	reads=$(metric "$n" pemba_read_cache_misses_total)
-	evals=$(metric "$n" pemba_check_dispatches_total)
-	hits=$(metric "$n" pemba_check_cache_hits_total)
-	misses=$(metric "$n" pemba_check_cache_misses_total)
-	sent=$(metric "$n" pemba_dispatch_sent_total)
-	fallbacks=$(metric "$n" pemba_dispatch_fallbacks_total)
-	recv=$(metric "$n" pemba_dispatch_received_resources_total)
-	rhits=$(metric "$n" pemba_dispatch_received_cache_hits_total)
-	ops=$(metric "$n" pemba_datastore_duration_seconds_count)
-	for op in query reverse_query snapshot_reader head_revision; do
-		echo "$name: $op $(metric "$n" "pemba_datastore_duration_seconds_count{operation=\"$op\"}")" >&2
+}
+
+# figures N prints the cluster's counters, summed over servers 1..N:
+# checks, datastore reads, datastore calls, evaluations, cache hits and
+# misses, dispatches sent, fallbacks, received resources, received hits.
+figures() {
+	for f in 'pemba_request_duration_seconds_count{code="OK",method="/pemba.v1.PermissionService/CheckPermission"}' \
+		pemba_read_cache_misses_total pemba_datastore_duration_seconds_count pemba_check_dispatches_total \
+		pemba_check_cache_hits_total pemba_check_cache_misses_total pemba_dispatch_sent_total \
+		pemba_dispatch_fallbacks_total pemba_dispatch_received_resources_total pemba_dispatch_received_cache_hits_total; do
+		printf '%s ' "$(metric "$1" "$f")"
 	done
+}
+
+# run NAME N PEERS warms fresh servers up for WARMUP (other sample seeds),
+# then measures the three loadtests and prints the row of the difference.
+run() {
+	start_servers "$2" "$3"
+	[ "$WARMUP" != 0 ] && loadtests "$2" 10 "$WARMUP"
+	before=$(figures "$2")
+	loadtests "$2" 0 "$DURATION"
+	after=$(figures "$2")
 	stop_servers
-	awk -v name="$name" -v c="$checks" -v r="$reads" -v e="$evals" -v h="$hits" -v m="$misses" \
-		-v s="$sent" -v f="$fallbacks" -v rv="$recv" -v rh="$rhits" -v o="$ops" 'BEGIN {
-		ratio = (rv > 0) ? sprintf("%.0f%%", 100 * rh / rv) : "–"
-		printf "| %s | %d | %.2f | %.2f | %.2f | %.0f%% | %s | %.2f | %d |\n", name, c, r / c, o / c, e / c,
-			(h + m > 0) ? 100 * h / (h + m) : 0, ratio, s / c, f
+	awk -v name="$1" -v before="$before" -v after="$after" 'BEGIN {
+		split(before, b, " "); split(after, a, " ")
+		for (i = 1; i <= 10; i++) d[i] = a[i] - b[i]
+		c = d[1]
+		ratio = (d[9] > 0) ? sprintf("%.0f%%", 100 * d[10] / d[9]) : "–"
+		printf "| %s | %d | %.2f | %.2f | %.2f | %.0f%% | %s | %.2f | %d |\n", name, c, d[2] / c, d[3] / c, d[4] / c,
+			(d[5] + d[6] > 0) ? 100 * d[5] / (d[5] + d[6]) : 0, ratio, d[7] / c, d[8]
 	}'
 }
 
@@ -127,7 +140,7 @@ start_servers 1 0
 	--dataset "$DATASET" --scale "$SCALE" --workload "$WORKLOAD" --concurrency 1 --duration 1s >"$WORK/load.txt"
 stop_servers
 
-echo "<!-- $(date -u +%Y-%m-%dT%H:%MZ), $DATASET ×$SCALE, $WORKLOAD, 3 loadtests × $CONCURRENCY workers × $DURATION, load average $(cut -d' ' -f1-3 /proc/loadavg) -->"
+echo "<!-- $(date -u +%Y-%m-%dT%H:%MZ), $DATASET ×$SCALE, $WORKLOAD, 3 loadtests × $CONCURRENCY workers × $DURATION after $WARMUP, load average $(cut -d' ' -f1-3 /proc/loadavg) -->"
 echo "| servers | checks | datastore reads/check | datastore calls/check | evaluations/check | result cache hits | cluster cache hits (received) | dispatches/check | fallbacks |"
 echo "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"
 run "1" 1 0
