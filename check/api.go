@@ -140,6 +140,9 @@ type Config struct {
 	// shared by every request at the same revision (default 64 MiB;
 	// negative disables it). See storage/readcache.
 	ReadCacheBytes int64
+	// Cluster, when set, dispatches sub-problems other nodes own to them
+	// (see dispatch.Remote); nil evaluates everything here.
+	Cluster *dispatch.Cluster
 }
 
 func (c Config) withDefaults() Config {

@@ -50,6 +50,9 @@ func New(cfg Config) *Engine {
 	e := &Engine{cfg: cfg.withDefaults()}
 	e.large, _ = lru.New[graph.ObjectRef, struct{}](largeObjects) // only fails for a non-positive size
 	var top dispatch.Resolver[*evaluation] = local{}
+	if e.cfg.Cluster != nil {
+		top = dispatch.NewRemote(top, e.cfg.Cluster)
+	}
 	if !e.cfg.DisableSingleflight {
 		e.sf = dispatch.NewSingleflight(top)
 		top = e.sf
@@ -100,10 +103,25 @@ func (e *Engine) newEvaluation(ctx context.Context, snap Snapshot, subject graph
 	*ev = evaluation{
 		eng: e, ctx: ctx, schema: snap.Schema, reader: e.reads.Reader(snap.Reader), raw: snap.Reader, rev: snap.Reader.Revision(),
 		now: now, nowNano: now.UnixNano(), caveatCtx: caveatCtx, ctxHash: h,
-		seq: e.seq.Add(1), subject: subject, limit: e.cfg.MaxDepth,
+		seq: e.nextSeq(), subject: subject, limit: e.cfg.MaxDepth,
 		memo: ev.memo, progress: ev.progress, rows: ev.rows, frames: ev.frames[:0],
 	}
 	return ev, nil
+}
+
+// nextSeq numbers a new evaluation: the larger of the last number plus
+// one and the clock in nanoseconds. Any increasing numbering keeps
+// Singleflight free of deadlocks; following the clock keeps the numbers
+// of different nodes comparable, so an owner shares an evaluation between
+// its own requests and those peers dispatch to it in both directions.
+func (e *Engine) nextSeq() uint64 {
+	for {
+		last := e.seq.Load()
+		next := max(last+1, uint64(time.Now().UnixNano()))
+		if e.seq.CompareAndSwap(last, next) {
+			return next
+		}
+	}
 }
 
 // spareMapEntries bounds the maps a released evaluation keeps for reuse.

@@ -31,6 +31,9 @@ type evaluation struct {
 	seq       uint64
 	subject   graph.SubjectRef
 	explain   bool
+	// local marks an evaluation a peer dispatched here: its problems are
+	// never dispatched again (dispatch.Problem.Local).
+	local bool
 
 	limit  int  // depth limit for this pass
 	cutoff bool // explain mode: some branch was cut at limit
@@ -206,6 +209,7 @@ func (ev *evaluation) resolve(typ, rel string, ids []string, depth int) ([]outco
 	p := dispatch.Problem{
 		Revision: ev.rev, ResourceType: typ, Relation: rel, ResourceIDs: ids,
 		Subject: ev.subject, ContextHash: ev.ctxHash, Now: ev.nowNano, Seq: ev.seq, Depth: depth,
+		Local: ev.local || (ev.eng.cfg.Cluster != nil && !ev.isPermission(typ, rel)),
 	}
 	ans := make([]dispatch.Answer, len(ids))
 	if err := ev.eng.top.Resolve(ev.ctx, ev, &p, ans); err != nil {
@@ -216,6 +220,16 @@ func (ev *evaluation) resolve(typ, rel string, ids []string, depth int) ([]outco
 		out[i] = fromAnswer(a)
 	}
 	return out, nil
+}
+
+// isPermission reports whether rel is a permission of typ. A relation's
+// problem is never dispatched to a peer (dispatch.Problem.Local): its
+// evaluation reads the object's relationships, which the evaluation of
+// the permission that asked for it has usually prefetched, so here it
+// costs no query, and on its owner it would cost one and a round trip.
+func (ev *evaluation) isPermission(typ, rel string) bool {
+	def := ev.schema.Definitions[typ]
+	return def != nil && def.Permissions[rel] != nil
 }
 
 // traceEvaluate, when set (by tests only), is told of every evaluated

@@ -438,7 +438,8 @@ func runReference(t *testing.T, gen func(*rand.Rand) (string, []string, map[stri
 			rctx = map[string]any{"x": 1}
 		}
 		w := &refWorld{s: s, rels: rels, ids: ids, ctx: rctx, now: now}
-		engines := []*Engine{New(Config{CacheEntries: -1, ReadCacheBytes: -1, DisableSingleflight: true}), New(Config{ChunkSize: 2})}
+		engines := []*Engine{New(Config{CacheEntries: -1, ReadCacheBytes: -1, DisableSingleflight: true}), New(Config{ChunkSize: 2}),
+			newClusterEngine(snap, Config{ChunkSize: 2})}
 		describe := func() string {
 			var b strings.Builder
 			fmt.Fprintf(&b, "schema:\n%s\nrelationships:\n", src)

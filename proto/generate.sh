@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
-# Regenerates the Go code for proto/pemba/v1/*.proto and the OpenAPI
-# document of its HTTP/JSON API (server/openapi/pemba.swagger.json, served
-# at /openapi.json). The generated files are committed, so building Pemba
+# Regenerates the Go code for proto/pemba/v1/*.proto (the public API) and
+# proto/pemba/dispatch/v1/*.proto (the internal API between the servers of
+# a cluster, without an HTTP/JSON gateway), and the OpenAPI document of the
+# public HTTP/JSON API (server/openapi/pemba.swagger.json, served at
+# /openapi.json). The generated files are committed, so building Pemba
 # never needs this; changing a .proto does.
 #
 #   generate.sh              regenerate everything in place
@@ -52,12 +54,17 @@ if [ -n "$only_openapi" ]; then
 	exit 0
 fi
 
-rm -f pemba/v1/*.pb.go pemba/v1/*.pb.gw.go
+rm -f pemba/v1/*.pb.go pemba/v1/*.pb.gw.go pemba/dispatch/v1/*.pb.go
 PATH="$bin:$PATH" protoc \
 	-I . -I third_party -I /usr/include \
 	--go_out=. --go_opt=paths=source_relative \
 	--go-grpc_out=. --go-grpc_opt=paths=source_relative \
 	--grpc-gateway_out=. --grpc-gateway_opt=paths=source_relative \
 	pemba/v1/*.proto
-gofmt -l pemba/v1 | xargs -r gofmt -w
+PATH="$bin:$PATH" protoc \
+	-I . -I /usr/include \
+	--go_out=. --go_opt=paths=source_relative \
+	--go-grpc_out=. --go-grpc_opt=paths=source_relative \
+	pemba/dispatch/v1/*.proto
+gofmt -l pemba/v1 pemba/dispatch/v1 | xargs -r gofmt -w
 openapi ../server/openapi

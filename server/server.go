@@ -28,6 +28,7 @@ import (
 
 	"github.com/pembadb/pemba/check"
 	"github.com/pembadb/pemba/core"
+	dpb "github.com/pembadb/pemba/proto/pemba/dispatch/v1"
 	pb "github.com/pembadb/pemba/proto/pemba/v1"
 	"github.com/pembadb/pemba/storage"
 	"github.com/pembadb/pemba/ui"
@@ -175,6 +176,24 @@ type Config struct {
 	// DisableUI leaves the access explorer (/ui on the HTTP listener)
 	// unserved.
 	DisableUI bool
+
+	// Peers, when set, makes this server one of a cluster sharing its
+	// datastore: the gRPC addresses of every server of the cluster, this
+	// one included, as host:port or dns:///name:port (every address the
+	// name resolves to, re-resolved every PeerRefresh). Each check
+	// sub-problem is evaluated and cached by the server that owns it
+	// (see check/dispatch).
+	Peers []string
+	// ClusterToken authenticates the servers of a cluster to each other
+	// (required with Peers, at least 16 characters, distinct from every
+	// bearer token).
+	ClusterToken string
+	// PeerRefresh is how often dns:/// peers are resolved (default 30s).
+	PeerRefresh time.Duration
+	// DispatchHedgeDelay and DispatchTimeout configure dispatches (see
+	// dispatch.Cluster; defaults 100ms and 1s).
+	DispatchHedgeDelay time.Duration
+	DispatchTimeout    time.Duration
 }
 
 // Server serves the Pemba API.
@@ -191,7 +210,9 @@ type Server struct {
 	schemas  *core.Schemas
 	auth     *authenticator
 	metrics  *metrics
-	health   *health.Server
+	// cluster is nil unless Config.Peers is set.
+	cluster *cluster
+	health  *health.Server
 	// readiness is the last datastore probe's result (readiness.go).
 	readiness atomic.Int32
 
@@ -237,6 +258,9 @@ func New(cfg Config) (*Server, error) {
 	if err := checkProfiling(cfg); err != nil {
 		return nil, err
 	}
+	if err := checkCluster(cfg); err != nil {
+		return nil, err
+	}
 	if (cfg.TLSCertFile == "") != (cfg.TLSKeyFile == "") {
 		return nil, errors.New("TLS needs both a certificate and a key file")
 	}
@@ -244,13 +268,21 @@ func New(cfg Config) (*Server, error) {
 		cfg:      cfg,
 		limits:   cfg.Limits.withDefaults(),
 		log:      cfg.Logger,
-		checker:  check.New(cfg.Check),
 		schemas:  core.NewSchemas(),
 		auth:     newAuthenticator(cfg.Tokens, cfg.InsecureNoAuth),
 		health:   health.NewServer(),
 		serveErr: make(chan error, 4),
 	}
 	s.metrics = newMetrics(s)
+	cl, err := newCluster(cfg, s.metrics.registry)
+	if err != nil {
+		return nil, err
+	}
+	if cl != nil {
+		s.cluster = cl
+		cfg.Check.Cluster = cl.dispatch
+	}
+	s.checker = check.New(cfg.Check)
 	s.engine = instrument(cfg.Engine, s.metrics)
 	s.revs = core.NewRevisions(s.engine, core.NewZookies(cfg.InstanceID), cfg.Quantization)
 	s.requests = core.Limits{
@@ -352,6 +384,9 @@ func (s *Server) Serve() error {
 		return err
 	}
 	go s.run("gRPC", func() error { return s.grpc.Serve(lis) })
+	if s.cluster != nil {
+		s.cluster.start(s.stopping, lis.Addr())
+	}
 
 	if s.cfg.HTTPAddr != "" {
 		if err := s.serveHTTP(tlsCfg); err != nil {
@@ -428,8 +463,8 @@ func (s *Server) newGRPCServer(extra ...grpc.ServerOption) *grpc.Server {
 		// a fresh goroutine per request would grow (copy) its stack on
 		// every call; a worker keeps the stack it grew.
 		grpc.NumStreamWorkers(uint32(4 * goruntime.GOMAXPROCS(0))),
-		grpc.ChainUnaryInterceptor(s.metrics.unary, s.logUnary, s.auth.unary, s.deadline, s.mapErrorsUnary),
-		grpc.ChainStreamInterceptor(s.metrics.stream, s.logStream, s.auth.stream, s.mapErrorsStream),
+		grpc.ChainUnaryInterceptor(s.metrics.unary, s.logUnary, s.authUnary, s.deadline, s.mapErrorsUnary),
+		grpc.ChainStreamInterceptor(s.metrics.stream, s.logStream, s.authStream, s.mapErrorsStream),
 	}, extra...)
 	g := grpc.NewServer(opts...)
 	pb.RegisterSchemaServiceServer(g, &schemaService{s: s})
@@ -440,6 +475,9 @@ func (s *Server) newGRPCServer(extra ...grpc.ServerOption) *grpc.Server {
 	pb.RegisterAccessServiceServer(g, &accessService{s: s})
 	pb.RegisterExplorerServiceServer(g, &explorerService{s: s})
 	s.registerAuthzed(g)
+	if s.cluster != nil {
+		dpb.RegisterDispatchServiceServer(g, &dispatchService{s: s})
+	}
 	healthpb.RegisterHealthServer(g, s.health)
 	return g
 }
@@ -604,5 +642,8 @@ func (s *Server) Shutdown(ctx context.Context) {
 	}
 	if s.gwConn != nil {
 		_ = s.gwConn.Close()
+	}
+	if s.cluster != nil {
+		s.cluster.close()
 	}
 }

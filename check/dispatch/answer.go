@@ -13,6 +13,9 @@ type Answer struct {
 	// Until is when the earliest expiring relationship read for this answer
 	// expires (unix nanoseconds); from then on the answer may be wrong.
 	Until int64
+	// Remote marks an answer a peer computed (see Remote): the peer's
+	// cache holds it, so this node's Cache does not store it again.
+	Remote bool
 }
 
 // Never is Answer.Until for an answer no expiring relationship influenced.

@@ -80,12 +80,24 @@ func (c *Cache[S]) Resolve(ctx context.Context, scope S, p *Problem, out []Answe
 }
 
 // store keeps a, the answer for p's i-th ID, if it is Shareable (see
-// Frame) and still valid at p.Now.
+// Frame), still valid at p.Now, and not a peer's (Answer.Remote).
 func (c *Cache[S]) store(p *Problem, i int, a Answer) {
-	if !a.Shareable() || a.Until <= p.Now {
+	if !a.Shareable() || a.Until <= p.Now || a.Remote {
 		return
 	}
 	c.lru.Add(KeyOf(p, i), entry{perm: a.Permissionship, missing: a.Missing, at: p.Now, until: a.Until})
+}
+
+// Cached returns how many of p's IDs the cache can answer now, without
+// counting a hit or refreshing their recency.
+func (c *Cache[S]) Cached(p *Problem) int {
+	n := 0
+	for i := range p.ResourceIDs {
+		if e, ok := c.lru.Peek(KeyOf(p, i)); ok && e.at <= p.Now && p.Now < e.until {
+			n++
+		}
+	}
+	return n
 }
 
 // Hits returns how many answers the cache served.

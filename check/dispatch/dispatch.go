@@ -27,6 +27,12 @@ type Problem struct {
 	// bounds it. It is not part of the Key: an answer does not depend on
 	// the depth it was asked at, only whether it could be computed does.
 	Depth int
+	// Local marks a problem that must be evaluated on this node: one of
+	// an evaluation a peer dispatched here (see Remote), or one the
+	// evaluator finds cheaper here than anywhere (a relation, whose
+	// relationships it has usually read already). It is not part of the
+	// Key.
+	Local bool
 }
 
 // Key identifies the answer for one resource ID of a Problem.

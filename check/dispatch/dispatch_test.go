@@ -155,3 +155,34 @@ type resolverFunc func(ctx context.Context, p *Problem, out []Answer) error
 func (f resolverFunc) Resolve(ctx context.Context, _ struct{}, p *Problem, out []Answer) error {
 	return f(ctx, p, out)
 }
+
+// remoteAnswers answers like counting, marking its answers a peer's.
+type remoteAnswers struct{ counting }
+
+func (r *remoteAnswers) Resolve(ctx context.Context, s struct{}, p *Problem, out []Answer) error {
+	if err := r.counting.Resolve(ctx, s, p, out); err != nil {
+		return err
+	}
+	for i := range out {
+		out[i].Remote = true
+	}
+	return nil
+}
+
+// TestCacheSkipsRemote: a peer's answer is cached by the peer, not again
+// by the node that asked for it.
+func TestCacheSkipsRemote(t *testing.T) {
+	next := &remoteAnswers{counting{low: NoLow, until: Never}}
+	c, err := NewCache[struct{}](next, 10)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for range 2 {
+		if err := c.Resolve(context.Background(), struct{}{}, problem(1, 1, "yes"), make([]Answer, 1)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if got := next.calls.Load(); got != 2 || c.Len() != 0 {
+		t.Errorf("%d computed, %d cached; want 2 and 0", got, c.Len())
+	}
+}

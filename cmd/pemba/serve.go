@@ -76,6 +76,12 @@ type serveOptions struct {
 
 	logLevel  string
 	logFormat string
+
+	peers         []string
+	clusterToken  string
+	peerRefresh   time.Duration
+	hedgeDelay    time.Duration
+	dispatchLimit time.Duration
 }
 
 // envNames overrides the environment variable of a flag whose default
@@ -131,10 +137,17 @@ Every committed write is recorded in the audit log with its actor, reason
 and labels, in the same transaction as the write, chained by hash (read it
 with "pemba audit", check it with "pemba audit verify"). Garbage
 collection (--gc-window) never removes audit entries; --audit-retention
-drops the ones older than it, and --audit=false records none.`,
+drops the ones older than it, and --audit=false records none.
+
+Several servers sharing a PostgreSQL or CockroachDB database form a cluster
+with --peers (every server's gRPC address, this one included) and
+--cluster-token: each check sub-problem is evaluated and cached by the
+server owning it, and a peer that is down or slow only makes the others
+evaluate its share themselves.`,
 		Example: `  pemba serve --dev
   pemba serve --token ci=$(openssl rand -hex 16) --data-dir /var/lib/pemba
-  pemba serve --datastore postgres --datastore-url postgres://pemba@db/pemba --token-file /etc/pemba/tokens`,
+  pemba serve --datastore postgres --datastore-url postgres://pemba@db/pemba --token-file /etc/pemba/tokens
+  PEMBA_CLUSTER_TOKEN=… pemba serve --datastore postgres --datastore-url … --peers pemba-0:50051,pemba-1:50051,pemba-2:50051`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if err := applyEnv(cmd.Flags()); err != nil {
@@ -188,6 +201,11 @@ drops the ones older than it, and --audit=false records none.`,
 		"(0: %d, or fewer when the open-file limit minus %d descriptors kept for the datastore is smaller)", defaultMaxConnections, reservedDescriptors))
 	f.DurationVar(&o.handshakeTimeout, "handshake-timeout", 10*time.Second, "how long a new connection has to finish its TLS/HTTP/2 handshake (gRPC) or send its request headers (HTTP)")
 	f.DurationVar(&o.httpReadTimeout, "http-read-timeout", time.Minute, "how long an HTTP client has to send a whole request, body included (responses, such as Watch streams, have no deadline)")
+	f.StringSliceVar(&o.peers, "peers", nil, "gRPC addresses of every server sharing this datastore, this one included (comma-separated host:port, or dns:///name:port for every address a name resolves to): each check sub-problem is evaluated and cached by the server owning it")
+	f.StringVar(&o.clusterToken, "cluster-token", "", "secret the servers of --peers authenticate each other with (required with --peers; prefer PEMBA_CLUSTER_TOKEN, which ps does not show)")
+	f.DurationVar(&o.peerRefresh, "peer-refresh", 30*time.Second, "how often dns:/// peers are resolved again")
+	f.DurationVar(&o.hedgeDelay, "dispatch-hedge-delay", 100*time.Millisecond, "how long a check waits for a peer's answer before evaluating the sub-problem itself")
+	f.DurationVar(&o.dispatchLimit, "dispatch-timeout", time.Second, "longest one sub-problem sent to a peer may take (at most half the request's remaining deadline)")
 	f.StringVar(&o.logLevel, "log-level", "info", "log level: debug, info, warn or error")
 	f.StringVar(&o.logFormat, "log-format", "text", "log format: text or json")
 	rootCmd.AddCommand(cmd)
@@ -293,6 +311,9 @@ func serve(cmd *cobra.Command, o serveOptions) error {
 		tokens = append(tokens, server.Token{Name: "dev", Secret: devSecret})
 	}
 
+	if len(o.peers) > 0 && o.datastore != "postgres" && o.datastore != "cockroachdb" {
+		return fmt.Errorf("--peers needs a datastore the servers share (postgres or cockroachdb): with --datastore %s each server holds data of its own", o.datastore)
+	}
 	if o.auditRetention < 0 {
 		return fmt.Errorf("--audit-retention %v: want a positive duration, or 0 to keep the log forever", o.auditRetention)
 	}
@@ -344,6 +365,12 @@ func serve(cmd *cobra.Command, o serveOptions) error {
 		Version:         version,
 		DisableUI:       !o.ui,
 		SpiceDBHTTPAddr: o.spicedbHTTPAddr,
+
+		Peers:              o.peers,
+		ClusterToken:       o.clusterToken,
+		PeerRefresh:        o.peerRefresh,
+		DispatchHedgeDelay: o.hedgeDelay,
+		DispatchTimeout:    o.dispatchLimit,
 	})
 	if err != nil {
 		return err
