@@ -40,6 +40,12 @@ func TestDelete(t *testing.T) {
 		{"guarded, nothing matches", DeleteRequest{Filter: storage.Filter{ResourceType: "user"},
 			Preconditions: []storage.Precondition{{MustMatch: true, Filter: ann}}}, 0, false, nil, ""},
 		{"empty filter", DeleteRequest{}, 0, false, ErrInvalidInput, "filter: give at least resource_type or subject"},
+		{"ID prefix", DeleteRequest{Filter: docs, ResourceIDPrefix: "a"}, 2, false, nil, ""},
+		{"ID prefix, partial", DeleteRequest{Filter: docs, ResourceIDPrefix: "a", Limit: 1}, 1, true, nil, ""},
+		{"ID prefix, all or nothing", DeleteRequest{Filter: docs, ResourceIDPrefix: "a", Limit: 1, AllOrNothing: true}, 0, false, ErrDeleteLimit, ""},
+		{"ID prefix, guarded", DeleteRequest{Filter: docs, ResourceIDPrefix: "b", Preconditions: []storage.Precondition{{MustMatch: true, Filter: ann}}}, 1, false, nil, ""},
+		{"ID prefix without a type", DeleteRequest{Filter: storage.Filter{Subject: ann.Subject}, ResourceIDPrefix: "a"}, 0, false, ErrInvalidInput,
+			"filter: a resource ID prefix needs a resource type"},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			maxMutations := 10
@@ -47,7 +53,7 @@ func TestDelete(t *testing.T) {
 				maxMutations = 2
 			}
 			w := newWriter(t, maxMutations)
-			for _, r := range []string{"doc:a#viewer@user:ann", "doc:b#viewer@user:bob", "doc:c#viewer@user:cat"} {
+			for _, r := range []string{"doc:a1#viewer@user:ann", "doc:a2#viewer@user:bob", "doc:b1#viewer@user:cat"} {
 				if _, err := w.WriteRelationships(ctx, storage.WriteRequest{Mutations: touches(r)}, "updates"); err != nil {
 					t.Fatal(err)
 				}
@@ -67,7 +73,7 @@ func TestDelete(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			left, err := readMatches(ctx, reader, docs, 10)
+			left, err := readMatches(ctx, reader, docs, "", 10)
 			if err != nil {
 				t.Fatal(err)
 			}

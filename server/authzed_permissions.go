@@ -241,10 +241,14 @@ func (svc *authzedPermissions) deleteRelationships(ctx context.Context, req *v1.
 	if req.GetOptionalCursor() != nil {
 		return nil, status.Error(codes.Unimplemented, "optional_cursor on DeleteRelationships is not supported by this server yet")
 	}
-	f, err := filterFromAuthzed(req.GetRelationshipFilter(), "relationship_filter")
+	if req.GetRelationshipFilter() == nil {
+		return nil, invalidField("relationship_filter", "missing")
+	}
+	rf, err := readFilterFromAuthzed(req.GetRelationshipFilter(), "relationship_filter")
 	if err != nil {
 		return nil, err
 	}
+	f := rf.Filter
 	pre, err := preconditionsFromAuthzed(req.GetOptionalPreconditions())
 	if err != nil {
 		return nil, err
@@ -266,7 +270,7 @@ func (svc *authzedPermissions) deleteRelationships(ctx context.Context, req *v1.
 	// Without optional_allow_partial_deletions, SpiceDB deletes nothing
 	// when more relationships match than optional_limit.
 	res, err := s.writer.Delete(ctx, core.DeleteRequest{
-		Filter: f, Limit: int(req.GetOptionalLimit()), AllOrNothing: !req.GetOptionalAllowPartialDeletions(),
+		Filter: f, ResourceIDPrefix: rf.idPrefix, Limit: int(req.GetOptionalLimit()), AllOrNothing: !req.GetOptionalAllowPartialDeletions(),
 		Preconditions: pre, Metadata: meta,
 	}, core.Field("relationship_filter"))
 	if err != nil {

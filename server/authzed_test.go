@@ -226,7 +226,7 @@ func TestAuthzedReadRelationships(t *testing.T) {
 		t.Fatalf("document 3's viewers: %v", dave)
 	}
 
-	// A resource ID prefix, with and without a limit; deletes refuse it.
+	// A resource ID prefix, with and without a limit, read and deleted.
 	w, err := c.WriteRelationships(ctx, &v1.WriteRelationshipsRequest{Updates: []*v1.RelationshipUpdate{
 		azUpdate(v1.RelationshipUpdate_OPERATION_TOUCH, azDocRel("team-a", "viewer", "x")),
 		azUpdate(v1.RelationshipUpdate_OPERATION_TOUCH, azDocRel("team-b", "viewer", "x")),
@@ -243,8 +243,17 @@ func TestAuthzedReadRelationships(t *testing.T) {
 		got[0].GetRelationship().GetResource().GetObjectId() != "team-a" {
 		t.Fatalf("prefix team-, limit 1: %v", got)
 	}
-	_, err = c.DeleteRelationships(ctx, &v1.DeleteRelationshipsRequest{RelationshipFilter: team})
-	wantCode(t, "delete by prefix", err, codes.Unimplemented, "optional_resource_id_prefix")
+	_, err = c.DeleteRelationships(ctx, &v1.DeleteRelationshipsRequest{RelationshipFilter: &v1.RelationshipFilter{OptionalResourceIdPrefix: "team-"}})
+	wantCode(t, "delete by prefix without a type", err, codes.InvalidArgument, "relationship_filter.optional_resource_id_prefix")
+	del, err := c.DeleteRelationships(ctx, &v1.DeleteRelationshipsRequest{RelationshipFilter: team})
+	if err != nil || del.GetDeletionProgress() != v1.DeleteRelationshipsResponse_DELETION_PROGRESS_COMPLETE || del.GetRelationshipsDeletedCount() != 2 {
+		t.Fatalf("delete by prefix: %v, %v", del, err)
+	}
+	if got := read(&v1.ReadRelationshipsRequest{Consistency: azFresh(del.GetDeletedAt()),
+		RelationshipFilter: &v1.RelationshipFilter{ResourceType: "document", OptionalResourceIdPrefix: "tea"}}); len(got) != 1 ||
+		got[0].GetRelationship().GetResource().GetObjectId() != "tea" {
+		t.Fatalf("after deleting prefix team-: %v", got)
+	}
 
 	// Paging: two pages of two through optional_limit and optional_cursor.
 	filter := &v1.RelationshipFilter{ResourceType: "document"}
