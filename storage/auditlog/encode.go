@@ -290,11 +290,14 @@ func Decode(value []byte) (storage.AuditEntry, error) {
 			e.Schema[i] = storage.SchemaChange{Added: d.byte() == 1, Kind: d.string(), Name: d.string(), Detail: d.string()}
 		}
 	}
-	// The changes run to the trailer; each takes at least two bytes.
+	// The changes run to the trailer. Each takes at least two bytes, but
+	// rarely so few: the first spells out its identity, so sizing for two
+	// bytes a change would allocate tens of changes for a one-change entry.
+	// Appending grows the slice from a guess of sixteen bytes a change.
 	var prev [6]string
 	for len(d.b) > 0 && d.err == nil {
 		if e.Changes == nil {
-			e.Changes = make([]storage.AuditChange, 0, min(len(d.b)/2, 1024))
+			e.Changes = make([]storage.AuditChange, 0, min(len(d.b)/16+1, 1024))
 		}
 		e.Changes = append(e.Changes, storage.AuditChange{})
 		d.change(&e.Changes[len(e.Changes)-1], &prev)
