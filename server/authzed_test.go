@@ -47,23 +47,11 @@ const testVersion = "v9.9.9-test"
 // recent writes.
 func serveAuthzedTest(t *testing.T) *Server {
 	t.Helper()
-	srv, err := New(Config{
+	return serveTest(t, Config{
 		Engine: memoryEngine(t), InstanceID: "test", Tokens: []Token{{Name: "tester", Secret: testSecret}},
 		GRPCAddr: "127.0.0.1:0", Quantization: time.Hour, Version: testVersion,
 		Logger: slog.New(slog.NewTextHandler(io.Discard, nil)),
 	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := srv.Serve(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		defer cancel()
-		srv.Shutdown(ctx)
-	})
-	return srv
 }
 
 // authzedClient dials srv with the authzed-go client the way SpiceDB

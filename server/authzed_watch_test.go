@@ -18,23 +18,11 @@ import (
 // interval.
 func serveAuthzedWatchTest(t *testing.T, interval time.Duration) *Server {
 	t.Helper()
-	srv, err := New(Config{
+	return serveTest(t, Config{
 		Engine: memoryEngine(t), InstanceID: "test", Tokens: []Token{{Name: "tester", Secret: testSecret}},
 		GRPCAddr: "127.0.0.1:0", Quantization: time.Hour, Version: testVersion, WatchCheckpointInterval: interval,
 		Logger: slog.New(slog.NewTextHandler(io.Discard, nil)),
 	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := srv.Serve(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		defer cancel()
-		srv.Shutdown(ctx)
-	})
-	return srv
 }
 
 // watchAuthzed opens a Watch; the stream ends with the test.

@@ -89,19 +89,7 @@ func newClusterServer(t *testing.T, engine storage.Engine, addr string, peers []
 	for _, edit := range edits {
 		edit(&cfg)
 	}
-	srv, err := New(cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := srv.Serve(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		defer cancel()
-		srv.Shutdown(ctx)
-	})
-	return srv
+	return serveTest(t, cfg)
 }
 
 // randomGraph writes clusterSchema and random relationships.

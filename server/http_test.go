@@ -1,14 +1,12 @@
 package server
 
 import (
-	"context"
 	"io"
 	"log/slog"
 	"net/http"
 	"os"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/pembadb/pemba/storage"
 	"github.com/pembadb/pemba/storage/pebble"
@@ -35,19 +33,7 @@ func newHTTPServer(tb testing.TB, engine storage.Engine, edit func(*Config)) *Se
 	if edit != nil {
 		edit(&cfg)
 	}
-	srv, err := New(cfg)
-	if err != nil {
-		tb.Fatal(err)
-	}
-	if err := srv.Serve(); err != nil {
-		tb.Fatal(err)
-	}
-	tb.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		defer cancel()
-		srv.Shutdown(ctx)
-	})
-	return srv
+	return serveTest(tb, cfg)
 }
 
 // httpGet fetches path from srv's HTTP listener.

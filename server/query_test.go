@@ -35,22 +35,11 @@ func newConfiguredServer(t *testing.T, cfg check.Config, schemaText string, rels
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv, err := New(Config{
+	t.Cleanup(func() { engine.Close() }) // after the server's shutdown
+	srv := serveTest(t, Config{
 		Engine: engine, InstanceID: "test", Tokens: []Token{{Name: "tester", Secret: testSecret}},
 		GRPCAddr: "127.0.0.1:0", Quantization: time.Hour, Check: cfg,
 		Logger: slog.New(slog.NewTextHandler(io.Discard, nil)),
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := srv.Serve(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		defer cancel()
-		srv.Shutdown(ctx)
-		engine.Close()
 	})
 	ctx := context.Background()
 	meta := storage.WriteMetadata{Actor: "t"}

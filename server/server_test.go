@@ -27,11 +27,19 @@ func newTestServer(tb testing.TB, quantum time.Duration) (*Server, storage.Engin
 	if err != nil {
 		tb.Fatal(err)
 	}
-	srv, err := New(Config{
+	tb.Cleanup(func() { engine.Close() }) // after the server's shutdown
+	srv := serveTest(tb, Config{
 		Engine: engine, InstanceID: "test", Tokens: []Token{{Name: "tester", Secret: testSecret}},
 		GRPCAddr: "127.0.0.1:0", Quantization: quantum,
 		Logger: slog.New(slog.NewTextHandler(io.Discard, nil)),
 	})
+	return srv, engine
+}
+
+// serveTest starts a server with cfg and shuts it down when the test ends.
+func serveTest(tb testing.TB, cfg Config) *Server {
+	tb.Helper()
+	srv, err := New(cfg)
 	if err != nil {
 		tb.Fatal(err)
 	}
@@ -42,9 +50,8 @@ func newTestServer(tb testing.TB, quantum time.Duration) (*Server, storage.Engin
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		defer cancel()
 		srv.Shutdown(ctx)
-		engine.Close()
 	})
-	return srv, engine
+	return srv
 }
 
 type token string

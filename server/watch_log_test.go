@@ -148,23 +148,29 @@ func writeDocChange(t *testing.T, engine storage.Engine) storage.Revision {
 	return after
 }
 
+// afterFirst receives the first change of a watch stream and returns a
+// function that receives the rest until the stream ends.
+func afterFirst[T any](t *testing.T, recv func() (T, error)) (wait func()) {
+	t.Helper()
+	if _, err := recv(); err != nil {
+		t.Fatalf("first change: %v", err)
+	}
+	return func() {
+		for {
+			if _, err := recv(); err != nil {
+				return
+			}
+		}
+	}
+}
+
 func watchPembaGRPC(t *testing.T, ctx context.Context, srv *Server, after storage.Revision) (wait, disconnect func()) {
 	cc := dialTest(t, srv)
 	stream, err := pb.NewWatchServiceClient(cc).Watch(ctx, &pb.WatchRequest{Since: srv.zookie(after)})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := stream.Recv(); err != nil {
-		t.Fatalf("first change: %v", err)
-	}
-	wait = func() {
-		for {
-			if _, err := stream.Recv(); err != nil {
-				return
-			}
-		}
-	}
-	return wait, func() { cc.Close() }
+	return afterFirst(t, stream.Recv), func() { cc.Close() }
 }
 
 func watchAuthzedToEnd(t *testing.T, ctx context.Context, srv *Server, after storage.Revision) (wait, disconnect func()) {
@@ -173,17 +179,7 @@ func watchAuthzedToEnd(t *testing.T, ctx context.Context, srv *Server, after sto
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := stream.Recv(); err != nil {
-		t.Fatalf("first change: %v", err)
-	}
-	wait = func() {
-		for {
-			if _, err := stream.Recv(); err != nil {
-				return
-			}
-		}
-	}
-	return wait, func() { cc.Close() }
+	return afterFirst(t, stream.Recv), func() { cc.Close() }
 }
 
 func watchPembaHTTP(t *testing.T, ctx context.Context, srv *Server, after storage.Revision) (wait, disconnect func()) {

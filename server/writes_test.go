@@ -23,23 +23,11 @@ import (
 // serveEngine serves engine (which the caller closes) with limits.
 func serveEngine(t *testing.T, engine storage.Engine, limits Limits) *Server {
 	t.Helper()
-	srv, err := New(Config{
+	return serveTest(t, Config{
 		Engine: engine, InstanceID: "test", Tokens: []Token{{Name: "tester", Secret: testSecret}},
 		GRPCAddr: "127.0.0.1:0", Limits: limits,
 		Logger: slog.New(slog.NewTextHandler(io.Discard, nil)),
 	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := srv.Serve(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		defer cancel()
-		srv.Shutdown(ctx)
-	})
-	return srv
 }
 
 func memoryEngine(t *testing.T) storage.Engine {
