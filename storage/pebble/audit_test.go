@@ -7,6 +7,7 @@ import (
 	"math/rand/v2"
 	"reflect"
 	"slices"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -562,3 +563,34 @@ func TestAuditPostingLists(t *testing.T) {
 }
 
 func head(revs []storage.Revision) []storage.Revision { return revs[:min(len(revs), 8)] }
+
+// TestHandedTerms: terms handed over by writes are taken once, not kept
+// for revisions the indexer has passed, and bounded.
+func TestHandedTerms(t *testing.T) {
+	var h handedTerms
+	var indexed atomic.Uint64
+	indexed.Store(10)
+	h.put(10, []string{"a|x"}, &indexed) // already indexed: dropped
+	h.put(11, []string{"a|y"}, &indexed)
+	h.put(12, []string{"a|z"}, &indexed)
+	if _, ok := h.take(10); ok {
+		t.Fatal("terms kept for an indexed revision")
+	}
+	if got, ok := h.take(11); !ok || !slices.Equal(got, []string{"a|y"}) {
+		t.Fatalf("take(11) = %v, %v", got, ok)
+	}
+	if _, ok := h.take(11); ok {
+		t.Fatal("terms taken twice")
+	}
+	indexed.Store(12)
+	h.drop(11, 12)
+	if len(h.terms) != 0 {
+		t.Fatalf("%d terms left after the index passed them", len(h.terms))
+	}
+	for rev := range storage.Revision(handedMax + 10) {
+		h.put(13+rev, nil, &indexed)
+	}
+	if len(h.terms) != handedMax {
+		t.Fatalf("%d terms waiting, want at most %d", len(h.terms), handedMax)
+	}
+}

@@ -8,6 +8,8 @@ import (
 	"iter"
 	"log"
 	"slices"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	pdb "github.com/cockroachdb/pebble/v2"
@@ -154,11 +156,15 @@ func (e *Engine) indexAuditPage(ctx context.Context) (more bool, err error) {
 	lists := make(map[string][]storage.Revision)
 	err = e.scanPage(ctx, auditEntryKey(from), auditEntryKey(head+1), false, func(k, v []byte) bool {
 		rev := storage.Revision(beUint64(k[2:]))
-		en, err := auditlog.Decode(v)
-		if err != nil {
-			log.Printf("pemba: audit log index: entry %d left out: %v", rev, err)
+		terms, ok := e.handed.take(rev)
+		if !ok {
+			en, err := auditlog.Decode(v)
+			if err != nil {
+				log.Printf("pemba: audit log index: entry %d left out: %v", rev, err)
+			}
+			terms = auditlog.Terms(&en)
 		}
-		for _, term := range auditlog.Terms(&en) {
+		for _, term := range terms {
 			lists[term] = append(lists[term], rev)
 			size += len(term) + 3
 		}
@@ -198,7 +204,60 @@ func (e *Engine) indexAuditPage(ctx context.Context) (more bool, err error) {
 		return false, err
 	}
 	e.auditIndexed.Store(uint64(through))
+	e.handed.drop(from, through)
 	return through < head, nil
+}
+
+// handedTerms holds the index terms writes computed for their entries
+// before committing, by revision, until the indexer takes them. It is
+// bounded: past handedMax entries (an indexer far behind) writes hand
+// nothing more, and the indexer decodes those entries instead.
+type handedTerms struct {
+	mu    sync.Mutex
+	terms map[storage.Revision][]string
+}
+
+const handedMax = 1 << 16
+
+// put hands over the terms of rev's entry, unless the indexer is already
+// past it (indexed, read under the lock that drop takes after the
+// indexer advances it, so nothing the indexer passed stays behind) or
+// too many wait.
+func (h *handedTerms) put(rev storage.Revision, terms []string, indexed *atomic.Uint64) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if rev <= storage.Revision(indexed.Load()) || len(h.terms) >= handedMax {
+		return
+	}
+	if h.terms == nil {
+		h.terms = make(map[storage.Revision][]string)
+	}
+	h.terms[rev] = terms
+}
+
+// take removes and returns the terms handed over for rev.
+func (h *handedTerms) take(rev storage.Revision) ([]string, bool) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	t, ok := h.terms[rev]
+	if ok {
+		delete(h.terms, rev)
+	}
+	return t, ok
+}
+
+// drop forgets terms handed over for revisions in [from, through], which
+// the index now covers: a write that handed its terms after the indexer
+// had decoded its entry.
+func (h *handedTerms) drop(from, through storage.Revision) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if len(h.terms) == 0 {
+		return
+	}
+	for rev := from; rev <= through; rev++ {
+		delete(h.terms, rev)
+	}
 }
 
 // termRevisions streams the revisions in [lo, hi] indexed under term: from

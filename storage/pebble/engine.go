@@ -112,6 +112,10 @@ type Engine struct {
 	// auditTrimmed is the newest revision TrimAudit removed ("m at"): a
 	// posting list may still name revisions up to it, which readers skip.
 	auditTrimmed atomic.Uint64
+	// handed holds the index terms of committed entries that their writes
+	// computed before the commit, so the indexer need not decode them
+	// again (see handTerms).
+	handed handedTerms
 
 	// notifyMu guards notify, a channel closed (and replaced) on every
 	// commit and on Close to wake watchers.

@@ -108,15 +108,23 @@ func (e *Engine) write(ctx context.Context, req storage.WriteRequest) (storage.R
 		}
 		prepared.auditFilter, prepared.auditFiltered, prepared.auditBuilt = prepared.audit.Filter(), true, true
 	}
+	var terms []string
+	if prepared.auditBuilt {
+		terms = prepared.audit.Terms() // before the lock, for the indexer
+	}
 
 	release, err := e.use()
 	if err != nil {
 		return 0, err
 	}
 	defer release()
-	return e.serialize(ctx, prepared, func(c *commit) error {
+	rev, err := e.serialize(ctx, prepared, func(c *commit) error {
 		return e.applyWrite(ctx, c, &req, &set)
 	})
+	if err == nil && terms != nil {
+		e.handed.put(rev, terms, &e.auditIndexed)
+	}
+	return rev, err
 }
 
 // applyWrite checks req against the store as of the last applied revision
