@@ -265,7 +265,14 @@ func (ev *evaluation) evalArrow(typ string, ids []string, a *schema.Arrow, perm 
 		if err != nil {
 			return nil, err
 		}
+		edgeUntil := c.until
 		c.and(t)
+		if c.perm == NoPermission {
+			// A related object that does not grant blocks .all only while
+			// its relationship lasts: once that expires, the object no
+			// longer counts and the others may grant.
+			c.until = min(c.until, edgeUntil)
+		}
 		seen[ed.i] = true
 		out[ed.i].and(c)
 	}

@@ -92,3 +92,42 @@ definition document {
 		}
 	}
 }
+
+// TestUntilOfAllArrow: a related object that does not grant blocks
+// `.all` only while its relationship lasts, so the denial's until is
+// that relationship's expiration, after which the others grant.
+func TestUntilOfAllArrow(t *testing.T) {
+	s, err := schema.Compile("all.zed", `
+use expiration
+definition user {}
+definition folder {
+	relation viewer: user
+}
+definition document {
+	relation parent: folder with expiration
+	permission all_view = parent.all(viewer)
+}`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	blockedUntil := goldenNow.Add(72 * time.Hour)
+	store := newTestStore(t)
+	store.write(t, []graph.Relationship{
+		graph.MustParseRelationship("document:d#parent@folder:a"),
+		{Resource: graph.ObjectRef{Type: "document", ID: "d"}, Relation: "parent",
+			Subject: graph.SubjectRef{Object: graph.ObjectRef{Type: "folder", ID: "b"}}, Expiration: &blockedUntil},
+		graph.MustParseRelationship("folder:a#viewer@user:u"),
+	})
+	snap := Snapshot{Schema: s, Reader: store.reader(t)}
+	u := graph.SubjectRef{Object: graph.ObjectRef{Type: "user", ID: "u"}}
+	d := graph.ObjectRef{Type: "document", ID: "d"}
+	e := New(Config{CacheEntries: -1, ReadCacheBytes: -1})
+	now, err := e.answerAt(context.Background(), snap, u, nil, d, "all_view", goldenNow)
+	if err != nil || now.perm != NoPermission || now.until != blockedUntil.UnixNano() {
+		t.Fatalf("now: %v until %v (%v), want denied until %v", now.perm, time.Unix(0, now.until).UTC(), err, blockedUntil)
+	}
+	later, err := e.answerAt(context.Background(), snap, u, nil, d, "all_view", blockedUntil)
+	if err != nil || later.perm != HasPermission {
+		t.Fatalf("once folder:b's relationship expired: %v (%v), want granted", later.perm, err)
+	}
+}
