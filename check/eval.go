@@ -106,7 +106,7 @@ func (ev *evaluation) checkBatch(typ, rel string, ids []string, depth int) ([]ou
 	if err != nil {
 		return nil, err
 	}
-	if cl != nil && (ev.limit < ev.eng.cfg.MaxDepth && ev.explain || !cl.tooDeep(ids, depth, ev.limit)) {
+	if cl != nil && ((ev.explain && ev.limit < ev.eng.cfg.MaxDepth) || !cl.tooDeep(ids, depth, ev.limit)) {
 		return ev.fromClosure(cl, typ, rel, ids, noOutcomes(len(ids)), depth)
 	}
 	out := make([]outcome, len(ids))

@@ -224,20 +224,7 @@ func relationshipFromAuthzed(r *v1.Relationship, field string) (graph.Relationsh
 		}
 		out.Caveat = &graph.Caveat{Name: c.GetCaveatName(), Context: c.GetContext().AsMap()}
 	}
-	if e := r.GetOptionalExpiresAt(); e != nil {
-		if err := e.CheckValid(); err != nil {
-			return graph.Relationship{}, invalidField(field+".optional_expires_at", "%v", err)
-		}
-		t := e.AsTime()
-		out.Expiration = &t
-	}
-	if err := out.Validate(); err != nil {
-		return graph.Relationship{}, invalidField(field, "%v", err)
-	}
-	if err := storage.ValidateRelationship(out); err != nil {
-		return graph.Relationship{}, invalidField(field, "%v", err)
-	}
-	return out, nil
+	return withExpiration(out, r.GetOptionalExpiresAt(), field, "optional_expires_at")
 }
 
 func objectToAuthzed(o graph.ObjectRef) *v1.ObjectReference {

@@ -59,20 +59,27 @@ func relationshipFromProto(r *pb.Relationship, field string) (graph.Relationship
 	if c := r.GetCaveat(); c != nil {
 		res.Caveat = &graph.Caveat{Name: c.GetName(), Context: c.GetContext().AsMap()}
 	}
-	if e := r.GetExpiration(); e != nil {
+	return withExpiration(res, r.GetExpiration(), field, "expiration")
+}
+
+// withExpiration completes a relationship converted from either API: it
+// sets the expiration from e (named field.expField in errors) and
+// validates the whole relationship, as a write would.
+func withExpiration(r graph.Relationship, e *timestamppb.Timestamp, field, expField string) (graph.Relationship, error) {
+	if e != nil {
 		if err := e.CheckValid(); err != nil {
-			return graph.Relationship{}, invalidField(field+".expiration", "%v", err)
+			return graph.Relationship{}, invalidField(field+"."+expField, "%v", err)
 		}
 		t := e.AsTime()
-		res.Expiration = &t
+		r.Expiration = &t
 	}
-	if err := res.Validate(); err != nil {
+	if err := r.Validate(); err != nil {
 		return graph.Relationship{}, invalidField(field, "%v", err)
 	}
-	if err := storage.ValidateRelationship(res); err != nil {
+	if err := storage.ValidateRelationship(r); err != nil {
 		return graph.Relationship{}, invalidField(field, "%v", err)
 	}
-	return res, nil
+	return r, nil
 }
 
 func objectToProto(o graph.ObjectRef) *pb.ObjectRef {

@@ -258,7 +258,7 @@ func (e *Engine) indexedRevisions(ctx context.Context, term string, lo, hi int64
 			if len(lists) < termListPage {
 				return true
 			}
-			last := int64(lists[len(lists)-1][len(lists[len(lists)-1])-1])
+			last := newestOf(lists)
 			if last >= hi {
 				return true
 			}
@@ -285,8 +285,14 @@ func (e *Engine) indexedRevisions(ctx context.Context, term string, lo, hi int64
 		if len(lists) < termListPage {
 			return true
 		}
-		below = int64(lists[len(lists)-1][len(lists[len(lists)-1])-1])
+		below = newestOf(lists)
 	}
+}
+
+// newestOf is the newest revision of the last of lists (each ascending).
+func newestOf(lists [][]storage.Revision) int64 {
+	last := lists[len(lists)-1]
+	return int64(last[len(last)-1])
 }
 
 // termLists reads one page of posting lists with stmt and its arguments,
