@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"strings"
 
 	"github.com/pembadb/pemba/graph"
 	"github.com/pembadb/pemba/storage"
@@ -23,10 +22,6 @@ type DeleteRequest struct {
 	// matches than Limit, where a delete would otherwise remove Limit of
 	// them and report More.
 	AllOrNothing bool
-	// ResourceIDPrefix, when set, narrows Filter (which must name a
-	// resource type and no resource IDs) to resources whose ID starts with
-	// it.
-	ResourceIDPrefix string
 	// Preconditions must hold at the delete's revision, as a write's do.
 	Preconditions []storage.Precondition
 	Metadata      storage.WriteMetadata
@@ -37,12 +32,11 @@ type DeleteRequest struct {
 // naming neither a resource type nor a subject is refused: it would
 // delete everything.
 //
-// A delete with preconditions or a resource ID prefix reads the matches
-// at the head and commits their deletion as one write (guarded by the
-// preconditions), so it removes at most the per-write limit of
-// relationships (the limit is in its error) and reports them in the
-// audit log as a write. A match created between that read and the
-// commit survives; the other deletes
+// A delete with preconditions reads the matches at the head and commits
+// their deletion as one write (guarded by the preconditions), so it
+// removes at most the per-write limit of relationships (the limit is in
+// its error) and reports them in the audit log as a write. A match
+// created between that read and the commit survives; the other deletes
 // run in the datastore's delete, which takes every match at its
 // revision. AllOrNothing's count is read at the head before the delete.
 func (w *Writer) Delete(ctx context.Context, req DeleteRequest, filter Path) (storage.DeleteResult, error) {
@@ -56,10 +50,10 @@ func (w *Writer) Delete(ctx context.Context, req DeleteRequest, filter Path) (st
 	if req.Limit < 0 {
 		return storage.DeleteResult{}, Invalid(filter, fmt.Errorf("limit %d is negative", req.Limit))
 	}
-	if req.ResourceIDPrefix != "" && (f.ResourceType == "" || len(f.ResourceIDs) > 0) {
-		return storage.DeleteResult{}, Invalid(filter, errors.New("a resource ID prefix needs a resource type and no resource ID"))
+	if err := f.Validate(); err != nil {
+		return storage.DeleteResult{}, Invalid(filter, err)
 	}
-	if len(req.Preconditions) > 0 || req.ResourceIDPrefix != "" {
+	if len(req.Preconditions) > 0 {
 		return w.deleteGuarded(ctx, req, filter)
 	}
 	if req.AllOrNothing && req.Limit > 0 {
@@ -67,7 +61,7 @@ func (w *Writer) Delete(ctx context.Context, req DeleteRequest, filter Path) (st
 		if err != nil {
 			return storage.DeleteResult{}, err
 		}
-		matches, err := readMatches(ctx, reader, f, "", req.Limit+1)
+		matches, err := readMatches(ctx, reader, f, req.Limit+1)
 		if err != nil {
 			return storage.DeleteResult{}, err
 		}
@@ -93,7 +87,7 @@ func (w *Writer) deleteGuarded(ctx context.Context, req DeleteRequest, filter Pa
 	if err != nil {
 		return storage.DeleteResult{}, err
 	}
-	matches, err := readMatches(ctx, reader, req.Filter, req.ResourceIDPrefix, bound+1)
+	matches, err := readMatches(ctx, reader, req.Filter, bound+1)
 	if err != nil {
 		return storage.DeleteResult{}, err
 	}
@@ -127,20 +121,12 @@ func deleteLimitError(filter Path, limit int) error {
 		fmt.Errorf("found more than %d relationships to delete and partial deletion was not requested", limit)})
 }
 
-// readMatches reads up to n live relationships matching f whose resource
-// ID starts with prefix.
-func readMatches(ctx context.Context, reader storage.Reader, f storage.Filter, prefix string, n int) ([]graph.Relationship, error) {
-	opts := storage.QueryOptions{Limit: n}
-	if prefix != "" {
-		opts.Limit = 0 // the filter yields a superset: count what matches
-	}
+// readMatches reads up to n live relationships matching f.
+func readMatches(ctx context.Context, reader storage.Reader, f storage.Filter, n int) ([]graph.Relationship, error) {
 	var out []graph.Relationship
-	for r, err := range reader.QueryRelationships(ctx, f, opts) {
+	for r, err := range reader.QueryRelationships(ctx, f, storage.QueryOptions{Limit: n}) {
 		if err != nil {
 			return nil, fmt.Errorf("read relationships to delete: %w", err)
-		}
-		if !strings.HasPrefix(r.Resource.ID, prefix) {
-			continue
 		}
 		if out = append(out, r); len(out) == n {
 			break

@@ -15,6 +15,7 @@ import (
 func TestDelete(t *testing.T) {
 	ctx := context.Background()
 	docs := storage.Filter{ResourceType: "doc"}
+	docsPrefix := func(p string) storage.Filter { return storage.Filter{ResourceType: "doc", ResourceIDPrefix: p} }
 	ann := storage.Filter{ResourceType: "doc", Subject: &storage.SubjectFilter{Type: "user", IDs: []string{"ann"}}}
 	for _, c := range []struct {
 		name    string
@@ -40,12 +41,12 @@ func TestDelete(t *testing.T) {
 		{"guarded, nothing matches", DeleteRequest{Filter: storage.Filter{ResourceType: "user"},
 			Preconditions: []storage.Precondition{{MustMatch: true, Filter: ann}}}, 0, false, nil, ""},
 		{"empty filter", DeleteRequest{}, 0, false, ErrInvalidInput, "filter: give at least resource_type or subject"},
-		{"ID prefix", DeleteRequest{Filter: docs, ResourceIDPrefix: "a"}, 2, false, nil, ""},
-		{"ID prefix, partial", DeleteRequest{Filter: docs, ResourceIDPrefix: "a", Limit: 1}, 1, true, nil, ""},
-		{"ID prefix, all or nothing", DeleteRequest{Filter: docs, ResourceIDPrefix: "a", Limit: 1, AllOrNothing: true}, 0, false, ErrDeleteLimit, ""},
-		{"ID prefix, guarded", DeleteRequest{Filter: docs, ResourceIDPrefix: "b", Preconditions: []storage.Precondition{{MustMatch: true, Filter: ann}}}, 1, false, nil, ""},
-		{"ID prefix without a type", DeleteRequest{Filter: storage.Filter{Subject: ann.Subject}, ResourceIDPrefix: "a"}, 0, false, ErrInvalidInput,
-			"filter: a resource ID prefix needs a resource type"},
+		{"ID prefix", DeleteRequest{Filter: docsPrefix("a")}, 2, false, nil, ""},
+		{"ID prefix, partial", DeleteRequest{Filter: docsPrefix("a"), Limit: 1}, 1, true, nil, ""},
+		{"ID prefix, all or nothing", DeleteRequest{Filter: docsPrefix("a"), Limit: 1, AllOrNothing: true}, 0, false, ErrDeleteLimit, ""},
+		{"ID prefix, guarded", DeleteRequest{Filter: docsPrefix("b"), Preconditions: []storage.Precondition{{MustMatch: true, Filter: ann}}}, 1, false, nil, ""},
+		{"ID prefix without a type", DeleteRequest{Filter: storage.Filter{Subject: ann.Subject, ResourceIDPrefix: "a"}}, 0, false, ErrInvalidInput,
+			"filter: invalid argument: filter resource id prefix: requires a resource type"},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			maxMutations := 10
@@ -73,7 +74,7 @@ func TestDelete(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			left, err := readMatches(ctx, reader, docs, "", 10)
+			left, err := readMatches(ctx, reader, docs, 10)
 			if err != nil {
 				t.Fatal(err)
 			}

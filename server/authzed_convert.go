@@ -252,18 +252,26 @@ func relationshipToAuthzed(r graph.Relationship) *v1.Relationship {
 	return out
 }
 
-// filterFromAuthzed converts a RelationshipFilter for a write (delete,
-// precondition): resource ID prefixes have no storage filter yet and are
-// refused as UNIMPLEMENTED there. Reads take them (readFilterFromAuthzed).
+// filterFromAuthzed converts a RelationshipFilter (read, delete,
+// precondition, export, watch); a resource ID prefix becomes the storage
+// filter's own, one key range on every engine.
 func filterFromAuthzed(f *v1.RelationshipFilter, field string) (storage.Filter, error) {
 	if f == nil {
 		return storage.Filter{}, invalidField(field, "missing")
 	}
-	if f.GetOptionalResourceIdPrefix() != "" {
-		return storage.Filter{}, status.Errorf(codes.Unimplemented,
-			"%s.optional_resource_id_prefix is not supported by this server yet; filter by optional_resource_id", field)
-	}
 	out := storage.Filter{ResourceType: f.GetResourceType(), Relation: f.GetOptionalRelation()}
+	if prefix := f.GetOptionalResourceIdPrefix(); prefix != "" {
+		switch {
+		case out.ResourceType == "":
+			return storage.Filter{}, invalidField(field+".optional_resource_id_prefix", "requires resource_type")
+		case f.GetOptionalResourceId() != "":
+			return storage.Filter{}, invalidField(field+".optional_resource_id_prefix", "cannot be combined with optional_resource_id")
+		}
+		if err := (graph.ObjectRef{Type: out.ResourceType, ID: prefix}).Validate(); err != nil {
+			return storage.Filter{}, invalidField(field+".optional_resource_id_prefix", "%v", err)
+		}
+		out.ResourceIDPrefix = prefix
+	}
 	if id := f.GetOptionalResourceId(); id != "" {
 		if out.ResourceType == "" {
 			return storage.Filter{}, invalidField(field+".optional_resource_id", "requires resource_type")
@@ -293,43 +301,6 @@ func filterFromAuthzed(f *v1.RelationshipFilter, field string) (storage.Filter, 
 		return storage.Filter{}, invalidField(field, "%v", err)
 	}
 	return out, nil
-}
-
-// readFilter is a RelationshipFilter for a read: the storage filter and
-// the resource ID prefix checked on each relationship it yields.
-type readFilter struct {
-	storage.Filter
-	idPrefix string
-}
-
-// matches reports whether r, which the storage filter matched, has the
-// resource ID prefix.
-func (f readFilter) matches(r graph.Relationship) bool {
-	return strings.HasPrefix(r.Resource.ID, f.idPrefix)
-}
-
-// readFilterFromAuthzed converts a RelationshipFilter for a read, where a
-// resource ID prefix is applied to the relationships the storage filter
-// yields.
-func readFilterFromAuthzed(f *v1.RelationshipFilter, field string) (readFilter, error) {
-	prefix := f.GetOptionalResourceIdPrefix()
-	if prefix == "" {
-		sf, err := filterFromAuthzed(f, field)
-		return readFilter{Filter: sf}, err
-	}
-	if f.GetResourceType() == "" {
-		return readFilter{}, invalidField(field+".optional_resource_id_prefix", "requires resource_type")
-	}
-	if f.GetOptionalResourceId() != "" {
-		return readFilter{}, invalidField(field+".optional_resource_id_prefix", "cannot be combined with optional_resource_id")
-	}
-	if err := (graph.ObjectRef{Type: f.GetResourceType(), ID: prefix}).Validate(); err != nil {
-		return readFilter{}, invalidField(field+".optional_resource_id_prefix", "%v", err)
-	}
-	rest := &v1.RelationshipFilter{ResourceType: f.GetResourceType(), OptionalRelation: f.GetOptionalRelation(),
-		OptionalSubjectFilter: f.GetOptionalSubjectFilter()}
-	sf, err := filterFromAuthzed(rest, field)
-	return readFilter{Filter: sf, idPrefix: prefix}, err
 }
 
 // validateFilterSchema checks that the types and relations a filter names

@@ -23,10 +23,10 @@ func (svc *authzedPermissions) exportBulkRelationships(req *v1.ExportBulkRelatio
 	if err := s.sendServerVersion(ctx, stream.SetHeader); err != nil {
 		return err
 	}
-	var f readFilter
+	var f storage.Filter
 	if pf := req.GetOptionalRelationshipFilter(); pf != nil {
 		var err error
-		if f, err = readFilterFromAuthzed(pf, "optional_relationship_filter"); err != nil {
+		if f, err = filterFromAuthzed(pf, "optional_relationship_filter"); err != nil {
 			return err
 		}
 	}
@@ -48,7 +48,7 @@ func (svc *authzedPermissions) exportBulkRelationships(req *v1.ExportBulkRelatio
 	if err != nil {
 		return err
 	}
-	if err := validateFilterSchema(snap.Schema, f.Filter, "optional_relationship_filter"); err != nil {
+	if err := validateFilterSchema(snap.Schema, f, "optional_relationship_filter"); err != nil {
 		return err
 	}
 	if err := s.sendZookieHeader(stream, rev); err != nil {
@@ -67,12 +67,9 @@ func (svc *authzedPermissions) exportBulkRelationships(req *v1.ExportBulkRelatio
 		page = make([]*v1.Relationship, 0, pageSize)
 		return err
 	}
-	for r, err := range snap.Reader.QueryRelationships(ctx, f.Filter, storage.QueryOptions{After: after}) {
+	for r, err := range snap.Reader.QueryRelationships(ctx, f, storage.QueryOptions{After: after}) {
 		if err != nil {
 			return fmt.Errorf("export relationships: %w", err)
-		}
-		if !f.matches(r) {
-			continue
 		}
 		page = append(page, relationshipToAuthzed(r))
 		last = r

@@ -244,11 +244,10 @@ func (svc *authzedPermissions) deleteRelationships(ctx context.Context, req *v1.
 	if req.GetRelationshipFilter() == nil {
 		return nil, invalidField("relationship_filter", "missing")
 	}
-	rf, err := readFilterFromAuthzed(req.GetRelationshipFilter(), "relationship_filter")
+	f, err := filterFromAuthzed(req.GetRelationshipFilter(), "relationship_filter")
 	if err != nil {
 		return nil, err
 	}
-	f := rf.Filter
 	pre, err := preconditionsFromAuthzed(req.GetOptionalPreconditions())
 	if err != nil {
 		return nil, err
@@ -270,7 +269,7 @@ func (svc *authzedPermissions) deleteRelationships(ctx context.Context, req *v1.
 	// Without optional_allow_partial_deletions, SpiceDB deletes nothing
 	// when more relationships match than optional_limit.
 	res, err := s.writer.Delete(ctx, core.DeleteRequest{
-		Filter: f, ResourceIDPrefix: rf.idPrefix, Limit: int(req.GetOptionalLimit()), AllOrNothing: !req.GetOptionalAllowPartialDeletions(),
+		Filter: f, Limit: int(req.GetOptionalLimit()), AllOrNothing: !req.GetOptionalAllowPartialDeletions(),
 		Preconditions: pre, Metadata: meta,
 	}, core.Field("relationship_filter"))
 	if err != nil {
@@ -297,7 +296,7 @@ func (svc *authzedPermissions) readRelationships(req *v1.ReadRelationshipsReques
 	if err := s.sendServerVersion(ctx, stream.SetHeader); err != nil {
 		return err
 	}
-	f, err := readFilterFromAuthzed(req.GetRelationshipFilter(), "relationship_filter")
+	f, err := filterFromAuthzed(req.GetRelationshipFilter(), "relationship_filter")
 	if err != nil {
 		return err
 	}
@@ -314,32 +313,18 @@ func (svc *authzedPermissions) readRelationships(req *v1.ReadRelationshipsReques
 	if err != nil {
 		return err
 	}
-	if err := validateFilterSchema(snap.Schema, f.Filter, "relationship_filter"); err != nil {
+	if err := validateFilterSchema(snap.Schema, f, "relationship_filter"); err != nil {
 		return err
 	}
 	if err := s.sendZookieHeader(stream, rev); err != nil {
 		return err
 	}
 	token := s.zedToken(rev)
-	// With a resource ID prefix the storage query yields a superset, so
-	// the limit is counted here, on what is sent.
-	limit := int(req.GetOptionalLimit())
-	opts := storage.QueryOptions{Limit: limit, After: after}
-	if f.idPrefix != "" {
-		opts.Limit = 0
-	}
-	sent := 0
-	for r, err := range snap.Reader.QueryRelationships(ctx, f.Filter, opts) {
+	opts := storage.QueryOptions{Limit: int(req.GetOptionalLimit()), After: after}
+	for r, err := range snap.Reader.QueryRelationships(ctx, f, opts) {
 		if err != nil {
 			return fmt.Errorf("read relationships: %w", err)
 		}
-		if !f.matches(r) {
-			continue
-		}
-		if limit > 0 && sent == limit {
-			return nil
-		}
-		sent++
 		if err := stream.Send(&v1.ReadRelationshipsResponse{
 			ReadAt:            token,
 			Relationship:      relationshipToAuthzed(r),

@@ -231,6 +231,23 @@ func TestAuthzedReadRelationships(t *testing.T) {
 		got[0].GetRelationship().GetResource().GetObjectId() != "team-a" {
 		t.Fatalf("prefix team-, limit 1: %v", got)
 	}
+	// Preconditions take a prefix too: team- matches, teams- does not.
+	guarded := func(op v1.Precondition_Operation, prefix string) error {
+		_, err := c.WriteRelationships(ctx, &v1.WriteRelationshipsRequest{
+			Updates: []*v1.RelationshipUpdate{azUpdate(v1.RelationshipUpdate_OPERATION_TOUCH, azDocRel("tea", "viewer", "x"))},
+			OptionalPreconditions: []*v1.Precondition{{Operation: op,
+				Filter: &v1.RelationshipFilter{ResourceType: "document", OptionalResourceIdPrefix: prefix}}},
+		})
+		return err
+	}
+	if err := guarded(v1.Precondition_OPERATION_MUST_MATCH, "team-"); err != nil {
+		t.Fatalf("must match prefix team-: %v", err)
+	}
+	wantCode(t, "must not match prefix team-", guarded(v1.Precondition_OPERATION_MUST_NOT_MATCH, "team-"), codes.FailedPrecondition)
+	wantCode(t, "must match prefix teams-", guarded(v1.Precondition_OPERATION_MUST_MATCH, "teams-"), codes.FailedPrecondition)
+	if err := guarded(v1.Precondition_OPERATION_MUST_NOT_MATCH, "teams-"); err != nil {
+		t.Fatalf("must not match prefix teams-: %v", err)
+	}
 	_, err = c.DeleteRelationships(ctx, &v1.DeleteRelationshipsRequest{RelationshipFilter: &v1.RelationshipFilter{OptionalResourceIdPrefix: "team-"}})
 	wantCode(t, "delete by prefix without a type", err, codes.InvalidArgument, "relationship_filter.optional_resource_id_prefix")
 	del, err := c.DeleteRelationships(ctx, &v1.DeleteRelationshipsRequest{RelationshipFilter: team})

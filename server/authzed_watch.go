@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"slices"
+	"strings"
 	"time"
 
 	v1 "github.com/authzed/authzed-go/proto/authzed/api/v1"
@@ -87,7 +88,7 @@ type authzedWatchPlan struct {
 	after   storage.Revision
 	kinds   watchKinds
 	types   map[string]bool // nil: every type
-	filters []readFilter    // none: every relationship
+	filters []storage.Filter   // none: every relationship
 }
 
 // authzedWatchPlan checks req: the start cursor (none: the head), the
@@ -102,9 +103,9 @@ func (s *Server) authzedWatchPlan(ctx context.Context, req *v1.WatchRequest) (au
 	if p.kinds, err = watchKindsFromAuthzed(req.GetOptionalUpdateKinds()); err != nil {
 		return p, err
 	}
-	p.filters = make([]readFilter, len(req.GetOptionalRelationshipFilters()))
+	p.filters = make([]storage.Filter, len(req.GetOptionalRelationshipFilters()))
 	for i, f := range req.GetOptionalRelationshipFilters() {
-		if p.filters[i], err = readFilterFromAuthzed(f, fmt.Sprintf("optional_relationship_filters[%d]", i)); err != nil {
+		if p.filters[i], err = filterFromAuthzed(f, fmt.Sprintf("optional_relationship_filters[%d]", i)); err != nil {
 			return p, err
 		}
 	}
@@ -185,7 +186,7 @@ func (p authzedWatchPlan) keeps(r graph.Relationship) bool {
 	if p.types != nil && !p.types[r.Resource.Type] {
 		return false
 	}
-	return len(p.filters) == 0 || slices.ContainsFunc(p.filters, func(f readFilter) bool { return filterMatches(f.Filter, r) && f.matches(r) })
+	return len(p.filters) == 0 || slices.ContainsFunc(p.filters, func(f storage.Filter) bool { return filterMatches(f, r) })
 }
 
 // feedItem is one revision of the engine's change feed, or its error.
@@ -237,6 +238,9 @@ func filterMatches(f storage.Filter, r graph.Relationship) bool {
 	if len(f.ResourceIDs) > 0 && !slices.Contains(f.ResourceIDs, r.Resource.ID) {
 		return false
 	}
+	if !strings.HasPrefix(r.Resource.ID, f.ResourceIDPrefix) {
+		return false
+	}
 	if f.Relation != "" && r.Relation != f.Relation {
 		return false
 	}
@@ -282,7 +286,7 @@ func (s *Server) authzedWatchTypes(ctx context.Context, types []string, after st
 // authzedWatchFilters checks that the types and relations the
 // relationship filters name are defined in the schema at after, where
 // the watch starts, for the same reason as authzedWatchTypes.
-func (s *Server) authzedWatchFilters(ctx context.Context, filters []readFilter, after storage.Revision) error {
+func (s *Server) authzedWatchFilters(ctx context.Context, filters []storage.Filter, after storage.Revision) error {
 	if len(filters) == 0 {
 		return nil
 	}
@@ -291,7 +295,7 @@ func (s *Server) authzedWatchFilters(ctx context.Context, filters []readFilter, 
 		return err
 	}
 	for i, f := range filters {
-		if err := validateFilterSchema(snap.Schema, f.Filter, fmt.Sprintf("optional_relationship_filters[%d]", i)); err != nil {
+		if err := validateFilterSchema(snap.Schema, f, fmt.Sprintf("optional_relationship_filters[%d]", i)); err != nil {
 			return err
 		}
 	}

@@ -82,12 +82,15 @@ type SubjectFilter struct {
 }
 
 // Filter selects relationships. Empty fields match anything; ResourceIDs
-// requires ResourceType.
+// and ResourceIDPrefix require ResourceType and exclude each other.
 type Filter struct {
 	ResourceType string
 	ResourceIDs  []string
-	Relation     string
-	Subject      *SubjectFilter
+	// ResourceIDPrefix, when set, matches the resources whose ID starts
+	// with it: one key range, not a scan of the type.
+	ResourceIDPrefix string
+	Relation         string
+	Subject          *SubjectFilter
 }
 
 // Precondition must hold, in the write's transaction, for the write to apply.

@@ -75,8 +75,9 @@ func EncodeCaveatContext(ctx map[string]any) ([]byte, error) {
 	return b, nil
 }
 
-// Validate checks a Filter: ResourceIDs need ResourceType, every name and ID
-// is well formed, and a subject filter names its type.
+// Validate checks a Filter: ResourceIDs and ResourceIDPrefix need
+// ResourceType, every name, ID and prefix is well formed, and a subject
+// filter names its type.
 func (f Filter) Validate() error {
 	if f.ResourceType != "" {
 		if err := graph.ValidateTypeName(f.ResourceType); err != nil {
@@ -89,6 +90,17 @@ func (f Filter) Validate() error {
 	for _, id := range f.ResourceIDs {
 		if err := graph.ValidateObjectID(id, false); err != nil {
 			return invalidErr("filter resource id", err)
+		}
+	}
+	if f.ResourceIDPrefix != "" {
+		switch {
+		case f.ResourceType == "":
+			return invalid("filter resource id prefix: requires a resource type")
+		case len(f.ResourceIDs) > 0:
+			return invalid("filter resource id prefix: give resource ids or a prefix, not both")
+		}
+		if err := graph.ValidateObjectID(f.ResourceIDPrefix, false); err != nil {
+			return invalidErr("filter resource id prefix", err)
 		}
 	}
 	if f.Relation != "" {
@@ -104,7 +116,7 @@ func (f Filter) Validate() error {
 
 // IsEmpty reports whether the filter matches every relationship.
 func (f Filter) IsEmpty() bool {
-	return f.ResourceType == "" && len(f.ResourceIDs) == 0 && f.Relation == "" && f.Subject == nil
+	return f.ResourceType == "" && len(f.ResourceIDs) == 0 && f.ResourceIDPrefix == "" && f.Relation == "" && f.Subject == nil
 }
 
 // Validate checks a ReverseFilter: the subject type is required.

@@ -76,6 +76,12 @@ var errCorrupt = errors.New("corrupt key or value")
 
 // appendComponent appends s in the order-preserving encoding.
 func appendComponent(dst []byte, s string) []byte {
+	return append(appendEscaped(dst, s), escByte, escEnd)
+}
+
+// appendEscaped appends s with its zero bytes escaped and no terminator:
+// the key prefix shared by every component that starts with s.
+func appendEscaped(dst []byte, s string) []byte {
 	for {
 		i := indexZero(s)
 		if i < 0 {
@@ -85,8 +91,7 @@ func appendComponent(dst []byte, s string) []byte {
 		dst = append(dst, escByte, escZero)
 		s = s[i+1:]
 	}
-	dst = append(dst, s...)
-	return append(dst, escByte, escEnd)
+	return append(dst, s...)
 }
 
 func indexZero(s string) int {

@@ -118,6 +118,11 @@ type plan struct {
 	has  [6]bool
 	one  [6]string
 	many [6][]string
+	// idPrefix, when set, is what component 1 (the resource ID of a
+	// forward query) must start with. A valid filter with a prefix fixes
+	// component 0 and not component 1, so the prefix always extends the
+	// one key prefix and matches needs no check of its own.
+	idPrefix string
 	// depth is how many leading components the prefixes fix.
 	depth    int
 	prefixes [][]byte
@@ -156,6 +161,7 @@ func (p *plan) forward(f *storage.Filter) *plan {
 		p.setOne(0, f.ResourceType)
 	}
 	p.setMany(1, f.ResourceIDs)
+	p.idPrefix = f.ResourceIDPrefix
 	if f.Relation != "" {
 		p.setOne(2, f.Relation)
 	}
@@ -195,6 +201,14 @@ func (p *plan) expand() {
 	i := 0
 	for ; i < 6 && p.has[i] && p.many[i] == nil; i++ {
 		p.buf = appendComponent(p.buf, p.one[i])
+	}
+	if p.idPrefix != "" && i == 1 && !p.has[1] {
+		// The escaped ID prefix (without its terminator) starts the
+		// keys of exactly the IDs that start with the prefix.
+		p.buf = appendEscaped(p.buf, p.idPrefix)
+		p.prefixes = append(p.prefixes[:0], p.buf)
+		p.depth = 1
+		return
 	}
 	p.prefixes = append(p.prefixes[:0], p.buf)
 	p.depth = i

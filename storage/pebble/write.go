@@ -205,7 +205,11 @@ func describeFilter(f *storage.Filter) string {
 		}
 		return fmt.Sprint(ids)
 	}
-	out := orAny(f.ResourceType) + ":" + ids(f.ResourceIDs) + "#" + orAny(f.Relation)
+	resourceIDs := ids(f.ResourceIDs)
+	if f.ResourceIDPrefix != "" {
+		resourceIDs = f.ResourceIDPrefix + "*"
+	}
+	out := orAny(f.ResourceType) + ":" + resourceIDs + "#" + orAny(f.Relation)
 	if s := f.Subject; s != nil {
 		out += "@" + s.Type + ":" + ids(s.IDs)
 		if s.Relation != nil {

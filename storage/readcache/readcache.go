@@ -118,6 +118,7 @@ func (r *reader) forwardKey(f storage.Filter, limit int) string {
 	return r.key('f', limit, func(b []byte) []byte {
 		b = appendField(b, f.ResourceType)
 		b = appendIDs(b, f.ResourceIDs)
+		b = appendField(b, f.ResourceIDPrefix)
 		b = appendField(b, f.Relation)
 		if f.Subject == nil {
 			return append(b, 0x02)

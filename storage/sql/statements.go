@@ -204,12 +204,26 @@ func (q *query) filter(f storage.Filter) {
 	if len(f.ResourceIDs) > 0 {
 		q.eqOrAny("resource_id", f.ResourceIDs)
 	}
+	if f.ResourceIDPrefix != "" {
+		q.idPrefix("resource_id", f.ResourceIDPrefix)
+	}
 	if f.Relation != "" {
 		q.printf(" AND relation = %s", q.arg(f.Relation))
 	}
 	if f.Subject != nil {
 		q.subject(*f.Subject)
 	}
+}
+
+// idPrefix matches the values of col that start with prefix as a range of
+// the bytewise (COLLATE "C") order the identity columns use, so the
+// primary key serves it: [prefix, prefix with its last byte incremented).
+// Valid IDs hold no byte 0xff, so the bound always exists.
+func (q *query) idPrefix(col, prefix string) {
+	q.printf(" AND %s >= %s", col, q.arg(prefix))
+	upper := []byte(prefix)
+	upper[len(upper)-1]++
+	q.printf(" AND %s < %s", col, q.arg(string(upper)))
 }
 
 func (q *query) subject(s storage.SubjectFilter) {

@@ -167,6 +167,9 @@ func describeFilter(f storage.Filter) string {
 	if len(f.ResourceIDs) > 0 {
 		s += fmt.Sprintf(":%v", f.ResourceIDs)
 	}
+	if f.ResourceIDPrefix != "" {
+		s += ":" + f.ResourceIDPrefix + "*"
+	}
 	if f.Relation != "" {
 		s += "#" + f.Relation
 	}

@@ -53,6 +53,7 @@ func matchSubject(s *storage.SubjectFilter, r graph.Relationship) bool {
 func matchForward(f storage.Filter, r graph.Relationship) bool {
 	return (f.ResourceType == "" || f.ResourceType == r.Resource.Type) &&
 		(len(f.ResourceIDs) == 0 || slices.Contains(f.ResourceIDs, r.Resource.ID)) &&
+		strings.HasPrefix(r.Resource.ID, f.ResourceIDPrefix) &&
 		(f.Relation == "" || f.Relation == r.Relation) &&
 		matchSubject(f.Subject, r)
 }
@@ -104,6 +105,20 @@ func testForwardQueries(t *testing.T, e storage.Engine) {
 			for _, rel := range relations {
 				for _, sf := range subjectFilters() {
 					f := storage.Filter{ResourceType: typ, ResourceIDs: idl, Relation: rel, Subject: sf}
+					want := expect(rs, func(r graph.Relationship) bool { return matchForward(f, r) }, compareForward)
+					got := formatAll(collect(t, rd.QueryRelationships(ctx, f, storage.QueryOptions{})))
+					equalStrings(t, "forward query "+describe(f)+" "+describe(sf), got, want)
+					n++
+				}
+			}
+		}
+	}
+	// ID prefixes: "1" holds 1 and 10, "10" only 10; "a" a folder, "x" nothing.
+	for _, typ := range types[1:] {
+		for _, prefix := range []string{"1", "10", "a", "x"} {
+			for _, rel := range relations {
+				for _, sf := range subjectFilters() {
+					f := storage.Filter{ResourceType: typ, ResourceIDPrefix: prefix, Relation: rel, Subject: sf}
 					want := expect(rs, func(r graph.Relationship) bool { return matchForward(f, r) }, compareForward)
 					got := formatAll(collect(t, rd.QueryRelationships(ctx, f, storage.QueryOptions{})))
 					equalStrings(t, "forward query "+describe(f)+" "+describe(sf), got, want)
@@ -315,6 +330,9 @@ func testBadFilters(t *testing.T, e storage.Engine) {
 		"subject without type":   {ResourceType: "document", Subject: &storage.SubjectFilter{IDs: []string{"alice"}}},
 		"subject bad relation":   {ResourceType: "document", Subject: &storage.SubjectFilter{Type: "user", Relation: ptr("Bad")}},
 		"subject ellipsis words": {ResourceType: "document", Subject: &storage.SubjectFilter{Type: "user", Relation: ptr("...")}},
+		"prefix without type":    {ResourceIDPrefix: "1"},
+		"prefix and ids":         {ResourceType: "document", ResourceIDs: []string{"1"}, ResourceIDPrefix: "1"},
+		"bad prefix":             {ResourceType: "document", ResourceIDPrefix: "a b"},
 	}
 	for name, f := range forward {
 		wantErrIs(t, "forward "+name, firstErr(rd.QueryRelationships(ctx, f, storage.QueryOptions{})), storage.ErrInvalidArgument)

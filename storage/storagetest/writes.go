@@ -124,6 +124,8 @@ func testPreconditions(t *testing.T, e storage.Engine) {
 	noMatch := storage.Filter{ResourceType: "document", ResourceIDs: []string{"2"}}
 	expiredOnly := storage.Filter{ResourceType: "document", ResourceIDs: []string{"3"}}
 	bySubject := storage.Filter{ResourceType: "document", Subject: &storage.SubjectFilter{Type: "user", IDs: []string{"alice"}}}
+	byPrefix := storage.Filter{ResourceType: "document", ResourceIDPrefix: "1", Relation: "viewer"}
+	expiredByPrefix := storage.Filter{ResourceType: "document", ResourceIDPrefix: "3"}
 	cases := []struct {
 		name  string
 		pre   []storage.Precondition
@@ -131,6 +133,9 @@ func testPreconditions(t *testing.T, e storage.Engine) {
 	}{
 		{"must match, matches", []storage.Precondition{{MustMatch: true, Filter: match}}, true},
 		{"must match, subject filter", []storage.Precondition{{MustMatch: true, Filter: bySubject}}, true},
+		{"must match, id prefix", []storage.Precondition{{MustMatch: true, Filter: byPrefix}}, true},
+		{"must not match, id prefix", []storage.Precondition{{MustMatch: false, Filter: byPrefix}}, false},
+		{"must match, id prefix of only expired", []storage.Precondition{{MustMatch: true, Filter: expiredByPrefix}}, false},
 		{"must match, no match", []storage.Precondition{{MustMatch: true, Filter: noMatch}}, false},
 		{"must match, only expired", []storage.Precondition{{MustMatch: true, Filter: expiredOnly}}, false},
 		{"must not match, no match", []storage.Precondition{{MustMatch: false, Filter: noMatch}}, true},
@@ -284,6 +289,17 @@ func testDeleteRelationshipsLimit(t *testing.T, e storage.Engine) {
 		t.Fatalf("delete by subject = %+v, %v; want 2 deleted", res, err)
 	}
 	equalStrings(t, "at the end", allAtHead(t, e), nil)
+
+	touch(t, e, "document:x1#viewer@user:a", "document:x10#viewer@user:a", "document:x2#viewer@user:a", "document:y1#viewer@user:a")
+	res, err = e.DeleteRelationships(ctx, storage.Filter{ResourceType: "document", ResourceIDPrefix: "x1"}, 0, meta)
+	if err != nil || res.Deleted != 2 || res.More {
+		t.Fatalf("delete by id prefix = %+v, %v; want 2 deleted", res, err)
+	}
+	equalStrings(t, "after deleting by id prefix", allAtHead(t, e), sorted("document:x2#viewer@user:a", "document:y1#viewer@user:a"))
+	_, err = e.DeleteRelationships(ctx, storage.Filter{ResourceType: "document"}, 0, meta)
+	if err != nil {
+		t.Fatal(err)
+	}
 
 	before := head(t, e)
 	_, err = e.DeleteRelationships(ctx, storage.Filter{}, 0, meta)
