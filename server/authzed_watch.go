@@ -87,8 +87,8 @@ func (svc *authzedWatch) watch(req *v1.WatchRequest, stream grpc.ServerStreaming
 type authzedWatchPlan struct {
 	after   storage.Revision
 	kinds   watchKinds
-	types   map[string]bool // nil: every type
-	filters []storage.Filter   // none: every relationship
+	types   map[string]bool  // nil: every type
+	filters []storage.Filter // none: every relationship
 }
 
 // authzedWatchPlan checks req: the start cursor (none: the head), the
