@@ -33,11 +33,11 @@ import (
 // pemba.v1: the services SpiceDB clients call, each answering UNIMPLEMENTED
 // for the RPCs this server does not serve yet.
 func (s *Server) registerAuthzed(g *grpc.Server) {
-	perms := &authzedPermissions{s: s}
-	v1.RegisterSchemaServiceServer(g, &authzedSchema{s: s})
+	perms, schema := &authzedPermissions{s: s}, &authzedSchema{s: s}
+	v1.RegisterSchemaServiceServer(g, schema)
 	v1.RegisterPermissionsServiceServer(g, perms)
 	v1.RegisterWatchServiceServer(g, &authzedWatch{s: s})
-	v1.RegisterExperimentalServiceServer(g, &authzedExperimental{perms: perms})
+	v1.RegisterExperimentalServiceServer(g, &authzedExperimental{perms: perms, schema: schema})
 }
 
 // serveSpiceDBHTTP serves SpiceDB's HTTP/JSON API on its own listener:

@@ -376,13 +376,22 @@ func TestAuthzedDeletePreconditionsAndMetadata(t *testing.T) {
 	if part.GetDeletionProgress() != v1.DeleteRelationshipsResponse_DELETION_PROGRESS_PARTIAL || part.GetRelationshipsDeletedCount() != 2 {
 		t.Fatalf("partial guarded delete: %v", part)
 	}
-	rest, err := c.DeleteRelationships(ctx, &v1.DeleteRelationshipsRequest{RelationshipFilter: viewers, OptionalPreconditions: mustBan("eve")})
+	if part.GetAfterResultCursor().GetToken() == "" {
+		t.Fatalf("a partial delete hands out no cursor: %v", part)
+	}
+	_, err = c.DeleteRelationships(ctx, &v1.DeleteRelationshipsRequest{RelationshipFilter: viewers, OptionalCursor: part.GetAfterResultCursor()})
+	wantCode(t, "cursor without a limit", err, codes.InvalidArgument, "optional_cursor: requires optional_limit and optional_allow_partial_deletions")
+	_, err = c.DeleteRelationships(ctx, &v1.DeleteRelationshipsRequest{RelationshipFilter: viewers, OptionalLimit: 2,
+		OptionalAllowPartialDeletions: true, OptionalCursor: &v1.Cursor{Token: "nonsense"}})
+	wantCode(t, "malformed cursor", err, codes.InvalidArgument, "optional_cursor")
+	rest, err := c.DeleteRelationships(ctx, &v1.DeleteRelationshipsRequest{RelationshipFilter: viewers, OptionalLimit: 2,
+		OptionalAllowPartialDeletions: true, OptionalCursor: part.GetAfterResultCursor(), OptionalPreconditions: mustBan("eve")})
 	if err != nil {
 		t.Fatal(err)
 	}
 	if rest.GetDeletionProgress() != v1.DeleteRelationshipsResponse_DELETION_PROGRESS_COMPLETE || rest.GetRelationshipsDeletedCount() != 1 ||
-		rest.GetDeletedAt().GetToken() == "" {
-		t.Fatalf("guarded delete of the rest: %v", rest)
+		rest.GetDeletedAt().GetToken() == "" || rest.GetAfterResultCursor() != nil {
+		t.Fatalf("guarded delete of the rest, from the cursor: %v", rest)
 	}
 
 	// The write's transaction metadata is recorded as audit labels.

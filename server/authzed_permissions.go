@@ -238,8 +238,10 @@ func (svc *authzedPermissions) deleteRelationships(ctx context.Context, req *v1.
 	if err := s.unaryServerVersion(ctx); err != nil {
 		return nil, err
 	}
-	if req.GetOptionalCursor() != nil {
-		return nil, status.Error(codes.Unimplemented, "optional_cursor on DeleteRelationships is not supported by this server yet")
+	if c := req.GetOptionalCursor(); c != nil {
+		if err := svc.deleteCursor(c.GetToken(), req); err != nil {
+			return nil, err
+		}
 	}
 	if req.GetRelationshipFilter() == nil {
 		return nil, invalidField("relationship_filter", "missing")
@@ -275,15 +277,32 @@ func (svc *authzedPermissions) deleteRelationships(ctx context.Context, req *v1.
 	if err != nil {
 		return nil, err
 	}
-	progress := v1.DeleteRelationshipsResponse_DELETION_PROGRESS_COMPLETE
-	if res.More {
-		progress = v1.DeleteRelationshipsResponse_DELETION_PROGRESS_PARTIAL
-	}
-	return &v1.DeleteRelationshipsResponse{
+	out := &v1.DeleteRelationshipsResponse{
 		DeletedAt:                 s.zedToken(res.Revision),
-		DeletionProgress:          progress,
+		DeletionProgress:          v1.DeleteRelationshipsResponse_DELETION_PROGRESS_COMPLETE,
 		RelationshipsDeletedCount: uint64(res.Deleted),
-	}, nil
+	}
+	if res.More {
+		out.DeletionProgress = v1.DeleteRelationshipsResponse_DELETION_PROGRESS_PARTIAL
+		out.AfterResultCursor = &v1.Cursor{Token: s.revs.Zookies().EncodeCursor(res.Revision, "")}
+	}
+	return out, nil
+}
+
+// deleteCursor checks the cursor a partial delete handed out, which the
+// next call passes back to go on. A committed delete leaves none of the
+// relationships it removed to re-examine, so going on is deleting what
+// still matches: the cursor carries only the revision it was issued at.
+// As in SpiceDB, it needs optional_limit and
+// optional_allow_partial_deletions.
+func (svc *authzedPermissions) deleteCursor(token string, req *v1.DeleteRelationshipsRequest) error {
+	if _, _, err := svc.s.revs.Zookies().DecodeCursor(token); err != nil {
+		return invalidField("optional_cursor", "%v", err)
+	}
+	if req.GetOptionalLimit() == 0 || !req.GetOptionalAllowPartialDeletions() {
+		return invalidField("optional_cursor", "requires optional_limit and optional_allow_partial_deletions")
+	}
+	return nil
 }
 
 func (svc *authzedPermissions) ReadRelationships(req *v1.ReadRelationshipsRequest, stream grpc.ServerStreamingServer[v1.ReadRelationshipsResponse]) error {

@@ -2,9 +2,11 @@ package server
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"io"
 	"log/slog"
+	"reflect"
 	"slices"
 	"strings"
 	"testing"
@@ -17,6 +19,8 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/metadata"
+	"google.golang.org/protobuf/encoding/protojson"
+	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/structpb"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
@@ -777,6 +781,98 @@ func TestAuthzedExperimentalBulk(t *testing.T) {
 	if len(page.GetRelationships()) != 4 || page.GetAfterResultCursor().GetToken() == "" {
 		t.Fatalf("export page: %v", page)
 	}
-	_, err = c.ExperimentalReflectSchema(ctx, &v1.ExperimentalReflectSchemaRequest{})
+	_, err = c.ExperimentalCountRelationships(ctx, &v1.ExperimentalCountRelationshipsRequest{Name: "docs"})
 	wantCode(t, "an experimental RPC not served", err, codes.Unimplemented)
+}
+
+// TestAuthzedExperimentalSchema checks that each experimental schema RPC
+// answers exactly what its stable twin does, field for field.
+func TestAuthzedExperimentalSchema(t *testing.T) {
+	srv := serveAuthzedTest(t)
+	tok := setupAuthzed(t, authzedClient(t, srv, testSecret))
+	c, err := authzed.NewClientWithExperimentalAPIs(srv.Addr().String(),
+		grpc.WithTransportCredentials(insecure.NewCredentials()), grpcutil.WithInsecureBearerToken(testSecret))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	ctx := context.Background()
+	at := &v1.Consistency{Requirement: &v1.Consistency_AtExactSnapshot{AtExactSnapshot: tok}}
+	changed := "definition user {}\ndefinition robot {}\ndefinition document {\n relation viewer: user | robot\n permission view = viewer\n}"
+	pairs := []struct {
+		name         string
+		stable, exp  func() (proto.Message, error)
+		wantNonEmpty string
+	}{
+		{"reflect",
+			func() (proto.Message, error) { return c.ReflectSchema(ctx, &v1.ReflectSchemaRequest{Consistency: at}) },
+			func() (proto.Message, error) {
+				return c.ExperimentalReflectSchema(ctx, &v1.ExperimentalReflectSchemaRequest{Consistency: at})
+			}, "definitions"},
+		{"reflect, filtered",
+			func() (proto.Message, error) {
+				return c.ReflectSchema(ctx, &v1.ReflectSchemaRequest{Consistency: at,
+					OptionalFilters: []*v1.ReflectionSchemaFilter{{OptionalDefinitionNameFilter: "doc"}}})
+			},
+			func() (proto.Message, error) {
+				return c.ExperimentalReflectSchema(ctx, &v1.ExperimentalReflectSchemaRequest{Consistency: at,
+					OptionalFilters: []*v1.ExpSchemaFilter{{OptionalDefinitionNameFilter: "doc"}}})
+			}, "definitions"},
+		{"diff",
+			func() (proto.Message, error) {
+				return c.DiffSchema(ctx, &v1.DiffSchemaRequest{Consistency: at, ComparisonSchema: changed})
+			},
+			func() (proto.Message, error) {
+				return c.ExperimentalDiffSchema(ctx, &v1.ExperimentalDiffSchemaRequest{Consistency: at, ComparisonSchema: changed})
+			}, "diffs"},
+		{"computable permissions",
+			func() (proto.Message, error) {
+				return c.ComputablePermissions(ctx, &v1.ComputablePermissionsRequest{Consistency: at, DefinitionName: "document", RelationName: "viewer"})
+			},
+			func() (proto.Message, error) {
+				return c.ExperimentalComputablePermissions(ctx, &v1.ExperimentalComputablePermissionsRequest{Consistency: at, DefinitionName: "document", RelationName: "viewer"})
+			}, "permissions"},
+		{"dependent relations",
+			func() (proto.Message, error) {
+				return c.DependentRelations(ctx, &v1.DependentRelationsRequest{Consistency: at, DefinitionName: "document", PermissionName: "view"})
+			},
+			func() (proto.Message, error) {
+				return c.ExperimentalDependentRelations(ctx, &v1.ExperimentalDependentRelationsRequest{Consistency: at, DefinitionName: "document", PermissionName: "view"})
+			}, "relations"},
+	}
+	for _, p := range pairs {
+		t.Run(p.name, func(t *testing.T) {
+			stable, err := p.stable()
+			if err != nil {
+				t.Fatal(err)
+			}
+			exp, err := p.exp()
+			if err != nil {
+				t.Fatal(err)
+			}
+			want, got := asJSON(t, stable), asJSON(t, exp)
+			if !reflect.DeepEqual(got, want) {
+				t.Fatalf("experimental answer\n%v\ndiffers from the stable one\n%v", got, want)
+			}
+			if v, _ := want[p.wantNonEmpty].([]any); len(v) == 0 {
+				t.Fatalf("the stable answer has no %s: %v", p.wantNonEmpty, want)
+			}
+		})
+	}
+	_, err = c.ExperimentalDiffSchema(ctx, &v1.ExperimentalDiffSchemaRequest{Consistency: at, ComparisonSchema: "definition {"})
+	wantCode(t, "experimental diff of a broken schema", err, codes.InvalidArgument)
+}
+
+// asJSON is m's JSON form as generic values.
+func asJSON(t *testing.T, m proto.Message) map[string]any {
+	t.Helper()
+	b, err := protojson.Marshal(m)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out map[string]any
+	if err := json.Unmarshal(b, &out); err != nil {
+		t.Fatal(err)
+	}
+	return out
 }
