@@ -26,6 +26,9 @@ type Import struct {
 	// holds the batch's keys then.
 	create  bool
 	inBatch map[graph.Key]int
+	// atomic, when positive, makes the whole stream one batch of at
+	// most that many relationships, committed by Finish (see Atomic).
+	atomic int
 
 	batch     []graph.Relationship
 	sch       VersionedSchema
@@ -57,6 +60,17 @@ func (imp *Import) RefuseExisting() {
 	imp.inBatch = make(map[graph.Key]int, len(imp.batch))
 }
 
+// Atomic makes the import all or nothing, as SpiceDB's bulk import is:
+// the stream is buffered and Finish commits it in one revision, so a
+// failure anywhere commits none of it. The buffer is bounded by max
+// relationships (the limit and its flag are in the error of the one past
+// it); committing at the end, not holding a transaction open while the
+// client streams, keeps a slow client from holding up other writers.
+// Call it before the first Add.
+func (imp *Import) Atomic(max int) {
+	imp.atomic = max
+}
+
 // Committed is how many relationships of the stream are committed.
 func (imp *Import) Committed() int { return imp.committed }
 
@@ -80,12 +94,24 @@ func (imp *Import) Add(ctx context.Context, r graph.Relationship, field Path) er
 		}
 		imp.inBatch[k] = len(imp.batch)
 	}
+	if imp.atomic > 0 {
+		if len(imp.batch) == imp.atomic {
+			return Invalid(field, marked{ErrImportTooLarge, fmt.Errorf(
+				"an import is one transaction of at most %d relationships (--max-import-transaction); send the rest in another import", imp.atomic)})
+		}
+		imp.batch = append(imp.batch, r)
+		return nil
+	}
 	imp.batch = append(imp.batch, r)
 	if len(imp.batch) >= imp.size {
 		return imp.commit(ctx)
 	}
 	return nil
 }
+
+// ErrImportTooLarge is matched by the error of an Atomic import given more
+// relationships than its bound.
+var ErrImportTooLarge = errors.New("import too large")
 
 // Finish commits what is buffered. A stream that carried no relationship
 // commits nothing and reports the head.

@@ -22,7 +22,14 @@ type Limits struct {
 	// AuditPageSize is how many events one audit read returns when the
 	// request gives no limit, and the most it may ask for (default 1000).
 	AuditPageSize int
+	// MaxImportTransaction caps the relationships of an import committed
+	// in one transaction, as SpiceDB's bulk import is (default 10,000).
+	MaxImportTransaction int
 }
+
+// DefaultMaxImportTransaction is MaxImportTransaction's default: what zed's
+// backup restore sends in one import by default (ten batches of 1,000).
+const DefaultMaxImportTransaction = 10000
 
 // WithDefaults returns l with every zero (or negative) field at its default.
 func (l Limits) WithDefaults() Limits {
@@ -36,6 +43,9 @@ func (l Limits) WithDefaults() Limits {
 	orDefault(&l.LookupPageSize)
 	orDefault(&l.ImportBatchSize)
 	orDefault(&l.AuditPageSize)
+	if l.MaxImportTransaction <= 0 {
+		l.MaxImportTransaction = DefaultMaxImportTransaction
+	}
 	return l
 }
 

@@ -18,11 +18,11 @@ func (svc *authzedPermissions) ImportBulkRelationships(stream grpc.ClientStreami
 }
 
 // importBulkRelationships loads a stream of relationships through the
-// core import of `pemba import` (schema guard, batch size, idle timeout,
-// audit metadata), creating each one as SpiceDB does: a relationship
-// already stored or sent twice fails the import with ALREADY_EXISTS. The
-// batches committed before a failure stay, and the error says how many
-// relationships they hold.
+// core import of `pemba import` (schema guard, idle timeout, audit
+// metadata) as SpiceDB does: in one transaction (of at most
+// --max-import-transaction relationships), creating each one, so a
+// relationship already stored or sent twice fails the import with
+// ALREADY_EXISTS and nothing of the stream is committed.
 func (svc *authzedPermissions) importBulkRelationships(stream grpc.ClientStreamingServer[v1.ImportBulkRelationshipsRequest, v1.ImportBulkRelationshipsResponse]) error {
 	s := svc.s
 	ctx := stream.Context()
@@ -35,12 +35,10 @@ func (svc *authzedPermissions) importBulkRelationships(stream grpc.ClientStreami
 		return err
 	}
 	imp.RefuseExisting()
+	imp.Atomic(s.requests.MaxImportTransaction)
 	in := newIdleReceiver(stream.Recv, s.limits.StreamIdleTimeout)
 	if err := importAuthzed(ctx, imp, in); err != nil {
-		if imp.Committed() == 0 {
-			return err
-		}
-		return fmt.Errorf("import stopped after %d relationships were committed: %w", imp.Committed(), err)
+		return err
 	}
 	return stream.SendAndClose(&v1.ImportBulkRelationshipsResponse{NumLoaded: uint64(imp.Committed())})
 }

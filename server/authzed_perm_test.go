@@ -491,7 +491,7 @@ func TestAuthzedErrorReasons(t *testing.T) {
 }
 
 func TestAuthzedImportBulkRelationships(t *testing.T) {
-	srv := serveEngine(t, memoryEngine(t), Limits{ImportBatchSize: 2})
+	srv := serveEngine(t, memoryEngine(t), Limits{ImportBatchSize: 2, MaxImportTransaction: 6})
 	c := authzedClient(t, srv, testSecret)
 	ctx := context.Background()
 	if _, err := c.WriteSchema(ctx, &v1.WriteSchemaRequest{Schema: treeSchema}); err != nil {
@@ -529,18 +529,64 @@ func TestAuthzedImportBulkRelationships(t *testing.T) {
 		t.Fatalf("check after the import: %v", got.GetPermissionship())
 	}
 
-	// A relationship already stored: ALREADY_EXISTS, after the batch
-	// before it was committed.
-	_, err = importRels([]string{"document:c#viewer@user:cy", "document:c#viewer@user:cal", "document:a#viewer@user:ann"})
-	wantCode(t, "import of a stored relationship", err, codes.AlreadyExists, "after 2 relationships were committed", "document:a#viewer@user:ann")
+	// Each import is one transaction: whatever fails it, nothing of it
+	// is committed, though it spans several of the server's import
+	// batches (2 here).
+	relationshipsNow := func() []string {
+		t.Helper()
+		stream, err := c.ReadRelationships(ctx, &v1.ReadRelationshipsRequest{
+			Consistency:        &v1.Consistency{Requirement: &v1.Consistency_FullyConsistent{FullyConsistent: true}},
+			RelationshipFilter: &v1.RelationshipFilter{ResourceType: "document"}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		var out []string
+		for {
+			r, err := stream.Recv()
+			if errors.Is(err, io.EOF) {
+				return out
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			out = append(out, r.GetRelationship().GetResource().GetObjectId()+"#"+r.GetRelationship().GetRelation()+"@"+
+				r.GetRelationship().GetSubject().GetObject().GetObjectId())
+		}
+	}
+	before := relationshipsNow()
+	unchanged := func(what string) {
+		t.Helper()
+		if after := relationshipsNow(); !slices.Equal(after, before) {
+			t.Fatalf("%s committed part of the import: %v, before %v", what, after, before)
+		}
+	}
+	_, err = importRels([]string{"document:c#viewer@user:cy", "document:c#viewer@user:cal", "document:c#viewer@user:cat"},
+		[]string{"document:a#viewer@user:ann"})
+	wantCode(t, "import of a stored relationship", err, codes.AlreadyExists, "document:a#viewer@user:ann")
 	wantReason(t, err, v1.ErrorReason_ERROR_REASON_ATTEMPT_TO_RECREATE_RELATIONSHIP)
-	_, err = importRels([]string{"document:d#viewer@user:x", "document:d#viewer@user:x"})
+	unchanged("a stored relationship")
+	_, err = importRels([]string{"document:d#viewer@user:x", "document:d#viewer@user:y", "document:d#viewer@user:x"})
 	wantCode(t, "import of a relationship twice", err, codes.AlreadyExists, "document:d#viewer@user:x")
+	unchanged("a relationship sent twice")
 
 	// The schema guards it as it guards writes.
-	_, err = importRels([]string{"document:e#owner@user:x"})
-	wantCode(t, "import of an undefined relation", err, codes.FailedPrecondition, `relationships[0].relation: definition "document" has no relation "owner"`)
+	_, err = importRels([]string{"document:e#viewer@user:x", "document:e#viewer@user:y", "document:e#viewer@user:z", "document:e#owner@user:x"})
+	wantCode(t, "import of an undefined relation", err, codes.FailedPrecondition, `relationships[3].relation: definition "document" has no relation "owner"`)
 	wantReason(t, err, v1.ErrorReason_ERROR_REASON_UNKNOWN_RELATION_OR_PERMISSION)
+	unchanged("an undefined relation")
+
+	// More than the transaction bound (6 here): refused, naming the limit.
+	var seven []string
+	for i := range 7 {
+		seven = append(seven, fmt.Sprintf("document:g#viewer@user:u%d", i))
+	}
+	_, err = importRels(seven[:3], seven[3:])
+	wantCode(t, "import above the transaction bound", err, codes.InvalidArgument,
+		"relationships[6]: an import is one transaction of at most 6 relationships (--max-import-transaction)")
+	unchanged("an import above the bound")
+	if resp, err := importRels(seven[:3], seven[3:6]); err != nil || resp.GetNumLoaded() != 6 {
+		t.Fatalf("import of exactly the bound: %v, %v", resp, err)
+	}
 
 	// The experimental service's alias.
 	exp, err := authzed.NewClientWithExperimentalAPIs(srv.Addr().String(),

@@ -53,6 +53,10 @@ type Limits struct {
 	// ImportBatchSize is how many imported relationships one revision
 	// holds (default 1000).
 	ImportBatchSize int
+	// MaxImportTransaction caps the relationships of one SpiceDB
+	// ImportBulkRelationships stream, committed in one transaction
+	// (default 10,000).
+	MaxImportTransaction int
 	// StreamIdleTimeout ends a client stream (ImportRelationships) that
 	// sends nothing for this long (default 1m).
 	StreamIdleTimeout time.Duration
@@ -288,7 +292,7 @@ func New(cfg Config) (*Server, error) {
 	s.requests = core.Limits{
 		MaxWriteRelationships: s.limits.MaxWriteRelationships, MaxBulkCheckItems: s.limits.MaxBulkCheckItems,
 		LookupPageSize: s.limits.LookupPageSize, ImportBatchSize: s.limits.ImportBatchSize,
-		AuditPageSize: s.limits.AuditPageSize,
+		AuditPageSize: s.limits.AuditPageSize, MaxImportTransaction: s.limits.MaxImportTransaction,
 	}.WithDefaults()
 	s.writer = core.NewWriter(s.engine, s.revs, s.schemas, s.requests.MaxWriteRelationships)
 	s.stopping, s.stop = context.WithCancel(context.Background())

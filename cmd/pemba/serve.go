@@ -20,6 +20,7 @@ import (
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
 
+	"github.com/pembadb/pemba/core"
 	"github.com/pembadb/pemba/server"
 )
 
@@ -63,6 +64,7 @@ type serveOptions struct {
 	auditRetention  time.Duration
 
 	maxWrite        int
+	maxImportTx     int
 	maxBulkCheck    int
 	maxMessageBytes int
 	defaultDeadline time.Duration
@@ -191,6 +193,7 @@ evaluate its share themselves.`,
 	f.BoolVar(&o.audit, "audit", true, "record every write in the audit log (false stores none: for benchmarks; audit reads, check provenance and watch --since TIME are then refused)")
 	f.DurationVar(&o.auditRetention, "audit-retention", 0, "drop audit log entries older than this (0: keep them forever); garbage collection never removes them otherwise")
 	f.IntVar(&o.maxWrite, "max-write-relationships", 1000, "maximum updates in one WriteRelationships")
+	f.IntVar(&o.maxImportTx, "max-import-transaction", core.DefaultMaxImportTransaction, "maximum relationships of one SpiceDB ImportBulkRelationships stream, which commits in one transaction")
 	f.IntVar(&o.maxBulkCheck, "max-bulk-check-items", 1000, "maximum items in one BulkCheckPermission")
 	f.IntVar(&o.maxMessageBytes, "max-message-bytes", 4<<20, "maximum size of a received message")
 	f.DurationVar(&o.defaultDeadline, "default-deadline", 30*time.Second, "deadline of requests that carry none")
@@ -352,6 +355,7 @@ func serve(cmd *cobra.Command, o serveOptions) error {
 		Quantization:   o.quantization,
 		Limits: server.Limits{
 			MaxWriteRelationships: o.maxWrite,
+			MaxImportTransaction:  o.maxImportTx,
 			MaxBulkCheckItems:     o.maxBulkCheck,
 			MaxMessageBytes:       o.maxMessageBytes,
 			DefaultDeadline:       o.defaultDeadline,

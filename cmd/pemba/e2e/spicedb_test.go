@@ -2,6 +2,10 @@ package e2e
 
 import (
 	"context"
+	"errors"
+	"fmt"
+	"io"
+	"slices"
 	"testing"
 	"time"
 
@@ -12,6 +16,7 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/metadata"
+	"google.golang.org/grpc/status"
 
 	pb "github.com/pembadb/pemba/proto/pemba/v1"
 )
@@ -200,5 +205,138 @@ func TestSpiceDBPermissionsService(t *testing.T) {
 	deleted, err := c.DeleteRelationships(ctx, &v1.DeleteRelationshipsRequest{RelationshipFilter: viewers, OptionalPreconditions: banned})
 	if err != nil || deleted.GetRelationshipsDeletedCount() != 2 {
 		t.Fatalf("guarded delete: %v, %v", deleted, err)
+	}
+}
+
+// TestSpiceDBBackupRestore does what `zed backup create` and `zed backup
+// restore` do, with SpiceDB's Go client against the real binary: load
+// 10,000 relationships in one ImportBulkRelationships (the default bound
+// of one import's transaction), check them, export them page by page from
+// the embedded engine and restore the export into a second server in
+// imports of 1,000; a restore that repeats an import fails it whole.
+func TestSpiceDBBackupRestore(t *testing.T) {
+	const groups, users = 100, 99 // 100 memberships per group, one document per group
+	src := startServer(t, datastoreArgs(t, "embedded")...)
+	dst := startServer(t, "--datastore", "memory")
+	ctx := context.Background()
+	from, to := spicedbClient(t, src, tokenSecret), spicedbClient(t, dst, tokenSecret)
+	for _, c := range []*authzed.Client{from, to} {
+		if _, err := c.WriteSchema(ctx, &v1.WriteSchemaRequest{Schema: testSchema}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	ref := func(typ, id string) *v1.ObjectReference { return &v1.ObjectReference{ObjectType: typ, ObjectId: id} }
+	var rels []*v1.Relationship
+	for g := range groups {
+		group := ref("group", fmt.Sprintf("g%d", g))
+		for u := range users {
+			rels = append(rels, &v1.Relationship{Resource: group, Relation: "member",
+				Subject: &v1.SubjectReference{Object: ref("user", fmt.Sprintf("u%d", (g+u)%1000))}})
+		}
+		rels = append(rels, &v1.Relationship{Resource: ref("document", fmt.Sprintf("d%d", g)), Relation: "viewer",
+			Subject: &v1.SubjectReference{Object: group, OptionalRelation: "member"}})
+	}
+	if len(rels) != 10000 {
+		t.Fatalf("%d relationships, want 10000", len(rels))
+	}
+	importAll := func(c *authzed.Client, rels []*v1.Relationship) (uint64, error) {
+		stream, err := c.ImportBulkRelationships(ctx)
+		if err != nil {
+			return 0, err
+		}
+		for chunk := range slices.Chunk(rels, 500) {
+			if err := stream.Send(&v1.ImportBulkRelationshipsRequest{Relationships: chunk}); err != nil {
+				break // the server ended the stream: CloseAndRecv says why
+			}
+		}
+		resp, err := stream.CloseAndRecv()
+		return resp.GetNumLoaded(), err
+	}
+	if n, err := importAll(from, rels); err != nil || n != 10000 {
+		t.Fatalf("import of 10,000: %d, %v", n, err)
+	}
+	full := &v1.Consistency{Requirement: &v1.Consistency_FullyConsistent{FullyConsistent: true}}
+	check := func(c *authzed.Client, doc, user string) v1.CheckPermissionResponse_Permissionship {
+		t.Helper()
+		resp, err := c.CheckPermission(ctx, &v1.CheckPermissionRequest{Consistency: full, Resource: ref("document", doc),
+			Permission: "view", Subject: &v1.SubjectReference{Object: ref("user", user)}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return resp.GetPermissionship()
+	}
+	has, no := v1.CheckPermissionResponse_PERMISSIONSHIP_HAS_PERMISSION, v1.CheckPermissionResponse_PERMISSIONSHIP_NO_PERMISSION
+	for _, c := range []struct {
+		doc, user string
+		want      v1.CheckPermissionResponse_Permissionship
+	}{{"d0", "u0", has}, {"d0", "u98", has}, {"d0", "u99", no}, {"d7", "u105", has}, {"d7", "u6", no}} {
+		if got := check(from, c.doc, c.user); got != c.want {
+			t.Errorf("check %s view %s: %v, want %v", c.doc, c.user, got, c.want)
+		}
+	}
+
+	// Backup: every page of the export, as zed backup create reads it.
+	export := func(c *authzed.Client) []*v1.Relationship {
+		t.Helper()
+		var out []*v1.Relationship
+		var cursor *v1.Cursor
+		for {
+			stream, err := c.ExportBulkRelationships(ctx, &v1.ExportBulkRelationshipsRequest{Consistency: full, OptionalLimit: 1000, OptionalCursor: cursor})
+			if err != nil {
+				t.Fatal(err)
+			}
+			pages := 0
+			for {
+				page, err := stream.Recv()
+				if errors.Is(err, io.EOF) {
+					break
+				}
+				if err != nil {
+					t.Fatal(err)
+				}
+				out, cursor, pages = append(out, page.GetRelationships()...), page.GetAfterResultCursor(), pages+1
+			}
+			if pages == 0 {
+				return out
+			}
+		}
+	}
+	backup := export(from)
+	if len(backup) != 10000 {
+		t.Fatalf("export holds %d relationships, want 10000", len(backup))
+	}
+
+	// Restore in imports of 1,000; the same import again fails whole.
+	for chunk := range slices.Chunk(backup, 1000) {
+		if n, err := importAll(to, chunk); err != nil || n != 1000 {
+			t.Fatalf("restore import: %d, %v", n, err)
+		}
+	}
+	if _, err := importAll(to, append(rels[:0:0], &v1.Relationship{Resource: ref("document", "new"), Relation: "viewer",
+		Subject: &v1.SubjectReference{Object: ref("user", "u1")}}, backup[0])); status.Code(err) != codes.AlreadyExists {
+		t.Fatalf("import repeating a restored relationship: %v, want ALREADY_EXISTS", err)
+	}
+	if got := check(to, "new", "u1"); got != no {
+		t.Fatalf("the failed import committed part of itself: check new view u1 = %v", got)
+	}
+	restored := export(to)
+	key := func(r *v1.Relationship) string {
+		return r.GetResource().GetObjectType() + ":" + r.GetResource().GetObjectId() + "#" + r.GetRelation() + "@" +
+			r.GetSubject().GetObject().GetObjectType() + ":" + r.GetSubject().GetObject().GetObjectId() + "#" + r.GetSubject().GetOptionalRelation()
+	}
+	want, got := make([]string, len(backup)), make([]string, len(restored))
+	for i, r := range backup {
+		want[i] = key(r)
+	}
+	for i, r := range restored {
+		got[i] = key(r)
+	}
+	slices.Sort(want)
+	slices.Sort(got)
+	if !slices.Equal(got, want) {
+		t.Fatalf("the restore differs from the backup: %d relationships, want %d", len(got), len(want))
+	}
+	if got := check(to, "d7", "u105"); got != has {
+		t.Fatalf("check on the restored server: %v", got)
 	}
 }
