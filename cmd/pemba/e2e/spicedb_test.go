@@ -34,10 +34,19 @@ func spicedbClient(t *testing.T, s *server, token string) *authzed.Client {
 	return c
 }
 
+// onEachDatastore runs test against a fresh server on the memory and the
+// embedded datastore.
+func onEachDatastore(t *testing.T, test func(t *testing.T, s *server)) {
+	for _, kind := range []string{"memory", "embedded"} {
+		t.Run(kind, func(t *testing.T) { test(t, startServer(t, datastoreArgs(t, kind)...)) })
+	}
+}
+
 // TestSpiceDBClient drives the real binary through SpiceDB's API on the
 // same listener as pemba.v1, with tokens shared between the two APIs.
-func TestSpiceDBClient(t *testing.T) {
-	s := startServer(t, "--datastore", "memory")
+func TestSpiceDBClient(t *testing.T) { onEachDatastore(t, testSpiceDBClient) }
+
+func testSpiceDBClient(t *testing.T, s *server) {
 	ctx := context.Background()
 	c := spicedbClient(t, s, tokenSecret)
 
@@ -90,8 +99,9 @@ func TestSpiceDBClient(t *testing.T) {
 
 // TestSpiceDBSchemaReflection drives the real binary's SchemaService
 // reflection and a Watch with checkpoints through SpiceDB's client.
-func TestSpiceDBSchemaReflection(t *testing.T) {
-	s := startServer(t, "--datastore", "memory")
+func TestSpiceDBSchemaReflection(t *testing.T) { onEachDatastore(t, testSpiceDBSchemaReflection) }
+
+func testSpiceDBSchemaReflection(t *testing.T, s *server) {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	c := spicedbClient(t, s, tokenSecret)
@@ -138,8 +148,9 @@ func TestSpiceDBSchemaReflection(t *testing.T) {
 // TestSpiceDBPermissionsService drives the PermissionsService RPCs that
 // SpiceDB's tools lean on (bulk import, expand, traced checks, guarded
 // deletes) through the real binary.
-func TestSpiceDBPermissionsService(t *testing.T) {
-	s := startServer(t, "--datastore", "memory")
+func TestSpiceDBPermissionsService(t *testing.T) { onEachDatastore(t, testSpiceDBPermissionsService) }
+
+func testSpiceDBPermissionsService(t *testing.T, s *server) {
 	ctx := context.Background()
 	c := spicedbClient(t, s, tokenSecret)
 	if _, err := c.WriteSchema(ctx, &v1.WriteSchemaRequest{Schema: testSchema}); err != nil {
@@ -338,5 +349,142 @@ func TestSpiceDBBackupRestore(t *testing.T) {
 	}
 	if got := check(to, "d7", "u105"); got != has {
 		t.Fatalf("check on the restored server: %v", got)
+	}
+}
+
+// TestSpiceDBQueries drives the read side that the other tests leave
+// out — ReadSchema, ReadRelationships, CheckBulkPermissions,
+// LookupResources, LookupSubjects, Watch of a write and the experimental
+// bulk check — through the real binary on both datastores.
+func TestSpiceDBQueries(t *testing.T) { onEachDatastore(t, testSpiceDBQueries) }
+
+func testSpiceDBQueries(t *testing.T, s *server) {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	c := spicedbClient(t, s, tokenSecret)
+	ws, err := c.WriteSchema(ctx, &v1.WriteSchemaRequest{Schema: testSchema})
+	if err != nil {
+		t.Fatal(err)
+	}
+	watch, err := c.Watch(ctx, &v1.WatchRequest{OptionalStartCursor: ws.GetWrittenAt(), OptionalObjectTypes: []string{"document"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ref := func(typ, id string) *v1.ObjectReference { return &v1.ObjectReference{ObjectType: typ, ObjectId: id} }
+	user := func(id string) *v1.SubjectReference { return &v1.SubjectReference{Object: ref("user", id)} }
+	create := func(r *v1.Relationship) *v1.RelationshipUpdate {
+		return &v1.RelationshipUpdate{Operation: v1.RelationshipUpdate_OPERATION_CREATE, Relationship: r}
+	}
+	eng := &v1.SubjectReference{Object: ref("group", "eng"), OptionalRelation: "member"}
+	w, err := c.WriteRelationships(ctx, &v1.WriteRelationshipsRequest{Updates: []*v1.RelationshipUpdate{
+		create(&v1.Relationship{Resource: ref("group", "eng"), Relation: "member", Subject: user("alice")}),
+		create(&v1.Relationship{Resource: ref("group", "eng"), Relation: "member", Subject: user("bob")}),
+		create(&v1.Relationship{Resource: ref("document", "readme"), Relation: "viewer", Subject: eng}),
+		create(&v1.Relationship{Resource: ref("document", "readme"), Relation: "banned", Subject: user("bob")}),
+		create(&v1.Relationship{Resource: ref("document", "roadmap"), Relation: "viewer", Subject: user("alice")}),
+		create(&v1.Relationship{Resource: ref("document", "other"), Relation: "viewer", Subject: user("carol")}),
+	}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	at := &v1.Consistency{Requirement: &v1.Consistency_AtLeastAsFresh{AtLeastAsFresh: w.GetWrittenAt()}}
+
+	schema, err := c.ReadSchema(ctx, &v1.ReadSchemaRequest{})
+	if err != nil || schema.GetSchemaText() == "" || schema.GetReadAt().GetToken() == "" {
+		t.Fatalf("ReadSchema: %v, %v", schema, err)
+	}
+
+	rs, err := c.ReadRelationships(ctx, &v1.ReadRelationshipsRequest{Consistency: at,
+		RelationshipFilter: &v1.RelationshipFilter{ResourceType: "document", OptionalResourceIdPrefix: "r"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var read []string
+	for {
+		r, err := rs.Recv()
+		if errors.Is(err, io.EOF) {
+			break
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		read = append(read, r.GetRelationship().GetResource().GetObjectId()+"#"+r.GetRelationship().GetRelation())
+	}
+	if want := []string{"readme#banned", "readme#viewer", "roadmap#viewer"}; !slices.Equal(read, want) {
+		t.Fatalf("ReadRelationships with prefix r: %v, want %v", read, want)
+	}
+
+	bulk, err := c.CheckBulkPermissions(ctx, &v1.CheckBulkPermissionsRequest{Consistency: at, Items: []*v1.CheckBulkPermissionsRequestItem{
+		{Resource: ref("document", "readme"), Permission: "view", Subject: user("alice")},
+		{Resource: ref("document", "readme"), Permission: "view", Subject: user("bob")},
+		{Resource: ref("document", "readme"), Permission: "nope", Subject: user("bob")},
+	}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	pairs := bulk.GetPairs()
+	if len(pairs) != 3 || pairs[0].GetItem().GetPermissionship() != v1.CheckPermissionResponse_PERMISSIONSHIP_HAS_PERMISSION ||
+		pairs[1].GetItem().GetPermissionship() != v1.CheckPermissionResponse_PERMISSIONSHIP_NO_PERMISSION ||
+		codes.Code(pairs[2].GetError().GetCode()) != codes.FailedPrecondition {
+		t.Fatalf("CheckBulkPermissions: %v", bulk)
+	}
+
+	lr, err := c.LookupResources(ctx, &v1.LookupResourcesRequest{Consistency: at, ResourceObjectType: "document", Permission: "view", Subject: user("alice")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var docs []string
+	for {
+		r, err := lr.Recv()
+		if errors.Is(err, io.EOF) {
+			break
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		docs = append(docs, r.GetResourceObjectId())
+	}
+	slices.Sort(docs)
+	if want := []string{"readme", "roadmap"}; !slices.Equal(docs, want) {
+		t.Fatalf("LookupResources for alice: %v, want %v", docs, want)
+	}
+
+	ls, err := c.LookupSubjects(ctx, &v1.LookupSubjectsRequest{Consistency: at, Resource: ref("document", "readme"), Permission: "view", SubjectObjectType: "user"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var users []string
+	for {
+		r, err := ls.Recv()
+		if errors.Is(err, io.EOF) {
+			break
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		users = append(users, r.GetSubject().GetSubjectObjectId())
+	}
+	if want := []string{"alice"}; !slices.Equal(users, want) {
+		t.Fatalf("LookupSubjects of readme: %v, want %v (bob is banned)", users, want)
+	}
+
+	ev, err := watch.Recv()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := len(ev.GetUpdates()); got != 4 || ev.GetChangesThrough().GetToken() != w.GetWrittenAt().GetToken() {
+		t.Fatalf("Watch of documents: %d updates through %v, want the write's 4 through its token", got, ev.GetChangesThrough())
+	}
+
+	exp, err := authzed.NewClientWithExperimentalAPIs(s.grpcAddr, grpc.WithTransportCredentials(insecure.NewCredentials()),
+		grpcutil.WithInsecureBearerToken(tokenSecret))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer exp.Close()
+	old, err := exp.BulkCheckPermission(ctx, &v1.BulkCheckPermissionRequest{Consistency: at, Items: []*v1.BulkCheckPermissionRequestItem{
+		{Resource: ref("document", "other"), Permission: "view", Subject: user("carol")}}})
+	if err != nil || len(old.GetPairs()) != 1 || old.GetPairs()[0].GetItem().GetPermissionship() != v1.CheckPermissionResponse_PERMISSIONSHIP_HAS_PERMISSION {
+		t.Fatalf("experimental BulkCheckPermission: %v, %v", old, err)
 	}
 }
