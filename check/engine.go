@@ -104,7 +104,7 @@ func (e *Engine) newEvaluation(ctx context.Context, snap Snapshot, subject graph
 		eng: e, ctx: ctx, schema: snap.Schema, reader: e.reads.Reader(snap.Reader), raw: snap.Reader, rev: snap.Reader.Revision(),
 		now: now, nowNano: now.UnixNano(), caveatCtx: caveatCtx, ctxHash: h,
 		seq: e.nextSeq(), subject: subject, limit: e.cfg.MaxDepth,
-		memo: ev.memo, progress: ev.progress, rows: ev.rows, frames: ev.frames[:0],
+		memo: ev.memo, progress: ev.progress, rows: ev.rows, frames: ev.frames[:0], consulted: ev.consulted[:0],
 	}
 	return ev, nil
 }
@@ -131,7 +131,7 @@ const spareMapEntries = 1024
 // one reuses its maps instead of growing new ones: a check's memo and
 // progress maps are most of what it allocates.
 func (e *Engine) release(ev *evaluation) {
-	memo, progress, rows, frames := ev.memo, ev.progress, ev.rows, ev.frames
+	memo, progress, rows, frames, consulted := ev.memo, ev.progress, ev.rows, ev.frames, ev.consulted
 	*ev = evaluation{}
 	if len(memo) > spareMapEntries || len(rows) > spareMapEntries {
 		e.spare.Put(ev) // keep the struct, drop the large maps
@@ -140,7 +140,7 @@ func (e *Engine) release(ev *evaluation) {
 	clear(memo)
 	clear(progress)
 	clear(rows)
-	ev.memo, ev.progress, ev.rows, ev.frames = memo, progress, rows, frames[:0]
+	ev.memo, ev.progress, ev.rows, ev.frames, ev.consulted = memo, progress, rows, frames[:0], consulted[:0]
 	e.spare.Put(ev)
 }
 

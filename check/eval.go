@@ -48,6 +48,11 @@ type evaluation struct {
 	progress map[node]progressMark
 	// frames holds, per open frame, the value of neg when it opened.
 	frames []int32
+	// consulted holds, per open frame, whether the frame's current round
+	// used a value assumed for one of its problems. An answer's Low keeps
+	// only the lowest frame it rests on, so an answer resting on two
+	// frames' assumptions says nothing of the inner one: the flag does.
+	consulted []bool
 	// neg counts the subtracted sides of exclusions being evaluated.
 	neg int32
 
@@ -81,7 +86,7 @@ func (ev *evaluation) reset() {
 // last limit cut, so a larger limit cannot change it, and its path is
 // still a proof.
 func (ev *evaluation) deepen() {
-	ev.progress, ev.frames, ev.neg, ev.cutoff = nil, nil, 0, false
+	ev.progress, ev.frames, ev.consulted, ev.neg, ev.cutoff = nil, nil, nil, 0, false
 }
 
 // opts are the storage options of the evaluation's queries.
@@ -151,6 +156,7 @@ func (ev *evaluation) recall(typ, rel string, ids []string, out []outcome, pendi
 			o := pm.assumed
 			o.low = min(o.low, pm.frame)
 			out[i] = o
+			ev.consulted[pm.frame] = true
 			continue
 		}
 		pending = append(pending, i)
@@ -266,6 +272,7 @@ func (ev *evaluation) evaluate(typ, rel string, ids []string, depth int) ([]outc
 	f := ev.openFrame(typ, rel, ids)
 	defer ev.closeFrame(f, typ, rel, ids)
 	for round := 0; ; round++ {
+		ev.consulted[f] = false
 		out, err := ev.evaluateOnce(typ, rel, ids, depth)
 		if err != nil {
 			return nil, err
@@ -285,6 +292,7 @@ func (ev *evaluation) evaluate(typ, rel string, ids []string, depth int) ([]outc
 func (ev *evaluation) openFrame(typ, rel string, ids []string) dispatch.Frame {
 	f := dispatch.Frame(len(ev.frames))
 	ev.frames = append(ev.frames, ev.neg)
+	ev.consulted = append(ev.consulted, false)
 	if ev.progress == nil {
 		ev.progress = make(map[node]progressMark)
 	}
@@ -299,14 +307,15 @@ func (ev *evaluation) closeFrame(f dispatch.Frame, typ, rel string, ids []string
 	for _, id := range ids {
 		delete(ev.progress, node{typ, id, rel})
 	}
-	ev.frames = ev.frames[:f]
+	ev.frames, ev.consulted = ev.frames[:f], ev.consulted[:f]
 }
 
-// unstable reports whether frame f must be evaluated again: some answer of
-// this round rests on the frame itself, and some differs from the value
+// unstable reports whether frame f must be evaluated again: this round
+// used a value assumed for one of the frame's problems (consulted, or an
+// answer whose Low is the frame), and some answer differs from the value
 // assumed for it.
 func (ev *evaluation) unstable(f dispatch.Frame, typ, rel string, ids []string, out []outcome) bool {
-	selfDependent, changed := false, false
+	selfDependent, changed := ev.consulted[f], false
 	for i, id := range ids {
 		if out[i].low == f {
 			selfDependent = true

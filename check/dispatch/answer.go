@@ -38,10 +38,13 @@ const Never = math.MaxInt64
 //     of relationships) is answered with the value currently assumed for
 //     it, "no" at first, and with a Low of at most f. Lows combine by
 //     minimum: an answer rests on everything its inputs rest on.
-//   - Iterate. When frame f's evaluation used its own assumptions (some
-//     answer has Low f) and an answer differs from what was assumed for
-//     it, the frame is evaluated again assuming its last answers, for a
-//     bounded number of rounds. Starting from "no", this climbs to the
+//   - Iterate. When frame f's evaluation used its own assumptions and an
+//     answer differs from what was assumed for it, the frame is evaluated
+//     again assuming its last answers, for a bounded number of rounds.
+//     Whether a round used them is noted per frame as it happens: a Low
+//     keeps only the lowest frame, so an answer resting on the
+//     assumptions of f and of a frame outside it names only the outer
+//     one. Starting from "no", this climbs to the
 //     least fixed point, which is what a cycle of relationships means.
 //   - Close. When frame f closes, an answer with Low f or above rested on
 //     the frame's other answers, and so on whatever those rest on outside
