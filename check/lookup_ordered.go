@@ -36,9 +36,9 @@ import (
 // neither repeat nor hide another result.
 
 // maxMergeStreams bounds the lists a first page merges: beyond it one
-// query per list costs more than walking in batches, and the lookup
-// answers in walk order instead.
-const maxMergeStreams = 512
+// query per list costs more than reading them in batches, and the lookup
+// answers in walk order instead. A variable for tests.
+var maxMergeStreams = 512
 
 // orderedTransfer decides whether a lookup of target can answer in ID
 // order: it returns, for each node of the target type on a path to the
@@ -83,25 +83,26 @@ func orderedTransfer(paths *schema.Paths, target schema.Node) map[schema.Node]ui
 
 // lookupOrdered answers one page in ID order, after the ID after ("" from
 // the start). done is false, with nothing sent, when a first page finds
-// more than maxMergeStreams lists: the caller answers in walk order.
+// more than maxMergeStreams lists: the caller answers in walk order,
+// reading the lists of the walk it returns (reverseWalk.drain).
 func (e *Engine) lookupOrdered(ev *evaluation, paths *schema.Paths, target schema.Node, transfer map[schema.Node]uint8,
-	req LookupResourcesRequest, after string, yield func(ResourceResult) bool) (done bool, err error) {
+	req LookupResourcesRequest, after string, yield func(ResourceResult) bool) (done bool, walked *reverseWalk, err error) {
 	w := newReverseWalk(ev, target, paths)
 	w.final, w.sources, w.seeds = transfer, make(map[source]uint8), make(map[string]uint8)
 	if err := w.run(); err != nil {
-		return true, err
+		return true, nil, err
 	}
 	streams := w.streams(after)
 	if after == "" && len(streams) > maxMergeStreams {
-		return false, nil
+		return false, w, nil
 	}
 	m := &merge{ev: ev, resourceType: target.Type, fetch: firstFetch(req.Limit, len(streams))}
 	for _, s := range streams {
 		if err := m.open(s, after); err != nil {
-			return true, err
+			return true, nil, err
 		}
 	}
-	return true, e.sendOrdered(ev, target, req, m, yield)
+	return true, nil, e.sendOrdered(ev, target, req, m, yield)
 }
 
 // streams turns the closure's lists (and the target objects it reached

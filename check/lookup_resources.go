@@ -1,10 +1,13 @@
 package check
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
 	"hash/fnv"
+	"maps"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -148,18 +151,19 @@ func (e *Engine) LookupResources(ctx context.Context, snap Snapshot, req LookupR
 	defer e.release(ev)
 	target := schema.Node{Type: req.ResourceType, Relation: req.Permission}
 	paths := snap.Schema.Reachability().Lookup(target)
-	if req.Cursor == "" || cur.ordered {
-		if transfer := orderedTransfer(paths, target); transfer != nil {
-			done, err := e.lookupOrdered(ev, paths, target, transfer, req, cur.after, yield)
-			if done || err != nil {
-				return wrapLookup(req, err)
-			}
-			// Too many lists to merge (only on a first page): walk.
-		} else if cur.ordered {
-			return fmt.Errorf("lookup resources: %w: cursor %q does not belong to this lookup", ErrInvalidRequest, req.Cursor)
+	transfer := orderedTransfer(paths, target)
+	var walked *reverseWalk
+	switch {
+	case transfer != nil && (req.Cursor == "" || cur.ordered):
+		done, w, err := e.lookupOrdered(ev, paths, target, transfer, req, cur.after, yield)
+		if done || err != nil {
+			return wrapLookup(req, err)
 		}
+		walked = w // too many lists to merge (only on a first page): read them in walk order
+	case cur.ordered:
+		return fmt.Errorf("lookup resources: %w: cursor %q does not belong to this lookup", ErrInvalidRequest, req.Cursor)
 	}
-	return wrapLookup(req, e.lookupReplay(ev, paths, target, req, cur, yield))
+	return wrapLookup(req, e.lookupReplay(ev, paths, target, transfer, walked, req, cur, yield))
 }
 
 func wrapLookup(req LookupResourcesRequest, err error) error {
@@ -170,13 +174,19 @@ func wrapLookup(req LookupResourcesRequest, err error) error {
 }
 
 // lookupReplay answers in walk order, skipping the results a replay
-// cursor says were sent.
-func (e *Engine) lookupReplay(ev *evaluation, paths *schema.Paths, target schema.Node, req LookupResourcesRequest, cur lookupCursor,
-	yield func(ResourceResult) bool) error {
+// cursor says were sent. With transfer (see orderedTransfer), the walk
+// stops below the target type, as an ordered page's does, and then reads
+// the lists it collected in a fixed order (drain); walked is such a walk
+// already run by a first page that found too many lists to merge.
+func (e *Engine) lookupReplay(ev *evaluation, paths *schema.Paths, target schema.Node, transfer map[schema.Node]uint8, walked *reverseWalk,
+	req LookupResourcesRequest, cur lookupCursor, yield func(ResourceResult) bool) error {
 	rev := strconv.FormatUint(uint64(ev.rev), 10)
 	digest := fnv.New64a()
 	sent := 0
-	w := newReverseWalk(ev, target, paths)
+	w := walked
+	if w == nil {
+		w = newReverseWalk(ev, target, paths)
+	}
 	w.emit = func(id string, o outcome) bool {
 		sent++
 		digest.Write([]byte(id))
@@ -195,7 +205,19 @@ func (e *Engine) lookupReplay(ev *evaluation, paths *schema.Paths, target schema
 		}
 		return req.Limit <= 0 || sent-cur.sent < req.Limit
 	}
-	if err := w.run(); err != nil {
+	var err error
+	switch {
+	case walked != nil:
+		err = w.drain()
+	case transfer != nil:
+		w.final, w.sources, w.seeds = transfer, make(map[source]uint8), make(map[string]uint8)
+		if err = w.run(); err == nil {
+			err = w.drain()
+		}
+	default:
+		err = w.run()
+	}
+	if err != nil {
 		return err
 	}
 	if w.err == nil && cur.checked && sent < cur.sent {
@@ -257,6 +279,12 @@ func (w *reverseWalk) run() error {
 		// from the start node's wildcard edges only.
 		w.wildcard = true
 	}
+	return w.walk()
+}
+
+// walk expands the frontier until nothing is left, then checks the
+// candidates still pending.
+func (w *reverseWalk) walk() error {
 	for len(w.next) > 0 && !w.stop {
 		cur := w.next
 		w.next, w.nextIndex = nil, nil
@@ -330,69 +358,147 @@ func (w *reverseWalk) record(edge schema.Edge, id string, st uint8) {
 	}
 }
 
+// drain ends a walk that stopped below the target type (final): the
+// target objects it reached directly, then the lists into the target type
+// it collected, read by edge and ID in a fixed order, ChunkSize objects
+// per query, and the walk on from what they reach. It reads what a walk
+// without final would have read last, once.
+func (w *reverseWalk) drain() error {
+	seeds, sources := w.seeds, w.sources
+	w.final, w.sources, w.seeds = nil, nil, nil
+	for _, id := range slices.Sorted(maps.Keys(seeds)) {
+		if st := seeds[id]; st > 0 {
+			w.reach(w.target, id, st)
+		}
+	}
+	groups := make(map[schema.Edge]*walkGroup)
+	for src, st := range sources {
+		g := groups[src.edge]
+		if g == nil {
+			g = &walkGroup{node: src.edge.From}
+			groups[src.edge] = g
+		}
+		g.ids, g.state = append(g.ids, src.id), append(g.state, st)
+	}
+	edges := slices.SortedFunc(maps.Keys(groups), compareEdges)
+	for _, edge := range edges {
+		g := groups[edge]
+		sortGroup(g)
+		w.wildcard = edge.Kind == schema.EdgeWildcard
+		if err := w.expandEdge(*g, edge); err != nil || w.stop {
+			return err
+		}
+	}
+	w.wildcard = false
+	if err := w.flush(false); err != nil || w.stop {
+		return err
+	}
+	return w.walk()
+}
+
+// compareEdges orders edges by every field, for a walk order that does
+// not depend on map iteration.
+func compareEdges(a, b schema.Edge) int {
+	return cmp.Or(cmp.Compare(a.From.Type, b.From.Type), cmp.Compare(a.From.Relation, b.From.Relation),
+		cmp.Compare(a.To.Type, b.To.Type), cmp.Compare(a.To.Relation, b.To.Relation),
+		cmp.Compare(a.Kind, b.Kind), cmp.Compare(a.Tupleset, b.Tupleset), compareBool(a.Conditional, b.Conditional))
+}
+
+func compareBool(a, b bool) int {
+	switch {
+	case a == b:
+		return 0
+	case !a:
+		return -1
+	}
+	return 1
+}
+
+// sortGroup orders a group's IDs (with their states) ascending.
+func sortGroup(g *walkGroup) {
+	order := make([]int, len(g.ids))
+	for i := range order {
+		order[i] = i
+	}
+	slices.SortFunc(order, func(a, b int) int { return cmp.Compare(g.ids[a], g.ids[b]) })
+	ids, states := make([]string, len(order)), make([]uint8, len(order))
+	for i, j := range order {
+		ids[i], states[i] = g.ids[j], g.state[j]
+	}
+	g.ids, g.state = ids, states
+}
+
 // expand follows every edge out of a frontier group.
 func (w *reverseWalk) expand(g walkGroup) error {
 	for _, edge := range w.paths.Edges(g.node) {
-		cond := edge.Conditional
-		if edge.Kind != schema.EdgeComputed && w.inFinal(edge.To) {
-			if edge.Kind == schema.EdgeWildcard {
-				if w.wildcard && g.node.Relation == "" {
-					w.record(edge, graph.Wildcard, g.state[0])
-				}
-				continue
-			}
-			for i, id := range g.ids {
-				w.record(edge, id, g.state[i])
-			}
-			continue
-		}
-		switch edge.Kind {
-		case schema.EdgeComputed:
-			for i, id := range g.ids {
-				w.reach(edge.To, id, downgrade(g.state[i], cond))
-			}
-		case schema.EdgeWildcard:
-			if !w.wildcard || g.node.Relation != "" {
-				continue
-			}
-			ellipsis := ""
-			f := storage.ReverseFilter{Subject: storage.SubjectFilter{Type: g.node.Type, IDs: []string{graph.Wildcard}, Relation: &ellipsis},
-				ResourceType: edge.To.Type, Relation: edge.To.Relation}
-			if err := w.reverse(f, func(r graph.Relationship) {
-				w.reach(edge.To, r.Resource.ID, downgrade(g.state[0], cond || r.Caveat != nil))
-			}); err != nil {
-				return err
-			}
-		case schema.EdgeDirect, schema.EdgeArrow:
-			chunk := w.ev.eng.cfg.ChunkSize
-			for start := 0; start < len(g.ids); start += chunk {
-				end := min(start+chunk, len(g.ids))
-				ids := g.ids[start:end]
-				at := newIndex(ids)
-				f := storage.ReverseFilter{Subject: storage.SubjectFilter{Type: g.node.Type, IDs: ids},
-					ResourceType: edge.To.Type, Relation: edge.To.Relation}
-				if edge.Kind == schema.EdgeArrow {
-					f.Relation = edge.Tupleset
-				} else {
-					rel := g.node.Relation
-					f.Subject.Relation = &rel
-				}
-				if err := w.reverse(f, func(r graph.Relationship) {
-					i := at.find(r.Subject.Object.ID)
-					if i < 0 {
-						return
-					}
-					w.reach(edge.To, r.Resource.ID, downgrade(g.state[start+i], cond || r.Caveat != nil))
-				}); err != nil {
-					return err
-				}
-				if err := w.flush(false); err != nil || w.stop {
-					return err
-				}
-			}
+		if err := w.expandEdge(g, edge); err != nil || w.stop {
+			return err
 		}
 	}
 	return w.flush(false)
+}
+
+// expandEdge follows one edge out of a frontier group.
+func (w *reverseWalk) expandEdge(g walkGroup, edge schema.Edge) error {
+	cond := edge.Conditional
+	if edge.Kind != schema.EdgeComputed && w.inFinal(edge.To) {
+		if edge.Kind == schema.EdgeWildcard {
+			if w.wildcard && g.node.Relation == "" {
+				w.record(edge, graph.Wildcard, g.state[0])
+			}
+			return nil
+		}
+		for i, id := range g.ids {
+			w.record(edge, id, g.state[i])
+		}
+		return nil
+	}
+	switch edge.Kind {
+	case schema.EdgeComputed:
+		for i, id := range g.ids {
+			w.reach(edge.To, id, downgrade(g.state[i], cond))
+		}
+	case schema.EdgeWildcard:
+		if !w.wildcard || g.node.Relation != "" {
+			return nil
+		}
+		ellipsis := ""
+		f := storage.ReverseFilter{Subject: storage.SubjectFilter{Type: g.node.Type, IDs: []string{graph.Wildcard}, Relation: &ellipsis},
+			ResourceType: edge.To.Type, Relation: edge.To.Relation}
+		if err := w.reverse(f, func(r graph.Relationship) {
+			w.reach(edge.To, r.Resource.ID, downgrade(g.state[0], cond || r.Caveat != nil))
+		}); err != nil {
+			return err
+		}
+	case schema.EdgeDirect, schema.EdgeArrow:
+		chunk := w.ev.eng.cfg.ChunkSize
+		for start := 0; start < len(g.ids); start += chunk {
+			end := min(start+chunk, len(g.ids))
+			ids := g.ids[start:end]
+			at := newIndex(ids)
+			f := storage.ReverseFilter{Subject: storage.SubjectFilter{Type: g.node.Type, IDs: ids},
+				ResourceType: edge.To.Type, Relation: edge.To.Relation}
+			if edge.Kind == schema.EdgeArrow {
+				f.Relation = edge.Tupleset
+			} else {
+				rel := g.node.Relation
+				f.Subject.Relation = &rel
+			}
+			if err := w.reverse(f, func(r graph.Relationship) {
+				i := at.find(r.Subject.Object.ID)
+				if i < 0 {
+					return
+				}
+				w.reach(edge.To, r.Resource.ID, downgrade(g.state[start+i], cond || r.Caveat != nil))
+			}); err != nil {
+				return err
+			}
+			if err := w.flush(false); err != nil || w.stop {
+				return err
+			}
+		}
+	}
+	return nil
 }
 
 // reverse reads relationships by subject, calling fn for each, until the

@@ -364,11 +364,13 @@ func TestReferenceModelRecursive(t *testing.T) {
 
 // TestReferenceModelSweep is TestReferenceModel and
 // TestReferenceModelRecursive with LookupSubjects' narrowed set
-// evaluations reading every relation by subject (readNarrowed), which
-// small worlds otherwise never do.
+// evaluations reading every relation by subject (readNarrowed), and
+// LookupResources reading the lists of every walk in walk order
+// (reverseWalk.drain) instead of merging them, which small worlds
+// otherwise never do.
 func TestReferenceModelSweep(t *testing.T) {
-	defer func(n int) { sweepMin = n }(sweepMin)
-	sweepMin = 1
+	defer func(n, m int) { sweepMin, maxMergeStreams = n, m }(sweepMin, maxMergeStreams)
+	sweepMin, maxMergeStreams = 1, 0
 	runReference(t, randomWorld)
 	runReference(t, recursiveWorld)
 }
