@@ -117,12 +117,14 @@ func TestRunAgainstServer(t *testing.T) {
 	}
 }
 
-// TestRunThroughSpiceDBAPI runs the check workloads through
-// authzed.api.v1 on the same server: every check succeeds and the report
-// names the API.
+// TestRunThroughSpiceDBAPI loads the data set and runs the read workloads
+// through authzed.api.v1 on the same server: the load imports every
+// relationship (in several imports), every request succeeds and the
+// report names the API.
 func TestRunThroughSpiceDBAPI(t *testing.T) {
 	addr, metrics := startServer(t)
-	for i, name := range []string{loadtest.WorkloadCheckRandom, loadtest.WorkloadCheckHot} {
+	for i, name := range []string{loadtest.WorkloadCheckRandom, loadtest.WorkloadCheckHot, loadtest.WorkloadLookupResources,
+		loadtest.WorkloadLookupSubjects, loadtest.WorkloadRead} {
 		r, err := loadtest.Run(context.Background(), loadtest.Config{
 			Endpoints: []string{addr}, Token: "loadtest-secret", Plaintext: true, MetricsURLs: []string{metrics},
 			Dataset: "nested-org", Scale: 1, Seed: 1, Workload: name, API: loadtest.APISpiceDB,
@@ -130,6 +132,9 @@ func TestRunThroughSpiceDBAPI(t *testing.T) {
 		})
 		if err != nil {
 			t.Fatal(err)
+		}
+		if i == 0 && (r.Load == nil || r.Load.Relationships != 10098) {
+			t.Errorf("load through the SpiceDB API: %+v, want 10,098 relationships", r.Load)
 		}
 		if len(r.Operations) != 1 || r.Operations[0].Count == 0 || r.Operations[0].Errors > 0 {
 			t.Errorf("%s: operations %+v", name, r.Operations)

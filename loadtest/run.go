@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"io"
 	"math/rand/v2"
+	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -88,8 +90,8 @@ func (c Config) Validate() error {
 	switch c.API {
 	case "", APIPemba:
 	case APISpiceDB:
-		if c.Workload != WorkloadCheckRandom && c.Workload != WorkloadCheckHot {
-			return fmt.Errorf("api %s: drives the %s and %s workloads only, not %s", APISpiceDB, WorkloadCheckRandom, WorkloadCheckHot, c.Workload)
+		if !slices.Contains(spicedbWorkloads, c.Workload) {
+			return fmt.Errorf("api %s: drives the %s workloads only, not %s", APISpiceDB, strings.Join(spicedbWorkloads, ", "), c.Workload)
 		}
 	default:
 		return fmt.Errorf("api %q: unknown (known: %s, %s)", c.API, APIPemba, APISpiceDB)
@@ -135,7 +137,11 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 		report.API = APISpiceDB
 	}
 	if !cfg.SkipLoad {
-		if report.Load, err = load(ctx, cl.conns[0][0], data, cfg.Progress); err != nil {
+		loader := load
+		if cfg.API == APISpiceDB {
+			loader = loadAuthzed
+		}
+		if report.Load, err = loader(ctx, cl.conns[0][0], data, cfg.Progress); err != nil {
 			return nil, err
 		}
 	}

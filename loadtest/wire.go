@@ -27,8 +27,9 @@ type client struct {
 	rels   pb.RelationshipServiceClient
 	schema pb.SchemaServiceClient
 	health healthpb.HealthClient
-	// authzed is SpiceDB's API on the same connection.
-	authzed v1.PermissionsServiceClient
+	// authzed and authzedSchema are SpiceDB's API on the same connection.
+	authzed       v1.PermissionsServiceClient
+	authzedSchema v1.SchemaServiceClient
 }
 
 // dial opens a connection to endpoint, sending token as a bearer token on
@@ -64,7 +65,8 @@ func dial(endpoint, token string, plaintext bool) (*client, error) {
 		schema: pb.NewSchemaServiceClient(conn),
 		health: healthpb.NewHealthClient(conn),
 
-		authzed: v1.NewPermissionsServiceClient(conn),
+		authzed:       v1.NewPermissionsServiceClient(conn),
+		authzedSchema: v1.NewSchemaServiceClient(conn),
 	}, nil
 }
 
@@ -108,20 +110,43 @@ func consistency(z *pb.Zookie) *pb.Consistency {
 	return &pb.Consistency{Requirement: &pb.Consistency_AtLeastAsFresh{AtLeastAsFresh: z}}
 }
 
-// authzedCheckRequest is checkRequest in authzed.api.v1's messages: a
+// authzedConsistency is consistency in authzed.api.v1's messages: a
 // zookie is a ZedToken on the same server.
-func (w *worker) authzedCheckRequest(q dataset.Check) *v1.CheckPermissionRequest {
+func (w *worker) authzedConsistency() *v1.Consistency {
 	c := &v1.Consistency{Requirement: &v1.Consistency_MinimizeLatency{MinimizeLatency: true}}
 	if w.zookie != nil {
 		c.Requirement = &v1.Consistency_AtLeastAsFresh{AtLeastAsFresh: &v1.ZedToken{Token: w.zookie.GetToken()}}
 	}
-	sub := &v1.SubjectReference{Object: &v1.ObjectReference{ObjectType: q.Subject.Object.Type, ObjectId: q.Subject.Object.ID},
-		OptionalRelation: q.Subject.Relation}
+	return c
+}
+
+func authzedObject(o graph.ObjectRef) *v1.ObjectReference {
+	return &v1.ObjectReference{ObjectType: o.Type, ObjectId: o.ID}
+}
+
+func authzedSubject(s graph.SubjectRef) *v1.SubjectReference {
+	return &v1.SubjectReference{Object: authzedObject(s.Object), OptionalRelation: s.Relation}
+}
+
+// authzedCheckRequest is checkRequest in authzed.api.v1's messages.
+func (w *worker) authzedCheckRequest(q dataset.Check) *v1.CheckPermissionRequest {
 	return &v1.CheckPermissionRequest{
-		Consistency: c,
-		Resource:    &v1.ObjectReference{ObjectType: q.Resource.Type, ObjectId: q.Resource.ID},
+		Consistency: w.authzedConsistency(),
+		Resource:    authzedObject(q.Resource),
 		Permission:  q.Permission,
-		Subject:     sub,
+		Subject:     authzedSubject(q.Subject),
 		Context:     contextProto(q.Context),
 	}
+}
+
+// authzedRelationship is r in authzed.api.v1's messages.
+func authzedRelationship(r graph.Relationship) *v1.Relationship {
+	out := &v1.Relationship{Resource: authzedObject(r.Resource), Relation: r.Relation, Subject: authzedSubject(r.Subject)}
+	if r.Caveat != nil {
+		out.OptionalCaveat = &v1.ContextualizedCaveat{CaveatName: r.Caveat.Name, Context: contextProto(r.Caveat.Context)}
+	}
+	if r.Expiration != nil {
+		out.OptionalExpiresAt = timestamppb.New(*r.Expiration)
+	}
+	return out
 }

@@ -8,6 +8,7 @@ import (
 	"sort"
 	"time"
 
+	v1 "github.com/authzed/authzed-go/proto/authzed/api/v1"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 
 	"github.com/pembadb/pemba/graph"
@@ -28,11 +29,15 @@ const (
 	WorkloadNewEnemy        = "new-enemy"
 )
 
-// APIs the check workloads can call.
+// APIs the workloads can call.
 const (
 	APIPemba   = "pemba"
 	APISpiceDB = "spicedb"
 )
+
+// spicedbWorkloads are the workloads APISpiceDB drives: reads only, so
+// the same run measures a SpiceDB server or Pemba's SpiceDB API.
+var spicedbWorkloads = []string{WorkloadCheckRandom, WorkloadCheckHot, WorkloadLookupResources, WorkloadLookupSubjects, WorkloadRead}
 
 // Operation names in reports.
 const (
@@ -202,6 +207,16 @@ func drain[T any](recv func() (T, error)) error {
 func (w *worker) lookupResources(ctx context.Context) {
 	q := w.sampler.LookupResources()
 	_ = w.timed(ctx, opLookupResources, func(ctx context.Context) error {
+		if w.spicedb {
+			stream, err := w.c.authzed.LookupResources(ctx, &v1.LookupResourcesRequest{
+				Consistency: w.authzedConsistency(), ResourceObjectType: q.ResourceType, Permission: q.Permission,
+				Subject: authzedSubject(q.Subject), Context: contextProto(q.Context), OptionalLimit: lookupResourcesLimit,
+			})
+			if err != nil {
+				return err
+			}
+			return drain(stream.Recv)
+		}
 		stream, err := w.c.perms.LookupResources(ctx, &pb.LookupResourcesRequest{
 			Consistency: consistency(w.zookie), ResourceType: q.ResourceType, Permission: q.Permission,
 			Subject: subjectProto(q.Subject), Context: contextProto(q.Context), Limit: lookupResourcesLimit,
@@ -216,6 +231,16 @@ func (w *worker) lookupResources(ctx context.Context) {
 func (w *worker) lookupSubjects(ctx context.Context) {
 	q := w.sampler.LookupSubjects()
 	_ = w.timed(ctx, opLookupSubjects, func(ctx context.Context) error {
+		if w.spicedb {
+			stream, err := w.c.authzed.LookupSubjects(ctx, &v1.LookupSubjectsRequest{
+				Consistency: w.authzedConsistency(), Resource: authzedObject(q.Resource), Permission: q.Permission,
+				SubjectObjectType: q.SubjectType, Context: contextProto(q.Context),
+			})
+			if err != nil {
+				return err
+			}
+			return drain(stream.Recv)
+		}
 		stream, err := w.c.perms.LookupSubjects(ctx, &pb.LookupSubjectsRequest{
 			Consistency: consistency(w.zookie), Resource: objectProto(q.Resource), Permission: q.Permission,
 			SubjectType: q.SubjectType, Context: contextProto(q.Context),
@@ -242,6 +267,17 @@ func (w *worker) expand(ctx context.Context) {
 func (w *worker) read(ctx context.Context) {
 	q := w.sampler.Check()
 	_ = w.timed(ctx, opRead, func(ctx context.Context) error {
+		if w.spicedb {
+			stream, err := w.c.authzed.ReadRelationships(ctx, &v1.ReadRelationshipsRequest{
+				Consistency:        w.authzedConsistency(),
+				RelationshipFilter: &v1.RelationshipFilter{ResourceType: q.Resource.Type, OptionalResourceId: q.Resource.ID},
+				OptionalLimit:      readLimit,
+			})
+			if err != nil {
+				return err
+			}
+			return drain(stream.Recv)
+		}
 		stream, err := w.c.rels.ReadRelationships(ctx, &pb.ReadRelationshipsRequest{
 			Consistency: consistency(w.zookie),
 			Filter:      &pb.RelationshipFilter{ResourceType: q.Resource.Type, ResourceIds: []string{q.Resource.ID}},
