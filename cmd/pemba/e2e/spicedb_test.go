@@ -222,13 +222,14 @@ func testSpiceDBPermissionsService(t *testing.T, s *server) {
 // TestSpiceDBBackupRestore does what `zed backup create` and `zed backup
 // restore` do, with SpiceDB's Go client against the real binary: load
 // 10,000 relationships in one ImportBulkRelationships (the default bound
-// of one import's transaction), check them, export them page by page from
-// the embedded engine and restore the export into a second server in
-// imports of 1,000; a restore that repeats an import fails it whole.
+// of one import's transaction) into PostgreSQL, check them, export them
+// page by page and restore the export into a second server, on the
+// embedded engine, in imports of 1,000; a restore that repeats an import
+// fails it whole.
 func TestSpiceDBBackupRestore(t *testing.T) {
 	const groups, users = 100, 99 // 100 memberships per group, one document per group
-	src := startServer(t, datastoreArgs(t, "embedded")...)
-	dst := startServer(t, "--datastore", "memory")
+	src := startServer(t, datastoreArgs(t, "postgres")...)
+	dst := startServer(t, datastoreArgs(t, "embedded")...)
 	ctx := context.Background()
 	from, to := spicedbClient(t, src, tokenSecret), spicedbClient(t, dst, tokenSecret)
 	for _, c := range []*authzed.Client{from, to} {
