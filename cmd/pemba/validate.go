@@ -96,6 +96,14 @@ func validateSchemaFile(out io.Writer, path string, data []byte) (bool, error) {
 			fmt.Fprintln(out, snippet)
 		}
 	}
-	fmt.Fprintf(out, "%s: valid (%d definitions, %d caveats)\n", path, len(s.DefinitionOrder), len(s.CaveatOrder))
+	fmt.Fprintf(out, "%s: valid (%s, %s)\n", path, counted(len(s.DefinitionOrder), "definition"), counted(len(s.CaveatOrder), "caveat"))
 	return true, nil
+}
+
+// counted is n and noun, plural unless n is 1: "1 caveat", "3 definitions".
+func counted(n int, noun string) string {
+	if n == 1 {
+		return "1 " + noun
+	}
+	return fmt.Sprintf("%d %ss", n, noun)
 }

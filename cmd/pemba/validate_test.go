@@ -51,7 +51,7 @@ func TestValidateAndFormatCommands(t *testing.T) {
 		stdout []string // substrings expected in stdout
 	}{
 		{"valid schema", []string{"testdata/valid.zed"}, 0,
-			[]string{"testdata/valid.zed: valid (3 definitions, 1 caveats)"}},
+			[]string{"testdata/valid.zed: valid (3 definitions, 1 caveat)"}},
 		{"every error reported with a caret", []string{"testdata/invalid.zed"}, 1, []string{
 			"testdata/invalid.zed:4:18: unknown type \"usr\" in relation \"owner\" on definition \"document\" (did you mean \"user\"?)\n\t\trelation owner: usr\n\t\t                ^",
 			"testdata/invalid.zed:6:20: relation or permission \"viewr\" not found on definition \"document\" (did you mean \"viewer\"?)",
