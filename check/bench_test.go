@@ -6,6 +6,7 @@ import (
 	"math/rand/v2"
 	"os"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -280,3 +281,42 @@ func benchLookupSubjects(b *testing.B, big bool) {
 
 func BenchmarkLookupSubjectsNestedOrg(b *testing.B)     { benchLookupSubjects(b, false) }
 func BenchmarkLookupSubjectsNestedOrgX100(b *testing.B) { benchLookupSubjects(b, true) }
+
+// BenchmarkCheckNestedOrgParallel runs random checks from 8 goroutines
+// per GOMAXPROCS (as a server's workers would), with the read cache warm
+// and no result cache: run with -cpu 1,2 to see whether evaluation
+// scales with cores, and with -mutexprofile/-blockprofile for what holds
+// it back.
+func BenchmarkCheckNestedOrgParallel(b *testing.B) {
+	for _, big := range []bool{false, true} {
+		name := "x1"
+		if big {
+			name = "x100"
+		}
+		b.Run(name, func(b *testing.B) {
+			w := loadNestedOrg(b, big)
+			ctx := context.Background()
+			e := New(Config{CacheEntries: -1, ReadCacheBytes: 1 << 30})
+			reqs := w.randomChecks(4096, 1)
+			for _, r := range reqs {
+				if _, err := e.Check(ctx, w.snap, r); err != nil {
+					b.Fatal(err)
+				}
+			}
+			var next atomic.Int64
+			cpu0 := processCPU()
+			b.SetParallelism(8)
+			b.ReportAllocs()
+			b.ResetTimer()
+			b.RunParallel(func(pb *testing.PB) {
+				for pb.Next() {
+					if _, err := e.Check(ctx, w.snap, reqs[int(next.Add(1))%len(reqs)]); err != nil {
+						b.Error(err)
+						return
+					}
+				}
+			})
+			b.ReportMetric(float64(processCPU()-cpu0)/float64(b.N), "cpu-ns/op")
+		})
+	}
+}
