@@ -203,14 +203,20 @@ func (r *Report) workloadName() string {
 	return r.Workload
 }
 
+// LoadText is the report's line on the load ("" without one).
+func (r *Report) LoadText() string {
+	if r.Load == nil {
+		return ""
+	}
+	return fmt.Sprintf("loaded %d relationships in %.1fs (%.0f/s)\n", r.Load.Relationships, r.Load.Seconds, r.Load.PerSecond)
+}
+
 // Text renders the report for a terminal.
 func (r *Report) Text() string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "dataset %s ×%g (seed %d), workload %s (sample seed %d), concurrency %d, %gs\n",
 		r.Dataset, r.Scale, r.Seed, r.workloadName(), r.SampleSeed, r.Concurrency, r.Seconds)
-	if r.Load != nil {
-		fmt.Fprintf(&b, "loaded %d relationships in %.1fs (%.0f/s)\n", r.Load.Relationships, r.Load.Seconds, r.Load.PerSecond)
-	}
+	b.WriteString(r.LoadText())
 	fmt.Fprintf(&b, "%-18s %10s %7s %10s %9s %9s %9s %9s %9s\n", "operation", "count", "errors", "qps", "p50 ms", "p90 ms", "p99 ms", "p99.9 ms", "max ms")
 	row := func(op Operation) {
 		fmt.Fprintf(&b, "%-18s %10d %7d %10.0f %9.3f %9.3f %9.3f %9.3f %9.3f\n",

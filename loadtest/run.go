@@ -58,6 +58,8 @@ type Config struct {
 	Warmup time.Duration
 	// SkipLoad reuses the data already on the server.
 	SkipLoad bool
+	// LoadOnly loads the data set and stops: no workload, no floor.
+	LoadOnly bool
 	// Progress receives progress bars; nil draws none.
 	Progress io.Writer
 }
@@ -84,13 +86,16 @@ func (c Config) Validate() error {
 	case c.Warmup < 0:
 		return fmt.Errorf("warmup: must not be negative, got %s", c.Warmup)
 	}
+	if c.LoadOnly && c.SkipLoad {
+		return errors.New("load only and skip load: choose one")
+	}
 	if _, ok := workloads[c.Workload]; !ok {
 		return fmt.Errorf("workload %q: unknown (known: %v)", c.Workload, Workloads())
 	}
 	switch c.API {
 	case "", APIPemba:
 	case APISpiceDB:
-		if !slices.Contains(spicedbWorkloads, c.Workload) {
+		if !c.LoadOnly && !slices.Contains(spicedbWorkloads, c.Workload) {
 			return fmt.Errorf("api %s: drives the %s workloads only, not %s", APISpiceDB, strings.Join(spicedbWorkloads, ", "), c.Workload)
 		}
 	default:
@@ -106,7 +111,7 @@ func (c Config) connections() int {
 	return min(4, (c.Concurrency+7)/8)
 }
 
-// Run loads the data set (unless SkipLoad), runs the workload and then the
+// Run loads the data set (unless SkipLoad; only that with LoadOnly), runs the workload and then the
 // floor, each for Duration with Concurrency workers, and reports. It fails
 // when the data set cannot be loaded or when every workload request
 // failed; individual failures are counted in the report.
@@ -143,6 +148,9 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 		}
 		if report.Load, err = loader(ctx, cl.conns[0][0], data, cfg.Progress); err != nil {
 			return nil, err
+		}
+		if cfg.LoadOnly {
+			return report, nil
 		}
 	}
 

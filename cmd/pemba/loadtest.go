@@ -101,6 +101,10 @@ revoke's zookie that still granted), 2 when the run could not be done.`,
 				return &exitCodeError{code: exitError, err: fmt.Errorf("loadtest: %w%s", err, tlsHint(err, cfg.Plaintext))}
 			}
 			out := cmd.OutOrStdout()
+			if cfg.LoadOnly {
+				fmt.Fprint(out, report.LoadText())
+				return nil
+			}
 			fmt.Fprint(out, report.Text())
 			if markdown {
 				fmt.Fprint(out, "\n"+loadtest.MarkdownHeader+report.Markdown())
@@ -139,6 +143,7 @@ revoke's zookie that still granted), 2 when the run could not be done.`,
 	f.DurationVar(&cfg.RequestTimeout, "request-timeout", 10*time.Second, "deadline of each request; a request that misses it counts as an error")
 	f.DurationVar(&cfg.Warmup, "warmup", 0, "run the workload this long, unrecorded, before measuring")
 	f.BoolVar(&cfg.SkipLoad, "skip-load", false, "reuse the data already loaded (same --dataset, --scale and --seed)")
+	f.BoolVar(&cfg.LoadOnly, "load-only", false, "load the data set, print how long it took and stop (no workload)")
 	f.StringVar(&jsonFile, "json", "", "also write the report as JSON to this file")
 	f.BoolVar(&markdown, "markdown", false, "also print the report as Markdown table rows (for BENCHMARKS.md)")
 	f.BoolVar(&quiet, "quiet", false, "draw no progress bars")
