@@ -118,7 +118,8 @@ func (c *commit) addAuditEntry() storage.AuditHash {
 		_ = c.batch.Set(auditFilterKey(c.rev), filter, nil)
 	}
 	value, h := c.audit.Seal(c.rev, c.now, c.e.auditHead)
-	_ = c.batch.Set(auditEntryKey(c.rev), value, nil)
+	c.key = appendAuditEntryKey(c.key[:0], c.rev)
+	_ = c.batch.Set(c.key, value, nil) // the batch copies key and value
 	return h
 }
 
