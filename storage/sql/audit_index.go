@@ -23,8 +23,12 @@ import (
 
 const (
 	// auditIndexDelay is how long the indexer lets commits accumulate
-	// after one wakes it, so that one transaction indexes many entries.
-	auditIndexDelay = 20 * time.Millisecond
+	// after one wakes it, so that one transaction indexes many entries:
+	// each pass costs a handful of statements and a row per term every
+	// entry repeats (actor, types, labels), whatever its size. Term
+	// queries decode the entries above the mark, so a longer delay only
+	// makes them decode more.
+	auditIndexDelay = 100 * time.Millisecond
 	// auditIndexInterval is how often it looks for unindexed entries
 	// without being woken: entries a server wrote and stopped before
 	// indexing, or other servers' entries on CockroachDB, which announces
