@@ -122,17 +122,21 @@ func (e *Engine) indexAuditContinuously() {
 	}
 }
 
-// IndexAudit indexes every committed audit entry not indexed yet and
-// returns once the index has caught up with the head. The background
-// indexer calls it after commits; tests call it to reach a known state.
+// IndexAudit indexes every audit entry committed when it starts and not
+// indexed yet, and returns once the index has caught up with them. The
+// background indexer calls it after commits; tests call it to reach a
+// known state. Entries committed meanwhile are left to the next call:
+// chasing them would index a busy log in ever smaller batches, each
+// costing a commit and a key per repeated term.
 func (e *Engine) IndexAudit(ctx context.Context) error {
 	if e.opts.DisableAudit {
 		return nil
 	}
 	e.indexMu.Lock()
 	defer e.indexMu.Unlock()
+	target := storage.Revision(e.head.Load())
 	for {
-		more, err := e.indexAuditPage(ctx)
+		more, err := e.indexAuditPage(ctx, target)
 		if err != nil {
 			return fmt.Errorf("index audit log: %w", err)
 		}
@@ -143,12 +147,13 @@ func (e *Engine) IndexAudit(ctx context.Context) error {
 }
 
 // indexAuditPage indexes up to one batch of the entries above "m ai" and
-// advances it; more is false once the index has reached the head. The
-// caller holds indexMu. An entry that cannot be decoded (a damaged store,
-// which VerifyAudit reports) is logged and left out of the index.
-func (e *Engine) indexAuditPage(ctx context.Context) (more bool, err error) {
+// at or below target, and advances it; more is false once the index has
+// reached target. The caller holds indexMu. An entry that cannot be
+// decoded (a damaged store, which VerifyAudit reports) is logged and left
+// out of the index.
+func (e *Engine) indexAuditPage(ctx context.Context, target storage.Revision) (more bool, err error) {
 	from := storage.Revision(e.auditIndexed.Load()) + 1
-	_, head, ok := e.auditBounds(from, 0)
+	_, head, ok := e.auditBounds(from, target)
 	if !ok || from > head {
 		return false, e.usable()
 	}
