@@ -18,8 +18,8 @@ import (
 // its chunk (IndexAudit) before the chunk's clock stops. Database CPU is
 // counted per database, so exactly; client CPU is the process's, and
 // takes in what the indexer does while the other engine writes. It
-// reports both engines' wall time and database and client CPU per write,
-// and the ratios (on/off).
+// reports both engines' wall time, database and client CPU and WAL bytes
+// per write, and the ratios (on/off).
 func BenchmarkWriteAuditCost(b *testing.B) {
 	ctx := context.Background()
 	const chunk = 1000
@@ -27,6 +27,7 @@ func BenchmarkWriteAuditCost(b *testing.B) {
 		e                  *Engine
 		guard              storage.Revision
 		wall, db, client   time.Duration
+		wal                int64 // bytes of WAL written during its chunks
 		writes, nextWriteI int
 	}
 	open := func(cfg Config) *side {
@@ -39,8 +40,17 @@ func BenchmarkWriteAuditCost(b *testing.B) {
 	}
 	on, off := open(Config{}), open(Config{DisableAudit: true})
 	meta := storage.WriteMetadata{Actor: "user:bench", Labels: []storage.Label{{Key: "ticket", Value: "SEC-1"}}}
+	// walPosition is the server's WAL insert position: the WAL written
+	// during a chunk is the chunk's (and autovacuum's).
+	walPosition := func(s *side) (pos int64) {
+		if err := s.e.pool.QueryRow(ctx, "SELECT (pg_current_wal_insert_lsn() - '0/0'::pg_lsn)::bigint").Scan(&pos); err != nil {
+			b.Fatal(err)
+		}
+		return pos
+	}
 	run := func(s *side, n int) {
 		cpu := startCPU(b, s.e)
+		wal := walPosition(s)
 		start := time.Now()
 		for range n {
 			i := s.nextWriteI
@@ -55,6 +65,7 @@ func BenchmarkWriteAuditCost(b *testing.B) {
 			b.Fatal(err)
 		}
 		s.wall += time.Since(start)
+		s.wal += walPosition(s) - wal
 		db, client := cpu.stop(b)
 		s.db, s.client, s.writes = s.db+db, s.client+client, s.writes+n
 	}
@@ -78,6 +89,7 @@ func BenchmarkWriteAuditCost(b *testing.B) {
 		b.ReportMetric(per(x.s.wall, x.s), x.name+"-µs/write")
 		b.ReportMetric(per(x.s.db, x.s), x.name+"-db-cpu-µs/write")
 		b.ReportMetric(per(x.s.client, x.s), x.name+"-client-cpu-µs/write")
+		b.ReportMetric(float64(x.s.wal)/float64(x.s.writes), x.name+"-wal-B/write")
 	}
 	b.ReportMetric(float64(on.wall)/float64(off.wall), "wall-on/off")
 	if off.db > 0 {
