@@ -15,7 +15,7 @@ import (
 // BenchmarkWriteAuditCost measures what the audit log adds to
 // BenchmarkWrite/writers=16 on a machine whose load changes from second
 // to second: two on-disk engines in one process, one with the audit log
-// and one without, take turns writing chunks of auditCostChunk
+// and one without, take turns writing chunks of 4,000
 // single-relationship writes from 16 writers, so both see the same load.
 // The engine with the log finishes indexing its chunk (IndexAudit, besides
 // its background indexer) before the chunk's clock stops, so the index's
