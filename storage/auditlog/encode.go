@@ -203,9 +203,10 @@ func (b *Builder) Seal(rev storage.Revision, committedAt time.Time, prev storage
 	b.buf = binary.BigEndian.AppendUint64(b.buf, uint64(committedAt.UnixNano()))
 	b.buf = append(b.buf, prev[:]...)
 	b.h.Write(b.buf[b.hashed:])
-	b.h.Sum(h[:0])
-	b.buf = append(b.buf, h[:]...)
+	// Summing into the buffer, not into h, keeps h off the heap.
+	b.buf = b.h.Sum(b.buf)
 	b.hashed = len(b.buf)
+	copy(h[:], b.buf[len(b.buf)-hashLen:])
 	return b.buf, h
 }
 

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"iter"
+	"sync"
 	"time"
 
 	pdb "github.com/cockroachdb/pebble/v2"
@@ -27,15 +28,33 @@ const (
 	auditPageRevisions = 1024
 )
 
+// builders recycles the Builders of written entries: a Builder keeps its
+// buffers and hash state, so a write that reuses one allocates next to
+// nothing for its entry. Builders of entries over maxPooledEntry bytes (an
+// import batch's) are left to the garbage collector rather than kept.
+var builders = sync.Pool{New: func() any { return new(auditlog.Builder) }}
+
+const maxPooledEntry = 16 << 10
+
 // auditBuilder starts the audit entry of a write, or returns nil when the
-// audit log is disabled.
+// audit log is disabled. Once the entry is applied, or the write has
+// failed, the caller hands it back with releaseBuilder.
 func (e *Engine) auditBuilder(kind storage.AuditKind, meta storage.WriteMetadata, diff []storage.SchemaChange) *auditlog.Builder {
 	if e.opts.DisableAudit {
 		return nil
 	}
-	b := new(auditlog.Builder)
+	b := builders.Get().(*auditlog.Builder)
 	b.Reset(kind, meta, diff)
 	return b
+}
+
+// releaseBuilder returns b (nil: none) to the pool. Nothing may use b or
+// a value its Seal returned afterwards; what a batch's Set copied is not
+// affected.
+func releaseBuilder(b *auditlog.Builder) {
+	if b != nil && b.Len() <= maxPooledEntry {
+		builders.Put(b)
+	}
 }
 
 // auditAdd adds a change to an audit entry; pay is the relationship's
@@ -99,7 +118,8 @@ func (c *commit) addAuditEntry() storage.AuditHash {
 		_ = c.batch.Set(auditFilterKey(c.rev), filter, nil)
 	}
 	value, h := c.audit.Seal(c.rev, c.now, c.e.auditHead)
-	_ = c.batch.Set(auditEntryKey(c.rev), value, nil)
+	c.key = appendAuditEntryKey(c.key[:0], c.rev)
+	_ = c.batch.Set(c.key, value, nil) // the batch copies key and value
 	return h
 }
 

@@ -122,17 +122,21 @@ func (e *Engine) indexAuditContinuously() {
 	}
 }
 
-// IndexAudit indexes every committed audit entry not indexed yet and
-// returns once the index has caught up with the head. The background
-// indexer calls it after commits; tests call it to reach a known state.
+// IndexAudit indexes every audit entry committed when it starts and not
+// indexed yet, and returns once the index has caught up with them. The
+// background indexer calls it after commits; tests call it to reach a
+// known state. Entries committed meanwhile are left to the next call:
+// chasing them would index a busy log in ever smaller batches, each
+// costing a commit and a key per repeated term.
 func (e *Engine) IndexAudit(ctx context.Context) error {
 	if e.opts.DisableAudit {
 		return nil
 	}
 	e.indexMu.Lock()
 	defer e.indexMu.Unlock()
+	target := storage.Revision(e.head.Load())
 	for {
-		more, err := e.indexAuditPage(ctx)
+		more, err := e.indexAuditPage(ctx, target)
 		if err != nil {
 			return fmt.Errorf("index audit log: %w", err)
 		}
@@ -143,40 +147,62 @@ func (e *Engine) IndexAudit(ctx context.Context) error {
 }
 
 // indexAuditPage indexes up to one batch of the entries above "m ai" and
-// advances it; more is false once the index has reached the head. The
-// caller holds indexMu. An entry that cannot be decoded (a damaged store,
-// which VerifyAudit reports) is logged and left out of the index.
-func (e *Engine) indexAuditPage(ctx context.Context) (more bool, err error) {
+// at or below target, and advances it; more is false once the index has
+// reached target. The caller holds indexMu. An entry that cannot be
+// decoded (a damaged store, which VerifyAudit reports) is logged and left
+// out of the index.
+func (e *Engine) indexAuditPage(ctx context.Context, target storage.Revision) (more bool, err error) {
 	from := storage.Revision(e.auditIndexed.Load()) + 1
-	_, head, ok := e.auditBounds(from, 0)
+	_, head, ok := e.auditBounds(from, target)
 	if !ok || from > head {
 		return false, e.usable()
 	}
-	through, n, size := head, 0, 0
+	through, size := head, 0
 	lists := make(map[string][]storage.Revision)
-	err = e.scanPage(ctx, auditEntryKey(from), auditEntryKey(head+1), false, func(k, v []byte) bool {
-		rev := storage.Revision(beUint64(k[2:]))
-		terms, ok := e.handed.take(rev)
-		if !ok {
-			en, err := auditlog.Decode(v)
-			if err != nil {
-				log.Printf("pemba: audit log index: entry %d left out: %v", rev, err)
-			}
-			terms = auditlog.Terms(&en)
-		}
+	add := func(rev storage.Revision, terms []string) {
 		for _, term := range terms {
 			lists[term] = append(lists[term], rev)
 			size += len(term) + 3
 		}
-		n++
-		if n >= auditIndexPageEntries || size >= auditPageBytes {
-			through = rev
-			return false
+	}
+	// Usually the writes handed over the terms of every entry of the page:
+	// the entries need not be read. Otherwise they are, and decoded where
+	// nothing was handed over; so they are too when a trim (which holds
+	// indexMu, so this cannot change under us) removed some of the page's
+	// entries, whose terms must not be indexed.
+	var handed [][]string
+	ok = from > storage.Revision(e.auditTrimmed.Load())
+	if ok {
+		handed, ok = e.handed.takeAll(from, min(head, from+auditIndexPageEntries-1))
+	}
+	if ok {
+		for i, terms := range handed {
+			add(from+storage.Revision(i), terms)
 		}
-		return true
-	})
-	if err != nil {
-		return false, err
+		through = from + storage.Revision(len(handed)) - 1
+	} else {
+		n := 0
+		err = e.scanPage(ctx, auditEntryKey(from), auditEntryKey(head+1), false, func(k, v []byte) bool {
+			rev := storage.Revision(beUint64(k[2:]))
+			terms, ok := e.handed.take(rev)
+			if !ok {
+				en, err := auditlog.Decode(v)
+				if err != nil {
+					log.Printf("pemba: audit log index: entry %d left out: %v", rev, err)
+				}
+				terms = auditlog.Terms(&en)
+			}
+			add(rev, terms)
+			n++
+			if n >= auditIndexPageEntries || size >= auditPageBytes {
+				through = rev
+				return false
+			}
+			return true
+		})
+		if err != nil {
+			return false, err
+		}
 	}
 	// Sorted, the batch's keys go into the memtable as one ascending run,
 	// each insert starting where the previous one ended.
@@ -244,6 +270,28 @@ func (h *handedTerms) take(rev storage.Revision) ([]string, bool) {
 		delete(h.terms, rev)
 	}
 	return t, ok
+}
+
+// takeAll removes and returns the terms handed over for every revision in
+// [from, through], in order, if each has some; otherwise it takes none.
+func (h *handedTerms) takeAll(from, through storage.Revision) ([][]string, bool) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if through < from || uint64(len(h.terms)) <= uint64(through-from) {
+		return nil, false
+	}
+	all := make([][]string, 0, through-from+1)
+	for rev := from; rev <= through; rev++ {
+		t, ok := h.terms[rev]
+		if !ok {
+			return nil, false
+		}
+		all = append(all, t)
+	}
+	for rev := from; rev <= through; rev++ {
+		delete(h.terms, rev)
+	}
+	return all, true
 }
 
 // drop forgets terms handed over for revisions in [from, through], which

@@ -114,7 +114,7 @@ type Engine struct {
 	auditTrimmed atomic.Uint64
 	// handed holds the index terms of committed entries that their writes
 	// computed before the commit, so the indexer need not decode them
-	// again (see handTerms).
+	// again (see commit.auditTerms).
 	handed handedTerms
 
 	// notifyMu guards notify, a channel closed (and replaced) on every

@@ -235,7 +235,12 @@ func revisionKey(space byte, rev storage.Revision) []byte {
 
 // auditEntryKey is the key of the audit entry of rev.
 func auditEntryKey(rev storage.Revision) []byte {
-	return binary.BigEndian.AppendUint64([]byte{spaceAudit, auditEntry}, uint64(rev))
+	return appendAuditEntryKey(make([]byte, 0, 10), rev)
+}
+
+// appendAuditEntryKey appends the key of the audit entry of rev to dst.
+func appendAuditEntryKey(dst []byte, rev storage.Revision) []byte {
+	return binary.BigEndian.AppendUint64(append(dst, spaceAudit, auditEntry), uint64(rev))
 }
 
 // auditFilterKey is the key of the object filter of the entry of rev.

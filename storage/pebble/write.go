@@ -96,6 +96,7 @@ func (e *Engine) write(ctx context.Context, req storage.WriteRequest) (storage.R
 		deletes = deletes || m.Op == storage.OpDelete
 	}
 	prepared := commit{audit: e.auditBuilder(storage.AuditWrite, req.Metadata, nil)}
+	defer releaseBuilder(prepared.audit)
 	if prepared.audit != nil && !deletes {
 		// Without deletes, the write changes exactly what it lists if it
 		// commits: its audit entry is complete before the lock.
@@ -107,10 +108,7 @@ func (e *Engine) write(ctx context.Context, req storage.WriteRequest) (storage.R
 			}
 		}
 		prepared.auditFilter, prepared.auditFiltered, prepared.auditBuilt = prepared.audit.Filter(), true, true
-	}
-	var terms []string
-	if prepared.auditBuilt {
-		terms = prepared.audit.Terms() // before the lock, for the indexer
+		prepared.auditTerms = prepared.audit.Terms() // before the lock, for the indexer
 	}
 
 	release, err := e.use()
@@ -118,13 +116,9 @@ func (e *Engine) write(ctx context.Context, req storage.WriteRequest) (storage.R
 		return 0, err
 	}
 	defer release()
-	rev, err := e.serialize(ctx, prepared, func(c *commit) error {
+	return e.serialize(ctx, prepared, func(c *commit) error {
 		return e.applyWrite(ctx, c, &req, &set)
 	})
-	if err == nil && terms != nil {
-		e.handed.put(rev, terms, &e.auditIndexed)
-	}
-	return rev, err
 }
 
 // applyWrite checks req against the store as of the last applied revision
@@ -273,6 +267,10 @@ type commit struct {
 	auditBuilt    bool
 	auditFiltered bool
 	auditFilter   []byte
+	// auditTerms are the entry's index terms when they were computed
+	// before the lock: handed to the indexer once the batch is applied,
+	// so it need not read and decode the entry again.
+	auditTerms []string
 }
 
 // serialize runs build holding writeMu with a commit for the next
@@ -308,6 +306,9 @@ func (e *Engine) serialize(ctx context.Context, prepared commit, build func(c *c
 	}
 	if err == nil {
 		err = c.apply()
+	}
+	if err == nil && c.auditTerms != nil {
+		e.handed.put(c.rev, c.auditTerms, &e.auditIndexed)
 	}
 	<-e.writeMu
 	if err != nil {
@@ -434,7 +435,9 @@ func (e *Engine) deleteRelationships(ctx context.Context, f storage.Filter, limi
 	p := newPlan().forward(&f)
 	defer p.release()
 	var res storage.DeleteResult
-	res.Revision, err = e.serialize(ctx, commit{audit: e.auditBuilder(storage.AuditDelete, meta, nil)}, func(c *commit) error {
+	audit := e.auditBuilder(storage.AuditDelete, meta, nil)
+	defer releaseBuilder(audit)
+	res.Revision, err = e.serialize(ctx, commit{audit: audit}, func(c *commit) error {
 		c.meta = meta
 		opts := storage.QueryOptions{Now: c.now}
 		if limit > 0 {
@@ -482,7 +485,9 @@ func (e *Engine) WriteSchema(ctx context.Context, w storage.SchemaWrite) (storag
 	}
 	defer release()
 	value := encodeSchema(w.Schema)
-	rev, err := e.serialize(ctx, commit{audit: e.auditBuilder(storage.AuditSchema, w.Metadata, w.Diff)}, func(c *commit) error {
+	audit := e.auditBuilder(storage.AuditSchema, w.Metadata, w.Diff)
+	defer releaseBuilder(audit)
+	rev, err := e.serialize(ctx, commit{audit: audit}, func(c *commit) error {
 		if w.Check != nil {
 			if err := w.Check(ctx, &reader{e: e, rev: e.applied, writing: true}); err != nil {
 				return err

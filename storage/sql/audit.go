@@ -19,12 +19,13 @@ import (
 )
 
 // The audit log lives in two tables (migration 0004): audit_entries holds
-// each revision's sealed entry, audit_terms one (term, revision) row per
-// index term of each entry. A write stores its entry and the new chain
-// head with its revision record (stmtInsertAuditedRevision) in the final
-// round trip of its transaction (inRevision), so an entry commits exactly
-// when its revision does; its terms follow, written by the indexer
-// (audit_index.go, migration 0005).
+// each revision's sealed entry, audit_terms the posting lists of its index
+// terms. A write reads the chain's head — the newest entry's hash — once
+// it holds the revision counter's lock (stmtAuditHead, migration 0007) and
+// stores its entry with its revision record (stmtInsertAuditedRevision) in
+// the final round trip of its transaction (inRevision), so an entry
+// commits exactly when its revision does; its terms follow, written by the
+// indexer (audit_index.go, migrations 0005 and 0006).
 
 // Page bounds of the audit reads. An entry can be large (an import batch
 // lists every relationship it wrote), so a page of entries also stops at
@@ -51,7 +52,7 @@ type sealed struct {
 	err    error
 }
 
-// sealEntry seals e, chained to head (the hash stmtNextRevision returned:
+// sealEntry seals e, chained to head (the hash stmtAuditHead returned:
 // nil before the first entry).
 func sealEntry(e storage.AuditEntry, head []byte) sealed {
 	switch len(head) {
@@ -59,7 +60,7 @@ func sealEntry(e storage.AuditEntry, head []byte) sealed {
 	case len(e.PrevHash):
 		copy(e.PrevHash[:], head)
 	default:
-		return sealed{err: fmt.Errorf("audit chain head in revision_counter is %d bytes, want %d", len(head), len(e.PrevHash))}
+		return sealed{err: fmt.Errorf("audit chain head (the newest entry's hash) is %d bytes, want %d", len(head), len(e.PrevHash))}
 	}
 	value, _, filter, err := auditlog.SealIndexed(&e)
 	if err != nil {
@@ -447,6 +448,9 @@ func (e *Engine) trimAuditBatch(ctx context.Context, cut time.Time) (n int, more
 		for _, rev := range doomed.corrupt {
 			batch.Queue(stmtDeleteAuditTermsOfRevision, rev)
 		}
+		if doomed.newestHash != nil {
+			batch.Queue(stmtSetAuditTrimmedHash, doomed.newestHash)
+		}
 		// The entries go last: their count is what this batch removed (a
 		// concurrent trim may have removed some of them first).
 		var removed int64
@@ -465,10 +469,13 @@ func (e *Engine) trimAuditBatch(ctx context.Context, cut time.Time) (n int, more
 
 // trimmed is one batch of entries TrimAudit removes: their revisions, and
 // their terms as (terms[i], termRevs[i]) pairs, or for an entry too
-// corrupt to decode, its revision in corrupt.
+// corrupt to decode, its revision in corrupt. newestHash is the hash the
+// newest of them carries (its value's last 32 bytes, what a write would
+// chain to), nil if its value is too short to hold one.
 type trimmed struct {
 	revs, termRevs, corrupt []int64
 	terms                   []string
+	newestHash              []byte
 	more                    bool
 }
 
@@ -488,6 +495,10 @@ func readOldestEntries(ctx context.Context, tx pgx.Tx, cut time.Time) (trimmed, 
 			return t, err
 		}
 		t.revs = append(t.revs, rev)
+		t.newestHash = nil
+		if n := len(storage.AuditHash{}); len(value) >= n {
+			t.newestHash = value[len(value)-n:]
+		}
 		entry, err := auditlog.Decode(value)
 		if err != nil || int64(entry.Revision) != rev {
 			t.corrupt = append(t.corrupt, rev)

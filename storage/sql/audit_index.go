@@ -23,8 +23,12 @@ import (
 
 const (
 	// auditIndexDelay is how long the indexer lets commits accumulate
-	// after one wakes it, so that one transaction indexes many entries.
-	auditIndexDelay = 20 * time.Millisecond
+	// after one wakes it, so that one transaction indexes many entries:
+	// each pass costs a handful of statements and a row per term every
+	// entry repeats (actor, types, labels), whatever its size. Term
+	// queries decode the entries above the mark, so a longer delay only
+	// makes them decode more.
+	auditIndexDelay = 100 * time.Millisecond
 	// auditIndexInterval is how often it looks for unindexed entries
 	// without being woken: entries a server wrote and stopped before
 	// indexing, or other servers' entries on CockroachDB, which announces
@@ -58,25 +62,25 @@ func (e *Engine) indexAuditContinuously(ctx context.Context, done chan<- struct{
 	}
 }
 
-// IndexAudit indexes every committed audit entry not indexed yet and
-// returns once the index has caught up with the newest entry it saw. The
+// IndexAudit indexes every audit entry committed when it starts and not
+// indexed yet, and returns once the index has caught up with them. The
 // background indexer calls it; tests call it to reach a known state.
+// Entries committed meanwhile are left to the next call: chasing them
+// would index a busy log in ever smaller transactions, each costing the
+// same few statements.
 func (e *Engine) IndexAudit(ctx context.Context) error {
 	if err := e.checkOpen(); err != nil || !e.audit {
 		return err
 	}
-	for {
-		var indexed, newest int64
-		if err := e.pool.QueryRow(ctx, stmtAuditIndexLag).Scan(&indexed, &newest); err != nil {
-			return fmt.Errorf("index audit log: %w", unavailable(err))
-		}
-		if indexed >= newest {
-			return nil
-		}
+	var indexed, newest int64
+	if err := e.pool.QueryRow(ctx, stmtAuditIndexLag).Scan(&indexed, &newest); err != nil {
+		return fmt.Errorf("index audit log: %w", unavailable(err))
+	}
+	for indexed < newest {
 		advanced := false
 		err := runWrite(ctx, e.dialect, e.pool, func(tx pgx.Tx) error {
 			var err error
-			advanced, err = e.indexAuditBatch(ctx, tx)
+			advanced, indexed, err = e.indexAuditBatch(ctx, tx)
 			return err
 		})
 		if err != nil {
@@ -88,29 +92,32 @@ func (e *Engine) IndexAudit(ctx context.Context) error {
 			return nil
 		}
 	}
+	return nil
 }
 
 // indexAuditBatch indexes up to auditIndexBatch entries above the mark and
 // advances it, in tx; its queries end with ctx. An entry that cannot be decoded (a damaged row,
 // which VerifyAudit reports) is logged and left out of the index.
-// advanced reports that the mark moved.
-func (e *Engine) indexAuditBatch(ctx context.Context, tx pgx.Tx) (advanced bool, err error) {
+// advanced reports that the mark moved; through is the mark after the
+// batch (when another server's indexer has moved it, that is ahead of
+// what this call indexed).
+func (e *Engine) indexAuditBatch(ctx context.Context, tx pgx.Tx) (advanced bool, through int64, err error) {
 	var indexed int64
 	if err := tx.QueryRow(ctx, stmtLockAuditIndex).Scan(&indexed); err != nil {
-		return false, fmt.Errorf("lock the mark: %w", err)
+		return false, 0, fmt.Errorf("lock the mark: %w", err)
 	}
 	rows, err := tx.Query(ctx, stmtUnindexedEntries, indexed, auditIndexBatch)
 	if err != nil {
-		return false, fmt.Errorf("read entries above %d: %w", indexed, err)
+		return false, 0, fmt.Errorf("read entries above %d: %w", indexed, err)
 	}
 	lists := make(map[string][]storage.Revision)
-	through := indexed
+	through = indexed
 	for rows.Next() {
 		var rev int64
 		var value []byte
 		if err := rows.Scan(&rev, &value); err != nil {
 			rows.Close()
-			return false, err
+			return false, 0, err
 		}
 		through = rev
 		en, err := auditlog.Decode(value)
@@ -124,10 +131,10 @@ func (e *Engine) indexAuditBatch(ctx context.Context, tx pgx.Tx) (advanced bool,
 	}
 	rows.Close()
 	if err := rows.Err(); err != nil {
-		return false, fmt.Errorf("read entries above %d: %w", indexed, err)
+		return false, 0, fmt.Errorf("read entries above %d: %w", indexed, err)
 	}
 	if through == indexed {
-		return false, nil
+		return false, indexed, nil
 	}
 	// One posting list per term: its newest revision, and the others
 	// encoded (nil, stored as NULL, for a list of one).
@@ -150,5 +157,5 @@ func (e *Engine) indexAuditBatch(ctx context.Context, tx pgx.Tx) (advanced bool,
 		batch.Queue(stmtInsertAuditTerms, terms, lasts, earlier)
 	}
 	batch.Queue(stmtAdvanceAuditIndex, through)
-	return true, tx.SendBatch(ctx, &batch).Close()
+	return true, through, tx.SendBatch(ctx, &batch).Close()
 }

@@ -537,3 +537,26 @@ func TestLabelsColumn(t *testing.T) {
 		t.Fatalf("odd column: err = %v", err)
 	}
 }
+
+// TestAuditChainAfterTrimmingEverything: once a trim has removed every
+// entry, the next write chains to the newest entry trimmed.
+func TestAuditChainAfterTrimmingEverything(t *testing.T) {
+	ctx := context.Background()
+	e := openTest(t)
+	for _, id := range []string{"1", "2", "3"} {
+		if _, err := e.Write(ctx, storage.WriteRequest{Mutations: []storage.Mutation{{Op: storage.OpTouch, Relationship: rel("document", id, "viewer", "user", "alice")}}}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	before := decodedEntries(t, e)
+	if n, err := e.TrimAudit(ctx, time.Now().Add(time.Hour)); err != nil || n != 3 {
+		t.Fatalf("trim = %d, %v; want all 3", n, err)
+	}
+	if _, err := e.Write(ctx, storage.WriteRequest{Mutations: []storage.Mutation{{Op: storage.OpTouch, Relationship: rel("document", "4", "viewer", "user", "alice")}}}); err != nil {
+		t.Fatal(err)
+	}
+	after := decodedEntries(t, e)
+	if len(after) != 1 || after[0].PrevHash != before[2].Hash {
+		t.Fatalf("after trimming everything, the new entry chains to %x, want %x", after[0].PrevHash, before[2].Hash)
+	}
+}

@@ -16,11 +16,12 @@
 // NULL or > R.
 //
 // The audit log (audit.go) is written by the same transactions: the
-// statement that takes the counter's lock also returns the chain head and
-// the commit time (never before the previous write's), and the statement
-// that records the revision stores its sealed entry, index terms and the
-// new head. Servers sharing a database therefore chain their entries one
-// after another. Garbage collection leaves the log alone; TrimAudit (or
+// statement that takes the counter's lock also returns the commit time
+// (never before the previous write's), a statement sent with it reads the
+// chain's head (the newest entry's hash) once the lock is held, and the
+// statement that records the revision stores the sealed entry; a
+// background indexer adds its index terms later (audit_index.go). Servers
+// sharing a database therefore chain their entries one after another. Garbage collection leaves the log alone; TrimAudit (or
 // Config.AuditRetention) shortens it, and Config.DisableAudit turns it off.
 //
 // The package is named sql after its directory; it does not use

@@ -259,3 +259,88 @@ func TestMigrateToAuditLog(t *testing.T) {
 		t.Fatalf("verify after rerunning 0004 = %+v, %v", res, err)
 	}
 }
+
+// TestMigrateToAuditHead: migration 0007 moves the audit chain's head off
+// the revision counter's row. The first write after it chains to the
+// newest entry a version-6 server wrote or, when a trim had removed every
+// entry, to the head the counter kept; a version-6 server still running
+// can no longer write, so it cannot break the chain.
+func TestMigrateToAuditHead(t *testing.T) {
+	ctx := context.Background()
+	ms, err := migrations(PostgreSQL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(ms) < 7 || ms[6].Name != "audit_head" {
+		t.Fatalf("migration 0007 is %+v, want audit_head", ms[6])
+	}
+	for _, trimmed := range []bool{false, true} {
+		t.Run(fmt.Sprintf("trimmed=%v", trimmed), func(t *testing.T) {
+			url := pg.NewDatabase(t)
+			pool, err := pgxpool.New(ctx, url)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer pool.Close()
+			for _, m := range ms[:6] {
+				if ran, err := applyPostgreSQL(ctx, pool, m); err != nil || !ran {
+					t.Fatalf("apply %04d: ran %v, %v", m.Version, ran, err)
+				}
+			}
+			// What a version-6 server left: two revisions with chained
+			// entries, the head on the counter's row — or, trimmed, the
+			// head alone.
+			var head storage.AuditHash
+			at := time.Now().Add(-time.Minute).UTC().Truncate(time.Microsecond)
+			for rev := int64(1); rev <= 2; rev++ {
+				en := storage.AuditEntry{Revision: storage.Revision(rev), CommittedAt: at, Kind: storage.AuditWrite, PrevHash: head,
+					Metadata: storage.WriteMetadata{Actor: "v6"},
+					Changes:  []storage.AuditChange{{Op: storage.OpTouch, Relationship: rel("document", fmt.Sprint(rev), "viewer", "user", "alice")}}}
+				value, err := auditlog.Seal(&en)
+				if err != nil {
+					t.Fatal(err)
+				}
+				head = en.Hash
+				if _, err := pool.Exec(ctx, "INSERT INTO revisions (revision, committed_at, actor, reason, schema_changed) VALUES ($1, $2, 'v6', '', false)", rev, at); err != nil {
+					t.Fatal(err)
+				}
+				if !trimmed {
+					if _, err := pool.Exec(ctx, "INSERT INTO audit_entries (revision, committed_at, value) VALUES ($1, $2, $3)", rev, at, value); err != nil {
+						t.Fatal(err)
+					}
+				}
+			}
+			if _, err := pool.Exec(ctx, "UPDATE revision_counter SET head = 2, audit_hash = $1, last_commit = $2 WHERE id = 1", head[:], at); err != nil {
+				t.Fatal(err)
+			}
+			if _, err := Migrate(ctx, PostgreSQL, url); err != nil {
+				t.Fatal(err)
+			}
+			e, err := Open(ctx, Config{URL: url})
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer e.Close()
+			rev, err := e.Write(ctx, storage.WriteRequest{Mutations: []storage.Mutation{{Op: storage.OpTouch, Relationship: rel("document", "3", "viewer", "user", "alice")}}})
+			if err != nil || rev != 3 {
+				t.Fatalf("first write after the migration = %d, %v; want revision 3", rev, err)
+			}
+			raw, _, err := e.AuditEntry(ctx, rev)
+			if err != nil {
+				t.Fatal(err)
+			}
+			en, err := auditlog.Decode(raw.Value)
+			if err != nil || en.PrevHash != head {
+				t.Fatalf("the new entry chains to %x (%v), want the version-6 head %x", en.PrevHash, err, head)
+			}
+			if res, err := auditlog.Verify(ctx, e); err != nil || res.Broken != nil {
+				t.Fatalf("verify = %+v, %v", res, err)
+			}
+			// A version-6 server's write ends by setting the head on the
+			// counter's row: refused.
+			if _, err := pool.Exec(ctx, "UPDATE revision_counter SET audit_hash = $1 WHERE id = 1", head[:]); err == nil || !strings.Contains(err.Error(), "revision_counter_audit_hash_unused") {
+				t.Fatalf("a version-6 write's head update: %v, want the check constraint's violation", err)
+			}
+		})
+	}
+}

@@ -36,10 +36,8 @@ func TestStalledWriterReleasesTheCounter(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer tx.Rollback(ctx)
-	var rev, schemaRev int64
-	var head []byte
-	var at time.Time
-	if err := tx.QueryRow(ctx, stmtNextRevision).Scan(&rev, &schemaRev, &head, &at); err != nil {
+	rev, _, _, _, err := takeRevision(ctx, tx, true)
+	if err != nil {
 		t.Fatal(err)
 	}
 

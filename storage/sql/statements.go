@@ -30,12 +30,23 @@ const (
 	// stmtNextRevision is the first statement of every write: its row lock
 	// serializes writers until commit.
 	// It also returns, as of the lock, the revision of the newest schema
-	// version (what a write's schema guard compares), the audit chain's
-	// head (the hash the write's entry chains to) and the write's commit
-	// time: the database's clock, but never before the previous write's,
-	// so commit times rise with revisions across every server.
+	// version (what a write's schema guard compares) and the write's
+	// commit time: the database's clock, but never before the previous
+	// write's, so commit times rise with revisions across every server.
 	stmtNextRevision = `UPDATE revision_counter SET head = head + 1, last_commit = greatest(clock_timestamp(), last_commit)
-WHERE id = 1 RETURNING head, schema_rev, audit_hash, last_commit`
+WHERE id = 1 RETURNING head, schema_rev, last_commit`
+
+	// stmtAuditHead reads the audit chain's head, the hash the write's
+	// entry chains to: the newest entry's (the last 32 bytes of its
+	// value), or when a trim removed them all the newest trimmed one's
+	// (NULL before the first entry). Sent right after stmtNextRevision in
+	// the same round trip, it runs once the counter's lock is held, with a
+	// snapshot taken then (PostgreSQL's READ COMMITTED takes one per
+	// statement), so it sees the entry of the write that held the lock
+	// before; migration 0007.
+	stmtAuditHead = `SELECT coalesce(
+  (SELECT substring(value, octet_length(value) - 31) FROM audit_entries ORDER BY revision DESC LIMIT 1),
+  (SELECT trimmed_hash FROM audit_index WHERE id = 1))`
 
 	// stmtSetSchemaRevision records a schema write's revision as the newest
 	// schema version's.
@@ -102,14 +113,11 @@ WHERE deleted_rev > $1 AND deleted_rev <= $2`
 // The audit log (audit.go).
 const (
 	// stmtInsertAuditedRevision is stmtInsertRevision that also stores
-	// the revision's audit entry ($7), the new chain head ($8) and the
-	// entry's object filter ($9, NULL for most): one statement, not three,
-	// in the write's final round trip. The entry's index terms are added
-	// later, by the indexer (audit_index.go).
+	// the revision's audit entry ($7) and its object filter ($8, NULL for
+	// most): one statement, not two, in the write's final round trip. The
+	// entry's index terms are added later, by the indexer (audit_index.go).
 	stmtInsertAuditedRevision = `WITH entry AS (
-  INSERT INTO audit_entries (revision, committed_at, value, filter) VALUES ($1, $2, $7, $9)
-), chain AS (
-  UPDATE revision_counter SET audit_hash = $8 WHERE id = 1
+  INSERT INTO audit_entries (revision, committed_at, value, filter) VALUES ($1, $2, $7, $8)
 )
 INSERT INTO revisions (revision, committed_at, actor, reason, labels, schema_changed)
 VALUES ($1, $2, $3, $4, $5, $6)`
@@ -144,6 +152,9 @@ WHERE (term, revision) IN (SELECT unnest($1::TEXT[]), unnest($2::BIGINT[]))`
 	// an entry too corrupt to decode, whose terms are not known.
 	stmtDeleteAuditTermsOfRevision = "DELETE FROM audit_terms WHERE revision = $1"
 	stmtDeleteAuditEntries         = "DELETE FROM audit_entries WHERE revision = ANY($1::BIGINT[])"
+	// stmtSetAuditTrimmedHash records the hash of the newest entry a trim
+	// removed: the chain's head once no entry is left (stmtAuditHead).
+	stmtSetAuditTrimmedHash = "UPDATE audit_index SET trimmed_hash = $1 WHERE id = 1"
 
 	// The term indexer (audit_index.go) locks the indexed-through mark,
 	// reads the entries above it, stores their terms and advances it.

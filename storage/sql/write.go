@@ -83,11 +83,9 @@ func (e *Engine) inRevision(ctx context.Context, entry storage.AuditEntry, fn fu
 	labels := labelsColumn(entry.Metadata.Labels)
 	err := runWrite(ctx, e.dialect, e.pool, func(tx pgx.Tx) error {
 		w := &writeTx{tx: tx}
-		var rev, schemaRev int64
-		var head []byte
-		var committedAt time.Time
-		if err := tx.QueryRow(ctx, stmtNextRevision).Scan(&rev, &schemaRev, &head, &committedAt); err != nil {
-			return fmt.Errorf("next revision: %w", err)
+		rev, schemaRev, committedAt, head, err := takeRevision(ctx, tx, e.audit)
+		if err != nil {
+			return err
 		}
 		w.rev, w.schemaRev = storage.Revision(rev), storage.Revision(schemaRev)
 		en := entry
@@ -96,7 +94,7 @@ func (e *Engine) inRevision(ctx context.Context, entry storage.AuditEntry, fn fu
 		if e.audit && entry.Changes != nil {
 			early = sealConcurrently(en, head)
 		}
-		err := fn(w)
+		err = fn(w)
 		if early != nil {
 			early() // the sealing reads the caller's changes: wait for it in any case
 		}
@@ -116,7 +114,7 @@ func (e *Engine) inRevision(ctx context.Context, entry storage.AuditEntry, fn fu
 				return s.err
 			}
 			w.final.Queue(stmtInsertAuditedRevision, rev, committedAt, meta.Actor, meta.Reason, labels, schemaChanged,
-				s.value, s.hash[:], s.filter)
+				s.value, s.filter)
 		} else {
 			w.final.Queue(stmtInsertRevision, rev, committedAt, meta.Actor, meta.Reason, labels, schemaChanged)
 		}
@@ -129,6 +127,37 @@ func (e *Engine) inRevision(ctx context.Context, entry storage.AuditEntry, fn fu
 		e.notifyCommitted()
 	}
 	return err
+}
+
+// takeRevision takes the next revision (stmtNextRevision), which holds
+// the revision counter's lock until the transaction ends, and returns it
+// with the newest schema version's revision and the commit time; with
+// audit set, also the audit chain's head (stmtAuditHead), read after the
+// lock is held but in the same round trip.
+func takeRevision(ctx context.Context, tx pgx.Tx, audit bool) (rev, schemaRev int64, committedAt time.Time, head []byte, err error) {
+	if !audit {
+		if err := tx.QueryRow(ctx, stmtNextRevision).Scan(&rev, &schemaRev, &committedAt); err != nil {
+			return 0, 0, time.Time{}, nil, fmt.Errorf("next revision: %w", err)
+		}
+		return rev, schemaRev, committedAt, nil, nil
+	}
+	var b pgx.Batch
+	b.Queue(stmtNextRevision).QueryRow(func(row pgx.Row) error {
+		if err := row.Scan(&rev, &schemaRev, &committedAt); err != nil {
+			return fmt.Errorf("next revision: %w", err)
+		}
+		return nil
+	})
+	b.Queue(stmtAuditHead).QueryRow(func(row pgx.Row) error {
+		if err := row.Scan(&head); err != nil {
+			return fmt.Errorf("audit chain head: %w", err)
+		}
+		return nil
+	})
+	if err := tx.SendBatch(ctx, &b).Close(); err != nil {
+		return 0, 0, time.Time{}, nil, err
+	}
+	return rev, schemaRev, committedAt, head, nil
 }
 
 // validateWrite checks every input before the transaction starts, so a bad
