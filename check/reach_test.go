@@ -307,4 +307,3 @@ func TestReachIndexConcurrentMaintenance(t *testing.T) {
 		t.Logf("%+v", st)
 	}
 }
-
