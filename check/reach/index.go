@@ -18,8 +18,8 @@ import (
 var ErrSchemaChanged = errors.New("reach index: schema changed, rebuild needed")
 
 // Index is the reachability index of every qualifying relation of one
-// schema. It is safe for concurrent use: one goroutine changes it (Build,
-// Apply), any number ask it (Holders).
+// schema. It is safe for concurrent use: one goroutine at a time changes
+// it (Build, Apply), any number ask it (Holders).
 type Index struct {
 	// mu guards st and everything it points to. Flattened memberships
 	// are replaced, never changed in place, so a slice read under mu
@@ -123,18 +123,19 @@ func (ix *Index) Revision() (storage.Revision, bool) {
 // answering for the revisions before it and must be rebuilt.
 func (ix *Index) Apply(ch storage.Change) error {
 	ix.mu.Lock()
-	defer ix.mu.Unlock()
 	st := ix.st
 	if st == nil {
+		ix.mu.Unlock()
 		return errors.New("reach index: apply before build")
 	}
 	if ch.Revision <= st.applied {
+		ix.mu.Unlock()
 		return nil
 	}
 	if ch.SchemaChanged {
+		ix.mu.Unlock()
 		return ErrSchemaChanged
 	}
-	st.floor = max(st.floor, ch.CommittedAt.UnixNano())
 	touched := map[*set]*dirty{}
 	for _, c := range ch.Relationships {
 		r := c.Relationship
@@ -149,10 +150,21 @@ func (ix *Index) Apply(ch storage.Change) error {
 		}
 		set.change(r, c.Op == storage.OpDelete, d)
 	}
+	ix.mu.Unlock()
+	// Recompute without the lock, so checks are not held up by a change
+	// near the top of a large hierarchy: until the update is published
+	// the relation answers for its earlier revisions only.
+	updates := make(map[*set]update, len(touched))
 	for set, d := range touched {
-		set.refresh(d)
+		updates[set] = set.recompute(d)
+	}
+	ix.mu.Lock()
+	defer ix.mu.Unlock()
+	for set, u := range updates {
+		set.publish(u)
 		set.since = ch.Revision
 	}
+	st.floor = max(st.floor, ch.CommittedAt.UnixNano())
 	st.applied = ch.Revision
 	return nil
 }

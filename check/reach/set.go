@@ -26,6 +26,11 @@ type entry struct {
 // set is the index of one relation typ#rel. Object and subject numbers
 // index the per-node slices. The flattened memberships are rebuilt, never
 // changed in place, so a reader holding one keeps a consistent copy.
+//
+// Readers (Index.Holders) see only the names, the holders (up,
+// minUntil), caveated and the counters, under the index's read lock; the
+// edges and ancestors are the writer's alone, so it recomputes them
+// without the lock (see Index.Apply).
 type set struct {
 	key Key
 	// since is the revision of the last change to the relation (or of
@@ -95,6 +100,7 @@ func (s *set) subject(o graph.ObjectRef) uint32 {
 type dirty struct {
 	roots    []uint32
 	subjects map[uint32]struct{}
+	uncaveat []graph.Key // caveated relationships deleted or replaced
 }
 
 func (d *dirty) subject(x uint32) {
@@ -114,8 +120,10 @@ func (s *set) change(r graph.Relationship, del bool, d *dirty) {
 	}
 	if r.Caveat != nil && !del {
 		s.caveated[r.Key()] = struct{}{}
-	} else {
-		delete(s.caveated, r.Key())
+	} else if _, ok := s.caveated[r.Key()]; ok {
+		// Forgotten when the change is published: until then the
+		// relation's earlier revisions, which hold it, stay declined.
+		d.uncaveat = append(d.uncaveat, r.Key())
 	}
 	exp := Never
 	if r.Expiration != nil {
@@ -153,22 +161,53 @@ func (s *set) change(r graph.Relationship, del bool, d *dirty) {
 	d.subject(u)
 }
 
-// refresh rebuilds the flattened memberships d invalidated: the
-// ancestors of its roots and of every object below them, then the
-// memberships of its subjects and of every plain subject of those
-// objects.
+// refresh rebuilds the flattened memberships d invalidated and
+// publishes them at once (for a build, which no reader sees yet).
 func (s *set) refresh(d *dirty) {
+	s.publish(s.recompute(d))
+}
+
+// update is recomputed content waiting to be published: the holders of
+// the subjects it names, the change in the count of entries, and the
+// caveated relationships deleted.
+type update struct {
+	up       map[uint32][]entry
+	entries  int
+	uncaveat []graph.Key
+}
+
+// recompute rebuilds what d invalidated: the ancestors of its roots and
+// of every object below them, then the holders of its subjects and of
+// every plain subject of those objects. It changes only what readers never
+// see (the ancestors) and returns the holders for publish, so it runs
+// without the index's lock.
+func (s *set) recompute(d *dirty) update {
+	u := update{up: make(map[uint32][]entry, len(d.subjects)), uncaveat: d.uncaveat}
 	below := s.below(d.roots)
 	for _, x := range below {
-		s.replaceAnc(x, s.ancestors(x))
+		es := s.ancestors(x)
+		u.entries += len(es) - len(s.anc[x])
+		s.anc[x] = es
 	}
 	for _, x := range below {
 		for _, e := range s.members[x].list {
 			d.subject(e.to)
 		}
 	}
-	for u := range d.subjects {
-		s.replaceUp(u, s.flatten(u))
+	for sub := range d.subjects {
+		u.up[sub] = s.flatten(sub)
+	}
+	return u
+}
+
+// publish makes recomputed holders visible (under the index's write lock).
+func (s *set) publish(u update) {
+	s.entries += u.entries
+	for sub, es := range u.up {
+		s.replaceUp(sub, es)
+	}
+	for _, k := range u.uncaveat {
+		delete(s.caveated, k)
 	}
 }
 
@@ -265,11 +304,6 @@ func sortedEntries(m map[uint32]entry) []entry {
 	}
 	slices.SortFunc(out, func(a, b entry) int { return cmp.Compare(a.obj, b.obj) })
 	return out
-}
-
-func (s *set) replaceAnc(x uint32, es []entry) {
-	s.entries += len(es) - len(s.anc[x])
-	s.anc[x] = es
 }
 
 func (s *set) replaceUp(u uint32, es []entry) {
