@@ -268,6 +268,16 @@ func (s *set) ancestors(x uint32) []entry {
 // object holding it directly (level 1) and their ancestors, one level
 // further; among chains of the shortest length the best until wins.
 func (s *set) flatten(u uint32) []entry {
+	direct := s.memberOf[u].list
+	if len(direct) <= mergeDirect {
+		return s.merge(direct)
+	}
+	return s.flattenMap(direct)
+}
+
+// flattenMap computes flatten through a map, for any number of direct
+// objects.
+func (s *set) flattenMap(direct []edge) []entry {
 	best := s.scratch()
 	consider := func(obj uint32, level int32, until int64) {
 		old, ok := best[obj]
@@ -275,13 +285,71 @@ func (s *set) flatten(u uint32) []entry {
 			best[obj] = entry{obj: obj, level: level, until: until}
 		}
 	}
-	for _, e := range s.memberOf[u].list {
+	for _, e := range direct {
 		consider(e.to, 1, e.exp)
 		for _, a := range s.anc[e.to] {
 			consider(a.obj, a.level+1, min(e.exp, a.until))
 		}
 	}
 	return sortedEntries(best)
+}
+
+// mergeDirect is the most direct objects a subject's holders are merged
+// from (their ancestor lists are sorted); more go through a map.
+const mergeDirect = 8
+
+// merge computes flatten for a subject with few direct objects by
+// merging, in object order, each direct object and its ancestors (one
+// level further, until no later than the direct relationship).
+func (s *set) merge(direct []edge) []entry {
+	type run struct {
+		es  []entry
+		exp int64 // the direct relationship's expiration
+		add int32 // levels added
+	}
+	var buf [2 * mergeDirect]run
+	var selves [mergeDirect]entry
+	runs := buf[:0]
+	total := 0
+	for i, e := range direct {
+		selves[i] = entry{obj: e.to}
+		runs = append(runs, run{selves[i : i+1], e.exp, 1}, run{s.anc[e.to], e.exp, 1})
+		total += 1 + len(s.anc[e.to])
+	}
+	out := make([]entry, 0, total)
+	for {
+		next, found := uint32(0), false
+		for _, r := range runs {
+			if len(r.es) > 0 && (!found || r.es[0].obj < next) {
+				next, found = r.es[0].obj, true
+			}
+		}
+		if !found {
+			break
+		}
+		var best entry
+		have := false
+		for i := range runs {
+			r := &runs[i]
+			if len(r.es) == 0 || r.es[0].obj != next {
+				continue
+			}
+			a := r.es[0]
+			r.es = r.es[1:]
+			c := entry{obj: next, level: a.level + r.add, until: r.exp}
+			if a.level > 0 { // an ancestor, not the direct object itself
+				c.until = min(r.exp, a.until)
+			}
+			if !have || c.level < best.level || (c.level == best.level && c.until > best.until) {
+				best, have = c, true
+			}
+		}
+		out = append(out, best)
+	}
+	if len(out) == 0 {
+		return nil
+	}
+	return out
 }
 
 // scratch returns the set's cleared scratch map (the set is changed by
