@@ -194,7 +194,7 @@ func (ix *Index) Holders(rev storage.Revision, typ, rel string, sub graph.Object
 		ix.declines.Add(1)
 		return nil, false
 	}
-	var lists [2][]entry
+	var lists [2]holders
 	n := 0
 	take := func(o graph.ObjectRef) bool {
 		u, ok := set.subjects.lookup(o)
@@ -230,7 +230,7 @@ func (ix *Index) Holders(rev storage.Revision, typ, rel string, sub graph.Object
 		var best entry
 		found := false
 		for _, l := range lists[:n] {
-			e, ok := find(l, x)
+			e, ok := l.find(x)
 			if ok && (!found || e.level < best.level || (e.level == best.level && e.until > best.until)) {
 				best, found = e, true
 			}
@@ -265,7 +265,7 @@ func (ix *Index) Stats() Stats {
 	for _, set := range ix.st.sets {
 		s.Relations++
 		s.Edges += set.edges
-		s.Entries += set.entries
+		s.Entries += set.ancEntries + set.upEntries
 		s.Bytes += set.bytes()
 	}
 	return s

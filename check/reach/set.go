@@ -48,7 +48,7 @@ type set struct {
 	memberOf []adj // by subject: the objects holding it directly
 
 	anc      [][]entry // by object x: the objects holding x#rel at any depth, by number
-	up       [][]entry // by subject: the objects holding it at any depth, by number
+	up       []holders // by subject: the objects holding it at any depth
 	minUntil []int64   // by subject: the earliest until in up
 
 	// caveated holds the relationships with a caveat, which the schema
@@ -56,7 +56,9 @@ type set struct {
 	// answers nothing.
 	caveated map[graph.Key]struct{}
 
-	entries    int // total length of anc and up
+	ancEntries int // total length of anc
+	upEntries  int // total length of up
+	upBytes    int // memory of up's arrays
 	edges      int // direct relationships
 	nameBytes  int // bytes of interned names
 	scratchLvl map[uint32]entry
@@ -87,7 +89,7 @@ func (s *set) subject(o graph.ObjectRef) uint32 {
 	x := s.subjects.intern(o)
 	if s.subjects.len() > n {
 		s.memberOf = append(s.memberOf, adj{})
-		s.up = append(s.up, nil)
+		s.up = append(s.up, holders{})
 		s.minUntil = append(s.minUntil, Never)
 		s.nameBytes += len(o.Type) + len(o.ID) + 56
 	}
@@ -171,9 +173,9 @@ func (s *set) refresh(d *dirty) {
 // the subjects it names, the change in the count of entries, and the
 // caveated relationships deleted.
 type update struct {
-	up       map[uint32][]entry
-	entries  int
-	uncaveat []graph.Key
+	up         map[uint32]holders
+	ancEntries int
+	uncaveat   []graph.Key
 }
 
 // recompute rebuilds what d invalidated: the ancestors of its roots and
@@ -182,11 +184,11 @@ type update struct {
 // see (the ancestors) and returns the holders for publish, so it runs
 // without the index's lock.
 func (s *set) recompute(d *dirty) update {
-	u := update{up: make(map[uint32][]entry, len(d.subjects)), uncaveat: d.uncaveat}
+	u := update{up: make(map[uint32]holders, len(d.subjects)), uncaveat: d.uncaveat}
 	below := s.below(d.roots)
 	for _, x := range below {
 		es := s.ancestors(x)
-		u.entries += len(es) - len(s.anc[x])
+		u.ancEntries += len(es) - len(s.anc[x])
 		s.anc[x] = es
 	}
 	for _, x := range below {
@@ -195,16 +197,16 @@ func (s *set) recompute(d *dirty) update {
 		}
 	}
 	for sub := range d.subjects {
-		u.up[sub] = s.flatten(sub)
+		u.up[sub] = pack(s.flatten(sub))
 	}
 	return u
 }
 
 // publish makes recomputed holders visible (under the index's write lock).
 func (s *set) publish(u update) {
-	s.entries += u.entries
-	for sub, es := range u.up {
-		s.replaceUp(sub, es)
+	s.ancEntries += u.ancEntries
+	for sub, h := range u.up {
+		s.replaceUp(sub, h)
 	}
 	for _, k := range u.uncaveat {
 		delete(s.caveated, k)
@@ -374,30 +376,19 @@ func sortedEntries(m map[uint32]entry) []entry {
 	return out
 }
 
-func (s *set) replaceUp(u uint32, es []entry) {
-	s.entries += len(es) - len(s.up[u])
-	s.up[u] = es
-	m := Never
-	for _, e := range es {
-		m = min(m, e.until)
-	}
-	s.minUntil[u] = m
-}
-
-// find returns the entry of obj in es, sorted by number.
-func find(es []entry, obj uint32) (entry, bool) {
-	i, ok := slices.BinarySearchFunc(es, obj, func(e entry, o uint32) int { return cmp.Compare(e.obj, o) })
-	if !ok {
-		return entry{}, false
-	}
-	return es[i], true
+func (s *set) replaceUp(u uint32, h holders) {
+	old := s.up[u]
+	s.upEntries += h.len() - old.len()
+	s.upBytes += h.bytes() - old.bytes()
+	s.up[u] = h
+	s.minUntil[u] = h.minUntil()
 }
 
 // bytes estimates the set's memory.
 func (s *set) bytes() int {
-	n := s.entries*16 + s.nameBytes
+	n := s.ancEntries*16 + s.upBytes + s.nameBytes
 	n += (len(s.parents) + len(s.children) + len(s.members)) * 32
-	n += len(s.anc)*24 + len(s.memberOf)*32 + len(s.up)*24 + len(s.minUntil)*8
+	n += len(s.anc)*24 + len(s.memberOf)*32 + len(s.up)*72 + len(s.minUntil)*8
 	n += s.edges * 2 * 16
 	return n
 }

@@ -50,3 +50,30 @@ func seq(n int) []uint32 {
 	}
 	return out
 }
+
+// TestPack: holders keep each entry, an until only once one expires, and
+// saturate levels beyond any depth limit.
+func TestPack(t *testing.T) {
+	es := []entry{{obj: 1, level: 1, until: Never}, {obj: 4, level: 2, until: 50}, {obj: 9, level: 70000, until: Never}}
+	h := pack(es)
+	if h.len() != 3 || h.until == nil || h.minUntil() != 50 || h.bytes() != 3*6+3*8 {
+		t.Fatalf("pack(%v) = %+v", es, h)
+	}
+	for _, c := range []struct {
+		obj  uint32
+		want entry
+		ok   bool
+	}{
+		{1, entry{1, 1, Never}, true},
+		{4, entry{4, 2, 50}, true},
+		{9, entry{9, maxLevel, Never}, true},
+		{5, entry{}, false},
+	} {
+		if got, ok := h.find(c.obj); got != c.want || ok != c.ok {
+			t.Errorf("find(%d) = %v %v, want %v %v", c.obj, got, ok, c.want, c.ok)
+		}
+	}
+	if h := pack(es[:1]); h.until != nil || h.minUntil() != Never {
+		t.Errorf("pack without expirations keeps untils: %+v", h)
+	}
+}
