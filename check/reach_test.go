@@ -127,8 +127,8 @@ func (w *reachWorld) mutations(rng *rand.Rand, now time.Time) []storage.Mutation
 	return muts
 }
 
-// TestReachIndexAgainstWalk compares Check answered with a reachability
-// index with the reference model (and so with the walk) on random
+// TestReachIndexAgainstWalk compares Check and LookupResources answered
+// with a reachability index with the reference model (and so with the walk) on random
 // schemas and data, at random revisions of a history of random writes,
 // at instants before and after some relationships expire, and across a
 // schema write that rebuilds the index.
@@ -212,6 +212,20 @@ func (w *reachWorld) compare(ctx context.Context, engines []*Engine, rev storage
 		for _, typ := range []string{"team", "folder", "doc"} {
 			def := w.s.Definitions[typ]
 			for _, name := range def.Order {
+				// LookupResources, which checks candidates through the same
+				// closures, agrees too.
+				got := map[string]Permissionship{}
+				err := engines[rng.IntN(len(engines))].LookupResources(ctx, snap, LookupResourcesRequest{ResourceType: typ, Permission: name, Subject: sub, Context: rctx, Now: at},
+					func(r ResourceResult) bool { got[r.ID] = r.Permissionship; return true })
+				for _, oid := range w.ids[typ] {
+					if want := truth[refKey{typ, oid, name}].perm; err != nil || got[oid] != want {
+						if !failed {
+							t.Errorf("schema:\n%s\nrevision %d at %s, relationships:\n%s", w.src, rev, at, relsString(rels))
+						}
+						failed = true
+						t.Errorf("lookup resources %s#%s@%s: %s is %v (%v), want %v", typ, name, sub, oid, got[oid], err, want)
+					}
+				}
 				for _, oid := range w.ids[typ] {
 					want := truth[refKey{typ, oid, name}]
 					for ei, e := range engines {
