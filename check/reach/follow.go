@@ -22,8 +22,14 @@ type Source interface {
 // Compile turns a stored schema into its compiled form.
 type Compile func(storage.StoredSchema) (*schema.Schema, error)
 
-// retryAfter is how long Follow waits before rebuilding after a failure.
-const retryAfter = time.Second
+// Follow waits retryFirst before rebuilding after a failure, doubling the
+// wait up to retryMax while failures repeat (a stream that fails right
+// after each build must not rebuild every second); a stream that ran
+// longer than retryMax resets it.
+const (
+	retryFirst = time.Second
+	retryMax   = time.Minute
+)
 
 // Follow builds the index at src's head and keeps it current from the
 // change stream until ctx ends. A change that writes a schema, or a
@@ -31,10 +37,15 @@ const retryAfter = time.Second
 // build at the head; meanwhile the old content answers for the revisions
 // it holds. Failures are passed to report (which may be nil) and retried.
 func (ix *Index) Follow(ctx context.Context, src Source, compile Compile, report func(error)) {
+	wait := retryFirst
 	for ctx.Err() == nil {
+		start := time.Now()
 		err := ix.follow(ctx, src, compile)
 		if ctx.Err() != nil {
 			return
+		}
+		if time.Since(start) > retryMax {
+			wait = retryFirst
 		}
 		if err == nil || errors.Is(err, ErrSchemaChanged) {
 			continue
@@ -44,8 +55,9 @@ func (ix *Index) Follow(ctx context.Context, src Source, compile Compile, report
 		}
 		select {
 		case <-ctx.Done():
-		case <-time.After(retryAfter):
+		case <-time.After(wait):
 		}
+		wait = min(2*wait, retryMax)
 	}
 }
 
