@@ -87,5 +87,19 @@ func TestReachIndexServesNestedGroups(t *testing.T) {
 				t.Errorf("index stats %+v: want hits and a rebuild after the schema write", st)
 			}
 		}
+		families, err := srv.Registry().Gather()
+		if err != nil {
+			t.Fatal(err)
+		}
+		var bytes float64
+		found := false
+		for _, f := range families {
+			if f.GetName() == "pemba_reach_index_bytes" {
+				found, bytes = true, f.GetMetric()[0].GetGauge().GetValue()
+			}
+		}
+		if found == disabled || (found && bytes <= 0) {
+			t.Errorf("disabled=%v: pemba_reach_index_bytes found %v, %v bytes", disabled, found, bytes)
+		}
 	}
 }
