@@ -29,7 +29,7 @@ func BenchmarkCheckNestedOrgReach(b *testing.B) {
 func benchCheckReach(b *testing.B, big bool, mode checkCache) {
 	w := loadNestedOrg(b, big)
 	ctx := context.Background()
-	idx := reach.New()
+	idx := reach.New(reach.Options{})
 	if err := idx.Build(ctx, w.snap.Schema, w.snap.Reader); err != nil {
 		b.Fatal(err)
 	}

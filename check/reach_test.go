@@ -41,7 +41,7 @@ type reachWorld struct {
 func newReachWorld(t *testing.T, src string, s *schema.Schema, ids map[string][]string, rels []graph.Relationship) *reachWorld {
 	t.Helper()
 	ctx := context.Background()
-	w := &reachWorld{t: t, src: src, s: s, ids: ids, store: newTestStore(t), idx: reach.New(),
+	w := &reachWorld{t: t, src: src, s: s, ids: ids, store: newTestStore(t), idx: reach.New(reach.Options{}),
 		states: map[storage.Revision][]graph.Relationship{}, cur: map[graph.Key]graph.Relationship{}, done: make(chan struct{})}
 	if _, err := w.store.eng.WriteSchema(ctx, storage.SchemaWrite{Schema: storage.StoredSchema{Text: src}}); err != nil {
 		t.Fatal(err)

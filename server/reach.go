@@ -2,8 +2,12 @@ package server
 
 import (
 	"context"
+	"errors"
+	"fmt"
 
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/pembadb/pemba/check/reach"
 )
 
 // followReach builds the reachability index and keeps it current from the
@@ -15,6 +19,9 @@ func (s *Server) followReach() {
 	go func() {
 		defer close(s.reachDone)
 		s.reach.Follow(s.stopping, s.cfg.Engine, s.schemas.Compiled, func(err error) {
+			if errors.Is(err, reach.ErrTooLarge) {
+				err = fmt.Errorf("%w (--reach-index-max-bytes)", err)
+			}
 			s.log.Warn("reachability index: checks walk nested groups until it is rebuilt", "err", err)
 		})
 	}()

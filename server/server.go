@@ -162,6 +162,10 @@ type Config struct {
 	// otherwise builds at start, keeps current from the change stream and
 	// lets the check engine answer nested memberships from.
 	DisableReachIndex bool
+	// ReachIndexMaxBytes bounds the reachability index's estimated
+	// memory (0: no bound); past it the index empties itself and checks
+	// walk, and it is rebuilt ten minutes later.
+	ReachIndexMaxBytes int64
 	// Quantization is how long minimize_latency reuses a head revision
 	// (default 5s).
 	Quantization time.Duration
@@ -284,7 +288,7 @@ func New(cfg Config) (*Server, error) {
 		serveErr: make(chan error, 4),
 	}
 	if !cfg.DisableReachIndex {
-		s.reach = reach.New()
+		s.reach = reach.New(reach.Options{MaxBytes: cfg.ReachIndexMaxBytes})
 		cfg.Check.Reach = s.reach
 	}
 	s.metrics = newMetrics(s)

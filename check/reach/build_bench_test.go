@@ -108,7 +108,7 @@ func benchBuild(b *testing.B, eng storage.Engine, s *schema.Schema) {
 		ix = nil
 		runtime.GC()
 		runtime.ReadMemStats(&before)
-		ix = New()
+		ix = New(Options{})
 		if err := ix.Build(ctx, s, r); err != nil {
 			b.Fatal(err)
 		}

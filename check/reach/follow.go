@@ -29,13 +29,18 @@ type Compile func(storage.StoredSchema) (*schema.Schema, error)
 const (
 	retryFirst = time.Second
 	retryMax   = time.Minute
+	// retryTooLarge is the wait after the index outgrew its memory limit:
+	// a build reads up to the limit before it finds out, so it is not
+	// retried often.
+	retryTooLarge = 10 * time.Minute
 )
 
 // Follow builds the index at src's head and keeps it current from the
 // change stream until ctx ends. A change that writes a schema, or a
 // stream that fails (behind the datastore's GC window, say), starts a new
 // build at the head; meanwhile the old content answers for the revisions
-// it holds. Failures are passed to report (which may be nil) and retried.
+// it holds. Failures are passed to report (which may be nil) and retried;
+// an index that outgrew Options.MaxBytes is retried after ten minutes.
 func (ix *Index) Follow(ctx context.Context, src Source, compile Compile, report func(error)) {
 	wait := retryFirst
 	for ctx.Err() == nil {
@@ -53,9 +58,13 @@ func (ix *Index) Follow(ctx context.Context, src Source, compile Compile, report
 		if report != nil {
 			report(err)
 		}
+		pause := wait
+		if errors.Is(err, ErrTooLarge) {
+			pause = retryTooLarge
+		}
 		select {
 		case <-ctx.Done():
-		case <-time.After(wait):
+		case <-time.After(pause):
 		}
 		wait = min(2*wait, retryMax)
 	}

@@ -13,6 +13,11 @@ import (
 	"github.com/pembadb/pemba/storage"
 )
 
+// ErrTooLarge is Build's and Apply's answer when the index would hold
+// more than Options.MaxBytes: the index then holds nothing, and every
+// question is left to the walk.
+var ErrTooLarge = errors.New("reach index: over its memory limit")
+
 // ErrSchemaChanged is Apply's answer to a change that writes a schema:
 // the index applies nothing and must be rebuilt (Build) for the new one.
 var ErrSchemaChanged = errors.New("reach index: schema changed, rebuild needed")
@@ -27,9 +32,19 @@ type Index struct {
 	mu sync.RWMutex
 	st *state
 
+	opts Options
+
 	hits, declines atomic.Uint64
 	builds         atomic.Uint64
 	buildNanos     atomic.Int64 // duration of the last build
+}
+
+// Options configure an Index.
+type Options struct {
+	// MaxBytes bounds the index's estimated memory (Stats.Bytes); 0 means
+	// no bound. A build or change that would pass it empties the index
+	// (ErrTooLarge).
+	MaxBytes int64
 }
 
 // state is the index's content for one schema.
@@ -49,7 +64,18 @@ type state struct {
 }
 
 // New returns an empty index, which answers nothing until built.
-func New() *Index { return &Index{} }
+func New(opts Options) *Index { return &Index{opts: opts} }
+
+// over reports whether size bytes pass the memory limit.
+func (ix *Index) over(size int) bool { return ix.opts.MaxBytes > 0 && int64(size) > ix.opts.MaxBytes }
+
+// tooLarge empties the index and returns ErrTooLarge with the sizes.
+func (ix *Index) tooLarge(size int) error {
+	ix.mu.Lock()
+	ix.st = nil
+	ix.mu.Unlock()
+	return fmt.Errorf("%w: ~%d bytes, limit %d", ErrTooLarge, size, ix.opts.MaxBytes)
+}
 
 // buildOptions reads relationships whatever their expiration: the index
 // keeps each expiration and judges it per question, against the
@@ -62,6 +88,7 @@ var buildOptions = storage.QueryOptions{Now: time.Unix(0, 1)}
 func (ix *Index) Build(ctx context.Context, s *schema.Schema, r storage.Reader) error {
 	start := time.Now()
 	st := &state{schema: s, built: r.Revision(), applied: r.Revision(), sets: make(map[Key]*set)}
+	size := 0
 	for _, k := range Keys(s) {
 		set := newSet(k, wildcards(s, k))
 		set.since = st.built
@@ -72,8 +99,13 @@ func (ix *Index) Build(ctx context.Context, s *schema.Schema, r storage.Reader) 
 			if err != nil {
 				return fmt.Errorf("build reach index of %s#%s: %w", k.Type, k.Relation, err)
 			}
-			if n++; n%4096 == 0 && ctx.Err() != nil {
-				return fmt.Errorf("build reach index of %s#%s: %w", k.Type, k.Relation, ctx.Err())
+			if n++; n%4096 == 0 {
+				if ctx.Err() != nil {
+					return fmt.Errorf("build reach index of %s#%s: %w", k.Type, k.Relation, ctx.Err())
+				}
+				if ix.over(size + set.bytes()) {
+					return ix.tooLarge(size + set.bytes())
+				}
 			}
 			set.change(rel, false, &d)
 		}
@@ -86,6 +118,9 @@ func (ix *Index) Build(ctx context.Context, s *schema.Schema, r storage.Reader) 
 		}
 		set.refresh(&all)
 		st.sets[k] = set
+		if size += set.bytes(); ix.over(size) {
+			return ix.tooLarge(size)
+		}
 	}
 	ix.mu.Lock()
 	ix.st = st
@@ -159,13 +194,20 @@ func (ix *Index) Apply(ch storage.Change) error {
 		updates[set] = set.recompute(d)
 	}
 	ix.mu.Lock()
-	defer ix.mu.Unlock()
 	for set, u := range updates {
 		set.publish(u)
 		set.since = ch.Revision
 	}
 	st.floor = max(st.floor, ch.CommittedAt.UnixNano())
 	st.applied = ch.Revision
+	size := 0
+	for _, set := range st.sets {
+		size += set.bytes()
+	}
+	ix.mu.Unlock()
+	if ix.over(size) {
+		return ix.tooLarge(size)
+	}
 	return nil
 }
 

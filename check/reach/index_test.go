@@ -2,6 +2,7 @@ package reach
 
 import (
 	"context"
+	"errors"
 	"testing"
 	"time"
 
@@ -54,7 +55,7 @@ func newFixture(t *testing.T) *fixture {
 	if err != nil {
 		t.Fatal(err)
 	}
-	return &fixture{t: t, eng: eng, s: s, ix: New()}
+	return &fixture{t: t, eng: eng, s: s, ix: New(Options{})}
 }
 
 func member(group, sub string) graph.Relationship {
@@ -231,5 +232,50 @@ func TestApplySchemaChange(t *testing.T) {
 	}
 	if got := f.holds(rev+1, time.Now(), "alice", "a"); got != "decline" {
 		t.Errorf("at the schema change: %s, want decline", got)
+	}
+}
+
+// TestMaxBytes: an index that would outgrow its limit, at a build or at
+// a change, empties itself and declines everything.
+func TestMaxBytes(t *testing.T) {
+	f := newFixture(t)
+	rev := f.write(storage.OpTouch, member("a", "user:alice"))
+	f.build()
+	size := f.ix.Stats().Bytes
+
+	small := newFixture(t)
+	small.eng, small.ix = f.eng, New(Options{MaxBytes: int64(size - 1)})
+	ctx := context.Background()
+	r, err := f.eng.SnapshotReader(ctx, rev)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := small.ix.Build(ctx, f.s, r); !errors.Is(err, ErrTooLarge) {
+		t.Errorf("Build over the limit: %v, want ErrTooLarge", err)
+	}
+	if got := small.holds(rev, time.Now(), "alice", "a"); got != "decline" {
+		t.Errorf("after an oversized build: %s, want decline", got)
+	}
+
+	fits := newFixture(t)
+	fits.eng, fits.ix = f.eng, New(Options{MaxBytes: int64(size)})
+	fits.build()
+	if got := fits.holds(rev, time.Now(), "alice", "a"); got != "level 1" {
+		t.Errorf("at the limit: %s, want level 1", got)
+	}
+	f.write(storage.OpTouch, member("b", "user:bob"), member("c", "group:b#member"))
+	ch := storage.Change{}
+	for c, err := range f.eng.Watch(ctx, rev) {
+		if err != nil {
+			t.Fatal(err)
+		}
+		ch = c
+		break
+	}
+	if err := fits.ix.Apply(ch); !errors.Is(err, ErrTooLarge) {
+		t.Errorf("Apply over the limit: %v, want ErrTooLarge", err)
+	}
+	if got := fits.holds(rev, time.Now(), "alice", "a"); got != "decline" {
+		t.Errorf("after an oversized change: %s, want decline", got)
 	}
 }
