@@ -300,7 +300,18 @@ func TestReachIndexConcurrentMaintenance(t *testing.T) {
 			defer wg.Done()
 			rng := rand.New(rand.NewPCG(2, uint64(c)))
 			for ctx.Err() == nil {
-				snap := Snapshot{Schema: s, Reader: w.store.reader(t)}
+				// Half the checks read at the head, which the index has
+				// usually not applied yet; half at the revision it holds.
+				reader := w.store.reader(t)
+				if applied, ok := w.idx.Revision(); ok && rng.IntN(2) == 0 {
+					r, err := w.store.eng.SnapshotReader(ctx, applied)
+					if err != nil {
+						t.Errorf("read at %d: %v", applied, err)
+						return
+					}
+					reader = r
+				}
+				snap := Snapshot{Schema: s, Reader: reader}
 				req := Request{Resource: graph.ObjectRef{Type: "group", ID: groups[rng.IntN(len(groups))]}, Permission: "member",
 					Subject: graph.SubjectRef{Object: graph.ObjectRef{Type: "user", ID: users[rng.IntN(len(users))]}}}
 				a, err1 := indexed.Check(ctx, snap, req)
