@@ -33,6 +33,21 @@ type closure struct {
 	// extra is the depth a permission's step adds to a chain: the
 	// permission is evaluated one level above its relations.
 	extra int
+	// of, when set, answers from a reachability index (Config.Reach)
+	// instead of level and until.
+	of func(id string) (level int32, until int64, ok bool)
+}
+
+// Reach is a reachability index of recursive relations (package
+// check/reach). Holders returns, for plain subject sub, a function giving
+// for an object of typ whether its relation rel holds sub through any
+// depth at revision rev and instant now (unix nanoseconds), with the
+// length of the shortest chain and until when it holds (dispatch.Never
+// for good), exactly as a reverse closure walked at that snapshot would;
+// ok false when the index cannot answer exactly, and the closure is
+// walked.
+type Reach interface {
+	Holders(rev storage.Revision, typ, rel string, sub graph.ObjectRef, now int64) (of func(id string) (level int32, until int64, ok bool), ok bool)
 }
 
 // closureSpec is how a closure is walked: the relations of the type whose
@@ -181,6 +196,13 @@ func (ev *evaluation) closureFor(typ, rel string) (*closure, error) {
 	}
 	var spec closureSpec
 	if r := def.Relations[rel]; r != nil && recursive(typ, r) {
+		if cl := ev.indexed(typ, rel); cl != nil {
+			if ev.closures == nil {
+				ev.closures = make(map[node]*closure)
+			}
+			ev.closures[k] = cl
+			return cl, nil
+		}
 		spec = closureSpec{seeds: []*schema.Relation{r}, steps: []closureStep{{rel: rel, subjectRel: rel}}}
 	} else if p := def.Permissions[rel]; p != nil && !ev.explain {
 		var ok bool
@@ -202,6 +224,20 @@ func (ev *evaluation) closureFor(typ, rel string) (*closure, error) {
 		return nil, nil
 	}
 	return cl, nil
+}
+
+// indexed returns the closure of recursive relation rel of typ from the
+// engine's reachability index, or nil when there is none or it declines.
+// Explain passes walk: their paths need each chain's relationships.
+func (ev *evaluation) indexed(typ, rel string) *closure {
+	if ev.eng.cfg.Reach == nil || ev.explain {
+		return nil
+	}
+	of, ok := ev.eng.cfg.Reach.Holders(ev.rev, typ, rel, ev.subject.Object, ev.nowNano)
+	if !ok {
+		return nil
+	}
+	return &closure{ok: true, of: of}
 }
 
 // buildClosure walks the reverse index up from the subject, level by
@@ -319,7 +355,7 @@ func (ev *evaluation) fromClosure(cl *closure, typ, rel string, ids []string, ou
 		if out[i].perm == HasPermission {
 			continue
 		}
-		lv, ok := cl.level[id]
+		lv, until, ok := cl.member(id)
 		if !ok {
 			continue
 		}
@@ -331,7 +367,7 @@ func (ev *evaluation) fromClosure(cl *closure, typ, rel string, ids []string, ou
 			out[i].perm, out[i].low = cut, dispatch.CutLow // out[i] was a plain "no"
 			continue
 		}
-		out[i].perm, out[i].until = HasPermission, min(out[i].until, cl.untilOf(id))
+		out[i].perm, out[i].until = HasPermission, min(out[i].until, until)
 		if ev.explain {
 			out[i].path = cl.path(typ, rel, id)
 		}
@@ -341,6 +377,19 @@ func (ev *evaluation) fromClosure(cl *closure, typ, rel string, ids []string, ou
 
 // forGood is the until of a chain that starts at the subject itself.
 func forGood(graph.Relationship) int64 { return dispatch.Never }
+
+// member returns the length of id's shortest chain to the subject and
+// when the chain ends, if id is a member.
+func (cl *closure) member(id string) (level int32, until int64, ok bool) {
+	if cl.of != nil {
+		return cl.of(id)
+	}
+	lv, ok := cl.level[id]
+	if !ok {
+		return 0, 0, false
+	}
+	return lv, cl.untilOf(id), true
+}
 
 // untilOf returns when the chain that makes id a member ends (Never for
 // one without an expiring relationship, or for a non-member).
@@ -371,7 +420,7 @@ func (cl *closure) tooDeep(ids []string, depth, limit int) bool {
 		return false
 	}
 	for _, id := range ids {
-		if lv, ok := cl.level[id]; ok && depth+int(lv)-1+cl.extra > limit {
+		if lv, _, ok := cl.member(id); ok && depth+int(lv)-1+cl.extra > limit {
 			return true
 		}
 	}

@@ -66,6 +66,9 @@ func newMetrics(s *Server) *metrics {
 			return s.revs.Lag(ctx)
 		}),
 	)
+	if s.reach != nil {
+		m.registry.MustRegister(s.reachCollectors()...)
+	}
 	return m
 }
 

@@ -27,6 +27,7 @@ import (
 	"google.golang.org/protobuf/encoding/protojson"
 
 	"github.com/pembadb/pemba/check"
+	"github.com/pembadb/pemba/check/reach"
 	"github.com/pembadb/pemba/core"
 	dpb "github.com/pembadb/pemba/proto/pemba/dispatch/v1"
 	pb "github.com/pembadb/pemba/proto/pemba/v1"
@@ -160,6 +161,15 @@ type Config struct {
 
 	// Check configures the query engine (max depth, cache size, ...).
 	Check check.Config
+	// DisableReachIndex turns off the reachability index of nested
+	// subject-set relations (package check/reach), which the server
+	// otherwise builds at start, keeps current from the change stream and
+	// lets the check engine answer nested memberships from.
+	DisableReachIndex bool
+	// ReachIndexMaxBytes bounds the reachability index's estimated
+	// memory (0: no bound); past it the index empties itself and checks
+	// walk, and it is rebuilt ten minutes later.
+	ReachIndexMaxBytes int64
 	// Quantization is how long minimize_latency reuses a head revision
 	// (default 5s).
 	Quantization time.Duration
@@ -207,7 +217,11 @@ type Server struct {
 	log     *slog.Logger
 	engine  storage.Engine
 	checker *check.Engine
-	revs    *core.Revisions
+	// reach is the check engine's reachability index; nil when disabled.
+	reach *reach.Index
+	// reachDone is closed when the index's follower ends (followReach).
+	reachDone chan struct{}
+	revs      *core.Revisions
 	// requests are the request limits every API applies.
 	requests core.Limits
 	writer   *core.Writer
@@ -276,6 +290,10 @@ func New(cfg Config) (*Server, error) {
 		auth:     newAuthenticator(cfg.Tokens, cfg.InsecureNoAuth),
 		health:   health.NewServer(),
 		serveErr: make(chan error, 4),
+	}
+	if !cfg.DisableReachIndex {
+		s.reach = reach.New(reach.Options{MaxBytes: cfg.ReachIndexMaxBytes})
+		cfg.Check.Reach = s.reach
 	}
 	s.metrics = newMetrics(s)
 	cl, err := newCluster(cfg, s.metrics.registry)
@@ -417,6 +435,9 @@ func (s *Server) Serve() error {
 	}
 	s.setReady(s.probe(s.stopping))
 	go s.probePeriodically()
+	if s.reach != nil {
+		s.followReach()
+	}
 	s.log.Info("serving", "grpc", s.listeners[0].Addr().String(), "http", s.cfg.HTTPAddr, "tls", tlsCfg != nil)
 	return nil
 }
@@ -618,6 +639,7 @@ func (s *Server) closeListeners() {
 func (s *Server) Shutdown(ctx context.Context) {
 	s.health.Shutdown()
 	s.stop()
+	s.waitReach(ctx)
 	if s.httpSrv != nil {
 		_ = s.httpSrv.Shutdown(ctx)
 	}

@@ -52,6 +52,8 @@ type serveOptions struct {
 	concurrency     int
 	blockCacheBytes int64
 	readCacheBytes  int64
+	reachIndex      bool
+	reachIndexBytes int64
 	profiling       bool
 	quantization    time.Duration
 	maxDepth        int
@@ -181,6 +183,8 @@ evaluate its share themselves.`,
 	f.IntVar(&o.cacheEntries, "cache-entries", 100000, "check result cache entries (negative disables the cache)")
 	f.Int64Var(&o.cacheBytes, "cache-bytes", 0, "bound the check result cache by estimated memory instead of --cache-entries (0: use --cache-entries)")
 	f.Int64Var(&o.readCacheBytes, "read-cache-bytes", 64<<20, "memory for small relationship query results shared by checks at the same revision (negative disables)")
+	f.BoolVar(&o.reachIndex, "reach-index", true, "keep an in-memory index of nested group memberships (relations such as 'member: user | group#member'), so a nested-group check is one lookup; its memory is the metric pemba_reach_index_bytes")
+	f.Int64Var(&o.reachIndexBytes, "reach-index-max-bytes", 2<<30, "bound the reach index's estimated memory; past it the index empties itself, checks walk nested groups, and it is rebuilt ten minutes later (0: no bound)")
 	f.IntVar(&o.chunkSize, "dispatch-chunk-size", 100, "resource IDs one storage query of a check covers")
 	f.IntVar(&o.concurrency, "dispatch-concurrency", 4, "goroutines one BulkCheck or lookup request may use")
 	f.Int64Var(&o.blockCacheBytes, "block-cache-bytes", 256<<20, "embedded datastore block cache size in bytes (Pebble's memtables count against it)")
@@ -340,19 +344,21 @@ func serve(cmd *cobra.Command, o serveOptions) error {
 	}()
 
 	srv, err := server.New(server.Config{
-		Engine:         store.engine,
-		DisableAudit:   !o.audit,
-		InstanceID:     store.instanceID,
-		Tokens:         tokens,
-		InsecureNoAuth: o.insecureNoAuth,
-		GRPCAddr:       o.grpcAddr,
-		HTTPAddr:       o.httpAddr,
-		MetricsAddr:    o.metricsAddr,
-		Profiling:      o.profiling,
-		TLSCertFile:    o.tlsCert,
-		TLSKeyFile:     o.tlsKey,
-		Check:          checkConfig(o),
-		Quantization:   o.quantization,
+		Engine:             store.engine,
+		DisableAudit:       !o.audit,
+		InstanceID:         store.instanceID,
+		Tokens:             tokens,
+		InsecureNoAuth:     o.insecureNoAuth,
+		GRPCAddr:           o.grpcAddr,
+		HTTPAddr:           o.httpAddr,
+		MetricsAddr:        o.metricsAddr,
+		Profiling:          o.profiling,
+		TLSCertFile:        o.tlsCert,
+		TLSKeyFile:         o.tlsKey,
+		Check:              checkConfig(o),
+		DisableReachIndex:  !o.reachIndex,
+		ReachIndexMaxBytes: o.reachIndexBytes,
+		Quantization:       o.quantization,
 		Limits: server.Limits{
 			MaxWriteRelationships: o.maxWrite,
 			MaxImportTransaction:  o.maxImportTx,

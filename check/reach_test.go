@@ -1,0 +1,334 @@
+package check
+
+import (
+	"context"
+	"maps"
+	"math/rand/v2"
+	"os"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/pembadb/pemba/check/reach"
+	"github.com/pembadb/pemba/graph"
+	"github.com/pembadb/pemba/schema"
+	"github.com/pembadb/pemba/storage"
+)
+
+var _ Reach = (*reach.Index)(nil)
+
+// reachWorld is a random world stored revision by revision, with a
+// reachability index following its change stream.
+type reachWorld struct {
+	t      *testing.T
+	src    string
+	s      *schema.Schema
+	ids    map[string][]string
+	store  *testStore
+	idx    *reach.Index
+	stop   context.CancelFunc
+	done   chan struct{}
+	states map[storage.Revision][]graph.Relationship // every revision's relationships
+	revs   []storage.Revision
+	cur    map[graph.Key]graph.Relationship
+}
+
+// newReachWorld stores src's schema and rels and starts an index
+// following the store.
+func newReachWorld(t *testing.T, src string, s *schema.Schema, ids map[string][]string, rels []graph.Relationship) *reachWorld {
+	t.Helper()
+	ctx := context.Background()
+	w := &reachWorld{t: t, src: src, s: s, ids: ids, store: newTestStore(t), idx: reach.New(reach.Options{}),
+		states: map[storage.Revision][]graph.Relationship{}, cur: map[graph.Key]graph.Relationship{}, done: make(chan struct{})}
+	if _, err := w.store.eng.WriteSchema(ctx, storage.SchemaWrite{Schema: storage.StoredSchema{Text: src}}); err != nil {
+		t.Fatal(err)
+	}
+	var fctx context.Context
+	fctx, w.stop = context.WithCancel(ctx)
+	go func() {
+		defer close(w.done)
+		w.idx.Follow(fctx, w.store.eng, func(st storage.StoredSchema) (*schema.Schema, error) {
+			return schema.Compile("random.zed", st.Text)
+		}, func(err error) { t.Errorf("follow: %v", err) })
+	}()
+	t.Cleanup(func() { w.stop(); <-w.done })
+	var muts []storage.Mutation
+	for _, r := range rels {
+		muts = append(muts, storage.Mutation{Op: storage.OpTouch, Relationship: r})
+	}
+	w.write(muts)
+	return w
+}
+
+// write commits muts as one revision and records the relationships after it.
+func (w *reachWorld) write(muts []storage.Mutation) storage.Revision {
+	w.t.Helper()
+	rev, err := w.store.eng.Write(context.Background(), storage.WriteRequest{Mutations: muts})
+	if err != nil {
+		w.t.Fatal(err)
+	}
+	for _, m := range muts {
+		if m.Op == storage.OpDelete {
+			delete(w.cur, m.Relationship.Key())
+		} else {
+			w.cur[m.Relationship.Key()] = m.Relationship
+		}
+	}
+	w.states[rev] = slices.Collect(maps.Values(w.cur))
+	w.revs = append(w.revs, rev)
+	return rev
+}
+
+// caughtUp waits until the index has applied rev.
+func (w *reachWorld) caughtUp(rev storage.Revision) {
+	w.t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		if got, ok := w.idx.Revision(); ok && got >= rev {
+			return
+		}
+		if time.Now().After(deadline) {
+			w.t.Fatalf("the index did not apply revision %d within 10s", rev)
+		}
+		time.Sleep(time.Millisecond)
+	}
+}
+
+// mutations draws a few random writes: new relationships (some
+// expiring, before or after now) and deletes of stored ones.
+func (w *reachWorld) mutations(rng *rand.Rand, now time.Time) []storage.Mutation {
+	var muts []storage.Mutation
+	seen := map[graph.Key]bool{}
+	fresh := randomRelationships(rng, w.s, w.ids, now)
+	// Most writes change the nested relation the index holds.
+	nested := slices.DeleteFunc(slices.Clone(fresh), func(r graph.Relationship) bool { return r.Resource.Type != "team" || r.Relation != "member" })
+	if len(nested) > 0 && rng.IntN(4) > 0 {
+		fresh = nested
+	}
+	for n := 1 + rng.IntN(3); n > 0 && len(fresh) > 0; n-- {
+		r := fresh[rng.IntN(len(fresh))]
+		if !seen[r.Key()] {
+			seen[r.Key()] = true
+			muts = append(muts, storage.Mutation{Op: storage.OpTouch, Relationship: r})
+		}
+	}
+	stored := slices.Collect(maps.Values(w.cur))
+	slices.SortFunc(stored, func(a, b graph.Relationship) int { return strings.Compare(a.String(), b.String()) })
+	for n := rng.IntN(3); n > 0 && len(stored) > 0; n-- {
+		r := stored[rng.IntN(len(stored))]
+		if !seen[r.Key()] {
+			seen[r.Key()] = true
+			muts = append(muts, storage.Mutation{Op: storage.OpDelete, Relationship: r})
+		}
+	}
+	return muts
+}
+
+// TestReachIndexAgainstWalk compares Check and LookupResources answered
+// with a reachability index with the reference model (and so with the walk) on random
+// schemas and data, at random revisions of a history of random writes,
+// at instants before and after some relationships expire, and across a
+// schema write that rebuilds the index.
+func TestReachIndexAgainstWalk(t *testing.T) {
+	seed := uint64(time.Now().UnixNano())
+	if v := os.Getenv("PEMBA_REFERENCE_SEED"); v != "" {
+		seed, _ = strconv.ParseUint(v, 10, 64)
+	}
+	t.Logf("seed %d (PEMBA_REFERENCE_SEED reproduces)", seed)
+	rng := rand.New(rand.NewPCG(seed, 2))
+	ctx := context.Background()
+	gens := []func(*rand.Rand) (string, []string, map[string][]string){randomWorld, recursiveWorld}
+	var hits uint64
+	for worlds := 0; worlds < referenceIterations(t)/2; {
+		src, _, ids := gens[worlds%2](rng)
+		s, err := schema.Compile("random.zed", src)
+		if err != nil {
+			continue
+		}
+		worlds++
+		// Expirations are relative to the wall clock: the index, like a
+		// server, answers for instants no earlier than its writes.
+		now := time.Now().Add(time.Hour).Truncate(time.Second)
+		ids["team"] = append(ids["team"], "t4", "t5")
+		w := newReachWorld(t, src, s, ids, randomRelationships(rng, s, ids, now))
+		engines := []*Engine{
+			New(Config{Reach: w.idx, CacheEntries: -1, ReadCacheBytes: -1, DisableSingleflight: true}),
+			New(Config{Reach: w.idx, ChunkSize: 2}),
+		}
+		for round := range 6 {
+			if round == 3 {
+				// A schema write: the index rebuilds, and keeps answering
+				// for the revisions before it meanwhile.
+				if _, err := w.store.eng.WriteSchema(ctx, storage.SchemaWrite{Schema: storage.StoredSchema{Text: src}}); err != nil {
+					t.Fatal(err)
+				}
+			}
+			for range 1 + rng.IntN(3) {
+				w.write(w.mutations(rng, now))
+			}
+			if rng.IntN(4) > 0 {
+				w.caughtUp(w.revs[len(w.revs)-1])
+			}
+			// The head and an older revision, at an instant before or after
+			// some relationships expire.
+			for _, rev := range []storage.Revision{w.revs[len(w.revs)-1], w.revs[rng.IntN(len(w.revs))]} {
+				at := now.Add(time.Duration(rng.IntN(3)-1) * 90 * time.Minute)
+				if w.compare(ctx, engines, rev, at, rng) {
+					return
+				}
+			}
+		}
+		hits += w.idx.Stats().Hits
+	}
+	if hits == 0 {
+		t.Errorf("the index answered no question")
+	}
+	t.Logf("index answers: %d", hits)
+}
+
+// compare checks every relation and permission of every object for every
+// subject at rev and instant at against the reference model; it reports
+// whether anything failed.
+func (w *reachWorld) compare(ctx context.Context, engines []*Engine, rev storage.Revision, at time.Time, rng *rand.Rand) bool {
+	t := w.t
+	reader, err := w.store.eng.SnapshotReader(ctx, rev)
+	if err != nil {
+		t.Fatal(err)
+	}
+	snap := Snapshot{Schema: w.s, Reader: reader}
+	rels := w.states[rev]
+	var rctx map[string]any
+	if rng.IntN(2) == 0 {
+		rctx = map[string]any{"x": 7}
+	}
+	ref := &refWorld{s: w.s, rels: rels, ids: w.ids, ctx: rctx, now: at}
+	failed := false
+	for _, id := range append(slices.Clone(w.ids["user"]), "u9") {
+		sub := graph.SubjectRef{Object: graph.ObjectRef{Type: "user", ID: id}}
+		truth := ref.solve(sub)
+		for _, typ := range []string{"team", "folder", "doc"} {
+			def := w.s.Definitions[typ]
+			for _, name := range def.Order {
+				// LookupResources, which checks candidates through the same
+				// closures, agrees too.
+				got := map[string]Permissionship{}
+				err := engines[rng.IntN(len(engines))].LookupResources(ctx, snap, LookupResourcesRequest{ResourceType: typ, Permission: name, Subject: sub, Context: rctx, Now: at},
+					func(r ResourceResult) bool { got[r.ID] = r.Permissionship; return true })
+				for _, oid := range w.ids[typ] {
+					if want := truth[refKey{typ, oid, name}].perm; err != nil || got[oid] != want {
+						if !failed {
+							t.Errorf("schema:\n%s\nrevision %d at %s, relationships:\n%s", w.src, rev, at, relsString(rels))
+						}
+						failed = true
+						t.Errorf("lookup resources %s#%s@%s: %s is %v (%v), want %v", typ, name, sub, oid, got[oid], err, want)
+					}
+				}
+				for _, oid := range w.ids[typ] {
+					want := truth[refKey{typ, oid, name}]
+					for ei, e := range engines {
+						r, err := e.Check(ctx, snap, Request{Resource: graph.ObjectRef{Type: typ, ID: oid}, Permission: name, Subject: sub, Context: rctx, Now: at})
+						got := refValue{perm: r.Permissionship, missing: strings.Join(r.Missing, ",")}
+						if err != nil || got != want {
+							if !failed {
+								t.Errorf("schema:\n%s\nrevision %d at %s, relationships:\n%s", w.src, rev, at, relsString(rels))
+							}
+							failed = true
+							t.Errorf("check %s:%s#%s@%s engine %d: got %v %v, want %v", typ, oid, name, sub, ei, got, err, want)
+						}
+					}
+				}
+			}
+		}
+	}
+	return failed
+}
+
+func relsString(rels []graph.Relationship) string {
+	var lines []string
+	for _, r := range rels {
+		lines = append(lines, r.String())
+	}
+	slices.Sort(lines)
+	return strings.Join(lines, "\n")
+}
+
+// TestReachIndexConcurrentMaintenance checks nested-group membership at
+// the head while writers change the groups and the index follows them
+// (run with -race): every answer agrees with the walk at the same
+// snapshot.
+func TestReachIndexConcurrentMaintenance(t *testing.T) {
+	src := "definition user {}\n\ndefinition group {\n  relation member: user | group#member\n}\n"
+	s, err := schema.Compile("groups.zed", src)
+	if err != nil {
+		t.Fatal(err)
+	}
+	groups := []string{"g0", "g1", "g2", "g3", "g4", "g5"}
+	users := []string{"u0", "u1", "u2", "u3"}
+	w := newReachWorld(t, src, s, map[string][]string{"group": groups, "user": users}, nil)
+	indexed := New(Config{Reach: w.idx})
+	walked := New(Config{})
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		rng := rand.New(rand.NewPCG(1, 1))
+		for ctx.Err() == nil {
+			r := graph.Relationship{Resource: graph.ObjectRef{Type: "group", ID: groups[rng.IntN(len(groups))]}, Relation: "member"}
+			if rng.IntN(2) == 0 {
+				r.Subject = graph.SubjectRef{Object: graph.ObjectRef{Type: "group", ID: groups[rng.IntN(len(groups))]}, Relation: "member"}
+			} else {
+				r.Subject = graph.SubjectRef{Object: graph.ObjectRef{Type: "user", ID: users[rng.IntN(len(users))]}}
+			}
+			op := storage.OpTouch
+			if rng.IntN(3) == 0 {
+				op = storage.OpDelete
+			}
+			if _, err := w.store.eng.Write(ctx, storage.WriteRequest{Mutations: []storage.Mutation{{Op: op, Relationship: r}}}); err != nil && ctx.Err() == nil {
+				t.Errorf("write: %v", err)
+				return
+			}
+		}
+	}()
+	for c := range 2 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			rng := rand.New(rand.NewPCG(2, uint64(c)))
+			for ctx.Err() == nil {
+				// Half the checks read at the head, which the index has
+				// usually not applied yet; half at the revision it holds.
+				reader := w.store.reader(t)
+				if applied, ok := w.idx.Revision(); ok && rng.IntN(2) == 0 {
+					r, err := w.store.eng.SnapshotReader(ctx, applied)
+					if err != nil {
+						t.Errorf("read at %d: %v", applied, err)
+						return
+					}
+					reader = r
+				}
+				snap := Snapshot{Schema: s, Reader: reader}
+				req := Request{Resource: graph.ObjectRef{Type: "group", ID: groups[rng.IntN(len(groups))]}, Permission: "member",
+					Subject: graph.SubjectRef{Object: graph.ObjectRef{Type: "user", ID: users[rng.IntN(len(users))]}}}
+				a, err1 := indexed.Check(ctx, snap, req)
+				b, err2 := walked.Check(ctx, snap, req)
+				if err1 != nil || err2 != nil || a.Permissionship != b.Permissionship {
+					if ctx.Err() == nil {
+						t.Errorf("%s at %d: index %v %v, walk %v %v", req.Resource, snap.Reader.Revision(), a.Permissionship, err1, b.Permissionship, err2)
+					}
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	if st := w.idx.Stats(); st.Hits == 0 {
+		t.Errorf("the index answered no question: %+v", st)
+	} else {
+		t.Logf("%+v", st)
+	}
+}

@@ -1,0 +1,105 @@
+package server
+
+import (
+	"context"
+	"io"
+	"log/slog"
+	"testing"
+	"time"
+
+	pb "github.com/pembadb/pemba/proto/pemba/v1"
+
+	"github.com/pembadb/pemba/graph"
+	"github.com/pembadb/pemba/storage"
+	"github.com/pembadb/pemba/storage/pebble"
+)
+
+const reachSchema = "definition user {}\ndefinition group {\n relation member: user | group#member\n}"
+
+// TestReachIndexServesNestedGroups checks nested-group memberships over
+// gRPC with the reachability index on (the default) and off: the answers
+// agree, follow writes and schema writes, and only the server with the
+// index answers from it.
+func TestReachIndexServesNestedGroups(t *testing.T) {
+	for _, disabled := range []bool{false, true} {
+		engine, err := pebble.Open(pebble.Options{InMemory: true})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { engine.Close() })
+		srv := serveTest(t, Config{
+			Engine: engine, InstanceID: "test", Tokens: []Token{{Name: "tester", Secret: testSecret}},
+			GRPCAddr: "127.0.0.1:0", Logger: slog.New(slog.NewTextHandler(io.Discard, nil)), DisableReachIndex: disabled,
+		})
+		ctx := context.Background()
+		if _, err := engine.WriteSchema(ctx, storage.SchemaWrite{Schema: storage.StoredSchema{Text: reachSchema}}); err != nil {
+			t.Fatal(err)
+		}
+		nest := func(parent, child string) graph.Relationship {
+			return graph.Relationship{Resource: graph.ObjectRef{Type: "group", ID: parent}, Relation: "member",
+				Subject: graph.SubjectRef{Object: graph.ObjectRef{Type: "group", ID: child}, Relation: "member"}}
+		}
+		alice := graph.Relationship{Resource: graph.ObjectRef{Type: "group", ID: "g3"}, Relation: "member",
+			Subject: graph.SubjectRef{Object: graph.ObjectRef{Type: "user", ID: "alice"}}}
+		write := func(op storage.Op, rels ...graph.Relationship) {
+			var muts []storage.Mutation
+			for _, r := range rels {
+				muts = append(muts, storage.Mutation{Op: op, Relationship: r})
+			}
+			rev, err := engine.Write(ctx, storage.WriteRequest{Mutations: muts})
+			if err != nil {
+				t.Fatal(err)
+			}
+			for srv.reach != nil {
+				if got, ok := srv.reach.Revision(); ok && got >= rev {
+					break
+				}
+				time.Sleep(time.Millisecond)
+			}
+		}
+		perms := pb.NewPermissionServiceClient(dialTest(t, srv))
+		member := func(group string) bool {
+			t.Helper()
+			resp, err := perms.CheckPermission(ctx, &pb.CheckPermissionRequest{Consistency: fullyConsistent(),
+				Resource: objRef("group", group), Permission: "member", Subject: subRef("user", "alice")})
+			if err != nil {
+				t.Fatal(err)
+			}
+			return resp.GetPermissionship() == pb.Permissionship_PERMISSIONSHIP_HAS_PERMISSION
+		}
+		write(storage.OpTouch, nest("g0", "g1"), nest("g1", "g2"), nest("g2", "g3"), alice)
+		if !member("g0") || !member("g3") || member("g9") {
+			t.Errorf("disabled=%v: nested membership wrong after the first write", disabled)
+		}
+		write(storage.OpDelete, nest("g1", "g2"))
+		if member("g0") || !member("g2") {
+			t.Errorf("disabled=%v: nested membership wrong after a delete", disabled)
+		}
+		if _, err := engine.WriteSchema(ctx, storage.SchemaWrite{Schema: storage.StoredSchema{Text: reachSchema + "\n"}}); err != nil {
+			t.Fatal(err)
+		}
+		write(storage.OpTouch, nest("g1", "g2"))
+		if !member("g0") {
+			t.Errorf("disabled=%v: nested membership wrong after a schema write", disabled)
+		}
+		if srv.reach != nil {
+			if st := srv.reach.Stats(); st.Hits == 0 || st.Builds < 2 {
+				t.Errorf("index stats %+v: want hits and a rebuild after the schema write", st)
+			}
+		}
+		families, err := srv.Registry().Gather()
+		if err != nil {
+			t.Fatal(err)
+		}
+		var bytes float64
+		found := false
+		for _, f := range families {
+			if f.GetName() == "pemba_reach_index_bytes" {
+				found, bytes = true, f.GetMetric()[0].GetGauge().GetValue()
+			}
+		}
+		if found == disabled || (found && bytes <= 0) {
+			t.Errorf("disabled=%v: pemba_reach_index_bytes found %v, %v bytes", disabled, found, bytes)
+		}
+	}
+}
