@@ -153,11 +153,23 @@ var versionColumns = []string{"resource_type", "resource_id", "relation", "subje
 func copyRows(ctx context.Context, tx pgx.Tx, rev storage.Revision, rows [][]any) error {
 	// Most batches replace nothing: COPY them straight into the table. If
 	// a row meets a live version (a re-import, or an expired
-	// relationship), the unique index rejects the COPY; undo it and
-	// replace row by row, which ends each old version first.
+	// relationship), replace row by row, which ends each old version
+	// first.
+	copied, err := tryCopy(ctx, tx, rev, rows)
+	if err != nil || copied {
+		return err
+	}
+	return importRows(ctx, tx, rev, rows)
+}
+
+// tryCopy COPYs rows (relArgs) into the table as versions created at rev,
+// in a savepoint. When a row meets a live version, the unique index
+// rejects the COPY: it is undone and tryCopy reports false, having
+// written nothing.
+func tryCopy(ctx context.Context, tx pgx.Tx, rev storage.Revision, rows [][]any) (bool, error) {
 	sp, err := tx.Begin(ctx) // a savepoint
 	if err != nil {
-		return err
+		return false, err
 	}
 	versions := make([][]any, len(rows))
 	for i, r := range rows {
@@ -167,14 +179,11 @@ func copyRows(ctx context.Context, tx pgx.Tx, rev storage.Revision, rows [][]any
 	var pgErr *pgconn.PgError
 	switch {
 	case err == nil:
-		return sp.Commit(ctx)
+		return true, sp.Commit(ctx)
 	case errors.As(err, &pgErr) && pgErr.Code == "23505": // unique_violation
-		if err := sp.Rollback(ctx); err != nil {
-			return err
-		}
-		return importRows(ctx, tx, rev, rows)
+		return false, sp.Rollback(ctx)
 	default:
-		return fmt.Errorf("copy batch: %w", err)
+		return false, fmt.Errorf("copy batch: %w", err)
 	}
 }
 

@@ -32,6 +32,15 @@ func (e *Engine) Write(ctx context.Context, req storage.WriteRequest) (storage.R
 		if err := checkSchemaGuard(req.SchemaRevision, w.schemaRev); err != nil {
 			return err
 		}
+		if e.dialect == PostgreSQL && bulkCreate(req) {
+			copied, err := copyCreates(ctx, w.tx, w.rev, req.Mutations)
+			if err != nil || copied {
+				if e.audit {
+					w.changes = writeChanges(req.Mutations, nil)
+				}
+				return err
+			}
+		}
 		now := time.Now().UnixNano()
 		// With the audit log on, DELETEs run in the checks' round trip,
 		// returning the versions they end: the audit entry, sealed before
@@ -49,6 +58,41 @@ func (e *Engine) Write(ctx context.Context, req storage.WriteRequest) (storage.R
 		return 0, fmt.Errorf("write relationships: %w", err)
 	}
 	return rev, nil
+}
+
+// bulkCreateMin is the number of CREATEs from which a write without
+// preconditions or other operations (SpiceDB's bulk import) first tries
+// to COPY them: three statements per relationship (an existence check,
+// ending and inserting a version) become one COPY.
+const bulkCreateMin = 64
+
+// bulkCreate reports whether req is such a write.
+func bulkCreate(req storage.WriteRequest) bool {
+	if len(req.Preconditions) > 0 || len(req.Mutations) < bulkCreateMin {
+		return false
+	}
+	for _, m := range req.Mutations {
+		if m.Op != storage.OpCreate {
+			return false
+		}
+	}
+	return true
+}
+
+// copyCreates COPYs the relationships a bulk CREATE names (tryCopy). It
+// reports false, having written nothing, when one meets a live version,
+// even an expired one: the per-row statements then tell an existing
+// relationship (AlreadyExists) from an expired one (replaced).
+func copyCreates(ctx context.Context, tx pgx.Tx, rev storage.Revision, ms []storage.Mutation) (bool, error) {
+	rows := make([][]any, len(ms))
+	for i, m := range ms {
+		args, err := relArgs(m.Relationship)
+		if err != nil {
+			return false, err
+		}
+		rows[i] = args
+	}
+	return tryCopy(ctx, tx, rev, rows)
 }
 
 // writeTx is a write transaction that holds the revision counter's lock.

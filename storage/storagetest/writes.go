@@ -196,6 +196,32 @@ func testCreateConflict(t *testing.T, e storage.Engine) {
 	write(t, e, storage.OpTouch, ex)
 	write(t, e, storage.OpCreate, R("document:3#viewer@user:carol"))
 	equalStrings(t, "recreated", allAtHead(t, e), []string{a, "document:3#viewer@user:carol"})
+
+	// Large creates (a bulk import's) follow the same rules: all or
+	// nothing when one exists, an expired one is replaced.
+	bulk := func(prefix string, extra ...graph.Relationship) []graph.Relationship {
+		var rs []graph.Relationship
+		for i := range 200 {
+			rs = append(rs, R(fmt.Sprintf("folder:%s%03d#viewer@user:u%d", prefix, i, i%7)))
+		}
+		return append(rs, extra...)
+	}
+	write(t, e, storage.OpCreate, bulk("new")...)
+	before = head(t, e)
+	_, err = e.Write(ctx, storage.WriteRequest{Mutations: mutations(storage.OpCreate, bulk("more", R(a))...)})
+	if !errors.As(err, &exists) || Format(exists.Relationship) != a {
+		t.Fatalf("bulk create meeting a live relationship: error = %v, want *AlreadyExistsError naming %s", err, a)
+	}
+	if h := head(t, e); h != before {
+		t.Fatalf("failed bulk create moved head %d -> %d", before, h)
+	}
+	ex = R("document:4#viewer@user:dan")
+	ex.Expiration = ptr(time.Now().Add(-time.Minute))
+	write(t, e, storage.OpTouch, ex)
+	write(t, e, storage.OpCreate, bulk("again", R("document:4#viewer@user:dan"))...)
+	if got := len(allAtHead(t, e)); got != 2+200+200+1 {
+		t.Fatalf("after the bulk creates: %d relationships, want 403", got)
+	}
 }
 
 func testDuplicateMutation(t *testing.T, e storage.Engine) {
