@@ -245,6 +245,11 @@ func (e *Engine) subjectSets(ctx context.Context, snap Snapshot, req LookupSubje
 	defer e.release(ev)
 	se := newSetEval(ev, req.SubjectType)
 	se.proofs = proofs
+	if !proofs && e.cfg.CacheEntries > 0 {
+		// Proofs keep the sets below alive, which the cache's estimate
+		// does not count: only plain sets are shared.
+		se.cache = &e.sets
+	}
 	res, err := se.batch(req.Resource.Type, req.Permission, []string{req.Resource.ID}, 1)
 	if err != nil {
 		return candidates{}, err

@@ -196,6 +196,10 @@ var errSetFallback = errors.New("subject sets: fall back to checks")
 type setResult struct {
 	set    *subjectSet
 	height int
+	// expires is the earliest expiration (UnixNano) of the relationships
+	// read to compute the set, 0 if none expires: at a fixed revision the
+	// set stays exact from the evaluation's instant until then.
+	expires int64
 	// ref, in an evaluation that keeps proofs, names the node whose set
 	// an expression passed through unchanged (a relation or permission
 	// of the same object), for the proofs that lead here.
@@ -231,6 +235,9 @@ type setEval struct {
 	sweeps map[[2]string]map[string][]graph.Relationship
 	// proofs: record why subjects are in sets (see proof).
 	proofs bool
+	// cache, when set, holds the sets computed whole by earlier
+	// evaluations at the snapshot's revision (see setCache).
+	cache *setCache
 }
 
 // narrowed returns an evaluation like se whose sets list only the
@@ -240,7 +247,7 @@ type setEval struct {
 // as the first side's.
 func (se *setEval) narrowed(only map[string]bool) *setEval {
 	return &setEval{ev: se.ev, subjectType: se.subjectType, holds: se.holds, memo: make(map[node]setResult),
-		busy: make(map[node]int), reentered: make(map[node]int), work: se.work, only: only, proofs: se.proofs}
+		busy: make(map[node]int), reentered: make(map[node]int), work: se.work, only: only, proofs: se.proofs, cache: se.cache}
 }
 
 // narrowMax bounds the subjects an evaluation is narrowed to.
@@ -285,6 +292,10 @@ func (se *setEval) batch(typ, rel string, ids []string, depth int) ([]setResult,
 		pending = append(pending, id)
 		at = append(at, i)
 	}
+	pending, at, err := se.fromCache(typ, rel, depth, pending, at, out)
+	if err != nil {
+		return nil, err
+	}
 	if len(pending) > 0 {
 		*se.work += len(pending)
 		if depth > se.ev.eng.cfg.MaxDepth || *se.work > setWork {
@@ -306,7 +317,6 @@ func (se *setEval) batch(typ, rel string, ids []string, depth int) ([]setResult,
 			}
 		}()
 		var res []setResult
-		var err error
 		// No prefetch of whole objects: a set evaluation reads every
 		// relation it meets in full anyway, and batches of large objects
 		// (teams) would be read twice.
@@ -321,6 +331,9 @@ func (se *setEval) batch(typ, rel string, ids []string, depth int) ([]setResult,
 		for j, i := range at {
 			out[i] = res[j]
 			se.memo[node{typ, pending[j], rel}] = res[j]
+			if se.cache != nil && se.only == nil {
+				se.cache.put(se.cacheKey(typ, pending[j], rel), res[j], se.ev.nowNano)
+			}
 		}
 	}
 	for _, r := range out {
@@ -378,6 +391,7 @@ func (se *setEval) targets(byType map[string][]edgeTo, order []string, rel strin
 			}
 			out[e.i].set = out[e.i].set.union(r.set, e.c, e.p)
 			out[e.i].height = max(out[e.i].height, r.height+1)
+			out[e.i].expires = earliest(out[e.i].expires, r.expires)
 		}
 	}
 	return nil
@@ -423,6 +437,7 @@ func (se *setEval) relation(typ string, ids []string, r *schema.Relation, depth 
 		if i < 0 || cerr != nil {
 			return
 		}
+		out[i].expires = earliest(out[i].expires, expiresAt(&rel))
 		sub := rel.Subject
 		if sub.Relation == "" && sub.Object.Type != se.subjectType {
 			return
@@ -581,7 +596,7 @@ func (se *setEval) expr(typ string, ids []string, x schema.Expr, perm string, de
 		}
 		out := make([]setResult, len(res))
 		for i, r := range res {
-			out[i] = setResult{set: r.set, height: r.height + 1}
+			out[i] = setResult{set: r.set, height: r.height + 1, expires: r.expires}
 			if se.proofs {
 				out[i].ref = refOf(r, node{typ, ids[i], x.Name})
 			}
@@ -637,7 +652,7 @@ func (se *setEval) fold(typ string, ids []string, children []schema.Expr, perm s
 			if se.proofs {
 				proveCombined(set, out[i], res[j], op)
 			}
-			out[i] = setResult{set: set, height: max(out[i].height, res[j].height)}
+			out[i] = setResult{set: set, height: max(out[i].height, res[j].height), expires: earliest(out[i].expires, res[j].expires)}
 		}
 	}
 	return out, nil
@@ -678,7 +693,7 @@ func cloneResults(rs []setResult) []setResult {
 		if r.set.m != nil {
 			s.m = maps.Clone(r.set.m)
 		}
-		out[i] = setResult{set: s, height: r.height}
+		out[i] = setResult{set: s, height: r.height, expires: r.expires}
 	}
 	return out
 }
@@ -701,6 +716,7 @@ func (se *setEval) arrow(typ string, ids []string, a *schema.Arrow, perm string,
 		if i < 0 || cerr != nil {
 			return
 		}
+		out[i].expires = earliest(out[i].expires, expiresAt(&rel))
 		t := rel.Subject.Object.Type
 		if d := se.ev.schema.Definitions[t]; d == nil || !d.Has(a.Target) {
 			if a.Func == schema.ArrowAll {
@@ -781,11 +797,30 @@ func (se *setEval) arrowAll(byType map[string][]edgeTo, order []string, target s
 			r := res[k]
 			if !seen[e.i] {
 				seen[e.i] = true
-				out[e.i] = setResult{set: cloneResults([]setResult{r})[0].set, height: r.height + 1}
+				out[e.i] = setResult{set: cloneResults([]setResult{r})[0].set, height: r.height + 1, expires: earliest(out[e.i].expires, r.expires)}
 				continue
 			}
-			out[e.i] = setResult{set: combine(out[e.i].set, r.set, andMember), height: max(out[e.i].height, r.height+1)}
+			out[e.i] = setResult{set: combine(out[e.i].set, r.set, andMember), height: max(out[e.i].height, r.height+1), expires: earliest(out[e.i].expires, r.expires)}
 		}
 	}
 	return nil
+}
+
+// expiresAt is r's expiration in UnixNano, 0 if it does not expire.
+func expiresAt(r *graph.Relationship) int64 {
+	if r.Expiration == nil {
+		return 0
+	}
+	return r.Expiration.UnixNano()
+}
+
+// earliest returns the earlier of two expirations (0: never).
+func earliest(a, b int64) int64 {
+	switch {
+	case a == 0:
+		return b
+	case b == 0:
+		return a
+	}
+	return min(a, b)
 }

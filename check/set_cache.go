@@ -1,0 +1,196 @@
+package check
+
+import (
+	"errors"
+	"sync"
+
+	"github.com/hashicorp/golang-lru/v2/simplelru"
+
+	"github.com/pembadb/pemba/storage"
+)
+
+// setCache keeps the subject sets that set evaluations computed whole
+// (not narrowed, see setEval.narrowed), so later lookups at the same
+// revision use them instead of computing them again: the sets many
+// resources share, such as everyone cleared for a sensitivity tier or
+// the members of an org.
+//
+// Key: (revision, caveat context hash, subject type, whether proofs were
+// kept, object and relation). At a fixed revision a set only changes as
+// its relationships expire, so an entry computed at instant at is served
+// only to evaluations whose "now" lies in [at, expires) (expires: the
+// earliest expiration among the relationships read for it, see
+// setResult.expires); the caveats it decided depend only on the context,
+// which is in the key. Entries are immutable once stored, so any number
+// of evaluations may read one.
+//
+// A narrowed evaluation computes only the subjects it was narrowed to,
+// which no other request can reuse; once a node is asked for narrowed
+// often enough (setCacheDemand), it is computed whole, once, and cached
+// (see setEval.whole). A node too large to compute whole (setWork) is
+// remembered and left narrowed.
+//
+// The cache is bounded by an estimate of its memory (setCacheBytes) and
+// evicts the least recently used sets. It is enabled when the engine's
+// result cache is (Config.CacheEntries > 0).
+type setCache struct {
+	mu sync.Mutex // guards every field below
+	// sets holds the cached sets; bytes is their estimated size.
+	sets  *simplelru.LRU[setKey, setEntry]
+	bytes int64
+	// demand counts, per node not cached, the narrowed evaluations that
+	// wanted it; a count of -1 marks a node too large to compute whole.
+	demand *simplelru.LRU[setKey, int]
+}
+
+// setKey identifies one cached set (see setCache).
+type setKey struct {
+	rev         storage.Revision
+	ctx         uint64
+	subjectType string
+	proofs      bool
+	n           node
+}
+
+// setEntry is a cached set, exact for evaluations at now ∈ [at, until)
+// (until 0: no end).
+type setEntry struct {
+	res       setResult
+	at, until int64
+	size      int64
+}
+
+const (
+	// setCacheBytes bounds the estimated memory of the cached sets.
+	setCacheBytes = 64 << 20
+	// setCacheDemand is how many narrowed evaluations must want a node
+	// before it is computed whole.
+	setCacheDemand = 2
+	// setDemandEntries bounds the nodes whose demand is counted.
+	setDemandEntries = 1 << 14
+	// setMemberBytes estimates the memory of one listed subject (its ID,
+	// map entry and proof pointer).
+	setMemberBytes = 96
+)
+
+// init readies the cache; it must be called with c.mu held.
+func (c *setCache) init() {
+	if c.sets == nil {
+		c.sets, _ = simplelru.NewLRU[setKey, setEntry](1<<20, nil) // bounded by bytes, not count
+		c.demand, _ = simplelru.NewLRU[setKey, int](setDemandEntries, nil)
+	}
+}
+
+// get returns the set cached for k that is exact at now.
+func (c *setCache) get(k setKey, now int64) (setResult, bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.init()
+	e, ok := c.sets.Get(k)
+	if !ok || now < e.at || (e.until != 0 && now >= e.until) {
+		return setResult{}, false
+	}
+	return e.res, true
+}
+
+// put caches r, computed at now, for k.
+func (c *setCache) put(k setKey, r setResult, now int64) {
+	if r.expires != 0 && r.expires <= now {
+		return
+	}
+	size := int64(len(r.set.keys)+1) * setMemberBytes
+	if size > setCacheBytes/4 {
+		return
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.init()
+	if old, ok := c.sets.Peek(k); ok {
+		c.bytes -= old.size
+	}
+	c.sets.Add(k, setEntry{res: r, at: now, until: r.expires, size: size})
+	c.bytes += size
+	c.demand.Remove(k)
+	for c.bytes > setCacheBytes {
+		_, old, ok := c.sets.RemoveOldest()
+		if !ok {
+			break
+		}
+		c.bytes -= old.size
+	}
+}
+
+// want records that a narrowed evaluation wanted the node of k and
+// reports whether it should now be computed whole.
+func (c *setCache) want(k setKey) bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.init()
+	n, _ := c.demand.Get(k)
+	if n < 0 {
+		return false
+	}
+	n++
+	c.demand.Add(k, n)
+	return n >= setCacheDemand
+}
+
+// tooLarge records that the node of k is too large to compute whole.
+func (c *setCache) tooLarge(k setKey) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.init()
+	c.demand.Add(k, -1)
+}
+
+// cacheKey is the cache key of typ:id#rel in se.
+func (se *setEval) cacheKey(typ, id, rel string) setKey {
+	return setKey{rev: se.ev.rev, ctx: se.ev.ctxHash, subjectType: se.subjectType, n: node{typ, id, rel}}
+}
+
+// fromCache answers what it can of pending (the IDs of typ#rel at the
+// indexes at of out) from the cache, computes whole the nodes a narrowed
+// evaluation has wanted often enough (see setCache), and returns the IDs
+// left to compute, with their indexes.
+func (se *setEval) fromCache(typ, rel string, depth int, pending []string, at []int, out []setResult) ([]string, []int, error) {
+	if se.cache == nil || len(pending) == 0 {
+		return pending, at, nil
+	}
+	var restIDs, wholeIDs []string
+	var restAt, wholeAt []int
+	for j, id := range pending {
+		k := se.cacheKey(typ, id, rel)
+		if r, ok := se.cache.get(k, se.ev.nowNano); ok {
+			out[at[j]] = r
+			se.memo[node{typ, id, rel}] = r
+			continue
+		}
+		if se.only != nil && se.cache.want(k) {
+			wholeIDs, wholeAt = append(wholeIDs, id), append(wholeAt, at[j])
+			continue
+		}
+		restIDs, restAt = append(restIDs, id), append(restAt, at[j])
+	}
+	if len(wholeIDs) == 0 {
+		return restIDs, restAt, nil
+	}
+	// A whole evaluation of its own: its sets are cached as it computes
+	// them, and its work is bounded apart from the request's.
+	w := &setEval{ev: se.ev, subjectType: se.subjectType, holds: se.holds, memo: make(map[node]setResult),
+		busy: make(map[node]int), reentered: make(map[node]int), work: new(int), cache: se.cache}
+	res, err := w.batch(typ, rel, wholeIDs, depth)
+	switch {
+	case errors.Is(err, errSetFallback):
+		for _, id := range wholeIDs {
+			se.cache.tooLarge(se.cacheKey(typ, id, rel))
+		}
+		return append(restIDs, wholeIDs...), append(restAt, wholeAt...), nil
+	case err != nil:
+		return nil, nil, err
+	}
+	for j, i := range wholeAt {
+		out[i] = res[j]
+		se.memo[node{typ, wholeIDs[j], rel}] = res[j]
+	}
+	return restIDs, restAt, nil
+}
