@@ -2,6 +2,8 @@ package check
 
 import (
 	"errors"
+	"maps"
+	"slices"
 	"sync"
 
 	"github.com/hashicorp/golang-lru/v2/simplelru"
@@ -15,8 +17,9 @@ import (
 // resources share, such as everyone cleared for a sensitivity tier or
 // the members of an org.
 //
-// Key: (revision, caveat context hash, subject type, whether proofs were
-// kept, object and relation). At a fixed revision a set only changes as
+// Key: (revision, caveat context hash, subject type, object and
+// relation); a set that decided no caveat is keyed by "any context"
+// instead of the hash. At a fixed revision a set only changes as
 // its relationships expire, so an entry computed at instant at is served
 // only to evaluations whose "now" lies in [at, expires) (expires: the
 // earliest expiration among the relationships read for it, see
@@ -43,12 +46,13 @@ type setCache struct {
 	demand *simplelru.LRU[setKey, int]
 }
 
-// setKey identifies one cached set (see setCache).
+// setKey identifies one cached set (see setCache): anyCtx marks a set
+// that decided no caveat, the same in every context (ctx is then 0).
 type setKey struct {
 	rev         storage.Revision
 	ctx         uint64
+	anyCtx      bool
 	subjectType string
-	proofs      bool
 	n           node
 }
 
@@ -65,7 +69,7 @@ const (
 	setCacheBytes = 64 << 20
 	// setCacheDemand is how many narrowed evaluations must want a node
 	// before it is computed whole.
-	setCacheDemand = 2
+	setCacheDemand = 3
 	// setDemandEntries bounds the nodes whose demand is counted.
 	setDemandEntries = 1 << 14
 	// setMemberBytes estimates the memory of one listed subject (its ID,
@@ -143,9 +147,23 @@ func (c *setCache) tooLarge(k setKey) {
 	c.demand.Add(k, -1)
 }
 
-// cacheKey is the cache key of typ:id#rel in se.
-func (se *setEval) cacheKey(typ, id, rel string) setKey {
-	return setKey{rev: se.ev.rev, ctx: se.ev.ctxHash, subjectType: se.subjectType, n: node{typ, id, rel}}
+// cacheKey is the cache key of typ:id#rel in se, for a set that decided
+// a caveat (caveated) or not.
+func (se *setEval) cacheKey(typ, id, rel string, caveated bool) setKey {
+	k := setKey{rev: se.ev.rev, anyCtx: true, subjectType: se.subjectType, n: node{typ, id, rel}}
+	if caveated {
+		k.ctx, k.anyCtx = se.ev.ctxHash, false
+	}
+	return k
+}
+
+// cached returns the set of typ:id#rel cached for any context or for
+// se's.
+func (se *setEval) cached(typ, id, rel string) (setResult, bool) {
+	if r, ok := se.cache.get(se.cacheKey(typ, id, rel, false), se.ev.nowNano); ok {
+		return r, true
+	}
+	return se.cache.get(se.cacheKey(typ, id, rel, true), se.ev.nowNano)
 }
 
 // fromCache answers what it can of pending (the IDs of typ#rel at the
@@ -159,13 +177,15 @@ func (se *setEval) fromCache(typ, rel string, depth int, pending []string, at []
 	var restIDs, wholeIDs []string
 	var restAt, wholeAt []int
 	for j, id := range pending {
-		k := se.cacheKey(typ, id, rel)
-		if r, ok := se.cache.get(k, se.ev.nowNano); ok {
+		if r, ok := se.cached(typ, id, rel); ok {
+			r.set = se.restrict(r.set)
 			out[at[j]] = r
 			se.memo[node{typ, id, rel}] = r
 			continue
 		}
-		if se.only != nil && se.cache.want(k) {
+		// Demand is counted across contexts: a set computed whole for
+		// one serves all when it decides no caveat.
+		if se.only != nil && se.cache.want(se.cacheKey(typ, id, rel, false)) {
 			wholeIDs, wholeAt = append(wholeIDs, id), append(wholeAt, at[j])
 			continue
 		}
@@ -182,15 +202,44 @@ func (se *setEval) fromCache(typ, rel string, depth int, pending []string, at []
 	switch {
 	case errors.Is(err, errSetFallback):
 		for _, id := range wholeIDs {
-			se.cache.tooLarge(se.cacheKey(typ, id, rel))
+			se.cache.tooLarge(se.cacheKey(typ, id, rel, false))
 		}
 		return append(restIDs, wholeIDs...), append(restAt, wholeAt...), nil
 	case err != nil:
 		return nil, nil, err
 	}
 	for j, i := range wholeAt {
+		res[j].set = se.restrict(res[j].set)
 		out[i] = res[j]
 		se.memo[node{typ, wholeIDs[j], rel}] = res[j]
 	}
 	return restIDs, restAt, nil
+}
+
+// restrict returns s as se's evaluation would have computed it: in a
+// narrowed evaluation, only the subjects it is narrowed to are listed
+// (a whole set unioned into narrowed ones would make every request pay
+// for the whole set again). It costs the smaller of the two sizes.
+func (se *setEval) restrict(s *subjectSet) *subjectSet {
+	if se.only == nil {
+		return s
+	}
+	out := &subjectSet{def: s.def}
+	add := func(id string) {
+		if v, ok := s.m[id]; ok && se.only[id] {
+			out.set(id, v)
+		}
+	}
+	if len(s.keys) <= len(se.only) {
+		for _, id := range s.keys {
+			add(id)
+		}
+		return out
+	}
+	// In a stable order: the order a set lists its subjects in is the
+	// order a lookup streams them.
+	for _, id := range slices.Sorted(maps.Keys(se.only)) {
+		add(id)
+	}
+	return out
 }

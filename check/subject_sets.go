@@ -200,6 +200,9 @@ type setResult struct {
 	// read to compute the set, 0 if none expires: at a fixed revision the
 	// set stays exact from the evaluation's instant until then.
 	expires int64
+	// caveated: a caveat was decided for the set, with the request's
+	// context; otherwise the set is the same in every context.
+	caveated bool
 	// ref, in an evaluation that keeps proofs, names the node whose set
 	// an expression passed through unchanged (a relation or permission
 	// of the same object), for the proofs that lead here.
@@ -332,7 +335,7 @@ func (se *setEval) batch(typ, rel string, ids []string, depth int) ([]setResult,
 			out[i] = res[j]
 			se.memo[node{typ, pending[j], rel}] = res[j]
 			if se.cache != nil && se.only == nil {
-				se.cache.put(se.cacheKey(typ, pending[j], rel), res[j], se.ev.nowNano)
+				se.cache.put(se.cacheKey(typ, pending[j], rel, res[j].caveated), res[j], se.ev.nowNano)
 			}
 		}
 	}
@@ -392,6 +395,7 @@ func (se *setEval) targets(byType map[string][]edgeTo, order []string, rel strin
 			out[e.i].set = out[e.i].set.union(r.set, e.c, e.p)
 			out[e.i].height = max(out[e.i].height, r.height+1)
 			out[e.i].expires = earliest(out[e.i].expires, r.expires)
+			out[e.i].caveated = out[e.i].caveated || r.caveated
 		}
 	}
 	return nil
@@ -444,6 +448,9 @@ func (se *setEval) relation(typ string, ids []string, r *schema.Relation, depth 
 		}
 		if sub.Relation != "" && !allowedSubject(r, sub) {
 			return
+		}
+		if rel.Caveat != nil {
+			out[i].caveated = true
 		}
 		c, err := se.caveatMember(&rel)
 		if err != nil {
@@ -596,7 +603,7 @@ func (se *setEval) expr(typ string, ids []string, x schema.Expr, perm string, de
 		}
 		out := make([]setResult, len(res))
 		for i, r := range res {
-			out[i] = setResult{set: r.set, height: r.height + 1, expires: r.expires}
+			out[i] = setResult{set: r.set, height: r.height + 1, expires: r.expires, caveated: r.caveated}
 			if se.proofs {
 				out[i].ref = refOf(r, node{typ, ids[i], x.Name})
 			}
@@ -652,7 +659,8 @@ func (se *setEval) fold(typ string, ids []string, children []schema.Expr, perm s
 			if se.proofs {
 				proveCombined(set, out[i], res[j], op)
 			}
-			out[i] = setResult{set: set, height: max(out[i].height, res[j].height), expires: earliest(out[i].expires, res[j].expires)}
+			out[i] = setResult{set: set, height: max(out[i].height, res[j].height), expires: earliest(out[i].expires, res[j].expires),
+				caveated: out[i].caveated || res[j].caveated}
 		}
 	}
 	return out, nil
@@ -693,7 +701,7 @@ func cloneResults(rs []setResult) []setResult {
 		if r.set.m != nil {
 			s.m = maps.Clone(r.set.m)
 		}
-		out[i] = setResult{set: s, height: r.height, expires: r.expires}
+		out[i] = setResult{set: s, height: r.height, expires: r.expires, caveated: r.caveated}
 	}
 	return out
 }
@@ -723,6 +731,9 @@ func (se *setEval) arrow(typ string, ids []string, a *schema.Arrow, perm string,
 				cerr = errSetFallback // a related object that grants nothing: leave .all to checks
 			}
 			return
+		}
+		if rel.Caveat != nil {
+			out[i].caveated = true
 		}
 		c, err := se.caveatMember(&rel)
 		if err != nil {
@@ -797,10 +808,12 @@ func (se *setEval) arrowAll(byType map[string][]edgeTo, order []string, target s
 			r := res[k]
 			if !seen[e.i] {
 				seen[e.i] = true
-				out[e.i] = setResult{set: cloneResults([]setResult{r})[0].set, height: r.height + 1, expires: earliest(out[e.i].expires, r.expires)}
+				out[e.i] = setResult{set: cloneResults([]setResult{r})[0].set, height: r.height + 1, expires: earliest(out[e.i].expires, r.expires),
+					caveated: out[e.i].caveated || r.caveated}
 				continue
 			}
-			out[e.i] = setResult{set: combine(out[e.i].set, r.set, andMember), height: max(out[e.i].height, r.height+1), expires: earliest(out[e.i].expires, r.expires)}
+			out[e.i] = setResult{set: combine(out[e.i].set, r.set, andMember), height: max(out[e.i].height, r.height+1), expires: earliest(out[e.i].expires, r.expires),
+				caveated: out[e.i].caveated || r.caveated}
 		}
 	}
 	return nil
