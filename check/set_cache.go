@@ -42,7 +42,9 @@ type setCache struct {
 	sets  *simplelru.LRU[setKey, setEntry]
 	bytes int64
 	// demand counts, per node not cached, the narrowed evaluations that
-	// wanted it; a count of -1 marks a node too large to compute whole.
+	// wanted it; demandTooLarge marks a node too large to compute whole,
+	// demandComputing one an evaluation is computing whole (the others
+	// go on narrowed meanwhile).
 	demand *simplelru.LRU[setKey, int]
 }
 
@@ -124,8 +126,15 @@ func (c *setCache) put(k setKey, r setResult, now int64) {
 	}
 }
 
+// The states of a node's demand besides a count.
+const (
+	demandTooLarge  = -1
+	demandComputing = -2
+)
+
 // want records that a narrowed evaluation wanted the node of k and
-// reports whether it should now be computed whole.
+// reports whether it should now compute it whole: it then owns the
+// computation, and must end it with put or done.
 func (c *setCache) want(k setKey) bool {
 	c.mu.Lock()
 	defer c.mu.Unlock()
@@ -134,17 +143,28 @@ func (c *setCache) want(k setKey) bool {
 	if n < 0 {
 		return false
 	}
-	n++
-	c.demand.Add(k, n)
-	return n >= setCacheDemand
+	if n++; n < setCacheDemand {
+		c.demand.Add(k, n)
+		return false
+	}
+	c.demand.Add(k, demandComputing)
+	return true
 }
 
-// tooLarge records that the node of k is too large to compute whole.
-func (c *setCache) tooLarge(k setKey) {
+// done ends a whole computation of the node of k that stored nothing:
+// the node was too large, or the computation failed (its demand starts
+// over).
+func (c *setCache) done(k setKey, tooLarge bool) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	c.init()
-	c.demand.Add(k, -1)
+	if tooLarge {
+		c.demand.Add(k, demandTooLarge)
+		return
+	}
+	if n, _ := c.demand.Peek(k); n == demandComputing {
+		c.demand.Remove(k)
+	}
 }
 
 // cacheKey is the cache key of typ:id#rel in se, for a set that decided
@@ -199,14 +219,23 @@ func (se *setEval) fromCache(typ, rel string, depth int, pending []string, at []
 	w := &setEval{ev: se.ev, subjectType: se.subjectType, holds: se.holds, memo: make(map[node]setResult),
 		busy: make(map[node]int), reentered: make(map[node]int), work: new(int), cache: se.cache}
 	res, err := w.batch(typ, rel, wholeIDs, depth)
+	if err != nil {
+		for _, id := range wholeIDs {
+			// A set stored for this context (it decided a caveat) leaves
+			// the demand for any context to end here.
+			se.cache.done(se.cacheKey(typ, id, rel, false), errors.Is(err, errSetFallback))
+		}
+	}
 	switch {
 	case errors.Is(err, errSetFallback):
-		for _, id := range wholeIDs {
-			se.cache.tooLarge(se.cacheKey(typ, id, rel, false))
-		}
 		return append(restIDs, wholeIDs...), append(restAt, wholeAt...), nil
 	case err != nil:
 		return nil, nil, err
+	}
+	for j, id := range wholeIDs {
+		if res[j].caveated {
+			se.cache.done(se.cacheKey(typ, id, rel, false), false)
+		}
 	}
 	for j, i := range wholeAt {
 		res[j].set = se.restrict(res[j].set)
