@@ -1,10 +1,12 @@
 package check
 
 import (
+	"context"
 	"errors"
 	"maps"
 	"slices"
 	"sync"
+	"time"
 
 	"github.com/hashicorp/golang-lru/v2/simplelru"
 
@@ -74,6 +76,9 @@ const (
 	setCacheDemand = 3
 	// setDemandEntries bounds the nodes whose demand is counted.
 	setDemandEntries = 1 << 14
+	// setWholeTime bounds the time an evaluation spends computing a set
+	// whole.
+	setWholeTime = 250 * time.Millisecond
 	// setMemberBytes estimates the memory of one listed subject (its ID,
 	// map entry and proof pointer).
 	setMemberBytes = 96
@@ -215,14 +220,22 @@ func (se *setEval) fromCache(typ, rel string, depth int, pending []string, at []
 		return restIDs, restAt, nil
 	}
 	// A whole evaluation of its own: its sets are cached as it computes
-	// them, and its work is bounded apart from the request's.
+	// them, and its work and time are bounded apart from the request's
+	// (the request pays for it: a set too large to compute in
+	// setWholeTime is left narrowed at this revision).
 	w := &setEval{ev: se.ev, subjectType: se.subjectType, holds: se.holds, memo: make(map[node]setResult),
 		busy: make(map[node]int), reentered: make(map[node]int), work: new(int), cache: se.cache}
+	reqCtx := se.ev.ctx
+	wctx, cancel := context.WithTimeout(reqCtx, setWholeTime)
+	se.ev.ctx = wctx
 	res, err := w.batch(typ, rel, wholeIDs, depth)
+	se.ev.ctx = reqCtx
+	cancel()
+	if err != nil && reqCtx.Err() == nil && wctx.Err() != nil {
+		err = errSetFallback // out of time: too large
+	}
 	if err != nil {
 		for _, id := range wholeIDs {
-			// A set stored for this context (it decided a caveat) leaves
-			// the demand for any context to end here.
 			se.cache.done(se.cacheKey(typ, id, rel, false), errors.Is(err, errSetFallback))
 		}
 	}
@@ -233,6 +246,8 @@ func (se *setEval) fromCache(typ, rel string, depth int, pending []string, at []
 		return nil, nil, err
 	}
 	for j, id := range wholeIDs {
+		// A set stored for this context (it decided a caveat) leaves the
+		// demand for any context to end here.
 		if res[j].caveated {
 			se.cache.done(se.cacheKey(typ, id, rel, false), false)
 		}
