@@ -24,8 +24,10 @@ import (
 // for a monotone permission, its permissionship and end; otherwise a
 // check per row decides those. Any other permission, and a wildcard row
 // of a permission that subtracts, is answered from LookupSubjects with a
-// check per row. Rows that need a check are answered Concurrency at a
-// time, in order.
+// check per row; when its set evaluation answered, the path of a subject
+// it holds unconditionally is rebuilt from the proofs the evaluation kept
+// (see proof), not found by a check in explain mode. Rows that need a
+// check are answered Concurrency at a time, in order.
 //
 // Rows come sorted, so a permission's rows stream once its walk (or
 // lookup) is done; it holds at most Config.MaxAccessObjects objects. A
