@@ -16,9 +16,11 @@ import (
 // A record is written once, when the subject's membership first becomes
 // "yes", from sets that were complete at that moment, so the records form
 // no cycle and every relationship in them was read live, with a caveat
-// that is true (or none). Memberships a record cannot explain (everyone
-// through a wildcard, the intersection of a .all arrow, "maybe") have no
-// record, and a path is not built for them (proofPath returns nil).
+// that is true (or none). A wildcard relationship is the record of every
+// subject a set holds through it (subjectSet.defWhy). Memberships a
+// record cannot explain (the intersection of a .all arrow, "maybe", a
+// union that met a wildcard in place) have no record, and a path is not
+// built for them (proofPath returns nil): the caller finds one otherwise.
 
 // proof is why a subject is in a set.
 type proof struct {
