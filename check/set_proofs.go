@@ -18,9 +18,9 @@ import (
 // no cycle and every relationship in them was read live, with a caveat
 // that is true (or none). A wildcard relationship is the record of every
 // subject a set holds through it (subjectSet.defWhy). Memberships a
-// record cannot explain (the intersection of a .all arrow, "maybe", a
-// union that met a wildcard in place) have no record, and a path is not
-// built for them (proofPath returns nil): the caller finds one otherwise.
+// record cannot explain (the intersection of a .all arrow, "maybe") have
+// no record, and a path is not built for them (proofPath returns nil):
+// the caller finds one otherwise.
 
 // proof is why a subject is in a set.
 type proof struct {
