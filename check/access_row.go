@@ -27,6 +27,10 @@ type rowRequest struct {
 	eval graph.SubjectRef
 	// excluded lists, for a wildcard row, the subjects it leaves out.
 	excluded []string
+	// proofs, when set, is the permission's set from a set evaluation
+	// that kept proofs: a subject it proves to hold the permission gets
+	// its path from there instead of from a check in explain mode.
+	proofs *setRef
 }
 
 // accessRow answers one row: the permissionship, a shortest path, when
@@ -45,6 +49,11 @@ func (e *Engine) accessRowFrom(ctx context.Context, q rowRequest, first outcome)
 	if first.perm == NoPermission {
 		return AccessRow{}, false, nil
 	}
+	if first.perm == HasPermission && q.proofs != nil && q.eval == q.subject {
+		if pn := proofPath(q.snap.Schema, q.proofs, q.subject.Object.ID); pn != nil {
+			return e.rowWithPath(ctx, q, first, Result{Permissionship: HasPermission, Path: toPath(pn, q.subject, nil)})
+		}
+	}
 	ev, err := e.newEvaluation(ctx, q.snap, q.eval, q.caveatCtx, q.now)
 	if err != nil {
 		return AccessRow{}, false, err
@@ -57,6 +66,12 @@ func (e *Engine) accessRowFrom(ctx context.Context, q rowRequest, first outcome)
 	if r.Permissionship == NoPermission {
 		return AccessRow{}, false, nil
 	}
+	return e.rowWithPath(ctx, q, first, r)
+}
+
+// rowWithPath completes the row of q, whose answer at q.now is first,
+// with the permissionship and path of r: when it ends and how it is held.
+func (e *Engine) rowWithPath(ctx context.Context, q rowRequest, first outcome, r Result) (AccessRow, bool, error) {
 	ends, err := e.endsAfter(ctx, q.snap, q.eval, q.caveatCtx, q.res, q.perm, q.now, first)
 	if err != nil {
 		return AccessRow{}, false, err

@@ -24,8 +24,10 @@ import (
 // for a monotone permission, its permissionship and end; otherwise a
 // check per row decides those. Any other permission, and a wildcard row
 // of a permission that subtracts, is answered from LookupSubjects with a
-// check per row. Rows that need a check are answered Concurrency at a
-// time, in order.
+// check per row; when its set evaluation answered, the path of a subject
+// it holds unconditionally is rebuilt from the proofs the evaluation kept
+// (see proof), not found by a check in explain mode. Rows that need a
+// check are answered Concurrency at a time, in order.
 //
 // Rows come sorted, so a permission's rows stream once its walk (or
 // lookup) is done; it holds at most Config.MaxAccessObjects objects. A
@@ -208,8 +210,8 @@ func planWho(s *schema.Schema, req WhoRequest) ([]whoPlanStep, error) {
 // false once yield asked to stop.
 func (e *Engine) whoStep(ctx context.Context, snap Snapshot, req WhoRequest, now time.Time, step whoPlanStep, yield func(AccessRow) bool) (more bool, err error) {
 	var found []SubjectResult
-	err = e.LookupSubjects(ctx, snap, LookupSubjectsRequest{Resource: req.Resource, Permission: step.perm, SubjectType: step.typ, Context: req.Context, Now: now},
-		func(r SubjectResult) bool {
+	proofs, err := e.lookupSubjects(ctx, snap, LookupSubjectsRequest{Resource: req.Resource, Permission: step.perm, SubjectType: step.typ, Context: req.Context, Now: now},
+		true, func(r SubjectResult) bool {
 			found = append(found, r)
 			return len(found) <= e.cfg.MaxAccessObjects
 		})
@@ -225,7 +227,7 @@ func (e *Engine) whoStep(ctx context.Context, snap Snapshot, req WhoRequest, now
 		if a := req.After; a != nil && a.Permission == step.perm && a.Subject.Object.Type == step.typ && f.Subject.Object.ID <= a.Subject.Object.ID {
 			continue
 		}
-		q := rowRequest{snap: snap, caveatCtx: req.Context, now: now, res: req.Resource, perm: step.perm, subject: f.Subject, eval: f.Subject}
+		q := rowRequest{snap: snap, caveatCtx: req.Context, now: now, res: req.Resource, perm: step.perm, subject: f.Subject, eval: f.Subject, proofs: proofs}
 		if f.Subject.Object.ID == graph.Wildcard {
 			q.excluded = make([]string, len(f.Excluded))
 			for i, x := range f.Excluded {

@@ -39,6 +39,8 @@ type Engine struct {
 	large *lru.Cache[graph.ObjectRef, struct{}]
 	// holdable memoizes what each kind of subject can hold.
 	holdable holdableCache
+	// sets keeps the subject sets lookups computed whole (see setCache).
+	sets setCache
 
 	seq        atomic.Uint64 // evaluation sequence, see dispatch.Problem.Seq
 	dispatches atomic.Uint64

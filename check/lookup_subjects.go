@@ -59,8 +59,17 @@ type SubjectResult struct {
 // wildcard reached that way grants everyone. Only the subjects reached
 // solely through caveated relationships are checked.
 func (e *Engine) LookupSubjects(ctx context.Context, snap Snapshot, req LookupSubjectsRequest, yield func(SubjectResult) bool) error {
+	_, err := e.lookupSubjects(ctx, snap, req, false, yield)
+	return err
+}
+
+// lookupSubjects is LookupSubjects; with proofs set, the set evaluation
+// records why each subject holds the permission, and the permission's
+// set is returned (nil when set evaluation did not answer the request;
+// see proofPath).
+func (e *Engine) lookupSubjects(ctx context.Context, snap Snapshot, req LookupSubjectsRequest, proofs bool, yield func(SubjectResult) bool) (*setRef, error) {
 	if err := validate(snap.Schema, req.Resource, req.Permission, graph.SubjectRef{Object: graph.ObjectRef{Type: req.SubjectType, ID: "x"}, Relation: req.SubjectRelation}); err != nil {
-		return fmt.Errorf("lookup subjects: %w", err)
+		return nil, fmt.Errorf("lookup subjects: %w", err)
 	}
 	now := requestNow(req.Now)
 	// Every subject with the permission holds each intersection's first
@@ -69,7 +78,7 @@ func (e *Engine) LookupSubjects(ctx context.Context, snap Snapshot, req LookupSu
 	// the answer need the subjects the other sides mention (a wildcard's
 	// exclusions, or the concrete subjects an intersection narrows it to):
 	// then the walk is repeated over everything.
-	c, err := e.subjectSets(ctx, snap, req, now)
+	c, err := e.subjectSets(ctx, snap, req, now, proofs)
 	if errors.Is(err, errSetFallback) {
 		c, err = e.subjectCandidates(ctx, snap, req, now, true)
 		if err == nil && c.wildcard && !c.exact {
@@ -84,15 +93,15 @@ func (e *Engine) LookupSubjects(ctx context.Context, snap Snapshot, req LookupSu
 		err = c.addWalked(e.subjectCandidates(ctx, snap, req, now, true))
 	}
 	if err != nil {
-		return fmt.Errorf("lookup subjects %s#%s@%s: %w", req.Resource.String(), req.Permission, req.SubjectType, err)
+		return nil, fmt.Errorf("lookup subjects %s#%s@%s: %w", req.Resource.String(), req.Permission, req.SubjectType, err)
 	}
 	if len(c.ids) == 0 && !c.wildcard {
-		return nil
+		return c.root, nil
 	}
 	// A check rejects a context that cannot be hashed; so does a lookup
 	// that skips the checks.
 	if _, err := contextHash(req.Context); err != nil {
-		return fmt.Errorf("lookup subjects: %w", err)
+		return nil, fmt.Errorf("lookup subjects: %w", err)
 	}
 	granted := func(id string) bool {
 		if c.known != nil {
@@ -132,13 +141,13 @@ func (e *Engine) LookupSubjects(ctx context.Context, snap Snapshot, req LookupSu
 			})
 		}
 		if err := g.Wait(); err != nil {
-			return fmt.Errorf("lookup subjects: %w", err)
+			return nil, fmt.Errorf("lookup subjects: %w", err)
 		}
 		for i, id := range ids {
 			sub := graph.SubjectRef{Object: graph.ObjectRef{Type: req.SubjectType, ID: id}, Relation: req.SubjectRelation}
 			if granted(id) {
 				if !yield(SubjectResult{Subject: sub, Permissionship: HasPermission}) {
-					return nil
+					return c.root, nil
 				}
 				continue
 			}
@@ -148,22 +157,22 @@ func (e *Engine) LookupSubjects(ctx context.Context, snap Snapshot, req LookupSu
 				continue
 			}
 			if !yield(SubjectResult{Subject: sub, Permissionship: r.Permissionship, Missing: r.Missing}) {
-				return nil
+				return c.root, nil
 			}
 		}
 	}
 	if !c.wildcard {
-		return nil
+		return c.root, nil
 	}
 	wild := graph.SubjectRef{Object: graph.ObjectRef{Type: req.SubjectType, ID: graph.Wildcard}}
 	if c.exact && c.wildcardClean {
 		yield(SubjectResult{Subject: wild, Permissionship: HasPermission})
-		return nil
+		return c.root, nil
 	}
 	slices.SortFunc(excluded, func(a, b graph.SubjectRef) int { return a.Compare(b) })
 	if c.known != nil && c.known.def == memberYes {
 		yield(SubjectResult{Subject: wild, Permissionship: HasPermission, Excluded: excluded})
-		return nil
+		return c.root, nil
 	}
 	// A fresh ID stands for every subject the walk did not meet.
 	fresh := "unlisted"
@@ -172,13 +181,13 @@ func (e *Engine) LookupSubjects(ctx context.Context, snap Snapshot, req LookupSu
 	}
 	r, err := check(ctx, fresh)
 	if err != nil {
-		return fmt.Errorf("lookup subjects: %w", err)
+		return nil, fmt.Errorf("lookup subjects: %w", err)
 	}
 	if r.Permissionship == NoPermission {
-		return nil
+		return c.root, nil
 	}
 	yield(SubjectResult{Subject: wild, Permissionship: r.Permissionship, Missing: r.Missing, Excluded: excluded})
-	return nil
+	return c.root, nil
 }
 
 // candidates is what the forward walk of LookupSubjects found.
@@ -197,6 +206,9 @@ type candidates struct {
 	// known, when set, is the subjects' membership computed by set
 	// evaluation (see subjectSets): only its "maybe" members are checked.
 	known *subjectSet
+	// root names known, the permission's set, when the evaluation kept
+	// proofs.
+	root *setRef
 }
 
 // addWalked adds the subjects a walk met (when it succeeded) to c.ids,
@@ -222,7 +234,7 @@ func (c *candidates) addWalked(walk candidates, err error) error {
 // setEval), as candidates whose known membership decides all but the
 // "maybe" ones. It returns errSetFallback where set evaluation does not
 // apply.
-func (e *Engine) subjectSets(ctx context.Context, snap Snapshot, req LookupSubjectsRequest, now time.Time) (candidates, error) {
+func (e *Engine) subjectSets(ctx context.Context, snap Snapshot, req LookupSubjectsRequest, now time.Time, proofs bool) (candidates, error) {
 	if req.SubjectRelation != "" {
 		return candidates{}, errSetFallback // a subject set has itself: leave it to checks
 	}
@@ -231,12 +243,22 @@ func (e *Engine) subjectSets(ctx context.Context, snap Snapshot, req LookupSubje
 		return candidates{}, err
 	}
 	defer e.release(ev)
-	res, err := newSetEval(ev, req.SubjectType).batch(req.Resource.Type, req.Permission, []string{req.Resource.ID}, 1)
+	se := newSetEval(ev, req.SubjectType)
+	se.proofs = proofs
+	if !proofs && e.cfg.CacheEntries > 0 {
+		// Proofs keep the sets below alive, which the cache's estimate
+		// does not count: only plain sets are shared.
+		se.cache = &e.sets
+	}
+	res, err := se.batch(req.Resource.Type, req.Permission, []string{req.Resource.ID}, 1)
 	if err != nil {
 		return candidates{}, err
 	}
 	set := res[0].set
 	c := candidates{known: set, wildcard: set.def != memberNo}
+	if proofs {
+		c.root = refOf(res[0], node{req.Resource.Type, req.Resource.ID, req.Permission})
+	}
 	for _, id := range set.keys {
 		if set.m[id] != memberNo || c.wildcard {
 			c.ids = append(c.ids, id)

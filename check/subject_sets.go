@@ -43,6 +43,11 @@ type subjectSet struct {
 	def  member
 	m    map[string]member
 	keys []string
+	// why holds, in an evaluation that keeps proofs, why each subject
+	// listed "yes" is (see proof), and defWhy why every subject not
+	// listed is, when def is "yes"; a subject may lack one.
+	why    map[string]*proof
+	defWhy *proof
 }
 
 // emptySet is the set no subject is in.
@@ -151,15 +156,25 @@ func capped(s *subjectSet, c member) *subjectSet {
 
 // union returns s with x, capped at c, added: s itself, changed in
 // place, when neither set holds everyone (the common case, linear in x).
-func (s *subjectSet) union(x *subjectSet, c member) *subjectSet {
+// p, when set, is recorded as why each subject it lifts to "yes" is in s
+// (a new set, for a wildcard, keeps no records).
+func (s *subjectSet) union(x *subjectSet, c member, p *proof) *subjectSet {
 	if s.def != memberNo || x.def != memberNo {
-		return combine(s, capped(x, c), orMember)
+		out := combine(s, capped(x, c), orMember)
+		if p != nil {
+			proveUnion(out, s, p)
+		}
+		return out
 	}
 	if s.m == nil {
 		s.grow(len(x.keys))
 	}
 	for _, id := range x.keys {
-		s.raise(id, min(x.m[id], c))
+		v := min(x.m[id], c)
+		if p != nil && v == memberYes && s.get(id) != memberYes {
+			s.prove(id, p)
+		}
+		s.raise(id, v)
 	}
 	return s
 }
@@ -181,6 +196,17 @@ var errSetFallback = errors.New("subject sets: fall back to checks")
 type setResult struct {
 	set    *subjectSet
 	height int
+	// expires is the earliest expiration (UnixNano) of the relationships
+	// read to compute the set, 0 if none expires: at a fixed revision the
+	// set stays exact from the evaluation's instant until then.
+	expires int64
+	// caveated: a caveat was decided for the set, with the request's
+	// context; otherwise the set is the same in every context.
+	caveated bool
+	// ref, in an evaluation that keeps proofs, names the node whose set
+	// an expression passed through unchanged (a relation or permission
+	// of the same object), for the proofs that lead here.
+	ref *setRef
 }
 
 // setEval is the state of one set evaluation.
@@ -210,6 +236,11 @@ type setEval struct {
 	// sweeps holds, per type#relation, the relationships naming a subject
 	// in only, by resource ID (see readNarrowed).
 	sweeps map[[2]string]map[string][]graph.Relationship
+	// proofs: record why subjects are in sets (see proof).
+	proofs bool
+	// cache, when set, holds the sets computed whole by earlier
+	// evaluations at the snapshot's revision (see setCache).
+	cache *setCache
 }
 
 // narrowed returns an evaluation like se whose sets list only the
@@ -219,7 +250,7 @@ type setEval struct {
 // as the first side's.
 func (se *setEval) narrowed(only map[string]bool) *setEval {
 	return &setEval{ev: se.ev, subjectType: se.subjectType, holds: se.holds, memo: make(map[node]setResult),
-		busy: make(map[node]int), reentered: make(map[node]int), work: se.work, only: only}
+		busy: make(map[node]int), reentered: make(map[node]int), work: se.work, only: only, proofs: se.proofs, cache: se.cache}
 }
 
 // narrowMax bounds the subjects an evaluation is narrowed to.
@@ -264,6 +295,10 @@ func (se *setEval) batch(typ, rel string, ids []string, depth int) ([]setResult,
 		pending = append(pending, id)
 		at = append(at, i)
 	}
+	pending, at, err := se.fromCache(typ, rel, depth, pending, at, out)
+	if err != nil {
+		return nil, err
+	}
 	if len(pending) > 0 {
 		*se.work += len(pending)
 		if depth > se.ev.eng.cfg.MaxDepth || *se.work > setWork {
@@ -285,12 +320,11 @@ func (se *setEval) batch(typ, rel string, ids []string, depth int) ([]setResult,
 			}
 		}()
 		var res []setResult
-		var err error
 		// No prefetch of whole objects: a set evaluation reads every
 		// relation it meets in full anyway, and batches of large objects
 		// (teams) would be read twice.
 		if p := def.Permissions[rel]; p != nil {
-			res, err = se.expr(typ, pending, p.Expr, depth)
+			res, err = se.expr(typ, pending, p.Expr, rel, depth)
 		} else {
 			res, err = se.relation(typ, pending, def.Relations[rel], depth)
 		}
@@ -300,6 +334,9 @@ func (se *setEval) batch(typ, rel string, ids []string, depth int) ([]setResult,
 		for j, i := range at {
 			out[i] = res[j]
 			se.memo[node{typ, pending[j], rel}] = res[j]
+			if se.cache != nil && se.only == nil {
+				se.cache.put(se.cacheKey(typ, pending[j], rel, res[j].caveated), res[j], se.ev.nowNano)
+			}
 		}
 	}
 	for _, r := range out {
@@ -311,11 +348,14 @@ func (se *setEval) batch(typ, rel string, ids []string, depth int) ([]setResult,
 }
 
 // edgeTo is a relationship from the batch resource at index i to an
-// object whose relation's set it contributes, capped at c.
+// object whose relation's set it contributes, capped at c; p, in an
+// evaluation that keeps proofs, is the step the relationship adds to a
+// path (targets fills in its set).
 type edgeTo struct {
 	i  int
 	id string
 	c  member
+	p  *proof
 }
 
 // targets evaluates the sets of rel on the objects edges lead to, one
@@ -339,10 +379,23 @@ func (se *setEval) targets(byType map[string][]edgeTo, order []string, rel strin
 		for k, id := range ids {
 			pos[id] = k
 		}
+		var refs []*setRef
+		if se.proofs {
+			refs = make([]*setRef, len(ids))
+			for k, id := range ids {
+				refs[k] = refOf(res[k], node{t, id, rel})
+			}
+		}
 		for _, e := range edges {
-			r := res[pos[e.id]]
-			out[e.i].set = out[e.i].set.union(r.set, e.c)
+			k := pos[e.id]
+			r := res[k]
+			if e.p != nil {
+				e.p.in = refs[k]
+			}
+			out[e.i].set = out[e.i].set.union(r.set, e.c, e.p)
 			out[e.i].height = max(out[e.i].height, r.height+1)
+			out[e.i].expires = earliest(out[e.i].expires, r.expires)
+			out[e.i].caveated = out[e.i].caveated || r.caveated
 		}
 	}
 	return nil
@@ -388,12 +441,16 @@ func (se *setEval) relation(typ string, ids []string, r *schema.Relation, depth 
 		if i < 0 || cerr != nil {
 			return
 		}
+		out[i].expires = earliest(out[i].expires, expiresAt(&rel))
 		sub := rel.Subject
 		if sub.Relation == "" && sub.Object.Type != se.subjectType {
 			return
 		}
 		if sub.Relation != "" && !allowedSubject(r, sub) {
 			return
+		}
+		if rel.Caveat != nil {
+			out[i].caveated = true
 		}
 		c, err := se.caveatMember(&rel)
 		if err != nil {
@@ -409,12 +466,18 @@ func (se *setEval) relation(typ string, ids []string, r *schema.Relation, depth 
 			if _, ok := byType[k]; !ok {
 				order = append(order, k)
 			}
-			byType[k] = append(byType[k], edgeTo{i: i, id: sub.Object.ID, c: c})
+			byType[k] = append(byType[k], edgeTo{i: i, id: sub.Object.ID, c: c, p: se.step(rel.Resource, r.Name, "", &rel)})
 		case sub.Object.ID == graph.Wildcard:
 			if allowsWildcard(r, sub.Object.Type) {
+				if c == memberYes && se.proofs {
+					out[i].set.proveAll(se.step(rel.Resource, r.Name, "", &rel))
+				}
 				out[i].set.raiseAll(c)
 			}
 		case se.only == nil || se.only[sub.Object.ID]:
+			if se.proofs && c == memberYes && out[i].set.get(sub.Object.ID) != memberYes {
+				out[i].set.prove(sub.Object.ID, se.step(rel.Resource, r.Name, "", &rel))
+			}
 			out[i].set.raise(sub.Object.ID, c)
 		}
 	})
@@ -513,8 +576,19 @@ func splitSetKey(k string) (string, string) {
 	return k, ""
 }
 
-// expr evaluates a permission expression on ids of typ.
-func (se *setEval) expr(typ string, ids []string, x schema.Expr, depth int) ([]setResult, error) {
+// step returns, in an evaluation that keeps proofs, the path step to
+// obj#rel over a copy of rship by way of arrow via (nil otherwise).
+func (se *setEval) step(obj graph.ObjectRef, rel, via string, rship *graph.Relationship) *proof {
+	if !se.proofs {
+		return nil
+	}
+	c := *rship
+	return &proof{step: true, obj: obj, rel: rel, via: via, rship: &c}
+}
+
+// expr evaluates a permission expression on ids of typ; perm names the
+// permission (for proofs).
+func (se *setEval) expr(typ string, ids []string, x schema.Expr, perm string, depth int) ([]setResult, error) {
 	switch x := x.(type) {
 	case *schema.Nil:
 		out := make([]setResult, len(ids))
@@ -529,20 +603,23 @@ func (se *setEval) expr(typ string, ids []string, x schema.Expr, depth int) ([]s
 		}
 		out := make([]setResult, len(res))
 		for i, r := range res {
-			out[i] = setResult{set: r.set, height: r.height + 1}
+			out[i] = setResult{set: r.set, height: r.height + 1, expires: r.expires, caveated: r.caveated}
+			if se.proofs {
+				out[i].ref = refOf(r, node{typ, ids[i], x.Name})
+			}
 		}
 		return out, nil
 	case *schema.Arrow:
 		if !se.arrowHoldable(typ, x) {
-			return se.expr(typ, ids, &schema.Nil{}, depth)
+			return se.expr(typ, ids, &schema.Nil{}, perm, depth)
 		}
-		return se.arrow(typ, ids, x, depth)
+		return se.arrow(typ, ids, x, perm, depth)
 	case *schema.Union:
-		return se.fold(typ, ids, x.Children, depth, orMember, false, func(*subjectSet) bool { return false })
+		return se.fold(typ, ids, x.Children, perm, depth, orMember, false, func(*subjectSet) bool { return false })
 	case *schema.Intersection:
-		return se.fold(typ, ids, x.Children, depth, andMember, true, (*subjectSet).empty)
+		return se.fold(typ, ids, x.Children, perm, depth, andMember, true, (*subjectSet).empty)
 	case *schema.Exclusion:
-		return se.fold(typ, ids, []schema.Expr{x.Base, x.Subtracted}, depth, minusMember, true, (*subjectSet).empty)
+		return se.fold(typ, ids, []schema.Expr{x.Base, x.Subtracted}, perm, depth, minusMember, true, (*subjectSet).empty)
 	}
 	return nil, errSetFallback
 }
@@ -551,10 +628,10 @@ func (se *setEval) expr(typ string, ids []string, x schema.Expr, depth int) ([]s
 // ID whose set is decided (done: an intersection or exclusion that is
 // already empty) skips the later children, which, with narrow set (an
 // intersection or exclusion), are evaluated narrowed (see narrowFor).
-func (se *setEval) fold(typ string, ids []string, children []schema.Expr, depth int, op func(x, y member) member, narrow bool, done func(*subjectSet) bool) ([]setResult, error) {
+func (se *setEval) fold(typ string, ids []string, children []schema.Expr, perm string, depth int, op func(x, y member) member, narrow bool, done func(*subjectSet) bool) ([]setResult, error) {
 	// combine leaves its inputs alone, so the first child's (possibly
 	// memoized) sets need no copy.
-	out, err := se.expr(typ, ids, children[0], depth)
+	out, err := se.expr(typ, ids, children[0], perm, depth)
 	if err != nil {
 		return nil, err
 	}
@@ -573,12 +650,17 @@ func (se *setEval) fold(typ string, ids []string, children []schema.Expr, depth 
 		if narrow {
 			later = se.narrowFor(out, open)
 		}
-		res, err := later.expr(typ, pick(ids, open), c, depth)
+		res, err := later.expr(typ, pick(ids, open), c, perm, depth)
 		if err != nil {
 			return nil, err
 		}
 		for j, i := range open {
-			out[i] = setResult{set: combine(out[i].set, res[j].set, op), height: max(out[i].height, res[j].height)}
+			set := combine(out[i].set, res[j].set, op)
+			if se.proofs {
+				proveCombined(set, out[i], res[j], op)
+			}
+			out[i] = setResult{set: set, height: max(out[i].height, res[j].height), expires: earliest(out[i].expires, res[j].expires),
+				caveated: out[i].caveated || res[j].caveated}
 		}
 	}
 	return out, nil
@@ -619,7 +701,7 @@ func cloneResults(rs []setResult) []setResult {
 		if r.set.m != nil {
 			s.m = maps.Clone(r.set.m)
 		}
-		out[i] = setResult{set: s, height: r.height}
+		out[i] = setResult{set: s, height: r.height, expires: r.expires, caveated: r.caveated}
 	}
 	return out
 }
@@ -628,7 +710,7 @@ func cloneResults(rs []setResult) []setResult {
 // .all, the intersection, and empty without a related object) of the
 // target's sets on the related objects, each capped by its relationship's
 // caveat.
-func (se *setEval) arrow(typ string, ids []string, a *schema.Arrow, depth int) ([]setResult, error) {
+func (se *setEval) arrow(typ string, ids []string, a *schema.Arrow, perm string, depth int) ([]setResult, error) {
 	out := make([]setResult, len(ids))
 	for i := range out {
 		out[i].set = emptySet()
@@ -642,12 +724,16 @@ func (se *setEval) arrow(typ string, ids []string, a *schema.Arrow, depth int) (
 		if i < 0 || cerr != nil {
 			return
 		}
+		out[i].expires = earliest(out[i].expires, expiresAt(&rel))
 		t := rel.Subject.Object.Type
 		if d := se.ev.schema.Definitions[t]; d == nil || !d.Has(a.Target) {
 			if a.Func == schema.ArrowAll {
 				cerr = errSetFallback // a related object that grants nothing: leave .all to checks
 			}
 			return
+		}
+		if rel.Caveat != nil {
+			out[i].caveated = true
 		}
 		c, err := se.caveatMember(&rel)
 		if err != nil {
@@ -664,7 +750,11 @@ func (se *setEval) arrow(typ string, ids []string, a *schema.Arrow, depth int) (
 		if _, ok := byType[t]; !ok {
 			order = append(order, t)
 		}
-		byType[t] = append(byType[t], edgeTo{i: i, id: rel.Subject.Object.ID, c: c})
+		var p *proof
+		if a.Func != schema.ArrowAll {
+			p = se.step(graph.ObjectRef{Type: typ, ID: ids[i]}, perm, a.Tupleset+"->"+a.Target, &rel)
+		}
+		byType[t] = append(byType[t], edgeTo{i: i, id: rel.Subject.Object.ID, c: c, p: p})
 	})
 	if err != nil {
 		return nil, err
@@ -718,11 +808,32 @@ func (se *setEval) arrowAll(byType map[string][]edgeTo, order []string, target s
 			r := res[k]
 			if !seen[e.i] {
 				seen[e.i] = true
-				out[e.i] = setResult{set: cloneResults([]setResult{r})[0].set, height: r.height + 1}
+				out[e.i] = setResult{set: cloneResults([]setResult{r})[0].set, height: r.height + 1, expires: earliest(out[e.i].expires, r.expires),
+					caveated: out[e.i].caveated || r.caveated}
 				continue
 			}
-			out[e.i] = setResult{set: combine(out[e.i].set, r.set, andMember), height: max(out[e.i].height, r.height+1)}
+			out[e.i] = setResult{set: combine(out[e.i].set, r.set, andMember), height: max(out[e.i].height, r.height+1), expires: earliest(out[e.i].expires, r.expires),
+				caveated: out[e.i].caveated || r.caveated}
 		}
 	}
 	return nil
+}
+
+// expiresAt is r's expiration in UnixNano, 0 if it does not expire.
+func expiresAt(r *graph.Relationship) int64 {
+	if r.Expiration == nil {
+		return 0
+	}
+	return r.Expiration.UnixNano()
+}
+
+// earliest returns the earlier of two expirations (0: never).
+func earliest(a, b int64) int64 {
+	switch {
+	case a == 0:
+		return b
+	case b == 0:
+		return a
+	}
+	return min(a, b)
 }

@@ -45,7 +45,7 @@ func TestSubjectSetAlgebra(t *testing.T) {
 		for _, id := range ids {
 			before[id] = a.get(id)
 		}
-		u := cloneResults([]setResult{{set: a}})[0].set.union(b, c)
+		u := cloneResults([]setResult{{set: a}})[0].set.union(b, c, nil)
 		for _, id := range ids {
 			if want := max(before[id], min(b.get(id), c)); u.get(id) != want {
 				t.Fatalf("union(%v, %v, %v) at %s: got %v, want %v", a, b, c, id, u.get(id), want)

@@ -1,0 +1,289 @@
+package check
+
+import (
+	"context"
+	"errors"
+	"maps"
+	"slices"
+	"sync"
+	"time"
+
+	"github.com/hashicorp/golang-lru/v2/simplelru"
+
+	"github.com/pembadb/pemba/storage"
+)
+
+// setCache keeps the subject sets that set evaluations computed whole
+// (not narrowed, see setEval.narrowed), so later lookups at the same
+// revision use them instead of computing them again: the sets many
+// resources share, such as everyone cleared for a sensitivity tier or
+// the members of an org.
+//
+// Key: (revision, caveat context hash, subject type, object and
+// relation); a set that decided no caveat is keyed by "any context"
+// instead of the hash. At a fixed revision a set only changes as
+// its relationships expire, so an entry computed at instant at is served
+// only to evaluations whose "now" lies in [at, expires) (expires: the
+// earliest expiration among the relationships read for it, see
+// setResult.expires); the caveats it decided depend only on the context,
+// which is in the key. Entries are immutable once stored, so any number
+// of evaluations may read one.
+//
+// A narrowed evaluation computes only the subjects it was narrowed to,
+// which no other request can reuse; once a node is asked for narrowed
+// often enough (setCacheDemand), it is computed whole, once, and cached
+// (see setEval.whole). A node too large to compute whole (setWork) is
+// remembered and left narrowed.
+//
+// The cache is bounded by an estimate of its memory (setCacheBytes) and
+// evicts the least recently used sets. It is enabled when the engine's
+// result cache is (Config.CacheEntries > 0).
+type setCache struct {
+	mu sync.Mutex // guards every field below
+	// sets holds the cached sets; bytes is their estimated size.
+	sets  *simplelru.LRU[setKey, setEntry]
+	bytes int64
+	// demand counts, per node not cached, the narrowed evaluations that
+	// wanted it; demandTooLarge marks a node too large to compute whole,
+	// demandComputing one an evaluation is computing whole (the others
+	// go on narrowed meanwhile).
+	demand *simplelru.LRU[setKey, int]
+}
+
+// setKey identifies one cached set (see setCache): anyCtx marks a set
+// that decided no caveat, the same in every context (ctx is then 0).
+type setKey struct {
+	rev         storage.Revision
+	ctx         uint64
+	anyCtx      bool
+	subjectType string
+	n           node
+}
+
+// setEntry is a cached set, exact for evaluations at now ∈ [at, until)
+// (until 0: no end).
+type setEntry struct {
+	res       setResult
+	at, until int64
+	size      int64
+}
+
+const (
+	// setCacheBytes bounds the estimated memory of the cached sets.
+	setCacheBytes = 64 << 20
+	// setCacheDemand is how many narrowed evaluations must want a node
+	// before it is computed whole.
+	setCacheDemand = 3
+	// setDemandEntries bounds the nodes whose demand is counted.
+	setDemandEntries = 1 << 14
+	// setWholeTime bounds the time an evaluation spends computing a set
+	// whole.
+	setWholeTime = 250 * time.Millisecond
+	// setMemberBytes estimates the memory of one listed subject (its ID,
+	// map entry and proof pointer).
+	setMemberBytes = 96
+)
+
+// init readies the cache; it must be called with c.mu held.
+func (c *setCache) init() {
+	if c.sets == nil {
+		c.sets, _ = simplelru.NewLRU[setKey, setEntry](1<<20, nil) // bounded by bytes, not count
+		c.demand, _ = simplelru.NewLRU[setKey, int](setDemandEntries, nil)
+	}
+}
+
+// get returns the set cached for k that is exact at now.
+func (c *setCache) get(k setKey, now int64) (setResult, bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.init()
+	e, ok := c.sets.Get(k)
+	if !ok || now < e.at || (e.until != 0 && now >= e.until) {
+		return setResult{}, false
+	}
+	return e.res, true
+}
+
+// put caches r, computed at now, for k.
+func (c *setCache) put(k setKey, r setResult, now int64) {
+	if r.expires != 0 && r.expires <= now {
+		return
+	}
+	size := int64(len(r.set.keys)+1) * setMemberBytes
+	if size > setCacheBytes/4 {
+		return
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.init()
+	if old, ok := c.sets.Peek(k); ok {
+		c.bytes -= old.size
+	}
+	c.sets.Add(k, setEntry{res: r, at: now, until: r.expires, size: size})
+	c.bytes += size
+	c.demand.Remove(k)
+	for c.bytes > setCacheBytes {
+		_, old, ok := c.sets.RemoveOldest()
+		if !ok {
+			break
+		}
+		c.bytes -= old.size
+	}
+}
+
+// The states of a node's demand besides a count.
+const (
+	demandTooLarge  = -1
+	demandComputing = -2
+)
+
+// want records that a narrowed evaluation wanted the node of k and
+// reports whether it should now compute it whole: it then owns the
+// computation, and must end it with put or done.
+func (c *setCache) want(k setKey) bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.init()
+	n, _ := c.demand.Get(k)
+	if n < 0 {
+		return false
+	}
+	if n++; n < setCacheDemand {
+		c.demand.Add(k, n)
+		return false
+	}
+	c.demand.Add(k, demandComputing)
+	return true
+}
+
+// done ends a whole computation of the node of k that stored nothing:
+// the node was too large, or the computation failed (its demand starts
+// over).
+func (c *setCache) done(k setKey, tooLarge bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.init()
+	if tooLarge {
+		c.demand.Add(k, demandTooLarge)
+		return
+	}
+	if n, _ := c.demand.Peek(k); n == demandComputing {
+		c.demand.Remove(k)
+	}
+}
+
+// cacheKey is the cache key of typ:id#rel in se, for a set that decided
+// a caveat (caveated) or not.
+func (se *setEval) cacheKey(typ, id, rel string, caveated bool) setKey {
+	k := setKey{rev: se.ev.rev, anyCtx: true, subjectType: se.subjectType, n: node{typ, id, rel}}
+	if caveated {
+		k.ctx, k.anyCtx = se.ev.ctxHash, false
+	}
+	return k
+}
+
+// cached returns the set of typ:id#rel cached for any context or for
+// se's.
+func (se *setEval) cached(typ, id, rel string) (setResult, bool) {
+	if r, ok := se.cache.get(se.cacheKey(typ, id, rel, false), se.ev.nowNano); ok {
+		return r, true
+	}
+	return se.cache.get(se.cacheKey(typ, id, rel, true), se.ev.nowNano)
+}
+
+// fromCache answers what it can of pending (the IDs of typ#rel at the
+// indexes at of out) from the cache, computes whole the nodes a narrowed
+// evaluation has wanted often enough (see setCache), and returns the IDs
+// left to compute, with their indexes.
+func (se *setEval) fromCache(typ, rel string, depth int, pending []string, at []int, out []setResult) ([]string, []int, error) {
+	if se.cache == nil || len(pending) == 0 {
+		return pending, at, nil
+	}
+	var restIDs, wholeIDs []string
+	var restAt, wholeAt []int
+	for j, id := range pending {
+		if r, ok := se.cached(typ, id, rel); ok {
+			r.set = se.restrict(r.set)
+			out[at[j]] = r
+			se.memo[node{typ, id, rel}] = r
+			continue
+		}
+		// Demand is counted across contexts: a set computed whole for
+		// one serves all when it decides no caveat.
+		if se.only != nil && se.cache.want(se.cacheKey(typ, id, rel, false)) {
+			wholeIDs, wholeAt = append(wholeIDs, id), append(wholeAt, at[j])
+			continue
+		}
+		restIDs, restAt = append(restIDs, id), append(restAt, at[j])
+	}
+	if len(wholeIDs) == 0 {
+		return restIDs, restAt, nil
+	}
+	// A whole evaluation of its own: its sets are cached as it computes
+	// them, and its work and time are bounded apart from the request's
+	// (the request pays for it: a set too large to compute in
+	// setWholeTime is left narrowed at this revision).
+	w := &setEval{ev: se.ev, subjectType: se.subjectType, holds: se.holds, memo: make(map[node]setResult),
+		busy: make(map[node]int), reentered: make(map[node]int), work: new(int), cache: se.cache}
+	reqCtx := se.ev.ctx
+	wctx, cancel := context.WithTimeout(reqCtx, setWholeTime)
+	se.ev.ctx = wctx
+	res, err := w.batch(typ, rel, wholeIDs, depth)
+	se.ev.ctx = reqCtx
+	cancel()
+	if err != nil && reqCtx.Err() == nil && wctx.Err() != nil {
+		err = errSetFallback // out of time: too large
+	}
+	if err != nil {
+		for _, id := range wholeIDs {
+			se.cache.done(se.cacheKey(typ, id, rel, false), errors.Is(err, errSetFallback))
+		}
+	}
+	switch {
+	case errors.Is(err, errSetFallback):
+		return append(restIDs, wholeIDs...), append(restAt, wholeAt...), nil
+	case err != nil:
+		return nil, nil, err
+	}
+	for j, id := range wholeIDs {
+		// A set stored for this context (it decided a caveat) leaves the
+		// demand for any context to end here.
+		if res[j].caveated {
+			se.cache.done(se.cacheKey(typ, id, rel, false), false)
+		}
+	}
+	for j, i := range wholeAt {
+		res[j].set = se.restrict(res[j].set)
+		out[i] = res[j]
+		se.memo[node{typ, wholeIDs[j], rel}] = res[j]
+	}
+	return restIDs, restAt, nil
+}
+
+// restrict returns s as se's evaluation would have computed it: in a
+// narrowed evaluation, only the subjects it is narrowed to are listed
+// (a whole set unioned into narrowed ones would make every request pay
+// for the whole set again). It costs the smaller of the two sizes.
+func (se *setEval) restrict(s *subjectSet) *subjectSet {
+	if se.only == nil {
+		return s
+	}
+	out := &subjectSet{def: s.def}
+	add := func(id string) {
+		if v, ok := s.m[id]; ok && se.only[id] {
+			out.set(id, v)
+		}
+	}
+	if len(s.keys) <= len(se.only) {
+		for _, id := range s.keys {
+			add(id)
+		}
+		return out
+	}
+	// In a stable order: the order a set lists its subjects in is the
+	// order a lookup streams them.
+	for _, id := range slices.Sorted(maps.Keys(se.only)) {
+		add(id)
+	}
+	return out
+}
