@@ -103,6 +103,9 @@ type server struct {
 	log      *syncBuffer
 	exited   chan struct{}
 	exitErr  error
+	// relaunches counts the launches waitReady repeated because a port
+	// was taken.
+	relaunches int
 }
 
 func freeAddr(t testing.TB) string {
@@ -181,6 +184,15 @@ func (s *server) waitReady() {
 		}
 		select {
 		case <-s.exited:
+			// freeAddr closes the port it found before serve binds it, and
+			// another process (a parallel test package) may take it in
+			// between: launch again on other ports.
+			if s.relaunches < 3 && strings.Contains(s.log.String(), "address already in use") {
+				s.relaunches++
+				s.launch()
+				deadline = time.Now().Add(20 * time.Second)
+				continue
+			}
 			t.Fatalf("pemba serve exited before it was ready: %v\n%s", s.exitErr, s.log)
 		default:
 		}
