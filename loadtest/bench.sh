@@ -28,41 +28,25 @@ WORK=$(mktemp -d)
 SERVER=
 PG=
 
+. "$(dirname "$0")/postgres.sh"
+
 cleanup() {
 	[ -n "$SERVER" ] && kill "$SERVER" 2>/dev/null && wait "$SERVER" 2>/dev/null
-	[ -n "$PG" ] && as_pg pg_ctl -D "$WORK/pg" -m fast stop >/dev/null 2>&1
+	stop_postgres
 	rm -rf "$WORK"
 }
 trap cleanup EXIT INT TERM
 
 [ -x "$PEMBA" ] || go build -o "$PEMBA" ./cmd/pemba
 
-as_pg() {
-	cmd=$1
-	shift
-	bin=$(ls -d /usr/lib/postgresql/*/bin | sort -V | tail -1)
-	if [ "$(id -u)" = 0 ]; then
-		runuser -u postgres -- "$bin/$cmd" "$@"
-	else
-		"$bin/$cmd" "$@"
-	fi
-}
-
-start_postgres() {
-	mkdir -p "$WORK/pg"
-	[ "$(id -u)" = 0 ] && chown postgres "$WORK" "$WORK/pg"
-	as_pg initdb -D "$WORK/pg" -U postgres --auth=trust --no-sync >/dev/null
-	as_pg pg_ctl -D "$WORK/pg" -l "$WORK/pg/log" -w start \
-		-o "-p 55432 -k $WORK/pg -c listen_addresses=127.0.0.1 -c max_connections=200 -c shared_buffers=256MB" >/dev/null
-	PG=1
-	PG_URL="postgres://postgres@127.0.0.1:55432/postgres?sslmode=disable"
-}
-
 serve() {
 	case $DATASTORE in
 	embedded) set -- --data-dir "$WORK/data-$1-$2" ;;
 	postgres)
-		[ -z "${PG_URL:-}" ] && start_postgres
+		if [ -z "${PG_URL:-}" ]; then
+			start_postgres 55432 200
+			PG_URL="$PG_BASE/postgres?sslmode=disable"
+		fi
 		psql "$PG_URL" -qc 'DROP SCHEMA public CASCADE; CREATE SCHEMA public' >/dev/null
 		set -- --datastore postgres --datastore-url "$PG_URL" --auto-migrate
 		;;

@@ -32,33 +32,19 @@ WORK=$(mktemp -d)
 PIDS=
 PG=
 
+. "$(dirname "$0")/postgres.sh"
+
 cleanup() {
 	for p in $PIDS; do kill "$p" 2>/dev/null && wait "$p" 2>/dev/null; done
-	[ -n "$PG" ] && as_pg pg_ctl -D "$WORK/pg" -m fast stop >/dev/null 2>&1
+	stop_postgres
 	rm -rf "$WORK"
 }
 trap cleanup EXIT INT TERM
 
 [ -x "$PEMBA" ] || go build -o "$PEMBA" ./cmd/pemba
 
-as_pg() {
-	cmd=$1
-	shift
-	bin=$(ls -d /usr/lib/postgresql/*/bin | sort -V | tail -1)
-	if [ "$(id -u)" = 0 ]; then
-		runuser -u postgres -- "$bin/$cmd" "$@"
-	else
-		"$bin/$cmd" "$@"
-	fi
-}
-
-mkdir -p "$WORK/pg"
-[ "$(id -u)" = 0 ] && chown postgres "$WORK" "$WORK/pg"
-as_pg initdb -D "$WORK/pg" -U postgres --auth=trust --no-sync >/dev/null
-as_pg pg_ctl -D "$WORK/pg" -l "$WORK/pg/log" -w start \
-	-o "-p 55433 -k $WORK/pg -c listen_addresses=127.0.0.1 -c max_connections=300 -c shared_buffers=256MB" >/dev/null
-PG=1
-BASE="postgres://postgres@127.0.0.1:55433"
+start_postgres 55433 300
+BASE=$PG_BASE
 psql "$BASE/postgres?sslmode=disable" -qc 'CREATE DATABASE pemba' -c 'CREATE DATABASE spicedb' >/dev/null
 
 # shellcheck disable=SC2086 # SERVE_ARGS is a list of flags

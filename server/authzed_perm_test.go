@@ -11,11 +11,8 @@ import (
 
 	v1 "github.com/authzed/authzed-go/proto/authzed/api/v1"
 	authzed "github.com/authzed/authzed-go/v1"
-	"github.com/authzed/grpcutil"
 	"google.golang.org/genproto/googleapis/rpc/errdetails"
-	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
-	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/types/known/structpb"
 
@@ -540,18 +537,16 @@ func TestAuthzedImportBulkRelationships(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
+		rs, err := drainStream(stream.Recv)
+		if err != nil {
+			t.Fatal(err)
+		}
 		var out []string
-		for {
-			r, err := stream.Recv()
-			if errors.Is(err, io.EOF) {
-				return out
-			}
-			if err != nil {
-				t.Fatal(err)
-			}
+		for _, r := range rs {
 			out = append(out, r.GetRelationship().GetResource().GetObjectId()+"#"+r.GetRelationship().GetRelation()+"@"+
 				r.GetRelationship().GetSubject().GetObject().GetObjectId())
 		}
+		return out
 	}
 	before := relationshipsNow()
 	unchanged := func(what string) {
@@ -589,12 +584,7 @@ func TestAuthzedImportBulkRelationships(t *testing.T) {
 	}
 
 	// The experimental service's alias.
-	exp, err := authzed.NewClientWithExperimentalAPIs(srv.Addr().String(),
-		grpc.WithTransportCredentials(insecure.NewCredentials()), grpcutil.WithInsecureBearerToken(testSecret))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer exp.Close()
+	exp := authzedExperimentalClient(t, srv)
 	bulk, err := exp.BulkImportRelationships(ctx)
 	if err != nil {
 		t.Fatal(err)

@@ -74,6 +74,18 @@ func authzedClient(t *testing.T, srv *Server, token string) *authzed.Client {
 	return c
 }
 
+// authzedExperimentalClient is authzedClient with the experimental service.
+func authzedExperimentalClient(t *testing.T, srv *Server) *authzed.ClientWithExperimental {
+	t.Helper()
+	c, err := authzed.NewClientWithExperimentalAPIs(srv.Addr().String(),
+		grpc.WithTransportCredentials(insecure.NewCredentials()), grpcutil.WithInsecureBearerToken(testSecret))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	return c
+}
+
 func azObject(typ, id string) *v1.ObjectReference {
 	return &v1.ObjectReference{ObjectType: typ, ObjectId: id}
 }
@@ -748,12 +760,7 @@ func TestAuthzedLookupResourcesPaging(t *testing.T) {
 func TestAuthzedExperimentalBulk(t *testing.T) {
 	srv := serveAuthzedTest(t)
 	tok := setupAuthzed(t, authzedClient(t, srv, testSecret))
-	c, err := authzed.NewClientWithExperimentalAPIs(srv.Addr().String(),
-		grpc.WithTransportCredentials(insecure.NewCredentials()), grpcutil.WithInsecureBearerToken(testSecret))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
+	c := authzedExperimentalClient(t, srv)
 	ctx := context.Background()
 
 	bulk, err := c.BulkCheckPermission(ctx, &v1.BulkCheckPermissionRequest{Consistency: azFresh(tok), Items: []*v1.BulkCheckPermissionRequestItem{
@@ -790,12 +797,7 @@ func TestAuthzedExperimentalBulk(t *testing.T) {
 func TestAuthzedExperimentalSchema(t *testing.T) {
 	srv := serveAuthzedTest(t)
 	tok := setupAuthzed(t, authzedClient(t, srv, testSecret))
-	c, err := authzed.NewClientWithExperimentalAPIs(srv.Addr().String(),
-		grpc.WithTransportCredentials(insecure.NewCredentials()), grpcutil.WithInsecureBearerToken(testSecret))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
+	c := authzedExperimentalClient(t, srv)
 	ctx := context.Background()
 	at := &v1.Consistency{Requirement: &v1.Consistency_AtExactSnapshot{AtExactSnapshot: tok}}
 	changed := "definition user {}\ndefinition robot {}\ndefinition document {\n relation viewer: user | robot\n permission view = viewer\n}"
@@ -859,7 +861,7 @@ func TestAuthzedExperimentalSchema(t *testing.T) {
 			}
 		})
 	}
-	_, err = c.ExperimentalDiffSchema(ctx, &v1.ExperimentalDiffSchemaRequest{Consistency: at, ComparisonSchema: "definition {"})
+	_, err := c.ExperimentalDiffSchema(ctx, &v1.ExperimentalDiffSchemaRequest{Consistency: at, ComparisonSchema: "definition {"})
 	wantCode(t, "experimental diff of a broken schema", err, codes.InvalidArgument)
 }
 

@@ -2,6 +2,7 @@ package e2e
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -75,6 +76,22 @@ func wantStatus(t *testing.T, what string, err error, code codes.Code, parts ...
 		if !strings.Contains(st.Message(), p) {
 			t.Errorf("%s: message %q does not mention %q", what, st.Message(), p)
 		}
+	}
+}
+
+// receiveAll reads a stream to its end, failing t on an error.
+func receiveAll[T any](t *testing.T, recv func() (T, error)) []T {
+	t.Helper()
+	var out []T
+	for {
+		m, err := recv()
+		if errors.Is(err, io.EOF) {
+			return out
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		out = append(out, m)
 	}
 }
 

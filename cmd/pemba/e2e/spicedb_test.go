@@ -2,9 +2,7 @@ package e2e
 
 import (
 	"context"
-	"errors"
 	"fmt"
-	"io"
 	"slices"
 	"testing"
 	"time"
@@ -297,19 +295,12 @@ func TestSpiceDBBackupRestore(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			pages := 0
-			for {
-				page, err := stream.Recv()
-				if errors.Is(err, io.EOF) {
-					break
-				}
-				if err != nil {
-					t.Fatal(err)
-				}
-				out, cursor, pages = append(out, page.GetRelationships()...), page.GetAfterResultCursor(), pages+1
-			}
-			if pages == 0 {
+			pages := receiveAll(t, stream.Recv)
+			if len(pages) == 0 {
 				return out
+			}
+			for _, page := range pages {
+				out, cursor = append(out, page.GetRelationships()...), page.GetAfterResultCursor()
 			}
 		}
 	}
@@ -401,14 +392,7 @@ func testSpiceDBQueries(t *testing.T, s *server) {
 		t.Fatal(err)
 	}
 	var read []string
-	for {
-		r, err := rs.Recv()
-		if errors.Is(err, io.EOF) {
-			break
-		}
-		if err != nil {
-			t.Fatal(err)
-		}
+	for _, r := range receiveAll(t, rs.Recv) {
 		read = append(read, r.GetRelationship().GetResource().GetObjectId()+"#"+r.GetRelationship().GetRelation())
 	}
 	if want := []string{"readme#banned", "readme#viewer", "roadmap#viewer"}; !slices.Equal(read, want) {
@@ -435,14 +419,7 @@ func testSpiceDBQueries(t *testing.T, s *server) {
 		t.Fatal(err)
 	}
 	var docs []string
-	for {
-		r, err := lr.Recv()
-		if errors.Is(err, io.EOF) {
-			break
-		}
-		if err != nil {
-			t.Fatal(err)
-		}
+	for _, r := range receiveAll(t, lr.Recv) {
 		docs = append(docs, r.GetResourceObjectId())
 	}
 	slices.Sort(docs)
@@ -455,14 +432,7 @@ func testSpiceDBQueries(t *testing.T, s *server) {
 		t.Fatal(err)
 	}
 	var users []string
-	for {
-		r, err := ls.Recv()
-		if errors.Is(err, io.EOF) {
-			break
-		}
-		if err != nil {
-			t.Fatal(err)
-		}
+	for _, r := range receiveAll(t, ls.Recv) {
 		users = append(users, r.GetSubject().GetSubjectObjectId())
 	}
 	if want := []string{"alice"}; !slices.Equal(users, want) {
