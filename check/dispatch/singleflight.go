@@ -2,6 +2,7 @@ package dispatch
 
 import (
 	"context"
+	"hash/maphash"
 	"sync"
 	"sync/atomic"
 )
@@ -18,16 +19,37 @@ import (
 // rests on the leader's own open frames, see Frame), or whose validity
 // window (see Cache) does not contain the waiter's "now", is not handed
 // over; the waiter computes it itself.
+//
+// The calls in flight are kept in shards by key, each with its own lock:
+// every sub-problem of every check passes through here, and with one lock
+// concurrent checks spent their time waiting for each other on it.
 type Singleflight[S any] struct {
 	next   Resolver[S]
-	mu     sync.Mutex // guards calls
-	calls  map[Key]*call
+	seed   maphash.Seed
+	shards [singleflightShards]flightShard
 	shared atomic.Uint64
 }
 
-// call is one in-flight key. ans and err are written once, under mu,
-// before done is closed, and read only after. done is made (under mu) by
-// the first waiter, so a call nobody waits for costs no channel.
+// singleflightShards is how many locks the calls in flight are spread over.
+const singleflightShards = 64
+
+// flightShard is one lock and the calls in flight whose keys it holds.
+type flightShard struct {
+	mu    sync.Mutex // guards calls
+	calls map[Key]*call
+	_     [40]byte // keep shards' locks on their own cache lines
+}
+
+// shard returns the shard holding k.
+func (s *Singleflight[S]) shard(k Key) *flightShard {
+	h := maphash.String(s.seed, k.ResourceID) ^ maphash.String(s.seed, k.Subject.Object.ID)
+	return &s.shards[h%singleflightShards]
+}
+
+// call is one in-flight key. ans and err are written once, under its
+// shard's mu, before done is closed, and read only after. done is made
+// (under mu) by the first waiter, so a call nobody waits for costs no
+// channel.
 type call struct {
 	seq  uint64
 	now  int64 // the leader's Problem.Now
@@ -36,7 +58,8 @@ type call struct {
 	err  error
 }
 
-// wait returns the channel closed when c completes; s.mu must be held.
+// wait returns the channel closed when c completes; its shard's mu must
+// be held.
 func (c *call) wait() <-chan struct{} {
 	if c.done == nil {
 		c.done = make(chan struct{})
@@ -46,7 +69,11 @@ func (c *call) wait() <-chan struct{} {
 
 // NewSingleflight returns a singleflight layer in front of next.
 func NewSingleflight[S any](next Resolver[S]) *Singleflight[S] {
-	return &Singleflight[S]{next: next, calls: make(map[Key]*call)}
+	s := &Singleflight[S]{next: next, seed: maphash.MakeSeed()}
+	for i := range s.shards {
+		s.shards[i].calls = make(map[Key]*call)
+	}
+	return s
 }
 
 // Resolve computes the IDs nobody older is computing (leading those nobody
@@ -62,43 +89,47 @@ func (s *Singleflight[S]) Resolve(ctx context.Context, scope S, p *Problem, out 
 	var waits []*call
 	var waitIdx []int
 	var dones []<-chan struct{}
-	s.mu.Lock()
 	for i := range p.ResourceIDs {
 		k := KeyOf(p, i)
-		if c, ok := s.calls[k]; ok {
+		sh := s.shard(k)
+		sh.mu.Lock()
+		if c, ok := sh.calls[k]; ok {
 			if c.seq < p.Seq {
 				waits = append(waits, c)
 				waitIdx = append(waitIdx, i)
 				dones = append(dones, c.wait())
-				continue
+			} else {
+				own = append(own, i)
 			}
-			own = append(own, i)
+			sh.mu.Unlock()
 			continue
 		}
 		c := &call{seq: p.Seq, now: p.Now}
-		s.calls[k] = c
+		sh.calls[k] = c
+		sh.mu.Unlock()
 		led = append(led, c)
 		ledIdx = append(ledIdx, i)
 		own = append(own, i)
 	}
-	s.mu.Unlock()
 
 	err := s.resolve(ctx, scope, p, own, out)
 	// Publish what we led, even on error, so waiters never hang.
-	s.mu.Lock()
 	for j, c := range led {
 		i := ledIdx[j]
+		k := KeyOf(p, i)
+		sh := s.shard(k)
+		sh.mu.Lock()
 		if err != nil {
 			c.err = err
 		} else {
 			c.ans = out[i]
 		}
-		delete(s.calls, KeyOf(p, i))
+		delete(sh.calls, k)
 		if c.done != nil {
 			close(c.done)
 		}
+		sh.mu.Unlock()
 	}
-	s.mu.Unlock()
 	if err != nil {
 		return err
 	}
@@ -153,14 +184,15 @@ func (c *call) usable(p *Problem) bool {
 // resolveOne is Resolve for a single ID, without the batch bookkeeping.
 func (s *Singleflight[S]) resolveOne(ctx context.Context, scope S, p *Problem, out []Answer) error {
 	k := KeyOf(p, 0)
-	s.mu.Lock()
-	if c, ok := s.calls[k]; ok {
+	sh := s.shard(k)
+	sh.mu.Lock()
+	if c, ok := sh.calls[k]; ok {
 		if c.seq >= p.Seq {
-			s.mu.Unlock()
+			sh.mu.Unlock()
 			return s.next.Resolve(ctx, scope, p, out)
 		}
 		done := c.wait()
-		s.mu.Unlock()
+		sh.mu.Unlock()
 		select {
 		case <-done:
 		case <-ctx.Done():
@@ -174,15 +206,15 @@ func (s *Singleflight[S]) resolveOne(ctx context.Context, scope S, p *Problem, o
 		return s.next.Resolve(ctx, scope, p, out)
 	}
 	c := &call{seq: p.Seq, now: p.Now}
-	s.calls[k] = c
-	s.mu.Unlock()
+	sh.calls[k] = c
+	sh.mu.Unlock()
 	err := s.next.Resolve(ctx, scope, p, out)
-	s.mu.Lock()
+	sh.mu.Lock()
 	c.ans, c.err = out[0], err
-	delete(s.calls, k)
+	delete(sh.calls, k)
 	if c.done != nil {
 		close(c.done)
 	}
-	s.mu.Unlock()
+	sh.mu.Unlock()
 	return err
 }

@@ -2,6 +2,7 @@ package readcache
 
 import (
 	"context"
+	"hash/maphash"
 	"iter"
 	"math"
 	"strconv"
@@ -36,15 +37,39 @@ type Config struct {
 // the value remembers the instant it was read at and when its first row
 // expires, so it is served only where it is exact (see the package doc).
 type Cache struct {
-	maxBytes int64
-	maxRows  int
-
-	mu    sync.Mutex // guards lru and bytes
-	lru   *simplelru.LRU[string, entry]
-	bytes int64
+	maxRows int
+	// shards split the entries by key, each with its own lock and its
+	// share of the byte budget: every query of every check passes through
+	// here, and with one lock concurrent checks waited for each other.
+	shards []cacheShard
+	seed   maphash.Seed
 
 	hits   atomic.Uint64
 	misses atomic.Uint64
+}
+
+// cacheShard is one lock and the LRU of the entries whose keys it holds.
+type cacheShard struct {
+	maxBytes int64
+	mu       sync.Mutex // guards lru and bytes
+	lru      *simplelru.LRU[string, entry]
+	bytes    int64
+	_        [32]byte // keep shards' locks on their own cache lines
+}
+
+// shardedFrom is the byte budget from which a cache is split into
+// cacheShards shards (a smaller one keeps one LRU, so its bound is exact).
+const (
+	shardedFrom = 16 << 20
+	cacheShards = 16
+)
+
+// shard returns the shard holding key.
+func (c *Cache) shard(key string) *cacheShard {
+	if len(c.shards) == 1 {
+		return &c.shards[0]
+	}
+	return &c.shards[maphash.String(c.seed, key)%uint64(len(c.shards))]
 }
 
 type entry struct {
@@ -61,13 +86,21 @@ func New(cfg Config) *Cache {
 	if cfg.MaxRows <= 0 {
 		cfg.MaxRows = DefaultMaxRows
 	}
-	c := &Cache{maxBytes: cfg.MaxBytes, maxRows: cfg.MaxRows}
-	// The entry count is bounded by bytes, not by the LRU's own limit.
-	l, err := simplelru.NewLRU[string, entry](math.MaxInt32, func(_ string, e entry) { c.bytes -= e.size })
-	if err != nil {
-		panic("readcache: " + err.Error()) // only for a non-positive size
+	n := 1
+	if cfg.MaxBytes >= shardedFrom {
+		n = cacheShards
 	}
-	c.lru = l
+	c := &Cache{maxRows: cfg.MaxRows, shards: make([]cacheShard, n), seed: maphash.MakeSeed()}
+	for i := range c.shards {
+		sh := &c.shards[i]
+		sh.maxBytes = cfg.MaxBytes / int64(n)
+		// The entry count is bounded by bytes, not by the LRU's own limit.
+		l, err := simplelru.NewLRU[string, entry](math.MaxInt32, func(_ string, e entry) { sh.bytes -= e.size })
+		if err != nil {
+			panic("readcache: " + err.Error()) // only for a non-positive size
+		}
+		sh.lru = l
+	}
 	return c
 }
 
@@ -80,9 +113,15 @@ type Stats struct {
 
 // Stats returns the cache's counters.
 func (c *Cache) Stats() Stats {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return Stats{Hits: c.hits.Load(), Misses: c.misses.Load(), Entries: c.lru.Len(), Bytes: c.bytes}
+	st := Stats{Hits: c.hits.Load(), Misses: c.misses.Load()}
+	for i := range c.shards {
+		sh := &c.shards[i]
+		sh.mu.Lock()
+		st.Entries += sh.lru.Len()
+		st.Bytes += sh.bytes
+		sh.mu.Unlock()
+	}
+	return st
 }
 
 // Reader returns r with its small queries served from and stored in c.
@@ -250,9 +289,10 @@ func (c *Cache) through(key string, opts storage.QueryOptions, src iter.Seq2[gra
 // get returns the cached result of key if it is exact at now, and counts
 // the hit or miss.
 func (c *Cache) get(key string, now int64) ([]graph.Relationship, bool) {
-	c.mu.Lock()
-	e, ok := c.lru.Get(key)
-	c.mu.Unlock()
+	sh := c.shard(key)
+	sh.mu.Lock()
+	e, ok := sh.lru.Get(key)
+	sh.mu.Unlock()
 	if ok && e.at <= now && now < e.until {
 		c.hits.Add(1)
 		return e.rows, true
@@ -301,16 +341,17 @@ func (c *Cache) add(key string, e entry) {
 			e.size += 64 + int64(len(r.Caveat.Name)) + 64*int64(len(r.Caveat.Context))
 		}
 	}
-	if e.size > c.maxBytes {
+	sh := c.shard(key)
+	if e.size > sh.maxBytes {
 		return
 	}
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.lru.Remove(key) // a stale entry for key; its size leaves through the eviction callback
-	c.lru.Add(key, e)
-	c.bytes += e.size
-	for c.bytes > c.maxBytes {
-		if _, _, ok := c.lru.RemoveOldest(); !ok {
+	sh.mu.Lock()
+	defer sh.mu.Unlock()
+	sh.lru.Remove(key) // a stale entry for key; its size leaves through the eviction callback
+	sh.lru.Add(key, e)
+	sh.bytes += e.size
+	for sh.bytes > sh.maxBytes {
+		if _, _, ok := sh.lru.RemoveOldest(); !ok {
 			break
 		}
 	}
