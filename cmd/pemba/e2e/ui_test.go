@@ -213,8 +213,11 @@ func TestExplorer(t *testing.T) {
 	b.do("type-ahead", chromedp.SendKeys("#prefix", "ll"),
 		chromedp.WaitVisible(`#results a[data-object="project:llm"]`))
 	b.screenshot("search")
-	b.do("open the result", chromedp.Click(`#results a[data-object="project:llm"]`),
-		chromedp.WaitVisible("main table tbody tr:not([hidden])"))
+	// The results may be drawn again as the type-ahead's queries answer,
+	// so the link is clicked by the page itself, whichever node holds it
+	// then, not by a node ID taken a moment before.
+	eval[bool](b, "open the result", `(document.querySelector('#results a[data-object="project:llm"]').click(), true)`)
+	b.do("open the result", chromedp.WaitVisible("main table tbody tr:not([hidden])"))
 
 	// Resource: who can access project:llm, with paths drawn as links.
 	rows := b.text("main table tbody")
