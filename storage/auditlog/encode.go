@@ -94,6 +94,7 @@ type Builder struct {
 	labels []storage.Label
 	prev   [6]string // the previous change's identity strings
 	terms  termSet
+	n      int // changes added since Reset
 }
 
 // Reset starts a new entry. meta.Labels are taken sorted, copied if they
@@ -103,7 +104,7 @@ func (b *Builder) Reset(kind storage.AuditKind, meta storage.WriteMetadata, sche
 		b.h = sha256.New()
 	}
 	b.h.Reset()
-	b.buf, b.hashed, b.prev = b.buf[:0], 0, [6]string{}
+	b.buf, b.hashed, b.prev, b.n = b.buf[:0], 0, [6]string{}, 0
 	b.labels = meta.Labels
 	if !slices.IsSortedFunc(b.labels, compareLabels) {
 		b.labels = slices.SortedFunc(slices.Values(b.labels), compareLabels)
@@ -175,6 +176,7 @@ func (b *Builder) Add(op storage.Op, r *graph.Relationship, caveatContext []byte
 		b.buf = binary.BigEndian.AppendUint32(b.buf, uint32(r.Expiration.Nanosecond()))
 	}
 	b.prev = ids
+	b.n++
 	b.terms.change(op, r)
 	if len(b.buf)-b.hashed >= hashChunk {
 		b.h.Write(b.buf[b.hashed:])
@@ -186,6 +188,9 @@ func (b *Builder) Add(op storage.Op, r *graph.Relationship, caveatContext []byte
 // Len returns the length of the encoding so far; Seal adds trailerLen
 // and hashLen bytes to it.
 func (b *Builder) Len() int { return len(b.buf) }
+
+// Changes returns how many changes were added since Reset.
+func (b *Builder) Changes() int { return b.n }
 
 // Terms returns the index terms of the entry built so far, each once,
 // sorted: what the package function Terms returns for it.

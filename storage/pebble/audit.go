@@ -392,6 +392,12 @@ func (e *Engine) trimPage(ctx context.Context, before time.Time) (removed int, d
 			key = auditTermKey(key[:0], term, rev)
 			_ = b.Delete(key, nil)
 		}
+		if rev >= storage.Revision(e.floor.Load()) {
+			if err = e.keepRevisionRecord(b, &en); err != nil {
+				bad = fmt.Errorf("entry %d: %w", rev, err)
+				return false
+			}
+		}
 		if first == 0 {
 			first = rev
 		}
@@ -416,6 +422,46 @@ func (e *Engine) trimPage(ctx context.Context, before time.Time) (removed int, d
 		e.auditTrimmed.Store(uint64(last))
 	}
 	return removed, done || bad != nil, bad
+}
+
+// keepRevisionRecord adds to b, for an audit entry about to be trimmed
+// whose revision garbage collection has not passed yet, the revision
+// record and change log it stood for (see recordedByAudit), so Watch
+// and garbage collection still find the revision. An entry whose
+// revision has them already is left alone.
+func (e *Engine) keepRevisionRecord(b *pdb.Batch, en *storage.AuditEntry) error {
+	key := revisionKey(spaceRevision, en.Revision)
+	_, closer, err := e.db.Get(key)
+	if err == nil {
+		return closer.Close()
+	}
+	if !errors.Is(err, pdb.ErrNotFound) {
+		return err
+	}
+	ch := changeOf(en)
+	rr := revisionRecord{committedAt: ch.CommittedAt, meta: ch.Metadata, schemaChanged: ch.SchemaChanged}
+	var log changeLog
+	var fwd, pay []byte
+	for _, c := range ch.Relationships {
+		ctxJSON, err := storage.EncodeCaveatContext(caveatContext(&c.Relationship))
+		if err != nil {
+			return err
+		}
+		fwd = forward.appendBody(fwd[:0], &c.Relationship)
+		pay = appendPayload(pay[:0], &c.Relationship, ctxJSON)
+		log.add(c.Op, fwd, pay)
+	}
+	_ = b.Set(key, rr.encode(), nil)
+	_ = b.Set(revisionKey(spaceChanges, en.Revision), log.encode(), nil)
+	return nil
+}
+
+// caveatContext is r's caveat context (nil: none).
+func caveatContext(r *graph.Relationship) map[string]any {
+	if r.Caveat == nil {
+		return nil
+	}
+	return r.Caveat.Context
 }
 
 // commitBatch applies a maintenance batch, unless the engine has closed.

@@ -231,12 +231,13 @@ func TestAuditCrash(t *testing.T) {
 			t.Fatalf("round %d: %d audit entries for head %d", round, len(entries), head)
 		}
 		for i, en := range entries {
-			rec, err := e.get(revisionKey(spaceRevision, en.Revision))
+			ch, err := e.readChange(en.Revision)
 			if err != nil || en.Revision != storage.Revision(i+1) {
-				t.Fatalf("round %d: entry %d (revision %d) without its revision record: %v", round, i+1, en.Revision, err)
+				t.Fatalf("round %d: entry %d (revision %d) without its change: %v", round, i+1, en.Revision, err)
 			}
-			if rr, err := decodeRevisionRecord(rec); err != nil || !rr.committedAt.Equal(en.CommittedAt) {
-				t.Fatalf("round %d: revision %d committed at %v, its entry at %v (%v)", round, en.Revision, rr.committedAt, en.CommittedAt, err)
+			if !ch.CommittedAt.Equal(en.CommittedAt) || len(ch.Relationships) != len(en.Changes) {
+				t.Fatalf("round %d: revision %d committed at %v with %d changes, its entry at %v with %d", round, en.Revision,
+					ch.CommittedAt, len(ch.Relationships), en.CommittedAt, len(en.Changes))
 			}
 		}
 		verify(t, e)
@@ -592,5 +593,65 @@ func TestHandedTerms(t *testing.T) {
 	}
 	if len(h.terms) != handedMax {
 		t.Fatalf("%d terms waiting, want at most %d", len(h.terms), handedMax)
+	}
+}
+
+// TestAuditToggled checks a data directory whose revisions are recorded
+// both ways — by their audit entries alone while the log was on, by
+// revision records and change logs while it was off — across restarts:
+// the head, Watch and garbage collection read both.
+func TestAuditToggled(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	var want []string
+	for i, disable := range []bool{false, true, false} {
+		e, err := Open(Options{Dir: dir, GCInterval: -1, DisableAudit: disable})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if head, _ := e.HeadRevision(ctx); int(head) != 2*i {
+			t.Fatalf("reopened with the audit log disabled=%v: head %d, want %d", disable, head, 2*i)
+		}
+		for j := range 2 {
+			spec := fmt.Sprintf("document:d%d#viewer@user:u%d", i, j)
+			touchOne(t, e, spec, storage.WriteMetadata{Actor: fmt.Sprint("actor", i)})
+			want = append(want, fmt.Sprintf("actor%d TOUCH %s", i, spec))
+		}
+		var got []string
+		for ch, err := range e.Watch(ctx, 0) {
+			if err != nil {
+				t.Fatal(err)
+			}
+			got = append(got, fmt.Sprintf("%s %s %s", ch.Metadata.Actor, ch.Relationships[0].Op, storagetest.Format(ch.Relationships[0].Relationship)))
+			if len(got) == len(want) {
+				break
+			}
+		}
+		if !slices.Equal(got, want) {
+			t.Fatalf("round %d: watch from 0 = %q, want %q", i, got, want)
+		}
+		if err := e.Close(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	e := openTest(t, Options{Dir: dir})
+	touchOne(t, e, "document:d0#viewer@user:u0", storage.WriteMetadata{}) // shadows the first version
+	if err := e.CollectGarbage(ctx, time.Now().Add(48*time.Hour)); err != nil {
+		t.Fatal(err)
+	}
+	prefix := appendComponent(appendComponent([]byte{spaceForward}, "document"), "d0")
+	it, err := e.db.NewIter(&pdb.IterOptions{LowerBound: prefix, UpperBound: prefixEnd(nil, prefix)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := 0
+	for valid := it.First(); valid; valid = it.Next() {
+		n++
+	}
+	if err := it.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if n != 2 {
+		t.Fatalf("after GC, document:d0 has %d forward versions, want 2 (one per relationship)", n)
 	}
 }

@@ -13,6 +13,7 @@ import (
 	"github.com/cockroachdb/pebble/v2/vfs"
 
 	"github.com/pembadb/pemba/storage"
+	"github.com/pembadb/pemba/storage/auditlog"
 )
 
 // Options configure Open.
@@ -191,26 +192,55 @@ func Open(opts Options) (*Engine, error) {
 	return e, nil
 }
 
-// load reads the head revision, its commit time and the GC floor.
-func (e *Engine) load() error {
-	it, err := e.db.NewIter(&pdb.IterOptions{LowerBound: []byte{spaceRevision}, UpperBound: []byte{spaceRevision + 1}})
+// loadHead reads the head revision and its commit time: from the newest
+// revision record or audit entry, whichever is newer (a revision its
+// audit entry records has no revision record; see recordedByAudit).
+func (e *Engine) loadHead() error {
+	newest := func(lower, upper []byte, commitTime func(v []byte) (time.Time, error)) (storage.Revision, time.Time, error) {
+		it, err := e.db.NewIter(&pdb.IterOptions{LowerBound: lower, UpperBound: upper})
+		if err != nil {
+			return 0, time.Time{}, err
+		}
+		defer it.Close()
+		if !it.Last() {
+			return 0, time.Time{}, it.Error()
+		}
+		k := it.Key()
+		rev := storage.Revision(beUint64(k[len(k)-8:]))
+		at, err := commitTime(it.Value())
+		if err != nil {
+			return 0, time.Time{}, fmt.Errorf("revision %d: %w", rev, err)
+		}
+		return rev, at, nil
+	}
+	rev, at, err := newest([]byte{spaceRevision}, []byte{spaceRevision + 1}, func(v []byte) (time.Time, error) {
+		rr, err := decodeRevisionRecord(v)
+		return rr.committedAt, err
+	})
 	if err != nil {
 		return err
 	}
-	if it.Last() {
-		rev := storage.Revision(beUint64(it.Key()[1:]))
-		rr, err := decodeRevisionRecord(it.Value())
-		if err != nil {
-			it.Close()
-			return fmt.Errorf("revision %d: %w", rev, err)
-		}
+	arev, aat, err := newest(auditEntryKey(0), []byte{spaceAudit, auditEntry + 1}, auditlog.CommittedAt)
+	if err != nil {
+		return fmt.Errorf("audit log: %w", err)
+	}
+	if arev > rev {
+		rev, at = arev, aat
+	}
+	if rev > 0 {
 		e.head.Store(uint64(rev))
 		e.applied = rev
-		e.lastCommit = rr.committedAt
+		e.lastCommit = at
 	}
-	if err := it.Close(); err != nil {
+	return nil
+}
+
+// load reads the head revision, its commit time and the GC floor.
+func (e *Engine) load() error {
+	if err := e.loadHead(); err != nil {
 		return err
 	}
+	var err error
 	if e.schemaRev, err = e.newestSchemaRevision(); err != nil {
 		return err
 	}

@@ -10,6 +10,7 @@ import (
 	pdb "github.com/cockroachdb/pebble/v2"
 
 	"github.com/pembadb/pemba/storage"
+	"github.com/pembadb/pemba/storage/auditlog"
 )
 
 // gcChunk bounds the deletions in one GC batch.
@@ -61,12 +62,6 @@ func (e *Engine) collectGarbage(ctx context.Context, now time.Time) error {
 		return ctx.Err()
 	}
 
-	logs, err := e.db.NewIterWithContext(ctx, &pdb.IterOptions{
-		LowerBound: revisionKey(spaceChanges, floor), UpperBound: revisionKey(spaceChanges, horizon+1)})
-	if err != nil {
-		return err
-	}
-	defer logs.Close()
 	versions, err := e.db.NewIterWithContext(ctx, &pdb.IterOptions{
 		LowerBound: []byte{spaceForward}, UpperBound: []byte{spaceForward + 1}})
 	if err != nil {
@@ -75,27 +70,22 @@ func (e *Engine) collectGarbage(ctx context.Context, now time.Time) error {
 	defer versions.Close()
 	done := map[string]struct{}{}
 	var rv []byte
-	for valid := logs.First(); valid; valid = logs.Next() {
-		err := decodeChanges(logs.Value(), func(_ storage.Op, fwd, _ []byte) error {
-			if _, ok := done[string(fwd)]; ok {
-				return nil
-			}
-			done[string(fwd)] = struct{}{}
-			var comps [6][]byte
-			if err := splitBody(fwd, &comps); err != nil {
-				return err
-			}
-			rv = reverseBody(rv[:0], &comps)
-			if err := dropShadowed(versions, b, fwd, rv, horizon); err != nil {
-				return err
-			}
-			return flushIfFull()
-		})
-		if err != nil {
+	collect := func(fwd []byte) error {
+		if _, ok := done[string(fwd)]; ok {
+			return nil
+		}
+		done[string(fwd)] = struct{}{}
+		var comps [6][]byte
+		if err := splitBody(fwd, &comps); err != nil {
 			return err
 		}
+		rv = reverseBody(rv[:0], &comps)
+		if err := dropShadowed(versions, b, fwd, rv, horizon); err != nil {
+			return err
+		}
+		return flushIfFull()
 	}
-	if err := logs.Error(); err != nil {
+	if err := e.changedSince(ctx, floor, horizon, collect); err != nil {
 		return err
 	}
 	if err := dropExpired(ctx, e.db, versions, b, now.Add(-e.opts.GCWindow), horizon, flushIfFull); err != nil {
@@ -112,32 +102,87 @@ func (e *Engine) collectGarbage(ctx context.Context, now time.Time) error {
 	return b.Commit(e.writeOpt)
 }
 
-// horizon returns the newest revision in [floor, head] committed at or
-// before cutoff, or floor if there is none.
-func (e *Engine) horizon(ctx context.Context, floor storage.Revision, cutoff time.Time) (storage.Revision, error) {
-	it, err := e.db.NewIterWithContext(ctx, &pdb.IterOptions{
-		LowerBound: revisionKey(spaceRevision, floor), UpperBound: []byte{spaceRevision + 1}})
+// changedSince calls fn with the forward-index body of every
+// relationship changed in revisions [floor, horizon] (some more than
+// once): from their change logs, and from the audit entries of the
+// revisions those record alone (see recordedByAudit).
+func (e *Engine) changedSince(ctx context.Context, floor, horizon storage.Revision, fn func(fwd []byte) error) error {
+	logs, err := e.db.NewIterWithContext(ctx, &pdb.IterOptions{
+		LowerBound: revisionKey(spaceChanges, floor), UpperBound: revisionKey(spaceChanges, horizon+1)})
 	if err != nil {
-		return 0, err
+		return err
 	}
-	defer it.Close()
-	h := floor
-	head := storage.Revision(e.head.Load()) // applied revisions above it are not durable yet
-	for valid := it.First(); valid; valid = it.Next() {
-		rev := storage.Revision(beUint64(it.Key()[1:]))
-		if rev > head {
-			break
+	defer logs.Close()
+	for valid := logs.First(); valid; valid = logs.Next() {
+		err := decodeChanges(logs.Value(), func(_ storage.Op, fwd, _ []byte) error { return fn(fwd) })
+		if err != nil {
+			return err
 		}
-		rr, err := decodeRevisionRecord(it.Value())
+	}
+	if err := logs.Error(); err != nil {
+		return err
+	}
+	entries, err := e.db.NewIterWithContext(ctx, &pdb.IterOptions{
+		LowerBound: auditEntryKey(floor), UpperBound: auditEntryKey(horizon + 1)})
+	if err != nil {
+		return err
+	}
+	defer entries.Close()
+	var fwd []byte
+	for valid := entries.First(); valid; valid = entries.Next() {
+		en, err := auditlog.Decode(entries.Value())
+		if err != nil {
+			return fmt.Errorf("audit entry %d: %w", beUint64(entries.Key()[2:]), err)
+		}
+		for i := range en.Changes {
+			fwd = forward.appendBody(fwd[:0], &en.Changes[i].Relationship)
+			if err := fn(fwd); err != nil {
+				return err
+			}
+		}
+	}
+	return entries.Error()
+}
+
+// horizon returns the newest revision in [floor, head] committed at or
+// before cutoff, or floor if there is none. Commit times never decrease
+// with revision, so that is the newer of the newest such revision record
+// and the newest such audit entry.
+func (e *Engine) horizon(ctx context.Context, floor storage.Revision, cutoff time.Time) (storage.Revision, error) {
+	head := storage.Revision(e.head.Load()) // applied revisions above it are not durable yet
+	newest := func(lower, upper []byte, commitTime func(v []byte) (time.Time, error)) (storage.Revision, error) {
+		it, err := e.db.NewIterWithContext(ctx, &pdb.IterOptions{LowerBound: lower, UpperBound: upper})
 		if err != nil {
 			return 0, err
 		}
-		if rr.committedAt.After(cutoff) {
-			break
+		defer it.Close()
+		h := floor
+		for valid := it.First(); valid; valid = it.Next() {
+			k := it.Key()
+			rev := storage.Revision(beUint64(k[len(k)-8:]))
+			at, err := commitTime(it.Value())
+			if err != nil {
+				return 0, fmt.Errorf("revision %d: %w", rev, err)
+			}
+			if at.After(cutoff) {
+				break
+			}
+			h = rev
 		}
-		h = rev
+		return h, it.Error()
 	}
-	return h, it.Error()
+	fromRecords, err := newest(revisionKey(spaceRevision, floor), revisionKey(spaceRevision, head+1), func(v []byte) (time.Time, error) {
+		rr, err := decodeRevisionRecord(v)
+		return rr.committedAt, err
+	})
+	if err != nil {
+		return 0, err
+	}
+	fromAudit, err := newest(auditEntryKey(floor), auditEntryKey(head+1), auditlog.CommittedAt)
+	if err != nil {
+		return 0, fmt.Errorf("audit log: %w", err)
+	}
+	return max(fromRecords, fromAudit), nil
 }
 
 // dropShadowed deletes the versions of one relationship that no reader at

@@ -9,6 +9,7 @@ import (
 	pdb "github.com/cockroachdb/pebble/v2"
 
 	"github.com/pembadb/pemba/storage"
+	"github.com/pembadb/pemba/storage/auditlog"
 )
 
 // Watch yields every revision after `after` from the change log, then
@@ -53,7 +54,9 @@ func (e *Engine) Watch(ctx context.Context, after storage.Revision) iter.Seq2[st
 	}
 }
 
-// readChange loads one revision's record and change log.
+// readChange loads one revision's change: from its revision record and
+// change log, or, for a revision its audit entry records alone (see
+// recordedByAudit), from that entry.
 func (e *Engine) readChange(rev storage.Revision) (storage.Change, error) {
 	release, err := e.use()
 	if err != nil {
@@ -61,11 +64,18 @@ func (e *Engine) readChange(rev storage.Revision) (storage.Change, error) {
 	}
 	defer release()
 	rec, err := e.get(revisionKey(spaceRevision, rev))
-	if err != nil {
-		if errors.Is(err, pdb.ErrNotFound) && rev < storage.Revision(e.floor.Load()) {
-			return storage.Change{}, fmt.Errorf("revision %d: %w", rev, storage.ErrRevisionTooOld)
-		}
+	switch {
+	case err == nil:
+	case !errors.Is(err, pdb.ErrNotFound):
 		return storage.Change{}, fmt.Errorf("revision %d: %w", rev, err)
+	case rev < storage.Revision(e.floor.Load()):
+		return storage.Change{}, fmt.Errorf("revision %d: %w", rev, storage.ErrRevisionTooOld)
+	default:
+		ch, err := e.changeFromAudit(rev)
+		if err != nil {
+			return storage.Change{}, fmt.Errorf("revision %d: %w", rev, err)
+		}
+		return ch, nil
 	}
 	rr, err := decodeRevisionRecord(rec)
 	if err != nil {
@@ -96,6 +106,37 @@ func (e *Engine) readChange(rev storage.Revision) (storage.Change, error) {
 		return storage.Change{}, fmt.Errorf("changes of revision %d: %w", rev, err)
 	}
 	return ch, nil
+}
+
+// changeFromAudit is the change of a revision its audit entry records.
+// A CREATE is reported as the TOUCH the change log would hold.
+func (e *Engine) changeFromAudit(rev storage.Revision) (storage.Change, error) {
+	v, err := e.get(auditEntryKey(rev))
+	if err != nil {
+		return storage.Change{}, fmt.Errorf("audit entry: %w", err)
+	}
+	en, err := auditlog.Decode(v)
+	if err != nil {
+		return storage.Change{}, fmt.Errorf("audit entry: %w", err)
+	}
+	return changeOf(&en), nil
+}
+
+// changeOf is the Watch change an audit entry records.
+func changeOf(en *storage.AuditEntry) storage.Change {
+	ch := storage.Change{Revision: en.Revision, CommittedAt: en.CommittedAt, Metadata: en.Metadata,
+		SchemaChanged: en.Kind == storage.AuditSchema}
+	if len(en.Changes) > 0 {
+		ch.Relationships = make([]storage.RelationshipChange, len(en.Changes))
+	}
+	for i, c := range en.Changes {
+		op := c.Op
+		if op == storage.OpCreate {
+			op = storage.OpTouch
+		}
+		ch.Relationships[i] = storage.RelationshipChange{Op: op, Relationship: c.Relationship}
+	}
+	return ch
 }
 
 // get returns a copy of the value under key.

@@ -357,17 +357,20 @@ func (c *commit) remove(fwd, rev, old []byte) {
 	c.log.add(storage.OpDelete, fwd, old)
 }
 
-// apply adds the revision record, change log and audit entry and applies
-// the batch, unsynced; the caller holds writeMu.
+// apply adds the revision's record — its audit entry, or its revision
+// record and change log (see recordedByAudit) — and applies the batch,
+// unsynced; the caller holds writeMu.
 func (c *commit) apply() error {
 	e := c.e
 	if c.now.Before(e.lastCommit) {
 		c.now = e.lastCommit // commit times never go back
 	}
 	c.meta.Labels = sortedLabels(c.meta.Labels)
-	rr := revisionRecord{committedAt: c.now, meta: c.meta, schemaChanged: c.schemaChanged}
-	_ = c.batch.Set(revisionKey(spaceRevision, c.rev), rr.encode(), nil)
-	_ = c.batch.Set(revisionKey(spaceChanges, c.rev), c.log.encode(), nil)
+	if !c.recordedByAudit() {
+		rr := revisionRecord{committedAt: c.now, meta: c.meta, schemaChanged: c.schemaChanged}
+		_ = c.batch.Set(revisionKey(spaceRevision, c.rev), rr.encode(), nil)
+		_ = c.batch.Set(revisionKey(spaceChanges, c.rev), c.log.encode(), nil)
+	}
 	auditHead := e.auditHead
 	if c.audit != nil {
 		auditHead = c.addAuditEntry()
@@ -382,6 +385,18 @@ func (c *commit) apply() error {
 		e.schemaRev = c.rev
 	}
 	return nil
+}
+
+// recordedByAudit reports whether the revision's audit entry is its only
+// record. The entry holds everything its revision record and change log
+// would — commit time, metadata, whether the schema changed (an
+// AuditSchema entry), each change with its caveat and expiration — so
+// with the audit log on they are written only when the entry leaves a
+// change out: a DELETE of a relationship that had already expired, which
+// changed nothing visible but left a tombstone garbage collection must
+// find. Watch (readChange) and garbage collection read either form.
+func (c *commit) recordedByAudit() bool {
+	return c.audit != nil && c.audit.Changes() == c.log.n
 }
 
 // syncMarker is the WAL record whose synced write makes every earlier

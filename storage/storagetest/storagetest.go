@@ -46,6 +46,7 @@ var subtests = []struct {
 	{"WatchConcurrentWriters", testWatchConcurrent},
 	{"WatchChanges", testWatchChanges},
 	{"WatchCancel", testWatchCancel},
+	{"WatchAfterAuditTrim", testWatchAfterAuditTrim},
 	{"WriteMetadata", testWriteMetadata},
 	{"SchemaVersions", testSchemaVersions},
 	{"ImportBatches", testImportBatches},
