@@ -25,8 +25,8 @@ func TestMigrateCommand(t *testing.T) {
 		// Flags keep their values between runs of rootCmd: the case
 		// without --datastore-url goes first.
 		{[]string{"migrate", "--datastore", "postgres"}, exitError, ""},
-		{[]string{"migrate", "--datastore", "postgres", "--datastore-url", url}, exitOK, "applied 0001_initial\napplied 0002_instance_id\napplied 0003_schema_revision\napplied 0004_audit_log\napplied 0005_audit_index\napplied 0006_audit_postings\napplied 0007_audit_head\npostgres datastore migrated to schema version 7\n"},
-		{[]string{"migrate", "--datastore", "postgres", "--datastore-url", url}, exitOK, "postgres datastore is up to date at schema version 7\n"},
+		{[]string{"migrate", "--datastore", "postgres", "--datastore-url", url}, exitOK, "applied 0001_initial\napplied 0002_instance_id\napplied 0003_schema_revision\napplied 0004_audit_log\napplied 0005_audit_index\napplied 0006_audit_postings\napplied 0007_audit_head\napplied 0008_revision_records\npostgres datastore migrated to schema version 8\n"},
+		{[]string{"migrate", "--datastore", "postgres", "--datastore-url", url}, exitOK, "postgres datastore is up to date at schema version 8\n"},
 		{[]string{"migrate", "--datastore", "mysql", "--datastore-url", url}, exitError, ""},
 	} {
 		var out bytes.Buffer

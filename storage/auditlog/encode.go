@@ -271,30 +271,9 @@ func Intact(value []byte) bool {
 // Decode decodes an encoded entry. It does not check the hash (Intact
 // does).
 func Decode(value []byte) (storage.AuditEntry, error) {
-	var e storage.AuditEntry
-	t, ok := trailer(value)
-	if !ok {
-		return e, ErrCorrupt
-	}
-	e.Revision = storage.Revision(binary.BigEndian.Uint64(t))
-	e.CommittedAt = time.Unix(0, int64(binary.BigEndian.Uint64(t[8:]))).UTC()
-	copy(e.PrevHash[:], t[16:])
-	copy(e.Hash[:], value[len(value)-hashLen:])
-	d := decoder{b: value[1 : len(value)-hashLen-trailerLen]}
-	e.Kind = storage.AuditKind(d.byte())
-	e.Metadata.Actor = d.string()
-	e.Metadata.Reason = d.string()
-	if n := d.count(2); n > 0 {
-		e.Metadata.Labels = make([]storage.Label, n)
-		for i := range e.Metadata.Labels {
-			e.Metadata.Labels[i] = storage.Label{Key: d.string(), Value: d.string()}
-		}
-	}
-	if n := d.count(4); n > 0 {
-		e.Schema = make([]storage.SchemaChange, n)
-		for i := range e.Schema {
-			e.Schema[i] = storage.SchemaChange{Added: d.byte() == 1, Kind: d.string(), Name: d.string(), Detail: d.string()}
-		}
+	e, d, err := decodeHead(value)
+	if err != nil {
+		return e, err
 	}
 	// The changes run to the trailer. Each takes at least two bytes, but
 	// rarely so few: the first spells out its identity, so sizing for two
@@ -312,6 +291,47 @@ func Decode(value []byte) (storage.AuditEntry, error) {
 		return storage.AuditEntry{}, fmt.Errorf("%w: revision %d", ErrCorrupt, e.Revision)
 	}
 	return e, nil
+}
+
+// DecodeHead decodes an encoded entry without its changes: its revision,
+// commit time, kind, metadata, schema diff and hashes.
+func DecodeHead(value []byte) (storage.AuditEntry, error) {
+	e, _, err := decodeHead(value)
+	return e, err
+}
+
+// decodeHead decodes everything but the changes, and returns the decoder
+// positioned at the first change.
+func decodeHead(value []byte) (storage.AuditEntry, *decoder, error) {
+	var e storage.AuditEntry
+	t, ok := trailer(value)
+	if !ok {
+		return e, nil, ErrCorrupt
+	}
+	e.Revision = storage.Revision(binary.BigEndian.Uint64(t))
+	e.CommittedAt = time.Unix(0, int64(binary.BigEndian.Uint64(t[8:]))).UTC()
+	copy(e.PrevHash[:], t[16:])
+	copy(e.Hash[:], value[len(value)-hashLen:])
+	d := &decoder{b: value[1 : len(value)-hashLen-trailerLen]}
+	e.Kind = storage.AuditKind(d.byte())
+	e.Metadata.Actor = d.string()
+	e.Metadata.Reason = d.string()
+	if n := d.count(2); n > 0 {
+		e.Metadata.Labels = make([]storage.Label, n)
+		for i := range e.Metadata.Labels {
+			e.Metadata.Labels[i] = storage.Label{Key: d.string(), Value: d.string()}
+		}
+	}
+	if n := d.count(4); n > 0 {
+		e.Schema = make([]storage.SchemaChange, n)
+		for i := range e.Schema {
+			e.Schema[i] = storage.SchemaChange{Added: d.byte() == 1, Kind: d.string(), Name: d.string(), Detail: d.string()}
+		}
+	}
+	if d.err != nil {
+		return storage.AuditEntry{}, nil, fmt.Errorf("%w: revision %d", ErrCorrupt, e.Revision)
+	}
+	return e, d, nil
 }
 
 // decoder reads the encoding; the first failure sticks in err.

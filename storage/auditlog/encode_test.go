@@ -75,6 +75,11 @@ func TestRoundTrip(t *testing.T) {
 		if !reflect.DeepEqual(got, e) {
 			t.Fatalf("decoded\n%+v\nwant\n%+v", got, e)
 		}
+		want := e
+		want.Changes = nil
+		if head, err := DecodeHead(v); err != nil || !reflect.DeepEqual(head, want) {
+			t.Fatalf("DecodeHead = \n%+v, %v\nwant\n%+v", head, err, want)
+		}
 		if rev, err := Revision(v); rev != e.Revision || err != nil {
 			t.Fatalf("Revision = %d, %v", rev, err)
 		}

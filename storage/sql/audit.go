@@ -22,9 +22,9 @@ import (
 // each revision's sealed entry, audit_terms the posting lists of its index
 // terms. A write reads the chain's head — the newest entry's hash — once
 // it holds the revision counter's lock (stmtAuditHead, migration 0007) and
-// stores its entry with its revision record (stmtInsertAuditedRevision) in
-// the final round trip of its transaction (inRevision), so an entry
-// commits exactly when its revision does; its terms follow, written by the
+// stores its entry, which is also the revision's record (stmtInsertAuditEntry,
+// migration 0008), in the final round trip of its transaction
+// (inRevision), so an entry commits exactly when its revision does; its terms follow, written by the
 // indexer (audit_index.go, migrations 0005 and 0006).
 
 // Page bounds of the audit reads. An entry can be large (an import batch
@@ -441,7 +441,21 @@ func (e *Engine) trimAuditBatch(ctx context.Context, cut time.Time) (n int, more
 			n, more = 0, false
 			return err
 		}
+		_, floor, err := e.bounds(ctx, tx)
+		if err != nil {
+			return err
+		}
 		var batch pgx.Batch
+		// An entry whose revision garbage collection has not passed yet is
+		// still that revision's record: Watch and the collector read it.
+		// Its metadata stays behind, as a revision record.
+		for _, en := range doomed.entries {
+			if en.Revision >= floor {
+				m := en.Metadata
+				batch.Queue(stmtKeepRevisionRecord, int64(en.Revision), en.CommittedAt, m.Actor, m.Reason, labelsColumn(m.Labels),
+					en.Kind == storage.AuditSchema)
+			}
+		}
 		if len(doomed.terms) > 0 {
 			batch.Queue(stmtDeleteAuditTerms, doomed.terms, doomed.termRevs)
 		}
@@ -468,13 +482,14 @@ func (e *Engine) trimAuditBatch(ctx context.Context, cut time.Time) (n int, more
 }
 
 // trimmed is one batch of entries TrimAudit removes: their revisions, and
-// their terms as (terms[i], termRevs[i]) pairs, or for an entry too
-// corrupt to decode, its revision in corrupt. newestHash is the hash the
+// their terms as (terms[i], termRevs[i]) pairs and their decoded heads,
+// or for an entry too corrupt to decode, its revision in corrupt. newestHash is the hash the
 // newest of them carries (its value's last 32 bytes, what a write would
 // chain to), nil if its value is too short to hold one.
 type trimmed struct {
 	revs, termRevs, corrupt []int64
 	terms                   []string
+	entries                 []storage.AuditEntry // those decoded, without their changes
 	newestHash              []byte
 	more                    bool
 }
@@ -508,6 +523,8 @@ func readOldestEntries(ctx context.Context, tx pgx.Tx, cut time.Time) (trimmed, 
 			t.terms = append(t.terms, term)
 			t.termRevs = append(t.termRevs, rev)
 		}
+		entry.Changes = nil
+		t.entries = append(t.entries, entry)
 		if len(t.terms) >= trimTermBudget {
 			t.more = true
 			return t, nil

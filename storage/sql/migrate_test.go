@@ -245,8 +245,11 @@ func TestMigrateToAuditLog(t *testing.T) {
 		}
 		return []any{hash, last}
 	}
+	// It reruns before any later migration has: 0008's rename is undone
+	// for it, and done again after.
 	before = readCounter()
-	for _, stmt := range splitStatements(ms[3].SQL) {
+	stmts := append([]string{"ALTER TABLE revision_records RENAME TO revisions"}, splitStatements(ms[3].SQL)...)
+	for _, stmt := range append(stmts, "ALTER TABLE revisions RENAME TO revision_records") {
 		if _, err := pool.Exec(ctx, stmt); err != nil {
 			t.Fatalf("rerun %q: %v", firstLine(stmt), err)
 		}
@@ -342,5 +345,95 @@ func TestMigrateToAuditHead(t *testing.T) {
 				t.Fatalf("a version-6 write's head update: %v, want the check constraint's violation", err)
 			}
 		})
+	}
+}
+
+// TestMigrateToRevisionRecords: migration 0008 renames the revisions table
+// to revision_records, since a revision's audit entry is now its only
+// record. Revisions a version-7 server recorded both ways, and those
+// written after, watch alike; a version-7 server still running can
+// neither write nor watch, rather than skip revisions it cannot see.
+func TestMigrateToRevisionRecords(t *testing.T) {
+	ctx := context.Background()
+	ms, err := migrations(PostgreSQL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(ms) < 8 || ms[7].Name != "revision_records" {
+		t.Fatalf("migration 0008 is %+v, want revision_records", ms[7])
+	}
+	url := pg.NewDatabase(t)
+	pool, err := pgxpool.New(ctx, url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pool.Close()
+	for _, m := range ms[:7] {
+		if ran, err := applyPostgreSQL(ctx, pool, m); err != nil || !ran {
+			t.Fatalf("apply %04d: ran %v, %v", m.Version, ran, err)
+		}
+	}
+	// What a version-7 server left: a revision with its record and its
+	// entry, and the relationship it wrote.
+	at := time.Now().Add(-time.Minute).UTC().Truncate(time.Microsecond)
+	en := storage.AuditEntry{Revision: 1, CommittedAt: at, Kind: storage.AuditWrite, Metadata: storage.WriteMetadata{Actor: "v7"},
+		Changes: []storage.AuditChange{{Op: storage.OpTouch, Relationship: rel("document", "1", "viewer", "user", "alice")}}}
+	value, err := auditlog.Seal(&en)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, stmt := range []struct {
+		sql  string
+		args []any
+	}{
+		{"INSERT INTO revisions (revision, committed_at, actor, reason, schema_changed) VALUES (1, $1, 'v7', 'granted', false)", []any{at}},
+		{"INSERT INTO audit_entries (revision, committed_at, value) VALUES (1, $1, $2)", []any{at, value}},
+		{`INSERT INTO relationships (resource_type, resource_id, relation, subject_type, subject_id, subject_relation, caveat_name, created_rev)
+			VALUES ('document', '1', 'viewer', 'user', 'alice', '', '', 1)`, nil},
+		{"UPDATE revision_counter SET head = 1, last_commit = $1 WHERE id = 1", []any{at}},
+	} {
+		if _, err := pool.Exec(ctx, stmt.sql, stmt.args...); err != nil {
+			t.Fatalf("%s: %v", stmt.sql, err)
+		}
+	}
+	if _, err := Migrate(ctx, PostgreSQL, url); err != nil {
+		t.Fatal(err)
+	}
+	e, err := Open(ctx, Config{URL: url})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer e.Close()
+	rev, err := e.Write(ctx, storage.WriteRequest{Metadata: storage.WriteMetadata{Actor: "v8", Labels: []storage.Label{{Key: "ticket", Value: "SEC-8"}}},
+		Mutations: []storage.Mutation{{Op: storage.OpTouch, Relationship: rel("document", "2", "viewer", "user", "bob")}}})
+	if err != nil || rev != 2 {
+		t.Fatalf("first write after the migration = %d, %v; want revision 2", rev, err)
+	}
+	var watched []string
+	wctx, cancel := context.WithTimeout(ctx, time.Minute)
+	defer cancel()
+	for ch, err := range e.Watch(wctx, 0) {
+		if err != nil {
+			t.Fatal(err)
+		}
+		watched = append(watched, fmt.Sprintf("%d %s %q %v %d", ch.Revision, ch.Metadata.Actor, ch.Metadata.Reason, ch.Metadata.Labels, len(ch.Relationships)))
+		if ch.Revision == rev {
+			break
+		}
+	}
+	if want := `[1 v7 "granted" [] 1 2 v8 "" [{ticket SEC-8}] 1]`; fmt.Sprint(watched) != want {
+		t.Fatalf("watched %v, want %s", watched, want)
+	}
+	var records int
+	if err := pool.QueryRow(ctx, "SELECT count(*) FROM revision_records").Scan(&records); err != nil || records != 1 {
+		t.Fatalf("revision records = %d, %v; want 1 (the new revision's entry is its record)", records, err)
+	}
+	for _, stmt := range []string{
+		"INSERT INTO revisions (revision, committed_at, actor, reason, schema_changed) VALUES (3, now(), 'v7', '', false)",
+		"SELECT revision FROM revisions WHERE revision > 0",
+	} {
+		if _, err := pool.Exec(ctx, stmt); err == nil || !strings.Contains(err.Error(), "42P01") {
+			t.Fatalf("a version-7 server's %q: %v, want undefined table", stmt, err)
+		}
 	}
 }

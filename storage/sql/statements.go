@@ -53,9 +53,14 @@ WHERE id = 1 RETURNING head, schema_rev, last_commit`
 	stmtSetSchemaRevision = "UPDATE revision_counter SET schema_rev = $1 WHERE id = 1"
 
 	// stmtInsertRevision records a revision with the commit time
-	// stmtNextRevision returned, which its audit entry carries too.
-	stmtInsertRevision = `INSERT INTO revisions (revision, committed_at, actor, reason, labels, schema_changed)
+	// stmtNextRevision returned, when the audit log is off; with it on,
+	// the revision's audit entry is its record (migration 0008).
+	stmtInsertRevision = `INSERT INTO revision_records (revision, committed_at, actor, reason, labels, schema_changed)
 VALUES ($1, $2, $3, $4, $5, $6)`
+
+	// stmtKeepRevisionRecord records a revision whose audit entry a trim
+	// removes before garbage collection has passed it, from the entry.
+	stmtKeepRevisionRecord = stmtInsertRevision + "\nON CONFLICT (revision) DO NOTHING"
 
 	// stmtEndVersion ends the live version of one relationship (if any).
 	stmtEndVersion = `UPDATE relationships SET deleted_rev = $1
@@ -81,8 +86,15 @@ WHERE resource_type = $1 AND resource_id = $2 AND relation = $3
 	stmtReadSchema = `SELECT source, compiled, revision FROM schemas
 WHERE revision <= $1 ORDER BY revision DESC LIMIT 1`
 
-	stmtWatchRevisions = `SELECT revision, committed_at, actor, reason, labels, schema_changed FROM revisions
-WHERE revision > $1 ORDER BY revision LIMIT $2`
+	// stmtWatchRevisions reads the records of the revisions after $1, $2
+	// at most: a revision record's columns, or for a revision its audit
+	// entry records alone, the entry ($7), which holds them.
+	stmtWatchRevisions = `SELECT revision, committed_at, actor, reason, labels, schema_changed, NULL::BYTEA FROM revision_records
+WHERE revision > $1
+UNION ALL
+SELECT a.revision, a.committed_at, NULL, NULL, NULL, NULL, a.value FROM audit_entries a
+WHERE a.revision > $1 AND NOT EXISTS (SELECT 1 FROM revision_records r WHERE r.revision = a.revision)
+ORDER BY 1 LIMIT $2`
 
 	// stmtWatchChanges reads the versions created (kind 1) or ended (kind
 	// 2) in revisions ($1, $2], with the revision of that event; a UNION
@@ -93,9 +105,15 @@ UNION ALL
 SELECT 2, deleted_rev, ` + relColumns + ` FROM relationships
 WHERE deleted_rev > $1 AND deleted_rev <= $2`
 
-	stmtGCLock           = "SELECT head FROM revision_counter WHERE id = 1 FOR UPDATE"
-	stmtGCFloorCandidate = "SELECT coalesce(max(revision), 0) FROM revisions WHERE committed_at <= $1"
-	stmtRaiseGCFloor     = "UPDATE revision_counter SET gc_floor = $1 WHERE id = 1 AND gc_floor < $1"
+	stmtGCLock = "SELECT head FROM revision_counter WHERE id = 1 FOR UPDATE"
+	// stmtGCFloorCandidate is the newest revision committed at or before
+	// $1, by revision record or audit entry (commit times rise with
+	// revisions, so the entries' index finds it at once).
+	stmtGCFloorCandidate = `SELECT greatest(
+  (SELECT coalesce(max(revision), 0) FROM revision_records WHERE committed_at <= $1),
+  (SELECT coalesce((SELECT revision FROM audit_entries WHERE committed_at <= $1
+    ORDER BY committed_at DESC, revision DESC LIMIT 1), 0)))`
+	stmtRaiseGCFloor = "UPDATE revision_counter SET gc_floor = $1 WHERE id = 1 AND gc_floor < $1"
 	// Garbage collection deletes in batches of $2 rows, keeping each
 	// transaction short: versions ended at or below the floor ($1), and
 	// live versions that expired before the window began ($1, Unix ns).
@@ -105,22 +123,18 @@ WHERE deleted_rev > $1 AND deleted_rev <= $2`
 	stmtGCExpired = `DELETE FROM relationships WHERE (` + identity + `, created_rev) IN (
   SELECT ` + identity + `, created_rev FROM relationships
   WHERE expires_at IS NOT NULL AND expires_at <= $1 LIMIT $2)`
-	stmtGCRevisions = "DELETE FROM revisions WHERE revision < $1"
+	stmtGCRevisions = "DELETE FROM revision_records WHERE revision < $1"
 	stmtGCSchemas   = `DELETE FROM schemas WHERE revision < (
   SELECT coalesce(max(revision), 0) FROM schemas WHERE revision <= $1)`
 )
 
 // The audit log (audit.go).
 const (
-	// stmtInsertAuditedRevision is stmtInsertRevision that also stores
-	// the revision's audit entry ($7) and its object filter ($8, NULL for
-	// most): one statement, not two, in the write's final round trip. The
-	// entry's index terms are added later, by the indexer (audit_index.go).
-	stmtInsertAuditedRevision = `WITH entry AS (
-  INSERT INTO audit_entries (revision, committed_at, value, filter) VALUES ($1, $2, $7, $8)
-)
-INSERT INTO revisions (revision, committed_at, actor, reason, labels, schema_changed)
-VALUES ($1, $2, $3, $4, $5, $6)`
+	// stmtInsertAuditEntry stores a revision's audit entry ($3), which is
+	// its record (migration 0008), and its object filter ($4, NULL for
+	// most). The entry's index terms are added later, by the indexer
+	// (audit_index.go).
+	stmtInsertAuditEntry = "INSERT INTO audit_entries (revision, committed_at, value, filter) VALUES ($1, $2, $3, $4)"
 
 	// Reads page through a range of revisions, $1 to $2 inclusive, $3 rows
 	// at a time; the next page starts past the last revision read.

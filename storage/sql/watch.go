@@ -12,6 +12,7 @@ import (
 
 	"github.com/pembadb/pemba/graph"
 	"github.com/pembadb/pemba/storage"
+	"github.com/pembadb/pemba/storage/auditlog"
 )
 
 // watchBatch bounds how many revisions one poll reads.
@@ -19,7 +20,8 @@ const watchBatch = 256
 
 // Watch yields every revision after `after`, in order, until ctx ends.
 //
-// It polls the revisions table by revision number. Polling is complete
+// It polls the revisions' records (revision records and audit entries)
+// by revision number. Polling is complete
 // because writers commit in revision order with no gaps (the counter lock):
 // once revision R is visible, every revision below it is too, so a poll
 // never skips a revision that commits later. Writes through this Engine
@@ -90,24 +92,43 @@ func (e *Engine) pollChanges(ctx context.Context, cursor storage.Revision) ([]st
 		if err != nil {
 			return err
 		}
-		changes, err = pgx.CollectRows(rows, func(row pgx.CollectableRow) (storage.Change, error) {
-			var ch storage.Change
-			var rev int64
-			var labels []string
-			if err := row.Scan(&rev, &ch.CommittedAt, &ch.Metadata.Actor, &ch.Metadata.Reason, &labels, &ch.SchemaChanged); err != nil {
-				return ch, err
-			}
-			ch.Revision = storage.Revision(rev)
-			var err error
-			ch.Metadata.Labels, err = labelsFromColumn(labels)
-			return ch, err
-		})
+		changes, err = pgx.CollectRows(rows, scanRevisionRecord)
 		if err != nil || len(changes) == 0 {
 			return err
 		}
 		return addRelationshipChanges(ctx, tx, cursor, changes)
 	})
 	return changes, unavailable(err)
+}
+
+// scanRevisionRecord reads a row of stmtWatchRevisions: a revision
+// record, or a revision's audit entry, which holds the same.
+func scanRevisionRecord(row pgx.CollectableRow) (storage.Change, error) {
+	var ch storage.Change
+	var rev int64
+	var actor, reason *string
+	var labels []string
+	var schemaChanged *bool
+	var entry []byte
+	if err := row.Scan(&rev, &ch.CommittedAt, &actor, &reason, &labels, &schemaChanged, &entry); err != nil {
+		return ch, err
+	}
+	ch.Revision = storage.Revision(rev)
+	if entry != nil {
+		en, err := auditlog.DecodeHead(entry)
+		if err != nil {
+			return ch, fmt.Errorf("audit entry of revision %d: %w", rev, err)
+		}
+		ch.Metadata, ch.SchemaChanged = en.Metadata, en.Kind == storage.AuditSchema
+		return ch, nil
+	}
+	if actor == nil || reason == nil || schemaChanged == nil {
+		return ch, fmt.Errorf("revision record %d: a NULL column", rev)
+	}
+	ch.Metadata.Actor, ch.Metadata.Reason, ch.SchemaChanged = *actor, *reason, *schemaChanged
+	var err error
+	ch.Metadata.Labels, err = labelsFromColumn(labels)
+	return ch, err
 }
 
 // addRelationshipChanges fills in the relationship changes of the

@@ -113,18 +113,17 @@ type writeTx struct {
 // inRevision runs fn in a write transaction that has taken the next
 // revision — and read, under the same lock, the revision of the newest
 // schema version, the audit chain's head and the commit time — then
-// records the revision with its metadata and, unless the audit log is
-// off, its audit entry: entry completed with the revision, commit time
-// and chain head. Kind, Metadata and Schema come from the caller, and
+// records the revision: by its audit entry, completed with the revision,
+// commit time and chain head, or with the audit log off by a revision
+// record of its metadata. Kind, Metadata and Schema come from the caller, and
 // Changes too when they are known before the transaction (an import
 // batch: the entry is then sealed while fn runs); otherwise fn sets
 // w.changes. Failed attempts are retried on serialization failures;
 // local watchers are woken after the commit. Statements fn queues in
-// w.final go to the server in one round trip with the revision record,
+// w.final go to the server in one round trip with the revision's record,
 // after fn returns: the fewer round trips while the counter lock is held,
 // the more writes per second.
 func (e *Engine) inRevision(ctx context.Context, entry storage.AuditEntry, fn func(w *writeTx) error) error {
-	labels := labelsColumn(entry.Metadata.Labels)
 	err := runWrite(ctx, e.dialect, e.pool, func(tx pgx.Tx) error {
 		w := &writeTx{tx: tx}
 		rev, schemaRev, committedAt, head, err := takeRevision(ctx, tx, e.audit)
@@ -145,7 +144,6 @@ func (e *Engine) inRevision(ctx context.Context, entry storage.AuditEntry, fn fu
 		if err != nil {
 			return err
 		}
-		meta, schemaChanged := entry.Metadata, entry.Kind == storage.AuditSchema
 		if e.audit {
 			var s sealed
 			if early != nil {
@@ -157,10 +155,11 @@ func (e *Engine) inRevision(ctx context.Context, entry storage.AuditEntry, fn fu
 			if s.err != nil {
 				return s.err
 			}
-			w.final.Queue(stmtInsertAuditedRevision, rev, committedAt, meta.Actor, meta.Reason, labels, schemaChanged,
-				s.value, s.filter)
+			w.final.Queue(stmtInsertAuditEntry, rev, committedAt, s.value, s.filter)
 		} else {
-			w.final.Queue(stmtInsertRevision, rev, committedAt, meta.Actor, meta.Reason, labels, schemaChanged)
+			meta := entry.Metadata
+			w.final.Queue(stmtInsertRevision, rev, committedAt, meta.Actor, meta.Reason, labelsColumn(meta.Labels),
+				entry.Kind == storage.AuditSchema)
 		}
 		if e.dialect == PostgreSQL {
 			w.final.Queue(pgNotifyRevision, strconv.FormatInt(rev, 10))

@@ -220,7 +220,7 @@ func TestRevisionsHaveNoGaps(t *testing.T) {
 		}
 	}
 	var revs []int64
-	rows, err := e.pool.Query(ctx, "SELECT revision FROM revisions ORDER BY revision")
+	rows, err := e.pool.Query(ctx, "SELECT revision FROM revision_records UNION ALL SELECT revision FROM audit_entries ORDER BY revision")
 	if err != nil {
 		t.Fatal(err)
 	}
