@@ -7,8 +7,5 @@
 // A caller passes a compiled schema, a storage.Reader at the revision to
 // read, the request's "now", a depth bound and a node bound (a tree
 // larger than Options.MaxNodes fails with ErrTooLarge as soon as it
-// would exceed it); Expand performs reads only. It reads ahead a level of
-// the tree at a time, one query per type and relation of a level, then
-// builds the tree from what it read, so a tree of thousands of objects
-// costs tens of queries, not thousands.
+// would exceed it); Expand performs reads only.
 package expand

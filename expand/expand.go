@@ -4,8 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"iter"
-	"slices"
 	"strings"
 	"time"
 
@@ -86,9 +84,6 @@ type Options struct {
 	// again wherever it reaches it, so each subtree is whole; Seen then
 	// marks only a cycle (an object#relation inside its own expansion).
 	Shallow bool
-
-	// lazy turns prefetch off, for tests that compare the two.
-	lazy bool
 }
 
 // Expand builds the tree of perm (a relation or permission) on resource.
@@ -107,11 +102,6 @@ func Expand(ctx context.Context, s *schema.Schema, r storage.Reader, resource gr
 		opts.Now = time.Now()
 	}
 	x := &expander{ctx: ctx, s: s, r: r, opts: opts, seen: make(map[string]bool)}
-	if !opts.lazy {
-		if err := x.prefetch(resource, perm); err != nil {
-			return nil, fmt.Errorf("expand %s#%s: %w", resource, perm, err)
-		}
-	}
 	n, err := x.object(resource, perm, 1)
 	if err != nil {
 		return nil, fmt.Errorf("expand %s#%s: %w", resource, perm, err)
@@ -126,14 +116,7 @@ type expander struct {
 	opts  Options
 	seen  map[string]bool // object#relation already expanded
 	nodes int             // nodes created so far
-	// fetched holds what prefetch read: the relationships of each
-	// object#relation, in the order a query of that one object returns
-	// them (an empty list for one it read and found none).
-	fetched map[readKey][]graph.Relationship
 }
-
-// readKey names the relationships of one object#relation.
-type readKey struct{ typ, id, rel string }
 
 // count accounts for n new nodes against Options.MaxNodes.
 func (x *expander) count(n int) error {
@@ -178,7 +161,7 @@ func (x *expander) object(o graph.ObjectRef, rel string, depth int) (*Node, erro
 	}
 	x.seen[key] = true
 	var leaves []*Node
-	for rship, err := range x.relationships(o, rel) {
+	for rship, err := range x.r.QueryRelationships(x.ctx, storage.Filter{ResourceType: o.Type, ResourceIDs: []string{o.ID}, Relation: rel}, storage.QueryOptions{Now: x.opts.Now}) {
 		if err != nil {
 			return nil, err
 		}
@@ -206,21 +189,6 @@ func (x *expander) object(o graph.ObjectRef, rel string, depth int) (*Node, erro
 		l.Children = []*Node{c}
 	}
 	return n, nil
-}
-
-// relationships yields the relationships of o#rel: from what prefetch
-// read, or from a query.
-func (x *expander) relationships(o graph.ObjectRef, rel string) iter.Seq2[graph.Relationship, error] {
-	if rs, ok := x.fetched[readKey{o.Type, o.ID, rel}]; ok {
-		return func(yield func(graph.Relationship, error) bool) {
-			for _, r := range rs {
-				if !yield(r, nil) {
-					return
-				}
-			}
-		}
-	}
-	return x.r.QueryRelationships(x.ctx, storage.Filter{ResourceType: o.Type, ResourceIDs: []string{o.ID}, Relation: rel}, storage.QueryOptions{Now: x.opts.Now})
 }
 
 func leaf(r graph.Relationship) *Node {
@@ -255,7 +223,7 @@ func (x *expander) expr(o graph.ObjectRef, e schema.Expr, depth int) (*Node, err
 		}
 		n := &Node{Op: OpArrow, Object: o, Arrow: text, All: e.Func == schema.ArrowAll}
 		var rels []graph.Relationship
-		for r, err := range x.relationships(o, e.Tupleset) {
+		for r, err := range x.r.QueryRelationships(x.ctx, storage.Filter{ResourceType: o.Type, ResourceIDs: []string{o.ID}, Relation: e.Tupleset}, storage.QueryOptions{Now: x.opts.Now}) {
 			if err != nil {
 				return nil, err
 			}
@@ -338,135 +306,4 @@ func (n *Node) write(b *strings.Builder, indent int) {
 	for _, c := range n.Children {
 		c.write(b, indent+1)
 	}
-}
-
-// prefetchChunk bounds the object IDs of one prefetch query.
-const prefetchChunk = 1000
-
-// prefetch reads ahead what the expansion of resource#perm will read, a
-// level of the tree at a time, with one query per type and relation of a
-// level instead of one per object: expressions are walked without reading
-// (they need none), the relationships of every relation and arrow
-// tupleset they reach are read together, and the objects those name
-// (subject sets, unless Shallow; arrows' targets) make the next level.
-// The expansion then builds the tree from what was read, in its own
-// order; whatever prefetch did not read, it queries. Prefetch fails with
-// ErrTooLarge once the relationships it read and the object#relations it
-// walked number more than Options.MaxNodes (each is a node of the tree:
-// the expansion would fail too, after reading as much again), and stops
-// after Options.MaxDepth levels.
-func (x *expander) prefetch(resource graph.ObjectRef, perm string) error {
-	type typeRel struct{ typ, rel string }
-	// follow is a read whose relationships lead on: to their subject sets
-	// (target ""), or to target on their subjects (an arrow).
-	type follow struct {
-		key    readKey
-		target string
-	}
-	x.fetched = make(map[readKey][]graph.Relationship)
-	visited := make(map[readKey]bool) // object#name walked
-	type item struct {
-		o    graph.ObjectRef
-		name string
-	}
-	frontier := []item{{resource, perm}}
-	read := 0
-	for level := 0; len(frontier) > 0 && level < x.opts.MaxDepth; level++ {
-		need := make(map[typeRel][]string)
-		var follows []follow
-		want := func(o graph.ObjectRef, rel, target string) {
-			k := readKey{o.Type, o.ID, rel}
-			if _, ok := x.fetched[k]; !ok {
-				x.fetched[k] = nil // pending
-				need[typeRel{o.Type, rel}] = append(need[typeRel{o.Type, rel}], o.ID)
-			}
-			follows = append(follows, follow{k, target})
-		}
-		var visit func(o graph.ObjectRef, name string)
-		var walk func(o graph.ObjectRef, e schema.Expr)
-		visit = func(o graph.ObjectRef, name string) {
-			k := readKey{o.Type, o.ID, name}
-			if visited[k] {
-				return
-			}
-			visited[k] = true
-			def := x.s.Definitions[o.Type]
-			switch {
-			case def == nil:
-			case def.Permissions[name] != nil:
-				walk(o, def.Permissions[name].Expr)
-			case def.Relations[name] != nil:
-				want(o, name, "")
-			}
-		}
-		walk = func(o graph.ObjectRef, e schema.Expr) {
-			switch e := e.(type) {
-			case *schema.RelationRef:
-				visit(o, e.Name)
-			case *schema.Union:
-				for _, c := range e.Children {
-					walk(o, c)
-				}
-			case *schema.Intersection:
-				for _, c := range e.Children {
-					walk(o, c)
-				}
-			case *schema.Exclusion:
-				walk(o, e.Base)
-				walk(o, e.Subtracted)
-			case *schema.Arrow:
-				want(o, e.Tupleset, e.Target)
-			}
-		}
-		for _, it := range frontier {
-			visit(it.o, it.name)
-		}
-		for tr, ids := range need {
-			slices.Sort(ids)
-			for chunk := range slices.Chunk(ids, prefetchChunk) {
-				f := storage.Filter{ResourceType: tr.typ, ResourceIDs: chunk, Relation: tr.rel}
-				// Results come in resource ID order: each object's run is
-				// stored once it ends.
-				var run []graph.Relationship
-				store := func() {
-					if len(run) > 0 {
-						x.fetched[readKey{tr.typ, run[0].Resource.ID, tr.rel}] = run
-					}
-				}
-				for r, err := range x.r.QueryRelationships(x.ctx, f, storage.QueryOptions{Now: x.opts.Now}) {
-					if err != nil {
-						return err
-					}
-					// Every relationship read is a leaf of the tree, and
-					// every object#relation walked a node.
-					if read++; read+len(visited) > x.opts.MaxNodes {
-						return fmt.Errorf("%w: more than %d nodes", ErrTooLarge, x.opts.MaxNodes)
-					}
-					if len(run) > 0 && run[0].Resource.ID != r.Resource.ID {
-						store()
-						run = nil
-					}
-					run = append(run, r)
-				}
-				store()
-			}
-		}
-		frontier = frontier[:0]
-		for _, f := range follows {
-			for _, r := range x.fetched[f.key] {
-				sub := r.Subject
-				switch {
-				case f.target != "":
-					if td := x.s.Definitions[sub.Object.Type]; td != nil && td.Has(f.target) && !visited[readKey{sub.Object.Type, sub.Object.ID, f.target}] {
-						frontier = append(frontier, item{sub.Object, f.target})
-					}
-				case !x.opts.Shallow && sub.Relation != "":
-					if sd := x.s.Definitions[sub.Object.Type]; sd != nil && sd.Has(sub.Relation) && !visited[readKey{sub.Object.Type, sub.Object.ID, sub.Relation}] {
-						frontier = append(frontier, item{sub.Object, sub.Relation})
-					}
-				}
-			}
-		}
-	}
-	return nil
 }

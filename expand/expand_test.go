@@ -9,7 +9,6 @@ import (
 	"time"
 
 	"github.com/pembadb/pemba/graph"
-	"github.com/pembadb/pemba/loadtest/dataset"
 	"github.com/pembadb/pemba/schema"
 	"github.com/pembadb/pemba/storage"
 	"github.com/pembadb/pemba/storage/pebble"
@@ -207,79 +206,5 @@ definition doc {
 	}
 	if arrow := tree.Children[0]; arrow.Op != OpArrow || !arrow.All {
 		t.Errorf("parent.all(view): %+v", arrow)
-	}
-}
-
-// TestPrefetchAgrees expands every resource of two small load-test data
-// sets, full and shallow, with and without reading ahead, under node
-// limits small enough that many trees are too large: the trees, and
-// which ones are too large, must not change.
-func TestPrefetchAgrees(t *testing.T) {
-	for _, name := range []string{"nested-org", "identity-platform"} {
-		d, err := dataset.New(name, dataset.Options{Scale: 0.01, Seed: 3})
-		if err != nil {
-			t.Fatal(err)
-		}
-		s, err := schema.Compile(name+".zed", d.Schema())
-		if err != nil {
-			t.Fatal(err)
-		}
-		eng, err := pebble.Open(pebble.Options{InMemory: true, GCInterval: -1, DisableAudit: true})
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { eng.Close() })
-		var resources []graph.ObjectRef
-		seen := map[graph.ObjectRef]bool{}
-		rels := func(yield func(graph.Relationship, error) bool) {
-			for r := range d.Relationships() {
-				if !seen[r.Resource] {
-					seen[r.Resource] = true
-					resources = append(resources, r.Resource)
-				}
-				if !yield(r, nil) {
-					return
-				}
-			}
-		}
-		if _, err := eng.Import(context.Background(), rels, storage.ImportOptions{}); err != nil {
-			t.Fatal(err)
-		}
-		head, err := eng.HeadRevision(context.Background())
-		if err != nil {
-			t.Fatal(err)
-		}
-		r, err := eng.SnapshotReader(context.Background(), head)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if len(resources) > 400 {
-			resources = resources[:400]
-		}
-		compared, tooLarge := 0, 0
-		for _, res := range resources {
-			for _, perm := range s.Definitions[res.Type].Order {
-				for _, opts := range []Options{{MaxNodes: 60}, {MaxNodes: 60, Shallow: true}, {MaxNodes: 2000}} {
-					lazy := opts
-					lazy.lazy = true
-					want, werr := Expand(context.Background(), s, r, res, perm, lazy)
-					got, gerr := Expand(context.Background(), s, r, res, perm, opts)
-					if errors.Is(werr, ErrTooLarge) {
-						tooLarge++
-					}
-					switch {
-					case (werr == nil) != (gerr == nil) || (werr != nil && werr.Error() != gerr.Error()):
-						t.Fatalf("%s %s#%s %+v: error %v, want %v", name, res, perm, opts, gerr, werr)
-					case werr == nil && got.String() != want.String():
-						t.Fatalf("%s %s#%s %+v: tree\n%s\nwant\n%s", name, res, perm, opts, got, want)
-					}
-					compared++
-				}
-			}
-		}
-		if tooLarge == 0 || tooLarge == compared {
-			t.Fatalf("%s: %d of %d expansions too large: the limits do not exercise both outcomes", name, tooLarge, compared)
-		}
-		t.Logf("%s: %d expansions compared, %d too large", name, compared, tooLarge)
 	}
 }
