@@ -95,6 +95,9 @@ func TestRunAgainstServer(t *testing.T) {
 			if r.Floor == nil || r.FloorQPS <= 0 || r.Floor.Errors > 0 {
 				t.Errorf("floor = %+v", r.Floor)
 			}
+			if r.ReadFloor == nil || r.ReadFloorQPS <= 0 || r.ReadFloor.Errors > 0 || r.ReadFloor.Name != "point-read" {
+				t.Errorf("read floor = %+v", r.ReadFloor)
+			}
 			if len(r.Warnings) > 0 {
 				t.Errorf("warnings: %v", r.Warnings)
 			}

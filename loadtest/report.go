@@ -133,12 +133,18 @@ type Report struct {
 	Seconds     float64 `json:"duration_seconds"`
 	// Load is the import, when this run loaded the data set.
 	Load *Load `json:"load,omitempty"`
-	// Operations are the workload's requests; Floor is the health-check run.
-	Operations []Operation `json:"operations"`
-	Floor      *Operation  `json:"floor,omitempty"`
-	FloorQPS   float64     `json:"floor_qps"`
-	// RatioToFloor is the workload's check rate divided by FloorQPS.
-	RatioToFloor float64 `json:"ratio_to_floor"`
+	// Operations are the workload's requests; Floor is the health-check
+	// run, ReadFloor the run of fully consistent reads of one
+	// relationship (one indexed datastore read each).
+	Operations   []Operation `json:"operations"`
+	Floor        *Operation  `json:"floor,omitempty"`
+	FloorQPS     float64     `json:"floor_qps"`
+	ReadFloor    *Operation  `json:"read_floor,omitempty"`
+	ReadFloorQPS float64     `json:"read_floor_qps"`
+	// RatioToFloor and RatioToReadFloor are the workload's check rate
+	// divided by FloorQPS and ReadFloorQPS.
+	RatioToFloor     float64 `json:"ratio_to_floor"`
+	RatioToReadFloor float64 `json:"ratio_to_read_floor"`
 	// Nodes are the workload's operations per endpoint, in the order the
 	// endpoints were given, for a run on several (absent for one).
 	Nodes []NodeReport `json:"nodes,omitempty"`
@@ -180,18 +186,21 @@ type Load struct {
 // is not comparable).
 var checkOps = map[string]bool{opCheck: true}
 
-// computeRatio sets RatioToFloor from the check operations and the floor.
+// computeRatio sets RatioToFloor and RatioToReadFloor from the check
+// operations and the floors.
 func (r *Report) computeRatio() {
-	if r.FloorQPS <= 0 {
-		return
-	}
 	var qps float64
 	for _, op := range r.Operations {
 		if checkOps[op.Name] {
 			qps += op.QPS
 		}
 	}
-	r.RatioToFloor = qps / r.FloorQPS
+	if r.FloorQPS > 0 {
+		r.RatioToFloor = qps / r.FloorQPS
+	}
+	if r.ReadFloorQPS > 0 {
+		r.RatioToReadFloor = qps / r.ReadFloorQPS
+	}
 }
 
 // workloadName is the workload, with the API its checks called when
@@ -232,9 +241,15 @@ func (r *Report) Text() string {
 	}
 	if r.Floor != nil {
 		row(*r.Floor)
-		if r.RatioToFloor > 0 {
-			fmt.Fprintf(&b, "checks / floor: %.1f%%\n", 100*r.RatioToFloor)
-		}
+	}
+	if r.ReadFloor != nil {
+		row(*r.ReadFloor)
+	}
+	if r.RatioToFloor > 0 {
+		fmt.Fprintf(&b, "checks / floor: %.1f%%\n", 100*r.RatioToFloor)
+	}
+	if r.RatioToReadFloor > 0 {
+		fmt.Fprintf(&b, "checks / read floor: %.1f%%\n", 100*r.RatioToReadFloor)
 	}
 	r.nodesText(&b)
 	if r.CacheHitRatio != nil {
@@ -282,8 +297,8 @@ func (r *Report) nodesText(b *strings.Builder) {
 }
 
 // MarkdownHeader is the header of the table Markdown rows belong to.
-const MarkdownHeader = "| dataset | workload | conc. | operation | count | errors | QPS | p50 ms | p90 ms | p99 ms | p99.9 ms | % of floor | cache hits | dispatches/check | datastore reads/check |\n" +
-	"| --- | --- | ---: | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |\n"
+const MarkdownHeader = "| dataset | workload | conc. | operation | count | errors | QPS | p50 ms | p90 ms | p99 ms | p99.9 ms | % of floor | % of read floor | cache hits | dispatches/check | datastore reads/check |\n" +
+	"| --- | --- | ---: | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |\n"
 
 // Markdown renders the report as rows of the BENCHMARKS.md table (see
 // MarkdownHeader): one per operation, then the floor.
@@ -299,20 +314,29 @@ func (r *Report) Markdown() string {
 	if r.DatastoreQueriesPerCheck != nil {
 		reads = fmt.Sprintf("%.2f", *r.DatastoreQueriesPerCheck)
 	}
-	row := func(op Operation, ofFloor, hits, dispatches, reads string) {
-		fmt.Fprintf(&b, "| %s ×%g | %s | %d | %s | %d | %d | %.0f | %.2f | %.2f | %.2f | %.2f | %s | %s | %s | %s |\n",
+	row := func(op Operation, ofFloor, ofReadFloor, hits, dispatches, reads string) {
+		fmt.Fprintf(&b, "| %s ×%g | %s | %d | %s | %d | %d | %.0f | %.2f | %.2f | %.2f | %.2f | %s | %s | %s | %s | %s |\n",
 			r.Dataset, r.Scale, r.workloadName(), r.Concurrency, op.Name, op.Count, op.Errors, op.QPS,
-			op.P50Ms, op.P90Ms, op.P99Ms, op.P999Ms, ofFloor, hits, dispatches, reads)
+			op.P50Ms, op.P90Ms, op.P99Ms, op.P999Ms, ofFloor, ofReadFloor, hits, dispatches, reads)
+	}
+	share := func(qps, floor float64) string {
+		if floor <= 0 {
+			return "–"
+		}
+		return fmt.Sprintf("%.0f%%", 100*qps/floor)
 	}
 	for _, op := range r.Operations {
-		ofFloor := "–"
-		if checkOps[op.Name] && r.FloorQPS > 0 {
-			ofFloor = fmt.Sprintf("%.0f%%", 100*op.QPS/r.FloorQPS)
+		ofFloor, ofReadFloor := "–", "–"
+		if checkOps[op.Name] {
+			ofFloor, ofReadFloor = share(op.QPS, r.FloorQPS), share(op.QPS, r.ReadFloorQPS)
 		}
-		row(op, ofFloor, hits, dispatches, reads)
+		row(op, ofFloor, ofReadFloor, hits, dispatches, reads)
 	}
 	if r.Floor != nil {
-		row(*r.Floor, "100%", "–", "–", "–")
+		row(*r.Floor, "100%", "–", "–", "–", "–")
+	}
+	if r.ReadFloor != nil {
+		row(*r.ReadFloor, "–", "100%", "–", "–", "–")
 	}
 	return b.String()
 }

@@ -128,6 +128,8 @@ func sampleReport() *Report {
 		},
 		Floor:         &Operation{Name: "health", Count: 30000, QPS: 3000, P50Ms: 0.1, P90Ms: 0.2, P99Ms: 0.3, P999Ms: 0.5},
 		FloorQPS:      3000,
+		ReadFloor:     &Operation{Name: "point-read", Count: 18000, QPS: 1800, P50Ms: 0.2, P90Ms: 0.3, P99Ms: 0.6, P999Ms: 0.9},
+		ReadFloorQPS:  1800,
 		CacheHitRatio: &hits,
 	}
 	r.computeRatio()
@@ -138,12 +140,16 @@ func TestRatioToFloorCountsChecksOnly(t *testing.T) {
 	if got := sampleReport().RatioToFloor; math.Abs(got-0.3) > 1e-9 {
 		t.Errorf("ratio to floor = %v, want 0.3 (900 checks/s over 3000 health checks/s)", got)
 	}
+	if got := sampleReport().RatioToReadFloor; math.Abs(got-0.5) > 1e-9 {
+		t.Errorf("ratio to read floor = %v, want 0.5 (900 checks/s over 1800 reads/s)", got)
+	}
 }
 
 func TestMarkdown(t *testing.T) {
-	want := "| nested-org ×1 | mixed | 8 | check | 9000 | 0 | 900 | 0.50 | 1.00 | 2.00 | 4.00 | 30% | 75% | – | – |\n" +
-		"| nested-org ×1 | mixed | 8 | write | 100 | 1 | 10 | 1.00 | 2.00 | 3.00 | 3.00 | – | 75% | – | – |\n" +
-		"| nested-org ×1 | mixed | 8 | health | 30000 | 0 | 3000 | 0.10 | 0.20 | 0.30 | 0.50 | 100% | – | – | – |\n"
+	want := "| nested-org ×1 | mixed | 8 | check | 9000 | 0 | 900 | 0.50 | 1.00 | 2.00 | 4.00 | 30% | 50% | 75% | – | – |\n" +
+		"| nested-org ×1 | mixed | 8 | write | 100 | 1 | 10 | 1.00 | 2.00 | 3.00 | 3.00 | – | – | 75% | – | – |\n" +
+		"| nested-org ×1 | mixed | 8 | health | 30000 | 0 | 3000 | 0.10 | 0.20 | 0.30 | 0.50 | 100% | – | – | – | – |\n" +
+		"| nested-org ×1 | mixed | 8 | point-read | 18000 | 0 | 1800 | 0.20 | 0.30 | 0.60 | 0.90 | – | 100% | – | – | – |\n"
 	if got := sampleReport().Markdown(); got != want {
 		t.Errorf("got:\n%s\nwant:\n%s", got, want)
 	}
@@ -162,7 +168,7 @@ func TestJSONFields(t *testing.T) {
 	if err := json.Unmarshal(b, &m); err != nil {
 		t.Fatal(err)
 	}
-	for _, k := range []string{"operations", "floor_qps", "ratio_to_floor", "cache_hit_ratio", "dispatches_per_check", "new_enemy_violations"} {
+	for _, k := range []string{"operations", "floor_qps", "ratio_to_floor", "read_floor_qps", "ratio_to_read_floor", "cache_hit_ratio", "dispatches_per_check", "new_enemy_violations"} {
 		if _, ok := m[k]; !ok {
 			t.Errorf("JSON lacks %q: %s", k, b)
 		}

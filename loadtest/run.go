@@ -111,8 +111,10 @@ func (c Config) connections() int {
 	return min(4, (c.Concurrency+7)/8)
 }
 
-// Run loads the data set (unless SkipLoad; only that with LoadOnly), runs the workload and then the
-// floor, each for Duration with Concurrency workers, and reports. It fails
+// Run loads the data set (unless SkipLoad; only that with LoadOnly), runs
+// the workload and then the two floors (health checks, then fully
+// consistent one-relationship reads), each for Duration with Concurrency
+// workers, and reports. It fails
 // when the data set cannot be loaded or when every workload request
 // failed; individual failures are counted in the report.
 func Run(ctx context.Context, cfg Config) (*Report, error) {
@@ -216,6 +218,11 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 	if floor := Summarize(elapsed, recorders(workers)...); len(floor) == 1 {
 		report.Floor = &floor[0]
 		report.FloorQPS = floor[0].QPS - float64(floor[0].Errors)/elapsed.Seconds()
+	}
+	elapsed = runPhase(ctx, cfg, "floor (one indexed read)", workers, cfg.Duration, (*worker).pointRead)
+	if floor := Summarize(elapsed, recorders(workers)...); len(floor) == 1 {
+		report.ReadFloor = &floor[0]
+		report.ReadFloorQPS = floor[0].QPS - float64(floor[0].Errors)/elapsed.Seconds()
 	}
 	report.computeRatio()
 	return report, ctx.Err()

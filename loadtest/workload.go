@@ -49,6 +49,7 @@ const (
 	opRead            = "read"
 	opWrite           = "write"
 	opHealth          = "health"
+	opPointRead       = "point-read"
 )
 
 // Request shapes.
@@ -393,6 +394,36 @@ func (w *worker) newEnemy(ctx context.Context) {
 
 // health is the floor's request: the gRPC health check, which does no
 // authorization work.
+// pointRead reads one relationship of a sampled resource, fully
+// consistent: a request that does one indexed datastore read, the second
+// floor a check's rate compares with (the first is health, which reads
+// nothing).
+func (w *worker) pointRead(ctx context.Context) {
+	q := w.sampler.Check()
+	_ = w.timed(ctx, opPointRead, func(ctx context.Context) error {
+		if w.spicedb {
+			stream, err := w.c.authzed.ReadRelationships(ctx, &v1.ReadRelationshipsRequest{
+				Consistency:        &v1.Consistency{Requirement: &v1.Consistency_FullyConsistent{FullyConsistent: true}},
+				RelationshipFilter: &v1.RelationshipFilter{ResourceType: q.Resource.Type, OptionalResourceId: q.Resource.ID},
+				OptionalLimit:      1,
+			})
+			if err != nil {
+				return err
+			}
+			return drain(stream.Recv)
+		}
+		stream, err := w.c.rels.ReadRelationships(ctx, &pb.ReadRelationshipsRequest{
+			Consistency: &pb.Consistency{Requirement: &pb.Consistency_FullyConsistent{FullyConsistent: true}},
+			Filter:      &pb.RelationshipFilter{ResourceType: q.Resource.Type, ResourceIds: []string{q.Resource.ID}},
+			Limit:       1,
+		})
+		if err != nil {
+			return err
+		}
+		return drain(stream.Recv)
+	})
+}
+
 func (w *worker) health(ctx context.Context) {
 	_ = w.timed(ctx, opHealth, func(ctx context.Context) error {
 		_, err := w.c.health.Check(ctx, &healthpb.HealthCheckRequest{})

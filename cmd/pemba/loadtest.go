@@ -35,9 +35,11 @@ func init() {
 		Long: `loadtest loads a generated data set into a running Pemba server through the
 streaming import API, runs a workload with closed-loop workers for --duration,
 then runs the same workers for the same time against the gRPC health check
-(the floor: what transport and machine allow) and reports, per operation, the
-count, errors, QPS and p50/p90/p99/p99.9 latency, the check rate as a share
-of the floor, and the server's cache hit ratio and dispatches per check
+(the floor: what transport and machine allow) and against fully consistent
+reads of one relationship (the read floor: transport plus one indexed
+datastore read), and reports, per operation, the count, errors, QPS and
+p50/p90/p99/p99.9 latency, the check rate as a share of each floor, and the
+server's cache hit ratio and dispatches per check
 (scraped from --metrics-url). With --api spicedb the check workloads call
 SpiceDB's authzed.api.v1 on the same server, for comparing the two APIs.
 
@@ -139,7 +141,7 @@ revoke's zookie that still granted), 2 when the run could not be done.`,
 	f.StringVar(&cfg.API, "api", loadtest.APIPemba, "API the load and the workloads call: pemba (pemba.v1) or spicedb (authzed.api.v1: Pemba's on the same listener, or a SpiceDB server; check-random, check-hot, lookup-resources, lookup-subjects and read)")
 	f.IntVar(&cfg.Concurrency, "concurrency", 8, "closed-loop workers")
 	f.IntVar(&cfg.Connections, "connections", 0, "gRPC connections to each endpoint the workers share (0: one per 8 workers, at most 4)")
-	f.DurationVar(&cfg.Duration, "duration", 30*time.Second, "how long to run the workload, and then the floor")
+	f.DurationVar(&cfg.Duration, "duration", 30*time.Second, "how long to run the workload, and then each floor")
 	f.DurationVar(&cfg.RequestTimeout, "request-timeout", 10*time.Second, "deadline of each request; a request that misses it counts as an error")
 	f.DurationVar(&cfg.Warmup, "warmup", 0, "run the workload this long, unrecorded, before measuring")
 	f.BoolVar(&cfg.SkipLoad, "skip-load", false, "reuse the data already loaded (same --dataset, --scale and --seed)")

@@ -64,7 +64,7 @@ func TestLoadtestAndExampleCommands(t *testing.T) {
 	if code != 0 {
 		t.Fatalf("loadtest: exit %d\n%s%s", code, out, stderr)
 	}
-	for _, want := range []string{"loaded 10098 relationships", "| nested-org ×1 | check-random | 2 | check |", "checks / floor:"} {
+	for _, want := range []string{"loaded 10098 relationships", "| nested-org ×1 | check-random | 2 | check |", "checks / floor:", "checks / read floor:"} {
 		if !strings.Contains(out, want) {
 			t.Errorf("loadtest output lacks %q:\n%s", want, out)
 		}
@@ -78,15 +78,16 @@ func TestLoadtestAndExampleCommands(t *testing.T) {
 			Name  string `json:"name"`
 			Count int64  `json:"count"`
 		} `json:"operations"`
-		FloorQPS      float64  `json:"floor_qps"`
-		RatioToFloor  float64  `json:"ratio_to_floor"`
-		CacheHitRatio *float64 `json:"cache_hit_ratio"`
+		FloorQPS         float64  `json:"floor_qps"`
+		RatioToFloor     float64  `json:"ratio_to_floor"`
+		RatioToReadFloor float64  `json:"ratio_to_read_floor"`
+		CacheHitRatio    *float64 `json:"cache_hit_ratio"`
 	}
 	if err := json.Unmarshal(raw, &r); err != nil {
 		t.Fatal(err)
 	}
 	if len(r.Operations) != 1 || r.Operations[0].Name != "check" || r.Operations[0].Count == 0 ||
-		r.FloorQPS <= 0 || r.RatioToFloor <= 0 || r.CacheHitRatio == nil {
+		r.FloorQPS <= 0 || r.RatioToFloor <= 0 || r.RatioToReadFloor <= 0 || r.CacheHitRatio == nil {
 		t.Errorf("report: %s", raw)
 	}
 
