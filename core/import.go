@@ -30,7 +30,9 @@ type Import struct {
 	// most that many relationships, committed by Finish (see Atomic).
 	atomic int
 
-	batch     []graph.Relationship
+	batch []graph.Relationship
+	// held is what the batch holds of the writer's import buffer.
+	held      int64
 	sch       VersionedSchema
 	committed int // relationships of the stream committed so far
 	last      storage.Revision
@@ -94,15 +96,20 @@ func (imp *Import) Add(ctx context.Context, r graph.Relationship, field Path) er
 		}
 		imp.inBatch[k] = len(imp.batch)
 	}
-	if imp.atomic > 0 {
-		if len(imp.batch) == imp.atomic {
-			return Invalid(field, marked{ErrImportTooLarge, fmt.Errorf(
-				"an import is one transaction of at most %d relationships (--max-import-transaction); send the rest in another import", imp.atomic)})
-		}
-		imp.batch = append(imp.batch, r)
-		return nil
+	if imp.atomic > 0 && len(imp.batch) == imp.atomic {
+		return Invalid(field, marked{ErrImportTooLarge, fmt.Errorf(
+			"an import is one transaction of at most %d relationships (--max-import-transaction); send the rest in another import", imp.atomic)})
+	}
+	if n := bufferedBytes(&r); imp.w.importBuffer.TryAcquire(n) {
+		imp.held += n
+	} else {
+		return fmt.Errorf("%w: the server's imports hold %d bytes buffered at most (--max-import-buffer); retry later",
+			ErrImportBufferFull, imp.w.importMax)
 	}
 	imp.batch = append(imp.batch, r)
+	if imp.atomic > 0 {
+		return nil
+	}
 	if len(imp.batch) >= imp.size {
 		return imp.commit(ctx)
 	}
@@ -112,6 +119,62 @@ func (imp *Import) Add(ctx context.Context, r graph.Relationship, field Path) er
 // ErrImportTooLarge is matched by the error of an Atomic import given more
 // relationships than its bound.
 var ErrImportTooLarge = errors.New("import too large")
+
+// ErrImportBufferFull is matched by the error of an import whose next
+// relationship would take the bytes every import of the writer holds
+// buffered past Limits.MaxImportBuffer. Nothing is wrong with the import:
+// it can be sent again once others have committed.
+var ErrImportBufferFull = errors.New("import buffers full")
+
+// Close gives back what the import holds of its writer's buffer; an
+// import is closed once its stream ends, whether it finished or failed.
+// Closing twice is harmless.
+func (imp *Import) Close() {
+	imp.release()
+	imp.batch = nil
+}
+
+// release gives back the batch's share of the import buffer.
+func (imp *Import) release() {
+	if imp.held > 0 {
+		imp.w.importBuffer.Release(imp.held)
+		imp.held = 0
+	}
+}
+
+// bufferedBytes estimates the memory a buffered relationship holds: its
+// strings, its caveat context and the fixed size of the struct around
+// them.
+func bufferedBytes(r *graph.Relationship) int64 {
+	n := 160 + len(r.Resource.Type) + len(r.Resource.ID) + len(r.Relation) +
+		len(r.Subject.Object.Type) + len(r.Subject.Object.ID) + len(r.Subject.Relation)
+	if r.Caveat != nil {
+		n += 64 + len(r.Caveat.Name) + valueBytes(r.Caveat.Context)
+	}
+	return int64(n)
+}
+
+// valueBytes estimates the memory of a caveat context value.
+func valueBytes(v any) int {
+	switch v := v.(type) {
+	case map[string]any:
+		n := 48
+		for k, x := range v {
+			n += 32 + len(k) + valueBytes(x)
+		}
+		return n
+	case []any:
+		n := 24
+		for _, x := range v {
+			n += 16 + valueBytes(x)
+		}
+		return n
+	case string:
+		return 16 + len(v)
+	default:
+		return 16
+	}
+}
 
 // Finish commits what is buffered. A stream that carried no relationship
 // commits nothing and reports the head.
@@ -155,6 +218,7 @@ func (imp *Import) commit(ctx context.Context) error {
 				imp.last = res.Revisions[n-1]
 			}
 			imp.batch = imp.batch[:0]
+			imp.release()
 			clear(imp.inBatch)
 			return imp.onCommit(imp.committed, imp.last)
 		}

@@ -3,6 +3,7 @@ package core
 import (
 	"context"
 	"errors"
+	"strings"
 	"testing"
 
 	"github.com/pembadb/pemba/graph"
@@ -59,5 +60,65 @@ func TestImportRefuseExisting(t *testing.T) {
 				t.Fatalf("%d committed, want %d", imp.Committed(), c.committed)
 			}
 		})
+	}
+}
+
+// TestImportBuffer: the writer's imports together buffer at most
+// MaxImportBuffer bytes. An import that would pass it fails with
+// ErrImportBufferFull, naming the flag, and commits nothing; what an
+// import held is given back when it commits a batch or is closed, so
+// another can then buffer as much.
+func TestImportBuffer(t *testing.T) {
+	ctx := context.Background()
+	r := graph.MustParseRelationship("doc:a#viewer@user:x")
+	per := bufferedBytes(&r)
+	w := newWriterWith(t, Limits{MaxWriteRelationships: 10, MaxImportBuffer: 3 * per})
+	open := func(atomic bool) *Import {
+		t.Helper()
+		imp, err := w.NewImport(ctx, 2, storage.WriteMetadata{}, func(int, storage.Revision) error { return nil })
+		if err != nil {
+			t.Fatal(err)
+		}
+		if atomic {
+			imp.Atomic(100)
+		}
+		return imp
+	}
+	add := func(imp *Import, id string) error {
+		return imp.Add(ctx, graph.MustParseRelationship("doc:"+id+"#viewer@user:x"), Field("relationships"))
+	}
+	// Two atomic imports buffer two relationships each: the fourth is
+	// past the bound (the IDs are as long as "a").
+	first, second := open(true), open(true)
+	for _, id := range []string{"b", "c"} {
+		if err := add(first, id); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := add(second, "d"); err != nil {
+		t.Fatal(err)
+	}
+	err := add(second, "e")
+	if !errors.Is(err, ErrImportBufferFull) || !strings.Contains(err.Error(), "--max-import-buffer") {
+		t.Fatalf("fourth buffered relationship: %v, want ErrImportBufferFull naming --max-import-buffer", err)
+	}
+	second.Close()
+	// The first commits: all that was held is free again.
+	if err := first.Finish(ctx); err != nil {
+		t.Fatal(err)
+	}
+	first.Close()
+	third := open(false) // batches of 2: commits as it goes
+	defer third.Close()
+	for _, id := range []string{"f", "g", "h", "i", "j"} {
+		if err := add(third, id); err != nil {
+			t.Fatalf("after the others gave their buffers back: %v", err)
+		}
+	}
+	if err := third.Finish(ctx); err != nil || third.Committed() != 5 {
+		t.Fatalf("finish = %v, %d committed; want 5", err, third.Committed())
+	}
+	if !w.importBuffer.TryAcquire(3 * per) {
+		t.Fatal("the buffer is not whole once every import is closed")
 	}
 }

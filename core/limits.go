@@ -25,7 +25,16 @@ type Limits struct {
 	// MaxImportTransaction caps the relationships of an import committed
 	// in one transaction, as SpiceDB's bulk import is (default 10,000).
 	MaxImportTransaction int
+	// MaxImportBuffer bounds the bytes every import stream of the server
+	// together holds buffered, not yet committed (default 256 MiB): a
+	// relationship past it fails its import with ErrImportBufferFull.
+	MaxImportBuffer int64
 }
+
+// DefaultMaxImportBuffer is MaxImportBuffer's default: room for about
+// a hundred SpiceDB imports of DefaultMaxImportTransaction relationships
+// at once.
+const DefaultMaxImportBuffer = 256 << 20
 
 // DefaultMaxImportTransaction is MaxImportTransaction's default: what zed's
 // backup restore sends in one import by default (ten batches of 1,000).
@@ -45,6 +54,9 @@ func (l Limits) WithDefaults() Limits {
 	orDefault(&l.AuditPageSize)
 	if l.MaxImportTransaction <= 0 {
 		l.MaxImportTransaction = DefaultMaxImportTransaction
+	}
+	if l.MaxImportBuffer <= 0 {
+		l.MaxImportBuffer = DefaultMaxImportBuffer
 	}
 	return l
 }

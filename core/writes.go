@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"golang.org/x/sync/semaphore"
 	"time"
 
 	"github.com/pembadb/pemba/graph"
@@ -59,12 +60,20 @@ type Writer struct {
 	schemas *Schemas
 	// maxMutations caps the updates of one WriteRelationships.
 	maxMutations int
+	// importBuffer holds the bytes every import holds buffered (see
+	// Limits.MaxImportBuffer).
+	importBuffer *semaphore.Weighted
+	importMax    int64
 }
 
 // NewWriter writes to engine, reading schemas through schemas and heads
-// through revs; one WriteRelationships takes at most maxMutations updates.
-func NewWriter(engine storage.Engine, revs *Revisions, schemas *Schemas, maxMutations int) *Writer {
-	return &Writer{engine: engine, revs: revs, schemas: schemas, maxMutations: maxMutations}
+// through revs; one WriteRelationships takes at most limits'
+// MaxWriteRelationships updates, and its imports together buffer at most
+// MaxImportBuffer bytes.
+func NewWriter(engine storage.Engine, revs *Revisions, schemas *Schemas, limits Limits) *Writer {
+	limits = limits.WithDefaults()
+	return &Writer{engine: engine, revs: revs, schemas: schemas, maxMutations: limits.MaxWriteRelationships,
+		importBuffer: semaphore.NewWeighted(limits.MaxImportBuffer), importMax: limits.MaxImportBuffer}
 }
 
 // HeadSchema returns a reader at the head and the schema in force there

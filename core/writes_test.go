@@ -16,13 +16,19 @@ import (
 
 func newWriter(t *testing.T, maxMutations int) *Writer {
 	t.Helper()
+	return newWriterWith(t, Limits{MaxWriteRelationships: maxMutations})
+}
+
+// newWriterWith is newWriter with limits.
+func newWriterWith(t *testing.T, limits Limits) *Writer {
+	t.Helper()
 	engine, err := pebble.Open(pebble.Options{InMemory: true})
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { engine.Close() })
 	revs := NewRevisions(engine, NewZookies("test"), time.Hour)
-	w := NewWriter(engine, revs, NewSchemas(), maxMutations)
+	w := NewWriter(engine, revs, NewSchemas(), limits)
 	text := "definition user {}\ndefinition doc {\n relation viewer: user\n}"
 	sch, err := schema.Compile("test", text)
 	if err != nil {
@@ -98,7 +104,7 @@ func TestWriteSchemaOutrun(t *testing.T) {
 	}
 	t.Cleanup(func() { engine.Close() })
 	racing := &racingSchemas{Engine: engine}
-	w := NewWriter(racing, NewRevisions(racing, NewZookies("test"), time.Hour), NewSchemas(), 10)
+	w := NewWriter(racing, NewRevisions(racing, NewZookies("test"), time.Hour), NewSchemas(), Limits{MaxWriteRelationships: 10})
 	text := "definition user {}\ndefinition doc {}"
 	sch, err := schema.Compile("test", text)
 	if err != nil {

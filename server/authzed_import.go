@@ -34,6 +34,7 @@ func (svc *authzedPermissions) importBulkRelationships(stream grpc.ClientStreami
 	if err != nil {
 		return err
 	}
+	defer imp.Close()
 	imp.RefuseExisting()
 	imp.Atomic(s.requests.MaxImportTransaction)
 	in := newIdleReceiver(stream.Recv, s.limits.StreamIdleTimeout)

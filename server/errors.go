@@ -87,6 +87,8 @@ func toStatus(log *slog.Logger, method string, err error) error {
 		return status.Error(codes.FailedPrecondition, msg)
 	case errors.Is(err, core.ErrNoSchema), errors.Is(err, errAuditDisabled):
 		return status.Error(codes.FailedPrecondition, msg)
+	case errors.Is(err, core.ErrImportBufferFull):
+		return status.Error(codes.ResourceExhausted, msg)
 	case errors.Is(err, check.ErrMaxDepth):
 		return status.Errorf(codes.ResourceExhausted,
 			"%s: the permission needs deeper recursion than the server's max depth allows (raise --max-depth, or look for a relationship chain that is too long)", msg)

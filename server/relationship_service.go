@@ -195,6 +195,7 @@ func (svc *relationshipService) ImportRelationships(stream pb.RelationshipServic
 			return stream.Send(last)
 		})
 	if err == nil {
+		defer imp.Close()
 		err = importStream(ctx, imp, first, in)
 	}
 	if err == nil {

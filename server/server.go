@@ -58,6 +58,10 @@ type Limits struct {
 	// ImportBulkRelationships stream, committed in one transaction
 	// (default 10,000).
 	MaxImportTransaction int
+	// MaxImportBuffer bounds the bytes every import stream together holds
+	// buffered, not yet committed (default 256 MiB); a relationship past
+	// it fails its import with RESOURCE_EXHAUSTED.
+	MaxImportBuffer int64
 	// StreamIdleTimeout ends a client stream (ImportRelationships) that
 	// sends nothing for this long (default 1m).
 	StreamIdleTimeout time.Duration
@@ -311,8 +315,9 @@ func New(cfg Config) (*Server, error) {
 		MaxWriteRelationships: s.limits.MaxWriteRelationships, MaxBulkCheckItems: s.limits.MaxBulkCheckItems,
 		LookupPageSize: s.limits.LookupPageSize, ImportBatchSize: s.limits.ImportBatchSize,
 		AuditPageSize: s.limits.AuditPageSize, MaxImportTransaction: s.limits.MaxImportTransaction,
+		MaxImportBuffer: s.limits.MaxImportBuffer,
 	}.WithDefaults()
-	s.writer = core.NewWriter(s.engine, s.revs, s.schemas, s.requests.MaxWriteRelationships)
+	s.writer = core.NewWriter(s.engine, s.revs, s.schemas, s.requests)
 	s.stopping, s.stop = context.WithCancel(context.Background())
 	return s, nil
 }

@@ -67,6 +67,7 @@ type serveOptions struct {
 
 	maxWrite        int
 	maxImportTx     int
+	maxImportBuffer int64
 	maxBulkCheck    int
 	maxMessageBytes int
 	defaultDeadline time.Duration
@@ -198,6 +199,7 @@ evaluate its share themselves.`,
 	f.DurationVar(&o.auditRetention, "audit-retention", 0, "drop audit log entries older than this (0: keep them forever); garbage collection never removes them otherwise")
 	f.IntVar(&o.maxWrite, "max-write-relationships", 1000, "maximum updates in one WriteRelationships")
 	f.IntVar(&o.maxImportTx, "max-import-transaction", core.DefaultMaxImportTransaction, "maximum relationships of one SpiceDB ImportBulkRelationships stream, which commits in one transaction")
+	f.Int64Var(&o.maxImportBuffer, "max-import-buffer", core.DefaultMaxImportBuffer, "maximum bytes every import stream together holds buffered before committing; a relationship past it fails its import with RESOURCE_EXHAUSTED")
 	f.IntVar(&o.maxBulkCheck, "max-bulk-check-items", 1000, "maximum items in one BulkCheckPermission")
 	f.IntVar(&o.maxMessageBytes, "max-message-bytes", 4<<20, "maximum size of a received message")
 	f.DurationVar(&o.defaultDeadline, "default-deadline", 30*time.Second, "deadline of requests that carry none")
@@ -362,6 +364,7 @@ func serve(cmd *cobra.Command, o serveOptions) error {
 		Limits: server.Limits{
 			MaxWriteRelationships: o.maxWrite,
 			MaxImportTransaction:  o.maxImportTx,
+			MaxImportBuffer:       o.maxImportBuffer,
 			MaxBulkCheckItems:     o.maxBulkCheck,
 			MaxMessageBytes:       o.maxMessageBytes,
 			DefaultDeadline:       o.defaultDeadline,
