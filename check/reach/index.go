@@ -35,10 +35,11 @@ type Index struct {
 	opts Options
 
 	hits, declines atomic.Uint64
-	// ancestorHits and ancestorDeclines count Ancestors' answers.
-	ancestorHits, ancestorDeclines atomic.Uint64
 	builds         atomic.Uint64
 	buildNanos     atomic.Int64 // duration of the last build
+
+	// ancestorHits and ancestorDeclines count Ancestors' answers.
+	ancestorHits, ancestorDeclines atomic.Uint64
 }
 
 // Options configure an Index.
@@ -327,14 +328,16 @@ type Stats struct {
 	Bytes     int              // estimated memory
 	Hits      uint64           // questions answered
 	Declines  uint64           // questions left to the walk
+	Builds    uint64           // full builds
+	LastBuild time.Duration    // duration of the last build
+
 	// The parent relations (see Ancestors): how many are indexed, their
-	// relationships, and the questions answered and declined.
+	// relationships, and the lineages answered and declined. Bytes
+	// counts their memory too.
 	ParentRelations  int
 	ParentEdges      int
 	AncestorHits     uint64
 	AncestorDeclines uint64
-	Builds    uint64           // full builds
-	LastBuild time.Duration    // duration of the last build
 }
 
 // Stats returns the index's size and counters.
