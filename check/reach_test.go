@@ -455,7 +455,11 @@ func TestAncestorIndexAgainstWalk(t *testing.T) {
 		// Each indexed engine is compared with a walking one configured
 		// alike: the result cache and chunking have their own effect on
 		// untils (a cached "no" keeps the until it was computed with).
-		configs := []Config{{CacheEntries: -1, ReadCacheBytes: -1, DisableSingleflight: true}, {ChunkSize: 2}}
+		// A low depth limit meets the longer chains, which the index
+		// must leave to the walk to report (or to answer, when a grant
+		// lies above the limit).
+		configs := []Config{{CacheEntries: -1, ReadCacheBytes: -1, DisableSingleflight: true}, {ChunkSize: 2},
+			{MaxDepth: 4 + rng.IntN(3), CacheEntries: -1, ReadCacheBytes: -1}}
 		var indexed, walked []*Engine
 		for _, cfg := range configs {
 			cfg.Reach = w.idx
@@ -540,6 +544,17 @@ func (w *reachWorld) compareAncestors(ctx context.Context, indexed, walked []*En
 		sub := graph.SubjectRef{Object: graph.ObjectRef{Type: "user", ID: uid}}
 		for _, typ := range []string{"folder", "doc"} {
 			for _, perm := range []string{"view", "edit"} {
+				// LookupResources checks its candidates in batches, whose
+				// objects may lie on one another's chains.
+				for ei, e := range indexed {
+					req := LookupResourcesRequest{ResourceType: typ, Permission: perm, Subject: sub, Context: rctx, Now: at}
+					got, want := map[string]Permissionship{}, map[string]Permissionship{}
+					err1 := e.LookupResources(ctx, snap, req, func(r ResourceResult) bool { got[r.ID] = r.Permissionship; return true })
+					err2 := walked[ei].LookupResources(ctx, snap, req, func(r ResourceResult) bool { want[r.ID] = r.Permissionship; return true })
+					if (err1 != nil) != (err2 != nil) || !maps.Equal(got, want) {
+						fail("lookup resources %s#%s@%s engine %d: %v (%v), walk %v (%v)", typ, perm, sub, ei, got, err1, want, err2)
+					}
+				}
 				for _, oid := range w.ids[typ] {
 					res := graph.ObjectRef{Type: typ, ID: oid}
 					for ei, e := range indexed {
