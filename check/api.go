@@ -143,9 +143,10 @@ type Config struct {
 	// Cluster, when set, dispatches sub-problems other nodes own to them
 	// (see dispatch.Remote); nil evaluates everything here.
 	Cluster *dispatch.Cluster
-	// Reach, when set, answers recursive relations from a reachability
-	// index (package check/reach) at the revisions it holds; nil walks
-	// them (see closure.go).
+	// Reach, when set, answers recursive relations, and permissions
+	// recursive over a parent relation, from a reachability index
+	// (package check/reach) at the revisions it holds; nil walks them
+	// (see closure.go and ancestors.go).
 	Reach Reach
 }
 

@@ -4,6 +4,7 @@ import (
 	"fmt"
 
 	"github.com/pembadb/pemba/check/dispatch"
+	"github.com/pembadb/pemba/check/reach"
 	"github.com/pembadb/pemba/graph"
 	"github.com/pembadb/pemba/schema"
 	"github.com/pembadb/pemba/storage"
@@ -46,8 +47,16 @@ type closure struct {
 // for good), exactly as a reverse closure walked at that snapshot would;
 // ok false when the index cannot answer exactly, and the closure is
 // walked.
+//
+// Ancestors returns, for a permission recursive over parent relation rel
+// of typ (see reach.Qualify), ids and every object above them through
+// rel at revision rev and instant now, with each one's unexpired parents,
+// exactly as the relationships read at that snapshot would give them; ok
+// false when the index cannot answer exactly or the lineage passes limit
+// objects, and the permission is walked (see fromAncestors).
 type Reach interface {
 	Holders(rev storage.Revision, typ, rel string, sub graph.ObjectRef, now int64) (of func(id string) (level int32, until int64, ok bool), ok bool)
+	Ancestors(rev storage.Revision, typ, rel string, ids []string, now int64, limit int) (reach.Lineage, bool)
 }
 
 // closureSpec is how a closure is walked: the relations of the type whose

@@ -41,6 +41,9 @@ type Engine struct {
 	holdable holdableCache
 	// sets keeps the subject sets lookups computed whole (see setCache).
 	sets setCache
+	// ancestries memoizes which permissions the reachability index's
+	// parent relations answer (see fromAncestors).
+	ancestries ancestryCache
 
 	seq        atomic.Uint64 // evaluation sequence, see dispatch.Problem.Seq
 	dispatches atomic.Uint64

@@ -353,6 +353,9 @@ func (ev *evaluation) evaluateOnce(typ, rel string, ids []string, depth int) ([]
 		return noOutcomes(len(ids)), nil
 	}
 	if p := def.Permissions[rel]; p != nil {
+		if out, ok, err := ev.fromAncestors(typ, rel, ids, depth); ok || err != nil {
+			return out, err
+		}
 		if err := ev.prefetch(typ, ids); err != nil {
 			return nil, err
 		}

@@ -2,6 +2,7 @@ package check
 
 import (
 	"context"
+	"fmt"
 	"maps"
 	"math/rand/v2"
 	"os"
@@ -331,4 +332,250 @@ func TestReachIndexConcurrentMaintenance(t *testing.T) {
 	} else {
 		t.Logf("%+v", st)
 	}
+}
+
+// holdersOnly is a reachability index without its parent relations: the
+// engine walks every parent arrow, as without Reach.Ancestors.
+type holdersOnly struct{ *reach.Index }
+
+func (holdersOnly) Ancestors(storage.Revision, string, string, []string, int64, int) (reach.Lineage, bool) {
+	return reach.Lineage{}, false
+}
+
+// ancestorWorld draws a schema of folders nested through a parent
+// relation and documents in them, most of whose permissions recurse over
+// the parent relation as the index answers them, some in ways it must
+// decline (a caveated or mixed parent relation, an arrow that is not
+// last, a base that leads back to the permission, an .all arrow).
+func ancestorWorld(rng *rand.Rand) (string, map[string][]string) {
+	pick := func(xs ...string) string { return xs[rng.IntN(len(xs))] }
+	var b strings.Builder
+	b.WriteString("use expiration\n\ncaveat cav(x int) {\n  x > 5\n}\n\ndefinition user {}\n\n")
+	b.WriteString("definition team {\n  relation member: user | team#member | user with expiration\n}\n\n")
+	b.WriteString("definition folder {\n")
+	fmt.Fprintf(&b, "  relation parent: %s\n", pick("folder", "folder with expiration", "folder with expiration", "folder | folder with cav", "folder | doc"))
+	b.WriteString("  relation link: folder\n")
+	fmt.Fprintf(&b, "  relation viewer: %s\n", pick("user | team#member", "user with expiration | team#member", "user | user with cav", "user | user:*", "user with expiration"))
+	b.WriteString("  relation owner: user with expiration\n  relation banned: user\n")
+	fmt.Fprintf(&b, "  permission view = %s\n", pick("viewer + parent->view", "viewer + owner + parent->view", "viewer + parent->view",
+		"(viewer - banned) + parent->view", "(viewer & owner) + parent->view", "viewer + parent->view + owner",
+		"viewer + link->view + parent->view", "viewer + parent.all(view)", "owner + (viewer + parent->view)"))
+	fmt.Fprintf(&b, "  permission edit = %s\n}\n\n", pick("owner + parent->edit", "(view & owner) + parent->edit", "owner + link->view + parent->edit", "view - banned"))
+	b.WriteString("definition doc {\n")
+	fmt.Fprintf(&b, "  relation parent: %s\n", pick("folder", "folder with expiration"))
+	b.WriteString("  relation viewer: user\n  relation banned: user\n")
+	fmt.Fprintf(&b, "  permission view = %s\n", pick("viewer + parent->view", "viewer + parent->edit", "(viewer + parent->view) - banned"))
+	b.WriteString("  permission edit = parent->edit\n}\n")
+	ids := map[string][]string{"user": {"u1", "u2", "u3"}, "team": {"t1", "t2"},
+		"folder": {"f0", "f1", "f2", "f3", "f4", "f5", "f6", "f7", "f8", "f9"}, "doc": {"d1", "d2", "d3", "d4"}}
+	return b.String(), ids
+}
+
+// folderTree draws parent relationships among the folders: mostly a tree
+// (each folder under an earlier one), with a second parent now and then,
+// some expiring before or after now, and sometimes an edge up that closes
+// a cycle.
+func folderTree(rng *rand.Rand, s *schema.Schema, ids map[string][]string, now time.Time) []graph.Relationship {
+	folders := ids["folder"]
+	var rels []graph.Relationship
+	seen := map[graph.Key]bool{}
+	add := func(c, p string) {
+		r := graph.Relationship{Resource: graph.ObjectRef{Type: "folder", ID: c}, Relation: "parent",
+			Subject: graph.SubjectRef{Object: graph.ObjectRef{Type: "folder", ID: p}}}
+		if seen[r.Key()] {
+			return
+		}
+		seen[r.Key()] = true
+		if allowsExpiration(s, "folder", "parent") {
+			switch rng.IntN(5) {
+			case 0:
+				t := now.Add(-time.Hour)
+				r.Expiration = &t
+			case 1, 2:
+				t := now.Add(time.Duration(1+rng.IntN(3)) * time.Hour)
+				r.Expiration = &t
+			}
+		}
+		rels = append(rels, r)
+	}
+	for i := 1; i < len(folders); i++ {
+		if rng.IntN(6) > 0 {
+			add(folders[i], folders[rng.IntN(i)])
+		}
+		if rng.IntN(5) == 0 {
+			add(folders[i], folders[rng.IntN(i)])
+		}
+	}
+	if rng.IntN(4) == 0 {
+		i := rng.IntN(len(folders))
+		add(folders[i], folders[i+rng.IntN(len(folders)-i)])
+	}
+	return rels
+}
+
+// allowsExpiration reports whether relation rel of typ allows an expiring
+// relationship to a plain object of typ.
+func allowsExpiration(s *schema.Schema, typ, rel string) bool {
+	for _, a := range s.Definitions[typ].Relations[rel].Allowed {
+		if a.Type == typ && a.Relation == "" && a.Expiration {
+			return true
+		}
+	}
+	return false
+}
+
+// TestAncestorIndexAgainstWalk compares permissions recursive over a
+// parent relation answered from the index's lineages with the walk, on
+// random folder trees (several parents, expiring parents, cycles) at
+// random revisions of a history of writes that move folders around, at
+// instants before and after some parents expire: the answers, their
+// untils and missing caveat parameters are the walk's, and so are the
+// explain paths.
+func TestAncestorIndexAgainstWalk(t *testing.T) {
+	seed := uint64(time.Now().UnixNano())
+	if v := os.Getenv("PEMBA_REFERENCE_SEED"); v != "" {
+		seed, _ = strconv.ParseUint(v, 10, 64)
+	}
+	t.Logf("seed %d (PEMBA_REFERENCE_SEED reproduces)", seed)
+	rng := rand.New(rand.NewPCG(seed, 3))
+	ctx := context.Background()
+	var hits uint64
+	for worlds := 0; worlds < referenceIterations(t)/2; {
+		src, ids := ancestorWorld(rng)
+		s, err := schema.Compile("random.zed", src)
+		if err != nil {
+			t.Fatalf("%v\n%s", err, src)
+		}
+		worlds++
+		now := time.Now().Add(time.Hour).Truncate(time.Second)
+		rels := append(folderTree(rng, s, ids, now), randomRelationships(rng, s, ids, now)...)
+		seen := map[graph.Key]bool{}
+		rels = slices.DeleteFunc(rels, func(r graph.Relationship) bool { k := seen[r.Key()]; seen[r.Key()] = true; return k })
+		w := newReachWorld(t, src, s, ids, rels)
+		// Each indexed engine is compared with a walking one configured
+		// alike: the result cache and chunking have their own effect on
+		// untils (a cached "no" keeps the until it was computed with).
+		// A low depth limit meets the longer chains, which the index
+		// must leave to the walk to report (or to answer, when a grant
+		// lies above the limit).
+		configs := []Config{{CacheEntries: -1, ReadCacheBytes: -1, DisableSingleflight: true}, {ChunkSize: 2},
+			{MaxDepth: 4 + rng.IntN(3), CacheEntries: -1, ReadCacheBytes: -1}}
+		var indexed, walked []*Engine
+		for _, cfg := range configs {
+			cfg.Reach = w.idx
+			indexed = append(indexed, New(cfg))
+			cfg.Reach = holdersOnly{w.idx}
+			walked = append(walked, New(cfg))
+		}
+		for round := range 5 {
+			if round > 0 {
+				w.write(w.moveFolders(rng, s, now))
+			}
+			if rng.IntN(4) > 0 {
+				w.caughtUp(w.revs[len(w.revs)-1])
+			}
+			for _, rev := range []storage.Revision{w.revs[len(w.revs)-1], w.revs[rng.IntN(len(w.revs))]} {
+				at := now.Add(time.Duration(rng.IntN(4)-1) * 90 * time.Minute)
+				if w.compareAncestors(ctx, indexed, walked, rev, at, rng) {
+					return
+				}
+			}
+		}
+		hits += w.idx.Stats().AncestorHits
+	}
+	if hits == 0 {
+		t.Errorf("the index answered no lineage")
+	}
+	t.Logf("lineages answered: %d", hits)
+}
+
+// moveFolders draws a few writes to the folder tree: a new parent
+// (possibly expiring, possibly closing a cycle), a deleted one, and now
+// and then another relationship.
+func (w *reachWorld) moveFolders(rng *rand.Rand, s *schema.Schema, now time.Time) []storage.Mutation {
+	var muts []storage.Mutation
+	seen := map[graph.Key]bool{}
+	fresh := folderTree(rng, s, w.ids, now)
+	if rng.IntN(3) == 0 {
+		fresh = append(fresh, randomRelationships(rng, s, w.ids, now)...)
+	}
+	for n := 1 + rng.IntN(3); n > 0 && len(fresh) > 0; n-- {
+		r := fresh[rng.IntN(len(fresh))]
+		if !seen[r.Key()] {
+			seen[r.Key()] = true
+			muts = append(muts, storage.Mutation{Op: storage.OpTouch, Relationship: r})
+		}
+	}
+	stored := slices.Collect(maps.Values(w.cur))
+	slices.SortFunc(stored, func(a, b graph.Relationship) int { return strings.Compare(a.String(), b.String()) })
+	for n := rng.IntN(3); n > 0 && len(stored) > 0; n-- {
+		r := stored[rng.IntN(len(stored))]
+		if !seen[r.Key()] {
+			seen[r.Key()] = true
+			muts = append(muts, storage.Mutation{Op: storage.OpDelete, Relationship: r})
+		}
+	}
+	return muts
+}
+
+// compareAncestors checks every permission of every folder and document
+// for every user at rev and instant at with the indexed engines and the
+// walk; it reports whether anything differed.
+func (w *reachWorld) compareAncestors(ctx context.Context, indexed, walked []*Engine, rev storage.Revision, at time.Time, rng *rand.Rand) bool {
+	t := w.t
+	reader, err := w.store.eng.SnapshotReader(ctx, rev)
+	if err != nil {
+		t.Fatal(err)
+	}
+	snap := Snapshot{Schema: w.s, Reader: reader}
+	var rctx map[string]any
+	if rng.IntN(2) == 0 {
+		rctx = map[string]any{"x": 7}
+	}
+	failed := false
+	fail := func(format string, args ...any) {
+		if !failed {
+			t.Errorf("schema:\n%s\nrevision %d at %s, relationships:\n%s", w.src, rev, at, relsString(w.states[rev]))
+		}
+		failed = true
+		t.Errorf(format, args...)
+	}
+	for _, uid := range w.ids["user"] {
+		sub := graph.SubjectRef{Object: graph.ObjectRef{Type: "user", ID: uid}}
+		for _, typ := range []string{"folder", "doc"} {
+			for _, perm := range []string{"view", "edit"} {
+				// LookupResources checks its candidates in batches, whose
+				// objects may lie on one another's chains.
+				for ei, e := range indexed {
+					req := LookupResourcesRequest{ResourceType: typ, Permission: perm, Subject: sub, Context: rctx, Now: at}
+					got, want := map[string]Permissionship{}, map[string]Permissionship{}
+					err1 := e.LookupResources(ctx, snap, req, func(r ResourceResult) bool { got[r.ID] = r.Permissionship; return true })
+					err2 := walked[ei].LookupResources(ctx, snap, req, func(r ResourceResult) bool { want[r.ID] = r.Permissionship; return true })
+					if (err1 != nil) != (err2 != nil) || !maps.Equal(got, want) {
+						fail("lookup resources %s#%s@%s engine %d: %v (%v), walk %v (%v)", typ, perm, sub, ei, got, err1, want, err2)
+					}
+				}
+				for _, oid := range w.ids[typ] {
+					res := graph.ObjectRef{Type: typ, ID: oid}
+					for ei, e := range indexed {
+						want, werr := walked[ei].answerAt(ctx, snap, sub, rctx, res, perm, at)
+						got, err := e.answerAt(ctx, snap, sub, rctx, res, perm, at)
+						if (err != nil) != (werr != nil) || got.perm != want.perm || got.until != want.until || !slices.Equal(got.missing, want.missing) {
+							fail("%s#%s@%s engine %d: %v until %d missing %v (%v), walk %v until %d missing %v (%v)",
+								res, perm, sub, ei, got.perm, got.until, got.missing, err, want.perm, want.until, want.missing, werr)
+						}
+					}
+					if rng.IntN(8) == 0 {
+						req := Request{Resource: res, Permission: perm, Subject: sub, Context: rctx, Now: at, Explain: true}
+						a, err1 := indexed[0].Check(ctx, snap, req)
+						b, err2 := walked[0].Check(ctx, snap, req)
+						if (err1 != nil) != (err2 != nil) || a.Path.String() != b.Path.String() {
+							fail("explain %s#%s@%s: %v (%v), walk %v (%v)", res, perm, sub, a.Path, err1, b.Path, err2)
+						}
+					}
+				}
+			}
+		}
+	}
+	return failed
 }

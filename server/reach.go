@@ -22,7 +22,7 @@ func (s *Server) followReach() {
 			if errors.Is(err, reach.ErrTooLarge) {
 				err = fmt.Errorf("%w (--reach-index-max-bytes)", err)
 			}
-			s.log.Warn("reachability index: checks walk nested groups until it is rebuilt", "err", err)
+			s.log.Warn("reachability index: checks walk nested groups and folder trees until it is rebuilt", "err", err)
 		})
 	}()
 }
@@ -64,5 +64,11 @@ func (s *Server) reachCollectors() []prometheus.Collector {
 			func() float64 { return float64(s.reach.Stats().Hits) }),
 		counter("pemba_reach_index_declines_total", "Nested memberships the reachability index left to the walk (revision not held, expired chain).",
 			func() float64 { return float64(s.reach.Stats().Declines) }),
+		gauge("pemba_reach_index_parent_relationships", "Relationships of parent relations (folder trees) held by the reachability index.",
+			func() float64 { return float64(s.reach.Stats().ParentEdges) }),
+		counter("pemba_reach_index_ancestor_hits_total", "Permissions recursive over a parent relation the reachability index answered with the objects' ancestors.",
+			func() float64 { return float64(s.reach.Stats().AncestorHits) }),
+		counter("pemba_reach_index_ancestor_declines_total", "Permissions recursive over a parent relation the reachability index left to the walk (revision not held, cycle, over 1024 ancestors).",
+			func() float64 { return float64(s.reach.Stats().AncestorDeclines) }),
 	}
 }

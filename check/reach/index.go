@@ -37,6 +37,9 @@ type Index struct {
 	hits, declines atomic.Uint64
 	builds         atomic.Uint64
 	buildNanos     atomic.Int64 // duration of the last build
+
+	// ancestorHits and ancestorDeclines count Ancestors' answers.
+	ancestorHits, ancestorDeclines atomic.Uint64
 }
 
 // Options configure an Index.
@@ -61,6 +64,7 @@ type state struct {
 	// declined.
 	floor int64
 	sets  map[Key]*set
+	trees map[Key]*tree // parent relations (see Ancestors)
 }
 
 // New returns an empty index, which answers nothing until built.
@@ -87,8 +91,32 @@ var buildOptions = storage.QueryOptions{Now: time.Unix(0, 1)}
 // the previous content keeps answering for the revisions it holds.
 func (ix *Index) Build(ctx context.Context, s *schema.Schema, r storage.Reader) error {
 	start := time.Now()
-	st := &state{schema: s, built: r.Revision(), applied: r.Revision(), sets: make(map[Key]*set)}
+	st := &state{schema: s, built: r.Revision(), applied: r.Revision(), sets: make(map[Key]*set), trees: make(map[Key]*tree)}
 	size := 0
+	for _, k := range ParentKeys(s) {
+		t := newTree(k)
+		t.since = st.built
+		f := storage.Filter{ResourceType: k.Type, Relation: k.Relation}
+		n := 0
+		for rel, err := range r.QueryRelationships(ctx, f, buildOptions) {
+			if err != nil {
+				return fmt.Errorf("build reach index of %s#%s: %w", k.Type, k.Relation, err)
+			}
+			if n++; n%4096 == 0 {
+				if ctx.Err() != nil {
+					return fmt.Errorf("build reach index of %s#%s: %w", k.Type, k.Relation, ctx.Err())
+				}
+				if ix.over(size + t.bytes()) {
+					return ix.tooLarge(size + t.bytes())
+				}
+			}
+			t.change(rel, false)
+		}
+		st.trees[k] = t
+		if size += t.bytes(); ix.over(size) {
+			return ix.tooLarge(size)
+		}
+	}
 	for _, k := range Keys(s) {
 		set := newSet(k, wildcards(s, k))
 		set.since = st.built
@@ -174,6 +202,13 @@ func (ix *Index) Apply(ch storage.Change) error {
 	touched := map[*set]*dirty{}
 	for _, c := range ch.Relationships {
 		r := c.Relationship
+		// A parent relation's edges are read under the lock: they change
+		// here, with since, so the revisions before this change are
+		// declined from now on.
+		if t := st.trees[Key{r.Resource.Type, r.Relation}]; t != nil {
+			t.change(r, c.Op == storage.OpDelete)
+			t.since = ch.Revision
+		}
 		set := st.sets[Key{r.Resource.Type, r.Relation}]
 		if set == nil {
 			continue
@@ -203,6 +238,9 @@ func (ix *Index) Apply(ch storage.Change) error {
 	size := 0
 	for _, set := range st.sets {
 		size += set.bytes()
+	}
+	for _, t := range st.trees {
+		size += t.bytes()
 	}
 	ix.mu.Unlock()
 	if ix.over(size) {
@@ -292,12 +330,20 @@ type Stats struct {
 	Declines  uint64           // questions left to the walk
 	Builds    uint64           // full builds
 	LastBuild time.Duration    // duration of the last build
+
+	// The parent relations (see Ancestors): how many are indexed, their
+	// relationships, and the lineages answered and declined. Bytes
+	// counts their memory too.
+	ParentRelations  int
+	ParentEdges      int
+	AncestorHits     uint64
+	AncestorDeclines uint64
 }
 
 // Stats returns the index's size and counters.
 func (ix *Index) Stats() Stats {
 	s := Stats{Hits: ix.hits.Load(), Declines: ix.declines.Load(), Builds: ix.builds.Load(),
-		LastBuild: time.Duration(ix.buildNanos.Load())}
+		LastBuild: time.Duration(ix.buildNanos.Load()), AncestorHits: ix.ancestorHits.Load(), AncestorDeclines: ix.ancestorDeclines.Load()}
 	ix.mu.RLock()
 	defer ix.mu.RUnlock()
 	if ix.st == nil {
@@ -310,5 +356,39 @@ func (ix *Index) Stats() Stats {
 		s.Entries += set.ancEntries + set.upEntries
 		s.Bytes += set.bytes()
 	}
+	for _, t := range ix.st.trees {
+		s.ParentRelations++
+		s.ParentEdges += t.edges
+		s.Bytes += t.bytes()
+	}
 	return s
+}
+
+// Ancestors returns the lineage of ids through parent relation rel of
+// typ (see Parental) as it is at revision rev and instant now (unix
+// nanoseconds): ids and every object above them, with each one's parents
+// whose relationships have not expired by now. It declines (ok false)
+// unless the answer is exact: the relation is indexed, rev lies between
+// its last change and the newest revision applied, now is no earlier
+// than the newest change applied was committed (see state.floor), no
+// relationship the tree cannot represent is stored in it, the lineage
+// holds at most limit objects and it has no cycle.
+func (ix *Index) Ancestors(rev storage.Revision, typ, rel string, ids []string, now int64, limit int) (Lineage, bool) {
+	ix.mu.RLock()
+	defer ix.mu.RUnlock()
+	var t *tree
+	if st := ix.st; st != nil && rev <= st.applied && now >= st.floor {
+		t = st.trees[Key{typ, rel}]
+	}
+	if t == nil || rev < t.since || len(t.odd) > 0 {
+		ix.ancestorDeclines.Add(1)
+		return Lineage{}, false
+	}
+	l, ok := t.lineage(ids, now, limit)
+	if !ok {
+		ix.ancestorDeclines.Add(1)
+		return Lineage{}, false
+	}
+	ix.ancestorHits.Add(1)
+	return l, true
 }

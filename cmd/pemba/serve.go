@@ -184,7 +184,7 @@ evaluate its share themselves.`,
 	f.IntVar(&o.cacheEntries, "cache-entries", 100000, "check result cache entries (negative disables the cache)")
 	f.Int64Var(&o.cacheBytes, "cache-bytes", 0, "bound the check result cache by estimated memory instead of --cache-entries (0: use --cache-entries)")
 	f.Int64Var(&o.readCacheBytes, "read-cache-bytes", 64<<20, "memory for small relationship query results shared by checks at the same revision (negative disables)")
-	f.BoolVar(&o.reachIndex, "reach-index", true, "keep an in-memory index of nested group memberships (relations such as 'member: user | group#member'), so a nested-group check is one lookup; its memory is the metric pemba_reach_index_bytes")
+	f.BoolVar(&o.reachIndex, "reach-index", true, "keep an in-memory index of nested group memberships (relations such as 'member: user | group#member') and of folder trees' parent relations ('view = viewer + parent->view'), so a nested-group check is one lookup and a folder chain one batch; its memory is the metric pemba_reach_index_bytes")
 	f.Int64Var(&o.reachIndexBytes, "reach-index-max-bytes", 2<<30, "bound the reach index's estimated memory; past it the index empties itself, checks walk nested groups, and it is rebuilt ten minutes later (0: no bound)")
 	f.IntVar(&o.chunkSize, "dispatch-chunk-size", 100, "resource IDs one storage query of a check covers")
 	f.IntVar(&o.concurrency, "dispatch-concurrency", 4, "goroutines one BulkCheck or lookup request may use")

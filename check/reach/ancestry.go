@@ -1,0 +1,135 @@
+package reach
+
+import (
+	"slices"
+
+	"github.com/pembadb/pemba/schema"
+)
+
+// Ancestry is how a permission recursive over a parent relation
+// (`permission view = viewer + owner + parent->view` with
+// `relation parent: folder` on folder) is answered from the parent
+// relation's ancestors: the permission holds on an object when Base does
+// on the object or on any of its ancestors through Relation.
+type Ancestry struct {
+	// Relation is the parent relation (see Parental).
+	Relation string
+	// Base is the union's branches before the arrow, as one expression.
+	Base schema.Expr
+}
+
+// Parental reports whether relation rel of typ is a parent relation: it
+// allows only plain objects of typ itself, without caveats or wildcards
+// (expiring ones are allowed), so its relationships form a graph of typ's
+// objects whose every edge is an unconditional step up.
+func Parental(s *schema.Schema, typ, rel string) bool {
+	def := s.Definitions[typ]
+	if def == nil {
+		return false
+	}
+	r := def.Relations[rel]
+	if r == nil || len(r.Allowed) == 0 {
+		return false
+	}
+	for _, a := range r.Allowed {
+		if a.Type != typ || a.Relation != "" || a.Wildcard || a.Caveat != "" {
+			return false
+		}
+	}
+	return true
+}
+
+// Qualify returns the ancestry of permission perm of typ: its expression
+// is a union whose last branch is an arrow back to perm over a parent
+// relation (`parent->view`, see Parental), and whose other branches do
+// not depend on perm of typ in the schema's reachability graph. Then the
+// permission of an object is its other branches on the object, or on its
+// ancestors through the parent relation at any depth, and the walk's
+// answer is computed from those branches evaluated on all of them at
+// once. ok is false otherwise: an intersection or exclusion above the
+// arrow, an .all arrow, an arrow that is not last (the walk would then
+// evaluate branches after it only where the arrow does not grant), a
+// caveated parent relation or one that allows other types, or branches
+// that lead back to the permission (their answers depend on the
+// evaluation's frames).
+func Qualify(s *schema.Schema, typ, perm string) (Ancestry, bool) {
+	def := s.Definitions[typ]
+	if def == nil {
+		return Ancestry{}, false
+	}
+	p := def.Permissions[perm]
+	if p == nil {
+		return Ancestry{}, false
+	}
+	u, ok := p.Expr.(*schema.Union)
+	if !ok || len(u.Children) < 2 {
+		return Ancestry{}, false
+	}
+	last := len(u.Children) - 1
+	a, ok := u.Children[last].(*schema.Arrow)
+	if !ok || a.Func != schema.ArrowAny || a.Target != perm || !Parental(s, typ, a.Tupleset) {
+		return Ancestry{}, false
+	}
+	base := u.Children[:last]
+	self := schema.Node{Type: typ, Relation: perm}
+	r := s.Reachability()
+	for _, c := range base {
+		for _, n := range refers(s, typ, c, nil) {
+			if n == self || r.Toward(n).Reaches(self) {
+				return Ancestry{}, false
+			}
+		}
+	}
+	anc := Ancestry{Relation: a.Tupleset, Base: base[0]}
+	if len(base) > 1 {
+		anc.Base = &schema.Union{Children: slices.Clip(base)}
+	}
+	return anc, true
+}
+
+// refers appends to out the relations and permissions x names, on typ or,
+// through its arrows, on the types their tuplesets allow.
+func refers(s *schema.Schema, typ string, x schema.Expr, out []schema.Node) []schema.Node {
+	switch x := x.(type) {
+	case *schema.RelationRef:
+		out = append(out, schema.Node{Type: typ, Relation: x.Name})
+	case *schema.Arrow:
+		out = append(out, schema.Node{Type: typ, Relation: x.Tupleset})
+		if r := s.Definitions[typ].Relations[x.Tupleset]; r != nil {
+			for _, a := range r.Allowed {
+				out = append(out, schema.Node{Type: a.Type, Relation: x.Target})
+			}
+		}
+	case *schema.Union:
+		for _, c := range x.Children {
+			out = refers(s, typ, c, out)
+		}
+	case *schema.Intersection:
+		for _, c := range x.Children {
+			out = refers(s, typ, c, out)
+		}
+	case *schema.Exclusion:
+		out = refers(s, typ, x.Subtracted, refers(s, typ, x.Base, out))
+	}
+	return out
+}
+
+// ParentKeys lists the parent relations of s some permission's ancestry
+// uses (see Qualify), in schema order.
+func ParentKeys(s *schema.Schema) []Key {
+	if s == nil {
+		return nil
+	}
+	var out []Key
+	for _, typ := range s.DefinitionOrder {
+		def := s.Definitions[typ]
+		for _, name := range def.Order {
+			if anc, ok := Qualify(s, typ, name); ok {
+				if k := (Key{typ, anc.Relation}); !slices.Contains(out, k) {
+					out = append(out, k)
+				}
+			}
+		}
+	}
+	return slices.Clip(out)
+}
