@@ -172,8 +172,9 @@ func (c Config) withDefaults() Config {
 	return c
 }
 
-// CacheEntryBytes is the estimated memory of one cache entry: the key's
-// strings and headers, the answer, and the LRU's list and map overhead.
+// CacheEntryBytes is the estimated memory of one cache entry: its slot
+// in the cache's table (the key's headers, the answer, hash and use
+// count) and the key's strings.
 const CacheEntryBytes = 256
 
 // Stats are the engine's counters since New, for metrics.

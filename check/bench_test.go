@@ -292,21 +292,28 @@ func BenchmarkLookupSubjectsNestedOrgX100(b *testing.B) { benchLookupSubjects(b,
 
 // BenchmarkCheckNestedOrgParallel runs random checks from 8 goroutines
 // per GOMAXPROCS (as a server's workers would), with the read cache warm
-// and no result cache: run with -cpu 1,2 to see whether evaluation
-// scales with cores, and with -mutexprofile/-blockprofile for what holds
-// it back.
+// and no result cache — or, x100/result-cache, with one, over 262,144
+// distinct checks it mostly misses, as on a large graph: run with -cpu
+// 1,2 to see whether evaluation scales with cores, and with
+// -mutexprofile/-blockprofile for what holds it back.
 func BenchmarkCheckNestedOrgParallel(b *testing.B) {
-	for _, big := range []bool{false, true} {
-		name := "x1"
-		if big {
-			name = "x100"
-		}
-		b.Run(name, func(b *testing.B) {
-			w := loadNestedOrg(b, big)
+	for _, c := range []struct {
+		name   string
+		big    bool
+		cached bool // with the result cache, on checks it mostly misses
+	}{{"x1", false, false}, {"x100", true, false}, {"x100/result-cache", true, true}} {
+		b.Run(c.name, func(b *testing.B) {
+			w := loadNestedOrg(b, c.big)
 			ctx := context.Background()
 			e := New(Config{CacheEntries: -1, ReadCacheBytes: 1 << 30})
 			reqs := w.randomChecks(4096, 1)
-			for _, r := range reqs {
+			warm := reqs
+			if c.cached {
+				e = New(Config{ReadCacheBytes: 1 << 30})
+				reqs = w.randomChecks(1<<18, 1)
+				warm = reqs[:4096]
+			}
+			for _, r := range warm {
 				if _, err := e.Check(ctx, w.snap, r); err != nil {
 					b.Fatal(err)
 				}

@@ -2,12 +2,12 @@ package dispatch
 
 import (
 	"context"
+	"hash/maphash"
+	"sync"
 	"sync/atomic"
-
-	lru "github.com/hashicorp/golang-lru/v2"
 )
 
-// Cache is the outermost layer: a bounded LRU of shareable answers.
+// Cache is the outermost layer: a bounded cache of shareable answers.
 //
 // Key: (revision, resource type, resource ID, relation, subject, caveat
 // context hash), so an answer is never served for another revision or
@@ -18,9 +18,15 @@ import (
 // within that window every relationship the evaluation read is still
 // visible and every one it did not see is still invisible: the answer is
 // exactly what a fresh evaluation would give. No time bucketing is needed.
+//
+// Storage is a set-associative table (see table): random checks on a
+// large graph store an answer for nearly every problem they evaluate and
+// mostly miss, so a lookup and a store must cost little and not queue
+// behind other checks. A general-purpose LRU (a map and a list under one
+// lock) spent microseconds per answer there.
 type Cache[S any] struct {
 	next   Resolver[S]
-	lru    *lru.Cache[Key, entry] // safe for concurrent use
+	t      *table
 	hits   atomic.Uint64
 	misses atomic.Uint64
 }
@@ -35,18 +41,14 @@ type entry struct {
 
 // NewCache returns a cache of at most entries answers in front of next.
 func NewCache[S any](next Resolver[S], entries int) (*Cache[S], error) {
-	l, err := lru.New[Key, entry](entries)
-	if err != nil {
-		return nil, err
-	}
-	return &Cache[S]{next: next, lru: l}, nil
+	return &Cache[S]{next: next, t: newTable(entries)}, nil
 }
 
 // Resolve answers from the cache what it can and asks next for the rest.
 func (c *Cache[S]) Resolve(ctx context.Context, scope S, p *Problem, out []Answer) error {
 	var missed []int
 	for i := range p.ResourceIDs {
-		e, ok := c.lru.Get(KeyOf(p, i))
+		e, ok := c.t.get(KeyOf(p, i), true)
 		if ok && e.at <= p.Now && p.Now < e.until {
 			out[i] = Answer{Permissionship: e.perm, Missing: e.missing, Low: NoLow, Until: e.until}
 			continue
@@ -85,7 +87,7 @@ func (c *Cache[S]) store(p *Problem, i int, a Answer) {
 	if !a.Shareable() || a.Until <= p.Now || a.Remote {
 		return
 	}
-	c.lru.Add(KeyOf(p, i), entry{perm: a.Permissionship, missing: a.Missing, at: p.Now, until: a.Until})
+	c.t.put(KeyOf(p, i), entry{perm: a.Permissionship, missing: a.Missing, at: p.Now, until: a.Until})
 }
 
 // Cached returns how many of p's IDs the cache can answer now, without
@@ -93,7 +95,7 @@ func (c *Cache[S]) store(p *Problem, i int, a Answer) {
 func (c *Cache[S]) Cached(p *Problem) int {
 	n := 0
 	for i := range p.ResourceIDs {
-		if e, ok := c.lru.Peek(KeyOf(p, i)); ok && e.at <= p.Now && p.Now < e.until {
+		if e, ok := c.t.get(KeyOf(p, i), false); ok && e.at <= p.Now && p.Now < e.until {
 			n++
 		}
 	}
@@ -107,4 +109,126 @@ func (c *Cache[S]) Hits() uint64 { return c.hits.Load() }
 func (c *Cache[S]) Misses() uint64 { return c.misses.Load() }
 
 // Len returns the number of cached answers.
-func (c *Cache[S]) Len() int { return c.lru.Len() }
+func (c *Cache[S]) Len() int { return c.t.len() }
+
+// table is a fixed-size set-associative cache of answers by Key: a key
+// hashes to one set of ways slots and lives in one of them; storing a key
+// its set has no room for replaces the set's least recently used slot.
+// A small table is one set (an exact LRU). Each set is guarded by one of
+// a fixed number of striped locks, held only to compare and copy a few
+// slots, so a lookup or a store costs a hash and a short critical section,
+// allocates nothing, and concurrent checks seldom meet on a lock.
+type table struct {
+	slots []slot
+	ways  int
+	sets  uint64
+	locks []stripe
+	seed  maphash.Seed
+}
+
+// slot is one cached answer; hash is its key's, compared before the key;
+// used orders a set's slots by last use (0: empty).
+type slot struct {
+	hash uint64
+	used uint64
+	key  Key
+	e    entry
+}
+
+// stripe is a lock and the use counter of the sets it guards, padded to
+// its own cache line.
+type stripe struct {
+	mu   sync.Mutex
+	tick uint64
+	_    [48]byte
+}
+
+// Table geometry: ways slots per set, one set up to oneSet entries, and
+// at most stripes locks.
+const (
+	ways    = 8
+	oneSet  = 64
+	stripes = 256
+)
+
+// newTable returns a table of at least entries slots (at least one).
+func newTable(entries int) *table {
+	entries = max(entries, 1)
+	t := &table{seed: maphash.MakeSeed()}
+	if entries <= oneSet {
+		t.ways, t.sets = entries, 1
+	} else {
+		t.ways, t.sets = ways, uint64((entries+ways-1)/ways)
+	}
+	t.slots = make([]slot, t.sets*uint64(t.ways))
+	t.locks = make([]stripe, min(t.sets, stripes))
+	return t
+}
+
+// set returns k's hash, the slots of its set and the stripe guarding
+// them.
+func (t *table) set(k *Key) (uint64, []slot, *stripe) {
+	h := maphash.Comparable(t.seed, *k)
+	set, st := t.setAt(h % t.sets)
+	return h, set, st
+}
+
+// setAt returns set s and the stripe guarding it.
+func (t *table) setAt(s uint64) ([]slot, *stripe) {
+	w := uint64(t.ways)
+	return t.slots[s*w : (s+1)*w], &t.locks[s%uint64(len(t.locks))]
+}
+
+// get returns k's entry; touch marks it used.
+func (t *table) get(k Key, touch bool) (entry, bool) {
+	h, set, st := t.set(&k)
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	for i := range set {
+		if s := &set[i]; s.used != 0 && s.hash == h && s.key == k {
+			if touch {
+				st.tick++
+				s.used = st.tick
+			}
+			return s.e, true
+		}
+	}
+	return entry{}, false
+}
+
+// put stores e under k: in k's slot, an empty one, or the least recently
+// used one of its set.
+func (t *table) put(k Key, e entry) {
+	h, set, st := t.set(&k)
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	victim := &set[0]
+	for i := range set {
+		s := &set[i]
+		if s.used != 0 && s.hash == h && s.key == k {
+			victim = s
+			break
+		}
+		if s.used < victim.used {
+			victim = s
+		}
+	}
+	st.tick++
+	*victim = slot{hash: h, used: st.tick, key: k, e: e}
+}
+
+// len counts the occupied slots.
+func (t *table) len() int {
+	n := 0
+	for s := range t.sets {
+		set, st := t.setAt(s)
+		st.mu.Lock()
+		for i := range set {
+			if set[i].used != 0 {
+				n++
+			}
+		}
+		st.mu.Unlock()
+	}
+	return n
+}

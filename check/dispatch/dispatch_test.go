@@ -2,6 +2,7 @@ package dispatch
 
 import (
 	"context"
+	"fmt"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -37,12 +38,22 @@ func problem(rev uint64, now int64, ids ...string) *Problem {
 		Subject: graph.SubjectRef{Object: graph.ObjectRef{Type: "user", ID: "ann"}}, Now: now, Seq: 1}
 }
 
+// TestCache runs on a cache of one set and on a set-associative one.
 func TestCache(t *testing.T) {
+	for _, size := range []int{10, 100000} {
+		t.Run(fmt.Sprint(size), func(t *testing.T) { testCache(t, size) })
+	}
+}
+
+func testCache(t *testing.T, size int) {
 	ctx := context.Background()
 	next := &counting{low: NoLow, until: 100}
-	c, err := NewCache[struct{}](next, 10)
+	c, err := NewCache[struct{}](next, size)
 	if err != nil {
 		t.Fatal(err)
+	}
+	if slots := len(c.t.slots); slots < size || slots >= size+ways {
+		t.Fatalf("%d entries: %d slots", size, slots)
 	}
 	out := make([]Answer, 2)
 	for _, tc := range []struct {
@@ -70,6 +81,10 @@ func TestCache(t *testing.T) {
 	if c.Hits() != 3 || c.Misses() != 9 {
 		t.Errorf("hits %d misses %d, want 3 and 9", c.Hits(), c.Misses())
 	}
+	// One answer per key: yes, no and nope at revision 1, yes and no at 2.
+	if c.Len() != 5 {
+		t.Errorf("%d cached answers, want 5", c.Len())
+	}
 	// Answers that assumed an evaluation in progress are never cached.
 	next.low = 3
 	c2, _ := NewCache[struct{}](next, 10)
@@ -81,6 +96,53 @@ func TestCache(t *testing.T) {
 	}
 	if got := next.calls.Load() - before; got != 2 {
 		t.Errorf("a cycle-dependent answer was cached: %d computations, want 2", got)
+	}
+}
+
+// TestTableReplacesLeastRecentlyUsed: a set full of keys replaces the one
+// used longest ago, a lookup counting as a use and a Peek-like lookup
+// (touch false) not.
+func TestTableReplacesLeastRecentlyUsed(t *testing.T) {
+	tb := newTable(3) // one set of three
+	key := func(id string) Key { return KeyOf(problem(1, 1, id), 0) }
+	for i, id := range []string{"a", "b", "c"} {
+		tb.put(key(id), entry{at: int64(i)})
+	}
+	tb.get(key("a"), true)  // b is now the least recently used
+	tb.get(key("b"), false) // a peek does not change that
+	tb.put(key("d"), entry{at: 3})
+	for id, want := range map[string]bool{"a": true, "b": false, "c": true, "d": true} {
+		if _, ok := tb.get(key(id), false); ok != want {
+			t.Errorf("%s cached: %v, want %v", id, ok, want)
+		}
+	}
+	tb.put(key("c"), entry{at: 9}) // a key stored again replaces its own slot
+	if e, _ := tb.get(key("c"), false); e.at != 9 || tb.len() != 3 {
+		t.Errorf("c stored again: entry at %d, %d slots used; want 9 and 3", e.at, tb.len())
+	}
+}
+
+// TestTableConcurrent stores and reads keys from many goroutines: every
+// entry read belongs to the key it was read under.
+func TestTableConcurrent(t *testing.T) {
+	tb := newTable(1000)
+	var wg sync.WaitGroup
+	for g := range 8 {
+		wg.Go(func() {
+			for i := range 5000 {
+				id := fmt.Sprint(g*100000 + i%700)
+				k := KeyOf(problem(1, 1, id), 0)
+				if e, ok := tb.get(k, true); ok && e.missing[0] != id {
+					t.Errorf("key %s holds the entry of %s", id, e.missing[0])
+					return
+				}
+				tb.put(k, entry{missing: []string{id}})
+			}
+		})
+	}
+	wg.Wait()
+	if n := tb.len(); n == 0 || n > len(tb.slots) {
+		t.Errorf("%d slots used of %d", n, len(tb.slots))
 	}
 }
 
@@ -185,4 +247,30 @@ func TestCacheSkipsRemote(t *testing.T) {
 	if got := next.calls.Load(); got != 2 || c.Len() != 0 {
 		t.Errorf("%d computed, %d cached; want 2 and 0", got, c.Len())
 	}
+}
+
+// BenchmarkCacheMisses resolves problems of one ID through a cache of
+// 100,000 answers from 8 goroutines per GOMAXPROCS, every ID new, as
+// random checks on a large graph mostly are: what the cache's lookups and
+// stores cost, and how they scale with cores (-cpu 1,2).
+func BenchmarkCacheMisses(b *testing.B) {
+	next := &counting{low: NoLow, until: Never}
+	c, err := NewCache[struct{}](next, 100000)
+	if err != nil {
+		b.Fatal(err)
+	}
+	var seq atomic.Int64
+	b.SetParallelism(8)
+	b.ReportAllocs()
+	b.ResetTimer()
+	b.RunParallel(func(pb *testing.PB) {
+		out := make([]Answer, 1)
+		for pb.Next() {
+			p := problem(1, 1, fmt.Sprintf("n%d", seq.Add(1)))
+			if err := c.Resolve(context.Background(), struct{}{}, p, out); err != nil {
+				b.Error(err)
+				return
+			}
+		}
+	})
 }
