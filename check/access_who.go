@@ -210,7 +210,7 @@ func planWho(s *schema.Schema, req WhoRequest) ([]whoPlanStep, error) {
 // false once yield asked to stop.
 func (e *Engine) whoStep(ctx context.Context, snap Snapshot, req WhoRequest, now time.Time, step whoPlanStep, yield func(AccessRow) bool) (more bool, err error) {
 	var found []SubjectResult
-	proofs, err := e.lookupSubjects(ctx, snap, LookupSubjectsRequest{Resource: req.Resource, Permission: step.perm, SubjectType: step.typ, Context: req.Context, Now: now},
+	set, err := e.lookupSubjects(ctx, snap, LookupSubjectsRequest{Resource: req.Resource, Permission: step.perm, SubjectType: step.typ, Context: req.Context, Now: now},
 		true, func(r SubjectResult) bool {
 			found = append(found, r)
 			return len(found) <= e.cfg.MaxAccessObjects
@@ -227,7 +227,7 @@ func (e *Engine) whoStep(ctx context.Context, snap Snapshot, req WhoRequest, now
 		if a := req.After; a != nil && a.Permission == step.perm && a.Subject.Object.Type == step.typ && f.Subject.Object.ID <= a.Subject.Object.ID {
 			continue
 		}
-		q := rowRequest{snap: snap, caveatCtx: req.Context, now: now, res: req.Resource, perm: step.perm, subject: f.Subject, eval: f.Subject, proofs: proofs}
+		q := rowRequest{snap: snap, caveatCtx: req.Context, now: now, res: req.Resource, perm: step.perm, subject: f.Subject, eval: f.Subject, set: set}
 		if f.Subject.Object.ID == graph.Wildcard {
 			q.excluded = make([]string, len(f.Excluded))
 			for i, x := range f.Excluded {

@@ -35,7 +35,7 @@ func TestSubjectSetAlgebra(t *testing.T) {
 			}
 		}
 		c := member(rng.IntN(3))
-		capd := capped(a, c)
+		capd := capped(a, c, 0)
 		for _, id := range ids {
 			if want := min(a.get(id), c); capd.get(id) != want {
 				t.Fatalf("capped(%v, %v) at %s: got %v, want %v", a, c, id, capd.get(id), want)
@@ -45,7 +45,7 @@ func TestSubjectSetAlgebra(t *testing.T) {
 		for _, id := range ids {
 			before[id] = a.get(id)
 		}
-		u := cloneResults([]setResult{{set: a}})[0].set.union(b, c, nil)
+		u := cloneResults([]setResult{{set: a}})[0].set.union(b, c, 0, nil)
 		for _, id := range ids {
 			if want := max(before[id], min(b.get(id), c)); u.get(id) != want {
 				t.Fatalf("union(%v, %v, %v) at %s: got %v, want %v", a, b, c, id, u.get(id), want)
@@ -55,7 +55,7 @@ func TestSubjectSetAlgebra(t *testing.T) {
 			}
 		}
 		w := cloneResults([]setResult{{set: a}})[0].set
-		w.raiseAll(c)
+		w.raiseAll(c, 0)
 		for _, id := range ids {
 			if want := max(before[id], c); w.get(id) != want {
 				t.Fatalf("raiseAll(%v, %v) at %s: got %v, want %v", a, c, id, w.get(id), want)
