@@ -43,12 +43,14 @@ type subjectSet struct {
 	def  member
 	m    map[string]member
 	keys []string
-	// until holds, for a subject "yes" in the set, when that may end, as
-	// a check's outcome.until does (see outcome.or, and, minus, and
-	// setResult.loose): UnixNano, 0 for never. A subject without an entry
-	// has defUntil. Entries do not decide membership (a subject may have
-	// one and be listed or not), so a set that no expiring relationship
-	// led to has neither (see timed).
+	// until holds, for a subject the set grants ("yes" or "maybe"), the
+	// instant before which that grant cannot end, as a check's
+	// outcome.until is for its answer (see timeCombined, and
+	// setResult.loose for when it is exactly the end): UnixNano, 0 for
+	// never. A subject without an entry has defUntil. Entries do not
+	// decide membership (a subject may have one and be listed or not),
+	// and a set that no expiring relationship led to has neither (see
+	// timed).
 	until    map[string]int64
 	defUntil int64
 	// why holds, in an evaluation that keeps proofs, why each subject
@@ -80,27 +82,34 @@ func (s *subjectSet) set(id string, v member) {
 	s.m[id] = v
 }
 
+// granted reports whether m grants, conditionally or not: what a
+// subject's until times (see subjectSet.until).
+func (m member) granted() bool { return m != memberNo }
+
 // raise lifts id's membership to at least v, through a relationship
-// (or chain) that holds until u (0: never): a subject already "yes" is
-// then "yes" until the later of the two.
+// (or chain) that holds until u (0: never): a subject the set grants
+// already is then granted until the later of the two.
 func (s *subjectSet) raise(id string, v member, u int64) {
-	cur := s.get(id)
-	if v == memberYes && cur == memberYes {
-		s.setUntil(id, latest(s.untilOf(id), u))
+	if v == memberNo {
 		return
+	}
+	cur := s.get(id)
+	if cur.granted() {
+		u = latest(s.untilOf(id), u)
 	}
 	if cur < v {
 		s.set(id, v)
-		if v == memberYes {
-			s.setUntil(id, u)
-		}
 	}
+	s.setUntil(id, u)
 }
 
 // raiseAll lifts every subject's membership to at least v (a wildcard
 // relationship, which holds until u).
 func (s *subjectSet) raiseAll(v member, u int64) {
-	if v == memberYes && (u != 0 || s.timed()) {
+	if v == memberNo {
+		return
+	}
+	if u != 0 || s.timed() {
 		s.timeAll(u)
 	}
 	s.def = max(s.def, v)
@@ -109,14 +118,13 @@ func (s *subjectSet) raiseAll(v member, u int64) {
 	}
 }
 
-// timeAll sets the untils of s for every subject becoming (or staying)
-// "yes" through a wildcard that holds until u: the later of u and its own
-// for a subject "yes" already, u for the others. Called before the
-// memberships are raised.
+// timeAll sets the untils of s for every subject a wildcard that holds
+// until u grants: the later of u and its own for a subject granted
+// already, u for the others. Called before the memberships are raised.
 func (s *subjectSet) timeAll(u int64) {
-	wasYes := s.def == memberYes
+	wasGranted := s.def.granted()
 	def := u
-	if wasYes {
+	if wasGranted {
 		def = latest(s.defUntil, u)
 	}
 	out := make(map[string]int64)
@@ -126,14 +134,14 @@ func (s *subjectSet) timeAll(u int64) {
 		}
 	}
 	for _, id := range s.keys {
-		if s.m[id] == memberYes {
+		if s.m[id].granted() {
 			keep(id, latest(s.untilOf(id), u))
 		} else {
 			keep(id, u)
 		}
 	}
 	for id, x := range s.until {
-		if _, listed := s.m[id]; !listed && wasYes {
+		if _, listed := s.m[id]; !listed && wasGranted {
 			keep(id, latest(x, u))
 		}
 	}
@@ -143,8 +151,8 @@ func (s *subjectSet) timeAll(u int64) {
 	}
 }
 
-// untilOf returns when id's "yes" in s may end (0: never); meaningless
-// for a subject not "yes".
+// untilOf returns when the set's grant of id may end (0: never);
+// meaningless for a subject it does not grant.
 func (s *subjectSet) untilOf(id string) int64 {
 	if u, ok := s.until[id]; ok {
 		return u
@@ -152,7 +160,7 @@ func (s *subjectSet) untilOf(id string) int64 {
 	return s.defUntil
 }
 
-// setUntil records u as when id's "yes" may end.
+// setUntil records u as when the set's grant of id may end.
 func (s *subjectSet) setUntil(id string, u int64) {
 	if u == s.defUntil {
 		if s.until != nil {
@@ -166,7 +174,7 @@ func (s *subjectSet) setUntil(id string, u int64) {
 	s.until[id] = u
 }
 
-// timed reports whether some subject's "yes" in s may end.
+// timed reports whether the grant of some subject may end.
 func (s *subjectSet) timed() bool { return s.defUntil != 0 || len(s.until) > 0 }
 
 // empty reports whether no subject is in the set.
@@ -221,12 +229,13 @@ func andMember(x, y member) member   { return min(x, y) }
 func minusMember(x, y member) member { return min(x, y.not()) }
 
 // timeCombined sets the untils of out, the combination of a and b by op,
-// as outcome's operators combine a check's: a union's "yes" holds until
-// the latest of its "yes" sides' untils, an intersection's until the
-// earliest of both, an exclusion's until the earlier of its base's and
-// of the subtracted side's "no". A "no" is not timed per subject: noB is
-// when b's may end, b's earliest expiration (0: never; b is then the
-// same at every instant). The kind of op is read from its truth table.
+// as outcome's operators combine a check's untils, read for a grant
+// (conditional or not): a union grants until the latest of its granting
+// sides' untils, an intersection until the earliest of both, an
+// exclusion until the earlier of its base's until and the end of the
+// subtracted side's refusal. That refusal is not timed per subject: noB
+// is when b may change at all, its earliest expiration (0: never). The
+// kind of op is read from its truth table.
 func timeCombined(out, a, b *subjectSet, op func(x, y member) member, noB int64) {
 	minus := op(memberYes, memberYes) == memberNo
 	if !a.timed() && !b.timed() && (!minus || noB == 0) {
@@ -237,31 +246,30 @@ func timeCombined(out, a, b *subjectSet, op func(x, y member) member, noB int64)
 		switch {
 		case minus:
 			return earliest(ua, noB)
-		case !union, ma == memberYes && mb == memberYes:
-			if union {
-				return latest(ua, ub)
-			}
+		case !union:
 			return earliest(ua, ub)
-		case ma == memberYes:
+		case ma.granted() && mb.granted():
+			return latest(ua, ub)
+		case ma.granted():
 			return ua
 		}
 		return ub
 	}
-	if out.def == memberYes {
+	if out.def.granted() {
 		out.defUntil = until(a.def, a.defUntil, b.def, b.defUntil)
 	}
 	at := func(id string) {
-		if out.get(id) == memberYes {
+		if out.get(id).granted() {
 			out.setUntil(id, until(a.get(id), a.untilOf(id), b.get(id), b.untilOf(id)))
 		}
 	}
 	for _, id := range out.keys {
 		at(id)
 	}
-	if out.def != memberYes {
+	if !out.def.granted() {
 		return
 	}
-	// Subjects "yes" by default in out whose untils may differ from the
+	// Subjects out grants by default whose untils may differ from the
 	// default's: those a or b lists or times.
 	for _, x := range []*subjectSet{a, b} {
 		for _, id := range x.keys {
@@ -274,7 +282,7 @@ func timeCombined(out, a, b *subjectSet, op func(x, y member) member, noB int64)
 }
 
 // capped returns s with every membership lowered to at most c (the
-// caveat of the relationship that leads to s) and every "yes" ending by
+// caveat of the relationship that leads to s) and every grant ending by
 // u (its expiration, 0: never).
 func capped(s *subjectSet, c member, u int64) *subjectSet {
 	if c == memberYes && u == 0 {
@@ -287,18 +295,18 @@ func capped(s *subjectSet, c member, u int64) *subjectSet {
 			out.set(id, v)
 		}
 	}
-	if c != memberYes {
+	if !s.timed() && u == 0 {
 		return out
 	}
-	if out.def == memberYes {
+	if out.def.granted() {
 		out.defUntil = earliest(s.defUntil, u)
 	}
-	for _, id := range out.keys {
-		if out.m[id] == memberYes {
+	for _, id := range s.keys {
+		if out.get(id).granted() {
 			out.setUntil(id, earliest(s.untilOf(id), u))
 		}
 	}
-	if out.def == memberYes {
+	if out.def.granted() {
 		for id, x := range s.until {
 			out.setUntil(id, earliest(x, u))
 		}
@@ -329,11 +337,9 @@ func (s *subjectSet) union(x *subjectSet, c member, u int64, p *proof) *subjectS
 		if p != nil && v == memberYes && s.get(id) != memberYes {
 			s.prove(id, p)
 		}
-		var xu int64
-		if v == memberYes {
-			xu = earliest(x.untilOf(id), u)
+		if v.granted() {
+			s.raise(id, v, earliest(x.untilOf(id), u))
 		}
-		s.raise(id, v, xu)
 	}
 	return s
 }
@@ -362,15 +368,14 @@ type setResult struct {
 	// caveated: a caveat was decided for the set, with the request's
 	// context; otherwise the set is the same in every context.
 	caveated bool
-	// loose: a subject "yes" in the set may hold it past its until (see
-	// subjectSet.until), which is then only a lower bound on the end of
-	// its access, as a check's is. Set where an expiring relationship
-	// was read whose expiry can add subjects (on the subtracted side of
-	// an exclusion, as the tupleset of a .all arrow) and where a caveat
-	// left a subject "maybe" (which may outlast its "yes"). Otherwise the
-	// set only loses subjects as time passes, and a "yes" subject's until
-	// is the instant its access ends: every branch that grants it was
-	// evaluated and timed.
+	// loose: a subject the set grants may be granted past its until
+	// (see subjectSet.until), which is then only a lower bound on the
+	// end of its access, as a check's is: an expiring relationship was
+	// read whose expiry can grant more (on the subtracted side of an
+	// exclusion, as the tupleset of a .all arrow). Otherwise the set
+	// only loses subjects as time passes, and a subject's until is the
+	// instant its access ends: every branch that grants it was evaluated
+	// and timed.
 	loose bool
 	// ref, in an evaluation that keeps proofs, names the node whose set
 	// an expression passed through unchanged (a relation or permission
@@ -630,9 +635,6 @@ func (se *setEval) relation(typ string, ids []string, r *schema.Relation, depth 
 		}
 		if c == memberNo {
 			return
-		}
-		if c == memberMaybe {
-			out[i].loose = true
 		}
 		u := expiresAt(&rel)
 		switch {
@@ -930,7 +932,7 @@ func (se *setEval) arrow(typ string, ids []string, a *schema.Arrow, perm string,
 			return
 		}
 		u := expiresAt(&rel)
-		if c == memberMaybe || (a.Func == schema.ArrowAll && u != 0) {
+		if a.Func == schema.ArrowAll && u != 0 {
 			// A .all's related object that expires leaves the
 			// intersection, which may grant more.
 			out[i].loose = true
