@@ -130,10 +130,12 @@ type setAnswer struct {
 }
 
 // held returns, for a subject id "yes" in the set, its outcome at the
-// evaluation's instant (without a path): HasPermission, until its until
-// (often later than a check's, which stops at the first branch that
-// grants where the set evaluation timed them all), and whether that
-// until is when its access ends.
+// evaluation's instant (without a path) and whether the outcome's until
+// is when its access ends. That until is the subject's in the set: the
+// instant before which it stays granted, perhaps only conditionally
+// (what endsAfter needs, not when the answer may change, as a check's
+// until is), and often later than a check's, which stops at the first
+// branch that grants where the set evaluation timed them all.
 func (a *setAnswer) held(id string) (o outcome, exact, ok bool) {
 	s := a.ref.set
 	if s.get(id) != memberYes {

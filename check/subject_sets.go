@@ -18,6 +18,13 @@ import (
 // member): a caveat the request's context does not decide makes it
 // "maybe", and only those subjects are checked one by one.
 //
+// Each subject a set grants is also timed, as a check's answer is (see
+// subjectSet.until): the instant before which the grant cannot end. Sets
+// combine the untils as outcomes combine theirs, over every branch (a
+// check stops at the first that grants), so where nothing that expires
+// can grant more (setResult.loose), a subject's until is the end of its
+// access: WhoCanAccess reads the rows' ends there without a check.
+//
 // The evaluation gives up (errSetFallback) where its answers could differ
 // from a check's: a subject set request (a set has itself), and a chain
 // of relationships deeper than the depth limit, which is also how
