@@ -4,9 +4,7 @@ import (
 	"context"
 	"fmt"
 	"math/rand/v2"
-	"os"
 	"slices"
-	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -30,42 +28,12 @@ import (
 //     which the model no longer grants (zero if none);
 //   - paging by cursor with a random limit gives the same rows.
 func TestAccessReferenceModel(t *testing.T) {
-	seed := uint64(time.Now().UnixNano())
-	if v := os.Getenv("PEMBA_REFERENCE_SEED"); v != "" {
-		seed, _ = strconv.ParseUint(v, 10, 64)
-	}
-	t.Logf("seed %d (PEMBA_REFERENCE_SEED reproduces)", seed)
-	rng := rand.New(rand.NewPCG(seed, 2))
+	rng := referenceRNG(t, 2)
 	now := goldenNow
 	ctx := context.Background()
-	worlds, rejected := 0, 0
-	for worlds < referenceIterations(t) {
-		// Half the worlds are monotone (unions and arrows only), which
-		// WhoCanAccess and WhatCanAccess answer from one walk.
-		src, _, ids := randomWorld(rng)
-		if worlds%2 == 1 {
-			src, ids = randomMonotoneWorld(rng)
-		}
-		s, err := schema.Compile("random.zed", src)
-		if err != nil {
-			if rejected++; rejected > 100*(worlds+1) {
-				t.Fatalf("random schemas keep failing to compile: %v", err)
-			}
-			continue
-		}
-		worlds++
-		rels := randomRelationships(rng, s, ids, now)
-		// Spread the expirations over several instants, so that an
-		// access can outlive one expiring path through another.
-		for i := range rels {
-			if rels[i].Expiration != nil && rels[i].Expiration.After(now) || rng.IntN(10) == 0 {
-				e := now.Add(time.Duration(1+rng.IntN(3)) * time.Hour)
-				rels[i].Expiration = &e
-			}
-		}
-		store := newTestStore(t)
-		store.write(t, rels)
-		snap := Snapshot{Schema: s, Reader: store.reader(t)}
+	// Half the worlds are monotone (unions and arrows only), which
+	// WhoCanAccess and WhatCanAccess answer from one walk.
+	forEachWorld(t, rng, now, worldOptions{monotone: true, spread: true}, func(w *testWorld) bool {
 		var rctx map[string]any
 		switch rng.IntN(3) {
 		case 0:
@@ -75,14 +43,12 @@ func TestAccessReferenceModel(t *testing.T) {
 		}
 		engines := []*Engine{New(Config{CacheEntries: -1, ReadCacheBytes: -1, DisableSingleflight: true}), New(Config{ChunkSize: 2})}
 		e := engines[rng.IntN(2)]
-		a := &accessCheck{t: t, s: s, src: src, rels: rels, ids: ids, ctx: rctx, now: now, store: store, world: worlds,
-			truth: map[refTruthKey]map[refKey]refValue{}, e: e, snap: snap}
-		a.who(ctx, e, snap, rng)
-		a.what(ctx, e, snap, rng)
-		if a.failed {
-			return
-		}
-	}
+		a := &accessCheck{t: t, s: w.s, src: w.src, rels: w.rels, ids: w.ids, ctx: rctx, now: now, store: w.store, world: w.n,
+			truth: map[refTruthKey]map[refKey]refValue{}, e: e, snap: w.snap}
+		a.who(ctx, e, w.snap, rng)
+		a.what(ctx, e, w.snap, rng)
+		return !a.failed
+	})
 }
 
 // accessCheck is one random world under test.

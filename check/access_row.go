@@ -27,16 +27,21 @@ type rowRequest struct {
 	eval graph.SubjectRef
 	// excluded lists, for a wildcard row, the subjects it leaves out.
 	excluded []string
-	// proofs, when set, is the permission's set from a set evaluation
-	// that kept proofs: a subject it proves to hold the permission gets
-	// its path from there instead of from a check in explain mode.
-	proofs *setRef
+	// set, when not nil, is what a set evaluation that kept proofs knows
+	// of the permission's subjects: a subject it holds "yes" needs no
+	// check for its answer at now nor, mostly, for its path (from the
+	// proofs) and its end (see setAnswer).
+	set *setAnswer
 }
 
 // accessRow answers one row: the permissionship, a shortest path, when
 // it ends and how it is held. ok is false when the subject does not hold
-// the access after all.
+// the access after all. Its answer at q.now comes from q.set when that
+// holds the subject "yes", else from a check.
 func (e *Engine) accessRow(ctx context.Context, q rowRequest) (AccessRow, bool, error) {
+	if first, _, ok := q.held(); ok {
+		return e.accessRowFrom(ctx, q, first)
+	}
 	first, err := e.answerAt(ctx, q.snap, q.eval, q.caveatCtx, q.res, q.perm, q.now)
 	if err != nil {
 		return AccessRow{}, false, err
@@ -44,13 +49,22 @@ func (e *Engine) accessRow(ctx context.Context, q rowRequest) (AccessRow, bool, 
 	return e.accessRowFrom(ctx, q, first)
 }
 
+// held returns q's subject's outcome at q.now from q.set, when that holds
+// it "yes" (see setAnswer.held); a wildcard row's is left to a check.
+func (q *rowRequest) held() (o outcome, exact, ok bool) {
+	if q.set == nil || q.eval != q.subject {
+		return outcome{}, false, false
+	}
+	return q.set.held(q.subject.Object.ID)
+}
+
 // accessRowFrom is accessRow given first, the answer at q.now.
 func (e *Engine) accessRowFrom(ctx context.Context, q rowRequest, first outcome) (AccessRow, bool, error) {
 	if first.perm == NoPermission {
 		return AccessRow{}, false, nil
 	}
-	if first.perm == HasPermission && q.proofs != nil && q.eval == q.subject {
-		if pn := proofPath(q.snap.Schema, q.proofs, q.subject.Object.ID); pn != nil {
+	if first.perm == HasPermission && q.set != nil && q.eval == q.subject {
+		if pn := proofPath(q.snap.Schema, q.set.ref, q.subject.Object.ID); pn != nil {
 			return e.rowWithPath(ctx, q, first, Result{Permissionship: HasPermission, Path: toPath(pn, q.subject, nil)})
 		}
 	}
@@ -71,10 +85,19 @@ func (e *Engine) accessRowFrom(ctx context.Context, q rowRequest, first outcome)
 
 // rowWithPath completes the row of q, whose answer at q.now is first,
 // with the permissionship and path of r: when it ends and how it is held.
+// The end is q.set's until for the subject when that is exact (see
+// setAnswer), else found by checks from first's until on (endsAfter).
 func (e *Engine) rowWithPath(ctx context.Context, q rowRequest, first outcome, r Result) (AccessRow, bool, error) {
-	ends, err := e.endsAfter(ctx, q.snap, q.eval, q.caveatCtx, q.res, q.perm, q.now, first)
-	if err != nil {
-		return AccessRow{}, false, err
+	var ends time.Time
+	if o, exact, ok := q.held(); ok && exact && r.Permissionship == HasPermission {
+		if o.until != dispatch.Never {
+			ends = time.Unix(0, o.until).UTC()
+		}
+	} else {
+		var err error
+		if ends, err = e.endsAfter(ctx, q.snap, q.eval, q.caveatCtx, q.res, q.perm, q.now, first); err != nil {
+			return AccessRow{}, false, err
+		}
 	}
 	relabel(r.Path, q.subject)
 	row := AccessRow{Resource: q.res, Permission: q.perm, Subject: q.subject, Excluded: q.excluded, Permissionship: r.Permissionship,

@@ -23,11 +23,15 @@ import (
 // expression: the walk gives every subject found its shortest path and,
 // for a monotone permission, its permissionship and end; otherwise a
 // check per row decides those. Any other permission, and a wildcard row
-// of a permission that subtracts, is answered from LookupSubjects with a
-// check per row; when its set evaluation answered, the path of a subject
-// it holds unconditionally is rebuilt from the proofs the evaluation kept
-// (see proof), not found by a check in explain mode. Rows that need a
-// check are answered Concurrency at a time, in order.
+// of a permission that subtracts, is answered from LookupSubjects. When
+// its set evaluation answered, a subject it holds unconditionally needs
+// no check: the evaluation timed each subject (see subjectSet.until), so
+// the row's path is rebuilt from the proofs it kept (see proof) and its
+// end is the subject's until where the set only shrinks over time, else
+// found by checks from that until on (see setAnswer, endsAfter). Any
+// other row (caveated, a wildcard, a lookup set evaluation left to
+// checks) is decided by a check. Rows that need a check are answered
+// Concurrency at a time, in order.
 //
 // Rows come sorted, so a permission's rows stream once its walk (or
 // lookup) is done; it holds at most Config.MaxAccessObjects objects. A
@@ -210,7 +214,7 @@ func planWho(s *schema.Schema, req WhoRequest) ([]whoPlanStep, error) {
 // false once yield asked to stop.
 func (e *Engine) whoStep(ctx context.Context, snap Snapshot, req WhoRequest, now time.Time, step whoPlanStep, yield func(AccessRow) bool) (more bool, err error) {
 	var found []SubjectResult
-	proofs, err := e.lookupSubjects(ctx, snap, LookupSubjectsRequest{Resource: req.Resource, Permission: step.perm, SubjectType: step.typ, Context: req.Context, Now: now},
+	set, err := e.lookupSubjects(ctx, snap, LookupSubjectsRequest{Resource: req.Resource, Permission: step.perm, SubjectType: step.typ, Context: req.Context, Now: now},
 		true, func(r SubjectResult) bool {
 			found = append(found, r)
 			return len(found) <= e.cfg.MaxAccessObjects
@@ -227,7 +231,7 @@ func (e *Engine) whoStep(ctx context.Context, snap Snapshot, req WhoRequest, now
 		if a := req.After; a != nil && a.Permission == step.perm && a.Subject.Object.Type == step.typ && f.Subject.Object.ID <= a.Subject.Object.ID {
 			continue
 		}
-		q := rowRequest{snap: snap, caveatCtx: req.Context, now: now, res: req.Resource, perm: step.perm, subject: f.Subject, eval: f.Subject, proofs: proofs}
+		q := rowRequest{snap: snap, caveatCtx: req.Context, now: now, res: req.Resource, perm: step.perm, subject: f.Subject, eval: f.Subject, set: set}
 		if f.Subject.Object.ID == graph.Wildcard {
 			q.excluded = make([]string, len(f.Excluded))
 			for i, x := range f.Excluded {

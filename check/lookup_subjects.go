@@ -63,11 +63,11 @@ func (e *Engine) LookupSubjects(ctx context.Context, snap Snapshot, req LookupSu
 	return err
 }
 
-// lookupSubjects is LookupSubjects; with proofs set, the set evaluation
-// records why each subject holds the permission, and the permission's
-// set is returned (nil when set evaluation did not answer the request;
-// see proofPath).
-func (e *Engine) lookupSubjects(ctx context.Context, snap Snapshot, req LookupSubjectsRequest, proofs bool, yield func(SubjectResult) bool) (*setRef, error) {
+// lookupSubjects is LookupSubjects, which also returns what the set
+// evaluation knows of the subjects (nil when it did not answer the
+// request; see setAnswer); with proofs set, that includes why each
+// subject holds the permission.
+func (e *Engine) lookupSubjects(ctx context.Context, snap Snapshot, req LookupSubjectsRequest, proofs bool, yield func(SubjectResult) bool) (*setAnswer, error) {
 	if err := validate(snap.Schema, req.Resource, req.Permission, graph.SubjectRef{Object: graph.ObjectRef{Type: req.SubjectType, ID: "x"}, Relation: req.SubjectRelation}); err != nil {
 		return nil, fmt.Errorf("lookup subjects: %w", err)
 	}
@@ -206,9 +206,10 @@ type candidates struct {
 	// known, when set, is the subjects' membership computed by set
 	// evaluation (see subjectSets): only its "maybe" members are checked.
 	known *subjectSet
-	// root names known, the permission's set, when the evaluation kept
-	// proofs.
-	root *setRef
+	// root names known, the permission's set (with the records of why
+	// its subjects are in it when the evaluation kept proofs), and says
+	// how far its untils go.
+	root *setAnswer
 }
 
 // addWalked adds the subjects a walk met (when it succeeded) to c.ids,
@@ -255,10 +256,8 @@ func (e *Engine) subjectSets(ctx context.Context, snap Snapshot, req LookupSubje
 		return candidates{}, err
 	}
 	set := res[0].set
-	c := candidates{known: set, wildcard: set.def != memberNo}
-	if proofs {
-		c.root = refOf(res[0], node{req.Resource.Type, req.Resource.ID, req.Permission})
-	}
+	c := candidates{known: set, wildcard: set.def != memberNo,
+		root: &setAnswer{ref: refOf(res[0], node{req.Resource.Type, req.Resource.ID, req.Permission}), exactEnds: !res[0].loose}}
 	for _, id := range set.keys {
 		if set.m[id] != memberNo || c.wildcard {
 			c.ids = append(c.ids, id)

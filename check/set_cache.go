@@ -80,8 +80,10 @@ const (
 	// whole.
 	setWholeTime = 250 * time.Millisecond
 	// setMemberBytes estimates the memory of one listed subject (its ID,
-	// map entry and proof pointer).
+	// map entry and proof pointer), setUntilBytes that of one subject's
+	// until (see subjectSet.until).
 	setMemberBytes = 96
+	setUntilBytes  = 48
 )
 
 // init readies the cache; it must be called with c.mu held.
@@ -109,7 +111,7 @@ func (c *setCache) put(k setKey, r setResult, now int64) {
 	if r.expires != 0 && r.expires <= now {
 		return
 	}
-	size := int64(len(r.set.keys)+1) * setMemberBytes
+	size := int64(len(r.set.keys)+1)*setMemberBytes + int64(len(r.set.until))*setUntilBytes
 	if size > setCacheBytes/4 {
 		return
 	}
@@ -268,7 +270,7 @@ func (se *setEval) restrict(s *subjectSet) *subjectSet {
 	if se.only == nil {
 		return s
 	}
-	out := &subjectSet{def: s.def}
+	out := &subjectSet{def: s.def, defUntil: s.defUntil}
 	add := func(id string) {
 		if v, ok := s.m[id]; ok && se.only[id] {
 			out.set(id, v)
@@ -278,12 +280,26 @@ func (se *setEval) restrict(s *subjectSet) *subjectSet {
 		for _, id := range s.keys {
 			add(id)
 		}
-		return out
+	} else {
+		// In a stable order: the order a set lists its subjects in is
+		// the order a lookup streams them.
+		for _, id := range slices.Sorted(maps.Keys(se.only)) {
+			add(id)
+		}
 	}
-	// In a stable order: the order a set lists its subjects in is the
-	// order a lookup streams them.
-	for _, id := range slices.Sorted(maps.Keys(se.only)) {
-		add(id)
+	// The untils of the subjects kept, listed or not.
+	if len(s.until) <= len(se.only) {
+		for id, u := range s.until {
+			if se.only[id] {
+				out.setUntil(id, u)
+			}
+		}
+	} else {
+		for id := range se.only {
+			if u, ok := s.until[id]; ok {
+				out.setUntil(id, u)
+			}
+		}
 	}
 	return out
 }

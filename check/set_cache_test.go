@@ -4,14 +4,11 @@ import (
 	"context"
 	"fmt"
 	"math/rand/v2"
-	"os"
 	"slices"
-	"strconv"
 	"testing"
 	"time"
 
 	"github.com/pembadb/pemba/graph"
-	"github.com/pembadb/pemba/schema"
 )
 
 // TestSetCache runs every LookupSubjects of random worlds of the
@@ -20,32 +17,12 @@ import (
 // cache fills as it goes, and compares each answer with an engine
 // without caches.
 func TestSetCache(t *testing.T) {
-	seed := uint64(time.Now().UnixNano())
-	if v := os.Getenv("PEMBA_REFERENCE_SEED"); v != "" {
-		seed, _ = strconv.ParseUint(v, 10, 64)
-	}
-	t.Logf("seed %d (PEMBA_REFERENCE_SEED reproduces)", seed)
-	rng := rand.New(rand.NewPCG(seed, 4))
+	rng := referenceRNG(t, 4)
 	ctx := context.Background()
 	cold := New(Config{CacheEntries: -1, ReadCacheBytes: -1})
 	cached := 0
-	for worlds := 0; worlds < referenceIterations(t); {
-		src, _, ids := randomWorld(rng)
-		s, err := schema.Compile("random.zed", src)
-		if err != nil {
-			continue
-		}
-		worlds++
-		rels := randomRelationships(rng, s, ids, goldenNow)
-		for i := range rels {
-			if rels[i].Expiration != nil && rels[i].Expiration.After(goldenNow) || rng.IntN(10) == 0 {
-				e := goldenNow.Add(time.Duration(1+rng.IntN(3)) * time.Hour)
-				rels[i].Expiration = &e
-			}
-		}
-		store := newTestStore(t)
-		store.write(t, rels)
-		snap := Snapshot{Schema: s, Reader: store.reader(t)}
+	forEachWorld(t, rng, goldenNow, worldOptions{spread: true}, func(w *testWorld) bool {
+		s, ids, snap, src, worlds := w.s, w.ids, w.snap, w.src, w.n
 		var reqs []LookupSubjectsRequest
 		for _, typ := range s.DefinitionOrder {
 			for _, id := range ids[typ] {
@@ -80,7 +57,8 @@ func TestSetCache(t *testing.T) {
 			cached += e.sets.sets.Len()
 		}
 		e.sets.mu.Unlock()
-	}
+		return true
+	})
 	if cached == 0 {
 		t.Error("no set was cached")
 	}
@@ -104,16 +82,9 @@ func TestSetCacheConcurrent(t *testing.T) {
 	rng := rand.New(rand.NewPCG(7, 5))
 	ctx := context.Background()
 	cold := New(Config{CacheEntries: -1, ReadCacheBytes: -1})
-	for worlds := 0; worlds < 4; {
-		src, _, ids := randomWorld(rng)
-		s, err := schema.Compile("random.zed", src)
-		if err != nil {
-			continue
-		}
-		worlds++
-		store := newTestStore(t)
-		store.write(t, randomRelationships(rng, s, ids, goldenNow))
-		snap := Snapshot{Schema: s, Reader: store.reader(t)}
+	forEachWorld(t, rng, goldenNow, worldOptions{count: 4}, func(w *testWorld) bool {
+		s, ids, snap, src, worlds := w.s, w.ids, w.snap, w.src, w.n
+		var err error
 		var reqs []LookupSubjectsRequest
 		for _, typ := range s.DefinitionOrder {
 			for _, id := range ids[typ] {
@@ -151,5 +122,6 @@ func TestSetCacheConcurrent(t *testing.T) {
 				t.Fatalf("world %d: %v\n%s", worlds, err, src)
 			}
 		}
-	}
+		return true
+	})
 }

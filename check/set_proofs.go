@@ -1,6 +1,7 @@
 package check
 
 import (
+	"github.com/pembadb/pemba/check/dispatch"
 	"github.com/pembadb/pemba/graph"
 	"github.com/pembadb/pemba/schema"
 )
@@ -116,6 +117,35 @@ func (s *subjectSet) prove(id string, p *proof) {
 	if _, ok := s.why[id]; !ok {
 		s.why[id] = p
 	}
+}
+
+// setAnswer is what a set evaluation that answered a lookup knows of the
+// subjects of the permission's set: why each one "yes" holds it (the
+// proofs under ref) and until when (ref.set's untils).
+type setAnswer struct {
+	ref *setRef
+	// exactEnds: the set only loses subjects as time passes, so a "yes"
+	// subject's until is when its access ends (see setResult.loose).
+	exactEnds bool
+}
+
+// held returns, for a subject id "yes" in the set, its outcome at the
+// evaluation's instant (without a path) and whether the outcome's until
+// is when its access ends. That until is the subject's in the set: the
+// instant before which it stays granted, perhaps only conditionally
+// (what endsAfter needs, not when the answer may change, as a check's
+// until is), and often later than a check's, which stops at the first
+// branch that grants where the set evaluation timed them all.
+func (a *setAnswer) held(id string) (o outcome, exact, ok bool) {
+	s := a.ref.set
+	if s.get(id) != memberYes {
+		return outcome{}, false, false
+	}
+	o = outcome{perm: HasPermission, low: dispatch.NoLow, until: dispatch.Never}
+	if u := s.untilOf(id); u != 0 {
+		o.until = u
+	}
+	return o, a.exactEnds, true
 }
 
 // proofPath rebuilds the chain that proves subject id is in the set

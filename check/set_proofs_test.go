@@ -2,14 +2,9 @@ package check
 
 import (
 	"context"
-	"math/rand/v2"
-	"os"
-	"strconv"
 	"testing"
-	"time"
 
 	"github.com/pembadb/pemba/graph"
-	"github.com/pembadb/pemba/schema"
 )
 
 // TestSetProofPaths checks, on random worlds of the reference model,
@@ -21,38 +16,26 @@ import (
 // unconditionally. Most such subjects must get a path (the records are
 // not silently missing).
 func TestSetProofPaths(t *testing.T) {
-	seed := uint64(time.Now().UnixNano())
-	if v := os.Getenv("PEMBA_REFERENCE_SEED"); v != "" {
-		seed, _ = strconv.ParseUint(v, 10, 64)
-	}
-	t.Logf("seed %d (PEMBA_REFERENCE_SEED reproduces)", seed)
-	rng := rand.New(rand.NewPCG(seed, 3))
+	rng := referenceRNG(t, 3)
 	ctx := context.Background()
 	e := New(Config{CacheEntries: -1, ReadCacheBytes: -1})
 	var yes, proved int
-	for worlds := 0; worlds < referenceIterations(t); {
-		src, _, ids := randomWorld(rng)
-		s, err := schema.Compile("random.zed", src)
-		if err != nil {
-			continue
-		}
-		worlds++
-		store := newTestStore(t)
-		store.write(t, randomRelationships(rng, s, ids, goldenNow))
-		snap := Snapshot{Schema: s, Reader: store.reader(t)}
+	forEachWorld(t, rng, goldenNow, worldOptions{}, func(w *testWorld) bool {
+		s, ids, snap, store, src, worlds := w.s, w.ids, w.snap, w.store, w.src, w.n
 		for _, typ := range s.DefinitionOrder {
 			for _, id := range ids[typ] {
 				res := graph.ObjectRef{Type: typ, ID: id}
 				for _, perm := range s.Definitions[typ].Order {
 					for _, st := range s.DefinitionOrder {
 						req := LookupSubjectsRequest{Resource: res, Permission: perm, SubjectType: st, Now: goldenNow}
-						root, err := e.lookupSubjects(ctx, snap, req, true, func(SubjectResult) bool { return true })
+						found, err := e.lookupSubjects(ctx, snap, req, true, func(SubjectResult) bool { return true })
 						if err != nil {
 							t.Fatalf("world %d: lookup %s#%s@%s: %v\n%s", worlds, res, perm, st, err, src)
 						}
-						if root == nil {
+						if found == nil {
 							continue
 						}
+						root := found.ref
 						for _, sid := range root.set.keys {
 							if root.set.m[sid] != memberYes {
 								continue
@@ -80,7 +63,8 @@ func TestSetProofPaths(t *testing.T) {
 				}
 			}
 		}
-	}
+		return true
+	})
 	t.Logf("%d of %d subjects held \"yes\" got a path from proofs", proved, yes)
 	if proved < yes*3/4 {
 		t.Errorf("only %d of %d subjects held \"yes\" got a path from proofs", proved, yes)

@@ -18,6 +18,13 @@ import (
 // member): a caveat the request's context does not decide makes it
 // "maybe", and only those subjects are checked one by one.
 //
+// Each subject a set grants is also timed, as a check's answer is (see
+// subjectSet.until): the instant before which the grant cannot end. Sets
+// combine the untils as outcomes combine theirs, over every branch (a
+// check stops at the first that grants), so where nothing that expires
+// can grant more (setResult.loose), a subject's until is the end of its
+// access: WhoCanAccess reads the rows' ends there without a check.
+//
 // The evaluation gives up (errSetFallback) where its answers could differ
 // from a check's: a subject set request (a set has itself), and a chain
 // of relationships deeper than the depth limit, which is also how
@@ -43,6 +50,16 @@ type subjectSet struct {
 	def  member
 	m    map[string]member
 	keys []string
+	// until holds, for a subject the set grants ("yes" or "maybe"), the
+	// instant before which that grant cannot end, as a check's
+	// outcome.until is for its answer (see timeCombined, and
+	// setResult.loose for when it is exactly the end): UnixNano, 0 for
+	// never. A subject without an entry has defUntil. Entries do not
+	// decide membership (a subject may have one and be listed or not),
+	// and a set that no expiring relationship led to has neither (see
+	// timed).
+	until    map[string]int64
+	defUntil int64
 	// why holds, in an evaluation that keeps proofs, why each subject
 	// listed "yes" is (see proof), and defWhy why every subject not
 	// listed is, when def is "yes"; a subject may lack one.
@@ -72,20 +89,100 @@ func (s *subjectSet) set(id string, v member) {
 	s.m[id] = v
 }
 
-// raise lifts id's membership to at least v.
-func (s *subjectSet) raise(id string, v member) {
-	if s.get(id) < v {
+// granted reports whether m grants, conditionally or not: what a
+// subject's until times (see subjectSet.until).
+func (m member) granted() bool { return m != memberNo }
+
+// raise lifts id's membership to at least v, through a relationship
+// (or chain) that holds until u (0: never): a subject the set grants
+// already is then granted until the later of the two.
+func (s *subjectSet) raise(id string, v member, u int64) {
+	if v == memberNo {
+		return
+	}
+	cur := s.get(id)
+	if cur.granted() {
+		u = latest(s.untilOf(id), u)
+	}
+	if cur < v {
 		s.set(id, v)
 	}
+	s.setUntil(id, u)
 }
 
-// raiseAll lifts every subject's membership to at least v (a wildcard).
-func (s *subjectSet) raiseAll(v member) {
+// raiseAll lifts every subject's membership to at least v (a wildcard
+// relationship, which holds until u).
+func (s *subjectSet) raiseAll(v member, u int64) {
+	if v == memberNo {
+		return
+	}
+	if u != 0 || s.timed() {
+		s.timeAll(u)
+	}
 	s.def = max(s.def, v)
 	for _, id := range s.keys {
 		s.m[id] = max(s.m[id], v)
 	}
 }
+
+// timeAll sets the untils of s for every subject a wildcard that holds
+// until u grants: the later of u and its own for a subject granted
+// already, u for the others. Called before the memberships are raised.
+func (s *subjectSet) timeAll(u int64) {
+	wasGranted := s.def.granted()
+	def := u
+	if wasGranted {
+		def = latest(s.defUntil, u)
+	}
+	out := make(map[string]int64)
+	keep := func(id string, x int64) {
+		if x != def {
+			out[id] = x
+		}
+	}
+	for _, id := range s.keys {
+		if s.m[id].granted() {
+			keep(id, latest(s.untilOf(id), u))
+		} else {
+			keep(id, u)
+		}
+	}
+	for id, x := range s.until {
+		if _, listed := s.m[id]; !listed && wasGranted {
+			keep(id, latest(x, u))
+		}
+	}
+	s.until, s.defUntil = nil, def
+	if len(out) > 0 {
+		s.until = out
+	}
+}
+
+// untilOf returns when the set's grant of id may end (0: never);
+// meaningless for a subject it does not grant.
+func (s *subjectSet) untilOf(id string) int64 {
+	if u, ok := s.until[id]; ok {
+		return u
+	}
+	return s.defUntil
+}
+
+// setUntil records u as when the set's grant of id may end.
+func (s *subjectSet) setUntil(id string, u int64) {
+	if u == s.defUntil {
+		if s.until != nil {
+			delete(s.until, id)
+		}
+		return
+	}
+	if s.until == nil {
+		s.until = make(map[string]int64)
+	}
+	s.until[id] = u
+}
+
+// timed reports whether the grant of some subject may end.
+func (s *subjectSet) timed() bool { return s.defUntil != 0 || len(s.until) > 0 }
 
 // empty reports whether no subject is in the set.
 func (s *subjectSet) empty() bool {
@@ -138,10 +235,64 @@ func orMember(x, y member) member    { return max(x, y) }
 func andMember(x, y member) member   { return min(x, y) }
 func minusMember(x, y member) member { return min(x, y.not()) }
 
+// timeCombined sets the untils of out, the combination of a and b by op,
+// as outcome's operators combine a check's untils, read for a grant
+// (conditional or not): a union grants until the latest of its granting
+// sides' untils, an intersection until the earliest of both, an
+// exclusion until the earlier of its base's until and the end of the
+// subtracted side's refusal. That refusal is not timed per subject: noB
+// is when b may change at all, its earliest expiration (0: never). The
+// kind of op is read from its truth table.
+func timeCombined(out, a, b *subjectSet, op func(x, y member) member, noB int64) {
+	minus := op(memberYes, memberYes) == memberNo
+	if !a.timed() && !b.timed() && (!minus || noB == 0) {
+		return
+	}
+	union := op(memberNo, memberYes) == memberYes
+	until := func(ma member, ua int64, mb member, ub int64) int64 {
+		switch {
+		case minus:
+			return earliest(ua, noB)
+		case !union:
+			return earliest(ua, ub)
+		case ma.granted() && mb.granted():
+			return latest(ua, ub)
+		case ma.granted():
+			return ua
+		}
+		return ub
+	}
+	if out.def.granted() {
+		out.defUntil = until(a.def, a.defUntil, b.def, b.defUntil)
+	}
+	at := func(id string) {
+		if out.get(id).granted() {
+			out.setUntil(id, until(a.get(id), a.untilOf(id), b.get(id), b.untilOf(id)))
+		}
+	}
+	for _, id := range out.keys {
+		at(id)
+	}
+	if !out.def.granted() {
+		return
+	}
+	// Subjects out grants by default whose untils may differ from the
+	// default's: those a or b lists or times.
+	for _, x := range []*subjectSet{a, b} {
+		for _, id := range x.keys {
+			at(id)
+		}
+		for id := range x.until {
+			at(id)
+		}
+	}
+}
+
 // capped returns s with every membership lowered to at most c (the
-// caveat of the relationship that leads to s).
-func capped(s *subjectSet, c member) *subjectSet {
-	if c == memberYes {
+// caveat of the relationship that leads to s) and every grant ending by
+// u (its expiration, 0: never).
+func capped(s *subjectSet, c member, u int64) *subjectSet {
+	if c == memberYes && u == 0 {
 		return s
 	}
 	out := &subjectSet{def: min(s.def, c)}
@@ -151,16 +302,35 @@ func capped(s *subjectSet, c member) *subjectSet {
 			out.set(id, v)
 		}
 	}
+	if !s.timed() && u == 0 {
+		return out
+	}
+	if out.def.granted() {
+		out.defUntil = earliest(s.defUntil, u)
+	}
+	for _, id := range s.keys {
+		if out.get(id).granted() {
+			out.setUntil(id, earliest(s.untilOf(id), u))
+		}
+	}
+	if out.def.granted() {
+		for id, x := range s.until {
+			out.setUntil(id, earliest(x, u))
+		}
+	}
 	return out
 }
 
-// union returns s with x, capped at c, added: s itself, changed in
+// union returns s with x, capped at c and by u (the relationship that
+// leads to x, its caveat and expiration), added: s itself, changed in
 // place, when neither set holds everyone (the common case, linear in x).
 // p, when set, is recorded as why each subject it lifts to "yes" is in s
 // (a new set, for a wildcard, keeps no records).
-func (s *subjectSet) union(x *subjectSet, c member, p *proof) *subjectSet {
+func (s *subjectSet) union(x *subjectSet, c member, u int64, p *proof) *subjectSet {
 	if s.def != memberNo || x.def != memberNo {
-		out := combine(s, capped(x, c), orMember)
+		cx := capped(x, c, u)
+		out := combine(s, cx, orMember)
+		timeCombined(out, s, cx, orMember, 0)
 		if p != nil {
 			proveUnion(out, s, p)
 		}
@@ -174,7 +344,9 @@ func (s *subjectSet) union(x *subjectSet, c member, p *proof) *subjectSet {
 		if p != nil && v == memberYes && s.get(id) != memberYes {
 			s.prove(id, p)
 		}
-		s.raise(id, v)
+		if v.granted() {
+			s.raise(id, v, earliest(x.untilOf(id), u))
+		}
 	}
 	return s
 }
@@ -203,6 +375,15 @@ type setResult struct {
 	// caveated: a caveat was decided for the set, with the request's
 	// context; otherwise the set is the same in every context.
 	caveated bool
+	// loose: a subject the set grants may be granted past its until
+	// (see subjectSet.until), which is then only a lower bound on the
+	// end of its access, as a check's is: an expiring relationship was
+	// read whose expiry can grant more (on the subtracted side of an
+	// exclusion, as the tupleset of a .all arrow). Otherwise the set
+	// only loses subjects as time passes, and a subject's until is the
+	// instant its access ends: every branch that grants it was evaluated
+	// and timed.
+	loose bool
 	// ref, in an evaluation that keeps proofs, names the node whose set
 	// an expression passed through unchanged (a relation or permission
 	// of the same object), for the proofs that lead here.
@@ -348,13 +529,14 @@ func (se *setEval) batch(typ, rel string, ids []string, depth int) ([]setResult,
 }
 
 // edgeTo is a relationship from the batch resource at index i to an
-// object whose relation's set it contributes, capped at c; p, in an
-// evaluation that keeps proofs, is the step the relationship adds to a
-// path (targets fills in its set).
+// object whose relation's set it contributes, capped at c and by its
+// expiration u (0: never); p, in an evaluation that keeps proofs, is the
+// step the relationship adds to a path (targets fills in its set).
 type edgeTo struct {
 	i  int
 	id string
 	c  member
+	u  int64
 	p  *proof
 }
 
@@ -392,10 +574,11 @@ func (se *setEval) targets(byType map[string][]edgeTo, order []string, rel strin
 			if e.p != nil {
 				e.p.in = refs[k]
 			}
-			out[e.i].set = out[e.i].set.union(r.set, e.c, e.p)
+			out[e.i].set = out[e.i].set.union(r.set, e.c, e.u, e.p)
 			out[e.i].height = max(out[e.i].height, r.height+1)
 			out[e.i].expires = earliest(out[e.i].expires, r.expires)
 			out[e.i].caveated = out[e.i].caveated || r.caveated
+			out[e.i].loose = out[e.i].loose || r.loose
 		}
 	}
 	return nil
@@ -460,25 +643,26 @@ func (se *setEval) relation(typ string, ids []string, r *schema.Relation, depth 
 		if c == memberNo {
 			return
 		}
+		u := expiresAt(&rel)
 		switch {
 		case sub.Relation != "":
 			k := sub.Object.Type + "#" + sub.Relation
 			if _, ok := byType[k]; !ok {
 				order = append(order, k)
 			}
-			byType[k] = append(byType[k], edgeTo{i: i, id: sub.Object.ID, c: c, p: se.step(rel.Resource, r.Name, "", &rel)})
+			byType[k] = append(byType[k], edgeTo{i: i, id: sub.Object.ID, c: c, u: u, p: se.step(rel.Resource, r.Name, "", &rel)})
 		case sub.Object.ID == graph.Wildcard:
 			if allowsWildcard(r, sub.Object.Type) {
 				if c == memberYes && se.proofs {
 					out[i].set.proveAll(se.step(rel.Resource, r.Name, "", &rel))
 				}
-				out[i].set.raiseAll(c)
+				out[i].set.raiseAll(c, u)
 			}
 		case se.only == nil || se.only[sub.Object.ID]:
 			if se.proofs && c == memberYes && out[i].set.get(sub.Object.ID) != memberYes {
 				out[i].set.prove(sub.Object.ID, se.step(rel.Resource, r.Name, "", &rel))
 			}
-			out[i].set.raise(sub.Object.ID, c)
+			out[i].set.raise(sub.Object.ID, c, u)
 		}
 	})
 	if err != nil {
@@ -603,7 +787,7 @@ func (se *setEval) expr(typ string, ids []string, x schema.Expr, perm string, de
 		}
 		out := make([]setResult, len(res))
 		for i, r := range res {
-			out[i] = setResult{set: r.set, height: r.height + 1, expires: r.expires, caveated: r.caveated}
+			out[i] = setResult{set: r.set, height: r.height + 1, expires: r.expires, caveated: r.caveated, loose: r.loose}
 			if se.proofs {
 				out[i].ref = refOf(r, node{typ, ids[i], x.Name})
 			}
@@ -656,11 +840,15 @@ func (se *setEval) fold(typ string, ids []string, children []schema.Expr, perm s
 		}
 		for j, i := range open {
 			set := combine(out[i].set, res[j].set, op)
+			timeCombined(set, out[i].set, res[j].set, op, res[j].expires)
 			if se.proofs {
 				proveCombined(set, out[i], res[j], op)
 			}
+			// A subtracted side that may change as time passes (it read
+			// an expiring relationship) may give subjects back.
+			subtracts := op(memberYes, memberYes) == memberNo
 			out[i] = setResult{set: set, height: max(out[i].height, res[j].height), expires: earliest(out[i].expires, res[j].expires),
-				caveated: out[i].caveated || res[j].caveated}
+				caveated: out[i].caveated || res[j].caveated, loose: out[i].loose || res[j].loose || (subtracts && res[j].expires != 0)}
 		}
 	}
 	return out, nil
@@ -697,11 +885,14 @@ func (se *setEval) narrowFor(out []setResult, open []int) *setEval {
 func cloneResults(rs []setResult) []setResult {
 	out := make([]setResult, len(rs))
 	for i, r := range rs {
-		s := &subjectSet{def: r.set.def, keys: append([]string(nil), r.set.keys...)}
+		s := &subjectSet{def: r.set.def, keys: append([]string(nil), r.set.keys...), defUntil: r.set.defUntil}
 		if r.set.m != nil {
 			s.m = maps.Clone(r.set.m)
 		}
-		out[i] = setResult{set: s, height: r.height, expires: r.expires, caveated: r.caveated}
+		if r.set.until != nil {
+			s.until = maps.Clone(r.set.until)
+		}
+		out[i] = setResult{set: s, height: r.height, expires: r.expires, caveated: r.caveated, loose: r.loose}
 	}
 	return out
 }
@@ -747,6 +938,12 @@ func (se *setEval) arrow(typ string, ids []string, a *schema.Arrow, perm string,
 		if c == memberNo {
 			return
 		}
+		u := expiresAt(&rel)
+		if a.Func == schema.ArrowAll && u != 0 {
+			// A .all's related object that expires leaves the
+			// intersection, which may grant more.
+			out[i].loose = true
+		}
 		if _, ok := byType[t]; !ok {
 			order = append(order, t)
 		}
@@ -754,7 +951,7 @@ func (se *setEval) arrow(typ string, ids []string, a *schema.Arrow, perm string,
 		if a.Func != schema.ArrowAll {
 			p = se.step(graph.ObjectRef{Type: typ, ID: ids[i]}, perm, a.Tupleset+"->"+a.Target, &rel)
 		}
-		byType[t] = append(byType[t], edgeTo{i: i, id: rel.Subject.Object.ID, c: c, p: p})
+		byType[t] = append(byType[t], edgeTo{i: i, id: rel.Subject.Object.ID, c: c, u: u, p: p})
 	})
 	if err != nil {
 		return nil, err
@@ -806,14 +1003,23 @@ func (se *setEval) arrowAll(byType map[string][]edgeTo, order []string, target s
 		}
 		for k, e := range edges {
 			r := res[k]
+			// The relationship holds the target's "yes" until it expires
+			// (and, in the intersection, no longer counts then).
+			target := capped(r.set, memberYes, e.u)
+			loose := out[e.i].loose || r.loose
 			if !seen[e.i] {
 				seen[e.i] = true
-				out[e.i] = setResult{set: cloneResults([]setResult{r})[0].set, height: r.height + 1, expires: earliest(out[e.i].expires, r.expires),
-					caveated: out[e.i].caveated || r.caveated}
+				if target == r.set {
+					target = cloneResults([]setResult{r})[0].set
+				}
+				out[e.i] = setResult{set: target, height: r.height + 1, expires: earliest(out[e.i].expires, r.expires),
+					caveated: out[e.i].caveated || r.caveated, loose: loose}
 				continue
 			}
-			out[e.i] = setResult{set: combine(out[e.i].set, r.set, andMember), height: max(out[e.i].height, r.height+1), expires: earliest(out[e.i].expires, r.expires),
-				caveated: out[e.i].caveated || r.caveated}
+			set := combine(out[e.i].set, target, andMember)
+			timeCombined(set, out[e.i].set, target, andMember, 0)
+			out[e.i] = setResult{set: set, height: max(out[e.i].height, r.height+1), expires: earliest(out[e.i].expires, r.expires),
+				caveated: out[e.i].caveated || r.caveated, loose: loose}
 		}
 	}
 	return nil
@@ -825,6 +1031,14 @@ func expiresAt(r *graph.Relationship) int64 {
 		return 0
 	}
 	return r.Expiration.UnixNano()
+}
+
+// latest returns the later of two expirations (0: never).
+func latest(a, b int64) int64 {
+	if a == 0 || b == 0 {
+		return 0
+	}
+	return max(a, b)
 }
 
 // earliest returns the earlier of two expirations (0: never).

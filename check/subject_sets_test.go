@@ -35,7 +35,7 @@ func TestSubjectSetAlgebra(t *testing.T) {
 			}
 		}
 		c := member(rng.IntN(3))
-		capd := capped(a, c)
+		capd := capped(a, c, 0)
 		for _, id := range ids {
 			if want := min(a.get(id), c); capd.get(id) != want {
 				t.Fatalf("capped(%v, %v) at %s: got %v, want %v", a, c, id, capd.get(id), want)
@@ -45,7 +45,7 @@ func TestSubjectSetAlgebra(t *testing.T) {
 		for _, id := range ids {
 			before[id] = a.get(id)
 		}
-		u := cloneResults([]setResult{{set: a}})[0].set.union(b, c, nil)
+		u := cloneResults([]setResult{{set: a}})[0].set.union(b, c, 0, nil)
 		for _, id := range ids {
 			if want := max(before[id], min(b.get(id), c)); u.get(id) != want {
 				t.Fatalf("union(%v, %v, %v) at %s: got %v, want %v", a, b, c, id, u.get(id), want)
@@ -55,11 +55,98 @@ func TestSubjectSetAlgebra(t *testing.T) {
 			}
 		}
 		w := cloneResults([]setResult{{set: a}})[0].set
-		w.raiseAll(c)
+		w.raiseAll(c, 0)
 		for _, id := range ids {
 			if want := max(before[id], c); w.get(id) != want {
 				t.Fatalf("raiseAll(%v, %v) at %s: got %v, want %v", a, c, id, w.get(id), want)
 			}
 		}
+	}
+}
+
+// TestSubjectSetUntils checks the untils of set evaluation's operations
+// (combine with timeCombined, capped, union, raiseAll) pointwise on random
+// timed sets over a small universe, wildcard defaults and subjects timed
+// apart from the default included: a subject granted (conditionally or
+// not) by a union is granted until the latest of its granting sides'
+// untils, by an intersection until the earliest of both, by an exclusion
+// until the earlier of its base's and the subtracted side's change, and
+// through a relationship until the earlier of its own and its
+// expiration's.
+func TestSubjectSetUntils(t *testing.T) {
+	ids := []string{"a", "b", "c", "d", "e", "unlisted"}
+	rng := rand.New(rand.NewPCG(5, 6))
+	instant := func() int64 { return int64(rng.IntN(4)) } // 0: never
+	random := func() *subjectSet {
+		s := &subjectSet{def: member(rng.IntN(3))}
+		if s.def.granted() {
+			s.defUntil = instant()
+		}
+		for _, id := range ids[:5] {
+			if rng.IntN(2) == 0 {
+				s.set(id, member(rng.IntN(3)))
+			}
+			if s.get(id).granted() && rng.IntN(2) == 0 {
+				s.setUntil(id, instant())
+			}
+		}
+		return s
+	}
+	// check compares got's untils with want's where got grants.
+	check := func(what string, got *subjectSet, want func(id string) int64) {
+		t.Helper()
+		for _, id := range ids {
+			if got.get(id).granted() && got.untilOf(id) != want(id) {
+				t.Fatalf("%s at %s: until %d, want %d", what, id, got.untilOf(id), want(id))
+			}
+		}
+	}
+	ops := []struct {
+		name string
+		op   func(x, y member) member
+	}{{"or", orMember}, {"and", andMember}, {"minus", minusMember}}
+	for range 5000 {
+		a, b := random(), random()
+		noB := instant()
+		for _, o := range ops {
+			got := combine(a, b, o.op)
+			timeCombined(got, a, b, o.op, noB)
+			check(o.name, got, func(id string) int64 {
+				ga, gb := a.get(id).granted(), b.get(id).granted()
+				switch {
+				case o.name == "minus":
+					return earliest(a.untilOf(id), noB)
+				case o.name == "and" || ga && gb:
+					if o.name == "and" {
+						return earliest(a.untilOf(id), b.untilOf(id))
+					}
+					return latest(a.untilOf(id), b.untilOf(id))
+				case ga:
+					return a.untilOf(id)
+				}
+				return b.untilOf(id)
+			})
+		}
+		c, u := member(1+rng.IntN(2)), instant()
+		check("capped", capped(a, c, u), func(id string) int64 { return earliest(a.untilOf(id), u) })
+		union := cloneResults([]setResult{{set: a}})[0].set.union(b, c, u, nil)
+		check("union", union, func(id string) int64 {
+			ua, ub := a.untilOf(id), earliest(b.untilOf(id), u)
+			switch ga, gb := a.get(id).granted(), min(b.get(id), c).granted(); {
+			case ga && gb:
+				return latest(ua, ub)
+			case ga:
+				return ua
+			}
+			return ub
+		})
+		all := cloneResults([]setResult{{set: a}})[0].set
+		all.raiseAll(c, u)
+		check("raiseAll", all, func(id string) int64 {
+			if a.get(id).granted() {
+				return latest(a.untilOf(id), u)
+			}
+			return u
+		})
 	}
 }
