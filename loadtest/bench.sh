@@ -80,8 +80,8 @@ loadtest() {
 }
 
 echo "<!-- $(date -u +%Y-%m-%dT%H:%MZ), load average $(cut -d' ' -f1-3 /proc/loadavg) -->"
-printf '%s' "| dataset | workload | conc. | operation | count | errors | QPS | p50 ms | p90 ms | p99 ms | p99.9 ms | % of floor | cache hits | dispatches/check | datastore reads/check |
-| --- | --- | ---: | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |
+printf '%s' "| dataset | workload | conc. | operation | count | errors | QPS | p50 ms | p90 ms | p99 ms | p99.9 ms | % of floor | % of read floor | cache hits | dispatches/check | datastore reads/check |
+| --- | --- | ---: | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |
 "
 while [ $# -ge 2 ]; do
 	dataset=$1 scale=$2

@@ -85,7 +85,7 @@ while [ $round -lt "$ROUNDS" ]; do
 			[ $server = spicedb ] && endpoint=$SPICEDB_GRPC
 			run --endpoint $endpoint --skip-load --workload "$w" --concurrency "$CONCURRENCY" \
 				--duration "$DURATION" --sample-seed "$SEED" --markdown >"$WORK/last.txt" || true
-			sed -n '/^| [a-z]/p' "$WORK/last.txt" | grep -v '^| dataset' | grep -v '| health |' |
+			sed -n '/^| [a-z]/p' "$WORK/last.txt" | grep -v '^| dataset' | grep -v -e '| health |' -e '| point-read |' |
 				cut -d'|' -f3- | sed "s/^/| $server |/" | cut -d'|' -f1-13 | sed 's/$/|/'
 			sed -n 's/^\(.* errors, e.g.: .*\)/<!-- \1 -->/p' "$WORK/last.txt"
 		done
