@@ -11,6 +11,8 @@ import (
 	"github.com/pembadb/pemba/graph"
 	"github.com/pembadb/pemba/loadtest/dataset"
 	"github.com/pembadb/pemba/schema"
+
+	"github.com/pembadb/pemba/internal/cputime"
 )
 
 // The access benchmarks run on the load test's nested-org data set at
@@ -116,7 +118,7 @@ func benchWho(b *testing.B, snap Snapshot, perm string, scale int) {
 			rng := rand.New(rand.NewPCG(5, 5))
 			ctx := context.Background()
 			rows := 0
-			cpu0 := processCPU()
+			cpu0 := cputime.Process()
 			b.ReportAllocs()
 			b.ResetTimer()
 			for b.Loop() {
@@ -128,7 +130,7 @@ func benchWho(b *testing.B, snap Snapshot, perm string, scale int) {
 				}
 			}
 			b.ReportMetric(float64(rows)/float64(b.N), "rows/op")
-			b.ReportMetric(float64(processCPU()-cpu0)/float64(b.N), "cpu-ns/op")
+			b.ReportMetric(float64(cputime.Process()-cpu0)/float64(b.N), "cpu-ns/op")
 		})
 	}
 }
@@ -153,7 +155,7 @@ func benchWhat(b *testing.B, snap Snapshot, scale int) {
 			rng := rand.New(rand.NewPCG(6, 6))
 			ctx := context.Background()
 			rows := 0
-			cpu0 := processCPU()
+			cpu0 := cputime.Process()
 			b.ReportAllocs()
 			b.ResetTimer()
 			for b.Loop() {
@@ -165,7 +167,7 @@ func benchWhat(b *testing.B, snap Snapshot, scale int) {
 				}
 			}
 			b.ReportMetric(float64(rows)/float64(b.N), "rows/op")
-			b.ReportMetric(float64(processCPU()-cpu0)/float64(b.N), "cpu-ns/op")
+			b.ReportMetric(float64(cputime.Process()-cpu0)/float64(b.N), "cpu-ns/op")
 		})
 	}
 }

@@ -16,6 +16,8 @@ import (
 	"github.com/pembadb/pemba/graph"
 	"github.com/pembadb/pemba/loadtest/dataset"
 	"github.com/pembadb/pemba/schema"
+
+	"github.com/pembadb/pemba/internal/cputime"
 )
 
 // The identity-platform access benchmarks run on the load test's
@@ -148,7 +150,7 @@ func benchAccessScale(b *testing.B, query func(ctx context.Context, e *Engine, i
 	var first, total []time.Duration
 	var rows, bytes []float64
 	alloc := []metrics.Sample{{Name: "/gc/heap/allocs:bytes"}}
-	cpu0 := processCPU()
+	cpu0 := cputime.Process()
 	b.ReportAllocs()
 	i := 0
 	for b.Loop() {
@@ -182,7 +184,7 @@ func benchAccessScale(b *testing.B, query func(ctx context.Context, e *Engine, i
 		}
 		i++
 	}
-	b.ReportMetric(float64(processCPU()-cpu0)/float64(b.N), "cpu-ns/op")
+	b.ReportMetric(float64(cputime.Process()-cpu0)/float64(b.N), "cpu-ns/op")
 	ms := func(d []time.Duration) []float64 {
 		out := make([]float64, len(d))
 		for i, x := range d {

@@ -7,12 +7,13 @@ import (
 	"os"
 	"sync"
 	"sync/atomic"
-	"syscall"
 	"testing"
 	"time"
 
 	"github.com/pembadb/pemba/graph"
 	"github.com/pembadb/pemba/schema"
+
+	"github.com/pembadb/pemba/internal/cputime"
 )
 
 // The nested-org graph of BENCHMARKS.md, at scale k (k=1: 1000 users, 100
@@ -188,7 +189,7 @@ func runCheckBench(b *testing.B, e *Engine, snap Snapshot, reqs []Request, mode 
 	}
 	granted := 0
 	s0 := e.Stats()
-	cpu0 := processCPU()
+	cpu0 := cputime.Process()
 	b.ReportAllocs()
 	b.ResetTimer()
 	for i := 0; b.Loop(); i++ {
@@ -204,7 +205,7 @@ func runCheckBench(b *testing.B, e *Engine, snap Snapshot, reqs []Request, mode 
 	b.ReportMetric(float64(granted)/float64(b.N), "granted/op")
 	b.ReportMetric(float64(s1.Queries-s0.Queries)/float64(b.N), "queries/op")
 	b.ReportMetric(float64(s1.Queries-s0.Queries-(s1.ReadCacheHits-s0.ReadCacheHits))/float64(b.N), "storage-queries/op")
-	b.ReportMetric(float64(processCPU()-cpu0)/float64(b.N), "cpu-ns/op")
+	b.ReportMetric(float64(cputime.Process()-cpu0)/float64(b.N), "cpu-ns/op")
 }
 
 func BenchmarkCheckNestedOrg(b *testing.B) {
@@ -226,7 +227,7 @@ func benchLookupResources(b *testing.B, big bool) {
 	reqs := w.randomChecks(256, 2)
 	ids := 0
 	var first time.Duration // summed over the lookups: time to the first result
-	cpu0 := processCPU()
+	cpu0 := cputime.Process()
 	b.ReportAllocs()
 	b.ResetTimer()
 	for i := 0; b.Loop(); i++ {
@@ -246,22 +247,11 @@ func benchLookupResources(b *testing.B, big bool) {
 	b.ReportMetric(float64(ids)/float64(b.N), "ids/op")
 	b.ReportMetric(float64(ids)/b.Elapsed().Seconds(), "ids/s")
 	b.ReportMetric(float64(first.Nanoseconds())/float64(b.N), "first-ns/op")
-	b.ReportMetric(float64(processCPU()-cpu0)/float64(b.N), "cpu-ns/op")
+	b.ReportMetric(float64(cputime.Process()-cpu0)/float64(b.N), "cpu-ns/op")
 }
 
 func BenchmarkLookupResourcesNestedOrg(b *testing.B)     { benchLookupResources(b, false) }
 func BenchmarkLookupResourcesNestedOrgX100(b *testing.B) { benchLookupResources(b, true) }
-
-// processCPU returns the CPU time (user + system) the process has used, in
-// nanoseconds. On a shared machine it shows the cost of an operation better
-// than wall time; it includes the garbage collector and Pebble's own work.
-func processCPU() int64 {
-	var ru syscall.Rusage
-	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
-		return 0
-	}
-	return ru.Utime.Nano() + ru.Stime.Nano()
-}
 
 // benchLookupSubjects lists the users who can view a random document,
 // with no cross-request cache.
@@ -272,7 +262,7 @@ func benchLookupSubjects(b *testing.B, big bool) {
 	reqs := w.randomChecks(256, 4)
 	subjects := 0
 	queries0 := e.Stats().Queries
-	cpu0 := processCPU()
+	cpu0 := cputime.Process()
 	b.ReportAllocs()
 	b.ResetTimer()
 	for i := 0; b.Loop(); i++ {
@@ -284,7 +274,7 @@ func benchLookupSubjects(b *testing.B, big bool) {
 	}
 	b.ReportMetric(float64(subjects)/float64(b.N), "subjects/op")
 	b.ReportMetric(float64(e.Stats().Queries-queries0)/float64(b.N), "queries/op")
-	b.ReportMetric(float64(processCPU()-cpu0)/float64(b.N), "cpu-ns/op")
+	b.ReportMetric(float64(cputime.Process()-cpu0)/float64(b.N), "cpu-ns/op")
 }
 
 func BenchmarkLookupSubjectsNestedOrg(b *testing.B)     { benchLookupSubjects(b, false) }
@@ -319,7 +309,7 @@ func BenchmarkCheckNestedOrgParallel(b *testing.B) {
 				}
 			}
 			var next atomic.Int64
-			cpu0 := processCPU()
+			cpu0 := cputime.Process()
 			b.SetParallelism(8)
 			b.ReportAllocs()
 			b.ResetTimer()
@@ -331,7 +321,7 @@ func BenchmarkCheckNestedOrgParallel(b *testing.B) {
 					}
 				}
 			})
-			b.ReportMetric(float64(processCPU()-cpu0)/float64(b.N), "cpu-ns/op")
+			b.ReportMetric(float64(cputime.Process()-cpu0)/float64(b.N), "cpu-ns/op")
 		})
 	}
 }

@@ -15,6 +15,8 @@ import (
 	"github.com/pembadb/pemba/schema"
 	"github.com/pembadb/pemba/storage"
 	"github.com/pembadb/pemba/storage/pebble"
+
+	"github.com/pembadb/pemba/internal/cputime"
 )
 
 // BenchmarkExpandIdentityPlatform expands the load test's expand requests
@@ -41,7 +43,7 @@ func BenchmarkExpandIdentityPlatform(b *testing.B) {
 			var times []time.Duration
 			largest, tooLarge := 0, 0
 			b.ResetTimer()
-			cpu0 := processCPUTime()
+			cpu0 := cputime.Process()
 			for range b.N {
 				q := sampler.Expand()
 				start := time.Now()
@@ -57,7 +59,7 @@ func BenchmarkExpandIdentityPlatform(b *testing.B) {
 				}
 			}
 			b.StopTimer()
-			b.ReportMetric(float64((processCPUTime()-cpu0).Microseconds())/1e3/float64(b.N), "cpu-ms/op")
+			b.ReportMetric(float64((cputime.Process()-cpu0).Microseconds())/1e3/float64(b.N), "cpu-ms/op")
 			slices.Sort(times)
 			b.ReportMetric(float64(times[len(times)/2].Microseconds())/1e3, "p50-ms")
 			b.ReportMetric(float64(times[len(times)*99/100].Microseconds())/1e3, "p99-ms")

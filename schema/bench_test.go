@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"strings"
 	"testing"
+
+	"github.com/pembadb/pemba/internal/cputime"
 )
 
 // generatedSchema returns a schema of n definitions shaped like real ones:
@@ -39,13 +41,13 @@ func BenchmarkCompile1000Definitions(b *testing.B) {
 	src := generatedSchema(1000)
 	b.SetBytes(int64(len(src)))
 	b.ReportAllocs()
-	start := processCPUTime()
+	start := cputime.Process()
 	for b.Loop() {
 		if _, err := Compile("bench.zed", src); err != nil {
 			b.Fatal(err)
 		}
 	}
-	b.ReportMetric(float64(processCPUTime()-start)/float64(b.N)/1e6, "cpu-ms/op")
+	b.ReportMetric(float64(cputime.Process()-start)/float64(b.N)/1e6, "cpu-ms/op")
 }
 
 // BenchmarkCompileAndReach1000Definitions adds building the reachability
@@ -54,7 +56,7 @@ func BenchmarkCompileAndReach1000Definitions(b *testing.B) {
 	src := generatedSchema(1000)
 	b.SetBytes(int64(len(src)))
 	b.ReportAllocs()
-	start := processCPUTime()
+	start := cputime.Process()
 	for b.Loop() {
 		s, err := Compile("bench.zed", src)
 		if err != nil {
@@ -62,20 +64,20 @@ func BenchmarkCompileAndReach1000Definitions(b *testing.B) {
 		}
 		s.Reachability()
 	}
-	b.ReportMetric(float64(processCPUTime()-start)/float64(b.N)/1e6, "cpu-ms/op")
+	b.ReportMetric(float64(cputime.Process()-start)/float64(b.N)/1e6, "cpu-ms/op")
 }
 
 func BenchmarkParse1000Definitions(b *testing.B) {
 	src := generatedSchema(1000)
 	b.SetBytes(int64(len(src)))
 	b.ReportAllocs()
-	start := processCPUTime()
+	start := cputime.Process()
 	for b.Loop() {
 		if _, err := Parse("bench.zed", src); err != nil {
 			b.Fatal(err)
 		}
 	}
-	b.ReportMetric(float64(processCPUTime()-start)/float64(b.N)/1e6, "cpu-ms/op")
+	b.ReportMetric(float64(cputime.Process()-start)/float64(b.N)/1e6, "cpu-ms/op")
 }
 
 func BenchmarkCaveatEvaluate(b *testing.B) {

@@ -11,6 +11,8 @@ import (
 	"github.com/pembadb/pemba/graph"
 	pb "github.com/pembadb/pemba/proto/pemba/v1"
 	"github.com/pembadb/pemba/storage"
+
+	"github.com/pembadb/pemba/internal/cputime"
 )
 
 // benchCheckServer serves the data BenchmarkCheckGRPC checks:
@@ -96,13 +98,13 @@ func BenchmarkCheckAPIs(b *testing.B) {
 	} {
 		b.Run(bc.name, func(b *testing.B) {
 			b.ReportAllocs()
-			start := processCPUTime()
+			start := cputime.Process()
 			for b.Loop() {
 				if granted, err := bc.check(); err != nil || !granted {
 					b.Fatalf("check: granted %v, %v", granted, err)
 				}
 			}
-			b.ReportMetric(float64(processCPUTime()-start)/float64(b.N)/1e3, "cpu-µs/op")
+			b.ReportMetric(float64(cputime.Process()-start)/float64(b.N)/1e3, "cpu-µs/op")
 		})
 	}
 }

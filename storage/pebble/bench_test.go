@@ -6,12 +6,13 @@ import (
 	"iter"
 	"slices"
 	"sync/atomic"
-	"syscall"
 	"testing"
 	"time"
 
 	"github.com/pembadb/pemba/graph"
 	"github.com/pembadb/pemba/storage"
+
+	"github.com/pembadb/pemba/internal/cputime"
 )
 
 // benchRelationships yields n relationships over n/10 documents with ten
@@ -59,12 +60,12 @@ func benchImport(b *testing.B, n, batch int, disableAudit bool) {
 			b.Fatal(err)
 		}
 		b.StartTimer()
-		cpu0 := processCPU()
+		cpu0 := cputime.Process()
 		res, err := e.Import(context.Background(), benchRelationships(n), storage.ImportOptions{BatchSize: batch, Metadata: storage.WriteMetadata{Actor: "importer"}})
 		if err != nil || res.Imported != n {
 			b.Fatalf("import: %+v %v", res, err)
 		}
-		cpu += processCPU() - cpu0
+		cpu += cputime.Process() - cpu0
 		b.StopTimer()
 		if err := e.Close(); err != nil {
 			b.Fatal(err)
@@ -108,7 +109,7 @@ func BenchmarkPointQuery(b *testing.B) {
 	b.Run("resource#relation", func(b *testing.B) {
 		lat := make([]time.Duration, 0, 1<<20)
 		i := 0
-		cpu0 := processCPU()
+		cpu0 := cputime.Process()
 		for b.Loop() {
 			i++
 			f := storage.Filter{ResourceType: "document", ResourceIDs: []string{fmt.Sprintf("doc%08d", (i*7)%(n/10))}, Relation: "viewer"}
@@ -127,13 +128,13 @@ func BenchmarkPointQuery(b *testing.B) {
 				b.Fatalf("%d results, want 10", got)
 			}
 		}
-		b.ReportMetric(float64((processCPU()-cpu0).Nanoseconds())/1e3/float64(b.N), "cpu-µs/op")
+		b.ReportMetric(float64((cputime.Process()-cpu0).Nanoseconds())/1e3/float64(b.N), "cpu-µs/op")
 		reportPercentiles(b, lat)
 	})
 	b.Run("exact", func(b *testing.B) {
 		lat := make([]time.Duration, 0, 1<<20)
 		i := 0
-		cpu0 := processCPU()
+		cpu0 := cputime.Process()
 		for b.Loop() {
 			i++
 			j := (i * 7) % n
@@ -154,19 +155,9 @@ func BenchmarkPointQuery(b *testing.B) {
 				b.Fatalf("%d results, want 1", got)
 			}
 		}
-		b.ReportMetric(float64((processCPU()-cpu0).Nanoseconds())/1e3/float64(b.N), "cpu-µs/op")
+		b.ReportMetric(float64((cputime.Process()-cpu0).Nanoseconds())/1e3/float64(b.N), "cpu-µs/op")
 		reportPercentiles(b, lat)
 	})
-}
-
-// processCPU is the process's user+system CPU time: on a shared machine
-// wall time mostly measures waiting for a core, CPU time does not.
-func processCPU() time.Duration {
-	var ru syscall.Rusage
-	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
-		return 0
-	}
-	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
 
 func reportPercentiles(b *testing.B, lat []time.Duration) {
@@ -199,7 +190,7 @@ func benchWrite(b *testing.B, writers int, disableAudit bool) {
 	defer e.Close()
 	var next atomic.Int64
 	meta := storage.WriteMetadata{Actor: "user:alice", Labels: []storage.Label{{Key: "ticket", Value: "SEC-1"}}}
-	cpu0 := processCPU()
+	cpu0 := cputime.Process()
 	b.SetParallelism((writers + 1) / 2) // GOMAXPROCS is 2 here
 	b.RunParallel(func(pb *testing.PB) {
 		for pb.Next() {
@@ -215,5 +206,5 @@ func benchWrite(b *testing.B, writers int, disableAudit bool) {
 		}
 	})
 	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "writes/s")
-	b.ReportMetric(float64((processCPU()-cpu0).Nanoseconds())/1e3/float64(b.N), "cpu-µs/op")
+	b.ReportMetric(float64((cputime.Process()-cpu0).Nanoseconds())/1e3/float64(b.N), "cpu-µs/op")
 }

@@ -10,6 +10,8 @@ import (
 
 	"github.com/pembadb/pemba/graph"
 	"github.com/pembadb/pemba/storage"
+
+	"github.com/pembadb/pemba/internal/cputime"
 )
 
 // BenchmarkWriteAuditCost measures what the audit log adds to
@@ -41,7 +43,7 @@ func BenchmarkWriteAuditCost(b *testing.B) {
 	on, off := open(false), open(true)
 	meta := storage.WriteMetadata{Actor: "user:alice", Labels: []storage.Label{{Key: "ticket", Value: "SEC-1"}}}
 	run := func(s *side, n int) {
-		cpu0, start := processCPU(), time.Now()
+		cpu0, start := cputime.Process(), time.Now()
 		var left atomic.Int64
 		left.Store(int64(n))
 		var wg sync.WaitGroup
@@ -66,7 +68,7 @@ func BenchmarkWriteAuditCost(b *testing.B) {
 			b.Fatal(err)
 		}
 		s.wall += time.Since(start)
-		s.cpu += processCPU() - cpu0
+		s.cpu += cputime.Process() - cpu0
 		s.writes += n
 	}
 	b.ResetTimer()

@@ -5,11 +5,12 @@ import (
 	"os"
 	"strconv"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
 	"github.com/jackc/pgx/v5"
+
+	"github.com/pembadb/pemba/internal/cputime"
 )
 
 // cpuMeter measures the CPU time a benchmark costs: the database
@@ -28,7 +29,7 @@ const clockTick = 10 * time.Millisecond
 
 func startCPU(b *testing.B, e *Engine) *cpuMeter {
 	b.Helper()
-	m := &cpuMeter{e: e, client: processCPU(), backend: map[int]time.Duration{}}
+	m := &cpuMeter{e: e, client: cputime.Process(), backend: map[int]time.Duration{}}
 	for _, pid := range backendPIDs(b, e) {
 		m.backend[pid] = procCPU(pid)
 	}
@@ -44,7 +45,7 @@ func (m *cpuMeter) stop(b *testing.B) (db, client time.Duration) {
 			db += t - m.backend[pid] // a backend started since counts from 0
 		}
 	}
-	return db, processCPU() - m.client
+	return db, cputime.Process() - m.client
 }
 
 // reportCPU adds db-cpu-µs/UNIT and client-cpu-µs/UNIT to the
@@ -88,12 +89,4 @@ func procCPU(pid int) time.Duration {
 	utime, _ := strconv.ParseInt(fields[11], 10, 64)
 	stime, _ := strconv.ParseInt(fields[12], 10, 64)
 	return time.Duration(utime+stime) * clockTick
-}
-
-func processCPU() time.Duration {
-	var ru syscall.Rusage
-	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
-		return 0
-	}
-	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
