@@ -270,26 +270,9 @@ func TestMigrateToAuditLog(t *testing.T) {
 // can no longer write, so it cannot break the chain.
 func TestMigrateToAuditHead(t *testing.T) {
 	ctx := context.Background()
-	ms, err := migrations(PostgreSQL)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if len(ms) < 7 || ms[6].Name != "audit_head" {
-		t.Fatalf("migration 0007 is %+v, want audit_head", ms[6])
-	}
 	for _, trimmed := range []bool{false, true} {
 		t.Run(fmt.Sprintf("trimmed=%v", trimmed), func(t *testing.T) {
-			url := pg.NewDatabase(t)
-			pool, err := pgxpool.New(ctx, url)
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer pool.Close()
-			for _, m := range ms[:6] {
-				if ran, err := applyPostgreSQL(ctx, pool, m); err != nil || !ran {
-					t.Fatalf("apply %04d: ran %v, %v", m.Version, ran, err)
-				}
-			}
+			url, pool := databaseBefore(t, 7, "audit_head")
 			// What a version-6 server left: two revisions with chained
 			// entries, the head on the counter's row — or, trimmed, the
 			// head alone.
@@ -316,14 +299,7 @@ func TestMigrateToAuditHead(t *testing.T) {
 			if _, err := pool.Exec(ctx, "UPDATE revision_counter SET head = 2, audit_hash = $1, last_commit = $2 WHERE id = 1", head[:], at); err != nil {
 				t.Fatal(err)
 			}
-			if _, err := Migrate(ctx, PostgreSQL, url); err != nil {
-				t.Fatal(err)
-			}
-			e, err := Open(ctx, Config{URL: url})
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer e.Close()
+			e := openMigrated(t, url)
 			rev, err := e.Write(ctx, storage.WriteRequest{Mutations: []storage.Mutation{{Op: storage.OpTouch, Relationship: rel("document", "3", "viewer", "user", "alice")}}})
 			if err != nil || rev != 3 {
 				t.Fatalf("first write after the migration = %d, %v; want revision 3", rev, err)
@@ -355,24 +331,7 @@ func TestMigrateToAuditHead(t *testing.T) {
 // neither write nor watch, rather than skip revisions it cannot see.
 func TestMigrateToRevisionRecords(t *testing.T) {
 	ctx := context.Background()
-	ms, err := migrations(PostgreSQL)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if len(ms) < 8 || ms[7].Name != "revision_records" {
-		t.Fatalf("migration 0008 is %+v, want revision_records", ms[7])
-	}
-	url := pg.NewDatabase(t)
-	pool, err := pgxpool.New(ctx, url)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer pool.Close()
-	for _, m := range ms[:7] {
-		if ran, err := applyPostgreSQL(ctx, pool, m); err != nil || !ran {
-			t.Fatalf("apply %04d: ran %v, %v", m.Version, ran, err)
-		}
-	}
+	url, pool := databaseBefore(t, 8, "revision_records")
 	// What a version-7 server left: a revision with its record and its
 	// entry, and the relationship it wrote.
 	at := time.Now().Add(-time.Minute).UTC().Truncate(time.Microsecond)
@@ -396,14 +355,7 @@ func TestMigrateToRevisionRecords(t *testing.T) {
 			t.Fatalf("%s: %v", stmt.sql, err)
 		}
 	}
-	if _, err := Migrate(ctx, PostgreSQL, url); err != nil {
-		t.Fatal(err)
-	}
-	e, err := Open(ctx, Config{URL: url})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer e.Close()
+	e := openMigrated(t, url)
 	rev, err := e.Write(ctx, storage.WriteRequest{Metadata: storage.WriteMetadata{Actor: "v8", Labels: []storage.Label{{Key: "ticket", Value: "SEC-8"}}},
 		Mutations: []storage.Mutation{{Op: storage.OpTouch, Relationship: rel("document", "2", "viewer", "user", "bob")}}})
 	if err != nil || rev != 2 {
@@ -436,4 +388,47 @@ func TestMigrateToRevisionRecords(t *testing.T) {
 			t.Fatalf("a version-7 server's %q: %v, want undefined table", stmt, err)
 		}
 	}
+}
+
+// databaseBefore returns a fresh database holding the migrations before
+// version, which must be the one called name, and a pool on it (closed
+// with the test).
+func databaseBefore(t *testing.T, version int, name string) (string, *pgxpool.Pool) {
+	t.Helper()
+	ctx := context.Background()
+	ms, err := migrations(PostgreSQL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(ms) < version || ms[version-1].Name != name {
+		t.Fatalf("migration %04d is %+v, want %s", version, ms[min(version, len(ms))-1], name)
+	}
+	url := pg.NewDatabase(t)
+	pool, err := pgxpool.New(ctx, url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(pool.Close)
+	for _, m := range ms[:version-1] {
+		if ran, err := applyPostgreSQL(ctx, pool, m); err != nil || !ran {
+			t.Fatalf("apply %04d: ran %v, %v", m.Version, ran, err)
+		}
+	}
+	return url, pool
+}
+
+// openMigrated migrates the database at url to the newest version and
+// opens an engine on it (closed with the test).
+func openMigrated(t *testing.T, url string) *Engine {
+	t.Helper()
+	ctx := context.Background()
+	if _, err := Migrate(ctx, PostgreSQL, url); err != nil {
+		t.Fatal(err)
+	}
+	e, err := Open(ctx, Config{URL: url})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { e.Close() })
+	return e
 }

@@ -5,8 +5,6 @@ import (
 	"errors"
 	"testing"
 
-	"github.com/jackc/pgx/v5/pgxpool"
-
 	"github.com/pembadb/pemba/graph"
 	"github.com/pembadb/pemba/storage"
 )
@@ -16,24 +14,7 @@ import (
 // guarded by it commit and writes guarded by an older one do not.
 func TestMigrateToSchemaRevision(t *testing.T) {
 	ctx := context.Background()
-	url := pg.NewDatabase(t)
-	pool, err := pgxpool.New(ctx, url)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer pool.Close()
-	ms, err := migrations(PostgreSQL)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if len(ms) < 3 || ms[2].Name != "schema_revision" {
-		t.Fatalf("migration 0003 is %+v, want schema_revision", ms[2])
-	}
-	for _, m := range ms[:2] {
-		if ran, err := applyPostgreSQL(ctx, pool, m); err != nil || !ran {
-			t.Fatalf("apply %04d: ran %v, %v", m.Version, ran, err)
-		}
-	}
+	url, pool := databaseBefore(t, 3, "schema_revision")
 	// What a version-2 server left behind: schema versions at revisions 1
 	// and 2.
 	for _, stmt := range []string{
@@ -45,14 +26,7 @@ func TestMigrateToSchemaRevision(t *testing.T) {
 			t.Fatalf("%s: %v", stmt, err)
 		}
 	}
-	if _, err := Migrate(ctx, PostgreSQL, url); err != nil {
-		t.Fatal(err)
-	}
-	e, err := Open(ctx, Config{URL: url})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer e.Close()
+	e := openMigrated(t, url)
 	write := func(guard storage.Revision) error {
 		_, err := e.Write(ctx, storage.WriteRequest{SchemaRevision: guard, Mutations: []storage.Mutation{
 			{Op: storage.OpTouch, Relationship: graph.MustParseRelationship("doc:a#viewer@user:u")}}})
