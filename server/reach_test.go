@@ -41,22 +41,7 @@ func TestReachIndexServesNestedGroups(t *testing.T) {
 		}
 		alice := graph.Relationship{Resource: graph.ObjectRef{Type: "group", ID: "g3"}, Relation: "member",
 			Subject: graph.SubjectRef{Object: graph.ObjectRef{Type: "user", ID: "alice"}}}
-		write := func(op storage.Op, rels ...graph.Relationship) {
-			var muts []storage.Mutation
-			for _, r := range rels {
-				muts = append(muts, storage.Mutation{Op: op, Relationship: r})
-			}
-			rev, err := engine.Write(ctx, storage.WriteRequest{Mutations: muts})
-			if err != nil {
-				t.Fatal(err)
-			}
-			for srv.reach != nil {
-				if got, ok := srv.reach.Revision(); ok && got >= rev {
-					break
-				}
-				time.Sleep(time.Millisecond)
-			}
-		}
+		write := func(op storage.Op, rels ...graph.Relationship) { writeIndexed(t, srv, engine, op, rels...) }
 		perms := pb.NewPermissionServiceClient(dialTest(t, srv))
 		member := func(group string) bool {
 			t.Helper()
@@ -147,22 +132,7 @@ func TestReachIndexServesFolderTrees(t *testing.T) {
 		}
 		viewer := graph.Relationship{Resource: graph.ObjectRef{Type: "folder", ID: "f0"}, Relation: "viewer",
 			Subject: graph.SubjectRef{Object: graph.ObjectRef{Type: "user", ID: "alice"}}}
-		write := func(op storage.Op, rels ...graph.Relationship) {
-			var muts []storage.Mutation
-			for _, r := range rels {
-				muts = append(muts, storage.Mutation{Op: op, Relationship: r})
-			}
-			rev, err := engine.Write(ctx, storage.WriteRequest{Mutations: muts})
-			if err != nil {
-				t.Fatal(err)
-			}
-			for srv.reach != nil {
-				if got, ok := srv.reach.Revision(); ok && got >= rev {
-					break
-				}
-				time.Sleep(time.Millisecond)
-			}
-		}
+		write := func(op storage.Op, rels ...graph.Relationship) { writeIndexed(t, srv, engine, op, rels...) }
 		perms := pb.NewPermissionServiceClient(dialTest(t, srv))
 		view := func(doc string) bool {
 			t.Helper()
@@ -191,5 +161,25 @@ func TestReachIndexServesFolderTrees(t *testing.T) {
 				t.Errorf("index stats %+v: want lineages answered from one parent relation", st)
 			}
 		}
+	}
+}
+
+// writeIndexed writes rels to engine with op and waits until srv's
+// reachability index (if it has one) has applied the write.
+func writeIndexed(t *testing.T, srv *Server, engine storage.Engine, op storage.Op, rels ...graph.Relationship) {
+	t.Helper()
+	var muts []storage.Mutation
+	for _, r := range rels {
+		muts = append(muts, storage.Mutation{Op: op, Relationship: r})
+	}
+	rev, err := engine.Write(context.Background(), storage.WriteRequest{Mutations: muts})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for srv.reach != nil {
+		if got, ok := srv.reach.Revision(); ok && got >= rev {
+			return
+		}
+		time.Sleep(time.Millisecond)
 	}
 }
