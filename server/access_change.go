@@ -176,7 +176,7 @@ func accessError(err error) error {
 	case errors.Is(err, access.ErrTooLarge):
 		return status.Error(codes.ResourceExhausted, wireMessage(err))
 	case errors.Is(err, check.ErrAccessTooLarge):
-		return status.Errorf(codes.ResourceExhausted, "%s: the server's bound on one access analysis; narrow the question (permissions, types)", wireMessage(err))
+		return status.Errorf(codes.ResourceExhausted, "%s: the server's bound on one access analysis (--max-access-objects); narrow the question (permissions, types)", wireMessage(err))
 	}
 	return queryError(nil, err)
 }

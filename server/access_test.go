@@ -13,6 +13,7 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/metadata"
+	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/types/known/durationpb"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
@@ -161,6 +162,19 @@ func TestWhoCanAccess(t *testing.T) {
 	}
 	resps, err = recv[*pb.AccessResponse](stream)
 	wantLines(t, "who doc:pub", accessLines(t, resps, err), []string{"doc:pub#view@user:* except bob [wildcard]"})
+}
+
+// TestAccessTooLarge: an analysis holding more objects than the server's
+// bound (--max-access-objects) is RESOURCE_EXHAUSTED, naming the flag.
+func TestAccessTooLarge(t *testing.T) {
+	f := newAccessFixture(t, func(c *Config) { c.Check.MaxAccessObjects = 1 })
+	stream, err := f.access.WhoCanAccess(context.Background(), &pb.WhoCanAccessRequest{Resource: &pb.ObjectRef{Type: "doc", Id: "plan"}})
+	if err == nil {
+		_, err = recv[*pb.AccessResponse](stream)
+	}
+	if status.Code(err) != codes.ResourceExhausted || !strings.Contains(err.Error(), "--max-access-objects") {
+		t.Fatalf("who can access past the bound: %v, want RESOURCE_EXHAUSTED naming --max-access-objects", err)
+	}
 }
 
 // TestWhatCanAccessPages: a subject's accesses, one page at a time: each

@@ -32,8 +32,9 @@ func checkConfig(o serveOptions) check.Config {
 		CacheEntries: o.cacheEntries,
 		CacheBytes:   o.cacheBytes,
 
-		ReadCacheBytes: o.readCacheBytes,
-		MaxExpandNodes: o.maxExpandNodes,
+		ReadCacheBytes:   o.readCacheBytes,
+		MaxExpandNodes:   o.maxExpandNodes,
+		MaxAccessObjects: o.maxAccessObjects,
 	}
 }
 
