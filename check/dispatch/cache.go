@@ -117,13 +117,16 @@ func (c *Cache[S]) Len() int { return c.t.len() }
 // A small table is one set (an exact LRU). Each set is guarded by one of
 // a fixed number of striped locks, held only to compare and copy a few
 // slots, so a lookup or a store costs a hash and a short critical section,
-// allocates nothing, and concurrent checks seldom meet on a lock.
+// allocates nothing once the set's block exists, and concurrent checks
+// seldom meet on a lock. Slots are allocated a block of sets at a time,
+// on the first store into the block: an engine that caches little (a
+// test's, a short-lived one) costs little.
 type table struct {
-	slots []slot
-	ways  int
-	sets  uint64
-	locks []stripe
-	seed  maphash.Seed
+	blocks []atomic.Pointer[[]slot] // blockSets sets each, nil until stored into
+	ways   int
+	sets   uint64
+	locks  []stripe
+	seed   maphash.Seed
 }
 
 // slot is one cached answer; hash is its key's, compared before the key;
@@ -143,12 +146,13 @@ type stripe struct {
 	_    [48]byte
 }
 
-// Table geometry: ways slots per set, one set up to oneSet entries, and
-// at most stripes locks.
+// Table geometry: ways slots per set, one set up to oneSet entries, sets
+// allocated blockSets at a time, and at most stripes locks.
 const (
-	ways    = 8
-	oneSet  = 64
-	stripes = 256
+	ways      = 8
+	oneSet    = 64
+	blockSets = 8
+	stripes   = 256
 )
 
 // newTable returns a table of at least entries slots (at least one).
@@ -160,28 +164,50 @@ func newTable(entries int) *table {
 	} else {
 		t.ways, t.sets = ways, uint64((entries+ways-1)/ways)
 	}
-	t.slots = make([]slot, t.sets*uint64(t.ways))
+	t.blocks = make([]atomic.Pointer[[]slot], (t.sets+blockSets-1)/blockSets)
 	t.locks = make([]stripe, min(t.sets, stripes))
 	return t
 }
 
-// set returns k's hash, the slots of its set and the stripe guarding
-// them.
-func (t *table) set(k *Key) (uint64, []slot, *stripe) {
+// slots returns how many slots the table holds once every block exists.
+func (t *table) slots() int { return int(t.sets) * t.ways }
+
+// set returns k's hash, the slots of its set (nil when its block does not
+// exist and alloc is false) and the stripe guarding them.
+func (t *table) set(k *Key, alloc bool) (uint64, []slot, *stripe) {
 	h := maphash.Comparable(t.seed, *k)
-	set, st := t.setAt(h % t.sets)
+	set, st := t.setAt(h%t.sets, alloc)
 	return h, set, st
 }
 
-// setAt returns set s and the stripe guarding it.
-func (t *table) setAt(s uint64) ([]slot, *stripe) {
-	w := uint64(t.ways)
-	return t.slots[s*w : (s+1)*w], &t.locks[s%uint64(len(t.locks))]
+// setAt returns set s (nil when its block does not exist and alloc is
+// false) and the stripe guarding it.
+func (t *table) setAt(s uint64, alloc bool) ([]slot, *stripe) {
+	st := &t.locks[s%uint64(len(t.locks))]
+	b := &t.blocks[s/blockSets]
+	p := b.Load()
+	if p == nil {
+		if !alloc {
+			return nil, st
+		}
+		first := s / blockSets * blockSets
+		fresh := make([]slot, min(blockSets, t.sets-first)*uint64(t.ways))
+		if b.CompareAndSwap(nil, &fresh) {
+			p = &fresh
+		} else {
+			p = b.Load()
+		}
+	}
+	off := s % blockSets * uint64(t.ways)
+	return (*p)[off : off+uint64(t.ways)], st
 }
 
 // get returns k's entry; touch marks it used.
 func (t *table) get(k Key, touch bool) (entry, bool) {
-	h, set, st := t.set(&k)
+	h, set, st := t.set(&k, false)
+	if set == nil {
+		return entry{}, false
+	}
 	st.mu.Lock()
 	defer st.mu.Unlock()
 	for i := range set {
@@ -199,7 +225,7 @@ func (t *table) get(k Key, touch bool) (entry, bool) {
 // put stores e under k: in k's slot, an empty one, or the least recently
 // used one of its set.
 func (t *table) put(k Key, e entry) {
-	h, set, st := t.set(&k)
+	h, set, st := t.set(&k, true)
 	st.mu.Lock()
 	defer st.mu.Unlock()
 	victim := &set[0]
@@ -221,7 +247,10 @@ func (t *table) put(k Key, e entry) {
 func (t *table) len() int {
 	n := 0
 	for s := range t.sets {
-		set, st := t.setAt(s)
+		set, st := t.setAt(s, false)
+		if set == nil {
+			continue
+		}
 		st.mu.Lock()
 		for i := range set {
 			if set[i].used != 0 {

@@ -52,7 +52,7 @@ func testCache(t *testing.T, size int) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if slots := len(c.t.slots); slots < size || slots >= size+ways {
+	if slots := c.t.slots(); slots < size || slots >= size+ways {
 		t.Fatalf("%d entries: %d slots", size, slots)
 	}
 	out := make([]Answer, 2)
@@ -141,8 +141,8 @@ func TestTableConcurrent(t *testing.T) {
 		})
 	}
 	wg.Wait()
-	if n := tb.len(); n == 0 || n > len(tb.slots) {
-		t.Errorf("%d slots used of %d", n, len(tb.slots))
+	if n := tb.len(); n == 0 || n > tb.slots() {
+		t.Errorf("%d slots used of %d", n, tb.slots())
 	}
 }
 
