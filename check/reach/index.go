@@ -86,6 +86,29 @@ func (ix *Index) tooLarge(size int) error {
 // question's own instant.
 var buildOptions = storage.QueryOptions{Now: time.Unix(0, 1)}
 
+// readAll reads every relationship of k at r into add; every 4096 it
+// stops if ctx is done or if size (the index's estimate with what was
+// added) is past the memory bound.
+func (ix *Index) readAll(ctx context.Context, r storage.Reader, k Key, size func() int, add func(graph.Relationship)) error {
+	f := storage.Filter{ResourceType: k.Type, Relation: k.Relation}
+	n := 0
+	for rel, err := range r.QueryRelationships(ctx, f, buildOptions) {
+		if err != nil {
+			return fmt.Errorf("build reach index of %s#%s: %w", k.Type, k.Relation, err)
+		}
+		if n++; n%4096 == 0 {
+			if ctx.Err() != nil {
+				return fmt.Errorf("build reach index of %s#%s: %w", k.Type, k.Relation, ctx.Err())
+			}
+			if ix.over(size()) {
+				return ix.tooLarge(size())
+			}
+		}
+		add(rel)
+	}
+	return nil
+}
+
 // Build replaces the index's content with a full read at r's revision,
 // for s (the schema in force there; nil when none is). Until it returns
 // the previous content keeps answering for the revisions it holds.
@@ -96,21 +119,8 @@ func (ix *Index) Build(ctx context.Context, s *schema.Schema, r storage.Reader) 
 	for _, k := range ParentKeys(s) {
 		t := newTree(k)
 		t.since = st.built
-		f := storage.Filter{ResourceType: k.Type, Relation: k.Relation}
-		n := 0
-		for rel, err := range r.QueryRelationships(ctx, f, buildOptions) {
-			if err != nil {
-				return fmt.Errorf("build reach index of %s#%s: %w", k.Type, k.Relation, err)
-			}
-			if n++; n%4096 == 0 {
-				if ctx.Err() != nil {
-					return fmt.Errorf("build reach index of %s#%s: %w", k.Type, k.Relation, ctx.Err())
-				}
-				if ix.over(size + t.bytes()) {
-					return ix.tooLarge(size + t.bytes())
-				}
-			}
-			t.change(rel, false)
+		if err := ix.readAll(ctx, r, k, func() int { return size + t.bytes() }, func(rel graph.Relationship) { t.change(rel, false) }); err != nil {
+			return err
 		}
 		st.trees[k] = t
 		if size += t.bytes(); ix.over(size) {
@@ -121,21 +131,8 @@ func (ix *Index) Build(ctx context.Context, s *schema.Schema, r storage.Reader) 
 		set := newSet(k, wildcards(s, k))
 		set.since = st.built
 		var d dirty
-		f := storage.Filter{ResourceType: k.Type, Relation: k.Relation}
-		n := 0
-		for rel, err := range r.QueryRelationships(ctx, f, buildOptions) {
-			if err != nil {
-				return fmt.Errorf("build reach index of %s#%s: %w", k.Type, k.Relation, err)
-			}
-			if n++; n%4096 == 0 {
-				if ctx.Err() != nil {
-					return fmt.Errorf("build reach index of %s#%s: %w", k.Type, k.Relation, ctx.Err())
-				}
-				if ix.over(size + set.bytes()) {
-					return ix.tooLarge(size + set.bytes())
-				}
-			}
-			set.change(rel, false, &d)
+		if err := ix.readAll(ctx, r, k, func() int { return size + set.bytes() }, func(rel graph.Relationship) { set.change(rel, false, &d) }); err != nil {
+			return err
 		}
 		all := dirty{roots: make([]uint32, set.objects.len()), subjects: make(map[uint32]struct{}, set.subjects.len())}
 		for i := range all.roots {
