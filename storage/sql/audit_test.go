@@ -560,3 +560,65 @@ func TestAuditChainAfterTrimmingEverything(t *testing.T) {
 		t.Fatalf("after trimming everything, the new entry chains to %x, want %x", after[0].PrevHash, before[2].Hash)
 	}
 }
+
+// TestAuditChainKnownHead: a server writing alone chains each entry to
+// the one it committed before without reading the chain's head; after
+// another server's write, or a write of its own that failed once its
+// entry was sealed, it reads the head, and the chain stays whole.
+func TestAuditChainKnownHead(t *testing.T) {
+	ctx := context.Background()
+	url := pg.NewDatabase(t)
+	a, b := openConfig(t, url, Config{}), openConfig(t, url, Config{})
+	write := func(e *Engine, id, actor string) error {
+		_, err := e.Write(ctx, storage.WriteRequest{Metadata: storage.WriteMetadata{Actor: actor},
+			Mutations: []storage.Mutation{{Op: storage.OpTouch, Relationship: rel("document", id, "viewer", "user", "alice")}}})
+		return err
+	}
+	reads := func(e *Engine) int64 { return e.headReads.Load() }
+	for i := range 5 {
+		if err := write(a, fmt.Sprint("a", i), "user:a"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if got := reads(a); got != 1 {
+		t.Fatalf("5 writes of one server read the chain's head %d times, want once (the first)", got)
+	}
+	// Another server's write in between: the next one reads the head.
+	if err := write(b, "b0", "user:b"); err != nil {
+		t.Fatal(err)
+	}
+	if err := write(a, "a5", "user:a"); err != nil {
+		t.Fatal(err)
+	}
+	if got := reads(a); got != 2 {
+		t.Fatalf("after another server's write, %d head reads, want 2", got)
+	}
+	// A write that fails after sealing its entry gives its revision back;
+	// another server commits that revision; the next write must chain to
+	// that server's entry, not to the one that failed.
+	if _, err := a.pool.Exec(ctx, `CREATE FUNCTION refuse_poison() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+  IF position('\x706f69736f6e'::bytea IN NEW.value) > 0 THEN RAISE EXCEPTION 'poisoned entry'; END IF;
+  RETURN NEW;
+END $$;
+CREATE TRIGGER refuse_poison BEFORE INSERT ON audit_entries FOR EACH ROW EXECUTE FUNCTION refuse_poison();`); err != nil {
+		t.Fatal(err)
+	}
+	if err := write(a, "a6", "poison"); err == nil {
+		t.Fatal("a write whose entry the database refuses committed")
+	}
+	if err := write(b, "b1", "user:b"); err != nil {
+		t.Fatal(err)
+	}
+	if err := write(a, "a7", "user:a"); err != nil {
+		t.Fatal(err)
+	}
+	head, err := a.HeadRevision(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	res, err := auditlog.Verify(ctx, a)
+	if err != nil || res.Broken != nil || res.Entries != int(head) {
+		t.Fatalf("verify = %+v (broken: %+v), %v; want %d intact entries", res, res.Broken, err, head)
+	}
+}

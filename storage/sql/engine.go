@@ -102,6 +102,17 @@ type Engine struct {
 	stopListening context.CancelFunc
 	listenDone    chan struct{}
 
+	// lastEntry is the audit entry this Engine's latest write sealed, so
+	// the next write can chain to it without reading the chain's head
+	// (write.go, takeRevision).
+	lastEntry atomic.Pointer[chainLink]
+	// lastEntryMissed is set when a write found lastEntry not the newest
+	// (another server wrote in between), so the next one reads the head
+	// with the counter update, in one round trip, instead of after it.
+	lastEntryMissed atomic.Bool
+	// headReads counts the writes that read the chain's head.
+	headReads atomic.Int64
+
 	// instanceMu guards instanceID, the database's identity once read
 	// (migration 0002 draws it and nothing changes it, so it is read at
 	// most once per Engine; a failed read is not cached).

@@ -124,9 +124,14 @@ type writeTx struct {
 // after fn returns: the fewer round trips while the counter lock is held,
 // the more writes per second.
 func (e *Engine) inRevision(ctx context.Context, entry storage.AuditEntry, fn func(w *writeTx) error) error {
+	var link *chainLink // the entry of the latest attempt, once sealed
 	err := runWrite(ctx, e.dialect, e.pool, func(tx pgx.Tx) error {
+		if link != nil {
+			link.settle(false) // the attempt before did not commit
+			link = nil
+		}
 		w := &writeTx{tx: tx}
-		rev, schemaRev, committedAt, head, err := takeRevision(ctx, tx, e.audit)
+		rev, schemaRev, committedAt, head, err := e.takeRevision(ctx, tx)
 		if err != nil {
 			return err
 		}
@@ -156,6 +161,8 @@ func (e *Engine) inRevision(ctx context.Context, entry storage.AuditEntry, fn fu
 				return s.err
 			}
 			w.final.Queue(stmtInsertAuditEntry, rev, committedAt, s.value, s.filter)
+			link = &chainLink{rev: rev, hash: s.hash, settled: make(chan struct{})}
+			e.lastEntry.Store(link)
 		} else {
 			meta := entry.Metadata
 			w.final.Queue(stmtInsertRevision, rev, committedAt, meta.Actor, meta.Reason, labelsColumn(meta.Labels),
@@ -166,17 +173,110 @@ func (e *Engine) inRevision(ctx context.Context, entry storage.AuditEntry, fn fu
 		}
 		return tx.SendBatch(ctx, &w.final).Close()
 	})
+	if link != nil {
+		link.settle(err == nil)
+	}
 	if err == nil {
 		e.notifyCommitted()
 	}
 	return err
 }
 
+// chainLink is an audit entry a write of this Engine sealed, published
+// (Engine.lastEntry) while the write holds the counter's lock, before it
+// commits: the next writer, which takes the lock once this write's
+// transaction ends, may chain to it if it committed.
+type chainLink struct {
+	rev     int64
+	hash    storage.AuditHash
+	settled chan struct{} // closed once committed is known
+	// committed reports that the entry's transaction committed; false
+	// too when the commit's outcome is unknown (a lost connection).
+	committed bool
+}
+
+func (l *chainLink) settle(committed bool) {
+	l.committed = committed
+	close(l.settled)
+}
+
+// chainLinkWait bounds how long a writer holding the counter's lock waits
+// to learn whether the write before it, from the same Engine, committed
+// (which that write's transaction ending has already decided: only the
+// reply is on its way); past it the head is read instead.
+const chainLinkWait = 100 * time.Millisecond
+
 // takeRevision takes the next revision (stmtNextRevision), which holds
 // the revision counter's lock until the transaction ends, and returns it
-// with the newest schema version's revision and the commit time; with
-// audit set, also the audit chain's head (stmtAuditHead), read after the
-// lock is held but in the same round trip.
+// with the newest schema version's revision and the commit time; with the
+// audit log on, also the audit chain's head.
+//
+// The head is the hash of the newest committed entry. When the revision
+// taken directly follows an entry this Engine sealed and committed, that
+// entry is the newest: every revision commits with its entry (or, from a
+// server with its log off, with a revision record, and then the numbers
+// do not follow), a rolled-back write gives its number back, and the
+// counter's lock orders the commits. The head is then known without
+// reading it — the usual case on a single server, where this saves a
+// statement under the lock on every write. Otherwise it is read
+// (stmtAuditHead): after the counter update when the Engine's previous
+// write found its own entry the newest, and in the same round trip as the
+// update when it did not (servers writing in turn).
+func (e *Engine) takeRevision(ctx context.Context, tx pgx.Tx) (rev, schemaRev int64, committedAt time.Time, head []byte, err error) {
+	if !e.audit || e.lastEntry.Load() == nil || e.lastEntryMissed.Load() {
+		if e.audit {
+			e.headReads.Add(1)
+		}
+		rev, schemaRev, committedAt, head, err = takeRevision(ctx, tx, e.audit)
+		if err == nil && e.audit && e.ownEntryPrecedes(ctx, rev) {
+			e.lastEntryMissed.Store(false) // the next write may skip the read
+		}
+		return rev, schemaRev, committedAt, head, err
+	}
+	if err := tx.QueryRow(ctx, stmtNextRevision).Scan(&rev, &schemaRev, &committedAt); err != nil {
+		return 0, 0, time.Time{}, nil, fmt.Errorf("next revision: %w", err)
+	}
+	// The write that held the lock before, if it was this Engine's, has
+	// published its entry: it did so holding the lock.
+	if e.ownEntryPrecedes(ctx, rev) {
+		last := e.lastEntry.Load()
+		return rev, schemaRev, committedAt, last.hash[:], nil
+	}
+	e.lastEntryMissed.Store(true)
+	e.headReads.Add(1)
+	if err := tx.QueryRow(ctx, stmtAuditHead).Scan(&head); err != nil {
+		return 0, 0, time.Time{}, nil, fmt.Errorf("audit chain head: %w", err)
+	}
+	return rev, schemaRev, committedAt, head, nil
+}
+
+// ownEntryPrecedes reports whether revision rev-1 committed with the
+// entry this Engine published last (Engine.lastEntry), waiting up to
+// chainLinkWait for its write to learn the outcome.
+func (e *Engine) ownEntryPrecedes(ctx context.Context, rev int64) bool {
+	last := e.lastEntry.Load()
+	if last == nil || last.rev != rev-1 {
+		return false
+	}
+	select {
+	case <-last.settled:
+	default:
+		t := time.NewTimer(chainLinkWait)
+		defer t.Stop()
+		select {
+		case <-last.settled:
+		case <-t.C:
+			return false
+		case <-ctx.Done():
+			return false
+		}
+	}
+	return last.committed
+}
+
+// takeRevision takes the next revision and, with audit set, reads the
+// audit chain's head after the counter's lock is held, in the same round
+// trip.
 func takeRevision(ctx context.Context, tx pgx.Tx, audit bool) (rev, schemaRev int64, committedAt time.Time, head []byte, err error) {
 	if !audit {
 		if err := tx.QueryRow(ctx, stmtNextRevision).Scan(&rev, &schemaRev, &committedAt); err != nil {
