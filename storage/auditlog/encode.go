@@ -293,6 +293,29 @@ func Decode(value []byte) (storage.AuditEntry, error) {
 	return e, nil
 }
 
+// DecodeTerms returns the index terms of an encoded entry (Terms of its
+// Decode) without materializing its changes: an indexer needs them for
+// every entry, and an import entry holds thousands of changes.
+func DecodeTerms(value []byte) ([]string, error) {
+	e, d, err := decodeHead(value)
+	if err != nil {
+		return nil, err
+	}
+	s := new(termSet)
+	s.meta(e.Kind, e.Metadata.Actor, e.Metadata.Labels)
+	s.schema(e.Schema)
+	var prev [6]string
+	var c storage.AuditChange
+	for len(d.b) > 0 && d.err == nil {
+		d.changeIdentity(&c, &prev)
+		s.change(c.Op, &c.Relationship)
+	}
+	if d.err != nil {
+		return nil, fmt.Errorf("%w: revision %d", ErrCorrupt, e.Revision)
+	}
+	return s.sorted(), nil
+}
+
 // DecodeHead decodes an encoded entry without its changes: its revision,
 // commit time, kind, metadata, schema diff and hashes.
 func DecodeHead(value []byte) (storage.AuditEntry, error) {
@@ -394,6 +417,17 @@ func (d *decoder) bytes() []byte {
 func (d *decoder) string() string { return string(d.bytes()) }
 
 func (d *decoder) change(c *storage.AuditChange, prev *[6]string) {
+	if ctxJSON := d.changeIdentity(c, prev); len(ctxJSON) > 0 && d.err == nil {
+		if err := json.Unmarshal(ctxJSON, &c.Relationship.Caveat.Context); err != nil {
+			d.fail()
+		}
+	}
+}
+
+// changeIdentity decodes one change into c but for its caveat's context,
+// which it returns undecoded (aliasing the input). c's expiration is
+// reused when it has one.
+func (d *decoder) changeIdentity(c *storage.AuditChange, prev *[6]string) (caveatContext []byte) {
 	c.Op = storage.Op(d.byte())
 	flags := d.byte()
 	for i := range prev {
@@ -404,17 +438,21 @@ func (d *decoder) change(c *storage.AuditChange, prev *[6]string) {
 	r := &c.Relationship
 	r.Resource.Type, r.Resource.ID, r.Relation = prev[0], prev[1], prev[2]
 	r.Subject.Object.Type, r.Subject.Object.ID, r.Subject.Relation = prev[3], prev[4], prev[5]
+	r.Caveat = nil
 	if flags&flagCaveat != 0 {
 		r.Caveat = &graph.Caveat{Name: d.string()}
-		if ctxJSON := d.bytes(); len(ctxJSON) > 0 && d.err == nil {
-			if err := json.Unmarshal(ctxJSON, &r.Caveat.Context); err != nil {
-				d.fail()
-			}
-		}
+		caveatContext = d.bytes()
 	}
 	if flags&flagExpiration != 0 {
 		sec, nsec := int64(binary.BigEndian.Uint64(d.take(8))), binary.BigEndian.Uint32(d.take(4))
 		t := time.Unix(sec, int64(nsec)).UTC()
-		r.Expiration = &t
+		if r.Expiration != nil {
+			*r.Expiration = t
+		} else {
+			r.Expiration = &t
+		}
+	} else {
+		r.Expiration = nil
 	}
+	return caveatContext
 }

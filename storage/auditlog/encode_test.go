@@ -92,6 +92,9 @@ func TestRoundTrip(t *testing.T) {
 		if !reflect.DeepEqual(Terms(&got), Terms(&e)) {
 			t.Fatalf("terms of the decoded entry %q differ from the original's %q", Terms(&got), Terms(&e))
 		}
+		if terms, err := DecodeTerms(v); err != nil || !slices.Equal(terms, Terms(&e)) {
+			t.Fatalf("DecodeTerms = %q, %v; want %q", terms, err, Terms(&e))
+		}
 	}
 }
 
@@ -128,6 +131,9 @@ func TestBuilder(t *testing.T) {
 		}
 		if !reflect.DeepEqual(terms, Terms(&e)) {
 			t.Fatalf("revision %d: Builder terms %q, want %q", e.Revision, terms, Terms(&e))
+		}
+		if decoded, err := DecodeTerms(got); err != nil || !slices.Equal(decoded, terms) {
+			t.Fatalf("revision %d: DecodeTerms = %d terms, %v; want the Builder's %d", e.Revision, len(decoded), err, len(terms))
 		}
 		if e.Revision == large.Revision && len(got) < 2*hashChunk {
 			t.Fatalf("the large entry is %d bytes, not hashed in chunks", len(got))
@@ -168,6 +174,7 @@ func TestCorrupt(t *testing.T) {
 			t.Fatalf("a value cut to %d of %d bytes is intact", n, len(v))
 		}
 		_, _ = Decode(v[:n])
+		_, _ = DecodeTerms(v[:n])
 	}
 	for i := range v {
 		w := bytes.Clone(v)
@@ -176,6 +183,7 @@ func TestCorrupt(t *testing.T) {
 			t.Fatalf("a value with byte %d changed is intact", i)
 		}
 		_, _ = Decode(w)
+		_, _ = DecodeTerms(w)
 	}
 	w := bytes.Clone(v)
 	w[0] = 1
@@ -196,11 +204,14 @@ func FuzzDecode(f *testing.F) {
 		_, _ = CommittedAt(b)
 		_, _ = HashOf(b)
 		_ = Intact(b)
+		terms, termsErr := DecodeTerms(b)
 		d, err := Decode(b)
 		if err != nil {
 			return
 		}
-		_ = Terms(&d)
+		if termsErr != nil || !slices.Equal(terms, Terms(&d)) {
+			t.Fatalf("DecodeTerms = %q, %v; Decode's entry has terms %q", terms, termsErr, Terms(&d))
+		}
 		if _, err := Seal(&d); err != nil && !errors.Is(err, storage.ErrInvalidArgument) {
 			t.Fatalf("reseal a decoded entry: %v", err)
 		}

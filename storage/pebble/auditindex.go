@@ -186,11 +186,10 @@ func (e *Engine) indexAuditPage(ctx context.Context, target storage.Revision) (m
 			rev := storage.Revision(beUint64(k[2:]))
 			terms, ok := e.handed.take(rev)
 			if !ok {
-				en, err := auditlog.Decode(v)
-				if err != nil {
+				var err error
+				if terms, err = auditlog.DecodeTerms(v); err != nil {
 					log.Printf("pemba: audit log index: entry %d left out: %v", rev, err)
 				}
-				terms = auditlog.Terms(&en)
 			}
 			add(rev, terms)
 			n++
@@ -421,12 +420,12 @@ func (e *Engine) unindexedRevisions(ctx context.Context, term string, lo, hi sto
 			yield(0, err)
 			return false
 		}
-		dec, err := auditlog.Decode(en.Value)
+		terms, err := auditlog.DecodeTerms(en.Value)
 		if err != nil {
 			yield(0, fmt.Errorf("audit term %q: entry %d: %w", term, en.Revision, err))
 			return false
 		}
-		if _, found := slices.BinarySearch(auditlog.Terms(&dec), term); found && !yield(en.Revision, nil) {
+		if _, found := slices.BinarySearch(terms, term); found && !yield(en.Revision, nil) {
 			return false
 		}
 	}

@@ -329,12 +329,12 @@ func (e *Engine) unindexedRevisions(ctx context.Context, term string, lo, hi int
 			yield(0, err)
 			return false
 		}
-		dec, err := auditlog.Decode(en.Value)
+		terms, err := auditlog.DecodeTerms(en.Value)
 		if err != nil {
 			yield(0, fmt.Errorf("audit revisions of term %q: entry %d: %w", term, en.Revision, err))
 			return false
 		}
-		if _, found := slices.BinarySearch(auditlog.Terms(&dec), term); found && !yield(en.Revision, nil) {
+		if _, found := slices.BinarySearch(terms, term); found && !yield(en.Revision, nil) {
 			return false
 		}
 	}
@@ -514,16 +514,16 @@ func readOldestEntries(ctx context.Context, tx pgx.Tx, cut time.Time) (trimmed, 
 		if n := len(storage.AuditHash{}); len(value) >= n {
 			t.newestHash = value[len(value)-n:]
 		}
-		entry, err := auditlog.Decode(value)
-		if err != nil || int64(entry.Revision) != rev {
+		entry, err := auditlog.DecodeHead(value)
+		terms, terr := auditlog.DecodeTerms(value)
+		if err != nil || terr != nil || int64(entry.Revision) != rev {
 			t.corrupt = append(t.corrupt, rev)
 			continue
 		}
-		for _, term := range auditlog.Terms(&entry) {
+		for _, term := range terms {
 			t.terms = append(t.terms, term)
 			t.termRevs = append(t.termRevs, rev)
 		}
-		entry.Changes = nil
 		t.entries = append(t.entries, entry)
 		if len(t.terms) >= trimTermBudget {
 			t.more = true

@@ -120,12 +120,12 @@ func (e *Engine) indexAuditBatch(ctx context.Context, tx pgx.Tx) (advanced bool,
 			return false, 0, err
 		}
 		through = rev
-		en, err := auditlog.Decode(value)
+		terms, err := auditlog.DecodeTerms(value)
 		if err != nil {
 			log.Printf("pemba: audit log index: entry %d left out: %v", rev, err)
 			continue
 		}
-		for _, term := range auditlog.Terms(&en) {
+		for _, term := range terms {
 			lists[term] = append(lists[term], storage.Revision(rev))
 		}
 	}
