@@ -25,9 +25,13 @@ var (
 
 // benchRelationships yields n relationships over 1000 users, spread over
 // documents ten viewers apiece.
-func benchRelationships(n int) iter.Seq2[graph.Relationship, error] {
+func benchRelationships(n int) iter.Seq2[graph.Relationship, error] { return benchRelationshipsFrom(0, n) }
+
+// benchRelationshipsFrom is relationships from..from+n of the sequence
+// benchRelationships starts.
+func benchRelationshipsFrom(from, n int) iter.Seq2[graph.Relationship, error] {
 	return func(yield func(graph.Relationship, error) bool) {
-		for i := range n {
+		for i := from; i < from+n; i++ {
 			r := graph.Relationship{
 				Resource: graph.ObjectRef{Type: "document", ID: fmt.Sprintf("doc%07d", i/10)},
 				Relation: "viewer",
