@@ -17,9 +17,13 @@ import (
 
 // benchRelationships yields n relationships over n/10 documents with ten
 // viewers each, drawn from 10,000 users: the shape of a document store.
-func benchRelationships(n int) iter.Seq2[graph.Relationship, error] {
+func benchRelationships(n int) iter.Seq2[graph.Relationship, error] { return benchRelationshipsFrom(0, n) }
+
+// benchRelationshipsFrom is relationships from..from+n of the sequence
+// benchRelationships starts.
+func benchRelationshipsFrom(from, n int) iter.Seq2[graph.Relationship, error] {
 	return func(yield func(graph.Relationship, error) bool) {
-		for i := range n {
+		for i := from; i < from+n; i++ {
 			r := graph.Relationship{
 				Resource: graph.ObjectRef{Type: "document", ID: fmt.Sprintf("doc%08d", i/10)},
 				Relation: "viewer",

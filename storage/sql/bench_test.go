@@ -25,7 +25,9 @@ var (
 
 // benchRelationships yields n relationships over 1000 users, spread over
 // documents ten viewers apiece.
-func benchRelationships(n int) iter.Seq2[graph.Relationship, error] { return benchRelationshipsFrom(0, n) }
+func benchRelationships(n int) iter.Seq2[graph.Relationship, error] {
+	return benchRelationshipsFrom(0, n)
+}
 
 // benchRelationshipsFrom is relationships from..from+n of the sequence
 // benchRelationships starts.
