@@ -17,7 +17,9 @@ import (
 
 // benchRelationships yields n relationships over n/10 documents with ten
 // viewers each, drawn from 10,000 users: the shape of a document store.
-func benchRelationships(n int) iter.Seq2[graph.Relationship, error] { return benchRelationshipsFrom(0, n) }
+func benchRelationships(n int) iter.Seq2[graph.Relationship, error] {
+	return benchRelationshipsFrom(0, n)
+}
 
 // benchRelationshipsFrom is relationships from..from+n of the sequence
 // benchRelationships starts.
