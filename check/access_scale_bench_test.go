@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"os"
+	"runtime"
 	"runtime/metrics"
 	"slices"
 	"strconv"
@@ -148,12 +149,15 @@ func benchAccessScale(b *testing.B, query func(ctx context.Context, e *Engine, i
 	e := New(Config{CacheEntries: -1, ReadCacheBytes: -1})
 	ctx := context.Background()
 	var first, total []time.Duration
-	var rows, bytes []float64
+	var rows, bytes, peaks []float64
 	alloc := []metrics.Sample{{Name: "/gc/heap/allocs:bytes"}}
 	cpu0 := cputime.Process()
 	b.ReportAllocs()
 	i := 0
 	for b.Loop() {
+		b.StopTimer()
+		peak := watchHeap()
+		b.StartTimer()
 		metrics.Read(alloc)
 		a0 := alloc[0].Value.Uint64()
 		n := 0
@@ -177,10 +181,12 @@ func benchAccessScale(b *testing.B, query func(ctx context.Context, e *Engine, i
 		rows = append(rows, float64(n))
 		metrics.Read(alloc)
 		bytes = append(bytes, float64(alloc[0].Value.Uint64()-a0))
+		peaks = append(peaks, float64(peak())/(1<<20))
 		if verbose {
 			// Printed at once: a slow sub-benchmark's log would only
 			// show when it ends.
-			fmt.Fprintf(os.Stderr, "%s %s: first row %v, last %v, %d rows, %d B\n", b.Name(), label, firstAt, total[len(total)-1], n, alloc[0].Value.Uint64()-a0)
+			fmt.Fprintf(os.Stderr, "%s %s: first row %v, last %v, %d rows, %d B, heap peak +%.1f MiB\n",
+				b.Name(), label, firstAt, total[len(total)-1], n, alloc[0].Value.Uint64()-a0, peaks[len(peaks)-1])
 		}
 		i++
 	}
@@ -196,6 +202,42 @@ func benchAccessScale(b *testing.B, query func(ctx context.Context, e *Engine, i
 	reportSpread(b, ms(total), "total-ms")
 	reportSpread(b, rows, "rows")
 	reportSpread(b, bytes, "B")
+	reportSpread(b, peaks, "heap-peak-MiB")
+}
+
+// watchHeap collects garbage, then samples the heap's objects every
+// millisecond until the function it returns is called, which reports the
+// most they grew past what they were at the start: what a query holds at
+// its peak, plus the garbage not yet collected then (an upper bound of
+// its live memory).
+func watchHeap() (stop func() uint64) {
+	runtime.GC()
+	sample := []metrics.Sample{{Name: "/memory/classes/heap/objects:bytes"}}
+	metrics.Read(sample)
+	base := sample[0].Value.Uint64()
+	done, result := make(chan struct{}), make(chan uint64)
+	go func() {
+		s := []metrics.Sample{{Name: "/memory/classes/heap/objects:bytes"}}
+		var peak uint64
+		tick := time.NewTicker(time.Millisecond)
+		defer tick.Stop()
+		for {
+			metrics.Read(s)
+			if v := s[0].Value.Uint64(); v > base {
+				peak = max(peak, v-base)
+			}
+			select {
+			case <-done:
+				result <- peak
+				return
+			case <-tick.C:
+			}
+		}
+	}()
+	return func() uint64 {
+		close(done)
+		return <-result
+	}
 }
 
 // reportSpread reports the median and the largest of xs as unit-p50 and
