@@ -422,6 +422,10 @@ type setEval struct {
 	// cache, when set, holds the sets computed whole by earlier
 	// evaluations at the snapshot's revision (see setCache).
 	cache *setCache
+	// held memoizes holders by type#relation (nil: too many, or not
+	// looked up), monotoneMemo monotone.
+	held         map[[2]string]map[string]bool
+	monotoneMemo map[[2]string]bool
 }
 
 // narrowed returns an evaluation like se whose sets list only the
@@ -480,6 +484,9 @@ func (se *setEval) batch(typ, rel string, ids []string, depth int) ([]setResult,
 	if err != nil {
 		return nil, err
 	}
+	if pending, at, err = se.prune(typ, rel, pending, at, out); err != nil {
+		return nil, err
+	}
 	if len(pending) > 0 {
 		*se.work += len(pending)
 		if depth > se.ev.eng.cfg.MaxDepth || *se.work > setWork {
@@ -526,6 +533,95 @@ func (se *setEval) batch(typ, rel string, ids []string, depth int) ([]setResult,
 		}
 	}
 	return out, nil
+}
+
+// pruneSubjectsMax is the most subjects an evaluation may be narrowed to
+// for prune to look their holders up.
+const pruneSubjectsMax = 16
+
+// pruneLookupMax bounds the objects one subject's lookup in holders may
+// find; past it the objects are evaluated without pruning.
+const pruneLookupMax = 4096
+
+// prune, in an evaluation narrowed to a few subjects, decides the sets of
+// the pending objects that hold none of them — empty — without
+// evaluating them, and returns the others (with their positions in out).
+// The later side of an intersection or exclusion, narrowed to the
+// handful of subjects its first side left, is often broad downward (a
+// tier cleared for every member of 200 teams, and their agents) and
+// narrow upward (an agent's principal is in a few teams): the objects of
+// typ that hold a subject are looked up from the subject, once per
+// type#relation (see holders), and only those are evaluated.
+func (se *setEval) prune(typ, rel string, pending []string, at []int, out []setResult) ([]string, []int, error) {
+	if se.only == nil || len(se.only) > pruneSubjectsMax || len(pending) == 0 {
+		return pending, at, nil
+	}
+	held, ok, err := se.holders(typ, rel)
+	if err != nil || !ok {
+		return pending, at, err
+	}
+	keep, keepAt := pending[:0:0], at[:0:0]
+	for j, id := range pending {
+		if held[id] {
+			keep, keepAt = append(keep, id), append(keepAt, at[j])
+			continue
+		}
+		// Empty now; loose where the permission subtracts, whose
+		// subtracted side may lose a relationship to time and grant.
+		r := setResult{set: emptySet(), loose: !se.monotone(typ, rel)}
+		out[at[j]] = r
+		se.memo[node{typ, id, rel}] = r
+	}
+	return keep, keepAt, nil
+}
+
+// holders returns the objects of typ on which some subject of se.only
+// has rel, by one LookupResources per subject, memoized; ok is false when
+// a lookup found more than pruneLookupMax objects or could not run.
+func (se *setEval) holders(typ, rel string) (map[string]bool, bool, error) {
+	k := [2]string{typ, rel}
+	if h, done := se.held[k]; done {
+		return h, h != nil, nil
+	}
+	if se.held == nil {
+		se.held = make(map[[2]string]map[string]bool)
+	}
+	se.held[k] = nil
+	held := map[string]bool{}
+	snap := Snapshot{Schema: se.ev.schema, Reader: se.ev.raw}
+	for id := range se.only {
+		req := LookupResourcesRequest{ResourceType: typ, Permission: rel, Context: se.ev.caveatCtx, Now: se.ev.now,
+			Subject: graph.SubjectRef{Object: graph.ObjectRef{Type: se.subjectType, ID: id}}, Limit: pruneLookupMax + 1}
+		found := 0
+		err := se.ev.eng.LookupResources(se.ev.ctx, snap, req, func(r ResourceResult) bool {
+			found++
+			held[r.ID] = true
+			return true
+		})
+		if ctxErr := se.ev.ctx.Err(); ctxErr != nil {
+			return nil, false, ctxErr
+		}
+		if err != nil || found > pruneLookupMax {
+			return nil, false, nil // evaluate them all: the evaluation reports what is wrong
+		}
+	}
+	se.held[k] = held
+	return held, true, nil
+}
+
+// monotone reports whether typ#rel is built from unions, relations and
+// any-arrows alone (see monotoneFrom), memoized.
+func (se *setEval) monotone(typ, rel string) bool {
+	k := [2]string{typ, rel}
+	m, ok := se.monotoneMemo[k]
+	if !ok {
+		_, m = monotoneFrom(se.ev.schema, typ, rel)
+		if se.monotoneMemo == nil {
+			se.monotoneMemo = make(map[[2]string]bool)
+		}
+		se.monotoneMemo[k] = m
+	}
+	return m
 }
 
 // edgeTo is a relationship from the batch resource at index i to an

@@ -1,8 +1,14 @@
 package check
 
 import (
+	"context"
 	"math/rand/v2"
+	"slices"
 	"testing"
+	"time"
+
+	"github.com/pembadb/pemba/graph"
+	"github.com/pembadb/pemba/schema"
 )
 
 // TestSubjectSetAlgebra checks the set operations of set evaluation
@@ -148,5 +154,81 @@ func TestSubjectSetUntils(t *testing.T) {
 			}
 			return u
 		})
+	}
+}
+
+// TestNarrowedSetsPruned: the later side of an exclusion, narrowed to the
+// few subjects its base left, is evaluated only on the objects that hold
+// one of them (looked up from the subjects); the others are empty, and
+// loose where they subtract, since time can grant there: bob's access
+// ends when his block of the gate expires, though he is not in the gate
+// now.
+func TestNarrowedSetsPruned(t *testing.T) {
+	s, err := schema.Compile("prune.zed", `use expiration
+definition user {}
+definition gate {
+  relation grantee: user
+  relation blocked: user with expiration
+  permission open = grantee - blocked
+}
+definition doc {
+  relation viewer: user
+  relation gate: gate
+  permission view = viewer - gate->open
+}`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	in := func(d time.Duration) string { return goldenNow.Add(d).UTC().Format(time.RFC3339) }
+	var rels []graph.Relationship
+	for _, r := range []string{
+		"doc:d#viewer@user:alice", "doc:d#viewer@user:bob", "doc:d#viewer@user:carol",
+		"doc:d#gate@gate:g1", "doc:d#gate@gate:g2",
+		"gate:g1#grantee@user:alice",
+		"gate:g2#grantee@user:bob", "gate:g2#blocked@user:bob[expiration:" + in(time.Hour) + "]",
+		"gate:g3#grantee@user:carol", // g3 is no gate of d
+	} {
+		rel, err := graph.ParseRelationship(r)
+		if err != nil {
+			t.Fatal(err)
+		}
+		rels = append(rels, rel)
+	}
+	store := newTestStore(t)
+	store.write(t, rels)
+	snap := Snapshot{Schema: s, Reader: store.reader(t)}
+	e := New(Config{CacheEntries: -1, ReadCacheBytes: -1})
+	var got []string
+	found, err := e.lookupSubjects(context.Background(), snap, LookupSubjectsRequest{Resource: graph.ObjectRef{Type: "doc", ID: "d"},
+		Permission: "view", SubjectType: "user", Now: goldenNow}, true, func(r SubjectResult) bool {
+		got = append(got, r.Subject.Object.ID)
+		return true
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := []string{"bob", "carol"}; !slices.Equal(got, want) {
+		t.Fatalf("doc:d#view holders %v, want %v", got, want)
+	}
+	if found == nil || found.exactEnds {
+		t.Fatalf("the set answer claims exact ends (%+v), but bob's access ends in an hour, when his block expires", found)
+	}
+	ev, err := e.newEvaluation(context.Background(), snap, graph.SubjectRef{}, nil, goldenNow)
+	if err != nil {
+		t.Fatal(err)
+	}
+	se := newSetEval(ev, "user")
+	se.only = map[string]bool{"bob": true}
+	res, err := se.batch("gate", "open", []string{"g1", "g2", "g3"}, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, want := range []bool{true, true, true} { // nobody holds an open gate now...
+		if got := res[i].set.empty(); got != want || !res[i].loose {
+			t.Fatalf("gate %d narrowed to bob: empty %v (want %v), loose %v (want true)", i+1, got, want, res[i].loose)
+		}
+	}
+	if _, ok := se.held[[2]string{"gate", "open"}]; !ok {
+		t.Fatal("the narrowed gates were evaluated without looking their holders up")
 	}
 }
