@@ -620,20 +620,8 @@ definition folder {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var rels []graph.Relationship
-	for _, r := range []string{
-		`folder:f2#parent@folder:f1[cav:{"x":9}]`, "folder:f3#link@folder:f1", "folder:f2#link@folder:f2",
-		"folder:f1#viewer@user:u1", "folder:f1#banned@user:u1",
-	} {
-		rel, err := graph.ParseRelationship(r)
-		if err != nil {
-			t.Fatal(err)
-		}
-		rels = append(rels, rel)
-	}
-	store := newTestStore(t)
-	store.write(t, rels)
-	snap := Snapshot{Schema: s, Reader: store.reader(t)}
+	snap := storeOf(t, s, `folder:f2#parent@folder:f1[cav:{"x":9}]`, "folder:f3#link@folder:f1", "folder:f2#link@folder:f2",
+		"folder:f1#viewer@user:u1", "folder:f1#banned@user:u1")
 	u1 := graph.SubjectRef{Object: graph.ObjectRef{Type: "user", ID: "u1"}}
 	for _, cfg := range []Config{{CacheEntries: -1, ReadCacheBytes: -1, DisableSingleflight: true}, {}, {ChunkSize: 2}} {
 		var found []string

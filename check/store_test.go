@@ -8,6 +8,7 @@ import (
 	"testing"
 
 	"github.com/pembadb/pemba/graph"
+	"github.com/pembadb/pemba/schema"
 	"github.com/pembadb/pemba/storage"
 	"github.com/pembadb/pemba/storage/pebble"
 )
@@ -84,4 +85,21 @@ func (s *testStore) exists(r graph.Relationship, now time.Time) bool {
 		}
 	}
 	return false
+}
+
+// storeOf writes the relationships, given as text, to a new test store
+// and returns the snapshot of s over it.
+func storeOf(t testing.TB, s *schema.Schema, rels ...string) Snapshot {
+	t.Helper()
+	parsed := make([]graph.Relationship, len(rels))
+	for i, r := range rels {
+		rel, err := graph.ParseRelationship(r)
+		if err != nil {
+			t.Fatal(err)
+		}
+		parsed[i] = rel
+	}
+	store := newTestStore(t)
+	store.write(t, parsed)
+	return Snapshot{Schema: s, Reader: store.reader(t)}
 }

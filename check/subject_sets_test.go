@@ -180,23 +180,13 @@ definition doc {
 		t.Fatal(err)
 	}
 	in := func(d time.Duration) string { return goldenNow.Add(d).UTC().Format(time.RFC3339) }
-	var rels []graph.Relationship
-	for _, r := range []string{
+	snap := storeOf(t, s,
 		"doc:d#viewer@user:alice", "doc:d#viewer@user:bob", "doc:d#viewer@user:carol",
 		"doc:d#gate@gate:g1", "doc:d#gate@gate:g2",
 		"gate:g1#grantee@user:alice",
-		"gate:g2#grantee@user:bob", "gate:g2#blocked@user:bob[expiration:" + in(time.Hour) + "]",
+		"gate:g2#grantee@user:bob", "gate:g2#blocked@user:bob[expiration:"+in(time.Hour)+"]",
 		"gate:g3#grantee@user:carol", // g3 is no gate of d
-	} {
-		rel, err := graph.ParseRelationship(r)
-		if err != nil {
-			t.Fatal(err)
-		}
-		rels = append(rels, rel)
-	}
-	store := newTestStore(t)
-	store.write(t, rels)
-	snap := Snapshot{Schema: s, Reader: store.reader(t)}
+	)
 	e := New(Config{CacheEntries: -1, ReadCacheBytes: -1})
 	var got []string
 	found, err := e.lookupSubjects(context.Background(), snap, LookupSubjectsRequest{Resource: graph.ObjectRef{Type: "doc", ID: "d"},
