@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/pembadb/pemba/graph"
+	"github.com/pembadb/pemba/internal/abtest"
 	"github.com/pembadb/pemba/storage"
 
 	"github.com/pembadb/pemba/internal/cputime"
@@ -53,18 +54,6 @@ func (s *auditCostSide) measure(b *testing.B, units int, work func()) {
 	s.units += units
 }
 
-// alternate runs chunk on both sides, alternating which goes first so
-// neither always follows the other.
-func alternate(i int, on, off *auditCostSide, chunk func(s *auditCostSide)) {
-	if i%2 == 0 {
-		chunk(on)
-		chunk(off)
-	} else {
-		chunk(off)
-		chunk(on)
-	}
-}
-
 // reportAuditCost reports both sides' wall time and CPU per unit, and
 // the ratios (on/off).
 func reportAuditCost(b *testing.B, on, off *auditCostSide, unit string) {
@@ -90,7 +79,7 @@ func BenchmarkWriteAuditCost(b *testing.B) {
 	b.ResetTimer()
 	for done := 0; done < b.N; done += chunk {
 		n := min(chunk, b.N-done)
-		alternate(done/chunk, on, off, func(s *auditCostSide) {
+		abtest.Round(done/chunk, on, off, func(s *auditCostSide) {
 			s.measure(b, n, func() {
 				var left atomic.Int64
 				left.Store(int64(n))
@@ -127,7 +116,7 @@ func BenchmarkImportAuditCost(b *testing.B) {
 	on, off := newAuditCostPair(b)
 	b.ResetTimer()
 	for i := 0; b.Loop(); i++ {
-		alternate(i, on, off, func(s *auditCostSide) {
+		abtest.Round(i, on, off, func(s *auditCostSide) {
 			s.measure(b, n, func() {
 				res, err := s.e.Import(ctx, benchRelationshipsFrom(i*n, n), storage.ImportOptions{BatchSize: batch,
 					Metadata: storage.WriteMetadata{Actor: "user:bench"}})

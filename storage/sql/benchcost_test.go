@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/pembadb/pemba/internal/abtest"
 	"github.com/pembadb/pemba/storage"
 )
 
@@ -61,18 +62,6 @@ func (s *auditCostSide) measure(b *testing.B, units int, work func()) {
 	s.db, s.client, s.units = s.db+db, s.client+client, s.units+units
 }
 
-// alternate runs chunk on both sides, alternating which goes first so
-// neither always follows the other.
-func alternate(i int, on, off *auditCostSide, chunk func(s *auditCostSide)) {
-	if i%2 == 0 {
-		chunk(on)
-		chunk(off)
-	} else {
-		chunk(off)
-		chunk(on)
-	}
-}
-
 // reportAuditCost reports both sides' wall time, database and client CPU
 // and WAL bytes per unit, and the ratios (on/off).
 func reportAuditCost(b *testing.B, on, off *auditCostSide, unit string) {
@@ -106,7 +95,7 @@ func BenchmarkWriteAuditCost(b *testing.B) {
 	b.ResetTimer()
 	for done := 0; done < b.N; done += chunk {
 		n := min(chunk, b.N-done)
-		alternate(done/chunk, on, off, func(s *auditCostSide) {
+		abtest.Round(done/chunk, on, off, func(s *auditCostSide) {
 			s.measure(b, n, func() {
 				for range n {
 					i := next[s]
@@ -132,7 +121,7 @@ func BenchmarkImportAuditCost(b *testing.B) {
 	n := *benchImportSize
 	b.ResetTimer()
 	for i := 0; b.Loop(); i++ {
-		alternate(i, on, off, func(s *auditCostSide) {
+		abtest.Round(i, on, off, func(s *auditCostSide) {
 			s.measure(b, n, func() {
 				res, err := s.e.Import(ctx, benchRelationshipsFrom(i*n, n), storage.ImportOptions{BatchSize: *benchImportBatch,
 					Metadata: storage.WriteMetadata{Actor: "user:bench"}})
