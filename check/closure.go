@@ -37,6 +37,11 @@ type closure struct {
 	// of, when set, answers from a reachability index (Config.Reach)
 	// instead of level and until.
 	of func(id string) (level int32, until int64, ok bool)
+	// filterOnly marks a permission's closure built for an explain pass:
+	// it says which objects are members, but cannot give their paths
+	// through each arrow, so the members are walked forward (see
+	// membersForward).
+	filterOnly bool
 }
 
 // Reach is a reachability index of recursive relations (package
@@ -186,8 +191,9 @@ func recursivePermission(s *schema.Schema, def *schema.Definition, p *schema.Per
 
 // closureFor returns the closure for relation or permission rel of typ,
 // or nil when it does not qualify (see recursive and recursivePermission)
-// or the closure is over budget. A permission's closure is left to
-// explain passes' forward walk, which builds the path through each arrow.
+// or the closure is over budget. In an explain pass a permission's
+// closure only filters (closure.filterOnly): the forward walk builds the
+// path through each arrow.
 func (ev *evaluation) closureFor(typ, rel string) (*closure, error) {
 	if ev.subject.Relation != "" {
 		return nil, nil
@@ -213,7 +219,7 @@ func (ev *evaluation) closureFor(typ, rel string) (*closure, error) {
 			return cl, nil
 		}
 		spec = closureSpec{seeds: []*schema.Relation{r}, steps: []closureStep{{rel: rel, subjectRel: rel}}}
-	} else if p := def.Permissions[rel]; p != nil && !ev.explain {
+	} else if p := def.Permissions[rel]; p != nil {
 		var ok bool
 		if spec, ok = recursivePermission(ev.schema, def, p); !ok {
 			return nil, nil
@@ -225,6 +231,7 @@ func (ev *evaluation) closureFor(typ, rel string) (*closure, error) {
 	if err != nil {
 		return nil, err
 	}
+	cl.filterOnly = ev.explain && spec.extra > 0
 	if ev.closures == nil {
 		ev.closures = make(map[node]*closure)
 	}

@@ -111,9 +111,45 @@ func (ev *evaluation) checkBatch(typ, rel string, ids []string, depth int) ([]ou
 	if err != nil {
 		return nil, err
 	}
+	if cl != nil && cl.filterOnly {
+		return ev.membersForward(cl, typ, rel, ids, depth)
+	}
 	if cl != nil && ((ev.explain && ev.limit < ev.eng.cfg.MaxDepth) || !cl.tooDeep(ids, depth, ev.limit)) {
 		return ev.fromClosure(cl, typ, rel, ids, noOutcomes(len(ids)), depth)
 	}
+	return ev.forward(typ, rel, ids, depth)
+}
+
+// membersForward answers an explain pass's check of a permission whose
+// reverse closure is known (see closure.filterOnly): the objects outside
+// it do not have the permission at any depth, now or later (expirations
+// only remove), and the members are walked forward, which builds their
+// paths through each arrow. Checking an agent against the hundreds of
+// teams cleared for a tier thus walks the few teams its principal is in.
+func (ev *evaluation) membersForward(cl *closure, typ, rel string, ids []string, depth int) ([]outcome, error) {
+	out := noOutcomes(len(ids))
+	var members []string
+	var at []int
+	for i, id := range ids {
+		if _, _, ok := cl.member(id); ok {
+			members, at = append(members, id), append(at, i)
+		}
+	}
+	if len(members) == 0 {
+		return out, nil
+	}
+	res, err := ev.forward(typ, rel, members, depth)
+	if err != nil {
+		return nil, err
+	}
+	for j, i := range at {
+		out[i] = res[j]
+	}
+	return out, nil
+}
+
+// forward answers checkBatch by memoized answers and dispatch.
+func (ev *evaluation) forward(typ, rel string, ids []string, depth int) ([]outcome, error) {
 	out := make([]outcome, len(ids))
 	pending, err := ev.recall(typ, rel, ids, out, make([]int, 0, len(ids)))
 	if err != nil {
