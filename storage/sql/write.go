@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"slices"
 	"strconv"
+	"sync/atomic"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -126,10 +127,7 @@ type writeTx struct {
 func (e *Engine) inRevision(ctx context.Context, entry storage.AuditEntry, fn func(w *writeTx) error) error {
 	var link *chainLink // the entry of the latest attempt, once sealed
 	err := runWrite(ctx, e.dialect, e.pool, func(tx pgx.Tx) error {
-		if link != nil {
-			link.settle(false) // the attempt before did not commit
-			link = nil
-		}
+		link = nil // an attempt before did not commit
 		w := &writeTx{tx: tx}
 		rev, schemaRev, committedAt, head, err := e.takeRevision(ctx, tx)
 		if err != nil {
@@ -161,7 +159,7 @@ func (e *Engine) inRevision(ctx context.Context, entry storage.AuditEntry, fn fu
 				return s.err
 			}
 			w.final.Queue(stmtInsertAuditEntry, rev, committedAt, s.value, s.filter)
-			link = &chainLink{rev: rev, hash: s.hash, settled: make(chan struct{})}
+			link = &chainLink{rev: rev, hash: s.hash}
 			e.lastEntry.Store(link)
 		} else {
 			meta := entry.Metadata
@@ -173,10 +171,10 @@ func (e *Engine) inRevision(ctx context.Context, entry storage.AuditEntry, fn fu
 		}
 		return tx.SendBatch(ctx, &w.final).Close()
 	})
-	if link != nil {
-		link.settle(err == nil)
-	}
 	if err == nil {
+		if link != nil {
+			link.committed.Store(true)
+		}
 		e.notifyCommitted()
 	}
 	return err
@@ -187,24 +185,13 @@ func (e *Engine) inRevision(ctx context.Context, entry storage.AuditEntry, fn fu
 // commits: the next writer, which takes the lock once this write's
 // transaction ends, may chain to it if it committed.
 type chainLink struct {
-	rev     int64
-	hash    storage.AuditHash
-	settled chan struct{} // closed once committed is known
-	// committed reports that the entry's transaction committed; false
-	// too when the commit's outcome is unknown (a lost connection).
-	committed bool
+	rev  int64
+	hash storage.AuditHash
+	// committed is set once the entry's transaction is known to have
+	// committed; never when it failed or its outcome is unknown (a lost
+	// connection).
+	committed atomic.Bool
 }
-
-func (l *chainLink) settle(committed bool) {
-	l.committed = committed
-	close(l.settled)
-}
-
-// chainLinkWait bounds how long a writer holding the counter's lock waits
-// to learn whether the write before it, from the same Engine, committed
-// (which that write's transaction ending has already decided: only the
-// reply is on its way); past it the head is read instead.
-const chainLinkWait = 100 * time.Millisecond
 
 // takeRevision takes the next revision (stmtNextRevision), which holds
 // the revision counter's lock until the transaction ends, and returns it
@@ -228,7 +215,7 @@ func (e *Engine) takeRevision(ctx context.Context, tx pgx.Tx) (rev, schemaRev in
 			e.headReads.Add(1)
 		}
 		rev, schemaRev, committedAt, head, err = takeRevision(ctx, tx, e.audit)
-		if err == nil && e.audit && e.ownEntryPrecedes(ctx, rev) {
+		if err == nil && e.audit && e.ownEntryPrecedes(rev) {
 			e.lastEntryMissed.Store(false) // the next write may skip the read
 		}
 		return rev, schemaRev, committedAt, head, err
@@ -238,7 +225,7 @@ func (e *Engine) takeRevision(ctx context.Context, tx pgx.Tx) (rev, schemaRev in
 	}
 	// The write that held the lock before, if it was this Engine's, has
 	// published its entry: it did so holding the lock.
-	if e.ownEntryPrecedes(ctx, rev) {
+	if e.ownEntryPrecedes(rev) {
 		last := e.lastEntry.Load()
 		return rev, schemaRev, committedAt, last.hash[:], nil
 	}
@@ -251,27 +238,13 @@ func (e *Engine) takeRevision(ctx context.Context, tx pgx.Tx) (rev, schemaRev in
 }
 
 // ownEntryPrecedes reports whether revision rev-1 committed with the
-// entry this Engine published last (Engine.lastEntry), waiting up to
-// chainLinkWait for its write to learn the outcome.
-func (e *Engine) ownEntryPrecedes(ctx context.Context, rev int64) bool {
+// entry this Engine published last (Engine.lastEntry). It does not wait:
+// when the write before has not yet learned that it committed (its reply
+// is on its way), the head is read instead, which costs a statement, not
+// a wait while holding the counter's lock.
+func (e *Engine) ownEntryPrecedes(rev int64) bool {
 	last := e.lastEntry.Load()
-	if last == nil || last.rev != rev-1 {
-		return false
-	}
-	select {
-	case <-last.settled:
-	default:
-		t := time.NewTimer(chainLinkWait)
-		defer t.Stop()
-		select {
-		case <-last.settled:
-		case <-t.C:
-			return false
-		case <-ctx.Done():
-			return false
-		}
-	}
-	return last.committed
+	return last != nil && last.rev == rev-1 && last.committed.Load()
 }
 
 // takeRevision takes the next revision and, with audit set, reads the
