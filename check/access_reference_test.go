@@ -34,13 +34,7 @@ func TestAccessReferenceModel(t *testing.T) {
 	// Half the worlds are monotone (unions and arrows only), which
 	// WhoCanAccess and WhatCanAccess answer from one walk.
 	forEachWorld(t, rng, now, worldOptions{monotone: true, spread: true}, func(w *testWorld) bool {
-		var rctx map[string]any
-		switch rng.IntN(3) {
-		case 0:
-			rctx = map[string]any{"x": 7}
-		case 1:
-			rctx = map[string]any{"x": 1}
-		}
+		rctx := randomRequestContext(rng)
 		engines := []*Engine{New(Config{CacheEntries: -1, ReadCacheBytes: -1, DisableSingleflight: true}), New(Config{ChunkSize: 2})}
 		e := engines[rng.IntN(2)]
 		a := &accessCheck{t: t, s: w.s, src: w.src, rels: w.rels, ids: w.ids, ctx: rctx, now: now, store: w.store, world: w.n,

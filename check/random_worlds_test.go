@@ -90,3 +90,16 @@ func forEachWorld(t *testing.T, rng *rand.Rand, now time.Time, o worldOptions, f
 		}
 	}
 }
+
+// randomRequestContext returns a request's caveat context for the
+// random worlds' caveat (x > 5): none (left undecided), one that
+// satisfies it, or one that does not, a third of the time each.
+func randomRequestContext(rng *rand.Rand) map[string]any {
+	switch rng.IntN(3) {
+	case 0:
+		return map[string]any{"x": 7}
+	case 1:
+		return map[string]any{"x": 1}
+	}
+	return nil
+}

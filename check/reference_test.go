@@ -432,13 +432,7 @@ func runReference(t *testing.T, gen func(*rand.Rand) (string, []string, map[stri
 		store := newTestStore(t)
 		store.write(t, rels)
 		snap := Snapshot{Schema: s, Reader: store.reader(t)}
-		var rctx map[string]any
-		switch rng.IntN(3) {
-		case 0:
-			rctx = map[string]any{"x": 7}
-		case 1:
-			rctx = map[string]any{"x": 1}
-		}
+		rctx := randomRequestContext(rng)
 		w := &refWorld{s: s, rels: rels, ids: ids, ctx: rctx, now: now}
 		engines := []*Engine{New(Config{CacheEntries: -1, ReadCacheBytes: -1, DisableSingleflight: true}), New(Config{ChunkSize: 2}),
 			newClusterEngine(snap, Config{ChunkSize: 2})}

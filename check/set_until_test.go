@@ -34,13 +34,7 @@ func TestSetUntils(t *testing.T) {
 	cold := New(Config{CacheEntries: -1, ReadCacheBytes: -1})
 	var exact, loose int
 	forEachWorld(t, rng, goldenNow, worldOptions{spread: true}, func(w *testWorld) bool {
-		var rctx map[string]any
-		switch rng.IntN(3) {
-		case 0:
-			rctx = map[string]any{"x": 7}
-		case 1:
-			rctx = map[string]any{"x": 1}
-		}
+		rctx := randomRequestContext(rng)
 		cached := New(Config{})
 		for _, d := range []time.Duration{0, 90 * time.Minute} {
 			now := goldenNow.Add(d)
