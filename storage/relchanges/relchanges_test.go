@@ -1,0 +1,161 @@
+package relchanges
+
+import (
+	"context"
+	"testing"
+	"time"
+
+	"github.com/pembadb/pemba/graph"
+	"github.com/pembadb/pemba/storage"
+	"github.com/pembadb/pemba/storage/pebble"
+)
+
+// change is a revision that touched the given relationships.
+func change(rev storage.Revision, rels ...string) storage.Change {
+	ch := storage.Change{Revision: rev}
+	for _, r := range rels {
+		ch.Relationships = append(ch.Relationships, storage.RelationshipChange{Op: storage.OpTouch, Relationship: graph.MustParseRelationship(r)})
+	}
+	return ch
+}
+
+func TestUnchanged(t *testing.T) {
+	var tr Tracker
+	if tr.Unchanged(1, 2, "group", "member") {
+		t.Fatal("a tracker that never started answered unchanged")
+	}
+	if !tr.Unchanged(7, 7, "group", "member") {
+		t.Fatal("a revision is unchanged from itself")
+	}
+	tr.Start(10)
+	type question struct {
+		from, to      storage.Revision
+		typ, relation string
+		want          bool
+	}
+	for _, step := range []struct {
+		ch   storage.Change
+		asks []question
+	}{
+		{change(11, "document:d#viewer@user:a"), []question{
+			{10, 10, "group", "member", true},
+			{10, 11, "group", "member", true},
+			{11, 10, "group", "member", true}, // either order
+			{10, 11, "document", "viewer", false},
+			{10, 11, "document", "owner", true},
+			{10, 11, "document", "", false},    // every relation of document
+			{10, 11, "", "", false},            // everything
+			{10, 12, "group", "member", false}, // not delivered yet
+			{9, 10, "group", "member", false},  // before following began
+		}},
+		{change(12, "group:g#member@user:b", "document:d#owner@user:c"), []question{
+			{10, 12, "group", "member", false},
+			{11, 12, "group", "member", false},
+			{11, 12, "document", "viewer", true},
+			{11, 12, "document", "", false},
+			// Only the newest change is kept: a relation changed after
+			// the later revision counts as changed too.
+			{10, 11, "group", "member", false},
+		}},
+		{storage.Change{Revision: 13}, []question{ // changed no relationship
+			{12, 13, "", "", true},
+			{12, 13, "document", "", true},
+			{11, 13, "", "viewer", false}, // no type: everything
+		}},
+		{storage.Change{Revision: 14, SchemaChanged: true}, []question{
+			{13, 14, "tier", "cleared", false}, // a schema write changes everything
+			{14, 14, "tier", "cleared", true},
+		}},
+		{change(15, "folder:f#parent@folder:root"), []question{
+			{14, 15, "tier", "cleared", true},
+			{14, 15, "folder", "parent", false},
+			{14, 16, "tier", "cleared", false},
+		}},
+	} {
+		if err := tr.Apply(step.ch); err != nil {
+			t.Fatal(err)
+		}
+		for _, q := range step.asks {
+			if got := tr.Unchanged(q.from, q.to, q.typ, q.relation); got != q.want {
+				t.Errorf("after revision %d: Unchanged(%d, %d, %q, %q) = %v, want %v", step.ch.Revision, q.from, q.to, q.typ, q.relation, got, q.want)
+			}
+		}
+	}
+	if err := tr.Apply(change(12, "tier:t#cleared@user:a")); err != nil || !tr.Unchanged(14, 15, "tier", "cleared") {
+		t.Errorf("an old revision applied again changed the record (err %v)", err)
+	}
+	tr.Stop()
+	if tr.Unchanged(14, 15, "tier", "cleared") {
+		t.Error("a stopped tracker answered unchanged")
+	}
+	if err := tr.Apply(change(16)); err == nil {
+		t.Error("a stopped tracker applied a change")
+	}
+	tr.Start(20)
+	if tr.Unchanged(15, 20, "tier", "cleared") {
+		t.Error("a restarted tracker answered for revisions before its start")
+	}
+	if !tr.Unchanged(20, 20, "tier", "cleared") {
+		t.Error("a restarted tracker refused its start revision")
+	}
+}
+
+// TestFollow follows a real engine's stream: writes to one relation leave
+// the others unchanged, and a revision the stream has not delivered is
+// never called unchanged.
+func TestFollow(t *testing.T) {
+	eng, err := pebble.Open(pebble.Options{InMemory: true, GCInterval: -1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer eng.Close()
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	write := func(rel string) storage.Revision {
+		t.Helper()
+		rev, err := eng.Write(ctx, storage.WriteRequest{Mutations: []storage.Mutation{{Op: storage.OpTouch, Relationship: graph.MustParseRelationship(rel)}}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return rev
+	}
+	first := write("group:g#member@user:a")
+	var tr Tracker
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		tr.Follow(ctx, eng, func(err error) { t.Errorf("follow: %v", err) })
+	}()
+	waitApplied(t, &tr, first)
+	second := write("document:d#viewer@user:a")
+	if tr.Unchanged(first, second+1, "group", "member") {
+		t.Error("a revision not yet committed was called unchanged")
+	}
+	waitApplied(t, &tr, second)
+	if !tr.Unchanged(first, second, "group", "member") {
+		t.Error("a write to document#viewer changed group#member")
+	}
+	if tr.Unchanged(first, second, "document", "viewer") {
+		t.Error("a write to document#viewer left it unchanged")
+	}
+	cancel()
+	<-done
+	if _, following := tr.Applied(); following {
+		t.Error("the tracker still follows after its context ended")
+	}
+}
+
+// waitApplied waits until tr has applied rev.
+func waitApplied(t *testing.T, tr *Tracker, rev storage.Revision) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		if applied, ok := tr.Applied(); ok && applied >= rev {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("revision %d not applied within 10s", rev)
+		}
+		time.Sleep(time.Millisecond)
+	}
+}
