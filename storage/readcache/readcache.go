@@ -28,6 +28,18 @@ type Config struct {
 	MaxBytes int64
 	// MaxRows is the largest result, in relationships, the cache stores.
 	MaxRows int
+	// Changes, when set, lets a result read at one revision serve reads
+	// at another when its relation did not change in between (see
+	// relchanges.Tracker): a write to one relation then leaves the
+	// results of every other relation warm. Without it a result serves
+	// its own revision only.
+	Changes Changes
+}
+
+// Changes tells whether relationships of a relation changed between two
+// revisions; it answers false when it cannot tell.
+type Changes interface {
+	Unchanged(from, to storage.Revision, resourceType, relation string) bool
 }
 
 // Cache holds query results of any number of snapshots. It is safe for
@@ -36,8 +48,13 @@ type Config struct {
 // Key: (revision, forward or reverse, every field of the filter, limit);
 // the value remembers the instant it was read at and when its first row
 // expires, so it is served only where it is exact (see the package doc).
+// With Config.Changes the key leaves out the revision and the value holds
+// it: one entry per query, the newest read, serves every revision its
+// relation did not change across.
 type Cache struct {
 	maxRows int
+	// changes, when set, relates entries to reads at other revisions (Config.Changes).
+	changes Changes
 	// shards split the entries by key, each with its own lock and its
 	// share of the byte budget: every query of every check passes through
 	// here, and with one lock concurrent checks waited for each other.
@@ -74,6 +91,7 @@ func (c *Cache) shard(key string) *cacheShard {
 
 type entry struct {
 	rows      []graph.Relationship
+	rev       storage.Revision // the revision the rows were read at
 	at, until int64 // UnixNano; the result is exact for reads at now ∈ [at, until)
 	size      int64
 }
@@ -90,7 +108,7 @@ func New(cfg Config) *Cache {
 	if cfg.MaxBytes >= shardedFrom {
 		n = cacheShards
 	}
-	c := &Cache{maxRows: cfg.MaxRows, shards: make([]cacheShard, n), seed: maphash.MakeSeed()}
+	c := &Cache{maxRows: cfg.MaxRows, changes: cfg.Changes, shards: make([]cacheShard, n), seed: maphash.MakeSeed()}
 	for i := range c.shards {
 		sh := &c.shards[i]
 		sh.maxBytes = cfg.MaxBytes / int64(n)
@@ -153,8 +171,8 @@ func (r *reader) QueryRelationships(ctx context.Context, f storage.Filter, opts 
 	return r.c.through(r.forwardKey(f, opts.Limit), opts, r.next.QueryRelationships(ctx, f, opts))
 }
 
-func (r *reader) forwardKey(f storage.Filter, limit int) string {
-	return r.key('f', limit, func(b []byte) []byte {
+func (r *reader) forwardKey(f storage.Filter, limit int) query {
+	return r.key('f', limit, f.ResourceType, f.Relation, func(b []byte) []byte {
 		b = appendField(b, f.ResourceType)
 		b = appendIDs(b, f.ResourceIDs)
 		b = appendField(b, f.ResourceIDPrefix)
@@ -204,7 +222,7 @@ func (r *reader) ReverseQueryRelationships(ctx context.Context, f storage.Revers
 		return r.next.ReverseQueryRelationships(ctx, f, opts)
 	}
 	opts.Now = instant(opts.Now)
-	key := r.key('r', opts.Limit, func(b []byte) []byte {
+	key := r.key('r', opts.Limit, f.ResourceType, f.Relation, func(b []byte) []byte {
 		b = appendSubject(b, f.Subject)
 		b = appendField(b, f.ResourceType)
 		return appendField(b, f.Relation)
@@ -212,15 +230,29 @@ func (r *reader) ReverseQueryRelationships(ctx context.Context, f storage.Revers
 	return r.c.through(key, opts, r.next.ReverseQueryRelationships(ctx, f, opts))
 }
 
-// key encodes a query at r's revision. Validated names and IDs never hold
-// the bytes 0x00–0x02, which separate and mark the fields.
-func (r *reader) key(kind byte, limit int, fields func([]byte) []byte) string {
+// query is a query at a revision: key identifies it in the cache, and
+// typ#rel is the relation its result depends on (either may be empty:
+// see Changes).
+type query struct {
+	key      string
+	rev      storage.Revision
+	typ, rel string
+}
+
+// key encodes a query at r's revision, which is part of the key unless
+// the cache tracks changes: then one entry per query serves every
+// revision its relation did not change across. Validated names and IDs
+// never hold the bytes 0x00–0x02, which separate and mark the fields.
+func (r *reader) key(kind byte, limit int, typ, rel string, fields func([]byte) []byte) query {
+	rev := r.next.Revision()
 	b := make([]byte, 0, 96)
-	b = strconv.AppendUint(b, uint64(r.next.Revision()), 10)
+	if r.c.changes == nil {
+		b = strconv.AppendUint(b, uint64(rev), 10)
+	}
 	b = append(b, kind)
 	b = strconv.AppendInt(b, int64(limit), 10)
 	b = append(b, 0)
-	return string(fields(b))
+	return query{key: string(fields(b)), rev: rev, typ: typ, rel: rel}
 }
 
 func appendField(b []byte, s string) []byte { return append(append(b, s...), 0) }
@@ -251,7 +283,7 @@ func instant(t time.Time) time.Time {
 
 // through serves key from the cache when its entry is exact at opts.Now,
 // and otherwise streams src, storing the result if it is small and whole.
-func (c *Cache) through(key string, opts storage.QueryOptions, src iter.Seq2[graph.Relationship, error]) iter.Seq2[graph.Relationship, error] {
+func (c *Cache) through(key query, opts storage.QueryOptions, src iter.Seq2[graph.Relationship, error]) iter.Seq2[graph.Relationship, error] {
 	now := opts.Now.UnixNano()
 	return func(yield func(graph.Relationship, error) bool) {
 		if rows, ok := c.get(key, now); ok {
@@ -286,14 +318,14 @@ func (c *Cache) through(key string, opts storage.QueryOptions, src iter.Seq2[gra
 	}
 }
 
-// get returns the cached result of key if it is exact at now, and counts
-// the hit or miss.
-func (c *Cache) get(key string, now int64) ([]graph.Relationship, bool) {
-	sh := c.shard(key)
+// get returns the cached result of q if it is exact at now and at q's
+// revision, and counts the hit or miss.
+func (c *Cache) get(q query, now int64) ([]graph.Relationship, bool) {
+	sh := c.shard(q.key)
 	sh.mu.Lock()
-	e, ok := sh.lru.Get(key)
+	e, ok := sh.lru.Get(q.key)
 	sh.mu.Unlock()
-	if ok && e.at <= now && now < e.until {
+	if ok && e.at <= now && now < e.until && (e.rev == q.rev || c.changes != nil && c.changes.Unchanged(e.rev, q.rev, q.typ, q.rel)) {
 		c.hits.Add(1)
 		return e.rows, true
 	}
@@ -306,7 +338,7 @@ func (c *Cache) get(key string, now int64) ([]graph.Relationship, bool) {
 // which holds the limit: a row beyond the limit can only move into the
 // result when a returned row disappears, and at a fixed revision that is
 // when the returned row expires, which ends the entry's validity.
-func (c *Cache) keep(key string, opts storage.QueryOptions, rows []graph.Relationship) {
+func (c *Cache) keep(key query, opts storage.QueryOptions, rows []graph.Relationship) {
 	if len(rows) > c.maxRows {
 		return
 	}
@@ -317,7 +349,7 @@ func (c *Cache) keep(key string, opts storage.QueryOptions, rows []graph.Relatio
 		}
 	}
 	if now < until {
-		c.add(key, entry{rows: rows, at: now, until: until})
+		c.add(key.key, entry{rows: rows, rev: key.rev, at: now, until: until})
 	}
 }
 
@@ -347,6 +379,9 @@ func (c *Cache) add(key string, e entry) {
 	}
 	sh.mu.Lock()
 	defer sh.mu.Unlock()
+	if old, ok := sh.lru.Peek(key); ok && old.rev > e.rev {
+		return // keep the newer result: reads at the head want it
+	}
 	sh.lru.Remove(key) // a stale entry for key; its size leaves through the eviction callback
 	sh.lru.Add(key, e)
 	sh.bytes += e.size
