@@ -15,6 +15,7 @@ import (
 	"github.com/pembadb/pemba/schema"
 	"github.com/pembadb/pemba/storage"
 	"github.com/pembadb/pemba/storage/pebble"
+	"github.com/pembadb/pemba/storage/readcache"
 
 	"github.com/pembadb/pemba/internal/cputime"
 )
@@ -39,6 +40,10 @@ func BenchmarkExpandIdentityPlatform(b *testing.B) {
 	w := loadExpandWorld(b, v)
 	for _, shallow := range []bool{false, true} {
 		b.Run("shallow="+strconv.FormatBool(shallow), func(b *testing.B) {
+			r := w.r
+			if os.Getenv("XCACHE") != "" {
+				r = readcache.New(readcache.Config{}).Reader(r)
+			}
 			sampler := w.d.NewSampler(7)
 			var times []time.Duration
 			largest, tooLarge := 0, 0
@@ -47,7 +52,7 @@ func BenchmarkExpandIdentityPlatform(b *testing.B) {
 			for range b.N {
 				q := sampler.Expand()
 				start := time.Now()
-				n, err := Expand(context.Background(), w.s, w.r, q.Resource, q.Permission, Options{Shallow: shallow})
+				n, err := Expand(context.Background(), w.s, r, q.Resource, q.Permission, Options{Shallow: shallow})
 				times = append(times, time.Since(start))
 				switch {
 				case err == nil:

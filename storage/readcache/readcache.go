@@ -92,7 +92,7 @@ func (c *Cache) shard(key string) *cacheShard {
 type entry struct {
 	rows      []graph.Relationship
 	rev       storage.Revision // the revision the rows were read at
-	at, until int64 // UnixNano; the result is exact for reads at now ∈ [at, until)
+	at, until int64            // UnixNano; the result is exact for reads at now ∈ [at, until)
 	size      int64
 }
 
