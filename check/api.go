@@ -148,6 +148,19 @@ type Config struct {
 	// (package check/reach) at the revisions it holds; nil walks them
 	// (see closure.go and ancestors.go).
 	Reach Reach
+	// Changes, when set, tells the read cache and the subject-set cache
+	// which relations changed between two revisions (see
+	// storage/relchanges): a result computed at one revision then serves
+	// later ones across writes to other relations. nil keeps each result
+	// to its own revision.
+	Changes Changes
+}
+
+// Changes tells whether relationships of a relation changed between two
+// revisions; it answers false when it cannot tell (see
+// relchanges.Tracker.Unchanged).
+type Changes interface {
+	Unchanged(from, to storage.Revision, resourceType, relation string) bool
 }
 
 func (c Config) withDefaults() Config {

@@ -54,6 +54,7 @@ type Engine struct {
 func New(cfg Config) *Engine {
 	e := &Engine{cfg: cfg.withDefaults()}
 	e.large, _ = lru.New[graph.ObjectRef, struct{}](largeObjects) // only fails for a non-positive size
+	e.sets.changes = e.cfg.Changes
 	var top dispatch.Resolver[*evaluation] = local{}
 	if e.cfg.Cluster != nil {
 		top = dispatch.NewRemote(top, e.cfg.Cluster)
@@ -71,7 +72,7 @@ func New(cfg Config) *Engine {
 	}
 	e.top = top
 	if e.cfg.ReadCacheBytes >= 0 {
-		e.reads = readcache.New(readcache.Config{MaxBytes: e.cfg.ReadCacheBytes})
+		e.reads = readcache.New(readcache.Config{MaxBytes: e.cfg.ReadCacheBytes, Changes: e.cfg.Changes})
 	}
 	return e
 }

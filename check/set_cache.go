@@ -10,6 +10,7 @@ import (
 
 	"github.com/hashicorp/golang-lru/v2/simplelru"
 
+	"github.com/pembadb/pemba/schema"
 	"github.com/pembadb/pemba/storage"
 )
 
@@ -48,10 +49,18 @@ type setCache struct {
 	// demandComputing one an evaluation is computing whole (the others
 	// go on narrowed meanwhile).
 	demand *simplelru.LRU[setKey, int]
+	// changes, when set, lets a set computed at one revision serve
+	// others between which none of the relations below it changed (see
+	// Config.Changes): keys then hold no revision, and deps memoizes
+	// those relations for depsOf's schema.
+	changes Changes
+	deps    map[[2]string][][2]string
+	depsOf  *schema.Schema
 }
 
 // setKey identifies one cached set (see setCache): anyCtx marks a set
-// that decided no caveat, the same in every context (ctx is then 0).
+// that decided no caveat, the same in every context (ctx is then 0); rev
+// is 0 when the cache tracks changes (the entry holds it).
 type setKey struct {
 	rev         storage.Revision
 	ctx         uint64
@@ -61,11 +70,14 @@ type setKey struct {
 }
 
 // setEntry is a cached set, exact for evaluations at now ∈ [at, until)
-// (until 0: no end).
+// (until 0: no end), at revision rev and, with changes tracked, at any
+// revision between which none of deps (type#relation) changed.
 type setEntry struct {
 	res       setResult
 	at, until int64
 	size      int64
+	rev       storage.Revision
+	deps      [][2]string
 }
 
 const (
@@ -94,20 +106,108 @@ func (c *setCache) init() {
 	}
 }
 
-// get returns the set cached for k that is exact at now.
-func (c *setCache) get(k setKey, now int64) (setResult, bool) {
+// get returns the set cached for k that is exact at now and rev.
+func (c *setCache) get(k setKey, now int64, rev storage.Revision) (setResult, bool) {
 	c.mu.Lock()
-	defer c.mu.Unlock()
 	c.init()
 	e, ok := c.sets.Get(k)
+	c.mu.Unlock()
 	if !ok || now < e.at || (e.until != 0 && now >= e.until) {
 		return setResult{}, false
+	}
+	if e.rev != rev {
+		if c.changes == nil {
+			return setResult{}, false
+		}
+		for _, d := range e.deps {
+			if !c.changes.Unchanged(e.rev, rev, d[0], d[1]) {
+				return setResult{}, false
+			}
+		}
 	}
 	return e.res, true
 }
 
-// put caches r, computed at now, for k.
-func (c *setCache) put(k setKey, r setResult, now int64) {
+// dependencies returns the relations whose relationships can change the
+// set of typ#rel in s (see relationsBelow), memoized for the newest
+// schema asked about.
+func (c *setCache) dependencies(s *schema.Schema, typ, rel string) [][2]string {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.depsOf != s {
+		c.deps, c.depsOf = make(map[[2]string][][2]string), s
+	}
+	k := [2]string{typ, rel}
+	d, ok := c.deps[k]
+	if !ok {
+		d = relationsBelow(s, typ, rel)
+		c.deps[k] = d
+	}
+	return d
+}
+
+// relationsBelow lists the relations (type, relation) whose
+// relationships the set of typ#rel is computed from: rel itself when it
+// is a relation, with the relations below the subject sets it allows;
+// every relation and arrow of its expression when it is a permission.
+func relationsBelow(s *schema.Schema, typ, rel string) [][2]string {
+	seen := map[[2]string]bool{}
+	var out [][2]string
+	var visit func(typ, rel string)
+	visit = func(typ, rel string) {
+		k := [2]string{typ, rel}
+		def := s.Definitions[typ]
+		if seen[k] || def == nil {
+			return
+		}
+		seen[k] = true
+		if p := def.Permissions[rel]; p != nil {
+			var expr func(schema.Expr)
+			expr = func(x schema.Expr) {
+				switch x := x.(type) {
+				case *schema.Union:
+					for _, c := range x.Children {
+						expr(c)
+					}
+				case *schema.Intersection:
+					for _, c := range x.Children {
+						expr(c)
+					}
+				case *schema.Exclusion:
+					expr(x.Base)
+					expr(x.Subtracted)
+				case *schema.RelationRef:
+					visit(typ, x.Name)
+				case *schema.Arrow:
+					visit(typ, x.Tupleset)
+					if ts := def.Relations[x.Tupleset]; ts != nil {
+						for _, a := range ts.Allowed {
+							visit(a.Type, x.Target)
+						}
+					}
+				}
+			}
+			expr(p.Expr)
+			return
+		}
+		r := def.Relations[rel]
+		if r == nil {
+			return
+		}
+		out = append(out, k)
+		for _, a := range r.Allowed {
+			if a.Relation != "" {
+				visit(a.Type, a.Relation)
+			}
+		}
+	}
+	visit(typ, rel)
+	return out
+}
+
+// put caches r, computed at now and rev, for k; deps are the relations
+// below it (see relationsBelow).
+func (c *setCache) put(k setKey, r setResult, now int64, rev storage.Revision, deps [][2]string) {
 	if r.expires != 0 && r.expires <= now {
 		return
 	}
@@ -119,9 +219,12 @@ func (c *setCache) put(k setKey, r setResult, now int64) {
 	defer c.mu.Unlock()
 	c.init()
 	if old, ok := c.sets.Peek(k); ok {
+		if old.rev > rev {
+			return // keep the newer set: evaluations at the head want it
+		}
 		c.bytes -= old.size
 	}
-	c.sets.Add(k, setEntry{res: r, at: now, until: r.expires, size: size})
+	c.sets.Add(k, setEntry{res: r, at: now, until: r.expires, size: size, rev: rev, deps: deps})
 	c.bytes += size
 	c.demand.Remove(k)
 	for c.bytes > setCacheBytes {
@@ -177,7 +280,10 @@ func (c *setCache) done(k setKey, tooLarge bool) {
 // cacheKey is the cache key of typ:id#rel in se, for a set that decided
 // a caveat (caveated) or not.
 func (se *setEval) cacheKey(typ, id, rel string, caveated bool) setKey {
-	k := setKey{rev: se.ev.rev, anyCtx: true, subjectType: se.subjectType, n: node{typ, id, rel}}
+	k := setKey{anyCtx: true, subjectType: se.subjectType, n: node{typ, id, rel}}
+	if se.cache.changes == nil {
+		k.rev = se.ev.rev
+	}
 	if caveated {
 		k.ctx, k.anyCtx = se.ev.ctxHash, false
 	}
@@ -187,10 +293,10 @@ func (se *setEval) cacheKey(typ, id, rel string, caveated bool) setKey {
 // cached returns the set of typ:id#rel cached for any context or for
 // se's.
 func (se *setEval) cached(typ, id, rel string) (setResult, bool) {
-	if r, ok := se.cache.get(se.cacheKey(typ, id, rel, false), se.ev.nowNano); ok {
+	if r, ok := se.cache.get(se.cacheKey(typ, id, rel, false), se.ev.nowNano, se.ev.rev); ok {
 		return r, true
 	}
-	return se.cache.get(se.cacheKey(typ, id, rel, true), se.ev.nowNano)
+	return se.cache.get(se.cacheKey(typ, id, rel, true), se.ev.nowNano, se.ev.rev)
 }
 
 // fromCache answers what it can of pending (the IDs of typ#rel at the

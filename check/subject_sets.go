@@ -523,7 +523,7 @@ func (se *setEval) batch(typ, rel string, ids []string, depth int) ([]setResult,
 			out[i] = res[j]
 			se.memo[node{typ, pending[j], rel}] = res[j]
 			if se.cache != nil && se.only == nil {
-				se.cache.put(se.cacheKey(typ, pending[j], rel, res[j].caveated), res[j], se.ev.nowNano)
+				se.cache.put(se.cacheKey(typ, pending[j], rel, res[j].caveated), res[j], se.ev.nowNano, se.ev.rev, se.cache.dependencies(se.ev.schema, typ, rel))
 			}
 		}
 	}

@@ -32,6 +32,7 @@ import (
 	dpb "github.com/pembadb/pemba/proto/pemba/dispatch/v1"
 	pb "github.com/pembadb/pemba/proto/pemba/v1"
 	"github.com/pembadb/pemba/storage"
+	"github.com/pembadb/pemba/storage/relchanges"
 	"github.com/pembadb/pemba/ui"
 )
 
@@ -165,6 +166,12 @@ type Config struct {
 
 	// Check configures the query engine (max depth, cache size, ...).
 	Check check.Config
+	// DisableCacheAcrossRevisions keeps every cached read and subject
+	// set to the revision it was computed at. Otherwise the server
+	// follows the datastore's change stream (package storage/relchanges)
+	// and a result serves later revisions until its relations change, so
+	// writes leave the caches of other relations warm.
+	DisableCacheAcrossRevisions bool
 	// DisableReachIndex turns off the reachability index of nested
 	// subject-set relations (package check/reach), which the server
 	// otherwise builds at start, keeps current from the change stream and
@@ -223,6 +230,11 @@ type Server struct {
 	checker *check.Engine
 	// reach is the check engine's reachability index; nil when disabled.
 	reach *reach.Index
+	// changes records which relations each revision changed
+	// (followChanges); nil with DisableCacheAcrossRevisions.
+	changes *relchanges.Tracker
+	// changesDone is closed when its follower ends.
+	changesDone chan struct{}
 	// reachDone is closed when the index's follower ends (followReach).
 	reachDone chan struct{}
 	revs      *core.Revisions
@@ -298,6 +310,10 @@ func New(cfg Config) (*Server, error) {
 	if !cfg.DisableReachIndex {
 		s.reach = reach.New(reach.Options{MaxBytes: cfg.ReachIndexMaxBytes})
 		cfg.Check.Reach = s.reach
+	}
+	if !cfg.DisableCacheAcrossRevisions {
+		s.changes = &relchanges.Tracker{}
+		cfg.Check.Changes = s.changes
 	}
 	s.metrics = newMetrics(s)
 	cl, err := newCluster(cfg, s.metrics.registry)
@@ -442,6 +458,9 @@ func (s *Server) Serve() error {
 	go s.probePeriodically()
 	if s.reach != nil {
 		s.followReach()
+	}
+	if s.changes != nil {
+		s.followChanges()
 	}
 	s.log.Info("serving", "grpc", s.listeners[0].Addr().String(), "http", s.cfg.HTTPAddr, "tls", tlsCfg != nil)
 	return nil
@@ -645,6 +664,7 @@ func (s *Server) Shutdown(ctx context.Context) {
 	s.health.Shutdown()
 	s.stop()
 	s.waitReach(ctx)
+	s.waitChanges(ctx)
 	if s.httpSrv != nil {
 		_ = s.httpSrv.Shutdown(ctx)
 	}

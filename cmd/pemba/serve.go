@@ -53,6 +53,7 @@ type serveOptions struct {
 	blockCacheBytes  int64
 	readCacheBytes   int64
 	reachIndex       bool
+	cacheAcross      bool
 	reachIndexBytes  int64
 	profiling        bool
 	quantization     time.Duration
@@ -185,6 +186,7 @@ evaluate its share themselves.`,
 	f.IntVar(&o.cacheEntries, "cache-entries", 100000, "check result cache entries (negative disables the cache)")
 	f.Int64Var(&o.cacheBytes, "cache-bytes", 0, "bound the check result cache by estimated memory instead of --cache-entries (0: use --cache-entries)")
 	f.Int64Var(&o.readCacheBytes, "read-cache-bytes", 64<<20, "memory for small relationship query results shared by checks at the same revision (negative disables)")
+	f.BoolVar(&o.cacheAcross, "cache-across-revisions", true, "follow the datastore's change stream so a cached read or subject set serves later revisions until its relations change: writes then leave the caches of other relations warm (false: each result serves only the revision it was read at)")
 	f.BoolVar(&o.reachIndex, "reach-index", true, "keep an in-memory index of nested group memberships (relations such as 'member: user | group#member') and of folder trees' parent relations ('view = viewer + parent->view'), so a nested-group check is one lookup and a folder chain one batch; its memory is the metric pemba_reach_index_bytes")
 	f.Int64Var(&o.reachIndexBytes, "reach-index-max-bytes", 2<<30, "bound the reach index's estimated memory; past it the index empties itself, checks walk nested groups, and it is rebuilt ten minutes later (0: no bound)")
 	f.IntVar(&o.chunkSize, "dispatch-chunk-size", 100, "resource IDs one storage query of a check covers")
@@ -348,21 +350,22 @@ func serve(cmd *cobra.Command, o serveOptions) error {
 	}()
 
 	srv, err := server.New(server.Config{
-		Engine:             store.engine,
-		DisableAudit:       !o.audit,
-		InstanceID:         store.instanceID,
-		Tokens:             tokens,
-		InsecureNoAuth:     o.insecureNoAuth,
-		GRPCAddr:           o.grpcAddr,
-		HTTPAddr:           o.httpAddr,
-		MetricsAddr:        o.metricsAddr,
-		Profiling:          o.profiling,
-		TLSCertFile:        o.tlsCert,
-		TLSKeyFile:         o.tlsKey,
-		Check:              checkConfig(o),
-		DisableReachIndex:  !o.reachIndex,
-		ReachIndexMaxBytes: o.reachIndexBytes,
-		Quantization:       o.quantization,
+		Engine:                      store.engine,
+		DisableAudit:                !o.audit,
+		InstanceID:                  store.instanceID,
+		Tokens:                      tokens,
+		InsecureNoAuth:              o.insecureNoAuth,
+		GRPCAddr:                    o.grpcAddr,
+		HTTPAddr:                    o.httpAddr,
+		MetricsAddr:                 o.metricsAddr,
+		Profiling:                   o.profiling,
+		TLSCertFile:                 o.tlsCert,
+		TLSKeyFile:                  o.tlsKey,
+		Check:                       checkConfig(o),
+		DisableReachIndex:           !o.reachIndex,
+		DisableCacheAcrossRevisions: !o.cacheAcross,
+		ReachIndexMaxBytes:          o.reachIndexBytes,
+		Quantization:                o.quantization,
 		Limits: server.Limits{
 			MaxWriteRelationships: o.maxWrite,
 			MaxImportTransaction:  o.maxImportTx,
