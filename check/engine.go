@@ -324,6 +324,8 @@ type ExpandRequest struct {
 	Resource   graph.ObjectRef
 	Permission string
 	Now        time.Time
+	// Shallow leaves subject sets unexpanded (see expand.Options.Shallow).
+	Shallow bool
 }
 
 // Expand returns the userset tree of req.Permission on req.Resource,
@@ -334,12 +336,12 @@ func (e *Engine) Expand(ctx context.Context, snap Snapshot, req ExpandRequest) (
 		return nil, fmt.Errorf("%w: no schema", ErrInvalidRequest)
 	}
 	n, err := expand.Expand(ctx, snap.Schema, e.reads.Reader(snap.Reader), req.Resource, req.Permission,
-		expand.Options{MaxDepth: e.cfg.MaxDepth, MaxNodes: e.cfg.MaxExpandNodes, Now: requestNow(req.Now)})
+		expand.Options{MaxDepth: e.cfg.MaxDepth, MaxNodes: e.cfg.MaxExpandNodes, Now: requestNow(req.Now), Shallow: req.Shallow})
 	switch {
 	case errors.Is(err, expand.ErrMaxDepth):
 		return nil, fmt.Errorf("%w: %v", ErrMaxDepth, err)
 	case errors.Is(err, expand.ErrUnknown):
-		return nil, fmt.Errorf("%w: %v", ErrInvalidRequest, err)
+		return nil, fmt.Errorf("%w: %w", ErrInvalidRequest, err)
 	}
 	return n, err
 }

@@ -3,7 +3,7 @@ package server
 import (
 	"context"
 	"errors"
-	"fmt"
+	"strings"
 	"time"
 
 	"google.golang.org/grpc/codes"
@@ -52,16 +52,13 @@ func (svc *permissionService) ExpandPermission(ctx context.Context, req *pb.Expa
 
 // expandTree expands perm on res in snap within the server's bounds
 // (depth, nodes), shallow (subject sets left for further calls) or whole,
-// and maps expand's errors to what a client is told.
+// through the check engine (whose read cache it shares), and maps
+// expand's errors to what a client is told.
 func (s *Server) expandTree(ctx context.Context, snap check.Snapshot, res graph.ObjectRef, perm string, shallow bool) (*expand.Node, error) {
-	tree, err := expand.Expand(ctx, snap.Schema, snap.Reader, res, perm, expand.Options{
-		MaxDepth: s.cfg.Check.MaxDepth, MaxNodes: s.cfg.Check.MaxExpandNodes, Now: time.Now(), Shallow: shallow,
-	})
+	tree, err := s.checker.Expand(ctx, snap, check.ExpandRequest{Resource: res, Permission: perm, Shallow: shallow})
 	switch {
 	case errors.Is(err, expand.ErrUnknown):
-		return nil, invalidField("permission", "%v", err)
-	case errors.Is(err, expand.ErrMaxDepth):
-		return nil, fmt.Errorf("%w: %v", check.ErrMaxDepth, err)
+		return nil, invalidField("permission", "%s", strings.TrimPrefix(err.Error(), check.ErrInvalidRequest.Error()+": "))
 	case errors.Is(err, expand.ErrTooLarge):
 		return nil, status.Errorf(codes.ResourceExhausted,
 			"%v: the server's limit on an Expand tree; use LookupSubjects to list the subjects of a large permission", err)
