@@ -103,5 +103,7 @@ while [ $# -ge 2 ]; do
 			done
 		fi
 	done
+	# The server's peak resident memory over the load and every run.
+	echo "<!-- $DATASTORE $dataset ×$scale: server peak RSS $(awk '/^VmHWM/ {printf "%d MiB", $2 / 1024}' /proc/$SERVER/status 2>/dev/null) -->"
 	stop
 done
