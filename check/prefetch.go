@@ -40,6 +40,9 @@ func (ev *evaluation) prefetch(typ string, ids []string) error {
 	if ev.rows == nil {
 		ev.rows = make(map[graph.ObjectRef][]graph.Relationship)
 	}
+	if or, ok := ev.reader.(objectReader); ok {
+		return ev.prefetchObjects(or, typ, want)
+	}
 	limit := prefetchRows * len(want)
 	// Results come in resource ID order, so each object's rows are a run.
 	rows, err := ev.queryAll(storage.Filter{ResourceType: typ, ResourceIDs: want}, storage.QueryOptions{Now: ev.now, Limit: limit})
@@ -69,6 +72,40 @@ func (ev *evaluation) prefetch(typ string, ids []string) error {
 		k := graph.ObjectRef{Type: typ, ID: id}
 		if _, ok := ev.rows[k]; !ok && complete(id) {
 			ev.rows[k] = noRows
+		}
+	}
+	return nil
+}
+
+// objectReader reads a batch of objects' rows object by object, sharing
+// each object's rows between batches, as storage/readcache's readers do
+// (see readcache's QueryObjects).
+type objectReader interface {
+	QueryObjects(ctx context.Context, typ string, ids []string, perObject int, opts storage.QueryOptions) ([][]graph.Relationship, error)
+}
+
+// prefetchObjects is prefetch through an objectReader: an object with
+// prefetchRows rows or more is remembered as large and left to targeted
+// queries, as is one whose rows did not all come.
+func (ev *evaluation) prefetchObjects(or objectReader, typ string, want []string) error {
+	ev.eng.queries.Add(1)
+	got, err := or.QueryObjects(ev.ctx, typ, want, prefetchRows, storage.QueryOptions{Now: ev.now})
+	if err != nil {
+		return fmt.Errorf("query %s: %w", typ, err)
+	}
+	for i, id := range want {
+		rows := got[i]
+		if rows == nil {
+			continue // cut off by the batch's limit
+		}
+		k := graph.ObjectRef{Type: typ, ID: id}
+		switch {
+		case len(rows) >= prefetchRows:
+			ev.eng.large.Add(k, struct{}{})
+		case len(rows) == 0:
+			ev.rows[k] = noRows
+		default:
+			ev.rows[k] = rows[:len(rows):len(rows)]
 		}
 	}
 	return nil

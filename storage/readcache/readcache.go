@@ -2,6 +2,7 @@ package readcache
 
 import (
 	"context"
+	"fmt"
 	"hash/maphash"
 	"iter"
 	"math"
@@ -390,4 +391,86 @@ func (c *Cache) add(key string, e entry) {
 			break
 		}
 	}
+}
+
+// QueryObjects reads the relationships of the objects ids of type typ,
+// every relation, at most perObject of each, as the check engine's
+// prefetch wants them: an object whose own query (Filter{ResourceType:
+// typ, ResourceIDs: {id}}, Limit perObject) is cached is served from
+// there, and the others are read with one query and each kept as its own
+// query's result. A batch of objects thus shares the rows of the objects
+// many batches name (the folders near a tree's root, a popular group)
+// though the batches themselves differ. rows[i] holds ids[i]'s rows: with
+// perObject of them the object may have more, with fewer it has no more,
+// and nil means the shared query's limit cut them off before perObject.
+// The slices are shared with the cache: callers must not modify them.
+func (r *reader) QueryObjects(ctx context.Context, typ string, ids []string, perObject int, opts storage.QueryOptions) (rows [][]graph.Relationship, err error) {
+	if err := (storage.Filter{ResourceType: typ, ResourceIDs: ids}).Validate(); err != nil {
+		return nil, err
+	}
+	if opts.After != nil || opts.Limit != 0 || perObject <= 0 {
+		return nil, fmt.Errorf("%w: QueryObjects takes no cursor or limit, and a positive perObject", storage.ErrInvalidArgument)
+	}
+	if err := opts.Validate(); err != nil {
+		return nil, err
+	}
+	opts.Now = instant(opts.Now)
+	now := opts.Now.UnixNano()
+	rows = make([][]graph.Relationship, len(ids))
+	keys := make([]query, len(ids))
+	var missing []string
+	var missingAt []int
+	for i, id := range ids {
+		keys[i] = r.forwardKey(storage.Filter{ResourceType: typ, ResourceIDs: ids[i : i+1 : i+1]}, perObject)
+		if got, ok := r.c.get(keys[i], now); ok {
+			rows[i] = got[:len(got):len(got)]
+			continue
+		}
+		missing, missingAt = append(missing, id), append(missingAt, i)
+	}
+	if len(missing) == 0 {
+		return rows, nil
+	}
+	limit := perObject * len(missing)
+	q := opts
+	q.Limit = limit
+	read, err := collect(r.next.QueryRelationships(ctx, storage.Filter{ResourceType: typ, ResourceIDs: missing}, q))
+	if err != nil {
+		return nil, err
+	}
+	// Rows come in resource ID order, so each object's rows are a run; an
+	// object is complete unless the limit may have cut it.
+	last := ""
+	if len(read) > 0 {
+		last = read[len(read)-1].Resource.ID
+	}
+	complete := func(id string) bool { return len(read) < limit || id < last }
+	runs := make(map[string][]graph.Relationship, len(missing))
+	for start := 0; start < len(read); {
+		end := start + 1
+		for end < len(read) && read[end].Resource.ID == read[start].Resource.ID {
+			end++
+		}
+		runs[read[start].Resource.ID] = read[start:end:end]
+		start = end
+	}
+	single := opts
+	single.Limit = perObject
+	for j, id := range missing {
+		run := runs[id]
+		switch {
+		case len(run) >= perObject:
+			// The run begins the object's rows, cut or not: its first
+			// perObject are what the object's own query returns.
+			run = run[:perObject:perObject]
+		case !complete(id):
+			continue
+		case run == nil:
+			run = []graph.Relationship{}
+		}
+		i := missingAt[j]
+		rows[i] = run
+		r.c.keep(keys[i], single, run)
+	}
+	return rows, nil
 }

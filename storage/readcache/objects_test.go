@@ -1,0 +1,101 @@
+package readcache_test
+
+import (
+	"context"
+	"fmt"
+	"testing"
+
+	"github.com/pembadb/pemba/graph"
+	"github.com/pembadb/pemba/storage"
+	"github.com/pembadb/pemba/storage/readcache"
+)
+
+// objectsReader is the reader method the check engine's prefetch uses.
+type objectsReader interface {
+	QueryObjects(ctx context.Context, typ string, ids []string, perObject int, opts storage.QueryOptions) ([][]graph.Relationship, error)
+}
+
+// TestQueryObjectsSharesObjects: a batch of objects is answered object by
+// object, from the cache where an earlier batch (or the object's own
+// query) left its rows, and each object's rows are what its own query
+// returns.
+func TestQueryObjectsSharesObjects(t *testing.T) {
+	e := openMemory(t)
+	var rels []graph.Relationship
+	add := func(obj string, n int) {
+		for i := range n {
+			rels = append(rels, rel(fmt.Sprintf("doc:%s#viewer@user:u%03d", obj, i)))
+		}
+	}
+	add("a", 2)
+	add("c", 40)
+	add("d", 1)
+	add("p", 70)
+	add("q", 5)
+	rev := write(t, e, rels...)
+	c := readcache.New(readcache.Config{})
+	snap, err := e.SnapshotReader(ctx, rev)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := c.Reader(snap).(objectsReader)
+	query := func(ids ...string) map[string][]graph.Relationship {
+		t.Helper()
+		rows, err := r.QueryObjects(ctx, "doc", ids, 32, storage.QueryOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		got := map[string][]graph.Relationship{}
+		for i, id := range ids {
+			if rows[i] != nil {
+				got[id] = rows[i]
+			}
+		}
+		return got
+	}
+	counts := func(got map[string][]graph.Relationship) string {
+		return fmt.Sprint(len(got["a"]), len(got["b"]), len(got["c"]), len(got["d"]), len(got["p"]), " ", func() []string {
+			var ids []string
+			for _, id := range []string{"a", "b", "c", "d", "p", "q"} {
+				if _, ok := got[id]; ok {
+					ids = append(ids, id)
+				}
+			}
+			return ids
+		}())
+	}
+	got := query("a", "b", "c")
+	// b has no rows (but complete), c is cut to its first 32 (it may have more).
+	if s := counts(got); s != "2 0 32 0 0 [a b c]" {
+		t.Fatalf("first batch: %s", s)
+	}
+	if st := c.Stats(); st.Misses != 3 || st.Hits != 0 || st.Entries != 3 {
+		t.Fatalf("after the first batch: %+v, want 3 misses and 3 entries", st)
+	}
+	got = query("a", "d")
+	if s := counts(got); s != "2 0 0 1 0 [a d]" || c.Stats().Hits != 1 {
+		t.Fatalf("second batch: %s, %+v: want a from the cache", s, c.Stats())
+	}
+	// Each object's entry is its own query's: a single query shares it,
+	// and returns the same rows.
+	one := fmt.Sprint(strs(t, c.Reader(snap).QueryRelationships(ctx, storage.Filter{ResourceType: "doc", ResourceIDs: []string{"c"}}, storage.QueryOptions{Limit: 32})))
+	if c.Stats().Hits != 2 {
+		t.Fatalf("the single query of c missed the entry the batch kept: %+v", c.Stats())
+	}
+	var want []string
+	for _, x := range rels[2:34] {
+		want = append(want, x.String())
+	}
+	if one != fmt.Sprint(want) {
+		t.Fatalf("c's own query: %s, want %s", one, want)
+	}
+	// The shared query's limit (64 for two objects) is spent on p: p is
+	// cut to 32, and q, never reached, is left out.
+	got = query("p", "q")
+	if s := counts(got); s != "0 0 0 0 32 [p]" {
+		t.Fatalf("a batch cut by its limit: %s", s)
+	}
+	if _, err := r.QueryObjects(ctx, "doc", []string{"bad id"}, 32, storage.QueryOptions{}); err == nil {
+		t.Fatal("an invalid ID was accepted")
+	}
+}
