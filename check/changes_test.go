@@ -3,9 +3,7 @@ package check
 import (
 	"context"
 	"math/rand/v2"
-	"os"
 	"slices"
-	"strconv"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -38,12 +36,7 @@ func (c *countedChanges) Unchanged(from, to storage.Revision, typ, rel string) b
 // older revisions of a history of random writes, before and after
 // relationships expire, and across a schema write.
 func TestCachesAcrossRevisionsAgainstReference(t *testing.T) {
-	seed := uint64(time.Now().UnixNano())
-	if v := os.Getenv("PEMBA_REFERENCE_SEED"); v != "" {
-		seed, _ = strconv.ParseUint(v, 10, 64)
-	}
-	t.Logf("seed %d (PEMBA_REFERENCE_SEED reproduces)", seed)
-	rng := rand.New(rand.NewPCG(seed, 3))
+	rng := referenceRNG(t, 3)
 	ctx := context.Background()
 	gens := []func(*rand.Rand) (string, []string, map[string][]string){randomWorld, recursiveWorld}
 	var across uint64
@@ -155,13 +148,9 @@ func (w *reachWorld) compareSubjects(ctx context.Context, engines []*Engine, rev
 // waitChanges waits until tr has applied rev.
 func waitChanges(t *testing.T, tr *relchanges.Tracker, rev storage.Revision) {
 	t.Helper()
-	for deadline := time.Now().Add(10 * time.Second); ; {
-		if applied, ok := tr.Applied(); ok && applied >= rev {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("revision %d not applied within 10s", rev)
-		}
-		time.Sleep(time.Millisecond)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := tr.Wait(ctx, rev); err != nil {
+		t.Fatal(err)
 	}
 }

@@ -6,9 +6,7 @@ import (
 	"fmt"
 	"maps"
 	"math/rand/v2"
-	"os"
 	"slices"
-	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -135,12 +133,7 @@ func (w *reachWorld) mutations(rng *rand.Rand, now time.Time) []storage.Mutation
 // at instants before and after some relationships expire, and across a
 // schema write that rebuilds the index.
 func TestReachIndexAgainstWalk(t *testing.T) {
-	seed := uint64(time.Now().UnixNano())
-	if v := os.Getenv("PEMBA_REFERENCE_SEED"); v != "" {
-		seed, _ = strconv.ParseUint(v, 10, 64)
-	}
-	t.Logf("seed %d (PEMBA_REFERENCE_SEED reproduces)", seed)
-	rng := rand.New(rand.NewPCG(seed, 2))
+	rng := referenceRNG(t, 2)
 	ctx := context.Background()
 	gens := []func(*rand.Rand) (string, []string, map[string][]string){randomWorld, recursiveWorld}
 	var hits uint64
@@ -433,12 +426,7 @@ func allowsExpiration(s *schema.Schema, typ, rel string) bool {
 // caveat parameters are the walk's, and so are the explain paths; an
 // until that is not the walk's must hold (checkUntil).
 func TestAncestorIndexAgainstWalk(t *testing.T) {
-	seed := uint64(time.Now().UnixNano())
-	if v := os.Getenv("PEMBA_REFERENCE_SEED"); v != "" {
-		seed, _ = strconv.ParseUint(v, 10, 64)
-	}
-	t.Logf("seed %d (PEMBA_REFERENCE_SEED reproduces)", seed)
-	rng := rand.New(rand.NewPCG(seed, 3))
+	rng := referenceRNG(t, 3)
 	ctx := context.Background()
 	var hits uint64
 	for worlds := 0; worlds < referenceIterations(t)/2; {

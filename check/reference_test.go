@@ -407,12 +407,7 @@ func recursiveWorld(rng *rand.Rand) (string, []string, map[string][]string) {
 // runReference compares Check, LookupResources and LookupSubjects with the
 // reference model on worlds drawn by gen, with and without the cache.
 func runReference(t *testing.T, gen func(*rand.Rand) (string, []string, map[string][]string)) {
-	seed := uint64(time.Now().UnixNano())
-	if v := os.Getenv("PEMBA_REFERENCE_SEED"); v != "" {
-		seed, _ = strconv.ParseUint(v, 10, 64)
-	}
-	t.Logf("seed %d (PEMBA_REFERENCE_SEED reproduces)", seed)
-	rng := rand.New(rand.NewPCG(seed, 1))
+	rng := referenceRNG(t, 1)
 	now := goldenNow
 	ctx := context.Background()
 	worlds, rejected := 0, 0

@@ -32,14 +32,10 @@ func follow(t *testing.T, e storage.Engine) *relchanges.Tracker {
 // waitApplied waits until tr has applied rev.
 func waitApplied(t *testing.T, tr *relchanges.Tracker, rev storage.Revision) {
 	t.Helper()
-	for deadline := time.Now().Add(10 * time.Second); ; {
-		if applied, ok := tr.Applied(); ok && applied >= rev {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("revision %d not applied within 10s", rev)
-		}
-		time.Sleep(time.Millisecond)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := tr.Wait(ctx, rev); err != nil {
+		t.Fatal(err)
 	}
 }
 

@@ -65,6 +65,39 @@ type Tracker struct {
 	// schema is the newest revision that wrote a schema: it may change
 	// the meaning of any relation.
 	schema storage.Revision
+	// moved is closed (and replaced) whenever applied or following
+	// changes, waking Wait.
+	moved chan struct{}
+}
+
+// wake wakes every Wait; it must be called with mu held.
+func (t *Tracker) wake() {
+	if t.moved != nil {
+		close(t.moved)
+	}
+	t.moved = make(chan struct{})
+}
+
+// Wait returns once every change up to rev is applied, or with ctx's
+// error.
+func (t *Tracker) Wait(ctx context.Context, rev storage.Revision) error {
+	for {
+		t.mu.Lock()
+		if t.following && t.applied >= rev {
+			t.mu.Unlock()
+			return nil
+		}
+		if t.moved == nil {
+			t.moved = make(chan struct{})
+		}
+		moved := t.moved
+		t.mu.Unlock()
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("relation changes: wait for revision %d: %w", rev, ctx.Err())
+		case <-moved:
+		}
+	}
 }
 
 // Unchanged reports whether no relationship of resourceType#relation
@@ -112,6 +145,7 @@ func (t *Tracker) Start(rev storage.Revision) {
 	if t.last == nil {
 		t.last = make(map[relation]storage.Revision)
 	}
+	t.wake()
 }
 
 // Stop marks the run broken: nothing is unchanged until the next Start.
@@ -119,6 +153,7 @@ func (t *Tracker) Stop() {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	t.following = false
+	t.wake()
 }
 
 // Apply records one committed change, which must be the next revision of
@@ -143,6 +178,7 @@ func (t *Tracker) Apply(ch storage.Change) error {
 		t.schema = ch.Revision
 	}
 	t.applied = ch.Revision
+	t.wake()
 	return nil
 }
 

@@ -148,14 +148,31 @@ func TestFollow(t *testing.T) {
 // waitApplied waits until tr has applied rev.
 func waitApplied(t *testing.T, tr *Tracker, rev storage.Revision) {
 	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		if applied, ok := tr.Applied(); ok && applied >= rev {
-			return
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := tr.Wait(ctx, rev); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestWait: Wait returns once the revision is applied, and with the
+// context's error when it never is.
+func TestWait(t *testing.T) {
+	var tr Tracker
+	tr.Start(1)
+	done := make(chan error, 1)
+	go func() { done <- tr.Wait(context.Background(), 3) }()
+	for _, rev := range []storage.Revision{2, 3} {
+		if err := tr.Apply(change(rev)); err != nil {
+			t.Fatal(err)
 		}
-		if time.Now().After(deadline) {
-			t.Fatalf("revision %d not applied within 10s", rev)
-		}
-		time.Sleep(time.Millisecond)
+	}
+	if err := <-done; err != nil {
+		t.Fatalf("wait for an applied revision: %v", err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Millisecond)
+	defer cancel()
+	if err := tr.Wait(ctx, 4); err == nil {
+		t.Fatal("wait for a revision never applied returned without an error")
 	}
 }
