@@ -3,7 +3,6 @@ package server
 import (
 	"context"
 	"errors"
-	"strings"
 	"time"
 
 	"google.golang.org/grpc/codes"
@@ -58,7 +57,7 @@ func (s *Server) expandTree(ctx context.Context, snap check.Snapshot, res graph.
 	tree, err := s.checker.Expand(ctx, snap, check.ExpandRequest{Resource: res, Permission: perm, Shallow: shallow})
 	switch {
 	case errors.Is(err, expand.ErrUnknown):
-		return nil, invalidField("permission", "%s", strings.TrimPrefix(err.Error(), check.ErrInvalidRequest.Error()+": "))
+		return nil, invalidField("permission", "expand %s#%s: %v", res, perm, expand.ErrUnknown)
 	case errors.Is(err, expand.ErrTooLarge):
 		return nil, status.Errorf(codes.ResourceExhausted,
 			"%v: the server's limit on an Expand tree; use LookupSubjects to list the subjects of a large permission", err)
