@@ -7,10 +7,11 @@ import (
 	"github.com/pembadb/pemba/graph"
 )
 
-// ErrAccessTooLarge: answering one permission of a WhoCanAccess or
-// WhatCanAccess needed more than Config.MaxAccessObjects objects in
-// memory. Asking for fewer permissions or types does not help a single
-// permission that large.
+// ErrAccessTooLarge: answering one permission of a WhatCanAccess, or of a
+// WhoCanAccess that must hold the permission's subjects at once (a
+// wildcard grants it, or set evaluation leaves it to checks), needed more
+// than Config.MaxAccessObjects objects in memory. Asking for fewer
+// permissions or types does not help a single permission that large.
 var ErrAccessTooLarge = errors.New("access analysis too large")
 
 // Holding is one way an access is held; an AccessRow lists every way its

@@ -35,8 +35,12 @@ func TestAccessReferenceModel(t *testing.T) {
 	// WhoCanAccess and WhatCanAccess answer from one walk.
 	forEachWorld(t, rng, now, worldOptions{monotone: true, spread: true}, func(w *testWorld) bool {
 		rctx := randomRequestContext(rng)
-		engines := []*Engine{New(Config{CacheEntries: -1, ReadCacheBytes: -1, DisableSingleflight: true}), New(Config{ChunkSize: 2})}
-		e := engines[rng.IntN(2)]
+		// The third answers every permission a window of subjects at a
+		// time, the windows halved when their sets outgrow a few entries.
+		windowed := New(Config{})
+		windowed.bounds = accessBounds{walkNodes: rng.IntN(2), setEntries: 1 + rng.IntN(24), windowSubjects: 1 + rng.IntN(4)}
+		engines := []*Engine{New(Config{CacheEntries: -1, ReadCacheBytes: -1, DisableSingleflight: true}), New(Config{ChunkSize: 2}), windowed}
+		e := engines[rng.IntN(3)]
 		a := &accessCheck{t: t, s: w.s, src: w.src, rels: w.rels, ids: w.ids, ctx: rctx, now: now, store: w.store, world: w.n,
 			truth: map[refTruthKey]map[refKey]refValue{}, e: e, snap: w.snap}
 		a.who(ctx, e, w.snap, rng)

@@ -90,7 +90,8 @@ func ipSample(seed uint64, n int, prefix string, count int) []string {
 const ipSampleSize = 8
 
 // BenchmarkWhoCanAccessIdentityPlatform lists who holds every permission
-// ("all") and read alone on resources of each type.
+// ("all") and read alone on resources of each type, and reads one page of
+// read rows resumed by a cursor ("page").
 func BenchmarkWhoCanAccessIdentityPlatform(b *testing.B) {
 	w, scale := loadIdentityPlatform(b)
 	kinds := []struct {
@@ -116,6 +117,21 @@ func BenchmarkWhoCanAccessIdentityPlatform(b *testing.B) {
 				})
 			})
 		}
+		// A page of 100 read rows resumed in the middle of the users (a
+		// cursor after user:emp-5, by ID order).
+		b.Run(k.typ+"/page", func(b *testing.B) {
+			benchAccessScale(b, func(ctx context.Context, e *Engine, i int, yield func(AccessRow) bool) (string, error) {
+				res := graph.ObjectRef{Type: k.typ, ID: ids[i%len(ids)]}
+				req := WhoRequest{Resource: res, Permissions: []string{"read"}, Now: goldenNow,
+					After: &AccessCursor{Revision: w.snap.Reader.Revision(), Resource: res, Permission: "read",
+						Subject: graph.SubjectRef{Object: graph.ObjectRef{Type: "user", ID: "emp-5"}}}}
+				n := 0
+				return res.String(), e.WhoCanAccess(ctx, w.snap, req, func(r AccessRow) bool {
+					n++
+					return yield(r) && n < 100
+				})
+			})
+		})
 	}
 }
 

@@ -20,6 +20,7 @@ definition document {
 	relation banned: user
 	permission view = viewer
 	permission read = viewer - banned
+	permission shared = viewer & viewer
 }`
 
 // accessTestWorld is a document viewed by a group of n users.
@@ -38,29 +39,33 @@ func accessTestWorld(t *testing.T, n int) Snapshot {
 	return Snapshot{Schema: s, Reader: store.reader(t)}
 }
 
-// TestAccessTooLarge: a walk (view) and a lookup (read) that outgrow
-// MaxAccessObjects fail with ErrAccessTooLarge, naming the limit.
+// TestAccessTooLarge: who can access answers a permission whose subjects
+// outgrow MaxAccessObjects a window of subjects at a time, with the rows
+// of an unbounded engine, also when the windows are a few subjects and
+// the sets outgrow their bound; what can access fails with
+// ErrAccessTooLarge, naming the limit.
 func TestAccessTooLarge(t *testing.T) {
 	snap := accessTestWorld(t, 10)
 	ctx := context.Background()
-	for _, perm := range []string{"view", "read"} {
-		for _, max := range []int{3, 100} {
-			e := New(Config{MaxAccessObjects: max})
-			n := 0
-			err := e.WhoCanAccess(ctx, snap, WhoRequest{Resource: graph.ObjectRef{Type: "document", ID: "doc"}, Permissions: []string{perm}, Now: goldenNow},
-				func(AccessRow) bool { n++; return true })
-			if max == 3 && (!errors.Is(err, ErrAccessTooLarge) || !strings.Contains(err.Error(), "MaxAccessObjects")) {
-				t.Errorf("who %s, max %d: %v", perm, max, err)
-			}
-			if max == 100 && (err != nil || n != 10) {
-				t.Errorf("who %s, max %d: %d rows, %v", perm, max, n, err)
+	small := New(Config{})
+	small.bounds = accessBounds{walkNodes: 4, setEntries: 5, windowSubjects: 3}
+	for _, perm := range []string{"view", "read", "shared"} {
+		req := WhoRequest{Resource: graph.ObjectRef{Type: "document", ID: "doc"}, Permissions: []string{perm}, Now: goldenNow}
+		want, err := collect(func(y func(AccessRow) bool) error { return New(Config{}).WhoCanAccess(ctx, snap, req, y) })
+		if err != nil || len(want) != 10 {
+			t.Fatalf("who %s: %d rows, %v", perm, len(want), err)
+		}
+		for name, e := range map[string]*Engine{"max 3": New(Config{MaxAccessObjects: 3}), "small windows": small} {
+			got, err := collect(func(y func(AccessRow) bool) error { return e.WhoCanAccess(ctx, snap, req, y) })
+			if err != nil || rowsString(got) != rowsString(want) {
+				t.Errorf("who %s, %s: %v\n%s\nwant\n%s", perm, name, err, rowsString(got), rowsString(want))
 			}
 		}
 	}
 	e := New(Config{MaxAccessObjects: 1})
 	err := e.WhatCanAccess(ctx, snap, WhatRequest{Subject: graph.SubjectRef{Object: graph.ObjectRef{Type: "user", ID: "ua"}}, Now: goldenNow},
 		func(AccessRow) bool { return true })
-	if !errors.Is(err, ErrAccessTooLarge) {
+	if !errors.Is(err, ErrAccessTooLarge) || !strings.Contains(err.Error(), "MaxAccessObjects") {
 		t.Errorf("what: %v", err)
 	}
 }

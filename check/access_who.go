@@ -3,6 +3,7 @@ package check
 import (
 	"cmp"
 	"context"
+	"errors"
 	"fmt"
 	"slices"
 	"strconv"
@@ -34,9 +35,12 @@ import (
 // Concurrency at a time, in order.
 //
 // Rows come sorted, so a permission's rows stream once its walk (or
-// lookup) is done; it holds at most Config.MaxAccessObjects objects. A
-// call resumed with After repeats the walk and skips the rows up to the
-// cursor: each page costs a walk, plus the rows it sends.
+// lookup) is done. A permission whose walk or lookup would hold more
+// than the engine's bounds (accessBounds) is answered a window of
+// subjects at a time instead (see whoWindows), so what a call holds is
+// bounded by a window, not by the audience. A call resumed with After
+// repeats the walk (or the lookup, up to its bound) and skips the rows up
+// to the cursor; in windows it starts at the cursor's.
 func (e *Engine) WhoCanAccess(ctx context.Context, snap Snapshot, req WhoRequest, yield func(AccessRow) bool) error {
 	plan, err := planWho(snap.Schema, req)
 	if err != nil {
@@ -92,14 +96,19 @@ func (e *Engine) whoPermission(ctx context.Context, snap, checked Snapshot, req 
 	if err != nil {
 		return false, err
 	}
-	w, err := walkWho(ev, req.Resource, perm, types)
+	w, err := walkWho(ev, req.Resource, perm, types, min(e.cfg.MaxAccessObjects, e.bounds.walkNodes))
 	e.release(ev)
+	whole := true
+	if errors.Is(err, ErrAccessTooLarge) {
+		// Too many subjects to hold at once: a window at a time.
+		w, err, whole = &whoWalk{}, nil, false
+	}
 	if err != nil {
 		return false, err
 	}
 	if !w.exact {
 		for _, step := range steps {
-			if more, err := e.whoStep(ctx, checked, req, now, step, yield); err != nil || !more {
+			if more, err := e.whoStep(ctx, checked, req, now, step, whole, yield); err != nil || !more {
 				return false, err
 			}
 		}
@@ -118,7 +127,7 @@ func (e *Engine) whoPermission(ctx context.Context, snap, checked Snapshot, req 
 		if hasWild && !w.monotone {
 			// The subjects a wildcard row excludes are on the subtracted
 			// side, which the walk left out.
-			if more, err := e.whoStep(ctx, checked, req, now, whoPlanStep{perm: perm, typ: typ}, yield); err != nil || !more {
+			if more, err := e.whoStep(ctx, checked, req, now, whoPlanStep{perm: perm, typ: typ}, true, yield); err != nil || !more {
 				return false, err
 			}
 			continue
@@ -211,11 +220,26 @@ func planWho(s *schema.Schema, req WhoRequest) ([]whoPlanStep, error) {
 }
 
 // whoStep streams the rows of one permission and subject type; more is
-// false once yield asked to stop.
-func (e *Engine) whoStep(ctx context.Context, snap Snapshot, req WhoRequest, now time.Time, step whoPlanStep, yield func(AccessRow) bool) (more bool, err error) {
+// false once yield asked to stop. It answers from one lookup of the
+// permission when that stays within e.bounds.setEntries, else a window of
+// subjects at a time (see whoWindows); whole false goes to the windows
+// at once.
+func (e *Engine) whoStep(ctx context.Context, snap Snapshot, req WhoRequest, now time.Time, step whoPlanStep, whole bool, yield func(AccessRow) bool) (more bool, err error) {
+	if whole {
+		more, err := e.whoWhole(ctx, snap, req, now, step, e.bounds.setEntries, yield)
+		if !errors.Is(err, errSetsTooLarge) {
+			return more, err
+		}
+	}
+	return e.whoWindows(ctx, snap, req, now, step, yield)
+}
+
+// whoWhole is whoStep from one LookupSubjects, whose sets may list at
+// most maxEntries subjects together (0: any number; see setOptions).
+func (e *Engine) whoWhole(ctx context.Context, snap Snapshot, req WhoRequest, now time.Time, step whoPlanStep, maxEntries int, yield func(AccessRow) bool) (more bool, err error) {
 	var found []SubjectResult
 	set, err := e.lookupSubjects(ctx, snap, LookupSubjectsRequest{Resource: req.Resource, Permission: step.perm, SubjectType: step.typ, Context: req.Context, Now: now},
-		true, func(r SubjectResult) bool {
+		setOptions{proofs: true, maxEntries: maxEntries}, func(r SubjectResult) bool {
 			found = append(found, r)
 			return len(found) <= e.cfg.MaxAccessObjects
 		})
@@ -223,6 +247,9 @@ func (e *Engine) whoStep(ctx context.Context, snap Snapshot, req WhoRequest, now
 		return false, err
 	}
 	if len(found) > e.cfg.MaxAccessObjects {
+		if maxEntries > 0 {
+			return false, errSetsTooLarge // windows hold fewer
+		}
 		return false, fmt.Errorf("%w: more than %d subjects (MaxAccessObjects)", ErrAccessTooLarge, e.cfg.MaxAccessObjects)
 	}
 	slices.SortFunc(found, func(a, b SubjectResult) int { return cmp.Compare(a.Subject.Object.ID, b.Subject.Object.ID) })

@@ -44,10 +44,11 @@ type walkBatch struct {
 type walkBatchKey struct{ typ, rel string }
 
 // walkWho walks from res#perm and returns the walk; w.exact says whether
-// its graph is the answer.
-func walkWho(ev *evaluation, res graph.ObjectRef, perm string, types []string) (*whoWalk, error) {
+// its graph is the answer. A graph of more than maxNodes objects fails
+// with ErrAccessTooLarge.
+func walkWho(ev *evaluation, res graph.ObjectRef, perm string, types []string, maxNodes int) (*whoWalk, error) {
 	reach, exact, monotone := skeletonFrom(ev.schema, res.Type, perm)
-	w := &whoWalk{ev: ev, g: newAccessGraph(node{res.Type, res.ID, perm}, ev.eng.cfg.MaxAccessObjects), types: map[string]bool{}, reach: reach,
+	w := &whoWalk{ev: ev, g: newAccessGraph(node{res.Type, res.ID, perm}, maxNodes), types: map[string]bool{}, reach: reach,
 		exact: exact, monotone: monotone}
 	for _, t := range types {
 		w.types[t] = true

@@ -117,10 +117,11 @@ type Config struct {
 	// MaxExpandNodes bounds the nodes of an Expand tree (default
 	// expand.DefaultMaxNodes).
 	MaxExpandNodes int
-	// MaxAccessObjects bounds the objects one WhoCanAccess or
-	// WhatCanAccess walk (or lookup) may hold in memory for one
-	// permission (default 500000); beyond it the call fails with
-	// ErrAccessTooLarge.
+	// MaxAccessObjects bounds the objects one WhatCanAccess walk (or
+	// lookup) may hold in memory for one permission (default 500000);
+	// beyond it the call fails with ErrAccessTooLarge. WhoCanAccess
+	// answers a larger permission a window of subjects at a time, unless
+	// it must hold its subjects at once (see ErrAccessTooLarge).
 	MaxAccessObjects int
 	// ChunkSize is how many resource IDs one storage query covers (default 100).
 	ChunkSize int

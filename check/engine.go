@@ -44,6 +44,8 @@ type Engine struct {
 	// ancestries memoizes which permissions the reachability index's
 	// parent relations answer (see fromAncestors).
 	ancestries ancestryCache
+	// bounds are what one who-can-access step holds (see accessBounds).
+	bounds accessBounds
 
 	seq        atomic.Uint64 // evaluation sequence, see dispatch.Problem.Seq
 	dispatches atomic.Uint64
@@ -52,7 +54,7 @@ type Engine struct {
 
 // New returns an engine configured by cfg.
 func New(cfg Config) *Engine {
-	e := &Engine{cfg: cfg.withDefaults()}
+	e := &Engine{cfg: cfg.withDefaults(), bounds: defaultAccessBounds}
 	e.large, _ = lru.New[graph.ObjectRef, struct{}](largeObjects) // only fails for a non-positive size
 	e.sets.changes = e.cfg.Changes
 	var top dispatch.Resolver[*evaluation] = local{}

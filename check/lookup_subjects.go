@@ -59,15 +59,28 @@ type SubjectResult struct {
 // wildcard reached that way grants everyone. Only the subjects reached
 // solely through caveated relationships are checked.
 func (e *Engine) LookupSubjects(ctx context.Context, snap Snapshot, req LookupSubjectsRequest, yield func(SubjectResult) bool) error {
-	_, err := e.lookupSubjects(ctx, snap, req, false, yield)
+	_, err := e.lookupSubjects(ctx, snap, req, setOptions{}, yield)
 	return err
+}
+
+// setOptions tune a set evaluation.
+type setOptions struct {
+	// proofs: record why each subject holds the permission (see proof).
+	proofs bool
+	// maxEntries, when not 0, bounds the subjects the evaluation's sets
+	// list, together (see setEval.entries): past it the evaluation fails
+	// with errSetsTooLarge.
+	maxEntries int
+	// only, when set, narrows the evaluation to a window of subjects
+	// (see setEval.only, setEval.window).
+	only map[string]bool
 }
 
 // lookupSubjects is LookupSubjects, which also returns what the set
 // evaluation knows of the subjects (nil when it did not answer the
-// request; see setAnswer); with proofs set, that includes why each
+// request; see setAnswer); with opts.proofs set, that includes why each
 // subject holds the permission.
-func (e *Engine) lookupSubjects(ctx context.Context, snap Snapshot, req LookupSubjectsRequest, proofs bool, yield func(SubjectResult) bool) (*setAnswer, error) {
+func (e *Engine) lookupSubjects(ctx context.Context, snap Snapshot, req LookupSubjectsRequest, opts setOptions, yield func(SubjectResult) bool) (*setAnswer, error) {
 	if err := validate(snap.Schema, req.Resource, req.Permission, graph.SubjectRef{Object: graph.ObjectRef{Type: req.SubjectType, ID: "x"}, Relation: req.SubjectRelation}); err != nil {
 		return nil, fmt.Errorf("lookup subjects: %w", err)
 	}
@@ -78,7 +91,7 @@ func (e *Engine) lookupSubjects(ctx context.Context, snap Snapshot, req LookupSu
 	// the answer need the subjects the other sides mention (a wildcard's
 	// exclusions, or the concrete subjects an intersection narrows it to):
 	// then the walk is repeated over everything.
-	c, err := e.subjectSets(ctx, snap, req, now, proofs)
+	c, err := e.subjectSets(ctx, snap, req, now, opts)
 	if errors.Is(err, errSetFallback) {
 		c, err = e.subjectCandidates(ctx, snap, req, now, true)
 		if err == nil && c.wildcard && !c.exact {
@@ -210,6 +223,9 @@ type candidates struct {
 	// its subjects are in it when the evaluation kept proofs), and says
 	// how far its untils go.
 	root *setAnswer
+	// held counts the subjects the evaluation's sets listed together,
+	// when it was bounded (see setOptions.maxEntries).
+	held int
 }
 
 // addWalked adds the subjects a walk met (when it succeeded) to c.ids,
@@ -235,7 +251,7 @@ func (c *candidates) addWalked(walk candidates, err error) error {
 // setEval), as candidates whose known membership decides all but the
 // "maybe" ones. It returns errSetFallback where set evaluation does not
 // apply.
-func (e *Engine) subjectSets(ctx context.Context, snap Snapshot, req LookupSubjectsRequest, now time.Time, proofs bool) (candidates, error) {
+func (e *Engine) subjectSets(ctx context.Context, snap Snapshot, req LookupSubjectsRequest, now time.Time, opts setOptions) (candidates, error) {
 	if req.SubjectRelation != "" {
 		return candidates{}, errSetFallback // a subject set has itself: leave it to checks
 	}
@@ -245,8 +261,8 @@ func (e *Engine) subjectSets(ctx context.Context, snap Snapshot, req LookupSubje
 	}
 	defer e.release(ev)
 	se := newSetEval(ev, req.SubjectType)
-	se.proofs = proofs
-	if !proofs && e.cfg.CacheEntries > 0 {
+	se.proofs, se.maxEntries, se.only, se.window = opts.proofs, opts.maxEntries, opts.only, opts.only != nil
+	if !opts.proofs && opts.only == nil && e.cfg.CacheEntries > 0 {
 		// Proofs keep the sets below alive, which the cache's estimate
 		// does not count: only plain sets are shared.
 		se.cache = &e.sets
@@ -256,7 +272,7 @@ func (e *Engine) subjectSets(ctx context.Context, snap Snapshot, req LookupSubje
 		return candidates{}, err
 	}
 	set := res[0].set
-	c := candidates{known: set, wildcard: set.def != memberNo,
+	c := candidates{known: set, wildcard: set.def != memberNo, held: *se.entries,
 		root: &setAnswer{ref: refOf(res[0], node{req.Resource.Type, req.Resource.ID, req.Permission}), exactEnds: !res[0].loose}}
 	for _, id := range set.keys {
 		if set.m[id] != memberNo || c.wildcard {

@@ -28,7 +28,7 @@ func TestSetProofPaths(t *testing.T) {
 				for _, perm := range s.Definitions[typ].Order {
 					for _, st := range s.DefinitionOrder {
 						req := LookupSubjectsRequest{Resource: res, Permission: perm, SubjectType: st, Now: goldenNow}
-						found, err := e.lookupSubjects(ctx, snap, req, true, func(SubjectResult) bool { return true })
+						found, err := e.lookupSubjects(ctx, snap, req, setOptions{proofs: true}, func(SubjectResult) bool { return true })
 						if err != nil {
 							t.Fatalf("world %d: lookup %s#%s@%s: %v\n%s", worlds, res, perm, st, err, src)
 						}

@@ -130,7 +130,7 @@ type heldUntils struct {
 // those no relationship names); nil when set evaluation did not answer.
 func setUntils(t *testing.T, ctx context.Context, e *Engine, w *testWorld, req LookupSubjectsRequest, proofs bool) *heldUntils {
 	t.Helper()
-	found, err := e.lookupSubjects(ctx, w.snap, req, proofs, func(SubjectResult) bool { return true })
+	found, err := e.lookupSubjects(ctx, w.snap, req, setOptions{proofs: proofs}, func(SubjectResult) bool { return true })
 	if err != nil {
 		t.Fatalf("world %d: lookup %s#%s@%s: %v\n%s", w.n, req.Resource, req.Permission, req.SubjectType, err, w.src)
 	}

@@ -363,6 +363,11 @@ func (s *subjectSet) grow(n int) {
 // candidate walk and checks do.
 var errSetFallback = errors.New("subject sets: fall back to checks")
 
+// errSetsTooLarge: the sets of an evaluation bounded by maxEntries
+// outgrew it; the caller evaluates fewer subjects at a time (see
+// whoWindows).
+var errSetsTooLarge = errors.New("subject sets: too many subjects to hold at once")
+
 // setResult is the subject set of one object#relation and the longest
 // chain of dispatches a check would take below it (see setEval.limit).
 type setResult struct {
@@ -411,9 +416,20 @@ type setEval struct {
 	// work counts the nodes evaluated, bounded by setWork; shared with
 	// the evaluations narrowed from this one.
 	work *int
+	// entries counts the subjects listed in the sets memoized, shared with
+	// the evaluations narrowed from this one: a measure of what the
+	// evaluation holds. Past maxEntries (when not 0) it stops with
+	// errSetsTooLarge.
+	entries    *int
+	maxEntries int
 	// only, when set, narrows the evaluation to these subjects: the
 	// others are left out of every set (see narrowed).
 	only map[string]bool
+	// window: the evaluation is narrowed to a window of subjects whose
+	// sets must still say what they grant everyone (def), for a wildcard
+	// row; prune, which leaves out the objects none of the subjects
+	// holds, does not apply. The evaluations narrowed from it prune.
+	window bool
 	// sweeps holds, per type#relation, the relationships naming a subject
 	// in only, by resource ID (see readNarrowed).
 	sweeps map[[2]string]map[string][]graph.Relationship
@@ -435,7 +451,8 @@ type setEval struct {
 // as the first side's.
 func (se *setEval) narrowed(only map[string]bool) *setEval {
 	return &setEval{ev: se.ev, subjectType: se.subjectType, holds: se.holds, memo: make(map[node]setResult),
-		busy: make(map[node]int), reentered: make(map[node]int), work: se.work, only: only, proofs: se.proofs, cache: se.cache}
+		busy: make(map[node]int), reentered: make(map[node]int), work: se.work, entries: se.entries, maxEntries: se.maxEntries,
+		only: only, proofs: se.proofs, cache: se.cache}
 }
 
 // narrowMax bounds the subjects an evaluation is narrowed to.
@@ -452,7 +469,7 @@ const setWork = 1 << 18
 // newSetEval prepares a set evaluation of subjects of subjectType in ev.
 func newSetEval(ev *evaluation, subjectType string) *setEval {
 	return &setEval{ev: ev, subjectType: subjectType, memo: make(map[node]setResult),
-		busy: make(map[node]int), reentered: make(map[node]int), work: new(int),
+		busy: make(map[node]int), reentered: make(map[node]int), work: new(int), entries: new(int),
 		holds: ev.eng.holdable.get(ev.schema, schema.Node{Type: subjectType})}
 }
 
@@ -519,6 +536,14 @@ func (se *setEval) batch(typ, rel string, ids []string, depth int) ([]setResult,
 		if err != nil {
 			return nil, err
 		}
+		if se.maxEntries > 0 {
+			for _, r := range res {
+				*se.entries += len(r.set.m)
+			}
+			if *se.entries > se.maxEntries {
+				return nil, errSetsTooLarge
+			}
+		}
 		for j, i := range at {
 			out[i] = res[j]
 			se.memo[node{typ, pending[j], rel}] = res[j]
@@ -553,7 +578,7 @@ const pruneLookupMax = 4096
 // typ that hold a subject are looked up from the subject, once per
 // type#relation (see holders), and only those are evaluated.
 func (se *setEval) prune(typ, rel string, pending []string, at []int, out []setResult) ([]string, []int, error) {
-	if se.only == nil || len(se.only) > pruneSubjectsMax || len(pending) == 0 {
+	if se.only == nil || se.window || len(se.only) > pruneSubjectsMax || len(pending) == 0 {
 		return pending, at, nil
 	}
 	held, ok, err := se.holders(typ, rel)

@@ -190,7 +190,7 @@ definition doc {
 	e := New(Config{CacheEntries: -1, ReadCacheBytes: -1})
 	var got []string
 	found, err := e.lookupSubjects(context.Background(), snap, LookupSubjectsRequest{Resource: graph.ObjectRef{Type: "doc", ID: "d"},
-		Permission: "view", SubjectType: "user", Now: goldenNow}, true, func(r SubjectResult) bool {
+		Permission: "view", SubjectType: "user", Now: goldenNow}, setOptions{proofs: true}, func(r SubjectResult) bool {
 		got = append(got, r.Subject.Object.ID)
 		return true
 	})

@@ -164,16 +164,26 @@ func TestWhoCanAccess(t *testing.T) {
 	wantLines(t, "who doc:pub", accessLines(t, resps, err), []string{"doc:pub#view@user:* except bob [wildcard]"})
 }
 
-// TestAccessTooLarge: an analysis holding more objects than the server's
-// bound (--max-access-objects) is RESOURCE_EXHAUSTED, naming the flag.
+// TestAccessTooLarge: what can access holding more objects than the
+// server's bound (--max-access-objects) is RESOURCE_EXHAUSTED, naming the
+// flag; who can access is not bounded by it.
 func TestAccessTooLarge(t *testing.T) {
 	f := newAccessFixture(t, func(c *Config) { c.Check.MaxAccessObjects = 1 })
-	stream, err := f.access.WhoCanAccess(context.Background(), &pb.WhoCanAccessRequest{Resource: &pb.ObjectRef{Type: "doc", Id: "plan"}})
+	stream, err := f.access.WhatCanAccess(context.Background(), &pb.WhatCanAccessRequest{Subject: &pb.SubjectRef{Object: &pb.ObjectRef{Type: "user", Id: "dana"}}})
 	if err == nil {
 		_, err = recv[*pb.AccessResponse](stream)
 	}
 	if status.Code(err) != codes.ResourceExhausted || !strings.Contains(err.Error(), "--max-access-objects") {
-		t.Fatalf("who can access past the bound: %v, want RESOURCE_EXHAUSTED naming --max-access-objects", err)
+		t.Fatalf("what can access past the bound: %v, want RESOURCE_EXHAUSTED naming --max-access-objects", err)
+	}
+	// Who can access answers a permission with more subjects a window of
+	// subjects at a time.
+	who, err := f.access.WhoCanAccess(context.Background(), &pb.WhoCanAccessRequest{Resource: &pb.ObjectRef{Type: "doc", Id: "plan"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if resps, err := recv[*pb.AccessResponse](who); err != nil || len(resps) < 2 {
+		t.Fatalf("who can access past the bound: %d rows, %v; want every row", len(resps), err)
 	}
 }
 
