@@ -1,9 +1,12 @@
 package check
 
 import (
+	"context"
 	"errors"
+	"fmt"
 	"maps"
 	"slices"
+	"strings"
 
 	"github.com/pembadb/pemba/graph"
 	"github.com/pembadb/pemba/schema"
@@ -734,9 +737,7 @@ func (se *setEval) relation(typ string, ids []string, r *schema.Relation, depth 
 	byType := map[string][]edgeTo{}
 	var order []string
 	var cerr error
-	read := func(fn func(graph.Relationship)) error {
-		return se.ev.read(storage.Filter{ResourceType: typ, ResourceIDs: ids, Relation: r.Name}, fn)
-	}
+	read := func(fn func(graph.Relationship)) error { return se.readBatch(typ, r.Name, ids, fn) }
 	if se.only != nil && len(ids) >= sweepMin {
 		read = func(fn func(graph.Relationship)) error { return se.readNarrowed(typ, ids, r, fn) }
 	}
@@ -800,6 +801,47 @@ func (se *setEval) relation(typ string, ids []string, r *schema.Relation, depth 
 		}
 	}
 	return out, nil
+}
+
+// relationObjectReader reads one relation of a batch of objects object by
+// object, sharing each object's rows between batches, as
+// storage/readcache's readers do (see readcache's QueryRelationObjects).
+type relationObjectReader interface {
+	QueryRelationObjects(ctx context.Context, typ, rel string, ids []string, opts storage.QueryOptions) ([][]graph.Relationship, error)
+}
+
+// readBatch calls fn for each relationship of typ#rel on ids, in resource
+// ID order as one query returns them: through a relationObjectReader when
+// the snapshot has one, so the batches of different lookups share the
+// objects they have in common, else with one query.
+func (se *setEval) readBatch(typ, rel string, ids []string, fn func(graph.Relationship)) error {
+	ev := se.ev
+	if ev.prefetched(typ, ids, rel, fn) {
+		return nil
+	}
+	rr, ok := ev.reader.(relationObjectReader)
+	if !ok || len(ids) < 2 {
+		return ev.query(storage.Filter{ResourceType: typ, ResourceIDs: ids, Relation: rel}, fn)
+	}
+	ev.eng.queries.Add(1)
+	rows, err := rr.QueryRelationObjects(ev.ctx, typ, rel, ids, ev.opts())
+	if err != nil {
+		return fmt.Errorf("query %s#%s: %w", typ, rel, err)
+	}
+	order := make([]int, len(ids))
+	for i := range order {
+		order[i] = i
+	}
+	slices.SortFunc(order, func(a, b int) int { return strings.Compare(ids[a], ids[b]) })
+	for k, i := range order {
+		if k > 0 && ids[order[k-1]] == ids[i] {
+			continue
+		}
+		for _, x := range rows[i] {
+			fn(x)
+		}
+	}
+	return nil
 }
 
 // sweepMin is the batch size from which a narrowed evaluation reads a
@@ -1031,7 +1073,7 @@ func (se *setEval) arrow(typ string, ids []string, a *schema.Arrow, perm string,
 	byType := map[string][]edgeTo{}
 	var order []string
 	var cerr error
-	err := se.ev.read(storage.Filter{ResourceType: typ, ResourceIDs: ids, Relation: a.Tupleset}, func(rel graph.Relationship) {
+	err := se.readBatch(typ, a.Tupleset, ids, func(rel graph.Relationship) {
 		i := ix.find(rel.Resource.ID)
 		if i < 0 || cerr != nil {
 			return

@@ -99,3 +99,66 @@ func TestQueryObjectsSharesObjects(t *testing.T) {
 		t.Fatal("an invalid ID was accepted")
 	}
 }
+
+// relationObjectsReader is the reader method the check engine's set
+// evaluation uses.
+type relationObjectsReader interface {
+	QueryRelationObjects(ctx context.Context, typ, rel string, ids []string, opts storage.QueryOptions) ([][]graph.Relationship, error)
+}
+
+// TestQueryRelationObjects: a batch reads one relation of each object
+// whole, shares the objects an earlier batch kept, and keeps each object's
+// rows as its own query's result when they are few enough to cache.
+func TestQueryRelationObjects(t *testing.T) {
+	e := openMemory(t)
+	var rels []graph.Relationship
+	for obj, n := range map[string]int{"a": 2, "c": 200, "d": 1} {
+		for i := range n {
+			rels = append(rels, rel(fmt.Sprintf("doc:%s#viewer@user:u%03d", obj, i)))
+		}
+		rels = append(rels, rel(fmt.Sprintf("doc:%s#owner@user:boss", obj)))
+	}
+	rev := write(t, e, rels...)
+	c := readcache.New(readcache.Config{})
+	snap, err := e.SnapshotReader(ctx, rev)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := c.Reader(snap).(relationObjectsReader)
+	query := func(ids ...string) string {
+		t.Helper()
+		rows, err := r.QueryRelationObjects(ctx, "doc", "viewer", ids, storage.QueryOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		var counts []int
+		for i, id := range ids {
+			for _, x := range rows[i] {
+				if x.Resource.ID != id || x.Relation != "viewer" {
+					t.Fatalf("%s's rows hold %s", id, x)
+				}
+			}
+			counts = append(counts, len(rows[i]))
+		}
+		return fmt.Sprint(counts)
+	}
+	// Every row of each object (c's 200 too), b complete and empty.
+	if got := query("a", "b", "c"); got != "[2 0 200]" {
+		t.Fatalf("first batch: %s", got)
+	}
+	// a and b were kept; c has more rows than an entry holds.
+	if st := c.Stats(); st.Entries != 2 {
+		t.Fatalf("after the first batch: %+v, want 2 entries", st)
+	}
+	if got := query("d", "a", "c"); got != "[1 2 200]" || c.Stats().Hits != 1 {
+		t.Fatalf("second batch: %s, %+v: want a from the cache", got, c.Stats())
+	}
+	// d's entry is its own query's.
+	one := strs(t, c.Reader(snap).QueryRelationships(ctx, storage.Filter{ResourceType: "doc", ResourceIDs: []string{"d"}, Relation: "viewer"}, storage.QueryOptions{}))
+	if c.Stats().Hits != 2 || fmt.Sprint(one) != "[doc:d#viewer@user:u000]" {
+		t.Fatalf("d's own query: %v, %+v: want the batch's entry", one, c.Stats())
+	}
+	if _, err := r.QueryRelationObjects(ctx, "doc", "", []string{"a"}, storage.QueryOptions{}); err == nil {
+		t.Fatal("a read without a relation was accepted")
+	}
+}

@@ -405,11 +405,35 @@ func (c *Cache) add(key string, e entry) {
 // and nil means the shared query's limit cut them off before perObject.
 // The slices are shared with the cache: callers must not modify them.
 func (r *reader) QueryObjects(ctx context.Context, typ string, ids []string, perObject int, opts storage.QueryOptions) (rows [][]graph.Relationship, err error) {
-	if err := (storage.Filter{ResourceType: typ, ResourceIDs: ids}).Validate(); err != nil {
+	if perObject <= 0 {
+		return nil, fmt.Errorf("%w: QueryObjects takes a positive perObject", storage.ErrInvalidArgument)
+	}
+	return r.queryObjects(ctx, typ, "", ids, perObject, opts)
+}
+
+// QueryRelationObjects is QueryObjects for one relation, whole: rows[i]
+// holds every relationship of ids[i]#rel, served from the object's own
+// query (Filter{ResourceType: typ, ResourceIDs: {id}, Relation: rel}) when
+// that is cached, and each read kept as its own query's result when it
+// is small enough. Set evaluation reads a relation of a batch of objects
+// this way: the batches differ from lookup to lookup, the objects (a
+// tier's cleared teams, an org's sub-orgs) recur.
+func (r *reader) QueryRelationObjects(ctx context.Context, typ, rel string, ids []string, opts storage.QueryOptions) (rows [][]graph.Relationship, err error) {
+	if rel == "" {
+		return nil, fmt.Errorf("%w: QueryRelationObjects needs a relation", storage.ErrInvalidArgument)
+	}
+	return r.queryObjects(ctx, typ, rel, ids, 0, opts)
+}
+
+// queryObjects reads the rows of typ#rel (every relation when rel is
+// empty) on each of ids, at most perObject of each (0: all), object by
+// object through the cache (see QueryObjects).
+func (r *reader) queryObjects(ctx context.Context, typ, rel string, ids []string, perObject int, opts storage.QueryOptions) (rows [][]graph.Relationship, err error) {
+	if err := (storage.Filter{ResourceType: typ, ResourceIDs: ids, Relation: rel}).Validate(); err != nil {
 		return nil, err
 	}
-	if opts.After != nil || opts.Limit != 0 || perObject <= 0 {
-		return nil, fmt.Errorf("%w: QueryObjects takes no cursor or limit, and a positive perObject", storage.ErrInvalidArgument)
+	if opts.After != nil || opts.Limit != 0 {
+		return nil, fmt.Errorf("%w: reading objects one by one takes no cursor or limit", storage.ErrInvalidArgument)
 	}
 	if err := opts.Validate(); err != nil {
 		return nil, err
@@ -421,7 +445,7 @@ func (r *reader) QueryObjects(ctx context.Context, typ string, ids []string, per
 	var missing []string
 	var missingAt []int
 	for i, id := range ids {
-		keys[i] = r.forwardKey(storage.Filter{ResourceType: typ, ResourceIDs: ids[i : i+1 : i+1]}, perObject)
+		keys[i] = r.forwardKey(storage.Filter{ResourceType: typ, ResourceIDs: ids[i : i+1 : i+1], Relation: rel}, perObject)
 		if got, ok := r.c.get(keys[i], now); ok {
 			rows[i] = got[:len(got):len(got)]
 			continue
@@ -434,7 +458,7 @@ func (r *reader) QueryObjects(ctx context.Context, typ string, ids []string, per
 	limit := perObject * len(missing)
 	q := opts
 	q.Limit = limit
-	read, err := collect(r.next.QueryRelationships(ctx, storage.Filter{ResourceType: typ, ResourceIDs: missing}, q))
+	read, err := collect(r.next.QueryRelationships(ctx, storage.Filter{ResourceType: typ, ResourceIDs: missing, Relation: rel}, q))
 	if err != nil {
 		return nil, err
 	}
@@ -444,7 +468,7 @@ func (r *reader) QueryObjects(ctx context.Context, typ string, ids []string, per
 	if len(read) > 0 {
 		last = read[len(read)-1].Resource.ID
 	}
-	complete := func(id string) bool { return len(read) < limit || id < last }
+	complete := func(id string) bool { return limit == 0 || len(read) < limit || id < last }
 	runs := make(map[string][]graph.Relationship, len(missing))
 	for start := 0; start < len(read); {
 		end := start + 1
@@ -459,7 +483,7 @@ func (r *reader) QueryObjects(ctx context.Context, typ string, ids []string, per
 	for j, id := range missing {
 		run := runs[id]
 		switch {
-		case len(run) >= perObject:
+		case perObject > 0 && len(run) >= perObject:
 			// The run begins the object's rows, cut or not: its first
 			// perObject are what the object's own query returns.
 			run = run[:perObject:perObject]
