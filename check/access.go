@@ -7,10 +7,12 @@ import (
 	"github.com/pembadb/pemba/graph"
 )
 
-// ErrAccessTooLarge: answering one permission of a WhatCanAccess, or of a
-// WhoCanAccess that must hold the permission's subjects at once (a
-// wildcard grants it, or set evaluation leaves it to checks), needed more
-// than Config.MaxAccessObjects objects in memory. Asking for fewer
+// ErrAccessTooLarge: answering one permission of an access analysis that
+// must hold its answer at once needed more than Config.MaxAccessObjects
+// objects in memory: a WhoCanAccess permission a wildcard grants (or set
+// evaluation leaves to checks), a WhatCanAccess permission whose lookup
+// does not stream in ID order (a type that reaches itself, see
+// lookupOrdered). Asking for fewer
 // permissions or types does not help a single permission that large.
 var ErrAccessTooLarge = errors.New("access analysis too large")
 

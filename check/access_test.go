@@ -23,8 +23,8 @@ definition document {
 	permission shared = viewer & viewer
 }`
 
-// accessTestWorld is a document viewed by a group of n users.
-func accessTestWorld(t *testing.T, n int) Snapshot {
+// accessTestWorld is a document viewed by a group of n users, and extra.
+func accessTestWorld(t *testing.T, n int, extra ...graph.Relationship) Snapshot {
 	t.Helper()
 	s, err := schema.Compile("access.zed", accessTestSchema)
 	if err != nil {
@@ -34,6 +34,7 @@ func accessTestWorld(t *testing.T, n int) Snapshot {
 	for i := range n {
 		rels = append(rels, graph.MustParseRelationship("group:g#member@user:u"+string(rune('a'+i))))
 	}
+	rels = append(rels, extra...)
 	store := newTestStore(t)
 	store.write(t, rels)
 	return Snapshot{Schema: s, Reader: store.reader(t)}
@@ -62,11 +63,35 @@ func TestAccessTooLarge(t *testing.T) {
 			}
 		}
 	}
-	e := New(Config{MaxAccessObjects: 1})
-	err := e.WhatCanAccess(ctx, snap, WhatRequest{Subject: graph.SubjectRef{Object: graph.ObjectRef{Type: "user", ID: "ua"}}, Now: goldenNow},
-		func(AccessRow) bool { return true })
-	if !errors.Is(err, ErrAccessTooLarge) || !strings.Contains(err.Error(), "MaxAccessObjects") {
-		t.Errorf("what: %v", err)
+	// ua views three documents and is in two groups (g, and h through g).
+	more := []graph.Relationship{graph.MustParseRelationship("group:h#member@group:g#member")}
+	for _, d := range []string{"d2", "d3"} {
+		more = append(more, graph.MustParseRelationship("document:"+d+"#viewer@group:g#member"))
+	}
+	snap = accessTestWorld(t, 10, more...)
+	ua := graph.SubjectRef{Object: graph.ObjectRef{Type: "user", ID: "ua"}}
+	for _, c := range []struct {
+		types []string
+		rows  int
+		err   bool
+	}{
+		{types: []string{"document"}, rows: 9}, // 3 documents × view, read, shared: streamed in ID order
+		{types: []string{"group"}, err: true},  // groups reach themselves: looked up whole
+	} {
+		req := WhatRequest{Subject: ua, ResourceTypes: c.types, Now: goldenNow}
+		got, err := collect(func(y func(AccessRow) bool) error {
+			return New(Config{MaxAccessObjects: 1}).WhatCanAccess(ctx, snap, req, y)
+		})
+		if c.err {
+			if !errors.Is(err, ErrAccessTooLarge) || !strings.Contains(err.Error(), "MaxAccessObjects") {
+				t.Errorf("what %v: %v, want ErrAccessTooLarge", c.types, err)
+			}
+			continue
+		}
+		want, werr := collect(func(y func(AccessRow) bool) error { return New(Config{}).WhatCanAccess(ctx, snap, req, y) })
+		if err != nil || werr != nil || len(want) != c.rows || rowsString(got) != rowsString(want) {
+			t.Errorf("what %v: %v, %v\n%s\nwant %d rows\n%s", c.types, err, werr, rowsString(got), c.rows, rowsString(want))
+		}
 	}
 }
 

@@ -3,8 +3,11 @@ package check
 import (
 	"cmp"
 	"context"
+	"errors"
 	"fmt"
 	"slices"
+	"strconv"
+	"strings"
 	"time"
 
 	"github.com/pembadb/pemba/graph"
@@ -17,8 +20,12 @@ import (
 //
 // Each (type, permission) is answered by one walk up from the subject
 // (whatWalk) when the permission is monotone or subtracts only in its
-// own expression, as WhoCanAccess does; any other from LookupResources
-// with a check per row. The same bounds and paging costs apply.
+// own expression, as WhoCanAccess does; any other, and one whose walk
+// would hold more than the engine's bounds (accessBounds), from
+// LookupResources with a check per row, a page at a time as the lookup
+// streams resource IDs in order where it can (see whatLookup): then a
+// call resumed with After resumes the lookup at the cursor's resource,
+// and what the step holds is a page.
 func (e *Engine) WhatCanAccess(ctx context.Context, snap Snapshot, req WhatRequest, yield func(AccessRow) bool) error {
 	plan, err := planWhat(snap.Schema, req)
 	if err != nil {
@@ -101,8 +108,13 @@ func (e *Engine) whatStep(ctx context.Context, snap, checked Snapshot, req WhatR
 	if err != nil {
 		return false, err
 	}
-	w, err := walkWhat(ev, req.Subject, schema.Node{Type: step.typ, Relation: step.perm})
+	w, err := walkWhat(ev, req.Subject, schema.Node{Type: step.typ, Relation: step.perm}, min(e.cfg.MaxAccessObjects, e.bounds.walkNodes))
 	e.release(ev)
+	if errors.Is(err, ErrAccessTooLarge) {
+		// Too many to hold at once: the lookup streams them in ID order
+		// where it can.
+		w, err = &whatWalk{}, nil
+	}
 	if err != nil {
 		return false, err
 	}
@@ -130,16 +142,44 @@ func (e *Engine) whatStep(ctx context.Context, snap, checked Snapshot, req WhatR
 }
 
 // whatLookup streams the rows of one resource type and permission from
-// LookupResources, with a check per row.
+// LookupResources, with a check per row. Where the lookup answers in
+// resource ID order (see lookupOrdered), its results are answered a page
+// (whatPage) at a time as they come, and a call resumed by a cursor
+// resumes the lookup after the cursor's resource: what the step holds is
+// a page. Otherwise the lookup's results are collected (at most
+// MaxAccessObjects), sorted and answered.
 func (e *Engine) whatLookup(ctx context.Context, snap Snapshot, req WhatRequest, now time.Time, step whatPlanStep, yield func(AccessRow) bool) (more bool, err error) {
+	lookup := LookupResourcesRequest{ResourceType: step.typ, Permission: step.perm, Subject: req.Subject, Context: req.Context, Now: now}
+	target := schema.Node{Type: step.typ, Relation: step.perm}
+	if a := req.After; a != nil && a.Resource.Type == step.typ && a.Permission == step.perm &&
+		orderedTransfer(snap.Schema.Reachability().Lookup(target), target) != nil {
+		lookup.Cursor = orderedPrefix + strconv.FormatUint(uint64(snap.Reader.Revision()), 10) + "." + a.Resource.ID
+	}
 	var ids []string
-	err = e.LookupResources(ctx, snap, LookupResourcesRequest{ResourceType: step.typ, Permission: step.perm, Subject: req.Subject, Context: req.Context, Now: now},
-		func(r ResourceResult) bool {
-			ids = append(ids, r.ID)
-			return len(ids) <= e.cfg.MaxAccessObjects
-		})
-	if err != nil {
-		return false, err
+	inOrder := false
+	more = true
+	var rowsErr error
+	flush := func() bool {
+		more, rowsErr = e.whatRows(ctx, snap, req, now, step, ids, yield)
+		ids = ids[:0]
+		return more && rowsErr == nil
+	}
+	err = e.LookupResources(ctx, snap, lookup, func(r ResourceResult) bool {
+		ids = append(ids, r.ID)
+		if strings.HasPrefix(r.Cursor, orderedPrefix) {
+			inOrder = true
+			return len(ids) < whatPage || flush()
+		}
+		return len(ids) <= e.cfg.MaxAccessObjects
+	})
+	if err != nil || rowsErr != nil || !more {
+		return false, cmp.Or(err, rowsErr)
+	}
+	if inOrder {
+		if len(ids) > 0 && !flush() {
+			return false, rowsErr
+		}
+		return true, nil
 	}
 	if len(ids) > e.cfg.MaxAccessObjects {
 		return false, fmt.Errorf("%w: more than %d resources (MaxAccessObjects)", ErrAccessTooLarge, e.cfg.MaxAccessObjects)

@@ -36,11 +36,12 @@ type whatWalk struct {
 }
 
 // walkWhat walks from sub up to target; w.exact says whether its graph
-// is the answer.
-func walkWhat(ev *evaluation, sub graph.SubjectRef, target schema.Node) (*whatWalk, error) {
+// is the answer. A graph of more than maxNodes objects fails with
+// ErrAccessTooLarge.
+func walkWhat(ev *evaluation, sub graph.SubjectRef, target schema.Node, maxNodes int) (*whatWalk, error) {
 	_, exact, monotone := skeletonFrom(ev.schema, target.Type, target.Relation)
 	root := node{sub.Object.Type, sub.Object.ID, sub.Relation}
-	w := &whatWalk{ev: ev, g: newAccessGraph(root, ev.eng.cfg.MaxAccessObjects), target: target, paths: ev.schema.Reachability().Lookup(target),
+	w := &whatWalk{ev: ev, g: newAccessGraph(root, maxNodes), target: target, paths: ev.schema.Reachability().Lookup(target),
 		exact: exact, monotone: monotone}
 	if !exact {
 		return w, nil

@@ -117,11 +117,11 @@ type Config struct {
 	// MaxExpandNodes bounds the nodes of an Expand tree (default
 	// expand.DefaultMaxNodes).
 	MaxExpandNodes int
-	// MaxAccessObjects bounds the objects one WhatCanAccess walk (or
-	// lookup) may hold in memory for one permission (default 500000);
-	// beyond it the call fails with ErrAccessTooLarge. WhoCanAccess
-	// answers a larger permission a window of subjects at a time, unless
-	// it must hold its subjects at once (see ErrAccessTooLarge).
+	// MaxAccessObjects bounds the objects an access analysis that must
+	// hold a permission's answer at once may hold (default 500000; see
+	// ErrAccessTooLarge); beyond it the call fails with ErrAccessTooLarge.
+	// Otherwise WhoCanAccess answers a larger permission a window of
+	// subjects at a time, WhatCanAccess a page of resources at a time.
 	MaxAccessObjects int
 	// ChunkSize is how many resource IDs one storage query covers (default 100).
 	ChunkSize int

@@ -166,18 +166,32 @@ func TestWhoCanAccess(t *testing.T) {
 
 // TestAccessTooLarge: what can access holding more objects than the
 // server's bound (--max-access-objects) is RESOURCE_EXHAUSTED, naming the
-// flag; who can access is not bounded by it.
+// flag, where it must hold them at once (a type that reaches itself);
+// where its lookup streams in ID order, and for who can access, the bound
+// does not apply.
 func TestAccessTooLarge(t *testing.T) {
 	f := newAccessFixture(t, func(c *Config) { c.Check.MaxAccessObjects = 1 })
-	stream, err := f.access.WhatCanAccess(context.Background(), &pb.WhatCanAccessRequest{Subject: &pb.SubjectRef{Object: &pb.ObjectRef{Type: "user", Id: "dana"}}})
+	// Groups reach themselves, so dana's groups are looked up whole.
+	f.write(t, "nest", "group:ops#member@group:eng#member")
+	stream, err := f.access.WhatCanAccess(context.Background(), &pb.WhatCanAccessRequest{Subject: &pb.SubjectRef{Object: &pb.ObjectRef{Type: "user", Id: "dana"}},
+		ResourceTypes: []string{"group"}})
 	if err == nil {
 		_, err = recv[*pb.AccessResponse](stream)
 	}
 	if status.Code(err) != codes.ResourceExhausted || !strings.Contains(err.Error(), "--max-access-objects") {
 		t.Fatalf("what can access past the bound: %v, want RESOURCE_EXHAUSTED naming --max-access-objects", err)
 	}
-	// Who can access answers a permission with more subjects a window of
-	// subjects at a time.
+	// What can access streams dana's documents in ID order; who can
+	// access answers a permission with more subjects a window of subjects
+	// at a time.
+	docs, err := f.access.WhatCanAccess(context.Background(), &pb.WhatCanAccessRequest{Subject: &pb.SubjectRef{Object: &pb.ObjectRef{Type: "user", Id: "dana"}},
+		ResourceTypes: []string{"doc"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if resps, err := recv[*pb.AccessResponse](docs); err != nil || len(resps) < 2 {
+		t.Fatalf("what can access past the bound: %d rows, %v; want every row", len(resps), err)
+	}
 	who, err := f.access.WhoCanAccess(context.Background(), &pb.WhoCanAccessRequest{Resource: &pb.ObjectRef{Type: "doc", Id: "plan"}})
 	if err != nil {
 		t.Fatal(err)

@@ -195,7 +195,7 @@ evaluate its share themselves.`,
 	f.DurationVar(&o.quantization, "quantization", 5*time.Second, "how long minimize_latency reads reuse a head revision")
 	f.IntVar(&o.maxDepth, "max-depth", 50, "maximum nested dispatches of one check")
 	f.IntVar(&o.maxExpandNodes, "max-expand-nodes", 50000, "maximum nodes of one ExpandPermission tree (larger trees are refused; use LookupSubjects)")
-	f.IntVar(&o.maxAccessObjects, "max-access-objects", 500000, "maximum objects what can access (and who can access, for a permission a wildcard grants) holds for one permission (larger ones are refused; narrow the question)")
+	f.IntVar(&o.maxAccessObjects, "max-access-objects", 500000, "maximum objects an access analysis holds for a permission it must answer whole (who: a wildcard grants it; what: a type that reaches itself); larger ones are refused")
 	f.DurationVar(&o.gcWindow, "gc-window", 24*time.Hour, "how long old revisions stay readable (zookies older than this are refused)")
 	f.DurationVar(&o.gcInterval, "gc-interval", time.Minute, "how often the embedded datastore drops history older than --gc-window")
 	f.BoolVar(&o.ui, "ui", true, "serve the access explorer at /ui on the HTTP listener")
