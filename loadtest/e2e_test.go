@@ -107,6 +107,14 @@ func TestRunAgainstServer(t *testing.T) {
 					t.Errorf("new-enemy: %d checks, %d violations, %d missed grants",
 						r.NewEnemyChecks, r.NewEnemyViolations, r.NewEnemyMissedGrants)
 				}
+			case loadtest.WorkloadAccessWho, loadtest.WorkloadAccessWhat:
+				names := map[string]bool{}
+				for _, op := range r.Operations {
+					names[op.Name] = true
+				}
+				if !names[name] || !names[name+"-first-row"] {
+					t.Errorf("%s: operations %v, want %s and %s-first-row", name, names, name, name)
+				}
 			case loadtest.WorkloadCheckRandom, loadtest.WorkloadCheckHot:
 				// The read cache hit ratio stays nil when every check was
 				// answered from the result cache and nothing was read.

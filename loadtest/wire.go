@@ -27,6 +27,7 @@ type client struct {
 	rels   pb.RelationshipServiceClient
 	schema pb.SchemaServiceClient
 	health healthpb.HealthClient
+	access pb.AccessServiceClient
 	// authzed and authzedSchema are SpiceDB's API on the same connection.
 	authzed       v1.PermissionsServiceClient
 	authzedSchema v1.SchemaServiceClient
@@ -64,6 +65,7 @@ func dial(endpoint, token string, plaintext bool) (*client, error) {
 		rels:   pb.NewRelationshipServiceClient(conn),
 		schema: pb.NewSchemaServiceClient(conn),
 		health: healthpb.NewHealthClient(conn),
+		access: pb.NewAccessServiceClient(conn),
 
 		authzed:       v1.NewPermissionsServiceClient(conn),
 		authzedSchema: v1.NewSchemaServiceClient(conn),
@@ -108,6 +110,15 @@ func consistency(z *pb.Zookie) *pb.Consistency {
 		return minimizeLatency
 	}
 	return &pb.Consistency{Requirement: &pb.Consistency_AtLeastAsFresh{AtLeastAsFresh: z}}
+}
+
+// freshConsistency is consistency for an analyst's question, which wants
+// the data as it is: the head, or at least the worker's newest write.
+func freshConsistency(z *pb.Zookie) *pb.Consistency {
+	if z == nil {
+		return &pb.Consistency{Requirement: &pb.Consistency_FullyConsistent{FullyConsistent: true}}
+	}
+	return consistency(z)
 }
 
 // authzedConsistency is consistency in authzed.api.v1's messages: a

@@ -27,6 +27,8 @@ const (
 	WorkloadMixed           = "mixed"
 	WorkloadRead            = "read"
 	WorkloadNewEnemy        = "new-enemy"
+	WorkloadAccessWho       = "access-who"
+	WorkloadAccessWhat      = "access-what"
 )
 
 // APIs the workloads can call.
@@ -50,6 +52,10 @@ const (
 	opWrite           = "write"
 	opHealth          = "health"
 	opPointRead       = "point-read"
+	opAccessWho       = "access-who"
+	opAccessWhat      = "access-what"
+	// firstRowSuffix names an access query's time to its first row.
+	firstRowSuffix = "-first-row"
 )
 
 // Request shapes.
@@ -86,6 +92,8 @@ var workloads = map[string]step{
 	WorkloadMixed:           (*worker).mixed,
 	WorkloadRead:            (*worker).read,
 	WorkloadNewEnemy:        (*worker).newEnemy,
+	WorkloadAccessWho:       (*worker).accessWho,
+	WorkloadAccessWhat:      (*worker).accessWhat,
 }
 
 // Workloads lists the workload names, sorted.
@@ -251,6 +259,63 @@ func (w *worker) lookupSubjects(ctx context.Context) {
 		}
 		return drain(stream.Recv)
 	})
+}
+
+// accessWho asks who holds lookup-subjects' permission on its random
+// resource, every subject type, and reads every row: an analyst's
+// question, timed to its last row and (as access-who-first-row) to its
+// first.
+func (w *worker) accessWho(ctx context.Context) {
+	q := w.sampler.LookupSubjects()
+	w.accessRows(ctx, opAccessWho, func(ctx context.Context) (accessStream, error) {
+		return w.c.access.WhoCanAccess(ctx, &pb.WhoCanAccessRequest{Consistency: freshConsistency(w.zookie), Resource: objectProto(q.Resource),
+			Permissions: []string{q.Permission}, Context: contextProto(q.Context)})
+	})
+}
+
+// accessWhat asks which resources of lookup-resources' type its random
+// subject holds its permission on, and reads every row, timed as
+// accessWho is.
+func (w *worker) accessWhat(ctx context.Context) {
+	q := w.sampler.LookupResources()
+	w.accessRows(ctx, opAccessWhat, func(ctx context.Context) (accessStream, error) {
+		return w.c.access.WhatCanAccess(ctx, &pb.WhatCanAccessRequest{Consistency: freshConsistency(w.zookie), Subject: subjectProto(q.Subject),
+			ResourceTypes: []string{q.ResourceType}, Permissions: []string{q.Permission}, Context: contextProto(q.Context)})
+	})
+}
+
+// accessStream is a stream of access rows.
+type accessStream interface {
+	Recv() (*pb.AccessResponse, error)
+}
+
+// accessRows times one access query from open to its last row as op, and
+// to its first row (or its end, without rows) as op-first-row.
+func (w *worker) accessRows(ctx context.Context, op string, open func(ctx context.Context) (accessStream, error)) {
+	var start time.Time
+	var first time.Duration
+	err := w.timed(ctx, op, func(ctx context.Context) error {
+		start = time.Now()
+		stream, err := open(ctx)
+		if err != nil {
+			return err
+		}
+		for n := 0; ; n++ {
+			_, err := stream.Recv()
+			if n == 0 {
+				first = time.Since(start)
+			}
+			if err == io.EOF {
+				return nil
+			}
+			if err != nil {
+				return err
+			}
+		}
+	})
+	if err == nil {
+		w.record(op+firstRowSuffix, first, nil)
+	}
 }
 
 func (w *worker) expand(ctx context.Context) {
