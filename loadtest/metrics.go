@@ -21,6 +21,9 @@ const (
 	// metricProcessCPU is the server process's CPU time (Prometheus's
 	// process collector).
 	metricProcessCPU = "process_cpu_seconds_total"
+	// metricReachLag is the revisions the server's reachability index
+	// trails the datastore head (a gauge; absent without the index).
+	metricReachLag = "pemba_reach_index_lag"
 )
 
 // counters are scraped counter values by name.
@@ -48,7 +51,7 @@ func scrape(ctx context.Context, url string) (counters, error) {
 		return nil, fmt.Errorf("scrape %s: %w", url, err)
 	}
 	out := counters{}
-	for _, name := range []string{metricCacheHits, metricCacheMisses, metricDispatches, metricReadCacheHits, metricReadCacheMiss, metricProcessCPU} {
+	for _, name := range []string{metricCacheHits, metricCacheMisses, metricDispatches, metricReadCacheHits, metricReadCacheMiss, metricProcessCPU, metricReachLag} {
 		f := families[name]
 		if f == nil {
 			continue
@@ -58,6 +61,8 @@ func scrape(ctx context.Context, url string) (counters, error) {
 			switch {
 			case m.GetCounter() != nil:
 				sum += m.GetCounter().GetValue()
+			case m.GetGauge() != nil:
+				sum += m.GetGauge().GetValue()
 			case m.GetUntyped() != nil:
 				sum += m.GetUntyped().GetValue()
 			}
@@ -65,6 +70,42 @@ func scrape(ctx context.Context, url string) (counters, error) {
 		out[name] = sum
 	}
 	return out, nil
+}
+
+// indexWaitMax bounds how long a run waits for the servers' reachability
+// indexes before it measures anyway.
+const indexWaitMax = 5 * time.Minute
+
+// waitIndexes waits until the reachability index of every server urls
+// scrape has applied every write (pemba_reach_index_lag is 0, or the server
+// has no index), so a run right after a load measures the server as it
+// serves, not while its index is still catching up and checks walk. It
+// returns how long it waited, and a warning when it gave up after
+// indexWaitMax.
+func waitIndexes(ctx context.Context, urls []string) (time.Duration, string, error) {
+	start := time.Now()
+	for {
+		lag := 0.0
+		for _, u := range urls {
+			c, err := scrape(ctx, u)
+			if err != nil {
+				return time.Since(start), "", err
+			}
+			lag += c[metricReachLag]
+		}
+		waited := time.Since(start)
+		if lag == 0 {
+			return waited, "", nil
+		}
+		if waited > indexWaitMax {
+			return waited, fmt.Sprintf("measured with the reachability index still %.0f revisions behind after %s", lag, indexWaitMax), nil
+		}
+		select {
+		case <-ctx.Done():
+			return waited, "", ctx.Err()
+		case <-time.After(250 * time.Millisecond):
+		}
+	}
 }
 
 // serverFigures sets the report's cache hit ratios, dispatches and

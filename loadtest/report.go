@@ -133,6 +133,10 @@ type Report struct {
 	Seconds     float64 `json:"duration_seconds"`
 	// Load is the import, when this run loaded the data set.
 	Load *Load `json:"load,omitempty"`
+	// IndexWaitSeconds is how long the run waited, before measuring, for
+	// the servers' reachability indexes to apply every write (0 when they
+	// had, or when no metrics were scraped).
+	IndexWaitSeconds float64 `json:"index_wait_seconds,omitempty"`
 	// Operations are the workload's requests; Floor is the health-check
 	// run, ReadFloor the run of fully consistent reads of one
 	// relationship (one indexed datastore read each).
@@ -226,6 +230,9 @@ func (r *Report) Text() string {
 	fmt.Fprintf(&b, "dataset %s ×%g (seed %d), workload %s (sample seed %d), concurrency %d, %gs\n",
 		r.Dataset, r.Scale, r.Seed, r.workloadName(), r.SampleSeed, r.Concurrency, r.Seconds)
 	b.WriteString(r.LoadText())
+	if r.IndexWaitSeconds > 0 {
+		fmt.Fprintf(&b, "reachability index: waited %.1fs for it to apply every write before measuring\n", r.IndexWaitSeconds)
+	}
 	fmt.Fprintf(&b, "%-18s %10s %7s %10s %9s %9s %9s %9s %9s\n", "operation", "count", "errors", "qps", "p50 ms", "p90 ms", "p99 ms", "p99.9 ms", "max ms")
 	row := func(op Operation) {
 		fmt.Fprintf(&b, "%-18s %10d %7d %10.0f %9.3f %9.3f %9.3f %9.3f %9.3f\n",

@@ -166,6 +166,22 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 		}
 	}
 	workload := workloads[cfg.Workload]
+	metrics, warning := cfg.metricsURLs()
+	if warning != "" {
+		report.Warnings = append(report.Warnings, warning)
+	}
+	if len(metrics) > 0 {
+		waited, warning, err := waitIndexes(ctx, metrics)
+		switch {
+		case err != nil:
+			report.Warnings = append(report.Warnings, err.Error())
+		case warning != "":
+			report.Warnings = append(report.Warnings, warning)
+		}
+		if waited >= time.Second {
+			report.IndexWaitSeconds = waited.Seconds()
+		}
+	}
 	if cfg.Warmup > 0 {
 		runPhase(ctx, cfg, "warm-up", workers, cfg.Warmup, workload)
 	}
@@ -173,10 +189,6 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 	// be reached is still measured, and the report says why they are
 	// missing.
 	var before, after counters
-	metrics, warning := cfg.metricsURLs()
-	if warning != "" {
-		report.Warnings = append(report.Warnings, warning)
-	}
 	if len(metrics) > 0 {
 		if before, err = scrapeAll(ctx, metrics); err != nil {
 			report.Warnings = append(report.Warnings, err.Error())

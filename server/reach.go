@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 
@@ -39,6 +40,22 @@ func (s *Server) waitReach(ctx context.Context) {
 	}
 }
 
+// reachLag is how many revisions the reachability index trails the
+// datastore's head: 0 once it has applied every write (or when the head
+// cannot be read).
+func (s *Server) reachLag() float64 {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+	defer cancel()
+	head, err := s.cfg.Engine.HeadRevision(ctx)
+	if err != nil {
+		return 0
+	}
+	if applied := s.reach.Stats().Revision; applied < head {
+		return float64(head - applied)
+	}
+	return 0
+}
+
 // reachCollectors are the reachability index's metrics.
 func (s *Server) reachCollectors() []prometheus.Collector {
 	gauge := func(name, help string, get func() float64) prometheus.Collector {
@@ -56,6 +73,8 @@ func (s *Server) reachCollectors() []prometheus.Collector {
 			func() float64 { return float64(s.reach.Stats().Edges) }),
 		gauge("pemba_reach_index_revision", "Newest revision the reachability index has applied.",
 			func() float64 { return float64(s.reach.Stats().Revision) }),
+		gauge("pemba_reach_index_lag", "Revisions the reachability index trails the datastore head (0: caught up); checks walk what it has not applied.",
+			s.reachLag),
 		gauge("pemba_reach_index_build_seconds", "Duration of the reachability index's last full build.",
 			func() float64 { return s.reach.Stats().LastBuild.Seconds() }),
 		counter("pemba_reach_index_builds_total", "Full builds of the reachability index (start, schema changes, stream failures).",

@@ -86,7 +86,33 @@ func TestReachIndexServesNestedGroups(t *testing.T) {
 		if found == disabled || (found && bytes <= 0) {
 			t.Errorf("disabled=%v: pemba_reach_index_bytes found %v, %v bytes", disabled, found, bytes)
 		}
+		// The index has applied every write: its lag is 0 (the checks
+		// above read at the head, which the index answered).
+		lag, found := -1.0, false
+		for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
+			if lag, found = gaugeValue(t, srv, "pemba_reach_index_lag"); !found || lag == 0 {
+				break
+			}
+		}
+		if found == disabled || (found && lag != 0) {
+			t.Errorf("disabled=%v: pemba_reach_index_lag found %v, %v revisions", disabled, found, lag)
+		}
 	}
+}
+
+// gaugeValue returns the value of the gauge name in srv's registry.
+func gaugeValue(t *testing.T, srv *Server, name string) (float64, bool) {
+	t.Helper()
+	families, err := srv.Registry().Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range families {
+		if f.GetName() == name {
+			return f.GetMetric()[0].GetGauge().GetValue(), true
+		}
+	}
+	return 0, false
 }
 
 // folderSchema's viewers include groups, as nested-org's do: a folder's
