@@ -106,9 +106,13 @@ func (e *Engine) whoWindows(ctx context.Context, snap Snapshot, req WhoRequest, 
 			return true, nil
 		}
 		after = ids[len(ids)-1]
-		size = e.bounds.windowSubjects
-		if c.held > 0 {
-			size = min(size, max(1, len(ids)*(bound/2)/c.held))
+		switch {
+		case bound == 0:
+			size = 2 // a window of one, held unbounded: grow slowly
+		case c.held == 0:
+			size = e.bounds.windowSubjects
+		default:
+			size = min(e.bounds.windowSubjects, max(1, len(ids)*(bound/2)/c.held))
 		}
 	}
 }
