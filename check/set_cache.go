@@ -368,6 +368,15 @@ func (se *setEval) fromCache(typ, rel string, depth int, pending []string, at []
 	return restIDs, restAt, nil
 }
 
+// onlySorted returns the subjects se is narrowed to, sorted, computed
+// once per evaluation.
+func (se *setEval) onlySorted() []string {
+	if se.onlyList == nil {
+		se.onlyList = slices.Sorted(maps.Keys(se.only))
+	}
+	return se.onlyList
+}
+
 // restrict returns s as se's evaluation would have computed it: in a
 // narrowed evaluation, only the subjects it is narrowed to are listed
 // (a whole set unioned into narrowed ones would make every request pay
@@ -389,7 +398,7 @@ func (se *setEval) restrict(s *subjectSet) *subjectSet {
 	} else {
 		// In a stable order: the order a set lists its subjects in is
 		// the order a lookup streams them.
-		for _, id := range slices.Sorted(maps.Keys(se.only)) {
+		for _, id := range se.onlySorted() {
 			add(id)
 		}
 	}

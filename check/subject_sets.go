@@ -428,6 +428,8 @@ type setEval struct {
 	// only, when set, narrows the evaluation to these subjects: the
 	// others are left out of every set (see narrowed).
 	only map[string]bool
+	// onlyList is only's subjects, sorted (see onlySorted).
+	onlyList []string
 	// window: the evaluation is narrowed to a window of subjects whose
 	// sets must still say what they grant everyone (def), for a wildcard
 	// row; prune, which leaves out the objects none of the subjects
@@ -896,7 +898,7 @@ func (se *setEval) sweep(typ, rel string) (map[string][]graph.Relationship, erro
 	if se.sweeps == nil {
 		se.sweeps = make(map[[2]string]map[string][]graph.Relationship)
 	}
-	subjects := slices.Sorted(maps.Keys(se.only))
+	subjects := se.onlySorted()
 	rows := make(map[string][]graph.Relationship)
 	ellipsis := ""
 	chunk := se.ev.eng.cfg.ChunkSize
