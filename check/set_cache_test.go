@@ -48,7 +48,7 @@ func TestSetCache(t *testing.T) {
 					t.Fatal(err)
 				}
 				if !slices.Equal(got, want) {
-					t.Fatalf("world %d: %s#%s@%s at +%v: cached engine %v, without caches %v\n%s", worlds, req.Resource, req.Permission, req.SubjectType, d, got, want, src)
+					t.Fatalf("world %d: %s#%s@%s at +%v: cached engine %v, without caches %v\n%s\nrelationships:\n%s", worlds, req.Resource, req.Permission, req.SubjectType, d, got, want, src, relsString(w.rels))
 				}
 			}
 		}

@@ -574,8 +574,8 @@ const pruneSubjectsMax = 16
 const pruneLookupMax = 4096
 
 // prune, in an evaluation narrowed to a few subjects, decides the sets of
-// the pending objects that hold none of them — empty — without
-// evaluating them, and returns the others (with their positions in out).
+// a monotone type#relation's pending objects that hold none of them —
+// empty — without evaluating them, and returns the others (with their positions in out).
 // The later side of an intersection or exclusion, narrowed to the
 // handful of subjects its first side left, is often broad downward (a
 // tier cleared for every member of 200 teams, and their agents) and
@@ -583,7 +583,11 @@ const pruneLookupMax = 4096
 // typ that hold a subject are looked up from the subject, once per
 // type#relation (see holders), and only those are evaluated.
 func (se *setEval) prune(typ, rel string, pending []string, at []int, out []setResult) ([]string, []int, error) {
-	if se.only == nil || se.window || len(se.only) > pruneSubjectsMax || len(pending) == 0 {
+	if se.only == nil || se.window || len(se.only) > pruneSubjectsMax || len(pending) == 0 || !se.monotone(typ, rel) {
+		// A set that subtracts may gain a subject it lacks now when a
+		// subtracted relationship expires, at an instant the lookup
+		// does not say: its emptiness would hold only now, and the
+		// sets cached above it are reused later.
 		return pending, at, nil
 	}
 	held, ok, err := se.holders(typ, rel)
@@ -596,9 +600,9 @@ func (se *setEval) prune(typ, rel string, pending []string, at []int, out []setR
 			keep, keepAt = append(keep, id), append(keepAt, at[j])
 			continue
 		}
-		// Empty now; loose where the permission subtracts, whose
-		// subtracted side may lose a relationship to time and grant.
-		r := setResult{set: emptySet(), loose: !se.monotone(typ, rel)}
+		// Empty now, and later: a monotone set only loses subjects as
+		// its relationships expire.
+		r := setResult{set: emptySet()}
 		out[at[j]] = r
 		se.memo[node{typ, id, rel}] = r
 	}
