@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"slices"
-	"strconv"
 	"strings"
 	"time"
 
@@ -153,7 +152,7 @@ func (e *Engine) whatLookup(ctx context.Context, snap Snapshot, req WhatRequest,
 	target := schema.Node{Type: step.typ, Relation: step.perm}
 	if a := req.After; a != nil && a.Resource.Type == step.typ && a.Permission == step.perm &&
 		orderedTransfer(snap.Schema.Reachability().Lookup(target), target) != nil {
-		lookup.Cursor = orderedPrefix + strconv.FormatUint(uint64(snap.Reader.Revision()), 10) + "." + a.Resource.ID
+		lookup.Cursor = orderedCursor(snap.Reader.Revision(), a.Resource.ID)
 	}
 	var ids []string
 	inOrder := false

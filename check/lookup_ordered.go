@@ -271,10 +271,15 @@ func (h *streamHeap) Pop() any {
 	return s
 }
 
+// orderedCursor is the cursor that resumes an ID-ordered lookup at rev
+// strictly after the resource id.
+func orderedCursor(rev storage.Revision, id string) string {
+	return orderedPrefix + strconv.FormatUint(uint64(rev), 10) + "." + id
+}
+
 // sendOrdered sends the merged IDs in order: definite grants as they are,
 // candidates after a batched check, until req.Limit results were sent.
 func (e *Engine) sendOrdered(ev *evaluation, target schema.Node, req LookupResourcesRequest, m *merge, yield func(ResourceResult) bool) error {
-	prefix := orderedPrefix + strconv.FormatUint(uint64(ev.rev), 10) + "."
 	sent := 0
 	var ids, cands []string
 	var states []uint8
@@ -313,7 +318,7 @@ func (e *Engine) sendOrdered(ev *evaluation, target schema.Node, req LookupResou
 			}
 		}
 		for i, id := range ids {
-			r := ResourceResult{ID: id, Permissionship: HasPermission, Cursor: prefix + id}
+			r := ResourceResult{ID: id, Permissionship: HasPermission, Cursor: orderedCursor(ev.rev, id)}
 			if states[i] == 1 {
 				o := checked[0]
 				checked = checked[1:]

@@ -575,7 +575,8 @@ const pruneLookupMax = 4096
 
 // prune, in an evaluation narrowed to a few subjects, decides the sets of
 // a monotone type#relation's pending objects that hold none of them —
-// empty — without evaluating them, and returns the others (with their positions in out).
+// empty — without evaluating them, and returns the others (with their
+// positions in out).
 // The later side of an intersection or exclusion, narrowed to the
 // handful of subjects its first side left, is often broad downward (a
 // tier cleared for every member of 200 teams, and their agents) and
@@ -822,12 +823,12 @@ type relationObjectReader interface {
 // objects they have in common, else with one query.
 func (se *setEval) readBatch(typ, rel string, ids []string, fn func(graph.Relationship)) error {
 	ev := se.ev
-	if ev.prefetched(typ, ids, rel, fn) {
-		return nil
-	}
 	rr, ok := ev.reader.(relationObjectReader)
 	if !ok || len(ids) < 2 {
-		return ev.query(storage.Filter{ResourceType: typ, ResourceIDs: ids, Relation: rel}, fn)
+		return ev.read(storage.Filter{ResourceType: typ, ResourceIDs: ids, Relation: rel}, fn)
+	}
+	if ev.prefetched(typ, ids, rel, fn) {
+		return nil
 	}
 	ev.eng.queries.Add(1)
 	rows, err := rr.QueryRelationObjects(ev.ctx, typ, rel, ids, ev.opts())
