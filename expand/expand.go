@@ -101,12 +101,29 @@ func Expand(ctx context.Context, s *schema.Schema, r storage.Reader, resource gr
 	if opts.Now.IsZero() {
 		opts.Now = time.Now()
 	}
-	x := &expander{ctx: ctx, s: s, r: r, opts: opts, seen: make(map[string]bool)}
-	n, err := x.object(resource, perm, 1)
+	// The tree is counted before it is built: one over MaxNodes then fails
+	// having allocated nothing, and one within it is built in a single
+	// allocation. Counting walks the rows the build walks again, from the
+	// read cache when there is one.
+	counter := newExpander(ctx, s, r, opts, true)
+	if _, err := counter.object(resource, perm, 1); err != nil {
+		return nil, fmt.Errorf("expand %s#%s: %w", resource, perm, err)
+	}
+	builder := newExpander(ctx, s, r, opts, false)
+	builder.seen = make(map[objectRelation]bool, len(counter.seen))
+	builder.arena = make([]Node, counter.nodes)
+	builder.replay, builder.replaying = counter.read, true
+	n, err := builder.object(resource, perm, 1)
 	if err != nil {
 		return nil, fmt.Errorf("expand %s#%s: %w", resource, perm, err)
 	}
 	return n, nil
+}
+
+// newExpander returns an expander that builds a tree or, counting, only
+// walks it.
+func newExpander(ctx context.Context, s *schema.Schema, r storage.Reader, opts Options, counting bool) *expander {
+	return &expander{ctx: ctx, s: s, r: r, opts: opts, counting: counting, seen: make(map[objectRelation]bool)}
 }
 
 type expander struct {
@@ -114,8 +131,45 @@ type expander struct {
 	s     *schema.Schema
 	r     storage.Reader
 	opts  Options
-	seen  map[string]bool // object#relation already expanded
-	nodes int             // nodes created so far
+	seen  map[objectRelation]bool // object#relation already expanded
+	nodes int                     // nodes created so far
+	// counting walks the tree without building it: nodes are one scratch
+	// node, and children are not kept. It keeps the results it read, in
+	// the order it read them, for the build to replay: the build walks the
+	// same tree, so it reads them again in that order.
+	counting  bool
+	scratch   Node
+	read      [][]graph.Relationship
+	replay    [][]graph.Relationship
+	replaying bool
+	id        [1]string // the filter's IDs, reused by every read
+	// arena is the unused rest of the nodes allocated at once, from which
+	// new nodes are carved.
+	arena []Node
+}
+
+// objectRelation keys the seen set without building a string per node.
+type objectRelation struct {
+	object   graph.ObjectRef
+	relation string
+}
+
+// arenaChunk is how many nodes the expander allocates at once when its
+// arena runs out.
+const arenaChunk = 256
+
+// node returns a new node holding n.
+func (x *expander) node(n Node) *Node {
+	if x.counting {
+		return &x.scratch
+	}
+	if len(x.arena) == 0 {
+		x.arena = make([]Node, arenaChunk)
+	}
+	p := &x.arena[0]
+	*p = n
+	x.arena = x.arena[1:]
+	return p
 }
 
 // count accounts for n new nodes against Options.MaxNodes.
@@ -127,6 +181,13 @@ func (x *expander) count(n int) error {
 	return nil
 }
 
+// adopt makes c the last child of n, unless the expander is counting.
+func (x *expander) adopt(n, c *Node) {
+	if !x.counting {
+		n.Children = append(n.Children, c)
+	}
+}
+
 func (x *expander) object(o graph.ObjectRef, rel string, depth int) (*Node, error) {
 	if depth > x.opts.MaxDepth {
 		return nil, fmt.Errorf("%w (%d) at %s#%s", ErrMaxDepth, x.opts.MaxDepth, o, rel)
@@ -134,43 +195,54 @@ func (x *expander) object(o graph.ObjectRef, rel string, depth int) (*Node, erro
 	if err := x.count(1); err != nil {
 		return nil, err
 	}
-	key := o.String() + "#" + rel
-	if x.opts.Shallow && !x.seen[key] {
+	// One map operation marks o#rel seen and tells whether it was.
+	key := objectRelation{o, rel}
+	before := len(x.seen)
+	x.seen[key] = true
+	seen := len(x.seen) == before
+	if x.opts.Shallow && !seen {
 		// Only the enclosing expansions count as seen.
 		defer delete(x.seen, key)
 	}
 	def := x.s.Definitions[o.Type]
 	if p := def.Permissions[rel]; p != nil {
-		n := &Node{Op: OpPermission, Object: o, Relation: rel}
-		if x.seen[key] {
+		n := x.node(Node{Op: OpPermission, Object: o, Relation: rel})
+		if seen {
 			n.Seen = true
 			return n, nil
 		}
-		x.seen[key] = true
 		c, err := x.expr(o, p.Expr, depth)
 		if err != nil {
 			return nil, err
 		}
-		n.Children = []*Node{c}
+		x.adopt(n, c)
 		return n, nil
 	}
-	n := &Node{Op: OpRelation, Object: o, Relation: rel}
-	if x.seen[key] {
+	n := x.node(Node{Op: OpRelation, Object: o, Relation: rel})
+	if seen {
 		n.Seen = true
 		return n, nil
 	}
-	x.seen[key] = true
-	var leaves []*Node
-	for rship, err := range x.r.QueryRelationships(x.ctx, storage.Filter{ResourceType: o.Type, ResourceIDs: []string{o.ID}, Relation: rel}, storage.QueryOptions{Now: x.opts.Now}) {
-		if err != nil {
-			return nil, err
-		}
-		if err := x.count(1); err != nil {
-			return nil, err
-		}
-		leaves = append(leaves, leaf(rship))
+	rows, err := x.query(o, rel)
+	if err != nil {
+		return nil, err
 	}
-	n.Children = leaves
+	var leaves []*Node
+	switch {
+	case !x.counting:
+		leaves = make([]*Node, len(rows))
+		for i, rship := range rows {
+			leaves[i] = x.node(leaf(rship))
+		}
+		n.Children = leaves
+	case !x.opts.Shallow:
+		// Counting keeps only the subject sets it walks into.
+		for _, rship := range rows {
+			if rship.Subject.Relation != "" {
+				leaves = append(leaves, &Node{Subject: rship.Subject})
+			}
+		}
+	}
 	if x.opts.Shallow {
 		return n, nil
 	}
@@ -186,13 +258,69 @@ func (x *expander) object(o graph.ObjectRef, rel string, depth int) (*Node, erro
 		if err != nil {
 			return nil, err
 		}
-		l.Children = []*Node{c}
+		x.adopt(l, c)
 	}
 	return n, nil
 }
 
-func leaf(r graph.Relationship) *Node {
-	l := &Node{Op: OpSubject, Subject: r.Subject, Expiration: r.Expiration}
+// sliceReader hands back a query's whole result at once, shared and
+// read-only, as storage/readcache's readers do: a cached result is then
+// walked where it lies, and its length is known before its nodes are built.
+type sliceReader interface {
+	QueryRelationshipSliceUpTo(ctx context.Context, f storage.Filter, opts storage.QueryOptions, max int) ([]graph.Relationship, bool, error)
+}
+
+// query reads the relationships of o#rel and counts them as nodes; it
+// reads no more rows than the tree has room for. The slice may be shared
+// with a cache: the expander only reads it.
+func (x *expander) query(o graph.ObjectRef, rel string) ([]graph.Relationship, error) {
+	if x.replaying {
+		if len(x.replay) == 0 {
+			return nil, errors.New("the tree changed between counting and building it")
+		}
+		rows := x.replay[0]
+		x.replay = x.replay[1:]
+		return rows, x.count(len(rows))
+	}
+	rows, err := x.readRows(o, rel)
+	if err == nil && x.counting {
+		x.read = append(x.read, rows)
+	}
+	return rows, err
+}
+
+// readRows reads the relationships of o#rel and counts them; see query.
+func (x *expander) readRows(o graph.ObjectRef, rel string) ([]graph.Relationship, error) {
+	x.id[0] = o.ID // no reader keeps the filter past the read
+	f := storage.Filter{ResourceType: o.Type, ResourceIDs: x.id[:], Relation: rel}
+	opts := storage.QueryOptions{Now: x.opts.Now}
+	room := max(x.opts.MaxNodes-x.nodes, 0)
+	var rows []graph.Relationship
+	if sr, ok := x.r.(sliceReader); ok {
+		var whole bool
+		var err error
+		if rows, whole, err = sr.QueryRelationshipSliceUpTo(x.ctx, f, opts, room); err != nil {
+			return nil, err
+		}
+		if !whole {
+			return nil, x.count(room + 1)
+		}
+	} else {
+		for r, err := range x.r.QueryRelationships(x.ctx, f, opts) {
+			if err != nil {
+				return nil, err
+			}
+			if len(rows) == room {
+				return nil, x.count(room + 1)
+			}
+			rows = append(rows, r)
+		}
+	}
+	return rows, x.count(len(rows))
+}
+
+func leaf(r graph.Relationship) Node {
+	l := Node{Op: OpSubject, Subject: r.Subject, Expiration: r.Expiration}
 	if r.Caveat != nil {
 		l.Caveat = r.Caveat.Name
 	}
@@ -209,39 +337,33 @@ func (x *expander) expr(o graph.ObjectRef, e schema.Expr, depth int) (*Node, err
 	case *schema.RelationRef:
 		return x.object(o, e.Name, depth+1)
 	case *schema.Nil:
-		return &Node{Op: OpNil, Object: o}, nil
+		return x.node(Node{Op: OpNil, Object: o}), nil
 	case *schema.Union:
-		return x.children(&Node{Op: OpUnion, Object: o}, o, e.Children, depth)
+		return x.children(x.node(Node{Op: OpUnion, Object: o}), o, e.Children, depth)
 	case *schema.Intersection:
-		return x.children(&Node{Op: OpIntersection, Object: o}, o, e.Children, depth)
+		return x.children(x.node(Node{Op: OpIntersection, Object: o}), o, e.Children, depth)
 	case *schema.Exclusion:
-		return x.children(&Node{Op: OpExclusion, Object: o}, o, []schema.Expr{e.Base, e.Subtracted}, depth)
+		return x.children(x.node(Node{Op: OpExclusion, Object: o}), o, []schema.Expr{e.Base, e.Subtracted}, depth)
 	case *schema.Arrow:
 		text := e.Tupleset + "->" + e.Target
 		if e.Func == schema.ArrowAll {
 			text = e.Tupleset + ".all(" + e.Target + ")"
 		}
-		n := &Node{Op: OpArrow, Object: o, Arrow: text, All: e.Func == schema.ArrowAll}
-		var rels []graph.Relationship
-		for r, err := range x.r.QueryRelationships(x.ctx, storage.Filter{ResourceType: o.Type, ResourceIDs: []string{o.ID}, Relation: e.Tupleset}, storage.QueryOptions{Now: x.opts.Now}) {
-			if err != nil {
-				return nil, err
-			}
-			if err := x.count(1); err != nil {
-				return nil, err
-			}
-			rels = append(rels, r)
+		n := x.node(Node{Op: OpArrow, Object: o, Arrow: text, All: e.Func == schema.ArrowAll})
+		rels, err := x.query(o, e.Tupleset)
+		if err != nil {
+			return nil, err
 		}
 		for _, r := range rels {
-			l := leaf(r)
+			l := x.node(leaf(r))
 			if td := x.s.Definitions[r.Subject.Object.Type]; td != nil && td.Has(e.Target) {
 				c, err := x.object(r.Subject.Object, e.Target, depth+1)
 				if err != nil {
 					return nil, err
 				}
-				l.Children = []*Node{c}
+				x.adopt(l, c)
 			}
-			n.Children = append(n.Children, l)
+			x.adopt(n, l)
 		}
 		return n, nil
 	}
@@ -254,7 +376,7 @@ func (x *expander) children(n *Node, o graph.ObjectRef, es []schema.Expr, depth 
 		if err != nil {
 			return nil, err
 		}
-		n.Children = append(n.Children, cn)
+		x.adopt(n, cn)
 	}
 	return n, nil
 }

@@ -12,6 +12,7 @@ import (
 	"github.com/pembadb/pemba/schema"
 	"github.com/pembadb/pemba/storage"
 	"github.com/pembadb/pemba/storage/pebble"
+	"github.com/pembadb/pemba/storage/readcache"
 )
 
 // The trees of every construct are covered by check/testdata (expand
@@ -135,12 +136,22 @@ definition doc {
 	if n < 10 {
 		t.Fatalf("tree of %d nodes:\n%s", n, tree)
 	}
-	if _, err := Expand(ctx, s, rd, d, "view", Options{MaxNodes: n}); err != nil {
-		t.Errorf("MaxNodes %d, a tree of %d nodes: %v", n, n, err)
-	}
-	_, err = Expand(ctx, s, rd, d, "view", Options{MaxNodes: n - 1})
-	if !errors.Is(err, ErrTooLarge) || !strings.Contains(err.Error(), fmt.Sprintf("more than %d nodes", n-1)) {
-		t.Errorf("MaxNodes %d, a tree of %d nodes: %v, want ErrTooLarge naming the limit", n-1, n, err)
+	// The store's reader streams rows; the read cache's hands back whole
+	// results within the room left. Both count alike and build one tree.
+	cached := readcache.New(readcache.Config{}).Reader(rd)
+	for name, r := range map[string]storage.Reader{"store": rd, "read cache": cached} {
+		got, err := Expand(ctx, s, r, d, "view", Options{MaxNodes: n})
+		if err != nil {
+			t.Errorf("%s: MaxNodes %d, a tree of %d nodes: %v", name, n, n, err)
+		} else if got.String() != tree.String() {
+			t.Errorf("%s: tree\n%s\nwant\n%s", name, got, tree)
+		}
+		for limit := 1; limit < n; limit++ {
+			_, err = Expand(ctx, s, r, d, "view", Options{MaxNodes: limit})
+			if !errors.Is(err, ErrTooLarge) || !strings.Contains(err.Error(), fmt.Sprintf("more than %d nodes", limit)) {
+				t.Errorf("%s: MaxNodes %d, a tree of %d nodes: %v, want ErrTooLarge naming the limit", name, limit, n, err)
+			}
+		}
 	}
 }
 

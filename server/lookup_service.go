@@ -97,6 +97,32 @@ var expandOps = map[expand.Op]pb.ExpandNode_Operation{
 // expandToProto converts a tree whose root sits at nesting level; it fails
 // when the tree nests deeper than maxExpandNesting.
 func expandToProto(n *expand.Node, level int) (*pb.ExpandNode, error) {
+	var c expandConverter
+	return c.node(n, level)
+}
+
+// expandConverter carves a tree's messages from slabs: a tree of
+// thousands of nodes is then a few allocations, not three per node.
+type expandConverter struct {
+	nodes    []pb.ExpandNode
+	objects  []pb.ObjectRef
+	subjects []pb.SubjectRef
+}
+
+// expandSlab is how many messages of a kind expandConverter allocates at once.
+const expandSlab = 256
+
+func (c *expandConverter) object(o graph.ObjectRef) *pb.ObjectRef {
+	if len(c.objects) == 0 {
+		c.objects = make([]pb.ObjectRef, expandSlab)
+	}
+	out := &c.objects[0]
+	c.objects = c.objects[1:]
+	out.Type, out.Id = o.Type, o.ID
+	return out
+}
+
+func (c *expandConverter) node(n *expand.Node, level int) (*pb.ExpandNode, error) {
 	if n == nil {
 		return nil, nil
 	}
@@ -104,24 +130,33 @@ func expandToProto(n *expand.Node, level int) (*pb.ExpandNode, error) {
 		return nil, status.Errorf(codes.ResourceExhausted,
 			"expand: the tree nests deeper than %d levels, more than a client can decode; lower --max-depth", maxExpandNesting)
 	}
-	out := &pb.ExpandNode{
-		Operation: expandOps[n.Op],
-		Relation:  n.Relation,
-		Arrow:     n.Arrow,
-		Caveat:    n.Caveat,
-		Seen:      n.Seen,
+	if len(c.nodes) == 0 {
+		c.nodes = make([]pb.ExpandNode, expandSlab)
 	}
+	out := &c.nodes[0]
+	c.nodes = c.nodes[1:]
+	out.Operation = expandOps[n.Op]
+	out.Relation, out.Arrow, out.Caveat, out.Seen = n.Relation, n.Arrow, n.Caveat, n.Seen
 	if n.Object != (graph.ObjectRef{}) {
-		out.Object = objectToProto(n.Object)
+		out.Object = c.object(n.Object)
 	}
 	if n.Op == expand.OpSubject {
-		out.Subject = subjectToProto(n.Subject)
+		if len(c.subjects) == 0 {
+			c.subjects = make([]pb.SubjectRef, expandSlab)
+		}
+		sub := &c.subjects[0]
+		c.subjects = c.subjects[1:]
+		sub.Object, sub.Relation = c.object(n.Subject.Object), n.Subject.Relation
+		out.Subject = sub
 	}
 	if n.Expiration != nil {
 		out.Expiration = timestamp(*n.Expiration)
 	}
-	for _, c := range n.Children {
-		pc, err := expandToProto(c, level+1)
+	if len(n.Children) > 0 {
+		out.Children = make([]*pb.ExpandNode, 0, len(n.Children))
+	}
+	for _, child := range n.Children {
+		pc, err := c.node(child, level+1)
 		if err != nil {
 			return nil, err
 		}

@@ -190,21 +190,48 @@ func (r *reader) forwardKey(f storage.Filter, limit int) query {
 // modify it or append to it. It exists so a caller that keeps whole results
 // (the check engine's prefetch) need not copy a cached result row by row.
 func (r *reader) QueryRelationshipSlice(ctx context.Context, f storage.Filter, opts storage.QueryOptions) ([]graph.Relationship, error) {
+	rows, _, err := r.QueryRelationshipSliceUpTo(ctx, f, opts, math.MaxInt)
+	return rows, err
+}
+
+// QueryRelationshipSliceUpTo is QueryRelationshipSlice for a caller with a
+// budget of max rows: a longer result is not returned (whole is false),
+// and at most max+1 of its rows are read. It shares cache entries with
+// QueryRelationshipSlice and QueryRelationships.
+func (r *reader) QueryRelationshipSliceUpTo(ctx context.Context, f storage.Filter, opts storage.QueryOptions, max int) (rows []graph.Relationship, whole bool, err error) {
 	if opts.After != nil || f.Validate() != nil || opts.Validate() != nil {
-		return collect(r.next.QueryRelationships(ctx, f, opts))
+		return collectUpTo(r.next.QueryRelationships(ctx, f, opts), max)
 	}
 	opts.Now = instant(opts.Now)
 	key := r.forwardKey(f, opts.Limit)
 	now := opts.Now.UnixNano()
 	if rows, ok := r.c.get(key, now); ok {
-		return rows[:len(rows):len(rows)], nil
+		if len(rows) > max {
+			return nil, false, nil
+		}
+		return rows[:len(rows):len(rows)], true, nil
 	}
-	rows, err := collect(r.next.QueryRelationships(ctx, f, opts))
-	if err != nil {
-		return nil, err
+	rows, whole, err = collectUpTo(r.next.QueryRelationships(ctx, f, opts), max)
+	if err != nil || !whole {
+		return nil, whole, err
 	}
 	r.c.keep(key, opts, rows)
-	return rows[:len(rows):len(rows)], nil
+	return rows[:len(rows):len(rows)], true, nil
+}
+
+// collectUpTo collects seq unless it has more than max rows.
+func collectUpTo(seq iter.Seq2[graph.Relationship, error], max int) ([]graph.Relationship, bool, error) {
+	var rows []graph.Relationship
+	for rel, err := range seq {
+		if err != nil {
+			return nil, false, err
+		}
+		if len(rows) == max {
+			return nil, false, nil
+		}
+		rows = append(rows, rel)
+	}
+	return rows, true, nil
 }
 
 func collect(seq iter.Seq2[graph.Relationship, error]) ([]graph.Relationship, error) {

@@ -385,3 +385,38 @@ func TestQueryRelationshipSlice(t *testing.T) {
 		t.Errorf("an invalid filter was answered")
 	}
 }
+
+// TestQueryRelationshipSliceUpTo: a result within the budget is the whole
+// result and shares the cache; a longer one is reported as such, whether
+// it was cached or read.
+func TestQueryRelationshipSliceUpTo(t *testing.T) {
+	e := openMemory(t)
+	rev := write(t, e, rel("doc:1#viewer@user:a"), rel("doc:1#viewer@user:b"), rel("doc:1#viewer@user:c"))
+	snap, _ := e.SnapshotReader(ctx, rev)
+	c := readcache.New(readcache.Config{})
+	r := c.Reader(snap).(interface {
+		QueryRelationshipSliceUpTo(context.Context, storage.Filter, storage.QueryOptions, int) ([]graph.Relationship, bool, error)
+	})
+	f := storage.Filter{ResourceType: "doc", ResourceIDs: []string{"1"}, Relation: "viewer"}
+	for _, tc := range []struct {
+		max        int
+		whole      bool
+		hits, miss uint64
+	}{
+		{2, false, 0, 1}, // read: three rows are over two, and nothing is cached
+		{3, true, 0, 2},  // read and cached
+		{2, false, 1, 2}, // cached, over the budget
+		{5, true, 2, 2},  // cached
+	} {
+		rows, whole, err := r.QueryRelationshipSliceUpTo(ctx, f, storage.QueryOptions{}, tc.max)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if whole != tc.whole || whole && len(rows) != 3 || !whole && rows != nil {
+			t.Errorf("max %d: %d rows, whole %v; want whole %v", tc.max, len(rows), whole, tc.whole)
+		}
+		if s := c.Stats(); s.Hits != tc.hits || s.Misses != tc.miss {
+			t.Errorf("max %d: stats %+v, want %d hits and %d misses", tc.max, s, tc.hits, tc.miss)
+		}
+	}
+}
