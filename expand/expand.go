@@ -4,7 +4,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/pembadb/pemba/graph"
@@ -106,11 +108,13 @@ func Expand(ctx context.Context, s *schema.Schema, r storage.Reader, resource gr
 	// allocation. Counting walks the rows the build walks again, from the
 	// read cache when there is one.
 	counter := newExpander(ctx, s, r, opts, true)
-	if _, err := counter.object(resource, perm, 1); err != nil {
+	_, err := counter.object(resource, perm, 1)
+	counter.release()
+	if err != nil {
 		return nil, fmt.Errorf("expand %s#%s: %w", resource, perm, err)
 	}
 	builder := newExpander(ctx, s, r, opts, false)
-	builder.seen = make(map[objectRelation]bool, len(counter.seen))
+	defer builder.release()
 	builder.arena = make([]Node, counter.nodes)
 	builder.replay, builder.replaying = counter.read, true
 	n, err := builder.object(resource, perm, 1)
@@ -123,7 +127,23 @@ func Expand(ctx context.Context, s *schema.Schema, r storage.Reader, resource gr
 // newExpander returns an expander that builds a tree or, counting, only
 // walks it.
 func newExpander(ctx context.Context, s *schema.Schema, r storage.Reader, opts Options, counting bool) *expander {
-	return &expander{ctx: ctx, s: s, r: r, opts: opts, counting: counting, seen: make(map[objectRelation]bool)}
+	seen, _ := seenMaps.Get().(map[objectRelation]bool)
+	if seen == nil {
+		seen = make(map[objectRelation]bool)
+	}
+	return &expander{ctx: ctx, s: s, r: r, opts: opts, counting: counting, seen: seen}
+}
+
+// seenMaps recycles expanders' seen sets: a tree reaches thousands of
+// object#relations, and growing a set to that size again for every tree
+// cost more than the lookups.
+var seenMaps sync.Pool
+
+// release returns x's seen set for reuse.
+func (x *expander) release() {
+	clear(x.seen)
+	seenMaps.Put(x.seen)
+	x.seen = nil
 }
 
 type expander struct {
@@ -227,6 +247,11 @@ func (x *expander) object(o graph.ObjectRef, rel string, depth int) (*Node, erro
 	if err != nil {
 		return nil, err
 	}
+	// Only the subject sets the relation allows are expanded: a check
+	// follows no others (a relationship the schema no longer allows is
+	// shown, as a leaf).
+	r := def.Relations[rel]
+	nests := !x.opts.Shallow && r != nil && slices.ContainsFunc(r.Allowed, func(a schema.AllowedSubject) bool { return a.Relation != "" })
 	var leaves []*Node
 	switch {
 	case !x.counting:
@@ -235,7 +260,7 @@ func (x *expander) object(o graph.ObjectRef, rel string, depth int) (*Node, erro
 			leaves[i] = x.node(leaf(rship))
 		}
 		n.Children = leaves
-	case !x.opts.Shallow:
+	case nests:
 		// Counting keeps only the subject sets it walks into.
 		for _, rship := range rows {
 			if rship.Subject.Relation != "" {
@@ -243,12 +268,14 @@ func (x *expander) object(o graph.ObjectRef, rel string, depth int) (*Node, erro
 			}
 		}
 	}
-	if x.opts.Shallow {
+	if !nests {
 		return n, nil
 	}
 	for _, l := range leaves {
 		sub := l.Subject
-		if sub.Relation == "" {
+		if sub.Relation == "" || !slices.ContainsFunc(r.Allowed, func(a schema.AllowedSubject) bool {
+			return a.Type == sub.Object.Type && a.Relation == sub.Relation
+		}) {
 			continue
 		}
 		if sd := x.s.Definitions[sub.Object.Type]; sd == nil || !sd.Has(sub.Relation) {

@@ -219,3 +219,33 @@ definition doc {
 		t.Errorf("parent.all(view): %+v", arrow)
 	}
 }
+
+// TestDisallowedSubjectSet: a relationship to a subject set its relation
+// does not allow (written before the schema changed) is shown as a leaf
+// and not expanded, as a check does not follow it.
+func TestDisallowedSubjectSet(t *testing.T) {
+	s, rd := world(t, `definition user {}
+definition group {
+	relation member: user
+	relation owner: user
+}
+definition doc {
+	relation viewer: user | group#member
+}`,
+		"doc:d#viewer@group:eng#member", "doc:d#viewer@group:eng#owner",
+		"group:eng#member@user:ann", "group:eng#owner@user:bob")
+	want := `doc:d#viewer
+  group:eng#member
+    group:eng#member
+      user:ann
+  group:eng#owner`
+	for name, r := range map[string]storage.Reader{"store": rd, "read cache": readcache.New(readcache.Config{}).Reader(rd)} {
+		n, err := Expand(context.Background(), s, r, graph.ObjectRef{Type: "doc", ID: "d"}, "viewer", Options{})
+		if err != nil {
+			t.Fatalf("%s: %v", name, err)
+		}
+		if got := n.String(); got != want {
+			t.Errorf("%s:\n%s\nwant:\n%s", name, got, want)
+		}
+	}
+}
