@@ -141,6 +141,12 @@ type Config struct {
 	// shared by every request at the same revision (default 64 MiB;
 	// negative disables it). See storage/readcache.
 	ReadCacheBytes int64
+	// SetCacheBytes bounds the estimated memory of the subject sets
+	// lookups and access analysis compute whole and keep (0:
+	// DefaultSetCacheBytes; negative keeps none). One set may take a
+	// quarter of it: a larger one is computed again by each lookup that
+	// needs it.
+	SetCacheBytes int64
 	// Cluster, when set, dispatches sub-problems other nodes own to them
 	// (see dispatch.Remote); nil evaluates everything here.
 	Cluster *dispatch.Cluster
@@ -183,8 +189,14 @@ func (c Config) withDefaults() Config {
 	if c.CacheEntries == 0 {
 		c.CacheEntries = 100000
 	}
+	if c.SetCacheBytes == 0 {
+		c.SetCacheBytes = DefaultSetCacheBytes
+	}
 	return c
 }
+
+// DefaultSetCacheBytes is Config.SetCacheBytes when it is 0.
+const DefaultSetCacheBytes = 64 << 20
 
 // CacheEntryBytes is the estimated memory of one cache entry: its slot
 // in the cache's table (the key's headers, the answer, hash and use

@@ -57,6 +57,7 @@ func New(cfg Config) *Engine {
 	e := &Engine{cfg: cfg.withDefaults(), bounds: defaultAccessBounds}
 	e.large, _ = lru.New[graph.ObjectRef, struct{}](largeObjects) // only fails for a non-positive size
 	e.sets.changes = e.cfg.Changes
+	e.sets.maxBytes = e.cfg.SetCacheBytes
 	var top dispatch.Resolver[*evaluation] = local{}
 	if e.cfg.Cluster != nil {
 		top = dispatch.NewRemote(top, e.cfg.Cluster)

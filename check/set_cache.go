@@ -36,11 +36,14 @@ import (
 // (see setEval.whole). A node too large to compute whole (setWork) is
 // remembered and left narrowed.
 //
-// The cache is bounded by an estimate of its memory (setCacheBytes) and
+// The cache is bounded by an estimate of its memory (maxBytes) and
 // evicts the least recently used sets. It is enabled when the engine's
 // result cache is (Config.CacheEntries > 0).
 type setCache struct {
-	mu sync.Mutex // guards every field below
+	// maxBytes bounds the estimated memory of the cached sets
+	// (Config.SetCacheBytes); one set may take a quarter of it.
+	maxBytes int64
+	mu       sync.Mutex // guards every field below
 	// sets holds the cached sets; bytes is their estimated size.
 	sets  *simplelru.LRU[setKey, setEntry]
 	bytes int64
@@ -81,8 +84,6 @@ type setEntry struct {
 }
 
 const (
-	// setCacheBytes bounds the estimated memory of the cached sets.
-	setCacheBytes = 64 << 20
 	// setCacheDemand is how many narrowed evaluations must want a node
 	// before it is computed whole.
 	setCacheDemand = 3
@@ -212,7 +213,7 @@ func (c *setCache) put(k setKey, r setResult, now int64, rev storage.Revision, d
 		return
 	}
 	size := int64(len(r.set.keys)+1)*setMemberBytes + int64(len(r.set.until))*setUntilBytes
-	if size > setCacheBytes/4 {
+	if size > c.maxBytes/4 {
 		return
 	}
 	c.mu.Lock()
@@ -227,7 +228,7 @@ func (c *setCache) put(k setKey, r setResult, now int64, rev storage.Revision, d
 	c.sets.Add(k, setEntry{res: r, at: now, until: r.expires, size: size, rev: rev, deps: deps})
 	c.bytes += size
 	c.demand.Remove(k)
-	for c.bytes > setCacheBytes {
+	for c.bytes > c.maxBytes {
 		_, old, ok := c.sets.RemoveOldest()
 		if !ok {
 			break

@@ -125,3 +125,44 @@ func TestSetCacheConcurrent(t *testing.T) {
 		return true
 	})
 }
+
+// TestSetCacheBytes: the set cache keeps a set only within a quarter of
+// its budget (Config.SetCacheBytes), evicts to stay within it, and keeps
+// nothing with a negative budget.
+func TestSetCacheBytes(t *testing.T) {
+	set := func(n int) setResult {
+		s := &subjectSet{}
+		for i := range n {
+			s.keys = append(s.keys, fmt.Sprint("u", i))
+		}
+		return setResult{set: s}
+	}
+	key := func(id string) setKey {
+		return setKey{rev: 1, subjectType: "user", n: node{typ: "group", id: id, rel: "member"}}
+	}
+	size := func(n int) int64 { return int64(n+1) * setMemberBytes }
+	for _, tc := range []struct {
+		name   string
+		budget int64
+		sets   []int // members of the sets put, in turn
+		kept   []bool
+	}{
+		{"default", New(Config{}).sets.maxBytes, []int{10, 1000}, []bool{true, true}},
+		{"over a quarter", 4 * size(10), []int{10, 11}, []bool{true, false}},
+		{"evicts the oldest", 4 * size(10), []int{10, 10, 10, 10, 10}, []bool{false, true, true, true, true}},
+		{"negative", -1, []int{0, 10}, []bool{false, false}},
+	} {
+		c := setCache{maxBytes: tc.budget}
+		for i, n := range tc.sets {
+			c.put(key(fmt.Sprint(i)), set(n), 0, 1, nil)
+		}
+		for i := range tc.sets {
+			if _, ok := c.get(key(fmt.Sprint(i)), 0, 1); ok != tc.kept[i] {
+				t.Errorf("%s: set %d (%d members) kept %v, want %v", tc.name, i, tc.sets[i], ok, tc.kept[i])
+			}
+		}
+		if c.bytes > max(tc.budget, 0) {
+			t.Errorf("%s: %d bytes cached, over the budget of %d", tc.name, c.bytes, tc.budget)
+		}
+	}
+}

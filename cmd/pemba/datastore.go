@@ -33,6 +33,7 @@ func checkConfig(o serveOptions) check.Config {
 		CacheBytes:   o.cacheBytes,
 
 		ReadCacheBytes:   o.readCacheBytes,
+		SetCacheBytes:    o.setCacheBytes,
 		MaxExpandNodes:   o.maxExpandNodes,
 		MaxAccessObjects: o.maxAccessObjects,
 	}
