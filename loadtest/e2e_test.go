@@ -65,6 +65,10 @@ func TestRunAgainstServer(t *testing.T) {
 	}
 	for i, name := range workloads {
 		t.Run(name, func(t *testing.T) {
+			if name == loadtest.WorkloadLookupSubjects {
+				// Every lookup of this small graph is "big".
+				defer loadtest.SetBigLookup(1)()
+			}
 			cfg := base
 			cfg.Workload = name
 			cfg.SkipLoad = i > 0
@@ -114,6 +118,15 @@ func TestRunAgainstServer(t *testing.T) {
 				}
 				if !names[name] || !names[name+"-first-row"] {
 					t.Errorf("%s: operations %v, want %s and %s-first-row", name, names, name, name)
+				}
+			case loadtest.WorkloadLookupSubjects:
+				ops := map[string]loadtest.Operation{}
+				for _, op := range r.Operations {
+					ops[op.Name] = op
+				}
+				all, per1k := ops["lookup-subjects"], ops["lookup-subjects-per-1k"]
+				if per1k.Count == 0 || per1k.Count > all.Count || per1k.P50Ms <= 0 {
+					t.Errorf("lookup-subjects-per-1k = %+v beside %d lookups, want a time for each that found a subject", per1k, all.Count)
 				}
 			case loadtest.WorkloadCheckRandom, loadtest.WorkloadCheckHot:
 				// The read cache hit ratio stays nil when every check was

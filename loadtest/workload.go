@@ -56,7 +56,14 @@ const (
 	opAccessWhat      = "access-what"
 	// firstRowSuffix names an access query's time to its first row.
 	firstRowSuffix = "-first-row"
+	// per1kSuffix names a lookup's time per 1,000 results, recorded for
+	// the lookups that return at least 1,000 (bigLookup).
+	per1kSuffix = "-per-1k"
 )
+
+// bigLookup is the fewest results of a lookup whose time per 1,000
+// results is recorded: below it the request's fixed costs dominate.
+var bigLookup = 1000
 
 // Request shapes.
 const (
@@ -203,12 +210,18 @@ func (w *worker) bulkCheck(ctx context.Context) {
 
 // drain receives a server stream to its end.
 func drain[T any](recv func() (T, error)) error {
-	for {
+	_, err := drainCount(recv)
+	return err
+}
+
+// drainCount receives a server stream to its end and counts its messages.
+func drainCount[T any](recv func() (T, error)) (int, error) {
+	for n := 0; ; n++ {
 		if _, err := recv(); err != nil {
 			if errors.Is(err, io.EOF) {
-				return nil
+				return n, nil
 			}
-			return err
+			return n, err
 		}
 	}
 }
@@ -239,7 +252,11 @@ func (w *worker) lookupResources(ctx context.Context) {
 
 func (w *worker) lookupSubjects(ctx context.Context) {
 	q := w.sampler.LookupSubjects()
-	_ = w.timed(ctx, opLookupSubjects, func(ctx context.Context) error {
+	var results int
+	var took time.Duration
+	err := w.timed(ctx, opLookupSubjects, func(ctx context.Context) error {
+		start := time.Now()
+		defer func() { took = time.Since(start) }()
 		if w.spicedb {
 			stream, err := w.c.authzed.LookupSubjects(ctx, &v1.LookupSubjectsRequest{
 				Consistency: w.authzedConsistency(), Resource: authzedObject(q.Resource), Permission: q.Permission,
@@ -248,7 +265,8 @@ func (w *worker) lookupSubjects(ctx context.Context) {
 			if err != nil {
 				return err
 			}
-			return drain(stream.Recv)
+			results, err = drainCount(stream.Recv)
+			return err
 		}
 		stream, err := w.c.perms.LookupSubjects(ctx, &pb.LookupSubjectsRequest{
 			Consistency: consistency(w.zookie), Resource: objectProto(q.Resource), Permission: q.Permission,
@@ -257,8 +275,12 @@ func (w *worker) lookupSubjects(ctx context.Context) {
 		if err != nil {
 			return err
 		}
-		return drain(stream.Recv)
+		results, err = drainCount(stream.Recv)
+		return err
 	})
+	if err == nil && results >= bigLookup {
+		w.record(opLookupSubjects+per1kSuffix, took*1000/time.Duration(results), nil)
+	}
 }
 
 // accessWho asks who holds lookup-subjects' permission on its random
