@@ -105,8 +105,8 @@ func Expand(ctx context.Context, s *schema.Schema, r storage.Reader, resource gr
 	}
 	// The tree is counted before it is built: one over MaxNodes then fails
 	// having allocated nothing, and one within it is built in a single
-	// allocation. Counting walks the rows the build walks again, from the
-	// read cache when there is one.
+	// allocation. The build replays the results the count read, so each
+	// relation is read once.
 	counter := newExpander(ctx, s, r, opts, true)
 	_, err := counter.object(resource, perm, 1)
 	counter.release()
