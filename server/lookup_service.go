@@ -112,12 +112,19 @@ type expandConverter struct {
 // expandSlab is how many messages of a kind expandConverter allocates at once.
 const expandSlab = 256
 
-func (c *expandConverter) object(o graph.ObjectRef) *pb.ObjectRef {
-	if len(c.objects) == 0 {
-		c.objects = make([]pb.ObjectRef, expandSlab)
+// carve returns the next unused message of slab, allocating a new slab
+// when it is used up.
+func carve[T any](slab *[]T) *T {
+	if len(*slab) == 0 {
+		*slab = make([]T, expandSlab)
 	}
-	out := &c.objects[0]
-	c.objects = c.objects[1:]
+	out := &(*slab)[0]
+	*slab = (*slab)[1:]
+	return out
+}
+
+func (c *expandConverter) object(o graph.ObjectRef) *pb.ObjectRef {
+	out := carve(&c.objects)
 	out.Type, out.Id = o.Type, o.ID
 	return out
 }
@@ -130,22 +137,14 @@ func (c *expandConverter) node(n *expand.Node, level int) (*pb.ExpandNode, error
 		return nil, status.Errorf(codes.ResourceExhausted,
 			"expand: the tree nests deeper than %d levels, more than a client can decode; lower --max-depth", maxExpandNesting)
 	}
-	if len(c.nodes) == 0 {
-		c.nodes = make([]pb.ExpandNode, expandSlab)
-	}
-	out := &c.nodes[0]
-	c.nodes = c.nodes[1:]
+	out := carve(&c.nodes)
 	out.Operation = expandOps[n.Op]
 	out.Relation, out.Arrow, out.Caveat, out.Seen = n.Relation, n.Arrow, n.Caveat, n.Seen
 	if n.Object != (graph.ObjectRef{}) {
 		out.Object = c.object(n.Object)
 	}
 	if n.Op == expand.OpSubject {
-		if len(c.subjects) == 0 {
-			c.subjects = make([]pb.SubjectRef, expandSlab)
-		}
-		sub := &c.subjects[0]
-		c.subjects = c.subjects[1:]
+		sub := carve(&c.subjects)
 		sub.Object, sub.Relation = c.object(n.Subject.Object), n.Subject.Relation
 		out.Subject = sub
 	}

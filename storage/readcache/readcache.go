@@ -234,15 +234,10 @@ func collectUpTo(seq iter.Seq2[graph.Relationship, error], max int) ([]graph.Rel
 	return rows, true, nil
 }
 
+// collect collects the whole of seq.
 func collect(seq iter.Seq2[graph.Relationship, error]) ([]graph.Relationship, error) {
-	var rows []graph.Relationship
-	for rel, err := range seq {
-		if err != nil {
-			return nil, err
-		}
-		rows = append(rows, rel)
-	}
-	return rows, nil
+	rows, _, err := collectUpTo(seq, math.MaxInt)
+	return rows, err
 }
 
 func (r *reader) ReverseQueryRelationships(ctx context.Context, f storage.ReverseFilter, opts storage.QueryOptions) iter.Seq2[graph.Relationship, error] {
