@@ -364,17 +364,20 @@ func (ev *evaluation) unstable(f dispatch.Frame, typ, rel string, ids []string, 
 }
 
 // settle gives the answers of frame f that rest on it the frame's
-// dependencies outside it (see dispatch.Frame, "Close").
+// dependencies outside it, and its earliest until (see dispatch.Frame,
+// "Close").
 func settle(f dispatch.Frame, out []outcome) {
-	outside := dispatch.NoLow
+	outside, until := dispatch.NoLow, int64(dispatch.Never)
 	for i := range out {
 		if out[i].low < f {
 			outside = min(outside, out[i].low)
 		}
+		until = min(until, out[i].until)
 	}
 	for i := range out {
 		if out[i].low.RestsOn(f) {
 			out[i].low = outside
+			out[i].until = min(out[i].until, until)
 		}
 	}
 }

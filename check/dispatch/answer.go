@@ -49,7 +49,9 @@ const Never = math.MaxInt64
 //   - Close. When frame f closes, an answer with Low f or above rested on
 //     the frame's other answers, and so on whatever those rest on outside
 //     it: its Low becomes the smallest Low below f among the frame's
-//     answers (NoLow if none).
+//     answers (NoLow if none), and its Until the earliest Until among
+//     them, since the values it assumed change when theirs may (an
+//     assumed value carries no Until of its own in the first round).
 //   - Exclusions. A cycle through the subtracted side of an exclusion
 //     need not have a least fixed point, so the evaluator rejects it
 //     (check.ErrCycleThroughExclusion): each frame notes how many
