@@ -64,7 +64,7 @@ func (e *Engine) accessRowFrom(ctx context.Context, q rowRequest, first outcome)
 		return AccessRow{}, false, nil
 	}
 	if first.perm == HasPermission && q.set != nil && q.eval == q.subject {
-		if pn := proofPath(q.snap.Schema, q.set.ref, q.subject.Object.ID); pn != nil {
+		if pn := q.set.path(q.snap.Schema, q.subject.Object.ID); pn != nil {
 			return e.rowWithPath(ctx, q, first, Result{Permissionship: HasPermission, Path: toPath(pn, q.subject, nil)})
 		}
 	}

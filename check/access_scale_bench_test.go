@@ -267,3 +267,52 @@ func reportSpread(b *testing.B, xs []float64, unit string) {
 	b.ReportMetric(s[len(s)/2], unit+"-p50")
 	b.ReportMetric(s[len(s)-1], unit+"-max")
 }
+
+// BenchmarkLookupSubjectsIdentityPlatform runs the load test's
+// LookupSubjects requests (its sampler, seed 4) in process, with the
+// engine's default caches, which the first 64 lookups warm: who can read
+// or write a resource, the users and agents cleared for a tier and the
+// like. Besides the time it reports the subjects a lookup returns and the
+// CPU time per 1,000 subjects returned, the load test's
+// lookup-subjects-per-1k measure.
+//
+//	PEMBA_ACCESS_BENCH_SCALE=1 go test ./check/ -run XXX -bench LookupSubjectsIdentityPlatform -cpu 1 -benchtime 400x
+func BenchmarkLookupSubjectsIdentityPlatform(b *testing.B) {
+	w, scale := loadIdentityPlatform(b)
+	d, err := dataset.New("identity-platform", dataset.Options{Scale: float64(scale), Seed: 1})
+	if err != nil {
+		b.Fatal(err)
+	}
+	sampler := d.NewSampler(4)
+	reqs := make([]dataset.LookupSubjects, 512)
+	for i := range reqs {
+		reqs[i] = sampler.LookupSubjects()
+	}
+	ctx := context.Background()
+	e := New(Config{})
+	lookup := func(q dataset.LookupSubjects) int {
+		n := 0
+		err := e.LookupSubjects(ctx, w.snap, LookupSubjectsRequest{Resource: q.Resource, Permission: q.Permission, SubjectType: q.SubjectType,
+			Context: q.Context, Now: goldenNow}, func(SubjectResult) bool { n++; return true })
+		if err != nil {
+			b.Fatal(err)
+		}
+		return n
+	}
+	for _, q := range reqs[:64] {
+		lookup(q)
+	}
+	subjects := 0
+	cpu0 := cputime.Process()
+	b.ReportAllocs()
+	b.ResetTimer()
+	for i := 0; b.Loop(); i++ {
+		subjects += lookup(reqs[64+i%(len(reqs)-64)])
+	}
+	cpu := float64(cputime.Process() - cpu0)
+	b.ReportMetric(float64(subjects)/float64(b.N), "subjects/op")
+	b.ReportMetric(cpu/float64(b.N), "cpu-ns/op")
+	if subjects > 0 {
+		b.ReportMetric(cpu/float64(subjects)*1000/1e6, "cpu-ms/1k-subjects")
+	}
+}

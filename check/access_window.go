@@ -92,7 +92,7 @@ func (e *Engine) whoWindows(ctx context.Context, snap Snapshot, req WhoRequest, 
 		}
 		var qs []rowRequest
 		for _, id := range ids {
-			if c.known.get(id) == memberNo {
+			if c.knownOf(id) == memberNo {
 				continue
 			}
 			sub := graph.SubjectRef{Object: graph.ObjectRef{Type: step.typ, ID: id}}

@@ -41,6 +41,9 @@ type Engine struct {
 	holdable holdableCache
 	// sets keeps the subject sets lookups computed whole (see setCache).
 	sets setCache
+	// subjectIDs numbers the subjects of set evaluations and of the sets
+	// cached (see subjectIDs, subjectIDTable).
+	subjectIDs atomic.Pointer[subjectIDs]
 	// ancestries memoizes which permissions the reachability index's
 	// parent relations answer (see fromAncestors).
 	ancestries ancestryCache

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"slices"
 	"strconv"
 	"time"
@@ -118,12 +119,12 @@ func (e *Engine) lookupSubjects(ctx context.Context, snap Snapshot, req LookupSu
 	}
 	granted := func(id string) bool {
 		if c.known != nil {
-			return c.known.get(id) == memberYes
+			return c.knownOf(id) == memberYes
 		}
 		return c.exact && (c.wildcardClean || c.clean[id])
 	}
 	denied := func(id string) bool {
-		return c.known != nil && c.known.get(id) == memberNo
+		return c.known != nil && c.knownOf(id) == memberNo
 	}
 	check := func(ctx context.Context, id string) (Result, error) {
 		sub := graph.SubjectRef{Object: graph.ObjectRef{Type: req.SubjectType, ID: id}, Relation: req.SubjectRelation}
@@ -218,7 +219,9 @@ type candidates struct {
 	wildcardClean bool
 	// known, when set, is the subjects' membership computed by set
 	// evaluation (see subjectSets): only its "maybe" members are checked.
-	known *subjectSet
+	// numbers numbered its subjects (see knownOf).
+	known   *subjectSet
+	numbers *subjectIDs
 	// root names known, the permission's set (with the records of why
 	// its subjects are in it when the evaluation kept proofs), and says
 	// how far its untils go.
@@ -226,6 +229,11 @@ type candidates struct {
 	// held counts the subjects the evaluation's sets listed together,
 	// when it was bounded (see setOptions.maxEntries).
 	held int
+}
+
+// knownOf returns the known membership of the subject of ID id.
+func (c *candidates) knownOf(id string) member {
+	return c.known.get(c.numbers.numberOf(id))
 }
 
 // addWalked adds the subjects a walk met (when it succeeded) to c.ids,
@@ -261,7 +269,18 @@ func (e *Engine) subjectSets(ctx context.Context, snap Snapshot, req LookupSubje
 	}
 	defer e.release(ev)
 	se := newSetEval(ev, req.SubjectType)
-	se.proofs, se.maxEntries, se.only, se.window = opts.proofs, opts.maxEntries, opts.only, opts.only != nil
+	se.proofs, se.maxEntries, se.window = opts.proofs, opts.maxEntries, opts.only != nil
+	if opts.only != nil {
+		names := slices.Collect(maps.Keys(opts.only))
+		nums := make([]subjectID, len(names))
+		if !se.ids.internAll(names, nums) {
+			return candidates{}, errSetFallback
+		}
+		se.only = make(map[subjectID]bool, len(nums))
+		for _, id := range nums {
+			se.only[id] = true
+		}
+	}
 	if !opts.proofs && opts.only == nil && e.cfg.CacheEntries > 0 {
 		// Proofs keep the sets below alive, which the cache's estimate
 		// does not count: only plain sets are shared.
@@ -272,11 +291,11 @@ func (e *Engine) subjectSets(ctx context.Context, snap Snapshot, req LookupSubje
 		return candidates{}, err
 	}
 	set := res[0].set
-	c := candidates{known: set, wildcard: set.def != memberNo, held: *se.entries,
-		root: &setAnswer{ref: refOf(res[0], node{req.Resource.Type, req.Resource.ID, req.Permission}), exactEnds: !res[0].loose}}
+	c := candidates{known: set, numbers: se.ids, wildcard: set.def != memberNo, held: *se.entries,
+		root: &setAnswer{ref: refOf(res[0], node{req.Resource.Type, req.Resource.ID, req.Permission}), ids: se.ids, exactEnds: !res[0].loose}}
 	for _, id := range set.keys {
 		if set.m[id] != memberNo || c.wildcard {
-			c.ids = append(c.ids, id)
+			c.ids = append(c.ids, se.ids.name(id))
 		}
 	}
 	return c, nil

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"maps"
 	"slices"
+	"strings"
 	"sync"
 	"time"
 
@@ -77,6 +78,7 @@ type setKey struct {
 // revision between which none of deps (type#relation) changed.
 type setEntry struct {
 	res       setResult
+	ids       *subjectIDs // numbered res's subjects
 	at, until int64
 	size      int64
 	rev       storage.Revision
@@ -107,13 +109,14 @@ func (c *setCache) init() {
 	}
 }
 
-// get returns the set cached for k that is exact at now and rev.
-func (c *setCache) get(k setKey, now int64, rev storage.Revision) (setResult, bool) {
+// get returns the set cached for k that is exact at now and rev, with
+// its subjects numbered by ids.
+func (c *setCache) get(k setKey, now int64, rev storage.Revision, ids *subjectIDs) (setResult, bool) {
 	c.mu.Lock()
 	c.init()
 	e, ok := c.sets.Get(k)
 	c.mu.Unlock()
-	if !ok || now < e.at || (e.until != 0 && now >= e.until) {
+	if !ok || e.ids != ids || now < e.at || (e.until != 0 && now >= e.until) {
 		return setResult{}, false
 	}
 	if e.rev != rev {
@@ -206,9 +209,9 @@ func relationsBelow(s *schema.Schema, typ, rel string) [][2]string {
 	return out
 }
 
-// put caches r, computed at now and rev, for k; deps are the relations
-// below it (see relationsBelow).
-func (c *setCache) put(k setKey, r setResult, now int64, rev storage.Revision, deps [][2]string) {
+// put caches r, computed at now and rev with its subjects numbered by
+// ids, for k; deps are the relations below it (see relationsBelow).
+func (c *setCache) put(k setKey, r setResult, now int64, rev storage.Revision, ids *subjectIDs, deps [][2]string) {
 	if r.expires != 0 && r.expires <= now {
 		return
 	}
@@ -225,7 +228,7 @@ func (c *setCache) put(k setKey, r setResult, now int64, rev storage.Revision, d
 		}
 		c.bytes -= old.size
 	}
-	c.sets.Add(k, setEntry{res: r, at: now, until: r.expires, size: size, rev: rev, deps: deps})
+	c.sets.Add(k, setEntry{res: r, ids: ids, at: now, until: r.expires, size: size, rev: rev, deps: deps})
 	c.bytes += size
 	c.demand.Remove(k)
 	for c.bytes > c.maxBytes {
@@ -294,10 +297,10 @@ func (se *setEval) cacheKey(typ, id, rel string, caveated bool) setKey {
 // cached returns the set of typ:id#rel cached for any context or for
 // se's.
 func (se *setEval) cached(typ, id, rel string) (setResult, bool) {
-	if r, ok := se.cache.get(se.cacheKey(typ, id, rel, false), se.ev.nowNano, se.ev.rev); ok {
+	if r, ok := se.cache.get(se.cacheKey(typ, id, rel, false), se.ev.nowNano, se.ev.rev, se.ids); ok {
 		return r, true
 	}
-	return se.cache.get(se.cacheKey(typ, id, rel, true), se.ev.nowNano, se.ev.rev)
+	return se.cache.get(se.cacheKey(typ, id, rel, true), se.ev.nowNano, se.ev.rev, se.ids)
 }
 
 // fromCache answers what it can of pending (the IDs of typ#rel at the
@@ -332,7 +335,7 @@ func (se *setEval) fromCache(typ, rel string, depth int, pending []string, at []
 	// them, and its work and time are bounded apart from the request's
 	// (the request pays for it: a set too large to compute in
 	// setWholeTime is left narrowed at this revision).
-	w := &setEval{ev: se.ev, subjectType: se.subjectType, holds: se.holds, memo: make(map[node]setResult),
+	w := &setEval{ev: se.ev, subjectType: se.subjectType, holds: se.holds, ids: se.ids, memo: make(map[node]setResult),
 		busy: make(map[node]int), reentered: make(map[node]int), work: new(int), cache: se.cache}
 	reqCtx := se.ev.ctx
 	wctx, cancel := context.WithTimeout(reqCtx, setWholeTime)
@@ -369,13 +372,18 @@ func (se *setEval) fromCache(typ, rel string, depth int, pending []string, at []
 	return restIDs, restAt, nil
 }
 
-// onlySorted returns the subjects se is narrowed to, sorted, computed
-// once per evaluation.
-func (se *setEval) onlySorted() []string {
+// onlySorted returns the subjects se is narrowed to and their IDs,
+// sorted by ID, computed once per evaluation.
+func (se *setEval) onlySorted() ([]subjectID, []string) {
 	if se.onlyList == nil {
-		se.onlyList = slices.Sorted(maps.Keys(se.only))
+		se.onlyList = slices.Collect(maps.Keys(se.only))
+		slices.SortFunc(se.onlyList, func(a, b subjectID) int { return strings.Compare(se.ids.name(a), se.ids.name(b)) })
+		se.onlyNames = make([]string, len(se.onlyList))
+		for i, id := range se.onlyList {
+			se.onlyNames[i] = se.ids.name(id)
+		}
 	}
-	return se.onlyList
+	return se.onlyList, se.onlyNames
 }
 
 // restrict returns s as se's evaluation would have computed it: in a
@@ -387,7 +395,8 @@ func (se *setEval) restrict(s *subjectSet) *subjectSet {
 		return s
 	}
 	out := &subjectSet{def: s.def, defUntil: s.defUntil}
-	add := func(id string) {
+	out.grow(min(len(s.keys), len(se.only)))
+	add := func(id subjectID) {
 		if v, ok := s.m[id]; ok && se.only[id] {
 			out.set(id, v)
 		}
@@ -399,7 +408,8 @@ func (se *setEval) restrict(s *subjectSet) *subjectSet {
 	} else {
 		// In a stable order: the order a set lists its subjects in is
 		// the order a lookup streams them.
-		for _, id := range se.onlySorted() {
+		sorted, _ := se.onlySorted()
+		for _, id := range sorted {
 			add(id)
 		}
 	}

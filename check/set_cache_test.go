@@ -133,7 +133,7 @@ func TestSetCacheBytes(t *testing.T) {
 	set := func(n int) setResult {
 		s := &subjectSet{}
 		for i := range n {
-			s.keys = append(s.keys, fmt.Sprint("u", i))
+			s.keys = append(s.keys, subjectID(i))
 		}
 		return setResult{set: s}
 	}
@@ -153,11 +153,15 @@ func TestSetCacheBytes(t *testing.T) {
 		{"negative", -1, []int{0, 10}, []bool{false, false}},
 	} {
 		c := setCache{maxBytes: tc.budget}
+		ids := newSubjectIDs(maxSubjectIDs)
 		for i, n := range tc.sets {
-			c.put(key(fmt.Sprint(i)), set(n), 0, 1, nil)
+			c.put(key(fmt.Sprint(i)), set(n), 0, 1, ids, nil)
 		}
 		for i := range tc.sets {
-			if _, ok := c.get(key(fmt.Sprint(i)), 0, 1); ok != tc.kept[i] {
+			if _, ok := c.get(key(fmt.Sprint(i)), 0, 1, newSubjectIDs(maxSubjectIDs)); ok {
+				t.Errorf("%s: set %d served with another table of subject IDs", tc.name, i)
+			}
+			if _, ok := c.get(key(fmt.Sprint(i)), 0, 1, ids); ok != tc.kept[i] {
 				t.Errorf("%s: set %d (%d members) kept %v, want %v", tc.name, i, tc.sets[i], ok, tc.kept[i])
 			}
 		}

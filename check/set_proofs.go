@@ -61,7 +61,7 @@ func refOf(r setResult, n node) *setRef {
 
 // whyOf returns the record of id in s, if any: its own, or, for a
 // subject s does not list, the record of everyone.
-func (s *subjectSet) whyOf(id string) *proof {
+func (s *subjectSet) whyOf(id subjectID) *proof {
 	if p, ok := s.why[id]; ok {
 		return p
 	}
@@ -110,9 +110,9 @@ func proveUnion(out, s *subjectSet, p *proof) {
 }
 
 // prove records p as why id is in s, unless s already has a record.
-func (s *subjectSet) prove(id string, p *proof) {
+func (s *subjectSet) prove(id subjectID, p *proof) {
 	if s.why == nil {
-		s.why = make(map[string]*proof)
+		s.why = make(map[subjectID]*proof)
 	}
 	if _, ok := s.why[id]; !ok {
 		s.why[id] = p
@@ -124,6 +124,8 @@ func (s *subjectSet) prove(id string, p *proof) {
 // proofs under ref) and until when (ref.set's untils).
 type setAnswer struct {
 	ref *setRef
+	// ids numbered the subjects of ref's sets.
+	ids *subjectIDs
 	// exactEnds: the set only loses subjects as time passes, so a "yes"
 	// subject's until is when its access ends (see setResult.loose).
 	exactEnds bool
@@ -136,8 +138,9 @@ type setAnswer struct {
 // (what endsAfter needs, not when the answer may change, as a check's
 // until is), and often later than a check's, which stops at the first
 // branch that grants where the set evaluation timed them all.
-func (a *setAnswer) held(id string) (o outcome, exact, ok bool) {
+func (a *setAnswer) held(name string) (o outcome, exact, ok bool) {
 	s := a.ref.set
+	id := a.ids.numberOf(name)
 	if s.get(id) != memberYes {
 		return outcome{}, false, false
 	}
@@ -148,10 +151,16 @@ func (a *setAnswer) held(id string) (o outcome, exact, ok bool) {
 	return o, a.exactEnds, true
 }
 
+// path rebuilds the chain that proves the subject of ID name is in the
+// answer's set (see proofPath), or returns nil.
+func (a *setAnswer) path(sch *schema.Schema, name string) *pathNode {
+	return proofPath(sch, a.ref, a.ids.numberOf(name))
+}
+
 // proofPath rebuilds the chain that proves subject id is in the set
 // ref names, as the evaluator builds it in explain mode, or returns nil
 // when some membership on the way has no record.
-func proofPath(sch *schema.Schema, ref *setRef, id string) *pathNode {
+func proofPath(sch *schema.Schema, ref *setRef, id subjectID) *pathNode {
 	var pn *pathNode
 	if ref.inner != nil {
 		pn = proofPath(sch, ref.inner, id)
@@ -176,7 +185,7 @@ func proofPath(sch *schema.Schema, ref *setRef, id string) *pathNode {
 }
 
 // proofChain is proofPath from one record.
-func proofChain(sch *schema.Schema, p *proof, id string) *pathNode {
+func proofChain(sch *schema.Schema, p *proof, id subjectID) *pathNode {
 	var below *pathNode
 	if p.in != nil {
 		if below = proofPath(sch, p.in, id); below == nil {

@@ -46,7 +46,7 @@ func TestSetProofPaths(t *testing.T) {
 								continue
 							}
 							proved++
-							sub := graph.SubjectRef{Object: graph.ObjectRef{Type: st, ID: sid}}
+							sub := graph.SubjectRef{Object: graph.ObjectRef{Type: st, ID: found.ids.name(sid)}}
 							p := toPath(pn, sub, nil)
 							if err := verifyChain(p, sub, res, perm); err != nil {
 								t.Fatalf("world %d: %s#%s@%s: path %s: %v\n%s", worlds, res, perm, sub, p, err, src)

@@ -51,8 +51,8 @@ func (m member) not() member { return memberYes - m }
 // the order they were added, so results stream in a stable order.
 type subjectSet struct {
 	def  member
-	m    map[string]member
-	keys []string
+	m    map[subjectID]member
+	keys []subjectID
 	// until holds, for a subject the set grants ("yes" or "maybe"), the
 	// instant before which that grant cannot end, as a check's
 	// outcome.until is for its answer (see timeCombined, and
@@ -61,12 +61,12 @@ type subjectSet struct {
 	// decide membership (a subject may have one and be listed or not),
 	// and a set that no expiring relationship led to has neither (see
 	// timed).
-	until    map[string]int64
+	until    map[subjectID]int64
 	defUntil int64
 	// why holds, in an evaluation that keeps proofs, why each subject
 	// listed "yes" is (see proof), and defWhy why every subject not
 	// listed is, when def is "yes"; a subject may lack one.
-	why    map[string]*proof
+	why    map[subjectID]*proof
 	defWhy *proof
 }
 
@@ -74,7 +74,7 @@ type subjectSet struct {
 func emptySet() *subjectSet { return &subjectSet{} }
 
 // get returns id's membership.
-func (s *subjectSet) get(id string) member {
+func (s *subjectSet) get(id subjectID) member {
 	if v, ok := s.m[id]; ok {
 		return v
 	}
@@ -82,9 +82,9 @@ func (s *subjectSet) get(id string) member {
 }
 
 // set records id's membership.
-func (s *subjectSet) set(id string, v member) {
+func (s *subjectSet) set(id subjectID, v member) {
 	if s.m == nil {
-		s.m = make(map[string]member)
+		s.m = make(map[subjectID]member)
 	}
 	if _, ok := s.m[id]; !ok {
 		s.keys = append(s.keys, id)
@@ -99,7 +99,7 @@ func (m member) granted() bool { return m != memberNo }
 // raise lifts id's membership to at least v, through a relationship
 // (or chain) that holds until u (0: never): a subject the set grants
 // already is then granted until the later of the two.
-func (s *subjectSet) raise(id string, v member, u int64) {
+func (s *subjectSet) raise(id subjectID, v member, u int64) {
 	if v == memberNo {
 		return
 	}
@@ -137,8 +137,8 @@ func (s *subjectSet) timeAll(u int64) {
 	if wasGranted {
 		def = latest(s.defUntil, u)
 	}
-	out := make(map[string]int64)
-	keep := func(id string, x int64) {
+	out := make(map[subjectID]int64)
+	keep := func(id subjectID, x int64) {
 		if x != def {
 			out[id] = x
 		}
@@ -163,7 +163,7 @@ func (s *subjectSet) timeAll(u int64) {
 
 // untilOf returns when the set's grant of id may end (0: never);
 // meaningless for a subject it does not grant.
-func (s *subjectSet) untilOf(id string) int64 {
+func (s *subjectSet) untilOf(id subjectID) int64 {
 	if u, ok := s.until[id]; ok {
 		return u
 	}
@@ -171,7 +171,7 @@ func (s *subjectSet) untilOf(id string) int64 {
 }
 
 // setUntil records u as when the set's grant of id may end.
-func (s *subjectSet) setUntil(id string, u int64) {
+func (s *subjectSet) setUntil(id subjectID, u int64) {
 	if u == s.defUntil {
 		if s.until != nil {
 			delete(s.until, id)
@@ -179,7 +179,7 @@ func (s *subjectSet) setUntil(id string, u int64) {
 		return
 	}
 	if s.until == nil {
-		s.until = make(map[string]int64)
+		s.until = make(map[subjectID]int64)
 	}
 	s.until[id] = u
 }
@@ -206,7 +206,7 @@ func (s *subjectSet) empty() bool {
 func combine(a, b *subjectSet, op func(x, y member) member) *subjectSet {
 	out := &subjectSet{def: op(a.def, b.def)}
 	out.grow(len(a.keys) + len(b.keys))
-	add := func(id string) {
+	add := func(id subjectID) {
 		if _, done := out.m[id]; done {
 			return
 		}
@@ -268,7 +268,7 @@ func timeCombined(out, a, b *subjectSet, op func(x, y member) member, noB int64)
 	if out.def.granted() {
 		out.defUntil = until(a.def, a.defUntil, b.def, b.defUntil)
 	}
-	at := func(id string) {
+	at := func(id subjectID) {
 		if out.get(id).granted() {
 			out.setUntil(id, until(a.get(id), a.untilOf(id), b.get(id), b.untilOf(id)))
 		}
@@ -357,8 +357,8 @@ func (s *subjectSet) union(x *subjectSet, c member, u int64, p *proof) *subjectS
 // grow makes room for n more listed subjects in an unlisted set.
 func (s *subjectSet) grow(n int) {
 	if s.m == nil && n > 0 {
-		s.m = make(map[string]member, n)
-		s.keys = make([]string, 0, n)
+		s.m = make(map[subjectID]member, n)
+		s.keys = make([]subjectID, 0, n)
 	}
 }
 
@@ -425,11 +425,15 @@ type setEval struct {
 	// errSetsTooLarge.
 	entries    *int
 	maxEntries int
+	// ids numbers the subjects the sets hold (see subjectIDs).
+	ids *subjectIDs
 	// only, when set, narrows the evaluation to these subjects: the
 	// others are left out of every set (see narrowed).
-	only map[string]bool
-	// onlyList is only's subjects, sorted (see onlySorted).
-	onlyList []string
+	only map[subjectID]bool
+	// onlyList and onlyNames are only's subjects and their IDs, sorted
+	// by ID (see onlySorted).
+	onlyList  []subjectID
+	onlyNames []string
 	// window: the evaluation is narrowed to a window of subjects whose
 	// sets must still say what they grant everyone (def), for a wildcard
 	// row; prune, which leaves out the objects none of the subjects
@@ -454,8 +458,8 @@ type setEval struct {
 // later sides need no other subjects once the first side is known, and
 // the sets of broad branches (everyone cleared for a tier) stay as small
 // as the first side's.
-func (se *setEval) narrowed(only map[string]bool) *setEval {
-	return &setEval{ev: se.ev, subjectType: se.subjectType, holds: se.holds, memo: make(map[node]setResult),
+func (se *setEval) narrowed(only map[subjectID]bool) *setEval {
+	return &setEval{ev: se.ev, subjectType: se.subjectType, holds: se.holds, ids: se.ids, memo: make(map[node]setResult),
 		busy: make(map[node]int), reentered: make(map[node]int), work: se.work, entries: se.entries, maxEntries: se.maxEntries,
 		only: only, proofs: se.proofs, cache: se.cache}
 }
@@ -475,7 +479,7 @@ const setWork = 1 << 18
 func newSetEval(ev *evaluation, subjectType string) *setEval {
 	return &setEval{ev: ev, subjectType: subjectType, memo: make(map[node]setResult),
 		busy: make(map[node]int), reentered: make(map[node]int), work: new(int), entries: new(int),
-		holds: ev.eng.holdable.get(ev.schema, schema.Node{Type: subjectType})}
+		holds: ev.eng.holdable.get(ev.schema, schema.Node{Type: subjectType}), ids: ev.eng.subjectIDTable()}
 }
 
 // batch returns the subject sets of rel on each of ids of typ, evaluated
@@ -553,7 +557,7 @@ func (se *setEval) batch(typ, rel string, ids []string, depth int) ([]setResult,
 			out[i] = res[j]
 			se.memo[node{typ, pending[j], rel}] = res[j]
 			if se.cache != nil && se.only == nil {
-				se.cache.put(se.cacheKey(typ, pending[j], rel, res[j].caveated), res[j], se.ev.nowNano, se.ev.rev, se.cache.dependencies(se.ev.schema, typ, rel))
+				se.cache.put(se.cacheKey(typ, pending[j], rel, res[j].caveated), res[j], se.ev.nowNano, se.ev.rev, se.ids, se.cache.dependencies(se.ev.schema, typ, rel))
 			}
 		}
 	}
@@ -624,7 +628,8 @@ func (se *setEval) holders(typ, rel string) (map[string]bool, bool, error) {
 	se.held[k] = nil
 	held := map[string]bool{}
 	snap := Snapshot{Schema: se.ev.schema, Reader: se.ev.raw}
-	for id := range se.only {
+	_, subjects := se.onlySorted()
+	for _, id := range subjects {
 		req := LookupResourcesRequest{ResourceType: typ, Permission: rel, Context: se.ev.caveatCtx, Now: se.ev.now,
 			Subject: graph.SubjectRef{Object: graph.ObjectRef{Type: se.subjectType, ID: id}}, Limit: pruneLookupMax + 1}
 		found := 0
@@ -744,6 +749,10 @@ func (se *setEval) relation(typ string, ids []string, r *schema.Relation, depth 
 	byType := map[string][]edgeTo{}
 	var order []string
 	var cerr error
+	// The subjects and wildcards met are applied once the read is done,
+	// in the order met, with their IDs numbered together.
+	var grants []grant
+	var names []string
 	read := func(fn func(graph.Relationship)) error { return se.readBatch(typ, r.Name, ids, fn) }
 	if se.only != nil && len(ids) >= sweepMin {
 		read = func(fn func(graph.Relationship)) error { return se.readNarrowed(typ, ids, r, fn) }
@@ -773,6 +782,13 @@ func (se *setEval) relation(typ string, ids []string, r *schema.Relation, depth 
 			return
 		}
 		u := expiresAt(&rel)
+		// A proof is recorded for a subject granted "yes".
+		proveStep := func() *proof {
+			if c != memberYes {
+				return nil
+			}
+			return se.step(rel.Resource, r.Name, "", &rel)
+		}
 		switch {
 		case sub.Relation != "":
 			k := sub.Object.Type + "#" + sub.Relation
@@ -782,16 +798,11 @@ func (se *setEval) relation(typ string, ids []string, r *schema.Relation, depth 
 			byType[k] = append(byType[k], edgeTo{i: i, id: sub.Object.ID, c: c, u: u, p: se.step(rel.Resource, r.Name, "", &rel)})
 		case sub.Object.ID == graph.Wildcard:
 			if allowsWildcard(r, sub.Object.Type) {
-				if c == memberYes && se.proofs {
-					out[i].set.proveAll(se.step(rel.Resource, r.Name, "", &rel))
-				}
-				out[i].set.raiseAll(c, u)
+				grants = append(grants, grant{i: i, c: c, u: u, p: proveStep(), all: true})
 			}
-		case se.only == nil || se.only[sub.Object.ID]:
-			if se.proofs && c == memberYes && out[i].set.get(sub.Object.ID) != memberYes {
-				out[i].set.prove(sub.Object.ID, se.step(rel.Resource, r.Name, "", &rel))
-			}
-			out[i].set.raise(sub.Object.ID, c, u)
+		default:
+			grants = append(grants, grant{i: i, name: len(names), c: c, u: u, p: proveStep()})
+			names = append(names, sub.Object.ID)
 		}
 	})
 	if err != nil {
@@ -799,6 +810,9 @@ func (se *setEval) relation(typ string, ids []string, r *schema.Relation, depth 
 	}
 	if cerr != nil {
 		return nil, cerr
+	}
+	if err := se.apply(grants, names, out); err != nil {
+		return nil, err
 	}
 	// Subject sets: one batch per type#relation.
 	for _, k := range order {
@@ -808,6 +822,51 @@ func (se *setEval) relation(typ string, ids []string, r *schema.Relation, depth 
 		}
 	}
 	return out, nil
+}
+
+// grant is a relationship naming a subject of the requested type (the
+// names[name] of relation's read), or a wildcard (all), that grants it
+// to the batch resource at index i, capped at c and by its expiration u
+// (0: never); p is its proof step in an evaluation that keeps them.
+type grant struct {
+	i, name int
+	c       member
+	u       int64
+	p       *proof
+	all     bool
+}
+
+// apply adds grants, in order, to the sets of out: each named subject
+// (numbered now, all at once; in a narrowed evaluation only those it is
+// narrowed to, which are numbered already) and each wildcard.
+func (se *setEval) apply(grants []grant, names []string, out []setResult) error {
+	nums := make([]subjectID, len(names))
+	var known []bool
+	if se.only != nil {
+		known = make([]bool, len(names))
+		se.ids.lookupAll(names, nums, known)
+	} else if !se.ids.internAll(names, nums) {
+		return errSetFallback // too many subjects to number: leave them to checks
+	}
+	for _, g := range grants {
+		set := out[g.i].set
+		if g.all {
+			if g.p != nil {
+				set.proveAll(g.p)
+			}
+			set.raiseAll(g.c, g.u)
+			continue
+		}
+		id := nums[g.name]
+		if se.only != nil && (!known[g.name] || !se.only[id]) {
+			continue
+		}
+		if g.p != nil && set.get(id) != memberYes {
+			set.prove(id, g.p)
+		}
+		set.raise(id, g.c, g.u)
+	}
+	return nil
 }
 
 // relationObjectReader reads one relation of a batch of objects object by
@@ -903,7 +962,7 @@ func (se *setEval) sweep(typ, rel string) (map[string][]graph.Relationship, erro
 	if se.sweeps == nil {
 		se.sweeps = make(map[[2]string]map[string][]graph.Relationship)
 	}
-	subjects := se.onlySorted()
+	_, subjects := se.onlySorted()
 	rows := make(map[string][]graph.Relationship)
 	ellipsis := ""
 	chunk := se.ev.eng.cfg.ChunkSize
@@ -1039,7 +1098,7 @@ func (se *setEval) narrowFor(out []setResult, open []int) *setEval {
 	if n > narrowMax {
 		return se
 	}
-	only := make(map[string]bool, n)
+	only := make(map[subjectID]bool, n)
 	for _, i := range open {
 		for _, id := range out[i].set.keys {
 			if out[i].set.m[id] != memberNo && (se.only == nil || se.only[id]) {
@@ -1055,7 +1114,7 @@ func (se *setEval) narrowFor(out []setResult, open []int) *setEval {
 func cloneResults(rs []setResult) []setResult {
 	out := make([]setResult, len(rs))
 	for i, r := range rs {
-		s := &subjectSet{def: r.set.def, keys: append([]string(nil), r.set.keys...), defUntil: r.set.defUntil}
+		s := &subjectSet{def: r.set.def, keys: slices.Clone(r.set.keys), defUntil: r.set.defUntil}
 		if r.set.m != nil {
 			s.m = maps.Clone(r.set.m)
 		}

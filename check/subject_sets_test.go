@@ -15,7 +15,7 @@ import (
 // (combine, capped, union, raiseAll) pointwise against member logic on
 // random sets over a small universe, wildcard defaults included.
 func TestSubjectSetAlgebra(t *testing.T) {
-	ids := []string{"a", "b", "c", "d", "e", "unlisted"}
+	ids := []subjectID{0, 1, 2, 3, 4, unnumbered}
 	rng := rand.New(rand.NewPCG(3, 4))
 	random := func() *subjectSet {
 		s := &subjectSet{def: member(rng.IntN(3))}
@@ -36,7 +36,7 @@ func TestSubjectSetAlgebra(t *testing.T) {
 			got := combine(a, b, o.op)
 			for _, id := range ids {
 				if want := o.op(a.get(id), b.get(id)); got.get(id) != want {
-					t.Fatalf("%s(%v, %v) at %s: got %v, want %v", o.name, a, b, id, got.get(id), want)
+					t.Fatalf("%s(%v, %v) at %d: got %v, want %v", o.name, a, b, id, got.get(id), want)
 				}
 			}
 		}
@@ -44,27 +44,27 @@ func TestSubjectSetAlgebra(t *testing.T) {
 		capd := capped(a, c, 0)
 		for _, id := range ids {
 			if want := min(a.get(id), c); capd.get(id) != want {
-				t.Fatalf("capped(%v, %v) at %s: got %v, want %v", a, c, id, capd.get(id), want)
+				t.Fatalf("capped(%v, %v) at %d: got %v, want %v", a, c, id, capd.get(id), want)
 			}
 		}
-		before := map[string]member{}
+		before := map[subjectID]member{}
 		for _, id := range ids {
 			before[id] = a.get(id)
 		}
 		u := cloneResults([]setResult{{set: a}})[0].set.union(b, c, 0, nil)
 		for _, id := range ids {
 			if want := max(before[id], min(b.get(id), c)); u.get(id) != want {
-				t.Fatalf("union(%v, %v, %v) at %s: got %v, want %v", a, b, c, id, u.get(id), want)
+				t.Fatalf("union(%v, %v, %v) at %d: got %v, want %v", a, b, c, id, u.get(id), want)
 			}
 			if a.get(id) != before[id] {
-				t.Fatalf("union changed its copied input at %s", id)
+				t.Fatalf("union changed its copied input at %d", id)
 			}
 		}
 		w := cloneResults([]setResult{{set: a}})[0].set
 		w.raiseAll(c, 0)
 		for _, id := range ids {
 			if want := max(before[id], c); w.get(id) != want {
-				t.Fatalf("raiseAll(%v, %v) at %s: got %v, want %v", a, c, id, w.get(id), want)
+				t.Fatalf("raiseAll(%v, %v) at %d: got %v, want %v", a, c, id, w.get(id), want)
 			}
 		}
 	}
@@ -80,7 +80,7 @@ func TestSubjectSetAlgebra(t *testing.T) {
 // through a relationship until the earlier of its own and its
 // expiration's.
 func TestSubjectSetUntils(t *testing.T) {
-	ids := []string{"a", "b", "c", "d", "e", "unlisted"}
+	ids := []subjectID{0, 1, 2, 3, 4, unnumbered}
 	rng := rand.New(rand.NewPCG(5, 6))
 	instant := func() int64 { return int64(rng.IntN(4)) } // 0: never
 	random := func() *subjectSet {
@@ -99,11 +99,11 @@ func TestSubjectSetUntils(t *testing.T) {
 		return s
 	}
 	// check compares got's untils with want's where got grants.
-	check := func(what string, got *subjectSet, want func(id string) int64) {
+	check := func(what string, got *subjectSet, want func(id subjectID) int64) {
 		t.Helper()
 		for _, id := range ids {
 			if got.get(id).granted() && got.untilOf(id) != want(id) {
-				t.Fatalf("%s at %s: until %d, want %d", what, id, got.untilOf(id), want(id))
+				t.Fatalf("%s at %d: until %d, want %d", what, id, got.untilOf(id), want(id))
 			}
 		}
 	}
@@ -117,7 +117,7 @@ func TestSubjectSetUntils(t *testing.T) {
 		for _, o := range ops {
 			got := combine(a, b, o.op)
 			timeCombined(got, a, b, o.op, noB)
-			check(o.name, got, func(id string) int64 {
+			check(o.name, got, func(id subjectID) int64 {
 				ga, gb := a.get(id).granted(), b.get(id).granted()
 				switch {
 				case o.name == "minus":
@@ -134,9 +134,9 @@ func TestSubjectSetUntils(t *testing.T) {
 			})
 		}
 		c, u := member(1+rng.IntN(2)), instant()
-		check("capped", capped(a, c, u), func(id string) int64 { return earliest(a.untilOf(id), u) })
+		check("capped", capped(a, c, u), func(id subjectID) int64 { return earliest(a.untilOf(id), u) })
 		union := cloneResults([]setResult{{set: a}})[0].set.union(b, c, u, nil)
-		check("union", union, func(id string) int64 {
+		check("union", union, func(id subjectID) int64 {
 			ua, ub := a.untilOf(id), earliest(b.untilOf(id), u)
 			switch ga, gb := a.get(id).granted(), min(b.get(id), c).granted(); {
 			case ga && gb:
@@ -148,7 +148,7 @@ func TestSubjectSetUntils(t *testing.T) {
 		})
 		all := cloneResults([]setResult{{set: a}})[0].set
 		all.raiseAll(c, u)
-		check("raiseAll", all, func(id string) int64 {
+		check("raiseAll", all, func(id subjectID) int64 {
 			if a.get(id).granted() {
 				return latest(a.untilOf(id), u)
 			}
@@ -215,7 +215,11 @@ func TestNarrowedSetsPruned(t *testing.T) {
 		t.Fatal(err)
 	}
 	se := newSetEval(ev, "user")
-	se.only = map[string]bool{"bob": true}
+	bob := make([]subjectID, 1)
+	if !se.ids.internAll([]string{"bob"}, bob) {
+		t.Fatal("cannot number bob")
+	}
+	se.only = map[subjectID]bool{bob[0]: true}
 	res, err := se.batch("gate", "grantee", []string{"g1", "g2", "g3"}, 1)
 	if err != nil {
 		t.Fatal(err)
