@@ -252,6 +252,9 @@ func timeCombined(out, a, b *subjectSet, op func(x, y member) member, noB int64)
 		return
 	}
 	union := op(memberNo, memberYes) == memberYes
+	if !out.def.granted() && timedSparsely(out, a, b, minus, union, noB) {
+		return
+	}
 	until := func(ma member, ua int64, mb member, ub int64) int64 {
 		switch {
 		case minus:
@@ -287,6 +290,55 @@ func timeCombined(out, a, b *subjectSet, op func(x, y member) member, noB int64)
 		}
 		for id := range x.until {
 			at(id)
+		}
+	}
+}
+
+// timedSparsely sets the untils of out, the combination of a and b, in
+// the common cases where one side's untils decide, visiting only the
+// subjects that side times, and reports whether it did. out's default
+// grants nobody (nor, then, do a's and b's, for the operators that
+// combine sets), so out lists whom it grants. The cases: an exclusion
+// whose subtracted side never changes (noB 0) and an intersection with a
+// side that never ends take the other side's untils; a union with a side
+// that never ends takes the other's untils for the subjects only it
+// grants.
+func timedSparsely(out, a, b *subjectSet, minus, union bool, noB int64) bool {
+	switch {
+	case minus && noB == 0, !union && !minus && !b.timed():
+		copyUntils(out, a)
+	case !union && !minus && !a.timed():
+		copyUntils(out, b)
+	case union && a.defUntil == 0 && b.defUntil == 0 && (!a.timed() || !b.timed()):
+		x, y := a, b // x: the side with untils
+		if !a.timed() {
+			x, y = b, a
+		}
+		for id, u := range x.until {
+			if x.get(id).granted() && !y.get(id).granted() {
+				out.setUntil(id, u)
+			}
+		}
+	default:
+		return false
+	}
+	return true
+}
+
+// copyUntils gives each subject out grants (all listed: out's default
+// does not grant) src's until for it.
+func copyUntils(out, src *subjectSet) {
+	if src.defUntil == 0 && len(src.until) < len(out.keys) {
+		for id, u := range src.until {
+			if out.m[id].granted() {
+				out.setUntil(id, u)
+			}
+		}
+		return
+	}
+	for _, id := range out.keys {
+		if out.m[id].granted() {
+			out.setUntil(id, src.untilOf(id))
 		}
 	}
 }
