@@ -52,33 +52,32 @@ func (t *subjectIDs) size() int {
 	return t.n
 }
 
-// lookup returns the number of name, if t has one.
-func (t *subjectIDs) lookup(name string) (subjectID, bool) {
-	t.mu.RLock()
-	id, ok := t.byName[name]
-	t.mu.RUnlock()
-	return id, ok
-}
-
 // unnumbered stands for an ID a table has not numbered: no set lists
 // it, so each gives it its default membership.
 const unnumbered = ^subjectID(0)
 
 // numberOf returns the number of name, or unnumbered.
 func (t *subjectIDs) numberOf(name string) subjectID {
-	if id, ok := t.lookup(name); ok {
+	t.mu.RLock()
+	defer t.mu.RUnlock()
+	return t.numberLocked(name)
+}
+
+// numberLocked is numberOf with t.mu held.
+func (t *subjectIDs) numberLocked(name string) subjectID {
+	if id, ok := t.byName[name]; ok {
 		return id
 	}
 	return unnumbered
 }
 
-// lookupAll sets out[i] to the number of names[i] and known[i] to
-// whether it has one, under one lock.
-func (t *subjectIDs) lookupAll(names []string, out []subjectID, known []bool) {
+// numbersOf sets out[i] to the number of names[i], or unnumbered, under
+// one lock.
+func (t *subjectIDs) numbersOf(names []string, out []subjectID) {
 	t.mu.RLock()
 	defer t.mu.RUnlock()
 	for i, name := range names {
-		out[i], known[i] = t.byName[name]
+		out[i] = t.numberLocked(name)
 	}
 }
 
@@ -112,8 +111,9 @@ func (t *subjectIDs) internAll(names []string, out []subjectID) (ok bool) {
 			}
 			// A copy: the name may share memory with a whole row read
 			// from storage, which the table would keep alive.
-			c[t.n%subjectIDChunk] = strings.Clone(name)
-			t.byName[c[t.n%subjectIDChunk]] = id
+			name := strings.Clone(name)
+			c[t.n%subjectIDChunk] = name
+			t.byName[name] = id
 			t.n++
 		}
 		out[i] = id

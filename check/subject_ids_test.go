@@ -26,11 +26,10 @@ func TestSubjectIDs(t *testing.T) {
 			t.Errorf("name(%d) = %q, want %q", nums[i], got, want)
 		}
 	}
-	known := make([]bool, 2)
 	looked := make([]subjectID, 2)
-	ids.lookupAll([]string{"bob", "carol"}, looked, known)
-	if !known[0] || looked[0] != nums[1] || known[1] {
-		t.Errorf("lookupAll(bob, carol) = %v, %v; want bob's number and carol unknown", looked, known)
+	ids.numbersOf([]string{"bob", "carol"}, looked)
+	if looked[0] != nums[1] || looked[1] != unnumbered {
+		t.Errorf("numbersOf(bob, carol) = %v; want bob's number and carol unnumbered", looked)
 	}
 	if got := ids.numberOf("carol"); got != unnumbered {
 		t.Errorf("numberOf(carol) = %d, want unnumbered", got)

@@ -893,10 +893,8 @@ type grant struct {
 // narrowed to, which are numbered already) and each wildcard.
 func (se *setEval) apply(grants []grant, names []string, out []setResult) error {
 	nums := make([]subjectID, len(names))
-	var known []bool
 	if se.only != nil {
-		known = make([]bool, len(names))
-		se.ids.lookupAll(names, nums, known)
+		se.ids.numbersOf(names, nums) // unnumbered: not among se.only
 	} else if !se.ids.internAll(names, nums) {
 		return errSetFallback // too many subjects to number: leave them to checks
 	}
@@ -910,7 +908,7 @@ func (se *setEval) apply(grants []grant, names []string, out []setResult) error 
 			continue
 		}
 		id := nums[g.name]
-		if se.only != nil && (!known[g.name] || !se.only[id]) {
+		if se.only != nil && !se.only[id] {
 			continue
 		}
 		if g.p != nil && set.get(id) != memberYes {
