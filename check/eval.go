@@ -242,10 +242,12 @@ func (ev *evaluation) resolvePending(typ, rel string, ids []string, pending []in
 	return nil
 }
 
-// resolve sends a problem through the engine's resolver layers, or, in
-// explain mode (paths are not cached), straight to local evaluation.
+// resolve sends a problem through the engine's resolver layers, or
+// straight to local evaluation: in explain mode (paths are not cached),
+// and for a relation whose objects' rows are all prefetched (see
+// prefetchedRelation).
 func (ev *evaluation) resolve(typ, rel string, ids []string, depth int) ([]outcome, error) {
-	if ev.explain || ev.eng.top == nil {
+	if ev.explain || ev.eng.top == nil || ev.prefetchedRelation(typ, rel, ids) {
 		return ev.evaluate(typ, rel, ids, depth)
 	}
 	p := dispatch.Problem{
@@ -262,6 +264,30 @@ func (ev *evaluation) resolve(typ, rel string, ids []string, depth int) ([]outco
 		out[i] = fromAnswer(a)
 	}
 	return out, nil
+}
+
+// prefetchedRelation reports whether rel is a relation of typ (not a
+// permission) and every one of ids has its rows prefetched. Such a
+// problem is evaluated in place, without the resolver layers: its
+// evaluation reads rows already in memory, and whatever it needs beyond
+// them (the subject sets its relationships name) is dispatched as its own
+// problems, which the layers do cache and share. Caching it would cost
+// more than computing it: a hash, a lock and a store per object, for an
+// answer keyed by one subject that random checks rarely ask again.
+func (ev *evaluation) prefetchedRelation(typ, rel string, ids []string) bool {
+	if ev.rows == nil {
+		return false
+	}
+	def := ev.schema.Definitions[typ]
+	if def == nil || def.Relations[rel] == nil {
+		return false
+	}
+	for _, id := range ids {
+		if _, ok := ev.rows[graph.ObjectRef{Type: typ, ID: id}]; !ok {
+			return false
+		}
+	}
+	return true
 }
 
 // isPermission reports whether rel is a permission of typ. A relation's

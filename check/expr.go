@@ -128,10 +128,11 @@ func granting(out []outcome) []int {
 }
 
 // edge is a relationship from a batch resource (at index i) to an object
-// whose relation must then be checked.
+// whose relation must then be checked. rel points into rows the
+// evaluation holds (see readEach) and is never written through.
 type edge struct {
 	i   int
-	rel graph.Relationship
+	rel *graph.Relationship
 }
 
 // checkTargets checks rel on every subject object of edges, returning the
@@ -202,7 +203,7 @@ func (ev *evaluation) checkTargets(edges []edge, rel string, depth int) ([]outco
 func (ev *evaluation) evalArrow(typ string, ids []string, a *schema.Arrow, perm string, depth int) ([]outcome, error) {
 	ix := newIndex(ids)
 	var edges []edge
-	err := ev.read(storage.Filter{ResourceType: typ, ResourceIDs: ids, Relation: a.Tupleset}, func(r graph.Relationship) {
+	err := ev.readEach(storage.Filter{ResourceType: typ, ResourceIDs: ids, Relation: a.Tupleset}, func(r *graph.Relationship) {
 		if i := ix.find(r.Resource.ID); i >= 0 {
 			edges = append(edges, edge{i, r})
 		}
@@ -228,12 +229,12 @@ func (ev *evaluation) evalArrow(typ string, ids []string, a *schema.Arrow, perm 
 	// mk returns the edge's caveat outcome and the target's outcome with
 	// the arrow step on its path.
 	mk := func(ed *edge, t outcome) (outcome, outcome, error) {
-		c, err := ev.caveat(&ed.rel)
+		c, err := ev.caveat(ed.rel)
 		if err != nil {
 			return outcome{}, t, err
 		}
 		if ev.explain && t.path != nil {
-			t.path = &pathNode{obj: graph.ObjectRef{Type: typ, ID: ids[ed.i]}, rel: perm, via: via, rship: &ed.rel, next: t.path}
+			t.path = &pathNode{obj: graph.ObjectRef{Type: typ, ID: ids[ed.i]}, rel: perm, via: via, rship: ed.rel, next: t.path}
 		}
 		return c, t, nil
 	}

@@ -143,6 +143,12 @@ func (ev *evaluation) queryAll(f storage.Filter, opts storage.QueryOptions) ([]g
 // the objects, and reports false (calling nothing) unless every object's
 // rows are complete.
 func (ev *evaluation) prefetched(typ string, ids []string, rel string, fn func(graph.Relationship)) bool {
+	return ev.prefetchedEach(typ, ids, rel, func(r *graph.Relationship) { fn(*r) })
+}
+
+// prefetchedEach is prefetched handing fn a pointer into the prefetched
+// rows, which are shared and read-only.
+func (ev *evaluation) prefetchedEach(typ string, ids []string, rel string, fn func(*graph.Relationship)) bool {
 	if ev.rows == nil {
 		return false
 	}
@@ -152,9 +158,10 @@ func (ev *evaluation) prefetched(typ string, ids []string, rel string, fn func(g
 		}
 	}
 	for _, id := range ids {
-		for _, r := range ev.rows[graph.ObjectRef{Type: typ, ID: id}] {
-			if r.Relation == rel {
-				fn(r)
+		rows := ev.rows[graph.ObjectRef{Type: typ, ID: id}]
+		for k := range rows {
+			if rows[k].Relation == rel {
+				fn(&rows[k])
 			}
 		}
 	}
@@ -164,14 +171,28 @@ func (ev *evaluation) prefetched(typ string, ids []string, rel string, fn func(g
 // read calls fn for each relationship of f (a forward filter on ids of
 // one relation), from prefetched rows when complete, else from storage.
 func (ev *evaluation) read(f storage.Filter, fn func(graph.Relationship)) error {
-	if ev.prefetched(f.ResourceType, f.ResourceIDs, f.Relation, func(r graph.Relationship) {
+	return ev.readEach(f, func(r *graph.Relationship) { fn(*r) })
+}
+
+// readEach is read handing fn a pointer to each relationship, which stays
+// valid for the evaluation and must not be written through: into the
+// prefetched rows, or into a slice of the rows read from storage.
+func (ev *evaluation) readEach(f storage.Filter, fn func(*graph.Relationship)) error {
+	if ev.prefetchedEach(f.ResourceType, f.ResourceIDs, f.Relation, func(r *graph.Relationship) {
 		if subjectMatches(f.Subject, r.Subject) {
 			fn(r)
 		}
 	}) {
 		return nil
 	}
-	return ev.query(f, fn)
+	var rows []graph.Relationship
+	if err := ev.query(f, func(r graph.Relationship) { rows = append(rows, r) }); err != nil {
+		return err
+	}
+	for k := range rows {
+		fn(&rows[k])
+	}
+	return nil
 }
 
 // subjectMatches reports whether s passes the subject filter f (nil: any).

@@ -128,8 +128,8 @@ func (ev *evaluation) viaSubjectSets(typ string, ids []string, r *schema.Relatio
 // answer both allow.
 func (ev *evaluation) viaSubjectSet(typ string, open []string, r *schema.Relation, setType, setRel string, ix indexOf, depth int, out []outcome) error {
 	var edges []edge
-	err := ev.read(storage.Filter{ResourceType: typ, ResourceIDs: open, Relation: r.Name,
-		Subject: &storage.SubjectFilter{Type: setType, Relation: &setRel}}, func(rel graph.Relationship) {
+	err := ev.readEach(storage.Filter{ResourceType: typ, ResourceIDs: open, Relation: r.Name,
+		Subject: &storage.SubjectFilter{Type: setType, Relation: &setRel}}, func(rel *graph.Relationship) {
 		if i := ix.find(rel.Resource.ID); i >= 0 {
 			edges = append(edges, edge{i, rel})
 		}
@@ -150,13 +150,13 @@ func (ev *evaluation) viaSubjectSet(typ string, open []string, r *schema.Relatio
 		if !mayExtend(out[ed.i], t) {
 			continue
 		}
-		c, err := ev.caveat(&ed.rel)
+		c, err := ev.caveat(ed.rel)
 		if err != nil {
 			return err
 		}
 		c.and(t)
 		if ev.explain && c.perm != NoPermission {
-			c.path = &pathNode{obj: ed.rel.Resource, rel: r.Name, rship: &ed.rel, next: t.path}
+			c.path = &pathNode{obj: ed.rel.Resource, rel: r.Name, rship: ed.rel, next: t.path}
 		}
 		out[ed.i].or(c)
 	}
