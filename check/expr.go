@@ -141,15 +141,19 @@ type edge struct {
 func (ev *evaluation) checkTargets(edges []edge, rel string, depth int) ([]outcome, error) {
 	res := make([]outcome, len(edges))
 	done := make([]bool, len(edges))
+	// The objects of one type, and for each edge its position among them,
+	// in buffers the types share.
+	idBuf := make([]string, 0, len(edges))
+	atBuf := make([]int, 0, 2*len(edges))
 	for k := range edges {
 		if done[k] {
 			continue
 		}
 		t := edges[k].rel.Subject.Object.Type
 		// Gather the distinct objects of type t from edge k on.
-		var ids []string
-		var at []int             // pairs: edge index, position in ids
-		var index map[string]int // for many objects; a scan is cheaper for few
+		ids := idBuf[len(idBuf):len(idBuf)]
+		at := atBuf[len(atBuf):len(atBuf)] // pairs: edge index, position in ids
+		var index map[string]int           // for many objects; a scan is cheaper for few
 		for j := k; j < len(edges); j++ {
 			o := edges[j].rel.Subject.Object
 			if done[j] || o.Type != t {
@@ -183,7 +187,7 @@ func (ev *evaluation) checkTargets(edges []edge, rel string, depth int) ([]outco
 			out = noOutcomes(len(ids))
 		} else {
 			var err error
-			if out, err = ev.checkBatch(t, rel, ids, depth+1); err != nil {
+			if out, err = ev.checkBatch(t, rel, ids[:len(ids):len(ids)], depth+1); err != nil {
 				return nil, err
 			}
 		}
@@ -191,6 +195,7 @@ func (ev *evaluation) checkTargets(edges []edge, rel string, depth int) ([]outco
 			res[at[i]] = out[at[i+1]]
 			done[at[i]] = true
 		}
+		idBuf, atBuf = idBuf[:len(idBuf)+len(ids)], atBuf[:len(atBuf)+len(at)]
 	}
 	return res, nil
 }
