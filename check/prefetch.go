@@ -152,13 +152,21 @@ func (ev *evaluation) prefetchedEach(typ string, ids []string, rel string, fn fu
 	if ev.rows == nil {
 		return false
 	}
-	for _, id := range ids {
-		if _, ok := ev.rows[graph.ObjectRef{Type: typ, ID: id}]; !ok {
-			return false
-		}
+	// Look each object up once: a batch's rows are gathered first, on the
+	// stack for the usual few objects, and handed out once all are found.
+	var small [16][]graph.Relationship
+	all := small[:0]
+	if len(ids) > len(small) {
+		all = make([][]graph.Relationship, 0, len(ids))
 	}
 	for _, id := range ids {
-		rows := ev.rows[graph.ObjectRef{Type: typ, ID: id}]
+		rows, ok := ev.rows[graph.ObjectRef{Type: typ, ID: id}]
+		if !ok {
+			return false
+		}
+		all = append(all, rows)
+	}
+	for _, rows := range all {
 		for k := range rows {
 			if rows[k].Relation == rel {
 				fn(&rows[k])

@@ -10,6 +10,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+	"unsafe"
 
 	"github.com/hashicorp/golang-lru/v2/simplelru"
 
@@ -267,15 +268,30 @@ type query struct {
 // revision its relation did not change across. Validated names and IDs
 // never hold the bytes 0x00–0x02, which separate and mark the fields.
 func (r *reader) key(kind byte, limit int, typ, rel string, fields func([]byte) []byte) query {
-	rev := r.next.Revision()
-	b := make([]byte, 0, 96)
+	b := r.appendKey(make([]byte, 0, 96), kind, limit)
+	return query{key: string(fields(b)), rev: r.next.Revision(), typ: typ, rel: rel}
+}
+
+// appendKey appends the start of a key (see key) to b.
+func (r *reader) appendKey(b []byte, kind byte, limit int) []byte {
 	if r.c.changes == nil {
-		b = strconv.AppendUint(b, uint64(rev), 10)
+		b = strconv.AppendUint(b, uint64(r.next.Revision()), 10)
 	}
 	b = append(b, kind)
 	b = strconv.AppendInt(b, int64(limit), 10)
-	b = append(b, 0)
-	return query{key: string(fields(b)), rev: rev, typ: typ, rel: rel}
+	return append(b, 0)
+}
+
+// appendObjectKey appends to b the key of the forward query of one
+// object's rows of rel (every relation when empty), at most limit of
+// them: the key forwardKey gives that query.
+func (r *reader) appendObjectKey(b []byte, typ, id, rel string, limit int) []byte {
+	b = r.appendKey(b, 'f', limit)
+	b = appendField(b, typ)
+	b = append(append(b, id...), 0x01, 0)
+	b = appendField(b, "") // no ID prefix
+	b = appendField(b, rel)
+	return append(b, 0x02) // no subject filter
 }
 
 func appendField(b []byte, s string) []byte { return append(append(b, s...), 0) }
@@ -342,7 +358,8 @@ func (c *Cache) through(key query, opts storage.QueryOptions, src iter.Seq2[grap
 }
 
 // get returns the cached result of q if it is exact at now and at q's
-// revision, and counts the hit or miss.
+// revision, and counts the hit or miss. It keeps no reference to q.key,
+// which may be a view of a caller's buffer.
 func (c *Cache) get(q query, now int64) ([]graph.Relationship, bool) {
 	sh := c.shard(q.key)
 	sh.mu.Lock()
@@ -466,12 +483,17 @@ func (r *reader) queryObjects(ctx context.Context, typ, rel string, ids []string
 	keys := make([]query, len(ids))
 	var missing []string
 	var missingAt []int
+	rev := r.next.Revision()
+	var buf [128]byte
 	for i, id := range ids {
-		keys[i] = r.forwardKey(storage.Filter{ResourceType: typ, ResourceIDs: ids[i : i+1 : i+1], Relation: rel}, perObject)
-		if got, ok := r.c.get(keys[i], now); ok {
+		// Look the object up by its key's bytes; only a miss, which the
+		// read then keeps, needs the key as a string of its own.
+		b := r.appendObjectKey(buf[:0], typ, id, rel, perObject)
+		if got, ok := r.c.get(query{key: unsafe.String(unsafe.SliceData(b), len(b)), rev: rev, typ: typ, rel: rel}, now); ok {
 			rows[i] = got[:len(got):len(got)]
 			continue
 		}
+		keys[i] = query{key: string(b), rev: rev, typ: typ, rel: rel}
 		missing, missingAt = append(missing, id), append(missingAt, i)
 	}
 	if len(missing) == 0 {
