@@ -108,36 +108,64 @@ type Step struct {
 // declines (ok false) past limit objects, and for a cycle: the walk
 // answers those, with its frames.
 func (t *tree) lineage(ids []string, now int64, limit int) (Lineage, bool) {
-	l := Lineage{IDs: slices.Clone(ids), Up: make([][]Step, len(ids))}
-	pos := make(map[string]int32, len(ids))
-	for i, id := range ids {
-		pos[id] = int32(i)
+	// A chain of folders is short: the objects are found by a scan until
+	// there are more than a few, then by a map.
+	const scanned = 16
+	l := Lineage{IDs: make([]string, len(ids), len(ids)+scanned), Up: make([][]Step, len(ids), len(ids)+scanned)}
+	copy(l.IDs, ids)
+	var pos map[string]int32
+	find := func(id string) (int32, bool) {
+		if pos == nil && len(l.IDs) > scanned {
+			pos = make(map[string]int32, 2*len(l.IDs))
+			for i, id := range l.IDs {
+				if _, dup := pos[id]; !dup {
+					pos[id] = int32(i)
+				}
+			}
+		}
+		if pos != nil {
+			p, ok := pos[id]
+			return p, ok
+		}
+		p := slices.Index(l.IDs, id)
+		return int32(p), p >= 0
 	}
+	var buf []Step // every object's steps, carved from one array
 	for i := 0; i < len(l.IDs); i++ {
 		x, known := t.objects.lookup(l.IDs[i])
 		if !known {
 			continue
 		}
-		var steps []Step
+		start := len(buf)
 		for _, e := range t.up[x].list {
 			if e.exp <= now {
 				continue
 			}
 			id := t.objects.list[e.to]
-			p, seen := pos[id]
+			p, seen := find(id)
 			if !seen {
 				if len(l.IDs) >= limit {
 					return Lineage{}, false
 				}
 				p = int32(len(l.IDs))
-				pos[id] = p
+				if pos != nil {
+					pos[id] = p
+				}
 				l.IDs = append(l.IDs, id)
 				l.Up = append(l.Up, nil)
 			}
-			steps = append(steps, Step{To: p, Until: e.exp})
+			if buf == nil {
+				buf = make([]Step, 0, len(ids)+scanned)
+			}
+			buf = append(buf, Step{To: p, Until: e.exp})
 		}
-		slices.SortFunc(steps, func(a, b Step) int { return cmp.Compare(l.IDs[a.To], l.IDs[b.To]) })
-		l.Up[i] = steps
+		steps := buf[start:len(buf):len(buf)]
+		if len(steps) > 1 {
+			slices.SortFunc(steps, func(a, b Step) int { return cmp.Compare(l.IDs[a.To], l.IDs[b.To]) })
+		}
+		if len(steps) > 0 {
+			l.Up[i] = steps
+		}
 	}
 	depth, ok := longest(l.Up)
 	if !ok {
