@@ -208,6 +208,7 @@ func (e *Engine) whatRows(ctx context.Context, snap Snapshot, req WhatRequest, n
 			return false, err
 		}
 		outs, err := ev.checkBatch(step.typ, step.perm, ids[start:end], 1)
+		outs = slices.Clone(outs) // the evaluation's slab is reused once released
 		e.release(ev)
 		if err != nil {
 			return false, fmt.Errorf("check %s#%s@%s: %w", step.typ, step.perm, req.Subject, err)

@@ -48,18 +48,17 @@ func (ev *evaluation) fromAncestors(typ, perm string, ids []string, depth int) (
 	if err != nil {
 		return nil, false, err
 	}
-	all := combineLineage(lin, base)
+	all := combineLineage(lin, base, ev.newOutcomes(len(lin.IDs)))
 	ev.memoAncestors(typ, perm, lin.IDs[len(ids):], all[len(ids):])
 	return all[:len(ids)], true, nil
 }
 
-// combineLineage computes the permission of every object of lin from its
-// base outcomes, parents first: an object's own base, and where that does
+// combineLineage computes into out the permission of every object of lin
+// from its base outcomes, parents first: an object's own base, and where that does
 // not grant, the arrow over its parents as evalArrow and evalUnion
 // combine it (a parent's answer under the relationship's until, merged
 // where it may extend the answer).
-func combineLineage(lin reach.Lineage, base []outcome) []outcome {
-	out := make([]outcome, len(lin.IDs))
+func combineLineage(lin reach.Lineage, base, out []outcome) []outcome {
 	done := make([]bool, len(lin.IDs))
 	// Parents come after the objects that name them, except where an
 	// object asked about is another's ancestor: resolve depth first.

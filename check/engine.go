@@ -117,6 +117,7 @@ func (e *Engine) newEvaluation(ctx context.Context, snap Snapshot, subject graph
 		now: now, nowNano: now.UnixNano(), caveatCtx: caveatCtx, ctxHash: h,
 		seq: e.nextSeq(), subject: subject, limit: e.cfg.MaxDepth,
 		memo: ev.memo, progress: ev.progress, rows: ev.rows, frames: ev.frames[:0], consulted: ev.consulted[:0],
+		outs: ev.outs,
 	}
 	return ev, nil
 }
@@ -144,7 +145,9 @@ const spareMapEntries = 1024
 // progress maps are most of what it allocates.
 func (e *Engine) release(ev *evaluation) {
 	memo, progress, rows, frames, consulted := ev.memo, ev.progress, ev.rows, ev.frames, ev.consulted
-	*ev = evaluation{}
+	outs := ev.outs
+	clear(outs) // drop what its outcomes point to
+	*ev = evaluation{outs: outs[:0]}
 	if len(memo) > spareMapEntries || len(rows) > spareMapEntries {
 		e.spare.Put(ev) // keep the struct, drop the large maps
 		return

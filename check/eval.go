@@ -61,6 +61,9 @@ type evaluation struct {
 	holdable holdable
 	// rows holds the complete relationships of prefetched objects.
 	rows map[graph.ObjectRef][]graph.Relationship
+	// outs is the slab the evaluation's small outcome slices are carved
+	// from (see newOutcomes); it is kept with the evaluation for the next.
+	outs []outcome
 }
 
 // node is one question of an evaluation: relation rel of object typ:id
@@ -98,7 +101,7 @@ func (ev *evaluation) opts() storage.QueryOptions { return storage.QueryOptions{
 // dispatched problem, memoizing the exact answers.
 func (ev *evaluation) checkBatch(typ, rel string, ids []string, depth int) ([]outcome, error) {
 	if !ev.canHold(typ, rel) {
-		return noOutcomes(len(ids)), nil
+		return ev.noOutcomes(len(ids)), nil
 	}
 	// A recursive relation or permission the subject's reverse closure
 	// answers needs no dispatch: its answers are exact. A permission whose
@@ -115,7 +118,7 @@ func (ev *evaluation) checkBatch(typ, rel string, ids []string, depth int) ([]ou
 		return ev.membersForward(cl, typ, rel, ids, depth)
 	}
 	if cl != nil && ((ev.explain && ev.limit < ev.eng.cfg.MaxDepth) || !cl.tooDeep(ids, depth, ev.limit)) {
-		return ev.fromClosure(cl, typ, rel, ids, noOutcomes(len(ids)), depth)
+		return ev.fromClosure(cl, typ, rel, ids, ev.noOutcomes(len(ids)), depth)
 	}
 	return ev.forward(typ, rel, ids, depth)
 }
@@ -127,7 +130,7 @@ func (ev *evaluation) checkBatch(typ, rel string, ids []string, depth int) ([]ou
 // paths through each arrow. Checking an agent against the hundreds of
 // teams cleared for a tier thus walks the few teams its principal is in.
 func (ev *evaluation) membersForward(cl *closure, typ, rel string, ids []string, depth int) ([]outcome, error) {
-	out := noOutcomes(len(ids))
+	out := ev.noOutcomes(len(ids))
 	var members []string
 	var at []int
 	for i, id := range ids {
@@ -150,7 +153,7 @@ func (ev *evaluation) membersForward(cl *closure, typ, rel string, ids []string,
 
 // forward answers checkBatch by memoized answers and dispatch.
 func (ev *evaluation) forward(typ, rel string, ids []string, depth int) ([]outcome, error) {
-	out := make([]outcome, len(ids))
+	out := ev.newOutcomes(len(ids))
 	pending, err := ev.recall(typ, rel, ids, out, make([]int, 0, len(ids)))
 	if err != nil {
 		return nil, err
@@ -259,7 +262,7 @@ func (ev *evaluation) resolve(typ, rel string, ids []string, depth int) ([]outco
 	if err := ev.eng.top.Resolve(ev.ctx, ev, &p, ans); err != nil {
 		return nil, err
 	}
-	out := make([]outcome, len(ids))
+	out := ev.newOutcomes(len(ids))
 	for i, a := range ans {
 		out[i] = fromAnswer(a)
 	}
@@ -415,7 +418,7 @@ func settle(f dispatch.Frame, out []outcome) {
 func (ev *evaluation) evaluateOnce(typ, rel string, ids []string, depth int) ([]outcome, error) {
 	def := ev.schema.Definitions[typ]
 	if def == nil {
-		return noOutcomes(len(ids)), nil
+		return ev.noOutcomes(len(ids)), nil
 	}
 	if p := def.Permissions[rel]; p != nil {
 		if out, ok, err := ev.fromAncestors(typ, rel, ids, depth); ok || err != nil {
@@ -441,7 +444,37 @@ func (ev *evaluation) evaluateOnce(typ, rel string, ids []string, depth int) ([]
 	if r := def.Relations[rel]; r != nil {
 		return ev.evalRelation(typ, ids, r, depth)
 	}
-	return noOutcomes(len(ids)), nil
+	return ev.noOutcomes(len(ids)), nil
+}
+
+// outcomeSlab is how many outcomes an evaluation allocates at a time to
+// carve its small outcome slices from: a check makes dozens of them, one
+// per batch and step, and allocating each would be most of what the
+// garbage collector then has to reclaim.
+const outcomeSlab = 512
+
+// newOutcomes returns n zero outcomes, carved from the evaluation's slab
+// when n is small. They live as long as the evaluation: release clears
+// the slab for the next one, so no slice of it may outlive the request.
+func (ev *evaluation) newOutcomes(n int) []outcome {
+	if n > outcomeSlab/8 {
+		return make([]outcome, n)
+	}
+	if cap(ev.outs)-len(ev.outs) < n {
+		ev.outs = make([]outcome, 0, outcomeSlab)
+	}
+	i := len(ev.outs)
+	ev.outs = ev.outs[:i+n]
+	return ev.outs[i : i+n : i+n]
+}
+
+// noOutcomes is newOutcomes filled with plain "no" outcomes.
+func (ev *evaluation) noOutcomes(n int) []outcome {
+	out := ev.newOutcomes(n)
+	for i := range out {
+		out[i] = noOutcome
+	}
+	return out
 }
 
 // noOutcomes returns n plain "no" outcomes.

@@ -16,7 +16,7 @@ func (ev *evaluation) evalExpr(typ string, ids []string, x schema.Expr, perm str
 	case *schema.RelationRef:
 		return ev.checkBatch(typ, x.Name, ids, depth+1)
 	case *schema.Nil:
-		return noOutcomes(len(ids)), nil
+		return ev.noOutcomes(len(ids)), nil
 	case *schema.Arrow:
 		return ev.evalArrow(typ, ids, x, perm, depth)
 	case *schema.Union:
@@ -32,7 +32,7 @@ func (ev *evaluation) evalExpr(typ string, ids []string, x schema.Expr, perm str
 // evalUnion evaluates the children in order, each for the IDs no earlier
 // child granted: a grant decides a union, so the batch shrinks as it goes.
 func (ev *evaluation) evalUnion(typ string, ids []string, x *schema.Union, perm string, depth int) ([]outcome, error) {
-	out := noOutcomes(len(ids))
+	out := ev.noOutcomes(len(ids))
 	open := make([]int, len(ids))
 	for i := range open {
 		open[i] = i
@@ -139,7 +139,7 @@ type edge struct {
 // outcome per edge (aligned with edges). Objects are deduplicated and
 // checked as one batch per type.
 func (ev *evaluation) checkTargets(edges []edge, rel string, depth int) ([]outcome, error) {
-	res := make([]outcome, len(edges))
+	res := ev.newOutcomes(len(edges))
 	done := make([]bool, len(edges))
 	// The objects of one type, and for each edge its position among them,
 	// in buffers the types share.
@@ -184,7 +184,7 @@ func (ev *evaluation) checkTargets(edges []edge, rel string, depth int) ([]outco
 		def := ev.schema.Definitions[t]
 		var out []outcome
 		if def == nil || (def.Relations[rel] == nil && def.Permissions[rel] == nil) {
-			out = noOutcomes(len(ids))
+			out = ev.noOutcomes(len(ids))
 		} else {
 			var err error
 			if out, err = ev.checkBatch(t, rel, ids[:len(ids):len(ids)], depth+1); err != nil {
@@ -216,7 +216,7 @@ func (ev *evaluation) evalArrow(typ string, ids []string, a *schema.Arrow, perm 
 	if err != nil {
 		return nil, err
 	}
-	out := noOutcomes(len(ids))
+	out := ev.noOutcomes(len(ids))
 	if len(edges) == 0 {
 		return out, nil
 	}

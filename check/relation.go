@@ -17,7 +17,7 @@ import (
 // recursive relation the subject's reverse closure answers never gets
 // here: checkBatch answers it.)
 func (ev *evaluation) evalRelation(typ string, ids []string, r *schema.Relation, depth int) ([]outcome, error) {
-	out := noOutcomes(len(ids))
+	out := ev.noOutcomes(len(ids))
 	open := ev.identity(typ, ids, r.Name, out)
 	ix := newIndex(ids)
 	if open > 0 {
