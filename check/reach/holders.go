@@ -1,6 +1,9 @@
 package reach
 
-import "slices"
+import (
+	"slices"
+	"unsafe"
+)
 
 // maxLevel is the longest chain a holders entry records; longer ones are
 // recorded as maxLevel, which lies beyond any depth limit an evaluator
@@ -23,7 +26,11 @@ func pack(es []entry) holders {
 	if len(es) == 0 {
 		return holders{}
 	}
-	h := holders{objs: make([]uint32, len(es)), levels: make([]uint16, len(es))}
+	// objs and levels share one allocation: a subject's holders are then
+	// one object to the garbage collector, or two with untils.
+	n := len(es)
+	buf := make([]uint32, n+(n+1)/2)
+	h := holders{objs: buf[:n:n], levels: unsafe.Slice((*uint16)(unsafe.Pointer(&buf[n])), n)}
 	for i, e := range es {
 		h.objs[i], h.levels[i] = e.obj, uint16(min(e.level, maxLevel))
 		if e.until != Never && h.until == nil {
