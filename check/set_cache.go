@@ -11,6 +11,7 @@ import (
 
 	"github.com/hashicorp/golang-lru/v2/simplelru"
 
+	"github.com/pembadb/pemba/graph"
 	"github.com/pembadb/pemba/schema"
 	"github.com/pembadb/pemba/storage"
 )
@@ -33,9 +34,9 @@ import (
 //
 // A narrowed evaluation computes only the subjects it was narrowed to,
 // which no other request can reuse; once a node is asked for narrowed
-// often enough (setCacheDemand), it is computed whole, once, and cached
-// (see setEval.whole). A node too large to compute whole (setWork) is
-// remembered and left narrowed.
+// often enough (setCacheDemand), it is computed whole, once, in the
+// background, and cached (see setEval.wholeInBackground). A node too
+// large to compute whole in setWholeTime is remembered and left narrowed.
 //
 // The cache is bounded by an estimate of its memory (maxBytes) and
 // evicts the least recently used sets. It is enabled when the engine's
@@ -91,8 +92,8 @@ const (
 	setCacheDemand = 3
 	// setDemandEntries bounds the nodes whose demand is counted.
 	setDemandEntries = 1 << 14
-	// setWholeTime bounds the time an evaluation spends computing a set
-	// whole.
+	// setWholeTime bounds the time a background computation spends on a
+	// set whole.
 	setWholeTime = 250 * time.Millisecond
 	// setMemberBytes estimates the memory of one listed subject (its ID,
 	// map entry and proof pointer), setUntilBytes that of one subject's
@@ -281,6 +282,17 @@ func (c *setCache) done(k setKey, tooLarge bool) {
 	}
 }
 
+// again undoes want's decision for the node of k, which no one computes
+// after all: the next evaluation that wants it computes it.
+func (c *setCache) again(k setKey) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.init()
+	if n, _ := c.demand.Peek(k); n == demandComputing {
+		c.demand.Add(k, setCacheDemand-1)
+	}
+}
+
 // cacheKey is the cache key of typ:id#rel in se, for a set that decided
 // a caveat (caveated) or not.
 func (se *setEval) cacheKey(typ, id, rel string, caveated bool) setKey {
@@ -304,15 +316,16 @@ func (se *setEval) cached(typ, id, rel string) (setResult, bool) {
 }
 
 // fromCache answers what it can of pending (the IDs of typ#rel at the
-// indexes at of out) from the cache, computes whole the nodes a narrowed
-// evaluation has wanted often enough (see setCache), and returns the IDs
-// left to compute, with their indexes.
+// indexes at of out) from the cache, and returns the IDs left to compute,
+// with their indexes. The nodes a narrowed evaluation has wanted often
+// enough (see setCache) it also hands to wholeInBackground; this
+// evaluation computes them narrowed all the same.
 func (se *setEval) fromCache(typ, rel string, depth int, pending []string, at []int, out []setResult) ([]string, []int, error) {
 	if se.cache == nil || len(pending) == 0 {
 		return pending, at, nil
 	}
 	var restIDs, wholeIDs []string
-	var restAt, wholeAt []int
+	var restAt []int
 	for j, id := range pending {
 		if r, ok := se.cached(typ, id, rel); ok {
 			r.set = se.restrict(r.set)
@@ -323,53 +336,80 @@ func (se *setEval) fromCache(typ, rel string, depth int, pending []string, at []
 		// Demand is counted across contexts: a set computed whole for
 		// one serves all when it decides no caveat.
 		if se.only != nil && se.cache.want(se.cacheKey(typ, id, rel, false)) {
-			wholeIDs, wholeAt = append(wholeIDs, id), append(wholeAt, at[j])
-			continue
+			wholeIDs = append(wholeIDs, id)
 		}
 		restIDs, restAt = append(restIDs, id), append(restAt, at[j])
 	}
-	if len(wholeIDs) == 0 {
-		return restIDs, restAt, nil
-	}
-	// A whole evaluation of its own: its sets are cached as it computes
-	// them, and its work and time are bounded apart from the request's
-	// (the request pays for it: a set too large to compute in
-	// setWholeTime is left narrowed at this revision).
-	w := &setEval{ev: se.ev, subjectType: se.subjectType, holds: se.holds, ids: se.ids, memo: make(map[node]setResult),
-		busy: make(map[node]int), reentered: make(map[node]int), work: new(int), cache: se.cache}
-	reqCtx := se.ev.ctx
-	wctx, cancel := context.WithTimeout(reqCtx, setWholeTime)
-	se.ev.ctx = wctx
-	res, err := w.batch(typ, rel, wholeIDs, depth)
-	se.ev.ctx = reqCtx
-	cancel()
-	if err != nil && reqCtx.Err() == nil && wctx.Err() != nil {
-		err = errSetFallback // out of time: too large
-	}
-	if err != nil {
-		for _, id := range wholeIDs {
-			se.cache.done(se.cacheKey(typ, id, rel, false), errors.Is(err, errSetFallback))
-		}
-	}
-	switch {
-	case errors.Is(err, errSetFallback):
-		return append(restIDs, wholeIDs...), append(restAt, wholeAt...), nil
-	case err != nil:
-		return nil, nil, err
-	}
-	for j, id := range wholeIDs {
-		// A set stored for this context (it decided a caveat) leaves the
-		// demand for any context to end here.
-		if res[j].caveated {
-			se.cache.done(se.cacheKey(typ, id, rel, false), false)
-		}
-	}
-	for j, i := range wholeAt {
-		res[j].set = se.restrict(res[j].set)
-		out[i] = res[j]
-		se.memo[node{typ, wholeIDs[j], rel}] = res[j]
+	if len(wholeIDs) > 0 {
+		se.wholeInBackground(typ, rel, wholeIDs, depth)
 	}
 	return restIDs, restAt, nil
+}
+
+// setWholeWorkers bounds the sets computed whole at once, in the
+// background, per engine.
+const setWholeWorkers = 1
+
+// wholeInBackground computes the sets of typ#rel on ids whole (not
+// narrowed), at se's revision, instant and caveat context, in a
+// goroutine of its own, which caches them as it computes them: no
+// request waits for a whole set, the request that wanted one last goes
+// on narrowed, and the requests after it find it cached. Each computation
+// gets setWholeTime: a set too large to compute in it is remembered and
+// left narrowed at this revision. When setWholeWorkers computations are
+// already running, the nodes are wanted again by the next evaluation that
+// needs them.
+func (se *setEval) wholeInBackground(typ, rel string, ids []string, depth int) {
+	keys := make([]setKey, len(ids))
+	for j, id := range ids {
+		keys[j] = se.cacheKey(typ, id, rel, false)
+	}
+	eng, cache := se.ev.eng, se.cache
+	select {
+	case eng.wholeSlots <- struct{}{}:
+	default:
+		for _, k := range keys {
+			cache.again(k)
+		}
+		return
+	}
+	snap := Snapshot{Schema: se.ev.schema, Reader: se.ev.raw}
+	caveatCtx, now := se.ev.caveatCtx, se.ev.now
+	subjectType, holds, table := se.subjectType, se.holds, se.ids
+	go func() {
+		defer func() { <-eng.wholeSlots }()
+		ctx, cancel := context.WithTimeout(context.Background(), setWholeTime)
+		defer cancel()
+		err := func() error {
+			ev, err := eng.newEvaluation(ctx, snap, graph.SubjectRef{}, caveatCtx, now)
+			if err != nil {
+				return err
+			}
+			defer eng.release(ev)
+			w := &setEval{ev: ev, subjectType: subjectType, holds: holds, ids: table, memo: make(map[node]setResult),
+				busy: make(map[node]int), reentered: make(map[node]int), work: new(int), cache: cache}
+			res, err := w.batch(typ, rel, ids, depth)
+			if err != nil {
+				if ctx.Err() != nil {
+					return errSetFallback // out of time: too large
+				}
+				return err
+			}
+			for j := range ids {
+				// A set stored for this context (it decided a caveat)
+				// leaves the demand for any context to end here.
+				if res[j].caveated {
+					cache.done(keys[j], false)
+				}
+			}
+			return nil
+		}()
+		if err != nil {
+			for _, k := range keys {
+				cache.done(k, errors.Is(err, errSetFallback))
+			}
+		}
+	}()
 }
 
 // onlySorted returns the subjects se is narrowed to and their IDs,

@@ -170,3 +170,72 @@ func TestSetCacheBytes(t *testing.T) {
 		}
 	}
 }
+
+// TestSetsComputedWholeInBackground: once narrowed evaluations have
+// wanted a node setCacheDemand times, it is computed whole in the
+// background and cached, and later evaluations find it there; while the
+// background slots are taken, the demand waits for the next evaluation
+// that wants the node instead of being lost.
+func TestSetsComputedWholeInBackground(t *testing.T) {
+	snap := pruneWorld(t)
+	e := New(Config{})
+	narrowed := func(who string) *setEval {
+		ev, err := e.newEvaluation(context.Background(), snap, graph.SubjectRef{}, nil, goldenNow)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { e.release(ev) })
+		se := newSetEval(ev, "user")
+		id := make([]subjectID, 1)
+		if !se.ids.internAll([]string{who}, id) {
+			t.Fatalf("cannot number %s", who)
+		}
+		se.only, se.cache = map[subjectID]bool{id[0]: true}, &e.sets
+		return se
+	}
+	ask := func(who string) setResult {
+		t.Helper()
+		res, err := narrowed(who).batch("gate", "grantee", []string{"g1"}, 1)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return res[0]
+	}
+	key := narrowed("alice").cacheKey("gate", "g1", "grantee", false)
+
+	// The slot taken: the third demand is put back, not computed.
+	e.wholeSlots <- struct{}{}
+	for range setCacheDemand {
+		if r := ask("alice"); r.set.empty() {
+			t.Fatal("alice is a grantee of g1, narrowed to her")
+		}
+	}
+	e.sets.mu.Lock()
+	n, _ := e.sets.demand.Peek(key)
+	e.sets.mu.Unlock()
+	if n != setCacheDemand-1 {
+		t.Fatalf("demand with the slot taken: %d, want %d", n, setCacheDemand-1)
+	}
+	<-e.wholeSlots
+
+	// The slot free: the next demand computes g1's grantees whole.
+	if r := ask("bob"); !r.set.empty() {
+		t.Fatal("bob is no grantee of g1")
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		if r, ok := narrowed("carol").cached("gate", "g1", "grantee"); ok {
+			if len(r.set.keys) != 1 {
+				t.Fatalf("g1's grantees computed whole: %d subjects, want alice alone", len(r.set.keys))
+			}
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("g1's grantees were not computed whole")
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	if r := ask("alice"); r.set.empty() {
+		t.Fatal("the cached whole set, narrowed to alice, lost her")
+	}
+}
