@@ -285,12 +285,9 @@ func (ev *evaluation) prefetchedRelation(typ, rel string, ids []string) bool {
 	if def == nil || def.Relations[rel] == nil {
 		return false
 	}
-	for _, id := range ids {
-		if _, ok := ev.rows[graph.ObjectRef{Type: typ, ID: id}]; !ok {
-			return false
-		}
-	}
-	return true
+	var small [16][]graph.Relationship
+	_, ok := ev.prefetchedRows(typ, ids, small[:0])
+	return ok
 }
 
 // isPermission reports whether rel is a permission of typ. A relation's

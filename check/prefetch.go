@@ -149,22 +149,12 @@ func (ev *evaluation) prefetched(typ string, ids []string, rel string, fn func(g
 // prefetchedEach is prefetched handing fn a pointer into the prefetched
 // rows, which are shared and read-only.
 func (ev *evaluation) prefetchedEach(typ string, ids []string, rel string, fn func(*graph.Relationship)) bool {
-	if ev.rows == nil {
-		return false
-	}
 	// Look each object up once: a batch's rows are gathered first, on the
 	// stack for the usual few objects, and handed out once all are found.
 	var small [16][]graph.Relationship
-	all := small[:0]
-	if len(ids) > len(small) {
-		all = make([][]graph.Relationship, 0, len(ids))
-	}
-	for _, id := range ids {
-		rows, ok := ev.rows[graph.ObjectRef{Type: typ, ID: id}]
-		if !ok {
-			return false
-		}
-		all = append(all, rows)
+	all, ok := ev.prefetchedRows(typ, ids, small[:0])
+	if !ok {
+		return false
 	}
 	for _, rows := range all {
 		for k := range rows {
@@ -174,6 +164,22 @@ func (ev *evaluation) prefetchedEach(typ string, ids []string, rel string, fn fu
 		}
 	}
 	return true
+}
+
+// prefetchedRows appends to buf the prefetched rows of each of ids, and
+// reports false unless every object's rows are complete.
+func (ev *evaluation) prefetchedRows(typ string, ids []string, buf [][]graph.Relationship) ([][]graph.Relationship, bool) {
+	if ev.rows == nil {
+		return nil, false
+	}
+	for _, id := range ids {
+		rows, ok := ev.rows[graph.ObjectRef{Type: typ, ID: id}]
+		if !ok {
+			return nil, false
+		}
+		buf = append(buf, rows)
+	}
+	return buf, true
 }
 
 // read calls fn for each relationship of f (a forward filter on ids of

@@ -1,6 +1,7 @@
 package reach
 
 import (
+	"strings"
 	"unsafe"
 
 	"github.com/pembadb/pemba/graph"
@@ -73,7 +74,7 @@ func (a *arena) copy(s string) string {
 	case s == "":
 		return ""
 	case len(s) > arenaChunk/16:
-		return string([]byte(s))
+		return strings.Clone(s)
 	case cap(a.chunk)-len(a.chunk) < len(s):
 		a.chunk = make([]byte, 0, arenaChunk)
 	}

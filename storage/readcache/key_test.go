@@ -8,7 +8,8 @@ import (
 
 // TestObjectKeyIsForwardKey: QueryObjects looks an object up by
 // appendObjectKey, which must be the key forwardKey gives the object's own
-// query, or the two would not share cache entries.
+// query (with or without the revision in it), or the two would not share
+// cache entries.
 func TestObjectKeyIsForwardKey(t *testing.T) {
 	for _, changes := range []bool{false, true} {
 		c := New(Config{})
@@ -26,7 +27,7 @@ func TestObjectKeyIsForwardKey(t *testing.T) {
 		} {
 			f := storage.Filter{ResourceType: tc.typ, ResourceIDs: []string{tc.id}, Relation: tc.rel}
 			want := r.forwardKey(f, tc.limit).key
-			if got := string(r.appendObjectKey(nil, tc.typ, tc.id, tc.rel, tc.limit)); got != want {
+			if got := string(r.appendObjectKey(nil, &f, tc.limit)); got != want {
 				t.Errorf("changes %v, %+v: object key %q, forward key %q", changes, tc, got, want)
 			}
 		}

@@ -174,16 +174,19 @@ func (r *reader) QueryRelationships(ctx context.Context, f storage.Filter, opts 
 }
 
 func (r *reader) forwardKey(f storage.Filter, limit int) query {
-	return r.key('f', limit, f.ResourceType, f.Relation, func(b []byte) []byte {
-		b = appendField(b, f.ResourceType)
-		b = appendIDs(b, f.ResourceIDs)
-		b = appendField(b, f.ResourceIDPrefix)
-		b = appendField(b, f.Relation)
-		if f.Subject == nil {
-			return append(b, 0x02)
-		}
-		return appendSubject(b, *f.Subject)
-	})
+	return r.key('f', limit, f.ResourceType, f.Relation, func(b []byte) []byte { return appendForward(b, &f) })
+}
+
+// appendForward appends the fields of forward filter f to a key.
+func appendForward(b []byte, f *storage.Filter) []byte {
+	b = appendField(b, f.ResourceType)
+	b = appendIDs(b, f.ResourceIDs)
+	b = appendField(b, f.ResourceIDPrefix)
+	b = appendField(b, f.Relation)
+	if f.Subject == nil {
+		return append(b, 0x02)
+	}
+	return appendSubject(b, *f.Subject)
 }
 
 // QueryRelationshipSlice returns the whole result of a forward query as one
@@ -282,16 +285,10 @@ func (r *reader) appendKey(b []byte, kind byte, limit int) []byte {
 	return append(b, 0)
 }
 
-// appendObjectKey appends to b the key of the forward query of one
-// object's rows of rel (every relation when empty), at most limit of
-// them: the key forwardKey gives that query.
-func (r *reader) appendObjectKey(b []byte, typ, id, rel string, limit int) []byte {
-	b = r.appendKey(b, 'f', limit)
-	b = appendField(b, typ)
-	b = append(append(b, id...), 0x01, 0)
-	b = appendField(b, "") // no ID prefix
-	b = appendField(b, rel)
-	return append(b, 0x02) // no subject filter
+// appendObjectKey appends to b the key forwardKey gives f, a forward
+// query of one object's rows, at most limit of them.
+func (r *reader) appendObjectKey(b []byte, f *storage.Filter, limit int) []byte {
+	return appendForward(r.appendKey(b, 'f', limit), f)
 }
 
 func appendField(b []byte, s string) []byte { return append(append(b, s...), 0) }
@@ -488,7 +485,7 @@ func (r *reader) queryObjects(ctx context.Context, typ, rel string, ids []string
 	for i, id := range ids {
 		// Look the object up by its key's bytes; only a miss, which the
 		// read then keeps, needs the key as a string of its own.
-		b := r.appendObjectKey(buf[:0], typ, id, rel, perObject)
+		b := r.appendObjectKey(buf[:0], &storage.Filter{ResourceType: typ, ResourceIDs: ids[i : i+1 : i+1], Relation: rel}, perObject)
 		if got, ok := r.c.get(query{key: unsafe.String(unsafe.SliceData(b), len(b)), rev: rev, typ: typ, rel: rel}, now); ok {
 			rows[i] = got[:len(got):len(got)]
 			continue
