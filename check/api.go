@@ -196,7 +196,7 @@ func (c Config) withDefaults() Config {
 }
 
 // DefaultSetCacheBytes is Config.SetCacheBytes when it is 0.
-const DefaultSetCacheBytes = 64 << 20
+const DefaultSetCacheBytes = 256 << 20
 
 // CacheEntryBytes is the estimated memory of one cache entry: its slot
 // in the cache's table (the key's headers, the answer, hash and use

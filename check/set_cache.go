@@ -12,6 +12,7 @@ import (
 	"github.com/hashicorp/golang-lru/v2/simplelru"
 
 	"github.com/pembadb/pemba/graph"
+	"github.com/pembadb/pemba/internal/slru"
 	"github.com/pembadb/pemba/schema"
 	"github.com/pembadb/pemba/storage"
 )
@@ -39,16 +40,17 @@ import (
 // large to compute whole in setWholeTime is remembered and left narrowed.
 //
 // The cache is bounded by an estimate of its memory (maxBytes) and
-// evicts the least recently used sets. It is enabled when the engine's
+// evicts the least recently used sets, those used only once first (a
+// segmented LRU, see slru): one request's sets, computed whole and never
+// asked for again, do not push out the sets every lookup uses. It is enabled when the engine's
 // result cache is (Config.CacheEntries > 0).
 type setCache struct {
 	// maxBytes bounds the estimated memory of the cached sets
 	// (Config.SetCacheBytes); one set may take a quarter of it.
 	maxBytes int64
 	mu       sync.Mutex // guards every field below
-	// sets holds the cached sets; bytes is their estimated size.
-	sets  *simplelru.LRU[setKey, setEntry]
-	bytes int64
+	// sets holds the cached sets, sized by their estimated memory.
+	sets *slru.Cache[setKey, setEntry]
 	// demand counts, per node not cached, the narrowed evaluations that
 	// wanted it; demandTooLarge marks a node too large to compute whole,
 	// demandComputing one an evaluation is computing whole (the others
@@ -81,7 +83,6 @@ type setEntry struct {
 	res       setResult
 	ids       *subjectIDs // numbered res's subjects
 	at, until int64
-	size      int64
 	rev       storage.Revision
 	deps      [][2]string
 }
@@ -91,21 +92,27 @@ const (
 	// before it is computed whole.
 	setCacheDemand = 3
 	// setDemandEntries bounds the nodes whose demand is counted.
-	setDemandEntries = 1 << 14
+	setDemandEntries = 1 << 16
 	// setWholeTime bounds the time a background computation spends on a
-	// set whole.
-	setWholeTime = 250 * time.Millisecond
-	// setMemberBytes estimates the memory of one listed subject (its ID,
-	// map entry and proof pointer), setUntilBytes that of one subject's
-	// until (see subjectSet.until).
-	setMemberBytes = 96
-	setUntilBytes  = 48
+	// set whole: long enough for the sets every lookup of a large graph
+	// intersects with (everyone cleared for a tier, half a million
+	// subjects through 20,000 nested teams, takes 0.4–1 s on two busy
+	// cores), which are worth computing once instead of narrowed in every
+	// request; one computation runs at a time, and a set that needs more
+	// is left narrowed.
+	setWholeTime = 5 * time.Second
+	// setMemberBytes estimates the memory of one listed subject of a
+	// cached set (its map entry and its place in keys; measured 17–24
+	// bytes), setUntilBytes that of one subject's until (see
+	// subjectSet.until; measured 24–38). Cached sets hold no proofs.
+	setMemberBytes = 24
+	setUntilBytes  = 40
 )
 
 // init readies the cache; it must be called with c.mu held.
 func (c *setCache) init() {
 	if c.sets == nil {
-		c.sets, _ = simplelru.NewLRU[setKey, setEntry](1<<20, nil) // bounded by bytes, not count
+		c.sets = slru.New[setKey, setEntry](c.maxBytes)
 		c.demand, _ = simplelru.NewLRU[setKey, int](setDemandEntries, nil)
 	}
 }
@@ -212,33 +219,33 @@ func relationsBelow(s *schema.Schema, typ, rel string) [][2]string {
 
 // put caches r, computed at now and rev with its subjects numbered by
 // ids, for k; deps are the relations below it (see relationsBelow).
-func (c *setCache) put(k setKey, r setResult, now int64, rev storage.Revision, ids *subjectIDs, deps [][2]string) {
+// wanted marks a set narrowed evaluations asked for (see want), which
+// is kept over the sets requests computed on their way.
+func (c *setCache) put(k setKey, r setResult, now int64, rev storage.Revision, ids *subjectIDs, deps [][2]string, wanted bool) {
 	if r.expires != 0 && r.expires <= now {
 		return
 	}
 	size := int64(len(r.set.keys)+1)*setMemberBytes + int64(len(r.set.until))*setUntilBytes
-	if size > c.maxBytes/4 {
-		return
-	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	c.init()
-	if old, ok := c.sets.Peek(k); ok {
-		if old.rev > rev {
-			return // keep the newer set: evaluations at the head want it
+	if size > c.maxBytes/4 {
+		if wanted {
+			// Lookups go on asking for it: remember it is too large.
+			c.demand.Add(k, demandTooLarge)
 		}
-		c.bytes -= old.size
+		return
 	}
-	c.sets.Add(k, setEntry{res: r, ids: ids, at: now, until: r.expires, size: size, rev: rev, deps: deps})
-	c.bytes += size
+	if old, ok := c.sets.Peek(k); ok && old.rev > rev {
+		return // keep the newer set: evaluations at the head want it
+	}
+	e := setEntry{res: r, ids: ids, at: now, until: r.expires, rev: rev, deps: deps}
+	if wanted {
+		c.sets.AddUsed(k, e, size)
+	} else {
+		c.sets.Add(k, e, size)
+	}
 	c.demand.Remove(k)
-	for c.bytes > c.maxBytes {
-		_, old, ok := c.sets.RemoveOldest()
-		if !ok {
-			break
-		}
-		c.bytes -= old.size
-	}
 }
 
 // The states of a node's demand besides a count.
@@ -387,7 +394,7 @@ func (se *setEval) wholeInBackground(typ, rel string, ids []string, depth int) {
 			}
 			defer eng.release(ev)
 			w := &setEval{ev: ev, subjectType: subjectType, holds: holds, ids: table, memo: make(map[node]setResult),
-				busy: make(map[node]int), reentered: make(map[node]int), work: new(int), cache: cache}
+				busy: make(map[node]int), reentered: make(map[node]int), work: new(int), cache: cache, background: true}
 			res, err := w.batch(typ, rel, ids, depth)
 			if err != nil {
 				if ctx.Err() != nil {
@@ -395,7 +402,9 @@ func (se *setEval) wholeInBackground(typ, rel string, ids []string, depth int) {
 				}
 				return err
 			}
-			for j := range ids {
+			deps := cache.dependencies(ev.schema, typ, rel)
+			for j, id := range ids {
+				cache.put(w.cacheKey(typ, id, rel, res[j].caveated), res[j], ev.nowNano, ev.rev, table, deps, true)
 				// A set stored for this context (it decided a caveat)
 				// leaves the demand for any context to end here.
 				if res[j].caveated {

@@ -155,7 +155,7 @@ func TestSetCacheBytes(t *testing.T) {
 		c := setCache{maxBytes: tc.budget}
 		ids := newSubjectIDs(maxSubjectIDs)
 		for i, n := range tc.sets {
-			c.put(key(fmt.Sprint(i)), set(n), 0, 1, ids, nil)
+			c.put(key(fmt.Sprint(i)), set(n), 0, 1, ids, nil, false)
 		}
 		for i := range tc.sets {
 			if _, ok := c.get(key(fmt.Sprint(i)), 0, 1, newSubjectIDs(maxSubjectIDs)); ok {
@@ -165,9 +165,42 @@ func TestSetCacheBytes(t *testing.T) {
 				t.Errorf("%s: set %d (%d members) kept %v, want %v", tc.name, i, tc.sets[i], ok, tc.kept[i])
 			}
 		}
-		if c.bytes > max(tc.budget, 0) {
-			t.Errorf("%s: %d bytes cached, over the budget of %d", tc.name, c.bytes, tc.budget)
+		if c.sets != nil && c.sets.Size() > max(tc.budget, 0) {
+			t.Errorf("%s: %d bytes cached, over the budget of %d", tc.name, c.sets.Size(), tc.budget)
 		}
+	}
+}
+
+// TestSetCacheKeepsSetsUsedAgain: a set a lookup used again stays cached
+// while a stream of sets used once, together larger than the budget,
+// passes through: one request's sets do not evict the ones every lookup
+// shares.
+func TestSetCacheKeepsSetsUsedAgain(t *testing.T) {
+	set := func(n int) setResult {
+		s := emptySet()
+		for i := range n {
+			s.set(subjectID(i), memberYes)
+		}
+		return setResult{set: s}
+	}
+	key := func(id string) setKey {
+		return setKey{rev: 1, subjectType: "user", n: node{typ: "tier", id: id, rel: "clearance"}}
+	}
+	ids := newSubjectIDs(maxSubjectIDs)
+	c := setCache{maxBytes: 40 * int64(10+1) * setMemberBytes}
+	c.put(key("shared"), set(10), 0, 1, ids, nil, false)
+	c.put(key("unused"), set(10), 0, 1, ids, nil, false)
+	if _, ok := c.get(key("shared"), 0, 1, ids); !ok {
+		t.Fatal("shared set not cached")
+	}
+	for i := range 100 {
+		c.put(key(fmt.Sprint("once-", i)), set(10), 0, 1, ids, nil, false)
+	}
+	if _, ok := c.get(key("shared"), 0, 1, ids); !ok {
+		t.Error("the set used again was evicted by sets used once")
+	}
+	if _, ok := c.get(key("unused"), 0, 1, ids); ok {
+		t.Error("a set never used again outlived 100 newer ones in a cache of 40")
 	}
 }
 

@@ -499,6 +499,12 @@ type setEval struct {
 	// cache, when set, holds the sets computed whole by earlier
 	// evaluations at the snapshot's revision (see setCache).
 	cache *setCache
+	// background marks a whole computation in the background (see
+	// wholeInBackground): it caches only the sets it was asked for, not
+	// the ones it computed on the way, which no request asked for and
+	// which can be many times larger together (the 20,000 team sets below
+	// a tier's clearance) and would evict the set they were computed for.
+	background bool
 	// held memoizes holders by type#relation (nil: too many, or not
 	// looked up), monotoneMemo monotone.
 	held         map[[2]string]map[string]bool
@@ -608,8 +614,8 @@ func (se *setEval) batch(typ, rel string, ids []string, depth int) ([]setResult,
 		for j, i := range at {
 			out[i] = res[j]
 			se.memo[node{typ, pending[j], rel}] = res[j]
-			if se.cache != nil && se.only == nil {
-				se.cache.put(se.cacheKey(typ, pending[j], rel, res[j].caveated), res[j], se.ev.nowNano, se.ev.rev, se.ids, se.cache.dependencies(se.ev.schema, typ, rel))
+			if se.cache != nil && se.only == nil && !se.background {
+				se.cache.put(se.cacheKey(typ, pending[j], rel, res[j].caveated), res[j], se.ev.nowNano, se.ev.rev, se.ids, se.cache.dependencies(se.ev.schema, typ, rel), false)
 			}
 		}
 	}

@@ -20,6 +20,7 @@ import (
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
 
+	"github.com/pembadb/pemba/check"
 	"github.com/pembadb/pemba/core"
 	"github.com/pembadb/pemba/server"
 )
@@ -187,7 +188,7 @@ evaluate its share themselves.`,
 	f.IntVar(&o.cacheEntries, "cache-entries", 100000, "check result cache entries (negative disables the cache)")
 	f.Int64Var(&o.cacheBytes, "cache-bytes", 0, "bound the check result cache by estimated memory instead of --cache-entries (0: use --cache-entries)")
 	f.Int64Var(&o.readCacheBytes, "read-cache-bytes", 64<<20, "memory for small relationship query results shared by checks at the same revision (negative disables)")
-	f.Int64Var(&o.setCacheBytes, "set-cache-bytes", 64<<20, "memory for the subject sets lookups compute whole and share, such as everyone cleared for a tier; one set may take a quarter (negative disables)")
+	f.Int64Var(&o.setCacheBytes, "set-cache-bytes", check.DefaultSetCacheBytes, "memory for the subject sets lookups compute whole and share, such as everyone cleared for a tier; one set may take a quarter (negative disables)")
 	f.BoolVar(&o.cacheAcross, "cache-across-revisions", true, "follow the datastore's change stream so a cached read or subject set serves later revisions until its relations change: writes then leave the caches of other relations warm (false: each result serves only the revision it was read at)")
 	f.BoolVar(&o.reachIndex, "reach-index", true, "keep an in-memory index of nested group memberships (relations such as 'member: user | group#member') and of folder trees' parent relations ('view = viewer + parent->view'), so a nested-group check is one lookup and a folder chain one batch; its memory is the metric pemba_reach_index_bytes")
 	f.Int64Var(&o.reachIndexBytes, "reach-index-max-bytes", 2<<30, "bound the reach index's estimated memory; past it the index empties itself, checks walk nested groups, and it is rebuilt ten minutes later (0: no bound)")
