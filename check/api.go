@@ -221,4 +221,16 @@ type Stats struct {
 	// answered and passed to the datastore.
 	ReadCacheHits   uint64
 	ReadCacheMisses uint64
+	// SetCacheHits and SetCacheMisses count the subject sets lookups
+	// looked for in the subject-set cache; SetCacheBytes and
+	// SetCacheEntries are what it holds now (bytes by its estimate).
+	SetCacheHits, SetCacheMisses uint64
+	SetCacheBytes                int64
+	SetCacheEntries              int
+	// SetsComputed, SetsTooLarge and SetsFailed count the shared sets
+	// computed whole in the background by outcome: cached, too large
+	// (out of time, or over a quarter of the budget) and failed
+	// otherwise; SetsDeferred counts the ones put off because another
+	// was being computed.
+	SetsComputed, SetsTooLarge, SetsFailed, SetsDeferred uint64
 }

@@ -102,6 +102,7 @@ func (e *Engine) Stats() Stats {
 		rs := e.reads.Stats()
 		s.ReadCacheHits, s.ReadCacheMisses = rs.Hits, rs.Misses
 	}
+	e.sets.stats(&s)
 	return s
 }
 

@@ -7,6 +7,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/hashicorp/golang-lru/v2/simplelru"
@@ -63,6 +64,21 @@ type setCache struct {
 	changes Changes
 	deps    map[[2]string][][2]string
 	depsOf  *schema.Schema
+	// counters for Stats: lookups in sets, and background computations
+	// by outcome.
+	hits, misses                         atomic.Uint64
+	computed, tooLarge, failed, deferred atomic.Uint64
+}
+
+// stats adds the cache's counters and size to s.
+func (c *setCache) stats(s *Stats) {
+	s.SetCacheHits, s.SetCacheMisses = c.hits.Load(), c.misses.Load()
+	s.SetsComputed, s.SetsTooLarge, s.SetsFailed, s.SetsDeferred = c.computed.Load(), c.tooLarge.Load(), c.failed.Load(), c.deferred.Load()
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.sets != nil {
+		s.SetCacheBytes, s.SetCacheEntries = c.sets.Size(), c.sets.Len()
+	}
 }
 
 // setKey identifies one cached set (see setCache): anyCtx marks a set
@@ -220,10 +236,11 @@ func relationsBelow(s *schema.Schema, typ, rel string) [][2]string {
 // put caches r, computed at now and rev with its subjects numbered by
 // ids, for k; deps are the relations below it (see relationsBelow).
 // wanted marks a set narrowed evaluations asked for (see want), which
-// is kept over the sets requests computed on their way.
-func (c *setCache) put(k setKey, r setResult, now int64, rev storage.Revision, ids *subjectIDs, deps [][2]string, wanted bool) {
+// is kept over the sets requests computed on their way. It reports
+// whether r was stored.
+func (c *setCache) put(k setKey, r setResult, now int64, rev storage.Revision, ids *subjectIDs, deps [][2]string, wanted bool) bool {
 	if r.expires != 0 && r.expires <= now {
-		return
+		return false
 	}
 	size := int64(len(r.set.keys)+1)*setMemberBytes + int64(len(r.set.until))*setUntilBytes
 	c.mu.Lock()
@@ -233,11 +250,12 @@ func (c *setCache) put(k setKey, r setResult, now int64, rev storage.Revision, i
 		if wanted {
 			// Lookups go on asking for it: remember it is too large.
 			c.demand.Add(k, demandTooLarge)
+			c.tooLarge.Add(1)
 		}
-		return
+		return false
 	}
 	if old, ok := c.sets.Peek(k); ok && old.rev > rev {
-		return // keep the newer set: evaluations at the head want it
+		return false // keep the newer set: evaluations at the head want it
 	}
 	e := setEntry{res: r, ids: ids, at: now, until: r.expires, rev: rev, deps: deps}
 	if wanted {
@@ -246,6 +264,7 @@ func (c *setCache) put(k setKey, r setResult, now int64, rev storage.Revision, i
 		c.sets.Add(k, e, size)
 	}
 	c.demand.Remove(k)
+	return true
 }
 
 // The states of a node's demand besides a count.
@@ -316,10 +335,16 @@ func (se *setEval) cacheKey(typ, id, rel string, caveated bool) setKey {
 // cached returns the set of typ:id#rel cached for any context or for
 // se's.
 func (se *setEval) cached(typ, id, rel string) (setResult, bool) {
-	if r, ok := se.cache.get(se.cacheKey(typ, id, rel, false), se.ev.nowNano, se.ev.rev, se.ids); ok {
-		return r, true
+	r, ok := se.cache.get(se.cacheKey(typ, id, rel, false), se.ev.nowNano, se.ev.rev, se.ids)
+	if !ok {
+		r, ok = se.cache.get(se.cacheKey(typ, id, rel, true), se.ev.nowNano, se.ev.rev, se.ids)
 	}
-	return se.cache.get(se.cacheKey(typ, id, rel, true), se.ev.nowNano, se.ev.rev, se.ids)
+	if ok {
+		se.cache.hits.Add(1)
+	} else {
+		se.cache.misses.Add(1)
+	}
+	return r, ok
 }
 
 // fromCache answers what it can of pending (the IDs of typ#rel at the
@@ -378,6 +403,7 @@ func (se *setEval) wholeInBackground(typ, rel string, ids []string, depth int) {
 		for _, k := range keys {
 			cache.again(k)
 		}
+		cache.deferred.Add(uint64(len(keys)))
 		return
 	}
 	snap := Snapshot{Schema: se.ev.schema, Reader: se.ev.raw}
@@ -404,7 +430,9 @@ func (se *setEval) wholeInBackground(typ, rel string, ids []string, depth int) {
 			}
 			deps := cache.dependencies(ev.schema, typ, rel)
 			for j, id := range ids {
-				cache.put(w.cacheKey(typ, id, rel, res[j].caveated), res[j], ev.nowNano, ev.rev, table, deps, true)
+				if cache.put(w.cacheKey(typ, id, rel, res[j].caveated), res[j], ev.nowNano, ev.rev, table, deps, true) {
+					cache.computed.Add(1)
+				}
 				// A set stored for this context (it decided a caveat)
 				// leaves the demand for any context to end here.
 				if res[j].caveated {
@@ -414,8 +442,14 @@ func (se *setEval) wholeInBackground(typ, rel string, ids []string, depth int) {
 			return nil
 		}()
 		if err != nil {
+			tooLarge := errors.Is(err, errSetFallback)
 			for _, k := range keys {
-				cache.done(k, errors.Is(err, errSetFallback))
+				cache.done(k, tooLarge)
+			}
+			if tooLarge {
+				cache.tooLarge.Add(uint64(len(keys)))
+			} else {
+				cache.failed.Add(uint64(len(keys)))
 			}
 		}
 	}()

@@ -249,6 +249,9 @@ func TestSetsComputedWholeInBackground(t *testing.T) {
 	if n != setCacheDemand-1 {
 		t.Fatalf("demand with the slot taken: %d, want %d", n, setCacheDemand-1)
 	}
+	if st := e.Stats(); st.SetsDeferred != 1 || st.SetsComputed != 0 {
+		t.Fatalf("with the slot taken: %d sets deferred, %d computed; want 1, 0", st.SetsDeferred, st.SetsComputed)
+	}
 	<-e.wholeSlots
 
 	// The slot free: the next demand computes g1's grantees whole.
@@ -270,5 +273,12 @@ func TestSetsComputedWholeInBackground(t *testing.T) {
 	}
 	if r := ask("alice"); r.set.empty() {
 		t.Fatal("the cached whole set, narrowed to alice, lost her")
+	}
+	st := e.Stats()
+	if st.SetsComputed != 1 || st.SetsTooLarge != 0 || st.SetsFailed != 0 {
+		t.Errorf("sets computed / too large / failed = %d / %d / %d, want 1 / 0 / 0", st.SetsComputed, st.SetsTooLarge, st.SetsFailed)
+	}
+	if st.SetCacheHits == 0 || st.SetCacheMisses == 0 || st.SetCacheEntries == 0 || st.SetCacheBytes <= 0 {
+		t.Errorf("set cache stats %+v: want hits, misses and a set held", st)
 	}
 }

@@ -11,6 +11,8 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
+
+	"github.com/pembadb/pemba/check"
 	"google.golang.org/grpc/status"
 
 	"github.com/pembadb/pemba/graph"
@@ -40,6 +42,15 @@ func newMetrics(s *Server) *metrics {
 	stat := func(name, help string, get func() float64) prometheus.Collector {
 		return prometheus.NewCounterFunc(prometheus.CounterOpts{Name: name, Help: help}, get)
 	}
+	// sharedSets counts the shared sets computed whole in the background
+	// with one outcome.
+	sharedSets := func(outcome string, get func(check.Stats) uint64) prometheus.Collector {
+		return prometheus.NewCounterFunc(prometheus.CounterOpts{
+			Name:        "pemba_shared_sets_total",
+			Help:        "Shared subject sets lookups wanted computed whole in the background, by outcome: cached, too_large (out of time or over a quarter of --set-cache-bytes; lookups evaluate it narrowed), failed, deferred (another was being computed).",
+			ConstLabels: prometheus.Labels{"outcome": outcome},
+		}, func() float64 { return float64(get(s.checker.Stats())) })
+	}
 	m.registry.MustRegister(
 		m.requests, m.datastore,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
@@ -57,6 +68,18 @@ func newMetrics(s *Server) *metrics {
 			func() float64 { return float64(s.checker.Stats().ReadCacheHits) }),
 		stat("pemba_read_cache_misses_total", "Relationship queries of the check engine passed to the datastore.",
 			func() float64 { return float64(s.checker.Stats().ReadCacheMisses) }),
+		stat("pemba_set_cache_hits_total", "Subject sets lookups found in the subject-set cache.",
+			func() float64 { return float64(s.checker.Stats().SetCacheHits) }),
+		stat("pemba_set_cache_misses_total", "Subject sets lookups did not find in the subject-set cache.",
+			func() float64 { return float64(s.checker.Stats().SetCacheMisses) }),
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "pemba_set_cache_bytes", Help: "Estimated memory of the subject sets cached (bounded by --set-cache-bytes)."},
+			func() float64 { return float64(s.checker.Stats().SetCacheBytes) }),
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "pemba_set_cache_entries", Help: "Subject sets cached."},
+			func() float64 { return float64(s.checker.Stats().SetCacheEntries) }),
+		sharedSets("cached", func(st check.Stats) uint64 { return st.SetsComputed }),
+		sharedSets("too_large", func(st check.Stats) uint64 { return st.SetsTooLarge }),
+		sharedSets("failed", func(st check.Stats) uint64 { return st.SetsFailed }),
+		sharedSets("deferred", func(st check.Stats) uint64 { return st.SetsDeferred }),
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 			Name: "pemba_revision_lag",
 			Help: "Revisions the quantized (minimize_latency) head trails the datastore head.",

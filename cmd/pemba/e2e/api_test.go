@@ -362,6 +362,7 @@ func TestMetricsAndHealth(t *testing.T) {
 		"pemba_check_cache_hits_total", "pemba_check_cache_misses_total", "pemba_check_dispatches_total",
 		`pemba_datastore_duration_seconds_count{operation="snapshot_reader"}`, "pemba_revision_lag",
 		"pemba_read_cache_hits_total", "pemba_read_cache_misses_total",
+		"pemba_set_cache_hits_total", "pemba_set_cache_bytes", `pemba_shared_sets_total{outcome="too_large"} 0`,
 	} {
 		if !strings.Contains(body, want) {
 			t.Errorf("/metrics lacks %q", want)
