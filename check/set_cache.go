@@ -38,7 +38,8 @@ import (
 // which no other request can reuse; once a node is asked for narrowed
 // often enough (setCacheDemand), it is computed whole, once, in the
 // background, and cached (see setEval.wholeInBackground). A node too
-// large to compute whole in setWholeTime is remembered and left narrowed.
+// large to compute whole in setWholeTime is remembered and left narrowed
+// for setRetryAfter.
 //
 // The cache is bounded by an estimate of its memory (maxBytes) and
 // evicts the least recently used sets, those used only once first (a
@@ -53,10 +54,10 @@ type setCache struct {
 	// sets holds the cached sets, sized by their estimated memory.
 	sets *slru.Cache[setKey, setEntry]
 	// demand counts, per node not cached, the narrowed evaluations that
-	// wanted it; demandTooLarge marks a node too large to compute whole,
-	// demandComputing one an evaluation is computing whole (the others
-	// go on narrowed meanwhile).
-	demand *simplelru.LRU[setKey, int]
+	// wanted it; demandTooLarge marks a node too large to compute whole
+	// (until setRetryAfter has passed), demandComputing one an evaluation
+	// is computing whole (the others go on narrowed meanwhile).
+	demand *simplelru.LRU[setKey, demand]
 	// changes, when set, lets a set computed at one revision serve
 	// others between which none of the relations below it changed (see
 	// Config.Changes): keys then hold no revision, and deps memoizes
@@ -129,7 +130,7 @@ const (
 func (c *setCache) init() {
 	if c.sets == nil {
 		c.sets = slru.New[setKey, setEntry](c.maxBytes)
-		c.demand, _ = simplelru.NewLRU[setKey, int](setDemandEntries, nil)
+		c.demand, _ = simplelru.NewLRU[setKey, demand](setDemandEntries, nil)
 	}
 }
 
@@ -249,7 +250,7 @@ func (c *setCache) put(k setKey, r setResult, now int64, rev storage.Revision, i
 	if size > c.maxBytes/4 {
 		if wanted {
 			// Lookups go on asking for it: remember it is too large.
-			c.demand.Add(k, demandTooLarge)
+			c.demand.Add(k, tooLargeNow())
 			c.tooLarge.Add(1)
 		}
 		return false
@@ -267,11 +268,30 @@ func (c *setCache) put(k setKey, r setResult, now int64, rev storage.Revision, i
 	return true
 }
 
+// demand is a node's demand: n counts the narrowed evaluations that
+// wanted it, or is one of the states below; retry is when a node marked
+// too large may be computed again (UnixNano).
+type demand struct {
+	n     int
+	retry int64
+}
+
 // The states of a node's demand besides a count.
 const (
 	demandTooLarge  = -1
 	demandComputing = -2
 )
+
+// setRetryAfter is how long a node found too large to compute whole is
+// left narrowed before a computation is tried again: a computation on a
+// busy server, or against a datastore whose pages are cold, can run out
+// of time on a set it computes easily later.
+const setRetryAfter = time.Minute
+
+// tooLargeNow is the demand of a node just found too large.
+func tooLargeNow() demand {
+	return demand{n: demandTooLarge, retry: time.Now().Add(setRetryAfter).UnixNano()}
+}
 
 // want records that a narrowed evaluation wanted the node of k and
 // reports whether it should now compute it whole: it then owns the
@@ -280,15 +300,18 @@ func (c *setCache) want(k setKey) bool {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	c.init()
-	n, _ := c.demand.Get(k)
-	if n < 0 {
+	d, _ := c.demand.Get(k)
+	if d.n == demandTooLarge && time.Now().UnixNano() >= d.retry {
+		d = demand{} // counted again from the start
+	}
+	if d.n < 0 {
 		return false
 	}
-	if n++; n < setCacheDemand {
-		c.demand.Add(k, n)
+	if d.n++; d.n < setCacheDemand {
+		c.demand.Add(k, d)
 		return false
 	}
-	c.demand.Add(k, demandComputing)
+	c.demand.Add(k, demand{n: demandComputing})
 	return true
 }
 
@@ -300,10 +323,10 @@ func (c *setCache) done(k setKey, tooLarge bool) {
 	defer c.mu.Unlock()
 	c.init()
 	if tooLarge {
-		c.demand.Add(k, demandTooLarge)
+		c.demand.Add(k, tooLargeNow())
 		return
 	}
-	if n, _ := c.demand.Peek(k); n == demandComputing {
+	if d, _ := c.demand.Peek(k); d.n == demandComputing {
 		c.demand.Remove(k)
 	}
 }
@@ -314,8 +337,8 @@ func (c *setCache) again(k setKey) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	c.init()
-	if n, _ := c.demand.Peek(k); n == demandComputing {
-		c.demand.Add(k, setCacheDemand-1)
+	if d, _ := c.demand.Peek(k); d.n == demandComputing {
+		c.demand.Add(k, demand{n: setCacheDemand - 1})
 	}
 }
 

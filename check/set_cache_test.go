@@ -244,9 +244,9 @@ func TestSetsComputedWholeInBackground(t *testing.T) {
 		}
 	}
 	e.sets.mu.Lock()
-	n, _ := e.sets.demand.Peek(key)
+	d, _ := e.sets.demand.Peek(key)
 	e.sets.mu.Unlock()
-	if n != setCacheDemand-1 {
+	if n := d.n; n != setCacheDemand-1 {
 		t.Fatalf("demand with the slot taken: %d, want %d", n, setCacheDemand-1)
 	}
 	if st := e.Stats(); st.SetsDeferred != 1 || st.SetsComputed != 0 {
@@ -326,8 +326,37 @@ func TestBackgroundComputationsBounded(t *testing.T) {
 		if e.sets.changes == nil {
 			k.rev = snap.Reader.Revision()
 		}
-		if n, _ := e.sets.demand.Peek(k); n != setCacheDemand-1 {
-			t.Errorf("demand for %s after it was put off: %d, want %d", id, n, setCacheDemand-1)
+		if d, _ := e.sets.demand.Peek(k); d.n != setCacheDemand-1 {
+			t.Errorf("demand for %s after it was put off: %d, want %d", id, d.n, setCacheDemand-1)
 		}
+	}
+}
+
+// TestTooLargeRetried: a node marked too large is left narrowed until
+// its retry time, then counted again from the start.
+func TestTooLargeRetried(t *testing.T) {
+	k := setKey{rev: 1, subjectType: "user", n: node{typ: "tier", id: "confidential", rel: "clearance"}}
+	for _, tc := range []struct {
+		name  string
+		retry time.Duration // from now
+		want  int           // demand after one want
+	}{
+		{"before its retry", time.Minute, demandTooLarge},
+		{"after its retry", -time.Second, 1},
+	} {
+		c := setCache{maxBytes: 1 << 20}
+		c.init()
+		c.demand.Add(k, demand{n: demandTooLarge, retry: time.Now().Add(tc.retry).UnixNano()})
+		if c.want(k) {
+			t.Errorf("%s: want computes the node at once", tc.name)
+		}
+		if d, _ := c.demand.Peek(k); d.n != tc.want {
+			t.Errorf("%s: demand %d, want %d", tc.name, d.n, tc.want)
+		}
+	}
+	c := setCache{maxBytes: 1 << 20}
+	c.done(k, true)
+	if d, _ := c.demand.Peek(k); d.n != demandTooLarge || d.retry < time.Now().Add(setRetryAfter-time.Second).UnixNano() {
+		t.Errorf("done(too large) left demand %+v, want too large for %v", d, setRetryAfter)
 	}
 }
