@@ -405,13 +405,6 @@ func (se *setEval) fromCache(typ, rel string, depth int, pending []string, at []
 // background, per engine.
 const setWholeWorkers = 1
 
-// setWholeBatch bounds the sets one background computation computes
-// together: one that runs out of time marks every set it computed too
-// large, so the hundred team sets a cold server's first lookups want at
-// once are computed a few at a time, and a slow one takes few others
-// with it.
-const setWholeBatch = 16
-
 // wholeInBackground computes the sets of typ#rel on ids whole (not
 // narrowed), at se's revision, instant and caveat context, in a
 // goroutine of its own, which caches them as it computes them: no
@@ -419,21 +412,14 @@ const setWholeBatch = 16
 // on narrowed, and the requests after it find it cached. Each computation
 // gets setWholeTime: a set too large to compute in it is remembered and
 // left narrowed at this revision. When setWholeWorkers computations are
-// already running, and for the nodes past the first setWholeBatch, the
-// nodes are wanted again by the next evaluation that needs them.
+// already running, the nodes are wanted again by the next evaluation that
+// needs them.
 func (se *setEval) wholeInBackground(typ, rel string, ids []string, depth int) {
 	keys := make([]setKey, len(ids))
 	for j, id := range ids {
 		keys[j] = se.cacheKey(typ, id, rel, false)
 	}
 	eng, cache := se.ev.eng, se.cache
-	if len(ids) > setWholeBatch {
-		for _, k := range keys[setWholeBatch:] {
-			cache.again(k)
-		}
-		cache.deferred.Add(uint64(len(ids) - setWholeBatch))
-		ids, keys = ids[:setWholeBatch], keys[:setWholeBatch]
-	}
 	select {
 	case eng.wholeSlots <- struct{}{}:
 	default:

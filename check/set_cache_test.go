@@ -283,55 +283,6 @@ func TestSetsComputedWholeInBackground(t *testing.T) {
 	}
 }
 
-// TestBackgroundComputationsBounded: an evaluation that wants many nodes
-// at once hands setWholeBatch of them to one background computation and
-// puts the others' demand back for the next evaluation.
-func TestBackgroundComputationsBounded(t *testing.T) {
-	snap := pruneWorld(t)
-	e := New(Config{})
-	ids := make([]string, setWholeBatch+4)
-	for i := range ids {
-		ids[i] = fmt.Sprint("g", i+1)
-	}
-	for range setCacheDemand {
-		ev, err := e.newEvaluation(context.Background(), snap, graph.SubjectRef{}, nil, goldenNow)
-		if err != nil {
-			t.Fatal(err)
-		}
-		se := newSetEval(ev, "user")
-		num := make([]subjectID, 1)
-		if !se.ids.internAll([]string{"alice"}, num) {
-			t.Fatal("cannot number alice")
-		}
-		se.only, se.cache = map[subjectID]bool{num[0]: true}, &e.sets
-		if _, err := se.batch("gate", "grantee", ids, 1); err != nil {
-			t.Fatal(err)
-		}
-		e.release(ev)
-	}
-	deadline := time.Now().Add(10 * time.Second)
-	for e.Stats().SetsComputed < setWholeBatch {
-		if time.Now().After(deadline) {
-			t.Fatalf("%d sets computed in the background, want %d", e.Stats().SetsComputed, setWholeBatch)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
-	if st := e.Stats(); st.SetsComputed != setWholeBatch || st.SetsDeferred != 4 {
-		t.Errorf("computed %d and deferred %d of %d wanted at once; want %d and 4", st.SetsComputed, st.SetsDeferred, len(ids), setWholeBatch)
-	}
-	e.sets.mu.Lock()
-	defer e.sets.mu.Unlock()
-	for _, id := range ids[setWholeBatch:] {
-		k := setKey{anyCtx: true, subjectType: "user", n: node{"gate", id, "grantee"}}
-		if e.sets.changes == nil {
-			k.rev = snap.Reader.Revision()
-		}
-		if d, _ := e.sets.demand.Peek(k); d.n != setCacheDemand-1 {
-			t.Errorf("demand for %s after it was put off: %d, want %d", id, d.n, setCacheDemand-1)
-		}
-	}
-}
-
 // TestTooLargeRetried: a node marked too large is left narrowed until
 // its retry time, then counted again from the start.
 func TestTooLargeRetried(t *testing.T) {
