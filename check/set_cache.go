@@ -44,8 +44,8 @@ import (
 // The cache is bounded by an estimate of its memory (maxBytes) and
 // evicts the least recently used sets, those used only once first (a
 // segmented LRU, see slru): one request's sets, computed whole and never
-// asked for again, do not push out the sets every lookup uses. It is enabled when the engine's
-// result cache is (Config.CacheEntries > 0).
+// asked for again, do not push out the sets every lookup uses. It is
+// enabled when the engine's result cache is (Config.CacheEntries > 0).
 type setCache struct {
 	// maxBytes bounds the estimated memory of the cached sets
 	// (Config.SetCacheBytes); one set may take a quarter of it.
@@ -108,7 +108,10 @@ const (
 	// setCacheDemand is how many narrowed evaluations must want a node
 	// before it is computed whole.
 	setCacheDemand = 3
-	// setDemandEntries bounds the nodes whose demand is counted.
+	// setDemandEntries bounds the nodes whose demand is counted: more
+	// than one lookup wants at once (the 12,000 teams below a tier's
+	// clearance on a large graph), or a node's count is evicted before
+	// it reaches setCacheDemand. An entry takes about 250 bytes.
 	setDemandEntries = 1 << 16
 	// setWholeTime bounds the time a background computation spends on a
 	// set whole: long enough for the sets every lookup of a large graph
