@@ -7,8 +7,6 @@ import (
 	"sync/atomic"
 	"time"
 
-	"golang.org/x/sync/singleflight"
-
 	"github.com/pembadb/pemba/storage"
 )
 
@@ -61,8 +59,9 @@ type Revisions struct {
 	cached    storage.Revision
 	fetchedAt time.Time
 
-	// fetch shares one HeadRevision call among concurrent refreshers.
-	fetch singleflight.Group
+	// heads shares HeadRevision calls among concurrent callers, each of
+	// whom is answered by a call that began after it asked.
+	heads headReads
 
 	// committed is the newest revision known to be committed: the newest
 	// head read and every revision a zookie was issued for.
@@ -79,27 +78,87 @@ func (r *Revisions) noteCommitted(rev storage.Revision) {
 	}
 }
 
-// Head reads the datastore's head revision and refreshes the cache with it.
+// Head returns the datastore's head revision, read after Head was
+// called, and refreshes the cache with it: every write committed before
+// the call is at or below it. Concurrent callers share reads.
 func (r *Revisions) Head(ctx context.Context) (storage.Revision, error) {
-	v, err, _ := r.fetch.Do("head", func() (any, error) {
-		// Shared by every waiting request: one caller leaving must not
-		// fail the others, so the read has its own bound.
-		ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
-		defer cancel()
-		rev, err := r.engine.HeadRevision(ctx)
-		if err != nil {
-			return storage.Revision(0), fmt.Errorf("read head revision: %w", err)
-		}
-		r.mu.Lock()
-		if rev > r.cached {
-			r.cached = rev
-		}
-		r.fetchedAt = time.Now()
-		r.mu.Unlock()
-		r.noteCommitted(rev)
-		return rev, nil
-	})
-	return v.(storage.Revision), err
+	return r.heads.do(ctx, r.readHead)
+}
+
+// readHead reads the head and records it; shared by every caller waiting
+// for it, so one caller leaving must not fail the others: the read has
+// its own bound.
+func (r *Revisions) readHead() (storage.Revision, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	rev, err := r.engine.HeadRevision(ctx)
+	if err != nil {
+		return 0, fmt.Errorf("read head revision: %w", err)
+	}
+	r.mu.Lock()
+	if rev > r.cached {
+		r.cached = rev
+	}
+	r.fetchedAt = time.Now()
+	r.mu.Unlock()
+	r.noteCommitted(rev)
+	return rev, nil
+}
+
+// headReads shares head reads among concurrent callers, but a caller
+// joins only a read that has not begun yet: a read already under way may
+// have begun before the caller's own write committed, and answering a
+// fully_consistent request from it would miss that write (or revoke).
+// At most one read runs at a time and at most one waits to run next;
+// every caller that arrives while a read runs shares the next one.
+type headReads struct {
+	mu      sync.Mutex
+	running *headRead // the read under way, nil when none is
+	next    *headRead // the read that begins when running ends
+}
+
+// headRead is one shared read: done is closed once rev and err are set.
+type headRead struct {
+	done chan struct{}
+	rev  storage.Revision
+	err  error
+}
+
+// do returns the result of a read that begins after do was called, or
+// ctx's error if ctx ends first (the read itself goes on for the others).
+func (g *headReads) do(ctx context.Context, read func() (storage.Revision, error)) (storage.Revision, error) {
+	g.mu.Lock()
+	c := g.next
+	switch {
+	case c != nil:
+	case g.running != nil:
+		c = &headRead{done: make(chan struct{})}
+		g.next = c
+	default:
+		c = &headRead{done: make(chan struct{})}
+		g.running = c
+		go g.run(c, read)
+	}
+	g.mu.Unlock()
+	select {
+	case <-c.done:
+		return c.rev, c.err
+	case <-ctx.Done():
+		return 0, fmt.Errorf("read head revision: %w", ctx.Err())
+	}
+}
+
+// run performs c's read, then begins the read queued behind it.
+func (g *headReads) run(c *headRead, read func() (storage.Revision, error)) {
+	for c != nil {
+		c.rev, c.err = read()
+		g.mu.Lock()
+		next := g.next
+		g.running, g.next = next, nil
+		g.mu.Unlock()
+		close(c.done)
+		c = next
+	}
 }
 
 // Advance moves the cached head to rev if it is newer. Schema writes call
@@ -162,19 +221,12 @@ func (r *Revisions) Resolve(ctx context.Context, c Consistency, field Path) (sto
 		if want <= storage.Revision(r.committed.Load()) {
 			return want, nil
 		}
+		// The head read begins after this request arrived, so it covers
+		// every write whose zookie the request could carry.
 		if rev, err = r.Head(ctx); err != nil {
 			return 0, err
 		}
 		if rev >= want {
-			return want, nil
-		}
-		// The shared head read may have started before the zookie's write
-		// committed; only a read that starts now may refuse the zookie.
-		if rev, err = r.engine.HeadRevision(ctx); err != nil {
-			return 0, fmt.Errorf("read head revision: %w", err)
-		}
-		if rev >= want {
-			r.noteCommitted(rev)
 			return want, nil
 		}
 		return 0, Invalid(at, fmt.Errorf("revision %d: %w", want, storage.ErrRevisionUnknown))

@@ -116,37 +116,119 @@ func TestAtLeastAsFreshOwnZookie(t *testing.T) {
 	}
 }
 
-// TestAtLeastAsFreshAfterStaleSharedHead: a request carrying a write's
-// zookie may join a shared head read that began before the write
-// committed; it must still be answered at or after the write, never
-// refused as an unknown revision.
-func TestAtLeastAsFreshAfterStaleSharedHead(t *testing.T) {
-	revs, _, write := newRevisions(t)
-	ctx := context.Background()
-	stale, err := revs.Resolve(ctx, Consistency{}, consistencyField) // caches the head for the quantum
-	if err != nil {
-		t.Fatal(err)
+// slowHead is an engine whose next head read, once armed, reads the head
+// and then holds its answer until released: a read under way that began
+// before a later write committed.
+type slowHead struct {
+	storage.Engine
+	armed            atomic.Bool
+	started, release chan struct{}
+}
+
+func (s *slowHead) HeadRevision(ctx context.Context) (storage.Revision, error) {
+	rev, err := s.Engine.HeadRevision(ctx)
+	if s.armed.CompareAndSwap(true, false) {
+		close(s.started)
+		<-s.release
 	}
+	return rev, err
+}
+
+// TestHeadReadBeginsAfterTheRequest: a request that arrives while a head
+// read is under way (one that began before the request's own write
+// committed) is answered at or after that write — never from the stale
+// read, which would let a fully_consistent check miss a revoke — and an
+// at_least_as_fresh zookie for the write is not refused.
+func TestHeadReadBeginsAfterTheRequest(t *testing.T) {
+	for _, c := range []struct {
+		name string
+		c    func(*Revisions, storage.Revision) Consistency
+	}{
+		{"fully_consistent", func(*Revisions, storage.Revision) Consistency { return Consistency{Mode: FullyConsistent} }},
+		{"at_least_as_fresh", func(r *Revisions, rev storage.Revision) Consistency {
+			return Consistency{Mode: AtLeastAsFresh, Zookie: unnoted(r, rev)}
+		}},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			engine, err := pebble.Open(pebble.Options{InMemory: true})
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(func() { engine.Close() })
+			slow := &slowHead{Engine: engine, started: make(chan struct{}), release: make(chan struct{})}
+			revs := NewRevisions(slow, NewZookies("test"), time.Hour)
+			ctx := context.Background()
+			if _, err := revs.Resolve(ctx, Consistency{}, consistencyField); err != nil { // caches the head for the quantum
+				t.Fatal(err)
+			}
+			slow.armed.Store(true)
+			go revs.Head(ctx) // a head read under way, as a concurrent write's schema read makes
+			<-slow.started
+			rev, err := engine.Write(ctx, storage.WriteRequest{Mutations: []storage.Mutation{{Op: storage.OpTouch,
+				Relationship: graph.MustParseRelationship("doc:d#viewer@user:u")}}})
+			if err != nil {
+				t.Fatal(err)
+			}
+			type result struct {
+				rev storage.Revision
+				err error
+			}
+			done := make(chan result)
+			go func() {
+				got, err := revs.Resolve(ctx, c.c(revs, rev), consistencyField)
+				done <- result{got, err}
+			}()
+			time.Sleep(50 * time.Millisecond) // let Resolve meet the read under way (ordering only; nothing is timed)
+			close(slow.release)
+			if got := <-done; got.err != nil || got.rev < rev {
+				t.Fatalf("resolved at %d, %v; want >= %d, the write's revision", got.rev, got.err, rev)
+			}
+		})
+	}
+}
+
+// TestHeadReadsShared: callers that arrive while a head read is under way
+// share one read after it, however many they are.
+func TestHeadReadsShared(t *testing.T) {
+	var g headReads
+	var reads atomic.Int64
 	started, release := make(chan struct{}), make(chan struct{})
-	go revs.fetch.Do("head", func() (any, error) { // a head read already in flight
-		close(started)
-		<-release
-		return stale, nil
-	})
-	<-started
-	rev := write()
-	type result struct {
-		rev storage.Revision
-		err error
+	read := func() (storage.Revision, error) {
+		if reads.Add(1) == 1 {
+			close(started)
+			<-release
+		}
+		return storage.Revision(reads.Load()), nil
 	}
-	done := make(chan result)
-	go func() {
-		got, err := revs.Resolve(ctx, Consistency{Mode: AtLeastAsFresh, Zookie: unnoted(revs, rev)}, consistencyField)
-		done <- result{got, err}
-	}()
-	time.Sleep(50 * time.Millisecond) // let Resolve join the in-flight read (ordering only; nothing is timed)
+	go g.do(context.Background(), read)
+	<-started
+	const callers = 20
+	got := make(chan storage.Revision, callers)
+	for range callers {
+		go func() {
+			rev, err := g.do(context.Background(), read)
+			if err != nil {
+				t.Error(err)
+			}
+			got <- rev
+		}()
+	}
+	time.Sleep(50 * time.Millisecond) // let the callers queue (ordering only; nothing is timed)
 	close(release)
-	if got := <-done; got.err != nil || got.rev < rev {
-		t.Fatalf("at_least_as_fresh its own write's zookie: %d, %v; want >= %d", got.rev, got.err, rev)
+	for range callers {
+		if rev := <-got; rev < 2 {
+			t.Errorf("a caller was answered by read %d, which began before it asked", rev)
+		}
+	}
+	if n := reads.Load(); n > 3 {
+		t.Errorf("%d callers arriving during one read made %d reads after it; want them to share", callers, n-1)
+	}
+	// A caller whose context ends stops waiting; the read goes on.
+	hold := make(chan struct{})
+	defer close(hold)
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	if _, err := g.do(ctx, func() (storage.Revision, error) { <-hold; return 1, nil }); !errors.Is(err, context.Canceled) {
+		t.Errorf("a canceled caller got %v, want context.Canceled", err)
 	}
 }
