@@ -59,9 +59,16 @@ type closure struct {
 // exactly as the relationships read at that snapshot would give them; ok
 // false when the index cannot answer exactly or the lineage passes limit
 // objects, and the permission is walked (see fromAncestors).
+//
+// Referrers is Ancestors the other way, for a parent relation a
+// permission steps through to itself (`membership = member +
+// subteam->membership`, see reach.StepKeys): ids and every object whose
+// relation rel names one of them, through any depth. A reverse closure of
+// such a permission climbs it in memory instead of reading each level.
 type Reach interface {
 	Holders(rev storage.Revision, typ, rel string, sub graph.ObjectRef, now int64) (of func(id string) (level int32, until int64, ok bool), ok bool)
 	Ancestors(rev storage.Revision, typ, rel string, ids []string, now int64, limit int) (reach.Lineage, bool)
+	Referrers(rev storage.Revision, typ, rel string, ids []string, now int64, limit int) (reach.Lineage, bool)
 }
 
 // closureSpec is how a closure is walked: the relations of the type whose
@@ -332,6 +339,9 @@ func (ev *evaluation) buildClosure(typ string, spec closureSpec) (*closure, erro
 			}
 		}
 	}
+	if climbed, ok := ev.climb(cl, typ, spec, frontier); ok {
+		return climbed, nil
+	}
 	for level := int32(2); len(frontier) > 0; level++ {
 		if len(cl.level) > closureBudget {
 			return &closure{}, nil
@@ -350,6 +360,49 @@ func (ev *evaluation) buildClosure(typ string, spec closureSpec) (*closure, erro
 		}
 	}
 	return cl, nil
+}
+
+// climb completes a closure from its first level, frontier, with the
+// reachability index's referrers of its one step relation instead of a
+// reverse query per level: the same levels, untils and budget as the walk
+// below, found in memory. ok is false when it cannot (no index, an
+// explain pass, which needs each chain's relationships, several steps, or
+// the index declines), and the walk goes on.
+func (ev *evaluation) climb(cl *closure, typ string, spec closureSpec, frontier []string) (*closure, bool) {
+	if ev.eng.cfg.Reach == nil || ev.explain || len(spec.steps) != 1 || spec.steps[0].subjectRel != "" || len(frontier) == 0 {
+		return nil, false
+	}
+	l, ok := ev.eng.cfg.Reach.Referrers(ev.rev, typ, spec.steps[0].rel, frontier, ev.nowNano, len(frontier)+closureBudget+1)
+	if !ok {
+		return nil, false
+	}
+	cur := make([]int32, len(frontier))
+	for i := range cur {
+		cur[i] = int32(i)
+	}
+	for level := int32(2); len(cur) > 0; level++ {
+		if len(cl.level) > closureBudget {
+			return &closure{}, true
+		}
+		var next []int32
+		for _, i := range cur {
+			from := cl.untilOf(l.IDs[i])
+			for _, st := range l.Up[i] {
+				id, u := l.IDs[st.To], min(from, st.Until)
+				if _, seen := cl.level[id]; seen {
+					if u > cl.untilOf(id) {
+						cl.setUntil(id, u)
+					}
+					continue
+				}
+				cl.setUntil(id, u)
+				cl.level[id] = level
+				next = append(next, st.To)
+			}
+		}
+		cur = next
+	}
+	return cl, true
 }
 
 // reverse reads relationships by subject, calling fn for each.

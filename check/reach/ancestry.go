@@ -133,3 +133,47 @@ func ParentKeys(s *schema.Schema) []Key {
 	}
 	return slices.Clip(out)
 }
+
+// StepKeys lists the parent relations (see Parental) through which a
+// permission of their type steps to itself (`permission membership =
+// member + subteam->membership` with `relation subteam: team`), in schema
+// order. The index keeps them inverted (see Index.Referrers): a check
+// answers such a permission by walking up from its subject, from each
+// object to the objects whose relation names it.
+func StepKeys(s *schema.Schema) []Key {
+	if s == nil {
+		return nil
+	}
+	var out []Key
+	for _, typ := range s.DefinitionOrder {
+		def := s.Definitions[typ]
+		for _, name := range def.Order {
+			p := def.Permissions[name]
+			if p == nil {
+				continue
+			}
+			for _, rel := range selfArrows(p.Expr, name, nil) {
+				if k := (Key{typ, rel}); Parental(s, typ, rel) && !slices.Contains(out, k) {
+					out = append(out, k)
+				}
+			}
+		}
+	}
+	return slices.Clip(out)
+}
+
+// selfArrows appends to out the tuplesets of the arrows back to perm
+// (`rel->perm`) among the branches of union x.
+func selfArrows(x schema.Expr, perm string, out []string) []string {
+	switch x := x.(type) {
+	case *schema.Union:
+		for _, c := range x.Children {
+			out = selfArrows(c, perm, out)
+		}
+	case *schema.Arrow:
+		if x.Func == schema.ArrowAny && x.Target == perm {
+			out = append(out, x.Tupleset)
+		}
+	}
+	return out
+}

@@ -69,6 +69,12 @@ func TestQualify(t *testing.T) {
 	if got, want := ParentKeys(s), []Key{{"folder", "parent"}}; !slices.Equal(got, want) {
 		t.Errorf("ParentKeys = %v, want %v", got, want)
 	}
+	// Every parent relation a union steps through to its own permission:
+	// not odd, which allows a caveat, nor document#parent, which leads to
+	// folders; gated's arrow is under an intersection, every's is .all.
+	if got, want := StepKeys(s), []Key{{"folder", "parent"}, {"folder", "link"}}; !slices.Equal(got, want) {
+		t.Errorf("StepKeys = %v, want %v", got, want)
+	}
 }
 
 // lineageString prints a lineage as `id:parent,parent id:...`.
@@ -172,8 +178,90 @@ func TestAncestors(t *testing.T) {
 	if got, want := ask(cyc, time.Now().UnixNano(), 100, "f9"), "f9: depth 0"; got != want {
 		t.Errorf("outside the cycle: %q, want %q", got, want)
 	}
-	if st := f.ix.Stats(); st.ParentRelations != 1 || st.ParentEdges != 6 || st.AncestorHits == 0 || st.AncestorDeclines == 0 {
-		t.Errorf("stats %+v: want one parent relation of 6 edges, hits and declines", st)
+	// folder#parent both ways, and folder#link inverted (empty).
+	if st := f.ix.Stats(); st.ParentRelations != 3 || st.ParentEdges != 12 || st.AncestorHits == 0 || st.AncestorDeclines == 0 {
+		t.Errorf("stats %+v: want three parent relations of 12 edges, hits and declines", st)
+	}
+}
+
+// TestReferrers follows a folder tree downwards, from each folder to the
+// folders whose parent it is: lineages leave expired edges out, follow
+// changes, and decline cycles, lineages over the limit and revisions
+// before the last change.
+func TestReferrers(t *testing.T) {
+	f := newFixture(t)
+	ctx := context.Background()
+	s, err := schema.Compile("folders.zed", folderSchema)
+	if err != nil {
+		t.Fatal(err)
+	}
+	soon := time.Now().Add(time.Hour)
+	first := f.write(storage.OpTouch, parent("f1", "f0", nil), parent("f2", "f1", nil), parent("f3", "f2", nil),
+		parent("f3", "f9", &soon), parent("f4", "f1", nil))
+	r, err := f.eng.SnapshotReader(ctx, first)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := f.ix.Build(ctx, s, r); err != nil {
+		t.Fatal(err)
+	}
+	ask := func(rev storage.Revision, at int64, limit int, ids ...string) string {
+		t.Helper()
+		l, ok := f.ix.Referrers(rev, "folder", "parent", ids, at, limit)
+		if !ok {
+			return "declined"
+		}
+		return lineageString(l)
+	}
+	now := time.Now().UnixNano()
+	for _, c := range []struct {
+		ids   []string
+		at    int64
+		limit int
+		want  string
+	}{
+		{[]string{"f1"}, now, 100, "f1:f2,f4 f2:f3 f4: f3: depth 2"},
+		{[]string{"f9"}, now, 100, "f9:f3 f3: depth 1"},
+		{[]string{"f9"}, soon.UnixNano(), 100, "f9: depth 0"},
+		{[]string{"f0"}, now, 4, "declined"},
+		{[]string{"f3", "x"}, now, 100, "f3: x: depth 0"},
+	} {
+		if got := ask(first, c.at, c.limit, c.ids...); got != c.want {
+			t.Errorf("Referrers(%v at %d, limit %d) = %q, want %q", c.ids, c.at, c.limit, got, c.want)
+		}
+	}
+	if l, ok := f.ix.Referrers(first, "folder", "link", []string{"f1"}, now, 100); !ok || lineageString(l) != "f1: depth 0" {
+		t.Errorf("an empty inverted relation: %q %v, want f1 alone", lineageString(l), ok)
+	}
+	if _, ok := f.ix.Referrers(first, "document", "parent", []string{"f1"}, now, 100); ok {
+		t.Errorf("a relation no permission steps through was answered")
+	}
+	// f3 moves from f2 to f4; then a cycle: f0 under f3.
+	moved := f.write(storage.OpDelete, parent("f3", "f2", nil))
+	moved2 := f.write(storage.OpTouch, parent("f3", "f4", nil))
+	cyc := f.write(storage.OpTouch, parent("f0", "f3", nil))
+	for _, ch := range []storage.Change{
+		{Revision: moved, Relationships: []storage.RelationshipChange{{Op: storage.OpDelete, Relationship: parent("f3", "f2", nil)}}},
+		{Revision: moved2, Relationships: []storage.RelationshipChange{{Op: storage.OpTouch, Relationship: parent("f3", "f4", nil)}}},
+	} {
+		ch.CommittedAt = time.Now()
+		if err := f.ix.Apply(ch); err != nil {
+			t.Fatal(err)
+		}
+	}
+	now = time.Now().UnixNano()
+	if got := ask(first, now, 100, "f1"); got != "declined" {
+		t.Errorf("at the revision before the move: %q, want declined", got)
+	}
+	if got, want := ask(moved2, now, 100, "f1"), "f1:f2,f4 f2: f4:f3 f3: depth 2"; got != want {
+		t.Errorf("after the move: %q, want %q", got, want)
+	}
+	if err := f.ix.Apply(storage.Change{Revision: cyc, CommittedAt: time.Now(),
+		Relationships: []storage.RelationshipChange{{Op: storage.OpTouch, Relationship: parent("f0", "f3", nil)}}}); err != nil {
+		t.Fatal(err)
+	}
+	if got := ask(cyc, time.Now().UnixNano(), 100, "f1"); got != "declined" {
+		t.Errorf("with a cycle: %q, want declined", got)
 	}
 }
 

@@ -65,6 +65,9 @@ type state struct {
 	floor int64
 	sets  map[Key]*set
 	trees map[Key]*tree // parent relations (see Ancestors)
+	// inverse holds the relations a permission steps through to itself,
+	// inverted (see StepKeys and Referrers).
+	inverse map[Key]*tree
 }
 
 // New returns an empty index, which answers nothing until built.
@@ -114,17 +117,24 @@ func (ix *Index) readAll(ctx context.Context, r storage.Reader, k Key, size func
 // the previous content keeps answering for the revisions it holds.
 func (ix *Index) Build(ctx context.Context, s *schema.Schema, r storage.Reader) error {
 	start := time.Now()
-	st := &state{schema: s, built: r.Revision(), applied: r.Revision(), sets: make(map[Key]*set), trees: make(map[Key]*tree)}
+	st := &state{schema: s, built: r.Revision(), applied: r.Revision(), sets: make(map[Key]*set), trees: make(map[Key]*tree),
+		inverse: make(map[Key]*tree)}
 	size := 0
-	for _, k := range ParentKeys(s) {
-		t := newTree(k)
-		t.since = st.built
-		if err := ix.readAll(ctx, r, k, func() int { return size + t.bytes() }, func(rel graph.Relationship) { t.change(rel, false) }); err != nil {
-			return err
-		}
-		st.trees[k] = t
-		if size += t.bytes(); ix.over(size) {
-			return ix.tooLarge(size)
+	for inverse, keys := range [][]Key{ParentKeys(s), StepKeys(s)} {
+		for _, k := range keys {
+			t := newTree(k)
+			t.since, t.inverse = st.built, inverse == 1
+			if err := ix.readAll(ctx, r, k, func() int { return size + t.bytes() }, func(rel graph.Relationship) { t.change(rel, false) }); err != nil {
+				return err
+			}
+			if t.inverse {
+				st.inverse[k] = t
+			} else {
+				st.trees[k] = t
+			}
+			if size += t.bytes(); ix.over(size) {
+				return ix.tooLarge(size)
+			}
 		}
 	}
 	for _, k := range Keys(s) {
@@ -202,9 +212,11 @@ func (ix *Index) Apply(ch storage.Change) error {
 		// A parent relation's edges are read under the lock: they change
 		// here, with since, so the revisions before this change are
 		// declined from now on.
-		if t := st.trees[Key{r.Resource.Type, r.Relation}]; t != nil {
-			t.change(r, c.Op == storage.OpDelete)
-			t.since = ch.Revision
+		for _, t := range [2]*tree{st.trees[Key{r.Resource.Type, r.Relation}], st.inverse[Key{r.Resource.Type, r.Relation}]} {
+			if t != nil {
+				t.change(r, c.Op == storage.OpDelete)
+				t.since = ch.Revision
+			}
 		}
 		set := st.sets[Key{r.Resource.Type, r.Relation}]
 		if set == nil {
@@ -237,6 +249,9 @@ func (ix *Index) Apply(ch storage.Change) error {
 		size += set.bytes()
 	}
 	for _, t := range st.trees {
+		size += t.bytes()
+	}
+	for _, t := range st.inverse {
 		size += t.bytes()
 	}
 	ix.mu.Unlock()
@@ -328,8 +343,9 @@ type Stats struct {
 	Builds    uint64           // full builds
 	LastBuild time.Duration    // duration of the last build
 
-	// The parent relations (see Ancestors): how many are indexed, their
-	// relationships, and the lineages answered and declined. Bytes
+	// The parent relations (see Ancestors, and StepKeys for those kept
+	// inverted): how many are indexed, their relationships, and the
+	// lineages answered and declined (Ancestors and Referrers). Bytes
 	// counts their memory too.
 	ParentRelations  int
 	ParentEdges      int
@@ -353,10 +369,12 @@ func (ix *Index) Stats() Stats {
 		s.Entries += set.ancEntries + set.upEntries
 		s.Bytes += set.bytes()
 	}
-	for _, t := range ix.st.trees {
-		s.ParentRelations++
-		s.ParentEdges += t.edges
-		s.Bytes += t.bytes()
+	for _, trees := range [2]map[Key]*tree{ix.st.trees, ix.st.inverse} {
+		for _, t := range trees {
+			s.ParentRelations++
+			s.ParentEdges += t.edges
+			s.Bytes += t.bytes()
+		}
 	}
 	return s
 }
@@ -371,11 +389,29 @@ func (ix *Index) Stats() Stats {
 // relationship the tree cannot represent is stored in it, the lineage
 // holds at most limit objects and it has no cycle.
 func (ix *Index) Ancestors(rev storage.Revision, typ, rel string, ids []string, now int64, limit int) (Lineage, bool) {
+	return ix.lineage(false, rev, Key{typ, rel}, ids, now, limit)
+}
+
+// Referrers is Ancestors the other way, through a relation a permission
+// steps through to itself (see StepKeys): ids and every object whose
+// relation rel of typ names one of them, through any depth, with each
+// one's referrers whose relationships have not expired by now (in
+// Lineage.Up). It declines as Ancestors does.
+func (ix *Index) Referrers(rev storage.Revision, typ, rel string, ids []string, now int64, limit int) (Lineage, bool) {
+	return ix.lineage(true, rev, Key{typ, rel}, ids, now, limit)
+}
+
+// lineage answers Ancestors (inverse false) and Referrers.
+func (ix *Index) lineage(inverse bool, rev storage.Revision, k Key, ids []string, now int64, limit int) (Lineage, bool) {
 	ix.mu.RLock()
 	defer ix.mu.RUnlock()
 	var t *tree
 	if st := ix.st; st != nil && rev <= st.applied && now >= st.floor {
-		t = st.trees[Key{typ, rel}]
+		if inverse {
+			t = st.inverse[k]
+		} else {
+			t = st.trees[k]
+		}
 	}
 	if t == nil || rev < t.since || len(t.odd) > 0 {
 		ix.ancestorDeclines.Add(1)

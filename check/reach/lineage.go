@@ -16,9 +16,15 @@ import (
 // chain's expiration exact, costs no recomputation when a folder moves,
 // and takes a fraction of the memory.
 //
+// An inverted tree (see StepKeys) holds the same edges the other way:
+// each object's referrers, the objects whose relation names it.
+//
 // Everything in a tree is read and written under the index's lock.
 type tree struct {
 	key Key
+	// inverse: an edge leads from a relationship's subject to its
+	// resource.
+	inverse bool
 	// since is the revision of the last change to the relation (or of
 	// the build's snapshot): the tree holds at every revision from since
 	// up to the index's applied revision.
@@ -59,9 +65,13 @@ func (t *tree) change(r graph.Relationship, del bool) {
 	if !edge {
 		return
 	}
+	from, to := r.Resource.ID, r.Subject.Object.ID
+	if t.inverse {
+		from, to = to, from
+	}
 	if del || r.Caveat != nil {
-		c, ok := t.objects.lookup(r.Resource.ID)
-		p, ok2 := t.objects.lookup(r.Subject.Object.ID)
+		c, ok := t.objects.lookup(from)
+		p, ok2 := t.objects.lookup(to)
 		if ok && ok2 && t.up[c].remove(p) {
 			t.edges--
 		}
@@ -71,8 +81,8 @@ func (t *tree) change(r graph.Relationship, del bool) {
 	if r.Expiration != nil {
 		exp = r.Expiration.UnixNano()
 	}
-	c := t.object(r.Resource.ID)
-	if t.up[c].set(t.object(r.Subject.Object.ID), exp) {
+	c := t.object(from)
+	if t.up[c].set(t.object(to), exp) {
 		t.edges++
 	}
 }
