@@ -117,21 +117,12 @@ func refers(s *schema.Schema, typ string, x schema.Expr, out []schema.Node) []sc
 // ParentKeys lists the parent relations of s some permission's ancestry
 // uses (see Qualify), in schema order.
 func ParentKeys(s *schema.Schema) []Key {
-	if s == nil {
-		return nil
-	}
-	var out []Key
-	for _, typ := range s.DefinitionOrder {
-		def := s.Definitions[typ]
-		for _, name := range def.Order {
-			if anc, ok := Qualify(s, typ, name); ok {
-				if k := (Key{typ, anc.Relation}); !slices.Contains(out, k) {
-					out = append(out, k)
-				}
-			}
+	return relationKeys(s, func(typ string, name string) []string {
+		if anc, ok := Qualify(s, typ, name); ok {
+			return []string{anc.Relation}
 		}
-	}
-	return slices.Clip(out)
+		return nil
+	})
 }
 
 // StepKeys lists the parent relations (see Parental) through which a
@@ -141,19 +132,32 @@ func ParentKeys(s *schema.Schema) []Key {
 // answers such a permission by walking up from its subject, from each
 // object to the objects whose relation names it.
 func StepKeys(s *schema.Schema) []Key {
+	return relationKeys(s, func(typ string, name string) []string {
+		p := s.Definitions[typ].Permissions[name]
+		if p == nil {
+			return nil
+		}
+		var out []string
+		for _, rel := range selfArrows(p.Expr, name, nil) {
+			if Parental(s, typ, rel) {
+				out = append(out, rel)
+			}
+		}
+		return out
+	})
+}
+
+// relationKeys lists, once each and in schema order, the relations of
+// their own type that of gives for each relation or permission of s.
+func relationKeys(s *schema.Schema, of func(typ, name string) []string) []Key {
 	if s == nil {
 		return nil
 	}
 	var out []Key
 	for _, typ := range s.DefinitionOrder {
-		def := s.Definitions[typ]
-		for _, name := range def.Order {
-			p := def.Permissions[name]
-			if p == nil {
-				continue
-			}
-			for _, rel := range selfArrows(p.Expr, name, nil) {
-				if k := (Key{typ, rel}); Parental(s, typ, rel) && !slices.Contains(out, k) {
+		for _, name := range s.Definitions[typ].Order {
+			for _, rel := range of(typ, name) {
+				if k := (Key{typ, rel}); !slices.Contains(out, k) {
 					out = append(out, k)
 				}
 			}

@@ -100,18 +100,18 @@ func parent(child, p string, exp *time.Time) graph.Relationship {
 		Subject: graph.SubjectRef{Object: graph.ObjectRef{Type: "folder", ID: p}}, Expiration: exp}
 }
 
-// TestAncestors builds and follows a folder tree: lineages follow moves,
-// leave expired parents out, decline cycles, lineages over the limit and
-// revisions before the last change.
-func TestAncestors(t *testing.T) {
-	f := newFixture(t)
+// folderTree builds an index of folderSchema over the tree f0 ← f1 ←
+// {f2 ← f3, f4}, with f3 also under f9 until soon, written at first.
+func folderTree(t *testing.T) (f *fixture, first storage.Revision, soon time.Time) {
+	t.Helper()
+	f = newFixture(t)
 	ctx := context.Background()
 	s, err := schema.Compile("folders.zed", folderSchema)
 	if err != nil {
 		t.Fatal(err)
 	}
-	soon := time.Now().Add(time.Hour)
-	first := f.write(storage.OpTouch, parent("f1", "f0", nil), parent("f2", "f1", nil), parent("f3", "f2", nil),
+	soon = time.Now().Add(time.Hour)
+	first = f.write(storage.OpTouch, parent("f1", "f0", nil), parent("f2", "f1", nil), parent("f3", "f2", nil),
 		parent("f3", "f9", &soon), parent("f4", "f1", nil))
 	r, err := f.eng.SnapshotReader(ctx, first)
 	if err != nil {
@@ -120,6 +120,14 @@ func TestAncestors(t *testing.T) {
 	if err := f.ix.Build(ctx, s, r); err != nil {
 		t.Fatal(err)
 	}
+	return f, first, soon
+}
+
+// TestAncestors builds and follows a folder tree: lineages follow moves,
+// leave expired parents out, decline cycles, lineages over the limit and
+// revisions before the last change.
+func TestAncestors(t *testing.T) {
+	f, first, soon := folderTree(t)
 	now := time.Now().UnixNano()
 	ask := func(rev storage.Revision, at int64, limit int, ids ...string) string {
 		t.Helper()
@@ -189,22 +197,7 @@ func TestAncestors(t *testing.T) {
 // changes, and decline cycles, lineages over the limit and revisions
 // before the last change.
 func TestReferrers(t *testing.T) {
-	f := newFixture(t)
-	ctx := context.Background()
-	s, err := schema.Compile("folders.zed", folderSchema)
-	if err != nil {
-		t.Fatal(err)
-	}
-	soon := time.Now().Add(time.Hour)
-	first := f.write(storage.OpTouch, parent("f1", "f0", nil), parent("f2", "f1", nil), parent("f3", "f2", nil),
-		parent("f3", "f9", &soon), parent("f4", "f1", nil))
-	r, err := f.eng.SnapshotReader(ctx, first)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := f.ix.Build(ctx, s, r); err != nil {
-		t.Fatal(err)
-	}
+	f, first, soon := folderTree(t)
 	ask := func(rev storage.Revision, at int64, limit int, ids ...string) string {
 		t.Helper()
 		l, ok := f.ix.Referrers(rev, "folder", "parent", ids, at, limit)
