@@ -128,13 +128,16 @@ func ParentKeys(s *schema.Schema) []Key {
 // StepKeys lists the parent relations (see Parental) through which a
 // permission of their type steps to itself (`permission membership =
 // member + subteam->membership` with `relation subteam: team`), in schema
-// order. The index keeps them inverted (see Index.Referrers): a check
-// answers such a permission by walking up from its subject, from each
-// object to the objects whose relation names it.
+// order, where the permission is a union of such steps, relations of
+// plain subjects without caveats, and arrows over those: the permissions
+// a check answers by walking up from its subject, from each object to the
+// objects whose relation names it. The index keeps them inverted (see
+// Index.Referrers).
 func StepKeys(s *schema.Schema) []Key {
 	return relationKeys(s, func(typ string, name string) []string {
-		p := s.Definitions[typ].Permissions[name]
-		if p == nil {
+		def := s.Definitions[typ]
+		p := def.Permissions[name]
+		if p == nil || !grantsDirectly(def, p.Expr) {
 			return nil
 		}
 		var out []string
@@ -164,6 +167,37 @@ func relationKeys(s *schema.Schema, of func(typ, name string) []string) []Key {
 		}
 	}
 	return slices.Clip(out)
+}
+
+// grantsDirectly reports whether union x's every branch is a relation of
+// def holding plain subjects without caveats, or an arrow over one.
+func grantsDirectly(def *schema.Definition, x schema.Expr) bool {
+	plain := func(name string) bool {
+		r := def.Relations[name]
+		if r == nil {
+			return false
+		}
+		for _, a := range r.Allowed {
+			if a.Caveat != "" || a.Relation != "" {
+				return false
+			}
+		}
+		return true
+	}
+	switch x := x.(type) {
+	case *schema.Union:
+		for _, c := range x.Children {
+			if !grantsDirectly(def, c) {
+				return false
+			}
+		}
+		return true
+	case *schema.RelationRef:
+		return plain(x.Name)
+	case *schema.Arrow:
+		return plain(x.Tupleset)
+	}
+	return false
 }
 
 // selfArrows appends to out the tuplesets of the arrows back to perm
