@@ -126,6 +126,8 @@ type headRead struct {
 
 // do returns the result of a read that begins after do was called, or
 // ctx's error if ctx ends first (the read itself goes on for the others).
+// Every call must pass the same read: a caller may be answered by the
+// read another caller passed.
 func (g *headReads) do(ctx context.Context, read func() (storage.Revision, error)) (storage.Revision, error) {
 	g.mu.Lock()
 	c := g.next
