@@ -83,7 +83,7 @@ func (s *Server) reachCollectors() []prometheus.Collector {
 			func() float64 { return float64(s.reach.Stats().Hits) }),
 		counter("pemba_reach_index_declines_total", "Nested memberships the reachability index left to the walk (revision not held, expired chain).",
 			func() float64 { return float64(s.reach.Stats().Declines) }),
-		gauge("pemba_reach_index_parent_relationships", "Relationships of parent relations (folder trees) held by the reachability index.",
+		gauge("pemba_reach_index_parent_relationships", "Relationships of parent relations (folder trees, and team trees kept inverted) held by the reachability index; a relation kept both ways counts twice.",
 			func() float64 { return float64(s.reach.Stats().ParentEdges) }),
 		counter("pemba_reach_index_ancestor_hits_total", "Permissions recursive over a parent relation the reachability index answered with the objects' ancestors.",
 			func() float64 { return float64(s.reach.Stats().AncestorHits) }),
