@@ -86,7 +86,7 @@ type closureSpec struct {
 }
 
 // closureVia is an arrow tupleset->target whose every target is a plain
-// relation (plainRelation) of the tupleset's allowed types.
+// relation (schema.Relation.Plain) of the tupleset's allowed types.
 type closureVia struct {
 	tupleset string
 	targets  []*schema.Relation
@@ -114,22 +114,8 @@ func recursive(typ string, r *schema.Relation) bool {
 	return self
 }
 
-// plainRelation reports whether r holds only plain subjects without
-// caveats: its relationships grant their subjects unconditionally.
-func plainRelation(r *schema.Relation) bool {
-	if r == nil {
-		return false
-	}
-	for _, a := range r.Allowed {
-		if a.Caveat != "" || a.Relation != "" {
-			return false
-		}
-	}
-	return true
-}
-
 // recursivePermission returns the closure spec of permission p on def
-// when p is a union of plain relations of def (plainRelation), arrows
+// when p is a union of plain relations of def (schema.Relation.Plain), arrows
 // back to p itself over relations to plain objects of def
 // (`permission administer = admin + parent->administer`), and arrows to
 // plain relations of other types (`member->delegate`), so every chain of
@@ -148,7 +134,7 @@ func recursivePermission(s *schema.Schema, def *schema.Definition, p *schema.Per
 				continue // the arrow grants nothing through this type
 			}
 			t := tdef.Relations[x.Target]
-			if !plainRelation(t) {
+			if !t.Plain() {
 				return false
 			}
 			v.targets, v.types = append(v.targets, t), append(v.types, a.Type)
@@ -168,14 +154,14 @@ func recursivePermission(s *schema.Schema, def *schema.Definition, p *schema.Per
 			return true
 		case *schema.RelationRef:
 			r := def.Relations[x.Name]
-			if !plainRelation(r) {
+			if !r.Plain() {
 				return false
 			}
 			spec.seeds = append(spec.seeds, r)
 			return true
 		case *schema.Arrow:
 			r := def.Relations[x.Tupleset]
-			if x.Func != schema.ArrowAny || !plainRelation(r) {
+			if x.Func != schema.ArrowAny || !r.Plain() {
 				return false
 			}
 			self := x.Target == p.Name

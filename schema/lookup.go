@@ -47,6 +47,21 @@ func (d *Definition) IsRelation(name string) bool {
 	return ok
 }
 
+// Plain reports whether r holds only plain subjects (objects or
+// wildcards, no subject sets) without caveats, so each of its
+// relationships grants its subject unconditionally; false for a nil r.
+func (r *Relation) Plain() bool {
+	if r == nil {
+		return false
+	}
+	for _, a := range r.Allowed {
+		if a.Caveat != "" || a.Relation != "" {
+			return false
+		}
+	}
+	return true
+}
+
 // AllowedFor returns the allowed subject types of the relation that match
 // a subject of type subjectType with relation subjectRelation ("" for a
 // plain object); wildcard selects `type:*` entries.

@@ -172,18 +172,6 @@ func relationKeys(s *schema.Schema, of func(typ, name string) []string) []Key {
 // grantsDirectly reports whether union x's every branch is a relation of
 // def holding plain subjects without caveats, or an arrow over one.
 func grantsDirectly(def *schema.Definition, x schema.Expr) bool {
-	plain := func(name string) bool {
-		r := def.Relations[name]
-		if r == nil {
-			return false
-		}
-		for _, a := range r.Allowed {
-			if a.Caveat != "" || a.Relation != "" {
-				return false
-			}
-		}
-		return true
-	}
 	switch x := x.(type) {
 	case *schema.Union:
 		for _, c := range x.Children {
@@ -193,9 +181,9 @@ func grantsDirectly(def *schema.Definition, x schema.Expr) bool {
 		}
 		return true
 	case *schema.RelationRef:
-		return plain(x.Name)
+		return def.Relations[x.Name].Plain()
 	case *schema.Arrow:
-		return plain(x.Tupleset)
+		return def.Relations[x.Tupleset].Plain()
 	}
 	return false
 }
