@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -120,21 +121,42 @@ func (ix *Index) Build(ctx context.Context, s *schema.Schema, r storage.Reader) 
 	st := &state{schema: s, built: r.Revision(), applied: r.Revision(), sets: make(map[Key]*set), trees: make(map[Key]*tree),
 		inverse: make(map[Key]*tree)}
 	size := 0
-	for inverse, keys := range [][]Key{ParentKeys(s), StepKeys(s)} {
-		for _, k := range keys {
-			t := newTree(k)
-			t.since, t.inverse = st.built, inverse == 1
-			if err := ix.readAll(ctx, r, k, func() int { return size + t.bytes() }, func(rel graph.Relationship) { t.change(rel, false) }); err != nil {
-				return err
+	// A parent relation kept both ways (see StepKeys) is read once for
+	// both of its trees.
+	parents, steps := ParentKeys(s), StepKeys(s)
+	for _, k := range append(slices.Clone(parents), steps...) {
+		var trees []*tree
+		if slices.Contains(parents, k) && st.trees[k] == nil {
+			st.trees[k] = newTree(k)
+			trees = append(trees, st.trees[k])
+		}
+		if slices.Contains(steps, k) && st.inverse[k] == nil {
+			st.inverse[k] = newTree(k)
+			st.inverse[k].inverse = true
+			trees = append(trees, st.inverse[k])
+		}
+		if len(trees) == 0 {
+			continue
+		}
+		held := func() int {
+			n := size
+			for _, t := range trees {
+				n += t.bytes()
 			}
-			if t.inverse {
-				st.inverse[k] = t
-			} else {
-				st.trees[k] = t
+			return n
+		}
+		if err := ix.readAll(ctx, r, k, held, func(rel graph.Relationship) {
+			for _, t := range trees {
+				t.change(rel, false)
 			}
-			if size += t.bytes(); ix.over(size) {
-				return ix.tooLarge(size)
-			}
+		}); err != nil {
+			return err
+		}
+		for _, t := range trees {
+			t.since = st.built
+		}
+		if size = held(); ix.over(size) {
+			return ix.tooLarge(size)
 		}
 	}
 	for _, k := range Keys(s) {
