@@ -11,6 +11,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -314,5 +315,60 @@ func BenchmarkLookupSubjectsIdentityPlatform(b *testing.B) {
 	b.ReportMetric(cpu/float64(b.N), "cpu-ns/op")
 	if subjects > 0 {
 		b.ReportMetric(cpu/float64(subjects)*1000/1e6, "cpu-ms/1k-subjects")
+	}
+}
+
+// BenchmarkLookupSubjectsIdentityPlatformCold runs the load test's first
+// 64 LookupSubjects requests (its sampler, seed 4) on a new engine each
+// iteration, 8 at a time: what a server's first lookups cost before its
+// subject-set cache holds the sets they share. It reports the slowest
+// lookup and the CPU time per 1,000 subjects returned.
+//
+//	PEMBA_ACCESS_BENCH_SCALE=1 go test ./check/ -run XXX -bench LookupSubjectsIdentityPlatformCold -benchtime 5x
+func BenchmarkLookupSubjectsIdentityPlatformCold(b *testing.B) {
+	w, scale := loadIdentityPlatform(b)
+	d, err := dataset.New("identity-platform", dataset.Options{Scale: float64(scale), Seed: 1})
+	if err != nil {
+		b.Fatal(err)
+	}
+	sampler := d.NewSampler(4)
+	reqs := make([]dataset.LookupSubjects, 64)
+	for i := range reqs {
+		reqs[i] = sampler.LookupSubjects()
+	}
+	ctx := context.Background()
+	var subjects atomic.Int64
+	var slowest []float64
+	cpu0 := cputime.Process()
+	for b.Loop() {
+		e := New(Config{})
+		next := atomic.Int64{}
+		var mu sync.Mutex
+		worst := time.Duration(0)
+		var wg sync.WaitGroup
+		for range 8 {
+			wg.Go(func() {
+				for i := int(next.Add(1)) - 1; i < len(reqs); i = int(next.Add(1)) - 1 {
+					q := reqs[i]
+					start := time.Now()
+					err := e.LookupSubjects(ctx, w.snap, LookupSubjectsRequest{Resource: q.Resource, Permission: q.Permission, SubjectType: q.SubjectType,
+						Context: q.Context, Now: goldenNow}, func(SubjectResult) bool { subjects.Add(1); return true })
+					if err != nil {
+						b.Error(err)
+						return
+					}
+					mu.Lock()
+					worst = max(worst, time.Since(start))
+					mu.Unlock()
+				}
+			})
+		}
+		wg.Wait()
+		slowest = append(slowest, float64(worst)/1e6)
+	}
+	cpu := float64(cputime.Process() - cpu0)
+	reportSpread(b, slowest, "slowest-ms")
+	if n := subjects.Load(); n > 0 {
+		b.ReportMetric(cpu/float64(n)*1000/1e6, "cpu-ms/1k-subjects")
 	}
 }

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"iter"
+	"slices"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -16,8 +17,13 @@ import (
 
 // pageSize is how many rows one round trip of a query fetches. Queries
 // page with a keyset cursor and hold no connection while the caller
-// iterates, so a caller may run other queries inside its loop.
-const pageSize = 1000
+// iterates, so a caller may run other queries inside its loop. A
+// variable so tests can page small data.
+var pageSize = 1000
+
+// idSpanStart is how many of a query's IDs its first page asks for (see
+// pagedByID).
+const idSpanStart = 64
 
 // rowQuerier runs queries: the pool for ordinary readers, the write
 // transaction for the reader a SchemaWrite's Check gets.
@@ -41,6 +47,14 @@ func (r *reader) QueryRelationships(ctx context.Context, f storage.Filter, opts 
 	if err := errors.Join(f.Validate(), opts.Validate()); err != nil {
 		return fail(fmt.Errorf("query relationships: %w", err))
 	}
+	if len(f.ResourceIDs) > 1 {
+		return r.pagedByID(ctx, opts, f.ResourceType, f.ResourceIDs, func(rel graph.Relationship) string { return rel.Resource.ID }, forwardKey,
+			func(ids []string, after *[6]string, limit int) *query {
+				f := f
+				f.ResourceIDs = ids
+				return forwardQuery(f, r.rev, nowNanos(opts.Now), after, limit)
+			})
+	}
 	return r.paged(ctx, opts, forwardKey, func(after *[6]string, limit int) *query {
 		return forwardQuery(f, r.rev, nowNanos(opts.Now), after, limit)
 	})
@@ -51,6 +65,14 @@ func (r *reader) QueryRelationships(ctx context.Context, f storage.Filter, opts 
 func (r *reader) ReverseQueryRelationships(ctx context.Context, f storage.ReverseFilter, opts storage.QueryOptions) iter.Seq2[graph.Relationship, error] {
 	if err := errors.Join(f.Validate(), opts.Validate()); err != nil {
 		return fail(fmt.Errorf("reverse query relationships: %w", err))
+	}
+	if len(f.Subject.IDs) > 1 {
+		return r.pagedByID(ctx, opts, f.Subject.Type, f.Subject.IDs, func(rel graph.Relationship) string { return rel.Subject.Object.ID }, reverseKey,
+			func(ids []string, after *[6]string, limit int) *query {
+				f := f
+				f.Subject.IDs = ids
+				return reverseQuery(f, r.rev, nowNanos(opts.Now), after, limit)
+			})
 	}
 	return r.paged(ctx, opts, reverseKey, func(after *[6]string, limit int) *query {
 		return reverseQuery(f, r.rev, nowNanos(opts.Now), after, limit)
@@ -117,6 +139,81 @@ func (r *reader) ReadSchema(ctx context.Context) (storage.StoredSchema, error) {
 func fail(err error) iter.Seq2[graph.Relationship, error] {
 	return func(yield func(graph.Relationship, error) bool) { yield(graph.Relationship{}, err) }
 }
+
+// pagedByID is paged for a query on a list of IDs (resource IDs of a
+// forward query, subject IDs of a reverse one), the second column of the
+// order key, the first being fixed by the filter: each page asks only for
+// a span of the IDs, in order, so that PostgreSQL, which gathers every
+// row of the IDs it is given and sorts them to cut a page, reads about a
+// page's worth of rows per page instead of all the rows left (a batch of
+// 800 teams' members, 40,000 rows, took 40 pages of 80 ms each). The span
+// starts at idSpanStart IDs, shrinks to the IDs a full page covered, and
+// doubles after a page that came back less than half full. first is the
+// order key's first column, which the filter fixes; idOf returns a row's
+// ID.
+func (r *reader) pagedByID(ctx context.Context, opts storage.QueryOptions, first string, ids []string, idOf func(graph.Relationship) string,
+	key func(graph.Relationship) [6]string, page func(ids []string, after *[6]string, limit int) *query) iter.Seq2[graph.Relationship, error] {
+	return func(yield func(graph.Relationship, error) bool) {
+		if err := r.e.checkOpen(); err != nil {
+			yield(graph.Relationship{}, err)
+			return
+		}
+		// The columns compare bytewise (COLLATE "C"), as Go strings do.
+		sorted := slices.Compact(slices.Sorted(slices.Values(ids)))
+		pos := 0
+		var after *[6]string
+		if opts.After != nil {
+			k := key(*opts.After)
+			after = &k
+			switch {
+			case k[0] > first:
+				return // every row is before the cursor
+			case k[0] == first:
+				pos, _ = slices.BinarySearch(sorted, idOf(*opts.After))
+			}
+		}
+		remaining := opts.Limit
+		span := idSpanStart
+		for pos < len(sorted) {
+			n := pageSize
+			if opts.Limit > 0 && remaining < n {
+				n = remaining
+			}
+			chunk := sorted[pos:min(pos+span, len(sorted))]
+			rels, err := queryRelationships(ctx, r.db, page(chunk, after, n))
+			if err != nil {
+				yield(graph.Relationship{}, fmt.Errorf("query relationships at revision %d: %w", r.rev, err))
+				return
+			}
+			for _, rel := range rels {
+				if !yield(rel, nil) {
+					return
+				}
+			}
+			remaining -= len(rels)
+			if opts.Limit > 0 && remaining == 0 {
+				return
+			}
+			if len(rels) < n {
+				// The span is done; the next starts past every row so far.
+				pos, after = pos+len(chunk), nil
+				if len(rels) < n/2 {
+					span = min(2*span, maxIDSpan)
+				}
+				continue
+			}
+			last := rels[len(rels)-1]
+			k := key(last)
+			after = &k
+			at, _ := slices.BinarySearch(sorted[pos:], idOf(last))
+			span = max(at+1, 1)
+			pos += at
+		}
+	}
+}
+
+// maxIDSpan bounds the IDs one page asks for.
+const maxIDSpan = 4096
 
 func forwardKey(r graph.Relationship) [6]string {
 	return [6]string{r.Resource.Type, r.Resource.ID, r.Relation, r.Subject.Object.Type, r.Subject.Object.ID, r.Subject.Relation}
