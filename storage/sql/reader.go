@@ -22,8 +22,9 @@ import (
 var pageSize = 1000
 
 // idSpanStart is how many of a query's IDs its first page asks for (see
-// pagedByID).
-const idSpanStart = 64
+// pagedByID): more than the batches the check engine reads at once, whose
+// rows mostly fit one page.
+const idSpanStart = 256
 
 // rowQuerier runs queries: the pool for ordinary readers, the write
 // transaction for the reader a SchemaWrite's Check gets.
