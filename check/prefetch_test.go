@@ -3,6 +3,7 @@ package check
 import (
 	"context"
 	"fmt"
+	"slices"
 	"testing"
 
 	"github.com/pembadb/pemba/graph"
@@ -63,5 +64,49 @@ definition group {
 	queries("u000", small, HasPermission)
 	if e.large.Contains(small) {
 		t.Errorf("group:small was remembered as large")
+	}
+}
+
+// TestLookupSubjectsPrefetchesFewObjects: a set evaluation reads a few
+// objects' rows whole, one query for a resource whose permission names
+// four relations, and finds the same subjects as relation-by-relation
+// reads.
+func TestLookupSubjectsPrefetchesFewObjects(t *testing.T) {
+	s, err := schema.Compile("doc.zed", `
+definition user {}
+definition doc {
+	relation owner: user
+	relation editor: user
+	relation viewer: user
+	relation banned: user
+	permission view = (owner + editor + viewer) - banned
+}`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	store := newTestStore(t)
+	r := func(rel, user string) graph.Relationship {
+		return graph.Relationship{Resource: graph.ObjectRef{Type: "doc", ID: "d"}, Relation: rel,
+			Subject: graph.SubjectRef{Object: graph.ObjectRef{Type: "user", ID: user}}}
+	}
+	store.write(t, []graph.Relationship{r("owner", "ann"), r("editor", "bob"), r("viewer", "cat"), r("viewer", "dan"), r("banned", "dan")})
+	snap := Snapshot{Schema: s, Reader: store.reader(t)}
+	e := New(Config{CacheEntries: -1, ReadCacheBytes: -1})
+	var got []string
+	before := e.Stats().Queries
+	err = e.LookupSubjects(context.Background(), snap, LookupSubjectsRequest{Resource: graph.ObjectRef{Type: "doc", ID: "d"},
+		Permission: "view", SubjectType: "user"}, func(r SubjectResult) bool {
+		got = append(got, r.Subject.Object.ID)
+		return true
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	slices.Sort(got)
+	if fmt.Sprint(got) != "[ann bob cat]" {
+		t.Errorf("subjects %v, want [ann bob cat]", got)
+	}
+	if n := e.Stats().Queries - before; n != 1 {
+		t.Errorf("%d storage queries, want 1 (doc:d's rows read whole)", n)
 	}
 }

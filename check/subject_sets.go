@@ -592,10 +592,17 @@ func (se *setEval) batch(typ, rel string, ids []string, depth int) ([]setResult,
 			}
 		}()
 		var res []setResult
-		// No prefetch of whole objects: a set evaluation reads every
-		// relation it meets in full anyway, and batches of large objects
-		// (teams) would be read twice.
 		if p := def.Permissions[rel]; p != nil {
+			// A few objects' rows are read whole first (see
+			// evaluation.prefetch): a resource, its project, an org
+			// then cost one query instead of one per relation. Large
+			// batches (teams) are read relation by relation, or
+			// narrowed by subject (see readNarrowed).
+			if len(pending) < sweepMin {
+				if err := se.ev.prefetch(typ, pending); err != nil {
+					return nil, err
+				}
+			}
 			res, err = se.expr(typ, pending, p.Expr, rel, depth)
 		} else {
 			res, err = se.relation(typ, pending, def.Relations[rel], depth)
@@ -652,6 +659,14 @@ func (se *setEval) prune(typ, rel string, pending []string, at []int, out []setR
 		// does not say: its emptiness would hold only now, and the
 		// sets cached above it are reused later.
 		return pending, at, nil
+	}
+	if se.ev.schema.Definitions[typ].Relations[rel] != nil {
+		// A relation of objects whose rows were read whole costs no
+		// query: looking its holders up would.
+		var small [16][]graph.Relationship
+		if _, read := se.ev.prefetchedRows(typ, pending, small[:0]); read {
+			return pending, at, nil
+		}
 	}
 	held, ok, err := se.holders(typ, rel)
 	if err != nil || !ok {
