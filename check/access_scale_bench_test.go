@@ -279,16 +279,7 @@ func reportSpread(b *testing.B, xs []float64, unit string) {
 //
 //	PEMBA_ACCESS_BENCH_SCALE=1 go test ./check/ -run XXX -bench LookupSubjectsIdentityPlatform -cpu 1 -benchtime 400x
 func BenchmarkLookupSubjectsIdentityPlatform(b *testing.B) {
-	w, scale := loadIdentityPlatform(b)
-	d, err := dataset.New("identity-platform", dataset.Options{Scale: float64(scale), Seed: 1})
-	if err != nil {
-		b.Fatal(err)
-	}
-	sampler := d.NewSampler(4)
-	reqs := make([]dataset.LookupSubjects, 512)
-	for i := range reqs {
-		reqs[i] = sampler.LookupSubjects()
-	}
+	w, reqs := identityPlatformLookups(b, 512)
 	ctx := context.Background()
 	e := New(Config{})
 	lookup := func(q dataset.LookupSubjects) int {
@@ -326,16 +317,7 @@ func BenchmarkLookupSubjectsIdentityPlatform(b *testing.B) {
 //
 //	PEMBA_ACCESS_BENCH_SCALE=1 go test ./check/ -run XXX -bench LookupSubjectsIdentityPlatformCold -benchtime 5x
 func BenchmarkLookupSubjectsIdentityPlatformCold(b *testing.B) {
-	w, scale := loadIdentityPlatform(b)
-	d, err := dataset.New("identity-platform", dataset.Options{Scale: float64(scale), Seed: 1})
-	if err != nil {
-		b.Fatal(err)
-	}
-	sampler := d.NewSampler(4)
-	reqs := make([]dataset.LookupSubjects, 64)
-	for i := range reqs {
-		reqs[i] = sampler.LookupSubjects()
-	}
+	w, reqs := identityPlatformLookups(b, 64)
 	ctx := context.Background()
 	var subjects atomic.Int64
 	var slowest []float64
@@ -371,4 +353,20 @@ func BenchmarkLookupSubjectsIdentityPlatformCold(b *testing.B) {
 	if n := subjects.Load(); n > 0 {
 		b.ReportMetric(cpu/float64(n)*1000/1e6, "cpu-ms/1k-subjects")
 	}
+}
+
+// identityPlatformLookups loads the identity-platform graph and draws the
+// load test's first n LookupSubjects requests (its sampler, seed 4).
+func identityPlatformLookups(b *testing.B, n int) (*benchWorld, []dataset.LookupSubjects) {
+	w, scale := loadIdentityPlatform(b)
+	d, err := dataset.New("identity-platform", dataset.Options{Scale: float64(scale), Seed: 1})
+	if err != nil {
+		b.Fatal(err)
+	}
+	sampler := d.NewSampler(4)
+	reqs := make([]dataset.LookupSubjects, n)
+	for i := range reqs {
+		reqs[i] = sampler.LookupSubjects()
+	}
+	return w, reqs
 }

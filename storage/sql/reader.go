@@ -99,15 +99,9 @@ func (r *reader) paged(ctx context.Context, opts storage.QueryOptions, key func(
 			if opts.Limit > 0 && remaining < n {
 				n = remaining
 			}
-			rels, err := queryRelationships(ctx, r.db, page(after, n))
-			if err != nil {
-				yield(graph.Relationship{}, fmt.Errorf("query relationships at revision %d: %w", r.rev, err))
+			rels, ok := r.yieldPage(ctx, page(after, n), yield)
+			if !ok {
 				return
-			}
-			for _, rel := range rels {
-				if !yield(rel, nil) {
-					return
-				}
 			}
 			remaining -= len(rels)
 			if len(rels) < n || opts.Limit > 0 && remaining == 0 {
@@ -181,15 +175,9 @@ func (r *reader) pagedByID(ctx context.Context, opts storage.QueryOptions, first
 				n = remaining
 			}
 			chunk := sorted[pos:min(pos+span, len(sorted))]
-			rels, err := queryRelationships(ctx, r.db, page(chunk, after, n))
-			if err != nil {
-				yield(graph.Relationship{}, fmt.Errorf("query relationships at revision %d: %w", r.rev, err))
+			rels, ok := r.yieldPage(ctx, page(chunk, after, n), yield)
+			if !ok {
 				return
-			}
-			for _, rel := range rels {
-				if !yield(rel, nil) {
-					return
-				}
 			}
 			remaining -= len(rels)
 			if opts.Limit > 0 && remaining == 0 {
@@ -211,6 +199,22 @@ func (r *reader) pagedByID(ctx context.Context, opts storage.QueryOptions, first
 			pos += at
 		}
 	}
+}
+
+// yieldPage runs a page query and yields its rows; it returns them, or
+// false when the query failed (the error yielded) or the caller stopped.
+func (r *reader) yieldPage(ctx context.Context, q *query, yield func(graph.Relationship, error) bool) ([]graph.Relationship, bool) {
+	rels, err := queryRelationships(ctx, r.db, q)
+	if err != nil {
+		yield(graph.Relationship{}, fmt.Errorf("query relationships at revision %d: %w", r.rev, err))
+		return nil, false
+	}
+	for _, rel := range rels {
+		if !yield(rel, nil) {
+			return nil, false
+		}
+	}
+	return rels, true
 }
 
 // maxIDSpan bounds the IDs one page asks for.
