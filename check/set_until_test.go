@@ -68,6 +68,10 @@ func TestSetUntils(t *testing.T) {
 							// are exact, but never their truth.
 							for range 2 {
 								again := setUntils(t, ctx, cached, w, req, false)
+								if again == nil {
+									t.Fatalf("world %d: %s#%s@%s at %v: with the set cache the lookup left its sets to checks, without it did not\n%s",
+										w.n, req.Resource, perm, st, now, w.src)
+								}
 								if !maps.EqualFunc(again.untils, got.untils, func(int64, int64) bool { return true }) {
 									a.fail("%s#%s@%s at %v: with the set cache %v, without %v", req.Resource, perm, st, now, again.untils, got.untils)
 								}

@@ -660,9 +660,10 @@ func (se *setEval) prune(typ, rel string, pending []string, at []int, out []setR
 		// sets cached above it are reused later.
 		return pending, at, nil
 	}
-	if se.ev.schema.Definitions[typ].Relations[rel] != nil {
-		// A relation of objects whose rows were read whole costs no
-		// query: looking its holders up would.
+	if r := se.ev.schema.Definitions[typ].Relations[rel]; r != nil && !slices.ContainsFunc(r.Allowed, func(a schema.AllowedSubject) bool { return a.Relation != "" }) {
+		// A relation of plain subjects on objects whose rows were read
+		// whole costs no query: looking its holders up would. (One
+		// that holds subject sets leads on to evaluate them.)
 		var small [16][]graph.Relationship
 		if _, read := se.ev.prefetchedRows(typ, pending, small[:0]); read {
 			return pending, at, nil
