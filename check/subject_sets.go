@@ -205,33 +205,47 @@ func (s *subjectSet) empty() bool {
 // for an intersection with a set of default "no", its own list.
 func combine(a, b *subjectSet, op func(x, y member) member) *subjectSet {
 	out := &subjectSet{def: op(a.def, b.def)}
-	out.grow(len(a.keys) + len(b.keys))
-	add := func(id subjectID) {
-		if _, done := out.m[id]; done {
-			return
+	// Each list names a subject once; b's subjects that a lists are
+	// decided with a's.
+	fromA := func() {
+		for _, id := range a.keys {
+			if v := op(a.m[id], b.get(id)); v != out.def {
+				out.add(id, v)
+			}
 		}
-		if v := op(a.get(id), b.get(id)); v != out.def {
-			out.set(id, v)
+	}
+	fromB := func(skipA bool) {
+		for _, id := range b.keys {
+			if _, inA := a.m[id]; inA && skipA {
+				continue
+			}
+			if v := op(a.get(id), b.m[id]); v != out.def {
+				out.add(id, v)
+			}
 		}
 	}
 	switch {
 	case out.def == memberNo && a.def == memberNo && op(memberNo, memberYes) == memberNo:
-		for _, id := range a.keys {
-			add(id)
-		}
+		out.grow(len(a.keys))
+		fromA()
 	case out.def == memberNo && b.def == memberNo && op(memberYes, memberNo) == memberNo:
-		for _, id := range b.keys {
-			add(id)
-		}
+		out.grow(len(b.keys))
+		fromB(false)
 	default:
-		for _, id := range a.keys {
-			add(id)
-		}
-		for _, id := range b.keys {
-			add(id)
-		}
+		out.grow(len(a.keys) + len(b.keys))
+		fromA()
+		fromB(true)
 	}
 	return out
+}
+
+// add lists id, which s does not list, with membership v.
+func (s *subjectSet) add(id subjectID, v member) {
+	if s.m == nil {
+		s.m = make(map[subjectID]member)
+	}
+	s.m[id] = v
+	s.keys = append(s.keys, id)
 }
 
 func orMember(x, y member) member    { return max(x, y) }
@@ -394,14 +408,29 @@ func (s *subjectSet) union(x *subjectSet, c member, u int64, p *proof) *subjectS
 	if s.m == nil {
 		s.grow(len(x.keys))
 	}
+	// raise, with one lookup of the subject in s: s lists whom it grants
+	// (its default is "no").
 	for _, id := range x.keys {
 		v := min(x.m[id], c)
-		if p != nil && v == memberYes && s.get(id) != memberYes {
+		if !v.granted() {
+			continue
+		}
+		cur, listed := s.m[id]
+		if p != nil && v == memberYes && cur != memberYes {
 			s.prove(id, p)
 		}
-		if v.granted() {
-			s.raise(id, v, earliest(x.untilOf(id), u))
+		until := earliest(x.untilOf(id), u)
+		if cur.granted() {
+			until = latest(s.untilOf(id), until)
 		}
+		switch {
+		case !listed:
+			s.m[id] = v
+			s.keys = append(s.keys, id)
+		case cur < v:
+			s.m[id] = v
+		}
+		s.setUntil(id, until)
 	}
 	return s
 }

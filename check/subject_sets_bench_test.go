@@ -1,0 +1,34 @@
+package check
+
+import "testing"
+
+// BenchmarkSubjectSetAlgebra times the set operations a LookupSubjects
+// spends its CPU in: intersecting a large set with a larger one, and
+// unioning many small sets into one in place.
+func BenchmarkSubjectSetAlgebra(b *testing.B) {
+	listed := func(from, n, step int) *subjectSet {
+		s := emptySet()
+		for i := range n {
+			s.set(subjectID(from+i*step), memberYes)
+		}
+		return s
+	}
+	wide, narrow := listed(0, 50000, 1), listed(0, 5000, 7)
+	b.Run("intersect", func(b *testing.B) {
+		for b.Loop() {
+			combine(narrow, wide, andMember)
+		}
+	})
+	small := make([]*subjectSet, 200)
+	for i := range small {
+		small[i] = listed(i*37, 50, 3)
+	}
+	b.Run("union", func(b *testing.B) {
+		for b.Loop() {
+			s := emptySet()
+			for _, x := range small {
+				s = s.union(x, memberYes, 0, nil)
+			}
+		}
+	})
+}
