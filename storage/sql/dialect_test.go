@@ -125,6 +125,9 @@ var dialectStatements = map[string]bool{
 	"pgMigrationLock":  true, // PostgreSQL's migration lock
 	"pgNotifyRevision": true, // PostgreSQL's commit notification
 	"pgListen":         true,
+	// Statistics after a bulk import; CockroachDB collects its own.
+	"pgRelationshipsChangedSinceAnalyze": true,
+	"pgAnalyzeRelationships":             true,
 }
 
 // TestSharedStatementsListed: every statement constant of the package —

@@ -448,3 +448,40 @@ func TestPoolSize(t *testing.T) {
 		e.Close()
 	}
 }
+
+// TestImportRefreshesStatistics: a bulk import into an empty table leaves
+// the planner statistics of what it wrote (ANALYZE), not of the empty
+// table; a small import leaves them to autovacuum.
+func TestImportRefreshesStatistics(t *testing.T) {
+	ctx := context.Background()
+	e := openTest(t)
+	measured := func() float64 {
+		t.Helper()
+		var n float64
+		if err := e.pool.QueryRow(ctx, "SELECT reltuples FROM pg_class WHERE oid = 'relationships'::regclass").Scan(&n); err != nil {
+			t.Fatal(err)
+		}
+		return n
+	}
+	rels := func(n int) func(func(graph.Relationship, error) bool) {
+		return func(yield func(graph.Relationship, error) bool) {
+			for i := range n {
+				if !yield(rel("doc", fmt.Sprintf("d%d", i), "viewer", "user", fmt.Sprintf("u%d", i%97)), nil) {
+					return
+				}
+			}
+		}
+	}
+	if _, err := e.Import(ctx, rels(analyzeMinRows-1), storage.ImportOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if n := measured(); n > 0 {
+		t.Fatalf("after importing %d relationships the table was measured (%v rows): want that left to autovacuum", analyzeMinRows-1, n)
+	}
+	if _, err := e.Import(ctx, rels(3*analyzeMinRows), storage.ImportOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if n := measured(); n < 2*analyzeMinRows {
+		t.Errorf("after a bulk import of %d relationships the planner counts %v rows: want them measured", 3*analyzeMinRows, n)
+	}
+}

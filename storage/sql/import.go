@@ -62,7 +62,40 @@ func (e *Engine) Import(ctx context.Context, rels iter.Seq2[graph.Relationship, 
 	if err := flush(); err != nil {
 		return res, fmt.Errorf("import: %w", err)
 	}
+	e.analyzeAfterImport(ctx, res.Imported)
 	return res, nil
+}
+
+// The rows changed since the relationships table's last ANALYZE, and its
+// live rows, as PostgreSQL's statistics count them; and the ANALYZE.
+const (
+	pgRelationshipsChangedSinceAnalyze = "SELECT n_mod_since_analyze, n_live_tup FROM pg_stat_user_tables WHERE relid = 'relationships'::regclass"
+	pgAnalyzeRelationships             = "ANALYZE relationships"
+)
+
+// analyzeMinRows is the import size from which Import refreshes the
+// planner's statistics.
+const analyzeMinRows = 10000
+
+// analyzeAfterImport refreshes PostgreSQL's statistics of the
+// relationships table after a bulk import, when the rows changed since the
+// last ANALYZE are a fifth of the table or more. Autovacuum would, but
+// only after its next nap (a minute by default), and until then the
+// planner plans for the table it last measured: right after loading a
+// million relationships into an empty table, a reverse query of 100
+// users' teams scanned the whole index range of the subject type, 150–200
+// ms instead of 2–3. Best effort: the import has committed, and a failed
+// ANALYZE leaves the statistics to autovacuum. CockroachDB refreshes its
+// statistics itself.
+func (e *Engine) analyzeAfterImport(ctx context.Context, imported int) {
+	if e.dialect != PostgreSQL || imported < analyzeMinRows {
+		return
+	}
+	var changed, live int64
+	if err := e.pool.QueryRow(ctx, pgRelationshipsChangedSinceAnalyze).Scan(&changed, &live); err != nil || changed*5 < live {
+		return
+	}
+	_, _ = e.pool.Exec(ctx, pgAnalyzeRelationships)
 }
 
 // importBatch holds one batch's rows, encoded and deduplicated: a
