@@ -103,12 +103,19 @@ func (s *subjectSet) raise(id subjectID, v member, u int64) {
 	if v == memberNo {
 		return
 	}
-	cur := s.get(id)
+	cur, listed := s.m[id] // one lookup: raise runs once per relationship
+	if !listed {
+		cur = s.def
+	}
 	if cur.granted() {
 		u = latest(s.untilOf(id), u)
 	}
-	if cur < v {
-		s.set(id, v)
+	switch {
+	case cur >= v:
+	case listed:
+		s.m[id] = v
+	default:
+		s.add(id, v)
 	}
 	s.setUntil(id, u)
 }
@@ -408,29 +415,15 @@ func (s *subjectSet) union(x *subjectSet, c member, u int64, p *proof) *subjectS
 	if s.m == nil {
 		s.grow(len(x.keys))
 	}
-	// raise, with one lookup of the subject in s: s lists whom it grants
-	// (its default is "no").
 	for _, id := range x.keys {
 		v := min(x.m[id], c)
 		if !v.granted() {
 			continue
 		}
-		cur, listed := s.m[id]
-		if p != nil && v == memberYes && cur != memberYes {
+		if p != nil && v == memberYes && s.m[id] != memberYes {
 			s.prove(id, p)
 		}
-		until := earliest(x.untilOf(id), u)
-		if cur.granted() {
-			until = latest(s.untilOf(id), until)
-		}
-		switch {
-		case !listed:
-			s.m[id] = v
-			s.keys = append(s.keys, id)
-		case cur < v:
-			s.m[id] = v
-		}
-		s.setUntil(id, until)
+		s.raise(id, v, earliest(x.untilOf(id), u))
 	}
 	return s
 }

@@ -195,7 +195,7 @@ func (r *reader) pagedByID(ctx context.Context, opts storage.QueryOptions, first
 			k := key(last)
 			after = &k
 			at, _ := slices.BinarySearch(sorted[pos:], idOf(last))
-			span = max(at+1, 1)
+			span = at + 1 // the IDs this page reached, the last unfinished
 			pos += at
 		}
 	}
