@@ -37,7 +37,8 @@ import (
 // A narrowed evaluation computes only the subjects it was narrowed to,
 // which no other request can reuse; once a node is asked for narrowed
 // often enough (setCacheDemand), it is computed whole, once, in the
-// background, and cached (see setEval.wholeInBackground). A node too
+// background, and cached, with the sets found whole on the way while
+// they fit (see setEval.wholeInBackground, putSpare). A node too
 // large to compute whole in setWholeTime is remembered and left narrowed
 // for setRetryAfter.
 //
@@ -237,12 +238,29 @@ func relationsBelow(s *schema.Schema, typ, rel string) [][2]string {
 	return out
 }
 
+// putKind is how a set came to be computed, which decides how the cache
+// keeps it (see put).
+type putKind int
+
+const (
+	// putOnTheWay: a request computed the set whole on its way; it enters
+	// on probation.
+	putOnTheWay putKind = iota
+	// putWanted: narrowed evaluations asked for the set (see want); it is
+	// kept over the sets requests computed on their way.
+	putWanted
+	// putSpare: a background computation found the set on its way to
+	// the ones asked for (a team below a tier's clearance); it is kept,
+	// on probation, only while the cache has room for it without
+	// evicting anything, so an empty cache fills fast and a full one
+	// keeps the sets lookups asked for.
+	putSpare
+)
+
 // put caches r, computed at now and rev with its subjects numbered by
-// ids, for k; deps are the relations below it (see relationsBelow).
-// wanted marks a set narrowed evaluations asked for (see want), which
-// is kept over the sets requests computed on their way. It reports
-// whether r was stored.
-func (c *setCache) put(k setKey, r setResult, now int64, rev storage.Revision, ids *subjectIDs, deps [][2]string, wanted bool) bool {
+// ids, for k; deps are the relations below it (see relationsBelow); how
+// says how it was computed. It reports whether r was stored.
+func (c *setCache) put(k setKey, r setResult, now int64, rev storage.Revision, ids *subjectIDs, deps [][2]string, how putKind) bool {
 	if r.expires != 0 && r.expires <= now {
 		return false
 	}
@@ -251,18 +269,22 @@ func (c *setCache) put(k setKey, r setResult, now int64, rev storage.Revision, i
 	defer c.mu.Unlock()
 	c.init()
 	if size > c.maxBytes/4 {
-		if wanted {
+		if how == putWanted {
 			// Lookups go on asking for it: remember it is too large.
 			c.demand.Add(k, tooLargeNow())
 			c.tooLarge.Add(1)
 		}
 		return false
 	}
-	if old, ok := c.sets.Peek(k); ok && old.rev > rev {
+	old, had := c.sets.Peek(k)
+	if had && old.rev > rev {
 		return false // keep the newer set: evaluations at the head want it
 	}
+	if how == putSpare && (had || c.sets.Size()+size > c.maxBytes) {
+		return false
+	}
 	e := setEntry{res: r, ids: ids, at: now, until: r.expires, rev: rev, deps: deps}
-	if wanted {
+	if how == putWanted {
 		c.sets.AddUsed(k, e, size)
 	} else {
 		c.sets.Add(k, e, size)
@@ -412,8 +434,9 @@ const setWholeWorkers = 1
 // narrowed), at se's revision, instant and caveat context, in a
 // goroutine of its own, which caches them as it computes them: no
 // request waits for a whole set, the request that wanted one last goes
-// on narrowed, and the requests after it find it cached. Each computation
-// gets setWholeTime: a set too large to compute in it is remembered and
+// on narrowed, and the requests after it find it cached, as well as the
+// sets below it the computation found whole, while the cache has room
+// for them (putSpare). Each computation gets setWholeTime: a set too large to compute in it is remembered and
 // left narrowed at this revision. When setWholeWorkers computations are
 // already running, the nodes are wanted again by the next evaluation that
 // needs them.
@@ -456,7 +479,7 @@ func (se *setEval) wholeInBackground(typ, rel string, ids []string, depth int) {
 			}
 			deps := cache.dependencies(ev.schema, typ, rel)
 			for j, id := range ids {
-				if cache.put(w.cacheKey(typ, id, rel, res[j].caveated), res[j], ev.nowNano, ev.rev, table, deps, true) {
+				if cache.put(w.cacheKey(typ, id, rel, res[j].caveated), res[j], ev.nowNano, ev.rev, table, deps, putWanted) {
 					cache.computed.Add(1)
 				}
 				// A set stored for this context (it decided a caveat)

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/pembadb/pemba/graph"
+	"github.com/pembadb/pemba/schema"
 )
 
 // TestSetCache runs every LookupSubjects of random worlds of the
@@ -144,18 +145,29 @@ func TestSetCacheBytes(t *testing.T) {
 	for _, tc := range []struct {
 		name   string
 		budget int64
-		sets   []int // members of the sets put, in turn
+		sets   []int     // members of the sets put, in turn
+		how    []putKind // how each was computed (nil: all on the way)
 		kept   []bool
 	}{
-		{"default", New(Config{}).sets.maxBytes, []int{10, 1000}, []bool{true, true}},
-		{"over a quarter", 4 * size(10), []int{10, 11}, []bool{true, false}},
-		{"evicts the oldest", 4 * size(10), []int{10, 10, 10, 10, 10}, []bool{false, true, true, true, true}},
-		{"negative", -1, []int{0, 10}, []bool{false, false}},
+		{"default", New(Config{}).sets.maxBytes, []int{10, 1000}, nil, []bool{true, true}},
+		{"over a quarter", 4 * size(10), []int{10, 11}, nil, []bool{true, false}},
+		{"evicts the oldest", 4 * size(10), []int{10, 10, 10, 10, 10}, nil, []bool{false, true, true, true, true}},
+		{"negative", -1, []int{0, 10}, nil, []bool{false, false}},
+		{"spare while there is room", 4 * size(10), []int{10, 10, 10, 10, 10},
+			[]putKind{putSpare, putSpare, putSpare, putSpare, putSpare}, []bool{true, true, true, true, false}},
+		{"spare never evicts", 4 * size(10), []int{10, 10, 10, 10, 10},
+			[]putKind{putWanted, putOnTheWay, putOnTheWay, putSpare, putSpare}, []bool{true, true, true, true, false}},
+		{"spare is evicted", 4 * size(10), []int{10, 10, 10, 10, 10},
+			[]putKind{putSpare, putSpare, putSpare, putSpare, putWanted}, []bool{false, true, true, true, true}},
 	} {
 		c := setCache{maxBytes: tc.budget}
 		ids := newSubjectIDs(maxSubjectIDs)
 		for i, n := range tc.sets {
-			c.put(key(fmt.Sprint(i)), set(n), 0, 1, ids, nil, false)
+			how := putOnTheWay
+			if tc.how != nil {
+				how = tc.how[i]
+			}
+			c.put(key(fmt.Sprint(i)), set(n), 0, 1, ids, nil, how)
 		}
 		for i := range tc.sets {
 			if _, ok := c.get(key(fmt.Sprint(i)), 0, 1, newSubjectIDs(maxSubjectIDs)); ok {
@@ -188,19 +200,89 @@ func TestSetCacheKeepsSetsUsedAgain(t *testing.T) {
 	}
 	ids := newSubjectIDs(maxSubjectIDs)
 	c := setCache{maxBytes: 40 * int64(10+1) * setMemberBytes}
-	c.put(key("shared"), set(10), 0, 1, ids, nil, false)
-	c.put(key("unused"), set(10), 0, 1, ids, nil, false)
+	c.put(key("shared"), set(10), 0, 1, ids, nil, putOnTheWay)
+	c.put(key("unused"), set(10), 0, 1, ids, nil, putOnTheWay)
 	if _, ok := c.get(key("shared"), 0, 1, ids); !ok {
 		t.Fatal("shared set not cached")
 	}
 	for i := range 100 {
-		c.put(key(fmt.Sprint("once-", i)), set(10), 0, 1, ids, nil, false)
+		c.put(key(fmt.Sprint("once-", i)), set(10), 0, 1, ids, nil, putOnTheWay)
 	}
 	if _, ok := c.get(key("shared"), 0, 1, ids); !ok {
 		t.Error("the set used again was evicted by sets used once")
 	}
 	if _, ok := c.get(key("unused"), 0, 1, ids); ok {
 		t.Error("a set never used again outlived 100 newer ones in a cache of 40")
+	}
+}
+
+// TestSetsComputedInBackgroundKeepWhatTheyFound: a background
+// computation of a set whole also caches the sets it computed whole on
+// its way (a tier's teams), while the cache has room for them; a full
+// cache keeps what it holds instead.
+func TestSetsComputedInBackgroundKeepWhatTheyFound(t *testing.T) {
+	s, err := schema.Compile("tiers.zed", `definition user {}
+definition team {
+  relation member: user
+  permission membership = member
+}
+definition tier {
+  relation cleared_team: team
+  permission clearance = cleared_team->membership
+}`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	snap := storeOf(t, s, "tier:t#cleared_team@team:a", "tier:t#cleared_team@team:b",
+		"team:a#member@user:alice", "team:b#member@user:bob")
+	// A set of two subjects takes 3 members' bytes: four fill a budget of
+	// 12, and one may take a quarter of it.
+	budget := 12 * int64(setMemberBytes)
+	for _, full := range []bool{false, true} {
+		t.Run(fmt.Sprint("full=", full), func(t *testing.T) {
+			e := New(Config{SetCacheBytes: budget})
+			newSE := func() *setEval {
+				ev, err := e.newEvaluation(context.Background(), snap, graph.SubjectRef{}, nil, goldenNow)
+				if err != nil {
+					t.Fatal(err)
+				}
+				t.Cleanup(func() { e.release(ev) })
+				se := newSetEval(ev, "user")
+				se.cache = &e.sets
+				return se
+			}
+			if full {
+				two := emptySet()
+				two.set(0, memberYes)
+				two.set(1, memberYes)
+				ids := newSE().ids
+				for i := range 4 {
+					k := setKey{subjectType: "user", anyCtx: true, n: node{"tier", fmt.Sprint("other-", i), "clearance"}}
+					if !e.sets.put(k, setResult{set: two}, goldenNow.UnixNano(), snap.Reader.Revision(), ids, nil, putWanted) {
+						t.Fatal("filler not cached")
+					}
+				}
+			}
+			newSE().wholeInBackground("tier", "clearance", []string{"t"}, 1)
+			deadline := time.Now().Add(10 * time.Second)
+			for {
+				if r, ok := newSE().cached("tier", "t", "clearance"); ok {
+					if len(r.set.keys) != 2 {
+						t.Fatalf("tier t's clearance: %d subjects, want alice and bob", len(r.set.keys))
+					}
+					break
+				}
+				if time.Now().After(deadline) {
+					t.Fatal("tier t's clearance was not computed whole")
+				}
+				time.Sleep(5 * time.Millisecond)
+			}
+			for _, team := range []string{"a", "b"} {
+				if _, ok := newSE().cached("team", team, "membership"); ok == full {
+					t.Errorf("team %s's membership cached: %v, want %v", team, ok, !full)
+				}
+			}
+		})
 	}
 }
 

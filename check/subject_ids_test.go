@@ -60,7 +60,7 @@ func TestSubjectIDTableReplaced(t *testing.T) {
 		t.Fatalf("a table three quarters full was not replaced by one fresh table")
 	}
 	k := setKey{rev: 1, subjectType: "user", n: node{typ: "group", id: "g", rel: "member"}}
-	e.sets.put(k, setResult{set: emptySet()}, 0, 1, small, nil, false)
+	e.sets.put(k, setResult{set: emptySet()}, 0, 1, small, nil, putOnTheWay)
 	if _, ok := e.sets.get(k, 0, 1, fresh); ok {
 		t.Error("a set numbered by the old table was served with the fresh one")
 	}

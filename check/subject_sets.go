@@ -643,8 +643,12 @@ func (se *setEval) batch(typ, rel string, ids []string, depth int) ([]setResult,
 		for j, i := range at {
 			out[i] = res[j]
 			se.memo[node{typ, pending[j], rel}] = res[j]
-			if se.cache != nil && se.only == nil && !se.background {
-				se.cache.put(se.cacheKey(typ, pending[j], rel, res[j].caveated), res[j], se.ev.nowNano, se.ev.rev, se.ids, se.cache.dependencies(se.ev.schema, typ, rel), false)
+			if se.cache != nil && se.only == nil {
+				how := putOnTheWay
+				if se.background {
+					how = putSpare
+				}
+				se.cache.put(se.cacheKey(typ, pending[j], rel, res[j].caveated), res[j], se.ev.nowNano, se.ev.rev, se.ids, se.cache.dependencies(se.ev.schema, typ, rel), how)
 			}
 		}
 	}
