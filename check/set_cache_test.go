@@ -216,6 +216,22 @@ func TestSetCacheKeepsSetsUsedAgain(t *testing.T) {
 	}
 }
 
+// awaitCached waits up to 10 s for a background computation to cache
+// the set get looks up (what names it), and returns it.
+func awaitCached(t *testing.T, what string, get func() (setResult, bool)) setResult {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		if r, ok := get(); ok {
+			return r
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%s: not computed whole in the background", what)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
 // TestSetsComputedInBackgroundKeepWhatTheyFound: a background
 // computation of a set whole also caches the sets it computed whole on
 // its way (a tier's teams), while the cache has room for them; a full
@@ -264,18 +280,9 @@ definition tier {
 				}
 			}
 			newSE().wholeInBackground("tier", "clearance", []string{"t"}, 1)
-			deadline := time.Now().Add(10 * time.Second)
-			for {
-				if r, ok := newSE().cached("tier", "t", "clearance"); ok {
-					if len(r.set.keys) != 2 {
-						t.Fatalf("tier t's clearance: %d subjects, want alice and bob", len(r.set.keys))
-					}
-					break
-				}
-				if time.Now().After(deadline) {
-					t.Fatal("tier t's clearance was not computed whole")
-				}
-				time.Sleep(5 * time.Millisecond)
+			r := awaitCached(t, "tier t's clearance", func() (setResult, bool) { return newSE().cached("tier", "t", "clearance") })
+			if len(r.set.keys) != 2 {
+				t.Fatalf("tier t's clearance: %d subjects, want alice and bob", len(r.set.keys))
 			}
 			for _, team := range []string{"a", "b"} {
 				if _, ok := newSE().cached("team", team, "membership"); ok == full {
@@ -340,18 +347,9 @@ func TestSetsComputedWholeInBackground(t *testing.T) {
 	if r := ask("bob"); !r.set.empty() {
 		t.Fatal("bob is no grantee of g1")
 	}
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		if r, ok := narrowed("carol").cached("gate", "g1", "grantee"); ok {
-			if len(r.set.keys) != 1 {
-				t.Fatalf("g1's grantees computed whole: %d subjects, want alice alone", len(r.set.keys))
-			}
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatal("g1's grantees were not computed whole")
-		}
-		time.Sleep(5 * time.Millisecond)
+	r := awaitCached(t, "g1's grantees", func() (setResult, bool) { return narrowed("carol").cached("gate", "g1", "grantee") })
+	if len(r.set.keys) != 1 {
+		t.Fatalf("g1's grantees computed whole: %d subjects, want alice alone", len(r.set.keys))
 	}
 	if r := ask("alice"); r.set.empty() {
 		t.Fatal("the cached whole set, narrowed to alice, lost her")
