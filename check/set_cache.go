@@ -436,10 +436,10 @@ const setWholeWorkers = 1
 // request waits for a whole set, the request that wanted one last goes
 // on narrowed, and the requests after it find it cached, as well as the
 // sets below it the computation found whole, while the cache has room
-// for them (putSpare). Each computation gets setWholeTime: a set too large to compute in it is remembered and
-// left narrowed at this revision. When setWholeWorkers computations are
-// already running, the nodes are wanted again by the next evaluation that
-// needs them.
+// for them (putSpare). Each computation gets setWholeTime: a set too
+// large to compute in it is remembered and left narrowed at this
+// revision. When setWholeWorkers computations are already running, the
+// nodes are wanted again by the next evaluation that needs them.
 func (se *setEval) wholeInBackground(typ, rel string, ids []string, depth int) {
 	keys := make([]setKey, len(ids))
 	for j, id := range ids {
