@@ -640,15 +640,20 @@ func (se *setEval) batch(typ, rel string, ids []string, depth int) ([]setResult,
 				return nil, errSetsTooLarge
 			}
 		}
+		caching := se.cache != nil && se.only == nil
+		var deps [][2]string
+		how := putOnTheWay
+		if caching {
+			deps = se.cache.dependencies(se.ev.schema, typ, rel)
+			if se.background {
+				how = putSpare
+			}
+		}
 		for j, i := range at {
 			out[i] = res[j]
 			se.memo[node{typ, pending[j], rel}] = res[j]
-			if se.cache != nil && se.only == nil {
-				how := putOnTheWay
-				if se.background {
-					how = putSpare
-				}
-				se.cache.put(se.cacheKey(typ, pending[j], rel, res[j].caveated), res[j], se.ev.nowNano, se.ev.rev, se.ids, se.cache.dependencies(se.ev.schema, typ, rel), how)
+			if caching {
+				se.cache.put(se.cacheKey(typ, pending[j], rel, res[j].caveated), res[j], se.ev.nowNano, se.ev.rev, se.ids, deps, how)
 			}
 		}
 	}
