@@ -223,8 +223,10 @@ func combine(a, b *subjectSet, op func(x, y member) member) *subjectSet {
 	}
 	fromB := func(skipA bool) {
 		for _, id := range b.keys {
-			if _, inA := a.m[id]; inA && skipA {
-				continue
+			if skipA {
+				if _, inA := a.m[id]; inA {
+					continue
+				}
 			}
 			if v := op(a.get(id), b.m[id]); v != out.def {
 				out.add(id, v)
