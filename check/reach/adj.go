@@ -13,22 +13,107 @@ type edge struct {
 // cheap.
 const adjIndexAt = 32
 
-// adj is the direct edges of one node. Small lists are scanned; larger
-// ones keep a position map (pos), updated as edges move.
+// adj is the direct edges of one node, kept in the edgeStore of its
+// relation: a list of fewer than adjIndexAt edges is a slot of one of the
+// store's chunks, a longer one a bigList of its own. An adj holds no
+// pointer, so the garbage collector neither scans the millions of them in
+// a large index nor marks an object per node: it sees the store's few
+// chunks.
 type adj struct {
-	list []edge
-	pos  map[uint32]int32 // nil below adjIndexAt edges
+	at  uint32 // a slot's position (chunk<<16 | offset), or a bigList's index
+	n   uint16 // edges in the slot
+	cls uint8  // the slot holds 1<<cls edges
+	big bool   // the edges are the bigList bigs[at]
 }
 
-// find returns the index of the edge to n, or -1.
-func (a *adj) find(n uint32) int {
-	if a.pos != nil {
-		if i, ok := a.pos[n]; ok {
+// adjBytes is the size of an adj.
+const adjBytes = 8
+
+// slotClasses is the number of slot sizes: 1, 2, 4, … adjIndexAt edges.
+const slotClasses = 6
+
+// Chunks start small, so a small relation costs little, and double up to
+// maxChunkEdges.
+const (
+	minChunkEdges = 256
+	maxChunkEdges = 1 << 16
+)
+
+// bigList is the edges of a node with adjIndexAt or more, and each
+// edge's position in them.
+type bigList struct {
+	list []edge
+	pos  map[uint32]int32
+}
+
+// edgeStore holds the edge lists of one relation's nodes. Slots are
+// handed out of chunks that never move and are reused once freed; a
+// slice it returns aliases a slot and stays valid until the node's next
+// change. Like the nodes, the store is its writer's alone, or read and
+// written under the index's lock.
+type edgeStore struct {
+	chunks   [][]edge
+	used     int // edges handed out of the last chunk
+	free     [slotClasses][]uint32
+	bigs     []bigList
+	freeBigs []uint32
+	size     int // bytes of the chunks and the big lists
+}
+
+// slot returns the edges of the slot at at of class cls.
+func (p *edgeStore) slot(at uint32, cls uint8) []edge {
+	c, off := at>>16, at&0xffff
+	return p.chunks[c][off : off+1<<cls : off+1<<cls]
+}
+
+// alloc returns a free slot of class cls.
+func (p *edgeStore) alloc(cls uint8) uint32 {
+	if f := p.free[cls]; len(f) > 0 {
+		at := f[len(f)-1]
+		p.free[cls] = f[:len(f)-1]
+		return at
+	}
+	size := 1 << cls
+	if len(p.chunks) == 0 || p.used+size > len(p.chunks[len(p.chunks)-1]) {
+		n := minChunkEdges
+		if len(p.chunks) > 0 {
+			n = min(2*len(p.chunks[len(p.chunks)-1]), maxChunkEdges)
+		}
+		p.chunks = append(p.chunks, make([]edge, n))
+		p.size += n * 16
+		p.used = 0
+	}
+	at := uint32(len(p.chunks)-1)<<16 | uint32(p.used)
+	p.used += size
+	return at
+}
+
+// release returns a slot to the free slots of its class.
+func (p *edgeStore) release(at uint32, cls uint8) {
+	clear(p.slot(at, cls))
+	p.free[cls] = append(p.free[cls], at)
+}
+
+// edges returns a's edges.
+func (p *edgeStore) edges(a adj) []edge {
+	switch {
+	case a.big:
+		return p.bigs[a.at].list
+	case a.n == 0:
+		return nil
+	}
+	return p.slot(a.at, a.cls)[:a.n]
+}
+
+// find returns the index of a's edge to n in edges(a), or -1.
+func (p *edgeStore) find(a adj, n uint32) int {
+	if a.big {
+		if i, ok := p.bigs[a.at].pos[n]; ok {
 			return int(i)
 		}
 		return -1
 	}
-	for i, e := range a.list {
+	for i, e := range p.edges(a) {
 		if e.to == n {
 			return i
 		}
@@ -36,51 +121,94 @@ func (a *adj) find(n uint32) int {
 	return -1
 }
 
-// set adds or replaces the edge to n; it reports whether the edge is new.
-func (a *adj) set(n uint32, exp int64) bool {
-	if i := a.find(n); i >= 0 {
-		a.list[i].exp = exp
+// set adds or replaces a's edge to n; it reports whether the edge is
+// new.
+func (p *edgeStore) set(a *adj, n uint32, exp int64) bool {
+	if i := p.find(*a, n); i >= 0 {
+		p.edges(*a)[i].exp = exp
 		return false
 	}
-	a.list = append(a.list, edge{n, exp})
+	e := edge{n, exp}
 	switch {
-	case a.pos != nil:
-		a.pos[n] = int32(len(a.list) - 1)
-	case len(a.list) >= adjIndexAt:
-		a.pos = make(map[uint32]int32, len(a.list))
-		for i, e := range a.list {
-			a.pos[e.to] = int32(i)
+	case a.big:
+		b := &p.bigs[a.at]
+		p.size -= cap(b.list) * 16
+		b.list = append(b.list, e)
+		p.size += cap(b.list)*16 + 16
+		b.pos[n] = int32(len(b.list) - 1)
+	case a.n == 0:
+		*a = adj{at: p.alloc(0), n: 1}
+		p.slot(a.at, 0)[0] = e
+	case int(a.n)+1 >= adjIndexAt:
+		b := bigList{list: make([]edge, 0, 2*adjIndexAt), pos: make(map[uint32]int32, 2*adjIndexAt)}
+		b.list = append(append(b.list, p.edges(*a)...), e)
+		for i, e := range b.list {
+			b.pos[e.to] = int32(i)
 		}
+		p.release(a.at, a.cls)
+		p.size += cap(b.list)*16 + len(b.pos)*16
+		*a = adj{at: p.newBig(b), big: true}
+	default:
+		if int(a.n) == 1<<a.cls {
+			at := p.alloc(a.cls + 1)
+			copy(p.slot(at, a.cls+1), p.edges(*a))
+			p.release(a.at, a.cls)
+			a.at, a.cls = at, a.cls+1
+		}
+		p.slot(a.at, a.cls)[a.n] = e
+		a.n++
 	}
 	return true
 }
 
-// remove deletes the edge to n; it reports whether there was one.
-func (a *adj) remove(n uint32) bool {
-	i := a.find(n)
+// newBig stores b and returns its index.
+func (p *edgeStore) newBig(b bigList) uint32 {
+	if f := p.freeBigs; len(f) > 0 {
+		at := f[len(f)-1]
+		p.freeBigs = f[:len(f)-1]
+		p.bigs[at] = b
+		return at
+	}
+	p.bigs = append(p.bigs, b)
+	return uint32(len(p.bigs) - 1)
+}
+
+// remove deletes a's edge to n; it reports whether there was one. The
+// last edge takes the removed one's place.
+func (p *edgeStore) remove(a *adj, n uint32) bool {
+	i := p.find(*a, n)
 	if i < 0 {
 		return false
 	}
-	last := len(a.list) - 1
-	a.list[i] = a.list[last]
-	a.list = a.list[:last]
-	if a.pos != nil {
-		delete(a.pos, n)
+	if a.big {
+		b := &p.bigs[a.at]
+		last := len(b.list) - 1
+		b.list[i] = b.list[last]
+		b.list = b.list[:last]
+		delete(b.pos, n)
+		p.size -= 16
 		if i != last {
-			a.pos[a.list[i].to] = int32(i)
+			b.pos[b.list[i].to] = int32(i)
 		}
+		if last == 0 {
+			p.size -= cap(b.list) * 16
+			p.bigs[a.at] = bigList{}
+			p.freeBigs = append(p.freeBigs, a.at)
+			*a = adj{}
+		}
+		return true
 	}
-	if len(a.list) == 0 {
-		a.list = nil
+	es := p.edges(*a)
+	last := len(es) - 1
+	es[i] = es[last]
+	es[last] = edge{}
+	if a.n--; a.n == 0 {
+		p.release(a.at, a.cls)
+		*a = adj{}
 	}
 	return true
 }
 
-// bytes estimates the memory the edges use.
-func (a *adj) bytes() int {
-	n := cap(a.list) * 16
-	if a.pos != nil {
-		n += len(a.pos) * 16
-	}
-	return n
-}
+// bytes estimates the store's memory: its chunks, and its big lists
+// with their position maps.
+func (p *edgeStore) bytes() int { return p.size + cap(p.bigs)*32 }

@@ -31,6 +31,7 @@ type tree struct {
 	since   storage.Revision
 	objects names[string]
 	up      []adj // by object: its parents
+	store   edgeStore
 	edges   int
 	// odd holds the stored relationships the tree cannot represent: with
 	// a caveat, a subject set or a subject of another type, which the
@@ -72,7 +73,7 @@ func (t *tree) change(r graph.Relationship, del bool) {
 	if del || r.Caveat != nil {
 		c, ok := t.objects.lookup(from)
 		p, ok2 := t.objects.lookup(to)
-		if ok && ok2 && t.up[c].remove(p) {
+		if ok && ok2 && t.store.remove(&t.up[c], p) {
 			t.edges--
 		}
 		return
@@ -81,8 +82,9 @@ func (t *tree) change(r graph.Relationship, del bool) {
 	if r.Expiration != nil {
 		exp = r.Expiration.UnixNano()
 	}
-	c := t.object(from)
-	if t.up[c].set(t.object(to), exp) {
+	// Both numbers first: numbering a new object grows t.up.
+	c, p := t.object(from), t.object(to)
+	if t.store.set(&t.up[c], p, exp) {
 		t.edges++
 	}
 }
@@ -90,7 +92,7 @@ func (t *tree) change(r graph.Relationship, del bool) {
 // bytes estimates the tree's memory: names, a list header per object
 // and an edge's 16 bytes with the slack of growing lists (parent lists
 // are short: few objects have more than one parent).
-func (t *tree) bytes() int { return t.nameBytes + cap(t.up)*32 + t.edges*24 }
+func (t *tree) bytes() int { return t.nameBytes + cap(t.up)*adjBytes + t.store.bytes() }
 
 // Lineage is what Index.Ancestors answers: a set of objects and their
 // parents, closed upward.
@@ -147,7 +149,7 @@ func (t *tree) lineage(ids []string, now int64, limit int) (Lineage, bool) {
 			continue
 		}
 		start := len(buf)
-		for _, e := range t.up[x].list {
+		for _, e := range t.store.edges(t.up[x]) {
 			if e.exp <= now {
 				continue
 			}

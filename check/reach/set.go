@@ -42,10 +42,12 @@ type set struct {
 
 	objects  names[string]
 	subjects names[graph.ObjectRef]
-	parents  []adj // by object x: the objects whose relation holds x#rel
-	children []adj // by object: the objects x#rel it holds
-	members  []adj // by object: the plain subjects it holds directly
-	memberOf []adj // by subject: the objects holding it directly
+	parents  []adj       // by object x: the objects whose relation holds x#rel
+	children []adj       // by object: the objects x#rel it holds
+	members  []adj       // by object: the plain subjects it holds directly
+	memberOf []adj       // by subject: the objects holding it directly
+	store    edgeStore   // the lists of parents, children, members and memberOf
+	holders  holderStore // the arrays of up
 
 	anc      [][]entry // by object x: the objects holding x#rel at any depth, by number
 	up       []holders // by subject: the objects holding it at any depth
@@ -58,7 +60,6 @@ type set struct {
 
 	ancEntries int // total length of anc
 	upEntries  int // total length of up
-	upBytes    int // memory of up's arrays
 	edges      int // direct relationships
 	nameBytes  int // bytes of interned names
 	scratchLvl map[uint32]entry
@@ -145,30 +146,30 @@ func (s *set) change(r graph.Relationship, del bool, d *dirty) {
 	if nested {
 		c := s.object(r.Subject.Object.ID)
 		if del {
-			if s.parents[c].remove(p) {
-				s.children[p].remove(c)
+			if s.store.remove(&s.parents[c], p) {
+				s.store.remove(&s.children[p], c)
 				s.edges--
 			}
-		} else if s.parents[c].set(p, exp) {
-			s.children[p].set(c, exp)
+		} else if s.store.set(&s.parents[c], p, exp) {
+			s.store.set(&s.children[p], c, exp)
 			s.edges++
 		} else {
-			s.children[p].set(c, exp)
+			s.store.set(&s.children[p], c, exp)
 		}
 		d.roots = append(d.roots, c)
 		return
 	}
 	u := s.subject(r.Subject.Object)
 	if del {
-		if s.memberOf[u].remove(p) {
-			s.members[p].remove(u)
+		if s.store.remove(&s.memberOf[u], p) {
+			s.store.remove(&s.members[p], u)
 			s.edges--
 		}
-	} else if s.memberOf[u].set(p, exp) {
-		s.members[p].set(u, exp)
+	} else if s.store.set(&s.memberOf[u], p, exp) {
+		s.store.set(&s.members[p], u, exp)
 		s.edges++
 	} else {
-		s.members[p].set(u, exp)
+		s.store.set(&s.members[p], u, exp)
 	}
 	d.subject(u)
 }
@@ -202,12 +203,12 @@ func (s *set) recompute(d *dirty) update {
 		s.anc[x] = es
 	}
 	for _, x := range below {
-		for _, e := range s.members[x].list {
+		for _, e := range s.store.edges(s.members[x]) {
 			d.subject(e.to)
 		}
 	}
 	for sub := range d.subjects {
-		u.up[sub] = pack(s.flatten(sub))
+		u.up[sub] = s.holders.pack(s.flatten(sub))
 	}
 	return u
 }
@@ -218,6 +219,7 @@ func (s *set) publish(u update) {
 	for sub, h := range u.up {
 		s.replaceUp(sub, h)
 	}
+	s.holders.compact(s.up)
 	for _, k := range u.uncaveat {
 		delete(s.caveated, k)
 	}
@@ -235,7 +237,7 @@ func (s *set) below(roots []uint32) []uint32 {
 		}
 	}
 	for i := 0; i < len(out); i++ {
-		for _, e := range s.children[out[i]].list {
+		for _, e := range s.store.edges(s.children[out[i]]) {
 			if _, ok := seen[e.to]; !ok {
 				seen[e.to] = struct{}{}
 				out = append(out, e.to)
@@ -257,7 +259,7 @@ func (s *set) ancestors(x uint32) []entry {
 		var next []uint32
 		for _, y := range frontier {
 			uy := seen[y].until
-			for _, e := range s.parents[y].list {
+			for _, e := range s.store.edges(s.parents[y]) {
 				u := min(uy, e.exp)
 				if old, ok := seen[e.to]; ok {
 					if old.level == level && u > old.until {
@@ -280,7 +282,7 @@ func (s *set) ancestors(x uint32) []entry {
 // object holding it directly (level 1) and their ancestors, one level
 // further; among chains of the shortest length the best until wins.
 func (s *set) flatten(u uint32) []entry {
-	direct := s.memberOf[u].list
+	direct := s.store.edges(s.memberOf[u])
 	if len(direct) <= mergeDirect {
 		return s.merge(direct)
 	}
@@ -389,16 +391,16 @@ func sortedEntries(m map[uint32]entry) []entry {
 func (s *set) replaceUp(u uint32, h holders) {
 	old := s.up[u]
 	s.upEntries += h.len() - old.len()
-	s.upBytes += h.bytes() - old.bytes()
+	s.holders.replaced(old, h)
 	s.up[u] = h
 	s.minUntil[u] = h.minUntil()
 }
 
 // bytes estimates the set's memory.
 func (s *set) bytes() int {
-	n := s.ancEntries*16 + s.upBytes + s.nameBytes
-	n += (len(s.parents) + len(s.children) + len(s.members)) * 32
-	n += len(s.anc)*24 + len(s.memberOf)*32 + len(s.up)*72 + len(s.minUntil)*8
-	n += s.edges * 2 * 16
+	n := s.ancEntries*16 + s.holders.bytes() + s.nameBytes
+	n += (len(s.parents) + len(s.children) + len(s.members)) * adjBytes
+	n += len(s.anc)*24 + len(s.memberOf)*adjBytes + len(s.up)*72 + len(s.minUntil)*8
+	n += s.store.bytes()
 	return n
 }

@@ -34,7 +34,7 @@ func TestMergeMatchesMap(t *testing.T) {
 		}
 		s.refresh(&dirty{roots: seq(s.objects.len()), subjects: nil})
 		for u := range s.subjects.len() {
-			direct := s.memberOf[u].list
+			direct := s.store.edges(s.memberOf[u])
 			a, b := s.merge(direct), s.flattenMap(direct)
 			if !slices.Equal(a, b) {
 				t.Fatalf("world %d subject %v: merge %v, map %v", world, s.subjects.list[u], a, b)
@@ -55,8 +55,9 @@ func seq(n int) []uint32 {
 // saturate levels beyond any depth limit.
 func TestPack(t *testing.T) {
 	es := []entry{{obj: 1, level: 1, until: Never}, {obj: 4, level: 2, until: 50}, {obj: 9, level: 70000, until: Never}}
-	h := pack(es)
-	if h.len() != 3 || h.until == nil || h.minUntil() != 50 || h.bytes() != 3*6+3*8 {
+	var st holderStore
+	h := st.pack(es)
+	if h.len() != 3 || h.until == nil || h.minUntil() != 50 || h.bytes() != 6*8 {
 		t.Fatalf("pack(%v) = %+v", es, h)
 	}
 	for _, c := range []struct {
@@ -73,7 +74,7 @@ func TestPack(t *testing.T) {
 			t.Errorf("find(%d) = %v %v, want %v %v", c.obj, got, ok, c.want, c.ok)
 		}
 	}
-	if h := pack(es[:1]); h.until != nil || h.minUntil() != Never {
+	if h := st.pack(es[:1]); h.until != nil || h.minUntil() != Never {
 		t.Errorf("pack without expirations keeps untils: %+v", h)
 	}
 }

@@ -1,0 +1,146 @@
+package reach
+
+import (
+	"maps"
+	"math/rand/v2"
+	"slices"
+	"testing"
+	"unsafe"
+)
+
+// TestEdgeStoreMatchesMaps: nodes' edge lists kept in one store hold
+// what a map per node holds, through random adds, replacements and
+// removals that move lists between slot sizes, into big lists and back to
+// empty, with freed slots reused by other nodes.
+func TestEdgeStoreMatchesMaps(t *testing.T) {
+	for seed := range uint64(20) {
+		rng := rand.New(rand.NewPCG(seed, 1))
+		var p edgeStore
+		nodes := make([]adj, 1+rng.IntN(40))
+		want := make([]map[uint32]int64, len(nodes))
+		for i := range want {
+			want[i] = map[uint32]int64{}
+		}
+		// Some nodes grow past adjIndexAt; targets come from a range that
+		// makes replacements and failed removals common too.
+		span := uint32(8 + rng.IntN(3*adjIndexAt))
+		for op := range 3000 {
+			x := rng.IntN(len(nodes))
+			to := rng.Uint32N(span)
+			if rng.IntN(3) == 0 {
+				_, had := want[x][to]
+				if got := p.remove(&nodes[x], to); got != had {
+					t.Fatalf("seed %d op %d: remove(%d, %d) = %v, want %v", seed, op, x, to, got, had)
+				}
+				delete(want[x], to)
+			} else {
+				exp := rng.Int64()
+				_, had := want[x][to]
+				if got := p.set(&nodes[x], to, exp); got == had {
+					t.Fatalf("seed %d op %d: set(%d, %d) = %v, want %v", seed, op, x, to, got, !had)
+				}
+				want[x][to] = exp
+			}
+			for y := range nodes {
+				got := map[uint32]int64{}
+				for _, e := range p.edges(nodes[y]) {
+					if _, dup := got[e.to]; dup {
+						t.Fatalf("seed %d op %d: node %d lists %d twice", seed, op, y, e.to)
+					}
+					got[e.to] = e.exp
+				}
+				if !maps.Equal(got, want[y]) {
+					t.Fatalf("seed %d op %d: node %d has %v, want %v", seed, op, y, got, want[y])
+				}
+				for _, to := range slices.Collect(maps.Keys(want[y])) {
+					if i := p.find(nodes[y], to); i < 0 || p.edges(nodes[y])[i].to != to {
+						t.Fatalf("seed %d op %d: node %d: find(%d) = %d", seed, op, y, to, i)
+					}
+				}
+			}
+		}
+		if p.bytes() <= 0 {
+			t.Fatalf("seed %d: bytes %d", seed, p.bytes())
+		}
+	}
+}
+
+// TestEdgeStoreReusesSlots: a list that empties gives its slot back, so
+// nodes filled and emptied in turn take no more chunks than one of them
+// at its largest.
+func TestEdgeStoreReusesSlots(t *testing.T) {
+	var p edgeStore
+	nodes := make([]adj, 100)
+	for range 50 {
+		for x := range nodes {
+			for to := range uint32(adjIndexAt - 1) {
+				p.set(&nodes[x], to, Never)
+			}
+		}
+		for x := range nodes {
+			for to := range uint32(adjIndexAt - 1) {
+				p.remove(&nodes[x], to)
+			}
+			if nodes[x] != (adj{}) {
+				t.Fatalf("emptied node %d is %+v", x, nodes[x])
+			}
+		}
+	}
+	// 100 lists of 31 edges need 100 slots of 32; the smaller slots each
+	// list passed through are reused by the next list.
+	if n := p.bytes(); n > 2*100*adjIndexAt*16+maxChunkEdges*16 {
+		t.Fatalf("store holds %d bytes after refills", n)
+	}
+	if size := unsafe.Sizeof(adj{}); size != adjBytes {
+		t.Fatalf("an adj takes %d bytes, adjBytes says %d", size, adjBytes)
+	}
+}
+
+// TestHolderStoreCompacts: holders replaced again and again keep at most
+// about twice the live words, and holders a reader took before a
+// compaction keep their content.
+func TestHolderStoreCompacts(t *testing.T) {
+	var st holderStore
+	up := make([]holders, 1000)
+	entries := func(round, u int) []entry {
+		es := make([]entry, 1+u%40)
+		for i := range es {
+			es[i] = entry{obj: uint32(i * 3), level: int32(1 + (round+i)%5), until: Never}
+			if u%7 == 0 {
+				es[i].until = int64(round*1000 + i)
+			}
+		}
+		return es
+	}
+	var held holders
+	var heldWant []entry
+	for round := range 60 {
+		for u := range up {
+			h := st.pack(entries(round, u))
+			st.replaced(up[u], h)
+			up[u] = h
+		}
+		if round == 3 {
+			held, heldWant = up[7], entries(3, 7)
+		}
+		st.compact(up)
+		if st.live+st.dead > 2*st.live+compactAfterWords {
+			t.Fatalf("round %d: %d live words, %d dead", round, st.live, st.dead)
+		}
+	}
+	if st.dead == 0 && st.live == 0 {
+		t.Fatal("nothing counted")
+	}
+	for u, h := range up {
+		for _, e := range entries(59, u) {
+			if got, ok := h.find(e.obj); !ok || got != e {
+				t.Fatalf("subject %d: find(%d) = %+v, %v; want %+v", u, e.obj, got, ok, e)
+			}
+		}
+	}
+	for _, e := range heldWant {
+		if got, ok := held.find(e.obj); !ok || got != e {
+			t.Fatalf("held holders: find(%d) = %+v, %v; want %+v", e.obj, got, ok, e)
+		}
+	}
+}
