@@ -153,7 +153,7 @@ func (t *tree) lineage(ids []string, now int64, limit int) (Lineage, bool) {
 			if e.exp <= now {
 				continue
 			}
-			id := t.objects.list[e.to]
+			id := t.objects.name(e.to)
 			p, seen := find(id)
 			if !seen {
 				if len(l.IDs) >= limit {

@@ -1,7 +1,7 @@
 package reach
 
 import (
-	"strings"
+	"hash/maphash"
 	"unsafe"
 
 	"github.com/pembadb/pemba/graph"
@@ -17,68 +17,192 @@ import (
 // garbage collector instead of a million strings (each its own object to
 // mark on every cycle), and the index keeps no relationship's memory
 // alive.
-type names[K comparable] struct {
-	ids   map[K]uint32
-	list  []K
-	arena arena
+type names[K string | graph.ObjectRef] struct {
+	t nameTable
+}
+
+// parts splits k into the strings the table keeps: a string is itself,
+// an object its type and ID.
+func parts[K string | graph.ObjectRef](k *K) (a, b string) {
+	switch x := any(k).(type) {
+	case *string:
+		return *x, ""
+	case *graph.ObjectRef:
+		return x.Type, x.ID
+	}
+	panic("reach: unnamed kind of name")
 }
 
 // intern returns k's number, assigning the next one to a new name.
 func (n *names[K]) intern(k K) uint32 {
-	if id, ok := n.ids[k]; ok {
-		return id
-	}
-	if n.ids == nil {
-		n.ids = make(map[K]uint32)
-	}
-	k = n.own(k)
-	id := uint32(len(n.list))
-	n.ids[k] = id
-	n.list = append(n.list, k)
-	return id
-}
-
-// own returns k with its strings in the arena.
-func (n *names[K]) own(k K) K {
-	switch x := any(&k).(type) {
-	case *string:
-		*x = n.arena.copy(*x)
-	case *graph.ObjectRef:
-		x.Type, x.ID = n.arena.copy(x.Type), n.arena.copy(x.ID)
-	}
-	return k
+	a, b := parts(&k)
+	return n.t.intern(a, b)
 }
 
 // lookup returns k's number, if it has one.
 func (n *names[K]) lookup(k K) (uint32, bool) {
-	id, ok := n.ids[k]
-	return id, ok
+	a, b := parts(&k)
+	return n.t.lookup(a, b)
+}
+
+// name returns the name numbered x; its strings are the arena's.
+func (n *names[K]) name(x uint32) K {
+	a, b := n.t.name(x)
+	var k K
+	switch p := any(&k).(type) {
+	case *string:
+		*p = a
+	case *graph.ObjectRef:
+		*p = graph.ObjectRef{Type: a, ID: b}
+	}
+	return k
 }
 
 // len is the number of names.
-func (n *names[K]) len() int { return len(n.list) }
+func (n *names[K]) len() int { return len(n.t.refs) }
 
-// arenaChunk is the size of an arena's chunks; a string longer than a
-// sixteenth of it gets an allocation of its own.
-const arenaChunk = 64 << 10
-
-// arena holds copies of strings in large chunks that are only ever
-// appended to: the bytes behind a string it returned never change.
-type arena struct {
-	chunk []byte
+// nameTable numbers names of one or two strings. Its hash table, the
+// names' places and their bytes hold no pointer but the arena's chunks,
+// so the garbage collector has nothing in it to scan; probing a slot
+// (a tag of the hash and a number) touches one word before the bytes it
+// compares.
+type nameTable struct {
+	seed  maphash.Seed
+	slots []uint64  // a name's hash's high half << 32 | its number + 1; 0 is free
+	refs  []nameRef // by number: where the name is
+	arena nameArena
 }
 
-// copy returns a copy of s in the arena.
-func (a *arena) copy(s string) string {
-	switch {
-	case s == "":
-		return ""
-	case len(s) > arenaChunk/16:
-		return strings.Clone(s)
-	case cap(a.chunk)-len(a.chunk) < len(s):
-		a.chunk = make([]byte, 0, arenaChunk)
+// nameRef is where a name's bytes are: both strings, one after the
+// other, split after the first.
+type nameRef struct {
+	at    uint32 // the arena's chunk << 16 | offset, or a big string's index
+	n     uint32
+	split uint32
+	big   bool
+}
+
+func (t *nameTable) hash(a, b string) uint64 {
+	h := maphash.String(t.seed, a)
+	if b != "" {
+		h = h*0x9e3779b97f4a7c15 ^ maphash.String(t.seed, b)
 	}
-	at := len(a.chunk)
-	a.chunk = append(a.chunk, s...)
-	return unsafe.String(&a.chunk[at], len(s))
+	return h
+}
+
+// lookup returns the number of the name a, b, if it has one.
+func (t *nameTable) lookup(a, b string) (uint32, bool) {
+	if len(t.slots) == 0 {
+		return 0, false
+	}
+	h := t.hash(a, b)
+	tag, mask := h>>32, len(t.slots)-1
+	for i := int(h) & mask; ; i = (i + 1) & mask {
+		s := t.slots[i]
+		if s == 0 {
+			return 0, false
+		}
+		if s>>32 == tag {
+			if x := uint32(s) - 1; t.is(x, a, b) {
+				return x, true
+			}
+		}
+	}
+}
+
+// is reports whether name x is a, b.
+func (t *nameTable) is(x uint32, a, b string) bool {
+	r := t.refs[x]
+	if int(r.split) != len(a) || int(r.n) != len(a)+len(b) {
+		return false
+	}
+	s := t.arena.str(r)
+	return s[:len(a)] == a && s[len(a):] == b
+}
+
+// name returns the strings of name x.
+func (t *nameTable) name(x uint32) (a, b string) {
+	r := t.refs[x]
+	s := t.arena.str(r)
+	return s[:r.split], s[r.split:]
+}
+
+// intern returns the number of the name a, b, assigning the next one to a
+// new name.
+func (t *nameTable) intern(a, b string) uint32 {
+	if x, ok := t.lookup(a, b); ok {
+		return x
+	}
+	if 4*(len(t.refs)+1) > 3*len(t.slots) {
+		t.grow()
+	}
+	x := uint32(len(t.refs))
+	t.refs = append(t.refs, t.arena.put(a, b))
+	t.place(t.hash(a, b), x)
+	return x
+}
+
+// place puts number x, of hash h, in the first free slot from h on.
+func (t *nameTable) place(h uint64, x uint32) {
+	mask := len(t.slots) - 1
+	i := int(h) & mask
+	for t.slots[i] != 0 {
+		i = (i + 1) & mask
+	}
+	t.slots[i] = h>>32<<32 | uint64(x+1)
+}
+
+// grow doubles the slots (to at least 16) and places every name again.
+func (t *nameTable) grow() {
+	if len(t.slots) == 0 {
+		t.seed = maphash.MakeSeed()
+	}
+	t.slots = make([]uint64, max(16, 2*len(t.slots)))
+	for x := range t.refs {
+		a, b := t.name(uint32(x))
+		t.place(t.hash(a, b), uint32(x))
+	}
+}
+
+// arenaChunk is the size of an arena's chunks; a name longer than a
+// sixteenth of it gets a chunk of its own.
+const arenaChunk = 64 << 10
+
+// nameArena holds names' bytes in large chunks that are only ever
+// appended to: the bytes behind a string it returned never change.
+type nameArena struct {
+	chunks [][]byte
+	bigs   [][]byte
+}
+
+// put copies a and b into the arena, one after the other.
+func (ar *nameArena) put(a, b string) nameRef {
+	n := len(a) + len(b)
+	r := nameRef{n: uint32(n), split: uint32(len(a))}
+	if n > arenaChunk/16 {
+		r.at, r.big = uint32(len(ar.bigs)), true
+		ar.bigs = append(ar.bigs, []byte(a+b))
+		return r
+	}
+	last := len(ar.chunks) - 1
+	if last < 0 || cap(ar.chunks[last])-len(ar.chunks[last]) < n {
+		ar.chunks = append(ar.chunks, make([]byte, 0, arenaChunk))
+		last++
+	}
+	c := ar.chunks[last]
+	r.at = uint32(last)<<16 | uint32(len(c))
+	ar.chunks[last] = append(append(c, a...), b...)
+	return r
+}
+
+// str returns the bytes r places, as a string.
+func (ar *nameArena) str(r nameRef) string {
+	if r.n == 0 {
+		return ""
+	}
+	if r.big {
+		return unsafe.String(&ar.bigs[r.at][0], r.n)
+	}
+	c, off := r.at>>16, r.at&0xffff
+	return unsafe.String(&ar.chunks[c][off], r.n)
 }

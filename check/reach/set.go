@@ -97,14 +97,12 @@ func (s *set) subject(o graph.ObjectRef) uint32 {
 	return x
 }
 
-// Estimated bytes a name costs besides its strings: its map entry (key,
-// number, the map's slack) and its list entry, and for a subject the
-// header of its direct edges and the allocation behind them (measured on
-// nested-org: the estimate is then within ~10% of the heap the index
-// keeps).
+// Estimated bytes a name costs besides its strings: its place in the
+// name table (16 bytes) and its share of the table's slots, which are
+// between three eighths and three quarters full.
 const (
-	objectOverhead  = 64
-	subjectOverhead = 160
+	objectOverhead  = 32
+	subjectOverhead = 32
 )
 
 // dirty is what a batch of changes invalidated: objects whose parents

@@ -37,7 +37,7 @@ func TestMergeMatchesMap(t *testing.T) {
 			direct := s.store.edges(s.memberOf[u])
 			a, b := s.merge(direct), s.flattenMap(direct)
 			if !slices.Equal(a, b) {
-				t.Fatalf("world %d subject %v: merge %v, map %v", world, s.subjects.list[u], a, b)
+				t.Fatalf("world %d subject %v: merge %v, map %v", world, s.subjects.name(uint32(u)), a, b)
 			}
 		}
 	}

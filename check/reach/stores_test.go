@@ -1,11 +1,15 @@
 package reach
 
 import (
+	"fmt"
 	"maps"
 	"math/rand/v2"
 	"slices"
+	"strings"
 	"testing"
 	"unsafe"
+
+	"github.com/pembadb/pemba/graph"
 )
 
 // TestEdgeStoreMatchesMaps: nodes' edge lists kept in one store hold
@@ -142,5 +146,55 @@ func TestHolderStoreCompacts(t *testing.T) {
 		if got, ok := held.find(e.obj); !ok || got != e {
 			t.Fatalf("held holders: find(%d) = %+v, %v; want %+v", e.obj, got, ok, e)
 		}
+	}
+}
+
+// TestNamesNumberEachNameOnce: names get numbers in order, keep them
+// through the table's growth, and give back the same strings; names whose
+// strings only split differently, empty ones and ones longer than an
+// arena chunk's share are distinct names.
+func TestNamesNumberEachNameOnce(t *testing.T) {
+	var objs names[string]
+	var subs names[graph.ObjectRef]
+	long := strings.Repeat("x", arenaChunk/8)
+	var wantObjs []string
+	var wantSubs []graph.ObjectRef
+	for i := range 5000 {
+		o := fmt.Sprintf("o%d", i)
+		s := graph.ObjectRef{Type: "user", ID: fmt.Sprintf("u%d", i)}
+		switch i {
+		case 10:
+			o, s = "", graph.ObjectRef{Type: "us", ID: "eru1"} // "user"+"u1" split elsewhere
+		case 11:
+			o, s = long, graph.ObjectRef{Type: "user", ID: long}
+		case 12:
+			s = graph.ObjectRef{Type: "user", ID: ""}
+		}
+		if x := objs.intern(o); x != uint32(i) {
+			t.Fatalf("intern(%q) = %d, want %d", o, x, i)
+		}
+		if x := subs.intern(s); x != uint32(i) {
+			t.Fatalf("intern(%v) = %d, want %d", s, x, i)
+		}
+		wantObjs, wantSubs = append(wantObjs, o), append(wantSubs, s)
+	}
+	for i := range wantObjs {
+		if x, ok := objs.lookup(wantObjs[i]); !ok || x != uint32(i) || objs.intern(wantObjs[i]) != x || objs.name(x) != wantObjs[i] {
+			t.Fatalf("object %d (%.20q): lookup %d %v, name %.20q", i, wantObjs[i], x, ok, objs.name(uint32(i)))
+		}
+		if x, ok := subs.lookup(wantSubs[i]); !ok || x != uint32(i) || subs.intern(wantSubs[i]) != x || subs.name(x) != wantSubs[i] {
+			t.Fatalf("subject %d (%.20v): lookup %d %v, name %.20v", i, wantSubs[i], x, ok, subs.name(uint32(i)))
+		}
+	}
+	for _, o := range []string{"o5000", "o", "x"} {
+		if x, ok := objs.lookup(o); ok {
+			t.Fatalf("lookup(%q) = %d for a name never interned", o, x)
+		}
+	}
+	if x, ok := subs.lookup(graph.ObjectRef{Type: "use", ID: "ru1"}); ok {
+		t.Fatalf("lookup(use:ru1) = %d for a name never interned", x)
+	}
+	if objs.len() != 5000 || subs.len() != 5000 {
+		t.Fatalf("len %d and %d, want 5000", objs.len(), subs.len())
 	}
 }
