@@ -2,6 +2,7 @@ package reach
 
 import (
 	"slices"
+	"sync/atomic"
 	"unsafe"
 )
 
@@ -23,12 +24,30 @@ type holders struct {
 
 // holderChunkWords is the size, in eight-byte words, of the chunks a
 // holderStore carves holders from; holders larger than an eighth of it
-// get an allocation of their own.
+// get a chunk of their own.
 const holderChunkWords = 32 << 10
 
 // compactAfterWords is the least dead space, in words, that makes a
 // holderStore compact.
 const compactAfterWords = 1 << 19
+
+// span is where a subject's holders are in its relation's holderStore:
+// the chunk and word they start at, and how many objects they hold (the
+// top bit of n says whether an until follows each). It holds no pointer,
+// so a million subjects' spans are nothing for the garbage collector to
+// scan.
+type span struct {
+	at uint32 // chunk << 15 | word
+	n  uint32
+}
+
+const spanUntil = 1 << 31
+
+// len is the number of objects.
+func (sp span) len() int { return int(sp.n &^ spanUntil) }
+
+// words is the words the holders take.
+func (sp span) words() int { return holderWords(sp.len(), sp.n&spanUntil != 0) }
 
 // holderStore carves the holders of one relation's subjects out of large
 // chunks: a million subjects' holders are then a few hundred objects to
@@ -37,11 +56,18 @@ const compactAfterWords = 1 << 19
 // keep them after the index's lock is released; replaced ones stay in
 // their chunk as dead space until the store holds more dead than live
 // words, when compact copies the live ones into fresh chunks (and the old
-// chunks go once no reader holds them). The store is its writer's alone.
+// chunks go once no reader holds them).
+//
+// The store is its writer's alone, except for the chunk directory, which
+// readers load (under the index's read lock) to find a published span's
+// chunk: the writer replaces the directory instead of appending to it,
+// so one it packs into while readers read needs no lock.
 type holderStore struct {
-	chunk []uint64 // the chunk being filled
-	live  int      // words of the current holders
-	dead  int      // words of replaced holders still in chunks
+	dir  atomic.Pointer[[][]uint64] // the chunks, by number
+	fill uint32                     // the number of the chunk being filled, plus one (0: none)
+	used int                        // words handed out of it
+	live int                        // words of the current holders
+	dead int                        // words of replaced holders still in chunks
 }
 
 // holderWords is the words holders of n objects take, with untils or not.
@@ -53,86 +79,114 @@ func holderWords(n int, until bool) int {
 	return w
 }
 
-// words is the words h takes.
-func (h holders) words() int { return holderWords(len(h.objs), h.until != nil) }
-
-// alloc returns words zeroed words that no holders use.
-func (st *holderStore) alloc(words int) []uint64 {
-	if words > holderChunkWords/8 {
-		return make([]uint64, words)
+// chunks returns the chunk directory.
+func (st *holderStore) chunks() [][]uint64 {
+	if d := st.dir.Load(); d != nil {
+		return *d
 	}
-	if cap(st.chunk)-len(st.chunk) < words {
-		st.chunk = make([]uint64, 0, holderChunkWords)
-	}
-	at := len(st.chunk)
-	st.chunk = st.chunk[:at+words]
-	return st.chunk[at : at+words : at+words]
+	return nil
 }
 
-// pack turns entries sorted by object into holders.
-func (st *holderStore) pack(es []entry) holders {
+// addChunk publishes a new directory with c at its end and returns c's
+// number.
+func (st *holderStore) addChunk(c []uint64) uint32 {
+	old := st.chunks()
+	d := make([][]uint64, len(old)+1, len(old)+1)
+	copy(d, old)
+	d[len(old)] = c
+	st.dir.Store(&d)
+	return uint32(len(old))
+}
+
+// alloc returns the place of words zeroed words that no holders use.
+func (st *holderStore) alloc(words int) uint32 {
+	if words > holderChunkWords/8 {
+		return st.addChunk(make([]uint64, words)) << 15
+	}
+	if st.fill == 0 || st.used+words > holderChunkWords {
+		st.fill = st.addChunk(make([]uint64, holderChunkWords)) + 1
+		st.used = 0
+	}
+	at := (st.fill-1)<<15 | uint32(st.used)
+	st.used += words
+	return at
+}
+
+// pack stores entries sorted by object as a subject's holders.
+func (st *holderStore) pack(es []entry) span {
 	n := len(es)
 	if n == 0 {
-		return holders{}
+		return span{}
 	}
 	until := false
 	for _, e := range es {
 		until = until || e.until != Never
 	}
-	h := st.carve(n, until)
+	sp := span{at: st.alloc(holderWords(n, until)), n: uint32(n)}
+	if until {
+		sp.n |= spanUntil
+	}
+	h := st.view(sp)
 	for i, e := range es {
 		h.objs[i], h.levels[i] = e.obj, uint16(min(e.level, maxLevel))
 		if until {
 			h.until[i] = e.until
 		}
 	}
-	return h
+	return sp
 }
 
-// carve returns holders of n objects in fresh words, to be filled in.
-func (st *holderStore) carve(n int, until bool) holders {
-	buf := st.alloc(holderWords(n, until))
+// view returns the holders at sp, which alias the store's chunk.
+func (st *holderStore) view(sp span) holders {
+	n := sp.len()
+	if n == 0 {
+		return holders{}
+	}
+	c, w := sp.at>>15, sp.at&(1<<15-1)
+	buf := st.chunks()[c][w:]
 	base := unsafe.Pointer(&buf[0])
 	h := holders{
 		objs:   unsafe.Slice((*uint32)(base), n),
 		levels: unsafe.Slice((*uint16)(unsafe.Add(base, 4*n)), n),
 	}
-	if until {
+	if sp.n&spanUntil != 0 {
 		h.until = unsafe.Slice((*int64)(unsafe.Pointer(&buf[(n*6+7)/8])), n)
 	}
 	return h
 }
 
-// copy returns a copy of h in the store.
-func (st *holderStore) copy(h holders) holders {
-	if h.len() == 0 {
-		return holders{}
+// copy returns a copy of the holders at sp, from a store, in this one.
+func (st *holderStore) copy(from *holderStore, sp span) span {
+	if sp.len() == 0 {
+		return span{}
 	}
-	c := st.carve(h.len(), h.until != nil)
-	copy(c.objs, h.objs)
-	copy(c.levels, h.levels)
-	copy(c.until, h.until)
-	return c
+	words := sp.words()
+	at := st.alloc(words)
+	src, dst := from.chunks()[sp.at>>15], st.chunks()[at>>15]
+	copy(dst[at&(1<<15-1):][:words], src[sp.at&(1<<15-1):][:words])
+	return span{at: at, n: sp.n}
 }
 
 // replaced records that h took old's place.
-func (st *holderStore) replaced(old, h holders) {
+func (st *holderStore) replaced(old, h span) {
 	st.live += h.words() - old.words()
 	st.dead += old.words()
 }
 
 // compact copies the holders in up into fresh chunks when the store holds
 // more dead words than live ones (and at least compactAfterWords), so
-// replacing holders again and again keeps at most twice their memory.
-func (st *holderStore) compact(up []holders) {
+// replacing holders again and again keeps at most twice their memory. It
+// runs under the index's write lock: it moves published spans.
+func (st *holderStore) compact(up []span) {
 	if st.dead < compactAfterWords || st.dead <= st.live {
 		return
 	}
-	st.chunk = nil
-	for i, h := range up {
-		up[i] = st.copy(h)
+	var fresh holderStore
+	for i, sp := range up {
+		up[i] = fresh.copy(st, sp)
 	}
-	st.dead = 0
+	st.dir.Store(fresh.dir.Load())
+	st.fill, st.used, st.dead = fresh.fill, fresh.used, 0
 }
 
 // bytes is the memory of the store's words, dead ones included.
@@ -142,7 +196,6 @@ func (st *holderStore) bytes() int { return (st.live + st.dead) * 8 }
 func (h holders) len() int { return len(h.objs) }
 
 // bytes is the memory of the arrays.
-func (h holders) bytes() int { return h.words() * 8 }
 
 // minUntil is the earliest until (Never for none).
 func (h holders) minUntil() int64 {

@@ -318,7 +318,7 @@ func (ix *Index) Holders(rev storage.Revision, typ, rel string, sub graph.Object
 		if set.minUntil[u] <= now {
 			return false
 		}
-		lists[n] = set.up[u]
+		lists[n] = set.holders.view(set.up[u])
 		n++
 		return true
 	}

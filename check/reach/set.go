@@ -47,10 +47,10 @@ type set struct {
 	members  []adj       // by object: the plain subjects it holds directly
 	memberOf []adj       // by subject: the objects holding it directly
 	store    edgeStore   // the lists of parents, children, members and memberOf
-	holders  holderStore // the arrays of up
+	holders  holderStore // the holders up places
 
 	anc      [][]entry // by object x: the objects holding x#rel at any depth, by number
-	up       []holders // by subject: the objects holding it at any depth
+	up       []span    // by subject: where its holders (the objects holding it at any depth) are
 	minUntil []int64   // by subject: the earliest until in up
 
 	// caveated holds the relationships with a caveat, which the schema
@@ -90,7 +90,7 @@ func (s *set) subject(o graph.ObjectRef) uint32 {
 	x := s.subjects.intern(o)
 	if s.subjects.len() > n {
 		s.memberOf = append(s.memberOf, adj{})
-		s.up = append(s.up, holders{})
+		s.up = append(s.up, span{})
 		s.minUntil = append(s.minUntil, Never)
 		s.nameBytes += len(o.Type) + len(o.ID) + subjectOverhead
 	}
@@ -182,7 +182,7 @@ func (s *set) refresh(d *dirty) {
 // the subjects it names, the change in the count of entries, and the
 // caveated relationships deleted.
 type update struct {
-	up         map[uint32]holders
+	up         map[uint32]span
 	ancEntries int
 	uncaveat   []graph.Key
 }
@@ -193,7 +193,7 @@ type update struct {
 // see (the ancestors) and returns the holders for publish, so it runs
 // without the index's lock.
 func (s *set) recompute(d *dirty) update {
-	u := update{up: make(map[uint32]holders, len(d.subjects)), uncaveat: d.uncaveat}
+	u := update{up: make(map[uint32]span, len(d.subjects)), uncaveat: d.uncaveat}
 	below := s.below(d.roots)
 	for _, x := range below {
 		es := s.ancestors(x)
@@ -386,19 +386,19 @@ func sortedEntries(m map[uint32]entry) []entry {
 	return out
 }
 
-func (s *set) replaceUp(u uint32, h holders) {
+func (s *set) replaceUp(u uint32, h span) {
 	old := s.up[u]
 	s.upEntries += h.len() - old.len()
 	s.holders.replaced(old, h)
 	s.up[u] = h
-	s.minUntil[u] = h.minUntil()
+	s.minUntil[u] = s.holders.view(h).minUntil()
 }
 
 // bytes estimates the set's memory.
 func (s *set) bytes() int {
 	n := s.ancEntries*16 + s.holders.bytes() + s.nameBytes
 	n += (len(s.parents) + len(s.children) + len(s.members)) * adjBytes
-	n += len(s.anc)*24 + len(s.memberOf)*adjBytes + len(s.up)*72 + len(s.minUntil)*8
+	n += len(s.anc)*24 + len(s.memberOf)*adjBytes + len(s.up)*8 + len(s.minUntil)*8
 	n += s.store.bytes()
 	return n
 }

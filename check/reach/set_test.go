@@ -56,8 +56,9 @@ func seq(n int) []uint32 {
 func TestPack(t *testing.T) {
 	es := []entry{{obj: 1, level: 1, until: Never}, {obj: 4, level: 2, until: 50}, {obj: 9, level: 70000, until: Never}}
 	var st holderStore
-	h := st.pack(es)
-	if h.len() != 3 || h.until == nil || h.minUntil() != 50 || h.bytes() != 6*8 {
+	sp := st.pack(es)
+	h := st.view(sp)
+	if sp.len() != 3 || sp.words() != 6 || h.len() != 3 || h.until == nil || h.minUntil() != 50 {
 		t.Fatalf("pack(%v) = %+v", es, h)
 	}
 	for _, c := range []struct {
@@ -74,7 +75,7 @@ func TestPack(t *testing.T) {
 			t.Errorf("find(%d) = %v %v, want %v %v", c.obj, got, ok, c.want, c.ok)
 		}
 	}
-	if h := st.pack(es[:1]); h.until != nil || h.minUntil() != Never {
+	if h := st.view(st.pack(es[:1])); h.until != nil || h.minUntil() != Never {
 		t.Errorf("pack without expirations keeps untils: %+v", h)
 	}
 }

@@ -105,7 +105,7 @@ func TestEdgeStoreReusesSlots(t *testing.T) {
 // compaction keep their content.
 func TestHolderStoreCompacts(t *testing.T) {
 	var st holderStore
-	up := make([]holders, 1000)
+	up := make([]span, 1000)
 	entries := func(round, u int) []entry {
 		es := make([]entry, 1+u%40)
 		for i := range es {
@@ -120,12 +120,24 @@ func TestHolderStoreCompacts(t *testing.T) {
 	var heldWant []entry
 	for round := range 60 {
 		for u := range up {
+			if u == 500 {
+				// A subject with more holders than a chunk's eighth gets a
+				// chunk of its own.
+				big := make([]entry, holderChunkWords)
+				for i := range big {
+					big[i] = entry{obj: uint32(i), level: 1, until: Never}
+				}
+				h := st.pack(big)
+				st.replaced(up[u], h)
+				up[u] = h
+				continue
+			}
 			h := st.pack(entries(round, u))
 			st.replaced(up[u], h)
 			up[u] = h
 		}
 		if round == 3 {
-			held, heldWant = up[7], entries(3, 7)
+			held, heldWant = st.view(up[7]), entries(3, 7)
 		}
 		st.compact(up)
 		if st.live+st.dead > 2*st.live+compactAfterWords {
@@ -135,7 +147,14 @@ func TestHolderStoreCompacts(t *testing.T) {
 	if st.dead == 0 && st.live == 0 {
 		t.Fatal("nothing counted")
 	}
-	for u, h := range up {
+	for u, sp := range up {
+		h := st.view(sp)
+		if u == 500 {
+			if h.len() != holderChunkWords {
+				t.Fatalf("big holders have %d objects", h.len())
+			}
+			continue
+		}
 		for _, e := range entries(59, u) {
 			if got, ok := h.find(e.obj); !ok || got != e {
 				t.Fatalf("subject %d: find(%d) = %+v, %v; want %+v", u, e.obj, got, ok, e)
@@ -196,5 +215,31 @@ func TestNamesNumberEachNameOnce(t *testing.T) {
 	}
 	if objs.len() != 5000 || subs.len() != 5000 {
 		t.Fatalf("len %d and %d, want 5000", objs.len(), subs.len())
+	}
+}
+
+// TestHolderStoreBigHoldersKeepTheChunkFilling: holders too large for a
+// shared chunk get their own without ending the chunk being filled, and
+// each span reads back what was packed.
+func TestHolderStoreBigHoldersKeepTheChunkFilling(t *testing.T) {
+	var st holderStore
+	small := []entry{{obj: 2, level: 1, until: Never}, {obj: 5, level: 3, until: 77}}
+	big := make([]entry, holderChunkWords)
+	for i := range big {
+		big[i] = entry{obj: uint32(i), level: 2, until: Never}
+	}
+	a, b, c := st.pack(small), st.pack(big), st.pack(small)
+	if a.at>>15 != c.at>>15 || b.at>>15 == a.at>>15 {
+		t.Fatalf("chunks: small %d, big %d, small again %d", a.at>>15, b.at>>15, c.at>>15)
+	}
+	for _, sp := range []span{a, c} {
+		for _, e := range small {
+			if got, ok := st.view(sp).find(e.obj); !ok || got != e {
+				t.Fatalf("span %+v: find(%d) = %+v %v", sp, e.obj, got, ok)
+			}
+		}
+	}
+	if got, ok := st.view(b).find(1000); !ok || got.level != 2 {
+		t.Fatalf("big span: find(1000) = %+v %v", got, ok)
 	}
 }
