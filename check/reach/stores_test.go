@@ -6,6 +6,7 @@ import (
 	"math/rand/v2"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"unsafe"
 
@@ -241,5 +242,68 @@ func TestHolderStoreBigHoldersKeepTheChunkFilling(t *testing.T) {
 	}
 	if got, ok := st.view(b).find(1000); !ok || got.level != 2 {
 		t.Fatalf("big span: find(1000) = %+v %v", got, ok)
+	}
+}
+
+// TestHolderStoreReadersWhilePacking (run with -race): readers view
+// published spans under a read lock and keep reading the holders after
+// it, while the writer packs new holders without the lock, adding chunks,
+// and publishes and compacts under it, as Index.Apply does; every view
+// reads back one packing whole.
+func TestHolderStoreReadersWhilePacking(t *testing.T) {
+	var (
+		mu   sync.RWMutex
+		st   holderStore
+		up   = make([]span, 8)
+		done = make(chan struct{})
+		wg   sync.WaitGroup
+	)
+	packing := func(round int) []entry {
+		n := 10
+		if round%2 == 1 {
+			n = holderChunkWords // a chunk of its own
+		}
+		es := make([]entry, n)
+		for i := range es {
+			es[i] = entry{obj: uint32(i), level: int32(1 + round%1000), until: Never}
+		}
+		return es
+	}
+	for r := range 2 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			rng := rand.New(rand.NewPCG(uint64(r), 3))
+			for {
+				select {
+				case <-done:
+					return
+				default:
+				}
+				mu.RLock()
+				h := st.view(up[rng.IntN(len(up))])
+				mu.RUnlock()
+				for i := range h.len() {
+					if h.objs[i] != uint32(i) || h.levels[i] != h.levels[0] {
+						t.Errorf("a view mixes packings: entry %d is %d at level %d, entry 0 at level %d", i, h.objs[i], h.levels[i], h.levels[0])
+						return
+					}
+				}
+			}
+		}()
+	}
+	for round := range 400 {
+		sp := st.pack(packing(round))
+		mu.Lock()
+		u := round % len(up)
+		st.replaced(up[u], sp)
+		up[u] = sp
+		st.compact(up)
+		mu.Unlock()
+	}
+	close(done)
+	wg.Wait()
+	if st.dead > st.live+compactAfterWords {
+		t.Fatalf("%d dead words against %d live: never compacted", st.dead, st.live)
 	}
 }
