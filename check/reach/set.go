@@ -49,9 +49,10 @@ type set struct {
 	store    edgeStore   // the lists of parents, children, members and memberOf
 	holders  holderStore // the holders up places
 
-	anc      [][]entry // by object x: the objects holding x#rel at any depth, by number
-	up       []span    // by subject: where its holders (the objects holding it at any depth) are
-	minUntil []int64   // by subject: the earliest until in up
+	anc      []entryRun     // by object x: the objects holding x#rel at any depth, by number
+	ancs     chunked[entry] // the entries anc places
+	up       []span         // by subject: where its holders (the objects holding it at any depth) are
+	minUntil []int64        // by subject: the earliest until in up
 
 	// caveated holds the relationships with a caveat, which the schema
 	// does not allow but old data may carry: while any is stored the set
@@ -77,7 +78,7 @@ func (s *set) object(id string) uint32 {
 		s.parents = append(s.parents, adj{})
 		s.children = append(s.children, adj{})
 		s.members = append(s.members, adj{})
-		s.anc = append(s.anc, nil)
+		s.anc = append(s.anc, entryRun{})
 		s.nameBytes += len(id) + objectOverhead
 	}
 	return x
@@ -196,10 +197,9 @@ func (s *set) recompute(d *dirty) update {
 	u := update{up: make(map[uint32]span, len(d.subjects)), uncaveat: d.uncaveat}
 	below := s.below(d.roots)
 	for _, x := range below {
-		es := s.ancestors(x)
-		u.ancEntries += len(es) - len(s.anc[x])
-		s.anc[x] = es
+		s.setAncestors(x, s.ancestors(x), &u)
 	}
+	s.compactAncestors()
 	for _, x := range below {
 		for _, e := range s.store.edges(s.members[x]) {
 			d.subject(e.to)
@@ -299,7 +299,7 @@ func (s *set) flattenMap(direct []edge) []entry {
 	}
 	for _, e := range direct {
 		consider(e.to, 1, e.exp)
-		for _, a := range s.anc[e.to] {
+		for _, a := range s.ancestorsOf(e.to) {
 			consider(a.obj, a.level+1, min(e.exp, a.until))
 		}
 	}
@@ -325,8 +325,9 @@ func (s *set) merge(direct []edge) []entry {
 	total := 0
 	for i, e := range direct {
 		selves[i] = entry{obj: e.to}
-		runs = append(runs, run{selves[i : i+1], e.exp, 1}, run{s.anc[e.to], e.exp, 1})
-		total += 1 + len(s.anc[e.to])
+		anc := s.ancestorsOf(e.to)
+		runs = append(runs, run{selves[i : i+1], e.exp, 1}, run{anc, e.exp, 1})
+		total += 1 + len(anc)
 	}
 	out := make([]entry, 0, total)
 	for {
@@ -374,6 +375,50 @@ func (s *set) scratch() map[uint32]entry {
 	return s.scratchLvl
 }
 
+// entryRun is where a run of entries is in a chunked store (see chunked).
+type entryRun struct {
+	at uint32
+	n  uint32
+}
+
+// setAncestors replaces object x's ancestors with es.
+func (s *set) setAncestors(x uint32, es []entry, u *update) {
+	old := s.anc[x]
+	u.ancEntries += len(es) - int(old.n)
+	s.ancs.replaced(int(old.n), len(es))
+	if len(es) == 0 {
+		s.anc[x] = entryRun{}
+		return
+	}
+	r := entryRun{at: s.ancs.alloc(len(es)), n: uint32(len(es))}
+	copy(s.ancs.run(r.at, len(es)), es)
+	s.anc[x] = r
+}
+
+// ancestorsOf returns object x's ancestors, which alias the store.
+func (s *set) ancestorsOf(x uint32) []entry {
+	r := s.anc[x]
+	if r.n == 0 {
+		return nil
+	}
+	return s.ancs.run(r.at, int(r.n))
+}
+
+// compactAncestors copies the ancestors into fresh chunks when the store
+// wants it. Readers never see ancestors, so it needs no lock.
+func (s *set) compactAncestors() {
+	if !s.ancs.wantsCompaction() {
+		return
+	}
+	var fresh chunked[entry]
+	for x, r := range s.anc {
+		if r.n > 0 {
+			s.anc[x].at = fresh.copyFrom(&s.ancs, r.at, int(r.n))
+		}
+	}
+	s.ancs.adopt(&fresh)
+}
+
 func sortedEntries(m map[uint32]entry) []entry {
 	if len(m) == 0 {
 		return nil
@@ -396,9 +441,9 @@ func (s *set) replaceUp(u uint32, h span) {
 
 // bytes estimates the set's memory.
 func (s *set) bytes() int {
-	n := s.ancEntries*16 + s.holders.bytes() + s.nameBytes
+	n := s.ancs.elements()*16 + s.holders.bytes() + s.nameBytes
 	n += (len(s.parents) + len(s.children) + len(s.members)) * adjBytes
-	n += len(s.anc)*24 + len(s.memberOf)*adjBytes + len(s.up)*8 + len(s.minUntil)*8
+	n += len(s.anc)*8 + len(s.memberOf)*adjBytes + len(s.up)*8 + len(s.minUntil)*8
 	n += s.store.bytes()
 	return n
 }

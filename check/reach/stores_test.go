@@ -124,7 +124,7 @@ func TestHolderStoreCompacts(t *testing.T) {
 			if u == 500 {
 				// A subject with more holders than a chunk's eighth gets a
 				// chunk of its own.
-				big := make([]entry, holderChunkWords)
+				big := make([]entry, chunkLen)
 				for i := range big {
 					big[i] = entry{obj: uint32(i), level: 1, until: Never}
 				}
@@ -141,17 +141,17 @@ func TestHolderStoreCompacts(t *testing.T) {
 			held, heldWant = st.view(up[7]), entries(3, 7)
 		}
 		st.compact(up)
-		if st.live+st.dead > 2*st.live+compactAfterWords {
-			t.Fatalf("round %d: %d live words, %d dead", round, st.live, st.dead)
+		if st.words.live+st.words.dead > 2*st.words.live+compactAfter {
+			t.Fatalf("round %d: %d live words, %d dead", round, st.words.live, st.words.dead)
 		}
 	}
-	if st.dead == 0 && st.live == 0 {
+	if st.words.dead == 0 && st.words.live == 0 {
 		t.Fatal("nothing counted")
 	}
 	for u, sp := range up {
 		h := st.view(sp)
 		if u == 500 {
-			if h.len() != holderChunkWords {
+			if h.len() != chunkLen {
 				t.Fatalf("big holders have %d objects", h.len())
 			}
 			continue
@@ -225,7 +225,7 @@ func TestNamesNumberEachNameOnce(t *testing.T) {
 func TestHolderStoreBigHoldersKeepTheChunkFilling(t *testing.T) {
 	var st holderStore
 	small := []entry{{obj: 2, level: 1, until: Never}, {obj: 5, level: 3, until: 77}}
-	big := make([]entry, holderChunkWords)
+	big := make([]entry, chunkLen)
 	for i := range big {
 		big[i] = entry{obj: uint32(i), level: 2, until: Never}
 	}
@@ -261,7 +261,7 @@ func TestHolderStoreReadersWhilePacking(t *testing.T) {
 	packing := func(round int) []entry {
 		n := 10
 		if round%2 == 1 {
-			n = holderChunkWords // a chunk of its own
+			n = chunkLen // a chunk of its own
 		}
 		es := make([]entry, n)
 		for i := range es {
@@ -303,7 +303,61 @@ func TestHolderStoreReadersWhilePacking(t *testing.T) {
 	}
 	close(done)
 	wg.Wait()
-	if st.dead > st.live+compactAfterWords {
-		t.Fatalf("%d dead words against %d live: never compacted", st.dead, st.live)
+	if st.words.dead > st.words.live+compactAfter {
+		t.Fatalf("%d dead words against %d live: never compacted", st.words.dead, st.words.live)
+	}
+}
+
+// TestAncestorsSurviveCompaction: a long chain of nested groups whose top
+// link is cut and restored again and again replaces hundreds of thousands
+// of ancestor entries each time; the set compacts them, and the subject at
+// the bottom keeps exactly the holders of the chain.
+func TestAncestorsSurviveCompaction(t *testing.T) {
+	const depth = 800
+	s := newSet(Key{"group", "member"}, nil)
+	group := func(i int) graph.ObjectRef { return graph.ObjectRef{Type: "group", ID: fmt.Sprintf("g%d", i)} }
+	nest := func(parent, child int) graph.Relationship {
+		return graph.Relationship{Resource: group(parent), Relation: "member",
+			Subject: graph.SubjectRef{Object: group(child), Relation: "member"}}
+	}
+	apply := func(r graph.Relationship, del bool) {
+		var d dirty
+		s.change(r, del, &d)
+		s.refresh(&d)
+	}
+	for i := 1; i < depth; i++ {
+		apply(nest(i-1, i), false)
+	}
+	apply(graph.Relationship{Resource: group(depth - 1), Relation: "member",
+		Subject: graph.SubjectRef{Object: graph.ObjectRef{Type: "user", ID: "u"}}}, false)
+	compactions, chunks := 0, len(s.ancs.chunks())
+	for range 4 {
+		for _, del := range []bool{true, false} {
+			apply(nest(0, 1), del)
+			if n := len(s.ancs.chunks()); n < chunks {
+				compactions++
+			}
+			chunks = len(s.ancs.chunks())
+			if s.ancs.dead > s.ancs.live+compactAfter {
+				t.Fatalf("%d dead ancestor entries against %d live", s.ancs.dead, s.ancs.live)
+			}
+		}
+	}
+	if compactions == 0 {
+		t.Fatal("the ancestors never compacted")
+	}
+	u, ok := s.subjects.lookup(graph.ObjectRef{Type: "user", ID: "u"})
+	if !ok {
+		t.Fatal("subject u unknown")
+	}
+	h := s.holders.view(s.up[u])
+	if h.len() != depth {
+		t.Fatalf("u has %d holders, want %d", h.len(), depth)
+	}
+	for i := range depth {
+		x, _ := s.objects.lookup(group(i).ID)
+		if e, ok := h.find(x); !ok || e.level != int32(depth-i) {
+			t.Fatalf("g%d: %+v %v, want level %d", i, e, ok, depth-i)
+		}
 	}
 }
