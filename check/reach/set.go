@@ -60,6 +60,10 @@ type set struct {
 	caveated map[graph.Key]struct{}
 
 	ancEntries int // total length of anc
+	// ancWords is the entries in ancs, dead ones included, as of the last
+	// publish: the writer changes ancs without the lock, so readers of
+	// bytes look here.
+	ancWords   int
 	upEntries  int // total length of up
 	edges      int // direct relationships
 	nameBytes  int // bytes of interned names
@@ -185,6 +189,7 @@ func (s *set) refresh(d *dirty) {
 type update struct {
 	up         map[uint32]span
 	ancEntries int
+	ancWords   int // the ancestor store's entries after the recompute
 	uncaveat   []graph.Key
 }
 
@@ -200,6 +205,7 @@ func (s *set) recompute(d *dirty) update {
 		s.setAncestors(x, s.ancestors(x), &u)
 	}
 	s.compactAncestors()
+	u.ancWords = s.ancs.elements()
 	for _, x := range below {
 		for _, e := range s.store.edges(s.members[x]) {
 			d.subject(e.to)
@@ -214,6 +220,7 @@ func (s *set) recompute(d *dirty) update {
 // publish makes recomputed holders visible (under the index's write lock).
 func (s *set) publish(u update) {
 	s.ancEntries += u.ancEntries
+	s.ancWords = u.ancWords
 	for sub, h := range u.up {
 		s.replaceUp(sub, h)
 	}
@@ -441,7 +448,7 @@ func (s *set) replaceUp(u uint32, h span) {
 
 // bytes estimates the set's memory.
 func (s *set) bytes() int {
-	n := s.ancs.elements()*16 + s.holders.bytes() + s.nameBytes
+	n := s.ancWords*16 + s.holders.bytes() + s.nameBytes
 	n += (len(s.parents) + len(s.children) + len(s.members)) * adjBytes
 	n += len(s.anc)*8 + len(s.memberOf)*adjBytes + len(s.up)*8 + len(s.minUntil)*8
 	n += s.store.bytes()

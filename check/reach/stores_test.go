@@ -8,9 +8,11 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 	"unsafe"
 
 	"github.com/pembadb/pemba/graph"
+	"github.com/pembadb/pemba/storage"
 )
 
 // TestEdgeStoreMatchesMaps: nodes' edge lists kept in one store hold
@@ -359,5 +361,52 @@ func TestAncestorsSurviveCompaction(t *testing.T) {
 		if e, ok := h.find(x); !ok || e.level != int32(depth-i) {
 			t.Fatalf("g%d: %+v %v, want level %d", i, e, ok, depth-i)
 		}
+	}
+}
+
+// TestStatsWhileApplying (run with -race): the index's size and answers
+// are read while changes that re-nest groups are applied, whose
+// recomputation (without the lock) moves ancestors and holders in their
+// stores.
+func TestStatsWhileApplying(t *testing.T) {
+	f := newFixture(t)
+	for i := 1; i < 40; i++ {
+		f.write(storage.OpTouch, member(fmt.Sprintf("g%d", i-1), fmt.Sprintf("group:g%d#member", i)))
+	}
+	f.write(storage.OpTouch, member("g39", "user:u"))
+	f.build()
+	done := make(chan struct{})
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		for {
+			select {
+			case <-done:
+				return
+			default:
+			}
+			if st := f.ix.Stats(); st.Bytes <= 0 {
+				t.Errorf("stats report %d bytes", st.Bytes)
+				return
+			}
+			if rev, ok := f.ix.Revision(); ok {
+				f.ix.Holders(rev, "group", "member", graph.ObjectRef{Type: "user", ID: "u"}, time.Now().UnixNano())
+			}
+		}
+	}()
+	for i := range 60 {
+		op := storage.OpDelete
+		if i%2 == 1 {
+			op = storage.OpTouch
+		}
+		f.write(op, member("g0", "group:g1#member"))
+		f.catchUp()
+	}
+	close(done)
+	wg.Wait()
+	rev, _ := f.ix.Revision()
+	if got := f.holds(rev, time.Now(), "u", "g0"); got != "level "+string(rune('0'+40)) {
+		t.Fatalf("u in g0: %s", got)
 	}
 }
