@@ -20,7 +20,7 @@ const adjIndexAt = 32
 // a large index nor marks an object per node: it sees the store's few
 // chunks.
 type adj struct {
-	at  uint32 // a slot's position (chunk<<16 | offset), or a bigList's index
+	at  uint32 // a slot's place in the store's chunks, or a bigList's index
 	n   uint16 // edges in the slot
 	cls uint8  // the slot holds 1<<cls edges
 	big bool   // the edges are the bigList bigs[at]
@@ -32,13 +32,6 @@ const adjBytes = 8
 // slotClasses is the number of slot sizes: 1, 2, 4, … adjIndexAt edges.
 const slotClasses = 6
 
-// Chunks start small, so a small relation costs little, and double up to
-// maxChunkEdges.
-const (
-	minChunkEdges = 256
-	maxChunkEdges = 1 << 16
-)
-
 // bigList is the edges of a node with adjIndexAt or more, and each
 // edge's position in them.
 type bigList struct {
@@ -47,24 +40,20 @@ type bigList struct {
 }
 
 // edgeStore holds the edge lists of one relation's nodes. Slots are
-// handed out of chunks that never move and are reused once freed; a
-// slice it returns aliases a slot and stays valid until the node's next
-// change. Like the nodes, the store is its writer's alone, or read and
-// written under the index's lock.
+// handed out of chunks (see chunked) and reused once freed; a slice it
+// returns aliases a slot and stays valid until the node's next change.
+// Like the nodes, the store is its writer's alone, or read and written
+// under the index's lock.
 type edgeStore struct {
-	chunks   [][]edge
-	used     int // edges handed out of the last chunk
+	slots    chunked[edge]
 	free     [slotClasses][]uint32
 	bigs     []bigList
 	freeBigs []uint32
-	size     int // bytes of the chunks and the big lists
+	bigSize  int // bytes of the big lists
 }
 
 // slot returns the edges of the slot at at of class cls.
-func (p *edgeStore) slot(at uint32, cls uint8) []edge {
-	c, off := at>>16, at&0xffff
-	return p.chunks[c][off : off+1<<cls : off+1<<cls]
-}
+func (p *edgeStore) slot(at uint32, cls uint8) []edge { return p.slots.run(at, 1<<cls) }
 
 // alloc returns a free slot of class cls.
 func (p *edgeStore) alloc(cls uint8) uint32 {
@@ -73,19 +62,7 @@ func (p *edgeStore) alloc(cls uint8) uint32 {
 		p.free[cls] = f[:len(f)-1]
 		return at
 	}
-	size := 1 << cls
-	if len(p.chunks) == 0 || p.used+size > len(p.chunks[len(p.chunks)-1]) {
-		n := minChunkEdges
-		if len(p.chunks) > 0 {
-			n = min(2*len(p.chunks[len(p.chunks)-1]), maxChunkEdges)
-		}
-		p.chunks = append(p.chunks, make([]edge, n))
-		p.size += n * 16
-		p.used = 0
-	}
-	at := uint32(len(p.chunks)-1)<<16 | uint32(p.used)
-	p.used += size
-	return at
+	return p.slots.alloc(1 << cls)
 }
 
 // release returns a slot to the free slots of its class.
@@ -132,9 +109,9 @@ func (p *edgeStore) set(a *adj, n uint32, exp int64) bool {
 	switch {
 	case a.big:
 		b := &p.bigs[a.at]
-		p.size -= cap(b.list) * 16
+		p.bigSize -= cap(b.list) * 16
 		b.list = append(b.list, e)
-		p.size += cap(b.list)*16 + 16
+		p.bigSize += cap(b.list)*16 + 16
 		b.pos[n] = int32(len(b.list) - 1)
 	case a.n == 0:
 		*a = adj{at: p.alloc(0), n: 1}
@@ -146,7 +123,7 @@ func (p *edgeStore) set(a *adj, n uint32, exp int64) bool {
 			b.pos[e.to] = int32(i)
 		}
 		p.release(a.at, a.cls)
-		p.size += cap(b.list)*16 + len(b.pos)*16
+		p.bigSize += cap(b.list)*16 + len(b.pos)*16
 		*a = adj{at: p.newBig(b), big: true}
 	default:
 		if int(a.n) == 1<<a.cls {
@@ -186,12 +163,12 @@ func (p *edgeStore) remove(a *adj, n uint32) bool {
 		b.list[i] = b.list[last]
 		b.list = b.list[:last]
 		delete(b.pos, n)
-		p.size -= 16
+		p.bigSize -= 16
 		if i != last {
 			b.pos[b.list[i].to] = int32(i)
 		}
 		if last == 0 {
-			p.size -= cap(b.list) * 16
+			p.bigSize -= cap(b.list) * 16
 			p.bigs[a.at] = bigList{}
 			p.freeBigs = append(p.freeBigs, a.at)
 			*a = adj{}
@@ -211,4 +188,4 @@ func (p *edgeStore) remove(a *adj, n uint32) bool {
 
 // bytes estimates the store's memory: its chunks, and its big lists
 // with their position maps.
-func (p *edgeStore) bytes() int { return p.size + cap(p.bigs)*32 }
+func (p *edgeStore) bytes() int { return p.slots.size*16 + p.bigSize + cap(p.bigs)*32 }

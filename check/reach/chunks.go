@@ -2,9 +2,13 @@ package reach
 
 import "sync/atomic"
 
-// chunkLen is the length of a chunked store's shared chunks; a run
-// longer than an eighth of it gets a chunk of its own.
-const chunkLen = 32 << 10
+// Shared chunks start at minChunkLen elements, so a small relation costs
+// little, and double up to chunkLen; a run longer than an eighth of
+// chunkLen gets a chunk of its own.
+const (
+	minChunkLen = 256
+	chunkLen    = 32 << 10
+)
 
 // compactAfter is the least dead space, in elements, that makes a chunked
 // store compact.
@@ -12,12 +16,13 @@ const compactAfter = 1 << 19
 
 // chunked hands out runs of T from large chunks, placed by a pointer-free
 // number (chunk << 15 | offset): a million runs are then a few hundred
-// objects to the garbage collector instead of a million. A run is never
-// moved or written once handed out and filled, so a reader may keep it;
-// a replaced run stays as dead space until the store holds more dead
-// elements than live ones, when its owner copies the live runs into a
-// fresh store (compacting), and the old chunks go once nothing holds
-// them.
+// objects to the garbage collector instead of a million. Chunks never
+// move. An owner whose runs are read after the lock (holders) never
+// writes a run once filled: a replaced run stays as dead space (see
+// replaced) until the store holds more dead elements than live ones, when
+// the owner copies the live runs into a fresh store and adopts it, and the
+// old chunks go once nothing holds them. An owner whose runs only its
+// writer sees (edge lists) may instead rewrite and reuse them.
 //
 // The store is its writer's alone, except for the chunk directory, which
 // readers load to find a published run's chunk: the writer replaces the
@@ -27,6 +32,8 @@ type chunked[T any] struct {
 	dir  atomic.Pointer[[][]T] // the chunks, by number
 	fill uint32                // the number of the chunk being filled, plus one (0: none)
 	used int                   // elements handed out of it
+	next int                   // the length of the next shared chunk
+	size int                   // elements in all chunks
 	live int                   // elements of the current runs
 	dead int                   // elements of replaced runs still in chunks
 }
@@ -47,6 +54,7 @@ func (c *chunked[T]) addChunk(x []T) uint32 {
 	copy(d, old)
 	d[len(old)] = x
 	c.dir.Store(&d)
+	c.size += len(x)
 	return uint32(len(old))
 }
 
@@ -55,8 +63,10 @@ func (c *chunked[T]) alloc(n int) uint32 {
 	if n > chunkLen/8 {
 		return c.addChunk(make([]T, n)) << 15
 	}
-	if c.fill == 0 || c.used+n > chunkLen {
-		c.fill = c.addChunk(make([]T, chunkLen)) + 1
+	if c.fill == 0 || c.used+n > len(c.chunks()[c.fill-1]) {
+		size := max(c.next, minChunkLen, n)
+		c.next = min(2*size, chunkLen)
+		c.fill = c.addChunk(make([]T, size)) + 1
 		c.used = 0
 	}
 	at := (c.fill-1)<<15 | uint32(c.used)
@@ -92,7 +102,7 @@ func (c *chunked[T]) wantsCompaction() bool { return c.dead >= compactAfter && c
 // adopt makes fresh, a copy of the live runs, this store.
 func (c *chunked[T]) adopt(fresh *chunked[T]) {
 	c.dir.Store(fresh.dir.Load())
-	c.fill, c.used, c.dead = fresh.fill, fresh.used, 0
+	c.fill, c.used, c.next, c.size, c.dead = fresh.fill, fresh.used, fresh.next, fresh.size, 0
 }
 
 // elements is the number of elements in runs, dead ones included.

@@ -76,10 +76,9 @@ type nameTable struct {
 // nameRef is where a name's bytes are: both strings, one after the
 // other, split after the first.
 type nameRef struct {
-	at    uint32 // the arena's chunk << 16 | offset, or a big string's index
+	at    uint32 // the place of its bytes in the arena
 	n     uint32
 	split uint32
-	big   bool
 }
 
 func (t *nameTable) hash(a, b string) uint64 {
@@ -164,34 +163,21 @@ func (t *nameTable) grow() {
 	}
 }
 
-// arenaChunk is the size of an arena's chunks; a name longer than a
-// sixteenth of it gets a chunk of its own.
-const arenaChunk = 64 << 10
-
-// nameArena holds names' bytes in large chunks that are only ever
-// appended to: the bytes behind a string it returned never change.
+// nameArena holds names' bytes in chunks (see chunked) that are only
+// ever appended to: the bytes behind a string it returned never change.
 type nameArena struct {
-	chunks [][]byte
-	bigs   [][]byte
+	bytes chunked[byte]
 }
 
 // put copies a and b into the arena, one after the other.
 func (ar *nameArena) put(a, b string) nameRef {
 	n := len(a) + len(b)
 	r := nameRef{n: uint32(n), split: uint32(len(a))}
-	if n > arenaChunk/16 {
-		r.at, r.big = uint32(len(ar.bigs)), true
-		ar.bigs = append(ar.bigs, []byte(a+b))
-		return r
+	if n > 0 {
+		r.at = ar.bytes.alloc(n)
+		copy(ar.bytes.run(r.at, len(a)), a)
+		copy(ar.bytes.run(r.at, n)[len(a):], b)
 	}
-	last := len(ar.chunks) - 1
-	if last < 0 || cap(ar.chunks[last])-len(ar.chunks[last]) < n {
-		ar.chunks = append(ar.chunks, make([]byte, 0, arenaChunk))
-		last++
-	}
-	c := ar.chunks[last]
-	r.at = uint32(last)<<16 | uint32(len(c))
-	ar.chunks[last] = append(append(c, a...), b...)
 	return r
 }
 
@@ -200,9 +186,5 @@ func (ar *nameArena) str(r nameRef) string {
 	if r.n == 0 {
 		return ""
 	}
-	if r.big {
-		return unsafe.String(&ar.bigs[r.at][0], r.n)
-	}
-	c, off := r.at>>16, r.at&0xffff
-	return unsafe.String(&ar.chunks[c][off], r.n)
+	return unsafe.String(&ar.bytes.run(r.at, int(r.n))[0], r.n)
 }

@@ -95,7 +95,7 @@ func TestEdgeStoreReusesSlots(t *testing.T) {
 	}
 	// 100 lists of 31 edges need 100 slots of 32; the smaller slots each
 	// list passed through are reused by the next list.
-	if n := p.bytes(); n > 2*100*adjIndexAt*16+maxChunkEdges*16 {
+	if n := p.bytes(); n > 2*100*adjIndexAt*16+chunkLen*16 {
 		t.Fatalf("store holds %d bytes after refills", n)
 	}
 	if size := unsafe.Sizeof(adj{}); size != adjBytes {
@@ -178,7 +178,7 @@ func TestHolderStoreCompacts(t *testing.T) {
 func TestNamesNumberEachNameOnce(t *testing.T) {
 	var objs names[string]
 	var subs names[graph.ObjectRef]
-	long := strings.Repeat("x", arenaChunk/8)
+	long := strings.Repeat("x", chunkLen/4)
 	var wantObjs []string
 	var wantSubs []graph.ObjectRef
 	for i := range 5000 {
