@@ -364,13 +364,14 @@ func TestReferenceModelRecursive(t *testing.T) {
 
 // TestReferenceModelSweep is TestReferenceModel and
 // TestReferenceModelRecursive with LookupSubjects' narrowed set
-// evaluations reading every relation by subject (readNarrowed), and
-// LookupResources reading the lists of every walk in walk order
-// (reverseWalk.drain) instead of merging them, which small worlds
-// otherwise never do.
+// evaluations reading every relation by subject (readNarrowed) and
+// pruning by the objects found upward from all their subjects at once
+// (reachedBy), and LookupResources reading the lists of every walk in
+// walk order (reverseWalk.drain) instead of merging them, which small
+// worlds otherwise never do.
 func TestReferenceModelSweep(t *testing.T) {
-	defer func(n, m int) { sweepMin, maxMergeStreams = n, m }(sweepMin, maxMergeStreams)
-	sweepMin, maxMergeStreams = 1, 0
+	defer func(n, m, r, q int) { sweepMin, maxMergeStreams, reachedMin, reachedRatio = n, m, r, q }(sweepMin, maxMergeStreams, reachedMin, reachedRatio)
+	sweepMin, maxMergeStreams, reachedMin, reachedRatio = 1, 0, 1, 1<<20
 	runReference(t, randomWorld)
 	runReference(t, recursiveWorld)
 }

@@ -510,6 +510,8 @@ type setEval struct {
 	// by ID (see onlySorted).
 	onlyList  []subjectID
 	onlyNames []string
+	// onlyBitset is only as bits (see onlyBits).
+	onlyBitset subjectBits
 	// window: the evaluation is narrowed to a window of subjects whose
 	// sets must still say what they grant everyone (def), for a wildcard
 	// row; prune, which leaves out the objects none of the subjects
@@ -588,12 +590,25 @@ func (se *setEval) batch(typ, rel string, ids []string, depth int) ([]setResult,
 		pending = append(pending, id)
 		at = append(at, i)
 	}
-	pending, at, err := se.fromCache(typ, rel, depth, pending, at, out)
-	if err != nil {
+	// Many subjects' holders, found upward at once, prune before the
+	// cache: a cached set is restricted to the subjects at a cost, and
+	// the 4,000 teams cleared for a tier are cached whole where a few
+	// hundred subjects are in a few hundred of them. A few subjects'
+	// holders (a lookup each) are looked up for the sets not cached.
+	early := len(se.only) >= reachedMin
+	var err error
+	if early {
+		if pending, at, err = se.prune(typ, rel, pending, at, out); err != nil {
+			return nil, err
+		}
+	}
+	if pending, at, err = se.fromCache(typ, rel, depth, pending, at, out); err != nil {
 		return nil, err
 	}
-	if pending, at, err = se.prune(typ, rel, pending, at, out); err != nil {
-		return nil, err
+	if !early {
+		if pending, at, err = se.prune(typ, rel, pending, at, out); err != nil {
+			return nil, err
+		}
 	}
 	if len(pending) > 0 {
 		*se.work += len(pending)
@@ -671,26 +686,38 @@ func (se *setEval) batch(typ, rel string, ids []string, depth int) ([]setResult,
 // for prune to look their holders up.
 const pruneSubjectsMax = 16
 
+// reachedMin is the fewest subjects an evaluation is narrowed to for
+// prune to find their holders all at once (see reachedBy), and
+// reachedRatio how many times the objects pruned they may be. Variables
+// so tests can take that path on small worlds.
+var reachedMin, reachedRatio = pruneSubjectsMax + 1, 2
+
 // pruneLookupMax bounds the objects one subject's lookup in holders may
 // find; past it the objects are evaluated without pruning.
 const pruneLookupMax = 4096
 
-// prune, in an evaluation narrowed to a few subjects, decides the sets of
-// a monotone type#relation's pending objects that hold none of them —
+// prune, in a narrowed evaluation, decides the sets of a monotone
+// type#relation's pending objects that hold none of its subjects —
 // empty — without evaluating them, and returns the others (with their
 // positions in out).
 // The later side of an intersection or exclusion, narrowed to the
-// handful of subjects its first side left, is often broad downward (a
-// tier cleared for every member of 200 teams, and their agents) and
-// narrow upward (an agent's principal is in a few teams): the objects of
-// typ that hold a subject are looked up from the subject, once per
-// type#relation (see holders), and only those are evaluated.
+// subjects its first side left, is often broad downward (a tier cleared
+// for every member of 4,000 teams, and their agents) and narrow upward
+// (an agent's principal is in a few teams; a project's few hundred
+// readers are in a few hundred): the objects of typ that hold a subject
+// are looked up from the subjects, once per type#relation (see holders),
+// and only those are evaluated.
 func (se *setEval) prune(typ, rel string, pending []string, at []int, out []setResult) ([]string, []int, error) {
-	if se.only == nil || se.window || len(se.only) > pruneSubjectsMax || len(pending) == 0 || !se.monotone(typ, rel) {
+	if se.only == nil || se.window || len(pending) == 0 || !se.monotone(typ, rel) {
 		// A set that subtracts may gain a subject it lacks now when a
 		// subtracted relationship expires, at an instant the lookup
 		// does not say: its emptiness would hold only now, and the
 		// sets cached above it are reused later.
+		return pending, at, nil
+	}
+	if len(se.only) >= reachedMin && (len(pending) < sweepMin || len(se.only) > reachedRatio*len(pending)) {
+		// Many subjects are found upward (see reachedBy) by reading
+		// their relationships: worth it to prune many more objects.
 		return pending, at, nil
 	}
 	if r := se.ev.schema.Definitions[typ].Relations[rel]; r != nil && !slices.ContainsFunc(r.Allowed, func(a schema.AllowedSubject) bool { return a.Relation != "" }) {
@@ -702,7 +729,7 @@ func (se *setEval) prune(typ, rel string, pending []string, at []int, out []setR
 			return pending, at, nil
 		}
 	}
-	held, ok, err := se.holders(typ, rel)
+	held, ok, err := se.holders(typ, rel, len(pending))
 	if err != nil || !ok {
 		return pending, at, err
 	}
@@ -722,9 +749,12 @@ func (se *setEval) prune(typ, rel string, pending []string, at []int, out []setR
 }
 
 // holders returns the objects of typ on which some subject of se.only
-// has rel, by one LookupResources per subject, memoized; ok is false when
-// a lookup found more than pruneLookupMax objects or could not run.
-func (se *setEval) holders(typ, rel string) (map[string]bool, bool, error) {
+// may have rel, memoized: for fewer than reachedMin subjects by one
+// LookupResources per subject, for more all at once upward from them
+// where rel's shape allows (see reachedBy); ok is false when a lookup
+// found more than pruneLookupMax objects or could not run, or reachedBy
+// declines.
+func (se *setEval) holders(typ, rel string, pending int) (map[string]bool, bool, error) {
 	k := [2]string{typ, rel}
 	if h, done := se.held[k]; done {
 		return h, h != nil, nil
@@ -733,6 +763,14 @@ func (se *setEval) holders(typ, rel string) (map[string]bool, bool, error) {
 		se.held = make(map[[2]string]map[string]bool)
 	}
 	se.held[k] = nil
+	if len(se.only) >= reachedMin {
+		held, ok, err := se.reachedBy(typ, rel, pending)
+		if err != nil || !ok {
+			return nil, false, err
+		}
+		se.held[k] = held
+		return held, true, nil
+	}
 	held := map[string]bool{}
 	snap := Snapshot{Schema: se.ev.schema, Reader: se.ev.raw}
 	_, subjects := se.onlySorted()

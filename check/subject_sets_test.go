@@ -2,6 +2,8 @@ package check
 
 import (
 	"context"
+	"fmt"
+	"maps"
 	"math/rand/v2"
 	"slices"
 	"testing"
@@ -275,6 +277,123 @@ func TestCachedSetsSeeSubtractedExpiry(t *testing.T) {
 		slices.Sort(got)
 		if !slices.Equal(got, c.want) {
 			t.Errorf("doc:d#view at +%v: %v, want %v", c.at, got, c.want)
+		}
+	}
+}
+
+// TestNarrowedSetsPrunedUpward: an evaluation narrowed to more subjects
+// than it looks up one by one finds the objects that may hold them all
+// at once, upward from the subjects (reachedBy): the teams naming one of
+// them (or everyone) and the teams above those through their sub-teams,
+// climbed by reverse reads and, with a reachability index, by its
+// referrers. It evaluates only those, and every set agrees with the
+// evaluation that is not narrowed.
+func TestNarrowedSetsPrunedUpward(t *testing.T) {
+	src := `definition user {}
+definition team {
+  relation member: user | user:*
+  relation subteam: team
+  permission membership = member + subteam->membership
+}`
+	s, err := schema.Compile("teams.zed", src)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Forty teams in a ternary tree; eighteen users in team t20, one
+	// more in t39, and everyone in t30.
+	const teams = 40
+	parent := func(i int) int { return (i - 1) / 3 }
+	var rels, ids, names []string
+	for i := range teams {
+		ids = append(ids, fmt.Sprintf("t%d", i))
+		if i > 0 {
+			rels = append(rels, fmt.Sprintf("team:t%d#subteam@team:t%d", parent(i), i))
+		}
+	}
+	for u := range 18 {
+		names = append(names, fmt.Sprintf("u%d", u))
+		rels = append(rels, fmt.Sprintf("team:t20#member@user:u%d", u))
+	}
+	rels = append(rels, "team:t39#member@user:u18", "team:t30#member@user:*")
+	want := map[string]bool{}
+	for _, leaf := range []int{20, 30} {
+		for i := leaf; ; i = parent(i) {
+			want[fmt.Sprintf("t%d", i)] = true
+			if i == 0 {
+				break
+			}
+		}
+	}
+	t.Run("walked", func(t *testing.T) {
+		checkPrunedUpward(t, New(Config{CacheEntries: -1, ReadCacheBytes: -1}), storeOf(t, s, rels...), ids, names, want)
+	})
+	t.Run("indexed", func(t *testing.T) {
+		parsed := make([]graph.Relationship, len(rels))
+		for i, r := range rels {
+			if parsed[i], err = graph.ParseRelationship(r); err != nil {
+				t.Fatal(err)
+			}
+		}
+		w := newReachWorld(t, src, s, nil, parsed)
+		rev := w.revs[len(w.revs)-1]
+		w.caughtUp(rev)
+		reader, err := w.store.eng.SnapshotReader(context.Background(), rev)
+		if err != nil {
+			t.Fatal(err)
+		}
+		before := w.idx.Stats().AncestorHits
+		checkPrunedUpward(t, New(Config{Reach: w.idx, CacheEntries: -1, ReadCacheBytes: -1}), Snapshot{Schema: s, Reader: reader}, ids, names, want)
+		if w.idx.Stats().AncestorHits == before {
+			t.Error("the teams above were not climbed in the index")
+		}
+	})
+}
+
+// checkPrunedUpward evaluates team#membership on ids narrowed to users
+// names and checks that exactly the teams in want were evaluated and
+// that every set agrees with the evaluation that is not narrowed.
+func checkPrunedUpward(t *testing.T, e *Engine, snap Snapshot, ids, names []string, want map[string]bool) {
+	t.Helper()
+	ev, err := e.newEvaluation(context.Background(), snap, graph.SubjectRef{}, nil, goldenNow)
+	if err != nil {
+		t.Fatal(err)
+	}
+	whole := newSetEval(ev, "user")
+	all, err := whole.batch("team", "membership", ids, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	se := newSetEval(ev, "user")
+	nums := make([]subjectID, len(names))
+	if !se.ids.internAll(names, nums) {
+		t.Fatal("cannot number the users")
+	}
+	if len(nums) < reachedMin {
+		t.Fatalf("%d users: fewer than reachedMin (%d), the test would look them up one by one", len(nums), reachedMin)
+	}
+	se.only = map[subjectID]bool{}
+	for _, n := range nums {
+		se.only[n] = true
+	}
+	res, err := se.batch("team", "membership", ids, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	held, ok := se.held[[2]string{"team", "membership"}]
+	if !ok || held == nil {
+		t.Fatal("the narrowed memberships were evaluated without finding their holders")
+	}
+	if !maps.Equal(held, want) {
+		t.Fatalf("teams found upward from the users: %v, want %v", slices.Sorted(maps.Keys(held)), slices.Sorted(maps.Keys(want)))
+	}
+	for i, id := range ids {
+		if res[i].set.empty() == want[id] {
+			t.Errorf("team %s's membership narrowed to the users: empty %v, want %v", id, res[i].set.empty(), !want[id])
+		}
+		for k, n := range nums {
+			if got, w := res[i].set.get(n), all[i].set.get(n); got != w {
+				t.Errorf("team %s's membership narrowed: %s is %v, want %v as without narrowing", id, names[k], got, w)
+			}
 		}
 	}
 }
