@@ -222,28 +222,15 @@ func (w *reachWorld) compare(ctx context.Context, engines []*Engine, rev storage
 		def := w.s.Definitions[typ]
 		for _, name := range def.Order {
 			for _, oid := range w.ids[typ] {
-				concrete := map[string]Permissionship{}
-				var wild *SubjectResult
-				err := engines[rng.IntN(len(engines))].LookupSubjects(ctx, snap, LookupSubjectsRequest{Resource: graph.ObjectRef{Type: typ, ID: oid},
-					Permission: name, SubjectType: "user", Context: rctx, Now: at}, func(r SubjectResult) bool {
-					if r.Subject.Object.ID == graph.Wildcard {
-						wild = &r
-					} else {
-						concrete[r.Subject.Object.ID] = r.Permissionship
-					}
-					return true
-				})
+				found, err := lookupSubjectsFound(ctx, engines[rng.IntN(len(engines))], snap, LookupSubjectsRequest{Resource: graph.ObjectRef{Type: typ, ID: oid},
+					Permission: name, SubjectType: "user", Context: rctx, Now: at})
 				if err != nil {
 					fail("lookup subjects %s:%s#%s: %v", typ, oid, name, err)
 					continue
 				}
 				for _, id := range users {
 					want := truths[id][refKey{typ, oid, name}].perm
-					got, ok := concrete[id]
-					sub := graph.SubjectRef{Object: graph.ObjectRef{Type: "user", ID: id}}
-					if !ok && wild != nil && !slices.Contains(wild.Excluded, sub) {
-						got = wild.Permissionship
-					}
+					got := found.of(graph.SubjectRef{Object: graph.ObjectRef{Type: "user", ID: id}})
 					if got != want {
 						fail("lookup subjects %s:%s#%s: %s is %v, want %v", typ, oid, name, id, got, want)
 					}

@@ -552,16 +552,7 @@ func runReference(t *testing.T, gen func(*rand.Rand) (string, []string, map[stri
 			for _, name := range def.Order {
 				for _, id := range ids[typ] {
 					for _, st := range [][2]string{{"user", ""}, {"team", "member"}} {
-						concrete := map[string]Permissionship{}
-						var wild *SubjectResult
-						err := engines[rng.IntN(2)].LookupSubjects(ctx, snap, LookupSubjectsRequest{Resource: graph.ObjectRef{Type: typ, ID: id}, Permission: name, SubjectType: st[0], SubjectRelation: st[1], Context: rctx, Now: now}, func(r SubjectResult) bool {
-							if r.Subject.Object.ID == graph.Wildcard {
-								wild = &r
-							} else {
-								concrete[r.Subject.Object.ID] = r.Permissionship
-							}
-							return true
-						})
+						found, err := lookupSubjectsFound(ctx, engines[rng.IntN(2)], snap, LookupSubjectsRequest{Resource: graph.ObjectRef{Type: typ, ID: id}, Permission: name, SubjectType: st[0], SubjectRelation: st[1], Context: rctx, Now: now})
 						if err != nil {
 							fail("lookup subjects %s:%s#%s@%s: %v", typ, id, name, st, err)
 							continue
@@ -571,11 +562,7 @@ func runReference(t *testing.T, gen func(*rand.Rand) (string, []string, map[stri
 								continue
 							}
 							want := truth[sub][refKey{typ, id, name}].perm
-							got, ok := concrete[sub.Object.ID]
-							if !ok && wild != nil && !slices.Contains(wild.Excluded, sub) {
-								got = wild.Permissionship
-							}
-							if got != want {
+							if got := found.of(sub); got != want {
 								fail("lookup subjects %s:%s#%s@%s: %s is %v, want %v", typ, id, name, st, sub, got, want)
 							}
 						}
@@ -587,6 +574,39 @@ func runReference(t *testing.T, gen func(*rand.Rand) (string, []string, map[stri
 			return
 		}
 	}
+}
+
+// subjectsFound is what a LookupSubjects streamed: the subjects it named,
+// with their permissionship, and its wildcard, if any.
+type subjectsFound struct {
+	concrete map[string]Permissionship
+	wild     *SubjectResult
+}
+
+// lookupSubjectsFound runs req on e and collects what it streams.
+func lookupSubjectsFound(ctx context.Context, e *Engine, snap Snapshot, req LookupSubjectsRequest) (subjectsFound, error) {
+	f := subjectsFound{concrete: map[string]Permissionship{}}
+	err := e.LookupSubjects(ctx, snap, req, func(r SubjectResult) bool {
+		if r.Subject.Object.ID == graph.Wildcard {
+			f.wild = &r
+		} else {
+			f.concrete[r.Subject.Object.ID] = r.Permissionship
+		}
+		return true
+	})
+	return f, err
+}
+
+// of returns sub's permissionship in f: its own, else the wildcard's
+// unless the wildcard excludes it.
+func (f subjectsFound) of(sub graph.SubjectRef) Permissionship {
+	if got, ok := f.concrete[sub.Object.ID]; ok {
+		return got
+	}
+	if f.wild != nil && !slices.Contains(f.wild.Excluded, sub) {
+		return f.wild.Permissionship
+	}
+	return NoPermission
 }
 
 // TestCycleAcrossFrames is the world where a lookup's batched check of
