@@ -49,6 +49,9 @@ type Engine struct {
 	ancestries ancestryCache
 	// bounds are what one who-can-access step holds (see accessBounds).
 	bounds accessBounds
+	// narrow is when narrowed set evaluations read by subject and prune
+	// upward (see narrowTuning).
+	narrow narrowTuning
 	// wholeSlots holds a token per set being computed whole in the
 	// background (see setEval.wholeInBackground).
 	wholeSlots chan struct{}
@@ -60,7 +63,7 @@ type Engine struct {
 
 // New returns an engine configured by cfg.
 func New(cfg Config) *Engine {
-	e := &Engine{cfg: cfg.withDefaults(), bounds: defaultAccessBounds, wholeSlots: make(chan struct{}, setWholeWorkers)}
+	e := &Engine{cfg: cfg.withDefaults(), bounds: defaultAccessBounds, narrow: defaultNarrowing, wholeSlots: make(chan struct{}, setWholeWorkers)}
 	e.large, _ = lru.New[graph.ObjectRef, struct{}](largeObjects) // only fails for a non-positive size
 	e.sets.changes = e.cfg.Changes
 	e.sets.maxBytes = e.cfg.SetCacheBytes

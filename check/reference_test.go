@@ -370,8 +370,8 @@ func TestReferenceModelRecursive(t *testing.T) {
 // walk order (reverseWalk.drain) instead of merging them, which small
 // worlds otherwise never do.
 func TestReferenceModelSweep(t *testing.T) {
-	defer func(n, m, r, q int) { sweepMin, maxMergeStreams, reachedMin, reachedRatio = n, m, r, q }(sweepMin, maxMergeStreams, reachedMin, reachedRatio)
-	sweepMin, maxMergeStreams, reachedMin, reachedRatio = 1, 0, 1, 1<<20
+	defer func(n narrowTuning, m int) { defaultNarrowing, maxMergeStreams = n, m }(defaultNarrowing, maxMergeStreams)
+	defaultNarrowing, maxMergeStreams = narrowTuning{sweepMin: 1, reachedMin: 1, reachedRatio: 1 << 20}, 0
 	runReference(t, randomWorld)
 	runReference(t, recursiveWorld)
 }

@@ -595,7 +595,7 @@ func (se *setEval) batch(typ, rel string, ids []string, depth int) ([]setResult,
 	// the 4,000 teams cleared for a tier are cached whole where a few
 	// hundred subjects are in a few hundred of them. A few subjects'
 	// holders (a lookup each) are looked up for the sets not cached.
-	early := len(se.only) >= reachedMin
+	early := len(se.only) >= se.ev.eng.narrow.reachedMin
 	var err error
 	if early {
 		if pending, at, err = se.prune(typ, rel, pending, at, out); err != nil {
@@ -637,7 +637,7 @@ func (se *setEval) batch(typ, rel string, ids []string, depth int) ([]setResult,
 			// then cost one query instead of one per relation. Large
 			// batches (teams) are read relation by relation, or
 			// narrowed by subject (see readNarrowed).
-			if len(pending) < sweepMin {
+			if len(pending) < se.ev.eng.narrow.sweepMin {
 				if err := se.ev.prefetch(typ, pending); err != nil {
 					return nil, err
 				}
@@ -686,11 +686,21 @@ func (se *setEval) batch(typ, rel string, ids []string, depth int) ([]setResult,
 // for prune to look their holders up.
 const pruneSubjectsMax = 16
 
-// reachedMin is the fewest subjects an evaluation is narrowed to for
-// prune to find their holders all at once (see reachedBy), and
-// reachedRatio how many times the objects pruned they may be. Variables
-// so tests can take that path on small worlds.
-var reachedMin, reachedRatio = pruneSubjectsMax + 1, 2
+// narrowTuning is when a narrowed evaluation reads by subject and prunes
+// by the objects found upward from its subjects. An engine takes
+// defaultNarrowing when it is made; tests lower it to take those paths
+// on small worlds.
+type narrowTuning struct {
+	// sweepMin is the batch size from which a narrowed evaluation reads
+	// a relation's plain subjects by subject (see readNarrowed).
+	sweepMin int
+	// reachedMin is the fewest subjects an evaluation is narrowed to for
+	// prune to find their holders all at once (see reachedBy), and
+	// reachedRatio how many times the objects pruned they may be.
+	reachedMin, reachedRatio int
+}
+
+var defaultNarrowing = narrowTuning{sweepMin: 16, reachedMin: pruneSubjectsMax + 1, reachedRatio: 2}
 
 // pruneLookupMax bounds the objects one subject's lookup in holders may
 // find; past it the objects are evaluated without pruning.
@@ -715,7 +725,7 @@ func (se *setEval) prune(typ, rel string, pending []string, at []int, out []setR
 		// sets cached above it are reused later.
 		return pending, at, nil
 	}
-	if len(se.only) >= reachedMin && (len(pending) < sweepMin || len(se.only) > reachedRatio*len(pending)) {
+	if tune := se.ev.eng.narrow; len(se.only) >= tune.reachedMin && (len(pending) < tune.sweepMin || len(se.only) > tune.reachedRatio*len(pending)) {
 		// Many subjects are found upward (see reachedBy) by reading
 		// their relationships: worth it to prune many more objects.
 		return pending, at, nil
@@ -749,7 +759,7 @@ func (se *setEval) prune(typ, rel string, pending []string, at []int, out []setR
 }
 
 // holders returns the objects of typ on which some subject of se.only
-// may have rel, memoized: for fewer than reachedMin subjects by one
+// may have rel, memoized: for fewer than narrowTuning.reachedMin subjects by one
 // LookupResources per subject, for more all at once upward from them
 // where rel's shape allows (see reachedBy); ok is false when a lookup
 // found more than pruneLookupMax objects or could not run, or reachedBy
@@ -763,7 +773,7 @@ func (se *setEval) holders(typ, rel string, pending int) (map[string]bool, bool,
 		se.held = make(map[[2]string]map[string]bool)
 	}
 	se.held[k] = nil
-	if len(se.only) >= reachedMin {
+	if len(se.only) >= se.ev.eng.narrow.reachedMin {
 		held, ok, err := se.reachedBy(typ, rel, pending)
 		if err != nil || !ok {
 			return nil, false, err
@@ -899,7 +909,7 @@ func (se *setEval) relation(typ string, ids []string, r *schema.Relation, depth 
 	var grants []grant
 	var names []string
 	read := func(fn func(graph.Relationship)) error { return se.readBatch(typ, r.Name, ids, fn) }
-	if se.only != nil && len(ids) >= sweepMin {
+	if se.only != nil && len(ids) >= se.ev.eng.narrow.sweepMin {
 		read = func(fn func(graph.Relationship)) error { return se.readNarrowed(typ, ids, r, fn) }
 	}
 	err := read(func(rel graph.Relationship) {
@@ -1052,11 +1062,6 @@ func (se *setEval) readBatch(typ, rel string, ids []string, fn func(graph.Relati
 	}
 	return nil
 }
-
-// sweepMin is the batch size from which a narrowed evaluation reads a
-// relation's plain subjects by subject (see readNarrowed). A variable so
-// tests can take that path on small worlds.
-var sweepMin = 16
 
 // readNarrowed calls fn for the relationships of r on ids that a narrowed
 // evaluation needs: those naming a subject it is narrowed to, read once
