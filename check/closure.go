@@ -2,6 +2,7 @@ package check
 
 import (
 	"fmt"
+	"slices"
 
 	"github.com/pembadb/pemba/check/dispatch"
 	"github.com/pembadb/pemba/check/reach"
@@ -182,6 +183,22 @@ func recursivePermission(s *schema.Schema, def *schema.Definition, p *schema.Per
 	return spec, true
 }
 
+// closureSpecFor returns how the closure of relation or permission rel
+// of def is walked; ok is false when it does not qualify (see recursive
+// and recursivePermission).
+func closureSpecFor(s *schema.Schema, def *schema.Definition, rel string) (closureSpec, bool) {
+	if r := def.Relations[rel]; r != nil {
+		if !recursive(def.Name, r) {
+			return closureSpec{}, false
+		}
+		return closureSpec{seeds: []*schema.Relation{r}, steps: []closureStep{{rel: rel, subjectRel: rel}}}, true
+	}
+	if p := def.Permissions[rel]; p != nil {
+		return recursivePermission(s, def, p)
+	}
+	return closureSpec{}, false
+}
+
 // closureFor returns the closure for relation or permission rel of typ,
 // or nil when it does not qualify (see recursive and recursivePermission)
 // or the closure is over budget. In an explain pass a permission's
@@ -202,8 +219,11 @@ func (ev *evaluation) closureFor(typ, rel string) (*closure, error) {
 	if def == nil {
 		return nil, nil
 	}
-	var spec closureSpec
-	if r := def.Relations[rel]; r != nil && recursive(typ, r) {
+	spec, ok := closureSpecFor(ev.schema, def, rel)
+	if !ok {
+		return nil, nil
+	}
+	if def.Relations[rel] != nil {
 		if cl := ev.indexed(typ, rel); cl != nil {
 			if ev.closures == nil {
 				ev.closures = make(map[node]*closure)
@@ -211,14 +231,6 @@ func (ev *evaluation) closureFor(typ, rel string) (*closure, error) {
 			ev.closures[k] = cl
 			return cl, nil
 		}
-		spec = closureSpec{seeds: []*schema.Relation{r}, steps: []closureStep{{rel: rel, subjectRel: rel}}}
-	} else if p := def.Permissions[rel]; p != nil {
-		var ok bool
-		if spec, ok = recursivePermission(ev.schema, def, p); !ok {
-			return nil, nil
-		}
-	} else {
-		return nil, nil
 	}
 	cl, err := ev.buildClosure(typ, spec)
 	if err != nil {
@@ -259,93 +271,150 @@ func (ev *evaluation) buildClosure(typ string, spec closureSpec) (*closure, erro
 		cl.link = make(map[string]graph.Relationship)
 	}
 	var frontier []string
-	// visit adds rel's resource as a member at level, reached from rel's
-	// subject, whose own chain holds until parent(rel).
-	visit := func(level int32, parent func(graph.Relationship) int64) func(graph.Relationship) {
-		return func(rel graph.Relationship) {
-			u := parent(rel)
-			if rel.Expiration != nil {
-				u = min(u, rel.Expiration.UnixNano())
+	// add adds rel's resource as a member at level, reached from rel's
+	// subject, whose own chain holds until u, and reports whether it is
+	// new.
+	add := func(level int32, u int64, rel graph.Relationship) bool {
+		if rel.Expiration != nil {
+			u = min(u, rel.Expiration.UnixNano())
+		}
+		id := rel.Resource.ID
+		if _, seen := cl.level[id]; seen {
+			// Another chain: the member holds while either does.
+			if old := cl.untilOf(id); u > old {
+				cl.setUntil(id, u)
 			}
-			id := rel.Resource.ID
-			if _, seen := cl.level[id]; seen {
-				// Another chain: the member holds while either does.
-				if old := cl.untilOf(id); u > old {
-					cl.setUntil(id, u)
-				}
-				return
-			}
-			cl.setUntil(id, u)
-			cl.level[id] = level
-			if cl.link != nil {
-				cl.link[id] = rel
-			}
-			frontier = append(frontier, id)
+			return false
+		}
+		cl.setUntil(id, u)
+		cl.level[id] = level
+		if cl.link != nil {
+			cl.link[id] = rel
+		}
+		return true
+	}
+	first := func(rel graph.Relationship, u int64) {
+		if add(1, u, rel) {
+			frontier = append(frontier, rel.Resource.ID)
 		}
 	}
 	ellipsis := ""
+	subjects := []string{s.Object.ID}
 	for _, r := range spec.seeds {
-		ids := []string{s.Object.ID}
+		ids := subjects
 		if s.Object.ID != graph.Wildcard && allowsWildcard(r, s.Object.Type) {
-			ids = append(ids, graph.Wildcard)
+			ids = append(ids[:1:1], graph.Wildcard)
 		}
 		if err := ev.reverse(storage.ReverseFilter{Subject: storage.SubjectFilter{Type: s.Object.Type, IDs: ids, Relation: &ellipsis},
-			ResourceType: typ, Relation: r.Name}, visit(1, forGood)); err != nil {
+			ResourceType: typ, Relation: r.Name}, func(rel graph.Relationship) { first(rel, dispatch.Never) }); err != nil {
 			return nil, err
 		}
 	}
 	for _, v := range spec.via {
-		for k, t := range v.targets {
-			var mid []string
-			midUntil := make(map[string]int64)
-			subjects := []string{s.Object.ID}
-			if s.Object.ID != graph.Wildcard && allowsWildcard(t, s.Object.Type) {
-				subjects = append(subjects, graph.Wildcard)
-			}
-			if err := ev.reverse(storage.ReverseFilter{Subject: storage.SubjectFilter{Type: s.Object.Type, IDs: subjects, Relation: &ellipsis},
-				ResourceType: v.types[k], Relation: t.Name}, func(rel graph.Relationship) {
-				if rel.Expiration != nil {
-					midUntil[rel.Resource.ID] = max(midUntil[rel.Resource.ID], rel.Expiration.UnixNano())
-				} else {
-					midUntil[rel.Resource.ID] = dispatch.Never
-				}
-				mid = append(mid, rel.Resource.ID)
-			}); err != nil {
-				return nil, err
-			}
-			if len(mid) > closureBudget {
-				return &closure{}, nil
-			}
-			for start := 0; start < len(mid); start += ev.eng.cfg.ChunkSize {
-				part := mid[start:min(start+ev.eng.cfg.ChunkSize, len(mid))]
-				if err := ev.reverse(storage.ReverseFilter{Subject: storage.SubjectFilter{Type: v.types[k], IDs: part, Relation: &ellipsis},
-					ResourceType: typ, Relation: v.tupleset}, visit(1, func(rel graph.Relationship) int64 { return midUntil[rel.Subject.Object.ID] })); err != nil {
-					return nil, err
-				}
-			}
+		ok, err := ev.viaReverse(typ, v, s.Object.Type, subjects, closureBudget, first)
+		if err != nil {
+			return nil, err
+		}
+		if !ok {
+			return &closure{}, nil
 		}
 	}
 	if climbed, ok := ev.climb(cl, typ, spec, frontier); ok {
 		return climbed, nil
 	}
+	ok, err := ev.climbSteps(typ, spec.steps, frontier, func() bool { return len(cl.level) > closureBudget },
+		func(level int32, rel graph.Relationship) bool {
+			return add(level, cl.untilOf(rel.Subject.Object.ID), rel)
+		})
+	if err != nil {
+		return nil, err
+	}
+	if !ok {
+		return &closure{}, nil
+	}
+	return cl, nil
+}
+
+// viaReverse reads the objects of typ an arrow to plain relations, v,
+// leads from to one of subjects (IDs of subjectType; a wildcard of it
+// too where a target allows one): the objects whose target relation
+// names one of them, then the objects of typ whose tupleset names those.
+// found gets each relationship of the second read with until when the
+// target's relationship holds (dispatch.Never for good; the latest of
+// several). ok is false, with nothing found, when more than budget
+// objects lie between.
+func (ev *evaluation) viaReverse(typ string, v closureVia, subjectType string, subjects []string, budget int, found func(rel graph.Relationship, until int64)) (bool, error) {
+	ellipsis := ""
+	chunk := ev.eng.cfg.ChunkSize
+	for k, t := range v.targets {
+		ids := subjects
+		if !slices.Contains(subjects, graph.Wildcard) && allowsWildcard(t, subjectType) {
+			ids = append(ids[:len(ids):len(ids)], graph.Wildcard)
+		}
+		var mid []string
+		midUntil := make(map[string]int64)
+		for start := 0; start < len(ids); start += chunk {
+			part := ids[start:min(start+chunk, len(ids))]
+			if err := ev.reverse(storage.ReverseFilter{Subject: storage.SubjectFilter{Type: subjectType, IDs: part, Relation: &ellipsis},
+				ResourceType: v.types[k], Relation: t.Name}, func(rel graph.Relationship) {
+				u := int64(dispatch.Never)
+				if rel.Expiration != nil {
+					u = rel.Expiration.UnixNano()
+				}
+				id := rel.Resource.ID
+				if old, seen := midUntil[id]; !seen {
+					mid = append(mid, id)
+					midUntil[id] = u
+				} else {
+					midUntil[id] = max(old, u)
+				}
+			}); err != nil {
+				return false, err
+			}
+		}
+		if len(mid) > budget {
+			return false, nil
+		}
+		for start := 0; start < len(mid); start += chunk {
+			part := mid[start:min(start+chunk, len(mid))]
+			if err := ev.reverse(storage.ReverseFilter{Subject: storage.SubjectFilter{Type: v.types[k], IDs: part, Relation: &ellipsis},
+				ResourceType: typ, Relation: v.tupleset}, func(rel graph.Relationship) { found(rel, midUntil[rel.Subject.Object.ID]) }); err != nil {
+				return false, err
+			}
+		}
+	}
+	return true, nil
+}
+
+// climbSteps walks up from frontier (objects of typ) through steps a
+// level at a time, from level 2, by reverse reads: visit gets each
+// relationship found with its level and reports whether its resource is
+// new, and the new ones make the next level. ok is false when over
+// reports the budget passed before a level.
+func (ev *evaluation) climbSteps(typ string, steps []closureStep, frontier []string, over func() bool, visit func(level int32, rel graph.Relationship) bool) (bool, error) {
+	chunk := ev.eng.cfg.ChunkSize
 	for level := int32(2); len(frontier) > 0; level++ {
-		if len(cl.level) > closureBudget {
-			return &closure{}, nil
+		if over() {
+			return false, nil
 		}
 		cur := frontier
 		frontier = nil
-		for start := 0; start < len(cur); start += ev.eng.cfg.ChunkSize {
-			part := cur[start:min(start+ev.eng.cfg.ChunkSize, len(cur))]
-			for _, st := range spec.steps {
+		for start := 0; start < len(cur); start += chunk {
+			part := cur[start:min(start+chunk, len(cur))]
+			for _, st := range steps {
 				subjectRel := st.subjectRel
 				if err := ev.reverse(storage.ReverseFilter{Subject: storage.SubjectFilter{Type: typ, IDs: part, Relation: &subjectRel},
-					ResourceType: typ, Relation: st.rel}, visit(level, func(rel graph.Relationship) int64 { return cl.untilOf(rel.Subject.Object.ID) })); err != nil {
-					return nil, err
+					ResourceType: typ, Relation: st.rel}, func(rel graph.Relationship) {
+					if visit(level, rel) {
+						frontier = append(frontier, rel.Resource.ID)
+					}
+				}); err != nil {
+					return false, err
 				}
 			}
 		}
 	}
-	return cl, nil
+	return true, nil
 }
 
 // climb completes a closure from its first level, frontier, with the
@@ -429,9 +498,6 @@ func (ev *evaluation) fromClosure(cl *closure, typ, rel string, ids []string, ou
 	}
 	return out, nil
 }
-
-// forGood is the until of a chain that starts at the subject itself.
-func forGood(graph.Relationship) int64 { return dispatch.Never }
 
 // member returns the length of id's shortest chain to the subject and
 // when the chain ends, if id is a member.

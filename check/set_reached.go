@@ -31,23 +31,14 @@ const reachedMax = 1 << 16
 // evaluating them all costs less than climbing.
 func (se *setEval) reachedBy(typ, rel string, pending int) (map[string]bool, bool, error) {
 	def := se.ev.schema.Definitions[typ]
-	var spec closureSpec
-	if r := def.Relations[rel]; r != nil {
-		switch {
-		case recursive(typ, r):
-			spec = closureSpec{seeds: []*schema.Relation{r}, steps: []closureStep{{rel: rel, subjectRel: rel}}}
-		case r.Plain():
-			spec = closureSpec{seeds: []*schema.Relation{r}}
-		default:
+	spec, ok := closureSpecFor(se.ev.schema, def, rel)
+	if !ok {
+		// A relation of plain subjects is its own seed.
+		r := def.Relations[rel]
+		if !r.Plain() {
 			return nil, false, nil
 		}
-	} else if p := def.Permissions[rel]; p != nil {
-		var ok bool
-		if spec, ok = recursivePermission(se.ev.schema, def, p); !ok {
-			return nil, false, nil
-		}
-	} else {
-		return nil, false, nil
+		spec = closureSpec{seeds: []*schema.Relation{r}}
 	}
 	held := map[string]bool{}
 	var frontier []string
@@ -74,37 +65,10 @@ func (se *setEval) reachedBy(typ, rel string, pending int) (map[string]bool, boo
 			}
 		}
 	}
-	chunk := se.ev.eng.cfg.ChunkSize
 	for _, v := range spec.via {
-		for k, t := range v.targets {
-			subjects := names
-			if allowsWildcard(t, se.subjectType) {
-				subjects = append(subjects[:len(subjects):len(subjects)], graph.Wildcard)
-			}
-			mid := map[string]bool{}
-			var mids []string
-			for start := 0; start < len(subjects); start += chunk {
-				part := subjects[start:min(start+chunk, len(subjects))]
-				if err := se.ev.reverse(storage.ReverseFilter{Subject: storage.SubjectFilter{Type: se.subjectType, IDs: part, Relation: &ellipsis},
-					ResourceType: v.types[k], Relation: t.Name}, func(x graph.Relationship) {
-					if !mid[x.Resource.ID] {
-						mid[x.Resource.ID] = true
-						mids = append(mids, x.Resource.ID)
-					}
-				}); err != nil {
-					return nil, false, err
-				}
-			}
-			if len(mids) > reachedMax {
-				return nil, false, nil
-			}
-			for start := 0; start < len(mids); start += chunk {
-				part := mids[start:min(start+chunk, len(mids))]
-				if err := se.ev.reverse(storage.ReverseFilter{Subject: storage.SubjectFilter{Type: v.types[k], IDs: part, Relation: &ellipsis},
-					ResourceType: typ, Relation: v.tupleset}, add); err != nil {
-					return nil, false, err
-				}
-			}
+		ok, err := se.ev.viaReverse(typ, v, se.subjectType, names, reachedMax, func(x graph.Relationship, _ int64) { add(x) })
+		if err != nil || !ok {
+			return nil, false, err
 		}
 	}
 	if 2*len(held) > pending {
@@ -122,22 +86,15 @@ func (se *setEval) reachedBy(typ, rel string, pending int) (map[string]bool, boo
 			return held, len(held) <= reachedMax, nil
 		}
 	}
-	for len(frontier) > 0 {
-		if len(held) > reachedMax {
-			return nil, false, nil
+	ok, err := se.ev.climbSteps(typ, spec.steps, frontier, func() bool { return len(held) > reachedMax }, func(_ int32, x graph.Relationship) bool {
+		if held[x.Resource.ID] {
+			return false
 		}
-		cur := frontier
-		frontier = nil
-		for start := 0; start < len(cur); start += chunk {
-			part := cur[start:min(start+chunk, len(cur))]
-			for _, st := range spec.steps {
-				subjectRel := st.subjectRel
-				if err := se.ev.reverse(storage.ReverseFilter{Subject: storage.SubjectFilter{Type: typ, IDs: part, Relation: &subjectRel},
-					ResourceType: typ, Relation: st.rel}, add); err != nil {
-					return nil, false, err
-				}
-			}
-		}
+		held[x.Resource.ID] = true
+		return true
+	})
+	if err != nil || !ok {
+		return nil, false, err
 	}
 	return held, len(held) <= reachedMax, nil
 }
