@@ -574,8 +574,8 @@ func (b subjectBits) has(id subjectID) bool {
 }
 
 // onlyBits returns se.only as a subjectBits, built once: as many words
-// as its largest number needs, at most 128 KiB for numbers below a
-// million, cleared in microseconds.
+// as its largest number needs, at most 256 KiB (numbers stay below
+// maxSubjectIDs), cleared in microseconds.
 func (se *setEval) onlyBits() subjectBits {
 	if se.onlyBitset == nil {
 		var top subjectID

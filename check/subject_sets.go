@@ -682,8 +682,8 @@ func (se *setEval) batch(typ, rel string, ids []string, depth int) ([]setResult,
 	return out, nil
 }
 
-// pruneSubjectsMax is the most subjects an evaluation may be narrowed to
-// for prune to look their holders up.
+// pruneSubjectsMax is the most subjects whose holders prune looks up one
+// by one, a LookupResources each (see holders).
 const pruneSubjectsMax = 16
 
 // narrowTuning is when a narrowed evaluation reads by subject and prunes
