@@ -117,14 +117,16 @@ func (e *Engine) lookupSubjects(ctx context.Context, snap Snapshot, req LookupSu
 	if _, err := contextHash(req.Context); err != nil {
 		return nil, fmt.Errorf("lookup subjects: %w", err)
 	}
-	granted := func(id string) bool {
+	// decided returns what the walk or the sets decided of the i-th
+	// candidate: "yes" granted, "no" denied, "maybe" a check decides.
+	decided := func(i int) member {
 		if c.known != nil {
-			return c.knownOf(id) == memberYes
+			return c.knownAt(i)
 		}
-		return c.exact && (c.wildcardClean || c.clean[id])
-	}
-	denied := func(id string) bool {
-		return c.known != nil && c.knownOf(id) == memberNo
+		if c.exact && (c.wildcardClean || c.clean[c.ids[i]]) {
+			return memberYes
+		}
+		return memberMaybe
 	}
 	check := func(ctx context.Context, id string) (Result, error) {
 		sub := graph.SubjectRef{Object: graph.ObjectRef{Type: req.SubjectType, ID: id}, Relation: req.SubjectRelation}
@@ -140,12 +142,16 @@ func (e *Engine) lookupSubjects(ctx context.Context, snap Snapshot, req LookupSu
 	var excluded []graph.SubjectRef
 	window := 16 * e.cfg.Concurrency
 	results := make([]Result, min(window, len(c.ids)))
+	known := make([]member, len(results))
 	for start := 0; start < len(c.ids); start += window {
 		ids := c.ids[start:min(start+window, len(c.ids))]
+		for i := range ids {
+			known[i] = decided(start + i)
+		}
 		g, gctx := errgroup.WithContext(ctx)
 		g.SetLimit(e.cfg.Concurrency)
 		for i, id := range ids {
-			if granted(id) || denied(id) {
+			if known[i] != memberMaybe {
 				continue
 			}
 			g.Go(func() error {
@@ -159,14 +165,14 @@ func (e *Engine) lookupSubjects(ctx context.Context, snap Snapshot, req LookupSu
 		}
 		for i, id := range ids {
 			sub := graph.SubjectRef{Object: graph.ObjectRef{Type: req.SubjectType, ID: id}, Relation: req.SubjectRelation}
-			if granted(id) {
+			if known[i] == memberYes {
 				if !yield(SubjectResult{Subject: sub, Permissionship: HasPermission}) {
 					return c.root, nil
 				}
 				continue
 			}
 			r := results[i]
-			if denied(id) || r.Permissionship == NoPermission {
+			if known[i] == memberNo || r.Permissionship == NoPermission {
 				excluded = append(excluded, sub)
 				continue
 			}
@@ -222,6 +228,9 @@ type candidates struct {
 	// numbers numbered its subjects (see knownOf).
 	known   *subjectSet
 	numbers *subjectIDs
+	// nums holds the numbers of the first len(nums) ids, those set
+	// evaluation listed (see knownAt).
+	nums []subjectID
 	// root names known, the permission's set (with the records of why
 	// its subjects are in it when the evaluation kept proofs), and says
 	// how far its untils go.
@@ -234,6 +243,16 @@ type candidates struct {
 // knownOf returns the known membership of the subject of ID id.
 func (c *candidates) knownOf(id string) member {
 	return c.known.get(c.numbers.numberOf(id))
+}
+
+// knownAt returns the known membership of c.ids[i], by the number set
+// evaluation gave it when it listed it (nums), without looking the name
+// up again.
+func (c *candidates) knownAt(i int) member {
+	if i < len(c.nums) {
+		return c.known.get(c.nums[i])
+	}
+	return c.knownOf(c.ids[i])
 }
 
 // addWalked adds the subjects a walk met (when it succeeded) to c.ids,
@@ -296,6 +315,7 @@ func (e *Engine) subjectSets(ctx context.Context, snap Snapshot, req LookupSubje
 	for _, id := range set.keys {
 		if set.m[id] != memberNo || c.wildcard {
 			c.ids = append(c.ids, se.ids.name(id))
+			c.nums = append(c.nums, id)
 		}
 	}
 	return c, nil

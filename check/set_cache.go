@@ -116,12 +116,16 @@ const (
 	setDemandEntries = 1 << 16
 	// setWholeTime bounds the time a background computation spends on a
 	// set whole: long enough for the sets every lookup of a large graph
-	// intersects with (everyone cleared for a tier, half a million
-	// subjects through 20,000 nested teams, takes 0.4–1 s on two busy
-	// cores), which are worth computing once instead of narrowed in every
-	// request; one computation runs at a time, and a set that needs more
-	// is left narrowed.
-	setWholeTime = 5 * time.Second
+	// intersects with, which are worth computing once instead of
+	// narrowed in every request. Everyone cleared for a tier, half a
+	// million subjects through 20,000 nested teams, takes 1.3 s on two
+	// busy cores with its teams' rows in memory, but 9–11 s as a
+	// restarted server's first computation, reading them from disk while
+	// lookups run; at 5 s it ran out of time in most runs, and every
+	// lookup then narrowed it for a minute, at half the warm rate. A set
+	// that needs more is left narrowed; what an evaluation may hold
+	// meanwhile is bounded too (wholeMaxEntries).
+	setWholeTime = 30 * time.Second
 	// setMemberBytes estimates the memory of one listed subject of a
 	// cached set (its map entry and its place in keys; measured 17–24
 	// bytes), setUntilBytes that of one subject's until (see
@@ -271,7 +275,7 @@ func (c *setCache) put(k setKey, r setResult, now int64, rev storage.Revision, i
 	if size > c.maxBytes/4 {
 		if how == putWanted {
 			// Lookups go on asking for it: remember it is too large.
-			c.demand.Add(k, tooLargeNow())
+			c.demand.Add(k, tooLargeNow(0))
 			c.tooLarge.Add(1)
 		}
 		return false
@@ -308,14 +312,21 @@ const (
 )
 
 // setRetryAfter is how long a node found too large to compute whole is
-// left narrowed before a computation is tried again: a computation on a
-// busy server, or against a datastore whose pages are cold, can run out
-// of time on a set it computes easily later.
-const setRetryAfter = time.Minute
+// left narrowed before a computation is tried again, at least: a
+// computation on a busy server, or against a datastore whose pages are
+// cold, can run out of time on a set it computes easily later. A node
+// whose computation ran out of time waits setRetryFactor times the time
+// spent, so a node too large for any server costs a background worker
+// at most a fifth of its time.
+const (
+	setRetryAfter  = time.Minute
+	setRetryFactor = 4
+)
 
-// tooLargeNow is the demand of a node just found too large.
-func tooLargeNow() demand {
-	return demand{n: demandTooLarge, retry: time.Now().Add(setRetryAfter).UnixNano()}
+// tooLargeNow is the demand of a node just found too large, after spent
+// computing it.
+func tooLargeNow(spent time.Duration) demand {
+	return demand{n: demandTooLarge, retry: time.Now().Add(max(setRetryAfter, setRetryFactor*spent)).UnixNano()}
 }
 
 // want records that a narrowed evaluation wanted the node of k and
@@ -341,14 +352,14 @@ func (c *setCache) want(k setKey) bool {
 }
 
 // done ends a whole computation of the node of k that stored nothing:
-// the node was too large, or the computation failed (its demand starts
-// over).
-func (c *setCache) done(k setKey, tooLarge bool) {
+// the node was too large (found so after spent), or the computation
+// failed (its demand starts over).
+func (c *setCache) done(k setKey, tooLarge bool, spent time.Duration) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	c.init()
 	if tooLarge {
-		c.demand.Add(k, tooLargeNow())
+		c.demand.Add(k, tooLargeNow(spent))
 		return
 	}
 	if d, _ := c.demand.Peek(k); d.n == demandComputing {
@@ -427,8 +438,21 @@ func (se *setEval) fromCache(typ, rel string, depth int, pending []string, at []
 }
 
 // setWholeWorkers bounds the sets computed whole at once, in the
-// background, per engine.
-const setWholeWorkers = 1
+// background, per engine: two, so that a long computation (a tier's
+// clearance on a restarted server) does not hold back the many short
+// ones lookups wait for meanwhile, and so that on a networked datastore
+// one computation's reads overlap the other's work. A restarted
+// identity-platform server on PostgreSQL cut its first 15 s of
+// LookupSubjects' per-1,000-subjects p99 from 230–276 ms to 142–158 ms.
+const setWholeWorkers = 2
+
+// wholeMaxEntries bounds the subjects a background computation's sets
+// list together (see setEval.maxEntries) per byte of the set cache's
+// budget: as many as the cache could hold, so the computation's memory
+// stays within a small multiple of the cache's whatever it computes.
+func wholeMaxEntries(cacheBytes int64) int {
+	return int(max(cacheBytes/setMemberBytes, 1<<16))
+}
 
 // wholeInBackground computes the sets of typ#rel on ids whole (not
 // narrowed), at se's revision, instant and caveat context, in a
@@ -460,6 +484,7 @@ func (se *setEval) wholeInBackground(typ, rel string, ids []string, depth int) {
 	subjectType, holds, table := se.subjectType, se.holds, se.ids
 	go func() {
 		defer func() { <-eng.wholeSlots }()
+		start := time.Now()
 		ctx, cancel := context.WithTimeout(context.Background(), setWholeTime)
 		defer cancel()
 		err := func() error {
@@ -469,11 +494,12 @@ func (se *setEval) wholeInBackground(typ, rel string, ids []string, depth int) {
 			}
 			defer eng.release(ev)
 			w := &setEval{ev: ev, subjectType: subjectType, holds: holds, ids: table, memo: make(map[node]setResult),
-				busy: make(map[node]int), reentered: make(map[node]int), work: new(int), cache: cache, background: true}
+				busy: make(map[node]int), reentered: make(map[node]int), work: new(int), cache: cache, background: true,
+				entries: new(int), maxEntries: wholeMaxEntries(cache.maxBytes)}
 			res, err := w.batch(typ, rel, ids, depth)
 			if err != nil {
-				if ctx.Err() != nil {
-					return errSetFallback // out of time: too large
+				if ctx.Err() != nil || errors.Is(err, errSetsTooLarge) {
+					return errSetFallback // out of time or memory: too large
 				}
 				return err
 			}
@@ -485,7 +511,7 @@ func (se *setEval) wholeInBackground(typ, rel string, ids []string, depth int) {
 				// A set stored for this context (it decided a caveat)
 				// leaves the demand for any context to end here.
 				if res[j].caveated {
-					cache.done(keys[j], false)
+					cache.done(keys[j], false, 0)
 				}
 			}
 			return nil
@@ -493,7 +519,7 @@ func (se *setEval) wholeInBackground(typ, rel string, ids []string, depth int) {
 		if err != nil {
 			tooLarge := errors.Is(err, errSetFallback)
 			for _, k := range keys {
-				cache.done(k, tooLarge)
+				cache.done(k, tooLarge, time.Since(start))
 			}
 			if tooLarge {
 				cache.tooLarge.Add(uint64(len(keys)))

@@ -325,8 +325,10 @@ func TestSetsComputedWholeInBackground(t *testing.T) {
 	}
 	key := narrowed("alice").cacheKey("gate", "g1", "grantee", false)
 
-	// The slot taken: the third demand is put back, not computed.
-	e.wholeSlots <- struct{}{}
+	// Every slot taken: the third demand is put back, not computed.
+	for range setWholeWorkers {
+		e.wholeSlots <- struct{}{}
+	}
 	for range setCacheDemand {
 		if r := ask("alice"); r.set.empty() {
 			t.Fatal("alice is a grantee of g1, narrowed to her")
@@ -336,14 +338,16 @@ func TestSetsComputedWholeInBackground(t *testing.T) {
 	d, _ := e.sets.demand.Peek(key)
 	e.sets.mu.Unlock()
 	if n := d.n; n != setCacheDemand-1 {
-		t.Fatalf("demand with the slot taken: %d, want %d", n, setCacheDemand-1)
+		t.Fatalf("demand with the slots taken: %d, want %d", n, setCacheDemand-1)
 	}
 	if st := e.Stats(); st.SetsDeferred != 1 || st.SetsComputed != 0 {
-		t.Fatalf("with the slot taken: %d sets deferred, %d computed; want 1, 0", st.SetsDeferred, st.SetsComputed)
+		t.Fatalf("with the slots taken: %d sets deferred, %d computed; want 1, 0", st.SetsDeferred, st.SetsComputed)
 	}
-	<-e.wholeSlots
+	for range setWholeWorkers {
+		<-e.wholeSlots
+	}
 
-	// The slot free: the next demand computes g1's grantees whole.
+	// The slots free: the next demand computes g1's grantees whole.
 	if r := ask("bob"); !r.set.empty() {
 		t.Fatal("bob is no grantee of g1")
 	}
@@ -385,9 +389,38 @@ func TestTooLargeRetried(t *testing.T) {
 			t.Errorf("%s: demand %d, want %d", tc.name, d.n, tc.want)
 		}
 	}
-	c := setCache{maxBytes: 1 << 20}
-	c.done(k, true)
-	if d, _ := c.demand.Peek(k); d.n != demandTooLarge || d.retry < time.Now().Add(setRetryAfter-time.Second).UnixNano() {
-		t.Errorf("done(too large) left demand %+v, want too large for %v", d, setRetryAfter)
+	// A node that ran out of time waits the longer of setRetryAfter and
+	// setRetryFactor times the time spent.
+	for _, tc := range []struct {
+		spent, wait time.Duration
+	}{
+		{0, setRetryAfter},
+		{5 * time.Second, setRetryAfter},
+		{setWholeTime, setRetryFactor * setWholeTime},
+	} {
+		c := setCache{maxBytes: 1 << 20}
+		before := time.Now()
+		c.done(k, true, tc.spent)
+		d, _ := c.demand.Peek(k)
+		if lo, hi := before.Add(tc.wait).UnixNano(), time.Now().Add(tc.wait).UnixNano(); d.n != demandTooLarge || d.retry < lo || d.retry > hi {
+			t.Errorf("done(too large after %v) left demand %+v, want too large for %v", tc.spent, d, tc.wait)
+		}
+	}
+}
+
+// TestWholeComputationBounded: a background computation may hold as many
+// subjects as the set cache's budget could, and no fewer than 65,536
+// whatever the budget.
+func TestWholeComputationBounded(t *testing.T) {
+	for _, tc := range []struct {
+		cacheBytes int64
+		want       int
+	}{
+		{256 << 20, 256 << 20 / setMemberBytes},
+		{1 << 20, 1 << 16},
+	} {
+		if got := wholeMaxEntries(tc.cacheBytes); got != tc.want {
+			t.Errorf("wholeMaxEntries(%d) = %d, want %d", tc.cacheBytes, got, tc.want)
+		}
 	}
 }

@@ -233,11 +233,17 @@ func combine(a, b *subjectSet, op func(x, y member) member) *subjectSet {
 			}
 		}
 	}
+	onlyA := out.def == memberNo && a.def == memberNo && op(memberNo, memberYes) == memberNo
+	onlyB := out.def == memberNo && b.def == memberNo && op(memberYes, memberNo) == memberNo
 	switch {
-	case out.def == memberNo && a.def == memberNo && op(memberNo, memberYes) == memberNo:
+	case onlyA && onlyB && len(b.keys) < len(a.keys):
+		// An intersection of two listed sets: the shorter list decides.
+		out.grow(len(b.keys))
+		fromB(false)
+	case onlyA:
 		out.grow(len(a.keys))
 		fromA()
-	case out.def == memberNo && b.def == memberNo && op(memberYes, memberNo) == memberNo:
+	case onlyB:
 		out.grow(len(b.keys))
 		fromB(false)
 	default:
