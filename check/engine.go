@@ -55,6 +55,11 @@ type Engine struct {
 	// wholeSlots holds a token per set being computed whole in the
 	// background (see setEval.wholeInBackground).
 	wholeSlots chan struct{}
+	// wholeMu guards wholeRunning, the type#relations being computed
+	// whole in the background: one computation per relation at a time
+	// (see setEval.wholeInBackground).
+	wholeMu      sync.Mutex
+	wholeRunning map[[2]string]bool
 
 	seq        atomic.Uint64 // evaluation sequence, see dispatch.Problem.Seq
 	dispatches atomic.Uint64

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -422,5 +423,35 @@ func TestWholeComputationBounded(t *testing.T) {
 		if got := wholeMaxEntries(tc.cacheBytes); got != tc.want {
 			t.Errorf("wholeMaxEntries(%d) = %d, want %d", tc.cacheBytes, got, tc.want)
 		}
+	}
+}
+
+// TestOneWholeComputationPerRelation: background computations take the
+// free slots, but never two of one type#relation at once.
+func TestOneWholeComputationPerRelation(t *testing.T) {
+	e := New(Config{})
+	steps := []struct {
+		start, end string // "type#relation" to start or end
+		want       bool   // startWhole's answer
+	}{
+		{start: "tier#clearance", want: true},
+		{start: "tier#clearance", want: false}, // the same relation runs
+		{start: "org#member", want: setWholeWorkers >= 2},
+		{end: "tier#clearance"},
+		{start: "tier#clearance", want: true},
+	}
+	for i, st := range steps {
+		if st.end != "" {
+			typ, rel, _ := strings.Cut(st.end, "#")
+			e.endWhole(typ, rel)
+			continue
+		}
+		typ, rel, _ := strings.Cut(st.start, "#")
+		if got := e.startWhole(typ, rel); got != st.want {
+			t.Errorf("step %d: startWhole(%s) = %v, want %v", i, st.start, got, st.want)
+		}
+	}
+	if n := len(e.wholeSlots); n != 2 {
+		t.Errorf("%d slots taken, want 2 (tier#clearance and org#member)", n)
 	}
 }
