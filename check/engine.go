@@ -52,12 +52,9 @@ type Engine struct {
 	// narrow is when narrowed set evaluations read by subject and prune
 	// upward (see narrowTuning).
 	narrow narrowTuning
-	// wholeSlots holds a token per set being computed whole in the
-	// background (see setEval.wholeInBackground).
-	wholeSlots chan struct{}
 	// wholeMu guards wholeRunning, the type#relations being computed
-	// whole in the background: one computation per relation at a time
-	// (see setEval.wholeInBackground).
+	// whole in the background: at most setWholeWorkers, one computation
+	// per relation (see startWhole).
 	wholeMu      sync.Mutex
 	wholeRunning map[[2]string]bool
 
@@ -68,7 +65,7 @@ type Engine struct {
 
 // New returns an engine configured by cfg.
 func New(cfg Config) *Engine {
-	e := &Engine{cfg: cfg.withDefaults(), bounds: defaultAccessBounds, narrow: defaultNarrowing, wholeSlots: make(chan struct{}, setWholeWorkers)}
+	e := &Engine{cfg: cfg.withDefaults(), bounds: defaultAccessBounds, narrow: defaultNarrowing}
 	e.large, _ = lru.New[graph.ObjectRef, struct{}](largeObjects) // only fails for a non-positive size
 	e.sets.changes = e.cfg.Changes
 	e.sets.maxBytes = e.cfg.SetCacheBytes

@@ -441,9 +441,8 @@ func (se *setEval) fromCache(typ, rel string, depth int, pending []string, at []
 // background, per engine: two, so that a long computation (a tier's
 // clearance on a restarted server) does not hold back the many short
 // ones lookups wait for meanwhile, and so that on a networked datastore
-// one computation's reads overlap the other's work. A restarted
-// identity-platform server on PostgreSQL cut its first 15 s of
-// LookupSubjects' per-1,000-subjects p99 from 230–276 ms to 142–158 ms.
+// one computation's reads overlap the other's work (BENCHMARKS.md, "A
+// tier's clearance computed whole on a restarted ×10 server").
 const setWholeWorkers = 2
 
 // startWhole takes a slot for a background computation of typ#rel, and
@@ -452,15 +451,9 @@ const setWholeWorkers = 2
 // would compute the same sets below it (their teams) twice at once; the
 // second waits for the first, then finds them cached.
 func (e *Engine) startWhole(typ, rel string) bool {
-	select {
-	case e.wholeSlots <- struct{}{}:
-	default:
-		return false
-	}
 	e.wholeMu.Lock()
 	defer e.wholeMu.Unlock()
-	if e.wholeRunning[[2]string{typ, rel}] {
-		<-e.wholeSlots
+	if len(e.wholeRunning) >= setWholeWorkers || e.wholeRunning[[2]string{typ, rel}] {
 		return false
 	}
 	if e.wholeRunning == nil {
@@ -473,9 +466,8 @@ func (e *Engine) startWhole(typ, rel string) bool {
 // endWhole ends a background computation of typ#rel begun by startWhole.
 func (e *Engine) endWhole(typ, rel string) {
 	e.wholeMu.Lock()
+	defer e.wholeMu.Unlock()
 	delete(e.wholeRunning, [2]string{typ, rel})
-	e.wholeMu.Unlock()
-	<-e.wholeSlots
 }
 
 // wholeMaxEntries bounds the subjects a background computation's sets

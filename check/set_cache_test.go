@@ -327,8 +327,10 @@ func TestSetsComputedWholeInBackground(t *testing.T) {
 	key := narrowed("alice").cacheKey("gate", "g1", "grantee", false)
 
 	// Every slot taken: the third demand is put back, not computed.
-	for range setWholeWorkers {
-		e.wholeSlots <- struct{}{}
+	for i := range setWholeWorkers {
+		if !e.startWhole("other", fmt.Sprint(i)) {
+			t.Fatal("cannot take a free slot")
+		}
 	}
 	for range setCacheDemand {
 		if r := ask("alice"); r.set.empty() {
@@ -344,8 +346,8 @@ func TestSetsComputedWholeInBackground(t *testing.T) {
 	if st := e.Stats(); st.SetsDeferred != 1 || st.SetsComputed != 0 {
 		t.Fatalf("with the slots taken: %d sets deferred, %d computed; want 1, 0", st.SetsDeferred, st.SetsComputed)
 	}
-	for range setWholeWorkers {
-		<-e.wholeSlots
+	for i := range setWholeWorkers {
+		e.endWhole("other", fmt.Sprint(i))
 	}
 
 	// The slots free: the next demand computes g1's grantees whole.
@@ -451,7 +453,7 @@ func TestOneWholeComputationPerRelation(t *testing.T) {
 			t.Errorf("step %d: startWhole(%s) = %v, want %v", i, st.start, got, st.want)
 		}
 	}
-	if n := len(e.wholeSlots); n != 2 {
+	if n := len(e.wholeRunning); n != 2 {
 		t.Errorf("%d slots taken, want 2 (tier#clearance and org#member)", n)
 	}
 }
