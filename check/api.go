@@ -231,6 +231,6 @@ type Stats struct {
 	// computed whole in the background by outcome: cached, too large
 	// (out of time, or over a quarter of the budget) and failed
 	// otherwise; SetsDeferred counts the ones put off because another
-	// was being computed.
-	SetsComputed, SetsTooLarge, SetsFailed, SetsDeferred uint64
+	// was being computed; SetsWarmed counts the sets WarmSets cached.
+	SetsComputed, SetsTooLarge, SetsFailed, SetsDeferred, SetsWarmed uint64
 }

@@ -66,16 +66,17 @@ type setCache struct {
 	changes Changes
 	deps    map[[2]string][][2]string
 	depsOf  *schema.Schema
-	// counters for Stats: lookups in sets, and background computations
-	// by outcome.
-	hits, misses                         atomic.Uint64
-	computed, tooLarge, failed, deferred atomic.Uint64
+	// counters for Stats: lookups in sets, background computations by
+	// outcome, and the sets WarmSets cached.
+	hits, misses                                 atomic.Uint64
+	computed, tooLarge, failed, deferred, warmed atomic.Uint64
 }
 
 // stats adds the cache's counters and size to s.
 func (c *setCache) stats(s *Stats) {
 	s.SetCacheHits, s.SetCacheMisses = c.hits.Load(), c.misses.Load()
 	s.SetsComputed, s.SetsTooLarge, s.SetsFailed, s.SetsDeferred = c.computed.Load(), c.tooLarge.Load(), c.failed.Load(), c.deferred.Load()
+	s.SetsWarmed = c.warmed.Load()
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.sets != nil {

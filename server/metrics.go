@@ -47,7 +47,7 @@ func newMetrics(s *Server) *metrics {
 	sharedSets := func(outcome string, get func(check.Stats) uint64) prometheus.Collector {
 		return prometheus.NewCounterFunc(prometheus.CounterOpts{
 			Name:        "pemba_shared_sets_total",
-			Help:        "Shared subject sets lookups wanted computed whole in the background, by outcome: cached, too_large (out of time or over a quarter of --set-cache-bytes; lookups evaluate it narrowed), failed, deferred (another was being computed).",
+			Help:        "Shared subject sets lookups wanted computed whole in the background, by outcome: cached, too_large (out of time or over a quarter of --set-cache-bytes; lookups evaluate it narrowed), failed, deferred (another was being computed); warmed counts the sets computed at start before the server reported ready (--warm-sets-wait).",
 			ConstLabels: prometheus.Labels{"outcome": outcome},
 		}, func() float64 { return float64(get(s.checker.Stats())) })
 	}
@@ -80,6 +80,7 @@ func newMetrics(s *Server) *metrics {
 		sharedSets("too_large", func(st check.Stats) uint64 { return st.SetsTooLarge }),
 		sharedSets("failed", func(st check.Stats) uint64 { return st.SetsFailed }),
 		sharedSets("deferred", func(st check.Stats) uint64 { return st.SetsDeferred }),
+		sharedSets("warmed", func(st check.Stats) uint64 { return st.SetsWarmed }),
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 			Name: "pemba_revision_lag",
 			Help: "Revisions the quantized (minimize_latency) head trails the datastore head.",

@@ -75,14 +75,44 @@ func (s *Server) setReady(err error) {
 }
 
 // readyz answers /readyz: 200 when the last probe reached the datastore
-// and the server is not shutting down, else 503 with a generic reason.
+// and the server is not shutting down, else 503 with a generic reason
+// (before the first probe, which waits for warmSets: starting).
 func (s *Server) readyz(w http.ResponseWriter, _ *http.Request) {
 	switch {
 	case s.stopping.Err() != nil:
 		http.Error(w, "shutting down", http.StatusServiceUnavailable)
+	case s.readiness.Load() == 0:
+		http.Error(w, "starting: warming caches", http.StatusServiceUnavailable)
 	case s.readiness.Load() != stateReady:
 		http.Error(w, "datastore unavailable", http.StatusServiceUnavailable)
 	default:
 		_, _ = w.Write([]byte("ready\n"))
 	}
+}
+
+// warmSets computes the shared subject sets at the head revision before
+// the server reports ready (Config.WarmSetsWait), and logs what it did.
+// A datastore without a schema yet has nothing to warm; a failure only
+// leaves lookups to compute the sets as they would have.
+func (s *Server) warmSets() {
+	ctx, cancel := context.WithTimeout(s.stopping, s.cfg.WarmSetsWait)
+	defer cancel()
+	start := time.Now()
+	rev, err := s.engine.HeadRevision(ctx)
+	if err != nil {
+		s.log.Warn("warming subject sets: no head revision", "err", err)
+		return
+	}
+	snap, err := s.snapshot(ctx, rev)
+	if err != nil {
+		s.log.Info("warming subject sets: nothing to warm", "reason", err)
+		return
+	}
+	n, err := s.checker.WarmSets(ctx, snap)
+	attrs := []any{"sets", n, "duration", time.Since(start).Round(time.Millisecond)}
+	if err != nil {
+		s.log.Warn("warming subject sets stopped", append(attrs, "err", err)...)
+		return
+	}
+	s.log.Info("warmed subject sets", attrs...)
 }

@@ -166,6 +166,11 @@ type Config struct {
 
 	// Check configures the query engine (max depth, cache size, ...).
 	Check check.Config
+	// WarmSetsWait, when positive, has Serve compute the subject sets
+	// lookups on many resources share (check.Engine.WarmSets) before the
+	// server reports ready, for at most this long; the server answers
+	// requests meanwhile, and /readyz says it is starting.
+	WarmSetsWait time.Duration
 	// DisableCacheAcrossRevisions keeps every cached read and subject
 	// set to the revision it was computed at. Otherwise the server
 	// follows the datastore's change stream (package storage/relchanges)
@@ -454,8 +459,19 @@ func (s *Server) Serve() error {
 			return err
 		}
 	}
-	s.setReady(s.probe(s.stopping))
-	go s.probePeriodically()
+	if s.cfg.WarmSetsWait > 0 {
+		for _, name := range servingNames {
+			s.health.SetServingStatus(name, healthpb.HealthCheckResponse_NOT_SERVING)
+		}
+		go func() {
+			s.warmSets()
+			s.setReady(s.probe(s.stopping))
+			s.probePeriodically()
+		}()
+	} else {
+		s.setReady(s.probe(s.stopping))
+		go s.probePeriodically()
+	}
 	if s.reach != nil {
 		s.followReach()
 	}

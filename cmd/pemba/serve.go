@@ -54,6 +54,7 @@ type serveOptions struct {
 	blockCacheBytes  int64
 	readCacheBytes   int64
 	setCacheBytes    int64
+	warmSetsWait     time.Duration
 	reachIndex       bool
 	cacheAcross      bool
 	reachIndexBytes  int64
@@ -189,6 +190,7 @@ evaluate its share themselves.`,
 	f.Int64Var(&o.cacheBytes, "cache-bytes", 0, "bound the check result cache by estimated memory instead of --cache-entries (0: use --cache-entries)")
 	f.Int64Var(&o.readCacheBytes, "read-cache-bytes", 64<<20, "memory for small relationship query results shared by checks at the same revision (negative disables)")
 	f.Int64Var(&o.setCacheBytes, "set-cache-bytes", check.DefaultSetCacheBytes, "memory for the subject sets lookups compute whole and share, such as everyone cleared for a tier; one set may take a quarter (negative disables)")
+	f.DurationVar(&o.warmSetsWait, "warm-sets-wait", 30*time.Second, "at start, compute the subject sets lookups on many resources share (everyone cleared for each tier) before reporting ready, for at most this long (0: report ready at once and compute them as lookups ask)")
 	f.BoolVar(&o.cacheAcross, "cache-across-revisions", true, "follow the datastore's change stream so a cached read or subject set serves later revisions until its relations change: writes then leave the caches of other relations warm (false: each result serves only the revision it was read at)")
 	f.BoolVar(&o.reachIndex, "reach-index", true, "keep an in-memory index of nested group memberships (relations such as 'member: user | group#member') and of folder trees' parent relations ('view = viewer + parent->view'), so a nested-group check is one lookup and a folder chain one batch; its memory is the metric pemba_reach_index_bytes")
 	f.Int64Var(&o.reachIndexBytes, "reach-index-max-bytes", 2<<30, "bound the reach index's estimated memory; past it the index empties itself, checks walk nested groups, and it is rebuilt ten minutes later (0: no bound)")
@@ -369,6 +371,7 @@ func serve(cmd *cobra.Command, o serveOptions) error {
 		DisableCacheAcrossRevisions: !o.cacheAcross,
 		ReachIndexMaxBytes:          o.reachIndexBytes,
 		Quantization:                o.quantization,
+		WarmSetsWait:                o.warmSetsWait,
 		Limits: server.Limits{
 			MaxWriteRelationships: o.maxWrite,
 			MaxImportTransaction:  o.maxImportTx,

@@ -3,6 +3,7 @@ package e2e
 import (
 	"context"
 	"fmt"
+	"strings"
 	"testing"
 
 	pb "github.com/pembadb/pemba/proto/pemba/v1"
@@ -95,5 +96,84 @@ func TestRevokeAcrossServersWithWarmCaches(t *testing.T) {
 		if round%2 == 1 {
 			write(del(member))
 		}
+	}
+}
+
+// tierSchema clears users for sensitivity tiers, directly or through
+// teams, and intersects every document's readers with its tier's.
+const tierSchema = `definition user {}
+definition team {
+  relation member: user
+}
+definition tier {
+  relation cleared: user
+  relation cleared_team: team
+  permission clearance = cleared + cleared_team->member
+}
+definition document {
+  relation tier: tier
+  relation reader: user | team#member
+  permission read = reader & tier->clearance
+}`
+
+// TestWarmSetsAtStart: a restarted server computes every tier's
+// clearance before it reports ready (--warm-sets-wait), says so in its
+// log and metrics, and its first lookup answers from them; with
+// --warm-sets-wait 0 it warms nothing.
+func TestWarmSetsAtStart(t *testing.T) {
+	for _, kind := range []string{"embedded", "postgres"} {
+		t.Run(kind, func(t *testing.T) {
+			s := startServer(t, datastoreArgs(t, kind)...)
+			c := s.client(tokenSecret)
+			ctx := context.Background()
+			if _, err := c.schema.WriteSchema(ctx, &pb.WriteSchemaRequest{Schema: tierSchema}); err != nil {
+				t.Fatal(err)
+			}
+			var updates []*pb.RelationshipUpdate
+			for i := range 30 {
+				team := fmt.Sprintf("t%d", i)
+				updates = append(updates,
+					touch(&pb.Relationship{Resource: obj("team", team), Relation: "member", Subject: sub("user", fmt.Sprintf("u%d", i))}),
+					touch(&pb.Relationship{Resource: obj("document", "plan"), Relation: "reader", Subject: &pb.SubjectRef{Object: obj("team", team), Relation: "member"}}))
+				if i%3 == 0 {
+					updates = append(updates, touch(&pb.Relationship{Resource: obj("tier", "secret"), Relation: "cleared_team", Subject: sub("team", team)}))
+				}
+			}
+			updates = append(updates, touch(&pb.Relationship{Resource: obj("document", "plan"), Relation: "tier", Subject: sub("tier", "secret")}),
+				touch(&pb.Relationship{Resource: obj("tier", "public"), Relation: "cleared", Subject: sub("user", "u1")}))
+			if _, err := c.rels.WriteRelationships(ctx, &pb.WriteRelationshipsRequest{Updates: updates}); err != nil {
+				t.Fatal(err)
+			}
+			if err := s.stop(); err != nil {
+				t.Fatal(err)
+			}
+
+			s.restart()
+			if !strings.Contains(s.log.String(), `msg="warmed subject sets" sets=2 `) {
+				t.Errorf("restarted server's log does not say it warmed both tiers' clearances:\n%s", s.log)
+			}
+			if _, metrics := s.httpDo("GET", "/metrics", ""); !strings.Contains(metrics, `pemba_shared_sets_total{outcome="warmed"} 2`) {
+				t.Errorf("metrics do not count 2 warmed sets")
+			}
+			stream, err := s.client(tokenSecret).perms.LookupSubjects(ctx, &pb.LookupSubjectsRequest{Consistency: fully(), Resource: obj("document", "plan"), Permission: "read", SubjectType: "user"})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if n, err := drain(stream.Recv); err != nil || n != 10 {
+				t.Errorf("readers of plan after warming: %d (err %v), want the 10 users of cleared teams", n, err)
+			}
+			if _, metrics := s.httpDo("GET", "/metrics", ""); strings.Contains(metrics, "pemba_set_cache_hits_total 0\n") {
+				t.Errorf("the lookup found no warmed set in the cache")
+			}
+
+			if err := s.stop(); err != nil {
+				t.Fatal(err)
+			}
+			s.args = append(s.args, "--warm-sets-wait", "0")
+			s.restart()
+			if strings.Contains(s.log.String(), "warmed subject sets") {
+				t.Errorf("--warm-sets-wait 0 warmed sets:\n%s", s.log)
+			}
+		})
 	}
 }
