@@ -93,6 +93,9 @@ func newMetrics(s *Server) *metrics {
 	if s.reach != nil {
 		m.registry.MustRegister(s.reachCollectors()...)
 	}
+	if st, ok := s.cfg.Engine.(storeStatser); ok {
+		m.registry.MustRegister(newStoreCollector(st))
+	}
 	return m
 }
 

@@ -403,3 +403,27 @@ type quietLogger struct{}
 func (quietLogger) Infof(string, ...any)           {}
 func (quietLogger) Errorf(format string, a ...any) { log.Printf("pebble: "+format, a...) }
 func (quietLogger) Fatalf(format string, a ...any) { log.Fatalf("pebble: "+format, a...) }
+
+// StoreStats reports the block cache's counters and the store's layout;
+// a closed store reports nothing.
+func (e *Engine) StoreStats() storage.StoreStats {
+	release, err := e.use()
+	if err != nil {
+		return storage.StoreStats{}
+	}
+	m := e.db.Metrics()
+	release()
+	st := storage.StoreStats{
+		BlockCacheBytes:     m.BlockCache.Size,
+		BlockCacheHits:      m.BlockCache.Hits,
+		BlockCacheMisses:    m.BlockCache.Misses,
+		ReadAmplification:   m.ReadAmp(),
+		LevelBytes:          make([]int64, len(m.Levels)),
+		LevelTables:         make([]int64, len(m.Levels)),
+		CompactionDebtBytes: m.Compact.EstimatedDebt,
+	}
+	for i, l := range m.Levels {
+		st.LevelBytes[i], st.LevelTables[i] = l.TablesSize, l.TablesCount
+	}
+	return st
+}

@@ -252,3 +252,66 @@ func TestQueryCancelled(t *testing.T) {
 	}
 	t.Fatal("query with a cancelled context yielded nothing")
 }
+
+// TestStoreStats: a reopened store reports its table files and counts the
+// block reads of a query; a closed one reports nothing.
+func TestStoreStats(t *testing.T) {
+	dir := t.TempDir()
+	ctx := context.Background()
+	e, err := Open(Options{Dir: dir, GCInterval: -1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var muts []storage.Mutation
+	for i := range 2000 {
+		muts = append(muts, storage.Mutation{Op: storage.OpTouch,
+			Relationship: graph.MustParseRelationship(fmt.Sprintf("document:d%04d#viewer@user:u%04d", i, i))})
+	}
+	if _, err := e.Write(ctx, storage.WriteRequest{Mutations: muts}); err != nil {
+		t.Fatal(err)
+	}
+	if err := e.Close(); err != nil {
+		t.Fatal(err)
+	}
+	e, err = Open(Options{Dir: dir, GCInterval: -1}) // recovery writes the log to a table
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer e.Close()
+	before := e.StoreStats()
+	var tables, bytes int64
+	for i := range before.LevelTables {
+		tables, bytes = tables+before.LevelTables[i], bytes+before.LevelBytes[i]
+	}
+	if tables == 0 || bytes == 0 || before.ReadAmplification == 0 {
+		t.Fatalf("reopened store reports %d tables, %d bytes, read amplification %d", tables, bytes, before.ReadAmplification)
+	}
+	rd, err := e.SnapshotReader(ctx, mustHead(t, e))
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := 0
+	for _, err := range rd.QueryRelationships(ctx, storage.Filter{ResourceType: "document"}, storage.QueryOptions{}) {
+		if err != nil {
+			t.Fatal(err)
+		}
+		n++
+	}
+	after := e.StoreStats()
+	if n != 2000 || after.BlockCacheHits+after.BlockCacheMisses <= before.BlockCacheHits+before.BlockCacheMisses || after.BlockCacheBytes == 0 {
+		t.Fatalf("read %d rows; block cache before %+v, after %+v", n, before, after)
+	}
+	e.Close()
+	if st := e.StoreStats(); st.LevelTables != nil || st.BlockCacheHits != 0 {
+		t.Fatalf("closed store reports %+v", st)
+	}
+}
+
+func mustHead(t *testing.T, e *Engine) storage.Revision {
+	t.Helper()
+	h, err := e.HeadRevision(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	return h
+}

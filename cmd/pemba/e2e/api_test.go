@@ -363,6 +363,8 @@ func TestMetricsAndHealth(t *testing.T) {
 		`pemba_datastore_duration_seconds_count{operation="snapshot_reader"}`, "pemba_revision_lag",
 		"pemba_read_cache_hits_total", "pemba_read_cache_misses_total",
 		"pemba_set_cache_hits_total", "pemba_set_cache_bytes", `pemba_shared_sets_total{outcome="too_large"} 0`,
+		"pemba_store_block_cache_hits_total", "pemba_store_block_cache_misses_total", `pemba_store_level_bytes{level="6"}`,
+		"pemba_store_read_amplification",
 	} {
 		if !strings.Contains(body, want) {
 			t.Errorf("/metrics lacks %q", want)
