@@ -200,60 +200,45 @@ func (ev *evaluation) checkTargets(edges []edge, rel string, depth int) ([]outco
 	return res, nil
 }
 
-// evalArrow evaluates tupleset->target (or .any/.all) for each of ids: it
-// reads the tupleset's relationships, checks target on the objects they
-// name as one batch per type, and combines each relationship's caveat
-// with its object's answer: any one such grant for `->` and `.any`, all
-// of them (and at least one) for `.all`.
-// arrowSubjects narrows the read of an arrow's tupleset to the rows that
-// can matter: those whose subject's type defines the arrow's target and,
-// in a check, can lead to the subject (canHold). Rows of other types
-// answer no (see checkTargets), so a project's `viewer->membership` reads
-// its team viewers, not its thousands of users. It returns the one such
-// type as a filter, nil when several are (the read takes every row), and
-// none when no row can matter. A .all arrow reads every row: an object of
-// another type blocks it.
-func (ev *evaluation) arrowSubjects(typ string, a *schema.Arrow) (f *storage.SubjectFilter, none bool) {
-	if a.Func != schema.ArrowAny {
-		return nil, false
-	}
-	def := ev.schema.Definitions[typ]
-	if def == nil || def.Relations[a.Tupleset] == nil {
-		return nil, false
-	}
-	only := ""
-	for _, al := range def.Relations[a.Tupleset].Allowed {
-		if al.Type == only {
-			continue
-		}
-		sub := ev.schema.Definitions[al.Type]
-		if sub == nil || (sub.Relations[a.Target] == nil && sub.Permissions[a.Target] == nil) || !ev.canHold(al.Type, a.Target) {
-			continue
-		}
-		if only != "" {
-			return nil, false
-		}
-		only = al.Type
-	}
-	if only == "" {
-		return nil, true
-	}
-	return &storage.SubjectFilter{Type: only}, false
-}
-
 // arrowMemberMax bounds the closure members an arrow's tupleset read may
 // name; past it the read takes every row of the type.
 const arrowMemberMax = 256
 
-// arrowMembers narrows the read of an arrow's tupleset further, in a
-// check, when the objects' rows are not at hand and the target is a
-// recursive relation or permission whose reverse closure from the subject
-// is known (closureFor): only rows naming a closure member can grant, so
-// `tier->clearance`'s `cleared_team->membership` reads the rows of the
-// few teams the user is in, not the tier's thousands of cleared teams.
-// The members are the ones checkTargets would find anyway; none reports
-// that no row can grant.
-func (ev *evaluation) arrowMembers(typ string, ids []string, a *schema.Arrow, f *storage.SubjectFilter) (*storage.SubjectFilter, bool, error) {
+// arrowRows narrows the read of an arrow's tupleset to the rows that can
+// grant; rows of any other kind answer no in checkTargets. It keeps the
+// rows of the one subject type that defines the target and, in a check,
+// can lead to the subject (canHold): a project's `viewer->membership`
+// reads its team viewers, not its thousands of users. When, further, the
+// objects' rows are not at hand and the target has a reverse closure from
+// the check's plain subject (closureFor), it keeps the rows naming the
+// closure's members: `tier->clearance`'s `cleared_team->membership` reads
+// the rows of the few teams the user is in, not the tier's thousands of
+// cleared teams. f is nil when several types can grant (every row is
+// read); none reports that no row can. A .all arrow reads every row: an
+// object of another type blocks it.
+func (ev *evaluation) arrowRows(typ string, ids []string, a *schema.Arrow) (f *storage.SubjectFilter, none bool, err error) {
+	def := ev.schema.Definitions[typ]
+	if a.Func != schema.ArrowAny || def == nil || def.Relations[a.Tupleset] == nil {
+		return nil, false, nil
+	}
+	tupleset := def.Relations[a.Tupleset]
+	only := ""
+	for _, al := range tupleset.Allowed {
+		if al.Type == only {
+			continue
+		}
+		if sub := ev.schema.Definitions[al.Type]; sub == nil || !sub.Has(a.Target) || !ev.canHold(al.Type, a.Target) {
+			continue
+		}
+		if only != "" {
+			return nil, false, nil
+		}
+		only = al.Type
+	}
+	if only == "" {
+		return nil, true, nil
+	}
+	f = &storage.SubjectFilter{Type: only}
 	if ev.subject.Object.Type == "" || ev.subject.Relation != "" {
 		return f, false, nil
 	}
@@ -261,7 +246,7 @@ func (ev *evaluation) arrowMembers(typ string, ids []string, a *schema.Arrow, f 
 	if _, ok := ev.prefetchedRows(typ, ids, small[:0]); ok {
 		return f, false, nil // filtering rows at hand costs nothing
 	}
-	cl, err := ev.closureFor(f.Type, a.Target)
+	cl, err := ev.closureFor(only, a.Target)
 	if err != nil || cl == nil || cl.of != nil || len(cl.level) > arrowMemberMax {
 		return f, false, err
 	}
@@ -269,30 +254,33 @@ func (ev *evaluation) arrowMembers(typ string, ids []string, a *schema.Arrow, f 
 	for id := range cl.level {
 		members = append(members, id)
 	}
-	if allowsWildcard(ev.schema.Definitions[typ].Relations[a.Tupleset], f.Type) {
+	if allowsWildcard(tupleset, only) {
 		members = append(members, graph.Wildcard)
 	}
 	if len(members) == 0 {
 		return nil, true, nil
 	}
 	slices.Sort(members)
-	return &storage.SubjectFilter{Type: f.Type, IDs: members}, false, nil
+	f.IDs = members
+	return f, false, nil
 }
 
+// evalArrow evaluates tupleset->target (or .any/.all) for each of ids: it
+// reads the tupleset's relationships, checks target on the objects they
+// name as one batch per type, and combines each relationship's caveat
+// with its object's answer: any one such grant for `->` and `.any`, all
+// of them (and at least one) for `.all`.
 func (ev *evaluation) evalArrow(typ string, ids []string, a *schema.Arrow, perm string, depth int) ([]outcome, error) {
-	subjects, none := ev.arrowSubjects(typ, a)
-	if subjects != nil && !none {
-		var err error
-		if subjects, none, err = ev.arrowMembers(typ, ids, a, subjects); err != nil {
-			return nil, err
-		}
+	subjects, none, err := ev.arrowRows(typ, ids, a)
+	if err != nil {
+		return nil, err
 	}
 	if none {
 		return ev.noOutcomes(len(ids)), nil
 	}
 	ix := newIndex(ids)
 	var edges []edge
-	err := ev.readEach(storage.Filter{ResourceType: typ, ResourceIDs: ids, Relation: a.Tupleset, Subject: subjects}, func(r *graph.Relationship) {
+	err = ev.readEach(storage.Filter{ResourceType: typ, ResourceIDs: ids, Relation: a.Tupleset, Subject: subjects}, func(r *graph.Relationship) {
 		if i := ix.find(r.Resource.ID); i >= 0 {
 			edges = append(edges, edge{i, r})
 		}

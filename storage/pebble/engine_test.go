@@ -273,11 +273,7 @@ func TestStoreStats(t *testing.T) {
 	if err := e.Close(); err != nil {
 		t.Fatal(err)
 	}
-	e, err = Open(Options{Dir: dir, GCInterval: -1}) // recovery writes the log to a table
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer e.Close()
+	e = openTest(t, Options{Dir: dir}) // recovery writes the log to a table
 	before := e.StoreStats()
 	var tables, bytes int64
 	for i := range before.LevelTables {
@@ -301,7 +297,9 @@ func TestStoreStats(t *testing.T) {
 	if n != 2000 || after.BlockCacheHits+after.BlockCacheMisses <= before.BlockCacheHits+before.BlockCacheMisses || after.BlockCacheBytes == 0 {
 		t.Fatalf("read %d rows; block cache before %+v, after %+v", n, before, after)
 	}
-	e.Close()
+	if err := e.Close(); err != nil {
+		t.Fatal(err)
+	}
 	if st := e.StoreStats(); st.LevelTables != nil || st.BlockCacheHits != 0 {
 		t.Fatalf("closed store reports %+v", st)
 	}
