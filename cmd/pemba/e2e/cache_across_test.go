@@ -149,7 +149,7 @@ func TestWarmSetsAtStart(t *testing.T) {
 			}
 
 			s.restart()
-			if !strings.Contains(s.log.String(), `msg="warmed subject sets" sets=2 `) {
+			if !s.logged(`msg="warmed subject sets" sets=2 `) {
 				t.Errorf("restarted server's log does not say it warmed both tiers' clearances:\n%s", s.log)
 			}
 			if _, metrics := s.httpDo("GET", "/metrics", ""); !strings.Contains(metrics, `pemba_shared_sets_total{outcome="warmed"} 2`) {

@@ -248,6 +248,20 @@ func (s *server) kill9() {
 // restart starts the same server again (same flags and data directory).
 func (s *server) restart() { s.start() }
 
+// logged reports whether the server's log holds text, waiting up to five
+// seconds for it: the log is copied from the process's output by a pipe,
+// so a line written before /readyz answered may arrive after.
+func (s *server) logged(text string) bool {
+	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+		if strings.Contains(s.log.String(), text) {
+			return true
+		}
+		if time.Now().After(deadline) {
+			return false
+		}
+	}
+}
+
 // cliResult is one run of the CLI.
 type cliResult struct {
 	stdout, stderr string
