@@ -97,6 +97,8 @@ type Engine struct {
 	// floor is the oldest readable revision. GC raises it before deleting
 	// anything, and readers check it after opening their Pebble iterator.
 	floor atomic.Uint64
+	// iters keeps recently opened iterators for readers to reuse.
+	iters iterPool
 	// schema caches the newest schema version read so far, keyed by the
 	// revision that wrote it: every request reads the schema in force at
 	// its revision, almost always this one, and should not copy it.
@@ -294,6 +296,7 @@ func (e *Engine) Close() error {
 	e.wakeWatchers()
 	e.closeMu.Lock()
 	defer e.closeMu.Unlock()
+	e.iters.close()
 	if err := e.db.Close(); err != nil {
 		return fmt.Errorf("close datastore: %w", err)
 	}

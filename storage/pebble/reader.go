@@ -16,7 +16,8 @@ import (
 )
 
 // reader reads the store as of one revision. It keeps nothing open between
-// queries; every query opens its own Pebble iterator.
+// queries; every query borrows a Pebble iterator from the engine's pool
+// (see openIter) and returns it.
 type reader struct {
 	e   *Engine
 	rev storage.Revision
@@ -301,7 +302,7 @@ type visitFunc func(body []byte, comps *[6][]byte, value []byte, pl *payload) (b
 // rev is still readable once the iterator is open; writers scanning the
 // last applied revision under writeMu (possibly above the published head)
 // pass false.
-func (e *Engine) scan(ctx context.Context, rev storage.Revision, verify bool, p *plan, opts storage.QueryOptions, visit visitFunc) error {
+func (e *Engine) scan(ctx context.Context, rev storage.Revision, verify bool, p *plan, opts storage.QueryOptions, visit visitFunc) (err error) {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
@@ -316,9 +317,18 @@ func (e *Engine) scan(ctx context.Context, rev storage.Revision, verify bool, p 
 		after = afterVersions(s.after[:0], p.idx.appendBody(s.seek[:0], opts.After))
 		s.after = after
 	}
-	var it *pdb.Iterator
+	// Readers borrow pooled iterators (see openIter); writers, which may
+	// read above the head, open their own.
+	var (
+		pi pooledIter
+		it *pdb.Iterator
+	)
 	defer func() {
-		if it != nil {
+		switch {
+		case it == nil:
+		case verify && err == nil:
+			e.iters.put(pi)
+		default:
 			it.Close()
 		}
 	}()
@@ -334,8 +344,13 @@ func (e *Engine) scan(ctx context.Context, rev storage.Revision, verify bool, p 
 			s.lo = append(s.lo[:0], after...)
 		}
 		if it == nil {
-			var err error
-			if it, err = e.db.NewIterWithContext(ctx, &pdb.IterOptions{LowerBound: s.lo, UpperBound: s.hi}); err != nil {
+			if verify {
+				pi, err = e.openIter(rev, s.lo, s.hi)
+				it = pi.it
+			} else {
+				it, err = e.db.NewIterWithContext(ctx, &pdb.IterOptions{LowerBound: s.lo, UpperBound: s.hi})
+			}
+			if err != nil {
 				return err
 			}
 			// The iterator is a consistent view; if the floor is still at
