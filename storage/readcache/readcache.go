@@ -207,7 +207,11 @@ func (r *reader) QueryRelationshipSliceUpTo(ctx context.Context, f storage.Filte
 		return collectUpTo(r.next.QueryRelationships(ctx, f, opts), max)
 	}
 	opts.Now = instant(opts.Now)
-	key := r.forwardKey(f, opts.Limit)
+	// Look the query up by its key's bytes; only a miss, which the read
+	// then keeps, needs the key as a string of its own.
+	var buf [128]byte
+	b := appendForward(r.appendKey(buf[:0], 'f', opts.Limit), &f)
+	key := query{key: unsafe.String(unsafe.SliceData(b), len(b)), rev: r.next.Revision(), typ: f.ResourceType, rel: f.Relation}
 	now := opts.Now.UnixNano()
 	if rows, ok := r.c.get(key, now); ok {
 		if len(rows) > max {
@@ -219,6 +223,7 @@ func (r *reader) QueryRelationshipSliceUpTo(ctx context.Context, f storage.Filte
 	if err != nil || !whole {
 		return nil, whole, err
 	}
+	key.key = string(b)
 	r.c.keep(key, opts, rows)
 	return rows[:len(rows):len(rows)], true, nil
 }
