@@ -3,6 +3,8 @@ package readcache_test
 import (
 	"context"
 	"fmt"
+	"math/rand/v2"
+	"runtime"
 	"testing"
 
 	"github.com/pembadb/pemba/graph"
@@ -161,4 +163,69 @@ func TestQueryRelationObjects(t *testing.T) {
 	if _, err := r.QueryRelationObjects(ctx, "doc", "", []string{"a"}, storage.QueryOptions{}); err == nil {
 		t.Fatal("a read without a relation was accepted")
 	}
+}
+
+// TestKeptRowsHoldOnlyThemselves: QueryObjects copies each object's rows
+// out of its batch's read before keeping them, so the heap the cache holds
+// follows its byte bound. Were the entries views of the batch's array,
+// one surviving object would keep its whole batch (rows and strings)
+// alive, and batches whose objects leave at different times would hold
+// many times the bound.
+func TestKeptRowsHoldOnlyThemselves(t *testing.T) {
+	const objects, batch, batches, budget = 20000, 64, 3000, 2 << 20
+	e := openMemory(t)
+	id := func(i int) string { return fmt.Sprintf("o%05d", i) }
+	for start := 0; start < objects; start += 2000 {
+		var rels []graph.Relationship
+		for i := start; i < start+2000; i++ {
+			for u := range 3 {
+				rels = append(rels, rel(fmt.Sprintf("doc:%s#viewer@user:u%d", id(i), u)))
+			}
+		}
+		write(t, e, rels...)
+	}
+	rev, err := e.HeadRevision(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	snap, err := e.SnapshotReader(ctx, rev)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Read everything once beneath the cache, so the store's own block
+	// cache is full before the heap is measured.
+	if n := readAll(snap, storage.Filter{ResourceType: "doc"}, storage.QueryOptions{}); n != 3*objects {
+		t.Fatalf("%d rows stored, want %d", n, 3*objects)
+	}
+	heap := func() uint64 {
+		runtime.GC()
+		runtime.GC() // and the pools' victim caches
+		var m runtime.MemStats
+		runtime.ReadMemStats(&m)
+		return m.HeapAlloc
+	}
+	before := heap()
+	c := readcache.New(readcache.Config{MaxBytes: budget})
+	r := c.Reader(snap).(objectsReader)
+	rng := rand.New(rand.NewPCG(1, 2))
+	ids := make([]string, batch)
+	for range batches {
+		start, step := rng.IntN(objects), 1+rng.IntN(objects/batch-1)
+		for k := range ids {
+			ids[k] = id((start + k*step) % objects)
+		}
+		if _, err := r.QueryObjects(ctx, "doc", ids, 32, storage.QueryOptions{}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	held := int64(heap()) - int64(before)
+	s := c.Stats()
+	runtime.KeepAlive(c)
+	if s.Bytes > budget || s.Entries < 1000 {
+		t.Fatalf("the cache estimates %d bytes in %d entries, want at most %d in at least 1,000", s.Bytes, s.Entries, budget)
+	}
+	if held > 2*budget {
+		t.Fatalf("the cache holds %d bytes of heap for %d entries estimated at %d bytes (bound %d)", held, s.Entries, s.Bytes, budget)
+	}
+	t.Logf("%d entries estimated at %d bytes hold %d bytes of heap", s.Entries, s.Bytes, held)
 }

@@ -6,6 +6,7 @@ import (
 	"hash/maphash"
 	"iter"
 	"math"
+	"slices"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -228,25 +229,51 @@ func (r *reader) QueryRelationshipSliceUpTo(ctx context.Context, f storage.Filte
 	return rows[:len(rows):len(rows)], true, nil
 }
 
-// collectUpTo collects seq unless it has more than max rows.
+// collectUpTo collects seq unless it has more than max rows. The rows
+// are gathered in a recycled buffer and copied out at their exact size:
+// a kept result then holds no spare capacity the cache does not count,
+// and a read allocates once instead of once per doubling.
 func collectUpTo(seq iter.Seq2[graph.Relationship, error], max int) ([]graph.Relationship, bool, error) {
-	var rows []graph.Relationship
+	buf := getRows()
+	defer putRows(buf)
+	var whole bool
+	var err error
+	if *buf, whole, err = collectInto((*buf)[:0], seq, max); err != nil || !whole || len(*buf) == 0 {
+		return nil, whole, err
+	}
+	return slices.Clone(*buf), true, nil
+}
+
+// collectInto appends seq's rows to rows unless it has more than max.
+func collectInto(rows []graph.Relationship, seq iter.Seq2[graph.Relationship, error], max int) ([]graph.Relationship, bool, error) {
 	for rel, err := range seq {
 		if err != nil {
-			return nil, false, err
+			return rows, false, err
 		}
 		if len(rows) == max {
-			return nil, false, nil
+			return rows, false, nil
 		}
 		rows = append(rows, rel)
 	}
 	return rows, true, nil
 }
 
-// collect collects the whole of seq.
-func collect(seq iter.Seq2[graph.Relationship, error]) ([]graph.Relationship, error) {
-	rows, _, err := collectUpTo(seq, math.MaxInt)
-	return rows, err
+// rowBuffers recycles the buffers results are collected in; buffers
+// longer than maxPooledRows are left to the collector.
+var rowBuffers = sync.Pool{New: func() any { return new([]graph.Relationship) }}
+
+const maxPooledRows = 4096
+
+func getRows() *[]graph.Relationship { return rowBuffers.Get().(*[]graph.Relationship) }
+
+// putRows clears a buffer (its rows hold strings) and recycles it.
+func putRows(buf *[]graph.Relationship) {
+	clear(*buf)
+	if cap(*buf) > maxPooledRows {
+		return
+	}
+	*buf = (*buf)[:0]
+	rowBuffers.Put(buf)
 }
 
 func (r *reader) ReverseQueryRelationships(ctx context.Context, f storage.ReverseFilter, opts storage.QueryOptions) iter.Seq2[graph.Relationship, error] {
@@ -504,10 +531,16 @@ func (r *reader) queryObjects(ctx context.Context, typ, rel string, ids []string
 	limit := perObject * len(missing)
 	q := opts
 	q.Limit = limit
-	read, err := collect(r.next.QueryRelationships(ctx, storage.Filter{ResourceType: typ, ResourceIDs: missing, Relation: rel}, q))
+	// The rows are read into a recycled buffer and each object's kept
+	// rows copied out: sub-slices of one array would keep all of it alive
+	// until the last of them left the cache.
+	rowBuf := getRows()
+	defer putRows(rowBuf)
+	*rowBuf, _, err = collectInto((*rowBuf)[:0], r.next.QueryRelationships(ctx, storage.Filter{ResourceType: typ, ResourceIDs: missing, Relation: rel}, q), math.MaxInt)
 	if err != nil {
 		return nil, err
 	}
+	read := *rowBuf
 	// Rows come in resource ID order, so each object's rows are a run; an
 	// object is complete unless the limit may have cut it.
 	last := ""
@@ -538,6 +571,7 @@ func (r *reader) queryObjects(ctx context.Context, typ, rel string, ids []string
 		case run == nil:
 			run = []graph.Relationship{}
 		}
+		run = slices.Clone(run)
 		i := missingAt[j]
 		rows[i] = run
 		r.c.keep(keys[i], single, run)
