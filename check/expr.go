@@ -217,11 +217,13 @@ const arrowMemberMax = 256
 // read); none reports that no row can. A .all arrow reads every row: an
 // object of another type blocks it.
 func (ev *evaluation) arrowRows(typ string, ids []string, a *schema.Arrow) (f *storage.SubjectFilter, none bool, err error) {
-	def := ev.schema.Definitions[typ]
-	if a.Func != schema.ArrowAny || def == nil || def.Relations[a.Tupleset] == nil {
+	var tupleset *schema.Relation
+	if def := ev.schema.Definitions[typ]; def != nil {
+		tupleset = def.Relations[a.Tupleset]
+	}
+	if a.Func != schema.ArrowAny || tupleset == nil {
 		return nil, false, nil
 	}
-	tupleset := def.Relations[a.Tupleset]
 	only := ""
 	for _, al := range tupleset.Allowed {
 		if al.Type == only {

@@ -95,7 +95,8 @@ type Engine struct {
 	// it and nothing that could be lost.
 	head atomic.Uint64
 	// floor is the oldest readable revision. GC raises it before deleting
-	// anything, and readers check it after opening their Pebble iterator.
+	// anything, and readers check it after opening (or borrowing) their
+	// Pebble iterator.
 	floor atomic.Uint64
 	// iters keeps recently opened iterators for readers to reuse.
 	iters iterPool

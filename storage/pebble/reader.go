@@ -318,18 +318,16 @@ func (e *Engine) scan(ctx context.Context, rev storage.Revision, verify bool, p 
 		s.after = after
 	}
 	// Readers borrow pooled iterators (see openIter); writers, which may
-	// read above the head, open their own.
-	var (
-		pi pooledIter
-		it *pdb.Iterator
-	)
+	// read above the head, open their own. pi.it is nil until the first
+	// prefix opens it.
+	var pi pooledIter
 	defer func() {
 		switch {
-		case it == nil:
+		case pi.it == nil:
 		case verify && err == nil:
 			e.iters.put(pi)
 		default:
-			it.Close()
+			pi.it.Close()
 		}
 	}()
 	now := opts.Now
@@ -343,12 +341,11 @@ func (e *Engine) scan(ctx context.Context, rev storage.Revision, verify bool, p 
 			}
 			s.lo = append(s.lo[:0], after...)
 		}
-		if it == nil {
+		if pi.it == nil {
 			if verify {
 				pi, err = e.openIter(rev, s.lo, s.hi)
-				it = pi.it
 			} else {
-				it, err = e.db.NewIterWithContext(ctx, &pdb.IterOptions{LowerBound: s.lo, UpperBound: s.hi})
+				pi.it, err = e.db.NewIterWithContext(ctx, &pdb.IterOptions{LowerBound: s.lo, UpperBound: s.hi})
 			}
 			if err != nil {
 				return err
@@ -362,8 +359,9 @@ func (e *Engine) scan(ctx context.Context, rev storage.Revision, verify bool, p 
 				}
 			}
 		} else {
-			it.SetBounds(s.lo, s.hi)
+			pi.it.SetBounds(s.lo, s.hi)
 		}
+		it := pi.it
 		valid := it.First()
 		for valid {
 			body, vrev, ok := splitVersion(it.Key())

@@ -1,20 +1,13 @@
 package readcache_test
 
 import (
-	"context"
 	"fmt"
 	"testing"
 
-	"github.com/pembadb/pemba/graph"
 	"github.com/pembadb/pemba/storage"
 	"github.com/pembadb/pemba/storage/pebble"
 	"github.com/pembadb/pemba/storage/readcache"
 )
-
-// sliceUpTo is the read an Expand makes of every object#relation.
-type sliceUpTo interface {
-	QueryRelationshipSliceUpTo(ctx context.Context, f storage.Filter, opts storage.QueryOptions, max int) ([]graph.Relationship, bool, error)
-}
 
 // BenchmarkSliceHit measures a cached one-object read, the read cache's
 // hit path: the key is looked up by its bytes, so a hit allocates only

@@ -211,8 +211,8 @@ func (r *reader) QueryRelationshipSliceUpTo(ctx context.Context, f storage.Filte
 	// Look the query up by its key's bytes; only a miss, which the read
 	// then keeps, needs the key as a string of its own.
 	var buf [128]byte
-	b := appendForward(r.appendKey(buf[:0], 'f', opts.Limit), &f)
-	key := query{key: unsafe.String(unsafe.SliceData(b), len(b)), rev: r.next.Revision(), typ: f.ResourceType, rel: f.Relation}
+	b := r.appendObjectKey(buf[:0], &f, opts.Limit)
+	key := lookupKey(b, r.next.Revision(), f.ResourceType, f.Relation)
 	now := opts.Now.UnixNano()
 	if rows, ok := r.c.get(key, now); ok {
 		if len(rows) > max {
@@ -307,6 +307,13 @@ func (r *reader) key(kind byte, limit int, typ, rel string, fields func([]byte) 
 	return query{key: string(fields(b)), rev: r.next.Revision(), typ: typ, rel: rel}
 }
 
+// lookupKey is the query keyed by b's bytes, not a copy of them: for get,
+// which keeps no reference to its key. A miss whose result is kept needs
+// the key as a string of its own.
+func lookupKey(b []byte, rev storage.Revision, typ, rel string) query {
+	return query{key: unsafe.String(unsafe.SliceData(b), len(b)), rev: rev, typ: typ, rel: rel}
+}
+
 // appendKey appends the start of a key (see key) to b.
 func (r *reader) appendKey(b []byte, kind byte, limit int) []byte {
 	if r.c.changes == nil {
@@ -318,7 +325,7 @@ func (r *reader) appendKey(b []byte, kind byte, limit int) []byte {
 }
 
 // appendObjectKey appends to b the key forwardKey gives f, a forward
-// query of one object's rows, at most limit of them.
+// query (such as one object's rows) of at most limit rows.
 func (r *reader) appendObjectKey(b []byte, f *storage.Filter, limit int) []byte {
 	return appendForward(r.appendKey(b, 'f', limit), f)
 }
@@ -518,7 +525,7 @@ func (r *reader) queryObjects(ctx context.Context, typ, rel string, ids []string
 		// Look the object up by its key's bytes; only a miss, which the
 		// read then keeps, needs the key as a string of its own.
 		b := r.appendObjectKey(buf[:0], &storage.Filter{ResourceType: typ, ResourceIDs: ids[i : i+1 : i+1], Relation: rel}, perObject)
-		if got, ok := r.c.get(query{key: unsafe.String(unsafe.SliceData(b), len(b)), rev: rev, typ: typ, rel: rel}, now); ok {
+		if got, ok := r.c.get(lookupKey(b, rev, typ, rel), now); ok {
 			rows[i] = got[:len(got):len(got)]
 			continue
 		}

@@ -386,6 +386,11 @@ func TestQueryRelationshipSlice(t *testing.T) {
 	}
 }
 
+// sliceUpTo is the read an Expand makes of every object#relation.
+type sliceUpTo interface {
+	QueryRelationshipSliceUpTo(ctx context.Context, f storage.Filter, opts storage.QueryOptions, max int) ([]graph.Relationship, bool, error)
+}
+
 // TestQueryRelationshipSliceUpTo: a result within the budget is the whole
 // result and shares the cache; a longer one is reported as such, whether
 // it was cached or read.
@@ -394,9 +399,7 @@ func TestQueryRelationshipSliceUpTo(t *testing.T) {
 	rev := write(t, e, rel("doc:1#viewer@user:a"), rel("doc:1#viewer@user:b"), rel("doc:1#viewer@user:c"))
 	snap, _ := e.SnapshotReader(ctx, rev)
 	c := readcache.New(readcache.Config{})
-	r := c.Reader(snap).(interface {
-		QueryRelationshipSliceUpTo(context.Context, storage.Filter, storage.QueryOptions, int) ([]graph.Relationship, bool, error)
-	})
+	r := c.Reader(snap).(sliceUpTo)
 	f := storage.Filter{ResourceType: "doc", ResourceIDs: []string{"1"}, Relation: "viewer"}
 	for _, tc := range []struct {
 		max        int
