@@ -37,6 +37,9 @@ type Engine struct {
 	// revision: an object left out is read by targeted queries, which give
 	// the same answers.
 	large *lru.Cache[graph.ObjectRef, struct{}]
+	// oversize remembers the object#relations whose Expand trees alone
+	// are over MaxExpandNodes (see expand.Oversize).
+	oversize *expand.Oversize
 	// holdable memoizes what each kind of subject can hold.
 	holdable holdableCache
 	// sets keeps the subject sets lookups computed whole (see setCache).
@@ -67,6 +70,7 @@ type Engine struct {
 func New(cfg Config) *Engine {
 	e := &Engine{cfg: cfg.withDefaults(), bounds: defaultAccessBounds, narrow: defaultNarrowing}
 	e.large, _ = lru.New[graph.ObjectRef, struct{}](largeObjects) // only fails for a non-positive size
+	e.oversize = expand.NewOversize(0)
 	e.sets.changes = e.cfg.Changes
 	e.sets.maxBytes = e.cfg.SetCacheBytes
 	var top dispatch.Resolver[*evaluation] = local{}
@@ -354,7 +358,8 @@ func (e *Engine) Expand(ctx context.Context, snap Snapshot, req ExpandRequest) (
 		return nil, fmt.Errorf("%w: no schema", ErrInvalidRequest)
 	}
 	n, err := expand.Expand(ctx, snap.Schema, e.reads.Reader(snap.Reader), req.Resource, req.Permission,
-		expand.Options{MaxDepth: e.cfg.MaxDepth, MaxNodes: e.cfg.MaxExpandNodes, Now: requestNow(req.Now), Shallow: req.Shallow})
+		expand.Options{MaxDepth: e.cfg.MaxDepth, MaxNodes: e.cfg.MaxExpandNodes, Now: requestNow(req.Now), Shallow: req.Shallow,
+			Oversize: e.oversize, Changes: e.cfg.Changes})
 	switch {
 	case errors.Is(err, expand.ErrMaxDepth):
 		return nil, fmt.Errorf("%w: %v", ErrMaxDepth, err)

@@ -43,18 +43,21 @@ func BenchmarkExpandIdentityPlatform(b *testing.B) {
 			// Through a read cache, as the server's engine reads.
 			r := readcache.New(readcache.Config{}).Reader(w.r)
 			sampler := w.d.NewSampler(7)
+			oversize := NewOversize(0)
 			var times []time.Duration
-			largest, tooLarge := 0, 0
+			largest, tooLarge, sumNodes, okCount := 0, 0, 0, 0
 			b.ResetTimer()
 			cpu0 := cputime.Process()
 			for range b.N {
 				q := sampler.Expand()
 				start := time.Now()
-				n, err := Expand(context.Background(), w.s, r, q.Resource, q.Permission, Options{Shallow: shallow})
+				n, err := Expand(context.Background(), w.s, r, q.Resource, q.Permission, Options{Shallow: shallow, Oversize: oversize})
 				times = append(times, time.Since(start))
 				switch {
 				case err == nil:
 					largest = max(largest, n.size())
+					sumNodes += n.size()
+					okCount++
 				case errors.Is(err, ErrTooLarge):
 					tooLarge++
 				default:
@@ -69,6 +72,7 @@ func BenchmarkExpandIdentityPlatform(b *testing.B) {
 			b.ReportMetric(float64(times[len(times)-1].Microseconds())/1e3, "max-ms")
 			b.ReportMetric(float64(largest), "max-nodes")
 			b.ReportMetric(float64(tooLarge), "too-large")
+			b.ReportMetric(float64(sumNodes)/float64(max(okCount, 1)), "avg-nodes")
 		})
 	}
 }

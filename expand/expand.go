@@ -86,6 +86,12 @@ type Options struct {
 	// again wherever it reaches it, so each subtree is whole; Seen then
 	// marks only a cycle (an object#relation inside its own expansion).
 	Shallow bool
+	// Oversize, when set, remembers the object#relations whose expansion
+	// alone is over MaxNodes, and a tree reaching one is refused there
+	// (see Oversize). Changes lets a size counted at one revision serve
+	// others across writes to relations it did not read.
+	Oversize *Oversize
+	Changes  Changes
 }
 
 // Expand builds the tree of perm (a relation or permission) on resource.
@@ -108,7 +114,14 @@ func Expand(ctx context.Context, s *schema.Schema, r storage.Reader, resource gr
 	// allocation. The build replays the results the count read, so each
 	// relation is read once.
 	counter := newExpander(ctx, s, r, opts, true)
+	if !opts.Shallow {
+		counter.oversize = opts.Oversize
+	}
 	_, err := counter.object(resource, perm, 1)
+	if counter.oversize != nil && counter.known == nil && errors.Is(err, ErrTooLarge) {
+		counter.oversize.learn(counter, resource)
+	}
+
 	counter.release()
 	if err != nil {
 		return nil, fmt.Errorf("expand %s#%s: %w", resource, perm, err)
@@ -131,7 +144,7 @@ func newExpander(ctx context.Context, s *schema.Schema, r storage.Reader, opts O
 	if seen == nil {
 		seen = make(map[objectRelation]bool)
 	}
-	return &expander{ctx: ctx, s: s, r: r, opts: opts, counting: counting, seen: seen}
+	return &expander{ctx: ctx, s: s, r: r, opts: opts, counting: counting, seen: seen, until: noExpiry}
 }
 
 // seenMaps recycles expanders' seen sets: a tree reaches thousands of
@@ -166,6 +179,23 @@ type expander struct {
 	// arena is the unused rest of the nodes allocated at once, from which
 	// new nodes are carved.
 	arena []Node
+
+	// oversize, set on a count, refuses a tree at an object#relation
+	// known to be over the limit (known is then its size) and learns from
+	// a count that crosses the limit (see Oversize). For that the count
+	// keeps the path of object#relations it is in, the path at the node
+	// that crossed the limit (crossed), its Seen marks, the relations it
+	// read rows of and the instant the first row it read expires (until).
+	// alone counts one object#relation on its own: its limit is on the
+	// nodes less the Seen marks.
+	oversize  *Oversize
+	alone     bool
+	known     *sizeFact
+	path      []objectRelation
+	crossed   []objectRelation
+	seenMarks int
+	reads     [][2]string
+	until     int64
 }
 
 // objectRelation keys the seen set without building a string per node.
@@ -195,10 +225,21 @@ func (x *expander) node(n Node) *Node {
 // count accounts for n new nodes against Options.MaxNodes.
 func (x *expander) count(n int) error {
 	x.nodes += n
-	if x.nodes > x.opts.MaxNodes {
-		return fmt.Errorf("%w: more than %d nodes", ErrTooLarge, x.opts.MaxNodes)
+	nodes := x.nodes
+	if x.alone {
+		nodes -= x.seenMarks
+	}
+	if nodes > x.opts.MaxNodes {
+		if x.oversize != nil && x.crossed == nil {
+			x.crossed = slices.Clone(x.path)
+		}
+		return x.tooLarge()
 	}
 	return nil
+}
+
+func (x *expander) tooLarge() error {
+	return fmt.Errorf("%w: more than %d nodes", ErrTooLarge, x.opts.MaxNodes)
 }
 
 // adopt makes c the last child of n, unless the expander is counting.
@@ -223,6 +264,18 @@ func (x *expander) object(o graph.ObjectRef, rel string, depth int) (*Node, erro
 	if x.opts.Shallow && !seen {
 		// Only the enclosing expansions count as seen.
 		defer delete(x.seen, key)
+	}
+	if x.oversize != nil {
+		if seen {
+			x.seenMarks++
+		} else {
+			if f, ok := x.oversize.over(x, key); ok {
+				x.known = &f
+				return nil, x.tooLarge()
+			}
+			x.path = append(x.path, key)
+			defer func() { x.path = x.path[:len(x.path)-1] }()
+		}
 	}
 	def := x.s.Definitions[o.Type]
 	if p := def.Permissions[rel]; p != nil {
@@ -313,6 +366,12 @@ func (x *expander) query(o graph.ObjectRef, rel string) ([]graph.Relationship, e
 	if err == nil && x.counting {
 		x.read = append(x.read, rows)
 	}
+	if x.alone {
+		x.reads = addRead(x.reads, o.Type, rel)
+		for i := range rows {
+			x.until = min(x.until, expiresAt(rows[i].Expiration))
+		}
+	}
 	return rows, err
 }
 
@@ -330,7 +389,7 @@ func (x *expander) readRows(o graph.ObjectRef, rel string) ([]graph.Relationship
 			return nil, err
 		}
 		if !whole {
-			return nil, x.count(room + 1)
+			return nil, x.countCut(f, opts, room)
 		}
 	} else {
 		for r, err := range x.r.QueryRelationships(x.ctx, f, opts) {
@@ -338,12 +397,33 @@ func (x *expander) readRows(o graph.ObjectRef, rel string) ([]graph.Relationship
 				return nil, err
 			}
 			if len(rows) == room {
-				return nil, x.count(room + 1)
+				return nil, x.countCut(f, opts, room)
 			}
 			rows = append(rows, r)
 		}
 	}
 	return rows, x.count(len(rows))
+}
+
+// countCut counts the room+1 rows of a read cut short at room, which
+// crosses the limit. Counting an object#relation alone, the size it
+// learns holds until the first of those rows expires, so it reads their
+// expirations.
+func (x *expander) countCut(f storage.Filter, opts storage.QueryOptions, room int) error {
+	if x.alone {
+		n := room + 1
+		for r, err := range x.r.QueryRelationships(x.ctx, f, opts) {
+			if err != nil {
+				return err
+			}
+			if n == 0 {
+				break
+			}
+			n--
+			x.until = min(x.until, expiresAt(r.Expiration))
+		}
+	}
+	return x.count(room + 1)
 }
 
 func leaf(r graph.Relationship) Node {

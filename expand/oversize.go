@@ -1,0 +1,182 @@
+package expand
+
+import (
+	"errors"
+	"math"
+	"slices"
+	"sync"
+	"time"
+
+	lru "github.com/hashicorp/golang-lru/v2"
+
+	"github.com/pembadb/pemba/graph"
+	"github.com/pembadb/pemba/schema"
+	"github.com/pembadb/pemba/storage"
+)
+
+// Oversize remembers how large the expansions of object#relations were,
+// so that a tree reaching one known to be over the node limit is refused
+// there, without reading the rest of it.
+//
+// Why that is exact: expanding an object#relation X on its own reads a
+// set of object#relations, each once. A tree that reaches X expands every
+// one of them too — inside X, or elsewhere in the tree before X reached
+// it (it is then marked Seen inside X) — and each expansion adds the same
+// nodes wherever it happens. So X's own nodes, less its Seen marks, are a
+// lower bound of any tree's nodes that reaches X; when they are over the
+// limit, so is the tree. (A tree over both bounds may then fail as too
+// large where the walk would have reached the depth bound first.)
+//
+// What is learned: when a count fails as too large, the outermost
+// object#relation of another object than the requested one on the path
+// to the node that crossed the limit — the largest shared part of the
+// tree, such as a tier's clearance every resource of the tier reaches —
+// is counted on its own, once, and the result (over, or its exact size)
+// remembered. The inner object#relations on that path are contained in
+// it, so they are no larger.
+//
+// How long a size holds: it is of the schema, the revision and the
+// instant it was counted at. It serves another revision when none of the
+// relations its count read changed in between (Options.Changes), and
+// instants until the first relationship it counted expires. Shallow
+// trees, which expand differently, neither use nor feed it.
+//
+// An Oversize is safe for concurrent use; its memory is bounded by its
+// entry count.
+type Oversize struct {
+	sizes *lru.Cache[objectRelation, sizeFact]
+	// counting are the object#relations being counted on their own, so
+	// that concurrent refusals through one of them count it once.
+	mu       sync.Mutex
+	counting map[objectRelation]bool
+}
+
+// sizeFact is the size of one object#relation's expansion on its own.
+type sizeFact struct {
+	s         *schema.Schema
+	rev       storage.Revision
+	at, until int64 // UnixNano; the size holds for now ∈ [at, until)
+	// nodes of the expansion, less its Seen marks: exact when whole, a
+	// lower bound above limit otherwise.
+	nodes int
+	whole bool
+	// reads are the relations (type, relation) the count read rows of.
+	reads [][2]string
+}
+
+// DefaultOversizeEntries is how many sizes NewOversize(0) remembers.
+const DefaultOversizeEntries = 4096
+
+// NewOversize returns an empty memory of at most entries sizes
+// (DefaultOversizeEntries when entries ≤ 0).
+func NewOversize(entries int) *Oversize {
+	if entries <= 0 {
+		entries = DefaultOversizeEntries
+	}
+	sizes, _ := lru.New[objectRelation, sizeFact](entries) // only fails for a non-positive size
+	return &Oversize{sizes: sizes, counting: make(map[objectRelation]bool)}
+}
+
+// Changes tells whether relationships of a relation changed between two
+// revisions; it answers false when it cannot tell (see
+// relchanges.Tracker.Unchanged).
+type Changes interface {
+	Unchanged(from, to storage.Revision, resourceType, relation string) bool
+}
+
+// size returns the remembered size of k that holds for x's schema,
+// revision and instant.
+func (m *Oversize) size(x *expander, k objectRelation) (sizeFact, bool) {
+	f, ok := m.sizes.Get(k)
+	if !ok || f.s != x.s {
+		return sizeFact{}, false
+	}
+	if now := x.opts.Now.UnixNano(); now < f.at || now >= f.until {
+		return sizeFact{}, false
+	}
+	if rev := x.r.Revision(); f.rev != rev {
+		if x.opts.Changes == nil {
+			return sizeFact{}, false
+		}
+		for _, d := range f.reads {
+			if !x.opts.Changes.Unchanged(f.rev, rev, d[0], d[1]) {
+				return sizeFact{}, false
+			}
+		}
+	}
+	return f, true
+}
+
+// over reports whether k is known to expand to more than x's limit.
+func (m *Oversize) over(x *expander, k objectRelation) (sizeFact, bool) {
+	f, ok := m.size(x, k)
+	return f, ok && f.nodes > x.opts.MaxNodes
+}
+
+// learn counts on its own the object#relation of a refused count's path
+// that its memory gains most from (see Oversize) and remembers its size.
+// counter is the expander whose count failed as too large.
+func (m *Oversize) learn(counter *expander, resource graph.ObjectRef) {
+	i := slices.IndexFunc(counter.crossed, func(k objectRelation) bool { return k.object != resource })
+	if i < 0 {
+		return
+	}
+	k := counter.crossed[i]
+	if f, ok := m.size(counter, k); ok && (f.whole || f.nodes > counter.opts.MaxNodes) {
+		return // known already
+	}
+	m.mu.Lock()
+	if m.counting[k] {
+		m.mu.Unlock()
+		return
+	}
+	m.counting[k] = true
+	m.mu.Unlock()
+	defer func() {
+		m.mu.Lock()
+		delete(m.counting, k)
+		m.mu.Unlock()
+	}()
+
+	x := newExpander(counter.ctx, counter.s, counter.r, counter.opts, true)
+	defer x.release()
+	x.oversize, x.alone = m, true
+	_, err := x.object(k.object, k.relation, 1)
+	f := sizeFact{s: x.s, rev: x.r.Revision(), at: x.opts.Now.UnixNano(), until: x.until, reads: x.reads,
+		nodes: x.nodes - x.seenMarks}
+	switch {
+	case err == nil:
+		f.whole = true
+	case x.known != nil: // it reached an object#relation known to be over
+		f.nodes = max(f.nodes, x.known.nodes)
+		f.until = min(f.until, x.known.until)
+		for _, d := range x.known.reads {
+			f.reads = addRead(f.reads, d[0], d[1])
+		}
+	case errors.Is(err, ErrTooLarge):
+	default:
+		return // too deep, or the request ended: nothing learned
+	}
+	m.sizes.Add(k, f)
+}
+
+// addRead adds (typ, rel) to reads unless it is there.
+func addRead(reads [][2]string, typ, rel string) [][2]string {
+	for _, d := range reads {
+		if d[0] == typ && d[1] == rel {
+			return reads
+		}
+	}
+	return append(reads, [2]string{typ, rel})
+}
+
+// noExpiry is the until of a count that read no expiring relationship.
+const noExpiry = math.MaxInt64
+
+// expiresAt returns the UnixNano of t, or noExpiry for nil.
+func expiresAt(t *time.Time) int64 {
+	if t == nil {
+		return noExpiry
+	}
+	return t.UnixNano()
+}
