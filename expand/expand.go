@@ -461,6 +461,11 @@ func (x *expander) expr(o graph.ObjectRef, e schema.Expr, depth int) (*Node, err
 		if err != nil {
 			return nil, err
 		}
+		if x.counting {
+			if err := x.prefetchTargets(rels, e.Target); err != nil {
+				return nil, err
+			}
+		}
 		for _, r := range rels {
 			l := x.node(leaf(r))
 			if td := x.s.Definitions[r.Subject.Object.Type]; td != nil && td.Has(e.Target) {
@@ -475,6 +480,45 @@ func (x *expander) expr(o graph.ObjectRef, e schema.Expr, depth int) (*Node, err
 		return n, nil
 	}
 	return nil, fmt.Errorf("unknown expression %T", e)
+}
+
+// relationObjectReader reads one relation of many objects with one
+// query, keeping each object's rows as its own query's result, as
+// storage/readcache's readers do; it reads at most max rows.
+type relationObjectReader interface {
+	QueryRelationObjectsUpTo(ctx context.Context, typ, rel string, ids []string, opts storage.QueryOptions, max int) ([][]graph.Relationship, error)
+}
+
+// prefetchTargets reads, with one query, the relation target on the
+// objects of an arrow's tupleset rows that the count is about to expand
+// one by one, when target is a relation of their type: a team's
+// member->delegate then costs one query for its members' delegates, not
+// one each. The rows land in the read cache the reads that follow are
+// served from; the query reads no more rows than the tree has room for.
+func (x *expander) prefetchTargets(rels []graph.Relationship, target string) error {
+	rr, ok := x.r.(relationObjectReader)
+	room := x.opts.MaxNodes - x.nodes
+	if !ok || len(rels) < 2 || room <= 0 {
+		return nil
+	}
+	typ := rels[0].Subject.Object.Type
+	if def := x.s.Definitions[typ]; def == nil || def.Relations[target] == nil {
+		return nil
+	}
+	ids := make([]string, 0, len(rels))
+	for _, r := range rels {
+		if r.Subject.Object.Type != typ {
+			return nil
+		}
+		if !x.seen[objectRelation{r.Subject.Object, target}] {
+			ids = append(ids, r.Subject.Object.ID)
+		}
+	}
+	if len(ids) < 2 {
+		return nil
+	}
+	_, err := rr.QueryRelationObjectsUpTo(x.ctx, typ, target, ids, storage.QueryOptions{Now: x.opts.Now}, room)
+	return err
 }
 
 func (x *expander) children(n *Node, o graph.ObjectRef, es []schema.Expr, depth int) (*Node, error) {

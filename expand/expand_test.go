@@ -249,3 +249,34 @@ definition doc {
 		}
 	}
 }
+
+// TestArrowTargetsReadTogether: counting a tree, the relation an arrow
+// reaches on each object of its tupleset is read with one query through
+// the read cache, and the tree is the one read object by object.
+func TestArrowTargetsReadTogether(t *testing.T) {
+	s, rd := world(t, `definition agent {}
+definition user {
+	relation delegate: agent
+}
+definition team {
+	relation member: user
+	permission delegate = member->delegate
+}`,
+		"team:t#member@user:u1", "team:t#member@user:u2", "team:t#member@user:u3", "team:t#member@user:u4",
+		"user:u2#delegate@agent:a", "user:u4#delegate@agent:b")
+	ctx := context.Background()
+	team := graph.ObjectRef{Type: "team", ID: "t"}
+	want, err := Expand(ctx, s, rd, team, "delegate", Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	store := &countingReader{Reader: rd}
+	got, err := Expand(ctx, s, readcache.New(readcache.Config{}).Reader(store), team, "delegate", Options{})
+	if err != nil || got.String() != want.String() {
+		t.Fatalf("through the read cache: %v\n%s\nwant\n%s", err, got, want)
+	}
+	// team:t#member, then the four members' delegates at once.
+	if store.queries != 2 {
+		t.Errorf("%d queries, want 2", store.queries)
+	}
+}

@@ -3,6 +3,7 @@ package readcache_test
 import (
 	"context"
 	"fmt"
+	"iter"
 	"math/rand/v2"
 	"runtime"
 	"testing"
@@ -162,6 +163,65 @@ func TestQueryRelationObjects(t *testing.T) {
 	}
 	if _, err := r.QueryRelationObjects(ctx, "doc", "", []string{"a"}, storage.QueryOptions{}); err == nil {
 		t.Fatal("a read without a relation was accepted")
+	}
+}
+
+// countingReader counts the rows a store's reader yields.
+type countingReader struct {
+	storage.Reader
+	rows int
+}
+
+func (c *countingReader) QueryRelationships(ctx context.Context, f storage.Filter, opts storage.QueryOptions) iter.Seq2[graph.Relationship, error] {
+	return func(yield func(graph.Relationship, error) bool) {
+		for r, err := range c.Reader.QueryRelationships(ctx, f, opts) {
+			c.rows++
+			if !yield(r, err) {
+				return
+			}
+		}
+	}
+}
+
+// TestQueryRelationObjectsUpTo: a batch with a budget reads at most that
+// many rows, returns and keeps the objects it read whole, and leaves out
+// (neither returns nor keeps) the one the budget may have cut.
+func TestQueryRelationObjectsUpTo(t *testing.T) {
+	e := openMemory(t)
+	var rels []graph.Relationship
+	for obj, n := range map[string]int{"a": 2, "b": 3, "c": 50, "d": 1} {
+		for i := range n {
+			rels = append(rels, rel(fmt.Sprintf("doc:%s#viewer@user:u%03d", obj, i)))
+		}
+	}
+	rev := write(t, e, rels...)
+	snap, err := e.SnapshotReader(ctx, rev)
+	if err != nil {
+		t.Fatal(err)
+	}
+	store := &countingReader{Reader: snap}
+	c := readcache.New(readcache.Config{})
+	r := c.Reader(store).(interface {
+		QueryRelationObjectsUpTo(ctx context.Context, typ, rel string, ids []string, opts storage.QueryOptions, max int) ([][]graph.Relationship, error)
+	})
+	rows, err := r.QueryRelationObjectsUpTo(ctx, "doc", "viewer", []string{"d", "c", "a", "b", "x"}, storage.QueryOptions{}, 10)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := fmt.Sprint(len(rows[0]), rows[0] == nil, len(rows[1]), rows[1] == nil, len(rows[2]), len(rows[3]), rows[4] == nil)
+	// a and b whole; c cut by the budget; d and x beyond where it stopped.
+	if want := "0 true 0 true 2 3 true"; got != want || store.rows > 10 {
+		t.Fatalf("rows (len, left out) of d c a b x: %s, want %s; %d rows read, want at most 10", got, want, store.rows)
+	}
+	if st := c.Stats(); st.Entries != 2 {
+		t.Fatalf("%+v: want a and b kept, nothing else", st)
+	}
+	// c's own query reads it whole: nothing of the cut batch was kept.
+	if n := len(strs(t, c.Reader(store).QueryRelationships(ctx, storage.Filter{ResourceType: "doc", ResourceIDs: []string{"c"}, Relation: "viewer"}, storage.QueryOptions{}))); n != 50 {
+		t.Fatalf("c's own query: %d rows, want 50", n)
+	}
+	if _, err := r.QueryRelationObjectsUpTo(ctx, "doc", "viewer", []string{"a"}, storage.QueryOptions{}, 0); err == nil {
+		t.Fatal("a read without a budget was accepted")
 	}
 }
 

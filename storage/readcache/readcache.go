@@ -483,7 +483,7 @@ func (r *reader) QueryObjects(ctx context.Context, typ string, ids []string, per
 	if perObject <= 0 {
 		return nil, fmt.Errorf("%w: QueryObjects takes a positive perObject", storage.ErrInvalidArgument)
 	}
-	return r.queryObjects(ctx, typ, "", ids, perObject, opts)
+	return r.queryObjects(ctx, typ, "", ids, perObject, 0, opts)
 }
 
 // QueryRelationObjects is QueryObjects for one relation, whole: rows[i]
@@ -497,13 +497,26 @@ func (r *reader) QueryRelationObjects(ctx context.Context, typ, rel string, ids 
 	if rel == "" {
 		return nil, fmt.Errorf("%w: QueryRelationObjects needs a relation", storage.ErrInvalidArgument)
 	}
-	return r.queryObjects(ctx, typ, rel, ids, 0, opts)
+	return r.queryObjects(ctx, typ, rel, ids, 0, 0, opts)
+}
+
+// QueryRelationObjectsUpTo is QueryRelationObjects for a caller with a
+// budget of max rows in all (positive): its one query reads at most max
+// rows, and an object it may have cut short is left out (rows[i] nil),
+// neither returned nor kept. Expand warms the cache this way with the
+// relation an arrow reaches on each object of a tupleset.
+func (r *reader) QueryRelationObjectsUpTo(ctx context.Context, typ, rel string, ids []string, opts storage.QueryOptions, max int) (rows [][]graph.Relationship, err error) {
+	if rel == "" || max <= 0 {
+		return nil, fmt.Errorf("%w: QueryRelationObjectsUpTo needs a relation and a positive budget", storage.ErrInvalidArgument)
+	}
+	return r.queryObjects(ctx, typ, rel, ids, 0, max, opts)
 }
 
 // queryObjects reads the rows of typ#rel (every relation when rel is
-// empty) on each of ids, at most perObject of each (0: all), object by
-// object through the cache (see QueryObjects).
-func (r *reader) queryObjects(ctx context.Context, typ, rel string, ids []string, perObject int, opts storage.QueryOptions) (rows [][]graph.Relationship, err error) {
+// empty) on each of ids, at most perObject of each (0: all) and, when
+// perObject is 0, at most maxRows in all (0: no bound), object by object
+// through the cache (see QueryObjects).
+func (r *reader) queryObjects(ctx context.Context, typ, rel string, ids []string, perObject, maxRows int, opts storage.QueryOptions) (rows [][]graph.Relationship, err error) {
 	if err := (storage.Filter{ResourceType: typ, ResourceIDs: ids, Relation: rel}).Validate(); err != nil {
 		return nil, err
 	}
@@ -536,6 +549,9 @@ func (r *reader) queryObjects(ctx context.Context, typ, rel string, ids []string
 		return rows, nil
 	}
 	limit := perObject * len(missing)
+	if perObject == 0 {
+		limit = maxRows
+	}
 	q := opts
 	q.Limit = limit
 	// The rows are read into a recycled buffer and each object's kept
