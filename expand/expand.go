@@ -121,7 +121,6 @@ func Expand(ctx context.Context, s *schema.Schema, r storage.Reader, resource gr
 	if counter.oversize != nil && counter.known == nil && errors.Is(err, ErrTooLarge) {
 		counter.oversize.learn(counter, resource)
 	}
-
 	counter.release()
 	if err != nil {
 		return nil, fmt.Errorf("expand %s#%s: %w", resource, perm, err)

@@ -45,9 +45,13 @@ import (
 // entry count.
 type Oversize struct {
 	sizes *lru.Cache[objectRelation, sizeFact]
+	mu    sync.Mutex
+	// schema is the schema the sizes are of: learning under another
+	// forgets them, so the memory holds one schema alive, not one per
+	// schema ever written.
+	schema *schema.Schema
 	// counting are the object#relations being counted on their own, so
 	// that concurrent refusals through one of them count it once.
-	mu       sync.Mutex
 	counting map[objectRelation]bool
 }
 
@@ -130,6 +134,10 @@ func (m *Oversize) learn(counter *expander, resource graph.ObjectRef) {
 		m.mu.Unlock()
 		return
 	}
+	if m.schema != counter.s {
+		m.sizes.Purge()
+		m.schema = counter.s
+	}
 	m.counting[k] = true
 	m.mu.Unlock()
 	defer func() {
@@ -157,7 +165,11 @@ func (m *Oversize) learn(counter *expander, resource graph.ObjectRef) {
 	default:
 		return // too deep, or the request ended: nothing learned
 	}
-	m.sizes.Add(k, f)
+	m.mu.Lock()
+	if m.schema == f.s { // unless a count under a newer schema came between
+		m.sizes.Add(k, f)
+	}
+	m.mu.Unlock()
 }
 
 // addRead adds (typ, rel) to reads unless it is there.

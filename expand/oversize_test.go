@@ -124,6 +124,24 @@ func TestOversizeRefusesAtKnownSubtree(t *testing.T) {
 		t.Fatalf("sizes remembered after one refusal: %d, want 1 (tier:secret#clearance)", memo.sizes.Len())
 	}
 	with, errWith := reads(t, st.s, rd, "b", opts)
+	defer func() {
+		// Learning under another schema forgets the sizes of the old one,
+		// which the memory then no longer holds alive.
+		memo.sizes.Add(objectRelation{graph.ObjectRef{Type: "tier", ID: "other"}, "clearance"}, sizeFact{s: st.s})
+		again, err := schema.Compile("t.zed", tiers)
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, _ = Expand(context.Background(), again, rd, graph.ObjectRef{Type: "doc", ID: "a"}, "view", opts)
+		for _, k := range memo.sizes.Keys() {
+			if f, _ := memo.sizes.Peek(k); f.s != again {
+				t.Errorf("a size of the old schema kept: %v", k)
+			}
+		}
+		if memo.sizes.Len() != 1 {
+			t.Errorf("%d sizes after learning under a new schema, want 1", memo.sizes.Len())
+		}
+	}()
 	walked, errWithout := reads(t, st.s, rd, "b", without)
 	if !errors.Is(errWith, ErrTooLarge) || !errors.Is(errWithout, ErrTooLarge) || errWith.Error() != errWithout.Error() {
 		t.Fatalf("doc:b: %v with the memory, %v without; want the same ErrTooLarge", errWith, errWithout)
