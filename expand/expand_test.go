@@ -11,7 +11,6 @@ import (
 	"github.com/pembadb/pemba/graph"
 	"github.com/pembadb/pemba/schema"
 	"github.com/pembadb/pemba/storage"
-	"github.com/pembadb/pemba/storage/pebble"
 	"github.com/pembadb/pemba/storage/readcache"
 )
 
@@ -20,29 +19,8 @@ import (
 
 func world(t *testing.T, src string, rels ...string) (*schema.Schema, storage.Reader) {
 	t.Helper()
-	s, err := schema.Compile("t.zed", src)
-	if err != nil {
-		t.Fatal(err)
-	}
-	eng, err := pebble.Open(pebble.Options{InMemory: true, GCInterval: -1})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { eng.Close() })
-	var muts []storage.Mutation
-	for _, r := range rels {
-		muts = append(muts, storage.Mutation{Op: storage.OpTouch, Relationship: graph.MustParseRelationship(r)})
-	}
-	ctx := context.Background()
-	rev, err := eng.Write(ctx, storage.WriteRequest{Mutations: muts})
-	if err != nil {
-		t.Fatal(err)
-	}
-	rd, err := eng.SnapshotReader(ctx, rev)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return s, rd
+	st := newStore(t, src)
+	return st.s, st.write(storage.OpTouch, rels...)
 }
 
 const groups = `definition user {}
