@@ -91,7 +91,10 @@ type Changes interface {
 // size returns the remembered size of k that holds for x's schema,
 // revision and instant.
 func (m *Oversize) size(x *expander, k objectRelation) (sizeFact, bool) {
-	f, ok := m.sizes.Get(k)
+	// A count asks about every object#relation it expands: Peek shares
+	// the lock between concurrent counts; only a refusal marks its size
+	// used (see over).
+	f, ok := m.sizes.Peek(k)
 	if !ok || f.s != x.s {
 		return sizeFact{}, false
 	}
@@ -111,10 +114,15 @@ func (m *Oversize) size(x *expander, k objectRelation) (sizeFact, bool) {
 	return f, true
 }
 
-// over reports whether k is known to expand to more than x's limit.
+// over reports whether k is known to expand to more than x's limit, and
+// marks its size used when it is.
 func (m *Oversize) over(x *expander, k objectRelation) (sizeFact, bool) {
 	f, ok := m.size(x, k)
-	return f, ok && f.nodes > x.opts.MaxNodes
+	if !ok || f.nodes <= x.opts.MaxNodes {
+		return sizeFact{}, false
+	}
+	m.sizes.Get(k)
+	return f, true
 }
 
 // learn counts on its own the object#relation of a refused count's path
@@ -174,12 +182,10 @@ func (m *Oversize) learn(counter *expander, resource graph.ObjectRef) {
 
 // addRead adds (typ, rel) to reads unless it is there.
 func addRead(reads [][2]string, typ, rel string) [][2]string {
-	for _, d := range reads {
-		if d[0] == typ && d[1] == rel {
-			return reads
-		}
+	if d := [2]string{typ, rel}; !slices.Contains(reads, d) {
+		return append(reads, d)
 	}
-	return append(reads, [2]string{typ, rel})
+	return reads
 }
 
 // noExpiry is the until of a count that read no expiring relationship.

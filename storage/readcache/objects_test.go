@@ -183,6 +183,12 @@ func (c *countingReader) QueryRelationships(ctx context.Context, f storage.Filte
 	}
 }
 
+// relationObjectsUpToReader is the reader method Expand warms the cache
+// with.
+type relationObjectsUpToReader interface {
+	QueryRelationObjectsUpTo(ctx context.Context, typ, rel string, ids []string, opts storage.QueryOptions, max int) ([][]graph.Relationship, error)
+}
+
 // TestQueryRelationObjectsUpTo: a batch with a budget reads at most that
 // many rows, returns and keeps the objects it read whole, and leaves out
 // (neither returns nor keeps) the one the budget may have cut.
@@ -201,9 +207,7 @@ func TestQueryRelationObjectsUpTo(t *testing.T) {
 	}
 	store := &countingReader{Reader: snap}
 	c := readcache.New(readcache.Config{})
-	r := c.Reader(store).(interface {
-		QueryRelationObjectsUpTo(ctx context.Context, typ, rel string, ids []string, opts storage.QueryOptions, max int) ([][]graph.Relationship, error)
-	})
+	r := c.Reader(store).(relationObjectsUpToReader)
 	rows, err := r.QueryRelationObjectsUpTo(ctx, "doc", "viewer", []string{"d", "c", "a", "b", "x"}, storage.QueryOptions{}, 10)
 	if err != nil {
 		t.Fatal(err)
