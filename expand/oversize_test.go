@@ -124,24 +124,6 @@ func TestOversizeRefusesAtKnownSubtree(t *testing.T) {
 		t.Fatalf("sizes remembered after one refusal: %d, want 1 (tier:secret#clearance)", memo.sizes.Len())
 	}
 	with, errWith := reads(t, st.s, rd, "b", opts)
-	defer func() {
-		// Learning under another schema forgets the sizes of the old one,
-		// which the memory then no longer holds alive.
-		memo.sizes.Add(objectRelation{graph.ObjectRef{Type: "tier", ID: "other"}, "clearance"}, sizeFact{s: st.s})
-		again, err := schema.Compile("t.zed", tiers)
-		if err != nil {
-			t.Fatal(err)
-		}
-		_, _ = Expand(context.Background(), again, rd, graph.ObjectRef{Type: "doc", ID: "a"}, "view", opts)
-		for _, k := range memo.sizes.Keys() {
-			if f, _ := memo.sizes.Peek(k); f.s != again {
-				t.Errorf("a size of the old schema kept: %v", k)
-			}
-		}
-		if memo.sizes.Len() != 1 {
-			t.Errorf("%d sizes after learning under a new schema, want 1", memo.sizes.Len())
-		}
-	}()
 	walked, errWithout := reads(t, st.s, rd, "b", without)
 	if !errors.Is(errWith, ErrTooLarge) || !errors.Is(errWithout, ErrTooLarge) || errWith.Error() != errWithout.Error() {
 		t.Fatalf("doc:b: %v with the memory, %v without; want the same ErrTooLarge", errWith, errWithout)
@@ -167,6 +149,33 @@ func TestOversizeRefusesAtKnownSubtree(t *testing.T) {
 				t.Errorf("doc:%s shallow=%v with the memory: %v\n%s\nwant\n%s", id, o.Shallow, err, got, want)
 			}
 		}
+	}
+}
+
+// TestOversizeForgetsOldSchema: learning under another schema forgets
+// the sizes of the old one, which the memory then no longer holds alive.
+func TestOversizeForgetsOldSchema(t *testing.T) {
+	st := newStore(t, tiers)
+	rd := st.write(storage.OpTouch, append(members(30, ""),
+		"tier:secret#cleared@team:big#member", "doc:a#tier@tier:secret", "doc:a#viewer@user:ann")...)
+	memo := NewOversize(0)
+	opts := Options{MaxNodes: 20, Now: time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC), Oversize: memo}
+	if _, err := reads(t, st.s, rd, "a", opts); !errors.Is(err, ErrTooLarge) {
+		t.Fatalf("doc:a: %v, want ErrTooLarge", err)
+	}
+	memo.sizes.Add(objectRelation{graph.ObjectRef{Type: "tier", ID: "other"}, "clearance"}, sizeFact{s: st.s})
+	again, err := schema.Compile("t.zed", tiers)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, _ = Expand(context.Background(), again, rd, graph.ObjectRef{Type: "doc", ID: "a"}, "view", opts)
+	for _, k := range memo.sizes.Keys() {
+		if f, _ := memo.sizes.Peek(k); f.s != again {
+			t.Errorf("a size of the old schema kept: %v", k)
+		}
+	}
+	if memo.sizes.Len() != 1 {
+		t.Errorf("%d sizes after learning under a new schema, want 1", memo.sizes.Len())
 	}
 }
 
