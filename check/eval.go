@@ -57,6 +57,9 @@ type evaluation struct {
 	neg int32
 
 	closures map[node]*closure // key: (type, "", relation)
+	// facts, when set, answers what reverse walks from the subject
+	// proved (see walkFacts).
+	facts *walkFacts
 	// holdable is what the subject can hold at all, looked up on first use.
 	holdable holdable
 	// rows holds the complete relationships of prefetched objects.
@@ -103,6 +106,14 @@ func (ev *evaluation) checkBatch(typ, rel string, ids []string, depth int) ([]ou
 	if !ev.canHold(typ, rel) {
 		return ev.noOutcomes(len(ids)), nil
 	}
+	if ev.facts != nil {
+		return ev.checkWithFacts(typ, rel, ids, depth)
+	}
+	return ev.checkHoldable(typ, rel, ids, depth)
+}
+
+// checkHoldable is checkBatch for a relation the subject can hold.
+func (ev *evaluation) checkHoldable(typ, rel string, ids []string, depth int) ([]outcome, error) {
 	// A recursive relation or permission the subject's reverse closure
 	// answers needs no dispatch: its answers are exact. A permission whose
 	// grant lies beyond the configured depth limit is left to the forward

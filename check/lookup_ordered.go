@@ -96,6 +96,7 @@ func (e *Engine) lookupOrdered(ev *evaluation, paths *schema.Paths, target schem
 	if after == "" && len(streams) > maxMergeStreams {
 		return false, w, nil
 	}
+	ev.facts = newWalkFacts(w, paths)
 	m := &merge{ev: ev, resourceType: target.Type, fetch: firstFetch(req.Limit, len(streams))}
 	for _, s := range streams {
 		if err := m.open(s, after); err != nil {

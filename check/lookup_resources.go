@@ -12,6 +12,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/pembadb/pemba/check/dispatch"
 	"github.com/pembadb/pemba/graph"
 	"github.com/pembadb/pemba/schema"
 	"github.com/pembadb/pemba/storage"
@@ -236,6 +237,11 @@ type reverseWalk struct {
 	err    error // set by emit to stop the walk with an error
 	// state of every object reached: 1 candidate, 2 definite grant.
 	state map[node]uint8
+	// until holds, for a definite grant, the earliest expiration among
+	// the relationships of the path that first proved it, when one
+	// expires (absent: it never does). A later path may hold longer; the
+	// first one's bound is the safe one (see walkFacts).
+	until map[node]int64
 	// status of target resources: 1 awaiting a check, 2 sent.
 	status  map[string]uint8
 	pending []string // candidates awaiting a check, in discovery order
@@ -250,6 +256,11 @@ type reverseWalk struct {
 	final   map[schema.Node]uint8
 	sources map[source]uint8 // closure: lists of the target type to read
 	seeds   map[string]uint8 // closure: target objects reached without a list
+
+	// limit, when set, stops the walk past that many objects reached. A
+	// walk without emit only collects (see walkFacts): it sends and
+	// checks nothing.
+	limit int
 }
 
 // source is a relationship list leading into the target type: the
@@ -260,7 +271,7 @@ type source struct {
 }
 
 func newReverseWalk(ev *evaluation, target schema.Node, paths *schema.Paths) *reverseWalk {
-	return &reverseWalk{ev: ev, target: target, paths: paths, state: make(map[node]uint8), status: make(map[string]uint8)}
+	return &reverseWalk{ev: ev, target: target, paths: paths, state: make(map[node]uint8), until: make(map[node]int64), status: make(map[string]uint8)}
 }
 
 // walkGroup is the frontier of one schema node.
@@ -273,7 +284,7 @@ type walkGroup struct {
 func (w *reverseWalk) run() error {
 	s := w.ev.subject
 	start := schema.Node{Type: s.Object.Type, Relation: s.Relation}
-	w.reach(start, s.Object.ID, 2)
+	w.reach(start, s.Object.ID, 2, dispatch.Never)
 	if s.Relation == "" && s.Object.ID != graph.Wildcard {
 		// Wildcard relationships reach the subject too; they are walked
 		// from the start node's wildcard edges only.
@@ -307,8 +318,9 @@ func (w *reverseWalk) inFinal(n schema.Node) bool {
 }
 
 // reach records that object id at node n was reached, definitely (2) or
-// as a candidate (1).
-func (w *reverseWalk) reach(n schema.Node, id string, st uint8) {
+// as a candidate (1), along a path whose relationships hold until until
+// (UnixNano; dispatch.Never when none expires).
+func (w *reverseWalk) reach(n schema.Node, id string, st uint8, until int64) {
 	if w.stop {
 		return
 	}
@@ -323,7 +335,14 @@ func (w *reverseWalk) reach(n schema.Node, id string, st uint8) {
 		return
 	}
 	w.state[k] = st
-	if n == w.target {
+	if st == 2 && until != dispatch.Never {
+		w.until[k] = until
+	}
+	if w.limit > 0 && len(w.state) > w.limit {
+		w.stop = true
+		return
+	}
+	if n == w.target && w.emit != nil {
 		switch {
 		case w.status[id] == 2:
 		case st == 2:
@@ -368,7 +387,7 @@ func (w *reverseWalk) drain() error {
 	w.final, w.sources, w.seeds = nil, nil, nil
 	for _, id := range slices.Sorted(maps.Keys(seeds)) {
 		if st := seeds[id]; st > 0 {
-			w.reach(w.target, id, st)
+			w.reach(w.target, id, st, dispatch.Never) // a replay sends grants unbounded
 		}
 	}
 	groups := make(map[schema.Edge]*walkGroup)
@@ -456,7 +475,7 @@ func (w *reverseWalk) expandEdge(g walkGroup, edge schema.Edge) error {
 	switch edge.Kind {
 	case schema.EdgeComputed:
 		for i, id := range g.ids {
-			w.reach(edge.To, id, downgrade(g.state[i], cond))
+			w.reach(edge.To, id, downgrade(g.state[i], cond), w.untilOf(g.node, id))
 		}
 	case schema.EdgeWildcard:
 		if !w.wildcard || g.node.Relation != "" {
@@ -466,7 +485,7 @@ func (w *reverseWalk) expandEdge(g walkGroup, edge schema.Edge) error {
 		f := storage.ReverseFilter{Subject: storage.SubjectFilter{Type: g.node.Type, IDs: []string{graph.Wildcard}, Relation: &ellipsis},
 			ResourceType: edge.To.Type, Relation: edge.To.Relation}
 		if err := w.reverse(f, func(r graph.Relationship) {
-			w.reach(edge.To, r.Resource.ID, downgrade(g.state[0], cond || r.Caveat != nil))
+			w.reach(edge.To, r.Resource.ID, downgrade(g.state[0], cond || r.Caveat != nil), pathUntil(w.untilOf(g.node, g.ids[0]), &r))
 		}); err != nil {
 			return err
 		}
@@ -489,7 +508,7 @@ func (w *reverseWalk) expandEdge(g walkGroup, edge schema.Edge) error {
 				if i < 0 {
 					return
 				}
-				w.reach(edge.To, r.Resource.ID, downgrade(g.state[start+i], cond || r.Caveat != nil))
+				w.reach(edge.To, r.Resource.ID, downgrade(g.state[start+i], cond || r.Caveat != nil), pathUntil(w.untilOf(g.node, ids[i]), &r))
 			}); err != nil {
 				return err
 			}
@@ -499,6 +518,23 @@ func (w *reverseWalk) expandEdge(g walkGroup, edge schema.Edge) error {
 		}
 	}
 	return nil
+}
+
+// untilOf is how long the grant of object id at node n holds (see
+// reverseWalk.until); meaningless for a candidate.
+func (w *reverseWalk) untilOf(n schema.Node, id string) int64 {
+	if u, ok := w.until[node{n.Type, id, n.Relation}]; ok {
+		return u
+	}
+	return dispatch.Never
+}
+
+// pathUntil extends a path holding until until by relationship r.
+func pathUntil(until int64, r *graph.Relationship) int64 {
+	if r.Expiration != nil {
+		return min(until, r.Expiration.UnixNano())
+	}
+	return until
 }
 
 // reverse reads relationships by subject, calling fn for each, until the

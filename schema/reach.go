@@ -92,6 +92,7 @@ func (e Edge) String() string {
 // and sorted; the per-target sets behind Toward are computed on first use
 // and memoized.
 type Reachability struct {
+	defs  map[string]*Definition
 	edges map[Node][]Edge
 	nodes []Node // every node with an edge, sorted
 
@@ -110,6 +111,9 @@ type Paths struct {
 	r       *Reachability
 	reaches map[Node]bool // nodes with a path to Target, Target included
 	primary bool          // secondary edges are left out
+
+	subtractedOnce sync.Once
+	subtracted     []Node // see Subtracted
 }
 
 // lazyReachability builds a schema's reachability graph once, on first
@@ -353,7 +357,7 @@ func buildReachability(s *Schema) *Reachability {
 		merged = append(merged, e)
 	}
 	all = merged
-	r := &Reachability{edges: map[Node][]Edge{}, toward: map[Node]*Paths{}}
+	r := &Reachability{defs: s.Definitions, edges: map[Node][]Edge{}, toward: map[Node]*Paths{}}
 	for start := 0; start < len(all); {
 		end := start + 1
 		for end < len(all) && all[end].From == all[start].From {
