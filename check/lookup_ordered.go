@@ -27,7 +27,9 @@ import (
 //  2. opens every list strictly after the cursor's ID and merges them in
 //     ID order, reading each a few rows at a time;
 //  3. checks the candidates among the next IDs in batches and sends the
-//     granted ones, until the page is full.
+//     granted ones, until the page is full. The checks start from what
+//     the walk of step 1 proved (see walkFacts): which objects below the
+//     type the subject holds a relation on, and which it holds none on.
 //
 // A page reads the objects below the type the subject reaches, one query
 // per list, and rows in proportion to the page (and the candidates a

@@ -35,6 +35,17 @@ type walkFacts struct {
 	// needs to know where the subject is suspended, which no path to the
 	// target holds. One walk each, usually a single query finding nothing.
 	unwalked []schema.Node
+	// derived memoizes what was decided (or not) from a permission's
+	// expression, so a shared expression is worked out once per object
+	// however many candidates and branches ask.
+	derived map[node]derivedFact
+}
+
+// derivedFact is a permission's answer worked out from the facts; ok is
+// false when they do not decide it.
+type derivedFact struct {
+	o  outcome
+	ok bool
 }
 
 // sideWalkObjects bounds the objects a walk of a subtracted side may
@@ -104,8 +115,8 @@ func (f *walkFacts) covering(n schema.Node) *reverseWalk {
 // outcome answers relation rel of typ:id from the facts; ok is false when
 // no walk covers it, or when it is a candidate the facts do not decide.
 func (f *walkFacts) outcome(s *schema.Schema, typ, id, rel string, depth int) (o outcome, ok bool) {
+	k := node{typ, id, rel}
 	if w := f.covering(schema.Node{Type: typ, Relation: rel}); w != nil {
-		k := node{typ, id, rel}
 		switch w.state[k] {
 		case 0:
 			return noOutcome, true
@@ -118,11 +129,19 @@ func (f *walkFacts) outcome(s *schema.Schema, typ, id, rel string, depth int) (o
 		}
 		// A candidate: decided from its expression, if it can be.
 	}
+	if d, seen := f.derived[k]; seen {
+		return d.o, d.ok
+	}
 	def := s.Definitions[typ]
 	if def == nil || def.Permissions[rel] == nil || depth >= factsDepth {
 		return outcome{}, false
 	}
-	return f.expr(s, typ, id, def.Permissions[rel].Expr, depth+1)
+	o, ok = f.expr(s, typ, id, def.Permissions[rel].Expr, depth+1)
+	if f.derived == nil {
+		f.derived = make(map[node]derivedFact)
+	}
+	f.derived[k] = derivedFact{o, ok}
+	return o, ok
 }
 
 // expr evaluates x on typ:id from the facts alone: relations of the same
