@@ -122,6 +122,20 @@ func (w *reverseWalk) streams(after string) []*stream {
 		}
 		out = append(out, seed)
 	}
+	// Several edges may lead to one list (`project->read` and
+	// `project->write` both read a project's `project` relationships):
+	// each list is opened once, with the best state any of them gives.
+	lists := make(map[listKey]*stream, len(w.sources))
+	add := func(subType, subID, subRel, relation string, base uint8) {
+		k := listKey{graph.SubjectRef{Object: graph.ObjectRef{Type: subType, ID: subID}, Relation: subRel}, relation}
+		if s := lists[k]; s != nil {
+			s.base = max(s.base, base)
+			return
+		}
+		s := &stream{subject: k.subject, relation: relation, base: base}
+		lists[k] = s
+		out = append(out, s)
+	}
 	def := w.ev.schema.Definitions[w.target.Type]
 	for src, st := range w.sources {
 		e := src.edge
@@ -131,16 +145,14 @@ func (w *reverseWalk) streams(after string) []*stream {
 		}
 		switch e.Kind {
 		case schema.EdgeDirect, schema.EdgeWildcard:
-			out = append(out, listStream(e.From.Type, src.id, e.From.Relation, e.To.Relation, base))
+			add(e.From.Type, src.id, e.From.Relation, e.To.Relation, base)
 		case schema.EdgeArrow:
 			// One list per subject relation the tupleset allows: the
 			// index orders a subject's relationships by subject relation
 			// before resource ID.
-			var rels []string
 			for _, a := range def.Relations[e.Tupleset].Allowed {
-				if a.Type == e.From.Type && !a.Wildcard && !slices.Contains(rels, a.Relation) {
-					rels = append(rels, a.Relation)
-					out = append(out, listStream(e.From.Type, src.id, a.Relation, e.Tupleset, base))
+				if a.Type == e.From.Type && !a.Wildcard {
+					add(e.From.Type, src.id, a.Relation, e.Tupleset, base)
 				}
 			}
 		}
@@ -148,10 +160,10 @@ func (w *reverseWalk) streams(after string) []*stream {
 	return out
 }
 
-// listStream is the stream of relationships `<type>:x#relation@subType:subID#subRel`.
-func listStream(subType, subID, subRel, relation string, base uint8) *stream {
-	return &stream{subject: graph.SubjectRef{Object: graph.ObjectRef{Type: subType, ID: subID}, Relation: subRel},
-		relation: relation, base: base}
+// listKey identifies a relationship list: `<type>:x#relation@subject`.
+type listKey struct {
+	subject  graph.SubjectRef
+	relation string
 }
 
 // firstFetch is how many rows each of n streams reads first: enough for
