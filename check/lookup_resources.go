@@ -285,9 +285,11 @@ func (w *reverseWalk) run() error {
 	s := w.ev.subject
 	start := schema.Node{Type: s.Object.Type, Relation: s.Relation}
 	w.reach(start, s.Object.ID, 2, dispatch.Never)
-	if s.Relation == "" && s.Object.ID != graph.Wildcard {
-		// Wildcard relationships reach the subject too; they are walked
-		// from the start node's wildcard edges only.
+	if s.Relation == "" {
+		// Wildcard relationships reach the subject too (the wildcard
+		// subject `user:*` itself among them, where the relation allows
+		// only `user:*`); they are walked from the start node's wildcard
+		// edges only.
 		w.wildcard = true
 	}
 	return w.walk()

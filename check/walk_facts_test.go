@@ -17,7 +17,8 @@ import (
 // then every check, on the same engine, at instants past one, two and
 // three of the expirations. A bound too late would let the cache answer
 // a grant after it ended. The oracle is Check on an engine without a
-// cache, which TestReferenceModel holds to the model.
+// cache (which TestReferenceModel holds to the model), so the wildcard
+// subject user:* is asked too.
 func TestLookupFactsUntils(t *testing.T) {
 	rng := referenceRNG(t, 7)
 	ctx := context.Background()
@@ -41,7 +42,7 @@ func TestLookupFactsUntils(t *testing.T) {
 			}
 			return r.Permissionship
 		}
-		var subjects []graph.SubjectRef
+		subjects := []graph.SubjectRef{{Object: graph.ObjectRef{Type: "user", ID: graph.Wildcard}}}
 		for _, id := range w.ids["user"] {
 			subjects = append(subjects, graph.SubjectRef{Object: graph.ObjectRef{Type: "user", ID: id}})
 		}
