@@ -275,9 +275,7 @@ func (ev *evaluation) buildClosure(typ string, spec closureSpec) (*closure, erro
 	// subject, whose own chain holds until u, and reports whether it is
 	// new.
 	add := func(level int32, u int64, rel graph.Relationship) bool {
-		if rel.Expiration != nil {
-			u = min(u, rel.Expiration.UnixNano())
-		}
+		u = pathUntil(u, &rel)
 		id := rel.Resource.ID
 		if _, seen := cl.level[id]; seen {
 			// Another chain: the member holds while either does.
@@ -357,10 +355,7 @@ func (ev *evaluation) viaReverse(typ string, v closureVia, subjectType string, s
 			part := ids[start:min(start+chunk, len(ids))]
 			if err := ev.reverse(storage.ReverseFilter{Subject: storage.SubjectFilter{Type: subjectType, IDs: part, Relation: &ellipsis},
 				ResourceType: v.types[k], Relation: t.Name}, func(rel graph.Relationship) {
-				u := int64(dispatch.Never)
-				if rel.Expiration != nil {
-					u = rel.Expiration.UnixNano()
-				}
+				u := pathUntil(dispatch.Never, &rel)
 				id := rel.Resource.ID
 				if old, seen := midUntil[id]; !seen {
 					mid = append(mid, id)

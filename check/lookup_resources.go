@@ -271,7 +271,7 @@ type source struct {
 }
 
 func newReverseWalk(ev *evaluation, target schema.Node, paths *schema.Paths) *reverseWalk {
-	return &reverseWalk{ev: ev, target: target, paths: paths, state: make(map[node]uint8), until: make(map[node]int64), status: make(map[string]uint8)}
+	return &reverseWalk{ev: ev, target: target, paths: paths, state: make(map[node]uint8), status: make(map[string]uint8)}
 }
 
 // walkGroup is the frontier of one schema node.
@@ -338,6 +338,9 @@ func (w *reverseWalk) reach(n schema.Node, id string, st uint8, until int64) {
 	}
 	w.state[k] = st
 	if st == 2 && until != dispatch.Never {
+		if w.until == nil {
+			w.until = make(map[node]int64)
+		}
 		w.until[k] = until
 	}
 	if w.limit > 0 && len(w.state) > w.limit {

@@ -28,7 +28,11 @@ import (
 // progress), so what is derived from them may be cached and shared like
 // any other answer: a derived grant carries the bound of the path.
 type walkFacts struct {
-	walks []*reverseWalk
+	schema *schema.Schema
+	// resourceType is the lookup's: no walk covers its objects (they
+	// are the candidates), so its checks skip the facts.
+	resourceType string
+	walks        []*reverseWalk
 	// unwalked lists the nodes on subtracted sides (schema.Paths.Subtracted)
 	// still to walk, on the first check that consults the facts: a check
 	// of a candidate of `(... + project->read) - project->suspended`
@@ -59,7 +63,7 @@ const sideWalkObjects = 1024
 // its object's relationships anyway, and walking such a side would read
 // every object of the type the subject holds it on, page after page.
 func newWalkFacts(w *reverseWalk, paths *schema.Paths) *walkFacts {
-	f := &walkFacts{walks: []*reverseWalk{w}}
+	f := &walkFacts{schema: w.ev.schema, resourceType: paths.Target.Type, walks: []*reverseWalk{w}}
 	for _, n := range paths.Subtracted() {
 		if n.Type != paths.Target.Type {
 			f.unwalked = append(f.unwalked, n)
@@ -114,7 +118,7 @@ func (f *walkFacts) covering(n schema.Node) *reverseWalk {
 
 // outcome answers relation rel of typ:id from the facts; ok is false when
 // no walk covers it, or when it is a candidate the facts do not decide.
-func (f *walkFacts) outcome(s *schema.Schema, typ, id, rel string, depth int) (o outcome, ok bool) {
+func (f *walkFacts) outcome(typ, id, rel string, depth int) (o outcome, ok bool) {
 	k := node{typ, id, rel}
 	if w := f.covering(schema.Node{Type: typ, Relation: rel}); w != nil {
 		switch w.state[k] {
@@ -132,11 +136,11 @@ func (f *walkFacts) outcome(s *schema.Schema, typ, id, rel string, depth int) (o
 	if d, seen := f.derived[k]; seen {
 		return d.o, d.ok
 	}
-	def := s.Definitions[typ]
+	def := f.schema.Definitions[typ]
 	if def == nil || def.Permissions[rel] == nil || depth >= factsDepth {
 		return outcome{}, false
 	}
-	o, ok = f.expr(s, typ, id, def.Permissions[rel].Expr, depth+1)
+	o, ok = f.expr(typ, id, def.Permissions[rel].Expr, depth+1)
 	if f.derived == nil {
 		f.derived = make(map[node]derivedFact)
 	}
@@ -147,16 +151,16 @@ func (f *walkFacts) outcome(s *schema.Schema, typ, id, rel string, depth int) (o
 // expr evaluates x on typ:id from the facts alone: relations of the same
 // object, combined as the evaluator combines them. Arrows need the
 // object's relationships, so an expression with one is not decided.
-func (f *walkFacts) expr(s *schema.Schema, typ, id string, x schema.Expr, depth int) (outcome, bool) {
+func (f *walkFacts) expr(typ, id string, x schema.Expr, depth int) (outcome, bool) {
 	switch x := x.(type) {
 	case *schema.Nil:
 		return noOutcome, true
 	case *schema.RelationRef:
-		return f.outcome(s, typ, id, x.Name, depth)
+		return f.outcome(typ, id, x.Name, depth)
 	case *schema.Union:
 		o := noOutcome
 		for _, c := range x.Children {
-			co, ok := f.expr(s, typ, id, c, depth)
+			co, ok := f.expr(typ, id, c, depth)
 			if !ok {
 				return outcome{}, false
 			}
@@ -168,7 +172,7 @@ func (f *walkFacts) expr(s *schema.Schema, typ, id string, x schema.Expr, depth 
 	case *schema.Intersection:
 		var o outcome
 		for i, c := range x.Children {
-			co, ok := f.expr(s, typ, id, c, depth)
+			co, ok := f.expr(typ, id, c, depth)
 			if !ok {
 				return outcome{}, false
 			}
@@ -183,11 +187,11 @@ func (f *walkFacts) expr(s *schema.Schema, typ, id string, x schema.Expr, depth 
 		}
 		return o, true
 	case *schema.Exclusion:
-		o, ok := f.expr(s, typ, id, x.Base, depth)
+		o, ok := f.expr(typ, id, x.Base, depth)
 		if !ok || o.perm == NoPermission {
 			return o, ok
 		}
-		sub, ok := f.expr(s, typ, id, x.Subtracted, depth)
+		sub, ok := f.expr(typ, id, x.Subtracted, depth)
 		if !ok {
 			return outcome{}, false
 		}
@@ -200,6 +204,9 @@ func (f *walkFacts) expr(s *schema.Schema, typ, id string, x schema.Expr, depth 
 // checkWithFacts is checkBatch answering from the facts what they decide
 // and checking the rest.
 func (ev *evaluation) checkWithFacts(typ, rel string, ids []string, depth int) ([]outcome, error) {
+	if typ == ev.facts.resourceType {
+		return ev.checkHoldable(typ, rel, ids, depth)
+	}
 	if len(ev.facts.unwalked) > 0 {
 		if err := ev.walkSubtracted(); err != nil {
 			return nil, err
@@ -208,7 +215,7 @@ func (ev *evaluation) checkWithFacts(typ, rel string, ids []string, depth int) (
 	out := ev.newOutcomes(len(ids))
 	var rest []int
 	for i, id := range ids {
-		o, ok := ev.facts.outcome(ev.schema, typ, id, rel, 0)
+		o, ok := ev.facts.outcome(typ, id, rel, 0)
 		if !ok {
 			rest = append(rest, i)
 			continue
