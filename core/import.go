@@ -36,6 +36,7 @@ type Import struct {
 	sch       VersionedSchema
 	committed int // relationships of the stream committed so far
 	last      storage.Revision
+	closed    bool
 }
 
 // NewImport starts an import of batches of batchSize relationships, each
@@ -126,12 +127,17 @@ var ErrImportTooLarge = errors.New("import too large")
 // it can be sent again once others have committed.
 var ErrImportBufferFull = errors.New("import buffers full")
 
-// Close gives back what the import holds of its writer's buffer; an
-// import is closed once its stream ends, whether it finished or failed.
-// Closing twice is harmless.
+// Close gives back what the import holds of its writer's buffer and, if
+// it committed relationships, tells the writer's OnImported; an import is
+// closed once its stream ends, whether it finished or failed. Closing
+// twice is harmless.
 func (imp *Import) Close() {
 	imp.release()
 	imp.batch = nil
+	if imp.committed > 0 && !imp.closed && imp.w.imported != nil {
+		imp.w.imported(imp.committed, imp.last)
+	}
+	imp.closed = true
 }
 
 // release gives back the batch's share of the import buffer.

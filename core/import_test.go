@@ -3,6 +3,7 @@ package core
 import (
 	"context"
 	"errors"
+	"fmt"
 	"strings"
 	"testing"
 
@@ -120,5 +121,56 @@ func TestImportBuffer(t *testing.T) {
 	}
 	if !w.importBuffer.TryAcquire(3 * per) {
 		t.Fatal("the buffer is not whole once every import is closed")
+	}
+}
+
+// TestOnImported: the writer hears an import that committed
+// relationships once, when it is closed, with its count and last
+// revision, whether it finished or stopped; an import that committed
+// nothing, or one closed twice, adds nothing.
+func TestOnImported(t *testing.T) {
+	ctx := context.Background()
+	for _, c := range []struct {
+		name   string
+		rels   []string
+		finish bool
+		heard  string
+	}{
+		{"finished", []string{"doc:a#viewer@user:x", "doc:b#viewer@user:x", "doc:c#viewer@user:x"}, true, "[3]"},
+		{"stopped after a batch", []string{"doc:a#viewer@user:x", "doc:b#viewer@user:x", "doc:c#viewer@user:x"}, false, "[2]"},
+		{"nothing committed", []string{"doc:a#viewer@user:x"}, false, "[]"},
+		{"empty stream", nil, true, "[]"},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			w := newWriter(t, 10)
+			var heard []int
+			var lastRev storage.Revision
+			w.OnImported(func(committed int, last storage.Revision) {
+				heard = append(heard, committed)
+				lastRev = last
+			})
+			imp, err := w.NewImport(ctx, 2, storage.WriteMetadata{}, func(int, storage.Revision) error { return nil })
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, r := range c.rels {
+				if err := imp.Add(ctx, graph.MustParseRelationship(r), Field("relationships")); err != nil {
+					t.Fatal(err)
+				}
+			}
+			if c.finish {
+				if err := imp.Finish(ctx); err != nil {
+					t.Fatal(err)
+				}
+			}
+			imp.Close()
+			imp.Close()
+			if got := fmt.Sprint(heard); got != c.heard {
+				t.Fatalf("heard %s, want %s", got, c.heard)
+			}
+			if len(heard) > 0 && lastRev != imp.Last() {
+				t.Fatalf("heard revision %d, import's last %d", lastRev, imp.Last())
+			}
+		})
 	}
 }

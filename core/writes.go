@@ -64,7 +64,17 @@ type Writer struct {
 	// Limits.MaxImportBuffer).
 	importBuffer *semaphore.Weighted
 	importMax    int64
+	// imported, when set, hears each import that committed
+	// relationships once it ends (see OnImported).
+	imported func(committed int, last storage.Revision)
 }
+
+// OnImported has f told, when an import that committed relationships
+// ends (finished or stopped by an error), how many it committed and the
+// revision of its last batch: what a bulk load leaves stale, such as a
+// server's shared subject sets, is recomputed then rather than on the
+// first requests that need it. Call it before the first import.
+func (w *Writer) OnImported(f func(committed int, last storage.Revision)) { w.imported = f }
 
 // NewWriter writes to engine, reading schemas through schemas and heads
 // through revs; one WriteRelationships takes at most limits'

@@ -89,30 +89,3 @@ func (s *Server) readyz(w http.ResponseWriter, _ *http.Request) {
 		_, _ = w.Write([]byte("ready\n"))
 	}
 }
-
-// warmSets computes the shared subject sets at the head revision before
-// the server reports ready (Config.WarmSetsWait), and logs what it did.
-// A datastore without a schema yet has nothing to warm; a failure only
-// leaves lookups to compute the sets as they would have.
-func (s *Server) warmSets() {
-	ctx, cancel := context.WithTimeout(s.stopping, s.cfg.WarmSetsWait)
-	defer cancel()
-	start := time.Now()
-	rev, err := s.engine.HeadRevision(ctx)
-	if err != nil {
-		s.log.Warn("warming subject sets: no head revision", "err", err)
-		return
-	}
-	snap, err := s.snapshot(ctx, rev)
-	if err != nil {
-		s.log.Info("warming subject sets: nothing to warm", "reason", err)
-		return
-	}
-	n, err := s.checker.WarmSets(ctx, snap)
-	attrs := []any{"sets", n, "duration", time.Since(start).Round(time.Millisecond)}
-	if err != nil {
-		s.log.Warn("warming subject sets stopped", append(attrs, "err", err)...)
-		return
-	}
-	s.log.Info("warmed subject sets", attrs...)
-}

@@ -169,7 +169,9 @@ type Config struct {
 	// WarmSetsWait, when positive, has Serve compute the subject sets
 	// lookups on many resources share (check.Engine.WarmSets) before the
 	// server reports ready, for at most this long; the server answers
-	// requests meanwhile, and /readyz says it is starting.
+	// requests meanwhile, and /readyz says it is starting. They are
+	// computed again, in the background and for as long, after each
+	// import that committed relationships (warm.go).
 	WarmSetsWait time.Duration
 	// DisableCacheAcrossRevisions keeps every cached read and subject
 	// set to the revision it was computed at. Otherwise the server
@@ -255,6 +257,9 @@ type Server struct {
 	// readiness is the last datastore probe's result (readiness.go).
 	readiness atomic.Int32
 
+	// warmer runs the warmings of the shared subject sets (warm.go).
+	warmer setWarmer
+
 	// stopping is cancelled when Shutdown begins, ending Watch streams
 	// so a graceful stop does not wait for them forever.
 	stopping context.Context
@@ -339,6 +344,7 @@ func New(cfg Config) (*Server, error) {
 		MaxImportBuffer: s.limits.MaxImportBuffer,
 	}.WithDefaults()
 	s.writer = core.NewWriter(s.engine, s.revs, s.schemas, s.requests)
+	s.writer.OnImported(s.warmAfterImport)
 	s.stopping, s.stop = context.WithCancel(context.Background())
 	return s, nil
 }
@@ -464,7 +470,7 @@ func (s *Server) Serve() error {
 			s.health.SetServingStatus(name, healthpb.HealthCheckResponse_NOT_SERVING)
 		}
 		go func() {
-			s.warmSets()
+			s.warm("start")
 			s.setReady(s.probe(s.stopping))
 			s.probePeriodically()
 		}()
@@ -679,6 +685,7 @@ func (s *Server) closeListeners() {
 func (s *Server) Shutdown(ctx context.Context) {
 	s.health.Shutdown()
 	s.stop()
+	s.waitWarming(ctx)
 	s.waitReach(ctx)
 	s.waitChanges(ctx)
 	if s.httpSrv != nil {
