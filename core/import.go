@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"iter"
+	"time"
 
 	"github.com/pembadb/pemba/graph"
 	"github.com/pembadb/pemba/storage"
@@ -128,17 +129,37 @@ var ErrImportTooLarge = errors.New("import too large")
 var ErrImportBufferFull = errors.New("import buffers full")
 
 // Close gives back what the import holds of its writer's buffer and, if
-// it committed relationships, tells the writer's OnImported; an import is
-// closed once its stream ends, whether it finished or failed. Closing
-// twice is harmless.
+// it committed relationships, lets the datastore refresh what the load
+// left stale (see bulkLoadRefresher), then tells the writer's
+// OnImported; an import is closed once its stream ends, whether it
+// finished or failed. Closing twice is harmless.
 func (imp *Import) Close() {
 	imp.release()
 	imp.batch = nil
-	if imp.committed > 0 && !imp.closed && imp.w.imported != nil {
-		imp.w.imported(imp.committed, imp.last)
+	if imp.committed > 0 && !imp.closed {
+		if r, ok := imp.w.engine.(bulkLoadRefresher); ok {
+			ctx, cancel := context.WithTimeout(context.Background(), refreshTimeout)
+			r.AfterImport(ctx, imp.committed)
+			cancel()
+		}
+		if imp.w.imported != nil {
+			imp.w.imported(imp.committed, imp.last)
+		}
 	}
 	imp.closed = true
 }
+
+// bulkLoadRefresher is a datastore that refreshes what a bulk load leaves
+// stale once an import stream ends, its batches being separate imports
+// to it: PostgreSQL's planner statistics and visibility map (see
+// storage/sql's AfterImport). It is best effort and bounded by ctx.
+type bulkLoadRefresher interface {
+	AfterImport(ctx context.Context, imported int)
+}
+
+// refreshTimeout bounds a datastore's refresh after an import: the
+// stream's own context may have ended with it.
+const refreshTimeout = time.Minute
 
 // release gives back the batch's share of the import buffer.
 func (imp *Import) release() {

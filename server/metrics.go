@@ -172,6 +172,19 @@ func (e *instrumented) WriteSchema(ctx context.Context, w storage.SchemaWrite) (
 	return e.Engine.WriteSchema(ctx, w)
 }
 
+// AfterImport passes an import's end to a datastore that refreshes what
+// bulk loads leave stale (storage/sql's AfterImport), timed.
+func (e *instrumented) AfterImport(ctx context.Context, imported int) {
+	r, ok := e.Engine.(interface {
+		AfterImport(ctx context.Context, imported int)
+	})
+	if !ok {
+		return
+	}
+	defer e.time("after_import", time.Now())
+	r.AfterImport(ctx, imported)
+}
+
 // instrumentedReader times each query until its iteration ends.
 type instrumentedReader struct {
 	storage.Reader

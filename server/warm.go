@@ -94,16 +94,16 @@ func (s *Server) warmSets(why string) {
 	start := time.Now()
 	rev, err := s.engine.HeadRevision(ctx)
 	if err != nil {
-		s.log.Warn("warming subject sets: no head revision", "after", why, "err", err)
+		s.log.Warn("warming subject sets: no head revision", "err", err, "after", why)
 		return
 	}
 	snap, err := s.snapshot(ctx, rev)
 	if err != nil {
-		s.log.Info("warming subject sets: nothing to warm", "after", why, "reason", err)
+		s.log.Info("warming subject sets: nothing to warm", "reason", err, "after", why)
 		return
 	}
 	n, err := s.checker.WarmSets(ctx, snap)
-	attrs := []any{"after", why, "sets", n, "duration", time.Since(start).Round(time.Millisecond)}
+	attrs := []any{"sets", n, "duration", time.Since(start).Round(time.Millisecond), "after", why}
 	if err != nil {
 		s.log.Warn("warming subject sets stopped", append(attrs, "err", err)...)
 		return

@@ -126,8 +126,8 @@ var dialectStatements = map[string]bool{
 	"pgNotifyRevision": true, // PostgreSQL's commit notification
 	"pgListen":         true,
 	// Statistics after a bulk import; CockroachDB collects its own.
-	"pgRelationshipsChangedSinceAnalyze": true,
-	"pgAnalyzeRelationships":             true,
+	"pgRelationshipsPlanned":   true,
+	"pgVacuumAnalyzeRelations": true,
 }
 
 // TestSharedStatementsListed: every statement constant of the package —

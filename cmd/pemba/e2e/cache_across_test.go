@@ -3,8 +3,12 @@ package e2e
 import (
 	"context"
 	"fmt"
+	"slices"
+	"strconv"
 	"strings"
 	"testing"
+
+	"github.com/jackc/pgx/v5"
 
 	pb "github.com/pembadb/pemba/proto/pemba/v1"
 )
@@ -173,6 +177,59 @@ func TestWarmSetsAtStart(t *testing.T) {
 			s.restart()
 			if strings.Contains(s.log.String(), "warmed subject sets") {
 				t.Errorf("--warm-sets-wait 0 warmed sets:\n%s", s.log)
+			}
+		})
+	}
+}
+
+// TestImportWarmsAndRefreshes: `pemba import` of a bulk load has the
+// server warm every tier's clearance again, in the background, and says
+// so in its log; on PostgreSQL the import leaves the relationships table
+// vacuumed and measured before it returns (not left to autovacuum's next
+// nap).
+func TestImportWarmsAndRefreshes(t *testing.T) {
+	for _, kind := range []string{"embedded", "postgres"} {
+		t.Run(kind, func(t *testing.T) {
+			args := datastoreArgs(t, kind)
+			s := startServer(t, args...)
+			if _, err := s.client(tokenSecret).schema.WriteSchema(context.Background(), &pb.WriteSchemaRequest{Schema: tierSchema}); err != nil {
+				t.Fatal(err)
+			}
+			// 12,000 relationships: 4,000 teams of one member, a third of
+			// them cleared for the secret tier, each reading a document.
+			var lines []string
+			for i := range 4000 {
+				team := fmt.Sprintf("team:t%d", i)
+				lines = append(lines, fmt.Sprintf("%s#member@user:u%d", team, i),
+					fmt.Sprintf("document:d%d#reader@%s#member", i, team))
+				if i%3 == 0 {
+					lines = append(lines, "tier:secret#cleared_team@"+team)
+				} else {
+					lines = append(lines, "tier:public#cleared@user:u"+strconv.Itoa(i))
+				}
+			}
+			if r := s.cli(strings.Join(lines, "\n")+"\n", "import", "-"); r.code != 0 || !strings.Contains(r.stdout, "imported 12000") {
+				t.Fatalf("import: %+v", r)
+			}
+			if !s.logged(`msg="warmed subject sets" sets=2 `) || !s.logged("after=import") {
+				t.Errorf("the server's log does not say it warmed both tiers' clearances after the import:\n%s", s.log)
+			}
+			if kind != "postgres" {
+				return
+			}
+			db, err := pgx.Connect(context.Background(), args[slices.Index(args, "--datastore-url")+1])
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer db.Close(context.Background())
+			var vacuums int64
+			var planned float64
+			if err := db.QueryRow(context.Background(), `SELECT s.vacuum_count, c.reltuples FROM pg_stat_user_tables s
+				JOIN pg_class c ON c.oid = s.relid WHERE s.relid = 'relationships'::regclass`).Scan(&vacuums, &planned); err != nil {
+				t.Fatal(err)
+			}
+			if vacuums != 1 || planned < 12000 {
+				t.Errorf("after the import: %d vacuums of the relationships table, the planner counts %v rows; want 1 and 12,000", vacuums, planned)
 			}
 		})
 	}
