@@ -72,7 +72,7 @@ loadtest() {
 	"$PEMBA" loadtest --endpoint $GRPC --metrics-url "http://$HTTP/metrics" --insecure \
 		--token $SECRET --quiet --duration "$DURATION" "$@" >"$WORK/last.txt" || status=$?
 	sed -n '/^| [a-z]/p' "$WORK/last.txt" | grep -v '^| dataset' || true
-	sed -n 's/^\(new-enemy:.*\)/<!-- \1 -->/p; s/^\(.* errors, e.g.: .*\)/<!-- \1 -->/p; s/^\(reachability index: .*\)/<!-- \1 -->/p' "$WORK/last.txt"
+	sed -n 's/^\(new-enemy:.*\)/<!-- \1 -->/p; s/^\(.* errors, e.g.: .*\)/<!-- \1 -->/p; s/^\(settling: .*\)/<!-- \1 -->/p' "$WORK/last.txt"
 	if [ $status -gt 1 ]; then
 		cat "$WORK/last.txt" >&2
 		exit $status

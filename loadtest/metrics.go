@@ -24,6 +24,9 @@ const (
 	// metricReachLag is the revisions the server's reachability index
 	// trails the datastore head (a gauge; absent without the index).
 	metricReachLag = "pemba_reach_index_lag"
+	// metricSetWarming is 1 while the server warms its shared subject
+	// sets (after an import, for one), else 0 (absent on older servers).
+	metricSetWarming = "pemba_set_warming"
 )
 
 // counters are scraped counter values by name.
@@ -51,7 +54,7 @@ func scrape(ctx context.Context, url string) (counters, error) {
 		return nil, fmt.Errorf("scrape %s: %w", url, err)
 	}
 	out := counters{}
-	for _, name := range []string{metricCacheHits, metricCacheMisses, metricDispatches, metricReadCacheHits, metricReadCacheMiss, metricProcessCPU, metricReachLag} {
+	for _, name := range []string{metricCacheHits, metricCacheMisses, metricDispatches, metricReadCacheHits, metricReadCacheMiss, metricProcessCPU, metricReachLag, metricSetWarming} {
 		f := families[name]
 		if f == nil {
 			continue
@@ -72,33 +75,36 @@ func scrape(ctx context.Context, url string) (counters, error) {
 	return out, nil
 }
 
-// indexWaitMax bounds how long a run waits for the servers' reachability
-// indexes before it measures anyway.
-const indexWaitMax = 5 * time.Minute
+// settleWaitMax bounds how long a run waits for the servers to settle
+// before it measures anyway.
+const settleWaitMax = 5 * time.Minute
 
-// waitIndexes waits until the reachability index of every server urls
-// scrape has applied every write (pemba_reach_index_lag is 0, or the server
-// has no index), so a run right after a load measures the server as it
-// serves, not while its index is still catching up and checks walk. It
-// returns how long it waited, and a warning when it gave up after
-// indexWaitMax.
-func waitIndexes(ctx context.Context, urls []string) (time.Duration, string, error) {
+// waitSettled waits until every server urls scrape has settled after the
+// writes before the run (a load): its reachability index has applied
+// every write (pemba_reach_index_lag is 0, or the server has no index)
+// and it is not warming its shared subject sets (pemba_set_warming, which
+// an import starts). A run right after a load then measures the server
+// as it serves, not while its index catches up and checks walk, nor
+// while it computes the sets every lookup intersects with. It returns how
+// long it waited, and a warning when it gave up after settleWaitMax.
+func waitSettled(ctx context.Context, urls []string) (time.Duration, string, error) {
 	start := time.Now()
 	for {
-		lag := 0.0
+		lag, warming := 0.0, 0.0
 		for _, u := range urls {
 			c, err := scrape(ctx, u)
 			if err != nil {
 				return time.Since(start), "", err
 			}
 			lag += c[metricReachLag]
+			warming += c[metricSetWarming]
 		}
 		waited := time.Since(start)
-		if lag == 0 {
+		if lag == 0 && warming == 0 {
 			return waited, "", nil
 		}
-		if waited > indexWaitMax {
-			return waited, fmt.Sprintf("measured with the reachability index still %.0f revisions behind after %s", lag, indexWaitMax), nil
+		if waited > settleWaitMax {
+			return waited, fmt.Sprintf("measured after %s with the reachability index %.0f revisions behind and %.0f servers warming their shared sets", settleWaitMax, lag, warming), nil
 		}
 		select {
 		case <-ctx.Done():

@@ -133,10 +133,12 @@ type Report struct {
 	Seconds     float64 `json:"duration_seconds"`
 	// Load is the import, when this run loaded the data set.
 	Load *Load `json:"load,omitempty"`
-	// IndexWaitSeconds is how long the run waited, before measuring, for
-	// the servers' reachability indexes to apply every write (0 when they
-	// had, or when no metrics were scraped).
-	IndexWaitSeconds float64 `json:"index_wait_seconds,omitempty"`
+	// SettleWaitSeconds is how long the run waited, before measuring, for
+	// the servers to settle after the writes before it: their
+	// reachability indexes to apply every write and the warming of their
+	// shared subject sets to end (0 when they had, or when no metrics
+	// were scraped).
+	SettleWaitSeconds float64 `json:"settle_wait_seconds,omitempty"`
 	// Operations are the workload's requests; Floor is the health-check
 	// run, ReadFloor the run of fully consistent reads of one
 	// relationship (one indexed datastore read each).
@@ -230,8 +232,8 @@ func (r *Report) Text() string {
 	fmt.Fprintf(&b, "dataset %s ×%g (seed %d), workload %s (sample seed %d), concurrency %d, %gs\n",
 		r.Dataset, r.Scale, r.Seed, r.workloadName(), r.SampleSeed, r.Concurrency, r.Seconds)
 	b.WriteString(r.LoadText())
-	if r.IndexWaitSeconds > 0 {
-		fmt.Fprintf(&b, "reachability index: waited %.1fs for it to apply every write before measuring\n", r.IndexWaitSeconds)
+	if r.SettleWaitSeconds > 0 {
+		fmt.Fprintf(&b, "settling: waited %.1fs for the reachability index to apply every write and the shared subject sets to be warmed before measuring\n", r.SettleWaitSeconds)
 	}
 	fmt.Fprintf(&b, "%-18s %10s %7s %10s %9s %9s %9s %9s %9s\n", "operation", "count", "errors", "qps", "p50 ms", "p90 ms", "p99 ms", "p99.9 ms", "max ms")
 	row := func(op Operation) {

@@ -234,3 +234,35 @@ func TestScrape(t *testing.T) {
 		t.Error("scraping a malformed URL succeeded")
 	}
 }
+
+// TestWaitSettled: a run waits while a server's reachability index lags
+// or it warms its shared sets, and not at all for a server that exports
+// neither.
+func TestWaitSettled(t *testing.T) {
+	for _, tc := range []struct {
+		name    string
+		scrape  []string // the metrics each scrape serves, the last repeated
+		scrapes int      // scrapes before the wait ends
+	}{
+		{"settled", []string{"pemba_reach_index_lag 0\npemba_set_warming 0\n"}, 1},
+		{"older server", []string{"go_goroutines 7\n"}, 1},
+		{"index lags", []string{"pemba_reach_index_lag 5\npemba_set_warming 0\n", "pemba_reach_index_lag 0\npemba_set_warming 0\n"}, 2},
+		{"warming", []string{"pemba_set_warming 1\n", "pemba_set_warming 1\n", "pemba_set_warming 0\n"}, 3},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			n := 0
+			srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+				_, _ = io.WriteString(w, tc.scrape[min(n, len(tc.scrape)-1)])
+				n++
+			}))
+			defer srv.Close()
+			_, warning, err := waitSettled(context.Background(), []string{srv.URL})
+			if err != nil || warning != "" {
+				t.Fatalf("waitSettled: warning %q, err %v", warning, err)
+			}
+			if n != tc.scrapes {
+				t.Errorf("waited %d scrapes, want %d", n, tc.scrapes)
+			}
+		})
+	}
+}

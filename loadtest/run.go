@@ -171,7 +171,7 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 		report.Warnings = append(report.Warnings, warning)
 	}
 	if len(metrics) > 0 {
-		waited, warning, err := waitIndexes(ctx, metrics)
+		waited, warning, err := waitSettled(ctx, metrics)
 		switch {
 		case err != nil:
 			report.Warnings = append(report.Warnings, err.Error())
@@ -179,7 +179,7 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 			report.Warnings = append(report.Warnings, warning)
 		}
 		if waited >= time.Second {
-			report.IndexWaitSeconds = waited.Seconds()
+			report.SettleWaitSeconds = waited.Seconds()
 		}
 	}
 	if cfg.Warmup > 0 {

@@ -82,6 +82,15 @@ func newMetrics(s *Server) *metrics {
 		sharedSets("deferred", func(st check.Stats) uint64 { return st.SetsDeferred }),
 		sharedSets("warmed", func(st check.Stats) uint64 { return st.SetsWarmed }),
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Name: "pemba_set_warming",
+			Help: "1 while the server warms the shared subject sets (at start and after each import, --warm-sets-wait), else 0.",
+		}, func() float64 {
+			if s.warming() {
+				return 1
+			}
+			return 0
+		}),
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 			Name: "pemba_revision_lag",
 			Help: "Revisions the quantized (minimize_latency) head trails the datastore head.",
 		}, func() float64 {

@@ -66,6 +66,13 @@ func (s *Server) warmAfterImport(int, storage.Revision) {
 	}
 }
 
+// warming reports whether a warming runs (the pemba_set_warming gauge).
+func (s *Server) warming() bool {
+	s.warmer.mu.Lock()
+	defer s.warmer.mu.Unlock()
+	return s.warmer.running
+}
+
 // waitWarming stops new warmings and waits, until ctx ends, for the one
 // under way (Shutdown has cancelled its context).
 func (s *Server) waitWarming(ctx context.Context) {

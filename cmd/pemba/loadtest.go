@@ -54,7 +54,8 @@ requests: each worker sends them to the servers in turn, so a write's
 zookie is usually carried by the next request to another server, and the
 report adds one row per server and operation. The data set is loaded
 through the first. Give one --metrics-url per endpoint for the
-server-side figures.
+server-side figures; with them, a run first waits for the servers to
+settle (reachability index caught up, shared subject sets warmed).
 
 It exits 1 when the new-enemy workload saw a violation (a check carrying a
 revoke's zookie that still granted), 2 when the run could not be done.`,

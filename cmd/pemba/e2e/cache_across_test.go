@@ -214,6 +214,9 @@ func TestImportWarmsAndRefreshes(t *testing.T) {
 			if !s.logged(`msg="warmed subject sets" sets=2 `) || !s.logged("after=import") {
 				t.Errorf("the server's log does not say it warmed both tiers' clearances after the import:\n%s", s.log)
 			}
+			if _, metrics := s.httpDo("GET", "/metrics", ""); !strings.Contains(metrics, "\npemba_set_warming 0\n") {
+				t.Errorf("metrics do not say the warming ended")
+			}
 			if kind != "postgres" {
 				return
 			}
