@@ -31,8 +31,9 @@ type setWarmer struct {
 }
 
 // warm warms the shared sets at the head revision, in this goroutine, or
-// has the warming under way run once more; why names the occasion in the
-// log ("start" or "import"). It does nothing once Shutdown has begun.
+// has the warming under way run once more, after waiting as long as it
+// took; why names the occasion in the log ("start" or "import"). It does
+// nothing once Shutdown has begun.
 func (s *Server) warm(why string) {
 	w := &s.warmer
 	w.mu.Lock()
@@ -46,6 +47,7 @@ func (s *Server) warm(why string) {
 	w.mu.Unlock()
 	defer w.done.Done()
 	for {
+		start := time.Now()
 		s.warmSets(why)
 		w.mu.Lock()
 		if !w.again || w.closed {
@@ -53,8 +55,14 @@ func (s *Server) warm(why string) {
 			w.mu.Unlock()
 			return
 		}
-		w.again = false
+		w.again, why = false, "import"
 		w.mu.Unlock()
+		// Paced: a stream of small imports keeps warming at most half
+		// of one core busy, however the sets below them change.
+		select {
+		case <-s.stopping.Done():
+		case <-time.After(time.Since(start)):
+		}
 	}
 }
 
