@@ -37,8 +37,12 @@ type setWarmer struct {
 func (s *Server) warm(why string) {
 	w := &s.warmer
 	w.mu.Lock()
-	if w.closed || w.running {
-		w.again = w.again || w.running
+	if w.closed {
+		w.mu.Unlock()
+		return
+	}
+	if w.running {
+		w.again = true
 		w.mu.Unlock()
 		return
 	}

@@ -85,6 +85,10 @@ type Engine struct {
 	audit          bool
 	auditRetention time.Duration
 	closed         atomic.Bool
+	// refreshing is set while AfterImport refreshes the relationships
+	// table: imports that end meanwhile do not queue a VACUUM each, every
+	// one waiting for the table's lock on a pooled connection.
+	refreshing atomic.Bool
 
 	// commitMu guards committed, a channel closed (and replaced) after each
 	// write this Engine commits, or another process's write is announced

@@ -90,12 +90,17 @@ const refreshMinRows = 10000
 // first workload. On the identity-platform graph it takes 0.6 s for
 // 1,040,613 relationships. Best effort: the import has committed, and a
 // failed refresh (a role that does not own the table only gets a
-// warning) leaves the table to autovacuum. CockroachDB refreshes its
-// statistics itself.
+// warning) leaves the table to autovacuum, as does an import that ends
+// while another's refresh runs (one at a time per engine). CockroachDB
+// refreshes its statistics itself.
 func (e *Engine) AfterImport(ctx context.Context, imported int) {
 	if e.dialect != PostgreSQL || imported < refreshMinRows || e.checkOpen() != nil {
 		return
 	}
+	if !e.refreshing.CompareAndSwap(false, true) {
+		return
+	}
+	defer e.refreshing.Store(false)
 	var planned float64
 	if err := e.pool.QueryRow(ctx, pgRelationshipsPlanned).Scan(&planned); err != nil || float64(imported)*5 < planned {
 		return
