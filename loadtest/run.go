@@ -45,8 +45,12 @@ type Config struct {
 	// APISpiceDB, SpiceDB's authzed.api.v1 served by the same server, for
 	// the check workloads. The data set is loaded through pemba.v1 either
 	// way.
-	API         string
-	Concurrency int
+	API string
+	// SubjectsPerResponse is how many subjects a pemba.v1 LookupSubjects
+	// asks the server to pack into each response (0 or 1: one each, as
+	// authzed.api.v1 always sends them).
+	SubjectsPerResponse int
+	Concurrency         int
 	// Connections is the number of gRPC connections to each endpoint the
 	// workers share (0: one per 8 workers, at most 4).
 	Connections int
@@ -85,6 +89,8 @@ func (c Config) Validate() error {
 		return fmt.Errorf("request timeout: must not be negative, got %s", c.RequestTimeout)
 	case c.Warmup < 0:
 		return fmt.Errorf("warmup: must not be negative, got %s", c.Warmup)
+	case c.SubjectsPerResponse < 0 || c.SubjectsPerResponse > 1000:
+		return fmt.Errorf("subjects per response: must be 0 to 1000, got %d", c.SubjectsPerResponse)
 	}
 	if c.LoadOnly && c.SkipLoad {
 		return errors.New("load only and skip load: choose one")
@@ -160,7 +166,7 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 	for i := range workers {
 		ne := data.NewEnemy(i)
 		workers[i] = &worker{
-			id: i, nodes: cl.workerClients(i), data: data, timeout: cfg.RequestTimeout, spicedb: cfg.API == APISpiceDB,
+			id: i, nodes: cl.workerClients(i), data: data, timeout: cfg.RequestTimeout, spicedb: cfg.API == APISpiceDB, subjectsPerResponse: cfg.SubjectsPerResponse,
 			sampler: data.NewSampler(cfg.Seed<<16 + uint64(i)),
 			enemy:   &ne,
 		}

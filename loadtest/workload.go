@@ -151,6 +151,8 @@ type worker struct {
 	timeout time.Duration
 	// spicedb sends checks through authzed.api.v1 instead of pemba.v1.
 	spicedb bool
+	// subjectsPerResponse is LookupSubjects' subjects_per_response.
+	subjectsPerResponse int
 
 	// firstErr is the first failed request's error, for the run's error
 	// message when nothing succeeds.
@@ -226,6 +228,26 @@ func drainCount[T any](recv func() (T, error)) (int, error) {
 	}
 }
 
+// drainSubjects receives a pemba.v1 LookupSubjects stream to its end and
+// counts its subjects, packed or one per response.
+func drainSubjects(recv func() (*pb.LookupSubjectsResponse, error)) (int, error) {
+	n := 0
+	for {
+		resp, err := recv()
+		if err != nil {
+			if errors.Is(err, io.EOF) {
+				return n, nil
+			}
+			return n, err
+		}
+		if packed := len(resp.GetSubjects()); packed > 0 {
+			n += packed
+		} else {
+			n++
+		}
+	}
+}
+
 func (w *worker) lookupResources(ctx context.Context) {
 	q := w.sampler.LookupResources()
 	_ = w.timed(ctx, opLookupResources, func(ctx context.Context) error {
@@ -270,12 +292,12 @@ func (w *worker) lookupSubjects(ctx context.Context) {
 		}
 		stream, err := w.c.perms.LookupSubjects(ctx, &pb.LookupSubjectsRequest{
 			Consistency: consistency(w.zookie), Resource: objectProto(q.Resource), Permission: q.Permission,
-			SubjectType: q.SubjectType, Context: contextProto(q.Context),
+			SubjectType: q.SubjectType, Context: contextProto(q.Context), SubjectsPerResponse: uint32(w.subjectsPerResponse),
 		})
 		if err != nil {
 			return err
 		}
-		results, err = drainCount(stream.Recv)
+		results, err = drainSubjects(stream.Recv)
 		return err
 	})
 	if err == nil && results >= bigLookup {

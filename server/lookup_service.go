@@ -252,29 +252,109 @@ func (svc *permissionService) LookupSubjects(req *pb.LookupSubjectsRequest, stre
 	} else if rel != "" && !sdef.Has(rel) {
 		return invalidField("subject_relation", "definition %q has no relation or permission %q", sdef.Name, rel)
 	}
+	perResponse := int(req.GetSubjectsPerResponse())
+	if perResponse > maxSubjectsPerResponse {
+		return invalidField("subjects_per_response", "at most %d, got %d", maxSubjectsPerResponse, perResponse)
+	}
 	if err := s.sendZookieHeader(stream, rev); err != nil {
 		return err
 	}
 	zookie := s.zookie(rev)
 	var sendErr error
+	var packer *subjectPacker
+	if perResponse > 1 {
+		packer = newSubjectPacker(stream.Send, zookie, perResponse)
+	}
 	err = s.checker.LookupSubjects(ctx, snap, check.LookupSubjectsRequest{
 		Resource: res, Permission: req.GetPermission(), SubjectType: req.GetSubjectType(), SubjectRelation: rel,
 		Context: contextFromProto(req.GetContext()), Now: time.Now(),
 	}, func(r check.SubjectResult) bool {
-		resp := &pb.LookupSubjectsResponse{
-			SubjectId:      r.Subject.Object.ID,
-			Permissionship: permissionshipToProto(r.Permissionship),
-			MissingContext: r.Missing,
-			LookedUpAt:     zookie,
-		}
+		var excluded []string
 		for _, e := range r.Excluded {
-			resp.ExcludedSubjectIds = append(resp.ExcludedSubjectIds, e.Object.ID)
+			excluded = append(excluded, e.Object.ID)
 		}
-		sendErr = stream.Send(resp)
+		if packer != nil {
+			sendErr = packer.add(r.Subject.Object.ID, excluded, permissionshipToProto(r.Permissionship), r.Missing)
+			return sendErr == nil
+		}
+		sendErr = stream.Send(&pb.LookupSubjectsResponse{
+			SubjectId:          r.Subject.Object.ID,
+			ExcludedSubjectIds: excluded,
+			Permissionship:     permissionshipToProto(r.Permissionship),
+			MissingContext:     r.Missing,
+			LookedUpAt:         zookie,
+		})
 		return sendErr == nil
 	})
+	if sendErr == nil && err == nil && packer != nil {
+		sendErr = packer.flush()
+	}
 	if sendErr != nil {
 		return sendErr
 	}
 	return queryError(nil, err)
+}
+
+// Packed LookupSubjects answers (LookupSubjectsRequest.subjects_per_response).
+const (
+	// maxSubjectsPerResponse bounds subjects_per_response.
+	maxSubjectsPerResponse = 1000
+	// packedIDBytes sends a response whose subjects' IDs reach it, well
+	// under a client's default 4 MiB message limit.
+	packedIDBytes = 1 << 20
+	// packedWait sends a response whose first subject was found this
+	// long before the one being added: a lookup that finds its subjects
+	// slowly (checks one by one) still streams them.
+	packedWait = 20 * time.Millisecond
+)
+
+// subjectPacker packs the subjects of a LookupSubjects answer into
+// responses of up to n subjects each, and sends each response once it
+// is full, holds packedIDBytes of IDs, or has waited packedWait.
+type subjectPacker struct {
+	send   func(*pb.LookupSubjectsResponse) error
+	zookie *pb.Zookie
+	n      int
+	now    func() time.Time
+	// The response being filled, its subjects (allocated n at a time),
+	// the bytes of their IDs, and when its first was added.
+	resp  *pb.LookupSubjectsResponse
+	slab  []pb.FoundSubject
+	bytes int
+	first time.Time
+}
+
+func newSubjectPacker(send func(*pb.LookupSubjectsResponse) error, zookie *pb.Zookie, n int) *subjectPacker {
+	return &subjectPacker{send: send, zookie: zookie, n: n, now: time.Now}
+}
+
+// add packs one subject, and sends the response it completes.
+func (p *subjectPacker) add(id string, excluded []string, permissionship pb.Permissionship, missing []string) error {
+	if p.resp == nil {
+		p.resp = &pb.LookupSubjectsResponse{LookedUpAt: p.zookie, Subjects: make([]*pb.FoundSubject, 0, p.n)}
+		p.slab = make([]pb.FoundSubject, p.n)
+		p.bytes = 0
+		p.first = p.now()
+	}
+	f := &p.slab[len(p.resp.Subjects)]
+	f.SubjectId, f.ExcludedSubjectIds, f.Permissionship, f.MissingContext = id, excluded, permissionship, missing
+	p.resp.Subjects = append(p.resp.Subjects, f)
+	p.bytes += len(id)
+	for _, e := range excluded {
+		p.bytes += len(e)
+	}
+	if len(p.resp.Subjects) == p.n || p.bytes >= packedIDBytes || p.now().Sub(p.first) >= packedWait {
+		return p.flush()
+	}
+	return nil
+}
+
+// flush sends the response being filled, if it holds a subject.
+func (p *subjectPacker) flush() error {
+	if p.resp == nil {
+		return nil
+	}
+	resp := p.resp
+	p.resp, p.slab = nil, nil
+	return p.send(resp)
 }

@@ -140,6 +140,7 @@ revoke's zookie that still granted), 2 when the run could not be done.`,
 	f.Uint64Var(&cfg.SampleSeed, "sample-seed", 0, "seed of the request samplers (0: random, printed in the report)")
 	f.StringVar(&cfg.Workload, "workload", loadtest.WorkloadMixed, "workload: "+strings.Join(loadtest.Workloads(), ", "))
 	f.StringVar(&cfg.API, "api", loadtest.APIPemba, "API the load and the workloads call: pemba (pemba.v1) or spicedb (authzed.api.v1: Pemba's on the same listener, or a SpiceDB server; check-random, check-hot, lookup-resources, lookup-subjects and read)")
+	f.IntVar(&cfg.SubjectsPerResponse, "subjects-per-response", 1000, "subjects a pemba.v1 LookupSubjects asks to receive packed into each response (1: one per response, as authzed.api.v1 sends them)")
 	f.IntVar(&cfg.Concurrency, "concurrency", 8, "closed-loop workers")
 	f.IntVar(&cfg.Connections, "connections", 0, "gRPC connections to each endpoint the workers share (0: one per 8 workers, at most 4)")
 	f.DurationVar(&cfg.Duration, "duration", 30*time.Second, "how long to run the workload, and then each floor")

@@ -320,6 +320,11 @@ func lookupResourcesCommand() *cobra.Command {
 	return cmd
 }
 
+// lookupSubjectsPerResponse is how many subjects lookup-subjects asks the
+// server to pack into a response: an answer of thousands of subjects
+// arrives in a few messages.
+const lookupSubjectsPerResponse = 1000
+
 func lookupSubjectsCommand() *cobra.Command {
 	var contextJSON string
 	cmd := &cobra.Command{
@@ -338,13 +343,13 @@ func lookupSubjectsCommand() *cobra.Command {
 			subType, subRel, _ := strings.Cut(args[2], "#")
 			return withConn(cmd, func(ctx context.Context, c *conn) error {
 				stream, err := c.perms.LookupSubjects(ctx, &pb.LookupSubjectsRequest{Consistency: c.consistency, Resource: objectToWire(res),
-					Permission: args[1], SubjectType: subType, SubjectRelation: subRel, Context: caveatCtx})
+					Permission: args[1], SubjectType: subType, SubjectRelation: subRel, Context: caveatCtx,
+					SubjectsPerResponse: lookupSubjectsPerResponse})
 				if err != nil {
 					return rpcError("lookup-subjects", err)
 				}
 				var zookie *pb.Zookie
-				err = receive("lookup-subjects", stream.Recv, func(resp *pb.LookupSubjectsResponse) error {
-					zookie = resp.GetLookedUpAt()
+				printSubject := func(resp *pb.LookupSubjectsResponse) error {
 					if client.json {
 						return printJSON(cmd.OutOrStdout(), resp)
 					}
@@ -359,6 +364,21 @@ func lookupSubjectsCommand() *cobra.Command {
 						line += " (conditional, missing: " + strings.Join(resp.GetMissingContext(), ", ") + ")"
 					}
 					fmt.Fprintln(cmd.OutOrStdout(), line)
+					return nil
+				}
+				err = receive("lookup-subjects", stream.Recv, func(resp *pb.LookupSubjectsResponse) error {
+					zookie = resp.GetLookedUpAt()
+					if len(resp.GetSubjects()) == 0 {
+						return printSubject(resp)
+					}
+					// Packed: printed one subject a line (or JSON object),
+					// as unpacked responses are.
+					for _, f := range resp.GetSubjects() {
+						if err := printSubject(&pb.LookupSubjectsResponse{SubjectId: f.GetSubjectId(), ExcludedSubjectIds: f.GetExcludedSubjectIds(),
+							Permissionship: f.GetPermissionship(), MissingContext: f.GetMissingContext(), LookedUpAt: zookie}); err != nil {
+							return err
+						}
+					}
 					return nil
 				})
 				if err != nil {

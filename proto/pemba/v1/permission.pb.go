@@ -1487,8 +1487,16 @@ type LookupSubjectsRequest struct {
 	// "" for plain objects of subject_type.
 	SubjectRelation string           `protobuf:"bytes,5,opt,name=subject_relation,json=subjectRelation,proto3" json:"subject_relation,omitempty"`
 	Context         *structpb.Struct `protobuf:"bytes,6,opt,name=context,proto3" json:"context,omitempty"`
-	unknownFields   protoimpl.UnknownFields
-	sizeCache       protoimpl.SizeCache
+	// Pack up to this many subjects into each response, in its `subjects`,
+	// instead of one subject per response: an answer of thousands of
+	// subjects then costs a few messages, not thousands. 0 or 1: one per
+	// response, in the response's own fields. At most 1000. A response is
+	// sent once it is full or its subjects' IDs reach 1 MiB, at the end,
+	// and, in a lookup that finds its subjects slowly, with the first
+	// subject found 20 ms or more after the response's first.
+	SubjectsPerResponse uint32 `protobuf:"varint,7,opt,name=subjects_per_response,json=subjectsPerResponse,proto3" json:"subjects_per_response,omitempty"`
+	unknownFields       protoimpl.UnknownFields
+	sizeCache           protoimpl.SizeCache
 }
 
 func (x *LookupSubjectsRequest) Reset() {
@@ -1563,6 +1571,13 @@ func (x *LookupSubjectsRequest) GetContext() *structpb.Struct {
 	return nil
 }
 
+func (x *LookupSubjectsRequest) GetSubjectsPerResponse() uint32 {
+	if x != nil {
+		return x.SubjectsPerResponse
+	}
+	return 0
+}
+
 type LookupSubjectsResponse struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// An ID, or "*" for every object of the type.
@@ -1572,8 +1587,12 @@ type LookupSubjectsResponse struct {
 	Permissionship     Permissionship `protobuf:"varint,3,opt,name=permissionship,proto3,enum=pemba.v1.Permissionship" json:"permissionship,omitempty"`
 	MissingContext     []string       `protobuf:"bytes,4,rep,name=missing_context,json=missingContext,proto3" json:"missing_context,omitempty"`
 	LookedUpAt         *Zookie        `protobuf:"bytes,5,opt,name=looked_up_at,json=lookedUpAt,proto3" json:"looked_up_at,omitempty"`
-	unknownFields      protoimpl.UnknownFields
-	sizeCache          protoimpl.SizeCache
+	// With LookupSubjectsRequest.subjects_per_response above 1: the
+	// subjects this response carries, in the order they were found. The
+	// fields above but looked_up_at are then unset.
+	Subjects      []*FoundSubject `protobuf:"bytes,6,rep,name=subjects,proto3" json:"subjects,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *LookupSubjectsResponse) Reset() {
@@ -1637,6 +1656,85 @@ func (x *LookupSubjectsResponse) GetMissingContext() []string {
 func (x *LookupSubjectsResponse) GetLookedUpAt() *Zookie {
 	if x != nil {
 		return x.LookedUpAt
+	}
+	return nil
+}
+
+func (x *LookupSubjectsResponse) GetSubjects() []*FoundSubject {
+	if x != nil {
+		return x.Subjects
+	}
+	return nil
+}
+
+// FoundSubject is one subject of a LookupSubjects answer packed with
+// others into one response.
+type FoundSubject struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// An ID, or "*" for every object of the type.
+	SubjectId string `protobuf:"bytes,1,opt,name=subject_id,json=subjectId,proto3" json:"subject_id,omitempty"`
+	// For a wildcard result: IDs the wildcard does not cover.
+	ExcludedSubjectIds []string       `protobuf:"bytes,2,rep,name=excluded_subject_ids,json=excludedSubjectIds,proto3" json:"excluded_subject_ids,omitempty"`
+	Permissionship     Permissionship `protobuf:"varint,3,opt,name=permissionship,proto3,enum=pemba.v1.Permissionship" json:"permissionship,omitempty"`
+	MissingContext     []string       `protobuf:"bytes,4,rep,name=missing_context,json=missingContext,proto3" json:"missing_context,omitempty"`
+	unknownFields      protoimpl.UnknownFields
+	sizeCache          protoimpl.SizeCache
+}
+
+func (x *FoundSubject) Reset() {
+	*x = FoundSubject{}
+	mi := &file_pemba_v1_permission_proto_msgTypes[18]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *FoundSubject) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*FoundSubject) ProtoMessage() {}
+
+func (x *FoundSubject) ProtoReflect() protoreflect.Message {
+	mi := &file_pemba_v1_permission_proto_msgTypes[18]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use FoundSubject.ProtoReflect.Descriptor instead.
+func (*FoundSubject) Descriptor() ([]byte, []int) {
+	return file_pemba_v1_permission_proto_rawDescGZIP(), []int{18}
+}
+
+func (x *FoundSubject) GetSubjectId() string {
+	if x != nil {
+		return x.SubjectId
+	}
+	return ""
+}
+
+func (x *FoundSubject) GetExcludedSubjectIds() []string {
+	if x != nil {
+		return x.ExcludedSubjectIds
+	}
+	return nil
+}
+
+func (x *FoundSubject) GetPermissionship() Permissionship {
+	if x != nil {
+		return x.Permissionship
+	}
+	return Permissionship_PERMISSIONSHIP_UNSPECIFIED
+}
+
+func (x *FoundSubject) GetMissingContext() []string {
+	if x != nil {
+		return x.MissingContext
 	}
 	return nil
 }
@@ -1788,7 +1886,7 @@ const file_pemba_v1_permission_proto_rawDesc = "" +
 	"\x0fmissing_context\x18\x03 \x03(\tR\x0emissingContext\x122\n" +
 	"\flooked_up_at\x18\x04 \x01(\v2\x10.pemba.v1.ZookieR\n" +
 	"lookedUpAt\x12\x16\n" +
-	"\x06cursor\x18\x05 \x01(\tR\x06cursor\"\xa2\x02\n" +
+	"\x06cursor\x18\x05 \x01(\tR\x06cursor\"\xd6\x02\n" +
 	"\x15LookupSubjectsRequest\x127\n" +
 	"\vconsistency\x18\x01 \x01(\v2\x15.pemba.v1.ConsistencyR\vconsistency\x12/\n" +
 	"\bresource\x18\x02 \x01(\v2\x13.pemba.v1.ObjectRefR\bresource\x12\x1e\n" +
@@ -1797,7 +1895,8 @@ const file_pemba_v1_permission_proto_rawDesc = "" +
 	"permission\x12!\n" +
 	"\fsubject_type\x18\x04 \x01(\tR\vsubjectType\x12)\n" +
 	"\x10subject_relation\x18\x05 \x01(\tR\x0fsubjectRelation\x121\n" +
-	"\acontext\x18\x06 \x01(\v2\x17.google.protobuf.StructR\acontext\"\x88\x02\n" +
+	"\acontext\x18\x06 \x01(\v2\x17.google.protobuf.StructR\acontext\x122\n" +
+	"\x15subjects_per_response\x18\a \x01(\rR\x13subjectsPerResponse\"\xbc\x02\n" +
 	"\x16LookupSubjectsResponse\x12\x1d\n" +
 	"\n" +
 	"subject_id\x18\x01 \x01(\tR\tsubjectId\x120\n" +
@@ -1805,7 +1904,14 @@ const file_pemba_v1_permission_proto_rawDesc = "" +
 	"\x0epermissionship\x18\x03 \x01(\x0e2\x18.pemba.v1.PermissionshipR\x0epermissionship\x12'\n" +
 	"\x0fmissing_context\x18\x04 \x03(\tR\x0emissingContext\x122\n" +
 	"\flooked_up_at\x18\x05 \x01(\v2\x10.pemba.v1.ZookieR\n" +
-	"lookedUpAt*\xa0\x01\n" +
+	"lookedUpAt\x122\n" +
+	"\bsubjects\x18\x06 \x03(\v2\x16.pemba.v1.FoundSubjectR\bsubjects\"\xca\x01\n" +
+	"\fFoundSubject\x12\x1d\n" +
+	"\n" +
+	"subject_id\x18\x01 \x01(\tR\tsubjectId\x120\n" +
+	"\x14excluded_subject_ids\x18\x02 \x03(\tR\x12excludedSubjectIds\x12@\n" +
+	"\x0epermissionship\x18\x03 \x01(\x0e2\x18.pemba.v1.PermissionshipR\x0epermissionship\x12'\n" +
+	"\x0fmissing_context\x18\x04 \x03(\tR\x0emissingContext*\xa0\x01\n" +
 	"\x0ePermissionship\x12\x1e\n" +
 	"\x1aPERMISSIONSHIP_UNSPECIFIED\x10\x00\x12 \n" +
 	"\x1cPERMISSIONSHIP_NO_PERMISSION\x10\x01\x12!\n" +
@@ -1831,7 +1937,7 @@ func file_pemba_v1_permission_proto_rawDescGZIP() []byte {
 }
 
 var file_pemba_v1_permission_proto_enumTypes = make([]protoimpl.EnumInfo, 3)
-var file_pemba_v1_permission_proto_msgTypes = make([]protoimpl.MessageInfo, 18)
+var file_pemba_v1_permission_proto_msgTypes = make([]protoimpl.MessageInfo, 19)
 var file_pemba_v1_permission_proto_goTypes = []any{
 	(Permissionship)(0),                 // 0: pemba.v1.Permissionship
 	(ExplanationNode_Kind)(0),           // 1: pemba.v1.ExplanationNode.Kind
@@ -1854,82 +1960,85 @@ var file_pemba_v1_permission_proto_goTypes = []any{
 	(*LookupResourcesResponse)(nil),     // 18: pemba.v1.LookupResourcesResponse
 	(*LookupSubjectsRequest)(nil),       // 19: pemba.v1.LookupSubjectsRequest
 	(*LookupSubjectsResponse)(nil),      // 20: pemba.v1.LookupSubjectsResponse
-	(*Consistency)(nil),                 // 21: pemba.v1.Consistency
-	(*ObjectRef)(nil),                   // 22: pemba.v1.ObjectRef
-	(*SubjectRef)(nil),                  // 23: pemba.v1.SubjectRef
-	(*structpb.Struct)(nil),             // 24: google.protobuf.Struct
-	(*Zookie)(nil),                      // 25: pemba.v1.Zookie
-	(*Relationship)(nil),                // 26: pemba.v1.Relationship
-	(*AuditEvent)(nil),                  // 27: pemba.v1.AuditEvent
-	(*timestamppb.Timestamp)(nil),       // 28: google.protobuf.Timestamp
+	(*FoundSubject)(nil),                // 21: pemba.v1.FoundSubject
+	(*Consistency)(nil),                 // 22: pemba.v1.Consistency
+	(*ObjectRef)(nil),                   // 23: pemba.v1.ObjectRef
+	(*SubjectRef)(nil),                  // 24: pemba.v1.SubjectRef
+	(*structpb.Struct)(nil),             // 25: google.protobuf.Struct
+	(*Zookie)(nil),                      // 26: pemba.v1.Zookie
+	(*Relationship)(nil),                // 27: pemba.v1.Relationship
+	(*AuditEvent)(nil),                  // 28: pemba.v1.AuditEvent
+	(*timestamppb.Timestamp)(nil),       // 29: google.protobuf.Timestamp
 }
 var file_pemba_v1_permission_proto_depIdxs = []int32{
-	21, // 0: pemba.v1.CheckPermissionRequest.consistency:type_name -> pemba.v1.Consistency
-	22, // 1: pemba.v1.CheckPermissionRequest.resource:type_name -> pemba.v1.ObjectRef
-	23, // 2: pemba.v1.CheckPermissionRequest.subject:type_name -> pemba.v1.SubjectRef
-	24, // 3: pemba.v1.CheckPermissionRequest.context:type_name -> google.protobuf.Struct
+	22, // 0: pemba.v1.CheckPermissionRequest.consistency:type_name -> pemba.v1.Consistency
+	23, // 1: pemba.v1.CheckPermissionRequest.resource:type_name -> pemba.v1.ObjectRef
+	24, // 2: pemba.v1.CheckPermissionRequest.subject:type_name -> pemba.v1.SubjectRef
+	25, // 3: pemba.v1.CheckPermissionRequest.context:type_name -> google.protobuf.Struct
 	0,  // 4: pemba.v1.CheckPermissionResponse.permissionship:type_name -> pemba.v1.Permissionship
 	7,  // 5: pemba.v1.CheckPermissionResponse.path:type_name -> pemba.v1.AccessPath
-	25, // 6: pemba.v1.CheckPermissionResponse.checked_at:type_name -> pemba.v1.Zookie
+	26, // 6: pemba.v1.CheckPermissionResponse.checked_at:type_name -> pemba.v1.Zookie
 	5,  // 7: pemba.v1.CheckPermissionResponse.denial:type_name -> pemba.v1.DenialExplanation
-	23, // 8: pemba.v1.DenialExplanation.subject:type_name -> pemba.v1.SubjectRef
+	24, // 8: pemba.v1.DenialExplanation.subject:type_name -> pemba.v1.SubjectRef
 	6,  // 9: pemba.v1.DenialExplanation.root:type_name -> pemba.v1.ExplanationNode
 	1,  // 10: pemba.v1.ExplanationNode.kind:type_name -> pemba.v1.ExplanationNode.Kind
 	0,  // 11: pemba.v1.ExplanationNode.permissionship:type_name -> pemba.v1.Permissionship
-	22, // 12: pemba.v1.ExplanationNode.object:type_name -> pemba.v1.ObjectRef
-	26, // 13: pemba.v1.ExplanationNode.relationship:type_name -> pemba.v1.Relationship
-	24, // 14: pemba.v1.ExplanationNode.context:type_name -> google.protobuf.Struct
+	23, // 12: pemba.v1.ExplanationNode.object:type_name -> pemba.v1.ObjectRef
+	27, // 13: pemba.v1.ExplanationNode.relationship:type_name -> pemba.v1.Relationship
+	25, // 14: pemba.v1.ExplanationNode.context:type_name -> google.protobuf.Struct
 	7,  // 15: pemba.v1.ExplanationNode.path:type_name -> pemba.v1.AccessPath
 	6,  // 16: pemba.v1.ExplanationNode.children:type_name -> pemba.v1.ExplanationNode
-	23, // 17: pemba.v1.AccessPath.subject:type_name -> pemba.v1.SubjectRef
+	24, // 17: pemba.v1.AccessPath.subject:type_name -> pemba.v1.SubjectRef
 	8,  // 18: pemba.v1.AccessPath.steps:type_name -> pemba.v1.PathStep
 	7,  // 19: pemba.v1.AccessPath.also:type_name -> pemba.v1.AccessPath
-	22, // 20: pemba.v1.PathStep.object:type_name -> pemba.v1.ObjectRef
-	26, // 21: pemba.v1.PathStep.relationship:type_name -> pemba.v1.Relationship
-	27, // 22: pemba.v1.PathStep.provenance:type_name -> pemba.v1.AuditEvent
-	21, // 23: pemba.v1.BulkCheckPermissionRequest.consistency:type_name -> pemba.v1.Consistency
+	23, // 20: pemba.v1.PathStep.object:type_name -> pemba.v1.ObjectRef
+	27, // 21: pemba.v1.PathStep.relationship:type_name -> pemba.v1.Relationship
+	28, // 22: pemba.v1.PathStep.provenance:type_name -> pemba.v1.AuditEvent
+	22, // 23: pemba.v1.BulkCheckPermissionRequest.consistency:type_name -> pemba.v1.Consistency
 	10, // 24: pemba.v1.BulkCheckPermissionRequest.items:type_name -> pemba.v1.BulkCheckItem
-	22, // 25: pemba.v1.BulkCheckItem.resource:type_name -> pemba.v1.ObjectRef
-	23, // 26: pemba.v1.BulkCheckItem.subject:type_name -> pemba.v1.SubjectRef
-	24, // 27: pemba.v1.BulkCheckItem.context:type_name -> google.protobuf.Struct
+	23, // 25: pemba.v1.BulkCheckItem.resource:type_name -> pemba.v1.ObjectRef
+	24, // 26: pemba.v1.BulkCheckItem.subject:type_name -> pemba.v1.SubjectRef
+	25, // 27: pemba.v1.BulkCheckItem.context:type_name -> google.protobuf.Struct
 	0,  // 28: pemba.v1.BulkCheckResult.permissionship:type_name -> pemba.v1.Permissionship
 	12, // 29: pemba.v1.BulkCheckResult.error:type_name -> pemba.v1.BulkCheckError
 	11, // 30: pemba.v1.BulkCheckPermissionResponse.results:type_name -> pemba.v1.BulkCheckResult
-	25, // 31: pemba.v1.BulkCheckPermissionResponse.checked_at:type_name -> pemba.v1.Zookie
-	21, // 32: pemba.v1.ExpandPermissionRequest.consistency:type_name -> pemba.v1.Consistency
-	22, // 33: pemba.v1.ExpandPermissionRequest.resource:type_name -> pemba.v1.ObjectRef
+	26, // 31: pemba.v1.BulkCheckPermissionResponse.checked_at:type_name -> pemba.v1.Zookie
+	22, // 32: pemba.v1.ExpandPermissionRequest.consistency:type_name -> pemba.v1.Consistency
+	23, // 33: pemba.v1.ExpandPermissionRequest.resource:type_name -> pemba.v1.ObjectRef
 	2,  // 34: pemba.v1.ExpandNode.operation:type_name -> pemba.v1.ExpandNode.Operation
-	22, // 35: pemba.v1.ExpandNode.object:type_name -> pemba.v1.ObjectRef
-	23, // 36: pemba.v1.ExpandNode.subject:type_name -> pemba.v1.SubjectRef
-	28, // 37: pemba.v1.ExpandNode.expiration:type_name -> google.protobuf.Timestamp
+	23, // 35: pemba.v1.ExpandNode.object:type_name -> pemba.v1.ObjectRef
+	24, // 36: pemba.v1.ExpandNode.subject:type_name -> pemba.v1.SubjectRef
+	29, // 37: pemba.v1.ExpandNode.expiration:type_name -> google.protobuf.Timestamp
 	15, // 38: pemba.v1.ExpandNode.children:type_name -> pemba.v1.ExpandNode
 	15, // 39: pemba.v1.ExpandPermissionResponse.tree:type_name -> pemba.v1.ExpandNode
-	25, // 40: pemba.v1.ExpandPermissionResponse.expanded_at:type_name -> pemba.v1.Zookie
-	21, // 41: pemba.v1.LookupResourcesRequest.consistency:type_name -> pemba.v1.Consistency
-	23, // 42: pemba.v1.LookupResourcesRequest.subject:type_name -> pemba.v1.SubjectRef
-	24, // 43: pemba.v1.LookupResourcesRequest.context:type_name -> google.protobuf.Struct
+	26, // 40: pemba.v1.ExpandPermissionResponse.expanded_at:type_name -> pemba.v1.Zookie
+	22, // 41: pemba.v1.LookupResourcesRequest.consistency:type_name -> pemba.v1.Consistency
+	24, // 42: pemba.v1.LookupResourcesRequest.subject:type_name -> pemba.v1.SubjectRef
+	25, // 43: pemba.v1.LookupResourcesRequest.context:type_name -> google.protobuf.Struct
 	0,  // 44: pemba.v1.LookupResourcesResponse.permissionship:type_name -> pemba.v1.Permissionship
-	25, // 45: pemba.v1.LookupResourcesResponse.looked_up_at:type_name -> pemba.v1.Zookie
-	21, // 46: pemba.v1.LookupSubjectsRequest.consistency:type_name -> pemba.v1.Consistency
-	22, // 47: pemba.v1.LookupSubjectsRequest.resource:type_name -> pemba.v1.ObjectRef
-	24, // 48: pemba.v1.LookupSubjectsRequest.context:type_name -> google.protobuf.Struct
+	26, // 45: pemba.v1.LookupResourcesResponse.looked_up_at:type_name -> pemba.v1.Zookie
+	22, // 46: pemba.v1.LookupSubjectsRequest.consistency:type_name -> pemba.v1.Consistency
+	23, // 47: pemba.v1.LookupSubjectsRequest.resource:type_name -> pemba.v1.ObjectRef
+	25, // 48: pemba.v1.LookupSubjectsRequest.context:type_name -> google.protobuf.Struct
 	0,  // 49: pemba.v1.LookupSubjectsResponse.permissionship:type_name -> pemba.v1.Permissionship
-	25, // 50: pemba.v1.LookupSubjectsResponse.looked_up_at:type_name -> pemba.v1.Zookie
-	3,  // 51: pemba.v1.PermissionService.CheckPermission:input_type -> pemba.v1.CheckPermissionRequest
-	9,  // 52: pemba.v1.PermissionService.BulkCheckPermission:input_type -> pemba.v1.BulkCheckPermissionRequest
-	14, // 53: pemba.v1.PermissionService.ExpandPermission:input_type -> pemba.v1.ExpandPermissionRequest
-	17, // 54: pemba.v1.PermissionService.LookupResources:input_type -> pemba.v1.LookupResourcesRequest
-	19, // 55: pemba.v1.PermissionService.LookupSubjects:input_type -> pemba.v1.LookupSubjectsRequest
-	4,  // 56: pemba.v1.PermissionService.CheckPermission:output_type -> pemba.v1.CheckPermissionResponse
-	13, // 57: pemba.v1.PermissionService.BulkCheckPermission:output_type -> pemba.v1.BulkCheckPermissionResponse
-	16, // 58: pemba.v1.PermissionService.ExpandPermission:output_type -> pemba.v1.ExpandPermissionResponse
-	18, // 59: pemba.v1.PermissionService.LookupResources:output_type -> pemba.v1.LookupResourcesResponse
-	20, // 60: pemba.v1.PermissionService.LookupSubjects:output_type -> pemba.v1.LookupSubjectsResponse
-	56, // [56:61] is the sub-list for method output_type
-	51, // [51:56] is the sub-list for method input_type
-	51, // [51:51] is the sub-list for extension type_name
-	51, // [51:51] is the sub-list for extension extendee
-	0,  // [0:51] is the sub-list for field type_name
+	26, // 50: pemba.v1.LookupSubjectsResponse.looked_up_at:type_name -> pemba.v1.Zookie
+	21, // 51: pemba.v1.LookupSubjectsResponse.subjects:type_name -> pemba.v1.FoundSubject
+	0,  // 52: pemba.v1.FoundSubject.permissionship:type_name -> pemba.v1.Permissionship
+	3,  // 53: pemba.v1.PermissionService.CheckPermission:input_type -> pemba.v1.CheckPermissionRequest
+	9,  // 54: pemba.v1.PermissionService.BulkCheckPermission:input_type -> pemba.v1.BulkCheckPermissionRequest
+	14, // 55: pemba.v1.PermissionService.ExpandPermission:input_type -> pemba.v1.ExpandPermissionRequest
+	17, // 56: pemba.v1.PermissionService.LookupResources:input_type -> pemba.v1.LookupResourcesRequest
+	19, // 57: pemba.v1.PermissionService.LookupSubjects:input_type -> pemba.v1.LookupSubjectsRequest
+	4,  // 58: pemba.v1.PermissionService.CheckPermission:output_type -> pemba.v1.CheckPermissionResponse
+	13, // 59: pemba.v1.PermissionService.BulkCheckPermission:output_type -> pemba.v1.BulkCheckPermissionResponse
+	16, // 60: pemba.v1.PermissionService.ExpandPermission:output_type -> pemba.v1.ExpandPermissionResponse
+	18, // 61: pemba.v1.PermissionService.LookupResources:output_type -> pemba.v1.LookupResourcesResponse
+	20, // 62: pemba.v1.PermissionService.LookupSubjects:output_type -> pemba.v1.LookupSubjectsResponse
+	58, // [58:63] is the sub-list for method output_type
+	53, // [53:58] is the sub-list for method input_type
+	53, // [53:53] is the sub-list for extension type_name
+	53, // [53:53] is the sub-list for extension extendee
+	0,  // [0:53] is the sub-list for field type_name
 }
 
 func init() { file_pemba_v1_permission_proto_init() }
@@ -1945,7 +2054,7 @@ func file_pemba_v1_permission_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_pemba_v1_permission_proto_rawDesc), len(file_pemba_v1_permission_proto_rawDesc)),
 			NumEnums:      3,
-			NumMessages:   18,
+			NumMessages:   19,
 			NumExtensions: 0,
 			NumServices:   1,
 		},
