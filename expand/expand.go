@@ -164,6 +164,10 @@ type expander struct {
 	r     storage.Reader
 	opts  Options
 	seen  map[objectRelation]bool // object#relation already expanded
+	// prefetched holds the rows prefetchTargets read of object#relations
+	// the count is about to expand; their reads take them from here
+	// instead of looking each up again (see readRows).
+	prefetched map[objectRelation][]graph.Relationship
 	nodes int                     // nodes created so far
 	// counting walks the tree without building it: nodes are one scratch
 	// node, and children are not kept. It keeps the results it read, in
@@ -376,10 +380,17 @@ func (x *expander) query(o graph.ObjectRef, rel string) ([]graph.Relationship, e
 
 // readRows reads the relationships of o#rel and counts them; see query.
 func (x *expander) readRows(o graph.ObjectRef, rel string) ([]graph.Relationship, error) {
+	room := max(x.opts.MaxNodes-x.nodes, 0)
+	if rows, ok := x.prefetched[objectRelation{o, rel}]; ok {
+		delete(x.prefetched, objectRelation{o, rel})
+		if len(rows) <= room {
+			return rows, x.count(len(rows))
+		}
+		// Over the limit: read again below, which counts the cut.
+	}
 	x.id[0] = o.ID // no reader keeps the filter past the read
 	f := storage.Filter{ResourceType: o.Type, ResourceIDs: x.id[:], Relation: rel}
 	opts := storage.QueryOptions{Now: x.opts.Now}
-	room := max(x.opts.MaxNodes-x.nodes, 0)
 	var rows []graph.Relationship
 	if sr, ok := x.r.(sliceReader); ok {
 		var whole bool
@@ -483,7 +494,8 @@ func (x *expander) expr(o graph.ObjectRef, e schema.Expr, depth int) (*Node, err
 
 // relationObjectReader reads one relation of many objects with one
 // query, keeping each object's rows as its own query's result, as
-// storage/readcache's readers do; it reads at most max rows.
+// storage/readcache's readers do; it reads at most max rows, and answers
+// nil for an object whose rows that bound may have cut.
 type relationObjectReader interface {
 	QueryRelationObjectsUpTo(ctx context.Context, typ, rel string, ids []string, opts storage.QueryOptions, max int) ([][]graph.Relationship, error)
 }
@@ -492,8 +504,9 @@ type relationObjectReader interface {
 // objects of an arrow's tupleset rows that the count is about to expand
 // one by one, when target is a relation of their type: a team's
 // member->delegate then costs one query for its members' delegates, not
-// one each. The rows land in the read cache the reads that follow are
-// served from; the query reads no more rows than the tree has room for.
+// one each. The reads that follow take the rows from x.prefetched (the
+// read cache keeps them for other trees); the query reads no more rows
+// than the tree has room for.
 func (x *expander) prefetchTargets(rels []graph.Relationship, target string) error {
 	rr, ok := x.r.(relationObjectReader)
 	room := x.opts.MaxNodes - x.nodes
@@ -516,8 +529,19 @@ func (x *expander) prefetchTargets(rels []graph.Relationship, target string) err
 	if len(ids) < 2 {
 		return nil
 	}
-	_, err := rr.QueryRelationObjectsUpTo(x.ctx, typ, target, ids, storage.QueryOptions{Now: x.opts.Now}, room)
-	return err
+	rows, err := rr.QueryRelationObjectsUpTo(x.ctx, typ, target, ids, storage.QueryOptions{Now: x.opts.Now}, room)
+	if err != nil {
+		return err
+	}
+	if x.prefetched == nil {
+		x.prefetched = make(map[objectRelation][]graph.Relationship, len(ids))
+	}
+	for i, id := range ids {
+		if rows[i] != nil { // whole
+			x.prefetched[objectRelation{graph.ObjectRef{Type: typ, ID: id}, target}] = rows[i]
+		}
+	}
+	return nil
 }
 
 func (x *expander) children(n *Node, o graph.ObjectRef, es []schema.Expr, depth int) (*Node, error) {

@@ -257,4 +257,47 @@ definition team {
 	if store.queries != 2 {
 		t.Errorf("%d queries, want 2", store.queries)
 	}
+	// The members' delegates read together are not looked up again, one
+	// by one: the only single read is team:t#member's.
+	cache := &countingSlices{cachedReader: readcache.New(readcache.Config{}).Reader(rd).(cachedReader)}
+	if got, err = Expand(ctx, s, cache, team, "delegate", Options{}); err != nil || got.String() != want.String() {
+		t.Fatalf("counting the read cache's reads: %v\n%s\nwant\n%s", err, got, want)
+	}
+	if cache.slices != 1 || cache.objects != 1 {
+		t.Errorf("%d reads of one object#relation and %d of many, want 1 and 1", cache.slices, cache.objects)
+	}
+	// Under every node limit, through the read cache (whose reads of
+	// many objects the limit cuts) as reading the store row by row.
+	for limit := 1; limit <= 12; limit++ {
+		fromStore, errStore := Expand(ctx, s, rd, team, "delegate", Options{MaxNodes: limit})
+		fromCache, errCache := Expand(ctx, s, readcache.New(readcache.Config{}).Reader(rd), team, "delegate", Options{MaxNodes: limit})
+		if errors.Is(errStore, ErrTooLarge) != errors.Is(errCache, ErrTooLarge) || (errStore == nil) != (errCache == nil) ||
+			errStore == nil && fromStore.String() != fromCache.String() {
+			t.Errorf("MaxNodes %d: store %v, %v; read cache %v, %v", limit, fromStore, errStore, fromCache, errCache)
+		}
+	}
+}
+
+// cachedReader is the read cache's reader as Expand uses it.
+type cachedReader interface {
+	storage.Reader
+	sliceReader
+	relationObjectReader
+}
+
+// countingSlices counts a cachedReader's reads of one object#relation
+// and of many.
+type countingSlices struct {
+	cachedReader
+	slices, objects int
+}
+
+func (c *countingSlices) QueryRelationshipSliceUpTo(ctx context.Context, f storage.Filter, opts storage.QueryOptions, max int) ([]graph.Relationship, bool, error) {
+	c.slices++
+	return c.cachedReader.QueryRelationshipSliceUpTo(ctx, f, opts, max)
+}
+
+func (c *countingSlices) QueryRelationObjectsUpTo(ctx context.Context, typ, rel string, ids []string, opts storage.QueryOptions, max int) ([][]graph.Relationship, error) {
+	c.objects++
+	return c.cachedReader.QueryRelationObjectsUpTo(ctx, typ, rel, ids, opts, max)
 }
