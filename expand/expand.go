@@ -159,16 +159,16 @@ func (x *expander) release() {
 }
 
 type expander struct {
-	ctx   context.Context
-	s     *schema.Schema
-	r     storage.Reader
-	opts  Options
-	seen  map[objectRelation]bool // object#relation already expanded
+	ctx  context.Context
+	s    *schema.Schema
+	r    storage.Reader
+	opts Options
+	seen map[objectRelation]bool // object#relation already expanded
 	// prefetched holds the rows prefetchTargets read of object#relations
 	// the count is about to expand; their reads take them from here
 	// instead of looking each up again (see readRows).
 	prefetched map[objectRelation][]graph.Relationship
-	nodes int                     // nodes created so far
+	nodes      int // nodes created so far
 	// counting walks the tree without building it: nodes are one scratch
 	// node, and children are not kept. It keeps the results it read, in
 	// the order it read them, for the build to replay: the build walks the
