@@ -236,6 +236,10 @@ func (svc *permissionService) LookupSubjects(req *pb.LookupSubjectsRequest, stre
 	if req.GetSubjectType() == "" {
 		return invalidField("subject_type", "missing")
 	}
+	perResponse := int(req.GetSubjectsPerResponse())
+	if perResponse > maxSubjectsPerResponse {
+		return invalidField("subjects_per_response", "at most %d, got %d", maxSubjectsPerResponse, perResponse)
+	}
 	rel := req.GetSubjectRelation()
 	if rel == "..." {
 		rel = ""
@@ -251,10 +255,6 @@ func (svc *permissionService) LookupSubjects(req *pb.LookupSubjectsRequest, stre
 		return invalidField("subject_type", "type %q is not defined in the schema", req.GetSubjectType())
 	} else if rel != "" && !sdef.Has(rel) {
 		return invalidField("subject_relation", "definition %q has no relation or permission %q", sdef.Name, rel)
-	}
-	perResponse := int(req.GetSubjectsPerResponse())
-	if perResponse > maxSubjectsPerResponse {
-		return invalidField("subjects_per_response", "at most %d, got %d", maxSubjectsPerResponse, perResponse)
 	}
 	if err := s.sendZookieHeader(stream, rev); err != nil {
 		return err
