@@ -392,27 +392,38 @@ func (x *expander) readRows(o graph.ObjectRef, rel string) ([]graph.Relationship
 	f := storage.Filter{ResourceType: o.Type, ResourceIDs: x.id[:], Relation: rel}
 	opts := storage.QueryOptions{Now: x.opts.Now}
 	var rows []graph.Relationship
+	var whole bool
+	var err error
 	if sr, ok := x.r.(sliceReader); ok {
-		var whole bool
-		var err error
-		if rows, whole, err = sr.QueryRelationshipSliceUpTo(x.ctx, f, opts, room); err != nil {
-			return nil, err
-		}
-		if !whole {
-			return nil, x.countCut(f, opts, room)
-		}
+		rows, whole, err = sr.QueryRelationshipSliceUpTo(x.ctx, f, opts, room)
 	} else {
-		for r, err := range x.r.QueryRelationships(x.ctx, f, opts) {
-			if err != nil {
-				return nil, err
-			}
-			if len(rows) == room {
-				return nil, x.countCut(f, opts, room)
-			}
-			rows = append(rows, r)
-		}
+		rows, whole, err = x.streamRows(f, opts, room)
+	}
+	if err != nil {
+		return nil, err
+	}
+	if !whole {
+		return nil, x.countCut(f, opts, room)
 	}
 	return rows, x.count(len(rows))
+}
+
+// streamRows reads the rows of f from a reader that streams them, and
+// reports whether they fit in room. It is readRows' fallback, a function
+// of its own so that the range-over-func loop's closure moves none of
+// readRows' variables to the heap on the sliceReader path.
+func (x *expander) streamRows(f storage.Filter, opts storage.QueryOptions, room int) ([]graph.Relationship, bool, error) {
+	var rows []graph.Relationship
+	for r, err := range x.r.QueryRelationships(x.ctx, f, opts) {
+		if err != nil {
+			return nil, false, err
+		}
+		if len(rows) == room {
+			return nil, false, nil
+		}
+		rows = append(rows, r)
+	}
+	return rows, true, nil
 }
 
 // countCut counts the room+1 rows of a read cut short at room, which

@@ -212,9 +212,8 @@ func (r *reader) QueryRelationshipSliceUpTo(ctx context.Context, f storage.Filte
 	// then keeps, needs the key as a string of its own.
 	var buf [128]byte
 	b := r.appendObjectKey(buf[:0], &f, opts.Limit)
-	key := lookupKey(b, r.next.Revision(), f.ResourceType, f.Relation)
-	now := opts.Now.UnixNano()
-	if rows, ok := r.c.get(key, now); ok {
+	rev := r.next.Revision()
+	if rows, ok := r.c.get(keyView(b), rev, f.ResourceType, f.Relation, opts.Now.UnixNano()); ok {
 		if len(rows) > max {
 			return nil, false, nil
 		}
@@ -224,8 +223,7 @@ func (r *reader) QueryRelationshipSliceUpTo(ctx context.Context, f storage.Filte
 	if err != nil || !whole {
 		return nil, whole, err
 	}
-	key.key = string(b)
-	r.c.keep(key, opts, rows)
+	r.c.keep(query{key: string(b), rev: rev, typ: f.ResourceType, rel: f.Relation}, opts, rows)
 	return rows[:len(rows):len(rows)], true, nil
 }
 
@@ -307,11 +305,11 @@ func (r *reader) key(kind byte, limit int, typ, rel string, fields func([]byte) 
 	return query{key: string(fields(b)), rev: r.next.Revision(), typ: typ, rel: rel}
 }
 
-// lookupKey is the query keyed by b's bytes, not a copy of them: for get,
-// which keeps no reference to its key. A miss whose result is kept needs
-// the key as a string of its own.
-func lookupKey(b []byte, rev storage.Revision, typ, rel string) query {
-	return query{key: unsafe.String(unsafe.SliceData(b), len(b)), rev: rev, typ: typ, rel: rel}
+// keyView is a key of b's bytes, not a copy of them: for get, which
+// keeps no reference to its key. A miss whose result is kept needs the
+// key as a string of its own.
+func keyView(b []byte) string {
+	return unsafe.String(unsafe.SliceData(b), len(b))
 }
 
 // appendKey appends the start of a key (see key) to b.
@@ -361,7 +359,7 @@ func instant(t time.Time) time.Time {
 func (c *Cache) through(key query, opts storage.QueryOptions, src iter.Seq2[graph.Relationship, error]) iter.Seq2[graph.Relationship, error] {
 	now := opts.Now.UnixNano()
 	return func(yield func(graph.Relationship, error) bool) {
-		if rows, ok := c.get(key, now); ok {
+		if rows, ok := c.get(key.key, key.rev, key.typ, key.rel, now); ok {
 			for _, rel := range rows {
 				if !yield(rel, nil) {
 					return
@@ -393,15 +391,21 @@ func (c *Cache) through(key query, opts storage.QueryOptions, src iter.Seq2[grap
 	}
 }
 
-// get returns the cached result of q if it is exact at now and at q's
-// revision, and counts the hit or miss. It keeps no reference to q.key,
-// which may be a view of a caller's buffer.
-func (c *Cache) get(q query, now int64) ([]graph.Relationship, bool) {
-	sh := c.shard(q.key)
+// get returns the cached result of the query keyed key (at revision rev,
+// of typ#rel) if it is exact at now and at rev, and counts the hit or
+// miss. It keeps no reference to key, which may be a view of a caller's
+// buffer (see keyView).
+//
+// It takes a query's fields apart, not a query, so that key does not
+// escape with typ and rel, which an interface call takes: a caller's
+// key buffer then stays on its stack instead of being allocated per
+// lookup.
+func (c *Cache) get(key string, rev storage.Revision, typ, rel string, now int64) ([]graph.Relationship, bool) {
+	sh := c.shard(key)
 	sh.mu.Lock()
-	e, ok := sh.lru.Get(q.key)
+	e, ok := sh.lru.Get(key)
 	sh.mu.Unlock()
-	if ok && e.at <= now && now < e.until && (e.rev == q.rev || c.changes != nil && c.changes.Unchanged(e.rev, q.rev, q.typ, q.rel)) {
+	if ok && e.at <= now && now < e.until && (e.rev == rev || c.changes != nil && c.changes.Unchanged(e.rev, rev, typ, rel)) {
 		c.hits.Add(1)
 		return e.rows, true
 	}
@@ -538,7 +542,7 @@ func (r *reader) queryObjects(ctx context.Context, typ, rel string, ids []string
 		// Look the object up by its key's bytes; only a miss, which the
 		// read then keeps, needs the key as a string of its own.
 		b := r.appendObjectKey(buf[:0], &storage.Filter{ResourceType: typ, ResourceIDs: ids[i : i+1 : i+1], Relation: rel}, perObject)
-		if got, ok := r.c.get(lookupKey(b, rev, typ, rel), now); ok {
+		if got, ok := r.c.get(keyView(b), rev, typ, rel, now); ok {
 			rows[i] = got[:len(got):len(got)]
 			continue
 		}
