@@ -128,6 +128,7 @@ func Expand(ctx context.Context, s *schema.Schema, r storage.Reader, resource gr
 	builder := newExpander(ctx, s, r, opts, false)
 	defer builder.release()
 	builder.arena = make([]Node, counter.nodes)
+	builder.kids = make([]*Node, counter.nodes) // every node but the root is a child
 	builder.replay, builder.replaying = counter.read, true
 	n, err := builder.object(resource, perm, 1)
 	if err != nil {
@@ -180,8 +181,10 @@ type expander struct {
 	replaying bool
 	id        [1]string // the filter's IDs, reused by every read
 	// arena is the unused rest of the nodes allocated at once, from which
-	// new nodes are carved.
+	// new nodes are carved; kids likewise for their children's slices
+	// (see slots).
 	arena []Node
+	kids  []*Node
 
 	// oversize, set on a count, refuses a tree at an object#relation
 	// known to be over the limit (known is then its size) and learns from
@@ -252,6 +255,22 @@ func (x *expander) adopt(n, c *Node) {
 	}
 }
 
+// slots returns an empty slice with room for the n children a node being
+// built will adopt, carved from a chunk as nodes are (see node): a tree
+// of thousands of nodes then allocates its children's slices a few
+// times, not once or more per node.
+func (x *expander) slots(n int) []*Node {
+	if x.counting || n == 0 {
+		return nil
+	}
+	if len(x.kids) < n {
+		x.kids = make([]*Node, max(n, arenaChunk))
+	}
+	s := x.kids[:0:n]
+	x.kids = x.kids[n:]
+	return s
+}
+
 func (x *expander) object(o graph.ObjectRef, rel string, depth int) (*Node, error) {
 	if depth > x.opts.MaxDepth {
 		return nil, fmt.Errorf("%w (%d) at %s#%s", ErrMaxDepth, x.opts.MaxDepth, o, rel)
@@ -273,7 +292,8 @@ func (x *expander) object(o graph.ObjectRef, rel string, depth int) (*Node, erro
 			x.seenMarks++
 		} else {
 			if f, ok := x.oversize.over(x, key); ok {
-				x.known = &f
+				known := f // allocated here, not for every object#relation asked about
+				x.known = &known
 				return nil, x.tooLarge()
 			}
 			x.path = append(x.path, key)
@@ -291,6 +311,7 @@ func (x *expander) object(o graph.ObjectRef, rel string, depth int) (*Node, erro
 		if err != nil {
 			return nil, err
 		}
+		n.Children = x.slots(1)
 		x.adopt(n, c)
 		return n, nil
 	}
@@ -341,6 +362,7 @@ func (x *expander) object(o graph.ObjectRef, rel string, depth int) (*Node, erro
 		if err != nil {
 			return nil, err
 		}
+		l.Children = x.slots(1)
 		x.adopt(l, c)
 	}
 	return n, nil
@@ -482,6 +504,7 @@ func (x *expander) expr(o graph.ObjectRef, e schema.Expr, depth int) (*Node, err
 		if err != nil {
 			return nil, err
 		}
+		n.Children = x.slots(len(rels))
 		if x.counting {
 			if err := x.prefetchTargets(rels, e.Target); err != nil {
 				return nil, err
@@ -494,6 +517,7 @@ func (x *expander) expr(o graph.ObjectRef, e schema.Expr, depth int) (*Node, err
 				if err != nil {
 					return nil, err
 				}
+				l.Children = x.slots(1)
 				x.adopt(l, c)
 			}
 			x.adopt(n, l)
@@ -556,6 +580,7 @@ func (x *expander) prefetchTargets(rels []graph.Relationship, target string) err
 }
 
 func (x *expander) children(n *Node, o graph.ObjectRef, es []schema.Expr, depth int) (*Node, error) {
+	n.Children = x.slots(len(es))
 	for _, c := range es {
 		cn, err := x.expr(o, c, depth)
 		if err != nil {
