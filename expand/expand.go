@@ -495,9 +495,13 @@ func (x *expander) expr(o graph.ObjectRef, e schema.Expr, depth int) (*Node, err
 	case *schema.Exclusion:
 		return x.children(x.node(Node{Op: OpExclusion, Object: o}), o, []schema.Expr{e.Base, e.Subtracted}, depth)
 	case *schema.Arrow:
-		text := e.Tupleset + "->" + e.Target
-		if e.Func == schema.ArrowAll {
+		var text string // a count's nodes are not kept
+		switch {
+		case x.counting:
+		case e.Func == schema.ArrowAll:
 			text = e.Tupleset + ".all(" + e.Target + ")"
+		default:
+			text = e.Tupleset + "->" + e.Target
 		}
 		n := x.node(Node{Op: OpArrow, Object: o, Arrow: text, All: e.Func == schema.ArrowAll})
 		rels, err := x.query(o, e.Tupleset)
