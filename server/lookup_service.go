@@ -109,7 +109,8 @@ type expandConverter struct {
 	subjects []pb.SubjectRef
 }
 
-// expandSlab is how many messages of a kind expandConverter allocates at once.
+// expandSlab is how many messages of a kind expandConverter (and
+// subjectPacker) allocates at once.
 const expandSlab = 256
 
 // carve returns the next unused message of slab, allocating a new slab
@@ -316,8 +317,10 @@ type subjectPacker struct {
 	zookie *pb.Zookie
 	n      int
 	now    func() time.Time
-	// The response being filled, its subjects (allocated n at a time),
-	// the bytes of their IDs, and when its first was added.
+	// The response being filled, the unused rest of the subjects'
+	// messages carved as expand's are (carve: a lookup of three subjects
+	// allocates no thousand), the bytes of their IDs, and when its first
+	// was added.
 	resp  *pb.LookupSubjectsResponse
 	slab  []pb.FoundSubject
 	bytes int
@@ -331,12 +334,11 @@ func newSubjectPacker(send func(*pb.LookupSubjectsResponse) error, zookie *pb.Zo
 // add packs one subject, and sends the response it completes.
 func (p *subjectPacker) add(id string, excluded []string, permissionship pb.Permissionship, missing []string) error {
 	if p.resp == nil {
-		p.resp = &pb.LookupSubjectsResponse{LookedUpAt: p.zookie, Subjects: make([]*pb.FoundSubject, 0, p.n)}
-		p.slab = make([]pb.FoundSubject, p.n)
+		p.resp = &pb.LookupSubjectsResponse{LookedUpAt: p.zookie}
 		p.bytes = 0
 		p.first = p.now()
 	}
-	f := &p.slab[len(p.resp.Subjects)]
+	f := carve(&p.slab)
 	f.SubjectId, f.ExcludedSubjectIds, f.Permissionship, f.MissingContext = id, excluded, permissionship, missing
 	p.resp.Subjects = append(p.resp.Subjects, f)
 	p.bytes += len(id)
@@ -355,6 +357,6 @@ func (p *subjectPacker) flush() error {
 		return nil
 	}
 	resp := p.resp
-	p.resp, p.slab = nil, nil
+	p.resp = nil
 	return p.send(resp)
 }
