@@ -8,6 +8,7 @@ import (
 	"github.com/pembadb/pemba/graph"
 	"github.com/pembadb/pemba/schema"
 	"github.com/pembadb/pemba/storage"
+	"github.com/pembadb/pemba/storage/relchanges"
 )
 
 // Permissionship is the answer to a permission question. It is the type
@@ -163,11 +164,13 @@ type Config struct {
 	Changes Changes
 }
 
-// Changes tells whether relationships of a relation changed between two
-// revisions; it answers false when it cannot tell (see
-// relchanges.Tracker.Unchanged).
+// Changes tells whether relationships of a relation, or of one object's
+// relation, changed between two revisions; it answers false when it
+// cannot tell (see relchanges.Tracker). The subject-set cache asks about
+// relations, the read cache about objects.
 type Changes interface {
 	Unchanged(from, to storage.Revision, resourceType, relation string) bool
+	UnchangedIn(from, to storage.Revision, s relchanges.Scope) bool
 }
 
 func (c Config) withDefaults() Config {

@@ -29,6 +29,14 @@ func (c *countedChanges) Unchanged(from, to storage.Revision, typ, rel string) b
 	return ok
 }
 
+func (c *countedChanges) UnchangedIn(from, to storage.Revision, s relchanges.Scope) bool {
+	ok := c.Tracker.UnchangedIn(from, to, s)
+	if ok && from != to {
+		c.across.Add(1)
+	}
+	return ok
+}
+
 // TestCachesAcrossRevisionsAgainstReference compares Check,
 // LookupResources and LookupSubjects of engines whose read and subject-set
 // caches serve results across revisions (Config.Changes, following the

@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/pembadb/pemba/graph"
 	"github.com/pembadb/pemba/storage"
 	"github.com/pembadb/pemba/storage/readcache"
 	"github.com/pembadb/pemba/storage/relchanges"
@@ -99,5 +100,59 @@ func TestServesUnchangedRelationsAcrossRevisions(t *testing.T) {
 	}
 	if got := fmt.Sprint(strs(t, c.Reader(snap).QueryRelationships(ctx, members, storage.QueryOptions{}))); got != "[group:g#member@user:a group:g#member@user:c]" {
 		t.Fatalf("at revision %d: members %s", r3, got)
+	}
+}
+
+// TestServesUnchangedObjectsAcrossRevisions: a write to one object's
+// relation leaves the cached results of that relation's other objects
+// servable at the new revision, whether read by resource or by subject,
+// and the written object's results are read again.
+func TestServesUnchangedObjectsAcrossRevisions(t *testing.T) {
+	e := openMemory(t)
+	tr := follow(t, e)
+	c := readcache.New(readcache.Config{Changes: tr})
+	doc1 := storage.Filter{ResourceType: "doc", ResourceIDs: []string{"1"}, Relation: "viewer"}
+	doc2 := storage.Filter{ResourceType: "doc", ResourceIDs: []string{"2"}, Relation: "viewer"}
+	byA := storage.ReverseFilter{Subject: storage.SubjectFilter{Type: "user", IDs: []string{"a"}}, ResourceType: "doc", Relation: "viewer"}
+	byB := storage.ReverseFilter{Subject: storage.SubjectFilter{Type: "user", IDs: []string{"b"}}, ResourceType: "doc", Relation: "viewer"}
+	read := func(rev storage.Revision) string {
+		t.Helper()
+		snap, err := e.SnapshotReader(ctx, rev)
+		if err != nil {
+			t.Fatal(err)
+		}
+		r := c.Reader(snap)
+		objects, err := r.(interface {
+			QueryRelationObjects(context.Context, string, string, []string, storage.QueryOptions) ([][]graph.Relationship, error)
+		}).QueryRelationObjects(ctx, "doc", "viewer", []string{"1", "2"}, storage.QueryOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return fmt.Sprint(strs(t, r.QueryRelationships(ctx, doc1, storage.QueryOptions{})),
+			strs(t, r.QueryRelationships(ctx, doc2, storage.QueryOptions{})),
+			strs(t, r.ReverseQueryRelationships(ctx, byA, storage.QueryOptions{})),
+			strs(t, r.ReverseQueryRelationships(ctx, byB, storage.QueryOptions{})),
+			len(objects[0]), len(objects[1]))
+	}
+	r1 := write(t, e, rel("doc:1#viewer@user:a"), rel("doc:2#viewer@user:b"))
+	waitApplied(t, tr, r1)
+	read(r1)
+	// The object query reads and keeps each object's rows under the key
+	// of the object's own query, which then hits.
+	if s := c.Stats(); s.Misses != 4 || s.Hits != 2 {
+		t.Fatalf("stats after the first reads = %+v, want 4 misses (2 objects, 2 subjects) and 2 hits", s)
+	}
+	r2 := write(t, e, rel("doc:1#viewer@user:c"))
+	waitApplied(t, tr, r2)
+	want := "[doc:1#viewer@user:a doc:1#viewer@user:c] [doc:2#viewer@user:b] [doc:1#viewer@user:a] [doc:2#viewer@user:b] 2 1"
+	if got := read(r2); got != want {
+		t.Fatalf("at revision %d: %s, want %s", r2, got, want)
+	}
+	// doc:2's rows (for the object query and its own) and both reverse
+	// queries serve across: the write touched doc:1 and user:c. doc:1's
+	// rows are read again by the object query, and its own query then
+	// hits them at the new revision.
+	if s := c.Stats(); s.Hits != 2+5 || s.Misses != 4+1 {
+		t.Fatalf("stats after a write to doc:1#viewer = %+v, want 5 more hits and 1 more miss (doc:1)", s)
 	}
 }

@@ -4,6 +4,7 @@ import (
 	"testing"
 
 	"github.com/pembadb/pemba/storage"
+	"github.com/pembadb/pemba/storage/relchanges"
 )
 
 // TestObjectKeyIsForwardKey: QueryObjects looks an object up by
@@ -44,4 +45,4 @@ func (r revisionOnly) Revision() storage.Revision { return r.rev }
 
 type neverUnchanged struct{}
 
-func (neverUnchanged) Unchanged(_, _ storage.Revision, _, _ string) bool { return false }
+func (neverUnchanged) UnchangedIn(_, _ storage.Revision, _ relchanges.Scope) bool { return false }

@@ -17,6 +17,7 @@ import (
 
 	"github.com/pembadb/pemba/graph"
 	"github.com/pembadb/pemba/storage"
+	"github.com/pembadb/pemba/storage/relchanges"
 )
 
 // Defaults for a zero Config.
@@ -39,10 +40,12 @@ type Config struct {
 	Changes Changes
 }
 
-// Changes tells whether relationships of a relation changed between two
-// revisions; it answers false when it cannot tell.
+// Changes tells whether the relationships a result depends on changed
+// between two revisions; it answers false when it cannot tell. A query of
+// one resource (or from one subject) depends on that object's
+// relationships of its relation, any other query on the whole relation.
 type Changes interface {
-	Unchanged(from, to storage.Revision, resourceType, relation string) bool
+	UnchangedIn(from, to storage.Revision, s relchanges.Scope) bool
 }
 
 // Cache holds query results of any number of snapshots. It is safe for
@@ -175,7 +178,30 @@ func (r *reader) QueryRelationships(ctx context.Context, f storage.Filter, opts 
 }
 
 func (r *reader) forwardKey(f storage.Filter, limit int) query {
-	return r.key('f', limit, f.ResourceType, f.Relation, func(b []byte) []byte { return appendForward(b, &f) })
+	return r.key('f', limit, forwardScope(&f), func(b []byte) []byte { return appendForward(b, &f) })
+}
+
+// forwardScope is what the result of forward filter f depends on: one
+// resource's relationships when it names one, one subject's when it names
+// one, and its relation's otherwise.
+func forwardScope(f *storage.Filter) relchanges.Scope {
+	s := relchanges.Scope{Type: f.ResourceType, Relation: f.Relation}
+	switch {
+	case len(f.ResourceIDs) == 1:
+		s.ID = f.ResourceIDs[0]
+	case f.Subject != nil && len(f.Subject.IDs) == 1:
+		s.SubjectType, s.ID = f.Subject.Type, f.Subject.IDs[0]
+	}
+	return s
+}
+
+// reverseScope is forwardScope for reverse filter f.
+func reverseScope(f *storage.ReverseFilter) relchanges.Scope {
+	s := relchanges.Scope{Type: f.ResourceType, Relation: f.Relation}
+	if len(f.Subject.IDs) == 1 {
+		s.SubjectType, s.ID = f.Subject.Type, f.Subject.IDs[0]
+	}
+	return s
 }
 
 // appendForward appends the fields of forward filter f to a key.
@@ -213,7 +239,8 @@ func (r *reader) QueryRelationshipSliceUpTo(ctx context.Context, f storage.Filte
 	var buf [128]byte
 	b := r.appendObjectKey(buf[:0], &f, opts.Limit)
 	rev := r.next.Revision()
-	if rows, ok := r.c.get(keyView(b), rev, f.ResourceType, f.Relation, opts.Now.UnixNano()); ok {
+	scope := forwardScope(&f)
+	if rows, ok := r.c.get(keyView(b), rev, scope, opts.Now.UnixNano()); ok {
 		if len(rows) > max {
 			return nil, false, nil
 		}
@@ -223,7 +250,7 @@ func (r *reader) QueryRelationshipSliceUpTo(ctx context.Context, f storage.Filte
 	if err != nil || !whole {
 		return nil, whole, err
 	}
-	r.c.keep(query{key: string(b), rev: rev, typ: f.ResourceType, rel: f.Relation}, opts, rows)
+	r.c.keep(query{key: string(b), rev: rev, scope: scope}, opts, rows)
 	return rows[:len(rows):len(rows)], true, nil
 }
 
@@ -279,7 +306,7 @@ func (r *reader) ReverseQueryRelationships(ctx context.Context, f storage.Revers
 		return r.next.ReverseQueryRelationships(ctx, f, opts)
 	}
 	opts.Now = instant(opts.Now)
-	key := r.key('r', opts.Limit, f.ResourceType, f.Relation, func(b []byte) []byte {
+	key := r.key('r', opts.Limit, reverseScope(&f), func(b []byte) []byte {
 		b = appendSubject(b, f.Subject)
 		b = appendField(b, f.ResourceType)
 		return appendField(b, f.Relation)
@@ -288,21 +315,20 @@ func (r *reader) ReverseQueryRelationships(ctx context.Context, f storage.Revers
 }
 
 // query is a query at a revision: key identifies it in the cache, and
-// typ#rel is the relation its result depends on (either may be empty:
-// see Changes).
+// scope is what its result depends on (see Changes).
 type query struct {
-	key      string
-	rev      storage.Revision
-	typ, rel string
+	key   string
+	rev   storage.Revision
+	scope relchanges.Scope
 }
 
 // key encodes a query at r's revision, which is part of the key unless
 // the cache tracks changes: then one entry per query serves every
 // revision its relation did not change across. Validated names and IDs
 // never hold the bytes 0x00–0x02, which separate and mark the fields.
-func (r *reader) key(kind byte, limit int, typ, rel string, fields func([]byte) []byte) query {
+func (r *reader) key(kind byte, limit int, scope relchanges.Scope, fields func([]byte) []byte) query {
 	b := r.appendKey(make([]byte, 0, 96), kind, limit)
-	return query{key: string(fields(b)), rev: r.next.Revision(), typ: typ, rel: rel}
+	return query{key: string(fields(b)), rev: r.next.Revision(), scope: scope}
 }
 
 // keyView is a key of b's bytes, not a copy of them: for get, which
@@ -359,7 +385,7 @@ func instant(t time.Time) time.Time {
 func (c *Cache) through(key query, opts storage.QueryOptions, src iter.Seq2[graph.Relationship, error]) iter.Seq2[graph.Relationship, error] {
 	now := opts.Now.UnixNano()
 	return func(yield func(graph.Relationship, error) bool) {
-		if rows, ok := c.get(key.key, key.rev, key.typ, key.rel, now); ok {
+		if rows, ok := c.get(key.key, key.rev, key.scope, now); ok {
 			for _, rel := range rows {
 				if !yield(rel, nil) {
 					return
@@ -392,20 +418,19 @@ func (c *Cache) through(key query, opts storage.QueryOptions, src iter.Seq2[grap
 }
 
 // get returns the cached result of the query keyed key (at revision rev,
-// of typ#rel) if it is exact at now and at rev, and counts the hit or
-// miss. It keeps no reference to key, which may be a view of a caller's
-// buffer (see keyView).
+// depending on scope) if it is exact at now and at rev, and counts the
+// hit or miss. It keeps no reference to key, which may be a view of a
+// caller's buffer (see keyView).
 //
 // It takes a query's fields apart, not a query, so that key does not
-// escape with typ and rel, which an interface call takes: a caller's
-// key buffer then stays on its stack instead of being allocated per
-// lookup.
-func (c *Cache) get(key string, rev storage.Revision, typ, rel string, now int64) ([]graph.Relationship, bool) {
+// escape with scope, which an interface call takes: a caller's key
+// buffer then stays on its stack instead of being allocated per lookup.
+func (c *Cache) get(key string, rev storage.Revision, scope relchanges.Scope, now int64) ([]graph.Relationship, bool) {
 	sh := c.shard(key)
 	sh.mu.Lock()
 	e, ok := sh.lru.Get(key)
 	sh.mu.Unlock()
-	if ok && e.at <= now && now < e.until && (e.rev == rev || c.changes != nil && c.changes.Unchanged(e.rev, rev, typ, rel)) {
+	if ok && e.at <= now && now < e.until && (e.rev == rev || c.changes != nil && c.changes.UnchangedIn(e.rev, rev, scope)) {
 		c.hits.Add(1)
 		return e.rows, true
 	}
@@ -542,11 +567,12 @@ func (r *reader) queryObjects(ctx context.Context, typ, rel string, ids []string
 		// Look the object up by its key's bytes; only a miss, which the
 		// read then keeps, needs the key as a string of its own.
 		b := r.appendObjectKey(buf[:0], &storage.Filter{ResourceType: typ, ResourceIDs: ids[i : i+1 : i+1], Relation: rel}, perObject)
-		if got, ok := r.c.get(keyView(b), rev, typ, rel, now); ok {
+		scope := relchanges.Scope{Type: typ, Relation: rel, ID: id}
+		if got, ok := r.c.get(keyView(b), rev, scope, now); ok {
 			rows[i] = got[:len(got):len(got)]
 			continue
 		}
-		keys[i] = query{key: string(b), rev: rev, typ: typ, rel: rel}
+		keys[i] = query{key: string(b), rev: rev, scope: scope}
 		missing, missingAt = append(missing, id), append(missingAt, i)
 	}
 	if len(missing) == 0 {

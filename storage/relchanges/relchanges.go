@@ -9,6 +9,15 @@
 // write to document#viewer leaves the cached members of every group, the
 // folder trees and the tiers servable at the new revision.
 //
+// Besides each relation's newest change it keeps, for a window of the most
+// recent changes, which objects they touched: the resource of each changed
+// relationship and its subject. A cached result that depends on one
+// object's relationships (document:d's viewers, the datasets user:u
+// reads) then serves across a write to the same relation of another
+// object (UnchangedIn with a Scope naming the object). Past the window,
+// or for a change too large to record object by object (an import), the
+// answer falls back to the relation's.
+//
 // The answers are exact or "no": Unchanged reports true only for
 // revisions whose changes the Tracker has all applied (every revision
 // after the one it started following at, up to the newest the stream
@@ -48,6 +57,28 @@ type Source interface {
 // relation of every type.
 type relation struct{ typ, rel string }
 
+// Scope is what a cached result depends on: the relationships of
+// Type#Relation (an empty Relation: every relation of Type; an empty Type:
+// everything), narrowed by ID, when it is set, to those of one object: the
+// resource Type:ID when SubjectType is empty, else the subject
+// SubjectType:ID (any subject relation). A forward query of one resource
+// depends on the first kind, a reverse query from one subject on the
+// second.
+type Scope struct {
+	Type, Relation, SubjectType, ID string
+}
+
+// objectWindow bounds the object scopes a Tracker remembers (each changed
+// relationship records four: its resource and its subject, with its
+// relation and with every relation). About 150 bytes each.
+const objectWindow = 1 << 16
+
+// scopeChange is one recorded object scope and the revision that changed it.
+type scopeChange struct {
+	scope Scope
+	rev   storage.Revision
+}
+
 // Tracker records the newest revision that changed each relation. It is
 // safe for concurrent use; the zero value answers "changed" to every
 // question until Start.
@@ -65,6 +96,14 @@ type Tracker struct {
 	// schema is the newest revision that wrote a schema: it may change
 	// the meaning of any relation.
 	schema storage.Revision
+	// objects holds, per object scope (Scope with an ID), the newest
+	// revision that changed it, for every change after objectsAfter;
+	// recorded lists them oldest first, from recordedHead on, and bounds
+	// them to objectWindow.
+	objects      map[Scope]storage.Revision
+	recorded     []scopeChange
+	recordedHead int
+	objectsAfter storage.Revision
 	// moved is closed (and replaced) whenever applied or following
 	// changes, waking Wait.
 	moved chan struct{}
@@ -127,6 +166,31 @@ func (t *Tracker) Unchanged(from, to storage.Revision, resourceType, rel string)
 	return t.last[relation{resourceType, rel}] <= from
 }
 
+// UnchangedIn is Unchanged for the relationships of scope s: with an ID it
+// also reports true when the relation changed in between but not on that
+// object, as long as the changes in between are within the window the
+// tracker remembers objects for.
+func (t *Tracker) UnchangedIn(from, to storage.Revision, s Scope) bool {
+	if from == to {
+		return true
+	}
+	if from > to {
+		from, to = to, from
+	}
+	if s.Type == "" {
+		s = Scope{}
+	}
+	t.mu.RLock()
+	defer t.mu.RUnlock()
+	if !t.following || from < t.since || to > t.applied || t.schema > from {
+		return false
+	}
+	if t.last[relation{s.Type, s.Relation}] <= from {
+		return true
+	}
+	return s.ID != "" && from >= t.objectsAfter && t.objects[s] <= from
+}
+
 // Applied returns the newest revision whose changes are all recorded,
 // and false when the tracker is not following a stream.
 func (t *Tracker) Applied() (storage.Revision, bool) {
@@ -145,6 +209,7 @@ func (t *Tracker) Start(rev storage.Revision) {
 	if t.last == nil {
 		t.last = make(map[relation]storage.Revision)
 	}
+	t.forgetObjects(rev)
 	t.wake()
 }
 
@@ -174,12 +239,63 @@ func (t *Tracker) Apply(ch storage.Change) error {
 		t.last[relation{r.Resource.Type, ""}] = ch.Revision
 		t.last[relation{}] = ch.Revision
 	}
+	t.recordObjects(ch)
 	if ch.SchemaChanged {
 		t.schema = ch.Revision
 	}
 	t.applied = ch.Revision
 	t.wake()
 	return nil
+}
+
+// recordObjects records the object scopes ch touched, forgetting the
+// oldest records past objectWindow. A change with more relationships than
+// the window holds is not recorded object by object: the records start
+// over after it.
+func (t *Tracker) recordObjects(ch storage.Change) {
+	if len(ch.Relationships) == 0 {
+		return
+	}
+	if 4*len(ch.Relationships) > objectWindow {
+		t.forgetObjects(ch.Revision)
+		return
+	}
+	for _, c := range ch.Relationships {
+		r := &c.Relationship
+		for _, s := range [4]Scope{
+			{Type: r.Resource.Type, Relation: r.Relation, ID: r.Resource.ID},
+			{Type: r.Resource.Type, ID: r.Resource.ID},
+			{Type: r.Resource.Type, Relation: r.Relation, SubjectType: r.Subject.Object.Type, ID: r.Subject.Object.ID},
+			{Type: r.Resource.Type, SubjectType: r.Subject.Object.Type, ID: r.Subject.Object.ID},
+		} {
+			t.objects[s] = ch.Revision
+			t.recorded = append(t.recorded, scopeChange{s, ch.Revision})
+		}
+	}
+	for len(t.recorded)-t.recordedHead > objectWindow {
+		old := t.recorded[t.recordedHead]
+		t.recorded[t.recordedHead] = scopeChange{}
+		t.recordedHead++
+		if t.objects[old.scope] == old.rev {
+			delete(t.objects, old.scope)
+		}
+		// Changes up to old.rev may now be missing from objects.
+		t.objectsAfter = max(t.objectsAfter, old.rev)
+	}
+	if t.recordedHead > objectWindow/4 {
+		// Move the live records to the front so the slice stays bounded.
+		n := copy(t.recorded, t.recorded[t.recordedHead:])
+		clear(t.recorded[n:])
+		t.recorded, t.recordedHead = t.recorded[:n], 0
+	}
+}
+
+// forgetObjects drops every object record: from rev on, the changes of
+// objects are recorded again.
+func (t *Tracker) forgetObjects(rev storage.Revision) {
+	t.objects = make(map[Scope]storage.Revision)
+	t.recorded, t.recordedHead = nil, 0
+	t.objectsAfter = rev
 }
 
 // Follow waits retryFirst after a failed stream before it starts again,

@@ -100,6 +100,112 @@ func TestUnchanged(t *testing.T) {
 	}
 }
 
+// TestUnchangedIn: a write to one object's relation leaves the other
+// objects of that relation unchanged, on the resource side and on the
+// subject side, while the tracker remembers the objects of every change in
+// between; past that it answers for the relation.
+func TestUnchangedIn(t *testing.T) {
+	var tr Tracker
+	tr.Start(10)
+	res := func(typ, rel, id string) Scope { return Scope{Type: typ, Relation: rel, ID: id} }
+	subj := func(typ, rel, subjectType, id string) Scope {
+		return Scope{Type: typ, Relation: rel, SubjectType: subjectType, ID: id}
+	}
+	type question struct {
+		from, to storage.Revision
+		scope    Scope
+		want     bool
+	}
+	for _, step := range []struct {
+		ch   storage.Change
+		asks []question
+	}{
+		{change(11, "dataset:d1#reader@user:a"), []question{
+			{10, 11, res("dataset", "reader", "d1"), false},
+			{10, 11, res("dataset", "reader", "d2"), true},
+			{11, 10, res("dataset", "reader", "d2"), true}, // either order
+			{10, 11, res("dataset", "", "d1"), false},     // every relation of d1
+			{10, 11, res("dataset", "", "d2"), true},
+			{10, 11, res("dataset", "owner", "d1"), true}, // the relation's own record
+			{10, 11, subj("dataset", "reader", "user", "a"), false},
+			{10, 11, subj("dataset", "reader", "user", "b"), true},
+			{10, 11, subj("dataset", "", "user", "a"), false},
+			{10, 11, subj("dataset", "reader", "group", "a"), true}, // another type's ID a
+			{10, 11, res("dataset", "reader", ""), false},           // the whole relation
+			{10, 11, res("", "", "d2"), false},                      // no type: everything
+			{10, 12, res("dataset", "reader", "d2"), false},         // not delivered yet
+			{9, 10, res("dataset", "reader", "d2"), false},          // before following began
+		}},
+		{change(12, "dataset:d2#reader@group:eng#member"), []question{
+			{10, 12, res("dataset", "reader", "d2"), false},
+			{11, 12, res("dataset", "reader", "d1"), true},
+			{10, 12, res("dataset", "reader", "d1"), false},
+			{11, 12, subj("dataset", "reader", "group", "eng"), false},
+			{11, 12, subj("dataset", "reader", "user", "a"), true},
+		}},
+		{storage.Change{Revision: 13, SchemaChanged: true}, []question{
+			{12, 13, res("dataset", "reader", "d3"), false}, // a schema write changes everything
+		}},
+	} {
+		if err := tr.Apply(step.ch); err != nil {
+			t.Fatal(err)
+		}
+		for _, q := range step.asks {
+			if got := tr.UnchangedIn(q.from, q.to, q.scope); got != q.want {
+				t.Errorf("after revision %d: UnchangedIn(%d, %d, %+v) = %v, want %v", step.ch.Revision, q.from, q.to, q.scope, got, q.want)
+			}
+		}
+	}
+
+	// Past the window of remembered objects the relation answers: d1 and
+	// d2 were written within it at 14 and 15, and objectWindow/4 more
+	// relationship changes push 14's records out of it.
+	for rev, id := range map[storage.Revision]string{14: "d1", 15: "d2"} {
+		if err := tr.Apply(change(rev, "dataset:"+id+"#reader@user:c")); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if !tr.UnchangedIn(14, 15, res("dataset", "reader", "d1")) || tr.UnchangedIn(14, 15, res("dataset", "reader", "d2")) {
+		t.Fatal("objects within the window answered for their relation")
+	}
+	rev := storage.Revision(16)
+	for i := 0; i < objectWindow/4; i, rev = i+1, rev+1 {
+		if err := tr.Apply(change(rev, "document:x#viewer@user:u")); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if tr.UnchangedIn(14, rev-1, res("dataset", "reader", "d3")) {
+		t.Error("a revision whose objects were forgotten answered for an object")
+	}
+	if !tr.UnchangedIn(15, rev-1, res("dataset", "reader", "d1")) {
+		t.Error("the revisions still remembered did not answer for an object")
+	}
+	// A change too large to record object by object starts the records over.
+	big := change(rev, "dataset:d1#reader@user:a")
+	for len(big.Relationships) <= objectWindow/4 {
+		big.Relationships = append(big.Relationships, big.Relationships[0])
+	}
+	if err := tr.Apply(big); err != nil {
+		t.Fatal(err)
+	}
+	if tr.UnchangedIn(rev-1, rev, res("dataset", "reader", "d2")) {
+		t.Error("a change too large to record answered for an object")
+	}
+	if err := tr.Apply(change(rev+1, "dataset:d2#reader@user:a")); err != nil {
+		t.Fatal(err)
+	}
+	if !tr.UnchangedIn(rev, rev+1, res("dataset", "reader", "d1")) || tr.UnchangedIn(rev, rev+1, res("dataset", "reader", "d2")) {
+		t.Error("after a large change, the next change's objects were not recorded")
+	}
+	if n := len(tr.recorded) - tr.recordedHead; n > objectWindow {
+		t.Errorf("%d object records kept, more than the window of %d", n, objectWindow)
+	}
+	tr.Start(rev + 5)
+	if len(tr.objects) != 0 {
+		t.Errorf("a restarted tracker kept %d object records", len(tr.objects))
+	}
+}
+
 // TestFollow follows a real engine's stream: writes to one relation leave
 // the others unchanged, and a revision the stream has not delivered is
 // never called unchanged.
