@@ -124,7 +124,7 @@ func TestUnchangedIn(t *testing.T) {
 			{10, 11, res("dataset", "reader", "d1"), false},
 			{10, 11, res("dataset", "reader", "d2"), true},
 			{11, 10, res("dataset", "reader", "d2"), true}, // either order
-			{10, 11, res("dataset", "", "d1"), false},     // every relation of d1
+			{10, 11, res("dataset", "", "d1"), false},      // every relation of d1
 			{10, 11, res("dataset", "", "d2"), true},
 			{10, 11, res("dataset", "owner", "d1"), true}, // the relation's own record
 			{10, 11, subj("dataset", "reader", "user", "a"), false},
