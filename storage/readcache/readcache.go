@@ -13,8 +13,6 @@ import (
 	"time"
 	"unsafe"
 
-	"github.com/hashicorp/golang-lru/v2/simplelru"
-
 	"github.com/pembadb/pemba/graph"
 	"github.com/pembadb/pemba/storage"
 	"github.com/pembadb/pemba/storage/relchanges"
@@ -71,28 +69,17 @@ type Cache struct {
 	misses atomic.Uint64
 }
 
-// cacheShard is one lock and the LRU of the entries whose keys it holds.
-type cacheShard struct {
-	maxBytes int64
-	mu       sync.Mutex // guards lru and bytes
-	lru      *simplelru.LRU[string, entry]
-	bytes    int64
-	_        [32]byte // keep shards' locks on their own cache lines
-}
-
 // shardedFrom is the byte budget from which a cache is split into
-// cacheShards shards (a smaller one keeps one LRU, so its bound is exact).
+// cacheShards shards (a smaller one keeps one, so its bound is exact).
 const (
 	shardedFrom = 16 << 20
 	cacheShards = 16
 )
 
-// shard returns the shard holding key.
-func (c *Cache) shard(key string) *cacheShard {
-	if len(c.shards) == 1 {
-		return &c.shards[0]
-	}
-	return &c.shards[maphash.String(c.seed, key)%uint64(len(c.shards))]
+// shard returns the hash of key and the shard holding it.
+func (c *Cache) shard(key string) (uint64, *cacheShard) {
+	h := maphash.String(c.seed, key)
+	return h, &c.shards[h%uint64(len(c.shards))]
 }
 
 type entry struct {
@@ -116,14 +103,7 @@ func New(cfg Config) *Cache {
 	}
 	c := &Cache{maxRows: cfg.MaxRows, changes: cfg.Changes, shards: make([]cacheShard, n), seed: maphash.MakeSeed()}
 	for i := range c.shards {
-		sh := &c.shards[i]
-		sh.maxBytes = cfg.MaxBytes / int64(n)
-		// The entry count is bounded by bytes, not by the LRU's own limit.
-		l, err := simplelru.NewLRU[string, entry](math.MaxInt32, func(_ string, e entry) { sh.bytes -= e.size })
-		if err != nil {
-			panic("readcache: " + err.Error()) // only for a non-positive size
-		}
-		sh.lru = l
+		c.shards[i].init(cfg.MaxBytes / int64(n))
 	}
 	return c
 }
@@ -139,11 +119,9 @@ type Stats struct {
 func (c *Cache) Stats() Stats {
 	st := Stats{Hits: c.hits.Load(), Misses: c.misses.Load()}
 	for i := range c.shards {
-		sh := &c.shards[i]
-		sh.mu.Lock()
-		st.Entries += sh.lru.Len()
-		st.Bytes += sh.bytes
-		sh.mu.Unlock()
+		n, b := c.shards[i].stats()
+		st.Entries += n
+		st.Bytes += b
 	}
 	return st
 }
@@ -426,10 +404,8 @@ func (c *Cache) through(key query, opts storage.QueryOptions, src iter.Seq2[grap
 // escape with scope, which an interface call takes: a caller's key
 // buffer then stays on its stack instead of being allocated per lookup.
 func (c *Cache) get(key string, rev storage.Revision, scope relchanges.Scope, now int64) ([]graph.Relationship, bool) {
-	sh := c.shard(key)
-	sh.mu.Lock()
-	e, ok := sh.lru.Get(key)
-	sh.mu.Unlock()
+	h, sh := c.shard(key)
+	e, ok := sh.get(key, h)
 	if ok && e.at <= now && now < e.until && (e.rev == rev || c.changes != nil && c.changes.UnchangedIn(e.rev, rev, scope)) {
 		c.hits.Add(1)
 		return e.rows, true
@@ -458,10 +434,11 @@ func (c *Cache) keep(key query, opts storage.QueryOptions, rows []graph.Relation
 	}
 }
 
-// entryOverhead estimates the LRU element, map slot and headers of one
-// entry; rowOverhead the fixed part of one relationship.
+// entryOverhead estimates the slot, index entry and headers of one entry
+// (a slot is 88 bytes); rowOverhead the fixed part of one relationship.
+// TestKeptRowsHoldOnlyThemselves compares the estimate with the heap.
 const (
-	entryOverhead = 160
+	entryOverhead = 104
 	rowOverhead   = 6*16 + 2*8
 )
 
@@ -478,23 +455,11 @@ func (c *Cache) add(key string, e entry) {
 			e.size += 64 + int64(len(r.Caveat.Name)) + 64*int64(len(r.Caveat.Context))
 		}
 	}
-	sh := c.shard(key)
+	h, sh := c.shard(key)
 	if e.size > sh.maxBytes {
 		return
 	}
-	sh.mu.Lock()
-	defer sh.mu.Unlock()
-	if old, ok := sh.lru.Peek(key); ok && old.rev > e.rev {
-		return // keep the newer result: reads at the head want it
-	}
-	sh.lru.Remove(key) // a stale entry for key; its size leaves through the eviction callback
-	sh.lru.Add(key, e)
-	sh.bytes += e.size
-	for sh.bytes > sh.maxBytes {
-		if _, _, ok := sh.lru.RemoveOldest(); !ok {
-			break
-		}
-	}
+	sh.put(key, h, e)
 }
 
 // QueryObjects reads the relationships of the objects ids of type typ,

@@ -1,0 +1,124 @@
+package readcache
+
+import (
+	"sync"
+	"sync/atomic"
+)
+
+// cacheShard holds the entries whose keys hash to it, bounded by its share
+// of the byte budget, and evicts with the CLOCK algorithm: a hit only marks
+// its entry referenced, and eviction sweeps the entries in slot order,
+// sparing (and unmarking) the referenced ones. Against an LRU list a hit
+// writes no shared pointers and takes the lock shared, and the entries
+// are one array: the index maps a key's 64-bit hash to its slot, so it
+// holds no pointers for the collector to scan, and an entry costs no
+// allocation of its own. The key is kept in the slot and compared on
+// every hit, so two keys with one hash never share an entry: the newer
+// replaces the older.
+type cacheShard struct {
+	maxBytes int64
+	mu       sync.RWMutex // guards every field below; ref bits change under the read lock, atomically
+	index    map[uint64]int32
+	slots    []slot
+	free     []int32 // empty slots below len(slots)
+	hand     int     // the next slot the sweep looks at
+	bytes    int64
+	_        [32]byte // keep shards' locks on their own cache lines
+}
+
+// slot is one entry of a shard; an empty slot has size 0.
+type slot struct {
+	key  string
+	hash uint64
+	entry
+	ref uint32 // 1 once read since the sweep last passed; accessed atomically
+}
+
+func (sh *cacheShard) init(maxBytes int64) {
+	sh.maxBytes, sh.index = maxBytes, make(map[uint64]int32)
+}
+
+// get returns the entry of key, whose hash is h, and marks it referenced.
+func (sh *cacheShard) get(key string, h uint64) (entry, bool) {
+	sh.mu.RLock()
+	defer sh.mu.RUnlock()
+	i, ok := sh.index[h]
+	if !ok {
+		return entry{}, false
+	}
+	s := &sh.slots[i]
+	if s.key != key {
+		return entry{}, false
+	}
+	if atomic.LoadUint32(&s.ref) == 0 {
+		atomic.StoreUint32(&s.ref, 1)
+	}
+	return s.entry, true
+}
+
+// put stores e under key, whose hash is h, unless the entry already held
+// for key was read at a newer revision (reads at the head want it), and
+// evicts until the shard fits its budget. e.size must not exceed it.
+func (sh *cacheShard) put(key string, h uint64, e entry) {
+	sh.mu.Lock()
+	defer sh.mu.Unlock()
+	if i, ok := sh.index[h]; ok {
+		if s := &sh.slots[i]; s.key == key && s.rev > e.rev {
+			return
+		}
+		// A stale entry for key, or another key with the same hash.
+		sh.drop(i)
+	}
+	for sh.bytes+e.size > sh.maxBytes && sh.evict() {
+	}
+	var i int32
+	if n := len(sh.free); n > 0 {
+		i, sh.free = sh.free[n-1], sh.free[:n-1]
+	} else {
+		i = int32(len(sh.slots))
+		sh.slots = append(sh.slots, slot{})
+	}
+	sh.slots[i] = slot{key: key, hash: h, entry: e}
+	sh.index[h] = i
+	sh.bytes += e.size
+}
+
+// evict drops the first unreferenced entry from the hand on, unmarking
+// the referenced ones it passes; it reports false when the shard is empty.
+func (sh *cacheShard) evict() bool {
+	if len(sh.index) == 0 {
+		return false
+	}
+	for {
+		if sh.hand >= len(sh.slots) {
+			sh.hand = 0
+		}
+		i := sh.hand
+		sh.hand++
+		s := &sh.slots[i]
+		switch {
+		case s.size == 0:
+		case atomic.LoadUint32(&s.ref) != 0:
+			atomic.StoreUint32(&s.ref, 0)
+		default:
+			sh.drop(int32(i))
+			return true
+		}
+	}
+}
+
+// drop empties slot i, which holds an entry.
+func (sh *cacheShard) drop(i int32) {
+	s := &sh.slots[i]
+	delete(sh.index, s.hash)
+	sh.bytes -= s.size
+	*s = slot{}
+	sh.free = append(sh.free, i)
+}
+
+// stats returns the shard's entry count and estimated bytes.
+func (sh *cacheShard) stats() (int, int64) {
+	sh.mu.RLock()
+	defer sh.mu.RUnlock()
+	return len(sh.index), sh.bytes
+}
