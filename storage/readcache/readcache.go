@@ -435,7 +435,7 @@ func (c *Cache) keep(key query, opts storage.QueryOptions, rows []graph.Relation
 }
 
 // entryOverhead estimates the slot, index entry and headers of one entry
-// (a slot is 88 bytes); rowOverhead the fixed part of one relationship.
+// (a slot and its state take 84 bytes); rowOverhead the fixed part of one relationship.
 // TestKeptRowsHoldOnlyThemselves compares the estimate with the heap.
 const (
 	entryOverhead = 104
