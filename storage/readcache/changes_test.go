@@ -40,6 +40,14 @@ func waitApplied(t *testing.T, tr *relchanges.Tracker, rev storage.Revision) {
 	}
 }
 
+// writeApplied writes rels to e and waits until tr has applied the write.
+func writeApplied(t *testing.T, e storage.Engine, tr *relchanges.Tracker, rels ...graph.Relationship) storage.Revision {
+	t.Helper()
+	rev := write(t, e, rels...)
+	waitApplied(t, tr, rev)
+	return rev
+}
+
 // TestConformanceAcrossRevisions runs the suite with results served
 // across revisions wherever the change stream says their relation did not
 // change: every answer must still be the engine's own.
@@ -71,14 +79,12 @@ func TestServesUnchangedRelationsAcrossRevisions(t *testing.T) {
 			fmt.Sprint(strs(t, r.QueryRelationships(ctx, viewers, storage.QueryOptions{}))),
 			fmt.Sprint(strs(t, r.ReverseQueryRelationships(ctx, byUser, storage.QueryOptions{})))
 	}
-	r1 := write(t, e, rel("group:g#member@user:a"), rel("doc:1#viewer@user:a"))
-	waitApplied(t, tr, r1)
+	r1 := writeApplied(t, e, tr, rel("group:g#member@user:a"), rel("doc:1#viewer@user:a"))
 	read(r1)
 	if s := c.Stats(); s.Misses != 3 || s.Hits != 0 {
 		t.Fatalf("stats after the first reads = %+v, want 3 misses", s)
 	}
-	r2 := write(t, e, rel("doc:1#viewer@user:b"))
-	waitApplied(t, tr, r2)
+	r2 := writeApplied(t, e, tr, rel("doc:1#viewer@user:b"))
 	m, v, b := read(r2)
 	if m != "[group:g#member@user:a]" || v != "[doc:1#viewer@user:a doc:1#viewer@user:b]" || b != "[group:g#member@user:a]" {
 		t.Fatalf("at revision %d: members %s, viewers %s, by user %s", r2, m, v, b)
@@ -134,16 +140,14 @@ func TestServesUnchangedObjectsAcrossRevisions(t *testing.T) {
 			strs(t, r.ReverseQueryRelationships(ctx, byB, storage.QueryOptions{})),
 			len(objects[0]), len(objects[1]))
 	}
-	r1 := write(t, e, rel("doc:1#viewer@user:a"), rel("doc:2#viewer@user:b"))
-	waitApplied(t, tr, r1)
+	r1 := writeApplied(t, e, tr, rel("doc:1#viewer@user:a"), rel("doc:2#viewer@user:b"))
 	read(r1)
 	// The object query reads and keeps each object's rows under the key
 	// of the object's own query, which then hits.
 	if s := c.Stats(); s.Misses != 4 || s.Hits != 2 {
 		t.Fatalf("stats after the first reads = %+v, want 4 misses (2 objects, 2 subjects) and 2 hits", s)
 	}
-	r2 := write(t, e, rel("doc:1#viewer@user:c"))
-	waitApplied(t, tr, r2)
+	r2 := writeApplied(t, e, tr, rel("doc:1#viewer@user:c"))
 	want := "[doc:1#viewer@user:a doc:1#viewer@user:c] [doc:2#viewer@user:b] [doc:1#viewer@user:a] [doc:2#viewer@user:b] 2 1"
 	if got := read(r2); got != want {
 		t.Fatalf("at revision %d: %s, want %s", r2, got, want)
