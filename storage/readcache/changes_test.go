@@ -40,6 +40,16 @@ func waitApplied(t *testing.T, tr *relchanges.Tracker, rev storage.Revision) {
 	}
 }
 
+// cachedAt returns e's snapshot at rev read through c.
+func cachedAt(t *testing.T, e storage.Engine, c *readcache.Cache, rev storage.Revision) storage.Reader {
+	t.Helper()
+	snap, err := e.SnapshotReader(ctx, rev)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c.Reader(snap)
+}
+
 // writeApplied writes rels to e and waits until tr has applied the write.
 func writeApplied(t *testing.T, e storage.Engine, tr *relchanges.Tracker, rels ...graph.Relationship) storage.Revision {
 	t.Helper()
@@ -70,11 +80,7 @@ func TestServesUnchangedRelationsAcrossRevisions(t *testing.T) {
 	byUser := storage.ReverseFilter{Subject: storage.SubjectFilter{Type: "user", IDs: []string{"a"}}, ResourceType: "group", Relation: "member"}
 	read := func(rev storage.Revision) (string, string, string) {
 		t.Helper()
-		snap, err := e.SnapshotReader(ctx, rev)
-		if err != nil {
-			t.Fatal(err)
-		}
-		r := c.Reader(snap)
+		r := cachedAt(t, e, c, rev)
 		return fmt.Sprint(strs(t, r.QueryRelationships(ctx, members, storage.QueryOptions{}))),
 			fmt.Sprint(strs(t, r.QueryRelationships(ctx, viewers, storage.QueryOptions{}))),
 			fmt.Sprint(strs(t, r.ReverseQueryRelationships(ctx, byUser, storage.QueryOptions{})))
@@ -123,11 +129,7 @@ func TestServesUnchangedObjectsAcrossRevisions(t *testing.T) {
 	byB := storage.ReverseFilter{Subject: storage.SubjectFilter{Type: "user", IDs: []string{"b"}}, ResourceType: "doc", Relation: "viewer"}
 	read := func(rev storage.Revision) string {
 		t.Helper()
-		snap, err := e.SnapshotReader(ctx, rev)
-		if err != nil {
-			t.Fatal(err)
-		}
-		r := c.Reader(snap)
+		r := cachedAt(t, e, c, rev)
 		objects, err := r.(interface {
 			QueryRelationObjects(context.Context, string, string, []string, storage.QueryOptions) ([][]graph.Relationship, error)
 		}).QueryRelationObjects(ctx, "doc", "viewer", []string{"1", "2"}, storage.QueryOptions{})
