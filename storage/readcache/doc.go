@@ -12,7 +12,7 @@
 // whole one. Results read after a cursor, or that hold more than MaxRows
 // relationships, are passed through and never stored.
 //
-// The cache is bounded by an estimate of its memory and evicts the least
-// recently used results. One Cache is shared by every reader of an engine;
+// The cache is bounded by an estimate of its memory and evicts with CLOCK,
+// sparing results read since its sweep last passed them. One Cache is shared by every reader of an engine;
 // wrap each snapshot's reader with Cache.Reader.
 package readcache
