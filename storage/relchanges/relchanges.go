@@ -149,25 +149,12 @@ func (t *Tracker) Wait(ctx context.Context, rev storage.Revision) error {
 // changed after the larger one (only each relation's newest change is
 // kept; callers ask about recent revisions).
 func (t *Tracker) Unchanged(from, to storage.Revision, resourceType, rel string) bool {
-	if from == to {
-		return true
-	}
-	if from > to {
-		from, to = to, from
-	}
-	if resourceType == "" {
-		rel = ""
-	}
-	t.mu.RLock()
-	defer t.mu.RUnlock()
-	if !t.following || from < t.since || to > t.applied || t.schema > from {
-		return false
-	}
-	return t.last[relation{resourceType, rel}] <= from
+	return t.UnchangedIn(from, to, Scope{Type: resourceType, Relation: rel})
 }
 
-// UnchangedIn is Unchanged for the relationships of scope s: with an ID it
-// also reports true when the relation changed in between but not on that
+// UnchangedIn is Unchanged for the relationships of scope s (without an
+// ID, its relation; an empty Type, everything): with an ID it also reports
+// true when the relation changed in between but not on that
 // object, as long as the changes in between are within the window the
 // tracker remembers objects for.
 func (t *Tracker) UnchangedIn(from, to storage.Revision, s Scope) bool {
@@ -178,7 +165,7 @@ func (t *Tracker) UnchangedIn(from, to storage.Revision, s Scope) bool {
 		from, to = to, from
 	}
 	if s.Type == "" {
-		s = Scope{}
+		s = Scope{} // everything
 	}
 	t.mu.RLock()
 	defer t.mu.RUnlock()
