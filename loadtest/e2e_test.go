@@ -66,12 +66,16 @@ func TestRunAgainstServer(t *testing.T) {
 	for i, name := range workloads {
 		t.Run(name, func(t *testing.T) {
 			cfg := base
-			if name == loadtest.WorkloadLookupSubjects {
+			switch name {
+			case loadtest.WorkloadLookupSubjects:
 				// Lookups of two subjects or more are "big" here, and
 				// their subjects arrive packed into one response: the
 				// per-1k row needs them counted one by one.
-				defer loadtest.SetBigLookup(2)()
+				defer loadtest.SetBigAnswer(2)()
 				cfg.SubjectsPerResponse = 1000
+			case loadtest.WorkloadExpand:
+				// nested-org's trees are smaller than 1,000 nodes.
+				defer loadtest.SetBigAnswer(2)()
 			}
 			cfg.Workload = name
 			cfg.SkipLoad = i > 0
@@ -130,6 +134,15 @@ func TestRunAgainstServer(t *testing.T) {
 				all, per1k := ops["lookup-subjects"], ops["lookup-subjects-per-1k"]
 				if per1k.Count == 0 || per1k.Count > all.Count || per1k.P50Ms <= 0 {
 					t.Errorf("lookup-subjects-per-1k = %+v beside %d lookups, want a time for each that found a subject", per1k, all.Count)
+				}
+			case loadtest.WorkloadExpand:
+				ops := map[string]loadtest.Operation{}
+				for _, op := range r.Operations {
+					ops[op.Name] = op
+				}
+				all, per1k := ops["expand"], ops["expand-per-1k"]
+				if per1k.Count == 0 || per1k.Count > all.Count || per1k.P50Ms <= 0 || per1k.P50Ms >= all.P99Ms*500 {
+					t.Errorf("expand-per-1k = %+v beside %+v, want a time per 1,000 nodes for each tree of two nodes or more", per1k, all)
 				}
 			case loadtest.WorkloadCheckRandom, loadtest.WorkloadCheckHot:
 				// The read cache hit ratio stays nil when every check was

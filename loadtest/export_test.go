@@ -1,9 +1,10 @@
 package loadtest
 
-// SetBigLookup sets the fewest results of a lookup whose time per 1,000
-// results is recorded, and returns a function that restores it.
-func SetBigLookup(n int) (restore func()) {
-	old := bigLookup
-	bigLookup = n
-	return func() { bigLookup = old }
+// SetBigAnswer sets the fewest results of a lookup, or nodes of an
+// expanded tree, whose time per 1,000 is recorded, and returns a function
+// that restores it.
+func SetBigAnswer(n int) (restore func()) {
+	old := bigAnswer
+	bigAnswer = n
+	return func() { bigAnswer = old }
 }

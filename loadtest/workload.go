@@ -56,14 +56,16 @@ const (
 	opAccessWhat      = "access-what"
 	// firstRowSuffix names an access query's time to its first row.
 	firstRowSuffix = "-first-row"
-	// per1kSuffix names a lookup's time per 1,000 results, recorded for
-	// the lookups that return at least 1,000 (bigLookup).
+	// per1kSuffix names a lookup's time per 1,000 results, or an
+	// expand's per 1,000 nodes of its tree, recorded for the answers
+	// that hold at least 1,000 (bigAnswer).
 	per1kSuffix = "-per-1k"
 )
 
-// bigLookup is the fewest results of a lookup whose time per 1,000
-// results is recorded: below it the request's fixed costs dominate.
-var bigLookup = 1000
+// bigAnswer is the fewest results of a lookup, or nodes of an expanded
+// tree, whose time per 1,000 is recorded: below it the request's fixed
+// costs dominate.
+var bigAnswer = 1000
 
 // Request shapes.
 const (
@@ -300,7 +302,7 @@ func (w *worker) lookupSubjects(ctx context.Context) {
 		results, err = drainSubjects(stream.Recv)
 		return err
 	})
-	if err == nil && results >= bigLookup {
+	if err == nil && results >= bigAnswer {
 		w.record(opLookupSubjects+per1kSuffix, took*1000/time.Duration(results), nil)
 	}
 }
@@ -362,14 +364,39 @@ func (w *worker) accessRows(ctx context.Context, op string, open func(ctx contex
 	}
 }
 
+// expand asks for the tree of a sampled resource's permission. A tree
+// of at least bigAnswer nodes is also timed per 1,000 of them: trees
+// grow with the graph (an organization's employees at ×10 are ten times
+// as many), so this row compares the cost of a node across scales where
+// the expand row compares whole answers.
 func (w *worker) expand(ctx context.Context) {
 	q := w.sampler.Expand()
-	_ = w.timed(ctx, opExpand, func(ctx context.Context) error {
-		_, err := w.c.perms.ExpandPermission(ctx, &pb.ExpandPermissionRequest{
+	var took time.Duration
+	var nodes int
+	err := w.timed(ctx, opExpand, func(ctx context.Context) error {
+		start := time.Now()
+		resp, err := w.c.perms.ExpandPermission(ctx, &pb.ExpandPermissionRequest{
 			Consistency: consistency(w.zookie), Resource: objectProto(q.Resource), Permission: q.Permission,
 		})
+		took = time.Since(start)
+		nodes = treeNodes(resp.GetTree())
 		return err
 	})
+	if err == nil && nodes >= bigAnswer {
+		w.record(opExpand+per1kSuffix, took*1000/time.Duration(nodes), nil)
+	}
+}
+
+// treeNodes counts the nodes of an expanded tree.
+func treeNodes(n *pb.ExpandNode) int {
+	if n == nil {
+		return 0
+	}
+	count := 1
+	for _, c := range n.GetChildren() {
+		count += treeNodes(c)
+	}
+	return count
 }
 
 // read reads the relationships of a sampled resource: one indexed range
