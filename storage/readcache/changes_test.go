@@ -162,3 +162,54 @@ func TestServesUnchangedObjectsAcrossRevisions(t *testing.T) {
 		t.Fatalf("stats after a write to doc:1#viewer = %+v, want 5 more hits and 1 more miss (doc:1)", s)
 	}
 }
+
+// TestEmptyResultsAcrossRevisions: empty results, which a shard keeps in a
+// table of their own, are served like any other: at their revision, and
+// across writes to other objects of the relation, but not across a write
+// that gives the object rows. An object query's cached empty result is
+// "no rows", not "left out".
+func TestEmptyResultsAcrossRevisions(t *testing.T) {
+	e := openMemory(t)
+	tr := follow(t, e)
+	c := readcache.New(readcache.Config{Changes: tr})
+	delegates := func(id string) storage.Filter {
+		return storage.Filter{ResourceType: "user", ResourceIDs: []string{id}, Relation: "delegate"}
+	}
+	read := func(rev storage.Revision) string {
+		t.Helper()
+		r := cachedAt(t, e, c, rev)
+		objects, err := r.(interface {
+			QueryRelationObjectsUpTo(context.Context, string, string, []string, storage.QueryOptions, int) ([][]graph.Relationship, error)
+		}).QueryRelationObjectsUpTo(ctx, "user", "delegate", []string{"a", "b"}, storage.QueryOptions{}, 10)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return fmt.Sprint(strs(t, r.QueryRelationships(ctx, delegates("a"), storage.QueryOptions{})),
+			strs(t, r.QueryRelationships(ctx, delegates("b"), storage.QueryOptions{})),
+			len(objects[0]), objects[0] == nil, len(objects[1]), objects[1] == nil)
+	}
+	r1 := writeApplied(t, e, tr, rel("doc:1#viewer@user:a"))
+	if got, want := read(r1), "[] [] 0 false 0 false"; got != want {
+		t.Fatalf("at revision %d: %s, want %s", r1, got, want)
+	}
+	if s := c.Stats(); s.Misses != 2 || s.Hits != 2 || s.Entries != 2 || s.Bytes != 2*36 {
+		t.Fatalf("stats after the first reads = %+v, want 2 misses, 2 hits, 2 entries of 36 bytes", s)
+	}
+	// A write to user:c's delegates leaves both empty results servable.
+	r2 := writeApplied(t, e, tr, rel("user:c#delegate@agent:x"))
+	if got, want := read(r2), "[] [] 0 false 0 false"; got != want {
+		t.Fatalf("at revision %d: %s, want %s", r2, got, want)
+	}
+	if s := c.Stats(); s.Misses != 2 || s.Hits != 6 {
+		t.Fatalf("stats after a write to user:c = %+v, want 4 more hits", s)
+	}
+	// A write giving user:a a delegate: a's empty result no longer serves
+	// the new revision, and still serves the old one.
+	r3 := writeApplied(t, e, tr, rel("user:a#delegate@agent:y"))
+	if got, want := read(r3), "[user:a#delegate@agent:y] [] 1 false 0 false"; got != want {
+		t.Fatalf("at revision %d: %s, want %s", r3, got, want)
+	}
+	if got, want := read(r2), "[] [] 0 false 0 false"; got != want {
+		t.Fatalf("at revision %d after the write: %s, want %s", r2, got, want)
+	}
+}

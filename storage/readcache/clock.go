@@ -3,6 +3,8 @@ package readcache
 import (
 	"sync"
 	"sync/atomic"
+
+	"github.com/pembadb/pemba/storage"
 )
 
 // cacheShard holds the entries whose keys hash to it, bounded by its share
@@ -28,7 +30,10 @@ type cacheShard struct {
 	free  []int32 // empty slots below len(slots)
 	hand  int     // the next slot the sweep looks at
 	bytes int64
-	_     [32]byte // keep shards' locks on their own cache lines
+	// absent, when not nil, keeps the shard's empty results apart from
+	// its entries, in a table of its own budget (see absentTable).
+	absent *absentTable
+	_      [32]byte // keep shards' locks on their own cache lines
 }
 
 // slot is one entry of a shard.
@@ -46,14 +51,22 @@ const (
 	slotReferenced
 )
 
-func (sh *cacheShard) init(maxBytes int64) {
+// init sets the shard's budgets: maxBytes for its entries and
+// absentBytes for a table of empty results (0: they are entries too).
+func (sh *cacheShard) init(maxBytes, absentBytes int64) {
 	sh.maxBytes, sh.index = maxBytes, make(map[uint64]int32)
+	sh.absent = newAbsentTable(absentBytes)
 }
 
 // get returns the entry of key, whose hash is h, and marks it referenced.
 func (sh *cacheShard) get(key string, h uint64) (entry, bool) {
 	sh.mu.RLock()
 	defer sh.mu.RUnlock()
+	return sh.getLocked(key, h)
+}
+
+// getLocked is get for a caller holding the lock, shared or not.
+func (sh *cacheShard) getLocked(key string, h uint64) (entry, bool) {
 	i, ok := sh.index[h]
 	if !ok {
 		return entry{}, false
@@ -129,9 +142,22 @@ func (sh *cacheShard) drop(i int32) {
 	sh.free = append(sh.free, i)
 }
 
-// stats returns the shard's entry count and estimated bytes.
+// putAbsent stores an empty result (see absentTable.put).
+func (sh *cacheShard) putAbsent(h, check uint64, rev storage.Revision, at int64) {
+	sh.mu.Lock()
+	defer sh.mu.Unlock()
+	sh.absent.put(h, check, rev, at)
+}
+
+// stats returns the shard's entry count and estimated bytes, its empty
+// results in a table of their own included.
 func (sh *cacheShard) stats() (int, int64) {
 	sh.mu.RLock()
 	defer sh.mu.RUnlock()
-	return len(sh.index), sh.bytes
+	n, b := len(sh.index), sh.bytes
+	if sh.absent != nil {
+		n += sh.absent.entries
+		b += int64(sh.absent.entries) * absentSlotBytes
+	}
+	return n, b
 }

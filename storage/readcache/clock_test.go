@@ -17,7 +17,7 @@ func TestClockShard(t *testing.T) {
 		t.Errorf("a slot and its state take %d bytes; entryOverhead counts 84", n)
 	}
 	var sh cacheShard
-	sh.init(1000)
+	sh.init(1000, 0)
 	put := func(key string, h uint64, rev int) {
 		sh.put(key, h, entry{rev: storage.Revision(rev), size: 100})
 	}

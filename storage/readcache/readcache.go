@@ -64,10 +64,17 @@ type Cache struct {
 	// here, and with one lock concurrent checks waited for each other.
 	shards []cacheShard
 	seed   maphash.Seed
+	// checkSeed seeds the second hash that, with the first, identifies
+	// an empty result in a shard's absentTable.
+	checkSeed maphash.Seed
 
 	hits   atomic.Uint64
 	misses atomic.Uint64
 }
+
+// absentShare: a shard keeps its empty results in a table of 1/absentShare
+// of its budget (see absentTable).
+const absentShare = 4
 
 // shardedFrom is the byte budget from which a cache is split into
 // cacheShards shards (a smaller one keeps one, so its bound is exact).
@@ -101,9 +108,11 @@ func New(cfg Config) *Cache {
 	if cfg.MaxBytes >= shardedFrom {
 		n = cacheShards
 	}
-	c := &Cache{maxRows: cfg.MaxRows, changes: cfg.Changes, shards: make([]cacheShard, n), seed: maphash.MakeSeed()}
+	c := &Cache{maxRows: cfg.MaxRows, changes: cfg.Changes, shards: make([]cacheShard, n),
+		seed: maphash.MakeSeed(), checkSeed: maphash.MakeSeed()}
+	per := cfg.MaxBytes / int64(n)
 	for i := range c.shards {
-		c.shards[i].init(cfg.MaxBytes / int64(n))
+		c.shards[i].init(per-per/absentShare, per/absentShare)
 	}
 	return c
 }
@@ -405,13 +414,35 @@ func (c *Cache) through(key query, opts storage.QueryOptions, src iter.Seq2[grap
 // buffer then stays on its stack instead of being allocated per lookup.
 func (c *Cache) get(key string, rev storage.Revision, scope relchanges.Scope, now int64) ([]graph.Relationship, bool) {
 	h, sh := c.shard(key)
-	e, ok := sh.get(key, h)
-	if ok && e.at <= now && now < e.until && (e.rev == rev || c.changes != nil && c.changes.UnchangedIn(e.rev, rev, scope)) {
+	var check uint64
+	if sh.absent != nil {
+		check = maphash.String(c.checkSeed, key)
+	}
+	sh.mu.RLock()
+	if sh.absent != nil {
+		// An empty result read at a revision the rows did not change
+		// across answers; one that does not may still leave an entry
+		// (rows read at another revision) that does.
+		if erev, at, ok := sh.absent.get(h, check); ok && at <= now && c.unchanged(erev, rev, scope) {
+			sh.mu.RUnlock()
+			c.hits.Add(1)
+			return noRows, true
+		}
+	}
+	e, ok := sh.getLocked(key, h)
+	sh.mu.RUnlock()
+	if ok && e.at <= now && now < e.until && c.unchanged(e.rev, rev, scope) {
 		c.hits.Add(1)
 		return e.rows, true
 	}
 	c.misses.Add(1)
 	return nil, false
+}
+
+// unchanged tells whether a result read at revision from is the result
+// at revision to: the same revision, or no change in scope between them.
+func (c *Cache) unchanged(from, to storage.Revision, scope relchanges.Scope) bool {
+	return from == to || c.changes != nil && c.changes.UnchangedIn(from, to, scope)
 }
 
 // keep stores the result rows of key read at opts.Now unless it is too
@@ -456,6 +487,11 @@ func (c *Cache) add(key string, e entry) {
 		}
 	}
 	h, sh := c.shard(key)
+	if len(e.rows) == 0 && sh.absent != nil {
+		// An empty result never expires: e.until is math.MaxInt64.
+		sh.putAbsent(h, maphash.String(c.checkSeed, key), e.rev, e.at)
+		return
+	}
 	if e.size > sh.maxBytes {
 		return
 	}
