@@ -131,9 +131,24 @@ const (
 	// cached set (its map entry and its place in keys; measured 17–24
 	// bytes), setUntilBytes that of one subject's until (see
 	// subjectSet.until; measured 24–38). Cached sets hold no proofs.
+	// setEntryBytes is the fixed part of an entry: its place in the
+	// cache's list and map, its key and the set's own struct (measured
+	// 450 by TestSetCacheBytesHoldTheHeap); a set that lists anyone has a
+	// map of at least setMapMembers slots.
 	setMemberBytes = 24
 	setUntilBytes  = 40
+	setEntryBytes  = 448
+	setMapMembers  = 8
 )
+
+// setBytes estimates the memory a cached r holds.
+func setBytes(r setResult) int64 {
+	members := len(r.set.keys)
+	if members > 0 {
+		members = max(members, setMapMembers)
+	}
+	return setEntryBytes + int64(members)*setMemberBytes + int64(len(r.set.until))*setUntilBytes
+}
 
 // init readies the cache; it must be called with c.mu held.
 func (c *setCache) init() {
@@ -269,7 +284,7 @@ func (c *setCache) put(k setKey, r setResult, now int64, rev storage.Revision, i
 	if r.expires != 0 && r.expires <= now {
 		return false
 	}
-	size := int64(len(r.set.keys)+1)*setMemberBytes + int64(len(r.set.until))*setUntilBytes
+	size := setBytes(r)
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	c.init()

@@ -142,7 +142,7 @@ func TestSetCacheBytes(t *testing.T) {
 	key := func(id string) setKey {
 		return setKey{rev: 1, subjectType: "user", n: node{typ: "group", id: id, rel: "member"}}
 	}
-	size := func(n int) int64 { return int64(n+1) * setMemberBytes }
+	size := func(n int) int64 { return setBytes(set(n)) }
 	for _, tc := range []struct {
 		name   string
 		budget int64
