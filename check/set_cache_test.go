@@ -252,9 +252,12 @@ definition tier {
 	}
 	snap := storeOf(t, s, "tier:t#cleared_team@team:a", "tier:t#cleared_team@team:b",
 		"team:a#member@user:alice", "team:b#member@user:bob")
-	// A set of two subjects takes 3 members' bytes: four fill a budget of
-	// 12, and one may take a quarter of it.
-	budget := 12 * int64(setMemberBytes)
+	// Four sets of one or two subjects fill the budget, and one may take
+	// a quarter of it.
+	two := emptySet()
+	two.set(0, memberYes)
+	two.set(1, memberYes)
+	budget := 4 * setBytes(setResult{set: two})
 	for _, full := range []bool{false, true} {
 		t.Run(fmt.Sprint("full=", full), func(t *testing.T) {
 			e := New(Config{SetCacheBytes: budget})
@@ -269,9 +272,6 @@ definition tier {
 				return se
 			}
 			if full {
-				two := emptySet()
-				two.set(0, memberYes)
-				two.set(1, memberYes)
 				ids := newSE().ids
 				for i := range 4 {
 					k := setKey{subjectType: "user", anyCtx: true, n: node{"tier", fmt.Sprint("other-", i), "clearance"}}
