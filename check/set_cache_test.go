@@ -200,7 +200,7 @@ func TestSetCacheKeepsSetsUsedAgain(t *testing.T) {
 		return setKey{rev: 1, subjectType: "user", n: node{typ: "tier", id: id, rel: "clearance"}}
 	}
 	ids := newSubjectIDs(maxSubjectIDs)
-	c := setCache{maxBytes: 40 * int64(10+1) * setMemberBytes}
+	c := setCache{maxBytes: 40 * setBytes(set(10))}
 	c.put(key("shared"), set(10), 0, 1, ids, nil, putOnTheWay)
 	c.put(key("unused"), set(10), 0, 1, ids, nil, putOnTheWay)
 	if _, ok := c.get(key("shared"), 0, 1, ids); !ok {

@@ -77,10 +77,14 @@ func (t *absentTable) get(hash, check uint64) (storage.Revision, int64, bool) {
 	for i := base; i < base+absentWays; i++ {
 		s := &t.slots[i]
 		ref := &t.refs[i]
-		if s.hash != hash || s.check != check || atomic.LoadUint32(ref) == slotEmpty {
+		if s.hash != hash || s.check != check {
 			continue
 		}
-		if atomic.LoadUint32(ref) == slotCold {
+		state := atomic.LoadUint32(ref)
+		if state == slotEmpty {
+			continue
+		}
+		if state == slotCold {
 			atomic.StoreUint32(ref, slotReferenced)
 		}
 		return s.rev, s.at, true

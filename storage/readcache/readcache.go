@@ -414,20 +414,28 @@ func (c *Cache) through(key query, opts storage.QueryOptions, src iter.Seq2[grap
 // buffer then stays on its stack instead of being allocated per lookup.
 func (c *Cache) get(key string, rev storage.Revision, scope relchanges.Scope, now int64) ([]graph.Relationship, bool) {
 	h, sh := c.shard(key)
+	// Both candidates are copied under the lock and judged after it: the
+	// change tracker is not consulted while the shard is held.
 	sh.mu.RLock()
 	e, ok := sh.getLocked(key, h)
-	if !(ok && e.at <= now && now < e.until && c.unchanged(e.rev, rev, scope)) && sh.absent != nil {
+	var absentRev storage.Revision
+	var absentAt int64
+	absentOK := false
+	if sh.absent != nil && !(ok && e.at <= now && now < e.until && e.rev == rev) {
 		// An empty result, looked up second: a lookup that finds rows
-		// then costs one random memory access, not two. It may answer
-		// where an entry (rows read at another revision) did not.
-		var erev storage.Revision
-		erev, e.at, ok = sh.absent.get(h, maphash.String(c.checkSeed, key))
-		e.rows, e.rev, e.until = noRows, erev, math.MaxInt64
+		// at its revision then costs one random memory access, not two.
+		// It may answer where an entry (rows read at another revision)
+		// does not.
+		absentRev, absentAt, absentOK = sh.absent.get(h, maphash.String(c.checkSeed, key))
 	}
 	sh.mu.RUnlock()
 	if ok && e.at <= now && now < e.until && c.unchanged(e.rev, rev, scope) {
 		c.hits.Add(1)
 		return e.rows, true
+	}
+	if absentOK && absentAt <= now && c.unchanged(absentRev, rev, scope) {
+		c.hits.Add(1)
+		return noRows, true
 	}
 	c.misses.Add(1)
 	return nil, false
