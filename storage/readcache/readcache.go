@@ -418,10 +418,11 @@ func (c *Cache) get(key string, rev storage.Revision, scope relchanges.Scope, no
 	// change tracker is not consulted while the shard is held.
 	sh.mu.RLock()
 	e, ok := sh.getLocked(key, h)
+	live := ok && e.at <= now && now < e.until
 	var absentRev storage.Revision
 	var absentAt int64
 	absentOK := false
-	if sh.absent != nil && !(ok && e.at <= now && now < e.until && e.rev == rev) {
+	if sh.absent != nil && !(live && e.rev == rev) {
 		// An empty result, looked up second: a lookup that finds rows
 		// at its revision then costs one random memory access, not two.
 		// It may answer where an entry (rows read at another revision)
@@ -429,7 +430,7 @@ func (c *Cache) get(key string, rev storage.Revision, scope relchanges.Scope, no
 		absentRev, absentAt, absentOK = sh.absent.get(h, maphash.String(c.checkSeed, key))
 	}
 	sh.mu.RUnlock()
-	if ok && e.at <= now && now < e.until && c.unchanged(e.rev, rev, scope) {
+	if live && c.unchanged(e.rev, rev, scope) {
 		c.hits.Add(1)
 		return e.rows, true
 	}
