@@ -152,7 +152,7 @@ func Open(opts Options) (*Engine, error) {
 	if !opts.InMemory && opts.Dir == "" {
 		return nil, errors.New("open datastore: a data directory is required unless in memory")
 	}
-	cache := pdb.NewCache(opts.CacheSize)
+	cache := newShardedBlockCache(opts.CacheSize, pdb.NewCache)
 	defer cache.Unref()
 	po := &pdb.Options{
 		Cache:                 cache,
