@@ -17,6 +17,10 @@ const (
 	// blockCacheShards is the fewest shards the block cache is given
 	// when its size allows.
 	blockCacheShards = 64
+	// pebbleShardsPerProcessor is how many shards Pebble makes per
+	// processor, so blockCacheProcs processors give blockCacheShards.
+	pebbleShardsPerProcessor = 4
+	blockCacheProcs          = blockCacheShards / pebbleShardsPerProcessor
 	// pebbleMinShardBytes is Pebble's smallest shard: below it, Pebble
 	// uses four shards whatever the processor count.
 	pebbleMinShardBytes = 4 << 20
@@ -34,17 +38,16 @@ var gomaxprocsMu sync.Mutex
 // the machine, when that was its value, or else to the value set before.
 // It is called once per engine, when the store is opened.
 func newShardedBlockCache[C any](size int64, newCache func(int64) C) C {
-	procs := blockCacheShards / 4
 	if size/blockCacheShards < pebbleMinShardBytes {
 		return newCache(size)
 	}
 	gomaxprocsMu.Lock()
 	defer gomaxprocsMu.Unlock()
 	prev := runtime.GOMAXPROCS(0)
-	if prev >= procs {
+	if prev >= blockCacheProcs {
 		return newCache(size)
 	}
-	runtime.GOMAXPROCS(procs)
+	runtime.GOMAXPROCS(blockCacheProcs)
 	defer restoreGOMAXPROCS(prev)
 	return newCache(size)
 }

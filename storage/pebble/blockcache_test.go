@@ -11,16 +11,15 @@ import (
 // afterwards, whether it was the runtime's default or set by hand.
 func TestShardedBlockCacheRaisesGOMAXPROCSOnlyForTheCall(t *testing.T) {
 	t.Cleanup(runtime.SetDefaultGOMAXPROCS)
-	procs := blockCacheShards / 4
 	for _, tc := range []struct {
 		name       string
 		set        int // GOMAXPROCS before the call; 0 keeps the default
 		size       int64
 		wantDuring func(before int) int
 	}{
-		{"default cache, default procs", 0, 256 << 20, func(before int) int { return max(before, procs) }},
-		{"default cache, procs set by hand", 3, 256 << 20, func(int) int { return procs }},
-		{"default cache, procs already enough", 2 * procs, 256 << 20, func(before int) int { return before }},
+		{"default cache, default procs", 0, 256 << 20, func(before int) int { return max(before, blockCacheProcs) }},
+		{"default cache, procs set by hand", 3, 256 << 20, func(int) int { return blockCacheProcs }},
+		{"default cache, procs already enough", 2 * blockCacheProcs, 256 << 20, func(before int) int { return before }},
 		{"cache too small for more shards", 3, blockCacheShards*pebbleMinShardBytes - 1, func(before int) int { return before }},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
