@@ -117,7 +117,13 @@ func Expand(ctx context.Context, s *schema.Schema, r storage.Reader, resource gr
 	if !opts.Shallow {
 		counter.oversize = opts.Oversize
 	}
-	_, err := counter.object(resource, perm, 1)
+	var err error
+	if counter.oversize != nil {
+		err = counter.refuseAhead(resource, perm)
+	}
+	if err == nil {
+		_, err = counter.object(resource, perm, 1)
+	}
 	if counter.oversize != nil && counter.known == nil && errors.Is(err, ErrTooLarge) {
 		counter.oversize.learn(counter, resource)
 	}

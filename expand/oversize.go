@@ -198,3 +198,90 @@ func expiresAt(t *time.Time) int64 {
 	}
 	return t.UnixNano()
 }
+
+// lookAheadRows bounds the tupleset rows refuseAhead reads of one arrow:
+// an arrow to one tier, project or parent is what it is for.
+const lookAheadRows = 16
+
+// refuseAhead looks, before a count walks o#rel, for an object#relation
+// known to be over the limit that the tree is sure to reach within a
+// step: o#rel itself, the relations and permissions of o its
+// permissions name, and the objects their arrows reach through a
+// tupleset of at most lookAheadRows rows. Finding one, it sets x.known
+// and returns ErrTooLarge: the tree reaches it wherever the walk would
+// (every branch of an expression is expanded), so the answer is the
+// walk's, reached without counting the branches before it — a
+// document's viewers before its tier's clearance. It reads only the
+// tuplesets, which the walk reads too (a cached reader then serves them
+// twice), and records nothing for the build.
+func (x *expander) refuseAhead(o graph.ObjectRef, rel string) error {
+	var visited []string // o's permissions looked into
+	var look func(rel string) (sizeFact, bool, error)
+	var lookExpr func(e schema.Expr) (sizeFact, bool, error)
+	look = func(rel string) (sizeFact, bool, error) {
+		if f, ok := x.oversize.over(x, objectRelation{o, rel}); ok {
+			return f, true, nil
+		}
+		p := x.s.Definitions[o.Type].Permissions[rel]
+		if p == nil || slices.Contains(visited, rel) {
+			return sizeFact{}, false, nil
+		}
+		visited = append(visited, rel)
+		return lookExpr(p.Expr)
+	}
+	lookExpr = func(e schema.Expr) (sizeFact, bool, error) {
+		var children []schema.Expr
+		switch e := e.(type) {
+		case *schema.RelationRef:
+			return look(e.Name)
+		case *schema.Union:
+			children = e.Children
+		case *schema.Intersection:
+			children = e.Children
+		case *schema.Exclusion:
+			children = []schema.Expr{e.Base, e.Subtracted}
+		case *schema.Arrow:
+			return x.lookThrough(o, e)
+		}
+		for _, c := range children {
+			if f, ok, err := lookExpr(c); ok || err != nil {
+				return f, ok, err
+			}
+		}
+		return sizeFact{}, false, nil
+	}
+	f, ok, err := look(rel)
+	if err != nil || !ok {
+		return err
+	}
+	x.known = &f
+	return x.tooLarge()
+}
+
+// lookThrough reads arrow a's tupleset on o, unless it holds more than
+// lookAheadRows rows, and reports a target the arrow reaches that is
+// known to be over the limit.
+func (x *expander) lookThrough(o graph.ObjectRef, a *schema.Arrow) (sizeFact, bool, error) {
+	f := storage.Filter{ResourceType: o.Type, ResourceIDs: []string{o.ID}, Relation: a.Tupleset}
+	opts := storage.QueryOptions{Now: x.opts.Now}
+	var rows []graph.Relationship
+	var whole bool
+	var err error
+	if sr, ok := x.r.(sliceReader); ok {
+		rows, whole, err = sr.QueryRelationshipSliceUpTo(x.ctx, f, opts, lookAheadRows)
+	} else {
+		rows, whole, err = x.streamRows(f, opts, lookAheadRows)
+	}
+	if err != nil || !whole {
+		return sizeFact{}, false, err
+	}
+	for _, r := range rows {
+		if td := x.s.Definitions[r.Subject.Object.Type]; td == nil || !td.Has(a.Target) {
+			continue
+		}
+		if f, ok := x.oversize.over(x, objectRelation{r.Subject.Object, a.Target}); ok {
+			return f, true, nil
+		}
+	}
+	return sizeFact{}, false, nil
+}

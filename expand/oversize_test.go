@@ -104,9 +104,10 @@ func reads(t *testing.T, s *schema.Schema, rd storage.Reader, id string, opts Op
 }
 
 // TestOversizeRefusesAtKnownSubtree: once a count crosses the limit in a
-// tier's clearance, another document of the tier is refused where its
-// tree reaches the clearance, reading neither the clearance nor the team;
-// a tree within the limit and a shallow tree are unaffected.
+// tier's clearance, another document of the tier is refused as soon as
+// its tier is read, reading neither its viewers, which the walk counts
+// first, nor the clearance, nor the team; a tree within the limit and a
+// shallow tree are unaffected.
 func TestOversizeRefusesAtKnownSubtree(t *testing.T) {
 	st := newStore(t, tiers)
 	rd := st.write(storage.OpTouch, append(members(30, ""),
@@ -128,10 +129,10 @@ func TestOversizeRefusesAtKnownSubtree(t *testing.T) {
 	if !errors.Is(errWith, ErrTooLarge) || !errors.Is(errWithout, ErrTooLarge) || errWith.Error() != errWithout.Error() {
 		t.Fatalf("doc:b: %v with the memory, %v without; want the same ErrTooLarge", errWith, errWithout)
 	}
-	// doc:b#viewer and doc:b#tier; the walk also reads tier:secret#cleared
-	// and team:big#member.
-	if with != 2 || walked != 4 {
-		t.Errorf("doc:b read %d queries with the memory and %d without, want 2 and 4", with, walked)
+	// doc:b#tier; the walk reads doc:b#viewer, doc:b#tier,
+	// tier:secret#cleared and team:big#member.
+	if with != 1 || walked != 4 {
+		t.Errorf("doc:b read %d queries with the memory and %d without, want 1 and 4", with, walked)
 	}
 
 	for _, o := range []Options{{MaxNodes: 20, Now: now}, {MaxNodes: 20, Now: now, Shallow: true}} {
@@ -148,6 +149,55 @@ func TestOversizeRefusesAtKnownSubtree(t *testing.T) {
 			if err != nil || got.String() != want.String() {
 				t.Errorf("doc:%s shallow=%v with the memory: %v\n%s\nwant\n%s", id, o.Shallow, err, got, want)
 			}
+		}
+	}
+}
+
+// TestOversizeLooksAheadOnlyThroughSmallTuplesets: the look-ahead
+// follows the permissions an expression names and arrows whose
+// tuplesets are small; a document with more tiers than it reads ahead
+// is refused where the walk reaches the known clearance, as before.
+func TestOversizeLooksAheadOnlyThroughSmallTuplesets(t *testing.T) {
+	const schemaText = `definition user {}
+definition team {
+	relation member: user | team#member
+}
+definition tier {
+	relation cleared: user | team#member
+	permission clearance = cleared
+}
+definition doc {
+	relation tier: tier
+	relation viewer: user
+	permission cleared = tier->clearance
+	permission view = viewer + cleared
+}`
+	st := newStore(t, schemaText)
+	rels := append(members(70, ""), "tier:secret#cleared@team:big#member",
+		"doc:a#tier@tier:secret", "doc:near#tier@tier:secret", "doc:near#viewer@user:ann")
+	for i := range lookAheadRows {
+		rels = append(rels, fmt.Sprintf("doc:far#tier@tier:a%02d", i))
+	}
+	rels = append(rels, "doc:far#tier@tier:secret", "doc:far#viewer@user:ann")
+	rd := st.write(storage.OpTouch, rels...)
+	opts := Options{MaxNodes: 60, Now: time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC), Oversize: NewOversize(0)}
+	if _, err := reads(t, st.s, rd, "a", opts); !errors.Is(err, ErrTooLarge) {
+		t.Fatalf("doc:a: %v, want ErrTooLarge", err)
+	}
+	for _, tc := range []struct {
+		id    string
+		reads int
+	}{
+		// Through the permission cleared to the one tier.
+		{"near", 1},
+		// Seventeen tiers: the look-ahead reads them and gives up; the
+		// walk reads the viewers, the tiers again and the sixteen
+		// small clearances before it.
+		{"far", 1 + 2 + lookAheadRows},
+	} {
+		n, err := reads(t, st.s, rd, tc.id, opts)
+		if !errors.Is(err, ErrTooLarge) || n != tc.reads {
+			t.Errorf("doc:%s: %v after %d queries, want ErrTooLarge after %d", tc.id, err, n, tc.reads)
 		}
 	}
 }
@@ -242,8 +292,8 @@ func TestOversizeHoldsWhileItsReadsHold(t *testing.T) {
 				if _, err := Expand(context.Background(), st.s, r, graph.ObjectRef{Type: "doc", ID: "a"}, "view", Options{MaxNodes: 18, Now: morning, Oversize: memo}); !errors.Is(err, ErrTooLarge) {
 					t.Fatalf("%s: doc:a in the morning: %v, want ErrTooLarge", name, err)
 				}
-				if n, err := reads(t, st.s, rd, "b", Options{MaxNodes: 18, Now: morning.Add(time.Hour), Oversize: memo}); !errors.Is(err, ErrTooLarge) || n != 2 {
-					t.Errorf("%s: doc:b before noon: %v after %d queries, want ErrTooLarge after 2", name, err, n)
+				if n, err := reads(t, st.s, rd, "b", Options{MaxNodes: 18, Now: morning.Add(time.Hour), Oversize: memo}); !errors.Is(err, ErrTooLarge) || n != 1 {
+					t.Errorf("%s: doc:b before noon: %v after %d queries, want ErrTooLarge after 1", name, err, n)
 				}
 				if _, err := Expand(context.Background(), st.s, r, graph.ObjectRef{Type: "doc", ID: "b"}, "view", Options{MaxNodes: 18, Now: afternoon, Oversize: memo}); err != nil {
 					t.Errorf("%s: doc:b in the afternoon, the grants expired: %v", name, err)
