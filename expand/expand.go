@@ -419,14 +419,7 @@ func (x *expander) readRows(o graph.ObjectRef, rel string) ([]graph.Relationship
 	x.id[0] = o.ID // no reader keeps the filter past the read
 	f := storage.Filter{ResourceType: o.Type, ResourceIDs: x.id[:], Relation: rel}
 	opts := storage.QueryOptions{Now: x.opts.Now}
-	var rows []graph.Relationship
-	var whole bool
-	var err error
-	if sr, ok := x.r.(sliceReader); ok {
-		rows, whole, err = sr.QueryRelationshipSliceUpTo(x.ctx, f, opts, room)
-	} else {
-		rows, whole, err = x.streamRows(f, opts, room)
-	}
+	rows, whole, err := x.readUpTo(f, opts, room)
 	if err != nil {
 		return nil, err
 	}
@@ -436,10 +429,20 @@ func (x *expander) readRows(o graph.ObjectRef, rel string) ([]graph.Relationship
 	return rows, x.count(len(rows))
 }
 
+// readUpTo reads the rows of f, and reports whether they fit in room: a
+// reader handing back whole results shares its slice, any other streams
+// them.
+func (x *expander) readUpTo(f storage.Filter, opts storage.QueryOptions, room int) ([]graph.Relationship, bool, error) {
+	if sr, ok := x.r.(sliceReader); ok {
+		return sr.QueryRelationshipSliceUpTo(x.ctx, f, opts, room)
+	}
+	return x.streamRows(f, opts, room)
+}
+
 // streamRows reads the rows of f from a reader that streams them, and
-// reports whether they fit in room. It is readRows' fallback, a function
+// reports whether they fit in room. It is readUpTo's fallback, a function
 // of its own so that the range-over-func loop's closure moves none of
-// readRows' variables to the heap on the sliceReader path.
+// its callers' variables to the heap on the sliceReader path.
 func (x *expander) streamRows(f storage.Filter, opts storage.QueryOptions, room int) ([]graph.Relationship, bool, error) {
 	var rows []graph.Relationship
 	for r, err := range x.r.QueryRelationships(x.ctx, f, opts) {

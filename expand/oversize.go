@@ -263,15 +263,7 @@ func (x *expander) refuseAhead(o graph.ObjectRef, rel string) error {
 // known to be over the limit.
 func (x *expander) lookThrough(o graph.ObjectRef, a *schema.Arrow) (sizeFact, bool, error) {
 	f := storage.Filter{ResourceType: o.Type, ResourceIDs: []string{o.ID}, Relation: a.Tupleset}
-	opts := storage.QueryOptions{Now: x.opts.Now}
-	var rows []graph.Relationship
-	var whole bool
-	var err error
-	if sr, ok := x.r.(sliceReader); ok {
-		rows, whole, err = sr.QueryRelationshipSliceUpTo(x.ctx, f, opts, lookAheadRows)
-	} else {
-		rows, whole, err = x.streamRows(f, opts, lookAheadRows)
-	}
+	rows, whole, err := x.readUpTo(f, storage.QueryOptions{Now: x.opts.Now}, lookAheadRows)
 	if err != nil || !whole {
 		return sizeFact{}, false, err
 	}
