@@ -18,9 +18,8 @@ import (
 	"github.com/pembadb/pemba/storage/readcache"
 )
 
-// tiers: every document reaches its tier's clearance, shared by all the
-// documents of the tier.
-const tiers = `definition user {}
+// tierTypes are people, nested teams and tiers clearing them.
+const tierTypes = `definition user {}
 definition team {
 	relation member: user | team#member
 }
@@ -28,7 +27,11 @@ definition tier {
 	relation cleared: user | team#member
 	permission clearance = cleared
 }
-definition doc {
+`
+
+// tiers: every document reaches its tier's clearance, shared by all the
+// documents of the tier.
+const tiers = tierTypes + `definition doc {
 	relation tier: tier
 	relation viewer: user
 	permission view = viewer + tier->clearance
@@ -158,15 +161,7 @@ func TestOversizeRefusesAtKnownSubtree(t *testing.T) {
 // tuplesets are small; a document with more tiers than it reads ahead
 // is refused where the walk reaches the known clearance, as before.
 func TestOversizeLooksAheadOnlyThroughSmallTuplesets(t *testing.T) {
-	const schemaText = `definition user {}
-definition team {
-	relation member: user | team#member
-}
-definition tier {
-	relation cleared: user | team#member
-	permission clearance = cleared
-}
-definition doc {
+	const schemaText = tierTypes + `definition doc {
 	relation tier: tier
 	relation viewer: user
 	permission cleared = tier->clearance
