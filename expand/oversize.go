@@ -35,6 +35,10 @@ import (
 // remembered. The inner object#relations on that path are contained in
 // it, so they are no larger.
 //
+// Where it is used: wherever a count reaches an object#relation, and
+// before a count starts, for the parts the tree is sure to reach within
+// a step (see refuseAhead).
+//
 // How long a size holds: it is of the schema, the revision and the
 // instant it was counted at. It serves another revision when none of the
 // relations its count read changed in between (Options.Changes), and
