@@ -3,10 +3,13 @@ package check
 import (
 	"context"
 	"fmt"
+	"iter"
+	"sync/atomic"
 	"testing"
 
 	"github.com/pembadb/pemba/graph"
 	"github.com/pembadb/pemba/schema"
+	"github.com/pembadb/pemba/storage"
 )
 
 // arrowReadSchema is a tier whose clearance reaches cleared teams'
@@ -96,4 +99,103 @@ func TestArrowReadsOnlyRowsThatCanGrant(t *testing.T) {
 			t.Errorf("%s %s read %d rows: a .all arrow must read every row (%d)", tc.subject, tc.permission, rows, teams+workloads)
 		}
 	}
+}
+
+// holdersSchema: a team's delegate is any member's agent. The variants
+// let user#delegate name agents through a wildcard or a crew, where the
+// members' own rows are no longer the only way to hold it.
+const holdersSchema = `
+definition agent {}
+definition crew {
+	relation member: agent
+}
+definition user {
+	relation delegate: agent%s
+}
+definition team {
+	relation member: user
+	permission delegate = member->delegate
+	permission all_delegate = member.all(delegate)
+}`
+
+// TestArrowNarrowsToDirectHolders: an agent's check of a team's
+// `member->delegate` reads who the agent acts for, not every member's
+// rows, and answers as the walk does; where user#delegate may hold the
+// agent otherwise (a wildcard, a crew's members) it checks every member.
+func TestArrowNarrowsToDirectHolders(t *testing.T) {
+	const members = 40
+	team := graph.ObjectRef{Type: "team", ID: "t"}
+	user := func(i int) graph.ObjectRef { return graph.ObjectRef{Type: "user", ID: fmt.Sprintf("u%02d", i)} }
+	agent := func(id string) graph.ObjectRef { return graph.ObjectRef{Type: "agent", ID: id} }
+	rel := func(res graph.ObjectRef, relation string, sub graph.SubjectRef) graph.Relationship {
+		return graph.Relationship{Resource: res, Relation: relation, Subject: sub}
+	}
+	plain := func(o graph.ObjectRef) graph.SubjectRef { return graph.SubjectRef{Object: o} }
+	base := func() []graph.Relationship {
+		var rels []graph.Relationship
+		for i := range members {
+			rels = append(rels, rel(team, "member", plain(user(i))))
+		}
+		return append(rels,
+			rel(user(7), "delegate", plain(agent("helper"))),
+			rel(user(50), "delegate", plain(agent("outsider"))), // not a member
+		)
+	}
+	for _, tc := range []struct {
+		name, allowed string
+		extra         []graph.Relationship
+		subject       string
+		permission    string
+		want          Permissionship
+		maxUsers      int64 // users whose rows the check may read
+	}{
+		{"principal's agent", "", nil, "helper", "delegate", HasPermission, 1},
+		{"a non-member's agent", "", nil, "outsider", "delegate", NoPermission, 0},
+		{"an agent of no one", "", nil, "stranger", "delegate", NoPermission, 0},
+		// .all needs every member's answer: nothing is narrowed.
+		{".all", "", nil, "helper", "all_delegate", NoPermission, 2 * members},
+		{"wildcard", " | agent:*", []graph.Relationship{rel(user(3), "delegate", plain(agent("*")))},
+			"stranger", "delegate", HasPermission, 2 * members},
+		{"crew", " | crew#member", []graph.Relationship{
+			rel(user(9), "delegate", graph.SubjectRef{Object: graph.ObjectRef{Type: "crew", ID: "c"}, Relation: "member"}),
+			rel(graph.ObjectRef{Type: "crew", ID: "c"}, "member", plain(agent("stranger")))},
+			"stranger", "delegate", HasPermission, 2 * members},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			s, err := schema.Compile("holders.zed", fmt.Sprintf(holdersSchema, tc.allowed))
+			if err != nil {
+				t.Fatal(err)
+			}
+			store := newTestStore(t)
+			store.write(t, append(base(), tc.extra...))
+			reader := &objectsRead{Reader: store.reader(t), typ: "user"}
+			e := New(Config{CacheEntries: -1, ReadCacheBytes: -1})
+			r, err := e.Check(context.Background(), Snapshot{Schema: s, Reader: reader},
+				Request{Resource: team, Permission: tc.permission, Subject: plain(agent(tc.subject))})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if r.Permissionship != tc.want {
+				t.Errorf("%v, want %v", r.Permissionship, tc.want)
+			}
+			if users := reader.objects.Load(); users > tc.maxUsers || (tc.maxUsers >= members && users < members) {
+				t.Errorf("read the rows of %d users, want at most %d, and every member's when that is %d", users, tc.maxUsers, members)
+			}
+		})
+	}
+}
+
+// objectsRead counts the objects of one type whose rows forward queries
+// name.
+type objectsRead struct {
+	storage.Reader
+	typ     string
+	objects atomic.Int64
+}
+
+func (o *objectsRead) QueryRelationships(ctx context.Context, f storage.Filter, opts storage.QueryOptions) iter.Seq2[graph.Relationship, error] {
+	if f.ResourceType == o.typ {
+		o.objects.Add(int64(len(f.ResourceIDs)))
+	}
+	return o.Reader.QueryRelationships(ctx, f, opts)
 }

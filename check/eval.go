@@ -57,6 +57,8 @@ type evaluation struct {
 	neg int32
 
 	closures map[node]*closure // key: (type, "", relation)
+	// holders memoizes directHolders; key: (type, "", relation).
+	holders map[node]holderSet
 	// facts, when set, answers what reverse walks from the subject
 	// proved (see walkFacts).
 	facts *walkFacts
@@ -83,7 +85,7 @@ type progressMark struct {
 // reset drops what the evaluation learned, for a first explain pass.
 func (ev *evaluation) reset() {
 	ev.memo = nil
-	ev.closures, ev.rows = nil, nil
+	ev.closures, ev.rows, ev.holders = nil, nil, nil
 	ev.deepen()
 }
 

@@ -290,6 +290,9 @@ func (ev *evaluation) evalArrow(typ string, ids []string, a *schema.Arrow, perm 
 	if err != nil {
 		return nil, err
 	}
+	if edges, err = ev.dropNonHolders(edges, a); err != nil {
+		return nil, err
+	}
 	out := ev.noOutcomes(len(ids))
 	if len(edges) == 0 {
 		return out, nil
