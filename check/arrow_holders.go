@@ -71,9 +71,9 @@ func (ev *evaluation) dropNonHolders(edges []edge, a *schema.Arrow) ([]edge, err
 // subject's type: a subject set could hold the subject through its
 // members, a wildcard names every subject. Caveated and expiring
 // relationships are among them (the target's check decides them); an
-// expired one is not read. ok is false for any other rel, for an
-// explain pass (whose paths the filter would not change, but which
-// reads as the walk it explains does), and past arrowMemberMax holders.
+// expired one is not read. ok is false for any other rel, past
+// arrowMemberMax holders, and in an explain pass, whose answer says why
+// each related object did not grant.
 func (ev *evaluation) directHolders(typ, rel string) (holderSet, error) {
 	sub := ev.subject
 	if ev.explain || sub.Object.Type == "" || sub.Relation != "" {
