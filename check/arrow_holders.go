@@ -1,8 +1,6 @@
 package check
 
 import (
-	"fmt"
-
 	"github.com/pembadb/pemba/graph"
 	"github.com/pembadb/pemba/schema"
 	"github.com/pembadb/pemba/storage"
@@ -95,15 +93,9 @@ func (ev *evaluation) directHolders(typ, rel string) (holderSet, error) {
 	ellipsis := ""
 	f := storage.ReverseFilter{Subject: storage.SubjectFilter{Type: sub.Object.Type, IDs: []string{sub.Object.ID}, Relation: &ellipsis},
 		ResourceType: typ, Relation: rel}
-	opts := ev.opts()
-	opts.Limit = arrowMemberMax + 1
-	ev.eng.queries.Add(1)
 	h := holderSet{ids: map[string]bool{}, ok: true}
-	for r, err := range ev.reader.ReverseQueryRelationships(ev.ctx, f, opts) {
-		if err != nil {
-			return holderSet{}, fmt.Errorf("holders of %s#%s@%s: %w", typ, rel, graph.SubjectRef{Object: sub.Object}, err)
-		}
-		h.ids[r.Resource.ID] = true
+	if err := ev.reverseUpTo(f, arrowMemberMax+1, func(r graph.Relationship) { h.ids[r.Resource.ID] = true }); err != nil {
+		return holderSet{}, err
 	}
 	if len(h.ids) > arrowMemberMax {
 		h = holderSet{}

@@ -457,8 +457,15 @@ func (ev *evaluation) climb(cl *closure, typ string, spec closureSpec, frontier 
 
 // reverse reads relationships by subject, calling fn for each.
 func (ev *evaluation) reverse(f storage.ReverseFilter, fn func(graph.Relationship)) error {
+	return ev.reverseUpTo(f, 0, fn)
+}
+
+// reverseUpTo is reverse reading at most limit rows (0: all).
+func (ev *evaluation) reverseUpTo(f storage.ReverseFilter, limit int, fn func(graph.Relationship)) error {
 	ev.eng.queries.Add(1)
-	for r, err := range ev.reader.ReverseQueryRelationships(ev.ctx, f, ev.opts()) {
+	opts := ev.opts()
+	opts.Limit = limit
+	for r, err := range ev.reader.ReverseQueryRelationships(ev.ctx, f, opts) {
 		if err != nil {
 			return fmt.Errorf("reverse query %s#%s: %w", f.ResourceType, f.Relation, err)
 		}
