@@ -290,7 +290,7 @@ func (e *Engine) subjectSets(ctx context.Context, snap Snapshot, req LookupSubje
 	se := newSetEval(ev, req.SubjectType)
 	se.proofs, se.maxEntries, se.window = opts.proofs, opts.maxEntries, opts.only != nil
 	if opts.only != nil {
-		names := slices.Collect(maps.Keys(opts.only))
+		names := slices.Sorted(maps.Keys(opts.only))
 		nums := make([]subjectID, len(names))
 		if !se.ids.internAll(names, nums) {
 			return candidates{}, errSetFallback
@@ -299,6 +299,7 @@ func (e *Engine) subjectSets(ctx context.Context, snap Snapshot, req LookupSubje
 		for _, id := range nums {
 			se.only[id] = true
 		}
+		se.onlyList, se.onlyNames = nums, names
 	}
 	if !opts.proofs && opts.only == nil && e.cfg.CacheEntries > 0 {
 		// Proofs keep the sets below alive, which the cache's estimate

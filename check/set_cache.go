@@ -569,18 +569,29 @@ func (se *setEval) wholeInBackground(typ, rel string, ids []string, depth int) {
 	}()
 }
 
-// onlySorted returns the subjects se is narrowed to and their IDs,
-// sorted by ID, computed once per evaluation.
-func (se *setEval) onlySorted() ([]subjectID, []string) {
+// onlyOrdered returns the subjects se is narrowed to, in a stable
+// order: as narrowFor met them, or by ID for a window.
+func (se *setEval) onlyOrdered() []subjectID {
 	if se.onlyList == nil {
 		se.onlyList = slices.Collect(maps.Keys(se.only))
 		slices.SortFunc(se.onlyList, func(a, b subjectID) int { return strings.Compare(se.ids.name(a), se.ids.name(b)) })
-		se.onlyNames = make([]string, len(se.onlyList))
-		for i, id := range se.onlyList {
+	}
+	return se.onlyList
+}
+
+// onlySortedNames returns the IDs of the subjects se is narrowed to,
+// sorted (the order reads ask for them in), computed once per
+// evaluation.
+func (se *setEval) onlySortedNames() []string {
+	if se.onlyNames == nil {
+		list := se.onlyOrdered()
+		se.onlyNames = make([]string, len(list))
+		for i, id := range list {
 			se.onlyNames[i] = se.ids.name(id)
 		}
+		slices.Sort(se.onlyNames)
 	}
-	return se.onlyList, se.onlyNames
+	return se.onlyNames
 }
 
 // restrict returns s as se's evaluation would have computed it: in a
@@ -606,8 +617,7 @@ func (se *setEval) restrict(s *subjectSet) *subjectSet {
 	} else {
 		// In a stable order: the order a set lists its subjects in is
 		// the order a lookup streams them.
-		sorted, _ := se.onlySorted()
-		for _, id := range sorted {
+		for _, id := range se.onlyOrdered() {
 			if v, ok := s.m[id]; ok {
 				out.set(id, v)
 			}
@@ -630,26 +640,38 @@ func (se *setEval) restrict(s *subjectSet) *subjectSet {
 	return out
 }
 
-// subjectBits is a set of subject numbers, a bit each.
-type subjectBits []uint64
+// subjectBits is a set of subject numbers, a bit each, from base (a
+// multiple of 64) up.
+type subjectBits struct {
+	base  subjectID
+	words []uint64
+}
 
 func (b subjectBits) has(id subjectID) bool {
-	w := int(id / 64)
-	return w < len(b) && b[w]&(1<<(id%64)) != 0
+	if id < b.base {
+		return false
+	}
+	w := int((id - b.base) / 64)
+	return w < len(b.words) && b.words[w]&(1<<(id%64)) != 0
 }
 
 // onlyBits returns se.only as a subjectBits, built once: as many words
-// as its largest number needs, at most 256 KiB (numbers stay below
+// as the span of its numbers needs, at most 256 KiB (numbers stay below
 // maxSubjectIDs), cleared in microseconds.
 func (se *setEval) onlyBits() subjectBits {
-	if se.onlyBitset == nil {
-		var top subjectID
-		for id := range se.only {
-			top = max(top, id)
+	if se.onlyBitset.words == nil {
+		list := se.onlyOrdered()
+		lo, hi := ^subjectID(0), subjectID(0)
+		for _, id := range list {
+			lo, hi = min(lo, id), max(hi, id)
 		}
-		b := make(subjectBits, top/64+1)
-		for id := range se.only {
-			b[id/64] |= 1 << (id % 64)
+		lo &^= 63
+		if len(list) == 0 {
+			lo = 0
+		}
+		b := subjectBits{base: lo, words: make([]uint64, (hi-lo)/64+1)}
+		for _, id := range list {
+			b.words[(id-lo)/64] |= 1 << (id % 64)
 		}
 		se.onlyBitset = b
 	}

@@ -48,7 +48,7 @@ func (se *setEval) reachedBy(typ, rel string, pending int) (map[string]bool, boo
 			frontier = append(frontier, id)
 		}
 	}
-	_, names := se.onlySorted()
+	names := se.onlySortedNames()
 	ellipsis := ""
 	for _, r := range spec.seeds {
 		rows, err := se.sweep(typ, r.Name)

@@ -207,30 +207,39 @@ func (s *subjectSet) empty() bool {
 	return true
 }
 
-// combine returns the pointwise combination of a and b by op. Only the
-// listed subjects of a set whose default op cannot change are visited:
-// for an intersection with a set of default "no", its own list.
+// combine returns the pointwise combination of a and b by op.
 func combine(a, b *subjectSet, op func(x, y member) member) *subjectSet {
 	out := &subjectSet{def: op(a.def, b.def)}
+	pairs(a, b, op, out, func(id subjectID, ma, mb member) {
+		if v := op(ma, mb); v != out.def {
+			out.add(id, v)
+		}
+	})
+	return out
+}
+
+// pairs calls visit with each subject whose membership in out, the
+// combination of a and b by op, may differ from out's default, and its
+// memberships in a and b, once each, after making room in out for them.
+// Only the listed subjects of a set whose default op cannot change are
+// visited: for an intersection with a set of default "no", its own list.
+func pairs(a, b *subjectSet, op func(x, y member) member, out *subjectSet, visit func(id subjectID, ma, mb member)) {
 	// Each list names a subject once; b's subjects that a lists are
-	// decided with a's.
+	// visited with a's.
 	fromA := func() {
 		for _, id := range a.keys {
-			if v := op(a.m[id], b.get(id)); v != out.def {
-				out.add(id, v)
-			}
+			visit(id, a.m[id], b.get(id))
 		}
 	}
 	fromB := func(skipA bool) {
 		for _, id := range b.keys {
-			if skipA {
-				if _, inA := a.m[id]; inA {
-					continue
-				}
+			ma, inA := a.m[id]
+			if !inA {
+				ma = a.def
+			} else if skipA {
+				continue
 			}
-			if v := op(a.get(id), b.m[id]); v != out.def {
-				out.add(id, v)
-			}
+			visit(id, ma, b.m[id])
 		}
 	}
 	onlyA := out.def == memberNo && a.def == memberNo && op(memberNo, memberYes) == memberNo
@@ -251,7 +260,84 @@ func combine(a, b *subjectSet, op func(x, y member) member) *subjectSet {
 		fromA()
 		fromB(true)
 	}
+}
+
+// combineTimed returns the combination of a and b by op with its untils
+// set as timeCombined sets them (noB as there). Where the combination
+// grants nobody by default and no side's untils decide alone (see
+// timedSparsely), which is where a lookup's intersections and exclusions
+// of timed sets land, it sets each subject's until as it lists the
+// subject, from the memberships just looked up, instead of looking every
+// subject up again in all three sets.
+func combineTimed(a, b *subjectSet, op func(x, y member) member, noB int64) *subjectSet {
+	k := kindOf(op)
+	if !timingNeeded(a, b, k, noB) || op(a.def, b.def).granted() || sparseTiming(a, b, k, noB) {
+		out := combine(a, b, op)
+		timeCombined(out, a, b, op, noB)
+		return out
+	}
+	out := &subjectSet{}
+	pairs(a, b, op, out, func(id subjectID, ma, mb member) {
+		v := op(ma, mb)
+		if v == memberNo {
+			return
+		}
+		out.add(id, v)
+		var u int64
+		switch {
+		case k == opMinus:
+			u = earliest(a.untilOf(id), noB)
+		case k == opIntersect:
+			u = earliest(a.untilOf(id), b.untilOf(id))
+		case ma.granted() && mb.granted():
+			u = latest(a.untilOf(id), b.untilOf(id))
+		case ma.granted():
+			u = a.untilOf(id)
+		default:
+			u = b.untilOf(id)
+		}
+		out.setUntil(id, u)
+	})
 	return out
+}
+
+// opKind is the kind of an operator that combines sets.
+type opKind uint8
+
+const (
+	opUnion opKind = iota
+	opIntersect
+	opMinus
+)
+
+// kindOf reads op's kind from its truth table.
+func kindOf(op func(x, y member) member) opKind {
+	switch {
+	case op(memberYes, memberYes) == memberNo:
+		return opMinus
+	case op(memberNo, memberYes) == memberYes:
+		return opUnion
+	}
+	return opIntersect
+}
+
+// timingNeeded reports whether the combination of a and b by an
+// operator of kind k grants anyone for less than forever.
+func timingNeeded(a, b *subjectSet, k opKind, noB int64) bool {
+	return a.timed() || b.timed() || (k == opMinus && noB != 0)
+}
+
+// sparseTiming reports whether timedSparsely times the combination of a
+// and b by an operator of kind k, when it grants nobody by default: one
+// side's untils decide.
+func sparseTiming(a, b *subjectSet, k opKind, noB int64) bool {
+	switch k {
+	case opMinus:
+		return noB == 0
+	case opIntersect:
+		return !a.timed() || !b.timed()
+	}
+	return a.defUntil == 0 && b.defUntil == 0 && (!a.timed() || !b.timed())
 }
 
 // add lists id, which s does not list, with membership v.
@@ -276,12 +362,13 @@ func minusMember(x, y member) member { return min(x, y.not()) }
 // is when b may change at all, its earliest expiration (0: never). The
 // kind of op is read from its truth table.
 func timeCombined(out, a, b *subjectSet, op func(x, y member) member, noB int64) {
-	minus := op(memberYes, memberYes) == memberNo
-	if !a.timed() && !b.timed() && (!minus || noB == 0) {
+	k := kindOf(op)
+	if !timingNeeded(a, b, k, noB) {
 		return
 	}
-	union := op(memberNo, memberYes) == memberYes
-	if !out.def.granted() && timedSparsely(out, a, b, minus, union, noB) {
+	minus, union := k == opMinus, k == opUnion
+	if !out.def.granted() && sparseTiming(a, b, k, noB) {
+		timedSparsely(out, a, b, k)
 		return
 	}
 	until := func(ma member, ua int64, mb member, ub int64) int64 {
@@ -323,22 +410,22 @@ func timeCombined(out, a, b *subjectSet, op func(x, y member) member, noB int64)
 	}
 }
 
-// timedSparsely sets the untils of out, the combination of a and b, in
-// the common cases where one side's untils decide, visiting only the
-// subjects that side times, and reports whether it did. out's default
-// grants nobody (nor, then, do a's and b's, for the operators that
-// combine sets), so out lists whom it grants. The cases: an exclusion
-// whose subtracted side never changes (noB 0) and an intersection with a
-// side that never ends take the other side's untils; a union with a side
-// that never ends takes the other's untils for the subjects only it
-// grants.
-func timedSparsely(out, a, b *subjectSet, minus, union bool, noB int64) bool {
+// timedSparsely sets the untils of out, the combination of a and b by
+// an operator of kind k, in the cases where one side's untils decide
+// (sparseTiming), visiting only the subjects that side times. out's
+// default grants nobody (nor, then, do a's and b's, for the operators
+// that combine sets), so out lists whom it grants. The cases: an
+// exclusion whose subtracted side never changes (noB 0) and an
+// intersection with a side that never ends take the other side's
+// untils; a union with a side that never ends takes the other's untils
+// for the subjects only it grants.
+func timedSparsely(out, a, b *subjectSet, k opKind) {
 	switch {
-	case minus && noB == 0, !union && !minus && !b.timed():
+	case k == opMinus, k == opIntersect && !b.timed():
 		copyUntils(out, a)
-	case !union && !minus && !a.timed():
+	case k == opIntersect:
 		copyUntils(out, b)
-	case union && a.defUntil == 0 && b.defUntil == 0 && (!a.timed() || !b.timed()):
+	default:
 		x, y := a, b // x: the side with untils
 		if !a.timed() {
 			x, y = b, a
@@ -348,10 +435,7 @@ func timedSparsely(out, a, b *subjectSet, minus, union bool, noB int64) bool {
 				out.setUntil(id, u)
 			}
 		}
-	default:
-		return false
 	}
-	return true
 }
 
 // copyUntils gives each subject out grants (all listed: out's default
@@ -512,8 +596,10 @@ type setEval struct {
 	// only, when set, narrows the evaluation to these subjects: the
 	// others are left out of every set (see narrowed).
 	only map[subjectID]bool
-	// onlyList and onlyNames are only's subjects and their IDs, sorted
-	// by ID (see onlySorted).
+	// onlyList is only's subjects in a stable order: the order the sets
+	// an evaluation was narrowed from listed them (see narrowFor), or by
+	// ID for a window (see onlyOrdered); onlyNames their IDs, sorted
+	// (see onlySortedNames).
 	onlyList  []subjectID
 	onlyNames []string
 	// onlyBitset is only as bits (see onlyBits).
@@ -548,10 +634,10 @@ type setEval struct {
 // later sides need no other subjects once the first side is known, and
 // the sets of broad branches (everyone cleared for a tier) stay as small
 // as the first side's.
-func (se *setEval) narrowed(only map[subjectID]bool) *setEval {
+func (se *setEval) narrowed(only map[subjectID]bool, list []subjectID) *setEval {
 	return &setEval{ev: se.ev, subjectType: se.subjectType, holds: se.holds, ids: se.ids, memo: make(map[node]setResult),
 		busy: make(map[node]int), reentered: make(map[node]int), work: se.work, entries: se.entries, maxEntries: se.maxEntries,
-		only: only, proofs: se.proofs, cache: se.cache}
+		only: only, onlyList: list, proofs: se.proofs, cache: se.cache}
 }
 
 // narrowMax bounds the subjects an evaluation is narrowed to.
@@ -789,7 +875,7 @@ func (se *setEval) holders(typ, rel string, pending int) (map[string]bool, bool,
 	}
 	held := map[string]bool{}
 	snap := Snapshot{Schema: se.ev.schema, Reader: se.ev.raw}
-	_, subjects := se.onlySorted()
+	subjects := se.onlySortedNames()
 	for _, id := range subjects {
 		req := LookupResourcesRequest{ResourceType: typ, Permission: rel, Context: se.ev.caveatCtx, Now: se.ev.now,
 			Subject: graph.SubjectRef{Object: graph.ObjectRef{Type: se.subjectType, ID: id}}, Limit: pruneLookupMax + 1}
@@ -1116,7 +1202,7 @@ func (se *setEval) sweep(typ, rel string) (map[string][]graph.Relationship, erro
 	if se.sweeps == nil {
 		se.sweeps = make(map[[2]string]map[string][]graph.Relationship)
 	}
-	_, subjects := se.onlySorted()
+	subjects := se.onlySortedNames()
 	rows := make(map[string][]graph.Relationship)
 	ellipsis := ""
 	chunk := se.ev.eng.cfg.ChunkSize
@@ -1222,8 +1308,7 @@ func (se *setEval) fold(typ string, ids []string, children []schema.Expr, perm s
 			return nil, err
 		}
 		for j, i := range open {
-			set := combine(out[i].set, res[j].set, op)
-			timeCombined(set, out[i].set, res[j].set, op, res[j].expires)
+			set := combineTimed(out[i].set, res[j].set, op, res[j].expires)
 			if se.proofs {
 				proveCombined(set, out[i], res[j], op)
 			}
@@ -1253,14 +1338,17 @@ func (se *setEval) narrowFor(out []setResult, open []int) *setEval {
 		return se
 	}
 	only := make(map[subjectID]bool, n)
+	list := make([]subjectID, 0, n)
 	for _, i := range open {
-		for _, id := range out[i].set.keys {
-			if out[i].set.m[id] != memberNo && (se.only == nil || se.only[id]) {
+		s := out[i].set
+		for _, id := range s.keys {
+			if s.m[id] != memberNo && (se.only == nil || se.only[id]) && !only[id] {
 				only[id] = true
+				list = append(list, id)
 			}
 		}
 	}
-	return se.narrowed(only)
+	return se.narrowed(only, list)
 }
 
 // cloneResults copies the results' sets, which may be memoized, so they
@@ -1399,8 +1487,7 @@ func (se *setEval) arrowAll(byType map[string][]edgeTo, order []string, target s
 					caveated: out[e.i].caveated || r.caveated, loose: loose}
 				continue
 			}
-			set := combine(out[e.i].set, target, andMember)
-			timeCombined(set, out[e.i].set, target, andMember, 0)
+			set := combineTimed(out[e.i].set, target, andMember, 0)
 			out[e.i] = setResult{set: set, height: max(out[e.i].height, r.height+1), expires: earliest(out[e.i].expires, r.expires),
 				caveated: out[e.i].caveated || r.caveated, loose: loose}
 		}

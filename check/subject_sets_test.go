@@ -73,7 +73,7 @@ func TestSubjectSetAlgebra(t *testing.T) {
 }
 
 // TestSubjectSetUntils checks the untils of set evaluation's operations
-// (combine with timeCombined, capped, union, raiseAll) pointwise on random
+// (combine with timeCombined, combineTimed, capped, union, raiseAll) pointwise on random
 // timed sets over a small universe, wildcard defaults and subjects timed
 // apart from the default included: a subject granted (conditionally or
 // not) by a union is granted until the latest of its granting sides'
@@ -119,6 +119,14 @@ func TestSubjectSetUntils(t *testing.T) {
 		for _, o := range ops {
 			got := combine(a, b, o.op)
 			timeCombined(got, a, b, o.op, noB)
+			// combineTimed lists and times in one pass where it can: the
+			// same memberships and untils as the two steps.
+			fused := combineTimed(a, b, o.op, noB)
+			for _, id := range ids {
+				if fused.get(id) != got.get(id) || fused.get(id).granted() && fused.untilOf(id) != got.untilOf(id) {
+					t.Fatalf("%s fused at %d: %d until %d, want %d until %d", o.name, id, fused.get(id), fused.untilOf(id), got.get(id), got.untilOf(id))
+				}
+			}
 			check(o.name, got, func(id subjectID) int64 {
 				ga, gb := a.get(id).granted(), b.get(id).granted()
 				switch {
