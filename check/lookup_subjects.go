@@ -313,8 +313,8 @@ func (e *Engine) subjectSets(ctx context.Context, snap Snapshot, req LookupSubje
 	set := res[0].set
 	c := candidates{known: set, numbers: se.ids, wildcard: set.def != memberNo, held: *se.entries,
 		root: &setAnswer{ref: refOf(res[0], node{req.Resource.Type, req.Resource.ID, req.Permission}), ids: se.ids, exactEnds: !res[0].loose}}
-	for _, id := range set.keys {
-		if set.m[id] != memberNo || c.wildcard {
+	for i, id := range set.keys {
+		if set.vals[i] != memberNo || c.wildcard {
 			c.ids = append(c.ids, se.ids.name(id))
 			c.nums = append(c.nums, id)
 		}

@@ -128,7 +128,7 @@ const (
 	// meanwhile is bounded too (wholeMaxEntries).
 	setWholeTime = 30 * time.Second
 	// setMemberBytes estimates the memory of one listed subject of a
-	// cached set (its map entry and its place in keys; measured 17–24
+	// cached set (its map entry and its places in keys and vals; measured 17–24
 	// bytes), setUntilBytes that of one subject's until (see
 	// subjectSet.until; measured 24–38). Cached sets hold no proofs.
 	// setEntryBytes is the fixed part of an entry: its place in the
@@ -607,19 +607,17 @@ func (se *setEval) restrict(s *subjectSet) *subjectSet {
 	out := &subjectSet{def: s.def, defUntil: s.defUntil}
 	bits := se.onlyBits()
 	if len(s.keys) <= len(se.only) {
-		for _, id := range s.keys {
+		for i, id := range s.keys {
 			if bits.has(id) {
-				if v, ok := s.m[id]; ok {
-					out.set(id, v)
-				}
+				out.add(id, s.vals[i])
 			}
 		}
 	} else {
 		// In a stable order: the order a set lists its subjects in is
 		// the order a lookup streams them.
 		for _, id := range se.onlyOrdered() {
-			if v, ok := s.m[id]; ok {
-				out.set(id, v)
+			if v, ok := s.listed(id); ok {
+				out.add(id, v)
 			}
 		}
 	}

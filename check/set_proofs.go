@@ -65,7 +65,7 @@ func (s *subjectSet) whyOf(id subjectID) *proof {
 	if p, ok := s.why[id]; ok {
 		return p
 	}
-	if _, listed := s.m[id]; !listed && s.def == memberYes {
+	if _, listed := s.listed(id); !listed && s.def == memberYes {
 		return s.defWhy
 	}
 	return nil
@@ -78,8 +78,8 @@ func (s *subjectSet) proveAll(p *proof) {
 	if s.def != memberYes {
 		s.defWhy = p
 	}
-	for _, id := range s.keys {
-		if s.m[id] != memberYes {
+	for i, id := range s.keys {
+		if s.vals[i] != memberYes {
 			s.prove(id, p)
 		}
 	}
@@ -95,8 +95,8 @@ func proveUnion(out, s *subjectSet, p *proof) {
 			out.defWhy = s.defWhy
 		}
 	}
-	for _, id := range out.keys {
-		if out.m[id] != memberYes {
+	for i, id := range out.keys {
+		if out.vals[i] != memberYes {
 			continue
 		}
 		w := p
@@ -227,8 +227,8 @@ func proveCombined(out *subjectSet, a, b setResult, op func(x, y member) member)
 			out.defWhy = fromB
 		}
 	}
-	for _, id := range out.keys {
-		if out.m[id] != memberYes {
+	for i, id := range out.keys {
+		if out.vals[i] != memberYes {
 			continue
 		}
 		switch {

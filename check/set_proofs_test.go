@@ -37,7 +37,7 @@ func TestSetProofPaths(t *testing.T) {
 						}
 						root := found.ref
 						for _, sid := range root.set.keys {
-							if root.set.m[sid] != memberYes {
+							if root.set.listedAs(sid) != memberYes {
 								continue
 							}
 							yes++

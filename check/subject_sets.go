@@ -47,12 +47,15 @@ const (
 func (m member) not() member { return memberYes - m }
 
 // subjectSet is a set of subjects of the requested type: every subject
-// has membership def except those listed in m. keys lists m's keys in
-// the order they were added, so results stream in a stable order.
+// has membership def except those listed, keys[i] with vals[i]. keys
+// lists them in the order they were added, so results stream in a
+// stable order; m finds a listed subject's place in keys, so going
+// through a set's list reads two slices and no map.
 type subjectSet struct {
 	def  member
-	m    map[subjectID]member
+	m    map[subjectID]int32
 	keys []subjectID
+	vals []member
 	// until holds, for a subject the set grants ("yes" or "maybe"), the
 	// instant before which that grant cannot end, as a check's
 	// outcome.until is for its answer (see timeCombined, and
@@ -75,21 +78,36 @@ func emptySet() *subjectSet { return &subjectSet{} }
 
 // get returns id's membership.
 func (s *subjectSet) get(id subjectID) member {
-	if v, ok := s.m[id]; ok {
-		return v
+	if i, ok := s.m[id]; ok {
+		return s.vals[i]
 	}
 	return s.def
 }
 
+// listed returns id's membership if s lists id.
+func (s *subjectSet) listed(id subjectID) (member, bool) {
+	if i, ok := s.m[id]; ok {
+		return s.vals[i], true
+	}
+	return memberNo, false
+}
+
+// listedAs returns id's membership if s lists id, else "no".
+func (s *subjectSet) listedAs(id subjectID) member {
+	v, _ := s.listed(id)
+	return v
+}
+
+// size returns how many subjects s lists.
+func (s *subjectSet) size() int { return len(s.keys) }
+
 // set records id's membership.
 func (s *subjectSet) set(id subjectID, v member) {
-	if s.m == nil {
-		s.m = make(map[subjectID]member)
+	if i, ok := s.m[id]; ok {
+		s.vals[i] = v
+		return
 	}
-	if _, ok := s.m[id]; !ok {
-		s.keys = append(s.keys, id)
-	}
-	s.m[id] = v
+	s.add(id, v)
 }
 
 // granted reports whether m grants, conditionally or not: what a
@@ -103,9 +121,10 @@ func (s *subjectSet) raise(id subjectID, v member, u int64) {
 	if v == memberNo {
 		return
 	}
-	cur, listed := s.m[id] // one lookup: raise runs once per relationship
-	if !listed {
-		cur = s.def
+	i, listed := s.m[id] // one lookup: raise runs once per relationship
+	cur := s.def
+	if listed {
+		cur = s.vals[i]
 	}
 	if cur.granted() {
 		u = latest(s.untilOf(id), u)
@@ -113,7 +132,7 @@ func (s *subjectSet) raise(id subjectID, v member, u int64) {
 	switch {
 	case cur >= v:
 	case listed:
-		s.m[id] = v
+		s.vals[i] = v
 	default:
 		s.add(id, v)
 	}
@@ -130,8 +149,8 @@ func (s *subjectSet) raiseAll(v member, u int64) {
 		s.timeAll(u)
 	}
 	s.def = max(s.def, v)
-	for _, id := range s.keys {
-		s.m[id] = max(s.m[id], v)
+	for i := range s.vals {
+		s.vals[i] = max(s.vals[i], v)
 	}
 }
 
@@ -150,8 +169,8 @@ func (s *subjectSet) timeAll(u int64) {
 			out[id] = x
 		}
 	}
-	for _, id := range s.keys {
-		if s.m[id].granted() {
+	for i, id := range s.keys {
+		if s.vals[i].granted() {
 			keep(id, latest(s.untilOf(id), u))
 		} else {
 			keep(id, u)
@@ -199,7 +218,7 @@ func (s *subjectSet) empty() bool {
 	if s.def != memberNo {
 		return false
 	}
-	for _, v := range s.m {
+	for _, v := range s.vals {
 		if v != memberNo {
 			return false
 		}
@@ -227,19 +246,19 @@ func pairs(a, b *subjectSet, op func(x, y member) member, out *subjectSet, visit
 	// Each list names a subject once; b's subjects that a lists are
 	// visited with a's.
 	fromA := func() {
-		for _, id := range a.keys {
-			visit(id, a.m[id], b.get(id))
+		for i, id := range a.keys {
+			visit(id, a.vals[i], b.get(id))
 		}
 	}
 	fromB := func(skipA bool) {
-		for _, id := range b.keys {
-			ma, inA := a.m[id]
+		for i, id := range b.keys {
+			ma, inA := a.listed(id)
 			if !inA {
 				ma = a.def
 			} else if skipA {
 				continue
 			}
-			visit(id, ma, b.m[id])
+			visit(id, ma, b.vals[i])
 		}
 	}
 	onlyA := out.def == memberNo && a.def == memberNo && op(memberNo, memberYes) == memberNo
@@ -343,10 +362,11 @@ func sparseTiming(a, b *subjectSet, k opKind, noB int64) bool {
 // add lists id, which s does not list, with membership v.
 func (s *subjectSet) add(id subjectID, v member) {
 	if s.m == nil {
-		s.m = make(map[subjectID]member)
+		s.m = make(map[subjectID]int32)
 	}
-	s.m[id] = v
+	s.m[id] = int32(len(s.keys))
 	s.keys = append(s.keys, id)
+	s.vals = append(s.vals, v)
 }
 
 func orMember(x, y member) member    { return max(x, y) }
@@ -443,14 +463,14 @@ func timedSparsely(out, a, b *subjectSet, k opKind) {
 func copyUntils(out, src *subjectSet) {
 	if src.defUntil == 0 && len(src.until) < len(out.keys) {
 		for id, u := range src.until {
-			if out.m[id].granted() {
+			if out.listedAs(id).granted() {
 				out.setUntil(id, u)
 			}
 		}
 		return
 	}
-	for _, id := range out.keys {
-		if out.m[id].granted() {
+	for i, id := range out.keys {
+		if out.vals[i].granted() {
 			out.setUntil(id, src.untilOf(id))
 		}
 	}
@@ -465,9 +485,9 @@ func capped(s *subjectSet, c member, u int64) *subjectSet {
 	}
 	out := &subjectSet{def: min(s.def, c)}
 	out.grow(len(s.keys))
-	for _, id := range s.keys {
-		if v := min(s.m[id], c); v != out.def {
-			out.set(id, v)
+	for i, id := range s.keys {
+		if v := min(s.vals[i], c); v != out.def {
+			out.add(id, v)
 		}
 	}
 	if !s.timed() && u == 0 {
@@ -507,12 +527,12 @@ func (s *subjectSet) union(x *subjectSet, c member, u int64, p *proof) *subjectS
 	if s.m == nil {
 		s.grow(len(x.keys))
 	}
-	for _, id := range x.keys {
-		v := min(x.m[id], c)
+	for i, id := range x.keys {
+		v := min(x.vals[i], c)
 		if !v.granted() {
 			continue
 		}
-		if p != nil && v == memberYes && s.m[id] != memberYes {
+		if p != nil && v == memberYes && s.listedAs(id) != memberYes {
 			s.prove(id, p)
 		}
 		s.raise(id, v, earliest(x.untilOf(id), u))
@@ -523,8 +543,9 @@ func (s *subjectSet) union(x *subjectSet, c member, u int64, p *proof) *subjectS
 // grow makes room for n more listed subjects in an unlisted set.
 func (s *subjectSet) grow(n int) {
 	if s.m == nil && n > 0 {
-		s.m = make(map[subjectID]member, n)
+		s.m = make(map[subjectID]int32, n)
 		s.keys = make([]subjectID, 0, n)
+		s.vals = make([]member, 0, n)
 	}
 }
 
@@ -743,7 +764,7 @@ func (se *setEval) batch(typ, rel string, ids []string, depth int) ([]setResult,
 		}
 		if se.maxEntries > 0 {
 			for _, r := range res {
-				*se.entries += len(r.set.m)
+				*se.entries += r.set.size()
 			}
 			if *se.entries > se.maxEntries {
 				return nil, errSetsTooLarge
@@ -1341,8 +1362,8 @@ func (se *setEval) narrowFor(out []setResult, open []int) *setEval {
 	list := make([]subjectID, 0, n)
 	for _, i := range open {
 		s := out[i].set
-		for _, id := range s.keys {
-			if s.m[id] != memberNo && (se.only == nil || se.only[id]) && !only[id] {
+		for k, id := range s.keys {
+			if s.vals[k] != memberNo && (se.only == nil || se.only[id]) && !only[id] {
 				only[id] = true
 				list = append(list, id)
 			}
@@ -1356,7 +1377,7 @@ func (se *setEval) narrowFor(out []setResult, open []int) *setEval {
 func cloneResults(rs []setResult) []setResult {
 	out := make([]setResult, len(rs))
 	for i, r := range rs {
-		s := &subjectSet{def: r.set.def, keys: slices.Clone(r.set.keys), defUntil: r.set.defUntil}
+		s := &subjectSet{def: r.set.def, keys: slices.Clone(r.set.keys), vals: slices.Clone(r.set.vals), defUntil: r.set.defUntil}
 		if r.set.m != nil {
 			s.m = maps.Clone(r.set.m)
 		}
