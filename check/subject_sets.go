@@ -7,6 +7,7 @@ import (
 	"maps"
 	"slices"
 	"strings"
+	"sync/atomic"
 
 	"github.com/pembadb/pemba/graph"
 	"github.com/pembadb/pemba/schema"
@@ -49,13 +50,18 @@ func (m member) not() member { return memberYes - m }
 // subjectSet is a set of subjects of the requested type: every subject
 // has membership def except those listed, keys[i] with vals[i]. keys
 // lists them in the order they were added, so results stream in a
-// stable order; m finds a listed subject's place in keys, so going
-// through a set's list reads two slices and no map.
+// stable order, and going through a set's list reads two slices and no
+// map. index finds a listed subject's place in keys; it is built on the
+// first lookup (see place), so a set that is only gone through, as most
+// combinations are before they are combined again, never pays for one.
+// It is published atomically: a set shared between goroutines (a
+// cached one) is indexed by whichever looks first. Only add, set and
+// raise change a set, while one goroutine builds it.
 type subjectSet struct {
-	def  member
-	m    map[subjectID]int32
-	keys []subjectID
-	vals []member
+	def   member
+	index atomic.Pointer[setIndex]
+	keys  []subjectID
+	vals  []member
 	// until holds, for a subject the set grants ("yes" or "maybe"), the
 	// instant before which that grant cannot end, as a check's
 	// outcome.until is for its answer (see timeCombined, and
@@ -76,9 +82,37 @@ type subjectSet struct {
 // emptySet is the set no subject is in.
 func emptySet() *subjectSet { return &subjectSet{} }
 
+// setIndex maps a set's listed subjects to their places in its keys.
+type setIndex struct{ m map[subjectID]int32 }
+
+// place returns where s lists id, if it does.
+func (s *subjectSet) place(id subjectID) (int32, bool) {
+	if len(s.keys) == 0 {
+		return 0, false
+	}
+	ix := s.index.Load()
+	if ix == nil {
+		ix = s.buildIndex()
+	}
+	i, ok := ix.m[id]
+	return i, ok
+}
+
+// buildIndex indexes s's list, and returns the index published first.
+func (s *subjectSet) buildIndex() *setIndex {
+	ix := &setIndex{m: make(map[subjectID]int32, cap(s.keys))}
+	for i, id := range s.keys {
+		ix.m[id] = int32(i)
+	}
+	if s.index.CompareAndSwap(nil, ix) {
+		return ix
+	}
+	return s.index.Load()
+}
+
 // get returns id's membership.
 func (s *subjectSet) get(id subjectID) member {
-	if i, ok := s.m[id]; ok {
+	if i, ok := s.place(id); ok {
 		return s.vals[i]
 	}
 	return s.def
@@ -86,7 +120,7 @@ func (s *subjectSet) get(id subjectID) member {
 
 // listed returns id's membership if s lists id.
 func (s *subjectSet) listed(id subjectID) (member, bool) {
-	if i, ok := s.m[id]; ok {
+	if i, ok := s.place(id); ok {
 		return s.vals[i], true
 	}
 	return memberNo, false
@@ -103,7 +137,7 @@ func (s *subjectSet) size() int { return len(s.keys) }
 
 // set records id's membership.
 func (s *subjectSet) set(id subjectID, v member) {
-	if i, ok := s.m[id]; ok {
+	if i, ok := s.place(id); ok {
 		s.vals[i] = v
 		return
 	}
@@ -121,7 +155,7 @@ func (s *subjectSet) raise(id subjectID, v member, u int64) {
 	if v == memberNo {
 		return
 	}
-	i, listed := s.m[id] // one lookup: raise runs once per relationship
+	i, listed := s.place(id) // one lookup: raise runs once per relationship
 	cur := s.def
 	if listed {
 		cur = s.vals[i]
@@ -177,7 +211,7 @@ func (s *subjectSet) timeAll(u int64) {
 		}
 	}
 	for id, x := range s.until {
-		if _, listed := s.m[id]; !listed && wasGranted {
+		if _, listed := s.place(id); !listed && wasGranted {
 			keep(id, latest(x, u))
 		}
 	}
@@ -361,10 +395,9 @@ func sparseTiming(a, b *subjectSet, k opKind, noB int64) bool {
 
 // add lists id, which s does not list, with membership v.
 func (s *subjectSet) add(id subjectID, v member) {
-	if s.m == nil {
-		s.m = make(map[subjectID]int32)
+	if ix := s.index.Load(); ix != nil {
+		ix.m[id] = int32(len(s.keys))
 	}
-	s.m[id] = int32(len(s.keys))
 	s.keys = append(s.keys, id)
 	s.vals = append(s.vals, v)
 }
@@ -524,9 +557,7 @@ func (s *subjectSet) union(x *subjectSet, c member, u int64, p *proof) *subjectS
 		}
 		return out
 	}
-	if s.m == nil {
-		s.grow(len(x.keys))
-	}
+	s.grow(len(x.keys))
 	for i, id := range x.keys {
 		v := min(x.vals[i], c)
 		if !v.granted() {
@@ -542,8 +573,7 @@ func (s *subjectSet) union(x *subjectSet, c member, u int64, p *proof) *subjectS
 
 // grow makes room for n more listed subjects in an unlisted set.
 func (s *subjectSet) grow(n int) {
-	if s.m == nil && n > 0 {
-		s.m = make(map[subjectID]int32, n)
+	if s.keys == nil && n > 0 {
 		s.keys = make([]subjectID, 0, n)
 		s.vals = make([]member, 0, n)
 	}
@@ -1378,8 +1408,8 @@ func cloneResults(rs []setResult) []setResult {
 	out := make([]setResult, len(rs))
 	for i, r := range rs {
 		s := &subjectSet{def: r.set.def, keys: slices.Clone(r.set.keys), vals: slices.Clone(r.set.vals), defUntil: r.set.defUntil}
-		if r.set.m != nil {
-			s.m = maps.Clone(r.set.m)
+		if ix := r.set.index.Load(); ix != nil {
+			s.index.Store(&setIndex{m: maps.Clone(ix.m)})
 		}
 		if r.set.until != nil {
 			s.until = maps.Clone(r.set.until)
