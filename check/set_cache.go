@@ -137,6 +137,7 @@ const (
 	// map of at least setMapMembers slots.
 	setMemberBytes = 24
 	setUntilBytes  = 40
+	setEndBytes    = 8
 	setEntryBytes  = 448
 	setMapMembers  = 8
 )
@@ -147,7 +148,7 @@ func setBytes(r setResult) int64 {
 	if members > 0 {
 		members = max(members, setMapMembers)
 	}
-	return setEntryBytes + int64(members)*setMemberBytes + int64(len(r.set.until))*setUntilBytes
+	return setEntryBytes + int64(members)*setMemberBytes + int64(len(r.set.ends))*setEndBytes + int64(len(r.set.until))*setUntilBytes
 }
 
 // init readies the cache; it must be called with c.mu held.
@@ -610,28 +611,30 @@ func (se *setEval) restrict(s *subjectSet) *subjectSet {
 		for i, id := range s.keys {
 			if bits.has(id) {
 				out.add(id, s.vals[i])
+				out.setEnd(len(out.keys)-1, s.endAt(i))
 			}
 		}
 	} else {
 		// In a stable order: the order a set lists its subjects in is
 		// the order a lookup streams them.
 		for _, id := range se.onlyOrdered() {
-			if v, ok := s.listed(id); ok {
-				out.add(id, v)
+			if i, ok := s.place(id); ok {
+				out.add(id, s.vals[i])
+				out.setEnd(len(out.keys)-1, s.endAt(int(i)))
 			}
 		}
 	}
-	// The untils of the subjects kept, listed or not.
+	// The untils of the subjects kept that s does not list.
 	if len(s.until) <= len(se.only) {
 		for id, u := range s.until {
 			if bits.has(id) {
-				out.setUntil(id, u)
+				out.setUnlistedUntil(id, u)
 			}
 		}
 	} else {
 		for id := range se.only {
 			if u, ok := s.until[id]; ok {
-				out.setUntil(id, u)
+				out.setUnlistedUntil(id, u)
 			}
 		}
 	}

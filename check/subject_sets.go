@@ -62,14 +62,18 @@ type subjectSet struct {
 	index atomic.Pointer[setIndex]
 	keys  []subjectID
 	vals  []member
-	// until holds, for a subject the set grants ("yes" or "maybe"), the
+	// A subject the set grants ("yes" or "maybe") has an until: the
 	// instant before which that grant cannot end, as a check's
 	// outcome.until is for its answer (see timeCombined, and
 	// setResult.loose for when it is exactly the end): UnixNano, 0 for
-	// never. A subject without an entry has defUntil. Entries do not
-	// decide membership (a subject may have one and be listed or not),
-	// and a set that no expiring relationship led to has neither (see
-	// timed).
+	// never. ends holds the untils of the listed subjects (ends[i] for
+	// keys[i]; nil: all defUntil), until those of the subjects the set
+	// does not list that differ from defUntil (only a set that grants
+	// everyone has any). Untils do not decide membership: a subject has
+	// one whether the set grants it or not, meaningless when it does
+	// not. A set that no expiring relationship led to has none but
+	// defUntil 0 (see timed).
+	ends     []int64
 	until    map[subjectID]int64
 	defUntil int64
 	// why holds, in an evaluation that keeps proofs, why each subject
@@ -161,7 +165,7 @@ func (s *subjectSet) raise(id subjectID, v member, u int64) {
 		cur = s.vals[i]
 	}
 	if cur.granted() {
-		u = latest(s.untilOf(id), u)
+		u = latest(s.untilAt(i, listed, id), u)
 	}
 	switch {
 	case cur >= v:
@@ -169,8 +173,13 @@ func (s *subjectSet) raise(id subjectID, v member, u int64) {
 		s.vals[i] = v
 	default:
 		s.add(id, v)
+		i, listed = int32(len(s.keys)-1), true
 	}
-	s.setUntil(id, u)
+	if listed {
+		s.setEnd(int(i), u)
+	} else {
+		s.setUnlistedUntil(id, u)
+	}
 }
 
 // raiseAll lifts every subject's membership to at least v (a wildcard
@@ -197,41 +206,87 @@ func (s *subjectSet) timeAll(u int64) {
 	if wasGranted {
 		def = latest(s.defUntil, u)
 	}
-	out := make(map[subjectID]int64)
-	keep := func(id subjectID, x int64) {
-		if x != def {
-			out[id] = x
-		}
-	}
-	for i, id := range s.keys {
+	ends := make([]int64, len(s.keys))
+	differ := false
+	for i := range s.keys {
+		x := u
 		if s.vals[i].granted() {
-			keep(id, latest(s.untilOf(id), u))
-		} else {
-			keep(id, u)
+			x = latest(s.endAt(i), u)
+		}
+		ends[i] = x
+		differ = differ || x != def
+	}
+	var unlisted map[subjectID]int64
+	if wasGranted {
+		for id, x := range s.until {
+			if x = latest(x, u); x != def {
+				if unlisted == nil {
+					unlisted = make(map[subjectID]int64)
+				}
+				unlisted[id] = x
+			}
 		}
 	}
-	for id, x := range s.until {
-		if _, listed := s.place(id); !listed && wasGranted {
-			keep(id, latest(x, u))
-		}
-	}
-	s.until, s.defUntil = nil, def
-	if len(out) > 0 {
-		s.until = out
+	s.ends, s.until, s.defUntil = nil, unlisted, def
+	if differ {
+		s.ends = ends
 	}
 }
 
 // untilOf returns when the set's grant of id may end (0: never);
 // meaningless for a subject it does not grant.
 func (s *subjectSet) untilOf(id subjectID) int64 {
+	if s.ends == nil && s.until == nil {
+		return s.defUntil
+	}
+	i, listed := s.place(id)
+	return s.untilAt(i, listed, id)
+}
+
+// untilAt is untilOf for id found at place i (listed) or not listed.
+func (s *subjectSet) untilAt(i int32, listed bool, id subjectID) int64 {
+	if listed {
+		return s.endAt(int(i))
+	}
 	if u, ok := s.until[id]; ok {
 		return u
 	}
 	return s.defUntil
 }
 
+// endAt returns the until of the subject listed at i.
+func (s *subjectSet) endAt(i int) int64 {
+	if s.ends == nil {
+		return s.defUntil
+	}
+	return s.ends[i]
+}
+
+// setEnd records u as the until of the subject listed at i.
+func (s *subjectSet) setEnd(i int, u int64) {
+	if s.ends == nil {
+		if u == s.defUntil {
+			return
+		}
+		s.ends = make([]int64, len(s.keys), cap(s.keys))
+		for j := range s.ends {
+			s.ends[j] = s.defUntil
+		}
+	}
+	s.ends[i] = u
+}
+
 // setUntil records u as when the set's grant of id may end.
 func (s *subjectSet) setUntil(id subjectID, u int64) {
+	if i, ok := s.place(id); ok {
+		s.setEnd(int(i), u)
+		return
+	}
+	s.setUnlistedUntil(id, u)
+}
+
+// setUnlistedUntil is setUntil for a subject s does not list.
+func (s *subjectSet) setUnlistedUntil(id subjectID, u int64) {
 	if u == s.defUntil {
 		if s.until != nil {
 			delete(s.until, id)
@@ -244,8 +299,24 @@ func (s *subjectSet) setUntil(id subjectID, u int64) {
 	s.until[id] = u
 }
 
-// timed reports whether the grant of some subject may end.
-func (s *subjectSet) timed() bool { return s.defUntil != 0 || len(s.until) > 0 }
+// eachUntil calls f with each subject whose until differs from
+// defUntil, and its until.
+func (s *subjectSet) eachUntil(f func(id subjectID, u int64)) {
+	if s.ends != nil {
+		for i, id := range s.keys {
+			if s.ends[i] != s.defUntil {
+				f(id, s.ends[i])
+			}
+		}
+	}
+	for id, u := range s.until {
+		f(id, u)
+	}
+}
+
+// timed reports whether the grant of some subject may end. It may
+// report a set whose untils were all set back to defUntil 0.
+func (s *subjectSet) timed() bool { return s.defUntil != 0 || s.ends != nil || len(s.until) > 0 }
 
 // empty reports whether no subject is in the set.
 func (s *subjectSet) empty() bool {
@@ -263,36 +334,59 @@ func (s *subjectSet) empty() bool {
 // combine returns the pointwise combination of a and b by op.
 func combine(a, b *subjectSet, op func(x, y member) member) *subjectSet {
 	out := &subjectSet{def: op(a.def, b.def)}
-	pairs(a, b, op, out, func(id subjectID, ma, mb member) {
-		if v := op(ma, mb); v != out.def {
+	pairs(a, b, op, out, func(id subjectID, ia, ib int32) {
+		if v := op(a.at(ia), b.at(ib)); v != out.def {
 			out.add(id, v)
 		}
 	})
 	return out
 }
 
+// unlisted stands for the place of a subject a set does not list.
+const unlisted = int32(-1)
+
+// at returns the membership of the subject at place i (or unlisted).
+func (s *subjectSet) at(i int32) member {
+	if i == unlisted {
+		return s.def
+	}
+	return s.vals[i]
+}
+
+// untilAtPlace returns the until of id, at place i (or unlisted).
+func (s *subjectSet) untilAtPlace(i int32, id subjectID) int64 {
+	return s.untilAt(i, i != unlisted, id)
+}
+
+// placeOf returns where s lists id, or unlisted.
+func (s *subjectSet) placeOf(id subjectID) int32 {
+	if i, ok := s.place(id); ok {
+		return i
+	}
+	return unlisted
+}
+
 // pairs calls visit with each subject whose membership in out, the
 // combination of a and b by op, may differ from out's default, and its
-// memberships in a and b, once each, after making room in out for them.
-// Only the listed subjects of a set whose default op cannot change are
-// visited: for an intersection with a set of default "no", its own list.
-func pairs(a, b *subjectSet, op func(x, y member) member, out *subjectSet, visit func(id subjectID, ma, mb member)) {
+// places in a and b (or unlisted), once each, after making room in out
+// for them. Only the listed subjects of a set whose default op cannot
+// change are visited: for an intersection with a set of default "no",
+// its own list.
+func pairs(a, b *subjectSet, op func(x, y member) member, out *subjectSet, visit func(id subjectID, ia, ib int32)) {
 	// Each list names a subject once; b's subjects that a lists are
 	// visited with a's.
 	fromA := func() {
 		for i, id := range a.keys {
-			visit(id, a.vals[i], b.get(id))
+			visit(id, int32(i), b.placeOf(id))
 		}
 	}
 	fromB := func(skipA bool) {
 		for i, id := range b.keys {
-			ma, inA := a.listed(id)
-			if !inA {
-				ma = a.def
-			} else if skipA {
+			ia := a.placeOf(id)
+			if skipA && ia != unlisted {
 				continue
 			}
-			visit(id, ma, b.vals[i])
+			visit(id, ia, int32(i))
 		}
 	}
 	onlyA := out.def == memberNo && a.def == memberNo && op(memberNo, memberYes) == memberNo
@@ -320,7 +414,7 @@ func pairs(a, b *subjectSet, op func(x, y member) member, out *subjectSet, visit
 // grants nobody by default and no side's untils decide alone (see
 // timedSparsely), which is where a lookup's intersections and exclusions
 // of timed sets land, it sets each subject's until as it lists the
-// subject, from the memberships just looked up, instead of looking every
+// subject, from the places just looked up, instead of looking every
 // subject up again in all three sets.
 func combineTimed(a, b *subjectSet, op func(x, y member) member, noB int64) *subjectSet {
 	k := kindOf(op)
@@ -330,26 +424,26 @@ func combineTimed(a, b *subjectSet, op func(x, y member) member, noB int64) *sub
 		return out
 	}
 	out := &subjectSet{}
-	pairs(a, b, op, out, func(id subjectID, ma, mb member) {
+	pairs(a, b, op, out, func(id subjectID, ia, ib int32) {
+		ma, mb := a.at(ia), b.at(ib)
 		v := op(ma, mb)
 		if v == memberNo {
 			return
 		}
-		out.add(id, v)
 		var u int64
 		switch {
 		case k == opMinus:
-			u = earliest(a.untilOf(id), noB)
+			u = earliest(a.untilAtPlace(ia, id), noB)
 		case k == opIntersect:
-			u = earliest(a.untilOf(id), b.untilOf(id))
+			u = earliest(a.untilAtPlace(ia, id), b.untilAtPlace(ib, id))
 		case ma.granted() && mb.granted():
-			u = latest(a.untilOf(id), b.untilOf(id))
+			u = latest(a.untilAtPlace(ia, id), b.untilAtPlace(ib, id))
 		case ma.granted():
-			u = a.untilOf(id)
+			u = a.untilAtPlace(ia, id)
 		default:
-			u = b.untilOf(id)
+			u = b.untilAtPlace(ib, id)
 		}
-		out.setUntil(id, u)
+		out.addTimed(id, v, u)
 	})
 	return out
 }
@@ -400,6 +494,26 @@ func (s *subjectSet) add(id subjectID, v member) {
 	}
 	s.keys = append(s.keys, id)
 	s.vals = append(s.vals, v)
+	// Its until, kept apart while it was not listed, moves with it.
+	u := s.defUntil
+	if s.until != nil {
+		if x, ok := s.until[id]; ok {
+			u = x
+			delete(s.until, id)
+		}
+	}
+	if s.ends != nil {
+		s.ends = append(s.ends, u)
+	} else if u != s.defUntil {
+		s.setEnd(len(s.keys)-1, u)
+	}
+}
+
+// addTimed lists id, which s does not list, with membership v and until
+// u.
+func (s *subjectSet) addTimed(id subjectID, v member, u int64) {
+	s.add(id, v)
+	s.setEnd(len(s.keys)-1, u)
 }
 
 func orMember(x, y member) member    { return max(x, y) }
@@ -483,28 +597,28 @@ func timedSparsely(out, a, b *subjectSet, k opKind) {
 		if !a.timed() {
 			x, y = b, a
 		}
-		for id, u := range x.until {
+		x.eachUntil(func(id subjectID, u int64) {
 			if x.get(id).granted() && !y.get(id).granted() {
 				out.setUntil(id, u)
 			}
-		}
+		})
 	}
 }
 
 // copyUntils gives each subject out grants (all listed: out's default
 // does not grant) src's until for it.
 func copyUntils(out, src *subjectSet) {
-	if src.defUntil == 0 && len(src.until) < len(out.keys) {
-		for id, u := range src.until {
-			if out.listedAs(id).granted() {
-				out.setUntil(id, u)
+	if src.defUntil == 0 && len(src.ends)+len(src.until) < len(out.keys) {
+		src.eachUntil(func(id subjectID, u int64) {
+			if i, ok := out.place(id); ok && out.vals[i].granted() {
+				out.setEnd(int(i), u)
 			}
-		}
+		})
 		return
 	}
 	for i, id := range out.keys {
 		if out.vals[i].granted() {
-			out.setUntil(id, src.untilOf(id))
+			out.setEnd(i, src.untilOf(id))
 		}
 	}
 }
@@ -517,26 +631,26 @@ func capped(s *subjectSet, c member, u int64) *subjectSet {
 		return s
 	}
 	out := &subjectSet{def: min(s.def, c)}
-	out.grow(len(s.keys))
-	for i, id := range s.keys {
-		if v := min(s.vals[i], c); v != out.def {
-			out.add(id, v)
-		}
-	}
-	if !s.timed() && u == 0 {
-		return out
-	}
-	if out.def.granted() {
+	timing := s.timed() || u != 0
+	if timing && out.def.granted() {
 		out.defUntil = earliest(s.defUntil, u)
 	}
-	for _, id := range s.keys {
-		if out.get(id).granted() {
-			out.setUntil(id, earliest(s.untilOf(id), u))
+	out.grow(len(s.keys))
+	for i, id := range s.keys {
+		v := min(s.vals[i], c)
+		switch {
+		case v != out.def:
+			out.add(id, v)
+			if timing && v.granted() {
+				out.setEnd(len(out.keys)-1, earliest(s.endAt(i), u))
+			}
+		case timing && v.granted():
+			out.setUnlistedUntil(id, earliest(s.endAt(i), u))
 		}
 	}
-	if out.def.granted() {
+	if timing && out.def.granted() {
 		for id, x := range s.until {
-			out.setUntil(id, earliest(x, u))
+			out.setUnlistedUntil(id, earliest(x, u))
 		}
 	}
 	return out
@@ -566,7 +680,7 @@ func (s *subjectSet) union(x *subjectSet, c member, u int64, p *proof) *subjectS
 		if p != nil && v == memberYes && s.listedAs(id) != memberYes {
 			s.prove(id, p)
 		}
-		s.raise(id, v, earliest(x.untilOf(id), u))
+		s.raise(id, v, earliest(x.endAt(i), u))
 	}
 	return s
 }
@@ -1407,7 +1521,7 @@ func (se *setEval) narrowFor(out []setResult, open []int) *setEval {
 func cloneResults(rs []setResult) []setResult {
 	out := make([]setResult, len(rs))
 	for i, r := range rs {
-		s := &subjectSet{def: r.set.def, keys: slices.Clone(r.set.keys), vals: slices.Clone(r.set.vals), defUntil: r.set.defUntil}
+		s := &subjectSet{def: r.set.def, keys: slices.Clone(r.set.keys), vals: slices.Clone(r.set.vals), ends: slices.Clone(r.set.ends), defUntil: r.set.defUntil}
 		if ix := r.set.index.Load(); ix != nil {
 			s.index.Store(&setIndex{m: maps.Clone(ix.m)})
 		}

@@ -167,6 +167,49 @@ func TestSubjectSetUntils(t *testing.T) {
 	}
 }
 
+// TestSubjectSetUntilsFollowListing checks that a subject keeps its until
+// when a set that grants everyone lists it, and that a set looked up
+// while it is built, or only once built, indexes every subject it lists.
+func TestSubjectSetUntilsFollowListing(t *testing.T) {
+	s := &subjectSet{def: memberYes, defUntil: 10}
+	s.setUntil(1, 20) // not listed: kept apart
+	s.setUntil(2, 30)
+	s.set(1, memberMaybe) // listed now
+	s.add(3, memberYes)
+	if got := s.untilOf(1); got != 20 {
+		t.Errorf("until of a subject listed after it was timed: %d, want 20", got)
+	}
+	if got, want := s.untilOf(2), int64(30); got != want {
+		t.Errorf("until of a subject timed and not listed: %d, want %d", got, want)
+	}
+	if got := s.untilOf(3); got != 10 {
+		t.Errorf("until of a subject listed untimed: %d, want the default 10", got)
+	}
+	if s.get(1) != memberMaybe || s.get(3) != memberYes || s.get(4) != memberYes {
+		t.Errorf("memberships %d %d %d, want maybe, yes, yes", s.get(1), s.get(3), s.get(4))
+	}
+	var timed []subjectID
+	s.eachUntil(func(id subjectID, u int64) { timed = append(timed, id) })
+	slices.Sort(timed)
+	if !slices.Equal(timed, []subjectID{1, 2}) {
+		t.Errorf("subjects timed apart from the default: %v, want [1 2]", timed)
+	}
+	// Built without a lookup, then looked up: the index covers the list.
+	built := &subjectSet{}
+	for id := range subjectID(100) {
+		built.addTimed(id, memberYes, int64(id))
+	}
+	for id := range subjectID(100) {
+		if built.get(id) != memberYes || built.untilOf(id) != int64(id) {
+			t.Fatalf("subject %d: %d until %d, want yes until %d", id, built.get(id), built.untilOf(id), id)
+		}
+	}
+	built.add(100, memberMaybe) // indexed now: add keeps the index
+	if built.get(100) != memberMaybe || built.get(101) != memberNo {
+		t.Errorf("after the index: %d and %d, want maybe and no", built.get(100), built.get(101))
+	}
+}
+
 // pruneWorld is a document whose viewers lose access through gates that
 // open for them: bob's gate opens in an hour, when his block expires.
 func pruneWorld(t *testing.T) Snapshot {
