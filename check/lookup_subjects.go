@@ -228,9 +228,9 @@ type candidates struct {
 	// numbers numbered its subjects (see knownOf).
 	known   *subjectSet
 	numbers *subjectIDs
-	// nums holds the numbers of the first len(nums) ids, those set
-	// evaluation listed (see knownAt).
-	nums []subjectID
+	// listed holds the known memberships of the first len(listed) ids,
+	// those set evaluation listed, in known's order (see knownAt).
+	listed []member
 	// root names known, the permission's set (with the records of why
 	// its subjects are in it when the evaluation kept proofs), and says
 	// how far its untils go.
@@ -245,12 +245,11 @@ func (c *candidates) knownOf(id string) member {
 	return c.known.get(c.numbers.numberOf(id))
 }
 
-// knownAt returns the known membership of c.ids[i], by the number set
-// evaluation gave it when it listed it (nums), without looking the name
-// up again.
+// knownAt returns the known membership of c.ids[i], as set evaluation
+// listed it (listed), without looking the subject up again.
 func (c *candidates) knownAt(i int) member {
-	if i < len(c.nums) {
-		return c.known.get(c.nums[i])
+	if i < len(c.listed) {
+		return c.listed[i]
 	}
 	return c.knownOf(c.ids[i])
 }
@@ -316,7 +315,7 @@ func (e *Engine) subjectSets(ctx context.Context, snap Snapshot, req LookupSubje
 	for i, id := range set.keys {
 		if set.vals[i] != memberNo || c.wildcard {
 			c.ids = append(c.ids, se.ids.name(id))
-			c.nums = append(c.nums, id)
+			c.listed = append(c.listed, set.vals[i])
 		}
 	}
 	return c, nil
