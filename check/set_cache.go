@@ -128,8 +128,9 @@ const (
 	// meanwhile is bounded too (wholeMaxEntries).
 	setWholeTime = 30 * time.Second
 	// setMemberBytes estimates the memory of one listed subject of a
-	// cached set (its map entry and its places in keys and vals; measured 17–24
-	// bytes), setUntilBytes that of one subject's until (see
+	// cached set (its index entry and its places in keys and vals;
+	// measured 17–24 bytes), setEndBytes that of a listed subject's until
+	// (subjectSet.ends), setUntilBytes that of an unlisted subject's (see
 	// subjectSet.until; measured 24–38). Cached sets hold no proofs.
 	// setEntryBytes is the fixed part of an entry: its place in the
 	// cache's list and map, its key and the set's own struct (measured

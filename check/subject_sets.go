@@ -55,8 +55,8 @@ func (m member) not() member { return memberYes - m }
 // first lookup (see place), so a set that is only gone through, as most
 // combinations are before they are combined again, never pays for one.
 // It is published atomically: a set shared between goroutines (a
-// cached one) is indexed by whichever looks first. Only add, set and
-// raise change a set, while one goroutine builds it.
+// cached one) is indexed by whichever looks first. A set is changed
+// only while one goroutine builds it.
 type subjectSet struct {
 	def   member
 	index atomic.Pointer[setIndex]

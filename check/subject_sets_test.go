@@ -210,6 +210,25 @@ func TestSubjectSetUntilsFollowListing(t *testing.T) {
 	}
 }
 
+// TestOnlyBitsFromTheirLowestNumber checks the bits of a narrowed
+// evaluation's subjects, which start at the lowest number's word.
+func TestOnlyBitsFromTheirLowestNumber(t *testing.T) {
+	only := map[subjectID]bool{130: true, 131: true, 700: true}
+	se := &setEval{only: only, onlyList: []subjectID{700, 130, 131}}
+	bits := se.onlyBits()
+	if bits.base != 128 || len(bits.words) != 9 {
+		t.Errorf("bits from %d, %d words; want from 128, 9 words", bits.base, len(bits.words))
+	}
+	for _, id := range []subjectID{0, 2, 66, 127, 128, 129, 130, 131, 132, 699, 700, 701, 767, 768, unnumbered} {
+		if got := bits.has(id); got != only[id] {
+			t.Errorf("has(%d) = %v, want %v", id, got, only[id])
+		}
+	}
+	if (&setEval{only: map[subjectID]bool{}, onlyList: []subjectID{}}).onlyBits().has(0) {
+		t.Error("no subjects: has(0)")
+	}
+}
+
 // pruneWorld is a document whose viewers lose access through gates that
 // open for them: bob's gate opens in an hour, when his block expires.
 func pruneWorld(t *testing.T) Snapshot {
