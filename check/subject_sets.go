@@ -159,23 +159,20 @@ func (s *subjectSet) raise(id subjectID, v member, u int64) {
 	if v == memberNo {
 		return
 	}
-	i, listed := s.place(id) // one lookup: raise runs once per relationship
-	cur := s.def
-	if listed {
-		cur = s.vals[i]
-	}
+	i := s.placeOf(id) // one lookup: raise runs once per relationship
+	cur := s.at(i)
 	if cur.granted() {
-		u = latest(s.untilAt(i, listed, id), u)
+		u = latest(s.untilAt(i, id), u)
 	}
 	switch {
 	case cur >= v:
-	case listed:
+	case i != unlisted:
 		s.vals[i] = v
 	default:
 		s.add(id, v)
-		i, listed = int32(len(s.keys)-1), true
+		i = int32(len(s.keys) - 1)
 	}
-	if listed {
+	if i != unlisted {
 		s.setEnd(int(i), u)
 	} else {
 		s.setUnlistedUntil(id, u)
@@ -239,13 +236,12 @@ func (s *subjectSet) untilOf(id subjectID) int64 {
 	if s.ends == nil && s.until == nil {
 		return s.defUntil
 	}
-	i, listed := s.place(id)
-	return s.untilAt(i, listed, id)
+	return s.untilAt(s.placeOf(id), id)
 }
 
-// untilAt is untilOf for id found at place i (listed) or not listed.
-func (s *subjectSet) untilAt(i int32, listed bool, id subjectID) int64 {
-	if listed {
+// untilAt is untilOf for id, which s lists at place i (or unlisted).
+func (s *subjectSet) untilAt(i int32, id subjectID) int64 {
+	if i != unlisted {
 		return s.endAt(int(i))
 	}
 	if u, ok := s.until[id]; ok {
@@ -353,11 +349,6 @@ func (s *subjectSet) at(i int32) member {
 	return s.vals[i]
 }
 
-// untilAtPlace returns the until of id, at place i (or unlisted).
-func (s *subjectSet) untilAtPlace(i int32, id subjectID) int64 {
-	return s.untilAt(i, i != unlisted, id)
-}
-
 // placeOf returns where s lists id, or unlisted.
 func (s *subjectSet) placeOf(id subjectID) int32 {
 	if i, ok := s.place(id); ok {
@@ -430,22 +421,26 @@ func combineTimed(a, b *subjectSet, op func(x, y member) member, noB int64) *sub
 		if v == memberNo {
 			return
 		}
-		var u int64
-		switch {
-		case k == opMinus:
-			u = earliest(a.untilAtPlace(ia, id), noB)
-		case k == opIntersect:
-			u = earliest(a.untilAtPlace(ia, id), b.untilAtPlace(ib, id))
-		case ma.granted() && mb.granted():
-			u = latest(a.untilAtPlace(ia, id), b.untilAtPlace(ib, id))
-		case ma.granted():
-			u = a.untilAtPlace(ia, id)
-		default:
-			u = b.untilAtPlace(ib, id)
-		}
-		out.addTimed(id, v, u)
+		out.addTimed(id, v, combinedUntil(k, ma, a.untilAt(ia, id), mb, b.untilAt(ib, id), noB))
 	})
 	return out
+}
+
+// combinedUntil returns the until of a subject granted by the
+// combination of a and b by an operator of kind k, from its memberships
+// and untils in a and b (see timeCombined).
+func combinedUntil(k opKind, ma member, ua int64, mb member, ub int64, noB int64) int64 {
+	switch {
+	case k == opMinus:
+		return earliest(ua, noB)
+	case k == opIntersect:
+		return earliest(ua, ub)
+	case ma.granted() && mb.granted():
+		return latest(ua, ub)
+	case ma.granted():
+		return ua
+	}
+	return ub
 }
 
 // opKind is the kind of an operator that combines sets.
@@ -533,30 +528,16 @@ func timeCombined(out, a, b *subjectSet, op func(x, y member) member, noB int64)
 	if !timingNeeded(a, b, k, noB) {
 		return
 	}
-	minus, union := k == opMinus, k == opUnion
 	if !out.def.granted() && sparseTiming(a, b, k, noB) {
 		timedSparsely(out, a, b, k)
 		return
 	}
-	until := func(ma member, ua int64, mb member, ub int64) int64 {
-		switch {
-		case minus:
-			return earliest(ua, noB)
-		case !union:
-			return earliest(ua, ub)
-		case ma.granted() && mb.granted():
-			return latest(ua, ub)
-		case ma.granted():
-			return ua
-		}
-		return ub
-	}
 	if out.def.granted() {
-		out.defUntil = until(a.def, a.defUntil, b.def, b.defUntil)
+		out.defUntil = combinedUntil(k, a.def, a.defUntil, b.def, b.defUntil, noB)
 	}
 	at := func(id subjectID) {
 		if out.get(id).granted() {
-			out.setUntil(id, until(a.get(id), a.untilOf(id), b.get(id), b.untilOf(id)))
+			out.setUntil(id, combinedUntil(k, a.get(id), a.untilOf(id), b.get(id), b.untilOf(id), noB))
 		}
 	}
 	for _, id := range out.keys {
