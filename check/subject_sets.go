@@ -537,7 +537,9 @@ func timeCombined(out, a, b *subjectSet, op func(x, y member) member, noB int64)
 	}
 	at := func(id subjectID) {
 		if out.get(id).granted() {
-			out.setUntil(id, combinedUntil(k, a.get(id), a.untilOf(id), b.get(id), b.untilOf(id), noB))
+			// One lookup per side gives both its membership and its until.
+			ia, ib := a.placeOf(id), b.placeOf(id)
+			out.setUntil(id, combinedUntil(k, a.at(ia), a.untilAt(ia, id), b.at(ib), b.untilAt(ib, id), noB))
 		}
 	}
 	for _, id := range out.keys {
