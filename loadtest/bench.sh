@@ -9,8 +9,15 @@
 # CONCURRENCY (default "8 32"), WORKLOADS (default "check-random mixed"),
 # EXTRA (default "check-hot new-enemy read", at the first concurrency only),
 # PEMBA (default bin/pemba, built if missing), SERVE_ARGS (extra flags for
-# pemba serve, e.g. "--read-cache-bytes 536870912"). The postgres datastore uses
-# PG_URL, or starts a throwaway cluster from /usr/lib/postgresql/*/bin.
+# pemba serve, e.g. "--read-cache-bytes 536870912"), ROUNDS (default 1).
+# The postgres datastore uses PG_URL, or starts a throwaway cluster from
+# /usr/lib/postgresql/*/bin.
+#
+# ROUNDS=N (embedded only) loads every data set first, then runs the
+# workloads N times, taking the data sets in turn in each round on a
+# restarted server, and ends with the median of each row over the rounds
+# (loadtest/median.awk): data sets compared with each other are then
+# measured side by side, not minutes apart.
 set -eu
 
 DATASTORE=${1:-embedded}
@@ -21,6 +28,7 @@ CONCURRENCY=${CONCURRENCY:-"8 32"}
 WORKLOADS=${WORKLOADS:-"check-random mixed"}
 EXTRA=${EXTRA:-"check-hot new-enemy read"}
 PEMBA=${PEMBA:-bin/pemba}
+ROUNDS=${ROUNDS:-1}
 GRPC=127.0.0.1:50651
 HTTP=127.0.0.1:8681
 SECRET=bench-$$-secret
@@ -29,6 +37,14 @@ SERVER=
 PG=
 
 . "$(dirname "$0")/postgres.sh"
+
+case $ROUNDS in
+'' | *[!0-9]* | 0) echo "ROUNDS=$ROUNDS: want a positive number of rounds" >&2; exit 2 ;;
+esac
+if [ "$ROUNDS" -gt 1 ] && [ "$DATASTORE" != embedded ]; then
+	echo "ROUNDS=$ROUNDS: rounds need the embedded datastore, whose data set each keeps in a directory of its own" >&2
+	exit 2
+fi
 
 cleanup() {
 	[ -n "$SERVER" ] && kill "$SERVER" 2>/dev/null && wait "$SERVER" 2>/dev/null
@@ -83,6 +99,28 @@ echo "<!-- $(date -u +%Y-%m-%dT%H:%MZ), load average $(cut -d' ' -f1-3 /proc/loa
 printf '%s' "| dataset | workload | conc. | operation | count | errors | QPS | p50 ms | p90 ms | p99 ms | p99.9 ms | % of floor | % of read floor | cache hits | dispatches/check | datastore reads/check |
 | --- | --- | ---: | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |
 "
+# workloads runs every workload on the data set the server holds.
+workloads() {
+	first=
+	for c in $CONCURRENCY; do
+		for w in $WORKLOADS; do
+			loadtest --skip-load --dataset "$1" --scale "$2" --workload "$w" --concurrency "$c" --markdown
+		done
+		if [ -z "$first" ]; then
+			first=$c
+			for w in $EXTRA; do
+				loadtest --skip-load --dataset "$1" --scale "$2" --workload "$w" --concurrency "$c" --warmup 5s --markdown
+			done
+		fi
+	done
+}
+
+# peak prints the server's peak resident memory so far.
+peak() {
+	echo "<!-- $DATASTORE $1 ×$2: server peak RSS $(awk '/^VmHWM/ {printf "%d MiB", $2 / 1024}' /proc/$SERVER/status 2>/dev/null)$3 -->"
+}
+
+sets="$*"
 while [ $# -ge 2 ]; do
 	dataset=$1 scale=$2
 	shift 2
@@ -91,19 +129,32 @@ while [ $# -ge 2 ]; do
 	"$PEMBA" loadtest --endpoint $GRPC --insecure --token $SECRET --quiet --metrics-url "" \
 		--dataset "$dataset" --scale "$scale" --workload check-random --concurrency 1 --duration 1s >"$WORK/load.txt"
 	echo "<!-- $DATASTORE $dataset ×$scale: $(grep '^loaded' "$WORK/load.txt") -->"
-	first=
-	for c in $CONCURRENCY; do
-		for w in $WORKLOADS; do
-			loadtest --skip-load --dataset "$dataset" --scale "$scale" --workload "$w" --concurrency "$c" --markdown
-		done
-		if [ -z "$first" ]; then
-			first=$c
-			for w in $EXTRA; do
-				loadtest --skip-load --dataset "$dataset" --scale "$scale" --workload "$w" --concurrency "$c" --warmup 5s --markdown
-			done
-		fi
-	done
-	# The server's peak resident memory over the load and every run.
-	echo "<!-- $DATASTORE $dataset ×$scale: server peak RSS $(awk '/^VmHWM/ {printf "%d MiB", $2 / 1024}' /proc/$SERVER/status 2>/dev/null) -->"
+	if [ "$ROUNDS" -gt 1 ]; then
+		peak "$dataset" "$scale" ", the load"
+	else
+		workloads "$dataset" "$scale"
+		# The server's peak resident memory over the load and every run.
+		peak "$dataset" "$scale" ""
+	fi
 	stop
 done
+
+[ "$ROUNDS" -gt 1 ] || exit 0
+round=1
+while [ $round -le "$ROUNDS" ]; do
+	echo "<!-- round $round of $ROUNDS -->"
+	# shellcheck disable=SC2086 # sets is the list of data sets and scales
+	set -- $sets
+	while [ $# -ge 2 ]; do
+		serve "$1" "$2"
+		workloads "$1" "$2" >"$WORK/round.md"
+		cat "$WORK/round.md"
+		cat "$WORK/round.md" >>"$WORK/rounds.md"
+		peak "$1" "$2" ", round $round"
+		stop
+		shift 2
+	done
+	round=$((round + 1))
+done
+echo "<!-- median of each row over $ROUNDS rounds -->"
+awk -f "$(dirname "$0")/median.awk" "$WORK/rounds.md"
