@@ -11,7 +11,7 @@ import (
 // cost (the entry, its key and the set's own struct) outweighs their
 // members.
 func TestSetCacheBytesHoldTheHeap(t *testing.T) {
-	for _, members := range []int{0, 1, 8, 64} {
+	for _, members := range []int{0, 1, 8, 64, 1000} {
 		t.Run(fmt.Sprint(members, " members"), func(t *testing.T) {
 			const sets = 20000
 			ids := newSubjectIDs(maxSubjectIDs)
@@ -33,6 +33,7 @@ func TestSetCacheBytesHoldTheHeap(t *testing.T) {
 				for j := range members {
 					s.set(subjectID(i*members+j), memberYes)
 				}
+				s.place(0) // a lookup indexes the set, as the cache's users do
 				c.put(k, setResult{set: s}, 0, 1, ids, [][2]string{{"team", "member"}}, putWanted)
 			}
 			held := int64(heap() - before)
