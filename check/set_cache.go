@@ -129,13 +129,14 @@ const (
 	setWholeTime = 30 * time.Second
 	// setMemberBytes estimates the memory of one listed subject of a
 	// cached set (its index slots and its places in keys and vals;
-	// measured 15 bytes at 64 and 1,000 members, TestSetCacheBytesHoldTheHeap), setEndBytes that of a listed subject's until
-	// (subjectSet.ends), setUntilBytes that of an unlisted subject's (see
-	// subjectSet.until; measured 24–38). Cached sets hold no proofs.
-	// setEntryBytes is the fixed part of an entry: its place in the
-	// cache's list and map, its key and the set's own struct (measured
-	// 450 by TestSetCacheBytesHoldTheHeap); a set that lists anyone has an
-	// index of at least setMapMembers slots.
+	// measured 15 bytes at 64 and 1,000 members by
+	// TestSetCacheBytesHoldTheHeap), setEndBytes that of a listed
+	// subject's until (subjectSet.ends), setUntilBytes that of an
+	// unlisted subject's (see subjectSet.until; measured 24–38). Cached
+	// sets hold no proofs. setEntryBytes is the fixed part of an entry:
+	// its place in the cache's list and map, its key and the set's own
+	// struct (measured 450 by TestSetCacheBytesHoldTheHeap); a set that
+	// lists anyone has an index of at least setMapMembers slots.
 	setMemberBytes = 16
 	setUntilBytes  = 40
 	setEndBytes    = 8
