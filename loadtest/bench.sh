@@ -148,8 +148,7 @@ while [ $round -le "$ROUNDS" ]; do
 	while [ $# -ge 2 ]; do
 		serve "$1" "$2"
 		workloads "$1" "$2" >"$WORK/round.md"
-		cat "$WORK/round.md"
-		cat "$WORK/round.md" >>"$WORK/rounds.md"
+		tee -a "$WORK/rounds.md" <"$WORK/round.md"
 		peak "$1" "$2" ", round $round"
 		stop
 		shift 2
