@@ -1,15 +1,14 @@
 package loadtest
 
 import (
-	"flag"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
-)
 
-var rewrite = flag.Bool("rewrite", false, "rewrite the .golden files with the current output")
+	"github.com/pembadb/pemba/internal/golden"
+)
 
 // medianOf runs median.awk, as bench.sh does, on the rows in file.
 func medianOf(t *testing.T, file string) string {
@@ -21,32 +20,20 @@ func medianOf(t *testing.T, file string) string {
 	return string(out)
 }
 
-// TestMedianGolden runs median.awk on each testdata/median/*.md, rows of
-// several rounds, and compares the result with the .golden file beside it.
+// TestMedianGolden runs median.awk on the rows of each case of
+// testdata/median.txt (command median, the rows as input) and compares
+// its output with the case's.
 func TestMedianGolden(t *testing.T) {
-	inputs, err := filepath.Glob("testdata/median/*.md")
-	if err != nil || len(inputs) == 0 {
-		t.Fatalf("no inputs in testdata/median: %v", err)
-	}
-	for _, in := range inputs {
-		t.Run(filepath.Base(in), func(t *testing.T) {
-			got := medianOf(t, in)
-			golden := strings.TrimSuffix(in, ".md") + ".golden"
-			if *rewrite {
-				if err := os.WriteFile(golden, []byte(got), 0o644); err != nil {
-					t.Fatal(err)
-				}
-				return
-			}
-			want, err := os.ReadFile(golden)
-			if err != nil {
-				t.Fatalf("%v (run with -rewrite to create it)", err)
-			}
-			if got != string(want) {
-				t.Errorf("output differs from %s (run with -rewrite to update)\n--- got\n%s\n--- want\n%s", golden, got, want)
-			}
-		})
-	}
+	golden.Run(t, "testdata/median.txt", func(t *testing.T, c *golden.Case) string {
+		if c.Command != "median" {
+			t.Fatalf("%s: unknown command %q", c.Pos, c.Command)
+		}
+		in := filepath.Join(t.TempDir(), "rows.md")
+		if err := os.WriteFile(in, []byte(c.Input+"\n"), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		return medianOf(t, in)
+	})
 }
 
 // TestMedianOfIdenticalRounds feeds median.awk the rows Markdown renders,
