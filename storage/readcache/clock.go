@@ -4,7 +4,6 @@ import (
 	"sync"
 	"sync/atomic"
 
-	"github.com/pembadb/pemba/storage"
 )
 
 // cacheShard holds the entries whose keys hash to it, bounded by its share
@@ -87,6 +86,11 @@ func (sh *cacheShard) getLocked(key string, h uint64) (entry, bool) {
 func (sh *cacheShard) put(key string, h uint64, e entry) {
 	sh.mu.Lock()
 	defer sh.mu.Unlock()
+	sh.putLocked(key, h, e)
+}
+
+// putLocked is put for a caller holding the exclusive lock.
+func (sh *cacheShard) putLocked(key string, h uint64, e entry) {
 	if i, ok := sh.index[h]; ok {
 		if s := &sh.slots[i]; s.key == key && s.rev > e.rev {
 			return
@@ -140,13 +144,6 @@ func (sh *cacheShard) drop(i int32) {
 	*s = slot{}
 	atomic.StoreUint32(&sh.refs[i], slotEmpty)
 	sh.free = append(sh.free, i)
-}
-
-// putAbsent stores an empty result (see absentTable.put).
-func (sh *cacheShard) putAbsent(h, check uint64, rev storage.Revision, at int64) {
-	sh.mu.Lock()
-	defer sh.mu.Unlock()
-	sh.absent.put(h, check, rev, at)
 }
 
 // stats returns the shard's entry count and estimated bytes, its empty

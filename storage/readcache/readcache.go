@@ -457,8 +457,16 @@ func (c *Cache) unchanged(from, to storage.Revision, scope relchanges.Scope) boo
 // result when a returned row disappears, and at a fixed revision that is
 // when the returned row expires, which ends the entry's validity.
 func (c *Cache) keep(key query, opts storage.QueryOptions, rows []graph.Relationship) {
+	if e, ok := c.entryOf(key, opts, rows); ok {
+		c.add(key.key, e)
+	}
+}
+
+// entryOf returns the entry keeping the result rows of key read at
+// opts.Now, and false when it is not to be kept (see keep).
+func (c *Cache) entryOf(key query, opts storage.QueryOptions, rows []graph.Relationship) (entry, bool) {
 	if len(rows) > c.maxRows {
-		return
+		return entry{}, false
 	}
 	now, until := opts.Now.UnixNano(), int64(math.MaxInt64)
 	for i := range rows {
@@ -466,9 +474,10 @@ func (c *Cache) keep(key query, opts storage.QueryOptions, rows []graph.Relation
 			until = min(until, x.UnixNano())
 		}
 	}
-	if now < until {
-		c.add(key.key, entry{rows: rows, rev: key.rev, at: now, until: until})
+	if now >= until {
+		return entry{}, false
 	}
+	return entry{rows: rows, rev: key.rev, at: now, until: until, size: entrySize(key.key, rows)}, true
 }
 
 // entryOverhead estimates the slot, index entry and headers of one entry
@@ -479,29 +488,82 @@ const (
 	rowOverhead   = 6*16 + 2*8
 )
 
-func (c *Cache) add(key string, e entry) {
-	e.size = entryOverhead + int64(len(key))
-	for i := range e.rows {
-		r := &e.rows[i]
-		e.size += rowOverhead + int64(len(r.Resource.Type)+len(r.Resource.ID)+len(r.Relation)+
+// entrySize estimates the memory of the entry of key holding rows.
+func entrySize(key string, rows []graph.Relationship) int64 {
+	size := entryOverhead + int64(len(key))
+	for i := range rows {
+		r := &rows[i]
+		size += rowOverhead + int64(len(r.Resource.Type)+len(r.Resource.ID)+len(r.Relation)+
 			len(r.Subject.Object.Type)+len(r.Subject.Object.ID)+len(r.Subject.Relation))
 		if r.Expiration != nil {
-			e.size += 24
+			size += 24
 		}
 		if r.Caveat != nil {
-			e.size += 64 + int64(len(r.Caveat.Name)) + 64*int64(len(r.Caveat.Context))
+			size += 64 + int64(len(r.Caveat.Name)) + 64*int64(len(r.Caveat.Context))
 		}
 	}
+	return size
+}
+
+// add stores e, whose size is set, under key, unless another goroutine
+// holds the shard's lock (see addAll).
+func (c *Cache) add(key string, e entry) {
 	h, sh := c.shard(key)
+	if !sh.mu.TryLock() {
+		return
+	}
+	defer sh.mu.Unlock()
+	c.addLocked(sh, key, h, e)
+}
+
+// addLocked is add for a caller holding sh's exclusive lock, sh being
+// the shard of key, whose hash is h.
+func (c *Cache) addLocked(sh *cacheShard, key string, h uint64, e entry) {
 	if len(e.rows) == 0 && sh.absent != nil {
 		// An empty result never expires: e.until is math.MaxInt64.
-		sh.putAbsent(h, maphash.String(c.checkSeed, key), e.rev, e.at)
+		sh.absent.put(h, maphash.String(c.checkSeed, key), e.rev, e.at)
 		return
 	}
 	if e.size > sh.maxBytes {
 		return
 	}
-	sh.put(key, h, e)
+	sh.putLocked(key, h, e)
+}
+
+// keptEntry is an entry on its way into the cache (see addAll).
+type keptEntry struct {
+	key   string
+	hash  uint64
+	shard int
+	e     entry
+}
+
+// addAll stores the entries of a read of many objects, taking each
+// shard's lock once for all of them that it holds: a prefetch keeps
+// hundreds of results at once, and on a large graph, where most of them
+// are misses, taking a lock per result kept the concurrent readers of
+// every shard waiting behind the writers.
+func (c *Cache) addAll(kept []keptEntry) {
+	for i := range kept {
+		k := &kept[i]
+		k.hash = maphash.String(c.seed, k.key)
+		k.shard = int(k.hash % uint64(len(c.shards)))
+	}
+	slices.SortFunc(kept, func(a, b keptEntry) int { return a.shard - b.shard })
+	for start := 0; start < len(kept); {
+		sh := &c.shards[kept[start].shard]
+		end := start
+		for end < len(kept) && kept[end].shard == kept[start].shard {
+			end++
+		}
+		if sh.mu.TryLock() {
+			for _, k := range kept[start:end] {
+				c.addLocked(sh, k.key, k.hash, k.e)
+			}
+			sh.mu.Unlock()
+		}
+		start = end
+	}
 }
 
 // QueryObjects reads the relationships of the objects ids of type typ,
@@ -619,6 +681,7 @@ func (r *reader) queryObjects(ctx context.Context, typ, rel string, ids []string
 	}
 	single := opts
 	single.Limit = perObject
+	kept := make([]keptEntry, 0, len(missing))
 	for j, id := range missing {
 		run := runs[id]
 		switch {
@@ -634,7 +697,10 @@ func (r *reader) queryObjects(ctx context.Context, typ, rel string, ids []string
 		run = slices.Clone(run)
 		i := missingAt[j]
 		rows[i] = run
-		r.c.keep(keys[i], single, run)
+		if e, ok := r.c.entryOf(keys[i], single, run); ok {
+			kept = append(kept, keptEntry{key: keys[i].key, e: e})
+		}
 	}
+	r.c.addAll(kept)
 	return rows, nil
 }
