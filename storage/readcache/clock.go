@@ -3,7 +3,6 @@ package readcache
 import (
 	"sync"
 	"sync/atomic"
-
 )
 
 // cacheShard holds the entries whose keys hash to it, bounded by its share
