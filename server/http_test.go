@@ -5,6 +5,7 @@ import (
 	"log/slog"
 	"net/http"
 	"os"
+	"runtime"
 	"strings"
 	"testing"
 
@@ -60,6 +61,12 @@ func TestProfilesWithoutCommandLine(t *testing.T) {
 	}
 	if code, _ := httpGet(t, srv, "/debug/pprof/heap?debug=1"); code != http.StatusOK {
 		t.Errorf("/debug/pprof/heap: %d, want 200", code)
+	}
+	if rate := runtime.SetMutexProfileFraction(-1); rate != MutexProfileFraction {
+		t.Errorf("mutex profile fraction %d with profiling, want %d", rate, MutexProfileFraction)
+	}
+	if code, _ := httpGet(t, srv, "/debug/pprof/mutex?debug=1"); code != http.StatusOK {
+		t.Errorf("/debug/pprof/mutex: %d, want 200", code)
 	}
 }
 

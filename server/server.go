@@ -158,7 +158,9 @@ type Config struct {
 	MetricsAddr string
 	// Profiling serves Go's runtime profiles (/debug/pprof/, without
 	// the command line) beside /metrics, without authentication; New
-	// refuses it unless that listener is on a loopback address.
+	// refuses it unless that listener is on a loopback address. It also
+	// turns on the mutex profile for the whole process, sampling one
+	// contended lock in MutexProfileFraction.
 	Profiling bool
 	// TLSCertFile and TLSKeyFile enable TLS on the gRPC and HTTP listeners.
 	TLSCertFile string
@@ -302,6 +304,9 @@ func New(cfg Config) (*Server, error) {
 	if err := checkProfiling(cfg); err != nil {
 		return nil, err
 	}
+	if cfg.Profiling {
+		goruntime.SetMutexProfileFraction(MutexProfileFraction)
+	}
 	if err := checkCluster(cfg); err != nil {
 		return nil, err
 	}
@@ -380,6 +385,11 @@ func checkAuth(cfg Config) error {
 	}
 	return nil
 }
+
+// MutexProfileFraction is the rate of the mutex profile with Profiling
+// (see runtime.SetMutexProfileFraction): one contention event in five
+// is recorded, which costs nothing on an uncontended lock.
+const MutexProfileFraction = 5
 
 // checkProfiling refuses --pprof unless the listener serving the
 // profiles is on loopback: they are unauthenticated, a CPU profile or
