@@ -89,7 +89,12 @@ const (
 // shard returns the hash of key and the shard holding it.
 func (c *Cache) shard(key string) (uint64, *cacheShard) {
 	h := maphash.String(c.seed, key)
-	return h, &c.shards[h%uint64(len(c.shards))]
+	return h, &c.shards[c.shardOf(h)]
+}
+
+// shardOf returns the index of the shard holding the keys of hash h.
+func (c *Cache) shardOf(h uint64) int {
+	return int(h % uint64(len(c.shards)))
 }
 
 type entry struct {
@@ -538,16 +543,16 @@ type keptEntry struct {
 	e     entry
 }
 
-// addAll stores the entries of a read of many objects, taking each
-// shard's lock once for all of them that it holds: a prefetch keeps
-// hundreds of results at once, and on a large graph, where most of them
-// are misses, taking a lock per result kept the concurrent readers of
-// every shard waiting behind the writers.
+// addAll stores the entries of a read of many objects, trying each
+// shard's lock once for all of them that it holds; a busy shard's are
+// dropped, as add drops one. A prefetch keeps hundreds of results at
+// once: on a large graph, where most are misses, a lock per result kept
+// the shards' readers waiting behind the writers.
 func (c *Cache) addAll(kept []keptEntry) {
 	for i := range kept {
 		k := &kept[i]
 		k.hash = maphash.String(c.seed, k.key)
-		k.shard = int(k.hash % uint64(len(c.shards)))
+		k.shard = c.shardOf(k.hash)
 	}
 	slices.SortFunc(kept, func(a, b keptEntry) int { return a.shard - b.shard })
 	for start := 0; start < len(kept); {
