@@ -51,7 +51,11 @@ type setCache struct {
 	// maxBytes bounds the estimated memory of the cached sets
 	// (Config.SetCacheBytes); one set may take a quarter of it.
 	maxBytes int64
-	mu       sync.Mutex // guards every field below
+	// mu guards every field below. Lookups of sets and of dependencies
+	// take it shared: on identity-platform ×10 a lookup asks the cache
+	// for thousands of sets, and with an exclusive lock eight concurrent
+	// lookups spent most of their time waiting for each other.
+	mu sync.RWMutex
 	// sets holds the cached sets, sized by their estimated memory.
 	sets *slru.Cache[setKey, setEntry]
 	// demand counts, per node not cached, the narrowed evaluations that
@@ -164,10 +168,13 @@ func (c *setCache) init() {
 // get returns the set cached for k that is exact at now and rev, with
 // its subjects numbered by ids.
 func (c *setCache) get(k setKey, now int64, rev storage.Revision, ids *subjectIDs) (setResult, bool) {
-	c.mu.Lock()
-	c.init()
-	e, ok := c.sets.Get(k)
-	c.mu.Unlock()
+	c.mu.RLock()
+	var e setEntry
+	ok := false
+	if c.sets != nil { // else nothing was put yet
+		e, ok = c.sets.Peek(k)
+	}
+	c.mu.RUnlock()
 	if !ok || e.ids != ids || now < e.at || (e.until != 0 && now >= e.until) {
 		return setResult{}, false
 	}
@@ -181,20 +188,38 @@ func (c *setCache) get(k setKey, now int64, rev storage.Revision, ids *subjectID
 			}
 		}
 	}
+	c.touch(k)
 	return e.res, true
+}
+
+// touch marks the set of k used (see slru.Cache.Get), unless another
+// goroutine holds the lock: under contention the order of use is kept
+// approximately rather than making lookups wait for each other.
+func (c *setCache) touch(k setKey) {
+	if c.mu.TryLock() {
+		c.sets.Get(k)
+		c.mu.Unlock()
+	}
 }
 
 // dependencies returns the relations whose relationships can change the
 // set of typ#rel in s (see relationsBelow), memoized for the newest
 // schema asked about.
 func (c *setCache) dependencies(s *schema.Schema, typ, rel string) [][2]string {
+	k := [2]string{typ, rel}
+	c.mu.RLock()
+	d, ok := c.deps[k]
+	ok = ok && c.depsOf == s
+	c.mu.RUnlock()
+	if ok {
+		return d
+	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.depsOf != s {
 		c.deps, c.depsOf = make(map[[2]string][][2]string), s
 	}
-	k := [2]string{typ, rel}
-	d, ok := c.deps[k]
+	d, ok = c.deps[k]
 	if !ok {
 		d = relationsBelow(s, typ, rel)
 		c.deps[k] = d

@@ -217,6 +217,44 @@ func TestSetCacheKeepsSetsUsedAgain(t *testing.T) {
 	}
 }
 
+// TestSetLookupsShareTheCache: looking a cached set up, and a memoized
+// relation's dependencies, takes the cache's lock shared, so concurrent
+// lookups never wait for each other; a lookup while another holds it
+// still finds the set, and only its mark of use is skipped (the set is
+// then evicted as if it had not been used again).
+func TestSetLookupsShareTheCache(t *testing.T) {
+	set := emptySet()
+	set.set(subjectID(1), memberYes)
+	key := func(id string) setKey {
+		return setKey{rev: 1, subjectType: "user", n: node{typ: "tier", id: id, rel: "clearance"}}
+	}
+	ids := newSubjectIDs(maxSubjectIDs)
+	s, err := schema.Compile("tiers.zed", "definition user {}\ndefinition tier {\n relation cleared: user\n permission clearance = cleared\n}")
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := setCache{maxBytes: 40 * setBytes(setResult{set: set})}
+	c.put(key("shared"), setResult{set: set}, 0, 1, ids, nil, putOnTheWay)
+	want := c.dependencies(s, "tier", "clearance")
+
+	c.mu.RLock() // a concurrent lookup
+	done := make(chan bool)
+	go func() {
+		_, ok := c.get(key("shared"), 0, 1, ids)
+		deps := c.dependencies(s, "tier", "clearance")
+		done <- ok && slices.Equal(deps, want)
+	}()
+	select {
+	case ok := <-done:
+		if !ok {
+			t.Error("a lookup beside another did not find the cached set or its dependencies")
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("a lookup waited for another")
+	}
+	c.mu.RUnlock()
+}
+
 // awaitCached waits up to 10 s for a background computation to cache
 // the set get looks up (what names it), and returns it.
 func awaitCached(t *testing.T, what string, get func() (setResult, bool)) setResult {
