@@ -307,13 +307,21 @@ const (
 
 // put caches r, computed at now and rev with its subjects numbered by
 // ids, for k; deps are the relations below it (see relationsBelow); how
-// says how it was computed. It reports whether r was stored.
+// says how it was computed. It reports whether r was stored. A set a
+// lookup computed on its way is dropped when another goroutine holds
+// the lock, as the read cache drops a result: a lookup on a large graph
+// computes thousands, and waiting to store each held back every lookup
+// of the cache behind it. A set computed because lookups wanted it waits.
 func (c *setCache) put(k setKey, r setResult, now int64, rev storage.Revision, ids *subjectIDs, deps [][2]string, how putKind) bool {
 	if r.expires != 0 && r.expires <= now {
 		return false
 	}
 	size := setBytes(r)
-	c.mu.Lock()
+	if how == putWanted {
+		c.mu.Lock()
+	} else if !c.mu.TryLock() {
+		return false
+	}
 	defer c.mu.Unlock()
 	c.init()
 	if size > c.maxBytes/4 {
@@ -375,9 +383,14 @@ func tooLargeNow(spent time.Duration) demand {
 
 // want records that a narrowed evaluation wanted the node of k and
 // reports whether it should now compute it whole: it then owns the
-// computation, and must end it with put or done.
+// computation, and must end it with put or done. While another
+// goroutine holds the lock the want is not counted.
 func (c *setCache) want(k setKey) bool {
-	c.mu.Lock()
+	if !c.mu.TryLock() {
+		// Busy: this evaluation's demand goes uncounted rather than
+		// waiting, as a set computed on the way goes unstored (see put).
+		return false
+	}
 	defer c.mu.Unlock()
 	c.init()
 	d, _ := c.demand.Get(k)

@@ -221,7 +221,8 @@ func TestSetCacheKeepsSetsUsedAgain(t *testing.T) {
 // relation's dependencies, takes the cache's lock shared, so concurrent
 // lookups never wait for each other; a lookup while another holds it
 // still finds the set, and only its mark of use is skipped (the set is
-// then evicted as if it had not been used again).
+// then evicted as if it had not been used again). Storing a set found
+// on the way and counting a want give up instead of waiting.
 func TestSetLookupsShareTheCache(t *testing.T) {
 	set := emptySet()
 	set.set(subjectID(1), memberYes)
@@ -236,23 +237,38 @@ func TestSetLookupsShareTheCache(t *testing.T) {
 	c := setCache{maxBytes: 40 * setBytes(setResult{set: set})}
 	c.put(key("shared"), setResult{set: set}, 0, 1, ids, nil, putOnTheWay)
 	want := c.dependencies(s, "tier", "clearance")
+	for range setCacheDemand - 1 { // the next want counted starts a computation
+		c.want(key("narrowed"))
+	}
 
 	c.mu.RLock() // a concurrent lookup
-	done := make(chan bool)
+	done := make(chan string)
 	go func() {
 		_, ok := c.get(key("shared"), 0, 1, ids)
 		deps := c.dependencies(s, "tier", "clearance")
-		done <- ok && slices.Equal(deps, want)
+		switch {
+		case !ok || !slices.Equal(deps, want):
+			done <- "a lookup beside another did not find the cached set or its dependencies"
+		case c.put(key("on-the-way"), setResult{set: set}, 0, 1, ids, nil, putOnTheWay):
+			done <- "a set found on the way was stored while the cache was busy"
+		case c.want(key("narrowed")):
+			done <- "a want counted while the cache was busy started a computation"
+		default:
+			done <- ""
+		}
 	}()
 	select {
-	case ok := <-done:
-		if !ok {
-			t.Error("a lookup beside another did not find the cached set or its dependencies")
+	case msg := <-done:
+		if msg != "" {
+			t.Error(msg)
 		}
 	case <-time.After(10 * time.Second):
 		t.Fatal("a lookup waited for another")
 	}
 	c.mu.RUnlock()
+	if !c.put(key("on-the-way"), setResult{set: set}, 0, 1, ids, nil, putOnTheWay) {
+		t.Error("a set found on the way was not stored in a free cache")
+	}
 }
 
 // awaitCached waits up to 10 s for a background computation to cache
