@@ -311,13 +311,13 @@ const (
 // lookup computed on its way is dropped when another goroutine holds
 // the lock, as the read cache drops a result: a lookup on a large graph
 // computes thousands, and waiting to store each held back every lookup
-// of the cache behind it. A set computed because lookups wanted it waits.
+// of the cache behind it. A background computation's sets wait.
 func (c *setCache) put(k setKey, r setResult, now int64, rev storage.Revision, ids *subjectIDs, deps [][2]string, how putKind) bool {
 	if r.expires != 0 && r.expires <= now {
 		return false
 	}
 	size := setBytes(r)
-	if how == putWanted {
+	if how != putOnTheWay {
 		c.mu.Lock()
 	} else if !c.mu.TryLock() {
 		return false
