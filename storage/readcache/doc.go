@@ -16,8 +16,8 @@
 // sparing results read since its sweep last passed them. Empty results,
 // which most queries of some relations return, are kept apart in 36-byte
 // slots identified by two independent hashes of their keys. Keeping a
-// result never waits: it is dropped when its shard's lock is taken, and a
-// read of many objects keeps its results under one lock per shard. One Cache is
-// shared by every reader of an engine; wrap each snapshot's reader with
-// Cache.Reader.
+// result never waits: it is dropped when its shard's lock is taken, and
+// a read of many objects keeps its results under one lock per shard. One
+// Cache is shared by every reader of an engine; wrap each snapshot's
+// reader with Cache.Reader.
 package readcache

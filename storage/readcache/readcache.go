@@ -551,7 +551,7 @@ type keptEntry struct {
 func (c *Cache) addAll(kept []keptEntry) {
 	for i := range kept {
 		k := &kept[i]
-		k.hash = maphash.String(c.seed, k.key)
+		k.hash, _ = c.shard(k.key)
 		k.shard = c.shardOf(k.hash)
 	}
 	slices.SortFunc(kept, func(a, b keptEntry) int { return a.shard - b.shard })
