@@ -63,7 +63,8 @@ serve() {
 			start_postgres 55432 200
 			PG_URL="$PG_BASE/postgres?sslmode=disable"
 		fi
-		psql "$PG_URL" -qc 'DROP SCHEMA public CASCADE; CREATE SCHEMA public' >/dev/null
+		# The data set before is dropped; the tables it drops are not news.
+		PGOPTIONS=--client-min-messages=warning psql "$PG_URL" -qc 'DROP SCHEMA public CASCADE; CREATE SCHEMA public' >/dev/null
 		set -- --datastore postgres --datastore-url "$PG_URL" --auto-migrate
 		;;
 	*) echo "unknown datastore $DATASTORE" >&2; exit 2 ;;
