@@ -63,7 +63,7 @@ serve() {
 			start_postgres 55432 200
 			PG_URL="$PG_BASE/postgres?sslmode=disable"
 		fi
-		# The data set before is dropped; the tables it drops are not news.
+		# Drop the previous data set quietly: PostgreSQL would list every table the cascade drops.
 		PGOPTIONS=--client-min-messages=warning psql "$PG_URL" -qc 'DROP SCHEMA public CASCADE; CREATE SCHEMA public' >/dev/null
 		set -- --datastore postgres --datastore-url "$PG_URL" --auto-migrate
 		;;
