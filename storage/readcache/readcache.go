@@ -88,9 +88,12 @@ const (
 
 // shard returns the hash of key and the shard holding it.
 func (c *Cache) shard(key string) (uint64, *cacheShard) {
-	h := maphash.String(c.seed, key)
+	h := c.hash(key)
 	return h, &c.shards[c.shardOf(h)]
 }
+
+// hash returns the hash that places key in a shard and in its tables.
+func (c *Cache) hash(key string) uint64 { return maphash.String(c.seed, key) }
 
 // shardOf returns the index of the shard holding the keys of hash h.
 func (c *Cache) shardOf(h uint64) int {
@@ -551,7 +554,7 @@ type keptEntry struct {
 func (c *Cache) addAll(kept []keptEntry) {
 	for i := range kept {
 		k := &kept[i]
-		k.hash, _ = c.shard(k.key)
+		k.hash = c.hash(k.key)
 		k.shard = c.shardOf(k.hash)
 	}
 	slices.SortFunc(kept, func(a, b keptEntry) int { return a.shard - b.shard })
